@@ -1,0 +1,105 @@
+// Package chiterr is the error vocabulary of Chit's core: every error a core
+// package returns to a caller carries a Kind that mirrors a gRPC status code,
+// and a message written for people. Transports translate the Kind once, at
+// the edge; this package must not import gRPC or net/http.
+package chiterr
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind classifies an error the way a client needs to react to it.
+type Kind int
+
+const (
+	// Internal is a failure the client cannot fix; its details stay in the logs.
+	Internal Kind = iota
+	InvalidArgument
+	Unauthenticated
+	PermissionDenied
+	NotFound
+	AlreadyExists
+	ResourceExhausted
+	FailedPrecondition
+	Unimplemented
+	Unavailable
+)
+
+var kindNames = map[Kind]string{
+	Internal:           "internal",
+	InvalidArgument:    "invalid argument",
+	Unauthenticated:    "unauthenticated",
+	PermissionDenied:   "permission denied",
+	NotFound:           "not found",
+	AlreadyExists:      "already exists",
+	ResourceExhausted:  "resource exhausted",
+	FailedPrecondition: "failed precondition",
+	Unimplemented:      "unimplemented",
+	Unavailable:        "unavailable",
+}
+
+func (k Kind) String() string {
+	if name, ok := kindNames[k]; ok {
+		return name
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Error is a classified error. Message is safe to show to the caller; Cause
+// is for logs only and never leaves the server.
+type Error struct {
+	Kind    Kind
+	Message string
+	Cause   error
+	// RetryAfter, when set, tells a throttled caller when to try again.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New returns an Error of the given kind with a formatted message.
+func New(kind Kind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap classifies cause, keeping it for logs behind a caller-safe message.
+func Wrap(kind Kind, cause error, message string) *Error {
+	return &Error{Kind: kind, Message: message, Cause: cause}
+}
+
+// KindOf returns the Kind of err, or Internal when err carries none.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Internal
+}
+
+// PublicMessage returns what may be shown to a caller for err: its message if
+// it is classified (and not Internal), a generic text otherwise.
+func PublicMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Kind != Internal {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// RetryAfter returns the retry hint carried by err, if any.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}

@@ -1,0 +1,5 @@
+// Package sqlite is Chit's default storage backend: one embedded SQLite
+// database (modernc.org/sqlite, pure Go, no cgo) in WAL mode with full
+// synchronous commits, so every answered write survives a crash. Its schema
+// migrations are embedded and applied by Open.
+package sqlite

@@ -1,0 +1,323 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file Open creates inside the data directory.
+const FileName = "chit.db"
+
+// Store is a storage.Store on one SQLite database file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database in dataDir and applies any
+// pending migrations.
+func Open(ctx context.Context, dataDir string) (*Store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return OpenPath(ctx, filepath.Join(dataDir, FileName))
+}
+
+// OpenPath opens the database file at path and applies pending migrations.
+func OpenPath(ctx context.Context, path string) (*Store, error) {
+	query := url.Values{}
+	// busy_timeout lets the operator commands and the server share the file;
+	// synchronous(FULL) makes each commit durable before it returns, even in WAL mode.
+	for _, pragma := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+		query.Add("_pragma", pragma)
+	}
+	// Write transactions take the write lock up front, so two of them never
+	// deadlock upgrading from a read lock.
+	query.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + query.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	migrationFiles, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, migrationFiles)
+	if err != nil {
+		return fmt.Errorf("prepare migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Times are stored as Unix nanoseconds in UTC; a zero time is NULL.
+func toUnix(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func fromUnix(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, v.Int64).UTC()
+}
+
+// insert runs an INSERT ... ON CONFLICT DO NOTHING and reports a skipped row
+// as storage.ErrAlreadyExists.
+func (s *Store) insert(ctx context.Context, query string, args ...any) error {
+	result, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrAlreadyExists)
+}
+
+func requireOneRow(result sql.Result, otherwise error) error {
+	n, err := result.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return otherwise
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
+	return s.insert(ctx,
+		`INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		user.Name, user.PasswordHash, user.Role, toUnix(user.CreatedAt))
+}
+
+func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
+	var user storage.User
+	var createdAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT name, password_hash, role, created_at FROM users WHERE name = ?`, name).
+		Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt)
+	user.CreatedAt = fromUnix(createdAt)
+	return user, notFound(err)
+}
+
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, password_hash, role, created_at FROM users ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var users []storage.User
+	for rows.Next() {
+		var user storage.User
+		var createdAt sql.NullInt64
+		if err := rows.Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt); err != nil {
+			return nil, err
+		}
+		user.CreatedAt = fromUnix(createdAt)
+		users = append(users, user)
+	}
+	return users, rows.Err()
+}
+
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	result, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if err := requireOneRow(result, storage.ErrNotFound); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
+	return s.insert(ctx,
+		`INSERT INTO service_accounts (client_id, secret_hash, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		account.ClientID, account.SecretHash, toUnix(account.CreatedAt))
+}
+
+func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
+	var account storage.ServiceAccount
+	var createdAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT client_id, secret_hash, created_at FROM service_accounts WHERE client_id = ?`, clientID).
+		Scan(&account.ClientID, &account.SecretHash, &createdAt)
+	account.CreatedAt = fromUnix(createdAt)
+	return account, notFound(err)
+}
+
+func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT client_id, secret_hash, created_at FROM service_accounts ORDER BY client_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var accounts []storage.ServiceAccount
+	for rows.Next() {
+		var account storage.ServiceAccount
+		var createdAt sql.NullInt64
+		if err := rows.Scan(&account.ClientID, &account.SecretHash, &createdAt); err != nil {
+			return nil, err
+		}
+		account.CreatedAt = fromUnix(createdAt)
+		accounts = append(accounts, account)
+	}
+	return accounts, rows.Err()
+}
+
+func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrNotFound)
+}
+
+func (s *Store) CreateSigningKey(ctx context.Context, key storage.SigningKey) error {
+	return s.insert(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		key.ID, key.Algorithm, key.PrivateKey, key.PublicKey, toUnix(key.CreatedAt))
+}
+
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, algorithm, private_key, public_key, created_at FROM signing_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storage.SigningKey
+	for rows.Next() {
+		var key storage.SigningKey
+		var createdAt sql.NullInt64
+		if err := rows.Scan(&key.ID, &key.Algorithm, &key.PrivateKey, &key.PublicKey, &createdAt); err != nil {
+			return nil, err
+		}
+		key.CreatedAt = fromUnix(createdAt)
+		keys = append(keys, key)
+	}
+	return keys, rows.Err()
+}
+
+const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, rotated_at, replaced_by`
+
+func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
+	return s.insertRefreshToken(ctx, s.db, token)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
+	result, err := db.ExecContext(ctx,
+		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope,
+		toUnix(token.IssuedAt), toUnix(token.ExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrAlreadyExists)
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+	var token storage.RefreshToken
+	var issuedAt, expiresAt, rotatedAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash).
+		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope,
+			&issuedAt, &expiresAt, &rotatedAt, &token.ReplacedBy)
+	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
+	return token, notFound(err)
+}
+
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// The rotated_at IS NULL guard is what makes one of many concurrent
+	// rotations win: the write lock serializes them and only the first
+	// still finds the row unrotated.
+	result, err := tx.ExecContext(ctx,
+		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ? WHERE hash = ? AND rotated_at IS NULL`,
+		toUnix(successor.IssuedAt), successor.Hash, oldHash)
+	if err != nil {
+		return err
+	}
+	if n, err := result.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ?`, oldHash).Scan(&exists)
+		if err != nil {
+			return notFound(err)
+		}
+		return storage.ErrConflict
+	}
+	if err := s.insertRefreshToken(ctx, tx, successor); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < ?`, toUnix(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	return int(n), err
+}

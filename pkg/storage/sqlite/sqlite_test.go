@@ -1,0 +1,43 @@
+package sqlite_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+	"github.com/chit-auth/chit/pkg/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		store, err := sqlite.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return store
+	})
+}
+
+func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateUser(ctx, storage.User{Name: "alice", PasswordHash: "h", Role: "USER", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	reopened, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer reopened.Close()
+	if _, err := reopened.GetUser(ctx, "alice"); err != nil {
+		t.Fatalf("user lost across reopen: %v", err)
+	}
+}

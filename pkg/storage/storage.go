@@ -1,0 +1,105 @@
+// Package storage defines the one interface through which Chit's core keeps
+// its state, the records it stores and the sentinel errors every backend
+// returns. Backends live in sub-packages (sqlite, later postgres) and must pass
+// the conformance suite in storagetest. This package knows nothing of SQL,
+// gRPC or HTTP.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors, checked with errors.Is. Backends wrap their own errors in
+// nothing else the core needs to understand.
+var (
+	// ErrNotFound: no record has that key.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a record with that key exists.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrConflict: the record exists but is no longer in the state the
+	// operation requires (for example a refresh token that was already rotated).
+	ErrConflict = errors.New("storage: conflict")
+)
+
+// User is a person who signs in with a password.
+type User struct {
+	Name string
+	// PasswordHash is a PHC-formatted argon2id hash; its parameters travel with it.
+	PasswordHash string
+	Role         string
+	CreatedAt    time.Time
+}
+
+// ServiceAccount is a machine client that authenticates with a client secret.
+type ServiceAccount struct {
+	ClientID string
+	// SecretHash is a SHA-256 digest: the secret is 256 random bits, so a slow
+	// hash would add latency without adding resistance to guessing.
+	SecretHash []byte
+	CreatedAt  time.Time
+}
+
+// SigningKey is one of the server's own token-signing keys.
+type SigningKey struct {
+	// ID is the `kid` published in the JWKS and in token headers.
+	ID        string
+	Algorithm string
+	// PrivateKey is the private JWK, serialized. It never leaves the server.
+	PrivateKey []byte
+	// PublicKey is the public JWK, serialized, as published in the JWKS.
+	PublicKey []byte
+	CreatedAt time.Time
+}
+
+// RefreshToken is the stored form of an opaque refresh token: only its hash
+// is kept, so a copy of the database does not yield usable tokens.
+type RefreshToken struct {
+	Hash []byte
+	// FamilyID names the chain of rotations that started with one login.
+	FamilyID string
+	Subject  string
+	Role     string
+	Scope    string
+	IssuedAt time.Time
+	// ExpiresAt is absolute: rotation hands it on unchanged to the successor.
+	ExpiresAt time.Time
+	// RotatedAt is zero until the token has been exchanged for its successor.
+	RotatedAt time.Time
+	// ReplacedBy is the hash of the successor once rotated.
+	ReplacedBy []byte
+}
+
+// Store is everything Chit's core persists. Every method that returns without
+// error has made its write durable: a response built on it survives a crash.
+type Store interface {
+	CreateUser(ctx context.Context, user User) error
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser removes the user and every refresh token issued to them, so
+	// a deleted account cannot keep refreshing.
+	DeleteUser(ctx context.Context, name string) error
+
+	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
+	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
+	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
+	DeleteServiceAccount(ctx context.Context, clientID string) error
+
+	CreateSigningKey(ctx context.Context, key SigningKey) error
+	// ListSigningKeys returns every key, oldest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+
+	CreateRefreshToken(ctx context.Context, token RefreshToken) error
+	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token with oldHash as rotated at
+	// successor.IssuedAt and stores successor. Of many concurrent calls for one
+	// token exactly one succeeds; the others get ErrConflict. An unknown hash
+	// is ErrNotFound.
+	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken) error
+	// DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
+	// returns how many it removed.
+	DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error)
+
+	Close() error
+}

@@ -1,0 +1,338 @@
+// Package storagetest is the conformance suite every storage backend runs:
+// one test per Store method, the sentinel errors, and the concurrency
+// guarantees the core relies on (exactly one winner when many goroutines
+// rotate one refresh token). A backend's own test calls Run with a factory.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Factory returns a fresh, empty store for one test. It registers its own
+// clean-up with t.Cleanup.
+type Factory func(t *testing.T) storage.Store
+
+// Run runs the whole suite against the backend made by newStore.
+func Run(t *testing.T, newStore Factory) {
+	t.Helper()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s storage.Store)
+	}{
+		{"Users", testUsers},
+		{"DeleteUserRemovesRefreshTokens", testDeleteUserRemovesRefreshTokens},
+		{"ServiceAccounts", testServiceAccounts},
+		{"SigningKeys", testSigningKeys},
+		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
+		{"RotateRefreshToken", testRotateRefreshToken},
+		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
+		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// base is a fixed instant; backends must round-trip times at least to the
+// microsecond, so the suite compares with Equal after truncation.
+var base = time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC)
+
+func sameInstant(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+}
+
+func randomHash(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testUsers(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if _, err := s.GetUser(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetUser on empty store: got %v, want ErrNotFound", err)
+	}
+	alice := storage.User{Name: "alice", PasswordHash: "$argon2id$alice", Role: "USER", CreatedAt: base}
+	if err := s.CreateUser(ctx, alice); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if err := s.CreateUser(ctx, storage.User{Name: "alice", PasswordHash: "other", Role: "ADMIN", CreatedAt: base}); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("CreateUser twice: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	if got.Name != alice.Name || got.PasswordHash != alice.PasswordHash || got.Role != alice.Role || !sameInstant(got.CreatedAt, base) {
+		t.Fatalf("GetUser = %+v, want %+v (the duplicate must not overwrite)", got, alice)
+	}
+	if err := s.CreateUser(ctx, storage.User{Name: "bob", PasswordHash: "h", Role: "ADMIN", CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	users, err := s.ListUsers(ctx)
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	if len(users) != 2 || users[0].Name != "alice" || users[1].Name != "bob" {
+		t.Fatalf("ListUsers = %+v, want alice then bob", users)
+	}
+	if err := s.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("DeleteUser twice: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetUser(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetUser after delete: got %v, want ErrNotFound", err)
+	}
+}
+
+func testDeleteUserRemovesRefreshTokens(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if err := s.CreateUser(ctx, storage.User{Name: "carol", PasswordHash: "h", Role: "USER", CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	carols, others := newRefreshToken(t, "carol"), newRefreshToken(t, "dave")
+	for _, token := range []storage.RefreshToken{carols, others} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteUser(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshToken(ctx, carols.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("deleted user's refresh token: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, others.Hash); err != nil {
+		t.Fatalf("another subject's refresh token must survive: %v", err)
+	}
+}
+
+func testServiceAccounts(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if _, err := s.GetServiceAccount(ctx, "billing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetServiceAccount on empty store: got %v, want ErrNotFound", err)
+	}
+	account := storage.ServiceAccount{ClientID: "billing", SecretHash: randomHash(t), CreatedAt: base}
+	if err := s.CreateServiceAccount(ctx, account); err != nil {
+		t.Fatalf("CreateServiceAccount: %v", err)
+	}
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "billing", SecretHash: randomHash(t), CreatedAt: base}); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("CreateServiceAccount twice: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.SecretHash, account.SecretHash) || !sameInstant(got.CreatedAt, base) {
+		t.Fatalf("GetServiceAccount = %+v, want %+v", got, account)
+	}
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "audit", SecretHash: randomHash(t), CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := s.ListServiceAccounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(accounts) != 2 || accounts[0].ClientID != "audit" || accounts[1].ClientID != "billing" {
+		t.Fatalf("ListServiceAccounts = %+v, want audit then billing", accounts)
+	}
+	if err := s.DeleteServiceAccount(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteServiceAccount(ctx, "billing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("DeleteServiceAccount twice: got %v, want ErrNotFound", err)
+	}
+}
+
+func testSigningKeys(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("ListSigningKeys on empty store = %v, %v; want none", keys, err)
+	}
+	older := storage.SigningKey{ID: "k2", Algorithm: "ES256", PrivateKey: []byte(`{"d":"x"}`), PublicKey: []byte(`{"x":"y"}`), CreatedAt: base}
+	newer := storage.SigningKey{ID: "k1", Algorithm: "ES256", PrivateKey: []byte(`{"d":"z"}`), PublicKey: []byte(`{"x":"w"}`), CreatedAt: base.Add(time.Hour)}
+	for _, key := range []storage.SigningKey{newer, older} {
+		if err := s.CreateSigningKey(ctx, key); err != nil {
+			t.Fatalf("CreateSigningKey: %v", err)
+		}
+	}
+	if err := s.CreateSigningKey(ctx, older); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("CreateSigningKey twice: got %v, want ErrAlreadyExists", err)
+	}
+	keys, err = s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" {
+		t.Fatalf("ListSigningKeys = %+v, want oldest (k2) first", keys)
+	}
+	if !bytes.Equal(keys[0].PrivateKey, older.PrivateKey) || !bytes.Equal(keys[0].PublicKey, older.PublicKey) || keys[0].Algorithm != "ES256" {
+		t.Fatalf("key did not round-trip: %+v", keys[0])
+	}
+}
+
+func newRefreshToken(t *testing.T, subject string) storage.RefreshToken {
+	t.Helper()
+	return storage.RefreshToken{
+		Hash:      randomHash(t),
+		FamilyID:  fmt.Sprintf("family-%x", randomHash(t)[:4]),
+		Subject:   subject,
+		Role:      "USER",
+		Scope:     "read write",
+		IssuedAt:  base,
+		ExpiresAt: base.Add(24 * time.Hour),
+	}
+}
+
+func successorOf(t *testing.T, old storage.RefreshToken, at time.Time) storage.RefreshToken {
+	t.Helper()
+	next := old
+	next.Hash = randomHash(t)
+	next.IssuedAt = at
+	next.RotatedAt, next.ReplacedBy = time.Time{}, nil
+	return next
+}
+
+func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	token := newRefreshToken(t, "alice")
+	if _, err := s.GetRefreshToken(ctx, token.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetRefreshToken unknown: got %v, want ErrNotFound", err)
+	}
+	if err := s.CreateRefreshToken(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshToken(ctx, token); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("CreateRefreshToken twice: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetRefreshToken(ctx, token.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Hash, token.Hash) || got.FamilyID != token.FamilyID || got.Subject != "alice" ||
+		got.Role != "USER" || got.Scope != "read write" || !sameInstant(got.IssuedAt, token.IssuedAt) ||
+		!sameInstant(got.ExpiresAt, token.ExpiresAt) || !got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 {
+		t.Fatalf("GetRefreshToken = %+v, want %+v", got, token)
+	}
+}
+
+func testRotateRefreshToken(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	first := newRefreshToken(t, "alice")
+	if err := s.CreateRefreshToken(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	rotatedAt := base.Add(time.Minute)
+	second := successorOf(t, first, rotatedAt)
+	if err := s.RotateRefreshToken(ctx, first.Hash, second); err != nil {
+		t.Fatalf("RotateRefreshToken: %v", err)
+	}
+	old, err := s.GetRefreshToken(ctx, first.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameInstant(old.RotatedAt, rotatedAt) || !bytes.Equal(old.ReplacedBy, second.Hash) {
+		t.Fatalf("rotated token = %+v, want rotated at %v and replaced by the successor", old, rotatedAt)
+	}
+	stored, err := s.GetRefreshToken(ctx, second.Hash)
+	if err != nil {
+		t.Fatalf("successor not stored: %v", err)
+	}
+	if stored.FamilyID != first.FamilyID || !sameInstant(stored.ExpiresAt, first.ExpiresAt) {
+		t.Fatalf("successor = %+v, want the family and absolute expiry of its parent", stored)
+	}
+	third := successorOf(t, first, rotatedAt.Add(time.Minute))
+	if err := s.RotateRefreshToken(ctx, first.Hash, third); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("rotating an already rotated token: got %v, want ErrConflict", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, third.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a refused rotation must store nothing: got %v", err)
+	}
+	if err := s.RotateRefreshToken(ctx, randomHash(t), successorOf(t, first, rotatedAt)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("rotating an unknown token: got %v, want ErrNotFound", err)
+	}
+}
+
+func testConcurrentRotation(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	parent := newRefreshToken(t, "alice")
+	if err := s.CreateRefreshToken(ctx, parent); err != nil {
+		t.Fatal(err)
+	}
+	const contenders = 20
+	successors := make([]storage.RefreshToken, contenders)
+	errs := make([]error, contenders)
+	for i := range successors {
+		successors[i] = successorOf(t, parent, base.Add(time.Duration(i+1)*time.Second))
+	}
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range contenders {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			errs[i] = s.RotateRefreshToken(ctx, parent.Hash, successors[i])
+		}()
+	}
+	start.Done()
+	done.Wait()
+	winners := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winners++
+			if _, err := s.GetRefreshToken(ctx, successors[i].Hash); err != nil {
+				t.Errorf("winner's successor not stored: %v", err)
+			}
+		case errors.Is(err, storage.ErrConflict):
+			if _, err := s.GetRefreshToken(ctx, successors[i].Hash); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("loser's successor was stored (err %v)", err)
+			}
+		default:
+			t.Errorf("contender %d: unexpected error %v", i, err)
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d rotations succeeded, want exactly 1", winners)
+	}
+}
+
+func testDeleteExpiredRefreshTokens(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	expired, live := newRefreshToken(t, "alice"), newRefreshToken(t, "alice")
+	expired.ExpiresAt = base.Add(-time.Second)
+	live.ExpiresAt = base.Add(time.Hour)
+	for _, token := range []storage.RefreshToken{expired, live} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteExpiredRefreshTokens(ctx, base)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v; want 1, nil", n, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, expired.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("expired token survived: %v", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
+		t.Fatalf("live token was deleted: %v", err)
+	}
+}
