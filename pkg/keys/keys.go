@@ -1,0 +1,211 @@
+// Package keys owns the server's own token-signing keys: it generates a key
+// on first start, keeps it in the store, signs with the active key and
+// publishes every public key as a JSON Web Key Set. The private key never
+// leaves this package except serialized into the store. It must not import
+// any transport.
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Supported signing algorithms.
+var supported = map[jwa.SignatureAlgorithm]bool{jwa.ES256: true, jwa.EdDSA: true, jwa.RS256: true}
+
+// ParseAlgorithm returns the signing algorithm named by name, if supported.
+func ParseAlgorithm(name string) (jwa.SignatureAlgorithm, error) {
+	alg := jwa.SignatureAlgorithm(name)
+	if !supported[alg] {
+		return "", fmt.Errorf("unsupported signing algorithm %q (want ES256, EdDSA or RS256)", name)
+	}
+	return alg, nil
+}
+
+// Set is the server's signing keys: one that signs, all that verify.
+type Set struct {
+	mu     sync.RWMutex
+	signer jwk.Key
+	// verifiers maps kid to the public key; each key carries its algorithm.
+	verifiers map[string]jwk.Key
+	jwks      []byte
+}
+
+// Load reads the signing keys from store, generating and storing a key with
+// algorithm alg if there is none yet.
+func Load(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, now time.Time) (*Set, error) {
+	stored, err := store.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	if len(stored) == 0 {
+		key, err := Generate(alg, now)
+		if err != nil {
+			return nil, err
+		}
+		// Two processes starting on an empty store may both get here; both
+		// keys are then published, and re-reading below makes them agree on
+		// the signer.
+		if err := store.CreateSigningKey(ctx, key); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+			return nil, fmt.Errorf("store signing key: %w", err)
+		}
+		if stored, err = store.ListSigningKeys(ctx); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", err)
+		}
+	}
+	return newSet(stored...)
+}
+
+func newSet(stored ...storage.SigningKey) (*Set, error) {
+	set := &Set{verifiers: make(map[string]jwk.Key, len(stored))}
+	public := jwk.NewSet()
+	for _, record := range stored {
+		pub, err := jwk.ParseKey(record.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("parse public key %s: %w", record.ID, err)
+		}
+		set.verifiers[record.ID] = pub
+		if err := public.AddKey(pub); err != nil {
+			return nil, err
+		}
+	}
+	// The newest key signs; older ones stay published for their tokens.
+	newest := stored[len(stored)-1]
+	signer, err := jwk.ParseKey(newest.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key %s: %w", newest.ID, err)
+	}
+	set.signer = signer
+	jwks, err := json.Marshal(public)
+	if err != nil {
+		return nil, err
+	}
+	set.jwks = jwks
+	return set, nil
+}
+
+// Generate makes a new signing key record for alg.
+func Generate(alg jwa.SignatureAlgorithm, now time.Time) (storage.SigningKey, error) {
+	var raw crypto.Signer
+	var err error
+	switch alg {
+	case jwa.ES256:
+		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jwa.EdDSA:
+		_, raw, err = ed25519.GenerateKey(rand.Reader)
+	case jwa.RS256:
+		raw, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return storage.SigningKey{}, fmt.Errorf("unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("generate %s key: %w", alg, err)
+	}
+	private, err := jwk.FromRaw(raw)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	thumbprint, err := private.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	kid := base64.RawURLEncoding.EncodeToString(thumbprint)
+	for name, value := range map[string]any{jwk.KeyIDKey: kid, jwk.AlgorithmKey: alg, jwk.KeyUsageKey: jwk.ForSignature} {
+		if err := private.Set(name, value); err != nil {
+			return storage.SigningKey{}, err
+		}
+	}
+	public, err := private.PublicKey()
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	privateJSON, err := json.Marshal(private)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	publicJSON, err := json.Marshal(public)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	return storage.SigningKey{ID: kid, Algorithm: alg.String(), PrivateKey: privateJSON, PublicKey: publicJSON, CreatedAt: now}, nil
+}
+
+// Sign serializes token as a JWS signed by the active key, with its kid in
+// the header.
+func (s *Set) Sign(token jwt.Token) (string, error) {
+	s.mu.RLock()
+	signer := s.signer
+	s.mu.RUnlock()
+	signed, err := jwt.Sign(token, jwt.WithKey(signer.Algorithm(), signer))
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return string(signed), nil
+}
+
+// Algorithm is the algorithm of the key that signs now.
+func (s *Set) Algorithm() jwa.SignatureAlgorithm {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	alg, _ := s.signer.Algorithm().(jwa.SignatureAlgorithm)
+	return alg
+}
+
+// Lookup returns the public key named kid. The key carries its algorithm: a
+// token whose header names another algorithm must be refused.
+func (s *Set) Lookup(kid string) (jwk.Key, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key, ok := s.verifiers[kid]
+	return key, ok
+}
+
+// JWKS returns the public keys as a JSON Web Key Set document (RFC 7517).
+func (s *Set) JWKS() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.jwks
+}
+
+// ErrUnknownKey is returned for a token whose kid names no published key.
+var ErrUnknownKey = errors.New("keys: unknown key id")
+
+// ErrAlgorithmMismatch is returned for a token whose header alg differs from
+// the algorithm of the key its kid names (the classic alg-confusion attack).
+var ErrAlgorithmMismatch = errors.New("keys: token algorithm does not match its key")
+
+// KeyProvider returns a jws.KeyProvider that offers exactly the key a token's
+// kid names, with that key's own algorithm, and refuses anything else.
+func KeyProvider(lookup func(kid string) (jwk.Key, bool)) jws.KeyProvider {
+	return jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+		headers := sig.ProtectedHeaders()
+		key, ok := lookup(headers.KeyID())
+		if !ok {
+			return ErrUnknownKey
+		}
+		alg, ok := key.Algorithm().(jwa.SignatureAlgorithm)
+		if !ok || alg != headers.Algorithm() {
+			return ErrAlgorithmMismatch
+		}
+		sink.Key(alg, key)
+		return nil
+	})
+}
