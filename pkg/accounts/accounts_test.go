@@ -1,0 +1,141 @@
+package accounts_test
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+)
+
+func newDirectory(t *testing.T) *accounts.Directory {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	hasher, err := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return accounts.NewDirectory(store, hasher, time.Now, rand.Reader)
+}
+
+func TestUserLifecycle(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	principal, err := d.AuthenticateUser(ctx, "alice", "wonderland")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if principal != (accounts.Principal{Subject: "alice", Role: accounts.RoleAdmin}) {
+		t.Fatalf("principal = %+v", principal)
+	}
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); chiterr.KindOf(err) != chiterr.AlreadyExists {
+		t.Fatalf("duplicate user: got %v, want AlreadyExists", err)
+	}
+	if err := d.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AuthenticateUser(ctx, "alice", "wonderland"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("deleted user signed in: %v", err)
+	}
+	if err := d.DeleteUser(ctx, "alice"); chiterr.KindOf(err) != chiterr.NotFound {
+		t.Fatalf("deleting a missing user: got %v, want NotFound", err)
+	}
+}
+
+func TestUnknownUserAndWrongPasswordAreIndistinguishable(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	_, wrongPassword := d.AuthenticateUser(ctx, "alice", "not-the-password")
+	_, unknownUser := d.AuthenticateUser(ctx, "nobody", "not-the-password")
+	if chiterr.KindOf(wrongPassword) != chiterr.Unauthenticated || chiterr.KindOf(unknownUser) != chiterr.Unauthenticated {
+		t.Fatalf("got %v and %v, want Unauthenticated for both", wrongPassword, unknownUser)
+	}
+	if wrongPassword.Error() != unknownUser.Error() {
+		t.Fatalf("messages differ: %q vs %q", wrongPassword, unknownUser)
+	}
+}
+
+func TestCreateUserValidates(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	for _, tc := range []struct {
+		name, user, password string
+		role                 accounts.Role
+	}{
+		{"empty name", "", "long enough", accounts.RoleUser},
+		{"name with space", "a b", "long enough", accounts.RoleUser},
+		{"name too long", strings.Repeat("a", 65), "long enough", accounts.RoleUser},
+		{"short password", "bob", "short", accounts.RoleUser},
+		{"service role for a person", "bob", "long enough", accounts.RoleService},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := d.CreateUser(ctx, tc.user, tc.password, tc.role); chiterr.KindOf(err) != chiterr.InvalidArgument {
+				t.Fatalf("got %v, want InvalidArgument", err)
+			}
+		})
+	}
+}
+
+func TestServiceAccounts(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	secret, err := d.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret, accounts.ClientSecretPrefix) || len(secret) < len(accounts.ClientSecretPrefix)+43 {
+		t.Fatalf("secret %q lacks the prefix or 256 bits", secret)
+	}
+	principal, err := d.AuthenticateService(ctx, "billing", secret)
+	if err != nil || principal != (accounts.Principal{Subject: "billing", Role: accounts.RoleService}) {
+		t.Fatalf("AuthenticateService = %+v, %v", principal, err)
+	}
+	for _, tc := range []struct{ name, id, secret string }{
+		{"wrong secret", "billing", secret + "x"},
+		{"unknown client", "nobody", secret},
+		{"decoy secret for unknown client", "nobody", "decoy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := d.AuthenticateService(ctx, tc.id, tc.secret); chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Fatalf("got %v, want Unauthenticated", err)
+			}
+		})
+	}
+	if _, err := d.CreateServiceAccount(ctx, "billing"); chiterr.KindOf(err) != chiterr.AlreadyExists {
+		t.Fatalf("duplicate service: got %v", err)
+	}
+	if err := d.DeleteServiceAccount(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AuthenticateService(ctx, "billing", secret); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("deleted service authenticated: %v", err)
+	}
+}
+
+func TestParseUserRole(t *testing.T) {
+	for in, want := range map[string]accounts.Role{"user": accounts.RoleUser, "ADMIN": accounts.RoleAdmin} {
+		if got, err := accounts.ParseUserRole(in); err != nil || got != want {
+			t.Errorf("ParseUserRole(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"service", "provider", "root", ""} {
+		if _, err := accounts.ParseUserRole(in); err == nil {
+			t.Errorf("ParseUserRole(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,335 @@
+package tokens
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Config is the token policy. cmd/chitd validates it before it gets here.
+type Config struct {
+	// Issuer is the `iss` of every token.
+	Issuer string
+	// Audience is the `aud` of every access token.
+	Audience string
+	// AccessTokenTTL is how long an access token is valid.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the absolute lifetime of a login: rotation does not
+	// extend it.
+	RefreshTokenTTL time.Duration
+	// ClockSkew is how far a token's times may be off when it is checked.
+	ClockSkew time.Duration
+}
+
+// Defaults, documented in the README's configuration table.
+const (
+	DefaultAccessTokenTTL  = 15 * time.Minute
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	DefaultAudience        = "chit"
+	DefaultClockSkew       = 30 * time.Second
+)
+
+// RefreshTokenPrefix marks Chit refresh tokens for secret scanners.
+const RefreshTokenPrefix = "chit_rt_"
+
+// MaxTokenLength bounds what Check will parse; Chit's own tokens are far
+// shorter, and parsing huge input is work an attacker should not buy.
+const MaxTokenLength = 8 << 10
+
+// TokenType is the OAuth token type of access tokens.
+const TokenType = "Bearer"
+
+// Grant is the result of a successful exchange.
+type Grant struct {
+	AccessToken string
+	// RefreshToken is empty when the grant includes none (client credentials).
+	RefreshToken string
+	ExpiresIn    time.Duration
+	Scope        string
+}
+
+// Claims describe a valid access token.
+type Claims struct {
+	Subject   string
+	Role      accounts.Role
+	Scopes    []string
+	Issuer    string
+	Audience  []string
+	ID        string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Service issues, refreshes and checks tokens.
+type Service struct {
+	cfg       Config
+	keys      *keys.Set
+	store     storage.Store
+	directory *accounts.Directory
+	now       func() time.Time
+	random    io.Reader
+}
+
+// NewService wires the core. now and random are injected so expiry and
+// rotation can be tested without sleeping.
+func NewService(cfg Config, signingKeys *keys.Set, store storage.Store, directory *accounts.Directory, now func() time.Time, random io.Reader) *Service {
+	return &Service{cfg: cfg, keys: signingKeys, store: store, directory: directory, now: now, random: random}
+}
+
+// Config returns the policy the service runs with.
+func (s *Service) Config() Config { return s.cfg }
+
+// IssueForPassword signs a person in: an access token and a refresh token
+// that starts a new family.
+func (s *Service) IssueForPassword(ctx context.Context, username, password, scope string) (Grant, error) {
+	scopes, err := parseScope(scope)
+	if err != nil {
+		return Grant{}, err
+	}
+	principal, err := s.directory.AuthenticateUser(ctx, username, password)
+	if err != nil {
+		return Grant{}, err
+	}
+	now := s.now()
+	familyID, err := s.randomString(16)
+	if err != nil {
+		return Grant{}, err
+	}
+	refresh, record, err := s.newRefreshToken(storage.RefreshToken{
+		FamilyID:  familyID,
+		Subject:   principal.Subject,
+		Role:      string(principal.Role),
+		Scope:     strings.Join(scopes, " "),
+		IssuedAt:  now,
+		ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
+	})
+	if err != nil {
+		return Grant{}, err
+	}
+	access, err := s.signAccessToken(principal, scopes, now)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := s.store.CreateRefreshToken(ctx, record); err != nil {
+		return Grant{}, fmt.Errorf("store refresh token: %w", err)
+	}
+	return s.grant(access, refresh, scopes), nil
+}
+
+// IssueForClient signs a service account in. It gets no refresh token: it
+// holds its secret and simply asks again (RFC 6749 §4.4.3).
+func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope string) (Grant, error) {
+	scopes, err := parseScope(scope)
+	if err != nil {
+		return Grant{}, err
+	}
+	principal, err := s.directory.AuthenticateService(ctx, clientID, secret)
+	if err != nil {
+		return Grant{}, err
+	}
+	access, err := s.signAccessToken(principal, scopes, s.now())
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.grant(access, "", scopes), nil
+}
+
+var (
+	errRefreshInvalid = chiterr.New(chiterr.Unauthenticated, "refresh token is invalid")
+	errRefreshUsed    = chiterr.New(chiterr.Unauthenticated, "refresh token has already been used")
+	errRefreshExpired = chiterr.New(chiterr.Unauthenticated, "refresh token has expired")
+)
+
+// Refresh exchanges a refresh token for a new access token and a successor
+// refresh token; the presented one stops working.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, error) {
+	if refreshToken == "" {
+		return Grant{}, chiterr.New(chiterr.InvalidArgument, "refresh_token is required")
+	}
+	if len(refreshToken) > MaxTokenLength || !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
+		return Grant{}, errRefreshInvalid
+	}
+	oldHash := hashToken(refreshToken)
+	current, err := s.store.GetRefreshToken(ctx, oldHash)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return Grant{}, errRefreshInvalid
+	case err != nil:
+		return Grant{}, fmt.Errorf("read refresh token: %w", err)
+	}
+	now := s.now()
+	if !current.RotatedAt.IsZero() {
+		return Grant{}, errRefreshUsed
+	}
+	if !now.Before(current.ExpiresAt) {
+		return Grant{}, errRefreshExpired
+	}
+	successor := current
+	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy = now, time.Time{}, nil
+	refresh, successor, err := s.newRefreshToken(successor)
+	if err != nil {
+		return Grant{}, err
+	}
+	scopes := strings.Fields(current.Scope)
+	principal := accounts.Principal{Subject: current.Subject, Role: accounts.Role(current.Role)}
+	access, err := s.signAccessToken(principal, scopes, now)
+	if err != nil {
+		return Grant{}, err
+	}
+	switch err := s.store.RotateRefreshToken(ctx, oldHash, successor); {
+	case errors.Is(err, storage.ErrConflict):
+		return Grant{}, errRefreshUsed
+	case errors.Is(err, storage.ErrNotFound):
+		return Grant{}, errRefreshInvalid
+	case err != nil:
+		return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return s.grant(access, refresh, scopes), nil
+}
+
+var (
+	errMissingToken = chiterr.New(chiterr.Unauthenticated, "missing bearer token")
+	errInvalidToken = chiterr.New(chiterr.Unauthenticated, "access token is invalid")
+	errExpiredToken = chiterr.New(chiterr.Unauthenticated, "access token has expired")
+)
+
+// Check verifies an access token's signature, issuer, audience and times, and
+// returns its claims.
+func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
+	if accessToken == "" {
+		return Claims{}, errMissingToken
+	}
+	if len(accessToken) > MaxTokenLength {
+		return Claims{}, errInvalidToken
+	}
+	token, err := jwt.ParseString(accessToken,
+		jwt.WithKeyProvider(keys.KeyProvider(s.keys.Lookup)),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithAudience(s.cfg.Audience),
+		jwt.WithClock(jwt.ClockFunc(s.now)),
+		jwt.WithAcceptableSkew(s.cfg.ClockSkew),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithRequiredClaim("role"),
+	)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired()) {
+			return Claims{}, errExpiredToken
+		}
+		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
+	}
+	role, _ := stringClaim(token, "role")
+	scope, _ := stringClaim(token, "scope")
+	return Claims{
+		Subject:   token.Subject(),
+		Role:      accounts.Role(role),
+		Scopes:    strings.Fields(scope),
+		Issuer:    token.Issuer(),
+		Audience:  token.Audience(),
+		ID:        token.JwtID(),
+		IssuedAt:  token.IssuedAt(),
+		ExpiresAt: token.Expiration(),
+	}, nil
+}
+
+func stringClaim(token jwt.Token, name string) (string, bool) {
+	value, ok := token.Get(name)
+	if !ok {
+		return "", false
+	}
+	text, ok := value.(string)
+	return text, ok
+}
+
+func (s *Service) grant(access, refresh string, scopes []string) Grant {
+	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
+}
+
+func (s *Service) signAccessToken(principal accounts.Principal, scopes []string, now time.Time) (string, error) {
+	jti, err := s.randomString(16)
+	if err != nil {
+		return "", err
+	}
+	builder := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Subject(principal.Subject).
+		Audience([]string{s.cfg.Audience}).
+		IssuedAt(now).
+		NotBefore(now).
+		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		JwtID(jti).
+		Claim("role", string(principal.Role))
+	if len(scopes) > 0 {
+		builder = builder.Claim("scope", strings.Join(scopes, " "))
+	}
+	token, err := builder.Build()
+	if err != nil {
+		return "", fmt.Errorf("build access token: %w", err)
+	}
+	return s.keys.Sign(token)
+}
+
+// newRefreshToken fills record with a fresh random token's hash and returns
+// the token itself, which is shown once and never stored.
+func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.RefreshToken, error) {
+	secret, err := s.randomString(32)
+	if err != nil {
+		return "", storage.RefreshToken{}, err
+	}
+	token := RefreshTokenPrefix + secret
+	record.Hash = hashToken(token)
+	return token, record, nil
+}
+
+func (s *Service) randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// hashToken is SHA-256: refresh tokens carry 256 random bits, so a fast hash
+// is enough to make a stolen database useless.
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// parseScope splits a space-separated scope (RFC 6749 §3.3), refusing
+// characters outside scope-token and dropping duplicates.
+func parseScope(scope string) ([]string, error) {
+	if len(scope) > 1024 {
+		return nil, chiterr.New(chiterr.InvalidArgument, "scope is longer than 1024 characters")
+	}
+	var scopes []string
+	seen := map[string]bool{}
+	for _, item := range strings.Split(scope, " ") {
+		if item == "" {
+			continue
+		}
+		for _, r := range item {
+			if r < 0x21 || r == 0x22 || r == 0x5c || r > 0x7e {
+				return nil, chiterr.New(chiterr.InvalidArgument, "scope %q contains a character not allowed in a scope", item)
+			}
+		}
+		if !seen[item] {
+			seen[item] = true
+			scopes = append(scopes, item)
+		}
+	}
+	return scopes, nil
+}

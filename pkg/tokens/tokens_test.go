@@ -1,0 +1,322 @@
+package tokens_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// clock is a settable time source shared by the fixture and the test.
+type clock struct{ nanos atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.nanos.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+type fixture struct {
+	service *tokens.Service
+	clock   *clock
+	secret  string
+	cfg     tokens.Config
+	keys    *keys.Set
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := &clock{}
+	c.nanos.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano())
+	hasher, err := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 4, time.Second, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	directory := accounts.NewDirectory(store, hasher, c.Now, rand.Reader)
+	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := directory.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signingKeys, err := keys.Load(ctx, store, jwa.ES256, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second}
+	return &fixture{service: tokens.NewService(cfg, signingKeys, store, directory, c.Now, rand.Reader), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
+}
+
+func wantKind(t *testing.T, err error, kind chiterr.Kind) {
+	t.Helper()
+	if chiterr.KindOf(err) != kind || err == nil {
+		t.Fatalf("got error %v, want kind %v", err, kind)
+	}
+}
+
+func TestPasswordGrantAndCheck(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "read write read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant.RefreshToken == "" || !strings.HasPrefix(grant.RefreshToken, tokens.RefreshTokenPrefix) {
+		t.Fatalf("refresh token %q", grant.RefreshToken)
+	}
+	if raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(grant.RefreshToken, tokens.RefreshTokenPrefix)); len(raw) < 32 {
+		t.Fatalf("refresh token carries %d random bytes, want at least 32", len(raw))
+	}
+	if grant.ExpiresIn != 15*time.Minute || grant.Scope != "read write" {
+		t.Fatalf("grant = %+v", grant)
+	}
+	claims, err := f.service.Check(ctx, grant.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.clock.Now()
+	if claims.Subject != "alice" || claims.Role != accounts.RoleUser || strings.Join(claims.Scopes, " ") != "read write" ||
+		claims.Issuer != "https://chit.test" || len(claims.Audience) != 1 || claims.Audience[0] != "chit" ||
+		claims.ID == "" || !claims.IssuedAt.Equal(now) || !claims.ExpiresAt.Equal(now.Add(15*time.Minute)) {
+		t.Fatalf("claims = %+v", claims)
+	}
+}
+
+func TestClientCredentialsGrant(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant.RefreshToken != "" {
+		t.Fatal("client credentials must not get a refresh token")
+	}
+	claims, err := f.service.Check(ctx, grant.AccessToken)
+	if err != nil || claims.Subject != "billing" || claims.Role != accounts.RoleService {
+		t.Fatalf("claims = %+v, %v", claims, err)
+	}
+	_, err = f.service.IssueForClient(ctx, "billing", "chit_cs_wrong", "")
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+func TestRefreshRotates(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RefreshToken == first.RefreshToken || second.Scope != "read" {
+		t.Fatalf("second grant = %+v", second)
+	}
+	claims, err := f.service.Check(ctx, second.AccessToken)
+	if err != nil || claims.Subject != "alice" {
+		t.Fatalf("refreshed access token: %+v, %v", claims, err)
+	}
+	_, err = f.service.Refresh(ctx, first.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	if !strings.Contains(err.Error(), "already been used") {
+		t.Fatalf("reuse message %q", err)
+	}
+	if _, err := f.service.Refresh(ctx, second.RefreshToken); err != nil {
+		t.Fatalf("the successor must work: %v", err)
+	}
+}
+
+func TestRefreshLifetimeIsAbsolute(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rotating just before the end must not extend the login.
+	f.clock.Advance(f.cfg.RefreshTokenTTL - time.Minute)
+	grant, err = f.service.Refresh(ctx, grant.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	_, err = f.service.Refresh(ctx, grant.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("message %q, want it to say expired", err)
+	}
+}
+
+func TestConcurrentRefreshRotatesOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := f.service.Refresh(ctx, grant.RefreshToken); err == nil {
+				wins.Add(1)
+			} else if chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Errorf("loser got %v, want Unauthenticated", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d refreshes succeeded, want exactly 1", wins.Load())
+	}
+}
+
+func TestRefreshRejects(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.service.Refresh(ctx, "")
+	wantKind(t, err, chiterr.InvalidArgument)
+	for _, token := range []string{"garbage", tokens.RefreshTokenPrefix + "unknown", strings.Repeat("a", tokens.MaxTokenLength+1)} {
+		_, err := f.service.Refresh(ctx, token)
+		wantKind(t, err, chiterr.Unauthenticated)
+	}
+}
+
+func TestCheckRejects(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignKey := newForeignKey(t)
+	now := f.clock.Now()
+	sign := func(t *testing.T, build func(*jwt.Builder) *jwt.Builder) string {
+		t.Helper()
+		base := jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("alice").Audience([]string{f.cfg.Audience}).
+			IssuedAt(now).Expiration(now.Add(time.Minute)).Claim("role", "ADMIN")
+		token, err := build(base).Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, foreignKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(signed)
+	}
+	parts := strings.Split(grant.AccessToken, ".")
+	for _, tc := range []struct{ name, token string }{
+		{"empty", ""},
+		{"not a JWT", "not-a-jwt"},
+		{"truncated", parts[0] + "." + parts[1]},
+		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"root","role":"ADMIN"}`)) + "." + parts[2]},
+		{"signed by another key", sign(t, func(b *jwt.Builder) *jwt.Builder { return b })},
+		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + "."},
+		{"oversized", strings.Repeat("a", tokens.MaxTokenLength+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.service.Check(ctx, tc.token)
+			wantKind(t, err, chiterr.Unauthenticated)
+		})
+	}
+}
+
+func TestCheckRefusesExpiredToken(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(f.cfg.AccessTokenTTL + f.cfg.ClockSkew + time.Second)
+	_, err = f.service.Check(ctx, grant.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("message %q, want it to say expired", err)
+	}
+}
+
+// Tokens signed with the server's own key but with claims it would never
+// issue must still be refused.
+func TestCheckRefusesForeignClaims(t *testing.T) {
+	f := newFixture(t)
+	now := f.clock.Now()
+	valid := func() *jwt.Builder {
+		return jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("alice").Audience([]string{f.cfg.Audience}).
+			IssuedAt(now).Expiration(now.Add(time.Minute)).Claim("role", "USER")
+	}
+	for _, tc := range []struct {
+		name  string
+		build *jwt.Builder
+	}{
+		{"wrong issuer", valid().Issuer("https://evil.example")},
+		{"wrong audience", valid().Audience([]string{"someone-else"})},
+		{"not yet valid", valid().NotBefore(now.Add(time.Hour))},
+		{"no expiry", jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("alice").Audience([]string{f.cfg.Audience}).Claim("role", "USER")},
+		{"no role", jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("alice").Audience([]string{f.cfg.Audience}).Expiration(now.Add(time.Minute))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			token, err := tc.build.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed, err := f.keys.Sign(token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.service.Check(context.Background(), signed)
+			wantKind(t, err, chiterr.Unauthenticated)
+		})
+	}
+	control, _ := valid().Build()
+	signed, _ := f.keys.Sign(control)
+	if _, err := f.service.Check(context.Background(), signed); err != nil {
+		t.Fatalf("the control token must pass: %v", err)
+	}
+}
+
+func TestScopeValidation(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.service.IssueForPassword(context.Background(), "alice", "wonderland", "read \"write\"")
+	wantKind(t, err, chiterr.InvalidArgument)
+	_, err = f.service.IssueForPassword(context.Background(), "alice", "wonderland", strings.Repeat("a", 1025))
+	wantKind(t, err, chiterr.InvalidArgument)
+}
+
+func newForeignKey(t *testing.T) jwk.Key {
+	t.Helper()
+	record, err := keys.Generate(jwa.ES256, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.ParseKey(record.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
