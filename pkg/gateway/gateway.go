@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+)
+
+// MaxRequestBytes bounds a REST request body; no Chit request comes close.
+const MaxRequestBytes = 1 << 20
+
+// Options are what the HTTP port serves besides the gateway.
+type Options struct {
+	// JWKS returns the current JSON Web Key Set document.
+	JWKS func() []byte
+	// OpenAPI is the OpenAPI v2 document.
+	OpenAPI []byte
+}
+
+// New returns the HTTP handler of the REST port; conn reaches the gRPC server.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	gatewayMux := runtime.NewServeMux(
+		// Unset fields are left out, as protojson does by default: the
+		// providers' bulk answers then match the UCloud examples exactly.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
+	)
+	if err := authv1.RegisterAuthServiceHandler(ctx, gatewayMux, conn); err != nil {
+		return nil, fmt.Errorf("register AuthService gateway: %w", err)
+	}
+	if err := authv1.RegisterAuthProvidersHandler(ctx, gatewayMux, conn); err != nil {
+		return nil, fmt.Errorf("register AuthProviders gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", limitBody(gatewayMux))
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		// Verifiers may cache the set briefly; rotation publishes new keys
+		// before they sign.
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(opts.JWKS())
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(opts.OpenAPI)
+	})
+	return mux, nil
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBytes {
+			http.Error(w, `{"code":8,"message":"request body too large"}`, http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorHandler is grpc-gateway's default, plus a Retry-After header when the
+// server sent a retry hint (throttling answers 429 with it).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, detail := range st.Details() {
+			if info, ok := detail.(*errdetails.RetryInfo); ok {
+				seconds := math.Ceil(info.GetRetryDelay().AsDuration().Seconds())
+				w.Header().Set("Retry-After", strconv.Itoa(int(max(seconds, 1))))
+			}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, marshaler, w, r, err)
+}

@@ -1,0 +1,115 @@
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// REST paths clients are told about in GetAuthStatus; they mirror
+// proto/chit/auth/v1/auth_api.yaml.
+const (
+	TokenPath        = "/v1/auth/token"
+	RefreshTokenPath = "/v1/auth/token/refresh"
+	JWKSPath         = "/.well-known/jwks.json"
+)
+
+// AuthServer serves chit.auth.v1.AuthService over the token core.
+type AuthServer struct {
+	authv1.UnimplementedAuthServiceServer
+	tokens *tokens.Service
+}
+
+var _ authv1.AuthServiceServer = (*AuthServer)(nil)
+
+// NewAuthServer returns the AuthService handlers.
+func NewAuthServer(tokenService *tokens.Service) *AuthServer {
+	return &AuthServer{tokens: tokenService}
+}
+
+func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
+	var grant tokens.Grant
+	var err error
+	switch credential := req.GetCredential().(type) {
+	case *authv1.TokenRequest_PasswordCredential:
+		grant, err = s.tokens.IssueForPassword(ctx, credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope())
+	case *authv1.TokenRequest_ClientCredential:
+		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope())
+	default:
+		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential or client_credential")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tokenResponse(grant), nil
+}
+
+func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.TokenResponse, error) {
+	grant, err := s.tokens.Refresh(ctx, req.GetRefreshToken())
+	if err != nil {
+		return nil, err
+	}
+	return tokenResponse(grant), nil
+}
+
+func (s *AuthServer) CheckToken(ctx context.Context, _ *authv1.CheckTokenRequest) (*authv1.CheckTokenResponse, error) {
+	claims, err := s.tokens.Check(ctx, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.CheckTokenResponse{
+		Subject:   claims.Subject,
+		Role:      string(claims.Role),
+		Scopes:    claims.Scopes,
+		ExpiresAt: timestamppb.New(claims.ExpiresAt),
+		IssuedAt:  timestamppb.New(claims.IssuedAt),
+		Issuer:    claims.Issuer,
+		Audience:  claims.Audience,
+		TokenId:   claims.ID,
+	}, nil
+}
+
+func (s *AuthServer) GetAuthStatus(context.Context, *authv1.GetAuthStatusRequest) (*authv1.GetAuthStatusResponse, error) {
+	cfg := s.tokens.Config()
+	return &authv1.GetAuthStatusResponse{
+		IsEnabled:        true,
+		Issuer:           cfg.Issuer,
+		TokenPath:        TokenPath,
+		RefreshTokenPath: RefreshTokenPath,
+		JwksPath:         JWKSPath,
+		Audience:         cfg.Audience,
+	}, nil
+}
+
+// The CLI login flow (LoginCli, RefreshCli, GetAuthorizeUrl) comes with its
+// own issue; until then these answer UNIMPLEMENTED with a message saying so.
+
+func (s *AuthServer) LoginCli(context.Context, *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
+	return nil, notYet("LoginCli")
+}
+
+func (s *AuthServer) RefreshCli(context.Context, *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
+	return nil, notYet("RefreshCli")
+}
+
+func (s *AuthServer) GetAuthorizeUrl(context.Context, *authv1.GetAuthorizeUrlRequest) (*authv1.GetAuthorizeUrlResponse, error) {
+	return nil, notYet("GetAuthorizeUrl")
+}
+
+func notYet(method string) error {
+	return chiterr.New(chiterr.Unimplemented, "%s is not implemented yet in this version of Chit", method)
+}
+
+func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
+	return &authv1.TokenResponse{
+		AccessToken:  grant.AccessToken,
+		RefreshToken: grant.RefreshToken,
+		ExpiresIn:    int64(grant.ExpiresIn.Seconds()),
+		TokenType:    tokens.TokenType,
+		Scope:        grant.Scope,
+	}
+}

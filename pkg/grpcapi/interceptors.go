@@ -1,0 +1,67 @@
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// Interceptors returns the server's unary and stream interceptors: panic
+// recovery, access rules, error translation and one log line per call. They
+// log methods, codes and durations, never request or response contents,
+// which carry passwords and tokens.
+func Interceptors(logger *slog.Logger, checker *tokens.Service) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = chiterr.New(chiterr.Internal, "internal error")
+			}
+			err = finish(ctx, logger, info.FullMethod, start, err)
+		}()
+		ctx, err = authorize(ctx, checker, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		ctx := ss.Context()
+		defer func() {
+			if r := recover(); r != nil {
+				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = chiterr.New(chiterr.Internal, "internal error")
+			}
+			err = finish(ctx, logger, info.FullMethod, start, err)
+		}()
+		// Streams are only the standard health and reflection services,
+		// which are public by design; no Chit RPC streams.
+		return handler(srv, ss)
+	}
+	return unary, stream
+}
+
+func finish(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error) error {
+	translated := toStatus(err)
+	code := status.Code(translated)
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if p, ok := peer.FromContext(ctx); ok {
+		attrs = append(attrs, "peer", p.Addr.String())
+	}
+	if err != nil {
+		// The cause may name internals; it stays here and is never sent.
+		attrs = append(attrs, "error", err.Error())
+	}
+	logger.Log(ctx, logLevelFor(code), "rpc", attrs...)
+	return translated
+}

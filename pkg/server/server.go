@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/chit-auth/chit"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/gateway"
+	"github.com/chit-auth/chit/pkg/grpcapi"
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// Config is everything a server needs besides its store. cmd/chitd fills and
+// validates it.
+type Config struct {
+	GRPCAddr string
+	HTTPAddr string
+
+	Tokens           tokens.Config
+	SigningAlgorithm jwa.SignatureAlgorithm
+
+	PasswordParams      passwords.Params
+	MaxConcurrentHashes int
+	HashQueueTimeout    time.Duration
+
+	// ShutdownTimeout bounds the graceful drain on shutdown.
+	ShutdownTimeout time.Duration
+	// CleanupInterval is how often expired refresh tokens are deleted.
+	CleanupInterval time.Duration
+
+	Logger *slog.Logger
+	// Now and Random default to time.Now and crypto/rand.Reader; tests
+	// replace them.
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// Server is a running Chit with its two listeners.
+type Server struct {
+	cfg          Config
+	store        storage.Store
+	tokens       *tokens.Service
+	grpcServer   *grpc.Server
+	health       *health.Server
+	httpServer   *http.Server
+	gatewayConn  *grpc.ClientConn
+	grpcListener net.Listener
+	httpListener net.Listener
+}
+
+// NewHasher builds the password hasher the configuration asks for; the
+// operator commands use the same one as the server.
+func NewHasher(cfg Config) (*passwords.Hasher, error) {
+	return passwords.NewHasher(cfg.PasswordParams, cfg.MaxConcurrentHashes, cfg.HashQueueTimeout, cfg.random())
+}
+
+func (cfg Config) now() func() time.Time {
+	if cfg.Now != nil {
+		return cfg.Now
+	}
+	return time.Now
+}
+
+func (cfg Config) random() io.Reader {
+	if cfg.Random != nil {
+		return cfg.Random
+	}
+	return rand.Reader
+}
+
+// New builds the core on store and binds both ports. Serving starts with Run.
+func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	now, random := cfg.now(), cfg.random()
+	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	signingKeys, err := keys.Load(ctx, store, cfg.SigningAlgorithm, now())
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	directory := accounts.NewDirectory(store, hasher, now, random)
+	tokenService := tokens.NewService(cfg.Tokens, signingKeys, store, directory, now, random)
+
+	s := &Server{cfg: cfg, store: store, tokens: tokenService}
+	unary, stream := grpcapi.Interceptors(cfg.Logger, tokenService)
+	s.grpcServer = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unary),
+		grpc.ChainStreamInterceptor(stream),
+		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+	)
+	authv1.RegisterAuthServiceServer(s.grpcServer, grpcapi.NewAuthServer(tokenService))
+	authv1.RegisterAuthProvidersServer(s.grpcServer, grpcapi.ProvidersServer{})
+	s.health = health.NewServer()
+	grpc_health_v1.RegisterHealthServer(s.grpcServer, s.health)
+	reflection.Register(s.grpcServer)
+
+	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if s.httpListener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.grpcListener.Close()
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.gatewayConn, err = grpc.NewClient("passthrough:///"+s.grpcListener.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("connect gateway to gRPC: %w", err)
+	}
+	handler, err := gateway.New(ctx, s.gatewayConn, gateway.Options{JWKS: signingKeys.JWKS, OpenAPI: chit.OpenAPISpec})
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.httpServer = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func (s *Server) closeListeners() {
+	s.grpcListener.Close()
+	s.httpListener.Close()
+	if s.gatewayConn != nil {
+		s.gatewayConn.Close()
+	}
+}
+
+// GRPCAddr is the address the gRPC port listens on.
+func (s *Server) GRPCAddr() string { return s.grpcListener.Addr().String() }
+
+// HTTPAddr is the address the HTTP port listens on.
+func (s *Server) HTTPAddr() string { return s.httpListener.Addr().String() }
+
+// Run serves until ctx is done, then drains in-flight calls (up to
+// ShutdownTimeout) and returns.
+func (s *Server) Run(ctx context.Context) error {
+	group, groupCtx := errgroup.WithContext(ctx)
+	group.Go(func() error {
+		if err := s.grpcServer.Serve(s.grpcListener); err != nil {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		if err := s.httpServer.Serve(s.httpListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		s.cleanExpired(groupCtx)
+		return nil
+	})
+	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "issuer", s.cfg.Tokens.Issuer)
+	group.Go(func() error {
+		<-groupCtx.Done()
+		s.shutdown()
+		return nil
+	})
+	return group.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.cfg.Logger.Info("chitd shutting down")
+	s.health.Shutdown()
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// HTTP first: its calls go through the gRPC server, which must still be up.
+	if err := s.httpServer.Shutdown(ctx); err != nil {
+		s.cfg.Logger.Warn("HTTP drain incomplete", "error", err)
+	}
+	s.gatewayConn.Close()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpcServer.Stop()
+	}
+}
+
+func (s *Server) cleanExpired(ctx context.Context) {
+	interval := s.cfg.CleanupInterval
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			n, err := s.store.DeleteExpiredRefreshTokens(ctx, s.cfg.now()())
+			if err != nil {
+				s.cfg.Logger.Warn("deleting expired refresh tokens failed", "error", err)
+			} else if n > 0 {
+				s.cfg.Logger.Info("deleted expired refresh tokens", "count", n)
+			}
+		}
+	}
+}
