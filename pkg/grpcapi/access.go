@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
@@ -54,6 +55,10 @@ var AccessRules = map[string]Audience{
 	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     ServicesAndAdmins,
 	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: ServicesAndAdmins,
 	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
+
+	// Load balancers and orchestrators probe health without credentials.
+	grpc_health_v1.Health_Check_FullMethodName: Public,
+	grpc_health_v1.Health_List_FullMethodName:  Public,
 }
 
 type callerKey struct{}

@@ -28,11 +28,11 @@ func Interceptors(logger *slog.Logger, checker *tokens.Service) (grpc.UnaryServe
 			}
 			err = finish(ctx, logger, info.FullMethod, start, err)
 		}()
-		ctx, err = authorize(ctx, checker, info.FullMethod)
+		callCtx, err := authorize(ctx, checker, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		return handler(callCtx, req)
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		start := time.Now()

@@ -1,0 +1,534 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+const issuer = "https://chit.test"
+
+type testClock struct{ nanos atomic.Int64 }
+
+func (c *testClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
+func (c *testClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// env is a real chitd on ephemeral ports with one user and one service.
+type env struct {
+	srv           *server.Server
+	clock         *testClock
+	conn          *grpc.ClientConn
+	serviceSecret string
+}
+
+func startServer(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{}
+	clock.nanos.Store(time.Now().UnixNano())
+	cfg := server.Config{
+		GRPCAddr:            "127.0.0.1:0",
+		HTTPAddr:            "127.0.0.1:0",
+		Tokens:              tokens.Config{Issuer: issuer, Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second},
+		SigningAlgorithm:    jwa.ES256,
+		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
+		MaxConcurrentHashes: 4,
+		HashQueueTimeout:    5 * time.Second,
+		Now:                 clock.Now,
+	}
+	hasher, err := server.NewHasher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader)
+	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := directory.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+		store.Close()
+	})
+	// Readiness: the standard health check, not a sleep.
+	health, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		t.Fatalf("server not ready: %v, %v", health, err)
+	}
+	return &env{srv: srv, clock: clock, conn: conn, serviceSecret: secret}
+}
+
+// transport is one way to call the API: gRPC or REST through the gateway.
+// Every behaviour test runs on both.
+type transport interface {
+	token(t *testing.T, req *authv1.TokenRequest) (*authv1.TokenResponse, codes.Code)
+	refresh(t *testing.T, refreshToken string) (*authv1.TokenResponse, codes.Code)
+	check(t *testing.T, bearer string) (*authv1.CheckTokenResponse, codes.Code)
+	authStatus(t *testing.T) (*authv1.GetAuthStatusResponse, codes.Code)
+	loginCli(t *testing.T) codes.Code
+	registerProvider(t *testing.T, bearer string) codes.Code
+}
+
+func transports(e *env) map[string]transport {
+	return map[string]transport{
+		"gRPC": &grpcTransport{auth: authv1.NewAuthServiceClient(e.conn), providers: authv1.NewAuthProvidersClient(e.conn)},
+		"REST": &restTransport{base: "http://" + e.srv.HTTPAddr()},
+	}
+}
+
+type grpcTransport struct {
+	auth      authv1.AuthServiceClient
+	providers authv1.AuthProvidersClient
+}
+
+func withBearer(bearer string) context.Context {
+	ctx := context.Background()
+	if bearer != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+	}
+	return ctx
+}
+
+func (g *grpcTransport) token(t *testing.T, req *authv1.TokenRequest) (*authv1.TokenResponse, codes.Code) {
+	resp, err := g.auth.Token(context.Background(), req)
+	return resp, status.Code(err)
+}
+
+func (g *grpcTransport) refresh(t *testing.T, refreshToken string) (*authv1.TokenResponse, codes.Code) {
+	resp, err := g.auth.RefreshToken(context.Background(), &authv1.RefreshTokenRequest{RefreshToken: refreshToken})
+	return resp, status.Code(err)
+}
+
+func (g *grpcTransport) check(t *testing.T, bearer string) (*authv1.CheckTokenResponse, codes.Code) {
+	resp, err := g.auth.CheckToken(withBearer(bearer), &authv1.CheckTokenRequest{})
+	return resp, status.Code(err)
+}
+
+func (g *grpcTransport) authStatus(t *testing.T) (*authv1.GetAuthStatusResponse, codes.Code) {
+	resp, err := g.auth.GetAuthStatus(context.Background(), &authv1.GetAuthStatusRequest{})
+	return resp, status.Code(err)
+}
+
+func (g *grpcTransport) loginCli(t *testing.T) codes.Code {
+	_, err := g.auth.LoginCli(context.Background(), &authv1.LoginCliRequest{Code: "x", RedirectUri: "http://127.0.0.1:1/cb"})
+	return status.Code(err)
+}
+
+func (g *grpcTransport) registerProvider(t *testing.T, bearer string) codes.Code {
+	_, err := g.providers.Register(withBearer(bearer), &authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "p1"}}})
+	return status.Code(err)
+}
+
+type restTransport struct{ base string }
+
+// call sends one REST request and decodes a 200 answer into resp. For an
+// error it checks that the HTTP status matches the gRPC code in the body,
+// the mapping grpc-gateway documents, and returns that code.
+func (r *restTransport) call(t *testing.T, method, path, bearer string, req, resp proto.Message) codes.Code {
+	t.Helper()
+	var body io.Reader
+	if req != nil {
+		encoded, err := protojson.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = bytes.NewReader(encoded)
+	}
+	httpReq, err := http.NewRequest(method, r.base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	httpResp, err := http.DefaultClient.Do(httpReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpResp.Body.Close()
+	raw, err := io.ReadAll(httpResp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if httpResp.StatusCode == http.StatusOK {
+		if resp != nil {
+			if err := protojson.Unmarshal(raw, resp); err != nil {
+				t.Fatalf("decode %s answer %s: %v", path, raw, err)
+			}
+		}
+		return codes.OK
+	}
+	var failure struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(raw, &failure); err != nil {
+		t.Fatalf("%s answered %d with a body that is not a JSON error: %s", path, httpResp.StatusCode, raw)
+	}
+	code := codes.Code(failure.Code)
+	if want := runtime.HTTPStatusFromCode(code); httpResp.StatusCode != want {
+		t.Fatalf("%s: HTTP %d for gRPC code %v, want %d", path, httpResp.StatusCode, code, want)
+	}
+	if failure.Message == "" {
+		t.Fatalf("%s: error without a message: %s", path, raw)
+	}
+	return code
+}
+
+func (r *restTransport) token(t *testing.T, req *authv1.TokenRequest) (*authv1.TokenResponse, codes.Code) {
+	resp := &authv1.TokenResponse{}
+	return resp, r.call(t, http.MethodPost, "/v1/auth/token", "", req, resp)
+}
+
+func (r *restTransport) refresh(t *testing.T, refreshToken string) (*authv1.TokenResponse, codes.Code) {
+	resp := &authv1.TokenResponse{}
+	return resp, r.call(t, http.MethodPost, "/v1/auth/token/refresh", "", &authv1.RefreshTokenRequest{RefreshToken: refreshToken}, resp)
+}
+
+func (r *restTransport) check(t *testing.T, bearer string) (*authv1.CheckTokenResponse, codes.Code) {
+	resp := &authv1.CheckTokenResponse{}
+	return resp, r.call(t, http.MethodGet, "/v1/auth/check", bearer, nil, resp)
+}
+
+func (r *restTransport) authStatus(t *testing.T) (*authv1.GetAuthStatusResponse, codes.Code) {
+	resp := &authv1.GetAuthStatusResponse{}
+	return resp, r.call(t, http.MethodGet, "/v1/auth/status", "", nil, resp)
+}
+
+func (r *restTransport) loginCli(t *testing.T) codes.Code {
+	return r.call(t, http.MethodPost, "/v1/auth/cli/login", "", &authv1.LoginCliRequest{Code: "x", RedirectUri: "http://127.0.0.1:1/cb"}, nil)
+}
+
+func (r *restTransport) registerProvider(t *testing.T, bearer string) codes.Code {
+	return r.call(t, http.MethodPost, "/auth/providers", bearer,
+		&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "p1"}}}, nil)
+}
+
+func passwordRequest(user, password string) *authv1.TokenRequest {
+	return &authv1.TokenRequest{Credential: &authv1.TokenRequest_PasswordCredential{
+		PasswordCredential: &authv1.PasswordCredential{Username: user, Password: password}}}
+}
+
+func clientRequest(id, secret string) *authv1.TokenRequest {
+	return &authv1.TokenRequest{Credential: &authv1.TokenRequest_ClientCredential{
+		ClientCredential: &authv1.ClientCredential{ClientId: id, ClientSecret: secret}}}
+}
+
+func wantCode(t *testing.T, what string, got, want codes.Code) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: got code %v, want %v", what, got, want)
+	}
+}
+
+func forEachTransport(t *testing.T, test func(t *testing.T, e *env, tr transport)) {
+	e := startServer(t)
+	for name, tr := range transports(e) {
+		t.Run(name, func(t *testing.T) { test(t, e, tr) })
+	}
+}
+
+func TestPasswordTokenAndCheck(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		req := passwordRequest("alice", "wonderland")
+		req.Scope = "read write"
+		resp, code := tr.token(t, req)
+		wantCode(t, "Token", code, codes.OK)
+		if resp.GetAccessToken() == "" || resp.GetRefreshToken() == "" || resp.GetTokenType() != "Bearer" ||
+			resp.GetExpiresIn() != 900 || resp.GetScope() != "read write" {
+			t.Fatalf("Token answer = %v", resp)
+		}
+		claims, code := tr.check(t, resp.GetAccessToken())
+		wantCode(t, "CheckToken", code, codes.OK)
+		if claims.GetSubject() != "alice" || claims.GetRole() != "USER" || strings.Join(claims.GetScopes(), " ") != "read write" ||
+			claims.GetIssuer() != issuer || claims.GetTokenId() == "" ||
+			claims.GetExpiresAt().AsTime().Sub(claims.GetIssuedAt().AsTime()) != 15*time.Minute {
+			t.Fatalf("CheckToken answer = %v", claims)
+		}
+	})
+}
+
+func TestRefreshRotation(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		first, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "Token", code, codes.OK)
+		second, code := tr.refresh(t, first.GetRefreshToken())
+		wantCode(t, "RefreshToken", code, codes.OK)
+		if second.GetRefreshToken() == "" || second.GetRefreshToken() == first.GetRefreshToken() {
+			t.Fatalf("refresh did not rotate: %v", second)
+		}
+		if _, code := tr.check(t, second.GetAccessToken()); code != codes.OK {
+			t.Fatalf("refreshed access token refused: %v", code)
+		}
+		_, code = tr.refresh(t, first.GetRefreshToken())
+		wantCode(t, "RefreshToken with the rotated token", code, codes.Unauthenticated)
+		_, code = tr.refresh(t, second.GetRefreshToken())
+		wantCode(t, "RefreshToken with the successor", code, codes.OK)
+	})
+}
+
+func TestClientCredentials(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		resp, code := tr.token(t, clientRequest("billing", e.serviceSecret))
+		wantCode(t, "Token", code, codes.OK)
+		if resp.GetRefreshToken() != "" {
+			t.Fatal("client credentials got a refresh token")
+		}
+		claims, code := tr.check(t, resp.GetAccessToken())
+		wantCode(t, "CheckToken", code, codes.OK)
+		if claims.GetSubject() != "billing" || claims.GetRole() != "SERVICE" {
+			t.Fatalf("claims = %v", claims)
+		}
+		_, code = tr.token(t, clientRequest("billing", "chit_cs_wrong"))
+		wantCode(t, "Token with a wrong secret", code, codes.Unauthenticated)
+	})
+}
+
+func TestRefusedCredentials(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		for _, tc := range []struct {
+			name string
+			req  *authv1.TokenRequest
+			want codes.Code
+		}{
+			{"wrong password", passwordRequest("alice", "not-wonderland"), codes.Unauthenticated},
+			{"unknown user", passwordRequest("mallory", "wonderland"), codes.Unauthenticated},
+			{"no credential", &authv1.TokenRequest{}, codes.InvalidArgument},
+			{"missing username", passwordRequest("", "wonderland"), codes.InvalidArgument},
+			{"missing password", passwordRequest("alice", ""), codes.InvalidArgument},
+			{"missing client secret", clientRequest("billing", ""), codes.InvalidArgument},
+			{"bad scope", &authv1.TokenRequest{Credential: passwordRequest("alice", "wonderland").Credential, Scope: "a\\b"}, codes.InvalidArgument},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, code := tr.token(t, tc.req)
+				wantCode(t, "Token", code, tc.want)
+			})
+		}
+		_, code := tr.refresh(t, "")
+		wantCode(t, "RefreshToken without a token", code, codes.InvalidArgument)
+		_, code = tr.refresh(t, "chit_rt_not-a-real-token")
+		wantCode(t, "RefreshToken with an unknown token", code, codes.Unauthenticated)
+	})
+}
+
+func TestCheckRefusesBadTokens(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		good, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "Token", code, codes.OK)
+		for _, tc := range []struct{ name, bearer string }{
+			{"no token", ""},
+			{"malformed JWT", "not.a.jwt"},
+			{"garbage", "%%%"},
+			{"signed by another key", foreignToken(t)},
+			{"payload swapped", swapPayload(t, good.GetAccessToken())},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, code := tr.check(t, tc.bearer)
+				wantCode(t, "CheckToken", code, codes.Unauthenticated)
+			})
+		}
+	})
+}
+
+func TestExpiredToken(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		resp, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "Token", code, codes.OK)
+		e.clock.Advance(16 * time.Minute)
+		defer e.clock.Advance(-16 * time.Minute)
+		_, code = tr.check(t, resp.GetAccessToken())
+		wantCode(t, "CheckToken after expiry", code, codes.Unauthenticated)
+	})
+}
+
+func TestAuthStatusAndUnimplemented(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		resp, code := tr.authStatus(t)
+		wantCode(t, "GetAuthStatus", code, codes.OK)
+		if !resp.GetIsEnabled() || resp.GetIssuer() != issuer || resp.GetTokenPath() != "/v1/auth/token" || resp.GetJwksPath() != "/.well-known/jwks.json" {
+			t.Fatalf("GetAuthStatus = %v", resp)
+		}
+		wantCode(t, "LoginCli", tr.loginCli(t), codes.Unimplemented)
+	})
+}
+
+// The providers' access rules hold before their behaviour exists.
+func TestProviderAccessRules(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		user, _ := tr.token(t, passwordRequest("alice", "wonderland"))
+		service, _ := tr.token(t, clientRequest("billing", e.serviceSecret))
+		wantCode(t, "register without a token", tr.registerProvider(t, ""), codes.Unauthenticated)
+		wantCode(t, "register with a bad token", tr.registerProvider(t, "not.a.jwt"), codes.Unauthenticated)
+		wantCode(t, "register as a user", tr.registerProvider(t, user.GetAccessToken()), codes.PermissionDenied)
+		wantCode(t, "register as a service", tr.registerProvider(t, service.GetAccessToken()), codes.Unimplemented)
+	})
+}
+
+// A service verifies Chit's tokens with nothing but the published JWKS.
+func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
+	e := startServer(t)
+	resp, err := authv1.NewAuthServiceClient(e.conn).Token(context.Background(), passwordRequest("alice", "wonderland"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpResp, err := http.Get("http://" + e.srv.HTTPAddr() + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpResp.Body.Close()
+	if ct := httpResp.Header.Get("Content-Type"); ct != "application/jwk-set+json" {
+		t.Fatalf("JWKS content type %q", ct)
+	}
+	raw, _ := io.ReadAll(httpResp.Body)
+	set, err := jwk.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := jwt.ParseString(resp.GetAccessToken(), jwt.WithKeySet(set), jwt.WithValidate(true),
+		jwt.WithIssuer(issuer), jwt.WithAudience("chit"), jwt.WithClock(jwt.ClockFunc(e.clock.Now)))
+	if err != nil {
+		t.Fatalf("verify with the JWKS: %v", err)
+	}
+	for _, claim := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "role"} {
+		if _, ok := token.Get(claim); !ok {
+			t.Errorf("claim %q missing", claim)
+		}
+	}
+	if role, _ := token.Get("role"); role != "USER" || token.Subject() != "alice" {
+		t.Fatalf("claims sub=%q role=%v", token.Subject(), role)
+	}
+	// The same JWKS must not verify a token from a key it does not hold.
+	if _, err := jwt.ParseString(foreignToken(t), jwt.WithKeySet(set)); err == nil {
+		t.Fatal("JWKS verified a foreign token")
+	}
+}
+
+// The REST field names are lowerCamel JSON, as the OpenAPI document says.
+func TestRESTFieldNames(t *testing.T) {
+	e := startServer(t)
+	body := `{"passwordCredential":{"username":"alice","password":"wonderland"},"scope":"read"}`
+	resp, err := http.Post("http://"+e.srv.HTTPAddr()+"/v1/auth/token", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"accessToken", "refreshToken", "expiresIn", "tokenType", "scope"} {
+		if _, ok := answer[field]; !ok {
+			t.Errorf("answer %v lacks %q", answer, field)
+		}
+	}
+}
+
+func TestHTTPPortServesDocuments(t *testing.T) {
+	e := startServer(t)
+	for _, tc := range []struct{ path, wantContentType, wantBody string }{
+		{"/openapi.json", "application/json", `"/auth/providers/refresh"`},
+		{"/healthz", "application/json", `SERVING`},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := http.Get("http://" + e.srv.HTTPAddr() + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.wantContentType) || !bytes.Contains(raw, []byte(tc.wantBody)) {
+				t.Fatalf("%s: %d %q %.200s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+			}
+		})
+	}
+}
+
+func TestOversizedRESTBodyIsRefused(t *testing.T) {
+	e := startServer(t)
+	body := `{"refreshToken":"` + strings.Repeat("a", 2<<20) + `"}`
+	resp, err := http.Post("http://"+e.srv.HTTPAddr()+"/v1/auth/token/refresh", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB body: HTTP %d, want 413", resp.StatusCode)
+	}
+}
+
+func foreignToken(t *testing.T) string {
+	t.Helper()
+	record, err := keys.Generate(jwa.ES256, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.ParseKey(record.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := jwt.NewBuilder().Issuer(issuer).Subject("alice").Audience([]string{"chit"}).
+		IssuedAt(time.Now()).Expiration(time.Now().Add(time.Minute)).Claim("role", "ADMIN").Build()
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// swapPayload keeps a real token's header and signature but replaces its
+// claims with another token's.
+func swapPayload(t *testing.T, real string) string {
+	t.Helper()
+	parts := strings.Split(real, ".")
+	other := strings.Split(foreignToken(t), ".")
+	return parts[0] + "." + other[1] + "." + parts[2]
+}
