@@ -3,12 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,95 +14,22 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/keys"
-	"github.com/chit-auth/chit/pkg/passwords"
-	"github.com/chit-auth/chit/pkg/server"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
-	"github.com/chit-auth/chit/pkg/tokens"
+	"github.com/chit-auth/chit/pkg/server/servertest"
 )
 
-const issuer = "https://chit.test"
+const issuer = servertest.Issuer
 
-type testClock struct{ nanos atomic.Int64 }
+type env = servertest.Env
 
-func (c *testClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
-func (c *testClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
-
-// env is a real chitd on ephemeral ports with one user and one service.
-type env struct {
-	srv           *server.Server
-	clock         *testClock
-	conn          *grpc.ClientConn
-	serviceSecret string
-}
-
-func startServer(t *testing.T) *env {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &testClock{}
-	clock.nanos.Store(time.Now().UnixNano())
-	cfg := server.Config{
-		GRPCAddr:            "127.0.0.1:0",
-		HTTPAddr:            "127.0.0.1:0",
-		Tokens:              tokens.Config{Issuer: issuer, Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second},
-		SigningAlgorithm:    jwa.ES256,
-		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
-		MaxConcurrentHashes: 4,
-		HashQueueTimeout:    5 * time.Second,
-		Now:                 clock.Now,
-	}
-	hasher, err := server.NewHasher(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader)
-	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
-		t.Fatal(err)
-	}
-	secret, err := directory.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(ctx, cfg, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server stopped with %v", err)
-		}
-		store.Close()
-	})
-	// Readiness: the standard health check, not a sleep.
-	health, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
-		t.Fatalf("server not ready: %v, %v", health, err)
-	}
-	return &env{srv: srv, clock: clock, conn: conn, serviceSecret: secret}
-}
+func startServer(t *testing.T) *env { return servertest.Start(t) }
 
 // transport is one way to call the API: gRPC or REST through the gateway.
 // Every behaviour test runs on both.
@@ -119,8 +44,8 @@ type transport interface {
 
 func transports(e *env) map[string]transport {
 	return map[string]transport{
-		"gRPC": &grpcTransport{auth: authv1.NewAuthServiceClient(e.conn), providers: authv1.NewAuthProvidersClient(e.conn)},
-		"REST": &restTransport{base: "http://" + e.srv.HTTPAddr()},
+		"gRPC": &grpcTransport{auth: authv1.NewAuthServiceClient(e.Conn), providers: authv1.NewAuthProvidersClient(e.Conn)},
+		"REST": &restTransport{base: "http://" + e.Server.HTTPAddr()},
 	}
 }
 
@@ -318,7 +243,7 @@ func TestRefreshRotation(t *testing.T) {
 
 func TestClientCredentials(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		resp, code := tr.token(t, clientRequest("billing", e.serviceSecret))
+		resp, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
 		wantCode(t, "Token", code, codes.OK)
 		if resp.GetRefreshToken() != "" {
 			t.Fatal("client credentials got a refresh token")
@@ -383,8 +308,8 @@ func TestExpiredToken(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
 		resp, code := tr.token(t, passwordRequest("alice", "wonderland"))
 		wantCode(t, "Token", code, codes.OK)
-		e.clock.Advance(16 * time.Minute)
-		defer e.clock.Advance(-16 * time.Minute)
+		e.Clock.Advance(16 * time.Minute)
+		defer e.Clock.Advance(-16 * time.Minute)
 		_, code = tr.check(t, resp.GetAccessToken())
 		wantCode(t, "CheckToken after expiry", code, codes.Unauthenticated)
 	})
@@ -405,7 +330,7 @@ func TestAuthStatusAndUnimplemented(t *testing.T) {
 func TestProviderAccessRules(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
 		user, _ := tr.token(t, passwordRequest("alice", "wonderland"))
-		service, _ := tr.token(t, clientRequest("billing", e.serviceSecret))
+		service, _ := tr.token(t, clientRequest("billing", e.ServiceSecret))
 		wantCode(t, "register without a token", tr.registerProvider(t, ""), codes.Unauthenticated)
 		wantCode(t, "register with a bad token", tr.registerProvider(t, "not.a.jwt"), codes.Unauthenticated)
 		wantCode(t, "register as a user", tr.registerProvider(t, user.GetAccessToken()), codes.PermissionDenied)
@@ -416,11 +341,11 @@ func TestProviderAccessRules(t *testing.T) {
 // A service verifies Chit's tokens with nothing but the published JWKS.
 func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
 	e := startServer(t)
-	resp, err := authv1.NewAuthServiceClient(e.conn).Token(context.Background(), passwordRequest("alice", "wonderland"))
+	resp, err := authv1.NewAuthServiceClient(e.Conn).Token(context.Background(), passwordRequest("alice", "wonderland"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpResp, err := http.Get("http://" + e.srv.HTTPAddr() + "/.well-known/jwks.json")
+	httpResp, err := http.Get("http://" + e.Server.HTTPAddr() + "/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +359,7 @@ func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	token, err := jwt.ParseString(resp.GetAccessToken(), jwt.WithKeySet(set), jwt.WithValidate(true),
-		jwt.WithIssuer(issuer), jwt.WithAudience("chit"), jwt.WithClock(jwt.ClockFunc(e.clock.Now)))
+		jwt.WithIssuer(issuer), jwt.WithAudience("chit"), jwt.WithClock(jwt.ClockFunc(e.Clock.Now)))
 	if err != nil {
 		t.Fatalf("verify with the JWKS: %v", err)
 	}
@@ -456,7 +381,7 @@ func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
 func TestRESTFieldNames(t *testing.T) {
 	e := startServer(t)
 	body := `{"passwordCredential":{"username":"alice","password":"wonderland"},"scope":"read"}`
-	resp, err := http.Post("http://"+e.srv.HTTPAddr()+"/v1/auth/token", "application/json", strings.NewReader(body))
+	resp, err := http.Post("http://"+e.Server.HTTPAddr()+"/v1/auth/token", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +404,7 @@ func TestHTTPPortServesDocuments(t *testing.T) {
 		{"/healthz", "application/json", `SERVING`},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, err := http.Get("http://" + e.srv.HTTPAddr() + tc.path)
+			resp, err := http.Get("http://" + e.Server.HTTPAddr() + tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -495,7 +420,7 @@ func TestHTTPPortServesDocuments(t *testing.T) {
 func TestOversizedRESTBodyIsRefused(t *testing.T) {
 	e := startServer(t)
 	body := `{"refreshToken":"` + strings.Repeat("a", 2<<20) + `"}`
-	resp, err := http.Post("http://"+e.srv.HTTPAddr()+"/v1/auth/token/refresh", "application/json", strings.NewReader(body))
+	resp, err := http.Post("http://"+e.Server.HTTPAddr()+"/v1/auth/token/refresh", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

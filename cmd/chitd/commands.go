@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/envflag"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/secretin"
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+)
+
+func newRootCommand() *cobra.Command {
+	var store storeFlags
+	var hashing hashFlags
+	root := &cobra.Command{
+		Use:   "chitd",
+		Short: "Chit token server and operator commands",
+		Long: `chitd issues, refreshes and checks access tokens (JWT) and rotating refresh
+tokens over gRPC and REST. Every flag can also be set through the environment
+variable named in its help; a flag given on the command line wins.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return envflag.Apply(cmd, "CHIT", envflag.LookupEnv)
+		},
+	}
+	store.register(root.PersistentFlags())
+	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store))
+	envflag.Annotate(root, "CHIT")
+	return root
+}
+
+func newServeCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
+	var flags serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token server (gRPC and REST)",
+		Long: `Run the token server until SIGINT or SIGTERM, then drain in-flight calls.
+
+The gRPC port serves chit.auth.v1.AuthService and AuthProviders, server
+reflection and the standard health service. The HTTP port serves the same API
+as REST/JSON, the signing keys at /.well-known/jwks.json, the OpenAPI document
+at /openapi.json and /healthz.`,
+		Example: "  chitd serve --data-dir ./data --issuer https://auth.example.com",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flags.validate(hashing); err != nil {
+				return err
+			}
+			logger := flags.logger()
+			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			srv, err := server.New(cmd.Context(), flags.serverConfig(hashing, logger), db)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	flags.register(cmd.Flags())
+	hashing.register(cmd.Flags())
+	return cmd
+}
+
+// openDirectory opens the store the server uses and the account directory on it.
+func openDirectory(ctx context.Context, store *storeFlags, hashing *hashFlags) (*accounts.Directory, func(), error) {
+	if hashing == nil {
+		hashing = &hashFlags{memoryKiB: passwords.DefaultParams.MemoryKiB, iterations: passwords.DefaultParams.Iterations,
+			parallelism: passwords.DefaultParams.Parallelism, maxConcurrent: 1, queueTimeout: time.Minute}
+	}
+	for _, c := range hashing.checks() {
+		if c.failed {
+			return nil, nil, errors.New(c.message)
+		}
+	}
+	db, err := sqlite.Open(ctx, store.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	hasher, err := server.NewHasher(server.Config{PasswordParams: hashing.params(), MaxConcurrentHashes: hashing.maxConcurrent, HashQueueTimeout: hashing.queueTimeout})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader), func() { db.Close() }, nil
+}
+
+func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage people who sign in with a password"}
+
+	var passwordStdin bool
+	var role string
+	create := &cobra.Command{
+		Use:     "create NAME --password-stdin [--role user|admin]",
+		Short:   "Create a user; the password is read from standard input",
+		Example: "  printf '%s' \"$PASSWORD\" | chitd user create alice --password-stdin",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !passwordStdin {
+				return errors.New("pass the password on standard input with --password-stdin (it is never taken as an argument, which other users could see)")
+			}
+			parsedRole, err := accounts.ParseUserRole(role)
+			if err != nil {
+				return err
+			}
+			password, err := secretin.ReadLine(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			directory, closeStore, err := openDirectory(cmd.Context(), store, hashing)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if err := directory.CreateUser(cmd.Context(), args[0], password, parsedRole); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created user %s with role %s\n", args[0], parsedRole)
+			return nil
+		},
+	}
+	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	create.Flags().StringVar(&role, "role", "user", "user or admin")
+	hashing.register(create.Flags())
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			users, err := directory.ListUsers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tROLE\tCREATED")
+			for _, u := range users {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", u.Name, u.Role, u.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return w.Flush()
+		},
+	}
+
+	remove := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a user and revoke their refresh tokens",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if err := directory.DeleteUser(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, remove)
+	return cmd
+}
+
+func newServiceCommand(store *storeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage service accounts (client credentials)"}
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a service account and print its client id and secret once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			secret, err := directory.CreateServiceAccount(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "client_id: %s\nclient_secret: %s\n", args[0], secret)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List service accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			services, err := directory.ListServiceAccounts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CLIENT_ID\tCREATED")
+			for _, s := range services {
+				fmt.Fprintf(w, "%s\t%s\n", s.ClientID, s.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return w.Flush()
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a service account; its secret stops working",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if err := directory.DeleteServiceAccount(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted service %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, remove)
+	return cmd
+}

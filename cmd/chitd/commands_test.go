@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// run executes chitd in-process with args and stdin, returning its output.
+func run(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// Cheap hashing keeps the test fast; the commands' logic is the same.
+var fastHash = []string{"--argon2-memory", "8192", "--argon2-iterations", "1"}
+
+func TestUserCommands(t *testing.T) {
+	dir := t.TempDir()
+	create := append([]string{"user", "create", "alice", "--password-stdin", "--role", "admin", "--data-dir", dir}, fastHash...)
+	out, err := run(t, "wonderland\n", create...)
+	if err != nil || !strings.Contains(out, "created user alice with role ADMIN") {
+		t.Fatalf("user create: %q, %v", out, err)
+	}
+	if _, err := run(t, "wonderland\n", create...); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate user create: %v", err)
+	}
+	out, err = run(t, "", "user", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "ADMIN") {
+		t.Fatalf("user list: %q, %v", out, err)
+	}
+	if strings.Contains(out, "argon2id") {
+		t.Fatal("user list prints password hashes")
+	}
+	if _, err := run(t, "", "user", "delete", "alice", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "user", "delete", "alice", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("deleting a missing user: %v", err)
+	}
+}
+
+func TestUserCreateRefusals(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"password as no stdin flag", "wonderland", []string{"user", "create", "bob"}, "--password-stdin"},
+		{"empty stdin", "", []string{"user", "create", "bob", "--password-stdin"}, "empty"},
+		{"short password", "short\n", []string{"user", "create", "bob", "--password-stdin"}, "at least 8"},
+		{"bad role", "wonderland\n", []string{"user", "create", "bob", "--password-stdin", "--role", "service"}, "role"},
+		{"bad name", "wonderland\n", []string{"user", "create", "b o b", "--password-stdin"}, "name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append(tc.args, "--data-dir", dir), fastHash...)
+			if _, err := run(t, tc.stdin, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServiceCommands(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "", "service", "create", "billing", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "client_id: billing") || !strings.Contains(out, "client_secret: chit_cs_") {
+		t.Fatalf("service create: %q, %v", out, err)
+	}
+	out, err = run(t, "", "service", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "billing") || strings.Contains(out, "chit_cs_") {
+		t.Fatalf("service list: %q, %v (it must not show secrets)", out, err)
+	}
+	if _, err := run(t, "", "service", "delete", "billing", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeValidatesEveryFlagAtOnce(t *testing.T) {
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir(),
+		"--grpc-addr", "nope", "--issuer", "ftp://x", "--access-token-ttl", "1s",
+		"--signing-algorithm", "HS256", "--log-level", "loud", "--argon2-memory", "1")
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{"--grpc-addr", "--issuer", "--access-token-ttl", "--signing-algorithm", "--log-level", "--argon2-memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestServeReadsEnvironment(t *testing.T) {
+	t.Setenv("CHIT_ISSUER", "not a url")
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--issuer") {
+		t.Fatalf("CHIT_ISSUER was not applied: %v", err)
+	}
+}
+
+func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	out, err := run(t, "", "serve", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CHIT_GRPC_ADDR", "CHIT_HTTP_ADDR", "CHIT_DATA_DIR", "CHIT_ISSUER", "default \"localhost:9090\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// storeFlags are shared by every command that opens the store.
+type storeFlags struct {
+	dataDir string
+}
+
+func (f *storeFlags) register(flags *pflag.FlagSet) {
+	flags.StringVar(&f.dataDir, "data-dir", "./data", "directory of the embedded SQLite database (created if missing)")
+}
+
+// hashFlags set the argon2id cost; the operator commands hash passwords too.
+type hashFlags struct {
+	memoryKiB     uint32
+	iterations    uint32
+	parallelism   uint8
+	maxConcurrent int
+	queueTimeout  time.Duration
+}
+
+func (f *hashFlags) register(flags *pflag.FlagSet) {
+	d := passwords.DefaultParams
+	flags.Uint32Var(&f.memoryKiB, "argon2-memory", d.MemoryKiB, "argon2id memory per password hash, in KiB")
+	flags.Uint32Var(&f.iterations, "argon2-iterations", d.Iterations, "argon2id passes per password hash")
+	flags.Uint8Var(&f.parallelism, "argon2-parallelism", d.Parallelism, "argon2id lanes per password hash")
+	flags.IntVar(&f.maxConcurrent, "max-concurrent-hashes", runtime.NumCPU(), "password hashes running at once; more sign-ins wait")
+	flags.DurationVar(&f.queueTimeout, "hash-queue-timeout", 5*time.Second, "how long a sign-in waits for a hashing slot before RESOURCE_EXHAUSTED")
+}
+
+func (f *hashFlags) params() passwords.Params {
+	p := passwords.DefaultParams
+	p.MemoryKiB, p.Iterations, p.Parallelism = f.memoryKiB, f.iterations, f.parallelism
+	return p
+}
+
+// serveFlags are the flags of `chitd serve`.
+type serveFlags struct {
+	grpcAddr         string
+	httpAddr         string
+	issuer           string
+	audience         string
+	accessTokenTTL   time.Duration
+	refreshTokenTTL  time.Duration
+	clockSkew        time.Duration
+	signingAlgorithm string
+	shutdownTimeout  time.Duration
+	logLevel         string
+	logFormat        string
+}
+
+func (f *serveFlags) register(flags *pflag.FlagSet) {
+	flags.StringVar(&f.grpcAddr, "grpc-addr", "localhost:9090", "address of the gRPC port")
+	flags.StringVar(&f.httpAddr, "http-addr", "localhost:8080", "address of the HTTP port (REST gateway, JWKS, OpenAPI)")
+	flags.StringVar(&f.issuer, "issuer", "http://localhost:8080", "the iss claim of every token: the URL clients know this server by")
+	flags.StringVar(&f.audience, "audience", tokens.DefaultAudience, "the aud claim of access tokens")
+	flags.DurationVar(&f.accessTokenTTL, "access-token-ttl", tokens.DefaultAccessTokenTTL, "lifetime of access tokens")
+	flags.DurationVar(&f.refreshTokenTTL, "refresh-token-ttl", tokens.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens; rotation does not extend it")
+	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
+	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
+	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
+	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// check is one rule of the configuration.
+type check struct {
+	failed  bool
+	message string
+}
+
+// validate returns every problem with the flags at once, so an operator
+// fixes them in one go.
+func (f *serveFlags) validate(h *hashFlags) error {
+	issuer, issuerErr := url.Parse(f.issuer)
+	_, algErr := keys.ParseAlgorithm(f.signingAlgorithm)
+	checks := []check{
+		{!validAddr(f.grpcAddr), fmt.Sprintf("--grpc-addr %q is not host:port", f.grpcAddr)},
+		{!validAddr(f.httpAddr), fmt.Sprintf("--http-addr %q is not host:port", f.httpAddr)},
+		{f.grpcAddr == f.httpAddr, "--grpc-addr and --http-addr must differ"},
+		{issuerErr != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http"),
+			fmt.Sprintf("--issuer %q must be an absolute http(s) URL", f.issuer)},
+		{issuerErr == nil && (issuer.RawQuery != "" || issuer.Fragment != ""), "--issuer must not have a query or fragment"},
+		{f.audience == "", "--audience must not be empty"},
+		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
+		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
+		{f.clockSkew < 0 || f.clockSkew > 5*time.Minute, "--clock-skew must be between 0 and 5m"},
+		{algErr != nil, fmt.Sprintf("--signing-algorithm %q: use ES256, EdDSA or RS256", f.signingAlgorithm)},
+		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
+		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
+		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
+	}
+	checks = append(checks, h.checks()...)
+	var problems []string
+	for _, c := range checks {
+		if c.failed {
+			problems = append(problems, c.message)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func (h *hashFlags) checks() []check {
+	return []check{
+		{h.memoryKiB < 8*1024, "--argon2-memory must be at least 8192 KiB"},
+		{h.iterations < 1, "--argon2-iterations must be at least 1"},
+		{h.parallelism < 1, "--argon2-parallelism must be at least 1"},
+		{h.maxConcurrent < 1, "--max-concurrent-hashes must be at least 1"},
+		{h.queueTimeout <= 0, "--hash-queue-timeout must be positive"},
+	}
+}
+
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != ""
+}
+
+func parseLevel(name string) *slog.Level {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(name)); err != nil {
+		return nil
+	}
+	return &level
+}
+
+func (f *serveFlags) logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: *parseLevel(f.logLevel)}
+	if f.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Config {
+	alg, _ := keys.ParseAlgorithm(f.signingAlgorithm)
+	return server.Config{
+		GRPCAddr: f.grpcAddr,
+		HTTPAddr: f.httpAddr,
+		Tokens: tokens.Config{
+			Issuer:          f.issuer,
+			Audience:        f.audience,
+			AccessTokenTTL:  f.accessTokenTTL,
+			RefreshTokenTTL: f.refreshTokenTTL,
+			ClockSkew:       f.clockSkew,
+		},
+		SigningAlgorithm:    alg,
+		PasswordParams:      h.params(),
+		MaxConcurrentHashes: h.maxConcurrent,
+		HashQueueTimeout:    h.queueTimeout,
+		ShutdownTimeout:     f.shutdownTimeout,
+		Logger:              logger,
+	}
+}

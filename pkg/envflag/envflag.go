@@ -1,0 +1,58 @@
+// Package envflag lets every command-line flag of Chit's binaries also be set
+// from an environment variable (CHIT_GRPC_ADDR for --grpc-addr), with the
+// flag winning when both are given, and names the variable in --help.
+package envflag
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Name returns the environment variable for a flag: prefix_FLAG_NAME.
+func Name(prefix, flag string) string {
+	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Annotate appends "(env PREFIX_NAME)" to the usage of every flag of cmd and
+// its sub-commands, so --help tells both ways to set it.
+func Annotate(cmd *cobra.Command, prefix string) {
+	annotate := func(f *pflag.Flag) {
+		if f.Name == "help" || strings.Contains(f.Usage, "(env ") {
+			return
+		}
+		f.Usage += fmt.Sprintf(" (env %s)", Name(prefix, f.Name))
+	}
+	cmd.PersistentFlags().VisitAll(annotate)
+	cmd.LocalFlags().VisitAll(annotate)
+	for _, sub := range cmd.Commands() {
+		Annotate(sub, prefix)
+	}
+}
+
+// Apply sets every flag of cmd that was not given on the command line from
+// its environment variable, if that is set. lookup is os.LookupEnv in
+// production.
+func Apply(cmd *cobra.Command, prefix string, lookup func(string) (string, bool)) error {
+	var firstErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || firstErr != nil {
+			return
+		}
+		name := Name(prefix, f.Name)
+		if value, ok := lookup(name); ok {
+			if err := f.Value.Set(value); err != nil {
+				firstErr = fmt.Errorf("environment variable %s=%q: %w", name, value, err)
+				return
+			}
+			f.Changed = true
+		}
+	})
+	return firstErr
+}
+
+// LookupEnv is os.LookupEnv, named here so callers need not import os.
+var LookupEnv = os.LookupEnv

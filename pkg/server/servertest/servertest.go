@@ -1,0 +1,110 @@
+// Package servertest starts a real Chit server on ephemeral ports for tests:
+// a fresh SQLite store, fast password hashing, a settable clock, one user
+// (alice / wonderland) and one service account (billing).
+package servertest
+
+import (
+	"context"
+	"crypto/rand"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// Fixed facts of the test server.
+const (
+	Issuer       = "https://chit.test"
+	Audience     = "chit"
+	UserName     = "alice"
+	UserPassword = "wonderland"
+	ServiceName  = "billing"
+)
+
+// Clock is a settable time source.
+type Clock struct{ nanos atomic.Int64 }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { return time.Unix(0, c.nanos.Load()) }
+
+// Advance moves the clock by d (which may be negative).
+func (c *Clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// Env is a running server and a gRPC connection to it.
+type Env struct {
+	Server        *server.Server
+	Clock         *Clock
+	Conn          *grpc.ClientConn
+	ServiceSecret string
+}
+
+// HTTPBase is the base URL of the REST port.
+func (e *Env) HTTPBase() string { return "http://" + e.Server.HTTPAddr() }
+
+// Start runs a server until the test ends and returns once it is serving.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &Clock{}
+	clock.nanos.Store(time.Now().UnixNano())
+	cfg := server.Config{
+		GRPCAddr:            "127.0.0.1:0",
+		HTTPAddr:            "127.0.0.1:0",
+		Tokens:              tokens.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second},
+		SigningAlgorithm:    jwa.ES256,
+		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
+		MaxConcurrentHashes: 4,
+		HashQueueTimeout:    5 * time.Second,
+		Now:                 clock.Now,
+	}
+	hasher, err := server.NewHasher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader)
+	if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := directory.CreateServiceAccount(ctx, ServiceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+		store.Close()
+	})
+	// Readiness is the standard health check, never a sleep.
+	health, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		t.Fatalf("server not ready: %v, %v", health, err)
+	}
+	return &Env{Server: srv, Clock: clock, Conn: conn, ServiceSecret: secret}
+}
