@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -456,4 +457,29 @@ func swapPayload(t *testing.T, real string) string {
 	parts := strings.Split(real, ".")
 	other := strings.Split(foreignToken(t), ".")
 	return parts[0] + "." + other[1] + "." + parts[2]
+}
+
+// grpcurl's `list` works through server reflection.
+func TestReflectionListsServices(t *testing.T) {
+	e := startServer(t)
+	stream, err := reflectionpb.NewServerReflectionClient(e.Conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, svc := range resp.GetListServicesResponse().GetService() {
+		found[svc.GetName()] = true
+	}
+	for _, want := range []string{"chit.auth.v1.AuthService", "chit.auth.v1.AuthProviders", "grpc.health.v1.Health"} {
+		if !found[want] {
+			t.Errorf("reflection does not list %s (got %v)", want, found)
+		}
+	}
 }
