@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestThrottledAnswerCarriesRetryAfter(t *testing.T) {
+	st, err := status.New(codes.ResourceExhausted, "too many sign-ins").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(1500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/v1/auth/token", nil)
+	errorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, req, st.Err())
+	if rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("HTTP %d, want 429", rec.Code)
+	}
+	if got := rec.Header().Get("Retry-After"); got != "2" {
+		t.Fatalf("Retry-After %q, want 2 (seconds, rounded up)", got)
+	}
+}
+
+func TestOtherErrorsHaveNoRetryAfter(t *testing.T) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/v1/auth/token", nil)
+	errorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, req, status.Error(codes.Unauthenticated, "no"))
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("Retry-After") != "" {
+		t.Fatalf("HTTP %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
