@@ -97,6 +97,19 @@ func openDirectory(ctx context.Context, store *storeFlags, hashing *hashFlags) (
 	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader), func() { db.Close() }, nil
 }
 
+// withDirectory adapts a command body that works on the account directory:
+// it opens the store the server uses and closes it when the body returns.
+func withDirectory(store *storeFlags, hashing *hashFlags, body func(cmd *cobra.Command, args []string, directory *accounts.Directory) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		directory, closeStore, err := openDirectory(cmd.Context(), store, hashing)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return body(cmd, args, directory)
+	}
+}
+
 func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage people who sign in with a password"}
 
@@ -107,7 +120,7 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 		Short:   "Create a user; the password is read from standard input",
 		Example: "  printf '%s' \"$PASSWORD\" | chitd user create alice --password-stdin",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: withDirectory(store, hashing, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
 			if !passwordStdin {
 				return errors.New("pass the password on standard input with --password-stdin (it is never taken as an argument, which other users could see)")
 			}
@@ -119,17 +132,12 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			directory, closeStore, err := openDirectory(cmd.Context(), store, hashing)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
 			if err := directory.CreateUser(cmd.Context(), args[0], password, parsedRole); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created user %s with role %s\n", args[0], parsedRole)
 			return nil
-		},
+		}),
 	}
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	create.Flags().StringVar(&role, "role", "user", "user or admin")
@@ -139,12 +147,7 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List users",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
 			users, err := directory.ListUsers(cmd.Context())
 			if err != nil {
 				return err
@@ -155,25 +158,20 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", u.Name, u.Role, u.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 
 	remove := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a user and revoke their refresh tokens",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
 			if err := directory.DeleteUser(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, remove)
 	return cmd
@@ -185,12 +183,7 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a service account and print its client id and secret once",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
 			secret, err := directory.CreateServiceAccount(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -199,18 +192,13 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 			fmt.Fprintf(out, "client_id: %s\nclient_secret: %s\n", args[0], secret)
 			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List service accounts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
 			services, err := directory.ListServiceAccounts(cmd.Context())
 			if err != nil {
 				return err
@@ -221,24 +209,19 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\n", s.ClientID, s.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a service account; its secret stops working",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			directory, closeStore, err := openDirectory(cmd.Context(), store, nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
 			if err := directory.DeleteServiceAccount(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted service %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, remove)
 	return cmd
