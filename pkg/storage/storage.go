@@ -8,6 +8,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -71,6 +72,45 @@ type RefreshToken struct {
 	ReplacedBy []byte
 }
 
+// Provider is a resource provider (UCloud's AuthProviders): registered with a
+// claim token, then holding its own RSA key pair and a long-lived refresh token.
+type Provider struct {
+	ID             string
+	ClaimTokenHash []byte
+	ClaimExpiresAt time.Time
+	// ClaimedAt is zero until the first claim (or a renew).
+	ClaimedAt time.Time
+	// The credentials, set by the first claim and replaced by renew.
+	Credentials ProviderCredentials
+	CreatedAt   time.Time
+}
+
+// ProviderCredentials are a provider's key pair and refresh token.
+type ProviderCredentials struct {
+	ProviderID string
+	// KeyID is the `kid` of tokens signed with this key pair.
+	KeyID string
+	// PublicKey is X.509 SubjectPublicKeyInfo DER.
+	PublicKey []byte
+	// PrivateKey is PKCS#8 DER. It never leaves the server.
+	PrivateKey       []byte
+	RefreshTokenHash []byte
+	// SealedRefreshToken is the refresh token encrypted under a key derived
+	// from the claim token, so that a retried claim can answer it again, to
+	// the claim token's holder only. Renew clears it.
+	SealedRefreshToken []byte
+}
+
+// ItemError says which item of a bulk operation failed; nothing of the
+// operation was applied.
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return "item " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
+
 // Store is everything Chit's core persists. Every method that returns without
 // error has made its write durable: a response built on it survives a crash.
 type Store interface {
@@ -100,6 +140,24 @@ type Store interface {
 	// DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
 	// returns how many it removed.
 	DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error)
+
+	// CreateProviders stores new, unclaimed providers, all or none. A taken
+	// id fails with an *ItemError wrapping ErrAlreadyExists.
+	CreateProviders(ctx context.Context, providers []Provider) error
+	GetProvider(ctx context.Context, id string) (Provider, error)
+	GetProviderByClaimToken(ctx context.Context, claimTokenHash []byte) (Provider, error)
+	GetProviderByRefreshToken(ctx context.Context, refreshTokenHash []byte) (Provider, error)
+	GetProviderByKeyID(ctx context.Context, keyID string) (Provider, error)
+	ListProviders(ctx context.Context) ([]Provider, error)
+	DeleteProvider(ctx context.Context, id string) error
+	// ClaimProviders gives unclaimed providers their first credentials, all or
+	// none. A missing provider is an *ItemError wrapping ErrNotFound; an
+	// already claimed one wraps ErrConflict (another claim won).
+	ClaimProviders(ctx context.Context, credentials []ProviderCredentials, claimedAt time.Time) error
+	// RenewProviders replaces providers' credentials, all or none; a missing
+	// provider is an *ItemError wrapping ErrNotFound. An unclaimed provider
+	// counts as claimed afterwards.
+	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
 
 	Close() error
 }

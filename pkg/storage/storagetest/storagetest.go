@@ -36,6 +36,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
+		{"CreateProvidersIsAllOrNothing", testCreateProviders},
+		{"ClaimAndRenewProviders", testClaimAndRenewProviders},
+		{"ConcurrentClaimHasOneWinner", testConcurrentClaim},
+		{"ListAndDeleteProviders", testListAndDeleteProviders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
