@@ -22,6 +22,9 @@ const (
 	Public Audience = iota
 	// ServicesAndAdmins need a valid token with the SERVICE or ADMIN role.
 	ServicesAndAdmins
+	// Orchestrators need a SERVICE token whose subject is one of the
+	// configured orchestrator services (chitd serve --orchestrators).
+	Orchestrators
 )
 
 func (a Audience) String() string {
@@ -30,6 +33,8 @@ func (a Audience) String() string {
 		return "public"
 	case ServicesAndAdmins:
 		return "services and admins"
+	case Orchestrators:
+		return "orchestrator services"
 	}
 	return "unknown"
 }
@@ -53,7 +58,7 @@ var AccessRules = map[string]Audience{
 	authv1.AuthProviders_Renew_FullMethodName:                 ServicesAndAdmins,
 	authv1.AuthProviders_Refresh_FullMethodName:               Public,
 	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     ServicesAndAdmins,
-	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: ServicesAndAdmins,
+	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: Orchestrators,
 	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
 
 	// Load balancers and orchestrators probe health without credentials.
@@ -70,9 +75,25 @@ func CallerFrom(ctx context.Context) (tokens.Claims, bool) {
 	return claims, ok
 }
 
+// Gatekeeper applies AccessRules to incoming calls.
+type Gatekeeper struct {
+	tokens        *tokens.Service
+	orchestrators map[string]bool
+}
+
+// NewGatekeeper returns the access-rule enforcer; orchestrators names the
+// services that may call refreshAsOrchestrator.
+func NewGatekeeper(tokenService *tokens.Service, orchestrators []string) *Gatekeeper {
+	g := &Gatekeeper{tokens: tokenService, orchestrators: make(map[string]bool, len(orchestrators))}
+	for _, name := range orchestrators {
+		g.orchestrators[name] = true
+	}
+	return g
+}
+
 // authorize applies the access rule of fullMethod and returns the context the
 // handler runs in.
-func authorize(ctx context.Context, checker *tokens.Service, fullMethod string) (context.Context, error) {
+func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
 	audience, ok := AccessRules[fullMethod]
 	if !ok {
 		return nil, chiterr.New(chiterr.PermissionDenied, "method %s is not open to any caller", fullMethod)
@@ -80,15 +101,23 @@ func authorize(ctx context.Context, checker *tokens.Service, fullMethod string) 
 	if audience == Public {
 		return ctx, nil
 	}
-	claims, err := checker.Check(ctx, bearerToken(ctx))
+	// Only the server's own tokens authorize calls to Chit; tokens signed
+	// with a provider's key are for the provider.
+	claims, err := g.tokens.Authenticate(ctx, bearerToken(ctx))
 	if err != nil {
 		return nil, err
 	}
-	switch claims.Role {
-	case accounts.RoleService, accounts.RoleAdmin:
-		return context.WithValue(ctx, callerKey{}, claims), nil
+	allowed := false
+	switch audience {
+	case ServicesAndAdmins:
+		allowed = claims.Role == accounts.RoleService || claims.Role == accounts.RoleAdmin
+	case Orchestrators:
+		allowed = claims.Role == accounts.RoleService && g.orchestrators[claims.Subject]
 	}
-	return nil, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller's role is %s", audience, claims.Role)
+	if !allowed {
+		return nil, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller is %s %q", audience, claims.Role, claims.Subject)
+	}
+	return context.WithValue(ctx, callerKey{}, claims), nil
 }
 
 // bearerToken returns the token of an `authorization: Bearer ...` metadata

@@ -11,14 +11,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/chit-auth/chit/pkg/chiterr"
-	"github.com/chit-auth/chit/pkg/tokens"
 )
 
 // Interceptors returns the server's unary and stream interceptors: panic
 // recovery, access rules, error translation and one log line per call. They
 // log methods, codes and durations, never request or response contents,
 // which carry passwords and tokens.
-func Interceptors(logger *slog.Logger, checker *tokens.Service) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		defer func() {
@@ -28,7 +27,7 @@ func Interceptors(logger *slog.Logger, checker *tokens.Service) (grpc.UnaryServe
 			}
 			err = finish(ctx, logger, info.FullMethod, start, err)
 		}()
-		callCtx, err := authorize(ctx, checker, info.FullMethod)
+		callCtx, err := gatekeeper.authorize(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}

@@ -187,13 +187,26 @@ var ErrUnknownKey = errors.New("keys: unknown key id")
 // the algorithm of the key its kid names (the classic alg-confusion attack).
 var ErrAlgorithmMismatch = errors.New("keys: token algorithm does not match its key")
 
+// KeyLookup finds the public key a token's kid names.
+type KeyLookup func(ctx context.Context, kid string) (jwk.Key, bool)
+
+// LookupContext is Lookup in the shape of a KeyLookup.
+func (s *Set) LookupContext(_ context.Context, kid string) (jwk.Key, bool) { return s.Lookup(kid) }
+
 // KeyProvider returns a jws.KeyProvider that offers exactly the key a token's
-// kid names, with that key's own algorithm, and refuses anything else.
-func KeyProvider(lookup func(kid string) (jwk.Key, bool)) jws.KeyProvider {
-	return jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+// kid names (asking each lookup in turn), with that key's own algorithm, and
+// refuses anything else.
+func KeyProvider(lookups ...KeyLookup) jws.KeyProvider {
+	return jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
-		key, ok := lookup(headers.KeyID())
-		if !ok {
+		var key jwk.Key
+		found := false
+		for _, lookup := range lookups {
+			if key, found = lookup(ctx, headers.KeyID()); found {
+				break
+			}
+		}
+		if !found {
 			return ErrUnknownKey
 		}
 		alg, ok := key.Algorithm().(jwa.SignatureAlgorithm)

@@ -62,7 +62,7 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 			if header["alg"] != alg.String() || header["kid"] != record.ID {
 				t.Fatalf("header %v, want alg %s and kid %s", header, alg, record.ID)
 			}
-			parsed, err := jwt.Parse([]byte(signed), jwt.WithKeyProvider(KeyProvider(set.Lookup)))
+			parsed, err := jwt.Parse([]byte(signed), jwt.WithKeyProvider(KeyProvider(set.LookupContext)))
 			if err != nil {
 				t.Fatalf("verify: %v", err)
 			}
@@ -110,7 +110,7 @@ func TestKeyProviderRefusesMismatchedAlgorithmAndUnknownKid(t *testing.T) {
 	_ = foreignKey.Set(jwk.KeyIDKey, ours.ID)
 	token, _ := jwt.NewBuilder().Subject("mallory").Build()
 	forged, _ := jwt.Sign(token, jwt.WithKey(jwa.ES256, foreignKey))
-	if _, err := jwt.Parse(forged, jwt.WithKeyProvider(KeyProvider(set.Lookup))); err == nil {
+	if _, err := jwt.Parse(forged, jwt.WithKeyProvider(KeyProvider(set.LookupContext))); err == nil {
 		t.Fatal("token signed by a foreign key under our kid was accepted")
 	}
 	// HS256 "signed" with our public key's bytes: the alg-confusion attack.
@@ -118,14 +118,14 @@ func TestKeyProviderRefusesMismatchedAlgorithmAndUnknownKid(t *testing.T) {
 	hmacKey, _ := jwk.FromRaw(publicJSON)
 	_ = hmacKey.Set(jwk.KeyIDKey, ours.ID)
 	confused, _ := jwt.Sign(token, jwt.WithKey(jwa.HS256, hmacKey))
-	_, err := jwt.Parse(confused, jwt.WithKeyProvider(KeyProvider(set.Lookup)))
+	_, err := jwt.Parse(confused, jwt.WithKeyProvider(KeyProvider(set.LookupContext)))
 	if !errors.Is(err, ErrAlgorithmMismatch) {
 		t.Fatalf("HS256 token under an ES256 kid: got %v, want ErrAlgorithmMismatch", err)
 	}
 	// Unknown kid.
 	_ = foreignKey.Set(jwk.KeyIDKey, "no-such-key")
 	unknown, _ := jwt.Sign(token, jwt.WithKey(jwa.ES256, foreignKey))
-	if _, err := jwt.Parse(unknown, jwt.WithKeyProvider(KeyProvider(set.Lookup))); !errors.Is(err, ErrUnknownKey) {
+	if _, err := jwt.Parse(unknown, jwt.WithKeyProvider(KeyProvider(set.LookupContext))); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown kid: got %v, want ErrUnknownKey", err)
 	}
 }

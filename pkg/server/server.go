@@ -26,6 +26,7 @@ import (
 	"github.com/chit-auth/chit/pkg/grpcapi"
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -38,6 +39,9 @@ type Config struct {
 
 	Tokens           tokens.Config
 	SigningAlgorithm jwa.SignatureAlgorithm
+	Providers        providers.Config
+	// Orchestrators are the services that may call refreshAsOrchestrator.
+	Orchestrators []string
 
 	PasswordParams      passwords.Params
 	MaxConcurrentHashes int
@@ -103,17 +107,18 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	directory := accounts.NewDirectory(store, hasher, now, random)
-	tokenService := tokens.NewService(cfg.Tokens, signingKeys, store, directory, now, random)
+	providerService := providers.NewService(cfg.Providers, store, now, random)
+	tokenService := tokens.NewService(cfg.Tokens, signingKeys, providerService.LookupKey, store, directory, now, random)
 
 	s := &Server{cfg: cfg, store: store, tokens: tokenService}
-	unary, stream := grpcapi.Interceptors(cfg.Logger, tokenService)
+	unary, stream := grpcapi.Interceptors(cfg.Logger, grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators))
 	s.grpcServer = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unary),
 		grpc.ChainStreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
 	)
 	authv1.RegisterAuthServiceServer(s.grpcServer, grpcapi.NewAuthServer(tokenService))
-	authv1.RegisterAuthProvidersServer(s.grpcServer, grpcapi.ProvidersServer{})
+	authv1.RegisterAuthProvidersServer(s.grpcServer, grpcapi.NewProvidersServer(providerService))
 	s.health = health.NewServer()
 	grpc_health_v1.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)

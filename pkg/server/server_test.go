@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -40,17 +42,19 @@ type transport interface {
 	check(t *testing.T, bearer string) (*authv1.CheckTokenResponse, codes.Code)
 	authStatus(t *testing.T) (*authv1.GetAuthStatusResponse, codes.Code)
 	loginCli(t *testing.T) codes.Code
-	registerProvider(t *testing.T, bearer string) codes.Code
+	// invoke calls any RPC by its full gRPC method name.
+	invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code
 }
 
 func transports(e *env) map[string]transport {
 	return map[string]transport{
-		"gRPC": &grpcTransport{auth: authv1.NewAuthServiceClient(e.Conn), providers: authv1.NewAuthProvidersClient(e.Conn)},
+		"gRPC": &grpcTransport{conn: e.Conn, auth: authv1.NewAuthServiceClient(e.Conn), providers: authv1.NewAuthProvidersClient(e.Conn)},
 		"REST": &restTransport{base: "http://" + e.Server.HTTPAddr()},
 	}
 }
 
 type grpcTransport struct {
+	conn      *grpc.ClientConn
 	auth      authv1.AuthServiceClient
 	providers authv1.AuthProvidersClient
 }
@@ -88,12 +92,40 @@ func (g *grpcTransport) loginCli(t *testing.T) codes.Code {
 	return status.Code(err)
 }
 
-func (g *grpcTransport) registerProvider(t *testing.T, bearer string) codes.Code {
-	_, err := g.providers.Register(withBearer(bearer), &authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "p1"}}})
-	return status.Code(err)
+func (g *grpcTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {
+	return status.Code(g.conn.Invoke(withBearer(bearer), fullMethod, req, resp))
 }
 
 type restTransport struct{ base string }
+
+// restRoutes mirrors proto/chit/auth/v1/auth_api.yaml for the RPCs that
+// tests call through invoke.
+var restRoutes = map[string]struct{ method, path string }{
+	authv1.AuthProviders_Register_FullMethodName:              {http.MethodPost, "/auth/providers"},
+	authv1.AuthProviders_Claim_FullMethodName:                 {http.MethodPost, "/auth/providers/claim"},
+	authv1.AuthProviders_Renew_FullMethodName:                 {http.MethodPost, "/auth/providers/renew"},
+	authv1.AuthProviders_Refresh_FullMethodName:               {http.MethodPost, "/auth/providers/refresh"},
+	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     {http.MethodGet, "/auth/providers/retrieveKey"},
+	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: {http.MethodPost, "/auth/providers/refreshAsOrchestrator"},
+	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       {http.MethodPost, "/auth/providers/generateKeyPair"},
+	authv1.AuthService_CheckToken_FullMethodName:              {http.MethodGet, "/v1/auth/check"},
+}
+
+func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {
+	t.Helper()
+	route, ok := restRoutes[fullMethod]
+	if !ok {
+		t.Fatalf("no REST route for %s", fullMethod)
+	}
+	if route.method == http.MethodGet {
+		path := route.path
+		if find, ok := req.(*authv1.FindByStringId); ok {
+			path += "?id=" + url.QueryEscape(find.GetId())
+		}
+		return r.call(t, route.method, path, bearer, nil, resp)
+	}
+	return r.call(t, route.method, route.path, bearer, req, resp)
+}
 
 // call sends one REST request and decodes a 200 answer into resp. For an
 // error it checks that the HTTP status matches the gRPC code in the body,
@@ -172,11 +204,6 @@ func (r *restTransport) authStatus(t *testing.T) (*authv1.GetAuthStatusResponse,
 
 func (r *restTransport) loginCli(t *testing.T) codes.Code {
 	return r.call(t, http.MethodPost, "/v1/auth/cli/login", "", &authv1.LoginCliRequest{Code: "x", RedirectUri: "http://127.0.0.1:1/cb"}, nil)
-}
-
-func (r *restTransport) registerProvider(t *testing.T, bearer string) codes.Code {
-	return r.call(t, http.MethodPost, "/auth/providers", bearer,
-		&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "p1"}}}, nil)
 }
 
 func passwordRequest(user, password string) *authv1.TokenRequest {
@@ -324,18 +351,6 @@ func TestAuthStatusAndUnimplemented(t *testing.T) {
 			t.Fatalf("GetAuthStatus = %v", resp)
 		}
 		wantCode(t, "LoginCli", tr.loginCli(t), codes.Unimplemented)
-	})
-}
-
-// The providers' access rules hold before their behaviour exists.
-func TestProviderAccessRules(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		user, _ := tr.token(t, passwordRequest("alice", "wonderland"))
-		service, _ := tr.token(t, clientRequest("billing", e.ServiceSecret))
-		wantCode(t, "register without a token", tr.registerProvider(t, ""), codes.Unauthenticated)
-		wantCode(t, "register with a bad token", tr.registerProvider(t, "not.a.jwt"), codes.Unauthenticated)
-		wantCode(t, "register as a user", tr.registerProvider(t, user.GetAccessToken()), codes.PermissionDenied)
-		wantCode(t, "register as a service", tr.registerProvider(t, service.GetAccessToken()), codes.Unimplemented)
 	})
 }
 

@@ -74,18 +74,22 @@ type Claims struct {
 
 // Service issues, refreshes and checks tokens.
 type Service struct {
-	cfg       Config
-	keys      *keys.Set
-	store     storage.Store
-	directory *accounts.Directory
-	now       func() time.Time
-	random    io.Reader
+	cfg  Config
+	keys *keys.Set
+	// providerKeys finds provider keys: CheckToken accepts provider tokens,
+	// but they never authorize calls to Chit itself.
+	providerKeys keys.KeyLookup
+	store        storage.Store
+	directory    *accounts.Directory
+	now          func() time.Time
+	random       io.Reader
 }
 
 // NewService wires the core. now and random are injected so expiry and
 // rotation can be tested without sleeping.
-func NewService(cfg Config, signingKeys *keys.Set, store storage.Store, directory *accounts.Directory, now func() time.Time, random io.Reader) *Service {
-	return &Service{cfg: cfg, keys: signingKeys, store: store, directory: directory, now: now, random: random}
+// providerKeys may be nil.
+func NewService(cfg Config, signingKeys *keys.Set, providerKeys keys.KeyLookup, store storage.Store, directory *accounts.Directory, now func() time.Time, random io.Reader) *Service {
+	return &Service{cfg: cfg, keys: signingKeys, providerKeys: providerKeys, store: store, directory: directory, now: now, random: random}
 }
 
 // Config returns the policy the service runs with.
@@ -205,9 +209,24 @@ var (
 	errExpiredToken = chiterr.New(chiterr.Unauthenticated, "access token has expired")
 )
 
-// Check verifies an access token's signature, issuer, audience and times, and
-// returns its claims.
+// Check verifies an access token signed by the server or by a provider's key
+// (for CheckToken) and returns its claims.
 func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
+	lookups := []keys.KeyLookup{s.keys.LookupContext}
+	if s.providerKeys != nil {
+		lookups = append(lookups, s.providerKeys)
+	}
+	return s.verify(ctx, accessToken, lookups)
+}
+
+// Authenticate verifies an access token signed by the server itself: only
+// those say who may call Chit's own RPCs.
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims, error) {
+	return s.verify(ctx, accessToken, []keys.KeyLookup{s.keys.LookupContext})
+}
+
+// verify checks signature, issuer, audience and times, and returns the claims.
+func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
 	if accessToken == "" {
 		return Claims{}, errMissingToken
 	}
@@ -215,7 +234,8 @@ func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error)
 		return Claims{}, errInvalidToken
 	}
 	token, err := jwt.ParseString(accessToken,
-		jwt.WithKeyProvider(keys.KeyProvider(s.keys.Lookup)),
+		jwt.WithContext(ctx),
+		jwt.WithKeyProvider(keys.KeyProvider(lookups...)),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(s.cfg.Issuer),
 		jwt.WithAudience(s.cfg.Audience),

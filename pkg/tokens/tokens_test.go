@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second}
-	return &fixture{service: tokens.NewService(cfg, signingKeys, store, directory, c.Now, rand.Reader), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
+	return &fixture{service: tokens.NewService(cfg, signingKeys, nil, store, directory, c.Now, rand.Reader), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
 }
 
 func wantKind(t *testing.T, err error, kind chiterr.Kind) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 	"github.com/chit-auth/chit/pkg/tokens"
@@ -29,6 +30,8 @@ const (
 	UserName     = "alice"
 	UserPassword = "wonderland"
 	ServiceName  = "billing"
+	// OrchestratorName is a second service account, listed as orchestrator.
+	OrchestratorName = "ucloud"
 )
 
 // Clock is a settable time source.
@@ -42,10 +45,11 @@ func (c *Clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // Env is a running server and a gRPC connection to it.
 type Env struct {
-	Server        *server.Server
-	Clock         *Clock
-	Conn          *grpc.ClientConn
-	ServiceSecret string
+	Server             *server.Server
+	Clock              *Clock
+	Conn               *grpc.ClientConn
+	ServiceSecret      string
+	OrchestratorSecret string
 }
 
 // HTTPBase is the base URL of the REST port.
@@ -66,6 +70,8 @@ func Start(t testing.TB) *Env {
 		HTTPAddr:            "127.0.0.1:0",
 		Tokens:              tokens.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second},
 		SigningAlgorithm:    jwa.ES256,
+		Providers:           providers.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour},
+		Orchestrators:       []string{OrchestratorName},
 		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
 		MaxConcurrentHashes: 4,
 		HashQueueTimeout:    5 * time.Second,
@@ -80,6 +86,10 @@ func Start(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	secret, err := directory.CreateServiceAccount(ctx, ServiceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orchestratorSecret, err := directory.CreateServiceAccount(ctx, OrchestratorName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +116,5 @@ func Start(t testing.TB) *Env {
 	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
-	return &Env{Server: srv, Clock: clock, Conn: conn, ServiceSecret: secret}
+	return &Env{Server: srv, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
 }

@@ -134,4 +134,3 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 	}
 	return tx.Commit()
 }
-

@@ -1,0 +1,386 @@
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Config is the provider policy.
+type Config struct {
+	// Issuer and Audience are the `iss` and `aud` of provider tokens.
+	Issuer   string
+	Audience string
+	// AccessTokenTTL is the lifetime of tokens from refresh and
+	// refreshAsOrchestrator.
+	AccessTokenTTL time.Duration
+	// ClaimTTL is how long after registration a claim token works.
+	ClaimTTL time.Duration
+}
+
+// Defaults, documented in the README.
+const (
+	DefaultAccessTokenTTL = 15 * time.Minute
+	DefaultClaimTTL       = 24 * time.Hour
+)
+
+// MaxBulkItems bounds every bulk request.
+const MaxBulkItems = 1000
+
+// tokenBytes is the entropy of claim and refresh tokens.
+const tokenBytes = 64
+
+// SubjectPrefix starts the `sub` of a provider's own tokens (UCloud's #P_).
+const SubjectPrefix = "#P_"
+
+// Credentials are what claim and renew answer.
+type Credentials struct {
+	ProviderID   string
+	PublicKey    string
+	RefreshToken string
+}
+
+// Service runs the provider calls.
+type Service struct {
+	cfg    Config
+	store  storage.Store
+	now    func() time.Time
+	random io.Reader
+}
+
+// NewService returns the provider core on store.
+func NewService(cfg Config, store storage.Store, now func() time.Time, random io.Reader) *Service {
+	return &Service{cfg: cfg, store: store, now: now, random: random}
+}
+
+func checkBulk(n int) error {
+	if n < 1 || n > MaxBulkItems {
+		return chiterr.New(chiterr.InvalidArgument, "a bulk request needs 1 to %d items, got %d", MaxBulkItems, n)
+	}
+	return nil
+}
+
+func itemError(index int, kind chiterr.Kind, format string, args ...any) error {
+	return chiterr.New(kind, "item %d: %s", index, fmt.Sprintf(format, args...))
+}
+
+// Register creates unclaimed providers and returns a claim token for each.
+func (s *Service) Register(ctx context.Context, ids []string) ([]string, error) {
+	if err := checkBulk(len(ids)); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	claimTokens := make([]string, len(ids))
+	records := make([]storage.Provider, len(ids))
+	for i, id := range ids {
+		if err := accounts.ValidateName("provider", id); err != nil {
+			return nil, itemError(i, chiterr.InvalidArgument, "%s", chiterr.PublicMessage(err))
+		}
+		token, err := s.newToken()
+		if err != nil {
+			return nil, err
+		}
+		claimTokens[i] = token
+		records[i] = storage.Provider{ID: id, ClaimTokenHash: hashToken(token), ClaimExpiresAt: now.Add(s.cfg.ClaimTTL), CreatedAt: now}
+	}
+	err := s.store.CreateProviders(ctx, records)
+	var item *storage.ItemError
+	if errors.As(err, &item) && errors.Is(err, storage.ErrAlreadyExists) {
+		return nil, itemError(item.Index, chiterr.AlreadyExists, "provider %q already exists", ids[item.Index])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store providers: %w", err)
+	}
+	return claimTokens, nil
+}
+
+// Claim answers each claim token with its provider's id, public key and
+// refresh token. A retried claim gets the same answer until the claim
+// expires.
+func (s *Service) Claim(ctx context.Context, claimTokens []string) ([]Credentials, error) {
+	if err := checkBulk(len(claimTokens)); err != nil {
+		return nil, err
+	}
+	answers, err := s.claimOnce(ctx, claimTokens)
+	// A concurrent claim of the same provider won: its credentials are now
+	// stored, and a second pass answers them.
+	if errors.Is(err, storage.ErrConflict) {
+		answers, err = s.claimOnce(ctx, claimTokens)
+	}
+	return answers, err
+}
+
+func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Credentials, error) {
+	now := s.now()
+	answers := make([]Credentials, len(claimTokens))
+	var pending []storage.ProviderCredentials
+	var pendingIndex []int
+	for i, claimToken := range claimTokens {
+		if claimToken == "" {
+			return nil, itemError(i, chiterr.InvalidArgument, "claimToken is required")
+		}
+		provider, err := s.store.GetProviderByClaimToken(ctx, hashToken(claimToken))
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, itemError(i, chiterr.NotFound, "claim token is not valid")
+		case err != nil:
+			return nil, fmt.Errorf("read provider: %w", err)
+		case !now.Before(provider.ClaimExpiresAt):
+			return nil, itemError(i, chiterr.NotFound, "claim token has expired")
+		}
+		if !provider.ClaimedAt.IsZero() {
+			if len(provider.Credentials.SealedRefreshToken) == 0 {
+				return nil, itemError(i, chiterr.NotFound, "claim token is no longer valid: the provider's credentials were renewed")
+			}
+			refreshToken, err := unseal(claimToken, provider.Credentials.SealedRefreshToken)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s: %w", provider.ID, err)
+			}
+			answers[i] = Credentials{ProviderID: provider.ID, PublicKey: base64.StdEncoding.EncodeToString(provider.Credentials.PublicKey), RefreshToken: refreshToken}
+			continue
+		}
+		credentials, record, err := s.newCredentials(provider.ID, claimToken)
+		if err != nil {
+			return nil, err
+		}
+		answers[i] = credentials
+		pending = append(pending, record)
+		pendingIndex = append(pendingIndex, i)
+	}
+	if len(pending) == 0 {
+		return answers, nil
+	}
+	err := s.store.ClaimProviders(ctx, pending, now)
+	var item *storage.ItemError
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return nil, err
+	case errors.As(err, &item) && errors.Is(err, storage.ErrNotFound):
+		return nil, itemError(pendingIndex[item.Index], chiterr.NotFound, "claim token is not valid")
+	case err != nil:
+		return nil, fmt.Errorf("claim providers: %w", err)
+	}
+	return answers, nil
+}
+
+// Renew replaces each provider's key pair and refresh token; the old refresh
+// token stops working at once.
+func (s *Service) Renew(ctx context.Context, ids []string) ([]Credentials, error) {
+	if err := checkBulk(len(ids)); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(ids))
+	answers := make([]Credentials, len(ids))
+	records := make([]storage.ProviderCredentials, len(ids))
+	for i, id := range ids {
+		if id == "" {
+			return nil, itemError(i, chiterr.InvalidArgument, "id is required")
+		}
+		if seen[id] {
+			return nil, itemError(i, chiterr.InvalidArgument, "provider %q appears twice", id)
+		}
+		seen[id] = true
+		credentials, record, err := s.newCredentials(id, "")
+		if err != nil {
+			return nil, err
+		}
+		answers[i], records[i] = credentials, record
+	}
+	err := s.store.RenewProviders(ctx, records, s.now())
+	var item *storage.ItemError
+	if errors.As(err, &item) && errors.Is(err, storage.ErrNotFound) {
+		return nil, itemError(item.Index, chiterr.NotFound, "provider %q does not exist", ids[item.Index])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("renew providers: %w", err)
+	}
+	return answers, nil
+}
+
+// Refresh trades provider refresh tokens for access tokens signed with each
+// provider's own key. The refresh token is long-lived and not rotated.
+func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string, error) {
+	if err := checkBulk(len(refreshTokens)); err != nil {
+		return nil, err
+	}
+	accessTokens := make([]string, len(refreshTokens))
+	for i, refreshToken := range refreshTokens {
+		if refreshToken == "" {
+			return nil, itemError(i, chiterr.InvalidArgument, "refreshToken is required")
+		}
+		provider, err := s.store.GetProviderByRefreshToken(ctx, hashToken(refreshToken))
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, itemError(i, chiterr.Unauthenticated, "refresh token is invalid")
+		case err != nil:
+			return nil, fmt.Errorf("read provider: %w", err)
+		}
+		accessTokens[i], err = s.sign(provider, SubjectPrefix+provider.ID, accounts.RoleProvider, "provider")
+		if err != nil {
+			return nil, err
+		}
+	}
+	return accessTokens, nil
+}
+
+// RefreshAsOrchestrator signs, with each provider's key, a token for the
+// calling service, which the provider verifies with the public key it got
+// from claim.
+func (s *Service) RefreshAsOrchestrator(ctx context.Context, service string, providerIDs []string) ([]string, error) {
+	if err := checkBulk(len(providerIDs)); err != nil {
+		return nil, err
+	}
+	accessTokens := make([]string, len(providerIDs))
+	for i, id := range providerIDs {
+		provider, err := s.claimedProvider(ctx, id)
+		if err != nil {
+			return nil, itemError(i, chiterr.KindOf(err), "%s", chiterr.PublicMessage(err))
+		}
+		accessTokens[i], err = s.sign(provider, service, accounts.RoleService, "service")
+		if err != nil {
+			return nil, err
+		}
+	}
+	return accessTokens, nil
+}
+
+// RetrievePublicKey returns a provider's public key, base64 SPKI DER.
+func (s *Service) RetrievePublicKey(ctx context.Context, id string) (string, error) {
+	provider, err := s.claimedProvider(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(provider.Credentials.PublicKey), nil
+}
+
+func (s *Service) claimedProvider(ctx context.Context, id string) (storage.Provider, error) {
+	if id == "" {
+		return storage.Provider{}, chiterr.New(chiterr.InvalidArgument, "id is required")
+	}
+	provider, err := s.store.GetProvider(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.Provider{}, chiterr.New(chiterr.NotFound, "provider %q does not exist", id)
+	case err != nil:
+		return storage.Provider{}, fmt.Errorf("read provider: %w", err)
+	case provider.Credentials.KeyID == "":
+		return storage.Provider{}, chiterr.New(chiterr.FailedPrecondition, "provider %q has not been claimed yet", id)
+	}
+	return provider, nil
+}
+
+// LookupKey returns the public key of the provider key named kid, for
+// checking provider-signed tokens.
+func (s *Service) LookupKey(ctx context.Context, kid string) (jwk.Key, bool) {
+	if kid == "" {
+		return nil, false
+	}
+	provider, err := s.store.GetProviderByKeyID(ctx, kid)
+	if err != nil {
+		return nil, false
+	}
+	key, err := verifyingKey(provider.Credentials.PublicKey, provider.Credentials.KeyID)
+	if err != nil {
+		return nil, false
+	}
+	return key, true
+}
+
+// List returns every provider, for the operator commands.
+func (s *Service) List(ctx context.Context) ([]storage.Provider, error) {
+	return s.store.ListProviders(ctx)
+}
+
+// Delete removes a provider; its refresh token and key stop working.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	err := s.store.DeleteProvider(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "provider %q does not exist", id)
+	}
+	return err
+}
+
+func (s *Service) sign(provider storage.Provider, subject string, role accounts.Role, principalType string) (string, error) {
+	key, err := signingKey(provider.Credentials.PrivateKey, provider.Credentials.KeyID)
+	if err != nil {
+		return "", fmt.Errorf("provider %s: %w", provider.ID, err)
+	}
+	jti, err := s.newTokenOfSize(16)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	token, err := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Subject(subject).
+		Audience([]string{s.cfg.Audience}).
+		IssuedAt(now).
+		NotBefore(now).
+		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		JwtID(jti).
+		Claim("role", string(role)).
+		Claim("principalType", principalType).
+		Build()
+	if err != nil {
+		return "", err
+	}
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.RS256, key))
+	if err != nil {
+		return "", fmt.Errorf("sign provider token: %w", err)
+	}
+	return string(signed), nil
+}
+
+// newCredentials makes a key pair and refresh token for provider id. With a
+// claim token, the refresh token is also sealed for retried claims.
+func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.ProviderCredentials, error) {
+	pair, err := GenerateKeyPair()
+	if err != nil {
+		return Credentials{}, storage.ProviderCredentials{}, err
+	}
+	refreshToken, err := s.newToken()
+	if err != nil {
+		return Credentials{}, storage.ProviderCredentials{}, err
+	}
+	record := storage.ProviderCredentials{
+		ProviderID:       id,
+		KeyID:            pair.KeyID,
+		PublicKey:        pair.PublicDER,
+		PrivateKey:       pair.PrivateDER,
+		RefreshTokenHash: hashToken(refreshToken),
+	}
+	if claimToken != "" {
+		if record.SealedRefreshToken, err = seal(claimToken, refreshToken, s.random); err != nil {
+			return Credentials{}, storage.ProviderCredentials{}, err
+		}
+	}
+	return Credentials{ProviderID: id, PublicKey: pair.PublicBase64(), RefreshToken: refreshToken}, record, nil
+}
+
+func (s *Service) newToken() (string, error) { return s.newTokenOfSize(tokenBytes) }
+
+func (s *Service) newTokenOfSize(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// hashToken is SHA-256: claim and refresh tokens carry 512 random bits.
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}

@@ -1,0 +1,154 @@
+package providers
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
+)
+
+type clock struct{ nanos atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.nanos.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+func newService(t *testing.T) (*Service, *clock) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := &clock{}
+	c.nanos.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano())
+	cfg := Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour}
+	return NewService(cfg, store, c.Now, rand.Reader), c
+}
+
+func wantError(t *testing.T, err error, kind chiterr.Kind, fragment string) {
+	t.Helper()
+	if err == nil || chiterr.KindOf(err) != kind || !strings.Contains(err.Error(), fragment) {
+		t.Fatalf("got %v, want %v mentioning %q", err, kind, fragment)
+	}
+}
+
+func TestBulkErrorsNameTheItem(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	if _, err := s.Register(ctx, []string{"taken"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Register(ctx, []string{"fresh", "taken"})
+	wantError(t, err, chiterr.AlreadyExists, "item 1")
+	_, err = s.Register(ctx, []string{"ok", "not ok"})
+	wantError(t, err, chiterr.InvalidArgument, "item 1")
+	_, err = s.Renew(ctx, []string{"taken", "ghost"})
+	wantError(t, err, chiterr.NotFound, "item 1")
+	_, err = s.Renew(ctx, []string{"taken", "taken"})
+	wantError(t, err, chiterr.InvalidArgument, "appears twice")
+	_, err = s.Refresh(ctx, []string{"unknown"})
+	wantError(t, err, chiterr.Unauthenticated, "item 0")
+	_, err = s.Register(ctx, nil)
+	wantError(t, err, chiterr.InvalidArgument, "1 to 1000")
+}
+
+func TestClaimExpires(t *testing.T) {
+	ctx := context.Background()
+	s, c := newService(t)
+	claimTokens, err := s.Register(ctx, []string{"late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(24 * time.Hour)
+	_, err = s.Claim(ctx, claimTokens)
+	wantError(t, err, chiterr.NotFound, "expired")
+}
+
+func TestClaimRetryAnswersTheSameUntilExpiry(t *testing.T) {
+	ctx := context.Background()
+	s, c := newService(t)
+	claimTokens, err := s.Register(ctx, []string{"site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Claim(ctx, claimTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(23 * time.Hour)
+	again, err := s.Claim(ctx, claimTokens)
+	if err != nil || again[0] != first[0] {
+		t.Fatalf("retry = %+v, %v; want %+v", again, err, first)
+	}
+	c.Advance(time.Hour)
+	_, err = s.Claim(ctx, claimTokens)
+	wantError(t, err, chiterr.NotFound, "expired")
+}
+
+// Concurrent first claims of one provider all get the winner's answer.
+func TestConcurrentClaimsAgree(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	claimTokens, err := s.Register(ctx, []string{"busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := make([]Credentials, 4)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := s.Claim(ctx, claimTokens)
+			errs[i] = err
+			if err == nil {
+				answers[i] = got[0]
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range answers {
+		if errs[i] != nil || answers[i] != answers[0] {
+			t.Fatalf("claim %d = %+v, %v; want %+v", i, answers[i], errs[i], answers[0])
+		}
+	}
+}
+
+func TestRefreshAsOrchestratorNeedsAClaimedProvider(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	if _, err := s.Register(ctx, []string{"unclaimed"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.RefreshAsOrchestrator(ctx, "ucloud", []string{"unclaimed"})
+	wantError(t, err, chiterr.FailedPrecondition, "item 0")
+	_, err = s.RefreshAsOrchestrator(ctx, "ucloud", []string{"missing"})
+	wantError(t, err, chiterr.NotFound, "item 0")
+}
+
+func TestSealOpensOnlyWithTheClaimToken(t *testing.T) {
+	sealed, err := seal("claim-a", "refresh-secret", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "refresh-secret") {
+		t.Fatal("sealed blob contains the plaintext")
+	}
+	if got, err := unseal("claim-a", sealed); err != nil || got != "refresh-secret" {
+		t.Fatalf("unseal = %q, %v", got, err)
+	}
+	if _, err := unseal("claim-b", sealed); err == nil {
+		t.Fatal("another claim token opened the seal")
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := unseal("claim-a", sealed); err == nil {
+		t.Fatal("a tampered seal opened")
+	}
+}
