@@ -13,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/envflag"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/secretin"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
@@ -34,7 +35,7 @@ variable named in its help; a flag given on the command line wins.`,
 		},
 	}
 	store.register(root.PersistentFlags())
-	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store))
+	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store))
 	envflag.Annotate(root, "CHIT")
 	return root
 }
@@ -224,5 +225,55 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 		}),
 	}
 	cmd.AddCommand(create, list, remove)
+	return cmd
+}
+
+func newProviderCommand(store *storeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "provider", Short: "Manage resource providers (AuthProviders)"}
+	// The provider core needs no token policy to list or delete.
+	withProviders := func(body func(cmd *cobra.Command, args []string, service *providers.Service) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return body(cmd, args, providers.NewService(providers.Config{}, db, time.Now, rand.Reader))
+		}
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List providers and whether they have been claimed",
+		Args:  cobra.NoArgs,
+		RunE: withProviders(func(cmd *cobra.Command, _ []string, service *providers.Service) error {
+			all, err := service.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tSTATE\tREGISTERED\tKEY_ID")
+			for _, p := range all {
+				state := "unclaimed (claim expires " + p.ClaimExpiresAt.UTC().Format(time.RFC3339) + ")"
+				if !p.ClaimedAt.IsZero() {
+					state = "claimed " + p.ClaimedAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.ID, state, p.CreatedAt.UTC().Format(time.RFC3339), p.Credentials.KeyID)
+			}
+			return w.Flush()
+		}),
+	}
+	remove := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a provider; its refresh token and key stop working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: withProviders(func(cmd *cobra.Command, args []string, service *providers.Service) error {
+			if err := service.Delete(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted provider %s\n", args[0])
+			return nil
+		}),
+	}
+	cmd.AddCommand(list, remove)
 	return cmd
 }

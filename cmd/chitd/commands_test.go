@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/providers"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
 // run executes chitd in-process with args and stdin, returning its output.
@@ -116,5 +121,45 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
 		}
+	}
+}
+
+func TestProviderCommands(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, db, time.Now, rand.Reader)
+	claimTokens, err := service.Register(ctx, []string{"hpc", "cloud"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := service.Claim(ctx, claimTokens[:1]); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	out, err := run(t, "", "provider", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "hpc") || !strings.Contains(out, "claimed") || !strings.Contains(out, "cloud") || !strings.Contains(out, "unclaimed") {
+		t.Fatalf("provider list: %q, %v", out, err)
+	}
+	if _, err := run(t, "", "provider", "delete", "hpc", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "provider", "delete", "hpc", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("deleting a missing provider: %v", err)
+	}
+	out, _ = run(t, "", "provider", "list", "--data-dir", dir)
+	if strings.Contains(out, "hpc") {
+		t.Fatalf("deleted provider still listed: %q", out)
+	}
+}
+
+func TestServeRefusesBadOrchestratorNames(t *testing.T) {
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir(), "--orchestrators", "ucloud,bad name")
+	if err == nil || !strings.Contains(err.Error(), `"bad name"`) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -64,6 +66,10 @@ type serveFlags struct {
 	shutdownTimeout  time.Duration
 	logLevel         string
 	logFormat        string
+
+	orchestrators     []string
+	providerClaimTTL  time.Duration
+	providerAccessTTL time.Duration
 }
 
 func (f *serveFlags) register(flags *pflag.FlagSet) {
@@ -78,6 +84,9 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
+	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
+	flags.DurationVar(&f.providerAccessTTL, "provider-token-ttl", providers.DefaultAccessTokenTTL, "lifetime of provider access tokens (refresh and refreshAsOrchestrator)")
 }
 
 // check is one rule of the configuration.
@@ -106,6 +115,11 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
+		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
+		{f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
+	}
+	for _, name := range f.orchestrators {
+		checks = append(checks, check{accounts.ValidateName("service", name) != nil, fmt.Sprintf("--orchestrators: %q is not a service name", name)})
 	}
 	checks = append(checks, h.checks()...)
 	var problems []string
@@ -163,7 +177,14 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 			RefreshTokenTTL: f.refreshTokenTTL,
 			ClockSkew:       f.clockSkew,
 		},
-		SigningAlgorithm:    alg,
+		SigningAlgorithm: alg,
+		Providers: providers.Config{
+			Issuer:         f.issuer,
+			Audience:       f.audience,
+			AccessTokenTTL: f.providerAccessTTL,
+			ClaimTTL:       f.providerClaimTTL,
+		},
+		Orchestrators:       f.orchestrators,
 		PasswordParams:      h.params(),
 		MaxConcurrentHashes: h.maxConcurrent,
 		HashQueueTimeout:    h.queueTimeout,
