@@ -346,7 +346,6 @@ func TestSeedRefreshShapeOverREST(t *testing.T) {
 	}
 }
 
-
 // transportName keeps ids of the two transports' runs apart on one server.
 func transportName(tr transport) string {
 	if _, ok := tr.(*grpcTransport); ok {
