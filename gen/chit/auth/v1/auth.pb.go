@@ -455,7 +455,10 @@ type LoginCliRequest struct {
 	// The OAuth code.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// The OAuth redirect URI that the client used during the OAuth request.
-	RedirectUri   string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	RedirectUri string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// The PKCE code verifier (RFC 7636) whose S256 challenge was sent to
+	// GetAuthorizeUrl. Required when the server makes PKCE mandatory.
+	CodeVerifier  string `protobuf:"bytes,3,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -500,6 +503,13 @@ func (x *LoginCliRequest) GetCode() string {
 func (x *LoginCliRequest) GetRedirectUri() string {
 	if x != nil {
 		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *LoginCliRequest) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
 	}
 	return ""
 }
@@ -794,7 +804,18 @@ type GetAuthorizeUrlRequest struct {
 	// auth request.
 	RedirectUri string `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// The scopes the client is requesting as part of the login request.
-	Scope         string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// `offline_access` asks for a refresh token, `openid` for an ID token.
+	Scope string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The PKCE challenge (RFC 7636): base64url of the SHA-256 of the verifier
+	// the client will send to LoginCli.
+	CodeChallenge string `protobuf:"bytes,4,opt,name=code_challenge,json=codeChallenge,proto3" json:"code_challenge,omitempty"`
+	// The PKCE method. Only `S256` is accepted.
+	CodeChallengeMethod string `protobuf:"bytes,5,opt,name=code_challenge_method,json=codeChallengeMethod,proto3" json:"code_challenge_method,omitempty"`
+	// Echoed in the ID token's `nonce` claim when `openid` is requested.
+	Nonce string `protobuf:"bytes,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The client asking. Empty means Chit's own CLI, which may use any loopback
+	// redirect URI (RFC 8252); other clients are registered with their URIs.
+	ClientId      string `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -846,6 +867,34 @@ func (x *GetAuthorizeUrlRequest) GetRedirectUri() string {
 func (x *GetAuthorizeUrlRequest) GetScope() string {
 	if x != nil {
 		return x.Scope
+	}
+	return ""
+}
+
+func (x *GetAuthorizeUrlRequest) GetCodeChallenge() string {
+	if x != nil {
+		return x.CodeChallenge
+	}
+	return ""
+}
+
+func (x *GetAuthorizeUrlRequest) GetCodeChallengeMethod() string {
+	if x != nil {
+		return x.CodeChallengeMethod
+	}
+	return ""
+}
+
+func (x *GetAuthorizeUrlRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *GetAuthorizeUrlRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
 	}
 	return ""
 }
@@ -1059,10 +1108,11 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"token_type\x18\x06 \x01(\tR\ttokenTypeB\x10\n" +
 	"\x0e_refresh_tokenB\v\n" +
-	"\t_id_token\"H\n" +
+	"\t_id_token\"m\n" +
 	"\x0fLoginCliRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12!\n" +
-	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\"P\n" +
+	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\x12#\n" +
+	"\rcode_verifier\x18\x03 \x01(\tR\fcodeVerifier\"P\n" +
 	"\x10LoginCliResponse\x12<\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x19.chit.auth.v1.AccessTokenR\vaccessToken\"8\n" +
 	"\x11RefreshCliRequest\x12#\n" +
@@ -1079,11 +1129,15 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x16\n" +
 	"\x06issuer\x18\x06 \x01(\tR\x06issuer\x12\x1a\n" +
 	"\baudience\x18\a \x03(\tR\baudience\x12\x19\n" +
-	"\btoken_id\x18\b \x01(\tR\atokenId\"g\n" +
+	"\btoken_id\x18\b \x01(\tR\atokenId\"\xf5\x01\n" +
 	"\x16GetAuthorizeUrlRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12!\n" +
 	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\x12\x14\n" +
-	"\x05scope\x18\x03 \x01(\tR\x05scope\"+\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x12%\n" +
+	"\x0ecode_challenge\x18\x04 \x01(\tR\rcodeChallenge\x122\n" +
+	"\x15code_challenge_method\x18\x05 \x01(\tR\x13codeChallengeMethod\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\tR\x05nonce\x12\x1b\n" +
+	"\tclient_id\x18\a \x01(\tR\bclientId\"+\n" +
 	"\x17GetAuthorizeUrlResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\"\x16\n" +
 	"\x14GetAuthStatusRequest\"\xd4\x01\n" +
