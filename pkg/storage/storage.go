@@ -101,6 +101,33 @@ type ProviderCredentials struct {
 	SealedRefreshToken []byte
 }
 
+// Client is an OAuth client registered for the sign-in page, with the
+// redirect URIs it may use. Chit's own CLI needs no registration.
+type Client struct {
+	ID           string
+	RedirectURIs []string
+	CreatedAt    time.Time
+}
+
+// AuthorizationCode is the stored form of a sign-in page's one-time code,
+// bound to the client, redirect URI and PKCE challenge it was issued for.
+type AuthorizationCode struct {
+	Hash          []byte
+	ClientID      string
+	RedirectURI   string
+	CodeChallenge string
+	Subject       string
+	Role          string
+	Scope         string
+	Nonce         string
+	AuthTime      time.Time
+	ExpiresAt     time.Time
+	// UsedAt is zero until the code is redeemed; FamilyID then names the
+	// refresh family it started, so a replay can revoke it.
+	UsedAt   time.Time
+	FamilyID string
+}
+
 // ItemError says which item of a bulk operation failed; nothing of the
 // operation was applied.
 type ItemError struct {
@@ -158,6 +185,23 @@ type Store interface {
 	// provider is an *ItemError wrapping ErrNotFound. An unclaimed provider
 	// counts as claimed afterwards.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
+
+	CreateClient(ctx context.Context, client Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	DeleteClient(ctx context.Context, id string) error
+
+	CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error
+	// RedeemAuthorizationCode marks the code used at usedAt and records the
+	// refresh family it starts, returning the code as it was. Exactly one
+	// redemption succeeds; a later one gets the stored code (with the first
+	// redemption's FamilyID) and ErrConflict. An unknown hash is ErrNotFound.
+	RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (AuthorizationCode, error)
+	// DeleteExpiredAuthorizationCodes removes codes that expired before cutoff.
+	DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error)
+	// RevokeRefreshFamily deletes every refresh token of a family and returns
+	// how many there were.
+	RevokeRefreshFamily(ctx context.Context, familyID string) (int, error)
 
 	Close() error
 }

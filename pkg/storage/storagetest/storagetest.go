@@ -40,6 +40,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"ClaimAndRenewProviders", testClaimAndRenewProviders},
 		{"ConcurrentClaimHasOneWinner", testConcurrentClaim},
 		{"ListAndDeleteProviders", testListAndDeleteProviders},
+		{"Clients", testClients},
+		{"AuthorizationCodeIsSingleUse", testAuthorizationCodes},
+		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
+		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
+	uris, err := json.Marshal(client.RedirectURIs)
+	if err != nil {
+		return err
+	}
+	return s.insert(ctx, `INSERT INTO clients (id, redirect_uris, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		client.ID, string(uris), toUnix(client.CreatedAt))
+}
+
+func scanClient(row rowScanner) (storage.Client, error) {
+	var client storage.Client
+	var uris string
+	var createdAt sql.NullInt64
+	if err := row.Scan(&client.ID, &uris, &createdAt); err != nil {
+		return storage.Client{}, notFound(err)
+	}
+	client.CreatedAt = fromUnix(createdAt)
+	return client, json.Unmarshal([]byte(uris), &client.RedirectURIs)
+}
+
+func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	return scanClient(s.db.QueryRowContext(ctx, `SELECT id, redirect_uris, created_at FROM clients WHERE id = ?`, id))
+}
+
+func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, redirect_uris, created_at FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var clients []storage.Client
+	for rows.Next() {
+		client, err := scanClient(rows)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, client)
+	}
+	return clients, rows.Err()
+}
+
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrNotFound)
+}
+
+const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
+
+func (s *Store) CreateAuthorizationCode(ctx context.Context, code storage.AuthorizationCode) error {
+	return s.insert(ctx, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		code.Hash, code.ClientID, code.RedirectURI, code.CodeChallenge, code.Subject, code.Role, code.Scope, code.Nonce,
+		toUnix(code.AuthTime), toUnix(code.ExpiresAt), toUnix(code.UsedAt), code.FamilyID)
+}
+
+func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (storage.AuthorizationCode, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return storage.AuthorizationCode{}, err
+	}
+	defer tx.Rollback()
+	var code storage.AuthorizationCode
+	var authTime, expiresAt, used sql.NullInt64
+	err = tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM authorization_codes WHERE hash = ?`, hash).Scan(
+		&code.Hash, &code.ClientID, &code.RedirectURI, &code.CodeChallenge, &code.Subject, &code.Role, &code.Scope,
+		&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID)
+	if err != nil {
+		return storage.AuthorizationCode{}, notFound(err)
+	}
+	code.AuthTime, code.ExpiresAt, code.UsedAt = fromUnix(authTime), fromUnix(expiresAt), fromUnix(used)
+	if !code.UsedAt.IsZero() {
+		return code, storage.ErrConflict
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE authorization_codes SET used_at = ?, family_id = ? WHERE hash = ?`,
+		toUnix(usedAt), familyID, hash); err != nil {
+		return storage.AuthorizationCode{}, err
+	}
+	return code, tx.Commit()
+}
+
+func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM authorization_codes WHERE expires_at < ?`, toUnix(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	return int(n), err
+}
+
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) (int, error) {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE family_id = ?`, familyID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	return int(n), err
+}

@@ -1,0 +1,137 @@
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+func testClients(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	client := storage.Client{ID: "dashboard", RedirectURIs: []string{"https://dash.example/cb", "https://dash.example/cb2"}, CreatedAt: base}
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(ctx, client); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("duplicate client: %v", err)
+	}
+	got, err := s.GetClient(ctx, "dashboard")
+	if err != nil || !slices.Equal(got.RedirectURIs, client.RedirectURIs) || !sameInstant(got.CreatedAt, base) {
+		t.Fatalf("GetClient = %+v, %v", got, err)
+	}
+	if _, err := s.GetClient(ctx, "nobody"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	list, err := s.ListClients(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListClients = %+v, %v", list, err)
+	}
+	if err := s.DeleteClient(ctx, "dashboard"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "dashboard"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func newCode(t *testing.T) storage.AuthorizationCode {
+	t.Helper()
+	return storage.AuthorizationCode{
+		Hash: randomHash(t), ClientID: "chit-cli", RedirectURI: "http://127.0.0.1:5000/cb", CodeChallenge: "challenge",
+		Subject: "alice", Role: "USER", Scope: "openid offline_access", Nonce: "n-0S6", AuthTime: base, ExpiresAt: base.Add(time.Minute),
+	}
+}
+
+func testAuthorizationCodes(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	code := newCode(t)
+	if err := s.CreateAuthorizationCode(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RedeemAuthorizationCode(ctx, randomHash(t), base, "f"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown code: %v", err)
+	}
+	got, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(time.Second), "family-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Hash, code.Hash) || got.ClientID != code.ClientID || got.RedirectURI != code.RedirectURI ||
+		got.CodeChallenge != code.CodeChallenge || got.Subject != "alice" || got.Role != "USER" || got.Scope != code.Scope ||
+		got.Nonce != code.Nonce || !sameInstant(got.AuthTime, base) || !sameInstant(got.ExpiresAt, code.ExpiresAt) || !got.UsedAt.IsZero() {
+		t.Fatalf("redeemed code = %+v, want %+v as it was before redemption", got, code)
+	}
+	replay, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(2*time.Second), "family-2")
+	if !errors.Is(err, storage.ErrConflict) || replay.FamilyID != "family-1" || !sameInstant(replay.UsedAt, base.Add(time.Second)) {
+		t.Fatalf("replay = %+v, %v; want ErrConflict naming the first redemption's family", replay, err)
+	}
+	expired := newCode(t)
+	expired.ExpiresAt = base.Add(-time.Second)
+	if err := s.CreateAuthorizationCode(ctx, expired); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteExpiredAuthorizationCodes(ctx, base); err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredAuthorizationCodes = %d, %v; want 1", n, err)
+	}
+}
+
+func testConcurrentRedemption(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	code := newCode(t)
+	if err := s.CreateAuthorizationCode(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	const contenders = 10
+	errs := make([]error, contenders)
+	var wg sync.WaitGroup
+	for i := range contenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.RedeemAuthorizationCode(ctx, code.Hash, base, "family")
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+		} else if !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d redemptions succeeded, want 1", wins)
+	}
+}
+
+func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	first := newRefreshToken(t, "alice")
+	second := successorOf(t, first, base.Add(time.Minute))
+	other := newRefreshToken(t, "alice")
+	for _, token := range []storage.RefreshToken{first, other} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RotateRefreshToken(ctx, first.Hash, second); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID); err != nil || n != 2 {
+		t.Fatalf("RevokeRefreshFamily = %d, %v; want 2", n, err)
+	}
+	for _, hash := range [][]byte{first.Hash, second.Hash} {
+		if _, err := s.GetRefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("revoked family member survived: %v", err)
+		}
+	}
+	if _, err := s.GetRefreshToken(ctx, other.Hash); err != nil {
+		t.Fatalf("another family was revoked: %v", err)
+	}
+}
