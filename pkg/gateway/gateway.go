@@ -26,6 +26,8 @@ type Options struct {
 	JWKS func() []byte
 	// OpenAPI is the OpenAPI v2 document.
 	OpenAPI []byte
+	// Pages registers the HTML pages served beside the API (the sign-in page).
+	Pages func(mux *http.ServeMux)
 }
 
 // New returns the HTTP handler of the REST port; conn reaches the gRPC server.
@@ -60,6 +62,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(opts.OpenAPI)
 	})
+	if opts.Pages != nil {
+		opts.Pages(mux)
+	}
 	return mux, nil
 }
 

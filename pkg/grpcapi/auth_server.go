@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -21,14 +22,15 @@ const (
 // AuthServer serves chit.auth.v1.AuthService over the token core.
 type AuthServer struct {
 	authv1.UnimplementedAuthServiceServer
-	tokens *tokens.Service
+	tokens    *tokens.Service
+	authorize *authorize.Service
 }
 
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 
 // NewAuthServer returns the AuthService handlers.
-func NewAuthServer(tokenService *tokens.Service) *AuthServer {
-	return &AuthServer{tokens: tokenService}
+func NewAuthServer(tokenService *tokens.Service, authorizeService *authorize.Service) *AuthServer {
+	return &AuthServer{tokens: tokenService, authorize: authorizeService}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
@@ -85,23 +87,54 @@ func (s *AuthServer) GetAuthStatus(context.Context, *authv1.GetAuthStatusRequest
 	}, nil
 }
 
-// The CLI login flow (LoginCli, RefreshCli, GetAuthorizeUrl) comes with its
-// own issue; until then these answer UNIMPLEMENTED with a message saying so.
-
-func (s *AuthServer) LoginCli(context.Context, *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
-	return nil, notYet("LoginCli")
+func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthorizeUrlRequest) (*authv1.GetAuthorizeUrlResponse, error) {
+	url, err := s.authorize.AuthorizeURL(ctx, authorize.Request{
+		ClientID:            req.GetClientId(),
+		RedirectURI:         req.GetRedirectUri(),
+		State:               req.GetState(),
+		Scope:               req.GetScope(),
+		CodeChallenge:       req.GetCodeChallenge(),
+		CodeChallengeMethod: req.GetCodeChallengeMethod(),
+		Nonce:               req.GetNonce(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.GetAuthorizeUrlResponse{Url: url}, nil
 }
 
-func (s *AuthServer) RefreshCli(context.Context, *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
-	return nil, notYet("RefreshCli")
+func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
+	grant, err := s.authorize.Exchange(ctx, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.LoginCliResponse{AccessToken: accessToken(grant)}, nil
 }
 
-func (s *AuthServer) GetAuthorizeUrl(context.Context, *authv1.GetAuthorizeUrlRequest) (*authv1.GetAuthorizeUrlResponse, error) {
-	return nil, notYet("GetAuthorizeUrl")
+func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
+	grant, err := s.tokens.Refresh(ctx, req.GetRefreshToken())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.RefreshCliResponse{AccessToken: accessToken(grant)}, nil
 }
 
-func notYet(method string) error {
-	return chiterr.New(chiterr.Unimplemented, "%s is not implemented yet in this version of Chit", method)
+// accessToken is the Neosync AccessToken message of a grant; the optional
+// fields stay unset when the grant has none.
+func accessToken(grant tokens.Grant) *authv1.AccessToken {
+	message := &authv1.AccessToken{
+		AccessToken: grant.AccessToken,
+		ExpiresIn:   int64(grant.ExpiresIn.Seconds()),
+		Scope:       grant.Scope,
+		TokenType:   tokens.TokenType,
+	}
+	if grant.RefreshToken != "" {
+		message.RefreshToken = &grant.RefreshToken
+	}
+	if grant.IDToken != "" {
+		message.IdToken = &grant.IDToken
+	}
+	return message
 }
 
 func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {

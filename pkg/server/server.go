@@ -22,11 +22,13 @@ import (
 	"github.com/chit-auth/chit"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/gateway"
 	"github.com/chit-auth/chit/pkg/grpcapi"
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
+	"github.com/chit-auth/chit/pkg/signinpage"
 	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -42,6 +44,8 @@ type Config struct {
 	Providers        providers.Config
 	// Orchestrators are the services that may call refreshAsOrchestrator.
 	Orchestrators []string
+	// SignIn is the browser sign-in policy; its BaseURL defaults to the issuer.
+	SignIn authorize.Config
 
 	PasswordParams      passwords.Params
 	MaxConcurrentHashes int
@@ -109,6 +113,13 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	directory := accounts.NewDirectory(store, hasher, now, random)
 	providerService := providers.NewService(cfg.Providers, store, now, random)
 	tokenService := tokens.NewService(cfg.Tokens, signingKeys, providerService.LookupKey, store, directory, now, random)
+	if cfg.SignIn.BaseURL == "" {
+		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
+	}
+	if cfg.SignIn.CodeTTL <= 0 {
+		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
+	}
+	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
 
 	s := &Server{cfg: cfg, store: store, tokens: tokenService}
 	unary, stream := grpcapi.Interceptors(cfg.Logger, grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators))
@@ -117,7 +128,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		grpc.ChainStreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
 	)
-	authv1.RegisterAuthServiceServer(s.grpcServer, grpcapi.NewAuthServer(tokenService))
+	authv1.RegisterAuthServiceServer(s.grpcServer, grpcapi.NewAuthServer(tokenService, authorizeService))
 	authv1.RegisterAuthProvidersServer(s.grpcServer, grpcapi.NewProvidersServer(providerService))
 	s.health = health.NewServer()
 	grpc_health_v1.RegisterHealthServer(s.grpcServer, s.health)
@@ -136,7 +147,11 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		s.closeListeners()
 		return nil, fmt.Errorf("connect gateway to gRPC: %w", err)
 	}
-	handler, err := gateway.New(ctx, s.gatewayConn, gateway.Options{JWKS: signingKeys.JWKS, OpenAPI: chit.OpenAPISpec})
+	handler, err := gateway.New(ctx, s.gatewayConn, gateway.Options{
+		JWKS:    signingKeys.JWKS,
+		OpenAPI: chit.OpenAPISpec,
+		Pages:   signinpage.New(authorizeService, cfg.Logger).Register,
+	})
 	if err != nil {
 		s.closeListeners()
 		return nil, err
@@ -233,11 +248,17 @@ func (s *Server) cleanExpired(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			n, err := s.store.DeleteExpiredRefreshTokens(ctx, s.cfg.now()())
-			if err != nil {
-				s.cfg.Logger.Warn("deleting expired refresh tokens failed", "error", err)
-			} else if n > 0 {
-				s.cfg.Logger.Info("deleted expired refresh tokens", "count", n)
+			now := s.cfg.now()()
+			for what, clean := range map[string]func(context.Context, time.Time) (int, error){
+				"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
+				"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+			} {
+				n, err := clean(ctx, now)
+				if err != nil {
+					s.cfg.Logger.Warn("deleting expired "+what+" failed", "error", err)
+				} else if n > 0 {
+					s.cfg.Logger.Info("deleted expired "+what, "count", n)
+				}
 			}
 		}
 	}

@@ -58,6 +58,8 @@ type Grant struct {
 	RefreshToken string
 	ExpiresIn    time.Duration
 	Scope        string
+	// IDToken is an OIDC ID token, only for sign-ins that asked for openid.
+	IDToken string
 }
 
 // Claims describe a valid access token.
@@ -106,31 +108,91 @@ func (s *Service) IssueForPassword(ctx context.Context, username, password, scop
 	if err != nil {
 		return Grant{}, err
 	}
-	now := s.now()
-	familyID, err := s.randomString(16)
+	familyID, err := s.NewFamilyID()
 	if err != nil {
 		return Grant{}, err
 	}
-	refresh, record, err := s.newRefreshToken(storage.RefreshToken{
-		FamilyID:  familyID,
-		Subject:   principal.Subject,
-		Role:      string(principal.Role),
-		Scope:     strings.Join(scopes, " "),
-		IssuedAt:  now,
-		ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
-	})
-	if err != nil {
-		return Grant{}, err
-	}
-	access, err := s.signAccessToken(principal, scopes, now)
-	if err != nil {
-		return Grant{}, err
-	}
-	if err := s.store.CreateRefreshToken(ctx, record); err != nil {
-		return Grant{}, fmt.Errorf("store refresh token: %w", err)
-	}
-	return s.grant(access, refresh, scopes), nil
+	return s.IssueForLogin(ctx, Login{Principal: principal, Scopes: scopes, FamilyID: familyID, WithRefreshToken: true})
 }
+
+// Login describes a person who has just proven who they are, and what to
+// issue them.
+type Login struct {
+	Principal accounts.Principal
+	Scopes    []string
+	// FamilyID names the refresh family the login starts (NewFamilyID).
+	FamilyID         string
+	WithRefreshToken bool
+	// IDToken, when set, asks for an OIDC ID token.
+	IDToken *IDTokenRequest
+}
+
+// IDTokenRequest is what an ID token states besides the subject.
+type IDTokenRequest struct {
+	ClientID string
+	Nonce    string
+	AuthTime time.Time
+}
+
+// NewFamilyID returns a fresh refresh family id.
+func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
+
+// IssueForLogin issues an access token and, as asked, a refresh token that
+// starts login.FamilyID and an ID token.
+func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
+	now := s.now()
+	access, err := s.signAccessToken(login.Principal, login.Scopes, now)
+	if err != nil {
+		return Grant{}, err
+	}
+	var refresh string
+	if login.WithRefreshToken {
+		var record storage.RefreshToken
+		refresh, record, err = s.newRefreshToken(storage.RefreshToken{
+			FamilyID:  login.FamilyID,
+			Subject:   login.Principal.Subject,
+			Role:      string(login.Principal.Role),
+			Scope:     strings.Join(login.Scopes, " "),
+			IssuedAt:  now,
+			ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
+		})
+		if err != nil {
+			return Grant{}, err
+		}
+		if err := s.store.CreateRefreshToken(ctx, record); err != nil {
+			return Grant{}, fmt.Errorf("store refresh token: %w", err)
+		}
+	}
+	grant := s.grant(access, refresh, login.Scopes)
+	if login.IDToken != nil {
+		if grant.IDToken, err = s.signIDToken(login.Principal, *login.IDToken, now); err != nil {
+			return Grant{}, err
+		}
+	}
+	return grant, nil
+}
+
+// signIDToken makes an OIDC ID token (OpenID Connect Core §2) for the client.
+func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, now time.Time) (string, error) {
+	builder := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Subject(principal.Subject).
+		Audience([]string{req.ClientID}).
+		IssuedAt(now).
+		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		Claim("auth_time", req.AuthTime.Unix())
+	if req.Nonce != "" {
+		builder = builder.Claim("nonce", req.Nonce)
+	}
+	token, err := builder.Build()
+	if err != nil {
+		return "", fmt.Errorf("build ID token: %w", err)
+	}
+	return s.keys.Sign(token)
+}
+
+// ParseScope splits and checks a space-separated scope (RFC 6749 §3.3).
+func ParseScope(scope string) ([]string, error) { return parseScope(scope) }
 
 // IssueForClient signs a service account in. It gets no refresh token: it
 // holds its secret and simply asks again (RFC 6749 §4.4.3).

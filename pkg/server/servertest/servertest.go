@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
@@ -72,6 +73,7 @@ func Start(t testing.TB) *Env {
 		SigningAlgorithm:    jwa.ES256,
 		Providers:           providers.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour},
 		Orchestrators:       []string{OrchestratorName},
+		SignIn:              authorize.Config{RequirePKCE: true},
 		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
 		MaxConcurrentHashes: 4,
 		HashQueueTimeout:    5 * time.Second,

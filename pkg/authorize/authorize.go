@@ -1,0 +1,353 @@
+package authorize
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// CLIClientID is Chit's own command-line client. It needs no registration and
+// may use any loopback redirect URI.
+const CLIClientID = "chit-cli"
+
+// Scopes with a meaning to the sign-in flow.
+const (
+	ScopeOfflineAccess = "offline_access"
+	ScopeOpenID        = "openid"
+)
+
+// PagePath is where the sign-in page lives on the HTTP port.
+const PagePath = "/oauth2/authorize"
+
+// Config is the sign-in policy.
+type Config struct {
+	// BaseURL is the public URL of the HTTP port (the issuer).
+	BaseURL string
+	// RequirePKCE refuses requests without an S256 code challenge.
+	RequirePKCE bool
+	// CodeTTL is how long an authorization code may be exchanged.
+	CodeTTL time.Duration
+}
+
+// DefaultCodeTTL is the lifetime of authorization codes.
+const DefaultCodeTTL = 60 * time.Second
+
+// Request is an authorization request, as the page and GetAuthorizeUrl get it.
+type Request struct {
+	ClientID            string
+	RedirectURI         string
+	State               string
+	Scope               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               string
+}
+
+// Service runs sign-ins and code exchanges.
+type Service struct {
+	cfg       Config
+	store     storage.Store
+	directory *accounts.Directory
+	tokens    *tokens.Service
+	now       func() time.Time
+	random    io.Reader
+}
+
+// NewService wires the sign-in core.
+func NewService(cfg Config, store storage.Store, directory *accounts.Directory, tokenService *tokens.Service, now func() time.Time, random io.Reader) *Service {
+	return &Service{cfg: cfg, store: store, directory: directory, tokens: tokenService, now: now, random: random}
+}
+
+// challengePattern is base64url of a SHA-256: 43 characters, no padding.
+var challengePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// verifierPattern is RFC 7636 §4.1: 43 to 128 unreserved characters.
+var verifierPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// Validate checks a request and returns it with defaults filled in. Its
+// errors are shown to the person, never sent to the redirect URI, because
+// the redirect URI itself may be what is wrong.
+func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
+	if req.ClientID == "" {
+		req.ClientID = CLIClientID
+	}
+	if err := s.checkRedirect(ctx, req.ClientID, req.RedirectURI); err != nil {
+		return Request{}, err
+	}
+	if req.State == "" {
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "state is required")
+	}
+	if len(req.State) > 512 || len(req.Nonce) > 512 {
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most 512 characters")
+	}
+	if _, err := tokens.ParseScope(req.Scope); err != nil {
+		return Request{}, err
+	}
+	switch {
+	case req.CodeChallengeMethod == "plain":
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method plain is not allowed; use S256")
+	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method without code_challenge")
+	case req.CodeChallenge == "" && s.cfg.RequirePKCE:
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge is required (PKCE with S256)")
+	case req.CodeChallenge != "":
+		if req.CodeChallengeMethod == "" {
+			req.CodeChallengeMethod = "S256"
+		}
+		if req.CodeChallengeMethod != "S256" {
+			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method %q is not supported; use S256", req.CodeChallengeMethod)
+		}
+		if !challengePattern.MatchString(req.CodeChallenge) {
+			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
+		}
+	}
+	return req, nil
+}
+
+// checkRedirect applies RFC 8252 for the CLI (loopback IP literals, any port)
+// and exact matching for registered clients.
+func (s *Service) checkRedirect(ctx context.Context, clientID, redirectURI string) error {
+	if redirectURI == "" {
+		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is required")
+	}
+	if clientID == CLIClientID {
+		if !IsLoopbackRedirect(redirectURI) {
+			return chiterr.New(chiterr.InvalidArgument,
+				"redirect_uri %q is not allowed: the CLI must redirect to http://127.0.0.1:PORT/... or http://[::1]:PORT/...", redirectURI)
+		}
+		return nil
+	}
+	client, err := s.store.GetClient(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.InvalidArgument, "client %q is not registered", clientID)
+	}
+	if err != nil {
+		return fmt.Errorf("read client: %w", err)
+	}
+	if !slices.Contains(client.RedirectURIs, redirectURI) {
+		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %q is not registered for client %q", redirectURI, clientID)
+	}
+	return nil
+}
+
+// IsLoopbackRedirect reports whether uri is an http URI on a loopback IP
+// literal, without userinfo or fragment (RFC 8252 §7.3).
+func IsLoopbackRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	// u.Host must be exactly the literal with an optional port: this refuses
+	// tricks such as "127.0.0.1@evil.example" or "127.0.0.1.evil.example".
+	host := u.Hostname()
+	if host != "127.0.0.1" && host != "::1" {
+		return false
+	}
+	port := u.Port()
+	want := host
+	if host == "::1" {
+		want = "[::1]"
+	}
+	if port != "" {
+		want += ":" + port
+	}
+	return u.Host == want
+}
+
+// ValidateClientRegistration checks the redirect URIs of a new client.
+func ValidateClientRegistration(id string, redirectURIs []string) error {
+	if err := accounts.ValidateName("client", id); err != nil {
+		return err
+	}
+	if id == CLIClientID {
+		return chiterr.New(chiterr.InvalidArgument, "client id %q is reserved for Chit's CLI", id)
+	}
+	if len(redirectURIs) == 0 {
+		return chiterr.New(chiterr.InvalidArgument, "a client needs at least one redirect URI")
+	}
+	for _, uri := range redirectURIs {
+		u, err := url.Parse(uri)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" ||
+			(u.Scheme != "https" && !IsLoopbackRedirect(uri)) {
+			return chiterr.New(chiterr.InvalidArgument, "redirect URI %q must be an absolute https URI (or a loopback http URI) without userinfo or fragment", uri)
+		}
+	}
+	return nil
+}
+
+// RegisterClient stores a client with its redirect URIs.
+func (s *Service) RegisterClient(ctx context.Context, id string, redirectURIs []string) error {
+	if err := ValidateClientRegistration(id, redirectURIs); err != nil {
+		return err
+	}
+	err := s.store.CreateClient(ctx, storage.Client{ID: id, RedirectURIs: redirectURIs, CreatedAt: s.now()})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return chiterr.New(chiterr.AlreadyExists, "client %q already exists", id)
+	}
+	return err
+}
+
+// AuthorizeURL validates req and returns the sign-in page URL carrying it.
+func (s *Service) AuthorizeURL(ctx context.Context, req Request) (string, error) {
+	req, err := s.Validate(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	query := url.Values{}
+	query.Set("response_type", "code")
+	query.Set("client_id", req.ClientID)
+	query.Set("redirect_uri", req.RedirectURI)
+	query.Set("state", req.State)
+	for name, value := range map[string]string{"scope": req.Scope, "code_challenge": req.CodeChallenge,
+		"code_challenge_method": req.CodeChallengeMethod, "nonce": req.Nonce} {
+		if value != "" {
+			query.Set(name, value)
+		}
+	}
+	return strings.TrimSuffix(s.cfg.BaseURL, "/") + PagePath + "?" + query.Encode(), nil
+}
+
+// SignIn authenticates a person for req and returns where to send the
+// browser: the redirect URI with a fresh code and the state.
+func (s *Service) SignIn(ctx context.Context, req Request, username, password string) (string, error) {
+	req, err := s.Validate(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	principal, err := s.directory.AuthenticateUser(ctx, username, password)
+	if err != nil {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(s.random, raw); err != nil {
+		return "", fmt.Errorf("generate code: %w", err)
+	}
+	code := base64.RawURLEncoding.EncodeToString(raw)
+	now := s.now()
+	err = s.store.CreateAuthorizationCode(ctx, storage.AuthorizationCode{
+		Hash:          hashCode(code),
+		ClientID:      req.ClientID,
+		RedirectURI:   req.RedirectURI,
+		CodeChallenge: req.CodeChallenge,
+		Subject:       principal.Subject,
+		Role:          string(principal.Role),
+		Scope:         req.Scope,
+		Nonce:         req.Nonce,
+		AuthTime:      now,
+		ExpiresAt:     now.Add(s.cfg.CodeTTL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("store authorization code: %w", err)
+	}
+	return withQuery(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}), nil
+}
+
+// Deny returns where to send the browser when the person cancels.
+func (s *Service) Deny(ctx context.Context, req Request) (string, error) {
+	req, err := s.Validate(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	return withQuery(req.RedirectURI, url.Values{"error": {"access_denied"}, "state": {req.State}}), nil
+}
+
+func withQuery(uri string, extra url.Values) string {
+	u, _ := url.Parse(uri) // validated before
+	query := u.Query()
+	for name, values := range extra {
+		query[name] = values
+	}
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+var errCodeInvalid = chiterr.New(chiterr.Unauthenticated, "authorization code is invalid")
+
+// Exchange redeems a code for tokens (LoginCli). A code works once: a second
+// use fails and revokes the refresh tokens the first one started.
+func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier string) (tokens.Grant, error) {
+	if code == "" || redirectURI == "" {
+		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code and redirect_uri are required")
+	}
+	familyID, err := s.tokens.NewFamilyID()
+	if err != nil {
+		return tokens.Grant{}, err
+	}
+	now := s.now()
+	stored, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), now, familyID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return tokens.Grant{}, errCodeInvalid
+	case errors.Is(err, storage.ErrConflict):
+		// RFC 6749 §4.1.2: a replayed code may mean it was stolen; revoke
+		// what the first exchange issued.
+		if _, revokeErr := s.store.RevokeRefreshFamily(ctx, stored.FamilyID); revokeErr != nil {
+			return tokens.Grant{}, fmt.Errorf("revoke tokens of a replayed code: %w", revokeErr)
+		}
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has already been used; the tokens issued for it are revoked")
+	case err != nil:
+		return tokens.Grant{}, fmt.Errorf("redeem authorization code: %w", err)
+	}
+	if !now.Before(stored.ExpiresAt) {
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has expired")
+	}
+	if stored.RedirectURI != redirectURI {
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued for another redirect_uri")
+	}
+	if err := checkVerifier(stored.CodeChallenge, verifier); err != nil {
+		return tokens.Grant{}, err
+	}
+	scopes, _ := tokens.ParseScope(stored.Scope)
+	login := tokens.Login{
+		Principal:        accounts.Principal{Subject: stored.Subject, Role: accounts.Role(stored.Role)},
+		Scopes:           scopes,
+		FamilyID:         familyID,
+		WithRefreshToken: slices.Contains(scopes, ScopeOfflineAccess),
+	}
+	if slices.Contains(scopes, ScopeOpenID) {
+		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime}
+	}
+	return s.tokens.IssueForLogin(ctx, login)
+}
+
+func checkVerifier(challenge, verifier string) error {
+	switch {
+	case challenge == "" && verifier == "":
+		return nil
+	case challenge == "":
+		return chiterr.New(chiterr.Unauthenticated, "code_verifier sent for a code issued without code_challenge")
+	case verifier == "":
+		return chiterr.New(chiterr.Unauthenticated, "code_verifier is required for this code")
+	case !verifierPattern.MatchString(verifier):
+		return chiterr.New(chiterr.Unauthenticated, "code_verifier is malformed")
+	}
+	if subtle.ConstantTimeCompare([]byte(ChallengeFor(verifier)), []byte(challenge)) != 1 {
+		return chiterr.New(chiterr.Unauthenticated, "code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// ChallengeFor returns the S256 challenge of a verifier, for clients.
+func ChallengeFor(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func hashCode(code string) []byte {
+	sum := sha256.Sum256([]byte(code))
+	return sum[:]
+}
