@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -109,6 +110,9 @@ var restRoutes = map[string]struct{ method, path string }{
 	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: {http.MethodPost, "/auth/providers/refreshAsOrchestrator"},
 	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       {http.MethodPost, "/auth/providers/generateKeyPair"},
 	authv1.AuthService_CheckToken_FullMethodName:              {http.MethodGet, "/v1/auth/check"},
+	authv1.AuthService_GetAuthorizeUrl_FullMethodName:         {http.MethodGet, "/v1/auth/authorize-url"},
+	authv1.AuthService_LoginCli_FullMethodName:                {http.MethodPost, "/v1/auth/cli/login"},
+	authv1.AuthService_RefreshCli_FullMethodName:              {http.MethodPost, "/v1/auth/cli/refresh"},
 }
 
 func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {
@@ -118,11 +122,7 @@ func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, res
 		t.Fatalf("no REST route for %s", fullMethod)
 	}
 	if route.method == http.MethodGet {
-		path := route.path
-		if find, ok := req.(*authv1.FindByStringId); ok {
-			path += "?id=" + url.QueryEscape(find.GetId())
-		}
-		return r.call(t, route.method, path, bearer, nil, resp)
+		return r.call(t, route.method, route.path+"?"+queryOf(t, req).Encode(), bearer, nil, resp)
 	}
 	return r.call(t, route.method, route.path, bearer, req, resp)
 }
@@ -497,4 +497,23 @@ func TestReflectionListsServices(t *testing.T) {
 			t.Errorf("reflection does not list %s (got %v)", want, found)
 		}
 	}
+}
+
+// queryOf encodes a flat request message as query parameters, the way
+// grpc-gateway reads GET requests.
+func queryOf(t *testing.T, req proto.Message) url.Values {
+	t.Helper()
+	encoded, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(encoded, &fields); err != nil {
+		t.Fatal(err)
+	}
+	query := url.Values{}
+	for name, value := range fields {
+		query.Set(name, fmt.Sprint(value))
+	}
+	return query
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -47,6 +48,7 @@ func (c *Clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 // Env is a running server and a gRPC connection to it.
 type Env struct {
 	Server             *server.Server
+	Store              storage.Store
 	Clock              *Clock
 	Conn               *grpc.ClientConn
 	ServiceSecret      string
@@ -118,5 +120,5 @@ func Start(t testing.TB) *Env {
 	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
-	return &Env{Server: srv, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
+	return &Env{Server: srv, Store: store, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
 }
