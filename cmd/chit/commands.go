@@ -4,89 +4,248 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"runtime"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/clilogin"
 	"github.com/chit-auth/chit/pkg/envflag"
 	"github.com/chit-auth/chit/pkg/secretin"
 )
 
+// cli is the state the commands share. Tests replace openBrowser and now.
+type cli struct {
+	serverAddr      string
+	timeout         time.Duration
+	credentialsPath string
+	openBrowser     func(url string) error
+	now             func() time.Time
+}
+
 func newRootCommand() *cobra.Command {
-	var serverAddr string
-	var timeout time.Duration
+	return (&cli{openBrowser: openInBrowser, now: time.Now}).command()
+}
+
+func (c *cli) command() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "chit",
 		Short: "Client for the Chit token server",
-		Long: `chit gets access tokens from a Chit server over gRPC. Every flag can also be
-set through the environment variable named in its help.`,
+		Long: `chit signs you in to a Chit server and prints access tokens, over gRPC. Every
+flag can also be set through the environment variable named in its help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return envflag.Apply(cmd, "CHIT", envflag.LookupEnv)
-		},
-	}
-	root.PersistentFlags().StringVar(&serverAddr, "server", "localhost:9090", "gRPC address of the Chit server")
-	root.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the server")
-
-	var user, scope string
-	var passwordStdin bool
-	token := &cobra.Command{
-		Use:     "token --user NAME --password-stdin",
-		Short:   "Sign in with a password and print an access token",
-		Example: "  printf '%s' \"$PASSWORD\" | chit token --user alice --password-stdin",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if user == "" {
-				return errors.New("--user is required")
-			}
-			if !passwordStdin {
-				return errors.New("pass the password on standard input with --password-stdin")
-			}
-			password, err := secretin.ReadLine(cmd.InOrStdin())
-			if err != nil {
+			if err := envflag.Apply(cmd, "CHIT", envflag.LookupEnv); err != nil {
 				return err
 			}
-			conn, err := grpc.NewClient(serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return fmt.Errorf("server address %q: %w", serverAddr, err)
+			if c.credentialsPath == "" {
+				path, err := clilogin.DefaultPath()
+				if err != nil {
+					return err
+				}
+				c.credentialsPath = path
 			}
-			defer conn.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			resp, err := authv1.NewAuthServiceClient(conn).Token(ctx, &authv1.TokenRequest{
-				Credential: &authv1.TokenRequest_PasswordCredential{PasswordCredential: &authv1.PasswordCredential{Username: user, Password: password}},
-				Scope:      scope,
-			})
-			if err != nil {
-				return explain(err, serverAddr)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), resp.GetAccessToken())
 			return nil
 		},
 	}
-	token.Flags().StringVar(&user, "user", "", "username to sign in as")
-	token.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
-	token.Flags().StringVar(&scope, "scope", "", "space-separated scopes to request")
-	root.AddCommand(token)
+	flags := root.PersistentFlags()
+	flags.StringVar(&c.serverAddr, "server", "localhost:9090", "gRPC address of the Chit server")
+	flags.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
+	flags.StringVar(&c.credentialsPath, "credentials", "", "where chit login keeps tokens (default: the user config directory's chit/credentials.json)")
+	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand())
 	envflag.Annotate(root, "CHIT")
 	return root
 }
 
-// explain turns a gRPC error into a sentence for a person at a terminal.
-func explain(err error, serverAddr string) error {
-	st := status.Convert(err)
+// dial connects to the server; calls made on it report unreachable servers
+// in words (explain).
+func (c *cli) dial() (authv1.AuthServiceClient, func(), error) {
+	conn, err := grpc.NewClient(c.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("server address %q: %w", c.serverAddr, err)
+	}
+	return authv1.NewAuthServiceClient(conn), func() { conn.Close() }, nil
+}
+
+func (c *cli) loginCommand() *cobra.Command {
+	var noBrowser bool
+	var scope string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in through the browser and keep the tokens for later commands",
+		Long: `Sign in through Chit's sign-in page. chit listens on a random loopback port,
+opens the page in your browser (or prints its URL with --no-browser) and waits
+for the browser to come back, then stores the tokens in the credentials file
+(readable by you only).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, closeConn, err := c.dial()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			opts := clilogin.Options{Auth: auth, OpenBrowser: c.openBrowser, Out: cmd.ErrOrStderr(), Timeout: wait, Scope: scope, Now: c.now}
+			if noBrowser {
+				opts.OpenBrowser = nil
+			}
+			creds, err := clilogin.Login(cmd.Context(), opts)
+			if err != nil {
+				return c.explain(err)
+			}
+			if err := clilogin.Save(c.credentialsPath, creds); err != nil {
+				return fmt.Errorf("save tokens: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Logged in. Tokens saved to %s\n", c.credentialsPath)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser")
+	cmd.Flags().StringVar(&scope, "scope", clilogin.DefaultScope, "scopes to ask for; offline_access gives a refresh token")
+	cmd.Flags().DurationVar(&wait, "login-timeout", 5*time.Minute, "how long to wait for the browser")
+	return cmd
+}
+
+func (c *cli) tokenCommand() *cobra.Command {
+	var user, scope string
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print a valid access token",
+		Long: `Print a valid access token. Without --user it uses the tokens of chit login,
+refreshing them when they are expired or about to be. With --user and
+--password-stdin it signs in with a password instead.`,
+		Example: "  chit token\n  printf '%s' \"$PASSWORD\" | chit token --user alice --password-stdin",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, closeConn, err := c.dial()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
+			var token string
+			if user == "" {
+				if passwordStdin {
+					return errors.New("--password-stdin needs --user")
+				}
+				token, err = clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+			} else {
+				token, err = c.passwordToken(cmd, ctx, auth, user, scope, passwordStdin)
+			}
+			if err != nil {
+				return c.explain(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), token)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "sign in with a password as this user instead of using chit login's tokens")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().StringVar(&scope, "scope", "", "space-separated scopes to request (with --user)")
+	return cmd
+}
+
+func (c *cli) passwordToken(cmd *cobra.Command, ctx context.Context, auth authv1.AuthServiceClient, user, scope string, passwordStdin bool) (string, error) {
+	if !passwordStdin {
+		return "", errors.New("pass the password on standard input with --password-stdin")
+	}
+	password, err := secretin.ReadLine(cmd.InOrStdin())
+	if err != nil {
+		return "", err
+	}
+	resp, err := auth.Token(ctx, &authv1.TokenRequest{
+		Credential: &authv1.TokenRequest_PasswordCredential{PasswordCredential: &authv1.PasswordCredential{Username: user, Password: password}},
+		Scope:      scope,
+	})
+	return resp.GetAccessToken(), err
+}
+
+func (c *cli) whoamiCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show who the stored tokens belong to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			auth, closeConn, err := c.dial()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
+			token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+			if err != nil {
+				return c.explain(err)
+			}
+			claims, err := auth.CheckToken(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), &authv1.CheckTokenRequest{})
+			if err != nil {
+				return c.explain(err)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "subject:\t%s\n", claims.GetSubject())
+			fmt.Fprintf(w, "role:\t%s\n", claims.GetRole())
+			fmt.Fprintf(w, "scopes:\t%s\n", strings.Join(claims.GetScopes(), " "))
+			fmt.Fprintf(w, "issuer:\t%s\n", claims.GetIssuer())
+			fmt.Fprintf(w, "expires:\t%s\n", claims.GetExpiresAt().AsTime().Local().Format(time.RFC3339))
+			return w.Flush()
+		},
+	}
+}
+
+func (c *cli) logoutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the stored tokens",
+		Long: `Delete the tokens chit login stored. The server cannot revoke them yet: the
+refresh token stays valid until it expires, so keep the credentials file private.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clilogin.Remove(c.credentialsPath); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Logged out.")
+			return nil
+		},
+	}
+}
+
+// explain turns an error into a sentence for a person at a terminal.
+func (c *cli) explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("cannot reach the Chit server at %s (is it running? set --server or CHIT_SERVER)", serverAddr)
+		return fmt.Errorf("cannot reach the Chit server at %s (is it running? set --server or CHIT_SERVER)", c.serverAddr)
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("the Chit server at %s did not answer in time", serverAddr)
+		return fmt.Errorf("the Chit server at %s did not answer in time", c.serverAddr)
 	}
 	return fmt.Errorf("%s (%s)", st.Message(), strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")))
+}
+
+// openInBrowser asks the desktop to open url.
+func openInBrowser(url string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		cmd = exec.Command("xdg-open", url)
+	}
+	return cmd.Start()
 }

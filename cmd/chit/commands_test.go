@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 
@@ -12,9 +16,11 @@ import (
 	"github.com/chit-auth/chit/pkg/server/servertest"
 )
 
-func run(t *testing.T, stdin string, args ...string) (string, error) {
+// run executes chit in-process; browser plays the person's browser.
+func run(t *testing.T, browser func(string) error, now func() time.Time, stdin string, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCommand()
+	c := &cli{openBrowser: browser, now: now}
+	cmd := c.command()
 	var out, errOut bytes.Buffer
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
@@ -24,33 +30,88 @@ func run(t *testing.T, stdin string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestTokenPrintsAWorkingAccessToken(t *testing.T) {
+func checkToken(t *testing.T, e *servertest.Env, token string) *authv1.CheckTokenResponse {
+	t.Helper()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	claims, err := authv1.NewAuthServiceClient(e.Conn).CheckToken(ctx, &authv1.CheckTokenRequest{})
+	if err != nil {
+		t.Fatalf("token %q: %v", token, err)
+	}
+	return claims
+}
+
+func TestPasswordTokenPrintsAWorkingAccessToken(t *testing.T) {
 	e := servertest.Start(t)
-	out, err := run(t, servertest.UserPassword+"\n", "token", "--server", e.Server.GRPCAddr(), "--user", servertest.UserName, "--password-stdin")
+	out, err := run(t, nil, time.Now, servertest.UserPassword+"\n", "token", "--server", e.Server.GRPCAddr(), "--user", servertest.UserName, "--password-stdin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := strings.TrimSpace(out)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-	claims, err := authv1.NewAuthServiceClient(e.Conn).CheckToken(ctx, &authv1.CheckTokenRequest{})
-	if err != nil || claims.GetSubject() != servertest.UserName {
-		t.Fatalf("printed token %q: %v, %v", token, claims, err)
+	if claims := checkToken(t, e, strings.TrimSpace(out)); claims.GetSubject() != servertest.UserName {
+		t.Fatalf("claims %v", claims)
 	}
 }
 
-func TestTokenErrorsAreReadable(t *testing.T) {
+func TestLoginWhoamiTokenLogout(t *testing.T) {
 	e := servertest.Start(t)
-	_, err := run(t, "wrong password\n", "token", "--server", e.Server.GRPCAddr(), "--user", servertest.UserName, "--password-stdin")
+	credentials := filepath.Join(t.TempDir(), "chit", "credentials.json")
+	common := []string{"--server", e.Server.GRPCAddr(), "--credentials", credentials}
+	browser := func(authorizeURL string) error {
+		b := e.NewBrowser(t)
+		page := b.Open(t, authorizeURL)
+		resp := b.Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
+		if done := servertest.ReadPage(t, resp); !strings.Contains(done.Body, "Login finished") {
+			t.Errorf("browser ended on %q", done.Body)
+		}
+		return nil
+	}
+	out, err := run(t, browser, e.Clock.Now, "", append([]string{"login"}, common...)...)
+	if err != nil || !strings.Contains(out, "Logged in") {
+		t.Fatalf("login: %q, %v", out, err)
+	}
+	if info, err := os.Stat(credentials); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, %v", info, err)
+	}
+	out, err = run(t, nil, e.Clock.Now, "", append([]string{"whoami"}, common...)...)
+	if err != nil || !strings.Contains(out, "subject:  "+servertest.UserName) || !strings.Contains(out, "offline_access") {
+		t.Fatalf("whoami: %q, %v", out, err)
+	}
+	first, err := run(t, nil, e.Clock.Now, "", append([]string{"token"}, common...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fourteen and a half minutes later the stored token is about to expire:
+	// chit token refreshes it.
+	e.Clock.Advance(14*time.Minute + 30*time.Second)
+	second, err := run(t, nil, e.Clock.Now, "", append([]string{"token"}, common...)...)
+	if err != nil || second == first {
+		t.Fatalf("token was not refreshed: %v", err)
+	}
+	checkToken(t, e, strings.TrimSpace(second))
+
+	if out, err := run(t, nil, e.Clock.Now, "", append([]string{"logout"}, common...)...); err != nil || !strings.Contains(out, "Logged out") {
+		t.Fatalf("logout: %q, %v", out, err)
+	}
+	_, err = run(t, nil, e.Clock.Now, "", append([]string{"token"}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), "run chit login") {
+		t.Fatalf("token after logout: %v", err)
+	}
+}
+
+func TestErrorsAreReadable(t *testing.T) {
+	e := servertest.Start(t)
+	_, err := run(t, nil, time.Now, "wrong password\n", "token", "--server", e.Server.GRPCAddr(), "--user", servertest.UserName, "--password-stdin")
 	if err == nil || !strings.Contains(err.Error(), "invalid username or password") {
 		t.Fatalf("wrong password: %v", err)
 	}
-	// A port nothing listens on: the listener of a stopped test server is gone,
-	// so use the reserved port 1 on loopback.
-	_, err = run(t, "pw\n", "token", "--server", "127.0.0.1:1", "--user", "alice", "--password-stdin", "--timeout", "5s")
+	_, err = run(t, nil, time.Now, "pw\n", "token", "--server", "127.0.0.1:1", "--user", "alice", "--password-stdin", "--timeout", "5s")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the Chit server") {
 		t.Fatalf("unreachable server: %v", err)
 	}
-	_, err = run(t, "", "token", "--user", "alice")
+	_, err = run(t, nil, time.Now, "", "login", "--server", "127.0.0.1:1", "--credentials", filepath.Join(t.TempDir(), "c.json"))
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the Chit server") {
+		t.Fatalf("login with unreachable server: %v", err)
+	}
+	_, err = run(t, nil, time.Now, "", "token", "--user", "alice")
 	if err == nil || !strings.Contains(err.Error(), "--password-stdin") {
 		t.Fatalf("missing --password-stdin: %v", err)
 	}

@@ -5,17 +5,20 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/envflag"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/secretin"
 	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -35,7 +38,7 @@ variable named in its help; a flag given on the command line wins.`,
 		},
 	}
 	store.register(root.PersistentFlags())
-	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store))
+	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store), newClientCommand(&store))
 	envflag.Annotate(root, "CHIT")
 	return root
 }
@@ -275,5 +278,77 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 		}),
 	}
 	cmd.AddCommand(list, remove)
+	return cmd
+}
+
+func newClientCommand(store *storeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage clients of the browser sign-in page (their redirect URIs)"}
+	withStore := func(body func(cmd *cobra.Command, args []string, db storage.Store) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return body(cmd, args, db)
+		}
+	}
+	var redirectURIs []string
+	create := &cobra.Command{
+		Use:     "create NAME --redirect-uri URI...",
+		Short:   "Register a client and the redirect URIs its sign-ins may return to",
+		Long:    "Register a client. Chit's own CLI (client id chit-cli) needs no registration: it may use any loopback redirect.",
+		Example: "  chitd client create dashboard --redirect-uri https://dash.example.com/callback",
+		Args:    cobra.ExactArgs(1),
+		RunE: withStore(func(cmd *cobra.Command, args []string, db storage.Store) error {
+			if err := authorize.ValidateClientRegistration(args[0], redirectURIs); err != nil {
+				return err
+			}
+			err := db.CreateClient(cmd.Context(), storage.Client{ID: args[0], RedirectURIs: redirectURIs, CreatedAt: time.Now()})
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("client %q already exists", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created client %s\n", args[0])
+			return nil
+		}),
+	}
+	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List registered clients",
+		Args:  cobra.NoArgs,
+		RunE: withStore(func(cmd *cobra.Command, _ []string, db storage.Store) error {
+			clients, err := db.ListClients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CLIENT_ID\tREDIRECT_URIS")
+			for _, c := range clients {
+				fmt.Fprintf(w, "%s\t%s\n", c.ID, strings.Join(c.RedirectURIs, " "))
+			}
+			return w.Flush()
+		}),
+	}
+	remove := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a client; its sign-ins stop working",
+		Args:  cobra.ExactArgs(1),
+		RunE: withStore(func(cmd *cobra.Command, args []string, db storage.Store) error {
+			err := db.DeleteClient(cmd.Context(), args[0])
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("client %q does not exist", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s\n", args[0])
+			return nil
+		}),
+	}
+	cmd.AddCommand(create, list, remove)
 	return cmd
 }

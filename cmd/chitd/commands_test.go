@@ -163,3 +163,36 @@ func TestServeRefusesBadOrchestratorNames(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestClientCommands(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "", "client", "create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--redirect-uri", "https://dash.example/cb2", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "created client dashboard") {
+		t.Fatalf("client create: %q, %v", out, err)
+	}
+	out, err = run(t, "", "client", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "https://dash.example/cb https://dash.example/cb2") {
+		t.Fatalf("client list: %q, %v", out, err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no redirect", []string{"client", "create", "x"}},
+		{"plain http", []string{"client", "create", "x", "--redirect-uri", "http://dash.example/cb"}},
+		{"userinfo", []string{"client", "create", "x", "--redirect-uri", "https://user@dash.example/cb"}},
+		{"reserved id", []string{"client", "create", "chit-cli", "--redirect-uri", "https://dash.example/cb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := run(t, "", append(tc.args, "--data-dir", dir)...); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if _, err := run(t, "", "client", "delete", "dashboard", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "client", "delete", "dashboard", "--data-dir", dir); err == nil {
+		t.Fatal("deleting a missing client succeeded")
+	}
+}
