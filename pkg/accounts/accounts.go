@@ -2,9 +2,7 @@ package accounts
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -118,12 +117,12 @@ func (d *Directory) CreateServiceAccount(ctx context.Context, name string) (stri
 	if err := ValidateName("service", name); err != nil {
 		return "", err
 	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(d.random, raw); err != nil {
-		return "", fmt.Errorf("generate client secret: %w", err)
+	random, err := secrets.Random(d.random, 32)
+	if err != nil {
+		return "", err
 	}
-	secret := ClientSecretPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	err := d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: hashSecret(secret), CreatedAt: d.now()})
+	secret := ClientSecretPrefix + random
+	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: secrets.Digest(secret), CreatedAt: d.now()})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return "", chiterr.New(chiterr.AlreadyExists, "service %q already exists", name)
 	}
@@ -182,7 +181,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 
 // decoySecretHash is compared against when a client id is unknown, so both
 // failures take the same path.
-var decoySecretHash = hashSecret("decoy")
+var decoySecretHash = secrets.Digest("decoy")
 
 // AuthenticateService checks a client id and secret.
 func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret string) (Principal, error) {
@@ -196,14 +195,9 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	case err != nil:
 		return Principal{}, err
 	}
-	match := subtle.ConstantTimeCompare(hashSecret(secret), account.SecretHash) == 1
+	match := subtle.ConstantTimeCompare(secrets.Digest(secret), account.SecretHash) == 1
 	if !match || account.ClientID == "" {
 		return Principal{}, errBadClient
 	}
 	return Principal{Subject: account.ClientID, Role: RoleService}, nil
-}
-
-func hashSecret(secret string) []byte {
-	sum := sha256.Sum256([]byte(secret))
-	return sum[:]
 }

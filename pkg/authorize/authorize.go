@@ -16,6 +16,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -232,14 +233,13 @@ func (s *Service) SignIn(ctx context.Context, req Request, username, password st
 	if err != nil {
 		return "", err
 	}
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(s.random, raw); err != nil {
-		return "", fmt.Errorf("generate code: %w", err)
+	code, err := secrets.Random(s.random, 32)
+	if err != nil {
+		return "", err
 	}
-	code := base64.RawURLEncoding.EncodeToString(raw)
 	now := s.now()
 	err = s.store.CreateAuthorizationCode(ctx, storage.AuthorizationCode{
-		Hash:          hashCode(code),
+		Hash:          secrets.Digest(code),
 		ClientID:      req.ClientID,
 		RedirectURI:   req.RedirectURI,
 		CodeChallenge: req.CodeChallenge,
@@ -288,7 +288,7 @@ func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier stri
 		return tokens.Grant{}, err
 	}
 	now := s.now()
-	stored, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), now, familyID)
+	stored, err := s.store.RedeemAuthorizationCode(ctx, secrets.Digest(code), now, familyID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return tokens.Grant{}, errCodeInvalid
@@ -345,9 +345,4 @@ func checkVerifier(challenge, verifier string) error {
 func ChallengeFor(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func hashCode(code string) []byte {
-	sum := sha256.Sum256([]byte(code))
-	return sum[:]
 }

@@ -2,7 +2,6 @@ package providers
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -93,7 +93,7 @@ func (s *Service) Register(ctx context.Context, ids []string) ([]string, error) 
 			return nil, err
 		}
 		claimTokens[i] = token
-		records[i] = storage.Provider{ID: id, ClaimTokenHash: hashToken(token), ClaimExpiresAt: now.Add(s.cfg.ClaimTTL), CreatedAt: now}
+		records[i] = storage.Provider{ID: id, ClaimTokenHash: secrets.Digest(token), ClaimExpiresAt: now.Add(s.cfg.ClaimTTL), CreatedAt: now}
 	}
 	err := s.store.CreateProviders(ctx, records)
 	var item *storage.ItemError
@@ -131,7 +131,7 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 		if claimToken == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "claimToken is required")
 		}
-		provider, err := s.store.GetProviderByClaimToken(ctx, hashToken(claimToken))
+		provider, err := s.store.GetProviderByClaimToken(ctx, secrets.Digest(claimToken))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return nil, itemError(i, chiterr.NotFound, "claim token is not valid")
@@ -220,7 +220,7 @@ func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string
 		if refreshToken == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "refreshToken is required")
 		}
-		provider, err := s.store.GetProviderByRefreshToken(ctx, hashToken(refreshToken))
+		provider, err := s.store.GetProviderByRefreshToken(ctx, secrets.Digest(refreshToken))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			return nil, itemError(i, chiterr.Unauthenticated, "refresh token is invalid")
@@ -359,7 +359,7 @@ func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.Pr
 		KeyID:            pair.KeyID,
 		PublicKey:        pair.PublicDER,
 		PrivateKey:       pair.PrivateDER,
-		RefreshTokenHash: hashToken(refreshToken),
+		RefreshTokenHash: secrets.Digest(refreshToken),
 	}
 	if claimToken != "" {
 		if record.SealedRefreshToken, err = seal(claimToken, refreshToken, s.random); err != nil {
@@ -371,16 +371,4 @@ func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.Pr
 
 func (s *Service) newToken() (string, error) { return s.newTokenOfSize(tokenBytes) }
 
-func (s *Service) newTokenOfSize(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.random, b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// hashToken is SHA-256: claim and refresh tokens carry 512 random bits.
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
-}
+func (s *Service) newTokenOfSize(n int) (string, error) { return secrets.Random(s.random, n) }

@@ -2,8 +2,6 @@ package tokens
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -227,7 +226,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, erro
 	if len(refreshToken) > MaxTokenLength || !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
 		return Grant{}, errRefreshInvalid
 	}
-	oldHash := hashToken(refreshToken)
+	oldHash := secrets.Digest(refreshToken)
 	current, err := s.store.GetRefreshToken(ctx, oldHash)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -372,24 +371,11 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 		return "", storage.RefreshToken{}, err
 	}
 	token := RefreshTokenPrefix + secret
-	record.Hash = hashToken(token)
+	record.Hash = secrets.Digest(token)
 	return token, record, nil
 }
 
-func (s *Service) randomString(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.random, b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// hashToken is SHA-256: refresh tokens carry 256 random bits, so a fast hash
-// is enough to make a stolen database useless.
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
-}
+func (s *Service) randomString(n int) (string, error) { return secrets.Random(s.random, n) }
 
 // parseScope splits a space-separated scope (RFC 6749 §3.3), refusing
 // characters outside scope-token and dropping duplicates.
