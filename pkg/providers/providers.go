@@ -36,6 +36,11 @@ const (
 	DefaultClaimTTL       = 24 * time.Hour
 )
 
+// A claim may be retried (its first answer can be lost) and must return the
+// same refresh token, which is otherwise kept only as a digest; so it is also
+// kept sealed under the claim token, for the claim token's holder only.
+const claimSealPurpose = "provider claim"
+
 // MaxBulkItems bounds every bulk request.
 const MaxBulkItems = 1000
 
@@ -144,7 +149,7 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 			if len(provider.Credentials.SealedRefreshToken) == 0 {
 				return nil, itemError(i, chiterr.NotFound, "claim token is no longer valid: the provider's credentials were renewed")
 			}
-			refreshToken, err := unseal(claimToken, provider.Credentials.SealedRefreshToken)
+			refreshToken, err := secrets.Open(claimSealPurpose, claimToken, provider.Credentials.SealedRefreshToken)
 			if err != nil {
 				return nil, fmt.Errorf("provider %s: %w", provider.ID, err)
 			}
@@ -362,7 +367,7 @@ func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.Pr
 		RefreshTokenHash: secrets.Digest(refreshToken),
 	}
 	if claimToken != "" {
-		if record.SealedRefreshToken, err = seal(claimToken, refreshToken, s.random); err != nil {
+		if record.SealedRefreshToken, err = secrets.Seal(claimSealPurpose, claimToken, refreshToken, s.random); err != nil {
 			return Credentials{}, storage.ProviderCredentials{}, err
 		}
 	}

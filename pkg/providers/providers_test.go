@@ -132,23 +132,3 @@ func TestRefreshAsOrchestratorNeedsAClaimedProvider(t *testing.T) {
 	_, err = s.RefreshAsOrchestrator(ctx, "ucloud", []string{"missing"})
 	wantError(t, err, chiterr.NotFound, "item 0")
 }
-
-func TestSealOpensOnlyWithTheClaimToken(t *testing.T) {
-	sealed, err := seal("claim-a", "refresh-secret", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(sealed), "refresh-secret") {
-		t.Fatal("sealed blob contains the plaintext")
-	}
-	if got, err := unseal("claim-a", sealed); err != nil || got != "refresh-secret" {
-		t.Fatalf("unseal = %q, %v", got, err)
-	}
-	if _, err := unseal("claim-b", sealed); err == nil {
-		t.Fatal("another claim token opened the seal")
-	}
-	sealed[len(sealed)-1] ^= 1
-	if _, err := unseal("claim-a", sealed); err == nil {
-		t.Fatal("a tampered seal opened")
-	}
-}

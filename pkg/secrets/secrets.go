@@ -5,8 +5,11 @@
 package secrets
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -24,4 +27,45 @@ func Random(random io.Reader, n int) (string, error) {
 func Digest(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
+}
+
+// Seal encrypts plaintext with AES-256-GCM under a key derived from secret
+// and purpose. Only a holder of secret can open it: Chit uses it to keep a
+// token's answer (a provider's refresh token, a rotated token's successor)
+// for whoever presents that same token again.
+func Seal(purpose, secret, plaintext string, random io.Reader) ([]byte, error) {
+	aead, err := sealCipher(purpose, secret)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(random, nonce); err != nil {
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	return aead.Seal(nonce, nonce, []byte(plaintext), []byte(purpose)), nil
+}
+
+// Open decrypts what Seal made with the same purpose and secret.
+func Open(purpose, secret string, sealed []byte) (string, error) {
+	aead, err := sealCipher(purpose, secret)
+	if err != nil {
+		return "", err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("sealed value too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(purpose))
+	if err != nil {
+		return "", fmt.Errorf("open sealed value: %w", err)
+	}
+	return string(plain), nil
+}
+
+func sealCipher(purpose, secret string) (cipher.AEAD, error) {
+	key := sha256.Sum256([]byte("chit seal v1\x00" + purpose + "\x00" + secret))
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

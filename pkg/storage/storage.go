@@ -64,12 +64,27 @@ type RefreshToken struct {
 	Role     string
 	Scope    string
 	IssuedAt time.Time
-	// ExpiresAt is absolute: rotation hands it on unchanged to the successor.
+	// ExpiresAt is when this token stops working: the idle timeout after its
+	// issue, but never after FamilyExpiresAt.
 	ExpiresAt time.Time
+	// FamilyExpiresAt is the absolute end of the login; rotation hands it on.
+	FamilyExpiresAt time.Time
 	// RotatedAt is zero until the token has been exchanged for its successor.
 	RotatedAt time.Time
 	// ReplacedBy is the hash of the successor once rotated.
 	ReplacedBy []byte
+	// SealedSuccessor is the successor token encrypted under a key derived
+	// from this token, so that within the grace period a client that lost
+	// the answer gets the same successor again, and nobody else can.
+	SealedSuccessor []byte
+}
+
+// Revocation tells whether access tokens of a family or subject were revoked.
+type Revocation struct {
+	FamilyRevoked bool
+	// SubjectRevokedAt is zero unless every session of the subject issued
+	// before it was revoked.
+	SubjectRevokedAt time.Time
 }
 
 // Provider is a resource provider (UCloud's AuthProviders): registered with a
@@ -160,10 +175,10 @@ type Store interface {
 	CreateRefreshToken(ctx context.Context, token RefreshToken) error
 	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token with oldHash as rotated at
-	// successor.IssuedAt and stores successor. Of many concurrent calls for one
-	// token exactly one succeeds; the others get ErrConflict. An unknown hash
-	// is ErrNotFound.
-	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken) error
+	// successor.IssuedAt (keeping sealedSuccessor with it) and stores
+	// successor. Of many concurrent calls for one token exactly one succeeds;
+	// the others get ErrConflict. An unknown hash is ErrNotFound.
+	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error
 	// DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
 	// returns how many it removed.
 	DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error)
@@ -199,9 +214,18 @@ type Store interface {
 	RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (AuthorizationCode, error)
 	// DeleteExpiredAuthorizationCodes removes codes that expired before cutoff.
 	DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error)
-	// RevokeRefreshFamily deletes every refresh token of a family and returns
-	// how many there were.
-	RevokeRefreshFamily(ctx context.Context, familyID string) (int, error)
+	// RevokeRefreshFamily records the family as revoked (its access tokens are
+	// refused from then on), deletes its refresh tokens and returns how many
+	// there were. Revoking twice is not an error.
+	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)
+	// RevokeSubject revokes every session of subject issued before revokedAt:
+	// its refresh tokens are deleted and its older access tokens refused.
+	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)
+	// GetRevocation reports revocations that concern a family and subject.
+	GetRevocation(ctx context.Context, familyID, subject string) (Revocation, error)
+	// DeleteExpiredRevocations forgets revocations made before cutoff, when no
+	// access token they concern can still be valid.
+	DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error)
 
 	Close() error
 }

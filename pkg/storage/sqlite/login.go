@@ -100,11 +100,76 @@ func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time
 	return int(n), err
 }
 
-func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) (int, error) {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE family_id = ?`, familyID)
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+		familyID, toUnix(revokedAt)); err != nil {
+		return 0, err
+	}
+	result, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE family_id = ?`, familyID)
 	if err != nil {
 		return 0, err
 	}
 	n, err := result.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
+}
+
+func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES (?, ?)
+		ON CONFLICT (subject) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, subject, toUnix(revokedAt)); err != nil {
+		return 0, err
+	}
+	result, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, subject)
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
+}
+
+func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
+	var revocation storage.Revocation
+	var familyRevoked int
+	var subjectRevokedAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ? AND ? != ''),
+		(SELECT revoked_at FROM revoked_subjects WHERE subject = ?)`, familyID, familyID, subject).
+		Scan(&familyRevoked, &subjectRevokedAt)
+	if err != nil {
+		return storage.Revocation{}, err
+	}
+	revocation.FamilyRevoked = familyRevoked == 1
+	revocation.SubjectRevokedAt = fromUnix(subjectRevokedAt)
+	return revocation, nil
+}
+
+func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	total := 0
+	for _, query := range []string{`DELETE FROM revoked_families WHERE revoked_at < ?`, `DELETE FROM revoked_subjects WHERE revoked_at < ?`} {
+		result, err := s.db.ExecContext(ctx, query, toUnix(cutoff))
+		if err != nil {
+			return total, err
+		}
+		n, err := result.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+	}
+	return total, nil
 }

@@ -251,7 +251,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return keys, rows.Err()
 }
 
-const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, rotated_at, replaced_by`
+const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
 	return s.insertRefreshToken(ctx, s.db, token)
@@ -263,9 +263,9 @@ type execer interface {
 
 func (s *Store) insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
 	result, err := db.ExecContext(ctx,
-		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope,
-		toUnix(token.IssuedAt), toUnix(token.ExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy)
+		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
+		toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor)
 	if err != nil {
 		return err
 	}
@@ -274,15 +274,16 @@ func (s *Store) insertRefreshToken(ctx context.Context, db execer, token storage
 
 func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
 	var token storage.RefreshToken
-	var issuedAt, expiresAt, rotatedAt sql.NullInt64
+	var issuedAt, expiresAt, familyExpiresAt, rotatedAt sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash).
 		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope,
-			&issuedAt, &expiresAt, &rotatedAt, &token.ReplacedBy)
+			&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor)
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
+	token.FamilyExpiresAt = fromUnix(familyExpiresAt)
 	return token, notFound(err)
 }
 
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken) error {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -292,8 +293,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successo
 	// rotations win: the write lock serializes them and only the first
 	// still finds the row unrotated.
 	result, err := tx.ExecContext(ctx,
-		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ? WHERE hash = ? AND rotated_at IS NULL`,
-		toUnix(successor.IssuedAt), successor.Hash, oldHash)
+		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ? WHERE hash = ? AND rotated_at IS NULL`,
+		toUnix(successor.IssuedAt), successor.Hash, sealedSuccessor, oldHash)
 	if err != nil {
 		return err
 	}

@@ -120,11 +120,26 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RotateRefreshToken(ctx, first.Hash, second); err != nil {
+	if err := s.RotateRefreshToken(ctx, first.Hash, second, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID); err != nil || n != 2 {
+	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice"); err != nil || revocation.FamilyRevoked {
+		t.Fatalf("GetRevocation before revoking = %+v, %v", revocation, err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base); err != nil || n != 2 {
 		t.Fatalf("RevokeRefreshFamily = %d, %v; want 2", n, err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base.Add(time.Second)); err != nil || n != 0 {
+		t.Fatalf("revoking again = %d, %v; want 0, nil", n, err)
+	}
+	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice"); err != nil || !revocation.FamilyRevoked || !revocation.SubjectRevokedAt.IsZero() {
+		t.Fatalf("GetRevocation = %+v, %v; want the family revoked, the subject not", revocation, err)
+	}
+	if revocation, _ := s.GetRevocation(ctx, other.FamilyID, "alice"); revocation.FamilyRevoked {
+		t.Fatal("another family reads as revoked")
+	}
+	if revocation, _ := s.GetRevocation(ctx, "", "alice"); revocation.FamilyRevoked {
+		t.Fatal("the empty family reads as revoked")
 	}
 	for _, hash := range [][]byte{first.Hash, second.Hash} {
 		if _, err := s.GetRefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
@@ -133,5 +148,38 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.GetRefreshToken(ctx, other.Hash); err != nil {
 		t.Fatalf("another family was revoked: %v", err)
+	}
+}
+
+func testRevokeSubject(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	alices, bobs := newRefreshToken(t, "alice"), newRefreshToken(t, "bob")
+	for _, token := range []storage.RefreshToken{alices, bobs} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.RevokeSubject(ctx, "alice", base.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("RevokeSubject = %d, %v; want 1", n, err)
+	}
+	// An earlier revocation never moves the cut-off back.
+	if _, err := s.RevokeSubject(ctx, "alice", base); err != nil {
+		t.Fatal(err)
+	}
+	revocation, err := s.GetRevocation(ctx, "some-family", "alice")
+	if err != nil || !sameInstant(revocation.SubjectRevokedAt, base.Add(time.Hour)) || revocation.FamilyRevoked {
+		t.Fatalf("GetRevocation = %+v, %v", revocation, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, alices.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal("the revoked subject's refresh token survived")
+	}
+	if _, err := s.GetRefreshToken(ctx, bobs.Hash); err != nil {
+		t.Fatal("another subject's refresh token was deleted")
+	}
+	if n, err := s.DeleteExpiredRevocations(ctx, base.Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredRevocations = %d, %v; want 1", n, err)
+	}
+	if revocation, _ := s.GetRevocation(ctx, "", "alice"); !revocation.SubjectRevokedAt.IsZero() {
+		t.Fatal("an expired revocation is still reported")
 	}
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"AuthorizationCodeIsSingleUse", testAuthorizationCodes},
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
+		{"RevokeSubject", testRevokeSubject},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,8 +205,9 @@ func newRefreshToken(t *testing.T, subject string) storage.RefreshToken {
 		Subject:   subject,
 		Role:      "USER",
 		Scope:     "read write",
-		IssuedAt:  base,
-		ExpiresAt: base.Add(24 * time.Hour),
+		IssuedAt:        base,
+		ExpiresAt:       base.Add(24 * time.Hour),
+		FamilyExpiresAt: base.Add(48 * time.Hour),
 	}
 }
 
@@ -236,7 +238,8 @@ func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
 	}
 	if !bytes.Equal(got.Hash, token.Hash) || got.FamilyID != token.FamilyID || got.Subject != "alice" ||
 		got.Role != "USER" || got.Scope != "read write" || !sameInstant(got.IssuedAt, token.IssuedAt) ||
-		!sameInstant(got.ExpiresAt, token.ExpiresAt) || !got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 {
+		!sameInstant(got.ExpiresAt, token.ExpiresAt) || !sameInstant(got.FamilyExpiresAt, token.FamilyExpiresAt) ||
+		!got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 || len(got.SealedSuccessor) != 0 {
 		t.Fatalf("GetRefreshToken = %+v, want %+v", got, token)
 	}
 }
@@ -249,14 +252,14 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 	}
 	rotatedAt := base.Add(time.Minute)
 	second := successorOf(t, first, rotatedAt)
-	if err := s.RotateRefreshToken(ctx, first.Hash, second); err != nil {
+	if err := s.RotateRefreshToken(ctx, first.Hash, second, []byte("sealed successor")); err != nil {
 		t.Fatalf("RotateRefreshToken: %v", err)
 	}
 	old, err := s.GetRefreshToken(ctx, first.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameInstant(old.RotatedAt, rotatedAt) || !bytes.Equal(old.ReplacedBy, second.Hash) {
+	if !sameInstant(old.RotatedAt, rotatedAt) || !bytes.Equal(old.ReplacedBy, second.Hash) || string(old.SealedSuccessor) != "sealed successor" {
 		t.Fatalf("rotated token = %+v, want rotated at %v and replaced by the successor", old, rotatedAt)
 	}
 	stored, err := s.GetRefreshToken(ctx, second.Hash)
@@ -267,13 +270,13 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 		t.Fatalf("successor = %+v, want the family and absolute expiry of its parent", stored)
 	}
 	third := successorOf(t, first, rotatedAt.Add(time.Minute))
-	if err := s.RotateRefreshToken(ctx, first.Hash, third); !errors.Is(err, storage.ErrConflict) {
+	if err := s.RotateRefreshToken(ctx, first.Hash, third, nil); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("rotating an already rotated token: got %v, want ErrConflict", err)
 	}
 	if _, err := s.GetRefreshToken(ctx, third.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a refused rotation must store nothing: got %v", err)
 	}
-	if err := s.RotateRefreshToken(ctx, randomHash(t), successorOf(t, first, rotatedAt)); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.RotateRefreshToken(ctx, randomHash(t), successorOf(t, first, rotatedAt), nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("rotating an unknown token: got %v, want ErrNotFound", err)
 	}
 }
@@ -297,7 +300,7 @@ func testConcurrentRotation(t *testing.T, s storage.Store) {
 		go func() {
 			defer done.Done()
 			start.Wait()
-			errs[i] = s.RotateRefreshToken(ctx, parent.Hash, successors[i])
+			errs[i] = s.RotateRefreshToken(ctx, parent.Hash, successors[i], nil)
 		}()
 	}
 	start.Done()
