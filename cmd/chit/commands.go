@@ -207,11 +207,31 @@ func (c *cli) whoamiCommand() *cobra.Command {
 func (c *cli) logoutCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Forget the stored tokens",
-		Long: `Delete the tokens chit login stored. The server cannot revoke them yet: the
-refresh token stays valid until it expires, so keep the credentials file private.`,
-		Args: cobra.NoArgs,
+		Short: "Revoke the stored login on the server and forget its tokens",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			creds, err := clilogin.Load(c.credentialsPath)
+			if errors.Is(err, clilogin.ErrNotLoggedIn) {
+				fmt.Fprintln(cmd.OutOrStdout(), "Not logged in.")
+				return nil
+			}
+			if err == nil && (creds.RefreshToken != "" || creds.AccessToken != "") {
+				token := creds.RefreshToken
+				if token == "" {
+					token = creds.AccessToken
+				}
+				auth, closeConn, dialErr := c.dial()
+				if dialErr != nil {
+					return dialErr
+				}
+				defer closeConn()
+				ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+				defer cancel()
+				if _, err := auth.Revoke(ctx, &authv1.RevokeRequest{Token: token}); err != nil {
+					// Keep the file: the login is still alive on the server.
+					return fmt.Errorf("%w; the tokens were kept, try again", c.explain(err))
+				}
+			}
 			if err := clilogin.Remove(c.credentialsPath); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/server/servertest"
@@ -88,8 +91,23 @@ func TestLoginWhoamiTokenLogout(t *testing.T) {
 	}
 	checkToken(t, e, strings.TrimSpace(second))
 
+	stored, err := os.ReadFile(credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if out, err := run(t, nil, e.Clock.Now, "", append([]string{"logout"}, common...)...); err != nil || !strings.Contains(out, "Logged out") {
 		t.Fatalf("logout: %q, %v", out, err)
+	}
+	// The login is revoked on the server, not only forgotten here.
+	var saved struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(stored, &saved); err != nil {
+		t.Fatal(err)
+	}
+	_, err = authv1.NewAuthServiceClient(e.Conn).RefreshCli(context.Background(), &authv1.RefreshCliRequest{RefreshToken: saved.RefreshToken})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("refresh after logout: %v, want Unauthenticated", err)
 	}
 	_, err = run(t, nil, e.Clock.Now, "", append([]string{"token"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), "run chit login") {

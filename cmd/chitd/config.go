@@ -63,6 +63,8 @@ type serveFlags struct {
 	accessTokenTTL   time.Duration
 	refreshTokenTTL  time.Duration
 	clockSkew        time.Duration
+	refreshGrace     time.Duration
+	refreshIdle      time.Duration
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
 	logLevel         string
@@ -81,6 +83,8 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.audience, "audience", tokens.DefaultAudience, "the aud claim of access tokens")
 	flags.DurationVar(&f.accessTokenTTL, "access-token-ttl", tokens.DefaultAccessTokenTTL, "lifetime of access tokens")
 	flags.DurationVar(&f.refreshTokenTTL, "refresh-token-ttl", tokens.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens; rotation does not extend it")
+	flags.DurationVar(&f.refreshGrace, "refresh-grace-period", tokens.DefaultRefreshGrace, "how long a just-rotated refresh token still answers the same successor (lost answers, parallel tabs); 0s disables")
+	flags.DurationVar(&f.refreshIdle, "refresh-idle-timeout", tokens.DefaultRefreshIdle, "a login whose refresh token goes unused this long ends")
 	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
 	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
@@ -114,6 +118,8 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
 		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
 		{f.clockSkew < 0 || f.clockSkew > 5*time.Minute, "--clock-skew must be between 0 and 5m"},
+		{f.refreshGrace < 0 || f.refreshGrace > time.Minute, "--refresh-grace-period must be between 0s and 1m"},
+		{f.refreshIdle < time.Minute || f.refreshIdle > f.refreshTokenTTL, "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
 		{algErr != nil, fmt.Sprintf("--signing-algorithm %q: use ES256, EdDSA or RS256", f.signingAlgorithm)},
 		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
@@ -174,11 +180,14 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		GRPCAddr: f.grpcAddr,
 		HTTPAddr: f.httpAddr,
 		Tokens: tokens.Config{
-			Issuer:          f.issuer,
-			Audience:        f.audience,
-			AccessTokenTTL:  f.accessTokenTTL,
-			RefreshTokenTTL: f.refreshTokenTTL,
-			ClockSkew:       f.clockSkew,
+			Issuer:             f.issuer,
+			Audience:           f.audience,
+			AccessTokenTTL:     f.accessTokenTTL,
+			RefreshTokenTTL:    f.refreshTokenTTL,
+			ClockSkew:          f.clockSkew,
+			RefreshGracePeriod: f.refreshGrace,
+			RefreshIdleTimeout: f.refreshIdle,
+			RevocationCacheTTL: tokens.DefaultRevocationCache,
 		},
 		SigningAlgorithm: alg,
 		Providers: providers.Config{

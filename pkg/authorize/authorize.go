@@ -295,7 +295,7 @@ func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier stri
 	case errors.Is(err, storage.ErrConflict):
 		// RFC 6749 §4.1.2: a replayed code may mean it was stolen; revoke
 		// what the first exchange issued.
-		if _, revokeErr := s.store.RevokeRefreshFamily(ctx, stored.FamilyID); revokeErr != nil {
+		if revokeErr := s.tokens.RevokeFamily(ctx, stored.FamilyID, stored.Subject, "authorization code replayed"); revokeErr != nil {
 			return tokens.Grant{}, fmt.Errorf("revoke tokens of a replayed code: %w", revokeErr)
 		}
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has already been used; the tokens issued for it are revoked")

@@ -80,7 +80,9 @@ func TestLoginEndToEnd(t *testing.T) {
 	if saved.RefreshToken == creds.RefreshToken || saved.AccessToken != token {
 		t.Fatal("the rotated tokens were not saved")
 	}
-	// The old refresh token was rotated away: a stale copy says to log in again.
+	// The old refresh token was rotated away: once the grace period is over,
+	// a stale copy says to log in again.
+	e.Clock.Advance(servertest.GracePeriod + time.Second)
 	if err := clilogin.Save(path, creds); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,9 @@ var AccessRules = map[string]Audience{
 	authv1.AuthService_CheckToken_FullMethodName:      Public,
 	authv1.AuthService_GetAuthorizeUrl_FullMethodName: Public,
 	authv1.AuthService_GetAuthStatus_FullMethodName:   Public,
+	// Revoke by token value needs nothing else (RFC 7009); revoking all of a
+	// subject's sessions checks the bearer token in the handler.
+	authv1.AuthService_Revoke_FullMethodName: Public,
 
 	// The UCloud contract: "Auth: Services" for all but refresh, which a
 	// provider calls with nothing but its refresh token.

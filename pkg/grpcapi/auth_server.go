@@ -146,3 +146,23 @@ func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
 		Scope:        grant.Scope,
 	}
 }
+
+func (s *AuthServer) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*authv1.RevokeResponse, error) {
+	if req.GetToken() != "" {
+		if req.GetSubject() != "" {
+			return nil, chiterr.New(chiterr.InvalidArgument, "send token or subject, not both")
+		}
+		if err := s.tokens.Revoke(ctx, req.GetToken()); err != nil {
+			return nil, err
+		}
+		return &authv1.RevokeResponse{}, nil
+	}
+	caller, err := s.tokens.Authenticate(ctx, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.tokens.RevokeSessions(ctx, caller, req.GetSubject()); err != nil {
+		return nil, err
+	}
+	return &authv1.RevokeResponse{}, nil
+}

@@ -112,7 +112,10 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	directory := accounts.NewDirectory(store, hasher, now, random)
 	providerService := providers.NewService(cfg.Providers, store, now, random)
-	tokenService := tokens.NewService(cfg.Tokens, signingKeys, providerService.LookupKey, store, directory, now, random)
+	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
+		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
+		Now: now, Random: random, Logger: cfg.Logger,
+	})
 	if cfg.SignIn.BaseURL == "" {
 		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
 	}
@@ -252,6 +255,10 @@ func (s *Server) cleanExpired(ctx context.Context) {
 			for what, clean := range map[string]func(context.Context, time.Time) (int, error){
 				"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
 				"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+				// A revocation matters while an access token it concerns may live.
+				"revocations": func(ctx context.Context, now time.Time) (int, error) {
+					return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.Tokens.AccessTokenTTL-s.cfg.Tokens.ClockSkew))
+				},
 			} {
 				n, err := clean(ctx, now)
 				if err != nil {

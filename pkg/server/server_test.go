@@ -113,6 +113,7 @@ var restRoutes = map[string]struct{ method, path string }{
 	authv1.AuthService_GetAuthorizeUrl_FullMethodName:         {http.MethodGet, "/v1/auth/authorize-url"},
 	authv1.AuthService_LoginCli_FullMethodName:                {http.MethodPost, "/v1/auth/cli/login"},
 	authv1.AuthService_RefreshCli_FullMethodName:              {http.MethodPost, "/v1/auth/cli/refresh"},
+	authv1.AuthService_Revoke_FullMethodName:                  {http.MethodPost, "/v1/auth/revoke"},
 }
 
 func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {
@@ -262,10 +263,51 @@ func TestRefreshRotation(t *testing.T) {
 		if _, code := tr.check(t, second.GetAccessToken()); code != codes.OK {
 			t.Fatalf("refreshed access token refused: %v", code)
 		}
+		// Within the grace period a retry gets the same successor.
+		retry, code := tr.refresh(t, first.GetRefreshToken())
+		wantCode(t, "RefreshToken retried within the grace period", code, codes.OK)
+		if retry.GetRefreshToken() != second.GetRefreshToken() {
+			t.Fatal("a retry within the grace period got another successor")
+		}
+		// After it, the rotated token is refused and its whole login revoked.
+		e.Clock.Advance(servertest.GracePeriod + time.Second)
 		_, code = tr.refresh(t, first.GetRefreshToken())
 		wantCode(t, "RefreshToken with the rotated token", code, codes.Unauthenticated)
 		_, code = tr.refresh(t, second.GetRefreshToken())
-		wantCode(t, "RefreshToken with the successor", code, codes.OK)
+		wantCode(t, "RefreshToken with the successor of a reused token", code, codes.Unauthenticated)
+		_, code = tr.check(t, second.GetAccessToken())
+		wantCode(t, "CheckToken of a revoked login", code, codes.Unauthenticated)
+	})
+}
+
+func revoke(t *testing.T, tr transport, bearer string, req *authv1.RevokeRequest) codes.Code {
+	t.Helper()
+	return tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, bearer, req, &authv1.RevokeResponse{})
+}
+
+func TestRevoke(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		grant, _ := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "Revoke by refresh token", revoke(t, tr, "", &authv1.RevokeRequest{Token: grant.GetRefreshToken()}), codes.OK)
+		_, code := tr.refresh(t, grant.GetRefreshToken())
+		wantCode(t, "refresh after revoke", code, codes.Unauthenticated)
+		_, code = tr.check(t, grant.GetAccessToken())
+		wantCode(t, "CheckToken after revoke", code, codes.Unauthenticated)
+		wantCode(t, "Revoke again", revoke(t, tr, "", &authv1.RevokeRequest{Token: grant.GetRefreshToken()}), codes.OK)
+		wantCode(t, "Revoke an unknown token", revoke(t, tr, "", &authv1.RevokeRequest{Token: "chit_rt_unknown"}), codes.OK)
+		wantCode(t, "Revoke nothing anonymously", revoke(t, tr, "", &authv1.RevokeRequest{}), codes.Unauthenticated)
+
+		service, _ := tr.token(t, clientRequest("billing", e.ServiceSecret))
+		a, _ := tr.token(t, passwordRequest("alice", "wonderland"))
+		b, _ := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "a user revoking someone else", revoke(t, tr, a.GetAccessToken(), &authv1.RevokeRequest{Subject: "bob"}), codes.PermissionDenied)
+		wantCode(t, "a service revoking alice", revoke(t, tr, service.GetAccessToken(), &authv1.RevokeRequest{Subject: "alice"}), codes.PermissionDenied)
+		wantCode(t, "alice revoking her sessions", revoke(t, tr, a.GetAccessToken(), &authv1.RevokeRequest{}), codes.OK)
+		for _, grant := range []*authv1.TokenResponse{a, b} {
+			_, code := tr.check(t, grant.GetAccessToken())
+			wantCode(t, "CheckToken after revoking all sessions", code, codes.Unauthenticated)
+		}
+		e.Clock.Advance(time.Second)
 	})
 }
 

@@ -131,8 +131,9 @@ func TestCLILoginFlow(t *testing.T) {
 		if refreshed.GetRefreshToken() == "" || refreshed.GetRefreshToken() == token.GetRefreshToken() || refreshed.GetTokenType() != "Bearer" {
 			t.Fatalf("RefreshCli = %v", refreshed)
 		}
+		e.Clock.Advance(servertest.GracePeriod + time.Second)
 		_, c = refreshCli(t, tr, token.GetRefreshToken())
-		wantCode(t, "RefreshCli with the rotated token", c, codes.Unauthenticated)
+		wantCode(t, "RefreshCli with the rotated token after the grace period", c, codes.Unauthenticated)
 
 		// Without offline_access there is no refresh token; without openid no ID token.
 		verifier = newVerifier(t)
@@ -174,6 +175,8 @@ func TestAuthorizationCodeRules(t *testing.T) {
 			wantCode(t, "second LoginCli", c, codes.Unauthenticated)
 			_, c = refreshCli(t, tr, first.GetRefreshToken())
 			wantCode(t, "refresh token of a replayed code", c, codes.Unauthenticated)
+			_, c = tr.check(t, first.GetAccessToken())
+			wantCode(t, "access token of a replayed code", c, codes.Unauthenticated)
 		})
 		t.Run("expired code", func(t *testing.T) {
 			verifier := newVerifier(t)

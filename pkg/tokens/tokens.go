@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -30,6 +31,15 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	// ClockSkew is how far a token's times may be off when it is checked.
 	ClockSkew time.Duration
+	// RefreshIdleTimeout ends a login whose refresh token is not used for
+	// this long (never after RefreshTokenTTL). Zero means RefreshTokenTTL.
+	RefreshIdleTimeout time.Duration
+	// RefreshGracePeriod is how long after a rotation the rotated token may be
+	// presented again and get the same successor, instead of counting as
+	// reuse. Zero disables it.
+	RefreshGracePeriod time.Duration
+	// RevocationCacheTTL bounds how long a revocation may go unseen by Check.
+	RevocationCacheTTL time.Duration
 }
 
 // Defaults, documented in the README's configuration table.
@@ -38,6 +48,9 @@ const (
 	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
 	DefaultAudience        = "chit"
 	DefaultClockSkew       = 30 * time.Second
+	DefaultRefreshIdle     = 7 * 24 * time.Hour
+	DefaultRefreshGrace    = 10 * time.Second
+	DefaultRevocationCache = 3 * time.Second
 )
 
 // RefreshTokenPrefix marks Chit refresh tokens for secret scanners.
@@ -46,6 +59,9 @@ const RefreshTokenPrefix = "chit_rt_"
 // MaxTokenLength bounds what Check will parse; Chit's own tokens are far
 // shorter, and parsing huge input is work an attacker should not buy.
 const MaxTokenLength = 8 << 10
+
+// FamilyClaim is the access token claim naming its refresh family.
+const FamilyClaim = "fid"
 
 // TokenType is the OAuth token type of access tokens.
 const TokenType = "Bearer"
@@ -71,26 +87,41 @@ type Claims struct {
 	ID        string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// FamilyID is the login the token belongs to; empty for client credentials.
+	FamilyID string
 }
 
 // Service issues, refreshes and checks tokens.
 type Service struct {
-	cfg  Config
-	keys *keys.Set
-	// providerKeys finds provider keys: CheckToken accepts provider tokens,
-	// but they never authorize calls to Chit itself.
-	providerKeys keys.KeyLookup
-	store        storage.Store
-	directory    *accounts.Directory
-	now          func() time.Time
-	random       io.Reader
+	cfg Config
+	Dependencies
+	revocations *revocationCache
+}
+
+// Dependencies are the live collaborators of the core.
+type Dependencies struct {
+	Keys *keys.Set
+	// ProviderKeys finds provider keys: CheckToken accepts provider tokens,
+	// but they never authorize calls to Chit itself. May be nil.
+	ProviderKeys keys.KeyLookup
+	Store        storage.Store
+	Directory    *accounts.Directory
+	Now          func() time.Time
+	Random       io.Reader
+	// Logger receives security events (refresh token reuse, revocations).
+	Logger *slog.Logger
 }
 
 // NewService wires the core. now and random are injected so expiry and
 // rotation can be tested without sleeping.
-// providerKeys may be nil.
-func NewService(cfg Config, signingKeys *keys.Set, providerKeys keys.KeyLookup, store storage.Store, directory *accounts.Directory, now func() time.Time, random io.Reader) *Service {
-	return &Service{cfg: cfg, keys: signingKeys, providerKeys: providerKeys, store: store, directory: directory, now: now, random: random}
+func NewService(cfg Config, deps Dependencies) *Service {
+	if cfg.RefreshIdleTimeout <= 0 || cfg.RefreshIdleTimeout > cfg.RefreshTokenTTL {
+		cfg.RefreshIdleTimeout = cfg.RefreshTokenTTL
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, Dependencies: deps, revocations: newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now)}
 }
 
 // Config returns the policy the service runs with.
@@ -103,7 +134,7 @@ func (s *Service) IssueForPassword(ctx context.Context, username, password, scop
 	if err != nil {
 		return Grant{}, err
 	}
-	principal, err := s.directory.AuthenticateUser(ctx, username, password)
+	principal, err := s.Directory.AuthenticateUser(ctx, username, password)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -139,26 +170,28 @@ func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
 // IssueForLogin issues an access token and, as asked, a refresh token that
 // starts login.FamilyID and an ID token.
 func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
-	now := s.now()
-	access, err := s.signAccessToken(login.Principal, login.Scopes, now)
+	now := s.Now()
+	access, err := s.signAccessToken(login.Principal, login.Scopes, login.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
 	}
 	var refresh string
 	if login.WithRefreshToken {
 		var record storage.RefreshToken
+		familyExpiresAt := now.Add(s.cfg.RefreshTokenTTL)
 		refresh, record, err = s.newRefreshToken(storage.RefreshToken{
-			FamilyID:  login.FamilyID,
-			Subject:   login.Principal.Subject,
-			Role:      string(login.Principal.Role),
-			Scope:     strings.Join(login.Scopes, " "),
-			IssuedAt:  now,
-			ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
+			FamilyID:        login.FamilyID,
+			Subject:         login.Principal.Subject,
+			Role:            string(login.Principal.Role),
+			Scope:           strings.Join(login.Scopes, " "),
+			IssuedAt:        now,
+			ExpiresAt:       earliest(now.Add(s.cfg.RefreshIdleTimeout), familyExpiresAt),
+			FamilyExpiresAt: familyExpiresAt,
 		})
 		if err != nil {
 			return Grant{}, err
 		}
-		if err := s.store.CreateRefreshToken(ctx, record); err != nil {
+		if err := s.Store.CreateRefreshToken(ctx, record); err != nil {
 			return Grant{}, fmt.Errorf("store refresh token: %w", err)
 		}
 	}
@@ -187,7 +220,7 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	if err != nil {
 		return "", fmt.Errorf("build ID token: %w", err)
 	}
-	return s.keys.Sign(token)
+	return s.Keys.Sign(token)
 }
 
 // ParseScope splits and checks a space-separated scope (RFC 6749 §3.3).
@@ -200,11 +233,11 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope st
 	if err != nil {
 		return Grant{}, err
 	}
-	principal, err := s.directory.AuthenticateService(ctx, clientID, secret)
+	principal, err := s.Directory.AuthenticateService(ctx, clientID, secret)
 	if err != nil {
 		return Grant{}, err
 	}
-	access, err := s.signAccessToken(principal, scopes, s.now())
+	access, err := s.signAccessToken(principal, scopes, "", s.Now())
 	if err != nil {
 		return Grant{}, err
 	}
@@ -213,12 +246,17 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope st
 
 var (
 	errRefreshInvalid = chiterr.New(chiterr.Unauthenticated, "refresh token is invalid")
-	errRefreshUsed    = chiterr.New(chiterr.Unauthenticated, "refresh token has already been used")
+	errRefreshReused  = chiterr.New(chiterr.Unauthenticated, "refresh token has already been used; the session is revoked")
 	errRefreshExpired = chiterr.New(chiterr.Unauthenticated, "refresh token has expired")
 )
 
+// rotationSealPurpose separates the sealing of successors from other uses.
+const rotationSealPurpose = "refresh rotation"
+
 // Refresh exchanges a refresh token for a new access token and a successor
-// refresh token; the presented one stops working.
+// refresh token; the presented one stops working. Presenting it again within
+// the grace period answers the same successor (a lost answer, two tabs);
+// after that it is reuse, and the whole family is revoked.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, error) {
 	if refreshToken == "" {
 		return Grant{}, chiterr.New(chiterr.InvalidArgument, "refresh_token is required")
@@ -226,36 +264,55 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, erro
 	if len(refreshToken) > MaxTokenLength || !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
 		return Grant{}, errRefreshInvalid
 	}
+	// A lost race for the rotation is retried once: the second pass finds the
+	// token rotated and answers the winner's successor.
+	for attempt := 0; ; attempt++ {
+		grant, err := s.refreshOnce(ctx, refreshToken)
+		if errors.Is(err, storage.ErrConflict) && attempt == 0 {
+			continue
+		}
+		return grant, err
+	}
+}
+
+func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, error) {
 	oldHash := secrets.Digest(refreshToken)
-	current, err := s.store.GetRefreshToken(ctx, oldHash)
+	current, err := s.Store.GetRefreshToken(ctx, oldHash)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return Grant{}, errRefreshInvalid
 	case err != nil:
 		return Grant{}, fmt.Errorf("read refresh token: %w", err)
 	}
-	now := s.now()
+	now := s.Now()
+	principal := accounts.Principal{Subject: current.Subject, Role: accounts.Role(current.Role)}
+	scopes := strings.Fields(current.Scope)
 	if !current.RotatedAt.IsZero() {
-		return Grant{}, errRefreshUsed
+		return s.replay(ctx, refreshToken, current, principal, scopes, now)
 	}
 	if !now.Before(current.ExpiresAt) {
 		return Grant{}, errRefreshExpired
 	}
 	successor := current
-	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy = now, time.Time{}, nil
+	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = now, time.Time{}, nil, nil
+	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
 	refresh, successor, err := s.newRefreshToken(successor)
 	if err != nil {
 		return Grant{}, err
 	}
-	scopes := strings.Fields(current.Scope)
-	principal := accounts.Principal{Subject: current.Subject, Role: accounts.Role(current.Role)}
-	access, err := s.signAccessToken(principal, scopes, now)
+	var sealed []byte
+	if s.cfg.RefreshGracePeriod > 0 {
+		if sealed, err = secrets.Seal(rotationSealPurpose, refreshToken, refresh, s.Random); err != nil {
+			return Grant{}, err
+		}
+	}
+	access, err := s.signAccessToken(principal, scopes, current.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
 	}
-	switch err := s.store.RotateRefreshToken(ctx, oldHash, successor); {
+	switch err := s.Store.RotateRefreshToken(ctx, oldHash, successor, sealed); {
 	case errors.Is(err, storage.ErrConflict):
-		return Grant{}, errRefreshUsed
+		return Grant{}, err
 	case errors.Is(err, storage.ErrNotFound):
 		return Grant{}, errRefreshInvalid
 	case err != nil:
@@ -264,18 +321,56 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, erro
 	return s.grant(access, refresh, scopes), nil
 }
 
+// replay handles a refresh token that was already rotated.
+func (s *Service) replay(ctx context.Context, refreshToken string, current storage.RefreshToken, principal accounts.Principal, scopes []string, now time.Time) (Grant, error) {
+	if s.cfg.RefreshGracePeriod > 0 && now.Sub(current.RotatedAt) <= s.cfg.RefreshGracePeriod && len(current.SealedSuccessor) > 0 {
+		successor, err := secrets.Open(rotationSealPurpose, refreshToken, current.SealedSuccessor)
+		if err != nil {
+			return Grant{}, fmt.Errorf("open sealed successor: %w", err)
+		}
+		// The successor must still be alive: a revoked family stays revoked.
+		if _, err := s.Store.GetRefreshToken(ctx, secrets.Digest(successor)); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return Grant{}, errRefreshInvalid
+			}
+			return Grant{}, fmt.Errorf("read successor: %w", err)
+		}
+		access, err := s.signAccessToken(principal, scopes, current.FamilyID, now)
+		if err != nil {
+			return Grant{}, err
+		}
+		return s.grant(access, successor, scopes), nil
+	}
+	// Reuse outside the grace period: either the client or a thief holds a
+	// stale copy, and we cannot tell which; end the whole login (RFC 9700 §4.14.2).
+	s.Logger.WarnContext(ctx, "refresh token reuse detected; revoking its family",
+		"audit", true, "event", "refresh_reuse", "subject", current.Subject, "family", current.FamilyID, "rotated_at", current.RotatedAt)
+	if err := s.RevokeFamily(ctx, current.FamilyID, current.Subject, "refresh token reuse"); err != nil {
+		return Grant{}, fmt.Errorf("revoke family after reuse: %w", err)
+	}
+	return Grant{}, errRefreshReused
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 var (
 	errMissingToken = chiterr.New(chiterr.Unauthenticated, "missing bearer token")
 	errInvalidToken = chiterr.New(chiterr.Unauthenticated, "access token is invalid")
 	errExpiredToken = chiterr.New(chiterr.Unauthenticated, "access token has expired")
+	errRevokedToken = chiterr.New(chiterr.Unauthenticated, "access token has been revoked")
 )
 
 // Check verifies an access token signed by the server or by a provider's key
 // (for CheckToken) and returns its claims.
 func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
-	lookups := []keys.KeyLookup{s.keys.LookupContext}
-	if s.providerKeys != nil {
-		lookups = append(lookups, s.providerKeys)
+	lookups := []keys.KeyLookup{s.Keys.LookupContext}
+	if s.ProviderKeys != nil {
+		lookups = append(lookups, s.ProviderKeys)
 	}
 	return s.verify(ctx, accessToken, lookups)
 }
@@ -283,7 +378,7 @@ func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error)
 // Authenticate verifies an access token signed by the server itself: only
 // those say who may call Chit's own RPCs.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims, error) {
-	return s.verify(ctx, accessToken, []keys.KeyLookup{s.keys.LookupContext})
+	return s.verify(ctx, accessToken, []keys.KeyLookup{s.Keys.LookupContext})
 }
 
 // verify checks signature, issuer, audience and times, and returns the claims.
@@ -300,7 +395,7 @@ func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys
 		jwt.WithValidate(true),
 		jwt.WithIssuer(s.cfg.Issuer),
 		jwt.WithAudience(s.cfg.Audience),
-		jwt.WithClock(jwt.ClockFunc(s.now)),
+		jwt.WithClock(jwt.ClockFunc(s.Now)),
 		jwt.WithAcceptableSkew(s.cfg.ClockSkew),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
@@ -314,7 +409,16 @@ func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys
 	}
 	role, _ := stringClaim(token, "role")
 	scope, _ := stringClaim(token, "scope")
+	familyID, _ := stringClaim(token, FamilyClaim)
+	revocation, err := s.revocations.get(ctx, familyID, token.Subject())
+	if err != nil {
+		return Claims{}, fmt.Errorf("check revocation: %w", err)
+	}
+	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !token.IssuedAt().After(revocation.SubjectRevokedAt)) {
+		return Claims{}, errRevokedToken
+	}
 	return Claims{
+		FamilyID:  familyID,
 		Subject:   token.Subject(),
 		Role:      accounts.Role(role),
 		Scopes:    strings.Fields(scope),
@@ -339,7 +443,9 @@ func (s *Service) grant(access, refresh string, scopes []string) Grant {
 	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
 }
 
-func (s *Service) signAccessToken(principal accounts.Principal, scopes []string, now time.Time) (string, error) {
+// signAccessToken signs an access token; familyID (the `fid` claim) ties it to
+// its login so revoking the login refuses it too.
+func (s *Service) signAccessToken(principal accounts.Principal, scopes []string, familyID string, now time.Time) (string, error) {
 	jti, err := s.randomString(16)
 	if err != nil {
 		return "", err
@@ -356,11 +462,14 @@ func (s *Service) signAccessToken(principal accounts.Principal, scopes []string,
 	if len(scopes) > 0 {
 		builder = builder.Claim("scope", strings.Join(scopes, " "))
 	}
+	if familyID != "" {
+		builder = builder.Claim(FamilyClaim, familyID)
+	}
 	token, err := builder.Build()
 	if err != nil {
 		return "", fmt.Errorf("build access token: %w", err)
 	}
-	return s.keys.Sign(token)
+	return s.Keys.Sign(token)
 }
 
 // newRefreshToken fills record with a fresh random token's hash and returns
@@ -375,7 +484,7 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 	return token, record, nil
 }
 
-func (s *Service) randomString(n int) (string, error) { return secrets.Random(s.random, n) }
+func (s *Service) randomString(n int) (string, error) { return secrets.Random(s.Random, n) }
 
 // parseScope splits a space-separated scope (RFC 6749 §3.3), refusing
 // characters outside scope-token and dropping duplicates.

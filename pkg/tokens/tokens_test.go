@@ -62,8 +62,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second}
-	return &fixture{service: tokens.NewService(cfg, signingKeys, nil, store, directory, c.Now, rand.Reader), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
+	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second, RefreshGracePeriod: 10 * time.Second, RefreshIdleTimeout: 12 * time.Hour, RevocationCacheTTL: 3 * time.Second}
+	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
 }
 
 func wantKind(t *testing.T, err error, kind chiterr.Kind) {
@@ -135,40 +135,104 @@ func TestRefreshRotates(t *testing.T) {
 		t.Fatalf("second grant = %+v", second)
 	}
 	claims, err := f.service.Check(ctx, second.AccessToken)
-	if err != nil || claims.Subject != "alice" {
+	if err != nil || claims.Subject != "alice" || claims.FamilyID == "" {
 		t.Fatalf("refreshed access token: %+v, %v", claims, err)
 	}
+	third, err := f.service.Refresh(ctx, second.RefreshToken)
+	if err != nil || third.RefreshToken == second.RefreshToken {
+		t.Fatalf("the successor must rotate in turn: %+v, %v", third, err)
+	}
+}
+
+func TestGracePeriodAnswersTheSameSuccessor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The answer was lost; the client retries with the old token.
+	f.clock.Advance(f.cfg.RefreshGracePeriod)
+	retry, err := f.service.Refresh(ctx, first.RefreshToken)
+	if err != nil || retry.RefreshToken != second.RefreshToken {
+		t.Fatalf("retry within the grace period = %+v, %v; want the same successor", retry, err)
+	}
+	if _, err := f.service.Check(ctx, retry.AccessToken); err != nil {
+		t.Fatalf("retry's access token: %v", err)
+	}
+	if _, err := f.service.Refresh(ctx, second.RefreshToken); err != nil {
+		t.Fatalf("the successor must still work: %v", err)
+	}
+}
+
+func TestReuseRevokesTheFamily(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(f.cfg.RefreshGracePeriod + time.Second)
 	_, err = f.service.Refresh(ctx, first.RefreshToken)
 	wantKind(t, err, chiterr.Unauthenticated)
 	if !strings.Contains(err.Error(), "already been used") {
 		t.Fatalf("reuse message %q", err)
 	}
-	if _, err := f.service.Refresh(ctx, second.RefreshToken); err != nil {
-		t.Fatalf("the successor must work: %v", err)
+	_, err = f.service.Refresh(ctx, second.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	_, err = f.service.Check(ctx, second.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	// Another login of the same person is untouched.
+	if _, err := f.service.Refresh(ctx, other.RefreshToken); err != nil {
+		t.Fatalf("another family was revoked: %v", err)
 	}
 }
 
-func TestRefreshLifetimeIsAbsolute(t *testing.T) {
+func TestRefreshLifetimes(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rotating just before the end must not extend the login.
-	f.clock.Advance(f.cfg.RefreshTokenTTL - time.Minute)
-	grant, err = f.service.Refresh(ctx, grant.RefreshToken)
-	if err != nil {
-		t.Fatal(err)
+	// Used every 11 hours, the login lives until its absolute end.
+	for elapsed := time.Duration(0); elapsed+11*time.Hour < f.cfg.RefreshTokenTTL; elapsed += 11 * time.Hour {
+		f.clock.Advance(11 * time.Hour)
+		if grant, err = f.service.Refresh(ctx, grant.RefreshToken); err != nil {
+			t.Fatalf("refresh after %v: %v", elapsed+11*time.Hour, err)
+		}
 	}
-	f.clock.Advance(time.Minute)
+	f.clock.Advance(11 * time.Hour)
 	_, err = f.service.Refresh(ctx, grant.RefreshToken)
 	wantKind(t, err, chiterr.Unauthenticated)
 	if !strings.Contains(err.Error(), "expired") {
-		t.Fatalf("message %q, want it to say expired", err)
+		t.Fatalf("message %q, want it to say expired (absolute lifetime)", err)
 	}
+
+	// Left unused past the idle timeout, a login ends early.
+	idle, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(f.cfg.RefreshIdleTimeout)
+	_, err = f.service.Refresh(ctx, idle.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
 }
 
+// Fifty clients refreshing one token at once: one rotation happens and every
+// one of them gets its successor (none is punished with a revoked session).
 func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -176,22 +240,91 @@ func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const clients = 50
+	results := make([]string, clients)
+	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	var wins atomic.Int32
-	for range 20 {
+	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := f.service.Refresh(ctx, grant.RefreshToken); err == nil {
-				wins.Add(1)
-			} else if chiterr.KindOf(err) != chiterr.Unauthenticated {
-				t.Errorf("loser got %v, want Unauthenticated", err)
-			}
+			next, err := f.service.Refresh(ctx, grant.RefreshToken)
+			results[i], errs[i] = next.RefreshToken, err
 		}()
 	}
 	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d refreshes succeeded, want exactly 1", wins.Load())
+	for i := range clients {
+		if errs[i] != nil || results[i] != results[0] {
+			t.Fatalf("client %d: %q, %v; want the one successor %q", i, results[i], errs[i], results[0])
+		}
+	}
+	if _, err := f.service.Refresh(ctx, results[0]); err != nil {
+		t.Fatalf("the successor does not work: %v", err)
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.service.Revoke(ctx, grant.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.service.Refresh(ctx, grant.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	// This server forgets its cached answer at once.
+	_, err = f.service.Check(ctx, grant.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	for _, token := range []string{grant.RefreshToken, tokens.RefreshTokenPrefix + "unknown", "garbage", grant.AccessToken} {
+		if err := f.service.Revoke(ctx, token); err != nil {
+			t.Errorf("Revoke(%.20q) = %v; RFC 7009 says it succeeds", token, err)
+		}
+	}
+	wantKind(t, f.service.Revoke(ctx, ""), chiterr.InvalidArgument)
+
+	// Revoking by access token ends its login too.
+	second, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if err := f.service.Revoke(ctx, second.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.service.Refresh(ctx, second.RefreshToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+func TestRevokeSessions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	b, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	alice, err := f.service.Check(ctx, a.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, f.service.RevokeSessions(ctx, alice, "bob"), chiterr.PermissionDenied)
+	if err := f.service.RevokeSessions(ctx, alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, grant := range []tokens.Grant{a, b} {
+		_, err := f.service.Check(ctx, grant.AccessToken)
+		wantKind(t, err, chiterr.Unauthenticated)
+		_, err = f.service.Refresh(ctx, grant.RefreshToken)
+		wantKind(t, err, chiterr.Unauthenticated)
+	}
+	// A login after the revocation works.
+	f.clock.Advance(time.Second)
+	fresh, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	if _, err := f.service.Check(ctx, fresh.AccessToken); err != nil {
+		t.Fatalf("a login after the revocation: %v", err)
+	}
+	admin := tokens.Claims{Subject: "root", Role: accounts.RoleAdmin}
+	if err := f.service.RevokeSessions(ctx, admin, "alice"); err != nil {
+		t.Fatalf("an admin revoking another subject: %v", err)
 	}
 }
 

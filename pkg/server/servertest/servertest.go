@@ -32,6 +32,8 @@ const (
 	UserName     = "alice"
 	UserPassword = "wonderland"
 	ServiceName  = "billing"
+	// GracePeriod is the refresh grace period of the test server.
+	GracePeriod = 10 * time.Second
 	// OrchestratorName is a second service account, listed as orchestrator.
 	OrchestratorName = "ucloud"
 )
@@ -69,9 +71,13 @@ func Start(t testing.TB) *Env {
 	clock := &Clock{}
 	clock.nanos.Store(time.Now().UnixNano())
 	cfg := server.Config{
-		GRPCAddr:            "127.0.0.1:0",
-		HTTPAddr:            "127.0.0.1:0",
-		Tokens:              tokens.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second},
+		GRPCAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		Tokens: tokens.Config{
+			Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour,
+			ClockSkew: 30 * time.Second, RefreshGracePeriod: GracePeriod, RefreshIdleTimeout: 12 * time.Hour,
+			RevocationCacheTTL: 3 * time.Second,
+		},
 		SigningAlgorithm:    jwa.ES256,
 		Providers:           providers.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour},
 		Orchestrators:       []string{OrchestratorName},

@@ -200,11 +200,11 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 func newRefreshToken(t *testing.T, subject string) storage.RefreshToken {
 	t.Helper()
 	return storage.RefreshToken{
-		Hash:      randomHash(t),
-		FamilyID:  fmt.Sprintf("family-%x", randomHash(t)[:4]),
-		Subject:   subject,
-		Role:      "USER",
-		Scope:     "read write",
+		Hash:            randomHash(t),
+		FamilyID:        fmt.Sprintf("family-%x", randomHash(t)[:4]),
+		Subject:         subject,
+		Role:            "USER",
+		Scope:           "read write",
 		IssuedAt:        base,
 		ExpiresAt:       base.Add(24 * time.Hour),
 		FamilyExpiresAt: base.Add(48 * time.Hour),

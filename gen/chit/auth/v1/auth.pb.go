@@ -1071,6 +1071,97 @@ func (x *GetAuthStatusResponse) GetAudience() string {
 	return ""
 }
 
+type RevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A refresh token or an access token whose login to end.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Without token: whose sessions to end. Only admins may name another
+	// subject.
+	Subject       string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RevokeRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
 var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
@@ -1149,7 +1240,11 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"token_path\x18\x03 \x01(\tR\ttokenPath\x12,\n" +
 	"\x12refresh_token_path\x18\x04 \x01(\tR\x10refreshTokenPath\x12\x1b\n" +
 	"\tjwks_path\x18\x05 \x01(\tR\bjwksPath\x12\x1a\n" +
-	"\baudience\x18\x06 \x01(\tR\baudience2\xc6\x04\n" +
+	"\baudience\x18\x06 \x01(\tR\baudience\"?\n" +
+	"\rRevokeRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\x10\n" +
+	"\x0eRevokeResponse2\x8b\x05\n" +
 	"\vAuthService\x12@\n" +
 	"\x05Token\x12\x1a.chit.auth.v1.TokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12N\n" +
 	"\fRefreshToken\x12!.chit.auth.v1.RefreshTokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12I\n" +
@@ -1159,7 +1254,8 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"CheckToken\x12\x1f.chit.auth.v1.CheckTokenRequest\x1a .chit.auth.v1.CheckTokenResponse\x12^\n" +
 	"\x0fGetAuthorizeUrl\x12$.chit.auth.v1.GetAuthorizeUrlRequest\x1a%.chit.auth.v1.GetAuthorizeUrlResponse\x12X\n" +
-	"\rGetAuthStatus\x12\".chit.auth.v1.GetAuthStatusRequest\x1a#.chit.auth.v1.GetAuthStatusResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
+	"\rGetAuthStatus\x12\".chit.auth.v1.GetAuthStatusRequest\x1a#.chit.auth.v1.GetAuthStatusResponse\x12C\n" +
+	"\x06Revoke\x12\x1b.chit.auth.v1.RevokeRequest\x1a\x1c.chit.auth.v1.RevokeResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
 	file_chit_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1173,7 +1269,7 @@ func file_chit_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_chit_auth_v1_auth_proto_rawDescData
 }
 
-var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_chit_auth_v1_auth_proto_goTypes = []any{
 	(*TokenRequest)(nil),            // 0: chit.auth.v1.TokenRequest
 	(*PasswordCredential)(nil),      // 1: chit.auth.v1.PasswordCredential
@@ -1191,15 +1287,17 @@ var file_chit_auth_v1_auth_proto_goTypes = []any{
 	(*GetAuthorizeUrlResponse)(nil), // 13: chit.auth.v1.GetAuthorizeUrlResponse
 	(*GetAuthStatusRequest)(nil),    // 14: chit.auth.v1.GetAuthStatusRequest
 	(*GetAuthStatusResponse)(nil),   // 15: chit.auth.v1.GetAuthStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(*RevokeRequest)(nil),           // 16: chit.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 17: chit.auth.v1.RevokeResponse
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
 }
 var file_chit_auth_v1_auth_proto_depIdxs = []int32{
 	1,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
 	2,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
 	5,  // 2: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
 	5,  // 3: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	16, // 4: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 5: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	18, // 4: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 5: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
 	3,  // 7: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
 	6,  // 8: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
@@ -1207,15 +1305,17 @@ var file_chit_auth_v1_auth_proto_depIdxs = []int32{
 	10, // 10: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
 	12, // 11: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
 	14, // 12: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
-	4,  // 13: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
-	4,  // 14: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
-	7,  // 15: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
-	9,  // 16: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
-	11, // 17: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
-	13, // 18: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
-	15, // 19: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
-	13, // [13:20] is the sub-list for method output_type
-	6,  // [6:13] is the sub-list for method input_type
+	16, // 13: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
+	4,  // 14: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
+	4,  // 15: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
+	7,  // 16: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
+	9,  // 17: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
+	11, // 18: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
+	13, // 19: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
+	15, // 20: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
+	17, // 21: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
+	14, // [14:22] is the sub-list for method output_type
+	6,  // [6:14] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1237,7 +1337,7 @@ func file_chit_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_auth_v1_auth_proto_rawDesc), len(file_chit_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	AuthService_CheckToken_FullMethodName      = "/chit.auth.v1.AuthService/CheckToken"
 	AuthService_GetAuthorizeUrl_FullMethodName = "/chit.auth.v1.AuthService/GetAuthorizeUrl"
 	AuthService_GetAuthStatus_FullMethodName   = "/chit.auth.v1.AuthService/GetAuthStatus"
+	AuthService_Revoke_FullMethodName          = "/chit.auth.v1.AuthService/Revoke"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -58,6 +59,11 @@ type AuthServiceClient interface {
 	// GetAuthStatus returns the auth status of the server: whether clients are
 	// expected to send access tokens, and where to get them.
 	GetAuthStatus(ctx context.Context, in *GetAuthStatusRequest, opts ...grpc.CallOption) (*GetAuthStatusResponse, error)
+	// Revoke ends logins (RFC 7009 semantics). With `token`, the login that
+	// refresh or access token belongs to; unknown or already revoked tokens
+	// succeed. Without it, every session of `subject` (default: the caller),
+	// which needs a bearer token: people may revoke their own, admins anyone's.
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 }
 
 type authServiceClient struct {
@@ -138,6 +144,16 @@ func (c *authServiceClient) GetAuthStatus(ctx context.Context, in *GetAuthStatus
 	return out, nil
 }
 
+func (c *authServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, AuthService_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -168,6 +184,11 @@ type AuthServiceServer interface {
 	// GetAuthStatus returns the auth status of the server: whether clients are
 	// expected to send access tokens, and where to get them.
 	GetAuthStatus(context.Context, *GetAuthStatusRequest) (*GetAuthStatusResponse, error)
+	// Revoke ends logins (RFC 7009 semantics). With `token`, the login that
+	// refresh or access token belongs to; unknown or already revoked tokens
+	// succeed. Without it, every session of `subject` (default: the caller),
+	// which needs a bearer token: people may revoke their own, admins anyone's.
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -198,6 +219,9 @@ func (UnimplementedAuthServiceServer) GetAuthorizeUrl(context.Context, *GetAutho
 }
 func (UnimplementedAuthServiceServer) GetAuthStatus(context.Context, *GetAuthStatusRequest) (*GetAuthStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAuthStatus not implemented")
+}
+func (UnimplementedAuthServiceServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -346,6 +370,24 @@ func _AuthService_GetAuthStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -380,6 +422,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAuthStatus",
 			Handler:    _AuthService_GetAuthStatus_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _AuthService_Revoke_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

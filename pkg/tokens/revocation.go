@@ -1,0 +1,141 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/secrets"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// revocationCache keeps recent answers of Store.GetRevocation for a few
+// seconds, so checking a busy token costs no store read each time. A
+// revocation made on this server is seen at once (forget); one made on
+// another replica within ttl.
+type revocationCache struct {
+	ttl     time.Duration
+	store   storage.Store
+	now     func() time.Time
+	mu      sync.Mutex
+	entries map[string]cachedRevocation
+}
+
+type cachedRevocation struct {
+	revocation storage.Revocation
+	fetchedAt  time.Time
+}
+
+// maxCachedRevocations bounds the cache's memory; past it the cache restarts.
+const maxCachedRevocations = 100_000
+
+func newRevocationCache(ttl time.Duration, store storage.Store, now func() time.Time) *revocationCache {
+	return &revocationCache{ttl: ttl, store: store, now: now, entries: map[string]cachedRevocation{}}
+}
+
+func revocationKey(familyID, subject string) string { return familyID + "\x00" + subject }
+
+func (c *revocationCache) get(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
+	key := revocationKey(familyID, subject)
+	now := c.now()
+	if c.ttl > 0 {
+		c.mu.Lock()
+		entry, ok := c.entries[key]
+		c.mu.Unlock()
+		if ok && now.Sub(entry.fetchedAt) < c.ttl && !now.Before(entry.fetchedAt) {
+			return entry.revocation, nil
+		}
+	}
+	revocation, err := c.store.GetRevocation(ctx, familyID, subject)
+	if err != nil {
+		return storage.Revocation{}, err
+	}
+	if c.ttl > 0 {
+		c.mu.Lock()
+		if len(c.entries) >= maxCachedRevocations {
+			c.entries = map[string]cachedRevocation{}
+		}
+		c.entries[key] = cachedRevocation{revocation: revocation, fetchedAt: now}
+		c.mu.Unlock()
+	}
+	return revocation, nil
+}
+
+// forget drops what this server knows of a family or subject it just revoked.
+func (c *revocationCache) forget(familyID, subject string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if familyID == "" {
+		for key := range c.entries {
+			if len(key) > len(subject) && key[len(key)-len(subject)-1:] == "\x00"+subject {
+				delete(c.entries, key)
+			}
+		}
+		return
+	}
+	delete(c.entries, revocationKey(familyID, subject))
+}
+
+// Revoke revokes the login a token belongs to (RFC 7009): a refresh token by
+// value, or an access token by its family. Unknown, invalid and already
+// revoked tokens succeed, so the answer tells an attacker nothing.
+func (s *Service) Revoke(ctx context.Context, token string) error {
+	if token == "" {
+		return chiterr.New(chiterr.InvalidArgument, "token is required")
+	}
+	if len(token) > MaxTokenLength {
+		return nil
+	}
+	var familyID, subject string
+	if len(token) > len(RefreshTokenPrefix) && token[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
+		record, err := s.Store.GetRefreshToken(ctx, secrets.Digest(token))
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		familyID, subject = record.FamilyID, record.Subject
+	} else {
+		claims, err := s.Authenticate(ctx, token)
+		if err != nil || claims.FamilyID == "" {
+			return nil
+		}
+		familyID, subject = claims.FamilyID, claims.Subject
+	}
+	return s.RevokeFamily(ctx, familyID, subject, "revoked by its holder")
+}
+
+// RevokeFamily ends one login: its refresh tokens are deleted and its access
+// tokens refused. reason goes to the audit log.
+func (s *Service) RevokeFamily(ctx context.Context, familyID, subject, reason string) error {
+	n, err := s.Store.RevokeRefreshFamily(ctx, familyID, s.Now())
+	if err != nil {
+		return err
+	}
+	s.revocations.forget(familyID, subject)
+	s.Logger.InfoContext(ctx, "session revoked", "audit", true, "event", "revoke_family", "reason", reason,
+		"subject", subject, "family", familyID, "revoked_tokens", n)
+	return nil
+}
+
+// RevokeSessions revokes every session of subject, on behalf of caller: a
+// person may end their own sessions, an admin anyone's.
+func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject string) error {
+	if subject == "" {
+		subject = caller.Subject
+	}
+	if subject != caller.Subject && caller.Role != accounts.RoleAdmin {
+		return chiterr.New(chiterr.PermissionDenied, "only an admin may revoke another subject's sessions")
+	}
+	n, err := s.Store.RevokeSubject(ctx, subject, s.Now())
+	if err != nil {
+		return err
+	}
+	s.revocations.forget("", subject)
+	s.Logger.InfoContext(ctx, "all sessions revoked", "audit", true, "event", "revoke_subject", "subject", subject, "by", caller.Subject, "revoked_tokens", n)
+	return nil
+}
