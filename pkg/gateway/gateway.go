@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -28,6 +29,29 @@ type Options struct {
 	OpenAPI []byte
 	// Pages registers the HTML pages served beside the API (the sign-in page).
 	Pages func(mux *http.ServeMux)
+	// Discovery is the OpenID Provider metadata served at
+	// /.well-known/openid-configuration.
+	Discovery func() Discovery
+}
+
+// Discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
+// RFC 8414). Chit's JSON endpoints have chit_ names: the standard form-encoded
+// token endpoint is not served yet.
+type Discovery struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthSigningAlgValues []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ChitTokenEndpoint                 string   `json:"chit_token_endpoint"`
+	ChitRefreshEndpoint               string   `json:"chit_refresh_endpoint"`
+	ChitRevocationEndpoint            string   `json:"chit_revocation_endpoint"`
+	ChitCheckEndpoint                 string   `json:"chit_check_endpoint"`
 }
 
 // New returns the HTTP handler of the REST port; conn reaches the gRPC server.
@@ -58,6 +82,13 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(opts.JWKS())
 	})
+	if opts.Discovery != nil {
+		mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			_ = json.NewEncoder(w).Encode(opts.Discovery())
+		})
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(opts.OpenAPI)

@@ -17,6 +17,8 @@ const (
 	TokenPath        = "/v1/auth/token"
 	RefreshTokenPath = "/v1/auth/token/refresh"
 	JWKSPath         = "/.well-known/jwks.json"
+	RevokePath       = "/v1/auth/revoke"
+	CheckPath        = "/v1/auth/check"
 )
 
 // AuthServer serves chit.auth.v1.AuthService over the token core.

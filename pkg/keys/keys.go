@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,6 +163,23 @@ func (s *Set) Algorithm() jwa.SignatureAlgorithm {
 	defer s.mu.RUnlock()
 	alg, _ := s.signer.Algorithm().(jwa.SignatureAlgorithm)
 	return alg
+}
+
+// Algorithms lists the algorithms of the published keys, without repeats.
+func (s *Set) Algorithms() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	var algorithms []string
+	for _, key := range s.verifiers {
+		name := key.Algorithm().String()
+		if !seen[name] {
+			seen[name] = true
+			algorithms = append(algorithms, name)
+		}
+	}
+	slices.Sort(algorithms)
+	return algorithms
 }
 
 // Lookup returns the public key named kid. The key carries its algorithm: a

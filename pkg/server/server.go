@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -154,6 +155,24 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages:   signinpage.New(authorizeService, cfg.Logger).Register,
+		Discovery: func() gateway.Discovery {
+			base := strings.TrimSuffix(cfg.Tokens.Issuer, "/")
+			return gateway.Discovery{
+				Issuer:                           cfg.Tokens.Issuer,
+				AuthorizationEndpoint:            base + authorize.PagePath,
+				JWKSURI:                          base + grpcapi.JWKSPath,
+				ResponseTypesSupported:           []string{"code"},
+				SubjectTypesSupported:            []string{"public"},
+				IDTokenSigningAlgValuesSupported: signingKeys.Algorithms(),
+				ScopesSupported:                  []string{authorize.ScopeOpenID, authorize.ScopeOfflineAccess},
+				CodeChallengeMethodsSupported:    []string{"S256"},
+				ClaimsSupported:                  []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim},
+				ChitTokenEndpoint:                base + grpcapi.TokenPath,
+				ChitRefreshEndpoint:              base + grpcapi.RefreshTokenPath,
+				ChitRevocationEndpoint:           base + grpcapi.RevokePath,
+				ChitCheckEndpoint:                base + grpcapi.CheckPath,
+			}
+		},
 	})
 	if err != nil {
 		s.closeListeners()

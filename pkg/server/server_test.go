@@ -559,3 +559,33 @@ func queryOf(t *testing.T, req proto.Message) url.Values {
 	}
 	return query
 }
+
+func TestOpenIDConfiguration(t *testing.T) {
+	e := startServer(t)
+	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"issuer":                 issuer,
+		"jwks_uri":               issuer + "/.well-known/jwks.json",
+		"authorization_endpoint": issuer + "/oauth2/authorize",
+		"chit_token_endpoint":    issuer + "/v1/auth/token",
+	}
+	for name, value := range want {
+		if doc[name] != value {
+			t.Errorf("%s = %v, want %v", name, doc[name], value)
+		}
+	}
+	if algs, _ := doc["id_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "ES256" {
+		t.Errorf("algorithms %v, want [ES256]", doc["id_token_signing_alg_values_supported"])
+	}
+	if methods, _ := doc["code_challenge_methods_supported"].([]any); len(methods) != 1 || methods[0] != "S256" {
+		t.Errorf("PKCE methods %v", doc["code_challenge_methods_supported"])
+	}
+}
