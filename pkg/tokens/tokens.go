@@ -389,6 +389,9 @@ func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys
 	if len(accessToken) > MaxTokenLength {
 		return Claims{}, errInvalidToken
 	}
+	if err := checkPayloadShape(accessToken); err != nil {
+		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
+	}
 	token, err := jwt.ParseString(accessToken,
 		jwt.WithContext(ctx),
 		jwt.WithKeyProvider(keys.KeyProvider(lookups...)),
