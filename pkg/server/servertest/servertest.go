@@ -4,8 +4,11 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,10 +52,12 @@ func (c *Clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // Env is a running server and a gRPC connection to it.
 type Env struct {
-	Server             *server.Server
-	Store              storage.Store
-	Clock              *Clock
-	Conn               *grpc.ClientConn
+	Server *server.Server
+	Store  storage.Store
+	Clock  *Clock
+	Conn   *grpc.ClientConn
+	// Logs is everything the server logged, at debug level.
+	Logs               *LockedBuffer
 	ServiceSecret      string
 	OrchestratorSecret string
 }
@@ -70,7 +75,9 @@ func Start(t testing.TB) *Env {
 	}
 	clock := &Clock{}
 	clock.nanos.Store(time.Now().UnixNano())
+	logs := &LockedBuffer{}
 	cfg := server.Config{
+		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		GRPCAddr: "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
 		Tokens: tokens.Config{
@@ -126,5 +133,24 @@ func Start(t testing.TB) *Env {
 	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
-	return &Env{Server: srv, Store: store, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
+	return &Env{Server: srv, Store: store, Logs: logs, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
+}
+
+// LockedBuffer is a bytes.Buffer safe for a logger and a test at once.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
