@@ -157,6 +157,9 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if name == "" || password == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username and password are required")
 	}
+	if len(password) > passwords.MaxLength {
+		return Principal{}, errBadPassword
+	}
 	user, err := d.store.GetUser(ctx, name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -176,7 +179,20 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if !ok {
 		return Principal{}, errBadPassword
 	}
+	if d.hasher.NeedsRehash(user.PasswordHash) {
+		d.rehash(ctx, user, password)
+	}
 	return Principal{Subject: user.Name, Role: Role(user.Role)}, nil
+}
+
+// rehash upgrades a hash made with older parameters while the password is at
+// hand. It is best effort: the sign-in has succeeded either way.
+func (d *Directory) rehash(ctx context.Context, user storage.User, password string) {
+	upgraded, err := d.hasher.Hash(ctx, password)
+	if err != nil {
+		return
+	}
+	_ = d.store.UpdatePasswordHash(ctx, user.Name, user.PasswordHash, upgraded)
 }
 
 // decoySecretHash is compared against when a client id is unknown, so both

@@ -139,3 +139,37 @@ func TestParseUserRole(t *testing.T) {
 		}
 	}
 }
+
+func TestSignInUpgradesOldHashes(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	weak, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
+	strong, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
+	if err := accounts.NewDirectory(store, weak, time.Now, rand.Reader).CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := store.GetUser(ctx, "alice")
+	upgraded := accounts.NewDirectory(store, strong, time.Now, rand.Reader)
+	if _, err := upgraded.AuthenticateUser(ctx, "alice", "wonderland"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := store.GetUser(ctx, "alice")
+	if after.PasswordHash == before.PasswordHash || !strings.HasPrefix(after.PasswordHash, "$argon2id$v=19$m=128,t=2,p=1$") {
+		t.Fatalf("hash after sign-in = %q, want it rehashed with the new parameters", after.PasswordHash)
+	}
+	if _, err := upgraded.AuthenticateUser(ctx, "alice", "wonderland"); err != nil {
+		t.Fatalf("sign-in with the upgraded hash: %v", err)
+	}
+}
+
+func TestOverlongPasswordIsRefusedWithoutHashing(t *testing.T) {
+	d := newDirectory(t)
+	_, err := d.AuthenticateUser(context.Background(), "alice", strings.Repeat("x", passwords.MaxLength+1))
+	if chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package passwords
 import (
 	"context"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -69,10 +70,33 @@ func NewHasher(params Params, maxConcurrent int, queueTimeout time.Duration, ran
 	return h, nil
 }
 
+//go:embed common.txt
+var commonList string
+
+// common holds the embedded list of widely breached passwords, lower-cased.
+var common = func() map[string]bool {
+	set := map[string]bool{}
+	for _, line := range strings.Split(commonList, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			set[strings.ToLower(line)] = true
+		}
+	}
+	return set
+}()
+
+// MaxLength bounds passwords: hashing is costly and nothing needs more.
+const MaxLength = 1024
+
 // CheckPolicy reports why password is not acceptable for a new account.
 func CheckPolicy(password string) error {
-	if len(password) < MinLength {
+	switch {
+	case len(password) < MinLength:
 		return chiterr.New(chiterr.InvalidArgument, "password must be at least %d characters", MinLength)
+	case len(password) > MaxLength:
+		return chiterr.New(chiterr.InvalidArgument, "password must be at most %d characters", MaxLength)
+	case common[strings.ToLower(password)]:
+		return chiterr.New(chiterr.InvalidArgument, "password is one of the most common passwords; choose another")
 	}
 	return nil
 }

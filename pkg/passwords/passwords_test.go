@@ -121,6 +121,17 @@ func TestCheckPolicy(t *testing.T) {
 	if err := CheckPolicy("long enough"); err != nil {
 		t.Fatalf("acceptable password refused: %v", err)
 	}
+	for _, weak := range []string{"password1", "PassWord123", "qwertyuiop", "12345678"} {
+		if err := CheckPolicy(weak); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "common") {
+			t.Errorf("common password %q: got %v", weak, err)
+		}
+	}
+	if err := CheckPolicy(strings.Repeat("x", MaxLength+1)); chiterr.KindOf(err) != chiterr.InvalidArgument {
+		t.Fatalf("oversized password: got %v", err)
+	}
+	if len(common) < 50 {
+		t.Fatalf("the embedded list has %d entries", len(common))
+	}
 }
 
 func TestNewHasherRefusesWeakParameters(t *testing.T) {

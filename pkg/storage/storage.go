@@ -159,6 +159,9 @@ type Store interface {
 	CreateUser(ctx context.Context, user User) error
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// UpdatePasswordHash replaces a user's hash if it is still oldHash
+	// (ErrConflict otherwise: the password changed meanwhile).
+	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
 	// DeleteUser removes the user and every refresh token issued to them, so
 	// a deleted account cannot keep refreshing.
 	DeleteUser(ctx context.Context, name string) error

@@ -163,6 +163,20 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return users, rows.Err()
 }
 
+func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	result, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?`, newHash, name, oldHash)
+	if err != nil {
+		return err
+	}
+	if err := requireOneRow(result, storage.ErrConflict); err != nil {
+		if _, getErr := s.GetUser(ctx, name); errors.Is(getErr, storage.ErrNotFound) {
+			return storage.ErrNotFound
+		}
+		return err
+	}
+	return nil
+}
+
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

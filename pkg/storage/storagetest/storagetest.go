@@ -99,6 +99,18 @@ func testUsers(t *testing.T, s storage.Store) {
 	if len(users) != 2 || users[0].Name != "alice" || users[1].Name != "bob" {
 		t.Fatalf("ListUsers = %+v, want alice then bob", users)
 	}
+	if err := s.UpdatePasswordHash(ctx, "alice", "stale", "$argon2id$new"); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("UpdatePasswordHash from a stale hash: got %v, want ErrConflict", err)
+	}
+	if err := s.UpdatePasswordHash(ctx, "alice", alice.PasswordHash, "$argon2id$new"); err != nil {
+		t.Fatalf("UpdatePasswordHash: %v", err)
+	}
+	if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$argon2id$new" {
+		t.Fatalf("hash after update = %q", got.PasswordHash)
+	}
+	if err := s.UpdatePasswordHash(ctx, "nobody", "a", "b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("UpdatePasswordHash of a missing user: got %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
