@@ -63,16 +63,23 @@ func ValidateName(kind, name string) error {
 
 // Directory manages and authenticates accounts.
 type Directory struct {
-	store  storage.Store
-	hasher *passwords.Hasher
-	now    func() time.Time
-	random io.Reader
+	throttle ThrottlePolicy
+	store    storage.Store
+	hasher   *passwords.Hasher
+	now      func() time.Time
+	random   io.Reader
 }
 
 // NewDirectory returns a Directory over store. now and random are the clock
 // and the source of secrets.
 func NewDirectory(store storage.Store, hasher *passwords.Hasher, now func() time.Time, random io.Reader) *Directory {
-	return &Directory{store: store, hasher: hasher, now: now, random: random}
+	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle}
+}
+
+// WithThrottle replaces the sign-in throttling policy.
+func (d *Directory) WithThrottle(policy ThrottlePolicy) *Directory {
+	d.throttle = policy
+	return d
 }
 
 // CreateUser adds a person who signs in with password.
@@ -160,6 +167,10 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if len(password) > passwords.MaxLength {
 		return Principal{}, errBadPassword
 	}
+	keys := throttleKeys(ctx, name)
+	if err := d.checkThrottle(ctx, keys); err != nil {
+		return Principal{}, err
+	}
 	user, err := d.store.GetUser(ctx, name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -177,8 +188,10 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 		return Principal{}, fmt.Errorf("verify password of %q: %w", name, err)
 	}
 	if !ok {
+		d.recordFailure(ctx, keys)
 		return Principal{}, errBadPassword
 	}
+	d.resetFailures(ctx, keys)
 	if d.hasher.NeedsRehash(user.PasswordHash) {
 		d.rehash(ctx, user, password)
 	}

@@ -173,3 +173,74 @@ func TestOverlongPasswordIsRefusedWithoutHashing(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestSignInThrottling(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	hasher, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second, rand.Reader)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := accounts.NewDirectory(store, hasher, clock, rand.Reader)
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	attacker := accounts.WithClientAddress(ctx, "192.0.2.7")
+	for i := range accounts.DefaultThrottle.FreeFailures {
+		if _, err := d.AuthenticateUser(attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Fatalf("free failure %d: %v", i, err)
+		}
+	}
+	// The sixth try comes too soon: refused without checking the password,
+	// even the right one, with a hint.
+	_, err = d.AuthenticateUser(attacker, "alice", "wonderland")
+	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != time.Second {
+		t.Fatalf("throttled try: %v (retry after %v)", err, chiterr.RetryAfter(err))
+	}
+	// Another address is throttled too: the username's count holds.
+	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "198.51.100.1"), "alice", "wonderland"); chiterr.KindOf(err) != chiterr.ResourceExhausted {
+		t.Fatalf("throttled username from another address: %v", err)
+	}
+	// The delays grow, then a lockout.
+	for failure := accounts.DefaultThrottle.FreeFailures; failure < accounts.DefaultThrottle.LockoutAfter; failure++ {
+		now = now.Add(time.Hour / 2)
+		if _, err := d.AuthenticateUser(attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Fatalf("failure %d after waiting: %v", failure, err)
+		}
+	}
+	now = now.Add(10 * time.Minute)
+	_, err = d.AuthenticateUser(attacker, "alice", "wonderland")
+	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != 5*time.Minute {
+		t.Fatalf("during the lockout: %v (retry after %v), want 5m left", err, chiterr.RetryAfter(err))
+	}
+	// After it, the right password works and resets the counts.
+	now = now.Add(5 * time.Minute)
+	if _, err := d.AuthenticateUser(attacker, "alice", "wonderland"); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+	if failures, _ := store.GetLoginFailures(ctx, "user:alice"); failures.Count != 0 {
+		t.Fatalf("a successful sign-in left %d failures", failures.Count)
+	}
+}
+
+func TestThrottlingPerAddress(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	spray := accounts.WithClientAddress(ctx, "203.0.113.9")
+	// Password spraying: one guess each for many usernames from one address.
+	for i := range accounts.DefaultThrottle.FreeFailures {
+		_, _ = d.AuthenticateUser(spray, "user"+strings.Repeat("x", i), "guess")
+	}
+	if _, err := d.AuthenticateUser(spray, "bob", "builder-pass"); chiterr.KindOf(err) != chiterr.ResourceExhausted {
+		t.Fatalf("sprayed address: %v, want ResourceExhausted", err)
+	}
+	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "203.0.113.10"), "bob", "builder-pass"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+}

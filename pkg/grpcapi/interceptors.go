@@ -3,13 +3,17 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 )
 
@@ -27,7 +31,7 @@ func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServer
 			}
 			err = finish(ctx, logger, info.FullMethod, start, err)
 		}()
-		callCtx, err := gatekeeper.authorize(ctx, info.FullMethod)
+		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx)), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -48,6 +52,30 @@ func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServer
 		return handler(srv, ss)
 	}
 	return unary, stream
+}
+
+// clientAddress is the caller's IP address for throttling. Calls through the
+// REST gateway arrive from loopback with the browser's address in
+// x-forwarded-for, which is trusted from loopback peers only.
+func clientAddress(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		host = p.Addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if forwarded := md.Get("x-forwarded-for"); len(forwarded) > 0 {
+			first, _, _ := strings.Cut(forwarded[0], ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	return host
 }
 
 func finish(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error) error {

@@ -274,6 +274,9 @@ func (s *Server) cleanExpired(ctx context.Context) {
 			for what, clean := range map[string]func(context.Context, time.Time) (int, error){
 				"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
 				"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+				"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
+					return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
+				},
 				// A revocation matters while an access token it concerns may live.
 				"revocations": func(ctx context.Context, now time.Time) (int, error) {
 					return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.Tokens.AccessTokenTTL-s.cfg.Tokens.ClockSkew))

@@ -589,3 +589,32 @@ func TestOpenIDConfiguration(t *testing.T) {
 		t.Errorf("PKCE methods %v", doc["code_challenge_methods_supported"])
 	}
 }
+
+func TestSignInThrottlingOverBothTransports(t *testing.T) {
+	for _, name := range []string{"gRPC", "REST"} {
+		t.Run(name, func(t *testing.T) {
+			e := startServer(t)
+			tr := transports(e)[name]
+			for range 5 {
+				_, code := tr.token(t, passwordRequest("alice", "guess-guess"))
+				wantCode(t, "a free failure", code, codes.Unauthenticated)
+			}
+			_, code := tr.token(t, passwordRequest("alice", "wonderland"))
+			wantCode(t, "the sixth try at once", code, codes.ResourceExhausted)
+			if name == "REST" {
+				resp, err := http.Post(e.HTTPBase()+"/v1/auth/token", "application/json",
+					strings.NewReader(`{"passwordCredential":{"username":"alice","password":"wonderland"}}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+					t.Fatalf("HTTP %d, Retry-After %q; want 429 with a hint", resp.StatusCode, resp.Header.Get("Retry-After"))
+				}
+			}
+			e.Clock.Advance(2 * time.Second)
+			_, code = tr.token(t, passwordRequest("alice", "wonderland"))
+			wantCode(t, "after the wait", code, codes.OK)
+		})
+	}
+}

@@ -79,6 +79,13 @@ type RefreshToken struct {
 	SealedSuccessor []byte
 }
 
+// LoginFailures counts recent failed sign-ins for one throttling key (a
+// username or a client address).
+type LoginFailures struct {
+	Count         int
+	LastFailureAt time.Time
+}
+
 // Revocation tells whether access tokens of a family or subject were revoked.
 type Revocation struct {
 	FamilyRevoked bool
@@ -229,6 +236,16 @@ type Store interface {
 	// DeleteExpiredRevocations forgets revocations made before cutoff, when no
 	// access token they concern can still be valid.
 	DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error)
+
+	// GetLoginFailures returns the failures counted for key (zero if none).
+	GetLoginFailures(ctx context.Context, key string) (LoginFailures, error)
+	// RecordLoginFailure atomically counts one more failure for key at at; a
+	// count whose last failure is older than forgetAfter starts again at 1.
+	RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (LoginFailures, error)
+	// ResetLoginFailures forgets key's failures (after a successful sign-in).
+	ResetLoginFailures(ctx context.Context, key string) error
+	// DeleteStaleLoginFailures forgets failures last seen before cutoff.
+	DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error)
 
 	Close() error
 }

@@ -45,6 +45,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
+		{"LoginFailures", testLoginFailures},
+		{"ConcurrentLoginFailuresAllCount", testConcurrentLoginFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
