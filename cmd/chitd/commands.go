@@ -14,6 +14,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/envflag"
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/secretin"
@@ -38,7 +39,7 @@ variable named in its help; a flag given on the command line wins.`,
 		},
 	}
 	store.register(root.PersistentFlags())
-	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store), newClientCommand(&store))
+	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store), newClientCommand(&store), newKeysCommand(&store))
 	envflag.Annotate(root, "CHIT")
 	return root
 }
@@ -61,12 +62,18 @@ at /openapi.json and /healthz.`,
 				return err
 			}
 			logger := flags.logger()
+			sealer, err := store.sealer(envflag.LookupEnv)
+			if err != nil {
+				return err
+			}
 			db, err := sqlite.Open(cmd.Context(), store.dataDir)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			srv, err := server.New(cmd.Context(), flags.serverConfig(hashing, logger), db)
+			cfg := flags.serverConfig(hashing, logger)
+			cfg.KeySealer = sealer
+			srv, err := server.New(cmd.Context(), cfg, db)
 			if err != nil {
 				return err
 			}
@@ -241,7 +248,7 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			return body(cmd, args, providers.NewService(providers.Config{}, db, time.Now, rand.Reader))
+			return body(cmd, args, providers.NewService(providers.Config{}, db, &keys.Sealer{}, time.Now, rand.Reader))
 		}
 	}
 	list := &cobra.Command{
@@ -351,4 +358,73 @@ func newClientCommand(store *storeFlags) *cobra.Command {
 	}
 	cmd.AddCommand(create, list, remove)
 	return cmd
+}
+
+func newKeysCommand(store *storeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "List and rotate the server's signing keys"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List signing keys with their state (next, active, retired)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			stored, err := db.ListSigningKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tENCRYPTED")
+			for _, key := range stored {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", key.ID, key.Algorithm, key.State, stamp(key.CreatedAt),
+					stamp(key.ActivatedAt), stamp(key.RetiredAt), keys.IsSealed(key.PrivateKey))
+			}
+			return w.Flush()
+		},
+	}
+	var force bool
+	var algorithm string
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Activate the next key, retire the active one and publish a new next key",
+		Long: `Activate the next signing key, retire the active one and publish a new next
+key. Running servers pick the change up within 30 seconds. The next key must
+have been published for at least 5 minutes (the JWKS cache time), so that no
+verifier meets an unknown kid; --force skips that check.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			alg, err := keys.ParseAlgorithm(algorithm)
+			if err != nil {
+				return err
+			}
+			sealer, err := store.sealer(envflag.LookupEnv)
+			if err != nil {
+				return err
+			}
+			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := keys.Rotate(cmd.Context(), db, alg, sealer, time.Now(), server.JWKSCacheTime, force); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "rotated: the former next key signs now; a new next key is published")
+			return nil
+		},
+	}
+	rotate.Flags().BoolVar(&force, "force", false, "rotate even if the next key was published less than 5 minutes ago")
+	rotate.Flags().StringVar(&algorithm, "signing-algorithm", "ES256", "algorithm of the new next key: ES256, EdDSA or RS256")
+	cmd.AddCommand(list, rotate)
+	return cmd
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

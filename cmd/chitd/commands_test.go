@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
@@ -131,7 +134,7 @@ func TestProviderCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, db, time.Now, rand.Reader)
+	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, db, &keys.Sealer{}, time.Now, rand.Reader)
 	claimTokens, err := service.Register(ctx, []string{"hpc", "cloud"})
 	if err != nil {
 		t.Fatal(err)
@@ -194,5 +197,45 @@ func TestClientCommands(t *testing.T) {
 	}
 	if _, err := run(t, "", "client", "delete", "dashboard", "--data-dir", dir); err == nil {
 		t.Fatal("deleting a missing client succeeded")
+	}
+}
+
+func TestKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := dir + "/kek"
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := keys.NewSealer(bytes.Repeat([]byte{9}, 32))
+	if _, err := keys.Load(ctx, db, "ES256", sealer, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	out, err := run(t, "", "keys", "list", "--data-dir", dir)
+	if err != nil || strings.Count(out, "ES256") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "next") || !strings.Contains(out, "true") {
+		t.Fatalf("keys list: %q, %v", out, err)
+	}
+	if _, err := run(t, "", "keys", "rotate", "--data-dir", dir, "--key-encryption-key-file", keyFile); err == nil || !strings.Contains(err.Error(), "too recently") {
+		t.Fatalf("rotating onto a fresh next key: %v", err)
+	}
+	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no key encryption key") {
+		t.Fatalf("rotating encrypted keys without the key encryption key: %v", err)
+	}
+	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir, "--key-encryption-key-file", keyFile); err != nil {
+		t.Fatalf("forced rotation: %v", err)
+	}
+	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	if !strings.Contains(out, "retired") || strings.Count(out, "ES256") != 3 || strings.Contains(out, "false") {
+		t.Fatalf("after rotation: %q", out)
+	}
+	t.Setenv("CHIT_KEY_ENCRYPTION_KEY", "not base64!")
+	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir); err == nil {
+		t.Fatal("a malformed CHIT_KEY_ENCRYPTION_KEY was accepted")
 	}
 }

@@ -23,11 +23,40 @@ import (
 
 // storeFlags are shared by every command that opens the store.
 type storeFlags struct {
-	dataDir string
+	dataDir              string
+	keyEncryptionKeyFile string
 }
 
 func (f *storeFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.dataDir, "data-dir", "./data", "directory of the embedded SQLite database (created if missing)")
+	flags.StringVar(&f.keyEncryptionKeyFile, "key-encryption-key-file", "",
+		"file holding the base64 32-byte key that encrypts private keys at rest; or set CHIT_KEY_ENCRYPTION_KEY itself")
+}
+
+// keyEncryptionKeyEnv holds the key encryption key itself. It has no flag:
+// a flag's value would show in the process list.
+const keyEncryptionKeyEnv = "CHIT_KEY_ENCRYPTION_KEY"
+
+// sealer builds the private-key sealer from the file or the environment.
+func (f *storeFlags) sealer(lookup func(string) (string, bool)) (*keys.Sealer, error) {
+	text, fromEnv := lookup(keyEncryptionKeyEnv)
+	switch {
+	case f.keyEncryptionKeyFile != "" && fromEnv && text != "":
+		return nil, fmt.Errorf("set either %s or --key-encryption-key-file, not both", keyEncryptionKeyEnv)
+	case f.keyEncryptionKeyFile != "":
+		raw, err := os.ReadFile(f.keyEncryptionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the key encryption key: %w", err)
+		}
+		text = string(raw)
+	case !fromEnv || text == "":
+		return keys.NewSealer(nil)
+	}
+	key, err := keys.ParseEncryptionKey(text)
+	if err != nil {
+		return nil, err
+	}
+	return keys.NewSealer(key)
 }
 
 // hashFlags set the argon2id cost; the operator commands hash passwords too.
@@ -67,6 +96,7 @@ type serveFlags struct {
 	refreshIdle      time.Duration
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
+	keyRotation      time.Duration
 	logLevel         string
 	logFormat        string
 
@@ -87,6 +117,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.refreshIdle, "refresh-idle-timeout", tokens.DefaultRefreshIdle, "a login whose refresh token goes unused this long ends")
 	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
 	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
+	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -122,6 +153,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.refreshIdle < time.Minute || f.refreshIdle > f.refreshTokenTTL, "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
 		{algErr != nil, fmt.Sprintf("--signing-algorithm %q: use ES256, EdDSA or RS256", f.signingAlgorithm)},
 		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
+		{f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
@@ -202,6 +234,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		MaxConcurrentHashes: h.maxConcurrent,
 		HashQueueTimeout:    h.queueTimeout,
 		ShutdownTimeout:     f.shutdownTimeout,
+		KeyRotationPeriod:   f.keyRotation,
 		Logger:              logger,
 	}
 }

@@ -36,66 +36,164 @@ func ParseAlgorithm(name string) (jwa.SignatureAlgorithm, error) {
 	return alg, nil
 }
 
-// Set is the server's signing keys: one that signs, all that verify.
+// Set is the server's signing keys: the active one signs, and the next,
+// active and retired ones are published.
 type Set struct {
+	store  storage.Store
+	sealer *Sealer
+
 	mu     sync.RWMutex
 	signer jwk.Key
+	// activeSince is when the signing key became active.
+	activeSince time.Time
 	// verifiers maps kid to the public key; each key carries its algorithm.
 	verifiers map[string]jwk.Key
 	jwks      []byte
 }
 
-// Load reads the signing keys from store, generating and storing a key with
-// algorithm alg if there is none yet.
-func Load(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, now time.Time) (*Set, error) {
-	stored, err := store.ListSigningKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", err)
-	}
-	if len(stored) == 0 {
-		key, err := Generate(alg, now)
-		if err != nil {
-			return nil, err
-		}
-		// Two processes starting on an empty store may both get here; both
-		// keys are then published, and re-reading below makes them agree on
-		// the signer.
-		if err := store.CreateSigningKey(ctx, key); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
-			return nil, fmt.Errorf("store signing key: %w", err)
-		}
-		if stored, err = store.ListSigningKeys(ctx); err != nil {
-			return nil, fmt.Errorf("list signing keys: %w", err)
-		}
-	}
-	return newSet(stored...)
-}
-
-func newSet(stored ...storage.SigningKey) (*Set, error) {
-	set := &Set{verifiers: make(map[string]jwk.Key, len(stored))}
-	public := jwk.NewSet()
-	for _, record := range stored {
-		pub, err := jwk.ParseKey(record.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("parse public key %s: %w", record.ID, err)
-		}
-		set.verifiers[record.ID] = pub
-		if err := public.AddKey(pub); err != nil {
-			return nil, err
-		}
-	}
-	// The newest key signs; older ones stay published for their tokens.
-	newest := stored[len(stored)-1]
-	signer, err := jwk.ParseKey(newest.PrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("parse signing key %s: %w", newest.ID, err)
-	}
-	set.signer = signer
-	jwks, err := json.Marshal(public)
-	if err != nil {
+// Load reads the signing keys from store, first creating what is missing: an
+// active key and a next key, both with algorithm alg.
+func Load(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (*Set, error) {
+	if err := ensureKeys(ctx, store, alg, sealer, now); err != nil {
 		return nil, err
 	}
-	set.jwks = jwks
+	set := &Set{store: store, sealer: sealer}
+	if err := set.Reload(ctx); err != nil {
+		return nil, err
+	}
 	return set, nil
+}
+
+func ensureKeys(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) error {
+	stored, err := store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	hasActive, hasNext := false, false
+	for _, key := range stored {
+		hasActive = hasActive || key.State == storage.KeyActive
+		hasNext = hasNext || key.State == storage.KeyNext
+	}
+	if !hasActive {
+		key, err := newSealedKey(alg, sealer, now)
+		if err != nil {
+			return err
+		}
+		key.State, key.ActivatedAt = storage.KeyActive, now
+		// Two processes starting on an empty store may both get here; both
+		// keys are published, and the newest active one signs everywhere.
+		if err := store.CreateSigningKey(ctx, key); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+			return fmt.Errorf("store signing key: %w", err)
+		}
+	}
+	if !hasNext {
+		key, err := newSealedKey(alg, sealer, now)
+		if err != nil {
+			return err
+		}
+		if err := store.RotateSigningKeys(ctx, "", key, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("store next signing key: %w", err)
+		}
+	}
+	return nil
+}
+
+func newSealedKey(alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (storage.SigningKey, error) {
+	key, err := Generate(alg, now)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	if key.PrivateKey, err = sealer.Seal(key.PrivateKey); err != nil {
+		return storage.SigningKey{}, fmt.Errorf("encrypt signing key: %w", err)
+	}
+	return key, nil
+}
+
+// Reload re-reads the keys from the store, picking up rotations made by
+// another process or replica.
+func (s *Set) Reload(ctx context.Context) error {
+	stored, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	verifiers := make(map[string]jwk.Key, len(stored))
+	public := jwk.NewSet()
+	var active *storage.SigningKey
+	for i, record := range stored {
+		pub, err := jwk.ParseKey(record.PublicKey)
+		if err != nil {
+			return fmt.Errorf("parse public key %s: %w", record.ID, err)
+		}
+		verifiers[record.ID] = pub
+		if err := public.AddKey(pub); err != nil {
+			return err
+		}
+		if record.State == storage.KeyActive {
+			active = &stored[i] // the newest active key wins
+		}
+	}
+	if active == nil {
+		return errors.New("no active signing key in the store")
+	}
+	private, err := s.sealer.Open(active.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("signing key %s: %w", active.ID, err)
+	}
+	signer, err := jwk.ParseKey(private)
+	if err != nil {
+		return fmt.Errorf("parse signing key %s: %w", active.ID, err)
+	}
+	jwks, err := json.Marshal(public)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signer, s.activeSince, s.verifiers, s.jwks = signer, active.ActivatedAt, verifiers, jwks
+	return nil
+}
+
+// ActiveSince is when the signing key became active.
+func (s *Set) ActiveSince() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.activeSince
+}
+
+// ErrNextTooYoung refuses a rotation that would start signing with a key
+// verifiers may not have fetched yet.
+var ErrNextTooYoung = errors.New("the next signing key was published too recently; verifiers that cache the key set may not know it yet")
+
+// Rotate makes the next key active, retires the active one and publishes a
+// new next key of algorithm alg. Unless force is set, it refuses while the
+// next key is younger than minPublished. Of concurrent rotations, one wins
+// and the others get storage.ErrConflict.
+func Rotate(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
+	stored, err := store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	var next *storage.SigningKey
+	for i := range stored {
+		if stored[i].State == storage.KeyNext {
+			next = &stored[i]
+		}
+		// Never store a clear key beside encrypted ones.
+		if IsSealed(stored[i].PrivateKey) && !sealer.Encrypts() {
+			return ErrNoEncryptionKey
+		}
+	}
+	if next == nil {
+		return errors.New("there is no next signing key to activate; start chitd once to create it")
+	}
+	if !force && now.Sub(next.CreatedAt) < minPublished {
+		return ErrNextTooYoung
+	}
+	key, err := newSealedKey(alg, sealer, now)
+	if err != nil {
+		return err
+	}
+	return store.RotateSigningKeys(ctx, next.ID, key, now)
 }
 
 // Generate makes a new signing key record for alg.

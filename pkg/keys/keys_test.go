@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -25,11 +27,11 @@ func TestLoadGeneratesOnceAndPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	first, err := Load(ctx, store, jwa.ES256, now)
+	first, err := Load(ctx, store, jwa.ES256, &Sealer{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Load(ctx, store, jwa.ES256, now.Add(time.Hour))
+	second, err := Load(ctx, store, jwa.ES256, &Sealer{}, now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +39,12 @@ func TestLoadGeneratesOnceAndPersists(t *testing.T) {
 		t.Fatal("a second Load generated another key instead of reading the stored one")
 	}
 	stored, _ := store.ListSigningKeys(ctx)
-	if len(stored) != 1 {
-		t.Fatalf("%d keys stored, want 1", len(stored))
+	states := map[string]int{}
+	for _, key := range stored {
+		states[key.State]++
+	}
+	if len(stored) != 2 || states[storage.KeyActive] != 1 || states[storage.KeyNext] != 1 {
+		t.Fatalf("stored key states %v, want one active and one next", states)
 	}
 }
 
@@ -49,7 +55,7 @@ func TestSignAndVerifyEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			set, err := newSet(record)
+			set, err := setWith(t, record)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +84,7 @@ func TestJWKSHasNoPrivateParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := newSet(record)
+	set, err := setWith(t, record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,22 +94,30 @@ func TestJWKSHasNoPrivateParts(t *testing.T) {
 	if err := json.Unmarshal(set.JWKS(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Keys) != 1 {
-		t.Fatalf("JWKS has %d keys, want 1", len(doc.Keys))
+	if len(doc.Keys) != 2 {
+		t.Fatalf("JWKS has %d keys, want 2 (active and next)", len(doc.Keys))
 	}
-	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
-		if _, ok := doc.Keys[0][private]; ok {
-			t.Fatalf("JWKS publishes private member %q", private)
+	for _, key := range doc.Keys {
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+			if _, ok := key[private]; ok {
+				t.Fatalf("JWKS publishes private member %q", private)
+			}
 		}
 	}
-	if doc.Keys[0]["kid"] != record.ID || doc.Keys[0]["alg"] != "ES256" || doc.Keys[0]["use"] != "sig" {
-		t.Fatalf("JWKS key %v lacks kid, alg or use", doc.Keys[0])
+	found := false
+	for _, key := range doc.Keys {
+		if key["kid"] == record.ID {
+			found = key["alg"] == "ES256" && key["use"] == "sig"
+		}
+	}
+	if !found {
+		t.Fatalf("JWKS %v lacks key %s with alg and use", doc.Keys, record.ID)
 	}
 }
 
 func TestKeyProviderRefusesMismatchedAlgorithmAndUnknownKid(t *testing.T) {
 	ours, _ := Generate(jwa.ES256, now)
-	set, _ := newSet(ours)
+	set, _ := setWith(t, ours)
 	// A token signed with another ES256 key but claiming our kid.
 	foreign, _ := Generate(jwa.ES256, now)
 	foreignKey, _ := jwk.ParseKey(foreign.PrivateKey)
@@ -155,4 +169,77 @@ func decodeHeader(t *testing.T, compact string) map[string]any {
 		t.Fatal(err)
 	}
 	return header
+}
+
+// setWith returns a Set whose active key is record, with a next key beside it.
+func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	record.State, record.ActivatedAt = storage.KeyActive, record.CreatedAt
+	if err := store.CreateSigningKey(context.Background(), record); err != nil {
+		t.Fatal(err)
+	}
+	return Load(context.Background(), store, jwa.ES256, &Sealer{}, record.CreatedAt)
+}
+
+func TestRotationLifecycle(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sealer, _ := NewSealer(bytes.Repeat([]byte{3}, 32))
+	set, err := Load(ctx, store, jwa.ES256, sealer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := jwt.NewBuilder().Subject("alice").Build()
+	before, _ := set.Sign(token)
+	stored, _ := store.ListSigningKeys(ctx)
+	for _, key := range stored {
+		if !bytes.HasPrefix(key.PrivateKey, []byte("chit-sealed-v1:")) || bytes.Contains(key.PrivateKey, []byte(`"d"`)) {
+			t.Fatalf("key %s is stored unencrypted", key.ID)
+		}
+	}
+	var nextID string
+	for _, key := range stored {
+		if key.State == storage.KeyNext {
+			nextID = key.ID
+		}
+	}
+	// The next key is published before it signs.
+	if _, ok := set.Lookup(nextID); !ok {
+		t.Fatal("the next key is not published")
+	}
+	if err := Rotate(ctx, store, jwa.ES256, sealer, now.Add(time.Minute), 5*time.Minute, false); !errors.Is(err, ErrNextTooYoung) {
+		t.Fatalf("rotating onto a one-minute-old key: %v, want ErrNextTooYoung", err)
+	}
+	if err := Rotate(ctx, store, jwa.ES256, sealer, now.Add(time.Hour), 5*time.Minute, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := set.Sign(token)
+	if decodeHeader(t, after)["kid"] != nextID {
+		t.Fatalf("after rotation the signer is %v, want the former next key %s", decodeHeader(t, after)["kid"], nextID)
+	}
+	// Tokens of the retired key still verify.
+	for _, signed := range []string{before, after} {
+		if _, err := jwt.Parse([]byte(signed), jwt.WithKeyProvider(KeyProvider(set.LookupContext))); err != nil {
+			t.Fatalf("verify after rotation: %v", err)
+		}
+	}
+	if !set.ActiveSince().Equal(now.Add(time.Hour)) {
+		t.Fatalf("ActiveSince = %v", set.ActiveSince())
+	}
+	// A server without the key encryption key cannot sign with them.
+	if _, err := Load(ctx, store, jwa.ES256, &Sealer{}, now); !errors.Is(err, ErrNoEncryptionKey) {
+		t.Fatalf("loading encrypted keys without the key: %v", err)
+	}
 }

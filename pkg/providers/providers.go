@@ -14,6 +14,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
@@ -61,13 +62,16 @@ type Credentials struct {
 type Service struct {
 	cfg    Config
 	store  storage.Store
+	sealer *keys.Sealer
 	now    func() time.Time
 	random io.Reader
 }
 
 // NewService returns the provider core on store.
-func NewService(cfg Config, store storage.Store, now func() time.Time, random io.Reader) *Service {
-	return &Service{cfg: cfg, store: store, now: now, random: random}
+// Provider private keys are encrypted at rest with sealer, like the
+// server's own keys.
+func NewService(cfg Config, store storage.Store, sealer *keys.Sealer, now func() time.Time, random io.Reader) *Service {
+	return &Service{cfg: cfg, store: store, sealer: sealer, now: now, random: random}
 }
 
 func checkBulk(n int) error {
@@ -318,7 +322,11 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 }
 
 func (s *Service) sign(provider storage.Provider, subject string, role accounts.Role, principalType string) (string, error) {
-	key, err := signingKey(provider.Credentials.PrivateKey, provider.Credentials.KeyID)
+	privateDER, err := s.sealer.Open(provider.Credentials.PrivateKey)
+	if err != nil {
+		return "", fmt.Errorf("provider %s: %w", provider.ID, err)
+	}
+	key, err := signingKey(privateDER, provider.Credentials.KeyID)
 	if err != nil {
 		return "", fmt.Errorf("provider %s: %w", provider.ID, err)
 	}
@@ -359,11 +367,15 @@ func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.Pr
 	if err != nil {
 		return Credentials{}, storage.ProviderCredentials{}, err
 	}
+	sealedPrivate, err := s.sealer.Seal(pair.PrivateDER)
+	if err != nil {
+		return Credentials{}, storage.ProviderCredentials{}, fmt.Errorf("encrypt provider key: %w", err)
+	}
 	record := storage.ProviderCredentials{
 		ProviderID:       id,
 		KeyID:            pair.KeyID,
 		PublicKey:        pair.PublicDER,
-		PrivateKey:       pair.PrivateDER,
+		PrivateKey:       sealedPrivate,
 		RefreshTokenHash: secrets.Digest(refreshToken),
 	}
 	if claimToken != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -28,7 +29,7 @@ func newService(t *testing.T) (*Service, *clock) {
 	c := &clock{}
 	c.nanos.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano())
 	cfg := Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour}
-	return NewService(cfg, store, c.Now, rand.Reader), c
+	return NewService(cfg, store, &keys.Sealer{}, c.Now, rand.Reader), c
 }
 
 func wantError(t *testing.T, err error, kind chiterr.Kind, fragment string) {

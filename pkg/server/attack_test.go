@@ -30,11 +30,23 @@ func serverKey(t *testing.T, store storage.Store) jwk.Key {
 	if err != nil || len(stored) == 0 {
 		t.Fatalf("signing keys: %v", err)
 	}
-	key, err := jwk.ParseKey(stored[len(stored)-1].PrivateKey)
-	if err != nil {
-		t.Fatal(err)
+	sealer, _ := keys.NewSealer(servertest.KeyEncryptionKey)
+	for _, record := range stored {
+		if record.State != storage.KeyActive {
+			continue
+		}
+		private, err := sealer.Open(record.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := jwk.ParseKey(private)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
 	}
-	return key
+	t.Fatal("no active signing key")
+	return nil
 }
 
 // signPayload signs raw payload bytes with key and extra protected headers.

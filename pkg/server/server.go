@@ -45,6 +45,14 @@ type Config struct {
 	Providers        providers.Config
 	// Orchestrators are the services that may call refreshAsOrchestrator.
 	Orchestrators []string
+	// KeySealer encrypts private keys at rest; nil stores them in the clear.
+	KeySealer *keys.Sealer
+	// KeyRotationPeriod is how long a signing key signs before the next one
+	// takes over; zero disables automatic rotation.
+	KeyRotationPeriod time.Duration
+	// KeyCheckInterval is how often the keys are re-read from the store (to
+	// see rotations by other processes) and rotation is considered.
+	KeyCheckInterval time.Duration
 	// SignIn is the browser sign-in policy; its BaseURL defaults to the issuer.
 	SignIn authorize.Config
 
@@ -69,6 +77,7 @@ type Server struct {
 	cfg          Config
 	store        storage.Store
 	tokens       *tokens.Service
+	keys         *keys.Set
 	grpcServer   *grpc.Server
 	health       *health.Server
 	httpServer   *http.Server
@@ -107,12 +116,18 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	signingKeys, err := keys.Load(ctx, store, cfg.SigningAlgorithm, now())
+	if cfg.KeySealer == nil {
+		cfg.KeySealer = &keys.Sealer{}
+	}
+	if !cfg.KeySealer.Encrypts() {
+		cfg.Logger.Warn("running with unencrypted private keys: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file to encrypt them at rest")
+	}
+	signingKeys, err := keys.Load(ctx, store, cfg.SigningAlgorithm, cfg.KeySealer, now())
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	directory := accounts.NewDirectory(store, hasher, now, random)
-	providerService := providers.NewService(cfg.Providers, store, now, random)
+	providerService := providers.NewService(cfg.Providers, store, cfg.KeySealer, now, random)
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
 		Now: now, Random: random, Logger: cfg.Logger,
@@ -125,7 +140,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
 
-	s := &Server{cfg: cfg, store: store, tokens: tokenService}
+	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys}
 	unary, stream := grpcapi.Interceptors(cfg.Logger, grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators))
 	s.grpcServer = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(unary),
@@ -223,6 +238,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.cleanExpired(groupCtx)
 		return nil
 	})
+	group.Go(func() error {
+		s.maintainKeys(groupCtx)
+		return nil
+	})
 	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "issuer", s.cfg.Tokens.Issuer)
 	group.Go(func() error {
 		<-groupCtx.Done()
@@ -290,5 +309,56 @@ func (s *Server) cleanExpired(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// JWKSCacheTime is how long verifiers may cache the key set (the JWKS
+// answer's max-age): a next key is published at least this long before it signs.
+const JWKSCacheTime = 5 * time.Minute
+
+// maintainKeys rotates the signing key when it is due, deletes retired keys
+// once no token they signed can be valid, and re-reads the keys so rotations
+// made elsewhere (chitd keys rotate, another replica) are picked up within
+// KeyCheckInterval.
+func (s *Server) maintainKeys(ctx context.Context) {
+	interval := s.cfg.KeyCheckInterval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			s.MaintainKeys(ctx)
+		}
+	}
+}
+
+// MaintainKeys runs one round of key maintenance.
+func (s *Server) MaintainKeys(ctx context.Context) {
+	now := s.cfg.now()()
+	if period := s.cfg.KeyRotationPeriod; period > 0 && now.Sub(s.keys.ActiveSince()) >= period {
+		err := keys.Rotate(ctx, s.store, s.cfg.SigningAlgorithm, s.cfg.KeySealer, now, JWKSCacheTime, false)
+		switch {
+		case err == nil:
+			s.cfg.Logger.Info("rotated the signing key", "audit", true, "event", "key_rotation")
+		case errors.Is(err, storage.ErrConflict), errors.Is(err, keys.ErrNextTooYoung):
+			// Another replica rotated first, or the next key needs more time.
+		default:
+			s.cfg.Logger.Warn("signing key rotation failed", "error", err)
+		}
+	}
+	// A retired key stays published while tokens it signed may be valid.
+	cutoff := now.Add(-s.cfg.Tokens.AccessTokenTTL - s.cfg.Tokens.ClockSkew - JWKSCacheTime)
+	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff); err != nil {
+		s.cfg.Logger.Warn("deleting retired signing keys failed", "error", err)
+	} else if n > 0 {
+		s.cfg.Logger.Info("deleted retired signing keys", "count", n)
+	}
+	if err := s.keys.Reload(ctx); err != nil {
+		s.cfg.Logger.Warn("reloading signing keys failed", "error", err)
 	}
 }

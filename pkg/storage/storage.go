@@ -51,8 +51,21 @@ type SigningKey struct {
 	PrivateKey []byte
 	// PublicKey is the public JWK, serialized, as published in the JWKS.
 	PublicKey []byte
-	CreatedAt time.Time
+	// State is KeyNext, KeyActive or KeyRetired.
+	State       string
+	CreatedAt   time.Time
+	ActivatedAt time.Time
+	RetiredAt   time.Time
 }
+
+// Signing key states: a next key is published before it signs, so verifiers
+// that cache the key set know it in time; a retired key is published until
+// the tokens it signed have expired.
+const (
+	KeyNext    = "next"
+	KeyActive  = "active"
+	KeyRetired = "retired"
+)
 
 // RefreshToken is the stored form of an opaque refresh token: only its hash
 // is kept, so a copy of the database does not yield usable tokens.
@@ -181,6 +194,12 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, key SigningKey) error
 	// ListSigningKeys returns every key, oldest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// RotateSigningKeys atomically retires the active key, activates the next
+	// key (which must still be expectedNextID, else ErrConflict: another
+	// process rotated first) and stores newNext as the next key.
+	RotateSigningKeys(ctx context.Context, expectedNextID string, newNext SigningKey, at time.Time) error
+	// DeleteRetiredSigningKeys deletes keys retired before cutoff.
+	DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error)
 
 	CreateRefreshToken(ctx context.Context, token RefreshToken) error
 	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)

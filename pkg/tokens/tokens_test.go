@@ -58,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signingKeys, err := keys.Load(ctx, store, jwa.ES256, c.Now())
+	signingKeys, err := keys.Load(ctx, store, jwa.ES256, &keys.Sealer{}, c.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

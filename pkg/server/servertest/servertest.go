@@ -20,6 +20,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
@@ -35,11 +36,16 @@ const (
 	UserName     = "alice"
 	UserPassword = "wonderland"
 	ServiceName  = "billing"
+	// KeyRotationPeriod is how long a signing key of the test server signs.
+	KeyRotationPeriod = 24 * time.Hour
 	// GracePeriod is the refresh grace period of the test server.
 	GracePeriod = 10 * time.Second
 	// OrchestratorName is a second service account, listed as orchestrator.
 	OrchestratorName = "ucloud"
 )
+
+// KeyEncryptionKey encrypts the test server's private keys at rest.
+var KeyEncryptionKey = bytes.Repeat([]byte{0x42}, 32)
 
 // Clock is a settable time source.
 type Clock struct{ nanos atomic.Int64 }
@@ -76,6 +82,10 @@ func Start(t testing.TB) *Env {
 	clock := &Clock{}
 	clock.nanos.Store(time.Now().UnixNano())
 	logs := &LockedBuffer{}
+	sealer, err := keys.NewSealer(KeyEncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := server.Config{
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		GRPCAddr: "127.0.0.1:0",
@@ -89,6 +99,8 @@ func Start(t testing.TB) *Env {
 		Providers:           providers.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour},
 		Orchestrators:       []string{OrchestratorName},
 		SignIn:              authorize.Config{RequirePKCE: true},
+		KeySealer:           sealer,
+		KeyRotationPeriod:   KeyRotationPeriod,
 		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},
 		MaxConcurrentHashes: 4,
 		HashQueueTimeout:    5 * time.Second,

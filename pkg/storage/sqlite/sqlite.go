@@ -241,13 +241,14 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error
 
 func (s *Store) CreateSigningKey(ctx context.Context, key storage.SigningKey) error {
 	return s.insert(ctx,
-		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		key.ID, key.Algorithm, key.PrivateKey, key.PublicKey, toUnix(key.CreatedAt))
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		key.ID, key.Algorithm, key.PrivateKey, key.PublicKey, key.State, toUnix(key.CreatedAt), toUnix(key.ActivatedAt), toUnix(key.RetiredAt))
 }
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, algorithm, private_key, public_key, created_at FROM signing_keys ORDER BY created_at, id`)
+		`SELECT id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -255,14 +256,54 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	var keys []storage.SigningKey
 	for rows.Next() {
 		var key storage.SigningKey
-		var createdAt sql.NullInt64
-		if err := rows.Scan(&key.ID, &key.Algorithm, &key.PrivateKey, &key.PublicKey, &createdAt); err != nil {
+		var createdAt, activatedAt, retiredAt sql.NullInt64
+		if err := rows.Scan(&key.ID, &key.Algorithm, &key.PrivateKey, &key.PublicKey, &key.State, &createdAt, &activatedAt, &retiredAt); err != nil {
 			return nil, err
 		}
-		key.CreatedAt = fromUnix(createdAt)
+		key.CreatedAt, key.ActivatedAt, key.RetiredAt = fromUnix(createdAt), fromUnix(activatedAt), fromUnix(retiredAt)
 		keys = append(keys, key)
 	}
 	return keys, rows.Err()
+}
+
+func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var nextID string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE state = 'next' ORDER BY created_at DESC LIMIT 1`).Scan(&nextID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if nextID != expectedNextID {
+		return storage.ErrConflict
+	}
+	if nextID != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active'`, toUnix(at)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'active', activated_at = ? WHERE id = ?`, toUnix(at), nextID); err != nil {
+			return err
+		}
+	}
+	newNext.State = storage.KeyNext
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, newNext.State, toUnix(newNext.CreatedAt)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	result, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?`, toUnix(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	return int(n), err
 }
 
 const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`

@@ -32,6 +32,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteUserRemovesRefreshTokens", testDeleteUserRemovesRefreshTokens},
 		{"ServiceAccounts", testServiceAccounts},
 		{"SigningKeys", testSigningKeys},
+		{"RotateSigningKeys", testRotateSigningKeys},
+		{"ConcurrentKeyRotationHasOneWinner", testConcurrentKeyRotation},
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
@@ -189,8 +191,8 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 	if err != nil || len(keys) != 0 {
 		t.Fatalf("ListSigningKeys on empty store = %v, %v; want none", keys, err)
 	}
-	older := storage.SigningKey{ID: "k2", Algorithm: "ES256", PrivateKey: []byte(`{"d":"x"}`), PublicKey: []byte(`{"x":"y"}`), CreatedAt: base}
-	newer := storage.SigningKey{ID: "k1", Algorithm: "ES256", PrivateKey: []byte(`{"d":"z"}`), PublicKey: []byte(`{"x":"w"}`), CreatedAt: base.Add(time.Hour)}
+	older := storage.SigningKey{ID: "k2", Algorithm: "ES256", PrivateKey: []byte(`{"d":"x"}`), PublicKey: []byte(`{"x":"y"}`), State: storage.KeyActive, CreatedAt: base, ActivatedAt: base}
+	newer := storage.SigningKey{ID: "k1", Algorithm: "ES256", PrivateKey: []byte(`{"d":"z"}`), PublicKey: []byte(`{"x":"w"}`), State: storage.KeyNext, CreatedAt: base.Add(time.Hour)}
 	for _, key := range []storage.SigningKey{newer, older} {
 		if err := s.CreateSigningKey(ctx, key); err != nil {
 			t.Fatalf("CreateSigningKey: %v", err)
@@ -206,7 +208,8 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 	if len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" {
 		t.Fatalf("ListSigningKeys = %+v, want oldest (k2) first", keys)
 	}
-	if !bytes.Equal(keys[0].PrivateKey, older.PrivateKey) || !bytes.Equal(keys[0].PublicKey, older.PublicKey) || keys[0].Algorithm != "ES256" {
+	if !bytes.Equal(keys[0].PrivateKey, older.PrivateKey) || !bytes.Equal(keys[0].PublicKey, older.PublicKey) || keys[0].Algorithm != "ES256" ||
+		keys[0].State != storage.KeyActive || !sameInstant(keys[0].ActivatedAt, base) || keys[1].State != storage.KeyNext || !keys[1].ActivatedAt.IsZero() {
 		t.Fatalf("key did not round-trip: %+v", keys[0])
 	}
 }
