@@ -15,9 +15,9 @@ all: lint test build
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## run: start chitd on the embedded SQLite default (gRPC :9090, HTTP :8080)
+## run: start chitd on the embedded SQLite default (gRPC :9090, HTTP :8080), http issuer for local use
 run:
-	$(GO) run ./cmd/chitd serve --data-dir $(DATA_DIR)
+	$(GO) run ./cmd/chitd serve --data-dir $(DATA_DIR) --insecure-dev
 
 ## test: every test, with the race detector where the machine supports it
 test:

@@ -73,6 +73,12 @@ at /openapi.json and /healthz.`,
 			defer db.Close()
 			cfg := flags.serverConfig(hashing, logger)
 			cfg.KeySealer = sealer
+			if cfg.TLS, err = flags.tlsConfig(); err != nil {
+				return err
+			}
+			if flags.insecureDev {
+				logger.Warn("--insecure-dev: accepting an http issuer; do not use this in production")
+			}
 			srv, err := server.New(cmd.Context(), cfg, db)
 			if err != nil {
 				return err

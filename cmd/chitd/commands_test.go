@@ -109,6 +109,7 @@ func TestServeValidatesEveryFlagAtOnce(t *testing.T) {
 
 func TestServeReadsEnvironment(t *testing.T) {
 	t.Setenv("CHIT_ISSUER", "not a url")
+	t.Setenv("CHIT_INSECURE_DEV", "true")
 	_, err := run(t, "", "serve", "--data-dir", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "--issuer") {
 		t.Fatalf("CHIT_ISSUER was not applied: %v", err)
@@ -237,5 +238,20 @@ func TestKeysCommands(t *testing.T) {
 	t.Setenv("CHIT_KEY_ENCRYPTION_KEY", "not base64!")
 	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir); err == nil {
 		t.Fatal("a malformed CHIT_KEY_ENCRYPTION_KEY was accepted")
+	}
+}
+
+func TestServeRequiresHTTPSIssuerUnlessInsecureDev(t *testing.T) {
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir(), "--issuer", "http://auth.example.com")
+	if err == nil || !strings.Contains(err.Error(), "must be https") || !strings.Contains(err.Error(), "--insecure-dev") {
+		t.Fatalf("http issuer without --insecure-dev: %v", err)
+	}
+	_, err = run(t, "", "serve", "--data-dir", t.TempDir(), "--issuer", "http://auth.example.com", "--insecure-dev", "--grpc-addr", "nope")
+	if err == nil || strings.Contains(err.Error(), "must be https") {
+		t.Fatalf("--insecure-dev must allow the http issuer: %v", err)
+	}
+	_, err = run(t, "", "serve", "--data-dir", t.TempDir(), "--issuer", "https://auth.example.com", "--tls-cert", "cert.pem")
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert and --tls-key go together") {
+		t.Fatalf("--tls-cert alone: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -97,6 +99,11 @@ type serveFlags struct {
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
 	keyRotation      time.Duration
+	tlsCert          string
+	tlsKey           string
+	tlsClientCA      string
+	insecureDev      bool
+	requestTimeout   time.Duration
 	logLevel         string
 	logFormat        string
 
@@ -117,6 +124,11 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.refreshIdle, "refresh-idle-timeout", tokens.DefaultRefreshIdle, "a login whose refresh token goes unused this long ends")
 	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
 	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
+	flags.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for both ports; with --tls-key, serves TLS")
+	flags.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	flags.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: the gRPC port then requires client certificates it signed (mTLS)")
+	flags.BoolVar(&f.insecureDev, "insecure-dev", false, "allow an http:// issuer (local development only; make run sets it)")
+	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -137,6 +149,7 @@ type check struct {
 // fixes them in one go.
 func (f *serveFlags) validate(h *hashFlags) error {
 	issuer, issuerErr := url.Parse(f.issuer)
+	httpIssuer := issuerErr == nil && issuer.Scheme == "http"
 	_, algErr := keys.ParseAlgorithm(f.signingAlgorithm)
 	checks := []check{
 		{!validAddr(f.grpcAddr), fmt.Sprintf("--grpc-addr %q is not host:port", f.grpcAddr)},
@@ -145,6 +158,10 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{issuerErr != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http"),
 			fmt.Sprintf("--issuer %q must be an absolute http(s) URL", f.issuer)},
 		{issuerErr == nil && (issuer.RawQuery != "" || issuer.Fragment != ""), "--issuer must not have a query or fragment"},
+		{httpIssuer && !f.insecureDev, fmt.Sprintf("--issuer %q must be https; pass --insecure-dev for local development over http", f.issuer)},
+		{(f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
+		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
+		{f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
 		{f.audience == "", "--audience must not be empty"},
 		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
 		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
@@ -235,6 +252,31 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		HashQueueTimeout:    h.queueTimeout,
 		ShutdownTimeout:     f.shutdownTimeout,
 		KeyRotationPeriod:   f.keyRotation,
+		RequestTimeout:      f.requestTimeout,
 		Logger:              logger,
 	}
+}
+
+// tlsConfig loads the certificates the flags name; nil without TLS.
+func (f *serveFlags) tlsConfig() (*tls.Config, error) {
+	if f.tlsCert == "" {
+		return nil, nil
+	}
+	certificate, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load --tls-cert and --tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{certificate}, MinVersion: tls.VersionTLS12}
+	if f.tlsClientCA != "" {
+		pem, err := os.ReadFile(f.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", f.tlsClientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }

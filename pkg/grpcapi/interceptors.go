@@ -21,7 +21,8 @@ import (
 // recovery, access rules, error translation and one log line per call. They
 // log methods, codes and durations, never request or response contents,
 // which carry passwords and tokens.
-func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	logger, gatekeeper := cfg.Logger, cfg.Gatekeeper
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		defer func() {
@@ -31,7 +32,12 @@ func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServer
 			}
 			err = finish(ctx, logger, info.FullMethod, start, err)
 		}()
-		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx)), info.FullMethod)
+		if cfg.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+			defer cancel()
+		}
+		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg.TrustForwardedFor)), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -54,19 +60,20 @@ func Interceptors(logger *slog.Logger, gatekeeper *Gatekeeper) (grpc.UnaryServer
 	return unary, stream
 }
 
-// clientAddress is the caller's IP address for throttling. Calls through the
-// REST gateway arrive from loopback with the browser's address in
-// x-forwarded-for, which is trusted from loopback peers only.
-func clientAddress(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		host = p.Addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+// InterceptorConfig configures the interceptors of one gRPC server.
+type InterceptorConfig struct {
+	Logger     *slog.Logger
+	Gatekeeper *Gatekeeper
+	// TrustForwardedFor takes the client address from x-forwarded-for: only
+	// for the in-memory server behind the REST gateway, which sets it.
+	TrustForwardedFor bool
+	// Timeout bounds each call; zero means none.
+	Timeout time.Duration
+}
+
+// clientAddress is the caller's IP address for throttling.
+func clientAddress(ctx context.Context, trustForwarded bool) string {
+	if trustForwarded {
 		md, _ := metadata.FromIncomingContext(ctx)
 		if forwarded := md.Get("x-forwarded-for"); len(forwarded) > 0 {
 			first, _, _ := strings.Cut(forwarded[0], ",")
@@ -74,6 +81,15 @@ func clientAddress(ctx context.Context) string {
 				return ip.String()
 			}
 		}
+		return ""
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return p.Addr.String()
 	}
 	return host
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/chit-auth/chit"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
@@ -60,6 +63,12 @@ type Config struct {
 	MaxConcurrentHashes int
 	HashQueueTimeout    time.Duration
 
+	// TLS, when set, serves both ports over TLS (and the gRPC port verifies
+	// client certificates when its ClientCAs are set).
+	TLS *tls.Config
+	// RequestTimeout bounds every call's handling.
+	RequestTimeout time.Duration
+
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
 	// CleanupInterval is how often expired refresh tokens are deleted.
@@ -74,16 +83,19 @@ type Config struct {
 
 // Server is a running Chit with its two listeners.
 type Server struct {
-	cfg          Config
-	store        storage.Store
-	tokens       *tokens.Service
-	keys         *keys.Set
-	grpcServer   *grpc.Server
-	health       *health.Server
-	httpServer   *http.Server
-	gatewayConn  *grpc.ClientConn
-	grpcListener net.Listener
-	httpListener net.Listener
+	cfg        Config
+	store      storage.Store
+	tokens     *tokens.Service
+	keys       *keys.Set
+	grpcServer *grpc.Server
+	// gatewayServer serves the REST gateway's calls in memory.
+	gatewayServer   *grpc.Server
+	gatewayListener *bufconn.Listener
+	health          *health.Server
+	httpServer      *http.Server
+	gatewayConn     *grpc.ClientConn
+	grpcListener    net.Listener
+	httpListener    net.Listener
 }
 
 // NewHasher builds the password hasher the configuration asks for; the
@@ -141,17 +153,33 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
 
 	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys}
-	unary, stream := grpcapi.Interceptors(cfg.Logger, grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators))
-	s.grpcServer = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(unary),
-		grpc.ChainStreamInterceptor(stream),
-		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
-	)
-	authv1.RegisterAuthServiceServer(s.grpcServer, grpcapi.NewAuthServer(tokenService, authorizeService))
-	authv1.RegisterAuthProvidersServer(s.grpcServer, grpcapi.NewProvidersServer(providerService))
+	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
 	s.health = health.NewServer()
-	grpc_health_v1.RegisterHealthServer(s.grpcServer, s.health)
-	reflection.Register(s.grpcServer)
+	newGRPCServer := func(trustForwarded bool, extra ...grpc.ServerOption) *grpc.Server {
+		unary, stream := grpcapi.Interceptors(grpcapi.InterceptorConfig{
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, TrustForwardedFor: trustForwarded, Timeout: cfg.RequestTimeout,
+		})
+		server := grpc.NewServer(append([]grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(unary),
+			grpc.ChainStreamInterceptor(stream),
+			grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+		}, extra...)...)
+		authv1.RegisterAuthServiceServer(server, grpcapi.NewAuthServer(tokenService, authorizeService))
+		authv1.RegisterAuthProvidersServer(server, grpcapi.NewProvidersServer(providerService))
+		grpc_health_v1.RegisterHealthServer(server, s.health)
+		reflection.Register(server)
+		return server
+	}
+	var publicOptions []grpc.ServerOption
+	if cfg.TLS != nil {
+		publicOptions = append(publicOptions, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpcServer = newGRPCServer(false, publicOptions...)
+	// The gateway reaches the same handlers and interceptors through an
+	// in-memory connection: it needs no certificate of its own, and only its
+	// calls are trusted to carry the browser's address in x-forwarded-for.
+	s.gatewayServer = newGRPCServer(true)
+	s.gatewayListener = bufconn.Listen(1 << 20)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
@@ -160,7 +188,15 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		s.grpcListener.Close()
 		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
-	s.gatewayConn, err = grpc.NewClient("passthrough:///"+s.grpcListener.Addr().String(),
+	if cfg.TLS != nil {
+		httpTLS := cfg.TLS.Clone()
+		// Browsers and REST clients present no client certificate.
+		httpTLS.ClientAuth, httpTLS.ClientCAs = tls.NoClientCert, nil
+		httpTLS.NextProtos = []string{"h2", "http/1.1"}
+		s.httpListener = tls.NewListener(s.httpListener, httpTLS)
+	}
+	s.gatewayConn, err = grpc.NewClient("passthrough:///chit-gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayListener.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		s.closeListeners()
@@ -207,6 +243,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 func (s *Server) closeListeners() {
 	s.grpcListener.Close()
 	s.httpListener.Close()
+	s.gatewayListener.Close()
 	if s.gatewayConn != nil {
 		s.gatewayConn.Close()
 	}
@@ -225,6 +262,12 @@ func (s *Server) Run(ctx context.Context) error {
 	group.Go(func() error {
 		if err := s.grpcServer.Serve(s.grpcListener); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		if err := s.gatewayServer.Serve(s.gatewayListener); err != nil {
+			return fmt.Errorf("gateway gRPC server: %w", err)
 		}
 		return nil
 	})
@@ -265,15 +308,17 @@ func (s *Server) shutdown() {
 		s.cfg.Logger.Warn("HTTP drain incomplete", "error", err)
 	}
 	s.gatewayConn.Close()
-	stopped := make(chan struct{})
-	go func() {
-		s.grpcServer.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		s.grpcServer.Stop()
+	for _, server := range []*grpc.Server{s.gatewayServer, s.grpcServer} {
+		stopped := make(chan struct{})
+		go func() {
+			server.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			server.Stop()
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"log/slog"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -44,6 +46,10 @@ const (
 	OrchestratorName = "ucloud"
 )
 
+// ClientTLS is how Start's own connection dials a TLS server; tests that
+// enable TLS set it (trusting their CA, with a client certificate for mTLS).
+var ClientTLS *tls.Config
+
 // KeyEncryptionKey encrypts the test server's private keys at rest.
 var KeyEncryptionKey = bytes.Repeat([]byte{0x42}, 32)
 
@@ -72,7 +78,8 @@ type Env struct {
 func (e *Env) HTTPBase() string { return "http://" + e.Server.HTTPAddr() }
 
 // Start runs a server until the test ends and returns once it is serving.
-func Start(t testing.TB) *Env {
+// Options adjust its configuration first.
+func Start(t testing.TB, options ...func(*server.Config)) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, t.TempDir())
@@ -106,6 +113,9 @@ func Start(t testing.TB) *Env {
 		HashQueueTimeout:    5 * time.Second,
 		Now:                 clock.Now,
 	}
+	for _, option := range options {
+		option(&cfg)
+	}
 	hasher, err := server.NewHasher(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +138,11 @@ func Start(t testing.TB) *Env {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(ClientTLS)
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
