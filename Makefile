@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test lint generate check-generated bench ci clean
+.PHONY: all build run test lint generate check-generated bench fuzz ci clean
 
 all: lint test build
 
@@ -45,8 +45,18 @@ check-generated: generate
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+## fuzz: run every fuzz target briefly (FUZZTIME each); the seed corpora in testdata/fuzz also run in make test
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./pkg/tokens:FuzzCheck ./pkg/tokens:FuzzRefresh ./pkg/passwords:FuzzVerify ./pkg/gateway:FuzzRequestDecoders
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+	  pkg=$${target%%:*}; name=$${target##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
 ## ci: what .ci/run runs
-ci: lint check-generated test
+ci: lint check-generated test fuzz
 
 clean:
 	rm -rf bin

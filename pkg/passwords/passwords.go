@@ -33,6 +33,12 @@ var DefaultParams = Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1, 
 // MinLength is the shortest password accepted for a new account.
 const MinLength = 8
 
+// Upper bounds on stored parameters (1 GiB, 64 passes).
+const (
+	maxMemoryKiB  = 1 << 20
+	maxIterations = 64
+)
+
 // ErrMalformedHash is returned for a stored hash that is not argon2id PHC.
 var ErrMalformedHash = errors.New("passwords: malformed argon2id hash")
 
@@ -194,7 +200,10 @@ func decode(encoded string) (Params, []byte, []byte, error) {
 	if err != nil || len(key) < 16 {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
-	if p.Iterations < 1 || p.Parallelism < 1 || p.MemoryKiB < 8*uint32(p.Parallelism) {
+	// Stored parameters come from our own hasher; bounds keep a corrupted or
+	// planted row from costing gigabytes or minutes.
+	if p.Iterations < 1 || p.Iterations > maxIterations || p.Parallelism < 1 || p.MemoryKiB < 8*uint32(p.Parallelism) ||
+		p.MemoryKiB > maxMemoryKiB || len(salt) < 8 || len(key) > 128 {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
 	p.SaltLength, p.KeyLength = uint32(len(salt)), uint32(len(key))

@@ -229,6 +229,11 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		s.closeListeners()
 		return nil, err
 	}
+	if cfg.RequestTimeout > 0 {
+		// The gRPC calls behind the gateway have their own deadline; this
+		// bounds the pages and documents too.
+		handler = http.TimeoutHandler(handler, cfg.RequestTimeout+time.Second, `{"code":4,"message":"request timed out"}`)
+	}
 	s.httpServer = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
