@@ -6,8 +6,8 @@ package servertest
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/rand"
+	"crypto/tls"
 	"log/slog"
 	"sync"
 	"sync/atomic"
