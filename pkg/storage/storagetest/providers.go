@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func newCredentials(t *testing.T, id string) storage.ProviderCredentials {
 	t.Helper()
 	return storage.ProviderCredentials{
 		ProviderID:         id,
-		KeyID:              "kid-" + string(randomHash(t)[:4]),
+		KeyID:              fmt.Sprintf("kid-%x", randomHash(t)[:8]),
 		PublicKey:          randomHash(t),
 		PrivateKey:         randomHash(t),
 		RefreshTokenHash:   randomHash(t),

@@ -1,0 +1,7 @@
+// Package postgres is Chit's storage backend for several replicas behind one
+// PostgreSQL (or PostgreSQL-compatible) database, on pgx. Every atomic
+// operation of storage.Store is one statement or one short transaction that
+// holds no connection across anything but the database; migrations are
+// embedded and applied under an advisory lock so replicas starting together
+// do not race.
+package postgres

@@ -1,0 +1,512 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a storage.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value DSN)
+// and applies pending migrations.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	store, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Migrate(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// Connect connects without migrating (chitd migrate migrates alone).
+func Connect(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse PostgreSQL DSN: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Migrate applies pending migrations under a session advisory lock: replicas
+// starting together wait for each other instead of racing.
+func (s *Store) Migrate(ctx context.Context) error {
+	files, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("prepare migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+func toUnix(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+func fromUnix(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+func requireOneRow(tag pgconn.CommandTag, otherwise error) error {
+	if tag.RowsAffected() == 0 {
+		return otherwise
+	}
+	return nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) insert(ctx context.Context, q querier, sql string, args ...any) error {
+	tag, err := q.Exec(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(tag, storage.ErrAlreadyExists)
+}
+
+// inTx runs fn in a transaction at READ COMMITTED: every operation here is
+// made safe by conditional updates, row locks or an advisory lock, and
+// stronger isolation would only add serialization failures to retry.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+func deleteWhere(ctx context.Context, q querier, sql string, args ...any) (int, error) {
+	tag, err := q.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Users.
+
+func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
+	return s.insert(ctx, s.pool, `INSERT INTO users (name, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		user.Name, user.PasswordHash, user.Role, toUnix(user.CreatedAt))
+}
+
+func scanUser(row pgx.Row) (storage.User, error) {
+	var user storage.User
+	var createdAt *int64
+	err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt)
+	user.CreatedAt = fromUnix(createdAt)
+	return user, notFound(err)
+}
+
+func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT name, password_hash, role, created_at FROM users WHERE name = $1`, name))
+}
+
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	return list(ctx, s.pool, scanUser, `SELECT name, password_hash, role, created_at FROM users ORDER BY name`)
+}
+
+func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`, newHash, name, oldHash)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.GetUser(ctx, name); errors.Is(err, storage.ErrNotFound) {
+			return storage.ErrNotFound
+		}
+		return storage.ErrConflict
+	}
+	return nil
+}
+
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		if err := requireOneRow(tag, storage.ErrNotFound); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE subject = $1`, name)
+		return err
+	})
+}
+
+// list runs a query and scans every row with scan.
+func list[T any](ctx context.Context, q querier, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []T
+	for rows.Next() {
+		item, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, item)
+	}
+	return items, rows.Err()
+}
+
+// Service accounts.
+
+func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
+	return s.insert(ctx, s.pool, `INSERT INTO service_accounts (client_id, secret_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		account.ClientID, account.SecretHash, toUnix(account.CreatedAt))
+}
+
+func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
+	var account storage.ServiceAccount
+	var createdAt *int64
+	err := row.Scan(&account.ClientID, &account.SecretHash, &createdAt)
+	account.CreatedAt = fromUnix(createdAt)
+	return account, notFound(err)
+}
+
+func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
+	return scanServiceAccount(s.pool.QueryRow(ctx, `SELECT client_id, secret_hash, created_at FROM service_accounts WHERE client_id = $1`, clientID))
+}
+
+func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
+	return list(ctx, s.pool, scanServiceAccount, `SELECT client_id, secret_hash, created_at FROM service_accounts ORDER BY client_id`)
+}
+
+func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM service_accounts WHERE client_id = $1`, clientID)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(tag, storage.ErrNotFound)
+}
+
+// Signing keys.
+
+func (s *Store) CreateSigningKey(ctx context.Context, key storage.SigningKey) error {
+	return s.insert(ctx, s.pool, `INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+		key.ID, key.Algorithm, key.PrivateKey, key.PublicKey, key.State, toUnix(key.CreatedAt), toUnix(key.ActivatedAt), toUnix(key.RetiredAt))
+}
+
+func scanSigningKey(row pgx.Row) (storage.SigningKey, error) {
+	var key storage.SigningKey
+	var createdAt, activatedAt, retiredAt *int64
+	err := row.Scan(&key.ID, &key.Algorithm, &key.PrivateKey, &key.PublicKey, &key.State, &createdAt, &activatedAt, &retiredAt)
+	key.CreatedAt, key.ActivatedAt, key.RetiredAt = fromUnix(createdAt), fromUnix(activatedAt), fromUnix(retiredAt)
+	return key, err
+}
+
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	return list(ctx, s.pool, scanSigningKey,
+		`SELECT id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`)
+}
+
+// keyRotationLock serializes rotations across replicas (an arbitrary
+// constant naming the advisory lock).
+const keyRotationLock = 0x63686974_6b657973
+
+func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(keyRotationLock)); err != nil {
+			return err
+		}
+		var nextID string
+		err := tx.QueryRow(ctx, `SELECT id FROM signing_keys WHERE state = 'next' ORDER BY created_at DESC LIMIT 1`).Scan(&nextID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if nextID != expectedNextID {
+			return storage.ErrConflict
+		}
+		if nextID != "" {
+			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'`, toUnix(at)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE id = $2`, toUnix(at), nextID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES ($1, $2, $3, $4, 'next', $5)`,
+			newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, toUnix(newNext.CreatedAt))
+		return err
+	})
+}
+
+func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	return deleteWhere(ctx, s.pool, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1`, toUnix(cutoff))
+}
+
+// Refresh tokens.
+
+const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
+
+func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) error {
+	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+		t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
+		toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(tag, storage.ErrAlreadyExists)
+}
+
+func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
+	return insertRefreshToken(ctx, s.pool, token)
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
+	var issuedAt, expiresAt, familyExpiresAt, rotatedAt *int64
+	err := s.pool.QueryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = $1`, hash).Scan(
+		&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &t.ReplacedBy, &t.SealedSuccessor)
+	t.IssuedAt, t.ExpiresAt, t.FamilyExpiresAt, t.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(familyExpiresAt), fromUnix(rotatedAt)
+	return t, notFound(err)
+}
+
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		// Concurrent updates of one row queue on its lock; each re-checks
+		// rotated_at IS NULL after the winner commits, so exactly one wins.
+		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2, sealed_successor = $3 WHERE hash = $4 AND rotated_at IS NULL`,
+			toUnix(successor.IssuedAt), successor.Hash, sealedSuccessor, oldHash)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var exists int
+			if err := tx.QueryRow(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = $1`, oldHash).Scan(&exists); err != nil {
+				return notFound(err)
+			}
+			return storage.ErrConflict
+		}
+		return insertRefreshToken(ctx, tx, successor)
+	})
+}
+
+func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	return deleteWhere(ctx, s.pool, `DELETE FROM refresh_tokens WHERE expires_at < $1`, toUnix(cutoff))
+}
+
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt)); err != nil {
+			return err
+		}
+		var err error
+		n, err = deleteWhere(ctx, tx, `DELETE FROM refresh_tokens WHERE family_id = $1`, familyID)
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES ($1, $2)
+			ON CONFLICT (subject) DO UPDATE SET revoked_at = GREATEST(revoked_subjects.revoked_at, excluded.revoked_at)`,
+			subject, toUnix(revokedAt)); err != nil {
+			return err
+		}
+		var err error
+		n, err = deleteWhere(ctx, tx, `DELETE FROM refresh_tokens WHERE subject = $1`, subject)
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
+	var revocation storage.Revocation
+	var subjectRevokedAt *int64
+	err := s.pool.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $1 AND $1 <> ''),
+		(SELECT revoked_at FROM revoked_subjects WHERE subject = $2)`, familyID, subject).Scan(&revocation.FamilyRevoked, &subjectRevokedAt)
+	revocation.SubjectRevokedAt = fromUnix(subjectRevokedAt)
+	return revocation, err
+}
+
+func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	families, err := deleteWhere(ctx, s.pool, `DELETE FROM revoked_families WHERE revoked_at < $1`, toUnix(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	subjects, err := deleteWhere(ctx, s.pool, `DELETE FROM revoked_subjects WHERE revoked_at < $1`, toUnix(cutoff))
+	return families + subjects, err
+}
+
+// Clients and authorization codes.
+
+func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
+	uris, err := json.Marshal(client.RedirectURIs)
+	if err != nil {
+		return err
+	}
+	return s.insert(ctx, s.pool, `INSERT INTO clients (id, redirect_uris, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		client.ID, string(uris), toUnix(client.CreatedAt))
+}
+
+func scanClient(row pgx.Row) (storage.Client, error) {
+	var client storage.Client
+	var uris string
+	var createdAt *int64
+	if err := row.Scan(&client.ID, &uris, &createdAt); err != nil {
+		return storage.Client{}, notFound(err)
+	}
+	client.CreatedAt = fromUnix(createdAt)
+	return client, json.Unmarshal([]byte(uris), &client.RedirectURIs)
+}
+
+func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	return scanClient(s.pool.QueryRow(ctx, `SELECT id, redirect_uris, created_at FROM clients WHERE id = $1`, id))
+}
+
+func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
+	return list(ctx, s.pool, scanClient, `SELECT id, redirect_uris, created_at FROM clients ORDER BY id`)
+}
+
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(tag, storage.ErrNotFound)
+}
+
+const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
+
+func (s *Store) CreateAuthorizationCode(ctx context.Context, c storage.AuthorizationCode) error {
+	return s.insert(ctx, s.pool, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Subject, c.Role, c.Scope, c.Nonce,
+		toUnix(c.AuthTime), toUnix(c.ExpiresAt), toUnix(c.UsedAt), c.FamilyID)
+}
+
+func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (storage.AuthorizationCode, error) {
+	var code storage.AuthorizationCode
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// FOR UPDATE makes concurrent redemptions of one code queue: the
+		// second reads the first one's used_at and family.
+		var authTime, expiresAt, used *int64
+		err := tx.QueryRow(ctx, `SELECT `+codeColumns+` FROM authorization_codes WHERE hash = $1 FOR UPDATE`, hash).Scan(
+			&code.Hash, &code.ClientID, &code.RedirectURI, &code.CodeChallenge, &code.Subject, &code.Role, &code.Scope,
+			&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID)
+		if err != nil {
+			return notFound(err)
+		}
+		code.AuthTime, code.ExpiresAt, code.UsedAt = fromUnix(authTime), fromUnix(expiresAt), fromUnix(used)
+		if !code.UsedAt.IsZero() {
+			return storage.ErrConflict
+		}
+		_, err = tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE hash = $3`, toUnix(usedAt), familyID, hash)
+		return err
+	})
+	if err != nil && !errors.Is(err, storage.ErrConflict) {
+		return storage.AuthorizationCode{}, err
+	}
+	return code, err
+}
+
+func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
+	return deleteWhere(ctx, s.pool, `DELETE FROM authorization_codes WHERE expires_at < $1`, toUnix(cutoff))
+}
+
+// Throttling.
+
+func (s *Store) GetLoginFailures(ctx context.Context, key string) (storage.LoginFailures, error) {
+	var failures storage.LoginFailures
+	var last *int64
+	err := s.pool.QueryRow(ctx, `SELECT failures, last_failure_at FROM login_failures WHERE key = $1`, key).Scan(&failures.Count, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.LoginFailures{}, nil
+	}
+	failures.LastFailureAt = fromUnix(last)
+	return failures, err
+}
+
+func (s *Store) RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (storage.LoginFailures, error) {
+	var failures storage.LoginFailures
+	var last *int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures (key, failures, last_failure_at) VALUES ($1, 1, $2)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN login_failures.last_failure_at < $3 THEN 1 ELSE login_failures.failures + 1 END,
+			last_failure_at = excluded.last_failure_at
+		RETURNING failures, last_failure_at`, key, toUnix(at), toUnix(at.Add(-forgetAfter))).Scan(&failures.Count, &last)
+	failures.LastFailureAt = fromUnix(last)
+	return failures, err
+}
+
+func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE key = $1`, key)
+	return err
+}
+
+func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
+	return deleteWhere(ctx, s.pool, `DELETE FROM login_failures WHERE last_failure_at < $1`, toUnix(cutoff))
+}
