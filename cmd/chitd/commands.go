@@ -20,7 +20,6 @@ import (
 	"github.com/chit-auth/chit/pkg/secretin"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/storage"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
 func newRootCommand() *cobra.Command {
@@ -39,7 +38,7 @@ variable named in its help; a flag given on the command line wins.`,
 		},
 	}
 	store.register(root.PersistentFlags())
-	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store), newClientCommand(&store), newKeysCommand(&store))
+	root.AddCommand(newServeCommand(&store, &hashing), newUserCommand(&store, &hashing), newServiceCommand(&store), newProviderCommand(&store), newClientCommand(&store), newKeysCommand(&store), newMigrateCommand(&store))
 	envflag.Annotate(root, "CHIT")
 	return root
 }
@@ -66,7 +65,7 @@ at /openapi.json and /healthz.`,
 			if err != nil {
 				return err
 			}
-			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -102,7 +101,7 @@ func openDirectory(ctx context.Context, store *storeFlags, hashing *hashFlags) (
 			return nil, nil, errors.New(c.message)
 		}
 	}
-	db, err := sqlite.Open(ctx, store.dataDir)
+	db, err := store.open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,7 +248,7 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 	// The provider core needs no token policy to list or delete.
 	withProviders := func(body func(cmd *cobra.Command, args []string, service *providers.Service) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -298,7 +297,7 @@ func newClientCommand(store *storeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage clients of the browser sign-in page (their redirect URIs)"}
 	withStore := func(body func(cmd *cobra.Command, args []string, db storage.Store) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -373,7 +372,7 @@ func newKeysCommand(store *storeFlags) *cobra.Command {
 		Short: "List signing keys with their state (next, active, retired)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -410,7 +409,7 @@ verifier meets an unknown kid; --force skips that check.`,
 			if err != nil {
 				return err
 			}
-			db, err := sqlite.Open(cmd.Context(), store.dataDir)
+			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -433,4 +432,24 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+func newMigrateCommand(store *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending schema migrations and exit",
+		Long: `Apply pending schema migrations and exit. chitd serve also migrates at start
+(under an advisory lock on PostgreSQL, so replicas starting together do not
+race); run this alone to migrate before a rolling upgrade.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := store.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return nil
+		},
+	}
 }

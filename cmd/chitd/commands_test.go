@@ -12,6 +12,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/providers"
+	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -253,5 +254,25 @@ func TestServeRequiresHTTPSIssuerUnlessInsecureDev(t *testing.T) {
 	_, err = run(t, "", "serve", "--data-dir", t.TempDir(), "--issuer", "https://auth.example.com", "--tls-cert", "cert.pem")
 	if err == nil || !strings.Contains(err.Error(), "--tls-cert and --tls-key go together") {
 		t.Fatalf("--tls-cert alone: %v", err)
+	}
+}
+
+func TestMigrateOnPostgreSQL(t *testing.T) {
+	dsn := postgrestest.FreshDSN(t)
+	out, err := run(t, "", "migrate", "--db", dsn)
+	if err != nil || !strings.Contains(out, "migrations applied") {
+		t.Fatalf("migrate: %q, %v", out, err)
+	}
+	if out, err := run(t, "wonderland\n", append([]string{"user", "create", "alice", "--password-stdin", "--db", dsn}, fastHash...)...); err != nil {
+		t.Fatalf("user create on PostgreSQL: %q, %v", out, err)
+	}
+	if out, _ := run(t, "", "user", "list", "--db", dsn); !strings.Contains(out, "alice") {
+		t.Fatalf("user list on PostgreSQL: %q", out)
+	}
+}
+
+func TestBadDatabaseURL(t *testing.T) {
+	if _, err := run(t, "", "migrate", "--db", "mysql://x"); err == nil || !strings.Contains(err.Error(), "postgres://") {
+		t.Fatalf("got %v", err)
 	}
 }

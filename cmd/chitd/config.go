@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,19 +22,35 @@ import (
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/storage/postgres"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
 
 // storeFlags are shared by every command that opens the store.
 type storeFlags struct {
+	db                   string
 	dataDir              string
 	keyEncryptionKeyFile string
 }
 
 func (f *storeFlags) register(flags *pflag.FlagSet) {
+	flags.StringVar(&f.db, "db", "", "PostgreSQL URL (postgres://user@host/db) for several replicas; empty uses the embedded SQLite in --data-dir")
 	flags.StringVar(&f.dataDir, "data-dir", "./data", "directory of the embedded SQLite database (created if missing)")
 	flags.StringVar(&f.keyEncryptionKeyFile, "key-encryption-key-file", "",
 		"file holding the base64 32-byte key that encrypts private keys at rest; or set CHIT_KEY_ENCRYPTION_KEY itself")
+}
+
+// open opens (and migrates) the configured store.
+func (f *storeFlags) open(ctx context.Context) (storage.Store, error) {
+	switch {
+	case f.db == "":
+		return sqlite.Open(ctx, f.dataDir)
+	case strings.HasPrefix(f.db, "postgres://"), strings.HasPrefix(f.db, "postgresql://"):
+		return postgres.Open(ctx, f.db)
+	}
+	return nil, errors.New("--db must be a postgres:// URL (or empty for the embedded SQLite)")
 }
 
 // keyEncryptionKeyEnv holds the key encryption key itself. It has no flag:
