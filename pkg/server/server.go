@@ -339,24 +339,8 @@ func (s *Server) cleanExpired(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			now := s.cfg.now()()
-			for what, clean := range map[string]func(context.Context, time.Time) (int, error){
-				"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
-				"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
-				"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
-					return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
-				},
-				// A revocation matters while an access token it concerns may live.
-				"revocations": func(ctx context.Context, now time.Time) (int, error) {
-					return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.Tokens.AccessTokenTTL-s.cfg.Tokens.ClockSkew))
-				},
-			} {
-				n, err := clean(ctx, now)
-				if err != nil {
-					s.cfg.Logger.Warn("deleting expired "+what+" failed", "error", err)
-				} else if n > 0 {
-					s.cfg.Logger.Info("deleted expired "+what, "count", n)
-				}
+			if _, err := s.store.WithCleanupLock(ctx, func() error { s.deleteExpired(ctx); return nil }); err != nil {
+				s.cfg.Logger.Warn("clean-up skipped", "error", err)
 			}
 		}
 	}
@@ -410,5 +394,28 @@ func (s *Server) MaintainKeys(ctx context.Context) {
 	}
 	if err := s.keys.Reload(ctx); err != nil {
 		s.cfg.Logger.Warn("reloading signing keys failed", "error", err)
+	}
+}
+
+// deleteExpired removes rows no answer depends on any more.
+func (s *Server) deleteExpired(ctx context.Context) {
+	now := s.cfg.now()()
+	for what, clean := range map[string]func(context.Context, time.Time) (int, error){
+		"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
+		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
+			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
+		},
+		// A revocation matters while an access token it concerns may live.
+		"revocations": func(ctx context.Context, now time.Time) (int, error) {
+			return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.Tokens.AccessTokenTTL-s.cfg.Tokens.ClockSkew))
+		},
+	} {
+		n, err := clean(ctx, now)
+		if err != nil {
+			s.cfg.Logger.Warn("deleting expired "+what+" failed", "error", err)
+		} else if n > 0 {
+			s.cfg.Logger.Info("deleted expired "+what, "count", n)
+		}
 	}
 }

@@ -266,5 +266,10 @@ type Store interface {
 	// DeleteStaleLoginFailures forgets failures last seen before cutoff.
 	DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error)
 
+	// WithCleanupLock runs fn, the periodic deletion of expired rows, unless
+	// another replica is doing it now (then it reports false). Deletions run
+	// in small batches.
+	WithCleanupLock(ctx context.Context, fn func() error) (bool, error)
+
 	Close() error
 }

@@ -133,11 +133,67 @@ func (s *Store) insert(ctx context.Context, q querier, sql string, args ...any) 
 	return requireOneRow(tag, storage.ErrAlreadyExists)
 }
 
-// inTx runs fn in a transaction at READ COMMITTED: every operation here is
-// made safe by conditional updates, row locks or an advisory lock, and
-// stronger isolation would only add serialization failures to retry.
+// inTx runs fn in a transaction at the database's default isolation (READ
+// COMMITTED on PostgreSQL: every operation here is made safe by conditional
+// updates, row locks or an advisory lock). PostgreSQL-compatible databases
+// that run SERIALIZABLE (CockroachDB, YugabyteDB) may abort a transaction
+// with a serialization failure or deadlock; those are retried a few times.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	const attempts = 5
+	var err error
+	for attempt := range attempts {
+		err = pgx.BeginFunc(ctx, s.pool, fn)
+		if !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// retryable reports serialization failures (40001) and deadlocks (40P01).
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// cleanupBatch bounds each clean-up DELETE, so it never holds many row locks
+// or a long transaction.
+const cleanupBatch = 1000
+
+// deleteInBatches deletes the rows of table whose key matches condition, a
+// batch at a time, and returns how many it deleted.
+func deleteInBatches(ctx context.Context, q querier, table, key, condition string, args ...any) (int, error) {
+	total := 0
+	for {
+		n, err := deleteWhere(ctx, q, `DELETE FROM `+table+` WHERE `+key+` IN (SELECT `+key+` FROM `+table+` WHERE `+condition+` LIMIT `+fmt.Sprint(cleanupBatch)+`)`, args...)
+		total += n
+		if err != nil || n < cleanupBatch {
+			return total, err
+		}
+	}
+}
+
+// cleanupLock is the advisory lock that elects one replica to clean up.
+const cleanupLock = 0x63686974_636c6e75
+
+// WithCleanupLock runs fn only if no other replica is cleaning up now.
+func (s *Store) WithCleanupLock(ctx context.Context, fn func() error) (bool, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(cleanupLock)).Scan(&locked); err != nil || !locked {
+		return false, err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(cleanupLock))
+	return true, fn()
 }
 
 func deleteWhere(ctx context.Context, q querier, sql string, args ...any) (int, error) {
@@ -301,7 +357,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteWhere(ctx, s.pool, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1`, toUnix(cutoff))
+	return deleteInBatches(ctx, s.pool, "signing_keys", "id", `state = 'retired' AND retired_at < $1`, toUnix(cutoff))
 }
 
 // Refresh tokens.
@@ -352,7 +408,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successo
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteWhere(ctx, s.pool, `DELETE FROM refresh_tokens WHERE expires_at < $1`, toUnix(cutoff))
+	return deleteInBatches(ctx, s.pool, "refresh_tokens", "hash", `expires_at < $1`, toUnix(cutoff))
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
@@ -394,11 +450,11 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (st
 }
 
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
-	families, err := deleteWhere(ctx, s.pool, `DELETE FROM revoked_families WHERE revoked_at < $1`, toUnix(cutoff))
+	families, err := deleteInBatches(ctx, s.pool, "revoked_families", "family_id", `revoked_at < $1`, toUnix(cutoff))
 	if err != nil {
 		return 0, err
 	}
-	subjects, err := deleteWhere(ctx, s.pool, `DELETE FROM revoked_subjects WHERE revoked_at < $1`, toUnix(cutoff))
+	subjects, err := deleteInBatches(ctx, s.pool, "revoked_subjects", "subject", `revoked_at < $1`, toUnix(cutoff))
 	return families + subjects, err
 }
 
@@ -474,7 +530,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 }
 
 func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteWhere(ctx, s.pool, `DELETE FROM authorization_codes WHERE expires_at < $1`, toUnix(cutoff))
+	return deleteInBatches(ctx, s.pool, "authorization_codes", "hash", `expires_at < $1`, toUnix(cutoff))
 }
 
 // Throttling.
@@ -508,5 +564,5 @@ func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
 }
 
 func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteWhere(ctx, s.pool, `DELETE FROM login_failures WHERE last_failure_at < $1`, toUnix(cutoff))
+	return deleteInBatches(ctx, s.pool, "login_failures", "key", `last_failure_at < $1`, toUnix(cutoff))
 }

@@ -45,3 +45,32 @@ func TestConcurrentMigrations(t *testing.T) {
 		}
 	}
 }
+
+// Only one replica cleans up at a time.
+func TestCleanupLockElectsOneReplica(t *testing.T) {
+	dsn := postgrestest.FreshDSN(t)
+	ctx := context.Background()
+	first, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	ran, err := first.WithCleanupLock(ctx, func() error {
+		ranToo, err := second.WithCleanupLock(ctx, func() error { return nil })
+		if err != nil || ranToo {
+			t.Errorf("a second replica cleaned up at the same time (%v, %v)", ranToo, err)
+		}
+		return nil
+	})
+	if err != nil || !ran {
+		t.Fatalf("first replica: %v, %v", ran, err)
+	}
+	if ran, err := second.WithCleanupLock(ctx, func() error { return nil }); !ran || err != nil {
+		t.Fatalf("after the first finished, the second may clean up: %v, %v", ran, err)
+	}
+}

@@ -377,3 +377,8 @@ func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time
 	n, err := result.RowsAffected()
 	return int(n), err
 }
+
+// WithCleanupLock runs fn: one SQLite file has one server.
+func (s *Store) WithCleanupLock(ctx context.Context, fn func() error) (bool, error) {
+	return true, fn()
+}

@@ -48,6 +48,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
 		{"LoginFailures", testLoginFailures},
+		{"CleanupLock", testCleanupLock},
+		{"DeleteExpiredInBatches", testDeleteExpiredInBatches},
 		{"ConcurrentLoginFailuresAllCount", testConcurrentLoginFailures},
 	}
 	for _, tc := range tests {
@@ -362,5 +364,40 @@ func testDeleteExpiredRefreshTokens(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
 		t.Fatalf("live token was deleted: %v", err)
+	}
+}
+
+func testCleanupLock(t *testing.T, s storage.Store) {
+	ran, err := s.WithCleanupLock(context.Background(), func() error { return nil })
+	if err != nil || !ran {
+		t.Fatalf("WithCleanupLock with no other cleaner = %v, %v; want it to run", ran, err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.WithCleanupLock(context.Background(), func() error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("WithCleanupLock must return fn's error, got %v", err)
+	}
+}
+
+// More expired rows than one batch are all deleted.
+func testDeleteExpiredInBatches(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	const expired = 2500
+	for range expired {
+		token := newRefreshToken(t, "bulk")
+		token.ExpiresAt = base.Add(-time.Minute)
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := newRefreshToken(t, "bulk")
+	if err := s.CreateRefreshToken(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpiredRefreshTokens(ctx, base)
+	if err != nil || n != expired {
+		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v; want %d", n, err, expired)
+	}
+	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
+		t.Fatal("the live token was deleted")
 	}
 }
