@@ -117,6 +117,7 @@ type serveFlags struct {
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
 	keyRotation      time.Duration
+	keyCheck         time.Duration
 	tlsCert          string
 	tlsKey           string
 	tlsClientCA      string
@@ -147,6 +148,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: the gRPC port then requires client certificates it signed (mTLS)")
 	flags.BoolVar(&f.insecureDev, "insecure-dev", false, "allow an http:// issuer (local development only; make run sets it)")
 	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
+	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -172,7 +174,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 	checks := []check{
 		{!validAddr(f.grpcAddr), fmt.Sprintf("--grpc-addr %q is not host:port", f.grpcAddr)},
 		{!validAddr(f.httpAddr), fmt.Sprintf("--http-addr %q is not host:port", f.httpAddr)},
-		{f.grpcAddr == f.httpAddr, "--grpc-addr and --http-addr must differ"},
+		{f.grpcAddr == f.httpAddr && !strings.HasSuffix(f.grpcAddr, ":0"), "--grpc-addr and --http-addr must differ"},
 		{issuerErr != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http"),
 			fmt.Sprintf("--issuer %q must be an absolute http(s) URL", f.issuer)},
 		{issuerErr == nil && (issuer.RawQuery != "" || issuer.Fragment != ""), "--issuer must not have a query or fragment"},
@@ -189,6 +191,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{algErr != nil, fmt.Sprintf("--signing-algorithm %q: use ES256, EdDSA or RS256", f.signingAlgorithm)},
 		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
+		{f.keyCheck < time.Second || f.keyCheck > 4*time.Minute, "--key-check-interval must be between 1s and 4m (under the 5-minute JWKS cache time)"},
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
@@ -270,6 +273,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		HashQueueTimeout:    h.queueTimeout,
 		ShutdownTimeout:     f.shutdownTimeout,
 		KeyRotationPeriod:   f.keyRotation,
+		KeyCheckInterval:    f.keyCheck,
 		RequestTimeout:      f.requestTimeout,
 		Logger:              logger,
 	}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
+)
+
+// testKEK encrypts the replicas' private keys.
+const testKEK = "CHIT_KEY_ENCRYPTION_KEY=QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+
+// replica is one chitd process.
+type replica struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+	httpAddr string
+	auth     authv1.AuthServiceClient
+}
+
+func buildChitd(t *testing.T) string {
+	t.Helper()
+	binary := filepath.Join(t.TempDir(), "chitd")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build chitd: %v\n%s", err, out)
+	}
+	return binary
+}
+
+// startReplica runs chitd serve on ephemeral ports and reads the addresses
+// from its first log line.
+func startReplica(t *testing.T, binary, dsn string) *replica {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--issuer", "http://chit.test", "--insecure-dev", "--log-format", "json", "--key-check-interval", "1s",
+		"--argon2-memory", "8192", "--argon2-iterations", "1")
+	cmd.Env = append(os.Environ(), testKEK)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	r := &replica{cmd: cmd}
+	ready, exited := make(chan struct{}), make(chan struct{})
+	var output strings.Builder
+	go func() {
+		defer close(exited)
+		scanner := bufio.NewScanner(stderr)
+		for scanner.Scan() {
+			output.WriteString(scanner.Text() + "\n")
+			var line map[string]any
+			if json.Unmarshal(scanner.Bytes(), &line) == nil && line["msg"] == "chitd serving" {
+				r.grpcAddr, _ = line["grpc"].(string)
+				r.httpAddr, _ = line["http"].(string)
+				close(ready)
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("replica exited before serving:\n%s", output.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("replica did not start")
+	}
+	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r.auth = authv1.NewAuthServiceClient(conn)
+	return r
+}
+
+func login(t *testing.T, r *replica) *authv1.TokenResponse {
+	t.Helper()
+	resp, err := r.auth.Token(context.Background(), &authv1.TokenRequest{Credential: &authv1.TokenRequest_PasswordCredential{
+		PasswordCredential: &authv1.PasswordCredential{Username: "alice", Password: "wonderland"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func jwksHas(t *testing.T, r *replica, kid string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + r.httpAddr + "/.well-known/jwks.json")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(raw), `"`+kid+`"`)
+}
+
+// TestThreeReplicasOnOnePostgreSQL runs three chitd processes on one
+// database and checks they behave as one server.
+func TestThreeReplicasOnOnePostgreSQL(t *testing.T) {
+	dsn := postgrestest.FreshDSN(t)
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	binary := buildChitd(t)
+	if out, err := exec.Command(binary, "migrate", "--db", dsn).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v %s", err, out)
+	}
+	create := exec.Command(binary, "user", "create", "alice", "--password-stdin", "--db", dsn, "--argon2-memory", "8192", "--argon2-iterations", "1")
+	create.Stdin = strings.NewReader("wonderland\n")
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("user create: %v %s", err, out)
+	}
+	replicas := []*replica{startReplica(t, binary, dsn), startReplica(t, binary, dsn), startReplica(t, binary, dsn)}
+	ctx := context.Background()
+
+	t.Run("a token from one verifies on all", func(t *testing.T) {
+		token := login(t, replicas[0])
+		for i, r := range replicas {
+			md := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token.GetAccessToken())
+			if _, err := r.auth.CheckToken(md, &authv1.CheckTokenRequest{}); err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("one refresh token presented to all at once rotates once", func(t *testing.T) {
+		token := login(t, replicas[0])
+		var wg sync.WaitGroup
+		results := make([]string, 9)
+		errs := make([]error, 9)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := replicas[i%3].auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token.GetRefreshToken()})
+				results[i], errs[i] = resp.GetRefreshToken(), err
+			}()
+		}
+		wg.Wait()
+		for i := range results {
+			if errs[i] != nil || results[i] != results[0] {
+				t.Fatalf("call %d on replica %d: %q, %v; want the one successor %q", i, i%3, results[i], errs[i], results[0])
+			}
+		}
+	})
+
+	t.Run("a key rotated on one is published by all", func(t *testing.T) {
+		rotate := exec.Command(binary, "keys", "rotate", "--force", "--db", dsn)
+		rotate.Env = append(os.Environ(), testKEK)
+		out, err := rotate.CombinedOutput()
+		if err != nil {
+			t.Fatalf("keys rotate: %v %s", err, out)
+		}
+		list, _ := exec.Command(binary, "keys", "list", "--db", dsn).CombinedOutput()
+		var nextKid string
+		for _, line := range strings.Split(string(list), "\n") {
+			if fields := strings.Fields(line); len(fields) > 2 && fields[2] == "next" {
+				nextKid = fields[0]
+			}
+		}
+		if nextKid == "" {
+			t.Fatalf("no next key after rotation:\n%s", list)
+		}
+		// The documented bound is --key-check-interval (1s here); allow for a
+		// loaded machine.
+		deadline := time.Now().Add(30 * time.Second)
+		for i, r := range replicas {
+			for !jwksHas(t, r, nextKid) {
+				if time.Now().After(deadline) {
+					t.Fatalf("replica %d does not publish the new next key", i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+
+	t.Run("a replica killed mid-load loses no answered rotation", func(t *testing.T) {
+		const chains = 6
+		current := make([]string, chains)
+		for i := range current {
+			current[i] = login(t, replicas[0]).GetRefreshToken()
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		stop := make(chan struct{})
+		for i := range chains {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					token := current[i]
+					mu.Unlock()
+					callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					resp, err := replicas[0].auth.RefreshToken(callCtx, &authv1.RefreshTokenRequest{RefreshToken: token})
+					cancel()
+					if err != nil {
+						return // the replica is gone; the last answered token is current[i]
+					}
+					mu.Lock()
+					current[i] = resp.GetRefreshToken()
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(300 * time.Millisecond) // let the load run before the kill
+		if err := replicas[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		for i, token := range current {
+			next, err := replicas[1].auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
+			if err != nil {
+				t.Fatalf("chain %d: the last answered refresh token does not work on another replica: %v", i, err)
+			}
+			if _, err := replicas[2].auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: next.GetRefreshToken()}); err != nil {
+				t.Fatalf("chain %d: its successor does not work: %v", i, err)
+			}
+		}
+	})
+}
