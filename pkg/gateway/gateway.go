@@ -36,11 +36,17 @@ type Options struct {
 }
 
 // Discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
-// RFC 8414). Chit's JSON endpoints have chit_ names: the standard form-encoded
-// token endpoint is not served yet.
+// RFC 8414). Chit's own JSON endpoints have chit_ names beside the standard
+// form-encoded ones.
 type Discovery struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`

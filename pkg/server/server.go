@@ -30,6 +30,7 @@ import (
 	"github.com/chit-auth/chit/pkg/gateway"
 	"github.com/chit-auth/chit/pkg/grpcapi"
 	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/oauth2http"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/signinpage"
@@ -205,23 +206,32 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	handler, err := gateway.New(ctx, s.gatewayConn, gateway.Options{
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
-		Pages:   signinpage.New(authorizeService, cfg.Logger).Register,
+		Pages: func(mux *http.ServeMux) {
+			signinpage.New(authorizeService, cfg.Logger).Register(mux)
+			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(mux)
+		},
 		Discovery: func() gateway.Discovery {
 			base := strings.TrimSuffix(cfg.Tokens.Issuer, "/")
 			return gateway.Discovery{
-				Issuer:                           cfg.Tokens.Issuer,
-				AuthorizationEndpoint:            base + authorize.PagePath,
-				JWKSURI:                          base + grpcapi.JWKSPath,
-				ResponseTypesSupported:           []string{"code"},
-				SubjectTypesSupported:            []string{"public"},
-				IDTokenSigningAlgValuesSupported: signingKeys.Algorithms(),
-				ScopesSupported:                  []string{authorize.ScopeOpenID, authorize.ScopeOfflineAccess},
-				CodeChallengeMethodsSupported:    []string{"S256"},
-				ClaimsSupported:                  []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim},
-				ChitTokenEndpoint:                base + grpcapi.TokenPath,
-				ChitRefreshEndpoint:              base + grpcapi.RefreshTokenPath,
-				ChitRevocationEndpoint:           base + grpcapi.RevokePath,
-				ChitCheckEndpoint:                base + grpcapi.CheckPath,
+				Issuer:                            cfg.Tokens.Issuer,
+				AuthorizationEndpoint:             base + authorize.PagePath,
+				TokenEndpoint:                     base + oauth2http.TokenPath,
+				RevocationEndpoint:                base + oauth2http.RevokePath,
+				IntrospectionEndpoint:             base + oauth2http.IntrospectPath,
+				UserinfoEndpoint:                  base + oauth2http.UserinfoPath,
+				GrantTypesSupported:               oauth2http.GrantTypes,
+				TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+				JWKSURI:                           base + grpcapi.JWKSPath,
+				ResponseTypesSupported:            []string{"code"},
+				SubjectTypesSupported:             []string{"public"},
+				IDTokenSigningAlgValuesSupported:  signingKeys.Algorithms(),
+				ScopesSupported:                   []string{authorize.ScopeOpenID, authorize.ScopeOfflineAccess},
+				CodeChallengeMethodsSupported:     []string{"S256"},
+				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim},
+				ChitTokenEndpoint:                 base + grpcapi.TokenPath,
+				ChitRefreshEndpoint:               base + grpcapi.RefreshTokenPath,
+				ChitRevocationEndpoint:            base + grpcapi.RevokePath,
+				ChitCheckEndpoint:                 base + grpcapi.CheckPath,
 			}
 		},
 	})

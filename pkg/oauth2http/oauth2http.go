@@ -1,0 +1,288 @@
+package oauth2http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/authorize"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/tokens"
+)
+
+// Paths of the endpoints.
+const (
+	TokenPath      = "/oauth2/token"
+	RevokePath     = "/oauth2/revoke"
+	IntrospectPath = "/oauth2/introspect"
+	UserinfoPath   = "/userinfo"
+)
+
+// GrantTypes are the grant types /oauth2/token accepts.
+var GrantTypes = []string{"password", "refresh_token", "client_credentials", "authorization_code"}
+
+const maxFormBytes = 64 << 10
+
+// Handler serves the endpoints.
+type Handler struct {
+	tokens    *tokens.Service
+	directory *accounts.Directory
+	authorize *authorize.Service
+	logger    *slog.Logger
+}
+
+// New returns the handler.
+func New(tokenService *tokens.Service, directory *accounts.Directory, authorizeService *authorize.Service, logger *slog.Logger) *Handler {
+	return &Handler{tokens: tokenService, directory: directory, authorize: authorizeService, logger: logger}
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+TokenPath, h.token)
+	mux.HandleFunc("POST "+RevokePath, h.revoke)
+	mux.HandleFunc("POST "+IntrospectPath, h.introspect)
+	mux.HandleFunc("GET "+UserinfoPath, h.userinfo)
+	mux.HandleFunc("POST "+UserinfoPath, h.userinfo)
+}
+
+// oauthError is the RFC 6749 §5.2 error answer.
+type oauthError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.message }
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, basicUsed bool) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		oe = translate(err)
+	}
+	if oe.status == http.StatusInternalServerError {
+		h.logger.ErrorContext(r.Context(), "oauth2 endpoint failed", "path", r.URL.Path, "error", err)
+	}
+	if oe.status == http.StatusUnauthorized && basicUsed {
+		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
+	}
+	if oe.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(oe.retryAfter.Seconds()))))
+	}
+	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.message})
+}
+
+// translate maps a core error to the OAuth vocabulary: a refused credential
+// or token is invalid_grant (RFC 6749 §5.2).
+func translate(err error) *oauthError {
+	message := chiterr.PublicMessage(err)
+	switch chiterr.KindOf(err) {
+	case chiterr.InvalidArgument:
+		return &oauthError{http.StatusBadRequest, "invalid_request", message, 0}
+	case chiterr.Unauthenticated, chiterr.NotFound:
+		return &oauthError{http.StatusBadRequest, "invalid_grant", message, 0}
+	case chiterr.PermissionDenied:
+		return &oauthError{http.StatusBadRequest, "unauthorized_client", message, 0}
+	case chiterr.ResourceExhausted:
+		return &oauthError{http.StatusTooManyRequests, "temporarily_unavailable", message, chiterr.RetryAfter(err)}
+	}
+	return &oauthError{http.StatusInternalServerError, "server_error", "internal error", 0}
+}
+
+// clientCredentials reads client authentication from HTTP Basic (RFC 6749
+// §2.3.1, form-urlencoded parts) or from the form.
+func clientCredentials(r *http.Request) (id, secret string, basic bool) {
+	if user, password, ok := r.BasicAuth(); ok {
+		id, _ = urlUnescape(user)
+		secret, _ = urlUnescape(password)
+		return id, secret, true
+	}
+	return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), false
+}
+
+func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return &oauthError{http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded", 0}
+	}
+	if err := r.ParseForm(); err != nil {
+		return &oauthError{http.StatusBadRequest, "invalid_request", "the form could not be read", 0}
+	}
+	return nil
+}
+
+func withClientAddress(r *http.Request) context.Context {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return accounts.WithClientAddress(r.Context(), host)
+	}
+	return r.Context()
+}
+
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	ctx := withClientAddress(r)
+	form := r.PostForm
+	clientID, clientSecret, basic := clientCredentials(r)
+	var grant tokens.Grant
+	var err error
+	switch form.Get("grant_type") {
+	case "password":
+		grant, err = h.tokens.IssueForPassword(ctx, form.Get("username"), form.Get("password"), form.Get("scope"))
+	case "refresh_token":
+		grant, err = h.tokens.Refresh(ctx, form.Get("refresh_token"))
+	case "client_credentials":
+		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"))
+		if chiterr.KindOf(err) == chiterr.Unauthenticated || chiterr.KindOf(err) == chiterr.InvalidArgument {
+			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
+		}
+	case "authorization_code":
+		if clientID != "" && clientID != authorize.CLIClientID {
+			if _, cerr := h.authorize.Validate(ctx, authorize.Request{ClientID: clientID, RedirectURI: form.Get("redirect_uri"), State: "-"}); cerr != nil {
+				err = &oauthError{http.StatusUnauthorized, "invalid_client", chiterr.PublicMessage(cerr), 0}
+				break
+			}
+		}
+		grant, err = h.authorize.Exchange(ctx, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
+	case "":
+		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
+	default:
+		err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of " + strings.Join(GrantTypes, ", "), 0}
+	}
+	if err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
+	body := map[string]any{
+		"access_token": grant.AccessToken,
+		"token_type":   tokens.TokenType,
+		"expires_in":   int64(grant.ExpiresIn.Seconds()),
+	}
+	if grant.RefreshToken != "" {
+		body["refresh_token"] = grant.RefreshToken
+	}
+	if grant.Scope != "" {
+		body["scope"] = grant.Scope
+	}
+	if grant.IDToken != "" {
+		body["id_token"] = grant.IDToken
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// revoke is RFC 7009: it answers 200 for any token, known or not.
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		h.fail(w, r, &oauthError{http.StatusBadRequest, "invalid_request", "token is required", 0}, false)
+		return
+	}
+	if err := h.tokens.Revoke(r.Context(), token); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// introspect is RFC 7662, for services: the caller authenticates with its
+// client credentials (Basic or form) or a SERVICE bearer token.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	if err := h.authenticateService(r); err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "introspection is for services: authenticate with client credentials"})
+		return
+	}
+	claims, err := h.tokens.Check(r.Context(), r.PostForm.Get("token"))
+	if err != nil {
+		if chiterr.KindOf(err) != chiterr.Unauthenticated {
+			h.fail(w, r, err, false)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	body := map[string]any{
+		"active":     true,
+		"sub":        claims.Subject,
+		"iss":        claims.Issuer,
+		"aud":        claims.Audience,
+		"exp":        claims.ExpiresAt.Unix(),
+		"iat":        claims.IssuedAt.Unix(),
+		"jti":        claims.ID,
+		"token_type": tokens.TokenType,
+		"role":       string(claims.Role),
+	}
+	if len(claims.Scopes) > 0 {
+		body["scope"] = strings.Join(claims.Scopes, " ")
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (h *Handler) authenticateService(r *http.Request) error {
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
+		claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			return err
+		}
+		if claims.Role != accounts.RoleService && claims.Role != accounts.RoleAdmin {
+			return chiterr.New(chiterr.PermissionDenied, "not a service")
+		}
+		return nil
+	}
+	id, secret, _ := clientCredentials(r)
+	_, err := h.directory.AuthenticateService(r.Context(), id, secret)
+	return err
+}
+
+// userinfo is OIDC Core §5.3 for access tokens with the openid scope.
+func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "missing bearer token"})
+		return
+	}
+	claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})
+		return
+	}
+	hasOpenID := false
+	for _, scope := range claims.Scopes {
+		hasOpenID = hasOpenID || scope == authorize.ScopeOpenID
+	}
+	if !hasOpenID {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="insufficient_scope", scope="openid"`)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "the token lacks the openid scope"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sub": claims.Subject, "preferred_username": claims.Subject, "role": string(claims.Role)})
+}
