@@ -1,0 +1,251 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// Config says whose tokens to accept.
+type Config struct {
+	// Issuer is Chit's issuer URL; tokens with another `iss` are refused.
+	Issuer string
+	// Audience is the `aud` tokens must carry (Chit's --audience, "chit").
+	Audience string
+	// JWKSURL defaults to Issuer + "/.well-known/jwks.json".
+	JWKSURL string
+	// HTTPClient fetches the key set; defaults to a client with a timeout.
+	HTTPClient *http.Client
+	// RefreshInterval is how often the key set is refetched in the
+	// background (default 5 minutes, the server's Cache-Control).
+	RefreshInterval time.Duration
+	// MinRefetchInterval rate-limits refetches caused by unknown key ids
+	// (default 10 seconds), so forged kids cannot make us hammer the server.
+	MinRefetchInterval time.Duration
+	// ClockSkew tolerated on token times (default 30 seconds).
+	ClockSkew time.Duration
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Claims are what a valid token says.
+type Claims struct {
+	Subject   string
+	Role      string
+	Scopes    []string
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+	ID        string
+}
+
+// HasScope reports whether the token was granted scope.
+func (c Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// ErrInvalidToken is wrapped by every refusal.
+var ErrInvalidToken = errors.New("invalid token")
+
+// Verifier validates Chit access tokens.
+type Verifier struct {
+	cfg Config
+
+	mu          sync.RWMutex
+	keys        jwk.Set
+	lastFetch   time.Time
+	refetchLock sync.Mutex
+}
+
+// New fetches the key set once and keeps it fresh until ctx ends.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("verifier: Issuer and Audience are required")
+	}
+	if cfg.JWKSURL == "" {
+		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 5 * time.Minute
+	}
+	if cfg.MinRefetchInterval <= 0 {
+		cfg.MinRefetchInterval = 10 * time.Second
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Verifier{cfg: cfg}
+	if err := v.fetch(ctx); err != nil {
+		return nil, err
+	}
+	go v.refreshLoop(ctx)
+	return v, nil
+}
+
+func (v *Verifier) refreshLoop(ctx context.Context) {
+	ticker := time.NewTicker(v.cfg.RefreshInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			_ = v.fetch(ctx) // a failed refresh keeps the keys we have
+		}
+	}
+}
+
+func (v *Verifier) fetch(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := v.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("verifier: fetch key set: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("verifier: fetch key set: HTTP %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	set, err := jwk.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("verifier: parse key set: %w", err)
+	}
+	v.mu.Lock()
+	v.keys, v.lastFetch = set, v.cfg.Now()
+	v.mu.Unlock()
+	return nil
+}
+
+// lookup finds kid, refetching the set once (rate-limited) when it is unknown:
+// a key rotated in since our last fetch is then accepted.
+func (v *Verifier) lookup(ctx context.Context, kid string) (jwk.Key, bool) {
+	v.mu.RLock()
+	key, ok := v.keys.LookupKeyID(kid)
+	v.mu.RUnlock()
+	if ok {
+		return key, true
+	}
+	v.refetchLock.Lock()
+	defer v.refetchLock.Unlock()
+	v.mu.RLock()
+	recent := v.cfg.Now().Sub(v.lastFetch) < v.cfg.MinRefetchInterval
+	key, ok = v.keys.LookupKeyID(kid)
+	v.mu.RUnlock()
+	if ok || recent {
+		return key, ok
+	}
+	if err := v.fetch(ctx); err != nil {
+		return nil, false
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.keys.LookupKeyID(kid)
+}
+
+// Verify validates token and returns its claims.
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	if token == "" || len(token) > 8<<10 {
+		return Claims{}, fmt.Errorf("%w: missing or oversized", ErrInvalidToken)
+	}
+	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+		headers := sig.ProtectedHeaders()
+		key, ok := v.lookup(ctx, headers.KeyID())
+		if !ok {
+			return errors.New("unknown key id")
+		}
+		alg, ok := key.Algorithm().(jwa.SignatureAlgorithm)
+		if !ok || alg != headers.Algorithm() {
+			return errors.New("token algorithm does not match its key")
+		}
+		sink.Key(alg, key)
+		return nil
+	})
+	parsed, err := jwt.ParseString(token,
+		jwt.WithContext(ctx),
+		jwt.WithKeyProvider(provider),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithClock(jwt.ClockFunc(v.cfg.Now)),
+		jwt.WithAcceptableSkew(v.cfg.ClockSkew),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+	)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	claims := Claims{Subject: parsed.Subject(), ExpiresAt: parsed.Expiration(), IssuedAt: parsed.IssuedAt(), ID: parsed.JwtID()}
+	if role, ok := parsed.Get("role"); ok {
+		claims.Role, _ = role.(string)
+	}
+	if scope, ok := parsed.Get("scope"); ok {
+		text, _ := scope.(string)
+		claims.Scopes = strings.Fields(text)
+	}
+	return claims, nil
+}
+
+// Requirement is what a method demands of a caller's token.
+type Requirement struct {
+	// Public methods take no token.
+	Public bool
+	// Scopes must all be granted.
+	Scopes []string
+	// Roles: the token's role must be one of them (any role when empty).
+	Roles []string
+}
+
+// ErrForbidden is returned for a valid token that lacks a required scope or
+// role.
+var ErrForbidden = errors.New("token lacks a required scope or role")
+
+// Authorize verifies token and checks it against req.
+func (v *Verifier) Authorize(ctx context.Context, token string, req Requirement) (Claims, error) {
+	claims, err := v.Verify(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	for _, scope := range req.Scopes {
+		if !claims.HasScope(scope) {
+			return Claims{}, fmt.Errorf("%w: scope %q", ErrForbidden, scope)
+		}
+	}
+	if len(req.Roles) > 0 && !slices.Contains(req.Roles, claims.Role) {
+		return Claims{}, fmt.Errorf("%w: role %q", ErrForbidden, claims.Role)
+	}
+	return claims, nil
+}
+
+type claimsKey struct{}
+
+// ClaimsFrom returns the verified claims the interceptor or middleware put in
+// the context.
+func ClaimsFrom(ctx context.Context) (Claims, bool) {
+	claims, ok := ctx.Value(claimsKey{}).(Claims)
+	return claims, ok
+}
+
+// WithClaims returns ctx carrying claims.
+func WithClaims(ctx context.Context, claims Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, claims)
+}

@@ -1,0 +1,199 @@
+package verifier_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/chit-auth/chit/pkg/client"
+	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/verifier"
+)
+
+// rewrite points requests for the test issuer at the test server.
+func rewrite(e *servertest.Env, fetches *atomic.Int32) *http.Client {
+	base, _ := url.Parse(e.HTTPBase())
+	return &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		if fetches != nil && strings.HasSuffix(r.URL.Path, "/jwks.json") {
+			fetches.Add(1)
+		}
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host = base.Scheme, base.Host
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func newVerifier(t *testing.T, e *servertest.Env, fetches *atomic.Int32) *verifier.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := verifier.New(ctx, verifier.Config{Issuer: servertest.Issuer, Audience: servertest.Audience, HTTPClient: rewrite(e, fetches), Now: e.Clock.Now, MinRefetchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func serviceToken(t *testing.T, e *servertest.Env) string {
+	t.Helper()
+	source := client.ClientCredentials(context.WithValue(context.Background(), oauth2.HTTPClient, rewrite(e, nil)), servertest.Issuer, servertest.ServiceName, e.ServiceSecret)
+	token, err := source.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token.AccessToken
+}
+
+func foreignToken(t *testing.T, kid, issuer string) string {
+	t.Helper()
+	record, _ := keys.Generate(jwa.ES256, time.Now())
+	key, _ := jwk.ParseKey(record.PrivateKey)
+	if kid != "" {
+		_ = key.Set(jwk.KeyIDKey, kid)
+	}
+	token, _ := jwt.NewBuilder().Issuer(issuer).Subject("mallory").Audience([]string{servertest.Audience}).
+		Expiration(time.Now().Add(time.Hour)).Claim("role", "ADMIN").Build()
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+func TestVerifyAndRefuse(t *testing.T) {
+	e := servertest.Start(t)
+	var fetches atomic.Int32
+	v := newVerifier(t, e, &fetches)
+	claims, err := v.Verify(context.Background(), serviceToken(t, e))
+	if err != nil || claims.Subject != servertest.ServiceName || claims.Role != "SERVICE" {
+		t.Fatalf("Verify = %+v, %v", claims, err)
+	}
+	for name, token := range map[string]string{
+		"another issuer":  foreignToken(t, "", "https://evil.example"),
+		"unknown kid":     foreignToken(t, "no-such-kid", servertest.Issuer),
+		"alg none":        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.",
+		"garbage":         "garbage",
+		"oversized":       strings.Repeat("a", 9000),
+		"empty":           "",
+		"truncated valid": serviceToken(t, e)[:40],
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := v.Verify(context.Background(), token); !errors.Is(err, verifier.ErrInvalidToken) {
+				t.Fatalf("got %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+	// The unknown kid caused one refetch, rate-limited: more unknown kids
+	// within the interval fetch nothing more.
+	before := fetches.Load()
+	for range 5 {
+		_, _ = v.Verify(context.Background(), foreignToken(t, "another-unknown", servertest.Issuer))
+	}
+	if fetches.Load() != before {
+		t.Fatalf("%d refetches for unknown kids within the rate limit", fetches.Load()-before)
+	}
+}
+
+func TestRotatedKeyIsAcceptedAfterRefetch(t *testing.T) {
+	e := servertest.Start(t)
+	var fetches atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := verifier.New(ctx, verifier.Config{Issuer: servertest.Issuer, Audience: servertest.Audience, HTTPClient: rewrite(e, &fetches), Now: e.Clock.Now, MinRefetchInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two rotations: the key that signs afterwards was not in the set the
+	// verifier fetched at start.
+	for range 2 {
+		e.Clock.Advance(servertest.KeyRotationPeriod)
+		e.Server.MaintainKeys(context.Background())
+	}
+	before := fetches.Load()
+	if _, err := v.Verify(context.Background(), serviceToken(t, e)); err != nil {
+		t.Fatalf("a token of a rotated-in key: %v", err)
+	}
+	if fetches.Load() != before+1 {
+		t.Fatalf("%d fetches, want exactly one refetch", fetches.Load()-before)
+	}
+}
+
+func TestGRPCInterceptorAndHTTPMiddleware(t *testing.T) {
+	e := servertest.Start(t)
+	v := newVerifier(t, e, nil)
+	service := serviceToken(t, e)
+
+	// A service protecting its own method (the health check) with the interceptor.
+	listener, _ := net.Listen("tcp", "127.0.0.1:0")
+	rules := verifier.Rules{grpc_health_v1.Health_Check_FullMethodName: {Roles: []string{"SERVICE"}}}
+	server := grpc.NewServer(grpc.UnaryInterceptor(v.UnaryServerInterceptor(rules)), grpc.StreamInterceptor(v.StreamServerInterceptor(rules)))
+	grpc_health_v1.RegisterHealthServer(server, health.NewServer())
+	go func() { _ = server.Serve(listener) }()
+	defer server.Stop()
+
+	call := func(t *testing.T, opts ...grpc.DialOption) codes.Code {
+		conn, err := grpc.NewClient(listener.Addr().String(), append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = grpc_health_v1.NewHealthClient(conn).Check(context.Background(), &grpc_health_v1.HealthCheckRequest{})
+		return status.Code(err)
+	}
+	ts := client.ClientCredentials(context.WithValue(context.Background(), oauth2.HTTPClient, rewrite(e, nil)), servertest.Issuer, servertest.ServiceName, e.ServiceSecret)
+	if code := call(t, grpc.WithPerRPCCredentials(client.PerRPCCredentials(ts, true))); code != codes.OK {
+		t.Fatalf("with a service token: %v", code)
+	}
+	if code := call(t); code != codes.Unauthenticated {
+		t.Fatalf("without a token: %v", code)
+	}
+	userSource, err := client.Password(context.WithValue(context.Background(), oauth2.HTTPClient, rewrite(e, nil)), servertest.Issuer, servertest.UserName, servertest.UserPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := call(t, grpc.WithPerRPCCredentials(client.PerRPCCredentials(userSource, true))); code != codes.PermissionDenied {
+		t.Fatalf("with a user token: %v, want PermissionDenied", code)
+	}
+
+	handler := v.Middleware(verifier.Requirement{Roles: []string{"SERVICE"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := verifier.ClaimsFrom(r.Context())
+		_, _ = w.Write([]byte(claims.Subject))
+	}))
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{service, http.StatusOK}, {"", http.StatusUnauthorized}, {foreignToken(t, "", servertest.Issuer), http.StatusUnauthorized}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		handler.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Fatalf("middleware: %d, want %d", rec.Code, tc.want)
+		}
+	}
+}
