@@ -2,6 +2,7 @@ package verifier_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -92,13 +93,15 @@ func TestVerifyAndRefuse(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v", claims, err)
 	}
 	for name, token := range map[string]string{
-		"another issuer":  foreignToken(t, "", "https://evil.example"),
-		"unknown kid":     foreignToken(t, "no-such-kid", servertest.Issuer),
-		"alg none":        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.",
-		"garbage":         "garbage",
-		"oversized":       strings.Repeat("a", 9000),
-		"empty":           "",
-		"truncated valid": serviceToken(t, e)[:40],
+		"another issuer":            foreignToken(t, "", "https://evil.example"),
+		"unknown kid":               foreignToken(t, "no-such-kid", servertest.Issuer),
+		"alg none":                  "eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.",
+		"garbage":                   "garbage",
+		"oversized":                 strings.Repeat("a", 9000),
+		"empty":                     "",
+		"truncated valid":           serviceToken(t, e)[:40],
+		"HS256 with the public key": hmacWithPublicKey(t, e),
+		"wrong audience":            foreignAudience(t, e),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := v.Verify(context.Background(), token); !errors.Is(err, verifier.ErrInvalidToken) {
@@ -122,7 +125,7 @@ func TestRotatedKeyIsAcceptedAfterRefetch(t *testing.T) {
 	var fetches atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v, err := verifier.New(ctx, verifier.Config{Issuer: servertest.Issuer, Audience: servertest.Audience, HTTPClient: rewrite(e, &fetches), Now: e.Clock.Now, MinRefetchInterval: time.Millisecond})
+	v, err := verifier.New(ctx, verifier.Config{Issuer: servertest.Issuer, Audience: servertest.Audience, HTTPClient: rewrite(e, &fetches), Now: e.Clock.Now, MinRefetchInterval: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +141,15 @@ func TestRotatedKeyIsAcceptedAfterRefetch(t *testing.T) {
 	}
 	if fetches.Load() != before+1 {
 		t.Fatalf("%d fetches, want exactly one refetch", fetches.Load()-before)
+	}
+	// An unknown kid right after: no refetch within the rate limit, refused.
+	if _, err := v.Verify(context.Background(), foreignToken(t, "unknown", servertest.Issuer)); !errors.Is(err, verifier.ErrInvalidToken) || fetches.Load() != before+1 {
+		t.Fatalf("unknown kid within the rate limit: %v, %d fetches", err, fetches.Load()-before)
+	}
+	// Later: one refetch, then refused.
+	e.Clock.Advance(2 * time.Minute)
+	if _, err := v.Verify(context.Background(), foreignToken(t, "unknown", servertest.Issuer)); !errors.Is(err, verifier.ErrInvalidToken) || fetches.Load() != before+2 {
+		t.Fatalf("unknown kid after the rate limit: %v, %d fetches, want a refetch then a refusal", err, fetches.Load()-before)
 	}
 }
 
@@ -196,4 +208,44 @@ func TestGRPCInterceptorAndHTTPMiddleware(t *testing.T) {
 			t.Fatalf("middleware: %d, want %d", rec.Code, tc.want)
 		}
 	}
+}
+
+// hmacWithPublicKey is the alg-confusion attack: HS256 keyed with the bytes
+// of a published public key, under its kid.
+func hmacWithPublicKey(t *testing.T, e *servertest.Env) string {
+	t.Helper()
+	resp, err := http.Get(e.HTTPBase() + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	set, err := jwk.ParseReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, _ := set.Key(0)
+	raw, _ := json.Marshal(public)
+	key, _ := jwk.FromRaw(raw)
+	_ = key.Set(jwk.KeyIDKey, public.KeyID())
+	token, _ := jwt.NewBuilder().Issuer(servertest.Issuer).Subject("mallory").Audience([]string{servertest.Audience}).
+		Expiration(time.Now().Add(time.Hour)).Build()
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.HS256, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// foreignAudience is a genuine Chit token issued for another audience.
+func foreignAudience(t *testing.T, e *servertest.Env) string {
+	t.Helper()
+	v, err := verifier.New(context.Background(), verifier.Config{Issuer: servertest.Issuer, Audience: "someone-else", HTTPClient: rewrite(e, nil), Now: e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := serviceToken(t, e)
+	if _, err := v.Verify(context.Background(), token); !errors.Is(err, verifier.ErrInvalidToken) {
+		t.Fatalf("a token for audience chit verified for another audience: %v", err)
+	}
+	return "wrong-audience-checked-above"
 }
