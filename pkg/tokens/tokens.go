@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,6 +97,7 @@ type Service struct {
 	cfg Config
 	Dependencies
 	revocations *revocationCache
+	verified    *verifiedCache
 }
 
 // Dependencies are the live collaborators of the core.
@@ -121,7 +123,7 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, Dependencies: deps, revocations: newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now)}
+	return &Service{cfg: cfg, Dependencies: deps, revocations: newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now), verified: &verifiedCache{}}
 }
 
 // Config returns the policy the service runs with.
@@ -383,6 +385,29 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims,
 
 // verify checks signature, issuer, audience and times, and returns the claims.
 func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
+	// A token checked before is not verified again: its signature and claims
+	// cannot have changed. Only revocation can, and it is checked every time.
+	cacheKey := string(secrets.Digest(accessToken)) + strconv.Itoa(len(lookups))
+	claims, ok := s.verified.get(cacheKey, s.Now().Add(-s.cfg.ClockSkew))
+	if !ok {
+		var err error
+		if claims, err = s.parse(ctx, accessToken, lookups); err != nil {
+			return Claims{}, err
+		}
+		s.verified.put(cacheKey, claims)
+	}
+	revocation, err := s.revocations.get(ctx, claims.FamilyID, claims.Subject)
+	if err != nil {
+		return Claims{}, fmt.Errorf("check revocation: %w", err)
+	}
+	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !claims.IssuedAt.After(revocation.SubjectRevokedAt)) {
+		return Claims{}, errRevokedToken
+	}
+	return claims, nil
+}
+
+// parse verifies an access token's signature, issuer, audience and times.
+func (s *Service) parse(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
 	if accessToken == "" {
 		return Claims{}, errMissingToken
 	}
@@ -413,13 +438,6 @@ func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys
 	role, _ := stringClaim(token, "role")
 	scope, _ := stringClaim(token, "scope")
 	familyID, _ := stringClaim(token, FamilyClaim)
-	revocation, err := s.revocations.get(ctx, familyID, token.Subject())
-	if err != nil {
-		return Claims{}, fmt.Errorf("check revocation: %w", err)
-	}
-	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !token.IssuedAt().After(revocation.SubjectRevokedAt)) {
-		return Claims{}, errRevokedToken
-	}
 	return Claims{
 		FamilyID:  familyID,
 		Subject:   token.Subject(),
