@@ -123,6 +123,7 @@ type serveFlags struct {
 	tlsClientCA      string
 	insecureDev      bool
 	requestTimeout   time.Duration
+	pprofAddr        string
 	logLevel         string
 	logFormat        string
 
@@ -147,6 +148,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	flags.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: the gRPC port then requires client certificates it signed (mTLS)")
 	flags.BoolVar(&f.insecureDev, "insecure-dev", false, "allow an http:// issuer (local development only; make run sets it)")
+	flags.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this address; off when empty; keep it private")
 	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
@@ -182,6 +184,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{(f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
 		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
 		{f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
+		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
 		{f.audience == "", "--audience must not be empty"},
 		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
 		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
@@ -275,6 +278,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		KeyRotationPeriod:   f.keyRotation,
 		KeyCheckInterval:    f.keyCheck,
 		RequestTimeout:      f.requestTimeout,
+		PprofAddr:           f.pprofAddr,
 		Logger:              logger,
 	}
 }

@@ -317,6 +317,7 @@ func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier stri
 		Scopes:           scopes,
 		FamilyID:         familyID,
 		WithRefreshToken: slices.Contains(scopes, ScopeOfflineAccess),
+		Kind:             "authorization_code",
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
 		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime}

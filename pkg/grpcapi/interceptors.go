@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -31,6 +32,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
 			err = finish(ctx, logger, info.FullMethod, start, err)
+			cfg.observe(info.FullMethod, start, err)
 		}()
 		if cfg.Timeout > 0 {
 			var cancel context.CancelFunc
@@ -69,6 +71,35 @@ type InterceptorConfig struct {
 	TrustForwardedFor bool
 	// Timeout bounds each call; zero means none.
 	Timeout time.Duration
+	// Observer receives every call's outcome, for metrics. May be nil.
+	Observer Observer
+}
+
+// Observer records call outcomes.
+type Observer interface {
+	ObserveRPC(transport, method, code string, took time.Duration)
+	SignInThrottled()
+}
+
+// signInMethods are the calls whose RESOURCE_EXHAUSTED means a throttled sign-in.
+var signInMethods = map[string]bool{
+	"/chit.auth.v1.AuthService/Token":    true,
+	"/chit.auth.v1.AuthService/LoginCli": true,
+}
+
+func (cfg InterceptorConfig) observe(method string, start time.Time, err error) {
+	if cfg.Observer == nil {
+		return
+	}
+	transport := "grpc"
+	if cfg.TrustForwardedFor {
+		transport = "rest"
+	}
+	code := status.Code(err)
+	cfg.Observer.ObserveRPC(transport, method, code.String(), time.Since(start))
+	if code == codes.ResourceExhausted && signInMethods[method] {
+		cfg.Observer.SignInThrottled()
+	}
 }
 
 // clientAddress is the caller's IP address for throttling.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/signinpage"
 	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/telemetry"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
 
@@ -69,6 +71,8 @@ type Config struct {
 	TLS *tls.Config
 	// RequestTimeout bounds every call's handling.
 	RequestTimeout time.Duration
+	// PprofAddr, when set, serves net/http/pprof there (keep it private).
+	PprofAddr string
 
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
@@ -139,11 +143,12 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
 	directory := accounts.NewDirectory(store, hasher, now, random)
 	providerService := providers.NewService(cfg.Providers, store, cfg.KeySealer, now, random)
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
-		Now: now, Random: random, Logger: cfg.Logger,
+		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
 	})
 	if cfg.SignIn.BaseURL == "" {
 		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
@@ -158,7 +163,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	s.health = health.NewServer()
 	newGRPCServer := func(trustForwarded bool, extra ...grpc.ServerOption) *grpc.Server {
 		unary, stream := grpcapi.Interceptors(grpcapi.InterceptorConfig{
-			Logger: cfg.Logger, Gatekeeper: gatekeeper, TrustForwardedFor: trustForwarded, Timeout: cfg.RequestTimeout,
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, TrustForwardedFor: trustForwarded, Timeout: cfg.RequestTimeout, Observer: metrics,
 		})
 		server := grpc.NewServer(append([]grpc.ServerOption{
 			grpc.ChainUnaryInterceptor(unary),
@@ -209,6 +214,8 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		Pages: func(mux *http.ServeMux) {
 			signinpage.New(authorizeService, cfg.Logger).Register(mux)
 			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(mux)
+			mux.Handle("GET /metrics", metrics.Handler())
+			mux.HandleFunc("GET /readyz", s.ready)
 		},
 		Discovery: func() gateway.Discovery {
 			base := strings.TrimSuffix(cfg.Tokens.Issuer, "/")
@@ -300,6 +307,19 @@ func (s *Server) Run(ctx context.Context) error {
 		s.maintainKeys(groupCtx)
 		return nil
 	})
+	if s.cfg.PprofAddr != "" {
+		pprofServer := &http.Server{Addr: s.cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		group.Go(func() error {
+			if err := pprofServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("pprof server: %w", err)
+			}
+			return nil
+		})
+		group.Go(func() error {
+			<-groupCtx.Done()
+			return pprofServer.Close()
+		})
+	}
 	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "issuer", s.cfg.Tokens.Issuer)
 	group.Go(func() error {
 		<-groupCtx.Done()
@@ -428,4 +448,27 @@ func (s *Server) deleteExpired(ctx context.Context) {
 			s.cfg.Logger.Info("deleted expired "+what, "count", n)
 		}
 	}
+}
+
+// ready answers /readyz: the store answers and the signing keys are loaded.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if _, err := s.store.GetLoginFailures(ctx, "readyz"); err != nil || s.keys.ActiveSince().IsZero() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"not ready"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

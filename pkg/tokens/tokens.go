@@ -112,7 +112,20 @@ type Dependencies struct {
 	Random       io.Reader
 	// Logger receives security events (refresh token reuse, revocations).
 	Logger *slog.Logger
+	// Events counts what the core does, for metrics. May be nil.
+	Events Events
 }
+
+// Events receives counts of what the core did.
+type Events interface {
+	TokenIssued(kind string)
+	RefreshReuseDetected()
+}
+
+type noEvents struct{}
+
+func (noEvents) TokenIssued(string)    {}
+func (noEvents) RefreshReuseDetected() {}
 
 // NewService wires the core. now and random are injected so expiry and
 // rotation can be tested without sleeping.
@@ -122,6 +135,9 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Events == nil {
+		deps.Events = noEvents{}
 	}
 	return &Service{cfg: cfg, Dependencies: deps, revocations: newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now), verified: &verifiedCache{}}
 }
@@ -144,7 +160,7 @@ func (s *Service) IssueForPassword(ctx context.Context, username, password, scop
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.IssueForLogin(ctx, Login{Principal: principal, Scopes: scopes, FamilyID: familyID, WithRefreshToken: true})
+	return s.IssueForLogin(ctx, Login{Principal: principal, Scopes: scopes, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
 }
 
 // Login describes a person who has just proven who they are, and what to
@@ -157,6 +173,8 @@ type Login struct {
 	WithRefreshToken bool
 	// IDToken, when set, asks for an OIDC ID token.
 	IDToken *IDTokenRequest
+	// Kind names the grant for metrics (password, authorization_code).
+	Kind string
 }
 
 // IDTokenRequest is what an ID token states besides the subject.
@@ -198,6 +216,7 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 		}
 	}
 	grant := s.grant(access, refresh, login.Scopes)
+	s.Events.TokenIssued(login.Kind)
 	if login.IDToken != nil {
 		if grant.IDToken, err = s.signIDToken(login.Principal, *login.IDToken, now); err != nil {
 			return Grant{}, err
@@ -243,6 +262,7 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope st
 	if err != nil {
 		return Grant{}, err
 	}
+	s.Events.TokenIssued("client_credentials")
 	return s.grant(access, "", scopes), nil
 }
 
@@ -320,6 +340,7 @@ func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, 
 	case err != nil:
 		return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
+	s.Events.TokenIssued("refresh")
 	return s.grant(access, refresh, scopes), nil
 }
 
@@ -347,6 +368,7 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 	// stale copy, and we cannot tell which; end the whole login (RFC 9700 §4.14.2).
 	s.Logger.WarnContext(ctx, "refresh token reuse detected; revoking its family",
 		"audit", true, "event", "refresh_reuse", "subject", current.Subject, "family", current.FamilyID, "rotated_at", current.RotatedAt)
+	s.Events.RefreshReuseDetected()
 	if err := s.RevokeFamily(ctx, current.FamilyID, current.Subject, "refresh token reuse"); err != nil {
 		return Grant{}, fmt.Errorf("revoke family after reuse: %w", err)
 	}
