@@ -41,9 +41,14 @@ check-generated: generate
 	@git add -N gen >/dev/null 2>&1 || true
 	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run make generate and commit"; exit 1; }
 
-## bench: Go micro-benchmarks
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+## bench: Go micro-benchmarks, then a load run of every scenario on both ports (bench/results.md)
+BENCH_DURATION ?= 3s
+bench: build
+	$(GO) run ./cmd/chit-bench suite --chitd bin/chitd --out bench/results.md --duration $(BENCH_DURATION)
+	@{ echo; echo '## Go micro-benchmarks'; echo; echo '```'; \
+	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./pkg/tokens ./pkg/passwords | grep -E '^(Benchmark|goos|cpu)'; \
+	  echo '```'; } >> bench/results.md
+	@echo "wrote bench/results.md"
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each); the seed corpora in testdata/fuzz also run in make test
 FUZZTIME ?= 10s

@@ -57,7 +57,11 @@ func toStatus(err error) error {
 // logLevelFor keeps client mistakes out of the error log.
 func logLevelFor(code codes.Code) slog.Level {
 	switch code {
-	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
+	case codes.OK:
+		// One line per successful call is the hot path's largest cost; it
+		// is there at debug level.
+		return slog.LevelDebug
+	case codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
 		codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
 		return slog.LevelInfo
 	case codes.ResourceExhausted, codes.FailedPrecondition, codes.DeadlineExceeded:
