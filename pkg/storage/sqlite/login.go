@@ -51,7 +51,7 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 }
 
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, code storage.Author
 }
 
 func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (storage.AuthorizationCode, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return storage.AuthorizationCode{}, err
 	}
@@ -92,7 +92,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 }
 
 func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM authorization_codes WHERE expires_at < ?`, toUnix(cutoff))
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM authorization_codes WHERE expires_at < ?`, toUnix(cutoff))
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +101,7 @@ func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -122,7 +122,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revoke
 }
 
 func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -161,7 +161,7 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (st
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for _, query := range []string{`DELETE FROM revoked_families WHERE revoked_at < ?`, `DELETE FROM revoked_subjects WHERE revoked_at < ?`} {
-		result, err := s.db.ExecContext(ctx, query, toUnix(cutoff))
+		result, err := s.writer.ExecContext(ctx, query, toUnix(cutoff))
 		if err != nil {
 			return total, err
 		}

@@ -30,7 +30,7 @@ func scanProvider(row rowScanner) (storage.Provider, error) {
 }
 
 func (s *Store) CreateProviders(ctx context.Context, providers []storage.Provider) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *Store) ListProviders(ctx context.Context) ([]storage.Provider, error) {
 }
 
 func (s *Store) DeleteProvider(ctx context.Context, id string) error {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM providers WHERE id = ?`, id)
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM providers WHERE id = ?`, id)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Store) RenewProviders(ctx context.Context, credentials []storage.Provid
 // With onlyUnclaimed, a provider claimed meanwhile is a conflict: the
 // concurrent claim that won keeps its credentials.
 func (s *Store) setProviderCredentials(ctx context.Context, credentials []storage.ProviderCredentials, at time.Time, onlyUnclaimed bool) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,12 @@ const FileName = "chit.db"
 
 // Store is a storage.Store on one SQLite database file.
 type Store struct {
+	// db serves reads: WAL lets them run beside a writer.
 	db *sql.DB
+	// writer holds the one connection that writes. SQLite admits one writer
+	// at a time; queueing writers here, in Go, is far faster than letting
+	// them collide on the file lock and back off in SQLite's busy handler.
+	writer *sql.DB
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -64,7 +69,13 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	writer, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	writer.SetMaxOpenConns(1)
+	return &Store{db: db, writer: writer}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -83,7 +94,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.writer.Close(), s.db.Close()) }
 
 // Times are stored as Unix nanoseconds in UTC; a zero time is NULL.
 func toUnix(t time.Time) sql.NullInt64 {
@@ -103,7 +114,7 @@ func fromUnix(v sql.NullInt64) time.Time {
 // insert runs an INSERT ... ON CONFLICT DO NOTHING and reports a skipped row
 // as storage.ErrAlreadyExists.
 func (s *Store) insert(ctx context.Context, query string, args ...any) error {
-	result, err := s.db.ExecContext(ctx, query, args...)
+	result, err := s.writer.ExecContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -164,7 +175,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 }
 
 func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
-	result, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?`, newHash, name, oldHash)
+	result, err := s.writer.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?`, newHash, name, oldHash)
 	if err != nil {
 		return err
 	}
@@ -178,7 +189,7 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash s
 }
 
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -232,7 +243,7 @@ func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccou
 }
 
 func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID)
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID)
 	if err != nil {
 		return err
 	}
@@ -267,7 +278,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 }
 
 func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -298,7 +309,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?`, toUnix(cutoff))
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?`, toUnix(cutoff))
 	if err != nil {
 		return 0, err
 	}
@@ -339,7 +350,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.Refre
 }
 
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -370,7 +381,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successo
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < ?`, toUnix(cutoff))
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < ?`, toUnix(cutoff))
 	if err != nil {
 		return 0, err
 	}

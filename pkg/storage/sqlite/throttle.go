@@ -24,7 +24,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, key string, at time.Time
 	var failures storage.LoginFailures
 	var last sql.NullInt64
 	// One statement, so concurrent failures on several replicas all count.
-	err := s.db.QueryRowContext(ctx, `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)
+	err := s.writer.QueryRowContext(ctx, `INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			failures = CASE WHEN login_failures.last_failure_at < ? THEN 1 ELSE login_failures.failures + 1 END,
 			last_failure_at = excluded.last_failure_at
@@ -35,12 +35,12 @@ func (s *Store) RecordLoginFailure(ctx context.Context, key string, at time.Time
 }
 
 func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key)
+	_, err := s.writer.ExecContext(ctx, `DELETE FROM login_failures WHERE key = ?`, key)
 	return err
 }
 
 func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE last_failure_at < ?`, toUnix(cutoff))
+	result, err := s.writer.ExecContext(ctx, `DELETE FROM login_failures WHERE last_failure_at < ?`, toUnix(cutoff))
 	if err != nil {
 		return 0, err
 	}
