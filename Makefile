@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test lint generate check-generated bench fuzz ci clean
+.PHONY: all build run test lint generate check-generated bench soak fuzz ci clean
 
 all: lint test build
 
@@ -49,6 +49,10 @@ bench: build
 	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./pkg/tokens ./pkg/passwords | grep -E '^(Benchmark|goos|cpu)'; \
 	  echo '```'; } >> bench/results.md
 	@echo "wrote bench/results.md"
+
+## soak: five minutes of CheckToken load; fails if the server's RSS grows by more than 10% after the first minute
+soak: build
+	$(GO) run ./cmd/chit-bench soak --chitd bin/chitd --duration 5m
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each); the seed corpora in testdata/fuzz also run in make test
 FUZZTIME ?= 10s

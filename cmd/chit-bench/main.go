@@ -45,8 +45,11 @@ func run(args []string) error {
 	duration := flags.Duration("duration", 3*time.Second, "length of each scenario run")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	postgresDSN := flags.String("postgres", os.Getenv("CHIT_BENCH_POSTGRES_DSN"), "also run on this PostgreSQL (empty: SQLite only)")
+	if len(args) > 0 && args[0] == "soak" {
+		return soak(args[1:])
+	}
 	if len(args) == 0 || args[0] != "suite" {
-		return errors.New("usage: chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 3s] [--concurrency 32] [--postgres DSN]")
+		return errors.New("usage: chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 3s] [--concurrency 32] [--postgres DSN]\n       chit-bench soak [--chitd bin/chitd] [--duration 5m]")
 	}
 	if err := flags.Parse(args[1:]); err != nil {
 		return err
@@ -206,49 +209,55 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 		name, transport string
 		setup           func() error
 		call            call
+		// callers overrides the suite's concurrency.
+		callers int
 	}
 	scenarios := []scenario{
 		{"baseline (health check)", "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 			return err
-		}},
-		{"baseline (health check)", "rest", nil, func(ctx context.Context, _ int) error { _, err := restGet("/healthz", ""); return err }},
+		}, 0},
+		{"baseline (health check)", "rest", nil, func(ctx context.Context, _ int) error { _, err := restGet("/healthz", ""); return err }, 0},
 		{"CheckToken, one hot token", "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := auth.CheckToken(withBearer(ctx, service.GetAccessToken()), &authv1.CheckTokenRequest{})
 			return err
-		}},
+		}, 0},
 		{"CheckToken, one hot token", "rest", nil, func(ctx context.Context, _ int) error {
 			_, err := restGet("/v1/auth/check", service.GetAccessToken())
 			return err
-		}},
+		}, 0},
 		{"CheckToken, pool of 256", "grpc", nil, func(ctx context.Context, worker int) error {
 			_, err := auth.CheckToken(withBearer(ctx, pool[int(time.Now().UnixNano()/7)%len(pool)]), &authv1.CheckTokenRequest{})
 			return err
-		}},
+		}, 0},
 		{"CheckToken, pool of 256", "rest", nil, func(ctx context.Context, worker int) error {
 			_, err := restGet("/v1/auth/check", pool[int(time.Now().UnixNano()/7)%len(pool)])
 			return err
-		}},
+		}, 0},
 		{"Token, client credentials", "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := auth.Token(ctx, clientRequest(clientID, secret))
 			return err
-		}},
+		}, 0},
 		{"Token, client credentials", "rest", nil, func(ctx context.Context, _ int) error {
 			_, err := restPost("/v1/auth/token", map[string]any{"clientCredential": map[string]string{"clientId": clientID, "clientSecret": secret}}, "")
 			return err
-		}},
+		}, 0},
 		{"Token, password (argon2id)", "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := auth.Token(ctx, passwordRequest())
 			return err
-		}},
+		}, 0},
 		{"Token, password (argon2id)", "rest", nil, func(ctx context.Context, _ int) error {
 			_, err := restPost("/v1/auth/token", map[string]any{"passwordCredential": map[string]string{"username": "bench", "password": "bench-password-1"}}, "")
 			return err
-		}},
+		}, 0},
+		{"Token, password, 1000 concurrent sign-ins", "grpc", nil, func(ctx context.Context, _ int) error {
+			_, err := auth.Token(ctx, passwordRequest())
+			return err
+		}, 1000},
 		{"RefreshToken, one chain per caller", "grpc", newChains, refreshVia(func(token string) (string, error) {
 			resp, err := auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
 			return resp.GetRefreshToken(), err
-		})},
+		}), 0},
 		{"RefreshToken, one chain per caller", "rest", newChains, refreshVia(func(token string) (string, error) {
 			raw, err := restPost("/v1/auth/token/refresh", map[string]string{"refreshToken": token}, "")
 			if err != nil {
@@ -258,7 +267,7 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 				RefreshToken string `json:"refreshToken"`
 			}
 			return answer.RefreshToken, json.Unmarshal(raw, &answer)
-		})},
+		}), 0},
 	}
 	var results []result
 	for _, sc := range scenarios {
@@ -267,7 +276,11 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 				return nil, fmt.Errorf("%s setup: %w", sc.name, err)
 			}
 		}
-		r := load(sc.call, duration, concurrency, server.Process.Pid)
+		callers := concurrency
+		if sc.callers > 0 {
+			callers = sc.callers
+		}
+		r := load(sc.call, duration, callers, server.Process.Pid)
 		r.scenario, r.transport = sc.name, sc.transport
 		fmt.Fprintf(os.Stderr, "%-36s %-5s %8.0f req/s  p99 %v  errors %d\n", r.scenario, r.transport, r.rate, r.p99, r.errors)
 		results = append(results, r)
