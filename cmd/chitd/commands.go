@@ -75,6 +75,14 @@ at /openapi.json and /healthz.`,
 			if cfg.TLS, err = flags.tlsConfig(); err != nil {
 				return err
 			}
+			provider, stopTracing, err := flags.tracerProvider(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			if provider != nil {
+				cfg.TracerProvider = provider
+			}
 			if flags.insecureDev {
 				logger.Warn("--insecure-dev: accepting an http issuer; do not use this in production")
 			}

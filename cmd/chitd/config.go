@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
@@ -124,6 +128,8 @@ type serveFlags struct {
 	insecureDev      bool
 	requestTimeout   time.Duration
 	pprofAddr        string
+	otlpEndpoint     string
+	otlpInsecure     bool
 	logLevel         string
 	logFormat        string
 
@@ -148,6 +154,8 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	flags.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle: the gRPC port then requires client certificates it signed (mTLS)")
 	flags.BoolVar(&f.insecureDev, "insecure-dev", false, "allow an http:// issuer (local development only; make run sets it)")
+	flags.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/gRPC to this host:port; tracing is off when empty")
+	flags.BoolVar(&f.otlpInsecure, "otlp-insecure", false, "send OTLP traces without TLS (a local collector)")
 	flags.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this address; off when empty; keep it private")
 	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
@@ -185,6 +193,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
 		{f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
 		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
+		{f.otlpEndpoint != "" && !validAddr(f.otlpEndpoint), fmt.Sprintf("--otlp-endpoint %q is not host:port", f.otlpEndpoint)},
 		{f.audience == "", "--audience must not be empty"},
 		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
 		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
@@ -305,4 +314,29 @@ func (f *serveFlags) tlsConfig() (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// tracerProvider starts the OTLP exporter when --otlp-endpoint is set; the
+// returned function flushes and stops it.
+func (f *serveFlags) tracerProvider(ctx context.Context) (*sdktrace.TracerProvider, func(), error) {
+	if f.otlpEndpoint == "" {
+		return nil, func() {}, nil
+	}
+	options := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(f.otlpEndpoint)}
+	if f.otlpInsecure {
+		options = append(options, otlptracegrpc.WithInsecure())
+	}
+	exporter, err := otlptracegrpc.New(ctx, options...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("OTLP exporter: %w", err)
+	}
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exporter),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "chitd"))),
+	)
+	return provider, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = provider.Shutdown(ctx)
+	}, nil
 }

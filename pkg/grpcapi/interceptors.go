@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -131,6 +132,9 @@ func finish(ctx context.Context, logger *slog.Logger, method string, start time.
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
 	if p, ok := peer.FromContext(ctx); ok {
 		attrs = append(attrs, "peer", p.Addr.String())
+	}
+	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
+		attrs = append(attrs, "trace_id", span.TraceID().String())
 	}
 	if err != nil {
 		// The cause may name internals; it stays here and is never sent.

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -73,6 +76,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string
+	// TracerProvider, when set, traces every call (OpenTelemetry); the
+	// trace id then appears in the call's log line.
+	TracerProvider trace.TracerProvider
 
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
@@ -165,11 +171,16 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		unary, stream := grpcapi.Interceptors(grpcapi.InterceptorConfig{
 			Logger: cfg.Logger, Gatekeeper: gatekeeper, TrustForwardedFor: trustForwarded, Timeout: cfg.RequestTimeout, Observer: metrics,
 		})
-		server := grpc.NewServer(append([]grpc.ServerOption{
+		options := []grpc.ServerOption{
 			grpc.ChainUnaryInterceptor(unary),
 			grpc.ChainStreamInterceptor(stream),
 			grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
-		}, extra...)...)
+		}
+		if cfg.TracerProvider != nil {
+			options = append(options, grpc.StatsHandler(otelgrpc.NewServerHandler(
+				otelgrpc.WithTracerProvider(cfg.TracerProvider), otelgrpc.WithPropagators(propagation.TraceContext{}))))
+		}
+		server := grpc.NewServer(append(options, extra...)...)
 		authv1.RegisterAuthServiceServer(server, grpcapi.NewAuthServer(tokenService, authorizeService))
 		authv1.RegisterAuthProvidersServer(server, grpcapi.NewProvidersServer(providerService))
 		grpc_health_v1.RegisterHealthServer(server, s.health)

@@ -1,0 +1,50 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/codes"
+
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/server/servertest"
+)
+
+// With tracing on, every call over either transport makes a span, and the
+// call's log line carries its trace id.
+func TestTracing(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
+	for name, tr := range transports(e) {
+		_, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, name+" Token", code, codes.OK)
+	}
+	var traceIDs []string
+	for _, span := range recorder.Ended() {
+		if span.Name() == "chit.auth.v1.AuthService/Token" {
+			traceIDs = append(traceIDs, span.SpanContext().TraceID().String())
+		}
+	}
+	if len(traceIDs) != 2 {
+		t.Fatalf("%d Token spans, want one per transport", len(traceIDs))
+	}
+	logs := e.Logs.String()
+	for _, id := range traceIDs {
+		if !strings.Contains(logs, `"trace_id":"`+id+`"`) {
+			t.Errorf("no log line carries trace id %s", id)
+		}
+	}
+}
+
+// Without a tracer provider nothing is traced and logs carry no trace id.
+func TestNoTracingByDefault(t *testing.T) {
+	e := startServer(t)
+	_, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
+	wantCode(t, "Token", code, codes.OK)
+	if strings.Contains(e.Logs.String(), "trace_id") {
+		t.Fatal("trace ids logged with tracing off")
+	}
+}
