@@ -40,6 +40,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`chit_rpc_duration_seconds_bucket`,
 		`chit_signing_key_age_seconds`,
 		`process_resident_memory_bytes`,
+		`chit_store_duration_seconds_count{operation="GetUser"}`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

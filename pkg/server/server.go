@@ -150,6 +150,8 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
+	// Everything built from here on reaches the store through the timer.
+	store = storage.Timed(store, metrics.ObserveStore)
 	directory := accounts.NewDirectory(store, hasher, now, random)
 	providerService := providers.NewService(cfg.Providers, store, cfg.KeySealer, now, random)
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{

@@ -21,6 +21,7 @@ type Metrics struct {
 	tokensIssued *prometheus.CounterVec
 	reuse        prometheus.Counter
 	throttled    prometheus.Counter
+	store        *prometheus.HistogramVec
 }
 
 // New registers the collectors; keyAge reports how long the signing key has
@@ -44,8 +45,12 @@ func New(keyAge func() time.Duration) *Metrics {
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chit_signins_throttled_total", Help: "Sign-ins refused with RESOURCE_EXHAUSTED (throttling or a full hashing queue).",
 		}),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chit_store_duration_seconds", Help: "Store operation latency by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"operation"}),
 	}
-	m.registry.MustRegister(m.rpcs, m.rpcLatency, m.tokensIssued, m.reuse, m.throttled,
+	m.registry.MustRegister(m.rpcs, m.rpcLatency, m.tokensIssued, m.reuse, m.throttled, m.store,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chit_signing_key_age_seconds", Help: "How long the signing key has been active.",
@@ -72,3 +77,8 @@ func (m *Metrics) RefreshReuseDetected() { m.reuse.Inc() }
 
 // SignInThrottled counts a refused sign-in.
 func (m *Metrics) SignInThrottled() { m.throttled.Inc() }
+
+// ObserveStore records one store operation.
+func (m *Metrics) ObserveStore(operation string, took time.Duration) {
+	m.store.WithLabelValues(operation).Observe(took.Seconds())
+}

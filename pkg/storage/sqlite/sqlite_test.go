@@ -41,3 +41,15 @@ func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
 		t.Fatalf("user lost across reopen: %v", err)
 	}
 }
+
+// The timing decorator forwards every method: the whole suite passes through it.
+func TestConformanceThroughTimedStore(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		store, err := sqlite.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return storage.Timed(store, func(string, time.Duration) {})
+	})
+}

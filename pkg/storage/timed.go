@@ -1,0 +1,232 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// Timed wraps a Store so that every call's duration is reported to observe,
+// named by its method (for the store-latency metric). It adds one clock read
+// and one function call per operation.
+func Timed(store Store, observe func(operation string, took time.Duration)) Store {
+	return &timedStore{store: store, observe: observe}
+}
+
+type timedStore struct {
+	store   Store
+	observe func(string, time.Duration)
+}
+
+func (s *timedStore) done(operation string, start time.Time) { s.observe(operation, time.Since(start)) }
+
+func (s *timedStore) CreateUser(ctx context.Context, user User) error {
+	defer s.done("CreateUser", time.Now())
+	return s.store.CreateUser(ctx, user)
+}
+
+func (s *timedStore) GetUser(ctx context.Context, name string) (User, error) {
+	defer s.done("GetUser", time.Now())
+	return s.store.GetUser(ctx, name)
+}
+
+func (s *timedStore) ListUsers(ctx context.Context) ([]User, error) {
+	defer s.done("ListUsers", time.Now())
+	return s.store.ListUsers(ctx)
+}
+
+func (s *timedStore) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	defer s.done("UpdatePasswordHash", time.Now())
+	return s.store.UpdatePasswordHash(ctx, name, oldHash, newHash)
+}
+
+func (s *timedStore) DeleteUser(ctx context.Context, name string) error {
+	defer s.done("DeleteUser", time.Now())
+	return s.store.DeleteUser(ctx, name)
+}
+
+func (s *timedStore) CreateServiceAccount(ctx context.Context, account ServiceAccount) error {
+	defer s.done("CreateServiceAccount", time.Now())
+	return s.store.CreateServiceAccount(ctx, account)
+}
+
+func (s *timedStore) GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error) {
+	defer s.done("GetServiceAccount", time.Now())
+	return s.store.GetServiceAccount(ctx, clientID)
+}
+
+func (s *timedStore) ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error) {
+	defer s.done("ListServiceAccounts", time.Now())
+	return s.store.ListServiceAccounts(ctx)
+}
+
+func (s *timedStore) DeleteServiceAccount(ctx context.Context, clientID string) error {
+	defer s.done("DeleteServiceAccount", time.Now())
+	return s.store.DeleteServiceAccount(ctx, clientID)
+}
+
+func (s *timedStore) CreateSigningKey(ctx context.Context, key SigningKey) error {
+	defer s.done("CreateSigningKey", time.Now())
+	return s.store.CreateSigningKey(ctx, key)
+}
+
+func (s *timedStore) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
+	defer s.done("ListSigningKeys", time.Now())
+	return s.store.ListSigningKeys(ctx)
+}
+
+func (s *timedStore) RotateSigningKeys(ctx context.Context, expectedNextID string, newNext SigningKey, at time.Time) error {
+	defer s.done("RotateSigningKeys", time.Now())
+	return s.store.RotateSigningKeys(ctx, expectedNextID, newNext, at)
+}
+
+func (s *timedStore) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteRetiredSigningKeys", time.Now())
+	return s.store.DeleteRetiredSigningKeys(ctx, cutoff)
+}
+
+func (s *timedStore) CreateRefreshToken(ctx context.Context, token RefreshToken) error {
+	defer s.done("CreateRefreshToken", time.Now())
+	return s.store.CreateRefreshToken(ctx, token)
+}
+
+func (s *timedStore) GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error) {
+	defer s.done("GetRefreshToken", time.Now())
+	return s.store.GetRefreshToken(ctx, hash)
+}
+
+func (s *timedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error {
+	defer s.done("RotateRefreshToken", time.Now())
+	return s.store.RotateRefreshToken(ctx, oldHash, successor, sealedSuccessor)
+}
+
+func (s *timedStore) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredRefreshTokens", time.Now())
+	return s.store.DeleteExpiredRefreshTokens(ctx, cutoff)
+}
+
+func (s *timedStore) CreateProviders(ctx context.Context, providers []Provider) error {
+	defer s.done("CreateProviders", time.Now())
+	return s.store.CreateProviders(ctx, providers)
+}
+
+func (s *timedStore) GetProvider(ctx context.Context, id string) (Provider, error) {
+	defer s.done("GetProvider", time.Now())
+	return s.store.GetProvider(ctx, id)
+}
+
+func (s *timedStore) GetProviderByClaimToken(ctx context.Context, claimTokenHash []byte) (Provider, error) {
+	defer s.done("GetProviderByClaimToken", time.Now())
+	return s.store.GetProviderByClaimToken(ctx, claimTokenHash)
+}
+
+func (s *timedStore) GetProviderByRefreshToken(ctx context.Context, refreshTokenHash []byte) (Provider, error) {
+	defer s.done("GetProviderByRefreshToken", time.Now())
+	return s.store.GetProviderByRefreshToken(ctx, refreshTokenHash)
+}
+
+func (s *timedStore) GetProviderByKeyID(ctx context.Context, keyID string) (Provider, error) {
+	defer s.done("GetProviderByKeyID", time.Now())
+	return s.store.GetProviderByKeyID(ctx, keyID)
+}
+
+func (s *timedStore) ListProviders(ctx context.Context) ([]Provider, error) {
+	defer s.done("ListProviders", time.Now())
+	return s.store.ListProviders(ctx)
+}
+
+func (s *timedStore) DeleteProvider(ctx context.Context, id string) error {
+	defer s.done("DeleteProvider", time.Now())
+	return s.store.DeleteProvider(ctx, id)
+}
+
+func (s *timedStore) ClaimProviders(ctx context.Context, credentials []ProviderCredentials, claimedAt time.Time) error {
+	defer s.done("ClaimProviders", time.Now())
+	return s.store.ClaimProviders(ctx, credentials, claimedAt)
+}
+
+func (s *timedStore) RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error {
+	defer s.done("RenewProviders", time.Now())
+	return s.store.RenewProviders(ctx, credentials, renewedAt)
+}
+
+func (s *timedStore) CreateClient(ctx context.Context, client Client) error {
+	defer s.done("CreateClient", time.Now())
+	return s.store.CreateClient(ctx, client)
+}
+
+func (s *timedStore) GetClient(ctx context.Context, id string) (Client, error) {
+	defer s.done("GetClient", time.Now())
+	return s.store.GetClient(ctx, id)
+}
+
+func (s *timedStore) ListClients(ctx context.Context) ([]Client, error) {
+	defer s.done("ListClients", time.Now())
+	return s.store.ListClients(ctx)
+}
+
+func (s *timedStore) DeleteClient(ctx context.Context, id string) error {
+	defer s.done("DeleteClient", time.Now())
+	return s.store.DeleteClient(ctx, id)
+}
+
+func (s *timedStore) CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error {
+	defer s.done("CreateAuthorizationCode", time.Now())
+	return s.store.CreateAuthorizationCode(ctx, code)
+}
+
+func (s *timedStore) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (AuthorizationCode, error) {
+	defer s.done("RedeemAuthorizationCode", time.Now())
+	return s.store.RedeemAuthorizationCode(ctx, hash, usedAt, familyID)
+}
+
+func (s *timedStore) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredAuthorizationCodes", time.Now())
+	return s.store.DeleteExpiredAuthorizationCodes(ctx, cutoff)
+}
+
+func (s *timedStore) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
+	defer s.done("RevokeRefreshFamily", time.Now())
+	return s.store.RevokeRefreshFamily(ctx, familyID, revokedAt)
+}
+
+func (s *timedStore) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
+	defer s.done("RevokeSubject", time.Now())
+	return s.store.RevokeSubject(ctx, subject, revokedAt)
+}
+
+func (s *timedStore) GetRevocation(ctx context.Context, familyID, subject string) (Revocation, error) {
+	defer s.done("GetRevocation", time.Now())
+	return s.store.GetRevocation(ctx, familyID, subject)
+}
+
+func (s *timedStore) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredRevocations", time.Now())
+	return s.store.DeleteExpiredRevocations(ctx, cutoff)
+}
+
+func (s *timedStore) GetLoginFailures(ctx context.Context, key string) (LoginFailures, error) {
+	defer s.done("GetLoginFailures", time.Now())
+	return s.store.GetLoginFailures(ctx, key)
+}
+
+func (s *timedStore) RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (LoginFailures, error) {
+	defer s.done("RecordLoginFailure", time.Now())
+	return s.store.RecordLoginFailure(ctx, key, at, forgetAfter)
+}
+
+func (s *timedStore) ResetLoginFailures(ctx context.Context, key string) error {
+	defer s.done("ResetLoginFailures", time.Now())
+	return s.store.ResetLoginFailures(ctx, key)
+}
+
+func (s *timedStore) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteStaleLoginFailures", time.Now())
+	return s.store.DeleteStaleLoginFailures(ctx, cutoff)
+}
+
+func (s *timedStore) WithCleanupLock(ctx context.Context, fn func() error) (bool, error) {
+	defer s.done("WithCleanupLock", time.Now())
+	return s.store.WithCleanupLock(ctx, fn)
+}
+
+func (s *timedStore) Close() error { return s.store.Close() }
