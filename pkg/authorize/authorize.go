@@ -277,9 +277,13 @@ func withQuery(uri string, extra url.Values) string {
 
 var errCodeInvalid = chiterr.New(chiterr.Unauthenticated, "authorization code is invalid")
 
-// Exchange redeems a code for tokens (LoginCli). A code works once: a second
-// use fails and revokes the refresh tokens the first one started.
-func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier string) (tokens.Grant, error) {
+// Exchange redeems a code for tokens on behalf of clientID ("" is Chit's
+// CLI, as for LoginCli). A code works once: a second use fails and revokes
+// the refresh tokens the first one started.
+func (s *Service) Exchange(ctx context.Context, clientID, code, redirectURI, verifier string) (tokens.Grant, error) {
+	if clientID == "" {
+		clientID = CLIClientID
+	}
 	if code == "" || redirectURI == "" {
 		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code and redirect_uri are required")
 	}
@@ -304,6 +308,9 @@ func (s *Service) Exchange(ctx context.Context, code, redirectURI, verifier stri
 	}
 	if !now.Before(stored.ExpiresAt) {
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has expired")
+	}
+	if stored.ClientID != clientID {
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
 	}
 	if stored.RedirectURI != redirectURI {
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued for another redirect_uri")

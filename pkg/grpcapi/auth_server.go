@@ -106,7 +106,7 @@ func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthori
 }
 
 func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
-	grant, err := s.authorize.Exchange(ctx, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier())
+	grant, err := s.authorize.Exchange(ctx, authorize.CLIClientID, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier())
 	if err != nil {
 		return nil, err
 	}

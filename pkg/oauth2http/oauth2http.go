@@ -155,13 +155,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
 		}
 	case "authorization_code":
-		if clientID != "" && clientID != authorize.CLIClientID {
-			if _, cerr := h.authorize.Validate(ctx, authorize.Request{ClientID: clientID, RedirectURI: form.Get("redirect_uri"), State: "-"}); cerr != nil {
-				err = &oauthError{http.StatusUnauthorized, "invalid_client", chiterr.PublicMessage(cerr), 0}
-				break
-			}
-		}
-		grant, err = h.authorize.Exchange(ctx, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
+		// The code is bound to the client it was issued to; the core checks it.
+		grant, err = h.authorize.Exchange(ctx, clientID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
 	case "":
 		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
 	default:

@@ -114,20 +114,7 @@ func TestAuthorizationCodeWithXOAuth2AndGoOIDC(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	authURL := cfg.AuthCodeURL("xyz-state", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-123"))
 
-	browser := e.NewBrowser(t)
-	browser.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	page := browser.Open(t, authURL)
-	if page.Status != http.StatusOK {
-		t.Fatalf("sign-in page: %d %s", page.Status, page.Body)
-	}
-	resp := browser.Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
-	resp.Body.Close()
-	location, err := resp.Location()
-	if err != nil || location.Query().Get("state") != "xyz-state" {
-		t.Fatalf("redirect %v, %v", location, err)
-	}
-
-	token, err := cfg.Exchange(ctx, location.Query().Get("code"), oauth2.VerifierOption(verifier))
+	token, err := cfg.Exchange(ctx, signInCode(t, e, authURL), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +129,13 @@ func TestAuthorizationCodeWithXOAuth2AndGoOIDC(t *testing.T) {
 	access, err := provider.Verifier(&oidc.Config{ClientID: servertest.Audience, Now: e.Clock.Now}).Verify(ctx, token.AccessToken)
 	if err != nil || access.Subject != servertest.UserName {
 		t.Fatalf("go-oidc access token verification: %v", err)
+	}
+	// The code is bound to chit-cli: another client id cannot redeem one.
+	other := *cfg
+	other.ClientID = "dashboard"
+	code2 := signInCode(t, e, cfg.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
+	if _, err := other.Exchange(ctx, code2, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("a code redeemed by another client: %v", err)
 	}
 	// A wrong verifier is refused by the standard endpoint too.
 	if _, err := cfg.Exchange(ctx, "made-up-code", oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
@@ -200,6 +194,19 @@ func TestRevokeIntrospectUserinfo(t *testing.T) {
 		t.Fatalf("userinfo: %d %v", userinfo.StatusCode, info)
 	}
 
+	// Without the openid scope, no userinfo.
+	_, plain := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wonderland"}}, "", "")
+	req, _ = http.NewRequest(http.MethodGet, e.HTTPBase()+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+plain["access_token"].(string))
+	noScope, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noScope.Body.Close()
+	if noScope.StatusCode != http.StatusForbidden {
+		t.Fatalf("userinfo without openid: %d, want 403", noScope.StatusCode)
+	}
+
 	resp, _ = postForm(t, e, "/oauth2/revoke", url.Values{"token": {refresh}}, "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("revoke: %d", resp.StatusCode)
@@ -220,4 +227,27 @@ func TestRevokeIntrospectUserinfo(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
 		t.Fatalf("unknown grant: %d %v", resp.StatusCode, body)
 	}
+}
+
+// signInCode plays the browser on the sign-in page and returns the code the
+// redirect carries.
+func signInCode(t *testing.T, e *servertest.Env, authURL string) string {
+	t.Helper()
+	browser := e.NewBrowser(t)
+	browser.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	page := browser.Open(t, authURL)
+	if page.Status != http.StatusOK {
+		t.Fatalf("sign-in page: %d %s", page.Status, page.Body)
+	}
+	resp := browser.Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
+	resp.Body.Close()
+	location, err := resp.Location()
+	if err != nil || location.Query().Get("code") == "" {
+		t.Fatalf("redirect %v, %v", location, err)
+	}
+	state, _ := url.ParseQuery(location.RawQuery)
+	if auth, _ := url.Parse(authURL); auth.Query().Get("state") != state.Get("state") {
+		t.Fatalf("state %q came back for %q", state.Get("state"), auth.Query().Get("state"))
+	}
+	return location.Query().Get("code")
 }

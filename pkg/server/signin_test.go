@@ -272,6 +272,9 @@ func TestRegisteredClientRedirects(t *testing.T) {
 	if location, _ := resp.Location(); location == nil || location.Host != "dash.example" || query.Get("code") == "" {
 		t.Fatalf("redirect %v", resp.Header.Get("Location"))
 	}
+	// The code is bound to the dashboard: the CLI cannot redeem it.
+	_, c = loginCli(t, tr, query.Get("code"), "https://dash.example/cb", "")
+	wantCode(t, "LoginCli with another client's code", c, codes.Unauthenticated)
 	req.RedirectUri = "https://dash.example/other"
 	_, c = getAuthorizeURL(t, tr, req)
 	wantCode(t, "unregistered redirect of a registered client", c, codes.InvalidArgument)
