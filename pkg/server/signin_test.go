@@ -264,7 +264,8 @@ func TestRegisteredClientRedirects(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := transports(e)["gRPC"]
-	req := authorizeRequest(newVerifier(t), "")
+	verifier := newVerifier(t)
+	req := authorizeRequest(verifier, "")
 	req.ClientId, req.RedirectUri = "dashboard", "https://dash.example/cb"
 	authorizeURL, c := getAuthorizeURL(t, tr, req)
 	wantCode(t, "registered redirect", c, codes.OK)
@@ -273,7 +274,7 @@ func TestRegisteredClientRedirects(t *testing.T) {
 		t.Fatalf("redirect %v", resp.Header.Get("Location"))
 	}
 	// The code is bound to the dashboard: the CLI cannot redeem it.
-	_, c = loginCli(t, tr, query.Get("code"), "https://dash.example/cb", "")
+	_, c = loginCli(t, tr, query.Get("code"), "https://dash.example/cb", verifier)
 	wantCode(t, "LoginCli with another client's code", c, codes.Unauthenticated)
 	req.RedirectUri = "https://dash.example/other"
 	_, c = getAuthorizeURL(t, tr, req)
