@@ -338,7 +338,7 @@ func load(c call, duration time.Duration, concurrency, pid int) result {
 	wg.Wait()
 	elapsed := time.Since(start)
 	var all []time.Duration
-	r := result{cpuSeconds: cpuSeconds(pid) - cpuBefore, peakRSSMiB: peakRSSMiB(pid)}
+	r := result{cpuSeconds: cpuSeconds(pid) - cpuBefore, peakRSSMiB: procStatusMiB(pid, "VmHWM")}
 	for w := range concurrency {
 		all = append(all, latencies[w]...)
 		r.errors += failures[w]
@@ -366,14 +366,15 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ
 }
 
-// peakRSSMiB reads VmHWM, the process's peak resident set, from /proc.
-func peakRSSMiB(pid int) float64 {
+// procStatusMiB reads a memory field of /proc/PID/status (VmHWM, the peak
+// resident set, or VmRSS, the current one) in MiB; 0 where /proc is missing.
+func procStatusMiB(pid int, field string) float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kib / 1024
 		}

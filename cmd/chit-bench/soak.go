@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,9 +88,9 @@ func soak(args []string) error {
 		}()
 	}
 	time.Sleep(time.Minute) // the warm-up the comparison starts after
-	afterWarmup := rssMiB(server.Process.Pid)
+	afterWarmup := procStatusMiB(server.Process.Pid, "VmRSS")
 	wg.Wait()
-	atEnd := rssMiB(server.Process.Pid)
+	atEnd := procStatusMiB(server.Process.Pid, "VmRSS")
 	total, bad := 0, 0
 	calls.Range(func(_, v any) bool { total += v.(int); return true })
 	failures.Range(func(_, v any) bool { bad += v.(int); return true })
@@ -101,19 +100,4 @@ func soak(args []string) error {
 		return fmt.Errorf("memory grew by more than 10%%")
 	}
 	return nil
-}
-
-// rssMiB reads VmRSS, the current resident set, from /proc.
-func rssMiB(pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kib / 1024
-		}
-	}
-	return 0
 }

@@ -77,6 +77,17 @@ func (c *cli) dial() (authv1.AuthServiceClient, func(), error) {
 	return authv1.NewAuthServiceClient(conn), func() { conn.Close() }, nil
 }
 
+// session dials the server and bounds the command's calls by --timeout; done
+// releases both.
+func (c *cli) session(cmd *cobra.Command) (authv1.AuthServiceClient, context.Context, func(), error) {
+	auth, closeConn, err := c.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+	return auth, ctx, func() { cancel(); closeConn() }, nil
+}
+
 func (c *cli) loginCommand() *cobra.Command {
 	var noBrowser bool
 	var scope string
@@ -128,13 +139,11 @@ refreshing them when they are expired or about to be. With --user and
 		Example: "  chit token\n  printf '%s' \"$PASSWORD\" | chit token --user alice --password-stdin",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, closeConn, err := c.dial()
+			auth, ctx, done, err := c.session(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
-			defer cancel()
+			defer done()
 			var token string
 			if user == "" {
 				if passwordStdin {
@@ -178,13 +187,11 @@ func (c *cli) whoamiCommand() *cobra.Command {
 		Short: "Show who the stored tokens belong to",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			auth, closeConn, err := c.dial()
+			auth, ctx, done, err := c.session(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
-			defer cancel()
+			defer done()
 			token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
 			if err != nil {
 				return c.explain(err)
@@ -220,13 +227,11 @@ func (c *cli) logoutCommand() *cobra.Command {
 				if token == "" {
 					token = creds.AccessToken
 				}
-				auth, closeConn, dialErr := c.dial()
+				auth, ctx, done, dialErr := c.session(cmd)
 				if dialErr != nil {
 					return dialErr
 				}
-				defer closeConn()
-				ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
-				defer cancel()
+				defer done()
 				if _, err := auth.Revoke(ctx, &authv1.RevokeRequest{Token: token}); err != nil {
 					// Keep the file: the login is still alive on the server.
 					return fmt.Errorf("%w; the tokens were kept, try again", c.explain(err))
