@@ -261,7 +261,7 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			return body(cmd, args, providers.NewService(providers.Config{}, db, &keys.Sealer{}, time.Now, rand.Reader))
+			return body(cmd, args, providers.NewService(providers.Config{}, providers.Dependencies{Store: db, Sealer: &keys.Sealer{}, Now: time.Now, Random: rand.Reader}))
 		}
 	}
 	list := &cobra.Command{

@@ -136,7 +136,7 @@ func TestProviderCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, db, &keys.Sealer{}, time.Now, rand.Reader)
+	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, providers.Dependencies{Store: db, Sealer: &keys.Sealer{}, Now: time.Now, Random: rand.Reader})
 	claimTokens, err := service.Register(ctx, []string{"hpc", "cloud"})
 	if err != nil {
 		t.Fatal(err)

@@ -65,13 +65,42 @@ type Service struct {
 	sealer *keys.Sealer
 	now    func() time.Time
 	random io.Reader
+	events Events
 }
 
-// NewService returns the provider core on store.
-// Provider private keys are encrypted at rest with sealer, like the
-// server's own keys.
-func NewService(cfg Config, store storage.Store, sealer *keys.Sealer, now func() time.Time, random io.Reader) *Service {
-	return &Service{cfg: cfg, store: store, sealer: sealer, now: now, random: random}
+// Dependencies are the live collaborators of the provider core.
+type Dependencies struct {
+	Store storage.Store
+	// Sealer encrypts provider private keys at rest, like the server's own
+	// keys.
+	Sealer *keys.Sealer
+	Now    func() time.Time
+	Random io.Reader
+	// Events counts issued tokens, for metrics. May be nil.
+	Events Events
+}
+
+// Events receives counts of what the provider core did.
+type Events interface {
+	TokenIssued(kind string)
+}
+
+// Token kinds counted by Events.
+const (
+	KindProvider     = "provider"
+	KindOrchestrator = "provider_orchestrator"
+)
+
+type noEvents struct{}
+
+func (noEvents) TokenIssued(string) {}
+
+// NewService returns the provider core.
+func NewService(cfg Config, deps Dependencies) *Service {
+	if deps.Events == nil {
+		deps.Events = noEvents{}
+	}
+	return &Service{cfg: cfg, store: deps.Store, sealer: deps.Sealer, now: deps.Now, random: deps.Random, events: deps.Events}
 }
 
 func checkBulk(n int) error {
@@ -241,6 +270,9 @@ func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string
 			return nil, err
 		}
 	}
+	for range accessTokens {
+		s.events.TokenIssued(KindProvider)
+	}
 	return accessTokens, nil
 }
 
@@ -261,6 +293,9 @@ func (s *Service) RefreshAsOrchestrator(ctx context.Context, service string, pro
 		if err != nil {
 			return nil, err
 		}
+	}
+	for range accessTokens {
+		s.events.TokenIssued(KindOrchestrator)
 	}
 	return accessTokens, nil
 }

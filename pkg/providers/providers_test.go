@@ -21,6 +21,16 @@ func (c *clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 func newService(t *testing.T) (*Service, *clock) {
 	t.Helper()
+	return newServiceCounting(t, nil)
+}
+
+// issuedCounts records Events.
+type issuedCounts map[string]int
+
+func (c issuedCounts) TokenIssued(kind string) { c[kind]++ }
+
+func newServiceCounting(t *testing.T, events Events) (*Service, *clock) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +39,7 @@ func newService(t *testing.T) (*Service, *clock) {
 	c := &clock{}
 	c.nanos.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano())
 	cfg := Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour}
-	return NewService(cfg, store, &keys.Sealer{}, c.Now, rand.Reader), c
+	return NewService(cfg, Dependencies{Store: store, Sealer: &keys.Sealer{}, Now: c.Now, Random: rand.Reader, Events: events}), c
 }
 
 func wantError(t *testing.T, err error, kind chiterr.Kind, fragment string) {
@@ -132,4 +142,32 @@ func TestRefreshAsOrchestratorNeedsAClaimedProvider(t *testing.T) {
 	wantError(t, err, chiterr.FailedPrecondition, "item 0")
 	_, err = s.RefreshAsOrchestrator(ctx, "ucloud", []string{"missing"})
 	wantError(t, err, chiterr.NotFound, "item 0")
+}
+
+func TestIssuedTokensAreCountedByKind(t *testing.T) {
+	ctx := context.Background()
+	counts := issuedCounts{}
+	s, _ := newServiceCounting(t, counts)
+	claimTokens, err := s.Register(ctx, []string{"p1", "p2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	credentials, err := s.Claim(ctx, claimTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Refresh(ctx, []string{credentials[0].RefreshToken, credentials[1].RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RefreshAsOrchestrator(ctx, "ucloud", []string{"p1"}); err != nil {
+		t.Fatal(err)
+	}
+	// A refused bulk request issues nothing, so counts nothing.
+	if _, err := s.Refresh(ctx, []string{credentials[0].RefreshToken, "not-a-token"}); err == nil {
+		t.Fatal("refresh with an invalid token succeeded")
+	}
+	want := issuedCounts{KindProvider: 2, KindOrchestrator: 1}
+	if len(counts) != len(want) || counts[KindProvider] != want[KindProvider] || counts[KindOrchestrator] != want[KindOrchestrator] {
+		t.Fatalf("counted %v, want %v", counts, want)
+	}
 }

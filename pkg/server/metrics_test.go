@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -27,16 +29,27 @@ func TestMetricsAndReadiness(t *testing.T) {
 		wantCode(t, "Token", code, codes.OK)
 		_, code = tr.token(t, clientRequest("billing", e.ServiceSecret))
 		wantCode(t, "client credentials", code, codes.OK)
+		who := newCallers(t, e, tr)
+		id := "metered-" + transportName(tr)
+		credentials, code := claim(t, tr, who.service, register(t, tr, who.service, id)...)
+		wantCode(t, "claim", code, codes.OK)
+		_, code = providerRefresh(t, tr, credentials[0].GetRefreshToken())
+		wantCode(t, "provider refresh", code, codes.OK)
+		orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
+		wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, who.orchestrator,
+			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
 	}
 	status, body := get(t, e.HTTPBase()+"/metrics")
 	if status != http.StatusOK {
 		t.Fatalf("/metrics: %d", status)
 	}
 	for _, want := range []string{
-		`chit_rpc_requests_total{code="OK",method="/chit.auth.v1.AuthService/Token",transport="grpc"} 2`,
-		`chit_rpc_requests_total{code="OK",method="/chit.auth.v1.AuthService/Token",transport="rest"} 2`,
-		`chit_tokens_issued_total{kind="password"} 2`,
-		`chit_tokens_issued_total{kind="client_credentials"} 2`,
+		`chit_rpc_requests_total{code="OK",method="/chit.auth.v1.AuthService/Token",transport="grpc"} 5`,
+		`chit_rpc_requests_total{code="OK",method="/chit.auth.v1.AuthService/Token",transport="rest"} 5`,
+		`chit_tokens_issued_total{kind="password"} 4`,
+		`chit_tokens_issued_total{kind="client_credentials"} 6`,
+		`chit_tokens_issued_total{kind="provider"} 2`,
+		`chit_tokens_issued_total{kind="provider_orchestrator"} 2`,
 		`chit_rpc_duration_seconds_bucket`,
 		`chit_signing_key_age_seconds`,
 		`process_resident_memory_bytes`,

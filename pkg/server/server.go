@@ -153,7 +153,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
 	directory := accounts.NewDirectory(store, hasher, now, random)
-	providerService := providers.NewService(cfg.Providers, store, cfg.KeySealer, now, random)
+	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
 		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
