@@ -45,11 +45,12 @@ func run(args []string) error {
 	duration := flags.Duration("duration", 3*time.Second, "length of each scenario run")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	postgresDSN := flags.String("postgres", os.Getenv("CHIT_BENCH_POSTGRES_DSN"), "also run on this PostgreSQL (empty: SQLite only)")
+	only := flags.String("only", "", "run only the scenarios whose name contains this (the baseline always runs)")
 	if len(args) > 0 && args[0] == "soak" {
 		return soak(args[1:])
 	}
 	if len(args) == 0 || args[0] != "suite" {
-		return errors.New("usage: chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 3s] [--concurrency 32] [--postgres DSN]\n       chit-bench soak [--chitd bin/chitd] [--duration 5m]")
+		return errors.New("usage: chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 3s] [--concurrency 32] [--postgres DSN] [--only NAME]\n       chit-bench soak [--chitd bin/chitd] [--duration 5m]")
 	}
 	if err := flags.Parse(args[1:]); err != nil {
 		return err
@@ -63,14 +64,14 @@ func run(args []string) error {
 		backends = append(backends, "postgres")
 	}
 	for _, backend := range backends {
-		rows, err := suite(*chitd, backend, *postgresDSN, *duration, *concurrency)
+		rows, err := suite(*chitd, backend, *postgresDSN, *only, *duration, *concurrency)
 		if err != nil {
 			return fmt.Errorf("%s: %w", backend, err)
 		}
 		fmt.Fprintf(&table, "\n## %s\n\n| scenario | transport | req/s | ratio to baseline | p50 | p90 | p99 | errors | server CPU s | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n", backend)
 		baseline := map[string]float64{}
 		for _, r := range rows {
-			if r.scenario == "baseline (health check)" {
+			if r.scenario == baselineName {
 				baseline[r.transport] = r.rate
 			}
 		}
@@ -87,6 +88,8 @@ func run(args []string) error {
 	return os.WriteFile(*out, []byte(table.String()), 0o644)
 }
 
+const baselineName = "baseline (health check)"
+
 type result struct {
 	scenario, transport string
 	rate                float64
@@ -100,7 +103,7 @@ type result struct {
 // per-worker state such as refresh chains.
 type call func(ctx context.Context, worker int) error
 
-func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) ([]result, error) {
+func suite(chitd, backend, dsn, only string, duration time.Duration, concurrency int) ([]result, error) {
 	dir, err := os.MkdirTemp("", "chit-bench-")
 	if err != nil {
 		return nil, err
@@ -159,6 +162,10 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 		}
 		pool[i] = t.GetAccessToken()
 	}
+	providerTokens, err := claimProviders(ctx, conn, service.GetAccessToken(), 64)
+	if err != nil {
+		return nil, fmt.Errorf("providers: %w", err)
+	}
 	chains := make([]string, concurrency)
 	newChains := func() error {
 		for i := range chains {
@@ -213,11 +220,11 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 		callers int
 	}
 	scenarios := []scenario{
-		{"baseline (health check)", "grpc", nil, func(ctx context.Context, _ int) error {
+		{baselineName, "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 			return err
 		}, 0},
-		{"baseline (health check)", "rest", nil, func(ctx context.Context, _ int) error { _, err := restGet("/healthz", ""); return err }, 0},
+		{baselineName, "rest", nil, func(ctx context.Context, _ int) error { _, err := restGet("/healthz", ""); return err }, 0},
 		{"CheckToken, one hot token", "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := auth.CheckToken(withBearer(ctx, service.GetAccessToken()), &authv1.CheckTokenRequest{})
 			return err
@@ -269,8 +276,22 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 			return answer.RefreshToken, json.Unmarshal(raw, &answer)
 		}), 0},
 	}
+	providerAPI := authv1.NewAuthProvidersClient(conn)
+	scenarios = append(scenarios,
+		scenario{"provider refresh, pool of 64", "grpc", nil, func(ctx context.Context, worker int) error {
+			_, err := providerAPI.Refresh(ctx, &authv1.AuthProvidersRefreshRequest{Items: []*authv1.RefreshToken{{RefreshToken: providerTokens[worker%len(providerTokens)]}}})
+			return err
+		}, 0},
+		scenario{"provider refresh, pool of 64", "rest", nil, func(ctx context.Context, worker int) error {
+			_, err := restPost("/auth/providers/refresh", map[string]any{"items": []map[string]string{{"refreshToken": providerTokens[worker%len(providerTokens)]}}}, "")
+			return err
+		}, 0},
+	)
 	var results []result
 	for _, sc := range scenarios {
+		if !strings.Contains(sc.name, only) && sc.name != baselineName {
+			continue
+		}
 		if sc.setup != nil {
 			if err := sc.setup(); err != nil {
 				return nil, fmt.Errorf("%s setup: %w", sc.name, err)
@@ -286,6 +307,35 @@ func suite(chitd, backend, dsn string, duration time.Duration, concurrency int) 
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// claimProviders registers and claims n providers (as the bench service)
+// and returns their refresh tokens.
+func claimProviders(ctx context.Context, conn *grpc.ClientConn, serviceToken string, n int) ([]string, error) {
+	api := authv1.NewAuthProvidersClient(conn)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+serviceToken)
+	register := &authv1.AuthProvidersRegisterRequest{}
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	for i := range n {
+		register.Items = append(register.Items, &authv1.AuthProvidersRegisterRequestItem{Id: prefix + strconv.Itoa(i)})
+	}
+	registered, err := api.Register(ctx, register)
+	if err != nil {
+		return nil, err
+	}
+	claim := &authv1.AuthProvidersClaimRequest{}
+	for _, item := range registered.GetResponses() {
+		claim.Items = append(claim.Items, &authv1.AuthProvidersRegisterResponseItem{ClaimToken: item.GetClaimToken()})
+	}
+	claimed, err := api.Claim(ctx, claim)
+	if err != nil {
+		return nil, err
+	}
+	var refreshTokens []string
+	for _, item := range claimed.GetResponses() {
+		refreshTokens = append(refreshTokens, item.GetRefreshToken())
+	}
+	return refreshTokens, nil
 }
 
 func restDo(client *http.Client, req *http.Request) ([]byte, error) {
