@@ -61,8 +61,9 @@ type Discovery struct {
 	ChitCheckEndpoint                 string   `json:"chit_check_endpoint"`
 }
 
-// New returns the HTTP handler of the REST port; conn reaches the gRPC server.
-func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+// New returns the HTTP handler of the REST port; conn reaches the gRPC
+// handlers (the server passes an in-process channel).
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
 	gatewayMux := runtime.NewServeMux(
 		// Unset fields are left out, as protojson does by default: the
 		// providers' bulk answers then match the UCloud examples exactly.
@@ -73,10 +74,10 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
 	)
-	if err := authv1.RegisterAuthServiceHandler(ctx, gatewayMux, conn); err != nil {
+	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gatewayMux, authv1.NewAuthServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthService gateway: %w", err)
 	}
-	if err := authv1.RegisterAuthProvidersHandler(ctx, gatewayMux, conn); err != nil {
+	if err := authv1.RegisterAuthProvidersHandlerClient(ctx, gatewayMux, authv1.NewAuthProvidersClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthProviders gateway: %w", err)
 	}
 

@@ -81,7 +81,7 @@ func TestToStatusCarriesRetryHint(t *testing.T) {
 // A panicking handler answers INTERNAL without its detail and the server lives on.
 func TestPanicBecomesInternal(t *testing.T) {
 	var logs bytes.Buffer
-	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Gatekeeper: NewGatekeeper(nil, nil)})
+	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Gatekeeper: NewGatekeeper(nil, nil), Transport: TransportGRPC})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_GetAuthStatus_FullMethodName}
 	_, err := unary(context.Background(), nil, info, func(context.Context, any) (any, error) {
 		panic("secret detail")

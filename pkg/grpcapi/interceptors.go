@@ -32,7 +32,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg.Transport, info.FullMethod, start, err)
 			cfg.observe(info.FullMethod, start, err)
 		}()
 		if cfg.Timeout > 0 {
@@ -40,7 +40,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
-		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg.TrustForwardedFor)), info.FullMethod)
+		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg.Transport)), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +54,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg.Transport, info.FullMethod, start, err)
 		}()
 		// Streams are only the standard health and reflection services,
 		// which are public by design; no Chit RPC streams.
@@ -67,14 +67,25 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 type InterceptorConfig struct {
 	Logger     *slog.Logger
 	Gatekeeper *Gatekeeper
-	// TrustForwardedFor takes the client address from x-forwarded-for: only
-	// for the in-memory server behind the REST gateway, which sets it.
-	TrustForwardedFor bool
+	// Transport names the calls' way in, for logs and metrics. REST calls
+	// take the client address from x-forwarded-for, which the gateway sets
+	// from the HTTP connection; gRPC callers cannot choose their address.
+	Transport Transport
 	// Timeout bounds each call; zero means none.
 	Timeout time.Duration
 	// Observer receives every call's outcome, for metrics. May be nil.
 	Observer Observer
 }
+
+// Transport is how calls reach the handlers.
+type Transport string
+
+// The two transports.
+const (
+	TransportGRPC Transport = "grpc"
+	// TransportREST is the gateway's in-process calls.
+	TransportREST Transport = "rest"
+)
 
 // Observer records call outcomes.
 type Observer interface {
@@ -92,24 +103,23 @@ func (cfg InterceptorConfig) observe(method string, start time.Time, err error) 
 	if cfg.Observer == nil {
 		return
 	}
-	transport := "grpc"
-	if cfg.TrustForwardedFor {
-		transport = "rest"
-	}
 	code := status.Code(err)
-	cfg.Observer.ObserveRPC(transport, method, code.String(), time.Since(start))
+	cfg.Observer.ObserveRPC(string(cfg.Transport), method, code.String(), time.Since(start))
 	if code == codes.ResourceExhausted && signInMethods[method] {
 		cfg.Observer.SignInThrottled()
 	}
 }
 
 // clientAddress is the caller's IP address for throttling.
-func clientAddress(ctx context.Context, trustForwarded bool) string {
-	if trustForwarded {
+func clientAddress(ctx context.Context, transport Transport) string {
+	if transport == TransportREST {
 		md, _ := metadata.FromIncomingContext(ctx)
+		// The gateway appends the connecting address last; anything before
+		// it is what the caller claimed, and a caller rotating a forged
+		// address must not escape per-address throttling.
 		if forwarded := md.Get("x-forwarded-for"); len(forwarded) > 0 {
-			first, _, _ := strings.Cut(forwarded[0], ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+			hops := strings.Split(forwarded[len(forwarded)-1], ",")
+			if ip := net.ParseIP(strings.TrimSpace(hops[len(hops)-1])); ip != nil {
 				return ip.String()
 			}
 		}
@@ -126,11 +136,13 @@ func clientAddress(ctx context.Context, trustForwarded bool) string {
 	return host
 }
 
-func finish(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error) error {
+func finish(ctx context.Context, logger *slog.Logger, transport Transport, method string, start time.Time, err error) error {
 	translated := toStatus(err)
 	code := status.Code(translated)
-	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
-	if p, ok := peer.FromContext(ctx); ok {
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start), "transport", string(transport)}
+	if transport == TransportREST {
+		attrs = append(attrs, "peer", clientAddress(ctx, transport))
+	} else if p, ok := peer.FromContext(ctx); ok {
 		attrs = append(attrs, "peer", p.Addr.String())
 	}
 	if span := trace.SpanContextFromContext(ctx); span.IsValid() {

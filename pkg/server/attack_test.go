@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +15,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
 
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/server/servertest"
@@ -184,4 +190,47 @@ func mustPublic(t *testing.T, key jwk.Key) jwk.Key {
 		t.Fatal(err)
 	}
 	return public
+}
+
+// Password spraying (one guess each for many usernames) is throttled per
+// address; a caller that forges X-Forwarded-For (REST) or x-forwarded-for
+// metadata (gRPC) on every try is still counted at its real address.
+func TestForgedForwardedForDoesNotEvadeThrottling(t *testing.T) {
+	for _, name := range []string{"gRPC", "REST"} {
+		t.Run(name, func(t *testing.T) {
+			e := startServer(t)
+			try := func(i int, username, password string) codes.Code {
+				forged := fmt.Sprintf("198.51.100.%d", i)
+				if name == "gRPC" {
+					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forged)
+					_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
+					return status.Code(err)
+				}
+				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/token",
+					strings.NewReader(fmt.Sprintf(`{"passwordCredential":{"username":%q,"password":%q}}`, username, password)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Forwarded-For", forged)
+				req.Header.Set("Grpc-Metadata-X-Forwarded-For", forged)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusUnauthorized:
+					return codes.Unauthenticated
+				case http.StatusTooManyRequests:
+					return codes.ResourceExhausted
+				case http.StatusOK:
+					return codes.OK
+				}
+				t.Fatalf("HTTP %d", resp.StatusCode)
+				return codes.Unknown
+			}
+			for i := range accounts.DefaultThrottle.FreeFailures {
+				wantCode(t, "a sprayed guess", try(i, fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
+			}
+			wantCode(t, "a real user's sign-in from the spraying address", try(99, "alice", "wonderland"), codes.ResourceExhausted)
+		})
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -21,11 +22,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/grpc/stats"
 
 	"github.com/chit-auth/chit"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
@@ -99,14 +99,12 @@ type Server struct {
 	tokens     *tokens.Service
 	keys       *keys.Set
 	grpcServer *grpc.Server
-	// gatewayServer serves the REST gateway's calls in memory.
-	gatewayServer   *grpc.Server
-	gatewayListener *bufconn.Listener
-	health          *health.Server
-	httpServer      *http.Server
-	gatewayConn     *grpc.ClientConn
-	grpcListener    net.Listener
-	httpListener    net.Listener
+	health     *health.Server
+	// httpServer serves the REST gateway, which calls the gRPC handlers in
+	// process.
+	httpServer   *http.Server
+	grpcListener net.Listener
+	httpListener net.Listener
 }
 
 // NewHasher builds the password hasher the configuration asks for; the
@@ -169,36 +167,48 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys}
 	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
 	s.health = health.NewServer()
-	newGRPCServer := func(trustForwarded bool, extra ...grpc.ServerOption) *grpc.Server {
-		unary, stream := grpcapi.Interceptors(grpcapi.InterceptorConfig{
-			Logger: cfg.Logger, Gatekeeper: gatekeeper, TrustForwardedFor: trustForwarded, Timeout: cfg.RequestTimeout, Observer: metrics,
+	authServer, providersServer := grpcapi.NewAuthServer(tokenService, authorizeService), grpcapi.NewProvidersServer(providerService)
+	registerServices := func(registrar grpc.ServiceRegistrar) {
+		authv1.RegisterAuthServiceServer(registrar, authServer)
+		authv1.RegisterAuthProvidersServer(registrar, providersServer)
+		grpc_health_v1.RegisterHealthServer(registrar, s.health)
+	}
+	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+		return grpcapi.Interceptors(grpcapi.InterceptorConfig{
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Timeout: cfg.RequestTimeout, Observer: metrics,
 		})
-		options := []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(unary),
-			grpc.ChainStreamInterceptor(stream),
-			grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
-		}
-		if cfg.TracerProvider != nil {
-			options = append(options, grpc.StatsHandler(otelgrpc.NewServerHandler(
-				otelgrpc.WithTracerProvider(cfg.TracerProvider), otelgrpc.WithPropagators(propagation.TraceContext{}))))
-		}
-		server := grpc.NewServer(append(options, extra...)...)
-		authv1.RegisterAuthServiceServer(server, grpcapi.NewAuthServer(tokenService, authorizeService))
-		authv1.RegisterAuthProvidersServer(server, grpcapi.NewProvidersServer(providerService))
-		grpc_health_v1.RegisterHealthServer(server, s.health)
-		reflection.Register(server)
-		return server
 	}
-	var publicOptions []grpc.ServerOption
+	var tracing stats.Handler
+	if cfg.TracerProvider != nil {
+		tracing = otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(cfg.TracerProvider), otelgrpc.WithPropagators(propagation.TraceContext{}))
+	}
+
+	unary, stream := interceptors(grpcapi.TransportGRPC)
+	options := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary),
+		grpc.ChainStreamInterceptor(stream),
+		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+	}
+	if tracing != nil {
+		options = append(options, grpc.StatsHandler(tracing))
+	}
 	if cfg.TLS != nil {
-		publicOptions = append(publicOptions, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		options = append(options, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpcServer = newGRPCServer(false, publicOptions...)
-	// The gateway reaches the same handlers and interceptors through an
-	// in-memory connection: it needs no certificate of its own, and only its
-	// calls are trusted to carry the browser's address in x-forwarded-for.
-	s.gatewayServer = newGRPCServer(true)
-	s.gatewayListener = bufconn.Listen(1 << 20)
+	s.grpcServer = grpc.NewServer(options...)
+	registerServices(s.grpcServer)
+	reflection.Register(s.grpcServer)
+
+	// The gateway calls the same handlers through the same interceptors as
+	// in-process function calls: no certificate, socket or serialization on
+	// the way, and only its calls are trusted to carry the browser's address
+	// in x-forwarded-for.
+	unary, stream = interceptors(grpcapi.TransportREST)
+	gatewayChannel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unary).WithServerStreamInterceptor(stream)
+	if tracing != nil {
+		gatewayChannel.WithServerStatsHandler(tracing)
+	}
+	registerServices(gatewayChannel)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
@@ -214,14 +224,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpListener = tls.NewListener(s.httpListener, httpTLS)
 	}
-	s.gatewayConn, err = grpc.NewClient("passthrough:///chit-gateway",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayListener.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		s.closeListeners()
-		return nil, fmt.Errorf("connect gateway to gRPC: %w", err)
-	}
-	handler, err := gateway.New(ctx, s.gatewayConn, gateway.Options{
+	handler, err := gateway.New(ctx, gatewayChannel, gateway.Options{
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
@@ -278,10 +281,6 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 func (s *Server) closeListeners() {
 	s.grpcListener.Close()
 	s.httpListener.Close()
-	s.gatewayListener.Close()
-	if s.gatewayConn != nil {
-		s.gatewayConn.Close()
-	}
 }
 
 // GRPCAddr is the address the gRPC port listens on.
@@ -297,12 +296,6 @@ func (s *Server) Run(ctx context.Context) error {
 	group.Go(func() error {
 		if err := s.grpcServer.Serve(s.grpcListener); err != nil {
 			return fmt.Errorf("gRPC server: %w", err)
-		}
-		return nil
-	})
-	group.Go(func() error {
-		if err := s.gatewayServer.Serve(s.gatewayListener); err != nil {
-			return fmt.Errorf("gateway gRPC server: %w", err)
 		}
 		return nil
 	})
@@ -351,23 +344,26 @@ func (s *Server) shutdown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// HTTP first: its calls go through the gRPC server, which must still be up.
-	if err := s.httpServer.Shutdown(ctx); err != nil {
-		s.cfg.Logger.Warn("HTTP drain incomplete", "error", err)
-	}
-	s.gatewayConn.Close()
-	for _, server := range []*grpc.Server{s.gatewayServer, s.grpcServer} {
-		stopped := make(chan struct{})
-		go func() {
-			server.GracefulStop()
-			close(stopped)
-		}()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			server.Stop()
+	// Both ports drain at once; the gateway's in-process calls finish
+	// within their HTTP requests.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if err := s.httpServer.Shutdown(ctx); err != nil {
+			s.cfg.Logger.Warn("HTTP drain incomplete", "error", err)
 		}
+	}()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpcServer.Stop()
 	}
+	<-drained
 }
 
 func (s *Server) cleanExpired(ctx context.Context) {
