@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,12 +39,7 @@ func soak(args []string) error {
 	if err != nil {
 		return fmt.Errorf("create service: %w", err)
 	}
-	var secret string
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
-			secret = v
-		}
-	}
+	clientID, secret := serviceCredentials(out)
 	server := exec.Command(*chitd, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--insecure-dev",
 		"--log-format", "json", "--data-dir", dir)
 	grpcAddr, _, err := startServer(server)
@@ -59,9 +53,10 @@ func soak(args []string) error {
 	}
 	defer conn.Close()
 	auth := authv1.NewAuthServiceClient(conn)
+	service := &target{conn: conn, clientID: clientID, clientSecret: secret}
 	tokens := make([]string, 512)
 	for i := range tokens {
-		t, err := auth.Token(context.Background(), clientRequest("soak", secret))
+		t, err := auth.Token(context.Background(), service.clientRequest())
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -72,6 +73,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithIncomingHeaderMatcher(forwardedHeader),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
 	)
 	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gatewayMux, authv1.NewAuthServiceClient(conn)); err != nil {
@@ -105,6 +107,18 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		opts.Pages(mux)
 	}
 	return mux, nil
+}
+
+// forwardedHeader picks the HTTP headers the calls see as metadata: the
+// W3C trace context, so a REST caller's trace continues in Chit. The
+// gateway adds Authorization and X-Forwarded-For itself; nothing else
+// reaches the handlers, which saves a map entry per header per call.
+func forwardedHeader(key string) (string, bool) {
+	switch key = strings.ToLower(key); key {
+	case "traceparent", "tracestate":
+		return key, true
+	}
+	return "", false
 }
 
 func limitBody(next http.Handler) http.Handler {

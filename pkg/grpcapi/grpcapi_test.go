@@ -114,3 +114,18 @@ func TestBearerToken(t *testing.T) {
 func metadataContext(key, value string) context.Context {
 	return metadata.NewIncomingContext(context.Background(), metadata.Pairs(key, value))
 }
+
+// A handler that outlives the configured timeout is cut off with
+// DEADLINE_EXCEEDED.
+func TestTimeoutBoundsEveryCall(t *testing.T) {
+	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.DiscardHandler), Gatekeeper: NewGatekeeper(nil, nil),
+		Transport: TransportREST, Timeout: 20 * time.Millisecond})
+	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_GetAuthStatus_FullMethodName}
+	_, err := unary(context.Background(), nil, info, func(ctx context.Context, _ any) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+}

@@ -139,6 +139,10 @@ func clientAddress(ctx context.Context, transport Transport) string {
 func finish(ctx context.Context, logger *slog.Logger, transport Transport, method string, start time.Time, err error) error {
 	translated := toStatus(err)
 	code := status.Code(translated)
+	level := logLevelFor(code)
+	if !logger.Enabled(ctx, level) {
+		return translated
+	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start), "transport", string(transport)}
 	if transport == TransportREST {
 		attrs = append(attrs, "peer", clientAddress(ctx, transport))
@@ -152,6 +156,6 @@ func finish(ctx context.Context, logger *slog.Logger, transport Transport, metho
 		// The cause may name internals; it stays here and is never sent.
 		attrs = append(attrs, "error", err.Error())
 	}
-	logger.Log(ctx, logLevelFor(code), "rpc", attrs...)
+	logger.Log(ctx, level, "rpc", attrs...)
 	return translated
 }

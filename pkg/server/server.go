@@ -263,9 +263,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		return nil, err
 	}
 	if cfg.RequestTimeout > 0 {
-		// The gRPC calls behind the gateway have their own deadline; this
-		// bounds the pages and documents too.
-		handler = http.TimeoutHandler(handler, cfg.RequestTimeout+time.Second, `{"code":4,"message":"request timed out"}`)
+		handler = withDeadline(handler, cfg.RequestTimeout)
 	}
 	s.httpServer = &http.Server{
 		Handler:           handler,
@@ -276,6 +274,18 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// withDeadline bounds every HTTP request's context: the API calls behind
+// the gateway, the pages and the OAuth endpoints all stop waiting (on the
+// store, on the password-hashing queue) when it passes. Unlike
+// http.TimeoutHandler it needs no goroutine or buffered copy per request.
+func withDeadline(next http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func (s *Server) closeListeners() {

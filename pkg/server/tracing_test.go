@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -56,4 +57,30 @@ func TestNoTracingByDefault(t *testing.T) {
 	if strings.Contains(e.Logs.String(), "trace_id") {
 		t.Fatal("trace ids logged with tracing off")
 	}
+}
+
+// A REST caller's W3C trace context continues in Chit's span.
+func TestRESTCallerTraceContinues(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
+	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/status", nil)
+	req.Header.Set("Traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, span := range recorder.Ended() {
+			if span.Name() == "chit.auth.v1.AuthService/GetAuthStatus" {
+				if got := span.SpanContext().TraceID().String(); got != callerTrace {
+					t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no GetAuthStatus span")
 }

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type result struct {
+	scenario, transport string
+	rate                float64
+	p50, p90, p99       time.Duration
+	requests, errors    int
+	// cpuSeconds and peakRSSMiB are the server's, read from /proc; zero
+	// when the server's process is unknown.
+	cpuSeconds float64
+	peakRSSMiB float64
+}
+
+// limits end a load run: after requests calls when set, else after
+// duration.
+type limits struct {
+	duration time.Duration
+	requests int
+}
+
+// load runs c from concurrency workers until the limits are reached. pid,
+// when not zero, is the server's process, whose CPU and memory are read.
+func load(c call, lim limits, concurrency, pid int) result {
+	cpuBefore := cpuSeconds(pid)
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if lim.requests <= 0 {
+		ctx, cancel = context.WithTimeout(ctx, lim.duration)
+	}
+	defer cancel()
+	var claimed atomic.Int64
+	more := func() bool {
+		if lim.requests > 0 {
+			return claimed.Add(1) <= int64(lim.requests)
+		}
+		return ctx.Err() == nil
+	}
+	latencies := make([][]time.Duration, concurrency)
+	failures := make([]int, concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for more() {
+				began := time.Now()
+				// Calls are not cut by the run's end: a call in flight
+				// finishes and counts.
+				if err := c(context.Background(), w); err != nil {
+					failures[w]++
+					continue
+				}
+				latencies[w] = append(latencies[w], time.Since(began))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	r := result{cpuSeconds: cpuSeconds(pid) - cpuBefore, peakRSSMiB: procStatusMiB(pid, "VmHWM")}
+	for w := range concurrency {
+		all = append(all, latencies[w]...)
+		r.errors += failures[w]
+	}
+	slices.Sort(all)
+	r.requests = len(all) + r.errors
+	r.rate = float64(len(all)) / elapsed.Seconds()
+	if len(all) > 0 {
+		r.p50, r.p90, r.p99 = all[len(all)*50/100], all[len(all)*90/100], all[len(all)*99/100]
+	}
+	return r
+}
+
+const tableHeader = "| scenario | transport | req/s | ratio to baseline | p50 | p90 | p99 | errors | server CPU s | server peak RSS MiB |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|\n"
+
+// tableRows formats results as Markdown rows, each with its ratio to the
+// health-check baseline of its transport in the same results.
+func tableRows(results []result) string {
+	baseline := map[string]float64{}
+	for _, r := range results {
+		if r.scenario == baselineName {
+			baseline[r.transport] = r.rate
+		}
+	}
+	var rows strings.Builder
+	for _, r := range results {
+		ratio := "–"
+		if b := baseline[r.transport]; b > 0 {
+			ratio = fmt.Sprintf("%.2f", r.rate/b)
+		}
+		fmt.Fprintf(&rows, "| %s | %s | %.0f | %s | %v | %v | %v | %d | %.2f | %.0f |\n", r.scenario, r.transport, r.rate, ratio,
+			r.p50.Round(10*time.Microsecond), r.p90.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
+			r.errors, r.cpuSeconds, r.peakRSSMiB)
+	}
+	return rows.String()
+}
+
+// cpuSeconds reads utime+stime of pid from /proc (Linux; 0 elsewhere or
+// without a pid).
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// procStatusMiB reads a memory field of /proc/PID/status (VmHWM, the peak
+// resident set, or VmRSS, the current one) in MiB; 0 where /proc is missing.
+func procStatusMiB(pid int, field string) float64 {
+	if pid == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kib / 1024
+		}
+	}
+	return 0
+}
+
+// startServer starts chitd and reads its addresses from its first JSON log
+// line.
+func startServer(cmd *exec.Cmd) (string, string, error) {
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", "", err
+	}
+	decoder := json.NewDecoder(stderr)
+	for {
+		var line map[string]any
+		if err := decoder.Decode(&line); err != nil {
+			return "", "", fmt.Errorf("chitd did not start: %w", err)
+		}
+		if line["msg"] == "chitd serving" {
+			grpcAddr, _ := line["grpc"].(string)
+			httpAddr, _ := line["http"].(string)
+			go func() { _, _ = io.Copy(io.Discard, stderr) }()
+			return grpcAddr, httpAddr, nil
+		}
+	}
+}
+
+// serviceCredentials reads the client id and secret that `chitd service
+// create` prints.
+func serviceCredentials(out []byte) (clientID, secret string) {
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "client_id: "); ok {
+			clientID = v
+		}
+		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
+			secret = v
+		}
+	}
+	return clientID, secret
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// runCommand drives a running chitd and prints a Markdown table.
+func runCommand(args []string) error {
+	flags := flag.NewFlagSet("chit-bench run", flag.ContinueOnError)
+	grpcAddr := flags.String("grpc-addr", "localhost:9090", "chitd's gRPC address")
+	httpAddr := flags.String("http-addr", "localhost:8080", "chitd's HTTP address")
+	scenarioName := flags.String("scenario", "", "run the scenarios whose name contains this (empty: all); the baseline always runs")
+	transport := flags.String("transport", "both", "grpc, rest or both")
+	duration := flags.Duration("duration", 10*time.Second, "length of each scenario run (unless --requests)")
+	requests := flags.Int("requests", 0, "make this many requests per scenario instead of running for --duration")
+	concurrency := flags.Int("concurrency", 32, "concurrent callers")
+	serverPID := flags.Int("server-pid", 0, "chitd's process id on this machine, to report its CPU seconds and peak RSS (0: not reported)")
+	clientID := flags.String("client-id", "", "a service account for the CheckToken, client-credentials and provider scenarios (secret in $CHIT_BENCH_CLIENT_SECRET)")
+	username := flags.String("username", "", "a user for the password and refresh scenarios (password in $CHIT_BENCH_PASSWORD)")
+	useTLS := flags.Bool("tls", false, "call both ports over TLS")
+	caFile := flags.String("ca-file", "", "with --tls, trust this CA bundle (PEM) instead of the system roots")
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "Usage: chit-bench run [flags]\n\nDrives a running chitd. Scenarios: %s.\n\nFlags:\n",
+			strings.Join([]string{checkHot, checkPool, clientToken, passwordToken, passwordStampede, refreshChains, providerRefresh}, "; "))
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *transport != "grpc" && *transport != "rest" && *transport != "both" {
+		return fmt.Errorf("--transport must be grpc, rest or both, not %q", *transport)
+	}
+	if *requests <= 0 && *duration <= 0 {
+		return errors.New("give a positive --duration or --requests")
+	}
+	scheme, grpcCreds := "http", insecure.NewCredentials()
+	httpTransport := &http.Transport{MaxIdleConnsPerHost: *concurrency * 2}
+	if *useTLS {
+		config := &tls.Config{MinVersion: tls.VersionTLS12}
+		if *caFile != "" {
+			pem, err := os.ReadFile(*caFile)
+			if err != nil {
+				return err
+			}
+			config.RootCAs = x509.NewCertPool()
+			if !config.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s holds no PEM certificate", *caFile)
+			}
+		}
+		scheme, grpcCreds, httpTransport.TLSClientConfig = "https", credentials.NewTLS(config), config
+	}
+	conn, err := grpc.NewClient(*grpcAddr, grpc.WithTransportCredentials(grpcCreds))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	t := &target{
+		conn: conn, rest: &http.Client{Transport: httpTransport}, base: scheme + "://" + *httpAddr, callers: *concurrency,
+		clientID: *clientID, clientSecret: os.Getenv("CHIT_BENCH_CLIENT_SECRET"),
+		username: *username, password: os.Getenv("CHIT_BENCH_PASSWORD"),
+	}
+	var results []result
+	for _, sc := range t.scenarios() {
+		if !strings.Contains(sc.name, *scenarioName) && sc.name != baselineName {
+			continue
+		}
+		if *transport != "both" && sc.transport != *transport {
+			continue
+		}
+		r, err := runScenario(sc, limits{duration: *duration, requests: *requests}, *concurrency, *serverPID)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	fmt.Print(tableHeader + tableRows(results))
+	return nil
+}

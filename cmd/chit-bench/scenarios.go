@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+)
+
+// target is a running chitd and the accounts the scenarios call it with.
+type target struct {
+	conn *grpc.ClientConn
+	rest *http.Client
+	// base is the REST port's URL, e.g. http://localhost:8080.
+	base string
+	// A service account (client credentials) and a user (password); a
+	// scenario that needs one the operator did not give fails its setup.
+	clientID, clientSecret string
+	username, password     string
+	// callers is the concurrency, which sizes per-caller state.
+	callers int
+}
+
+const baselineName = "baseline (health check)"
+
+// Scenario names, for --scenario and --only.
+const (
+	checkHot         = "CheckToken, one hot token"
+	checkPool        = "CheckToken, pool of 256"
+	clientToken      = "Token, client credentials"
+	passwordToken    = "Token, password (argon2id)"
+	passwordStampede = "Token, password, 1000 concurrent sign-ins"
+	refreshChains    = "RefreshToken, one chain per caller"
+	providerRefresh  = "provider refresh, pool of 64"
+)
+
+// call is one request of a scenario; worker numbers let scenarios keep
+// per-worker state such as refresh chains.
+type call func(ctx context.Context, worker int) error
+
+type scenario struct {
+	name, transport string
+	// setup runs before the load (fresh refresh chains, say); may be nil.
+	setup func(ctx context.Context) error
+	call  call
+	// callers overrides the run's concurrency.
+	callers int
+}
+
+// fixtures are tokens the scenarios share, made on first use.
+type fixtures struct {
+	t *target
+
+	serviceOnce  sync.Once
+	serviceToken string
+	serviceErr   error
+
+	poolOnce sync.Once
+	pool     []string
+	poolErr  error
+
+	providersOnce  sync.Once
+	providerTokens []string
+	providersErr   error
+
+	chainsMu sync.Mutex
+	chains   []string
+}
+
+func (f *fixtures) service(ctx context.Context) (string, error) {
+	f.serviceOnce.Do(func() {
+		if f.t.clientID == "" || f.t.clientSecret == "" {
+			f.serviceErr = errors.New("this scenario needs a service account: --client-id and CHIT_BENCH_CLIENT_SECRET")
+			return
+		}
+		var resp *authv1.TokenResponse
+		resp, f.serviceErr = authv1.NewAuthServiceClient(f.t.conn).Token(ctx, f.t.clientRequest())
+		f.serviceToken = resp.GetAccessToken()
+	})
+	return f.serviceToken, f.serviceErr
+}
+
+func (f *fixtures) tokenPool(ctx context.Context) ([]string, error) {
+	f.poolOnce.Do(func() {
+		if _, f.poolErr = f.service(ctx); f.poolErr != nil {
+			return
+		}
+		auth := authv1.NewAuthServiceClient(f.t.conn)
+		for range 256 {
+			resp, err := auth.Token(ctx, f.t.clientRequest())
+			if err != nil {
+				f.poolErr = err
+				return
+			}
+			f.pool = append(f.pool, resp.GetAccessToken())
+		}
+	})
+	return f.pool, f.poolErr
+}
+
+func (f *fixtures) providers(ctx context.Context) ([]string, error) {
+	f.providersOnce.Do(func() {
+		var serviceToken string
+		if serviceToken, f.providersErr = f.service(ctx); f.providersErr == nil {
+			f.providerTokens, f.providersErr = claimProviders(ctx, f.t.conn, serviceToken, 64)
+		}
+	})
+	return f.providerTokens, f.providersErr
+}
+
+// newChains signs in once per caller: each caller then rotates its own
+// refresh chain.
+func (f *fixtures) newChains(ctx context.Context) error {
+	if err := f.t.needUser(); err != nil {
+		return err
+	}
+	auth := authv1.NewAuthServiceClient(f.t.conn)
+	chains := make([]string, f.t.callers)
+	for i := range chains {
+		resp, err := auth.Token(ctx, f.t.passwordRequest())
+		if err != nil {
+			return err
+		}
+		chains[i] = resp.GetRefreshToken()
+	}
+	f.chainsMu.Lock()
+	f.chains = chains
+	f.chainsMu.Unlock()
+	return nil
+}
+
+// rotate replaces worker's refresh token with the one rotation answers.
+func (f *fixtures) rotate(worker int, rotation func(refreshToken string) (string, error)) error {
+	f.chainsMu.Lock()
+	token := f.chains[worker]
+	f.chainsMu.Unlock()
+	next, err := rotation(token)
+	if err != nil {
+		return err
+	}
+	f.chainsMu.Lock()
+	f.chains[worker] = next
+	f.chainsMu.Unlock()
+	return nil
+}
+
+// scenarios lists every scenario on both transports, baseline first.
+func (t *target) scenarios() []scenario {
+	f := &fixtures{t: t}
+	auth := authv1.NewAuthServiceClient(t.conn)
+	providerAPI := authv1.NewAuthProvidersClient(t.conn)
+	health := grpc_health_v1.NewHealthClient(t.conn)
+	withBearer := func(ctx context.Context, token string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	// pick spreads the calls over a pool without a shared counter.
+	pick := func(pool []string) string { return pool[int(time.Now().UnixNano()/7)%len(pool)] }
+	needService := func(ctx context.Context) error { _, err := f.service(ctx); return err }
+	needPool := func(ctx context.Context) error { _, err := f.tokenPool(ctx); return err }
+	needProviders := func(ctx context.Context) error { _, err := f.providers(ctx); return err }
+	needUser := func(context.Context) error { return t.needUser() }
+	restPassword := map[string]any{"passwordCredential": map[string]string{"username": t.username, "password": t.password}}
+	restClient := map[string]any{"clientCredential": map[string]string{"clientId": t.clientID, "clientSecret": t.clientSecret}}
+	return []scenario{
+		{baselineName, "grpc", nil, func(ctx context.Context, _ int) error {
+			_, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+			return err
+		}, 0},
+		{baselineName, "rest", nil, func(ctx context.Context, _ int) error { _, err := t.get(ctx, "/healthz", ""); return err }, 0},
+		{checkHot, "grpc", needService, func(ctx context.Context, _ int) error {
+			_, err := auth.CheckToken(withBearer(ctx, f.serviceToken), &authv1.CheckTokenRequest{})
+			return err
+		}, 0},
+		{checkHot, "rest", needService, func(ctx context.Context, _ int) error {
+			_, err := t.get(ctx, "/v1/auth/check", f.serviceToken)
+			return err
+		}, 0},
+		{checkPool, "grpc", needPool, func(ctx context.Context, _ int) error {
+			_, err := auth.CheckToken(withBearer(ctx, pick(f.pool)), &authv1.CheckTokenRequest{})
+			return err
+		}, 0},
+		{checkPool, "rest", needPool, func(ctx context.Context, _ int) error {
+			_, err := t.get(ctx, "/v1/auth/check", pick(f.pool))
+			return err
+		}, 0},
+		{clientToken, "grpc", needService, func(ctx context.Context, _ int) error {
+			_, err := auth.Token(ctx, t.clientRequest())
+			return err
+		}, 0},
+		{clientToken, "rest", needService, func(ctx context.Context, _ int) error {
+			_, err := t.post(ctx, "/v1/auth/token", restClient, "")
+			return err
+		}, 0},
+		{passwordToken, "grpc", needUser, func(ctx context.Context, _ int) error {
+			_, err := auth.Token(ctx, t.passwordRequest())
+			return err
+		}, 0},
+		{passwordToken, "rest", needUser, func(ctx context.Context, _ int) error {
+			_, err := t.post(ctx, "/v1/auth/token", restPassword, "")
+			return err
+		}, 0},
+		{passwordStampede, "grpc", needUser, func(ctx context.Context, _ int) error {
+			_, err := auth.Token(ctx, t.passwordRequest())
+			return err
+		}, 1000},
+		{refreshChains, "grpc", f.newChains, func(ctx context.Context, worker int) error {
+			return f.rotate(worker, func(token string) (string, error) {
+				resp, err := auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
+				return resp.GetRefreshToken(), err
+			})
+		}, 0},
+		{refreshChains, "rest", f.newChains, func(ctx context.Context, worker int) error {
+			return f.rotate(worker, func(token string) (string, error) {
+				raw, err := t.post(ctx, "/v1/auth/token/refresh", map[string]string{"refreshToken": token}, "")
+				if err != nil {
+					return "", err
+				}
+				var answer struct {
+					RefreshToken string `json:"refreshToken"`
+				}
+				return answer.RefreshToken, json.Unmarshal(raw, &answer)
+			})
+		}, 0},
+		{providerRefresh, "grpc", needProviders, func(ctx context.Context, worker int) error {
+			_, err := providerAPI.Refresh(ctx, &authv1.AuthProvidersRefreshRequest{
+				Items: []*authv1.RefreshToken{{RefreshToken: f.providerTokens[worker%len(f.providerTokens)]}}})
+			return err
+		}, 0},
+		{providerRefresh, "rest", needProviders, func(ctx context.Context, worker int) error {
+			_, err := t.post(ctx, "/auth/providers/refresh",
+				map[string]any{"items": []map[string]string{{"refreshToken": f.providerTokens[worker%len(f.providerTokens)]}}}, "")
+			return err
+		}, 0},
+	}
+}
+
+func (t *target) needUser() error {
+	if t.username == "" || t.password == "" {
+		return errors.New("this scenario needs a user: --username and CHIT_BENCH_PASSWORD")
+	}
+	return nil
+}
+
+func (t *target) passwordRequest() *authv1.TokenRequest {
+	return &authv1.TokenRequest{Credential: &authv1.TokenRequest_PasswordCredential{
+		PasswordCredential: &authv1.PasswordCredential{Username: t.username, Password: t.password}}}
+}
+
+func (t *target) clientRequest() *authv1.TokenRequest {
+	return &authv1.TokenRequest{Credential: &authv1.TokenRequest_ClientCredential{
+		ClientCredential: &authv1.ClientCredential{ClientId: t.clientID, ClientSecret: t.clientSecret}}}
+}
+
+func (t *target) post(ctx context.Context, path string, body any, bearer string) ([]byte, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+path, bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return t.do(req, bearer)
+}
+
+func (t *target) get(ctx context.Context, path, bearer string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return t.do(req, bearer)
+}
+
+func (t *target) do(req *http.Request, bearer string) ([]byte, error) {
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := t.rest.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
+	}
+	return raw, err
+}
+
+// claimProviders registers and claims n providers (as the given service)
+// and returns their refresh tokens.
+func claimProviders(ctx context.Context, conn *grpc.ClientConn, serviceToken string, n int) ([]string, error) {
+	api := authv1.NewAuthProvidersClient(conn)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+serviceToken)
+	register := &authv1.AuthProvidersRegisterRequest{}
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	for i := range n {
+		register.Items = append(register.Items, &authv1.AuthProvidersRegisterRequestItem{Id: prefix + strconv.Itoa(i)})
+	}
+	registered, err := api.Register(ctx, register)
+	if err != nil {
+		return nil, err
+	}
+	claim := &authv1.AuthProvidersClaimRequest{}
+	for _, item := range registered.GetResponses() {
+		claim.Items = append(claim.Items, &authv1.AuthProvidersRegisterResponseItem{ClaimToken: item.GetClaimToken()})
+	}
+	claimed, err := api.Claim(ctx, claim)
+	if err != nil {
+		return nil, err
+	}
+	var refreshTokens []string
+	for _, item := range claimed.GetResponses() {
+		refreshTokens = append(refreshTokens, item.GetRefreshToken())
+	}
+	return refreshTokens, nil
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/chit-auth/chit/pkg/passwords"
+)
+
+// suiteCommand starts chitd on each backend, runs every scenario and writes
+// the Markdown table of bench/results.md.
+func suiteCommand(args []string) error {
+	flags := flag.NewFlagSet("chit-bench suite", flag.ContinueOnError)
+	chitd := flags.String("chitd", "bin/chitd", "chitd binary to start")
+	out := flags.String("out", "bench/results.md", "where to write the Markdown table")
+	duration := flags.Duration("duration", 3*time.Second, "length of each scenario run")
+	concurrency := flags.Int("concurrency", 32, "concurrent callers")
+	postgresDSN := flags.String("postgres", os.Getenv("CHIT_BENCH_POSTGRES_DSN"), "also run on this PostgreSQL (default $CHIT_BENCH_POSTGRES_DSN; empty: SQLite only)")
+	only := flags.String("only", "", "run only the scenarios whose name contains this (the baseline always runs)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	var doc strings.Builder
+	fmt.Fprintf(&doc, "# Chit load figures\n\nMachine: %d cores (%s/%s); load generator on the same machine. Each run: %v, %d concurrent callers.\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *duration, *concurrency)
+	fmt.Fprintf(&doc, "Ratios compare with the health-check baseline of the same transport in the same run.\n")
+	rawHashes := rawArgon2idRate(*duration)
+	fmt.Fprintf(&doc, "\nRaw argon2id at the default parameters (%d KiB, %d passes), %d goroutines in one process, server idle: %.0f hashes/s.\n",
+		passwords.DefaultParams.MemoryKiB, passwords.DefaultParams.Iterations, runtime.NumCPU(), rawHashes)
+	backends := []string{"sqlite"}
+	if *postgresDSN != "" {
+		backends = append(backends, "postgres")
+	}
+	for _, backend := range backends {
+		results, err := suite(*chitd, backend, *postgresDSN, *only, limits{duration: *duration}, *concurrency)
+		if err != nil {
+			return fmt.Errorf("%s: %w", backend, err)
+		}
+		fmt.Fprintf(&doc, "\n## %s\n\n%s%s", backend, tableHeader, tableRows(results))
+		fmt.Fprintf(&doc, "\nTargets (%s):\n\n%s", backend, targetLines(backend, results, rawHashes))
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	fmt.Print(doc.String())
+	return os.WriteFile(*out, []byte(doc.String()), 0o644)
+}
+
+func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]result, error) {
+	dir, err := os.MkdirTemp("", "chit-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	store := []string{"--data-dir", dir}
+	if backend == "postgres" {
+		store = []string{"--db", dsn}
+	}
+	const username, password = "bench", "bench-password-1"
+	create := exec.Command(chitd, append([]string{"user", "create", username, "--password-stdin"}, store...)...)
+	create.Stdin = strings.NewReader(password + "\n")
+	if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
+		return nil, fmt.Errorf("create user: %v %s", err, out)
+	}
+	out, err := exec.Command(chitd, append([]string{"service", "create", fmt.Sprintf("bench-%d", time.Now().UnixNano())}, store...)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("create service: %v", err)
+	}
+	clientID, secret := serviceCredentials(out)
+	server := exec.Command(chitd, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--insecure-dev", "--log-format", "json", "--log-level", "info", "--max-concurrent-hashes", strconv.Itoa(runtime.NumCPU())}, store...)...)
+	grpcAddr, httpAddr, err := startServer(server)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = server.Process.Kill(); _ = server.Wait() }()
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	t := &target{
+		conn: conn, base: "http://" + httpAddr, callers: concurrency,
+		rest:     &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}},
+		clientID: clientID, clientSecret: secret, username: username, password: password,
+	}
+	var results []result
+	for _, sc := range t.scenarios() {
+		if !strings.Contains(sc.name, only) && sc.name != baselineName {
+			continue
+		}
+		r, err := runScenario(sc, lim, concurrency, server.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// runScenario sets sc up and loads it.
+func runScenario(sc scenario, lim limits, concurrency, pid int) (result, error) {
+	if sc.setup != nil {
+		if err := sc.setup(context.Background()); err != nil {
+			return result{}, fmt.Errorf("%s setup: %w", sc.name, err)
+		}
+	}
+	callers := concurrency
+	if sc.callers > 0 {
+		callers = sc.callers
+	}
+	r := load(sc.call, lim, callers, pid)
+	r.scenario, r.transport = sc.name, sc.transport
+	fmt.Fprintf(os.Stderr, "%-42s %-5s %8.0f req/s  p99 %v  errors %d\n", r.scenario, r.transport, r.rate, r.p99, r.errors)
+	return r, nil
+}
+
+// rawArgon2idRate is how many default-parameter hashes per second this
+// machine computes with one goroutine per core: the ceiling of password
+// sign-ins.
+func rawArgon2idRate(duration time.Duration) float64 {
+	hasher, err := passwords.NewHasher(passwords.DefaultParams, runtime.NumCPU(), 0, rand.Reader)
+	if err != nil {
+		return 0
+	}
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < duration {
+				if _, err := hasher.Hash(context.Background(), "bench-password-1"); err == nil {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+// targetLines compares the run with the targets of the performance issue.
+// They are reported, never asserted: the machine is shared and noisy.
+func targetLines(backend string, results []result, rawHashes float64) string {
+	rate := func(scenario, transport string) float64 {
+		for _, r := range results {
+			if r.scenario == scenario && r.transport == transport {
+				return r.rate
+			}
+		}
+		return 0
+	}
+	var lines strings.Builder
+	check := func(what string, measured, target float64, format string, atMost bool) {
+		if measured == 0 {
+			return
+		}
+		met := measured >= target
+		if atMost {
+			met = measured <= target
+		}
+		mark := "met"
+		if !met {
+			mark = "**not met**"
+		}
+		fmt.Fprintf(&lines, "- %s: "+format+" (target "+format+"): %s\n", what, measured, target, mark)
+	}
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	for _, scenario := range []string{checkHot, checkPool} {
+		check(scenario+", gRPC / gRPC baseline", ratio(rate(scenario, "grpc"), rate(baselineName, "grpc")), 0.70, "%.2f", false)
+		check(scenario+", REST / gRPC", ratio(rate(scenario, "rest"), rate(scenario, "grpc")), 0.60, "%.2f", false)
+	}
+	check(clientToken+" over gRPC, per second", rate(clientToken, "grpc"), 5000, "%.0f", false)
+	if backend == "sqlite" {
+		check(refreshChains+" over gRPC, rotations per second", rate(refreshChains, "grpc"), 1500, "%.0f", false)
+	}
+	check(passwordToken+" over gRPC / raw argon2id", ratio(rate(passwordToken, "grpc"), rawHashes), 0.90, "%.2f", false)
+	for _, r := range results {
+		if r.scenario == passwordStampede {
+			check("server peak RSS with 1,000 concurrent sign-ins, MiB", r.peakRSSMiB, 512, "%.0f", true)
+		}
+	}
+	return lines.String()
+}
