@@ -25,6 +25,13 @@ type result struct {
 	// when the server's process is unknown.
 	cpuSeconds float64
 	peakRSSMiB float64
+	// baseline is the health-check rate on the same transport measured
+	// just before this run (zero: use the run's first baseline row); pairing
+	// them keeps the machine's drift out of the ratio.
+	baseline float64
+	// rawHashes is the raw argon2id rate measured just before this run, for
+	// the password scenarios.
+	rawHashes float64
 }
 
 // limits end a load run: after requests calls when set, else after
@@ -91,7 +98,8 @@ const tableHeader = "| scenario | transport | req/s | ratio to baseline | p50 | 
 	"|---|---|---|---|---|---|---|---|---|---|\n"
 
 // tableRows formats results as Markdown rows, each with its ratio to the
-// health-check baseline of its transport in the same results.
+// health-check baseline of its transport: the one measured just before it
+// when there is one, else the first in results.
 func tableRows(results []result) string {
 	baseline := map[string]float64{}
 	for _, r := range results {
@@ -102,7 +110,11 @@ func tableRows(results []result) string {
 	var rows strings.Builder
 	for _, r := range results {
 		ratio := "–"
-		if b := baseline[r.transport]; b > 0 {
+		b := r.baseline
+		if b == 0 {
+			b = baseline[r.transport]
+		}
+		if b > 0 {
 			ratio = fmt.Sprintf("%.2f", r.rate/b)
 		}
 		fmt.Fprintf(&rows, "| %s | %s | %.0f | %s | %v | %v | %v | %d | %.2f | %.0f |\n", r.scenario, r.transport, r.rate, ratio,
