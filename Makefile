@@ -41,12 +41,15 @@ check-generated: generate
 	@git add -N gen >/dev/null 2>&1 || true
 	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run make generate and commit"; exit 1; }
 
-## bench: Go micro-benchmarks, then a load run of every scenario on both ports (bench/results.md)
+## bench: a load run of every scenario on both ports, then the Go micro-benchmarks (bench/results.md);
+## set CHIT_BENCH_POSTGRES_DSN to measure PostgreSQL too
 BENCH_DURATION ?= 3s
 bench: build
 	$(GO) run ./cmd/chit-bench suite --chitd bin/chitd --out bench/results.md --duration $(BENCH_DURATION)
 	@{ echo; echo '## Go micro-benchmarks'; echo; echo '```'; \
-	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./pkg/tokens ./pkg/passwords | grep -E '^(Benchmark|goos|cpu)'; \
+	  CHIT_TEST_POSTGRES_DSN="$${CHIT_TEST_POSTGRES_DSN:-$$CHIT_BENCH_POSTGRES_DSN}" \
+	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./pkg/tokens ./pkg/passwords ./pkg/storage/sqlite ./pkg/storage/postgres \
+	  | grep -E '^(Benchmark|goos|cpu|pkg)'; \
 	  echo '```'; } >> bench/results.md
 	@echo "wrote bench/results.md"
 

@@ -74,3 +74,14 @@ func TestCleanupLockElectsOneReplica(t *testing.T) {
 		t.Fatalf("after the first finished, the second may clean up: %v, %v", ran, err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, func(tb testing.TB) storage.Store {
+		store, err := postgres.Open(context.Background(), postgrestest.FreshDSN(tb))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { store.Close() })
+		return store
+	})
+}

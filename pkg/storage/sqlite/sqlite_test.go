@@ -53,3 +53,14 @@ func TestConformanceThroughTimedStore(t *testing.T) {
 		return storage.Timed(store, func(string, time.Duration) {})
 	})
 }
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, func(tb testing.TB) storage.Store {
+		store, err := sqlite.Open(context.Background(), tb.TempDir())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { store.Close() })
+		return store
+	})
+}

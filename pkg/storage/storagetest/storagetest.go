@@ -67,7 +67,7 @@ func sameInstant(a, b time.Time) bool {
 	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
 }
 
-func randomHash(t *testing.T) []byte {
+func randomHash(t testing.TB) []byte {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -216,7 +216,7 @@ func testSigningKeys(t *testing.T, s storage.Store) {
 	}
 }
 
-func newRefreshToken(t *testing.T, subject string) storage.RefreshToken {
+func newRefreshToken(t testing.TB, subject string) storage.RefreshToken {
 	t.Helper()
 	return storage.RefreshToken{
 		Hash:            randomHash(t),
@@ -230,7 +230,7 @@ func newRefreshToken(t *testing.T, subject string) storage.RefreshToken {
 	}
 }
 
-func successorOf(t *testing.T, old storage.RefreshToken, at time.Time) storage.RefreshToken {
+func successorOf(t testing.TB, old storage.RefreshToken, at time.Time) storage.RefreshToken {
 	t.Helper()
 	next := old
 	next.Hash = randomHash(t)
