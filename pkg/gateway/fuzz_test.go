@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
@@ -43,19 +40,10 @@ type unimplemented struct {
 }
 
 func fuzzHandler(f *testing.F) http.Handler {
-	listener := bufconn.Listen(1 << 20)
-	server := grpc.NewServer()
-	authv1.RegisterAuthServiceServer(server, unimplemented{})
-	authv1.RegisterAuthProvidersServer(server, unimplemented{})
-	go func() { _ = server.Serve(listener) }()
-	f.Cleanup(server.Stop)
-	conn, err := grpc.NewClient("passthrough:///fuzz",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return listener.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { conn.Close() })
+	// The server calls the handlers the same way: an in-process channel.
+	conn := &inprocgrpc.Channel{}
+	authv1.RegisterAuthServiceServer(conn, unimplemented{})
+	authv1.RegisterAuthProvidersServer(conn, unimplemented{})
 	handler, err := New(context.Background(), conn, Options{JWKS: func() []byte { return []byte(`{"keys":[]}`) }, OpenAPI: []byte(`{}`)})
 	if err != nil {
 		f.Fatal(err)

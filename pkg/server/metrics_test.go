@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
@@ -61,5 +63,43 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	if status, body := get(t, e.HTTPBase()+"/readyz"); status != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Fatalf("/readyz: %d %s", status, body)
+	}
+}
+
+// Readiness over HTTP and the gRPC health service agree: both report the
+// Chit services not serving once the store stops answering, while the
+// process itself (the empty service name, /healthz) stays live.
+func TestReadinessMatchesGRPCHealth(t *testing.T) {
+	e := startServer(t)
+	health := grpc_health_v1.NewHealthClient(e.Conn)
+	serviceStatus := func(name string) grpc_health_v1.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := health.Check(context.Background(), &grpc_health_v1.HealthCheckRequest{Service: name})
+		if err != nil {
+			t.Fatalf("health check of %q: %v", name, err)
+		}
+		return resp.GetStatus()
+	}
+	for _, name := range []string{"chit.auth.v1.AuthService", "chit.auth.v1.AuthProviders", ""} {
+		if got := serviceStatus(name); got != grpc_health_v1.HealthCheckResponse_SERVING {
+			t.Fatalf("%q is %v before the outage", name, got)
+		}
+	}
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, e.HTTPBase()+"/readyz"); status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the store closed: %d %s", status, body)
+	}
+	for _, name := range []string{"chit.auth.v1.AuthService", "chit.auth.v1.AuthProviders"} {
+		if got := serviceStatus(name); got != grpc_health_v1.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("%q is %v with the store closed", name, got)
+		}
+	}
+	if got := serviceStatus(""); got != grpc_health_v1.HealthCheckResponse_SERVING {
+		t.Fatalf("liveness is %v with the store closed", got)
+	}
+	if status, _ := get(t, e.HTTPBase()+"/healthz"); status != http.StatusOK {
+		t.Fatalf("/healthz with the store closed: %d", status)
 	}
 }

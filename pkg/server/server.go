@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
@@ -100,6 +101,8 @@ type Server struct {
 	keys       *keys.Set
 	grpcServer *grpc.Server
 	health     *health.Server
+	// wasReady remembers the last readiness, to log changes only.
+	wasReady atomic.Bool
 	// httpServer serves the REST gateway, which calls the gRPC handlers in
 	// process.
 	httpServer   *http.Server
@@ -273,6 +276,8 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	// The per-service health statuses start out right, not SERVING by default.
+	_ = s.checkReadiness(ctx)
 	return s, nil
 }
 
@@ -321,6 +326,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	group.Go(func() error {
 		s.maintainKeys(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.watchReadiness(groupCtx)
 		return nil
 	})
 	if s.cfg.PprofAddr != "" {
@@ -470,11 +479,57 @@ func (s *Server) deleteExpired(ctx context.Context) {
 }
 
 // ready answers /readyz: the store answers and the signing keys are loaded.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+// readinessInterval is how often the gRPC health service's per-service
+// statuses are refreshed between /readyz probes.
+const readinessInterval = 5 * time.Second
+
+// servedServices are the names whose gRPC health status is the server's
+// readiness; the empty name stays SERVING while the process lives.
+var servedServices = []string{authv1.AuthService_ServiceDesc.ServiceName, authv1.AuthProviders_ServiceDesc.ServiceName}
+
+// checkReadiness reports whether calls can be served: the store answers and
+// a signing key is loaded. It sets the gRPC health statuses to match, so
+// /readyz and a gRPC health check of a Chit service agree.
+func (s *Server) checkReadiness(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	var err error
+	if _, storeErr := s.store.GetLoginFailures(ctx, "readyz"); storeErr != nil {
+		err = fmt.Errorf("store unreachable: %w", storeErr)
+	} else if s.keys.ActiveSince().IsZero() {
+		err = errors.New("no signing key loaded")
+	}
+	status := grpc_health_v1.HealthCheckResponse_SERVING
+	if err != nil {
+		status = grpc_health_v1.HealthCheckResponse_NOT_SERVING
+	}
+	for _, name := range servedServices {
+		s.health.SetServingStatus(name, status)
+	}
+	if err != nil && s.wasReady.Swap(false) {
+		s.cfg.Logger.Error("not ready", "error", err)
+	} else if err == nil && !s.wasReady.Swap(true) {
+		s.cfg.Logger.Info("ready")
+	}
+	return err
+}
+
+func (s *Server) watchReadiness(ctx context.Context) {
+	ticker := time.NewTicker(readinessInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			_ = s.checkReadiness(ctx)
+		}
+	}
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	if _, err := s.store.GetLoginFailures(ctx, "readyz"); err != nil || s.keys.ActiveSince().IsZero() {
+	if err := s.checkReadiness(r.Context()); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"not ready"}`))
 		return
