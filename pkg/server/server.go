@@ -386,22 +386,11 @@ func (s *Server) shutdown() {
 }
 
 func (s *Server) cleanExpired(ctx context.Context) {
-	interval := s.cfg.CleanupInterval
-	if interval <= 0 {
-		interval = time.Hour
-	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if _, err := s.store.WithCleanupLock(ctx, func() error { s.deleteExpired(ctx); return nil }); err != nil {
-				s.cfg.Logger.Warn("clean-up skipped", "error", err)
-			}
+	every(ctx, s.cfg.CleanupInterval, time.Hour, func() {
+		if _, err := s.store.WithCleanupLock(ctx, func() error { s.deleteExpired(ctx); return nil }); err != nil {
+			s.cfg.Logger.Warn("clean-up skipped", "error", err)
 		}
-	}
+	})
 }
 
 // JWKSCacheTime is how long verifiers may cache the key set (the JWKS
@@ -413,20 +402,7 @@ const JWKSCacheTime = 5 * time.Minute
 // made elsewhere (chitd keys rotate, another replica) are picked up within
 // KeyCheckInterval.
 func (s *Server) maintainKeys(ctx context.Context) {
-	interval := s.cfg.KeyCheckInterval
-	if interval <= 0 {
-		interval = 30 * time.Second
-	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			s.MaintainKeys(ctx)
-		}
-	}
+	every(ctx, s.cfg.KeyCheckInterval, 30*time.Second, func() { s.MaintainKeys(ctx) })
 }
 
 // MaintainKeys runs one round of key maintenance.
@@ -515,14 +491,23 @@ func (s *Server) checkReadiness(ctx context.Context) error {
 }
 
 func (s *Server) watchReadiness(ctx context.Context) {
-	ticker := time.NewTicker(readinessInterval)
+	every(ctx, readinessInterval, readinessInterval, func() { _ = s.checkReadiness(ctx) })
+}
+
+// every runs fn each interval (fallback when interval is not positive)
+// until ctx is done.
+func every(ctx context.Context, interval, fallback time.Duration, fn func()) {
+	if interval <= 0 {
+		interval = fallback
+	}
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			_ = s.checkReadiness(ctx)
+			fn()
 		}
 	}
 }
