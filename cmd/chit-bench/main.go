@@ -36,7 +36,7 @@ func dispatch(args []string) error {
 	}
 	switch args[0] {
 	case "run":
-		return runCommand(args[1:])
+		return runCommand(args[1:], os.Stdout)
 	case "suite":
 		return suiteCommand(args[1:])
 	case "soak":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -16,8 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// runCommand drives a running chitd and prints a Markdown table.
-func runCommand(args []string) error {
+// runCommand drives a running chitd and writes a Markdown table to out.
+func runCommand(args []string, out io.Writer) error {
 	flags := flag.NewFlagSet("chit-bench run", flag.ContinueOnError)
 	grpcAddr := flags.String("grpc-addr", "localhost:9090", "chitd's gRPC address")
 	httpAddr := flags.String("http-addr", "localhost:8080", "chitd's HTTP address")
@@ -85,6 +86,6 @@ func runCommand(args []string) error {
 		}
 		results = append(results, r)
 	}
-	fmt.Print(tableHeader + tableRows(results))
-	return nil
+	_, err = fmt.Fprint(out, tableHeader+tableRows(results))
+	return err
 }
