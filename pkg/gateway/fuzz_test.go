@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
@@ -41,7 +40,7 @@ type unimplemented struct {
 
 func fuzzHandler(f *testing.F) http.Handler {
 	// The server calls the handlers the same way: an in-process channel.
-	conn := &inprocgrpc.Channel{}
+	conn := NewInProcess(nil, nil)
 	authv1.RegisterAuthServiceServer(conn, unimplemented{})
 	authv1.RegisterAuthProvidersServer(conn, unimplemented{})
 	handler, err := New(context.Background(), conn, Options{JWKS: func() []byte { return []byte(`{"keys":[]}`) }, OpenAPI: []byte(`{}`)})

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -206,12 +205,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	// in-process function calls: no certificate, socket or serialization on
 	// the way, and only its calls are trusted to carry the browser's address
 	// in x-forwarded-for.
-	unary, stream = interceptors(grpcapi.TransportREST)
-	gatewayChannel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unary).WithServerStreamInterceptor(stream)
-	if tracing != nil {
-		gatewayChannel.WithServerStatsHandler(tracing)
-	}
-	registerServices(gatewayChannel)
+	restUnary, _ := interceptors(grpcapi.TransportREST)
+	gatewayConn := gateway.NewInProcess(restUnary, tracing)
+	registerServices(gatewayConn)
 
 	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
@@ -227,7 +223,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpListener = tls.NewListener(s.httpListener, httpTLS)
 	}
-	handler, err := gateway.New(ctx, gatewayChannel, gateway.Options{
+	handler, err := gateway.New(ctx, gatewayConn, gateway.Options{
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
