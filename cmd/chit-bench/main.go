@@ -11,6 +11,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -24,7 +25,11 @@ const usage = `usage:
 Run "chit-bench COMMAND --help" for the flags of one command.`
 
 func main() {
-	if err := dispatch(os.Args[1:]); err != nil {
+	err := dispatch(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag package printed the help
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chit-bench:", err)
 		os.Exit(1)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -157,5 +158,33 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.
 			}
 		}
 	}
+	if status.Code(err) == codes.Unauthenticated {
+		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r)}
+	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, marshaler, w, r, err)
+}
+
+// challengeFor is the RFC 6750 challenge of a 401: with the error code only
+// when the request presented a bearer token.
+func challengeFor(r *http.Request) string {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "bearer") {
+		return `Bearer realm="chit", error="invalid_token"`
+	}
+	return `Bearer realm="chit"`
+}
+
+// bearerChallenge replaces the WWW-Authenticate header grpc-gateway's
+// default handler writes (the error message, which is no challenge) as the
+// status line goes out.
+type bearerChallenge struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (w bearerChallenge) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", w.challenge)
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
