@@ -169,6 +169,13 @@ func TestServeRefusesBadOrchestratorNames(t *testing.T) {
 	}
 }
 
+func TestServeRefusesBadTrustedProxies(t *testing.T) {
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir(), "--trusted-proxies", "10.0.0.0/8,lb.internal")
+	if err == nil || !strings.Contains(err.Error(), `"lb.internal"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestClientCommands(t *testing.T) {
 	dir := t.TempDir()
 	out, err := run(t, "", "client", "create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--redirect-uri", "https://dash.example/cb2", "--data-dir", dir)

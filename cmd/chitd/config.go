@@ -22,6 +22,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/providers"
@@ -135,6 +136,7 @@ type serveFlags struct {
 
 	requirePKCE       bool
 	orchestrators     []string
+	trustedProxies    []string
 	providerClaimTTL  time.Duration
 	providerAccessTTL time.Duration
 }
@@ -165,6 +167,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	flags.BoolVar(&f.requirePKCE, "require-pkce", true, "refuse browser sign-ins without a PKCE S256 code challenge")
 	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
+	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")
 	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
 	flags.DurationVar(&f.providerAccessTTL, "provider-token-ttl", providers.DefaultAccessTokenTTL, "lifetime of provider access tokens (refresh and refreshAsOrchestrator)")
 }
@@ -208,6 +211,9 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
 		{f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
+	}
+	if _, err := clientaddr.NewResolver(f.trustedProxies); err != nil {
+		checks = append(checks, check{true, "--trusted-proxies: " + err.Error()})
 	}
 	for _, name := range f.orchestrators {
 		checks = append(checks, check{accounts.ValidateName("service", name) != nil, fmt.Sprintf("--orchestrators: %q is not a service name", name)})
@@ -279,6 +285,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 			ClaimTTL:       f.providerClaimTTL,
 		},
 		Orchestrators:       f.orchestrators,
+		ClientAddresses:     f.proxies(),
 		SignIn:              authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
 		PasswordParams:      h.params(),
 		MaxConcurrentHashes: h.maxConcurrent,
@@ -290,6 +297,13 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		PprofAddr:           f.pprofAddr,
 		Logger:              logger,
 	}
+}
+
+// proxies resolves client addresses through the trusted proxies (checked
+// by validate).
+func (f *serveFlags) proxies() *clientaddr.Resolver {
+	resolver, _ := clientaddr.NewResolver(f.trustedProxies)
+	return resolver
 }
 
 // tlsConfig loads the certificates the flags name; nil without TLS.

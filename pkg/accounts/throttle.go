@@ -50,14 +50,15 @@ func WithClientAddress(ctx context.Context, address string) context.Context {
 	return context.WithValue(ctx, clientAddressKey{}, address)
 }
 
-func clientAddress(ctx context.Context) string {
+// ClientAddress is the address WithClientAddress recorded, or "".
+func ClientAddress(ctx context.Context) string {
 	address, _ := ctx.Value(clientAddressKey{}).(string)
 	return address
 }
 
 func throttleKeys(ctx context.Context, name string) []string {
 	keys := []string{"user:" + name}
-	if address := clientAddress(ctx); address != "" {
+	if address := ClientAddress(ctx); address != "" {
 		keys = append(keys, "addr:"+address)
 	}
 	return keys

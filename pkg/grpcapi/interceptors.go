@@ -3,9 +3,7 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
-	"net"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 )
 
 // Interceptors returns the server's unary and stream interceptors: panic
@@ -32,7 +31,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, cfg.Transport, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg, info.FullMethod, start, err)
 			cfg.observe(info.FullMethod, start, err)
 		}()
 		if cfg.Timeout > 0 {
@@ -40,7 +39,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
-		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg.Transport)), info.FullMethod)
+		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg)), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +53,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, cfg.Transport, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg, info.FullMethod, start, err)
 		}()
 		// Streams are only the standard health and reflection services,
 		// which are public by design; no Chit RPC streams.
@@ -67,10 +66,11 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 type InterceptorConfig struct {
 	Logger     *slog.Logger
 	Gatekeeper *Gatekeeper
-	// Transport names the calls' way in, for logs and metrics. REST calls
-	// take the client address from x-forwarded-for, which the gateway sets
-	// from the HTTP connection; gRPC callers cannot choose their address.
+	// Transport names the calls' way in, for logs and metrics.
 	Transport Transport
+	// Proxies are the reverse proxies in front of the gRPC port whose
+	// x-forwarded-for names the client; nil trusts none.
+	Proxies *clientaddr.Resolver
 	// Timeout bounds each call; zero means none.
 	Timeout time.Duration
 	// Observer receives every call's outcome, for metrics. May be nil.
@@ -110,45 +110,30 @@ func (cfg InterceptorConfig) observe(method string, start time.Time, err error) 
 	}
 }
 
-// clientAddress is the caller's IP address for throttling.
-func clientAddress(ctx context.Context, transport Transport) string {
-	if transport == TransportREST {
-		md, _ := metadata.FromIncomingContext(ctx)
-		// The gateway appends the connecting address last; anything before
-		// it is what the caller claimed, and a caller rotating a forged
-		// address must not escape per-address throttling.
-		if forwarded := md.Get("x-forwarded-for"); len(forwarded) > 0 {
-			hops := strings.Split(forwarded[len(forwarded)-1], ",")
-			if ip := net.ParseIP(strings.TrimSpace(hops[len(hops)-1])); ip != nil {
-				return ip.String()
-			}
-		}
-		return ""
+// clientAddress is the caller's IP address for throttling and logs. REST
+// calls carry the one the HTTP layer resolved (clientaddr.Middleware); gRPC
+// callers are their connection's peer, or the client a trusted proxy names.
+func clientAddress(ctx context.Context, cfg InterceptorConfig) string {
+	if cfg.Transport == TransportREST {
+		return accounts.ClientAddress(ctx)
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		return p.Addr.String()
-	}
-	return host
+	md, _ := metadata.FromIncomingContext(ctx)
+	return cfg.Proxies.Resolve(p.Addr.String(), md.Get("x-forwarded-for"))
 }
 
-func finish(ctx context.Context, logger *slog.Logger, transport Transport, method string, start time.Time, err error) error {
+func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, method string, start time.Time, err error) error {
 	translated := toStatus(err)
 	code := status.Code(translated)
 	level := logLevelFor(code)
 	if !logger.Enabled(ctx, level) {
 		return translated
 	}
-	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start), "transport", string(transport)}
-	if transport == TransportREST {
-		attrs = append(attrs, "peer", clientAddress(ctx, transport))
-	} else if p, ok := peer.FromContext(ctx); ok {
-		attrs = append(attrs, "peer", p.Addr.String())
-	}
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start), "transport", string(cfg.Transport),
+		"client", clientAddress(ctx, cfg)}
 	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
 		attrs = append(attrs, "trace_id", span.TraceID().String())
 	}

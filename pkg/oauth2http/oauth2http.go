@@ -1,12 +1,10 @@
 package oauth2http
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,19 +125,14 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func withClientAddress(r *http.Request) context.Context {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return accounts.WithClientAddress(r.Context(), host)
-	}
-	return r.Context()
-}
-
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
 		h.fail(w, r, err, false)
 		return
 	}
-	ctx := withClientAddress(r)
+	// The client's address for throttling is in the context
+	// (clientaddr.Middleware).
+	ctx := r.Context()
 	form := r.PostForm
 	clientID, clientSecret, basic := clientCredentials(r)
 	var grant tokens.Grant

@@ -20,8 +20,10 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 
 	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 	"github.com/chit-auth/chit/pkg/storage"
 )
@@ -206,26 +208,7 @@ func TestForgedForwardedForDoesNotEvadeThrottling(t *testing.T) {
 					_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
 					return status.Code(err)
 				}
-				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/token",
-					strings.NewReader(fmt.Sprintf(`{"passwordCredential":{"username":%q,"password":%q}}`, username, password)))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-Forwarded-For", forged)
-				req.Header.Set("Grpc-Metadata-X-Forwarded-For", forged)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				switch resp.StatusCode {
-				case http.StatusUnauthorized:
-					return codes.Unauthenticated
-				case http.StatusTooManyRequests:
-					return codes.ResourceExhausted
-				case http.StatusOK:
-					return codes.OK
-				}
-				t.Fatalf("HTTP %d", resp.StatusCode)
-				return codes.Unknown
+				return restSignIn(t, e, username, password, forged)
 			}
 			for i := range accounts.DefaultThrottle.FreeFailures {
 				wantCode(t, "a sprayed guess", try(i, fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
@@ -233,4 +216,62 @@ func TestForgedForwardedForDoesNotEvadeThrottling(t *testing.T) {
 			wantCode(t, "a real user's sign-in from the spraying address", try(99, "alice", "wonderland"), codes.ResourceExhausted)
 		})
 	}
+}
+
+// Behind a trusted reverse proxy, each client is throttled at its own
+// address (the one the proxy appends), not at the proxy's: one client's
+// spraying does not lock the others out.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	proxies, err := clientaddr.NewResolver([]string{"127.0.0.0/8", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gRPC", "REST"} {
+		t.Run(name, func(t *testing.T) {
+			e := servertest.Start(t, func(cfg *server.Config) { cfg.ClientAddresses = proxies })
+			try := func(client, username, password string) codes.Code {
+				// What a proxy sends: whatever the client claimed, then the
+				// client's real address.
+				chain := "6.6.6.6, " + client
+				if name == "gRPC" {
+					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", chain)
+					_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
+					return status.Code(err)
+				}
+				return restSignIn(t, e, username, password, chain)
+			}
+			for i := range accounts.DefaultThrottle.FreeFailures {
+				wantCode(t, "a sprayed guess", try("203.0.113.1", fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
+			}
+			wantCode(t, "another client behind the same proxy", try("203.0.113.2", servertest.UserName, servertest.UserPassword), codes.OK)
+			wantCode(t, "the spraying client", try("203.0.113.1", servertest.UserName, servertest.UserPassword), codes.ResourceExhausted)
+		})
+	}
+}
+
+// restSignIn posts a password sign-in with an X-Forwarded-For header (and
+// the Grpc-Metadata- form of it, which the gateway must not forward) and
+// returns the answer as a gRPC code.
+func restSignIn(t *testing.T, e *env, username, password, forwardedFor string) codes.Code {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/token",
+		strings.NewReader(fmt.Sprintf(`{"passwordCredential":{"username":%q,"password":%q}}`, username, password)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", forwardedFor)
+	req.Header.Set("Grpc-Metadata-X-Forwarded-For", forwardedFor)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusOK:
+		return codes.OK
+	}
+	t.Fatalf("HTTP %d", resp.StatusCode)
+	return codes.Unknown
 }

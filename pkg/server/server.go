@@ -31,6 +31,7 @@ import (
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 	"github.com/chit-auth/chit/pkg/gateway"
 	"github.com/chit-auth/chit/pkg/grpcapi"
 	"github.com/chit-auth/chit/pkg/keys"
@@ -54,6 +55,10 @@ type Config struct {
 	Providers        providers.Config
 	// Orchestrators are the services that may call refreshAsOrchestrator.
 	Orchestrators []string
+	// ClientAddresses resolves which address a call came from (for
+	// throttling and logs) through the trusted reverse proxies; nil trusts
+	// none.
+	ClientAddresses *clientaddr.Resolver
 	// KeySealer encrypts private keys at rest; nil stores them in the clear.
 	KeySealer *keys.Sealer
 	// KeyRotationPeriod is how long a signing key signs before the next one
@@ -177,7 +182,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 		return grpcapi.Interceptors(grpcapi.InterceptorConfig{
-			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Timeout: cfg.RequestTimeout, Observer: metrics,
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Proxies: cfg.ClientAddresses, Timeout: cfg.RequestTimeout, Observer: metrics,
 		})
 	}
 	var tracing stats.Handler
@@ -264,6 +269,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if cfg.RequestTimeout > 0 {
 		handler = withDeadline(handler, cfg.RequestTimeout)
 	}
+	// Every HTTP request learns its client's address once; the gateway's
+	// calls, the sign-in page and the OAuth endpoints all read it.
+	handler = cfg.ClientAddresses.Middleware(handler)
 	s.httpServer = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -8,12 +8,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
 )
@@ -118,11 +116,9 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := r.PostForm.Get("username")
-	ctx := r.Context()
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ctx = accounts.WithClientAddress(ctx, host)
-	}
-	target, err := h.authorize.SignIn(ctx, req, username, r.PostForm.Get("password"))
+	// The client's address for throttling is in the context
+	// (clientaddr.Middleware).
+	target, err := h.authorize.SignIn(r.Context(), req, username, r.PostForm.Get("password"))
 	if err != nil {
 		status := http.StatusBadRequest
 		message := chiterr.PublicMessage(err)
