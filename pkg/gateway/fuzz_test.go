@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 

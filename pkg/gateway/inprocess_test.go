@@ -57,7 +57,9 @@ func (r *recordingStats) HandleRPC(_ context.Context, s stats.RPCStats) {
 	}
 }
 
-func (r *recordingStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (r *recordingStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
 
 func (r *recordingStats) HandleConn(context.Context, stats.ConnStats) {}
 
