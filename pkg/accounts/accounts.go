@@ -168,7 +168,8 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 		return Principal{}, errBadPassword
 	}
 	keys := throttleKeys(ctx, name)
-	if err := d.checkThrottle(ctx, keys); err != nil {
+	failing, err := d.checkThrottle(ctx, keys)
+	if err != nil {
 		return Principal{}, err
 	}
 	user, err := d.store.GetUser(ctx, name)
@@ -191,7 +192,9 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 		d.recordFailure(ctx, keys)
 		return Principal{}, errBadPassword
 	}
-	d.resetFailures(ctx, keys)
+	// Only counts that exist are reset: a sign-in with a clean record
+	// writes nothing here.
+	d.resetFailures(ctx, failing)
 	if d.hasher.NeedsRehash(user.PasswordHash) {
 		d.rehash(ctx, user, password)
 	}

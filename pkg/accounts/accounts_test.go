@@ -4,16 +4,24 @@ import (
 	"context"
 	"crypto/rand"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
 func newDirectory(t *testing.T) *accounts.Directory {
+	t.Helper()
+	return newDirectoryObserved(t, func(string, time.Duration) {})
+}
+
+// newDirectoryObserved reports every store operation the directory makes.
+func newDirectoryObserved(t *testing.T, observe func(operation string, took time.Duration)) *accounts.Directory {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
@@ -24,7 +32,7 @@ func newDirectory(t *testing.T) *accounts.Directory {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return accounts.NewDirectory(store, hasher, time.Now, rand.Reader)
+	return accounts.NewDirectory(storage.Timed(store, observe), hasher, time.Now, rand.Reader)
 }
 
 func TestUserLifecycle(t *testing.T) {
@@ -242,5 +250,38 @@ func TestThrottlingPerAddress(t *testing.T) {
 	}
 	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "203.0.113.10"), "bob", "builder-pass"); err != nil {
 		t.Fatalf("another address: %v", err)
+	}
+}
+
+// A sign-in with no failures on record writes nothing to the throttle; one
+// after failures clears them.
+func TestCleanSignInWritesNoThrottleReset(t *testing.T) {
+	ctx := accounts.WithClientAddress(context.Background(), "203.0.113.9")
+	var mu sync.Mutex
+	resets := 0
+	d := newDirectoryObserved(t, func(operation string, _ time.Duration) {
+		if operation == "ResetLoginFailures" {
+			mu.Lock()
+			resets++
+			mu.Unlock()
+		}
+	})
+	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {
+		t.Fatal(err)
+	}
+	if resets != 0 {
+		t.Fatalf("a clean sign-in reset %d throttle counts", resets)
+	}
+	if _, err := d.AuthenticateUser(ctx, "bob", "wrong-pass"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {
+		t.Fatal(err)
+	}
+	if resets != 2 {
+		t.Fatalf("a sign-in after a failure reset %d counts, want 2 (username and address)", resets)
 	}
 }

@@ -64,22 +64,27 @@ func throttleKeys(ctx context.Context, name string) []string {
 	return keys
 }
 
-// checkThrottle refuses a sign-in while any of its keys must wait.
-func (d *Directory) checkThrottle(ctx context.Context, keys []string) error {
+// checkThrottle refuses a sign-in while any of its keys must wait, and
+// returns the keys that have failures on record (which a success resets).
+func (d *Directory) checkThrottle(ctx context.Context, keys []string) ([]string, error) {
 	now := d.now()
 	var longest time.Duration
+	var failing []string
 	for _, key := range keys {
 		failures, err := d.store.GetLoginFailures(ctx, key)
 		if err != nil {
-			return fmt.Errorf("read sign-in failures: %w", err)
+			return nil, fmt.Errorf("read sign-in failures: %w", err)
+		}
+		if failures.Count > 0 {
+			failing = append(failing, key)
 		}
 		longest = max(longest, d.throttle.wait(failures.Count, failures.LastFailureAt, now))
 	}
 	if longest <= 0 {
-		return nil
+		return failing, nil
 	}
 	seconds := int(math.Ceil(longest.Seconds()))
-	return &chiterr.Error{
+	return nil, &chiterr.Error{
 		Kind:       chiterr.ResourceExhausted,
 		Message:    fmt.Sprintf("too many failed sign-ins; try again in %d seconds", seconds),
 		RetryAfter: time.Duration(seconds) * time.Second,
