@@ -202,13 +202,7 @@ func TestForgedForwardedForDoesNotEvadeThrottling(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := startServer(t)
 			try := func(i int, username, password string) codes.Code {
-				forged := fmt.Sprintf("198.51.100.%d", i)
-				if name == "gRPC" {
-					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forged)
-					_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
-					return status.Code(err)
-				}
-				return restSignIn(t, e, username, password, forged)
+				return signInForwardedFor(t, e, name, username, password, fmt.Sprintf("198.51.100.%d", i))
 			}
 			for i := range accounts.DefaultThrottle.FreeFailures {
 				wantCode(t, "a sprayed guess", try(i, fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
@@ -232,13 +226,7 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 			try := func(client, username, password string) codes.Code {
 				// What a proxy sends: whatever the client claimed, then the
 				// client's real address.
-				chain := "6.6.6.6, " + client
-				if name == "gRPC" {
-					ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", chain)
-					_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
-					return status.Code(err)
-				}
-				return restSignIn(t, e, username, password, chain)
+				return signInForwardedFor(t, e, name, username, password, "6.6.6.6, "+client)
 			}
 			for i := range accounts.DefaultThrottle.FreeFailures {
 				wantCode(t, "a sprayed guess", try("203.0.113.1", fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
@@ -249,11 +237,17 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 	}
 }
 
-// restSignIn posts a password sign-in with an X-Forwarded-For header (and
-// the Grpc-Metadata- form of it, which the gateway must not forward) and
-// returns the answer as a gRPC code.
-func restSignIn(t *testing.T, e *env, username, password, forwardedFor string) codes.Code {
+// signInForwardedFor makes a password sign-in over transport ("gRPC" or
+// "REST") carrying forwardedFor as x-forwarded-for metadata, or as an
+// X-Forwarded-For header (and the Grpc-Metadata- form of it, which the
+// gateway must not forward), and returns the answer as a gRPC code.
+func signInForwardedFor(t *testing.T, e *env, transport, username, password, forwardedFor string) codes.Code {
 	t.Helper()
+	if transport == "gRPC" {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forwardedFor)
+		_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
+		return status.Code(err)
+	}
 	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/token",
 		strings.NewReader(fmt.Sprintf(`{"passwordCredential":{"username":%q,"password":%q}}`, username, password)))
 	req.Header.Set("Content-Type", "application/json")
