@@ -92,12 +92,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 }
 
 func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM authorization_codes WHERE expires_at < ?`, toUnix(cutoff))
-	if err != nil {
-		return 0, err
-	}
-	n, err := result.RowsAffected()
-	return int(n), err
+	return s.deleteInBatches(ctx, "authorization_codes", `expires_at < ?`, toUnix(cutoff))
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
@@ -159,17 +154,10 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (st
 }
 
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
-	total := 0
-	for _, query := range []string{`DELETE FROM revoked_families WHERE revoked_at < ?`, `DELETE FROM revoked_subjects WHERE revoked_at < ?`} {
-		result, err := s.writer.ExecContext(ctx, query, toUnix(cutoff))
-		if err != nil {
-			return total, err
-		}
-		n, err := result.RowsAffected()
-		if err != nil {
-			return total, err
-		}
-		total += int(n)
+	families, err := s.deleteInBatches(ctx, "revoked_families", `revoked_at < ?`, toUnix(cutoff))
+	if err != nil {
+		return families, err
 	}
-	return total, nil
+	subjects, err := s.deleteInBatches(ctx, "revoked_subjects", `revoked_at < ?`, toUnix(cutoff))
+	return families + subjects, err
 }

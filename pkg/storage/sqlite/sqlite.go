@@ -309,12 +309,29 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?`, toUnix(cutoff))
-	if err != nil {
-		return 0, err
+	return s.deleteInBatches(ctx, "signing_keys", `state = 'retired' AND retired_at < ?`, toUnix(cutoff))
+}
+
+// cleanupBatch bounds each clean-up DELETE: sign-ins and rotations queue
+// behind the one writer, and wait for at most one batch.
+const cleanupBatch = 1000
+
+// deleteInBatches deletes the rows of table that match condition, one
+// transaction per batch, and returns how many it deleted.
+func (s *Store) deleteInBatches(ctx context.Context, table, condition string, args ...any) (int, error) {
+	total := 0
+	query := fmt.Sprintf(`DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s WHERE %s LIMIT %d)`, table, table, condition, cleanupBatch)
+	for {
+		result, err := s.writer.ExecContext(ctx, query, args...)
+		if err != nil {
+			return total, err
+		}
+		n, err := result.RowsAffected()
+		total += int(n)
+		if err != nil || n < cleanupBatch {
+			return total, err
+		}
 	}
-	n, err := result.RowsAffected()
-	return int(n), err
 }
 
 const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
@@ -381,12 +398,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successo
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < ?`, toUnix(cutoff))
-	if err != nil {
-		return 0, err
-	}
-	n, err := result.RowsAffected()
-	return int(n), err
+	return s.deleteInBatches(ctx, "refresh_tokens", `expires_at < ?`, toUnix(cutoff))
 }
 
 // WithCleanupLock runs fn: one SQLite file has one server.

@@ -40,10 +40,5 @@ func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
 }
 
 func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM login_failures WHERE last_failure_at < ?`, toUnix(cutoff))
-	if err != nil {
-		return 0, err
-	}
-	n, err := result.RowsAffected()
-	return int(n), err
+	return s.deleteInBatches(ctx, "login_failures", `last_failure_at < ?`, toUnix(cutoff))
 }
