@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chit-auth/chit/pkg/server/servertest"
 )
@@ -26,6 +27,18 @@ func TestLoadMakesExactlyTheRequestedCalls(t *testing.T) {
 	}
 }
 
+func TestWarmUpCallsAreNotCounted(t *testing.T) {
+	var calls atomic.Int64
+	r := load(func(context.Context, int) error {
+		calls.Add(1)
+		time.Sleep(time.Millisecond)
+		return nil
+	}, limits{warmup: 50 * time.Millisecond, requests: 20}, 2, 0)
+	if r.requests != 20 || calls.Load() <= 20 {
+		t.Fatalf("%d calls in all, %d counted; want 20 counted after a warm-up of more calls", calls.Load(), r.requests)
+	}
+}
+
 // run drives a real server over both transports and reports each scenario
 // beside the baseline, without errors.
 func TestRunDrivesARunningServer(t *testing.T) {
@@ -35,7 +48,7 @@ func TestRunDrivesARunningServer(t *testing.T) {
 	var out strings.Builder
 	err := runCommand([]string{"--grpc-addr", e.Server.GRPCAddr(), "--http-addr", e.Server.HTTPAddr(),
 		"--client-id", servertest.ServiceName, "--username", servertest.UserName,
-		"--scenario", "RefreshToken", "--requests", "40", "--concurrency", "4"}, &out)
+		"--scenario", "RefreshToken", "--requests", "40", "--warmup", "50ms", "--concurrency", "4"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +71,7 @@ func TestRunNamesTheMissingAccount(t *testing.T) {
 	e := servertest.Start(t)
 	t.Setenv("CHIT_BENCH_CLIENT_SECRET", "")
 	err := runCommand([]string{"--grpc-addr", e.Server.GRPCAddr(), "--http-addr", e.Server.HTTPAddr(),
-		"--scenario", "client credentials", "--requests", "5"}, &strings.Builder{})
+		"--scenario", "client credentials", "--requests", "5", "--warmup", "0s"}, &strings.Builder{})
 	if err == nil || !strings.Contains(err.Error(), "--client-id") {
 		t.Fatalf("got %v, want an error naming --client-id", err)
 	}

@@ -34,51 +34,81 @@ type result struct {
 	rawHashes float64
 }
 
-// limits end a load run: after requests calls when set, else after
-// duration.
+// limits shape a load run: warmup of calls that are made but not counted,
+// then requests counted calls when set, else duration of them.
 type limits struct {
+	warmup   time.Duration
 	duration time.Duration
 	requests int
 }
 
 // load runs c from concurrency workers until the limits are reached. pid,
-// when not zero, is the server's process, whose CPU and memory are read.
+// when not zero, is the server's process, whose CPU and memory are read over
+// the counted part of the run.
+//
+// The warm-up matters most for password sign-ins: a server that idled has
+// given argon2id's memory back to the OS, and its first hashes run several
+// times slower while the pages are faulted in again.
 func load(c call, lim limits, concurrency, pid int) result {
-	cpuBefore := cpuSeconds(pid)
-	ctx, cancel := context.Background(), context.CancelFunc(func() {})
-	if lim.requests <= 0 {
-		ctx, cancel = context.WithTimeout(ctx, lim.duration)
+	var (
+		measuring atomic.Bool
+		claimed   atomic.Int64
+		cpuBefore float64
+		begin     time.Time
+		deadline  time.Time
+	)
+	start := func() {
+		cpuBefore, begin = cpuSeconds(pid), time.Now()
+		deadline = begin.Add(lim.duration)
+		measuring.Store(true)
 	}
-	defer cancel()
-	var claimed atomic.Int64
-	more := func() bool {
-		if lim.requests > 0 {
-			return claimed.Add(1) <= int64(lim.requests)
+	warmupOver := make(chan struct{})
+	if lim.warmup > 0 {
+		time.AfterFunc(lim.warmup, func() { start(); close(warmupOver) })
+	} else {
+		start()
+		close(warmupOver)
+	}
+	// more reports whether a worker should make another call, and whether
+	// that call counts.
+	more := func() (bool, bool) {
+		if !measuring.Load() {
+			return true, false
 		}
-		return ctx.Err() == nil
+		<-warmupOver // deadline is set
+		if lim.requests > 0 {
+			return claimed.Add(1) <= int64(lim.requests), true
+		}
+		return time.Now().Before(deadline), true
 	}
 	latencies := make([][]time.Duration, concurrency)
 	failures := make([]int, concurrency)
 	var wg sync.WaitGroup
-	start := time.Now()
 	for w := range concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for more() {
+			for {
+				again, counts := more()
+				if !again {
+					return
+				}
 				began := time.Now()
 				// Calls are not cut by the run's end: a call in flight
 				// finishes and counts.
-				if err := c(context.Background(), w); err != nil {
+				err := c(context.Background(), w)
+				switch {
+				case !counts:
+				case err != nil:
 					failures[w]++
-					continue
+				default:
+					latencies[w] = append(latencies[w], time.Since(began))
 				}
-				latencies[w] = append(latencies[w], time.Since(began))
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := time.Since(begin)
 	var all []time.Duration
 	r := result{cpuSeconds: cpuSeconds(pid) - cpuBefore, peakRSSMiB: procStatusMiB(pid, "VmHWM")}
 	for w := range concurrency {

@@ -26,6 +26,7 @@ func runCommand(args []string, out io.Writer) error {
 	transport := flags.String("transport", "both", "grpc, rest or both")
 	duration := flags.Duration("duration", 10*time.Second, "length of each scenario run (unless --requests)")
 	requests := flags.Int("requests", 0, "make this many requests per scenario instead of running for --duration")
+	warmup := flags.Duration("warmup", time.Second, "calls made before each scenario's counted part begins")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	serverPID := flags.Int("server-pid", 0, "chitd's process id on this machine, to report its CPU seconds and peak RSS (0: not reported)")
 	clientID := flags.String("client-id", "", "a service account for the CheckToken, client-credentials and provider scenarios (secret in $CHIT_BENCH_CLIENT_SECRET)")
@@ -80,7 +81,7 @@ func runCommand(args []string, out io.Writer) error {
 		if *transport != "both" && sc.transport != *transport {
 			continue
 		}
-		r, err := runScenario(sc, limits{duration: *duration, requests: *requests}, *concurrency, *serverPID)
+		r, err := runScenario(sc, limits{warmup: *warmup, duration: *duration, requests: *requests}, *concurrency, *serverPID)
 		if err != nil {
 			return err
 		}

@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,6 +27,7 @@ func suiteCommand(args []string) error {
 	chitd := flags.String("chitd", "bin/chitd", "chitd binary to start")
 	out := flags.String("out", "bench/results.md", "where to write the Markdown table")
 	duration := flags.Duration("duration", 3*time.Second, "length of each scenario run")
+	warmup := flags.Duration("warmup", time.Second, "calls made before each run's counted part begins")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	postgresDSN := flags.String("postgres", os.Getenv("CHIT_BENCH_POSTGRES_DSN"), "also run on this PostgreSQL (default $CHIT_BENCH_POSTGRES_DSN; empty: SQLite only)")
 	only := flags.String("only", "", "run only the scenarios whose name contains this (the baseline always runs)")
@@ -46,7 +45,7 @@ func suiteCommand(args []string) error {
 		backends = append(backends, "postgres")
 	}
 	for _, backend := range backends {
-		results, err := suite(*chitd, backend, *postgresDSN, *only, limits{duration: *duration}, *concurrency)
+		results, err := suite(*chitd, backend, *postgresDSN, *only, limits{warmup: *warmup, duration: *duration}, *concurrency)
 		if err != nil {
 			return fmt.Errorf("%s: %w", backend, err)
 		}
@@ -116,7 +115,7 @@ func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]res
 			}
 			pairedBaseline = b.rate
 			if sc.name == passwordToken {
-				pairedHashes = rawArgon2idRate(lim.duration)
+				pairedHashes = rawArgon2idRate(lim)
 			}
 		}
 		r, err := runScenario(sc, lim, concurrency, server.Process.Pid)
@@ -147,29 +146,17 @@ func runScenario(sc scenario, lim limits, concurrency, pid int) (result, error) 
 }
 
 // rawArgon2idRate is how many default-parameter hashes per second this
-// machine computes with one goroutine per core: the ceiling of password
-// sign-ins.
-func rawArgon2idRate(duration time.Duration) float64 {
+// machine computes with one goroutine per core, after the same warm-up as
+// the scenarios: the ceiling of password sign-ins.
+func rawArgon2idRate(lim limits) float64 {
 	hasher, err := passwords.NewHasher(passwords.DefaultParams, runtime.NumCPU(), 0, rand.Reader)
 	if err != nil {
 		return 0
 	}
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Since(start) < duration {
-				if _, err := hasher.Hash(context.Background(), "bench-password-1"); err == nil {
-					done.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(done.Load()) / time.Since(start).Seconds()
+	return load(func(ctx context.Context, _ int) error {
+		_, err := hasher.Hash(ctx, "bench-password-1")
+		return err
+	}, limits{warmup: lim.warmup, duration: lim.duration}, runtime.NumCPU(), 0).rate
 }
 
 // targetLines compares the run with the targets of the performance issue.
