@@ -55,7 +55,8 @@ type scenario struct {
 	// setup runs before the load (fresh refresh chains, say); may be nil.
 	setup func(ctx context.Context) error
 	call  call
-	// callers overrides the run's concurrency.
+	// callers overrides the run's concurrency; such a scenario is a burst,
+	// measured from its first call without a warm-up.
 	callers int
 }
 

@@ -137,7 +137,7 @@ func runScenario(sc scenario, lim limits, concurrency, pid int) (result, error) 
 	}
 	callers := concurrency
 	if sc.callers > 0 {
-		callers = sc.callers
+		callers, lim.warmup = sc.callers, 0
 	}
 	r := load(sc.call, lim, callers, pid)
 	r.scenario, r.transport = sc.name, sc.transport
