@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,6 +87,7 @@ at /openapi.json and /healthz.`,
 			if flags.insecureDev {
 				logger.Warn("--insecure-dev: accepting an http issuer; do not use this in production")
 			}
+			tuneGC(os.LookupEnv)
 			srv, err := server.New(cmd.Context(), cfg, db)
 			if err != nil {
 				return err
