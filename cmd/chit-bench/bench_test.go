@@ -39,6 +39,20 @@ func TestWarmUpCallsAreNotCounted(t *testing.T) {
 	}
 }
 
+// A call the warm-up started and the counted part saw finish is counted: a
+// queue of slow calls must not leave the window's start uncounted.
+func TestCallsFinishingAfterTheWarmUpCount(t *testing.T) {
+	var calls atomic.Int64
+	r := load(func(context.Context, int) error {
+		calls.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}, limits{warmup: 10 * time.Millisecond, duration: 20 * time.Millisecond}, 1, 0)
+	if calls.Load() != 1 || r.requests != 1 {
+		t.Fatalf("%d calls, %d counted; want the one call, counted", calls.Load(), r.requests)
+	}
+}
+
 // run drives a real server over both transports and reports each scenario
 // beside the baseline, without errors.
 func TestRunDrivesARunningServer(t *testing.T) {
