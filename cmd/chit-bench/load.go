@@ -62,20 +62,18 @@ func load(c call, lim limits, concurrency, pid int) result {
 		deadline = begin.Add(lim.duration)
 		measuring.Store(true)
 	}
-	warmupOver := make(chan struct{})
 	if lim.warmup > 0 {
-		time.AfterFunc(lim.warmup, func() { start(); close(warmupOver) })
+		time.AfterFunc(lim.warmup, start)
 	} else {
 		start()
-		close(warmupOver)
 	}
 	// more reports whether a worker should make another call, and whether
-	// that call counts.
+	// that call counts. Seeing measuring set orders the reads of deadline
+	// after start's writes.
 	more := func() (bool, bool) {
 		if !measuring.Load() {
 			return true, false
 		}
-		<-warmupOver // deadline is set
 		if lim.requests > 0 {
 			return claimed.Add(1) <= int64(lim.requests), true
 		}

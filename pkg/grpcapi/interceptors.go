@@ -26,12 +26,13 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 	logger, gatekeeper := cfg.Logger, cfg.Gatekeeper
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
+		client := clientAddress(ctx, cfg)
 		defer func() {
 			if r := recover(); r != nil {
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, cfg, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg, info.FullMethod, client, start, err)
 			cfg.observe(info.FullMethod, start, err)
 		}()
 		if cfg.Timeout > 0 {
@@ -39,7 +40,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
-		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, clientAddress(ctx, cfg)), info.FullMethod)
+		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, client), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +54,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 				err = chiterr.New(chiterr.Internal, "internal error")
 			}
-			err = finish(ctx, logger, cfg, info.FullMethod, start, err)
+			err = finish(ctx, logger, cfg, info.FullMethod, clientAddress(ctx, cfg), start, err)
 		}()
 		// Streams are only the standard health and reflection services,
 		// which are public by design; no Chit RPC streams.
@@ -125,7 +126,7 @@ func clientAddress(ctx context.Context, cfg InterceptorConfig) string {
 	return cfg.Proxies.Resolve(p.Addr.String(), md.Get("x-forwarded-for"))
 }
 
-func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, method string, start time.Time, err error) error {
+func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, method, client string, start time.Time, err error) error {
 	translated := toStatus(err)
 	code := status.Code(translated)
 	level := logLevelFor(code)
@@ -133,7 +134,7 @@ func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, met
 		return translated
 	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start), "transport", string(cfg.Transport),
-		"client", clientAddress(ctx, cfg)}
+		"client", client}
 	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
 		attrs = append(attrs, "trace_id", span.TraceID().String())
 	}

@@ -208,8 +208,8 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 
 	// The gateway calls the same handlers through the same interceptors as
 	// in-process function calls: no certificate, socket or serialization on
-	// the way, and only its calls are trusted to carry the browser's address
-	// in x-forwarded-for.
+	// the way. Its calls carry the client address the HTTP layer resolved
+	// (clientaddr.Middleware below).
 	restUnary, _ := interceptors(grpcapi.TransportREST)
 	gatewayConn := gateway.NewInProcess(restUnary, tracing)
 	registerServices(gatewayConn)
@@ -458,7 +458,6 @@ func (s *Server) deleteExpired(ctx context.Context) {
 	}
 }
 
-// ready answers /readyz: the store answers and the signing keys are loaded.
 // readinessInterval is how often the gRPC health service's per-service
 // statuses are refreshed between /readyz probes.
 const readinessInterval = 5 * time.Second
@@ -516,6 +515,7 @@ func every(ctx context.Context, interval, fallback time.Duration, fn func()) {
 	}
 }
 
+// ready answers /readyz: the store answers and the signing keys are loaded.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if err := s.checkReadiness(r.Context()); err != nil {

@@ -11,15 +11,18 @@ import (
 	"github.com/chit-auth/chit/pkg/storage/storagetest"
 )
 
+// openStore is the suite's factory: a fresh store in its own schema.
+func openStore(tb testing.TB) storage.Store {
+	store, err := postgres.Open(context.Background(), postgrestest.FreshDSN(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	return store
+}
+
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		store, err := postgres.Open(context.Background(), postgrestest.FreshDSN(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		return store
-	})
+	storagetest.Run(t, openStore)
 }
 
 // Replicas starting together migrate one at a time under the advisory lock.
@@ -76,12 +79,5 @@ func TestCleanupLockElectsOneReplica(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Bench(b, func(tb testing.TB) storage.Store {
-		store, err := postgres.Open(context.Background(), postgrestest.FreshDSN(tb))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { store.Close() })
-		return store
-	})
+	storagetest.Bench(b, openStore)
 }

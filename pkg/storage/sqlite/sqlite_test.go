@@ -10,15 +10,18 @@ import (
 	"github.com/chit-auth/chit/pkg/storage/storagetest"
 )
 
+// openStore is the suite's factory: a fresh store in its own directory.
+func openStore(tb testing.TB) storage.Store {
+	store, err := sqlite.Open(context.Background(), tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	return store
+}
+
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		store, err := sqlite.Open(context.Background(), t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		return store
-	})
+	storagetest.Run(t, openStore)
 }
 
 func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
@@ -44,23 +47,11 @@ func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
 
 // The timing decorator forwards every method: the whole suite passes through it.
 func TestConformanceThroughTimedStore(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Store {
-		store, err := sqlite.Open(context.Background(), t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		return storage.Timed(store, func(string, time.Duration) {})
+	storagetest.Run(t, func(tb testing.TB) storage.Store {
+		return storage.Timed(openStore(tb), func(string, time.Duration) {})
 	})
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Bench(b, func(tb testing.TB) storage.Store {
-		store, err := sqlite.Open(context.Background(), tb.TempDir())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { store.Close() })
-		return store
-	})
+	storagetest.Bench(b, openStore)
 }

@@ -13,7 +13,7 @@ import (
 // writes of a sign-in and of a refresh rotation (alone and with concurrent
 // callers, where a backend's write queueing shows). Every backend runs it
 // through its own Benchmark function.
-func Bench(b *testing.B, newStore func(testing.TB) storage.Store) {
+func Bench(b *testing.B, newStore Factory) {
 	ctx := context.Background()
 	b.Run("GetServiceAccount", func(b *testing.B) {
 		s := newStore(b)

@@ -17,9 +17,9 @@ import (
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
-// Factory returns a fresh, empty store for one test. It registers its own
-// clean-up with t.Cleanup.
-type Factory func(t *testing.T) storage.Store
+// Factory returns a fresh, empty store for one test or benchmark. It
+// registers its own clean-up with tb.Cleanup.
+type Factory func(tb testing.TB) storage.Store
 
 // Run runs the whole suite against the backend made by newStore.
 func Run(t *testing.T, newStore Factory) {
