@@ -25,134 +25,170 @@ type result struct {
 	// when the server's process is unknown.
 	cpuSeconds float64
 	peakRSSMiB float64
-	// baseline is the health-check rate on the same transport measured
-	// just before this run (zero: use the run's first baseline row); pairing
-	// them keeps the machine's drift out of the ratio.
+	// baseline is the health-check rate over the same transport in the
+	// same turns (zero: use the run's baseline row).
 	baseline float64
-	// rawHashes is the raw argon2id rate measured just before this run, for
-	// the password scenarios.
+	// rawHashes is the raw argon2id rate in the same turns, for password
+	// sign-ins.
 	rawHashes float64
 }
 
+// reference is the rate r is compared with: its paired baseline or raw
+// hashing rate.
+func (r result) reference() float64 { return max(r.baseline, r.rawHashes) }
+
+// report prints r's progress line.
+func (r result) report() {
+	fmt.Fprintf(os.Stderr, "%-42s %-5s %8.0f req/s  reference %6.0f req/s  p99 %v  errors %d\n",
+		r.scenario, r.transport, r.rate, r.reference(), r.p99, r.errors)
+}
+
 // limits shape a load run: warmup of calls that are made but not counted,
-// then requests counted calls when set, else duration of them.
+// then requests counted calls when set, else duration of them. When several
+// calls take turns, turn is how long each runs at a time.
 type limits struct {
 	warmup   time.Duration
 	duration time.Duration
 	requests int
+	turn     time.Duration
 }
 
-// load runs c from concurrency workers until the limits are reached. pid,
-// when not zero, is the server's process, whose CPU and memory are read over
-// the counted part of the run.
+// caller is a call and how many workers make it at once.
+type caller struct {
+	call    call
+	workers int
+}
+
+// load runs c from concurrency workers: lim.warmup of uncounted calls, then
+// the counted part. pid, when not zero, is the server's process, whose CPU
+// and memory are read over the counted part.
 //
 // The warm-up matters most for password sign-ins: a server that idled has
 // given argon2id's memory back to the OS, and its first hashes run several
 // times slower while the pages are faulted in again.
 func load(c call, lim limits, concurrency, pid int) result {
-	var (
-		measuring atomic.Bool
-		claimed   atomic.Int64
-		cpuBefore float64
-		begin     time.Time
-		deadline  time.Time
-	)
-	start := func() {
-		cpuBefore, begin = cpuSeconds(pid), time.Now()
-		deadline = begin.Add(lim.duration)
-		measuring.Store(true)
-	}
+	return takeTurns([]caller{{c, concurrency}}, lim, pid)[0]
+}
+
+// takeTurns loads several calls whose rates are to be compared: after each
+// one's warm-up, they run in turns of lim.turn until each has been counted
+// for lim.duration (or, with lim.requests, one after the other for that many
+// calls each). A turn starts with all its workers on one call and ends when
+// the last of its calls has returned, so no call's work spills into another's
+// time. Turns rather than one run after the other keep the machine's drift,
+// on shared machines as large as the differences measured, out of the ratios.
+func takeTurns(callers []caller, lim limits, pid int) []result {
 	if lim.warmup > 0 {
-		time.AfterFunc(lim.warmup, start)
+		for _, c := range callers {
+			runTurn(c, until(time.Now().Add(lim.warmup)), 0, nil)
+		}
+	}
+	tallies := make([]tally, len(callers))
+	if lim.requests > 0 {
+		for i, c := range callers {
+			var claimed atomic.Int64
+			runTurn(c, func() bool { return claimed.Add(1) <= int64(lim.requests) }, pid, &tallies[i])
+		}
 	} else {
-		start()
-	}
-	// more reports whether a worker should make another call, and whether
-	// that call counts. Seeing measuring set orders the reads of deadline
-	// after start's writes.
-	more := func() (bool, bool) {
-		if !measuring.Load() {
-			return true, false
+		turn := lim.turn
+		if turn <= 0 || len(callers) == 1 {
+			turn = lim.duration
 		}
-		if lim.requests > 0 {
-			return claimed.Add(1) <= int64(lim.requests), true
+		for done := time.Duration(0); done < lim.duration; done += turn {
+			length := min(turn, lim.duration-done)
+			for i, c := range callers {
+				runTurn(c, until(time.Now().Add(length)), pid, &tallies[i])
+			}
 		}
-		return time.Now().Before(deadline), true
 	}
-	latencies := make([][]time.Duration, concurrency)
-	failures := make([]int, concurrency)
+	peakRSS := procStatusMiB(pid, "VmHWM")
+	results := make([]result, len(callers))
+	for i, t := range tallies {
+		results[i] = t.result(peakRSS)
+	}
+	return results
+}
+
+// tally adds up one call's counted turns.
+type tally struct {
+	latencies []time.Duration
+	failures  int
+	elapsed   time.Duration
+	cpu       float64
+}
+
+func (t tally) result(peakRSSMiB float64) result {
+	slices.Sort(t.latencies)
+	r := result{errors: t.failures, requests: len(t.latencies) + t.failures, cpuSeconds: t.cpu, peakRSSMiB: peakRSSMiB}
+	if t.elapsed > 0 {
+		r.rate = float64(len(t.latencies)) / t.elapsed.Seconds()
+	}
+	if n := len(t.latencies); n > 0 {
+		r.p50, r.p90, r.p99 = t.latencies[n*50/100], t.latencies[n*90/100], t.latencies[n*99/100]
+	}
+	return r
+}
+
+// runTurn has c's workers make calls while more allows, waits until every
+// call has returned and, when t is not nil, counts the turn into t.
+func runTurn(c caller, more func() bool, pid int, t *tally) {
+	cpuBefore, begin := cpuSeconds(pid), time.Now()
+	latencies := make([][]time.Duration, c.workers)
+	failures := make([]int, c.workers)
 	var wg sync.WaitGroup
-	for w := range concurrency {
+	for w := range c.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				again, counts := more()
-				if !again {
-					return
-				}
+			for more() {
 				began := time.Now()
-				// Calls are not cut by the run's end: a call in flight
-				// finishes and counts.
-				err := c(context.Background(), w)
-				if !counts && lim.requests == 0 && measuring.Load() {
-					// A call the warm-up started but the counted part saw
-					// finish counts: queued calls (password sign-ins wait
-					// for a hashing slot) would otherwise leave the first
-					// part of the window busy with work nobody counts.
-					counts = true
-				}
-				switch {
-				case !counts:
-				case err != nil:
+				if err := c.call(context.Background(), w); err != nil {
 					failures[w]++
-				default:
+				} else {
 					latencies[w] = append(latencies[w], time.Since(began))
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(begin)
-	var all []time.Duration
-	r := result{cpuSeconds: cpuSeconds(pid) - cpuBefore, peakRSSMiB: procStatusMiB(pid, "VmHWM")}
-	for w := range concurrency {
-		all = append(all, latencies[w]...)
-		r.errors += failures[w]
+	if t == nil {
+		return
 	}
-	slices.Sort(all)
-	r.requests = len(all) + r.errors
-	r.rate = float64(len(all)) / elapsed.Seconds()
-	if len(all) > 0 {
-		r.p50, r.p90, r.p99 = all[len(all)*50/100], all[len(all)*90/100], all[len(all)*99/100]
+	t.elapsed += time.Since(begin)
+	t.cpu += cpuSeconds(pid) - cpuBefore
+	for w := range c.workers {
+		t.latencies = append(t.latencies, latencies[w]...)
+		t.failures += failures[w]
 	}
-	return r
 }
 
-const tableHeader = "| scenario | transport | req/s | ratio to baseline | p50 | p90 | p99 | errors | server CPU s | server peak RSS MiB |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|\n"
+func until(deadline time.Time) func() bool {
+	return func() bool { return time.Now().Before(deadline) }
+}
 
-// tableRows formats results as Markdown rows, each with its ratio to the
-// health-check baseline of its transport: the one measured just before it
-// when there is one, else the first in results.
+const tableHeader = "| scenario | transport | req/s | reference req/s | ratio | p50 | p90 | p99 | errors | server CPU s | server peak RSS MiB |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+// tableRows formats results as Markdown rows, each with its reference rate
+// and its ratio to it. Rows without a paired reference are compared with the
+// health-check row of their transport in results, if any.
 func tableRows(results []result) string {
-	baseline := map[string]float64{}
+	baselineRows := map[string]float64{}
 	for _, r := range results {
 		if r.scenario == baselineName {
-			baseline[r.transport] = r.rate
+			baselineRows[r.transport] = r.rate
 		}
 	}
 	var rows strings.Builder
 	for _, r := range results {
-		ratio := "–"
-		b := r.baseline
-		if b == 0 {
-			b = baseline[r.transport]
+		reference, ratio := r.reference(), "–"
+		if reference == 0 {
+			reference = baselineRows[r.transport]
 		}
-		if b > 0 {
-			ratio = fmt.Sprintf("%.2f", r.rate/b)
+		if reference > 0 {
+			ratio = fmt.Sprintf("%.2f", r.rate/reference)
 		}
-		fmt.Fprintf(&rows, "| %s | %s | %.0f | %s | %v | %v | %v | %d | %.2f | %.0f |\n", r.scenario, r.transport, r.rate, ratio,
+		fmt.Fprintf(&rows, "| %s | %s | %.0f | %.0f | %s | %v | %v | %v | %d | %.2f | %.0f |\n", r.scenario, r.transport, r.rate, reference, ratio,
 			r.p50.Round(10*time.Microsecond), r.p90.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
 			r.errors, r.cpuSeconds, r.peakRSSMiB)
 	}

@@ -18,9 +18,9 @@ import (
 
 const usage = `usage:
   chit-bench run   [--grpc-addr localhost:9090] [--http-addr localhost:8080] [--scenario NAME] [--transport grpc|rest|both]
-                   [--duration 10s | --requests N] [--warmup 1s] [--concurrency 32] [--server-pid PID] [--client-id ID] [--username NAME] [--tls [--ca-file F]]
+                   [--duration 10s | --requests N] [--warmup 1s] [--concurrency 32] [--server-pid PID] [--client-id ID] [--username NAME] [--tls [--ca-file F]] [--cpuprofile F]
                    (secrets from CHIT_BENCH_CLIENT_SECRET and CHIT_BENCH_PASSWORD)
-  chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 3s] [--warmup 1s] [--concurrency 32] [--postgres DSN] [--only NAME]
+  chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 4s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
   chit-bench soak  [--chitd bin/chitd] [--duration 5m] [--concurrency 32]
 Run "chit-bench COMMAND --help" for the flags of one command.`
 

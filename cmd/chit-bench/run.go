@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ func runCommand(args []string, out io.Writer) error {
 	username := flags.String("username", "", "a user for the password and refresh scenarios (password in $CHIT_BENCH_PASSWORD)")
 	useTLS := flags.Bool("tls", false, "call both ports over TLS")
 	caFile := flags.String("ca-file", "", "with --tls, trust this CA bundle (PEM) instead of the system roots")
+	cpuProfile := flags.String("cpuprofile", "", "write the load generator's own CPU profile here (it shares the machine's cores with a local chitd)")
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: chit-bench run [flags]\n\nDrives a running chitd. Scenarios: %s.\n\nFlags:\n",
 			strings.Join([]string{checkHot, checkPool, clientToken, passwordToken, passwordStampede, refreshChains, providerRefresh}, "; "))
@@ -73,6 +75,17 @@ func runCommand(args []string, out io.Writer) error {
 		clientID: *clientID, clientSecret: os.Getenv("CHIT_BENCH_CLIENT_SECRET"),
 		username: *username, password: os.Getenv("CHIT_BENCH_PASSWORD"),
 	}
+	if *cpuProfile != "" {
+		file, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		if err := pprof.StartCPUProfile(file); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var results []result
 	for _, sc := range t.scenarios() {
 		if !strings.Contains(sc.name, *scenarioName) && sc.name != baselineName {
@@ -89,4 +102,19 @@ func runCommand(args []string, out io.Writer) error {
 	}
 	_, err = fmt.Fprint(out, tableHeader+tableRows(results))
 	return err
+}
+
+// runScenario sets sc up and loads it alone.
+func runScenario(sc scenario, lim limits, concurrency, pid int) (result, error) {
+	if err := sc.setUp(); err != nil {
+		return result{}, err
+	}
+	callers := concurrency
+	if sc.callers > 0 {
+		callers, lim.warmup = sc.callers, 0
+	}
+	r := load(sc.call, lim, callers, pid)
+	r.scenario, r.transport = sc.name, sc.transport
+	r.report()
+	return r, nil
 }

@@ -60,17 +60,29 @@ type scenario struct {
 	callers int
 }
 
+// setUp runs the scenario's setup, if any.
+func (sc scenario) setUp() error {
+	if sc.setup == nil {
+		return nil
+	}
+	if err := sc.setup(context.Background()); err != nil {
+		return fmt.Errorf("%s setup: %w", sc.name, err)
+	}
+	return nil
+}
+
 // fixtures are tokens the scenarios share, made on first use.
 type fixtures struct {
 	t *target
 
-	serviceOnce  sync.Once
-	serviceToken string
-	serviceErr   error
+	serviceOnce          sync.Once
+	serviceToken         string
+	serviceAuthorization string // "Bearer " + serviceToken
+	serviceErr           error
 
-	poolOnce sync.Once
-	pool     []string
-	poolErr  error
+	poolOnce           sync.Once
+	poolAuthorizations []string // "Bearer " + a distinct token
+	poolErr            error
 
 	providersOnce  sync.Once
 	providerTokens []string
@@ -89,10 +101,13 @@ func (f *fixtures) service(ctx context.Context) (string, error) {
 		var resp *authv1.TokenResponse
 		resp, f.serviceErr = authv1.NewAuthServiceClient(f.t.conn).Token(ctx, f.t.clientRequest())
 		f.serviceToken = resp.GetAccessToken()
+		f.serviceAuthorization = "Bearer " + f.serviceToken
 	})
 	return f.serviceToken, f.serviceErr
 }
 
+// tokenPool signs 256 distinct access tokens and returns their Authorization
+// header values.
 func (f *fixtures) tokenPool(ctx context.Context) ([]string, error) {
 	f.poolOnce.Do(func() {
 		if _, f.poolErr = f.service(ctx); f.poolErr != nil {
@@ -105,10 +120,10 @@ func (f *fixtures) tokenPool(ctx context.Context) ([]string, error) {
 				f.poolErr = err
 				return
 			}
-			f.pool = append(f.pool, resp.GetAccessToken())
+			f.poolAuthorizations = append(f.poolAuthorizations, "Bearer "+resp.GetAccessToken())
 		}
 	})
-	return f.pool, f.poolErr
+	return f.poolAuthorizations, f.poolErr
 }
 
 func (f *fixtures) providers(ctx context.Context) ([]string, error) {
@@ -163,8 +178,10 @@ func (t *target) scenarios() []scenario {
 	auth := authv1.NewAuthServiceClient(t.conn)
 	providerAPI := authv1.NewAuthProvidersClient(t.conn)
 	health := grpc_health_v1.NewHealthClient(t.conn)
-	withBearer := func(ctx context.Context, token string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	// The header values are built once, as a busy caller would keep them:
+	// the load generator shares the machine's cores with the server.
+	withAuthorization := func(ctx context.Context, authorization string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
 	}
 	// pick spreads the calls over a pool without a shared counter.
 	pick := func(pool []string) string { return pool[int(time.Now().UnixNano()/7)%len(pool)] }
@@ -181,19 +198,19 @@ func (t *target) scenarios() []scenario {
 		}, 0},
 		{baselineName, "rest", nil, func(ctx context.Context, _ int) error { _, err := t.get(ctx, "/healthz", ""); return err }, 0},
 		{checkHot, "grpc", needService, func(ctx context.Context, _ int) error {
-			_, err := auth.CheckToken(withBearer(ctx, f.serviceToken), &authv1.CheckTokenRequest{})
+			_, err := auth.CheckToken(withAuthorization(ctx, f.serviceAuthorization), &authv1.CheckTokenRequest{})
 			return err
 		}, 0},
 		{checkHot, "rest", needService, func(ctx context.Context, _ int) error {
-			_, err := t.get(ctx, "/v1/auth/check", f.serviceToken)
+			_, err := t.get(ctx, "/v1/auth/check", f.serviceAuthorization)
 			return err
 		}, 0},
 		{checkPool, "grpc", needPool, func(ctx context.Context, _ int) error {
-			_, err := auth.CheckToken(withBearer(ctx, pick(f.pool)), &authv1.CheckTokenRequest{})
+			_, err := auth.CheckToken(withAuthorization(ctx, pick(f.poolAuthorizations)), &authv1.CheckTokenRequest{})
 			return err
 		}, 0},
 		{checkPool, "rest", needPool, func(ctx context.Context, _ int) error {
-			_, err := t.get(ctx, "/v1/auth/check", pick(f.pool))
+			_, err := t.get(ctx, "/v1/auth/check", pick(f.poolAuthorizations))
 			return err
 		}, 0},
 		{clientToken, "grpc", needService, func(ctx context.Context, _ int) error {
@@ -264,7 +281,7 @@ func (t *target) clientRequest() *authv1.TokenRequest {
 		ClientCredential: &authv1.ClientCredential{ClientId: t.clientID, ClientSecret: t.clientSecret}}}
 }
 
-func (t *target) post(ctx context.Context, path string, body any, bearer string) ([]byte, error) {
+func (t *target) post(ctx context.Context, path string, body any, authorization string) ([]byte, error) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
@@ -274,20 +291,22 @@ func (t *target) post(ctx context.Context, path string, body any, bearer string)
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return t.do(req, bearer)
+	return t.do(req, authorization)
 }
 
-func (t *target) get(ctx context.Context, path, bearer string) ([]byte, error) {
+func (t *target) get(ctx context.Context, path, authorization string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	return t.do(req, bearer)
+	return t.do(req, authorization)
 }
 
-func (t *target) do(req *http.Request, bearer string) ([]byte, error) {
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
+// do sends req with an Authorization header value such as "Bearer ..."
+// (none when empty).
+func (t *target) do(req *http.Request, authorization string) ([]byte, error) {
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := t.rest.Do(req)
 	if err != nil {

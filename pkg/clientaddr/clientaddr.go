@@ -67,7 +67,13 @@ func (r *Resolver) Resolve(peer string, forwardedFor []string) string {
 	if err != nil {
 		return ""
 	}
-	client = client.Unmap()
+	return r.ResolveAddr(client, forwardedFor)
+}
+
+// ResolveAddr is Resolve for a peer address already parsed, as a TCP
+// connection gives it.
+func (r *Resolver) ResolveAddr(peer netip.Addr, forwardedFor []string) string {
+	client := peer.Unmap()
 	if !r.trusts(client) {
 		return client.String()
 	}

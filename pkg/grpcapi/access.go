@@ -126,8 +126,7 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 // bearerToken returns the token of an `authorization: Bearer ...` metadata
 // entry; the gateway forwards the HTTP Authorization header there.
 func bearerToken(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, value := range md.Get("authorization") {
+	for _, value := range metadata.ValueFromIncomingContext(ctx, "authorization") {
 		scheme, token, ok := strings.Cut(value, " ")
 		if ok && strings.EqualFold(scheme, "bearer") {
 			return strings.TrimSpace(token)

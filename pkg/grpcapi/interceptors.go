@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -122,8 +123,12 @@ func clientAddress(ctx context.Context, cfg InterceptorConfig) string {
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	return cfg.Proxies.Resolve(p.Addr.String(), md.Get("x-forwarded-for"))
+	// One header's values, not a copy of all metadata: this runs on every call.
+	forwardedFor := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for")
+	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
+		return cfg.Proxies.ResolveAddr(tcp.AddrPort().Addr(), forwardedFor)
+	}
+	return cfg.Proxies.Resolve(p.Addr.String(), forwardedFor)
 }
 
 func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, method, client string, start time.Time, err error) error {

@@ -21,7 +21,7 @@ type revocationCache struct {
 	store   storage.Store
 	now     func() time.Time
 	mu      sync.Mutex
-	entries map[string]cachedRevocation
+	entries map[revocationKey]cachedRevocation
 }
 
 type cachedRevocation struct {
@@ -33,13 +33,14 @@ type cachedRevocation struct {
 const maxCachedRevocations = 100_000
 
 func newRevocationCache(ttl time.Duration, store storage.Store, now func() time.Time) *revocationCache {
-	return &revocationCache{ttl: ttl, store: store, now: now, entries: map[string]cachedRevocation{}}
+	return &revocationCache{ttl: ttl, store: store, now: now, entries: map[revocationKey]cachedRevocation{}}
 }
 
-func revocationKey(familyID, subject string) string { return familyID + "\x00" + subject }
+// revocationKey names what Store.GetRevocation answered for.
+type revocationKey struct{ familyID, subject string }
 
 func (c *revocationCache) get(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
-	key := revocationKey(familyID, subject)
+	key := revocationKey{familyID, subject}
 	now := c.now()
 	if c.ttl > 0 {
 		c.mu.Lock()
@@ -56,7 +57,7 @@ func (c *revocationCache) get(ctx context.Context, familyID, subject string) (st
 	if c.ttl > 0 {
 		c.mu.Lock()
 		if len(c.entries) >= maxCachedRevocations {
-			c.entries = map[string]cachedRevocation{}
+			c.entries = map[revocationKey]cachedRevocation{}
 		}
 		c.entries[key] = cachedRevocation{revocation: revocation, fetchedAt: now}
 		c.mu.Unlock()
@@ -70,13 +71,13 @@ func (c *revocationCache) forget(familyID, subject string) {
 	defer c.mu.Unlock()
 	if familyID == "" {
 		for key := range c.entries {
-			if len(key) > len(subject) && key[len(key)-len(subject)-1:] == "\x00"+subject {
+			if key.subject == subject {
 				delete(c.entries, key)
 			}
 		}
 		return
 	}
-	delete(c.entries, revocationKey(familyID, subject))
+	delete(c.entries, revocationKey{familyID, subject})
 }
 
 // Revoke revokes the login a token belongs to (RFC 7009): a refresh token by

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -409,7 +408,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims,
 func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
 	// A token checked before is not verified again: its signature and claims
 	// cannot have changed. Only revocation can, and it is checked every time.
-	cacheKey := string(secrets.Digest(accessToken)) + strconv.Itoa(len(lookups))
+	cacheKey := verifiedKey{token: accessToken, sources: len(lookups)}
 	claims, ok := s.verified.get(cacheKey, s.Now().Add(-s.cfg.ClockSkew))
 	if !ok {
 		var err error

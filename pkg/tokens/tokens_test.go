@@ -453,3 +453,57 @@ func newForeignKey(t *testing.T) jwk.Key {
 	}
 	return key
 }
+
+// A token checked again is answered from what its first check verified:
+// the key is looked up (and the signature verified) once. A token that only
+// looks like it, or a stricter check, still gets the full verification.
+func TestCheckVerifiesATokenOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	providerKey := newForeignKey(t)
+	publicKey, err := providerKey.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lookups atomic.Int32
+	f.service.ProviderKeys = func(_ context.Context, kid string) (jwk.Key, bool) {
+		if kid != providerKey.KeyID() {
+			return nil, false
+		}
+		lookups.Add(1)
+		return publicKey, true
+	}
+	now := f.clock.Now()
+	token, err := jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("provider-7").Audience([]string{f.cfg.Audience}).
+		IssuedAt(now).Expiration(now.Add(time.Minute)).Claim("role", "PROVIDER").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, providerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		claims, err := f.service.Check(ctx, string(signed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if claims.Subject != "provider-7" {
+			t.Fatalf("subject %q, want provider-7", claims.Subject)
+		}
+	}
+	if got := lookups.Load(); got != 1 {
+		t.Fatalf("three checks of one token looked its key up %d times, want 1", got)
+	}
+
+	parts := strings.Split(string(signed), ".")
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"root","role":"ADMIN"}`)) + "." + parts[2]
+	_, err = f.service.Check(ctx, tampered)
+	wantKind(t, err, chiterr.Unauthenticated)
+	if got := lookups.Load(); got != 2 {
+		t.Fatalf("the tampered token was not verified afresh: %d key lookups, want 2", got)
+	}
+	// Provider tokens never authorize calls to Chit itself, cached or not.
+	_, err = f.service.Authenticate(ctx, string(signed))
+	wantKind(t, err, chiterr.Unauthenticated)
+}
