@@ -43,7 +43,7 @@ check-generated: generate
 
 ## bench: a load run of every scenario on both ports, then the Go micro-benchmarks (bench/results.md);
 ## set CHIT_BENCH_POSTGRES_DSN to measure PostgreSQL too
-BENCH_DURATION ?= 3s
+BENCH_DURATION ?= 4s
 bench: build
 	$(GO) run ./cmd/chit-bench suite --chitd bin/chitd --out bench/results.md --duration $(BENCH_DURATION)
 	@{ echo; echo '## Go micro-benchmarks'; echo; echo '```'; \

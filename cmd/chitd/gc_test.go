@@ -3,6 +3,8 @@ package main
 import (
 	"runtime/debug"
 	"testing"
+
+	"github.com/chit-auth/chit/pkg/passwords"
 )
 
 func TestGCTargetUnlessGOGCIsSet(t *testing.T) {
@@ -10,8 +12,8 @@ func TestGCTargetUnlessGOGCIsSet(t *testing.T) {
 	t.Cleanup(func() { debug.SetGCPercent(previous) })
 
 	tuneGC(func(string) (string, bool) { return "", false })
-	if got := debug.SetGCPercent(100); got != defaultGCPercent {
-		t.Fatalf("GC percent %d without GOGC, want %d", got, defaultGCPercent)
+	if got := debug.SetGCPercent(100); got != passwords.GCPercent {
+		t.Fatalf("GC percent %d without GOGC, want %d", got, passwords.GCPercent)
 	}
 	tuneGC(func(name string) (string, bool) { return "150", name == "GOGC" })
 	if got := debug.SetGCPercent(100); got != 100 {

@@ -116,16 +116,25 @@ func metadataContext(key, value string) context.Context {
 }
 
 // A handler that outlives the configured timeout is cut off with
-// DEADLINE_EXCEEDED.
+// DEADLINE_EXCEEDED, whether the caller set a later deadline of its own or
+// none.
 func TestTimeoutBoundsEveryCall(t *testing.T) {
 	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.DiscardHandler), Gatekeeper: NewGatekeeper(nil, nil),
 		Transport: TransportREST, Timeout: 20 * time.Millisecond})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_GetAuthStatus_FullMethodName}
-	_, err := unary(context.Background(), nil, info, func(ctx context.Context, _ any) (any, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("got %v, want DeadlineExceeded", err)
+	later, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for name, ctx := range map[string]context.Context{"no deadline": context.Background(), "a later deadline": later} {
+		start := time.Now()
+		var deadline time.Time
+		_, err := unary(ctx, nil, info, func(ctx context.Context, _ any) (any, error) {
+			deadline, _ = ctx.Deadline()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		if status.Code(err) != codes.DeadlineExceeded || deadline.After(start.Add(30*time.Second)) {
+			t.Fatalf("%s: got %v with the handler's deadline %v after the call began, want DeadlineExceeded within the timeout",
+				name, err, deadline.Sub(start))
+		}
 	}
 }

@@ -36,7 +36,9 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			err = finish(ctx, logger, cfg, info.FullMethod, client, start, err)
 			cfg.observe(info.FullMethod, start, err)
 		}()
-		if cfg.Timeout > 0 {
+		// A caller's own sooner deadline (the REST layer sets one) already
+		// bounds the call; a second timer per call would add nothing.
+		if deadline, ok := ctx.Deadline(); cfg.Timeout > 0 && (!ok || time.Until(deadline) > cfg.Timeout) {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
