@@ -113,7 +113,7 @@ func TestScenariosArePairedWithTheirTransportsBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range results {
-		if r.scenario != checkHot || r.transport != group[i].transport || r.baseline <= 0 || r.rawHashes != 0 {
+		if r.scenario != checkHot || r.transport != group[i].transport || r.reference <= 0 {
 			t.Fatalf("result %d: %+v", i, r)
 		}
 	}
@@ -162,9 +162,9 @@ func TestRunNamesTheMissingAccount(t *testing.T) {
 
 func TestTargetsAreMarked(t *testing.T) {
 	lines := targetLines("sqlite", []result{
-		{scenario: checkHot, transport: "grpc", rate: 800, baseline: 1000},
+		{scenario: checkHot, transport: "grpc", rate: 800, reference: 1000},
 		{scenario: checkHot, transport: "rest", rate: 400},
-		{scenario: passwordToken, transport: "grpc", rate: 95, rawHashes: 100},
+		{scenario: passwordToken, transport: "grpc", rate: 95, reference: 100},
 		{scenario: refreshChains, transport: "grpc", rate: 1400},
 		{scenario: passwordStampede, transport: "grpc", peakRSSMiB: 600},
 	})

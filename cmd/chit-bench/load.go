@@ -25,22 +25,16 @@ type result struct {
 	// when the server's process is unknown.
 	cpuSeconds float64
 	peakRSSMiB float64
-	// baseline is the health-check rate over the same transport in the
-	// same turns (zero: use the run's baseline row).
-	baseline float64
-	// rawHashes is the raw argon2id rate in the same turns, for password
-	// sign-ins.
-	rawHashes float64
+	// reference is the rate r is compared with, measured in the same turns:
+	// the health check over the same transport, or raw argon2id hashing for
+	// password sign-ins (zero: use the run's baseline row).
+	reference float64
 }
-
-// reference is the rate r is compared with: its paired baseline or raw
-// hashing rate.
-func (r result) reference() float64 { return max(r.baseline, r.rawHashes) }
 
 // report prints r's progress line.
 func (r result) report() {
 	fmt.Fprintf(os.Stderr, "%-42s %-5s %8.0f req/s  reference %6.0f req/s  p99 %v  errors %d\n",
-		r.scenario, r.transport, r.rate, r.reference(), r.p99, r.errors)
+		r.scenario, r.transport, r.rate, r.reference, r.p99, r.errors)
 }
 
 // limits shape a load run: warmup of calls that are made but not counted,
@@ -181,7 +175,7 @@ func tableRows(results []result) string {
 	}
 	var rows strings.Builder
 	for _, r := range results {
-		reference, ratio := r.reference(), "–"
+		reference, ratio := r.reference, "–"
 		if reference == 0 {
 			reference = baselineRows[r.transport]
 		}

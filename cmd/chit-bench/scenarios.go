@@ -76,8 +76,7 @@ type fixtures struct {
 	t *target
 
 	serviceOnce          sync.Once
-	serviceToken         string
-	serviceAuthorization string // "Bearer " + serviceToken
+	serviceAuthorization string // "Bearer " + a service account's token
 	serviceErr           error
 
 	poolOnce           sync.Once
@@ -92,6 +91,8 @@ type fixtures struct {
 	chains   []string
 }
 
+// service signs the service account in once and returns its Authorization
+// header value.
 func (f *fixtures) service(ctx context.Context) (string, error) {
 	f.serviceOnce.Do(func() {
 		if f.t.clientID == "" || f.t.clientSecret == "" {
@@ -100,10 +101,9 @@ func (f *fixtures) service(ctx context.Context) (string, error) {
 		}
 		var resp *authv1.TokenResponse
 		resp, f.serviceErr = authv1.NewAuthServiceClient(f.t.conn).Token(ctx, f.t.clientRequest())
-		f.serviceToken = resp.GetAccessToken()
-		f.serviceAuthorization = "Bearer " + f.serviceToken
+		f.serviceAuthorization = "Bearer " + resp.GetAccessToken()
 	})
-	return f.serviceToken, f.serviceErr
+	return f.serviceAuthorization, f.serviceErr
 }
 
 // tokenPool signs 256 distinct access tokens and returns their Authorization
@@ -128,9 +128,9 @@ func (f *fixtures) tokenPool(ctx context.Context) ([]string, error) {
 
 func (f *fixtures) providers(ctx context.Context) ([]string, error) {
 	f.providersOnce.Do(func() {
-		var serviceToken string
-		if serviceToken, f.providersErr = f.service(ctx); f.providersErr == nil {
-			f.providerTokens, f.providersErr = claimProviders(ctx, f.t.conn, serviceToken, 64)
+		var authorization string
+		if authorization, f.providersErr = f.service(ctx); f.providersErr == nil {
+			f.providerTokens, f.providersErr = claimProviders(ctx, f.t.conn, authorization, 64)
 		}
 	})
 	return f.providerTokens, f.providersErr
@@ -320,11 +320,11 @@ func (t *target) do(req *http.Request, authorization string) ([]byte, error) {
 	return raw, err
 }
 
-// claimProviders registers and claims n providers (as the given service)
-// and returns their refresh tokens.
-func claimProviders(ctx context.Context, conn *grpc.ClientConn, serviceToken string, n int) ([]string, error) {
+// claimProviders registers and claims n providers, calling with the
+// service's Authorization header value, and returns their refresh tokens.
+func claimProviders(ctx context.Context, conn *grpc.ClientConn, authorization string, n int) ([]string, error) {
 	api := authv1.NewAuthProvidersClient(conn)
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+serviceToken)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
 	register := &authv1.AuthProvidersRegisterRequest{}
 	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
 	for i := range n {
