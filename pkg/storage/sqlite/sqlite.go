@@ -56,25 +56,28 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 	// Write transactions take the write lock up front, so two of them never
 	// deadlock upgrading from a read lock.
 	query.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + query.Encode()
-	db, err := sql.Open("sqlite", dsn)
+	writer, err := sql.Open("sqlite", "file:"+path+"?"+query.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database: %w", err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+	writer.SetMaxOpenConns(1)
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	if err := migrate(ctx, db); err != nil {
-		db.Close()
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
 		return nil, err
 	}
-	writer, err := sql.Open("sqlite", dsn)
+	// The read pool refuses writes: a write there would bypass the writer's
+	// queue and wait in SQLite's busy handler instead, sleeping while it
+	// holds a thread.
+	query.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+query.Encode())
 	if err != nil {
-		db.Close()
-		return nil, err
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite database: %w", err)
 	}
-	writer.SetMaxOpenConns(1)
 	return &Store{db: db, writer: writer}, nil
 }
 
@@ -337,7 +340,7 @@ func (s *Store) deleteInBatches(ctx context.Context, table, condition string, ar
 const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
-	return s.insertRefreshToken(ctx, s.db, token)
+	return s.insertRefreshToken(ctx, s.writer, token)
 }
 
 type execer interface {
