@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -32,6 +34,13 @@ type Store struct {
 	// at a time; queueing writers here, in Go, is far faster than letting
 	// them collide on the file lock and back off in SQLite's busy handler.
 	writer *sql.DB
+
+	// rotations feeds the group committer (see rotation.go).
+	rotations     chan *rotation
+	closing       chan struct{}
+	closeOnce     sync.Once
+	committerDone chan struct{}
+	groupCommits  atomic.Int64
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -78,7 +87,15 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite database: %w", err)
 	}
-	return &Store{db: db, writer: writer}, nil
+	s := &Store{
+		db:            db,
+		writer:        writer,
+		rotations:     make(chan *rotation),
+		closing:       make(chan struct{}),
+		committerDone: make(chan struct{}),
+	}
+	go s.commitRotations()
+	return s, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -97,7 +114,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return errors.Join(s.writer.Close(), s.db.Close()) }
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.committerDone
+	return errors.Join(s.writer.Close(), s.db.Close())
+}
 
 // Times are stored as Unix nanoseconds in UTC; a zero time is NULL.
 func toUnix(t time.Time) sql.NullInt64 {
@@ -340,14 +361,14 @@ func (s *Store) deleteInBatches(ctx context.Context, table, condition string, ar
 const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
-	return s.insertRefreshToken(ctx, s.writer, token)
+	return insertRefreshToken(ctx, s.writer, token)
 }
 
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func (s *Store) insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
+func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
 	result, err := db.ExecContext(ctx,
 		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
@@ -367,37 +388,6 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.Refre
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
 	token.FamilyExpiresAt = fromUnix(familyExpiresAt)
 	return token, notFound(err)
-}
-
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	// The rotated_at IS NULL guard is what makes one of many concurrent
-	// rotations win: the write lock serializes them and only the first
-	// still finds the row unrotated.
-	result, err := tx.ExecContext(ctx,
-		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ? WHERE hash = ? AND rotated_at IS NULL`,
-		toUnix(successor.IssuedAt), successor.Hash, sealedSuccessor, oldHash)
-	if err != nil {
-		return err
-	}
-	if n, err := result.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ?`, oldHash).Scan(&exists)
-		if err != nil {
-			return notFound(err)
-		}
-		return storage.ErrConflict
-	}
-	if err := s.insertRefreshToken(ctx, tx, successor); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentKeyRotationHasOneWinner", testConcurrentKeyRotation},
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
+		{"RotateOntoTakenSuccessor", testRotateOntoTakenSuccessor},
 		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
 		{"CreateProvidersIsAllOrNothing", testCreateProviders},
@@ -297,6 +298,33 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 	}
 	if err := s.RotateRefreshToken(ctx, randomHash(t), successorOf(t, first, rotatedAt), nil); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("rotating an unknown token: got %v, want ErrNotFound", err)
+	}
+}
+
+// A rotation whose successor cannot be stored leaves the old token as it
+// was: half a rotation would strand the family.
+func testRotateOntoTakenSuccessor(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	first, taken := newRefreshToken(t, "alice"), newRefreshToken(t, "alice")
+	for _, token := range []storage.RefreshToken{first, taken} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	successor := successorOf(t, first, base.Add(time.Minute))
+	successor.Hash = taken.Hash
+	if err := s.RotateRefreshToken(ctx, first.Hash, successor, nil); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("rotating onto a taken successor hash: got %v, want ErrAlreadyExists", err)
+	}
+	old, err := s.GetRefreshToken(ctx, first.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.RotatedAt.IsZero() || old.ReplacedBy != nil {
+		t.Fatalf("a failed rotation changed the old token: %+v", old)
+	}
+	if err := s.RotateRefreshToken(ctx, first.Hash, successorOf(t, first, base.Add(time.Minute)), nil); err != nil {
+		t.Fatalf("the old token cannot be rotated after a failed rotation: %v", err)
 	}
 }
 

@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Refresh-token rotations are committed in groups. Each commit waits for an
+// fsync (synchronous=FULL), and SQLite has one writer, so one transaction per
+// rotation caps rotations at one per fsync however many callers wait. A
+// committer goroutine instead takes every rotation that is waiting when it
+// is free, applies each inside its own savepoint, and commits them together:
+// one fsync answers them all, and none is answered before it is durable.
+
+// maxRotationBatch bounds one group commit, so that the writer is not held
+// for long by a single transaction.
+const maxRotationBatch = 256
+
+// rotation is one RotateRefreshToken call waiting for its group commit.
+type rotation struct {
+	oldHash   []byte
+	successor storage.RefreshToken
+	sealed    []byte
+	result    chan error
+}
+
+// errStoreClosed answers a rotation asked of a closed store.
+var errStoreClosed = errors.New("sqlite: store is closed")
+
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
+	r := &rotation{oldHash: oldHash, successor: successor, sealed: sealedSuccessor, result: make(chan error, 1)}
+	select {
+	case s.rotations <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return errStoreClosed
+	}
+	// Once handed over, the outcome is the group's: a caller that gave up
+	// now could not tell a committed rotation from a lost one.
+	return <-r.result
+}
+
+// commitRotations runs until the store closes. The channel is unbuffered,
+// so a rotation is either taken here or its caller is still free to leave.
+func (s *Store) commitRotations() {
+	defer close(s.committerDone)
+	for {
+		select {
+		case first := <-s.rotations:
+			batch := []*rotation{first}
+		gather:
+			for len(batch) < maxRotationBatch {
+				select {
+				case r := <-s.rotations:
+					batch = append(batch, r)
+				default:
+					break gather
+				}
+			}
+			s.commitBatch(batch)
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// commitBatch applies batch in one transaction and answers each rotation.
+// A refused rotation (ErrConflict, ErrNotFound, ErrAlreadyExists) is rolled
+// back to its savepoint and does not affect the others; any other error
+// fails the whole group, and nothing of it is stored.
+func (s *Store) commitBatch(batch []*rotation) {
+	// No caller's context governs the group: one caller leaving must not
+	// fail the others.
+	ctx := context.Background()
+	outcomes := make([]error, len(batch))
+	err := func() error {
+		tx, err := s.writer.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i, r := range batch {
+			outcome, err := rotateInSavepoint(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			outcomes[i] = outcome
+		}
+		return tx.Commit()
+	}()
+	s.groupCommits.Add(1)
+	for i, r := range batch {
+		if err != nil {
+			r.result <- err
+		} else {
+			r.result <- outcomes[i]
+		}
+	}
+}
+
+// rotateInSavepoint returns the rotation's outcome, or an error that must
+// fail the whole transaction.
+func rotateInSavepoint(ctx context.Context, tx *sql.Tx, r *rotation) (outcome, err error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT rotation`); err != nil {
+		return nil, err
+	}
+	outcome = rotate(ctx, tx, r)
+	if outcome != nil && !refused(outcome) {
+		return nil, outcome
+	}
+	if outcome != nil {
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO rotation`); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE rotation`); err != nil {
+		return nil, err
+	}
+	return outcome, nil
+}
+
+func refused(err error) bool {
+	return errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists)
+}
+
+func rotate(ctx context.Context, tx *sql.Tx, r *rotation) error {
+	// The rotated_at IS NULL guard is what makes one of many concurrent
+	// rotations win: they are applied one after another, in one group or in
+	// several, and only the first still finds the row unrotated.
+	result, err := tx.ExecContext(ctx,
+		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ? WHERE hash = ? AND rotated_at IS NULL`,
+		toUnix(r.successor.IssuedAt), r.successor.Hash, r.sealed, r.oldHash)
+	if err != nil {
+		return err
+	}
+	if n, err := result.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ?`, r.oldHash).Scan(&exists)
+		if err != nil {
+			return notFound(err)
+		}
+		return storage.ErrConflict
+	}
+	return insertRefreshToken(ctx, tx, r.successor)
+}
