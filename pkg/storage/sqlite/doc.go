@@ -1,5 +1,7 @@
 // Package sqlite is Chit's default storage backend: one embedded SQLite
 // database (modernc.org/sqlite, pure Go, no cgo) in WAL mode with full
-// synchronous commits, so every answered write survives a crash. Its schema
-// migrations are embedded and applied by Open.
+// synchronous commits, so every answered write survives a crash. Writes
+// queue for one writer connection; reads use a pool that refuses writes.
+// Refresh-token rotations that wait together share one commit (rotation.go).
+// Its schema migrations are embedded and applied by Open.
 package sqlite
