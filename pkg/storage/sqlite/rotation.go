@@ -109,10 +109,10 @@ func rotateInSavepoint(ctx context.Context, tx *sql.Tx, r *rotation) (outcome, e
 		return nil, err
 	}
 	outcome = rotate(ctx, tx, r)
-	if outcome != nil && !refused(outcome) {
-		return nil, outcome
-	}
 	if outcome != nil {
+		if !refused(outcome) {
+			return nil, outcome
+		}
 		if _, err := tx.ExecContext(ctx, `ROLLBACK TO rotation`); err != nil {
 			return nil, err
 		}
