@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -49,8 +48,8 @@ func runCommand(args []string, out io.Writer) error {
 	if *requests <= 0 && *duration <= 0 {
 		return errors.New("give a positive --duration or --requests")
 	}
-	scheme, grpcCreds := "http", insecure.NewCredentials()
-	httpTransport := &http.Transport{MaxIdleConnsPerHost: *concurrency * 2}
+	grpcCreds := credentials.TransportCredentials(insecure.NewCredentials())
+	var restTLS *tls.Config
 	if *useTLS {
 		config := &tls.Config{MinVersion: tls.VersionTLS12}
 		if *caFile != "" {
@@ -63,7 +62,7 @@ func runCommand(args []string, out io.Writer) error {
 				return fmt.Errorf("%s holds no PEM certificate", *caFile)
 			}
 		}
-		scheme, grpcCreds, httpTransport.TLSClientConfig = "https", credentials.NewTLS(config), config
+		grpcCreds, restTLS = credentials.NewTLS(config), config
 	}
 	conn, err := grpc.NewClient(*grpcAddr, grpc.WithTransportCredentials(grpcCreds))
 	if err != nil {
@@ -71,7 +70,7 @@ func runCommand(args []string, out io.Writer) error {
 	}
 	defer conn.Close()
 	t := &target{
-		conn: conn, rest: &http.Client{Transport: httpTransport}, base: scheme + "://" + *httpAddr, callers: *concurrency,
+		conn: conn, rest: newRESTClient(*httpAddr, restTLS, *concurrency), callers: *concurrency,
 		clientID: *clientID, clientSecret: os.Getenv("CHIT_BENCH_CLIENT_SECRET"),
 		username: *username, password: os.Getenv("CHIT_BENCH_PASSWORD"),
 	}

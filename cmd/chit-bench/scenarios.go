@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -22,9 +20,7 @@ import (
 // target is a running chitd and the accounts the scenarios call it with.
 type target struct {
 	conn *grpc.ClientConn
-	rest *http.Client
-	// base is the REST port's URL, e.g. http://localhost:8080.
-	base string
+	rest *restClient
 	// A service account (client credentials) and a user (password); a
 	// scenario that needs one the operator did not give fails its setup.
 	clientID, clientSecret string
@@ -286,38 +282,13 @@ func (t *target) post(ctx context.Context, path string, body any, authorization 
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+path, bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return t.do(req, authorization)
+	return t.rest.call(ctx, http.MethodPost, path, raw, authorization)
 }
 
-func (t *target) get(ctx context.Context, path, authorization string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	return t.do(req, authorization)
-}
-
-// do sends req with an Authorization header value such as "Bearer ..."
+// get calls path with an Authorization header value such as "Bearer ..."
 // (none when empty).
-func (t *target) do(req *http.Request, authorization string) ([]byte, error) {
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	resp, err := t.rest.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
-	}
-	return raw, err
+func (t *target) get(ctx context.Context, path, authorization string) ([]byte, error) {
+	return t.rest.call(ctx, http.MethodGet, path, nil, authorization)
 }
 
 // claimProviders registers and claims n providers, calling with the

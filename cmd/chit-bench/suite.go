@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,8 +99,7 @@ func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]res
 	}
 	defer conn.Close()
 	t := &target{
-		conn: conn, base: "http://" + httpAddr, callers: concurrency,
-		rest:     &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}},
+		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
 		clientID: clientID, clientSecret: secret, username: username, password: password,
 	}
 	scenarios := t.scenarios()
