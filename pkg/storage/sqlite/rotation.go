@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 
 	"github.com/chit-auth/chit/pkg/storage"
@@ -104,7 +103,7 @@ func (s *Store) commitBatch(batch []*rotation) {
 
 // rotateInSavepoint returns the rotation's outcome, or an error that must
 // fail the whole transaction.
-func rotateInSavepoint(ctx context.Context, tx *sql.Tx, r *rotation) (outcome, err error) {
+func rotateInSavepoint(ctx context.Context, tx *transaction, r *rotation) (outcome, err error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT rotation`); err != nil {
 		return nil, err
 	}
@@ -127,7 +126,7 @@ func refused(err error) bool {
 	return errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists)
 }
 
-func rotate(ctx context.Context, tx *sql.Tx, r *rotation) error {
+func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 	// The rotated_at IS NULL guard is what makes one of many concurrent
 	// rotations win: they are applied one after another, in one group or in
 	// several, and only the first still finds the row unrotated.

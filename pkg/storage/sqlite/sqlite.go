@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,11 @@ const FileName = "chit.db"
 // Store is a storage.Store on one SQLite database file.
 type Store struct {
 	// db serves reads: WAL lets them run beside a writer.
-	db *sql.DB
+	db *pool
 	// writer holds the one connection that writes. SQLite admits one writer
 	// at a time; queueing writers here, in Go, is far faster than letting
 	// them collide on the file lock and back off in SQLite's busy handler.
-	writer *sql.DB
+	writer *pool
 
 	// rotations feeds the group committer (see rotation.go).
 	rotations     chan *rotation
@@ -87,9 +88,15 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite database: %w", err)
 	}
+	// Reads are CPU work in SQLite's library, so a few connections per core
+	// serve them; keeping them all idle rather than closing them keeps
+	// their prepared statements (statements.go) and page caches.
+	readers := max(8, 2*runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(readers)
+	db.SetMaxIdleConns(readers)
 	s := &Store{
-		db:            db,
-		writer:        writer,
+		db:            newPool(db),
+		writer:        newPool(writer),
 		rotations:     make(chan *rotation),
 		closing:       make(chan struct{}),
 		committerDone: make(chan struct{}),
