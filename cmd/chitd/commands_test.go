@@ -97,11 +97,11 @@ func TestServiceCommands(t *testing.T) {
 func TestServeValidatesEveryFlagAtOnce(t *testing.T) {
 	_, err := run(t, "", "serve", "--data-dir", t.TempDir(),
 		"--grpc-addr", "nope", "--issuer", "ftp://x", "--access-token-ttl", "1s",
-		"--signing-algorithm", "HS256", "--log-level", "loud", "--argon2-memory", "1")
+		"--signing-algorithm", "HS256", "--log-level", "loud", "--argon2-memory", "1", "--service-account-cache", "-1s")
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"--grpc-addr", "--issuer", "--access-token-ttl", "--signing-algorithm", "--log-level", "--argon2-memory"} {
+	for _, want := range []string{"--grpc-addr", "--issuer", "--access-token-ttl", "--signing-algorithm", "--log-level", "--argon2-memory", "--service-account-cache"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

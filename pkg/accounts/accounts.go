@@ -68,6 +68,8 @@ type Directory struct {
 	hasher   *passwords.Hasher
 	now      func() time.Time
 	random   io.Reader
+	// services, when not nil, keeps service accounts briefly.
+	services *serviceAccountCache
 }
 
 // NewDirectory returns a Directory over store. now and random are the clock
@@ -147,6 +149,9 @@ func (d *Directory) ListServiceAccounts(ctx context.Context) ([]storage.ServiceA
 // DeleteServiceAccount removes a service account; its secret stops working.
 func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) error {
 	err := d.store.DeleteServiceAccount(ctx, clientID)
+	if d.services != nil {
+		d.services.forget(clientID)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
@@ -220,7 +225,7 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	if clientID == "" || secret == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")
 	}
-	account, err := d.store.GetServiceAccount(ctx, clientID)
+	account, err := d.serviceAccount(ctx, clientID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		account.SecretHash = decoySecretHash

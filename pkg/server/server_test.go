@@ -26,6 +26,7 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 )
 
@@ -326,6 +327,29 @@ func TestClientCredentials(t *testing.T) {
 		_, code = tr.token(t, clientRequest("billing", "chit_cs_wrong"))
 		wantCode(t, "Token with a wrong secret", code, codes.Unauthenticated)
 	})
+}
+
+// A service deleted by an operator (straight in the store, as chitd service
+// delete does) keeps signing in only until the server's cached copy of its
+// account expires.
+func TestDeletedServiceIsRefusedOnceItsCachedAccountExpires(t *testing.T) {
+	const cacheTime = 5 * time.Second
+	for _, name := range []string{"gRPC", "REST"} {
+		t.Run(name, func(t *testing.T) {
+			e := servertest.Start(t, func(cfg *server.Config) { cfg.ServiceAccountCache = cacheTime })
+			tr := transports(e)[name]
+			_, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
+			wantCode(t, "Token", code, codes.OK)
+			if err := e.Store.DeleteServiceAccount(context.Background(), "billing"); err != nil {
+				t.Fatal(err)
+			}
+			_, code = tr.token(t, clientRequest("billing", e.ServiceSecret))
+			wantCode(t, "Token within the cache time of the deletion", code, codes.OK)
+			e.Clock.Advance(cacheTime)
+			_, code = tr.token(t, clientRequest("billing", e.ServiceSecret))
+			wantCode(t, "Token after the cache time", code, codes.Unauthenticated)
+		})
+	}
 }
 
 func TestRefusedCredentials(t *testing.T) {
