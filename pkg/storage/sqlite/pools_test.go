@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Every write must queue for the one writer connection: a write on the read
@@ -25,5 +28,105 @@ func TestReadPoolRefusesWrites(t *testing.T) {
 	var n int
 	if err := store.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
 		t.Fatalf("a read on the read pool failed: %v", err)
+	}
+}
+
+// Many concurrent readers do not make the read pool close and reopen
+// connections (each reopen loses the connection's prepared statements and
+// page cache, and opening one costs more than the read).
+func TestReadPoolKeepsItsConnections(t *testing.T) {
+	ctx := context.Background()
+	store, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for range 50 {
+				var n int
+				if err := store.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if closed := store.db.Stats().MaxIdleClosed; closed != 0 {
+		t.Fatalf("the read pool closed %d connections that it could have kept", closed)
+	}
+}
+
+// A statement a transaction meets for the first time runs unprepared: it
+// cannot be prepared on the writer pool while the transaction holds the
+// writer's only connection (that deadlocked). It is prepared in the
+// background once the connection is free, and later transactions use it.
+func TestTransactionMeetsAnUnpreparedStatement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const query = `DELETE FROM users WHERE name = 'nobody-in-particular'`
+	tx, err := store.writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, query); err != nil {
+		t.Fatalf("first use in a transaction: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for store.writer.kept(query) == nil {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the statement was never prepared in the background")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tx, err = store.writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, query); err != nil {
+		t.Fatalf("use of the kept statement in a transaction: %v", err)
+	}
+}
+
+// A statement that does not prepare reports its error and is not kept.
+func TestBadStatementReportsItsError(t *testing.T) {
+	ctx := context.Background()
+	store, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const bad = `SELECT x FROM nowhere`
+	var n int
+	if err := store.db.QueryRowContext(ctx, bad).Scan(&n); err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("QueryRowContext: got %v, want the table named", err)
+	}
+	if _, err := store.db.QueryContext(ctx, bad); err == nil {
+		t.Fatal("QueryContext of a bad statement succeeded")
+	}
+	if _, err := store.writer.ExecContext(ctx, `DELETE FROM nowhere`); err == nil {
+		t.Fatal("ExecContext of a bad statement succeeded")
+	}
+	tx, err := store.writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM nowhere`); err == nil {
+		t.Fatal("a bad statement in a transaction succeeded")
+	}
+	if _, kept := store.db.statements.Load(bad); kept {
+		t.Fatal("a statement that failed to prepare was kept")
 	}
 }
