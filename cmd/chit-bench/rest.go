@@ -32,6 +32,9 @@ func newRESTClient(addr string, tlsConfig *tls.Config, conns int) *restClient {
 		client: &fasthttp.HostClient{
 			Addr:     addr,
 			MaxConns: conns,
+			// More callers than connections wait for one instead of
+			// failing with ErrNoFreeConns.
+			MaxConnWaitTimeout: time.Minute,
 			// Answers are small; a failure's body is shown in the error.
 			MaxResponseBodySize: 1 << 20,
 			ReadTimeout:         time.Minute,
@@ -48,6 +51,9 @@ func newRESTClient(addr string, tlsConfig *tls.Config, conns int) *restClient {
 // call sends one request (a JSON body when body is not nil, an
 // Authorization header when authorization is not empty) and returns the
 // body of a 200 answer; any other status is an error that quotes the body.
+// fasthttp takes no context: a call is not made once ctx is done, and
+// ctx's deadline bounds it, but a cancellation does not stop a call that
+// has started.
 func (c *restClient) call(ctx context.Context, method, path string, body []byte, authorization string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -134,12 +134,12 @@ type serveFlags struct {
 	logLevel         string
 	logFormat        string
 
-	requirePKCE       bool
-	orchestrators     []string
-	trustedProxies    []string
-	providerClaimTTL  time.Duration
-	serviceCache      time.Duration
-	providerAccessTTL time.Duration
+	requirePKCE            bool
+	orchestrators          []string
+	trustedProxies         []string
+	providerClaimTTL       time.Duration
+	serviceAccountCacheTTL time.Duration
+	providerAccessTTL      time.Duration
 }
 
 func (f *serveFlags) register(flags *pflag.FlagSet) {
@@ -170,7 +170,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
 	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")
 	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
-	flags.DurationVar(&f.serviceCache, "service-account-cache", accounts.DefaultServiceAccountCacheTTL, "how long a service account read from the store serves client-credentials sign-ins; deleting one takes effect within this time; 0s reads the store on every sign-in")
+	flags.DurationVar(&f.serviceAccountCacheTTL, "service-account-cache", accounts.DefaultServiceAccountCacheTTL, "how long a service account read from the store serves client-credentials sign-ins; deleting one takes effect within this time; 0s reads the store on every sign-in")
 	flags.DurationVar(&f.providerAccessTTL, "provider-token-ttl", providers.DefaultAccessTokenTTL, "lifetime of provider access tokens (refresh and refreshAsOrchestrator)")
 }
 
@@ -212,7 +212,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
-		{f.serviceCache < 0 || f.serviceCache > time.Minute, "--service-account-cache must be between 0s and 1m"},
+		{f.serviceAccountCacheTTL < 0 || f.serviceAccountCacheTTL > time.Minute, "--service-account-cache must be between 0s and 1m"},
 		{f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
 	}
 	if _, err := clientaddr.NewResolver(f.trustedProxies); err != nil {
@@ -287,19 +287,19 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 			AccessTokenTTL: f.providerAccessTTL,
 			ClaimTTL:       f.providerClaimTTL,
 		},
-		Orchestrators:       f.orchestrators,
-		ClientAddresses:     f.proxies(),
-		SignIn:              authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
-		PasswordParams:      h.params(),
-		MaxConcurrentHashes: h.maxConcurrent,
-		HashQueueTimeout:    h.queueTimeout,
-		ServiceAccountCache: f.serviceCache,
-		ShutdownTimeout:     f.shutdownTimeout,
-		KeyRotationPeriod:   f.keyRotation,
-		KeyCheckInterval:    f.keyCheck,
-		RequestTimeout:      f.requestTimeout,
-		PprofAddr:           f.pprofAddr,
-		Logger:              logger,
+		Orchestrators:          f.orchestrators,
+		ClientAddresses:        f.proxies(),
+		SignIn:                 authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
+		PasswordParams:         h.params(),
+		MaxConcurrentHashes:    h.maxConcurrent,
+		HashQueueTimeout:       h.queueTimeout,
+		ServiceAccountCacheTTL: f.serviceAccountCacheTTL,
+		ShutdownTimeout:        f.shutdownTimeout,
+		KeyRotationPeriod:      f.keyRotation,
+		KeyCheckInterval:       f.keyCheck,
+		RequestTimeout:         f.requestTimeout,
+		PprofAddr:              f.pprofAddr,
+		Logger:                 logger,
 	}
 }
 

@@ -225,16 +225,30 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	if clientID == "" || secret == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")
 	}
-	account, err := d.serviceAccount(ctx, clientID)
+	digest := secrets.Digest(secret)
+	// The time and the cache's generation are taken before the read, so an
+	// entry never outlives its ttl counted from when the store was asked.
+	var now time.Time
+	var generation uint64
+	if d.services != nil {
+		now, generation = d.now(), d.services.generation()
+		if cached, ok := d.services.get(clientID, now); ok && subtle.ConstantTimeCompare(digest, cached.SecretHash) == 1 {
+			return Principal{Subject: cached.ClientID, Role: RoleService}, nil
+		}
+	}
+	account, err := d.store.GetServiceAccount(ctx, clientID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		account.SecretHash = decoySecretHash
 	case err != nil:
 		return Principal{}, err
 	}
-	match := subtle.ConstantTimeCompare(secrets.Digest(secret), account.SecretHash) == 1
+	match := subtle.ConstantTimeCompare(digest, account.SecretHash) == 1
 	if !match || account.ClientID == "" {
 		return Principal{}, errBadClient
+	}
+	if d.services != nil {
+		d.services.put(account, now, generation)
 	}
 	return Principal{Subject: account.ClientID, Role: RoleService}, nil
 }

@@ -1,7 +1,6 @@
 package accounts
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -16,18 +15,23 @@ const DefaultServiceAccountCacheTTL = time.Second
 // maxCachedServiceAccounts bounds the cache; when full it starts over.
 const maxCachedServiceAccounts = 10_000
 
-// serviceAccountCache keeps service accounts read from the store for a
-// short time. A service may ask for tokens thousands of times a second, and
-// each sign-in read its account from the store: on PostgreSQL that round
-// trip cost about a third of the machine's CPU. Only accounts that exist
-// are kept, so unknown client ids cannot fill the cache, and the secret is
-// still compared on every sign-in. The price is that deleting or replacing
-// an account elsewhere (chitd service delete, another replica) takes effect
-// here only when its entry expires.
+// serviceAccountCache keeps service accounts for a short time after a
+// successful sign-in. A service may ask for tokens thousands of times a
+// second, and each sign-in read its account from the store: on PostgreSQL
+// that round trip cost about a third of the machine's CPU. Only sign-ins
+// whose secret matched are answered from it; every failed one reads the
+// store, as one with an unknown client id does, so the time of a failure
+// does not tell whether the id exists, and an account deleted and created
+// again elsewhere takes its new secret at once. The price is that deleting
+// an account elsewhere (chitd service delete, another replica) stops its
+// sign-ins here only when its entry expires.
 type serviceAccountCache struct {
 	ttl     time.Duration
 	mu      sync.RWMutex
 	entries map[string]cachedServiceAccount
+	// forgets counts forget calls, so that a sign-in that read the store
+	// before a delete cannot put the deleted account back afterwards.
+	forgets uint64
 }
 
 type cachedServiceAccount struct {
@@ -47,9 +51,20 @@ func (c *serviceAccountCache) get(clientID string, now time.Time) (storage.Servi
 	return entry.account, true
 }
 
-func (c *serviceAccountCache) put(account storage.ServiceAccount, readAt time.Time) {
+// generation is to be passed to put: taken before the store is read, it
+// lets put see a forget that happened meanwhile.
+func (c *serviceAccountCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.forgets
+}
+
+func (c *serviceAccountCache) put(account storage.ServiceAccount, readAt time.Time, generation uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.forgets != generation {
+		return
+	}
 	if c.entries == nil || len(c.entries) >= maxCachedServiceAccounts {
 		c.entries = make(map[string]cachedServiceAccount)
 	}
@@ -59,6 +74,7 @@ func (c *serviceAccountCache) put(account storage.ServiceAccount, readAt time.Ti
 func (c *serviceAccountCache) forget(clientID string) {
 	c.mu.Lock()
 	delete(c.entries, clientID)
+	c.forgets++
 	c.mu.Unlock()
 }
 
@@ -70,22 +86,4 @@ func (d *Directory) WithServiceAccountCache(ttl time.Duration) *Directory {
 		d.services = &serviceAccountCache{ttl: ttl}
 	}
 	return d
-}
-
-// serviceAccount reads clientID's account, from the cache when it is fresh.
-func (d *Directory) serviceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
-	if d.services == nil {
-		return d.store.GetServiceAccount(ctx, clientID)
-	}
-	// The time is taken before the read, so an entry never outlives ttl
-	// counted from when the store was asked.
-	now := d.now()
-	if account, ok := d.services.get(clientID, now); ok {
-		return account, nil
-	}
-	account, err := d.store.GetServiceAccount(ctx, clientID)
-	if err == nil {
-		d.services.put(account, now)
-	}
-	return account, err
 }

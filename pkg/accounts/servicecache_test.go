@@ -23,6 +23,9 @@ type cacheFixture struct {
 	mu               sync.Mutex
 	now              time.Time
 	reads            atomic.Int32
+	// afterRead, when set, runs once as the server's next read of a service
+	// account returns.
+	afterRead func()
 }
 
 func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
@@ -40,6 +43,10 @@ func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
 	counted := storage.Timed(store, func(operation string, _ time.Duration) {
 		if operation == "GetServiceAccount" {
 			f.reads.Add(1)
+			if hook := f.afterRead; hook != nil {
+				f.afterRead = nil
+				hook()
+			}
 		}
 	})
 	f.server = accounts.NewDirectory(counted, hasher, f.clock, rand.Reader).WithServiceAccountCache(ttl)
@@ -121,7 +128,10 @@ func TestDeletedServiceIsRefusedAfterTheCacheTime(t *testing.T) {
 	}
 }
 
-// The cached account is compared with the secret on every sign-in.
+// The cached account is compared with the secret on every sign-in, and a
+// wrong secret is always checked against the store, as an unknown client id
+// is: a failure answered from memory would be faster and tell that the id
+// exists.
 func TestCachedServiceStillRefusesAWrongSecret(t *testing.T) {
 	f := newCacheFixture(t, time.Minute)
 	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
@@ -131,10 +141,67 @@ func TestCachedServiceStillRefusesAWrongSecret(t *testing.T) {
 	if err := f.signIn("billing", secret); err != nil {
 		t.Fatal(err)
 	}
-	for _, wrong := range []string{"chit_cs_guess", secret[:len(secret)-1], secret + "x"} {
+	wrongSecrets := []string{"chit_cs_guess", secret[:len(secret)-1], secret + "x"}
+	for _, wrong := range wrongSecrets {
 		if err := f.signIn("billing", wrong); chiterr.KindOf(err) != chiterr.Unauthenticated {
 			t.Fatalf("secret %q with the account cached: got %v, want Unauthenticated", wrong, err)
 		}
+	}
+	if n, want := f.reads.Load(), int32(1+len(wrongSecrets)); n != want {
+		t.Fatalf("the store was read %d times, want %d: once per failed sign-in", n, want)
+	}
+}
+
+// An account deleted and created again elsewhere takes its new secret at
+// once, while the old account is still cached.
+func TestRecreatedServiceTakesItsNewSecretAtOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newCacheFixture(t, time.Minute)
+	oldSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.signIn("billing", oldSecret); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	newSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.signIn("billing", newSecret); err != nil {
+		t.Fatalf("the new secret with the old account cached: %v", err)
+	}
+	// The successful read replaced the cached entry: the old secret is
+	// refused from now on, without waiting for the cache time.
+	if err := f.signIn("billing", oldSecret); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("the old secret after the new one signed in: %v", err)
+	}
+}
+
+// A sign-in that read the account just before this directory deleted it
+// does not put the deleted account back into the cache.
+func TestDeleteDuringASignInIsNotUndone(t *testing.T) {
+	ctx := context.Background()
+	f := newCacheFixture(t, time.Minute)
+	secret, err := f.server.CreateServiceAccount(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.afterRead = func() {
+		if err := f.server.DeleteServiceAccount(ctx, "billing"); err != nil {
+			t.Error(err)
+		}
+	}
+	// The read came before the delete, so this sign-in succeeds...
+	if err := f.signIn("billing", secret); err != nil {
+		t.Fatal(err)
+	}
+	// ...but the next one must not be answered from a cache entry it made.
+	if err := f.signIn("billing", secret); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		t.Fatalf("a service deleted during a sign-in was still cached: %v", err)
 	}
 }
 

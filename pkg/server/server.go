@@ -89,10 +89,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// CleanupInterval is how often expired refresh tokens are deleted.
 	CleanupInterval time.Duration
-	// ServiceAccountCache is how long a service account read from the store
+	// ServiceAccountCacheTTL is how long a service account read from the store
 	// answers client-credentials sign-ins before it is read again; 0 reads
 	// it on every sign-in.
-	ServiceAccountCache time.Duration
+	ServiceAccountCacheTTL time.Duration
 
 	Logger *slog.Logger
 	// Now and Random default to time.Now and crypto/rand.Reader; tests
@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
-	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCache)
+	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCacheTTL)
 	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,

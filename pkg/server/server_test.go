@@ -336,7 +336,7 @@ func TestDeletedServiceIsRefusedOnceItsCachedAccountExpires(t *testing.T) {
 	const cacheTime = 5 * time.Second
 	for _, name := range []string{"gRPC", "REST"} {
 		t.Run(name, func(t *testing.T) {
-			e := servertest.Start(t, func(cfg *server.Config) { cfg.ServiceAccountCache = cacheTime })
+			e := servertest.Start(t, func(cfg *server.Config) { cfg.ServiceAccountCacheTTL = cacheTime })
 			tr := transports(e)[name]
 			_, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
 			wantCode(t, "Token", code, codes.OK)

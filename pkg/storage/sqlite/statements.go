@@ -15,9 +15,11 @@ import (
 // (see OpenPath).
 //
 // pool's query methods take the same arguments as *sql.DB's, so the store's
-// code reads as plain database/sql. Every statement text must be one of a
-// fixed set (constants, or built from constants), as the store's are: each
-// one is kept for the life of the pool.
+// code reads as plain database/sql; the embedded methods it does not
+// override (Begin, Exec, Query, QueryRow, a transaction's QueryContext) work
+// but prepare their statement anew each time. Every statement text must be
+// one of a fixed set (constants, or built from constants), as the store's
+// are: each one is kept for the life of the pool.
 type pool struct {
 	*sql.DB
 	statements sync.Map // statement text → *sql.Stmt
@@ -67,7 +69,7 @@ func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *
 	stmt, err := p.statement(ctx, query)
 	if err != nil {
 		// *sql.Row cannot carry err; running the text unprepared reports
-		// the same error when the row is scanned.
+		// the failure when the row is scanned.
 		return p.DB.QueryRowContext(ctx, query, args...)
 	}
 	return stmt.QueryRowContext(ctx, args...)
@@ -98,7 +100,8 @@ func (p *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*transaction, 
 	return &transaction{Tx: t, pool: p}, nil
 }
 
-// Close closes the kept statements and the pool.
+// Close closes the kept statements and the pool. A statement a background
+// preparation stores after this is closed with the pool's connections.
 func (p *pool) Close() error {
 	p.statements.Range(func(_, stmt any) bool {
 		_ = stmt.(*sql.Stmt).Close()
