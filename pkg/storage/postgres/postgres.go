@@ -57,7 +57,26 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
+	if err := requireSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return &Store{pool: pool}, nil
+}
+
+// requireSchema fails when no schema on the search path exists: otherwise
+// the first migration fails with PostgreSQL's "no schema has been selected
+// to create in", which does not say what to fix.
+func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var schema *string
+	var searchPath string
+	if err := pool.QueryRow(ctx, `SELECT current_schema(), current_setting('search_path')`).Scan(&schema, &searchPath); err != nil {
+		return fmt.Errorf("read the search path: %w", err)
+	}
+	if schema == nil {
+		return fmt.Errorf("no schema on the PostgreSQL search path (%s) exists: create it (CREATE SCHEMA ...) or fix search_path in the DSN", searchPath)
+	}
+	return nil
 }
 
 // Migrate applies pending migrations under a session advisory lock: replicas

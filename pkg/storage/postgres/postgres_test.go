@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -80,4 +82,21 @@ func TestCleanupLockElectsOneReplica(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	storagetest.Bench(b, openStore)
+}
+
+// A DSN whose search_path names no existing schema is refused at connect
+// with a message that says what to fix.
+func TestMissingSchemaIsNamed(t *testing.T) {
+	u, err := url.Parse(postgrestest.FreshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := u.Query()
+	missing := query.Get("search_path") + "_missing"
+	query.Set("search_path", missing)
+	u.RawQuery = query.Encode()
+	_, err = postgres.Open(context.Background(), u.String())
+	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "CREATE SCHEMA") {
+		t.Fatalf("got %v, want an error naming %s and CREATE SCHEMA", err, missing)
+	}
 }
