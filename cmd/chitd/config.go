@@ -138,8 +138,8 @@ type serveFlags struct {
 	orchestrators          []string
 	trustedProxies         []string
 	providerClaimTTL       time.Duration
-	serviceAccountCacheTTL time.Duration
 	providerAccessTTL      time.Duration
+	serviceAccountCacheTTL time.Duration
 }
 
 func (f *serveFlags) register(flags *pflag.FlagSet) {

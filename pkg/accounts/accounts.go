@@ -231,8 +231,11 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	var now time.Time
 	var generation uint64
 	if d.services != nil {
-		now, generation = d.now(), d.services.generation()
-		if cached, ok := d.services.get(clientID, now); ok && subtle.ConstantTimeCompare(digest, cached.SecretHash) == 1 {
+		now = d.now()
+		var cached storage.ServiceAccount
+		var fresh bool
+		cached, fresh, generation = d.services.get(clientID, now)
+		if fresh && subtle.ConstantTimeCompare(digest, cached.SecretHash) == 1 {
 			return Principal{Subject: cached.ClientID, Role: RoleService}, nil
 		}
 	}

@@ -23,6 +23,14 @@ func newDirectory(t *testing.T) *accounts.Directory {
 // newDirectoryObserved reports every store operation the directory makes.
 func newDirectoryObserved(t *testing.T, observe func(operation string, took time.Duration)) *accounts.Directory {
 	t.Helper()
+	store, hasher := newStoreAndHasher(t)
+	return accounts.NewDirectory(storage.Timed(store, observe), hasher, time.Now, rand.Reader)
+}
+
+// newStoreAndHasher returns a fresh store, closed when the test ends, and a
+// hasher with parameters cheap enough for tests.
+func newStoreAndHasher(t *testing.T) (storage.Store, *passwords.Hasher) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +40,7 @@ func newDirectoryObserved(t *testing.T, observe func(operation string, took time
 	if err != nil {
 		t.Fatal(err)
 	}
-	return accounts.NewDirectory(storage.Timed(store, observe), hasher, time.Now, rand.Reader)
+	return store, hasher
 }
 
 func TestUserLifecycle(t *testing.T) {

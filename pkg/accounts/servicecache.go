@@ -39,24 +39,19 @@ type cachedServiceAccount struct {
 	readAt  time.Time
 }
 
-// get returns the account read at most ttl before now.
-func (c *serviceAccountCache) get(clientID string, now time.Time) (storage.ServiceAccount, bool) {
+// get returns the account read at most ttl before now, if there is one,
+// and the cache's generation, to be passed to put after reading the store:
+// it lets put see a forget that happened meanwhile.
+func (c *serviceAccountCache) get(clientID string, now time.Time) (account storage.ServiceAccount, fresh bool, generation uint64) {
 	c.mu.RLock()
 	entry, ok := c.entries[clientID]
+	generation = c.forgets
 	c.mu.RUnlock()
 	// An entry "read" after now means the clock went back; it is not trusted.
 	if !ok || now.Sub(entry.readAt) >= c.ttl || now.Before(entry.readAt) {
-		return storage.ServiceAccount{}, false
+		return storage.ServiceAccount{}, false, generation
 	}
-	return entry.account, true
-}
-
-// generation is to be passed to put: taken before the store is read, it
-// lets put see a forget that happened meanwhile.
-func (c *serviceAccountCache) generation() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.forgets
+	return entry.account, true, generation
 }
 
 func (c *serviceAccountCache) put(account storage.ServiceAccount, readAt time.Time, generation uint64) {

@@ -10,9 +10,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
-	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/storage"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
 // cacheFixture is a server's directory and an operator's (chitd service
@@ -30,15 +28,7 @@ type cacheFixture struct {
 
 func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	hasher, err := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, hasher := newStoreAndHasher(t)
 	f := &cacheFixture{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	counted := storage.Timed(store, func(operation string, _ time.Duration) {
 		if operation == "GetServiceAccount" {
@@ -71,16 +61,29 @@ func (f *cacheFixture) signIn(clientID, secret string) error {
 	return err
 }
 
-func TestServiceSignInsWithinTheCacheTimeReadTheStoreOnce(t *testing.T) {
-	f := newCacheFixture(t, time.Second)
-	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
+// createBilling creates the service "billing" through d and returns its
+// secret.
+func createBilling(t *testing.T, d *accounts.Directory) string {
+	t.Helper()
+	secret, err := d.CreateServiceAccount(context.Background(), "billing")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return secret
+}
+
+func (f *cacheFixture) mustSignIn(t *testing.T, secret string) {
+	t.Helper()
+	if err := f.signIn("billing", secret); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServiceSignInsWithinTheCacheTimeReadTheStoreOnce(t *testing.T) {
+	f := newCacheFixture(t, time.Second)
+	secret := createBilling(t, f.operator)
 	for range 20 {
-		if err := f.signIn("billing", secret); err != nil {
-			t.Fatal(err)
-		}
+		f.mustSignIn(t, secret)
 		f.advance(40 * time.Millisecond)
 	}
 	// 20 sign-ins over 800ms.
@@ -88,9 +91,7 @@ func TestServiceSignInsWithinTheCacheTimeReadTheStoreOnce(t *testing.T) {
 		t.Fatalf("the store was read %d times, want 1", n)
 	}
 	f.advance(time.Second)
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	f.mustSignIn(t, secret)
 	if n := f.reads.Load(); n != 2 {
 		t.Fatalf("after the cache time the store was read %d times in all, want 2", n)
 	}
@@ -102,13 +103,8 @@ func TestServiceSignInsWithinTheCacheTimeReadTheStoreOnce(t *testing.T) {
 func TestDeletedServiceIsRefusedAfterTheCacheTime(t *testing.T) {
 	ctx := context.Background()
 	f := newCacheFixture(t, time.Second)
-	oldSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.signIn("billing", oldSecret); err != nil {
-		t.Fatal(err)
-	}
+	oldSecret := createBilling(t, f.operator)
+	f.mustSignIn(t, oldSecret)
 	if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +112,7 @@ func TestDeletedServiceIsRefusedAfterTheCacheTime(t *testing.T) {
 	if err := f.signIn("billing", oldSecret); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("a deleted service signed in after the cache time: %v", err)
 	}
-	newSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	newSecret := createBilling(t, f.operator)
 	if err := f.signIn("billing", oldSecret); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("the old secret of a re-created service signed in: %v", err)
 	}
@@ -134,13 +127,8 @@ func TestDeletedServiceIsRefusedAfterTheCacheTime(t *testing.T) {
 // exists.
 func TestCachedServiceStillRefusesAWrongSecret(t *testing.T) {
 	f := newCacheFixture(t, time.Minute)
-	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.operator)
+	f.mustSignIn(t, secret)
 	wrongSecrets := []string{"chit_cs_guess", secret[:len(secret)-1], secret + "x"}
 	for _, wrong := range wrongSecrets {
 		if err := f.signIn("billing", wrong); chiterr.KindOf(err) != chiterr.Unauthenticated {
@@ -157,20 +145,12 @@ func TestCachedServiceStillRefusesAWrongSecret(t *testing.T) {
 func TestRecreatedServiceTakesItsNewSecretAtOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newCacheFixture(t, time.Minute)
-	oldSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.signIn("billing", oldSecret); err != nil {
-		t.Fatal(err)
-	}
+	oldSecret := createBilling(t, f.operator)
+	f.mustSignIn(t, oldSecret)
 	if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
-	newSecret, err := f.operator.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	newSecret := createBilling(t, f.operator)
 	if err := f.signIn("billing", newSecret); err != nil {
 		t.Fatalf("the new secret with the old account cached: %v", err)
 	}
@@ -186,19 +166,14 @@ func TestRecreatedServiceTakesItsNewSecretAtOnce(t *testing.T) {
 func TestDeleteDuringASignInIsNotUndone(t *testing.T) {
 	ctx := context.Background()
 	f := newCacheFixture(t, time.Minute)
-	secret, err := f.server.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.server)
 	f.afterRead = func() {
 		if err := f.server.DeleteServiceAccount(ctx, "billing"); err != nil {
 			t.Error(err)
 		}
 	}
 	// The read came before the delete, so this sign-in succeeds...
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	f.mustSignIn(t, secret)
 	// ...but the next one must not be answered from a cache entry it made.
 	if err := f.signIn("billing", secret); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("a service deleted during a sign-in was still cached: %v", err)
@@ -218,10 +193,7 @@ func TestUnknownServicesAreNotCached(t *testing.T) {
 	if n := f.reads.Load(); n != 3 {
 		t.Fatalf("3 sign-ins as an unknown service read the store %d times, want 3", n)
 	}
-	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.operator)
 	if err := f.signIn("billing", secret); err != nil {
 		t.Fatalf("a service created after a failed sign-in: %v", err)
 	}
@@ -231,13 +203,8 @@ func TestUnknownServicesAreNotCached(t *testing.T) {
 func TestServiceDeletedByTheSameDirectoryIsRefusedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newCacheFixture(t, time.Minute)
-	secret, err := f.server.CreateServiceAccount(ctx, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.server)
+	f.mustSignIn(t, secret)
 	if err := f.server.DeleteServiceAccount(ctx, "billing"); err != nil {
 		t.Fatal(err)
 	}
@@ -248,14 +215,9 @@ func TestServiceDeletedByTheSameDirectoryIsRefusedAtOnce(t *testing.T) {
 
 func TestServiceAccountCacheOff(t *testing.T) {
 	f := newCacheFixture(t, 0)
-	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.operator)
 	for range 3 {
-		if err := f.signIn("billing", secret); err != nil {
-			t.Fatal(err)
-		}
+		f.mustSignIn(t, secret)
 	}
 	if n := f.reads.Load(); n != 3 {
 		t.Fatalf("with the cache off, 3 sign-ins read the store %d times, want 3", n)
@@ -266,17 +228,10 @@ func TestServiceAccountCacheOff(t *testing.T) {
 // trusted: otherwise it could live far longer than the cache time.
 func TestServiceCacheDistrustsAClockSetBack(t *testing.T) {
 	f := newCacheFixture(t, time.Minute)
-	secret, err := f.operator.CreateServiceAccount(context.Background(), "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	secret := createBilling(t, f.operator)
+	f.mustSignIn(t, secret)
 	f.advance(-time.Hour)
-	if err := f.signIn("billing", secret); err != nil {
-		t.Fatal(err)
-	}
+	f.mustSignIn(t, secret)
 	if n := f.reads.Load(); n != 2 {
 		t.Fatalf("after the clock went back the store was read %d times in all, want 2", n)
 	}

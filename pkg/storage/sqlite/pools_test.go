@@ -14,11 +14,7 @@ import (
 // fails the conformance suite rather than slowing down under load.
 func TestReadPoolRefusesWrites(t *testing.T) {
 	ctx := context.Background()
-	store, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store, _ := openTestStore(t)
 	if _, err := store.db.ExecContext(ctx, `DELETE FROM users`); err == nil {
 		t.Fatal("a write on the read pool succeeded")
 	}
@@ -36,11 +32,7 @@ func TestReadPoolRefusesWrites(t *testing.T) {
 // page cache, and opening one costs more than the read).
 func TestReadPoolKeepsItsConnections(t *testing.T) {
 	ctx := context.Background()
-	store, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store, _ := openTestStore(t)
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
@@ -66,11 +58,7 @@ func TestReadPoolKeepsItsConnections(t *testing.T) {
 func TestTransactionMeetsAnUnpreparedStatement(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store, _ := openTestStore(t)
 	const query = `DELETE FROM users WHERE name = 'nobody-in-particular'`
 	tx, err := store.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -103,11 +91,7 @@ func TestTransactionMeetsAnUnpreparedStatement(t *testing.T) {
 // A statement that does not prepare reports its error and is not kept.
 func TestBadStatementReportsItsError(t *testing.T) {
 	ctx := context.Background()
-	store, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store, _ := openTestStore(t)
 	const bad = `SELECT x FROM nowhere`
 	var n int
 	if err := store.db.QueryRowContext(ctx, bad).Scan(&n); err == nil || !strings.Contains(err.Error(), "nowhere") {
