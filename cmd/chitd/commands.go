@@ -21,6 +21,7 @@ import (
 	"github.com/chit-auth/chit/pkg/secretin"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/tokens"
 )
 
 func newRootCommand() *cobra.Command {
@@ -120,7 +121,51 @@ func openDirectory(ctx context.Context, store *storeFlags, hashing *hashFlags) (
 		db.Close()
 		return nil, nil, err
 	}
-	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader), func() { db.Close() }, nil
+	// The server's audience, which no client id may take, is serve's
+	// --audience: the operator commands read its variable too.
+	audience := tokens.DefaultAudience
+	if value, ok := envflag.LookupEnv(envflag.Name("CHIT", "audience")); ok && value != "" {
+		audience = value
+	}
+	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader).WithServerAudience(audience), func() { db.Close() }, nil
+}
+
+// grantFlags are what an operator grants a principal: repeatable --scope,
+// --default-scope and (for service accounts and clients) --audience. No
+// environment variable sets them.
+type grantFlags struct {
+	scopes, defaults, audiences []string
+}
+
+func (g *grantFlags) register(cmd *cobra.Command, withAudience bool, defaultScopes []string) {
+	flags := cmd.Flags()
+	flags.StringArrayVar(&g.scopes, "scope", defaultScopes, "a scope tokens may carry (repeat for more)")
+	flags.StringArrayVar(&g.defaults, "default-scope", nil, "a scope tokens carry when none is asked for (repeat for more; must be allowed)")
+	names := []string{"scope", "default-scope"}
+	if withAudience {
+		flags.StringArrayVar(&g.audiences, "audience", nil, "an audience tokens may be minted for instead of the server's own (RFC 8707; repeat for more)")
+		names = append(names, "audience")
+	}
+	envflag.NoEnv(flags, names...)
+}
+
+func (g *grantFlags) grants() (storage.Grants, error) {
+	return accounts.NewGrants(g.scopes, g.defaults, g.audiences)
+}
+
+func formatGrants(grants storage.Grants) string {
+	text := "scopes: " + orNone(grants.AllowedScopes) + "; defaults: " + orNone(grants.DefaultScopes)
+	if len(grants.AllowedAudiences) > 0 {
+		text += "; audiences: " + strings.Join(grants.AllowedAudiences, " ")
+	}
+	return text
+}
+
+func orNone(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, " ")
 }
 
 // withDirectory adapts a command body that works on the account directory:
@@ -141,10 +186,14 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 
 	var passwordStdin bool
 	var role string
+	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:     "create NAME --password-stdin [--role user|admin]",
-		Short:   "Create a user; the password is read from standard input",
-		Example: "  printf '%s' \"$PASSWORD\" | chitd user create alice --password-stdin",
+		Use:   "create NAME --password-stdin [--role user|admin] [--scope S]... [--default-scope S]...",
+		Short: "Create a user; the password is read from standard input",
+		Long: `Create a user. People may always obtain the OpenID Connect scopes (openid,
+profile, offline_access) through clients that allow them; --scope grants
+more, and --default-scope names what a token carries when none is asked for.`,
+		Example: "  printf '%s' \"$PASSWORD\" | chitd user create alice --password-stdin --scope reports:read --default-scope reports:read",
 		Args:    cobra.ExactArgs(1),
 		RunE: withDirectory(store, hashing, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
 			if !passwordStdin {
@@ -158,7 +207,11 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := directory.CreateUser(cmd.Context(), args[0], password, parsedRole); err != nil {
+			grants, err := createGrants.grants()
+			if err != nil {
+				return err
+			}
+			if err := directory.CreateUser(cmd.Context(), args[0], password, parsedRole, grants); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created user %s with role %s\n", args[0], parsedRole)
@@ -167,7 +220,44 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 	}
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	create.Flags().StringVar(&role, "role", "user", "user or admin")
+	createGrants.register(create, false, nil)
 	hashing.register(create.Flags())
+
+	setRole := &cobra.Command{
+		Use:   "set-role NAME user|admin",
+		Short: "Change a user's role; their access tokens issued before stop working",
+		Args:  cobra.ExactArgs(2),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			parsedRole, err := accounts.ParseUserRole(args[1])
+			if err != nil {
+				return err
+			}
+			if err := directory.SetUserRole(cmd.Context(), args[0], parsedRole); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s now has role %s\n", args[0], parsedRole)
+			return nil
+		}),
+	}
+	var setGrants grantFlags
+	setUserGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]...",
+		Short:   "Replace the scopes a user may obtain; if any is removed, their access tokens issued before stop working",
+		Example: "  chitd user set-grants alice --scope reports:read --scope reports:write --default-scope reports:read",
+		Args:    cobra.ExactArgs(1),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			grants, err := setGrants.grants()
+			if err != nil {
+				return err
+			}
+			if err := directory.SetUserGrants(cmd.Context(), args[0], grants); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s: %s\n", args[0], formatGrants(grants))
+			return nil
+		}),
+	}
+	setGrants.register(setUserGrants, false, nil)
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -179,9 +269,9 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tROLE\tCREATED")
+			fmt.Fprintln(w, "NAME\tROLE\tSCOPES\tDEFAULT_SCOPES\tCREATED")
 			for _, u := range users {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", u.Name, u.Role, u.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, orNone(u.AllowedScopes), orNone(u.DefaultScopes), u.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
 		}),
@@ -199,18 +289,27 @@ func newUserCommand(store *storeFlags, hashing *hashFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(create, list, remove)
+	cmd.AddCommand(create, list, setRole, setUserGrants, remove)
 	return cmd
 }
 
 func newServiceCommand(store *storeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage service accounts (client credentials)"}
+	var createGrants, setGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME",
+		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Create a service account and print its client id and secret once",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a service account. Its tokens have the subject service:NAME and carry
+only scopes granted with --scope; --audience lets it ask for tokens minted for
+another service (the audience field of Token, resource on /oauth2/token).`,
+		Example: "  chitd service create billing --scope inventory:read --default-scope inventory:read --audience inventory",
+		Args:    cobra.ExactArgs(1),
 		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
-			secret, err := directory.CreateServiceAccount(cmd.Context(), args[0])
+			grants, err := createGrants.grants()
+			if err != nil {
+				return err
+			}
+			secret, err := directory.CreateServiceAccount(cmd.Context(), args[0], grants)
 			if err != nil {
 				return err
 			}
@@ -230,9 +329,9 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CLIENT_ID\tCREATED")
+			fmt.Fprintln(w, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED")
 			for _, s := range services {
-				fmt.Fprintf(w, "%s\t%s\n", s.ClientID, s.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.ClientID, orNone(s.AllowedScopes), orNone(s.DefaultScopes), orNone(s.AllowedAudiences), s.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
 		}),
@@ -249,7 +348,25 @@ func newServiceCommand(store *storeFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(create, list, remove)
+	createGrants.register(create, true, nil)
+	setServiceGrants := &cobra.Command{
+		Use:   "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			grants, err := setGrants.grants()
+			if err != nil {
+				return err
+			}
+			if err := directory.SetServiceGrants(cmd.Context(), args[0], grants); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s: %s\n", args[0], formatGrants(grants))
+			return nil
+		}),
+	}
+	setGrants.register(setServiceGrants, true, nil)
+	cmd.AddCommand(create, list, setServiceGrants, remove)
 	return cmd
 }
 
@@ -304,74 +421,97 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 }
 
 func newClientCommand(store *storeFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "client", Short: "Manage clients of the browser sign-in page (their redirect URIs)"}
-	withStore := func(body func(cmd *cobra.Command, args []string, db storage.Store) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			db, err := store.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			return body(cmd, args, db)
-		}
-	}
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients of the sign-in page and /oauth2/token"}
 	var redirectURIs []string
+	var confidential bool
+	var createGrants, setGrants grantFlags
 	create := &cobra.Command{
-		Use:     "create NAME --redirect-uri URI...",
-		Short:   "Register a client and the redirect URIs its sign-ins may return to",
-		Long:    "Register a client. Chit's own CLI (client id chit-cli) needs no registration: it may use any loopback redirect.",
-		Example: "  chitd client create dashboard --redirect-uri https://dash.example.com/callback",
+		Use:   "create NAME --redirect-uri URI... [--confidential] [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
+		Long: `Register an OAuth client. A public client (the default: browser and native apps)
+has no secret and must use PKCE; a --confidential client gets a secret, printed
+once, and authenticates with client_secret_basic or client_secret_post. What a
+person obtains through a client is within both the person's and the client's
+scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
+		Example: "  chitd client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read",
 		Args:    cobra.ExactArgs(1),
-		RunE: withStore(func(cmd *cobra.Command, args []string, db storage.Store) error {
-			if err := authorize.ValidateClientRegistration(args[0], redirectURIs); err != nil {
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			if err := authorize.ValidateRedirectURIs(redirectURIs); err != nil {
 				return err
 			}
-			err := db.CreateClient(cmd.Context(), storage.Client{ID: args[0], RedirectURIs: redirectURIs, CreatedAt: time.Now()})
-			if errors.Is(err, storage.ErrAlreadyExists) {
-				return fmt.Errorf("client %q already exists", args[0])
-			}
+			grants, err := createGrants.grants()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created client %s\n", args[0])
+			secret, err := directory.CreateClient(cmd.Context(), args[0], redirectURIs, confidential, grants)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !confidential {
+				fmt.Fprintf(out, "created public client %s\n", args[0])
+				return nil
+			}
+			fmt.Fprintf(out, "client_id: %s\nclient_secret: %s\n", args[0], secret)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
 			return nil
 		}),
 	}
 	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
+	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app): print one")
+	createGrants.register(create, true, accounts.PersonScopes)
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List registered clients",
 		Args:  cobra.NoArgs,
-		RunE: withStore(func(cmd *cobra.Command, _ []string, db storage.Store) error {
-			clients, err := db.ListClients(cmd.Context())
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
+			clients, err := directory.ListClients(cmd.Context())
 			if err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CLIENT_ID\tREDIRECT_URIS")
+			fmt.Fprintln(w, "CLIENT_ID\tTYPE\tREDIRECT_URIS\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES")
 			for _, c := range clients {
-				fmt.Fprintf(w, "%s\t%s\n", c.ID, strings.Join(c.RedirectURIs, " "))
+				kind := "public"
+				if len(c.SecretHash) > 0 {
+					kind = "confidential"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, kind, strings.Join(c.RedirectURIs, " "), orNone(c.AllowedScopes), orNone(c.DefaultScopes), orNone(c.AllowedAudiences))
 			}
 			return w.Flush()
 		}),
 	}
+	setClientGrants := &cobra.Command{
+		Use:   "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Replace what may be obtained through a client; if anything is removed, tokens issued through it before stop working",
+		Args:  cobra.ExactArgs(1),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			grants, err := setGrants.grants()
+			if err != nil {
+				return err
+			}
+			if err := directory.SetClientGrants(cmd.Context(), args[0], grants); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "client %s: %s\n", args[0], formatGrants(grants))
+			return nil
+		}),
+	}
+	setGrants.register(setClientGrants, true, nil)
 	remove := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a client; its sign-ins stop working",
+		Short: "Delete a client; its sign-ins, refresh tokens and access tokens stop working",
 		Args:  cobra.ExactArgs(1),
-		RunE: withStore(func(cmd *cobra.Command, args []string, db storage.Store) error {
-			err := db.DeleteClient(cmd.Context(), args[0])
-			if errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("client %q does not exist", args[0])
-			}
-			if err != nil {
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			if err := directory.DeleteClient(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s\n", args[0])
 			return nil
 		}),
 	}
-	cmd.AddCommand(create, list, remove)
+	cmd.AddCommand(create, list, setClientGrants, remove)
 	return cmd
 }
 

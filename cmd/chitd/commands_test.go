@@ -137,7 +137,7 @@ func TestProviderCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	service := providers.NewService(providers.Config{ClaimTTL: time.Hour}, providers.Dependencies{Store: db, Sealer: &keys.Sealer{}, Now: time.Now, Random: rand.Reader})
-	claimTokens, err := service.Register(ctx, []string{"hpc", "cloud"})
+	claimTokens, err := service.Register(ctx, providers.Caller{ServiceID: "ucloud"}, []string{"hpc", "cloud"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestServeRefusesBadTrustedProxies(t *testing.T) {
 func TestClientCommands(t *testing.T) {
 	dir := t.TempDir()
 	out, err := run(t, "", "client", "create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--redirect-uri", "https://dash.example/cb2", "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "created client dashboard") {
+	if err != nil || !strings.Contains(out, "created public client dashboard") {
 		t.Fatalf("client create: %q, %v", out, err)
 	}
 	out, err = run(t, "", "client", "list", "--data-dir", dir)

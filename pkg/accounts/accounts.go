@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,10 +38,27 @@ func ParseUserRole(name string) (Role, error) {
 	return "", chiterr.New(chiterr.InvalidArgument, "role must be user or admin, not %q", name)
 }
 
-// Principal is an authenticated caller.
+// Principal is an authenticated caller and what it may obtain.
 type Principal struct {
+	// Subject is the `sub` of its tokens (UserSubject, ServiceSubject).
 	Subject string
 	Role    Role
+	// Name is the user name or service account id behind Subject.
+	Name   string
+	Grants storage.Grants
+	// CreatedAt tells a principal from an earlier one of the same name.
+	CreatedAt time.Time
+}
+
+// Person reports whether the principal is a person (a user or an admin).
+func (p Principal) Person() bool { return p.Role == RoleUser || p.Role == RoleAdmin }
+
+func userPrincipal(user storage.User) Principal {
+	return Principal{Subject: UserSubject(user.Name), Role: Role(user.Role), Name: user.Name, Grants: user.Grants, CreatedAt: user.CreatedAt}
+}
+
+func servicePrincipal(account storage.ServiceAccount) Principal {
+	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants, CreatedAt: account.CreatedAt}
 }
 
 // ClientSecretPrefix marks Chit client secrets so secret scanners can find
@@ -61,13 +79,17 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-// Directory manages and authenticates accounts.
+// Directory manages and authenticates accounts: users, service accounts
+// and OAuth clients.
 type Directory struct {
-	throttle ThrottlePolicy
-	store    storage.Store
-	hasher   *passwords.Hasher
-	now      func() time.Time
-	random   io.Reader
+	// serverAudience is the `aud` of the server's own tokens: no client id
+	// may take it.
+	serverAudience string
+	throttle       ThrottlePolicy
+	store          storage.Store
+	hasher         *passwords.Hasher
+	now            func() time.Time
+	random         io.Reader
 	// services, when not nil, keeps service accounts briefly.
 	services *serviceAccountCache
 }
@@ -78,19 +100,33 @@ func NewDirectory(store storage.Store, hasher *passwords.Hasher, now func() time
 	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle}
 }
 
+// WithServerAudience names the server's own audience, which no service
+// account or client may take as its id.
+func (d *Directory) WithServerAudience(audience string) *Directory {
+	d.serverAudience = audience
+	return d
+}
+
 // WithThrottle replaces the sign-in throttling policy.
 func (d *Directory) WithThrottle(policy ThrottlePolicy) *Directory {
 	d.throttle = policy
 	return d
 }
 
-// CreateUser adds a person who signs in with password.
-func (d *Directory) CreateUser(ctx context.Context, name, password string, role Role) error {
+// CreateUser adds a person who signs in with password, with what they may
+// obtain besides the OpenID Connect scopes every person has.
+func (d *Directory) CreateUser(ctx context.Context, name, password string, role Role, grants storage.Grants) error {
 	if err := ValidateName("user", name); err != nil {
 		return err
 	}
 	if role != RoleUser && role != RoleAdmin {
 		return chiterr.New(chiterr.InvalidArgument, "role must be USER or ADMIN, not %q", role)
+	}
+	if len(grants.AllowedAudiences) > 0 {
+		return chiterr.New(chiterr.InvalidArgument, "people are not granted audiences: the clients they sign in through are")
+	}
+	if err := checkDefaults(grants, true); err != nil {
+		return err
 	}
 	if err := passwords.CheckPolicy(password); err != nil {
 		return err
@@ -99,7 +135,7 @@ func (d *Directory) CreateUser(ctx context.Context, name, password string, role 
 	if err != nil {
 		return err
 	}
-	err = d.store.CreateUser(ctx, storage.User{Name: name, PasswordHash: hash, Role: string(role), CreatedAt: d.now()})
+	err = d.store.CreateUser(ctx, storage.User{Name: name, PasswordHash: hash, Role: string(role), Grants: grants, CreatedAt: d.now()})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return chiterr.New(chiterr.AlreadyExists, "user %q already exists", name)
 	}
@@ -111,29 +147,149 @@ func (d *Directory) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return d.store.ListUsers(ctx)
 }
 
-// DeleteUser removes a user and revokes their refresh tokens.
-func (d *Directory) DeleteUser(ctx context.Context, name string) error {
-	err := d.store.DeleteUser(ctx, name)
+// LookupUser returns the user name as it is now: a refresh and a code
+// exchange re-read it, so a deleted user, a new role or a narrower grant
+// takes effect on the next token.
+func (d *Directory) LookupUser(ctx context.Context, name string) (Principal, error) {
+	user, err := d.store.GetUser(ctx, name)
+	if err != nil {
+		return Principal{}, err
+	}
+	return userPrincipal(user), nil
+}
+
+// SetUserRole changes a user's role. The user's access tokens issued before
+// are refused from then on; refresh tokens carry on with the new role.
+func (d *Directory) SetUserRole(ctx context.Context, name string, role Role) error {
+	if role != RoleUser && role != RoleAdmin {
+		return chiterr.New(chiterr.InvalidArgument, "role must be USER or ADMIN, not %q", role)
+	}
+	return d.updateUser(ctx, name, func(user *storage.User) bool {
+		changed := user.Role != string(role)
+		user.Role = string(role)
+		return changed
+	})
+}
+
+// SetUserGrants replaces what a user may obtain. When it narrows, the
+// user's access tokens issued before are refused, and refreshes narrow.
+func (d *Directory) SetUserGrants(ctx context.Context, name string, grants storage.Grants) error {
+	if len(grants.AllowedAudiences) > 0 {
+		return chiterr.New(chiterr.InvalidArgument, "people are not granted audiences: the clients they sign in through are")
+	}
+	if err := checkDefaults(grants, true); err != nil {
+		return err
+	}
+	return d.updateUser(ctx, name, func(user *storage.User) bool {
+		narrowed := narrows(user.Grants, grants)
+		user.Grants = grants
+		return narrowed
+	})
+}
+
+func (d *Directory) updateUser(ctx context.Context, name string, change func(*storage.User) (refuseOldTokens bool)) error {
+	err := d.store.UpdateUser(ctx, name, func(user *storage.User) (*storage.SubjectRevocation, error) {
+		if change(user) {
+			return &storage.SubjectRevocation{Subject: UserSubject(name), At: d.now()}, nil
+		}
+		return nil, nil
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "user %q does not exist", name)
 	}
 	return err
 }
 
-// CreateServiceAccount adds a service account whose client id is name and
-// returns its secret. The secret is not stored and cannot be shown again.
-func (d *Directory) CreateServiceAccount(ctx context.Context, name string) (string, error) {
-	if err := ValidateName("service", name); err != nil {
-		return "", err
+// DeleteUser removes a user: their refresh tokens and pending codes are
+// deleted and their access tokens refused, on every replica.
+func (d *Directory) DeleteUser(ctx context.Context, name string) error {
+	err := d.store.DeleteUser(ctx, name, storage.SubjectRevocation{Subject: UserSubject(name), At: d.now()})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "user %q does not exist", name)
 	}
-	random, err := secrets.Random(d.random, 32)
+	return err
+}
+
+// checkClientID refuses an id for a service account or client that is
+// reserved or that another principal may name as an audience: a token's
+// `aud` must never be mistaken for a client.
+func (d *Directory) checkClientID(ctx context.Context, kind, id string) error {
+	if err := ValidateName(kind, id); err != nil {
+		return err
+	}
+	if slices.Contains(FirstPartyClientIDs, id) || id == d.serverAudience {
+		return chiterr.New(chiterr.InvalidArgument, "%s id %q is reserved", kind, id)
+	}
+	holder, err := d.audienceHolder(ctx, id)
+	if err != nil {
+		return err
+	}
+	if holder != "" {
+		return chiterr.New(chiterr.AlreadyExists, "%q is an audience that %s may ask for; a %s may not take its name", id, holder, kind)
+	}
+	return nil
+}
+
+// audienceHolder returns which service account or client is allowed the
+// audience, or "".
+func (d *Directory) audienceHolder(ctx context.Context, audience string) (string, error) {
+	accounts, err := d.store.ListServiceAccounts(ctx)
 	if err != nil {
 		return "", err
 	}
-	secret := ClientSecretPrefix + random
-	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: secrets.Digest(secret), CreatedAt: d.now()})
+	for _, account := range accounts {
+		if slices.Contains(account.AllowedAudiences, audience) {
+			return "service " + account.ClientID, nil
+		}
+	}
+	clients, err := d.store.ListClients(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, client := range clients {
+		if slices.Contains(client.AllowedAudiences, audience) {
+			return "client " + client.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// checkAudiences refuses audiences that name a client id or the server's
+// own audience.
+func (d *Directory) checkAudiences(ctx context.Context, audiences []string) error {
+	for _, audience := range audiences {
+		if slices.Contains(FirstPartyClientIDs, audience) || audience == d.serverAudience {
+			return chiterr.New(chiterr.InvalidArgument, "audience %q is reserved", audience)
+		}
+		if _, err := d.store.GetServiceAccount(ctx, audience); err == nil {
+			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a service account", audience)
+		}
+		if _, err := d.store.GetClient(ctx, audience); err == nil {
+			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a client", audience)
+		}
+	}
+	return nil
+}
+
+// CreateServiceAccount adds a service account whose client id is name and
+// returns its secret. The secret is not stored and cannot be shown again.
+func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grants storage.Grants) (string, error) {
+	if err := d.checkClientID(ctx, "service", name); err != nil {
+		return "", err
+	}
+	if err := checkDefaults(grants, false); err != nil {
+		return "", err
+	}
+	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+		return "", err
+	}
+	secret, digest, err := d.newClientSecret()
+	if err != nil {
+		return "", err
+	}
+	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: digest, Grants: grants, CreatedAt: d.now()})
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		return "", chiterr.New(chiterr.AlreadyExists, "service %q already exists", name)
+		return "", chiterr.New(chiterr.AlreadyExists, "client id %q is taken by a service account or an OAuth client", name)
 	}
 	if err != nil {
 		return "", err
@@ -141,21 +297,59 @@ func (d *Directory) CreateServiceAccount(ctx context.Context, name string) (stri
 	return secret, nil
 }
 
+func (d *Directory) newClientSecret() (secret string, digest []byte, err error) {
+	random, err := secrets.Random(d.random, 32)
+	if err != nil {
+		return "", nil, err
+	}
+	secret = ClientSecretPrefix + random
+	return secret, secrets.Digest(secret), nil
+}
+
 // ListServiceAccounts returns every service account, by client id.
 func (d *Directory) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
 	return d.store.ListServiceAccounts(ctx)
 }
 
-// DeleteServiceAccount removes a service account; its secret stops working.
-func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) error {
-	err := d.store.DeleteServiceAccount(ctx, clientID)
-	if d.services != nil {
-		d.services.forget(clientID)
+// SetServiceGrants replaces what a service account may obtain. When it
+// narrows, the account's access tokens issued before are refused.
+func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grants storage.Grants) error {
+	if err := checkDefaults(grants, false); err != nil {
+		return err
 	}
+	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+		return err
+	}
+	err := d.store.UpdateServiceAccount(ctx, clientID, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		narrowed := narrows(account.Grants, grants)
+		account.Grants = grants
+		if narrowed {
+			return &storage.SubjectRevocation{Subject: ServiceSubject(clientID), At: d.now()}, nil
+		}
+		return nil, nil
+	})
+	d.forgetService(clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
 	return err
+}
+
+// DeleteServiceAccount removes a service account: its secret stops working
+// and its access tokens are refused.
+func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) error {
+	err := d.store.DeleteServiceAccount(ctx, clientID, storage.SubjectRevocation{Subject: ServiceSubject(clientID), At: d.now()})
+	d.forgetService(clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
+	}
+	return err
+}
+
+func (d *Directory) forgetService(clientID string) {
+	if d.services != nil {
+		d.services.forget(clientID)
+	}
 }
 
 // errBadPassword is one message for unknown users and wrong passwords alike,
@@ -203,7 +397,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if d.hasher.NeedsRehash(user.PasswordHash) {
 		d.rehash(ctx, user, password)
 	}
-	return Principal{Subject: user.Name, Role: Role(user.Role)}, nil
+	return userPrincipal(user), nil
 }
 
 // rehash upgrades a hash made with older parameters while the password is at
@@ -236,7 +430,7 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 		var fresh bool
 		cached, fresh, generation = d.services.get(clientID, now)
 		if fresh && subtle.ConstantTimeCompare(digest, cached.SecretHash) == 1 {
-			return Principal{Subject: cached.ClientID, Role: RoleService}, nil
+			return servicePrincipal(cached), nil
 		}
 	}
 	account, err := d.store.GetServiceAccount(ctx, clientID)
@@ -253,5 +447,5 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	if d.services != nil {
 		d.services.put(account, now, generation)
 	}
-	return Principal{Subject: account.ClientID, Role: RoleService}, nil
+	return servicePrincipal(account), nil
 }

@@ -46,17 +46,17 @@ func newStoreAndHasher(t *testing.T) (storage.Store, *passwords.Hasher) {
 func TestUserLifecycle(t *testing.T) {
 	ctx := context.Background()
 	d := newDirectory(t)
-	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleAdmin); err != nil {
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleAdmin, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	principal, err := d.AuthenticateUser(ctx, "alice", "wonderland")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if principal != (accounts.Principal{Subject: "alice", Role: accounts.RoleAdmin}) {
+	if principal.Subject != "alice" || principal.Role != accounts.RoleAdmin || principal.Name != "alice" {
 		t.Fatalf("principal = %+v", principal)
 	}
-	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); chiterr.KindOf(err) != chiterr.AlreadyExists {
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); chiterr.KindOf(err) != chiterr.AlreadyExists {
 		t.Fatalf("duplicate user: got %v, want AlreadyExists", err)
 	}
 	if err := d.DeleteUser(ctx, "alice"); err != nil {
@@ -73,7 +73,7 @@ func TestUserLifecycle(t *testing.T) {
 func TestUnknownUserAndWrongPasswordAreIndistinguishable(t *testing.T) {
 	ctx := context.Background()
 	d := newDirectory(t)
-	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	_, wrongPassword := d.AuthenticateUser(ctx, "alice", "not-the-password")
@@ -100,7 +100,7 @@ func TestCreateUserValidates(t *testing.T) {
 		{"service role for a person", "bob", "long enough", accounts.RoleService},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := d.CreateUser(ctx, tc.user, tc.password, tc.role); chiterr.KindOf(err) != chiterr.InvalidArgument {
+			if err := d.CreateUser(ctx, tc.user, tc.password, tc.role, storage.Grants{}); chiterr.KindOf(err) != chiterr.InvalidArgument {
 				t.Fatalf("got %v, want InvalidArgument", err)
 			}
 		})
@@ -110,7 +110,7 @@ func TestCreateUserValidates(t *testing.T) {
 func TestServiceAccounts(t *testing.T) {
 	ctx := context.Background()
 	d := newDirectory(t)
-	secret, err := d.CreateServiceAccount(ctx, "billing")
+	secret, err := d.CreateServiceAccount(ctx, "billing", storage.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestServiceAccounts(t *testing.T) {
 		t.Fatalf("secret %q lacks the prefix or 256 bits", secret)
 	}
 	principal, err := d.AuthenticateService(ctx, "billing", secret)
-	if err != nil || principal != (accounts.Principal{Subject: "billing", Role: accounts.RoleService}) {
+	if err != nil || principal.Subject != "service:billing" || principal.Role != accounts.RoleService || principal.Name != "billing" {
 		t.Fatalf("AuthenticateService = %+v, %v", principal, err)
 	}
 	for _, tc := range []struct{ name, id, secret string }{
@@ -132,7 +132,7 @@ func TestServiceAccounts(t *testing.T) {
 			}
 		})
 	}
-	if _, err := d.CreateServiceAccount(ctx, "billing"); chiterr.KindOf(err) != chiterr.AlreadyExists {
+	if _, err := d.CreateServiceAccount(ctx, "billing", storage.Grants{}); chiterr.KindOf(err) != chiterr.AlreadyExists {
 		t.Fatalf("duplicate service: got %v", err)
 	}
 	if err := d.DeleteServiceAccount(ctx, "billing"); err != nil {
@@ -165,7 +165,7 @@ func TestSignInUpgradesOldHashes(t *testing.T) {
 	defer store.Close()
 	weak, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
 	strong, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
-	if err := accounts.NewDirectory(store, weak, time.Now, rand.Reader).CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+	if err := accounts.NewDirectory(store, weak, time.Now, rand.Reader).CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := store.GetUser(ctx, "alice")
@@ -201,7 +201,7 @@ func TestSignInThrottling(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	d := accounts.NewDirectory(store, hasher, clock, rand.Reader)
-	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	attacker := accounts.WithClientAddress(ctx, "192.0.2.7")
@@ -245,7 +245,7 @@ func TestSignInThrottling(t *testing.T) {
 func TestThrottlingPerAddress(t *testing.T) {
 	ctx := context.Background()
 	d := newDirectory(t)
-	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser); err != nil {
+	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	spray := accounts.WithClientAddress(ctx, "203.0.113.9")
@@ -274,7 +274,7 @@ func TestCleanSignInWritesNoThrottleReset(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser); err != nil {
+	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {

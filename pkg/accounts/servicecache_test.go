@@ -65,7 +65,7 @@ func (f *cacheFixture) signIn(clientID, secret string) error {
 // secret.
 func createBilling(t *testing.T, d *accounts.Directory) string {
 	t.Helper()
-	secret, err := d.CreateServiceAccount(context.Background(), "billing")
+	secret, err := d.CreateServiceAccount(context.Background(), "billing", storage.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}

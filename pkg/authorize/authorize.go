@@ -23,12 +23,12 @@ import (
 
 // CLIClientID is Chit's own command-line client. It needs no registration and
 // may use any loopback redirect URI.
-const CLIClientID = "chit-cli"
+const CLIClientID = accounts.CLIClientID
 
 // Scopes with a meaning to the sign-in flow.
 const (
-	ScopeOfflineAccess = "offline_access"
-	ScopeOpenID        = "openid"
+	ScopeOfflineAccess = accounts.ScopeOfflineAccess
+	ScopeOpenID        = accounts.ScopeOpenID
 )
 
 // PagePath is where the sign-in page lives on the HTTP port.
@@ -86,7 +86,14 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	if req.ClientID == "" {
 		req.ClientID = CLIClientID
 	}
-	if err := s.checkRedirect(ctx, req.ClientID, req.RedirectURI); err != nil {
+	if req.ClientID == accounts.APIClientID {
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "client %q does not sign people in through this page", req.ClientID)
+	}
+	client, err := s.directory.LookupClient(ctx, req.ClientID)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := checkRedirect(client, req.RedirectURI); err != nil {
 		return Request{}, err
 	}
 	if req.State == "" {
@@ -95,8 +102,18 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	if len(req.State) > 512 || len(req.Nonce) > 512 {
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most 512 characters")
 	}
-	if _, err := tokens.ParseScope(req.Scope); err != nil {
+	requested, err := accounts.ParseScope(req.Scope)
+	if err != nil {
 		return Request{}, err
+	}
+	// What the person may obtain is known after sign-in (SignIn); what the
+	// client may ask for is known now.
+	if !client.FirstParty {
+		for _, scope := range requested {
+			if !slices.Contains(client.Grants.AllowedScopes, scope) {
+				return Request{}, chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for client %q", scope, client.ID).WithReason(chiterr.ReasonInvalidScope)
+			}
+		}
 	}
 	switch {
 	case req.CodeChallengeMethod == "plain":
@@ -121,26 +138,19 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 
 // checkRedirect applies RFC 8252 for the CLI (loopback IP literals, any port)
 // and exact matching for registered clients.
-func (s *Service) checkRedirect(ctx context.Context, clientID, redirectURI string) error {
+func checkRedirect(client accounts.Client, redirectURI string) error {
 	if redirectURI == "" {
 		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is required")
 	}
-	if clientID == CLIClientID {
+	if client.ID == CLIClientID {
 		if !IsLoopbackRedirect(redirectURI) {
 			return chiterr.New(chiterr.InvalidArgument,
 				"redirect_uri %q is not allowed: the CLI must redirect to http://127.0.0.1:PORT/... or http://[::1]:PORT/...", redirectURI)
 		}
 		return nil
 	}
-	client, err := s.store.GetClient(ctx, clientID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return chiterr.New(chiterr.InvalidArgument, "client %q is not registered", clientID)
-	}
-	if err != nil {
-		return fmt.Errorf("read client: %w", err)
-	}
 	if !slices.Contains(client.RedirectURIs, redirectURI) {
-		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %q is not registered for client %q", redirectURI, clientID)
+		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %q is not registered for client %q", redirectURI, client.ID)
 	}
 	return nil
 }
@@ -169,14 +179,8 @@ func IsLoopbackRedirect(uri string) bool {
 	return u.Host == want
 }
 
-// ValidateClientRegistration checks the redirect URIs of a new client.
-func ValidateClientRegistration(id string, redirectURIs []string) error {
-	if err := accounts.ValidateName("client", id); err != nil {
-		return err
-	}
-	if id == CLIClientID {
-		return chiterr.New(chiterr.InvalidArgument, "client id %q is reserved for Chit's CLI", id)
-	}
+// ValidateRedirectURIs checks the redirect URIs of a new client.
+func ValidateRedirectURIs(redirectURIs []string) error {
 	if len(redirectURIs) == 0 {
 		return chiterr.New(chiterr.InvalidArgument, "a client needs at least one redirect URI")
 	}
@@ -190,16 +194,13 @@ func ValidateClientRegistration(id string, redirectURIs []string) error {
 	return nil
 }
 
-// RegisterClient stores a client with its redirect URIs.
-func (s *Service) RegisterClient(ctx context.Context, id string, redirectURIs []string) error {
-	if err := ValidateClientRegistration(id, redirectURIs); err != nil {
-		return err
+// RegisterClient stores a client with its redirect URIs and grants; a
+// confidential one gets a secret, returned once.
+func (s *Service) RegisterClient(ctx context.Context, id string, redirectURIs []string, confidential bool, grants storage.Grants) (string, error) {
+	if err := ValidateRedirectURIs(redirectURIs); err != nil {
+		return "", err
 	}
-	err := s.store.CreateClient(ctx, storage.Client{ID: id, RedirectURIs: redirectURIs, CreatedAt: s.now()})
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return chiterr.New(chiterr.AlreadyExists, "client %q already exists", id)
-	}
-	return err
+	return s.directory.CreateClient(ctx, id, redirectURIs, confidential, grants)
 }
 
 // AuthorizeURL validates req and returns the sign-in page URL carrying it.
@@ -233,6 +234,17 @@ func (s *Service) SignIn(ctx context.Context, req Request, username, password st
 	if err != nil {
 		return "", err
 	}
+	client, err := s.directory.LookupClient(ctx, req.ClientID)
+	if err != nil {
+		return "", err
+	}
+	requested, _ := accounts.ParseScope(req.Scope) // checked by Validate
+	scopes, err := accounts.Grantee{Principal: principal, Client: client}.GrantScopes(requested)
+	if err != nil {
+		// The request was valid; the person is not allowed what it asks
+		// for: the client hears it as RFC 6749 §4.1.2.1 says.
+		return withQuery(req.RedirectURI, url.Values{"error": {chiterr.ReasonInvalidScope}, "error_description": {chiterr.PublicMessage(err)}, "state": {req.State}}), nil
+	}
 	code, err := secrets.Random(s.random, 32)
 	if err != nil {
 		return "", err
@@ -245,7 +257,7 @@ func (s *Service) SignIn(ctx context.Context, req Request, username, password st
 		CodeChallenge: req.CodeChallenge,
 		Subject:       principal.Subject,
 		Role:          string(principal.Role),
-		Scope:         req.Scope,
+		Scope:         strings.Join(scopes, " "),
 		Nonce:         req.Nonce,
 		AuthTime:      now,
 		ExpiresAt:     now.Add(s.cfg.CodeTTL),
@@ -277,12 +289,13 @@ func withQuery(uri string, extra url.Values) string {
 
 var errCodeInvalid = chiterr.New(chiterr.Unauthenticated, "authorization code is invalid")
 
-// Exchange redeems a code for tokens on behalf of clientID ("" is Chit's
-// CLI, as for LoginCli). A code works once: a second use fails and revokes
-// the refresh tokens the first one started.
-func (s *Service) Exchange(ctx context.Context, clientID, code, redirectURI, verifier string) (tokens.Grant, error) {
-	if clientID == "" {
-		clientID = CLIClientID
+// Exchange redeems a code for tokens on behalf of client (authenticated
+// by the caller). A code works once: a second use fails and revokes the
+// refresh tokens the first one started. audience, when set, asks for
+// tokens for another audience the client is allowed (RFC 8707).
+func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, redirectURI, verifier, audience string) (tokens.Grant, error) {
+	if client.Service {
+		return tokens.Grant{}, chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
 	}
 	if code == "" || redirectURI == "" {
 		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code and redirect_uri are required")
@@ -309,7 +322,7 @@ func (s *Service) Exchange(ctx context.Context, clientID, code, redirectURI, ver
 	if !now.Before(stored.ExpiresAt) {
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has expired")
 	}
-	if stored.ClientID != clientID {
+	if stored.ClientID != client.ID {
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
 	}
 	if stored.RedirectURI != redirectURI {
@@ -318,10 +331,29 @@ func (s *Service) Exchange(ctx context.Context, clientID, code, redirectURI, ver
 	if err := checkVerifier(stored.CodeChallenge, verifier); err != nil {
 		return tokens.Grant{}, err
 	}
-	scopes, _ := tokens.ParseScope(stored.Scope)
+	// The person as they are now: a deleted user's code is void, and so is
+	// one issued to an earlier user of the same name; a new role applies.
+	principal, err := s.directory.LookupUser(ctx, stored.Subject)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(stored.AuthTime)):
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its user no longer exists")
+	case err != nil:
+		return tokens.Grant{}, fmt.Errorf("read the code's user: %w", err)
+	}
+	if !client.FirstParty {
+		if client, err = s.directory.LookupClient(ctx, client.ID); err != nil {
+			return tokens.Grant{}, err
+		}
+	}
+	grantee := accounts.Grantee{Principal: principal, Client: client}
+	if audience, err = grantee.GrantAudience(audience); err != nil {
+		return tokens.Grant{}, err
+	}
+	scopes := grantee.StillAllowed(strings.Fields(stored.Scope))
 	login := tokens.Login{
-		Principal:        accounts.Principal{Subject: stored.Subject, Role: accounts.Role(stored.Role)},
+		Grantee:          grantee,
 		Scopes:           scopes,
+		Audience:         audience,
 		FamilyID:         familyID,
 		WithRefreshToken: slices.Contains(scopes, ScopeOfflineAccess),
 		Kind:             "authorization_code",

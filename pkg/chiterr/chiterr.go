@@ -55,6 +55,33 @@ type Error struct {
 	Cause   error
 	// RetryAfter, when set, tells a throttled caller when to try again.
 	RetryAfter time.Duration
+	// Reason, when set, names the error for programs in the OAuth 2.0
+	// vocabulary (ReasonInvalidScope, ...), which the OAuth endpoints answer.
+	Reason string
+}
+
+// Reasons in the OAuth 2.0 error vocabulary (RFC 6749 §5.2).
+const (
+	ReasonInvalidScope       = "invalid_scope"
+	ReasonInvalidClient      = "invalid_client"
+	ReasonUnauthorizedClient = "unauthorized_client"
+	ReasonInvalidTarget      = "invalid_target" // RFC 8707 §2
+)
+
+// WithReason returns a copy of e that names its reason.
+func (e *Error) WithReason(reason string) *Error {
+	copied := *e
+	copied.Reason = reason
+	return &copied
+}
+
+// ReasonOf returns the Reason of err, or "".
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 func (e *Error) Error() string {

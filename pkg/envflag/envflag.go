@@ -17,11 +17,25 @@ func Name(prefix, flag string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// noEnvAnnotation marks flags that no environment variable sets.
+const noEnvAnnotation = "envflag_no_env"
+
+// NoEnv exempts the named flags of flags from environment variables: flags
+// that say what one operator command does to one record (a scope to grant,
+// say) must not be set by a variable exported for the server.
+func NoEnv(flags *pflag.FlagSet, names ...string) {
+	for _, name := range names {
+		_ = flags.SetAnnotation(name, noEnvAnnotation, []string{"true"})
+	}
+}
+
+func fromEnv(f *pflag.Flag) bool { _, exempt := f.Annotations[noEnvAnnotation]; return !exempt }
+
 // Annotate appends "(env PREFIX_NAME)" to the usage of every flag of cmd and
 // its sub-commands, so --help tells both ways to set it.
 func Annotate(cmd *cobra.Command, prefix string) {
 	annotate := func(f *pflag.Flag) {
-		if f.Name == "help" || strings.Contains(f.Usage, "(env ") {
+		if f.Name == "help" || strings.Contains(f.Usage, "(env ") || !fromEnv(f) {
 			return
 		}
 		f.Usage += fmt.Sprintf(" (env %s)", Name(prefix, f.Name))
@@ -39,7 +53,7 @@ func Annotate(cmd *cobra.Command, prefix string) {
 func Apply(cmd *cobra.Command, prefix string, lookup func(string) (string, bool)) error {
 	var firstErr error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || firstErr != nil {
+		if f.Changed || firstErr != nil || !fromEnv(f) {
 			return
 		}
 		name := Name(prefix, f.Name)

@@ -115,12 +115,21 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 	case ServicesAndAdmins:
 		allowed = claims.Role == accounts.RoleService || claims.Role == accounts.RoleAdmin
 	case Orchestrators:
-		allowed = claims.Role == accounts.RoleService && g.orchestrators[claims.Subject]
+		allowed = claims.Role == accounts.RoleService && g.orchestrators[ServiceClientID(claims)]
 	}
 	if !allowed {
 		return nil, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller is %s %q", audience, claims.Role, claims.Subject)
 	}
 	return context.WithValue(ctx, callerKey{}, claims), nil
+}
+
+// ServiceClientID is the client id of a service account's token. Tokens
+// issued before client ids were recorded named the account in `sub`.
+func ServiceClientID(claims tokens.Claims) string {
+	if claims.ClientID != "" {
+		return claims.ClientID
+	}
+	return strings.TrimPrefix(claims.Subject, accounts.ServiceSubjectPrefix)
 }
 
 // bearerToken returns the token of an `authorization: Bearer ...` metadata

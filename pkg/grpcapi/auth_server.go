@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/tokens"
@@ -19,6 +20,14 @@ const (
 	JWKSPath         = "/.well-known/jwks.json"
 	RevokePath       = "/v1/auth/revoke"
 	CheckPath        = "/v1/auth/check"
+)
+
+// The AuthService RPCs act as Chit's own first-party clients: Token,
+// RefreshToken and Revoke as the API client, LoginCli and RefreshCli as the
+// CLI. A refresh token refreshes only through the client it was issued to.
+var (
+	apiClient = accounts.FirstPartyClient(accounts.APIClientID)
+	cliClient = accounts.FirstPartyClient(accounts.CLIClientID)
 )
 
 // AuthServer serves chit.auth.v1.AuthService over the token core.
@@ -40,9 +49,9 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 	var err error
 	switch credential := req.GetCredential().(type) {
 	case *authv1.TokenRequest_PasswordCredential:
-		grant, err = s.tokens.IssueForPassword(ctx, credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope())
+		grant, err = s.tokens.IssueForPassword(ctx, apiClient, credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
 	case *authv1.TokenRequest_ClientCredential:
-		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope())
+		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope(), req.GetAudience())
 	default:
 		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential or client_credential")
 	}
@@ -53,7 +62,7 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 }
 
 func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.TokenResponse, error) {
-	grant, err := s.tokens.Refresh(ctx, req.GetRefreshToken())
+	grant, err := s.tokens.Refresh(ctx, apiClient, req.GetRefreshToken(), req.GetScope())
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +115,7 @@ func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthori
 }
 
 func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
-	grant, err := s.authorize.Exchange(ctx, authorize.CLIClientID, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier())
+	grant, err := s.authorize.Exchange(ctx, cliClient, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +123,7 @@ func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) 
 }
 
 func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
-	grant, err := s.tokens.Refresh(ctx, req.GetRefreshToken())
+	grant, err := s.tokens.Refresh(ctx, cliClient, req.GetRefreshToken(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +163,7 @@ func (s *AuthServer) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*au
 		if req.GetSubject() != "" {
 			return nil, chiterr.New(chiterr.InvalidArgument, "send token or subject, not both")
 		}
-		if err := s.tokens.Revoke(ctx, req.GetToken()); err != nil {
+		if err := s.tokens.Revoke(ctx, apiClient, req.GetToken()); err != nil {
 			return nil, err
 		}
 		return &authv1.RevokeResponse{}, nil

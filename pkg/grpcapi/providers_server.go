@@ -4,6 +4,7 @@ import (
 	"context"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/providers"
 )
@@ -31,7 +32,7 @@ func collect[T any, V any](items []T, field func(T) V) []V {
 }
 
 func (s *ProvidersServer) Register(ctx context.Context, req *authv1.AuthProvidersRegisterRequest) (*authv1.AuthProvidersRegisterResponse, error) {
-	claimTokens, err := s.providers.Register(ctx, collect(req.GetItems(), (*authv1.AuthProvidersRegisterRequestItem).GetId))
+	claimTokens, err := s.providers.Register(ctx, providerCaller(ctx), collect(req.GetItems(), (*authv1.AuthProvidersRegisterRequestItem).GetId))
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func (s *ProvidersServer) Claim(ctx context.Context, req *authv1.AuthProvidersCl
 }
 
 func (s *ProvidersServer) Renew(ctx context.Context, req *authv1.AuthProvidersRenewRequest) (*authv1.AuthProvidersRenewResponse, error) {
-	credentials, err := s.providers.Renew(ctx, collect(req.GetItems(), (*authv1.FindByStringId).GetId))
+	credentials, err := s.providers.Renew(ctx, providerCaller(ctx), collect(req.GetItems(), (*authv1.FindByStringId).GetId))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func (s *ProvidersServer) RefreshAsOrchestrator(ctx context.Context, req *authv1
 	if !ok {
 		return nil, chiterr.New(chiterr.Unauthenticated, "missing bearer token")
 	}
-	accessTokens, err := s.providers.RefreshAsOrchestrator(ctx, caller.Subject,
+	accessTokens, err := s.providers.RefreshAsOrchestrator(ctx, ServiceClientID(caller),
 		collect(req.GetItems(), (*authv1.AuthProvidersRefreshAsProviderRequestItem).GetProviderId))
 	if err != nil {
 		return nil, err
@@ -91,6 +92,16 @@ func (s *ProvidersServer) GenerateKeyPair(context.Context, *authv1.AuthProviders
 		return nil, err
 	}
 	return &authv1.AuthProvidersGenerateKeyPairResponse{PublicKey: pair.PublicBase64(), PrivateKey: pair.PrivateBase64()}, nil
+}
+
+// providerCaller is who calls a restricted AuthProviders RPC (the access
+// rules let only services and admins in).
+func providerCaller(ctx context.Context) providers.Caller {
+	caller, _ := CallerFrom(ctx)
+	if caller.Role == accounts.RoleAdmin {
+		return providers.Caller{Admin: true}
+	}
+	return providers.Caller{ServiceID: ServiceClientID(caller)}
 }
 
 func credentialsMessage(c providers.Credentials) *authv1.PublicKeyAndRefreshToken {

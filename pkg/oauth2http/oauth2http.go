@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -90,6 +91,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, basicU
 // or token is invalid_grant (RFC 6749 §5.2).
 func translate(err error) *oauthError {
 	message := chiterr.PublicMessage(err)
+	switch reason := chiterr.ReasonOf(err); reason {
+	case chiterr.ReasonInvalidClient:
+		return &oauthError{http.StatusUnauthorized, reason, message, 0}
+	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget:
+		return &oauthError{http.StatusBadRequest, reason, message, 0}
+	}
 	switch chiterr.KindOf(err) {
 	case chiterr.InvalidArgument:
 		return &oauthError{http.StatusBadRequest, "invalid_request", message, 0}
@@ -135,21 +142,38 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	form := r.PostForm
 	clientID, clientSecret, basic := clientCredentials(r)
+	audience, err := resource(form)
+	if err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
 	var grant tokens.Grant
-	var err error
-	switch form.Get("grant_type") {
-	case "password":
-		grant, err = h.tokens.IssueForPassword(ctx, form.Get("username"), form.Get("password"), form.Get("scope"))
-	case "refresh_token":
-		grant, err = h.tokens.Refresh(ctx, form.Get("refresh_token"))
+	switch grantType := form.Get("grant_type"); grantType {
+	case "password", "refresh_token", "authorization_code":
+		// The client is authenticated on every grant (RFC 6749 §2.3): a
+		// confidential client with its secret, a public one by its id.
+		var client accounts.Client
+		if client, err = h.directory.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
+			break
+		}
+		switch grantType {
+		case "password":
+			grant, err = h.tokens.IssueForPassword(ctx, client, form.Get("username"), form.Get("password"), form.Get("scope"), audience)
+		case "refresh_token":
+			if audience != "" {
+				err = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
+				break
+			}
+			grant, err = h.tokens.Refresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
+		case "authorization_code":
+			// The code is bound to the client it was issued to; the core checks it.
+			grant, err = h.authorize.Exchange(ctx, client, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), audience)
+		}
 	case "client_credentials":
-		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"))
-		if chiterr.KindOf(err) == chiterr.Unauthenticated || chiterr.KindOf(err) == chiterr.InvalidArgument {
+		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"), audience)
+		if kind := chiterr.KindOf(err); chiterr.ReasonOf(err) == "" && (kind == chiterr.Unauthenticated || kind == chiterr.InvalidArgument) {
 			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
 		}
-	case "authorization_code":
-		// The code is bound to the client it was issued to; the core checks it.
-		grant, err = h.authorize.Exchange(ctx, clientID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
 	case "":
 		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
 	default:
@@ -176,10 +200,31 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// revoke is RFC 7009: it answers 200 for any token, known or not.
+// resource reads the RFC 8707 resource parameter: one audience at most.
+func resource(form url.Values) (string, error) {
+	values := form["resource"]
+	switch {
+	case len(values) > 1:
+		return "", chiterr.New(chiterr.InvalidArgument, "one resource at a time: a token carries one audience").WithReason(chiterr.ReasonInvalidTarget)
+	case len(values) == 1 && values[0] == "":
+		return "", chiterr.New(chiterr.InvalidArgument, "resource is empty").WithReason(chiterr.ReasonInvalidTarget)
+	case len(values) == 1:
+		return values[0], nil
+	}
+	return "", nil
+}
+
+// revoke is RFC 7009: it answers 200 for any token, known or not, that the
+// authenticated client may revoke (its own).
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
 		h.fail(w, r, err, false)
+		return
+	}
+	clientID, clientSecret, basic := clientCredentials(r)
+	client, err := h.directory.AuthenticateClient(r.Context(), clientID, clientSecret)
+	if err != nil {
+		h.fail(w, r, err, basic)
 		return
 	}
 	token := r.PostForm.Get("token")
@@ -187,8 +232,8 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &oauthError{http.StatusBadRequest, "invalid_request", "token is required", 0}, false)
 		return
 	}
-	if err := h.tokens.Revoke(r.Context(), token); err != nil {
-		h.fail(w, r, err, false)
+	if err := h.tokens.Revoke(r.Context(), client, token); err != nil {
+		h.fail(w, r, err, basic)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")

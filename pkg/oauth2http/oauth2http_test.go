@@ -16,6 +16,7 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/storage"
 )
 
 func endpoint(e *servertest.Env, style oauth2.AuthStyle) oauth2.Endpoint {
@@ -72,7 +73,7 @@ func TestXOAuth2ClientCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if token.RefreshToken != "" || checkSubject(t, e, token.AccessToken) != servertest.ServiceName {
+			if token.RefreshToken != "" || checkSubject(t, e, token.AccessToken) != "service:"+servertest.ServiceName {
 				t.Fatalf("token = %+v", token)
 			}
 			cfg.ClientSecret = "chit_cs_wrong"
@@ -130,12 +131,19 @@ func TestAuthorizationCodeWithXOAuth2AndGoOIDC(t *testing.T) {
 	if err != nil || access.Subject != servertest.UserName {
 		t.Fatalf("go-oidc access token verification: %v", err)
 	}
-	// The code is bound to chit-cli: another client id cannot redeem one.
+	// The code is bound to chit-cli: another (registered) client cannot
+	// redeem one, and an unregistered client id fails authentication.
+	e.CreateClient(t, "dashboard", []string{"https://dash.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 	other := *cfg
 	other.ClientID = "dashboard"
 	code2 := signInCode(t, e, cfg.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
 	if _, err := other.Exchange(ctx, code2, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("a code redeemed by another client: %v", err)
+	}
+	other.ClientID = "unregistered"
+	code3 := signInCode(t, e, cfg.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier)))
+	if _, err := other.Exchange(ctx, code3, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("a code redeemed by an unregistered client: %v", err)
 	}
 	// A wrong verifier is refused by the standard endpoint too.
 	if _, err := cfg.Exchange(ctx, "made-up-code", oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {

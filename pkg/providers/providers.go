@@ -49,7 +49,7 @@ const MaxBulkItems = 1000
 const tokenBytes = 64
 
 // SubjectPrefix starts the `sub` of a provider's own tokens (UCloud's #P_).
-const SubjectPrefix = "#P_"
+const SubjectPrefix = accounts.ProviderSubjectPrefix
 
 // Credentials are what claim and renew answer.
 type Credentials struct {
@@ -114,8 +114,16 @@ func itemError(index int, kind chiterr.Kind, format string, args ...any) error {
 	return chiterr.New(kind, "item %d: %s", index, fmt.Sprintf(format, args...))
 }
 
-// Register creates unclaimed providers and returns a claim token for each.
-func (s *Service) Register(ctx context.Context, ids []string) ([]string, error) {
+// Caller is who calls a provider operation: an admin, or a service account.
+type Caller struct {
+	Admin bool
+	// ServiceID is the calling service account's client id.
+	ServiceID string
+}
+
+// Register creates unclaimed providers, owned by the calling service, and
+// returns a claim token for each.
+func (s *Service) Register(ctx context.Context, caller Caller, ids []string) ([]string, error) {
 	if err := checkBulk(len(ids)); err != nil {
 		return nil, err
 	}
@@ -131,7 +139,7 @@ func (s *Service) Register(ctx context.Context, ids []string) ([]string, error) 
 			return nil, err
 		}
 		claimTokens[i] = token
-		records[i] = storage.Provider{ID: id, ClaimTokenHash: secrets.Digest(token), ClaimExpiresAt: now.Add(s.cfg.ClaimTTL), CreatedAt: now}
+		records[i] = storage.Provider{ID: id, ClaimTokenHash: secrets.Digest(token), ClaimExpiresAt: now.Add(s.cfg.ClaimTTL), RegisteredBy: caller.ServiceID, CreatedAt: now}
 	}
 	err := s.store.CreateProviders(ctx, records)
 	var item *storage.ItemError
@@ -214,8 +222,10 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 }
 
 // Renew replaces each provider's key pair and refresh token; the old refresh
-// token stops working at once.
-func (s *Service) Renew(ctx context.Context, ids []string) ([]Credentials, error) {
+// token and every token signed with the old key stop working. Only the
+// service that registered a provider, or an admin, may renew it: renewing
+// hands over the provider's new key.
+func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Credentials, error) {
 	if err := checkBulk(len(ids)); err != nil {
 		return nil, err
 	}
@@ -230,6 +240,17 @@ func (s *Service) Renew(ctx context.Context, ids []string) ([]Credentials, error
 			return nil, itemError(i, chiterr.InvalidArgument, "provider %q appears twice", id)
 		}
 		seen[id] = true
+		if !caller.Admin {
+			provider, err := s.store.GetProvider(ctx, id)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				return nil, itemError(i, chiterr.NotFound, "provider %q does not exist", id)
+			case err != nil:
+				return nil, fmt.Errorf("read provider: %w", err)
+			case provider.RegisteredBy == "" || provider.RegisteredBy != caller.ServiceID:
+				return nil, itemError(i, chiterr.PermissionDenied, "provider %q was registered by another service; only it or an admin may renew it", id)
+			}
+		}
 		credentials, record, err := s.newCredentials(id, "")
 		if err != nil {
 			return nil, err
@@ -265,7 +286,7 @@ func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string
 		case err != nil:
 			return nil, fmt.Errorf("read provider: %w", err)
 		}
-		accessTokens[i], err = s.sign(provider, SubjectPrefix+provider.ID, accounts.RoleProvider, "provider")
+		accessTokens[i], err = s.sign(provider, accounts.ProviderSubject(provider.ID), accounts.RoleProvider, "provider")
 		if err != nil {
 			return nil, err
 		}
@@ -289,7 +310,7 @@ func (s *Service) RefreshAsOrchestrator(ctx context.Context, service string, pro
 		if err != nil {
 			return nil, itemError(i, chiterr.KindOf(err), "%s", chiterr.PublicMessage(err))
 		}
-		accessTokens[i], err = s.sign(provider, service, accounts.RoleService, "service")
+		accessTokens[i], err = s.sign(provider, accounts.ServiceSubject(service), accounts.RoleService, "service")
 		if err != nil {
 			return nil, err
 		}

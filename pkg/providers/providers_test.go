@@ -52,27 +52,27 @@ func wantError(t *testing.T, err error, kind chiterr.Kind, fragment string) {
 func TestBulkErrorsNameTheItem(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t)
-	if _, err := s.Register(ctx, []string{"taken"}); err != nil {
+	if _, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"taken"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Register(ctx, []string{"fresh", "taken"})
+	_, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"fresh", "taken"})
 	wantError(t, err, chiterr.AlreadyExists, "item 1")
-	_, err = s.Register(ctx, []string{"ok", "not ok"})
+	_, err = s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"ok", "not ok"})
 	wantError(t, err, chiterr.InvalidArgument, "item 1")
-	_, err = s.Renew(ctx, []string{"taken", "ghost"})
+	_, err = s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"taken", "ghost"})
 	wantError(t, err, chiterr.NotFound, "item 1")
-	_, err = s.Renew(ctx, []string{"taken", "taken"})
+	_, err = s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"taken", "taken"})
 	wantError(t, err, chiterr.InvalidArgument, "appears twice")
 	_, err = s.Refresh(ctx, []string{"unknown"})
 	wantError(t, err, chiterr.Unauthenticated, "item 0")
-	_, err = s.Register(ctx, nil)
+	_, err = s.Register(ctx, Caller{ServiceID: "ucloud"}, nil)
 	wantError(t, err, chiterr.InvalidArgument, "1 to 1000")
 }
 
 func TestClaimExpires(t *testing.T) {
 	ctx := context.Background()
 	s, c := newService(t)
-	claimTokens, err := s.Register(ctx, []string{"late"})
+	claimTokens, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"late"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestClaimExpires(t *testing.T) {
 func TestClaimRetryAnswersTheSameUntilExpiry(t *testing.T) {
 	ctx := context.Background()
 	s, c := newService(t)
-	claimTokens, err := s.Register(ctx, []string{"site"})
+	claimTokens, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"site"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestClaimRetryAnswersTheSameUntilExpiry(t *testing.T) {
 func TestConcurrentClaimsAgree(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t)
-	claimTokens, err := s.Register(ctx, []string{"busy"})
+	claimTokens, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"busy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestConcurrentClaimsAgree(t *testing.T) {
 func TestRefreshAsOrchestratorNeedsAClaimedProvider(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t)
-	if _, err := s.Register(ctx, []string{"unclaimed"}); err != nil {
+	if _, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"unclaimed"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.RefreshAsOrchestrator(ctx, "ucloud", []string{"unclaimed"})
@@ -148,7 +148,7 @@ func TestIssuedTokensAreCountedByKind(t *testing.T) {
 	ctx := context.Background()
 	counts := issuedCounts{}
 	s, _ := newServiceCounting(t, counts)
-	claimTokens, err := s.Register(ctx, []string{"p1", "p2"})
+	claimTokens, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"p1", "p2"})
 	if err != nil {
 		t.Fatal(err)
 	}

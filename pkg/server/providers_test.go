@@ -182,7 +182,7 @@ func TestProviderLifecycle(t *testing.T) {
 		wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, who.orchestrator,
 			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
 		token = verifyWithPublicKey(t, orchestrated.GetResponses()[0].GetAccessToken(), newPublicKey)
-		if token.Subject() != servertest.OrchestratorName || claimString(t, token, "role") != "SERVICE" || claimString(t, token, "principalType") != "service" {
+		if token.Subject() != "service:"+servertest.OrchestratorName || claimString(t, token, "role") != "SERVICE" || claimString(t, token, "principalType") != "service" {
 			t.Fatalf("orchestrator token: sub=%q role=%q", token.Subject(), claimString(t, token, "role"))
 		}
 

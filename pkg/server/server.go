@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
-	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCacheTTL)
+	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCacheTTL).WithServerAudience(cfg.Tokens.Audience)
 	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
@@ -256,9 +256,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 				ResponseTypesSupported:            []string{"code"},
 				SubjectTypesSupported:             []string{"public"},
 				IDTokenSigningAlgValuesSupported:  signingKeys.Algorithms(),
-				ScopesSupported:                   []string{authorize.ScopeOpenID, authorize.ScopeOfflineAccess},
+				ScopesSupported:                   accounts.PersonScopes,
 				CodeChallengeMethodsSupported:     []string{"S256"},
-				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim},
+				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim, tokens.ClientIDClaim},
 				ChitTokenEndpoint:                 base + grpcapi.TokenPath,
 				ChitRefreshEndpoint:               base + grpcapi.RefreshTokenPath,
 				ChitRevocationEndpoint:            base + grpcapi.RevokePath,

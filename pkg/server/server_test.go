@@ -28,6 +28,7 @@ import (
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/storage"
 )
 
 const issuer = servertest.Issuer
@@ -321,7 +322,7 @@ func TestClientCredentials(t *testing.T) {
 		}
 		claims, code := tr.check(t, resp.GetAccessToken())
 		wantCode(t, "CheckToken", code, codes.OK)
-		if claims.GetSubject() != "billing" || claims.GetRole() != "SERVICE" {
+		if claims.GetSubject() != "service:billing" || claims.GetRole() != "SERVICE" {
 			t.Fatalf("claims = %v", claims)
 		}
 		_, code = tr.token(t, clientRequest("billing", "chit_cs_wrong"))
@@ -340,7 +341,7 @@ func TestDeletedServiceIsRefusedOnceItsCachedAccountExpires(t *testing.T) {
 			tr := transports(e)[name]
 			_, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
 			wantCode(t, "Token", code, codes.OK)
-			if err := e.Store.DeleteServiceAccount(context.Background(), "billing"); err != nil {
+			if err := e.Store.DeleteServiceAccount(context.Background(), "billing", storage.SubjectRevocation{Subject: "service:billing", At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			_, code = tr.token(t, clientRequest("billing", e.ServiceSecret))

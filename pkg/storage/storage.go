@@ -30,7 +30,25 @@ type User struct {
 	// PasswordHash is a PHC-formatted argon2id hash; its parameters travel with it.
 	PasswordHash string
 	Role         string
-	CreatedAt    time.Time
+	Grants
+	CreatedAt time.Time
+}
+
+// Grants say what a principal may obtain: the scopes a token may carry, the
+// ones it carries when none are asked for, and (for service accounts and
+// OAuth clients) the audiences other than the server's own it may be minted
+// for. An operator sets them; callers only choose within them.
+type Grants struct {
+	AllowedScopes    []string
+	DefaultScopes    []string
+	AllowedAudiences []string
+}
+
+// SubjectRevocation refuses every access token of Subject (a `sub`, or the
+// principal key of an OAuth client) issued before At.
+type SubjectRevocation struct {
+	Subject string
+	At      time.Time
 }
 
 // ServiceAccount is a machine client that authenticates with a client secret.
@@ -39,7 +57,8 @@ type ServiceAccount struct {
 	// SecretHash is a SHA-256 digest: the secret is 256 random bits, so a slow
 	// hash would add latency without adding resistance to guessing.
 	SecretHash []byte
-	CreatedAt  time.Time
+	Grants
+	CreatedAt time.Time
 }
 
 // SigningKey is one of the server's own token-signing keys.
@@ -76,6 +95,13 @@ type RefreshToken struct {
 	Subject  string
 	Role     string
 	Scope    string
+	// ClientID is the OAuth client the login was issued to: the token
+	// refreshes through that client only (RFC 6749 §6). Empty for tokens
+	// issued before clients were recorded.
+	ClientID string
+	// Audience is the `aud` of the login's access tokens; empty means the
+	// server's own.
+	Audience string
 	IssuedAt time.Time
 	// ExpiresAt is when this token stops working: the idle timeout after its
 	// issue, but never after FamilyExpiresAt.
@@ -102,8 +128,8 @@ type LoginFailures struct {
 // Revocation tells whether access tokens of a family or subject were revoked.
 type Revocation struct {
 	FamilyRevoked bool
-	// SubjectRevokedAt is zero unless every session of the subject issued
-	// before it was revoked.
+	// SubjectRevokedAt is zero unless the access tokens of the subject (or
+	// of the client) issued before it are refused: the later of the two.
 	SubjectRevokedAt time.Time
 }
 
@@ -117,7 +143,11 @@ type Provider struct {
 	ClaimedAt time.Time
 	// The credentials, set by the first claim and replaced by renew.
 	Credentials ProviderCredentials
-	CreatedAt   time.Time
+	// RegisteredBy is the client id of the service that registered the
+	// provider; only it (or an admin) may renew it. Empty for providers
+	// registered before it was recorded: admins only.
+	RegisteredBy string
+	CreatedAt    time.Time
 }
 
 // ProviderCredentials are a provider's key pair and refresh token.
@@ -137,11 +167,16 @@ type ProviderCredentials struct {
 }
 
 // Client is an OAuth client registered for the sign-in page, with the
-// redirect URIs it may use. Chit's own CLI needs no registration.
+// redirect URIs it may use. Chit's own first-party clients need no
+// registration.
 type Client struct {
 	ID           string
 	RedirectURIs []string
-	CreatedAt    time.Time
+	// SecretHash is the SHA-256 digest of a confidential client's secret;
+	// empty for a public client (PKCE, no secret).
+	SecretHash []byte
+	Grants
+	CreatedAt time.Time
 }
 
 // AuthorizationCode is the stored form of a sign-in page's one-time code,
@@ -182,14 +217,27 @@ type Store interface {
 	// UpdatePasswordHash replaces a user's hash if it is still oldHash
 	// (ErrConflict otherwise: the password changed meanwhile).
 	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
-	// DeleteUser removes the user and every refresh token issued to them, so
-	// a deleted account cannot keep refreshing.
-	DeleteUser(ctx context.Context, name string) error
+	// UpdateUser applies update to the stored user (its name and password
+	// hash are kept) in one transaction. When update returns a revocation,
+	// it is recorded in the same transaction, as RefuseAccessTokens does.
+	UpdateUser(ctx context.Context, name string, update func(*User) (*SubjectRevocation, error)) error
+	// DeleteUser removes the user, and in the same transaction deletes the
+	// refresh tokens and unredeemed authorization codes of revoke.Subject
+	// and refuses its access tokens issued before revoke.At.
+	DeleteUser(ctx context.Context, name string, revoke SubjectRevocation) error
 
+	// CreateServiceAccount stores an account; ErrAlreadyExists when the id
+	// is taken by a service account or an OAuth client (they share the OAuth
+	// client_id space).
 	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
 	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
-	DeleteServiceAccount(ctx context.Context, clientID string) error
+	// UpdateServiceAccount is UpdateUser for service accounts (the id and
+	// secret are kept).
+	UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error
+	// DeleteServiceAccount removes the account and refuses revoke.Subject's
+	// access tokens issued before revoke.At, in one transaction.
+	DeleteServiceAccount(ctx context.Context, clientID string, revoke SubjectRevocation) error
 
 	CreateSigningKey(ctx context.Context, key SigningKey) error
 	// ListSigningKeys returns every key, oldest first.
@@ -230,10 +278,18 @@ type Store interface {
 	// counts as claimed afterwards.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
 
+	// CreateClient stores a client; ErrAlreadyExists when the id is taken
+	// by a client or a service account.
 	CreateClient(ctx context.Context, client Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
-	DeleteClient(ctx context.Context, id string) error
+	// UpdateClient is UpdateUser for clients (the id and secret are kept).
+	UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error
+	// DeleteClient removes the client and, in the same transaction, the
+	// refresh tokens and unredeemed codes issued to it, and refuses access
+	// tokens of revoke.Subject (the client's principal key) issued before
+	// revoke.At.
+	DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error
 
 	CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error
 	// RedeemAuthorizationCode marks the code used at usedAt and records the
@@ -250,8 +306,13 @@ type Store interface {
 	// RevokeSubject revokes every session of subject issued before revokedAt:
 	// its refresh tokens are deleted and its older access tokens refused.
 	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)
-	// GetRevocation reports revocations that concern a family and subject.
-	GetRevocation(ctx context.Context, familyID, subject string) (Revocation, error)
+	// RefuseAccessTokens refuses the access tokens of revoke.Subject issued
+	// before revoke.At, keeping its refresh tokens (a refresh re-reads what
+	// the principal may still obtain). A later time wins over an earlier one.
+	RefuseAccessTokens(ctx context.Context, revoke SubjectRevocation) error
+	// GetRevocation reports revocations that concern a family, a subject
+	// and a client's principal key (either may be empty).
+	GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error)
 	// DeleteExpiredRevocations forgets revocations made before cutoff, when no
 	// access token they concern can still be valid.
 	DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error)

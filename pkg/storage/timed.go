@@ -39,9 +39,14 @@ func (s *timedStore) UpdatePasswordHash(ctx context.Context, name, oldHash, newH
 	return s.store.UpdatePasswordHash(ctx, name, oldHash, newHash)
 }
 
-func (s *timedStore) DeleteUser(ctx context.Context, name string) error {
+func (s *timedStore) UpdateUser(ctx context.Context, name string, update func(*User) (*SubjectRevocation, error)) error {
+	defer s.done("UpdateUser", time.Now())
+	return s.store.UpdateUser(ctx, name, update)
+}
+
+func (s *timedStore) DeleteUser(ctx context.Context, name string, revoke SubjectRevocation) error {
 	defer s.done("DeleteUser", time.Now())
-	return s.store.DeleteUser(ctx, name)
+	return s.store.DeleteUser(ctx, name, revoke)
 }
 
 func (s *timedStore) CreateServiceAccount(ctx context.Context, account ServiceAccount) error {
@@ -59,9 +64,14 @@ func (s *timedStore) ListServiceAccounts(ctx context.Context) ([]ServiceAccount,
 	return s.store.ListServiceAccounts(ctx)
 }
 
-func (s *timedStore) DeleteServiceAccount(ctx context.Context, clientID string) error {
+func (s *timedStore) UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error {
+	defer s.done("UpdateServiceAccount", time.Now())
+	return s.store.UpdateServiceAccount(ctx, clientID, update)
+}
+
+func (s *timedStore) DeleteServiceAccount(ctx context.Context, clientID string, revoke SubjectRevocation) error {
 	defer s.done("DeleteServiceAccount", time.Now())
-	return s.store.DeleteServiceAccount(ctx, clientID)
+	return s.store.DeleteServiceAccount(ctx, clientID, revoke)
 }
 
 func (s *timedStore) CreateSigningKey(ctx context.Context, key SigningKey) error {
@@ -164,9 +174,14 @@ func (s *timedStore) ListClients(ctx context.Context) ([]Client, error) {
 	return s.store.ListClients(ctx)
 }
 
-func (s *timedStore) DeleteClient(ctx context.Context, id string) error {
+func (s *timedStore) UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error {
+	defer s.done("UpdateClient", time.Now())
+	return s.store.UpdateClient(ctx, id, update)
+}
+
+func (s *timedStore) DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error {
 	defer s.done("DeleteClient", time.Now())
-	return s.store.DeleteClient(ctx, id)
+	return s.store.DeleteClient(ctx, id, revoke)
 }
 
 func (s *timedStore) CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error {
@@ -194,9 +209,14 @@ func (s *timedStore) RevokeSubject(ctx context.Context, subject string, revokedA
 	return s.store.RevokeSubject(ctx, subject, revokedAt)
 }
 
-func (s *timedStore) GetRevocation(ctx context.Context, familyID, subject string) (Revocation, error) {
+func (s *timedStore) RefuseAccessTokens(ctx context.Context, revoke SubjectRevocation) error {
+	defer s.done("RefuseAccessTokens", time.Now())
+	return s.store.RefuseAccessTokens(ctx, revoke)
+}
+
+func (s *timedStore) GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error) {
 	defer s.done("GetRevocation", time.Now())
-	return s.store.GetRevocation(ctx, familyID, subject)
+	return s.store.GetRevocation(ctx, familyID, subject, client)
 }
 
 func (s *timedStore) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {

@@ -9,7 +9,7 @@ import (
 // signature verification runs (compare with BenchmarkCheckDistinctTokens).
 func BenchmarkCheckSameToken(b *testing.B) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "")
+	grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func BenchmarkCheckDistinctTokens(b *testing.B) {
 	f := newFixture(b)
 	pool := make([]string, 1024)
 	for i := range pool {
-		grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "")
+		grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func BenchmarkCheckDistinctTokens(b *testing.B) {
 			b.StopTimer()
 			f = newFixture(b)
 			for j := range pool {
-				grant, _ := f.service.IssueForClient(context.Background(), "billing", f.secret, "")
+				grant, _ := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
 				pool[j] = grant.AccessToken
 			}
 			i = 0
@@ -59,7 +59,7 @@ func BenchmarkIssueForClient(b *testing.B) {
 	f := newFixture(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.service.IssueForClient(context.Background(), "billing", f.secret, ""); err != nil {
+		if _, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,13 +68,13 @@ func BenchmarkIssueForClient(b *testing.B) {
 // BenchmarkRefresh rotates one chain on SQLite, each rotation durable.
 func BenchmarkRefresh(b *testing.B) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForPassword(context.Background(), "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if grant, err = f.service.Refresh(context.Background(), grant.RefreshToken); err != nil {
+		if grant, err = f.service.Refresh(context.Background(), apiClient, grant.RefreshToken, ""); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // holds a valid token and the shapes of the classic attacks.
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f)
-	grant, err := fx.service.IssueForPassword(context.Background(), "alice", "wonderland", "read")
+	grant, err := fx.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "read", "")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func FuzzRefresh(f *testing.F) {
 	f.Add("chit_rt_AAAA")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, token string) {
-		_, err := fx.service.Refresh(context.Background(), token)
+		_, err := fx.service.Refresh(context.Background(), apiClient, token, "")
 		if kind := chiterr.KindOf(err); err == nil || (kind != chiterr.Unauthenticated && kind != chiterr.InvalidArgument) {
 			t.Fatalf("Refresh(%q) = %v", token, err)
 		}

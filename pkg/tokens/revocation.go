@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,10 +38,10 @@ func newRevocationCache(ttl time.Duration, store storage.Store, now func() time.
 }
 
 // revocationKey names what Store.GetRevocation answered for.
-type revocationKey struct{ familyID, subject string }
+type revocationKey struct{ familyID, subject, client string }
 
-func (c *revocationCache) get(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
-	key := revocationKey{familyID, subject}
+func (c *revocationCache) get(ctx context.Context, familyID, subject, client string) (storage.Revocation, error) {
+	key := revocationKey{familyID, subject, client}
 	now := c.now()
 	if c.ttl > 0 {
 		c.mu.Lock()
@@ -50,7 +51,7 @@ func (c *revocationCache) get(ctx context.Context, familyID, subject string) (st
 			return entry.revocation, nil
 		}
 	}
-	revocation, err := c.store.GetRevocation(ctx, familyID, subject)
+	revocation, err := c.store.GetRevocation(ctx, familyID, subject, client)
 	if err != nil {
 		return storage.Revocation{}, err
 	}
@@ -77,20 +78,27 @@ func (c *revocationCache) forget(familyID, subject string) {
 		}
 		return
 	}
-	delete(c.entries, revocationKey{familyID, subject})
+	for key := range c.entries {
+		if key.familyID == familyID {
+			delete(c.entries, key)
+		}
+	}
 }
 
-// Revoke revokes the login a token belongs to (RFC 7009): a refresh token by
-// value, or an access token by its family. Unknown, invalid and already
-// revoked tokens succeed, so the answer tells an attacker nothing.
-func (s *Service) Revoke(ctx context.Context, token string) error {
+// Revoke revokes, on behalf of client, the login a token belongs to (RFC
+// 7009): a refresh token by value, or an access token by its family.
+// Unknown, invalid and already revoked tokens succeed, so the answer tells
+// an attacker nothing. A token issued to another client is refused (§2.1):
+// Chit's own clients may revoke each other's tokens, a registered client
+// only its own.
+func (s *Service) Revoke(ctx context.Context, client accounts.Client, token string) error {
 	if token == "" {
 		return chiterr.New(chiterr.InvalidArgument, "token is required")
 	}
 	if len(token) > MaxTokenLength {
 		return nil
 	}
-	var familyID, subject string
+	var familyID, subject, owner string
 	if len(token) > len(RefreshTokenPrefix) && token[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
 		record, err := s.Store.GetRefreshToken(ctx, secrets.Digest(token))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -99,15 +107,25 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 		if err != nil {
 			return err
 		}
-		familyID, subject = record.FamilyID, record.Subject
+		familyID, subject, owner = record.FamilyID, record.Subject, record.ClientID
 	} else {
-		claims, err := s.Authenticate(ctx, token)
-		if err != nil || claims.FamilyID == "" {
+		claims, err := s.Check(ctx, token)
+		if err != nil || claims.FamilyID == "" || claims.signedBy.provider {
 			return nil
 		}
-		familyID, subject = claims.FamilyID, claims.Subject
+		familyID, subject, owner = claims.FamilyID, claims.Subject, claims.ClientID
+	}
+	if !mayRevoke(client, owner) {
+		return chiterr.New(chiterr.PermissionDenied, "the token was issued to another client").WithReason(chiterr.ReasonUnauthorizedClient)
 	}
 	return s.RevokeFamily(ctx, familyID, subject, "revoked by its holder")
+}
+
+// mayRevoke reports whether client may revoke a token issued to owner (""
+// for tokens issued before clients were recorded, by Chit's own clients).
+func mayRevoke(client accounts.Client, owner string) bool {
+	ownedByFirstParty := owner == "" || slices.Contains(accounts.FirstPartyClientIDs, owner)
+	return client.ID == owner || (client.FirstParty && ownedByFirstParty)
 }
 
 // RevokeFamily ends one login: its refresh tokens are deleted and its access

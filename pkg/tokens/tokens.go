@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/chit-auth/chit/pkg/accounts"
@@ -77,11 +79,18 @@ type Grant struct {
 	IDToken string
 }
 
+// ClientIDClaim names the OAuth client a token was issued to (RFC 9068 §2.2).
+const ClientIDClaim = "client_id"
+
 // Claims describe a valid access token.
 type Claims struct {
-	Subject   string
-	Role      accounts.Role
-	Scopes    []string
+	Subject string
+	Role    accounts.Role
+	Scopes  []string
+	// ClientID is the client the token was issued to: the service account
+	// itself, or the client a person signed in through. Empty in tokens
+	// issued before clients were recorded.
+	ClientID  string
 	Issuer    string
 	Audience  []string
 	ID        string
@@ -89,14 +98,29 @@ type Claims struct {
 	ExpiresAt time.Time
 	// FamilyID is the login the token belongs to; empty for client credentials.
 	FamilyID string
+	// signedBy names the key that verified the token, so that a cached
+	// verification ends when the key is removed.
+	signedBy verifyingKey
+	// issuedAtPrecisely is IssuedAt to the microsecond (IssuedAtMicrosClaim),
+	// for comparing with revocations within the same second.
+	issuedAtPrecisely time.Time
+}
+
+// verifyingKey is the key a token was verified with.
+type verifyingKey struct {
+	id string
+	// provider is true for a provider's key: such tokens never authorize
+	// calls to Chit, and the key is looked up again before a cached answer.
+	provider bool
 }
 
 // Service issues, refreshes and checks tokens.
 type Service struct {
 	cfg Config
 	Dependencies
-	revocations *revocationCache
-	verified    *verifiedCache
+	revocations  *revocationCache
+	verified     *verifiedCache
+	providerKeys *providerKeyCache
 }
 
 // Dependencies are the live collaborators of the core.
@@ -138,16 +162,25 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Events == nil {
 		deps.Events = noEvents{}
 	}
-	return &Service{cfg: cfg, Dependencies: deps, revocations: newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now), verified: &verifiedCache{}}
+	return &Service{
+		cfg: cfg, Dependencies: deps, verified: &verifiedCache{},
+		revocations:  newRevocationCache(cfg.RevocationCacheTTL, deps.Store, deps.Now),
+		providerKeys: &providerKeyCache{ttl: cfg.RevocationCacheTTL, now: deps.Now},
+	}
 }
 
 // Config returns the policy the service runs with.
 func (s *Service) Config() Config { return s.cfg }
 
-// IssueForPassword signs a person in: an access token and a refresh token
-// that starts a new family.
-func (s *Service) IssueForPassword(ctx context.Context, username, password, scope string) (Grant, error) {
-	scopes, err := parseScope(scope)
+// IssueForPassword signs a person in through client (already
+// authenticated): an access token and a refresh token that starts a new
+// family, with the scopes and audience asked for within what the person and
+// the client are allowed.
+func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, username, password, scope, audience string) (Grant, error) {
+	if client.Service {
+		return Grant{}, errServiceNotPasswordClient
+	}
+	requested, err := accounts.ParseScope(scope)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -155,18 +188,31 @@ func (s *Service) IssueForPassword(ctx context.Context, username, password, scop
 	if err != nil {
 		return Grant{}, err
 	}
+	grantee := accounts.Grantee{Principal: principal, Client: client}
+	scopes, err := grantee.GrantScopes(requested)
+	if err != nil {
+		return Grant{}, err
+	}
+	if audience, err = grantee.GrantAudience(audience); err != nil {
+		return Grant{}, err
+	}
 	familyID, err := s.NewFamilyID()
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.IssueForLogin(ctx, Login{Principal: principal, Scopes: scopes, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
+	return s.IssueForLogin(ctx, Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
 }
+
+var errServiceNotPasswordClient = chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
 
 // Login describes a person who has just proven who they are, and what to
 // issue them.
 type Login struct {
-	Principal accounts.Principal
-	Scopes    []string
+	accounts.Grantee
+	// Scopes and Audience are what the login was granted (Grantee's
+	// GrantScopes and GrantAudience).
+	Scopes   []string
+	Audience string
 	// FamilyID names the refresh family the login starts (NewFamilyID).
 	FamilyID         string
 	WithRefreshToken bool
@@ -190,7 +236,7 @@ func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
 // starts login.FamilyID and an ID token.
 func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
 	now := s.Now()
-	access, err := s.signAccessToken(login.Principal, login.Scopes, login.FamilyID, now)
+	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, login.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -203,6 +249,8 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 			Subject:         login.Principal.Subject,
 			Role:            string(login.Principal.Role),
 			Scope:           strings.Join(login.Scopes, " "),
+			ClientID:        login.Client.ID,
+			Audience:        login.Audience,
 			IssuedAt:        now,
 			ExpiresAt:       earliest(now.Add(s.cfg.RefreshIdleTimeout), familyExpiresAt),
 			FamilyExpiresAt: familyExpiresAt,
@@ -243,13 +291,10 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	return s.Keys.Sign(token)
 }
 
-// ParseScope splits and checks a space-separated scope (RFC 6749 §3.3).
-func ParseScope(scope string) ([]string, error) { return parseScope(scope) }
-
 // IssueForClient signs a service account in. It gets no refresh token: it
 // holds its secret and simply asks again (RFC 6749 §4.4.3).
-func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope string) (Grant, error) {
-	scopes, err := parseScope(scope)
+func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope, audience string) (Grant, error) {
+	requested, err := accounts.ParseScope(scope)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -257,7 +302,15 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope st
 	if err != nil {
 		return Grant{}, err
 	}
-	access, err := s.signAccessToken(principal, scopes, "", s.Now())
+	grantee := accounts.Grantee{Principal: principal, Client: accounts.Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants}}
+	scopes, err := grantee.GrantScopes(requested)
+	if err != nil {
+		return Grant{}, err
+	}
+	if audience, err = grantee.GrantAudience(audience); err != nil {
+		return Grant{}, err
+	}
+	access, err := s.signAccessToken(grantee, scopes, audience, "", s.Now())
 	if err != nil {
 		return Grant{}, err
 	}
@@ -274,13 +327,19 @@ var (
 // rotationSealPurpose separates the sealing of successors from other uses.
 const rotationSealPurpose = "refresh rotation"
 
-// Refresh exchanges a refresh token for a new access token and a successor
-// refresh token; the presented one stops working. Presenting it again within
-// the grace period answers the same successor (a lost answer, two tabs);
-// after that it is reuse, and the whole family is revoked.
-func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, error) {
+// Refresh exchanges a refresh token, presented by the client it was issued
+// to, for a new access token and a successor refresh token; the presented
+// one stops working. Presenting it again within the grace period answers
+// the same successor (a lost answer, two tabs); after that it is reuse, and
+// the whole family is revoked. scope, when not empty, narrows the new
+// access token (RFC 6749 §6); the refresh token keeps the login's scopes.
+func (s *Service) Refresh(ctx context.Context, client accounts.Client, refreshToken, scope string) (Grant, error) {
 	if refreshToken == "" {
 		return Grant{}, chiterr.New(chiterr.InvalidArgument, "refresh_token is required")
+	}
+	requested, err := accounts.ParseScope(scope)
+	if err != nil {
+		return Grant{}, err
 	}
 	if len(refreshToken) > MaxTokenLength || !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
 		return Grant{}, errRefreshInvalid
@@ -288,7 +347,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, erro
 	// A lost race for the rotation is retried once: the second pass finds the
 	// token rotated and answers the winner's successor.
 	for attempt := 0; ; attempt++ {
-		grant, err := s.refreshOnce(ctx, refreshToken)
+		grant, err := s.refreshOnce(ctx, client, refreshToken, requested)
 		if errors.Is(err, storage.ErrConflict) && attempt == 0 {
 			continue
 		}
@@ -296,7 +355,58 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Grant, erro
 	}
 }
 
-func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, error) {
+var (
+	errRefreshOtherClient = chiterr.New(chiterr.Unauthenticated, "refresh token was issued to another client")
+	errPrincipalGone      = chiterr.New(chiterr.Unauthenticated, "refresh token is invalid: its user no longer exists")
+)
+
+// loginNow is what a refresh of current may issue now: the login's
+// principal and client as they are in the store (a deleted one ends the
+// login, a new role applies, a narrowed grant narrows), and the scopes of
+// the new access token.
+func (s *Service) loginNow(ctx context.Context, client accounts.Client, current storage.RefreshToken, requested []string) (Login, error) {
+	switch {
+	case client.Service:
+		return Login{}, errServiceNotPasswordClient
+	case current.ClientID == "" && !client.FirstParty:
+		// Issued before clients were recorded: only Chit's own clients
+		// issued such tokens.
+		return Login{}, errRefreshOtherClient
+	case current.ClientID != "" && current.ClientID != client.ID:
+		return Login{}, errRefreshOtherClient
+	}
+	principal, err := s.Directory.LookupUser(ctx, current.Subject)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return Login{}, errPrincipalGone
+	case err != nil:
+		return Login{}, fmt.Errorf("read the login's user: %w", err)
+	}
+	if !client.FirstParty {
+		// The client's grants as they are now, not as its authentication
+		// found them a moment ago: both come from the store.
+		if client, err = s.Directory.LookupClient(ctx, client.ID); err != nil {
+			return Login{}, chiterr.Wrap(chiterr.Unauthenticated, err, errRefreshInvalid.Message)
+		}
+	}
+	grantee := accounts.Grantee{Principal: principal, Client: client}
+	loginScopes := strings.Fields(current.Scope)
+	for _, scope := range requested {
+		if !slices.Contains(loginScopes, scope) {
+			return Login{}, chiterr.New(chiterr.InvalidArgument, "scope %q was not granted to this login; a refresh can only narrow", scope).WithReason(chiterr.ReasonInvalidScope)
+		}
+	}
+	if len(requested) == 0 {
+		requested = loginScopes
+	}
+	audience, err := grantee.GrantAudience(current.Audience)
+	if err != nil {
+		return Login{}, chiterr.New(chiterr.Unauthenticated, "refresh token is invalid: its audience is no longer allowed")
+	}
+	return Login{Grantee: grantee, Scopes: grantee.StillAllowed(requested), Audience: audience, FamilyID: current.FamilyID}, nil
+}
+
+func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refreshToken string, requested []string) (Grant, error) {
 	oldHash := secrets.Digest(refreshToken)
 	current, err := s.Store.GetRefreshToken(ctx, oldHash)
 	switch {
@@ -306,10 +416,12 @@ func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, 
 		return Grant{}, fmt.Errorf("read refresh token: %w", err)
 	}
 	now := s.Now()
-	principal := accounts.Principal{Subject: current.Subject, Role: accounts.Role(current.Role)}
-	scopes := strings.Fields(current.Scope)
+	login, err := s.loginNow(ctx, client, current, requested)
+	if err != nil {
+		return Grant{}, err
+	}
 	if !current.RotatedAt.IsZero() {
-		return s.replay(ctx, refreshToken, current, principal, scopes, now)
+		return s.replay(ctx, refreshToken, current, login, now)
 	}
 	if !now.Before(current.ExpiresAt) {
 		return Grant{}, errRefreshExpired
@@ -317,6 +429,7 @@ func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, 
 	successor := current
 	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = now, time.Time{}, nil, nil
 	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
+	successor.ClientID, successor.Role = login.Client.ID, string(login.Principal.Role)
 	refresh, successor, err := s.newRefreshToken(successor)
 	if err != nil {
 		return Grant{}, err
@@ -327,7 +440,7 @@ func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, 
 			return Grant{}, err
 		}
 	}
-	access, err := s.signAccessToken(principal, scopes, current.FamilyID, now)
+	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -340,11 +453,11 @@ func (s *Service) refreshOnce(ctx context.Context, refreshToken string) (Grant, 
 		return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	s.Events.TokenIssued("refresh")
-	return s.grant(access, refresh, scopes), nil
+	return s.grant(access, refresh, login.Scopes), nil
 }
 
 // replay handles a refresh token that was already rotated.
-func (s *Service) replay(ctx context.Context, refreshToken string, current storage.RefreshToken, principal accounts.Principal, scopes []string, now time.Time) (Grant, error) {
+func (s *Service) replay(ctx context.Context, refreshToken string, current storage.RefreshToken, login Login, now time.Time) (Grant, error) {
 	if s.cfg.RefreshGracePeriod > 0 && now.Sub(current.RotatedAt) <= s.cfg.RefreshGracePeriod && len(current.SealedSuccessor) > 0 {
 		successor, err := secrets.Open(rotationSealPurpose, refreshToken, current.SealedSuccessor)
 		if err != nil {
@@ -357,11 +470,11 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			}
 			return Grant{}, fmt.Errorf("read successor: %w", err)
 		}
-		access, err := s.signAccessToken(principal, scopes, current.FamilyID, now)
+		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, now)
 		if err != nil {
 			return Grant{}, err
 		}
-		return s.grant(access, successor, scopes), nil
+		return s.grant(access, successor, login.Scopes), nil
 	}
 	// Reuse outside the grace period: either the client or a thief holds a
 	// stale copy, and we cannot tell which; end the whole login (RFC 9700 §4.14.2).
@@ -389,46 +502,73 @@ var (
 )
 
 // Check verifies an access token signed by the server or by a provider's key
-// (for CheckToken) and returns its claims.
+// (for CheckToken and introspection) and returns its claims. Only tokens for
+// the server's own audience pass: a token minted for another service is
+// verified by that service (pkg/verifier), so CheckToken never vouches for
+// a token to a service it was not minted for.
 func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
-	lookups := []keys.KeyLookup{s.Keys.LookupContext}
-	if s.ProviderKeys != nil {
-		lookups = append(lookups, s.ProviderKeys)
-	}
-	return s.verify(ctx, accessToken, lookups)
+	return s.verify(ctx, accessToken)
 }
 
-// Authenticate verifies an access token signed by the server itself: only
-// those say who may call Chit's own RPCs.
+// Authenticate verifies an access token that authorizes a call to Chit
+// itself: signed by the server, never by a provider's key.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims, error) {
-	return s.verify(ctx, accessToken, []keys.KeyLookup{s.Keys.LookupContext})
+	claims, err := s.verify(ctx, accessToken)
+	if err != nil {
+		return Claims{}, err
+	}
+	if claims.signedBy.provider {
+		return Claims{}, errInvalidToken
+	}
+	return claims, nil
 }
 
-// verify checks signature, issuer, audience and times, and returns the claims.
-func (s *Service) verify(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
+// verify checks signature, issuer, times and revocation, and returns the
+// claims.
+func (s *Service) verify(ctx context.Context, accessToken string) (Claims, error) {
 	// A token checked before is not verified again: its signature and claims
-	// cannot have changed. Only revocation can, and it is checked every time.
-	cacheKey := verifiedKey{token: accessToken, sources: len(lookups)}
-	claims, ok := s.verified.get(cacheKey, s.Now().Add(-s.cfg.ClockSkew))
-	if !ok {
+	// cannot have changed. Its key can be removed, and it can be revoked:
+	// both are checked every time.
+	claims, ok := s.verified.get(accessToken, s.Now().Add(-s.cfg.ClockSkew))
+	if ok {
+		if !s.keyStillTrusted(ctx, claims.signedBy) {
+			return Claims{}, errInvalidToken
+		}
+	} else {
 		var err error
-		if claims, err = s.parse(ctx, accessToken, lookups); err != nil {
+		if claims, err = s.parse(ctx, accessToken); err != nil {
 			return Claims{}, err
 		}
-		s.verified.put(cacheKey, claims)
+		s.verified.put(accessToken, claims)
 	}
-	revocation, err := s.revocations.get(ctx, claims.FamilyID, claims.Subject)
+	var client string
+	if claims.ClientID != "" {
+		client = accounts.ClientSubject(claims.ClientID)
+	}
+	revocation, err := s.revocations.get(ctx, claims.FamilyID, claims.Subject, client)
 	if err != nil {
 		return Claims{}, fmt.Errorf("check revocation: %w", err)
 	}
-	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !claims.IssuedAt.After(revocation.SubjectRevokedAt)) {
+	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !claims.issuedAtPrecisely.After(revocation.SubjectRevokedAt)) {
 		return Claims{}, errRevokedToken
 	}
 	return claims, nil
 }
 
-// parse verifies an access token's signature, issuer, audience and times.
-func (s *Service) parse(ctx context.Context, accessToken string, lookups []keys.KeyLookup) (Claims, error) {
+// keyStillTrusted tells whether the key that verified a cached token is
+// still published: the server's keys are in memory; a provider's is looked
+// up again (within the revocation propagation time, see providerKeyCache).
+func (s *Service) keyStillTrusted(ctx context.Context, key verifyingKey) bool {
+	if !key.provider {
+		_, ok := s.Keys.Lookup(key.id)
+		return ok
+	}
+	_, ok := s.providerKeys.lookup(ctx, s.ProviderKeys, key.id)
+	return ok
+}
+
+// parse verifies an access token's signature, issuer and times.
+func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error) {
 	if accessToken == "" {
 		return Claims{}, errMissingToken
 	}
@@ -438,9 +578,19 @@ func (s *Service) parse(ctx context.Context, accessToken string, lookups []keys.
 	if err := checkPayloadShape(accessToken); err != nil {
 		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
 	}
+	var signedBy verifyingKey
+	serverKey := func(ctx context.Context, kid string) (jwk.Key, bool) {
+		key, ok := s.Keys.LookupContext(ctx, kid)
+		signedBy = verifyingKey{id: kid}
+		return key, ok
+	}
+	providerKey := func(ctx context.Context, kid string) (jwk.Key, bool) {
+		signedBy = verifyingKey{id: kid, provider: true}
+		return s.providerKeys.lookup(ctx, s.ProviderKeys, kid)
+	}
 	token, err := jwt.ParseString(accessToken,
 		jwt.WithContext(ctx),
-		jwt.WithKeyProvider(keys.KeyProvider(lookups...)),
+		jwt.WithKeyProvider(keys.KeyProvider(serverKey, providerKey)),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(s.cfg.Issuer),
 		jwt.WithAudience(s.cfg.Audience),
@@ -459,18 +609,35 @@ func (s *Service) parse(ctx context.Context, accessToken string, lookups []keys.
 	role, _ := stringClaim(token, "role")
 	scope, _ := stringClaim(token, "scope")
 	familyID, _ := stringClaim(token, FamilyClaim)
+	clientID, _ := stringClaim(token, ClientIDClaim)
+	issuedAt := token.IssuedAt()
+	issuedAtPrecisely := issuedAt
+	if precise, ok := token.Get(IssuedAtMicrosClaim); ok {
+		if micros, ok := precise.(float64); ok && time.UnixMicro(int64(micros)).Truncate(time.Second).Equal(issuedAt) {
+			issuedAtPrecisely = time.UnixMicro(int64(micros))
+		}
+	}
 	return Claims{
 		FamilyID:  familyID,
 		Subject:   token.Subject(),
 		Role:      accounts.Role(role),
 		Scopes:    strings.Fields(scope),
+		ClientID:  clientID,
 		Issuer:    token.Issuer(),
 		Audience:  token.Audience(),
 		ID:        token.JwtID(),
-		IssuedAt:  token.IssuedAt(),
+		IssuedAt:  issuedAt,
 		ExpiresAt: token.Expiration(),
+		signedBy:  signedBy,
+
+		issuedAtPrecisely: issuedAtPrecisely,
 	}, nil
 }
+
+// IssuedAtMicrosClaim carries the issue time in microseconds: `iat` has
+// whole seconds, and a revocation must tell a token issued just before it
+// from one issued just after it within the same second.
+const IssuedAtMicrosClaim = "iat_us"
 
 func stringClaim(token jwt.Token, name string) (string, bool) {
 	value, ok := token.Get(name)
@@ -485,22 +652,30 @@ func (s *Service) grant(access, refresh string, scopes []string) Grant {
 	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
 }
 
-// signAccessToken signs an access token; familyID (the `fid` claim) ties it to
-// its login so revoking the login refuses it too.
-func (s *Service) signAccessToken(principal accounts.Principal, scopes []string, familyID string, now time.Time) (string, error) {
+// signAccessToken signs an access token for grantee; familyID (the `fid`
+// claim) ties it to its login so revoking the login refuses it too.
+// audience "" is the server's own.
+func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, audience, familyID string, now time.Time) (string, error) {
 	jti, err := s.randomString(16)
 	if err != nil {
 		return "", err
 	}
+	if audience == "" {
+		audience = s.cfg.Audience
+	}
 	builder := jwt.NewBuilder().
 		Issuer(s.cfg.Issuer).
-		Subject(principal.Subject).
-		Audience([]string{s.cfg.Audience}).
+		Subject(grantee.Principal.Subject).
+		Audience([]string{audience}).
 		IssuedAt(now).
 		NotBefore(now).
 		Expiration(now.Add(s.cfg.AccessTokenTTL)).
 		JwtID(jti).
-		Claim("role", string(principal.Role))
+		Claim(IssuedAtMicrosClaim, now.UnixMicro()).
+		Claim("role", string(grantee.Principal.Role))
+	if grantee.Client.ID != "" {
+		builder = builder.Claim(ClientIDClaim, grantee.Client.ID)
+	}
 	if len(scopes) > 0 {
 		builder = builder.Claim("scope", strings.Join(scopes, " "))
 	}
@@ -527,28 +702,3 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 }
 
 func (s *Service) randomString(n int) (string, error) { return secrets.Random(s.Random, n) }
-
-// parseScope splits a space-separated scope (RFC 6749 §3.3), refusing
-// characters outside scope-token and dropping duplicates.
-func parseScope(scope string) ([]string, error) {
-	if len(scope) > 1024 {
-		return nil, chiterr.New(chiterr.InvalidArgument, "scope is longer than 1024 characters")
-	}
-	var scopes []string
-	seen := map[string]bool{}
-	for _, item := range strings.Split(scope, " ") {
-		if item == "" {
-			continue
-		}
-		for _, r := range item {
-			if r < 0x21 || r == 0x22 || r == 0x5c || r > 0x7e {
-				return nil, chiterr.New(chiterr.InvalidArgument, "scope %q contains a character not allowed in a scope", item)
-			}
-		}
-		if !seen[item] {
-			seen[item] = true
-			scopes = append(scopes, item)
-		}
-	}
-	return scopes, nil
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -27,6 +28,13 @@ type clock struct{ nanos atomic.Int64 }
 
 func (c *clock) Now() time.Time          { return time.Unix(0, c.nanos.Load()).UTC() }
 func (c *clock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// What the fixture's principals may obtain.
+var (
+	aliceGrants   = storage.Grants{AllowedScopes: []string{"read", "write"}}
+	billingGrants = storage.Grants{AllowedScopes: []string{"inventory:read"}, AllowedAudiences: []string{"inventory"}}
+	apiClient     = accounts.FirstPartyClient(accounts.APIClientID)
+)
 
 type fixture struct {
 	service *tokens.Service
@@ -50,11 +58,11 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(store, hasher, c.Now, rand.Reader)
-	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser); err != nil {
+	directory := accounts.NewDirectory(store, hasher, c.Now, rand.Reader).WithServerAudience("chit")
+	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, aliceGrants); err != nil {
 		t.Fatal(err)
 	}
-	secret, err := directory.CreateServiceAccount(ctx, "billing")
+	secret, err := directory.CreateServiceAccount(ctx, "billing", billingGrants)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +84,7 @@ func wantKind(t *testing.T, err error, kind chiterr.Kind) {
 func TestPasswordGrantAndCheck(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "read write read")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read write read", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +112,7 @@ func TestPasswordGrantAndCheck(t *testing.T) {
 func TestClientCredentialsGrant(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "")
+	grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,22 +120,22 @@ func TestClientCredentialsGrant(t *testing.T) {
 		t.Fatal("client credentials must not get a refresh token")
 	}
 	claims, err := f.service.Check(ctx, grant.AccessToken)
-	if err != nil || claims.Subject != "billing" || claims.Role != accounts.RoleService {
+	if err != nil || claims.Subject != "service:billing" || claims.ClientID != "billing" || claims.Role != accounts.RoleService {
 		t.Fatalf("claims = %+v, %v", claims, err)
 	}
-	_, err = f.service.IssueForClient(ctx, "billing", "chit_cs_wrong", "")
+	_, err = f.service.IssueForClient(ctx, "billing", "chit_cs_wrong", "", "")
 	wantKind(t, err, chiterr.Unauthenticated)
 }
 
 func TestRefreshRotates(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "read")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Minute)
-	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	second, err := f.service.Refresh(ctx, apiClient, first.RefreshToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +146,7 @@ func TestRefreshRotates(t *testing.T) {
 	if err != nil || claims.Subject != "alice" || claims.FamilyID == "" {
 		t.Fatalf("refreshed access token: %+v, %v", claims, err)
 	}
-	third, err := f.service.Refresh(ctx, second.RefreshToken)
+	third, err := f.service.Refresh(ctx, apiClient, second.RefreshToken, "")
 	if err != nil || third.RefreshToken == second.RefreshToken {
 		t.Fatalf("the successor must rotate in turn: %+v, %v", third, err)
 	}
@@ -147,24 +155,24 @@ func TestRefreshRotates(t *testing.T) {
 func TestGracePeriodAnswersTheSameSuccessor(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	second, err := f.service.Refresh(ctx, apiClient, first.RefreshToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The answer was lost; the client retries with the old token.
 	f.clock.Advance(f.cfg.RefreshGracePeriod)
-	retry, err := f.service.Refresh(ctx, first.RefreshToken)
+	retry, err := f.service.Refresh(ctx, apiClient, first.RefreshToken, "")
 	if err != nil || retry.RefreshToken != second.RefreshToken {
 		t.Fatalf("retry within the grace period = %+v, %v; want the same successor", retry, err)
 	}
 	if _, err := f.service.Check(ctx, retry.AccessToken); err != nil {
 		t.Fatalf("retry's access token: %v", err)
 	}
-	if _, err := f.service.Refresh(ctx, second.RefreshToken); err != nil {
+	if _, err := f.service.Refresh(ctx, apiClient, second.RefreshToken, ""); err != nil {
 		t.Fatalf("the successor must still work: %v", err)
 	}
 }
@@ -172,30 +180,30 @@ func TestGracePeriodAnswersTheSameSuccessor(t *testing.T) {
 func TestReuseRevokesTheFamily(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	other, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := f.service.Refresh(ctx, first.RefreshToken)
+	second, err := f.service.Refresh(ctx, apiClient, first.RefreshToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(f.cfg.RefreshGracePeriod + time.Second)
-	_, err = f.service.Refresh(ctx, first.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, first.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 	if !strings.Contains(err.Error(), "already been used") {
 		t.Fatalf("reuse message %q", err)
 	}
-	_, err = f.service.Refresh(ctx, second.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, second.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 	_, err = f.service.Check(ctx, second.AccessToken)
 	wantKind(t, err, chiterr.Unauthenticated)
 	// Another login of the same person is untouched.
-	if _, err := f.service.Refresh(ctx, other.RefreshToken); err != nil {
+	if _, err := f.service.Refresh(ctx, apiClient, other.RefreshToken, ""); err != nil {
 		t.Fatalf("another family was revoked: %v", err)
 	}
 }
@@ -203,31 +211,31 @@ func TestReuseRevokesTheFamily(t *testing.T) {
 func TestRefreshLifetimes(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Used every 11 hours, the login lives until its absolute end.
 	for elapsed := time.Duration(0); elapsed+11*time.Hour < f.cfg.RefreshTokenTTL; elapsed += 11 * time.Hour {
 		f.clock.Advance(11 * time.Hour)
-		if grant, err = f.service.Refresh(ctx, grant.RefreshToken); err != nil {
+		if grant, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, ""); err != nil {
 			t.Fatalf("refresh after %v: %v", elapsed+11*time.Hour, err)
 		}
 	}
 	f.clock.Advance(11 * time.Hour)
-	_, err = f.service.Refresh(ctx, grant.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 	if !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("message %q, want it to say expired (absolute lifetime)", err)
 	}
 
 	// Left unused past the idle timeout, a login ends early.
-	idle, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	idle, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(f.cfg.RefreshIdleTimeout)
-	_, err = f.service.Refresh(ctx, idle.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, idle.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 }
 
@@ -236,7 +244,7 @@ func TestRefreshLifetimes(t *testing.T) {
 func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +256,7 @@ func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			next, err := f.service.Refresh(ctx, grant.RefreshToken)
+			next, err := f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
 			results[i], errs[i] = next.RefreshToken, err
 		}()
 	}
@@ -258,7 +266,7 @@ func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 			t.Fatalf("client %d: %q, %v; want the one successor %q", i, results[i], errs[i], results[0])
 		}
 	}
-	if _, err := f.service.Refresh(ctx, results[0]); err != nil {
+	if _, err := f.service.Refresh(ctx, apiClient, results[0], ""); err != nil {
 		t.Fatalf("the successor does not work: %v", err)
 	}
 }
@@ -266,42 +274,42 @@ func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.service.Revoke(ctx, grant.RefreshToken); err != nil {
+	if err := f.service.Revoke(ctx, apiClient, grant.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.service.Refresh(ctx, grant.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 	// This server forgets its cached answer at once.
 	_, err = f.service.Check(ctx, grant.AccessToken)
 	wantKind(t, err, chiterr.Unauthenticated)
 	for _, token := range []string{grant.RefreshToken, tokens.RefreshTokenPrefix + "unknown", "garbage", grant.AccessToken} {
-		if err := f.service.Revoke(ctx, token); err != nil {
+		if err := f.service.Revoke(ctx, apiClient, token); err != nil {
 			t.Errorf("Revoke(%.20q) = %v; RFC 7009 says it succeeds", token, err)
 		}
 	}
-	wantKind(t, f.service.Revoke(ctx, ""), chiterr.InvalidArgument)
+	wantKind(t, f.service.Revoke(ctx, apiClient, ""), chiterr.InvalidArgument)
 
 	// Revoking by access token ends its login too.
-	second, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
-	if err := f.service.Revoke(ctx, second.AccessToken); err != nil {
+	second, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	if err := f.service.Revoke(ctx, apiClient, second.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.service.Refresh(ctx, second.RefreshToken)
+	_, err = f.service.Refresh(ctx, apiClient, second.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
 }
 
 func TestRevokeSessions(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
-	b, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	a, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	b, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	alice, err := f.service.Check(ctx, a.AccessToken)
 	if err != nil {
 		t.Fatal(err)
@@ -313,12 +321,12 @@ func TestRevokeSessions(t *testing.T) {
 	for _, grant := range []tokens.Grant{a, b} {
 		_, err := f.service.Check(ctx, grant.AccessToken)
 		wantKind(t, err, chiterr.Unauthenticated)
-		_, err = f.service.Refresh(ctx, grant.RefreshToken)
+		_, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
 		wantKind(t, err, chiterr.Unauthenticated)
 	}
 	// A login after the revocation works.
 	f.clock.Advance(time.Second)
-	fresh, _ := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	fresh, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if _, err := f.service.Check(ctx, fresh.AccessToken); err != nil {
 		t.Fatalf("a login after the revocation: %v", err)
 	}
@@ -331,10 +339,10 @@ func TestRevokeSessions(t *testing.T) {
 func TestRefreshRejects(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	_, err := f.service.Refresh(ctx, "")
+	_, err := f.service.Refresh(ctx, apiClient, "", "")
 	wantKind(t, err, chiterr.InvalidArgument)
 	for _, token := range []string{"garbage", tokens.RefreshTokenPrefix + "unknown", strings.Repeat("a", tokens.MaxTokenLength+1)} {
-		_, err := f.service.Refresh(ctx, token)
+		_, err := f.service.Refresh(ctx, apiClient, token, "")
 		wantKind(t, err, chiterr.Unauthenticated)
 	}
 }
@@ -342,7 +350,7 @@ func TestRefreshRejects(t *testing.T) {
 func TestCheckRejects(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +390,7 @@ func TestCheckRejects(t *testing.T) {
 func TestCheckRefusesExpiredToken(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, "alice", "wonderland", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,9 +443,9 @@ func TestCheckRefusesForeignClaims(t *testing.T) {
 
 func TestScopeValidation(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.service.IssueForPassword(context.Background(), "alice", "wonderland", "read \"write\"")
+	_, err := f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "read \"write\"", "")
 	wantKind(t, err, chiterr.InvalidArgument)
-	_, err = f.service.IssueForPassword(context.Background(), "alice", "wonderland", strings.Repeat("a", 1025))
+	_, err = f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", strings.Repeat("a", 1025), "")
 	wantKind(t, err, chiterr.InvalidArgument)
 }
 
@@ -500,10 +508,51 @@ func TestCheckVerifiesATokenOnce(t *testing.T) {
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"root","role":"ADMIN"}`)) + "." + parts[2]
 	_, err = f.service.Check(ctx, tampered)
 	wantKind(t, err, chiterr.Unauthenticated)
-	if got := lookups.Load(); got != 2 {
-		t.Fatalf("the tampered token was not verified afresh: %d key lookups, want 2", got)
-	}
 	// Provider tokens never authorize calls to Chit itself, cached or not.
 	_, err = f.service.Authenticate(ctx, string(signed))
 	wantKind(t, err, chiterr.Unauthenticated)
+
+	// The cached verification lasts only as long as its key: once the
+	// provider's key is gone (deleted, renewed), the token is refused
+	// within the revocation propagation time.
+	f.service.ProviderKeys = func(context.Context, string) (jwk.Key, bool) { return nil, false }
+	if _, err := f.service.Check(ctx, string(signed)); err != nil {
+		t.Fatalf("within the propagation time the key is still trusted: %v", err)
+	}
+	f.clock.Advance(f.cfg.RevocationCacheTTL)
+	_, err = f.service.Check(ctx, string(signed))
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// A revocation refuses the tokens issued before it and none issued after
+// it, also within the same second.
+func TestRevocationWithinTheSameSecond(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.clock.Advance(300 * time.Millisecond)
+	before, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	caller, err := f.service.Check(ctx, before.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.service.RevokeSessions(ctx, caller, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	after, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.clock.Now().Truncate(time.Second) != f.clock.Now().Add(-200*time.Millisecond).Truncate(time.Second) {
+		t.Fatal("the test needs both tokens in one second")
+	}
+	_, err = f.service.Check(ctx, before.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+	if _, err := f.service.Check(ctx, after.AccessToken); err != nil {
+		t.Fatalf("a token issued after the revocation, in the same second: %v", err)
+	}
 }

@@ -89,7 +89,7 @@ func TestVerifyAndRefuse(t *testing.T) {
 	var fetches atomic.Int32
 	v := newVerifier(t, e, &fetches)
 	claims, err := v.Verify(context.Background(), serviceToken(t, e))
-	if err != nil || claims.Subject != servertest.ServiceName || claims.Role != "SERVICE" {
+	if err != nil || claims.Subject != "service:"+servertest.ServiceName || claims.Role != "SERVICE" {
 		t.Fatalf("Verify = %+v, %v", claims, err)
 	}
 	for name, token := range map[string]string{

@@ -46,6 +46,20 @@ const (
 	OrchestratorName = "ucloud"
 )
 
+// What the test principals may obtain: alice the scopes read and write
+// (read by default), billing inventory:read and inventory:write
+// (inventory:read by default) and tokens for the audience inventory.
+var (
+	UserGrants    = storage.Grants{AllowedScopes: []string{"read", "write"}, DefaultScopes: []string{"read"}}
+	ServiceGrants = storage.Grants{
+		AllowedScopes: []string{"inventory:read", "inventory:write"}, DefaultScopes: []string{"inventory:read"},
+		AllowedAudiences: []string{ServiceAudience},
+	}
+)
+
+// ServiceAudience is an audience billing may ask tokens for.
+const ServiceAudience = "inventory"
+
 // ClientTLS is how Start's own connection dials a TLS server; tests that
 // enable TLS set it (trusting their CA, with a client certificate for mTLS).
 var ClientTLS *tls.Config
@@ -120,15 +134,15 @@ func Start(t testing.TB, options ...func(*server.Config)) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader)
-	if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser); err != nil {
+	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader).WithServerAudience(Audience)
+	if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser, UserGrants); err != nil {
 		t.Fatal(err)
 	}
-	secret, err := directory.CreateServiceAccount(ctx, ServiceName)
+	secret, err := directory.CreateServiceAccount(ctx, ServiceName, ServiceGrants)
 	if err != nil {
 		t.Fatal(err)
 	}
-	orchestratorSecret, err := directory.CreateServiceAccount(ctx, OrchestratorName)
+	orchestratorSecret, err := directory.CreateServiceAccount(ctx, OrchestratorName, storage.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +174,23 @@ func Start(t testing.TB, options ...func(*server.Config)) *Env {
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
 	return &Env{Server: srv, Store: store, Logs: logs, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
+}
+
+// Directory is the account directory on the test server's store, for tests
+// that add or change principals as an operator would.
+func (e *Env) Directory() *accounts.Directory {
+	return accounts.NewDirectory(e.Store, nil, e.Clock.Now, rand.Reader).WithServerAudience(Audience)
+}
+
+// CreateClient registers an OAuth client and returns its secret ("" for a
+// public client).
+func (e *Env) CreateClient(t testing.TB, id string, redirectURIs []string, confidential bool, grants storage.Grants) string {
+	t.Helper()
+	secret, err := e.Directory().CreateClient(context.Background(), id, redirectURIs, confidential, grants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
 }
 
 // LockedBuffer is a bytes.Buffer safe for a logger and a test at once.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -223,57 +222,6 @@ func deleteWhere(ctx context.Context, q querier, sql string, args ...any) (int, 
 	return int(tag.RowsAffected()), nil
 }
 
-// Users.
-
-func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
-	return s.insert(ctx, s.pool, `INSERT INTO users (name, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		user.Name, user.PasswordHash, user.Role, toUnix(user.CreatedAt))
-}
-
-func scanUser(row pgx.Row) (storage.User, error) {
-	var user storage.User
-	var createdAt *int64
-	err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt)
-	user.CreatedAt = fromUnix(createdAt)
-	return user, notFound(err)
-}
-
-func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT name, password_hash, role, created_at FROM users WHERE name = $1`, name))
-}
-
-func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	return list(ctx, s.pool, scanUser, `SELECT name, password_hash, role, created_at FROM users ORDER BY name`)
-}
-
-func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3`, newHash, name, oldHash)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		if _, err := s.GetUser(ctx, name); errors.Is(err, storage.ErrNotFound) {
-			return storage.ErrNotFound
-		}
-		return storage.ErrConflict
-	}
-	return nil
-}
-
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
-		if err != nil {
-			return err
-		}
-		if err := requireOneRow(tag, storage.ErrNotFound); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE subject = $1`, name)
-		return err
-	})
-}
-
 // list runs a query and scans every row with scan.
 func list[T any](ctx context.Context, q querier, scan func(pgx.Row) (T, error), sql string, args ...any) ([]T, error) {
 	rows, err := q.Query(ctx, sql, args...)
@@ -290,37 +238,6 @@ func list[T any](ctx context.Context, q querier, scan func(pgx.Row) (T, error), 
 		items = append(items, item)
 	}
 	return items, rows.Err()
-}
-
-// Service accounts.
-
-func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
-	return s.insert(ctx, s.pool, `INSERT INTO service_accounts (client_id, secret_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		account.ClientID, account.SecretHash, toUnix(account.CreatedAt))
-}
-
-func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
-	var account storage.ServiceAccount
-	var createdAt *int64
-	err := row.Scan(&account.ClientID, &account.SecretHash, &createdAt)
-	account.CreatedAt = fromUnix(createdAt)
-	return account, notFound(err)
-}
-
-func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
-	return scanServiceAccount(s.pool.QueryRow(ctx, `SELECT client_id, secret_hash, created_at FROM service_accounts WHERE client_id = $1`, clientID))
-}
-
-func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
-	return list(ctx, s.pool, scanServiceAccount, `SELECT client_id, secret_hash, created_at FROM service_accounts ORDER BY client_id`)
-}
-
-func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM service_accounts WHERE client_id = $1`, clientID)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(tag, storage.ErrNotFound)
 }
 
 // Signing keys.
@@ -381,11 +298,11 @@ func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) 
 
 // Refresh tokens.
 
-const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
+const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
 
 func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) error {
-	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-		t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
+	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
+		t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
 		toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor)
 	if err != nil {
 		return err
@@ -401,7 +318,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.Refre
 	var t storage.RefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt *int64
 	err := s.pool.QueryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = $1`, hash).Scan(
-		&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &t.ReplacedBy, &t.SealedSuccessor)
+		&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &t.ClientID, &t.Audience, &issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &t.ReplacedBy, &t.SealedSuccessor)
 	t.IssuedAt, t.ExpiresAt, t.FamilyExpiresAt, t.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(familyExpiresAt), fromUnix(rotatedAt)
 	return t, notFound(err)
 }
@@ -446,9 +363,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revoke
 func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES ($1, $2)
-			ON CONFLICT (subject) DO UPDATE SET revoked_at = GREATEST(revoked_subjects.revoked_at, excluded.revoked_at)`,
-			subject, toUnix(revokedAt)); err != nil {
+		if err := refuseAccessTokens(ctx, tx, storage.SubjectRevocation{Subject: subject, At: revokedAt}); err != nil {
 			return err
 		}
 		var err error
@@ -458,12 +373,24 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 	return n, err
 }
 
-func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
+func refuseAccessTokens(ctx context.Context, q querier, revoke storage.SubjectRevocation) error {
+	_, err := q.Exec(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES ($1, $2)
+		ON CONFLICT (subject) DO UPDATE SET revoked_at = GREATEST(revoked_subjects.revoked_at, excluded.revoked_at)`,
+		revoke.Subject, toUnix(revoke.At))
+	return err
+}
+
+func (s *Store) RefuseAccessTokens(ctx context.Context, revoke storage.SubjectRevocation) error {
+	return refuseAccessTokens(ctx, s.pool, revoke)
+}
+
+func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error) {
 	var revocation storage.Revocation
 	var subjectRevokedAt *int64
 	err := s.pool.QueryRow(ctx, `SELECT
 		EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $1 AND $1 <> ''),
-		(SELECT revoked_at FROM revoked_subjects WHERE subject = $2)`, familyID, subject).Scan(&revocation.FamilyRevoked, &subjectRevokedAt)
+		(SELECT MAX(revoked_at) FROM revoked_subjects WHERE subject IN ($2, $3) AND subject <> '')`, familyID, subject, client).
+		Scan(&revocation.FamilyRevoked, &subjectRevokedAt)
 	revocation.SubjectRevokedAt = fromUnix(subjectRevokedAt)
 	return revocation, err
 }
@@ -478,42 +405,6 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) 
 }
 
 // Clients and authorization codes.
-
-func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
-	uris, err := json.Marshal(client.RedirectURIs)
-	if err != nil {
-		return err
-	}
-	return s.insert(ctx, s.pool, `INSERT INTO clients (id, redirect_uris, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		client.ID, string(uris), toUnix(client.CreatedAt))
-}
-
-func scanClient(row pgx.Row) (storage.Client, error) {
-	var client storage.Client
-	var uris string
-	var createdAt *int64
-	if err := row.Scan(&client.ID, &uris, &createdAt); err != nil {
-		return storage.Client{}, notFound(err)
-	}
-	client.CreatedAt = fromUnix(createdAt)
-	return client, json.Unmarshal([]byte(uris), &client.RedirectURIs)
-}
-
-func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
-	return scanClient(s.pool.QueryRow(ctx, `SELECT id, redirect_uris, created_at FROM clients WHERE id = $1`, id))
-}
-
-func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
-	return list(ctx, s.pool, scanClient, `SELECT id, redirect_uris, created_at FROM clients ORDER BY id`)
-}
-
-func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(tag, storage.ErrNotFound)
-}
 
 const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
 

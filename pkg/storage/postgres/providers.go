@@ -10,14 +10,14 @@ import (
 )
 
 const providerColumns = `id, claim_token_hash, claim_expires_at, claimed_at, key_id, public_key, private_key,
-	refresh_token_hash, sealed_refresh_token, created_at`
+	refresh_token_hash, sealed_refresh_token, registered_by, created_at`
 
 func scanProvider(row pgx.Row) (storage.Provider, error) {
 	var p storage.Provider
 	var claimExpiresAt, claimedAt, createdAt *int64
 	var keyID *string
 	err := row.Scan(&p.ID, &p.ClaimTokenHash, &claimExpiresAt, &claimedAt, &keyID, &p.Credentials.PublicKey,
-		&p.Credentials.PrivateKey, &p.Credentials.RefreshTokenHash, &p.Credentials.SealedRefreshToken, &createdAt)
+		&p.Credentials.PrivateKey, &p.Credentials.RefreshTokenHash, &p.Credentials.SealedRefreshToken, &p.RegisteredBy, &createdAt)
 	if err != nil {
 		return storage.Provider{}, notFound(err)
 	}
@@ -32,8 +32,8 @@ func scanProvider(row pgx.Row) (storage.Provider, error) {
 func (s *Store) CreateProviders(ctx context.Context, providers []storage.Provider) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		for i, p := range providers {
-			tag, err := tx.Exec(ctx, `INSERT INTO providers (id, claim_token_hash, claim_expires_at, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-				p.ID, p.ClaimTokenHash, toUnix(p.ClaimExpiresAt), toUnix(p.CreatedAt))
+			tag, err := tx.Exec(ctx, `INSERT INTO providers (id, claim_token_hash, claim_expires_at, registered_by, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+				p.ID, p.ClaimTokenHash, toUnix(p.ClaimExpiresAt), p.RegisteredBy, toUnix(p.CreatedAt))
 			if err != nil {
 				return err
 			}

@@ -3,60 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"time"
 
 	"github.com/chit-auth/chit/pkg/storage"
 )
-
-func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
-	uris, err := json.Marshal(client.RedirectURIs)
-	if err != nil {
-		return err
-	}
-	return s.insert(ctx, `INSERT INTO clients (id, redirect_uris, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		client.ID, string(uris), toUnix(client.CreatedAt))
-}
-
-func scanClient(row rowScanner) (storage.Client, error) {
-	var client storage.Client
-	var uris string
-	var createdAt sql.NullInt64
-	if err := row.Scan(&client.ID, &uris, &createdAt); err != nil {
-		return storage.Client{}, notFound(err)
-	}
-	client.CreatedAt = fromUnix(createdAt)
-	return client, json.Unmarshal([]byte(uris), &client.RedirectURIs)
-}
-
-func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
-	return scanClient(s.db.QueryRowContext(ctx, `SELECT id, redirect_uris, created_at FROM clients WHERE id = ?`, id))
-}
-
-func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, redirect_uris, created_at FROM clients ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var clients []storage.Client
-	for rows.Next() {
-		client, err := scanClient(rows)
-		if err != nil {
-			return nil, err
-		}
-		clients = append(clients, client)
-	}
-	return clients, rows.Err()
-}
-
-func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(result, storage.ErrNotFound)
-}
 
 const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
 
@@ -122,8 +72,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES (?, ?)
-		ON CONFLICT (subject) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, subject, toUnix(revokedAt)); err != nil {
+	if err := refuseAccessTokens(ctx, tx, storage.SubjectRevocation{Subject: subject, At: revokedAt}); err != nil {
 		return 0, err
 	}
 	result, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, subject)
@@ -137,13 +86,23 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 	return int(n), tx.Commit()
 }
 
-func (s *Store) GetRevocation(ctx context.Context, familyID, subject string) (storage.Revocation, error) {
+func refuseAccessTokens(ctx context.Context, tx *transaction, revoke storage.SubjectRevocation) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES (?, ?)
+		ON CONFLICT (subject) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, revoke.Subject, toUnix(revoke.At))
+	return err
+}
+
+func (s *Store) RefuseAccessTokens(ctx context.Context, revoke storage.SubjectRevocation) error {
+	return s.updateRecord(ctx, func(*transaction) (*storage.SubjectRevocation, error) { return &revoke, nil })
+}
+
+func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error) {
 	var revocation storage.Revocation
 	var familyRevoked int
 	var subjectRevokedAt sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ? AND ? != ''),
-		(SELECT revoked_at FROM revoked_subjects WHERE subject = ?)`, familyID, familyID, subject).
+		(SELECT MAX(revoked_at) FROM revoked_subjects WHERE subject IN (?, ?) AND subject != '')`, familyID, familyID, subject, client).
 		Scan(&familyRevoked, &subjectRevokedAt)
 	if err != nil {
 		return storage.Revocation{}, err

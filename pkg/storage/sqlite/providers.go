@@ -9,7 +9,7 @@ import (
 )
 
 const providerColumns = `id, claim_token_hash, claim_expires_at, claimed_at, key_id, public_key, private_key,
-	refresh_token_hash, sealed_refresh_token, created_at`
+	refresh_token_hash, sealed_refresh_token, registered_by, created_at`
 
 type rowScanner interface {
 	Scan(dest ...any) error
@@ -20,7 +20,7 @@ func scanProvider(row rowScanner) (storage.Provider, error) {
 	var claimExpiresAt, claimedAt, createdAt sql.NullInt64
 	var keyID sql.NullString
 	err := row.Scan(&p.ID, &p.ClaimTokenHash, &claimExpiresAt, &claimedAt, &keyID, &p.Credentials.PublicKey,
-		&p.Credentials.PrivateKey, &p.Credentials.RefreshTokenHash, &p.Credentials.SealedRefreshToken, &createdAt)
+		&p.Credentials.PrivateKey, &p.Credentials.RefreshTokenHash, &p.Credentials.SealedRefreshToken, &p.RegisteredBy, &createdAt)
 	if err != nil {
 		return storage.Provider{}, notFound(err)
 	}
@@ -37,8 +37,8 @@ func (s *Store) CreateProviders(ctx context.Context, providers []storage.Provide
 	defer tx.Rollback()
 	for i, p := range providers {
 		result, err := tx.ExecContext(ctx,
-			`INSERT INTO providers (id, claim_token_hash, claim_expires_at, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			p.ID, p.ClaimTokenHash, toUnix(p.ClaimExpiresAt), toUnix(p.CreatedAt))
+			`INSERT INTO providers (id, claim_token_hash, claim_expires_at, registered_by, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			p.ID, p.ClaimTokenHash, toUnix(p.ClaimExpiresAt), p.RegisteredBy, toUnix(p.CreatedAt))
 		if err != nil {
 			return err
 		}

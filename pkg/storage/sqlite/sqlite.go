@@ -170,117 +170,6 @@ func notFound(err error) error {
 	return err
 }
 
-func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
-	return s.insert(ctx,
-		`INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		user.Name, user.PasswordHash, user.Role, toUnix(user.CreatedAt))
-}
-
-func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
-	var user storage.User
-	var createdAt sql.NullInt64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT name, password_hash, role, created_at FROM users WHERE name = ?`, name).
-		Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt)
-	user.CreatedAt = fromUnix(createdAt)
-	return user, notFound(err)
-}
-
-func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, password_hash, role, created_at FROM users ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var users []storage.User
-	for rows.Next() {
-		var user storage.User
-		var createdAt sql.NullInt64
-		if err := rows.Scan(&user.Name, &user.PasswordHash, &user.Role, &createdAt); err != nil {
-			return nil, err
-		}
-		user.CreatedAt = fromUnix(createdAt)
-		users = append(users, user)
-	}
-	return users, rows.Err()
-}
-
-func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
-	result, err := s.writer.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?`, newHash, name, oldHash)
-	if err != nil {
-		return err
-	}
-	if err := requireOneRow(result, storage.ErrConflict); err != nil {
-		if _, getErr := s.GetUser(ctx, name); errors.Is(getErr, storage.ErrNotFound) {
-			return storage.ErrNotFound
-		}
-		return err
-	}
-	return nil
-}
-
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	result, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-	if err != nil {
-		return err
-	}
-	if err := requireOneRow(result, storage.ErrNotFound); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, name); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
-	return s.insert(ctx,
-		`INSERT INTO service_accounts (client_id, secret_hash, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		account.ClientID, account.SecretHash, toUnix(account.CreatedAt))
-}
-
-func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
-	var account storage.ServiceAccount
-	var createdAt sql.NullInt64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT client_id, secret_hash, created_at FROM service_accounts WHERE client_id = ?`, clientID).
-		Scan(&account.ClientID, &account.SecretHash, &createdAt)
-	account.CreatedAt = fromUnix(createdAt)
-	return account, notFound(err)
-}
-
-func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT client_id, secret_hash, created_at FROM service_accounts ORDER BY client_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var accounts []storage.ServiceAccount
-	for rows.Next() {
-		var account storage.ServiceAccount
-		var createdAt sql.NullInt64
-		if err := rows.Scan(&account.ClientID, &account.SecretHash, &createdAt); err != nil {
-			return nil, err
-		}
-		account.CreatedAt = fromUnix(createdAt)
-		accounts = append(accounts, account)
-	}
-	return accounts, rows.Err()
-}
-
-func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string) error {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID)
-	if err != nil {
-		return err
-	}
-	return requireOneRow(result, storage.ErrNotFound)
-}
-
 func (s *Store) CreateSigningKey(ctx context.Context, key storage.SigningKey) error {
 	return s.insert(ctx,
 		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at)
@@ -365,7 +254,7 @@ func (s *Store) deleteInBatches(ctx context.Context, table, condition string, ar
 	}
 }
 
-const refreshTokenColumns = `hash, family_id, subject, role, scope, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
+const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
 	return insertRefreshToken(ctx, s.writer, token)
@@ -377,8 +266,8 @@ type execer interface {
 
 func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
 	result, err := db.ExecContext(ctx,
-		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
+		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, token.ClientID, token.Audience, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
 		toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor)
 	if err != nil {
 		return err
@@ -390,7 +279,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.Refre
 	var token storage.RefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash).
-		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope,
+		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope, &token.ClientID, &token.Audience,
 			&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor)
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
 	token.FamilyExpiresAt = fromUnix(familyExpiresAt)

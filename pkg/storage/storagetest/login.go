@@ -32,10 +32,10 @@ func testClients(t *testing.T, s storage.Store) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListClients = %+v, %v", list, err)
 	}
-	if err := s.DeleteClient(ctx, "dashboard"); err != nil {
+	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: base}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteClient(ctx, "dashboard"); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: base}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -123,7 +123,7 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	if err := s.RotateRefreshToken(ctx, first.Hash, second, nil); err != nil {
 		t.Fatal(err)
 	}
-	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice"); err != nil || revocation.FamilyRevoked {
+	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice", ""); err != nil || revocation.FamilyRevoked {
 		t.Fatalf("GetRevocation before revoking = %+v, %v", revocation, err)
 	}
 	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base); err != nil || n != 2 {
@@ -132,13 +132,13 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base.Add(time.Second)); err != nil || n != 0 {
 		t.Fatalf("revoking again = %d, %v; want 0, nil", n, err)
 	}
-	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice"); err != nil || !revocation.FamilyRevoked || !revocation.SubjectRevokedAt.IsZero() {
+	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice", ""); err != nil || !revocation.FamilyRevoked || !revocation.SubjectRevokedAt.IsZero() {
 		t.Fatalf("GetRevocation = %+v, %v; want the family revoked, the subject not", revocation, err)
 	}
-	if revocation, _ := s.GetRevocation(ctx, other.FamilyID, "alice"); revocation.FamilyRevoked {
+	if revocation, _ := s.GetRevocation(ctx, other.FamilyID, "alice", ""); revocation.FamilyRevoked {
 		t.Fatal("another family reads as revoked")
 	}
-	if revocation, _ := s.GetRevocation(ctx, "", "alice"); revocation.FamilyRevoked {
+	if revocation, _ := s.GetRevocation(ctx, "", "alice", ""); revocation.FamilyRevoked {
 		t.Fatal("the empty family reads as revoked")
 	}
 	for _, hash := range [][]byte{first.Hash, second.Hash} {
@@ -166,7 +166,7 @@ func testRevokeSubject(t *testing.T, s storage.Store) {
 	if _, err := s.RevokeSubject(ctx, "alice", base); err != nil {
 		t.Fatal(err)
 	}
-	revocation, err := s.GetRevocation(ctx, "some-family", "alice")
+	revocation, err := s.GetRevocation(ctx, "some-family", "alice", "")
 	if err != nil || !sameInstant(revocation.SubjectRevokedAt, base.Add(time.Hour)) || revocation.FamilyRevoked {
 		t.Fatalf("GetRevocation = %+v, %v", revocation, err)
 	}
@@ -179,7 +179,7 @@ func testRevokeSubject(t *testing.T, s storage.Store) {
 	if n, err := s.DeleteExpiredRevocations(ctx, base.Add(2*time.Hour)); err != nil || n != 1 {
 		t.Fatalf("DeleteExpiredRevocations = %d, %v; want 1", n, err)
 	}
-	if revocation, _ := s.GetRevocation(ctx, "", "alice"); !revocation.SubjectRevokedAt.IsZero() {
+	if revocation, _ := s.GetRevocation(ctx, "", "alice", ""); !revocation.SubjectRevokedAt.IsZero() {
 		t.Fatal("an expired revocation is still reported")
 	}
 }

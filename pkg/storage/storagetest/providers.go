@@ -14,7 +14,7 @@ import (
 
 func newProvider(t *testing.T, id string) storage.Provider {
 	t.Helper()
-	return storage.Provider{ID: id, ClaimTokenHash: randomHash(t), ClaimExpiresAt: base.Add(24 * time.Hour), CreatedAt: base}
+	return storage.Provider{ID: id, ClaimTokenHash: randomHash(t), ClaimExpiresAt: base.Add(24 * time.Hour), RegisteredBy: "ucloud", CreatedAt: base}
 }
 
 func newCredentials(t *testing.T, id string) storage.ProviderCredentials {
@@ -55,7 +55,7 @@ func testCreateProviders(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != "hippo" || !got.ClaimedAt.IsZero() || !sameInstant(got.ClaimExpiresAt, first.ClaimExpiresAt) || got.Credentials.KeyID != "" {
+	if got.ID != "hippo" || got.RegisteredBy != first.RegisteredBy || !got.ClaimedAt.IsZero() || !sameInstant(got.ClaimExpiresAt, first.ClaimExpiresAt) || got.Credentials.KeyID != "" {
 		t.Fatalf("GetProviderByClaimToken = %+v", got)
 	}
 	if _, err := s.GetProviderByClaimToken(ctx, randomHash(t)); !errors.Is(err, storage.ErrNotFound) {

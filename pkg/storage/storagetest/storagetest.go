@@ -49,6 +49,12 @@ func Run(t *testing.T, newStore Factory) {
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
 		{"LoginFailures", testLoginFailures},
+		{"GrantsRoundTrip", testGrantsRoundTrip},
+		{"UpdatePrincipals", testUpdatePrincipals},
+		{"DeletePrincipalsEndAccess", testDeletePrincipalsEndAccess},
+		{"SharedClientIDSpace", testSharedClientIDSpace},
+		{"ConcurrentClientIDCreationHasOneWinner", testConcurrentClientIDCreation},
+		{"RefuseAccessTokensKeepsRefreshTokens", testRefuseAccessTokens},
 		{"CleanupLock", testCleanupLock},
 		{"DeleteExpiredInBatches", testDeleteExpiredInBatches},
 		{"ConcurrentLoginFailuresAllCount", testConcurrentLoginFailures},
@@ -118,10 +124,10 @@ func testUsers(t *testing.T, s storage.Store) {
 	if err := s.UpdatePasswordHash(ctx, "nobody", "a", "b"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("UpdatePasswordHash of a missing user: got %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteUser(ctx, "alice"); err != nil {
+	if err := s.DeleteUser(ctx, "alice", storage.SubjectRevocation{Subject: "alice", At: base}); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
-	if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.DeleteUser(ctx, "alice", storage.SubjectRevocation{Subject: "alice", At: base}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("DeleteUser twice: got %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetUser(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
@@ -140,7 +146,7 @@ func testDeleteUserRemovesRefreshTokens(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.DeleteUser(ctx, "carol"); err != nil {
+	if err := s.DeleteUser(ctx, "carol", storage.SubjectRevocation{Subject: "carol", At: base}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetRefreshToken(ctx, carols.Hash); !errors.Is(err, storage.ErrNotFound) {
@@ -180,10 +186,10 @@ func testServiceAccounts(t *testing.T, s storage.Store) {
 	if len(accounts) != 2 || accounts[0].ClientID != "audit" || accounts[1].ClientID != "billing" {
 		t.Fatalf("ListServiceAccounts = %+v, want audit then billing", accounts)
 	}
-	if err := s.DeleteServiceAccount(ctx, "billing"); err != nil {
+	if err := s.DeleteServiceAccount(ctx, "billing", storage.SubjectRevocation{Subject: "service:billing", At: base}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteServiceAccount(ctx, "billing"); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.DeleteServiceAccount(ctx, "billing", storage.SubjectRevocation{Subject: "service:billing", At: base}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("DeleteServiceAccount twice: got %v, want ErrNotFound", err)
 	}
 }
@@ -225,6 +231,8 @@ func newRefreshToken(t testing.TB, subject string) storage.RefreshToken {
 		Subject:         subject,
 		Role:            "USER",
 		Scope:           "read write",
+		ClientID:        "chit-api",
+		Audience:        "inventory",
 		IssuedAt:        base,
 		ExpiresAt:       base.Add(24 * time.Hour),
 		FamilyExpiresAt: base.Add(48 * time.Hour),
@@ -257,7 +265,8 @@ func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Hash, token.Hash) || got.FamilyID != token.FamilyID || got.Subject != "alice" ||
-		got.Role != "USER" || got.Scope != "read write" || !sameInstant(got.IssuedAt, token.IssuedAt) ||
+		got.Role != "USER" || got.Scope != "read write" || got.ClientID != "chit-api" || got.Audience != "inventory" ||
+		!sameInstant(got.IssuedAt, token.IssuedAt) ||
 		!sameInstant(got.ExpiresAt, token.ExpiresAt) || !sameInstant(got.FamilyExpiresAt, token.FamilyExpiresAt) ||
 		!got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 || len(got.SealedSuccessor) != 0 {
 		t.Fatalf("GetRefreshToken = %+v, want %+v", got, token)

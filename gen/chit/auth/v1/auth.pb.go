@@ -33,8 +33,15 @@ type TokenRequest struct {
 	//	*TokenRequest_ClientCredential
 	Credential isTokenRequest_Credential `protobuf_oneof:"credential"`
 	// Space-separated scopes requested for the access token (RFC 6749 §3.3).
-	// Optional; the granted scopes are echoed in TokenResponse.scope.
-	Scope         string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Optional: without it, the principal's default scopes. Each requested
+	// scope must be allowed to the principal (and to its client), else the
+	// call fails with INVALID_ARGUMENT naming the scope. The granted scopes
+	// are echoed in TokenResponse.scope.
+	Scope string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The audience to mint the access token for (RFC 8707), which the service
+	// account must be allowed; the token then carries that audience only.
+	// Optional: without it, the server's own audience.
+	Audience      string `protobuf:"bytes,4,opt,name=audience,proto3" json:"audience,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -97,6 +104,13 @@ func (x *TokenRequest) GetClientCredential() *ClientCredential {
 func (x *TokenRequest) GetScope() string {
 	if x != nil {
 		return x.Scope
+	}
+	return ""
+}
+
+func (x *TokenRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
 	}
 	return ""
 }
@@ -228,8 +242,12 @@ func (x *ClientCredential) GetClientSecret() string {
 
 // RefreshTokenRequest contains the refresh token for generating new tokens.
 type RefreshTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RefreshToken  string                 `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RefreshToken string                 `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// Space-separated scopes for the new access token, within the login's
+	// (RFC 6749 §6: a refresh can only narrow). Optional: without it, the
+	// login's scopes that are still allowed.
+	Scope         string `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +285,13 @@ func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
 func (x *RefreshTokenRequest) GetRefreshToken() string {
 	if x != nil {
 		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *RefreshTokenRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
 	}
 	return ""
 }
@@ -1166,11 +1191,12 @@ var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n" +
+	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n" +
 	"\fTokenRequest\x12S\n" +
 	"\x13password_credential\x18\x01 \x01(\v2 .chit.auth.v1.PasswordCredentialH\x00R\x12passwordCredential\x12M\n" +
 	"\x11client_credential\x18\x02 \x01(\v2\x1e.chit.auth.v1.ClientCredentialH\x00R\x10clientCredential\x12\x14\n" +
-	"\x05scope\x18\x03 \x01(\tR\x05scopeB\f\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x12\x1a\n" +
+	"\baudience\x18\x04 \x01(\tR\baudienceB\f\n" +
 	"\n" +
 	"credential\"L\n" +
 	"\x12PasswordCredential\x12\x1a\n" +
@@ -1178,9 +1204,10 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
 	"\x10ClientCredential\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"P\n" +
 	"\x13RefreshTokenRequest\x12#\n" +
-	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\xab\x01\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xab\x01\n" +
 	"\rTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
