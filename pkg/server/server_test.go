@@ -115,6 +115,7 @@ var restRoutes = map[string]struct{ method, path string }{
 	authv1.AuthService_GetAuthorizeUrl_FullMethodName:         {http.MethodGet, "/v1/auth/authorize-url"},
 	authv1.AuthService_LoginCli_FullMethodName:                {http.MethodPost, "/v1/auth/cli/login"},
 	authv1.AuthService_RefreshCli_FullMethodName:              {http.MethodPost, "/v1/auth/cli/refresh"},
+	authv1.AuthService_RefreshToken_FullMethodName:            {http.MethodPost, "/v1/auth/token/refresh"},
 	authv1.AuthService_Revoke_FullMethodName:                  {http.MethodPost, "/v1/auth/revoke"},
 }
 

@@ -1,0 +1,216 @@
+package server_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// The server decides what a token grants: a caller asking for a scope or an
+// audience outside its grants is refused, on both transports; asking for
+// nothing gets the defaults.
+func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		refused := []struct {
+			name string
+			req  *authv1.TokenRequest
+		}{
+			{"a person asks for a scope not granted", withScope(passwordRequest("alice", "wonderland"), "read payments:admin")},
+			{"a service asks for a scope not granted", withScope(clientRequest("billing", e.ServiceSecret), "payments:admin inventory:write")},
+			{"a service asks for an audience not granted", withAudience(clientRequest("billing", e.ServiceSecret), "payments")},
+			{"a person asks for an audience (people are not granted any)", withAudience(passwordRequest("alice", "wonderland"), "inventory")},
+			{"a service with no grants asks for a scope", withScope(clientRequest(servertest.OrchestratorName, e.OrchestratorSecret), "read")},
+		}
+		for _, tc := range refused {
+			_, code := tr.token(t, tc.req)
+			wantCode(t, tc.name, code, codes.InvalidArgument)
+		}
+
+		granted := []struct {
+			name        string
+			req         *authv1.TokenRequest
+			scopes      string
+			subject     string
+			hasAudience string
+		}{
+			{"a person asking for nothing gets the defaults", passwordRequest("alice", "wonderland"), "read", "alice", "chit"},
+			{"a person asking within the grants gets that", withScope(passwordRequest("alice", "wonderland"), "write openid"), "write openid", "alice", "chit"},
+			{"a service asking for nothing gets the defaults", clientRequest("billing", e.ServiceSecret), "inventory:read", "service:billing", "chit"},
+			{"a service asking within the grants gets that", withScope(clientRequest("billing", e.ServiceSecret), "inventory:write"), "inventory:write", "service:billing", "chit"},
+		}
+		for _, tc := range granted {
+			resp, code := tr.token(t, tc.req)
+			wantCode(t, tc.name, code, codes.OK)
+			if resp.GetScope() != tc.scopes {
+				t.Fatalf("%s: scope %q, want %q", tc.name, resp.GetScope(), tc.scopes)
+			}
+			claims, code := tr.check(t, resp.GetAccessToken())
+			wantCode(t, tc.name+": CheckToken", code, codes.OK)
+			if strings.Join(claims.GetScopes(), " ") != tc.scopes || claims.GetSubject() != tc.subject || !slices.Equal(claims.GetAudience(), []string{tc.hasAudience}) {
+				t.Fatalf("%s: claims %v", tc.name, claims)
+			}
+		}
+
+		// A token minted for another audience carries that audience only: it
+		// authorizes nothing at Chit and CheckToken does not vouch for it.
+		resp, code := tr.token(t, withAudience(clientRequest("billing", e.ServiceSecret), servertest.ServiceAudience))
+		wantCode(t, "a service asking for its allowed audience", code, codes.OK)
+		_, code = tr.check(t, resp.GetAccessToken())
+		wantCode(t, "CheckToken of a token for another audience", code, codes.Unauthenticated)
+		code = tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, resp.GetAccessToken(), &authv1.AuthProvidersGenerateKeyPairRequest{}, &authv1.AuthProvidersGenerateKeyPairResponse{})
+		wantCode(t, "a restricted RPC with a token for another audience", code, codes.Unauthenticated)
+	})
+}
+
+// A refresh can only narrow: a wider scope is refused, a narrower one is
+// granted to the access token while the login keeps its scopes.
+func TestRefreshCanOnlyNarrow(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		login, code := tr.token(t, withScope(passwordRequest("alice", "wonderland"), "read write"))
+		wantCode(t, "Token", code, codes.OK)
+		req := &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken(), Scope: "read write openid"}
+		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, &authv1.TokenResponse{})
+		wantCode(t, "a refresh asking for more", code, codes.InvalidArgument)
+		narrowed := &authv1.TokenResponse{}
+		req.Scope = "write"
+		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, narrowed)
+		wantCode(t, "a refresh asking for less", code, codes.OK)
+		if narrowed.GetScope() != "write" {
+			t.Fatalf("narrowed refresh scope %q, want write", narrowed.GetScope())
+		}
+		again := &authv1.TokenResponse{}
+		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", &authv1.RefreshTokenRequest{RefreshToken: narrowed.GetRefreshToken()}, again)
+		wantCode(t, "a refresh after a narrowed one", code, codes.OK)
+		if again.GetScope() != "read write" {
+			t.Fatalf("the login's scope after a narrowed refresh is %q, want read write (RFC 6749 §6)", again.GetScope())
+		}
+	})
+}
+
+// A refresh token refreshes only through the client it was issued to:
+// Token's refresh token is the API client's, and RefreshCli acts as the CLI.
+func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		login, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, "Token", code, codes.OK)
+		code = tr.invoke(t, authv1.AuthService_RefreshCli_FullMethodName, "", &authv1.RefreshCliRequest{RefreshToken: login.GetRefreshToken()}, &authv1.RefreshCliResponse{})
+		wantCode(t, "RefreshCli with the API client's refresh token", code, codes.Unauthenticated)
+		// The refusal revokes nothing: the rightful client still refreshes.
+		_, code = tr.refresh(t, login.GetRefreshToken())
+		wantCode(t, "RefreshToken by the client it was issued to", code, codes.OK)
+	})
+}
+
+// Deleting a user, changing a role or removing a scope ends access: the
+// access tokens issued before are refused within the revocation propagation
+// time, and refreshes follow what the principal is now.
+func TestChangesEndAccess(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		ctx := context.Background()
+		directory := e.Directory()
+		name := "carol-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		// The directory has no hasher: the test store's user is written directly.
+		if err := e.Store.CreateUser(ctx, storage.User{Name: name, PasswordHash: userHash(t, e), Role: "USER",
+			Grants: storage.Grants{AllowedScopes: []string{"read", "write"}}, CreatedAt: e.Clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		issue := func(scope string) *authv1.TokenResponse {
+			t.Helper()
+			resp, code := tr.token(t, withScope(passwordRequest(name, servertest.UserPassword), scope))
+			wantCode(t, "Token", code, codes.OK)
+			return resp
+		}
+		afterPropagation := func() { e.Clock.Advance(3 * time.Second) }
+
+		// Removing a scope refuses older access tokens; a refresh narrows.
+		before := issue("read write")
+		e.Clock.Advance(time.Millisecond)
+		if err := directory.SetUserGrants(ctx, name, storage.Grants{AllowedScopes: []string{"read"}}); err != nil {
+			t.Fatal(err)
+		}
+		afterPropagation()
+		_, code := tr.check(t, before.GetAccessToken())
+		wantCode(t, "CheckToken after a scope was removed", code, codes.Unauthenticated)
+		refreshed, code := tr.refresh(t, before.GetRefreshToken())
+		wantCode(t, "refresh after a scope was removed", code, codes.OK)
+		if refreshed.GetScope() != "read" {
+			t.Fatalf("a refresh after narrowing grants %q, want read", refreshed.GetScope())
+		}
+		if _, code := tr.check(t, refreshed.GetAccessToken()); code != codes.OK {
+			t.Fatalf("the token issued after the change: %v", code)
+		}
+
+		// A new role refuses older access tokens; the refresh carries the new role.
+		e.Clock.Advance(time.Millisecond)
+		if err := directory.SetUserRole(ctx, name, accounts.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		afterPropagation()
+		_, code = tr.check(t, refreshed.GetAccessToken())
+		wantCode(t, "CheckToken after a role change", code, codes.Unauthenticated)
+		promoted, code := tr.refresh(t, refreshed.GetRefreshToken())
+		wantCode(t, "refresh after a role change", code, codes.OK)
+		if claims, _ := tr.check(t, promoted.GetAccessToken()); claims.GetRole() != "ADMIN" {
+			t.Fatalf("the refresh after a role change carries role %q", claims.GetRole())
+		}
+
+		// Deleting the user refuses everything, and the name taken again
+		// by someone else inherits nothing.
+		e.Clock.Advance(time.Millisecond)
+		if err := directory.DeleteUser(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		afterPropagation()
+		_, code = tr.check(t, promoted.GetAccessToken())
+		wantCode(t, "CheckToken after the user was deleted", code, codes.Unauthenticated)
+		_, code = tr.refresh(t, promoted.GetRefreshToken())
+		wantCode(t, "refresh after the user was deleted", code, codes.Unauthenticated)
+	})
+}
+
+// A provider belongs to the service that registered it: another service may
+// not renew it (and take over its key); an admin may.
+func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		id := "hpc-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		owner, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
+		wantCode(t, "owner token", code, codes.OK)
+		other, code := tr.token(t, clientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
+		wantCode(t, "other service token", code, codes.OK)
+		register := &authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}
+		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(), register, &authv1.AuthProvidersRegisterResponse{}), codes.OK)
+		renew := &authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}
+		wantCode(t, "renew by another service", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, other.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.PermissionDenied)
+		wantCode(t, "renew by its registrant", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, owner.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.OK)
+	})
+}
+
+func withScope(req *authv1.TokenRequest, scope string) *authv1.TokenRequest {
+	req.Scope = scope
+	return req
+}
+
+func withAudience(req *authv1.TokenRequest, audience string) *authv1.TokenRequest {
+	req.Audience = audience
+	return req
+}
+
+// userHash returns the stored password hash of the test user, whose
+// password every test user shares.
+func userHash(t *testing.T, e *env) string {
+	t.Helper()
+	user, err := e.Store.GetUser(context.Background(), servertest.UserName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user.PasswordHash
+}
