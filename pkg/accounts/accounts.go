@@ -48,17 +48,24 @@ type Principal struct {
 	Grants storage.Grants
 	// CreatedAt tells a principal from an earlier one of the same name.
 	CreatedAt time.Time
+	// ReadAt is when the record was read from the store, taken before the
+	// read (for a cached service account, when the cache read it). What the
+	// record grants was true then, so tokens built on it count as issued
+	// then: a change committed after ReadAt (a demotion during a password
+	// hash, a narrowing made by another process while a replica still holds
+	// the old record) refuses them.
+	ReadAt time.Time
 }
 
 // Person reports whether the principal is a person (a user or an admin).
 func (p Principal) Person() bool { return p.Role == RoleUser || p.Role == RoleAdmin }
 
-func userPrincipal(user storage.User) Principal {
-	return Principal{Subject: UserSubject(user.Name), Role: Role(user.Role), Name: user.Name, Grants: user.Grants, CreatedAt: user.CreatedAt}
+func userPrincipal(user storage.User, readAt time.Time) Principal {
+	return Principal{Subject: UserSubject(user.Name), Role: Role(user.Role), Name: user.Name, Grants: user.Grants, CreatedAt: user.CreatedAt, ReadAt: readAt}
 }
 
-func servicePrincipal(account storage.ServiceAccount) Principal {
-	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants, CreatedAt: account.CreatedAt}
+func servicePrincipal(account storage.ServiceAccount, readAt time.Time) Principal {
+	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants, CreatedAt: account.CreatedAt, ReadAt: readAt}
 }
 
 // ClientSecretPrefix marks Chit client secrets so secret scanners can find
@@ -151,11 +158,12 @@ func (d *Directory) ListUsers(ctx context.Context) ([]storage.User, error) {
 // exchange re-read it, so a deleted user, a new role or a narrower grant
 // takes effect on the next token.
 func (d *Directory) LookupUser(ctx context.Context, name string) (Principal, error) {
+	readAt := d.now()
 	user, err := d.store.GetUser(ctx, name)
 	if err != nil {
 		return Principal{}, err
 	}
-	return userPrincipal(user), nil
+	return userPrincipal(user, readAt), nil
 }
 
 // SetUserRole changes a user's role. The user's access tokens issued before
@@ -371,6 +379,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if err != nil {
 		return Principal{}, err
 	}
+	readAt := d.now()
 	user, err := d.store.GetUser(ctx, name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -397,7 +406,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if d.hasher.NeedsRehash(user.PasswordHash) {
 		d.rehash(ctx, user, password)
 	}
-	return userPrincipal(user), nil
+	return userPrincipal(user, readAt), nil
 }
 
 // rehash upgrades a hash made with older parameters while the password is at
@@ -422,15 +431,14 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	digest := secrets.Digest(secret)
 	// The time and the cache's generation are taken before the read, so an
 	// entry never outlives its ttl counted from when the store was asked.
-	var now time.Time
+	now := d.now()
 	var generation uint64
 	if d.services != nil {
-		now = d.now()
-		var cached storage.ServiceAccount
+		var cached cachedServiceAccount
 		var fresh bool
 		cached, fresh, generation = d.services.get(clientID, now)
-		if fresh && subtle.ConstantTimeCompare(digest, cached.SecretHash) == 1 {
-			return servicePrincipal(cached), nil
+		if fresh && subtle.ConstantTimeCompare(digest, cached.account.SecretHash) == 1 {
+			return servicePrincipal(cached.account, cached.readAt), nil
 		}
 	}
 	account, err := d.store.GetServiceAccount(ctx, clientID)
@@ -447,5 +455,5 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	if d.services != nil {
 		d.services.put(account, now, generation)
 	}
-	return servicePrincipal(account), nil
+	return servicePrincipal(account, now), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/secrets"
@@ -40,13 +41,15 @@ type Client struct {
 	Service      bool
 	RedirectURIs []string
 	Grants       storage.Grants
+	// CreatedAt tells a registered client from an earlier one of the same id.
+	CreatedAt time.Time
 }
 
 // FirstPartyClient is one of Chit's own clients (APIClientID, CLIClientID).
 func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true} }
 
 func registeredClient(client storage.Client) Client {
-	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants}
+	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants, CreatedAt: client.CreatedAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)

@@ -40,18 +40,18 @@ type cachedServiceAccount struct {
 }
 
 // get returns the account read at most ttl before now, if there is one,
-// and the cache's generation, to be passed to put after reading the store:
-// it lets put see a forget that happened meanwhile.
-func (c *serviceAccountCache) get(clientID string, now time.Time) (account storage.ServiceAccount, fresh bool, generation uint64) {
+// with when it was read, and the cache's generation, to be passed to put
+// after reading the store: it lets put see a forget that happened meanwhile.
+func (c *serviceAccountCache) get(clientID string, now time.Time) (entry cachedServiceAccount, fresh bool, generation uint64) {
 	c.mu.RLock()
 	entry, ok := c.entries[clientID]
 	generation = c.forgets
 	c.mu.RUnlock()
 	// An entry "read" after now means the clock went back; it is not trusted.
 	if !ok || now.Sub(entry.readAt) >= c.ttl || now.Before(entry.readAt) {
-		return storage.ServiceAccount{}, false, generation
+		return cachedServiceAccount{}, false, generation
 	}
-	return entry.account, true, generation
+	return entry, true, generation
 }
 
 func (c *serviceAccountCache) put(account storage.ServiceAccount, readAt time.Time, generation uint64) {

@@ -259,7 +259,7 @@ func (s *Service) SignIn(ctx context.Context, req Request, username, password st
 		Role:          string(principal.Role),
 		Scope:         strings.Join(scopes, " "),
 		Nonce:         req.Nonce,
-		AuthTime:      now,
+		AuthTime:      principal.ReadAt,
 		ExpiresAt:     now.Add(s.cfg.CodeTTL),
 	})
 	if err != nil {
@@ -343,6 +343,9 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 	if !client.FirstParty {
 		if client, err = s.directory.LookupClient(ctx, client.ID); err != nil {
 			return tokens.Grant{}, err
+		}
+		if client.CreatedAt.After(stored.AuthTime) {
+			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
 		}
 	}
 	grantee := accounts.Grantee{Principal: principal, Client: client}

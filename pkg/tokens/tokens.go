@@ -203,6 +203,17 @@ func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, 
 	return s.IssueForLogin(ctx, Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
 }
 
+// issuedAt is the time a token for principal counts as issued: when its
+// record was read, not when the token is signed. A change committed in
+// between (during a password hash, or while a replica's cache still held the
+// old record) then refuses the token, as it refuses every older one.
+func (s *Service) issuedAt(principal accounts.Principal) time.Time {
+	if principal.ReadAt.IsZero() {
+		return s.Now()
+	}
+	return principal.ReadAt
+}
+
 var errServiceNotPasswordClient = chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
 
 // Login describes a person who has just proven who they are, and what to
@@ -235,7 +246,7 @@ func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
 // IssueForLogin issues an access token and, as asked, a refresh token that
 // starts login.FamilyID and an ID token.
 func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
-	now := s.Now()
+	now := s.issuedAt(login.Principal)
 	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, login.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
@@ -310,7 +321,7 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope, a
 	if audience, err = grantee.GrantAudience(audience); err != nil {
 		return Grant{}, err
 	}
-	access, err := s.signAccessToken(grantee, scopes, audience, "", s.Now())
+	access, err := s.signAccessToken(grantee, scopes, audience, "", s.issuedAt(principal))
 	if err != nil {
 		return Grant{}, err
 	}
@@ -377,7 +388,9 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 	}
 	principal, err := s.Directory.LookupUser(ctx, current.Subject)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	// A user created after the token was issued is another person who took
+	// the name of a deleted one: the login is not theirs.
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(current.IssuedAt)):
 		return Login{}, errPrincipalGone
 	case err != nil:
 		return Login{}, fmt.Errorf("read the login's user: %w", err)
@@ -387,6 +400,9 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 		// found them a moment ago: both come from the store.
 		if client, err = s.Directory.LookupClient(ctx, client.ID); err != nil {
 			return Login{}, chiterr.Wrap(chiterr.Unauthenticated, err, errRefreshInvalid.Message)
+		}
+		if client.CreatedAt.After(current.IssuedAt) {
+			return Login{}, errRefreshOtherClient
 		}
 	}
 	grantee := accounts.Grantee{Principal: principal, Client: client}
@@ -426,8 +442,11 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	if !now.Before(current.ExpiresAt) {
 		return Grant{}, errRefreshExpired
 	}
+	// The successor and its access token count from when the user was read
+	// (issuedAt), so a change committed meanwhile refuses them.
+	issuedAt := s.issuedAt(login.Principal)
 	successor := current
-	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = now, time.Time{}, nil, nil
+	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = issuedAt, time.Time{}, nil, nil
 	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
 	successor.ClientID, successor.Role = login.Client.ID, string(login.Principal.Role)
 	refresh, successor, err := s.newRefreshToken(successor)
@@ -440,7 +459,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 			return Grant{}, err
 		}
 	}
-	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, now)
+	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, issuedAt)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -470,7 +489,7 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			}
 			return Grant{}, fmt.Errorf("read successor: %w", err)
 		}
-		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, now)
+		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, s.issuedAt(login.Principal))
 		if err != nil {
 			return Grant{}, err
 		}

@@ -42,9 +42,19 @@ type fixture struct {
 	secret  string
 	cfg     tokens.Config
 	keys    *keys.Set
+	// operator changes principals as chitd's commands do: another
+	// directory on the same store, with no cache of its own.
+	operator *accounts.Directory
 }
 
-func newFixture(t testing.TB) *fixture {
+// fixtureOptions adjust the server's directory: a store wrapped to act in
+// the middle of a sign-in, and a service-account cache.
+type fixtureOptions struct {
+	wrapStore       func(storage.Store) storage.Store
+	serviceCacheTTL time.Duration
+}
+
+func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
@@ -58,7 +68,16 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(store, hasher, c.Now, rand.Reader).WithServerAudience("chit")
+	var opts fixtureOptions
+	for _, option := range options {
+		option(&opts)
+	}
+	operator := accounts.NewDirectory(store, hasher, c.Now, rand.Reader).WithServerAudience("chit")
+	directoryStore := storage.Store(store)
+	if opts.wrapStore != nil {
+		directoryStore = opts.wrapStore(store)
+	}
+	directory := accounts.NewDirectory(directoryStore, hasher, c.Now, rand.Reader).WithServerAudience("chit").WithServiceAccountCache(opts.serviceCacheTTL)
 	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, aliceGrants); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +90,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second, RefreshGracePeriod: 10 * time.Second, RefreshIdleTimeout: 12 * time.Hour, RevocationCacheTTL: 3 * time.Second}
-	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys}
+	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys, operator: operator}
 }
 
 func wantKind(t *testing.T, err error, kind chiterr.Kind) {

@@ -1,0 +1,142 @@
+package tokens_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Changes that land between reading a principal and signing its token: the
+// races an outside attack run found. Each token must count as issued when
+// its grants were read, so the change refuses it like every older token.
+
+// changeDuringSignIn wraps the directory's store so that the next read of
+// alice runs change right after it, as if an operator committed it while
+// the password was being hashed.
+func changeDuringSignIn(change func()) func(*fixtureOptions) {
+	return func(o *fixtureOptions) {
+		o.wrapStore = func(store storage.Store) storage.Store {
+			return &userReadHook{Store: store, after: change}
+		}
+	}
+}
+
+type userReadHook struct {
+	storage.Store
+	after func()
+	fired atomic.Bool
+}
+
+func (h *userReadHook) GetUser(ctx context.Context, name string) (storage.User, error) {
+	user, err := h.Store.GetUser(ctx, name)
+	if name == "alice" && h.fired.CompareAndSwap(false, true) {
+		h.after()
+	}
+	return user, err
+}
+
+func TestSignInRacingAChangeIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(ctx context.Context, f *fixture) error
+	}{
+		{"demotion", func(ctx context.Context, f *fixture) error {
+			return f.operator.SetUserRole(ctx, "alice", accounts.RoleAdmin)
+		}},
+		{"scope removal", func(ctx context.Context, f *fixture) error {
+			return f.operator.SetUserGrants(ctx, "alice", storage.Grants{AllowedScopes: []string{"read"}})
+		}},
+		{"delete", func(ctx context.Context, f *fixture) error { return f.operator.DeleteUser(ctx, "alice") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var f *fixture
+			f = newFixture(t, changeDuringSignIn(func() {
+				f.clock.Advance(100 * time.Millisecond) // the hash takes a while
+				if err := tc.change(ctx, f); err != nil {
+					t.Error(err)
+				}
+				f.clock.Advance(100 * time.Millisecond)
+			}))
+			grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read write", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.service.Check(ctx, grant.AccessToken)
+			wantKind(t, err, chiterr.Unauthenticated)
+		})
+	}
+}
+
+// A refresh token stored after its user was deleted (the sign-in raced the
+// delete) must not refresh as a new user who took the name.
+func TestRefreshTokenOfADeletedUserDoesNotPassToTheNameTakenAgain(t *testing.T) {
+	ctx := context.Background()
+	var f *fixture
+	f = newFixture(t, changeDuringSignIn(func() {
+		f.clock.Advance(100 * time.Millisecond)
+		if err := f.operator.DeleteUser(ctx, "alice"); err != nil {
+			t.Error(err)
+		}
+		f.clock.Advance(100 * time.Millisecond)
+	}))
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.operator.CreateUser(ctx, "alice", "another-pass", accounts.RoleUser, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	_, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// A replica keeps a service account for a second; a narrowing made by
+// another process in that second reaches the replica's sign-ins late, and
+// the tokens they issue must be refused.
+func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(o *fixtureOptions) { o.serviceCacheTTL = time.Second })
+	if _, err := f.service.IssueForClient(ctx, "billing", f.secret, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	if err := f.operator.SetServiceGrants(ctx, "billing", storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	stale, err := f.service.IssueForClient(ctx, "billing", f.secret, "inventory:read", "")
+	if err != nil {
+		t.Fatalf("within the cache time the old grants still answer: %v", err)
+	}
+	_, err = f.service.Check(ctx, stale.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+
+	// Deleted elsewhere: the same.
+	f.clock.Advance(2 * time.Second)
+	if err := f.operator.SetServiceGrants(ctx, "billing", billingGrants); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	if _, err := f.service.IssueForClient(ctx, "billing", f.secret, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	stale, err = f.service.IssueForClient(ctx, "billing", f.secret, "", "")
+	if err != nil {
+		t.Fatalf("within the cache time the deleted account still answers: %v", err)
+	}
+	_, err = f.service.Check(ctx, stale.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+}
