@@ -225,7 +225,7 @@ func (d *Directory) checkClientID(ctx context.Context, kind, id string) error {
 	if err := ValidateName(kind, id); err != nil {
 		return err
 	}
-	if slices.Contains(FirstPartyClientIDs, id) || id == d.serverAudience {
+	if reserved(id, d.serverAudience) {
 		return chiterr.New(chiterr.InvalidArgument, "%s id %q is reserved", kind, id)
 	}
 	holder, err := d.audienceHolder(ctx, id)
@@ -246,7 +246,7 @@ func (d *Directory) audienceHolder(ctx context.Context, audience string) (string
 		return "", err
 	}
 	for _, account := range accounts {
-		if slices.Contains(account.AllowedAudiences, audience) {
+		if slices.ContainsFunc(account.AllowedAudiences, equalFold(audience)) {
 			return "service " + account.ClientID, nil
 		}
 	}
@@ -255,24 +255,47 @@ func (d *Directory) audienceHolder(ctx context.Context, audience string) (string
 		return "", err
 	}
 	for _, client := range clients {
-		if slices.Contains(client.AllowedAudiences, audience) {
+		if slices.ContainsFunc(client.AllowedAudiences, equalFold(audience)) {
 			return "client " + client.ID, nil
 		}
 	}
 	return "", nil
 }
 
+// Client ids and audiences are compared without regard to case when they
+// are given out: a service downstream may compare them so.
+func equalFold(name string) func(string) bool {
+	return func(other string) bool { return strings.EqualFold(name, other) }
+}
+
+// reserved reports whether name is a first-party client id or the server's
+// audience, in any case.
+func reserved(name, serverAudience string) bool {
+	return slices.ContainsFunc(FirstPartyClientIDs, equalFold(name)) || strings.EqualFold(name, serverAudience)
+}
+
 // checkAudiences refuses audiences that name a client id or the server's
 // own audience.
 func (d *Directory) checkAudiences(ctx context.Context, audiences []string) error {
+	if len(audiences) == 0 {
+		return nil
+	}
+	accounts, err := d.store.ListServiceAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	clients, err := d.store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
 	for _, audience := range audiences {
-		if slices.Contains(FirstPartyClientIDs, audience) || audience == d.serverAudience {
+		if reserved(audience, d.serverAudience) {
 			return chiterr.New(chiterr.InvalidArgument, "audience %q is reserved", audience)
 		}
-		if _, err := d.store.GetServiceAccount(ctx, audience); err == nil {
+		if slices.ContainsFunc(accounts, func(a storage.ServiceAccount) bool { return strings.EqualFold(a.ClientID, audience) }) {
 			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a service account", audience)
 		}
-		if _, err := d.store.GetClient(ctx, audience); err == nil {
+		if slices.ContainsFunc(clients, func(c storage.Client) bool { return strings.EqualFold(c.ID, audience) }) {
 			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a client", audience)
 		}
 	}

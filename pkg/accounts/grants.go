@@ -207,6 +207,9 @@ func (g Grantee) GrantAudience(requested string) (string, error) {
 	if requested == "" {
 		return "", nil
 	}
+	if len(requested) > MaxAudienceLength {
+		return "", chiterr.New(chiterr.InvalidArgument, "audience is longer than %d characters", MaxAudienceLength).WithReason(chiterr.ReasonInvalidTarget)
+	}
 	allowed := g.Client.Grants.AllowedAudiences
 	if g.Principal.Role == RoleService {
 		allowed = g.Principal.Grants.AllowedAudiences

@@ -106,6 +106,22 @@ func TestTokenEndpointRefusals(t *testing.T) {
 			}
 		})
 	}
+	// RFC 6749 §3.2 and §2.3: a parameter once, one authentication method.
+	for name, tc := range map[string]struct {
+		form         url.Values
+		user, secret string
+	}{
+		"a repeated scope":                 {url.Values{"grant_type": {"client_credentials"}, "scope": {"inventory:read", "inventory:write"}}, servertest.ServiceName, e.ServiceSecret},
+		"a repeated grant_type":            {url.Values{"grant_type": {"client_credentials", "password"}}, servertest.ServiceName, e.ServiceSecret},
+		"Basic and a form secret":          {url.Values{"grant_type": {"client_credentials"}, "client_secret": {e.ServiceSecret}}, servertest.ServiceName, e.ServiceSecret},
+		"Basic and another form client_id": {url.Values{"grant_type": {"client_credentials"}, "client_id": {"spa"}}, servertest.ServiceName, e.ServiceSecret},
+	} {
+		resp, body := postForm(t, e, "/oauth2/token", tc.form, tc.user, tc.secret)
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Fatalf("%s: %d %v, want 400 invalid_request", name, resp.StatusCode, body)
+		}
+	}
+
 	// The service's allowed audience: a token for that audience only.
 	resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "resource": {servertest.ServiceAudience}}, servertest.ServiceName, e.ServiceSecret)
 	if resp.StatusCode != http.StatusOK {

@@ -3,6 +3,7 @@ package oauth2http
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -129,7 +130,31 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return &oauthError{http.StatusBadRequest, "invalid_request", "the form could not be read", 0}
 	}
+	// RFC 6749 §3.2: a parameter appears once, or the request is refused;
+	// two parsers reading different copies is how grants get confused.
+	// resource may repeat (RFC 8707), and resource() refuses more than one.
+	for name, values := range r.PostForm {
+		if len(values) > 1 && name != "resource" {
+			return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q appears more than once", truncate(name)), 0}
+		}
+	}
+	// RFC 6749 §2.3: one authentication method per request.
+	if user, _, ok := r.BasicAuth(); ok {
+		id, _ := urlUnescape(user)
+		if r.PostForm.Has("client_secret") || (r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != id) {
+			return &oauthError{http.StatusBadRequest, "invalid_request", "the client authenticates one way: HTTP Basic or the form, not both", 0}
+		}
+	}
 	return nil
+}
+
+// truncate shortens what a caller sent before an error message repeats it.
+func truncate(text string) string {
+	const most = 64
+	if len(text) <= most {
+		return text
+	}
+	return text[:most] + "..."
 }
 
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {

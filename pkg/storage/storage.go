@@ -227,8 +227,8 @@ type Store interface {
 	DeleteUser(ctx context.Context, name string, revoke SubjectRevocation) error
 
 	// CreateServiceAccount stores an account; ErrAlreadyExists when the id
-	// is taken by a service account or an OAuth client (they share the OAuth
-	// client_id space).
+	// is taken, in any letter case, by a service account or an OAuth client
+	// (they share the OAuth client_id space).
 	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
 	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
@@ -278,8 +278,8 @@ type Store interface {
 	// counts as claimed afterwards.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
 
-	// CreateClient stores a client; ErrAlreadyExists when the id is taken
-	// by a client or a service account.
+	// CreateClient stores a client; ErrAlreadyExists when the id is taken,
+	// in any letter case, by a client or a service account.
 	CreateClient(ctx context.Context, client Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)

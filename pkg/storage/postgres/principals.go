@@ -122,14 +122,16 @@ func (s *Store) DeleteUser(ctx context.Context, name string, revoke storage.Subj
 // replicas: the check of both tables and the insert are then one step.
 const clientIDLock = 0x63686974_63696473
 
+// insertClientID inserts a row in the client_id space, where ids differing
+// only in case count as the same (a service downstream may compare them so).
 func (s *Store) insertClientID(ctx context.Context, id, query string, args ...any) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(clientIDLock)); err != nil {
 			return err
 		}
 		var taken bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE client_id = $1)
-			OR EXISTS (SELECT 1 FROM clients WHERE id = $1)`, id).Scan(&taken); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower($1))
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1))`, id).Scan(&taken); err != nil {
 			return err
 		}
 		if taken {

@@ -154,13 +154,15 @@ func scanServiceAccount(row rowScanner) (storage.ServiceAccount, error) {
 }
 
 // insertClientID inserts a row whose id lives in the OAuth client_id space
-// that service accounts and clients share: the writer's transaction sees
-// both tables, so the check and the insert cannot interleave with another.
+// that service accounts and clients share, where ids differing only in case
+// count as one (a service downstream may compare them so). The writer's
+// transaction sees both tables, so the check and the insert cannot
+// interleave with another.
 func (s *Store) insertClientID(ctx context.Context, id, query string, args ...any) error {
 	return s.updateRecord(ctx, func(tx *transaction) (*storage.SubjectRevocation, error) {
 		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE client_id = ?)
-			OR EXISTS (SELECT 1 FROM clients WHERE id = ?)`, id, id).Scan(&taken); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower(?))
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?))`, id, id).Scan(&taken); err != nil {
 			return nil, err
 		}
 		if taken == 1 {

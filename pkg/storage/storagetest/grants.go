@@ -234,6 +234,13 @@ func testSharedClientIDSpace(t *testing.T, s storage.Store) {
 	if _, err := s.GetServiceAccount(ctx, "dashboard"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the refused service account was stored: %v", err)
 	}
+	// Ids differing only in case are one id.
+	if err := s.CreateClient(ctx, storage.Client{ID: "Billing", RedirectURIs: []string{"https://b.example/cb"}, CreatedAt: base}); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("a client named like a service account in another case: %v, want ErrAlreadyExists", err)
+	}
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "DASHBOARD", SecretHash: randomHash(t), CreatedAt: base}); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("a service account named like a client in another case: %v, want ErrAlreadyExists", err)
+	}
 }
 
 func testConcurrentClientIDCreation(t *testing.T, s storage.Store) {

@@ -1,0 +1,92 @@
+package accounts_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage"
+)
+
+// Client ids and audiences never stand for each other, whatever their case,
+// and Chit's own ids and audience are reserved.
+func TestClientIDsAndAudiencesStayApart(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t).WithServerAudience("chit")
+	if _, err := d.CreateServiceAccount(ctx, "billing", storage.Grants{AllowedAudiences: []string{"inventory"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateClient(ctx, "dashboard", []string{"https://d.example/cb"}, false, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		create func() error
+		want   chiterr.Kind
+	}{
+		{"a service named like an audience", func() error { _, err := d.CreateServiceAccount(ctx, "inventory", storage.Grants{}); return err }, chiterr.AlreadyExists},
+		{"a client named like an audience in another case", func() error {
+			_, err := d.CreateClient(ctx, "Inventory", []string{"https://i.example/cb"}, false, storage.Grants{})
+			return err
+		}, chiterr.AlreadyExists},
+		{"a service named like the server's audience", func() error { _, err := d.CreateServiceAccount(ctx, "CHIT", storage.Grants{}); return err }, chiterr.InvalidArgument},
+		{"a service named like a first-party client", func() error { _, err := d.CreateServiceAccount(ctx, "chit-cli", storage.Grants{}); return err }, chiterr.InvalidArgument},
+		{"a service named like a client in another case", func() error { _, err := d.CreateServiceAccount(ctx, "Dashboard", storage.Grants{}); return err }, chiterr.AlreadyExists},
+		{"an audience naming a client", func() error {
+			return d.SetServiceGrants(ctx, "billing", storage.Grants{AllowedAudiences: []string{"DASHBOARD"}})
+		}, chiterr.InvalidArgument},
+		{"an audience naming the server's own", func() error {
+			return d.SetServiceGrants(ctx, "billing", storage.Grants{AllowedAudiences: []string{"chit"}})
+		}, chiterr.InvalidArgument},
+		{"a default scope that is not allowed", func() error {
+			return d.SetServiceGrants(ctx, "billing", storage.Grants{DefaultScopes: []string{"read"}})
+		}, chiterr.InvalidArgument},
+		{"a person granted an audience", func() error {
+			return d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{AllowedAudiences: []string{"inventory"}})
+		}, chiterr.InvalidArgument},
+	} {
+		if err := tc.create(); chiterr.KindOf(err) != tc.want || err == nil {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The scope rule: defaults when nothing is asked, exactly the request when
+// it is allowed, invalid_scope otherwise; a client narrows a person.
+func TestGrantScopes(t *testing.T) {
+	person := accounts.Principal{Subject: "alice", Role: accounts.RoleUser,
+		Grants: storage.Grants{AllowedScopes: []string{"read", "write"}, DefaultScopes: []string{"read"}}}
+	spa := accounts.Client{ID: "spa", Grants: storage.Grants{AllowedScopes: []string{"openid", "read"}, DefaultScopes: []string{"openid"}}}
+	firstParty := accounts.FirstPartyClient(accounts.APIClientID)
+	for _, tc := range []struct {
+		name      string
+		grantee   accounts.Grantee
+		requested []string
+		want      []string
+		refused   bool
+	}{
+		{"first-party, nothing asked", accounts.Grantee{Principal: person, Client: firstParty}, nil, []string{"read"}, false},
+		{"first-party, OIDC scopes are a person's", accounts.Grantee{Principal: person, Client: firstParty}, []string{"openid", "write"}, []string{"openid", "write"}, false},
+		{"first-party, beyond the grants", accounts.Grantee{Principal: person, Client: firstParty}, []string{"admin"}, nil, true},
+		{"a client's and the person's defaults", accounts.Grantee{Principal: person, Client: spa}, nil, []string{"read", "openid"}, false},
+		{"a scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"write"}, nil, true},
+		{"an OIDC scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"offline_access"}, nil, true},
+	} {
+		got, err := tc.grantee.GrantScopes(tc.requested)
+		if tc.refused {
+			if chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
+				t.Errorf("%s: got %v, %v; want invalid_scope", tc.name, got, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	service := accounts.Principal{Subject: "service:billing", Role: accounts.RoleService, Grants: storage.Grants{AllowedScopes: []string{"inventory:read"}}}
+	if _, err := (accounts.Grantee{Principal: service}).GrantScopes([]string{"openid"}); chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
+		t.Errorf("a service asking for an OIDC scope: %v, want invalid_scope", err)
+	}
+}
