@@ -148,3 +148,50 @@ func TestRevokeChecksTheOwningClient(t *testing.T) {
 		t.Fatalf("the refused revocation revoked the token: %d", resp.StatusCode)
 	}
 }
+
+// RFC 7662 for refresh tokens: only the client a refresh token was issued to
+// sees it active; a service introspects access tokens, a confidential client
+// only its own.
+func TestIntrospectionFollowsTheOwningClient(t *testing.T) {
+	e := servertest.Start(t)
+	grants := storage.Grants{AllowedScopes: []string{"read"}}
+	reports := e.CreateClient(t, "reports", []string{"https://reports.example/cb"}, true, grants)
+	other := e.CreateClient(t, "other", []string{"https://other.example/cb"}, true, grants)
+	e.CreateClient(t, "spa", []string{"https://spa.example/cb"}, false, grants)
+	_, grant := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {servertest.UserName},
+		"password": {servertest.UserPassword}, "scope": {"read"}}, "reports", reports)
+	refreshToken, _ := grant["refresh_token"].(string)
+	accessToken, _ := grant["access_token"].(string)
+	_, ownGrant := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {servertest.UserName},
+		"password": {servertest.UserPassword}}, "", "")
+	apiAccessToken, _ := ownGrant["access_token"].(string)
+	introspect := func(token, user, secret string) map[string]any {
+		t.Helper()
+		resp, body := postForm(t, e, "/oauth2/introspect", url.Values{"token": {token}}, user, secret)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("introspect as %s: %d %v", user, resp.StatusCode, body)
+		}
+		return body
+	}
+	if body := introspect(refreshToken, "reports", reports); body["active"] != true || body["token_type"] != "refresh_token" ||
+		body["client_id"] != "reports" || body["sub"] != servertest.UserName || body["scope"] != "read" {
+		t.Fatalf("the owner introspecting its refresh token: %v", body)
+	}
+	for who, secret := range map[string]string{"other": other, servertest.ServiceName: e.ServiceSecret} {
+		if body := introspect(refreshToken, who, secret); body["active"] != false || len(body) != 1 {
+			t.Fatalf("%s introspecting reports' refresh token: %v, want only active false", who, body)
+		}
+	}
+	if body := introspect(accessToken, servertest.ServiceName, e.ServiceSecret); body["active"] != true || body["client_id"] != "reports" {
+		t.Fatalf("a service introspecting an access token: %v", body)
+	}
+	if body := introspect(accessToken, "reports", reports); body["active"] != true {
+		t.Fatalf("a client introspecting its own access token: %v", body)
+	}
+	if body := introspect(apiAccessToken, "reports", reports); body["active"] != false {
+		t.Fatalf("a client introspecting another client's access token: %v", body)
+	}
+	if resp, _ := postForm(t, e, "/oauth2/introspect", url.Values{"token": {accessToken}, "client_id": {"spa"}}, "", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a public client introspecting: %d, want 401", resp.StatusCode)
+	}
+}

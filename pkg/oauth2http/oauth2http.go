@@ -272,20 +272,22 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err, false)
 		return
 	}
-	if err := h.authenticateService(r); err != nil {
+	caller, err := h.introspectionCaller(r)
+	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "introspection is for services: authenticate with client credentials"})
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "introspection is for services and confidential clients: authenticate with client credentials"})
 		return
 	}
-	claims, err := h.tokens.Check(r.Context(), r.PostForm.Get("token"))
+	answer, err := h.tokens.Introspect(r.Context(), caller, r.PostForm.Get("token"))
 	if err != nil {
-		if chiterr.KindOf(err) != chiterr.Unauthenticated {
-			h.fail(w, r, err, false)
-			return
-		}
+		h.fail(w, r, err, false)
+		return
+	}
+	if !answer.Active {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
+	claims := answer.Claims
 	body := map[string]any{
 		"active":     true,
 		"sub":        claims.Subject,
@@ -293,30 +295,48 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		"aud":        claims.Audience,
 		"exp":        claims.ExpiresAt.Unix(),
 		"iat":        claims.IssuedAt.Unix(),
-		"jti":        claims.ID,
 		"token_type": tokens.TokenType,
 		"role":       string(claims.Role),
 	}
-	if len(claims.Scopes) > 0 {
-		body["scope"] = strings.Join(claims.Scopes, " ")
+	if answer.TokenType == "refresh_token" {
+		body["token_type"] = "refresh_token"
+	}
+	for name, value := range map[string]string{"jti": claims.ID, "client_id": claims.ClientID, "scope": strings.Join(claims.Scopes, " ")} {
+		if value != "" {
+			body[name] = value
+		}
 	}
 	writeJSON(w, http.StatusOK, body)
 }
 
-func (h *Handler) authenticateService(r *http.Request) error {
+// introspectionCaller authenticates the caller of introspection: a service
+// account or confidential client by its credentials (Basic or form), or a
+// SERVICE or ADMIN bearer token.
+func (h *Handler) introspectionCaller(r *http.Request) (accounts.Client, error) {
 	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
 		claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
 		if err != nil {
-			return err
+			return accounts.Client{}, err
 		}
-		if claims.Role != accounts.RoleService && claims.Role != accounts.RoleAdmin {
-			return chiterr.New(chiterr.PermissionDenied, "not a service")
+		switch claims.Role {
+		case accounts.RoleService:
+			return accounts.Client{ID: claims.ClientID, Service: true}, nil
+		case accounts.RoleAdmin:
+			// An admin introspects access tokens as a service does, and owns
+			// no refresh token.
+			return accounts.Client{Service: true}, nil
 		}
-		return nil
+		return accounts.Client{}, chiterr.New(chiterr.PermissionDenied, "not a service")
 	}
 	id, secret, _ := clientCredentials(r)
-	_, err := h.directory.AuthenticateService(r.Context(), id, secret)
-	return err
+	client, err := h.directory.AuthenticateClient(r.Context(), id, secret)
+	if err != nil {
+		return accounts.Client{}, err
+	}
+	if !client.Confidential {
+		return accounts.Client{}, chiterr.New(chiterr.Unauthenticated, "a public client cannot authenticate")
+	}
+	return client, nil
 }
 
 // userinfo is OIDC Core §5.3 for access tokens with the openid scope.
