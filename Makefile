@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test lint generate check-generated bench soak fuzz ci clean
+.PHONY: all build run test lint generate check-generated bench bench-compare soak fuzz ci clean
 
 all: lint test build
 
@@ -52,6 +52,18 @@ bench: build
 	  | grep -E '^(Benchmark|goos|cpu|pkg)'; \
 	  echo '```'; } >> bench/results.md
 	@echo "wrote bench/results.md"
+
+## bench-compare: the scenarios named like ONLY (client credentials by default) on this tree's chitd and on
+## BASELINE's (a git revision, default HEAD~1), in turns in one run -> bench/compare.md; set
+## CHIT_BENCH_POSTGRES_DSN and CHIT_BENCH_BASELINE_POSTGRES_DSN (two databases) to compare PostgreSQL too
+BASELINE ?= HEAD~1
+ONLY     ?= Token, client credentials
+bench-compare: build
+	@rm -rf .baseline && git worktree add --detach -f .baseline $(BASELINE) >/dev/null
+	cd .baseline && $(GO) build -o ../bin/chitd-baseline ./cmd/chitd
+	@git worktree remove --force .baseline
+	$(GO) run ./cmd/chit-bench compare --chitd bin/chitd --baseline bin/chitd-baseline --only "$(ONLY)" \
+	  --postgres "$$CHIT_BENCH_POSTGRES_DSN" --baseline-postgres "$$CHIT_BENCH_BASELINE_POSTGRES_DSN"
 
 ## soak: five minutes of CheckToken load; fails if the server's RSS grows by more than 10% after the first minute
 soak: build

@@ -21,6 +21,8 @@ const usage = `usage:
                    [--duration 10s | --requests N] [--warmup 1s] [--concurrency 32] [--server-pid PID] [--client-id ID] [--username NAME] [--tls [--ca-file F]] [--cpuprofile F]
                    (secrets from CHIT_BENCH_CLIENT_SECRET and CHIT_BENCH_PASSWORD)
   chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 4s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
+  chit-bench compare [--chitd bin/chitd] [--baseline bin/chitd-baseline] [--out bench/compare.md] [--duration 8s] [--only NAME]
+                   [--postgres DSN --baseline-postgres DSN2]
   chit-bench soak  [--chitd bin/chitd] [--duration 5m] [--concurrency 32]
 Run "chit-bench COMMAND --help" for the flags of one command.`
 
@@ -44,6 +46,8 @@ func dispatch(args []string) error {
 		return runCommand(args[1:], os.Stdout)
 	case "suite":
 		return suiteCommand(args[1:])
+	case "compare":
+		return compareCommand(args[1:])
 	case "soak":
 		return soak(args[1:])
 	case "help", "-h", "--help":

@@ -65,43 +65,11 @@ func suiteCommand(args []string) error {
 }
 
 func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]result, error) {
-	dir, err := os.MkdirTemp("", "chit-bench-")
+	t, pid, stop, err := startTarget(chitd, backend, dsn, concurrency)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	store := []string{"--data-dir", dir}
-	if backend == "postgres" {
-		store = []string{"--db", dsn}
-	}
-	const username, password = "bench", "bench-password-1"
-	create := exec.Command(chitd, append([]string{"user", "create", username, "--password-stdin"}, store...)...)
-	create.Stdin = strings.NewReader(password + "\n")
-	if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
-		return nil, fmt.Errorf("create user: %v %s", err, out)
-	}
-	out, err := exec.Command(chitd, append([]string{"service", "create", fmt.Sprintf("bench-%d", time.Now().UnixNano())}, store...)...).Output()
-	if err != nil {
-		return nil, fmt.Errorf("create service: %v", err)
-	}
-	clientID, secret := serviceCredentials(out)
-	server := exec.Command(chitd, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--insecure-dev", "--log-format", "json", "--log-level", "info", "--max-concurrent-hashes", strconv.Itoa(runtime.NumCPU())}, store...)...)
-	grpcAddr, httpAddr, err := startServer(server)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = server.Process.Kill(); _ = server.Wait() }()
-
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	t := &target{
-		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
-		clientID: clientID, clientSecret: secret, username: username, password: password,
-	}
+	defer stop()
 	scenarios := t.scenarios()
 	baselines := map[string]scenario{}
 	for _, sc := range scenarios {
@@ -114,13 +82,65 @@ func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]res
 		if group[0].name == baselineName || !strings.Contains(group[0].name, only) {
 			continue
 		}
-		measured, err := measureGroup(group, baselines, lim, concurrency, server.Process.Pid)
+		measured, err := measureGroup(group, baselines, lim, concurrency, pid)
 		if err != nil {
 			return nil, err
 		}
 		results = append(results, measured...)
 	}
 	return results, nil
+}
+
+// startTarget creates a user and a service account with chitd's commands on
+// a fresh store of backend, starts chitd serve on it and returns the target
+// to load, the server's process id and how to stop it.
+func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, func(), error) {
+	dir, err := os.MkdirTemp("", "chit-bench-")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	store := []string{"--data-dir", dir}
+	if backend == "postgres" {
+		store = []string{"--db", dsn}
+	}
+	fail := func(err error) (*target, int, func(), error) {
+		os.RemoveAll(dir)
+		return nil, 0, nil, err
+	}
+	const username, password = "bench", "bench-password-1"
+	create := exec.Command(chitd, append([]string{"user", "create", username, "--password-stdin"}, store...)...)
+	create.Stdin = strings.NewReader(password + "\n")
+	if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
+		return fail(fmt.Errorf("create user: %v %s", err, out))
+	}
+	out, err := exec.Command(chitd, append([]string{"service", "create", fmt.Sprintf("bench-%d", time.Now().UnixNano())}, store...)...).Output()
+	if err != nil {
+		return fail(fmt.Errorf("create service: %v", err))
+	}
+	clientID, secret := serviceCredentials(out)
+	server := exec.Command(chitd, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--insecure-dev", "--log-format", "json", "--log-level", "info", "--max-concurrent-hashes", strconv.Itoa(runtime.NumCPU())}, store...)...)
+	grpcAddr, httpAddr, err := startServer(server)
+	if err != nil {
+		return fail(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		_ = server.Process.Kill()
+		_ = server.Wait()
+		return fail(err)
+	}
+	stop := func() {
+		conn.Close()
+		_ = server.Process.Kill()
+		_ = server.Wait()
+		os.RemoveAll(dir)
+	}
+	t := &target{
+		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
+		clientID: clientID, clientSecret: secret, username: username, password: password,
+	}
+	return t, server.Process.Pid, stop, nil
 }
 
 // groupByName gathers the transports of each scenario, in order.

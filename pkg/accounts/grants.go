@@ -158,16 +158,13 @@ type Grantee struct {
 	Client Client
 }
 
-// allowedScopes is the principal's allowed scopes within the client's.
-func (g Grantee) allowedScopes() []string {
-	allowed := g.Principal.Grants.AllowedScopes
-	if g.Principal.Person() {
-		allowed = append(slices.Clone(allowed), PersonScopes...)
+// allows reports whether scope is within the principal's allowed scopes
+// and the client's. It allocates nothing: every token request asks it.
+func (g Grantee) allows(scope string) bool {
+	if !slices.Contains(g.Principal.Grants.AllowedScopes, scope) && !(g.Principal.Person() && slices.Contains(PersonScopes, scope)) {
+		return false
 	}
-	if g.Client.FirstParty || g.Client.ID == "" || g.Principal.Role == RoleService {
-		return allowed
-	}
-	return slices.DeleteFunc(slices.Clone(allowed), func(scope string) bool { return !slices.Contains(g.Client.Grants.AllowedScopes, scope) })
+	return g.Client.FirstParty || g.Client.ID == "" || g.Principal.Role == RoleService || slices.Contains(g.Client.Grants.AllowedScopes, scope)
 }
 
 // GrantScopes decides the scopes of a token (RFC 6749 §3.3). With none
@@ -175,18 +172,19 @@ func (g Grantee) allowedScopes() []string {
 // otherwise exactly the requested ones, each of which must be allowed:
 // anything else is invalid_scope, never a silently narrower grant.
 func (g Grantee) GrantScopes(requested []string) ([]string, error) {
-	allowed := g.allowedScopes()
 	if len(requested) == 0 {
 		var granted []string
-		for _, scope := range append(slices.Clone(g.Principal.Grants.DefaultScopes), g.Client.Grants.DefaultScopes...) {
-			if slices.Contains(allowed, scope) && !slices.Contains(granted, scope) {
-				granted = append(granted, scope)
+		for _, defaults := range [][]string{g.Principal.Grants.DefaultScopes, g.Client.Grants.DefaultScopes} {
+			for _, scope := range defaults {
+				if g.allows(scope) && !slices.Contains(granted, scope) {
+					granted = append(granted, scope)
+				}
 			}
 		}
 		return granted, nil
 	}
 	for _, scope := range requested {
-		if !slices.Contains(allowed, scope) {
+		if !g.allows(scope) {
 			return nil, chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for %s", scope, g.describe()).WithReason(chiterr.ReasonInvalidScope)
 		}
 	}
@@ -196,8 +194,13 @@ func (g Grantee) GrantScopes(requested []string) ([]string, error) {
 // StillAllowed keeps the scopes of a login that its principal and client
 // still allow: a refresh never widens, and follows a narrowing at once.
 func (g Grantee) StillAllowed(scopes []string) []string {
-	allowed := g.allowedScopes()
-	return slices.DeleteFunc(slices.Clone(scopes), func(scope string) bool { return !slices.Contains(allowed, scope) })
+	kept := make([]string, 0, len(scopes))
+	for _, scope := range scopes {
+		if g.allows(scope) {
+			kept = append(kept, scope)
+		}
+	}
+	return kept
 }
 
 // GrantAudience checks a requested audience (RFC 8707): "" is the server's
