@@ -194,15 +194,6 @@ func ValidateRedirectURIs(redirectURIs []string) error {
 	return nil
 }
 
-// RegisterClient stores a client with its redirect URIs and grants; a
-// confidential one gets a secret, returned once.
-func (s *Service) RegisterClient(ctx context.Context, id string, redirectURIs []string, confidential bool, grants storage.Grants) (string, error) {
-	if err := ValidateRedirectURIs(redirectURIs); err != nil {
-		return "", err
-	}
-	return s.directory.CreateClient(ctx, id, redirectURIs, confidential, grants)
-}
-
 // AuthorizeURL validates req and returns the sign-in page URL carrying it.
 func (s *Service) AuthorizeURL(ctx context.Context, req Request) (string, error) {
 	req, err := s.Validate(ctx, req)
@@ -312,7 +303,7 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 	case errors.Is(err, storage.ErrConflict):
 		// RFC 6749 §4.1.2: a replayed code may mean it was stolen; revoke
 		// what the first exchange issued.
-		if revokeErr := s.tokens.RevokeFamily(ctx, stored.FamilyID, stored.Subject, "authorization code replayed"); revokeErr != nil {
+		if revokeErr := s.tokens.RevokeFamily(ctx, tokens.Family{ID: stored.FamilyID, Subject: stored.Subject, ClientID: stored.ClientID}, "authorization code replayed"); revokeErr != nil {
 			return tokens.Grant{}, fmt.Errorf("revoke tokens of a replayed code: %w", revokeErr)
 		}
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has already been used; the tokens issued for it are revoked")

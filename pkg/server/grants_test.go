@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 	"github.com/chit-auth/chit/pkg/storage"
 )
@@ -187,10 +190,33 @@ func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
 		other, code := tr.token(t, clientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
 		wantCode(t, "other service token", code, codes.OK)
 		register := &authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}
-		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(), register, &authv1.AuthProvidersRegisterResponse{}), codes.OK)
+		registered := &authv1.AuthProvidersRegisterResponse{}
+		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(), register, registered), codes.OK)
+		claimed := &authv1.AuthProvidersClaimResponse{}
+		wantCode(t, "claim", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
+			&authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: registered.GetResponses()[0].GetClaimToken()}}}, claimed), codes.OK)
+		providerToken := &authv1.AuthProvidersRefreshResponse{}
+		wantCode(t, "provider refresh", tr.invoke(t, authv1.AuthProviders_Refresh_FullMethodName, "",
+			&authv1.AuthProvidersRefreshRequest{Items: []*authv1.RefreshToken{{RefreshToken: claimed.GetResponses()[0].GetRefreshToken()}}}, providerToken), codes.OK)
+		orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
+		wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, other.GetAccessToken(),
+			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
+		signedWithOldKey := []string{providerToken.GetResponses()[0].GetAccessToken(), orchestrated.GetResponses()[0].GetAccessToken()}
+		for _, token := range signedWithOldKey {
+			_, code := tr.check(t, token) // cached from here on
+			wantCode(t, "CheckToken of a provider-signed token before renew", code, codes.OK)
+		}
+
 		renew := &authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}
 		wantCode(t, "renew by another service", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, other.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.PermissionDenied)
 		wantCode(t, "renew by its registrant", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, owner.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.OK)
+		// Every token signed with the replaced key is refused within the
+		// propagation time, the orchestrator's included.
+		e.Clock.Advance(3 * time.Second)
+		for _, token := range signedWithOldKey {
+			_, code := tr.check(t, token)
+			wantCode(t, "CheckToken of a token signed with the replaced key", code, codes.Unauthenticated)
+		}
 	})
 }
 
@@ -213,4 +239,34 @@ func userHash(t *testing.T, e *env) string {
 		t.Fatal(err)
 	}
 	return user.PasswordHash
+}
+
+// The sign-in page follows the same rule: a scope the client does not allow
+// is refused before anyone signs in (GetAuthorizeUrl on both transports, and
+// the page itself); a scope the person is not granted is answered to the
+// client as invalid_scope (RFC 6749 §4.1.2.1), with no code.
+func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		verifier := newVerifier(t)
+		_, code := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid payments:admin"))
+		wantCode(t, "GetAuthorizeUrl with a scope the person is not granted (known only after sign-in)", code, codes.OK)
+		authorizeURL, _ := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid payments:admin"))
+		resp, query := signIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
+		if resp.StatusCode != http.StatusSeeOther || query.Get("error") != "invalid_scope" || query.Get("code") != "" || query.Get("state") != "state-123" {
+			t.Fatalf("sign-in asking for a scope not granted: %d %v", resp.StatusCode, query)
+		}
+
+		clientID := "spa-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		e.CreateClient(t, clientID, []string{"https://spa.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid", "read"}})
+		req := authorizeRequest(verifier, "openid write")
+		req.ClientId, req.RedirectUri = clientID, "https://spa.example/cb"
+		_, code = getAuthorizeURL(t, tr, req)
+		wantCode(t, "GetAuthorizeUrl with a scope the client does not allow", code, codes.InvalidArgument)
+		page := e.NewBrowser(t).Open(t, e.HTTPBase()+"/oauth2/authorize?"+url.Values{"response_type": {"code"}, "client_id": {clientID},
+			"redirect_uri": {"https://spa.example/cb"}, "state": {"s"}, "scope": {"openid write"},
+			"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+		if page.Status != http.StatusBadRequest || !strings.Contains(page.Body, "write") {
+			t.Fatalf("the page with a scope the client does not allow: %d", page.Status)
+		}
+	})
 }

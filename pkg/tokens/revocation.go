@@ -67,22 +67,28 @@ func (c *revocationCache) get(ctx context.Context, familyID, subject, client str
 }
 
 // forget drops what this server knows of a family or subject it just revoked.
-func (c *revocationCache) forget(familyID, subject string) {
+func (c *revocationCache) forget(family Family) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if familyID == "" {
+	if family.ID == "" {
 		for key := range c.entries {
-			if key.subject == subject {
+			if key.subject == family.Subject {
 				delete(c.entries, key)
 			}
 		}
 		return
 	}
-	for key := range c.entries {
-		if key.familyID == familyID {
-			delete(c.entries, key)
-		}
+	// A family's access tokens name its client, or none when they were
+	// issued before clients were recorded.
+	delete(c.entries, revocationKey{family.ID, family.Subject, ""})
+	if family.ClientID != "" {
+		delete(c.entries, revocationKey{family.ID, family.Subject, accounts.ClientSubject(family.ClientID)})
 	}
+}
+
+// Family names one login: its refresh family, subject and client.
+type Family struct {
+	ID, Subject, ClientID string
 }
 
 // Revoke revokes, on behalf of client, the login a token belongs to (RFC
@@ -118,7 +124,7 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	if !mayRevoke(client, owner) {
 		return chiterr.New(chiterr.PermissionDenied, "the token was issued to another client").WithReason(chiterr.ReasonUnauthorizedClient)
 	}
-	return s.RevokeFamily(ctx, familyID, subject, "revoked by its holder")
+	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }
 
 // mayRevoke reports whether client may revoke a token issued to owner (""
@@ -130,14 +136,14 @@ func mayRevoke(client accounts.Client, owner string) bool {
 
 // RevokeFamily ends one login: its refresh tokens are deleted and its access
 // tokens refused. reason goes to the audit log.
-func (s *Service) RevokeFamily(ctx context.Context, familyID, subject, reason string) error {
-	n, err := s.Store.RevokeRefreshFamily(ctx, familyID, s.Now())
+func (s *Service) RevokeFamily(ctx context.Context, family Family, reason string) error {
+	n, err := s.Store.RevokeRefreshFamily(ctx, family.ID, s.Now())
 	if err != nil {
 		return err
 	}
-	s.revocations.forget(familyID, subject)
+	s.revocations.forget(family)
 	s.Logger.InfoContext(ctx, "session revoked", "audit", true, "event", "revoke_family", "reason", reason,
-		"subject", subject, "family", familyID, "revoked_tokens", n)
+		"subject", family.Subject, "client", family.ClientID, "family", family.ID, "revoked_tokens", n)
 	return nil
 }
 
@@ -154,7 +160,7 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 	if err != nil {
 		return err
 	}
-	s.revocations.forget("", subject)
+	s.revocations.forget(Family{Subject: subject})
 	s.Logger.InfoContext(ctx, "all sessions revoked", "audit", true, "event", "revoke_subject", "subject", subject, "by", caller.Subject, "revoked_tokens", n)
 	return nil
 }

@@ -500,7 +500,7 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 	s.Logger.WarnContext(ctx, "refresh token reuse detected; revoking its family",
 		"audit", true, "event", "refresh_reuse", "subject", current.Subject, "family", current.FamilyID, "rotated_at", current.RotatedAt)
 	s.Events.RefreshReuseDetected()
-	if err := s.RevokeFamily(ctx, current.FamilyID, current.Subject, "refresh token reuse"); err != nil {
+	if err := s.RevokeFamily(ctx, Family{ID: current.FamilyID, Subject: current.Subject, ClientID: current.ClientID}, "refresh token reuse"); err != nil {
 		return Grant{}, fmt.Errorf("revoke family after reuse: %w", err)
 	}
 	return Grant{}, errRefreshReused
