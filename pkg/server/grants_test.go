@@ -22,7 +22,7 @@ import (
 // audience outside its grants is refused, on both transports; asking for
 // nothing gets the defaults.
 func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		refused := []struct {
 			name string
 			req  *authv1.TokenRequest
@@ -77,7 +77,7 @@ func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
 // A refresh can only narrow: a wider scope is refused, a narrower one is
 // granted to the access token while the login keeps its scopes.
 func TestRefreshCanOnlyNarrow(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		login, code := tr.token(t, withScope(passwordRequest("alice", "wonderland"), "read write"))
 		wantCode(t, "Token", code, codes.OK)
 		req := &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken(), Scope: "read write openid"}
@@ -102,7 +102,7 @@ func TestRefreshCanOnlyNarrow(t *testing.T) {
 // A refresh token refreshes only through the client it was issued to:
 // Token's refresh token is the API client's, and RefreshCli acts as the CLI.
 func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		login, code := tr.token(t, passwordRequest("alice", "wonderland"))
 		wantCode(t, "Token", code, codes.OK)
 		code = tr.invoke(t, authv1.AuthService_RefreshCli_FullMethodName, "", &authv1.RefreshCliRequest{RefreshToken: login.GetRefreshToken()}, &authv1.RefreshCliResponse{})
@@ -117,7 +117,7 @@ func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
 // access tokens issued before are refused within the revocation propagation
 // time, and refreshes follow what the principal is now.
 func TestChangesEndAccess(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		ctx := context.Background()
 		directory := e.Directory()
 		name := "carol-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
@@ -183,7 +183,7 @@ func TestChangesEndAccess(t *testing.T) {
 // A provider belongs to the service that registered it: another service may
 // not renew it (and take over its key); an admin may.
 func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		id := "hpc-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		owner, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
 		wantCode(t, "owner token", code, codes.OK)
@@ -220,6 +220,19 @@ func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
 	})
 }
 
+// forEachStoreAndTransport runs test on a server on each backend, over
+// each transport.
+func forEachStoreAndTransport(t *testing.T, test func(t *testing.T, e *env, tr transport)) {
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend)
+			for name, tr := range transports(e) {
+				t.Run(name, func(t *testing.T) { test(t, e, tr) })
+			}
+		})
+	}
+}
+
 func withScope(req *authv1.TokenRequest, scope string) *authv1.TokenRequest {
 	req.Scope = scope
 	return req
@@ -246,7 +259,7 @@ func userHash(t *testing.T, e *env) string {
 // the page itself); a scope the person is not granted is answered to the
 // client as invalid_scope (RFC 6749 §4.1.2.1), with no code.
 func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
 		verifier := newVerifier(t)
 		_, code := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid payments:admin"))
 		wantCode(t, "GetAuthorizeUrl with a scope the person is not granted (known only after sign-in)", code, codes.OK)

@@ -27,6 +27,8 @@ import (
 	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/storage/postgres"
+	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
@@ -91,13 +93,41 @@ type Env struct {
 // HTTPBase is the base URL of the REST port.
 func (e *Env) HTTPBase() string { return "http://" + e.Server.HTTPAddr() }
 
-// Start runs a server until the test ends and returns once it is serving.
-// Options adjust its configuration first.
+// Start runs a server on a fresh SQLite store until the test ends and
+// returns once it is serving. Options adjust its configuration first.
 func Start(t testing.TB, options ...func(*server.Config)) *Env {
 	t.Helper()
+	return StartOn(t, SQLite, options...)
+}
+
+// The stores a test server can run on.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Backends are the stores every grant rule is tested on; a test on
+// PostgreSQL skips when CHIT_TEST_POSTGRES_DSN is unset.
+var Backends = []string{SQLite, Postgres}
+
+// StartOn is Start on a fresh store of backend (SQLite or Postgres).
+func StartOn(t testing.TB, backend string, options ...func(*server.Config)) *Env {
+	t.Helper()
+	var dsn string
+	if backend == Postgres {
+		dsn = postgrestest.FreshDSN(t) // skips without a PostgreSQL server
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlite.Open(ctx, t.TempDir())
+	var store storage.Store
+	var err error
+	switch backend {
+	case Postgres:
+		store, err = postgres.Open(ctx, dsn)
+	default:
+		store, err = sqlite.Open(ctx, t.TempDir())
+	}
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	clock := &Clock{}
