@@ -48,9 +48,6 @@ const MaxBulkItems = 1000
 // tokenBytes is the entropy of claim and refresh tokens.
 const tokenBytes = 64
 
-// SubjectPrefix starts the `sub` of a provider's own tokens (UCloud's #P_).
-const SubjectPrefix = accounts.ProviderSubjectPrefix
-
 // Credentials are what claim and renew answer.
 type Credentials struct {
 	ProviderID   string
