@@ -8,7 +8,9 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/tokens"
 )
 
 // Changes that land between reading a principal and signing its token: the
@@ -139,4 +141,35 @@ func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
 	}
 	_, err = f.service.Check(ctx, stale.AccessToken)
 	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// A refresh token stored before clients were recorded refreshes through
+// Chit's own clients only, and its successor is bound to the one used.
+func TestLegacyRefreshTokenBindsToTheFirstPartyClientThatRefreshesIt(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	legacy := tokens.RefreshTokenPrefix + "legacy-token-issued-before-clients-were-recorded"
+	now := f.clock.Now()
+	if err := f.store.CreateRefreshToken(ctx, storage.RefreshToken{
+		Hash: secrets.Digest(legacy), FamilyID: "legacy-family", Subject: "alice", Role: "USER", Scope: "read payments:admin",
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour), FamilyExpiresAt: now.Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	registered := accounts.Client{ID: "dashboard", Grants: storage.Grants{AllowedScopes: []string{"read"}}}
+	_, err := f.service.Refresh(ctx, registered, legacy, "")
+	wantKind(t, err, chiterr.Unauthenticated)
+	grant, err := f.service.Refresh(ctx, apiClient, legacy, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Scopes the user is not granted (any more) are dropped.
+	if grant.Scope != "read" {
+		t.Fatalf("legacy login refreshed with scope %q, want read", grant.Scope)
+	}
+	_, err = f.service.Refresh(ctx, accounts.FirstPartyClient(accounts.CLIClientID), grant.RefreshToken, "")
+	wantKind(t, err, chiterr.Unauthenticated)
+	if _, err := f.service.Refresh(ctx, apiClient, grant.RefreshToken, ""); err != nil {
+		t.Fatalf("the successor refreshes through the client that bound it: %v", err)
+	}
 }

@@ -45,6 +45,7 @@ type fixture struct {
 	// operator changes principals as chitd's commands do: another
 	// directory on the same store, with no cache of its own.
 	operator *accounts.Directory
+	store    storage.Store
 }
 
 // fixtureOptions adjust the server's directory: a store wrapped to act in
@@ -90,7 +91,7 @@ func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 		t.Fatal(err)
 	}
 	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second, RefreshGracePeriod: 10 * time.Second, RefreshIdleTimeout: 12 * time.Hour, RevocationCacheTTL: 3 * time.Second}
-	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys, operator: operator}
+	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys, operator: operator, store: store}
 }
 
 func wantKind(t *testing.T, err error, kind chiterr.Kind) {
