@@ -196,26 +196,52 @@ func (d *Directory) SetUserGrants(ctx context.Context, name string, grants stora
 }
 
 func (d *Directory) updateUser(ctx context.Context, name string, change func(*storage.User) (refuseOldTokens bool)) error {
+	subject := UserSubject(name)
+	var narrowed bool
 	err := d.store.UpdateUser(ctx, name, func(user *storage.User) (*storage.SubjectRevocation, error) {
-		if change(user) {
-			return &storage.SubjectRevocation{Subject: UserSubject(name), At: d.now()}, nil
-		}
-		return nil, nil
+		narrowed = change(user)
+		return d.revocationIf(narrowed, subject), nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "user %q does not exist", name)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, narrowed, subject)
 }
 
 // DeleteUser removes a user: their refresh tokens and pending codes are
 // deleted and their access tokens refused, on every replica.
 func (d *Directory) DeleteUser(ctx context.Context, name string) error {
-	err := d.store.DeleteUser(ctx, name, storage.SubjectRevocation{Subject: UserSubject(name), At: d.now()})
+	subject := UserSubject(name)
+	err := d.store.DeleteUser(ctx, name, *d.revocationIf(true, subject))
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "user %q does not exist", name)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, true, subject)
+}
+
+// revocationIf is the revocation a change records in its own transaction
+// when it narrows what subject may obtain: a crash keeps both or neither.
+func (d *Directory) revocationIf(narrows bool, subject string) *storage.SubjectRevocation {
+	if !narrows {
+		return nil
+	}
+	return &storage.SubjectRevocation{Subject: subject, At: d.now()}
+}
+
+// refuseOnCommit records the revocation again once a narrowing change has
+// committed (err is the change's outcome). The first one's time was taken
+// before the commit: a sign-in that read the old record in between has a
+// later read time, which the first revocation does not refuse, though its
+// token carries the old grants. Every such read started before the commit,
+// so a time taken after it refuses them all.
+func (d *Directory) refuseOnCommit(ctx context.Context, err error, narrowed bool, subject string) error {
+	if err != nil || !narrowed {
+		return err
+	}
+	if err := d.store.RefuseAccessTokens(ctx, storage.SubjectRevocation{Subject: subject, At: d.now()}); err != nil {
+		return fmt.Errorf("the change is saved, but refusing the tokens issued while it was saved failed; run it again: %w", err)
+	}
+	return nil
 }
 
 // checkClientID refuses an id for a service account or client that is
@@ -351,30 +377,30 @@ func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grant
 	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
 		return err
 	}
+	subject := ServiceSubject(clientID)
+	var narrowed bool
 	err := d.store.UpdateServiceAccount(ctx, clientID, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
-		narrowed := narrows(account.Grants, grants)
+		narrowed = narrows(account.Grants, grants)
 		account.Grants = grants
-		if narrowed {
-			return &storage.SubjectRevocation{Subject: ServiceSubject(clientID), At: d.now()}, nil
-		}
-		return nil, nil
+		return d.revocationIf(narrowed, subject), nil
 	})
 	d.forgetService(clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, narrowed, subject)
 }
 
 // DeleteServiceAccount removes a service account: its secret stops working
 // and its access tokens are refused.
 func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) error {
-	err := d.store.DeleteServiceAccount(ctx, clientID, storage.SubjectRevocation{Subject: ServiceSubject(clientID), At: d.now()})
+	subject := ServiceSubject(clientID)
+	err := d.store.DeleteServiceAccount(ctx, clientID, *d.revocationIf(true, subject))
 	d.forgetService(clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, true, subject)
 }
 
 func (d *Directory) forgetService(clientID string) {

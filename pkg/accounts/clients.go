@@ -43,13 +43,17 @@ type Client struct {
 	Grants       storage.Grants
 	// CreatedAt tells a registered client from an earlier one of the same id.
 	CreatedAt time.Time
+	// ReadAt is when the client's record was read, as Principal.ReadAt;
+	// zero for Chit's own clients, which have no record.
+	ReadAt time.Time
 }
 
 // FirstPartyClient is one of Chit's own clients (APIClientID, CLIClientID).
 func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true} }
 
-func registeredClient(client storage.Client) Client {
-	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants, CreatedAt: client.CreatedAt}
+func registeredClient(client storage.Client, readAt time.Time) Client {
+	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants,
+		CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
@@ -60,6 +64,7 @@ func (d *Directory) LookupClient(ctx context.Context, id string) (Client, error)
 	if slices.Contains(FirstPartyClientIDs, id) {
 		return FirstPartyClient(id), nil
 	}
+	readAt := d.now()
 	client, err := d.store.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Client{}, chiterr.New(chiterr.InvalidArgument, "client %q is not registered", id)
@@ -67,7 +72,7 @@ func (d *Directory) LookupClient(ctx context.Context, id string) (Client, error)
 	if err != nil {
 		return Client{}, fmt.Errorf("read client: %w", err)
 	}
-	return registeredClient(client), nil
+	return registeredClient(client, readAt), nil
 }
 
 // AuthenticateClient authenticates the client of a token request (RFC 6749
@@ -87,6 +92,7 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 		}
 		return FirstPartyClient(id), nil
 	}
+	readAt := d.now()
 	stored, err := d.store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -100,11 +106,11 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 			}
 			return Client{}, err
 		}
-		return Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants}, nil
+		return Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants, ReadAt: principal.ReadAt}, nil
 	case err != nil:
 		return Client{}, fmt.Errorf("read client: %w", err)
 	}
-	client := registeredClient(stored)
+	client := registeredClient(stored, readAt)
 	if !client.Confidential {
 		if secret != "" {
 			return Client{}, errBadClientAuth
@@ -159,26 +165,26 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
 		return err
 	}
+	subject := ClientSubject(id)
+	var narrowed bool
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
-		narrowed := narrows(client.Grants, grants)
+		narrowed = narrows(client.Grants, grants)
 		client.Grants = grants
-		if narrowed {
-			return &storage.SubjectRevocation{Subject: ClientSubject(id), At: d.now()}, nil
-		}
-		return nil, nil
+		return d.revocationIf(narrowed, subject), nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, narrowed, subject)
 }
 
 // DeleteClient removes a client: its refresh tokens and pending codes are
 // deleted and the access tokens issued through it refused.
 func (d *Directory) DeleteClient(ctx context.Context, id string) error {
-	err := d.store.DeleteClient(ctx, id, storage.SubjectRevocation{Subject: ClientSubject(id), At: d.now()})
+	subject := ClientSubject(id)
+	err := d.store.DeleteClient(ctx, id, *d.revocationIf(true, subject))
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
 	}
-	return err
+	return d.refuseOnCommit(ctx, err, true, subject)
 }

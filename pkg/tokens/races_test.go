@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"context"
+	"crypto/rand"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,4 +173,95 @@ func TestLegacyRefreshTokenBindsToTheFirstPartyClientThatRefreshesIt(t *testing.
 	if _, err := f.service.Refresh(ctx, apiClient, grant.RefreshToken, ""); err != nil {
 		t.Fatalf("the successor refreshes through the client that bound it: %v", err)
 	}
+}
+
+// updateHook runs during inside an update's transaction, after the change
+// is computed and before it commits.
+type updateHook struct {
+	storage.Store
+	during func()
+}
+
+func (h *updateHook) UpdateServiceAccount(ctx context.Context, id string, update func(*storage.ServiceAccount) (*storage.SubjectRevocation, error)) error {
+	return h.Store.UpdateServiceAccount(ctx, id, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		revoke, err := update(account)
+		h.during()
+		return revoke, err
+	})
+}
+
+// A sign-in that reads the old record while a narrowing is committing gets
+// a read time after the revocation the change computed, yet the old grants:
+// the revocation recorded once the change has committed refuses its token.
+func TestSignInWhileANarrowingCommitsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var stale tokens.Grant
+	operator := accounts.NewDirectory(&updateHook{Store: f.store, during: func() {
+		f.clock.Advance(10 * time.Millisecond)
+		var err error
+		if stale, err = f.service.IssueForClient(ctx, "billing", f.secret, "inventory:read", ""); err != nil {
+			t.Error(err)
+		}
+		f.clock.Advance(10 * time.Millisecond)
+	}}, nil, f.clock.Now, rand.Reader).WithServerAudience("chit")
+	if err := operator.SetServiceGrants(ctx, "billing", storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	if stale.AccessToken == "" {
+		t.Fatal("no sign-in ran during the change")
+	}
+	_, err := f.service.Check(ctx, stale.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// A password sign-in through a registered client reads the client first
+// and the user afterwards: a narrowing of the client committed in between
+// must refuse the token, which counts from the earlier read.
+func TestClientNarrowedBetweenItsReadAndTheUsersIsRefused(t *testing.T) {
+	ctx := context.Background()
+	var f *fixture
+	var hook *clientReadHook
+	f = newFixture(t, func(o *fixtureOptions) {
+		o.wrapStore = func(store storage.Store) storage.Store {
+			hook = &clientReadHook{Store: store}
+			return hook
+		}
+	})
+	secret, err := f.operator.CreateClient(ctx, "dashboard", []string{"https://d.example/cb"}, true, storage.Grants{AllowedScopes: []string{"read", "write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.after = func() {
+		f.clock.Advance(10 * time.Millisecond)
+		if err := f.operator.SetClientGrants(ctx, "dashboard", storage.Grants{AllowedScopes: []string{"read"}}); err != nil {
+			t.Error(err)
+		}
+		f.clock.Advance(10 * time.Millisecond)
+	}
+	client, err := f.service.Directory.AuthenticateClient(ctx, "dashboard", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant, err := f.service.IssueForPassword(ctx, client, "alice", "wonderland", "write", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.service.Check(ctx, grant.AccessToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+type clientReadHook struct {
+	storage.Store
+	after func()
+}
+
+func (h *clientReadHook) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	client, err := h.Store.GetClient(ctx, id)
+	if h.after != nil {
+		after := h.after
+		h.after = nil
+		after()
+	}
+	return client, err
 }

@@ -203,15 +203,19 @@ func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, 
 	return s.IssueForLogin(ctx, Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
 }
 
-// issuedAt is the time a token for principal counts as issued: when its
-// record was read, not when the token is signed. A change committed in
+// issuedAt is the time a token for grantee counts as issued: when the
+// first of the records that decide its grants (the principal's, the
+// client's) was read, not when the token is signed. A change committed in
 // between (during a password hash, or while a replica's cache still held the
 // old record) then refuses the token, as it refuses every older one.
-func (s *Service) issuedAt(principal accounts.Principal) time.Time {
-	if principal.ReadAt.IsZero() {
-		return s.Now()
+func (s *Service) issuedAt(grantee accounts.Grantee) time.Time {
+	at := s.Now()
+	for _, readAt := range []time.Time{grantee.Principal.ReadAt, grantee.Client.ReadAt} {
+		if !readAt.IsZero() && readAt.Before(at) {
+			at = readAt
+		}
 	}
-	return principal.ReadAt
+	return at
 }
 
 var errServiceNotPasswordClient = chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
@@ -246,7 +250,7 @@ func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
 // IssueForLogin issues an access token and, as asked, a refresh token that
 // starts login.FamilyID and an ID token.
 func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
-	now := s.issuedAt(login.Principal)
+	now := s.issuedAt(login.Grantee)
 	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, login.FamilyID, now)
 	if err != nil {
 		return Grant{}, err
@@ -321,7 +325,7 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope, a
 	if audience, err = grantee.GrantAudience(audience); err != nil {
 		return Grant{}, err
 	}
-	access, err := s.signAccessToken(grantee, scopes, audience, "", s.issuedAt(principal))
+	access, err := s.signAccessToken(grantee, scopes, audience, "", s.issuedAt(grantee))
 	if err != nil {
 		return Grant{}, err
 	}
@@ -444,7 +448,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	}
 	// The successor and its access token count from when the user was read
 	// (issuedAt), so a change committed meanwhile refuses them.
-	issuedAt := s.issuedAt(login.Principal)
+	issuedAt := s.issuedAt(login.Grantee)
 	successor := current
 	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = issuedAt, time.Time{}, nil, nil
 	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
@@ -489,7 +493,7 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			}
 			return Grant{}, fmt.Errorf("read successor: %w", err)
 		}
-		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, s.issuedAt(login.Principal))
+		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, s.issuedAt(login.Grantee))
 		if err != nil {
 			return Grant{}, err
 		}
