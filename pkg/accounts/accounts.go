@@ -244,48 +244,17 @@ func (d *Directory) refuseOnCommit(ctx context.Context, err error, narrowed bool
 	return nil
 }
 
-// checkClientID refuses an id for a service account or client that is
-// reserved or that another principal may name as an audience: a token's
-// `aud` must never be mistaken for a client.
-func (d *Directory) checkClientID(ctx context.Context, kind, id string) error {
+// checkClientID refuses a reserved id for a service account or client: a
+// token's `aud` must never be mistaken for a client. The store refuses ids
+// and audiences that collide with each other (clientIDError).
+func (d *Directory) checkClientID(kind, id string) error {
 	if err := ValidateName(kind, id); err != nil {
 		return err
 	}
 	if reserved(id, d.serverAudience) {
 		return chiterr.New(chiterr.InvalidArgument, "%s id %q is reserved", kind, id)
 	}
-	holder, err := d.audienceHolder(ctx, id)
-	if err != nil {
-		return err
-	}
-	if holder != "" {
-		return chiterr.New(chiterr.AlreadyExists, "%q is an audience that %s may ask for; a %s may not take its name", id, holder, kind)
-	}
 	return nil
-}
-
-// audienceHolder returns which service account or client is allowed the
-// audience, or "".
-func (d *Directory) audienceHolder(ctx context.Context, audience string) (string, error) {
-	accounts, err := d.store.ListServiceAccounts(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, account := range accounts {
-		if slices.ContainsFunc(account.AllowedAudiences, equalFold(audience)) {
-			return "service " + account.ClientID, nil
-		}
-	}
-	clients, err := d.store.ListClients(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, client := range clients {
-		if slices.ContainsFunc(client.AllowedAudiences, equalFold(audience)) {
-			return "client " + client.ID, nil
-		}
-	}
-	return "", nil
 }
 
 // Client ids and audiences are compared without regard to case when they
@@ -300,44 +269,41 @@ func reserved(name, serverAudience string) bool {
 	return slices.ContainsFunc(FirstPartyClientIDs, equalFold(name)) || strings.EqualFold(name, serverAudience)
 }
 
-// checkAudiences refuses audiences that name a client id or the server's
-// own audience.
-func (d *Directory) checkAudiences(ctx context.Context, audiences []string) error {
-	if len(audiences) == 0 {
-		return nil
-	}
-	accounts, err := d.store.ListServiceAccounts(ctx)
-	if err != nil {
-		return err
-	}
-	clients, err := d.store.ListClients(ctx)
-	if err != nil {
-		return err
-	}
+// checkAudiences refuses audiences that are reserved or the principal's own
+// id; the store refuses those that are another's id, atomically.
+func (d *Directory) checkAudiences(ownID string, audiences []string) error {
 	for _, audience := range audiences {
 		if reserved(audience, d.serverAudience) {
 			return chiterr.New(chiterr.InvalidArgument, "audience %q is reserved", audience)
 		}
-		if slices.ContainsFunc(accounts, func(a storage.ServiceAccount) bool { return strings.EqualFold(a.ClientID, audience) }) {
-			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a service account", audience)
-		}
-		if slices.ContainsFunc(clients, func(c storage.Client) bool { return strings.EqualFold(c.ID, audience) }) {
-			return chiterr.New(chiterr.InvalidArgument, "audience %q is the id of a client", audience)
+		if strings.EqualFold(audience, ownID) {
+			return chiterr.New(chiterr.InvalidArgument, "audience %q is the principal's own id", audience)
 		}
 	}
 	return nil
 }
 
+// clientIDError says what the store refused in the client_id space.
+func clientIDError(err error, kind, id string) error {
+	switch {
+	case errors.Is(err, storage.ErrAlreadyExists):
+		return chiterr.New(chiterr.AlreadyExists, "%s id %q is taken: it is a service account's or client's id, or an audience one of them may ask for", kind, id)
+	case errors.Is(err, storage.ErrConflict):
+		return chiterr.New(chiterr.InvalidArgument, "an audience of %s %q is the id of a service account or client", kind, id)
+	}
+	return err
+}
+
 // CreateServiceAccount adds a service account whose client id is name and
 // returns its secret. The secret is not stored and cannot be shown again.
 func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grants storage.Grants) (string, error) {
-	if err := d.checkClientID(ctx, "service", name); err != nil {
+	if err := d.checkClientID("service", name); err != nil {
 		return "", err
 	}
 	if err := checkDefaults(grants, false); err != nil {
 		return "", err
 	}
-	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+	if err := d.checkAudiences(name, grants.AllowedAudiences); err != nil {
 		return "", err
 	}
 	secret, digest, err := d.newClientSecret()
@@ -345,11 +311,8 @@ func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grant
 		return "", err
 	}
 	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: digest, Grants: grants, CreatedAt: d.now()})
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return "", chiterr.New(chiterr.AlreadyExists, "client id %q is taken by a service account or an OAuth client", name)
-	}
 	if err != nil {
-		return "", err
+		return "", clientIDError(err, "service", name)
 	}
 	return secret, nil
 }
@@ -374,7 +337,7 @@ func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grant
 	if err := checkDefaults(grants, false); err != nil {
 		return err
 	}
-	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+	if err := d.checkAudiences(clientID, grants.AllowedAudiences); err != nil {
 		return err
 	}
 	subject := ServiceSubject(clientID)
@@ -388,7 +351,7 @@ func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grant
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
-	return d.refuseOnCommit(ctx, err, narrowed, subject)
+	return d.refuseOnCommit(ctx, clientIDError(err, "service", clientID), narrowed, subject)
 }
 
 // DeleteServiceAccount removes a service account: its secret stops working

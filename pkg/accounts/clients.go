@@ -127,13 +127,13 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 // returned once and stored as a digest; a public one gets "" and must use
 // PKCE.
 func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []string, confidential bool, grants storage.Grants) (string, error) {
-	if err := d.checkClientID(ctx, "client", id); err != nil {
+	if err := d.checkClientID("client", id); err != nil {
 		return "", err
 	}
 	if err := checkDefaults(grants, false); err != nil {
 		return "", err
 	}
-	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
 		return "", err
 	}
 	record := storage.Client{ID: id, RedirectURIs: redirectURIs, Grants: grants, CreatedAt: d.now()}
@@ -144,11 +144,10 @@ func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []
 			return "", err
 		}
 	}
-	err := d.store.CreateClient(ctx, record)
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return "", chiterr.New(chiterr.AlreadyExists, "client id %q is taken by a service account or an OAuth client", id)
+	if err := d.store.CreateClient(ctx, record); err != nil {
+		return "", clientIDError(err, "client", id)
 	}
-	return secret, err
+	return secret, nil
 }
 
 // ListClients returns every registered client, by id.
@@ -162,7 +161,7 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 	if err := checkDefaults(grants, false); err != nil {
 		return err
 	}
-	if err := d.checkAudiences(ctx, grants.AllowedAudiences); err != nil {
+	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
 		return err
 	}
 	subject := ClientSubject(id)
@@ -175,7 +174,7 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
 	}
-	return d.refuseOnCommit(ctx, err, narrowed, subject)
+	return d.refuseOnCommit(ctx, clientIDError(err, "client", id), narrowed, subject)
 }
 
 // DeleteClient removes a client: its refresh tokens and pending codes are

@@ -43,6 +43,14 @@ func TestClientIDsAndAudiencesStayApart(t *testing.T) {
 		{"a default scope that is not allowed", func() error {
 			return d.SetServiceGrants(ctx, "billing", storage.Grants{DefaultScopes: []string{"read"}})
 		}, chiterr.InvalidArgument},
+		{"a service whose audience is its own id", func() error {
+			_, err := d.CreateServiceAccount(ctx, "svcE", storage.Grants{AllowedAudiences: []string{"svce"}})
+			return err
+		}, chiterr.InvalidArgument},
+		{"a client whose audience is its own id", func() error {
+			_, err := d.CreateClient(ctx, "cz", []string{"https://cz.example/cb"}, false, storage.Grants{AllowedAudiences: []string{"cz"}})
+			return err
+		}, chiterr.InvalidArgument},
 		{"a person granted an audience", func() error {
 			return d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{AllowedAudiences: []string{"inventory"}})
 		}, chiterr.InvalidArgument},

@@ -226,14 +226,18 @@ type Store interface {
 	// and refuses its access tokens issued before revoke.At.
 	DeleteUser(ctx context.Context, name string, revoke SubjectRevocation) error
 
-	// CreateServiceAccount stores an account; ErrAlreadyExists when the id
-	// is taken, in any letter case, by a service account or an OAuth client
-	// (they share the OAuth client_id space).
+	// CreateServiceAccount stores an account. Service accounts and OAuth
+	// clients share the OAuth client_id space, where ids and audiences never
+	// stand for each other, whatever their letter case: ErrAlreadyExists
+	// when the id is a service account's or client's id or an audience one
+	// of them may ask for; ErrConflict when one of the account's audiences
+	// is such an id (its own included). Checked atomically with the write.
 	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
 	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
 	// UpdateServiceAccount is UpdateUser for service accounts (the id and
-	// secret are kept).
+	// secret are kept); ErrConflict when an audience is a client id, as for
+	// CreateServiceAccount.
 	UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error
 	// DeleteServiceAccount removes the account and refuses revoke.Subject's
 	// access tokens issued before revoke.At, in one transaction.
@@ -278,12 +282,12 @@ type Store interface {
 	// counts as claimed afterwards.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
 
-	// CreateClient stores a client; ErrAlreadyExists when the id is taken,
-	// in any letter case, by a client or a service account.
+	// CreateClient stores a client, with CreateServiceAccount's rules.
 	CreateClient(ctx context.Context, client Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
-	// UpdateClient is UpdateUser for clients (the id and secret are kept).
+	// UpdateClient is UpdateUser for clients (the id and secret are kept),
+	// with UpdateServiceAccount's audience rule.
 	UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error
 	// DeleteClient removes the client and, in the same transaction, the
 	// refresh tokens and unredeemed codes issued to it, and refuses access

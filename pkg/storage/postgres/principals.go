@@ -118,28 +118,59 @@ func (s *Store) DeleteUser(ctx context.Context, name string, revoke storage.Subj
 
 // The OAuth client_id space, shared by service accounts and clients.
 
-// clientIDLock serializes the creation of ids in the client_id space across
-// replicas: the check of both tables and the insert are then one step.
+// clientIDLock serializes changes to the client_id space across replicas
+// (ids, and the audiences that must not be ids): each check and its write
+// are then one step.
 const clientIDLock = 0x63686974_63696473
 
-// insertClientID inserts a row in the client_id space, where ids differing
-// only in case count as the same (a service downstream may compare them so).
-func (s *Store) insertClientID(ctx context.Context, id, query string, args ...any) error {
+func lockClientIDs(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(clientIDLock))
+	return err
+}
+
+// insertClientID inserts a row in the client_id space (storage.Store's
+// CreateClient says the rules).
+func (s *Store) insertClientID(ctx context.Context, id string, audiences []string, query string, args ...any) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(clientIDLock)); err != nil {
+		if err := lockClientIDs(ctx, tx); err != nil {
 			return err
 		}
 		var taken bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower($1))
-			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1))`, id).Scan(&taken); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower($1)
+				OR position(' ' || lower($1) || ' ' in ' ' || lower(allowed_audiences) || ' ') > 0)
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1)
+				OR position(' ' || lower($1) || ' ' in ' ' || lower(allowed_audiences) || ' ') > 0)`, id).Scan(&taken); err != nil {
 			return err
 		}
 		if taken {
 			return storage.ErrAlreadyExists
 		}
+		if err := audiencesFree(ctx, tx, id, audiences); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, query, args...)
 		return err
 	})
+}
+
+// audiencesFree refuses audiences that are the id of a service account or
+// client, ownID's included, whatever their case, with storage.ErrConflict.
+// The caller holds clientIDLock.
+func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []string) error {
+	for _, audience := range audiences {
+		if strings.EqualFold(audience, ownID) {
+			return storage.ErrConflict
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower($1))
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1))`, audience).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return storage.ErrConflict
+		}
+	}
+	return nil
 }
 
 // Service accounts.
@@ -159,7 +190,7 @@ func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 }
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
-	return s.insertClientID(ctx, account.ClientID,
+	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
 		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
 		joinList(account.AllowedAudiences), toUnix(account.CreatedAt))
@@ -175,12 +206,18 @@ func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccou
 
 func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, update func(*storage.ServiceAccount) (*storage.SubjectRevocation, error)) error {
 	return s.updateRecord(ctx, func(tx pgx.Tx) (*storage.SubjectRevocation, error) {
+		if err := lockClientIDs(ctx, tx); err != nil {
+			return nil, err
+		}
 		account, err := scanServiceAccount(tx.QueryRow(ctx, `SELECT `+serviceAccountColumns+` FROM service_accounts WHERE client_id = $1 FOR UPDATE`, clientID))
 		if err != nil {
 			return nil, err
 		}
 		revoke, err := update(&account)
 		if err != nil {
+			return nil, err
+		}
+		if err := audiencesFree(ctx, tx, clientID, account.AllowedAudiences); err != nil {
 			return nil, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE service_accounts SET allowed_scopes = $1, default_scopes = $2, allowed_audiences = $3 WHERE client_id = $4`,
@@ -214,7 +251,7 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
 		joinList(client.AllowedAudiences), toUnix(client.CreatedAt))
 }
@@ -229,12 +266,18 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storage.Client) (*storage.SubjectRevocation, error)) error {
 	return s.updateRecord(ctx, func(tx pgx.Tx) (*storage.SubjectRevocation, error) {
+		if err := lockClientIDs(ctx, tx); err != nil {
+			return nil, err
+		}
 		client, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return nil, err
 		}
 		revoke, err := update(&client)
 		if err != nil {
+			return nil, err
+		}
+		if err := audiencesFree(ctx, tx, id, client.AllowedAudiences); err != nil {
 			return nil, err
 		}
 		uris, err := json.Marshal(client.RedirectURIs)

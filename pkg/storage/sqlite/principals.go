@@ -154,27 +154,50 @@ func scanServiceAccount(row rowScanner) (storage.ServiceAccount, error) {
 }
 
 // insertClientID inserts a row whose id lives in the OAuth client_id space
-// that service accounts and clients share, where ids differing only in case
-// count as one (a service downstream may compare them so). The writer's
-// transaction sees both tables, so the check and the insert cannot
-// interleave with another.
-func (s *Store) insertClientID(ctx context.Context, id, query string, args ...any) error {
+// that service accounts and clients share (storage.Store's CreateClient says
+// the rules). The writer's transaction sees both tables, so the checks and
+// the insert cannot interleave with another.
+func (s *Store) insertClientID(ctx context.Context, id string, audiences []string, query string, args ...any) error {
 	return s.updateRecord(ctx, func(tx *transaction) (*storage.SubjectRevocation, error) {
 		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower(?))
-			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?))`, id, id).Scan(&taken); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower(?)
+				OR instr(' ' || lower(allowed_audiences) || ' ', ' ' || lower(?) || ' ') > 0)
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?)
+				OR instr(' ' || lower(allowed_audiences) || ' ', ' ' || lower(?) || ' ') > 0)`, id, id, id, id).Scan(&taken); err != nil {
 			return nil, err
 		}
 		if taken == 1 {
 			return nil, storage.ErrAlreadyExists
+		}
+		if err := audiencesFree(ctx, tx, id, audiences); err != nil {
+			return nil, err
 		}
 		_, err := tx.ExecContext(ctx, query, args...)
 		return nil, err
 	})
 }
 
+// audiencesFree refuses audiences that are the id of a service account or
+// client, ownID's included, whatever their case, with storage.ErrConflict.
+func audiencesFree(ctx context.Context, tx *transaction, ownID string, audiences []string) error {
+	for _, audience := range audiences {
+		if strings.EqualFold(audience, ownID) {
+			return storage.ErrConflict
+		}
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower(?))
+			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?))`, audience, audience).Scan(&taken); err != nil {
+			return err
+		}
+		if taken == 1 {
+			return storage.ErrConflict
+		}
+	}
+	return nil
+}
+
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
-	return s.insertClientID(ctx, account.ClientID,
+	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
 		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
 		joinList(account.AllowedAudiences), toUnix(account.CreatedAt))
@@ -196,6 +219,9 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 		}
 		revoke, err := update(&account)
 		if err != nil {
+			return nil, err
+		}
+		if err := audiencesFree(ctx, tx, clientID, account.AllowedAudiences); err != nil {
 			return nil, err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET allowed_scopes = ?, default_scopes = ?, allowed_audiences = ? WHERE client_id = ?`,
@@ -227,7 +253,7 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
 		joinList(client.AllowedAudiences), toUnix(client.CreatedAt))
 }
@@ -248,6 +274,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 		}
 		revoke, err := update(&client)
 		if err != nil {
+			return nil, err
+		}
+		if err := audiencesFree(ctx, tx, id, client.AllowedAudiences); err != nil {
 			return nil, err
 		}
 		uris, err := json.Marshal(client.RedirectURIs)

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -301,5 +302,68 @@ func testRefuseAccessTokens(t *testing.T, s storage.Store) {
 	}
 	if revocation, _ := s.GetRevocation(ctx, "", "bob", ""); !revocation.SubjectRevokedAt.IsZero() {
 		t.Fatalf("another subject reads as revoked: %+v", revocation)
+	}
+}
+
+// Ids and audiences in the client_id space never stand for each other,
+// whatever their case, and the store checks it with the write.
+func testIDsAndAudiencesStayApart(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "billing", SecretHash: randomHash(t),
+		Grants: storage.Grants{AllowedAudiences: []string{"inventory"}}, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"a client named like an audience", s.CreateClient(ctx, storage.Client{ID: "Inventory", RedirectURIs: []string{"https://i.example/cb"}, CreatedAt: base}), storage.ErrAlreadyExists},
+		{"a service named like an audience", s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "INVENTORY", SecretHash: randomHash(t), CreatedAt: base}), storage.ErrAlreadyExists},
+		{"a client whose audience is a service's id", s.CreateClient(ctx, storage.Client{ID: "dashboard", RedirectURIs: []string{"https://d.example/cb"},
+			Grants: storage.Grants{AllowedAudiences: []string{"Billing"}}, CreatedAt: base}), storage.ErrConflict},
+		{"a service whose audience is its own id", s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "self", SecretHash: randomHash(t),
+			Grants: storage.Grants{AllowedAudiences: []string{"self"}}, CreatedAt: base}), storage.ErrConflict},
+		{"an update giving an audience that is an id", s.UpdateServiceAccount(ctx, "billing", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+			account.AllowedAudiences = []string{"inventory", "billing"}
+			return nil, nil
+		}), storage.ErrConflict},
+	} {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	for _, id := range []string{"dashboard", "self"} {
+		if _, err := s.GetClient(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a refused %s was stored: %v", id, err)
+		}
+	}
+	if account, _ := s.GetServiceAccount(ctx, "billing"); len(account.AllowedAudiences) != 1 {
+		t.Errorf("a refused update was applied: %v", account.AllowedAudiences)
+	}
+}
+
+// A client created at the same time as a service allowed the client's id as
+// an audience: exactly one of them is stored.
+func testConcurrentIDAndAudienceHaveOneWinner(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	for round := range 4 {
+		id := fmt.Sprintf("contested-%d", round)
+		var clientErr, serviceErr error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			clientErr = s.CreateClient(ctx, storage.Client{ID: id, RedirectURIs: []string{"https://c.example/cb"}, CreatedAt: base})
+		}()
+		go func() {
+			defer wg.Done()
+			serviceErr = s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: fmt.Sprintf("svc-%d", round), SecretHash: randomHash(t),
+				Grants: storage.Grants{AllowedAudiences: []string{id}}, CreatedAt: base})
+		}()
+		wg.Wait()
+		if (clientErr == nil) == (serviceErr == nil) {
+			t.Fatalf("round %d: client %v, service %v; want exactly one stored", round, clientErr, serviceErr)
+		}
 	}
 }

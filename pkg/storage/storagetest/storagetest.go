@@ -55,6 +55,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"SharedClientIDSpace", testSharedClientIDSpace},
 		{"ConcurrentClientIDCreationHasOneWinner", testConcurrentClientIDCreation},
 		{"RefuseAccessTokensKeepsRefreshTokens", testRefuseAccessTokens},
+		{"IDsAndAudiencesStayApart", testIDsAndAudiencesStayApart},
+		{"ConcurrentIDAndAudienceHaveOneWinner", testConcurrentIDAndAudienceHaveOneWinner},
 		{"CleanupLock", testCleanupLock},
 		{"DeleteExpiredInBatches", testDeleteExpiredInBatches},
 		{"ConcurrentLoginFailuresAllCount", testConcurrentLoginFailures},
