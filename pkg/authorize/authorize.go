@@ -296,7 +296,19 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 		return tokens.Grant{}, err
 	}
 	now := s.now()
-	stored, err := s.store.RedeemAuthorizationCode(ctx, secrets.Digest(code), now, familyID)
+	// What the code is bound to is checked before it is used up: a caller
+	// without the client, redirect URI or PKCE verifier cannot burn it.
+	stored, err := s.store.RedeemAuthorizationCode(ctx, secrets.Digest(code), now, familyID, func(stored storage.AuthorizationCode) error {
+		switch {
+		case !now.Before(stored.ExpiresAt):
+			return chiterr.New(chiterr.Unauthenticated, "authorization code has expired")
+		case stored.ClientID != client.ID:
+			return chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
+		case stored.RedirectURI != redirectURI:
+			return chiterr.New(chiterr.Unauthenticated, "authorization code was issued for another redirect_uri")
+		}
+		return checkVerifier(stored.CodeChallenge, verifier)
+	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return tokens.Grant{}, errCodeInvalid
@@ -307,20 +319,10 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 			return tokens.Grant{}, fmt.Errorf("revoke tokens of a replayed code: %w", revokeErr)
 		}
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has already been used; the tokens issued for it are revoked")
+	case chiterr.KindOf(err) == chiterr.Unauthenticated:
+		return tokens.Grant{}, err
 	case err != nil:
 		return tokens.Grant{}, fmt.Errorf("redeem authorization code: %w", err)
-	}
-	if !now.Before(stored.ExpiresAt) {
-		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code has expired")
-	}
-	if stored.ClientID != client.ID {
-		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
-	}
-	if stored.RedirectURI != redirectURI {
-		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued for another redirect_uri")
-	}
-	if err := checkVerifier(stored.CodeChallenge, verifier); err != nil {
-		return tokens.Grant{}, err
 	}
 	// The person as they are now: a deleted user's code is void, and so is
 	// one issued to an earlier user of the same name; a new role applies.

@@ -283,3 +283,22 @@ func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
 		}
 	})
 }
+
+// A code is bound to its client, redirect URI and PKCE verifier: a caller
+// lacking them is refused without using the code up, so the rightful
+// client still redeems it.
+func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		verifier := newVerifier(t)
+		code := codeFor(t, e, tr, verifier, "openid offline_access")
+		_, c := loginCli(t, tr, code, loopback, newVerifier(t))
+		wantCode(t, "LoginCli with another verifier", c, codes.Unauthenticated)
+		_, c = loginCli(t, tr, code, "http://127.0.0.1:1/other", verifier)
+		wantCode(t, "LoginCli with another redirect URI", c, codes.Unauthenticated)
+		token, c := loginCli(t, tr, code, loopback, verifier)
+		wantCode(t, "LoginCli by the rightful client", c, codes.OK)
+		if token.GetAccessToken() == "" {
+			t.Fatal("no access token")
+		}
+	})
+}

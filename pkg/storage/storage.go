@@ -296,11 +296,14 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error
 
 	CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error
-	// RedeemAuthorizationCode marks the code used at usedAt and records the
-	// refresh family it starts, returning the code as it was. Exactly one
-	// redemption succeeds; a later one gets the stored code (with the first
-	// redemption's FamilyID) and ErrConflict. An unknown hash is ErrNotFound.
-	RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (AuthorizationCode, error)
+	// RedeemAuthorizationCode runs check on the stored code and, when it
+	// passes, marks the code used at usedAt and records the refresh family
+	// it starts, returning the code as it was. A code check refuses (a wrong
+	// client or PKCE verifier) stays unused: whoever lacks what the code is
+	// bound to cannot use it up. Exactly one redemption succeeds; a later one
+	// gets the stored code (with the first redemption's FamilyID) and
+	// ErrConflict, before check runs. An unknown hash is ErrNotFound.
+	RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(AuthorizationCode) error) (AuthorizationCode, error)
 	// DeleteExpiredAuthorizationCodes removes codes that expired before cutoff.
 	DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error)
 	// RevokeRefreshFamily records the family as revoked (its access tokens are

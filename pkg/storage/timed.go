@@ -189,9 +189,9 @@ func (s *timedStore) CreateAuthorizationCode(ctx context.Context, code Authoriza
 	return s.store.CreateAuthorizationCode(ctx, code)
 }
 
-func (s *timedStore) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (AuthorizationCode, error) {
+func (s *timedStore) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(AuthorizationCode) error) (AuthorizationCode, error) {
 	defer s.done("RedeemAuthorizationCode", time.Now())
-	return s.store.RedeemAuthorizationCode(ctx, hash, usedAt, familyID)
+	return s.store.RedeemAuthorizationCode(ctx, hash, usedAt, familyID, check)
 }
 
 func (s *timedStore) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {

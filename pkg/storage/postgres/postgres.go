@@ -414,7 +414,7 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c storage.Authoriza
 		toUnix(c.AuthTime), toUnix(c.ExpiresAt), toUnix(c.UsedAt), c.FamilyID)
 }
 
-func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (storage.AuthorizationCode, error) {
+func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(storage.AuthorizationCode) error) (storage.AuthorizationCode, error) {
 	var code storage.AuthorizationCode
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// FOR UPDATE makes concurrent redemptions of one code queue: the
@@ -429,6 +429,9 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 		code.AuthTime, code.ExpiresAt, code.UsedAt = fromUnix(authTime), fromUnix(expiresAt), fromUnix(used)
 		if !code.UsedAt.IsZero() {
 			return storage.ErrConflict
+		}
+		if err := check(code); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE hash = $3`, toUnix(usedAt), familyID, hash)
 		return err

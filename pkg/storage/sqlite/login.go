@@ -16,7 +16,7 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, code storage.Author
 		toUnix(code.AuthTime), toUnix(code.ExpiresAt), toUnix(code.UsedAt), code.FamilyID)
 }
 
-func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string) (storage.AuthorizationCode, error) {
+func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(storage.AuthorizationCode) error) (storage.AuthorizationCode, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return storage.AuthorizationCode{}, err
@@ -33,6 +33,9 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 	code.AuthTime, code.ExpiresAt, code.UsedAt = fromUnix(authTime), fromUnix(expiresAt), fromUnix(used)
 	if !code.UsedAt.IsZero() {
 		return code, storage.ErrConflict
+	}
+	if err := check(code); err != nil {
+		return storage.AuthorizationCode{}, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE authorization_codes SET used_at = ?, family_id = ? WHERE hash = ?`,
 		toUnix(usedAt), familyID, hash); err != nil {

@@ -181,7 +181,7 @@ func testDeletePrincipalsEndAccess(t *testing.T, s storage.Store) {
 	if err := s.DeleteUser(ctx, "alice", storage.SubjectRevocation{Subject: "alice", At: deletedAt}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RedeemAuthorizationCode(ctx, alicesCode.Hash, deletedAt, "f"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.RedeemAuthorizationCode(ctx, alicesCode.Hash, deletedAt, "f", passes); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted user's pending code: %v, want ErrNotFound", err)
 	}
 	if revocation, _ := s.GetRevocation(ctx, "", "alice", ""); !sameInstant(revocation.SubjectRevokedAt, deletedAt) {
@@ -194,13 +194,13 @@ func testDeletePrincipalsEndAccess(t *testing.T, s storage.Store) {
 	if _, err := s.GetRefreshToken(ctx, dashboardToken.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted client's refresh token: %v, want ErrNotFound", err)
 	}
-	if _, err := s.RedeemAuthorizationCode(ctx, dashboardCode.Hash, deletedAt, "f"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.RedeemAuthorizationCode(ctx, dashboardCode.Hash, deletedAt, "f", passes); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted client's pending code: %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetRefreshToken(ctx, otherToken.Hash); err != nil {
 		t.Fatalf("the same person's login through another client must survive: %v", err)
 	}
-	if _, err := s.RedeemAuthorizationCode(ctx, otherCode.Hash, deletedAt, "f"); err != nil {
+	if _, err := s.RedeemAuthorizationCode(ctx, otherCode.Hash, deletedAt, "f", passes); err != nil {
 		t.Fatalf("another client's code must survive: %v", err)
 	}
 	if revocation, _ := s.GetRevocation(ctx, "", "bob", "client:dashboard"); !sameInstant(revocation.SubjectRevokedAt, deletedAt) {

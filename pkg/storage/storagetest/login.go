@@ -48,16 +48,31 @@ func newCode(t *testing.T) storage.AuthorizationCode {
 	}
 }
 
+// passes is a redemption check that accepts every code.
+func passes(storage.AuthorizationCode) error { return nil }
+
 func testAuthorizationCodes(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	code := newCode(t)
 	if err := s.CreateAuthorizationCode(ctx, code); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RedeemAuthorizationCode(ctx, randomHash(t), base, "f"); !errors.Is(err, storage.ErrNotFound) {
+	// A redemption its check refuses leaves the code unused.
+	refused := errors.New("wrong verifier")
+	var checked storage.AuthorizationCode
+	if _, err := s.RedeemAuthorizationCode(ctx, code.Hash, base, "f-refused", func(c storage.AuthorizationCode) error {
+		checked = c
+		return refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("a redemption its check refuses: %v", err)
+	}
+	if checked.ClientID != code.ClientID || checked.CodeChallenge != code.CodeChallenge {
+		t.Fatalf("the check saw %+v", checked)
+	}
+	if _, err := s.RedeemAuthorizationCode(ctx, randomHash(t), base, "f", passes); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown code: %v", err)
 	}
-	got, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(time.Second), "family-1")
+	got, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(time.Second), "family-1", passes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +81,7 @@ func testAuthorizationCodes(t *testing.T, s storage.Store) {
 		got.Nonce != code.Nonce || !sameInstant(got.AuthTime, base) || !sameInstant(got.ExpiresAt, code.ExpiresAt) || !got.UsedAt.IsZero() {
 		t.Fatalf("redeemed code = %+v, want %+v as it was before redemption", got, code)
 	}
-	replay, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(2*time.Second), "family-2")
+	replay, err := s.RedeemAuthorizationCode(ctx, code.Hash, base.Add(2*time.Second), "family-2", passes)
 	if !errors.Is(err, storage.ErrConflict) || replay.FamilyID != "family-1" || !sameInstant(replay.UsedAt, base.Add(time.Second)) {
 		t.Fatalf("replay = %+v, %v; want ErrConflict naming the first redemption's family", replay, err)
 	}
@@ -93,7 +108,7 @@ func testConcurrentRedemption(t *testing.T, s storage.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = s.RedeemAuthorizationCode(ctx, code.Hash, base, "family")
+			_, errs[i] = s.RedeemAuthorizationCode(ctx, code.Hash, base, "family", passes)
 		}()
 	}
 	wg.Wait()
