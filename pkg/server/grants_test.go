@@ -302,3 +302,55 @@ func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
 		}
 	})
 }
+
+// A code issued before its user was deleted exchanges for nothing, also
+// when someone has taken the name since; one issued before a role change
+// exchanges with the new role.
+func TestCodesFollowTheirUser(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		ctx := context.Background()
+		name := "dora-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		createUser := func() {
+			if err := e.Store.CreateUser(ctx, storage.User{Name: name, PasswordHash: userHash(t, e), Role: "USER", CreatedAt: e.Clock.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		signInAs := func(verifier string) string {
+			t.Helper()
+			authorizeURL, c := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid"))
+			wantCode(t, "GetAuthorizeUrl", c, codes.OK)
+			b := noRedirects(t, e)
+			page := b.Open(t, authorizeURL)
+			resp := b.Submit(t, page, url.Values{"username": {name}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
+			resp.Body.Close()
+			location, err := resp.Location()
+			if err != nil || location.Query().Get("code") == "" {
+				t.Fatalf("sign-in as %s: %d %v", name, resp.StatusCode, err)
+			}
+			return location.Query().Get("code")
+		}
+		createUser()
+		verifier := newVerifier(t)
+		code := signInAs(verifier)
+		e.Clock.Advance(time.Millisecond)
+		if err := e.Directory().SetUserRole(ctx, name, accounts.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(time.Millisecond)
+		token, c := loginCli(t, tr, code, loopback, verifier)
+		wantCode(t, "LoginCli after a role change", c, codes.OK)
+		if claims, c := tr.check(t, token.GetAccessToken()); c != codes.OK || claims.GetRole() != "ADMIN" {
+			t.Fatalf("the code exchanged with role %q (%v), want the new ADMIN", claims.GetRole(), c)
+		}
+
+		code = signInAs(verifier)
+		e.Clock.Advance(time.Millisecond)
+		if err := e.Directory().DeleteUser(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(time.Millisecond)
+		createUser() // someone else takes the name
+		_, c = loginCli(t, tr, code, loopback, verifier)
+		wantCode(t, "LoginCli of a code issued before its user was deleted", c, codes.Unauthenticated)
+	})
+}
