@@ -254,6 +254,9 @@ type Store interface {
 	DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error)
 
 	CreateRefreshToken(ctx context.Context, token RefreshToken) error
+	// GetRefreshToken returns a stored token; ErrNotFound for an unknown one
+	// and for one whose family was revoked (even if it was stored after the
+	// revocation, by a call that raced it).
 	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token with oldHash as rotated at
 	// successor.IssuedAt (keeping sealedSuccessor with it) and stores
@@ -321,7 +324,8 @@ type Store interface {
 	// and a client's principal key (either may be empty).
 	GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error)
 	// DeleteExpiredRevocations forgets revocations made before cutoff, when no
-	// access token they concern can still be valid.
+	// access token they concern can still be valid, deleting first any
+	// refresh token left of a family it forgets.
 	DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error)
 
 	// GetLoginFailures returns the failures counted for key (zero if none).

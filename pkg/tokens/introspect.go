@@ -57,7 +57,8 @@ func (s *Service) introspectRefreshToken(ctx context.Context, caller accounts.Cl
 		return Introspection{}, fmt.Errorf("read refresh token: %w", err)
 	}
 	now := s.Now()
-	if record.ClientID == "" || record.ClientID != caller.ID || !record.RotatedAt.IsZero() || !now.Before(record.ExpiresAt) {
+	if record.ClientID == "" || record.ClientID != caller.ID || !record.RotatedAt.IsZero() || !now.Before(record.ExpiresAt) ||
+		caller.CreatedAt.After(record.IssuedAt) { // issued to an earlier client of the same id
 		return Introspection{}, nil
 	}
 	user, err := s.Directory.LookupUser(ctx, record.Subject)

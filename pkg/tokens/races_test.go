@@ -265,3 +265,42 @@ func (h *clientReadHook) GetClient(ctx context.Context, id string) (storage.Clie
 	}
 	return client, err
 }
+
+// A refresh token issued to a client that was deleted (stored by a sign-in
+// that raced the delete) is not the business of a new client registered
+// under the same id: introspection shows it inactive, and it does not
+// refresh.
+func TestRefreshTokenOfADeletedClientIsNotTheNewClients(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.operator.CreateClient(ctx, "dashboard", []string{"https://d.example/cb"}, true, storage.Grants{AllowedScopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	issuedAt := f.clock.Now()
+	f.clock.Advance(time.Second)
+	if err := f.operator.DeleteClient(ctx, "dashboard"); err != nil {
+		t.Fatal(err)
+	}
+	// What a sign-in that read the old client stores after the delete.
+	raced := tokens.RefreshTokenPrefix + "stored-by-a-sign-in-that-raced-the-delete"
+	if err := f.store.CreateRefreshToken(ctx, storage.RefreshToken{
+		Hash: secrets.Digest(raced), FamilyID: "raced-family", Subject: "alice", Role: "USER", Scope: "read", ClientID: "dashboard",
+		IssuedAt: issuedAt, ExpiresAt: issuedAt.Add(time.Hour), FamilyExpiresAt: issuedAt.Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	secret, err := f.operator.CreateClient(ctx, "dashboard", []string{"https://d.example/cb"}, true, storage.Grants{AllowedScopes: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newClient, err := f.service.Directory.AuthenticateClient(ctx, "dashboard", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answer, err := f.service.Introspect(ctx, newClient, raced); err != nil || answer.Active {
+		t.Fatalf("the new client introspecting the old client's refresh token: %+v, %v; want inactive", answer, err)
+	}
+	_, err = f.service.Refresh(ctx, newClient, raced, "")
+	wantKind(t, err, chiterr.Unauthenticated)
+}

@@ -317,7 +317,10 @@ func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshTok
 func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
 	var t storage.RefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt *int64
-	err := s.pool.QueryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = $1`, hash).Scan(
+	// A token of a revoked family is gone, also one stored after the
+	// revocation by an exchange or sign-in that raced it.
+	err := s.pool.QueryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = $1
+		AND NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`, hash).Scan(
 		&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &t.ClientID, &t.Audience, &issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &t.ReplacedBy, &t.SealedSuccessor)
 	t.IssuedAt, t.ExpiresAt, t.FamilyExpiresAt, t.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(familyExpiresAt), fromUnix(rotatedAt)
 	return t, notFound(err)
@@ -396,6 +399,12 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client str
 }
 
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	// Refresh tokens of a family about to be forgotten go first: one stored
+	// after the revocation (a raced exchange) would otherwise come back.
+	if _, err := deleteInBatches(ctx, s.pool, "refresh_tokens", "hash",
+		`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < $1)`, toUnix(cutoff)); err != nil {
+		return 0, err
+	}
 	families, err := deleteInBatches(ctx, s.pool, "revoked_families", "family_id", `revoked_at < $1`, toUnix(cutoff))
 	if err != nil {
 		return 0, err

@@ -116,6 +116,12 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client str
 }
 
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	// Refresh tokens of a family about to be forgotten go first: one stored
+	// after the revocation (a raced exchange) would otherwise come back.
+	if _, err := s.deleteInBatches(ctx, "refresh_tokens",
+		`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < ?)`, toUnix(cutoff)); err != nil {
+		return 0, err
+	}
 	families, err := s.deleteInBatches(ctx, "revoked_families", `revoked_at < ?`, toUnix(cutoff))
 	if err != nil {
 		return families, err

@@ -278,7 +278,10 @@ func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshTok
 func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
 	var token storage.RefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash).
+	// A token of a revoked family is gone, also one stored after the
+	// revocation by an exchange or sign-in that raced it.
+	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?
+		AND NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`, hash).
 		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope, &token.ClientID, &token.Audience,
 			&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor)
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)

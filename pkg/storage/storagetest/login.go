@@ -166,6 +166,29 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	}
 }
 
+// A refresh token stored after its family was revoked (an exchange that
+// raced a replay) is gone at once, and cannot come back when the
+// revocation is forgotten.
+func testTokenStoredAfterItsFamilyWasRevoked(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	late := newRefreshToken(t, "alice")
+	if _, err := s.RevokeRefreshFamily(ctx, late.FamilyID, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshToken(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshToken(ctx, late.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a token of a revoked family: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeleteExpiredRevocations(ctx, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshToken(ctx, late.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the token came back when its family's revocation was forgotten: %v", err)
+	}
+}
+
 func testRevokeSubject(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	alices, bobs := newRefreshToken(t, "alice"), newRefreshToken(t, "bob")

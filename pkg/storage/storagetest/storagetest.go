@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
+		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},
 		{"LoginFailures", testLoginFailures},
 		{"GrantsRoundTrip", testGrantsRoundTrip},
 		{"UpdatePrincipals", testUpdatePrincipals},
