@@ -2,7 +2,9 @@ package accounts_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chit-auth/chit/pkg/accounts"
@@ -96,5 +98,38 @@ func TestGrantScopes(t *testing.T) {
 	service := accounts.Principal{Subject: "service:billing", Role: accounts.RoleService, Grants: storage.Grants{AllowedScopes: []string{"inventory:read"}}}
 	if _, err := (accounts.Grantee{Principal: service}).GrantScopes([]string{"openid"}); chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
 		t.Errorf("a service asking for an OIDC scope: %v, want invalid_scope", err)
+	}
+}
+
+// What an operator grants is checked before anything is written, with a
+// message naming what is wrong.
+func TestNewGrantsRefusesMalformedInput(t *testing.T) {
+	long := strings.Repeat("s", accounts.MaxScopeLength+1)
+	many := make([]string, accounts.MaxGrantedScopes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("scope-%d", i)
+	}
+	for _, tc := range []struct {
+		name                        string
+		allowed, defaults, audience []string
+		mention                     string
+	}{
+		{"an empty scope", []string{""}, nil, nil, "--scope"},
+		{"a scope with a space", []string{"a b"}, nil, nil, "a b"},
+		{"a scope with a quote", []string{`a"b`}, nil, nil, `a\"b`},
+		{"a scope over the length", []string{long}, nil, nil, "longer than"},
+		{"too many scopes", many, nil, nil, "at most"},
+		{"an empty default scope", nil, []string{""}, nil, "--default-scope"},
+		{"a malformed audience", nil, nil, []string{"in ventory"}, "audience"},
+		{"an audience over the length", nil, nil, []string{strings.Repeat("a", 65)}, "audience"},
+	} {
+		_, err := accounts.NewGrants(tc.allowed, tc.defaults, tc.audience)
+		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {
+			t.Errorf("%s: got %v, want INVALID_ARGUMENT mentioning %q", tc.name, err, tc.mention)
+		}
+	}
+	grants, err := accounts.NewGrants([]string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
+	if err != nil || !slices.Equal(grants.AllowedScopes, []string{"a", "b"}) {
+		t.Fatalf("NewGrants = %+v, %v; want duplicates dropped", grants, err)
 	}
 }
