@@ -35,11 +35,16 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "request deadline exceeded")
+	// A classified error says what happened even when it wraps a context
+	// error: the hashing queue's own timeout is RESOURCE_EXHAUSTED with a
+	// retry hint, not the request's deadline.
+	if kind := chiterr.KindOf(err); kind == chiterr.Internal {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return status.Error(codes.Canceled, "request canceled")
+		case errors.Is(err, context.DeadlineExceeded):
+			return status.Error(codes.DeadlineExceeded, "request deadline exceeded")
+		}
 	}
 	code, ok := codeOfKind[chiterr.KindOf(err)]
 	if !ok {

@@ -1,0 +1,87 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/server"
+	"github.com/chit-auth/chit/pkg/server/servertest"
+)
+
+// When the hashing queue is full, a sign-in is told to come back: 429 with
+// Retry-After on REST, RESOURCE_EXHAUSTED on gRPC; never a 504, which the
+// queue's own timeout (a deadline) used to become.
+func TestFullHashingQueueAnswersRetryLater(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) {
+		cfg.MaxConcurrentHashes = 1
+		cfg.HashQueueTimeout = 10 * time.Millisecond
+		// Slow enough that a burst queues behind one hash.
+		cfg.PasswordParams = passwords.Params{MemoryKiB: 16 * 1024, Iterations: 4, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	})
+	body := `{"passwordCredential":{"username":"` + servertest.UserName + `","password":"` + servertest.UserPassword + `"}}`
+	form := url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {servertest.UserPassword}}.Encode()
+	const callers = 8
+	statuses := make([]int, 2*callers)
+	retryAfter := make([]string, 2*callers)
+	var wg sync.WaitGroup
+	for i := range 2 * callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Half on REST, half on the OAuth token endpoint.
+			path, contentType, payload := "/v1/auth/token", "application/json", body
+			if i%2 == 1 {
+				path, contentType, payload = "/oauth2/token", "application/x-www-form-urlencoded", form
+			}
+			resp, err := http.Post(e.HTTPBase()+path, contentType, strings.NewReader(payload))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i], retryAfter[i] = resp.StatusCode, resp.Header.Get("Retry-After")
+		}()
+	}
+	wg.Wait()
+	throttled := 0
+	for i, status := range statuses {
+		switch status {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			throttled++
+			if retryAfter[i] == "" {
+				t.Errorf("a 429 without Retry-After")
+			}
+		default:
+			t.Errorf("a sign-in behind a full queue answered %d, want 200 or 429", status)
+		}
+	}
+	if throttled == 0 {
+		t.Fatalf("no sign-in of %d at once met the full queue (statuses %v): the test proves nothing", callers, statuses)
+	}
+
+	// gRPC: the same refusal, with its code.
+	var codesSeen sync.Map
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, code := transports(e)["gRPC"].token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+			codesSeen.Store(code, true)
+		}()
+	}
+	wg.Wait()
+	codesSeen.Range(func(code, _ any) bool {
+		if code != codes.OK && code != codes.ResourceExhausted {
+			t.Errorf("a gRPC sign-in behind a full queue answered %v", code)
+		}
+		return true
+	})
+}
