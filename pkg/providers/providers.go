@@ -100,9 +100,19 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	return &Service{cfg: cfg, store: deps.Store, sealer: deps.Sealer, now: deps.Now, random: deps.Random, events: deps.Events}
 }
 
-func checkBulk(n int) error {
-	if n < 1 || n > MaxBulkItems {
+// checkBulk bounds a bulk request and refuses one that names an item twice
+// (what names it: an id, a claim token): the answer has one response per
+// item, and two of them for one thing could only disagree.
+func checkBulk(items []string, what string) error {
+	if n := len(items); n < 1 || n > MaxBulkItems {
 		return chiterr.New(chiterr.InvalidArgument, "a bulk request needs 1 to %d items, got %d", MaxBulkItems, n)
+	}
+	first := make(map[string]int, len(items))
+	for i, item := range items {
+		if earlier, seen := first[item]; seen && item != "" {
+			return chiterr.New(chiterr.InvalidArgument, "items %d and %d name the same %s", earlier, i, what)
+		}
+		first[item] = i
 	}
 	return nil
 }
@@ -121,7 +131,7 @@ type Caller struct {
 // Register creates unclaimed providers, owned by the calling service, and
 // returns a claim token for each.
 func (s *Service) Register(ctx context.Context, caller Caller, ids []string) ([]string, error) {
-	if err := checkBulk(len(ids)); err != nil {
+	if err := checkBulk(ids, "provider"); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -153,7 +163,7 @@ func (s *Service) Register(ctx context.Context, caller Caller, ids []string) ([]
 // refresh token. A retried claim gets the same answer until the claim
 // expires.
 func (s *Service) Claim(ctx context.Context, claimTokens []string) ([]Credentials, error) {
-	if err := checkBulk(len(claimTokens)); err != nil {
+	if err := checkBulk(claimTokens, "claim token"); err != nil {
 		return nil, err
 	}
 	answers, err := s.claimOnce(ctx, claimTokens)
@@ -223,20 +233,15 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 // service that registered a provider, or an admin, may renew it: renewing
 // hands over the provider's new key.
 func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Credentials, error) {
-	if err := checkBulk(len(ids)); err != nil {
+	if err := checkBulk(ids, "provider"); err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(ids))
 	answers := make([]Credentials, len(ids))
 	records := make([]storage.ProviderCredentials, len(ids))
 	for i, id := range ids {
 		if id == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "id is required")
 		}
-		if seen[id] {
-			return nil, itemError(i, chiterr.InvalidArgument, "provider %q appears twice", id)
-		}
-		seen[id] = true
 		if !caller.Admin {
 			provider, err := s.store.GetProvider(ctx, id)
 			switch {
@@ -268,7 +273,7 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 // Refresh trades provider refresh tokens for access tokens signed with each
 // provider's own key. The refresh token is long-lived and not rotated.
 func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string, error) {
-	if err := checkBulk(len(refreshTokens)); err != nil {
+	if err := checkBulk(refreshTokens, "refresh token"); err != nil {
 		return nil, err
 	}
 	accessTokens := make([]string, len(refreshTokens))
@@ -298,7 +303,7 @@ func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string
 // calling service, which the provider verifies with the public key it got
 // from claim.
 func (s *Service) RefreshAsOrchestrator(ctx context.Context, service string, providerIDs []string) ([]string, error) {
-	if err := checkBulk(len(providerIDs)); err != nil {
+	if err := checkBulk(providerIDs, "provider"); err != nil {
 		return nil, err
 	}
 	accessTokens := make([]string, len(providerIDs))

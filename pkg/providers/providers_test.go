@@ -61,8 +61,21 @@ func TestBulkErrorsNameTheItem(t *testing.T) {
 	wantError(t, err, chiterr.InvalidArgument, "item 1")
 	_, err = s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"taken", "ghost"})
 	wantError(t, err, chiterr.NotFound, "item 1")
-	_, err = s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"taken", "taken"})
-	wantError(t, err, chiterr.InvalidArgument, "appears twice")
+	_, err = s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"taken", "x", "taken"})
+	wantError(t, err, chiterr.InvalidArgument, "items 0 and 2")
+	// Every bulk call refuses an item named twice, naming both indexes.
+	claimTokens, err := s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Claim(ctx, []string{claimTokens[0], claimTokens[0]})
+	wantError(t, err, chiterr.InvalidArgument, "items 0 and 1")
+	_, err = s.Register(ctx, Caller{ServiceID: "ucloud"}, []string{"a", "b", "a"})
+	wantError(t, err, chiterr.InvalidArgument, "items 0 and 2")
+	_, err = s.Refresh(ctx, []string{"r", "r"})
+	wantError(t, err, chiterr.InvalidArgument, "items 0 and 1")
+	_, err = s.RefreshAsOrchestrator(ctx, "ucloud", []string{"taken", "taken"})
+	wantError(t, err, chiterr.InvalidArgument, "items 0 and 1")
 	_, err = s.Refresh(ctx, []string{"unknown"})
 	wantError(t, err, chiterr.Unauthenticated, "item 0")
 	_, err = s.Register(ctx, Caller{ServiceID: "ucloud"}, nil)

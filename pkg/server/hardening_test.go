@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
@@ -83,5 +84,21 @@ func TestFullHashingQueueAnswersRetryLater(t *testing.T) {
 			t.Errorf("a gRPC sign-in behind a full queue answered %v", code)
 		}
 		return true
+	})
+}
+
+// A claim naming one claim token twice is a bad request on both
+// transports, not a 500.
+func TestClaimNamingATokenTwiceIsABadRequest(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		id := "twice-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		registered := &authv1.AuthProvidersRegisterResponse{}
+		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
+			&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}, registered), codes.OK)
+		claimToken := registered.GetResponses()[0].GetClaimToken()
+		claim := &authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: claimToken}, {ClaimToken: claimToken}}}
+		wantCode(t, "claim naming one token twice", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, service.GetAccessToken(), claim, &authv1.AuthProvidersClaimResponse{}), codes.InvalidArgument)
 	})
 }
