@@ -386,6 +386,13 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if len(password) > passwords.MaxLength {
 		return Principal{}, errBadPassword
 	}
+	// No user can have a name that breaks the rules for names, so such a
+	// sign-in is refused before anything is stored for it (the throttle
+	// would otherwise keep a row per made-up name, of any size). Which
+	// names are valid is public: the answer tells nothing about accounts.
+	if !namePattern.MatchString(name) {
+		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username is not a valid name (1 to 64 letters, digits, '.', '_', '@' or '-')")
+	}
 	keys := throttleKeys(ctx, name)
 	failing, err := d.checkThrottle(ctx, keys)
 	if err != nil {

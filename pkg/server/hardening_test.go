@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -100,5 +101,65 @@ func TestClaimNamingATokenTwiceIsABadRequest(t *testing.T) {
 		claimToken := registered.GetResponses()[0].GetClaimToken()
 		claim := &authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: claimToken}, {ClaimToken: claimToken}}}
 		wantCode(t, "claim naming one token twice", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, service.GetAccessToken(), claim, &authv1.AuthProvidersClaimResponse{}), codes.InvalidArgument)
+	})
+}
+
+// A revocation is kept as long as the longest-lived token it concerns:
+// tokens a provider's key signs for a service (refreshAsOrchestrator) live
+// --provider-token-ttl, which may be longer than access tokens.
+func TestRevocationsOutliveTheLongestToken(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.Providers.AccessTokenTTL = 2 * time.Hour })
+	tr := transports(e)["gRPC"]
+	owner, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+	wantCode(t, "owner token", code, codes.OK)
+	orchestrator, code := tr.token(t, clientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
+	wantCode(t, "orchestrator token", code, codes.OK)
+	registered := &authv1.AuthProvidersRegisterResponse{}
+	wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(),
+		&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "longlived"}}}, registered), codes.OK)
+	wantCode(t, "claim", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
+		&authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: registered.GetResponses()[0].GetClaimToken()}}},
+		&authv1.AuthProvidersClaimResponse{}), codes.OK)
+	orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
+	wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
+		&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "longlived"}}}, orchestrated), codes.OK)
+	token := orchestrated.GetResponses()[0].GetAccessToken()
+
+	e.Clock.Advance(time.Millisecond)
+	if err := e.Directory().DeleteServiceAccount(context.Background(), servertest.OrchestratorName); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(3 * time.Second)
+	_, code = tr.check(t, token)
+	wantCode(t, "CheckToken of the deleted service's orchestrator token", code, codes.Unauthenticated)
+	// Past the access tokens' lifetime, within the orchestrator token's.
+	e.Clock.Advance(time.Hour)
+	e.Server.DeleteExpired(context.Background())
+	_, code = tr.check(t, token)
+	wantCode(t, "CheckToken after the clean-up", code, codes.Unauthenticated)
+}
+
+// A username no account can have is refused before anything is stored for
+// it: a huge name used to become a row of the throttle table.
+func TestMalformedUsernameStoresNothing(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		huge := strings.Repeat("m", 100<<10)
+		for _, name := range []string{huge, "bad name", "#P_x", "service:billing"} {
+			_, code := tr.token(t, passwordRequest(name, "wrong-password"))
+			wantCode(t, "a sign-in as "+name[:min(len(name), 16)], code, codes.InvalidArgument)
+			failures, err := e.Store.GetLoginFailures(context.Background(), "user:"+name)
+			if err != nil || failures.Count != 0 {
+				t.Fatalf("a failure was stored for %.16q: %+v, %v", name, failures, err)
+			}
+		}
+		resp, err := http.Post(e.HTTPBase()+"/oauth2/token", "application/x-www-form-urlencoded",
+			strings.NewReader(url.Values{"grant_type": {"password"}, "username": {"bad name"}, "password": {"x"}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("/oauth2/token with a malformed username: %d, want 400", resp.StatusCode)
+		}
 	})
 }

@@ -448,9 +448,12 @@ func (s *Server) deleteExpired(ctx context.Context) {
 		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
 			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
 		},
-		// A revocation matters while an access token it concerns may live.
+		// A revocation matters while a token it concerns may live: an access
+		// token, or a token a provider's key signed for a service
+		// (refreshAsOrchestrator), which may live longer.
 		"revocations": func(ctx context.Context, now time.Time) (int, error) {
-			return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.Tokens.AccessTokenTTL-s.cfg.Tokens.ClockSkew))
+			longest := max(s.cfg.Tokens.AccessTokenTTL, s.cfg.Providers.AccessTokenTTL)
+			return s.store.DeleteExpiredRevocations(ctx, now.Add(-longest-s.cfg.Tokens.ClockSkew))
 		},
 	} {
 		n, err := clean(ctx, now)
