@@ -35,9 +35,8 @@ type Options struct {
 
 // Errors a person can act on.
 var (
-	ErrTimedOut      = errors.New("login timed out: the browser did not come back; run chit login again")
-	ErrStateMismatch = errors.New("login refused: the browser came back with another login's state (a possible forgery); run chit login again")
-	ErrCancelled     = errors.New("login was cancelled in the browser")
+	ErrTimedOut  = errors.New("login timed out: the browser did not come back; run chit login again")
+	ErrCancelled = errors.New("login was cancelled in the browser")
 )
 
 type callback struct {
@@ -119,15 +118,22 @@ func Login(ctx context.Context, opts Options) (Credentials, error) {
 	return fromAccessToken(resp.GetAccessToken(), opts.Now()), nil
 }
 
-// callbackHandler takes the first redirect that reaches /callback.
+// callbackHandler takes the first redirect that reaches /callback with this
+// login's state. Any other request (a stray one from another local
+// program, or a forged one) is answered with an error and ignored, so it
+// can neither abort the login nor slip a code into it.
 func callbackHandler(state string, results chan<- callback) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, r *http.Request) {
 		query := r.URL.Query()
+		if subtle.ConstantTimeCompare([]byte(query.Get("state")), []byte(state)) != 1 {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = finishedPage.Execute(w, "This is not the login in progress")
+			return
+		}
 		var result callback
 		switch {
-		case subtle.ConstantTimeCompare([]byte(query.Get("state")), []byte(state)) != 1:
-			result.err = ErrStateMismatch
 		case query.Get("error") == "access_denied":
 			result.err = ErrCancelled
 		case query.Get("error") != "":
