@@ -128,6 +128,7 @@ type serveFlags struct {
 	tlsClientCA      string
 	insecureDev      bool
 	requestTimeout   time.Duration
+	grpcConnections  server.GRPCConnections
 	pprofAddr        string
 	otlpEndpoint     string
 	otlpInsecure     bool
@@ -161,6 +162,11 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.BoolVar(&f.otlpInsecure, "otlp-insecure", false, "send OTLP traces without TLS (a local collector)")
 	flags.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this address; off when empty; keep it private")
 	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
+	defaults := server.DefaultGRPCConnections
+	flags.DurationVar(&f.grpcConnections.MaxAge, "grpc-max-connection-age", defaults.MaxAge, "a gRPC connection this old is closed once its calls finish, so clients reconnect and spread over the replicas")
+	flags.DurationVar(&f.grpcConnections.MaxAgeGrace, "grpc-max-connection-age-grace", defaults.MaxAgeGrace, "how long the calls of a connection past its age may take to finish")
+	flags.Uint32Var(&f.grpcConnections.MaxConcurrentStreams, "grpc-max-concurrent-streams", defaults.MaxConcurrentStreams, "calls one gRPC connection may run at once")
+	flags.DurationVar(&f.grpcConnections.MinPingInterval, "grpc-min-ping-interval", defaults.MinPingInterval, "shortest keepalive ping interval a gRPC client may use; one pinging more often is disconnected")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
@@ -197,6 +203,10 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{(f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
 		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
 		{f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
+		{f.grpcConnections.MaxAge < time.Minute, "--grpc-max-connection-age must be at least 1m"},
+		{f.grpcConnections.MaxAgeGrace < f.requestTimeout, "--grpc-max-connection-age-grace must be at least --request-timeout, so calls in flight can finish"},
+		{f.grpcConnections.MaxConcurrentStreams < 1, "--grpc-max-concurrent-streams must be at least 1"},
+		{f.grpcConnections.MinPingInterval < time.Second, "--grpc-min-ping-interval must be at least 1s"},
 		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
 		{f.otlpEndpoint != "" && !validAddr(f.otlpEndpoint), fmt.Sprintf("--otlp-endpoint %q is not host:port", f.otlpEndpoint)},
 		{f.audience == "", "--audience must not be empty"},
@@ -298,6 +308,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		KeyRotationPeriod:      f.keyRotation,
 		KeyCheckInterval:       f.keyCheck,
 		RequestTimeout:         f.requestTimeout,
+		GRPCConnections:        f.grpcConnections,
 		PprofAddr:              f.pprofAddr,
 		Logger:                 logger,
 	}

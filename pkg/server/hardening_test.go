@@ -6,10 +6,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/passwords"
@@ -162,4 +166,52 @@ func TestMalformedUsernameStoresNothing(t *testing.T) {
 			t.Fatalf("/oauth2/token with a malformed username: %d, want 400", resp.StatusCode)
 		}
 	})
+}
+
+// connCounter counts the connections a client opens.
+type connCounter struct{ opened atomic.Int32 }
+
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c *connCounter) HandleConn(_ context.Context, s stats.ConnStats) {
+	if _, ok := s.(*stats.ConnBegin); ok {
+		c.opened.Add(1)
+	}
+}
+
+// A gRPC connection past its maximum age is closed once its calls finish:
+// the call in flight completes, and the client reconnects (behind a load
+// balancer, possibly to another replica).
+func TestGRPCConnectionsAgeOut(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) {
+		cfg.GRPCConnections = server.GRPCConnections{MaxAge: 200 * time.Millisecond, MaxAgeGrace: 10 * time.Second}
+		// A sign-in slow enough to be in flight when the age passes.
+		cfg.PasswordParams = passwords.Params{MemoryKiB: 32 * 1024, Iterations: 24, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	})
+	counter := &connCounter{}
+	conn, err := grpc.NewClient(e.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStatsHandler(counter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	auth := authv1.NewAuthServiceClient(conn)
+	ctx := context.Background()
+	started := time.Now()
+	if _, err := auth.Token(ctx, passwordRequest(servertest.UserName, servertest.UserPassword)); err != nil {
+		t.Fatalf("the call in flight when its connection aged out: %v", err)
+	}
+	if took := time.Since(started); took < 250*time.Millisecond {
+		t.Logf("the sign-in took %v, less than the connection's age: the in-flight case was not exercised", took)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counter.opened.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client kept one connection for %v past its maximum age", time.Since(started))
+		}
+		if _, err := auth.GetAuthStatus(ctx, &authv1.GetAuthStatusRequest{}); err != nil {
+			t.Fatalf("a call after the connection aged out: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
@@ -79,6 +80,9 @@ type Config struct {
 	TLS *tls.Config
 	// RequestTimeout bounds every call's handling.
 	RequestTimeout time.Duration
+	// GRPCConnections limits the gRPC port's connections; zero fields take
+	// their defaults (DefaultGRPCConnections).
+	GRPCConnections GRPCConnections
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string
 	// TracerProvider, when set, traces every call (OpenTelemetry); the
@@ -99,6 +103,51 @@ type Config struct {
 	// replace them.
 	Now    func() time.Time
 	Random io.Reader
+}
+
+// GRPCConnections are the gRPC port's connection limits.
+type GRPCConnections struct {
+	// MaxAge closes a connection (with GOAWAY, after its calls finish
+	// within MaxAgeGrace) once it is this old, so that clients behind a
+	// load balancer reconnect and spread over the replicas there are now.
+	MaxAge      time.Duration
+	MaxAgeGrace time.Duration
+	// MaxConcurrentStreams bounds the calls one connection runs at once.
+	MaxConcurrentStreams uint32
+	// MinPingInterval is the shortest keepalive interval a client may
+	// use; one pinging more often is disconnected.
+	MinPingInterval time.Duration
+}
+
+// DefaultGRPCConnections are chitd's defaults: connections live 30 minutes
+// (a deployment's new replicas get traffic within that), in-flight calls get
+// 30 seconds (twice the default request timeout) to finish, 1,000 calls at
+// once per connection, pings at most every 10 seconds.
+var DefaultGRPCConnections = GRPCConnections{MaxAge: 30 * time.Minute, MaxAgeGrace: 30 * time.Second, MaxConcurrentStreams: 1000, MinPingInterval: 10 * time.Second}
+
+func (c GRPCConnections) withDefaults() GRPCConnections {
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultGRPCConnections.MaxAge
+	}
+	if c.MaxAgeGrace <= 0 {
+		c.MaxAgeGrace = DefaultGRPCConnections.MaxAgeGrace
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultGRPCConnections.MaxConcurrentStreams
+	}
+	if c.MinPingInterval <= 0 {
+		c.MinPingInterval = DefaultGRPCConnections.MinPingInterval
+	}
+	return c
+}
+
+func (c GRPCConnections) serverOptions() []grpc.ServerOption {
+	c = c.withDefaults()
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: c.MaxAge, MaxConnectionAgeGrace: c.MaxAgeGrace}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.MinPingInterval, PermitWithoutStream: true}),
+	}
 }
 
 // Server is a running Chit with its two listeners.
@@ -200,6 +249,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		grpc.ChainStreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
 	}
+	options = append(options, cfg.GRPCConnections.serverOptions()...)
 	if tracing != nil {
 		options = append(options, grpc.StatsHandler(tracing))
 	}
