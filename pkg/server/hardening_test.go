@@ -215,3 +215,28 @@ func TestGRPCConnectionsAgeOut(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The sign-in page's CSRF cookie is __Host-prefixed and Secure whenever the
+// page's public URL is https, also when the request reaching chitd is plain
+// HTTP (TLS ends at a proxy); with an http issuer (development) it is not.
+func TestCSRFCookieIsHostPrefixedBehindHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		issuer, cookie string
+		secure         bool
+	}{
+		{"https://chit.test", "__Host-chit_csrf=", true},
+		{"http://localhost:8080", "chit_csrf=", false},
+	} {
+		t.Run(tc.issuer, func(t *testing.T) {
+			e := servertest.Start(t, func(cfg *server.Config) { cfg.Tokens.Issuer, cfg.Providers.Issuer = tc.issuer, tc.issuer })
+			authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "openid"))
+			wantCode(t, "GetAuthorizeUrl", code, codes.OK)
+			page := e.NewBrowser(t).Open(t, authorizeURL)
+			setCookie := strings.Join(page.Header.Values("Set-Cookie"), "\n")
+			if !strings.HasPrefix(setCookie, tc.cookie) || strings.Contains(setCookie, "; Secure") != tc.secure ||
+				(tc.secure && (!strings.Contains(setCookie, "Path=/;") || strings.Contains(setCookie, "Domain="))) {
+				t.Fatalf("Set-Cookie %q; want %s, Secure %v (and Path=/, no Domain, when Secure)", setCookie, tc.cookie, tc.secure)
+			}
+		})
+	}
+}

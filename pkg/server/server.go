@@ -286,7 +286,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
-			signinpage.New(authorizeService, cfg.Logger).Register(mux)
+			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(mux)
 			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(mux)
 			mux.Handle("GET /metrics", metrics.Handler())
 			mux.HandleFunc("GET /readyz", s.ready)

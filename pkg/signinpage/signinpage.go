@@ -21,7 +21,14 @@ var assets embed.FS
 
 var page = template.Must(template.ParseFS(assets, "assets/page.html"))
 
-const csrfCookie = "chit_csrf"
+// The CSRF cookie. Where the page's public URL is https, it is
+// __Host-prefixed (RFC 6265bis): Secure, for the whole host, and no other
+// site or subdomain can set it; that holds behind a TLS-terminating proxy
+// too, where the request reaching chitd is plain HTTP.
+const (
+	csrfCookie       = "chit_csrf"
+	secureCSRFCookie = "__Host-chit_csrf"
+)
 
 // maxFormBytes bounds a sign-in form submission.
 const maxFormBytes = 16 << 10
@@ -30,11 +37,15 @@ const maxFormBytes = 16 << 10
 type Handler struct {
 	authorize *authorize.Service
 	logger    *slog.Logger
+	// httpsOnly is set when the page's public URL is https: its cookie is
+	// then always Secure and __Host-prefixed.
+	httpsOnly bool
 }
 
-// New returns the handler; mount it at /oauth2/.
-func New(authorizeService *authorize.Service, logger *slog.Logger) *Handler {
-	return &Handler{authorize: authorizeService, logger: logger}
+// New returns the handler; mount it at /oauth2/. httpsOnly says the page's
+// public URL (the issuer) is https.
+func New(authorizeService *authorize.Service, logger *slog.Logger, httpsOnly bool) *Handler {
+	return &Handler{authorize: authorizeService, logger: logger, httpsOnly: httpsOnly}
 }
 
 // Register adds the page's routes to mux.
@@ -83,7 +94,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type %q is not supported; use code", response))
 		return
 	}
-	token, err := newCSRFToken(w, r.TLS != nil)
+	token, err := h.newCSRFToken(w, r.TLS != nil)
 	if err != nil {
 		h.problem(w, err)
 		return
@@ -97,7 +108,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, chiterr.New(chiterr.InvalidArgument, "the form could not be read"))
 		return
 	}
-	if !validCSRF(r) {
+	if !h.validCSRF(r) {
 		h.problem(w, chiterr.New(chiterr.PermissionDenied, "the form has expired or did not come from this page; reload the sign-in link"))
 		return
 	}
@@ -197,30 +208,39 @@ func (h *Handler) securityHeaders(w http.ResponseWriter, redirectURI string) {
 	header.Set("Cache-Control", "no-store")
 }
 
-// newCSRFToken sets the CSRF cookie (Secure when the page came over TLS) and
-// returns the token the form must echo.
-func newCSRFToken(w http.ResponseWriter, secure bool) (string, error) {
+// newCSRFToken sets the CSRF cookie and returns the token the form must
+// echo. The cookie is Secure when the page's public URL is https or the
+// request came over TLS.
+func (h *Handler) newCSRFToken(w http.ResponseWriter, overTLS bool) (string, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	http.SetCookie(w, &http.Cookie{
+	cookie := &http.Cookie{
 		Name:     csrfCookie,
 		Value:    token,
 		Path:     "/oauth2/",
 		HttpOnly: true,
-		Secure:   secure,
+		Secure:   overTLS,
 		SameSite: http.SameSiteStrictMode,
 		MaxAge:   15 * 60,
-	})
+	}
+	if h.httpsOnly {
+		cookie.Name, cookie.Path, cookie.Secure = secureCSRFCookie, "/", true
+	}
+	http.SetCookie(w, cookie)
 	return token, nil
 }
 
 // validCSRF is the double-submit check: the form's token must equal the
 // cookie's, which another site can neither read nor set.
-func validCSRF(r *http.Request) bool {
-	cookie, err := r.Cookie(csrfCookie)
+func (h *Handler) validCSRF(r *http.Request) bool {
+	name := csrfCookie
+	if h.httpsOnly {
+		name = secureCSRFCookie
+	}
+	cookie, err := r.Cookie(name)
 	form := r.PostForm.Get("csrf_token")
 	return err == nil && cookie.Value != "" && form != "" && subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(form)) == 1
 }
