@@ -36,6 +36,7 @@ variable named in its help; a flag given on the command line wins.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			store.warn = func(message string) { fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+message) }
 			return envflag.Apply(cmd, "CHIT", envflag.LookupEnv)
 		},
 	}
@@ -67,6 +68,7 @@ at /openapi.json and /healthz.`,
 			if err != nil {
 				return err
 			}
+			store.warn = func(message string) { logger.Warn(message) }
 			db, err := store.open(cmd.Context())
 			if err != nil {
 				return err

@@ -283,3 +283,21 @@ func TestBadDatabaseURL(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// An operator is told when the data directory is open to other users.
+func TestDataDirectoryOpenToOthersIsReported(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "", "user", "list", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "open to other users") {
+		t.Fatalf("user list on a 0755 data directory: %q, %v; want a warning", out, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run(t, "", "user", "list", "--data-dir", dir); strings.Contains(out, "warning") {
+		t.Fatalf("a 0700 data directory was warned about: %q", out)
+	}
+}

@@ -38,6 +38,9 @@ type storeFlags struct {
 	db                   string
 	dataDir              string
 	keyEncryptionKeyFile string
+	// warn tells the operator of a risk found when opening the store; the
+	// server logs it, the other commands print it. Nil prints to stderr.
+	warn func(message string)
 }
 
 func (f *storeFlags) register(flags *pflag.FlagSet) {
@@ -51,11 +54,26 @@ func (f *storeFlags) register(flags *pflag.FlagSet) {
 func (f *storeFlags) open(ctx context.Context) (storage.Store, error) {
 	switch {
 	case f.db == "":
-		return sqlite.Open(ctx, f.dataDir)
+		store, err := sqlite.Open(ctx, f.dataDir)
+		if err == nil {
+			if info, statErr := os.Stat(f.dataDir); statErr == nil && info.Mode().Perm()&0o077 != 0 {
+				f.warning(fmt.Sprintf("the data directory %s is open to other users (mode %v): it holds password hashes and, "+
+					"without a key encryption key, private keys; chmod 700 it", f.dataDir, info.Mode().Perm()))
+			}
+		}
+		return store, err
 	case strings.HasPrefix(f.db, "postgres://"), strings.HasPrefix(f.db, "postgresql://"):
 		return postgres.Open(ctx, f.db)
 	}
 	return nil, errors.New("--db must be a postgres:// URL (or empty for the embedded SQLite)")
+}
+
+func (f *storeFlags) warning(message string) {
+	if f.warn != nil {
+		f.warn(message)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "warning: "+message)
 }
 
 // keyEncryptionKeyEnv holds the key encryption key itself. It has no flag:

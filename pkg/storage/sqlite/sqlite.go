@@ -56,7 +56,13 @@ func Open(ctx context.Context, dataDir string) (*Store, error) {
 }
 
 // OpenPath opens the database file at path and applies pending migrations.
+// The file is readable by its owner only (0600), and SQLite gives its WAL
+// and shared-memory files the same mode: they hold password hashes, token
+// digests and, without a key encryption key, private keys.
 func OpenPath(ctx context.Context, path string) (*Store, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
 	query := url.Values{}
 	// busy_timeout lets the operator commands and the server share the file;
 	// synchronous(FULL) makes each commit durable before it returns, even in WAL mode.
@@ -103,6 +109,22 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 	}
 	go s.commitRotations()
 	return s, nil
+}
+
+// ownerOnly creates the database file with mode 0600 if it is missing, and
+// narrows it (and its WAL and shared-memory files) to 0600 if it exists.
+func ownerOnly(path string) error {
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	file.Close()
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(name, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s readable by its owner only: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

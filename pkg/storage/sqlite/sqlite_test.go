@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,4 +56,31 @@ func TestConformanceThroughTimedStore(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	storagetest.Bench(b, openStore)
+}
+
+// The database and its WAL are readable by their owner only, also when an
+// older version left them open to others.
+func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, sqlite.FileName)
+	if err := os.WriteFile(path, nil, 0o644); err != nil { // as an older version created it
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.CreateUser(context.Background(), storage.User{Name: "alice", PasswordHash: "h", Role: "USER", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal"} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(name), mode)
+		}
+	}
 }
