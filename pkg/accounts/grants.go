@@ -158,6 +158,17 @@ type Grantee struct {
 	Client Client
 }
 
+// Role is the role the token carries. An admin acts as an admin only
+// through Chit's own clients: through a registered client, which the admin
+// merely signs in to, the token carries USER, so no third-party application
+// gains an admin's power over Chit by having an admin sign in to it.
+func (g Grantee) Role() Role {
+	if g.Principal.Role == RoleAdmin && !g.Client.FirstParty && g.Client.ID != "" {
+		return RoleUser
+	}
+	return g.Principal.Role
+}
+
 // allows reports whether scope is within the principal's allowed scopes
 // and the client's. It allocates nothing: every token request asks it.
 func (g Grantee) allows(scope string) bool {

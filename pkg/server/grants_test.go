@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -352,5 +353,45 @@ func TestCodesFollowTheirUser(t *testing.T) {
 		createUser() // someone else takes the name
 		_, c = loginCli(t, tr, code, loopback, verifier)
 		wantCode(t, "LoginCli of a code issued before its user was deleted", c, codes.Unauthenticated)
+	})
+}
+
+// An admin who signs in to a third-party client gives it a USER token: no
+// registered application gains an admin's power over Chit. Through Chit's
+// own clients the admin stays an admin.
+func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		ctx := context.Background()
+		name := "root-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		if err := e.Store.CreateUser(ctx, storage.User{Name: name, PasswordHash: userHash(t, e), Role: "ADMIN", CreatedAt: e.Clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		clientID := "app-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
+		secret := e.CreateClient(t, clientID, []string{"https://app.example/cb"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
+		resp, err := http.Post(e.HTTPBase()+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(url.Values{
+			"grant_type": {"password"}, "username": {name}, "password": {servertest.UserPassword},
+			"client_id": {clientID}, "client_secret": {secret}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var grant struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&grant)
+		resp.Body.Close()
+		claims, code := tr.check(t, grant.AccessToken)
+		wantCode(t, "CheckToken of the third-party client's token", code, codes.OK)
+		if claims.GetRole() != "USER" {
+			t.Fatalf("an admin's token through a third-party client has role %q, want USER", claims.GetRole())
+		}
+		wantCode(t, "revoking another subject with it", revoke(t, tr, grant.AccessToken, &authv1.RevokeRequest{Subject: "alice"}), codes.PermissionDenied)
+		wantCode(t, "an admin-only provider call with it", tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, grant.AccessToken,
+			&authv1.AuthProvidersGenerateKeyPairRequest{}, &authv1.AuthProvidersGenerateKeyPairResponse{}), codes.PermissionDenied)
+
+		own, code := tr.token(t, passwordRequest(name, servertest.UserPassword))
+		wantCode(t, "Token through Chit's own client", code, codes.OK)
+		if claims, _ := tr.check(t, own.GetAccessToken()); claims.GetRole() != "ADMIN" {
+			t.Fatalf("an admin through Chit's own client has role %q", claims.GetRole())
+		}
 	})
 }

@@ -262,7 +262,7 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 		refresh, record, err = s.newRefreshToken(storage.RefreshToken{
 			FamilyID:        login.FamilyID,
 			Subject:         login.Principal.Subject,
-			Role:            string(login.Principal.Role),
+			Role:            string(login.Role()),
 			Scope:           strings.Join(login.Scopes, " "),
 			ClientID:        login.Client.ID,
 			Audience:        login.Audience,
@@ -452,7 +452,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	successor := current
 	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = issuedAt, time.Time{}, nil, nil
 	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
-	successor.ClientID, successor.Role = login.Client.ID, string(login.Principal.Role)
+	successor.ClientID, successor.Role = login.Client.ID, string(login.Role())
 	refresh, successor, err := s.newRefreshToken(successor)
 	if err != nil {
 		return Grant{}, err
@@ -695,7 +695,7 @@ func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, aud
 		Expiration(now.Add(s.cfg.AccessTokenTTL)).
 		JwtID(jti).
 		Claim(IssuedAtMicrosClaim, now.UnixMicro()).
-		Claim("role", string(grantee.Principal.Role))
+		Claim("role", string(grantee.Role()))
 	if grantee.Client.ID != "" {
 		builder = builder.Claim(ClientIDClaim, grantee.Client.ID)
 	}
