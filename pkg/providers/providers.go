@@ -63,6 +63,8 @@ type Service struct {
 	now    func() time.Time
 	random io.Reader
 	events Events
+	// onKeysChanged, when set, runs after a renew or delete (WhenKeysChange).
+	onKeysChanged func()
 }
 
 // Dependencies are the live collaborators of the provider core.
@@ -236,23 +238,36 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 	if err := checkBulk(ids, "provider"); err != nil {
 		return nil, err
 	}
-	answers := make([]Credentials, len(ids))
-	records := make([]storage.ProviderCredentials, len(ids))
+	// Who may renew, and whether every provider exists, is settled before
+	// any key is made: a key pair costs tens of milliseconds of CPU.
+	var callerCreatedAt time.Time
+	if !caller.Admin {
+		account, err := s.store.GetServiceAccount(ctx, caller.ServiceID)
+		if err != nil {
+			return nil, chiterr.New(chiterr.PermissionDenied, "only the service that registered a provider, or an admin, may renew it")
+		}
+		callerCreatedAt = account.CreatedAt
+	}
 	for i, id := range ids {
 		if id == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "id is required")
 		}
-		if !caller.Admin {
-			provider, err := s.store.GetProvider(ctx, id)
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				return nil, itemError(i, chiterr.NotFound, "provider %q does not exist", id)
-			case err != nil:
-				return nil, fmt.Errorf("read provider: %w", err)
-			case provider.RegisteredBy == "" || provider.RegisteredBy != caller.ServiceID:
-				return nil, itemError(i, chiterr.PermissionDenied, "provider %q was registered by another service; only it or an admin may renew it", id)
-			}
+		provider, err := s.store.GetProvider(ctx, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, itemError(i, chiterr.NotFound, "provider %q does not exist", id)
+		case err != nil:
+			return nil, fmt.Errorf("read provider: %w", err)
+		case caller.Admin:
+		// A service deleted and created again under the same name is
+		// another party: it does not inherit the providers of the first.
+		case provider.RegisteredBy == "" || provider.RegisteredBy != caller.ServiceID || callerCreatedAt.After(provider.CreatedAt):
+			return nil, itemError(i, chiterr.PermissionDenied, "provider %q was registered by another service; only it or an admin may renew it", id)
 		}
+	}
+	answers := make([]Credentials, len(ids))
+	records := make([]storage.ProviderCredentials, len(ids))
+	for i, id := range ids {
 		credentials, record, err := s.newCredentials(id, "")
 		if err != nil {
 			return nil, err
@@ -267,7 +282,19 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 	if err != nil {
 		return nil, fmt.Errorf("renew providers: %w", err)
 	}
+	s.keysChanged()
 	return answers, nil
+}
+
+// WhenKeysChange registers what to do when a provider's key is replaced or
+// removed on this server (the token core forgets the keys it remembers, so
+// tokens signed with the old key are refused at once here).
+func (s *Service) WhenKeysChange(f func()) { s.onKeysChanged = f }
+
+func (s *Service) keysChanged() {
+	if s.onKeysChanged != nil {
+		s.onKeysChanged()
+	}
 }
 
 // Refresh trades provider refresh tokens for access tokens signed with each
@@ -375,6 +402,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	err := s.store.DeleteProvider(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "provider %q does not exist", id)
+	}
+	if err == nil {
+		s.keysChanged()
 	}
 	return err
 }

@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
 		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
 	})
+	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
 	if cfg.SignIn.BaseURL == "" {
 		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
 	}

@@ -169,6 +169,12 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	}
 }
 
+// ForgetProviderKeys drops the provider keys the service remembers: call it
+// when one was replaced or removed on this server, so the tokens it signed
+// are refused at once here (other replicas re-read within the revocation
+// cache time).
+func (s *Service) ForgetProviderKeys() { s.providerKeys.forgetAll() }
+
 // Config returns the policy the service runs with.
 func (s *Service) Config() Config { return s.cfg }
 

@@ -73,6 +73,14 @@ type cachedProviderKey struct {
 	fetchedAt time.Time
 }
 
+// forgetAll drops every key found: a provider key was replaced or removed
+// on this server, and its tokens must be refused at once here.
+func (c *providerKeyCache) forgetAll() {
+	c.mu.Lock()
+	c.found = nil
+	c.mu.Unlock()
+}
+
 // lookup finds kid through lookupKey (Dependencies.ProviderKeys), or in
 // what it found within ttl.
 func (c *providerKeyCache) lookup(ctx context.Context, lookupKey keys.KeyLookup, kid string) (jwk.Key, bool) {
