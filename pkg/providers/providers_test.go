@@ -11,6 +11,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/keys"
+	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -38,6 +39,10 @@ func newServiceCounting(t *testing.T, events Events) (*Service, *clock) {
 	t.Cleanup(func() { store.Close() })
 	c := &clock{}
 	c.nanos.Store(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano())
+	// The service the tests call as, registered before any provider.
+	if err := store.CreateServiceAccount(context.Background(), storage.ServiceAccount{ClientID: "ucloud", SecretHash: []byte("h"), CreatedAt: c.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour}
 	return NewService(cfg, Dependencies{Store: store, Sealer: &keys.Sealer{}, Now: c.Now, Random: rand.Reader, Events: events}), c
 }
