@@ -62,10 +62,11 @@ type Error struct {
 
 // Reasons in the OAuth 2.0 error vocabulary (RFC 6749 §5.2).
 const (
-	ReasonInvalidScope       = "invalid_scope"
-	ReasonInvalidClient      = "invalid_client"
-	ReasonUnauthorizedClient = "unauthorized_client"
-	ReasonInvalidTarget      = "invalid_target" // RFC 8707 §2
+	ReasonInvalidScope         = "invalid_scope"
+	ReasonInvalidClient        = "invalid_client"
+	ReasonUnauthorizedClient   = "unauthorized_client"
+	ReasonInvalidTarget        = "invalid_target"         // RFC 8707 §2
+	ReasonUnsupportedTokenType = "unsupported_token_type" // RFC 7009 §2.2.1
 )
 
 // WithReason returns a copy of e that names its reason.

@@ -206,3 +206,23 @@ func onEachBackend(t *testing.T, test func(t *testing.T, e *servertest.Env)) {
 		t.Run(backend, func(t *testing.T) { test(t, servertest.StartOn(t, backend)) })
 	}
 }
+
+// A client-credentials token has no login to end: revoking it says so
+// (RFC 7009 §2.2.1) rather than answering a success that changes nothing.
+func TestRevokingATokenWithoutALoginIsUnsupported(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		_, grant := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, servertest.ServiceName, e.ServiceSecret)
+		token, _ := grant["access_token"].(string)
+		resp, body := postForm(t, e, "/oauth2/revoke", url.Values{"token": {token}}, servertest.ServiceName, e.ServiceSecret)
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "unsupported_token_type" {
+			t.Fatalf("revoking a client-credentials token: %d %v, want 400 unsupported_token_type", resp.StatusCode, body)
+		}
+		if checkSubject(t, e, token) != "service:"+servertest.ServiceName {
+			t.Fatal("the token stopped working")
+		}
+		// An invalid token still answers 200: it tells nothing.
+		if resp, _ := postForm(t, e, "/oauth2/revoke", url.Values{"token": {"not-a-token"}}, "", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoking garbage: %d, want 200", resp.StatusCode)
+		}
+	})
+}

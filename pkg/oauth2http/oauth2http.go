@@ -95,7 +95,7 @@ func translate(err error) *oauthError {
 	switch reason := chiterr.ReasonOf(err); reason {
 	case chiterr.ReasonInvalidClient:
 		return &oauthError{http.StatusUnauthorized, reason, message, 0}
-	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget:
+	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget, chiterr.ReasonUnsupportedTokenType:
 		return &oauthError{http.StatusBadRequest, reason, message, 0}
 	}
 	switch chiterr.KindOf(err) {

@@ -116,8 +116,14 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 		familyID, subject, owner = record.FamilyID, record.Subject, record.ClientID
 	} else {
 		claims, err := s.Check(ctx, token)
-		if err != nil || claims.FamilyID == "" || claims.signedBy.provider {
+		if err != nil {
 			return nil
+		}
+		if claims.FamilyID == "" || claims.signedBy.provider {
+			// A valid token with no login behind it (client credentials, a
+			// provider's): nothing to end, and saying "revoked" would be a
+			// lie (RFC 7009 §2.2.1).
+			return errNoLoginToRevoke
 		}
 		familyID, subject, owner = claims.FamilyID, claims.Subject, claims.ClientID
 	}
@@ -126,6 +132,10 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }
+
+var errNoLoginToRevoke = chiterr.New(chiterr.InvalidArgument,
+	"this token has no login to end: client-credentials and provider tokens expire on their own; delete or narrow the service account or provider to stop them").
+	WithReason(chiterr.ReasonUnsupportedTokenType)
 
 // mayRevoke reports whether client may revoke a token issued to owner (""
 // for tokens issued before clients were recorded, by Chit's own clients).
