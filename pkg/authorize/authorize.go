@@ -259,6 +259,25 @@ func (s *Service) SignIn(ctx context.Context, req Request, username, password st
 	return withQuery(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}), nil
 }
 
+// ErrorRedirect returns where to send the browser for err, found by
+// Validate in req, when the client should hear it by redirect (RFC 6749
+// §4.1.2.1): a scope the client may not ask for, found once the client,
+// its redirect URI and the state were validated. Other errors are shown
+// on the page, because the redirect URI itself may be what is wrong.
+func (s *Service) ErrorRedirect(ctx context.Context, req Request, err error) (string, bool) {
+	if chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope || req.State == "" {
+		return "", false
+	}
+	if req.ClientID == "" {
+		req.ClientID = CLIClientID
+	}
+	client, lookupErr := s.directory.LookupClient(ctx, req.ClientID)
+	if lookupErr != nil || checkRedirect(client, req.RedirectURI) != nil {
+		return "", false
+	}
+	return withQuery(req.RedirectURI, url.Values{"error": {chiterr.ReasonInvalidScope}, "error_description": {chiterr.PublicMessage(err)}, "state": {req.State}}), true
+}
+
 // Deny returns where to send the browser when the person cancels.
 func (s *Service) Deny(ctx context.Context, req Request) (string, error) {
 	req, err := s.Validate(ctx, req)

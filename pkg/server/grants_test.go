@@ -276,11 +276,26 @@ func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
 		req.ClientId, req.RedirectUri = clientID, "https://spa.example/cb"
 		_, code = getAuthorizeURL(t, tr, req)
 		wantCode(t, "GetAuthorizeUrl with a scope the client does not allow", code, codes.InvalidArgument)
-		page := e.NewBrowser(t).Open(t, e.HTTPBase()+"/oauth2/authorize?"+url.Values{"response_type": {"code"}, "client_id": {clientID},
+		// On the page, the client hears it by redirect: its redirect URI is
+		// registered, and only the scope is wrong.
+		resp, err := noRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID},
 			"redirect_uri": {"https://spa.example/cb"}, "state": {"s"}, "scope": {"openid write"},
 			"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}.Encode())
-		if page.Status != http.StatusBadRequest || !strings.Contains(page.Body, "write") {
-			t.Fatalf("the page with a scope the client does not allow: %d", page.Status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		location, _ := resp.Location()
+		if resp.StatusCode != http.StatusSeeOther || location == nil || !strings.HasPrefix(location.String(), "https://spa.example/cb?") ||
+			location.Query().Get("error") != "invalid_scope" || location.Query().Get("state") != "s" || location.Query().Get("code") != "" {
+			t.Fatalf("the page with a scope the client does not allow: %d, %v", resp.StatusCode, location)
+		}
+		// With a redirect URI that is not registered, nothing is redirected.
+		page := e.NewBrowser(t).Open(t, e.HTTPBase()+"/oauth2/authorize?"+url.Values{"response_type": {"code"}, "client_id": {clientID},
+			"redirect_uri": {"https://evil.example/cb"}, "state": {"s"}, "scope": {"openid write"},
+			"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+		if page.Status != http.StatusBadRequest {
+			t.Fatalf("the page with an unregistered redirect URI: %d, want 400 on the page", page.Status)
 		}
 	})
 }

@@ -87,7 +87,7 @@ func requestFrom(values url.Values) authorize.Request {
 func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	req, err := h.authorize.Validate(r.Context(), requestFrom(r.URL.Query()))
 	if err != nil {
-		h.problem(w, err)
+		h.refuse(w, r, requestFrom(r.URL.Query()), err)
 		return
 	}
 	if response := r.URL.Query().Get("response_type"); response != "" && response != "code" {
@@ -114,7 +114,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := h.authorize.Validate(r.Context(), requestFrom(r.PostForm))
 	if err != nil {
-		h.problem(w, err)
+		h.refuse(w, r, requestFrom(r.PostForm), err)
 		return
 	}
 	if r.PostForm.Get("action") == "cancel" {
@@ -172,6 +172,17 @@ func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Reques
 	if err := page.Execute(w, v); err != nil {
 		h.logger.Error("render sign-in page", "error", err)
 	}
+}
+
+// refuse answers a request Validate refused: to the client, by redirect,
+// when the error is one it should hear and its redirect URI is known good
+// (RFC 6749 §4.1.2.1); otherwise on the page.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, req authorize.Request, err error) {
+	if target, ok := h.authorize.ErrorRedirect(r.Context(), req, err); ok {
+		h.redirect(w, r, target)
+		return
+	}
+	h.problem(w, err)
 }
 
 // problem shows an error page: a bad request is never redirected, because
