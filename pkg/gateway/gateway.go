@@ -74,6 +74,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithIncomingHeaderMatcher(forwardedHeader),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
 	)
@@ -162,6 +163,20 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.
 		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r)}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, marshaler, w, r, err)
+}
+
+// routingErrorHandler answers a request no route takes. grpc-gateway maps a
+// known path with another method to UNIMPLEMENTED, a 501; it is the
+// client's mistake, 405 Method Not Allowed.
+func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, marshaler, w, r, httpStatus)
+		return
+	}
+	body, _ := marshaler.Marshal(status.New(codes.Unimplemented, "method "+r.Method+" is not allowed on "+r.URL.Path).Proto())
+	w.Header().Set("Content-Type", marshaler.ContentType(nil))
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write(body)
 }
 
 // challengeFor is the RFC 6750 challenge of a 401: with the error code only

@@ -13,7 +13,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/passwords"
@@ -238,5 +242,59 @@ func TestCSRFCookieIsHostPrefixedBehindHTTPS(t *testing.T) {
 				t.Fatalf("Set-Cookie %q; want %s, Secure %v (and Path=/, no Domain, when Secure)", setCookie, tc.cookie, tc.secure)
 			}
 		})
+	}
+}
+
+// rawCodec sends bytes as they are, to put on the wire what no protobuf
+// library would encode.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+func (rawCodec) Name() string { return "proto" }
+
+// A string field that is not UTF-8 is a bad argument over gRPC, as it is a
+// 400 over REST; it used to be INTERNAL, decided before any interceptor ran.
+func TestInvalidUTF8OverGRPCIsABadArgument(t *testing.T) {
+	e := servertest.Start(t)
+	credential := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "al\xffice")
+	credential = protowire.AppendString(protowire.AppendTag(credential, 2, protowire.BytesType), "wonderland")
+	request := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), credential)
+	err := e.Conn.Invoke(context.Background(), authv1.AuthService_Token_FullMethodName, request, &authv1.TokenResponse{}, grpc.ForceCodecV2(rawCodec{}))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("a username that is not UTF-8: %v, want InvalidArgument", err)
+	}
+	// Not UTF-8 in the password: it simply does not match.
+	credential = protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), servertest.UserName)
+	credential = protowire.AppendString(protowire.AppendTag(credential, 2, protowire.BytesType), "wonder\xffland")
+	request = protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), credential)
+	err = e.Conn.Invoke(context.Background(), authv1.AuthService_Token_FullMethodName, request, &authv1.TokenResponse{}, grpc.ForceCodecV2(rawCodec{}))
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a password that is not UTF-8: %v, want Unauthenticated", err)
+	}
+}
+
+// A REST route called with another method is the client's mistake: 405, not
+// the 501 grpc-gateway answers by default.
+func TestWrongMethodOnARESTRouteIs405(t *testing.T) {
+	e := servertest.Start(t)
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/auth/token"},
+		{http.MethodGet, "/auth/providers/refresh"},
+		{http.MethodDelete, "/v1/auth/check"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.HTTPBase()+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s: %d, want 405", tc.method, tc.path, resp.StatusCode)
+		}
 	}
 }

@@ -249,6 +249,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		grpc.ChainUnaryInterceptor(unary),
 		grpc.ChainStreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+		grpcapi.LenientStrings(),
 	}
 	options = append(options, cfg.GRPCConnections.serverOptions()...)
 	if tracing != nil {
