@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
@@ -101,6 +102,9 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	}
 	if len(req.State) > 512 || len(req.Nonce) > 512 {
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most 512 characters")
+	}
+	if !utf8.ValidString(req.State) || !utf8.ValidString(req.Nonce) {
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be UTF-8 text")
 	}
 	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
@@ -276,6 +280,13 @@ func (s *Service) ErrorRedirect(ctx context.Context, req Request, err error) (st
 		return "", false
 	}
 	return withQuery(req.RedirectURI, url.Values{"error": {chiterr.ReasonInvalidScope}, "error_description": {chiterr.PublicMessage(err)}, "state": {req.State}}), true
+}
+
+// LoginRequired returns where to send the browser for a validated request
+// that asked not to be shown the page (prompt=none): Chit keeps no sign-in
+// sessions, so a person must always sign in.
+func (s *Service) LoginRequired(req Request) string {
+	return withQuery(req.RedirectURI, url.Values{"error": {"login_required"}, "state": {req.State}})
 }
 
 // Deny returns where to send the browser when the person cancels.

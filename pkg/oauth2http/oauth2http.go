@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -362,5 +363,9 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "the token lacks the openid scope"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sub": claims.Subject, "preferred_username": claims.Subject, "role": string(claims.Role)})
+	body := map[string]any{"sub": claims.Subject, "role": string(claims.Role)}
+	if slices.Contains(claims.Scopes, accounts.ScopeProfile) {
+		body["preferred_username"] = claims.Subject
+	}
+	writeJSON(w, http.StatusOK, body)
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
@@ -295,6 +297,68 @@ func TestWrongMethodOnARESTRouteIs405(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Errorf("%s %s: %d, want 405", tc.method, tc.path, resp.StatusCode)
+		}
+	}
+}
+
+// The sign-in page does only what discovery advertises: the code flow
+// answered in the query, no silent sign-in, text for state and nonce.
+func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
+	e := servertest.Start(t)
+	verifier := newVerifier(t)
+	base := url.Values{"response_type": {"code"}, "client_id": {"chit-cli"}, "redirect_uri": {loopback}, "state": {"s"},
+		"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}
+	with := func(name, value string) string {
+		q := url.Values{}
+		for k, v := range base {
+			q[k] = v
+		}
+		if value == "" {
+			q.Del(name)
+		} else {
+			q.Set(name, value)
+		}
+		return e.HTTPBase() + "/oauth2/authorize?" + q.Encode()
+	}
+	for name, target := range map[string]string{
+		"no response_type":          with("response_type", ""),
+		"response_type token":       with("response_type", "token"),
+		"response_mode fragment":    with("response_mode", "fragment"),
+		"response_mode form_post":   with("response_mode", "form_post"),
+		"a nonce that is not UTF-8": with("nonce", "n\xff"),
+	} {
+		if page := e.NewBrowser(t).Open(t, target); page.Status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", name, page.Status)
+		}
+	}
+	resp, err := noRedirects(t, e).Client.Get(with("prompt", "none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	location, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || location == nil || location.Query().Get("error") != "login_required" || location.Query().Get("state") != "s" {
+		t.Fatalf("prompt=none: %d %v, want a redirect with login_required", resp.StatusCode, location)
+	}
+	if page := e.NewBrowser(t).Open(t, with("response_mode", "query")); page.Status != http.StatusOK {
+		t.Fatalf("response_mode query: %d", page.Status)
+	}
+
+	// preferred_username comes with the profile scope only.
+	for scope, want := range map[string]bool{"openid": false, "openid profile": true} {
+		resp, code := transports(e)["gRPC"].token(t, withScope(passwordRequest("alice", "wonderland"), scope))
+		wantCode(t, "Token "+scope, code, codes.OK)
+		req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+resp.GetAccessToken())
+		answer, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(answer.Body).Decode(&body)
+		answer.Body.Close()
+		if _, has := body["preferred_username"]; has != want {
+			t.Errorf("userinfo with %q: %v, preferred_username wanted %v", scope, body, want)
 		}
 	}
 }

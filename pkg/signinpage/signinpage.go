@@ -90,8 +90,21 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, requestFrom(r.URL.Query()), err)
 		return
 	}
-	if response := r.URL.Query().Get("response_type"); response != "" && response != "code" {
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type %q is not supported; use code", response))
+	query := r.URL.Query()
+	switch response, mode := query.Get("response_type"), query.Get("response_mode"); {
+	case response != "code":
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type must be code, not %q", response))
+		return
+	case mode != "" && mode != "query":
+		// The code goes back in the query only: a client that asked for
+		// another mode must not be answered in a way it does not read.
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_mode %q is not supported; the code is returned in the query", mode))
+		return
+	}
+	if query.Get("prompt") == "none" {
+		// Chit keeps no sign-in sessions: a sign-in without the page is never
+		// possible (OpenID Connect Core §3.1.2.6).
+		h.redirect(w, r, h.authorize.LoginRequired(req))
 		return
 	}
 	token, err := h.newCSRFToken(w, r.TLS != nil)
