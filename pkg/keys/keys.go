@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -244,11 +245,24 @@ func Generate(alg jwa.SignatureAlgorithm, now time.Time) (storage.SigningKey, er
 
 // Sign serializes token as a JWS signed by the active key, with its kid in
 // the header.
-func (s *Set) Sign(token jwt.Token) (string, error) {
+func (s *Set) Sign(token jwt.Token) (string, error) { return s.SignAs(token, "") }
+
+// SignAs signs token with the active key, with typ as its `typ` header
+// (jwx's default, JWT, when empty): access tokens are at+jwt (RFC 9068), so
+// that no other signed JWT, an ID token say, passes for one.
+func (s *Set) SignAs(token jwt.Token, typ string) (string, error) {
 	s.mu.RLock()
 	signer := s.signer
 	s.mu.RUnlock()
-	signed, err := jwt.Sign(token, jwt.WithKey(signer.Algorithm(), signer))
+	var options []jwt.Option
+	if typ != "" {
+		headers := jws.NewHeaders()
+		if err := headers.Set(jws.TypeKey, typ); err != nil {
+			return "", err
+		}
+		options = append(options, jws.WithProtectedHeaders(headers))
+	}
+	signed, err := jwt.Sign(token, jwt.WithKey(signer.Algorithm(), signer, options...))
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -302,6 +316,23 @@ var ErrUnknownKey = errors.New("keys: unknown key id")
 // ErrAlgorithmMismatch is returned for a token whose header alg differs from
 // the algorithm of the key its kid names (the classic alg-confusion attack).
 var ErrAlgorithmMismatch = errors.New("keys: token algorithm does not match its key")
+
+// AccessTokenType is the `typ` of access tokens (RFC 9068 §2.1).
+const AccessTokenType = "at+jwt"
+
+// IsAccessTokenType reports whether typ names an access token: at+jwt or
+// its media type, in any case (RFC 9068 §4). hasRole says the token carries
+// Chit's role claim: access tokens issued before they were typed (typ JWT
+// or none) are recognised by it, which ID tokens never carry.
+func IsAccessTokenType(typ string, hasRole bool) bool {
+	switch strings.ToLower(typ) {
+	case AccessTokenType, "application/" + AccessTokenType:
+		return true
+	case "jwt", "":
+		return hasRole
+	}
+	return false
+}
 
 // KeyLookup finds the public key a token's kid names.
 type KeyLookup func(ctx context.Context, kid string) (jwk.Key, bool)

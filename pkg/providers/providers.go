@@ -10,6 +10,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/chit-auth/chit/pkg/accounts"
@@ -437,7 +438,11 @@ func (s *Service) sign(provider storage.Provider, subject string, role accounts.
 	if err != nil {
 		return "", err
 	}
-	signed, err := jwt.Sign(token, jwt.WithKey(jwa.RS256, key))
+	headers := jws.NewHeaders()
+	if err := headers.Set(jws.TypeKey, keys.AccessTokenType); err != nil {
+		return "", err
+	}
+	signed, err := jwt.Sign(token, jwt.WithKey(jwa.RS256, key, jws.WithProtectedHeaders(headers)))
 	if err != nil {
 		return "", fmt.Errorf("sign provider token: %w", err)
 	}

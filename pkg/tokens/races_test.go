@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/secrets"
@@ -303,4 +306,61 @@ func TestRefreshTokenOfADeletedClientIsNotTheNewClients(t *testing.T) {
 	}
 	_, err = f.service.Refresh(ctx, newClient, raced, "")
 	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// CheckToken, introspection and userinfo take access tokens only: at+jwt,
+// or JWT with Chit's role claim from before access tokens were typed. ID
+// tokens keep typ JWT and carry no role.
+func TestCheckAcceptsAccessTokensOnly(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sign := func(typ string) string {
+		t.Helper()
+		now := f.clock.Now()
+		token, err := jwt.NewBuilder().Issuer(f.cfg.Issuer).Subject("alice").Audience([]string{f.cfg.Audience}).
+			IssuedAt(now).Expiration(now.Add(time.Minute)).Claim("role", "USER").Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := f.keys.SignAs(token, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	for typ, accepted := range map[string]bool{"at+jwt": true, "JWT": true, "logout+jwt": false, "secevent+jwt": false} {
+		if _, err := f.service.Check(ctx, sign(typ)); (err == nil) != accepted {
+			t.Errorf("typ %s: %v, accepted wanted %v", typ, err, accepted)
+		}
+	}
+	principal, err := f.service.Directory.LookupUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant, err := f.service.IssueForLogin(ctx, tokens.Login{
+		Grantee: accounts.Grantee{Principal: principal, Client: apiClient}, FamilyID: "f",
+		IDToken: &tokens.IDTokenRequest{ClientID: f.cfg.Audience, AuthTime: f.clock.Now()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := tokenType(t, grant.AccessToken); typ != "at+jwt" {
+		t.Fatalf("access token typ %q, want at+jwt", typ)
+	}
+	if typ := tokenType(t, grant.IDToken); typ != "JWT" {
+		t.Fatalf("ID token typ %q, want JWT", typ)
+	}
+	// Even with the server's audience as its client, an ID token is no
+	// access token.
+	_, err = f.service.Check(ctx, grant.IDToken)
+	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+func tokenType(t *testing.T, token string) string {
+	t.Helper()
+	message, err := jws.Parse([]byte(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return message.Signatures()[0].ProtectedHeaders().Type()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/chit-auth/chit/pkg/accounts"
@@ -617,9 +618,15 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		signedBy = verifyingKey{id: kid, provider: true}
 		return s.providerKeys.lookup(ctx, s.ProviderKeys, kid)
 	}
+	var typ string
+	keyProvider := keys.KeyProvider(serverKey, providerKey)
+	typed := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, message *jws.Message) error {
+		typ = sig.ProtectedHeaders().Type()
+		return keyProvider.FetchKeys(ctx, sink, sig, message)
+	})
 	token, err := jwt.ParseString(accessToken,
 		jwt.WithContext(ctx),
-		jwt.WithKeyProvider(keys.KeyProvider(serverKey, providerKey)),
+		jwt.WithKeyProvider(typed),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(s.cfg.Issuer),
 		jwt.WithAudience(s.cfg.Audience),
@@ -635,7 +642,12 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		}
 		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
 	}
-	role, _ := stringClaim(token, "role")
+	role, hasRole := stringClaim(token, "role")
+	if !keys.IsAccessTokenType(typ, hasRole) {
+		// An ID token, or any other JWT signed with the same keys, is not
+		// an access token.
+		return Claims{}, chiterr.New(chiterr.Unauthenticated, "%s: typ %q is not an access token", errInvalidToken.Message, typ)
+	}
 	scope, _ := stringClaim(token, "scope")
 	familyID, _ := stringClaim(token, FamilyClaim)
 	clientID, _ := stringClaim(token, ClientIDClaim)
@@ -715,7 +727,7 @@ func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, aud
 	if err != nil {
 		return "", fmt.Errorf("build access token: %w", err)
 	}
-	return s.Keys.Sign(token)
+	return s.Keys.SignAs(token, keys.AccessTokenType)
 }
 
 // newRefreshToken fills record with a fresh random token's hash and returns

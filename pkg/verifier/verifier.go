@@ -167,8 +167,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" || len(token) > 8<<10 {
 		return Claims{}, fmt.Errorf("%w: missing or oversized", ErrInvalidToken)
 	}
+	var typ string
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
+		typ = headers.Type()
 		key, ok := v.lookup(ctx, headers.KeyID())
 		if !ok {
 			return errors.New("unknown key id")
@@ -197,6 +199,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	claims := Claims{Subject: parsed.Subject(), ExpiresAt: parsed.Expiration(), IssuedAt: parsed.IssuedAt(), ID: parsed.JwtID()}
 	if role, ok := parsed.Get("role"); ok {
 		claims.Role, _ = role.(string)
+	}
+	if !isAccessToken(typ, claims.Role != "") {
+		return Claims{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, typ)
 	}
 	if scope, ok := parsed.Get("scope"); ok {
 		text, _ := scope.(string)
@@ -248,4 +253,18 @@ func ClaimsFrom(ctx context.Context) (Claims, bool) {
 // WithClaims returns ctx carrying claims.
 func WithClaims(ctx context.Context, claims Claims) context.Context {
 	return context.WithValue(ctx, claimsKey{}, claims)
+}
+
+// isAccessToken reports whether a token's typ header names an access token
+// (at+jwt, RFC 9068): an ID token or another JWT signed with the same keys
+// must not pass for one. Chit's access tokens from before they were typed
+// (typ JWT) are recognised by their role claim, which ID tokens never carry.
+func isAccessToken(typ string, hasRole bool) bool {
+	switch strings.ToLower(typ) {
+	case "at+jwt", "application/at+jwt":
+		return true
+	case "jwt", "":
+		return hasRole
+	}
+	return false
 }

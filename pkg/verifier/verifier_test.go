@@ -2,6 +2,7 @@ package verifier_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -245,4 +246,72 @@ func TestWrongAudienceIsRefused(t *testing.T) {
 	if _, err := v.Verify(context.Background(), serviceToken(t, e)); !errors.Is(err, verifier.ErrInvalidToken) {
 		t.Fatalf("a token for audience %q verified for another audience: %v", servertest.Audience, err)
 	}
+}
+
+// Only access tokens pass: typed at+jwt, or, from before access tokens
+// were typed, JWT with Chit's role claim. An ID token signed with the same
+// key, or a JWT of another type, is refused.
+func TestVerifyAcceptsAccessTokensOnly(t *testing.T) {
+	e := servertest.Start(t)
+	v := newVerifier(t, e, &atomic.Int32{})
+	ctx := context.Background()
+	sealer, err := keys.NewSealer(servertest.KeyEncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverKeys, err := keys.Load(ctx, e.Store, jwa.ES256, sealer, e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(typ string, withRole bool) string {
+		t.Helper()
+		now := e.Clock.Now()
+		builder := jwt.NewBuilder().Issuer(servertest.Issuer).Subject("alice").Audience([]string{servertest.Audience}).
+			IssuedAt(now).Expiration(now.Add(time.Minute))
+		if withRole {
+			builder = builder.Claim("role", "USER")
+		}
+		token, err := builder.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := serverKeys.SignAs(token, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	for _, tc := range []struct {
+		name     string
+		token    string
+		accepted bool
+	}{
+		{"a token Chit issued", serviceToken(t, e), true},
+		{"at+jwt", sign("at+jwt", true), true},
+		{"application/at+jwt", sign("application/at+jwt", true), true},
+		{"an access token from before typing (JWT with a role)", sign("JWT", true), true},
+		{"an ID token (JWT without a role)", sign("JWT", false), false},
+		{"a logout token", sign("logout+jwt", true), false},
+	} {
+		if _, err := v.Verify(ctx, tc.token); (err == nil) != tc.accepted {
+			t.Errorf("%s: %v, accepted wanted %v", tc.name, err, tc.accepted)
+		}
+	}
+	// The token Chit issues says what it is.
+	if typ := headerType(t, serviceToken(t, e)); typ != "at+jwt" {
+		t.Fatalf("an access token's typ is %q, want at+jwt", typ)
+	}
+}
+
+func headerType(t *testing.T, token string) string {
+	t.Helper()
+	header, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields struct{ Typ string }
+	if err := json.Unmarshal(header, &fields); err != nil {
+		t.Fatal(err)
+	}
+	return fields.Typ
 }
