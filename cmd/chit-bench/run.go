@@ -30,7 +30,7 @@ func runCommand(args []string, out io.Writer) error {
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	serverPID := flags.Int("server-pid", 0, "chitd's process id on this machine, to report its CPU seconds and peak RSS (0: not reported)")
 	clientID := flags.String("client-id", "", "a service account for the CheckToken, client-credentials and provider scenarios (secret in $CHIT_BENCH_CLIENT_SECRET)")
-	username := flags.String("username", "", "a user for the password and refresh scenarios (password in $CHIT_BENCH_PASSWORD)")
+	username := flags.String("username", "", "users for the password and refresh scenarios, comma-separated, sharing the password in $CHIT_BENCH_PASSWORD; callers take turns among them (one username signing in from many callers at once is throttled like a burst of guesses)")
 	useTLS := flags.Bool("tls", false, "call both ports over TLS")
 	caFile := flags.String("ca-file", "", "with --tls, trust this CA bundle (PEM) instead of the system roots")
 	cpuProfile := flags.String("cpuprofile", "", "write the load generator's own CPU profile here (it shares the machine's cores with a local chitd)")
@@ -72,7 +72,7 @@ func runCommand(args []string, out io.Writer) error {
 	t := &target{
 		conn: conn, rest: newRESTClient(*httpAddr, restTLS, *concurrency), callers: *concurrency,
 		clientID: *clientID, clientSecret: os.Getenv("CHIT_BENCH_CLIENT_SECRET"),
-		username: *username, password: os.Getenv("CHIT_BENCH_PASSWORD"),
+		usernames: usernamesOf(*username), password: os.Getenv("CHIT_BENCH_PASSWORD"),
 	}
 	if *cpuProfile != "" {
 		file, err := os.Create(*cpuProfile)
@@ -116,4 +116,15 @@ func runScenario(sc scenario, lim limits, concurrency, pid int) (result, error) 
 	r.scenario, r.transport = sc.name, sc.transport
 	r.report()
 	return r, nil
+}
+
+// usernamesOf splits the comma-separated --username.
+func usernamesOf(flag string) []string {
+	var names []string
+	for _, name := range strings.Split(flag, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }

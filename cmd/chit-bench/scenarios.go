@@ -24,7 +24,13 @@ type target struct {
 	// A service account (client credentials) and a user (password); a
 	// scenario that needs one the operator did not give fails its setup.
 	clientID, clientSecret string
-	username, password     string
+	// usernames share password; callers sign in as usernames[worker %
+	// len(usernames)]: a person signs in once at a time, and Chit counts
+	// each username's tries before checking them, so one username signing
+	// in from every caller at once would be throttled like a burst of
+	// guesses.
+	usernames []string
+	password  string
 	// callers is the concurrency, which sizes per-caller state.
 	callers int
 }
@@ -141,7 +147,7 @@ func (f *fixtures) newChains(ctx context.Context) error {
 	auth := authv1.NewAuthServiceClient(f.t.conn)
 	chains := make([]string, f.t.callers)
 	for i := range chains {
-		resp, err := auth.Token(ctx, f.t.passwordRequest())
+		resp, err := auth.Token(ctx, f.t.passwordRequest(i))
 		if err != nil {
 			return err
 		}
@@ -185,7 +191,11 @@ func (t *target) scenarios() []scenario {
 	needPool := func(ctx context.Context) error { _, err := f.tokenPool(ctx); return err }
 	needProviders := func(ctx context.Context) error { _, err := f.providers(ctx); return err }
 	needUser := func(context.Context) error { return t.needUser() }
-	restPassword := map[string]any{"passwordCredential": map[string]string{"username": t.username, "password": t.password}}
+	restPasswords := make([]map[string]any, len(t.usernames))
+	for i, name := range t.usernames {
+		restPasswords[i] = map[string]any{"passwordCredential": map[string]string{"username": name, "password": t.password}}
+	}
+	restPassword := func(worker int) map[string]any { return restPasswords[worker%len(restPasswords)] }
 	restClient := map[string]any{"clientCredential": map[string]string{"clientId": t.clientID, "clientSecret": t.clientSecret}}
 	return []scenario{
 		{baselineName, "grpc", nil, func(ctx context.Context, _ int) error {
@@ -217,16 +227,16 @@ func (t *target) scenarios() []scenario {
 			_, err := t.post(ctx, "/v1/auth/token", restClient, "")
 			return err
 		}, 0},
-		{passwordToken, "grpc", needUser, func(ctx context.Context, _ int) error {
-			_, err := auth.Token(ctx, t.passwordRequest())
+		{passwordToken, "grpc", needUser, func(ctx context.Context, worker int) error {
+			_, err := auth.Token(ctx, t.passwordRequest(worker))
 			return err
 		}, 0},
-		{passwordToken, "rest", needUser, func(ctx context.Context, _ int) error {
-			_, err := t.post(ctx, "/v1/auth/token", restPassword, "")
+		{passwordToken, "rest", needUser, func(ctx context.Context, worker int) error {
+			_, err := t.post(ctx, "/v1/auth/token", restPassword(worker), "")
 			return err
 		}, 0},
-		{passwordStampede, "grpc", needUser, func(ctx context.Context, _ int) error {
-			_, err := auth.Token(ctx, t.passwordRequest())
+		{passwordStampede, "grpc", needUser, func(ctx context.Context, worker int) error {
+			_, err := auth.Token(ctx, t.passwordRequest(worker))
 			return err
 		}, 1000},
 		{refreshChains, "grpc", f.newChains, func(ctx context.Context, worker int) error {
@@ -261,15 +271,15 @@ func (t *target) scenarios() []scenario {
 }
 
 func (t *target) needUser() error {
-	if t.username == "" || t.password == "" {
+	if len(t.usernames) == 0 || t.password == "" {
 		return errors.New("this scenario needs a user: --username and CHIT_BENCH_PASSWORD")
 	}
 	return nil
 }
 
-func (t *target) passwordRequest() *authv1.TokenRequest {
+func (t *target) passwordRequest(worker int) *authv1.TokenRequest {
 	return &authv1.TokenRequest{Credential: &authv1.TokenRequest_PasswordCredential{
-		PasswordCredential: &authv1.PasswordCredential{Username: t.username, Password: t.password}}}
+		PasswordCredential: &authv1.PasswordCredential{Username: t.usernames[worker%len(t.usernames)], Password: t.password}}}
 }
 
 func (t *target) clientRequest() *authv1.TokenRequest {

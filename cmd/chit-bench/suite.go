@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -107,11 +109,27 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		os.RemoveAll(dir)
 		return nil, 0, nil, err
 	}
-	const username, password = "bench", "bench-password-1"
-	create := exec.Command(chitd, append([]string{"user", "create", username, "--password-stdin"}, store...)...)
-	create.Stdin = strings.NewReader(password + "\n")
-	if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
-		return fail(fmt.Errorf("create user: %v %s", err, out))
+	// One user per caller: a person signs in once at a time, and a
+	// username's tries are counted before they are checked.
+	const password = "bench-password-1"
+	usernames := make([]string, concurrency)
+	errs := make([]error, concurrency)
+	var wg sync.WaitGroup
+	for i := range usernames {
+		usernames[i] = fmt.Sprintf("bench-%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			create := exec.Command(chitd, append([]string{"user", "create", usernames[i], "--password-stdin"}, store...)...)
+			create.Stdin = strings.NewReader(password + "\n")
+			if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
+				errs[i] = fmt.Errorf("create user %s: %v %s", usernames[i], err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fail(err)
 	}
 	out, err := exec.Command(chitd, append([]string{"service", "create", fmt.Sprintf("bench-%d", time.Now().UnixNano())}, store...)...).Output()
 	if err != nil {
@@ -138,7 +156,7 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 	}
 	t := &target{
 		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
-		clientID: clientID, clientSecret: secret, username: username, password: password,
+		clientID: clientID, clientSecret: secret, usernames: usernames, password: password,
 	}
 	return t, server.Process.Pid, stop, nil
 }

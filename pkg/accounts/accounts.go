@@ -393,8 +393,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if !namePattern.MatchString(name) {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username is not a valid name (1 to 64 letters, digits, '.', '_', '@' or '-')")
 	}
-	keys := throttleKeys(ctx, name)
-	failing, err := d.checkThrottle(ctx, keys)
+	attempt, err := d.admit(ctx, name)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -406,22 +405,24 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 		// tell whether the user exists.
 		user = storage.User{}
 	case err != nil:
+		d.abandoned(ctx, attempt)
 		return Principal{}, err
 	}
 	ok, err := d.hasher.Verify(ctx, user.PasswordHash, password)
 	if err != nil {
+		// No password was checked (the hashing queue was full): the
+		// attempt does not count.
+		d.abandoned(ctx, attempt)
 		if chiterr.KindOf(err) == chiterr.ResourceExhausted {
 			return Principal{}, err
 		}
 		return Principal{}, fmt.Errorf("verify password of %q: %w", name, err)
 	}
 	if !ok {
-		d.recordFailure(ctx, keys)
+		d.failed(ctx, attempt)
 		return Principal{}, errBadPassword
 	}
-	// Only counts that exist are reset: a sign-in with a clean record
-	// writes nothing here.
-	d.resetFailures(ctx, failing)
+	d.succeeded(ctx, attempt)
 	if d.hasher.NeedsRehash(user.PasswordHash) {
 		d.rehash(ctx, user, password)
 	}

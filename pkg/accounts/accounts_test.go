@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -261,35 +260,31 @@ func TestThrottlingPerAddress(t *testing.T) {
 	}
 }
 
-// A sign-in with no failures on record writes nothing to the throttle; one
-// after failures clears them.
-func TestCleanSignInWritesNoThrottleReset(t *testing.T) {
+// A sign-in's attempt is counted before its password is checked (so a
+// burst cannot outrun the throttle) and taken back when it succeeds; a
+// failed one stays counted, for the username and for the address.
+func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 	ctx := accounts.WithClientAddress(context.Background(), "203.0.113.9")
-	var mu sync.Mutex
-	resets := 0
-	d := newDirectoryObserved(t, func(operation string, _ time.Duration) {
-		if operation == "ResetLoginFailures" {
-			mu.Lock()
-			resets++
-			mu.Unlock()
-		}
-	})
+	store, hasher := newStoreAndHasher(t)
+	d := accounts.NewDirectory(store, hasher, time.Now, rand.Reader)
 	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {
-		t.Fatal(err)
-	}
-	if resets != 0 {
-		t.Fatalf("a clean sign-in reset %d throttle counts", resets)
+	counted := func() (int, int) {
+		user, _ := store.GetLoginFailures(ctx, "user:bob")
+		addr, _ := store.GetLoginFailures(ctx, "addr:203.0.113.9")
+		return user.Count, addr.Count
 	}
 	if _, err := d.AuthenticateUser(ctx, "bob", "wrong-pass"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("wrong password: %v", err)
 	}
+	if user, addr := counted(); user != 1 || addr != 1 {
+		t.Fatalf("after a failure: %d and %d counted, want 1 and 1", user, addr)
+	}
 	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {
 		t.Fatal(err)
 	}
-	if resets != 2 {
-		t.Fatalf("a sign-in after a failure reset %d counts, want 2 (username and address)", resets)
+	if user, addr := counted(); user != 0 || addr != 0 {
+		t.Fatalf("after a success: %d and %d counted, want none", user, addr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/storage"
 )
 
 // ThrottlePolicy slows down password guessing, per username and per client
@@ -56,51 +57,82 @@ func ClientAddress(ctx context.Context) string {
 	return address
 }
 
-func throttleKeys(ctx context.Context, name string) []string {
-	keys := []string{"user:" + name}
-	if address := ClientAddress(ctx); address != "" {
-		keys = append(keys, "addr:"+address)
-	}
-	return keys
+// throttle is what one sign-in is throttled by: its username, whose tries
+// are reserved before the password is checked, and its client's address,
+// whose failures are counted after.
+type throttle struct {
+	user    string
+	address string
+	// addressFailing says the address has failures on record, which a
+	// success clears.
+	addressFailing bool
 }
 
-// checkThrottle refuses a sign-in while any of its keys must wait, and
-// returns the keys that have failures on record (which a success resets).
-func (d *Directory) checkThrottle(ctx context.Context, keys []string) ([]string, error) {
+// admit reserves the sign-in's try for its username and checks its
+// address, before the password is checked. The username's tries are
+// reserved, so a burst for one username gets no more passwords checked than
+// the same tries one after the other (RFC 6749 §10.10; OWASP's guidance on
+// brute force): parallel sign-ins of one person beyond the free tries wait
+// like failures do. The address is only read: behind a NAT many people
+// share one, and their parallel sign-ins must not throttle each other; its
+// failures are counted once they happen (failed).
+func (d *Directory) admit(ctx context.Context, name string) (throttle, error) {
 	now := d.now()
-	var longest time.Duration
-	var failing []string
-	for _, key := range keys {
-		failures, err := d.store.GetLoginFailures(ctx, key)
+	t := throttle{user: "user:" + name}
+	if address := ClientAddress(ctx); address != "" {
+		t.address = "addr:" + address
+		failures, err := d.store.GetLoginFailures(ctx, t.address)
 		if err != nil {
-			return nil, fmt.Errorf("read sign-in failures: %w", err)
+			return throttle{}, fmt.Errorf("read sign-in failures: %w", err)
 		}
-		if failures.Count > 0 {
-			failing = append(failing, key)
+		if wait := d.throttle.wait(failures.Count, failures.LastFailureAt, now); wait > 0 {
+			return throttle{}, tooManyFailures(wait)
 		}
-		longest = max(longest, d.throttle.wait(failures.Count, failures.LastFailureAt, now))
+		t.addressFailing = failures.Count > 0
 	}
-	if longest <= 0 {
-		return failing, nil
+	var wait time.Duration
+	_, allowed, err := d.store.ReserveLoginAttempt(ctx, t.user, now, d.throttle.Forget, func(before storage.LoginFailures) bool {
+		wait = d.throttle.wait(before.Count, before.LastFailureAt, now)
+		return wait <= 0
+	})
+	if err != nil {
+		return throttle{}, fmt.Errorf("reserve a sign-in attempt: %w", err)
 	}
-	seconds := int(math.Ceil(longest.Seconds()))
-	return nil, &chiterr.Error{
+	if !allowed {
+		return throttle{}, tooManyFailures(wait)
+	}
+	return t, nil
+}
+
+func tooManyFailures(wait time.Duration) error {
+	seconds := int(math.Ceil(wait.Seconds()))
+	return &chiterr.Error{
 		Kind:       chiterr.ResourceExhausted,
 		Message:    fmt.Sprintf("too many failed sign-ins; try again in %d seconds", seconds),
 		RetryAfter: time.Duration(seconds) * time.Second,
 	}
 }
 
-func (d *Directory) recordFailure(ctx context.Context, keys []string) {
-	for _, key := range keys {
-		// Best effort: a store error must not turn a wrong password into a
-		// different answer.
-		_, _ = d.store.RecordLoginFailure(ctx, key, d.now(), d.throttle.Forget)
+// failed counts a wrong password: the username's try stays counted (it was
+// reserved), the address gets one more failure. Best effort: a store error
+// must not change the answer.
+func (d *Directory) failed(ctx context.Context, t throttle) {
+	if t.address != "" {
+		_, _, _ = d.store.ReserveLoginAttempt(ctx, t.address, d.now(), d.throttle.Forget, func(storage.LoginFailures) bool { return true })
 	}
 }
 
-func (d *Directory) resetFailures(ctx context.Context, keys []string) {
-	for _, key := range keys {
-		_ = d.store.ResetLoginFailures(ctx, key)
+// succeeded clears the username's count (its reserved try included) and
+// the address's failures, if it had any.
+func (d *Directory) succeeded(ctx context.Context, t throttle) {
+	_ = d.store.ResetLoginFailures(ctx, t.user)
+	if t.addressFailing {
+		_ = d.store.ResetLoginFailures(ctx, t.address)
 	}
+}
+
+// abandoned takes back the username's try when no password was checked
+// (the hashing queue was full).
+func (d *Directory) abandoned(ctx context.Context, t throttle) {
+	_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.user)
 }

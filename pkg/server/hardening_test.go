@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/server"
@@ -360,5 +361,42 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 		if _, has := body["preferred_username"]; has != want {
 			t.Errorf("userinfo with %q: %v, preferred_username wanted %v", scope, body, want)
 		}
+	}
+}
+
+// A burst of wrong passwords for one username gets no more passwords checked
+// than the same tries one after the other would: the free tries, and with the
+// clock standing still, nothing more. Each try is counted before its password
+// is checked, in the store, so this holds across replicas too.
+func TestBurstOfSignInsCannotOutrunTheThrottle(t *testing.T) {
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend)
+			tr := transports(e)["gRPC"]
+			const burst = 100
+			var checked, throttled atomic.Int32
+			var wg sync.WaitGroup
+			for range burst {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					switch _, code := tr.token(t, passwordRequest("burst-target", "wrong-password")); code {
+					case codes.Unauthenticated:
+						checked.Add(1)
+					case codes.ResourceExhausted:
+						throttled.Add(1)
+					default:
+						t.Errorf("a try answered %v", code)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := checked.Load(); n > int32(accounts.DefaultThrottle.FreeFailures) {
+				t.Fatalf("%d of %d parallel tries had their password checked, want at most the %d free ones", n, burst, accounts.DefaultThrottle.FreeFailures)
+			}
+			if checked.Load()+throttled.Load() != burst {
+				t.Fatalf("%d checked and %d throttled of %d", checked.Load(), throttled.Load(), burst)
+			}
+		})
 	}
 }

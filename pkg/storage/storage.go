@@ -330,9 +330,18 @@ type Store interface {
 
 	// GetLoginFailures returns the failures counted for key (zero if none).
 	GetLoginFailures(ctx context.Context, key string) (LoginFailures, error)
-	// RecordLoginFailure atomically counts one more failure for key at at; a
-	// count whose last failure is older than forgetAfter starts again at 1.
-	RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (LoginFailures, error)
+	// ReserveLoginAttempt counts one more attempt for key at at, before the
+	// password is checked, if allow accepts the attempts counted so far (a
+	// count whose last attempt is older than forgetAfter starts again at
+	// zero), and returns them. It is atomic across replicas: of concurrent
+	// attempts, each sees every one reserved before it, so a burst cannot
+	// outrun the throttle. A refused attempt changes nothing. The attempt
+	// stays counted as a failure unless ResetLoginFailures (success) or
+	// ReleaseLoginAttempt undoes it.
+	ReserveLoginAttempt(ctx context.Context, key string, at time.Time, forgetAfter time.Duration, allow func(before LoginFailures) bool) (LoginFailures, bool, error)
+	// ReleaseLoginAttempt takes back one reserved attempt that checked no
+	// password (the hashing queue was full).
+	ReleaseLoginAttempt(ctx context.Context, key string) error
 	// ResetLoginFailures forgets key's failures (after a successful sign-in).
 	ResetLoginFailures(ctx context.Context, key string) error
 	// DeleteStaleLoginFailures forgets failures last seen before cutoff.

@@ -229,9 +229,14 @@ func (s *timedStore) GetLoginFailures(ctx context.Context, key string) (LoginFai
 	return s.store.GetLoginFailures(ctx, key)
 }
 
-func (s *timedStore) RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (LoginFailures, error) {
-	defer s.done("RecordLoginFailure", time.Now())
-	return s.store.RecordLoginFailure(ctx, key, at, forgetAfter)
+func (s *timedStore) ReserveLoginAttempt(ctx context.Context, key string, at time.Time, forgetAfter time.Duration, allow func(LoginFailures) bool) (LoginFailures, bool, error) {
+	defer s.done("ReserveLoginAttempt", time.Now())
+	return s.store.ReserveLoginAttempt(ctx, key, at, forgetAfter, allow)
+}
+
+func (s *timedStore) ReleaseLoginAttempt(ctx context.Context, key string) error {
+	defer s.done("ReleaseLoginAttempt", time.Now())
+	return s.store.ReleaseLoginAttempt(ctx, key)
 }
 
 func (s *timedStore) ResetLoginFailures(ctx context.Context, key string) error {

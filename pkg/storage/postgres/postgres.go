@@ -468,16 +468,37 @@ func (s *Store) GetLoginFailures(ctx context.Context, key string) (storage.Login
 	return failures, err
 }
 
-func (s *Store) RecordLoginFailure(ctx context.Context, key string, at time.Time, forgetAfter time.Duration) (storage.LoginFailures, error) {
-	var failures storage.LoginFailures
-	var last *int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures (key, failures, last_failure_at) VALUES ($1, 1, $2)
-		ON CONFLICT (key) DO UPDATE SET
-			failures = CASE WHEN login_failures.last_failure_at < $3 THEN 1 ELSE login_failures.failures + 1 END,
-			last_failure_at = excluded.last_failure_at
-		RETURNING failures, last_failure_at`, key, toUnix(at), toUnix(at.Add(-forgetAfter))).Scan(&failures.Count, &last)
-	failures.LastFailureAt = fromUnix(last)
-	return failures, err
+func (s *Store) ReserveLoginAttempt(ctx context.Context, key string, at time.Time, forgetAfter time.Duration, allow func(storage.LoginFailures) bool) (storage.LoginFailures, bool, error) {
+	var before storage.LoginFailures
+	allowed := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The row exists before it is locked, so that concurrent first
+		// attempts queue on it too.
+		if _, err := tx.Exec(ctx, `INSERT INTO login_failures (key, failures, last_failure_at) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING`,
+			key, toUnix(at)); err != nil {
+			return err
+		}
+		var last *int64
+		if err := tx.QueryRow(ctx, `SELECT failures, last_failure_at FROM login_failures WHERE key = $1 FOR UPDATE`, key).
+			Scan(&before.Count, &last); err != nil {
+			return err
+		}
+		before.LastFailureAt = fromUnix(last)
+		if before.Count == 0 || before.LastFailureAt.Before(at.Add(-forgetAfter)) {
+			before = storage.LoginFailures{}
+		}
+		if allowed = allow(before); !allowed {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE login_failures SET failures = $1, last_failure_at = $2 WHERE key = $3`, before.Count+1, toUnix(at), key)
+		return err
+	})
+	return before, allowed && err == nil, err
+}
+
+func (s *Store) ReleaseLoginAttempt(ctx context.Context, key string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key)
+	return err
 }
 
 func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {

@@ -136,10 +136,21 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("prepare migrations: %w", err)
 	}
-	if _, err := provider.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
+	// Several processes may open a new database at once (the server and an
+	// operator command): two of them then apply the same migration, and the
+	// second one's fails (a column that exists) and rolls back. Asking goose
+	// again reads the version the first one recorded and applies the rest.
+	for attempt := range 5 {
+		if _, err = provider.Up(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
 	}
-	return nil
+	return fmt.Errorf("apply migrations: %w", err)
 }
 
 // Close closes the database.

@@ -84,3 +84,26 @@ func TestDatabaseFilesAreOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// Several processes opening a new database at once all get a migrated
+// store: the ones that lose a race for a migration apply it again.
+func TestConcurrentOpensOfANewDatabaseAllMigrate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	const opens = 8
+	errs := make(chan error, opens)
+	for range opens {
+		go func() {
+			store, err := sqlite.OpenPath(context.Background(), path)
+			if err == nil {
+				_, err = store.ListUsers(context.Background())
+				store.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range opens {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent open: %v", err)
+		}
+	}
+}
