@@ -114,17 +114,24 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 	const password = "bench-password-1"
 	usernames := make([]string, concurrency)
 	errs := make([]error, concurrency)
-	var wg sync.WaitGroup
-	for i := range usernames {
+	createUser := func(i int) {
 		usernames[i] = fmt.Sprintf("bench-%d", i)
+		create := exec.Command(chitd, append([]string{"user", "create", usernames[i], "--password-stdin"}, store...)...)
+		create.Stdin = strings.NewReader(password + "\n")
+		if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
+			errs[i] = fmt.Errorf("create user %s: %v %s", usernames[i], err, out)
+		}
+	}
+	// The first creates (and migrates) the store; the others then run at
+	// once (binaries from before concurrent first migrations were safe
+	// are compared too).
+	createUser(0)
+	var wg sync.WaitGroup
+	for i := 1; i < len(usernames); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			create := exec.Command(chitd, append([]string{"user", "create", usernames[i], "--password-stdin"}, store...)...)
-			create.Stdin = strings.NewReader(password + "\n")
-			if out, err := create.CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
-				errs[i] = fmt.Errorf("create user %s: %v %s", usernames[i], err, out)
-			}
+			createUser(i)
 		}()
 	}
 	wg.Wait()
