@@ -155,6 +155,36 @@ func (g *grantFlags) grants() (storage.Grants, error) {
 	return accounts.NewGrants(g.scopes, g.defaults, g.audiences)
 }
 
+// newSetGrantsCommand is `chitd <kind> set-grants NAME`: it replaces what
+// the principal may obtain, through set.
+func newSetGrantsCommand(store *storeFlags, kind string, withAudience bool, short, example string,
+	set func(*accounts.Directory, context.Context, string, storage.Grants) error) *cobra.Command {
+	var flags grantFlags
+	use := "set-grants NAME [--scope S]... [--default-scope S]..."
+	if withAudience {
+		use += " [--audience A]..."
+	}
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    cobra.ExactArgs(1),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			grants, err := flags.grants()
+			if err != nil {
+				return err
+			}
+			if err := set(directory, cmd.Context(), args[0], grants); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", kind, args[0], formatGrants(grants))
+			return nil
+		}),
+	}
+	flags.register(cmd, withAudience, nil)
+	return cmd
+}
+
 func formatGrants(grants storage.Grants) string {
 	text := "scopes: " + orNone(grants.AllowedScopes) + "; defaults: " + orNone(grants.DefaultScopes)
 	if len(grants.AllowedAudiences) > 0 {
@@ -241,25 +271,10 @@ more, and --default-scope names what a token carries when none is asked for.`,
 			return nil
 		}),
 	}
-	var setGrants grantFlags
-	setUserGrants := &cobra.Command{
-		Use:     "set-grants NAME [--scope S]... [--default-scope S]...",
-		Short:   "Replace the scopes a user may obtain; if any is removed, their access tokens issued before stop working",
-		Example: "  chitd user set-grants alice --scope reports:read --scope reports:write --default-scope reports:read",
-		Args:    cobra.ExactArgs(1),
-		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
-			grants, err := setGrants.grants()
-			if err != nil {
-				return err
-			}
-			if err := directory.SetUserGrants(cmd.Context(), args[0], grants); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user %s: %s\n", args[0], formatGrants(grants))
-			return nil
-		}),
-	}
-	setGrants.register(setUserGrants, false, nil)
+	setUserGrants := newSetGrantsCommand(store, "user", false,
+		"Replace the scopes a user may obtain; if any is removed, their access tokens issued before stop working",
+		"  chitd user set-grants alice --scope reports:read --scope reports:write --default-scope reports:read",
+		(*accounts.Directory).SetUserGrants)
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -297,7 +312,7 @@ more, and --default-scope names what a token carries when none is asked for.`,
 
 func newServiceCommand(store *storeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage service accounts (client credentials)"}
-	var createGrants, setGrants grantFlags
+	var createGrants grantFlags
 	create := &cobra.Command{
 		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Create a service account and print its client id and secret once",
@@ -351,23 +366,10 @@ another service (the audience field of Token, resource on /oauth2/token).`,
 		}),
 	}
 	createGrants.register(create, true, nil)
-	setServiceGrants := &cobra.Command{
-		Use:   "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
-		Short: "Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
-		Args:  cobra.ExactArgs(1),
-		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
-			grants, err := setGrants.grants()
-			if err != nil {
-				return err
-			}
-			if err := directory.SetServiceGrants(cmd.Context(), args[0], grants); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "service %s: %s\n", args[0], formatGrants(grants))
-			return nil
-		}),
-	}
-	setGrants.register(setServiceGrants, true, nil)
+	setServiceGrants := newSetGrantsCommand(store, "service", true,
+		"Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
+		"  chitd service set-grants billing --scope inventory:read --audience inventory",
+		(*accounts.Directory).SetServiceGrants)
 	cmd.AddCommand(create, list, setServiceGrants, remove)
 	return cmd
 }
@@ -426,7 +428,7 @@ func newClientCommand(store *storeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients of the sign-in page and /oauth2/token"}
 	var redirectURIs []string
 	var confidential bool
-	var createGrants, setGrants grantFlags
+	var createGrants grantFlags
 	create := &cobra.Command{
 		Use:   "create NAME --redirect-uri URI... [--confidential] [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
@@ -484,23 +486,10 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 			return w.Flush()
 		}),
 	}
-	setClientGrants := &cobra.Command{
-		Use:   "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
-		Short: "Replace what may be obtained through a client; if anything is removed, tokens issued through it before stop working",
-		Args:  cobra.ExactArgs(1),
-		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
-			grants, err := setGrants.grants()
-			if err != nil {
-				return err
-			}
-			if err := directory.SetClientGrants(cmd.Context(), args[0], grants); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "client %s: %s\n", args[0], formatGrants(grants))
-			return nil
-		}),
-	}
-	setGrants.register(setClientGrants, true, nil)
+	setClientGrants := newSetGrantsCommand(store, "client", true,
+		"Replace what may be obtained through a client; if anything is removed, tokens issued through it before stop working",
+		"  chitd client set-grants dashboard --scope openid --scope reports:read",
+		(*accounts.Directory).SetClientGrants)
 	remove := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a client; its sign-ins, refresh tokens and access tokens stop working",

@@ -301,3 +301,41 @@ func TestDataDirectoryOpenToOthersIsReported(t *testing.T) {
 		t.Fatalf("a 0700 data directory was warned about: %q", out)
 	}
 }
+
+// The grant commands change what principals may obtain, as `list` shows,
+// and refuse what the rules refuse; no environment variable sets a grant.
+func TestGrantCommands(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CHIT_SCOPE", "leaked:from-the-environment")
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"user", "create", "alice", "--password-stdin", "--scope", "read", "--default-scope", "read", "--data-dir", dir}, fastHash...), "created user alice"},
+		{[]string{"user", "set-grants", "alice", "--scope", "read", "--scope", "write", "--data-dir", dir}, "user alice: scopes: read write"},
+		{[]string{"user", "set-role", "alice", "admin", "--data-dir", dir}, "now has role ADMIN"},
+		{[]string{"user", "list", "--data-dir", dir}, "read write"},
+		{[]string{"service", "create", "billing", "--scope", "inventory:read", "--audience", "inventory", "--data-dir", dir}, "client_secret: chit_cs_"},
+		{[]string{"service", "set-grants", "billing", "--scope", "inventory:write", "--audience", "inventory", "--data-dir", dir}, "service billing: scopes: inventory:write"},
+		{[]string{"service", "list", "--data-dir", dir}, "inventory:write"},
+		{[]string{"client", "create", "dashboard", "--redirect-uri", "https://d.example/cb", "--confidential", "--data-dir", dir}, "client_secret: chit_cs_"},
+		{[]string{"client", "set-grants", "dashboard", "--scope", "openid", "--data-dir", dir}, "client dashboard: scopes: openid"},
+		{[]string{"client", "list", "--data-dir", dir}, "confidential"},
+	}
+	for _, step := range steps {
+		out, err := run(t, "wonderland\n", step.args...)
+		if err != nil || !strings.Contains(out, step.want) || strings.Contains(out, "leaked") {
+			t.Fatalf("chitd %v: %q, %v; want %q and nothing from CHIT_SCOPE", step.args[:3], out, err, step.want)
+		}
+	}
+	for _, refused := range [][]string{
+		{"service", "create", "Dashboard", "--data-dir", dir},
+		{"client", "create", "inventory", "--redirect-uri", "https://i.example/cb", "--data-dir", dir},
+		{"service", "set-grants", "billing", "--default-scope", "not-allowed", "--data-dir", dir},
+		{"user", "set-grants", "nobody", "--data-dir", dir},
+	} {
+		if out, err := run(t, "", refused...); err == nil {
+			t.Fatalf("chitd %v was accepted: %q", refused, out)
+		}
+	}
+}
