@@ -124,7 +124,7 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method plain is not allowed; use S256")
 	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method without code_challenge")
-	case req.CodeChallenge == "" && s.cfg.RequirePKCE:
+	case req.CodeChallenge == "" && (s.cfg.RequirePKCE || (!client.Confidential && !client.FirstParty)):
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge is required (PKCE with S256)")
 	case req.CodeChallenge != "":
 		if req.CodeChallengeMethod == "" {
@@ -324,6 +324,13 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 	familyID, err := s.tokens.NewFamilyID()
 	if err != nil {
 		return tokens.Grant{}, err
+	}
+	// An audience the client may not ask for is refused before the code is
+	// touched, so a retry with a right one still works.
+	if client.ID != "" {
+		if _, err := (accounts.Grantee{Principal: accounts.Principal{Role: accounts.RoleUser}, Client: client}).GrantAudience(audience); err != nil {
+			return tokens.Grant{}, err
+		}
 	}
 	now := s.now()
 	// What the code is bound to is checked before it is used up: a caller

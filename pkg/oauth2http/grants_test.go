@@ -6,9 +6,14 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 	"github.com/chit-auth/chit/pkg/storage"
 )
@@ -225,4 +230,64 @@ func TestRevokingATokenWithoutALoginIsUnsupported(t *testing.T) {
 			t.Fatalf("revoking garbage: %d, want 200", resp.StatusCode)
 		}
 	})
+}
+
+// Second reading of the grants: the holes a review of the change found.
+func TestGrantReviewFindings(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		ctx := context.Background()
+		// An admin's refresh token, introspected by the third-party client
+		// it was issued to, shows the role that client's tokens carry.
+		user, err := e.Store.GetUser(ctx, servertest.UserName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Store.CreateUser(ctx, storage.User{Name: "root", PasswordHash: user.PasswordHash, Role: "ADMIN", CreatedAt: e.Clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		secret := e.CreateClient(t, "reports", []string{"https://reports.example/cb"}, true, storage.Grants{AllowedScopes: []string{"openid", "offline_access"}})
+		_, grant := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"root"},
+			"password": {servertest.UserPassword}, "scope": {"openid offline_access"}}, "reports", secret)
+		refreshToken, _ := grant["refresh_token"].(string)
+		if _, body := postForm(t, e, "/oauth2/introspect", url.Values{"token": {refreshToken}}, "reports", secret); body["active"] != true || body["role"] != "USER" {
+			t.Fatalf("an admin's refresh token introspected by a third-party client: %v, want active with role USER", body)
+		}
+		// A token a third-party client holds may not end its subject's
+		// sessions at every client.
+		accessToken, _ := grant["access_token"].(string)
+		md := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+accessToken)
+		if _, err := authv1.NewAuthServiceClient(e.Conn).Revoke(md, &authv1.RevokeRequest{}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("revoke-all with a third-party client's token: %v, want PermissionDenied", err)
+		}
+		// Taking offline_access from the client ends its logins at their
+		// next refresh.
+		e.Clock.Advance(time.Second)
+		if err := e.Directory().SetClientGrants(ctx, "reports", storage.Grants{AllowedScopes: []string{"openid"}}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, "reports", secret); resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_grant" {
+			t.Fatalf("a refresh after offline_access was taken from the client: %d %v, want invalid_grant", resp.StatusCode, body)
+		}
+		// A malformed scope on client credentials is the request's fault.
+		if resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {`a"b`}}, servertest.ServiceName, e.ServiceSecret); resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Fatalf("client credentials with a malformed scope: %d %v, want invalid_request", resp.StatusCode, body)
+		}
+	})
+}
+
+// An audience the client may not ask for is refused before the code is
+// used: a retry without it still gets the tokens.
+func TestBadResourceDoesNotUseUpTheCode(t *testing.T) {
+	e := servertest.Start(t)
+	cfg := &oauth2.Config{ClientID: "chit-cli", Endpoint: endpoint(e, oauth2.AuthStyleInParams), RedirectURL: "http://127.0.0.1:5555/cb", Scopes: []string{"openid"}}
+	verifier := oauth2.GenerateVerifier()
+	code := signInCode(t, e, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"chit-cli"}, "code": {code},
+		"redirect_uri": {cfg.RedirectURL}, "code_verifier": {verifier}, "resource": {"inventory"}}, "", "")
+	if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_target" {
+		t.Fatalf("a code exchange with a resource the client may not ask for: %d %v", resp.StatusCode, body)
+	}
+	if _, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatalf("the retry without the resource: %v", err)
+	}
 }

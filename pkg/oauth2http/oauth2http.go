@@ -196,6 +196,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			grant, err = h.authorize.Exchange(ctx, client, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), audience)
 		}
 	case "client_credentials":
+		if _, err = accounts.ParseScope(form.Get("scope")); err != nil {
+			break // a malformed scope is the request's fault, not the client's authentication
+		}
 		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"), audience)
 		if kind := chiterr.KindOf(err); chiterr.ReasonOf(err) == "" && (kind == chiterr.Unauthenticated || kind == chiterr.InvalidArgument) {
 			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}

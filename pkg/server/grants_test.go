@@ -167,8 +167,8 @@ func TestChangesEndAccess(t *testing.T) {
 			t.Fatalf("the refresh after a role change carries role %q", claims.GetRole())
 		}
 
-		// Deleting the user refuses everything, and the name taken again
-		// by someone else inherits nothing.
+		// Deleting the user refuses everything (a name taken again inherits
+		// nothing: TestCodesFollowTheirUser, and the races in pkg/tokens).
 		e.Clock.Advance(time.Millisecond)
 		if err := directory.DeleteUser(ctx, name); err != nil {
 			t.Fatal(err)

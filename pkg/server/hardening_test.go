@@ -26,6 +26,7 @@ import (
 	"github.com/chit-auth/chit/pkg/passwords"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/storage"
 )
 
 // When the hashing queue is full, a sign-in is told to come back: 429 with
@@ -398,5 +399,20 @@ func TestBurstOfSignInsCannotOutrunTheThrottle(t *testing.T) {
 				t.Fatalf("%d checked and %d throttled of %d", checked.Load(), throttled.Load(), burst)
 			}
 		})
+	}
+}
+
+// A public client must use PKCE even where --require-pkce is off: it has no
+// secret, and a code without a challenge would be redeemable by anyone who
+// sees it. A confidential client authenticates instead.
+func TestPublicClientsAlwaysUsePKCE(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.SignIn.RequirePKCE = false })
+	tr := transports(e)["gRPC"]
+	e.CreateClient(t, "public-app", []string{"https://p.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
+	e.CreateClient(t, "server-app", []string{"https://s.example/cb"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
+	for client, want := range map[string]codes.Code{"public-app": codes.InvalidArgument, "server-app": codes.OK} {
+		req := &authv1.GetAuthorizeUrlRequest{ClientId: client, RedirectUri: "https://" + client[:1] + ".example/cb", State: "s", Scope: "openid"}
+		_, code := getAuthorizeURL(t, tr, req)
+		wantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
 	}
 }

@@ -72,10 +72,13 @@ func (s *Service) introspectRefreshToken(ctx context.Context, caller accounts.Cl
 	if audience == "" {
 		audience = s.cfg.Audience
 	}
+	// What the login would get now: the role as the client may see it,
+	// the scopes still allowed.
+	grantee := accounts.Grantee{Principal: user, Client: caller}
 	return Introspection{Active: true, TokenType: "refresh_token", Claims: Claims{
 		Subject:   record.Subject,
-		Role:      user.Role,
-		Scopes:    strings.Fields(record.Scope),
+		Role:      grantee.Role(),
+		Scopes:    grantee.StillAllowed(strings.Fields(record.Scope)),
 		ClientID:  record.ClientID,
 		Issuer:    s.cfg.Issuer,
 		Audience:  []string{audience},

@@ -166,6 +166,12 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 	if subject != caller.Subject && caller.Role != accounts.RoleAdmin {
 		return chiterr.New(chiterr.PermissionDenied, "only an admin may revoke another subject's sessions")
 	}
+	// Ending every session, across every client, is for the person through
+	// Chit's own clients: a third-party client ends its own logins (Revoke
+	// with a token, or /oauth2/revoke).
+	if caller.ClientID != "" && !slices.Contains(accounts.FirstPartyClientIDs, caller.ClientID) {
+		return chiterr.New(chiterr.PermissionDenied, "a token issued to client %q may not end its subject's sessions at every client; revoke the client's own tokens instead", caller.ClientID)
+	}
 	n, err := s.Store.RevokeSubject(ctx, subject, s.Now())
 	if err != nil {
 		return err

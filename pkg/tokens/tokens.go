@@ -426,6 +426,12 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 	if len(requested) == 0 {
 		requested = loginScopes
 	}
+	// A login lives on through refreshes only while offline_access is
+	// still allowed to it: taking it from the person or the client ends
+	// the login at its next refresh.
+	if slices.Contains(loginScopes, accounts.ScopeOfflineAccess) && len(grantee.StillAllowed([]string{accounts.ScopeOfflineAccess})) == 0 {
+		return Login{}, chiterr.New(chiterr.Unauthenticated, "refresh token is invalid: offline_access is no longer allowed")
+	}
 	audience, err := grantee.GrantAudience(current.Audience)
 	if err != nil {
 		return Login{}, chiterr.New(chiterr.Unauthenticated, "refresh token is invalid: its audience is no longer allowed")
