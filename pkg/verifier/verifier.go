@@ -255,6 +255,10 @@ func WithClaims(ctx context.Context, claims Claims) context.Context {
 	return context.WithValue(ctx, claimsKey{}, claims)
 }
 
+// isAccessToken is the server's keys.IsAccessTokenType, repeated here so
+// that the verifier, which other services import, depends on no part of the
+// server; the two must accept the same tokens.
+//
 // isAccessToken reports whether a token's typ header names an access token
 // (at+jwt, RFC 9068): an ID token or another JWT signed with the same keys
 // must not pass for one. Chit's access tokens from before they were typed
