@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -414,5 +415,45 @@ func TestPublicClientsAlwaysUsePKCE(t *testing.T) {
 		req := &authv1.GetAuthorizeUrlRequest{ClientId: client, RedirectUri: "https://" + client[:1] + ".example/cb", State: "s", Scope: "openid"}
 		_, code := getAuthorizeURL(t, tr, req)
 		wantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
+	}
+}
+
+// A failed sign-in on /oauth2/token or the sign-in page is logged and
+// counted like one on the API: same fields, transport oauth2.
+func TestStandardEndpointsAreLoggedAndCounted(t *testing.T) {
+	e := servertest.Start(t)
+	resp, err := http.Post(e.HTTPBase()+"/oauth2/token", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {"wrong-password"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "openid"))
+	wantCode(t, "GetAuthorizeUrl", code, codes.OK)
+	if answer, _ := signIn(t, e, authorizeURL, "wrong-password", "sign-in"); answer.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong password on the page: %d", answer.StatusCode)
+	}
+	logs := e.Logs.String()
+	for _, want := range []string{
+		`"method":"POST /oauth2/token","code":"400"`,
+		`"method":"POST /oauth2/authorize","code":"401"`,
+	} {
+		if !strings.Contains(logs, want) || !strings.Contains(logs, `"transport":"oauth2"`) {
+			t.Errorf("no log line with %s and transport oauth2", want)
+		}
+	}
+	metrics, err := http.Get(e.HTTPBase() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer metrics.Body.Close()
+	body, _ := io.ReadAll(metrics.Body)
+	for _, want := range []string{
+		`chit_rpc_requests_total{code="400",method="POST /oauth2/token",transport="oauth2"} 1`,
+		`chit_rpc_requests_total{code="401",method="POST /oauth2/authorize",transport="oauth2"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -288,8 +288,14 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		JWKS:    signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
-			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(mux)
-			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(mux)
+			// The standard endpoints and the sign-in page are logged and
+			// counted like the API's calls, their transport named oauth2.
+			standard := http.NewServeMux()
+			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
+			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(standard)
+			observed := observeHTTP(standard, cfg.Logger, metrics)
+			mux.Handle("/oauth2/", observed)
+			mux.Handle(oauth2http.UserinfoPath, observed)
 			mux.Handle("GET /metrics", metrics.Handler())
 			mux.HandleFunc("GET /readyz", s.ready)
 		},
