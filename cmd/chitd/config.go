@@ -148,6 +148,7 @@ type serveFlags struct {
 	requestTimeout   time.Duration
 	grpcConnections  server.GRPCConnections
 	pprofAddr        string
+	opsAddr          string
 	otlpEndpoint     string
 	otlpInsecure     bool
 	logLevel         string
@@ -179,6 +180,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/gRPC to this host:port; tracing is off when empty")
 	flags.BoolVar(&f.otlpInsecure, "otlp-insecure", false, "send OTLP traces without TLS (a local collector)")
 	flags.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this address; off when empty; keep it private")
+	flags.StringVar(&f.opsAddr, "ops-addr", "", "operations listener (keep it private): /metrics and the Go profiles move there from the public HTTP port; empty keeps /metrics on the HTTP port")
 	flags.DurationVar(&f.requestTimeout, "request-timeout", 15*time.Second, "longest time one call may take")
 	defaults := server.DefaultGRPCConnections
 	flags.DurationVar(&f.grpcConnections.MaxAge, "grpc-max-connection-age", defaults.MaxAge, "a gRPC connection this old is closed once its calls finish, so clients reconnect and spread over the replicas")
@@ -226,6 +228,8 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.grpcConnections.MaxConcurrentStreams < 1, "--grpc-max-concurrent-streams must be at least 1"},
 		{f.grpcConnections.MinPingInterval < time.Second, "--grpc-min-ping-interval must be at least 1s"},
 		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
+		{f.opsAddr != "" && !validAddr(f.opsAddr), fmt.Sprintf("--ops-addr %q is not host:port", f.opsAddr)},
+		{f.opsAddr != "" && (f.opsAddr == f.httpAddr || f.opsAddr == f.grpcAddr) && !strings.HasSuffix(f.opsAddr, ":0"), "--ops-addr must differ from --http-addr and --grpc-addr"},
 		{f.otlpEndpoint != "" && !validAddr(f.otlpEndpoint), fmt.Sprintf("--otlp-endpoint %q is not host:port", f.otlpEndpoint)},
 		{f.audience == "", "--audience must not be empty"},
 		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
@@ -328,6 +332,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		RequestTimeout:         f.requestTimeout,
 		GRPCConnections:        f.grpcConnections,
 		PprofAddr:              f.pprofAddr,
+		OpsAddr:                f.opsAddr,
 		Logger:                 logger,
 	}
 }

@@ -457,3 +457,23 @@ func TestStandardEndpointsAreLoggedAndCounted(t *testing.T) {
 		}
 	}
 }
+
+// With an operations listener, /metrics and the Go profiles are served
+// there only, not to anyone on the public HTTP port.
+func TestOperationsListenerTakesMetricsOffThePublicPort(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.OpsAddr = "127.0.0.1:0" })
+	for url, want := range map[string]int{
+		e.HTTPBase() + "/metrics":                        http.StatusNotFound,
+		"http://" + e.Server.OpsAddr() + "/metrics":      http.StatusOK,
+		"http://" + e.Server.OpsAddr() + "/debug/pprof/": http.StatusOK,
+	} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
+		}
+	}
+}

@@ -85,6 +85,9 @@ type Config struct {
 	GRPCConnections GRPCConnections
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string
+	// OpsAddr, when set, is the operations listener: /metrics and the Go
+	// profiles are served there, and /metrics leaves the public HTTP port.
+	OpsAddr string
 	// TracerProvider, when set, traces every call (OpenTelemetry); the
 	// trace id then appears in the call's log line.
 	TracerProvider trace.TracerProvider
@@ -165,6 +168,9 @@ type Server struct {
 	httpServer   *http.Server
 	grpcListener net.Listener
 	httpListener net.Listener
+	// opsListener and opsHandler serve OpsAddr; nil without it.
+	opsListener net.Listener
+	opsHandler  http.Handler
 }
 
 // NewHasher builds the password hasher the configuration asks for; the
@@ -277,6 +283,15 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		s.grpcListener.Close()
 		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	if cfg.OpsAddr != "" {
+		if s.opsListener, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for operations on %s: %w", cfg.OpsAddr, err)
+		}
+		ops := pprofMux()
+		ops.Handle("GET /metrics", metrics.Handler())
+		s.opsHandler = ops
+	}
 	if cfg.TLS != nil {
 		httpTLS := cfg.TLS.Clone()
 		// Browsers and REST clients present no client certificate.
@@ -296,7 +311,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 			observed := observeHTTP(standard, cfg.Logger, metrics)
 			mux.Handle("/oauth2/", observed)
 			mux.Handle(oauth2http.UserinfoPath, observed)
-			mux.Handle("GET /metrics", metrics.Handler())
+			if cfg.OpsAddr == "" {
+				mux.Handle("GET /metrics", metrics.Handler())
+			}
 			mux.HandleFunc("GET /readyz", s.ready)
 		},
 		Discovery: func() gateway.Discovery {
@@ -363,6 +380,17 @@ func withDeadline(next http.Handler, timeout time.Duration) http.Handler {
 func (s *Server) closeListeners() {
 	s.grpcListener.Close()
 	s.httpListener.Close()
+	if s.opsListener != nil {
+		s.opsListener.Close()
+	}
+}
+
+// OpsAddr is the address of the operations listener, or "" without one.
+func (s *Server) OpsAddr() string {
+	if s.opsListener == nil {
+		return ""
+	}
+	return s.opsListener.Addr().String()
 }
 
 // GRPCAddr is the address the gRPC port listens on.
@@ -412,7 +440,20 @@ func (s *Server) Run(ctx context.Context) error {
 			return pprofServer.Close()
 		})
 	}
-	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "issuer", s.cfg.Tokens.Issuer)
+	if s.opsListener != nil {
+		opsServer := &http.Server{Handler: s.opsHandler, ReadHeaderTimeout: 10 * time.Second}
+		group.Go(func() error {
+			if err := opsServer.Serve(s.opsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("operations server: %w", err)
+			}
+			return nil
+		})
+		group.Go(func() error {
+			<-groupCtx.Done()
+			return opsServer.Close()
+		})
+	}
+	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "ops", s.OpsAddr(), "issuer", s.cfg.Tokens.Issuer)
 	group.Go(func() error {
 		<-groupCtx.Done()
 		s.shutdown()
