@@ -92,11 +92,14 @@ type Directory struct {
 	// serverAudience is the `aud` of the server's own tokens: no client id
 	// may take it.
 	serverAudience string
-	throttle       ThrottlePolicy
-	store          storage.Store
-	hasher         *passwords.Hasher
-	now            func() time.Time
-	random         io.Reader
+	// throttle applies to a username at one address and to an address;
+	// usernameThrottle to a username from every address.
+	throttle         ThrottlePolicy
+	usernameThrottle ThrottlePolicy
+	store            storage.Store
+	hasher           *passwords.Hasher
+	now              func() time.Time
+	random           io.Reader
 	// services, when not nil, keeps service accounts briefly.
 	services *serviceAccountCache
 }
@@ -104,19 +107,13 @@ type Directory struct {
 // NewDirectory returns a Directory over store. now and random are the clock
 // and the source of secrets.
 func NewDirectory(store storage.Store, hasher *passwords.Hasher, now func() time.Time, random io.Reader) *Directory {
-	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle}
+	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
 }
 
 // WithServerAudience names the server's own audience, which no service
 // account or client may take as its id.
 func (d *Directory) WithServerAudience(audience string) *Directory {
 	d.serverAudience = audience
-	return d
-}
-
-// WithThrottle replaces the sign-in throttling policy.
-func (d *Directory) WithThrottle(policy ThrottlePolicy) *Directory {
-	d.throttle = policy
 	return d
 }
 

@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,9 +216,10 @@ func TestSignInThrottling(t *testing.T) {
 	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != time.Second {
 		t.Fatalf("throttled try: %v (retry after %v)", err, chiterr.RetryAfter(err))
 	}
-	// Another address is throttled too: the username's count holds.
-	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "198.51.100.1"), "alice", "wonderland"); chiterr.KindOf(err) != chiterr.ResourceExhausted {
-		t.Fatalf("throttled username from another address: %v", err)
+	// From another address the person is not locked out: the lockout
+	// belongs to the username at the attacker's address.
+	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "198.51.100.1"), "alice", "wonderland"); err != nil {
+		t.Fatalf("the right password from another address: %v", err)
 	}
 	// The delays grow, then a lockout.
 	for failure := accounts.DefaultThrottle.FreeFailures; failure < accounts.DefaultThrottle.LockoutAfter; failure++ {
@@ -236,8 +238,47 @@ func TestSignInThrottling(t *testing.T) {
 	if _, err := d.AuthenticateUser(attacker, "alice", "wonderland"); err != nil {
 		t.Fatalf("after the lockout: %v", err)
 	}
-	if failures, _ := store.GetLoginFailures(ctx, "user:alice"); failures.Count != 0 {
+	if failures, _ := store.GetLoginFailures(ctx, "user:alice@192.0.2.7"); failures.Count != 0 {
 		t.Fatalf("a successful sign-in left %d failures", failures.Count)
+	}
+}
+
+// Guesses for one username spread over many addresses meet the username's
+// own policy: a far higher threshold, then delays that never exceed a
+// minute and never become a lockout.
+func TestUsernameThrottleDelaysButNeverLocks(t *testing.T) {
+	ctx := context.Background()
+	store, hasher := newStoreAndHasher(t)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	d := accounts.NewDirectory(store, hasher, func() time.Time { return now }, rand.Reader)
+	if err := d.CreateUser(ctx, "carol", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	from := func(i int) context.Context { return accounts.WithClientAddress(ctx, fmt.Sprintf("203.0.113.%d", i)) }
+	for i := range accounts.DefaultUsernameThrottle.FreeFailures {
+		if _, err := d.AuthenticateUser(from(i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Fatalf("free failure %d from a fresh address: %v", i, err)
+		}
+	}
+	_, err := d.AuthenticateUser(from(100), "carol", "wonderland")
+	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != time.Second {
+		t.Fatalf("past the username's free failures: %v (retry after %v), want a 1s wait", err, chiterr.RetryAfter(err))
+	}
+	// Many more failures, each after its wait: the wait stops growing at a
+	// minute, and the right password then works.
+	for i := range 20 {
+		now = now.Add(time.Minute)
+		if _, err := d.AuthenticateUser(from(200+i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Fatalf("failure %d after its wait: %v", i, err)
+		}
+	}
+	_, err = d.AuthenticateUser(from(250), "carol", "wonderland")
+	if chiterr.RetryAfter(err) > time.Minute {
+		t.Fatalf("the username's wait grew to %v, past a minute", chiterr.RetryAfter(err))
+	}
+	now = now.Add(time.Minute)
+	if _, err := d.AuthenticateUser(from(251), "carol", "wonderland"); err != nil {
+		t.Fatalf("the right password after the wait: %v", err)
 	}
 }
 
@@ -271,7 +312,7 @@ func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	counted := func() (int, int) {
-		user, _ := store.GetLoginFailures(ctx, "user:bob")
+		user, _ := store.GetLoginFailures(ctx, "user:bob@203.0.113.9")
 		addr, _ := store.GetLoginFailures(ctx, "addr:203.0.113.9")
 		return user.Count, addr.Count
 	}

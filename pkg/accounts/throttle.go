@@ -10,25 +10,34 @@ import (
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
-// ThrottlePolicy slows down password guessing, per username and per client
-// address. The counts live in the store, so every replica applies them.
+// ThrottlePolicy slows down password guessing for one throttling key. The
+// counts live in the store, so every replica applies them.
 type ThrottlePolicy struct {
 	// FreeFailures are allowed without delay.
 	FreeFailures int
 	// BaseDelay is the wait after the first failure past the free ones; each
-	// further failure doubles it.
+	// further failure doubles it, up to MaxDelay when that is set.
 	BaseDelay time.Duration
-	// LockoutAfter failures lock the key for Lockout.
+	MaxDelay  time.Duration
+	// LockoutAfter failures lock the key for Lockout; 0 never locks.
 	LockoutAfter int
 	Lockout      time.Duration
 	// Forget is how long after the last failure a count starts over.
 	Forget time.Duration
 }
 
-// DefaultThrottle: 5 free failures, then waits of 1, 2, 4, 8 and 16 seconds,
-// then a 15-minute lockout; counts are forgotten an hour after the last
-// failure, and a successful sign-in resets them.
+// DefaultThrottle applies to a username at one address, and to an address:
+// 5 free failures, then waits of 1, 2, 4, 8 and 16 seconds, then a
+// 15-minute lockout; counts are forgotten an hour after the last failure,
+// and a successful sign-in resets them. Locking the pair, not the username,
+// means nobody can lock a person out from elsewhere with ten requests.
 var DefaultThrottle = ThrottlePolicy{FreeFailures: 5, BaseDelay: time.Second, LockoutAfter: 10, Lockout: 15 * time.Minute, Forget: time.Hour}
+
+// DefaultUsernameThrottle applies to a username from every address: a far
+// higher threshold and delays only (20 free failures, then waits doubling
+// from 1 second up to 1 minute, never a lockout), so guessing one account
+// from many addresses stays slow without anyone being able to lock it.
+var DefaultUsernameThrottle = ThrottlePolicy{FreeFailures: 20, BaseDelay: time.Second, MaxDelay: time.Minute, Forget: time.Hour}
 
 // wait returns how long a key with count failures, the last at last, must
 // still wait at now.
@@ -36,9 +45,14 @@ func (p ThrottlePolicy) wait(count int, last, now time.Time) time.Duration {
 	if count < p.FreeFailures || now.Sub(last) >= p.Forget {
 		return 0
 	}
-	delay := p.Lockout
-	if count < p.LockoutAfter {
-		delay = time.Duration(float64(p.BaseDelay) * math.Pow(2, float64(count-p.FreeFailures)))
+	var delay time.Duration
+	if p.LockoutAfter > 0 && count >= p.LockoutAfter {
+		delay = p.Lockout
+	} else {
+		delay = time.Duration(float64(p.BaseDelay) * math.Pow(2, float64(min(count-p.FreeFailures, 30))))
+		if p.MaxDelay > 0 && delay > p.MaxDelay {
+			delay = p.MaxDelay
+		}
 	}
 	return last.Add(delay).Sub(now)
 }
@@ -57,10 +71,12 @@ func ClientAddress(ctx context.Context) string {
 	return address
 }
 
-// throttle is what one sign-in is throttled by: its username, whose tries
-// are reserved before the password is checked, and its client's address,
-// whose failures are counted after.
+// throttle is what one sign-in is throttled by: its username at its
+// client's address and its username everywhere, whose tries are reserved
+// before the password is checked, and its client's address, whose failures
+// are counted after.
 type throttle struct {
+	pair    string
 	user    string
 	address string
 	// addressFailing says the address has failures on record, which a
@@ -68,18 +84,18 @@ type throttle struct {
 	addressFailing bool
 }
 
-// admit reserves the sign-in's try for its username and checks its
-// address, before the password is checked. The username's tries are
-// reserved, so a burst for one username gets no more passwords checked than
-// the same tries one after the other (RFC 6749 §10.10; OWASP's guidance on
-// brute force): parallel sign-ins of one person beyond the free tries wait
-// like failures do. The address is only read: behind a NAT many people
-// share one, and their parallel sign-ins must not throttle each other; its
-// failures are counted once they happen (failed).
+// admit reserves the sign-in's try for its username (at its address, and
+// everywhere) and checks its address, before the password is checked. The
+// tries are reserved, so a burst for one username gets no more passwords
+// checked than the same tries one after the other; parallel sign-ins of one
+// person beyond the free tries wait like failures do. The address is only
+// read: behind a NAT many people share one, and their parallel sign-ins must
+// not throttle each other; its failures are counted once they happen.
 func (d *Directory) admit(ctx context.Context, name string) (throttle, error) {
 	now := d.now()
-	t := throttle{user: "user:" + name}
+	t := throttle{pair: "user:" + name, user: "username:" + name}
 	if address := ClientAddress(ctx); address != "" {
+		t.pair += "@" + address
 		t.address = "addr:" + address
 		failures, err := d.store.GetLoginFailures(ctx, t.address)
 		if err != nil {
@@ -90,18 +106,30 @@ func (d *Directory) admit(ctx context.Context, name string) (throttle, error) {
 		}
 		t.addressFailing = failures.Count > 0
 	}
+	if err := d.reserve(ctx, t.pair, d.throttle, now); err != nil {
+		return throttle{}, err
+	}
+	if err := d.reserve(ctx, t.user, d.usernameThrottle, now); err != nil {
+		_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.pair)
+		return throttle{}, err
+	}
+	return t, nil
+}
+
+// reserve counts a try for key under policy, or refuses it.
+func (d *Directory) reserve(ctx context.Context, key string, policy ThrottlePolicy, now time.Time) error {
 	var wait time.Duration
-	_, allowed, err := d.store.ReserveLoginAttempt(ctx, t.user, now, d.throttle.Forget, func(before storage.LoginFailures) bool {
-		wait = d.throttle.wait(before.Count, before.LastFailureAt, now)
+	_, allowed, err := d.store.ReserveLoginAttempt(ctx, key, now, policy.Forget, func(before storage.LoginFailures) bool {
+		wait = policy.wait(before.Count, before.LastFailureAt, now)
 		return wait <= 0
 	})
 	if err != nil {
-		return throttle{}, fmt.Errorf("reserve a sign-in attempt: %w", err)
+		return fmt.Errorf("reserve a sign-in attempt: %w", err)
 	}
 	if !allowed {
-		return throttle{}, tooManyFailures(wait)
+		return tooManyFailures(wait)
 	}
-	return t, nil
+	return nil
 }
 
 func tooManyFailures(wait time.Duration) error {
@@ -113,8 +141,8 @@ func tooManyFailures(wait time.Duration) error {
 	}
 }
 
-// failed counts a wrong password: the username's try stays counted (it was
-// reserved), the address gets one more failure. Best effort: a store error
+// failed counts a wrong password: the username's tries stay counted (they
+// were reserved), the address gets one more failure. Best effort: a store error
 // must not change the answer.
 func (d *Directory) failed(ctx context.Context, t throttle) {
 	if t.address != "" {
@@ -122,17 +150,19 @@ func (d *Directory) failed(ctx context.Context, t throttle) {
 	}
 }
 
-// succeeded clears the username's count (its reserved try included) and
-// the address's failures, if it had any.
+// succeeded clears the username's counts (its reserved tries included)
+// and the address's failures, if it had any.
 func (d *Directory) succeeded(ctx context.Context, t throttle) {
+	_ = d.store.ResetLoginFailures(ctx, t.pair)
 	_ = d.store.ResetLoginFailures(ctx, t.user)
 	if t.addressFailing {
 		_ = d.store.ResetLoginFailures(ctx, t.address)
 	}
 }
 
-// abandoned takes back the username's try when no password was checked
+// abandoned takes back the username's tries when no password was checked
 // (the hashing queue was full).
 func (d *Directory) abandoned(ctx context.Context, t throttle) {
+	_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.pair)
 	_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.user)
 }
