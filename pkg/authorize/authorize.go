@@ -140,11 +140,17 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	return req, nil
 }
 
+// MaxRedirectURILength bounds a redirect URI, registered or asked for.
+const MaxRedirectURILength = 2048
+
 // checkRedirect applies RFC 8252 for the CLI (loopback IP literals, any port)
 // and exact matching for registered clients.
 func checkRedirect(client accounts.Client, redirectURI string) error {
 	if redirectURI == "" {
 		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is required")
+	}
+	if len(redirectURI) > MaxRedirectURILength {
+		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is longer than %d characters", MaxRedirectURILength)
 	}
 	if client.ID == CLIClientID {
 		if !IsLoopbackRedirect(redirectURI) {
@@ -188,7 +194,13 @@ func ValidateRedirectURIs(redirectURIs []string) error {
 	if len(redirectURIs) == 0 {
 		return chiterr.New(chiterr.InvalidArgument, "a client needs at least one redirect URI")
 	}
+	if len(redirectURIs) > 16 {
+		return chiterr.New(chiterr.InvalidArgument, "a client has at most 16 redirect URIs")
+	}
 	for _, uri := range redirectURIs {
+		if len(uri) > MaxRedirectURILength {
+			return chiterr.New(chiterr.InvalidArgument, "redirect URI is longer than %d characters", MaxRedirectURILength)
+		}
 		u, err := url.Parse(uri)
 		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" ||
 			(u.Scheme != "https" && !IsLoopbackRedirect(uri)) {

@@ -477,3 +477,24 @@ func TestOperationsListenerTakesMetricsOffThePublicPort(t *testing.T) {
 		}
 	}
 }
+
+// Identifiers over their documented maximum are refused with a message
+// naming them, before anything is stored.
+func TestOverlongIdentifiersAreRefused(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		long := "http://127.0.0.1:1/" + strings.Repeat("p", authorize.MaxRedirectURILength)
+		req := authorizeRequest(newVerifier(t), "openid")
+		req.RedirectUri = long
+		_, code := getAuthorizeURL(t, tr, req)
+		wantCode(t, "a redirect URI over the maximum", code, codes.InvalidArgument)
+		req = authorizeRequest(newVerifier(t), "openid")
+		req.State = strings.Repeat("s", 513)
+		_, code = getAuthorizeURL(t, tr, req)
+		wantCode(t, "a state over the maximum", code, codes.InvalidArgument)
+		_, code = tr.token(t, withScope(passwordRequest("alice", "wonderland"), strings.Repeat("s", 1025)))
+		wantCode(t, "a scope over the maximum", code, codes.InvalidArgument)
+	})
+	if err := authorize.ValidateRedirectURIs([]string{"https://l.example/" + strings.Repeat("p", authorize.MaxRedirectURILength)}); err == nil {
+		t.Fatal("a redirect URI over the maximum was accepted for registration")
+	}
+}
