@@ -266,6 +266,10 @@ func (s *Set) SignAs(token jwt.Token, typ string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
+	alg, _ := signer.Algorithm().(jwa.SignatureAlgorithm)
+	if signed, err = NormalizeLowS(signed, alg); err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
 	return string(signed), nil
 }
 

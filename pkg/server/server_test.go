@@ -530,6 +530,10 @@ func foreignToken(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The form Chit signs: any other encoding is refused first.
+	if signed, err = keys.NormalizeLowS(signed, jwa.ES256); err != nil {
+		t.Fatal(err)
+	}
 	return string(signed)
 }
 

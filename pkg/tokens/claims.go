@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 )
 
@@ -13,18 +14,36 @@ import (
 // read different subjects from one signed token: refuse it outright.
 var errDuplicateClaim = errors.New("token payload repeats a claim")
 
-// checkPayloadShape refuses payloads that are not one JSON object with
-// distinct member names.
+// checkPayloadShape refuses every encoding of a token but one: the compact
+// serialization, each part canonical unpadded base64url, a header without
+// critical extensions, and a payload that is exactly one JSON object with
+// distinct member names and nothing after it. Variants of a genuine token
+// (padding, the standard alphabet, spare trailing bits, the JSON
+// serialization, a decoy member) then never verify, nor enter the
+// verified-token cache.
 func checkPayloadShape(token string) error {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return errors.New("token is not three dot-separated parts")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return errors.New("token payload is not base64url")
+	decoded := make([][]byte, 3)
+	for i, part := range parts {
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodeToString(raw) != part {
+			return errors.New("token part is not canonical base64url")
+		}
+		decoded[i] = raw
 	}
-	decoder := json.NewDecoder(bytes.NewReader(payload))
+	var header struct {
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(decoded[0], &header); err != nil {
+		return errors.New("token header is not a JSON object")
+	}
+	if header.Crit != nil {
+		return errors.New("token header names critical extensions, which Chit does not understand")
+	}
+	decoder := json.NewDecoder(bytes.NewReader(decoded[1]))
 	decoder.UseNumber()
 	start, err := decoder.Token()
 	if err != nil || start != json.Delim('{') {
@@ -45,6 +64,12 @@ func checkPayloadShape(token string) error {
 		if err := decoder.Decode(&skip); err != nil {
 			return err
 		}
+	}
+	if _, err := decoder.Token(); err != nil { // the closing brace
+		return err
+	}
+	if _, err := decoder.Token(); err != io.EOF {
+		return errors.New("token payload has data after its JSON object")
 	}
 	return nil
 }

@@ -2,16 +2,23 @@ package tokens_test
 
 import (
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
+	"math/big"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 	"github.com/chit-auth/chit/pkg/tokens"
@@ -363,4 +370,50 @@ func tokenType(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return message.Signatures()[0].ProtectedHeaders().Type()
+}
+
+// A token has one encoding: Chit signs with the low s, 1,000 tokens in a
+// row all verify, and every variant of a genuine token is refused without
+// entering the verified-token cache.
+func TestOneEncodingPerToken(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for i := range 1000 {
+		grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !keys.HasLowS(grant.AccessToken, jwa.ES256) {
+			t.Fatalf("token %d was signed with a high s", i)
+		}
+		if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
+			t.Fatalf("token %d does not verify: %v", i, err)
+		}
+	}
+	grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(grant.AccessToken, ".")
+	signature, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	highS := slices.Clone(signature)
+	order := elliptic.P256().Params().N
+	new(big.Int).Sub(order, new(big.Int).SetBytes(signature[32:])).FillBytes(highS[32:])
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	for name, variant := range map[string]string{
+		"high s":                       parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(highS),
+		"padded signature":             parts[0] + "." + parts[1] + "." + base64.URLEncoding.EncodeToString(signature),
+		"standard alphabet":            parts[0] + "." + parts[1] + "." + base64.RawStdEncoding.EncodeToString(signature),
+		"JSON serialization":           `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`,
+		"padded header":                base64.URLEncoding.EncodeToString(header) + "." + parts[1] + "." + parts[2],
+		"trailing bits in the payload": parts[0] + "." + parts[1] + "x" + "." + parts[2],
+	} {
+		if _, err := f.service.Check(ctx, variant); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Errorf("%s: %v, want refused", name, err)
+		}
+	}
+	// The genuine token still verifies: no variant poisoned the cache.
+	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
+		t.Fatal(err)
+	}
 }

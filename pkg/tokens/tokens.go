@@ -627,7 +627,11 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 	var typ string
 	keyProvider := keys.KeyProvider(serverKey, providerKey)
 	typed := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, message *jws.Message) error {
-		typ = sig.ProtectedHeaders().Type()
+		headers := sig.ProtectedHeaders()
+		typ = headers.Type()
+		if !keys.HasLowS(accessToken, headers.Algorithm()) {
+			return errors.New("an ES256 signature must have the low s (a token has one encoding)")
+		}
 		return keyProvider.FetchKeys(ctx, sink, sig, message)
 	})
 	token, err := jwt.ParseString(accessToken,
@@ -649,6 +653,9 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
 	}
 	role, hasRole := stringClaim(token, "role")
+	if !hasRole {
+		return Claims{}, chiterr.New(chiterr.Unauthenticated, "%s: role is not a string", errInvalidToken.Message)
+	}
 	if !keys.IsAccessTokenType(typ, hasRole) {
 		// An ID token, or any other JWT signed with the same keys, is not
 		// an access token.

@@ -388,6 +388,9 @@ func TestCheckRejects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if signed, err = keys.NormalizeLowS(signed, jwa.ES256); err != nil {
+			t.Fatal(err)
+		}
 		return string(signed)
 	}
 	parts := strings.Split(grant.AccessToken, ".")
@@ -509,6 +512,9 @@ func TestCheckVerifiesATokenOnce(t *testing.T) {
 	}
 	signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, providerKey))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if signed, err = keys.NormalizeLowS(signed, jwa.ES256); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

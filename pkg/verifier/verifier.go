@@ -2,9 +2,13 @@ package verifier
 
 import (
 	"context"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -167,6 +171,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" || len(token) > 8<<10 {
 		return Claims{}, fmt.Errorf("%w: missing or oversized", ErrInvalidToken)
 	}
+	if !oneEncoding(token) {
+		return Claims{}, fmt.Errorf("%w: not the token's one encoding (compact, canonical base64url, low-s ES256)", ErrInvalidToken)
+	}
 	var typ string
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
@@ -271,4 +278,39 @@ func isAccessToken(typ string, hasRole bool) bool {
 		return hasRole
 	}
 	return false
+}
+
+var (
+	p256Order     = elliptic.P256().Params().N
+	p256HalfOrder = new(big.Int).Rsh(p256Order, 1)
+)
+
+// oneEncoding accepts a token only in the form Chit signs it: the compact
+// serialization with canonical unpadded base64url parts and, for ES256, the
+// low-s signature. Any other form of a genuine token (padding, the standard
+// alphabet, spare bits, s replaced by n−s) is refused, as CheckToken does.
+func oneEncoding(token string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	decoded := make([][]byte, 3)
+	for i, part := range parts {
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodeToString(raw) != part {
+			return false
+		}
+		decoded[i] = raw
+	}
+	var header struct {
+		Alg  string          `json:"alg"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if json.Unmarshal(decoded[0], &header) != nil || header.Crit != nil {
+		return false
+	}
+	if header.Alg == "ES256" {
+		return len(decoded[2]) == 64 && new(big.Int).SetBytes(decoded[2][32:]).Cmp(p256HalfOrder) <= 0
+	}
+	return true
 }

@@ -2,9 +2,11 @@ package verifier_test
 
 import (
 	"context"
+	"crypto/elliptic"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -80,6 +82,10 @@ func foreignToken(t *testing.T, kid, issuer string) string {
 		Expiration(time.Now().Add(time.Hour)).Claim("role", "ADMIN").Build()
 	signed, err := jwt.Sign(token, jwt.WithKey(jwa.ES256, key))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The form Chit signs: any other encoding is refused first.
+	if signed, err = keys.NormalizeLowS(signed, jwa.ES256); err != nil {
 		t.Fatal(err)
 	}
 	return string(signed)
@@ -314,4 +320,28 @@ func headerType(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return fields.Typ
+}
+
+// The verifier accepts a token in the one form Chit signs it, as CheckToken
+// does: the same signature with s replaced by n−s, or padding, is refused.
+func TestVerifyAcceptsOneEncodingOnly(t *testing.T) {
+	e := servertest.Start(t)
+	v := newVerifier(t, e, &atomic.Int32{})
+	token := serviceToken(t, e)
+	if _, err := v.Verify(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(token, ".")
+	signature, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	high := append([]byte(nil), signature...)
+	n := elliptic.P256().Params().N
+	new(big.Int).Sub(n, new(big.Int).SetBytes(signature[32:])).FillBytes(high[32:])
+	for name, variant := range map[string]string{
+		"high s":           parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(high),
+		"padded signature": parts[0] + "." + parts[1] + "." + base64.URLEncoding.EncodeToString(signature),
+	} {
+		if _, err := v.Verify(context.Background(), variant); !errors.Is(err, verifier.ErrInvalidToken) {
+			t.Errorf("%s: %v, want refused", name, err)
+		}
+	}
 }
