@@ -507,7 +507,7 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 }
 
 func newKeysCommand(store *storeFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "List and rotate the server's signing keys"}
+	cmd := &cobra.Command{Use: "keys", Short: "List, rotate and encrypt the server's signing keys"}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List signing keys with their state (next, active, retired)",
@@ -564,7 +564,38 @@ verifier meets an unknown kid; --force skips that check.`,
 	}
 	rotate.Flags().BoolVar(&force, "force", false, "rotate even if the next key was published less than 5 minutes ago")
 	rotate.Flags().StringVar(&algorithm, "signing-algorithm", "ES256", "algorithm of the new next key: ES256, EdDSA or RS256")
-	cmd.AddCommand(list, rotate)
+	encrypt := &cobra.Command{
+		Use:   "encrypt",
+		Short: "Encrypt the private keys stored in the clear under the key encryption key",
+		Long: `Encrypt under the key encryption key (CHIT_KEY_ENCRYPTION_KEY or
+--key-encryption-key-file) every private key the store holds in the clear: the
+server's signing keys and the providers' keys. chitd serve does the same at
+start whenever a key encryption key is configured; this command does it without
+starting a server. Copies made before (backups, old database pages) still hold
+the clear keys: rotate the signing keys afterwards to retire them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sealer, err := store.sealer(envflag.LookupEnv)
+			if err != nil {
+				return err
+			}
+			if !sealer.Encrypts() {
+				return errors.New("no key encryption key: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file")
+			}
+			db, err := store.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			encrypted, err := keys.EncryptClearKeys(cmd.Context(), db, sealer)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "encrypted %d private keys; none is left in the clear\n", encrypted)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, rotate, encrypt)
 	return cmd
 }
 

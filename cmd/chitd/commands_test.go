@@ -339,3 +339,35 @@ func TestGrantCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysEncryptCommand(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := dir + "/kek"
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Load(ctx, db, "ES256", &keys.Sealer{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := run(t, "", "keys", "encrypt", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no key encryption key") {
+		t.Fatalf("keys encrypt without a key encryption key: %v", err)
+	}
+	out, err := run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
+	if err != nil || !strings.Contains(out, "encrypted 2 private keys") {
+		t.Fatalf("keys encrypt: %q, %v", out, err)
+	}
+	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	if strings.Contains(out, "false") || strings.Count(out, "true") != 2 {
+		t.Fatalf("after keys encrypt: %q", out)
+	}
+	out, err = run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
+	if err != nil || !strings.Contains(out, "encrypted 0 private keys") {
+		t.Fatalf("second keys encrypt: %q, %v", out, err)
+	}
+}

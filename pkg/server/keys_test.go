@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"google.golang.org/grpc/codes"
 
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
 func jwksKids(t *testing.T, e *env) map[string]bool {
@@ -125,3 +130,49 @@ func TestSigningKeyRotation(t *testing.T) {
 }
 
 func b64decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestStartEncryptsKeysLeftInTheClear: a store whose keys were written
+// before a key encryption key was configured holds no clear private key once
+// a server with one has started, and the same keys keep signing.
+func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Load(ctx, store, jwa.ES256, &keys.Sealer{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateProviders(ctx, []storage.Provider{{ID: "p", ClaimTokenHash: []byte("claim"), ClaimExpiresAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	clearProviderKey := []byte("provider private key")
+	if err := store.ClaimProviders(ctx, []storage.ProviderCredentials{{ProviderID: "p", KeyID: "kid-p", PublicKey: []byte("public"), PrivateKey: clearProviderKey, RefreshTokenHash: []byte("refresh")}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clearKids := map[string]bool{}
+	before, _ := store.ListSigningKeys(ctx)
+	for _, key := range before {
+		clearKids[key.ID] = !keys.IsSealed(key.PrivateKey)
+	}
+
+	e := servertest.StartOnStore(t, store)
+	after, _ := store.ListSigningKeys(ctx)
+	for _, key := range after {
+		if clearKids[key.ID] && !keys.IsSealed(key.PrivateKey) {
+			t.Fatalf("signing key %s is still in the clear", key.ID)
+		}
+	}
+	provider, _ := store.GetProvider(ctx, "p")
+	if !keys.IsSealed(provider.Credentials.PrivateKey) || bytes.Contains(provider.Credentials.PrivateKey, clearProviderKey) {
+		t.Fatal("the provider's key is still in the clear")
+	}
+	if !strings.Contains(e.Logs.String(), `"keys":3`) {
+		t.Fatalf("no log line says how many keys were encrypted:\n%s", e.Logs.String())
+	}
+	response, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
+	wantCode(t, "Token", code, codes.OK)
+	if kid := headerKid(t, response.GetAccessToken()); !clearKids[kid] {
+		t.Fatalf("tokens are signed by %s, not by the key that signed before", kid)
+	}
+}

@@ -208,6 +208,10 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	if !cfg.KeySealer.Encrypts() {
 		cfg.Logger.Warn("running with unencrypted private keys: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file to encrypt them at rest")
+	} else if encrypted, err := keys.EncryptClearKeys(ctx, store, cfg.KeySealer); err != nil {
+		return nil, fmt.Errorf("encrypt private keys stored in the clear: %w", err)
+	} else if encrypted > 0 {
+		cfg.Logger.Info("encrypted the private keys stored in the clear under the key encryption key", "keys", encrypted)
 	}
 	signingKeys, err := keys.Load(ctx, store, cfg.SigningAlgorithm, cfg.KeySealer, now())
 	if err != nil {

@@ -252,6 +252,11 @@ type Store interface {
 	RotateSigningKeys(ctx context.Context, expectedNextID string, newNext SigningKey, at time.Time) error
 	// DeleteRetiredSigningKeys deletes keys retired before cutoff.
 	DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error)
+	// ReplaceSigningPrivateKey stores replacement as the private key of
+	// signing key id if current is still stored there (ErrConflict otherwise:
+	// another process replaced or deleted it first). It encrypts keys written
+	// in the clear.
+	ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error
 
 	CreateRefreshToken(ctx context.Context, token RefreshToken) error
 	// GetRefreshToken returns a stored token; ErrNotFound for an unknown one
@@ -284,6 +289,9 @@ type Store interface {
 	// provider is an *ItemError wrapping ErrNotFound. An unclaimed provider
 	// counts as claimed afterwards.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
+	// ReplaceProviderPrivateKey is ReplaceSigningPrivateKey for a provider's
+	// key; a renewal in between is a conflict too.
+	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
 
 	// CreateClient stores a client, with CreateServiceAccount's rules.
 	CreateClient(ctx context.Context, client Client) error

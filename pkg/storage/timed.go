@@ -255,3 +255,13 @@ func (s *timedStore) WithCleanupLock(ctx context.Context, fn func() error) (bool
 }
 
 func (s *timedStore) Close() error { return s.store.Close() }
+
+func (s *timedStore) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
+	defer s.done("ReplaceSigningPrivateKey", time.Now())
+	return s.store.ReplaceSigningPrivateKey(ctx, id, current, replacement)
+}
+
+func (s *timedStore) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	defer s.done("ReplaceProviderPrivateKey", time.Now())
+	return s.store.ReplaceProviderPrivateKey(ctx, providerID, current, replacement)
+}

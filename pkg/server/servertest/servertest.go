@@ -130,6 +130,19 @@ func StartOn(t testing.TB, backend string, options ...func(*server.Config)) *Env
 		cancel()
 		t.Fatal(err)
 	}
+	return start(t, ctx, cancel, store, options)
+}
+
+// StartOnStore is Start on store, which the test prepared (and the server
+// closes when the test ends).
+func StartOnStore(t testing.TB, store storage.Store, options ...func(*server.Config)) *Env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	return start(t, ctx, cancel, store, options)
+}
+
+func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store storage.Store, options []func(*server.Config)) *Env {
+	t.Helper()
 	clock := &Clock{}
 	clock.nanos.Store(time.Now().UnixNano())
 	logs := &LockedBuffer{}

@@ -296,6 +296,26 @@ func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) 
 	return deleteInBatches(ctx, s.pool, "signing_keys", "id", `state = 'retired' AND retired_at < $1`, toUnix(cutoff))
 }
 
+func (s *Store) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
+	return s.replaceOne(ctx, `UPDATE signing_keys SET private_key = $1 WHERE id = $2 AND private_key = $3`, replacement, id, current)
+}
+
+func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	return s.replaceOne(ctx, `UPDATE providers SET private_key = $1 WHERE id = $2 AND private_key = $3`, replacement, providerID, current)
+}
+
+// replaceOne runs a compare-and-swap UPDATE: no row matched is ErrConflict.
+func (s *Store) replaceOne(ctx context.Context, sql string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return storage.ErrConflict
+	}
+	return nil
+}
+
 // Refresh tokens.
 
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`

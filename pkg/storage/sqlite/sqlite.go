@@ -265,6 +265,22 @@ func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) 
 	return s.deleteInBatches(ctx, "signing_keys", `state = 'retired' AND retired_at < ?`, toUnix(cutoff))
 }
 
+func (s *Store) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE signing_keys SET private_key = ? WHERE id = ? AND private_key = ?`, replacement, id, current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
+}
+
+func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE providers SET private_key = ? WHERE id = ? AND private_key = ?`, replacement, providerID, current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
+}
+
 // cleanupBatch bounds each clean-up DELETE: sign-ins and rotations queue
 // behind the one writer, and wait for at most one batch.
 const cleanupBatch = 1000

@@ -112,3 +112,45 @@ func testConcurrentKeyRotation(t *testing.T, s storage.Store) {
 		t.Fatalf("%d rotations won and %d keys exist; want 1 and 3", wins, len(states))
 	}
 }
+
+func testReplacePrivateKeys(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	key := signingKey("k", storage.KeyActive, base)
+	if err := s.CreateSigningKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	sealed := []byte("sealed-k")
+	if err := s.ReplaceSigningPrivateKey(ctx, "k", key.PrivateKey, sealed); err != nil {
+		t.Fatal(err)
+	}
+	// A second replacement from the same stale view loses, as it would to a
+	// replica that encrypted the key first.
+	if err := s.ReplaceSigningPrivateKey(ctx, "k", key.PrivateKey, []byte("other")); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("stale replacement: got %v, want ErrConflict", err)
+	}
+	if err := s.ReplaceSigningPrivateKey(ctx, "missing", key.PrivateKey, sealed); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("replacement of a missing key: got %v, want ErrConflict", err)
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil || len(keys) != 1 || string(keys[0].PrivateKey) != "sealed-k" || string(keys[0].PublicKey) != "public-k" || keys[0].State != storage.KeyActive {
+		t.Fatalf("after replacement: %+v, %v", keys, err)
+	}
+
+	if err := s.CreateProviders(ctx, []storage.Provider{newProvider(t, "p")}); err != nil {
+		t.Fatal(err)
+	}
+	credentials := newCredentials(t, "p")
+	if err := s.ClaimProviders(ctx, []storage.ProviderCredentials{credentials}, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceProviderPrivateKey(ctx, "p", credentials.PrivateKey, []byte("sealed-p")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceProviderPrivateKey(ctx, "p", credentials.PrivateKey, []byte("other")); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("stale provider replacement: got %v, want ErrConflict", err)
+	}
+	got, err := s.GetProvider(ctx, "p")
+	if err != nil || string(got.Credentials.PrivateKey) != "sealed-p" || got.Credentials.KeyID != credentials.KeyID {
+		t.Fatalf("provider after replacement: %+v, %v", got.Credentials, err)
+	}
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"SigningKeys", testSigningKeys},
 		{"RotateSigningKeys", testRotateSigningKeys},
 		{"ConcurrentKeyRotationHasOneWinner", testConcurrentKeyRotation},
+		{"ReplacePrivateKeys", testReplacePrivateKeys},
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RotateOntoTakenSuccessor", testRotateOntoTakenSuccessor},
