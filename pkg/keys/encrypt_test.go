@@ -41,7 +41,6 @@ func storeWithClearKeys(t *testing.T) (*sqlite.Store, map[string][]byte) {
 	return store, clear
 }
 
-
 func TestEncryptClearKeys(t *testing.T) {
 	ctx := context.Background()
 	store, clear := storeWithClearKeys(t)
