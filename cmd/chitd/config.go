@@ -157,6 +157,7 @@ type serveFlags struct {
 	requirePKCE            bool
 	orchestrators          []string
 	trustedProxies         []string
+	providerKeyPool        int
 	providerClaimTTL       time.Duration
 	providerAccessTTL      time.Duration
 	serviceAccountCacheTTL time.Duration
@@ -197,6 +198,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")
 	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
 	flags.DurationVar(&f.serviceAccountCacheTTL, "service-account-cache", accounts.DefaultServiceAccountCacheTTL, "how long a service account read from the store serves client-credentials sign-ins; deleting one takes effect within this time; 0s reads the store on every sign-in")
+	flags.IntVar(&f.providerKeyPool, "provider-key-pool", providers.DefaultKeyPoolSize, "how many provider RSA key pairs are kept ready for claim and renew, made in the background once providers are first used; a bulk call needing more than the pool plus what fits in its deadline is refused with RESOURCE_EXHAUSTED (0: make every key during the call)")
 	flags.DurationVar(&f.providerAccessTTL, "provider-token-ttl", providers.DefaultAccessTokenTTL, "lifetime of provider access tokens (refresh and refreshAsOrchestrator)")
 }
 
@@ -244,6 +246,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
+		{f.providerKeyPool < 0 || f.providerKeyPool > 10000, "--provider-key-pool must be between 0 and 10000"},
 		{f.serviceAccountCacheTTL < 0 || f.serviceAccountCacheTTL > time.Minute, "--service-account-cache must be between 0s and 1m"},
 		{f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
 	}
@@ -318,6 +321,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 			Audience:       f.audience,
 			AccessTokenTTL: f.providerAccessTTL,
 			ClaimTTL:       f.providerClaimTTL,
+			KeyPoolSize:    f.providerKeyPool,
 		},
 		Orchestrators:          f.orchestrators,
 		ClientAddresses:        f.proxies(),

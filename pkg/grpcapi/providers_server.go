@@ -86,8 +86,8 @@ func (s *ProvidersServer) RefreshAsOrchestrator(ctx context.Context, req *authv1
 	return &authv1.AuthProvidersRefreshAsOrchestratorResponse{Responses: collect(accessTokens, accessTokenMessage)}, nil
 }
 
-func (s *ProvidersServer) GenerateKeyPair(context.Context, *authv1.AuthProvidersGenerateKeyPairRequest) (*authv1.AuthProvidersGenerateKeyPairResponse, error) {
-	pair, err := providers.GenerateKeyPair()
+func (s *ProvidersServer) GenerateKeyPair(ctx context.Context, _ *authv1.AuthProvidersGenerateKeyPairRequest) (*authv1.AuthProvidersGenerateKeyPairResponse, error) {
+	pair, err := s.providers.GenerateKeyPair(ctx)
 	if err != nil {
 		return nil, err
 	}

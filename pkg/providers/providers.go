@@ -30,6 +30,9 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	// ClaimTTL is how long after registration a claim token works.
 	ClaimTTL time.Duration
+	// KeyPoolSize is how many key pairs are kept ready for claim and renew
+	// (see KeyPool); 0 makes each pair when it is needed.
+	KeyPoolSize int
 }
 
 // Defaults, documented in the README.
@@ -64,6 +67,7 @@ type Service struct {
 	now    func() time.Time
 	random io.Reader
 	events Events
+	keys   *KeyPool
 	// onKeysChanged, when set, runs after a renew or delete (WhenKeysChange).
 	onKeysChanged func()
 }
@@ -78,6 +82,8 @@ type Dependencies struct {
 	Random io.Reader
 	// Events counts issued tokens, for metrics. May be nil.
 	Events Events
+	// GenerateKeyPair makes provider key pairs; GenerateKeyPair when nil.
+	GenerateKeyPair func() (KeyPair, error)
 }
 
 // Events receives counts of what the provider core did.
@@ -100,8 +106,15 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Events == nil {
 		deps.Events = noEvents{}
 	}
-	return &Service{cfg: cfg, store: deps.Store, sealer: deps.Sealer, now: deps.Now, random: deps.Random, events: deps.Events}
+	return &Service{
+		cfg: cfg, store: deps.Store, sealer: deps.Sealer, now: deps.Now, random: deps.Random, events: deps.Events,
+		keys: NewKeyPool(cfg.KeyPoolSize, deps.GenerateKeyPair),
+	}
 }
+
+// FillKeyPool keeps the key pool full until ctx ends, once claims or renewals
+// have started using it.
+func (s *Service) FillKeyPool(ctx context.Context) { s.keys.Fill(ctx) }
 
 // checkBulk bounds a bulk request and refuses one that names an item twice
 // (what names it: an id, a claim token): the answer has one response per
@@ -207,18 +220,22 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 			answers[i] = Credentials{ProviderID: provider.ID, PublicKey: base64.StdEncoding.EncodeToString(provider.Credentials.PublicKey), RefreshToken: refreshToken}
 			continue
 		}
-		credentials, record, err := s.newCredentials(provider.ID, claimToken)
-		if err != nil {
-			return nil, err
-		}
-		answers[i] = credentials
-		pending = append(pending, record)
+		pending = append(pending, storage.ProviderCredentials{ProviderID: provider.ID})
 		pendingIndex = append(pendingIndex, i)
 	}
 	if len(pending) == 0 {
 		return answers, nil
 	}
-	err := s.store.ClaimProviders(ctx, pending, now)
+	pairs, err := s.keys.Take(ctx, len(pending))
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range pendingIndex {
+		if answers[i], pending[j], err = s.newCredentials(pairs[j], pending[j].ProviderID, claimTokens[i]); err != nil {
+			return nil, err
+		}
+	}
+	err = s.store.ClaimProviders(ctx, pending, now)
 	var item *storage.ItemError
 	switch {
 	case errors.Is(err, storage.ErrConflict):
@@ -266,16 +283,18 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 			return nil, itemError(i, chiterr.PermissionDenied, "provider %q was registered by another service; only it or an admin may renew it", id)
 		}
 	}
+	pairs, err := s.keys.Take(ctx, len(ids))
+	if err != nil {
+		return nil, err
+	}
 	answers := make([]Credentials, len(ids))
 	records := make([]storage.ProviderCredentials, len(ids))
 	for i, id := range ids {
-		credentials, record, err := s.newCredentials(id, "")
-		if err != nil {
+		if answers[i], records[i], err = s.newCredentials(pairs[i], id, ""); err != nil {
 			return nil, err
 		}
-		answers[i], records[i] = credentials, record
 	}
-	err := s.store.RenewProviders(ctx, records, s.now())
+	err = s.store.RenewProviders(ctx, records, s.now())
 	var item *storage.ItemError
 	if errors.As(err, &item) && errors.Is(err, storage.ErrNotFound) {
 		return nil, itemError(item.Index, chiterr.NotFound, "provider %q does not exist", ids[item.Index])
@@ -285,6 +304,17 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 	}
 	s.keysChanged()
 	return answers, nil
+}
+
+// GenerateKeyPair makes a key pair for the caller to keep (the contract's
+// generateKeyPair); it shares the pool, and its CPU bound, with claim and
+// renew.
+func (s *Service) GenerateKeyPair(ctx context.Context) (KeyPair, error) {
+	pairs, err := s.keys.Take(ctx, 1)
+	if err != nil {
+		return KeyPair{}, err
+	}
+	return pairs[0], nil
 }
 
 // WhenKeysChange registers what to do when a provider's key is replaced or
@@ -449,13 +479,9 @@ func (s *Service) sign(provider storage.Provider, subject string, role accounts.
 	return string(signed), nil
 }
 
-// newCredentials makes a key pair and refresh token for provider id. With a
-// claim token, the refresh token is also sealed for retried claims.
-func (s *Service) newCredentials(id, claimToken string) (Credentials, storage.ProviderCredentials, error) {
-	pair, err := GenerateKeyPair()
-	if err != nil {
-		return Credentials{}, storage.ProviderCredentials{}, err
-	}
+// newCredentials gives provider id the key pair and a new refresh token.
+// With a claim token, the refresh token is also sealed for retried claims.
+func (s *Service) newCredentials(pair KeyPair, id, claimToken string) (Credentials, storage.ProviderCredentials, error) {
 	refreshToken, err := s.newToken()
 	if err != nil {
 		return Credentials{}, storage.ProviderCredentials{}, err

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -25,6 +28,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/pkg/providers"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 	"github.com/chit-auth/chit/pkg/storage"
@@ -496,5 +500,50 @@ func TestOverlongIdentifiersAreRefused(t *testing.T) {
 	})
 	if err := authorize.ValidateRedirectURIs([]string{"https://l.example/" + strings.Repeat("p", authorize.MaxRedirectURILength)}); err == nil {
 		t.Fatal("a redirect URI over the maximum was accepted for registration")
+	}
+}
+
+// A bulk claim or renew needing more provider keys than can be made before
+// its deadline is refused at once (RESOURCE_EXHAUSTED, 429 with Retry-After)
+// instead of burning minutes of CPU past it, and changes nothing.
+func TestBulkKeyCallsThatCannotFitTheirDeadlineAreRefusedEarly(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.RequestTimeout = 15 * time.Second })
+	tr := transports(e)["gRPC"]
+	service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+	wantCode(t, "service token", code, codes.OK)
+	ids := make([]string, providers.MaxBulkItems)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bulk-%d", i)
+	}
+	claimTokens := register(t, tr, service.GetAccessToken(), ids...)
+
+	// 1,000 RSA keys take minutes of CPU; the call has 15 seconds.
+	_, code = claim(t, tr, service.GetAccessToken(), claimTokens...)
+	wantCode(t, "claim of 1,000 providers", code, codes.ResourceExhausted)
+	renew := &authv1.AuthProvidersRenewRequest{}
+	for _, id := range ids {
+		renew.Items = append(renew.Items, &authv1.FindByStringId{Id: id})
+	}
+	wantCode(t, "renew of 1,000 providers", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.ResourceExhausted)
+
+	body, _ := protojson.Marshal(renew)
+	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/auth/providers/renew", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+service.GetAccessToken())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(answer), "items per call") {
+		t.Fatalf("REST renew of 1,000 providers: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), answer)
+	}
+
+	// Nothing was claimed: each claim token still works, once.
+	credentials, code := claim(t, tr, service.GetAccessToken(), claimTokens[0], claimTokens[999])
+	wantCode(t, "claim of two after the refusals", code, codes.OK)
+	if credentials[0].GetProviderId() != "bulk-0" || credentials[1].GetProviderId() != "bulk-999" {
+		t.Fatalf("claimed %v", credentials)
 	}
 }

@@ -159,6 +159,7 @@ type Server struct {
 	store      storage.Store
 	tokens     *tokens.Service
 	keys       *keys.Set
+	providers  *providers.Service
 	grpcServer *grpc.Server
 	health     *health.Server
 	// wasReady remembers the last readiness, to log changes only.
@@ -235,7 +236,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
 
-	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys}
+	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys, providers: providerService}
 	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
 	s.health = health.NewServer()
 	authServer, providersServer := grpcapi.NewAuthServer(tokenService, authorizeService), grpcapi.NewProvidersServer(providerService)
@@ -425,6 +426,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	group.Go(func() error {
 		s.maintainKeys(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.providers.FillKeyPool(groupCtx)
 		return nil
 	})
 	group.Go(func() error {
