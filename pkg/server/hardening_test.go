@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -545,5 +547,63 @@ func TestBulkKeyCallsThatCannotFitTheirDeadlineAreRefusedEarly(t *testing.T) {
 	wantCode(t, "claim of two after the refusals", code, codes.OK)
 	if credentials[0].GetProviderId() != "bulk-0" || credentials[1].GetProviderId() != "bulk-999" {
 		t.Fatalf("claimed %v", credentials)
+	}
+}
+
+// The gRPC port tells every connection how many calls it may run at once,
+// and disconnects a client that pings more often than allowed; both are
+// read off the wire, as a client that ignored them would meet them.
+func TestGRPCConnectionLimitsOnTheWire(t *testing.T) {
+	e := servertest.Start(t, func(cfg *server.Config) {
+		cfg.GRPCConnections = server.GRPCConnections{MaxConcurrentStreams: 7, MinPingInterval: time.Minute}
+	})
+	conn, err := net.Dial("tcp", e.Server.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	framer := http2.NewFramer(conn, conn)
+	if err := framer.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	streams, settingsSeen := uint32(0), false
+	for !settingsSeen {
+		frame, err := framer.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if settings, ok := frame.(*http2.SettingsFrame); ok && !settings.IsAck() {
+			settingsSeen = true
+			streams, _ = settings.Value(http2.SettingMaxConcurrentStreams)
+			if err := framer.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if streams != 7 {
+		t.Fatalf("the server allows %d concurrent streams per connection, want 7", streams)
+	}
+	// Pings far more often than once a minute: the server answers a few,
+	// then says goodbye with ENHANCE_YOUR_CALM.
+	for i := range 10 {
+		if err := framer.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break // the server may already have closed the connection
+		}
+	}
+	for {
+		frame, err := framer.ReadFrame()
+		if err != nil {
+			t.Fatalf("the connection ended without GOAWAY: %v", err)
+		}
+		if goAway, ok := frame.(*http2.GoAwayFrame); ok {
+			if goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", goAway.ErrCode)
+			}
+			return
+		}
 	}
 }
