@@ -301,6 +301,46 @@ func TestThrottlingPerAddress(t *testing.T) {
 	}
 }
 
+// Signing in to an account of one's own between guesses does not reset the
+// address's count of guesses at other people's: only the failures of the
+// username that succeeded (its owner's typing mistakes) are taken back.
+func TestOwnSuccessDoesNotResetSprayCount(t *testing.T) {
+	ctx := context.Background()
+	d := newDirectory(t)
+	if err := d.CreateUser(ctx, "mallory", "mallory-pass", accounts.RoleUser, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	spray := accounts.WithClientAddress(ctx, "203.0.113.9")
+	checked := 0
+	for round := range 6 {
+		for guess := range 4 {
+			_, err := d.AuthenticateUser(spray, fmt.Sprintf("victim%d-%d", round, guess), "guess")
+			if chiterr.KindOf(err) == chiterr.Unauthenticated {
+				checked++
+			}
+		}
+		_, _ = d.AuthenticateUser(spray, "mallory", "mallory-pass")
+	}
+	if checked > accounts.DefaultThrottle.FreeFailures {
+		t.Fatalf("%d guesses at other people were checked from one address, want at most %d", checked, accounts.DefaultThrottle.FreeFailures)
+	}
+
+	// A person's own typing mistakes are forgiven by their success.
+	typist := accounts.WithClientAddress(ctx, "203.0.113.20")
+	for range accounts.DefaultThrottle.FreeFailures - 1 {
+		_, _ = d.AuthenticateUser(typist, "mallory", "typo")
+	}
+	if _, err := d.AuthenticateUser(typist, "mallory", "mallory-pass"); err != nil {
+		t.Fatal(err)
+	}
+	for range accounts.DefaultThrottle.FreeFailures - 1 {
+		_, _ = d.AuthenticateUser(typist, "mallory", "typo")
+	}
+	if _, err := d.AuthenticateUser(typist, "mallory", "mallory-pass"); err != nil {
+		t.Fatalf("after forgiven typing mistakes: %v", err)
+	}
+}
+
 // A sign-in's attempt is counted before its password is checked (so a
 // burst cannot outrun the throttle) and taken back when it succeeds; a
 // failed one stays counted, for the username and for the address.

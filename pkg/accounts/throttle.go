@@ -79,9 +79,11 @@ type throttle struct {
 	pair    string
 	user    string
 	address string
-	// addressFailing says the address has failures on record, which a
-	// success clears.
+	// addressFailing says the address has failures on record.
 	addressFailing bool
+	// pairFailures are the failures of this username at this address
+	// before this try: typing mistakes, if this try succeeds.
+	pairFailures int
 }
 
 // admit reserves the sign-in's try for its username (at its address, and
@@ -106,30 +108,33 @@ func (d *Directory) admit(ctx context.Context, name string) (throttle, error) {
 		}
 		t.addressFailing = failures.Count > 0
 	}
-	if err := d.reserve(ctx, t.pair, d.throttle, now); err != nil {
+	pairBefore, err := d.reserve(ctx, t.pair, d.throttle, now)
+	if err != nil {
 		return throttle{}, err
 	}
-	if err := d.reserve(ctx, t.user, d.usernameThrottle, now); err != nil {
-		_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.pair)
+	t.pairFailures = pairBefore.Count
+	if _, err := d.reserve(ctx, t.user, d.usernameThrottle, now); err != nil {
+		_ = d.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), t.pair, 1)
 		return throttle{}, err
 	}
 	return t, nil
 }
 
-// reserve counts a try for key under policy, or refuses it.
-func (d *Directory) reserve(ctx context.Context, key string, policy ThrottlePolicy, now time.Time) error {
+// reserve counts a try for key under policy, or refuses it, and returns
+// what was counted before.
+func (d *Directory) reserve(ctx context.Context, key string, policy ThrottlePolicy, now time.Time) (storage.LoginFailures, error) {
 	var wait time.Duration
-	_, allowed, err := d.store.ReserveLoginAttempt(ctx, key, now, policy.Forget, func(before storage.LoginFailures) bool {
+	before, allowed, err := d.store.ReserveLoginAttempt(ctx, key, now, policy.Forget, func(before storage.LoginFailures) bool {
 		wait = policy.wait(before.Count, before.LastFailureAt, now)
 		return wait <= 0
 	})
 	if err != nil {
-		return fmt.Errorf("reserve a sign-in attempt: %w", err)
+		return storage.LoginFailures{}, fmt.Errorf("reserve a sign-in attempt: %w", err)
 	}
 	if !allowed {
-		return tooManyFailures(wait)
+		return storage.LoginFailures{}, tooManyFailures(wait)
 	}
-	return nil
+	return before, nil
 }
 
 func tooManyFailures(wait time.Duration) error {
@@ -150,19 +155,22 @@ func (d *Directory) failed(ctx context.Context, t throttle) {
 	}
 }
 
-// succeeded clears the username's counts (its reserved tries included)
-// and the address's failures, if it had any.
+// succeeded clears the username's counts (its reserved tries included).
+// Of the address's failures it takes back only those of this username
+// there: they were the person's typing mistakes. The others stay: a
+// success on an account of one's own must not reset the count of a
+// password sprayed at other people from the same address.
 func (d *Directory) succeeded(ctx context.Context, t throttle) {
 	_ = d.store.ResetLoginFailures(ctx, t.pair)
 	_ = d.store.ResetLoginFailures(ctx, t.user)
-	if t.addressFailing {
-		_ = d.store.ResetLoginFailures(ctx, t.address)
+	if t.addressFailing && t.pairFailures > 0 {
+		_ = d.store.ReleaseLoginAttempts(ctx, t.address, t.pairFailures)
 	}
 }
 
 // abandoned takes back the username's tries when no password was checked
 // (the hashing queue was full).
 func (d *Directory) abandoned(ctx context.Context, t throttle) {
-	_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.pair)
-	_ = d.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), t.user)
+	_ = d.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), t.pair, 1)
+	_ = d.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), t.user, 1)
 }

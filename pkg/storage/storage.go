@@ -345,11 +345,12 @@ type Store interface {
 	// attempts, each sees every one reserved before it, so a burst cannot
 	// outrun the throttle. A refused attempt changes nothing. The attempt
 	// stays counted as a failure unless ResetLoginFailures (success) or
-	// ReleaseLoginAttempt undoes it.
+	// ReleaseLoginAttempts undoes it.
 	ReserveLoginAttempt(ctx context.Context, key string, at time.Time, forgetAfter time.Duration, allow func(before LoginFailures) bool) (LoginFailures, bool, error)
-	// ReleaseLoginAttempt takes back one reserved attempt that checked no
-	// password (the hashing queue was full).
-	ReleaseLoginAttempt(ctx context.Context, key string) error
+	// ReleaseLoginAttempts takes back n attempts of key (never below zero):
+	// reserved ones that checked no password, or failures a later success
+	// showed to be typing mistakes.
+	ReleaseLoginAttempts(ctx context.Context, key string, n int) error
 	// ResetLoginFailures forgets key's failures (after a successful sign-in).
 	ResetLoginFailures(ctx context.Context, key string) error
 	// DeleteStaleLoginFailures forgets failures last seen before cutoff.

@@ -234,9 +234,9 @@ func (s *timedStore) ReserveLoginAttempt(ctx context.Context, key string, at tim
 	return s.store.ReserveLoginAttempt(ctx, key, at, forgetAfter, allow)
 }
 
-func (s *timedStore) ReleaseLoginAttempt(ctx context.Context, key string) error {
-	defer s.done("ReleaseLoginAttempt", time.Now())
-	return s.store.ReleaseLoginAttempt(ctx, key)
+func (s *timedStore) ReleaseLoginAttempts(ctx context.Context, key string, n int) error {
+	defer s.done("ReleaseLoginAttempts", time.Now())
+	return s.store.ReleaseLoginAttempts(ctx, key, n)
 }
 
 func (s *timedStore) ResetLoginFailures(ctx context.Context, key string) error {

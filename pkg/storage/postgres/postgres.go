@@ -516,8 +516,8 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, key string, at time.Tim
 	return before, allowed && err == nil, err
 }
 
-func (s *Store) ReleaseLoginAttempt(ctx context.Context, key string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key)
+func (s *Store) ReleaseLoginAttempts(ctx context.Context, key string, n int) error {
+	_, err := s.pool.Exec(ctx, `UPDATE login_failures SET failures = GREATEST(failures - $1, 0) WHERE key = $2 AND failures > 0`, n, key)
 	return err
 }
 

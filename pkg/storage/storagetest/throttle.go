@@ -39,12 +39,25 @@ func testLoginFailures(t *testing.T, s storage.Store) {
 	if got, _ := s.GetLoginFailures(ctx, "user:alice"); got.Count != 3 {
 		t.Fatalf("a refused attempt was counted: %+v", got)
 	}
-	// A released attempt is taken back.
-	if err := s.ReleaseLoginAttempt(ctx, "user:alice"); err != nil {
+	// A released attempt is taken back; releasing more than are counted
+	// leaves none, never fewer.
+	if err := s.ReleaseLoginAttempts(ctx, "user:alice", 1); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.GetLoginFailures(ctx, "user:alice"); got.Count != 2 {
 		t.Fatalf("after a release: %+v, want 2", got)
+	}
+	if err := s.ReleaseLoginAttempts(ctx, "user:alice", 5); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetLoginFailures(ctx, "user:alice"); got.Count != 0 {
+		t.Fatalf("after releasing 5 of 2: %+v, want 0", got)
+	}
+	if _, _, err := s.ReserveLoginAttempt(ctx, "user:alice", base.Add(3*time.Second), time.Hour, always); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ReserveLoginAttempt(ctx, "user:alice", base.Add(3*time.Second), time.Hour, always); err != nil {
+		t.Fatal(err)
 	}
 	// Long after the last attempt the count starts again.
 	before, _, err := s.ReserveLoginAttempt(ctx, "user:alice", base.Add(2*time.Hour), time.Hour, always)
