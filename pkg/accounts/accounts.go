@@ -75,6 +75,32 @@ const ClientSecretPrefix = "chit_cs_"
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // ValidateName checks a user or service account name.
+// ValidateClientID refuses, before any lookup, a client_id no client or
+// service account can have: such an id names nobody, and some stores cannot
+// even look it up (PostgreSQL refuses NUL bytes and invalid UTF-8).
+func ValidateClientID(id string) error {
+	if !namePattern.MatchString(id) {
+		return chiterr.New(chiterr.InvalidArgument, "client_id is not a valid client id (1 to 64 letters, digits, '.', '_', '@' or '-')")
+	}
+	return nil
+}
+
+// ValidateSubject checks that subject has one of the `sub` formats (see
+// grants.go): a user name, or a name after the prefix of its kind.
+func ValidateSubject(subject string) error {
+	name := subject
+	for _, prefix := range []string{ServiceSubjectPrefix, ClientSubjectPrefix, ProviderSubjectPrefix} {
+		if rest, ok := strings.CutPrefix(subject, prefix); ok {
+			name = rest
+			break
+		}
+	}
+	if !namePattern.MatchString(name) {
+		return chiterr.New(chiterr.InvalidArgument, "subject must be a user name, \"service:ID\", \"client:ID\" or \"#P_ID\", each name or ID 1 to 64 letters, digits, '.', '_', '@' or '-'")
+	}
+	return nil
+}
+
 func ValidateName(kind, name string) error {
 	if name == "" {
 		return chiterr.New(chiterr.InvalidArgument, "%s name is required", kind)
@@ -380,8 +406,9 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if name == "" || password == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username and password are required")
 	}
+	// No password can be longer: saying so tells nothing about accounts.
 	if len(password) > passwords.MaxLength {
-		return Principal{}, errBadPassword
+		return Principal{}, chiterr.New(chiterr.InvalidArgument, "password is longer than %d characters", passwords.MaxLength)
 	}
 	// No user can have a name that breaks the rules for names, so such a
 	// sign-in is refused before anything is stored for it (the throttle
@@ -444,6 +471,9 @@ var decoySecretHash = secrets.Digest("decoy")
 func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret string) (Principal, error) {
 	if clientID == "" || secret == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")
+	}
+	if err := ValidateClientID(clientID); err != nil {
+		return Principal{}, err
 	}
 	digest := secrets.Digest(secret)
 	// The time and the cache's generation are taken before the read, so an

@@ -64,6 +64,9 @@ func (d *Directory) LookupClient(ctx context.Context, id string) (Client, error)
 	if slices.Contains(FirstPartyClientIDs, id) {
 		return FirstPartyClient(id), nil
 	}
+	if err := ValidateClientID(id); err != nil {
+		return Client{}, err
+	}
 	readAt := d.now()
 	client, err := d.store.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -91,6 +94,9 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 			return Client{}, errBadClientAuth
 		}
 		return FirstPartyClient(id), nil
+	}
+	if err := ValidateClientID(id); err != nil {
+		return Client{}, err
 	}
 	readAt := d.now()
 	stored, err := d.store.GetClient(ctx, id)

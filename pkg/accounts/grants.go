@@ -235,6 +235,9 @@ func (g Grantee) GrantAudience(requested string) (string, error) {
 }
 
 func (g Grantee) describe() string {
+	if g.Principal.Subject == "" {
+		return "client " + g.Client.ID
+	}
 	if g.Principal.Role == RoleService || g.Client.FirstParty || g.Client.ID == "" {
 		return g.Principal.Subject
 	}

@@ -141,9 +141,16 @@ func tooManyFailures(wait time.Duration) error {
 	seconds := int(math.Ceil(wait.Seconds()))
 	return &chiterr.Error{
 		Kind:       chiterr.ResourceExhausted,
-		Message:    fmt.Sprintf("too many failed sign-ins; try again in %d seconds", seconds),
+		Message:    fmt.Sprintf("too many failed sign-ins; try again in %s", plural(seconds, "second")),
 		RetryAfter: time.Duration(seconds) * time.Second,
 	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // failed counts a wrong password: the username's tries stay counted (they

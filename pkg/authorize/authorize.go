@@ -100,11 +100,11 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	if req.State == "" {
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "state is required")
 	}
-	if len(req.State) > 512 || len(req.Nonce) > 512 {
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most 512 characters")
-	}
 	if !utf8.ValidString(req.State) || !utf8.ValidString(req.Nonce) {
 		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be UTF-8 text")
+	}
+	if utf8.RuneCountInString(req.State) > MaxStateLength || utf8.RuneCountInString(req.Nonce) > MaxStateLength {
+		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most %d characters", MaxStateLength)
 	}
 	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
@@ -131,7 +131,7 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 			req.CodeChallengeMethod = "S256"
 		}
 		if req.CodeChallengeMethod != "S256" {
-			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method %q is not supported; use S256", req.CodeChallengeMethod)
+			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method %s is not supported; use S256", chiterr.Quote(req.CodeChallengeMethod))
 		}
 		if !challengePattern.MatchString(req.CodeChallenge) {
 			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
@@ -139,6 +139,28 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	}
 	return req, nil
 }
+
+// hostPattern is what a redirect URI's host may be: a DNS name or an IPv4
+// address, or an IPv6 address (without its brackets). Nothing else, so the
+// origin can go into a header (the sign-in page's Content-Security-Policy)
+// as it is.
+var hostPattern = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$`)
+
+// Origin returns the scheme, host and port of a redirect URI, or "" when
+// its host is not a plain name or address.
+func Origin(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !hostPattern.MatchString(u.Hostname()) {
+		return ""
+	}
+	if port := u.Port(); port != "" && strings.Trim(port, "0123456789") != "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// MaxStateLength bounds state and nonce, in characters.
+const MaxStateLength = 512
 
 // MaxRedirectURILength bounds a redirect URI, registered or asked for.
 const MaxRedirectURILength = 2048
@@ -202,9 +224,9 @@ func ValidateRedirectURIs(redirectURIs []string) error {
 			return chiterr.New(chiterr.InvalidArgument, "redirect URI is longer than %d characters", MaxRedirectURILength)
 		}
 		u, err := url.Parse(uri)
-		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		if err != nil || !u.IsAbs() || Origin(uri) == "" || u.User != nil || u.Fragment != "" ||
 			(u.Scheme != "https" && !IsLoopbackRedirect(uri)) {
-			return chiterr.New(chiterr.InvalidArgument, "redirect URI %q must be an absolute https URI (or a loopback http URI) without userinfo or fragment", uri)
+			return chiterr.New(chiterr.InvalidArgument, "redirect URI %s must be an absolute https URI (or a loopback http URI) with a host name or address, without userinfo or fragment", chiterr.Quote(uri))
 		}
 	}
 	return nil
@@ -330,8 +352,15 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 	if client.Service {
 		return tokens.Grant{}, chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
 	}
-	if code == "" || redirectURI == "" {
+	switch {
+	case code == "" || redirectURI == "":
 		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code and redirect_uri are required")
+	case len(code) > tokens.MaxTokenLength:
+		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code is longer than %d bytes", tokens.MaxTokenLength)
+	case len(redirectURI) > MaxRedirectURILength:
+		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "redirect_uri is longer than %d characters", MaxRedirectURILength)
+	case verifier != "" && !verifierPattern.MatchString(verifier):
+		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "code_verifier must be 43 to 128 letters, digits, '.', '_', '~' or '-' (RFC 7636)")
 	}
 	familyID, err := s.tokens.NewFamilyID()
 	if err != nil {

@@ -7,7 +7,9 @@ package chiterr
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind classifies an error the way a client needs to react to it.
@@ -130,4 +132,19 @@ func RetryAfter(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// Quote quotes a value a caller sent, for an error message, cut to its
+// first 64 bytes (at a character boundary): a message names what was wrong
+// without handing back a megabyte the caller sent.
+func Quote(value string) string {
+	const most = 64
+	if len(value) <= most {
+		return strconv.Quote(value)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	return strconv.Quote(value[:cut]) + "..."
 }

@@ -136,7 +136,7 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	// resource may repeat (RFC 8707), and resource() refuses more than one.
 	for name, values := range r.PostForm {
 		if len(values) > 1 && name != "resource" {
-			return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q appears more than once", truncate(name)), 0}
+			return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %s appears more than once", chiterr.Quote(name)), 0}
 		}
 	}
 	// RFC 6749 §2.3: one authentication method per request.
@@ -150,14 +150,6 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 // truncate shortens what a caller sent before an error message repeats it.
-func truncate(text string) string {
-	const most = 64
-	if len(text) <= most {
-		return text
-	}
-	return text[:most] + "..."
-}
-
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
 		h.fail(w, r, err, false)

@@ -200,6 +200,9 @@ func (s *Service) claimOnce(ctx context.Context, claimTokens []string) ([]Creden
 		if claimToken == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "claimToken is required")
 		}
+		if len(claimToken) > secrets.MaxTokenLength {
+			return nil, itemError(i, chiterr.InvalidArgument, "claimToken is longer than %d bytes", secrets.MaxTokenLength)
+		}
 		provider, err := s.store.GetProviderByClaimToken(ctx, secrets.Digest(claimToken))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
@@ -267,8 +270,8 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 		callerCreatedAt = account.CreatedAt
 	}
 	for i, id := range ids {
-		if id == "" {
-			return nil, itemError(i, chiterr.InvalidArgument, "id is required")
+		if err := accounts.ValidateName("provider", id); err != nil {
+			return nil, itemError(i, chiterr.InvalidArgument, "%s", chiterr.PublicMessage(err))
 		}
 		provider, err := s.store.GetProvider(ctx, id)
 		switch {
@@ -339,6 +342,9 @@ func (s *Service) Refresh(ctx context.Context, refreshTokens []string) ([]string
 		if refreshToken == "" {
 			return nil, itemError(i, chiterr.InvalidArgument, "refreshToken is required")
 		}
+		if len(refreshToken) > secrets.MaxTokenLength {
+			return nil, itemError(i, chiterr.InvalidArgument, "refreshToken is longer than %d bytes", secrets.MaxTokenLength)
+		}
 		provider, err := s.store.GetProviderByRefreshToken(ctx, secrets.Digest(refreshToken))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
@@ -391,8 +397,8 @@ func (s *Service) RetrievePublicKey(ctx context.Context, id string) (string, err
 }
 
 func (s *Service) claimedProvider(ctx context.Context, id string) (storage.Provider, error) {
-	if id == "" {
-		return storage.Provider{}, chiterr.New(chiterr.InvalidArgument, "id is required")
+	if err := accounts.ValidateName("provider", id); err != nil {
+		return storage.Provider{}, err
 	}
 	provider, err := s.store.GetProvider(ctx, id)
 	switch {
@@ -430,6 +436,9 @@ func (s *Service) List(ctx context.Context) ([]storage.Provider, error) {
 
 // Delete removes a provider; its refresh token and key stop working.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	if err := accounts.ValidateName("provider", id); err != nil {
+		return err
+	}
 	err := s.store.DeleteProvider(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "provider %q does not exist", id)

@@ -14,6 +14,11 @@ import (
 	"io"
 )
 
+// MaxTokenLength bounds every opaque token or code a caller presents
+// (refresh, claim and provider refresh tokens, authorization codes); Chit's
+// own are far shorter.
+const MaxTokenLength = 8 << 10
+
 // Random returns n bytes from random, base64url-encoded without padding.
 func Random(random io.Reader, n int) (string, error) {
 	b := make([]byte, n)

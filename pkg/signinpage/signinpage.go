@@ -93,12 +93,12 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	switch response, mode := query.Get("response_type"), query.Get("response_mode"); {
 	case response != "code":
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type must be code, not %q", response))
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type must be code, not %s", chiterr.Quote(response)))
 		return
 	case mode != "" && mode != "query":
 		// The code goes back in the query only: a client that asked for
 		// another mode must not be answered in a way it does not read.
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_mode %q is not supported; the code is returned in the query", mode))
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_mode %s is not supported; the code is returned in the query", chiterr.Quote(mode)))
 		return
 	}
 	if query.Get("prompt") == "none" {
@@ -221,8 +221,8 @@ func (h *Handler) problem(w http.ResponseWriter, err error) {
 // resources; form-action also names where the form's redirect may go.
 func (h *Handler) securityHeaders(w http.ResponseWriter, redirectURI string) {
 	formAction := "'self'"
-	if u, err := url.Parse(redirectURI); err == nil && u.Scheme != "" && u.Host != "" {
-		formAction += " " + u.Scheme + "://" + u.Host
+	if origin := authorize.Origin(redirectURI); origin != "" {
+		formAction += " " + origin
 	}
 	header := w.Header()
 	header.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")

@@ -163,6 +163,9 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 	if subject == "" {
 		subject = caller.Subject
 	}
+	if err := accounts.ValidateSubject(subject); err != nil {
+		return err
+	}
 	if subject != caller.Subject && caller.Role != accounts.RoleAdmin {
 		return chiterr.New(chiterr.PermissionDenied, "only an admin may revoke another subject's sessions")
 	}

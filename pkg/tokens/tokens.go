@@ -61,7 +61,7 @@ const RefreshTokenPrefix = "chit_rt_"
 
 // MaxTokenLength bounds what Check will parse; Chit's own tokens are far
 // shorter, and parsing huge input is work an attacker should not buy.
-const MaxTokenLength = 8 << 10
+const MaxTokenLength = secrets.MaxTokenLength
 
 // FamilyClaim is the access token claim naming its refresh family.
 const FamilyClaim = "fid"
@@ -363,7 +363,10 @@ func (s *Service) Refresh(ctx context.Context, client accounts.Client, refreshTo
 	if err != nil {
 		return Grant{}, err
 	}
-	if len(refreshToken) > MaxTokenLength || !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
+	if len(refreshToken) > MaxTokenLength {
+		return Grant{}, chiterr.New(chiterr.InvalidArgument, "refresh_token is longer than %d bytes", MaxTokenLength)
+	}
+	if !strings.HasPrefix(refreshToken, RefreshTokenPrefix) {
 		return Grant{}, errRefreshInvalid
 	}
 	// A lost race for the rotation is retried once: the second pass finds the
