@@ -193,6 +193,9 @@ func TestClientCommands(t *testing.T) {
 		{"no redirect", []string{"client", "create", "x"}},
 		{"plain http", []string{"client", "create", "x", "--redirect-uri", "http://dash.example/cb"}},
 		{"userinfo", []string{"client", "create", "x", "--redirect-uri", "https://user@dash.example/cb"}},
+		// The origin goes into the sign-in page's Content-Security-Policy.
+		{"a header in the host", []string{"client", "create", "x", "--redirect-uri", "https://x.example;script-src*/cb"}},
+		{"a list in the host", []string{"client", "create", "x", "--redirect-uri", "https://x.example,evil.example/cb"}},
 		{"reserved id", []string{"client", "create", "chit-cli", "--redirect-uri", "https://dash.example/cb"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

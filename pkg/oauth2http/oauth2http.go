@@ -129,6 +129,9 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 		return &oauthError{http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded", 0}
 	}
 	if err := r.ParseForm(); err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			return &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("the form is larger than %d KiB", maxFormBytes>>10), 0}
+		}
 		return &oauthError{http.StatusBadRequest, "invalid_request", "the form could not be read", 0}
 	}
 	// RFC 6749 §3.2: a parameter appears once, or the request is refused;

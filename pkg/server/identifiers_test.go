@@ -112,7 +112,12 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 					t.Errorf("/oauth2/authorize?%.60s: %d with %d bytes, want a short 400", query, status, len(body))
 				}
 			}
-			req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?client_id=chit-cli&state=s&redirect_uri=http://127.0.0.1:9/cb&code_challenge=x&code_challenge_method="+long, nil)
+			req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader("grant_type=password&username="+long))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if status, body := do(t, req); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 64 KiB") {
+				t.Errorf("a 100 KB form: %d %s, want 413 naming the limit", status, body)
+			}
+			req, _ = http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?client_id=chit-cli&state=s&redirect_uri=http://127.0.0.1:9/cb&code_challenge=x&code_challenge_method="+long, nil)
 			if status, body := do(t, req); status != http.StatusBadRequest || len(body) > 1<<10 {
 				t.Errorf("a 100 KB code_challenge_method: %d with %d bytes, want a short 400", status, len(body))
 			}

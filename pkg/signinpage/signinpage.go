@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -118,7 +120,11 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "the form could not be read"))
+		message := "the form could not be read"
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			message = fmt.Sprintf("the form is larger than %d KiB", maxFormBytes>>10)
+		}
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "%s", message))
 		return
 	}
 	if !h.validCSRF(r) {
