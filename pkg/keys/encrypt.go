@@ -14,10 +14,13 @@ type ClearKeyStore interface {
 	ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error
 	ListProviders(ctx context.Context) ([]storage.Provider, error)
 	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
+	ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error)
+	ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error
 }
 
 // EncryptClearKeys encrypts under sealer every private key the store holds
-// in the clear, the server's signing keys and providers' keys alike, and
+// in the clear, the server's signing keys, providers' keys and the refresh
+// token MAC keys alike, and
 // returns how many it encrypted. Once a key encryption key is configured no
 // private key may stay readable in the store, so the server runs this at
 // start. Several replicas may run it at once: a key another one encrypted (or
@@ -58,6 +61,25 @@ func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) 
 			encrypted++
 		case !errors.Is(err, storage.ErrConflict):
 			return encrypted, fmt.Errorf("encrypt signing key %s: %w", key.ID, err)
+		}
+	}
+	refreshKeys, err := store.ListRefreshTokenKeys(ctx)
+	if err != nil {
+		return encrypted, fmt.Errorf("list refresh token keys: %w", err)
+	}
+	for _, key := range refreshKeys {
+		if IsSealed(key.Secret) {
+			continue
+		}
+		sealed, err := sealer.Seal(key.Secret)
+		if err != nil {
+			return encrypted, err
+		}
+		switch err := store.ReplaceRefreshTokenKeySecret(ctx, key.ID, key.Secret, sealed); {
+		case err == nil:
+			encrypted++
+		case !errors.Is(err, storage.ErrConflict):
+			return encrypted, fmt.Errorf("encrypt refresh token key %d: %w", key.ID, err)
 		}
 	}
 	for _, provider := range providers {

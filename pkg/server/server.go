@@ -155,13 +155,15 @@ func (c GRPCConnections) serverOptions() []grpc.ServerOption {
 
 // Server is a running Chit with its two listeners.
 type Server struct {
-	cfg        Config
-	store      storage.Store
-	tokens     *tokens.Service
-	keys       *keys.Set
-	providers  *providers.Service
-	grpcServer *grpc.Server
-	health     *health.Server
+	cfg    Config
+	store  storage.Store
+	tokens *tokens.Service
+	keys   *keys.Set
+	// refreshKeys are the refresh token MAC keys.
+	refreshKeys *keys.RefreshTokenKeys
+	providers   *providers.Service
+	grpcServer  *grpc.Server
+	health      *health.Server
 	// wasReady remembers the last readiness, to log changes only.
 	wasReady atomic.Bool
 	// httpServer serves the REST gateway, which calls the gRPC handlers in
@@ -218,13 +220,17 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	refreshKeys, err := keys.LoadRefreshTokenKeys(ctx, store, cfg.KeySealer, now())
+	if err != nil {
+		return nil, fmt.Errorf("load refresh token keys: %w", err)
+	}
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
 	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCacheTTL).WithServerAudience(cfg.Tokens.Audience)
 	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
-		Keys: signingKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
+		Keys: signingKeys, RefreshKeys: refreshKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
 		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
 	})
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
@@ -236,7 +242,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
 
-	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys, providers: providerService}
+	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys, refreshKeys: refreshKeys, providers: providerService}
 	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
 	s.health = health.NewServer()
 	authServer, providersServer := grpcapi.NewAuthServer(tokenService, authorizeService), grpcapi.NewProvidersServer(providerService)
@@ -545,6 +551,9 @@ func (s *Server) MaintainKeys(ctx context.Context) {
 	}
 	if err := s.keys.Reload(ctx); err != nil {
 		s.cfg.Logger.Warn("reloading signing keys failed", "error", err)
+	}
+	if err := s.refreshKeys.Reload(ctx); err != nil {
+		s.cfg.Logger.Warn("reloading refresh token keys failed", "error", err)
 	}
 }
 

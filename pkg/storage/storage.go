@@ -116,6 +116,23 @@ type RefreshToken struct {
 	// from this token, so that within the grace period a client that lost
 	// the answer gets the same successor again, and nobody else can.
 	SealedSuccessor []byte
+	// Generation counts the login's tokens: 1 for the first. A login keeps
+	// one record, whose current token a rotation replaces in place, keeping
+	// only the token before it (read back as rotated, for the grace period);
+	// earlier tokens are recognised by what they carry, not by the store.
+	// Zero for tokens stored before, one record per token, which stay
+	// readable until they expire.
+	Generation uint64
+	// LoginSalt is the login's random value that its tokens' MACs cover.
+	LoginSalt []byte
+}
+
+// RefreshTokenKey is a key of the MACs refresh tokens carry, by which a
+// login's earlier tokens are recognised; Secret is sealed like a private key.
+type RefreshTokenKey struct {
+	ID        uint32
+	Secret    []byte
+	CreatedAt time.Time
 }
 
 // LoginFailures counts recent failed sign-ins for one throttling key (a
@@ -263,11 +280,24 @@ type Store interface {
 	// and for one whose family was revoked (even if it was stored after the
 	// revocation, by a call that raced it).
 	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
-	// RotateRefreshToken atomically marks the token with oldHash as rotated at
-	// successor.IssuedAt (keeping sealedSuccessor with it) and stores
-	// successor. Of many concurrent calls for one token exactly one succeeds;
-	// the others get ErrConflict. An unknown hash is ErrNotFound.
+	// RotateRefreshToken atomically makes successor (whose Generation must
+	// be one more than the token's) the current token of the login whose
+	// current token has oldHash, in the login's one record. The old token is
+	// then read back as rotated at successor.IssuedAt, with sealedSuccessor,
+	// until the next rotation. Of many concurrent calls for one token exactly
+	// one succeeds; the others get ErrConflict. An unknown hash is
+	// ErrNotFound; a successor hash already stored, ErrAlreadyExists.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error
+	// GetRefreshLogin returns the current token of a login by its family id
+	// (records of Generation 1 and later only); ErrNotFound when there is
+	// none or the family was revoked.
+	GetRefreshLogin(ctx context.Context, familyID string) (RefreshToken, error)
+	// CreateRefreshTokenKey stores a MAC key; a taken id is ErrAlreadyExists.
+	CreateRefreshTokenKey(ctx context.Context, key RefreshTokenKey) error
+	// ListRefreshTokenKeys returns every MAC key, oldest first.
+	ListRefreshTokenKeys(ctx context.Context) ([]RefreshTokenKey, error)
+	// ReplaceRefreshTokenKeySecret is ReplaceSigningPrivateKey for MAC keys.
+	ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error
 	// DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
 	// returns how many it removed.
 	DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error)

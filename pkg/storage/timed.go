@@ -265,3 +265,23 @@ func (s *timedStore) ReplaceProviderPrivateKey(ctx context.Context, providerID s
 	defer s.done("ReplaceProviderPrivateKey", time.Now())
 	return s.store.ReplaceProviderPrivateKey(ctx, providerID, current, replacement)
 }
+
+func (s *timedStore) GetRefreshLogin(ctx context.Context, familyID string) (RefreshToken, error) {
+	defer s.done("GetRefreshLogin", time.Now())
+	return s.store.GetRefreshLogin(ctx, familyID)
+}
+
+func (s *timedStore) CreateRefreshTokenKey(ctx context.Context, key RefreshTokenKey) error {
+	defer s.done("CreateRefreshTokenKey", time.Now())
+	return s.store.CreateRefreshTokenKey(ctx, key)
+}
+
+func (s *timedStore) ListRefreshTokenKeys(ctx context.Context) ([]RefreshTokenKey, error) {
+	defer s.done("ListRefreshTokenKeys", time.Now())
+	return s.store.ListRefreshTokenKeys(ctx)
+}
+
+func (s *timedStore) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
+	defer s.done("ReplaceRefreshTokenKeySecret", time.Now())
+	return s.store.ReplaceRefreshTokenKeySecret(ctx, id, current, replacement)
+}

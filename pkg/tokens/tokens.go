@@ -127,6 +127,8 @@ type Service struct {
 // Dependencies are the live collaborators of the core.
 type Dependencies struct {
 	Keys *keys.Set
+	// RefreshKeys make and check the MACs of refresh tokens.
+	RefreshKeys *keys.RefreshTokenKeys
 	// ProviderKeys finds provider keys: CheckToken accepts provider tokens,
 	// but they never authorize calls to Chit itself. May be nil.
 	ProviderKeys keys.KeyLookup
@@ -276,6 +278,7 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 			IssuedAt:        now,
 			ExpiresAt:       earliest(now.Add(s.cfg.RefreshIdleTimeout), familyExpiresAt),
 			FamilyExpiresAt: familyExpiresAt,
+			Generation:      1,
 		})
 		if err != nil {
 			return Grant{}, err
@@ -447,7 +450,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	current, err := s.Store.GetRefreshToken(ctx, oldHash)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return Grant{}, errRefreshInvalid
+		return s.unknownRefreshToken(ctx, client, refreshToken)
 	case err != nil:
 		return Grant{}, fmt.Errorf("read refresh token: %w", err)
 	}
@@ -469,6 +472,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	successor.IssuedAt, successor.RotatedAt, successor.ReplacedBy, successor.SealedSuccessor = issuedAt, time.Time{}, nil, nil
 	successor.ExpiresAt = earliest(now.Add(s.cfg.RefreshIdleTimeout), current.FamilyExpiresAt)
 	successor.ClientID, successor.Role = login.Client.ID, string(login.Role())
+	successor.Generation = current.Generation + 1
 	refresh, successor, err := s.newRefreshToken(successor)
 	if err != nil {
 		return Grant{}, err
@@ -495,6 +499,26 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	return s.grant(access, refresh, login.Scopes), nil
 }
 
+// unknownRefreshToken answers a refresh token the store does not hold: a
+// genuine earlier token of a live login is reuse, which ends the login;
+// anything else (forged, altered, of an ended login) is refused and ends
+// nothing.
+func (s *Service) unknownRefreshToken(ctx context.Context, client accounts.Client, refreshToken string) (Grant, error) {
+	login, earlier, err := s.earlierGeneration(ctx, refreshToken)
+	if err != nil || !earlier {
+		if err == nil {
+			err = errRefreshInvalid
+		}
+		return Grant{}, err
+	}
+	// As for a token the store holds: presented by another client, it is
+	// refused and revokes nothing.
+	if _, err := s.loginNow(ctx, client, login, nil); err != nil {
+		return Grant{}, err
+	}
+	return s.reuse(ctx, login)
+}
+
 // replay handles a refresh token that was already rotated.
 func (s *Service) replay(ctx context.Context, refreshToken string, current storage.RefreshToken, login Login, now time.Time) (Grant, error) {
 	if s.cfg.RefreshGracePeriod > 0 && now.Sub(current.RotatedAt) <= s.cfg.RefreshGracePeriod && len(current.SealedSuccessor) > 0 {
@@ -515,8 +539,13 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 		}
 		return s.grant(access, successor, login.Scopes), nil
 	}
-	// Reuse outside the grace period: either the client or a thief holds a
-	// stale copy, and we cannot tell which; end the whole login (RFC 9700 §4.14.2).
+	return s.reuse(ctx, current)
+}
+
+// reuse ends the login of a rotated token presented again outside the grace
+// period: either the client or a thief holds a stale copy, and we cannot
+// tell which; end the whole login (RFC 9700 §4.14.2).
+func (s *Service) reuse(ctx context.Context, current storage.RefreshToken) (Grant, error) {
 	s.Logger.WarnContext(ctx, "refresh token reuse detected; revoking its family",
 		"audit", true, "event", "refresh_reuse", "subject", current.Subject, "family", current.FamilyID, "rotated_at", current.RotatedAt)
 	s.Events.RefreshReuseDetected()
@@ -744,18 +773,6 @@ func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, aud
 		return "", fmt.Errorf("build access token: %w", err)
 	}
 	return s.Keys.SignAs(token, keys.AccessTokenType)
-}
-
-// newRefreshToken fills record with a fresh random token's hash and returns
-// the token itself, which is shown once and never stored.
-func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.RefreshToken, error) {
-	secret, err := s.randomString(32)
-	if err != nil {
-		return "", storage.RefreshToken{}, err
-	}
-	token := RefreshTokenPrefix + secret
-	record.Hash = secrets.Digest(token)
-	return token, record, nil
 }
 
 func (s *Service) randomString(n int) (string, error) { return secrets.Random(s.Random, n) }

@@ -90,8 +90,12 @@ func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	refreshKeys, err := keys.LoadRefreshTokenKeys(ctx, store, &keys.Sealer{}, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := tokens.Config{Issuer: "https://chit.test", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, ClockSkew: 30 * time.Second, RefreshGracePeriod: 10 * time.Second, RefreshIdleTimeout: 12 * time.Hour, RevocationCacheTTL: 3 * time.Second}
-	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys, operator: operator, store: store}
+	return &fixture{service: tokens.NewService(cfg, tokens.Dependencies{Keys: signingKeys, RefreshKeys: refreshKeys, Store: store, Directory: directory, Now: c.Now, Random: rand.Reader}), clock: c, secret: secret, cfg: cfg, keys: signingKeys, operator: operator, store: store}
 }
 
 func wantKind(t *testing.T, err error, kind chiterr.Kind) {

@@ -318,12 +318,12 @@ func (s *Store) replaceOne(ctx context.Context, sql string, args ...any) error {
 
 // Refresh tokens.
 
-const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
+const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
 func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) error {
-	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
+	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
 		t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
-		toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor)
+		toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor, int64(t.Generation), t.LoginSalt)
 	if err != nil {
 		return err
 	}
@@ -334,36 +334,99 @@ func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshTok
 	return insertRefreshToken(ctx, s.pool, token)
 }
 
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+// The columns of a login's record, as read: the token columns, then the
+// token before the current one.
+const refreshRecordColumns = refreshTokenColumns + `, previous_hash, previous_rotated_at`
+
+// notRevoked keeps out the records of revoked families, also one stored
+// after the revocation by an exchange or sign-in that raced it.
+const notRevoked = `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`
+
+func scanRefreshRecord(row pgx.Row) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
 	var t storage.RefreshToken
-	var issuedAt, expiresAt, familyExpiresAt, rotatedAt *int64
-	// A token of a revoked family is gone, also one stored after the
-	// revocation by an exchange or sign-in that raced it.
-	err := s.pool.QueryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = $1
-		AND NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`, hash).Scan(
-		&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &t.ClientID, &t.Audience, &issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &t.ReplacedBy, &t.SealedSuccessor)
+	var previous storage.PreviousRefreshToken
+	var issuedAt, expiresAt, familyExpiresAt, rotatedAt, previousRotatedAt *int64
+	var generation int64
+	err := row.Scan(&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &t.ClientID, &t.Audience, &issuedAt, &expiresAt, &familyExpiresAt,
+		&rotatedAt, &t.ReplacedBy, &t.SealedSuccessor, &generation, &t.LoginSalt, &previous.Hash, &previousRotatedAt)
 	t.IssuedAt, t.ExpiresAt, t.FamilyExpiresAt, t.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(familyExpiresAt), fromUnix(rotatedAt)
-	return t, notFound(err)
+	t.Generation, previous.RotatedAt = uint64(generation), fromUnix(previousRotatedAt)
+	return t, previous, notFound(err)
 }
 
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+	record, previous, err := scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
+		WHERE (hash = $1 OR previous_hash = $1) AND `+notRevoked, hash))
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return storage.TokenOfRecord(record, previous, hash), nil
+}
+
+func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
+	record, _, err := scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
+		WHERE family_id = $1 AND generation > 0 AND `+notRevoked, familyID))
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return storage.TokenOfRecord(record, storage.PreviousRefreshToken{}, record.Hash), nil
+}
+
+// RotateRefreshToken replaces the login's current token in its one record,
+// in one statement and one round trip. Concurrent updates of the record
+// queue on its row lock; each re-checks the guard against the winner's
+// committed version, where the old hash is no longer current, so exactly
+// one wins, on every replica.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		// Concurrent updates of one row queue on its lock; each re-checks
-		// rotated_at IS NULL after the winner commits, so exactly one wins.
-		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2, sealed_successor = $3 WHERE hash = $4 AND rotated_at IS NULL`,
-			toUnix(successor.IssuedAt), successor.Hash, sealedSuccessor, oldHash)
-		if err != nil {
-			return err
+	next := successor
+	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET hash = $1, previous_hash = hash, previous_rotated_at = $2, sealed_successor = $3,
+		generation = $4, role = $5, scope = $6, client_id = $7, audience = $8, issued_at = $2, expires_at = $9, login_salt = $10, replaced_by = NULL
+		WHERE hash = $11 AND rotated_at IS NULL AND generation = $12`,
+		next.Hash, toUnix(next.IssuedAt), sealedSuccessor, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
+		toUnix(next.ExpiresAt), next.LoginSalt, oldHash, int64(next.Generation)-1)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
+		return storage.ErrAlreadyExists // the successor's hash is taken
+	}
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		var exists int
+		if err := s.pool.QueryRow(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = $1 OR previous_hash = $1`, oldHash).Scan(&exists); err != nil {
+			return notFound(err)
 		}
-		if tag.RowsAffected() == 0 {
-			var exists int
-			if err := tx.QueryRow(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = $1`, oldHash).Scan(&exists); err != nil {
-				return notFound(err)
-			}
-			return storage.ErrConflict
+		return storage.ErrConflict
+	}
+	return nil
+}
+
+func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
+	return s.insert(ctx, s.pool, `INSERT INTO refresh_token_keys (id, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		int64(key.ID), key.Secret, toUnix(key.CreatedAt))
+}
+
+func (s *Store) ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, secret, created_at FROM refresh_token_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storage.RefreshTokenKey
+	for rows.Next() {
+		var key storage.RefreshTokenKey
+		var id int64
+		var createdAt *int64
+		if err := rows.Scan(&id, &key.Secret, &createdAt); err != nil {
+			return nil, err
 		}
-		return insertRefreshToken(ctx, tx, successor)
-	})
+		key.ID, key.CreatedAt = uint32(id), fromUnix(createdAt)
+		keys = append(keys, key)
+	}
+	return keys, rows.Err()
+}
+
+func (s *Store) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
+	return s.replaceOne(ctx, `UPDATE refresh_token_keys SET secret = $1 WHERE id = $2 AND secret = $3`, replacement, int64(id), current)
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 
+	moderncsqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -126,13 +129,25 @@ func refused(err error) bool {
 	return errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists)
 }
 
+// rotateLogin replaces a login's current token in its one record: the
+// record's size does not grow with its rotations. The guard (the old hash
+// still current, unrotated, of the generation before the successor's) is
+// what makes one of many concurrent rotations win: they are applied one
+// after another, in one group or in several, and only the first still finds
+// the old token current. Records of one token from before (generation 0)
+// become the login's record at their first rotation.
+const rotateLogin = `UPDATE refresh_tokens SET hash = ?, previous_hash = hash, previous_rotated_at = ?, sealed_successor = ?,
+	generation = ?, role = ?, scope = ?, client_id = ?, audience = ?, issued_at = ?, expires_at = ?, login_salt = ?, replaced_by = NULL
+	WHERE hash = ? AND rotated_at IS NULL AND generation = ?`
+
 func rotate(ctx context.Context, tx *transaction, r *rotation) error {
-	// The rotated_at IS NULL guard is what makes one of many concurrent
-	// rotations win: they are applied one after another, in one group or in
-	// several, and only the first still finds the row unrotated.
-	result, err := tx.ExecContext(ctx,
-		`UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ? WHERE hash = ? AND rotated_at IS NULL`,
-		toUnix(r.successor.IssuedAt), r.successor.Hash, r.sealed, r.oldHash)
+	next := r.successor
+	result, err := tx.ExecContext(ctx, rotateLogin,
+		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
+		toUnix(next.IssuedAt), toUnix(next.ExpiresAt), next.LoginSalt, r.oldHash, int64(next.Generation)-1)
+	if isConstraintViolation(err) {
+		return storage.ErrAlreadyExists // the successor's hash is taken
+	}
 	if err != nil {
 		return err
 	}
@@ -140,11 +155,17 @@ func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 		return err
 	} else if n == 0 {
 		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ?`, r.oldHash).Scan(&exists)
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ? OR previous_hash = ?`, r.oldHash, r.oldHash).Scan(&exists)
 		if err != nil {
 			return notFound(err)
 		}
 		return storage.ErrConflict
 	}
-	return insertRefreshToken(ctx, tx, r.successor)
+	return nil
+}
+
+// isConstraintViolation reports a UNIQUE or PRIMARY KEY violation.
+func isConstraintViolation(err error) bool {
+	var sqliteErr *moderncsqlite.Error
+	return errors.As(err, &sqliteErr) && sqliteErr.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }

@@ -21,13 +21,13 @@ func refreshToken(t *testing.T) storage.RefreshToken {
 	}
 	now := time.Now()
 	return storage.RefreshToken{Hash: hash, FamilyID: string(hash[:8]), Subject: "alice", Role: "USER",
-		IssuedAt: now, ExpiresAt: now.Add(time.Hour), FamilyExpiresAt: now.Add(2 * time.Hour)}
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour), FamilyExpiresAt: now.Add(2 * time.Hour), Generation: 1}
 }
 
 func successor(t *testing.T, old storage.RefreshToken) storage.RefreshToken {
 	t.Helper()
 	next := refreshToken(t)
-	next.FamilyID = old.FamilyID
+	next.FamilyID, next.Generation = old.FamilyID, old.Generation+1
 	return next
 }
 

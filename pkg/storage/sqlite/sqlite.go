@@ -303,7 +303,7 @@ func (s *Store) deleteInBatches(ctx context.Context, table, condition string, ar
 	}
 }
 
-const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor`
+const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
 	return insertRefreshToken(ctx, s.writer, token)
@@ -315,27 +315,86 @@ type execer interface {
 
 func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
 	result, err := db.ExecContext(ctx,
-		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, token.ClientID, token.Audience, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
-		toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor)
+		toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor, int64(token.Generation), token.LoginSalt)
 	if err != nil {
 		return err
 	}
 	return requireOneRow(result, storage.ErrAlreadyExists)
 }
 
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+// The columns of a login's record, as read: the token columns, then the
+// token before the current one.
+const refreshRecordColumns = refreshTokenColumns + `, previous_hash, previous_rotated_at`
+
+// notRevoked keeps out the records of revoked families, also one stored
+// after the revocation by an exchange or sign-in that raced it.
+const notRevoked = `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`
+
+func scanRefreshRecord(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
 	var token storage.RefreshToken
-	var issuedAt, expiresAt, familyExpiresAt, rotatedAt sql.NullInt64
-	// A token of a revoked family is gone, also one stored after the
-	// revocation by an exchange or sign-in that raced it.
-	err := s.db.QueryRowContext(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens WHERE hash = ?
-		AND NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`, hash).
-		Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope, &token.ClientID, &token.Audience,
-			&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor)
+	var previous storage.PreviousRefreshToken
+	var issuedAt, expiresAt, familyExpiresAt, rotatedAt, previousRotatedAt sql.NullInt64
+	var generation int64
+	err := row.Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope, &token.ClientID, &token.Audience,
+		&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor, &generation, &token.LoginSalt,
+		&previous.Hash, &previousRotatedAt)
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
-	token.FamilyExpiresAt = fromUnix(familyExpiresAt)
-	return token, notFound(err)
+	token.FamilyExpiresAt, token.Generation = fromUnix(familyExpiresAt), uint64(generation)
+	previous.RotatedAt = fromUnix(previousRotatedAt)
+	return token, previous, notFound(err)
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+	token, previous, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
+		WHERE (hash = ? OR previous_hash = ?) AND `+notRevoked, hash, hash))
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return storage.TokenOfRecord(token, previous, hash), nil
+}
+
+func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
+	token, _, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
+		WHERE family_id = ? AND generation > 0 AND `+notRevoked, familyID))
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return storage.TokenOfRecord(token, storage.PreviousRefreshToken{}, token.Hash), nil
+}
+
+func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
+	return s.insert(ctx, `INSERT INTO refresh_token_keys (id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		int64(key.ID), key.Secret, toUnix(key.CreatedAt))
+}
+
+func (s *Store) ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, secret, created_at FROM refresh_token_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storage.RefreshTokenKey
+	for rows.Next() {
+		var key storage.RefreshTokenKey
+		var id int64
+		var createdAt sql.NullInt64
+		if err := rows.Scan(&id, &key.Secret, &createdAt); err != nil {
+			return nil, err
+		}
+		key.ID, key.CreatedAt = uint32(id), fromUnix(createdAt)
+		keys = append(keys, key)
+	}
+	return keys, rows.Err()
+}
+
+func (s *Store) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE refresh_token_keys SET secret = ? WHERE id = ? AND secret = ?`, replacement, int64(id), current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {

@@ -141,8 +141,9 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	if revocation, err := s.GetRevocation(ctx, first.FamilyID, "alice", ""); err != nil || revocation.FamilyRevoked {
 		t.Fatalf("GetRevocation before revoking = %+v, %v", revocation, err)
 	}
-	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base); err != nil || n != 2 {
-		t.Fatalf("RevokeRefreshFamily = %d, %v; want 2", n, err)
+	// One record holds the login, however often it rotated.
+	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base); err != nil || n != 1 {
+		t.Fatalf("RevokeRefreshFamily = %d, %v; want 1", n, err)
 	}
 	if n, err := s.RevokeRefreshFamily(ctx, first.FamilyID, base.Add(time.Second)); err != nil || n != 0 {
 		t.Fatalf("revoking again = %d, %v; want 0, nil", n, err)

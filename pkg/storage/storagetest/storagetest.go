@@ -38,6 +38,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RotateOntoTakenSuccessor", testRotateOntoTakenSuccessor},
+		{"OneRecordPerLogin", testOneRecordPerLogin},
+		{"RecordOfOneTokenBecomesTheLogins", testRecordOfOneTokenBecomesTheLogins},
+		{"RefreshTokenKeys", testRefreshTokenKeys},
 		{"ConcurrentRotationHasOneWinner", testConcurrentRotation},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefreshTokens},
 		{"CreateProvidersIsAllOrNothing", testCreateProviders},
@@ -240,6 +243,8 @@ func newRefreshToken(t testing.TB, subject string) storage.RefreshToken {
 		IssuedAt:        base,
 		ExpiresAt:       base.Add(24 * time.Hour),
 		FamilyExpiresAt: base.Add(48 * time.Hour),
+		Generation:      1,
+		LoginSalt:       randomHash(t)[:16],
 	}
 }
 
@@ -249,6 +254,7 @@ func successorOf(t testing.TB, old storage.RefreshToken, at time.Time) storage.R
 	next.Hash = randomHash(t)
 	next.IssuedAt = at
 	next.RotatedAt, next.ReplacedBy = time.Time{}, nil
+	next.Generation = old.Generation + 1
 	return next
 }
 
@@ -272,7 +278,8 @@ func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
 		got.Role != "USER" || got.Scope != "read write" || got.ClientID != "chit-api" || got.Audience != "inventory" ||
 		!sameInstant(got.IssuedAt, token.IssuedAt) ||
 		!sameInstant(got.ExpiresAt, token.ExpiresAt) || !sameInstant(got.FamilyExpiresAt, token.FamilyExpiresAt) ||
-		!got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 || len(got.SealedSuccessor) != 0 {
+		!got.RotatedAt.IsZero() || len(got.ReplacedBy) != 0 || len(got.SealedSuccessor) != 0 ||
+		got.Generation != 1 || !bytes.Equal(got.LoginSalt, token.LoginSalt) {
 		t.Fatalf("GetRefreshToken = %+v, want %+v", got, token)
 	}
 }
@@ -440,5 +447,127 @@ func testDeleteExpiredInBatches(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
 		t.Fatal("the live token was deleted")
+	}
+}
+
+// A login keeps one record however often it rotates: the current token, and
+// the one before it as rotated; earlier tokens are no longer in the store.
+func testOneRecordPerLogin(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	tokens := []storage.RefreshToken{newRefreshToken(t, "alice")}
+	if err := s.CreateRefreshToken(ctx, tokens[0]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		next := successorOf(t, tokens[i-1], base.Add(time.Duration(i)*time.Minute))
+		next.Role, next.Scope, next.ClientID = "ADMIN", "read", "dashboard"
+		next.ExpiresAt = base.Add(time.Duration(24+i) * time.Hour)
+		if err := s.RotateRefreshToken(ctx, tokens[i-1].Hash, next, []byte(fmt.Sprintf("sealed %d", i))); err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		tokens = append(tokens, next)
+	}
+	current, err := s.GetRefreshToken(ctx, tokens[5].Hash)
+	if err != nil || current.Generation != 6 || !current.RotatedAt.IsZero() || current.SealedSuccessor != nil ||
+		current.Role != "ADMIN" || current.Scope != "read" || current.ClientID != "dashboard" ||
+		!sameInstant(current.IssuedAt, base.Add(5*time.Minute)) || !sameInstant(current.ExpiresAt, base.Add(29*time.Hour)) ||
+		!sameInstant(current.FamilyExpiresAt, tokens[0].FamilyExpiresAt) || current.FamilyID != tokens[0].FamilyID {
+		t.Fatalf("current token = %+v, %v", current, err)
+	}
+	previous, err := s.GetRefreshToken(ctx, tokens[4].Hash)
+	if err != nil || previous.Generation != 5 || !sameInstant(previous.RotatedAt, base.Add(5*time.Minute)) ||
+		!bytes.Equal(previous.ReplacedBy, tokens[5].Hash) || string(previous.SealedSuccessor) != "sealed 5" {
+		t.Fatalf("previous token = %+v, %v", previous, err)
+	}
+	for i := range 4 {
+		if _, err := s.GetRefreshToken(ctx, tokens[i].Hash); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("token of generation %d is still stored: %v", i+1, err)
+		}
+	}
+	login, err := s.GetRefreshLogin(ctx, tokens[0].FamilyID)
+	if err != nil || !bytes.Equal(login.Hash, tokens[5].Hash) || login.Generation != 6 || !bytes.Equal(login.LoginSalt, tokens[0].LoginSalt) {
+		t.Fatalf("GetRefreshLogin = %+v, %v", login, err)
+	}
+	// Only the current token rotates; the previous one and earlier ones
+	// conflict, and a successor that skips a generation finds nothing.
+	if err := s.RotateRefreshToken(ctx, tokens[4].Hash, successorOf(t, tokens[4], base.Add(time.Hour)), nil); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("rotating the previous token: %v, want ErrConflict", err)
+	}
+	skipping := successorOf(t, tokens[5], base.Add(time.Hour))
+	skipping.Generation++
+	if err := s.RotateRefreshToken(ctx, tokens[5].Hash, skipping, nil); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a successor skipping a generation: %v, want ErrConflict", err)
+	}
+	if _, err := s.RevokeRefreshFamily(ctx, tokens[0].FamilyID, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshLogin(ctx, tokens[0].FamilyID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetRefreshLogin of a revoked login: %v", err)
+	}
+	if _, err := s.GetRefreshLogin(ctx, "no-such-family"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetRefreshLogin of an unknown family: %v", err)
+	}
+}
+
+// Tokens stored one record each, before logins kept one record, keep
+// working: the current one rotates into a login record, and rotated ones
+// are still read back as rotated until they expire.
+func testRecordOfOneTokenBecomesTheLogins(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	rotatedBefore := newRefreshToken(t, "alice")
+	rotatedBefore.Generation, rotatedBefore.LoginSalt = 0, nil
+	current := rotatedBefore
+	current.Hash = randomHash(t)
+	rotatedBefore.RotatedAt, rotatedBefore.ReplacedBy, rotatedBefore.SealedSuccessor = base, current.Hash, []byte("sealed old")
+	for _, token := range []storage.RefreshToken{rotatedBefore, current} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.GetRefreshLogin(ctx, current.FamilyID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetRefreshLogin before any rotation into a login record: %v", err)
+	}
+	next := successorOf(t, current, base.Add(time.Minute))
+	next.LoginSalt = []byte("salt")
+	if next.Generation != 1 {
+		t.Fatalf("successor generation %d", next.Generation)
+	}
+	if err := s.RotateRefreshToken(ctx, current.Hash, next, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.GetRefreshToken(ctx, current.Hash)
+	if err != nil || !sameInstant(old.RotatedAt, base.Add(time.Minute)) || !bytes.Equal(old.ReplacedBy, next.Hash) || string(old.SealedSuccessor) != "sealed" {
+		t.Fatalf("the rotated token of one record = %+v, %v", old, err)
+	}
+	if got, err := s.GetRefreshToken(ctx, rotatedBefore.Hash); err != nil || !bytes.Equal(got.ReplacedBy, current.Hash) || string(got.SealedSuccessor) != "sealed old" {
+		t.Fatalf("a token rotated before the change = %+v, %v", got, err)
+	}
+	if login, err := s.GetRefreshLogin(ctx, current.FamilyID); err != nil || !bytes.Equal(login.Hash, next.Hash) || string(login.LoginSalt) != "salt" {
+		t.Fatalf("GetRefreshLogin after the first rotation = %+v, %v", login, err)
+	}
+}
+
+func testRefreshTokenKeys(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	first := storage.RefreshTokenKey{ID: 7, Secret: []byte("first"), CreatedAt: base}
+	second := storage.RefreshTokenKey{ID: 4294967295, Secret: []byte("second"), CreatedAt: base.Add(time.Hour)}
+	for _, key := range []storage.RefreshTokenKey{second, first} {
+		if err := s.CreateRefreshTokenKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateRefreshTokenKey(ctx, storage.RefreshTokenKey{ID: 7, Secret: []byte("x"), CreatedAt: base}); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("a taken id: %v, want ErrAlreadyExists", err)
+	}
+	if err := s.ReplaceRefreshTokenKeySecret(ctx, 7, []byte("first"), []byte("sealed first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceRefreshTokenKeySecret(ctx, 7, []byte("first"), []byte("other")); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a stale replacement: %v, want ErrConflict", err)
+	}
+	keys, err := s.ListRefreshTokenKeys(ctx)
+	if err != nil || len(keys) != 2 || keys[0].ID != 7 || string(keys[0].Secret) != "sealed first" || !sameInstant(keys[0].CreatedAt, base) ||
+		keys[1].ID != 4294967295 || string(keys[1].Secret) != "second" {
+		t.Fatalf("ListRefreshTokenKeys = %+v, %v", keys, err)
 	}
 }
