@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test lint generate check-generated bench bench-compare soak fuzz ci clean
+.PHONY: all build run test lint generate check-generated bench bench-growth bench-compare soak fuzz ci clean
 
 all: lint test build
 
@@ -53,6 +53,11 @@ bench: build
 	  echo '```'; } >> bench/results.md
 	@echo "wrote bench/results.md"
 
+## bench-growth: bytes per login as logins rotate (100 and 10,000 times), and rotations at 100 and 100,000 live
+## logins, on SQLite and, with CHIT_BENCH_POSTGRES_DSN, PostgreSQL -> bench/growth.md
+bench-growth:
+	$(GO) run ./cmd/chit-bench growth --out bench/growth.md
+
 ## bench-compare: the scenarios named like ONLY (client credentials by default) on this tree's chitd and on
 ## BASELINE's (a git revision, default HEAD~1), in turns in one run -> bench/compare.md; set
 ## CHIT_BENCH_POSTGRES_DSN and CHIT_BENCH_BASELINE_POSTGRES_DSN (two databases) to compare PostgreSQL too
@@ -71,14 +76,15 @@ soak: build
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each: a count of calls, Nx, because a duration trips a race in
 ## go1.26's fuzz coordinator that fails the run with "context deadline exceeded", go.dev/issue/75804);
-## the seed corpora in testdata/fuzz also run in make test
+## the seed corpora in testdata/fuzz also run in make test; each new input is minimized for 10 calls, not 60s,
+## which would eat a short run whose inputs cost a store write
 FUZZTIME ?= 30000x
-FUZZ_TARGETS := ./pkg/tokens:FuzzCheck ./pkg/tokens:FuzzRefresh ./pkg/passwords:FuzzVerify ./pkg/gateway:FuzzRequestDecoders
+FUZZ_TARGETS := ./pkg/tokens:FuzzCheck ./pkg/tokens:FuzzRefresh ./pkg/passwords:FuzzVerify ./pkg/gateway:FuzzRequestDecoders ./pkg/server:FuzzHTTP
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 	  pkg=$${target%%:*}; name=$${target##*:}; \
 	  echo "fuzz $$name ($$pkg): $(FUZZTIME)"; \
-	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x $$pkg || exit 1; \
 	done
 
 ## ci: what .ci/run runs

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
+	"github.com/chit-auth/chit/pkg/oauth2http"
 	"github.com/chit-auth/chit/pkg/server"
 	"github.com/chit-auth/chit/pkg/server/servertest"
 	"github.com/chit-auth/chit/pkg/storage"
@@ -69,15 +71,32 @@ const (
 	phCode = "{{code}}"
 )
 
-// fuzzTarget is the server FuzzHTTP drives, one per fuzzing process.
+// Credentials stand in groups that are issued together; each group's
+// placeholders.
+var credentialGroups = map[string][]string{
+	"user":         {phUser, phRefresh},
+	"cli":          {phCLIRefresh},
+	"admin":        {phAdmin},
+	"service":      {phService},
+	"orchestrator": {phOrchestrator},
+	"provider":     {phProvider, phClaim, phProviderRefresh},
+}
+
+// fuzzTarget is the server FuzzHTTP drives, one per fuzzing process, which
+// runs its inputs one at a time.
 type fuzzTarget struct {
 	env     *env
 	handler http.Handler
 	logs    *recentLogs
 	// values are the placeholders' current values.
-	values    map[string]string
-	replacer  *strings.Replacer
-	providers int
+	values   map[string]string
+	replacer *strings.Replacer
+	// stale are the credential groups an input may have used up, issued
+	// again when an input next names them; clockMoved says the clock has
+	// moved since the last input that may have used credentials up.
+	stale      map[string]bool
+	clockMoved bool
+	execs      int
 }
 
 func newFuzzTarget(f *testing.F) *fuzzTarget {
@@ -98,15 +117,19 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	}
 	clientSecret := e.CreateClient(f, fuzzClientID, []string{fuzzClientRedirect}, true,
 		storage.Grants{AllowedScopes: []string{"openid", "profile", "offline_access", "read"}})
-	ft := &fuzzTarget{env: e, handler: e.Server.HTTPHandler(), logs: logs, values: map[string]string{
+	ft := &fuzzTarget{env: e, handler: e.Server.HTTPHandler(), logs: logs, stale: map[string]bool{}, values: map[string]string{
 		phServiceSecret:     e.ServiceSecret,
 		phClientSecret:      clientSecret,
 		phBasicService:      basicCredentials(servertest.ServiceName, e.ServiceSecret),
 		phBasicOrchestrator: basicCredentials(servertest.OrchestratorName, e.OrchestratorSecret),
 		phBasicClient:       basicCredentials(fuzzClientID, clientSecret),
 	}}
-	ft.mintTokens(f)
-	ft.mintProvider(f)
+	for group := range credentialGroups {
+		ft.stale[group] = true
+	}
+	for group := range credentialGroups {
+		ft.issue(f, group)
+	}
 	return ft
 }
 
@@ -154,51 +177,60 @@ type tokenAnswer struct {
 	RefreshToken string `json:"refreshToken"`
 }
 
-// resetThrottle forgets the wrong passwords fuzzed sign-ins sent for name
-// from every address (the username-wide throttle, keyed "username:NAME" in
-// pkg/accounts): with the test clock standing still its delays never pass.
-func (ft *fuzzTarget) resetThrottle(tb testing.TB, name string) {
+// issue gives a stale credential group fresh values, as the test
+// principals would obtain them.
+func (ft *fuzzTarget) issue(tb testing.TB, group string) {
 	tb.Helper()
-	if err := ft.env.Store.ResetLoginFailures(context.Background(), "username:"+name); err != nil {
-		tb.Fatal(err)
+	if !ft.stale[group] {
+		return
 	}
-}
-
-// mintTokens issues fresh access and refresh tokens for the placeholders.
-func (ft *fuzzTarget) mintTokens(tb testing.TB) {
-	tb.Helper()
-	// A second after the tokens before: a revocation of all of a subject's
-	// sessions refuses every token issued up to its instant, and the test
-	// clock stands still.
-	ft.env.Clock.Advance(time.Second)
-	ft.resetThrottle(tb, servertest.UserName)
-	ft.resetThrottle(tb, fuzzAdmin)
+	if !ft.clockMoved {
+		// A second after the credentials before: revoking all of a
+		// subject's sessions refuses every token issued up to its instant,
+		// and the test clock stands still.
+		ft.env.Clock.Advance(time.Second)
+		ft.clockMoved = true
+	}
+	delete(ft.stale, group)
 	password := func(name, scope string) map[string]any {
+		ft.resetThrottle(tb, "username:"+name)
 		return map[string]any{"passwordCredential": map[string]string{"username": name, "password": servertest.UserPassword}, "scope": scope}
 	}
 	client := func(id, secret string) map[string]any {
 		return map[string]any{"clientCredential": map[string]string{"clientId": id, "clientSecret": secret}}
 	}
-	var user, admin, service, orchestrator tokenAnswer
-	var cli struct {
-		AccessToken tokenAnswer `json:"accessToken"`
+	var token tokenAnswer
+	switch group {
+	case "user":
+		ft.postJSON(tb, "/v1/auth/token", "", password(servertest.UserName, "openid profile offline_access read write"), &token)
+		ft.values[phUser], ft.values[phRefresh] = token.AccessToken, token.RefreshToken
+	case "cli":
+		var login struct {
+			AccessToken tokenAnswer `json:"accessToken"`
+		}
+		ft.postJSON(tb, "/v1/auth/cli/login", "", map[string]string{"code": ft.mintCode(tb), "redirectUri": loopback, "codeVerifier": fuzzVerifier}, &login)
+		ft.values[phCLIRefresh] = login.AccessToken.RefreshToken
+	case "admin":
+		ft.postJSON(tb, "/v1/auth/token", "", password(fuzzAdmin, ""), &token)
+		ft.values[phAdmin] = token.AccessToken
+	case "service":
+		ft.postJSON(tb, "/v1/auth/token", "", client(servertest.ServiceName, ft.env.ServiceSecret), &token)
+		ft.values[phService] = token.AccessToken
+	case "orchestrator":
+		ft.postJSON(tb, "/v1/auth/token", "", client(servertest.OrchestratorName, ft.env.OrchestratorSecret), &token)
+		ft.values[phOrchestrator] = token.AccessToken
+	case "provider":
+		ft.issueProvider(tb)
 	}
-	ft.postJSON(tb, "/v1/auth/cli/login", "", map[string]string{"code": ft.mintCode(tb), "redirectUri": loopback, "codeVerifier": fuzzVerifier}, &cli)
-	ft.postJSON(tb, "/v1/auth/token", "", password(servertest.UserName, "openid profile offline_access read write"), &user)
-	ft.postJSON(tb, "/v1/auth/token", "", password(fuzzAdmin, ""), &admin)
-	ft.postJSON(tb, "/v1/auth/token", "", client(servertest.ServiceName, ft.env.ServiceSecret), &service)
-	ft.postJSON(tb, "/v1/auth/token", "", client(servertest.OrchestratorName, ft.env.OrchestratorSecret), &orchestrator)
-	ft.values[phUser], ft.values[phRefresh], ft.values[phCLIRefresh] = user.AccessToken, user.RefreshToken, cli.AccessToken.RefreshToken
-	ft.values[phAdmin], ft.values[phService], ft.values[phOrchestrator] = admin.AccessToken, service.AccessToken, orchestrator.AccessToken
 	ft.rebuildReplacer()
 }
 
-// mintProvider registers and claims a new provider for the placeholders (a
-// renew makes the previous one's claim and refresh tokens invalid).
-func (ft *fuzzTarget) mintProvider(tb testing.TB) {
+// issueProvider registers and claims a new provider (billing's).
+func (ft *fuzzTarget) issueProvider(tb testing.TB) {
 	tb.Helper()
-	ft.providers++
-	id := fmt.Sprintf("fuzz-provider-%d", ft.providers)
+	ft.issue(tb, "service")
+	// Random, so that no fuzzed registration can have taken the id.
+	id := "fuzz-provider-" + rand.Text()
 	var registered struct {
 		Responses []struct {
 			ClaimToken string `json:"claimToken"`
@@ -219,7 +251,38 @@ func (ft *fuzzTarget) mintProvider(tb testing.TB) {
 		tb.Fatalf("claim answered %+v", claimed)
 	}
 	ft.values[phProvider], ft.values[phClaim], ft.values[phProviderRefresh] = id, claimToken, claimed.Responses[0].RefreshToken
-	ft.rebuildReplacer()
+}
+
+// usedUp marks the credentials a successful request may have used up:
+// refreshes rotate refresh tokens, revocations end logins (a subject's
+// revocation all of its logins), a renew replaces a provider's key.
+func (ft *fuzzTarget) usedUp(path, body string) {
+	switch {
+	case path == "/v1/auth/token/refresh", path == "/v1/auth/cli/refresh", path == "/v1/auth/revoke", path == oauth2http.RevokePath,
+		path == oauth2http.TokenPath && strings.Contains(body, "refresh_token"):
+	case path == "/auth/providers/renew":
+		ft.stale["provider"] = true
+		ft.clockMoved = false
+		return
+	default:
+		return
+	}
+	for group := range credentialGroups {
+		if group != "provider" {
+			ft.stale[group] = true
+		}
+	}
+	ft.clockMoved = false
+}
+
+// resetThrottle forgets the failed sign-ins counted under key (pkg/accounts
+// keys them "username:NAME", "user:NAME@ADDRESS" and "addr:ADDRESS"): with
+// the test clock standing still, the throttle's delays never pass.
+func (ft *fuzzTarget) resetThrottle(tb testing.TB, key string) {
+	tb.Helper()
+	if err := ft.env.Store.ResetLoginFailures(context.Background(), key); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func (ft *fuzzTarget) rebuildReplacer() {
@@ -242,7 +305,7 @@ func authorizeParams() url.Values {
 // mintCode signs alice in on the page and returns the code of the redirect.
 func (ft *fuzzTarget) mintCode(tb testing.TB) string {
 	tb.Helper()
-	ft.resetThrottle(tb, servertest.UserName)
+	ft.resetThrottle(tb, "username:"+servertest.UserName)
 	form := authorizeParams()
 	form.Set("csrf_token", fuzzCSRF)
 	form.Set("username", servertest.UserName)
@@ -382,6 +445,7 @@ func fuzzSeeds() []fuzzSeed {
 		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=s&redirect_uri=" + url.QueryEscape(loopback) + "&scope=openid+offline_access&code_challenge=" + challenge + "&code_challenge_method=S256&nonce=n"},
 		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "clientId=fuzz-app&redirectUri=" + url.QueryEscape(fuzzClientRedirect) + "&state=s&codeChallenge=" + challenge + "&codeChallengeMethod=S256"},
 		{method: http.MethodGet, path: "/v1/auth/status"},
+		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=%ff&redirect_uri=" + url.QueryEscape(loopback)},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, body: `{"token":"{{refresh}}"}`},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, authorization: "Bearer {{user}}", body: `{}`},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, authorization: "Bearer {{admin}}", body: `{"subject":"alice"}`},
@@ -389,11 +453,16 @@ func fuzzSeeds() []fuzzSeed {
 		// The REST gateway: AuthProviders (the UCloud paths).
 		{method: http.MethodPost, path: "/auth/providers", contentType: jsonType, authorization: "Bearer {{service}}", body: `{"items":[{"id":"hippo"}]}`},
 		{method: http.MethodPost, path: "/auth/providers/claim", contentType: jsonType, authorization: "Bearer {{service}}", body: `{"items":[{"claimToken":"{{claim}}"}]}`},
-		{method: http.MethodPost, path: "/auth/providers/renew", contentType: jsonType, authorization: "Bearer {{service}}", body: `{"items":[{"id":"{{provider}}"}]}`},
+		// A renew or a generated key pair costs an RSA key generation (about
+		// 100 ms): the seeds are refused (another service's provider, a
+		// user's token), so that the fuzzer's mutations of them, and its
+		// minimizing of inputs that reach new code, stay fast. Their
+		// successes are tested in providers_test.go.
+		{method: http.MethodPost, path: "/auth/providers/renew", contentType: jsonType, authorization: "Bearer {{orchestrator}}", body: `{"items":[{"id":"{{provider}}"}]}`},
 		{method: http.MethodPost, path: "/auth/providers/refresh", contentType: jsonType, body: `{"items":[{"refreshToken":"{{provider_refresh}}"}]}`},
 		{method: http.MethodGet, path: "/auth/providers/retrieveKey", query: "id={{provider}}", authorization: "Bearer {{service}}"},
 		{method: http.MethodPost, path: "/auth/providers/refreshAsOrchestrator", contentType: jsonType, authorization: "Bearer {{orchestrator}}", body: `{"items":[{"providerId":"{{provider}}"}]}`},
-		{method: http.MethodPost, path: "/auth/providers/generateKeyPair", contentType: jsonType, authorization: "Bearer {{admin}}", body: `{}`},
+		{method: http.MethodPost, path: "/auth/providers/generateKeyPair", contentType: jsonType, authorization: "Bearer {{user}}", body: `{}`},
 
 		// The standard OAuth endpoints and userinfo.
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=password&username=alice&password=wonderland&client_id=chit-cli&scope=openid+profile"},
@@ -404,6 +473,7 @@ func fuzzSeeds() []fuzzSeed {
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=authorization_code&code={{code}}&redirect_uri=" + url.QueryEscape(loopback) + "&code_verifier=" + fuzzVerifier + "&client_id=chit-cli"},
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, authorization: "Basic {{basic_client}}", body: "grant_type=password&username=alice&password=wonderland&scope=openid+read"},
 		{method: http.MethodGet, path: "/oauth2/token"},
+		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=password&grant_type=password&username=alice"},
 		{method: http.MethodPost, path: "/oauth2/revoke", contentType: formType, body: "token={{cli_refresh}}&client_id=chit-cli&token_type_hint=refresh_token"},
 		{method: http.MethodPost, path: "/oauth2/revoke", contentType: formType, body: "token={{refresh}}&client_id=chit-cli"},
 		{method: http.MethodPost, path: "/oauth2/revoke", contentType: formType, authorization: "Basic {{basic_client}}", body: "token={{user}}&token_type_hint=access_token"},
@@ -452,7 +522,26 @@ func FuzzHTTP(f *testing.F) {
 	}
 	ft := newFuzzTarget(f)
 	f.Fuzz(func(t *testing.T, methodIndex uint8, path, query, contentType, authorization, cookie string, body []byte) {
+		ft.execs++
+		if ft.execs%256 == 0 {
+			// Fuzzed sign-ins with wrong passwords lock the fuzzed address
+			// and the test users out for good (the clock stands still);
+			// forgetting them now and then keeps sign-ins reachable.
+			host, _, _ := strings.Cut(fuzzAddr, ":")
+			for _, name := range []string{servertest.UserName, fuzzAdmin} {
+				ft.resetThrottle(t, "username:"+name)
+				ft.resetThrottle(t, "user:"+name+"@"+host)
+			}
+			ft.resetThrottle(t, "addr:"+host)
+		}
+		method := fuzzMethods[int(methodIndex)%len(fuzzMethods)]
 		fields := []string{path, query, contentType, authorization, cookie, string(body)}
+		// The placeholders' values are URL- and header-safe, so a request
+		// the server would refuse is refused with them too: do not issue
+		// credentials for it.
+		if _, ok := readWireRequest(wireRequest(method, fields[0], fields[1], fields[2], fields[3], fields[4], fields[5])); !ok {
+			return
+		}
 		placeholders := false
 		code := ""
 		for i, field := range fields {
@@ -460,6 +549,13 @@ func FuzzHTTP(f *testing.F) {
 				continue
 			}
 			placeholders = true
+			for group, names := range credentialGroups {
+				for _, name := range names {
+					if ft.stale[group] && strings.Contains(field, name) {
+						ft.issue(t, group)
+					}
+				}
+			}
 			if strings.Contains(field, phCode) {
 				if code == "" {
 					code = ft.mintCode(t)
@@ -468,7 +564,6 @@ func FuzzHTTP(f *testing.F) {
 			}
 			fields[i] = ft.replacer.Replace(field)
 		}
-		method := fuzzMethods[int(methodIndex)%len(fuzzMethods)]
 		raw := wireRequest(method, fields[0], fields[1], fields[2], fields[3], fields[4], fields[5])
 		req, ok := readWireRequest(raw)
 		if !ok {
@@ -480,14 +575,8 @@ func FuzzHTTP(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("HTTP %d for the request\n%s\nanswer: %s\nserver log:\n%s", rec.Code, strconv.Quote(string(raw)), rec.Body, ft.logs)
 		}
-		// A request that changed something with the placeholders' credentials
-		// (a refresh rotates, a revoke ends, a renew replaces) may have used
-		// them up: the next inputs get fresh ones.
-		if placeholders && rec.Code < 300 && method != http.MethodGet && method != http.MethodHead {
-			ft.mintTokens(t)
-			if strings.Contains(req.URL.Path, "/renew") {
-				ft.mintProvider(t)
-			}
+		if placeholders && rec.Code < 300 {
+			ft.usedUp(req.URL.Path, fields[5])
 		}
 	})
 }
