@@ -7,6 +7,9 @@
 //	                  a Markdown table (make bench)
 //	chit-bench soak   runs CheckToken for minutes and checks the server's
 //	                  memory does not grow (make soak)
+//	chit-bench growth measures the store's bytes per login as logins rotate,
+//	                  and rotations at 100 and 100,000 live logins
+//	                  (make bench-growth)
 package main
 
 import (
@@ -24,6 +27,7 @@ const usage = `usage:
   chit-bench compare [--chitd bin/chitd] [--baseline bin/chitd-baseline] [--out bench/compare.md] [--duration 8s] [--only NAME]
                    [--postgres DSN --baseline-postgres DSN2]
   chit-bench soak  [--chitd bin/chitd] [--duration 5m] [--concurrency 32]
+  chit-bench growth [--out bench/growth.md] [--postgres DSN] [--logins 32] [--rotations 10000] [--live 100000] [--duration 4s] [--turn 500ms]
 Run "chit-bench COMMAND --help" for the flags of one command.`
 
 func main() {
@@ -50,6 +54,8 @@ func dispatch(args []string) error {
 		return compareCommand(args[1:])
 	case "soak":
 		return soak(args[1:])
+	case "growth":
+		return growthCommand(args[1:])
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil

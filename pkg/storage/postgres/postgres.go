@@ -24,6 +24,8 @@ var migrations embed.FS
 // Store is a storage.Store on a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// rotations groups concurrent refresh-token rotations (rotation.go).
+	rotations *rotationGroups
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -60,7 +62,9 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	store := &Store{pool: pool}
+	store.startRotationCommitters()
+	return store, nil
 }
 
 // requireSchema fails when no schema on the search path exists: otherwise
@@ -103,6 +107,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the pool.
 func (s *Store) Close() error {
+	s.stopRotationCommitters()
 	s.pool.Close()
 	return nil
 }
@@ -370,34 +375,6 @@ func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.R
 		return storage.RefreshToken{}, err
 	}
 	return storage.TokenOfRecord(record, storage.PreviousRefreshToken{}, record.Hash), nil
-}
-
-// RotateRefreshToken replaces the login's current token in its one record,
-// in one statement and one round trip. Concurrent updates of the record
-// queue on its row lock; each re-checks the guard against the winner's
-// committed version, where the old hash is no longer current, so exactly
-// one wins, on every replica.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
-	next := successor
-	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET hash = $1, previous_hash = hash, previous_rotated_at = $2, sealed_successor = $3,
-		generation = $4, role = $5, scope = $6, client_id = $7, audience = $8, issued_at = $2, expires_at = $9, login_salt = $10, replaced_by = NULL
-		WHERE hash = $11 AND rotated_at IS NULL AND generation = $12`,
-		next.Hash, toUnix(next.IssuedAt), sealedSuccessor, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
-		toUnix(next.ExpiresAt), next.LoginSalt, oldHash, int64(next.Generation)-1)
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
-		return storage.ErrAlreadyExists // the successor's hash is taken
-	}
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		var exists int
-		if err := s.pool.QueryRow(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = $1 OR previous_hash = $1`, oldHash).Scan(&exists); err != nil {
-			return notFound(err)
-		}
-		return storage.ErrConflict
-	}
-	return nil
 }
 
 func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
