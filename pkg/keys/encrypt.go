@@ -40,10 +40,21 @@ func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) 
 	// Keys already encrypted under another key encryption key mean this one
 	// is the wrong one: encrypting the rest under it would leave a store no
 	// single key opens.
+	refreshKeys, err := store.ListRefreshTokenKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list refresh token keys: %w", err)
+	}
 	for _, key := range signingKeys {
 		if IsSealed(key.PrivateKey) {
 			if _, err := sealer.Open(key.PrivateKey); err != nil {
 				return 0, fmt.Errorf("signing key %s: %w", key.ID, err)
+			}
+		}
+	}
+	for _, key := range refreshKeys {
+		if IsSealed(key.Secret) {
+			if _, err := sealer.Open(key.Secret); err != nil {
+				return 0, fmt.Errorf("refresh token key %d: %w", key.ID, err)
 			}
 		}
 	}
@@ -62,10 +73,6 @@ func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) 
 		case !errors.Is(err, storage.ErrConflict):
 			return encrypted, fmt.Errorf("encrypt signing key %s: %w", key.ID, err)
 		}
-	}
-	refreshKeys, err := store.ListRefreshTokenKeys(ctx)
-	if err != nil {
-		return encrypted, fmt.Errorf("list refresh token keys: %w", err)
 	}
 	for _, key := range refreshKeys {
 		if IsSealed(key.Secret) {

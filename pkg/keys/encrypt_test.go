@@ -97,3 +97,61 @@ func TestEncryptClearKeysRefusesAnotherKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("without a key encryption key: %d, %v", encrypted, err)
 	}
 }
+
+// listCounter counts how often the refresh token keys are read.
+type listCounter struct {
+	RefreshTokenKeyStore
+	lists int
+	empty bool
+}
+
+func (c *listCounter) ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error) {
+	c.lists++
+	if c.empty {
+		return nil, nil
+	}
+	return c.RefreshTokenKeyStore.ListRefreshTokenKeys(ctx)
+}
+
+func TestRefreshTokenKeys(t *testing.T) {
+	ctx := context.Background()
+	store, _ := storeWithClearKeys(t)
+	counter := &listCounter{RefreshTokenKeyStore: store}
+	k, err := LoadRefreshTokenKeys(ctx, counter, &Sealer{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, tag := k.Tag([]byte("a"), []byte("b"))
+	if !k.Verify(ctx, id, tag, []byte("a"), []byte("b")) || k.Verify(ctx, id, tag, []byte("ab")) {
+		t.Fatal("the MAC does not tell its parts apart")
+	}
+	// Ids not known here reload the keys at most once a second.
+	before := counter.lists
+	for i := range 100 {
+		k.Verify(ctx, id+uint32(i)+1, tag, []byte("a"))
+	}
+	if reloads := counter.lists - before; reloads > 1 {
+		t.Fatalf("100 unknown ids read the store %d times", reloads)
+	}
+	// A store that lost its keys does not take them from this replica.
+	counter.empty = true
+	if err := k.Reload(ctx); err == nil || !k.Verify(ctx, id, tag, []byte("a"), []byte("b")) {
+		t.Fatalf("reload of an empty key table: %v; the loaded keys must stay", err)
+	}
+	counter.empty = false
+	// The MAC key follows the signing key: once a signing key newer than
+	// the newest MAC key is active, a new MAC key is added, and MACs of the
+	// earlier one still verify.
+	if err := k.RotateAfter(ctx, now.Add(-time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	if newID, _ := k.Tag([]byte("a")); newID != id {
+		t.Fatal("a MAC key was added though the signing key is older")
+	}
+	if err := k.RotateAfter(ctx, now.Add(time.Hour), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if newID, _ := k.Tag([]byte("a")); newID == id || !k.Verify(ctx, id, tag, []byte("a"), []byte("b")) {
+		t.Fatal("no new MAC key after the signing key rotated, or the earlier one stopped verifying")
+	}
+}

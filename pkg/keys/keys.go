@@ -194,12 +194,7 @@ func Rotate(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm
 	if err != nil {
 		return err
 	}
-	if err := store.RotateSigningKeys(ctx, next.ID, key, now); err != nil {
-		return err
-	}
-	// The refresh token MAC key rotates with the signing key; the earlier
-	// ones keep verifying (see RefreshTokenKeys).
-	return AddRefreshTokenKey(ctx, store, sealer, now)
+	return store.RotateSigningKeys(ctx, next.ID, key, now)
 }
 
 // Generate makes a new signing key record for alg.

@@ -38,6 +38,14 @@ type RefreshTokenKeys struct {
 	mu     sync.RWMutex
 	keys   map[uint32][]byte
 	newest uint32
+	// newestSince is when the newest key was made.
+	newestSince time.Time
+
+	// missMu makes one reload at a time for ids not known here, at most
+	// one a second: a caller naming made-up ids cannot make every request
+	// read the store.
+	missMu       sync.Mutex
+	lastMissLoad time.Time
 }
 
 // LoadRefreshTokenKeys reads the MAC keys, first making one if there is none.
@@ -83,20 +91,43 @@ func (k *RefreshTokenKeys) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list refresh token keys: %w", err)
 	}
+	if len(stored) == 0 {
+		if k.keys == nil {
+			return nil // LoadRefreshTokenKeys makes the first
+		}
+		// Keys are never deleted: an empty table is a store restored or
+		// rebuilt wrongly, and the keys known here stay in use.
+		return errors.New("the store has no refresh token keys any more; keeping the ones loaded")
+	}
 	keys := make(map[uint32][]byte, len(stored))
-	var newest uint32
 	for _, key := range stored {
 		secret, err := k.sealer.Open(key.Secret)
 		if err != nil {
 			return fmt.Errorf("refresh token key %d: %w", key.ID, err)
 		}
 		keys[key.ID] = secret
-		newest = key.ID // oldest first: the last is the newest
 	}
+	newest := stored[len(stored)-1] // oldest first
 	k.mu.Lock()
-	k.keys, k.newest = keys, newest
+	k.keys, k.newest, k.newestSince = keys, newest.ID, newest.CreatedAt
 	k.mu.Unlock()
 	return nil
+}
+
+// RotateAfter adds a MAC key when the newest is older than since (the
+// active signing key's activation): the MAC key rotates with the signing
+// key, on whichever replica notices first.
+func (k *RefreshTokenKeys) RotateAfter(ctx context.Context, since, now time.Time) error {
+	k.mu.RLock()
+	current := !k.newestSince.Before(since)
+	k.mu.RUnlock()
+	if current {
+		return nil
+	}
+	if err := AddRefreshTokenKey(ctx, k.store, k.sealer, now); err != nil {
+		return err
+	}
+	return k.Reload(ctx)
 }
 
 // Tag returns the newest key's id and its MAC over parts.
@@ -115,17 +146,28 @@ func (k *RefreshTokenKeys) Verify(ctx context.Context, id uint32, tag []byte, pa
 	key, ok := k.keys[id]
 	k.mu.RUnlock()
 	if !ok {
-		if k.Reload(ctx) != nil {
-			return false
-		}
-		k.mu.RLock()
-		key, ok = k.keys[id]
-		k.mu.RUnlock()
-		if !ok {
+		if key, ok = k.lookAgain(ctx, id); !ok {
 			return false
 		}
 	}
 	return hmac.Equal(tag, refreshMAC(key, parts))
+}
+
+// lookAgain reloads the keys for an id not known here, at most once a
+// second.
+func (k *RefreshTokenKeys) lookAgain(ctx context.Context, id uint32) ([]byte, bool) {
+	k.missMu.Lock()
+	defer k.missMu.Unlock()
+	if time.Since(k.lastMissLoad) >= time.Second {
+		k.lastMissLoad = time.Now()
+		if k.Reload(ctx) != nil {
+			return nil, false
+		}
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	key, ok := k.keys[id]
+	return key, ok
 }
 
 func refreshMAC(key []byte, parts [][]byte) []byte {

@@ -555,6 +555,10 @@ func (s *Server) MaintainKeys(ctx context.Context) {
 	if err := s.refreshKeys.Reload(ctx); err != nil {
 		s.cfg.Logger.Warn("reloading refresh token keys failed", "error", err)
 	}
+	// The refresh token MAC key follows the signing key's rotations.
+	if err := s.refreshKeys.RotateAfter(ctx, s.keys.ActiveSince(), now); err != nil {
+		s.cfg.Logger.Warn("adding a refresh token key failed", "error", err)
+	}
 }
 
 // deleteExpired removes rows no answer depends on any more.

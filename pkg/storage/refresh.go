@@ -18,7 +18,9 @@ type PreviousRefreshToken struct {
 // login's current token, or, when hash is the previous token's, that token as
 // rotated, replaced by the current one. Stores share it so they answer alike.
 func TokenOfRecord(record RefreshToken, previous PreviousRefreshToken, hash []byte) RefreshToken {
-	if record.Generation == 0 {
+	// A record of one token, or one a replica of an earlier version marked
+	// rotated, reads as it is.
+	if record.Generation == 0 || !record.RotatedAt.IsZero() {
 		return record
 	}
 	if !bytes.Equal(previous.Hash, hash) || len(hash) == 0 {

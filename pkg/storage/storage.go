@@ -286,7 +286,10 @@ type Store interface {
 	// then read back as rotated at successor.IssuedAt, with sealedSuccessor,
 	// until the next rotation. Of many concurrent calls for one token exactly
 	// one succeeds; the others get ErrConflict. An unknown hash is
-	// ErrNotFound; a successor hash already stored, ErrAlreadyExists.
+	// ErrNotFound; a successor hash already stored, ErrAlreadyExists. A
+	// token of Generation 0 (stored before) is instead marked rotated, as
+	// its record's only token, and its successor (Generation 1) stored as
+	// the login's record.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error
 	// GetRefreshLogin returns the current token of a login by its family id
 	// (records of Generation 1 and later only); ErrNotFound when there is

@@ -237,3 +237,52 @@ func TestTokensFromBeforeKeepWorking(t *testing.T) {
 	}
 	wantReuse(t, f.refresh(chain[1]))
 }
+
+// Revoking with an earlier token, no longer stored, still ends its login.
+func TestRevokeWithAnEarlierTokenEndsTheLogin(t *testing.T) {
+	f := newGenerationsFixture(t)
+	chain := f.rotate(t, f.login(t), 3)
+	if err := f.service.Revoke(context.Background(), firstParty, chain[0]); err != nil {
+		t.Fatal(err)
+	}
+	wantInvalid(t, f.refresh(chain[3]))
+}
+
+// A token naming a login id no login can have (not base64url: a NUL byte,
+// bytes that are not UTF-8) is refused before any lookup; PostgreSQL
+// cannot even look such an id up.
+func TestOddLoginIDsAreRefusedBeforeTheStore(t *testing.T) {
+	f := newGenerationsFixture(t)
+	chain := f.rotate(t, f.login(t), 2)
+	genuine, _ := parseRefreshToken(chain[0])
+	for _, id := range []string{"a\x00b", "\xff\xfe", ""} {
+		odd := genuine
+		odd.familyID = id
+		if _, ok := parseRefreshToken(odd.encode()); ok {
+			t.Fatalf("a login id %q parsed", id)
+		}
+		wantInvalid(t, f.refresh(odd.encode()))
+	}
+	// Line breaks inside the token are another encoding of it: refused.
+	withBreak := chain[0][:40] + "\n" + chain[0][40:]
+	if _, ok := parseRefreshToken(withBreak); ok {
+		t.Fatal("a token with a line break parsed")
+	}
+}
+
+// The token that was current when logins moved to one record carries no
+// MAC; it stays recognised as reuse however often the login rotates on.
+func TestTheTokenFromBeforeStaysKnownAsRotated(t *testing.T) {
+	f := newGenerationsFixture(t)
+	ctx := context.Background()
+	old := RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat("t", 32)))
+	if err := f.store.CreateRefreshToken(ctx, storage.RefreshToken{
+		Hash: secrets.Digest(old), FamilyID: "legacy-family-2", Subject: "alice", Role: "USER", Scope: "openid",
+		ClientID: accounts.APIClientID, IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), FamilyExpiresAt: f.now.Add(24 * time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	chain := f.rotate(t, old, 3)
+	wantReuse(t, f.refresh(old))
+	wantInvalid(t, f.refresh(chain[3]))
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/secrets"
@@ -68,12 +69,22 @@ func (t refreshToken) encode() string {
 // parseRefreshToken reads a token of this format; false for anything else
 // (tokens issued before it carry only a secret).
 func parseRefreshToken(token string) (refreshToken, bool) {
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token[len(RefreshTokenPrefix):])
+	encoded := token[len(RefreshTokenPrefix):]
+	// One encoding per token: the decoder would skip line breaks.
+	if strings.ContainsFunc(encoded, func(r rune) bool { return !isBase64URL(r) }) {
+		return refreshToken{}, false
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(encoded)
 	if err != nil || len(raw) < 14 || raw[0] != refreshFormatVersion {
 		return refreshToken{}, false
 	}
 	familyLength := int(raw[13])
 	if len(raw) != 14+familyLength+refreshSecretBytes+keys.RefreshTagBytes {
+		return refreshToken{}, false
+	}
+	// Family ids are NewFamilyID's: base64url. Anything else names no login,
+	// and some stores cannot even look it up (PostgreSQL and NUL bytes).
+	if familyLength == 0 || strings.ContainsFunc(string(raw[14:14+familyLength]), func(r rune) bool { return !isBase64URL(r) }) {
 		return refreshToken{}, false
 	}
 	rest := raw[14:]
@@ -84,6 +95,10 @@ func parseRefreshToken(token string) (refreshToken, bool) {
 		secret:     rest[familyLength : familyLength+refreshSecretBytes],
 		tag:        rest[familyLength+refreshSecretBytes:],
 	}, true
+}
+
+func isBase64URL(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }
 
 // newRefreshToken makes the token of record's generation for its login
@@ -126,7 +141,9 @@ func (s *Service) earlierGeneration(ctx context.Context, token string) (storage.
 	case err != nil:
 		return storage.RefreshToken{}, false, fmt.Errorf("read login: %w", err)
 	}
-	if parsed.generation+1 >= login.Generation ||
+	// The store holds the current token and the one before: an earlier
+	// one is of a generation before those.
+	if login.Generation < 2 || parsed.generation > login.Generation-2 ||
 		!s.RefreshKeys.Verify(ctx, parsed.keyID, parsed.tag, parsed.macInput(login.LoginSalt)...) {
 		return storage.RefreshToken{}, false, nil
 	}

@@ -108,7 +108,12 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	if len(token) > len(RefreshTokenPrefix) && token[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
 		record, err := s.Store.GetRefreshToken(ctx, secrets.Digest(token))
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil
+			// An earlier token of a live login, no longer stored, still
+			// ends its login, as it did when every token was stored.
+			var earlier bool
+			if record, earlier, err = s.earlierGeneration(ctx, token); err == nil && !earlier {
+				return nil
+			}
 		}
 		if err != nil {
 			return err

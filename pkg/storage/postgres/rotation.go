@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chit-auth/chit/pkg/storage"
@@ -121,9 +122,16 @@ func (s *Store) commitBatch(batch []*rotation) {
 	// others share its fate (conflict if it won).
 	first := map[string]int{}
 	var applied []int
+	outcomes := make([]error, len(batch))
 	for i, r := range batch {
 		if _, seen := first[string(r.oldHash)]; !seen {
 			first[string(r.oldHash)] = i
+			if r.successor.Generation == 1 {
+				// A token from before one record per login: rare, and
+				// two statements (rotateOne).
+				outcomes[i] = s.rotateOne(ctx, r)
+				continue
+			}
 			applied = append(applied, i)
 		}
 	}
@@ -155,12 +163,12 @@ func (s *Store) commitBatch(batch []*rotation) {
 		}
 	}
 	if err != nil {
-		for _, r := range batch {
-			r.result <- s.rotateOne(ctx, r)
+		for _, i := range applied {
+			outcomes[i] = s.rotateOne(ctx, batch[i])
 		}
+		s.answer(batch, first, outcomes)
 		return
 	}
-	outcomes := make([]error, len(batch))
 	var lost [][]byte
 	for _, i := range applied {
 		if !won[i] {
@@ -179,6 +187,12 @@ func (s *Store) commitBatch(batch []*rotation) {
 			outcomes[i] = storage.ErrNotFound
 		}
 	}
+	s.answer(batch, first, outcomes)
+}
+
+// answer sends each rotation its outcome; a rotation of a token another
+// rotation of the group applied shares its fate (conflict if it won).
+func (s *Store) answer(batch []*rotation, first map[string]int, outcomes []error) {
 	for i, r := range batch {
 		if j := first[string(r.oldHash)]; j != i {
 			outcomes[i] = outcomes[j]
@@ -189,6 +203,38 @@ func (s *Store) commitBatch(batch []*rotation) {
 		r.result <- outcomes[i]
 	}
 }
+
+// rotateOneTokenRecord marks a token stored before logins kept one record
+// as rotated, keeping its row (so the token is recognised as reuse until it
+// expires: it carries no MAC), and stores its successor as the login's
+// record, in one transaction.
+func (s *Store) rotateOneTokenRecord(ctx context.Context, r *rotation) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2, sealed_successor = $3
+			WHERE hash = $4 AND rotated_at IS NULL AND generation = 0`, toUnix(r.successor.IssuedAt), r.successor.Hash, r.sealed, r.oldHash)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errLost
+		}
+		return insertRefreshToken(ctx, tx, r.successor)
+	})
+	if !errors.Is(err, errLost) {
+		return err
+	}
+	known, err := s.knownHashes(ctx, [][]byte{r.oldHash})
+	if err != nil {
+		return err
+	}
+	if known[string(r.oldHash)] {
+		return storage.ErrConflict
+	}
+	return storage.ErrNotFound
+}
+
+// errLost rolls back a rotation whose guard matched nothing.
+var errLost = errors.New("rotation lost")
 
 // knownHashes reports which of hashes a login's record holds, as its
 // current token or the one before.
@@ -222,6 +268,9 @@ func (s *Store) knownHashes(ctx context.Context, hashes [][]byte) (map[string]bo
 // hash is no longer current, so exactly one wins.
 func (s *Store) rotateOne(ctx context.Context, r *rotation) error {
 	next := r.successor
+	if next.Generation == 1 {
+		return s.rotateOneTokenRecord(ctx, r)
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET hash = $1, previous_hash = hash, previous_rotated_at = $2, sealed_successor = $3,
 		generation = $4, role = $5, scope = $6, client_id = $7, audience = $8, issued_at = $2, expires_at = $9, login_salt = $10, replaced_by = NULL
 		WHERE hash = $11 AND rotated_at IS NULL AND generation = $12`,

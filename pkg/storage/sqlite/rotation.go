@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 
 	moderncsqlite "modernc.org/sqlite"
@@ -140,8 +141,24 @@ const rotateLogin = `UPDATE refresh_tokens SET hash = ?, previous_hash = hash, p
 	generation = ?, role = ?, scope = ?, client_id = ?, audience = ?, issued_at = ?, expires_at = ?, login_salt = ?, replaced_by = NULL
 	WHERE hash = ? AND rotated_at IS NULL AND generation = ?`
 
+// rotateOneTokenRecord marks a token stored before logins kept one record
+// as rotated, keeping its row (so the token is recognised as reuse until it
+// expires: it carries no MAC); its successor then starts the login's record.
+const rotateOneTokenRecord = `UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ?
+	WHERE hash = ? AND rotated_at IS NULL AND generation = 0`
+
 func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 	next := r.successor
+	if next.Generation == 1 {
+		result, err := tx.ExecContext(ctx, rotateOneTokenRecord, toUnix(next.IssuedAt), next.Hash, r.sealed, r.oldHash)
+		if err != nil {
+			return err
+		}
+		if err := lostRotation(ctx, tx, r, result); err != nil {
+			return err
+		}
+		return insertRefreshToken(ctx, tx, next)
+	}
 	result, err := tx.ExecContext(ctx, rotateLogin,
 		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
 		toUnix(next.IssuedAt), toUnix(next.ExpiresAt), next.LoginSalt, r.oldHash, int64(next.Generation)-1)
@@ -151,17 +168,21 @@ func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 	if err != nil {
 		return err
 	}
-	if n, err := result.RowsAffected(); err != nil {
+	return lostRotation(ctx, tx, r, result)
+}
+
+// lostRotation tells why a rotation's guarded UPDATE changed nothing: the
+// token is not current any more (ErrConflict), or unknown (ErrNotFound).
+func lostRotation(ctx context.Context, tx *transaction, r *rotation, result sql.Result) error {
+	if n, err := result.RowsAffected(); err != nil || n > 0 {
 		return err
-	} else if n == 0 {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ? OR previous_hash = ?`, r.oldHash, r.oldHash).Scan(&exists)
-		if err != nil {
-			return notFound(err)
-		}
-		return storage.ErrConflict
 	}
-	return nil
+	var exists int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ? OR previous_hash = ?`, r.oldHash, r.oldHash).Scan(&exists)
+	if err != nil {
+		return notFound(err)
+	}
+	return storage.ErrConflict
 }
 
 // isConstraintViolation reports a UNIQUE or PRIMARY KEY violation.

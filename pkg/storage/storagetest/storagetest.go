@@ -545,6 +545,17 @@ func testRecordOfOneTokenBecomesTheLogins(t *testing.T, s storage.Store) {
 	if login, err := s.GetRefreshLogin(ctx, current.FamilyID); err != nil || !bytes.Equal(login.Hash, next.Hash) || string(login.LoginSalt) != "salt" {
 		t.Fatalf("GetRefreshLogin after the first rotation = %+v, %v", login, err)
 	}
+	// It carries no MAC: its record stays, so it is known as rotated after
+	// the login rotates on, until it expires.
+	if err := s.RotateRefreshToken(ctx, next.Hash, successorOf(t, next, base.Add(2*time.Minute)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if old, err := s.GetRefreshToken(ctx, current.Hash); err != nil || old.RotatedAt.IsZero() || !bytes.Equal(old.ReplacedBy, next.Hash) {
+		t.Fatalf("the token from before, two rotations on = %+v, %v", old, err)
+	}
+	if err := s.RotateRefreshToken(ctx, current.Hash, successorOf(t, current, base.Add(3*time.Minute)), nil); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("rotating it again: %v, want ErrConflict", err)
+	}
 }
 
 func testRefreshTokenKeys(t *testing.T, s storage.Store) {
