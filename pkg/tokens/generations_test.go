@@ -88,6 +88,22 @@ func (f *generationsFixture) rotate(t *testing.T, token string, n int) []string 
 	return chain
 }
 
+// tokenFromBefore stores a refresh token as they were before one record per
+// login (a random secret, one record of generation 0) and returns it.
+func (f *generationsFixture) tokenFromBefore(t *testing.T, familyID string) string {
+	t.Helper()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	token := RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	if err := f.store.CreateRefreshToken(context.Background(), storage.RefreshToken{
+		Hash: secrets.Digest(token), FamilyID: familyID, Subject: "alice", Role: "USER", Scope: "openid",
+		ClientID: accounts.APIClientID, IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), FamilyExpiresAt: f.now.Add(24 * time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 func (f *generationsFixture) refresh(token string) error {
 	_, err := f.service.Refresh(context.Background(), firstParty, token, "")
 	return err
@@ -223,14 +239,7 @@ func TestNewMACKeyKeepsLoginsAndReuseDetection(t *testing.T) {
 // and the old token presented again after the grace period is reuse.
 func TestTokensFromBeforeKeepWorking(t *testing.T) {
 	f := newGenerationsFixture(t)
-	ctx := context.Background()
-	old := RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat("s", 32)))
-	if err := f.store.CreateRefreshToken(ctx, storage.RefreshToken{
-		Hash: secrets.Digest(old), FamilyID: "legacy-family", Subject: "alice", Role: "USER", Scope: "openid",
-		ClientID: accounts.APIClientID, IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), FamilyExpiresAt: f.now.Add(24 * time.Hour),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	old := f.tokenFromBefore(t, "legacy-family")
 	chain := f.rotate(t, old, 3)
 	if parsed, ok := parseRefreshToken(chain[1]); !ok || parsed.generation != 1 || parsed.familyID != "legacy-family" {
 		t.Fatalf("the successor of a token from before = %+v, %v", parsed, ok)
@@ -274,14 +283,7 @@ func TestOddLoginIDsAreRefusedBeforeTheStore(t *testing.T) {
 // MAC; it stays recognised as reuse however often the login rotates on.
 func TestTheTokenFromBeforeStaysKnownAsRotated(t *testing.T) {
 	f := newGenerationsFixture(t)
-	ctx := context.Background()
-	old := RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat("t", 32)))
-	if err := f.store.CreateRefreshToken(ctx, storage.RefreshToken{
-		Hash: secrets.Digest(old), FamilyID: "legacy-family-2", Subject: "alice", Role: "USER", Scope: "openid",
-		ClientID: accounts.APIClientID, IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), FamilyExpiresAt: f.now.Add(24 * time.Hour),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	old := f.tokenFromBefore(t, "legacy-family-2")
 	chain := f.rotate(t, old, 3)
 	wantReuse(t, f.refresh(old))
 	wantInvalid(t, f.refresh(chain[3]))

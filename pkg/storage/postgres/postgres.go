@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,10 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
+// DefaultMaxConns is the connection pool's size unless the DSN sets
+// pool_max_conns.
+const DefaultMaxConns = 16
+
 // Open connects to the database at dsn (a postgres:// URL or key=value DSN)
 // and applies pending migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
@@ -49,6 +54,12 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse PostgreSQL DSN: %w", err)
+	}
+	// pgxpool's default, one connection per core (at least four), leaves a
+	// refresh's reads queueing behind the rotation committers, which each
+	// hold one; a DSN's pool_max_conns still decides.
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -223,11 +223,17 @@ func (s *Store) rotateOneTokenRecord(ctx context.Context, r *rotation) error {
 	if !errors.Is(err, errLost) {
 		return err
 	}
-	known, err := s.knownHashes(ctx, [][]byte{r.oldHash})
+	return s.whyLost(ctx, r.oldHash)
+}
+
+// whyLost tells why a rotation of oldHash matched nothing: the token is not
+// current any more (ErrConflict), or unknown (ErrNotFound).
+func (s *Store) whyLost(ctx context.Context, oldHash []byte) error {
+	known, err := s.knownHashes(ctx, [][]byte{oldHash})
 	if err != nil {
 		return err
 	}
-	if known[string(r.oldHash)] {
+	if known[string(oldHash)] {
 		return storage.ErrConflict
 	}
 	return storage.ErrNotFound
@@ -283,14 +289,7 @@ func (s *Store) rotateOne(ctx context.Context, r *rotation) error {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		known, err := s.knownHashes(ctx, [][]byte{r.oldHash})
-		if err != nil {
-			return err
-		}
-		if known[string(r.oldHash)] {
-			return storage.ErrConflict
-		}
-		return storage.ErrNotFound
+		return s.whyLost(ctx, r.oldHash)
 	}
 	return nil
 }
