@@ -401,8 +401,11 @@ var errBadPassword = chiterr.New(chiterr.Unauthenticated, "invalid username or p
 
 var errBadClient = chiterr.New(chiterr.Unauthenticated, "invalid client credentials")
 
-// AuthenticateUser checks a username and password.
-func (d *Directory) AuthenticateUser(ctx context.Context, name, password string) (Principal, error) {
+// AuthenticateUser checks a username and password sent from address (the
+// client's network address, which the throttle counts failures by; empty
+// only where there is none, as for an operator's command). Every transport
+// passes it explicitly: one that forgot would not compile.
+func (d *Directory) AuthenticateUser(ctx context.Context, address, name, password string) (Principal, error) {
 	if name == "" || password == "" {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username and password are required")
 	}
@@ -417,7 +420,7 @@ func (d *Directory) AuthenticateUser(ctx context.Context, name, password string)
 	if !namePattern.MatchString(name) {
 		return Principal{}, chiterr.New(chiterr.InvalidArgument, "username is not a valid name (1 to 64 letters, digits, '.', '_', '@' or '-')")
 	}
-	attempt, err := d.admit(ctx, name)
+	attempt, err := d.admit(ctx, address, name)
 	if err != nil {
 		return Principal{}, err
 	}

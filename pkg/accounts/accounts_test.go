@@ -49,7 +49,7 @@ func TestUserLifecycle(t *testing.T) {
 	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleAdmin, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	principal, err := d.AuthenticateUser(ctx, "alice", "wonderland")
+	principal, err := d.AuthenticateUser(ctx, "", "alice", "wonderland")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestUserLifecycle(t *testing.T) {
 	if err := d.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.AuthenticateUser(ctx, "alice", "wonderland"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+	if _, err := d.AuthenticateUser(ctx, "", "alice", "wonderland"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("deleted user signed in: %v", err)
 	}
 	if err := d.DeleteUser(ctx, "alice"); chiterr.KindOf(err) != chiterr.NotFound {
@@ -76,8 +76,8 @@ func TestUnknownUserAndWrongPasswordAreIndistinguishable(t *testing.T) {
 	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	_, wrongPassword := d.AuthenticateUser(ctx, "alice", "not-the-password")
-	_, unknownUser := d.AuthenticateUser(ctx, "nobody", "not-the-password")
+	_, wrongPassword := d.AuthenticateUser(ctx, "", "alice", "not-the-password")
+	_, unknownUser := d.AuthenticateUser(ctx, "", "nobody", "not-the-password")
 	if chiterr.KindOf(wrongPassword) != chiterr.Unauthenticated || chiterr.KindOf(unknownUser) != chiterr.Unauthenticated {
 		t.Fatalf("got %v and %v, want Unauthenticated for both", wrongPassword, unknownUser)
 	}
@@ -170,21 +170,21 @@ func TestSignInUpgradesOldHashes(t *testing.T) {
 	}
 	before, _ := store.GetUser(ctx, "alice")
 	upgraded := accounts.NewDirectory(store, strong, time.Now, rand.Reader)
-	if _, err := upgraded.AuthenticateUser(ctx, "alice", "wonderland"); err != nil {
+	if _, err := upgraded.AuthenticateUser(ctx, "", "alice", "wonderland"); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := store.GetUser(ctx, "alice")
 	if after.PasswordHash == before.PasswordHash || !strings.HasPrefix(after.PasswordHash, "$argon2id$v=19$m=128,t=2,p=1$") {
 		t.Fatalf("hash after sign-in = %q, want it rehashed with the new parameters", after.PasswordHash)
 	}
-	if _, err := upgraded.AuthenticateUser(ctx, "alice", "wonderland"); err != nil {
+	if _, err := upgraded.AuthenticateUser(ctx, "", "alice", "wonderland"); err != nil {
 		t.Fatalf("sign-in with the upgraded hash: %v", err)
 	}
 }
 
 func TestOverlongPasswordIsRefusedWithoutHashing(t *testing.T) {
 	d := newDirectory(t)
-	_, err := d.AuthenticateUser(context.Background(), "alice", strings.Repeat("x", passwords.MaxLength+1))
+	_, err := d.AuthenticateUser(context.Background(), "", "alice", strings.Repeat("x", passwords.MaxLength+1))
 	if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "password") {
 		t.Fatalf("got %v", err)
 	}
@@ -204,38 +204,38 @@ func TestSignInThrottling(t *testing.T) {
 	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	attacker := accounts.WithClientAddress(ctx, "192.0.2.7")
+	attacker := "192.0.2.7"
 	for i := range accounts.DefaultThrottle.FreeFailures {
-		if _, err := d.AuthenticateUser(attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		if _, err := d.AuthenticateUser(ctx, attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 			t.Fatalf("free failure %d: %v", i, err)
 		}
 	}
 	// The sixth try comes too soon: refused without checking the password,
 	// even the right one, with a hint.
-	_, err = d.AuthenticateUser(attacker, "alice", "wonderland")
+	_, err = d.AuthenticateUser(ctx, attacker, "alice", "wonderland")
 	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != time.Second {
 		t.Fatalf("throttled try: %v (retry after %v)", err, chiterr.RetryAfter(err))
 	}
 	// From another address the person is not locked out: the lockout
 	// belongs to the username at the attacker's address.
-	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "198.51.100.1"), "alice", "wonderland"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, "198.51.100.1", "alice", "wonderland"); err != nil {
 		t.Fatalf("the right password from another address: %v", err)
 	}
 	// The delays grow, then a lockout.
 	for failure := accounts.DefaultThrottle.FreeFailures; failure < accounts.DefaultThrottle.LockoutAfter; failure++ {
 		now = now.Add(time.Hour / 2)
-		if _, err := d.AuthenticateUser(attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		if _, err := d.AuthenticateUser(ctx, attacker, "alice", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 			t.Fatalf("failure %d after waiting: %v", failure, err)
 		}
 	}
 	now = now.Add(10 * time.Minute)
-	_, err = d.AuthenticateUser(attacker, "alice", "wonderland")
+	_, err = d.AuthenticateUser(ctx, attacker, "alice", "wonderland")
 	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != 5*time.Minute {
 		t.Fatalf("during the lockout: %v (retry after %v), want 5m left", err, chiterr.RetryAfter(err))
 	}
 	// After it, the right password works and resets the counts.
 	now = now.Add(5 * time.Minute)
-	if _, err := d.AuthenticateUser(attacker, "alice", "wonderland"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, attacker, "alice", "wonderland"); err != nil {
 		t.Fatalf("after the lockout: %v", err)
 	}
 	if failures, _ := store.GetLoginFailures(ctx, "user:alice@192.0.2.7"); failures.Count != 0 {
@@ -254,13 +254,13 @@ func TestUsernameThrottleDelaysButNeverLocks(t *testing.T) {
 	if err := d.CreateUser(ctx, "carol", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	from := func(i int) context.Context { return accounts.WithClientAddress(ctx, fmt.Sprintf("203.0.113.%d", i)) }
+	from := func(i int) string { return fmt.Sprintf("203.0.113.%d", i) }
 	for i := range accounts.DefaultUsernameThrottle.FreeFailures {
-		if _, err := d.AuthenticateUser(from(i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		if _, err := d.AuthenticateUser(ctx, from(i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 			t.Fatalf("free failure %d from a fresh address: %v", i, err)
 		}
 	}
-	_, err := d.AuthenticateUser(from(100), "carol", "wonderland")
+	_, err := d.AuthenticateUser(ctx, from(100), "carol", "wonderland")
 	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) != time.Second {
 		t.Fatalf("past the username's free failures: %v (retry after %v), want a 1s wait", err, chiterr.RetryAfter(err))
 	}
@@ -268,16 +268,16 @@ func TestUsernameThrottleDelaysButNeverLocks(t *testing.T) {
 	// minute, and the right password then works.
 	for i := range 20 {
 		now = now.Add(time.Minute)
-		if _, err := d.AuthenticateUser(from(200+i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+		if _, err := d.AuthenticateUser(ctx, from(200+i), "carol", "guess"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 			t.Fatalf("failure %d after its wait: %v", i, err)
 		}
 	}
-	_, err = d.AuthenticateUser(from(250), "carol", "wonderland")
+	_, err = d.AuthenticateUser(ctx, from(250), "carol", "wonderland")
 	if chiterr.RetryAfter(err) > time.Minute {
 		t.Fatalf("the username's wait grew to %v, past a minute", chiterr.RetryAfter(err))
 	}
 	now = now.Add(time.Minute)
-	if _, err := d.AuthenticateUser(from(251), "carol", "wonderland"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, from(251), "carol", "wonderland"); err != nil {
 		t.Fatalf("the right password after the wait: %v", err)
 	}
 }
@@ -288,15 +288,15 @@ func TestThrottlingPerAddress(t *testing.T) {
 	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	spray := accounts.WithClientAddress(ctx, "203.0.113.9")
+	spray := "203.0.113.9"
 	// Password spraying: one guess each for many usernames from one address.
 	for i := range accounts.DefaultThrottle.FreeFailures {
-		_, _ = d.AuthenticateUser(spray, "user"+strings.Repeat("x", i), "guess")
+		_, _ = d.AuthenticateUser(ctx, spray, "user"+strings.Repeat("x", i), "guess")
 	}
-	if _, err := d.AuthenticateUser(spray, "bob", "builder-pass"); chiterr.KindOf(err) != chiterr.ResourceExhausted {
+	if _, err := d.AuthenticateUser(ctx, spray, "bob", "builder-pass"); chiterr.KindOf(err) != chiterr.ResourceExhausted {
 		t.Fatalf("sprayed address: %v, want ResourceExhausted", err)
 	}
-	if _, err := d.AuthenticateUser(accounts.WithClientAddress(ctx, "203.0.113.10"), "bob", "builder-pass"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, "203.0.113.10", "bob", "builder-pass"); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
 }
@@ -310,33 +310,33 @@ func TestOwnSuccessDoesNotResetSprayCount(t *testing.T) {
 	if err := d.CreateUser(ctx, "mallory", "mallory-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
-	spray := accounts.WithClientAddress(ctx, "203.0.113.9")
+	spray := "203.0.113.9"
 	checked := 0
 	for round := range 6 {
 		for guess := range 4 {
-			_, err := d.AuthenticateUser(spray, fmt.Sprintf("victim%d-%d", round, guess), "guess")
+			_, err := d.AuthenticateUser(ctx, spray, fmt.Sprintf("victim%d-%d", round, guess), "guess")
 			if chiterr.KindOf(err) == chiterr.Unauthenticated {
 				checked++
 			}
 		}
-		_, _ = d.AuthenticateUser(spray, "mallory", "mallory-pass")
+		_, _ = d.AuthenticateUser(ctx, spray, "mallory", "mallory-pass")
 	}
 	if checked > accounts.DefaultThrottle.FreeFailures {
 		t.Fatalf("%d guesses at other people were checked from one address, want at most %d", checked, accounts.DefaultThrottle.FreeFailures)
 	}
 
 	// A person's own typing mistakes are forgiven by their success.
-	typist := accounts.WithClientAddress(ctx, "203.0.113.20")
+	typist := "203.0.113.20"
 	for range accounts.DefaultThrottle.FreeFailures - 1 {
-		_, _ = d.AuthenticateUser(typist, "mallory", "typo")
+		_, _ = d.AuthenticateUser(ctx, typist, "mallory", "typo")
 	}
-	if _, err := d.AuthenticateUser(typist, "mallory", "mallory-pass"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, typist, "mallory", "mallory-pass"); err != nil {
 		t.Fatal(err)
 	}
 	for range accounts.DefaultThrottle.FreeFailures - 1 {
-		_, _ = d.AuthenticateUser(typist, "mallory", "typo")
+		_, _ = d.AuthenticateUser(ctx, typist, "mallory", "typo")
 	}
-	if _, err := d.AuthenticateUser(typist, "mallory", "mallory-pass"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, typist, "mallory", "mallory-pass"); err != nil {
 		t.Fatalf("after forgiven typing mistakes: %v", err)
 	}
 }
@@ -345,7 +345,7 @@ func TestOwnSuccessDoesNotResetSprayCount(t *testing.T) {
 // burst cannot outrun the throttle) and taken back when it succeeds; a
 // failed one stays counted, for the username and for the address.
 func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
-	ctx := accounts.WithClientAddress(context.Background(), "203.0.113.9")
+	ctx, address := context.Background(), "203.0.113.9"
 	store, hasher := newStoreAndHasher(t)
 	d := accounts.NewDirectory(store, hasher, time.Now, rand.Reader)
 	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
@@ -356,13 +356,13 @@ func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 		addr, _ := store.GetLoginFailures(ctx, "addr:203.0.113.9")
 		return user.Count, addr.Count
 	}
-	if _, err := d.AuthenticateUser(ctx, "bob", "wrong-pass"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+	if _, err := d.AuthenticateUser(ctx, address, "bob", "wrong-pass"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("wrong password: %v", err)
 	}
 	if user, addr := counted(); user != 1 || addr != 1 {
 		t.Fatalf("after a failure: %d and %d counted, want 1 and 1", user, addr)
 	}
-	if _, err := d.AuthenticateUser(ctx, "bob", "builder-pass"); err != nil {
+	if _, err := d.AuthenticateUser(ctx, address, "bob", "builder-pass"); err != nil {
 		t.Fatal(err)
 	}
 	if user, addr := counted(); user != 0 || addr != 0 {

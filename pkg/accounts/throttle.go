@@ -57,20 +57,6 @@ func (p ThrottlePolicy) wait(count int, last, now time.Time) time.Duration {
 	return last.Add(delay).Sub(now)
 }
 
-type clientAddressKey struct{}
-
-// WithClientAddress records the address a request came from, for throttling.
-// Transports set it; the core never reads it from anywhere else.
-func WithClientAddress(ctx context.Context, address string) context.Context {
-	return context.WithValue(ctx, clientAddressKey{}, address)
-}
-
-// ClientAddress is the address WithClientAddress recorded, or "".
-func ClientAddress(ctx context.Context) string {
-	address, _ := ctx.Value(clientAddressKey{}).(string)
-	return address
-}
-
 // throttle is what one sign-in is throttled by: its username at its
 // client's address and its username everywhere, whose tries are reserved
 // before the password is checked, and its client's address, whose failures
@@ -93,10 +79,10 @@ type throttle struct {
 // person beyond the free tries wait like failures do. The address is only
 // read: behind a NAT many people share one, and their parallel sign-ins must
 // not throttle each other; its failures are counted once they happen.
-func (d *Directory) admit(ctx context.Context, name string) (throttle, error) {
+func (d *Directory) admit(ctx context.Context, address, name string) (throttle, error) {
 	now := d.now()
 	t := throttle{pair: "user:" + name, user: "username:" + name}
-	if address := ClientAddress(ctx); address != "" {
+	if address != "" {
 		t.pair += "@" + address
 		t.address = "addr:" + address
 		failures, err := d.store.GetLoginFailures(ctx, t.address)

@@ -252,14 +252,15 @@ func (s *Service) AuthorizeURL(ctx context.Context, req Request) (string, error)
 	return strings.TrimSuffix(s.cfg.BaseURL, "/") + PagePath + "?" + query.Encode(), nil
 }
 
-// SignIn authenticates a person for req and returns where to send the
-// browser: the redirect URI with a fresh code and the state.
-func (s *Service) SignIn(ctx context.Context, req Request, username, password string) (string, error) {
+// SignIn authenticates a person for req, signing in from address (for
+// throttling), and returns where to send the browser: the redirect URI with
+// a fresh code and the state.
+func (s *Service) SignIn(ctx context.Context, req Request, address, username, password string) (string, error) {
 	req, err := s.Validate(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	principal, err := s.directory.AuthenticateUser(ctx, username, password)
+	principal, err := s.directory.AuthenticateUser(ctx, address, username, password)
 	if err != nil {
 		return "", err
 	}

@@ -7,13 +7,12 @@
 package clientaddr
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"github.com/chit-auth/chit/pkg/accounts"
 )
 
 // Resolver knows the trusted proxies. The zero value and nil trust none.
@@ -95,11 +94,25 @@ func (r *Resolver) ResolveAddr(peer netip.Addr, forwardedFor []string) string {
 }
 
 // Middleware records each HTTP request's client address in its context
-// (accounts.WithClientAddress), where the REST gateway's calls, the sign-in
-// page and the OAuth endpoints find it.
+// (With), where the REST gateway's calls, the sign-in page and the OAuth
+// endpoints find it.
 func (r *Resolver) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		address := r.Resolve(req.RemoteAddr, req.Header.Values("X-Forwarded-For"))
-		next.ServeHTTP(w, req.WithContext(accounts.WithClientAddress(req.Context(), address)))
+		next.ServeHTTP(w, req.WithContext(With(req.Context(), address)))
 	})
+}
+
+type addressKey struct{}
+
+// With records the address a request came from, for the transports: they
+// pass it to the core explicitly (sign-in throttling) and log it.
+func With(ctx context.Context, address string) context.Context {
+	return context.WithValue(ctx, addressKey{}, address)
+}
+
+// From is the address With recorded, or "".
+func From(ctx context.Context) string {
+	address, _ := ctx.Value(addressKey{}).(string)
+	return address
 }

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/chit-auth/chit/pkg/accounts"
 )
 
 func TestResolve(t *testing.T) {
@@ -54,7 +52,7 @@ func TestMiddlewareRecordsTheAddress(t *testing.T) {
 	}
 	var got string
 	handler := proxies.Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		got = accounts.ClientAddress(r.Context())
+		got = From(r.Context())
 	}))
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.RemoteAddr = "10.0.0.9:1234"

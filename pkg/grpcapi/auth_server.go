@@ -9,6 +9,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
 
@@ -49,7 +50,7 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 	var err error
 	switch credential := req.GetCredential().(type) {
 	case *authv1.TokenRequest_PasswordCredential:
-		grant, err = s.tokens.IssueForPassword(ctx, apiClient, credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
+		grant, err = s.tokens.IssueForPassword(ctx, apiClient, clientaddr.From(ctx), credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
 	case *authv1.TokenRequest_ClientCredential:
 		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope(), req.GetAudience())
 	default:

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
 	"github.com/chit-auth/chit/pkg/clientaddr"
 )
@@ -43,7 +42,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
-		callCtx, err := gatekeeper.authorize(accounts.WithClientAddress(ctx, client), info.FullMethod)
+		callCtx, err := gatekeeper.authorize(clientaddr.With(ctx, client), info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +118,7 @@ func (cfg InterceptorConfig) observe(method string, start time.Time, err error) 
 // callers are their connection's peer, or the client a trusted proxy names.
 func clientAddress(ctx context.Context, cfg InterceptorConfig) string {
 	if cfg.Transport == TransportREST {
-		return accounts.ClientAddress(ctx)
+		return clientaddr.From(ctx)
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 	"github.com/chit-auth/chit/pkg/tokens"
 )
 
@@ -179,7 +180,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		}
 		switch grantType {
 		case "password":
-			grant, err = h.tokens.IssueForPassword(ctx, client, form.Get("username"), form.Get("password"), form.Get("scope"), audience)
+			grant, err = h.tokens.IssueForPassword(ctx, client, clientaddr.From(ctx), form.Get("username"), form.Get("password"), form.Get("scope"), audience)
 		case "refresh_token":
 			if audience != "" {
 				err = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/chit-auth/chit/pkg/accounts"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 	"github.com/chit-auth/chit/pkg/telemetry"
 )
 
@@ -41,7 +41,7 @@ func observeHTTP(next http.Handler, logger *slog.Logger, metrics *telemetry.Metr
 			level = slog.LevelInfo
 		}
 		logger.Log(r.Context(), level, "rpc", "method", method, "code", code, "duration", time.Since(start),
-			"transport", transportOAuth2, "client", accounts.ClientAddress(r.Context()))
+			"transport", transportOAuth2, "client", clientaddr.From(r.Context()))
 	})
 }
 

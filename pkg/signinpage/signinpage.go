@@ -16,6 +16,7 @@ import (
 
 	"github.com/chit-auth/chit/pkg/authorize"
 	"github.com/chit-auth/chit/pkg/chiterr"
+	"github.com/chit-auth/chit/pkg/clientaddr"
 )
 
 //go:embed assets
@@ -148,7 +149,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	username := r.PostForm.Get("username")
 	// The client's address for throttling is in the context
 	// (clientaddr.Middleware).
-	target, err := h.authorize.SignIn(r.Context(), req, username, r.PostForm.Get("password"))
+	target, err := h.authorize.SignIn(r.Context(), req, clientaddr.From(r.Context()), username, r.PostForm.Get("password"))
 	if err != nil {
 		status := http.StatusBadRequest
 		message := chiterr.PublicMessage(err)

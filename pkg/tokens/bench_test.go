@@ -68,7 +68,7 @@ func BenchmarkIssueForClient(b *testing.B) {
 // BenchmarkRefresh rotates one chain on SQLite, each rotation durable.
 func BenchmarkRefresh(b *testing.B) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // holds a valid token and the shapes of the classic attacks.
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f)
-	grant, err := fx.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "read", "")
+	grant, err := fx.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "read", "")
 	if err != nil {
 		f.Fatal(err)
 	}

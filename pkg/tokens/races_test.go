@@ -76,7 +76,7 @@ func TestSignInRacingAChangeIsRefused(t *testing.T) {
 				}
 				f.clock.Advance(100 * time.Millisecond)
 			}))
-			grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read write", "")
+			grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "read write", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func TestRefreshTokenOfADeletedUserDoesNotPassToTheNameTakenAgain(t *testing.T) 
 		}
 		f.clock.Advance(100 * time.Millisecond)
 	}))
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestClientNarrowedBetweenItsReadAndTheUsersIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grant, err := f.service.IssueForPassword(ctx, client, "alice", "wonderland", "write", "")
+	grant, err := f.service.IssueForPassword(ctx, client, "", "alice", "wonderland", "write", "")
 	if err != nil {
 		t.Fatal(err)
 	}

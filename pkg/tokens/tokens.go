@@ -185,7 +185,7 @@ func (s *Service) Config() Config { return s.cfg }
 // authenticated): an access token and a refresh token that starts a new
 // family, with the scopes and audience asked for within what the person and
 // the client are allowed.
-func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, username, password, scope, audience string) (Grant, error) {
+func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, address, username, password, scope, audience string) (Grant, error) {
 	if client.Service {
 		return Grant{}, errServiceNotPasswordClient
 	}
@@ -193,7 +193,7 @@ func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, 
 	if err != nil {
 		return Grant{}, err
 	}
-	principal, err := s.Directory.AuthenticateUser(ctx, username, password)
+	principal, err := s.Directory.AuthenticateUser(ctx, address, username, password)
 	if err != nil {
 		return Grant{}, err
 	}

@@ -108,7 +108,7 @@ func wantKind(t *testing.T, err error, kind chiterr.Kind) {
 func TestPasswordGrantAndCheck(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read write read", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "read write read", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 func TestRefreshRotates(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "read", "")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "read", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestRefreshRotates(t *testing.T) {
 func TestGracePeriodAnswersTheSameSuccessor(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +204,11 @@ func TestGracePeriodAnswersTheSameSuccessor(t *testing.T) {
 func TestReuseRevokesTheFamily(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	first, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	first, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	other, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestReuseRevokesTheFamily(t *testing.T) {
 func TestRefreshLifetimes(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestRefreshLifetimes(t *testing.T) {
 	}
 
 	// Left unused past the idle timeout, a login ends early.
-	idle, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	idle, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestRefreshLifetimes(t *testing.T) {
 func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestConcurrentRefreshRotatesOnce(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestRevoke(t *testing.T) {
 	wantKind(t, f.service.Revoke(ctx, apiClient, ""), chiterr.InvalidArgument)
 
 	// Revoking by access token ends its login too.
-	second, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	second, _ := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err := f.service.Revoke(ctx, apiClient, second.AccessToken); err != nil {
 		t.Fatal(err)
 	}
@@ -332,8 +332,8 @@ func TestRevoke(t *testing.T) {
 func TestRevokeSessions(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
-	b, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	a, _ := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
+	b, _ := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	alice, err := f.service.Check(ctx, a.AccessToken)
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +350,7 @@ func TestRevokeSessions(t *testing.T) {
 	}
 	// A login after the revocation works.
 	f.clock.Advance(time.Second)
-	fresh, _ := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	fresh, _ := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if _, err := f.service.Check(ctx, fresh.AccessToken); err != nil {
 		t.Fatalf("a login after the revocation: %v", err)
 	}
@@ -380,7 +380,7 @@ func TestRefreshRejects(t *testing.T) {
 func TestCheckRejects(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestCheckRejects(t *testing.T) {
 func TestCheckRefusesExpiredToken(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,9 +476,9 @@ func TestCheckRefusesForeignClaims(t *testing.T) {
 
 func TestScopeValidation(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", "read \"write\"", "")
+	_, err := f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "read \"write\"", "")
 	wantKind(t, err, chiterr.InvalidArgument)
-	_, err = f.service.IssueForPassword(context.Background(), apiClient, "alice", "wonderland", strings.Repeat("a", 1025), "")
+	_, err = f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", strings.Repeat("a", 1025), "")
 	wantKind(t, err, chiterr.InvalidArgument)
 }
 
@@ -566,7 +566,7 @@ func TestRevocationWithinTheSameSecond(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.clock.Advance(300 * time.Millisecond)
-	before, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	before, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +579,7 @@ func TestRevocationWithinTheSameSecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(100 * time.Millisecond)
-	after, err := f.service.IssueForPassword(ctx, apiClient, "alice", "wonderland", "", "")
+	after, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
