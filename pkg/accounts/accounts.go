@@ -122,7 +122,7 @@ type Directory struct {
 	// usernameThrottle to a username from every address.
 	throttle         ThrottlePolicy
 	usernameThrottle ThrottlePolicy
-	store            storage.Store
+	store            Store
 	hasher           *passwords.Hasher
 	now              func() time.Time
 	random           io.Reader
@@ -132,7 +132,7 @@ type Directory struct {
 
 // NewDirectory returns a Directory over store. now and random are the clock
 // and the source of secrets.
-func NewDirectory(store storage.Store, hasher *passwords.Hasher, now func() time.Time, random io.Reader) *Directory {
+func NewDirectory(store Store, hasher *passwords.Hasher, now func() time.Time, random io.Reader) *Directory {
 	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
 }
 

@@ -62,7 +62,7 @@ type Request struct {
 // Service runs sign-ins and code exchanges.
 type Service struct {
 	cfg       Config
-	store     storage.Store
+	store     Store
 	directory *accounts.Directory
 	tokens    *tokens.Service
 	now       func() time.Time
@@ -70,7 +70,7 @@ type Service struct {
 }
 
 // NewService wires the sign-in core.
-func NewService(cfg Config, store storage.Store, directory *accounts.Directory, tokenService *tokens.Service, now func() time.Time, random io.Reader) *Service {
+func NewService(cfg Config, store Store, directory *accounts.Directory, tokenService *tokens.Service, now func() time.Time, random io.Reader) *Service {
 	return &Service{cfg: cfg, store: store, directory: directory, tokens: tokenService, now: now, random: random}
 }
 

@@ -37,10 +37,17 @@ func ParseAlgorithm(name string) (jwa.SignatureAlgorithm, error) {
 	return alg, nil
 }
 
+// SigningKeyStore is what the signing keys need of storage.
+type SigningKeyStore interface {
+	CreateSigningKey(ctx context.Context, key storage.SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+	RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error
+}
+
 // Set is the server's signing keys: the active one signs, and the next,
 // active and retired ones are published.
 type Set struct {
-	store  storage.Store
+	store  SigningKeyStore
 	sealer *Sealer
 
 	mu     sync.RWMutex
@@ -54,7 +61,7 @@ type Set struct {
 
 // Load reads the signing keys from store, first creating what is missing: an
 // active key and a next key, both with algorithm alg.
-func Load(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (*Set, error) {
+func Load(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (*Set, error) {
 	if err := ensureKeys(ctx, store, alg, sealer, now); err != nil {
 		return nil, err
 	}
@@ -65,7 +72,7 @@ func Load(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, 
 	return set, nil
 }
 
-func ensureKeys(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) error {
+func ensureKeys(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) error {
 	stored, err := store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
@@ -169,7 +176,7 @@ var ErrNextTooYoung = errors.New("the next signing key was published too recentl
 // new next key of algorithm alg. Unless force is set, it refuses while the
 // next key is younger than minPublished. Of concurrent rotations, one wins
 // and the others get storage.ErrConflict.
-func Rotate(ctx context.Context, store storage.Store, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
+func Rotate(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
 	stored, err := store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)

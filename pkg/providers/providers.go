@@ -62,7 +62,7 @@ type Credentials struct {
 // Service runs the provider calls.
 type Service struct {
 	cfg    Config
-	store  storage.Store
+	store  Store
 	sealer *keys.Sealer
 	now    func() time.Time
 	random io.Reader
@@ -74,7 +74,7 @@ type Service struct {
 
 // Dependencies are the live collaborators of the provider core.
 type Dependencies struct {
-	Store storage.Store
+	Store Store
 	// Sealer encrypts provider private keys at rest, like the server's own
 	// keys.
 	Sealer *keys.Sealer

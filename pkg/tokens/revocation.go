@@ -19,7 +19,7 @@ import (
 // another replica within ttl.
 type revocationCache struct {
 	ttl     time.Duration
-	store   storage.Store
+	store   Store
 	now     func() time.Time
 	mu      sync.Mutex
 	entries map[revocationKey]cachedRevocation
@@ -33,7 +33,7 @@ type cachedRevocation struct {
 // maxCachedRevocations bounds the cache's memory; past it the cache restarts.
 const maxCachedRevocations = 100_000
 
-func newRevocationCache(ttl time.Duration, store storage.Store, now func() time.Time) *revocationCache {
+func newRevocationCache(ttl time.Duration, store Store, now func() time.Time) *revocationCache {
 	return &revocationCache{ttl: ttl, store: store, now: now, entries: map[revocationKey]cachedRevocation{}}
 }
 

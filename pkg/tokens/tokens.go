@@ -132,7 +132,7 @@ type Dependencies struct {
 	// ProviderKeys finds provider keys: CheckToken accepts provider tokens,
 	// but they never authorize calls to Chit itself. May be nil.
 	ProviderKeys keys.KeyLookup
-	Store        storage.Store
+	Store        Store
 	Directory    *accounts.Directory
 	Now          func() time.Time
 	Random       io.Reader
