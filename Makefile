@@ -7,9 +7,13 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test lint generate check-generated bench bench-growth bench-compare soak fuzz ci clean
+.PHONY: all help build run test lint generate check-generated bench bench-growth bench-compare soak fuzz ci clean
 
 all: lint test build
+
+## help: list the targets and what they do
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(firstword $(MAKEFILE_LIST))
 
 ## build: compile chitd and chit into ./bin
 build:
