@@ -15,6 +15,7 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/testenv"
 )
 
 // findChromium returns Debian's Chromium, or skips: make test runs on
@@ -26,7 +27,7 @@ func findChromium(t *testing.T) string {
 			return path
 		}
 	}
-	t.Skip("no Chromium installed (apt-get install chromium); skipping the real-browser sign-in test")
+	testenv.Missing(t, "no Chromium installed (apt-get install chromium) for the real-browser sign-in test")
 	return ""
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/pkg/testenv"
 )
 
 // findGrpcurl returns grpcurl from PATH or GOPATH/bin (.ci/run installs it
@@ -22,7 +23,7 @@ func findGrpcurl(t *testing.T) string {
 			return candidate
 		}
 	}
-	t.Skip("grpcurl is not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4); skipping")
+	testenv.Missing(t, "grpcurl is not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
 	return ""
 }
 

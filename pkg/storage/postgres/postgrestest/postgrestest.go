@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chit-auth/chit/pkg/testenv"
 )
 
 // DSNEnv names the variable that points the tests at a PostgreSQL server;
@@ -24,7 +26,7 @@ func FreshDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv(DSNEnv)
 	if dsn == "" {
-		t.Skipf("%s is not set; skipping the PostgreSQL backend tests", DSNEnv)
+		testenv.Missing(t, DSNEnv+" is not set (a PostgreSQL DSN; the PostgreSQL backend tests need it)")
 	}
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
