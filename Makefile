@@ -28,13 +28,14 @@ test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running tests without -race"
 	$(GO) test $(RACE) -count=1 ./...
 
-## lint: buf lint, buf format, gofmt and go vet
+## lint: buf lint, buf format, gofmt, go vet and staticcheck (its default checks, pinned in tools/go.mod)
 lint:
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 ## generate: regenerate gen/ from proto/ (offline)
 generate:

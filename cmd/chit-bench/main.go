@@ -43,7 +43,7 @@ func main() {
 
 func dispatch(args []string) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		return fmt.Errorf("a command is required\n%s", usage)
 	}
 	switch args[0] {
 	case "run":
