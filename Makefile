@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all help build run test lint generate check-generated bench bench-growth bench-compare soak fuzz ci clean
+.PHONY: all help build run test lint breaking breaking-baseline generate check-generated bench bench-growth bench-compare soak fuzz ci clean
 
 all: lint test build
 
@@ -36,6 +36,15 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+
+## breaking: fail when the contract breaks a client on the wire or in JSON (buf's WIRE_JSON rules) against
+## buf.baseline.binpb, the recorded baseline
+breaking:
+	$(BUF) breaking --against buf.baseline.binpb
+
+## breaking-baseline: record the contract as it is now as the baseline; only when a change is meant to break
+breaking-baseline:
+	$(BUF) build -o buf.baseline.binpb
 
 ## generate: regenerate gen/ from proto/ (offline)
 generate:
@@ -93,7 +102,7 @@ fuzz:
 	done
 
 ## ci: what .ci/run runs
-ci: lint check-generated test fuzz
+ci: lint breaking check-generated test fuzz
 
 clean:
 	rm -rf bin
