@@ -13,8 +13,9 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/pkg/authorize"
 )
 
 // DefaultScope asks for a refresh token and an ID token.
@@ -70,16 +71,14 @@ func Login(ctx context.Context, opts Options) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	verifier, err := randomString(32)
-	if err != nil {
-		return Credentials{}, err
-	}
+	// PKCE (RFC 7636) with x/oauth2's helpers: 32 random bytes, S256.
+	verifier := oauth2.GenerateVerifier()
 
 	authURL, err := opts.Auth.GetAuthorizeUrl(ctx, &authv1.GetAuthorizeUrlRequest{
 		State:               state,
 		RedirectUri:         redirectURI,
 		Scope:               opts.Scope,
-		CodeChallenge:       authorize.ChallengeFor(verifier),
+		CodeChallenge:       oauth2.S256ChallengeFromVerifier(verifier),
 		CodeChallengeMethod: "S256",
 	})
 	if err != nil {

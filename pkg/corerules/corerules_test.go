@@ -4,6 +4,7 @@ package corerules_test
 
 import (
 	"go/build"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,22 @@ func TestTheRuleCatchesATransport(t *testing.T) {
 	for _, path := range []string{"net/url", "github.com/chit-auth/chit/pkg/storage", "github.com/lestrrat-go/jwx/v2/jwt"} {
 		if forbidden(path) {
 			t.Errorf("%s is caught", path)
+		}
+	}
+}
+
+// TestCLILinksNoServerCore: the command-line client needs gRPC, the
+// generated API and its own helpers, never the server's core or stores.
+func TestCLILinksNoServerCore(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/chit-auth/chit/cmd/chit").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, core := range core {
+			if dep == "github.com/chit-auth/chit/pkg/"+core {
+				t.Errorf("cmd/chit links %s", dep)
+			}
 		}
 	}
 }
