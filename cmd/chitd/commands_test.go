@@ -212,10 +212,16 @@ func TestClientCommands(t *testing.T) {
 	}
 }
 
-func TestKeysCommands(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := dir + "/kek"
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))), 0o600); err != nil {
+// testKeyEncryptionKey is the key encryption key of the keys commands' tests.
+var testKeyEncryptionKey = bytes.Repeat([]byte{9}, 32)
+
+// storeWithKeys makes a data directory whose signing keys are sealed by
+// sealer and returns it with a file holding testKeyEncryptionKey.
+func storeWithKeys(t *testing.T, sealer *keys.Sealer) (dir, keyFile string) {
+	t.Helper()
+	dir = t.TempDir()
+	keyFile = dir + "/kek"
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(testKeyEncryptionKey)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -223,11 +229,16 @@ func TestKeysCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := keys.NewSealer(bytes.Repeat([]byte{9}, 32))
+	defer db.Close()
 	if _, err := keys.Load(ctx, db, "ES256", sealer, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	return dir, keyFile
+}
+
+func TestKeysCommands(t *testing.T) {
+	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
+	dir, keyFile := storeWithKeys(t, sealer)
 
 	out, err := run(t, "", "keys", "list", "--data-dir", dir)
 	if err != nil || strings.Count(out, "ES256") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "next") || !strings.Contains(out, "true") {
@@ -344,20 +355,7 @@ func TestGrantCommands(t *testing.T) {
 }
 
 func TestKeysEncryptCommand(t *testing.T) {
-	dir := t.TempDir()
-	keyFile := dir + "/kek"
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keys.Load(ctx, db, "ES256", &keys.Sealer{}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	dir, keyFile := storeWithKeys(t, &keys.Sealer{})
 	if _, err := run(t, "", "keys", "encrypt", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no key encryption key") {
 		t.Fatalf("keys encrypt without a key encryption key: %v", err)
 	}

@@ -50,19 +50,20 @@ type RefreshTokenKeys struct {
 
 // LoadRefreshTokenKeys reads the MAC keys, first making one if there is none.
 func LoadRefreshTokenKeys(ctx context.Context, store RefreshTokenKeyStore, sealer *Sealer, now time.Time) (*RefreshTokenKeys, error) {
-	k := &RefreshTokenKeys{store: store, sealer: sealer}
-	if err := k.Reload(ctx); err != nil {
-		return nil, err
+	stored, err := store.ListRefreshTokenKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list refresh token keys: %w", err)
 	}
-	if len(k.keys) == 0 {
+	if len(stored) == 0 {
 		// Replicas starting on an empty store may each make one: all are
 		// kept, and the newest makes the MACs everywhere.
 		if err := AddRefreshTokenKey(ctx, store, sealer, now); err != nil {
 			return nil, err
 		}
-		if err := k.Reload(ctx); err != nil {
-			return nil, err
-		}
+	}
+	k := &RefreshTokenKeys{store: store, sealer: sealer}
+	if err := k.Reload(ctx); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
@@ -92,9 +93,6 @@ func (k *RefreshTokenKeys) Reload(ctx context.Context) error {
 		return fmt.Errorf("list refresh token keys: %w", err)
 	}
 	if len(stored) == 0 {
-		if k.keys == nil {
-			return nil // LoadRefreshTokenKeys makes the first
-		}
 		// Keys are never deleted: an empty table is a store restored or
 		// rebuilt wrongly, and the keys known here stay in use.
 		return errors.New("the store has no refresh token keys any more; keeping the ones loaded")

@@ -88,14 +88,14 @@ func (p *KeyPool) Fill(ctx context.Context) {
 func (p *KeyPool) Take(ctx context.Context, n int) ([]KeyPair, error) {
 	p.markUsed.Do(func() { close(p.used) })
 	pairs := make([]KeyPair, 0, n)
+take:
 	for len(pairs) < n {
 		select {
 		case pair := <-p.ready:
 			pairs = append(pairs, pair)
-			continue
 		default:
+			break take
 		}
-		break
 	}
 	missing := n - len(pairs)
 	if missing == 0 {

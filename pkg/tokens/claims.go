@@ -14,6 +14,13 @@ import (
 // read different subjects from one signed token: refuse it outright.
 var errDuplicateClaim = errors.New("token payload repeats a claim")
 
+// decodeCanonical decodes unpadded base64url, refusing every other spelling
+// of the same bytes (line breaks, spare trailing bits): one encoding each.
+func decodeCanonical(text string) ([]byte, bool) {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(text)
+	return raw, err == nil && base64.RawURLEncoding.EncodeToString(raw) == text
+}
+
 // checkPayloadShape refuses every encoding of a token but one: the compact
 // serialization, each part canonical unpadded base64url, a header without
 // critical extensions, and a payload that is exactly one JSON object with
@@ -28,8 +35,8 @@ func checkPayloadShape(token string) error {
 	}
 	decoded := make([][]byte, 3)
 	for i, part := range parts {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(part)
-		if err != nil || base64.RawURLEncoding.EncodeToString(raw) != part {
+		raw, ok := decodeCanonical(part)
+		if !ok {
 			return errors.New("token part is not canonical base64url")
 		}
 		decoded[i] = raw

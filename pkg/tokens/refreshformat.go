@@ -69,13 +69,8 @@ func (t refreshToken) encode() string {
 // parseRefreshToken reads a token of this format; false for anything else
 // (tokens issued before it carry only a secret).
 func parseRefreshToken(token string) (refreshToken, bool) {
-	encoded := token[len(RefreshTokenPrefix):]
-	// One encoding per token: the decoder would skip line breaks.
-	if strings.ContainsFunc(encoded, func(r rune) bool { return !isBase64URL(r) }) {
-		return refreshToken{}, false
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(encoded)
-	if err != nil || len(raw) < 14 || raw[0] != refreshFormatVersion {
+	raw, ok := decodeCanonical(token[len(RefreshTokenPrefix):])
+	if !ok || len(raw) < 14 || raw[0] != refreshFormatVersion {
 		return refreshToken{}, false
 	}
 	familyLength := int(raw[13])

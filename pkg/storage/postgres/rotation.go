@@ -147,19 +147,16 @@ func (s *Store) commitBatch(batch []*rotation) {
 		generation[j], roles[j], scopes[j], clients[j], audiences[j] = int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience
 		expiresAt[j], salts[j] = toUnix(next.ExpiresAt), next.LoginSalt
 	}
-	rows, err := s.pool.Query(ctx, rotateLogins, idx, oldHashes, newHashes, issuedAt, sealed, generation, roles, scopes, clients, audiences, expiresAt, salts)
 	won := map[int]bool{}
-	if err == nil {
-		for rows.Next() {
-			var i int32
-			if err = rows.Scan(&i); err != nil {
-				break
-			}
-			won[int(i)] = true
+	var err error
+	if n > 0 {
+		var rows pgx.Rows
+		var winners []int32
+		if rows, err = s.pool.Query(ctx, rotateLogins, idx, oldHashes, newHashes, issuedAt, sealed, generation, roles, scopes, clients, audiences, expiresAt, salts); err == nil {
+			winners, err = pgx.CollectRows(rows, pgx.RowTo[int32])
 		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
+		for _, i := range winners {
+			won[int(i)] = true
 		}
 	}
 	if err != nil {
