@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -50,12 +51,31 @@ func growthCommand(args []string) error {
 	live := flags.Int("live", 100_000, "logins in the large store of the throughput phase")
 	duration := flags.Duration("duration", 4*time.Second, "how long each store of the throughput phase is counted")
 	turn := flags.Duration("turn", 500*time.Millisecond, "how long each store of the throughput phase runs at a time")
+	only := flags.String("only", "", "run one backend only (sqlite or postgres), for profiling; the comparison needs both")
+	cpuProfile := flags.String("cpuprofile", "", "write this process's CPU profile here (the core and, on SQLite, the store run in it)")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		file, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		if err := pprof.StartCPUProfile(file); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	backends := []string{"sqlite"}
 	if *postgresDSN != "" {
 		backends = append(backends, "postgres")
+	}
+	if *only != "" {
+		if *only != "sqlite" && (*only != "postgres" || *postgresDSN == "") {
+			return fmt.Errorf("--only %q: want sqlite, or postgres with --postgres", *only)
+		}
+		backends = []string{*only}
 	}
 	ctx := context.Background()
 	var doc strings.Builder

@@ -14,21 +14,23 @@ type PreviousRefreshToken struct {
 }
 
 // TokenOfRecord is what GetRefreshToken answers for hash from the record it
-// found: a record of one token (Generation 0) as it is; otherwise the
-// login's current token, or, when hash is the previous token's, that token as
-// rotated, replaced by the current one. Stores share it so they answer alike.
-func TokenOfRecord(record RefreshToken, previous PreviousRefreshToken, hash []byte) RefreshToken {
-	// A record of one token, or one a replica of an earlier version marked
-	// rotated, reads as it is.
-	if record.Generation == 0 || !record.RotatedAt.IsZero() {
-		return record
+// found, and whether hash names a token of it: a record of one token
+// (Generation 0) as it is; otherwise the login's current token, or, when
+// hash is the previous token's, that token as rotated, replaced by the
+// current one. Stores share it so they answer alike.
+func TokenOfRecord(record RefreshToken, previous PreviousRefreshToken, hash []byte) (RefreshToken, bool) {
+	if record.Generation == 0 {
+		return record, bytes.Equal(record.Hash, hash)
 	}
-	if !bytes.Equal(previous.Hash, hash) || len(hash) == 0 {
+	if bytes.Equal(record.Hash, hash) {
 		// The sealed successor belongs to the previous token.
 		record.RotatedAt, record.ReplacedBy, record.SealedSuccessor = time.Time{}, nil, nil
-		return record
+		return record, true
+	}
+	if len(previous.Hash) == 0 || !bytes.Equal(previous.Hash, hash) {
+		return RefreshToken{}, false
 	}
 	token := record
 	token.Hash, token.RotatedAt, token.ReplacedBy, token.Generation = previous.Hash, previous.RotatedAt, record.Hash, record.Generation-1
-	return token
+	return token, true
 }

@@ -275,21 +275,30 @@ type Store interface {
 	// in the clear.
 	ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error
 
+	// CreateRefreshToken stores a login's record (Generation 1 and later),
+	// keyed by its family id: a family that has one is ErrAlreadyExists. A
+	// token of Generation 0 is stored as a record of one token, keyed by its
+	// hash, as before logins kept one record.
 	CreateRefreshToken(ctx context.Context, token RefreshToken) error
-	// GetRefreshToken returns a stored token; ErrNotFound for an unknown one
-	// and for one whose family was revoked (even if it was stored after the
-	// revocation, by a call that raced it).
-	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
+	// GetRefreshToken returns the stored token hash names in the record of
+	// login familyID: its current token, or the one before it (as rotated).
+	// An empty familyID looks hash up among records of one token (Generation
+	// 0, from before logins kept one record), whose tokens name no login.
+	// ErrNotFound for an unknown token and for one whose family was revoked
+	// (even if it was stored after the revocation, by a call that raced it).
+	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error)
 	// RotateRefreshToken atomically makes successor (whose Generation must
-	// be one more than the token's) the current token of the login whose
-	// current token has oldHash, in the login's one record. The old token is
-	// then read back as rotated at successor.IssuedAt, with sealedSuccessor,
-	// until the next rotation. Of many concurrent calls for one token exactly
-	// one succeeds; the others get ErrConflict. An unknown hash is
-	// ErrNotFound; a successor hash already stored, ErrAlreadyExists. A
-	// token of Generation 0 (stored before) is instead marked rotated, as
-	// its record's only token, and its successor (Generation 1) stored as
-	// the login's record.
+	// be one more than the token's) the current token of login
+	// successor.FamilyID whose current token has oldHash, in the login's one
+	// record. The old token is then read back as rotated at
+	// successor.IssuedAt, with sealedSuccessor, until the next rotation. Of
+	// many concurrent calls for one token exactly one succeeds; the others
+	// get ErrConflict. An unknown token is ErrNotFound. A token of
+	// Generation 0 (stored before) is instead marked rotated, as its
+	// record's only token, and its successor (Generation 1) stored as the
+	// login's record (ErrAlreadyExists if the login has one already). A
+	// login's subject, client and absolute expiry are its record's: a
+	// successor brings its hash, generation, role, scope, audience and times.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error
 	// GetRefreshLogin returns the current token of a login by its family id
 	// (records of Generation 1 and later only); ErrNotFound when there is

@@ -99,9 +99,9 @@ func (s *timedStore) CreateRefreshToken(ctx context.Context, token RefreshToken)
 	return s.store.CreateRefreshToken(ctx, token)
 }
 
-func (s *timedStore) GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error) {
+func (s *timedStore) GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error) {
 	defer s.done("GetRefreshToken", time.Now())
-	return s.store.GetRefreshToken(ctx, hash)
+	return s.store.GetRefreshToken(ctx, familyID, hash)
 }
 
 func (s *timedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error {

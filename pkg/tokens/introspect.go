@@ -9,7 +9,6 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
-	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -49,7 +48,7 @@ func (s *Service) introspectRefreshToken(ctx context.Context, caller accounts.Cl
 	if len(token) > MaxTokenLength {
 		return Introspection{}, nil
 	}
-	record, err := s.Store.GetRefreshToken(ctx, secrets.Digest(token))
+	record, err := s.storedRefreshToken(ctx, token)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return Introspection{}, nil

@@ -120,6 +120,19 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 	return encoded, record, nil
 }
 
+// storedRefreshToken reads what the store holds of token: by the login the
+// token names, or, for a token from before this format, by its digest
+// alone.
+func (s *Service) storedRefreshToken(ctx context.Context, token string) (storage.RefreshToken, error) {
+	var familyID string
+	if strings.HasPrefix(token, RefreshTokenPrefix) {
+		if parsed, ok := parseRefreshToken(token); ok {
+			familyID = parsed.familyID
+		}
+	}
+	return s.Store.GetRefreshToken(ctx, familyID, secrets.Digest(token))
+}
+
 // earlierGeneration reports whether a token the store does not know is a
 // genuine earlier token of a live login (whose record it returns): its MAC
 // verifies under the login's salt, and its generation is before the

@@ -9,7 +9,6 @@ import (
 
 	"github.com/chit-auth/chit/pkg/accounts"
 	"github.com/chit-auth/chit/pkg/chiterr"
-	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
 )
 
@@ -106,7 +105,7 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	var familyID, subject, owner string
 	if len(token) > len(RefreshTokenPrefix) && token[:len(RefreshTokenPrefix)] == RefreshTokenPrefix {
-		record, err := s.Store.GetRefreshToken(ctx, secrets.Digest(token))
+		record, err := s.storedRefreshToken(ctx, token)
 		if errors.Is(err, storage.ErrNotFound) {
 			// An earlier token of a live login, no longer stored, still
 			// ends its login, as it did when every token was stored.

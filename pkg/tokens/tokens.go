@@ -446,8 +446,7 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 }
 
 func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refreshToken string, requested []string) (Grant, error) {
-	oldHash := secrets.Digest(refreshToken)
-	current, err := s.Store.GetRefreshToken(ctx, oldHash)
+	current, err := s.storedRefreshToken(ctx, refreshToken)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return s.unknownRefreshToken(ctx, client, refreshToken)
@@ -487,7 +486,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	if err != nil {
 		return Grant{}, err
 	}
-	switch err := s.Store.RotateRefreshToken(ctx, oldHash, successor, sealed); {
+	switch err := s.Store.RotateRefreshToken(ctx, current.Hash, successor, sealed); {
 	case errors.Is(err, storage.ErrConflict):
 		return Grant{}, err
 	case errors.Is(err, storage.ErrNotFound):
@@ -527,7 +526,7 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			return Grant{}, fmt.Errorf("open sealed successor: %w", err)
 		}
 		// The successor must still be alive: a revoked family stays revoked.
-		if _, err := s.Store.GetRefreshToken(ctx, secrets.Digest(successor)); err != nil {
+		if _, err := s.storedRefreshToken(ctx, successor); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				return Grant{}, errRefreshInvalid
 			}

@@ -334,12 +334,32 @@ func (s *Store) replaceOne(ctx context.Context, sql string, args ...any) error {
 
 // Refresh tokens.
 
+// The columns of a record of one token (generation 0), from before logins
+// kept one record.
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
+// The columns of a login's record, in the order scanRefreshRecord reads
+// them: as a token's, then the token before the current one.
+const (
+	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt`
+	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL::bigint, NULL::bytea, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at`
+	refreshTokenReadColumns = refreshTokenColumns + `, NULL::bytea, NULL::bigint`
+)
+
+// insertRefreshToken stores a login's record, or, for generation 0, a
+// record of one token.
 func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) error {
-	tag, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
-		t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
-		toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor, int64(t.Generation), t.LoginSalt)
+	var tag pgconn.CommandTag
+	var err error
+	if t.Generation == 0 {
+		tag, err = q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
+			t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
+			toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor, int64(t.Generation), t.LoginSalt)
+	} else {
+		tag, err = q.Exec(ctx, `INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+			t.FamilyID, t.Subject, t.ClientID, t.Hash, int64(t.Generation), t.Role, t.Scope, t.Audience,
+			toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt), t.LoginSalt)
+	}
 	if err != nil {
 		return err
 	}
@@ -350,13 +370,11 @@ func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshTok
 	return insertRefreshToken(ctx, s.pool, token)
 }
 
-// The columns of a login's record, as read: the token columns, then the
-// token before the current one.
-const refreshRecordColumns = refreshTokenColumns + `, previous_hash, previous_rotated_at`
-
 // notRevoked keeps out the records of revoked families, also one stored
 // after the revocation by an exchange or sign-in that raced it.
-const notRevoked = `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`
+func notRevoked(table string) string {
+	return `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = ` + table + `.family_id)`
+}
 
 func scanRefreshRecord(row pgx.Row) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
 	var t storage.RefreshToken
@@ -370,22 +388,39 @@ func scanRefreshRecord(row pgx.Row) (storage.RefreshToken, storage.PreviousRefre
 	return t, previous, notFound(err)
 }
 
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
-	record, previous, err := scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
-		WHERE (hash = $1 OR previous_hash = $1) AND `+notRevoked, hash))
+func (s *Store) GetRefreshToken(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, error) {
+	var record storage.RefreshToken
+	var previous storage.PreviousRefreshToken
+	var err error
+	if familyID == "" {
+		record, previous, err = scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshTokenReadColumns+` FROM refresh_tokens
+			WHERE hash = $1 AND generation = 0 AND `+notRevoked("refresh_tokens"), hash))
+	} else {
+		record, previous, err = s.readLogin(ctx, familyID)
+	}
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return storage.TokenOfRecord(record, previous, hash), nil
+	token, ok := storage.TokenOfRecord(record, previous, hash)
+	if !ok {
+		return storage.RefreshToken{}, storage.ErrNotFound
+	}
+	return token, nil
 }
 
 func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
-	record, _, err := scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
-		WHERE family_id = $1 AND generation > 0 AND `+notRevoked, familyID))
+	record, _, err := s.readLogin(ctx, familyID)
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return storage.TokenOfRecord(record, storage.PreviousRefreshToken{}, record.Hash), nil
+	token, _ := storage.TokenOfRecord(record, storage.PreviousRefreshToken{}, record.Hash)
+	return token, nil
+}
+
+// readLogin reads a login's record unless its family was revoked.
+func (s *Store) readLogin(ctx context.Context, familyID string) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
+	return scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
+		WHERE family_id = $1 AND `+notRevoked("refresh_logins"), familyID))
 }
 
 func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
@@ -418,7 +453,12 @@ func (s *Store) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, cur
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteInBatches(ctx, s.pool, "refresh_tokens", "hash", `expires_at < $1`, toUnix(cutoff))
+	logins, err := deleteInBatches(ctx, s.pool, "refresh_logins", "family_id", `expires_at < $1`, toUnix(cutoff))
+	if err != nil {
+		return logins, err
+	}
+	tokens, err := deleteInBatches(ctx, s.pool, "refresh_tokens", "hash", `expires_at < $1`, toUnix(cutoff))
+	return logins + tokens, err
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
@@ -428,7 +468,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revoke
 			return err
 		}
 		var err error
-		n, err = deleteWhere(ctx, tx, `DELETE FROM refresh_tokens WHERE family_id = $1`, familyID)
+		n, err = deleteRefreshTokens(ctx, tx, "family_id", familyID)
 		return err
 	})
 	return n, err
@@ -441,10 +481,21 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 			return err
 		}
 		var err error
-		n, err = deleteWhere(ctx, tx, `DELETE FROM refresh_tokens WHERE subject = $1`, subject)
+		n, err = deleteRefreshTokens(ctx, tx, "subject", subject)
 		return err
 	})
 	return n, err
+}
+
+// deleteRefreshTokens deletes the login records and the records of one
+// token whose column is value, and returns how many it deleted.
+func deleteRefreshTokens(ctx context.Context, q querier, column, value string) (int, error) {
+	logins, err := deleteWhere(ctx, q, `DELETE FROM refresh_logins WHERE `+column+` = $1`, value)
+	if err != nil {
+		return 0, err
+	}
+	tokens, err := deleteWhere(ctx, q, `DELETE FROM refresh_tokens WHERE `+column+` = $1`, value)
+	return logins + tokens, err
 }
 
 func refuseAccessTokens(ctx context.Context, q querier, revoke storage.SubjectRevocation) error {
@@ -472,9 +523,11 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client str
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
 	// Refresh tokens of a family about to be forgotten go first: one stored
 	// after the revocation (a raced exchange) would otherwise come back.
-	if _, err := deleteInBatches(ctx, s.pool, "refresh_tokens", "hash",
-		`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < $1)`, toUnix(cutoff)); err != nil {
-		return 0, err
+	for table, key := range map[string]string{"refresh_logins": "family_id", "refresh_tokens": "hash"} {
+		if _, err := deleteInBatches(ctx, s.pool, table, key,
+			`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < $1)`, toUnix(cutoff)); err != nil {
+			return 0, err
+		}
 	}
 	families, err := deleteInBatches(ctx, s.pool, "revoked_families", "family_id", `revoked_at < $1`, toUnix(cutoff))
 	if err != nil {

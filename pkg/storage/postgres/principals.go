@@ -101,7 +101,7 @@ func (s *Store) deletePrincipal(ctx context.Context, query, id, tokensColumn, ow
 			return nil, err
 		}
 		if tokensColumn != "" {
-			if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE `+tokensColumn+` = $1`, owner); err != nil {
+			if _, err := deleteRefreshTokens(ctx, tx, tokensColumn, owner); err != nil {
 				return nil, err
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM authorization_codes WHERE `+tokensColumn+` = $1 AND used_at IS NULL`, owner); err != nil {

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chit-auth/chit/pkg/storage"
 )
@@ -95,109 +94,100 @@ func (s *Store) commitRotations() {
 	}
 }
 
-// rotateLogins rotates each row of the arrays in one statement (see
+// rotateLogins rotates each login of the arrays in one statement (see
 // rotateOne) and returns the indexes that won.
-const rotateLogins = `UPDATE refresh_tokens r SET hash = v.new_hash, previous_hash = r.hash, previous_rotated_at = v.issued_at,
-	sealed_successor = v.sealed, generation = v.generation, role = v.role, scope = v.scope, client_id = v.client_id,
-	audience = v.audience, issued_at = v.issued_at, expires_at = v.expires_at, login_salt = v.login_salt, replaced_by = NULL
-	FROM unnest($1::int[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::text[],
-		$10::text[], $11::bigint[], $12::bytea[])
-		AS v(idx, old_hash, new_hash, issued_at, sealed, generation, role, scope, client_id, audience, expires_at, login_salt)
-	WHERE r.hash = v.old_hash AND r.rotated_at IS NULL AND r.generation = v.generation - 1
+const rotateLogins = `UPDATE refresh_logins r SET hash = v.new_hash, previous_hash = r.hash, previous_rotated_at = v.issued_at,
+	sealed_successor = v.sealed, generation = v.generation, role = v.role, scope = v.scope, audience = v.audience,
+	issued_at = v.issued_at, expires_at = v.expires_at
+	FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bytea[], $7::bigint[], $8::text[], $9::text[],
+		$10::text[], $11::bigint[])
+		AS v(idx, family_id, old_hash, new_hash, issued_at, sealed, generation, role, scope, audience, expires_at)
+	WHERE r.family_id = v.family_id AND r.hash = v.old_hash AND r.generation = v.generation - 1
 	RETURNING v.idx`
 
 // commitBatch applies batch in one statement and answers each rotation. A
-// statement that fails as a whole (a successor hash already taken, or a
-// deadlock with another replica's group) is retried one rotation at a time,
-// so each caller gets its own outcome.
+// statement that fails as a whole (a deadlock with another replica's
+// group, say) is retried one rotation at a time, so each caller gets its
+// own outcome.
 func (s *Store) commitBatch(batch []*rotation) {
 	// No caller's context governs the group: one caller leaving must not
 	// fail the others.
 	ctx := context.Background()
-	if len(batch) == 1 {
-		batch[0].result <- s.rotateOne(ctx, batch[0])
-		return
-	}
-	// Of rotations of one token in the group, the first is applied; the
-	// others share its fate (conflict if it won).
-	first := map[string]int{}
-	var applied []int
 	outcomes := make([]error, len(batch))
+	// One rotation per login goes into the statement (an UPDATE applies at
+	// most one row of its source to each row it changes); another of the
+	// same login, and a token from before one record per login (two
+	// statements), go alone afterwards.
+	var applied, alone []int
+	logins := map[string]bool{}
 	for i, r := range batch {
-		if _, seen := first[string(r.oldHash)]; !seen {
-			first[string(r.oldHash)] = i
-			if r.successor.Generation == 1 {
-				// A token from before one record per login: rare, and
-				// two statements (rotateOne).
-				outcomes[i] = s.rotateOne(ctx, r)
-				continue
-			}
-			applied = append(applied, i)
+		if r.successor.Generation == 1 || logins[r.successor.FamilyID] {
+			alone = append(alone, i)
+			continue
 		}
+		logins[r.successor.FamilyID] = true
+		applied = append(applied, i)
 	}
+	if len(applied) == 1 {
+		alone = append(alone, applied[0])
+		applied = nil
+	}
+	if len(applied) > 0 {
+		s.rotateTogether(ctx, batch, applied, outcomes)
+	}
+	for _, i := range alone {
+		outcomes[i] = s.rotateOne(ctx, batch[i])
+	}
+	for i, r := range batch {
+		r.result <- outcomes[i]
+	}
+}
+
+// rotateTogether applies the rotations of batch at applied, each of another
+// login, in one statement, and sets their outcomes.
+func (s *Store) rotateTogether(ctx context.Context, batch []*rotation, applied []int, outcomes []error) {
 	n := len(applied)
-	idx, generation := make([]int32, n), make([]int64, n)
-	oldHashes, newHashes, sealed, salts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	issuedAt, expiresAt := make([]*int64, n), make([]*int64, n)
-	roles, scopes, clients, audiences := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	idx, generation, issuedAt, expiresAt := make([]int32, n), make([]int64, n), make([]*int64, n), make([]*int64, n)
+	oldHashes, newHashes, sealed := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	families, roles, scopes, audiences := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for j, i := range applied {
 		r := batch[i]
 		next := r.successor
-		idx[j], oldHashes[j], newHashes[j], issuedAt[j], sealed[j] = int32(i), r.oldHash, next.Hash, toUnix(next.IssuedAt), r.sealed
-		generation[j], roles[j], scopes[j], clients[j], audiences[j] = int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience
-		expiresAt[j], salts[j] = toUnix(next.ExpiresAt), next.LoginSalt
+		idx[j], families[j], oldHashes[j], newHashes[j], issuedAt[j], sealed[j] = int32(i), next.FamilyID, r.oldHash, next.Hash, toUnix(next.IssuedAt), r.sealed
+		generation[j], roles[j], scopes[j], audiences[j], expiresAt[j] = int64(next.Generation), next.Role, next.Scope, next.Audience, toUnix(next.ExpiresAt)
 	}
-	won := map[int]bool{}
-	var err error
-	if n > 0 {
-		var rows pgx.Rows
-		var winners []int32
-		if rows, err = s.pool.Query(ctx, rotateLogins, idx, oldHashes, newHashes, issuedAt, sealed, generation, roles, scopes, clients, audiences, expiresAt, salts); err == nil {
-			winners, err = pgx.CollectRows(rows, pgx.RowTo[int32])
-		}
-		for _, i := range winners {
-			won[int(i)] = true
-		}
+	var winners []int32
+	rows, err := s.pool.Query(ctx, rotateLogins, idx, families, oldHashes, newHashes, issuedAt, sealed, generation, roles, scopes, audiences, expiresAt)
+	if err == nil {
+		winners, err = pgx.CollectRows(rows, pgx.RowTo[int32])
 	}
 	if err != nil {
 		for _, i := range applied {
 			outcomes[i] = s.rotateOne(ctx, batch[i])
 		}
-		s.answer(batch, first, outcomes)
 		return
 	}
-	var lost [][]byte
+	won := map[int]bool{}
+	for _, i := range winners {
+		won[int(i)] = true
+	}
+	var lost []*rotation
 	for _, i := range applied {
 		if !won[i] {
-			lost = append(lost, batch[i].oldHash)
+			lost = append(lost, batch[i])
 		}
 	}
-	known, err := s.knownHashes(ctx, lost)
+	known, err := s.knownTokens(ctx, lost)
 	for _, i := range applied {
 		switch {
 		case won[i]:
 		case err != nil:
 			outcomes[i] = err
-		case known[string(batch[i].oldHash)]:
+		case known[batch[i]]:
 			outcomes[i] = storage.ErrConflict
 		default:
 			outcomes[i] = storage.ErrNotFound
 		}
-	}
-	s.answer(batch, first, outcomes)
-}
-
-// answer sends each rotation its outcome; a rotation of a token another
-// rotation of the group applied shares its fate (conflict if it won).
-func (s *Store) answer(batch []*rotation, first map[string]int, outcomes []error) {
-	for i, r := range batch {
-		if j := first[string(r.oldHash)]; j != i {
-			outcomes[i] = outcomes[j]
-			if outcomes[j] == nil {
-				outcomes[i] = storage.ErrConflict
-			}
-		}
-		r.result <- outcomes[i]
 	}
 }
 
@@ -208,7 +198,8 @@ func (s *Store) answer(batch []*rotation, first map[string]int, outcomes []error
 func (s *Store) rotateOneTokenRecord(ctx context.Context, r *rotation) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2, sealed_successor = $3
-			WHERE hash = $4 AND rotated_at IS NULL AND generation = 0`, toUnix(r.successor.IssuedAt), r.successor.Hash, r.sealed, r.oldHash)
+			WHERE hash = $4 AND family_id = $5 AND rotated_at IS NULL AND generation = 0`,
+			toUnix(r.successor.IssuedAt), r.successor.Hash, r.sealed, r.oldHash, r.successor.FamilyID)
 		if err != nil {
 			return err
 		}
@@ -220,17 +211,12 @@ func (s *Store) rotateOneTokenRecord(ctx context.Context, r *rotation) error {
 	if !errors.Is(err, errLost) {
 		return err
 	}
-	return s.whyLost(ctx, r.oldHash)
-}
-
-// whyLost tells why a rotation of oldHash matched nothing: the token is not
-// current any more (ErrConflict), or unknown (ErrNotFound).
-func (s *Store) whyLost(ctx context.Context, oldHash []byte) error {
-	known, err := s.knownHashes(ctx, [][]byte{oldHash})
-	if err != nil {
+	var exists bool
+	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE hash = $1 AND family_id = $2)`, r.oldHash, r.successor.FamilyID).Scan(&exists)
+	switch {
+	case err != nil:
 		return err
-	}
-	if known[string(oldHash)] {
+	case exists:
 		return storage.ErrConflict
 	}
 	return storage.ErrNotFound
@@ -239,26 +225,32 @@ func (s *Store) whyLost(ctx context.Context, oldHash []byte) error {
 // errLost rolls back a rotation whose guard matched nothing.
 var errLost = errors.New("rotation lost")
 
-// knownHashes reports which of hashes a login's record holds, as its
-// current token or the one before.
-func (s *Store) knownHashes(ctx context.Context, hashes [][]byte) (map[string]bool, error) {
-	known := map[string]bool{}
-	if len(hashes) == 0 {
+// knownTokens reports which of rotations rotate a token its login's record
+// holds, as its current token or the one before (lost to another rotation,
+// not unknown).
+func (s *Store) knownTokens(ctx context.Context, rotations []*rotation) (map[*rotation]bool, error) {
+	known := map[*rotation]bool{}
+	if len(rotations) == 0 {
 		return known, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT hash, previous_hash FROM refresh_tokens WHERE hash = ANY($1) OR previous_hash = ANY($1)`, hashes)
+	families := make([]string, len(rotations))
+	for i, r := range rotations {
+		families[i] = r.successor.FamilyID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT family_id, hash, previous_hash FROM refresh_logins WHERE family_id = ANY($1)`, families)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var family string
 		var hash, previous []byte
-		if err := rows.Scan(&hash, &previous); err != nil {
+		if err := rows.Scan(&family, &hash, &previous); err != nil {
 			return nil, err
 		}
-		for _, h := range hashes {
-			if bytes.Equal(h, hash) || bytes.Equal(h, previous) {
-				known[string(h)] = true
+		for _, r := range rotations {
+			if r.successor.FamilyID == family && (bytes.Equal(r.oldHash, hash) || bytes.Equal(r.oldHash, previous)) {
+				known[r] = true
 			}
 		}
 	}
@@ -274,19 +266,23 @@ func (s *Store) rotateOne(ctx context.Context, r *rotation) error {
 	if next.Generation == 1 {
 		return s.rotateOneTokenRecord(ctx, r)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET hash = $1, previous_hash = hash, previous_rotated_at = $2, sealed_successor = $3,
-		generation = $4, role = $5, scope = $6, client_id = $7, audience = $8, issued_at = $2, expires_at = $9, login_salt = $10, replaced_by = NULL
-		WHERE hash = $11 AND rotated_at IS NULL AND generation = $12`,
-		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
-		toUnix(next.ExpiresAt), next.LoginSalt, r.oldHash, int64(next.Generation)-1)
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "23505" {
-		return storage.ErrAlreadyExists // the successor's hash is taken
-	}
+	tag, err := s.pool.Exec(ctx, `UPDATE refresh_logins SET hash = $1, previous_hash = hash, previous_rotated_at = $2, sealed_successor = $3,
+		generation = $4, role = $5, scope = $6, audience = $7, issued_at = $2, expires_at = $8
+		WHERE family_id = $9 AND hash = $10 AND generation = $11`,
+		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.Audience,
+		toUnix(next.ExpiresAt), next.FamilyID, r.oldHash, int64(next.Generation)-1)
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return s.whyLost(ctx, r.oldHash)
+		known, err := s.knownTokens(ctx, []*rotation{r})
+		switch {
+		case err != nil:
+			return err
+		case known[r]:
+			return storage.ErrConflict
+		}
+		return storage.ErrNotFound
 	}
 	return nil
 }

@@ -30,9 +30,9 @@ func successor(t *testing.T, old storage.RefreshToken) storage.RefreshToken {
 	return next
 }
 
-// One group answers each rotation in it with its own outcome, in one
-// statement, or one at a time when the statement fails as a whole (here: a
-// successor hash already taken).
+// One group answers each rotation in it with its own outcome: rotations of
+// different logins in one statement, a second rotation of a login and a
+// token from before one record per login one at a time.
 func TestGroupAnswersEachRotation(t *testing.T) {
 	ctx := context.Background()
 	store, err := Open(ctx, postgrestest.FreshDSN(t))
@@ -40,36 +40,38 @@ func TestGroupAnswersEachRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	for _, withTakenSuccessor := range []bool{false, true} {
-		a, b := refreshToken(t), refreshToken(t)
-		for _, token := range []storage.RefreshToken{a, b} {
-			if err := store.CreateRefreshToken(ctx, token); err != nil {
-				t.Fatal(err)
-			}
+	a, b, unknown, old := refreshToken(t), refreshToken(t), refreshToken(t), refreshToken(t)
+	old.Generation = 0
+	for _, token := range []storage.RefreshToken{a, b, old} {
+		if err := store.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
 		}
-		aNext, aRival, bNext := successor(t, a), successor(t, a), successor(t, b)
-		want := []error{nil, storage.ErrConflict, storage.ErrNotFound, nil}
-		if withTakenSuccessor {
-			bNext.Hash = aNext.Hash
-			want[3] = storage.ErrAlreadyExists
+	}
+	aNext, aRival, bNext, oldNext := successor(t, a), successor(t, a), successor(t, b), successor(t, old)
+	batch := []*rotation{
+		{oldHash: a.Hash, successor: aNext},
+		{oldHash: a.Hash, successor: aRival},
+		{oldHash: refreshToken(t).Hash, successor: successor(t, a)},
+		{oldHash: b.Hash, successor: bNext},
+		{oldHash: unknown.Hash, successor: successor(t, unknown)},
+		{oldHash: old.Hash, successor: oldNext},
+	}
+	want := []error{nil, storage.ErrConflict, storage.ErrNotFound, nil, storage.ErrNotFound, nil}
+	for _, r := range batch {
+		r.result = make(chan error, 1)
+	}
+	store.commitBatch(batch)
+	for i, r := range batch {
+		if got := <-r.result; !errors.Is(got, want[i]) {
+			t.Fatalf("rotation %d: got %v, want %v", i, got, want[i])
 		}
-		batch := []*rotation{
-			{oldHash: a.Hash, successor: aNext},
-			{oldHash: a.Hash, successor: aRival},
-			{oldHash: refreshToken(t).Hash, successor: successor(t, a)},
-			{oldHash: b.Hash, successor: bNext},
-		}
-		for _, r := range batch {
-			r.result = make(chan error, 1)
-		}
-		store.commitBatch(batch)
-		for i, r := range batch {
-			if got := <-r.result; !errors.Is(got, want[i]) {
-				t.Fatalf("taken successor %v, rotation %d: got %v, want %v", withTakenSuccessor, i, got, want[i])
-			}
-		}
-		if current, err := store.GetRefreshToken(ctx, aNext.Hash); err != nil || current.Generation != 2 {
+	}
+	for _, next := range []storage.RefreshToken{aNext, bNext, oldNext} {
+		if current, err := store.GetRefreshToken(ctx, next.FamilyID, next.Hash); err != nil || current.Generation != next.Generation {
 			t.Fatalf("the winning rotation was not stored: %+v, %v", current, err)
 		}
+	}
+	if _, err := store.GetRefreshToken(ctx, aRival.FamilyID, aRival.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a losing rotation was stored: %v", err)
 	}
 }

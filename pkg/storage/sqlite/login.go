@@ -58,15 +58,11 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revoke
 		familyID, toUnix(revokedAt)); err != nil {
 		return 0, err
 	}
-	result, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE family_id = ?`, familyID)
+	n, err := deleteRefreshTokens(ctx, tx, "family_id", familyID)
 	if err != nil {
 		return 0, err
 	}
-	n, err := result.RowsAffected()
-	if err != nil {
-		return 0, err
-	}
-	return int(n), tx.Commit()
+	return n, tx.Commit()
 }
 
 func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
@@ -78,15 +74,29 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 	if err := refuseAccessTokens(ctx, tx, storage.SubjectRevocation{Subject: subject, At: revokedAt}); err != nil {
 		return 0, err
 	}
-	result, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE subject = ?`, subject)
+	n, err := deleteRefreshTokens(ctx, tx, "subject", subject)
 	if err != nil {
 		return 0, err
 	}
-	n, err := result.RowsAffected()
-	if err != nil {
-		return 0, err
+	return n, tx.Commit()
+}
+
+// deleteRefreshTokens deletes the login records and the records of one
+// token whose column is value, and returns how many it deleted.
+func deleteRefreshTokens(ctx context.Context, tx execer, column, value string) (int, error) {
+	total := 0
+	for _, table := range []string{"refresh_logins", "refresh_tokens"} {
+		result, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+column+` = ?`, value)
+		if err != nil {
+			return 0, err
+		}
+		n, err := result.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		total += int(n)
 	}
-	return int(n), tx.Commit()
+	return total, nil
 }
 
 func refuseAccessTokens(ctx context.Context, tx *transaction, revoke storage.SubjectRevocation) error {
@@ -118,9 +128,11 @@ func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client str
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
 	// Refresh tokens of a family about to be forgotten go first: one stored
 	// after the revocation (a raced exchange) would otherwise come back.
-	if _, err := s.deleteInBatches(ctx, "refresh_tokens",
-		`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < ?)`, toUnix(cutoff)); err != nil {
-		return 0, err
+	for _, table := range []string{"refresh_logins", "refresh_tokens"} {
+		if _, err := s.deleteInBatches(ctx, table,
+			`family_id IN (SELECT family_id FROM revoked_families WHERE revoked_at < ?)`, toUnix(cutoff)); err != nil {
+			return 0, err
+		}
 	}
 	families, err := s.deleteInBatches(ctx, "revoked_families", `revoked_at < ?`, toUnix(cutoff))
 	if err != nil {

@@ -131,26 +131,25 @@ func refused(err error) bool {
 }
 
 // rotateLogin replaces a login's current token in its one record: the
-// record's size does not grow with its rotations. The guard (the old hash
-// still current, unrotated, of the generation before the successor's) is
-// what makes one of many concurrent rotations win: they are applied one
-// after another, in one group or in several, and only the first still finds
-// the old token current. Records of one token from before (generation 0)
-// become the login's record at their first rotation.
-const rotateLogin = `UPDATE refresh_tokens SET hash = ?, previous_hash = hash, previous_rotated_at = ?, sealed_successor = ?,
-	generation = ?, role = ?, scope = ?, client_id = ?, audience = ?, issued_at = ?, expires_at = ?, login_salt = ?, replaced_by = NULL
-	WHERE hash = ? AND rotated_at IS NULL AND generation = ?`
+// record's size does not grow with its rotations, and no index covers what
+// changes. The guard (the old hash still current, of the generation before
+// the successor's) is what makes one of many concurrent rotations win: they
+// are applied one after another, in one group or in several, and only the
+// first still finds the old token current.
+const rotateLogin = `UPDATE refresh_logins SET hash = ?, previous_hash = hash, previous_rotated_at = ?, sealed_successor = ?,
+	generation = ?, role = ?, scope = ?, audience = ?, issued_at = ?, expires_at = ?
+	WHERE family_id = ? AND hash = ? AND generation = ?`
 
 // rotateOneTokenRecord marks a token stored before logins kept one record
 // as rotated, keeping its row (so the token is recognised as reuse until it
 // expires: it carries no MAC); its successor then starts the login's record.
 const rotateOneTokenRecord = `UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?, sealed_successor = ?
-	WHERE hash = ? AND rotated_at IS NULL AND generation = 0`
+	WHERE hash = ? AND family_id = ? AND rotated_at IS NULL AND generation = 0`
 
 func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 	next := r.successor
 	if next.Generation == 1 {
-		result, err := tx.ExecContext(ctx, rotateOneTokenRecord, toUnix(next.IssuedAt), next.Hash, r.sealed, r.oldHash)
+		result, err := tx.ExecContext(ctx, rotateOneTokenRecord, toUnix(next.IssuedAt), next.Hash, r.sealed, r.oldHash, next.FamilyID)
 		if err != nil {
 			return err
 		}
@@ -160,11 +159,8 @@ func rotate(ctx context.Context, tx *transaction, r *rotation) error {
 		return insertRefreshToken(ctx, tx, next)
 	}
 	result, err := tx.ExecContext(ctx, rotateLogin,
-		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.ClientID, next.Audience,
-		toUnix(next.IssuedAt), toUnix(next.ExpiresAt), next.LoginSalt, r.oldHash, int64(next.Generation)-1)
-	if isConstraintViolation(err) {
-		return storage.ErrAlreadyExists // the successor's hash is taken
-	}
+		next.Hash, toUnix(next.IssuedAt), r.sealed, int64(next.Generation), next.Role, next.Scope, next.Audience,
+		toUnix(next.IssuedAt), toUnix(next.ExpiresAt), next.FamilyID, r.oldHash, int64(next.Generation)-1)
 	if err != nil {
 		return err
 	}
@@ -178,7 +174,13 @@ func lostRotation(ctx context.Context, tx *transaction, r *rotation, result sql.
 		return err
 	}
 	var exists int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ? OR previous_hash = ?`, r.oldHash, r.oldHash).Scan(&exists)
+	var err error
+	if r.successor.Generation == 1 {
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_tokens WHERE hash = ? AND family_id = ?`, r.oldHash, r.successor.FamilyID).Scan(&exists)
+	} else {
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM refresh_logins WHERE family_id = ? AND (hash = ? OR previous_hash = ?)`,
+			r.successor.FamilyID, r.oldHash, r.oldHash).Scan(&exists)
+	}
 	if err != nil {
 		return notFound(err)
 	}

@@ -96,11 +96,11 @@ func TestWaitingRotationsShareOneCommit(t *testing.T) {
 	}
 	defer reopened.Close()
 	for i := range olds {
-		old, err := reopened.GetRefreshToken(ctx, olds[i].Hash)
+		old, err := reopened.GetRefreshToken(ctx, olds[i].FamilyID, olds[i].Hash)
 		if err != nil || !bytes.Equal(old.ReplacedBy, nexts[i].Hash) {
 			t.Fatalf("rotation %d not stored: %+v, %v", i, old, err)
 		}
-		if _, err := reopened.GetRefreshToken(ctx, nexts[i].Hash); err != nil {
+		if _, err := reopened.GetRefreshToken(ctx, nexts[i].FamilyID, nexts[i].Hash); err != nil {
 			t.Fatalf("successor %d not stored: %v", i, err)
 		}
 	}
@@ -111,20 +111,23 @@ func TestWaitingRotationsShareOneCommit(t *testing.T) {
 func TestGroupAnswersEachRotation(t *testing.T) {
 	ctx := context.Background()
 	store, _ := openTestStore(t)
+	// b is a token from before one record per login whose login somehow
+	// has a record already: its rotation cannot store its successor.
 	a, b := refreshToken(t), refreshToken(t)
-	for _, token := range []storage.RefreshToken{a, b} {
+	b.Generation = 0
+	bLogin := refreshToken(t)
+	bLogin.FamilyID = b.FamilyID
+	for _, token := range []storage.RefreshToken{a, b, bLogin} {
 		if err := store.CreateRefreshToken(ctx, token); err != nil {
 			t.Fatal(err)
 		}
 	}
 	aNext, aRival := successor(t, a), successor(t, a)
-	bOntoTaken := successor(t, b)
-	bOntoTaken.Hash = aNext.Hash
 	batch := []*rotation{
 		{oldHash: a.Hash, successor: aNext},
 		{oldHash: a.Hash, successor: aRival},
 		{oldHash: refreshToken(t).Hash, successor: successor(t, a)},
-		{oldHash: b.Hash, successor: bOntoTaken},
+		{oldHash: b.Hash, successor: successor(t, b)},
 	}
 	for _, r := range batch {
 		r.result = make(chan error, 1)
@@ -136,13 +139,13 @@ func TestGroupAnswersEachRotation(t *testing.T) {
 			t.Fatalf("rotation %d: got %v, want %v", i, got, want[i])
 		}
 	}
-	if stored, err := store.GetRefreshToken(ctx, a.Hash); err != nil || !bytes.Equal(stored.ReplacedBy, aNext.Hash) {
+	if stored, err := store.GetRefreshToken(ctx, a.FamilyID, a.Hash); err != nil || !bytes.Equal(stored.ReplacedBy, aNext.Hash) {
 		t.Fatalf("the winning rotation was not stored: %+v, %v", stored, err)
 	}
-	if _, err := store.GetRefreshToken(ctx, aRival.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := store.GetRefreshToken(ctx, aRival.FamilyID, aRival.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the losing rotation stored its successor: %v", err)
 	}
-	if stored, err := store.GetRefreshToken(ctx, b.Hash); err != nil || !stored.RotatedAt.IsZero() {
+	if stored, err := store.GetRefreshToken(ctx, "", b.Hash); err != nil || !stored.RotatedAt.IsZero() {
 		t.Fatalf("a refused rotation changed its token: %+v, %v", stored, err)
 	}
 }

@@ -289,7 +289,11 @@ const cleanupBatch = 1000
 // transaction per batch, and returns how many it deleted.
 func (s *Store) deleteInBatches(ctx context.Context, table, condition string, args ...any) (int, error) {
 	total := 0
-	query := fmt.Sprintf(`DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s WHERE %s LIMIT %d)`, table, table, condition, cleanupBatch)
+	key := "rowid"
+	if table == "refresh_logins" {
+		key = "family_id" // a table WITHOUT ROWID
+	}
+	query := fmt.Sprintf(`DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %d)`, table, key, key, table, condition, cleanupBatch)
 	for {
 		result, err := s.writer.ExecContext(ctx, query, args...)
 		if err != nil {
@@ -303,7 +307,17 @@ func (s *Store) deleteInBatches(ctx context.Context, table, condition string, ar
 	}
 }
 
+// The columns of a record of one token (generation 0), from before logins
+// kept one record.
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
+
+// The columns of a login's record, in the order scanRefreshRecord reads
+// them: as a token's, then the token before the current one.
+const (
+	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt`
+	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL, NULL, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at`
+	refreshTokenReadColumns = refreshTokenColumns + `, NULL, NULL`
+)
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
 	return insertRefreshToken(ctx, s.writer, token)
@@ -313,24 +327,33 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// insertRefreshToken stores a login's record, or, for generation 0, a
+// record of one token.
 func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshToken) error {
-	result, err := db.ExecContext(ctx,
-		`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, token.ClientID, token.Audience, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
-		toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor, int64(token.Generation), token.LoginSalt)
+	var result sql.Result
+	var err error
+	if token.Generation == 0 {
+		result, err = db.ExecContext(ctx,
+			`INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			token.Hash, token.FamilyID, token.Subject, token.Role, token.Scope, token.ClientID, token.Audience, toUnix(token.IssuedAt), toUnix(token.ExpiresAt),
+			toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor, int64(token.Generation), token.LoginSalt)
+	} else {
+		result, err = db.ExecContext(ctx,
+			`INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			token.FamilyID, token.Subject, token.ClientID, token.Hash, int64(token.Generation), token.Role, token.Scope, token.Audience,
+			toUnix(token.IssuedAt), toUnix(token.ExpiresAt), toUnix(token.FamilyExpiresAt), token.LoginSalt)
+	}
 	if err != nil {
 		return err
 	}
 	return requireOneRow(result, storage.ErrAlreadyExists)
 }
 
-// The columns of a login's record, as read: the token columns, then the
-// token before the current one.
-const refreshRecordColumns = refreshTokenColumns + `, previous_hash, previous_rotated_at`
-
 // notRevoked keeps out the records of revoked families, also one stored
 // after the revocation by an exchange or sign-in that raced it.
-const notRevoked = `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = refresh_tokens.family_id)`
+func notRevoked(table string) string {
+	return `NOT EXISTS (SELECT 1 FROM revoked_families WHERE revoked_families.family_id = ` + table + `.family_id)`
+}
 
 func scanRefreshRecord(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
 	var token storage.RefreshToken
@@ -346,22 +369,34 @@ func scanRefreshRecord(row interface{ Scan(...any) error }) (storage.RefreshToke
 	return token, previous, notFound(err)
 }
 
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
-	token, previous, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
-		WHERE (hash = ? OR previous_hash = ?) AND `+notRevoked, hash, hash))
+func (s *Store) GetRefreshToken(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, error) {
+	var row *sql.Row
+	if familyID == "" {
+		row = s.db.QueryRowContext(ctx, `SELECT `+refreshTokenReadColumns+` FROM refresh_tokens
+			WHERE hash = ? AND generation = 0 AND `+notRevoked("refresh_tokens"), hash)
+	} else {
+		row = s.db.QueryRowContext(ctx, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
+			WHERE family_id = ? AND `+notRevoked("refresh_logins"), familyID)
+	}
+	record, previous, err := scanRefreshRecord(row)
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return storage.TokenOfRecord(token, previous, hash), nil
+	token, ok := storage.TokenOfRecord(record, previous, hash)
+	if !ok {
+		return storage.RefreshToken{}, storage.ErrNotFound
+	}
+	return token, nil
 }
 
 func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
-	token, _, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshRecordColumns+` FROM refresh_tokens
-		WHERE family_id = ? AND generation > 0 AND `+notRevoked, familyID))
+	record, _, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
+		WHERE family_id = ? AND `+notRevoked("refresh_logins"), familyID))
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return storage.TokenOfRecord(token, storage.PreviousRefreshToken{}, token.Hash), nil
+	token, _ := storage.TokenOfRecord(record, storage.PreviousRefreshToken{}, record.Hash)
+	return token, nil
 }
 
 func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
@@ -398,7 +433,12 @@ func (s *Store) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, cur
 }
 
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	return s.deleteInBatches(ctx, "refresh_tokens", `expires_at < ?`, toUnix(cutoff))
+	logins, err := s.deleteInBatches(ctx, "refresh_logins", `expires_at < ?`, toUnix(cutoff))
+	if err != nil {
+		return logins, err
+	}
+	tokens, err := s.deleteInBatches(ctx, "refresh_tokens", `expires_at < ?`, toUnix(cutoff))
+	return logins + tokens, err
 }
 
 // WithCleanupLock runs fn: one SQLite file has one server.

@@ -94,7 +94,7 @@ func testUpdatePrincipals(t *testing.T, s storage.Store) {
 	if revocation, err := s.GetRevocation(ctx, token.FamilyID, "alice", ""); err != nil || !sameInstant(revocation.SubjectRevokedAt, narrowed) {
 		t.Fatalf("the update's revocation = %+v, %v", revocation, err)
 	}
-	if _, err := s.GetRefreshToken(ctx, token.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(token), token.Hash); err != nil {
 		t.Fatalf("an update must keep refresh tokens (a refresh re-reads the grants): %v", err)
 	}
 	refused := errors.New("refused")
@@ -191,13 +191,13 @@ func testDeletePrincipalsEndAccess(t *testing.T, s storage.Store) {
 	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: deletedAt}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetRefreshToken(ctx, dashboardToken.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(dashboardToken), dashboardToken.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted client's refresh token: %v, want ErrNotFound", err)
 	}
 	if _, err := s.RedeemAuthorizationCode(ctx, dashboardCode.Hash, deletedAt, "f", passes); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a deleted client's pending code: %v, want ErrNotFound", err)
 	}
-	if _, err := s.GetRefreshToken(ctx, otherToken.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(otherToken), otherToken.Hash); err != nil {
 		t.Fatalf("the same person's login through another client must survive: %v", err)
 	}
 	if _, err := s.RedeemAuthorizationCode(ctx, otherCode.Hash, deletedAt, "f", passes); err != nil {
@@ -290,7 +290,7 @@ func testRefuseAccessTokens(t *testing.T, s storage.Store) {
 	if revocation, _ := s.GetRevocation(ctx, token.FamilyID, "alice", ""); !sameInstant(revocation.SubjectRevokedAt, later) || revocation.FamilyRevoked {
 		t.Fatalf("GetRevocation = %+v; want the later time, the family not revoked", revocation)
 	}
-	if _, err := s.GetRefreshToken(ctx, token.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(token), token.Hash); err != nil {
 		t.Fatalf("RefuseAccessTokens deleted a refresh token: %v", err)
 	}
 	// The later of the subject's and the client's revocations wins.

@@ -157,12 +157,12 @@ func testRevokeRefreshFamily(t *testing.T, s storage.Store) {
 	if revocation, _ := s.GetRevocation(ctx, "", "alice", ""); revocation.FamilyRevoked {
 		t.Fatal("the empty family reads as revoked")
 	}
-	for _, hash := range [][]byte{first.Hash, second.Hash} {
-		if _, err := s.GetRefreshToken(ctx, hash); !errors.Is(err, storage.ErrNotFound) {
+	for _, token := range []storage.RefreshToken{first, second} {
+		if _, err := s.GetRefreshToken(ctx, loginOf(token), token.Hash); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("revoked family member survived: %v", err)
 		}
 	}
-	if _, err := s.GetRefreshToken(ctx, other.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(other), other.Hash); err != nil {
 		t.Fatalf("another family was revoked: %v", err)
 	}
 }
@@ -179,13 +179,13 @@ func testTokenStoredAfterItsFamilyWasRevoked(t *testing.T, s storage.Store) {
 	if err := s.CreateRefreshToken(ctx, late); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetRefreshToken(ctx, late.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(late), late.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a token of a revoked family: %v, want ErrNotFound", err)
 	}
 	if _, err := s.DeleteExpiredRevocations(ctx, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetRefreshToken(ctx, late.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(late), late.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the token came back when its family's revocation was forgotten: %v", err)
 	}
 }
@@ -209,10 +209,10 @@ func testRevokeSubject(t *testing.T, s storage.Store) {
 	if err != nil || !sameInstant(revocation.SubjectRevokedAt, base.Add(time.Hour)) || revocation.FamilyRevoked {
 		t.Fatalf("GetRevocation = %+v, %v", revocation, err)
 	}
-	if _, err := s.GetRefreshToken(ctx, alices.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(alices), alices.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatal("the revoked subject's refresh token survived")
 	}
-	if _, err := s.GetRefreshToken(ctx, bobs.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(bobs), bobs.Hash); err != nil {
 		t.Fatal("another subject's refresh token was deleted")
 	}
 	if n, err := s.DeleteExpiredRevocations(ctx, base.Add(2*time.Hour)); err != nil || n != 1 {

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ReplacePrivateKeys", testReplacePrivateKeys},
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
+		{"RecordAnswersForItsOwnTokens", testRecordAnswersForItsOwnTokens},
 		{"RotateOntoTakenSuccessor", testRotateOntoTakenSuccessor},
 		{"OneRecordPerLogin", testOneRecordPerLogin},
 		{"RecordOfOneTokenBecomesTheLogins", testRecordOfOneTokenBecomesTheLogins},
@@ -156,10 +157,10 @@ func testDeleteUserRemovesRefreshTokens(t *testing.T, s storage.Store) {
 	if err := s.DeleteUser(ctx, "carol", storage.SubjectRevocation{Subject: "carol", At: base}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetRefreshToken(ctx, carols.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(carols), carols.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("deleted user's refresh token: got %v, want ErrNotFound", err)
 	}
-	if _, err := s.GetRefreshToken(ctx, others.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(others), others.Hash); err != nil {
 		t.Fatalf("another subject's refresh token must survive: %v", err)
 	}
 }
@@ -248,6 +249,15 @@ func newRefreshToken(t testing.TB, subject string) storage.RefreshToken {
 	}
 }
 
+// loginOf is the login GetRefreshToken finds token's record by: the one its
+// family names, but none for a record of one token (generation 0).
+func loginOf(token storage.RefreshToken) string {
+	if token.Generation == 0 {
+		return ""
+	}
+	return token.FamilyID
+}
+
 func successorOf(t testing.TB, old storage.RefreshToken, at time.Time) storage.RefreshToken {
 	t.Helper()
 	next := old
@@ -261,7 +271,7 @@ func successorOf(t testing.TB, old storage.RefreshToken, at time.Time) storage.R
 func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	token := newRefreshToken(t, "alice")
-	if _, err := s.GetRefreshToken(ctx, token.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(token), token.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("GetRefreshToken unknown: got %v, want ErrNotFound", err)
 	}
 	if err := s.CreateRefreshToken(ctx, token); err != nil {
@@ -270,7 +280,7 @@ func testRefreshTokenRoundTrip(t *testing.T, s storage.Store) {
 	if err := s.CreateRefreshToken(ctx, token); !errors.Is(err, storage.ErrAlreadyExists) {
 		t.Fatalf("CreateRefreshToken twice: got %v, want ErrAlreadyExists", err)
 	}
-	got, err := s.GetRefreshToken(ctx, token.Hash)
+	got, err := s.GetRefreshToken(ctx, loginOf(token), token.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,14 +305,14 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 	if err := s.RotateRefreshToken(ctx, first.Hash, second, []byte("sealed successor")); err != nil {
 		t.Fatalf("RotateRefreshToken: %v", err)
 	}
-	old, err := s.GetRefreshToken(ctx, first.Hash)
+	old, err := s.GetRefreshToken(ctx, loginOf(first), first.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !sameInstant(old.RotatedAt, rotatedAt) || !bytes.Equal(old.ReplacedBy, second.Hash) || string(old.SealedSuccessor) != "sealed successor" {
 		t.Fatalf("rotated token = %+v, want rotated at %v and replaced by the successor", old, rotatedAt)
 	}
-	stored, err := s.GetRefreshToken(ctx, second.Hash)
+	stored, err := s.GetRefreshToken(ctx, loginOf(second), second.Hash)
 	if err != nil {
 		t.Fatalf("successor not stored: %v", err)
 	}
@@ -313,7 +323,7 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 	if err := s.RotateRefreshToken(ctx, first.Hash, third, nil); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("rotating an already rotated token: got %v, want ErrConflict", err)
 	}
-	if _, err := s.GetRefreshToken(ctx, third.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(third), third.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a refused rotation must store nothing: got %v", err)
 	}
 	if err := s.RotateRefreshToken(ctx, randomHash(t), successorOf(t, first, rotatedAt), nil); !errors.Is(err, storage.ErrNotFound) {
@@ -322,29 +332,66 @@ func testRotateRefreshToken(t *testing.T, s storage.Store) {
 }
 
 // A rotation whose successor cannot be stored leaves the old token as it
-// was: half a rotation would strand the family.
+// was: half a rotation would strand the family. (A token from before one
+// record per login, whose login somehow has a record already.)
 func testRotateOntoTakenSuccessor(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	first, taken := newRefreshToken(t, "alice"), newRefreshToken(t, "alice")
+	first.Generation, first.LoginSalt = 0, nil
+	taken.FamilyID = first.FamilyID
 	for _, token := range []storage.RefreshToken{first, taken} {
 		if err := s.CreateRefreshToken(ctx, token); err != nil {
 			t.Fatal(err)
 		}
 	}
-	successor := successorOf(t, first, base.Add(time.Minute))
-	successor.Hash = taken.Hash
-	if err := s.RotateRefreshToken(ctx, first.Hash, successor, nil); !errors.Is(err, storage.ErrAlreadyExists) {
-		t.Fatalf("rotating onto a taken successor hash: got %v, want ErrAlreadyExists", err)
+	if err := s.CreateRefreshToken(ctx, successorOf(t, taken, base)); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("a second record of one login: got %v, want ErrAlreadyExists", err)
 	}
-	old, err := s.GetRefreshToken(ctx, first.Hash)
+	if err := s.RotateRefreshToken(ctx, first.Hash, successorOf(t, first, base.Add(time.Minute)), nil); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("rotating into a login that has a record: got %v, want ErrAlreadyExists", err)
+	}
+	old, err := s.GetRefreshToken(ctx, "", first.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !old.RotatedAt.IsZero() || old.ReplacedBy != nil {
 		t.Fatalf("a failed rotation changed the old token: %+v", old)
 	}
-	if err := s.RotateRefreshToken(ctx, first.Hash, successorOf(t, first, base.Add(time.Minute)), nil); err != nil {
-		t.Fatalf("the old token cannot be rotated after a failed rotation: %v", err)
+	if login, err := s.GetRefreshLogin(ctx, first.FamilyID); err != nil || !bytes.Equal(login.Hash, taken.Hash) {
+		t.Fatalf("a failed rotation changed the login's record: %+v, %v", login, err)
+	}
+}
+
+// A login's record answers for its own tokens only: a token of another
+// login, or one it never had, is unknown.
+func testRecordAnswersForItsOwnTokens(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	alices, bobs := newRefreshToken(t, "alice"), newRefreshToken(t, "bob")
+	for _, token := range []storage.RefreshToken{alices, bobs} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, lookup := range map[string]struct {
+		family string
+		hash   []byte
+	}{
+		"another login's token":         {alices.FamilyID, bobs.Hash},
+		"a token the login never had":   {alices.FamilyID, randomHash(t)},
+		"a login's token without login": {"", alices.Hash},
+		"an unknown login":              {"no-such-family", alices.Hash},
+	} {
+		if _, err := s.GetRefreshToken(ctx, lookup.family, lookup.hash); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: got %v, want ErrNotFound", name, err)
+		}
+	}
+	// Bob's token presented as Alice's does not rotate her login.
+	next := successorOf(t, alices, base.Add(time.Minute))
+	if err := s.RotateRefreshToken(ctx, bobs.Hash, next, nil); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("rotating a login with another's token: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, alices.FamilyID, alices.Hash); err != nil {
+		t.Fatalf("the login changed: %v", err)
 	}
 }
 
@@ -377,11 +424,11 @@ func testConcurrentRotation(t *testing.T, s storage.Store) {
 		switch {
 		case err == nil:
 			winners++
-			if _, err := s.GetRefreshToken(ctx, successors[i].Hash); err != nil {
+			if _, err := s.GetRefreshToken(ctx, loginOf(successors[i]), successors[i].Hash); err != nil {
 				t.Errorf("winner's successor not stored: %v", err)
 			}
 		case errors.Is(err, storage.ErrConflict):
-			if _, err := s.GetRefreshToken(ctx, successors[i].Hash); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := s.GetRefreshToken(ctx, loginOf(successors[i]), successors[i].Hash); !errors.Is(err, storage.ErrNotFound) {
 				t.Errorf("loser's successor was stored (err %v)", err)
 			}
 		default:
@@ -407,10 +454,10 @@ func testDeleteExpiredRefreshTokens(t *testing.T, s storage.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v; want 1, nil", n, err)
 	}
-	if _, err := s.GetRefreshToken(ctx, expired.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetRefreshToken(ctx, loginOf(expired), expired.Hash); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("expired token survived: %v", err)
 	}
-	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(live), live.Hash); err != nil {
 		t.Fatalf("live token was deleted: %v", err)
 	}
 }
@@ -445,7 +492,7 @@ func testDeleteExpiredInBatches(t *testing.T, s storage.Store) {
 	if err != nil || n != expired {
 		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v; want %d", n, err, expired)
 	}
-	if _, err := s.GetRefreshToken(ctx, live.Hash); err != nil {
+	if _, err := s.GetRefreshToken(ctx, loginOf(live), live.Hash); err != nil {
 		t.Fatal("the live token was deleted")
 	}
 }
@@ -460,27 +507,27 @@ func testOneRecordPerLogin(t *testing.T, s storage.Store) {
 	}
 	for i := 1; i <= 5; i++ {
 		next := successorOf(t, tokens[i-1], base.Add(time.Duration(i)*time.Minute))
-		next.Role, next.Scope, next.ClientID = "ADMIN", "read", "dashboard"
+		next.Role, next.Scope = "ADMIN", "read"
 		next.ExpiresAt = base.Add(time.Duration(24+i) * time.Hour)
 		if err := s.RotateRefreshToken(ctx, tokens[i-1].Hash, next, []byte(fmt.Sprintf("sealed %d", i))); err != nil {
 			t.Fatalf("rotation %d: %v", i, err)
 		}
 		tokens = append(tokens, next)
 	}
-	current, err := s.GetRefreshToken(ctx, tokens[5].Hash)
+	current, err := s.GetRefreshToken(ctx, loginOf(tokens[5]), tokens[5].Hash)
 	if err != nil || current.Generation != 6 || !current.RotatedAt.IsZero() || current.SealedSuccessor != nil ||
-		current.Role != "ADMIN" || current.Scope != "read" || current.ClientID != "dashboard" ||
+		current.Role != "ADMIN" || current.Scope != "read" || current.ClientID != tokens[0].ClientID ||
 		!sameInstant(current.IssuedAt, base.Add(5*time.Minute)) || !sameInstant(current.ExpiresAt, base.Add(29*time.Hour)) ||
 		!sameInstant(current.FamilyExpiresAt, tokens[0].FamilyExpiresAt) || current.FamilyID != tokens[0].FamilyID {
 		t.Fatalf("current token = %+v, %v", current, err)
 	}
-	previous, err := s.GetRefreshToken(ctx, tokens[4].Hash)
+	previous, err := s.GetRefreshToken(ctx, loginOf(tokens[4]), tokens[4].Hash)
 	if err != nil || previous.Generation != 5 || !sameInstant(previous.RotatedAt, base.Add(5*time.Minute)) ||
 		!bytes.Equal(previous.ReplacedBy, tokens[5].Hash) || string(previous.SealedSuccessor) != "sealed 5" {
 		t.Fatalf("previous token = %+v, %v", previous, err)
 	}
 	for i := range 4 {
-		if _, err := s.GetRefreshToken(ctx, tokens[i].Hash); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := s.GetRefreshToken(ctx, loginOf(tokens[i]), tokens[i].Hash); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("token of generation %d is still stored: %v", i+1, err)
 		}
 	}
@@ -535,11 +582,11 @@ func testRecordOfOneTokenBecomesTheLogins(t *testing.T, s storage.Store) {
 	if err := s.RotateRefreshToken(ctx, current.Hash, next, []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
-	old, err := s.GetRefreshToken(ctx, current.Hash)
+	old, err := s.GetRefreshToken(ctx, loginOf(current), current.Hash)
 	if err != nil || !sameInstant(old.RotatedAt, base.Add(time.Minute)) || !bytes.Equal(old.ReplacedBy, next.Hash) || string(old.SealedSuccessor) != "sealed" {
 		t.Fatalf("the rotated token of one record = %+v, %v", old, err)
 	}
-	if got, err := s.GetRefreshToken(ctx, rotatedBefore.Hash); err != nil || !bytes.Equal(got.ReplacedBy, current.Hash) || string(got.SealedSuccessor) != "sealed old" {
+	if got, err := s.GetRefreshToken(ctx, loginOf(rotatedBefore), rotatedBefore.Hash); err != nil || !bytes.Equal(got.ReplacedBy, current.Hash) || string(got.SealedSuccessor) != "sealed old" {
 		t.Fatalf("a token rotated before the change = %+v, %v", got, err)
 	}
 	if login, err := s.GetRefreshLogin(ctx, current.FamilyID); err != nil || !bytes.Equal(login.Hash, next.Hash) || string(login.LoginSalt) != "salt" {
@@ -550,7 +597,7 @@ func testRecordOfOneTokenBecomesTheLogins(t *testing.T, s storage.Store) {
 	if err := s.RotateRefreshToken(ctx, next.Hash, successorOf(t, next, base.Add(2*time.Minute)), nil); err != nil {
 		t.Fatal(err)
 	}
-	if old, err := s.GetRefreshToken(ctx, current.Hash); err != nil || old.RotatedAt.IsZero() || !bytes.Equal(old.ReplacedBy, next.Hash) {
+	if old, err := s.GetRefreshToken(ctx, loginOf(current), current.Hash); err != nil || old.RotatedAt.IsZero() || !bytes.Equal(old.ReplacedBy, next.Hash) {
 		t.Fatalf("the token from before, two rotations on = %+v, %v", old, err)
 	}
 	if err := s.RotateRefreshToken(ctx, current.Hash, successorOf(t, current, base.Add(3*time.Minute)), nil); !errors.Is(err, storage.ErrConflict) {
