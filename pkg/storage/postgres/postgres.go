@@ -27,6 +27,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// rotations groups concurrent refresh-token rotations (rotation.go).
 	rotations *rotationGroups
+	// reads batches the point reads of a refresh (reads.go).
+	reads reads
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -55,9 +57,9 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse PostgreSQL DSN: %w", err)
 	}
-	// pgxpool's default, one connection per core (at least four), leaves a
-	// refresh's reads queueing behind the rotation committers, which each
-	// hold one; a DSN's pool_max_conns still decides.
+	// pgxpool's default, one connection per core (at least four), leaves
+	// every other call queueing behind the batched reads and the rotation
+	// committer, which each hold one; a DSN's pool_max_conns still decides.
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
 	}
@@ -75,6 +77,7 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	}
 	store := &Store{pool: pool}
 	store.startRotationCommitters()
+	store.startReads()
 	return store, nil
 }
 
@@ -119,6 +122,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.stopRotationCommitters()
+	s.stopReads()
 	s.pool.Close()
 	return nil
 }
@@ -419,8 +423,8 @@ func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.R
 
 // readLogin reads a login's record unless its family was revoked.
 func (s *Store) readLogin(ctx context.Context, familyID string) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
-	return scanRefreshRecord(s.pool.QueryRow(ctx, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
-		WHERE family_id = $1 AND `+notRevoked("refresh_logins"), familyID))
+	record, err := s.reads.logins.get(ctx, familyID)
+	return record.current, record.previous, err
 }
 
 func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
