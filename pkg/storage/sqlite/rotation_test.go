@@ -169,3 +169,19 @@ func TestRotateAfterCloseFails(t *testing.T) {
 		t.Fatal("a rotation on a closed store never returned")
 	}
 }
+
+// The writer keeps a large page cache and checkpoints every 10,000 pages
+// (see OpenPath); readers keep SQLite's defaults.
+func TestWriterCacheAndCheckpointInterval(t *testing.T) {
+	store, _ := openTestStore(t)
+	for pragma, want := range map[string]int{"cache_size": -65536, "wal_autocheckpoint": 10000} {
+		var got int
+		if err := store.writer.QueryRow(`PRAGMA ` + pragma).Scan(&got); err != nil || got != want {
+			t.Errorf("writer's %s = %d, %v; want %d", pragma, got, err, want)
+		}
+	}
+	var readerCache int
+	if err := store.db.QueryRow(`PRAGMA cache_size`).Scan(&readerCache); err != nil || readerCache == -65536 {
+		t.Errorf("a reader's cache_size = %d, %v; want SQLite's default", readerCache, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,14 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 	// Write transactions take the write lock up front, so two of them never
 	// deadlock upgrading from a read lock.
 	query.Set("_txlock", "immediate")
-	writer, err := sql.Open("sqlite", "file:"+path+"?"+query.Encode())
+	// The writer keeps up to 64 MiB of pages (SQLite's default is 2 MiB):
+	// rotations update the records of logins spread over the whole table,
+	// and re-reading each one's page would slow rotations as logins
+	// accumulate. It checkpoints the WAL every 10,000 pages (40 MiB) rather
+	// than 1,000, so a checkpoint writes a page back once for several of its
+	// updates.
+	writerQuery := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clone(query["_pragma"]), "cache_size(-65536)", "wal_autocheckpoint(10000)")}
+	writer, err := sql.Open("sqlite", "file:"+path+"?"+writerQuery.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database: %w", err)
 	}
