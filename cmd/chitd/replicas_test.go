@@ -48,9 +48,17 @@ func buildChitd(t *testing.T) string {
 // from its first log line.
 func startReplica(t *testing.T, binary, dsn string) *replica {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+	return startServer(t, binary, "--db", dsn)
+}
+
+// startServer runs chitd serve with flags (the store's: --db, or
+// --data-dir; and any others) on ephemeral ports.
+func startServer(t *testing.T, binary string, flags ...string) *replica {
+	t.Helper()
+	args := append([]string{"serve"}, flags...)
+	cmd := exec.Command(binary, append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--issuer", "http://chit.test", "--insecure-dev", "--log-format", "json", "--key-check-interval", "1s",
-		"--argon2-memory", "8192", "--argon2-iterations", "1")
+		"--argon2-memory", "8192", "--argon2-iterations", "1")...)
 	cmd.Env = append(os.Environ(), testKEK)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/chit-auth/chit/pkg/keys"
 	"github.com/chit-auth/chit/pkg/secrets"
 	"github.com/chit-auth/chit/pkg/storage"
+	"github.com/chit-auth/chit/pkg/storage/postgres"
+	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/pkg/storage/sqlite"
 )
 
@@ -24,11 +26,28 @@ type generationsFixture struct {
 	now     time.Time
 }
 
+// forEachStore runs test on a fixture of each store.
+func forEachStore(t *testing.T, test func(t *testing.T, f *generationsFixture)) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { test(t, newGenerationsFixtureOn(t, backend)) })
+	}
+}
+
 func newGenerationsFixture(t *testing.T) *generationsFixture {
+	return newGenerationsFixtureOn(t, "sqlite")
+}
+
+func newGenerationsFixtureOn(t *testing.T, backend string) *generationsFixture {
 	t.Helper()
 	f := &generationsFixture{now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	var store storage.Store
+	var err error
+	if backend == "postgres" {
+		store, err = postgres.Open(ctx, postgrestest.FreshDSN(t))
+	} else {
+		store, err = sqlite.Open(ctx, t.TempDir())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +155,10 @@ func TestReuseOfTheFirstTokenAfter10000Rotations(t *testing.T) {
 }
 
 func TestReuseOfAMiddleGenerationEndsTheLogin(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testReuseOfAMiddleGenerationEndsTheLogin)
+}
+
+func testReuseOfAMiddleGenerationEndsTheLogin(t *testing.T, f *generationsFixture) {
 	other := f.login(t)
 	chain := f.rotate(t, f.login(t), 20)
 	wantReuse(t, f.refresh(chain[7]))
@@ -151,7 +173,10 @@ func TestReuseOfAMiddleGenerationEndsTheLogin(t *testing.T) {
 // MAC) is refused and ends nothing, even when it names a live login and an
 // earlier generation: only the server's MAC key makes a token that counts.
 func TestAlteredTokensAreRefusedAndEndNothing(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testAlteredTokensAreRefusedAndEndNothing)
+}
+
+func testAlteredTokensAreRefusedAndEndNothing(t *testing.T, f *generationsFixture) {
 	chain := f.rotate(t, f.login(t), 5)
 	victim := f.rotate(t, f.login(t), 1)
 	genuine, ok := parseRefreshToken(chain[1])
@@ -195,7 +220,10 @@ func TestAlteredTokensAreRefusedAndEndNothing(t *testing.T) {
 // with a copy of the database), no token for the current generation works:
 // the current token is accepted only by its digest.
 func TestMACKeyAloneDoesNotMakeTheCurrentToken(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testMACKeyAloneDoesNotMakeTheCurrentToken)
+}
+
+func testMACKeyAloneDoesNotMakeTheCurrentToken(t *testing.T, f *generationsFixture) {
 	chain := f.rotate(t, f.login(t), 3)
 	current, _ := parseRefreshToken(chain[3])
 	login, err := f.store.GetRefreshLogin(context.Background(), current.familyID)
@@ -217,7 +245,10 @@ func TestMACKeyAloneDoesNotMakeTheCurrentToken(t *testing.T) {
 // A new MAC key signs nobody out, and tokens made under the old one are
 // still recognised as reuse.
 func TestNewMACKeyKeepsLoginsAndReuseDetection(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testNewMACKeyKeepsLoginsAndReuseDetection)
+}
+
+func testNewMACKeyKeepsLoginsAndReuseDetection(t *testing.T, f *generationsFixture) {
 	chain := f.rotate(t, f.login(t), 3)
 	if err := keys.AddRefreshTokenKey(context.Background(), f.store, &keys.Sealer{}, f.now.Add(time.Second)); err != nil {
 		t.Fatal(err)
@@ -237,8 +268,9 @@ func TestNewMACKeyKeepsLoginsAndReuseDetection(t *testing.T) {
 // Refresh tokens stored before logins kept one record (a random secret, no
 // MAC) keep working: the first refresh moves the login to its one record,
 // and the old token presented again after the grace period is reuse.
-func TestTokensFromBeforeKeepWorking(t *testing.T) {
-	f := newGenerationsFixture(t)
+func TestTokensFromBeforeKeepWorking(t *testing.T) { forEachStore(t, testTokensFromBeforeKeepWorking) }
+
+func testTokensFromBeforeKeepWorking(t *testing.T, f *generationsFixture) {
 	old := f.tokenFromBefore(t, "legacy-family")
 	chain := f.rotate(t, old, 3)
 	if parsed, ok := parseRefreshToken(chain[1]); !ok || parsed.generation != 1 || parsed.familyID != "legacy-family" {
@@ -249,7 +281,10 @@ func TestTokensFromBeforeKeepWorking(t *testing.T) {
 
 // Revoking with an earlier token, no longer stored, still ends its login.
 func TestRevokeWithAnEarlierTokenEndsTheLogin(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testRevokeWithAnEarlierTokenEndsTheLogin)
+}
+
+func testRevokeWithAnEarlierTokenEndsTheLogin(t *testing.T, f *generationsFixture) {
 	chain := f.rotate(t, f.login(t), 3)
 	if err := f.service.Revoke(context.Background(), firstParty, chain[0]); err != nil {
 		t.Fatal(err)
@@ -282,7 +317,10 @@ func TestOddLoginIDsAreRefusedBeforeTheStore(t *testing.T) {
 // The token that was current when logins moved to one record carries no
 // MAC; it stays recognised as reuse however often the login rotates on.
 func TestTheTokenFromBeforeStaysKnownAsRotated(t *testing.T) {
-	f := newGenerationsFixture(t)
+	forEachStore(t, testTheTokenFromBeforeStaysKnownAsRotated)
+}
+
+func testTheTokenFromBeforeStaysKnownAsRotated(t *testing.T, f *generationsFixture) {
 	old := f.tokenFromBefore(t, "legacy-family-2")
 	chain := f.rotate(t, old, 3)
 	wantReuse(t, f.refresh(old))
