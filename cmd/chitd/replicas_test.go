@@ -115,6 +115,61 @@ func login(t *testing.T, r *replica) *authv1.TokenResponse {
 	return resp
 }
 
+// chainLoad is logins refreshing in a loop on one server, each until a call
+// fails (the server or its database is gone): what tests of a crash check.
+type chainLoad struct {
+	wg sync.WaitGroup
+	mu sync.Mutex
+	// current is each chain's last answered refresh token; answered, how
+	// many rotations it was answered; ended, the error that ended it.
+	current  []string
+	answered []int
+	ended    []error
+}
+
+// startChainLoad logs n chains in on r and starts refreshing them.
+func startChainLoad(t *testing.T, r *replica, n int) *chainLoad {
+	t.Helper()
+	l := &chainLoad{current: make([]string, n), answered: make([]int, n), ended: make([]error, n)}
+	for i := range n {
+		l.current[i] = login(t, r).GetRefreshToken()
+	}
+	for i := range n {
+		l.wg.Go(func() {
+			for {
+				l.mu.Lock()
+				token := l.current[i]
+				l.mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				resp, err := r.auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
+				cancel()
+				l.mu.Lock()
+				if err != nil {
+					l.ended[i] = err
+					l.mu.Unlock()
+					return
+				}
+				l.current[i] = resp.GetRefreshToken()
+				l.answered[i]++
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// wait waits for every chain to end, and fails the test if one was never
+// answered (the test would prove nothing about it).
+func (l *chainLoad) wait(t *testing.T) {
+	t.Helper()
+	l.wg.Wait()
+	for i := range l.current {
+		if l.answered[i] == 0 {
+			t.Fatalf("chain %d: no rotation was answered before the crash, so the test proves nothing (ended by %v)", i, l.ended[i])
+		}
+	}
+}
+
 func jwksHas(t *testing.T, r *replica, kid string) bool {
 	t.Helper()
 	resp, err := http.Get("http://" + r.httpAddr + "/.well-known/jwks.json")
@@ -207,46 +262,13 @@ func TestThreeReplicasOnOnePostgreSQL(t *testing.T) {
 	})
 
 	t.Run("a replica killed mid-load loses no answered rotation", func(t *testing.T) {
-		const chains = 6
-		current := make([]string, chains)
-		for i := range current {
-			current[i] = login(t, replicas[0]).GetRefreshToken()
-		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		stop := make(chan struct{})
-		for i := range chains {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					token := current[i]
-					mu.Unlock()
-					callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					resp, err := replicas[0].auth.RefreshToken(callCtx, &authv1.RefreshTokenRequest{RefreshToken: token})
-					cancel()
-					if err != nil {
-						return // the replica is gone; the last answered token is current[i]
-					}
-					mu.Lock()
-					current[i] = resp.GetRefreshToken()
-					mu.Unlock()
-				}
-			}()
-		}
+		load := startChainLoad(t, replicas[0], 6)
 		time.Sleep(300 * time.Millisecond) // let the load run before the kill
 		if err := replicas[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		close(stop)
-		wg.Wait()
-		for i, token := range current {
+		load.wait(t)
+		for i, token := range load.current {
 			next, err := replicas[1].auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
 			if err != nil {
 				t.Fatalf("chain %d: the last answered refresh token does not work on another replica: %v", i, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,45 +45,16 @@ func TestSQLiteServerKilledLosesNoAnsweredRotation(t *testing.T) {
 	createAlice(t, binary, store...)
 	server := startServer(t, binary, store...)
 	ctx := context.Background()
-
-	const chains = 8
-	current, answered := make([]string, chains), make([]int, chains)
-	for i := range current {
-		current[i] = login(t, server).GetRefreshToken()
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i := range chains {
-		wg.Go(func() {
-			for {
-				mu.Lock()
-				token := current[i]
-				mu.Unlock()
-				callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				resp, err := server.auth.RefreshToken(callCtx, &authv1.RefreshTokenRequest{RefreshToken: token})
-				cancel()
-				if err != nil {
-					return // the server is gone; current[i] is the last answered token
-				}
-				mu.Lock()
-				current[i] = resp.GetRefreshToken()
-				answered[i]++
-				mu.Unlock()
-			}
-		})
-	}
+	load := startChainLoad(t, server, 8)
 	time.Sleep(500 * time.Millisecond) // let the load run before the kill
 	stopServer(t, server, syscall.SIGKILL)
-	wg.Wait()
+	load.wait(t)
 
 	restarted := startServer(t, binary, store...)
-	for i, token := range current {
-		if answered[i] == 0 {
-			t.Fatalf("chain %d: no rotation was answered before the kill; the test proves nothing", i)
-		}
+	for i, token := range load.current {
 		next, err := restarted.auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: token})
 		if err != nil {
-			t.Fatalf("chain %d: the last answered refresh token (of %d rotations) does not work after the kill: %v", i, answered[i], err)
+			t.Fatalf("chain %d: the last answered refresh token (of %d rotations) does not work after the kill: %v", i, load.answered[i], err)
 		}
 		if _, err := restarted.auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: next.GetRefreshToken()}); err != nil {
 			t.Fatalf("chain %d: its successor does not work: %v", i, err)
