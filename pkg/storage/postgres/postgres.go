@@ -28,7 +28,7 @@ type Store struct {
 	// rotations groups concurrent refresh-token rotations (rotation.go).
 	rotations *rotationGroups
 	// reads batches the point reads of a refresh (reads.go).
-	reads reads
+	reads *reader
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -77,7 +77,7 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	}
 	store := &Store{pool: pool}
 	store.startRotationCommitters()
-	store.startReads()
+	store.reads = newReader(store)
 	return store, nil
 }
 
@@ -122,7 +122,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.stopRotationCommitters()
-	s.stopReads()
+	s.reads.stop()
 	s.pool.Close()
 	return nil
 }
@@ -423,7 +423,7 @@ func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.R
 
 // readLogin reads a login's record unless its family was revoked.
 func (s *Store) readLogin(ctx context.Context, familyID string) (storage.RefreshToken, storage.PreviousRefreshToken, error) {
-	record, err := s.reads.logins.get(ctx, familyID)
+	record, err := get[loginRecord](ctx, s.reads, loginRows, familyID)
 	return record.current, record.previous, err
 }
 

@@ -38,7 +38,7 @@ func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
 }
 
 func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
-	return s.reads.users.get(ctx, name)
+	return get[storage.User](ctx, s.reads, userRows, name)
 }
 
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
@@ -257,7 +257,7 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
-	return s.reads.clients.get(ctx, id)
+	return get[storage.Client](ctx, s.reads, clientRows, id)
 }
 
 func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {

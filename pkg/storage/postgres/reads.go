@@ -15,145 +15,167 @@ import (
 // The reads every refresh makes (the login's record, its user, its client)
 // are batched as rotations are: each costs a round trip, and on a busy
 // server most of a refresh's time on PostgreSQL went to the round trips of
-// its reads, not to the rows. A reader takes every read of its kind waiting
-// when it is free and answers them all from one query (key = ANY($1)); a
-// read asked while the server is idle goes alone, at once. A read is only
-// answered by a query that started after it was asked, so it sees every
-// write committed before it.
+// its reads, not to the rows. The reader takes every read waiting when it is
+// free and answers them all in one round trip: one query per kind of row
+// (key = ANY($1)), sent together. A read asked while the server is idle goes
+// alone, at once. A read is only answered by queries sent after it was
+// asked, so it sees every write committed before it.
 
-// readersPerKind is how many queries of one kind may run at once: one, so
-// that reads waiting meanwhile share the next query.
-const readersPerKind = 1
-
-// maxReadBatch bounds one query's keys.
+// maxReadBatch bounds the reads of one round trip.
 const maxReadBatch = 256
 
-// readTimeout bounds one batched query: no caller's context governs it.
+// readTimeout bounds one round trip: no caller's context governs it.
 const readTimeout = 30 * time.Second
 
-// read is one point read waiting for its batch.
-type read[V any] struct {
-	key    string
-	result chan readResult[V]
+// rowKind is one kind of row read by a text key.
+type rowKind struct {
+	// query reads the rows whose keys are in $1 (distinct keys).
+	query string
+	// scan reads one row and its key.
+	scan func(pgx.Rows) (key string, value any, err error)
 }
 
-type readResult[V any] struct {
-	value V
+// read is one point read waiting for its round trip.
+type read struct {
+	kind   *rowKind
+	key    string
+	result chan readResult
+}
+
+type readResult struct {
+	value any
 	err   error
 }
 
-// batchedReads runs the readers of one kind of row, found by a text key.
-type batchedReads[V any] struct {
-	requests chan *read[V]
+// reader sends the reads of a store.
+type reader struct {
+	store    *Store
+	requests chan *read
 	closing  chan struct{}
 	done     sync.WaitGroup
-	// fetch reads the rows of keys, which are distinct; a key without a
-	// row is missing from the answer.
-	fetch func(ctx context.Context, keys []string) (map[string]V, error)
 }
 
-func newBatchedReads[V any](fetch func(ctx context.Context, keys []string) (map[string]V, error)) *batchedReads[V] {
-	b := &batchedReads[V]{requests: make(chan *read[V]), closing: make(chan struct{}), fetch: fetch}
-	for range readersPerKind {
-		b.done.Go(b.serve)
-	}
-	return b
+func newReader(s *Store) *reader {
+	r := &reader{store: s, requests: make(chan *read), closing: make(chan struct{})}
+	r.done.Go(r.serve)
+	return r
 }
 
-func (b *batchedReads[V]) stop() {
-	close(b.closing)
-	b.done.Wait()
+func (r *reader) stop() {
+	close(r.closing)
+	r.done.Wait()
 }
 
-// get reads key's row; storage.ErrNotFound when there is none.
-func (b *batchedReads[V]) get(ctx context.Context, key string) (V, error) {
+// get reads the row of kind whose key is key; storage.ErrNotFound when
+// there is none.
+func get[V any](ctx context.Context, r *reader, kind *rowKind, key string) (V, error) {
 	var zero V
-	// A key PostgreSQL cannot hold as text names no row, and must not
-	// fail the query of the reads batched with it.
+	// A key PostgreSQL cannot hold as text names no row, and must not fail
+	// the reads sent with it.
 	if !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
 		return zero, storage.ErrNotFound
 	}
-	r := &read[V]{key: key, result: make(chan readResult[V], 1)}
+	request := &read{kind: kind, key: key, result: make(chan readResult, 1)}
 	select {
-	case b.requests <- r:
+	case r.requests <- request:
 	case <-ctx.Done():
 		return zero, ctx.Err()
-	case <-b.closing:
+	case <-r.closing:
 		return zero, errStoreClosed
 	}
 	// A read changes nothing: its caller may leave without its answer.
 	select {
-	case res := <-r.result:
-		return res.value, res.err
+	case res := <-request.result:
+		if res.err != nil {
+			return zero, res.err
+		}
+		return res.value.(V), nil
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
 }
 
-func (b *batchedReads[V]) serve() {
+func (r *reader) serve() {
 	for {
 		select {
-		case first := <-b.requests:
-			batch := []*read[V]{first}
+		case first := <-r.requests:
+			batch := []*read{first}
 		gather:
 			for len(batch) < maxReadBatch {
 				select {
-				case r := <-b.requests:
-					batch = append(batch, r)
+				case next := <-r.requests:
+					batch = append(batch, next)
 				default:
 					break gather
 				}
 			}
-			b.answer(batch)
-		case <-b.closing:
+			r.answer(batch)
+		case <-r.closing:
 			return
 		}
 	}
 }
 
-func (b *batchedReads[V]) answer(batch []*read[V]) {
-	keys := make([]string, 0, len(batch))
-	seen := make(map[string]bool, len(batch))
-	for _, r := range batch {
-		if !seen[r.key] {
-			seen[r.key] = true
-			keys = append(keys, r.key)
+// answer reads batch in one round trip and answers each read.
+func (r *reader) answer(batch []*read) {
+	var kinds []*rowKind
+	keys := map[*rowKind][]string{}
+	seen := map[*rowKind]map[string]bool{}
+	for _, request := range batch {
+		if seen[request.kind] == nil {
+			seen[request.kind] = map[string]bool{}
+			kinds = append(kinds, request.kind)
+		}
+		if !seen[request.kind][request.key] {
+			seen[request.kind][request.key] = true
+			keys[request.kind] = append(keys[request.kind], request.key)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-	rows, err := b.fetch(ctx, keys)
-	cancel()
-	for _, r := range batch {
-		switch value, found := rows[r.key]; {
+	defer cancel()
+	rows, err := r.fetch(ctx, kinds, keys)
+	for _, request := range batch {
+		switch value, found := rows[request.kind][request.key]; {
 		case err != nil:
-			r.result <- readResult[V]{err: err}
+			request.result <- readResult{err: err}
 		case !found:
-			r.result <- readResult[V]{err: storage.ErrNotFound}
+			request.result <- readResult{err: storage.ErrNotFound}
 		default:
-			r.result <- readResult[V]{value: value}
+			request.result <- readResult{value: value}
 		}
 	}
 }
 
-// fetchRows runs query (whose $1 is the keys) and maps each row scanned to
-// its key.
-func fetchRows[V any](s *Store, query string, scan func(pgx.Row) (V, error), keyOf func(V) string) func(context.Context, []string) (map[string]V, error) {
-	return func(ctx context.Context, keys []string) (map[string]V, error) {
-		rows, err := s.pool.Query(ctx, query, keys)
+// fetch sends one query per kind, together, and returns the rows found by
+// kind and key.
+func (r *reader) fetch(ctx context.Context, kinds []*rowKind, keys map[*rowKind][]string) (map[*rowKind]map[string]any, error) {
+	queries := &pgx.Batch{}
+	for _, kind := range kinds {
+		queries.Queue(kind.query, keys[kind])
+	}
+	results := r.store.pool.SendBatch(ctx, queries)
+	defer results.Close()
+	found := map[*rowKind]map[string]any{}
+	for _, kind := range kinds {
+		rows, err := results.Query()
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		found := make(map[string]V, len(keys))
+		found[kind] = map[string]any{}
 		for rows.Next() {
-			value, err := scan(rows)
+			key, value, err := kind.scan(rows)
 			if err != nil {
+				rows.Close()
 				return nil, err
 			}
-			found[keyOf(value)] = value
+			found[kind][key] = value
 		}
-		return found, rows.Err()
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
+	return found, results.Close()
 }
 
 // loginRecord is a login's record as read: its current token and the one
@@ -163,31 +185,27 @@ type loginRecord struct {
 	previous storage.PreviousRefreshToken
 }
 
-// reads holds a store's batched reads.
-type reads struct {
-	users   *batchedReads[storage.User]
-	clients *batchedReads[storage.Client]
-	logins  *batchedReads[loginRecord]
-}
-
-func (s *Store) startReads() {
-	s.reads = reads{
-		users: newBatchedReads(fetchRows(s, `SELECT `+userColumns+` FROM users WHERE name = ANY($1)`, scanUser,
-			func(u storage.User) string { return u.Name })),
-		clients: newBatchedReads(fetchRows(s, `SELECT `+clientColumns+` FROM clients WHERE id = ANY($1)`, scanClient,
-			func(c storage.Client) string { return c.ID })),
-		logins: newBatchedReads(fetchRows(s, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
-			WHERE family_id = ANY($1) AND `+notRevoked("refresh_logins"),
-			func(row pgx.Row) (loginRecord, error) {
-				current, previous, err := scanRefreshRecord(row)
-				return loginRecord{current, previous}, err
-			},
-			func(r loginRecord) string { return r.current.FamilyID })),
+// The kinds of rows a refresh reads.
+var (
+	userRows = &rowKind{
+		query: `SELECT ` + userColumns + ` FROM users WHERE name = ANY($1)`,
+		scan: func(rows pgx.Rows) (string, any, error) {
+			user, err := scanUser(rows)
+			return user.Name, user, err
+		},
 	}
-}
-
-func (s *Store) stopReads() {
-	s.reads.users.stop()
-	s.reads.clients.stop()
-	s.reads.logins.stop()
-}
+	clientRows = &rowKind{
+		query: `SELECT ` + clientColumns + ` FROM clients WHERE id = ANY($1)`,
+		scan: func(rows pgx.Rows) (string, any, error) {
+			client, err := scanClient(rows)
+			return client.ID, client, err
+		},
+	}
+	loginRows = &rowKind{
+		query: `SELECT ` + refreshLoginReadColumns + ` FROM refresh_logins WHERE family_id = ANY($1) AND ` + notRevoked("refresh_logins"),
+		scan: func(rows pgx.Rows) (string, any, error) {
+			current, previous, err := scanRefreshRecord(rows)
+			return current.FamilyID, loginRecord{current, previous}, err
+		},
+	}
+)
