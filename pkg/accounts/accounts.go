@@ -189,6 +189,12 @@ func (d *Directory) LookupUser(ctx context.Context, name string) (Principal, err
 	return userPrincipal(user, readAt), nil
 }
 
+// UserPrincipal is LookupUser for a user read by the caller at readAt
+// (with what it reads beside it, as a refresh reads a login's record).
+func (d *Directory) UserPrincipal(user storage.User, readAt time.Time) Principal {
+	return userPrincipal(user, readAt)
+}
+
 // SetUserRole changes a user's role. The user's access tokens issued before
 // are refused from then on; refresh tokens carry on with the new role.
 func (d *Directory) SetUserRole(ctx context.Context, name string, role Role) error {

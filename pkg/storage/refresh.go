@@ -2,6 +2,8 @@ package storage
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"time"
 )
 
@@ -33,4 +35,25 @@ func TokenOfRecord(record RefreshToken, previous PreviousRefreshToken, hash []by
 	token := record
 	token.Hash, token.RotatedAt, token.ReplacedBy, token.Generation = previous.Hash, previous.RotatedAt, record.Hash, record.Generation-1
 	return token, true
+}
+
+// ReadRefreshTokenWithUser is GetRefreshTokenWithUser in two reads, for a
+// store where a read costs little (SQLite) or a token that is rare (from
+// before logins kept one record).
+func ReadRefreshTokenWithUser(ctx context.Context, s interface {
+	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error)
+	GetUser(ctx context.Context, name string) (User, error)
+}, familyID string, hash []byte) (RefreshToken, *User, error) {
+	token, err := s.GetRefreshToken(ctx, familyID, hash)
+	if err != nil {
+		return RefreshToken{}, nil, err
+	}
+	user, err := s.GetUser(ctx, token.Subject)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return token, nil, nil
+	case err != nil:
+		return RefreshToken{}, nil, err
+	}
+	return token, &user, nil
 }

@@ -287,6 +287,10 @@ type Store interface {
 	// ErrNotFound for an unknown token and for one whose family was revoked
 	// (even if it was stored after the revocation, by a call that raced it).
 	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error)
+	// GetRefreshTokenWithUser is GetRefreshToken, and the user the token's
+	// subject names, read with it (a refresh needs both): nil when there is
+	// none (deleted, or the subject is not a user's).
+	GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (RefreshToken, *User, error)
 	// RotateRefreshToken atomically makes successor (whose Generation must
 	// be one more than the token's) the current token of login
 	// successor.FamilyID whose current token has oldHash, in the login's one

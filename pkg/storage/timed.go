@@ -104,6 +104,11 @@ func (s *timedStore) GetRefreshToken(ctx context.Context, familyID string, hash 
 	return s.store.GetRefreshToken(ctx, familyID, hash)
 }
 
+func (s *timedStore) GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (RefreshToken, *User, error) {
+	defer s.done("GetRefreshTokenWithUser", time.Now())
+	return s.store.GetRefreshTokenWithUser(ctx, familyID, hash)
+}
+
 func (s *timedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error {
 	defer s.done("RotateRefreshToken", time.Now())
 	return s.store.RotateRefreshToken(ctx, oldHash, successor, sealedSuccessor)

@@ -124,13 +124,18 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 // token names, or, for a token from before this format, by its digest
 // alone.
 func (s *Service) storedRefreshToken(ctx context.Context, token string) (storage.RefreshToken, error) {
-	var familyID string
+	return s.Store.GetRefreshToken(ctx, familyOf(token), secrets.Digest(token))
+}
+
+// familyOf is the login a refresh token names; empty for a token from
+// before this format, which names none.
+func familyOf(token string) string {
 	if strings.HasPrefix(token, RefreshTokenPrefix) {
 		if parsed, ok := parseRefreshToken(token); ok {
-			familyID = parsed.familyID
+			return parsed.familyID
 		}
 	}
-	return s.Store.GetRefreshToken(ctx, familyID, secrets.Digest(token))
+	return ""
 }
 
 // earlierGeneration reports whether a token the store does not know is a

@@ -12,6 +12,7 @@ import (
 type Store interface {
 	CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error
 	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, error)
+	GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, *storage.User, error)
 	GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error)
 	RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error
 	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)

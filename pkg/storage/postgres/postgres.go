@@ -412,6 +412,21 @@ func (s *Store) GetRefreshToken(ctx context.Context, familyID string, hash []byt
 	return token, nil
 }
 
+func (s *Store) GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, *storage.User, error) {
+	if familyID == "" {
+		return storage.ReadRefreshTokenWithUser(ctx, s, familyID, hash)
+	}
+	record, err := get[loginWithUser](ctx, s.reads, loginWithUserRows, familyID)
+	if err != nil {
+		return storage.RefreshToken{}, nil, err
+	}
+	token, ok := storage.TokenOfRecord(record.login.current, record.login.previous, hash)
+	if !ok {
+		return storage.RefreshToken{}, nil, storage.ErrNotFound
+	}
+	return token, record.user, nil
+}
+
 func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
 	record, _, err := s.readLogin(ctx, familyID)
 	if err != nil {

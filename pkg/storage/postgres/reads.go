@@ -185,6 +185,34 @@ type loginRecord struct {
 	previous storage.PreviousRefreshToken
 }
 
+// loginWithUser is a login's record and its user (nil when there is none),
+// read together.
+type loginWithUser struct {
+	login loginRecord
+	user  *storage.User
+}
+
+// rowWith scans a row's first columns with a scanner made for them alone,
+// and the rest into more.
+type rowWith struct {
+	rows pgx.Rows
+	more []any
+}
+
+func (r rowWith) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.more...)...) }
+
+// prefixed qualifies each of a list of columns with table (NULL::type
+// placeholders stay as they are).
+func prefixed(table, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, column := range parts {
+		if !strings.HasPrefix(column, "NULL") {
+			parts[i] = table + "." + column
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // The kinds of rows a refresh reads.
 var (
 	userRows = &rowKind{
@@ -199,6 +227,24 @@ var (
 		scan: func(rows pgx.Rows) (string, any, error) {
 			client, err := scanClient(rows)
 			return client.ID, client, err
+		},
+	}
+	loginWithUserRows = &rowKind{
+		query: `SELECT ` + prefixed("r", refreshLoginReadColumns) + `, ` + prefixed("u", userColumns) + ` FROM refresh_logins r
+			LEFT JOIN users u ON u.name = r.subject WHERE r.family_id = ANY($1) AND ` + notRevoked("r"),
+		scan: func(rows pgx.Rows) (string, any, error) {
+			var record loginWithUser
+			var user storage.User
+			var name, passwordHash, role, allowed, defaults *string
+			var createdAt *int64
+			current, previous, err := scanRefreshRecord(rowWith{rows, []any{&name, &passwordHash, &role, &allowed, &defaults, &createdAt}})
+			record.login = loginRecord{current, previous}
+			if err == nil && name != nil {
+				user.Name, user.PasswordHash, user.Role, user.CreatedAt = *name, *passwordHash, *role, fromUnix(createdAt)
+				user.AllowedScopes, user.DefaultScopes = splitList(*allowed), splitList(*defaults)
+				record.user = &user
+			}
+			return current.FamilyID, record, err
 		},
 	}
 	loginRows = &rowKind{

@@ -397,6 +397,10 @@ func (s *Store) GetRefreshToken(ctx context.Context, familyID string, hash []byt
 	return token, nil
 }
 
+func (s *Store) GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, *storage.User, error) {
+	return storage.ReadRefreshTokenWithUser(ctx, s, familyID, hash)
+}
+
 func (s *Store) GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error) {
 	record, _, err := scanRefreshRecord(s.db.QueryRowContext(ctx, `SELECT `+refreshLoginReadColumns+` FROM refresh_logins
 		WHERE family_id = ? AND `+notRevoked("refresh_logins"), familyID))

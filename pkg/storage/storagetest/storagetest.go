@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RefreshTokenRoundTrip", testRefreshTokenRoundTrip},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RecordAnswersForItsOwnTokens", testRecordAnswersForItsOwnTokens},
+		{"RefreshTokenWithUser", testRefreshTokenWithUser},
 		{"RotateOntoTakenSuccessor", testRotateOntoTakenSuccessor},
 		{"OneRecordPerLogin", testOneRecordPerLogin},
 		{"RecordOfOneTokenBecomesTheLogins", testRecordOfOneTokenBecomesTheLogins},
@@ -359,6 +361,48 @@ func testRotateOntoTakenSuccessor(t *testing.T, s storage.Store) {
 	}
 	if login, err := s.GetRefreshLogin(ctx, first.FamilyID); err != nil || !bytes.Equal(login.Hash, taken.Hash) {
 		t.Fatalf("a failed rotation changed the login's record: %+v, %v", login, err)
+	}
+}
+
+// A token is read with its user, who may be gone; what the token read
+// alone answers, it answers too.
+func testRefreshTokenWithUser(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if err := s.CreateUser(ctx, storage.User{Name: "carol", PasswordHash: "x", Role: "ADMIN", Grants: storage.Grants{AllowedScopes: []string{"read", "write"}}, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	carols, ghosts, old := newRefreshToken(t, "carol"), newRefreshToken(t, "ghost"), newRefreshToken(t, "carol")
+	old.Generation, old.LoginSalt = 0, nil
+	for _, token := range []storage.RefreshToken{carols, ghosts, old} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := successorOf(t, carols, base.Add(time.Minute))
+	if err := s.RotateRefreshToken(ctx, carols.Hash, next, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]storage.RefreshToken{"current": next, "previous": carols, "from before": old} {
+		got, user, err := s.GetRefreshTokenWithUser(ctx, loginOf(token), token.Hash)
+		if err != nil || !bytes.Equal(got.Hash, token.Hash) || user == nil || user.Name != "carol" || user.Role != "ADMIN" ||
+			strings.Join(user.AllowedScopes, " ") != "read write" || !sameInstant(user.CreatedAt, base) {
+			t.Fatalf("%s token: %+v, %+v, %v", name, got, user, err)
+		}
+		if name == "previous" && (got.RotatedAt.IsZero() || string(got.SealedSuccessor) != "sealed") {
+			t.Fatalf("the previous token reads as rotated: %+v", got)
+		}
+	}
+	if got, user, err := s.GetRefreshTokenWithUser(ctx, ghosts.FamilyID, ghosts.Hash); err != nil || user != nil || !bytes.Equal(got.Hash, ghosts.Hash) {
+		t.Fatalf("a token whose user is gone: %+v, %+v, %v", got, user, err)
+	}
+	if _, _, err := s.GetRefreshTokenWithUser(ctx, carols.FamilyID, randomHash(t)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("an unknown token: %v", err)
+	}
+	if _, err := s.RevokeRefreshFamily(ctx, carols.FamilyID, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.GetRefreshTokenWithUser(ctx, next.FamilyID, next.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a revoked login's token: %v", err)
 	}
 }
 
