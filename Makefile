@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all help build run test lint breaking breaking-baseline generate check-generated bench bench-growth bench-compare soak fuzz ci clean
+.PHONY: all help build run test lint breaking breaking-baseline generate check-generated sdk-check bench bench-growth bench-compare soak fuzz ci clean
 
 all: lint test build
 
@@ -27,15 +27,17 @@ run:
 test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running tests without -race"
 	$(GO) test $(RACE) -count=1 ./...
+	cd sdk && $(GO) test $(RACE) -count=1 ./...
 
 ## lint: buf lint, buf format, gofmt, go vet and staticcheck (its default checks, pinned in tools/go.mod)
 lint:
 	$(BUF) lint
 	$(BUF) format -d --exit-code
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^sdk/gen/')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+	cd sdk && $(GO) vet ./...
+	@staticcheck=$$($(GO) tool -modfile=tools/go.mod -n staticcheck) && $$staticcheck ./... && cd sdk && $$staticcheck ./...
 
 ## breaking: fail when the contract breaks a client on the wire or in JSON (buf's WIRE_JSON rules) against
 ## buf.baseline.binpb, the recorded baseline
@@ -46,14 +48,19 @@ breaking:
 breaking-baseline:
 	$(BUF) build -o buf.baseline.binpb
 
-## generate: regenerate gen/ from proto/ (offline)
+## generate: regenerate sdk/gen/ and gen/openapi/ from proto/ (offline)
 generate:
 	$(BUF) generate
 
-## check-generated: fail when gen/ is not what `make generate` produces
+## check-generated: fail when sdk/gen/ or gen/ is not what `make generate` produces
 check-generated: generate
-	@git add -N gen >/dev/null 2>&1 || true
-	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run make generate and commit"; exit 1; }
+	@git add -N gen sdk/gen >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- gen sdk/gen || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+## sdk-check: fail when a fresh consumer of the SDK module gets the server, a store driver, argon2 or the browser
+## driver (.ci/sdk-consumer)
+sdk-check:
+	bash .ci/sdk-consumer
 
 ## bench: a load run of every scenario on both ports, then the Go micro-benchmarks (bench/results.md);
 ## set CHIT_BENCH_POSTGRES_DSN to measure PostgreSQL too
@@ -62,7 +69,7 @@ bench: build
 	$(GO) run ./cmd/chit-bench suite --chitd bin/chitd --out bench/results.md --duration $(BENCH_DURATION)
 	@{ echo; echo '## Go micro-benchmarks'; echo; echo '```'; \
 	  CHIT_TEST_POSTGRES_DSN="$${CHIT_TEST_POSTGRES_DSN:-$$CHIT_BENCH_POSTGRES_DSN}" \
-	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./pkg/tokens ./pkg/passwords ./pkg/storage/sqlite ./pkg/storage/postgres \
+	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/tokens ./internal/passwords ./internal/storage/sqlite ./internal/storage/postgres \
 	  | grep -E '^(Benchmark|goos|cpu|pkg)'; \
 	  echo '```'; } >> bench/results.md
 	@echo "wrote bench/results.md"
@@ -93,7 +100,7 @@ soak: build
 ## the seed corpora in testdata/fuzz also run in make test; each new input is minimized for 10 calls, not 60s,
 ## which would eat a short run whose inputs cost a store write
 FUZZTIME ?= 30000x
-FUZZ_TARGETS := ./pkg/tokens:FuzzCheck ./pkg/tokens:FuzzRefresh ./pkg/passwords:FuzzVerify ./pkg/gateway:FuzzRequestDecoders ./pkg/server:FuzzHTTP
+FUZZ_TARGETS := ./internal/tokens:FuzzCheck ./internal/tokens:FuzzRefresh ./internal/passwords:FuzzVerify ./internal/gateway:FuzzRequestDecoders ./internal/server:FuzzHTTP
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 	  pkg=$${target%%:*}; name=$${target##*:}; \

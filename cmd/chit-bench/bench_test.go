@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
 func TestLoadMakesExactlyTheRequestedCalls(t *testing.T) {

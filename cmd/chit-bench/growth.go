@@ -20,12 +20,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite" // the "sqlite" driver, for measuring the file
 
-	"github.com/chit-auth/chit/pkg/accounts"
-	"github.com/chit-auth/chit/pkg/keys"
-	"github.com/chit-auth/chit/pkg/storage"
-	"github.com/chit-auth/chit/pkg/storage/postgres"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
-	"github.com/chit-auth/chit/pkg/tokens"
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/storage/postgres"
+	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // growthCommand measures what a login costs the store as it rotates, and

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/internal/passwords"
 )
 
 // suiteCommand starts chitd on each backend, runs every scenario and writes

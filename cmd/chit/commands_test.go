@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/pkg/server/servertest"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
 // run executes chit in-process; browser plays the person's browser.

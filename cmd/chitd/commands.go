@@ -12,16 +12,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chit-auth/chit/pkg/accounts"
-	"github.com/chit-auth/chit/pkg/authorize"
-	"github.com/chit-auth/chit/pkg/envflag"
-	"github.com/chit-auth/chit/pkg/keys"
-	"github.com/chit-auth/chit/pkg/passwords"
-	"github.com/chit-auth/chit/pkg/providers"
-	"github.com/chit-auth/chit/pkg/secretin"
-	"github.com/chit-auth/chit/pkg/server"
-	"github.com/chit-auth/chit/pkg/storage"
-	"github.com/chit-auth/chit/pkg/tokens"
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/envflag"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/passwords"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/secretin"
+	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/tokens"
 )
 
 func newRootCommand() *cobra.Command {

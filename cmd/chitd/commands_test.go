@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chit-auth/chit/pkg/keys"
-	"github.com/chit-auth/chit/pkg/providers"
-	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
+	"github.com/chit-auth/chit/internal/storage/sqlite"
 )
 
 // run executes chitd in-process with args and stdin, returning its output.

@@ -20,17 +20,17 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/chit-auth/chit/pkg/accounts"
-	"github.com/chit-auth/chit/pkg/authorize"
-	"github.com/chit-auth/chit/pkg/clientaddr"
-	"github.com/chit-auth/chit/pkg/keys"
-	"github.com/chit-auth/chit/pkg/passwords"
-	"github.com/chit-auth/chit/pkg/providers"
-	"github.com/chit-auth/chit/pkg/server"
-	"github.com/chit-auth/chit/pkg/storage"
-	"github.com/chit-auth/chit/pkg/storage/postgres"
-	"github.com/chit-auth/chit/pkg/storage/sqlite"
-	"github.com/chit-auth/chit/pkg/tokens"
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/passwords"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/storage/postgres"
+	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // storeFlags are shared by every command that opens the store.

@@ -3,7 +3,7 @@ package main
 import (
 	"runtime/debug"
 
-	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/internal/passwords"
 )
 
 // tuneGC applies passwords.GCPercent unless the operator set GOGC.

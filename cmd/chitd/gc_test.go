@@ -4,7 +4,7 @@ import (
 	"runtime/debug"
 	"testing"
 
-	"github.com/chit-auth/chit/pkg/passwords"
+	"github.com/chit-auth/chit/internal/passwords"
 )
 
 func TestGCTargetUnlessGOGCIsSet(t *testing.T) {

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
+	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
 // testKEK encrypts the replicas' private keys.

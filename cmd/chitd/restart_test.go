@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/pkg/storage/postgres/postgrestest"
+	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
 // createAlice creates the user login signs in, on the store flags name.

@@ -1,0 +1,195 @@
+package accounts
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/secrets"
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// Chit's own first-party clients need no registration. They are public
+// (nobody can keep a secret in them) and limit no scopes: what a person
+// obtains through them is what the person is allowed.
+const (
+	// APIClientID is the client of AuthService's Token and RefreshToken, on
+	// gRPC and REST, and of /oauth2/token calls that name no client.
+	APIClientID = "chit-api"
+	// CLIClientID is Chit's command-line client: the sign-in page for it
+	// accepts any loopback redirect URI (RFC 8252), and LoginCli and
+	// RefreshCli act as it.
+	CLIClientID = "chit-cli"
+)
+
+// FirstPartyClientIDs are reserved: no service account or client takes them.
+var FirstPartyClientIDs = []string{APIClientID, CLIClientID}
+
+// Client is an OAuth client as the core sees it.
+type Client struct {
+	ID string
+	// FirstParty marks Chit's own clients.
+	FirstParty bool
+	// Confidential clients authenticate with a secret; public ones cannot.
+	Confidential bool
+	// Service marks a service account acting as its own OAuth client
+	// (client credentials only).
+	Service      bool
+	RedirectURIs []string
+	Grants       storage.Grants
+	// CreatedAt tells a registered client from an earlier one of the same id.
+	CreatedAt time.Time
+	// ReadAt is when the client's record was read, as Principal.ReadAt;
+	// zero for Chit's own clients, which have no record.
+	ReadAt time.Time
+}
+
+// FirstPartyClient is one of Chit's own clients (APIClientID, CLIClientID).
+func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true} }
+
+func registeredClient(client storage.Client, readAt time.Time) Client {
+	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants,
+		CreatedAt: client.CreatedAt, ReadAt: readAt}
+}
+
+var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
+
+// LookupClient returns a client by id, first-party or registered, as it is
+// now.
+func (d *Directory) LookupClient(ctx context.Context, id string) (Client, error) {
+	if slices.Contains(FirstPartyClientIDs, id) {
+		return FirstPartyClient(id), nil
+	}
+	if err := ValidateClientID(id); err != nil {
+		return Client{}, err
+	}
+	readAt := d.now()
+	client, err := d.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Client{}, chiterr.New(chiterr.InvalidArgument, "client %q is not registered", id)
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("read client: %w", err)
+	}
+	return registeredClient(client, readAt), nil
+}
+
+// AuthenticateClient authenticates the client of a token request (RFC 6749
+// §2.3): a confidential client must present its secret, a public client
+// must present none, and a service account acts as its own client with its
+// secret. No id means APIClientID.
+func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
+	if id == "" {
+		if secret != "" {
+			return Client{}, errBadClientAuth
+		}
+		id = APIClientID
+	}
+	if slices.Contains(FirstPartyClientIDs, id) {
+		if secret != "" {
+			return Client{}, errBadClientAuth
+		}
+		return FirstPartyClient(id), nil
+	}
+	if err := ValidateClientID(id); err != nil {
+		return Client{}, err
+	}
+	readAt := d.now()
+	stored, err := d.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if secret == "" {
+			return Client{}, errBadClientAuth
+		}
+		principal, err := d.AuthenticateService(ctx, id, secret)
+		if err != nil {
+			if chiterr.KindOf(err) == chiterr.Unauthenticated {
+				return Client{}, errBadClientAuth
+			}
+			return Client{}, err
+		}
+		return Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants, ReadAt: principal.ReadAt}, nil
+	case err != nil:
+		return Client{}, fmt.Errorf("read client: %w", err)
+	}
+	client := registeredClient(stored, readAt)
+	if !client.Confidential {
+		if secret != "" {
+			return Client{}, errBadClientAuth
+		}
+		return client, nil
+	}
+	if secret == "" || subtle.ConstantTimeCompare(secrets.Digest(secret), stored.SecretHash) != 1 {
+		return Client{}, errBadClientAuth
+	}
+	return client, nil
+}
+
+// CreateClient stores an OAuth client. A confidential client gets a secret,
+// returned once and stored as a digest; a public one gets "" and must use
+// PKCE.
+func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []string, confidential bool, grants storage.Grants) (string, error) {
+	if err := d.checkClientID("client", id); err != nil {
+		return "", err
+	}
+	if err := checkDefaults(grants, false); err != nil {
+		return "", err
+	}
+	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
+		return "", err
+	}
+	record := storage.Client{ID: id, RedirectURIs: redirectURIs, Grants: grants, CreatedAt: d.now()}
+	var secret string
+	if confidential {
+		var err error
+		if secret, record.SecretHash, err = d.newClientSecret(); err != nil {
+			return "", err
+		}
+	}
+	if err := d.store.CreateClient(ctx, record); err != nil {
+		return "", clientIDError(err, "client", id)
+	}
+	return secret, nil
+}
+
+// ListClients returns every registered client, by id.
+func (d *Directory) ListClients(ctx context.Context) ([]storage.Client, error) {
+	return d.store.ListClients(ctx)
+}
+
+// SetClientGrants replaces what may be obtained through a client. When it
+// narrows, access tokens issued through the client before are refused.
+func (d *Directory) SetClientGrants(ctx context.Context, id string, grants storage.Grants) error {
+	if err := checkDefaults(grants, false); err != nil {
+		return err
+	}
+	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
+		return err
+	}
+	subject := ClientSubject(id)
+	var narrowed bool
+	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		narrowed = narrows(client.Grants, grants)
+		client.Grants = grants
+		return d.revocationIf(narrowed, subject), nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return d.refuseOnCommit(ctx, clientIDError(err, "client", id), narrowed, subject)
+}
+
+// DeleteClient removes a client: its refresh tokens and pending codes are
+// deleted and the access tokens issued through it refused.
+func (d *Directory) DeleteClient(ctx context.Context, id string) error {
+	subject := ClientSubject(id)
+	err := d.store.DeleteClient(ctx, id, *d.revocationIf(true, subject))
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return d.refuseOnCommit(ctx, err, true, subject)
+}

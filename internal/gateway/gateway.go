@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// MaxRequestBytes bounds a REST request body; no Chit request comes close.
+const MaxRequestBytes = 1 << 20
+
+// Options are what the HTTP port serves besides the gateway.
+type Options struct {
+	// JWKS returns the current JSON Web Key Set document.
+	JWKS func() []byte
+	// OpenAPI is the OpenAPI v2 document.
+	OpenAPI []byte
+	// Pages registers the HTML pages served beside the API (the sign-in page).
+	Pages func(mux *http.ServeMux)
+	// Discovery is the OpenID Provider metadata served at
+	// /.well-known/openid-configuration.
+	Discovery func() Discovery
+}
+
+// Discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
+// RFC 8414). Chit's own JSON endpoints have chit_ names beside the standard
+// form-encoded ones.
+type Discovery struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthSigningAlgValues []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ChitTokenEndpoint                 string   `json:"chit_token_endpoint"`
+	ChitRefreshEndpoint               string   `json:"chit_refresh_endpoint"`
+	ChitRevocationEndpoint            string   `json:"chit_revocation_endpoint"`
+	ChitCheckEndpoint                 string   `json:"chit_check_endpoint"`
+}
+
+// New returns the HTTP handler of the REST port; conn reaches the gRPC
+// handlers (the server passes an in-process channel).
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
+	gatewayMux := runtime.NewServeMux(
+		// Unset fields are left out, as protojson does by default: the
+		// providers' bulk answers then match the UCloud examples exactly.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithIncomingHeaderMatcher(forwardedHeader),
+		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
+	)
+	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gatewayMux, authv1.NewAuthServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("register AuthService gateway: %w", err)
+	}
+	if err := authv1.RegisterAuthProvidersHandlerClient(ctx, gatewayMux, authv1.NewAuthProvidersClient(conn)); err != nil {
+		return nil, fmt.Errorf("register AuthProviders gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", limitBody(gatewayMux))
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		// Verifiers may cache the set briefly; rotation publishes new keys
+		// before they sign.
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(opts.JWKS())
+	})
+	if opts.Discovery != nil {
+		mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			_ = json.NewEncoder(w).Encode(opts.Discovery())
+		})
+	}
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(opts.OpenAPI)
+	})
+	if opts.Pages != nil {
+		opts.Pages(mux)
+	}
+	return mux, nil
+}
+
+// forwardedHeader picks the HTTP headers the calls see as metadata: the
+// W3C trace context, so a REST caller's trace continues in Chit. The
+// gateway adds Authorization and X-Forwarded-For itself; nothing else
+// reaches the handlers, which saves a map entry per header per call.
+func forwardedHeader(key string) (string, bool) {
+	switch key = strings.ToLower(key); key {
+	case "traceparent", "tracestate":
+		return key, true
+	}
+	return "", false
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBytes {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = w.Write([]byte(`{"code":8,"message":"request body too large"}`))
+			return
+		}
+		// Query parameters become proto strings, which must be UTF-8; found
+		// by FuzzRequestDecoders (an invalid one answered 500).
+		for _, values := range r.URL.Query() {
+			for _, value := range values {
+				if !utf8.ValidString(value) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = w.Write([]byte(`{"code":3,"message":"query parameters must be UTF-8"}`))
+					return
+				}
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorHandler is grpc-gateway's default, plus a Retry-After header when the
+// server sent a retry hint (throttling answers 429 with it).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, detail := range st.Details() {
+			if info, ok := detail.(*errdetails.RetryInfo); ok {
+				seconds := math.Ceil(info.GetRetryDelay().AsDuration().Seconds())
+				w.Header().Set("Retry-After", strconv.Itoa(int(max(seconds, 1))))
+			}
+		}
+	}
+	if status.Code(err) == codes.Unauthenticated {
+		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r)}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, marshaler, w, r, err)
+}
+
+// routingErrorHandler answers a request no route takes. grpc-gateway maps a
+// known path with another method to UNIMPLEMENTED, a 501; it is the
+// client's mistake, 405 Method Not Allowed.
+func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, marshaler, w, r, httpStatus)
+		return
+	}
+	body, _ := marshaler.Marshal(status.New(codes.Unimplemented, "method "+r.Method+" is not allowed on "+r.URL.Path).Proto())
+	w.Header().Set("Content-Type", marshaler.ContentType(nil))
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write(body)
+}
+
+// challengeFor is the RFC 6750 challenge of a 401: with the error code only
+// when the request presented a bearer token.
+func challengeFor(r *http.Request) string {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "bearer") {
+		return `Bearer realm="chit", error="invalid_token"`
+	}
+	return `Bearer realm="chit"`
+}
+
+// bearerChallenge replaces the WWW-Authenticate header grpc-gateway's
+// default handler writes (the error message, which is no challenge) as the
+// status line goes out.
+type bearerChallenge struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (w bearerChallenge) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", w.challenge)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}

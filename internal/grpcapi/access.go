@@ -1,0 +1,145 @@
+package grpcapi
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/tokens"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// Audience says who may call an RPC.
+type Audience int
+
+const (
+	// Public RPCs take no bearer token; one that is sent is ignored. RPCs that
+	// check tokens themselves (CheckToken) are public for this table.
+	Public Audience = iota
+	// ServicesAndAdmins need a valid token with the SERVICE or ADMIN role.
+	ServicesAndAdmins
+	// Orchestrators need a SERVICE token whose subject is one of the
+	// configured orchestrator services (chitd serve --orchestrators).
+	Orchestrators
+)
+
+func (a Audience) String() string {
+	switch a {
+	case Public:
+		return "public"
+	case ServicesAndAdmins:
+		return "services and admins"
+	case Orchestrators:
+		return "orchestrator services"
+	}
+	return "unknown"
+}
+
+// AccessRules is the one table of who may call each RPC, for gRPC and,
+// because the gateway calls through gRPC, for REST. A method missing from it
+// is refused.
+var AccessRules = map[string]Audience{
+	authv1.AuthService_Token_FullMethodName:           Public,
+	authv1.AuthService_RefreshToken_FullMethodName:    Public,
+	authv1.AuthService_LoginCli_FullMethodName:        Public,
+	authv1.AuthService_RefreshCli_FullMethodName:      Public,
+	authv1.AuthService_CheckToken_FullMethodName:      Public,
+	authv1.AuthService_GetAuthorizeUrl_FullMethodName: Public,
+	authv1.AuthService_GetAuthStatus_FullMethodName:   Public,
+	// Revoke by token value needs nothing else (RFC 7009); revoking all of a
+	// subject's sessions checks the bearer token in the handler.
+	authv1.AuthService_Revoke_FullMethodName: Public,
+
+	// The UCloud contract: "Auth: Services" for all but refresh, which a
+	// provider calls with nothing but its refresh token.
+	authv1.AuthProviders_Register_FullMethodName:              ServicesAndAdmins,
+	authv1.AuthProviders_Claim_FullMethodName:                 ServicesAndAdmins,
+	authv1.AuthProviders_Renew_FullMethodName:                 ServicesAndAdmins,
+	authv1.AuthProviders_Refresh_FullMethodName:               Public,
+	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     ServicesAndAdmins,
+	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: Orchestrators,
+	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
+
+	// Load balancers and orchestrators probe health without credentials.
+	grpc_health_v1.Health_Check_FullMethodName: Public,
+	grpc_health_v1.Health_List_FullMethodName:  Public,
+}
+
+type callerKey struct{}
+
+// CallerFrom returns the verified claims of the caller, for RPCs that are not
+// public.
+func CallerFrom(ctx context.Context) (tokens.Claims, bool) {
+	claims, ok := ctx.Value(callerKey{}).(tokens.Claims)
+	return claims, ok
+}
+
+// Gatekeeper applies AccessRules to incoming calls.
+type Gatekeeper struct {
+	tokens        *tokens.Service
+	orchestrators map[string]bool
+}
+
+// NewGatekeeper returns the access-rule enforcer; orchestrators names the
+// services that may call refreshAsOrchestrator.
+func NewGatekeeper(tokenService *tokens.Service, orchestrators []string) *Gatekeeper {
+	g := &Gatekeeper{tokens: tokenService, orchestrators: make(map[string]bool, len(orchestrators))}
+	for _, name := range orchestrators {
+		g.orchestrators[name] = true
+	}
+	return g
+}
+
+// authorize applies the access rule of fullMethod and returns the context the
+// handler runs in.
+func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	audience, ok := AccessRules[fullMethod]
+	if !ok {
+		return nil, chiterr.New(chiterr.PermissionDenied, "method %s is not open to any caller", fullMethod)
+	}
+	if audience == Public {
+		return ctx, nil
+	}
+	// Only the server's own tokens authorize calls to Chit; tokens signed
+	// with a provider's key are for the provider.
+	claims, err := g.tokens.Authenticate(ctx, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	allowed := false
+	switch audience {
+	case ServicesAndAdmins:
+		allowed = claims.Role == accounts.RoleService || claims.Role == accounts.RoleAdmin
+	case Orchestrators:
+		allowed = claims.Role == accounts.RoleService && g.orchestrators[ServiceClientID(claims)]
+	}
+	if !allowed {
+		return nil, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller is %s %q", audience, claims.Role, claims.Subject)
+	}
+	return context.WithValue(ctx, callerKey{}, claims), nil
+}
+
+// ServiceClientID is the client id of a service account's token. Tokens
+// issued before client ids were recorded named the account in `sub`.
+func ServiceClientID(claims tokens.Claims) string {
+	if claims.ClientID != "" {
+		return claims.ClientID
+	}
+	return strings.TrimPrefix(claims.Subject, accounts.ServiceSubjectPrefix)
+}
+
+// bearerToken returns the token of an `authorization: Bearer ...` metadata
+// entry; the gateway forwards the HTTP Authorization header there.
+func bearerToken(ctx context.Context) string {
+	for _, value := range metadata.ValueFromIncomingContext(ctx, "authorization") {
+		scheme, token, ok := strings.Cut(value, " ")
+		if ok && strings.EqualFold(scheme, "bearer") {
+			return strings.TrimSpace(token)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,180 @@
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/tokens"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// REST paths clients are told about in GetAuthStatus; they mirror
+// proto/chit/auth/v1/auth_api.yaml.
+const (
+	TokenPath        = "/v1/auth/token"
+	RefreshTokenPath = "/v1/auth/token/refresh"
+	JWKSPath         = "/.well-known/jwks.json"
+	RevokePath       = "/v1/auth/revoke"
+	CheckPath        = "/v1/auth/check"
+)
+
+// The AuthService RPCs act as Chit's own first-party clients: Token,
+// RefreshToken and Revoke as the API client, LoginCli and RefreshCli as the
+// CLI. A refresh token refreshes only through the client it was issued to.
+var (
+	apiClient = accounts.FirstPartyClient(accounts.APIClientID)
+	cliClient = accounts.FirstPartyClient(accounts.CLIClientID)
+)
+
+// AuthServer serves chit.auth.v1.AuthService over the token core.
+type AuthServer struct {
+	authv1.UnimplementedAuthServiceServer
+	tokens    *tokens.Service
+	authorize *authorize.Service
+}
+
+var _ authv1.AuthServiceServer = (*AuthServer)(nil)
+
+// NewAuthServer returns the AuthService handlers.
+func NewAuthServer(tokenService *tokens.Service, authorizeService *authorize.Service) *AuthServer {
+	return &AuthServer{tokens: tokenService, authorize: authorizeService}
+}
+
+func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
+	var grant tokens.Grant
+	var err error
+	switch credential := req.GetCredential().(type) {
+	case *authv1.TokenRequest_PasswordCredential:
+		grant, err = s.tokens.IssueForPassword(ctx, apiClient, clientaddr.From(ctx), credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
+	case *authv1.TokenRequest_ClientCredential:
+		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope(), req.GetAudience())
+	default:
+		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential or client_credential")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tokenResponse(grant), nil
+}
+
+func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.TokenResponse, error) {
+	grant, err := s.tokens.Refresh(ctx, apiClient, req.GetRefreshToken(), req.GetScope())
+	if err != nil {
+		return nil, err
+	}
+	return tokenResponse(grant), nil
+}
+
+func (s *AuthServer) CheckToken(ctx context.Context, _ *authv1.CheckTokenRequest) (*authv1.CheckTokenResponse, error) {
+	claims, err := s.tokens.Check(ctx, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.CheckTokenResponse{
+		Subject:   claims.Subject,
+		Role:      string(claims.Role),
+		Scopes:    claims.Scopes,
+		ExpiresAt: timestamppb.New(claims.ExpiresAt),
+		IssuedAt:  timestamppb.New(claims.IssuedAt),
+		Issuer:    claims.Issuer,
+		Audience:  claims.Audience,
+		TokenId:   claims.ID,
+	}, nil
+}
+
+func (s *AuthServer) GetAuthStatus(context.Context, *authv1.GetAuthStatusRequest) (*authv1.GetAuthStatusResponse, error) {
+	cfg := s.tokens.Config()
+	return &authv1.GetAuthStatusResponse{
+		IsEnabled:        true,
+		Issuer:           cfg.Issuer,
+		TokenPath:        TokenPath,
+		RefreshTokenPath: RefreshTokenPath,
+		JwksPath:         JWKSPath,
+		Audience:         cfg.Audience,
+	}, nil
+}
+
+func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthorizeUrlRequest) (*authv1.GetAuthorizeUrlResponse, error) {
+	url, err := s.authorize.AuthorizeURL(ctx, authorize.Request{
+		ClientID:            req.GetClientId(),
+		RedirectURI:         req.GetRedirectUri(),
+		State:               req.GetState(),
+		Scope:               req.GetScope(),
+		CodeChallenge:       req.GetCodeChallenge(),
+		CodeChallengeMethod: req.GetCodeChallengeMethod(),
+		Nonce:               req.GetNonce(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.GetAuthorizeUrlResponse{Url: url}, nil
+}
+
+func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
+	grant, err := s.authorize.Exchange(ctx, cliClient, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier(), "")
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.LoginCliResponse{AccessToken: accessToken(grant)}, nil
+}
+
+func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
+	grant, err := s.tokens.Refresh(ctx, cliClient, req.GetRefreshToken(), "")
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.RefreshCliResponse{AccessToken: accessToken(grant)}, nil
+}
+
+// accessToken is the Neosync AccessToken message of a grant; the optional
+// fields stay unset when the grant has none.
+func accessToken(grant tokens.Grant) *authv1.AccessToken {
+	message := &authv1.AccessToken{
+		AccessToken: grant.AccessToken,
+		ExpiresIn:   int64(grant.ExpiresIn.Seconds()),
+		Scope:       grant.Scope,
+		TokenType:   tokens.TokenType,
+	}
+	if grant.RefreshToken != "" {
+		message.RefreshToken = &grant.RefreshToken
+	}
+	if grant.IDToken != "" {
+		message.IdToken = &grant.IDToken
+	}
+	return message
+}
+
+func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
+	return &authv1.TokenResponse{
+		AccessToken:  grant.AccessToken,
+		RefreshToken: grant.RefreshToken,
+		ExpiresIn:    int64(grant.ExpiresIn.Seconds()),
+		TokenType:    tokens.TokenType,
+		Scope:        grant.Scope,
+	}
+}
+
+func (s *AuthServer) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*authv1.RevokeResponse, error) {
+	if req.GetToken() != "" {
+		if req.GetSubject() != "" {
+			return nil, chiterr.New(chiterr.InvalidArgument, "send token or subject, not both")
+		}
+		if err := s.tokens.Revoke(ctx, apiClient, req.GetToken()); err != nil {
+			return nil, err
+		}
+		return &authv1.RevokeResponse{}, nil
+	}
+	caller, err := s.tokens.Authenticate(ctx, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.tokens.RevokeSessions(ctx, caller, req.GetSubject()); err != nil {
+		return nil, err
+	}
+	return &authv1.RevokeResponse{}, nil
+}

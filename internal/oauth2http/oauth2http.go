@@ -1,0 +1,370 @@
+package oauth2http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/tokens"
+)
+
+// Paths of the endpoints.
+const (
+	TokenPath      = "/oauth2/token"
+	RevokePath     = "/oauth2/revoke"
+	IntrospectPath = "/oauth2/introspect"
+	UserinfoPath   = "/userinfo"
+)
+
+// GrantTypes are the grant types /oauth2/token accepts.
+var GrantTypes = []string{"password", "refresh_token", "client_credentials", "authorization_code"}
+
+const maxFormBytes = 64 << 10
+
+// Handler serves the endpoints.
+type Handler struct {
+	tokens    *tokens.Service
+	directory *accounts.Directory
+	authorize *authorize.Service
+	logger    *slog.Logger
+}
+
+// New returns the handler.
+func New(tokenService *tokens.Service, directory *accounts.Directory, authorizeService *authorize.Service, logger *slog.Logger) *Handler {
+	return &Handler{tokens: tokenService, directory: directory, authorize: authorizeService, logger: logger}
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+TokenPath, h.token)
+	mux.HandleFunc("POST "+RevokePath, h.revoke)
+	mux.HandleFunc("POST "+IntrospectPath, h.introspect)
+	mux.HandleFunc("GET "+UserinfoPath, h.userinfo)
+	mux.HandleFunc("POST "+UserinfoPath, h.userinfo)
+}
+
+// oauthError is the RFC 6749 §5.2 error answer.
+type oauthError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.message }
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, basicUsed bool) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		oe = translate(err)
+	}
+	if oe.status == http.StatusInternalServerError {
+		h.logger.ErrorContext(r.Context(), "oauth2 endpoint failed", "path", r.URL.Path, "error", err)
+	}
+	if oe.status == http.StatusUnauthorized && basicUsed {
+		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
+	}
+	if oe.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(oe.retryAfter.Seconds()))))
+	}
+	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.message})
+}
+
+// translate maps a core error to the OAuth vocabulary: a refused credential
+// or token is invalid_grant (RFC 6749 §5.2).
+func translate(err error) *oauthError {
+	message := chiterr.PublicMessage(err)
+	switch reason := chiterr.ReasonOf(err); reason {
+	case chiterr.ReasonInvalidClient:
+		return &oauthError{http.StatusUnauthorized, reason, message, 0}
+	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget, chiterr.ReasonUnsupportedTokenType:
+		return &oauthError{http.StatusBadRequest, reason, message, 0}
+	}
+	switch chiterr.KindOf(err) {
+	case chiterr.InvalidArgument:
+		return &oauthError{http.StatusBadRequest, "invalid_request", message, 0}
+	case chiterr.Unauthenticated, chiterr.NotFound:
+		return &oauthError{http.StatusBadRequest, "invalid_grant", message, 0}
+	case chiterr.PermissionDenied:
+		return &oauthError{http.StatusBadRequest, "unauthorized_client", message, 0}
+	case chiterr.ResourceExhausted:
+		return &oauthError{http.StatusTooManyRequests, "temporarily_unavailable", message, chiterr.RetryAfter(err)}
+	}
+	return &oauthError{http.StatusInternalServerError, "server_error", "internal error", 0}
+}
+
+// clientCredentials reads client authentication from HTTP Basic (RFC 6749
+// §2.3.1, form-urlencoded parts) or from the form.
+func clientCredentials(r *http.Request) (id, secret string, basic bool) {
+	if user, password, ok := r.BasicAuth(); ok {
+		id, _ = urlUnescape(user)
+		secret, _ = urlUnescape(password)
+		return id, secret, true
+	}
+	return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), false
+}
+
+func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return &oauthError{http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded", 0}
+	}
+	if err := r.ParseForm(); err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			return &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("the form is larger than %d KiB", maxFormBytes>>10), 0}
+		}
+		return &oauthError{http.StatusBadRequest, "invalid_request", "the form could not be read", 0}
+	}
+	// RFC 6749 §3.2: a parameter appears once, or the request is refused;
+	// two parsers reading different copies is how grants get confused.
+	// resource may repeat (RFC 8707), and resource() refuses more than one.
+	for name, values := range r.PostForm {
+		if len(values) > 1 && name != "resource" {
+			return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %s appears more than once", chiterr.Quote(name)), 0}
+		}
+	}
+	// RFC 6749 §2.3: one authentication method per request.
+	if user, _, ok := r.BasicAuth(); ok {
+		id, _ := urlUnescape(user)
+		if r.PostForm.Has("client_secret") || (r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != id) {
+			return &oauthError{http.StatusBadRequest, "invalid_request", "the client authenticates one way: HTTP Basic or the form, not both", 0}
+		}
+	}
+	return nil
+}
+
+// truncate shortens what a caller sent before an error message repeats it.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	// The client's address for throttling is in the context
+	// (clientaddr.Middleware).
+	ctx := r.Context()
+	form := r.PostForm
+	clientID, clientSecret, basic := clientCredentials(r)
+	audience, err := resource(form)
+	if err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
+	var grant tokens.Grant
+	switch grantType := form.Get("grant_type"); grantType {
+	case "password", "refresh_token", "authorization_code":
+		// The client is authenticated on every grant (RFC 6749 §2.3): a
+		// confidential client with its secret, a public one by its id.
+		var client accounts.Client
+		if client, err = h.directory.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
+			break
+		}
+		switch grantType {
+		case "password":
+			grant, err = h.tokens.IssueForPassword(ctx, client, clientaddr.From(ctx), form.Get("username"), form.Get("password"), form.Get("scope"), audience)
+		case "refresh_token":
+			if audience != "" {
+				err = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
+				break
+			}
+			grant, err = h.tokens.Refresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
+		case "authorization_code":
+			// The code is bound to the client it was issued to; the core checks it.
+			grant, err = h.authorize.Exchange(ctx, client, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), audience)
+		}
+	case "client_credentials":
+		if _, err = accounts.ParseScope(form.Get("scope")); err != nil {
+			break // a malformed scope is the request's fault, not the client's authentication
+		}
+		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"), audience)
+		if kind := chiterr.KindOf(err); chiterr.ReasonOf(err) == "" && (kind == chiterr.Unauthenticated || kind == chiterr.InvalidArgument) {
+			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
+		}
+	case "":
+		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
+	default:
+		err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of " + strings.Join(GrantTypes, ", "), 0}
+	}
+	if err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
+	body := map[string]any{
+		"access_token": grant.AccessToken,
+		"token_type":   tokens.TokenType,
+		"expires_in":   int64(grant.ExpiresIn.Seconds()),
+	}
+	if grant.RefreshToken != "" {
+		body["refresh_token"] = grant.RefreshToken
+	}
+	if grant.Scope != "" {
+		body["scope"] = grant.Scope
+	}
+	if grant.IDToken != "" {
+		body["id_token"] = grant.IDToken
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// resource reads the RFC 8707 resource parameter: one audience at most.
+func resource(form url.Values) (string, error) {
+	values := form["resource"]
+	switch {
+	case len(values) > 1:
+		return "", chiterr.New(chiterr.InvalidArgument, "one resource at a time: a token carries one audience").WithReason(chiterr.ReasonInvalidTarget)
+	case len(values) == 1 && values[0] == "":
+		return "", chiterr.New(chiterr.InvalidArgument, "resource is empty").WithReason(chiterr.ReasonInvalidTarget)
+	case len(values) == 1:
+		return values[0], nil
+	}
+	return "", nil
+}
+
+// revoke is RFC 7009: it answers 200 for any token, known or not, that the
+// authenticated client may revoke (its own).
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	clientID, clientSecret, basic := clientCredentials(r)
+	client, err := h.directory.AuthenticateClient(r.Context(), clientID, clientSecret)
+	if err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		h.fail(w, r, &oauthError{http.StatusBadRequest, "invalid_request", "token is required", 0}, false)
+		return
+	}
+	if err := h.tokens.Revoke(r.Context(), client, token); err != nil {
+		h.fail(w, r, err, basic)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// introspect is RFC 7662, for services: the caller authenticates with its
+// client credentials (Basic or form) or a SERVICE bearer token.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
+	if err := h.parseForm(w, r); err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	caller, err := h.introspectionCaller(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "introspection is for services and confidential clients: authenticate with client credentials"})
+		return
+	}
+	answer, err := h.tokens.Introspect(r.Context(), caller, r.PostForm.Get("token"))
+	if err != nil {
+		h.fail(w, r, err, false)
+		return
+	}
+	if !answer.Active {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	claims := answer.Claims
+	body := map[string]any{
+		"active":     true,
+		"sub":        claims.Subject,
+		"iss":        claims.Issuer,
+		"aud":        claims.Audience,
+		"exp":        claims.ExpiresAt.Unix(),
+		"iat":        claims.IssuedAt.Unix(),
+		"token_type": tokens.TokenType,
+		"role":       string(claims.Role),
+	}
+	if answer.TokenType == "refresh_token" {
+		body["token_type"] = "refresh_token"
+	}
+	for name, value := range map[string]string{"jti": claims.ID, "client_id": claims.ClientID, "scope": strings.Join(claims.Scopes, " ")} {
+		if value != "" {
+			body[name] = value
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// introspectionCaller authenticates the caller of introspection: a service
+// account or confidential client by its credentials (Basic or form), or a
+// SERVICE or ADMIN bearer token.
+func (h *Handler) introspectionCaller(r *http.Request) (accounts.Client, error) {
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
+		claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			return accounts.Client{}, err
+		}
+		switch claims.Role {
+		case accounts.RoleService:
+			return accounts.Client{ID: claims.ClientID, Service: true}, nil
+		case accounts.RoleAdmin:
+			// An admin introspects access tokens as a service does, and owns
+			// no refresh token.
+			return accounts.Client{Service: true}, nil
+		}
+		return accounts.Client{}, chiterr.New(chiterr.PermissionDenied, "not a service")
+	}
+	id, secret, _ := clientCredentials(r)
+	client, err := h.directory.AuthenticateClient(r.Context(), id, secret)
+	if err != nil {
+		return accounts.Client{}, err
+	}
+	if !client.Confidential {
+		return accounts.Client{}, chiterr.New(chiterr.Unauthenticated, "a public client cannot authenticate")
+	}
+	return client, nil
+}
+
+// userinfo is OIDC Core §5.3 for access tokens with the openid scope.
+func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "missing bearer token"})
+		return
+	}
+	claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})
+		return
+	}
+	hasOpenID := false
+	for _, scope := range claims.Scopes {
+		hasOpenID = hasOpenID || scope == authorize.ScopeOpenID
+	}
+	if !hasOpenID {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="insufficient_scope", scope="openid"`)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "the token lacks the openid scope"})
+		return
+	}
+	body := map[string]any{"sub": claims.Subject, "role": string(claims.Role)}
+	if slices.Contains(claims.Scopes, accounts.ScopeProfile) {
+		body["preferred_username"] = claims.Subject
+	}
+	writeJSON(w, http.StatusOK, body)
+}

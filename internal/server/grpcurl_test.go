@@ -1,0 +1,53 @@
+package server_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/testenv"
+)
+
+// findGrpcurl returns grpcurl from PATH or GOPATH/bin (.ci/run installs it
+// there with go install), or skips.
+func findGrpcurl(t *testing.T) string {
+	t.Helper()
+	if path, err := exec.LookPath("grpcurl"); err == nil {
+		return path
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		candidate := filepath.Join(strings.TrimSpace(string(out)), "bin", "grpcurl")
+		if _, err := exec.LookPath(candidate); err == nil {
+			return candidate
+		}
+	}
+	testenv.Missing(t, "grpcurl is not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
+	return ""
+}
+
+// grpcurl, a client nobody here wrote, works through server reflection.
+func TestGrpcurlThroughReflection(t *testing.T) {
+	grpcurl := findGrpcurl(t)
+	e := startServer(t)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("grpcurl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run(e.Server.GRPCAddr(), "list"); !strings.Contains(out, "chit.auth.v1.AuthService") || !strings.Contains(out, "chit.auth.v1.AuthProviders") {
+		t.Fatalf("list:\n%s", out)
+	}
+	if out := run(e.Server.GRPCAddr(), "describe", "chit.auth.v1.AuthService.Token"); !strings.Contains(out, "TokenRequest") {
+		t.Fatalf("describe:\n%s", out)
+	}
+	out := run("-d", `{"password_credential":{"username":"`+servertest.UserName+`","password":"`+servertest.UserPassword+`"}}`,
+		e.Server.GRPCAddr(), "chit.auth.v1.AuthService/Token")
+	if !strings.Contains(out, `"accessToken": "eyJ`) || !strings.Contains(out, `"refreshToken": "chit_rt_`) {
+		t.Fatalf("Token:\n%s", out)
+	}
+}

@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// Identifiers no principal can have (a NUL byte, bytes that are not UTF-8,
+// more than the documented length) are bad requests naming the field at
+// every entry point, on every store: PostgreSQL cannot even look such a
+// value up, and used to answer 500. Nothing is written for them, no ERROR is
+// logged, and no answer hands a long value back.
+func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend)
+			ctx := context.Background()
+			if err := e.Directory().SetUserRole(ctx, servertest.UserName, accounts.RoleAdmin); err != nil {
+				t.Fatal(err)
+			}
+			e.Clock.Advance(time.Millisecond) // tokens from before the change are refused
+			grpcTr := transports(e)["gRPC"]
+			admin, code := grpcTr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+			wantCode(t, "admin token", code, codes.OK)
+			service, code := grpcTr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+			wantCode(t, "service token", code, codes.OK)
+			long := strings.Repeat("a", 100_000)
+
+			for name, tr := range transports(e) {
+				t.Run(name, func(t *testing.T) {
+					for _, id := range []string{"a\x00b", strings.Repeat("c", 65)} {
+						_, code := tr.token(t, clientRequest(id, "secret"))
+						wantCode(t, "client credentials with client id "+strings.ToValidUTF8(id[:3], "?"), code, codes.InvalidArgument)
+					}
+					_, code := tr.token(t, passwordRequest(servertest.UserName, strings.Repeat("p", 1025)))
+					wantCode(t, "a password over 1,024 characters", code, codes.InvalidArgument)
+					_, code = tr.refresh(t, strings.Repeat("r", 8193))
+					wantCode(t, "a refresh token over 8 KiB", code, codes.InvalidArgument)
+					for _, id := range []string{"hip\x00po", long} {
+						wantCode(t, "retrieveKey of an odd id", tr.invoke(t, authv1.AuthProviders_RetrievePublicKey_FullMethodName, service.GetAccessToken(),
+							&authv1.FindByStringId{Id: id}, &authv1.AuthProvidersRetrievePublicKeyResponse{}), codes.InvalidArgument)
+						wantCode(t, "renew of an odd id", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(),
+							&authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}, &authv1.AuthProvidersRenewResponse{}), codes.InvalidArgument)
+					}
+					_, code = claim(t, tr, service.GetAccessToken(), strings.Repeat("t", 8193))
+					wantCode(t, "claim with a claim token over 8 KiB", code, codes.InvalidArgument)
+					for _, subject := range []string{long, "gh\x00ost", "service:" + strings.Repeat("s", 300), "#P_"} {
+						wantCode(t, "an admin revoking an odd subject", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, admin.GetAccessToken(),
+							&authv1.RevokeRequest{Subject: subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
+					}
+					_, code = getAuthorizeURL(t, tr, &authv1.GetAuthorizeUrlRequest{ClientId: "pu\x00b", State: "s", RedirectUri: "http://127.0.0.1:9/cb"})
+					wantCode(t, "authorize URL for an odd client id", code, codes.InvalidArgument)
+					// State and nonce are counted in characters, not bytes.
+					accepted := authorizeRequest(newVerifier(t), "openid")
+					accepted.State = strings.Repeat("é", 300)
+					_, code = getAuthorizeURL(t, tr, accepted)
+					wantCode(t, "a state of 300 two-byte characters", code, codes.OK)
+				})
+			}
+
+			// The OAuth endpoints and the sign-in page, with what forms and
+			// URLs can carry and JSON cannot: bytes that are not UTF-8. A
+			// client credentials grant answers as any failed client
+			// authentication does (RFC 6749 §5.2).
+			const badRequest, badClient = "400 invalid_request", "401 invalid_client"
+			for _, tc := range []struct {
+				name, path, form, basic, want string
+			}{
+				{"client credentials, NUL", "/oauth2/token", "grant_type=client_credentials&client_id=a%00b&client_secret=x", "", badClient},
+				{"client credentials, not UTF-8", "/oauth2/token", "grant_type=client_credentials&client_id=%FF&client_secret=x", "", badClient},
+				{"Basic, not UTF-8", "/oauth2/token", "grant_type=client_credentials", "%FF:%00", badClient},
+				{"password grant, not UTF-8", "/oauth2/token", "grant_type=password&client_id=%FF&username=alice&password=x", "", badRequest},
+				{"code grant, not UTF-8", "/oauth2/token", "grant_type=authorization_code&client_id=%FF&code=c&redirect_uri=x", "", badRequest},
+				{"a code_verifier of 42 characters", "/oauth2/token", "grant_type=authorization_code&code=c&redirect_uri=http://127.0.0.1/cb&code_verifier=" + strings.Repeat("v", 42), "", badRequest},
+				{"revoke, not UTF-8", "/oauth2/revoke", "token=x&client_id=%FF", "", badRequest},
+			} {
+				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(tc.form))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if tc.basic != "" {
+					user, password, _ := strings.Cut(tc.basic, ":")
+					u, _ := url.QueryUnescape(user)
+					p, _ := url.QueryUnescape(password)
+					req.SetBasicAuth(u, p)
+				}
+				status, body := do(t, req)
+				wantStatus, wantError, _ := strings.Cut(tc.want, " ")
+				if strconv.Itoa(status) != wantStatus || !strings.Contains(body, `"`+wantError+`"`) {
+					t.Errorf("%s: %d %s, want %s", tc.name, status, body, tc.want)
+				}
+			}
+			for _, query := range []string{
+				"response_type=code&client_id=a%00&state=s&redirect_uri=x",
+				"response_type=code&client_id=%FF&state=s&redirect_uri=x",
+				"response_type=code&client_id=" + long + "&state=s&redirect_uri=x",
+				"response_type=" + long + "&client_id=chit-cli&state=s&redirect_uri=x",
+			} {
+				req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/oauth2/authorize?"+query, nil)
+				status, body := do(t, req)
+				if status != http.StatusBadRequest || len(body) > 8<<10 {
+					t.Errorf("/oauth2/authorize?%.60s: %d with %d bytes, want a short 400", query, status, len(body))
+				}
+			}
+			req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader("grant_type=password&username="+long))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if status, body := do(t, req); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 64 KiB") {
+				t.Errorf("a 100 KB form: %d %s, want 413 naming the limit", status, body)
+			}
+			req, _ = http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?client_id=chit-cli&state=s&redirect_uri=http://127.0.0.1:9/cb&code_challenge=x&code_challenge_method="+long, nil)
+			if status, body := do(t, req); status != http.StatusBadRequest || len(body) > 1<<10 {
+				t.Errorf("a 100 KB code_challenge_method: %d with %d bytes, want a short 400", status, len(body))
+			}
+			if strings.Contains(e.Logs.String(), `"level":"ERROR"`) {
+				t.Fatalf("odd identifiers logged errors:\n%s", e.Logs.String())
+			}
+			// Nothing was recorded for them: the only revocations are none.
+			if revocation, err := e.Store.GetRevocation(ctx, "", long, ""); err != nil || !revocation.SubjectRevokedAt.IsZero() {
+				t.Fatalf("a refused subject was recorded: %+v, %v", revocation, err)
+			}
+		})
+	}
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}

@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/chit-auth/chit/internal/server/servertest"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// TestNoSecretInDebugLogs runs logins, refreshes (including a reuse), a
+// browser sign-in and the provider flow with the server logging at debug
+// level, then looks for every secret it handed out or received in the logs.
+func TestNoSecretInDebugLogs(t *testing.T) {
+	e := startServer(t)
+	var secrets []string
+	for name, tr := range transports(e) {
+		t.Run(name, func(t *testing.T) {
+			wrong := "wrong-password-" + name
+			_, code := tr.token(t, passwordRequest("alice", wrong))
+			wantCode(t, "wrong password", code, codes.Unauthenticated)
+			user, code := tr.token(t, passwordRequest("alice", "wonderland"))
+			wantCode(t, "Token", code, codes.OK)
+			refreshed, code := tr.refresh(t, user.GetRefreshToken())
+			wantCode(t, "RefreshToken", code, codes.OK)
+			e.Clock.Advance(servertest.GracePeriod + time.Second)
+			_, code = tr.refresh(t, user.GetRefreshToken()) // reuse: audited, must not log the token
+			wantCode(t, "reuse", code, codes.Unauthenticated)
+			service, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
+			wantCode(t, "client credentials", code, codes.OK)
+
+			id := "logged-" + transportName(tr)
+			creds, code := claim(t, tr, service.GetAccessToken(), register(t, tr, service.GetAccessToken(), id)[0])
+			wantCode(t, "claim", code, codes.OK)
+			providerTokens, code := providerRefresh(t, tr, creds[0].GetRefreshToken())
+			wantCode(t, "provider refresh", code, codes.OK)
+			generated := &authv1.AuthProvidersGenerateKeyPairResponse{}
+			wantCode(t, "generateKeyPair", tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, service.GetAccessToken(),
+				&authv1.AuthProvidersGenerateKeyPairRequest{}, generated), codes.OK)
+
+			verifier := newVerifier(t)
+			code2 := codeFor(t, e, tr, verifier, "openid offline_access")
+			login, c := loginCli(t, tr, code2, loopback, verifier)
+			wantCode(t, "LoginCli", c, codes.OK)
+
+			secrets = append(secrets, wrong, "wonderland", e.ServiceSecret, user.GetAccessToken(), user.GetRefreshToken(),
+				refreshed.GetAccessToken(), refreshed.GetRefreshToken(), service.GetAccessToken(), creds[0].GetRefreshToken(),
+				providerTokens[0], generated.GetPrivateKey(), verifier, code2, login.GetAccessToken(), login.GetRefreshToken(), login.GetIdToken())
+		})
+	}
+	// A browser sign-in with a wrong password, too.
+	authorizeURL, _ := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), ""))
+	b := noRedirects(t, e)
+	page := b.Open(t, authorizeURL)
+	b.Submit(t, page, url.Values{"username": {"alice"}, "password": {"page-password-typo"}}).Body.Close()
+	secrets = append(secrets, "page-password-typo", page.Fields.Get("csrf_token"))
+
+	logs := e.Logs.String()
+	if !strings.Contains(logs, `"level":"DEBUG"`) && !strings.Contains(logs, "refresh_reuse") {
+		t.Fatalf("the server logged nothing useful; the test would prove nothing:\n%s", logs)
+	}
+	for _, secret := range secrets {
+		if secret == "" {
+			t.Fatal("a secret of the flow is empty; the test would prove nothing")
+		}
+		// Any 16-character piece of a secret is enough to count as a leak.
+		probe := secret
+		if len(probe) > 16 {
+			probe = probe[len(probe)-16:]
+		}
+		if strings.Contains(logs, probe) {
+			t.Errorf("the logs contain a secret (…%s)", probe)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/telemetry"
+)
+
+// transportOAuth2 names the standard endpoints and the sign-in page in logs
+// and metrics, beside the API's grpc and rest.
+const transportOAuth2 = "oauth2"
+
+// observeHTTP logs and counts every request next serves, with the fields
+// and metrics of the API's calls: method (the route's pattern, so the
+// metric's labels stay few), code (the HTTP status), duration, transport and
+// client. Failures are logged at info, server errors at error, successes at
+// debug; a 429 on a sign-in counts as a throttled sign-in.
+func observeHTTP(next http.Handler, logger *slog.Logger, metrics *telemetry.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		recorder := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(recorder, r)
+		method := r.Pattern // set by the mux that routed the request
+		if method == "" {
+			method = "unmatched"
+		}
+		code := strconv.Itoa(recorder.status)
+		metrics.ObserveRPC(transportOAuth2, method, code, time.Since(start))
+		if recorder.status == http.StatusTooManyRequests && r.Method == http.MethodPost {
+			metrics.SignInThrottled()
+		}
+		level := slog.LevelDebug
+		switch {
+		case recorder.status >= 500:
+			level = slog.LevelError
+		case recorder.status >= 400:
+			level = slog.LevelInfo
+		}
+		logger.Log(r.Context(), level, "rpc", "method", method, "code", code, "duration", time.Since(start),
+			"transport", transportOAuth2, "client", clientaddr.From(r.Context()))
+	})
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	s.status = status
+	s.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,666 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
+
+	"github.com/chit-auth/chit"
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/gateway"
+	"github.com/chit-auth/chit/internal/grpcapi"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/oauth2http"
+	"github.com/chit-auth/chit/internal/passwords"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/signinpage"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/telemetry"
+	"github.com/chit-auth/chit/internal/tokens"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// Config is everything a server needs besides its store. cmd/chitd fills and
+// validates it.
+type Config struct {
+	GRPCAddr string
+	HTTPAddr string
+
+	Tokens           tokens.Config
+	SigningAlgorithm jwa.SignatureAlgorithm
+	Providers        providers.Config
+	// Orchestrators are the services that may call refreshAsOrchestrator.
+	Orchestrators []string
+	// ClientAddresses resolves which address a call came from (for
+	// throttling and logs) through the trusted reverse proxies; nil trusts
+	// none.
+	ClientAddresses *clientaddr.Resolver
+	// KeySealer encrypts private keys at rest; nil stores them in the clear.
+	KeySealer *keys.Sealer
+	// KeyRotationPeriod is how long a signing key signs before the next one
+	// takes over; zero disables automatic rotation.
+	KeyRotationPeriod time.Duration
+	// KeyCheckInterval is how often the keys are re-read from the store (to
+	// see rotations by other processes) and rotation is considered.
+	KeyCheckInterval time.Duration
+	// SignIn is the browser sign-in policy; its BaseURL defaults to the issuer.
+	SignIn authorize.Config
+
+	PasswordParams      passwords.Params
+	MaxConcurrentHashes int
+	HashQueueTimeout    time.Duration
+
+	// TLS, when set, serves both ports over TLS (and the gRPC port verifies
+	// client certificates when its ClientCAs are set).
+	TLS *tls.Config
+	// RequestTimeout bounds every call's handling.
+	RequestTimeout time.Duration
+	// GRPCConnections limits the gRPC port's connections; zero fields take
+	// their defaults (DefaultGRPCConnections).
+	GRPCConnections GRPCConnections
+	// PprofAddr, when set, serves net/http/pprof there (keep it private).
+	PprofAddr string
+	// OpsAddr, when set, is the operations listener: /metrics and the Go
+	// profiles are served there, and /metrics leaves the public HTTP port.
+	OpsAddr string
+	// TracerProvider, when set, traces every call (OpenTelemetry); the
+	// trace id then appears in the call's log line.
+	TracerProvider trace.TracerProvider
+
+	// ShutdownTimeout bounds the graceful drain on shutdown.
+	ShutdownTimeout time.Duration
+	// CleanupInterval is how often expired refresh tokens are deleted.
+	CleanupInterval time.Duration
+	// ServiceAccountCacheTTL is how long a service account read from the store
+	// answers client-credentials sign-ins before it is read again; 0 reads
+	// it on every sign-in.
+	ServiceAccountCacheTTL time.Duration
+
+	Logger *slog.Logger
+	// Now and Random default to time.Now and crypto/rand.Reader; tests
+	// replace them.
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// GRPCConnections are the gRPC port's connection limits.
+type GRPCConnections struct {
+	// MaxAge closes a connection (with GOAWAY, after its calls finish
+	// within MaxAgeGrace) once it is this old, so that clients behind a
+	// load balancer reconnect and spread over the replicas there are now.
+	MaxAge      time.Duration
+	MaxAgeGrace time.Duration
+	// MaxConcurrentStreams bounds the calls one connection runs at once.
+	MaxConcurrentStreams uint32
+	// MinPingInterval is the shortest keepalive interval a client may
+	// use; one pinging more often is disconnected.
+	MinPingInterval time.Duration
+}
+
+// DefaultGRPCConnections are chitd's defaults: connections live 30 minutes
+// (a deployment's new replicas get traffic within that), in-flight calls get
+// 30 seconds (twice the default request timeout) to finish, 1,000 calls at
+// once per connection, pings at most every 10 seconds.
+var DefaultGRPCConnections = GRPCConnections{MaxAge: 30 * time.Minute, MaxAgeGrace: 30 * time.Second, MaxConcurrentStreams: 1000, MinPingInterval: 10 * time.Second}
+
+func (c GRPCConnections) withDefaults() GRPCConnections {
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultGRPCConnections.MaxAge
+	}
+	if c.MaxAgeGrace <= 0 {
+		c.MaxAgeGrace = DefaultGRPCConnections.MaxAgeGrace
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultGRPCConnections.MaxConcurrentStreams
+	}
+	if c.MinPingInterval <= 0 {
+		c.MinPingInterval = DefaultGRPCConnections.MinPingInterval
+	}
+	return c
+}
+
+func (c GRPCConnections) serverOptions() []grpc.ServerOption {
+	c = c.withDefaults()
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: c.MaxAge, MaxConnectionAgeGrace: c.MaxAgeGrace}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.MinPingInterval, PermitWithoutStream: true}),
+	}
+}
+
+// Server is a running Chit with its two listeners.
+type Server struct {
+	cfg    Config
+	store  storage.Store
+	tokens *tokens.Service
+	keys   *keys.Set
+	// refreshKeys are the refresh token MAC keys.
+	refreshKeys *keys.RefreshTokenKeys
+	providers   *providers.Service
+	grpcServer  *grpc.Server
+	health      *health.Server
+	// wasReady remembers the last readiness, to log changes only.
+	wasReady atomic.Bool
+	// httpServer serves the REST gateway, which calls the gRPC handlers in
+	// process.
+	httpServer   *http.Server
+	grpcListener net.Listener
+	httpListener net.Listener
+	// opsListener and opsHandler serve OpsAddr; nil without it.
+	opsListener net.Listener
+	opsHandler  http.Handler
+}
+
+// NewHasher builds the password hasher the configuration asks for; the
+// operator commands use the same one as the server.
+func NewHasher(cfg Config) (*passwords.Hasher, error) {
+	return passwords.NewHasher(cfg.PasswordParams, cfg.MaxConcurrentHashes, cfg.HashQueueTimeout, cfg.random())
+}
+
+func (cfg Config) now() func() time.Time {
+	if cfg.Now != nil {
+		return cfg.Now
+	}
+	return time.Now
+}
+
+func (cfg Config) random() io.Reader {
+	if cfg.Random != nil {
+		return cfg.Random
+	}
+	return rand.Reader
+}
+
+// New builds the core on store and binds both ports. Serving starts with Run.
+func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	now, random := cfg.now(), cfg.random()
+	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.KeySealer == nil {
+		cfg.KeySealer = &keys.Sealer{}
+	}
+	if !cfg.KeySealer.Encrypts() {
+		cfg.Logger.Warn("running with unencrypted private keys: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file to encrypt them at rest")
+	} else if encrypted, err := keys.EncryptClearKeys(ctx, store, cfg.KeySealer); err != nil {
+		return nil, fmt.Errorf("encrypt private keys stored in the clear: %w", err)
+	} else if encrypted > 0 {
+		cfg.Logger.Info("encrypted the private keys stored in the clear under the key encryption key", "keys", encrypted)
+	}
+	signingKeys, err := keys.Load(ctx, store, cfg.SigningAlgorithm, cfg.KeySealer, now())
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	refreshKeys, err := keys.LoadRefreshTokenKeys(ctx, store, cfg.KeySealer, now())
+	if err != nil {
+		return nil, fmt.Errorf("load refresh token keys: %w", err)
+	}
+	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
+	// Everything built from here on reaches the store through the timer.
+	store = storage.Timed(store, metrics.ObserveStore)
+	directory := accounts.NewDirectory(store, hasher, now, random).WithServiceAccountCache(cfg.ServiceAccountCacheTTL).WithServerAudience(cfg.Tokens.Audience)
+	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
+	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
+		Keys: signingKeys, RefreshKeys: refreshKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
+		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
+	})
+	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
+	if cfg.SignIn.BaseURL == "" {
+		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
+	}
+	if cfg.SignIn.CodeTTL <= 0 {
+		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
+	}
+	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
+
+	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys, refreshKeys: refreshKeys, providers: providerService}
+	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
+	s.health = health.NewServer()
+	authServer, providersServer := grpcapi.NewAuthServer(tokenService, authorizeService), grpcapi.NewProvidersServer(providerService)
+	registerServices := func(registrar grpc.ServiceRegistrar) {
+		authv1.RegisterAuthServiceServer(registrar, authServer)
+		authv1.RegisterAuthProvidersServer(registrar, providersServer)
+		grpc_health_v1.RegisterHealthServer(registrar, s.health)
+	}
+	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+		return grpcapi.Interceptors(grpcapi.InterceptorConfig{
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Proxies: cfg.ClientAddresses, Timeout: cfg.RequestTimeout, Observer: metrics,
+		})
+	}
+	var tracing stats.Handler
+	if cfg.TracerProvider != nil {
+		tracing = otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(cfg.TracerProvider), otelgrpc.WithPropagators(propagation.TraceContext{}))
+	}
+
+	unary, stream := interceptors(grpcapi.TransportGRPC)
+	options := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary),
+		grpc.ChainStreamInterceptor(stream),
+		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+		grpcapi.LenientStrings(),
+	}
+	options = append(options, cfg.GRPCConnections.serverOptions()...)
+	if tracing != nil {
+		options = append(options, grpc.StatsHandler(tracing))
+	}
+	if cfg.TLS != nil {
+		options = append(options, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpcServer = grpc.NewServer(options...)
+	registerServices(s.grpcServer)
+	reflection.Register(s.grpcServer)
+
+	// The gateway calls the same handlers through the same interceptors as
+	// in-process function calls: no certificate, socket or serialization on
+	// the way. Its calls carry the client address the HTTP layer resolved
+	// (clientaddr.Middleware below).
+	restUnary, _ := interceptors(grpcapi.TransportREST)
+	gatewayConn := gateway.NewInProcess(restUnary, tracing)
+	registerServices(gatewayConn)
+
+	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	if s.httpListener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.grpcListener.Close()
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.OpsAddr != "" {
+		if s.opsListener, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for operations on %s: %w", cfg.OpsAddr, err)
+		}
+		ops := pprofMux()
+		ops.Handle("GET /metrics", metrics.Handler())
+		s.opsHandler = ops
+	}
+	if cfg.TLS != nil {
+		httpTLS := cfg.TLS.Clone()
+		// Browsers and REST clients present no client certificate.
+		httpTLS.ClientAuth, httpTLS.ClientCAs = tls.NoClientCert, nil
+		httpTLS.NextProtos = []string{"h2", "http/1.1"}
+		s.httpListener = tls.NewListener(s.httpListener, httpTLS)
+	}
+	handler, err := gateway.New(ctx, gatewayConn, gateway.Options{
+		JWKS:    signingKeys.JWKS,
+		OpenAPI: chit.OpenAPISpec,
+		Pages: func(mux *http.ServeMux) {
+			// The standard endpoints and the sign-in page are logged and
+			// counted like the API's calls, their transport named oauth2.
+			standard := http.NewServeMux()
+			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
+			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(standard)
+			observed := observeHTTP(standard, cfg.Logger, metrics)
+			mux.Handle("/oauth2/", observed)
+			mux.Handle(oauth2http.UserinfoPath, observed)
+			if cfg.OpsAddr == "" {
+				mux.Handle("GET /metrics", metrics.Handler())
+			}
+			mux.HandleFunc("GET /readyz", s.ready)
+		},
+		Discovery: func() gateway.Discovery {
+			base := strings.TrimSuffix(cfg.Tokens.Issuer, "/")
+			return gateway.Discovery{
+				Issuer:                            cfg.Tokens.Issuer,
+				AuthorizationEndpoint:             base + authorize.PagePath,
+				TokenEndpoint:                     base + oauth2http.TokenPath,
+				RevocationEndpoint:                base + oauth2http.RevokePath,
+				IntrospectionEndpoint:             base + oauth2http.IntrospectPath,
+				UserinfoEndpoint:                  base + oauth2http.UserinfoPath,
+				GrantTypesSupported:               oauth2http.GrantTypes,
+				TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+				JWKSURI:                           base + grpcapi.JWKSPath,
+				ResponseTypesSupported:            []string{"code"},
+				ResponseModesSupported:            []string{"query"},
+				SubjectTypesSupported:             []string{"public"},
+				IDTokenSigningAlgValuesSupported:  signingKeys.Algorithms(),
+				ScopesSupported:                   accounts.PersonScopes,
+				CodeChallengeMethodsSupported:     []string{"S256"},
+				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", "preferred_username", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim},
+				ChitTokenEndpoint:                 base + grpcapi.TokenPath,
+				ChitRefreshEndpoint:               base + grpcapi.RefreshTokenPath,
+				ChitRevocationEndpoint:            base + grpcapi.RevokePath,
+				ChitCheckEndpoint:                 base + grpcapi.CheckPath,
+			}
+		},
+	})
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if cfg.RequestTimeout > 0 {
+		handler = withDeadline(handler, cfg.RequestTimeout)
+	}
+	// Every HTTP request learns its client's address once; the gateway's
+	// calls, the sign-in page and the OAuth endpoints all read it.
+	handler = cfg.ClientAddresses.Middleware(handler)
+	s.httpServer = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	// The per-service health statuses start out right, not SERVING by default.
+	_ = s.checkReadiness(ctx)
+	return s, nil
+}
+
+// withDeadline bounds every HTTP request's context: the API calls behind
+// the gateway, the pages and the OAuth endpoints all stop waiting (on the
+// store, on the password-hashing queue) when it passes. Unlike
+// http.TimeoutHandler it needs no goroutine or buffered copy per request.
+func withDeadline(next http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (s *Server) closeListeners() {
+	s.grpcListener.Close()
+	s.httpListener.Close()
+	if s.opsListener != nil {
+		s.opsListener.Close()
+	}
+}
+
+// OpsAddr is the address of the operations listener, or "" without one.
+func (s *Server) OpsAddr() string {
+	if s.opsListener == nil {
+		return ""
+	}
+	return s.opsListener.Addr().String()
+}
+
+// GRPCAddr is the address the gRPC port listens on.
+func (s *Server) GRPCAddr() string { return s.grpcListener.Addr().String() }
+
+// HTTPAddr is the address the HTTP port listens on.
+func (s *Server) HTTPAddr() string { return s.httpListener.Addr().String() }
+
+// Run serves until ctx is done, then drains in-flight calls (up to
+// ShutdownTimeout) and returns.
+func (s *Server) Run(ctx context.Context) error {
+	group, groupCtx := errgroup.WithContext(ctx)
+	group.Go(func() error {
+		if err := s.grpcServer.Serve(s.grpcListener); err != nil {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		if err := s.httpServer.Serve(s.httpListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	group.Go(func() error {
+		s.cleanExpired(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.maintainKeys(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.providers.FillKeyPool(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.watchReadiness(groupCtx)
+		return nil
+	})
+	if s.cfg.PprofAddr != "" {
+		pprofServer := &http.Server{Addr: s.cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		group.Go(func() error {
+			if err := pprofServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("pprof server: %w", err)
+			}
+			return nil
+		})
+		group.Go(func() error {
+			<-groupCtx.Done()
+			return pprofServer.Close()
+		})
+	}
+	if s.opsListener != nil {
+		opsServer := &http.Server{Handler: s.opsHandler, ReadHeaderTimeout: 10 * time.Second}
+		group.Go(func() error {
+			if err := opsServer.Serve(s.opsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("operations server: %w", err)
+			}
+			return nil
+		})
+		group.Go(func() error {
+			<-groupCtx.Done()
+			return opsServer.Close()
+		})
+	}
+	s.cfg.Logger.Info("chitd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "ops", s.OpsAddr(), "issuer", s.cfg.Tokens.Issuer)
+	group.Go(func() error {
+		<-groupCtx.Done()
+		s.shutdown()
+		return nil
+	})
+	return group.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.cfg.Logger.Info("chitd shutting down")
+	s.health.Shutdown()
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Both ports drain at once; the gateway's in-process calls finish
+	// within their HTTP requests.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if err := s.httpServer.Shutdown(ctx); err != nil {
+			s.cfg.Logger.Warn("HTTP drain incomplete", "error", err)
+		}
+	}()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpcServer.Stop()
+	}
+	<-drained
+}
+
+func (s *Server) cleanExpired(ctx context.Context) {
+	every(ctx, s.cfg.CleanupInterval, time.Hour, func() {
+		if _, err := s.store.WithCleanupLock(ctx, func() error { s.deleteExpired(ctx); return nil }); err != nil {
+			s.cfg.Logger.Warn("clean-up skipped", "error", err)
+		}
+	})
+}
+
+// JWKSCacheTime is how long verifiers may cache the key set (the JWKS
+// answer's max-age): a next key is published at least this long before it signs.
+const JWKSCacheTime = 5 * time.Minute
+
+// maintainKeys rotates the signing key when it is due, deletes retired keys
+// once no token they signed can be valid, and re-reads the keys so rotations
+// made elsewhere (chitd keys rotate, another replica) are picked up within
+// KeyCheckInterval.
+func (s *Server) maintainKeys(ctx context.Context) {
+	every(ctx, s.cfg.KeyCheckInterval, 30*time.Second, func() { s.MaintainKeys(ctx) })
+}
+
+// MaintainKeys runs one round of key maintenance.
+func (s *Server) MaintainKeys(ctx context.Context) {
+	now := s.cfg.now()()
+	if period := s.cfg.KeyRotationPeriod; period > 0 && now.Sub(s.keys.ActiveSince()) >= period {
+		err := keys.Rotate(ctx, s.store, s.cfg.SigningAlgorithm, s.cfg.KeySealer, now, JWKSCacheTime, false)
+		switch {
+		case err == nil:
+			s.cfg.Logger.Info("rotated the signing key", "audit", true, "event", "key_rotation")
+		case errors.Is(err, storage.ErrConflict), errors.Is(err, keys.ErrNextTooYoung):
+			// Another replica rotated first, or the next key needs more time.
+		default:
+			s.cfg.Logger.Warn("signing key rotation failed", "error", err)
+		}
+	}
+	// A retired key stays published while tokens it signed may be valid.
+	cutoff := now.Add(-s.cfg.Tokens.AccessTokenTTL - s.cfg.Tokens.ClockSkew - JWKSCacheTime)
+	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff); err != nil {
+		s.cfg.Logger.Warn("deleting retired signing keys failed", "error", err)
+	} else if n > 0 {
+		s.cfg.Logger.Info("deleted retired signing keys", "count", n)
+	}
+	if err := s.keys.Reload(ctx); err != nil {
+		s.cfg.Logger.Warn("reloading signing keys failed", "error", err)
+	}
+	if err := s.refreshKeys.Reload(ctx); err != nil {
+		s.cfg.Logger.Warn("reloading refresh token keys failed", "error", err)
+	}
+	// The refresh token MAC key follows the signing key's rotations.
+	if err := s.refreshKeys.RotateAfter(ctx, s.keys.ActiveSince(), now); err != nil {
+		s.cfg.Logger.Warn("adding a refresh token key failed", "error", err)
+	}
+}
+
+// deleteExpired removes rows no answer depends on any more.
+func (s *Server) deleteExpired(ctx context.Context) {
+	now := s.cfg.now()()
+	for what, clean := range map[string]func(context.Context, time.Time) (int, error){
+		"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
+		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
+			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
+		},
+		// A revocation matters while a token it concerns may live: an access
+		// token, or a token a provider's key signed for a service
+		// (refreshAsOrchestrator), which may live longer.
+		"revocations": func(ctx context.Context, now time.Time) (int, error) {
+			longest := max(s.cfg.Tokens.AccessTokenTTL, s.cfg.Providers.AccessTokenTTL)
+			return s.store.DeleteExpiredRevocations(ctx, now.Add(-longest-s.cfg.Tokens.ClockSkew))
+		},
+	} {
+		n, err := clean(ctx, now)
+		if err != nil {
+			s.cfg.Logger.Warn("deleting expired "+what+" failed", "error", err)
+		} else if n > 0 {
+			s.cfg.Logger.Info("deleted expired "+what, "count", n)
+		}
+	}
+}
+
+// readinessInterval is how often the gRPC health service's per-service
+// statuses are refreshed between /readyz probes.
+const readinessInterval = 5 * time.Second
+
+// servedServices are the names whose gRPC health status is the server's
+// readiness; the empty name stays SERVING while the process lives.
+var servedServices = []string{authv1.AuthService_ServiceDesc.ServiceName, authv1.AuthProviders_ServiceDesc.ServiceName}
+
+// checkReadiness reports whether calls can be served: the store answers and
+// a signing key is loaded. It sets the gRPC health statuses to match, so
+// /readyz and a gRPC health check of a Chit service agree.
+func (s *Server) checkReadiness(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var err error
+	if _, storeErr := s.store.GetLoginFailures(ctx, "readyz"); storeErr != nil {
+		err = fmt.Errorf("store unreachable: %w", storeErr)
+	} else if s.keys.ActiveSince().IsZero() {
+		err = errors.New("no signing key loaded")
+	}
+	status := grpc_health_v1.HealthCheckResponse_SERVING
+	if err != nil {
+		status = grpc_health_v1.HealthCheckResponse_NOT_SERVING
+	}
+	for _, name := range servedServices {
+		s.health.SetServingStatus(name, status)
+	}
+	if err != nil && s.wasReady.Swap(false) {
+		s.cfg.Logger.Error("not ready", "error", err)
+	} else if err == nil && !s.wasReady.Swap(true) {
+		s.cfg.Logger.Info("ready")
+	}
+	return err
+}
+
+func (s *Server) watchReadiness(ctx context.Context) {
+	every(ctx, readinessInterval, readinessInterval, func() { _ = s.checkReadiness(ctx) })
+}
+
+// every runs fn each interval (fallback when interval is not positive)
+// until ctx is done.
+func every(ctx context.Context, interval, fallback time.Duration, fn func()) {
+	if interval <= 0 {
+		interval = fallback
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			fn()
+		}
+	}
+}
+
+// ready answers /readyz: the store answers and the signing keys are loaded.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.checkReadiness(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"not ready"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}

@@ -1,0 +1,86 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/codes"
+
+	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/server/servertest"
+)
+
+// With tracing on, every call over either transport makes a span, and the
+// call's log line carries its trace id.
+func TestTracing(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
+	for name, tr := range transports(e) {
+		_, code := tr.token(t, passwordRequest("alice", "wonderland"))
+		wantCode(t, name+" Token", code, codes.OK)
+	}
+	// A server span ends just after its answer is sent, so the client can be
+	// a moment ahead of the recorder: wait for both spans, within a bound.
+	var traceIDs []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		traceIDs = traceIDs[:0]
+		for _, span := range recorder.Ended() {
+			if span.Name() == "chit.auth.v1.AuthService/Token" {
+				traceIDs = append(traceIDs, span.SpanContext().TraceID().String())
+			}
+		}
+		if len(traceIDs) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(traceIDs) != 2 {
+		t.Fatalf("%d Token spans, want one per transport", len(traceIDs))
+	}
+	logs := e.Logs.String()
+	for _, id := range traceIDs {
+		if !strings.Contains(logs, `"trace_id":"`+id+`"`) {
+			t.Errorf("no log line carries trace id %s", id)
+		}
+	}
+}
+
+// Without a tracer provider nothing is traced and logs carry no trace id.
+func TestNoTracingByDefault(t *testing.T) {
+	e := startServer(t)
+	_, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
+	wantCode(t, "Token", code, codes.OK)
+	if strings.Contains(e.Logs.String(), "trace_id") {
+		t.Fatal("trace ids logged with tracing off")
+	}
+}
+
+// A REST caller's W3C trace context continues in Chit's span.
+func TestRESTCallerTraceContinues(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
+	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/status", nil)
+	req.Header.Set("Traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, span := range recorder.Ended() {
+			if span.Name() == "chit.auth.v1.AuthService/GetAuthStatus" {
+				if got := span.SpanContext().TraceID().String(); got != callerTrace {
+					t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no GetAuthStatus span")
+}

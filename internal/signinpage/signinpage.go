@@ -1,0 +1,277 @@
+package signinpage
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/clientaddr"
+)
+
+//go:embed assets
+var assets embed.FS
+
+var page = template.Must(template.ParseFS(assets, "assets/page.html"))
+
+// The CSRF cookie. Where the page's public URL is https, it is
+// __Host-prefixed (RFC 6265bis): Secure, for the whole host, and no other
+// site or subdomain can set it; that holds behind a TLS-terminating proxy
+// too, where the request reaching chitd is plain HTTP.
+const (
+	csrfCookie       = "chit_csrf"
+	secureCSRFCookie = "__Host-chit_csrf"
+)
+
+// maxFormBytes bounds a sign-in form submission.
+const maxFormBytes = 16 << 10
+
+// Handler serves the sign-in page and its assets.
+type Handler struct {
+	authorize *authorize.Service
+	logger    *slog.Logger
+	// httpsOnly is set when the page's public URL is https: its cookie is
+	// then always Secure and __Host-prefixed.
+	httpsOnly bool
+}
+
+// New returns the handler; mount it at /oauth2/. httpsOnly says the page's
+// public URL (the issuer) is https.
+func New(authorizeService *authorize.Service, logger *slog.Logger, httpsOnly bool) *Handler {
+	return &Handler{authorize: authorizeService, logger: logger, httpsOnly: httpsOnly}
+}
+
+// Register adds the page's routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	static, _ := fs.Sub(assets, "assets")
+	mux.Handle("GET /oauth2/assets/style.css", http.StripPrefix("/oauth2/assets/", http.FileServerFS(static)))
+	mux.HandleFunc("GET "+authorize.PagePath, h.show)
+	mux.HandleFunc("POST "+authorize.PagePath, h.submit)
+}
+
+type hiddenField struct{ Name, Value string }
+
+type view struct {
+	Problem    string
+	Error      string
+	ClientName string
+	CSRFToken  string
+	Hidden     []hiddenField
+	Username   string
+	Scopes     []string
+}
+
+// requestFields are the authorization request's parameters, carried through
+// the form as hidden fields.
+var requestFields = []string{"client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce"}
+
+func requestFrom(values url.Values) authorize.Request {
+	return authorize.Request{
+		ClientID:            values.Get("client_id"),
+		RedirectURI:         values.Get("redirect_uri"),
+		State:               values.Get("state"),
+		Scope:               values.Get("scope"),
+		CodeChallenge:       values.Get("code_challenge"),
+		CodeChallengeMethod: values.Get("code_challenge_method"),
+		Nonce:               values.Get("nonce"),
+	}
+}
+
+func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
+	req, err := h.authorize.Validate(r.Context(), requestFrom(r.URL.Query()))
+	if err != nil {
+		h.refuse(w, r, requestFrom(r.URL.Query()), err)
+		return
+	}
+	query := r.URL.Query()
+	switch response, mode := query.Get("response_type"), query.Get("response_mode"); {
+	case response != "code":
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type must be code, not %s", chiterr.Quote(response)))
+		return
+	case mode != "" && mode != "query":
+		// The code goes back in the query only: a client that asked for
+		// another mode must not be answered in a way it does not read.
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_mode %s is not supported; the code is returned in the query", chiterr.Quote(mode)))
+		return
+	}
+	if query.Get("prompt") == "none" {
+		// Chit keeps no sign-in sessions: a sign-in without the page is never
+		// possible (OpenID Connect Core §3.1.2.6).
+		h.redirect(w, r, h.authorize.LoginRequired(req))
+		return
+	}
+	token, err := h.newCSRFToken(w, r.TLS != nil)
+	if err != nil {
+		h.problem(w, err)
+		return
+	}
+	h.render(w, http.StatusOK, req, view{CSRFToken: token}, r.URL.Query())
+}
+
+func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		message := "the form could not be read"
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			message = fmt.Sprintf("the form is larger than %d KiB", maxFormBytes>>10)
+		}
+		h.problem(w, chiterr.New(chiterr.InvalidArgument, "%s", message))
+		return
+	}
+	if !h.validCSRF(r) {
+		h.problem(w, chiterr.New(chiterr.PermissionDenied, "the form has expired or did not come from this page; reload the sign-in link"))
+		return
+	}
+	req, err := h.authorize.Validate(r.Context(), requestFrom(r.PostForm))
+	if err != nil {
+		h.refuse(w, r, requestFrom(r.PostForm), err)
+		return
+	}
+	if r.PostForm.Get("action") == "cancel" {
+		target, err := h.authorize.Deny(r.Context(), req)
+		if err != nil {
+			h.problem(w, err)
+			return
+		}
+		h.redirect(w, r, target)
+		return
+	}
+	username := r.PostForm.Get("username")
+	// The client's address for throttling is in the context
+	// (clientaddr.Middleware).
+	target, err := h.authorize.SignIn(r.Context(), req, clientaddr.From(r.Context()), username, r.PostForm.Get("password"))
+	if err != nil {
+		status := http.StatusBadRequest
+		message := chiterr.PublicMessage(err)
+		switch chiterr.KindOf(err) {
+		case chiterr.Unauthenticated:
+			status, message = http.StatusUnauthorized, "Wrong username or password."
+		case chiterr.ResourceExhausted:
+			status = http.StatusTooManyRequests
+		case chiterr.InvalidArgument:
+		default:
+			h.logger.ErrorContext(r.Context(), "sign-in failed", "error", err)
+			status = http.StatusInternalServerError
+		}
+		// The CSRF cookie stays valid: the person simply tries again.
+		h.render(w, status, req, view{Error: message, Username: username, CSRFToken: r.PostForm.Get("csrf_token")}, r.PostForm)
+		return
+	}
+	h.redirect(w, r, target)
+}
+
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, target string) {
+	h.securityHeaders(w, target)
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Request, v view, values url.Values) {
+	v.ClientName = req.ClientID
+	if req.ClientID == authorize.CLIClientID {
+		v.ClientName = "the Chit command line"
+	}
+	v.Scopes = strings.Fields(req.Scope)
+	for _, name := range requestFields {
+		if value := values.Get(name); value != "" {
+			v.Hidden = append(v.Hidden, hiddenField{Name: name, Value: value})
+		}
+	}
+	h.securityHeaders(w, req.RedirectURI)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := page.Execute(w, v); err != nil {
+		h.logger.Error("render sign-in page", "error", err)
+	}
+}
+
+// refuse answers a request Validate refused: to the client, by redirect,
+// when the error is one it should hear and its redirect URI is known good
+// (RFC 6749 §4.1.2.1); otherwise on the page.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, req authorize.Request, err error) {
+	if target, ok := h.authorize.ErrorRedirect(r.Context(), req, err); ok {
+		h.redirect(w, r, target)
+		return
+	}
+	h.problem(w, err)
+}
+
+// problem shows an error page: a bad request is never redirected, because
+// the redirect URI may be what is wrong.
+func (h *Handler) problem(w http.ResponseWriter, err error) {
+	status := http.StatusBadRequest
+	switch chiterr.KindOf(err) {
+	case chiterr.PermissionDenied:
+		status = http.StatusForbidden
+	case chiterr.Internal:
+		h.logger.Error("sign-in page", "error", err)
+		status = http.StatusInternalServerError
+	}
+	h.securityHeaders(w, "")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := page.Execute(w, view{Problem: chiterr.PublicMessage(err)}); err != nil {
+		h.logger.Error("render sign-in problem page", "error", err)
+	}
+}
+
+// securityHeaders forbid framing (clickjacking), scripts and foreign
+// resources; form-action also names where the form's redirect may go.
+func (h *Handler) securityHeaders(w http.ResponseWriter, redirectURI string) {
+	formAction := "'self'"
+	if origin := authorize.Origin(redirectURI); origin != "" {
+		formAction += " " + origin
+	}
+	header := w.Header()
+	header.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	header.Set("X-Frame-Options", "DENY")
+	header.Set("X-Content-Type-Options", "nosniff")
+	header.Set("Referrer-Policy", "no-referrer")
+	header.Set("Cache-Control", "no-store")
+}
+
+// newCSRFToken sets the CSRF cookie and returns the token the form must
+// echo. The cookie is Secure when the page's public URL is https or the
+// request came over TLS.
+func (h *Handler) newCSRFToken(w http.ResponseWriter, overTLS bool) (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	cookie := &http.Cookie{
+		Name:     csrfCookie,
+		Value:    token,
+		Path:     "/oauth2/",
+		HttpOnly: true,
+		Secure:   overTLS,
+		SameSite: http.SameSiteStrictMode,
+		MaxAge:   15 * 60,
+	}
+	if h.httpsOnly {
+		cookie.Name, cookie.Path, cookie.Secure = secureCSRFCookie, "/", true
+	}
+	http.SetCookie(w, cookie)
+	return token, nil
+}
+
+// validCSRF is the double-submit check: the form's token must equal the
+// cookie's, which another site can neither read nor set.
+func (h *Handler) validCSRF(r *http.Request) bool {
+	name := csrfCookie
+	if h.httpsOnly {
+		name = secureCSRFCookie
+	}
+	cookie, err := r.Cookie(name)
+	form := r.PostForm.Get("csrf_token")
+	return err == nil && cookie.Value != "" && form != "" && subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(form)) == 1
+}

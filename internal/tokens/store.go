@@ -1,0 +1,21 @@
+package tokens
+
+import (
+	"context"
+	"time"
+
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// Store is what the token core needs of storage: refresh tokens and
+// revocations. storage.Store has it all.
+type Store interface {
+	CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error
+	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, error)
+	GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (storage.RefreshToken, *storage.User, error)
+	GetRefreshLogin(ctx context.Context, familyID string) (storage.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error
+	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)
+	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)
+	GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error)
+}
