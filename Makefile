@@ -15,7 +15,7 @@ all: lint test build
 help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); print; next } /^## / { sub(/^## /, "    "); print }' $(firstword $(MAKEFILE_LIST))
 
-## build: compile chitd and chit into ./bin
+## build: compile chitd and chit into ./bin (chit-bench is a module of its own, in bench/)
 build:
 	$(GO) build -o bin/ ./cmd/...
 
@@ -28,6 +28,7 @@ test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running tests without -race"
 	$(GO) test $(RACE) -count=1 ./...
 	cd sdk && $(GO) test $(RACE) -count=1 ./...
+	cd bench && $(GO) test $(RACE) -count=1 ./...
 
 ## lint: buf lint, buf format, gofmt, go vet and staticcheck (its default checks, pinned in tools/go.mod)
 lint:
@@ -37,7 +38,9 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
-	@staticcheck=$$($(GO) tool -modfile=tools/go.mod -n staticcheck) && $$staticcheck ./... && cd sdk && $$staticcheck ./...
+	cd bench && $(GO) vet ./...
+	@staticcheck=$$($(GO) tool -modfile=tools/go.mod -n staticcheck) && $$staticcheck ./... && \
+	  (cd sdk && $$staticcheck ./...) && (cd bench && $$staticcheck ./...)
 
 ## breaking: fail when the contract breaks a client on the wire or in JSON (buf's WIRE_JSON rules) against
 ## buf.baseline.binpb, the recorded baseline
@@ -66,7 +69,7 @@ sdk-check:
 ## set CHIT_BENCH_POSTGRES_DSN to measure PostgreSQL too
 BENCH_DURATION ?= 4s
 bench: build
-	$(GO) run ./cmd/chit-bench suite --chitd bin/chitd --out bench/results.md --duration $(BENCH_DURATION)
+	cd bench && $(GO) run ./cmd/chit-bench suite --chitd ../bin/chitd --out results.md --duration $(BENCH_DURATION)
 	@{ echo; echo '## Go micro-benchmarks'; echo; echo '```'; \
 	  CHIT_TEST_POSTGRES_DSN="$${CHIT_TEST_POSTGRES_DSN:-$$CHIT_BENCH_POSTGRES_DSN}" \
 	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/tokens ./internal/passwords ./internal/storage/sqlite ./internal/storage/postgres \
@@ -77,7 +80,7 @@ bench: build
 ## bench-growth: bytes per login as logins rotate (100 and 10,000 times), and rotations at 100 and 100,000 live
 ## logins, on SQLite and, with CHIT_BENCH_POSTGRES_DSN, PostgreSQL -> bench/growth.md
 bench-growth:
-	$(GO) run ./cmd/chit-bench growth --out bench/growth.md
+	cd bench && $(GO) run ./cmd/chit-bench growth --out growth.md
 
 ## bench-compare: the scenarios named like ONLY (client credentials by default) on this tree's chitd and on
 ## BASELINE's (a git revision, default HEAD~1), in turns in one run -> bench/compare.md; set
@@ -88,12 +91,12 @@ bench-compare: build
 	@rm -rf .baseline && git worktree add --detach -f .baseline $(BASELINE) >/dev/null
 	cd .baseline && $(GO) build -o ../bin/chitd-baseline ./cmd/chitd
 	@git worktree remove --force .baseline
-	$(GO) run ./cmd/chit-bench compare --chitd bin/chitd --baseline bin/chitd-baseline --only "$(ONLY)" \
+	cd bench && $(GO) run ./cmd/chit-bench compare --chitd ../bin/chitd --baseline ../bin/chitd-baseline --only "$(ONLY)" \
 	  --postgres "$$CHIT_BENCH_POSTGRES_DSN" --baseline-postgres "$$CHIT_BENCH_BASELINE_POSTGRES_DSN"
 
 ## soak: five minutes of CheckToken load; fails if the server's RSS grows by more than 10% after the first minute
 soak: build
-	$(GO) run ./cmd/chit-bench soak --chitd bin/chitd --duration 5m
+	cd bench && $(GO) run ./cmd/chit-bench soak --chitd ../bin/chitd --duration 5m
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each: a count of calls, Nx, because a duration trips a race in
 ## go1.26's fuzz coordinator that fails the run with "context deadline exceeded", go.dev/issue/75804);

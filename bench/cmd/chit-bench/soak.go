@@ -21,7 +21,7 @@ import (
 // resident memory after the first minute with the end: it must not grow.
 func soak(args []string) error {
 	flags := flag.NewFlagSet("chit-bench soak", flag.ContinueOnError)
-	chitd := flags.String("chitd", "bin/chitd", "chitd binary to start")
+	chitd := flags.String("chitd", "../bin/chitd", "chitd binary to start")
 	duration := flags.Duration("duration", 5*time.Minute, "length of the run")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
 	if err := flags.Parse(args); err != nil {

@@ -16,9 +16,9 @@ import (
 // change costs, with the machine's drift kept out.
 func compareCommand(args []string) error {
 	flags := flag.NewFlagSet("chit-bench compare", flag.ContinueOnError)
-	chitd := flags.String("chitd", "bin/chitd", "chitd binary of the change")
-	baseline := flags.String("baseline", "bin/chitd-baseline", "chitd binary to compare with (the previous commit's)")
-	out := flags.String("out", "bench/compare.md", "where to write the Markdown table")
+	chitd := flags.String("chitd", "../bin/chitd", "chitd binary of the change")
+	baseline := flags.String("baseline", "../bin/chitd-baseline", "chitd binary to compare with (the previous commit's)")
+	out := flags.String("out", "compare.md", "where to write the Markdown table")
 	duration := flags.Duration("duration", 8*time.Second, "how long each scenario is counted on each binary")
 	warmup := flags.Duration("warmup", time.Second, "uncounted calls on each binary before the counted turns")
 	turn := flags.Duration("turn", 500*time.Millisecond, "how long one binary is loaded at a time")

@@ -26,8 +26,8 @@ import (
 // the Markdown table of bench/results.md.
 func suiteCommand(args []string) error {
 	flags := flag.NewFlagSet("chit-bench suite", flag.ContinueOnError)
-	chitd := flags.String("chitd", "bin/chitd", "chitd binary to start")
-	out := flags.String("out", "bench/results.md", "where to write the Markdown table")
+	chitd := flags.String("chitd", "../bin/chitd", "chitd binary to start")
+	out := flags.String("out", "results.md", "where to write the Markdown table")
 	duration := flags.Duration("duration", 4*time.Second, "how long each scenario, and each reference it is compared with, is counted")
 	warmup := flags.Duration("warmup", time.Second, "uncounted calls each one makes before its counted turns")
 	turn := flags.Duration("turn", 500*time.Millisecond, "how long a scenario and its references each run at a time, taking turns")

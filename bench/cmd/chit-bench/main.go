@@ -23,11 +23,11 @@ const usage = `usage:
   chit-bench run   [--grpc-addr localhost:9090] [--http-addr localhost:8080] [--scenario NAME] [--transport grpc|rest|both]
                    [--duration 10s | --requests N] [--warmup 1s] [--concurrency 32] [--server-pid PID] [--client-id ID] [--username NAME] [--tls [--ca-file F]] [--cpuprofile F]
                    (secrets from CHIT_BENCH_CLIENT_SECRET and CHIT_BENCH_PASSWORD)
-  chit-bench suite [--chitd bin/chitd] [--out bench/results.md] [--duration 4s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
-  chit-bench compare [--chitd bin/chitd] [--baseline bin/chitd-baseline] [--out bench/compare.md] [--duration 8s] [--only NAME]
+  chit-bench suite [--chitd ../bin/chitd] [--out results.md] [--duration 4s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
+  chit-bench compare [--chitd ../bin/chitd] [--baseline ../bin/chitd-baseline] [--out compare.md] [--duration 8s] [--only NAME]
                    [--postgres DSN --baseline-postgres DSN2]
-  chit-bench soak  [--chitd bin/chitd] [--duration 5m] [--concurrency 32]
-  chit-bench growth [--out bench/growth.md] [--postgres DSN] [--logins 32] [--rotations 10000] [--live 100000] [--duration 4s] [--turn 500ms]
+  chit-bench soak  [--chitd ../bin/chitd] [--duration 5m] [--concurrency 32]
+  chit-bench growth [--out growth.md] [--postgres DSN] [--logins 32] [--rotations 10000] [--live 100000] [--duration 4s] [--turn 500ms]
 Run "chit-bench COMMAND --help" for the flags of one command.`
 
 func main() {

@@ -44,7 +44,7 @@ import (
 //     on each backend, in one run.
 func growthCommand(args []string) error {
 	flags := flag.NewFlagSet("chit-bench growth", flag.ContinueOnError)
-	out := flags.String("out", "bench/growth.md", "where to write the Markdown report")
+	out := flags.String("out", "growth.md", "where to write the Markdown report")
 	postgresDSN := flags.String("postgres", os.Getenv("CHIT_BENCH_POSTGRES_DSN"), "also run on this PostgreSQL (default $CHIT_BENCH_POSTGRES_DSN; empty: SQLite only); each store is a schema of its own, dropped afterwards")
 	logins := flags.Int("logins", 32, "logins rotating at once in the growth phase (one caller each)")
 	rotations := flags.Int("rotations", 10_000, "rotations per login at the end of the growth phase")
@@ -80,7 +80,7 @@ func growthCommand(args []string) error {
 	ctx := context.Background()
 	var doc strings.Builder
 	fmt.Fprintf(&doc, "# Chit: storage as logins rotate\n\nMachine: %d cores (%s/%s). The token core runs in the load generator on each store (no\n"+
-		"transport). Reproduce with `make bench-growth` (`go run ./cmd/chit-bench growth`).\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+		"transport). Reproduce with `make bench-growth` (in bench/: `go run ./cmd/chit-bench growth`).\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 
 	fmt.Fprintf(&doc, "\n## Bytes per login\n\n%d logins, one caller each, rotate 100 times each, then on to %d times each. Bytes: SQLite after a\n"+
 		"checkpoint, (page_count - freelist_count) x page_size; PostgreSQL after VACUUM, pg_total_relation_size of the tables\n"+
