@@ -75,6 +75,11 @@ at /openapi.json and /healthz.`,
 			}
 			defer db.Close()
 			cfg := flags.serverConfig(hashing, logger)
+			if store.db == MemoryStore {
+				if err := createDevAdmin(cmd.Context(), db, cfg, envflag.LookupEnv); err != nil {
+					return err
+				}
+			}
 			cfg.KeySealer = sealer
 			if cfg.TLS, err = flags.tlsConfig(); err != nil {
 				return err
@@ -101,6 +106,24 @@ at /openapi.json and /healthz.`,
 	flags.register(cmd.Flags())
 	hashing.register(cmd.Flags())
 	return cmd
+}
+
+// DevAdminPasswordEnv holds the password of the admin a server on
+// --db memory: starts with: nobody else can reach its store to create one.
+const DevAdminPasswordEnv = "CHIT_DEV_ADMIN_PASSWORD"
+
+// createDevAdmin creates the ADMIN user "admin" in a store in memory, with
+// the password in DevAdminPasswordEnv.
+func createDevAdmin(ctx context.Context, db storage.Store, cfg server.Config, lookup func(string) (string, bool)) error {
+	password, ok := lookup(DevAdminPasswordEnv)
+	if !ok || password == "" {
+		return fmt.Errorf("--db memory: set %s: the server creates the ADMIN user \"admin\" with it, since no other command can reach a store in its memory", DevAdminPasswordEnv)
+	}
+	hasher, err := server.NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader).CreateUser(ctx, "admin", password, accounts.RoleAdmin, storage.Grants{})
 }
 
 // openDirectory opens the store the server uses and the account directory on it.

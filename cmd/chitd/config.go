@@ -44,11 +44,15 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(flags *pflag.FlagSet) {
-	flags.StringVar(&f.db, "db", "", "PostgreSQL URL (postgres://user@host/db) for several replicas; empty uses the embedded SQLite in --data-dir")
+	flags.StringVar(&f.db, "db", "", "PostgreSQL URL (postgres://user@host/db) for several replicas; empty uses the embedded SQLite in --data-dir; "+
+		"memory: keeps everything in this process's memory and loses it on exit (throwaway development only)")
 	flags.StringVar(&f.dataDir, "data-dir", "./data", "directory of the embedded SQLite database (created if missing)")
 	flags.StringVar(&f.keyEncryptionKeyFile, "key-encryption-key-file", "",
 		"file holding the base64 32-byte key that encrypts private keys at rest; or set CHIT_KEY_ENCRYPTION_KEY itself")
 }
+
+// MemoryStore is the --db value of a store in memory only.
+const MemoryStore = "memory:"
 
 // open opens (and migrates) the configured store.
 func (f *storeFlags) open(ctx context.Context) (storage.Store, error) {
@@ -64,8 +68,12 @@ func (f *storeFlags) open(ctx context.Context) (storage.Store, error) {
 		return store, err
 	case strings.HasPrefix(f.db, "postgres://"), strings.HasPrefix(f.db, "postgresql://"):
 		return postgres.Open(ctx, f.db)
+	case f.db == MemoryStore:
+		f.warning("--db memory: everything (users, keys, logins) lives in this process's memory and is lost when it exits; " +
+			"for throwaway development only")
+		return sqlite.OpenMemory(ctx)
 	}
-	return nil, errors.New("--db must be a postgres:// URL (or empty for the embedded SQLite)")
+	return nil, errors.New("--db must be a postgres:// URL, memory: (throwaway), or empty for the embedded SQLite")
 }
 
 func (f *storeFlags) warning(message string) {

@@ -31,7 +31,7 @@ func newDirectoryObserved(t *testing.T, observe func(operation string, took time
 // hasher with parameters cheap enough for tests.
 func newStoreAndHasher(t *testing.T) (storage.Store, *passwords.Hasher) {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir())
+	store, err := sqlite.OpenMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestParseUserRole(t *testing.T) {
 
 func TestSignInUpgradesOldHashes(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestOverlongPasswordIsRefusedWithoutHashing(t *testing.T) {
 
 func TestSignInThrottling(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

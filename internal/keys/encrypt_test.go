@@ -18,7 +18,7 @@ import (
 func storeWithClearKeys(t *testing.T) (*sqlite.Store, map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

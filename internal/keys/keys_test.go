@@ -22,7 +22,7 @@ var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func TestLoadGeneratesOnceAndPersists(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func decodeHeader(t *testing.T, compact string) map[string]any {
 // setWith returns a Set whose active key is record, with a next key beside it.
 func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir())
+	store, err := sqlite.OpenMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
 
 func TestRotationLifecycle(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

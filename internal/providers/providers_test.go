@@ -32,7 +32,7 @@ func (c issuedCounts) TokenIssued(kind string) { c[kind]++ }
 
 func newServiceCounting(t *testing.T, events Events) (*Service, *clock) {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir())
+	store, err := sqlite.OpenMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

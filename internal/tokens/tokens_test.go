@@ -58,7 +58,7 @@ type fixtureOptions struct {
 func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.OpenMemory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

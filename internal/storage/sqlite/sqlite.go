@@ -42,6 +42,8 @@ type Store struct {
 	closing       chan struct{}
 	closeOnce     sync.Once
 	committerDone chan struct{}
+	// removeOnClose is the directory of a store in memory (OpenMemory).
+	removeOnClose string
 	groupCommits  atomic.Int64
 }
 
@@ -64,6 +66,35 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 	if err := ownerOnly(path); err != nil {
 		return nil, err
 	}
+	return open(ctx, path)
+}
+
+// OpenMemory opens an empty store whose database is removed when it is
+// closed: for tests and throwaway development servers (chitd serve --db
+// memory:). It is the file store, so it behaves alike and passes the same
+// conformance suite, on a file in /dev/shm (memory) where the machine has
+// one, else in the temporary directory. A process killed before Close
+// leaves the directory behind (in /dev/shm until the next reboot).
+func OpenMemory(ctx context.Context) (*Store, error) {
+	parent := ""
+	if info, err := os.Stat("/dev/shm"); err == nil && info.IsDir() {
+		parent = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(parent, "chit-memory-")
+	if err != nil {
+		return nil, fmt.Errorf("create the memory store's directory: %w", err)
+	}
+	store, err := Open(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	store.removeOnClose = dir
+	return store, nil
+}
+
+// open opens the database at path.
+func open(ctx context.Context, path string) (*Store, error) {
 	query := url.Values{}
 	// busy_timeout lets the operator commands and the server share the file;
 	// synchronous(FULL) makes each commit durable before it returns, even in WAL mode.
@@ -79,7 +110,11 @@ func OpenPath(ctx context.Context, path string) (*Store, error) {
 	// accumulate. It checkpoints the WAL every 10,000 pages (40 MiB) rather
 	// than 1,000, so a checkpoint writes a page back once for several of its
 	// updates.
-	writerQuery := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clone(query["_pragma"]), "cache_size(-65536)", "wal_autocheckpoint(10000)")}
+	writerQuery := url.Values{}
+	for key, values := range query {
+		writerQuery[key] = slices.Clone(values)
+	}
+	writerQuery["_pragma"] = append(writerQuery["_pragma"], "cache_size(-65536)", "wal_autocheckpoint(10000)")
 	writer, err := sql.Open("sqlite", "file:"+path+"?"+writerQuery.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database: %w", err)
@@ -165,7 +200,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-s.committerDone
-	return errors.Join(s.writer.Close(), s.db.Close())
+	err := errors.Join(s.writer.Close(), s.db.Close())
+	if s.removeOnClose != "" {
+		err = errors.Join(err, os.RemoveAll(s.removeOnClose))
+	}
+	return err
 }
 
 // Times are stored as Unix nanoseconds in UTC; a zero time is NULL.

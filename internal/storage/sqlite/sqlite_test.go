@@ -107,3 +107,39 @@ func TestConcurrentOpensOfANewDatabaseAllMigrate(t *testing.T) {
 		}
 	}
 }
+
+// The in-memory store passes the whole conformance suite, and each one is
+// a database of its own.
+func TestMemoryStoreConformance(t *testing.T) {
+	storagetest.Run(t, func(tb testing.TB) storage.Store {
+		store, err := sqlite.OpenMemory(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { store.Close() })
+		return store
+	})
+}
+
+func TestMemoryStoresAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	first, err := sqlite.OpenMemory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := sqlite.OpenMemory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := first.CreateUser(ctx, storage.User{Name: "alice", PasswordHash: "x", Role: "USER", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.GetUser(ctx, "alice"); err == nil {
+		t.Fatal("a user created in one memory store is in another")
+	}
+	if _, err := first.GetUser(ctx, "alice"); err != nil {
+		t.Fatalf("the memory store lost its user: %v", err)
+	}
+}
