@@ -27,6 +27,12 @@ const (
 	RoleProvider Role = "PROVIDER"
 )
 
+// ServesServices reports whether a caller of this role may use what Chit
+// offers services (checking others' tokens, introspection, registering
+// providers): services, and admins acting as one. The gRPC access rules and
+// the OAuth endpoints ask this one question.
+func (r Role) ServesServices() bool { return r == RoleService || r == RoleAdmin }
+
 // ParseUserRole accepts the roles a person may hold: user or admin.
 func ParseUserRole(name string) (Role, error) {
 	switch Role(strings.ToUpper(name)) {

@@ -369,3 +369,12 @@ func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 		t.Fatalf("after a success: %d and %d counted, want none", user, addr)
 	}
 }
+
+// One answer to who may use what Chit offers services, for every transport.
+func TestOnlyServicesAndAdminsServeServices(t *testing.T) {
+	for role, want := range map[accounts.Role]bool{accounts.RoleService: true, accounts.RoleAdmin: true, accounts.RoleUser: false, accounts.RoleProvider: false, "": false} {
+		if got := role.ServesServices(); got != want {
+			t.Errorf("%q.ServesServices() = %v, want %v", role, got, want)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 	allowed := false
 	switch audience {
 	case ServicesAndAdmins:
-		allowed = claims.Role == accounts.RoleService || claims.Role == accounts.RoleAdmin
+		allowed = claims.Role.ServesServices()
 	case Orchestrators:
 		allowed = claims.Role == accounts.RoleService && g.orchestrators[ServiceClientID(claims)]
 	}

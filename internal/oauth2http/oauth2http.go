@@ -318,15 +318,15 @@ func (h *Handler) introspectionCaller(r *http.Request) (accounts.Client, error) 
 		if err != nil {
 			return accounts.Client{}, err
 		}
-		switch claims.Role {
-		case accounts.RoleService:
-			return accounts.Client{ID: claims.ClientID, Service: true}, nil
-		case accounts.RoleAdmin:
+		if !claims.Role.ServesServices() {
+			return accounts.Client{}, chiterr.New(chiterr.PermissionDenied, "introspection is for services and admins; the caller is %s %q", claims.Role, claims.Subject)
+		}
+		if claims.Role == accounts.RoleAdmin {
 			// An admin introspects access tokens as a service does, and owns
 			// no refresh token.
 			return accounts.Client{Service: true}, nil
 		}
-		return accounts.Client{}, chiterr.New(chiterr.PermissionDenied, "not a service")
+		return accounts.Client{ID: claims.ClientID, Service: true}, nil
 	}
 	id, secret, _ := clientCredentials(r)
 	client, err := h.directory.AuthenticateClient(r.Context(), id, secret)

@@ -319,7 +319,11 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 			standard := http.NewServeMux()
 			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
 			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(standard)
-			observed := observeHTTP(standard, cfg.Logger, metrics)
+			var tracer trace.Tracer
+			if cfg.TracerProvider != nil {
+				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
+			}
+			observed := observeHTTP(standard, cfg.Logger, metrics, tracer)
 			mux.Handle("/oauth2/", observed)
 			mux.Handle(oauth2http.UserinfoPath, observed)
 			if cfg.OpsAddr == "" {

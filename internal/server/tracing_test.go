@@ -84,3 +84,35 @@ func TestRESTCallerTraceContinues(t *testing.T) {
 	}
 	t.Fatal("no GetAuthStatus span")
 }
+
+// The standard endpoints are traced like the API's calls: a span named by
+// the route, in the caller's trace, and the log line carries its trace id.
+func TestStandardEndpointsAreTraced(t *testing.T) {
+	recorder := tracetest.NewSpanRecorder()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
+	const callerTrace = "5bf92f3577b34da6a3ce929d0e0e4737"
+	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader("grant_type=client_credentials&client_id=nobody&client_secret=wrong"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var found bool
+	for _, span := range recorder.Ended() {
+		if span.Name() == "POST /oauth2/token" {
+			found = true
+			if got := span.SpanContext().TraceID().String(); got != callerTrace {
+				t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no span named by the route; spans: %d", len(recorder.Ended()))
+	}
+	if !strings.Contains(e.Logs.String(), `"trace_id":"`+callerTrace+`"`) {
+		t.Fatal("the endpoint's log line carries no trace id")
+	}
+}
