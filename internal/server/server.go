@@ -197,17 +197,74 @@ func (cfg Config) random() io.Reader {
 }
 
 // New builds the core on store and binds both ports. Serving starts with Run.
+// It builds in four steps: the core (keys and services, newCore), the gRPC
+// server and the in-process connection the gateway calls it through
+// (newGRPC), the listeners (listen), and the HTTP handler (newHTTPHandler).
 func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.KeySealer == nil {
+		cfg.KeySealer = &keys.Sealer{}
+	}
+	if cfg.SignIn.BaseURL == "" {
+		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
+	}
+	if cfg.SignIn.CodeTTL <= 0 {
+		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
+	}
+	c, err := newCore(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: c.store, tokens: c.tokens, keys: c.signingKeys, refreshKeys: c.refreshKeys, providers: c.providers}
+	s.health = health.NewServer()
+	gatewayConn := s.newGRPC(cfg, c)
+	if err := s.listen(cfg, c.metrics); err != nil {
+		return nil, err
+	}
+	handler, err := s.newHTTPHandler(ctx, cfg, c, gatewayConn)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.httpServer = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	// The per-service health statuses start out right, not SERVING by default.
+	_ = s.checkReadiness(ctx)
+	return s, nil
+}
+
+// core is what the transports call: the services built on the store, and
+// the keys and metrics they share.
+type core struct {
+	store       storage.Store
+	metrics     *telemetry.Metrics
+	signingKeys *keys.Set
+	refreshKeys *keys.RefreshTokenKeys
+	directory   *accounts.Directory
+	tokens      *tokens.Service
+	providers   *providers.Service
+	authorize   *authorize.Service
+}
+
+// newCore loads the keys (encrypting any left in the clear) and builds the
+// services on store, which from then on is reached through the metrics'
+// timer.
+func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error) {
 	now, random := cfg.now(), cfg.random()
 	hasher, err := NewHasher(cfg)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.KeySealer == nil {
-		cfg.KeySealer = &keys.Sealer{}
 	}
 	if !cfg.KeySealer.Encrypts() {
 		cfg.Logger.Warn("running with unencrypted private keys: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file to encrypt them at rest")
@@ -234,18 +291,19 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
 	})
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
-	if cfg.SignIn.BaseURL == "" {
-		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
-	}
-	if cfg.SignIn.CodeTTL <= 0 {
-		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
-	}
-	authorizeService := authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random)
+	return &core{
+		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
+		tokens: tokenService, providers: providerService,
+		authorize: authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random),
+	}, nil
+}
 
-	s := &Server{cfg: cfg, store: store, tokens: tokenService, keys: signingKeys, refreshKeys: refreshKeys, providers: providerService}
-	gatekeeper := grpcapi.NewGatekeeper(tokenService, cfg.Orchestrators)
-	s.health = health.NewServer()
-	authServer, providersServer := grpcapi.NewAuthServer(tokenService, authorizeService), grpcapi.NewProvidersServer(providerService)
+// newGRPC builds the gRPC server and the in-process connection the gateway
+// calls the same handlers through, each behind the interceptors of its
+// transport.
+func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
+	gatekeeper := grpcapi.NewGatekeeper(c.tokens, cfg.Orchestrators)
+	authServer, providersServer := grpcapi.NewAuthServer(c.tokens, c.authorize), grpcapi.NewProvidersServer(c.providers)
 	registerServices := func(registrar grpc.ServiceRegistrar) {
 		authv1.RegisterAuthServiceServer(registrar, authServer)
 		authv1.RegisterAuthProvidersServer(registrar, providersServer)
@@ -253,7 +311,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	}
 	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 		return grpcapi.Interceptors(grpcapi.InterceptorConfig{
-			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Proxies: cfg.ClientAddresses, Timeout: cfg.RequestTimeout, Observer: metrics,
+			Logger: cfg.Logger, Gatekeeper: gatekeeper, Transport: transport, Proxies: cfg.ClientAddresses, Timeout: cfg.RequestTimeout, Observer: c.metrics,
 		})
 	}
 	var tracing stats.Handler
@@ -282,22 +340,27 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	// The gateway calls the same handlers through the same interceptors as
 	// in-process function calls: no certificate, socket or serialization on
 	// the way. Its calls carry the client address the HTTP layer resolved
-	// (clientaddr.Middleware below).
+	// (clientaddr.Middleware in newHTTPHandler).
 	restUnary, _ := interceptors(grpcapi.TransportREST)
 	gatewayConn := gateway.NewInProcess(restUnary, tracing)
 	registerServices(gatewayConn)
+	return gatewayConn
+}
 
+// listen binds the gRPC, HTTP and (when configured) operations ports.
+func (s *Server) listen(cfg Config, metrics *telemetry.Metrics) error {
+	var err error
 	if s.grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
 	if s.httpListener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		s.grpcListener.Close()
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 	if cfg.OpsAddr != "" {
 		if s.opsListener, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
 			s.closeListeners()
-			return nil, fmt.Errorf("listen for operations on %s: %w", cfg.OpsAddr, err)
+			return fmt.Errorf("listen for operations on %s: %w", cfg.OpsAddr, err)
 		}
 		ops := pprofMux()
 		ops.Handle("GET /metrics", metrics.Handler())
@@ -310,24 +373,31 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpListener = tls.NewListener(s.httpListener, httpTLS)
 	}
+	return nil
+}
+
+// newHTTPHandler is the HTTP port: the REST gateway, the standard
+// endpoints and the sign-in page (logged, counted and traced like the API's
+// calls), JWKS, discovery, OpenAPI, metrics and readiness.
+func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewayConn *gateway.InProcess) (http.Handler, error) {
 	handler, err := gateway.New(ctx, gatewayConn, gateway.Options{
-		JWKS:    signingKeys.JWKS,
+		JWKS:    c.signingKeys.JWKS,
 		OpenAPI: chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
 			// The standard endpoints and the sign-in page are logged and
 			// counted like the API's calls, their transport named oauth2.
 			standard := http.NewServeMux()
-			signinpage.New(authorizeService, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
-			oauth2http.New(tokenService, directory, authorizeService, cfg.Logger).Register(standard)
+			signinpage.New(c.authorize, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
+			oauth2http.New(c.tokens, c.directory, c.authorize, cfg.Logger).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
 				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
 			}
-			observed := observeHTTP(standard, cfg.Logger, metrics, tracer)
+			observed := observeHTTP(standard, cfg.Logger, c.metrics, tracer)
 			mux.Handle("/oauth2/", observed)
 			mux.Handle(oauth2http.UserinfoPath, observed)
 			if cfg.OpsAddr == "" {
-				mux.Handle("GET /metrics", metrics.Handler())
+				mux.Handle("GET /metrics", c.metrics.Handler())
 			}
 			mux.HandleFunc("GET /readyz", s.ready)
 		},
@@ -346,7 +416,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 				ResponseTypesSupported:            []string{"code"},
 				ResponseModesSupported:            []string{"query"},
 				SubjectTypesSupported:             []string{"public"},
-				IDTokenSigningAlgValuesSupported:  signingKeys.Algorithms(),
+				IDTokenSigningAlgValuesSupported:  c.signingKeys.Algorithms(),
 				ScopesSupported:                   accounts.PersonScopes,
 				CodeChallengeMethodsSupported:     []string{"S256"},
 				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", "preferred_username", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim},
@@ -358,7 +428,6 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		},
 	})
 	if err != nil {
-		s.closeListeners()
 		return nil, err
 	}
 	if cfg.RequestTimeout > 0 {
@@ -367,17 +436,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	// Every HTTP request learns its client's address once; the gateway's
 	// calls, the sign-in page and the OAuth endpoints all read it.
 	handler = cfg.ClientAddresses.Middleware(handler)
-	s.httpServer = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-	}
-	// The per-service health statuses start out right, not SERVING by default.
-	_ = s.checkReadiness(ctx)
-	return s, nil
+	return handler, nil
 }
 
 // withDeadline bounds every HTTP request's context: the API calls behind
