@@ -2,6 +2,7 @@ package authorize
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -69,9 +70,26 @@ type Service struct {
 	random    io.Reader
 }
 
-// NewService wires the sign-in core.
-func NewService(cfg Config, store Store, directory *accounts.Directory, tokenService *tokens.Service, now func() time.Time, random io.Reader) *Service {
-	return &Service{cfg: cfg, store: store, directory: directory, tokens: tokenService, now: now, random: random}
+// Dependencies are what the sign-in core works with.
+type Dependencies struct {
+	Store     Store
+	Directory *accounts.Directory
+	Tokens    *tokens.Service
+	// Now and Random default to time.Now and crypto/rand.Reader.
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// NewService wires the sign-in core, as tokens.NewService and
+// providers.NewService do: its configuration, then what it works with.
+func NewService(cfg Config, deps Dependencies) *Service {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Random == nil {
+		deps.Random = rand.Reader
+	}
+	return &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, tokens: deps.Tokens, now: deps.Now, random: deps.Random}
 }
 
 // challengePattern is base64url of a SHA-256: 43 characters, no padding.

@@ -15,7 +15,7 @@ import (
 // alone.
 func newValidator(requirePKCE bool) *Service {
 	directory := accounts.NewDirectory(nil, nil, time.Now, rand.Reader)
-	return NewService(Config{RequirePKCE: requirePKCE}, nil, directory, nil, time.Now, rand.Reader)
+	return NewService(Config{RequirePKCE: requirePKCE}, Dependencies{Directory: directory, Now: time.Now, Random: rand.Reader})
 }
 
 func TestAuthorizeRequestPKCEAndLimits(t *testing.T) {

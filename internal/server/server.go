@@ -294,7 +294,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService,
-		authorize: authorize.NewService(cfg.SignIn, store, directory, tokenService, now, random),
+		authorize: authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService, Now: now, Random: random}),
 	}, nil
 }
 
