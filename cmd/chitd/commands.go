@@ -123,7 +123,7 @@ func createDevAdmin(ctx context.Context, db storage.Store, cfg server.Config, lo
 	if err != nil {
 		return err
 	}
-	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader).CreateUser(ctx, "admin", password, accounts.RoleAdmin, storage.Grants{})
+	return accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: db, Hasher: hasher, Now: time.Now, Random: rand.Reader}).CreateUser(ctx, "admin", password, accounts.RoleAdmin, storage.Grants{})
 }
 
 // openDirectory opens the store the server uses and the account directory on it.
@@ -152,7 +152,7 @@ func openDirectory(ctx context.Context, store *storeFlags, hashing *hashFlags) (
 	if value, ok := envflag.LookupEnv(envflag.Name("CHIT", "audience")); ok && value != "" {
 		audience = value
 	}
-	return accounts.NewDirectory(db, hasher, time.Now, rand.Reader).WithServerAudience(audience), func() { db.Close() }, nil
+	return accounts.NewDirectory(accounts.Config{ServerAudience: audience}, accounts.Dependencies{Store: db, Hasher: hasher, Now: time.Now, Random: rand.Reader}), func() { db.Close() }, nil
 }
 
 // grantFlags are what an operator grants a principal: repeatable --scope,

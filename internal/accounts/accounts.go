@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -136,16 +137,40 @@ type Directory struct {
 	services *serviceAccountCache
 }
 
-// NewDirectory returns a Directory over store. now and random are the clock
-// and the source of secrets.
-func NewDirectory(store Store, hasher *passwords.Hasher, now func() time.Time, random io.Reader) *Directory {
-	return &Directory{store: store, hasher: hasher, now: now, random: random, throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
+// Config is what a Directory enforces besides its store's contents.
+type Config struct {
+	// ServerAudience is the server's own audience, which no service account
+	// or client may take as its id.
+	ServerAudience string
+	// ServiceAccountCacheTTL is how long a service account read from the
+	// store answers client-credentials sign-ins; 0 reads it every time.
+	ServiceAccountCacheTTL time.Duration
 }
 
-// WithServerAudience names the server's own audience, which no service
-// account or client may take as its id.
-func (d *Directory) WithServerAudience(audience string) *Directory {
-	d.serverAudience = audience
+// Dependencies are what a Directory works with: its store, the password
+// hasher (nil for a directory that never hashes), the clock and the source
+// of secrets (time.Now and crypto/rand.Reader when nil).
+type Dependencies struct {
+	Store  Store
+	Hasher *passwords.Hasher
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// NewDirectory returns a Directory, built as the other core services are:
+// its configuration, then what it works with.
+func NewDirectory(cfg Config, deps Dependencies) *Directory {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Random == nil {
+		deps.Random = rand.Reader
+	}
+	d := &Directory{store: deps.Store, hasher: deps.Hasher, now: deps.Now, random: deps.Random, serverAudience: cfg.ServerAudience,
+		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
+	if cfg.ServiceAccountCacheTTL > 0 {
+		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
+	}
 	return d
 }
 

@@ -24,7 +24,7 @@ func newDirectory(t *testing.T) *accounts.Directory {
 func newDirectoryObserved(t *testing.T, observe func(operation string, took time.Duration)) *accounts.Directory {
 	t.Helper()
 	store, hasher := newStoreAndHasher(t)
-	return accounts.NewDirectory(storage.Timed(store, observe), hasher, time.Now, rand.Reader)
+	return accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: storage.Timed(store, observe), Hasher: hasher, Now: time.Now, Random: rand.Reader})
 }
 
 // newStoreAndHasher returns a fresh store, closed when the test ends, and a
@@ -165,11 +165,11 @@ func TestSignInUpgradesOldHashes(t *testing.T) {
 	defer store.Close()
 	weak, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
 	strong, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 1, time.Second, rand.Reader)
-	if err := accounts.NewDirectory(store, weak, time.Now, rand.Reader).CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
+	if err := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: weak, Now: time.Now, Random: rand.Reader}).CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := store.GetUser(ctx, "alice")
-	upgraded := accounts.NewDirectory(store, strong, time.Now, rand.Reader)
+	upgraded := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: strong, Now: time.Now, Random: rand.Reader})
 	if _, err := upgraded.AuthenticateUser(ctx, "", "alice", "wonderland"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestSignInThrottling(t *testing.T) {
 	hasher, _ := passwords.NewHasher(passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2, time.Second, rand.Reader)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	d := accounts.NewDirectory(store, hasher, clock, rand.Reader)
+	d := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: hasher, Now: clock, Random: rand.Reader})
 	if err := d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestUsernameThrottleDelaysButNeverLocks(t *testing.T) {
 	ctx := context.Background()
 	store, hasher := newStoreAndHasher(t)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	d := accounts.NewDirectory(store, hasher, func() time.Time { return now }, rand.Reader)
+	d := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: hasher, Now: func() time.Time { return now }, Random: rand.Reader})
 	if err := d.CreateUser(ctx, "carol", "wonderland", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestOwnSuccessDoesNotResetSprayCount(t *testing.T) {
 func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 	ctx, address := context.Background(), "203.0.113.9"
 	store, hasher := newStoreAndHasher(t)
-	d := accounts.NewDirectory(store, hasher, time.Now, rand.Reader)
+	d := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: hasher, Now: time.Now, Random: rand.Reader})
 	if err := d.CreateUser(ctx, "bob", "builder-pass", accounts.RoleUser, storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}

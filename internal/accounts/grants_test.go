@@ -16,7 +16,8 @@ import (
 // and Chit's own ids and audience are reserved.
 func TestClientIDsAndAudiencesStayApart(t *testing.T) {
 	ctx := context.Background()
-	d := newDirectory(t).WithServerAudience("chit")
+	store, hasher := newStoreAndHasher(t)
+	d := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: store, Hasher: hasher})
 	if _, err := d.CreateServiceAccount(ctx, "billing", storage.Grants{AllowedAudiences: []string{"inventory"}}); err != nil {
 		t.Fatal(err)
 	}

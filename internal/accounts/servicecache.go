@@ -72,13 +72,3 @@ func (c *serviceAccountCache) forget(clientID string) {
 	c.forgets++
 	c.mu.Unlock()
 }
-
-// WithServiceAccountCache keeps service accounts read from the store for ttl.
-// Without it, or with 0, every client-credentials sign-in reads the store.
-func (d *Directory) WithServiceAccountCache(ttl time.Duration) *Directory {
-	d.services = nil
-	if ttl > 0 {
-		d.services = &serviceAccountCache{ttl: ttl}
-	}
-	return d
-}

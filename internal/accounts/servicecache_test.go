@@ -39,8 +39,8 @@ func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
 			}
 		}
 	})
-	f.server = accounts.NewDirectory(counted, hasher, f.clock, rand.Reader).WithServiceAccountCache(ttl)
-	f.operator = accounts.NewDirectory(store, hasher, f.clock, rand.Reader)
+	f.server = accounts.NewDirectory(accounts.Config{ServiceAccountCacheTTL: ttl}, accounts.Dependencies{Store: counted, Hasher: hasher, Now: f.clock, Random: rand.Reader})
+	f.operator = accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: hasher, Now: f.clock, Random: rand.Reader})
 	return f
 }
 

@@ -14,7 +14,7 @@ import (
 // Chit's own CLI client needs no store: these tests check the request rules
 // alone.
 func newValidator(requirePKCE bool) *Service {
-	directory := accounts.NewDirectory(nil, nil, time.Now, rand.Reader)
+	directory := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Now: time.Now, Random: rand.Reader})
 	return NewService(Config{RequirePKCE: requirePKCE}, Dependencies{Directory: directory, Now: time.Now, Random: rand.Reader})
 }
 

@@ -61,7 +61,7 @@ func newGenerationsFixtureOn(t *testing.T, backend string) *generationsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(store, nil, func() time.Time { return f.now }, rand.Reader)
+	directory := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Now: func() time.Time { return f.now }, Random: rand.Reader})
 	if err := store.CreateUser(ctx, storage.User{Name: "alice", PasswordHash: "x", Role: "USER", CreatedAt: f.now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

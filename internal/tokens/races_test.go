@@ -207,14 +207,14 @@ func TestSignInWhileANarrowingCommitsIsRefused(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	var stale tokens.Grant
-	operator := accounts.NewDirectory(&updateHook{Store: f.store, during: func() {
+	operator := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: &updateHook{Store: f.store, during: func() {
 		f.clock.Advance(10 * time.Millisecond)
 		var err error
 		if stale, err = f.service.IssueForClient(ctx, "billing", f.secret, "inventory:read", ""); err != nil {
 			t.Error(err)
 		}
 		f.clock.Advance(10 * time.Millisecond)
-	}}, nil, f.clock.Now, rand.Reader).WithServerAudience("chit")
+	}}, Now: f.clock.Now, Random: rand.Reader})
 	if err := operator.SetServiceGrants(ctx, "billing", storage.Grants{}); err != nil {
 		t.Fatal(err)
 	}

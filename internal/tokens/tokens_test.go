@@ -73,12 +73,12 @@ func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 	for _, option := range options {
 		option(&opts)
 	}
-	operator := accounts.NewDirectory(store, hasher, c.Now, rand.Reader).WithServerAudience("chit")
+	operator := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: store, Hasher: hasher, Now: c.Now, Random: rand.Reader})
 	directoryStore := storage.Store(store)
 	if opts.wrapStore != nil {
 		directoryStore = opts.wrapStore(store)
 	}
-	directory := accounts.NewDirectory(directoryStore, hasher, c.Now, rand.Reader).WithServerAudience("chit").WithServiceAccountCache(opts.serviceCacheTTL)
+	directory := accounts.NewDirectory(accounts.Config{ServerAudience: "chit", ServiceAccountCacheTTL: opts.serviceCacheTTL}, accounts.Dependencies{Store: directoryStore, Hasher: hasher, Now: c.Now, Random: rand.Reader})
 	if err := directory.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, aliceGrants); err != nil {
 		t.Fatal(err)
 	}

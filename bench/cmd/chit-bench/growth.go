@@ -280,7 +280,7 @@ func newRotator(ctx context.Context, backend, dsn string, logins int) (*rotator,
 	if err != nil {
 		return fail(err)
 	}
-	directory := accounts.NewDirectory(r.store, nil, time.Now, rand.Reader)
+	directory := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: r.store, Now: time.Now, Random: rand.Reader})
 	r.service = tokens.NewService(tokens.Config{
 		Issuer: "https://chit.bench", Audience: "chit", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 		ClockSkew: 30 * time.Second, RefreshGracePeriod: 10 * time.Second, RefreshIdleTimeout: 7 * 24 * time.Hour, RevocationCacheTTL: 3 * time.Second,

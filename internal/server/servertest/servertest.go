@@ -177,7 +177,7 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(store, hasher, clock.Now, rand.Reader).WithServerAudience(Audience)
+	directory := accounts.NewDirectory(accounts.Config{ServerAudience: Audience}, accounts.Dependencies{Store: store, Hasher: hasher, Now: clock.Now, Random: rand.Reader})
 	if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser, UserGrants); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 // Directory is the account directory on the test server's store, for tests
 // that add or change principals as an operator would.
 func (e *Env) Directory() *accounts.Directory {
-	return accounts.NewDirectory(e.Store, nil, e.Clock.Now, rand.Reader).WithServerAudience(Audience)
+	return accounts.NewDirectory(accounts.Config{ServerAudience: Audience}, accounts.Dependencies{Store: e.Store, Now: e.Clock.Now, Random: rand.Reader})
 }
 
 // CreateClient registers an OAuth client and returns its secret ("" for a
