@@ -2,7 +2,6 @@ package accounts
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -149,7 +148,7 @@ type Config struct {
 
 // Dependencies are what a Directory works with: its store, the password
 // hasher (nil for a directory that never hashes), the clock and the source
-// of secrets (time.Now and crypto/rand.Reader when nil).
+// of secrets.
 type Dependencies struct {
 	Store  Store
 	Hasher *passwords.Hasher
@@ -160,12 +159,6 @@ type Dependencies struct {
 // NewDirectory returns a Directory, built as the other core services are:
 // its configuration, then what it works with.
 func NewDirectory(cfg Config, deps Dependencies) *Directory {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Random == nil {
-		deps.Random = rand.Reader
-	}
 	d := &Directory{store: deps.Store, hasher: deps.Hasher, now: deps.Now, random: deps.Random, serverAudience: cfg.ServerAudience,
 		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
 	if cfg.ServiceAccountCacheTTL > 0 {

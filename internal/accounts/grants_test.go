@@ -2,10 +2,12 @@ package accounts_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -17,7 +19,7 @@ import (
 func TestClientIDsAndAudiencesStayApart(t *testing.T) {
 	ctx := context.Background()
 	store, hasher := newStoreAndHasher(t)
-	d := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: store, Hasher: hasher})
+	d := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: store, Hasher: hasher, Now: time.Now, Random: rand.Reader})
 	if _, err := d.CreateServiceAccount(ctx, "billing", storage.Grants{AllowedAudiences: []string{"inventory"}}); err != nil {
 		t.Fatal(err)
 	}

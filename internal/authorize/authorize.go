@@ -2,7 +2,6 @@ package authorize
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -75,20 +74,13 @@ type Dependencies struct {
 	Store     Store
 	Directory *accounts.Directory
 	Tokens    *tokens.Service
-	// Now and Random default to time.Now and crypto/rand.Reader.
-	Now    func() time.Time
-	Random io.Reader
+	Now       func() time.Time
+	Random    io.Reader
 }
 
 // NewService wires the sign-in core, as tokens.NewService and
 // providers.NewService do: its configuration, then what it works with.
 func NewService(cfg Config, deps Dependencies) *Service {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Random == nil {
-		deps.Random = rand.Reader
-	}
 	return &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, tokens: deps.Tokens, now: deps.Now, random: deps.Random}
 }
 
