@@ -21,7 +21,8 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-// Config is the token policy. cmd/chitd validates it before it gets here.
+// Config is the token policy. server.Config.Validate checks it (and chitd its
+// own stricter bounds) before it gets here.
 type Config struct {
 	// Issuer is the `iss` of every token.
 	Issuer string
