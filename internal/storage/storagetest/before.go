@@ -59,23 +59,17 @@ func (b BeforeLoginRecords) Statements(placeholder string) []Statement {
 		}
 		return t.UnixNano()
 	}
+	// A nil []byte goes in as NULL, as the stores wrote it.
+	bytesOrNull := func(b []byte) any {
+		if b == nil {
+			return nil
+		}
+		return b
+	}
 	row := func(t storage.RefreshToken, previous []byte, previousRotatedAt time.Time) Statement {
-		var replacedBy, sealed, salt any
-		if t.ReplacedBy != nil {
-			replacedBy = t.ReplacedBy
-		}
-		if t.SealedSuccessor != nil {
-			sealed = t.SealedSuccessor
-		}
-		if t.LoginSalt != nil {
-			salt = t.LoginSalt
-		}
-		var prev any
-		if previous != nil {
-			prev = previous
-		}
 		return Statement{SQL: insert, Args: []any{t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, unix(t.IssuedAt),
-			unix(t.ExpiresAt), unix(t.FamilyExpiresAt), unix(t.RotatedAt), replacedBy, sealed, int64(t.Generation), salt, prev, unix(previousRotatedAt)}}
+			unix(t.ExpiresAt), unix(t.FamilyExpiresAt), unix(t.RotatedAt), bytesOrNull(t.ReplacedBy), bytesOrNull(t.SealedSuccessor),
+			int64(t.Generation), bytesOrNull(t.LoginSalt), bytesOrNull(previous), unix(previousRotatedAt)}}
 	}
 	return []Statement{row(b.current, nil, time.Time{}), row(b.rotated, nil, time.Time{}), row(b.login, b.previous, b.login.IssuedAt)}
 }
