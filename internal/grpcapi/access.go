@@ -84,11 +84,11 @@ type Gatekeeper struct {
 	orchestrators map[string]bool
 }
 
-// NewGatekeeper returns the access-rule enforcer; orchestrators names the
-// services that may call refreshAsOrchestrator.
-func NewGatekeeper(tokenService *tokens.Service, orchestrators []string) *Gatekeeper {
-	g := &Gatekeeper{tokens: tokenService, orchestrators: make(map[string]bool, len(orchestrators))}
-	for _, name := range orchestrators {
+// NewGatekeeper returns the access-rule enforcer; it verifies callers'
+// tokens with deps.Tokens.
+func NewGatekeeper(cfg Config, deps Dependencies) *Gatekeeper {
+	g := &Gatekeeper{tokens: deps.Tokens, orchestrators: make(map[string]bool, len(cfg.Orchestrators))}
+	for _, name := range cfg.Orchestrators {
 		g.orchestrators[name] = true
 	}
 	return g

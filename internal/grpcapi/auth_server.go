@@ -40,9 +40,10 @@ type AuthServer struct {
 
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 
-// NewAuthServer returns the AuthService handlers.
-func NewAuthServer(tokenService *tokens.Service, authorizeService *authorize.Service) *AuthServer {
-	return &AuthServer{tokens: tokenService, authorize: authorizeService}
+// NewAuthServer returns the AuthService handlers over deps.Tokens and
+// deps.Authorize.
+func NewAuthServer(deps Dependencies) *AuthServer {
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {

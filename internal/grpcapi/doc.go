@@ -4,3 +4,22 @@
 // gRPC status codes. Because the REST gateway calls through this server, every
 // rule here holds for REST too. It makes no decision about tokens itself.
 package grpcapi
+
+import (
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/tokens"
+)
+
+// Config is the transport's own setting.
+type Config struct {
+	// Orchestrators names the services that may call refreshAsOrchestrator.
+	Orchestrators []string
+}
+
+// Dependencies are the core services the handlers call.
+type Dependencies struct {
+	Tokens    *tokens.Service
+	Authorize *authorize.Service
+	Providers *providers.Service
+}

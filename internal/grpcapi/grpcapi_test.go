@@ -34,7 +34,7 @@ func TestEveryMethodHasAnAccessRule(t *testing.T) {
 }
 
 func TestUnlistedMethodIsRefused(t *testing.T) {
-	_, err := NewGatekeeper(nil, nil).authorize(context.Background(), "/chit.auth.v1.AuthService/Backdoor")
+	_, err := NewGatekeeper(Config{}, Dependencies{}).authorize(context.Background(), "/chit.auth.v1.AuthService/Backdoor")
 	if chiterr.KindOf(err) != chiterr.PermissionDenied {
 		t.Fatalf("got %v, want PermissionDenied", err)
 	}
@@ -81,7 +81,7 @@ func TestToStatusCarriesRetryHint(t *testing.T) {
 // A panicking handler answers INTERNAL without its detail and the server lives on.
 func TestPanicBecomesInternal(t *testing.T) {
 	var logs bytes.Buffer
-	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Gatekeeper: NewGatekeeper(nil, nil), Transport: TransportGRPC})
+	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Gatekeeper: NewGatekeeper(Config{}, Dependencies{}), Transport: TransportGRPC})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_GetAuthStatus_FullMethodName}
 	_, err := unary(context.Background(), nil, info, func(context.Context, any) (any, error) {
 		panic("secret detail")
@@ -119,7 +119,7 @@ func metadataContext(key, value string) context.Context {
 // DEADLINE_EXCEEDED, whether the caller set a later deadline of its own or
 // none.
 func TestTimeoutBoundsEveryCall(t *testing.T) {
-	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.DiscardHandler), Gatekeeper: NewGatekeeper(nil, nil),
+	unary, _ := Interceptors(InterceptorConfig{Logger: slog.New(slog.DiscardHandler), Gatekeeper: NewGatekeeper(Config{}, Dependencies{}),
 		Transport: TransportREST, Timeout: 20 * time.Millisecond})
 	info := &grpc.UnaryServerInfo{FullMethod: authv1.AuthService_GetAuthStatus_FullMethodName}
 	later, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -17,9 +17,9 @@ type ProvidersServer struct {
 
 var _ authv1.AuthProvidersServer = (*ProvidersServer)(nil)
 
-// NewProvidersServer returns the AuthProviders handlers.
-func NewProvidersServer(providerService *providers.Service) *ProvidersServer {
-	return &ProvidersServer{providers: providerService}
+// NewProvidersServer returns the AuthProviders handlers over deps.Providers.
+func NewProvidersServer(deps Dependencies) *ProvidersServer {
+	return &ProvidersServer{providers: deps.Providers}
 }
 
 // collect maps the items of a bulk request to what the core takes.

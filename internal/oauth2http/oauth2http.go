@@ -41,9 +41,19 @@ type Handler struct {
 	logger    *slog.Logger
 }
 
-// New returns the handler.
-func New(tokenService *tokens.Service, directory *accounts.Directory, authorizeService *authorize.Service, logger *slog.Logger) *Handler {
-	return &Handler{tokens: tokenService, directory: directory, authorize: authorizeService, logger: logger}
+// Dependencies are the core services the endpoints call and the logger of
+// their failures.
+type Dependencies struct {
+	Tokens    *tokens.Service
+	Directory *accounts.Directory
+	Authorize *authorize.Service
+	Logger    *slog.Logger
+}
+
+// New returns the handler. The endpoints have no settings of their own: what
+// they answer is the core's configuration.
+func New(deps Dependencies) *Handler {
+	return &Handler{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, logger: deps.Logger}
 }
 
 // Register adds the routes to mux.

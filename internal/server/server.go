@@ -302,8 +302,9 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // calls the same handlers through, each behind the interceptors of its
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
-	gatekeeper := grpcapi.NewGatekeeper(c.tokens, cfg.Orchestrators)
-	authServer, providersServer := grpcapi.NewAuthServer(c.tokens, c.authorize), grpcapi.NewProvidersServer(c.providers)
+	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers}
+	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
+	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	registerServices := func(registrar grpc.ServiceRegistrar) {
 		authv1.RegisterAuthServiceServer(registrar, authServer)
 		authv1.RegisterAuthProvidersServer(registrar, providersServer)
@@ -387,8 +388,9 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			// The standard endpoints and the sign-in page are logged and
 			// counted like the API's calls, their transport named oauth2.
 			standard := http.NewServeMux()
-			signinpage.New(c.authorize, cfg.Logger, strings.HasPrefix(cfg.SignIn.BaseURL, "https://")).Register(standard)
-			oauth2http.New(c.tokens, c.directory, c.authorize, cfg.Logger).Register(standard)
+			signinpage.New(signinpage.Config{HTTPSOnly: strings.HasPrefix(cfg.SignIn.BaseURL, "https://")},
+				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
 				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")

@@ -45,10 +45,22 @@ type Handler struct {
 	httpsOnly bool
 }
 
-// New returns the handler; mount it at /oauth2/. httpsOnly says the page's
-// public URL (the issuer) is https.
-func New(authorizeService *authorize.Service, logger *slog.Logger, httpsOnly bool) *Handler {
-	return &Handler{authorize: authorizeService, logger: logger, httpsOnly: httpsOnly}
+// Config is the page's own setting.
+type Config struct {
+	// HTTPSOnly says the page's public URL (the issuer) is https: its CSRF
+	// cookie is then always Secure and __Host-prefixed.
+	HTTPSOnly bool
+}
+
+// Dependencies are what the page calls and logs to.
+type Dependencies struct {
+	Authorize *authorize.Service
+	Logger    *slog.Logger
+}
+
+// New returns the handler; mount it at /oauth2/.
+func New(cfg Config, deps Dependencies) *Handler {
+	return &Handler{authorize: deps.Authorize, logger: deps.Logger, httpsOnly: cfg.HTTPSOnly}
 }
 
 // Register adds the page's routes to mux.
