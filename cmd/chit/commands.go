@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -62,7 +63,7 @@ flag can also be set through the environment variable named in its help.`,
 	flags.StringVar(&c.serverAddr, "server", "localhost:9090", "gRPC address of the Chit server")
 	flags.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	flags.StringVar(&c.credentialsPath, "credentials", "", "where chit login keeps tokens (default: the user config directory's chit/credentials.json)")
-	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand())
+	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand(), c.adminCommand())
 	envflag.Annotate(root, "CHIT")
 	return root
 }
@@ -258,7 +259,20 @@ func (c *cli) explain(err error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the Chit server at %s did not answer in time", c.serverAddr)
 	}
-	return fmt.Errorf("%s (%s)", st.Message(), strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")))
+	return fmt.Errorf("%s (%s)", st.Message(), codeInWords(st.Code()))
+}
+
+// codeInWords is a gRPC code as words: PermissionDenied is "permission
+// denied".
+func codeInWords(code codes.Code) string {
+	var words strings.Builder
+	for i, r := range code.String() {
+		if unicode.IsUpper(r) && i > 0 {
+			words.WriteByte(' ')
+		}
+		words.WriteRune(unicode.ToLower(r))
+	}
+	return words.String()
 }
 
 // openInBrowser asks the desktop to open url.

@@ -134,3 +134,12 @@ func TestErrorsAreReadable(t *testing.T) {
 		t.Fatalf("missing --password-stdin: %v", err)
 	}
 }
+
+func TestCodeInWords(t *testing.T) {
+	for code, want := range map[codes.Code]string{codes.PermissionDenied: "permission denied", codes.NotFound: "not found",
+		codes.Unauthenticated: "unauthenticated"} {
+		if got := codeInWords(code); got != want {
+			t.Errorf("codeInWords(%v) = %q, want %q", code, got, want)
+		}
+	}
+}

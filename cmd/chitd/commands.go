@@ -175,7 +175,7 @@ func (g *grantFlags) register(cmd *cobra.Command, withAudience bool, defaultScop
 }
 
 func (g *grantFlags) grants() (storage.Grants, error) {
-	return accounts.NewGrants(g.scopes, g.defaults, g.audiences)
+	return accounts.NewGrants(accounts.GrantFlags, g.scopes, g.defaults, g.audiences)
 }
 
 // newSetGrantsCommand is `chitd <kind> set-grants NAME`: it replaces what
@@ -304,7 +304,7 @@ more, and --default-scope names what a token carries when none is asked for.`,
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
-			users, err := directory.ListUsers(cmd.Context())
+			users, err := directory.ListUsers(cmd.Context(), storage.Page{})
 			if err != nil {
 				return err
 			}

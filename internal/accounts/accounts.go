@@ -196,9 +196,18 @@ func (d *Directory) CreateUser(ctx context.Context, name, password string, role 
 	return err
 }
 
-// ListUsers returns every user, by name.
-func (d *Directory) ListUsers(ctx context.Context) ([]storage.User, error) {
-	return d.store.ListUsers(ctx)
+// ListUsers returns the users of page, by name.
+func (d *Directory) ListUsers(ctx context.Context, page storage.Page) ([]storage.User, error) {
+	return d.store.ListUsers(ctx, page)
+}
+
+// GetUser returns the user name as stored.
+func (d *Directory) GetUser(ctx context.Context, name string) (storage.User, error) {
+	user, err := d.store.GetUser(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, chiterr.New(chiterr.NotFound, "user %q does not exist", name)
+	}
+	return user, err
 }
 
 // LookupUser returns the user name as it is now: a refresh and a code

@@ -89,15 +89,27 @@ func checkScopeToken(scope string) error {
 	return nil
 }
 
+// GrantFields name the lists of a grant where the operator wrote them, for
+// the messages that refuse one.
+type GrantFields struct{ Allowed, Default string }
+
+var (
+	// GrantFlags are chitd's flags.
+	GrantFlags = GrantFields{Allowed: "--scope", Default: "--default-scope"}
+	// GrantAPIFields are the Admin API's fields.
+	GrantAPIFields = GrantFields{Allowed: "allowed_scopes", Default: "default_scopes"}
+)
+
 // NewGrants checks what an operator grants: every default scope must be
 // allowed, and audiences must be valid names that are not the server's own.
-func NewGrants(allowed, defaults, audiences []string) (storage.Grants, error) {
+// fields name the lists in its errors.
+func NewGrants(fields GrantFields, allowed, defaults, audiences []string) (storage.Grants, error) {
 	grants := storage.Grants{}
 	for _, list := range []struct {
 		name  string
 		items []string
 		into  *[]string
-	}{{"--scope", allowed, &grants.AllowedScopes}, {"--default-scope", defaults, &grants.DefaultScopes}} {
+	}{{fields.Allowed, allowed, &grants.AllowedScopes}, {fields.Default, defaults, &grants.DefaultScopes}} {
 		for _, scope := range list.items {
 			if scope == "" {
 				return storage.Grants{}, chiterr.New(chiterr.InvalidArgument, "%s: a scope is empty", list.name)

@@ -126,12 +126,12 @@ func TestNewGrantsRefusesMalformedInput(t *testing.T) {
 		{"a malformed audience", nil, nil, []string{"in ventory"}, "audience"},
 		{"an audience over the length", nil, nil, []string{strings.Repeat("a", 65)}, "audience"},
 	} {
-		_, err := accounts.NewGrants(tc.allowed, tc.defaults, tc.audience)
+		_, err := accounts.NewGrants(accounts.GrantFlags, tc.allowed, tc.defaults, tc.audience)
 		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {
 			t.Errorf("%s: got %v, want INVALID_ARGUMENT mentioning %q", tc.name, err, tc.mention)
 		}
 	}
-	grants, err := accounts.NewGrants([]string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
+	grants, err := accounts.NewGrants(accounts.GrantFlags, []string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
 	if err != nil || !slices.Equal(grants.AllowedScopes, []string{"a", "b"}) {
 		t.Fatalf("NewGrants = %+v, %v; want duplicates dropped", grants, err)
 	}

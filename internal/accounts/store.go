@@ -12,7 +12,7 @@ import (
 type Store interface {
 	CreateUser(ctx context.Context, user storage.User) error
 	GetUser(ctx context.Context, name string) (storage.User, error)
-	ListUsers(ctx context.Context) ([]storage.User, error)
+	ListUsers(ctx context.Context, page storage.Page) ([]storage.User, error)
 	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
 	UpdateUser(ctx context.Context, name string, update func(*storage.User) (*storage.SubjectRevocation, error)) error
 	DeleteUser(ctx context.Context, name string, revoke storage.SubjectRevocation) error

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -67,20 +68,30 @@ type Discovery struct {
 // New returns the HTTP handler of the REST port; conn reaches the gRPC
 // handlers (the server passes an in-process channel).
 func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
-	gatewayMux := runtime.NewServeMux(
-		// Unset fields are left out, as protojson does by default: the
-		// providers' bulk answers then match the UCloud examples exactly.
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
-		runtime.WithErrorHandler(errorHandler),
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		runtime.WithIncomingHeaderMatcher(forwardedHeader),
-		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
-	)
+	newMux := func(discardUnknown bool, extra ...runtime.ServeMuxOption) *runtime.ServeMux {
+		return runtime.NewServeMux(append([]runtime.ServeMuxOption{
+			// Unset fields are left out, as protojson does by default: the
+			// providers' bulk answers then match the UCloud examples exactly.
+			runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: discardUnknown},
+			}),
+			runtime.WithErrorHandler(errorHandler),
+			runtime.WithRoutingErrorHandler(routingErrorHandler),
+			runtime.WithIncomingHeaderMatcher(forwardedHeader),
+		}, extra...)...)
+	}
+	// The token API ignores fields it does not know, as it always has:
+	// clients written for a later version keep working.
+	gatewayMux := newMux(true, runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)))
 	if err := authv1.RegisterAuthServiceHandlerClient(ctx, gatewayMux, authv1.NewAuthServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthService gateway: %w", err)
+	}
+	// The Admin API refuses them: an operator who misspells a field must not
+	// believe it was applied.
+	adminMux := newMux(false)
+	if err := adminv1.RegisterAdminServiceHandlerClient(ctx, adminMux, adminv1.NewAdminServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("register AdminService gateway: %w", err)
 	}
 	if err := authv1.RegisterAuthProvidersHandlerClient(ctx, gatewayMux, authv1.NewAuthProvidersClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AuthProviders gateway: %w", err)
@@ -88,6 +99,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 
 	mux := http.NewServeMux()
 	mux.Handle("/", limitBody(gatewayMux))
+	mux.Handle("/v1/admin/", limitBody(adminMux))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		// Verifiers may cache the set briefly; rotation publishes new keys

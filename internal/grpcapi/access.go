@@ -10,6 +10,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/tokens"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -25,6 +26,8 @@ const (
 	// Orchestrators need a SERVICE token whose subject is one of the
 	// configured orchestrator services (chitd serve --orchestrators).
 	Orchestrators
+	// Admins need a token with the ADMIN role.
+	Admins
 )
 
 func (a Audience) String() string {
@@ -35,6 +38,8 @@ func (a Audience) String() string {
 		return "services and admins"
 	case Orchestrators:
 		return "orchestrator services"
+	case Admins:
+		return "admins"
 	}
 	return "unknown"
 }
@@ -63,6 +68,14 @@ var AccessRules = map[string]Audience{
 	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     ServicesAndAdmins,
 	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: Orchestrators,
 	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
+
+	// Managing what Chit knows is for admins alone.
+	adminv1.AdminService_CreateUser_FullMethodName:    Admins,
+	adminv1.AdminService_GetUser_FullMethodName:       Admins,
+	adminv1.AdminService_ListUsers_FullMethodName:     Admins,
+	adminv1.AdminService_SetUserRole_FullMethodName:   Admins,
+	adminv1.AdminService_SetUserScopes_FullMethodName: Admins,
+	adminv1.AdminService_DeleteUser_FullMethodName:    Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,
@@ -95,7 +108,8 @@ func NewGatekeeper(cfg Config, deps Dependencies) *Gatekeeper {
 }
 
 // authorize applies the access rule of fullMethod and returns the context the
-// handler runs in.
+// handler runs in. A caller refused for its role is still in the context
+// returned with the error.
 func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
 	audience, ok := AccessRules[fullMethod]
 	if !ok {
@@ -116,11 +130,15 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 		allowed = claims.Role.ServesServices()
 	case Orchestrators:
 		allowed = claims.Role == accounts.RoleService && g.orchestrators[ServiceClientID(claims)]
+	case Admins:
+		allowed = claims.Role == accounts.RoleAdmin
 	}
+	ctx = context.WithValue(ctx, callerKey{}, claims)
 	if !allowed {
-		return nil, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller is %s %q", audience, claims.Role, claims.Subject)
+		// The refused caller stays in ctx for the audit line.
+		return ctx, chiterr.New(chiterr.PermissionDenied, "this call is for %s; the caller is %s %q", audience, claims.Role, claims.Subject)
 	}
-	return context.WithValue(ctx, callerKey{}, claims), nil
+	return ctx, nil
 }
 
 // ServiceClientID is the client id of a service account's token. Tokens

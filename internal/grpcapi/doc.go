@@ -6,7 +6,9 @@
 package grpcapi
 
 import (
+	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -22,4 +24,7 @@ type Dependencies struct {
 	Tokens    *tokens.Service
 	Authorize *authorize.Service
 	Providers *providers.Service
+	Directory *accounts.Directory
+	// Pages makes and reads the page tokens of the Admin API's lists.
+	Pages *paging.Tokens
 }

@@ -27,6 +27,7 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
 		client := clientAddress(ctx, cfg)
+		callCtx := ctx
 		defer func() {
 			if r := recover(); r != nil {
 				logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
@@ -34,6 +35,9 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			}
 			err = finish(ctx, logger, cfg, info.FullMethod, client, start, err)
 			cfg.observe(info.FullMethod, start, err)
+			if audited(info.FullMethod) {
+				audit(callCtx, logger, cfg, info.FullMethod, client, req, err)
+			}
 		}()
 		// A caller's own sooner deadline (the REST layer sets one) already
 		// bounds the call; a second timer per call would add nothing.
@@ -42,9 +46,17 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
-		callCtx, err := gatekeeper.authorize(clientaddr.With(ctx, client), info.FullMethod)
+		authorized, err := gatekeeper.authorize(clientaddr.With(ctx, client), info.FullMethod)
+		if authorized != nil {
+			callCtx = authorized
+		}
 		if err != nil {
 			return nil, err
+		}
+		if audited(info.FullMethod) {
+			if err := refuseUnknownFields(req); err != nil {
+				return nil, err
+			}
 		}
 		return handler(callCtx, req)
 	}

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/testenv"
 )
 
@@ -49,5 +52,22 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 		e.Server.GRPCAddr(), "chit.auth.v1.AuthService/Token")
 	if !strings.Contains(out, `"accessToken": "eyJ`) || !strings.Contains(out, `"refreshToken": "chit_rt_`) {
 		t.Fatalf("Token:\n%s", out)
+	}
+
+	// The Admin API is listed and callable the same way, by an admin.
+	if out := run(e.Server.GRPCAddr(), "describe", "chit.admin.v1.AdminService"); !strings.Contains(out, "rpc ListUsers") {
+		t.Fatalf("describe AdminService:\n%s", out)
+	}
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	out = run("-d", `{"password_credential":{"username":"root","password":"root's long password"}}`, e.Server.GRPCAddr(), "chit.auth.v1.AuthService/Token")
+	var admin struct{ AccessToken string }
+	if err := json.Unmarshal([]byte(out), &admin); err != nil {
+		t.Fatal(err)
+	}
+	out = run("-H", "authorization: Bearer "+admin.AccessToken, "-d", `{"page_size":1}`, e.Server.GRPCAddr(), "chit.admin.v1.AdminService/ListUsers")
+	if !strings.Contains(out, `"name": "alice"`) || !strings.Contains(out, `"nextPageToken"`) {
+		t.Fatalf("ListUsers:\n%s", out)
 	}
 }

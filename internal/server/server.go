@@ -36,12 +36,14 @@ import (
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/oauth2http"
+	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/signinpage"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -302,12 +304,15 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // calls the same handlers through, each behind the interceptors of its
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
-	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers}
+	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
+		Pages: paging.New(c.refreshKeys)}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
+	adminServer := grpcapi.NewAdminServer(apiDeps)
 	registerServices := func(registrar grpc.ServiceRegistrar) {
 		authv1.RegisterAuthServiceServer(registrar, authServer)
 		authv1.RegisterAuthProvidersServer(registrar, providersServer)
+		adminv1.RegisterAdminServiceServer(registrar, adminServer)
 		grpc_health_v1.RegisterHealthServer(registrar, s.health)
 	}
 	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {

@@ -28,6 +28,7 @@ import (
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -117,6 +118,12 @@ var restRoutes = map[string]struct{ method, path string }{
 	authv1.AuthService_RefreshCli_FullMethodName:              {http.MethodPost, "/v1/auth/cli/refresh"},
 	authv1.AuthService_RefreshToken_FullMethodName:            {http.MethodPost, "/v1/auth/token/refresh"},
 	authv1.AuthService_Revoke_FullMethodName:                  {http.MethodPost, "/v1/auth/revoke"},
+	adminv1.AdminService_CreateUser_FullMethodName:            {http.MethodPost, "/v1/admin/users"},
+	adminv1.AdminService_GetUser_FullMethodName:               {http.MethodGet, "/v1/admin/users/{name}"},
+	adminv1.AdminService_ListUsers_FullMethodName:             {http.MethodGet, "/v1/admin/users"},
+	adminv1.AdminService_SetUserRole_FullMethodName:           {http.MethodPut, "/v1/admin/users/{name}/role"},
+	adminv1.AdminService_SetUserScopes_FullMethodName:         {http.MethodPut, "/v1/admin/users/{name}/scopes"},
+	adminv1.AdminService_DeleteUser_FullMethodName:            {http.MethodDelete, "/v1/admin/users/{name}"},
 }
 
 func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {
@@ -125,10 +132,23 @@ func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, res
 	if !ok {
 		t.Fatalf("no REST route for %s", fullMethod)
 	}
-	if route.method == http.MethodGet {
-		return r.call(t, route.method, route.path+"?"+queryOf(t, req).Encode(), bearer, nil, resp)
+	// A {field} of the path takes the request's field, escaped; GET and
+	// DELETE send the other fields in the query, the others in the body.
+	query := queryOf(t, req)
+	path := route.path
+	for name := range query {
+		if placeholder := "{" + name + "}"; strings.Contains(path, placeholder) {
+			path = strings.ReplaceAll(path, placeholder, url.PathEscape(query.Get(name)))
+			query.Del(name)
+		}
 	}
-	return r.call(t, route.method, route.path, bearer, req, resp)
+	if strings.Contains(path, "{") {
+		t.Fatalf("%s: a field of the path %s is empty, which REST cannot send", fullMethod, route.path)
+	}
+	if route.method == http.MethodGet || route.method == http.MethodDelete {
+		return r.call(t, route.method, path+"?"+query.Encode(), bearer, nil, resp)
+	}
+	return r.call(t, route.method, path, bearer, req, resp)
 }
 
 // call sends one REST request and decodes a 200 answer into resp. For an
@@ -493,6 +513,7 @@ func TestHTTPPortServesDocuments(t *testing.T) {
 	e := startServer(t)
 	for _, tc := range []struct{ path, wantContentType, wantBody string }{
 		{"/openapi.json", "application/json", `"/auth/providers/refresh"`},
+		{"/openapi.json", "application/json", `"/v1/admin/users/{name}/scopes"`},
 		{"/healthz", "application/json", `SERVING`},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

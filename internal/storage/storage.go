@@ -44,6 +44,15 @@ type Grants struct {
 	AllowedAudiences []string
 }
 
+// Page selects part of a list in its stable order (by name or id): the items
+// after After (from the first when empty), at most Limit of them (all when
+// zero). A caller asks for one more than it shows to learn whether a next
+// page exists.
+type Page struct {
+	After string
+	Limit int
+}
+
 // SubjectRevocation refuses every access token of Subject (a `sub`, or the
 // principal key of an OAuth client) issued before At.
 type SubjectRevocation struct {
@@ -230,7 +239,8 @@ func (e *ItemError) Unwrap() error { return e.Err }
 type Store interface {
 	CreateUser(ctx context.Context, user User) error
 	GetUser(ctx context.Context, name string) (User, error)
-	ListUsers(ctx context.Context) ([]User, error)
+	// ListUsers returns the users of page, by name.
+	ListUsers(ctx context.Context, page Page) ([]User, error)
 	// UpdatePasswordHash replaces a user's hash if it is still oldHash
 	// (ErrConflict otherwise: the password changed meanwhile).
 	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error

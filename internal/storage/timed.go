@@ -29,9 +29,9 @@ func (s *timedStore) GetUser(ctx context.Context, name string) (User, error) {
 	return s.store.GetUser(ctx, name)
 }
 
-func (s *timedStore) ListUsers(ctx context.Context) ([]User, error) {
+func (s *timedStore) ListUsers(ctx context.Context, page Page) ([]User, error) {
 	defer s.done("ListUsers", time.Now())
-	return s.store.ListUsers(ctx)
+	return s.store.ListUsers(ctx, page)
 }
 
 func (s *timedStore) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {

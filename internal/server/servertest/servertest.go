@@ -88,6 +88,8 @@ type Env struct {
 	Logs               *LockedBuffer
 	ServiceSecret      string
 	OrchestratorSecret string
+	// hasher hashes with the server's (fast, test) parameters.
+	hasher *passwords.Hasher
 }
 
 // HTTPBase is the base URL of the REST port.
@@ -216,13 +218,15 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
-	return &Env{Server: srv, Store: store, Logs: logs, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret}
+	return &Env{Server: srv, Store: store, Logs: logs, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret,
+		hasher: hasher}
 }
 
 // Directory is the account directory on the test server's store, for tests
 // that add or change principals as an operator would.
 func (e *Env) Directory() *accounts.Directory {
-	return accounts.NewDirectory(accounts.Config{ServerAudience: Audience}, accounts.Dependencies{Store: e.Store, Now: e.Clock.Now, Random: rand.Reader})
+	return accounts.NewDirectory(accounts.Config{ServerAudience: Audience},
+		accounts.Dependencies{Store: e.Store, Hasher: e.hasher, Now: e.Clock.Now, Random: rand.Reader})
 }
 
 // CreateClient registers an OAuth client and returns its secret ("" for a

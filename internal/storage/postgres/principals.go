@@ -41,8 +41,16 @@ func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) 
 	return get[storage.User](ctx, s.reads, userRows, name)
 }
 
-func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	return list(ctx, s.pool, scanUser, `SELECT `+userColumns+` FROM users ORDER BY name`)
+func (s *Store) ListUsers(ctx context.Context, page storage.Page) ([]storage.User, error) {
+	return list(ctx, s.pool, scanUser, `SELECT `+userColumns+` FROM users WHERE name > $1 ORDER BY name LIMIT $2`, page.After, pageLimit(page))
+}
+
+// pageLimit is page's LIMIT; PostgreSQL takes NULL as none.
+func pageLimit(page storage.Page) *int {
+	if page.Limit <= 0 {
+		return nil
+	}
+	return &page.Limit
 }
 
 func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {

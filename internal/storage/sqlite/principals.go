@@ -39,8 +39,16 @@ func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) 
 	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 }
 
-func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	return listRows(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users ORDER BY name`)
+func (s *Store) ListUsers(ctx context.Context, page storage.Page) ([]storage.User, error) {
+	return listRows(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users WHERE name > ? ORDER BY name LIMIT ?`, page.After, pageLimit(page))
+}
+
+// pageLimit is page's LIMIT; SQLite takes a negative one as none.
+func pageLimit(page storage.Page) int {
+	if page.Limit <= 0 {
+		return -1
+	}
+	return page.Limit
 }
 
 // listRows runs a query and scans every row.

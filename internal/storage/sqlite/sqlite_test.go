@@ -95,7 +95,7 @@ func TestConcurrentOpensOfANewDatabaseAllMigrate(t *testing.T) {
 		go func() {
 			store, err := sqlite.OpenPath(context.Background(), path)
 			if err == nil {
-				_, err = store.ListUsers(context.Background())
+				_, err = store.ListUsers(context.Background(), storage.Page{})
 				store.Close()
 			}
 			errs <- err

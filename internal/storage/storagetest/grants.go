@@ -43,7 +43,7 @@ func testGrantsRoundTrip(t *testing.T, s storage.Store) {
 	if err != nil || !sameGrants(user.Grants, userGrants) {
 		t.Fatalf("GetUser = %+v, %v; want grants %+v", user, err, userGrants)
 	}
-	users, err := s.ListUsers(ctx)
+	users, err := s.ListUsers(ctx, storage.Page{})
 	if err != nil || len(users) != 1 || !sameGrants(users[0].Grants, userGrants) {
 		t.Fatalf("ListUsers = %+v, %v", users, err)
 	}

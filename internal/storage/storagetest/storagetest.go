@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,12 +116,30 @@ func testUsers(t *testing.T, s storage.Store) {
 	if err := s.CreateUser(ctx, storage.User{Name: "bob", PasswordHash: "h", Role: "ADMIN", CreatedAt: base}); err != nil {
 		t.Fatal(err)
 	}
-	users, err := s.ListUsers(ctx)
+	users, err := s.ListUsers(ctx, storage.Page{})
 	if err != nil {
 		t.Fatalf("ListUsers: %v", err)
 	}
 	if len(users) != 2 || users[0].Name != "alice" || users[1].Name != "bob" {
 		t.Fatalf("ListUsers = %+v, want alice then bob", users)
+	}
+	for _, page := range []struct {
+		page storage.Page
+		want []string
+	}{
+		{storage.Page{Limit: 1}, []string{"alice"}},
+		{storage.Page{After: "alice", Limit: 1}, []string{"bob"}},
+		{storage.Page{After: "alice"}, []string{"bob"}},
+		{storage.Page{After: "bob", Limit: 5}, nil},
+	} {
+		users, err := s.ListUsers(ctx, page.page)
+		var names []string
+		for _, user := range users {
+			names = append(names, user.Name)
+		}
+		if err != nil || !slices.Equal(names, page.want) {
+			t.Fatalf("ListUsers(%+v) = %v, %v; want %v", page.page, names, err, page.want)
+		}
 	}
 	if err := s.UpdatePasswordHash(ctx, "alice", "stale", "$argon2id$new"); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("UpdatePasswordHash from a stale hash: got %v, want ErrConflict", err)

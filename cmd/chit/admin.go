@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/chit-auth/chit/internal/clilogin"
+	"github.com/chit-auth/chit/internal/secretin"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// adminCLI is `chit admin`: the Admin API driven with the stored login,
+// with the nouns and verbs of the chitd commands that work on the store.
+type adminCLI struct {
+	*cli
+	output string
+}
+
+func (c *cli) adminCommand() *cobra.Command {
+	a := &adminCLI{cli: c}
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Manage a Chit server remotely (needs a login with the ADMIN role)",
+		Long: `Manage what a Chit server knows through its Admin API, as the signed-in
+person (chit login). The nouns and verbs are those of the chitd commands, which
+work on the store directly; every call is checked for the ADMIN role and
+written to the server's audit log.`,
+	}
+	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
+	cmd.AddCommand(a.userCommand())
+	return cmd
+}
+
+// adminSession is a connection to the Admin API with the stored login's
+// access token on every call, bounded by --timeout.
+func (a *adminCLI) session(cmd *cobra.Command) (adminv1.AdminServiceClient, context.Context, func(), error) {
+	if a.output != "table" && a.output != "json" {
+		return nil, nil, nil, fmt.Errorf("--output must be table or json, not %q", a.output)
+	}
+	conn, err := grpc.NewClient(a.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("server address %q: %w", a.serverAddr, err)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+	done := func() { cancel(); conn.Close() }
+	token, err := clilogin.ValidAccessToken(ctx, authv1.NewAuthServiceClient(conn), a.credentialsPath, a.now())
+	if err != nil {
+		done()
+		return nil, nil, nil, a.explain(err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	return adminv1.NewAdminServiceClient(conn), ctx, done, nil
+}
+
+// run calls the Admin API once and prints its answer.
+func (a *adminCLI) run(call func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error),
+	print func(w io.Writer, answer proto.Message) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		admin, ctx, done, err := a.session(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		answer, err := call(ctx, admin)
+		if err != nil {
+			return a.explain(err)
+		}
+		if a.output == "json" {
+			encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(encoded))
+			return err
+		}
+		return print(cmd.OutOrStdout(), answer)
+	}
+}
+
+func (a *adminCLI) userCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage people who sign in with a password"}
+
+	var passwordStdin bool
+	var role string
+	var createScopes, createDefaults []string
+	create := &cobra.Command{
+		Use:     "create NAME --password-stdin [--role user|admin] [--scope S]... [--default-scope S]...",
+		Short:   "Create a user; the password is read from standard input",
+		Example: "  printf '%s' \"$PASSWORD\" | chit admin user create alice --password-stdin --scope reports:read",
+		Args:    cobra.ExactArgs(1),
+	}
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		if !passwordStdin {
+			return errors.New("pass the password on standard input with --password-stdin (it is never taken as an argument, which other users could see)")
+		}
+		password, err := secretin.ReadLine(cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.CreateUser(ctx, &adminv1.CreateUserRequest{Name: args[0], Password: password, Role: strings.ToUpper(role),
+				AllowedScopes: createScopes, DefaultScopes: createDefaults})
+			return resp.GetUser(), err
+		}, printUsers)(cmd, args)
+	}
+	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	create.Flags().StringVar(&role, "role", "user", "user or admin")
+	create.Flags().StringArrayVar(&createScopes, "scope", nil, "a scope the user may obtain (repeat for more)")
+	create.Flags().StringArrayVar(&createDefaults, "default-scope", nil, "a scope their tokens carry when none is asked for (repeat for more)")
+
+	get := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show a user",
+		Args:  cobra.ExactArgs(1),
+	}
+	get.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.GetUser(ctx, &adminv1.GetUserRequest{Name: args[0]})
+			return resp.GetUser(), err
+		}, printUsers)(cmd, args)
+	}
+
+	var pageSize int32
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users by name (every page)",
+		Args:  cobra.NoArgs,
+	}
+	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		all := &adminv1.ListUsersResponse{}
+		req := &adminv1.ListUsersRequest{PageSize: pageSize}
+		for {
+			page, err := admin.ListUsers(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			all.Users = append(all.Users, page.GetUsers()...)
+			if page.GetNextPageToken() == "" {
+				return all, nil
+			}
+			req.PageToken = page.GetNextPageToken()
+		}
+	}, printUsers)
+	list.Flags().Int32Var(&pageSize, "page-size", 0, "users fetched per call (default: the server's, 50)")
+
+	setRole := &cobra.Command{
+		Use:   "set-role NAME user|admin",
+		Short: "Change a user's role; their access tokens issued before stop working",
+		Args:  cobra.ExactArgs(2),
+	}
+	setRole.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.SetUserRole(ctx, &adminv1.SetUserRoleRequest{Name: args[0], Role: strings.ToUpper(args[1])})
+			return resp.GetUser(), err
+		}, printUsers)(cmd, args)
+	}
+
+	var scopes, defaults []string
+	setGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]...",
+		Short:   "Replace the scopes a user may obtain; if any is removed, their access tokens issued before stop working",
+		Example: "  chit admin user set-grants alice --scope reports:read --scope reports:write --default-scope reports:read",
+		Args:    cobra.ExactArgs(1),
+	}
+	setGrants.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.SetUserScopes(ctx, &adminv1.SetUserScopesRequest{Name: args[0], AllowedScopes: scopes, DefaultScopes: defaults})
+			return resp.GetUser(), err
+		}, printUsers)(cmd, args)
+	}
+	setGrants.Flags().StringArrayVar(&scopes, "scope", nil, "a scope the user may obtain (repeat for more; none removes all)")
+	setGrants.Flags().StringArrayVar(&defaults, "default-scope", nil, "a scope their tokens carry when none is asked for (repeat for more)")
+
+	remove := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a user: their logins end and their access tokens stop working",
+		Args:  cobra.ExactArgs(1),
+	}
+	remove.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.DeleteUser(ctx, &adminv1.DeleteUserRequest{Name: args[0]})
+		}, func(w io.Writer, _ proto.Message) error {
+			_, err := fmt.Fprintf(w, "deleted user %s\n", args[0])
+			return err
+		})(cmd, args)
+	}
+
+	cmd.AddCommand(create, get, list, setRole, setGrants, remove)
+	return cmd
+}
+
+// printUsers prints a user or a list of users as the chitd command's table.
+func printUsers(out io.Writer, answer proto.Message) error {
+	var users []*adminv1.User
+	switch answer := answer.(type) {
+	case *adminv1.User:
+		users = []*adminv1.User{answer}
+	case *adminv1.ListUsersResponse:
+		users = answer.GetUsers()
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tROLE\tSCOPES\tDEFAULT_SCOPES\tCREATED")
+	for _, u := range users {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.GetName(), u.GetRole(), orNone(u.GetAllowedScopes()), orNone(u.GetDefaultScopes()),
+			u.GetCreateTime().AsTime().UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func orNone(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, " ")
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// loginAs signs in through the browser as name and returns the flags that
+// point chit at the server and the stored login.
+func loginAs(t *testing.T, e *servertest.Env, name, password string) []string {
+	t.Helper()
+	credentials := filepath.Join(t.TempDir(), "credentials.json")
+	common := []string{"--server", e.Server.GRPCAddr(), "--credentials", credentials}
+	browser := func(authorizeURL string) error {
+		b := e.NewBrowser(t)
+		page := b.Open(t, authorizeURL)
+		b.Submit(t, page, url.Values{"username": {name}, "password": {password}, "action": {"sign-in"}})
+		return nil
+	}
+	if out, err := run(t, browser, e.Clock.Now, "", append([]string{"login"}, common...)...); err != nil {
+		t.Fatalf("login: %q, %v", out, err)
+	}
+	return common
+}
+
+// chit admin drives a real server with the stored login of an admin: every
+// user verb, in tables and in JSON.
+func TestAdminUserCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	common := loginAs(t, e, "root", "root's long password")
+	chit := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, stdin, append(append([]string{"admin"}, args...), common...)...)
+	}
+
+	out, err := chit("carol's long password\n", "user", "create", "carol", "--password-stdin", "--scope", "reports:read", "--default-scope", "reports:read")
+	if err != nil || !strings.Contains(out, "carol") || !strings.Contains(out, "reports:read") {
+		t.Fatalf("user create: %q, %v", out, err)
+	}
+	if _, err := e.Directory().AuthenticateUser(t.Context(), "", "carol", "carol's long password"); err != nil {
+		t.Fatalf("carol cannot sign in with the password given on stdin: %v", err)
+	}
+	out, err = chit("", "user", "list", "--page-size", "1")
+	if err != nil || !strings.Contains(out, "NAME") || !strings.Contains(out, "carol") || !strings.Contains(out, servertest.UserName) ||
+		!strings.Contains(out, "root") {
+		t.Fatalf("user list (pages of one): %q, %v", out, err)
+	}
+	out, err = chit("", "user", "set-role", "carol", "admin", "--output", "json")
+	var user struct{ Name, Role string }
+	if err != nil || json.Unmarshal([]byte(out), &user) != nil || user.Name != "carol" || user.Role != "ADMIN" {
+		t.Fatalf("user set-role --output json: %q, %v", out, err)
+	}
+	out, err = chit("", "user", "set-grants", "carol", "--scope", "reports:write")
+	if err != nil || !strings.Contains(out, "reports:write") || strings.Contains(out, "reports:read") {
+		t.Fatalf("user set-grants: %q, %v", out, err)
+	}
+	out, err = chit("", "user", "get", "carol", "-o", "json")
+	var got struct {
+		Name          string
+		AllowedScopes []string `json:"allowed_scopes"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Name != "carol" || len(got.AllowedScopes) != 1 {
+		t.Fatalf("user get -o json: %q, %v", out, err)
+	}
+	if out, err = chit("", "user", "delete", "carol"); err != nil || !strings.Contains(out, "deleted user carol") {
+		t.Fatalf("user delete: %q, %v", out, err)
+	}
+	if _, err = chit("", "user", "get", "carol"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("user get after delete: %v", err)
+	}
+	if _, err = chit("", "user", "create", "dave"); err == nil || !strings.Contains(err.Error(), "--password-stdin") {
+		t.Fatalf("user create without --password-stdin: %v", err)
+	}
+	if _, err = chit("", "user", "list", "--output", "yaml"); err == nil || !strings.Contains(err.Error(), "--output") {
+		t.Fatalf("--output yaml: %v", err)
+	}
+}
+
+// A person without the ADMIN role is told so, and nothing changes.
+func TestAdminCommandsRefuseAUser(t *testing.T) {
+	e := servertest.Start(t)
+	common := loginAs(t, e, servertest.UserName, servertest.UserPassword)
+	_, err := run(t, nil, e.Clock.Now, "", append([]string{"admin", "user", "delete", servertest.UserName}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("user delete by a USER: %v", err)
+	}
+	if _, err := e.Directory().GetUser(t.Context(), servertest.UserName); err != nil {
+		t.Fatalf("the refused delete removed the user: %v", err)
+	}
+}
+
+// Without a stored login, chit admin says how to get one.
+func TestAdminCommandsNeedALogin(t *testing.T) {
+	e := servertest.Start(t)
+	_, err := run(t, nil, e.Clock.Now, "", "admin", "user", "list", "--server", e.Server.GRPCAddr(),
+		"--credentials", filepath.Join(t.TempDir(), "none.json"))
+	if err == nil || !strings.Contains(err.Error(), "chit login") {
+		t.Fatalf("without a login: %v", err)
+	}
+}

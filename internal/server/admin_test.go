@@ -1,0 +1,412 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/grpcapi"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+)
+
+// revocationSeen is past the test server's revocation cache
+// (Tokens.RevocationCacheTTL), after which every replica refuses a token
+// issued before a change that ended it.
+const revocationSeen = 4 * time.Second
+
+const (
+	adminName     = "root"
+	adminPassword = "admin password for tests"
+)
+
+// adminCallers are an access token of each kind of caller, and an ADMIN's.
+type adminCallers struct {
+	callers
+	admin, provider string
+}
+
+func newAdminCallers(t *testing.T, e *env, tr transport) adminCallers {
+	t.Helper()
+	if err := e.Directory().CreateUser(t.Context(), adminName, adminPassword, accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
+	wantCode(t, "admin token", code, codes.OK)
+	c := adminCallers{callers: newCallers(t, e, tr), admin: admin.GetAccessToken()}
+	claimTokens := register(t, tr, c.service, "provider-1")
+	claimed, code := claim(t, tr, c.service, claimTokens...)
+	wantCode(t, "claim", code, codes.OK)
+	providerTokens, code := providerRefresh(t, tr, claimed[0].GetRefreshToken())
+	wantCode(t, "provider token", code, codes.OK)
+	c.provider = providerTokens[0]
+	return c
+}
+
+// adminRequests is a valid request for each AdminService method, on a user
+// named target.
+func adminRequests(target string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_CreateUser_FullMethodName:  &adminv1.CreateUserRequest{Name: target, Password: "a long password"},
+		adminv1.AdminService_GetUser_FullMethodName:     &adminv1.GetUserRequest{Name: target},
+		adminv1.AdminService_ListUsers_FullMethodName:   &adminv1.ListUsersRequest{},
+		adminv1.AdminService_SetUserRole_FullMethodName: &adminv1.SetUserRoleRequest{Name: target, Role: "ADMIN"},
+		adminv1.AdminService_SetUserScopes_FullMethodName: &adminv1.SetUserScopesRequest{Name: target,
+			AllowedScopes: []string{"reports:read"}},
+		adminv1.AdminService_DeleteUser_FullMethodName: &adminv1.DeleteUserRequest{Name: target},
+	}
+}
+
+// responseFor is an empty response message of fullMethod.
+func responseFor(fullMethod string) proto.Message {
+	method := strings.TrimPrefix(fullMethod, "/chit.admin.v1.AdminService/")
+	descriptor := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods().ByName(protoreflect.Name(method))
+	switch descriptor.Output().Name() {
+	case "CreateUserResponse":
+		return &adminv1.CreateUserResponse{}
+	case "GetUserResponse":
+		return &adminv1.GetUserResponse{}
+	case "ListUsersResponse":
+		return &adminv1.ListUsersResponse{}
+	case "SetUserRoleResponse":
+		return &adminv1.SetUserRoleResponse{}
+	case "SetUserScopesResponse":
+		return &adminv1.SetUserScopesResponse{}
+	case "DeleteUserResponse":
+		return &adminv1.DeleteUserResponse{}
+	}
+	panic("no response message for " + fullMethod)
+}
+
+// Every Admin RPC is in the access table as ADMIN only, and refuses every
+// other caller on both transports and both stores; an admin gets through.
+func TestAdminAccessByCaller(t *testing.T) {
+	methods := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
+	for i := range methods.Len() {
+		full := "/chit.admin.v1.AdminService/" + string(methods.Get(i).Name())
+		if audience, ok := grpcapi.AccessRules[full]; !ok || audience != grpcapi.Admins {
+			t.Errorf("%s: access rule %v (listed %v), want admins", full, audience, ok)
+		}
+		if _, ok := adminRequests("x")[full]; !ok {
+			t.Errorf("%s is not covered by this test", full)
+		}
+	}
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		refused := []struct {
+			caller, bearer string
+			want           codes.Code
+		}{
+			{"no token", "", codes.Unauthenticated},
+			{"a malformed token", "not-a-token", codes.Unauthenticated},
+			{"USER", c.user, codes.PermissionDenied},
+			{"SERVICE", c.service, codes.PermissionDenied},
+			{"orchestrator SERVICE", c.orchestrator, codes.PermissionDenied},
+			// A provider's token is signed with the provider's key: it is
+			// for the provider's services, never a credential at Chit.
+			{"PROVIDER", c.provider, codes.Unauthenticated},
+		}
+		for method, req := range adminRequests(servertest.UserName) {
+			for _, caller := range refused {
+				code := tr.invoke(t, method, caller.bearer, req, responseFor(method))
+				wantCode(t, method+" by "+caller.caller, code, caller.want)
+			}
+		}
+		// Nothing the refused calls asked for happened.
+		user, err := e.Directory().GetUser(t.Context(), servertest.UserName)
+		if err != nil || user.Role != string(accounts.RoleUser) {
+			t.Fatalf("after refused calls the user is %+v, %v", user, err)
+		}
+		for method, req := range adminRequests("made-by-admin") {
+			if method == adminv1.AdminService_DeleteUser_FullMethodName {
+				continue // below, once the others have run
+			}
+			if code := tr.invoke(t, method, c.admin, req, responseFor(method)); code != codes.OK {
+				// Map order: a call on the user may run before it is created.
+				if !(code == codes.NotFound && method != adminv1.AdminService_CreateUser_FullMethodName) {
+					t.Fatalf("%s by ADMIN: got %v", method, code)
+				}
+			}
+		}
+		req := adminRequests("made-by-admin")[adminv1.AdminService_DeleteUser_FullMethodName]
+		wantCode(t, "DeleteUser by ADMIN", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin, req, &adminv1.DeleteUserResponse{}), codes.OK)
+	})
+}
+
+// An admin manages a person's whole life over the API, on both transports
+// and stores, and every change ends the access it should, as the chitd
+// commands do.
+func TestAdminUserLifecycle(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		created := &adminv1.CreateUserResponse{}
+		wantCode(t, "CreateUser", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin, &adminv1.CreateUserRequest{
+			Name: "carol", Password: "carol's long password", AllowedScopes: []string{"reports:read", "reports:write"},
+			DefaultScopes: []string{"reports:read"},
+		}, created), codes.OK)
+		if u := created.GetUser(); u.GetName() != "carol" || u.GetRole() != "USER" ||
+			!slices.Equal(u.GetAllowedScopes(), []string{"reports:read", "reports:write"}) || u.GetCreateTime() == nil {
+			t.Fatalf("CreateUser answered %v", u)
+		}
+		wantCode(t, "CreateUser again", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin,
+			&adminv1.CreateUserRequest{Name: "carol", Password: "another long password"}, &adminv1.CreateUserResponse{}), codes.AlreadyExists)
+
+		// Carol signs in with the password the admin set.
+		carol, code := tr.token(t, passwordRequest("carol", "carol's long password"))
+		wantCode(t, "carol's token", code, codes.OK)
+		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.OK {
+			t.Fatalf("carol's token: %v", code)
+		}
+
+		got := &adminv1.GetUserResponse{}
+		wantCode(t, "GetUser", tr.invoke(t, adminv1.AdminService_GetUser_FullMethodName, c.admin, &adminv1.GetUserRequest{Name: "carol"}, got), codes.OK)
+		if !proto.Equal(got.GetUser(), created.GetUser()) {
+			t.Fatalf("GetUser = %v, want %v", got.GetUser(), created.GetUser())
+		}
+
+		// Narrowing carol's scopes refuses her access token issued before.
+		e.Clock.Advance(2e9)
+		narrowed := &adminv1.SetUserScopesResponse{}
+		wantCode(t, "SetUserScopes", tr.invoke(t, adminv1.AdminService_SetUserScopes_FullMethodName, c.admin,
+			&adminv1.SetUserScopesRequest{Name: "carol", AllowedScopes: []string{"reports:read"}}, narrowed), codes.OK)
+		if s := narrowed.GetUser().GetAllowedScopes(); !slices.Equal(s, []string{"reports:read"}) {
+			t.Fatalf("SetUserScopes answered scopes %v", s)
+		}
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("carol's token after narrowing: %v, want Unauthenticated", code)
+		}
+
+		// A new role ends her tokens too; the answer shows it.
+		carol, code = tr.token(t, passwordRequest("carol", "carol's long password"))
+		wantCode(t, "carol's second token", code, codes.OK)
+		e.Clock.Advance(2e9)
+		promoted := &adminv1.SetUserRoleResponse{}
+		wantCode(t, "SetUserRole", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+			&adminv1.SetUserRoleRequest{Name: "carol", Role: "admin"}, promoted), codes.OK)
+		if promoted.GetUser().GetRole() != "ADMIN" {
+			t.Fatalf("SetUserRole answered %v", promoted.GetUser())
+		}
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("carol's token after a new role: %v, want Unauthenticated", code)
+		}
+
+		// Deleting her ends her logins and refuses her tokens.
+		carol, code = tr.token(t, passwordRequest("carol", "carol's long password"))
+		wantCode(t, "carol's third token", code, codes.OK)
+		e.Clock.Advance(2e9)
+		wantCode(t, "DeleteUser", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin,
+			&adminv1.DeleteUserRequest{Name: "carol"}, &adminv1.DeleteUserResponse{}), codes.OK)
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("carol's token after deletion: %v, want Unauthenticated", code)
+		}
+		if _, code := tr.refresh(t, carol.GetRefreshToken()); code == codes.OK {
+			t.Fatal("carol's refresh token works after deletion")
+		}
+		for _, method := range []string{adminv1.AdminService_GetUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName,
+			adminv1.AdminService_SetUserRole_FullMethodName, adminv1.AdminService_SetUserScopes_FullMethodName} {
+			wantCode(t, method+" of a deleted user", tr.invoke(t, method, c.admin, adminRequests("carol")[method], responseFor(method)), codes.NotFound)
+		}
+	})
+}
+
+// Lists come in pages in a stable order; every user appears once; a page
+// token that was altered or made up is refused.
+func TestAdminListUsersPages(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		want := []string{adminName, servertest.UserName}
+		for i := range 5 {
+			name := fmt.Sprintf("user-%d", i)
+			if err := e.Directory().CreateUser(t.Context(), name, "a long password", accounts.RoleUser, storage.Grants{}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, name)
+		}
+		slices.Sort(want)
+
+		var names []string
+		var tokens []string
+		req := &adminv1.ListUsersRequest{PageSize: 2}
+		for range 10 {
+			page := &adminv1.ListUsersResponse{}
+			wantCode(t, "ListUsers", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, req, page), codes.OK)
+			if len(page.GetUsers()) > 2 {
+				t.Fatalf("page of %d users for page_size 2", len(page.GetUsers()))
+			}
+			for _, user := range page.GetUsers() {
+				names = append(names, user.GetName())
+			}
+			if page.GetNextPageToken() == "" {
+				break
+			}
+			tokens = append(tokens, page.GetNextPageToken())
+			req.PageToken = page.GetNextPageToken()
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("pages listed %v, want %v", names, want)
+		}
+
+		all := &adminv1.ListUsersResponse{}
+		wantCode(t, "ListUsers default size", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, &adminv1.ListUsersRequest{}, all), codes.OK)
+		if len(all.GetUsers()) != len(want) || all.GetNextPageToken() != "" {
+			t.Fatalf("default page: %d users, next %q", len(all.GetUsers()), all.GetNextPageToken())
+		}
+
+		token := tokens[0]
+		flipped := []byte(token)
+		flipped[len(flipped)-1] ^= 1
+		if flipped[len(flipped)-1] == '.' || flipped[len(flipped)-1] == '/' {
+			flipped[len(flipped)-1] = 'A'
+		}
+		for _, bad := range []struct {
+			name string
+			req  *adminv1.ListUsersRequest
+		}{
+			{"altered token", &adminv1.ListUsersRequest{PageToken: string(flipped)}},
+			{"token with a MAC of its own", &adminv1.ListUsersRequest{PageToken: "AAAAAQ" + token[6:]}},
+			{"made-up token", &adminv1.ListUsersRequest{PageToken: "dXNlci0x"}},
+			{"overlong token", &adminv1.ListUsersRequest{PageToken: strings.Repeat("A", 4000)}},
+			{"negative size", &adminv1.ListUsersRequest{PageSize: -1}},
+			{"size over the maximum", &adminv1.ListUsersRequest{PageSize: 1001}},
+		} {
+			wantCode(t, bad.name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, bad.req, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
+		}
+	})
+}
+
+// Bad input gets INVALID_ARGUMENT with a message naming what is wrong, and
+// leaves nothing half-written.
+func TestAdminBadInput(t *testing.T) {
+	e := startServer(t)
+	tr := transports(e)["gRPC"]
+	c := newAdminCallers(t, e, tr)
+	for _, bad := range []struct {
+		name, method string
+		req          proto.Message
+		mention      string
+	}{
+		{"name too long", adminv1.AdminService_CreateUser_FullMethodName,
+			&adminv1.CreateUserRequest{Name: strings.Repeat("a", 65), Password: "a long password"}, "name"},
+		{"name with a slash", adminv1.AdminService_CreateUser_FullMethodName,
+			&adminv1.CreateUserRequest{Name: "a/b", Password: "a long password"}, "name"},
+		{"empty name", adminv1.AdminService_GetUser_FullMethodName, &adminv1.GetUserRequest{}, "name"},
+		{"short password", adminv1.AdminService_CreateUser_FullMethodName,
+			&adminv1.CreateUserRequest{Name: "dave", Password: "short"}, "password"},
+		{"unknown role", adminv1.AdminService_CreateUser_FullMethodName,
+			&adminv1.CreateUserRequest{Name: "dave", Password: "a long password", Role: "ROOT"}, "role"},
+		{"SERVICE role for a person", adminv1.AdminService_SetUserRole_FullMethodName,
+			&adminv1.SetUserRoleRequest{Name: servertest.UserName, Role: "SERVICE"}, "role"},
+		{"missing role", adminv1.AdminService_SetUserRole_FullMethodName,
+			&adminv1.SetUserRoleRequest{Name: servertest.UserName}, "role"},
+		{"default scope not allowed", adminv1.AdminService_CreateUser_FullMethodName,
+			&adminv1.CreateUserRequest{Name: "dave", Password: "a long password", DefaultScopes: []string{"reports:read"}}, "reports:read"},
+		{"empty scope", adminv1.AdminService_SetUserScopes_FullMethodName,
+			&adminv1.SetUserScopesRequest{Name: servertest.UserName, AllowedScopes: []string{""}}, "allowed_scopes"},
+		{"scope with a space", adminv1.AdminService_SetUserScopes_FullMethodName,
+			&adminv1.SetUserScopesRequest{Name: servertest.UserName, AllowedScopes: []string{"a b"}}, "scope"},
+	} {
+		err := e.Conn.Invoke(withBearer(c.admin), bad.method, bad.req, responseFor(bad.method))
+		if code := status.Code(err); code != codes.InvalidArgument || !strings.Contains(err.Error(), bad.mention) {
+			t.Errorf("%s: got %v, want InvalidArgument naming %q", bad.name, err, bad.mention)
+		}
+	}
+	if _, err := e.Directory().GetUser(t.Context(), "dave"); err == nil {
+		t.Fatal("a refused CreateUser left a user behind")
+	}
+	user, err := e.Directory().GetUser(t.Context(), servertest.UserName)
+	if err != nil || user.Role != "USER" || !slices.Equal(user.AllowedScopes, servertest.UserGrants.AllowedScopes) {
+		t.Fatalf("refused changes altered the user: %+v, %v", user, err)
+	}
+}
+
+// Fields the Admin API does not know are refused, not ignored: an operator
+// who misspells a field must not believe it was applied. Over REST the
+// message names the field.
+func TestAdminRefusesUnknownFields(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+
+	body := `{"name":"erin","password":"a long password","allowed_scope":["reports:read"]}`
+	req, err := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/admin/users", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var failure struct{ Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&failure); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(failure.Message, "allowed_scope") {
+		t.Fatalf("unknown REST field: HTTP %d %q, want 400 naming allowed_scope", resp.StatusCode, failure.Message)
+	}
+
+	// Over gRPC an unknown field arrives as unknown bytes: field 99, a string.
+	withUnknown := &adminv1.CreateUserRequest{Name: "erin", Password: "a long password"}
+	withUnknown.ProtoReflect().SetUnknown(protoreflect.RawFields{0x9a, 0x06, 0x01, 'x'})
+	err = e.Conn.Invoke(withBearer(c.admin), adminv1.AdminService_CreateUser_FullMethodName, withUnknown, &adminv1.CreateUserResponse{})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "99") {
+		t.Fatalf("unknown gRPC field: got %v, want InvalidArgument naming field 99", err)
+	}
+	if _, err := e.Directory().GetUser(t.Context(), "erin"); err == nil {
+		t.Fatal("a refused CreateUser left a user behind")
+	}
+}
+
+// Every Admin call writes one audit line, refused ones included, naming
+// the actor, the action, the target and the outcome, and never a password.
+func TestAdminAuditLines(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		wantCode(t, "CreateUser", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin,
+			&adminv1.CreateUserRequest{Name: "frank", Password: "frank's secret password"}, &adminv1.CreateUserResponse{}), codes.OK)
+		wantCode(t, "DeleteUser by USER", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.user,
+			&adminv1.DeleteUserRequest{Name: "frank"}, &adminv1.DeleteUserResponse{}), codes.PermissionDenied)
+		wantCode(t, "GetUser by nobody", tr.invoke(t, adminv1.AdminService_GetUser_FullMethodName, "",
+			&adminv1.GetUserRequest{Name: "frank"}, &adminv1.GetUserResponse{}), codes.Unauthenticated)
+
+		logs := e.Logs.String()
+		if strings.Contains(logs, "frank's secret password") {
+			t.Fatal("the password reached the logs")
+		}
+		var audits []map[string]any
+		for _, line := range strings.Split(logs, "\n") {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil && entry["audit"] == true {
+				audits = append(audits, entry)
+			}
+		}
+		want := []struct{ actor, action, target, outcome string }{
+			{adminName, "CreateUser", "frank", "OK"},
+			{servertest.UserName, "DeleteUser", "frank", "PermissionDenied"},
+			{"", "GetUser", "frank", "Unauthenticated"},
+		}
+		if len(audits) != len(want) {
+			t.Fatalf("%d audit lines, want %d: %v", len(audits), len(want), audits)
+		}
+		for i, w := range want {
+			a := audits[i]
+			if a["actor"] != w.actor || a["action"] != w.action || a["target"] != w.target || a["outcome"] != w.outcome || a["client"] == "" {
+				t.Errorf("audit line %d = %v, want %+v", i, a, w)
+			}
+		}
+	})
+}
