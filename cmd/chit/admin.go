@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/secretin"
@@ -40,7 +41,7 @@ work on the store directly; every call is checked for the ADMIN role and
 written to the server's audit log.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
-	cmd.AddCommand(a.userCommand())
+	cmd.AddCommand(a.userCommand(), a.serviceCommand())
 	return cmd
 }
 
@@ -225,4 +226,142 @@ func orNone(items []string) string {
 		return "-"
 	}
 	return strings.Join(items, " ")
+}
+
+func (a *adminCLI) serviceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage service accounts (client credentials)"}
+	// withSecret prints a secret made by the server once, with the account;
+	// in a table on standard output and a reminder on standard error.
+	withSecret := func(cmd *cobra.Command) func(io.Writer, proto.Message) error {
+		return func(w io.Writer, answer proto.Message) error {
+			var secret string
+			var account *adminv1.ServiceAccount
+			switch answer := answer.(type) {
+			case *adminv1.CreateServiceAccountResponse:
+				secret, account = answer.GetClientSecret(), answer.GetServiceAccount()
+			case *adminv1.RotateServiceAccountSecretResponse:
+				secret, account = answer.GetClientSecret(), answer.GetServiceAccount()
+			}
+			fmt.Fprintf(w, "client_id: %s\nclient_secret: %s\n", account.GetClientId(), secret)
+			if expires := account.GetPreviousSecretExpireTime(); expires != nil {
+				fmt.Fprintf(w, "previous secret works until: %s\n", expires.AsTime().UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
+			return nil
+		}
+	}
+
+	var createScopes, createDefaults, createAudiences []string
+	create := &cobra.Command{
+		Use:     "create NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short:   "Create a service account and print its client id and secret once",
+		Example: "  chit admin service create billing --scope inventory:read --default-scope inventory:read --audience inventory",
+		Args:    cobra.ExactArgs(1),
+	}
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.CreateServiceAccount(ctx, &adminv1.CreateServiceAccountRequest{ClientId: args[0], AllowedScopes: createScopes,
+				DefaultScopes: createDefaults, AllowedAudiences: createAudiences})
+		}, withSecret(cmd))(cmd, args)
+	}
+	grantFlags(create, &createScopes, &createDefaults, &createAudiences)
+
+	get := &cobra.Command{Use: "get NAME", Short: "Show a service account", Args: cobra.ExactArgs(1)}
+	get.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.GetServiceAccount(ctx, &adminv1.GetServiceAccountRequest{ClientId: args[0]})
+			return resp.GetServiceAccount(), err
+		}, printServiceAccounts)(cmd, args)
+	}
+
+	var pageSize int32
+	list := &cobra.Command{Use: "list", Short: "List service accounts by client id (every page)", Args: cobra.NoArgs}
+	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		all := &adminv1.ListServiceAccountsResponse{}
+		req := &adminv1.ListServiceAccountsRequest{PageSize: pageSize}
+		for {
+			page, err := admin.ListServiceAccounts(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			all.ServiceAccounts = append(all.ServiceAccounts, page.GetServiceAccounts()...)
+			if page.GetNextPageToken() == "" {
+				return all, nil
+			}
+			req.PageToken = page.GetNextPageToken()
+		}
+	}, printServiceAccounts)
+	list.Flags().Int32Var(&pageSize, "page-size", 0, "accounts fetched per call (default: the server's, 50)")
+
+	var scopes, defaults, audiences []string
+	setGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short:   "Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
+		Example: "  chit admin service set-grants billing --scope inventory:read --audience inventory",
+		Args:    cobra.ExactArgs(1),
+	}
+	setGrants.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.SetServiceAccountGrants(ctx, &adminv1.SetServiceAccountGrantsRequest{ClientId: args[0], AllowedScopes: scopes,
+				DefaultScopes: defaults, AllowedAudiences: audiences})
+			return resp.GetServiceAccount(), err
+		}, printServiceAccounts)(cmd, args)
+	}
+	grantFlags(setGrants, &scopes, &defaults, &audiences)
+
+	var overlap time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME [--overlap DURATION]",
+		Short: "Give a service account a new secret and print it once",
+		Long: `Give a service account a new secret. The secret it replaces keeps working for
+--overlap (default none: it stops at once, as after a leak), so the services
+that use it can move to the new one without a gap; at most 168h.`,
+		Example: "  chit admin service rotate-secret billing --overlap 1h",
+		Args:    cobra.ExactArgs(1),
+	}
+	rotate.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.RotateServiceAccountSecret(ctx, &adminv1.RotateServiceAccountSecretRequest{ClientId: args[0], Overlap: durationpb.New(overlap)})
+		}, withSecret(cmd))(cmd, args)
+	}
+	rotate.Flags().DurationVar(&overlap, "overlap", 0, "how long the replaced secret keeps working")
+
+	remove := &cobra.Command{Use: "delete NAME", Short: "Delete a service account; its secrets stop working", Args: cobra.ExactArgs(1)}
+	remove.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.DeleteServiceAccount(ctx, &adminv1.DeleteServiceAccountRequest{ClientId: args[0]})
+		}, func(w io.Writer, _ proto.Message) error {
+			_, err := fmt.Fprintf(w, "deleted service %s\n", args[0])
+			return err
+		})(cmd, args)
+	}
+
+	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	return cmd
+}
+
+// grantFlags adds the --scope, --default-scope and --audience flags of
+// chitd's service commands.
+func grantFlags(cmd *cobra.Command, scopes, defaults, audiences *[]string) {
+	cmd.Flags().StringArrayVar(scopes, "scope", nil, "a scope its tokens may carry (repeat for more)")
+	cmd.Flags().StringArrayVar(defaults, "default-scope", nil, "a scope its tokens carry when none is asked for (repeat for more)")
+	cmd.Flags().StringArrayVar(audiences, "audience", nil, "another service it may ask tokens for (repeat for more)")
+}
+
+// printServiceAccounts prints service accounts as the chitd command's table.
+func printServiceAccounts(out io.Writer, answer proto.Message) error {
+	var all []*adminv1.ServiceAccount
+	switch answer := answer.(type) {
+	case *adminv1.ServiceAccount:
+		all = []*adminv1.ServiceAccount{answer}
+	case *adminv1.ListServiceAccountsResponse:
+		all = answer.GetServiceAccounts()
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED")
+	for _, s := range all {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.GetClientId(), orNone(s.GetAllowedScopes()), orNone(s.GetDefaultScopes()),
+			orNone(s.GetAllowedAudiences()), s.GetCreateTime().AsTime().UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
 }

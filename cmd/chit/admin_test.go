@@ -86,6 +86,67 @@ func TestAdminUserCommands(t *testing.T) {
 	}
 }
 
+// chit admin service: the secret printed once works, rotation with an
+// overlap keeps the old one working, delete ends both.
+func TestAdminServiceCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	common := loginAs(t, e, "root", "root's long password")
+	chit := func(args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, "", append(append([]string{"admin", "service"}, args...), common...)...)
+	}
+	secretOf := func(out string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if secret, ok := strings.CutPrefix(line, "client_secret: "); ok {
+				return secret
+			}
+		}
+		t.Fatalf("no secret in %q", out)
+		return ""
+	}
+	works := func(secret string) bool {
+		_, err := e.Directory().AuthenticateService(t.Context(), "reports", secret)
+		return err == nil
+	}
+
+	out, err := chit("create", "reports", "--scope", "inventory:read", "--audience", "inventory")
+	if err != nil {
+		t.Fatalf("service create: %q, %v", out, err)
+	}
+	first := secretOf(out)
+	if !works(first) {
+		t.Fatal("the printed secret does not work")
+	}
+	out, err = chit("list")
+	if err != nil || !strings.Contains(out, "reports") || !strings.Contains(out, "inventory") || strings.Contains(out, "chit_cs_") {
+		t.Fatalf("service list: %q, %v", out, err)
+	}
+	out, err = chit("set-grants", "reports", "--scope", "inventory:write", "-o", "json")
+	if err != nil || !strings.Contains(out, `"inventory:write"`) || strings.Contains(out, "inventory:read") {
+		t.Fatalf("service set-grants: %q, %v", out, err)
+	}
+	out, err = chit("rotate-secret", "reports", "--overlap", "1h")
+	if err != nil || !strings.Contains(out, "previous secret works until") {
+		t.Fatalf("service rotate-secret: %q, %v", out, err)
+	}
+	second := secretOf(out)
+	if !works(first) || !works(second) {
+		t.Fatal("during the overlap both secrets must work")
+	}
+	if out, err = chit("get", "reports"); err != nil || !strings.Contains(out, "reports") {
+		t.Fatalf("service get: %q, %v", out, err)
+	}
+	if out, err = chit("delete", "reports"); err != nil || !strings.Contains(out, "deleted service reports") {
+		t.Fatalf("service delete: %q, %v", out, err)
+	}
+	if works(first) || works(second) {
+		t.Fatal("a deleted account's secrets work")
+	}
+}
+
 // A person without the ADMIN role is told so, and nothing changes.
 func TestAdminCommandsRefuseAUser(t *testing.T) {
 	e := servertest.Start(t)

@@ -364,7 +364,7 @@ another service (the audience field of Token, resource on /oauth2/token).`,
 		Short: "List service accounts",
 		Args:  cobra.NoArgs,
 		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
-			services, err := directory.ListServiceAccounts(cmd.Context())
+			services, err := directory.ListServiceAccounts(cmd.Context(), storage.Page{})
 			if err != nil {
 				return err
 			}
@@ -388,12 +388,32 @@ another service (the audience field of Token, resource on /oauth2/token).`,
 			return nil
 		}),
 	}
+	var overlap time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME [--overlap DURATION]",
+		Short: "Give a service account a new secret and print it once",
+		Long: `Give a service account a new secret. The secret it replaces keeps working for
+--overlap (default none: it stops at once, as after a leak), so the services
+that use it can move to the new one without a gap; at most 168h.`,
+		Example: "  chitd service rotate-secret billing --overlap 1h",
+		Args:    cobra.ExactArgs(1),
+		RunE: withDirectory(store, nil, func(cmd *cobra.Command, args []string, directory *accounts.Directory) error {
+			secret, err := directory.RotateServiceSecret(cmd.Context(), args[0], overlap)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "client_id: %s\nclient_secret: %s\n", args[0], secret)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
+			return nil
+		}),
+	}
+	rotate.Flags().DurationVar(&overlap, "overlap", 0, "how long the replaced secret keeps working")
 	createGrants.register(create, true, nil)
 	setServiceGrants := newSetGrantsCommand(store, "service", true,
 		"Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
 		"  chitd service set-grants billing --scope inventory:read --audience inventory",
 		(*accounts.Directory).SetServiceGrants)
-	cmd.AddCommand(create, list, setServiceGrants, remove)
+	cmd.AddCommand(create, list, setServiceGrants, rotate, remove)
 	return cmd
 }
 

@@ -89,6 +89,14 @@ func TestServiceCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "billing") || strings.Contains(out, "chit_cs_") {
 		t.Fatalf("service list: %q, %v (it must not show secrets)", out, err)
 	}
+	first := out
+	out, err = run(t, "", "service", "rotate-secret", "billing", "--overlap", "1h", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "client_secret: chit_cs_") || out == first {
+		t.Fatalf("service rotate-secret: %q, %v", out, err)
+	}
+	if _, err := run(t, "", "service", "rotate-secret", "billing", "--overlap", "169h", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Fatalf("service rotate-secret --overlap 169h: %v", err)
+	}
 	if _, err := run(t, "", "service", "delete", "billing", "--data-dir", dir); err != nil {
 		t.Fatal(err)
 	}

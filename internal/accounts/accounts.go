@@ -388,9 +388,56 @@ func (d *Directory) newClientSecret() (secret string, digest []byte, err error) 
 	return secret, secrets.Digest(secret), nil
 }
 
-// ListServiceAccounts returns every service account, by client id.
-func (d *Directory) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
-	return d.store.ListServiceAccounts(ctx)
+// ListServiceAccounts returns the service accounts of page, by client id.
+func (d *Directory) ListServiceAccounts(ctx context.Context, page storage.Page) ([]storage.ServiceAccount, error) {
+	return d.store.ListServiceAccounts(ctx, page)
+}
+
+// GetServiceAccount returns the service account clientID as stored.
+func (d *Directory) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
+	account, err := d.store.GetServiceAccount(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.ServiceAccount{}, chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
+	}
+	return account, err
+}
+
+// MaxSecretOverlap bounds how long a rotated secret keeps working beside
+// its successor: long enough to roll a deployment out, short enough that a
+// rotation after a leak is not undone by a long overlap left by mistake.
+const MaxSecretOverlap = 7 * 24 * time.Hour
+
+// RotateServiceSecret gives a service account a new secret and returns it
+// (it is not stored and cannot be shown again). The secret it replaces keeps
+// working for overlap (none when zero: it stops at once), so the services
+// using it can move over without a gap; a secret left from an earlier
+// rotation stops now. Access tokens issued before keep working until they
+// expire; deleting the account ends them.
+func (d *Directory) RotateServiceSecret(ctx context.Context, clientID string, overlap time.Duration) (string, error) {
+	if overlap < 0 || overlap > MaxSecretOverlap {
+		return "", chiterr.New(chiterr.InvalidArgument, "overlap must be between 0 and %s", MaxSecretOverlap)
+	}
+	secret, digest, err := d.newClientSecret()
+	if err != nil {
+		return "", err
+	}
+	now := d.now()
+	err = d.store.UpdateServiceAccount(ctx, clientID, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		account.PreviousSecretHash, account.PreviousSecretExpiresAt = nil, time.Time{}
+		if overlap > 0 {
+			account.PreviousSecretHash, account.PreviousSecretExpiresAt = account.SecretHash, now.Add(overlap)
+		}
+		account.SecretHash = digest
+		return nil, nil
+	})
+	d.forgetService(clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
+	}
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
 }
 
 // SetServiceGrants replaces what a service account may obtain. When it
@@ -526,7 +573,7 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 		var cached cachedServiceAccount
 		var fresh bool
 		cached, fresh, generation = d.services.get(clientID, now)
-		if fresh && subtle.ConstantTimeCompare(digest, cached.account.SecretHash) == 1 {
+		if fresh && secretMatches(cached.account, digest, now) {
 			return servicePrincipal(cached.account, cached.readAt), nil
 		}
 	}
@@ -537,12 +584,20 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	case err != nil:
 		return Principal{}, err
 	}
-	match := subtle.ConstantTimeCompare(digest, account.SecretHash) == 1
-	if !match || account.ClientID == "" {
+	if !secretMatches(account, digest, now) || account.ClientID == "" {
 		return Principal{}, errBadClient
 	}
 	if d.services != nil {
 		d.services.put(account, now, generation)
 	}
 	return servicePrincipal(account, now), nil
+}
+
+// secretMatches reports whether digest is account's secret, or the secret
+// its last rotation replaced while that one's overlap lasts. Both are
+// compared every time, so the time taken does not say which matched.
+func secretMatches(account storage.ServiceAccount, digest []byte, now time.Time) bool {
+	current := subtle.ConstantTimeCompare(digest, account.SecretHash)
+	previous := subtle.ConstantTimeCompare(digest, account.PreviousSecretHash)
+	return current == 1 || (previous == 1 && len(account.PreviousSecretHash) > 0 && now.Before(account.PreviousSecretExpiresAt))
 }

@@ -378,3 +378,57 @@ func TestOnlyServicesAndAdminsServeServices(t *testing.T) {
 		}
 	}
 }
+
+// A rotated secret keeps working for the overlap and not a moment longer;
+// without an overlap it stops at once; a second rotation ends the first
+// one's overlap; the overlap is bounded.
+func TestRotateServiceSecret(t *testing.T) {
+	store, hasher := newStoreAndHasher(t)
+	now := time.Now()
+	directory := accounts.NewDirectory(accounts.Config{}, accounts.Dependencies{Store: store, Hasher: hasher, Now: func() time.Time { return now }, Random: rand.Reader})
+	ctx := context.Background()
+	first, err := directory.CreateServiceAccount(ctx, "billing", storage.Grants{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authenticates := func(secret string) bool {
+		_, err := directory.AuthenticateService(ctx, "billing", secret)
+		return err == nil
+	}
+
+	second, err := directory.RotateServiceSecret(ctx, "billing", time.Hour)
+	if err != nil || second == first {
+		t.Fatalf("RotateServiceSecret = %q, %v", second, err)
+	}
+	if !authenticates(first) || !authenticates(second) {
+		t.Fatal("during the overlap both secrets must work")
+	}
+	now = now.Add(time.Hour)
+	if authenticates(first) || !authenticates(second) {
+		t.Fatal("after the overlap only the new secret may work")
+	}
+
+	third, err := directory.RotateServiceSecret(ctx, "billing", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fourth, err := directory.RotateServiceSecret(ctx, "billing", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authenticates(second) || authenticates(third) || !authenticates(fourth) {
+		t.Fatal("a rotation without overlap must leave only the new secret working")
+	}
+
+	for _, overlap := range []time.Duration{-time.Second, accounts.MaxSecretOverlap + time.Second} {
+		if _, err := directory.RotateServiceSecret(ctx, "billing", overlap); chiterr.KindOf(err) != chiterr.InvalidArgument {
+			t.Errorf("overlap %s: got %v, want InvalidArgument", overlap, err)
+		}
+	}
+	if !authenticates(fourth) {
+		t.Fatal("a refused rotation changed the secret")
+	}
+	if _, err := directory.RotateServiceSecret(ctx, "nobody", 0); chiterr.KindOf(err) != chiterr.NotFound {
+		t.Fatalf("rotating an unknown account: %v", err)
+	}
+}

@@ -19,7 +19,7 @@ type Store interface {
 
 	CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error)
-	ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error)
+	ListServiceAccounts(ctx context.Context, page storage.Page) ([]storage.ServiceAccount, error)
 	UpdateServiceAccount(ctx context.Context, clientID string, update func(*storage.ServiceAccount) (*storage.SubjectRevocation, error)) error
 	DeleteServiceAccount(ctx context.Context, clientID string, revoke storage.SubjectRevocation) error
 

@@ -70,12 +70,18 @@ var AccessRules = map[string]Audience{
 	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
 
 	// Managing what Chit knows is for admins alone.
-	adminv1.AdminService_CreateUser_FullMethodName:    Admins,
-	adminv1.AdminService_GetUser_FullMethodName:       Admins,
-	adminv1.AdminService_ListUsers_FullMethodName:     Admins,
-	adminv1.AdminService_SetUserRole_FullMethodName:   Admins,
-	adminv1.AdminService_SetUserScopes_FullMethodName: Admins,
-	adminv1.AdminService_DeleteUser_FullMethodName:    Admins,
+	adminv1.AdminService_CreateUser_FullMethodName:                 Admins,
+	adminv1.AdminService_GetUser_FullMethodName:                    Admins,
+	adminv1.AdminService_ListUsers_FullMethodName:                  Admins,
+	adminv1.AdminService_SetUserRole_FullMethodName:                Admins,
+	adminv1.AdminService_SetUserScopes_FullMethodName:              Admins,
+	adminv1.AdminService_DeleteUser_FullMethodName:                 Admins,
+	adminv1.AdminService_CreateServiceAccount_FullMethodName:       Admins,
+	adminv1.AdminService_GetServiceAccount_FullMethodName:          Admins,
+	adminv1.AdminService_ListServiceAccounts_FullMethodName:        Admins,
+	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:    Admins,
+	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: Admins,
+	adminv1.AdminService_DeleteServiceAccount_FullMethodName:       Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -140,4 +141,114 @@ func userMessage(user storage.User) *adminv1.User {
 		DefaultScopes: user.DefaultScopes,
 		CreateTime:    timestamppb.New(user.CreatedAt),
 	}
+}
+
+const serviceAccountsList = "service-accounts"
+
+func (s *AdminServer) CreateServiceAccount(ctx context.Context, req *adminv1.CreateServiceAccountRequest) (*adminv1.CreateServiceAccountResponse, error) {
+	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.directory.CreateServiceAccount(ctx, req.GetClientId(), grants)
+	if err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.CreateServiceAccountResponse{ServiceAccount: serviceAccountMessage(account), ClientSecret: secret}, nil
+}
+
+func (s *AdminServer) GetServiceAccount(ctx context.Context, req *adminv1.GetServiceAccountRequest) (*adminv1.GetServiceAccountResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetServiceAccountResponse{ServiceAccount: serviceAccountMessage(account)}, nil
+}
+
+func (s *AdminServer) ListServiceAccounts(ctx context.Context, req *adminv1.ListServiceAccountsRequest) (*adminv1.ListServiceAccountsResponse, error) {
+	page, err := s.pages.Page(ctx, serviceAccountsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.directory.ListServiceAccounts(ctx, page)
+	if err != nil {
+		return nil, err
+	}
+	all, next := paging.Next(s.pages, serviceAccountsList, page, all, func(account storage.ServiceAccount) string { return account.ClientID })
+	resp := &adminv1.ListServiceAccountsResponse{ServiceAccounts: make([]*adminv1.ServiceAccount, len(all)), NextPageToken: next}
+	for i, account := range all {
+		resp.ServiceAccounts[i] = serviceAccountMessage(account)
+	}
+	return resp, nil
+}
+
+func (s *AdminServer) SetServiceAccountGrants(ctx context.Context, req *adminv1.SetServiceAccountGrantsRequest) (*adminv1.SetServiceAccountGrantsResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetServiceGrants(ctx, req.GetClientId(), grants); err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetServiceAccountGrantsResponse{ServiceAccount: serviceAccountMessage(account)}, nil
+}
+
+func (s *AdminServer) RotateServiceAccountSecret(ctx context.Context, req *adminv1.RotateServiceAccountSecretRequest) (*adminv1.RotateServiceAccountSecretResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	var overlap time.Duration
+	if req.GetOverlap() != nil {
+		if err := req.GetOverlap().CheckValid(); err != nil {
+			return nil, chiterr.New(chiterr.InvalidArgument, "overlap: %v", err)
+		}
+		overlap = req.GetOverlap().AsDuration()
+	}
+	secret, err := s.directory.RotateServiceSecret(ctx, req.GetClientId(), overlap)
+	if err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RotateServiceAccountSecretResponse{ServiceAccount: serviceAccountMessage(account), ClientSecret: secret}, nil
+}
+
+func (s *AdminServer) DeleteServiceAccount(ctx context.Context, req *adminv1.DeleteServiceAccountRequest) (*adminv1.DeleteServiceAccountResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	if err := s.directory.DeleteServiceAccount(ctx, req.GetClientId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.DeleteServiceAccountResponse{}, nil
+}
+
+func serviceAccountMessage(account storage.ServiceAccount) *adminv1.ServiceAccount {
+	message := &adminv1.ServiceAccount{
+		ClientId:         account.ClientID,
+		AllowedScopes:    account.AllowedScopes,
+		DefaultScopes:    account.DefaultScopes,
+		AllowedAudiences: account.AllowedAudiences,
+		CreateTime:       timestamppb.New(account.CreatedAt),
+	}
+	if len(account.PreviousSecretHash) > 0 {
+		message.PreviousSecretExpireTime = timestamppb.New(account.PreviousSecretExpiresAt)
+	}
+	return message
 }

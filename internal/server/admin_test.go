@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/grpcapi"
@@ -68,25 +71,38 @@ func adminRequests(target string) map[string]proto.Message {
 	}
 }
 
+// serviceAccountRequests is adminRequests for the service-account methods,
+// on the account target.
+func serviceAccountRequests(target string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_CreateServiceAccount_FullMethodName: &adminv1.CreateServiceAccountRequest{ClientId: target,
+			AllowedScopes: []string{"inventory:read"}},
+		adminv1.AdminService_GetServiceAccount_FullMethodName:   &adminv1.GetServiceAccountRequest{ClientId: target},
+		adminv1.AdminService_ListServiceAccounts_FullMethodName: &adminv1.ListServiceAccountsRequest{},
+		adminv1.AdminService_SetServiceAccountGrants_FullMethodName: &adminv1.SetServiceAccountGrantsRequest{ClientId: target,
+			AllowedScopes: []string{"inventory:write"}},
+		adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: &adminv1.RotateServiceAccountSecretRequest{ClientId: target},
+		adminv1.AdminService_DeleteServiceAccount_FullMethodName:       &adminv1.DeleteServiceAccountRequest{ClientId: target},
+	}
+}
+
+// everyAdminRequest is a valid request of every AdminService method, on
+// principals named target.
+func everyAdminRequest(target string) map[string]proto.Message {
+	all := adminRequests(target)
+	maps.Copy(all, serviceAccountRequests(target))
+	return all
+}
+
 // responseFor is an empty response message of fullMethod.
 func responseFor(fullMethod string) proto.Message {
 	method := strings.TrimPrefix(fullMethod, "/chit.admin.v1.AdminService/")
 	descriptor := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods().ByName(protoreflect.Name(method))
-	switch descriptor.Output().Name() {
-	case "CreateUserResponse":
-		return &adminv1.CreateUserResponse{}
-	case "GetUserResponse":
-		return &adminv1.GetUserResponse{}
-	case "ListUsersResponse":
-		return &adminv1.ListUsersResponse{}
-	case "SetUserRoleResponse":
-		return &adminv1.SetUserRoleResponse{}
-	case "SetUserScopesResponse":
-		return &adminv1.SetUserScopesResponse{}
-	case "DeleteUserResponse":
-		return &adminv1.DeleteUserResponse{}
+	messageType, err := protoregistry.GlobalTypes.FindMessageByName(descriptor.Output().FullName())
+	if err != nil {
+		panic(err)
 	}
-	panic("no response message for " + fullMethod)
+	return messageType.New().Interface()
 }
 
 // Every Admin RPC is in the access table as ADMIN only, and refuses every
@@ -98,7 +114,7 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if audience, ok := grpcapi.AccessRules[full]; !ok || audience != grpcapi.Admins {
 			t.Errorf("%s: access rule %v (listed %v), want admins", full, audience, ok)
 		}
-		if _, ok := adminRequests("x")[full]; !ok {
+		if _, ok := everyAdminRequest("x")[full]; !ok {
 			t.Errorf("%s is not covered by this test", full)
 		}
 	}
@@ -117,7 +133,9 @@ func TestAdminAccessByCaller(t *testing.T) {
 			// for the provider's services, never a credential at Chit.
 			{"PROVIDER", c.provider, codes.Unauthenticated},
 		}
-		for method, req := range adminRequests(servertest.UserName) {
+		requests := adminRequests(servertest.UserName)
+		maps.Copy(requests, serviceAccountRequests(servertest.ServiceName))
+		for method, req := range requests {
 			for _, caller := range refused {
 				code := tr.invoke(t, method, caller.bearer, req, responseFor(method))
 				wantCode(t, method+" by "+caller.caller, code, caller.want)
@@ -128,19 +146,23 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if err != nil || user.Role != string(accounts.RoleUser) {
 			t.Fatalf("after refused calls the user is %+v, %v", user, err)
 		}
-		for method, req := range adminRequests("made-by-admin") {
-			if method == adminv1.AdminService_DeleteUser_FullMethodName {
-				continue // below, once the others have run
-			}
-			if code := tr.invoke(t, method, c.admin, req, responseFor(method)); code != codes.OK {
-				// Map order: a call on the user may run before it is created.
-				if !(code == codes.NotFound && method != adminv1.AdminService_CreateUser_FullMethodName) {
-					t.Fatalf("%s by ADMIN: got %v", method, code)
+		if _, err := e.Directory().AuthenticateService(t.Context(), servertest.ServiceName, e.ServiceSecret); err != nil {
+			t.Fatalf("after refused calls the service's secret fails: %v", err)
+		}
+		// An admin gets through: create first, delete last.
+		for _, kind := range []struct{ create, remove string }{
+			{adminv1.AdminService_CreateUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName},
+			{adminv1.AdminService_CreateServiceAccount_FullMethodName, adminv1.AdminService_DeleteServiceAccount_FullMethodName},
+		} {
+			requests := everyAdminRequest("made-by-admin")
+			wantCode(t, kind.create+" by ADMIN", tr.invoke(t, kind.create, c.admin, requests[kind.create], responseFor(kind.create)), codes.OK)
+			for method, req := range requests {
+				if method != kind.create && method != kind.remove && strings.Contains(method, strings.TrimPrefix(kind.create, "/chit.admin.v1.AdminService/Create")) {
+					wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.OK)
 				}
 			}
+			wantCode(t, kind.remove+" by ADMIN", tr.invoke(t, kind.remove, c.admin, requests[kind.remove], responseFor(kind.remove)), codes.OK)
 		}
-		req := adminRequests("made-by-admin")[adminv1.AdminService_DeleteUser_FullMethodName]
-		wantCode(t, "DeleteUser by ADMIN", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin, req, &adminv1.DeleteUserResponse{}), codes.OK)
 	})
 }
 
@@ -409,4 +431,138 @@ func TestAdminAuditLines(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An admin manages a service account's whole life over the API: its secret
+// is shown once and works, a narrower grant and a deletion end its tokens,
+// and a rotated secret works beside its successor for the overlap only.
+func TestAdminServiceAccountLifecycle(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		created := &adminv1.CreateServiceAccountResponse{}
+		wantCode(t, "CreateServiceAccount", tr.invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, c.admin,
+			&adminv1.CreateServiceAccountRequest{ClientId: "reports", AllowedScopes: []string{"inventory:read", "inventory:write"},
+				DefaultScopes: []string{"inventory:read"}, AllowedAudiences: []string{"inventory"}}, created), codes.OK)
+		first := created.GetClientSecret()
+		if !strings.HasPrefix(first, "chit_cs_") || created.GetServiceAccount().GetClientId() != "reports" ||
+			!slices.Equal(created.GetServiceAccount().GetAllowedAudiences(), []string{"inventory"}) {
+			t.Fatalf("CreateServiceAccount answered %v", created)
+		}
+		token, code := tr.token(t, clientRequest("reports", first))
+		wantCode(t, "token with the first secret", code, codes.OK)
+
+		// Reads never show a secret.
+		got := &adminv1.GetServiceAccountResponse{}
+		wantCode(t, "GetServiceAccount", tr.invoke(t, adminv1.AdminService_GetServiceAccount_FullMethodName, c.admin,
+			&adminv1.GetServiceAccountRequest{ClientId: "reports"}, got), codes.OK)
+		listed := &adminv1.ListServiceAccountsResponse{}
+		wantCode(t, "ListServiceAccounts", tr.invoke(t, adminv1.AdminService_ListServiceAccounts_FullMethodName, c.admin,
+			&adminv1.ListServiceAccountsRequest{}, listed), codes.OK)
+		if !proto.Equal(got.GetServiceAccount(), created.GetServiceAccount()) || len(listed.GetServiceAccounts()) != 3 ||
+			strings.Contains(fmt.Sprint(got, listed), "chit_cs_") {
+			t.Fatalf("GetServiceAccount = %v; ListServiceAccounts = %v", got, listed)
+		}
+
+		// A narrower grant refuses the token issued before.
+		e.Clock.Advance(2e9)
+		narrowed := &adminv1.SetServiceAccountGrantsResponse{}
+		wantCode(t, "SetServiceAccountGrants", tr.invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.admin,
+			&adminv1.SetServiceAccountGrantsRequest{ClientId: "reports", AllowedScopes: []string{"inventory:read"}}, narrowed), codes.OK)
+		if a := narrowed.GetServiceAccount(); !slices.Equal(a.GetAllowedScopes(), []string{"inventory:read"}) || len(a.GetAllowedAudiences()) != 0 {
+			t.Fatalf("SetServiceAccountGrants answered %v", a)
+		}
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, token.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("the token after a narrower grant: %v, want Unauthenticated", code)
+		}
+
+		// Rotation with an overlap: both secrets work, then only the new one.
+		rotated := &adminv1.RotateServiceAccountSecretResponse{}
+		wantCode(t, "RotateServiceAccountSecret", tr.invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.admin,
+			&adminv1.RotateServiceAccountSecretRequest{ClientId: "reports", Overlap: durationpb.New(time.Hour)}, rotated), codes.OK)
+		second := rotated.GetClientSecret()
+		if !strings.HasPrefix(second, "chit_cs_") || second == first || rotated.GetServiceAccount().GetPreviousSecretExpireTime() == nil {
+			t.Fatalf("RotateServiceAccountSecret answered %v", rotated)
+		}
+		for _, secret := range []string{first, second} {
+			_, code := tr.token(t, clientRequest("reports", secret))
+			wantCode(t, "a secret during the overlap", code, codes.OK)
+		}
+		e.Clock.Advance(time.Hour)
+		_, code = tr.token(t, clientRequest("reports", first))
+		wantCode(t, "the replaced secret after the overlap", code, codes.Unauthenticated)
+		token, code = tr.token(t, clientRequest("reports", second))
+		wantCode(t, "the new secret after the overlap", code, codes.OK)
+		// The hour outlived the admin's access token (15 minutes).
+		admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
+		wantCode(t, "a new admin token", code, codes.OK)
+		c.admin = admin.GetAccessToken()
+
+		// Without an overlap the replaced secret stops at once.
+		wantCode(t, "RotateServiceAccountSecret at once", tr.invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.admin,
+			&adminv1.RotateServiceAccountSecretRequest{ClientId: "reports"}, rotated), codes.OK)
+		_, code = tr.token(t, clientRequest("reports", second))
+		wantCode(t, "the replaced secret without an overlap", code, codes.Unauthenticated)
+		third := rotated.GetClientSecret()
+
+		// Deleting the account ends its secret and its tokens.
+		wantCode(t, "DeleteServiceAccount", tr.invoke(t, adminv1.AdminService_DeleteServiceAccount_FullMethodName, c.admin,
+			&adminv1.DeleteServiceAccountRequest{ClientId: "reports"}, &adminv1.DeleteServiceAccountResponse{}), codes.OK)
+		e.Clock.Advance(revocationSeen)
+		_, code = tr.token(t, clientRequest("reports", third))
+		wantCode(t, "the secret of a deleted account", code, codes.Unauthenticated)
+		if _, code := tr.check(t, token.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("a deleted account's token: %v, want Unauthenticated", code)
+		}
+		for method, req := range serviceAccountRequests("reports") {
+			if method == adminv1.AdminService_CreateServiceAccount_FullMethodName || method == adminv1.AdminService_ListServiceAccounts_FullMethodName {
+				continue
+			}
+			wantCode(t, method+" of a deleted account", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.NotFound)
+		}
+	})
+}
+
+// Service-account input the API refuses, naming the field, writing nothing.
+func TestAdminServiceAccountBadInput(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	for _, bad := range []struct {
+		name, method string
+		req          proto.Message
+		want         codes.Code
+		mention      string
+	}{
+		{"reserved client id", adminv1.AdminService_CreateServiceAccount_FullMethodName,
+			&adminv1.CreateServiceAccountRequest{ClientId: "chit-cli"}, codes.InvalidArgument, "reserved"},
+		{"client id too long", adminv1.AdminService_CreateServiceAccount_FullMethodName,
+			&adminv1.CreateServiceAccountRequest{ClientId: strings.Repeat("s", 65)}, codes.InvalidArgument, "name"},
+		{"a user's kind of name taken by a service", adminv1.AdminService_CreateServiceAccount_FullMethodName,
+			&adminv1.CreateServiceAccountRequest{ClientId: servertest.ServiceName}, codes.AlreadyExists, servertest.ServiceName},
+		{"own id as audience", adminv1.AdminService_CreateServiceAccount_FullMethodName,
+			&adminv1.CreateServiceAccountRequest{ClientId: "svc", AllowedAudiences: []string{"svc"}}, codes.InvalidArgument, "audience"},
+		{"default scope not allowed", adminv1.AdminService_SetServiceAccountGrants_FullMethodName,
+			&adminv1.SetServiceAccountGrantsRequest{ClientId: servertest.ServiceName, DefaultScopes: []string{"x"}}, codes.InvalidArgument, "x"},
+		{"negative overlap", adminv1.AdminService_RotateServiceAccountSecret_FullMethodName,
+			&adminv1.RotateServiceAccountSecretRequest{ClientId: servertest.ServiceName, Overlap: durationpb.New(-time.Second)}, codes.InvalidArgument, "overlap"},
+		{"overlap over a week", adminv1.AdminService_RotateServiceAccountSecret_FullMethodName,
+			&adminv1.RotateServiceAccountSecretRequest{ClientId: servertest.ServiceName, Overlap: durationpb.New(169 * time.Hour)}, codes.InvalidArgument, "overlap"},
+		{"invalid duration", adminv1.AdminService_RotateServiceAccountSecret_FullMethodName,
+			&adminv1.RotateServiceAccountSecretRequest{ClientId: servertest.ServiceName, Overlap: &durationpb.Duration{Seconds: 1, Nanos: -5}}, codes.InvalidArgument, "overlap"},
+		{"a user's name as client id", adminv1.AdminService_GetServiceAccount_FullMethodName,
+			&adminv1.GetServiceAccountRequest{ClientId: servertest.UserName}, codes.NotFound, servertest.UserName},
+		{"empty client id", adminv1.AdminService_DeleteServiceAccount_FullMethodName,
+			&adminv1.DeleteServiceAccountRequest{}, codes.InvalidArgument, "client_id"},
+	} {
+		err := e.Conn.Invoke(withBearer(c.admin), bad.method, bad.req, responseFor(bad.method))
+		if code := status.Code(err); code != bad.want || !strings.Contains(err.Error(), bad.mention) {
+			t.Errorf("%s: got %v, want %v naming %q", bad.name, err, bad.want, bad.mention)
+		}
+	}
+	if _, err := e.Directory().GetServiceAccount(t.Context(), "svc"); err == nil {
+		t.Fatal("a refused CreateServiceAccount left an account behind")
+	}
+	if _, err := e.Directory().AuthenticateService(t.Context(), servertest.ServiceName, e.ServiceSecret); err != nil {
+		t.Fatalf("a refused rotation changed the secret: %v", err)
+	}
 }

@@ -66,6 +66,11 @@ type ServiceAccount struct {
 	// SecretHash is a SHA-256 digest: the secret is 256 random bits, so a slow
 	// hash would add latency without adding resistance to guessing.
 	SecretHash []byte
+	// PreviousSecretHash is the secret before the last rotation, which
+	// still authenticates until PreviousSecretExpiresAt (the rotation's
+	// overlap); nil when there is none.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt time.Time
 	Grants
 	CreatedAt time.Time
 }
@@ -261,10 +266,11 @@ type Store interface {
 	// is such an id (its own included). Checked atomically with the write.
 	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
-	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
-	// UpdateServiceAccount is UpdateUser for service accounts (the id and
-	// secret are kept); ErrConflict when an audience is a client id, as for
-	// CreateServiceAccount.
+	// ListServiceAccounts returns the service accounts of page, by client id.
+	ListServiceAccounts(ctx context.Context, page Page) ([]ServiceAccount, error)
+	// UpdateServiceAccount is UpdateUser for service accounts (the id is
+	// kept; the grants and the secrets are written); ErrConflict when an
+	// audience is a client id, as for CreateServiceAccount.
 	UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error
 	// DeleteServiceAccount removes the account and refuses revoke.Subject's
 	// access tokens issued before revoke.At, in one transaction.

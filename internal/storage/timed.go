@@ -59,9 +59,9 @@ func (s *timedStore) GetServiceAccount(ctx context.Context, clientID string) (Se
 	return s.store.GetServiceAccount(ctx, clientID)
 }
 
-func (s *timedStore) ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error) {
+func (s *timedStore) ListServiceAccounts(ctx context.Context, page Page) ([]ServiceAccount, error) {
 	defer s.done("ListServiceAccounts", time.Now())
-	return s.store.ListServiceAccounts(ctx)
+	return s.store.ListServiceAccounts(ctx, page)
 }
 
 func (s *timedStore) UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error {

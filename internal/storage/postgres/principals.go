@@ -183,33 +183,37 @@ func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []str
 
 // Service accounts.
 
-const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at`
+const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
+	previous_secret_hash, previous_secret_expires_at`
 
 func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
 	var allowed, defaults, audiences string
-	var createdAt *int64
-	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt); err != nil {
+	var createdAt, previousExpires *int64
+	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
+		&account.PreviousSecretHash, &previousExpires); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
 	account.CreatedAt = fromUnix(createdAt)
+	account.PreviousSecretExpiresAt = fromUnix(previousExpires)
 	return account, nil
 }
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
-		joinList(account.AllowedAudiences), toUnix(account.CreatedAt))
+		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt))
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
 	return scanServiceAccount(s.pool.QueryRow(ctx, `SELECT `+serviceAccountColumns+` FROM service_accounts WHERE client_id = $1`, clientID))
 }
 
-func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
-	return list(ctx, s.pool, scanServiceAccount, `SELECT `+serviceAccountColumns+` FROM service_accounts ORDER BY client_id`)
+func (s *Store) ListServiceAccounts(ctx context.Context, page storage.Page) ([]storage.ServiceAccount, error) {
+	return list(ctx, s.pool, scanServiceAccount, `SELECT `+serviceAccountColumns+` FROM service_accounts WHERE client_id > $1 ORDER BY client_id LIMIT $2`,
+		page.After, pageLimit(page))
 }
 
 func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, update func(*storage.ServiceAccount) (*storage.SubjectRevocation, error)) error {
@@ -228,8 +232,10 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 		if err := audiencesFree(ctx, tx, clientID, account.AllowedAudiences); err != nil {
 			return nil, err
 		}
-		_, err = tx.Exec(ctx, `UPDATE service_accounts SET allowed_scopes = $1, default_scopes = $2, allowed_audiences = $3 WHERE client_id = $4`,
-			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences), clientID)
+		_, err = tx.Exec(ctx, `UPDATE service_accounts SET allowed_scopes = $1, default_scopes = $2, allowed_audiences = $3,
+				secret_hash = $4, previous_secret_hash = $5, previous_secret_expires_at = $6 WHERE client_id = $7`,
+			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
+			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt), clientID)
 		return revoke, err
 	})
 }

@@ -147,17 +147,20 @@ func (s *Store) DeleteUser(ctx context.Context, name string, revoke storage.Subj
 	return s.deletePrincipal(ctx, `DELETE FROM users WHERE name = ?`, name, "subject", revoke.Subject, revoke)
 }
 
-const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at`
+const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
+	previous_secret_hash, previous_secret_expires_at`
 
 func scanServiceAccount(row rowScanner) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
 	var allowed, defaults, audiences string
-	var createdAt sql.NullInt64
-	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt); err != nil {
+	var createdAt, previousExpires sql.NullInt64
+	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
+		&account.PreviousSecretHash, &previousExpires); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
 	account.CreatedAt = fromUnix(createdAt)
+	account.PreviousSecretExpiresAt = fromUnix(previousExpires)
 	return account, nil
 }
 
@@ -206,17 +209,18 @@ func audiencesFree(ctx context.Context, tx *transaction, ownID string, audiences
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
-		joinList(account.AllowedAudiences), toUnix(account.CreatedAt))
+		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt))
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
 	return scanServiceAccount(s.db.QueryRowContext(ctx, `SELECT `+serviceAccountColumns+` FROM service_accounts WHERE client_id = ?`, clientID))
 }
 
-func (s *Store) ListServiceAccounts(ctx context.Context) ([]storage.ServiceAccount, error) {
-	return listRows(ctx, s.db, scanServiceAccount, `SELECT `+serviceAccountColumns+` FROM service_accounts ORDER BY client_id`)
+func (s *Store) ListServiceAccounts(ctx context.Context, page storage.Page) ([]storage.ServiceAccount, error) {
+	return listRows(ctx, s.db, scanServiceAccount, `SELECT `+serviceAccountColumns+` FROM service_accounts WHERE client_id > ? ORDER BY client_id LIMIT ?`,
+		page.After, pageLimit(page))
 }
 
 func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, update func(*storage.ServiceAccount) (*storage.SubjectRevocation, error)) error {
@@ -232,8 +236,10 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 		if err := audiencesFree(ctx, tx, clientID, account.AllowedAudiences); err != nil {
 			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET allowed_scopes = ?, default_scopes = ?, allowed_audiences = ? WHERE client_id = ?`,
-			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences), clientID)
+		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
+				secret_hash = ?, previous_secret_hash = ?, previous_secret_expires_at = ? WHERE client_id = ?`,
+			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
+			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt), clientID)
 		return revoke, err
 	})
 }

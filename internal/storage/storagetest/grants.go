@@ -51,7 +51,7 @@ func testGrantsRoundTrip(t *testing.T, s storage.Store) {
 	if err != nil || !sameGrants(account.Grants, sampleGrants) {
 		t.Fatalf("GetServiceAccount = %+v, %v", account, err)
 	}
-	accounts, err := s.ListServiceAccounts(ctx)
+	accounts, err := s.ListServiceAccounts(ctx, storage.Page{})
 	if err != nil || len(accounts) != 1 || !sameGrants(accounts[0].Grants, sampleGrants) {
 		t.Fatalf("ListServiceAccounts = %+v, %v", accounts, err)
 	}

@@ -208,12 +208,42 @@ func testServiceAccounts(t *testing.T, s storage.Store) {
 	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "audit", SecretHash: randomHash(t), CreatedAt: base}); err != nil {
 		t.Fatal(err)
 	}
-	accounts, err := s.ListServiceAccounts(ctx)
+	accounts, err := s.ListServiceAccounts(ctx, storage.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(accounts) != 2 || accounts[0].ClientID != "audit" || accounts[1].ClientID != "billing" {
 		t.Fatalf("ListServiceAccounts = %+v, want audit then billing", accounts)
+	}
+	if accounts, err := s.ListServiceAccounts(ctx, storage.Page{After: "audit", Limit: 1}); err != nil || len(accounts) != 1 || accounts[0].ClientID != "billing" {
+		t.Fatalf("ListServiceAccounts after audit = %+v, %v; want billing", accounts, err)
+	}
+	if accounts, err := s.ListServiceAccounts(ctx, storage.Page{Limit: 1}); err != nil || len(accounts) != 1 || accounts[0].ClientID != "audit" {
+		t.Fatalf("ListServiceAccounts, one = %+v, %v; want audit", accounts, err)
+	}
+
+	// A rotation writes the new secret and keeps the previous one with its
+	// end; a later update that clears it clears both.
+	rotated, previousEnds := randomHash(t), base.Add(time.Hour)
+	if err := s.UpdateServiceAccount(ctx, "billing", func(a *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		a.PreviousSecretHash, a.PreviousSecretExpiresAt, a.SecretHash = a.SecretHash, previousEnds, rotated
+		return nil, nil
+	}); err != nil {
+		t.Fatalf("UpdateServiceAccount rotating the secret: %v", err)
+	}
+	got, err = s.GetServiceAccount(ctx, "billing")
+	if err != nil || !bytes.Equal(got.SecretHash, rotated) || !bytes.Equal(got.PreviousSecretHash, account.SecretHash) ||
+		!sameInstant(got.PreviousSecretExpiresAt, previousEnds) {
+		t.Fatalf("after a rotation GetServiceAccount = %+v, %v", got, err)
+	}
+	if err := s.UpdateServiceAccount(ctx, "billing", func(a *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		a.PreviousSecretHash, a.PreviousSecretExpiresAt = nil, time.Time{}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetServiceAccount(ctx, "billing"); err != nil || got.PreviousSecretHash != nil || !got.PreviousSecretExpiresAt.IsZero() {
+		t.Fatalf("after clearing the previous secret GetServiceAccount = %+v, %v", got, err)
 	}
 	if err := s.DeleteServiceAccount(ctx, "billing", storage.SubjectRevocation{Subject: "service:billing", At: base}); err != nil {
 		t.Fatal(err)

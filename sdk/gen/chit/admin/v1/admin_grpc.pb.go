@@ -19,19 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateUser_FullMethodName    = "/chit.admin.v1.AdminService/CreateUser"
-	AdminService_GetUser_FullMethodName       = "/chit.admin.v1.AdminService/GetUser"
-	AdminService_ListUsers_FullMethodName     = "/chit.admin.v1.AdminService/ListUsers"
-	AdminService_SetUserRole_FullMethodName   = "/chit.admin.v1.AdminService/SetUserRole"
-	AdminService_SetUserScopes_FullMethodName = "/chit.admin.v1.AdminService/SetUserScopes"
-	AdminService_DeleteUser_FullMethodName    = "/chit.admin.v1.AdminService/DeleteUser"
+	AdminService_CreateUser_FullMethodName                 = "/chit.admin.v1.AdminService/CreateUser"
+	AdminService_GetUser_FullMethodName                    = "/chit.admin.v1.AdminService/GetUser"
+	AdminService_ListUsers_FullMethodName                  = "/chit.admin.v1.AdminService/ListUsers"
+	AdminService_SetUserRole_FullMethodName                = "/chit.admin.v1.AdminService/SetUserRole"
+	AdminService_SetUserScopes_FullMethodName              = "/chit.admin.v1.AdminService/SetUserScopes"
+	AdminService_DeleteUser_FullMethodName                 = "/chit.admin.v1.AdminService/DeleteUser"
+	AdminService_CreateServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/CreateServiceAccount"
+	AdminService_GetServiceAccount_FullMethodName          = "/chit.admin.v1.AdminService/GetServiceAccount"
+	AdminService_ListServiceAccounts_FullMethodName        = "/chit.admin.v1.AdminService/ListServiceAccounts"
+	AdminService_SetServiceAccountGrants_FullMethodName    = "/chit.admin.v1.AdminService/SetServiceAccountGrants"
+	AdminService_RotateServiceAccountSecret_FullMethodName = "/chit.admin.v1.AdminService/RotateServiceAccountSecret"
+	AdminService_DeleteServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/DeleteServiceAccount"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService manages what Chit knows: the people who sign in. Only callers
+// AdminService manages what Chit knows: the people who sign in and the
+// service accounts that use client credentials. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -57,6 +64,24 @@ type AdminServiceClient interface {
 	// DeleteUser removes a person: their logins end and their access tokens
 	// are refused, on every replica.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// CreateServiceAccount adds a service account and answers its secret,
+	// which is stored only as a digest and never shown again.
+	CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*CreateServiceAccountResponse, error)
+	// GetServiceAccount describes one service account.
+	GetServiceAccount(ctx context.Context, in *GetServiceAccountRequest, opts ...grpc.CallOption) (*GetServiceAccountResponse, error)
+	// ListServiceAccounts lists service accounts by client id.
+	ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error)
+	// SetServiceAccountGrants replaces the scopes and audiences a service
+	// account may obtain. When it narrows, its access tokens issued before are
+	// refused.
+	SetServiceAccountGrants(ctx context.Context, in *SetServiceAccountGrantsRequest, opts ...grpc.CallOption) (*SetServiceAccountGrantsResponse, error)
+	// RotateServiceAccountSecret gives a service account a new secret and
+	// answers it once. The secret it replaces keeps working for `overlap`
+	// (none by default), so services can move over without a gap.
+	RotateServiceAccountSecret(ctx context.Context, in *RotateServiceAccountSecretRequest, opts ...grpc.CallOption) (*RotateServiceAccountSecretResponse, error)
+	// DeleteServiceAccount removes a service account: its secrets stop working
+	// and its access tokens are refused, on every replica.
+	DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error)
 }
 
 type adminServiceClient struct {
@@ -127,11 +152,72 @@ func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReque
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*CreateServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetServiceAccount(ctx context.Context, in *GetServiceAccountRequest, opts ...grpc.CallOption) (*GetServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceAccountsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListServiceAccounts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetServiceAccountGrants(ctx context.Context, in *SetServiceAccountGrantsRequest, opts ...grpc.CallOption) (*SetServiceAccountGrantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetServiceAccountGrantsResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountGrants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateServiceAccountSecret(ctx context.Context, in *RotateServiceAccountSecretRequest, opts ...grpc.CallOption) (*RotateServiceAccountSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateServiceAccountSecretResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateServiceAccountSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService manages what Chit knows: the people who sign in. Only callers
+// AdminService manages what Chit knows: the people who sign in and the
+// service accounts that use client credentials. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -157,6 +243,24 @@ type AdminServiceServer interface {
 	// DeleteUser removes a person: their logins end and their access tokens
 	// are refused, on every replica.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// CreateServiceAccount adds a service account and answers its secret,
+	// which is stored only as a digest and never shown again.
+	CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*CreateServiceAccountResponse, error)
+	// GetServiceAccount describes one service account.
+	GetServiceAccount(context.Context, *GetServiceAccountRequest) (*GetServiceAccountResponse, error)
+	// ListServiceAccounts lists service accounts by client id.
+	ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error)
+	// SetServiceAccountGrants replaces the scopes and audiences a service
+	// account may obtain. When it narrows, its access tokens issued before are
+	// refused.
+	SetServiceAccountGrants(context.Context, *SetServiceAccountGrantsRequest) (*SetServiceAccountGrantsResponse, error)
+	// RotateServiceAccountSecret gives a service account a new secret and
+	// answers it once. The secret it replaces keeps working for `overlap`
+	// (none by default), so services can move over without a gap.
+	RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error)
+	// DeleteServiceAccount removes a service account: its secrets stop working
+	// and its access tokens are refused, on every replica.
+	DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -184,6 +288,24 @@ func (UnimplementedAdminServiceServer) SetUserScopes(context.Context, *SetUserSc
 }
 func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*CreateServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) GetServiceAccount(context.Context, *GetServiceAccountRequest) (*GetServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceAccounts not implemented")
+}
+func (UnimplementedAdminServiceServer) SetServiceAccountGrants(context.Context, *SetServiceAccountGrantsRequest) (*SetServiceAccountGrantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountGrants not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateServiceAccountSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccount not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -314,6 +436,114 @@ func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateServiceAccount(ctx, req.(*CreateServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetServiceAccount(ctx, req.(*GetServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListServiceAccounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceAccountsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListServiceAccounts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListServiceAccounts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListServiceAccounts(ctx, req.(*ListServiceAccountsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetServiceAccountGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetServiceAccountGrantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetServiceAccountGrants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetServiceAccountGrants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetServiceAccountGrants(ctx, req.(*SetServiceAccountGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateServiceAccountSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServiceAccountSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateServiceAccountSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateServiceAccountSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateServiceAccountSecret(ctx, req.(*RotateServiceAccountSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteServiceAccount(ctx, req.(*DeleteServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,6 +574,30 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUser",
 			Handler:    _AdminService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "CreateServiceAccount",
+			Handler:    _AdminService_CreateServiceAccount_Handler,
+		},
+		{
+			MethodName: "GetServiceAccount",
+			Handler:    _AdminService_GetServiceAccount_Handler,
+		},
+		{
+			MethodName: "ListServiceAccounts",
+			Handler:    _AdminService_ListServiceAccounts_Handler,
+		},
+		{
+			MethodName: "SetServiceAccountGrants",
+			Handler:    _AdminService_SetServiceAccountGrants_Handler,
+		},
+		{
+			MethodName: "RotateServiceAccountSecret",
+			Handler:    _AdminService_RotateServiceAccountSecret_Handler,
+		},
+		{
+			MethodName: "DeleteServiceAccount",
+			Handler:    _AdminService_DeleteServiceAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
