@@ -513,7 +513,7 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 		Short: "List registered clients",
 		Args:  cobra.NoArgs,
 		RunE: withDirectory(store, nil, func(cmd *cobra.Command, _ []string, directory *accounts.Directory) error {
-			clients, err := directory.ListClients(cmd.Context())
+			clients, err := directory.ListClients(cmd.Context(), storage.Page{})
 			if err != nil {
 				return err
 			}

@@ -127,6 +127,8 @@ type Directory struct {
 	// throttle applies to a username at one address and to an address;
 	// usernameThrottle to a username from every address.
 	throttle         ThrottlePolicy
+	// refused is told of every subject whose tokens a change refused.
+	refused func(subject string)
 	usernameThrottle ThrottlePolicy
 	store            Store
 	hasher           *passwords.Hasher
@@ -300,10 +302,22 @@ func (d *Directory) refuseOnCommit(ctx context.Context, err error, narrowed bool
 	if err != nil || !narrowed {
 		return err
 	}
-	if err := d.store.RefuseAccessTokens(ctx, storage.SubjectRevocation{Subject: subject, At: d.now()}); err != nil {
+	err = d.store.RefuseAccessTokens(ctx, storage.SubjectRevocation{Subject: subject, At: d.now()})
+	if d.refused != nil {
+		d.refused(subject)
+	}
+	if err != nil {
 		return fmt.Errorf("the change is saved, but refusing the tokens issued while it was saved failed; run it again: %w", err)
 	}
 	return nil
+}
+
+// WhenTokensRefused names what to call once a change has refused subject's access
+// tokens: the token service's ForgetRefusals, so that the replica that made
+// the change refuses them at once (others within their revocation cache's
+// ttl). The server sets it once, before serving.
+func (d *Directory) WhenTokensRefused(refused func(subject string)) {
+	d.refused = refused
 }
 
 // checkClientID refuses a reserved id for a service account or client: a

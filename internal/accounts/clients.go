@@ -156,9 +156,43 @@ func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []
 	return secret, nil
 }
 
-// ListClients returns every registered client, by id.
-func (d *Directory) ListClients(ctx context.Context) ([]storage.Client, error) {
-	return d.store.ListClients(ctx)
+// ListClients returns the clients of page, by id.
+func (d *Directory) ListClients(ctx context.Context, page storage.Page) ([]storage.Client, error) {
+	return d.store.ListClients(ctx, page)
+}
+
+// GetClient returns the client id as stored.
+func (d *Directory) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	client, err := d.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return client, err
+}
+
+// RotateClientSecret gives a confidential client a new secret and returns
+// it (stored as a digest, never shown again); the old one stops at once.
+// Refresh tokens issued to the client keep working with the new secret. A
+// public client has no secret to rotate.
+func (d *Directory) RotateClientSecret(ctx context.Context, id string) (string, error) {
+	secret, digest, err := d.newClientSecret()
+	if err != nil {
+		return "", err
+	}
+	err = d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		if len(client.SecretHash) == 0 {
+			return nil, chiterr.New(chiterr.FailedPrecondition, "client %q is public: it has no secret to rotate", id)
+		}
+		client.SecretHash = digest
+		return nil, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
 }
 
 // SetClientGrants replaces what may be obtained through a client. When it

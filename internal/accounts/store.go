@@ -25,7 +25,7 @@ type Store interface {
 
 	CreateClient(ctx context.Context, client storage.Client) error
 	GetClient(ctx context.Context, id string) (storage.Client, error)
-	ListClients(ctx context.Context) ([]storage.Client, error)
+	ListClients(ctx context.Context, page storage.Page) ([]storage.Client, error)
 	UpdateClient(ctx context.Context, id string, update func(*storage.Client) (*storage.SubjectRevocation, error)) error
 	DeleteClient(ctx context.Context, id string, revoke storage.SubjectRevocation) error
 

@@ -82,6 +82,12 @@ var AccessRules = map[string]Audience{
 	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:    Admins,
 	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: Admins,
 	adminv1.AdminService_DeleteServiceAccount_FullMethodName:       Admins,
+	adminv1.AdminService_CreateClient_FullMethodName:               Admins,
+	adminv1.AdminService_GetClient_FullMethodName:                  Admins,
+	adminv1.AdminService_ListClients_FullMethodName:                Admins,
+	adminv1.AdminService_SetClientGrants_FullMethodName:            Admins,
+	adminv1.AdminService_RotateClientSecret_FullMethodName:         Admins,
+	adminv1.AdminService_DeleteClient_FullMethodName:               Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/storage"
@@ -251,4 +252,109 @@ func serviceAccountMessage(account storage.ServiceAccount) *adminv1.ServiceAccou
 		message.PreviousSecretExpireTime = timestamppb.New(account.PreviousSecretExpiresAt)
 	}
 	return message
+}
+
+const clientsList = "clients"
+
+func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClientRequest) (*adminv1.CreateClientResponse, error) {
+	// The same checks, in the same order, as chitd client create.
+	if err := authorize.ValidateRedirectURIs(req.GetRedirectUris()); err != nil {
+		return nil, err
+	}
+	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.directory.CreateClient(ctx, req.GetClientId(), req.GetRedirectUris(), req.GetConfidential(), grants)
+	if err != nil {
+		return nil, err
+	}
+	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.CreateClientResponse{Client: clientMessage(client), ClientSecret: secret}, nil
+}
+
+func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientRequest) (*adminv1.GetClientResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetClientResponse{Client: clientMessage(client)}, nil
+}
+
+func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsRequest) (*adminv1.ListClientsResponse, error) {
+	page, err := s.pages.Page(ctx, clientsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.directory.ListClients(ctx, page)
+	if err != nil {
+		return nil, err
+	}
+	all, next := paging.Next(s.pages, clientsList, page, all, func(client storage.Client) string { return client.ID })
+	resp := &adminv1.ListClientsResponse{Clients: make([]*adminv1.Client, len(all)), NextPageToken: next}
+	for i, client := range all {
+		resp.Clients[i] = clientMessage(client)
+	}
+	return resp, nil
+}
+
+func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClientGrantsRequest) (*adminv1.SetClientGrantsResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetClientGrants(ctx, req.GetClientId(), grants); err != nil {
+		return nil, err
+	}
+	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetClientGrantsResponse{Client: clientMessage(client)}, nil
+}
+
+func (s *AdminServer) RotateClientSecret(ctx context.Context, req *adminv1.RotateClientSecretRequest) (*adminv1.RotateClientSecretResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	secret, err := s.directory.RotateClientSecret(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RotateClientSecretResponse{Client: clientMessage(client), ClientSecret: secret}, nil
+}
+
+func (s *AdminServer) DeleteClient(ctx context.Context, req *adminv1.DeleteClientRequest) (*adminv1.DeleteClientResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	if err := s.directory.DeleteClient(ctx, req.GetClientId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.DeleteClientResponse{}, nil
+}
+
+func clientMessage(client storage.Client) *adminv1.Client {
+	return &adminv1.Client{
+		ClientId:         client.ID,
+		RedirectUris:     client.RedirectURIs,
+		Confidential:     len(client.SecretHash) > 0,
+		AllowedScopes:    client.AllowedScopes,
+		DefaultScopes:    client.DefaultScopes,
+		AllowedAudiences: client.AllowedAudiences,
+		CreateTime:       timestamppb.New(client.CreatedAt),
+	}
 }

@@ -86,11 +86,27 @@ func serviceAccountRequests(target string) map[string]proto.Message {
 	}
 }
 
+// clientRequests is adminRequests for the OAuth-client methods, on the
+// confidential client target.
+func clientRequests(target string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_CreateClient_FullMethodName: &adminv1.CreateClientRequest{ClientId: target,
+			RedirectUris: []string{"https://app.example/callback"}, Confidential: true, AllowedScopes: []string{"openid"}},
+		adminv1.AdminService_GetClient_FullMethodName:   &adminv1.GetClientRequest{ClientId: target},
+		adminv1.AdminService_ListClients_FullMethodName: &adminv1.ListClientsRequest{},
+		adminv1.AdminService_SetClientGrants_FullMethodName: &adminv1.SetClientGrantsRequest{ClientId: target,
+			AllowedScopes: []string{"openid", "profile"}},
+		adminv1.AdminService_RotateClientSecret_FullMethodName: &adminv1.RotateClientSecretRequest{ClientId: target},
+		adminv1.AdminService_DeleteClient_FullMethodName:       &adminv1.DeleteClientRequest{ClientId: target},
+	}
+}
+
 // everyAdminRequest is a valid request of every AdminService method, on
 // principals named target.
 func everyAdminRequest(target string) map[string]proto.Message {
 	all := adminRequests(target)
 	maps.Copy(all, serviceAccountRequests(target))
+	maps.Copy(all, clientRequests(target))
 	return all
 }
 
@@ -133,8 +149,10 @@ func TestAdminAccessByCaller(t *testing.T) {
 			// for the provider's services, never a credential at Chit.
 			{"PROVIDER", c.provider, codes.Unauthenticated},
 		}
+		e.CreateClient(t, "dashboard", []string{"https://app.example/callback"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
 		requests := adminRequests(servertest.UserName)
 		maps.Copy(requests, serviceAccountRequests(servertest.ServiceName))
+		maps.Copy(requests, clientRequests("dashboard"))
 		for method, req := range requests {
 			for _, caller := range refused {
 				code := tr.invoke(t, method, caller.bearer, req, responseFor(method))
@@ -149,10 +167,14 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if _, err := e.Directory().AuthenticateService(t.Context(), servertest.ServiceName, e.ServiceSecret); err != nil {
 			t.Fatalf("after refused calls the service's secret fails: %v", err)
 		}
+		if client, err := e.Directory().GetClient(t.Context(), "dashboard"); err != nil || len(client.AllowedScopes) != 1 {
+			t.Fatalf("after refused calls the client is %+v, %v", client, err)
+		}
 		// An admin gets through: create first, delete last.
 		for _, kind := range []struct{ create, remove string }{
 			{adminv1.AdminService_CreateUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName},
 			{adminv1.AdminService_CreateServiceAccount_FullMethodName, adminv1.AdminService_DeleteServiceAccount_FullMethodName},
+			{adminv1.AdminService_CreateClient_FullMethodName, adminv1.AdminService_DeleteClient_FullMethodName},
 		} {
 			requests := everyAdminRequest("made-by-admin")
 			wantCode(t, kind.create+" by ADMIN", tr.invoke(t, kind.create, c.admin, requests[kind.create], responseFor(kind.create)), codes.OK)
@@ -565,4 +587,154 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 	if _, err := e.Directory().AuthenticateService(t.Context(), servertest.ServiceName, e.ServiceSecret); err != nil {
 		t.Fatalf("a refused rotation changed the secret: %v", err)
 	}
+}
+
+// An admin manages an OAuth client over the API: a confidential client's
+// secret is shown once and rotates, a public one has none, a narrower grant
+// and a deletion end what was issued through it.
+func TestAdminClientLifecycle(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		created := &adminv1.CreateClientResponse{}
+		wantCode(t, "CreateClient", tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, &adminv1.CreateClientRequest{
+			ClientId: "dashboard", RedirectUris: []string{"https://app.example/callback"}, Confidential: true,
+			AllowedScopes: []string{"openid", "reports:read"}, DefaultScopes: []string{"openid"},
+		}, created), codes.OK)
+		first := created.GetClientSecret()
+		if !strings.HasPrefix(first, "chit_cs_") || !created.GetClient().GetConfidential() ||
+			!slices.Equal(created.GetClient().GetRedirectUris(), []string{"https://app.example/callback"}) {
+			t.Fatalf("CreateClient answered %v", created)
+		}
+		if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", first); err != nil {
+			t.Fatalf("the answered secret does not authenticate: %v", err)
+		}
+
+		public := &adminv1.CreateClientResponse{}
+		wantCode(t, "CreateClient public", tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, &adminv1.CreateClientRequest{
+			ClientId: "mobile", RedirectUris: []string{"http://127.0.0.1/cb"}}, public), codes.OK)
+		if public.GetClientSecret() != "" || public.GetClient().GetConfidential() {
+			t.Fatalf("a public client got %v", public)
+		}
+		wantCode(t, "RotateClientSecret of a public client", tr.invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.admin,
+			&adminv1.RotateClientSecretRequest{ClientId: "mobile"}, &adminv1.RotateClientSecretResponse{}), codes.FailedPrecondition)
+		if client, err := e.Directory().GetClient(t.Context(), "mobile"); err != nil || len(client.SecretHash) != 0 {
+			t.Fatalf("a refused rotation gave the public client a secret: %+v, %v", client, err)
+		}
+
+		rotated := &adminv1.RotateClientSecretResponse{}
+		wantCode(t, "RotateClientSecret", tr.invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.admin,
+			&adminv1.RotateClientSecretRequest{ClientId: "dashboard"}, rotated), codes.OK)
+		if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", first); err == nil {
+			t.Fatal("the replaced secret still authenticates")
+		}
+		if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", rotated.GetClientSecret()); err != nil {
+			t.Fatalf("the new secret does not authenticate: %v", err)
+		}
+
+		listed := &adminv1.ListClientsResponse{}
+		wantCode(t, "ListClients", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.admin,
+			&adminv1.ListClientsRequest{PageSize: 1}, listed), codes.OK)
+		if len(listed.GetClients()) != 1 || listed.GetClients()[0].GetClientId() != "dashboard" || listed.GetNextPageToken() == "" {
+			t.Fatalf("ListClients page 1 = %v", listed)
+		}
+		wantCode(t, "ListClients page 2", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.admin,
+			&adminv1.ListClientsRequest{PageSize: 1, PageToken: listed.GetNextPageToken()}, listed), codes.OK)
+		if len(listed.GetClients()) != 1 || listed.GetClients()[0].GetClientId() != "mobile" || listed.GetNextPageToken() != "" {
+			t.Fatalf("ListClients page 2 = %v", listed)
+		}
+		// A page token of the clients is no page token of the users.
+		wantCode(t, "a clients token for ListUsers", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin,
+			&adminv1.ListUsersRequest{PageToken: listedToken(t, tr, c.admin)}, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
+
+		narrowed := &adminv1.SetClientGrantsResponse{}
+		wantCode(t, "SetClientGrants", tr.invoke(t, adminv1.AdminService_SetClientGrants_FullMethodName, c.admin,
+			&adminv1.SetClientGrantsRequest{ClientId: "dashboard", AllowedScopes: []string{"openid"}}, narrowed), codes.OK)
+		if s := narrowed.GetClient().GetAllowedScopes(); !slices.Equal(s, []string{"openid"}) {
+			t.Fatalf("SetClientGrants answered %v", narrowed)
+		}
+		revocation, err := e.Store.GetRevocation(t.Context(), "", "", accounts.ClientSubject("dashboard"))
+		if err != nil || revocation.SubjectRevokedAt.IsZero() {
+			t.Fatalf("a narrower client grant refused nothing issued through it: %+v, %v", revocation, err)
+		}
+
+		wantCode(t, "DeleteClient", tr.invoke(t, adminv1.AdminService_DeleteClient_FullMethodName, c.admin,
+			&adminv1.DeleteClientRequest{ClientId: "dashboard"}, &adminv1.DeleteClientResponse{}), codes.OK)
+		for method, req := range clientRequests("dashboard") {
+			if method == adminv1.AdminService_CreateClient_FullMethodName || method == adminv1.AdminService_ListClients_FullMethodName {
+				continue
+			}
+			wantCode(t, method+" of a deleted client", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.NotFound)
+		}
+		for _, bad := range []*adminv1.CreateClientRequest{
+			{ClientId: "nowhere"},
+			{ClientId: "plain-http", RedirectUris: []string{"http://app.example/cb"}},
+			{ClientId: "fragment", RedirectUris: []string{"https://app.example/cb#x"}},
+		} {
+			wantCode(t, "CreateClient "+bad.GetClientId(), tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, bad,
+				&adminv1.CreateClientResponse{}), codes.InvalidArgument)
+		}
+	})
+}
+
+// listedToken is a next_page_token of ListClients.
+func listedToken(t *testing.T, tr transport, admin string) string {
+	t.Helper()
+	page := &adminv1.ListClientsResponse{}
+	wantCode(t, "ListClients", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, admin, &adminv1.ListClientsRequest{PageSize: 1}, page), codes.OK)
+	if page.GetNextPageToken() == "" {
+		t.Fatal("ListClients gave no next page token")
+	}
+	return page.GetNextPageToken()
+}
+
+// A demoted or deleted admin loses the Admin API at once on the replica that
+// made the change, not when its revocation cache expires: the regression of
+// a demoted admin's token creating a new admin in the seconds after.
+func TestAdminChangesApplyAtOnce(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		if err := e.Directory().CreateUser(t.Context(), "eve", "eve's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+			t.Fatal(err)
+		}
+		eve, code := tr.token(t, passwordRequest("eve", "eve's long password"))
+		wantCode(t, "eve's token", code, codes.OK)
+		// Eve's token is checked, so this replica remembers it unrevoked.
+		wantCode(t, "ListUsers by eve", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
+		e.Clock.Advance(time.Second)
+
+		wantCode(t, "demote eve", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+			&adminv1.SetUserRoleRequest{Name: "eve", Role: "USER"}, &adminv1.SetUserRoleResponse{}), codes.OK)
+		wantCode(t, "CreateUser by demoted eve", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, eve.GetAccessToken(),
+			&adminv1.CreateUserRequest{Name: "backdoor", Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}), codes.Unauthenticated)
+
+		// The same for a deletion, and for a service account's narrower grant.
+		wantCode(t, "promote eve", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+			&adminv1.SetUserRoleRequest{Name: "eve", Role: "ADMIN"}, &adminv1.SetUserRoleResponse{}), codes.OK)
+		e.Clock.Advance(time.Second)
+		eve, code = tr.token(t, passwordRequest("eve", "eve's long password"))
+		wantCode(t, "eve's second token", code, codes.OK)
+		wantCode(t, "ListUsers by eve again", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
+		e.Clock.Advance(time.Second)
+		wantCode(t, "delete eve", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin,
+			&adminv1.DeleteUserRequest{Name: "eve"}, &adminv1.DeleteUserResponse{}), codes.OK)
+		wantCode(t, "ListUsers by deleted eve", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.Unauthenticated)
+
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		if _, code := tr.check(t, service.GetAccessToken()); code != codes.OK {
+			t.Fatalf("service token: %v", code)
+		}
+		e.Clock.Advance(time.Second)
+		wantCode(t, "narrow the service", tr.invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.admin,
+			&adminv1.SetServiceAccountGrantsRequest{ClientId: servertest.ServiceName}, &adminv1.SetServiceAccountGrantsResponse{}), codes.OK)
+		if _, code := tr.check(t, service.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("a narrowed service's token at once: %v, want Unauthenticated", code)
+		}
+		if _, err := e.Directory().GetUser(t.Context(), "backdoor"); err == nil {
+			t.Fatal("a demoted admin created a user")
+		}
+	})
 }

@@ -293,6 +293,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		Now: now, Random: random, Logger: cfg.Logger, Events: metrics,
 	})
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
+	directory.WhenTokensRefused(tokenService.ForgetRefusals)
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService,

@@ -358,8 +358,10 @@ type Store interface {
 	// CreateClient stores a client, with CreateServiceAccount's rules.
 	CreateClient(ctx context.Context, client Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
-	ListClients(ctx context.Context) ([]Client, error)
-	// UpdateClient is UpdateUser for clients (the id and secret are kept),
+	// ListClients returns the clients of page, by id.
+	ListClients(ctx context.Context, page Page) ([]Client, error)
+	// UpdateClient is UpdateUser for clients (the id is kept; the secret is
+	// written),
 	// with UpdateServiceAccount's audience rule.
 	UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error
 	// DeleteClient removes the client and, in the same transaction, the

@@ -174,9 +174,9 @@ func (s *timedStore) GetClient(ctx context.Context, id string) (Client, error) {
 	return s.store.GetClient(ctx, id)
 }
 
-func (s *timedStore) ListClients(ctx context.Context) ([]Client, error) {
+func (s *timedStore) ListClients(ctx context.Context, page Page) ([]Client, error) {
 	defer s.done("ListClients", time.Now())
-	return s.store.ListClients(ctx)
+	return s.store.ListClients(ctx, page)
 }
 
 func (s *timedStore) UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error {

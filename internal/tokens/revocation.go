@@ -65,6 +65,24 @@ func (c *revocationCache) get(ctx context.Context, familyID, subject, client str
 	return revocation, nil
 }
 
+// ForgetRefusals drops what this server remembers of principal's
+// revocations (a subject, or a client's principal key): the directory calls
+// it once a change that refuses principal's tokens has committed, so this
+// replica refuses them at once rather than within RevocationCacheTTL.
+func (s *Service) ForgetRefusals(principal string) {
+	s.revocations.forgetPrincipal(principal)
+}
+
+func (c *revocationCache) forgetPrincipal(principal string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key := range c.entries {
+		if key.subject == principal || key.client == principal {
+			delete(c.entries, key)
+		}
+	}
+}
+
 // forget drops what this server knows of a family or subject it just revoked.
 func (c *revocationCache) forget(family Family) {
 	c.mu.Lock()

@@ -274,8 +274,8 @@ func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error
 	return get[storage.Client](ctx, s.reads, clientRows, id)
 }
 
-func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
-	return list(ctx, s.pool, scanClient, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+func (s *Store) ListClients(ctx context.Context, page storage.Page) ([]storage.Client, error) {
+	return list(ctx, s.pool, scanClient, `SELECT `+clientColumns+` FROM clients WHERE id > $1 ORDER BY id LIMIT $2`, page.After, pageLimit(page))
 }
 
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storage.Client) (*storage.SubjectRevocation, error)) error {
@@ -298,8 +298,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.Exec(ctx, `UPDATE clients SET redirect_uris = $1, allowed_scopes = $2, default_scopes = $3, allowed_audiences = $4 WHERE id = $5`,
-			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), id)
+		_, err = tx.Exec(ctx, `UPDATE clients SET redirect_uris = $1, allowed_scopes = $2, default_scopes = $3, allowed_audiences = $4,
+				secret_hash = $5 WHERE id = $6`,
+			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash, id)
 		return revoke, err
 	})
 }

@@ -276,8 +276,8 @@ func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error
 	return scanClient(s.db.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
 }
 
-func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
-	return listRows(ctx, s.db, scanClient, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+func (s *Store) ListClients(ctx context.Context, page storage.Page) ([]storage.Client, error) {
+	return listRows(ctx, s.db, scanClient, `SELECT `+clientColumns+` FROM clients WHERE id > ? ORDER BY id LIMIT ?`, page.After, pageLimit(page))
 }
 
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storage.Client) (*storage.SubjectRevocation, error)) error {
@@ -297,8 +297,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE clients SET redirect_uris = ?, allowed_scopes = ?, default_scopes = ?, allowed_audiences = ? WHERE id = ?`,
-			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), id)
+		_, err = tx.ExecContext(ctx, `UPDATE clients SET redirect_uris = ?, allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
+				secret_hash = ? WHERE id = ?`,
+			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash, id)
 		return revoke, err
 	})
 }

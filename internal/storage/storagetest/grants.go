@@ -63,7 +63,7 @@ func testGrantsRoundTrip(t *testing.T, s storage.Store) {
 	if err != nil || len(public.SecretHash) != 0 || len(public.AllowedScopes) != 0 {
 		t.Fatalf("a public client without grants = %+v, %v", public, err)
 	}
-	clients, err := s.ListClients(ctx)
+	clients, err := s.ListClients(ctx, storage.Page{})
 	if err != nil || len(clients) != 2 || !sameGrants(clients[0].Grants, sampleGrants) {
 		t.Fatalf("ListClients = %+v, %v", clients, err)
 	}

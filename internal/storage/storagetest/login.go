@@ -28,9 +28,26 @@ func testClients(t *testing.T, s storage.Store) {
 	if _, err := s.GetClient(ctx, "nobody"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown client: %v", err)
 	}
-	list, err := s.ListClients(ctx)
+	list, err := s.ListClients(ctx, storage.Page{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListClients = %+v, %v", list, err)
+	}
+	if list, err := s.ListClients(ctx, storage.Page{After: "dashboard", Limit: 5}); err != nil || len(list) != 0 {
+		t.Fatalf("ListClients after the last = %+v, %v", list, err)
+	}
+	if list, err := s.ListClients(ctx, storage.Page{After: "a", Limit: 1}); err != nil || len(list) != 1 {
+		t.Fatalf("ListClients after a = %+v, %v", list, err)
+	}
+	// An update writes a new secret (a rotation).
+	rotated := randomHash(t)
+	if err := s.UpdateClient(ctx, "dashboard", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+		c.SecretHash = rotated
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetClient(ctx, "dashboard"); err != nil || !bytes.Equal(got.SecretHash, rotated) {
+		t.Fatalf("after a secret rotation GetClient = %+v, %v", got, err)
 	}
 	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: base}); err != nil {
 		t.Fatal(err)

@@ -31,14 +31,21 @@ const (
 	AdminService_SetServiceAccountGrants_FullMethodName    = "/chit.admin.v1.AdminService/SetServiceAccountGrants"
 	AdminService_RotateServiceAccountSecret_FullMethodName = "/chit.admin.v1.AdminService/RotateServiceAccountSecret"
 	AdminService_DeleteServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/DeleteServiceAccount"
+	AdminService_CreateClient_FullMethodName               = "/chit.admin.v1.AdminService/CreateClient"
+	AdminService_GetClient_FullMethodName                  = "/chit.admin.v1.AdminService/GetClient"
+	AdminService_ListClients_FullMethodName                = "/chit.admin.v1.AdminService/ListClients"
+	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
+	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
+	AdminService_DeleteClient_FullMethodName               = "/chit.admin.v1.AdminService/DeleteClient"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService manages what Chit knows: the people who sign in and the
-// service accounts that use client credentials. Only callers
+// AdminService manages what Chit knows: the people who sign in, the
+// service accounts that use client credentials and the OAuth clients people
+// sign in through. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -82,6 +89,23 @@ type AdminServiceClient interface {
 	// DeleteServiceAccount removes a service account: its secrets stop working
 	// and its access tokens are refused, on every replica.
 	DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error)
+	// CreateClient registers an OAuth client. A confidential one gets a
+	// secret, answered once; a public one must use PKCE.
+	CreateClient(ctx context.Context, in *CreateClientRequest, opts ...grpc.CallOption) (*CreateClientResponse, error)
+	// GetClient describes one client.
+	GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error)
+	// ListClients lists clients by client id.
+	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
+	// SetClientGrants replaces what may be obtained through a client. When it
+	// narrows, access tokens issued through the client before are refused.
+	SetClientGrants(ctx context.Context, in *SetClientGrantsRequest, opts ...grpc.CallOption) (*SetClientGrantsResponse, error)
+	// RotateClientSecret gives a confidential client a new secret, answered
+	// once; the old one stops at once. A public client answers
+	// FAILED_PRECONDITION.
+	RotateClientSecret(ctx context.Context, in *RotateClientSecretRequest, opts ...grpc.CallOption) (*RotateClientSecretResponse, error)
+	// DeleteClient removes a client: the logins made through it end and the
+	// access tokens issued through it are refused, on every replica.
+	DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...grpc.CallOption) (*DeleteClientResponse, error)
 }
 
 type adminServiceClient struct {
@@ -212,12 +236,73 @@ func (c *adminServiceClient) DeleteServiceAccount(ctx context.Context, in *Delet
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateClient(ctx context.Context, in *CreateClientRequest, opts ...grpc.CallOption) (*CreateClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateClientResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClientResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetClientGrants(ctx context.Context, in *SetClientGrantsRequest, opts ...grpc.CallOption) (*SetClientGrantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetClientGrantsResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetClientGrants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateClientSecret(ctx context.Context, in *RotateClientSecretRequest, opts ...grpc.CallOption) (*RotateClientSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateClientSecretResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateClientSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...grpc.CallOption) (*DeleteClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteClientResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService manages what Chit knows: the people who sign in and the
-// service accounts that use client credentials. Only callers
+// AdminService manages what Chit knows: the people who sign in, the
+// service accounts that use client credentials and the OAuth clients people
+// sign in through. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -261,6 +346,23 @@ type AdminServiceServer interface {
 	// DeleteServiceAccount removes a service account: its secrets stop working
 	// and its access tokens are refused, on every replica.
 	DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error)
+	// CreateClient registers an OAuth client. A confidential one gets a
+	// secret, answered once; a public one must use PKCE.
+	CreateClient(context.Context, *CreateClientRequest) (*CreateClientResponse, error)
+	// GetClient describes one client.
+	GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error)
+	// ListClients lists clients by client id.
+	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
+	// SetClientGrants replaces what may be obtained through a client. When it
+	// narrows, access tokens issued through the client before are refused.
+	SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error)
+	// RotateClientSecret gives a confidential client a new secret, answered
+	// once; the old one stops at once. A public client answers
+	// FAILED_PRECONDITION.
+	RotateClientSecret(context.Context, *RotateClientSecretRequest) (*RotateClientSecretResponse, error)
+	// DeleteClient removes a client: the logins made through it end and the
+	// access tokens issued through it are refused, on every replica.
+	DeleteClient(context.Context, *DeleteClientRequest) (*DeleteClientResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -306,6 +408,24 @@ func (UnimplementedAdminServiceServer) RotateServiceAccountSecret(context.Contex
 }
 func (UnimplementedAdminServiceServer) DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateClient(context.Context, *CreateClientRequest) (*CreateClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateClient not implemented")
+}
+func (UnimplementedAdminServiceServer) GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClient not implemented")
+}
+func (UnimplementedAdminServiceServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClients not implemented")
+}
+func (UnimplementedAdminServiceServer) SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetClientGrants not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateClientSecret(context.Context, *RotateClientSecretRequest) (*RotateClientSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateClientSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteClient(context.Context, *DeleteClientRequest) (*DeleteClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteClient not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -544,6 +664,114 @@ func _AdminService_DeleteServiceAccount_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateClient(ctx, req.(*CreateClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetClient(ctx, req.(*GetClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListClients(ctx, req.(*ListClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetClientGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetClientGrantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetClientGrants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetClientGrants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetClientGrants(ctx, req.(*SetClientGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateClientSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateClientSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateClientSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateClientSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateClientSecret(ctx, req.(*RotateClientSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteClient(ctx, req.(*DeleteClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -598,6 +826,30 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServiceAccount",
 			Handler:    _AdminService_DeleteServiceAccount_Handler,
+		},
+		{
+			MethodName: "CreateClient",
+			Handler:    _AdminService_CreateClient_Handler,
+		},
+		{
+			MethodName: "GetClient",
+			Handler:    _AdminService_GetClient_Handler,
+		},
+		{
+			MethodName: "ListClients",
+			Handler:    _AdminService_ListClients_Handler,
+		},
+		{
+			MethodName: "SetClientGrants",
+			Handler:    _AdminService_SetClientGrants_Handler,
+		},
+		{
+			MethodName: "RotateClientSecret",
+			Handler:    _AdminService_RotateClientSecret_Handler,
+		},
+		{
+			MethodName: "DeleteClient",
+			Handler:    _AdminService_DeleteClient_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
