@@ -126,9 +126,9 @@ type Directory struct {
 	serverAudience string
 	// throttle applies to a username at one address and to an address;
 	// usernameThrottle to a username from every address.
-	throttle         ThrottlePolicy
+	throttle ThrottlePolicy
 	// refused is told of every subject whose tokens a change refused.
-	refused func(subject string)
+	refused          func(subject string)
 	usernameThrottle ThrottlePolicy
 	store            Store
 	hasher           *passwords.Hasher
