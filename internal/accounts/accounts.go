@@ -126,14 +126,14 @@ type Directory struct {
 	serverAudience string
 	// throttle applies to a username at one address and to an address;
 	// usernameThrottle to a username from every address.
-	throttle ThrottlePolicy
-	// refused is told of every subject whose tokens a change refused.
-	refused          func(subject string)
+	throttle         ThrottlePolicy
 	usernameThrottle ThrottlePolicy
-	store            Store
-	hasher           *passwords.Hasher
-	now              func() time.Time
-	random           io.Reader
+	// refused is told of every subject whose tokens a change refused.
+	refused func(subject string)
+	store   Store
+	hasher  *passwords.Hasher
+	now     func() time.Time
+	random  io.Reader
 	// services, when not nil, keeps service accounts briefly.
 	services *serviceAccountCache
 }
