@@ -91,13 +91,13 @@ func checkScopeToken(scope string) error {
 
 // GrantFields name the lists of a grant where the operator wrote them, for
 // the messages that refuse one.
-type GrantFields struct{ Allowed, Default string }
+type GrantFields struct{ Allowed, Default, Audiences string }
 
 var (
 	// GrantFlags are chitd's flags.
-	GrantFlags = GrantFields{Allowed: "--scope", Default: "--default-scope"}
+	GrantFlags = GrantFields{Allowed: "--scope", Default: "--default-scope", Audiences: "--audience"}
 	// GrantAPIFields are the Admin API's fields.
-	GrantAPIFields = GrantFields{Allowed: "allowed_scopes", Default: "default_scopes"}
+	GrantAPIFields = GrantFields{Allowed: "allowed_scopes", Default: "default_scopes", Audiences: "allowed_audiences"}
 )
 
 // NewGrants checks what an operator grants: every default scope must be
@@ -110,6 +110,11 @@ func NewGrants(fields GrantFields, allowed, defaults, audiences []string) (stora
 		items []string
 		into  *[]string
 	}{{fields.Allowed, allowed, &grants.AllowedScopes}, {fields.Default, defaults, &grants.DefaultScopes}} {
+		// Counted before the duplicates are dropped, so a long list is
+		// refused before any work that grows with its length squared.
+		if len(list.items) > MaxGrantedScopes {
+			return storage.Grants{}, chiterr.New(chiterr.InvalidArgument, "%s: at most %d scopes", list.name, MaxGrantedScopes)
+		}
 		for _, scope := range list.items {
 			if scope == "" {
 				return storage.Grants{}, chiterr.New(chiterr.InvalidArgument, "%s: a scope is empty", list.name)
@@ -124,6 +129,9 @@ func NewGrants(fields GrantFields, allowed, defaults, audiences []string) (stora
 		if len(*list.into) > MaxGrantedScopes {
 			return storage.Grants{}, chiterr.New(chiterr.InvalidArgument, "%s: at most %d scopes", list.name, MaxGrantedScopes)
 		}
+	}
+	if len(audiences) > MaxGrantedScopes {
+		return storage.Grants{}, chiterr.New(chiterr.InvalidArgument, "%s: at most %d audiences", fields.Audiences, MaxGrantedScopes)
 	}
 	for _, audience := range audiences {
 		if err := ValidateName("audience", audience); err != nil {

@@ -125,6 +125,10 @@ func TestNewGrantsRefusesMalformedInput(t *testing.T) {
 		{"an empty default scope", nil, []string{""}, nil, "--default-scope"},
 		{"a malformed audience", nil, nil, []string{"in ventory"}, "audience"},
 		{"an audience over the length", nil, nil, []string{strings.Repeat("a", 65)}, "audience"},
+		{"too many audiences", nil, nil, many, "--audience: at most"},
+		// A huge list of one repeated scope is refused by its length, before
+		// duplicates are looked for (which grows with its square).
+		{"a huge list of duplicates", slices.Repeat([]string{"a"}, 200_000), nil, nil, "--scope: at most"},
 	} {
 		_, err := accounts.NewGrants(accounts.GrantFlags, tc.allowed, tc.defaults, tc.audience)
 		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {

@@ -33,6 +33,10 @@ type Options struct {
 	OpenAPI []byte
 	// Pages registers the HTML pages served beside the API (the sign-in page).
 	Pages func(mux *http.ServeMux)
+	// AdminAudit, when set, wraps the Admin API's REST handler: it audits
+	// the requests refused before they reach the gRPC interceptors (which
+	// audit the others).
+	AdminAudit func(http.Handler) http.Handler
 	// Discovery is the OpenID Provider metadata served at
 	// /.well-known/openid-configuration.
 	Discovery func() Discovery
@@ -99,7 +103,11 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 
 	mux := http.NewServeMux()
 	mux.Handle("/", limitBody(gatewayMux))
-	mux.Handle("/v1/admin/", limitBody(adminMux))
+	admin := limitBody(strictAdmin(adminMux))
+	if opts.AdminAudit != nil {
+		admin = opts.AdminAudit(admin)
+	}
+	mux.Handle("/v1/admin/", admin)
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		// Verifiers may cache the set briefly; rotation publishes new keys

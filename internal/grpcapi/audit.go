@@ -3,15 +3,20 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync/atomic"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/clientaddr"
 	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 )
 
@@ -38,6 +43,9 @@ const maxAuditTarget = 128
 // written at Info whatever the outcome, since refused calls are what an
 // audit is read for.
 func audit(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, fullMethod, client string, req any, err error) {
+	if written, ok := ctx.Value(auditWrittenKey{}).(*atomic.Bool); ok {
+		written.Store(true)
+	}
 	actor := ""
 	if claims, ok := CallerFrom(ctx); ok {
 		actor = claims.Subject
@@ -85,11 +93,87 @@ func auditTarget(req any) string {
 		if field == nil || field.Kind() != protoreflect.StringKind || field.IsList() {
 			continue
 		}
-		target := reflected.Get(field).String()
-		if len(target) > maxAuditTarget {
-			target = target[:maxAuditTarget] + "..."
-		}
-		return target
+		return cut(reflected.Get(field).String())
 	}
 	return ""
+}
+
+type auditWrittenKey struct{}
+
+// AuditUnreached wraps the REST handler of audited calls: a request the
+// gateway refuses before calling the handlers (a body that does not decode,
+// a field it does not know, a query parameter the Admin API does not take)
+// never reaches the interceptors, and gets its audit line here, with the
+// HTTP method and path as its action, no actor (its token was never
+// checked) and the outcome its HTTP status stands for.
+func AuditUnreached(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			written := &atomic.Bool{}
+			recorder := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			next.ServeHTTP(recorder, r.WithContext(context.WithValue(r.Context(), auditWrittenKey{}, written)))
+			if written.Load() {
+				return
+			}
+			attrs := []slog.Attr{
+				slog.Bool("audit", true),
+				slog.String("actor", ""),
+				slog.String("action", r.Method+" "+cut(r.URL.Path)),
+				slog.String("target", ""),
+				slog.String("outcome", codeForStatus(recorder.status).String()),
+				slog.String("transport", string(TransportREST)),
+				slog.String("client", clientaddr.From(r.Context())),
+			}
+			if span := trace.SpanContextFromContext(r.Context()); span.IsValid() {
+				attrs = append(attrs, slog.String("trace_id", span.TraceID().String()))
+			}
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
+		})
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	s.status = status
+	s.ResponseWriter.WriteHeader(status)
+}
+
+// codeForStatus is the gRPC code an HTTP status of a refused request
+// stands for (the inverse of grpc-gateway's mapping, for the statuses a
+// refusal before the handlers gives).
+func codeForStatus(status int) codes.Code {
+	switch status {
+	case http.StatusOK:
+		return codes.OK
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	}
+	return codes.Unknown
+}
+
+// cut bounds a client-chosen string written to the audit log, on a rune
+// boundary.
+func cut(s string) string {
+	if len(s) <= maxAuditTarget {
+		return s
+	}
+	end := maxAuditTarget
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + "..."
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/sync/semaphore"
@@ -38,7 +39,7 @@ var DefaultParams = Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1, 
 // memory.
 const GCPercent = 200
 
-// MinLength is the shortest password accepted for a new account.
+// MinLength is the fewest characters (runes) a new account's password has.
 const MinLength = 8
 
 // Upper bounds on stored parameters (1 GiB, 64 passes).
@@ -99,16 +100,22 @@ var common = func() map[string]bool {
 	return set
 }()
 
-// MaxLength bounds passwords: hashing is costly and nothing needs more.
+// MaxLength bounds passwords, in bytes: hashing is costly and nothing needs
+// more.
 const MaxLength = 1024
 
 // CheckPolicy reports why password is not acceptable for a new account.
 func CheckPolicy(password string) error {
 	switch {
-	case len(password) < MinLength:
+	// gRPC requests reach the handlers with bad UTF-8 replaced by U+FFFD
+	// (grpcapi.LenientStrings): a password so mangled is not the one its
+	// sender meant, and must not be stored.
+	case !utf8.ValidString(password) || strings.ContainsRune(password, utf8.RuneError):
+		return chiterr.New(chiterr.InvalidArgument, "password must be valid UTF-8 text")
+	case utf8.RuneCountInString(password) < MinLength:
 		return chiterr.New(chiterr.InvalidArgument, "password must be at least %d characters", MinLength)
 	case len(password) > MaxLength:
-		return chiterr.New(chiterr.InvalidArgument, "password must be at most %d characters", MaxLength)
+		return chiterr.New(chiterr.InvalidArgument, "password must be at most %d bytes of UTF-8", MaxLength)
 	case common[strings.ToLower(password)]:
 		return chiterr.New(chiterr.InvalidArgument, "password is one of the most common passwords; choose another")
 	}

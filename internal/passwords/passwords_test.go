@@ -154,3 +154,27 @@ func BenchmarkHashDefaultParams(b *testing.B) {
 		}
 	}
 }
+
+// The shortest length counts characters and the longest bytes, as the
+// messages say; text that is not valid UTF-8 (or was repaired into U+FFFD
+// on its way in) is refused rather than stored as something else.
+func TestCheckPolicyCountsCharactersAndRefusesBadText(t *testing.T) {
+	for _, tc := range []struct {
+		password string
+		mention  string
+	}{
+		{"😀😀😀😀😀😀😀", "at least 8 characters"},
+		{strings.Repeat("é", 513), "at most 1024 bytes"},
+		{"long enough \xff\xfe", "UTF-8"},
+		{"long enough \uFFFD", "UTF-8"},
+	} {
+		if err := CheckPolicy(tc.password); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%q: got %v, want InvalidArgument naming %q", tc.password, err, tc.mention)
+		}
+	}
+	for _, ok := range []string{"😀😀😀😀😀😀😀😀", strings.Repeat("é", 512)} {
+		if err := CheckPolicy(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -737,4 +738,123 @@ func TestAdminChangesApplyAtOnce(t *testing.T) {
 			t.Fatal("a demoted admin created a user")
 		}
 	})
+}
+
+// rawAdmin sends one REST request to the Admin API as written, and returns
+// its status and body.
+func rawAdmin(t *testing.T, e *env, method, path, bearer, body string, header map[string]string) (int, string) {
+	t.Helper()
+	var reader io.Reader
+	if body != "" {
+		reader = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.HTTPBase()+path, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for name, value := range header {
+		req.Header.Set(name, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// Over REST the Admin API does exactly what a request says or refuses it:
+// what grpc-gateway would ignore or reinterpret is refused with 400, and
+// nothing changes.
+func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   map[string]string
+		mention                  string
+	}{
+		{"method override", http.MethodPost, "/v1/admin/users/" + servertest.UserName, "",
+			map[string]string{"X-HTTP-Method-Override": "DELETE", "Content-Type": "application/x-www-form-urlencoded"}, "X-HTTP-Method-Override"},
+		{"a query parameter on DELETE", http.MethodDelete, "/v1/admin/users/" + servertest.UserName + "?dryRun=true", "", nil, "dryRun"},
+		{"an unknown query parameter on a list", http.MethodGet, "/v1/admin/users?pageSize=1&filter=x", "", nil, "filter"},
+		{"a body on GET", http.MethodGet, "/v1/admin/users", `{"pageSize":1}`, nil, "no request body"},
+		{"a body on DELETE", http.MethodDelete, "/v1/admin/users/" + servertest.UserName, `{}`, nil, "no request body"},
+		{"a second JSON object", http.MethodPost, "/v1/admin/users", `{"name":"mallory","password":"a long password"}{"role":"ADMIN"}`, nil, "nothing after"},
+		{"junk after the body", http.MethodPost, "/v1/admin/users", `{"name":"mallory","password":"a long password"} x`, nil, "nothing after"},
+		{"a body naming another user", http.MethodPut, "/v1/admin/users/" + servertest.UserName + "/role", `{"name":"root","role":"USER"}`, nil, "differs from the path"},
+		{"a body naming another service", http.MethodPost, "/v1/admin/service-accounts/" + servertest.ServiceName + "/secret", `{"clientId":"other"}`, nil, "differs from the path"},
+	} {
+		status, body := rawAdmin(t, e, tc.method, tc.path, c.admin, tc.body, tc.header)
+		if status != http.StatusBadRequest || !strings.Contains(body, tc.mention) {
+			t.Errorf("%s: HTTP %d %s, want 400 naming %q", tc.name, status, body, tc.mention)
+		}
+	}
+	if user, err := e.Directory().GetUser(t.Context(), servertest.UserName); err != nil || user.Role != "USER" {
+		t.Fatalf("refused requests changed alice: %+v, %v", user, err)
+	}
+	if root, err := e.Directory().GetUser(t.Context(), adminName); err != nil || root.Role != "ADMIN" {
+		t.Fatalf("refused requests changed root: %+v, %v", root, err)
+	}
+	if _, err := e.Directory().GetUser(t.Context(), "mallory"); err == nil {
+		t.Fatal("a refused request created mallory")
+	}
+	if _, err := e.Directory().AuthenticateService(t.Context(), servertest.ServiceName, e.ServiceSecret); err != nil {
+		t.Fatalf("a refused request rotated the service's secret: %v", err)
+	}
+	// What the rules allow still works: the paging query and the path's own
+	// name repeated in the body.
+	for _, ok := range []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/admin/users?pageSize=1", ""},
+		{http.MethodGet, "/v1/admin/users?page_size=1&page_token=", ""},
+		{http.MethodPut, "/v1/admin/users/" + servertest.UserName + "/role", `{"name":"` + servertest.UserName + `","role":"USER"}`},
+	} {
+		if status, body := rawAdmin(t, e, ok.method, ok.path, c.admin, ok.body, nil); status != http.StatusOK {
+			t.Errorf("%s %s: HTTP %d %s", ok.method, ok.path, status, body)
+		}
+	}
+}
+
+// A REST request refused before it reaches the handlers (it does not
+// decode) is audited too, exactly once; a call that reaches them is audited
+// once, by the interceptors.
+func TestAdminRESTRefusalsAreAudited(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	before := len(auditLines(e))
+	rawAdmin(t, e, http.MethodPost, "/v1/admin/users", "", `{"name":"x","passwrd":"typo"}`, nil)
+	rawAdmin(t, e, http.MethodPost, "/v1/admin/users", c.admin, `{"name":`, nil)
+	rawAdmin(t, e, http.MethodDelete, "/v1/admin/users/alice?dryRun=true", c.user, "", nil)
+	rawAdmin(t, e, http.MethodGet, "/v1/admin/users", c.admin, "", nil)
+	lines := auditLines(e)[before:]
+	want := []struct{ action, outcome string }{
+		{"POST /v1/admin/users", "InvalidArgument"},
+		{"POST /v1/admin/users", "InvalidArgument"},
+		{"DELETE /v1/admin/users/alice", "InvalidArgument"},
+		{"ListUsers", "OK"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d audit lines for %d requests: %v", len(lines), len(want), lines)
+	}
+	for i, w := range want {
+		if lines[i]["action"] != w.action || lines[i]["outcome"] != w.outcome || lines[i]["transport"] != "rest" {
+			t.Errorf("audit line %d = %v, want %+v", i, lines[i], w)
+		}
+	}
+}
+
+// auditLines are the audit lines the server logged so far.
+func auditLines(e *env) []map[string]any {
+	var lines []map[string]any
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["audit"] == true && entry["actor"] != nil {
+			lines = append(lines, entry)
+		}
+	}
+	return lines
 }

@@ -388,8 +388,9 @@ func (s *Server) listen(cfg Config, metrics *telemetry.Metrics) error {
 // calls), JWKS, discovery, OpenAPI, metrics and readiness.
 func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewayConn *gateway.InProcess) (http.Handler, error) {
 	handler, err := gateway.New(ctx, gatewayConn, gateway.Options{
-		JWKS:    c.signingKeys.JWKS,
-		OpenAPI: chit.OpenAPISpec,
+		JWKS:       c.signingKeys.JWKS,
+		AdminAudit: grpcapi.AuditUnreached(cfg.Logger),
+		OpenAPI:    chit.OpenAPISpec,
 		Pages: func(mux *http.ServeMux) {
 			// The standard endpoints and the sign-in page are logged and
 			// counted like the API's calls, their transport named oauth2.
