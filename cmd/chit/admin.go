@@ -41,7 +41,7 @@ work on the store directly; every call is checked for the ADMIN role and
 written to the server's audit log.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
-	cmd.AddCommand(a.userCommand(), a.serviceCommand())
+	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand())
 	return cmd
 }
 
@@ -362,6 +362,136 @@ func printServiceAccounts(out io.Writer, answer proto.Message) error {
 	for _, s := range all {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.GetClientId(), orNone(s.GetAllowedScopes()), orNone(s.GetDefaultScopes()),
 			orNone(s.GetAllowedAudiences()), s.GetCreateTime().AsTime().UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func (a *adminCLI) clientCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (apps people sign in through)"}
+	printSecret := func(cmd *cobra.Command) func(io.Writer, proto.Message) error {
+		return func(w io.Writer, answer proto.Message) error {
+			var secret string
+			var client *adminv1.Client
+			switch answer := answer.(type) {
+			case *adminv1.CreateClientResponse:
+				secret, client = answer.GetClientSecret(), answer.GetClient()
+			case *adminv1.RotateClientSecretResponse:
+				secret, client = answer.GetClientSecret(), answer.GetClient()
+			}
+			fmt.Fprintf(w, "client_id: %s\n", client.GetClientId())
+			if secret == "" {
+				fmt.Fprintln(w, "public client: no secret; it must use PKCE")
+				return nil
+			}
+			fmt.Fprintf(w, "client_secret: %s\n", secret)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
+			return nil
+		}
+	}
+
+	var redirectURIs, createScopes, createDefaults, createAudiences []string
+	var confidential bool
+	create := &cobra.Command{
+		Use:     "create NAME --redirect-uri URI... [--confidential] [--scope S]... [--default-scope S]... [--audience A]...",
+		Short:   "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
+		Example: "  chit admin client create dashboard --redirect-uri https://dash.example.com/callback --confidential --scope openid --scope reports:read",
+		Args:    cobra.ExactArgs(1),
+	}
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
+				AllowedScopes: createScopes, DefaultScopes: createDefaults, AllowedAudiences: createAudiences})
+		}, printSecret(cmd))(cmd, args)
+	}
+	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
+	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app); without it, a public client using PKCE")
+	grantFlags(create, &createScopes, &createDefaults, &createAudiences)
+
+	get := &cobra.Command{Use: "get NAME", Short: "Show a client", Args: cobra.ExactArgs(1)}
+	get.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: args[0]})
+			return resp.GetClient(), err
+		}, printClients)(cmd, args)
+	}
+
+	var pageSize int32
+	list := &cobra.Command{Use: "list", Short: "List clients by id (every page)", Args: cobra.NoArgs}
+	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		all := &adminv1.ListClientsResponse{}
+		req := &adminv1.ListClientsRequest{PageSize: pageSize}
+		for {
+			page, err := admin.ListClients(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			all.Clients = append(all.Clients, page.GetClients()...)
+			if page.GetNextPageToken() == "" {
+				return all, nil
+			}
+			req.PageToken = page.GetNextPageToken()
+		}
+	}, printClients)
+	list.Flags().Int32Var(&pageSize, "page-size", 0, "clients fetched per call (default: the server's, 50)")
+
+	var scopes, defaults, audiences []string
+	setGrants := &cobra.Command{
+		Use:   "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Replace what may be obtained through a client; if anything is removed, tokens issued through it before stop working",
+		Args:  cobra.ExactArgs(1),
+	}
+	setGrants.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.SetClientGrants(ctx, &adminv1.SetClientGrantsRequest{ClientId: args[0], AllowedScopes: scopes,
+				DefaultScopes: defaults, AllowedAudiences: audiences})
+			return resp.GetClient(), err
+		}, printClients)(cmd, args)
+	}
+	grantFlags(setGrants, &scopes, &defaults, &audiences)
+
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME",
+		Short: "Give a confidential client a new secret and print it once; the old one stops at once",
+		Args:  cobra.ExactArgs(1),
+	}
+	rotate.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.RotateClientSecret(ctx, &adminv1.RotateClientSecretRequest{ClientId: args[0]})
+		}, printSecret(cmd))(cmd, args)
+	}
+
+	remove := &cobra.Command{Use: "delete NAME", Short: "Delete a client: logins through it end", Args: cobra.ExactArgs(1)}
+	remove.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: args[0]})
+		}, func(w io.Writer, _ proto.Message) error {
+			_, err := fmt.Fprintf(w, "deleted client %s\n", args[0])
+			return err
+		})(cmd, args)
+	}
+
+	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	return cmd
+}
+
+// printClients prints clients as the chitd command's table.
+func printClients(out io.Writer, answer proto.Message) error {
+	var all []*adminv1.Client
+	switch answer := answer.(type) {
+	case *adminv1.Client:
+		all = []*adminv1.Client{answer}
+	case *adminv1.ListClientsResponse:
+		all = answer.GetClients()
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tTYPE\tREDIRECT_URIS\tSCOPES\tAUDIENCES\tCREATED")
+	for _, c := range all {
+		kind := "public"
+		if c.GetConfidential() {
+			kind = "confidential"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.GetClientId(), kind, orNone(c.GetRedirectUris()), orNone(c.GetAllowedScopes()),
+			orNone(c.GetAllowedAudiences()), c.GetCreateTime().AsTime().UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
 }

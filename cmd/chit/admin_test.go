@@ -147,6 +147,52 @@ func TestAdminServiceCommands(t *testing.T) {
 	}
 }
 
+// chit admin client: a confidential client's secret is printed once and
+// rotates; a public client has none.
+func TestAdminClientCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	common := loginAs(t, e, "root", "root's long password")
+	chit := func(args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, "", append(append([]string{"admin", "client"}, args...), common...)...)
+	}
+	out, err := chit("create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--confidential", "--scope", "openid")
+	if err != nil || !strings.Contains(out, "client_secret: chit_cs_") {
+		t.Fatalf("client create: %q, %v", out, err)
+	}
+	secret := strings.TrimSpace(out[strings.Index(out, "chit_cs_"):])
+	if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", secret); err != nil {
+		t.Fatalf("the printed secret does not authenticate: %v", err)
+	}
+	if out, err = chit("create", "mobile", "--redirect-uri", "http://127.0.0.1/cb"); err != nil || !strings.Contains(out, "public client") {
+		t.Fatalf("public client create: %q, %v", out, err)
+	}
+	if out, err = chit("list"); err != nil || !strings.Contains(out, "confidential") || !strings.Contains(out, "mobile") {
+		t.Fatalf("client list: %q, %v", out, err)
+	}
+	if out, err = chit("rotate-secret", "dashboard"); err != nil || !strings.Contains(out, "client_secret: chit_cs_") {
+		t.Fatalf("client rotate-secret: %q, %v", out, err)
+	}
+	if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", secret); err == nil {
+		t.Fatal("the replaced secret still authenticates")
+	}
+	if _, err = chit("rotate-secret", "mobile"); err == nil || !strings.Contains(err.Error(), "public") {
+		t.Fatalf("rotating a public client's secret: %v", err)
+	}
+	if out, err = chit("set-grants", "dashboard", "--scope", "openid", "--scope", "profile", "-o", "json"); err != nil || !strings.Contains(out, `"profile"`) {
+		t.Fatalf("client set-grants: %q, %v", out, err)
+	}
+	if out, err = chit("get", "mobile"); err != nil || !strings.Contains(out, "public") {
+		t.Fatalf("client get: %q, %v", out, err)
+	}
+	if out, err = chit("delete", "mobile"); err != nil || !strings.Contains(out, "deleted client mobile") {
+		t.Fatalf("client delete: %q, %v", out, err)
+	}
+}
+
 // A person without the ADMIN role is told so, and nothing changes.
 func TestAdminCommandsRefuseAUser(t *testing.T) {
 	e := servertest.Start(t)
