@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/secretin"
@@ -41,7 +42,7 @@ work on the store directly; every call is checked for the ADMIN role and
 written to the server's audit log.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
-	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand())
+	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand(), a.providerCommand(), a.keysCommand())
 	return cmd
 }
 
@@ -494,4 +495,127 @@ func printClients(out io.Writer, answer proto.Message) error {
 			orNone(c.GetAllowedAudiences()), c.GetCreateTime().AsTime().UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
+}
+
+func (a *adminCLI) providerCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "provider", Short: "Manage resource providers (AuthProviders)"}
+	get := &cobra.Command{Use: "get ID", Short: "Show a provider", Args: cobra.ExactArgs(1)}
+	get.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			resp, err := admin.GetProvider(ctx, &adminv1.GetProviderRequest{Id: args[0]})
+			return resp.GetProvider(), err
+		}, printProviders)(cmd, args)
+	}
+	list := &cobra.Command{Use: "list", Short: "List providers and whether they have been claimed (every page)", Args: cobra.NoArgs}
+	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		all := &adminv1.ListProvidersResponse{}
+		req := &adminv1.ListProvidersRequest{}
+		for {
+			page, err := admin.ListProviders(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			all.Providers = append(all.Providers, page.GetProviders()...)
+			if page.GetNextPageToken() == "" {
+				return all, nil
+			}
+			req.PageToken = page.GetNextPageToken()
+		}
+	}, printProviders)
+	remove := &cobra.Command{Use: "delete ID", Short: "Delete a provider; its refresh token and key stop working", Args: cobra.ExactArgs(1)}
+	remove.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.DeleteProvider(ctx, &adminv1.DeleteProviderRequest{Id: args[0]})
+		}, func(w io.Writer, _ proto.Message) error {
+			_, err := fmt.Fprintf(w, "deleted provider %s\n", args[0])
+			return err
+		})(cmd, args)
+	}
+	cmd.AddCommand(get, list, remove)
+	return cmd
+}
+
+func printProviders(out io.Writer, answer proto.Message) error {
+	var all []*adminv1.Provider
+	switch answer := answer.(type) {
+	case *adminv1.Provider:
+		all = []*adminv1.Provider{answer}
+	case *adminv1.ListProvidersResponse:
+		all = answer.GetProviders()
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tCLAIMED\tREGISTERED_BY\tKID\tCREATED")
+	for _, p := range all {
+		fmt.Fprintf(w, "%s\t%v\t%s\t%s\t%s\n", p.GetId(), p.GetClaimed(), orDash(p.GetRegisteredBy()), orDash(p.GetKeyId()), stamp(p.GetCreateTime()))
+	}
+	return w.Flush()
+}
+
+func (a *adminCLI) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "List and rotate the server's signing keys"}
+	list := &cobra.Command{Use: "list", Short: "List signing keys with their state (next, active, retired)", Args: cobra.NoArgs}
+	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		all := &adminv1.ListSigningKeysResponse{}
+		req := &adminv1.ListSigningKeysRequest{}
+		for {
+			page, err := admin.ListSigningKeys(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			all.SigningKeys = append(all.SigningKeys, page.GetSigningKeys()...)
+			if page.GetNextPageToken() == "" {
+				return all, nil
+			}
+			req.PageToken = page.GetNextPageToken()
+		}
+	}, printSigningKeys)
+	var force bool
+	rotate := &cobra.Command{
+		Use:   "rotate [--force]",
+		Short: "Activate the next key, retire the active one and publish a new next key",
+		Long: `Activate the next signing key, retire the active one and publish a new next
+key. The server that answers signs with the new key at once, the others within
+30 seconds. The next key must have been published for at least 5 minutes (the
+JWKS cache time), so that no verifier meets an unknown kid; --force skips that
+check.`,
+		Args: cobra.NoArgs,
+	}
+	rotate.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+		return admin.RotateSigningKeys(ctx, &adminv1.RotateSigningKeysRequest{Force: force})
+	}, printSigningKeys)
+	rotate.Flags().BoolVar(&force, "force", false, "rotate even if the next key was published less than 5 minutes ago")
+	cmd.AddCommand(list, rotate)
+	return cmd
+}
+
+func printSigningKeys(out io.Writer, answer proto.Message) error {
+	var all []*adminv1.SigningKey
+	switch answer := answer.(type) {
+	case *adminv1.ListSigningKeysResponse:
+		all = answer.GetSigningKeys()
+	case *adminv1.RotateSigningKeysResponse:
+		all = answer.GetSigningKeys()
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tENCRYPTED")
+	for _, k := range all {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", k.GetKeyId(), k.GetAlgorithm(), k.GetState(),
+			stamp(k.GetCreateTime()), stamp(k.GetActivateTime()), stamp(k.GetRetireTime()), k.GetEncrypted())
+	}
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// stamp is a time for a table: RFC 3339 in UTC, or "-" when unset.
+func stamp(at *timestamppb.Timestamp) string {
+	if at == nil {
+		return "-"
+	}
+	return at.AsTime().UTC().Format(time.RFC3339)
 }

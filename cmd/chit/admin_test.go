@@ -193,6 +193,35 @@ func TestAdminClientCommands(t *testing.T) {
 	}
 }
 
+// chit admin keys and provider: list, rotate, delete.
+func TestAdminKeysAndProviderCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	common := loginAs(t, e, "root", "root's long password")
+	chit := func(args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, "", append(append([]string{"admin"}, args...), common...)...)
+	}
+	out, err := chit("keys", "list")
+	if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "next") {
+		t.Fatalf("keys list: %q, %v", out, err)
+	}
+	if _, err = chit("keys", "rotate"); err == nil || !strings.Contains(err.Error(), "force") {
+		t.Fatalf("keys rotate too soon: %v", err)
+	}
+	if out, err = chit("keys", "rotate", "--force"); err != nil || !strings.Contains(out, "retired") {
+		t.Fatalf("keys rotate --force: %q, %v", out, err)
+	}
+	if out, err = chit("provider", "list"); err != nil || !strings.Contains(out, "CLAIMED") {
+		t.Fatalf("provider list: %q, %v", out, err)
+	}
+	if _, err = chit("provider", "delete", "nobody"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("provider delete nobody: %v", err)
+	}
+}
+
 // A person without the ADMIN role is told so, and nothing changes.
 func TestAdminCommandsRefuseAUser(t *testing.T) {
 	e := servertest.Start(t)

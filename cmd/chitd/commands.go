@@ -435,7 +435,7 @@ func newProviderCommand(store *storeFlags) *cobra.Command {
 		Short: "List providers and whether they have been claimed",
 		Args:  cobra.NoArgs,
 		RunE: withProviders(func(cmd *cobra.Command, _ []string, service *providers.Service) error {
-			all, err := service.List(cmd.Context())
+			all, err := service.List(cmd.Context(), storage.Page{})
 			if err != nil {
 				return err
 			}

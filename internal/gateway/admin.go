@@ -15,6 +15,7 @@ var adminPathFields = map[string][]string{
 	"users":            {"name"},
 	"service-accounts": {"clientId", "client_id"},
 	"clients":          {"clientId", "client_id"},
+	"providers":        {"id"},
 }
 
 // adminListQuery is all a query string may hold on the Admin API: the

@@ -88,6 +88,11 @@ var AccessRules = map[string]Audience{
 	adminv1.AdminService_SetClientGrants_FullMethodName:            Admins,
 	adminv1.AdminService_RotateClientSecret_FullMethodName:         Admins,
 	adminv1.AdminService_DeleteClient_FullMethodName:               Admins,
+	adminv1.AdminService_GetProvider_FullMethodName:                Admins,
+	adminv1.AdminService_ListProviders_FullMethodName:              Admins,
+	adminv1.AdminService_DeleteProvider_FullMethodName:             Admins,
+	adminv1.AdminService_ListSigningKeys_FullMethodName:            Admins,
+	adminv1.AdminService_RotateSigningKeys_FullMethodName:          Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,

@@ -2,6 +2,8 @@ package grpcapi
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -9,7 +11,9 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/paging"
+	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/storage"
 	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 )
@@ -19,8 +23,10 @@ import (
 // audit line are the interceptors'.
 type AdminServer struct {
 	adminv1.UnimplementedAdminServiceServer
-	directory *accounts.Directory
-	pages     *paging.Tokens
+	directory   *accounts.Directory
+	providers   *providers.Service
+	signingKeys SigningKeys
+	pages       *paging.Tokens
 }
 
 var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
@@ -28,7 +34,7 @@ var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
 // NewAdminServer returns the AdminService handlers over deps.Directory,
 // its lists' page tokens made with deps.Pages.
 func NewAdminServer(deps Dependencies) *AdminServer {
-	return &AdminServer{directory: deps.Directory, pages: deps.Pages}
+	return &AdminServer{directory: deps.Directory, providers: deps.Providers, signingKeys: deps.SigningKeys, pages: deps.Pages}
 }
 
 // The lists' names in their page tokens: a token of one list is refused by
@@ -357,4 +363,116 @@ func clientMessage(client storage.Client) *adminv1.Client {
 		AllowedAudiences: client.AllowedAudiences,
 		CreateTime:       timestamppb.New(client.CreatedAt),
 	}
+}
+
+const (
+	providersList   = "providers"
+	signingKeysList = "signing-keys"
+)
+
+func (s *AdminServer) GetProvider(ctx context.Context, req *adminv1.GetProviderRequest) (*adminv1.GetProviderResponse, error) {
+	provider, err := s.providers.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetProviderResponse{Provider: providerMessage(provider)}, nil
+}
+
+func (s *AdminServer) ListProviders(ctx context.Context, req *adminv1.ListProvidersRequest) (*adminv1.ListProvidersResponse, error) {
+	page, err := s.pages.Page(ctx, providersList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.providers.List(ctx, page)
+	if err != nil {
+		return nil, err
+	}
+	all, next := paging.Next(s.pages, providersList, page, all, func(provider storage.Provider) string { return provider.ID })
+	resp := &adminv1.ListProvidersResponse{Providers: make([]*adminv1.Provider, len(all)), NextPageToken: next}
+	for i, provider := range all {
+		resp.Providers[i] = providerMessage(provider)
+	}
+	return resp, nil
+}
+
+func (s *AdminServer) DeleteProvider(ctx context.Context, req *adminv1.DeleteProviderRequest) (*adminv1.DeleteProviderResponse, error) {
+	if err := s.providers.Delete(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.DeleteProviderResponse{}, nil
+}
+
+func (s *AdminServer) ListSigningKeys(ctx context.Context, req *adminv1.ListSigningKeysRequest) (*adminv1.ListSigningKeysResponse, error) {
+	page, err := s.pages.Page(ctx, signingKeysList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	// A server holds a handful of keys (next, active, the retired still
+	// published): they are paged in memory, by key id.
+	stored, err := s.signingKeys.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(stored, func(a, b storage.SigningKey) int { return strings.Compare(a.ID, b.ID) })
+	start, _ := slices.BinarySearchFunc(stored, page.After, func(key storage.SigningKey, after string) int {
+		if key.ID <= after {
+			return -1
+		}
+		return 1
+	})
+	stored = stored[start:]
+	if page.Limit > 0 && len(stored) > page.Limit {
+		stored = stored[:page.Limit]
+	}
+	stored, next := paging.Next(s.pages, signingKeysList, page, stored, func(key storage.SigningKey) string { return key.ID })
+	return &adminv1.ListSigningKeysResponse{SigningKeys: signingKeyMessages(stored), NextPageToken: next}, nil
+}
+
+func (s *AdminServer) RotateSigningKeys(ctx context.Context, req *adminv1.RotateSigningKeysRequest) (*adminv1.RotateSigningKeysResponse, error) {
+	if err := s.signingKeys.Rotate(ctx, req.GetForce()); err != nil {
+		return nil, err
+	}
+	stored, err := s.signingKeys.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(stored, func(a, b storage.SigningKey) int { return strings.Compare(a.ID, b.ID) })
+	return &adminv1.RotateSigningKeysResponse{SigningKeys: signingKeyMessages(stored)}, nil
+}
+
+func providerMessage(provider storage.Provider) *adminv1.Provider {
+	message := &adminv1.Provider{
+		Id:           provider.ID,
+		Claimed:      !provider.ClaimedAt.IsZero(),
+		RegisteredBy: provider.RegisteredBy,
+		CreateTime:   timestamppb.New(provider.CreatedAt),
+		KeyId:        provider.Credentials.KeyID,
+	}
+	if message.Claimed {
+		message.ClaimTime = timestamppb.New(provider.ClaimedAt)
+	} else if !provider.ClaimExpiresAt.IsZero() {
+		message.ClaimExpireTime = timestamppb.New(provider.ClaimExpiresAt)
+	}
+	return message
+}
+
+func signingKeyMessages(stored []storage.SigningKey) []*adminv1.SigningKey {
+	messages := make([]*adminv1.SigningKey, len(stored))
+	for i, key := range stored {
+		messages[i] = &adminv1.SigningKey{
+			KeyId:     key.ID,
+			Algorithm: key.Algorithm,
+			State:     key.State,
+			Encrypted: keys.IsSealed(key.PrivateKey),
+		}
+		for _, stamp := range []struct {
+			at   time.Time
+			into **timestamppb.Timestamp
+		}{{key.CreatedAt, &messages[i].CreateTime}, {key.ActivatedAt, &messages[i].ActivateTime}, {key.RetiredAt, &messages[i].RetireTime}} {
+			if !stamp.at.IsZero() {
+				*stamp.into = timestamppb.New(stamp.at)
+			}
+		}
+	}
+	return messages
 }

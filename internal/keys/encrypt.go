@@ -12,7 +12,7 @@ import (
 type ClearKeyStore interface {
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error
-	ListProviders(ctx context.Context) ([]storage.Provider, error)
+	ListProviders(ctx context.Context, page storage.Page) ([]storage.Provider, error)
 	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
 	ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error)
 	ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error
@@ -33,7 +33,7 @@ func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) 
 	if err != nil {
 		return 0, fmt.Errorf("list signing keys: %w", err)
 	}
-	providers, err := store.ListProviders(ctx)
+	providers, err := store.ListProviders(ctx, storage.Page{})
 	if err != nil {
 		return 0, fmt.Errorf("list providers: %w", err)
 	}

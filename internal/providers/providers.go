@@ -429,9 +429,21 @@ func (s *Service) LookupKey(ctx context.Context, kid string) (jwk.Key, bool) {
 	return key, true
 }
 
-// List returns every provider, for the operator commands.
-func (s *Service) List(ctx context.Context) ([]storage.Provider, error) {
-	return s.store.ListProviders(ctx)
+// List returns the providers of page, by id, for operators.
+func (s *Service) List(ctx context.Context, page storage.Page) ([]storage.Provider, error) {
+	return s.store.ListProviders(ctx, page)
+}
+
+// Get returns the provider id as stored, for operators.
+func (s *Service) Get(ctx context.Context, id string) (storage.Provider, error) {
+	if err := accounts.ValidateName("provider", id); err != nil {
+		return storage.Provider{}, err
+	}
+	provider, err := s.store.GetProvider(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Provider{}, chiterr.New(chiterr.NotFound, "provider %q does not exist", id)
+	}
+	return provider, err
 }
 
 // Delete removes a provider; its refresh token and key stop working.

@@ -15,7 +15,7 @@ type Store interface {
 	GetProviderByClaimToken(ctx context.Context, claimTokenHash []byte) (storage.Provider, error)
 	GetProviderByRefreshToken(ctx context.Context, refreshTokenHash []byte) (storage.Provider, error)
 	GetProviderByKeyID(ctx context.Context, keyID string) (storage.Provider, error)
-	ListProviders(ctx context.Context) ([]storage.Provider, error)
+	ListProviders(ctx context.Context, page storage.Page) ([]storage.Provider, error)
 	DeleteProvider(ctx context.Context, id string) error
 	ClaimProviders(ctx context.Context, credentials []storage.ProviderCredentials, claimedAt time.Time) error
 	RenewProviders(ctx context.Context, credentials []storage.ProviderCredentials, renewedAt time.Time) error

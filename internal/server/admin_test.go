@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,12 +103,25 @@ func clientRequests(target string) map[string]proto.Message {
 	}
 }
 
+// serverRequests is adminRequests for the providers and signing keys, on
+// the provider target.
+func serverRequests(target string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_GetProvider_FullMethodName:       &adminv1.GetProviderRequest{Id: target},
+		adminv1.AdminService_ListProviders_FullMethodName:     &adminv1.ListProvidersRequest{},
+		adminv1.AdminService_DeleteProvider_FullMethodName:    &adminv1.DeleteProviderRequest{Id: target},
+		adminv1.AdminService_ListSigningKeys_FullMethodName:   &adminv1.ListSigningKeysRequest{},
+		adminv1.AdminService_RotateSigningKeys_FullMethodName: &adminv1.RotateSigningKeysRequest{Force: true},
+	}
+}
+
 // everyAdminRequest is a valid request of every AdminService method, on
 // principals named target.
 func everyAdminRequest(target string) map[string]proto.Message {
 	all := adminRequests(target)
 	maps.Copy(all, serviceAccountRequests(target))
 	maps.Copy(all, clientRequests(target))
+	maps.Copy(all, serverRequests(target))
 	return all
 }
 
@@ -154,6 +168,11 @@ func TestAdminAccessByCaller(t *testing.T) {
 		requests := adminRequests(servertest.UserName)
 		maps.Copy(requests, serviceAccountRequests(servertest.ServiceName))
 		maps.Copy(requests, clientRequests("dashboard"))
+		maps.Copy(requests, serverRequests("provider-1"))
+		keysBefore, err := e.Store.ListSigningKeys(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
 		for method, req := range requests {
 			for _, caller := range refused {
 				code := tr.invoke(t, method, caller.bearer, req, responseFor(method))
@@ -171,6 +190,12 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if client, err := e.Directory().GetClient(t.Context(), "dashboard"); err != nil || len(client.AllowedScopes) != 1 {
 			t.Fatalf("after refused calls the client is %+v, %v", client, err)
 		}
+		if _, err := e.Store.GetProvider(t.Context(), "provider-1"); err != nil {
+			t.Fatalf("after refused calls the provider is gone: %v", err)
+		}
+		if keysAfter, err := e.Store.ListSigningKeys(t.Context()); err != nil || len(keysAfter) != len(keysBefore) {
+			t.Fatalf("after refused calls the signing keys are %v (were %v), %v", keysAfter, keysBefore, err)
+		}
 		// An admin gets through: create first, delete last.
 		for _, kind := range []struct{ create, remove string }{
 			{adminv1.AdminService_CreateUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName},
@@ -185,6 +210,11 @@ func TestAdminAccessByCaller(t *testing.T) {
 				}
 			}
 			wantCode(t, kind.remove+" by ADMIN", tr.invoke(t, kind.remove, c.admin, requests[kind.remove], responseFor(kind.remove)), codes.OK)
+		}
+		for _, method := range []string{adminv1.AdminService_GetProvider_FullMethodName, adminv1.AdminService_ListProviders_FullMethodName,
+			adminv1.AdminService_ListSigningKeys_FullMethodName, adminv1.AdminService_RotateSigningKeys_FullMethodName,
+			adminv1.AdminService_DeleteProvider_FullMethodName} {
+			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, serverRequests("provider-1")[method], responseFor(method)), codes.OK)
 		}
 	})
 }
@@ -857,4 +887,82 @@ func auditLines(e *env) []map[string]any {
 		}
 	}
 	return lines
+}
+
+// An admin sees the providers and deletes one, which ends its credentials;
+// lists the signing keys and rotates them, after which this replica signs
+// with the new key at once; a rotation too soon is refused unless forced.
+func TestAdminProvidersAndSigningKeys(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		listed := &adminv1.ListProvidersResponse{}
+		wantCode(t, "ListProviders", tr.invoke(t, adminv1.AdminService_ListProviders_FullMethodName, c.admin, &adminv1.ListProvidersRequest{}, listed), codes.OK)
+		if len(listed.GetProviders()) != 1 || !listed.GetProviders()[0].GetClaimed() ||
+			listed.GetProviders()[0].GetRegisteredBy() != servertest.ServiceName || listed.GetProviders()[0].GetKeyId() == "" {
+			t.Fatalf("ListProviders = %v", listed)
+		}
+		got := &adminv1.GetProviderResponse{}
+		wantCode(t, "GetProvider", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, c.admin, &adminv1.GetProviderRequest{Id: "provider-1"}, got), codes.OK)
+		if !proto.Equal(got.GetProvider(), listed.GetProviders()[0]) {
+			t.Fatalf("GetProvider = %v, want %v", got, listed.GetProviders()[0])
+		}
+		if strings.Contains(fmt.Sprint(got), "PRIVATE") {
+			t.Fatal("a provider's private key was answered")
+		}
+
+		keysBefore := &adminv1.ListSigningKeysResponse{}
+		wantCode(t, "ListSigningKeys", tr.invoke(t, adminv1.AdminService_ListSigningKeys_FullMethodName, c.admin, &adminv1.ListSigningKeysRequest{}, keysBefore), codes.OK)
+		states := map[string]string{}
+		for _, key := range keysBefore.GetSigningKeys() {
+			states[key.GetState()] = key.GetKeyId()
+		}
+		if states["active"] == "" || states["next"] == "" {
+			t.Fatalf("ListSigningKeys = %v, want an active and a next key", keysBefore)
+		}
+		wantCode(t, "RotateSigningKeys too soon", tr.invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, c.admin,
+			&adminv1.RotateSigningKeysRequest{}, &adminv1.RotateSigningKeysResponse{}), codes.FailedPrecondition)
+		e.Clock.Advance(6 * time.Minute)
+		admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
+		wantCode(t, "a new admin token", code, codes.OK)
+		rotated := &adminv1.RotateSigningKeysResponse{}
+		wantCode(t, "RotateSigningKeys", tr.invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, admin.GetAccessToken(),
+			&adminv1.RotateSigningKeysRequest{}, rotated), codes.OK)
+		after := map[string]string{}
+		for _, key := range rotated.GetSigningKeys() {
+			after[key.GetState()] = key.GetKeyId()
+		}
+		if after["active"] != states["next"] || after["next"] == "" || after["next"] == states["next"] {
+			t.Fatalf("after the rotation the keys are %v; before %v", rotated, keysBefore)
+		}
+		// This replica signs with the new key at once.
+		fresh, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "a token after the rotation", code, codes.OK)
+		if kid := keyIDOf(t, fresh.GetAccessToken()); kid != after["active"] {
+			t.Fatalf("a new token is signed with %q, want the new active key %q", kid, after["active"])
+		}
+
+		wantCode(t, "DeleteProvider", tr.invoke(t, adminv1.AdminService_DeleteProvider_FullMethodName, admin.GetAccessToken(),
+			&adminv1.DeleteProviderRequest{Id: "provider-1"}, &adminv1.DeleteProviderResponse{}), codes.OK)
+		wantCode(t, "GetProvider after delete", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
+			&adminv1.GetProviderRequest{Id: "provider-1"}, &adminv1.GetProviderResponse{}), codes.NotFound)
+		wantCode(t, "GetProvider with a bad id", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
+			&adminv1.GetProviderRequest{Id: "a b"}, &adminv1.GetProviderResponse{}), codes.InvalidArgument)
+	})
+}
+
+// keyIDOf is the `kid` header of a JWT.
+func keyIDOf(t *testing.T, token string) string {
+	t.Helper()
+	header, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatal(err)
+	}
+	return fields.Kid
 }

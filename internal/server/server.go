@@ -31,6 +31,7 @@ import (
 	"github.com/chit-auth/chit"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grpcapi"
@@ -306,7 +307,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Pages: paging.New(c.refreshKeys)}
+		Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -735,4 +736,32 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// signingKeyAdmin is the Admin API's view of the signing keys: the same
+// rotation as chitd keys rotate (keys.Rotate), with this server's settings,
+// after which this replica signs with the new key at once and the others
+// within their KeyCheckInterval.
+type signingKeyAdmin struct{ s *Server }
+
+func (a signingKeyAdmin) List(ctx context.Context) ([]storage.SigningKey, error) {
+	return a.s.store.ListSigningKeys(ctx)
+}
+
+func (a signingKeyAdmin) Rotate(ctx context.Context, force bool) error {
+	now := a.s.cfg.now()()
+	err := keys.Rotate(ctx, a.s.store, a.s.cfg.SigningAlgorithm, a.s.cfg.KeySealer, now, JWKSCacheTime, force)
+	switch {
+	case errors.Is(err, keys.ErrNextTooYoung):
+		return chiterr.New(chiterr.FailedPrecondition, "%v; wait until it has been published for %s, or pass force", err, JWKSCacheTime)
+	case errors.Is(err, storage.ErrConflict):
+		return chiterr.New(chiterr.FailedPrecondition, "another rotation happened at the same moment; list the keys and try again if needed")
+	case err != nil:
+		return err
+	}
+	if err := a.s.keys.Reload(ctx); err != nil {
+		return fmt.Errorf("the keys rotated, but this replica could not reload them (it will within %s): %w", a.s.cfg.KeyCheckInterval, err)
+	}
+	// The refresh token MAC key follows the signing key's rotations.
+	return a.s.refreshKeys.RotateAfter(ctx, a.s.keys.ActiveSince(), now)
 }

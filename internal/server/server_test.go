@@ -136,6 +136,11 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_SetClientGrants_FullMethodName:            {http.MethodPut, "/v1/admin/clients/{client_id}/grants"},
 	adminv1.AdminService_RotateClientSecret_FullMethodName:         {http.MethodPost, "/v1/admin/clients/{client_id}/secret"},
 	adminv1.AdminService_DeleteClient_FullMethodName:               {http.MethodDelete, "/v1/admin/clients/{client_id}"},
+	adminv1.AdminService_GetProvider_FullMethodName:                {http.MethodGet, "/v1/admin/providers/{id}"},
+	adminv1.AdminService_ListProviders_FullMethodName:              {http.MethodGet, "/v1/admin/providers"},
+	adminv1.AdminService_DeleteProvider_FullMethodName:             {http.MethodDelete, "/v1/admin/providers/{id}"},
+	adminv1.AdminService_ListSigningKeys_FullMethodName:            {http.MethodGet, "/v1/admin/signing-keys"},
+	adminv1.AdminService_RotateSigningKeys_FullMethodName:          {http.MethodPost, "/v1/admin/signing-keys/rotate"},
 }
 
 func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {

@@ -341,7 +341,8 @@ type Store interface {
 	GetProviderByClaimToken(ctx context.Context, claimTokenHash []byte) (Provider, error)
 	GetProviderByRefreshToken(ctx context.Context, refreshTokenHash []byte) (Provider, error)
 	GetProviderByKeyID(ctx context.Context, keyID string) (Provider, error)
-	ListProviders(ctx context.Context) ([]Provider, error)
+	// ListProviders returns the providers of page, by id.
+	ListProviders(ctx context.Context, page Page) ([]Provider, error)
 	DeleteProvider(ctx context.Context, id string) error
 	// ClaimProviders gives unclaimed providers their first credentials, all or
 	// none. A missing provider is an *ItemError wrapping ErrNotFound; an

@@ -144,9 +144,9 @@ func (s *timedStore) GetProviderByKeyID(ctx context.Context, keyID string) (Prov
 	return s.store.GetProviderByKeyID(ctx, keyID)
 }
 
-func (s *timedStore) ListProviders(ctx context.Context) ([]Provider, error) {
+func (s *timedStore) ListProviders(ctx context.Context, page Page) ([]Provider, error) {
 	defer s.done("ListProviders", time.Now())
-	return s.store.ListProviders(ctx)
+	return s.store.ListProviders(ctx, page)
 }
 
 func (s *timedStore) DeleteProvider(ctx context.Context, id string) error {

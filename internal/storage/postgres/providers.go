@@ -65,8 +65,8 @@ func (s *Store) GetProviderByKeyID(ctx context.Context, keyID string) (storage.P
 	return s.getProviderWhere(ctx, "key_id", keyID)
 }
 
-func (s *Store) ListProviders(ctx context.Context) ([]storage.Provider, error) {
-	return list(ctx, s.pool, scanProvider, `SELECT `+providerColumns+` FROM providers ORDER BY id`)
+func (s *Store) ListProviders(ctx context.Context, page storage.Page) ([]storage.Provider, error) {
+	return list(ctx, s.pool, scanProvider, `SELECT `+providerColumns+` FROM providers WHERE id > $1 ORDER BY id LIMIT $2`, page.After, pageLimit(page))
 }
 
 func (s *Store) DeleteProvider(ctx context.Context, id string) error {

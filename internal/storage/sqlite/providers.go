@@ -69,8 +69,8 @@ func (s *Store) GetProviderByKeyID(ctx context.Context, keyID string) (storage.P
 	return s.getProviderWhere(ctx, "key_id", keyID)
 }
 
-func (s *Store) ListProviders(ctx context.Context) ([]storage.Provider, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+providerColumns+` FROM providers ORDER BY id`)
+func (s *Store) ListProviders(ctx context.Context, page storage.Page) ([]storage.Provider, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+providerColumns+` FROM providers WHERE id > ? ORDER BY id LIMIT ?`, page.After, pageLimit(page))
 	if err != nil {
 		return nil, err
 	}

@@ -163,9 +163,12 @@ func testListAndDeleteProviders(t *testing.T, s storage.Store) {
 	if err := s.CreateProviders(ctx, []storage.Provider{newProvider(t, "zeta"), newProvider(t, "alpha")}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.ListProviders(ctx)
+	list, err := s.ListProviders(ctx, storage.Page{})
 	if err != nil || len(list) != 2 || list[0].ID != "alpha" || list[1].ID != "zeta" {
 		t.Fatalf("ListProviders = %+v, %v", list, err)
+	}
+	if list, err := s.ListProviders(ctx, storage.Page{After: "alpha", Limit: 1}); err != nil || len(list) != 1 || list[0].ID != "zeta" {
+		t.Fatalf("ListProviders after alpha = %+v, %v", list, err)
 	}
 	if err := s.DeleteProvider(ctx, "alpha"); err != nil {
 		t.Fatal(err)

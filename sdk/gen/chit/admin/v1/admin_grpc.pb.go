@@ -37,6 +37,11 @@ const (
 	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
 	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
 	AdminService_DeleteClient_FullMethodName               = "/chit.admin.v1.AdminService/DeleteClient"
+	AdminService_GetProvider_FullMethodName                = "/chit.admin.v1.AdminService/GetProvider"
+	AdminService_ListProviders_FullMethodName              = "/chit.admin.v1.AdminService/ListProviders"
+	AdminService_DeleteProvider_FullMethodName             = "/chit.admin.v1.AdminService/DeleteProvider"
+	AdminService_ListSigningKeys_FullMethodName            = "/chit.admin.v1.AdminService/ListSigningKeys"
+	AdminService_RotateSigningKeys_FullMethodName          = "/chit.admin.v1.AdminService/RotateSigningKeys"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -44,8 +49,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AdminService manages what Chit knows: the people who sign in, the
-// service accounts that use client credentials and the OAuth clients people
-// sign in through. Only callers
+// service accounts that use client credentials, the OAuth clients people
+// sign in through, the resource providers and the server's signing keys.
+// Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -106,6 +112,22 @@ type AdminServiceClient interface {
 	// DeleteClient removes a client: the logins made through it end and the
 	// access tokens issued through it are refused, on every replica.
 	DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...grpc.CallOption) (*DeleteClientResponse, error)
+	// GetProvider describes one resource provider (AuthProviders).
+	GetProvider(ctx context.Context, in *GetProviderRequest, opts ...grpc.CallOption) (*GetProviderResponse, error)
+	// ListProviders lists resource providers by id.
+	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
+	// DeleteProvider removes a provider: its refresh token and key stop
+	// working.
+	DeleteProvider(ctx context.Context, in *DeleteProviderRequest, opts ...grpc.CallOption) (*DeleteProviderResponse, error)
+	// ListSigningKeys lists the server's token-signing keys: the next one
+	// (published, not signing yet), the active one and the retired ones still
+	// published. Private keys are never returned.
+	ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error)
+	// RotateSigningKeys activates the next key, retires the active one and
+	// publishes a new next key; every replica signs with the new key within
+	// 30 seconds. It answers FAILED_PRECONDITION while the next key has been
+	// published for less than the JWKS cache time (5 minutes), unless `force`.
+	RotateSigningKeys(ctx context.Context, in *RotateSigningKeysRequest, opts ...grpc.CallOption) (*RotateSigningKeysResponse, error)
 }
 
 type adminServiceClient struct {
@@ -296,13 +318,64 @@ func (c *adminServiceClient) DeleteClient(ctx context.Context, in *DeleteClientR
 	return out, nil
 }
 
+func (c *adminServiceClient) GetProvider(ctx context.Context, in *GetProviderRequest, opts ...grpc.CallOption) (*GetProviderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProviderResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetProvider_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProvidersResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListProviders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteProvider(ctx context.Context, in *DeleteProviderRequest, opts ...grpc.CallOption) (*DeleteProviderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteProviderResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteProvider_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSigningKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateSigningKeys(ctx context.Context, in *RotateSigningKeysRequest, opts ...grpc.CallOption) (*RotateSigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSigningKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
 // AdminService manages what Chit knows: the people who sign in, the
-// service accounts that use client credentials and the OAuth clients people
-// sign in through. Only callers
+// service accounts that use client credentials, the OAuth clients people
+// sign in through, the resource providers and the server's signing keys.
+// Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -363,6 +436,22 @@ type AdminServiceServer interface {
 	// DeleteClient removes a client: the logins made through it end and the
 	// access tokens issued through it are refused, on every replica.
 	DeleteClient(context.Context, *DeleteClientRequest) (*DeleteClientResponse, error)
+	// GetProvider describes one resource provider (AuthProviders).
+	GetProvider(context.Context, *GetProviderRequest) (*GetProviderResponse, error)
+	// ListProviders lists resource providers by id.
+	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
+	// DeleteProvider removes a provider: its refresh token and key stop
+	// working.
+	DeleteProvider(context.Context, *DeleteProviderRequest) (*DeleteProviderResponse, error)
+	// ListSigningKeys lists the server's token-signing keys: the next one
+	// (published, not signing yet), the active one and the retired ones still
+	// published. Private keys are never returned.
+	ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error)
+	// RotateSigningKeys activates the next key, retires the active one and
+	// publishes a new next key; every replica signs with the new key within
+	// 30 seconds. It answers FAILED_PRECONDITION while the next key has been
+	// published for less than the JWKS cache time (5 minutes), unless `force`.
+	RotateSigningKeys(context.Context, *RotateSigningKeysRequest) (*RotateSigningKeysResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -426,6 +515,21 @@ func (UnimplementedAdminServiceServer) RotateClientSecret(context.Context, *Rota
 }
 func (UnimplementedAdminServiceServer) DeleteClient(context.Context, *DeleteClientRequest) (*DeleteClientResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteClient not implemented")
+}
+func (UnimplementedAdminServiceServer) GetProvider(context.Context, *GetProviderRequest) (*GetProviderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProvider not implemented")
+}
+func (UnimplementedAdminServiceServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProviders not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteProvider(context.Context, *DeleteProviderRequest) (*DeleteProviderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteProvider not implemented")
+}
+func (UnimplementedAdminServiceServer) ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSigningKeys not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateSigningKeys(context.Context, *RotateSigningKeysRequest) (*RotateSigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSigningKeys not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -772,6 +876,96 @@ func _AdminService_DeleteClient_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetProvider_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProviderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetProvider(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetProvider_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetProvider(ctx, req.(*GetProviderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProvidersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListProviders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListProviders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListProviders(ctx, req.(*ListProvidersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteProvider_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteProviderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteProvider(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteProvider_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteProvider(ctx, req.(*DeleteProviderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListSigningKeys(ctx, req.(*ListSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateSigningKeys(ctx, req.(*RotateSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -850,6 +1044,26 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteClient",
 			Handler:    _AdminService_DeleteClient_Handler,
+		},
+		{
+			MethodName: "GetProvider",
+			Handler:    _AdminService_GetProvider_Handler,
+		},
+		{
+			MethodName: "ListProviders",
+			Handler:    _AdminService_ListProviders_Handler,
+		},
+		{
+			MethodName: "DeleteProvider",
+			Handler:    _AdminService_DeleteProvider_Handler,
+		},
+		{
+			MethodName: "ListSigningKeys",
+			Handler:    _AdminService_ListSigningKeys_Handler,
+		},
+		{
+			MethodName: "RotateSigningKeys",
+			Handler:    _AdminService_RotateSigningKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
