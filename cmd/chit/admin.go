@@ -42,7 +42,7 @@ work on the store directly; every call is checked for the ADMIN role and
 written to the server's audit log.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
-	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand(), a.providerCommand(), a.keysCommand())
+	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand(), a.providerCommand(), a.keysCommand(), a.loginCommand())
 	return cmd
 }
 
@@ -618,4 +618,63 @@ func stamp(at *timestamppb.Timestamp) string {
 		return "-"
 	}
 	return at.AsTime().UTC().Format(time.RFC3339)
+}
+
+func (a *adminCLI) loginCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "login", Short: "See and end the logins (refresh-token families) a subject holds"}
+	list := &cobra.Command{Use: "list SUBJECT", Short: "List a subject's live logins (every page)", Args: cobra.ExactArgs(1)}
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			all := &adminv1.ListLoginsResponse{}
+			req := &adminv1.ListLoginsRequest{Subject: args[0]}
+			for {
+				page, err := admin.ListLogins(ctx, req)
+				if err != nil {
+					return nil, err
+				}
+				all.Logins = append(all.Logins, page.GetLogins()...)
+				if page.GetNextPageToken() == "" {
+					return all, nil
+				}
+				req.PageToken = page.GetNextPageToken()
+			}
+		}, printLogins)(cmd, args)
+	}
+	var all bool
+	revoke := &cobra.Command{
+		Use:   "revoke SUBJECT (LOGIN_ID | --all)",
+		Short: "End one login of a subject, or all of them with --all",
+		Args:  cobra.RangeArgs(1, 2),
+	}
+	revoke.RunE = func(cmd *cobra.Command, args []string) error {
+		if all == (len(args) == 2) {
+			return errors.New("name one login id, or pass --all to end every login of the subject")
+		}
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			if all {
+				return admin.RevokeLogins(ctx, &adminv1.RevokeLoginsRequest{Subject: args[0]})
+			}
+			return admin.RevokeLogin(ctx, &adminv1.RevokeLoginRequest{Subject: args[0], LoginId: args[1]})
+		}, func(w io.Writer, _ proto.Message) error {
+			if all {
+				_, err := fmt.Fprintf(w, "ended every login of %s\n", args[0])
+				return err
+			}
+			_, err := fmt.Fprintf(w, "ended login %s of %s\n", args[1], args[0])
+			return err
+		})(cmd, args)
+	}
+	revoke.Flags().BoolVar(&all, "all", false, "end every login of the subject and refuse its access tokens issued before")
+	cmd.AddCommand(list, revoke)
+	return cmd
+}
+
+func printLogins(out io.Writer, answer proto.Message) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "LOGIN_ID\tCLIENT\tSCOPES\tLAST_REFRESH\tIDLE_EXPIRES\tEXPIRES")
+	for _, l := range answer.(*adminv1.ListLoginsResponse).GetLogins() {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", l.GetLoginId(), orDash(l.GetClientId()), orNone(l.GetScopes()),
+			stamp(l.GetRefreshTime()), stamp(l.GetIdleExpireTime()), stamp(l.GetExpireTime()))
+	}
+	return w.Flush()
 }

@@ -220,6 +220,26 @@ func TestAdminKeysAndProviderCommands(t *testing.T) {
 	if _, err = chit("provider", "delete", "nobody"); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("provider delete nobody: %v", err)
 	}
+
+	// root's own login, made by loginAs, is listed and can be ended.
+	out, err = chit("login", "list", "root", "-o", "json")
+	var logins struct {
+		Logins []struct {
+			LoginID string `json:"login_id"`
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &logins) != nil || len(logins.Logins) != 1 {
+		t.Fatalf("login list: %q, %v", out, err)
+	}
+	if _, err = chit("login", "revoke", "root"); err == nil || !strings.Contains(err.Error(), "--all") {
+		t.Fatalf("login revoke without an id or --all: %v", err)
+	}
+	if out, err = chit("login", "revoke", servertest.UserName, "--all"); err != nil || !strings.Contains(out, "ended every login") {
+		t.Fatalf("login revoke --all: %q, %v", out, err)
+	}
+	if out, err = chit("login", "revoke", "root", logins.Logins[0].LoginID); err != nil || !strings.Contains(out, "ended login") {
+		t.Fatalf("login revoke ID: %q, %v", out, err)
+	}
 }
 
 // A person without the ADMIN role is told so, and nothing changes.

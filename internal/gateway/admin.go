@@ -16,6 +16,7 @@ var adminPathFields = map[string][]string{
 	"service-accounts": {"clientId", "client_id"},
 	"clients":          {"clientId", "client_id"},
 	"providers":        {"id"},
+	"subjects":         {"subject"},
 }
 
 // adminListQuery is all a query string may hold on the Admin API: the
@@ -47,8 +48,10 @@ func checkAdminRequest(r *http.Request) error {
 		return errors.New("X-HTTP-Method-Override is not accepted on the Admin API: send the method itself")
 	}
 	segments := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // v1 admin <collection> [<id> [<part>]]
+	// Lists are the collections (/v1/admin/users) and a subject's logins.
+	isList := len(segments) == 3 || (len(segments) == 5 && segments[2] == "subjects" && segments[4] == "logins")
 	for name := range r.URL.Query() {
-		if !(r.Method == http.MethodGet && len(segments) == 3 && adminListQuery[name]) {
+		if !(r.Method == http.MethodGet && isList && adminListQuery[name]) {
 			return errors.New("query parameter " + quoteField(name) + " is not accepted here")
 		}
 	}

@@ -93,6 +93,9 @@ var AccessRules = map[string]Audience{
 	adminv1.AdminService_DeleteProvider_FullMethodName:             Admins,
 	adminv1.AdminService_ListSigningKeys_FullMethodName:            Admins,
 	adminv1.AdminService_RotateSigningKeys_FullMethodName:          Admins,
+	adminv1.AdminService_ListLogins_FullMethodName:                 Admins,
+	adminv1.AdminService_RevokeLogin_FullMethodName:                Admins,
+	adminv1.AdminService_RevokeLogins_FullMethodName:               Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,

@@ -15,6 +15,7 @@ import (
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/tokens"
 	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 )
 
@@ -24,6 +25,7 @@ import (
 type AdminServer struct {
 	adminv1.UnimplementedAdminServiceServer
 	directory   *accounts.Directory
+	tokens      *tokens.Service
 	providers   *providers.Service
 	signingKeys SigningKeys
 	pages       *paging.Tokens
@@ -34,7 +36,7 @@ var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
 // NewAdminServer returns the AdminService handlers over deps.Directory,
 // its lists' page tokens made with deps.Pages.
 func NewAdminServer(deps Dependencies) *AdminServer {
-	return &AdminServer{directory: deps.Directory, providers: deps.Providers, signingKeys: deps.SigningKeys, pages: deps.Pages}
+	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, pages: deps.Pages}
 }
 
 // The lists' names in their page tokens: a token of one list is refused by
@@ -475,4 +477,62 @@ func signingKeyMessages(stored []storage.SigningKey) []*adminv1.SigningKey {
 		}
 	}
 	return messages
+}
+
+func (s *AdminServer) ListLogins(ctx context.Context, req *adminv1.ListLoginsRequest) (*adminv1.ListLoginsResponse, error) {
+	if err := accounts.ValidateSubject(req.GetSubject()); err != nil {
+		return nil, err
+	}
+	// Each subject's list has its own tokens: one of alice's pages does not
+	// page bob's.
+	list := "logins:" + req.GetSubject()
+	page, err := s.pages.Page(ctx, list, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	logins, err := s.tokens.ListLogins(ctx, req.GetSubject(), page)
+	if err != nil {
+		return nil, err
+	}
+	logins, next := paging.Next(s.pages, list, page, logins, func(login storage.RefreshToken) string { return login.FamilyID })
+	resp := &adminv1.ListLoginsResponse{Logins: make([]*adminv1.Login, len(logins)), NextPageToken: next}
+	for i, login := range logins {
+		resp.Logins[i] = &adminv1.Login{
+			LoginId:        login.FamilyID,
+			Subject:        login.Subject,
+			ClientId:       login.ClientID,
+			Scopes:         strings.Fields(login.Scope),
+			Audience:       login.Audience,
+			RefreshTime:    timestamppb.New(login.IssuedAt),
+			IdleExpireTime: timestamppb.New(login.ExpiresAt),
+			Generation:     login.Generation,
+		}
+		if !login.FamilyExpiresAt.IsZero() {
+			resp.Logins[i].ExpireTime = timestamppb.New(login.FamilyExpiresAt)
+		}
+	}
+	return resp, nil
+}
+
+func (s *AdminServer) RevokeLogin(ctx context.Context, req *adminv1.RevokeLoginRequest) (*adminv1.RevokeLoginResponse, error) {
+	if req.GetLoginId() == "" {
+		return nil, chiterr.New(chiterr.InvalidArgument, "login_id is required")
+	}
+	caller, _ := CallerFrom(ctx)
+	if err := s.tokens.RevokeLogin(ctx, req.GetSubject(), req.GetLoginId(), "revoked by admin "+caller.Subject); err != nil {
+		return nil, err
+	}
+	return &adminv1.RevokeLoginResponse{}, nil
+}
+
+func (s *AdminServer) RevokeLogins(ctx context.Context, req *adminv1.RevokeLoginsRequest) (*adminv1.RevokeLoginsResponse, error) {
+	if req.GetSubject() == "" {
+		// RevokeSessions takes an empty subject as the caller's own.
+		return nil, chiterr.New(chiterr.InvalidArgument, "subject is required")
+	}
+	caller, _ := CallerFrom(ctx)
+	if err := s.tokens.RevokeSessions(ctx, caller, req.GetSubject()); err != nil {
+		return nil, err
+	}
+	return &adminv1.RevokeLoginsResponse{}, nil
 }

@@ -115,6 +115,15 @@ func serverRequests(target string) map[string]proto.Message {
 	}
 }
 
+// loginRequests is adminRequests for the logins of subject.
+func loginRequests(subject string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_ListLogins_FullMethodName:   &adminv1.ListLoginsRequest{Subject: subject},
+		adminv1.AdminService_RevokeLogin_FullMethodName:  &adminv1.RevokeLoginRequest{Subject: subject, LoginId: "no-such-login"},
+		adminv1.AdminService_RevokeLogins_FullMethodName: &adminv1.RevokeLoginsRequest{Subject: subject},
+	}
+}
+
 // everyAdminRequest is a valid request of every AdminService method, on
 // principals named target.
 func everyAdminRequest(target string) map[string]proto.Message {
@@ -122,6 +131,7 @@ func everyAdminRequest(target string) map[string]proto.Message {
 	maps.Copy(all, serviceAccountRequests(target))
 	maps.Copy(all, clientRequests(target))
 	maps.Copy(all, serverRequests(target))
+	maps.Copy(all, loginRequests(target))
 	return all
 }
 
@@ -169,6 +179,9 @@ func TestAdminAccessByCaller(t *testing.T) {
 		maps.Copy(requests, serviceAccountRequests(servertest.ServiceName))
 		maps.Copy(requests, clientRequests("dashboard"))
 		maps.Copy(requests, serverRequests("provider-1"))
+		maps.Copy(requests, loginRequests(servertest.UserName))
+		aliceLogin, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "alice's login", code, codes.OK)
 		keysBefore, err := e.Store.ListSigningKeys(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -189,6 +202,9 @@ func TestAdminAccessByCaller(t *testing.T) {
 		}
 		if client, err := e.Directory().GetClient(t.Context(), "dashboard"); err != nil || len(client.AllowedScopes) != 1 {
 			t.Fatalf("after refused calls the client is %+v, %v", client, err)
+		}
+		if _, code := tr.refresh(t, aliceLogin.GetRefreshToken()); code != codes.OK {
+			t.Fatalf("after refused calls alice's login is gone: %v", code)
 		}
 		if _, err := e.Store.GetProvider(t.Context(), "provider-1"); err != nil {
 			t.Fatalf("after refused calls the provider is gone: %v", err)
@@ -215,6 +231,10 @@ func TestAdminAccessByCaller(t *testing.T) {
 			adminv1.AdminService_ListSigningKeys_FullMethodName, adminv1.AdminService_RotateSigningKeys_FullMethodName,
 			adminv1.AdminService_DeleteProvider_FullMethodName} {
 			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, serverRequests("provider-1")[method], responseFor(method)), codes.OK)
+		}
+		for method, want := range map[string]codes.Code{adminv1.AdminService_ListLogins_FullMethodName: codes.OK,
+			adminv1.AdminService_RevokeLogin_FullMethodName: codes.NotFound, adminv1.AdminService_RevokeLogins_FullMethodName: codes.OK} {
+			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, loginRequests(servertest.UserName)[method], responseFor(method)), want)
 		}
 	})
 }
@@ -965,4 +985,105 @@ func keyIDOf(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return fields.Kid
+}
+
+// An admin lists a subject's logins, ends one (and only a login of that
+// subject), then all of them.
+func TestAdminLogins(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		first, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "first login", code, codes.OK)
+		second, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "second login", code, codes.OK)
+		if first.GetRefreshToken() == "" || second.GetRefreshToken() == "" {
+			t.Fatal("the password grant gave no refresh token")
+		}
+		list := func(subject string, size int32, token string) (*adminv1.ListLoginsResponse, codes.Code) {
+			resp := &adminv1.ListLoginsResponse{}
+			return resp, tr.invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.admin,
+				&adminv1.ListLoginsRequest{Subject: subject, PageSize: size, PageToken: token}, resp)
+		}
+		all, code := list(servertest.UserName, 0, "")
+		wantCode(t, "ListLogins", code, codes.OK)
+		if len(all.GetLogins()) != 3 { // newAdminCallers signed alice in once
+			t.Fatalf("ListLogins = %v, want alice's 3 logins", all)
+		}
+		for _, login := range all.GetLogins() {
+			if login.GetSubject() != servertest.UserName || login.GetLoginId() == "" || login.GetIdleExpireTime() == nil ||
+				strings.Contains(fmt.Sprint(login), "chit_rt_") {
+				t.Fatalf("login %v", login)
+			}
+		}
+		page, code := list(servertest.UserName, 2, "")
+		wantCode(t, "ListLogins page", code, codes.OK)
+		if len(page.GetLogins()) != 2 || page.GetNextPageToken() == "" {
+			t.Fatalf("a page of 2 = %v", page)
+		}
+		_, code = list(adminName, 2, page.GetNextPageToken())
+		wantCode(t, "alice's page token on root's list", code, codes.InvalidArgument)
+		_, code = list("a b", 0, "")
+		wantCode(t, "ListLogins of a malformed subject", code, codes.InvalidArgument)
+
+		// Each access token names its login (the fid claim): end the second.
+		secondID := payloadClaim(t, second.GetAccessToken(), "fid")
+		if secondID == "" || secondID == payloadClaim(t, first.GetAccessToken(), "fid") {
+			t.Fatalf("login ids %q and %q", secondID, payloadClaim(t, first.GetAccessToken(), "fid"))
+		}
+		wantCode(t, "RevokeLogin with another subject", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
+			&adminv1.RevokeLoginRequest{Subject: adminName, LoginId: secondID}, &adminv1.RevokeLoginResponse{}), codes.NotFound)
+		if _, overGRPC := tr.(*grpcTransport); overGRPC { // REST has no path without the id
+			wantCode(t, "RevokeLogin without an id", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
+				&adminv1.RevokeLoginRequest{Subject: servertest.UserName}, &adminv1.RevokeLoginResponse{}), codes.InvalidArgument)
+		}
+		wantCode(t, "RevokeLogin", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
+			&adminv1.RevokeLoginRequest{Subject: servertest.UserName, LoginId: secondID}, &adminv1.RevokeLoginResponse{}), codes.OK)
+		if _, code := tr.refresh(t, second.GetRefreshToken()); code == codes.OK {
+			t.Fatal("the revoked login still refreshes")
+		}
+		if _, code := tr.check(t, second.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("the revoked login's access token: %v, want Unauthenticated at once", code)
+		}
+		first, code = tr.refresh(t, first.GetRefreshToken())
+		wantCode(t, "the other login still refreshes", code, codes.OK)
+		if left, _ := list(servertest.UserName, 0, ""); len(left.GetLogins()) != 2 {
+			t.Fatalf("after revoking one of 3 logins: %v", left)
+		}
+
+		e.Clock.Advance(time.Second)
+		wantCode(t, "RevokeLogins", tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+			&adminv1.RevokeLoginsRequest{Subject: servertest.UserName}, &adminv1.RevokeLoginsResponse{}), codes.OK)
+		if _, code := tr.refresh(t, first.GetRefreshToken()); code == codes.OK {
+			t.Fatal("a login survived RevokeLogins")
+		}
+		if _, code := tr.check(t, first.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("an access token after RevokeLogins: %v", code)
+		}
+		if left, _ := list(servertest.UserName, 0, ""); len(left.GetLogins()) != 0 {
+			t.Fatalf("after RevokeLogins: %v", left)
+		}
+		if _, overGRPC := tr.(*grpcTransport); overGRPC {
+			wantCode(t, "RevokeLogins without a subject", tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+				&adminv1.RevokeLoginsRequest{}, &adminv1.RevokeLoginsResponse{}), codes.InvalidArgument)
+		}
+	})
+}
+
+// payloadClaim is a string claim of a JWT's payload.
+func payloadClaim(t *testing.T, token, name string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	value, _ := claims[name].(string)
+	return value
 }

@@ -141,6 +141,9 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_DeleteProvider_FullMethodName:             {http.MethodDelete, "/v1/admin/providers/{id}"},
 	adminv1.AdminService_ListSigningKeys_FullMethodName:            {http.MethodGet, "/v1/admin/signing-keys"},
 	adminv1.AdminService_RotateSigningKeys_FullMethodName:          {http.MethodPost, "/v1/admin/signing-keys/rotate"},
+	adminv1.AdminService_ListLogins_FullMethodName:                 {http.MethodGet, "/v1/admin/subjects/{subject}/logins"},
+	adminv1.AdminService_RevokeLogin_FullMethodName:                {http.MethodDelete, "/v1/admin/subjects/{subject}/logins/{login_id}"},
+	adminv1.AdminService_RevokeLogins_FullMethodName:               {http.MethodDelete, "/v1/admin/subjects/{subject}/logins"},
 }
 
 func (r *restTransport) invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {

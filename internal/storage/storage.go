@@ -386,6 +386,12 @@ type Store interface {
 	// refused from then on), deletes its refresh tokens and returns how many
 	// there were. Revoking twice is not an error.
 	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)
+	// ListLogins returns the live logins of subject (not revoked, not
+	// expired at now), one per family whatever its table, in page by family
+	// id. Only what describes a login is filled in: FamilyID, Subject,
+	// ClientID, Scope, Audience, IssuedAt (of its current token),
+	// ExpiresAt, FamilyExpiresAt and Generation; never a digest.
+	ListLogins(ctx context.Context, subject string, now time.Time, page Page) ([]RefreshToken, error)
 	// RevokeSubject revokes every session of subject issued before revokedAt:
 	// its refresh tokens are deleted and its older access tokens refused.
 	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)

@@ -209,6 +209,11 @@ func (s *timedStore) RevokeRefreshFamily(ctx context.Context, familyID string, r
 	return s.store.RevokeRefreshFamily(ctx, familyID, revokedAt)
 }
 
+func (s *timedStore) ListLogins(ctx context.Context, subject string, now time.Time, page Page) ([]RefreshToken, error) {
+	defer s.done("ListLogins", time.Now())
+	return s.store.ListLogins(ctx, subject, now, page)
+}
+
 func (s *timedStore) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
 	defer s.done("RevokeSubject", time.Now())
 	return s.store.RevokeSubject(ctx, subject, revokedAt)

@@ -205,3 +205,38 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 	s.Logger.InfoContext(ctx, "all sessions revoked", "audit", true, "event", "revoke_subject", "subject", subject, "by", caller.Subject, "revoked_tokens", n)
 	return nil
 }
+
+// ListLogins returns subject's live logins of page, by login id.
+func (s *Service) ListLogins(ctx context.Context, subject string, page storage.Page) ([]storage.RefreshToken, error) {
+	if err := accounts.ValidateSubject(subject); err != nil {
+		return nil, err
+	}
+	return s.Store.ListLogins(ctx, subject, s.Now(), page)
+}
+
+// RevokeLogin ends the login familyID of subject, for an admin (reason
+// names who). A login of another subject, expired or unknown, is NotFound:
+// the pair must match, so a mistyped id never ends someone else's login.
+func (s *Service) RevokeLogin(ctx context.Context, subject, familyID, reason string) error {
+	if err := accounts.ValidateSubject(subject); err != nil {
+		return err
+	}
+	// A subject holds few logins; they are read a page at a time until the
+	// one named is found.
+	page := storage.Page{Limit: 500}
+	for {
+		logins, err := s.Store.ListLogins(ctx, subject, s.Now(), page)
+		if err != nil {
+			return err
+		}
+		for _, login := range logins {
+			if login.FamilyID == familyID {
+				return s.RevokeFamily(ctx, Family{ID: login.FamilyID, Subject: subject, ClientID: login.ClientID}, reason)
+			}
+		}
+		if len(logins) < page.Limit {
+			return chiterr.New(chiterr.NotFound, "%s has no live login %s", chiterr.Quote(subject), chiterr.Quote(familyID))
+		}
+		page.After = logins[len(logins)-1].FamilyID
+	}
+}

@@ -17,5 +17,6 @@ type Store interface {
 	RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error
 	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)
 	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)
+	ListLogins(ctx context.Context, subject string, now time.Time, page storage.Page) ([]storage.RefreshToken, error)
 	GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error)
 }

@@ -652,3 +652,32 @@ func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
 func (s *Store) DeleteStaleLoginFailures(ctx context.Context, cutoff time.Time) (int, error) {
 	return deleteInBatches(ctx, s.pool, "login_failures", "key", `last_failure_at < $1`, toUnix(cutoff))
 }
+
+// loginsQuery lists a subject's live logins: the records of one per login
+// and, for logins from before them, their one unrotated token.
+const loginsQuery = `SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation FROM (
+	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
+	FROM refresh_logins WHERE subject = $1 AND family_id > $2 AND expires_at > $3
+	UNION ALL
+	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
+	FROM refresh_tokens t WHERE subject = $1 AND family_id > $2 AND expires_at > $3 AND rotated_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM refresh_logins l WHERE l.family_id = t.family_id)
+) logins ORDER BY family_id LIMIT $4`
+
+func (s *Store) ListLogins(ctx context.Context, subject string, now time.Time, page storage.Page) ([]storage.RefreshToken, error) {
+	logins, err := list(ctx, s.pool, scanLogin, loginsQuery, subject, page.After, toUnix(now), pageLimit(page))
+	for i := range logins {
+		logins[i].Subject = subject
+	}
+	return logins, err
+}
+
+func scanLogin(row pgx.Row) (storage.RefreshToken, error) {
+	var login storage.RefreshToken
+	var issued, expires, familyExpires *int64
+	if err := row.Scan(&login.FamilyID, &login.ClientID, &login.Scope, &login.Audience, &issued, &expires, &familyExpires, &login.Generation); err != nil {
+		return storage.RefreshToken{}, err
+	}
+	login.IssuedAt, login.ExpiresAt, login.FamilyExpiresAt = fromUnix(issued), fromUnix(expires), fromUnix(familyExpires)
+	return login, nil
+}

@@ -141,3 +141,33 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) 
 	subjects, err := s.deleteInBatches(ctx, "revoked_subjects", `revoked_at < ?`, toUnix(cutoff))
 	return families + subjects, err
 }
+
+// loginsQuery lists a subject's live logins: the records of one per login
+// and, for logins from before them, their one unrotated token.
+const loginsQuery = `SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation FROM (
+	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
+	FROM refresh_logins WHERE subject = ? AND family_id > ? AND expires_at > ?
+	UNION ALL
+	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
+	FROM refresh_tokens t WHERE subject = ? AND family_id > ? AND expires_at > ? AND rotated_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM refresh_logins l WHERE l.family_id = t.family_id)
+) logins ORDER BY family_id LIMIT ?`
+
+func (s *Store) ListLogins(ctx context.Context, subject string, now time.Time, page storage.Page) ([]storage.RefreshToken, error) {
+	at := toUnix(now)
+	logins, err := listRows(ctx, s.db, scanLogin, loginsQuery, subject, page.After, at, subject, page.After, at, pageLimit(page))
+	for i := range logins {
+		logins[i].Subject = subject
+	}
+	return logins, err
+}
+
+func scanLogin(row rowScanner) (storage.RefreshToken, error) {
+	var login storage.RefreshToken
+	var issued, expires, familyExpires sql.NullInt64
+	if err := row.Scan(&login.FamilyID, &login.ClientID, &login.Scope, &login.Audience, &issued, &expires, &familyExpires, &login.Generation); err != nil {
+		return storage.RefreshToken{}, err
+	}
+	login.IssuedAt, login.ExpiresAt, login.FamilyExpiresAt = fromUnix(issued), fromUnix(expires), fromUnix(familyExpires)
+	return login, nil
+}

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
+		{"ListLogins", testListLogins},
 		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},
 		{"LoginFailures", testLoginFailures},
 		{"GrantsRoundTrip", testGrantsRoundTrip},
@@ -720,5 +721,58 @@ func testRefreshTokenKeys(t *testing.T, s storage.Store) {
 	if err != nil || len(keys) != 2 || keys[0].ID != 7 || string(keys[0].Secret) != "sealed first" || !sameInstant(keys[0].CreatedAt, base) ||
 		keys[1].ID != 4294967295 || string(keys[1].Secret) != "second" {
 		t.Fatalf("ListRefreshTokenKeys = %+v, %v", keys, err)
+	}
+}
+
+// A subject's live logins are listed once each, from either table, by
+// family id, without expired or revoked ones or another subject's.
+func testListLogins(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	var families []string
+	for i, generation := range []uint64{1, 3, 0} {
+		token := newRefreshToken(t, "alice")
+		token.FamilyID = fmt.Sprintf("family-%d", i)
+		token.Generation = generation
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+		families = append(families, token.FamilyID)
+	}
+	expired := newRefreshToken(t, "alice")
+	expired.FamilyID, expired.ExpiresAt = "family-expired", base.Add(-time.Second)
+	revoked := newRefreshToken(t, "alice")
+	revoked.FamilyID = "family-revoked"
+	other := newRefreshToken(t, "bob")
+	for _, token := range []storage.RefreshToken{expired, revoked, other} {
+		if err := s.CreateRefreshToken(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RevokeRefreshFamily(ctx, "family-revoked", base); err != nil {
+		t.Fatal(err)
+	}
+
+	logins, err := s.ListLogins(ctx, "alice", base, storage.Page{})
+	var got []string
+	for _, login := range logins {
+		got = append(got, login.FamilyID)
+		if login.Subject != "alice" || login.ClientID != "chit-api" || login.Scope != "read write" || login.Audience != "inventory" ||
+			!sameInstant(login.ExpiresAt, base.Add(24*time.Hour)) || !sameInstant(login.FamilyExpiresAt, base.Add(48*time.Hour)) ||
+			!sameInstant(login.IssuedAt, base) || login.Hash != nil {
+			t.Errorf("login %+v", login)
+		}
+	}
+	if err != nil || !slices.Equal(got, families) {
+		t.Fatalf("ListLogins = %v, %v; want %v", got, err, families)
+	}
+	if logins[1].Generation != 3 {
+		t.Errorf("generation %d, want 3", logins[1].Generation)
+	}
+	page, err := s.ListLogins(ctx, "alice", base, storage.Page{After: "family-0", Limit: 1})
+	if err != nil || len(page) != 1 || page[0].FamilyID != "family-1" {
+		t.Fatalf("ListLogins after family-0, one = %+v, %v", page, err)
+	}
+	if logins, err := s.ListLogins(ctx, "carol", base, storage.Page{}); err != nil || len(logins) != 0 {
+		t.Fatalf("ListLogins of nobody = %+v, %v", logins, err)
 	}
 }

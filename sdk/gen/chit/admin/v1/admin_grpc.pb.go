@@ -42,6 +42,9 @@ const (
 	AdminService_DeleteProvider_FullMethodName             = "/chit.admin.v1.AdminService/DeleteProvider"
 	AdminService_ListSigningKeys_FullMethodName            = "/chit.admin.v1.AdminService/ListSigningKeys"
 	AdminService_RotateSigningKeys_FullMethodName          = "/chit.admin.v1.AdminService/RotateSigningKeys"
+	AdminService_ListLogins_FullMethodName                 = "/chit.admin.v1.AdminService/ListLogins"
+	AdminService_RevokeLogin_FullMethodName                = "/chit.admin.v1.AdminService/RevokeLogin"
+	AdminService_RevokeLogins_FullMethodName               = "/chit.admin.v1.AdminService/RevokeLogins"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -50,8 +53,8 @@ const (
 //
 // AdminService manages what Chit knows: the people who sign in, the
 // service accounts that use client credentials, the OAuth clients people
-// sign in through, the resource providers and the server's signing keys.
-// Only callers
+// sign in through, the resource providers, the server's signing keys and
+// the logins (refresh-token families) people and clients hold. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -128,6 +131,15 @@ type AdminServiceClient interface {
 	// 30 seconds. It answers FAILED_PRECONDITION while the next key has been
 	// published for less than the JWKS cache time (5 minutes), unless `force`.
 	RotateSigningKeys(ctx context.Context, in *RotateSigningKeysRequest, opts ...grpc.CallOption) (*RotateSigningKeysResponse, error)
+	// ListLogins lists a subject's live logins (refresh-token families), by
+	// login id.
+	ListLogins(ctx context.Context, in *ListLoginsRequest, opts ...grpc.CallOption) (*ListLoginsResponse, error)
+	// RevokeLogin ends one login of a subject: its refresh token stops
+	// working and its access tokens are refused.
+	RevokeLogin(ctx context.Context, in *RevokeLoginRequest, opts ...grpc.CallOption) (*RevokeLoginResponse, error)
+	// RevokeLogins ends every login of a subject and refuses its access
+	// tokens issued before, as AuthService.Revoke without a token does.
+	RevokeLogins(ctx context.Context, in *RevokeLoginsRequest, opts ...grpc.CallOption) (*RevokeLoginsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -368,14 +380,44 @@ func (c *adminServiceClient) RotateSigningKeys(ctx context.Context, in *RotateSi
 	return out, nil
 }
 
+func (c *adminServiceClient) ListLogins(ctx context.Context, in *ListLoginsRequest, opts ...grpc.CallOption) (*ListLoginsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLoginsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListLogins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeLogin(ctx context.Context, in *RevokeLoginRequest, opts ...grpc.CallOption) (*RevokeLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeLoginResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeLogins(ctx context.Context, in *RevokeLoginsRequest, opts ...grpc.CallOption) (*RevokeLoginsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeLoginsResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeLogins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
 // AdminService manages what Chit knows: the people who sign in, the
 // service accounts that use client credentials, the OAuth clients people
-// sign in through, the resource providers and the server's signing keys.
-// Only callers
+// sign in through, the resource providers, the server's signing keys and
+// the logins (refresh-token families) people and clients hold. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
 // audit line. The `chitd` commands that open the store directly perform the
 // same operations through the same core functions.
@@ -452,6 +494,15 @@ type AdminServiceServer interface {
 	// 30 seconds. It answers FAILED_PRECONDITION while the next key has been
 	// published for less than the JWKS cache time (5 minutes), unless `force`.
 	RotateSigningKeys(context.Context, *RotateSigningKeysRequest) (*RotateSigningKeysResponse, error)
+	// ListLogins lists a subject's live logins (refresh-token families), by
+	// login id.
+	ListLogins(context.Context, *ListLoginsRequest) (*ListLoginsResponse, error)
+	// RevokeLogin ends one login of a subject: its refresh token stops
+	// working and its access tokens are refused.
+	RevokeLogin(context.Context, *RevokeLoginRequest) (*RevokeLoginResponse, error)
+	// RevokeLogins ends every login of a subject and refuses its access
+	// tokens issued before, as AuthService.Revoke without a token does.
+	RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -530,6 +581,15 @@ func (UnimplementedAdminServiceServer) ListSigningKeys(context.Context, *ListSig
 }
 func (UnimplementedAdminServiceServer) RotateSigningKeys(context.Context, *RotateSigningKeysRequest) (*RotateSigningKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateSigningKeys not implemented")
+}
+func (UnimplementedAdminServiceServer) ListLogins(context.Context, *ListLoginsRequest) (*ListLoginsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLogins not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeLogin(context.Context, *RevokeLoginRequest) (*RevokeLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeLogin not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeLogins not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -966,6 +1026,60 @@ func _AdminService_RotateSigningKeys_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListLogins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLoginsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListLogins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListLogins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListLogins(ctx, req.(*ListLoginsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeLogin(ctx, req.(*RevokeLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeLogins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeLoginsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeLogins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeLogins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeLogins(ctx, req.(*RevokeLoginsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1064,6 +1178,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateSigningKeys",
 			Handler:    _AdminService_RotateSigningKeys_Handler,
+		},
+		{
+			MethodName: "ListLogins",
+			Handler:    _AdminService_ListLogins_Handler,
+		},
+		{
+			MethodName: "RevokeLogin",
+			Handler:    _AdminService_RevokeLogin_Handler,
+		},
+		{
+			MethodName: "RevokeLogins",
+			Handler:    _AdminService_RevokeLogins_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
