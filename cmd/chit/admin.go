@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -52,9 +50,9 @@ func (a *adminCLI) session(cmd *cobra.Command) (adminv1.AdminServiceClient, cont
 	if a.output != "table" && a.output != "json" {
 		return nil, nil, nil, fmt.Errorf("--output must be table or json, not %q", a.output)
 	}
-	conn, err := grpc.NewClient(a.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := a.connect()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("server address %q: %w", a.serverAddr, err)
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	done := func() { cancel(); conn.Close() }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
 )
@@ -262,5 +266,34 @@ func TestAdminCommandsNeedALogin(t *testing.T) {
 		"--credentials", filepath.Join(t.TempDir(), "none.json"))
 	if err == nil || !strings.Contains(err.Error(), "chit login") {
 		t.Fatalf("without a login: %v", err)
+	}
+}
+
+// Against a TLS server, chit connects with --ca-file (admin calls
+// included), and refuses a server its CA did not sign.
+func TestCommandsOverTLS(t *testing.T) {
+	pki := servertest.NewPKI(t)
+	servertest.ClientTLS = &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}
+	t.Cleanup(func() { servertest.ClientTLS = nil })
+	e := servertest.Start(t, func(cfg *server.Config) {
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}
+	})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pki.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, nil, time.Now, servertest.UserPassword+"\n", "token", "--server", e.Server.GRPCAddr(), "--ca-file", caFile,
+		"--user", servertest.UserName, "--password-stdin")
+	if err != nil || !strings.HasPrefix(out, "eyJ") {
+		t.Fatalf("token over TLS: %q, %v", out, err)
+	}
+	// The system's CAs do not know the test CA: --tls alone is refused.
+	if _, err := run(t, nil, time.Now, servertest.UserPassword+"\n", "token", "--server", e.Server.GRPCAddr(), "--tls",
+		"--user", servertest.UserName, "--password-stdin", "--timeout", "3s"); err == nil {
+		t.Fatal("a server signed by an unknown CA was trusted")
+	}
+	if _, err := run(t, nil, time.Now, "", "admin", "user", "list", "--server", e.Server.GRPCAddr(), "--ca-file", filepath.Join(t.TempDir(), "none.pem"),
+		"--credentials", filepath.Join(t.TempDir(), "c.json")); err == nil || !strings.Contains(err.Error(), "--ca-file") {
+		t.Fatalf("a missing --ca-file: %v", err)
 	}
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -27,6 +31,8 @@ import (
 // cli is the state the commands share. Tests replace openBrowser and now.
 type cli struct {
 	serverAddr      string
+	useTLS          bool
+	caFile          string
 	timeout         time.Duration
 	credentialsPath string
 	openBrowser     func(url string) error
@@ -61,6 +67,8 @@ flag can also be set through the environment variable named in its help.`,
 	}
 	flags := root.PersistentFlags()
 	flags.StringVar(&c.serverAddr, "server", "localhost:9090", "gRPC address of the Chit server")
+	flags.BoolVar(&c.useTLS, "tls", false, "connect over TLS, verifying the server against the system's CAs (or --ca-file)")
+	flags.StringVar(&c.caFile, "ca-file", "", "PEM file of the CA that signed the server's certificate; implies --tls")
 	flags.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	flags.StringVar(&c.credentialsPath, "credentials", "", "where chit login keeps tokens (default: the user config directory's chit/credentials.json)")
 	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand(), c.adminCommand())
@@ -71,11 +79,36 @@ flag can also be set through the environment variable named in its help.`,
 // dial connects to the server; calls made on it report unreachable servers
 // in words (explain).
 func (c *cli) dial() (authv1.AuthServiceClient, func(), error) {
-	conn, err := grpc.NewClient(c.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := c.connect()
 	if err != nil {
-		return nil, nil, fmt.Errorf("server address %q: %w", c.serverAddr, err)
+		return nil, nil, err
 	}
 	return authv1.NewAuthServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// connect opens a connection to --server: over TLS with --tls or
+// --ca-file, in plain text otherwise (a server on this machine).
+func (c *cli) connect() (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if c.useTLS || c.caFile != "" {
+		config := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.caFile != "" {
+			pemBytes, err := os.ReadFile(c.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--ca-file: %w", err)
+			}
+			config.RootCAs = x509.NewCertPool()
+			if !config.RootCAs.AppendCertsFromPEM(pemBytes) {
+				return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", c.caFile)
+			}
+		}
+		creds = credentials.NewTLS(config)
+	}
+	conn, err := grpc.NewClient(c.serverAddr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("server address %q: %w", c.serverAddr, err)
+	}
+	return conn, nil
 }
 
 // session dials the server and bounds the command's calls by --timeout; done

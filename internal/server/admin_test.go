@@ -1087,3 +1087,27 @@ func payloadClaim(t *testing.T, token, name string) string {
 	value, _ := claims[name].(string)
 	return value
 }
+
+// Admin calls count in the RPC metrics like any other, refused ones under
+// their code.
+func TestAdminCallsAreCounted(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	for name, tr := range transports(e) {
+		wantCode(t, "ListUsers over "+name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin,
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
+		wantCode(t, "ListUsers by a USER over "+name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.user,
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.PermissionDenied)
+	}
+	_, body := get(t, e.HTTPBase()+"/metrics")
+	for _, want := range []string{
+		`chit_rpc_requests_total{code="OK",method="/chit.admin.v1.AdminService/ListUsers",transport="grpc"} 1`,
+		`chit_rpc_requests_total{code="OK",method="/chit.admin.v1.AdminService/ListUsers",transport="rest"} 1`,
+		`chit_rpc_requests_total{code="PermissionDenied",method="/chit.admin.v1.AdminService/ListUsers",transport="grpc"} 1`,
+		`chit_rpc_requests_total{code="PermissionDenied",method="/chit.admin.v1.AdminService/ListUsers",transport="rest"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

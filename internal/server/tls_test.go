@@ -2,14 +2,8 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,56 +18,13 @@ import (
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, made fresh for each test.
-type testPKI struct {
-	pool   *x509.CertPool
-	server tls.Certificate
-	client tls.Certificate
-}
-
-func newTestPKI(t *testing.T) testPKI {
+func startTLS(t *testing.T, pki servertest.PKI, mutual bool) *env {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTemplate := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chit test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) tls.Certificate {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		template := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, template, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return testPKI{
-		pool:   pool,
-		server: issue(2, "chitd", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}),
-		client: issue(3, "ucloud", x509.ExtKeyUsageClientAuth, nil),
-	}
-}
-
-func startTLS(t *testing.T, pki testPKI, mutual bool) *env {
-	t.Helper()
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12}
-	clientTLS := &tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12}
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}
+	clientTLS := &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}
 	if mutual {
-		serverTLS.ClientCAs, serverTLS.ClientAuth = pki.pool, tls.RequireAndVerifyClientCert
-		clientTLS.Certificates = []tls.Certificate{pki.client}
+		serverTLS.ClientCAs, serverTLS.ClientAuth = pki.Pool, tls.RequireAndVerifyClientCert
+		clientTLS.Certificates = []tls.Certificate{pki.Client}
 	}
 	servertest.ClientTLS = clientTLS
 	t.Cleanup(func() { servertest.ClientTLS = nil })
@@ -98,17 +49,17 @@ func httpsToken(t *testing.T, e *env, pool *x509.CertPool) (*http.Response, erro
 }
 
 func TestTLSOnBothPorts(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := servertest.NewPKI(t)
 	e := startTLS(t, pki, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.pool}), e.Server.GRPCAddr()); err != nil {
+	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.Pool}), e.Server.GRPCAddr()); err != nil {
 		t.Fatalf("gRPC over TLS: %v", err)
 	}
 	if err := tokenOver(ctx, insecure.NewCredentials(), e.Server.GRPCAddr()); err == nil {
 		t.Fatal("a plaintext gRPC call reached a TLS port")
 	}
-	resp, err := httpsToken(t, e, pki.pool)
+	resp, err := httpsToken(t, e, pki.Pool)
 	if err != nil {
 		t.Fatalf("REST over TLS: %v", err)
 	}
@@ -125,19 +76,19 @@ func TestTLSOnBothPorts(t *testing.T) {
 }
 
 func TestMutualTLSOnTheGRPCPort(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := servertest.NewPKI(t)
 	e := startTLS(t, pki, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.pool}), e.Server.GRPCAddr()); err == nil {
+	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.Pool}), e.Server.GRPCAddr()); err == nil {
 		t.Fatal("a gRPC client without a certificate was served")
 	}
-	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}}), e.Server.GRPCAddr()); err != nil {
+	if err := tokenOver(ctx, credentials.NewTLS(&tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Client}}), e.Server.GRPCAddr()); err != nil {
 		t.Fatalf("gRPC with a client certificate: %v", err)
 	}
 	// The REST port asks browsers for no certificate; its calls reach the
 	// handlers in memory.
-	resp, err := httpsToken(t, e, pki.pool)
+	resp, err := httpsToken(t, e, pki.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
