@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/chit-auth/chit/internal/chiterr"
 )
 
 // LenientStrings is a server option whose codec accepts string fields that
@@ -17,7 +19,9 @@ import (
 // any decoding failure into INTERNAL before an interceptor can see it; with
 // the replacement the request reaches the handlers, whose checks refuse
 // such a name as a bad argument (a password so mangled simply fails to
-// match). Over REST the gateway already answers 400.
+// match). A message that does not decode at all (truncated, a wrong wire
+// type) reaches the interceptors empty and marked, and they answer
+// INVALID_ARGUMENT (undecodable). Over REST the gateway already answers 400.
 func LenientStrings() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(lenientCodec{encoding.GetCodecV2(encodingproto.Name)})
 }
@@ -30,12 +34,44 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if err == nil || !ok {
 		return err
 	}
-	repaired, changed := repairStrings(data.Materialize(), message.ProtoReflect().Descriptor())
-	if !changed {
-		return err
+	if repaired, changed := repairStrings(data.Materialize(), message.ProtoReflect().Descriptor()); changed {
+		proto.Reset(message)
+		if err = proto.Unmarshal(repaired, message); err == nil {
+			return nil
+		}
 	}
+	markUndecodable(message, err)
+	return nil
+}
+
+// undecodableField carries, in an empty message's unknown fields, why the
+// request did not decode: the highest field number, which no Chit message
+// uses. A message is the one place the codec and the interceptors share.
+const undecodableField = protowire.MaxValidNumber
+
+func markUndecodable(message proto.Message, err error) {
 	proto.Reset(message)
-	return proto.Unmarshal(repaired, message)
+	message.ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, undecodableField, protowire.BytesType), err.Error()))
+}
+
+// undecodable is the INVALID_ARGUMENT a request marked by the codec gets,
+// or nil for one that decoded.
+func undecodable(req any) error {
+	message, ok := req.(proto.Message)
+	if !ok {
+		return nil
+	}
+	unknown := message.ProtoReflect().GetUnknown()
+	if len(unknown) == 0 {
+		return nil
+	}
+	num, typ, n := protowire.ConsumeTag(unknown)
+	if n < 0 || num != undecodableField || typ != protowire.BytesType {
+		return nil
+	}
+	cause, _ := protowire.ConsumeString(unknown[n:])
+	return chiterr.New(chiterr.InvalidArgument, "the request is not a valid %s message: %s",
+		message.ProtoReflect().Descriptor().FullName(), strings.TrimPrefix(cause, "proto: "))
 }
 
 // repairStrings rewrites the string fields of a wire-format message of type

@@ -46,12 +46,18 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
 		}
+		// Taken first: the codec's mark must not reach a handler, whoever
+		// the caller.
+		malformed := undecodable(req)
 		authorized, err := gatekeeper.authorize(clientaddr.With(ctx, client), info.FullMethod)
 		if authorized != nil {
 			callCtx = authorized
 		}
 		if err != nil {
 			return nil, err
+		}
+		if malformed != nil {
+			return nil, malformed
 		}
 		if audited(info.FullMethod) {
 			if err := refuseUnknownFields(req); err != nil {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
@@ -33,6 +34,7 @@ import (
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -605,5 +607,33 @@ func TestGRPCConnectionLimitsOnTheWire(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// A gRPC message that does not decode (truncated, a wrong wire type) is the
+// caller's mistake: INVALID_ARGUMENT naming the message, never INTERNAL; an
+// Admin call so refused is audited too. Found by an attack run.
+func TestMalformedGRPCMessagesAreInvalidArgument(t *testing.T) {
+	e := startServer(t)
+	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	for _, tc := range []struct {
+		name, method, bearer string
+		body                 []byte
+		want                 codes.Code
+	}{
+		{"a truncated Token request", authv1.AuthService_Token_FullMethodName, "", []byte{0x0a, 0x05, 0x0a}, codes.InvalidArgument},
+		{"a string field sent as a varint", authv1.AuthService_RefreshToken_FullMethodName, "", []byte{0x08, 0x01}, codes.InvalidArgument},
+		{"an admin call that does not decode", adminv1.AdminService_CreateUser_FullMethodName, c.admin, []byte{0x0a, 0x7f, 'x'}, codes.InvalidArgument},
+		{"the same without a token", adminv1.AdminService_CreateUser_FullMethodName, "", []byte{0x0a, 0x7f, 'x'}, codes.Unauthenticated},
+	} {
+		err := e.Conn.Invoke(withBearer(tc.bearer), tc.method, tc.body, &emptypb.Empty{}, grpc.ForceCodecV2(rawCodec{}))
+		if status.Code(err) != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	lines := auditLines(e)
+	if last := lines[len(lines)-1]; last["action"] != "CreateUser" || last["outcome"] != "Unauthenticated" ||
+		lines[len(lines)-2]["outcome"] != "InvalidArgument" {
+		t.Fatalf("audit lines %v", lines[len(lines)-2:])
 	}
 }
