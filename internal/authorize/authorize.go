@@ -442,6 +442,7 @@ func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, re
 		FamilyID:         familyID,
 		WithRefreshToken: slices.Contains(scopes, ScopeOfflineAccess),
 		Kind:             "authorization_code",
+		AuthTime:         stored.AuthTime,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
 		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime}

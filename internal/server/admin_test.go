@@ -1111,3 +1111,43 @@ func TestAdminCallsAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// Access tokens issued for a sign-in carry auth_time (RFC 9068), those
+// issued by a refresh do not: the difference the recent-sign-in rule for
+// API keys reads.
+func TestAuthTimeMarksSignIns(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		signedIn, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "password sign-in", code, codes.OK)
+		if at := payloadNumber(t, signedIn.GetAccessToken(), "auth_time"); at != float64(e.Clock.Now().Unix()) {
+			t.Fatalf("auth_time of a sign-in = %v, want %d", at, e.Clock.Now().Unix())
+		}
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "client credentials", code, codes.OK)
+		if payloadNumber(t, service.GetAccessToken(), "auth_time") == 0 {
+			t.Fatal("a client-credentials token has no auth_time")
+		}
+		e.Clock.Advance(time.Minute)
+		refreshed, code := tr.refresh(t, signedIn.GetRefreshToken())
+		wantCode(t, "refresh", code, codes.OK)
+		if at := payloadNumber(t, refreshed.GetAccessToken(), "auth_time"); at != 0 {
+			t.Fatalf("a refreshed token carries auth_time %v", at)
+		}
+	})
+}
+
+// payloadNumber is a numeric claim of a JWT's payload, 0 when absent.
+func payloadNumber(t *testing.T, token, name string) float64 {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	value, _ := claims[name].(float64)
+	return value
+}

@@ -100,6 +100,12 @@ type Claims struct {
 	ExpiresAt time.Time
 	// FamilyID is the login the token belongs to; empty for client credentials.
 	FamilyID string
+	// AuthTime is when the subject proved who they are, for tokens issued
+	// for a sign-in or client credentials; zero for those issued by a
+	// refresh or for an API key.
+	AuthTime time.Time
+	// APIKeyID names the API key the token was exchanged for, if any.
+	APIKeyID string
 	// signedBy names the key that verified the token, so that a cached
 	// verification ends when the key is removed.
 	signedBy verifyingKey
@@ -245,6 +251,9 @@ type Login struct {
 	IDToken *IDTokenRequest
 	// Kind names the grant for metrics (password, authorization_code).
 	Kind string
+	// AuthTime is when the person proved who they are (the sign-in page's
+	// submission, for a code); zero means now.
+	AuthTime time.Time
 }
 
 // IDTokenRequest is what an ID token states besides the subject.
@@ -261,7 +270,12 @@ func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
 // starts login.FamilyID and an ID token.
 func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
 	now := s.issuedAt(login.Grantee)
-	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, login.FamilyID, now)
+	authTime := login.AuthTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
+		familyID: login.FamilyID, issuedAt: now, authTime: authTime})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -336,7 +350,9 @@ func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope, a
 	if audience, err = grantee.GrantAudience(audience); err != nil {
 		return Grant{}, err
 	}
-	access, err := s.signAccessToken(grantee, scopes, audience, "", s.issuedAt(grantee))
+	issuedAt := s.issuedAt(grantee)
+	// Client credentials prove who the service is with every request.
+	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: issuedAt})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -717,6 +733,13 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 	scope, _ := stringClaim(token, "scope")
 	familyID, _ := stringClaim(token, FamilyClaim)
 	clientID, _ := stringClaim(token, ClientIDClaim)
+	apiKeyID, _ := stringClaim(token, APIKeyClaim)
+	var authTime time.Time
+	if raw, ok := token.Get(AuthTimeClaim); ok {
+		if seconds, ok := raw.(float64); ok && seconds > 0 {
+			authTime = time.Unix(int64(seconds), 0)
+		}
+	}
 	issuedAt := token.IssuedAt()
 	issuedAtPrecisely := issuedAt
 	if precise, ok := token.Get(IssuedAtMicrosClaim); ok {
@@ -725,6 +748,8 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		}
 	}
 	return Claims{
+		AuthTime:  authTime,
+		APIKeyID:  apiKeyID,
 		FamilyID:  familyID,
 		Subject:   token.Subject(),
 		Role:      accounts.Role(role),
@@ -762,7 +787,36 @@ func (s *Service) grant(access, refresh string, scopes []string) Grant {
 // signAccessToken signs an access token for grantee; familyID (the `fid`
 // claim) ties it to its login so revoking the login refuses it too.
 // audience "" is the server's own.
+// accessToken is what an access token states.
+type accessToken struct {
+	grantee  accounts.Grantee
+	scopes   []string
+	audience string
+	// familyID is the login the token belongs to (FamilyClaim), if any.
+	familyID string
+	issuedAt time.Time
+	// authTime, when set, is when the subject proved who they are for this
+	// token (AuthTimeClaim): set by sign-ins and client credentials, never
+	// by a refresh or an API key, so a token shows whether it comes from a
+	// recent sign-in.
+	authTime time.Time
+	// apiKeyID names the API key the token was exchanged for (APIKeyClaim).
+	apiKeyID string
+}
+
+// AuthTimeClaim is when the subject proved who they are (RFC 9068 §2.2.1),
+// in seconds. Only tokens issued for a sign-in carry it.
+const AuthTimeClaim = "auth_time"
+
+// APIKeyClaim names the API key an access token was exchanged for.
+const APIKeyClaim = "api_key_id"
+
 func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, audience, familyID string, now time.Time) (string, error) {
+	return s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, familyID: familyID, issuedAt: now})
+}
+
+func (s *Service) signAccess(t accessToken) (string, error) {
+	grantee, scopes, audience, familyID, now := t.grantee, t.scopes, t.audience, t.familyID, t.issuedAt
 	jti, err := s.randomString(16)
 	if err != nil {
 		return "", err
@@ -788,6 +842,12 @@ func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, aud
 	}
 	if familyID != "" {
 		builder = builder.Claim(FamilyClaim, familyID)
+	}
+	if !t.authTime.IsZero() {
+		builder = builder.Claim(AuthTimeClaim, t.authTime.Unix())
+	}
+	if t.apiKeyID != "" {
+		builder = builder.Claim(APIKeyClaim, t.apiKeyID)
 	}
 	token, err := builder.Build()
 	if err != nil {
