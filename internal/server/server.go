@@ -639,6 +639,7 @@ func (s *Server) deleteExpired(ctx context.Context) {
 	now := s.cfg.now()()
 	for what, clean := range map[string]func(context.Context, time.Time) (int, error){
 		"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
+		"API keys":            s.store.DeleteExpiredAPIKeys,
 		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
 		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
 			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))

@@ -295,3 +295,28 @@ func (s *timedStore) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32
 	defer s.done("ReplaceRefreshTokenKeySecret", time.Now())
 	return s.store.ReplaceRefreshTokenKeySecret(ctx, id, current, replacement)
 }
+
+func (s *timedStore) CreateAPIKey(ctx context.Context, key APIKey) error {
+	defer s.done("CreateAPIKey", time.Now())
+	return s.store.CreateAPIKey(ctx, key)
+}
+
+func (s *timedStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
+	defer s.done("GetAPIKey", time.Now())
+	return s.store.GetAPIKey(ctx, id)
+}
+
+func (s *timedStore) ListAPIKeys(ctx context.Context, subject string, page Page) ([]APIKey, error) {
+	defer s.done("ListAPIKeys", time.Now())
+	return s.store.ListAPIKeys(ctx, subject, page)
+}
+
+func (s *timedStore) DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time) error {
+	defer s.done("DeleteAPIKey", time.Now())
+	return s.store.DeleteAPIKey(ctx, id, revokedAt)
+}
+
+func (s *timedStore) DeleteExpiredAPIKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredAPIKeys", time.Now())
+	return s.store.DeleteExpiredAPIKeys(ctx, cutoff)
+}

@@ -108,6 +108,10 @@ func (s *Store) deletePrincipal(ctx context.Context, query, id, tokensColumn, ow
 		if err := requireOneRow(tag, storage.ErrNotFound); err != nil {
 			return nil, err
 		}
+		// The principal's API keys go with it.
+		if _, err := tx.Exec(ctx, `DELETE FROM api_keys WHERE subject = $1`, revoke.Subject); err != nil {
+			return nil, err
+		}
 		if tokensColumn != "" {
 			if _, err := deleteRefreshTokens(ctx, tx, tokensColumn, owner); err != nil {
 				return nil, err

@@ -131,6 +131,10 @@ func (s *Store) deletePrincipal(ctx context.Context, query, id, tokensColumn, ow
 		if err := requireOneRow(result, storage.ErrNotFound); err != nil {
 			return nil, err
 		}
+		// The principal's API keys go with it.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE subject = ?`, revoke.Subject); err != nil {
+			return nil, err
+		}
 		if tokensColumn != "" {
 			if _, err := deleteRefreshTokens(ctx, tx, tokensColumn, owner); err != nil {
 				return nil, err

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
 		{"ListLogins", testListLogins},
+		{"APIKeys", testAPIKeys},
 		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},
 		{"LoginFailures", testLoginFailures},
 		{"GrantsRoundTrip", testGrantsRoundTrip},
@@ -774,5 +775,65 @@ func testListLogins(t *testing.T, s storage.Store) {
 	}
 	if logins, err := s.ListLogins(ctx, "carol", base, storage.Page{}); err != nil || len(logins) != 0 {
 		t.Fatalf("ListLogins of nobody = %+v, %v", logins, err)
+	}
+}
+
+// API keys: one name per owner, found by id, listed by owner, deleted with
+// their access tokens refused, with their owner, and when expired.
+func testAPIKeys(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	key := func(id, subject, name string) storage.APIKey {
+		return storage.APIKey{ID: id, Subject: subject, Name: name, Scopes: []string{"read", "write"}, Hash: randomHash(t),
+			CreatedAt: base, ExpiresAt: base.Add(90 * 24 * time.Hour)}
+	}
+	if err := s.CreateUser(ctx, storage.User{Name: "alice", PasswordHash: "h", Role: "USER", CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	first := key("k1", "alice", "ci")
+	for _, k := range []storage.APIKey{first, key("k2", "alice", "laptop"), key("k3", "bob", "ci")} {
+		if err := s.CreateAPIKey(ctx, k); err != nil {
+			t.Fatalf("CreateAPIKey(%s): %v", k.ID, err)
+		}
+	}
+	for _, dup := range []storage.APIKey{key("k4", "alice", "ci"), key("k1", "carol", "other")} {
+		if err := s.CreateAPIKey(ctx, dup); !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Fatalf("CreateAPIKey(%+v): got %v, want ErrAlreadyExists", dup, err)
+		}
+	}
+	got, err := s.GetAPIKey(ctx, "k1")
+	if err != nil || got.Subject != "alice" || got.Name != "ci" || !slices.Equal(got.Scopes, first.Scopes) || !bytes.Equal(got.Hash, first.Hash) ||
+		!sameInstant(got.CreatedAt, base) || !sameInstant(got.ExpiresAt, first.ExpiresAt) {
+		t.Fatalf("GetAPIKey = %+v, %v", got, err)
+	}
+	if _, err := s.GetAPIKey(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetAPIKey of nothing: %v", err)
+	}
+	if list, err := s.ListAPIKeys(ctx, "alice", storage.Page{}); err != nil || len(list) != 2 || list[0].ID != "k1" || list[1].ID != "k2" {
+		t.Fatalf("ListAPIKeys(alice) = %+v, %v", list, err)
+	}
+	if list, err := s.ListAPIKeys(ctx, "alice", storage.Page{After: "k1", Limit: 1}); err != nil || len(list) != 1 || list[0].ID != "k2" {
+		t.Fatalf("ListAPIKeys(alice) after k1 = %+v, %v", list, err)
+	}
+
+	if err := s.DeleteAPIKey(ctx, "k1", base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAPIKey(ctx, "k1", base); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("DeleteAPIKey twice: %v", err)
+	}
+	revocation, err := s.GetRevocation(ctx, storage.APIKeyFamily("k1"), "alice", "")
+	if err != nil || !revocation.FamilyRevoked {
+		t.Fatalf("a deleted key's tokens are not refused: %+v, %v", revocation, err)
+	}
+
+	// Deleting the owner deletes its keys; expired keys are cleaned up.
+	if err := s.DeleteUser(ctx, "alice", storage.SubjectRevocation{Subject: "alice", At: base}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAPIKey(ctx, "k2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a deleted owner's key survived: %v", err)
+	}
+	if n, err := s.DeleteExpiredAPIKeys(ctx, base.Add(91*24*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredAPIKeys = %d, %v; want bob's one key", n, err)
 	}
 }
