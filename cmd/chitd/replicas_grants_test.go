@@ -46,7 +46,7 @@ func TestChangesEndAccessOnEveryReplica(t *testing.T) {
 		return string(out)
 	}
 	chitd("", "migrate")
-	for _, name := range []string{"deleted", "demoted", "narrowed"} {
+	for _, name := range []string{"deleted", "demoted", "narrowed", "keyholder"} {
 		chitd("wonderland\n", "user", "create", name, "--password-stdin", "--role", "admin", "--scope", "read", "--scope", "write",
 			"--argon2-memory", "8192", "--argon2-iterations", "1")
 	}
@@ -153,6 +153,31 @@ func TestChangesEndAccessOnEveryReplica(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	})
+	t.Run("API key revoked on replica A", func(t *testing.T) {
+		asKeyholder := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+signIn(t, "keyholder"))
+		created, err := a.auth.CreateApiKey(asKeyholder, &authv1.CreateApiKeyRequest{Name: "ci", Scopes: []string{"read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange := func() (*authv1.TokenResponse, error) {
+			return b.auth.Token(ctx, &authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{
+				ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: created.GetKey()}}})
+		}
+		exchanged, err := exchange()
+		if err != nil {
+			t.Fatalf("the key on replica B: %v", err)
+		}
+		// An API key's token has no openid scope: userinfo is not for it.
+		delete(checks, "userinfo")
+		refusedWithinPropagation(t, exchanged.GetAccessToken(), func() {
+			if _, err := a.auth.RevokeApiKey(asKeyholder, &authv1.RevokeApiKeyRequest{Id: created.GetApiKey().GetId()}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if _, err := exchange(); err == nil {
+			t.Fatal("replica B still exchanges a revoked key")
+		}
 	})
 }
 

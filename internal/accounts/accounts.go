@@ -224,6 +224,21 @@ func (d *Directory) LookupUser(ctx context.Context, name string) (Principal, err
 	return userPrincipal(user, readAt), nil
 }
 
+// LookupSubject returns the person or service account whose tokens have
+// subject, as it is now; storage.ErrNotFound when there is none.
+func (d *Directory) LookupSubject(ctx context.Context, subject string) (Principal, error) {
+	clientID, isService := strings.CutPrefix(subject, ServiceSubjectPrefix)
+	if !isService {
+		return d.LookupUser(ctx, subject)
+	}
+	readAt := d.now()
+	account, err := d.store.GetServiceAccount(ctx, clientID)
+	if err != nil {
+		return Principal{}, err
+	}
+	return servicePrincipal(account, readAt), nil
+}
+
 // UserPrincipal is LookupUser for a user read by the caller at readAt
 // (with what it reads beside it, as a refresh reads a login's record).
 func (d *Directory) UserPrincipal(user storage.User, readAt time.Time) Principal {

@@ -17,6 +17,7 @@ var adminPathFields = map[string][]string{
 	"clients":          {"clientId", "client_id"},
 	"providers":        {"id"},
 	"subjects":         {"subject"},
+	"api-keys":         {"id"},
 }
 
 // adminListQuery is all a query string may hold on the Admin API: the
@@ -49,7 +50,7 @@ func checkAdminRequest(r *http.Request) error {
 	}
 	segments := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // v1 admin <collection> [<id> [<part>]]
 	// Lists are the collections (/v1/admin/users) and a subject's logins.
-	isList := len(segments) == 3 || (len(segments) == 5 && segments[2] == "subjects" && segments[4] == "logins")
+	isList := len(segments) == 3 || (len(segments) == 5 && segments[2] == "subjects" && (segments[4] == "logins" || segments[4] == "api-keys"))
 	for name := range r.URL.Query() {
 		if !(r.Method == http.MethodGet && isList && adminListQuery[name]) {
 			return errors.New("query parameter " + quoteField(name) + " is not accepted here")

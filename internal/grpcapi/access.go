@@ -28,6 +28,9 @@ const (
 	Orchestrators
 	// Admins need a token with the ADMIN role.
 	Admins
+	// Principals need a valid token of a person or a service account (any
+	// role but PROVIDER, whose tokens are never credentials at Chit).
+	Principals
 )
 
 func (a Audience) String() string {
@@ -40,6 +43,8 @@ func (a Audience) String() string {
 		return "orchestrator services"
 	case Admins:
 		return "admins"
+	case Principals:
+		return "people and services"
 	}
 	return "unknown"
 }
@@ -58,6 +63,10 @@ var AccessRules = map[string]Audience{
 	// Revoke by token value needs nothing else (RFC 7009); revoking all of a
 	// subject's sessions checks the bearer token in the handler.
 	authv1.AuthService_Revoke_FullMethodName: Public,
+	// Each caller manages its own API keys.
+	authv1.AuthService_CreateApiKey_FullMethodName: Principals,
+	authv1.AuthService_ListApiKeys_FullMethodName:  Principals,
+	authv1.AuthService_RevokeApiKey_FullMethodName: Principals,
 
 	// The UCloud contract: "Auth: Services" for all but refresh, which a
 	// provider calls with nothing but its refresh token.
@@ -96,6 +105,8 @@ var AccessRules = map[string]Audience{
 	adminv1.AdminService_ListLogins_FullMethodName:                 Admins,
 	adminv1.AdminService_RevokeLogin_FullMethodName:                Admins,
 	adminv1.AdminService_RevokeLogins_FullMethodName:               Admins,
+	adminv1.AdminService_ListApiKeys_FullMethodName:                Admins,
+	adminv1.AdminService_RevokeApiKey_FullMethodName:               Admins,
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: Public,
@@ -152,6 +163,8 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 		allowed = claims.Role == accounts.RoleService && g.orchestrators[ServiceClientID(claims)]
 	case Admins:
 		allowed = claims.Role == accounts.RoleAdmin
+	case Principals:
+		allowed = claims.Role == accounts.RoleUser || claims.Role == accounts.RoleAdmin || claims.Role == accounts.RoleService
 	}
 	ctx = context.WithValue(ctx, callerKey{}, claims)
 	if !allowed {

@@ -536,3 +536,19 @@ func (s *AdminServer) RevokeLogins(ctx context.Context, req *adminv1.RevokeLogin
 	}
 	return &adminv1.RevokeLoginsResponse{}, nil
 }
+
+func (s *AdminServer) ListApiKeys(ctx context.Context, req *adminv1.ListApiKeysRequest) (*adminv1.ListApiKeysResponse, error) {
+	keys, next, err := listAPIKeys(ctx, s.tokens, s.pages, req.GetSubject(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ListApiKeysResponse{ApiKeys: keys, NextPageToken: next}, nil
+}
+
+func (s *AdminServer) RevokeApiKey(ctx context.Context, req *adminv1.RevokeApiKeyRequest) (*adminv1.RevokeApiKeyResponse, error) {
+	caller, _ := CallerFrom(ctx)
+	if err := s.tokens.RevokeAPIKey(ctx, caller, req.GetId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.RevokeApiKeyResponse{}, nil
+}

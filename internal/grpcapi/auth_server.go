@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/paging"
+	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
@@ -36,6 +39,7 @@ type AuthServer struct {
 	authv1.UnimplementedAuthServiceServer
 	tokens    *tokens.Service
 	authorize *authorize.Service
+	pages     *paging.Tokens
 }
 
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
@@ -43,7 +47,7 @@ var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 // NewAuthServer returns the AuthService handlers over deps.Tokens and
 // deps.Authorize.
 func NewAuthServer(deps Dependencies) *AuthServer {
-	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize}
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
@@ -54,8 +58,10 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 		grant, err = s.tokens.IssueForPassword(ctx, apiClient, clientaddr.From(ctx), credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
 	case *authv1.TokenRequest_ClientCredential:
 		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope(), req.GetAudience())
+	case *authv1.TokenRequest_ApiKeyCredential:
+		grant, err = s.tokens.IssueForAPIKey(ctx, credential.ApiKeyCredential.GetApiKey(), req.GetScope(), req.GetAudience())
 	default:
-		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential or client_credential")
+		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential")
 	}
 	if err != nil {
 		return nil, err
@@ -178,4 +184,67 @@ func (s *AuthServer) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*au
 		return nil, err
 	}
 	return &authv1.RevokeResponse{}, nil
+}
+
+func (s *AuthServer) CreateApiKey(ctx context.Context, req *authv1.CreateApiKeyRequest) (*authv1.CreateApiKeyResponse, error) {
+	caller, _ := CallerFrom(ctx)
+	var lifetime time.Duration
+	if req.GetTtl() != nil {
+		if err := req.GetTtl().CheckValid(); err != nil {
+			return nil, chiterr.New(chiterr.InvalidArgument, "ttl: %v", err)
+		}
+		if lifetime = req.GetTtl().AsDuration(); lifetime <= 0 {
+			return nil, chiterr.New(chiterr.InvalidArgument, "ttl must be positive")
+		}
+	}
+	key, record, err := s.tokens.CreateAPIKey(ctx, caller, tokens.NewAPIKey{Name: req.GetName(), Scopes: req.GetScopes(), Lifetime: lifetime})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.CreateApiKeyResponse{ApiKey: APIKeyMessage(record), Key: key}, nil
+}
+
+func (s *AuthServer) ListApiKeys(ctx context.Context, req *authv1.ListApiKeysRequest) (*authv1.ListApiKeysResponse, error) {
+	caller, _ := CallerFrom(ctx)
+	keys, next, err := listAPIKeys(ctx, s.tokens, s.pages, caller.Subject, req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.ListApiKeysResponse{ApiKeys: keys, NextPageToken: next}, nil
+}
+
+func (s *AuthServer) RevokeApiKey(ctx context.Context, req *authv1.RevokeApiKeyRequest) (*authv1.RevokeApiKeyResponse, error) {
+	caller, _ := CallerFrom(ctx)
+	// A person revokes their own keys here, whatever their role; an admin
+	// revokes anyone's through the Admin API.
+	caller.Role = accounts.RoleUser
+	if err := s.tokens.RevokeAPIKey(ctx, caller, req.GetId()); err != nil {
+		return nil, err
+	}
+	return &authv1.RevokeApiKeyResponse{}, nil
+}
+
+// listAPIKeys is one page of subject's API keys, for its owner or an admin.
+func listAPIKeys(ctx context.Context, tokenService *tokens.Service, pages *paging.Tokens, subject string, size int32, token string) ([]*authv1.ApiKey, string, error) {
+	list := "api-keys:" + subject
+	page, err := pages.Page(ctx, list, paging.Request{Size: size, Token: token})
+	if err != nil {
+		return nil, "", err
+	}
+	records, err := tokenService.ListAPIKeys(ctx, subject, page)
+	if err != nil {
+		return nil, "", err
+	}
+	records, next := paging.Next(pages, list, page, records, func(key storage.APIKey) string { return key.ID })
+	messages := make([]*authv1.ApiKey, len(records))
+	for i, record := range records {
+		messages[i] = APIKeyMessage(record)
+	}
+	return messages, next, nil
+}
+
+// APIKeyMessage describes an API key without its secret.
+func APIKeyMessage(record storage.APIKey) *authv1.ApiKey {
+	return &authv1.ApiKey{Id: record.ID, Name: record.Name, Scopes: record.Scopes, Subject: record.Subject,
+		CreateTime: timestamppb.New(record.CreatedAt), ExpireTime: timestamppb.New(record.ExpiresAt)}
 }

@@ -28,8 +28,13 @@ const (
 	UserinfoPath   = "/userinfo"
 )
 
+// APIKeyGrantType exchanges an API key (the api_key parameter) for an
+// access token: an extension grant (RFC 6749 §4.5), named by a URI of
+// Chit's own. No client authenticates: the key is the credential.
+const APIKeyGrantType = "urn:chit:params:oauth:grant-type:api-key"
+
 // GrantTypes are the grant types /oauth2/token accepts.
-var GrantTypes = []string{"password", "refresh_token", "client_credentials", "authorization_code"}
+var GrantTypes = []string{"password", "refresh_token", "client_credentials", "authorization_code", APIKeyGrantType}
 
 const maxFormBytes = 64 << 10
 
@@ -209,6 +214,12 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		if kind := chiterr.KindOf(err); chiterr.ReasonOf(err) == "" && (kind == chiterr.Unauthenticated || kind == chiterr.InvalidArgument) {
 			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
 		}
+	case APIKeyGrantType:
+		if clientID != "" || clientSecret != "" {
+			err = &oauthError{http.StatusBadRequest, "invalid_request", "an API key is the whole credential: send no client authentication with it", 0}
+			break
+		}
+		grant, err = h.tokens.IssueForAPIKey(ctx, form.Get("api_key"), form.Get("scope"), audience)
 	case "":
 		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
 	default:

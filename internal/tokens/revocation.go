@@ -73,6 +73,18 @@ func (s *Service) ForgetRefusals(principal string) {
 	s.revocations.forgetPrincipal(principal)
 }
 
+// forgetFamily drops what this server remembers of familyID, whatever its
+// subject and client.
+func (c *revocationCache) forgetFamily(familyID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key := range c.entries {
+		if key.familyID == familyID {
+			delete(c.entries, key)
+		}
+	}
+}
+
 func (c *revocationCache) forgetPrincipal(principal string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -151,6 +163,15 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	if !mayRevoke(client, owner) {
 		return chiterr.New(chiterr.PermissionDenied, "the token was issued to another client").WithReason(chiterr.ReasonUnauthorizedClient)
+	}
+	if keyID, ok := apiKeyOfFamily(familyID); ok {
+		// An API key's token stands for the key: revoking it revokes the
+		// key, which would otherwise keep minting refused tokens.
+		err := s.deleteAPIKey(ctx, storage.APIKey{ID: keyID, Subject: subject}, "revoked with one of its tokens")
+		if chiterr.KindOf(err) == chiterr.NotFound {
+			return nil
+		}
+		return err
 	}
 	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }

@@ -18,5 +18,9 @@ type Store interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error)
 	RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error)
 	ListLogins(ctx context.Context, subject string, now time.Time, page storage.Page) ([]storage.RefreshToken, error)
+	CreateAPIKey(ctx context.Context, key storage.APIKey) error
+	GetAPIKey(ctx context.Context, id string) (storage.APIKey, error)
+	ListAPIKeys(ctx context.Context, subject string, page storage.Page) ([]storage.APIKey, error)
+	DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time) error
 	GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error)
 }

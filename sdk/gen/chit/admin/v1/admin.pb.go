@@ -7,6 +7,7 @@
 package adminv1
 
 import (
+	v1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -3218,11 +3219,206 @@ func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
 	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
+type ListApiKeysRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// At most this many keys (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysRequest) Reset() {
+	*x = ListApiKeysRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysRequest) ProtoMessage() {}
+
+func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListApiKeysRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ListApiKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListApiKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListApiKeysResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys []*v1.ApiKey           `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	// Pass it as page_token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysResponse) Reset() {
+	*x = ListApiKeysResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysResponse) ProtoMessage() {}
+
+func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *ListApiKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeApiKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyRequest) Reset() {
+	*x = RevokeApiKeyRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyRequest) ProtoMessage() {}
+
+func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RevokeApiKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyResponse) Reset() {
+	*x = RevokeApiKeyResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyResponse) ProtoMessage() {}
+
+func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+}
+
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x19chit/admin/v1/admin.proto\x12\rchit.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n" +
+	"\x19chit/admin/v1/admin.proto\x12\rchit.admin.v1\x1a\x17chit/auth/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12%\n" +
@@ -3424,7 +3620,18 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x13RevokeLoginResponse\"/\n" +
 	"\x13RevokeLoginsRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\"\x16\n" +
-	"\x14RevokeLoginsResponse2\xb8\x13\n" +
+	"\x14RevokeLoginsResponse\"j\n" +
+	"\x12ListApiKeysRequest\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
+	"\x13ListApiKeysResponse\x12/\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x14.chit.auth.v1.ApiKeyR\aapiKeys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
+	"\x13RevokeApiKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14RevokeApiKeyResponse2\xe7\x14\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -3454,7 +3661,9 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListLogins\x12 .chit.admin.v1.ListLoginsRequest\x1a!.chit.admin.v1.ListLoginsResponse\x12T\n" +
 	"\vRevokeLogin\x12!.chit.admin.v1.RevokeLoginRequest\x1a\".chit.admin.v1.RevokeLoginResponse\x12W\n" +
-	"\fRevokeLogins\x12\".chit.admin.v1.RevokeLoginsRequest\x1a#.chit.admin.v1.RevokeLoginsResponseB9Z7github.com/chit-auth/chit/sdk/gen/chit/admin/v1;adminv1b\x06proto3"
+	"\fRevokeLogins\x12\".chit.admin.v1.RevokeLoginsRequest\x1a#.chit.admin.v1.RevokeLoginsResponse\x12T\n" +
+	"\vListApiKeys\x12!.chit.admin.v1.ListApiKeysRequest\x1a\".chit.admin.v1.ListApiKeysResponse\x12W\n" +
+	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponseB9Z7github.com/chit-auth/chit/sdk/gen/chit/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_chit_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -3468,7 +3677,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -3528,101 +3737,111 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*RevokeLoginResponse)(nil),                // 55: chit.admin.v1.RevokeLoginResponse
 	(*RevokeLoginsRequest)(nil),                // 56: chit.admin.v1.RevokeLoginsRequest
 	(*RevokeLoginsResponse)(nil),               // 57: chit.admin.v1.RevokeLoginsResponse
-	(*timestamppb.Timestamp)(nil),              // 58: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),                // 59: google.protobuf.Duration
+	(*ListApiKeysRequest)(nil),                 // 58: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 59: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 60: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 61: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 62: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                // 63: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 64: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	58, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	62, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	58, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	58, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	62, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	13, // 8: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 9: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 10: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	13, // 11: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	59, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	63, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	13, // 13: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	58, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	62, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	26, // 15: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 16: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 17: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
 	26, // 18: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
 	26, // 19: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	58, // 20: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	58, // 21: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	58, // 22: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	62, // 20: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	62, // 21: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 22: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
 	39, // 23: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
 	39, // 24: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	58, // 25: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	58, // 26: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	58, // 27: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	62, // 25: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	62, // 26: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	62, // 27: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
 	46, // 28: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
 	46, // 29: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	58, // 30: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	58, // 31: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	58, // 32: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	62, // 30: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	62, // 31: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	62, // 32: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
 	51, // 33: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	1,  // 34: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 35: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 36: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 37: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 38: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 39: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	14, // 40: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	16, // 41: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	18, // 42: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	20, // 43: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	22, // 44: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	24, // 45: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	27, // 46: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	29, // 47: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	31, // 48: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	33, // 49: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	35, // 50: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	37, // 51: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	40, // 52: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	42, // 53: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	44, // 54: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	47, // 55: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	49, // 56: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	52, // 57: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	54, // 58: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	56, // 59: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	2,  // 60: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 61: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 62: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 63: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 64: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 65: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	15, // 66: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	17, // 67: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	19, // 68: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	21, // 69: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	23, // 70: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	25, // 71: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	28, // 72: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	30, // 73: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	32, // 74: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	34, // 75: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	36, // 76: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	38, // 77: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	41, // 78: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	43, // 79: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	45, // 80: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	48, // 81: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	50, // 82: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	53, // 83: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	55, // 84: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	57, // 85: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	60, // [60:86] is the sub-list for method output_type
-	34, // [34:60] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	64, // 34: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 35: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 36: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 37: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 38: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 39: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 40: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	14, // 41: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	16, // 42: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	18, // 43: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	20, // 44: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	22, // 45: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	24, // 46: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	27, // 47: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	29, // 48: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	31, // 49: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	33, // 50: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	35, // 51: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	37, // 52: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	40, // 53: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	42, // 54: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	44, // 55: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	47, // 56: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	49, // 57: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	52, // 58: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	54, // 59: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	56, // 60: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	58, // 61: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	60, // 62: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 63: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 64: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 65: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 66: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 67: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 68: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	15, // 69: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	17, // 70: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	19, // 71: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	21, // 72: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	23, // 73: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	25, // 74: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	28, // 75: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	30, // 76: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	32, // 77: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	34, // 78: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	36, // 79: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	38, // 80: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	41, // 81: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	43, // 82: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	45, // 83: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	48, // 84: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	50, // 85: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	53, // 86: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	55, // 87: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	57, // 88: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	59, // 89: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	61, // 90: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	63, // [63:91] is the sub-list for method output_type
+	35, // [35:63] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -3636,7 +3855,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

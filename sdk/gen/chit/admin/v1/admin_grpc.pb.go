@@ -45,6 +45,8 @@ const (
 	AdminService_ListLogins_FullMethodName                 = "/chit.admin.v1.AdminService/ListLogins"
 	AdminService_RevokeLogin_FullMethodName                = "/chit.admin.v1.AdminService/RevokeLogin"
 	AdminService_RevokeLogins_FullMethodName               = "/chit.admin.v1.AdminService/RevokeLogins"
+	AdminService_ListApiKeys_FullMethodName                = "/chit.admin.v1.AdminService/ListApiKeys"
+	AdminService_RevokeApiKey_FullMethodName               = "/chit.admin.v1.AdminService/RevokeApiKey"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -140,6 +142,11 @@ type AdminServiceClient interface {
 	// RevokeLogins ends every login of a subject and refuses its access
 	// tokens issued before, as AuthService.Revoke without a token does.
 	RevokeLogins(ctx context.Context, in *RevokeLoginsRequest, opts ...grpc.CallOption) (*RevokeLoginsResponse, error)
+	// ListApiKeys lists a subject's API keys, by id, without their secrets.
+	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
+	// RevokeApiKey ends any API key: it stops working and its access tokens
+	// are refused.
+	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
 }
 
 type adminServiceClient struct {
@@ -410,6 +417,26 @@ func (c *adminServiceClient) RevokeLogins(ctx context.Context, in *RevokeLoginsR
 	return out, nil
 }
 
+func (c *adminServiceClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListApiKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListApiKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeApiKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -503,6 +530,11 @@ type AdminServiceServer interface {
 	// RevokeLogins ends every login of a subject and refuses its access
 	// tokens issued before, as AuthService.Revoke without a token does.
 	RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error)
+	// ListApiKeys lists a subject's API keys, by id, without their secrets.
+	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
+	// RevokeApiKey ends any API key: it stops working and its access tokens
+	// are refused.
+	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -590,6 +622,12 @@ func (UnimplementedAdminServiceServer) RevokeLogin(context.Context, *RevokeLogin
 }
 func (UnimplementedAdminServiceServer) RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeLogins not implemented")
+}
+func (UnimplementedAdminServiceServer) ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListApiKeys not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1080,6 +1118,42 @@ func _AdminService_RevokeLogins_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListApiKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListApiKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListApiKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListApiKeys(ctx, req.(*ListApiKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeApiKey(ctx, req.(*RevokeApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1190,6 +1264,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeLogins",
 			Handler:    _AdminService_RevokeLogins_Handler,
+		},
+		{
+			MethodName: "ListApiKeys",
+			Handler:    _AdminService_ListApiKeys_Handler,
+		},
+		{
+			MethodName: "RevokeApiKey",
+			Handler:    _AdminService_RevokeApiKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,6 +9,7 @@ package authv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -31,6 +32,7 @@ type TokenRequest struct {
 	//
 	//	*TokenRequest_PasswordCredential
 	//	*TokenRequest_ClientCredential
+	//	*TokenRequest_ApiKeyCredential
 	Credential isTokenRequest_Credential `protobuf_oneof:"credential"`
 	// Space-separated scopes requested for the access token (RFC 6749 §3.3).
 	// Optional: without it, the principal's default scopes. Each requested
@@ -101,6 +103,15 @@ func (x *TokenRequest) GetClientCredential() *ClientCredential {
 	return nil
 }
 
+func (x *TokenRequest) GetApiKeyCredential() *ApiKeyCredential {
+	if x != nil {
+		if x, ok := x.Credential.(*TokenRequest_ApiKeyCredential); ok {
+			return x.ApiKeyCredential
+		}
+	}
+	return nil
+}
+
 func (x *TokenRequest) GetScope() string {
 	if x != nil {
 		return x.Scope
@@ -129,9 +140,64 @@ type TokenRequest_ClientCredential struct {
 	ClientCredential *ClientCredential `protobuf:"bytes,2,opt,name=client_credential,json=clientCredential,proto3,oneof"`
 }
 
+type TokenRequest_ApiKeyCredential struct {
+	// An API key (CreateApiKey), for an access token with its scopes and
+	// no refresh token. Seed 003 planned this credential as field 2, which
+	// the client credential took first; 3 and 4 are scope and audience, so
+	// it takes the next free number.
+	ApiKeyCredential *ApiKeyCredential `protobuf:"bytes,5,opt,name=api_key_credential,json=apiKeyCredential,proto3,oneof"`
+}
+
 func (*TokenRequest_PasswordCredential) isTokenRequest_Credential() {}
 
 func (*TokenRequest_ClientCredential) isTokenRequest_Credential() {}
+
+func (*TokenRequest_ApiKeyCredential) isTokenRequest_Credential() {}
+
+// ApiKeyCredential carries an API key (chit_ak_...).
+type ApiKeyCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        string                 `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKeyCredential) Reset() {
+	*x = ApiKeyCredential{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKeyCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKeyCredential) ProtoMessage() {}
+
+func (x *ApiKeyCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKeyCredential.ProtoReflect.Descriptor instead.
+func (*ApiKeyCredential) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ApiKeyCredential) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
 
 // PasswordCredential contains username and password credentials.
 type PasswordCredential struct {
@@ -144,7 +210,7 @@ type PasswordCredential struct {
 
 func (x *PasswordCredential) Reset() {
 	*x = PasswordCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +222,7 @@ func (x *PasswordCredential) String() string {
 func (*PasswordCredential) ProtoMessage() {}
 
 func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +235,7 @@ func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordCredential.ProtoReflect.Descriptor instead.
 func (*PasswordCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PasswordCredential) GetUsername() string {
@@ -198,7 +264,7 @@ type ClientCredential struct {
 
 func (x *ClientCredential) Reset() {
 	*x = ClientCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +276,7 @@ func (x *ClientCredential) String() string {
 func (*ClientCredential) ProtoMessage() {}
 
 func (x *ClientCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +289,7 @@ func (x *ClientCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientCredential.ProtoReflect.Descriptor instead.
 func (*ClientCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClientCredential) GetClientId() string {
@@ -254,7 +320,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +332,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +345,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -316,7 +382,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +394,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +407,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -405,7 +471,7 @@ type AccessToken struct {
 
 func (x *AccessToken) Reset() {
 	*x = AccessToken{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +483,7 @@ func (x *AccessToken) String() string {
 func (*AccessToken) ProtoMessage() {}
 
 func (x *AccessToken) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +496,7 @@ func (x *AccessToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessToken.ProtoReflect.Descriptor instead.
 func (*AccessToken) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AccessToken) GetAccessToken() string {
@@ -490,7 +556,7 @@ type LoginCliRequest struct {
 
 func (x *LoginCliRequest) Reset() {
 	*x = LoginCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +568,7 @@ func (x *LoginCliRequest) String() string {
 func (*LoginCliRequest) ProtoMessage() {}
 
 func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +581,7 @@ func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliRequest.ProtoReflect.Descriptor instead.
 func (*LoginCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoginCliRequest) GetCode() string {
@@ -549,7 +615,7 @@ type LoginCliResponse struct {
 
 func (x *LoginCliResponse) Reset() {
 	*x = LoginCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +627,7 @@ func (x *LoginCliResponse) String() string {
 func (*LoginCliResponse) ProtoMessage() {}
 
 func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +640,7 @@ func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliResponse.ProtoReflect.Descriptor instead.
 func (*LoginCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoginCliResponse) GetAccessToken() *AccessToken {
@@ -594,7 +660,7 @@ type RefreshCliRequest struct {
 
 func (x *RefreshCliRequest) Reset() {
 	*x = RefreshCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +672,7 @@ func (x *RefreshCliRequest) String() string {
 func (*RefreshCliRequest) ProtoMessage() {}
 
 func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +685,7 @@ func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliRequest.ProtoReflect.Descriptor instead.
 func (*RefreshCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RefreshCliRequest) GetRefreshToken() string {
@@ -639,7 +705,7 @@ type RefreshCliResponse struct {
 
 func (x *RefreshCliResponse) Reset() {
 	*x = RefreshCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +717,7 @@ func (x *RefreshCliResponse) String() string {
 func (*RefreshCliResponse) ProtoMessage() {}
 
 func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +730,7 @@ func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliResponse.ProtoReflect.Descriptor instead.
 func (*RefreshCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RefreshCliResponse) GetAccessToken() *AccessToken {
@@ -683,7 +749,7 @@ type CheckTokenRequest struct {
 
 func (x *CheckTokenRequest) Reset() {
 	*x = CheckTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +761,7 @@ func (x *CheckTokenRequest) String() string {
 func (*CheckTokenRequest) ProtoMessage() {}
 
 func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +774,7 @@ func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenRequest.ProtoReflect.Descriptor instead.
 func (*CheckTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 // CheckTokenResponse describes a valid access token.
@@ -736,7 +802,7 @@ type CheckTokenResponse struct {
 
 func (x *CheckTokenResponse) Reset() {
 	*x = CheckTokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +814,7 @@ func (x *CheckTokenResponse) String() string {
 func (*CheckTokenResponse) ProtoMessage() {}
 
 func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +827,7 @@ func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenResponse.ProtoReflect.Descriptor instead.
 func (*CheckTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckTokenResponse) GetSubject() string {
@@ -847,7 +913,7 @@ type GetAuthorizeUrlRequest struct {
 
 func (x *GetAuthorizeUrlRequest) Reset() {
 	*x = GetAuthorizeUrlRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +925,7 @@ func (x *GetAuthorizeUrlRequest) String() string {
 func (*GetAuthorizeUrlRequest) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +938,7 @@ func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAuthorizeUrlRequest) GetState() string {
@@ -934,7 +1000,7 @@ type GetAuthorizeUrlResponse struct {
 
 func (x *GetAuthorizeUrlResponse) Reset() {
 	*x = GetAuthorizeUrlResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1012,7 @@ func (x *GetAuthorizeUrlResponse) String() string {
 func (*GetAuthorizeUrlResponse) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1025,7 @@ func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetAuthorizeUrlResponse) GetUrl() string {
@@ -977,7 +1043,7 @@ type GetAuthStatusRequest struct {
 
 func (x *GetAuthStatusRequest) Reset() {
 	*x = GetAuthStatusRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1055,7 @@ func (x *GetAuthStatusRequest) String() string {
 func (*GetAuthStatusRequest) ProtoMessage() {}
 
 func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1068,7 @@ func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 type GetAuthStatusResponse struct {
@@ -1026,7 +1092,7 @@ type GetAuthStatusResponse struct {
 
 func (x *GetAuthStatusResponse) Reset() {
 	*x = GetAuthStatusResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1104,7 @@ func (x *GetAuthStatusResponse) String() string {
 func (*GetAuthStatusResponse) ProtoMessage() {}
 
 func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1117,7 @@ func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetAuthStatusResponse) GetIsEnabled() bool {
@@ -1109,7 +1175,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1187,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1200,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeRequest) GetToken() string {
@@ -1159,7 +1225,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1237,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,21 +1250,416 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+// ApiKey describes an API key, never its secret.
+type ApiKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's public id (also in its access tokens' api_key_id claim).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its owner's name for it: 1 to 64 letters, digits, '.', '_', '@' or
+	// '-', unique among the owner's keys.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The scopes its access tokens may carry.
+	Scopes     []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The owner's subject.
+	Subject       string `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKey) Reset() {
+	*x = ApiKey{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKey) ProtoMessage() {}
+
+func (x *ApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
+func (*ApiKey) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ApiKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApiKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiKey) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ApiKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type CreateApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Within the caller's allowed scopes; none means the caller's defaults.
+	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// How long the key lasts: default 90 days, at most 365 days.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyRequest) Reset() {
+	*x = CreateApiKeyRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyRequest) ProtoMessage() {}
+
+func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateApiKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateApiKeyRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateApiKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateApiKeyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey *ApiKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The key, shown this once.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyResponse) Reset() {
+	*x = CreateApiKeyResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyResponse) ProtoMessage() {}
+
+func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *CreateApiKeyResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type ListApiKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many keys (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysRequest) Reset() {
+	*x = ListApiKeysRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysRequest) ProtoMessage() {}
+
+func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListApiKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListApiKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListApiKeysResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys []*ApiKey              `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	// Pass it as page_token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysResponse) Reset() {
+	*x = ListApiKeysResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysResponse) ProtoMessage() {}
+
+func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *ListApiKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeApiKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyRequest) Reset() {
+	*x = RevokeApiKeyRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyRequest) ProtoMessage() {}
+
+func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RevokeApiKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyResponse) Reset() {
+	*x = RevokeApiKeyResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyResponse) ProtoMessage() {}
+
+func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n" +
+	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n" +
 	"\fTokenRequest\x12S\n" +
 	"\x13password_credential\x18\x01 \x01(\v2 .chit.auth.v1.PasswordCredentialH\x00R\x12passwordCredential\x12M\n" +
-	"\x11client_credential\x18\x02 \x01(\v2\x1e.chit.auth.v1.ClientCredentialH\x00R\x10clientCredential\x12\x14\n" +
+	"\x11client_credential\x18\x02 \x01(\v2\x1e.chit.auth.v1.ClientCredentialH\x00R\x10clientCredential\x12N\n" +
+	"\x12api_key_credential\x18\x05 \x01(\v2\x1e.chit.auth.v1.ApiKeyCredentialH\x00R\x10apiKeyCredential\x12\x14\n" +
 	"\x05scope\x18\x03 \x01(\tR\x05scope\x12\x1a\n" +
 	"\baudience\x18\x04 \x01(\tR\baudienceB\f\n" +
 	"\n" +
-	"credential\"L\n" +
+	"credential\"+\n" +
+	"\x10ApiKeyCredential\x12\x17\n" +
+	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"L\n" +
 	"\x12PasswordCredential\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
@@ -1271,7 +1732,33 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rRevokeRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\"\x10\n" +
-	"\x0eRevokeResponse2\x8b\x05\n" +
+	"\x0eRevokeResponse\"\xd8\x01\n" +
+	"\x06ApiKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x18\n" +
+	"\asubject\x18\x06 \x01(\tR\asubject\"n\n" +
+	"\x13CreateApiKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"W\n" +
+	"\x14CreateApiKeyResponse\x12-\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x14.chit.auth.v1.ApiKeyR\x06apiKey\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"P\n" +
+	"\x12ListApiKeysRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
+	"\x13ListApiKeysResponse\x12/\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x14.chit.auth.v1.ApiKeyR\aapiKeys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
+	"\x13RevokeApiKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14RevokeApiKeyResponse2\x8d\a\n" +
 	"\vAuthService\x12@\n" +
 	"\x05Token\x12\x1a.chit.auth.v1.TokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12N\n" +
 	"\fRefreshToken\x12!.chit.auth.v1.RefreshTokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12I\n" +
@@ -1282,7 +1769,10 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"CheckToken\x12\x1f.chit.auth.v1.CheckTokenRequest\x1a .chit.auth.v1.CheckTokenResponse\x12^\n" +
 	"\x0fGetAuthorizeUrl\x12$.chit.auth.v1.GetAuthorizeUrlRequest\x1a%.chit.auth.v1.GetAuthorizeUrlResponse\x12X\n" +
 	"\rGetAuthStatus\x12\".chit.auth.v1.GetAuthStatusRequest\x1a#.chit.auth.v1.GetAuthStatusResponse\x12C\n" +
-	"\x06Revoke\x12\x1b.chit.auth.v1.RevokeRequest\x1a\x1c.chit.auth.v1.RevokeResponseB7Z5github.com/chit-auth/chit/sdk/gen/chit/auth/v1;authv1b\x06proto3"
+	"\x06Revoke\x12\x1b.chit.auth.v1.RevokeRequest\x1a\x1c.chit.auth.v1.RevokeResponse\x12U\n" +
+	"\fCreateApiKey\x12!.chit.auth.v1.CreateApiKeyRequest\x1a\".chit.auth.v1.CreateApiKeyResponse\x12R\n" +
+	"\vListApiKeys\x12 .chit.auth.v1.ListApiKeysRequest\x1a!.chit.auth.v1.ListApiKeysResponse\x12U\n" +
+	"\fRevokeApiKey\x12!.chit.auth.v1.RevokeApiKeyRequest\x1a\".chit.auth.v1.RevokeApiKeyResponseB7Z5github.com/chit-auth/chit/sdk/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
 	file_chit_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1296,56 +1786,77 @@ func file_chit_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_chit_auth_v1_auth_proto_rawDescData
 }
 
-var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_chit_auth_v1_auth_proto_goTypes = []any{
 	(*TokenRequest)(nil),            // 0: chit.auth.v1.TokenRequest
-	(*PasswordCredential)(nil),      // 1: chit.auth.v1.PasswordCredential
-	(*ClientCredential)(nil),        // 2: chit.auth.v1.ClientCredential
-	(*RefreshTokenRequest)(nil),     // 3: chit.auth.v1.RefreshTokenRequest
-	(*TokenResponse)(nil),           // 4: chit.auth.v1.TokenResponse
-	(*AccessToken)(nil),             // 5: chit.auth.v1.AccessToken
-	(*LoginCliRequest)(nil),         // 6: chit.auth.v1.LoginCliRequest
-	(*LoginCliResponse)(nil),        // 7: chit.auth.v1.LoginCliResponse
-	(*RefreshCliRequest)(nil),       // 8: chit.auth.v1.RefreshCliRequest
-	(*RefreshCliResponse)(nil),      // 9: chit.auth.v1.RefreshCliResponse
-	(*CheckTokenRequest)(nil),       // 10: chit.auth.v1.CheckTokenRequest
-	(*CheckTokenResponse)(nil),      // 11: chit.auth.v1.CheckTokenResponse
-	(*GetAuthorizeUrlRequest)(nil),  // 12: chit.auth.v1.GetAuthorizeUrlRequest
-	(*GetAuthorizeUrlResponse)(nil), // 13: chit.auth.v1.GetAuthorizeUrlResponse
-	(*GetAuthStatusRequest)(nil),    // 14: chit.auth.v1.GetAuthStatusRequest
-	(*GetAuthStatusResponse)(nil),   // 15: chit.auth.v1.GetAuthStatusResponse
-	(*RevokeRequest)(nil),           // 16: chit.auth.v1.RevokeRequest
-	(*RevokeResponse)(nil),          // 17: chit.auth.v1.RevokeResponse
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(*ApiKeyCredential)(nil),        // 1: chit.auth.v1.ApiKeyCredential
+	(*PasswordCredential)(nil),      // 2: chit.auth.v1.PasswordCredential
+	(*ClientCredential)(nil),        // 3: chit.auth.v1.ClientCredential
+	(*RefreshTokenRequest)(nil),     // 4: chit.auth.v1.RefreshTokenRequest
+	(*TokenResponse)(nil),           // 5: chit.auth.v1.TokenResponse
+	(*AccessToken)(nil),             // 6: chit.auth.v1.AccessToken
+	(*LoginCliRequest)(nil),         // 7: chit.auth.v1.LoginCliRequest
+	(*LoginCliResponse)(nil),        // 8: chit.auth.v1.LoginCliResponse
+	(*RefreshCliRequest)(nil),       // 9: chit.auth.v1.RefreshCliRequest
+	(*RefreshCliResponse)(nil),      // 10: chit.auth.v1.RefreshCliResponse
+	(*CheckTokenRequest)(nil),       // 11: chit.auth.v1.CheckTokenRequest
+	(*CheckTokenResponse)(nil),      // 12: chit.auth.v1.CheckTokenResponse
+	(*GetAuthorizeUrlRequest)(nil),  // 13: chit.auth.v1.GetAuthorizeUrlRequest
+	(*GetAuthorizeUrlResponse)(nil), // 14: chit.auth.v1.GetAuthorizeUrlResponse
+	(*GetAuthStatusRequest)(nil),    // 15: chit.auth.v1.GetAuthStatusRequest
+	(*GetAuthStatusResponse)(nil),   // 16: chit.auth.v1.GetAuthStatusResponse
+	(*RevokeRequest)(nil),           // 17: chit.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 18: chit.auth.v1.RevokeResponse
+	(*ApiKey)(nil),                  // 19: chit.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),     // 20: chit.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),    // 21: chit.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),      // 22: chit.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),     // 23: chit.auth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),     // 24: chit.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),    // 25: chit.auth.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
 }
 var file_chit_auth_v1_auth_proto_depIdxs = []int32{
-	1,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
-	2,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
-	5,  // 2: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	5,  // 3: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	18, // 4: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 5: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
-	3,  // 7: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
-	6,  // 8: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
-	8,  // 9: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
-	10, // 10: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
-	12, // 11: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
-	14, // 12: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
-	16, // 13: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
-	4,  // 14: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
-	4,  // 15: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
-	7,  // 16: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
-	9,  // 17: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
-	11, // 18: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
-	13, // 19: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
-	15, // 20: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
-	17, // 21: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
-	14, // [14:22] is the sub-list for method output_type
-	6,  // [6:14] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	2,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
+	3,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
+	1,  // 2: chit.auth.v1.TokenRequest.api_key_credential:type_name -> chit.auth.v1.ApiKeyCredential
+	6,  // 3: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	6,  // 4: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	26, // 5: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 6: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	26, // 7: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	26, // 8: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 9: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
+	19, // 10: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
+	19, // 11: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	0,  // 12: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
+	4,  // 13: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
+	7,  // 14: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
+	9,  // 15: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
+	11, // 16: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
+	13, // 17: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
+	15, // 18: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
+	17, // 19: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
+	20, // 20: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
+	22, // 21: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
+	24, // 22: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
+	5,  // 23: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
+	5,  // 24: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
+	8,  // 25: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
+	10, // 26: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
+	12, // 27: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
+	14, // 28: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
+	16, // 29: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
+	18, // 30: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
+	21, // 31: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
+	23, // 32: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
+	25, // 33: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_chit_auth_v1_auth_proto_init() }
@@ -1356,15 +1867,16 @@ func file_chit_auth_v1_auth_proto_init() {
 	file_chit_auth_v1_auth_proto_msgTypes[0].OneofWrappers = []any{
 		(*TokenRequest_PasswordCredential)(nil),
 		(*TokenRequest_ClientCredential)(nil),
+		(*TokenRequest_ApiKeyCredential)(nil),
 	}
-	file_chit_auth_v1_auth_proto_msgTypes[5].OneofWrappers = []any{}
+	file_chit_auth_v1_auth_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_auth_v1_auth_proto_rawDesc), len(file_chit_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
