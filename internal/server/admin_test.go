@@ -115,12 +115,14 @@ func serverRequests(target string) map[string]proto.Message {
 	}
 }
 
-// loginRequests is adminRequests for the logins of subject.
+// loginRequests is adminRequests for the logins and API keys of subject.
 func loginRequests(subject string) map[string]proto.Message {
 	return map[string]proto.Message{
 		adminv1.AdminService_ListLogins_FullMethodName:   &adminv1.ListLoginsRequest{Subject: subject},
 		adminv1.AdminService_RevokeLogin_FullMethodName:  &adminv1.RevokeLoginRequest{Subject: subject, LoginId: "no-such-login"},
 		adminv1.AdminService_RevokeLogins_FullMethodName: &adminv1.RevokeLoginsRequest{Subject: subject},
+		adminv1.AdminService_ListApiKeys_FullMethodName:  &adminv1.ListApiKeysRequest{Subject: subject},
+		adminv1.AdminService_RevokeApiKey_FullMethodName: &adminv1.RevokeApiKeyRequest{Id: "no-such-key"},
 	}
 }
 
@@ -233,7 +235,8 @@ func TestAdminAccessByCaller(t *testing.T) {
 			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, serverRequests("provider-1")[method], responseFor(method)), codes.OK)
 		}
 		for method, want := range map[string]codes.Code{adminv1.AdminService_ListLogins_FullMethodName: codes.OK,
-			adminv1.AdminService_RevokeLogin_FullMethodName: codes.NotFound, adminv1.AdminService_RevokeLogins_FullMethodName: codes.OK} {
+			adminv1.AdminService_RevokeLogin_FullMethodName: codes.NotFound, adminv1.AdminService_RevokeLogins_FullMethodName: codes.OK,
+			adminv1.AdminService_ListApiKeys_FullMethodName: codes.OK, adminv1.AdminService_RevokeApiKey_FullMethodName: codes.NotFound} {
 			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, loginRequests(servertest.UserName)[method], responseFor(method)), want)
 		}
 	})

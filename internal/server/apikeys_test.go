@@ -1,0 +1,255 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+func createAPIKey(t *testing.T, tr transport, bearer string, req *authv1.CreateApiKeyRequest) (*authv1.CreateApiKeyResponse, codes.Code) {
+	t.Helper()
+	resp := &authv1.CreateApiKeyResponse{}
+	return resp, tr.invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, bearer, req, resp)
+}
+
+func apiKeyRequest(key, scope string) *authv1.TokenRequest {
+	return &authv1.TokenRequest{Scope: scope, Credential: &authv1.TokenRequest_ApiKeyCredential{ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: key}}}
+}
+
+// A person makes an API key after a fresh sign-in, exchanges it for access
+// tokens with its scopes and id, lists and revokes it; the rules around it
+// hold on both transports and stores.
+func TestAPIKeyLifecycle(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		alice, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "sign in", code, codes.OK)
+		scope := servertest.UserGrants.AllowedScopes[0]
+		created, code := createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "ci", Scopes: []string{scope}})
+		wantCode(t, "CreateApiKey", code, codes.OK)
+		key, described := created.GetKey(), created.GetApiKey()
+		if !strings.HasPrefix(key, "chit_ak_") || described.GetName() != "ci" || described.GetSubject() != servertest.UserName ||
+			!slices.Equal(described.GetScopes(), []string{scope}) ||
+			!described.GetExpireTime().AsTime().Equal(described.GetCreateTime().AsTime().Add(90*24*time.Hour)) {
+			t.Fatalf("CreateApiKey answered %v", created)
+		}
+		_, code = createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "ci"})
+		wantCode(t, "a second key of the same name", code, codes.AlreadyExists)
+
+		exchanged, code := tr.token(t, apiKeyRequest(key, ""))
+		wantCode(t, "exchange the key", code, codes.OK)
+		if exchanged.GetRefreshToken() != "" || exchanged.GetScope() != scope {
+			t.Fatalf("the key's token response %v", exchanged)
+		}
+		if id := payloadClaim(t, exchanged.GetAccessToken(), "api_key_id"); id != described.GetId() {
+			t.Fatalf("api_key_id %q, want %q", id, described.GetId())
+		}
+		if checked, code := tr.check(t, exchanged.GetAccessToken()); code != codes.OK || checked.GetRole() != "USER" || checked.GetSubject() != servertest.UserName {
+			t.Fatalf("CheckToken of the key's token: %v, %v", checked, code)
+		}
+		_, code = tr.token(t, apiKeyRequest(key, "payments:admin"))
+		wantCode(t, "a scope beyond the key's", code, codes.InvalidArgument)
+		for _, bad := range []string{key[:len(key)-1] + "A", "chit_ak_short", "", strings.Repeat("x", 67)} {
+			if bad == key {
+				continue
+			}
+			_, code = tr.token(t, apiKeyRequest(bad, ""))
+			wantCode(t, "a wrong key", code, codes.Unauthenticated)
+		}
+
+		// Keys are made only after a recent sign-in, never from a key's
+		// token or a refreshed one.
+		_, code = createAPIKey(t, tr, exchanged.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "from-a-key"})
+		wantCode(t, "a key made with a key's token", code, codes.PermissionDenied)
+		refreshed, code := tr.refresh(t, alice.GetRefreshToken())
+		wantCode(t, "refresh", code, codes.OK)
+		_, code = createAPIKey(t, tr, refreshed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "from-a-refresh"})
+		wantCode(t, "a key made with a refreshed token", code, codes.PermissionDenied)
+		e.Clock.Advance(11 * time.Minute)
+		_, code = createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "too-late"})
+		wantCode(t, "a key made 11 minutes after signing in", code, codes.PermissionDenied)
+
+		// The lifetime is bounded; a key past it is refused.
+		alice, code = tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "sign in again", code, codes.OK)
+		_, code = createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "forever", Ttl: durationpb.New(366 * 24 * time.Hour)})
+		wantCode(t, "a key for 366 days", code, codes.InvalidArgument)
+		_, code = createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "bad name!"})
+		wantCode(t, "a malformed name", code, codes.InvalidArgument)
+		_, code = createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "wide", Scopes: []string{"payments:admin"}})
+		wantCode(t, "a key wider than its owner", code, codes.InvalidArgument)
+		short, code := createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "hour", Ttl: durationpb.New(time.Hour)})
+		wantCode(t, "a key for an hour", code, codes.OK)
+
+		listed := &authv1.ListApiKeysResponse{}
+		wantCode(t, "ListApiKeys", tr.invoke(t, authv1.AuthService_ListApiKeys_FullMethodName, alice.GetAccessToken(), &authv1.ListApiKeysRequest{}, listed), codes.OK)
+		if len(listed.GetApiKeys()) != 2 || strings.Contains(listed.String(), "chit_ak_") {
+			t.Fatalf("ListApiKeys = %v", listed)
+		}
+		e.Clock.Advance(time.Hour)
+		_, code = tr.token(t, apiKeyRequest(short.GetKey(), ""))
+		wantCode(t, "an expired key", code, codes.Unauthenticated)
+
+		// Revoked by its owner: it stops, and its token is refused at once.
+		exchanged, code = tr.token(t, apiKeyRequest(key, ""))
+		wantCode(t, "exchange again", code, codes.OK)
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		wantCode(t, "RevokeApiKey by another principal", tr.invoke(t, authv1.AuthService_RevokeApiKey_FullMethodName, service.GetAccessToken(),
+			&authv1.RevokeApiKeyRequest{Id: described.GetId()}, &authv1.RevokeApiKeyResponse{}), codes.NotFound)
+		alice, code = tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "sign in once more", code, codes.OK)
+		wantCode(t, "RevokeApiKey", tr.invoke(t, authv1.AuthService_RevokeApiKey_FullMethodName, alice.GetAccessToken(),
+			&authv1.RevokeApiKeyRequest{Id: described.GetId()}, &authv1.RevokeApiKeyResponse{}), codes.OK)
+		if _, code := tr.check(t, exchanged.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("a revoked key's token: %v", code)
+		}
+		_, code = tr.token(t, apiKeyRequest(key, ""))
+		wantCode(t, "a revoked key", code, codes.Unauthenticated)
+	})
+}
+
+// A key follows its owner: narrower scopes narrow it and end its tokens, a
+// deleted owner ends it; an admin's key acts as a USER; a service account
+// makes keys with a fresh client-credentials token.
+func TestAPIKeysFollowTheirOwner(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		scope := servertest.UserGrants.AllowedScopes[0]
+		alice, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+		wantCode(t, "sign in", code, codes.OK)
+		created, code := createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "ci", Scopes: []string{scope}})
+		wantCode(t, "CreateApiKey", code, codes.OK)
+		exchanged, code := tr.token(t, apiKeyRequest(created.GetKey(), ""))
+		wantCode(t, "exchange", code, codes.OK)
+
+		e.Clock.Advance(time.Second)
+		if err := e.Directory().SetUserGrants(t.Context(), servertest.UserName, storage.Grants{}); err != nil {
+			t.Fatal(err)
+		}
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, exchanged.GetAccessToken()); code != codes.Unauthenticated {
+			t.Fatalf("a key's token after its owner lost the scope: %v", code)
+		}
+		narrowed, code := tr.token(t, apiKeyRequest(created.GetKey(), ""))
+		wantCode(t, "exchange after the narrowing", code, codes.OK)
+		if narrowed.GetScope() != "" {
+			t.Fatalf("the key still gives %q after its owner lost it", narrowed.GetScope())
+		}
+		if err := e.Directory().DeleteUser(t.Context(), servertest.UserName); err != nil {
+			t.Fatal(err)
+		}
+		_, code = tr.token(t, apiKeyRequest(created.GetKey(), ""))
+		wantCode(t, "the key of a deleted owner", code, codes.Unauthenticated)
+
+		// An admin's key acts as a USER.
+		root, code := tr.token(t, passwordRequest(adminName, adminPassword))
+		wantCode(t, "root signs in", code, codes.OK)
+		rootKey, code := createAPIKey(t, tr, root.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "root-ci"})
+		wantCode(t, "an admin's key", code, codes.OK)
+		rootToken, code := tr.token(t, apiKeyRequest(rootKey.GetKey(), ""))
+		wantCode(t, "exchange the admin's key", code, codes.OK)
+		if checked, _ := tr.check(t, rootToken.GetAccessToken()); checked.GetRole() != "USER" {
+			t.Fatalf("an admin's key gave role %q", checked.GetRole())
+		}
+		wantCode(t, "the Admin API with an admin's key", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, rootToken.GetAccessToken(),
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.PermissionDenied)
+
+		// A service account's key; admins see and revoke anyone's keys.
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		serviceKey, code := createAPIKey(t, tr, service.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "deploy"})
+		wantCode(t, "a service's key", code, codes.OK)
+		serviceToken, code := tr.token(t, apiKeyRequest(serviceKey.GetKey(), ""))
+		wantCode(t, "exchange the service's key", code, codes.OK)
+		if checked, _ := tr.check(t, serviceToken.GetAccessToken()); checked.GetRole() != "SERVICE" || checked.GetSubject() != accounts.ServiceSubject(servertest.ServiceName) {
+			t.Fatalf("a service's key gave %v", checked)
+		}
+		listed := &adminv1.ListApiKeysResponse{}
+		wantCode(t, "admin ListApiKeys", tr.invoke(t, adminv1.AdminService_ListApiKeys_FullMethodName, c.admin,
+			&adminv1.ListApiKeysRequest{Subject: accounts.ServiceSubject(servertest.ServiceName)}, listed), codes.OK)
+		if len(listed.GetApiKeys()) != 1 || listed.GetApiKeys()[0].GetName() != "deploy" {
+			t.Fatalf("admin ListApiKeys = %v", listed)
+		}
+		wantCode(t, "admin RevokeApiKey", tr.invoke(t, adminv1.AdminService_RevokeApiKey_FullMethodName, c.admin,
+			&adminv1.RevokeApiKeyRequest{Id: serviceKey.GetApiKey().GetId()}, &adminv1.RevokeApiKeyResponse{}), codes.OK)
+		_, code = tr.token(t, apiKeyRequest(serviceKey.GetKey(), ""))
+		wantCode(t, "a key an admin revoked", code, codes.Unauthenticated)
+		wantCode(t, "ListApiKeys without a token", tr.invoke(t, authv1.AuthService_ListApiKeys_FullMethodName, "",
+			&authv1.ListApiKeysRequest{}, &authv1.ListApiKeysResponse{}), codes.Unauthenticated)
+		wantCode(t, "CreateApiKey with a provider's token", tr.invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, c.provider,
+			&authv1.CreateApiKeyRequest{Name: "p"}, &authv1.CreateApiKeyResponse{}), codes.Unauthenticated)
+	})
+}
+
+// /oauth2/token exchanges an API key through its extension grant, with no
+// client authentication; revoking one of its tokens there revokes the key.
+func TestAPIKeyOverOAuth2(t *testing.T) {
+	e := startServer(t)
+	tr := transports(e)["gRPC"]
+	alice, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+	wantCode(t, "sign in", code, codes.OK)
+	created, code := createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "ci"})
+	wantCode(t, "CreateApiKey", code, codes.OK)
+	form := url.Values{"grant_type": {"urn:chit:params:oauth:grant-type:api-key"}, "api_key": {created.GetKey()}}
+	resp, err := http.PostForm(e.HTTPBase()+"/oauth2/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		Error        string `json:"error"`
+	}
+	decodeJSON(t, resp, &body)
+	if resp.StatusCode != http.StatusOK || body.AccessToken == "" || body.RefreshToken != "" {
+		t.Fatalf("/oauth2/token with an API key: %d %+v", resp.StatusCode, body)
+	}
+	form.Set("api_key", created.GetKey()[:len(created.GetKey())-2]+"xx")
+	resp, err = http.PostForm(e.HTTPBase()+"/oauth2/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeJSON(t, resp, &body)
+	if resp.StatusCode != http.StatusBadRequest || body.Error != "invalid_grant" {
+		t.Fatalf("a wrong key: %d %+v, want 400 invalid_grant", resp.StatusCode, body)
+	}
+	// Revoking one of its tokens (RFC 7009) revokes the key.
+	resp, err = http.PostForm(e.HTTPBase()+"/oauth2/revoke", url.Values{"token": {mustExchange(t, tr, created.GetKey())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/oauth2/revoke of a key's token: %d", resp.StatusCode)
+	}
+	_, code = tr.token(t, apiKeyRequest(created.GetKey(), ""))
+	wantCode(t, "a key revoked through one of its tokens", code, codes.Unauthenticated)
+}
+
+func mustExchange(t *testing.T, tr transport, key string) string {
+	t.Helper()
+	resp, code := tr.token(t, apiKeyRequest(key, ""))
+	wantCode(t, "exchange", code, codes.OK)
+	return resp.GetAccessToken()
+}
+
+func decodeJSON(t *testing.T, resp *http.Response, into any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatal(err)
+	}
+}
