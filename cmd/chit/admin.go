@@ -40,7 +40,7 @@ work on the store directly; every call is checked for the ADMIN role and
 written to the server's audit log.`,
 	}
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
-	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand(), a.providerCommand(), a.keysCommand(), a.loginCommand())
+	cmd.AddCommand(a.userCommand(), a.serviceCommand(), a.clientCommand(), a.providerCommand(), a.keysCommand(), a.loginCommand(), a.apiKeyCommand())
 	return cmd
 }
 

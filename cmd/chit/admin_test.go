@@ -14,6 +14,7 @@ import (
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
 // loginAs signs in through the browser as name and returns the flags that
@@ -295,5 +296,56 @@ func TestCommandsOverTLS(t *testing.T) {
 	if _, err := run(t, nil, time.Now, "", "admin", "user", "list", "--server", e.Server.GRPCAddr(), "--ca-file", filepath.Join(t.TempDir(), "none.pem"),
 		"--credentials", filepath.Join(t.TempDir(), "c.json")); err == nil || !strings.Contains(err.Error(), "--ca-file") {
 		t.Fatalf("a missing --ca-file: %v", err)
+	}
+}
+
+// chit api-key: right after chit login a person makes a key, which a
+// program exchanges; the key is listed without its secret and revoked; an
+// admin sees and revokes anyone's; a login that is not recent is told what
+// to do.
+func TestAPIKeyCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	alice := loginAs(t, e, servertest.UserName, servertest.UserPassword)
+	chit := func(common []string, args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, "", append(args, common...)...)
+	}
+	out, err := chit(alice, "api-key", "create", "ci", "--days", "30")
+	if err != nil || !strings.Contains(out, "key: chit_ak_") {
+		t.Fatalf("api-key create: %q, %v", out, err)
+	}
+	key := strings.TrimSpace(strings.SplitN(out[strings.Index(out, "chit_ak_"):], "\n", 2)[0])
+	exchanged, err := authv1.NewAuthServiceClient(e.Conn).Token(t.Context(), &authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{
+		ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: key}}})
+	if err != nil || checkToken(t, e, exchanged.GetAccessToken()).GetSubject() != servertest.UserName {
+		t.Fatalf("exchanging the printed key: %v", err)
+	}
+	out, err = chit(alice, "api-key", "list", "-o", "json")
+	var listed struct {
+		APIKeys []struct{ ID, Name string } `json:"api_keys"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &listed) != nil || len(listed.APIKeys) != 1 || listed.APIKeys[0].Name != "ci" || strings.Contains(out, "chit_ak_") {
+		t.Fatalf("api-key list: %q, %v", out, err)
+	}
+	if _, err = chit(alice, "api-key", "create", "long", "--days", "400"); err == nil || !strings.Contains(err.Error(), "--days") {
+		t.Fatalf("api-key create --days 400: %v", err)
+	}
+	root := loginAs(t, e, "root", "root's long password")
+	if out, err = chit(root, "admin", "api-key", "list", servertest.UserName); err != nil || !strings.Contains(out, listed.APIKeys[0].ID) {
+		t.Fatalf("admin api-key list: %q, %v", out, err)
+	}
+	if out, err = chit(alice, "api-key", "revoke", listed.APIKeys[0].ID); err != nil || !strings.Contains(out, "revoked API key") {
+		t.Fatalf("api-key revoke: %q, %v", out, err)
+	}
+	if _, err = chit(root, "admin", "api-key", "revoke", listed.APIKeys[0].ID); err == nil || !strings.Contains(err.Error(), "no API key") {
+		t.Fatalf("admin api-key revoke of a revoked key: %v", err)
+	}
+	// Eleven minutes on, the stored login is no recent sign-in.
+	e.Clock.Advance(11 * time.Minute)
+	if _, err = chit(alice, "api-key", "create", "late"); err == nil || !strings.Contains(err.Error(), "chit login") {
+		t.Fatalf("api-key create long after chit login: %v", err)
 	}
 }

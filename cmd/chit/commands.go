@@ -71,7 +71,7 @@ flag can also be set through the environment variable named in its help.`,
 	flags.StringVar(&c.caFile, "ca-file", "", "PEM file of the CA that signed the server's certificate; implies --tls")
 	flags.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	flags.StringVar(&c.credentialsPath, "credentials", "", "where chit login keeps tokens (default: the user config directory's chit/credentials.json)")
-	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand(), c.adminCommand())
+	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand(), c.apiKeyCommand(), c.adminCommand())
 	envflag.Annotate(root, "CHIT")
 	return root
 }

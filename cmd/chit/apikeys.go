@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/chit-auth/chit/internal/clilogin"
+	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// apiKeyCommand is `chit api-key`: the signed-in person's own API keys.
+func (c *cli) apiKeyCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "api-key",
+		Short: "Make, list and revoke your own API keys",
+		Long: `API keys are long-lived credentials for scripts and CI: a program exchanges one
+for a short-lived access token (Token with api_key_credential, or /oauth2/token
+with grant_type urn:chit:params:oauth:grant-type:api-key). Making one needs a
+recent sign-in: run chit login first (within 10 minutes).`,
+	}
+	cmd.PersistentFlags().StringVarP(&output, "output", "o", "table", "table or json")
+
+	// call runs body with the AuthService and the stored login's token.
+	call := func(cmd *cobra.Command, body func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error), print func(io.Writer, proto.Message) error) error {
+		if output != "table" && output != "json" {
+			return fmt.Errorf("--output must be table or json, not %q", output)
+		}
+		auth, ctx, done, err := c.session(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+		if err != nil {
+			return c.explain(err)
+		}
+		answer, err := body(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), auth)
+		if status.Code(err) == codes.PermissionDenied && strings.Contains(status.Convert(err).Message(), "recent sign-in") {
+			return fmt.Errorf("%w; run chit login and try again", c.explain(err))
+		}
+		if err != nil {
+			return c.explain(err)
+		}
+		if output == "json" {
+			encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(encoded))
+			return err
+		}
+		return print(cmd.OutOrStdout(), answer)
+	}
+
+	var scopes []string
+	var days int
+	create := &cobra.Command{
+		Use:     "create NAME [--scope S]... [--days N]",
+		Short:   "Make an API key and print it once",
+		Example: "  chit login && chit api-key create ci --scope reports:read --days 30",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if days < 1 || days > 365 {
+				return errors.New("--days must be between 1 and 365")
+			}
+			return call(cmd, func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error) {
+				return auth.CreateApiKey(ctx, &authv1.CreateApiKeyRequest{Name: args[0], Scopes: scopes,
+					Ttl: durationpb.New(time.Duration(days) * 24 * time.Hour)})
+			}, func(w io.Writer, answer proto.Message) error {
+				created := answer.(*authv1.CreateApiKeyResponse)
+				fmt.Fprintf(w, "id: %s\nkey: %s\nexpires: %s\n", created.GetApiKey().GetId(), created.GetKey(), stamp(created.GetApiKey().GetExpireTime()))
+				fmt.Fprintln(cmd.ErrOrStderr(), "Store the key now: it is not kept and cannot be shown again.")
+				return nil
+			})
+		},
+	}
+	create.Flags().StringArrayVar(&scopes, "scope", nil, "a scope its tokens may carry, within yours (repeat for more; default: your default scopes)")
+	create.Flags().IntVar(&days, "days", 90, "how many days the key lasts (at most 365)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List your API keys (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return call(cmd, func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error) {
+				all := &authv1.ListApiKeysResponse{}
+				req := &authv1.ListApiKeysRequest{}
+				for {
+					page, err := auth.ListApiKeys(ctx, req)
+					if err != nil {
+						return nil, err
+					}
+					all.ApiKeys = append(all.ApiKeys, page.GetApiKeys()...)
+					if page.GetNextPageToken() == "" {
+						return all, nil
+					}
+					req.PageToken = page.GetNextPageToken()
+				}
+			}, func(w io.Writer, answer proto.Message) error {
+				return printAPIKeys(w, answer.(*authv1.ListApiKeysResponse).GetApiKeys())
+			})
+		},
+	}
+
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke one of your API keys; the tokens it gave stop working",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error) {
+				return auth.RevokeApiKey(ctx, &authv1.RevokeApiKeyRequest{Id: args[0]})
+			}, func(w io.Writer, _ proto.Message) error {
+				_, err := fmt.Fprintf(w, "revoked API key %s\n", args[0])
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+// apiKeyCommand is `chit admin api-key`: anyone's API keys.
+func (a *adminCLI) apiKeyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "api-key", Short: "See and revoke the API keys of any person or service account"}
+	list := &cobra.Command{Use: "list SUBJECT", Short: "List a subject's API keys (every page)", Args: cobra.ExactArgs(1)}
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			all := &adminv1.ListApiKeysResponse{}
+			req := &adminv1.ListApiKeysRequest{Subject: args[0]}
+			for {
+				page, err := admin.ListApiKeys(ctx, req)
+				if err != nil {
+					return nil, err
+				}
+				all.ApiKeys = append(all.ApiKeys, page.GetApiKeys()...)
+				if page.GetNextPageToken() == "" {
+					return all, nil
+				}
+				req.PageToken = page.GetNextPageToken()
+			}
+		}, func(w io.Writer, answer proto.Message) error {
+			return printAPIKeys(w, answer.(*adminv1.ListApiKeysResponse).GetApiKeys())
+		})(cmd, args)
+	}
+	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke an API key; the tokens it gave stop working", Args: cobra.ExactArgs(1)}
+	revoke.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
+			return admin.RevokeApiKey(ctx, &adminv1.RevokeApiKeyRequest{Id: args[0]})
+		}, func(w io.Writer, _ proto.Message) error {
+			_, err := fmt.Fprintf(w, "revoked API key %s\n", args[0])
+			return err
+		})(cmd, args)
+	}
+	cmd.AddCommand(list, revoke)
+	return cmd
+}
+
+func printAPIKeys(out io.Writer, keys []*authv1.ApiKey) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tSUBJECT\tSCOPES\tCREATED\tEXPIRES")
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetSubject(), orNone(k.GetScopes()), stamp(k.GetCreateTime()), stamp(k.GetExpireTime()))
+	}
+	return w.Flush()
+}
