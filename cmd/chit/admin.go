@@ -56,7 +56,7 @@ func (a *adminCLI) session(cmd *cobra.Command) (adminv1.AdminServiceClient, cont
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	done := func() { cancel(); conn.Close() }
-	token, err := clilogin.ValidAccessToken(ctx, authv1.NewAuthServiceClient(conn), a.credentialsPath, a.now())
+	token, err := clilogin.ValidAccessToken(ctx, authv1.NewAuthServiceClient(conn), a.credentialsPath, a.serverAddr, a.now())
 	if err != nil {
 		done()
 		return nil, nil, nil, a.explain(err)

@@ -349,3 +349,36 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Fatalf("api-key create long after chit login: %v", err)
 	}
 }
+
+// Stored tokens go to the server that issued them only, and never in plain
+// text to another machine: a mistyped or hostile --server received an
+// admin's bearer token (and, once it expired, the refresh token).
+func TestStoredTokensStayWithTheirServer(t *testing.T) {
+	e := servertest.Start(t)
+	other := servertest.Start(t)
+	common := loginAs(t, e, servertest.UserName, servertest.UserPassword)
+	credentials := common[3]
+	for _, args := range [][]string{
+		{"whoami"}, {"token"}, {"logout"}, {"admin", "user", "list"}, {"api-key", "list"},
+	} {
+		_, err := run(t, nil, e.Clock.Now, "", append(args, "--server", other.Server.GRPCAddr(), "--credentials", credentials)...)
+		if err == nil || !strings.Contains(err.Error(), "stored login is for "+e.Server.GRPCAddr()) {
+			t.Errorf("%v against another server: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(credentials); err != nil {
+		t.Fatalf("a refused logout removed the credentials: %v", err)
+	}
+	_, err := run(t, nil, e.Clock.Now, "", "whoami", "--server", "chit.example.com:9090", "--credentials", credentials)
+	if err == nil || !strings.Contains(err.Error(), "plain text") {
+		t.Fatalf("plain text to another machine: %v", err)
+	}
+	for _, local := range []string{"localhost:9090", "127.0.0.1:9090", "[::1]:9090"} {
+		if !loopback(local) {
+			t.Errorf("%s is this machine", local)
+		}
+	}
+	if loopback("10.0.0.1:9090") || loopback("chit.example.com:9090") {
+		t.Error("another machine counted as this one")
+	}
+}

@@ -45,7 +45,7 @@ recent sign-in: run chit login first (within 10 minutes).`,
 			return err
 		}
 		defer done()
-		token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+		token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.serverAddr, c.now())
 		if err != nil {
 			return c.explain(err)
 		}

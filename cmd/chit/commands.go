@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -30,13 +32,16 @@ import (
 
 // cli is the state the commands share. Tests replace openBrowser and now.
 type cli struct {
-	serverAddr      string
-	useTLS          bool
-	caFile          string
-	timeout         time.Duration
-	credentialsPath string
-	openBrowser     func(url string) error
-	now             func() time.Time
+	serverAddr string
+	useTLS     bool
+	// insecurePlaintext allows plain text to a server that is not on this
+	// machine.
+	insecurePlaintext bool
+	caFile            string
+	timeout           time.Duration
+	credentialsPath   string
+	openBrowser       func(url string) error
+	now               func() time.Time
 }
 
 func newRootCommand() *cobra.Command {
@@ -69,6 +74,7 @@ flag can also be set through the environment variable named in its help.`,
 	flags.StringVar(&c.serverAddr, "server", "localhost:9090", "gRPC address of the Chit server")
 	flags.BoolVar(&c.useTLS, "tls", false, "connect over TLS, verifying the server against the system's CAs (or --ca-file)")
 	flags.StringVar(&c.caFile, "ca-file", "", "PEM file of the CA that signed the server's certificate; implies --tls")
+	flags.BoolVar(&c.insecurePlaintext, "insecure-plaintext", false, "allow plain text to a server that is not on this machine (tokens and passwords travel unencrypted)")
 	flags.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	flags.StringVar(&c.credentialsPath, "credentials", "", "where chit login keeps tokens (default: the user config directory's chit/credentials.json)")
 	root.AddCommand(c.loginCommand(), c.tokenCommand(), c.whoamiCommand(), c.logoutCommand(), c.apiKeyCommand(), c.adminCommand())
@@ -90,6 +96,9 @@ func (c *cli) dial() (authv1.AuthServiceClient, func(), error) {
 // --ca-file, in plain text otherwise (a server on this machine).
 func (c *cli) connect() (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
+	if !c.useTLS && c.caFile == "" && !c.insecurePlaintext && !loopback(c.serverAddr) {
+		return nil, fmt.Errorf("chit would send passwords and tokens to %s in plain text: pass --tls (or --ca-file), or --insecure-plaintext on a network you trust", c.serverAddr)
+	}
 	if c.useTLS || c.caFile != "" {
 		config := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.caFile != "" {
@@ -148,6 +157,7 @@ for the browser to come back, then stores the tokens in the credentials file
 			if err != nil {
 				return c.explain(err)
 			}
+			creds.Server = c.serverAddr
 			if err := clilogin.Save(c.credentialsPath, creds); err != nil {
 				return fmt.Errorf("save tokens: %w", err)
 			}
@@ -183,7 +193,7 @@ refreshing them when they are expired or about to be. With --user and
 				if passwordStdin {
 					return errors.New("--password-stdin needs --user")
 				}
-				token, err = clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+				token, err = clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.serverAddr, c.now())
 			} else {
 				token, err = c.passwordToken(cmd, ctx, auth, user, scope, passwordStdin)
 			}
@@ -226,7 +236,7 @@ func (c *cli) whoamiCommand() *cobra.Command {
 				return err
 			}
 			defer done()
-			token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.now())
+			token, err := clilogin.ValidAccessToken(ctx, auth, c.credentialsPath, c.serverAddr, c.now())
 			if err != nil {
 				return c.explain(err)
 			}
@@ -255,6 +265,12 @@ func (c *cli) logoutCommand() *cobra.Command {
 			if errors.Is(err, clilogin.ErrNotLoggedIn) {
 				fmt.Fprintln(cmd.OutOrStdout(), "Not logged in.")
 				return nil
+			}
+			if err == nil {
+				// The tokens go to the server that issued them, or nowhere.
+				if _, err := clilogin.LoadFor(c.credentialsPath, c.serverAddr); err != nil {
+					return err
+				}
 			}
 			if err == nil && (creds.RefreshToken != "" || creds.AccessToken != "") {
 				token := creds.RefreshToken
@@ -320,4 +336,18 @@ func openInBrowser(url string) error {
 		cmd = exec.Command("xdg-open", url)
 	}
 	return cmd.Start()
+}
+
+// loopback reports whether the host of address is this machine: localhost
+// or a loopback IP.
+func loopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
 }

@@ -107,6 +107,21 @@ func ValidateSubject(subject string) error {
 	return nil
 }
 
+// ValidateLoginSubject checks that subject is one that holds logins and
+// API keys: a person (a user name) or a service account ("service:ID").
+// A client's principal key ("client:ID") names every token issued through
+// the client, and ending "its" sessions would refuse everyone's.
+func ValidateLoginSubject(subject string) error {
+	name := subject
+	if rest, ok := strings.CutPrefix(subject, ServiceSubjectPrefix); ok {
+		name = rest
+	}
+	if !namePattern.MatchString(name) {
+		return chiterr.New(chiterr.InvalidArgument, "subject must be a user name or \"service:ID\", the name or ID 1 to 64 letters, digits, '.', '_', '@' or '-'")
+	}
+	return nil
+}
+
 func ValidateName(kind, name string) error {
 	if name == "" {
 		return chiterr.New(chiterr.InvalidArgument, "%s name is required", kind)

@@ -23,6 +23,9 @@ type Credentials struct {
 	IDToken      string    `json:"id_token,omitempty"`
 	Scope        string    `json:"scope,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// Server is the address of the server that issued the tokens (chit's
+	// --server): they are sent to that server only.
+	Server string `json:"server,omitempty"`
 }
 
 func fromAccessToken(token *authv1.AccessToken, now time.Time) Credentials {
@@ -109,10 +112,30 @@ func Remove(path string) error {
 // RefreshMargin is how long before expiry a stored access token is renewed.
 const RefreshMargin = time.Minute
 
-// ValidAccessToken returns a stored access token that is valid for at least
-// RefreshMargin, refreshing (and saving) through RefreshCli when needed.
-func ValidAccessToken(ctx context.Context, auth authv1.AuthServiceClient, path string, now time.Time) (string, error) {
+// LoadFor returns the stored credentials if they were issued by server:
+// tokens are never sent to another server than the one that issued them
+// (a mistyped or hostile --server would otherwise receive them).
+func LoadFor(path, server string) (Credentials, error) {
 	creds, err := Load(path)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if creds.Server != server {
+		from := creds.Server
+		if from == "" {
+			from = "a server this chit did not record"
+		}
+		return Credentials{}, fmt.Errorf("the stored login is for %s, not %s: run chit login --server %s (tokens are only sent to the server that issued them)",
+			from, server, server)
+	}
+	return creds, nil
+}
+
+// ValidAccessToken returns a stored access token of server that is valid for
+// at least RefreshMargin, refreshing (and saving) through RefreshCli when
+// needed.
+func ValidAccessToken(ctx context.Context, auth authv1.AuthServiceClient, path, server string, now time.Time) (string, error) {
+	creds, err := LoadFor(path, server)
 	if err != nil {
 		return "", err
 	}
@@ -130,6 +153,7 @@ func ValidAccessToken(ctx context.Context, auth authv1.AuthServiceClient, path s
 		return "", err
 	}
 	refreshed := fromAccessToken(resp.GetAccessToken(), now)
+	refreshed.Server = server
 	if refreshed.IDToken == "" {
 		refreshed.IDToken = creds.IDToken
 	}

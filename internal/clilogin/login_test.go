@@ -66,13 +66,13 @@ func TestLoginEndToEnd(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file mode %v, %v; want 0600", info.Mode().Perm(), err)
 	}
-	token, err := clilogin.ValidAccessToken(context.Background(), auth, path, e.Clock.Now())
+	token, err := clilogin.ValidAccessToken(context.Background(), auth, path, "", e.Clock.Now())
 	if err != nil || token != creds.AccessToken {
 		t.Fatal("a fresh token must be returned as is")
 	}
 	// Near expiry the token is refreshed through RefreshCli and saved.
 	later := e.Clock.Now().Add(15*time.Minute - 30*time.Second)
-	token, err = clilogin.ValidAccessToken(context.Background(), auth, path, later)
+	token, err = clilogin.ValidAccessToken(context.Background(), auth, path, "", later)
 	if err != nil || token == creds.AccessToken {
 		t.Fatalf("expected a refreshed token: %v", err)
 	}
@@ -86,13 +86,13 @@ func TestLoginEndToEnd(t *testing.T) {
 	if err := clilogin.Save(path, creds); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clilogin.ValidAccessToken(context.Background(), auth, path, later); !errors.Is(err, clilogin.ErrSessionExpired) {
+	if _, err := clilogin.ValidAccessToken(context.Background(), auth, path, "", later); !errors.Is(err, clilogin.ErrSessionExpired) {
 		t.Fatalf("stale refresh token: %v, want ErrSessionExpired", err)
 	}
 	if err := clilogin.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clilogin.ValidAccessToken(context.Background(), auth, path, later); !errors.Is(err, clilogin.ErrNotLoggedIn) {
+	if _, err := clilogin.ValidAccessToken(context.Background(), auth, path, "", later); !errors.Is(err, clilogin.ErrNotLoggedIn) {
 		t.Fatalf("after logout: %v, want ErrNotLoggedIn", err)
 	}
 }

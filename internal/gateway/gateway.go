@@ -93,7 +93,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	}
 	// The Admin API refuses them: an operator who misspells a field must not
 	// believe it was applied.
-	adminMux := newMux(false)
+	// Nor does it take a form-encoded POST for a GET (grpc-gateway's "path
+	// length fallback"): a request reaches the method it names.
+	adminMux := newMux(false, runtime.WithDisablePathLengthFallback())
 	if err := adminv1.RegisterAdminServiceHandlerClient(ctx, adminMux, adminv1.NewAdminServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register AdminService gateway: %w", err)
 	}

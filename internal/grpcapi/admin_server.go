@@ -58,7 +58,7 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 	if err := s.directory.CreateUser(ctx, req.GetName(), req.GetPassword(), role, grants); err != nil {
 		return nil, err
 	}
-	user, err := s.directory.GetUser(ctx, req.GetName())
+	user, err := s.directory.GetUser(afterWrite(ctx), req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *AdminServer) SetUserRole(ctx context.Context, req *adminv1.SetUserRoleR
 	if err := s.directory.SetUserRole(ctx, req.GetName(), role); err != nil {
 		return nil, err
 	}
-	user, err := s.directory.GetUser(ctx, req.GetName())
+	user, err := s.directory.GetUser(afterWrite(ctx), req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (s *AdminServer) SetUserScopes(ctx context.Context, req *adminv1.SetUserSco
 	if err := s.directory.SetUserGrants(ctx, req.GetName(), grants); err != nil {
 		return nil, err
 	}
-	user, err := s.directory.GetUser(ctx, req.GetName())
+	user, err := s.directory.GetUser(afterWrite(ctx), req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (s *AdminServer) CreateServiceAccount(ctx context.Context, req *adminv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	account, err := s.directory.GetServiceAccount(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func (s *AdminServer) SetServiceAccountGrants(ctx context.Context, req *adminv1.
 	if err := s.directory.SetServiceGrants(ctx, req.GetClientId(), grants); err != nil {
 		return nil, err
 	}
-	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	account, err := s.directory.GetServiceAccount(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (s *AdminServer) RotateServiceAccountSecret(ctx context.Context, req *admin
 	if err != nil {
 		return nil, err
 	}
-	account, err := s.directory.GetServiceAccount(ctx, req.GetClientId())
+	account, err := s.directory.GetServiceAccount(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClien
 	if err := s.directory.SetClientGrants(ctx, req.GetClientId(), grants); err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +338,7 @@ func (s *AdminServer) RotateClientSecret(ctx context.Context, req *adminv1.Rotat
 	if err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(ctx, req.GetClientId())
+	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +434,7 @@ func (s *AdminServer) RotateSigningKeys(ctx context.Context, req *adminv1.Rotate
 	if err := s.signingKeys.Rotate(ctx, req.GetForce()); err != nil {
 		return nil, err
 	}
-	stored, err := s.signingKeys.List(ctx)
+	stored, err := s.signingKeys.List(afterWrite(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +480,7 @@ func signingKeyMessages(stored []storage.SigningKey) []*adminv1.SigningKey {
 }
 
 func (s *AdminServer) ListLogins(ctx context.Context, req *adminv1.ListLoginsRequest) (*adminv1.ListLoginsResponse, error) {
-	if err := accounts.ValidateSubject(req.GetSubject()); err != nil {
+	if err := accounts.ValidateLoginSubject(req.GetSubject()); err != nil {
 		return nil, err
 	}
 	// Each subject's list has its own tokens: one of alice's pages does not
@@ -551,4 +551,12 @@ func (s *AdminServer) RevokeApiKey(ctx context.Context, req *adminv1.RevokeApiKe
 		return nil, err
 	}
 	return &adminv1.RevokeApiKeyResponse{}, nil
+}
+
+// afterWrite is the context of a read made to answer a write that has
+// committed: the caller's deadline or cancellation, if it came meanwhile,
+// must not turn a saved change (a rotated secret, say) into an error that
+// reads as if nothing happened.
+func afterWrite(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }

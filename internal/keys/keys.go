@@ -57,6 +57,11 @@ type Set struct {
 	// verifiers maps kid to the public key; each key carries its algorithm.
 	verifiers map[string]jwk.Key
 	jwks      []byte
+
+	// missMu and lastMissReload rate-limit the reloads an unknown kid
+	// causes (LookupContext).
+	missMu         sync.Mutex
+	lastMissReload time.Time
 }
 
 // Load reads the signing keys from store, first creating what is missing: an
@@ -349,7 +354,24 @@ func IsAccessTokenType(typ string, hasRole bool) bool {
 type KeyLookup func(ctx context.Context, kid string) (jwk.Key, bool)
 
 // LookupContext is Lookup in the shape of a KeyLookup.
-func (s *Set) LookupContext(_ context.Context, kid string) (jwk.Key, bool) { return s.Lookup(kid) }
+//
+// A kid this replica does not know may be a key another replica activated
+// moments ago (a forced rotation publishes and activates at once): the keys
+// are read again, at most once a second, before the token is refused, so a
+// rotation on one replica does not make the others refuse its tokens until
+// their next KeyCheckInterval.
+func (s *Set) LookupContext(ctx context.Context, kid string) (jwk.Key, bool) {
+	if key, ok := s.Lookup(kid); ok || kid == "" {
+		return key, ok
+	}
+	s.missMu.Lock()
+	if time.Since(s.lastMissReload) >= time.Second {
+		s.lastMissReload = time.Now()
+		_ = s.Reload(ctx) // on failure the token is refused, as before
+	}
+	s.missMu.Unlock()
+	return s.Lookup(kid)
+}
 
 // KeyProvider returns a jws.KeyProvider that offers exactly the key a token's
 // kid names (asking each lookup in turn), with that key's own algorithm, and

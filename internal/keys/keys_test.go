@@ -243,3 +243,67 @@ func TestRotationLifecycle(t *testing.T) {
 		t.Fatalf("loading encrypted keys without the key: %v", err)
 	}
 }
+
+// A replica meeting a kid another replica activated moments ago reads the
+// keys again instead of refusing the token until its next periodic reload
+// (an attack run: two forced rotations made replica B refuse replica A's
+// tokens for 22 seconds). The reload is rate-limited.
+func TestUnknownKidReloadsOnce(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.OpenMemory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	a, err := Load(ctx, store, jwa.ES256, &Sealer{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(ctx, store, jwa.ES256, &Sealer{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := Rotate(ctx, store, jwa.ES256, &Sealer{}, now, time.Minute, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	token, err := jwt.NewBuilder().Subject("alice").Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := a.Sign(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := kidOf(t, signed)
+	if _, ok := b.Lookup(kid); ok {
+		t.Fatal("replica B knew the new key without reloading; the test proves nothing")
+	}
+	if _, ok := b.LookupContext(ctx, kid); !ok {
+		t.Fatal("replica B refused a key replica A activated")
+	}
+	// A made-up kid reloads at most once a second.
+	b.lastMissReload = time.Now()
+	if _, ok := b.LookupContext(ctx, "made-up"); ok {
+		t.Fatal("a made-up kid was found")
+	}
+}
+
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	header, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields struct{ Kid string }
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatal(err)
+	}
+	return fields.Kid
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
 	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
 // revocationSeen is past the test server's revocation cache
@@ -847,6 +848,11 @@ func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
 			t.Errorf("%s: HTTP %d %s, want 400 naming %q", tc.name, status, body, tc.mention)
 		}
 	}
+	// A form-encoded POST is not taken for the GET of its path.
+	if status, body := rawAdmin(t, e, http.MethodPost, "/v1/admin/providers", c.admin, `{"pageSize":1}`,
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != http.StatusMethodNotAllowed {
+		t.Errorf("a form POST to a GET route: HTTP %d %s, want 405", status, body)
+	}
 	if user, err := e.Directory().GetUser(t.Context(), servertest.UserName); err != nil || user.Role != "USER" {
 		t.Fatalf("refused requests changed alice: %+v, %v", user, err)
 	}
@@ -1153,4 +1159,26 @@ func payloadNumber(t *testing.T, token, name string) float64 {
 	}
 	value, _ := claims[name].(float64)
 	return value
+}
+
+// Logins and API keys belong to people and service accounts: a client's
+// principal key, or a provider's subject, is refused as their subject.
+// Ending "the sessions of client:chit-api" refused every token issued
+// through Chit's own API client, the caller's included (an attack run).
+func TestLoginSubjectsArePeopleAndServices(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+		c := newAdminCallers(t, e, tr)
+		for _, subject := range []string{accounts.ClientSubject(accounts.APIClientID), "#P_provider-1"} {
+			wantCode(t, "RevokeLogins of "+subject, tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+				&adminv1.RevokeLoginsRequest{Subject: subject}, &adminv1.RevokeLoginsResponse{}), codes.InvalidArgument)
+			wantCode(t, "ListLogins of "+subject, tr.invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.admin,
+				&adminv1.ListLoginsRequest{Subject: subject}, &adminv1.ListLoginsResponse{}), codes.InvalidArgument)
+			wantCode(t, "Revoke of "+subject+"'s sessions", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, c.admin,
+				&authv1.RevokeRequest{Subject: subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
+		}
+		e.Clock.Advance(revocationSeen)
+		if _, code := tr.check(t, c.admin); code != codes.OK {
+			t.Fatalf("the admin's own token after the refused calls: %v", code)
+		}
+	})
 }

@@ -253,3 +253,18 @@ func decodeJSON(t *testing.T, resp *http.Response, into any) {
 		t.Fatal(err)
 	}
 }
+
+// A person's key gives its own scopes only: not the OpenID Connect scopes
+// every person may ask for when signing in.
+func TestAPIKeyGivesOnlyItsScopes(t *testing.T) {
+	e := startServer(t)
+	tr := transports(e)["gRPC"]
+	alice, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+	wantCode(t, "sign in", code, codes.OK)
+	created, code := createAPIKey(t, tr, alice.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "ci", Scopes: []string{servertest.UserGrants.AllowedScopes[0]}})
+	wantCode(t, "CreateApiKey", code, codes.OK)
+	for _, scope := range []string{"openid", "offline_access", "profile"} {
+		_, code := tr.token(t, apiKeyRequest(created.GetKey(), scope))
+		wantCode(t, "asking a key for "+scope, code, codes.InvalidArgument)
+	}
+}

@@ -206,7 +206,7 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 	if subject == "" {
 		subject = caller.Subject
 	}
-	if err := accounts.ValidateSubject(subject); err != nil {
+	if err := accounts.ValidateLoginSubject(subject); err != nil {
 		return err
 	}
 	if subject != caller.Subject && caller.Role != accounts.RoleAdmin {
@@ -229,7 +229,7 @@ func (s *Service) RevokeSessions(ctx context.Context, caller Claims, subject str
 
 // ListLogins returns subject's live logins of page, by login id.
 func (s *Service) ListLogins(ctx context.Context, subject string, page storage.Page) ([]storage.RefreshToken, error) {
-	if err := accounts.ValidateSubject(subject); err != nil {
+	if err := accounts.ValidateLoginSubject(subject); err != nil {
 		return nil, err
 	}
 	return s.Store.ListLogins(ctx, subject, s.Now(), page)
@@ -239,7 +239,7 @@ func (s *Service) ListLogins(ctx context.Context, subject string, page storage.P
 // names who). A login of another subject, expired or unknown, is NotFound:
 // the pair must match, so a mistyped id never ends someone else's login.
 func (s *Service) RevokeLogin(ctx context.Context, subject, familyID, reason string) error {
-	if err := accounts.ValidateSubject(subject); err != nil {
+	if err := accounts.ValidateLoginSubject(subject); err != nil {
 		return err
 	}
 	// A subject holds few logins; they are read a page at a time until the

@@ -42,6 +42,7 @@ const (
 	checkHot         = "CheckToken, one hot token"
 	checkPool        = "CheckToken, pool of 256"
 	clientToken      = "Token, client credentials"
+	apiKeyToken      = "Token, API key"
 	passwordToken    = "Token, password (argon2id)"
 	passwordStampede = "Token, password, 1000 concurrent sign-ins"
 	refreshChains    = "RefreshToken, one chain per caller"
@@ -85,6 +86,10 @@ type fixtures struct {
 	poolAuthorizations []string // "Bearer " + a distinct token
 	poolErr            error
 
+	apiKeyOnce sync.Once
+	apiKey     string // the service account's API key
+	apiKeyErr  error
+
 	providersOnce  sync.Once
 	providerTokens []string
 	providersErr   error
@@ -126,6 +131,28 @@ func (f *fixtures) tokenPool(ctx context.Context) ([]string, error) {
 		}
 	})
 	return f.poolAuthorizations, f.poolErr
+}
+
+// serviceAPIKey makes the service account an API key once (with a fresh
+// client-credentials token, the recent sign-in it needs) and returns it.
+func (f *fixtures) serviceAPIKey(ctx context.Context) (string, error) {
+	f.apiKeyOnce.Do(func() {
+		if _, f.apiKeyErr = f.service(ctx); f.apiKeyErr != nil {
+			return
+		}
+		// A token of its own: the shared one may be older than a recent
+		// sign-in by now.
+		auth := authv1.NewAuthServiceClient(f.t.conn)
+		var fresh *authv1.TokenResponse
+		if fresh, f.apiKeyErr = auth.Token(ctx, f.t.clientRequest()); f.apiKeyErr != nil {
+			return
+		}
+		var resp *authv1.CreateApiKeyResponse
+		resp, f.apiKeyErr = auth.CreateApiKey(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+fresh.GetAccessToken()),
+			&authv1.CreateApiKeyRequest{Name: fmt.Sprintf("bench-%d", time.Now().UnixNano())})
+		f.apiKey = resp.GetKey()
+	})
+	return f.apiKey, f.apiKeyErr
 }
 
 func (f *fixtures) providers(ctx context.Context) ([]string, error) {
@@ -190,6 +217,7 @@ func (t *target) scenarios() []scenario {
 	needService := func(ctx context.Context) error { _, err := f.service(ctx); return err }
 	needPool := func(ctx context.Context) error { _, err := f.tokenPool(ctx); return err }
 	needProviders := func(ctx context.Context) error { _, err := f.providers(ctx); return err }
+	needAPIKey := func(ctx context.Context) error { _, err := f.serviceAPIKey(ctx); return err }
 	needUser := func(context.Context) error { return t.needUser() }
 	restPasswords := make([]map[string]any, len(t.usernames))
 	for i, name := range t.usernames {
@@ -225,6 +253,15 @@ func (t *target) scenarios() []scenario {
 		}, 0},
 		{clientToken, "rest", needService, func(ctx context.Context, _ int) error {
 			_, err := t.post(ctx, "/v1/auth/token", restClient, "")
+			return err
+		}, 0},
+		{apiKeyToken, "grpc", needAPIKey, func(ctx context.Context, _ int) error {
+			_, err := auth.Token(ctx, &authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{
+				ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: f.apiKey}}})
+			return err
+		}, 0},
+		{apiKeyToken, "rest", needAPIKey, func(ctx context.Context, _ int) error {
+			_, err := t.post(ctx, "/v1/auth/token", map[string]any{"apiKeyCredential": map[string]string{"apiKey": f.apiKey}}, "")
 			return err
 		}, 0},
 		{passwordToken, "grpc", needUser, func(ctx context.Context, worker int) error {

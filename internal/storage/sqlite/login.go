@@ -41,7 +41,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 		toUnix(usedAt), familyID, hash); err != nil {
 		return storage.AuthorizationCode{}, err
 	}
-	return code, tx.Commit()
+	return code, tx.commit(ctx)
 }
 
 func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
@@ -62,7 +62,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revoke
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.Commit()
+	return n, tx.commit(ctx)
 }
 
 func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
@@ -78,7 +78,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, revokedAt tim
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.Commit()
+	return n, tx.commit(ctx)
 }
 
 // deleteRefreshTokens deletes the login records and the records of one

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -113,5 +114,27 @@ func TestBadStatementReportsItsError(t *testing.T) {
 	}
 	if _, kept := store.db.statements.Load(bad); kept {
 		t.Fatal("a statement that failed to prepare was kept")
+	}
+}
+
+// A write whose context ends before it commits is rolled back, and says
+// so with the context's error (it answered sql.ErrTxDone, which read as a
+// failure of the store: an attack run met it as a 500).
+func TestCommitAfterTheContextEndedSaysWhy(t *testing.T) {
+	store, _ := openTestStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	tx, err := store.writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = 'nobody'`); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	// database/sql rolls the transaction back from another goroutine; once
+	// it has, Commit answers sql.ErrTxDone.
+	time.Sleep(50 * time.Millisecond)
+	if err := tx.commit(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("commit after cancel: %v, want context.Canceled", err)
 	}
 }

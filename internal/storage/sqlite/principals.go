@@ -116,7 +116,7 @@ func (s *Store) updateRecord(ctx context.Context, change func(tx *transaction) (
 			return err
 		}
 	}
-	return tx.Commit()
+	return tx.commit(ctx)
 }
 
 // deletePrincipal deletes one row with query and, in the same transaction,

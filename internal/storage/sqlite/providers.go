@@ -46,7 +46,7 @@ func (s *Store) CreateProviders(ctx context.Context, providers []storage.Provide
 			return &storage.ItemError{Index: i, Err: err}
 		}
 	}
-	return tx.Commit()
+	return tx.commit(ctx)
 }
 
 func (s *Store) getProviderWhere(ctx context.Context, column string, value any) (storage.Provider, error) {
@@ -132,5 +132,5 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 			return &storage.ItemError{Index: i, Err: err}
 		}
 	}
-	return tx.Commit()
+	return tx.commit(ctx)
 }

@@ -90,7 +90,7 @@ func (s *Store) commitBatch(batch []*rotation) {
 			}
 			outcomes[i] = outcome
 		}
-		return tx.Commit()
+		return tx.commit(ctx)
 	}()
 	s.groupCommits.Add(1)
 	for i, r := range batch {

@@ -305,7 +305,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 		newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, newNext.State, toUnix(newNext.CreatedAt)); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return tx.commit(ctx)
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -129,4 +130,16 @@ func (t *transaction) ExecContext(ctx context.Context, query string, args ...any
 		return t.Tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 	}
 	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// commit commits the transaction. database/sql rolls a transaction back
+// when its context ends, and Commit then answers sql.ErrTxDone: nothing was
+// written, and the caller is told why (the deadline or the cancellation),
+// not given an error that reads as a failure of the store.
+func (t *transaction) commit(ctx context.Context) error {
+	err := t.Tx.Commit()
+	if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
