@@ -246,10 +246,23 @@ func (d *Directory) LookupSubject(ctx context.Context, subject string) (Principa
 	if !isService {
 		return d.LookupUser(ctx, subject)
 	}
+	// A service account comes from the same short cache as its sign-ins
+	// (AuthenticateService): a busy service's API key costs no read of it.
 	readAt := d.now()
+	var generation uint64
+	if d.services != nil {
+		var cached cachedServiceAccount
+		var fresh bool
+		if cached, fresh, generation = d.services.get(clientID, readAt); fresh {
+			return servicePrincipal(cached.account, cached.readAt), nil
+		}
+	}
 	account, err := d.store.GetServiceAccount(ctx, clientID)
 	if err != nil {
 		return Principal{}, err
+	}
+	if d.services != nil {
+		d.services.put(account, readAt, generation)
 	}
 	return servicePrincipal(account, readAt), nil
 }

@@ -432,3 +432,40 @@ func TestRotateServiceSecret(t *testing.T) {
 		t.Fatalf("rotating an unknown account: %v", err)
 	}
 }
+
+// With the service-account cache on, a service's API key is exchanged
+// without reading the account each time, as its sign-ins are; a change
+// still reaches it once the cache's time has passed.
+func TestLookupSubjectUsesTheServiceCache(t *testing.T) {
+	store, hasher := newStoreAndHasher(t)
+	now := time.Now()
+	var reads int
+	directory := accounts.NewDirectory(accounts.Config{ServiceAccountCacheTTL: time.Second},
+		accounts.Dependencies{Store: storage.Timed(store, func(op string, _ time.Duration) {
+			if op == "GetServiceAccount" {
+				reads++
+			}
+		}), Hasher: hasher, Now: func() time.Time { return now }, Random: rand.Reader})
+	ctx := context.Background()
+	if _, err := directory.CreateServiceAccount(ctx, "billing", storage.Grants{AllowedScopes: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if p, err := directory.LookupSubject(ctx, accounts.ServiceSubject("billing")); err != nil || p.Role != accounts.RoleService {
+			t.Fatalf("LookupSubject = %+v, %v", p, err)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("%d reads of the account for 3 lookups within the cache's time, want 1", reads)
+	}
+	if err := store.UpdateServiceAccount(ctx, "billing", func(a *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		a.AllowedScopes = nil
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	if p, err := directory.LookupSubject(ctx, accounts.ServiceSubject("billing")); err != nil || len(p.Grants.AllowedScopes) != 0 {
+		t.Fatalf("after the cache's time LookupSubject = %+v, %v", p, err)
+	}
+}
