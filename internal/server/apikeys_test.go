@@ -237,6 +237,9 @@ func TestAPIKeyOverOAuth2(t *testing.T) {
 	}
 	_, code = tr.token(t, apiKeyRequest(created.GetKey(), ""))
 	wantCode(t, "a key revoked through one of its tokens", code, codes.Unauthenticated)
+	if _, body := get(t, e.HTTPBase()+"/metrics"); !strings.Contains(body, `chit_tokens_issued_total{kind="api_key"} 2`) {
+		t.Error("/metrics does not count the API key's two exchanges")
+	}
 }
 
 func mustExchange(t *testing.T, tr transport, key string) string {
