@@ -31,7 +31,9 @@ func (c *cli) apiKeyCommand() *cobra.Command {
 		Long: `API keys are long-lived credentials for scripts and CI: a program exchanges one
 for a short-lived access token (Token with api_key_credential, or /oauth2/token
 with grant_type urn:chit:params:oauth:grant-type:api-key). Making one needs a
-recent sign-in: run chit login first (within 10 minutes).`,
+recent sign-in (chit login within 10 minutes) whose token carries the key's
+scopes: chit login --scope "openid offline_access reports:read", then
+chit api-key create ci --scope reports:read.`,
 	}
 	cmd.PersistentFlags().StringVarP(&output, "output", "o", "table", "table or json")
 
@@ -89,7 +91,7 @@ recent sign-in: run chit login first (within 10 minutes).`,
 			})
 		},
 	}
-	create.Flags().StringArrayVar(&scopes, "scope", nil, "a scope its tokens may carry, within yours (repeat for more; default: your default scopes)")
+	create.Flags().StringArrayVar(&scopes, "scope", nil, "a scope its tokens may carry, within your login's (repeat for more; default: your default scopes your login carries)")
 	create.Flags().IntVar(&days, "days", 90, "how many days the key lasts (at most 365)")
 
 	list := &cobra.Command{

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/secrets"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
 	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
@@ -270,4 +272,88 @@ func TestAPIKeyGivesOnlyItsScopes(t *testing.T) {
 		_, code := tr.token(t, apiKeyRequest(created.GetKey(), scope))
 		wantCode(t, "asking a key for "+scope, code, codes.InvalidArgument)
 	}
+}
+
+// Findings of an attack run on API keys, each refused now: a key wider than
+// the token that made it (a narrowed token, a third-party client's token),
+// a scope list left unchecked, a lifetime that expires at once, a key
+// outliving its owner into a new principal of the same name, expired keys
+// counting against the limit, and a service unable to revoke its key with
+// one of its tokens.
+func TestAPIKeyAttackFindings(t *testing.T) {
+	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+		narrowed, code := tr.token(t, &authv1.TokenRequest{Scope: "read", Credential: passwordRequest(servertest.UserName, servertest.UserPassword).GetCredential()})
+		wantCode(t, "a token narrowed to read", code, codes.OK)
+		_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "wider", Scopes: []string{"read", "write"}})
+		wantCode(t, "a key wider than its token", code, codes.InvalidArgument)
+		_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "oidc", Scopes: []string{"openid"}})
+		wantCode(t, "a key with openid", code, codes.InvalidArgument)
+		_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "instant", Ttl: durationpb.New(time.Nanosecond)})
+		wantCode(t, "a key for a nanosecond", code, codes.InvalidArgument)
+		many := make([]string, 65)
+		for i := range many {
+			many[i] = "read"
+		}
+		_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "many", Scopes: many})
+		wantCode(t, "a key with 65 scopes", code, codes.InvalidArgument)
+		twice, code := createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "twice", Scopes: []string{"read", "read"}})
+		wantCode(t, "a key with a scope twice", code, codes.OK)
+		if !slices.Equal(twice.GetApiKey().GetScopes(), []string{"read"}) {
+			t.Fatalf("a scope asked twice is kept as %v", twice.GetApiKey().GetScopes())
+		}
+
+		// A token a third-party client obtained makes no key.
+		secret := e.CreateClient(t, "reports-app", []string{"https://reports.example/cb"}, true,
+			storage.Grants{AllowedScopes: []string{"read", "write"}})
+		form := url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {servertest.UserPassword}, "scope": {"read"}}
+		req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("reports-app", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var thirdParty struct {
+			AccessToken string `json:"access_token"`
+		}
+		decodeJSON(t, resp, &thirdParty)
+		_, code = createAPIKey(t, tr, thirdParty.AccessToken, &authv1.CreateApiKeyRequest{Name: "via-app"})
+		wantCode(t, "a key made with a third-party client's token", code, codes.PermissionDenied)
+
+		// A key made before its owner existed gives nothing to the new owner.
+		if err := e.Directory().CreateUser(t.Context(), "zed", "zed's long password", accounts.RoleUser, storage.Grants{AllowedScopes: []string{"read"}}); err != nil {
+			t.Fatal(err)
+		}
+		key := "chit_ak_" + strings.Repeat("Z", 16) + strings.Repeat("s", 43)
+		if err := e.Store.CreateAPIKey(t.Context(), storage.APIKey{ID: strings.Repeat("Z", 16), Subject: "zed", Name: "orphan", Scopes: []string{"read"},
+			Hash: secrets.Digest(key), CreatedAt: e.Clock.Now().Add(-time.Hour), ExpiresAt: e.Clock.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		_, code = tr.token(t, apiKeyRequest(key, ""))
+		wantCode(t, "a key older than its owner", code, codes.Unauthenticated)
+
+		// Expired keys do not count against the limit.
+		// "twice" is the first of the 50 keys a person may hold.
+		for i := range 49 {
+			_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: fmt.Sprintf("k%d", i), Ttl: durationpb.New(time.Minute)})
+			wantCode(t, "one of 50 keys", code, codes.OK)
+		}
+		_, code = createAPIKey(t, tr, narrowed.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "fifty-first"})
+		wantCode(t, "a 51st key", code, codes.FailedPrecondition)
+		e.Clock.Advance(time.Minute)
+		fresh, code := tr.token(t, &authv1.TokenRequest{Scope: "read", Credential: passwordRequest(servertest.UserName, servertest.UserPassword).GetCredential()})
+		wantCode(t, "sign in again", code, codes.OK)
+		_, code = createAPIKey(t, tr, fresh.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "after-expiry"})
+		wantCode(t, "a key once 49 have expired", code, codes.OK)
+
+		// A service revokes its key with one of the key's tokens.
+		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		serviceKey, code := createAPIKey(t, tr, service.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "deploy"})
+		wantCode(t, "a service's key", code, codes.OK)
+		wantCode(t, "Revoke with the service key's token", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, "",
+			&authv1.RevokeRequest{Token: mustExchange(t, tr, serviceKey.GetKey())}, &authv1.RevokeResponse{}), codes.OK)
+		_, code = tr.token(t, apiKeyRequest(serviceKey.GetKey(), ""))
+		wantCode(t, "the service's revoked key", code, codes.Unauthenticated)
+	})
 }

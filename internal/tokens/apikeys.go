@@ -36,6 +36,8 @@ const (
 	DefaultAPIKeyLifetime = 90 * 24 * time.Hour
 	// MaxAPIKeyLifetime bounds a key's lifetime: a forgotten key ends.
 	MaxAPIKeyLifetime = 365 * 24 * time.Hour
+	// MinAPIKeyLifetime refuses keys that would expire before use.
+	MinAPIKeyLifetime = time.Minute
 	// RecentSignIn is how recent the sign-in behind a key's creation must
 	// be: a stolen long-lived session (a refresh token) cannot mint
 	// permanent keys.
@@ -74,8 +76,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, caller Claims, req NewAPIKey
 	switch {
 	case lifetime == 0:
 		lifetime = DefaultAPIKeyLifetime
-	case lifetime < 0 || lifetime > MaxAPIKeyLifetime:
-		return "", storage.APIKey{}, chiterr.New(chiterr.InvalidArgument, "ttl must be positive and at most %d days", int(MaxAPIKeyLifetime.Hours()/24))
+	case lifetime < MinAPIKeyLifetime || lifetime > MaxAPIKeyLifetime:
+		return "", storage.APIKey{}, chiterr.New(chiterr.InvalidArgument, "ttl must be between %s and %d days", MinAPIKeyLifetime, int(MaxAPIKeyLifetime.Hours()/24))
 	}
 	grantee, err := s.apiKeyGrantee(ctx, caller.Subject)
 	if err != nil {
@@ -84,14 +86,43 @@ func (s *Service) CreateAPIKey(ctx context.Context, caller Claims, req NewAPIKey
 		}
 		return "", storage.APIKey{}, err
 	}
-	scopes, err := grantee.GrantScopes(req.Scopes)
+	// The token that makes a key is the ceiling of what the key may give:
+	// one issued through Chit's own clients (a person's) or to the service
+	// itself, and only scopes it carries. A token a third-party client
+	// obtained, or one narrowed to fewer scopes, makes no wider key.
+	if caller.ClientID != "" && !slices.Contains(accounts.FirstPartyClientIDs, caller.ClientID) &&
+		!(grantee.Principal.Role == accounts.RoleService && caller.ClientID == grantee.Principal.Name) {
+		return "", storage.APIKey{}, chiterr.New(chiterr.PermissionDenied,
+			"API keys are made with a token issued through Chit's own clients (chit login, the API), not through client %s", chiterr.Quote(caller.ClientID))
+	}
+	requested, err := accounts.NewGrants(accounts.GrantFields{Allowed: "scopes"}, req.Scopes, nil, nil)
 	if err != nil {
 		return "", storage.APIKey{}, err
 	}
-	held, err := s.Store.ListAPIKeys(ctx, caller.Subject, storage.Page{Limit: MaxAPIKeysPerOwner})
+	for _, scope := range requested.AllowedScopes {
+		switch {
+		case slices.Contains(accounts.PersonScopes, scope):
+			return "", storage.APIKey{}, chiterr.New(chiterr.InvalidArgument, "scope %q is for signing in; an API key does not carry it", scope)
+		case !slices.Contains(caller.Scopes, scope):
+			return "", storage.APIKey{}, chiterr.New(chiterr.InvalidArgument,
+				"scope %q is not in the token that makes the key: sign in with it first", scope).WithReason(chiterr.ReasonInvalidScope)
+		}
+	}
+	scopes, err := grantee.GrantScopes(requested.AllowedScopes)
 	if err != nil {
 		return "", storage.APIKey{}, err
 	}
+	if len(requested.AllowedScopes) == 0 {
+		// The owner's defaults, as far as the making token carries them.
+		scopes = slices.DeleteFunc(scopes, func(scope string) bool {
+			return slices.Contains(accounts.PersonScopes, scope) || !slices.Contains(caller.Scopes, scope)
+		})
+	}
+	held, err := s.Store.ListAPIKeys(ctx, caller.Subject, storage.Page{})
+	if err != nil {
+		return "", storage.APIKey{}, err
+	}
+	held = slices.DeleteFunc(held, func(key storage.APIKey) bool { return !now.Before(key.ExpiresAt) })
 	if len(held) >= MaxAPIKeysPerOwner {
 		return "", storage.APIKey{}, chiterr.New(chiterr.FailedPrecondition, "%s holds %d API keys, the most allowed; revoke one first", chiterr.Quote(caller.Subject), MaxAPIKeysPerOwner)
 	}
@@ -175,6 +206,11 @@ func (s *Service) IssueForAPIKey(ctx context.Context, key, scope, audience strin
 	}
 	if err != nil {
 		return Grant{}, err
+	}
+	// A key made before its owner was (its owner deleted while it was made,
+	// and a principal of that name created since) is not the new one's.
+	if record.CreatedAt.Before(grantee.Principal.CreatedAt) {
+		return Grant{}, errBadAPIKey
 	}
 	// What the key may still give: its scopes that its owner still holds;
 	// a request names some of them. (GrantScopes would also let a person's

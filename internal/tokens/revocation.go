@@ -161,10 +161,9 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 		}
 		familyID, subject, owner = claims.FamilyID, claims.Subject, claims.ClientID
 	}
-	if !mayRevoke(client, owner) {
-		return chiterr.New(chiterr.PermissionDenied, "the token was issued to another client").WithReason(chiterr.ReasonUnauthorizedClient)
-	}
 	if keyID, ok := apiKeyOfFamily(familyID); ok {
+		// An API key's token stands for the key, not a login through a
+		// client: its holder may end it, whatever client asks.
 		// An API key's token stands for the key: revoking it revokes the
 		// key, which would otherwise keep minting refused tokens.
 		err := s.deleteAPIKey(ctx, storage.APIKey{ID: keyID, Subject: subject}, "revoked with one of its tokens")
@@ -172,6 +171,9 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 			return nil
 		}
 		return err
+	}
+	if !mayRevoke(client, owner) {
+		return chiterr.New(chiterr.PermissionDenied, "the token was issued to another client").WithReason(chiterr.ReasonUnauthorizedClient)
 	}
 	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }
