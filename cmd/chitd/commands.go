@@ -174,8 +174,11 @@ func (g *grantFlags) register(cmd *cobra.Command, withAudience bool, defaultScop
 	envflag.NoEnv(flags, names...)
 }
 
+// grantFlagNames name the grant flags in the messages that refuse one.
+var grantFlagNames = accounts.GrantFields{Allowed: "--scope", Default: "--default-scope", Audiences: "--audience"}
+
 func (g *grantFlags) grants() (storage.Grants, error) {
-	return accounts.NewGrants(accounts.GrantFlags, g.scopes, g.defaults, g.audiences)
+	return accounts.NewGrants(grantFlagNames, g.scopes, g.defaults, g.audiences)
 }
 
 // newSetGrantsCommand is `chitd <kind> set-grants NAME`: it replaces what

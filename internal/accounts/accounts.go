@@ -91,22 +91,6 @@ func ValidateClientID(id string) error {
 	return nil
 }
 
-// ValidateSubject checks that subject has one of the `sub` formats (see
-// grants.go): a user name, or a name after the prefix of its kind.
-func ValidateSubject(subject string) error {
-	name := subject
-	for _, prefix := range []string{ServiceSubjectPrefix, ClientSubjectPrefix, ProviderSubjectPrefix} {
-		if rest, ok := strings.CutPrefix(subject, prefix); ok {
-			name = rest
-			break
-		}
-	}
-	if !namePattern.MatchString(name) {
-		return chiterr.New(chiterr.InvalidArgument, "subject must be a user name, \"service:ID\", \"client:ID\" or \"#P_ID\", each name or ID 1 to 64 letters, digits, '.', '_', '@' or '-'")
-	}
-	return nil
-}
-
 // ValidateLoginSubject checks that subject is one that holds logins and
 // API keys: a person (a user name) or a service account ("service:ID").
 // A client's principal key ("client:ID") names every token issued through

@@ -89,16 +89,9 @@ func checkScopeToken(scope string) error {
 	return nil
 }
 
-// GrantFields name the lists of a grant where the operator wrote them, for
-// the messages that refuse one.
+// GrantFields name the lists of a grant where the operator wrote them (a
+// command's flags, an API's fields), for the messages that refuse one.
 type GrantFields struct{ Allowed, Default, Audiences string }
-
-var (
-	// GrantFlags are chitd's flags.
-	GrantFlags = GrantFields{Allowed: "--scope", Default: "--default-scope", Audiences: "--audience"}
-	// GrantAPIFields are the Admin API's fields.
-	GrantAPIFields = GrantFields{Allowed: "allowed_scopes", Default: "default_scopes", Audiences: "allowed_audiences"}
-)
 
 // NewGrants checks what an operator grants: every default scope must be
 // allowed, and audiences must be valid names that are not the server's own.

@@ -104,6 +104,9 @@ func TestGrantScopes(t *testing.T) {
 	}
 }
 
+// testFields name the lists as chitd's flags do.
+var testFields = accounts.GrantFields{Allowed: "--scope", Default: "--default-scope", Audiences: "--audience"}
+
 // What an operator grants is checked before anything is written, with a
 // message naming what is wrong.
 func TestNewGrantsRefusesMalformedInput(t *testing.T) {
@@ -130,12 +133,12 @@ func TestNewGrantsRefusesMalformedInput(t *testing.T) {
 		// duplicates are looked for (which grows with its square).
 		{"a huge list of duplicates", slices.Repeat([]string{"a"}, 200_000), nil, nil, "--scope: at most"},
 	} {
-		_, err := accounts.NewGrants(accounts.GrantFlags, tc.allowed, tc.defaults, tc.audience)
+		_, err := accounts.NewGrants(testFields, tc.allowed, tc.defaults, tc.audience)
 		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {
 			t.Errorf("%s: got %v, want INVALID_ARGUMENT mentioning %q", tc.name, err, tc.mention)
 		}
 	}
-	grants, err := accounts.NewGrants(accounts.GrantFlags, []string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
+	grants, err := accounts.NewGrants(testFields, []string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
 	if err != nil || !slices.Equal(grants.AllowedScopes, []string{"a", "b"}) {
 		t.Fatalf("NewGrants = %+v, %v; want duplicates dropped", grants, err)
 	}

@@ -39,6 +39,10 @@ func NewAdminServer(deps Dependencies) *AdminServer {
 	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, pages: deps.Pages}
 }
 
+// grantFields name the Admin API's grant fields in the messages that
+// refuse one.
+var grantFields = accounts.GrantFields{Allowed: "allowed_scopes", Default: "default_scopes", Audiences: "allowed_audiences"}
+
 // The lists' names in their page tokens: a token of one list is refused by
 // another.
 const usersList = "users"
@@ -51,7 +55,7 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 			return nil, err
 		}
 	}
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), nil)
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -77,20 +81,13 @@ func (s *AdminServer) GetUser(ctx context.Context, req *adminv1.GetUserRequest) 
 }
 
 func (s *AdminServer) ListUsers(ctx context.Context, req *adminv1.ListUsersRequest) (*adminv1.ListUsersResponse, error) {
-	page, err := s.pages.Page(ctx, usersList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	users, next, err := paging.List(ctx, s.pages, usersList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.User, error) { return s.directory.ListUsers(ctx, page) },
+		func(user storage.User) string { return user.Name }, userMessage)
 	if err != nil {
 		return nil, err
 	}
-	users, err := s.directory.ListUsers(ctx, page)
-	if err != nil {
-		return nil, err
-	}
-	users, next := paging.Next(s.pages, usersList, page, users, func(user storage.User) string { return user.Name })
-	resp := &adminv1.ListUsersResponse{Users: make([]*adminv1.User, len(users)), NextPageToken: next}
-	for i, user := range users {
-		resp.Users[i] = userMessage(user)
-	}
-	return resp, nil
+	return &adminv1.ListUsersResponse{Users: users, NextPageToken: next}, nil
 }
 
 func (s *AdminServer) SetUserRole(ctx context.Context, req *adminv1.SetUserRoleRequest) (*adminv1.SetUserRoleResponse, error) {
@@ -118,7 +115,7 @@ func (s *AdminServer) SetUserScopes(ctx context.Context, req *adminv1.SetUserSco
 	if err := accounts.ValidateName("user", req.GetName()); err != nil {
 		return nil, err
 	}
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), nil)
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +152,7 @@ func userMessage(user storage.User) *adminv1.User {
 const serviceAccountsList = "service-accounts"
 
 func (s *AdminServer) CreateServiceAccount(ctx context.Context, req *adminv1.CreateServiceAccountRequest) (*adminv1.CreateServiceAccountResponse, error) {
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
 	if err != nil {
 		return nil, err
 	}
@@ -182,27 +179,22 @@ func (s *AdminServer) GetServiceAccount(ctx context.Context, req *adminv1.GetSer
 }
 
 func (s *AdminServer) ListServiceAccounts(ctx context.Context, req *adminv1.ListServiceAccountsRequest) (*adminv1.ListServiceAccountsResponse, error) {
-	page, err := s.pages.Page(ctx, serviceAccountsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	accounts, next, err := paging.List(ctx, s.pages, serviceAccountsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.ServiceAccount, error) {
+			return s.directory.ListServiceAccounts(ctx, page)
+		},
+		func(account storage.ServiceAccount) string { return account.ClientID }, serviceAccountMessage)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.directory.ListServiceAccounts(ctx, page)
-	if err != nil {
-		return nil, err
-	}
-	all, next := paging.Next(s.pages, serviceAccountsList, page, all, func(account storage.ServiceAccount) string { return account.ClientID })
-	resp := &adminv1.ListServiceAccountsResponse{ServiceAccounts: make([]*adminv1.ServiceAccount, len(all)), NextPageToken: next}
-	for i, account := range all {
-		resp.ServiceAccounts[i] = serviceAccountMessage(account)
-	}
-	return resp, nil
+	return &adminv1.ListServiceAccountsResponse{ServiceAccounts: accounts, NextPageToken: next}, nil
 }
 
 func (s *AdminServer) SetServiceAccountGrants(ctx context.Context, req *adminv1.SetServiceAccountGrantsRequest) (*adminv1.SetServiceAccountGrantsResponse, error) {
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
 	}
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +261,7 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err := authorize.ValidateRedirectURIs(req.GetRedirectUris()); err != nil {
 		return nil, err
 	}
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
 	if err != nil {
 		return nil, err
 	}
@@ -296,27 +288,20 @@ func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientReque
 }
 
 func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsRequest) (*adminv1.ListClientsResponse, error) {
-	page, err := s.pages.Page(ctx, clientsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	clients, next, err := paging.List(ctx, s.pages, clientsList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.Client, error) { return s.directory.ListClients(ctx, page) },
+		func(client storage.Client) string { return client.ID }, clientMessage)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.directory.ListClients(ctx, page)
-	if err != nil {
-		return nil, err
-	}
-	all, next := paging.Next(s.pages, clientsList, page, all, func(client storage.Client) string { return client.ID })
-	resp := &adminv1.ListClientsResponse{Clients: make([]*adminv1.Client, len(all)), NextPageToken: next}
-	for i, client := range all {
-		resp.Clients[i] = clientMessage(client)
-	}
-	return resp, nil
+	return &adminv1.ListClientsResponse{Clients: clients, NextPageToken: next}, nil
 }
 
 func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClientGrantsRequest) (*adminv1.SetClientGrantsResponse, error) {
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
 	}
-	grants, err := accounts.NewGrants(accounts.GrantAPIFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
+	grants, err := accounts.NewGrants(grantFields, req.GetAllowedScopes(), req.GetDefaultScopes(), req.GetAllowedAudiences())
 	if err != nil {
 		return nil, err
 	}
@@ -381,20 +366,13 @@ func (s *AdminServer) GetProvider(ctx context.Context, req *adminv1.GetProviderR
 }
 
 func (s *AdminServer) ListProviders(ctx context.Context, req *adminv1.ListProvidersRequest) (*adminv1.ListProvidersResponse, error) {
-	page, err := s.pages.Page(ctx, providersList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	providers, next, err := paging.List(ctx, s.pages, providersList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.Provider, error) { return s.providers.List(ctx, page) },
+		func(provider storage.Provider) string { return provider.ID }, providerMessage)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.providers.List(ctx, page)
-	if err != nil {
-		return nil, err
-	}
-	all, next := paging.Next(s.pages, providersList, page, all, func(provider storage.Provider) string { return provider.ID })
-	resp := &adminv1.ListProvidersResponse{Providers: make([]*adminv1.Provider, len(all)), NextPageToken: next}
-	for i, provider := range all {
-		resp.Providers[i] = providerMessage(provider)
-	}
-	return resp, nil
+	return &adminv1.ListProvidersResponse{Providers: providers, NextPageToken: next}, nil
 }
 
 func (s *AdminServer) DeleteProvider(ctx context.Context, req *adminv1.DeleteProviderRequest) (*adminv1.DeleteProviderResponse, error) {
@@ -405,29 +383,29 @@ func (s *AdminServer) DeleteProvider(ctx context.Context, req *adminv1.DeletePro
 }
 
 func (s *AdminServer) ListSigningKeys(ctx context.Context, req *adminv1.ListSigningKeysRequest) (*adminv1.ListSigningKeysResponse, error) {
-	page, err := s.pages.Page(ctx, signingKeysList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	keys, next, err := paging.List(ctx, s.pages, signingKeysList, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.SigningKey, error) { return s.signingKeyPage(ctx, page) },
+		func(key storage.SigningKey) string { return key.ID }, signingKeyMessage)
 	if err != nil {
 		return nil, err
 	}
-	// A server holds a handful of keys (next, active, the retired still
-	// published): they are paged in memory, by key id.
+	return &adminv1.ListSigningKeysResponse{SigningKeys: keys, NextPageToken: next}, nil
+}
+
+// signingKeyPage is page of the signing keys by key id. A server holds a
+// handful of keys (next, active, the retired still published): they are
+// paged in memory.
+func (s *AdminServer) signingKeyPage(ctx context.Context, page storage.Page) ([]storage.SigningKey, error) {
 	stored, err := s.signingKeys.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(stored, func(a, b storage.SigningKey) int { return strings.Compare(a.ID, b.ID) })
-	start, _ := slices.BinarySearchFunc(stored, page.After, func(key storage.SigningKey, after string) int {
-		if key.ID <= after {
-			return -1
-		}
-		return 1
-	})
-	stored = stored[start:]
+	stored = slices.DeleteFunc(stored, func(key storage.SigningKey) bool { return key.ID <= page.After })
 	if page.Limit > 0 && len(stored) > page.Limit {
 		stored = stored[:page.Limit]
 	}
-	stored, next := paging.Next(s.pages, signingKeysList, page, stored, func(key storage.SigningKey) string { return key.ID })
-	return &adminv1.ListSigningKeysResponse{SigningKeys: signingKeyMessages(stored), NextPageToken: next}, nil
+	return stored, nil
 }
 
 func (s *AdminServer) RotateSigningKeys(ctx context.Context, req *adminv1.RotateSigningKeysRequest) (*adminv1.RotateSigningKeysResponse, error) {
@@ -461,22 +439,29 @@ func providerMessage(provider storage.Provider) *adminv1.Provider {
 func signingKeyMessages(stored []storage.SigningKey) []*adminv1.SigningKey {
 	messages := make([]*adminv1.SigningKey, len(stored))
 	for i, key := range stored {
-		messages[i] = &adminv1.SigningKey{
-			KeyId:     key.ID,
-			Algorithm: key.Algorithm,
-			State:     key.State,
-			Encrypted: keys.IsSealed(key.PrivateKey),
-		}
-		for _, stamp := range []struct {
-			at   time.Time
-			into **timestamppb.Timestamp
-		}{{key.CreatedAt, &messages[i].CreateTime}, {key.ActivatedAt, &messages[i].ActivateTime}, {key.RetiredAt, &messages[i].RetireTime}} {
-			if !stamp.at.IsZero() {
-				*stamp.into = timestamppb.New(stamp.at)
-			}
-		}
+		messages[i] = signingKeyMessage(key)
 	}
 	return messages
+}
+
+func signingKeyMessage(key storage.SigningKey) *adminv1.SigningKey {
+	return &adminv1.SigningKey{
+		KeyId:        key.ID,
+		Algorithm:    key.Algorithm,
+		State:        key.State,
+		Encrypted:    keys.IsSealed(key.PrivateKey),
+		CreateTime:   optionalTime(key.CreatedAt),
+		ActivateTime: optionalTime(key.ActivatedAt),
+		RetireTime:   optionalTime(key.RetiredAt),
+	}
+}
+
+// optionalTime is t as a message field, unset when t is zero.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func (s *AdminServer) ListLogins(ctx context.Context, req *adminv1.ListLoginsRequest) (*adminv1.ListLoginsResponse, error) {
@@ -485,33 +470,29 @@ func (s *AdminServer) ListLogins(ctx context.Context, req *adminv1.ListLoginsReq
 	}
 	// Each subject's list has its own tokens: one of alice's pages does not
 	// page bob's.
-	list := "logins:" + req.GetSubject()
-	page, err := s.pages.Page(ctx, list, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	logins, next, err := paging.List(ctx, s.pages, "logins:"+req.GetSubject(), paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]storage.RefreshToken, error) {
+			return s.tokens.ListLogins(ctx, req.GetSubject(), page)
+		},
+		func(login storage.RefreshToken) string { return login.FamilyID }, loginMessage)
 	if err != nil {
 		return nil, err
 	}
-	logins, err := s.tokens.ListLogins(ctx, req.GetSubject(), page)
-	if err != nil {
-		return nil, err
+	return &adminv1.ListLoginsResponse{Logins: logins, NextPageToken: next}, nil
+}
+
+func loginMessage(login storage.RefreshToken) *adminv1.Login {
+	return &adminv1.Login{
+		LoginId:        login.FamilyID,
+		Subject:        login.Subject,
+		ClientId:       login.ClientID,
+		Scopes:         strings.Fields(login.Scope),
+		Audience:       login.Audience,
+		RefreshTime:    timestamppb.New(login.IssuedAt),
+		IdleExpireTime: timestamppb.New(login.ExpiresAt),
+		ExpireTime:     optionalTime(login.FamilyExpiresAt),
+		Generation:     login.Generation,
 	}
-	logins, next := paging.Next(s.pages, list, page, logins, func(login storage.RefreshToken) string { return login.FamilyID })
-	resp := &adminv1.ListLoginsResponse{Logins: make([]*adminv1.Login, len(logins)), NextPageToken: next}
-	for i, login := range logins {
-		resp.Logins[i] = &adminv1.Login{
-			LoginId:        login.FamilyID,
-			Subject:        login.Subject,
-			ClientId:       login.ClientID,
-			Scopes:         strings.Fields(login.Scope),
-			Audience:       login.Audience,
-			RefreshTime:    timestamppb.New(login.IssuedAt),
-			IdleExpireTime: timestamppb.New(login.ExpiresAt),
-			Generation:     login.Generation,
-		}
-		if !login.FamilyExpiresAt.IsZero() {
-			resp.Logins[i].ExpireTime = timestamppb.New(login.FamilyExpiresAt)
-		}
-	}
-	return resp, nil
 }
 
 func (s *AdminServer) RevokeLogin(ctx context.Context, req *adminv1.RevokeLoginRequest) (*adminv1.RevokeLoginResponse, error) {

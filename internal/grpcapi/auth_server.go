@@ -226,21 +226,9 @@ func (s *AuthServer) RevokeApiKey(ctx context.Context, req *authv1.RevokeApiKeyR
 
 // listAPIKeys is one page of subject's API keys, for its owner or an admin.
 func listAPIKeys(ctx context.Context, tokenService *tokens.Service, pages *paging.Tokens, subject string, size int32, token string) ([]*authv1.ApiKey, string, error) {
-	list := "api-keys:" + subject
-	page, err := pages.Page(ctx, list, paging.Request{Size: size, Token: token})
-	if err != nil {
-		return nil, "", err
-	}
-	records, err := tokenService.ListAPIKeys(ctx, subject, page)
-	if err != nil {
-		return nil, "", err
-	}
-	records, next := paging.Next(pages, list, page, records, func(key storage.APIKey) string { return key.ID })
-	messages := make([]*authv1.ApiKey, len(records))
-	for i, record := range records {
-		messages[i] = APIKeyMessage(record)
-	}
-	return messages, next, nil
+	return paging.List(ctx, pages, "api-keys:"+subject, paging.Request{Size: size, Token: token},
+		func(page storage.Page) ([]storage.APIKey, error) { return tokenService.ListAPIKeys(ctx, subject, page) },
+		func(key storage.APIKey) string { return key.ID }, APIKeyMessage)
 }
 
 // APIKeyMessage describes an API key without its secret.

@@ -90,6 +90,27 @@ func Next[T any](t *Tokens, list string, page storage.Page, items []T, key func(
 	return items, t.make(list, key(items[len(items)-1]))
 }
 
+// List answers one page of list for request: read gets the store page
+// (one item more than it shows), the items are trimmed to the page and each
+// becomes what convert makes of it; key names an item in the list's order.
+func List[T, M any](ctx context.Context, t *Tokens, list string, request Request, read func(storage.Page) ([]T, error),
+	key func(T) string, convert func(T) M) ([]M, string, error) {
+	page, err := t.Page(ctx, list, request)
+	if err != nil {
+		return nil, "", err
+	}
+	items, err := read(page)
+	if err != nil {
+		return nil, "", err
+	}
+	items, next := Next(t, list, page, items, key)
+	converted := make([]M, len(items))
+	for i, item := range items {
+		converted[i] = convert(item)
+	}
+	return converted, next, nil
+}
+
 // A token is the key id (4 bytes), the MAC (keys.RefreshTagBytes) and the
 // key to start after, in base64url.
 const headerBytes = 4 + keys.RefreshTagBytes
