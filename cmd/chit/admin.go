@@ -47,8 +47,8 @@ written to the server's audit log.`,
 // adminSession is a connection to the Admin API with the stored login's
 // access token on every call, bounded by --timeout.
 func (a *adminCLI) session(cmd *cobra.Command) (adminv1.AdminServiceClient, context.Context, func(), error) {
-	if a.output != "table" && a.output != "json" {
-		return nil, nil, nil, fmt.Errorf("--output must be table or json, not %q", a.output)
+	if err := checkOutput(a.output); err != nil {
+		return nil, nil, nil, err
 	}
 	conn, err := a.connect()
 	if err != nil {
@@ -78,15 +78,7 @@ func (a *adminCLI) run(call func(ctx context.Context, admin adminv1.AdminService
 		if err != nil {
 			return a.explain(err)
 		}
-		if a.output == "json" {
-			encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(encoded))
-			return err
-		}
-		return print(cmd.OutOrStdout(), answer)
+		return printAnswer(cmd.OutOrStdout(), a.output, answer, print)
 	}
 }
 
@@ -140,19 +132,11 @@ func (a *adminCLI) userCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-		all := &adminv1.ListUsersResponse{}
-		req := &adminv1.ListUsersRequest{PageSize: pageSize}
-		for {
-			page, err := admin.ListUsers(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			all.Users = append(all.Users, page.GetUsers()...)
-			if page.GetNextPageToken() == "" {
-				return all, nil
-			}
-			req.PageToken = page.GetNextPageToken()
-		}
+		items, err := everyPage(func(token string) ([]*adminv1.User, string, error) {
+			page, err := admin.ListUsers(ctx, &adminv1.ListUsersRequest{PageSize: pageSize, PageToken: token})
+			return page.GetUsers(), page.GetNextPageToken(), err
+		})
+		return &adminv1.ListUsersResponse{Users: items}, err
 	}, printUsers)
 	list.Flags().Int32Var(&pageSize, "page-size", 0, "users fetched per call (default: the server's, 50)")
 
@@ -276,19 +260,11 @@ func (a *adminCLI) serviceCommand() *cobra.Command {
 	var pageSize int32
 	list := &cobra.Command{Use: "list", Short: "List service accounts by client id (every page)", Args: cobra.NoArgs}
 	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-		all := &adminv1.ListServiceAccountsResponse{}
-		req := &adminv1.ListServiceAccountsRequest{PageSize: pageSize}
-		for {
-			page, err := admin.ListServiceAccounts(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			all.ServiceAccounts = append(all.ServiceAccounts, page.GetServiceAccounts()...)
-			if page.GetNextPageToken() == "" {
-				return all, nil
-			}
-			req.PageToken = page.GetNextPageToken()
-		}
+		items, err := everyPage(func(token string) ([]*adminv1.ServiceAccount, string, error) {
+			page, err := admin.ListServiceAccounts(ctx, &adminv1.ListServiceAccountsRequest{PageSize: pageSize, PageToken: token})
+			return page.GetServiceAccounts(), page.GetNextPageToken(), err
+		})
+		return &adminv1.ListServiceAccountsResponse{ServiceAccounts: items}, err
 	}, printServiceAccounts)
 	list.Flags().Int32Var(&pageSize, "page-size", 0, "accounts fetched per call (default: the server's, 50)")
 
@@ -417,19 +393,11 @@ func (a *adminCLI) clientCommand() *cobra.Command {
 	var pageSize int32
 	list := &cobra.Command{Use: "list", Short: "List clients by id (every page)", Args: cobra.NoArgs}
 	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-		all := &adminv1.ListClientsResponse{}
-		req := &adminv1.ListClientsRequest{PageSize: pageSize}
-		for {
-			page, err := admin.ListClients(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			all.Clients = append(all.Clients, page.GetClients()...)
-			if page.GetNextPageToken() == "" {
-				return all, nil
-			}
-			req.PageToken = page.GetNextPageToken()
-		}
+		items, err := everyPage(func(token string) ([]*adminv1.Client, string, error) {
+			page, err := admin.ListClients(ctx, &adminv1.ListClientsRequest{PageSize: pageSize, PageToken: token})
+			return page.GetClients(), page.GetNextPageToken(), err
+		})
+		return &adminv1.ListClientsResponse{Clients: items}, err
 	}, printClients)
 	list.Flags().Int32Var(&pageSize, "page-size", 0, "clients fetched per call (default: the server's, 50)")
 
@@ -506,19 +474,11 @@ func (a *adminCLI) providerCommand() *cobra.Command {
 	}
 	list := &cobra.Command{Use: "list", Short: "List providers and whether they have been claimed (every page)", Args: cobra.NoArgs}
 	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-		all := &adminv1.ListProvidersResponse{}
-		req := &adminv1.ListProvidersRequest{}
-		for {
-			page, err := admin.ListProviders(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			all.Providers = append(all.Providers, page.GetProviders()...)
-			if page.GetNextPageToken() == "" {
-				return all, nil
-			}
-			req.PageToken = page.GetNextPageToken()
-		}
+		items, err := everyPage(func(token string) ([]*adminv1.Provider, string, error) {
+			page, err := admin.ListProviders(ctx, &adminv1.ListProvidersRequest{PageToken: token})
+			return page.GetProviders(), page.GetNextPageToken(), err
+		})
+		return &adminv1.ListProvidersResponse{Providers: items}, err
 	}, printProviders)
 	remove := &cobra.Command{Use: "delete ID", Short: "Delete a provider; its refresh token and key stop working", Args: cobra.ExactArgs(1)}
 	remove.RunE = func(cmd *cobra.Command, args []string) error {
@@ -553,19 +513,11 @@ func (a *adminCLI) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "List and rotate the server's signing keys"}
 	list := &cobra.Command{Use: "list", Short: "List signing keys with their state (next, active, retired)", Args: cobra.NoArgs}
 	list.RunE = a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-		all := &adminv1.ListSigningKeysResponse{}
-		req := &adminv1.ListSigningKeysRequest{}
-		for {
-			page, err := admin.ListSigningKeys(ctx, req)
-			if err != nil {
-				return nil, err
-			}
-			all.SigningKeys = append(all.SigningKeys, page.GetSigningKeys()...)
-			if page.GetNextPageToken() == "" {
-				return all, nil
-			}
-			req.PageToken = page.GetNextPageToken()
-		}
+		items, err := everyPage(func(token string) ([]*adminv1.SigningKey, string, error) {
+			page, err := admin.ListSigningKeys(ctx, &adminv1.ListSigningKeysRequest{PageToken: token})
+			return page.GetSigningKeys(), page.GetNextPageToken(), err
+		})
+		return &adminv1.ListSigningKeysResponse{SigningKeys: items}, err
 	}, printSigningKeys)
 	var force bool
 	rotate := &cobra.Command{
@@ -623,19 +575,11 @@ func (a *adminCLI) loginCommand() *cobra.Command {
 	list := &cobra.Command{Use: "list SUBJECT", Short: "List a subject's live logins (every page)", Args: cobra.ExactArgs(1)}
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-			all := &adminv1.ListLoginsResponse{}
-			req := &adminv1.ListLoginsRequest{Subject: args[0]}
-			for {
-				page, err := admin.ListLogins(ctx, req)
-				if err != nil {
-					return nil, err
-				}
-				all.Logins = append(all.Logins, page.GetLogins()...)
-				if page.GetNextPageToken() == "" {
-					return all, nil
-				}
-				req.PageToken = page.GetNextPageToken()
-			}
+			items, err := everyPage(func(token string) ([]*adminv1.Login, string, error) {
+				page, err := admin.ListLogins(ctx, &adminv1.ListLoginsRequest{Subject: args[0], PageToken: token})
+				return page.GetLogins(), page.GetNextPageToken(), err
+			})
+			return &adminv1.ListLoginsResponse{Logins: items}, err
 		}, printLogins)(cmd, args)
 	}
 	var all bool
@@ -675,4 +619,42 @@ func printLogins(out io.Writer, answer proto.Message) error {
 			stamp(l.GetRefreshTime()), stamp(l.GetIdleExpireTime()), stamp(l.GetExpireTime()))
 	}
 	return w.Flush()
+}
+
+// everyPage follows a list's next_page_token from the first page to the
+// last and returns every item.
+func everyPage[T any](page func(token string) (items []T, next string, err error)) ([]T, error) {
+	var all []T
+	for token := ""; ; {
+		items, next, err := page(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
+}
+
+func checkOutput(output string) error {
+	if output != "table" && output != "json" {
+		return fmt.Errorf("--output must be table or json, not %q", output)
+	}
+	return nil
+}
+
+// printAnswer prints a call's answer as output says: JSON with the proto
+// field names, or print's table.
+func printAnswer(w io.Writer, output string, answer proto.Message, print func(io.Writer, proto.Message) error) error {
+	if output != "json" {
+		return print(w, answer)
+	}
+	encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(encoded))
+	return err
 }

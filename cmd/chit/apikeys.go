@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -39,8 +38,8 @@ chit api-key create ci --scope reports:read.`,
 
 	// call runs body with the AuthService and the stored login's token.
 	call := func(cmd *cobra.Command, body func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error), print func(io.Writer, proto.Message) error) error {
-		if output != "table" && output != "json" {
-			return fmt.Errorf("--output must be table or json, not %q", output)
+		if err := checkOutput(output); err != nil {
+			return err
 		}
 		auth, ctx, done, err := c.session(cmd)
 		if err != nil {
@@ -58,15 +57,7 @@ chit api-key create ci --scope reports:read.`,
 		if err != nil {
 			return c.explain(err)
 		}
-		if output == "json" {
-			encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(encoded))
-			return err
-		}
-		return print(cmd.OutOrStdout(), answer)
+		return printAnswer(cmd.OutOrStdout(), output, answer, print)
 	}
 
 	var scopes []string
@@ -100,19 +91,11 @@ chit api-key create ci --scope reports:read.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return call(cmd, func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error) {
-				all := &authv1.ListApiKeysResponse{}
-				req := &authv1.ListApiKeysRequest{}
-				for {
-					page, err := auth.ListApiKeys(ctx, req)
-					if err != nil {
-						return nil, err
-					}
-					all.ApiKeys = append(all.ApiKeys, page.GetApiKeys()...)
-					if page.GetNextPageToken() == "" {
-						return all, nil
-					}
-					req.PageToken = page.GetNextPageToken()
-				}
+				items, err := everyPage(func(token string) ([]*authv1.ApiKey, string, error) {
+					page, err := auth.ListApiKeys(ctx, &authv1.ListApiKeysRequest{PageToken: token})
+					return page.GetApiKeys(), page.GetNextPageToken(), err
+				})
+				return &authv1.ListApiKeysResponse{ApiKeys: items}, err
 			}, func(w io.Writer, answer proto.Message) error {
 				return printAPIKeys(w, answer.(*authv1.ListApiKeysResponse).GetApiKeys())
 			})
@@ -142,19 +125,11 @@ func (a *adminCLI) apiKeyCommand() *cobra.Command {
 	list := &cobra.Command{Use: "list SUBJECT", Short: "List a subject's API keys (every page)", Args: cobra.ExactArgs(1)}
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-			all := &adminv1.ListApiKeysResponse{}
-			req := &adminv1.ListApiKeysRequest{Subject: args[0]}
-			for {
-				page, err := admin.ListApiKeys(ctx, req)
-				if err != nil {
-					return nil, err
-				}
-				all.ApiKeys = append(all.ApiKeys, page.GetApiKeys()...)
-				if page.GetNextPageToken() == "" {
-					return all, nil
-				}
-				req.PageToken = page.GetNextPageToken()
-			}
+			items, err := everyPage(func(token string) ([]*authv1.ApiKey, string, error) {
+				page, err := admin.ListApiKeys(ctx, &adminv1.ListApiKeysRequest{Subject: args[0], PageToken: token})
+				return page.GetApiKeys(), page.GetNextPageToken(), err
+			})
+			return &adminv1.ListApiKeysResponse{ApiKeys: items}, err
 		}, func(w io.Writer, answer proto.Message) error {
 			return printAPIKeys(w, answer.(*adminv1.ListApiKeysResponse).GetApiKeys())
 		})(cmd, args)
