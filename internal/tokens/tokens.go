@@ -684,8 +684,8 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
 	}
 	var signedBy verifyingKey
-	serverKey := func(ctx context.Context, kid string) (jwk.Key, bool) {
-		key, ok := s.Keys.LookupContext(ctx, kid)
+	serverKey := func(_ context.Context, kid string) (jwk.Key, bool) {
+		key, ok := s.Keys.Lookup(kid)
 		signedBy = verifyingKey{id: kid}
 		return key, ok
 	}
@@ -693,8 +693,16 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		signedBy = verifyingKey{id: kid, provider: true}
 		return s.providerKeys.lookup(ctx, s.ProviderKeys, kid)
 	}
+	// A kid neither knows may be a server key another replica activated
+	// moments ago: the keys are read again, last, so that provider tokens
+	// (found second) never cost a reload.
+	newServerKey := func(ctx context.Context, kid string) (jwk.Key, bool) {
+		key, ok := s.Keys.LookupContext(ctx, kid)
+		signedBy = verifyingKey{id: kid}
+		return key, ok
+	}
 	var typ string
-	keyProvider := keys.KeyProvider(serverKey, providerKey)
+	keyProvider := keys.KeyProvider(serverKey, providerKey, newServerKey)
 	typed := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, message *jws.Message) error {
 		headers := sig.ProtectedHeaders()
 		typ = headers.Type()

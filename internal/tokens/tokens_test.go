@@ -592,3 +592,32 @@ func TestRevocationWithinTheSameSecond(t *testing.T) {
 		t.Fatalf("a token issued after the revocation, in the same second: %v", err)
 	}
 }
+
+// A token signed by a key another replica activated moments ago (a forced
+// rotation) is accepted here at once: Check reads the keys again for a kid
+// it does not know rather than refusing until its next periodic reload.
+func TestCheckAcceptsAKeyActivatedElsewhere(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	elsewhere, err := keys.Load(ctx, f.store, jwa.ES256, &keys.Sealer{}, f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := keys.Rotate(ctx, f.store, jwa.ES256, &keys.Sealer{}, f.clock.Now(), time.Minute, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := elsewhere.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := tokens.NewService(f.cfg, tokens.Dependencies{Keys: elsewhere, RefreshKeys: f.service.RefreshKeys, Store: f.store,
+		Directory: f.service.Directory, Now: f.clock.Now, Random: rand.Reader})
+	grant, err := other.IssueForClient(ctx, "billing", f.secret, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
+		t.Fatalf("a token of a key activated on another replica: %v", err)
+	}
+}
