@@ -85,13 +85,13 @@ func TestServiceCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "client_id: billing") || !strings.Contains(out, "client_secret: chit_cs_") {
 		t.Fatalf("service create: %q, %v", out, err)
 	}
+	created := secretFrom(t, out)
 	out, err = run(t, "", "service", "list", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "billing") || strings.Contains(out, "chit_cs_") {
 		t.Fatalf("service list: %q, %v (it must not show secrets)", out, err)
 	}
-	first := out
 	out, err = run(t, "", "service", "rotate-secret", "billing", "--overlap", "1h", "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "client_secret: chit_cs_") || out == first {
+	if err != nil || !strings.Contains(out, "client_secret: chit_cs_") || secretFrom(t, out) == created {
 		t.Fatalf("service rotate-secret: %q, %v", out, err)
 	}
 	if _, err := run(t, "", "service", "rotate-secret", "billing", "--overlap", "169h", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "overlap") {

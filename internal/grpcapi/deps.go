@@ -1,0 +1,39 @@
+package grpcapi
+
+import (
+	"context"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/paging"
+	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/tokens"
+)
+
+// Config is the transport's own setting.
+type Config struct {
+	// Orchestrators names the services that may call refreshAsOrchestrator.
+	Orchestrators []string
+}
+
+// Dependencies are the core services the handlers call.
+type Dependencies struct {
+	Tokens    *tokens.Service
+	Authorize *authorize.Service
+	Providers *providers.Service
+	Directory *accounts.Directory
+	// Pages makes and reads the page tokens of the Admin API's lists.
+	Pages *paging.Tokens
+	// SigningKeys lists and rotates the server's signing keys.
+	SigningKeys SigningKeys
+}
+
+// SigningKeys are the server's token-signing keys as an admin manages them.
+type SigningKeys interface {
+	// List returns every stored signing key.
+	List(ctx context.Context) ([]storage.SigningKey, error)
+	// Rotate activates the next key as keys.Rotate does, with the server's
+	// algorithm and sealer, and makes this replica sign with it at once.
+	Rotate(ctx context.Context, force bool) error
+}
