@@ -4,4 +4,3 @@
 // gRPC status codes. Because the REST gateway calls through this server, every
 // rule here holds for REST too. It makes no decision about tokens itself.
 package grpcapi
-
