@@ -49,9 +49,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time
 		if err := requireOneRow(tag, storage.ErrNotFound); err != nil {
 			return nil, err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-			storage.APIKeyFamily(id), toUnix(revokedAt))
-		return nil, err
+		return nil, revokeFamily(ctx, tx, storage.APIKeyFamily(id), revokedAt)
 	})
 }
 

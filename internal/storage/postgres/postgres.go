@@ -480,10 +480,17 @@ func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time
 	return logins + tokens, err
 }
 
+// revokeFamily records familyID as revoked at revokedAt, in tx: the access
+// tokens that carry it (a login's, an API key's) are refused from then on.
+func revokeFamily(ctx context.Context, tx pgx.Tx, familyID string, revokedAt time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
+	return err
+}
+
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt)); err != nil {
+		if err := revokeFamily(ctx, tx, familyID, revokedAt); err != nil {
 			return err
 		}
 		var err error

@@ -44,9 +44,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time
 		if err := requireOneRow(result, storage.ErrNotFound); err != nil {
 			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-			storage.APIKeyFamily(id), toUnix(revokedAt))
-		return nil, err
+		return nil, revokeFamily(ctx, tx, storage.APIKeyFamily(id), revokedAt)
 	})
 }
 

@@ -48,14 +48,20 @@ func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time
 	return s.deleteInBatches(ctx, "authorization_codes", `expires_at < ?`, toUnix(cutoff))
 }
 
+// revokeFamily records familyID as revoked at revokedAt, in tx: the access
+// tokens that carry it (a login's, an API key's) are refused from then on.
+func revokeFamily(ctx context.Context, tx execer, familyID string, revokedAt time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
+	return err
+}
+
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-		familyID, toUnix(revokedAt)); err != nil {
+	if err := revokeFamily(ctx, tx, familyID, revokedAt); err != nil {
 		return 0, err
 	}
 	n, err := deleteRefreshTokens(ctx, tx, "family_id", familyID)
