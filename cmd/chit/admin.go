@@ -586,7 +586,10 @@ func (a *adminCLI) loginCommand() *cobra.Command {
 	revoke := &cobra.Command{
 		Use:   "revoke SUBJECT (LOGIN_ID | --all)",
 		Short: "End one login of a subject, or all of them with --all",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `End one login of a subject (its id from chit admin login list), or all of them
+with --all. Ids are random and may start with '-': put -- before such an id.`,
+		Example: "  chit admin login revoke alice -- -Qx3...",
+		Args:    cobra.RangeArgs(1, 2),
 	}
 	revoke.RunE = func(cmd *cobra.Command, args []string) error {
 		if all == (len(args) == 2) {

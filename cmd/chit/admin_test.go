@@ -207,7 +207,7 @@ func TestAdminKeysAndProviderCommands(t *testing.T) {
 	common := loginAs(t, e, "root", "root's long password")
 	chit := func(args ...string) (string, error) {
 		t.Helper()
-		return run(t, nil, e.Clock.Now, "", append(append([]string{"admin"}, args...), common...)...)
+		return run(t, nil, e.Clock.Now, "", append(append([]string{"admin"}, common...), args...)...)
 	}
 	out, err := chit("keys", "list")
 	if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "next") {
@@ -242,7 +242,7 @@ func TestAdminKeysAndProviderCommands(t *testing.T) {
 	if out, err = chit("login", "revoke", servertest.UserName, "--all"); err != nil || !strings.Contains(out, "ended every login") {
 		t.Fatalf("login revoke --all: %q, %v", out, err)
 	}
-	if out, err = chit("login", "revoke", "root", logins.Logins[0].LoginID); err != nil || !strings.Contains(out, "ended login") {
+	if out, err = chit("login", "revoke", "root", "--", logins.Logins[0].LoginID); err != nil || !strings.Contains(out, "ended login") {
 		t.Fatalf("login revoke ID: %q, %v", out, err)
 	}
 }
@@ -311,7 +311,7 @@ func TestAPIKeyCommands(t *testing.T) {
 	alice := loginAs(t, e, servertest.UserName, servertest.UserPassword)
 	chit := func(common []string, args ...string) (string, error) {
 		t.Helper()
-		return run(t, nil, e.Clock.Now, "", append(args, common...)...)
+		return run(t, nil, e.Clock.Now, "", append(append([]string{}, common...), args...)...)
 	}
 	out, err := chit(alice, "api-key", "create", "ci", "--days", "30")
 	if err != nil || !strings.Contains(out, "key: chit_ak_") {
@@ -337,10 +337,10 @@ func TestAPIKeyCommands(t *testing.T) {
 	if out, err = chit(root, "admin", "api-key", "list", servertest.UserName); err != nil || !strings.Contains(out, listed.APIKeys[0].ID) {
 		t.Fatalf("admin api-key list: %q, %v", out, err)
 	}
-	if out, err = chit(alice, "api-key", "revoke", listed.APIKeys[0].ID); err != nil || !strings.Contains(out, "revoked API key") {
+	if out, err = chit(alice, "api-key", "revoke", "--", listed.APIKeys[0].ID); err != nil || !strings.Contains(out, "revoked API key") {
 		t.Fatalf("api-key revoke: %q, %v", out, err)
 	}
-	if _, err = chit(root, "admin", "api-key", "revoke", listed.APIKeys[0].ID); err == nil || !strings.Contains(err.Error(), "no API key") {
+	if _, err = chit(root, "admin", "api-key", "revoke", "--", listed.APIKeys[0].ID); err == nil || !strings.Contains(err.Error(), "no API key") {
 		t.Fatalf("admin api-key revoke of a revoked key: %v", err)
 	}
 	// Eleven minutes on, the stored login is no recent sign-in.

@@ -103,7 +103,7 @@ chit api-key create ci --scope reports:read.`,
 	}
 
 	revoke := &cobra.Command{
-		Use:   "revoke ID",
+		Use:   "revoke [--] ID",
 		Short: "Revoke one of your API keys; the tokens it gave stop working",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -134,7 +134,7 @@ func (a *adminCLI) apiKeyCommand() *cobra.Command {
 			return printAPIKeys(w, answer.(*adminv1.ListApiKeysResponse).GetApiKeys())
 		})(cmd, args)
 	}
-	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke an API key; the tokens it gave stop working", Args: cobra.ExactArgs(1)}
+	revoke := &cobra.Command{Use: "revoke [--] ID", Short: "Revoke an API key; the tokens it gave stop working", Args: cobra.ExactArgs(1)}
 	revoke.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
 			return admin.RevokeApiKey(ctx, &adminv1.RevokeApiKeyRequest{Id: args[0]})
