@@ -84,7 +84,7 @@ bench-growth:
 
 ## bench-compare: the scenarios named like ONLY (client credentials by default) on this tree's chitd and on
 ## BASELINE's (a git revision, default HEAD~1), in turns in one run -> bench/compare.md; set
-## CHIT_BENCH_POSTGRES_DSN and CHIT_BENCH_BASELINE_POSTGRES_DSN (two databases) to compare PostgreSQL too
+## CHIT_BENCH_POSTGRES_DSN to compare PostgreSQL too (each binary in a fresh schema of its own)
 BASELINE ?= HEAD~1
 ONLY     ?= Token, client credentials
 bench-compare: build
@@ -92,7 +92,7 @@ bench-compare: build
 	cd .baseline && $(GO) build -o ../bin/chitd-baseline ./cmd/chitd
 	@git worktree remove --force .baseline
 	cd bench && $(GO) run ./cmd/chit-bench compare --chitd ../bin/chitd --baseline ../bin/chitd-baseline --only "$(ONLY)" \
-	  --postgres "$$CHIT_BENCH_POSTGRES_DSN" --baseline-postgres "$$CHIT_BENCH_BASELINE_POSTGRES_DSN"
+	  --postgres "$$CHIT_BENCH_POSTGRES_DSN"
 
 ## soak: five minutes of CheckToken load; fails if the server's RSS grows by more than 10% after the first minute
 soak: build

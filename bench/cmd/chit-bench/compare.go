@@ -23,8 +23,8 @@ func compareCommand(args []string) error {
 	warmup := flags.Duration("warmup", time.Second, "uncounted calls on each binary before the counted turns")
 	turn := flags.Duration("turn", 500*time.Millisecond, "how long one binary is loaded at a time")
 	concurrency := flags.Int("concurrency", 32, "concurrent callers")
-	postgresDSN := flags.String("postgres", "", "also compare on PostgreSQL: the change's database")
-	baselineDSN := flags.String("baseline-postgres", "", "the baseline's PostgreSQL database (a different one: the schemas differ)")
+	postgresDSN := flags.String("postgres", "", "also compare on PostgreSQL (each binary in a fresh schema of its own, dropped after)")
+	baselineDSN := flags.String("baseline-postgres", "", "the baseline's PostgreSQL database, when it is another (default: --postgres)")
 	only := flags.String("only", clientToken, "compare the scenarios whose name contains this")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -36,7 +36,10 @@ func compareCommand(args []string) error {
 		"been counted for %v; only the loaded one works at a time.\n\n| backend | scenario | transport | change req/s | baseline req/s | change / baseline |\n|---|---|---|---|---|---|\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *concurrency, *chitd, *baseline, *turn, *warmup, *duration)
 	backends := [][3]string{{"sqlite", "", ""}}
-	if *postgresDSN != "" && *baselineDSN != "" {
+	if *baselineDSN == "" {
+		*baselineDSN = *postgresDSN
+	}
+	if *postgresDSN != "" {
 		backends = append(backends, [3]string{"postgres", *postgresDSN, *baselineDSN})
 	}
 	for _, backend := range backends {

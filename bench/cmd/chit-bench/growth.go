@@ -425,7 +425,7 @@ func freshSchema(ctx context.Context, dsn string) (string, func(), error) {
 	defer conn.Close(ctx)
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
-	schema := "chit_growth_" + hex.EncodeToString(suffix)
+	schema := "chit_bench_" + hex.EncodeToString(suffix)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		return "", nil, err
 	}

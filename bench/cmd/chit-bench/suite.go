@@ -110,11 +110,20 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		return nil, 0, nil, err
 	}
 	store := []string{"--data-dir", dir}
+	dropSchema := func() {}
 	if backend == "postgres" {
-		store = []string{"--db", dsn}
+		// A schema of its own: rows left by earlier runs would change the
+		// tables' sizes, and the plans PostgreSQL chooses for them.
+		fresh, drop, err := freshSchema(context.Background(), dsn)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, 0, nil, err
+		}
+		store, dropSchema = []string{"--db", fresh}, drop
 	}
 	fail := func(err error) (*target, int, func(), error) {
 		os.RemoveAll(dir)
+		dropSchema()
 		return nil, 0, nil, err
 	}
 	// One user per caller: a person signs in once at a time, and a
@@ -168,6 +177,7 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		_ = server.Process.Kill()
 		_ = server.Wait()
 		os.RemoveAll(dir)
+		dropSchema()
 	}
 	t := &target{
 		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
