@@ -3,7 +3,10 @@ package postgres
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 )
@@ -37,6 +40,60 @@ func TestConnectionsUseGenericPlansUnlessTheDSNSays(t *testing.T) {
 		store.Close()
 		if err != nil || mode != tc.want {
 			t.Errorf("plan_cache_mode = %q (%v), want %q", mode, err, tc.want)
+		}
+	}
+}
+
+// A batch of a refresh's reads looks up each login's user and revocation by
+// key, however many users and revoked logins the store holds: planned as
+// joins, PostgreSQL read the whole of users and of revoked_families (a hash
+// join) for a batch of a few logins, a read whose cost grew with the store.
+func TestBatchedLoginReadsLookUpByKey(t *testing.T) {
+	ctx := context.Background()
+	store, err := Open(ctx, postgrestest.FreshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, seed := range []string{
+		`INSERT INTO users (name, password_hash, role, created_at) SELECT 'user-' || i, 'x', 'USER', 0 FROM generate_series(1, 1000) i`,
+		`INSERT INTO refresh_logins (family_id, subject, hash, generation, role, scope, issued_at, expires_at)
+			SELECT 'login-' || i, 'user-' || (i % 1000), sha256(i::text::bytea), 1, 'USER', 'read', 0, 0 FROM generate_series(1, 20000) i`,
+		`INSERT INTO revoked_families (family_id, revoked_at) SELECT 'revoked-' || i, 0 FROM generate_series(1, 1000) i`,
+		`ANALYZE`,
+	} {
+		if _, err := store.pool.Exec(ctx, seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, kind := range []struct {
+		name  string
+		query string
+	}{{"a login with its user", loginWithUserRows.query}, {"a login", loginRows.query}} {
+		// EXPLAIN EXECUTE shows the plan the prepared statement runs.
+		conn, err := store.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `PREPARE planned(text[]) AS `+kind.query); err != nil {
+			conn.Release()
+			t.Fatal(err)
+		}
+		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE planned('{login-1,login-2,login-3,login-4,login-5,login-6,login-7,login-8}')`)
+		var plan []string
+		if err == nil {
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		_, _ = conn.Exec(ctx, `DEALLOCATE planned`)
+		conn.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		for _, table := range []string{"users", "revoked_families"} {
+			if strings.Contains(text, "Seq Scan on "+table) {
+				t.Errorf("%s: the plan reads all of %s:\n%s", kind.name, table, text)
+			}
 		}
 	}
 }
