@@ -82,3 +82,55 @@ func TestBatchedReadsLeaveAndClose(t *testing.T) {
 		t.Fatalf("a read of a closed store: %v", err)
 	}
 }
+
+// API keys are read with the batched reads: concurrent exchanges of
+// different keys, sent with reads of other kinds, each get their own key.
+func TestBatchedReadsOfAPIKeys(t *testing.T) {
+	ctx := context.Background()
+	store, err := Open(ctx, postgrestest.FreshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const keys = 16
+	now := time.Now().Truncate(time.Second)
+	for i := range keys {
+		name := fmt.Sprintf("owner-%d", i)
+		if err := store.CreateUser(ctx, storage.User{Name: name, PasswordHash: "x", Role: "USER", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		key := storage.APIKey{ID: fmt.Sprintf("key-%d", i), Subject: name, Name: "ci", Scopes: []string{fmt.Sprintf("scope-%d", i)},
+			Hash: []byte(fmt.Sprintf("hash-%d", i)), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := store.CreateAPIKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 10*keys*3)
+	for round := range 10 {
+		for i := range keys {
+			wg.Go(func() {
+				id := fmt.Sprintf("key-%d", (i+round)%keys)
+				key, err := store.GetAPIKey(ctx, id)
+				if want := fmt.Sprintf("hash-%d", (i+round)%keys); err != nil || key.ID != id || string(key.Hash) != want || len(key.Scopes) != 1 {
+					errs <- fmt.Errorf("key %s: %+v, %v", id, key, err)
+				}
+			})
+			wg.Go(func() {
+				if _, err := store.GetUser(ctx, fmt.Sprintf("owner-%d", i)); err != nil {
+					errs <- fmt.Errorf("owner %d: %v", i, err)
+				}
+			})
+			wg.Go(func() {
+				if _, err := store.GetAPIKey(ctx, "no-such-key"); !errors.Is(err, storage.ErrNotFound) {
+					errs <- fmt.Errorf("unknown key: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
