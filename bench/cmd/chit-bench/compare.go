@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -36,6 +37,9 @@ func compareCommand(args []string) error {
 		"been counted for %v; only the loaded one works at a time.\n\n| backend | scenario | transport | change req/s | baseline req/s | change / baseline |\n|---|---|---|---|---|---|\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *concurrency, *chitd, *baseline, *turn, *warmup, *duration)
 	backends := [][3]string{{"sqlite", "", ""}}
+	if *baselineDSN != "" && *postgresDSN == "" {
+		return errors.New("--baseline-postgres needs --postgres")
+	}
 	if *baselineDSN == "" {
 		*baselineDSN = *postgresDSN
 	}

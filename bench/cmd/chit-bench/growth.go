@@ -39,9 +39,10 @@ import (
 //     freelist_count) x page_size; PostgreSQL: after VACUUM,
 //     pg_total_relation_size of the tables).
 //  2. Two more stores per backend, one holding 100 live logins and one
-//     100,000 (seeded through the store), rotate in turns with every other
-//     store of this run: rotations per second at 100 and at 100,000 logins,
-//     on each backend, in one run.
+//     100,000 (seeded through the store, then settled: a checkpoint or
+//     VACUUM ANALYZE), rotate in turns with every other store of this run:
+//     rotations per second at 100 and at 100,000 logins, on each backend,
+//     in one run.
 func growthCommand(args []string) error {
 	flags := flag.NewFlagSet("chit-bench growth", flag.ContinueOnError)
 	out := flags.String("out", "growth.md", "where to write the Markdown report")
@@ -99,7 +100,7 @@ func growthCommand(args []string) error {
 		growth[backend] = [2]float64{points[0].bytesPerLogin, points[1].bytesPerLogin}
 	}
 
-	fmt.Fprintf(&doc, "\n## Rotation throughput with 100 and with %d live logins\n\nEach store rotates %d logins (one caller each); the stores take turns of %v until each has been\ncounted for %v.\n\n",
+	fmt.Fprintf(&doc, "\n## Rotation throughput with 100 and with %d live logins\n\nEach store rotates %d logins (one caller each); the stores take turns of %v until each has been\ncounted for %v. After seeding, each store settles as it would on its own (SQLite: a checkpoint;\nPostgreSQL: VACUUM ANALYZE, which autovacuum would otherwise run during the turns).\n\n",
 		*live, *logins, *turn, *duration)
 	doc.WriteString("| backend | live logins | rotations/s | p50 | p99 |\n|---|---|---|---|---|\n")
 	var callers []caller
@@ -114,6 +115,12 @@ func growthCommand(args []string) error {
 			fmt.Printf("%s: seeding %d logins\n", backend, count)
 			if err := rotator.seed(ctx, count-*logins); err != nil {
 				return fmt.Errorf("%s: seed: %w", backend, err)
+			}
+			// The store settles as it would on its own after a bulk load
+			// (a checkpoint on SQLite; VACUUM ANALYZE on PostgreSQL, which
+			// autovacuum would otherwise run during the turns it measures).
+			if _, err := rotator.bytes(ctx); err != nil {
+				return fmt.Errorf("%s: settle: %w", backend, err)
 			}
 			callers = append(callers, caller{rotator.call, *logins})
 			names = append(names, [2]string{backend, fmt.Sprint(count)})
@@ -399,14 +406,15 @@ func sqliteBytes(ctx context.Context, path string) (int64, error) {
 }
 
 // postgresBytes is the size of the schema's tables, indexes and TOAST
-// after VACUUM.
+// after VACUUM (with ANALYZE, which sizes nothing but leaves autovacuum
+// nothing to do after a bulk load).
 func postgresBytes(ctx context.Context, dsn string) (int64, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `VACUUM`); err != nil {
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		return 0, err
 	}
 	var size int64
@@ -430,9 +438,16 @@ func freshSchema(ctx context.Context, dsn string) (string, func(), error) {
 		return "", nil, err
 	}
 	drop := func() {
-		if conn, err := pgx.Connect(context.Background(), dsn); err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		// Bounded: a drop waiting on a lock must not hang the run's end.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
 			conn.Close(context.Background())
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "chit-bench: schema %s left behind (drop it by hand): %v\n", schema, err)
 		}
 	}
 	u, err := url.Parse(dsn)

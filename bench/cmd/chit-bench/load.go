@@ -241,6 +241,9 @@ func startServer(cmd *exec.Cmd) (string, string, error) {
 	for {
 		var line map[string]any
 		if err := decoder.Decode(&line); err != nil {
+			// A chitd that wrote something else may still be running.
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 			return "", "", fmt.Errorf("chitd did not start: %w", err)
 		}
 		if line["msg"] == "chitd serving" {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +31,9 @@ func TestConnectionsUseGenericPlansUnlessTheDSNSays(t *testing.T) {
 	for _, tc := range []struct{ dsn, want string }{
 		{dsn, "force_generic_plan"},
 		{withMode("auto"), "auto"},
+		{withMode("force_custom_plan"), "force_custom_plan"},
+		// Empty: nothing is sent, the server's own setting stays.
+		{withMode(""), "auto"},
 	} {
 		store, err := Open(ctx, tc.dsn)
 		if err != nil {
@@ -95,5 +99,51 @@ func TestBatchedLoginReadsLookUpByKey(t *testing.T) {
 				t.Errorf("%s: the plan reads all of %s:\n%s", kind.name, table, text)
 			}
 		}
+	}
+}
+
+// The hourly clean-up finds expired rows through the expiry index: under
+// generic plans a cutoff's selectivity is a guess (a third of the table),
+// for which PostgreSQL read the whole table to delete a few rows.
+func TestCleanupUsesTheExpiryIndex(t *testing.T) {
+	ctx := context.Background()
+	store, err := Open(ctx, postgrestest.FreshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, seed := range []string{
+		`INSERT INTO api_keys (id, subject, name, scope, hash, created_at, expires_at)
+			SELECT 'key-' || i, 'owner', 'key ' || i, 'read', sha256(i::text::bytea), 0, 2000000000000000000 + i FROM generate_series(1, 20000) i`,
+		`ANALYZE api_keys`,
+	} {
+		if _, err := store.pool.Exec(ctx, seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// pg_stat_xact_user_tables counts the scans of this connection not yet
+	// reported, which changes only when a transaction ends: counted before
+	// and after in one transaction, the difference is the clean-up's.
+	tx, err := store.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	scans := func() (seq, index int64) {
+		t.Helper()
+		if err := tx.QueryRow(ctx, `SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'api_keys'::regclass`).Scan(&seq, &index); err != nil {
+			t.Fatal(err)
+		}
+		return seq, index
+	}
+	seqBefore, indexBefore := scans()
+	// Every key expires after this cutoff (in 2033; times are stored in
+	// nanoseconds).
+	if n, err := deleteInBatches(ctx, tx, "api_keys", "id", `expires_at < $1`, toUnix(time.Unix(2000000000, 0))); err != nil || n != 0 {
+		t.Fatalf("deleteInBatches = %d, %v; want nothing deleted", n, err)
+	}
+	seq, index := scans()
+	if seq != seqBefore || index == indexBefore {
+		t.Fatalf("the clean-up read api_keys whole (%d sequential scans, %d index scans)", seq-seqBefore, index-indexBefore)
 	}
 }

@@ -63,15 +63,20 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
 	}
-	// Chit's statements are prepared once per connection, and most take an
-	// array of keys (the batched reads and rotations). PostgreSQL's default
-	// plan cache planned those again on every execution: a custom plan for
-	// an array of n keys looks cheaper than the generic plan's guess of ten,
-	// so it never switches. Planning was a quarter of the database's CPU
-	// in a rotation load; a generic plan (an index scan by key) serves
-	// every size. A DSN's own plan_cache_mode still decides.
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	// Chit's statements are prepared once per connection, and the hot ones
+	// (the batched reads and rotations) take an array of keys. PostgreSQL's
+	// default plan cache planned those again at every execution: a custom
+	// plan for n keys looks cheaper than the generic plan's guess of ten, so
+	// it never switches. Planning was a quarter of the database's CPU under
+	// rotation load; a generic plan (an index scan by key) serves every
+	// size. Set after connecting, not in the startup message, which
+	// PgBouncer refuses for parameters it does not know. A DSN's own
+	// plan_cache_mode decides instead; an empty one sends nothing.
+	switch mode, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; {
+	case set && mode == "":
+		delete(cfg.ConnConfig.RuntimeParams, "plan_cache_mode")
+	case !set:
+		cfg.AfterConnect = preferGenericPlans
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -89,6 +94,17 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	store.startRotationCommitters()
 	store.reads = newReader(store)
 	return store, nil
+}
+
+// preferGenericPlans sets the connection's plan_cache_mode (see Connect);
+// a server older than PostgreSQL 12, which has no such setting, keeps its
+// own plans.
+func preferGenericPlans(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object: an unknown setting
+		return nil
+	}
+	return err
 }
 
 // requireSchema fails when no schema on the search path exists: otherwise
@@ -218,7 +234,11 @@ const cleanupBatch = 1000
 func deleteInBatches(ctx context.Context, q querier, table, key, condition string, args ...any) (int, error) {
 	total := 0
 	for {
-		n, err := deleteWhere(ctx, q, `DELETE FROM `+table+` WHERE `+key+` IN (SELECT `+key+` FROM `+table+` WHERE `+condition+` LIMIT `+fmt.Sprint(cleanupBatch)+`)`, args...)
+		// The simple protocol plans each batch with its cutoff: a generic
+		// plan (see Connect) cannot tell how many rows a cutoff selects,
+		// and would read whole tables where an index finds the few rows.
+		n, err := deleteWhere(ctx, q, `DELETE FROM `+table+` WHERE `+key+` IN (SELECT `+key+` FROM `+table+` WHERE `+condition+` LIMIT `+fmt.Sprint(cleanupBatch)+`)`,
+			append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
 		total += n
 		if err != nil || n < cleanupBatch {
 			return total, err
