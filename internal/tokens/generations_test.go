@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/secrets"
 	"github.com/chit-auth/chit/internal/storage"
@@ -325,4 +326,19 @@ func testTheTokenFromBeforeStaysKnownAsRotated(t *testing.T, f *generationsFixtu
 	chain := f.rotate(t, old, 3)
 	wantReuse(t, f.refresh(old))
 	wantInvalid(t, f.refresh(chain[3]))
+}
+
+// An API key whose id PostgreSQL cannot hold as text (a NUL, invalid UTF-8:
+// a form-encoded /oauth2/token request carries any bytes) is an invalid
+// key on both stores, not an internal error.
+func TestAPIKeysWithOddIDsAreInvalid(t *testing.T) {
+	forEachStore(t, func(t *testing.T, f *generationsFixture) {
+		secret := strings.Repeat("s", apiKeyLength-len(APIKeyPrefix)-apiKeyIDLength)
+		for _, id := range []string{strings.Repeat("\xff", apiKeyIDLength), "a\x00" + strings.Repeat("b", apiKeyIDLength-2)} {
+			_, err := f.service.IssueForAPIKey(context.Background(), APIKeyPrefix+id+secret, "", "")
+			if chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Fatalf("API key id %q: %v, want Unauthenticated", id, err)
+			}
+		}
+	})
 }
