@@ -23,7 +23,7 @@ const usage = `usage:
   chit-bench run   [--grpc-addr localhost:9090] [--http-addr localhost:8080] [--scenario NAME] [--transport grpc|rest|both]
                    [--duration 10s | --requests N] [--warmup 1s] [--concurrency 32] [--server-pid PID] [--client-id ID] [--username NAME] [--tls [--ca-file F]] [--cpuprofile F]
                    (secrets from CHIT_BENCH_CLIENT_SECRET and CHIT_BENCH_PASSWORD)
-  chit-bench suite [--chitd ../bin/chitd] [--out results.md] [--duration 4s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
+  chit-bench suite [--chitd ../bin/chitd] [--out results.md] [--duration 4s] [--compare-duration 12s] [--warmup 1s] [--turn 500ms] [--concurrency 32] [--postgres DSN] [--only NAME]
   chit-bench compare [--chitd ../bin/chitd] [--baseline ../bin/chitd-baseline] [--out compare.md] [--duration 8s] [--only NAME]
                    [--postgres DSN --baseline-postgres DSN2]
   chit-bench soak  [--chitd ../bin/chitd] [--duration 5m] [--concurrency 32]
