@@ -21,13 +21,12 @@ const APIKeyPrefix = "chit_ak_"
 const (
 	// An API key is its prefix, its public id and its secret, in base64url:
 	// 12 random bytes of id (16 characters), 32 of secret (43 characters).
-	apiKeyIDBytes       = 12
-	apiKeyIDLength      = 16
-	apiKeySecretBytes   = 32
-	apiKeySecretLength  = 43
-	apiKeyLength        = len(APIKeyPrefix) + apiKeyIDLength + apiKeySecretLength
-	apiKeyFamilyPrefix  = "apikey:"
-	apiKeyReadPageLimit = 1000
+	apiKeyIDBytes      = 12
+	apiKeyIDLength     = 16
+	apiKeySecretBytes  = 32
+	apiKeySecretLength = 43
+	apiKeyLength       = len(APIKeyPrefix) + apiKeyIDLength + apiKeySecretLength
+	apiKeyFamilyPrefix = "apikey:"
 )
 
 const (

@@ -163,9 +163,9 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	if keyID, ok := apiKeyOfFamily(familyID); ok {
 		// An API key's token stands for the key, not a login through a
-		// client: its holder may end it, whatever client asks.
-		// An API key's token stands for the key: revoking it revokes the
-		// key, which would otherwise keep minting refused tokens.
+		// client: its holder may end it, whatever client asks, and revoking
+		// it revokes the key, which would otherwise keep minting refused
+		// tokens.
 		err := s.deleteAPIKey(ctx, storage.APIKey{ID: keyID, Subject: subject}, "revoked with one of its tokens")
 		if chiterr.KindOf(err) == chiterr.NotFound {
 			return nil

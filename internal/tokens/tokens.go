@@ -520,7 +520,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 			return Grant{}, err
 		}
 	}
-	access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, issuedAt)
+	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience, familyID: current.FamilyID, issuedAt: issuedAt})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -570,7 +570,8 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			}
 			return Grant{}, fmt.Errorf("read successor: %w", err)
 		}
-		access, err := s.signAccessToken(login.Grantee, login.Scopes, login.Audience, current.FamilyID, s.issuedAt(login.Grantee))
+		access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
+			familyID: current.FamilyID, issuedAt: s.issuedAt(login.Grantee)})
 		if err != nil {
 			return Grant{}, err
 		}
@@ -792,15 +793,14 @@ func (s *Service) grant(access, refresh string, scopes []string) Grant {
 	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
 }
 
-// signAccessToken signs an access token for grantee; familyID (the `fid`
-// claim) ties it to its login so revoking the login refuses it too.
-// audience "" is the server's own.
 // accessToken is what an access token states.
 type accessToken struct {
-	grantee  accounts.Grantee
-	scopes   []string
+	grantee accounts.Grantee
+	scopes  []string
+	// audience "" is the server's own.
 	audience string
-	// familyID is the login the token belongs to (FamilyClaim), if any.
+	// familyID is the login the token belongs to (FamilyClaim), if any:
+	// revoking the login refuses the token too.
 	familyID string
 	issuedAt time.Time
 	// authTime, when set, is when the subject proved who they are for this
@@ -819,10 +819,7 @@ const AuthTimeClaim = "auth_time"
 // APIKeyClaim names the API key an access token was exchanged for.
 const APIKeyClaim = "api_key_id"
 
-func (s *Service) signAccessToken(grantee accounts.Grantee, scopes []string, audience, familyID string, now time.Time) (string, error) {
-	return s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, familyID: familyID, issuedAt: now})
-}
-
+// signAccess signs the access token t describes.
 func (s *Service) signAccess(t accessToken) (string, error) {
 	grantee, scopes, audience, familyID, now := t.grantee, t.scopes, t.audience, t.familyID, t.issuedAt
 	jti, err := s.randomString(16)
