@@ -251,6 +251,22 @@ func (d *Directory) LookupSubject(ctx context.Context, subject string) (Principa
 	return servicePrincipal(account, readAt), nil
 }
 
+// ReadSubject is LookupSubject read from the store, never from the service
+// account cache: for calls that must see a deletion made on another replica
+// as soon as it commits (tokens.Service.AuthenticateCurrent).
+func (d *Directory) ReadSubject(ctx context.Context, subject string) (Principal, error) {
+	clientID, isService := strings.CutPrefix(subject, ServiceSubjectPrefix)
+	if !isService {
+		return d.LookupUser(ctx, subject)
+	}
+	readAt := d.now()
+	account, err := d.store.GetServiceAccount(ctx, clientID)
+	if err != nil {
+		return Principal{}, err
+	}
+	return servicePrincipal(account, readAt), nil
+}
+
 // UserPrincipal is LookupUser for a user read by the caller at readAt
 // (with what it reads beside it, as a refresh reads a login's record).
 func (d *Directory) UserPrincipal(user storage.User, readAt time.Time) Principal {

@@ -49,68 +49,90 @@ func (a Audience) String() string {
 	return "unknown"
 }
 
+// Rule is the access rule of one RPC.
+type Rule struct {
+	Audience Audience
+	// CallerFromStore: the caller's record and revocations are read from the
+	// store on every call (tokens.Service.AuthenticateCurrent), never from
+	// this replica's caches, so that power taken away on any replica ends at
+	// once everywhere. For every call that changes principals, grants, keys
+	// or providers.
+	CallerFromStore bool
+}
+
+// The rules the table is made of.
+var (
+	public                    = Rule{Audience: Public}
+	principals                = Rule{Audience: Principals}
+	principalsChanging        = Rule{Audience: Principals, CallerFromStore: true}
+	servicesAndAdmins         = Rule{Audience: ServicesAndAdmins}
+	servicesAndAdminsChanging = Rule{Audience: ServicesAndAdmins, CallerFromStore: true}
+	orchestrators             = Rule{Audience: Orchestrators}
+	admins                    = Rule{Audience: Admins, CallerFromStore: true}
+)
+
 // AccessRules is the one table of who may call each RPC, for gRPC and,
 // because the gateway calls through gRPC, for REST. A method missing from it
 // is refused.
-var AccessRules = map[string]Audience{
-	authv1.AuthService_Token_FullMethodName:           Public,
-	authv1.AuthService_RefreshToken_FullMethodName:    Public,
-	authv1.AuthService_LoginCli_FullMethodName:        Public,
-	authv1.AuthService_RefreshCli_FullMethodName:      Public,
-	authv1.AuthService_CheckToken_FullMethodName:      Public,
-	authv1.AuthService_GetAuthorizeUrl_FullMethodName: Public,
-	authv1.AuthService_GetAuthStatus_FullMethodName:   Public,
+var AccessRules = map[string]Rule{
+	authv1.AuthService_Token_FullMethodName:           public,
+	authv1.AuthService_RefreshToken_FullMethodName:    public,
+	authv1.AuthService_LoginCli_FullMethodName:        public,
+	authv1.AuthService_RefreshCli_FullMethodName:      public,
+	authv1.AuthService_CheckToken_FullMethodName:      public,
+	authv1.AuthService_GetAuthorizeUrl_FullMethodName: public,
+	authv1.AuthService_GetAuthStatus_FullMethodName:   public,
 	// Revoke by token value needs nothing else (RFC 7009); revoking all of a
 	// subject's sessions checks the bearer token in the handler.
-	authv1.AuthService_Revoke_FullMethodName: Public,
+	authv1.AuthService_Revoke_FullMethodName: public,
 	// Each caller manages its own API keys.
-	authv1.AuthService_CreateApiKey_FullMethodName: Principals,
-	authv1.AuthService_ListApiKeys_FullMethodName:  Principals,
-	authv1.AuthService_RevokeApiKey_FullMethodName: Principals,
+	authv1.AuthService_CreateApiKey_FullMethodName: principalsChanging,
+	authv1.AuthService_ListApiKeys_FullMethodName:  principals,
+	authv1.AuthService_RevokeApiKey_FullMethodName: principalsChanging,
 
 	// The UCloud contract: "Auth: Services" for all but refresh, which a
 	// provider calls with nothing but its refresh token.
-	authv1.AuthProviders_Register_FullMethodName:              ServicesAndAdmins,
-	authv1.AuthProviders_Claim_FullMethodName:                 ServicesAndAdmins,
-	authv1.AuthProviders_Renew_FullMethodName:                 ServicesAndAdmins,
-	authv1.AuthProviders_Refresh_FullMethodName:               Public,
-	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     ServicesAndAdmins,
-	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: Orchestrators,
-	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       ServicesAndAdmins,
+	authv1.AuthProviders_Register_FullMethodName:              servicesAndAdminsChanging,
+	authv1.AuthProviders_Claim_FullMethodName:                 servicesAndAdminsChanging,
+	authv1.AuthProviders_Renew_FullMethodName:                 servicesAndAdminsChanging,
+	authv1.AuthProviders_Refresh_FullMethodName:               public,
+	authv1.AuthProviders_RetrievePublicKey_FullMethodName:     servicesAndAdmins,
+	authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName: orchestrators,
+	authv1.AuthProviders_GenerateKeyPair_FullMethodName:       servicesAndAdmins,
 
 	// Managing what Chit knows is for admins alone.
-	adminv1.AdminService_CreateUser_FullMethodName:                 Admins,
-	adminv1.AdminService_GetUser_FullMethodName:                    Admins,
-	adminv1.AdminService_ListUsers_FullMethodName:                  Admins,
-	adminv1.AdminService_SetUserRole_FullMethodName:                Admins,
-	adminv1.AdminService_SetUserScopes_FullMethodName:              Admins,
-	adminv1.AdminService_DeleteUser_FullMethodName:                 Admins,
-	adminv1.AdminService_CreateServiceAccount_FullMethodName:       Admins,
-	adminv1.AdminService_GetServiceAccount_FullMethodName:          Admins,
-	adminv1.AdminService_ListServiceAccounts_FullMethodName:        Admins,
-	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:    Admins,
-	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: Admins,
-	adminv1.AdminService_DeleteServiceAccount_FullMethodName:       Admins,
-	adminv1.AdminService_CreateClient_FullMethodName:               Admins,
-	adminv1.AdminService_GetClient_FullMethodName:                  Admins,
-	adminv1.AdminService_ListClients_FullMethodName:                Admins,
-	adminv1.AdminService_SetClientGrants_FullMethodName:            Admins,
-	adminv1.AdminService_RotateClientSecret_FullMethodName:         Admins,
-	adminv1.AdminService_DeleteClient_FullMethodName:               Admins,
-	adminv1.AdminService_GetProvider_FullMethodName:                Admins,
-	adminv1.AdminService_ListProviders_FullMethodName:              Admins,
-	adminv1.AdminService_DeleteProvider_FullMethodName:             Admins,
-	adminv1.AdminService_ListSigningKeys_FullMethodName:            Admins,
-	adminv1.AdminService_RotateSigningKeys_FullMethodName:          Admins,
-	adminv1.AdminService_ListLogins_FullMethodName:                 Admins,
-	adminv1.AdminService_RevokeLogin_FullMethodName:                Admins,
-	adminv1.AdminService_RevokeLogins_FullMethodName:               Admins,
-	adminv1.AdminService_ListApiKeys_FullMethodName:                Admins,
-	adminv1.AdminService_RevokeApiKey_FullMethodName:               Admins,
+	adminv1.AdminService_CreateUser_FullMethodName:                 admins,
+	adminv1.AdminService_GetUser_FullMethodName:                    admins,
+	adminv1.AdminService_ListUsers_FullMethodName:                  admins,
+	adminv1.AdminService_SetUserRole_FullMethodName:                admins,
+	adminv1.AdminService_SetUserScopes_FullMethodName:              admins,
+	adminv1.AdminService_DeleteUser_FullMethodName:                 admins,
+	adminv1.AdminService_CreateServiceAccount_FullMethodName:       admins,
+	adminv1.AdminService_GetServiceAccount_FullMethodName:          admins,
+	adminv1.AdminService_ListServiceAccounts_FullMethodName:        admins,
+	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:    admins,
+	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: admins,
+	adminv1.AdminService_DeleteServiceAccount_FullMethodName:       admins,
+	adminv1.AdminService_CreateClient_FullMethodName:               admins,
+	adminv1.AdminService_GetClient_FullMethodName:                  admins,
+	adminv1.AdminService_ListClients_FullMethodName:                admins,
+	adminv1.AdminService_SetClientGrants_FullMethodName:            admins,
+	adminv1.AdminService_RotateClientSecret_FullMethodName:         admins,
+	adminv1.AdminService_DeleteClient_FullMethodName:               admins,
+	adminv1.AdminService_GetProvider_FullMethodName:                admins,
+	adminv1.AdminService_ListProviders_FullMethodName:              admins,
+	adminv1.AdminService_DeleteProvider_FullMethodName:             admins,
+	adminv1.AdminService_ListSigningKeys_FullMethodName:            admins,
+	adminv1.AdminService_RotateSigningKeys_FullMethodName:          admins,
+	adminv1.AdminService_ListLogins_FullMethodName:                 admins,
+	adminv1.AdminService_RevokeLogin_FullMethodName:                admins,
+	adminv1.AdminService_RevokeLogins_FullMethodName:               admins,
+	adminv1.AdminService_ListApiKeys_FullMethodName:                admins,
+	adminv1.AdminService_RevokeApiKey_FullMethodName:               admins,
 
 	// Load balancers and orchestrators probe health without credentials.
-	grpc_health_v1.Health_Check_FullMethodName: Public,
-	grpc_health_v1.Health_List_FullMethodName:  Public,
+	grpc_health_v1.Health_Check_FullMethodName: public,
+	grpc_health_v1.Health_List_FullMethodName:  public,
 }
 
 type callerKey struct{}
@@ -142,16 +164,26 @@ func NewGatekeeper(cfg Config, deps Dependencies) *Gatekeeper {
 // handler runs in. A caller refused for its role is still in the context
 // returned with the error.
 func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
-	audience, ok := AccessRules[fullMethod]
+	// Two credentials are one too many: which one a layer reads (the first
+	// Bearer here, the last elsewhere) must never decide who the caller is.
+	if n := len(metadata.ValueFromIncomingContext(ctx, "authorization")); n > 1 {
+		return nil, chiterr.New(chiterr.InvalidArgument, "authorization: send one credential, not %d", n)
+	}
+	rule, ok := AccessRules[fullMethod]
 	if !ok {
 		return nil, chiterr.New(chiterr.PermissionDenied, "method %s is not open to any caller", fullMethod)
 	}
+	audience := rule.Audience
 	if audience == Public {
 		return ctx, nil
 	}
 	// Only the server's own tokens authorize calls to Chit; tokens signed
 	// with a provider's key are for the provider.
-	claims, err := g.tokens.Authenticate(ctx, bearerToken(ctx))
+	authenticate := g.tokens.Authenticate
+	if rule.CallerFromStore {
+		authenticate = g.tokens.AuthenticateCurrent
+	}
+	claims, err := authenticate(ctx, bearerToken(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -158,6 +158,11 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 			return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %s appears more than once", chiterr.Quote(name)), 0}
 		}
 	}
+	// One Authorization header: with two, which one a layer reads must never
+	// decide who the caller is.
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return &oauthError{http.StatusBadRequest, "invalid_request", fmt.Sprintf("send one Authorization header, not %d", n), 0}
+	}
 	// RFC 6749 §2.3: one authentication method per request.
 	if user, _, ok := r.BasicAuth(); ok {
 		id, _ := urlUnescape(user)
@@ -362,6 +367,11 @@ func (h *Handler) introspectionCaller(r *http.Request) (accounts.Client, error) 
 
 // userinfo is OIDC Core §5.3 for access tokens with the openid scope.
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		// RFC 6750 §3.1: a malformed request is invalid_request, 400.
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": fmt.Sprintf("send one Authorization header, not %d", n)})
+		return
+	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="chit"`)

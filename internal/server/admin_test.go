@@ -155,8 +155,8 @@ func TestAdminAccessByCaller(t *testing.T) {
 	methods := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
 	for i := range methods.Len() {
 		full := "/chit.admin.v1.AdminService/" + string(methods.Get(i).Name())
-		if audience, ok := grpcapi.AccessRules[full]; !ok || audience != grpcapi.Admins {
-			t.Errorf("%s: access rule %v (listed %v), want admins", full, audience, ok)
+		if rule, ok := grpcapi.AccessRules[full]; !ok || rule.Audience != grpcapi.Admins || !rule.CallerFromStore {
+			t.Errorf("%s: access rule %+v (listed %v), want admins, read from the store", full, rule, ok)
 		}
 		if _, ok := everyAdminRequest("x")[full]; !ok {
 			t.Errorf("%s is not covered by this test", full)

@@ -3,6 +3,8 @@ package tokens_test
 import (
 	"context"
 	"testing"
+
+	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // BenchmarkCheckSameToken is the hot-token case: after the first check, no
@@ -75,6 +77,34 @@ func BenchmarkRefresh(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if grant, err = f.service.Refresh(context.Background(), apiClient, grant.RefreshToken, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticate checks a person's token for a call to Chit, from the
+// caches (compare with BenchmarkAuthenticateCurrent).
+func BenchmarkAuthenticate(b *testing.B) {
+	benchmarkAuthenticate(b, (*tokens.Service).Authenticate)
+}
+
+// BenchmarkAuthenticateCurrent is the check of every Admin API call: the
+// same token, its revocations and its subject read from the store (here
+// SQLite in memory; the store benchmarks give a read's cost on disk and on
+// PostgreSQL).
+func BenchmarkAuthenticateCurrent(b *testing.B) {
+	benchmarkAuthenticate(b, (*tokens.Service).AuthenticateCurrent)
+}
+
+func benchmarkAuthenticate(b *testing.B, authenticate func(*tokens.Service, context.Context, string) (tokens.Claims, error)) {
+	f := newFixture(b)
+	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := authenticate(f.service, context.Background(), grant.AccessToken); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -39,10 +39,12 @@ func newRevocationCache(ttl time.Duration, store Store, now func() time.Time) *r
 // revocationKey names what Store.GetRevocation answered for.
 type revocationKey struct{ familyID, subject, client string }
 
-func (c *revocationCache) get(ctx context.Context, familyID, subject, client string) (storage.Revocation, error) {
+// get answers from what was read within ttl, or reads the store; with
+// fromStore it always reads the store (and remembers the answer).
+func (c *revocationCache) get(ctx context.Context, familyID, subject, client string, fromStore bool) (storage.Revocation, error) {
 	key := revocationKey{familyID, subject, client}
 	now := c.now()
-	if c.ttl > 0 {
+	if c.ttl > 0 && !fromStore {
 		c.mu.Lock()
 		entry, ok := c.entries[key]
 		c.mu.Unlock()

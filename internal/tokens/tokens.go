@@ -619,7 +619,11 @@ func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error)
 // Authenticate verifies an access token that authorizes a call to Chit
 // itself: signed by the server, never by a provider's key.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims, error) {
-	claims, err := s.verify(ctx, accessToken)
+	return s.authenticate(ctx, accessToken, false)
+}
+
+func (s *Service) authenticate(ctx context.Context, accessToken string, fromStore bool) (Claims, error) {
+	claims, err := s.verifyRevocation(ctx, accessToken, fromStore)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -632,6 +636,13 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims,
 // verify checks signature, issuer, times and revocation, and returns the
 // claims.
 func (s *Service) verify(ctx context.Context, accessToken string) (Claims, error) {
+	return s.verifyRevocation(ctx, accessToken, false)
+}
+
+// verifyRevocation is verify; with revocationFromStore the revocations are
+// read from the store, not from what this replica read within
+// RevocationCacheTTL.
+func (s *Service) verifyRevocation(ctx context.Context, accessToken string, revocationFromStore bool) (Claims, error) {
 	// A token checked before is not verified again: its signature and claims
 	// cannot have changed. Its key can be removed, and it can be revoked:
 	// both are checked every time.
@@ -651,7 +662,7 @@ func (s *Service) verify(ctx context.Context, accessToken string) (Claims, error
 	if claims.ClientID != "" {
 		client = accounts.ClientSubject(claims.ClientID)
 	}
-	revocation, err := s.revocations.get(ctx, claims.FamilyID, claims.Subject, client)
+	revocation, err := s.revocations.get(ctx, claims.FamilyID, claims.Subject, client, revocationFromStore)
 	if err != nil {
 		return Claims{}, fmt.Errorf("check revocation: %w", err)
 	}

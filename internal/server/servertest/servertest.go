@@ -90,6 +90,8 @@ type Env struct {
 	OrchestratorSecret string
 	// hasher hashes with the server's (fast, test) parameters.
 	hasher *passwords.Hasher
+	// dsn is the PostgreSQL store's, for StartReplica; empty on SQLite.
+	dsn string
 }
 
 // HTTPBase is the base URL of the REST port.
@@ -132,7 +134,27 @@ func StartOn(t testing.TB, backend string, options ...func(*server.Config)) *Env
 		cancel()
 		t.Fatal(err)
 	}
-	return start(t, ctx, cancel, store, options)
+	e := start(t, ctx, cancel, store, nil, options)
+	e.dsn = dsn
+	return e
+}
+
+// StartReplica starts a second server on e's PostgreSQL store, as another
+// replica of the same deployment: its own caches, the same rows and clock.
+func (e *Env) StartReplica(t testing.TB, options ...func(*server.Config)) *Env {
+	t.Helper()
+	if e.dsn == "" {
+		t.Fatal("StartReplica needs a server on PostgreSQL (StartOn(t, Postgres))")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := postgres.Open(ctx, e.dsn)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	replica := start(t, ctx, cancel, store, e, options)
+	replica.dsn = e.dsn
+	return replica
 }
 
 // StartOnStore is Start on store, which the test prepared (and the server
@@ -140,13 +162,18 @@ func StartOn(t testing.TB, backend string, options ...func(*server.Config)) *Env
 func StartOnStore(t testing.TB, store storage.Store, options ...func(*server.Config)) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	return start(t, ctx, cancel, store, options)
+	return start(t, ctx, cancel, store, nil, options)
 }
 
-func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store storage.Store, options []func(*server.Config)) *Env {
+// start runs a server on store; replicaOf, when set, is a server already
+// running on the same store, whose clock and principals the new one shares.
+func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store storage.Store, replicaOf *Env, options []func(*server.Config)) *Env {
 	t.Helper()
 	clock := &Clock{}
 	clock.nanos.Store(time.Now().UnixNano())
+	if replicaOf != nil {
+		clock = replicaOf.Clock
+	}
 	logs := &LockedBuffer{}
 	sealer, err := keys.NewSealer(KeyEncryptionKey)
 	if err != nil {
@@ -179,17 +206,20 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 	if err != nil {
 		t.Fatal(err)
 	}
-	directory := accounts.NewDirectory(accounts.Config{ServerAudience: Audience}, accounts.Dependencies{Store: store, Hasher: hasher, Now: clock.Now, Random: rand.Reader})
-	if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser, UserGrants); err != nil {
-		t.Fatal(err)
-	}
-	secret, err := directory.CreateServiceAccount(ctx, ServiceName, ServiceGrants)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orchestratorSecret, err := directory.CreateServiceAccount(ctx, OrchestratorName, storage.Grants{})
-	if err != nil {
-		t.Fatal(err)
+	var secret, orchestratorSecret string
+	if replicaOf != nil {
+		secret, orchestratorSecret = replicaOf.ServiceSecret, replicaOf.OrchestratorSecret
+	} else {
+		directory := accounts.NewDirectory(accounts.Config{ServerAudience: Audience}, accounts.Dependencies{Store: store, Hasher: hasher, Now: clock.Now, Random: rand.Reader})
+		if err := directory.CreateUser(ctx, UserName, UserPassword, accounts.RoleUser, UserGrants); err != nil {
+			t.Fatal(err)
+		}
+		if secret, err = directory.CreateServiceAccount(ctx, ServiceName, ServiceGrants); err != nil {
+			t.Fatal(err)
+		}
+		if orchestratorSecret, err = directory.CreateServiceAccount(ctx, OrchestratorName, storage.Grants{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := server.New(ctx, cfg, store)
 	if err != nil {
