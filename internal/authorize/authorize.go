@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -163,11 +164,27 @@ func Origin(redirectURI string) string {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !hostPattern.MatchString(u.Hostname()) {
 		return ""
 	}
-	if port := u.Port(); port != "" && strings.Trim(port, "0123456789") != "" {
+	if strings.HasSuffix(u.Host, ":") || !validPort(u.Port()) {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
 }
+
+// validPort reports whether a URI's port is absent or one a listener can
+// have, in plain decimal: 1 to 65535, without sign or leading zero. Redirect
+// URIs are compared as strings, so each must have one spelling.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	number, err := strconv.Atoi(port)
+	return err == nil && number >= 1 && number <= 65535 && strconv.Itoa(number) == port
+}
+
+// hasFragment reports whether uri has a fragment component, an empty one
+// ("...#") included, which url.URL does not record: RFC 6749 §3.1.2 forbids
+// it in a redirection endpoint's URI.
+func hasFragment(uri string) bool { return strings.Contains(uri, "#") }
 
 // MaxStateLength bounds state and nonce, in characters.
 const MaxStateLength = 512
@@ -187,9 +204,14 @@ func checkRedirect(client accounts.Client, redirectURI string) error {
 	if client.ID == CLIClientID {
 		if !IsLoopbackRedirect(redirectURI) {
 			return chiterr.New(chiterr.InvalidArgument,
-				"redirect_uri %q is not allowed: the CLI must redirect to http://127.0.0.1:PORT/... or http://[::1]:PORT/...", redirectURI)
+				"redirect_uri %q is not allowed: the CLI must redirect to http://127.0.0.1:PORT/... or http://[::1]:PORT/... (PORT from 1 to 65535), without a fragment", redirectURI)
 		}
 		return nil
+	}
+	// The rules of registration hold for what is asked for too: a URI
+	// registered before a rule was added is not used once it breaks it.
+	if !validRegisteredRedirect(redirectURI) {
+		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %s is not allowed: "+redirectRule, chiterr.Quote(redirectURI))
 	}
 	if !slices.Contains(client.RedirectURIs, redirectURI) {
 		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %q is not registered for client %q", redirectURI, client.ID)
@@ -198,10 +220,11 @@ func checkRedirect(client accounts.Client, redirectURI string) error {
 }
 
 // IsLoopbackRedirect reports whether uri is an http URI on a loopback IP
-// literal, without userinfo or fragment (RFC 8252 §7.3).
+// literal, with a valid port or none, without userinfo or fragment (RFC
+// 8252 §7.3).
 func IsLoopbackRedirect(uri string) bool {
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+	if err != nil || u.Scheme != "http" || u.User != nil || hasFragment(uri) || u.Opaque != "" || !validPort(u.Port()) {
 		return false
 	}
 	// u.Host must be exactly the literal with an optional port: this refuses
@@ -233,13 +256,22 @@ func ValidateRedirectURIs(redirectURIs []string) error {
 		if len(uri) > MaxRedirectURILength {
 			return chiterr.New(chiterr.InvalidArgument, "redirect URI is longer than %d characters", MaxRedirectURILength)
 		}
-		u, err := url.Parse(uri)
-		if err != nil || !u.IsAbs() || Origin(uri) == "" || u.User != nil || u.Fragment != "" ||
-			(u.Scheme != "https" && !IsLoopbackRedirect(uri)) {
-			return chiterr.New(chiterr.InvalidArgument, "redirect URI %s must be an absolute https URI (or a loopback http URI) with a host name or address, without userinfo or fragment", chiterr.Quote(uri))
+		if !validRegisteredRedirect(uri) {
+			return chiterr.New(chiterr.InvalidArgument, "redirect URI %s is not allowed: "+redirectRule, chiterr.Quote(uri))
 		}
 	}
 	return nil
+}
+
+// redirectRule is what validRegisteredRedirect checks, for people.
+const redirectRule = "it must be an absolute https URI (or a loopback http URI) with a host name or address and a port from 1 to 65535 if any, without userinfo or fragment"
+
+// validRegisteredRedirect reports whether uri may be a registered client's
+// redirect URI.
+func validRegisteredRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.IsAbs() && Origin(uri) != "" && u.User == nil && !hasFragment(uri) &&
+		(u.Scheme == "https" || IsLoopbackRedirect(uri))
 }
 
 // AuthorizeURL validates req and returns the sign-in page URL carrying it.

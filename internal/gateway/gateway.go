@@ -104,12 +104,12 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/", limitBody(gatewayMux))
+	mux.Handle("/", noStore(limitBody(gatewayMux)))
 	admin := limitBody(strictAdmin(adminMux))
 	if opts.AdminAudit != nil {
 		admin = opts.AdminAudit(admin)
 	}
-	mux.Handle("/v1/admin/", admin)
+	mux.Handle("/v1/admin/", noStore(admin))
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		// Verifiers may cache the set briefly; rotation publishes new keys
@@ -144,6 +144,19 @@ func forwardedHeader(key string) (string, bool) {
 		return key, true
 	}
 	return "", false
+}
+
+// noStore forbids caching every answer of the API, refusals included. Many
+// carry tokens or secrets (Token, LoginCli, CreateApiKey, a provider's
+// claim, CreateClient, the secret rotations...), which RFC 6749 §5.1 says
+// must not be cached; marking them all keeps a new method from being
+// forgotten, and nothing else the API answers is worth a cache's copy.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		next.ServeHTTP(w, r)
+	})
 }
 
 func limitBody(next http.Handler) http.Handler {

@@ -216,8 +216,8 @@ func TestRevokeIntrospectUserinfo(t *testing.T) {
 	}
 
 	resp, _ = postForm(t, e, "/oauth2/revoke", url.Values{"token": {refresh}}, "", "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoke: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" {
+		t.Fatalf("revoke: %d, Cache-Control %q, Pragma %q", resp.StatusCode, resp.Header.Get("Cache-Control"), resp.Header.Get("Pragma"))
 	}
 	resp, _ = postForm(t, e, "/oauth2/revoke", url.Values{"token": {"unknown"}}, "", "")
 	if resp.StatusCode != http.StatusOK {

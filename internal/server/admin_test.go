@@ -724,6 +724,9 @@ func TestAdminClientLifecycle(t *testing.T) {
 			{ClientId: "nowhere"},
 			{ClientId: "plain-http", RedirectUris: []string{"http://app.example/cb"}},
 			{ClientId: "fragment", RedirectUris: []string{"https://app.example/cb#x"}},
+			{ClientId: "empty-fragment", RedirectUris: []string{"https://app.example/cb#"}},
+			{ClientId: "port-zero", RedirectUris: []string{"http://127.0.0.1:0/cb"}},
+			{ClientId: "port-too-high", RedirectUris: []string{"https://app.example:99999/cb"}},
 		} {
 			wantCode(t, "CreateClient "+bad.GetClientId(), tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, bad,
 				&adminv1.CreateClientResponse{}), codes.InvalidArgument)

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/tokens"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
 )
 
@@ -141,4 +143,59 @@ func do(t *testing.T, req *http.Request) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// A token over the documented 8 KiB is refused naming the field wherever a
+// token is revoked or introspected, on every store; one at the limit is
+// an unknown token, which revocation accepts and introspection calls
+// inactive (RFC 7009 §2.2, RFC 7662 §2.2).
+func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend)
+			atLimit, overLimit := strings.Repeat("r", tokens.MaxTokenLength), strings.Repeat("r", tokens.MaxTokenLength+1)
+			const mention = "token is longer than 8192 bytes"
+
+			auth := authv1.NewAuthServiceClient(e.Conn)
+			if _, err := auth.Revoke(context.Background(), &authv1.RevokeRequest{Token: atLimit}); err != nil {
+				t.Errorf("gRPC Revoke of a token at the limit: %v", err)
+			}
+			_, err := auth.Revoke(context.Background(), &authv1.RevokeRequest{Token: overLimit})
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), mention) {
+				t.Errorf("gRPC Revoke of a token over the limit: %v", err)
+			}
+
+			for token, want := range map[string]int{atLimit: http.StatusOK, overLimit: http.StatusBadRequest} {
+				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/revoke", strings.NewReader(`{"token":"`+token+`"}`))
+				req.Header.Set("Content-Type", "application/json")
+				if got, body := do(t, req); got != want || (want != http.StatusOK && !strings.Contains(body, mention)) {
+					t.Errorf("REST revoke of %d bytes: %d %.200s, want %d", len(token), got, body, want)
+				}
+			}
+
+			for _, tc := range []struct {
+				path, basicUser, basicPassword, atLimitAnswer string
+			}{
+				{"/oauth2/revoke", "", "", ""},
+				{"/oauth2/introspect", servertest.ServiceName, e.ServiceSecret, `{"active":false}`},
+			} {
+				for token, want := range map[string]int{atLimit: http.StatusOK, overLimit: http.StatusBadRequest} {
+					req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(url.Values{"token": {token}}.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					if tc.basicUser != "" {
+						req.SetBasicAuth(tc.basicUser, tc.basicPassword)
+					}
+					got, body := do(t, req)
+					switch {
+					case got != want:
+					case want == http.StatusOK && strings.TrimSpace(body) == tc.atLimitAnswer:
+						continue
+					case want != http.StatusOK && strings.Contains(body, `"invalid_request"`) && strings.Contains(body, mention):
+						continue
+					}
+					t.Errorf("%s of %d bytes: %d %.200s, want %d", tc.path, len(token), got, body, want)
+				}
+			}
+		})
+	}
 }

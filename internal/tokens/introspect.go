@@ -24,8 +24,12 @@ type Introspection struct {
 // Introspect describes token to caller (RFC 7662). A service account (a
 // resource server) may introspect any access token for the server's
 // audience; a confidential client only tokens issued to it, access or
-// refresh. Anything else, and any token that is not valid, is inactive.
+// refresh. Anything else, and any token that is not valid, is inactive; a
+// missing or overlong token is a bad request (RFC 7662 §2.3).
 func (s *Service) Introspect(ctx context.Context, caller accounts.Client, token string) (Introspection, error) {
+	if err := checkPresentedToken(token); err != nil {
+		return Introspection{}, err
+	}
 	if strings.HasPrefix(token, RefreshTokenPrefix) {
 		return s.introspectRefreshToken(ctx, caller, token)
 	}
@@ -45,9 +49,6 @@ func (s *Service) Introspect(ctx context.Context, caller accounts.Client, token 
 // issued to (RFC 7662 §2.2, RFC 7009 §2.1): a live, unrotated token of a
 // user who still exists.
 func (s *Service) introspectRefreshToken(ctx context.Context, caller accounts.Client, token string) (Introspection, error) {
-	if len(token) > MaxTokenLength {
-		return Introspection{}, nil
-	}
 	record, err := s.storedRefreshToken(ctx, token)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

@@ -64,6 +64,19 @@ const RefreshTokenPrefix = "chit_rt_"
 // shorter, and parsing huge input is work an attacker should not buy.
 const MaxTokenLength = secrets.MaxTokenLength
 
+// checkPresentedToken refuses the token field of a request that names a
+// token (revocation, introspection) when it is empty or over
+// MaxTokenLength.
+func checkPresentedToken(token string) error {
+	switch {
+	case token == "":
+		return chiterr.New(chiterr.InvalidArgument, "token is required")
+	case len(token) > MaxTokenLength:
+		return chiterr.New(chiterr.InvalidArgument, "token is longer than %d bytes", MaxTokenLength)
+	}
+	return nil
+}
+
 // FamilyClaim is the access token claim naming its refresh family.
 const FamilyClaim = "fid"
 

@@ -319,6 +319,15 @@ func TestRevoke(t *testing.T) {
 		}
 	}
 	wantKind(t, f.service.Revoke(ctx, apiClient, ""), chiterr.InvalidArgument)
+	// A token over the documented limit is a bad request, not one more
+	// unknown token: RFC 7009's silence is for tokens, not for any input.
+	if err := f.service.Revoke(ctx, apiClient, strings.Repeat("a", tokens.MaxTokenLength)); err != nil {
+		t.Errorf("Revoke of a token at the limit = %v", err)
+	}
+	err = f.service.Revoke(ctx, apiClient, strings.Repeat("a", tokens.MaxTokenLength+1))
+	if wantKind(t, err, chiterr.InvalidArgument); !strings.Contains(err.Error(), "token is longer than 8192 bytes") {
+		t.Errorf("Revoke of a token over the limit: %v, want a message naming token and the limit", err)
+	}
 
 	// Revoking by access token ends its login too.
 	second, _ := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
@@ -327,6 +336,27 @@ func TestRevoke(t *testing.T) {
 	}
 	_, err = f.service.Refresh(ctx, apiClient, second.RefreshToken, "")
 	wantKind(t, err, chiterr.Unauthenticated)
+}
+
+// Introspection requires a token and holds it to the same limit; an
+// unknown token within it is inactive, as RFC 7662 says.
+func TestIntrospectRefusesTokensOverTheLimit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	service := accounts.Client{ID: "reports", Service: true, Confidential: true}
+	if _, err := f.service.Introspect(ctx, service, ""); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "token is required") {
+		t.Errorf("introspecting no token: %v, want INVALID_ARGUMENT naming token (RFC 7662 §2.1: it is required)", err)
+	}
+	for _, prefix := range []string{"", tokens.RefreshTokenPrefix} {
+		answer, err := f.service.Introspect(ctx, service, prefix+strings.Repeat("a", tokens.MaxTokenLength-len(prefix)))
+		if err != nil || answer.Active {
+			t.Errorf("introspecting an unknown %q token at the limit: %+v, %v; want inactive", prefix, answer, err)
+		}
+		_, err = f.service.Introspect(ctx, service, prefix+strings.Repeat("a", tokens.MaxTokenLength+1-len(prefix)))
+		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "token is longer than 8192 bytes") {
+			t.Errorf("introspecting a %q token over the limit: %v, want INVALID_ARGUMENT naming token", prefix, err)
+		}
+	}
 }
 
 func TestRevokeSessions(t *testing.T) {

@@ -1,0 +1,73 @@
+package authorize
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/chiterr"
+)
+
+// A loopback redirect names a port a listener can have (1 to 65535, in
+// plain decimal) or none, and no fragment at all: RFC 6749 §3.1.2 forbids a
+// fragment component, and an empty one ("#") is still one.
+func TestLoopbackRedirects(t *testing.T) {
+	for uri, want := range map[string]bool{
+		"http://127.0.0.1:1/cb":      true,
+		"http://127.0.0.1:65535/cb":  true,
+		"http://127.0.0.1/cb":        true,
+		"http://[::1]:43110/cb":      true,
+		"http://127.0.0.1:9/cb?x=1":  true,
+		"http://127.0.0.1:0/cb":      false,
+		"http://[::1]:0/cb":          false,
+		"http://127.0.0.1:65536/cb":  false,
+		"http://127.0.0.1:99999/cb":  false,
+		"http://127.0.0.1:08080/cb":  false,
+		"http://127.0.0.1:00001/cb":  false,
+		"http://127.0.0.1:+80/cb":    false,
+		"http://127.0.0.1:-1/cb":     false,
+		"http://127.0.0.1:/cb":       false,
+		"http://127.0.0.1:9/cb#":     false,
+		"http://127.0.0.1:9/cb#x":    false,
+		"http://127.0.0.1:9#":        false,
+		"http://localhost:9/cb":      false,
+		"http://127.0.0.1:9@evil/cb": false,
+	} {
+		if got := IsLoopbackRedirect(uri); got != want {
+			t.Errorf("IsLoopbackRedirect(%q) = %v, want %v", uri, got, want)
+		}
+	}
+}
+
+// A client's registered redirect URIs follow the same rules, and the
+// authorize request is refused naming redirect_uri even when a URI with a
+// fragment was registered before it was refused.
+func TestRegisteredRedirects(t *testing.T) {
+	for uri, want := range map[string]bool{
+		"https://app.example/cb":       true,
+		"https://app.example:8443/cb":  true,
+		"http://127.0.0.1:9/cb":        true,
+		"https://app.example/cb#":      false,
+		"https://app.example/cb#x":     false,
+		"https://app.example:0/cb":     false,
+		"https://app.example:65536/cb": false,
+		"https://app.example:08443/cb": false,
+		"https://app.example:/cb":      false,
+		"http://127.0.0.1:0/cb":        false,
+		"http://127.0.0.1:9/cb#":       false,
+	} {
+		err := ValidateRedirectURIs([]string{uri})
+		if want && err != nil {
+			t.Errorf("ValidateRedirectURIs(%q) refused: %v", uri, err)
+		}
+		if !want && chiterr.KindOf(err) != chiterr.InvalidArgument {
+			t.Errorf("ValidateRedirectURIs(%q) = %v, want INVALID_ARGUMENT", uri, err)
+		}
+	}
+	for _, uri := range []string{"https://app.example/cb#", "https://app.example:0/cb"} {
+		legacy := accounts.Client{ID: "legacy", RedirectURIs: []string{uri}}
+		if err := checkRedirect(legacy, uri); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "redirect_uri") {
+			t.Errorf("a registered %q asked for: %v, want INVALID_ARGUMENT naming redirect_uri", uri, err)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
+	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+)
+
+// A redirect URI with a port no listener can have, or with a fragment (an
+// empty one too, RFC 6749 §3.1.2), is refused naming redirect_uri by
+// GetAuthorizeUrl over gRPC and REST and by the sign-in page: the CLI's
+// loopback redirects, and a registered client's URI registered before the
+// rule was enforced.
+func TestRedirectURIsNeedAValidPortAndNoFragment(t *testing.T) {
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend)
+			const legacyURI = "https://app.example/cb#"
+			e.CreateClient(t, "legacy", []string{legacyURI}, false, storage.Grants{AllowedScopes: []string{"openid"}})
+			challenge := authorize.ChallengeFor(newVerifier(t))
+			for _, tc := range []struct {
+				clientID, redirectURI string
+				accepted              bool
+			}{
+				{"chit-cli", "http://127.0.0.1:65535/cb", true},
+				{"chit-cli", "http://127.0.0.1:0/cb", false},
+				{"chit-cli", "http://127.0.0.1:99999/cb", false},
+				{"chit-cli", "http://[::1]:65536/cb", false},
+				{"chit-cli", "http://127.0.0.1:08080/cb", false},
+				{"chit-cli", "http://127.0.0.1:9/cb#", false},
+				{"chit-cli", "http://127.0.0.1:9/cb#x", false},
+				{"legacy", legacyURI, false},
+			} {
+				query := url.Values{"client_id": {tc.clientID}, "redirect_uri": {tc.redirectURI}, "state": {"s"},
+					"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+				name := tc.clientID + " " + tc.redirectURI
+
+				_, err := authv1.NewAuthServiceClient(e.Conn).GetAuthorizeUrl(context.Background(), &authv1.GetAuthorizeUrlRequest{
+					ClientId: tc.clientID, RedirectUri: tc.redirectURI, State: "s", CodeChallenge: challenge, CodeChallengeMethod: "S256"})
+				if tc.accepted != (err == nil) || (!tc.accepted && (status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "redirect_uri"))) {
+					t.Errorf("gRPC GetAuthorizeUrl, %s: %v", name, err)
+				}
+
+				req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?"+query.Encode(), nil)
+				got, body := do(t, req)
+				if tc.accepted != (got == http.StatusOK) || (!tc.accepted && (got != http.StatusBadRequest || !strings.Contains(body, "redirect_uri"))) {
+					t.Errorf("REST GetAuthorizeUrl, %s: %d %s", name, got, body)
+				}
+
+				query.Set("response_type", "code")
+				page := e.NewBrowser(t).Open(t, e.HTTPBase()+authorize.PagePath+"?"+query.Encode())
+				if tc.accepted != (page.Status == http.StatusOK) || (!tc.accepted && (page.Status != http.StatusBadRequest || !page.Contains("redirect_uri"))) {
+					t.Errorf("the sign-in page, %s: %d %s", name, page.Status, page.Body)
+				}
+			}
+		})
+	}
+}
