@@ -67,8 +67,10 @@ var (
 	principalsChanging        = Rule{Audience: Principals, CallerFromStore: true}
 	servicesAndAdmins         = Rule{Audience: ServicesAndAdmins}
 	servicesAndAdminsChanging = Rule{Audience: ServicesAndAdmins, CallerFromStore: true}
-	orchestrators             = Rule{Audience: Orchestrators}
-	admins                    = Rule{Audience: Admins, CallerFromStore: true}
+	// An orchestrator mints any provider's tokens: a power that ends at
+	// once, like an admin's.
+	orchestrators = Rule{Audience: Orchestrators, CallerFromStore: true}
+	admins        = Rule{Audience: Admins, CallerFromStore: true}
 )
 
 // AccessRules is the one table of who may call each RPC, for gRPC and,

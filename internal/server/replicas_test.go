@@ -96,10 +96,9 @@ func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
 	}
 }
 
-// A deleted service account's token stops registering providers on every
-// replica at once (calls that change providers read the caller from the
-// store), while calls that only check tokens (CheckToken) keep the
-// documented propagation time.
+// A deleted service account's token stops registering providers, and a
+// deleted orchestrator's stops minting providers' tokens, on every replica
+// at once: these calls read the caller from the store.
 func TestDeletedServiceStopsChangingProvidersOnEveryReplica(t *testing.T) {
 	for _, name := range transportNames {
 		t.Run(name, func(t *testing.T) {
@@ -119,6 +118,23 @@ func TestDeletedServiceStopsChangingProvidersOnEveryReplica(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantCode(t, "Register by the deleted service on the other replica", register("after"), codes.Unauthenticated)
+
+			// The same for an orchestrator, which mints providers' tokens.
+			orchestrator, code := onPrimary.token(t, clientRequest(servertest.OrchestratorName, primary.OrchestratorSecret))
+			wantCode(t, "orchestrator token", code, codes.OK)
+			refreshAsOrchestrator := func() codes.Code {
+				return onReplica.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
+					&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "before"}}},
+					&authv1.AuthProvidersRefreshAsOrchestratorResponse{})
+			}
+			if code := refreshAsOrchestrator(); code == codes.Unauthenticated || code == codes.PermissionDenied {
+				t.Fatalf("RefreshAsOrchestrator before the deletion: %v", code)
+			}
+			primary.Clock.Advance(time.Second)
+			if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.OrchestratorName); err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, "RefreshAsOrchestrator by the deleted orchestrator on the other replica", refreshAsOrchestrator(), codes.Unauthenticated)
 		})
 	}
 }
