@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/providers"
@@ -113,6 +116,42 @@ func TestServeValidatesEveryFlagAtOnce(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
+	}
+}
+
+// --max-header-bytes takes 16 KiB to 1 MiB; a value outside, or no number,
+// is refused naming the flag before the server starts.
+func TestServeBoundsMaxHeaderBytes(t *testing.T) {
+	for _, tc := range []struct {
+		value    string
+		accepted bool
+	}{
+		{"65536", true}, {"16384", true}, {"1048576", true},
+		{"0", false}, {"-1", false}, {"16383", false}, {"1048577", false}, {"4294967297", false}, {"64KiB", false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			flags := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			flags.SetOutput(io.Discard)
+			var serve serveFlags
+			var hashing hashFlags
+			serve.register(flags)
+			hashing.register(flags)
+			err := flags.Parse([]string{"--insecure-dev", "--max-header-bytes", tc.value})
+			if err == nil {
+				err = serve.validate(&hashing)
+			}
+			switch {
+			case tc.accepted && err != nil:
+				t.Fatalf("--max-header-bytes %s refused: %v", tc.value, err)
+			case !tc.accepted && (err == nil || !strings.Contains(err.Error(), "--max-header-bytes")):
+				t.Fatalf("--max-header-bytes %s: got %v, want a refusal naming the flag", tc.value, err)
+			case tc.accepted && serve.serverConfig(&hashing, nil).MaxHeaderBytes != serve.maxHeaderBytes:
+				t.Fatalf("--max-header-bytes %s does not reach the server's configuration", tc.value)
+			}
+		})
+	}
+	if _, err := run(t, "", "serve", "--data-dir", t.TempDir(), "--max-header-bytes", "0"); err == nil || !strings.Contains(err.Error(), "--max-header-bytes must be between 16384 (16 KiB) and 1048576 (1 MiB)") {
+		t.Fatalf("serve --max-header-bytes 0: %v", err)
 	}
 }
 

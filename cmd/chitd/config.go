@@ -155,6 +155,7 @@ type serveFlags struct {
 	insecureDev      bool
 	requestTimeout   time.Duration
 	grpcConnections  server.GRPCConnections
+	maxHeaderBytes   int
 	pprofAddr        string
 	opsAddr          string
 	otlpEndpoint     string
@@ -196,6 +197,8 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.grpcConnections.MaxAgeGrace, "grpc-max-connection-age-grace", defaults.MaxAgeGrace, "how long the calls of a connection past its age may take to finish")
 	flags.Uint32Var(&f.grpcConnections.MaxConcurrentStreams, "grpc-max-concurrent-streams", defaults.MaxConcurrentStreams, "calls one gRPC connection may run at once")
 	flags.DurationVar(&f.grpcConnections.MinPingInterval, "grpc-min-ping-interval", defaults.MinPingInterval, "shortest keepalive ping interval a gRPC client may use; one pinging more often is disconnected")
+	flags.IntVar(&f.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest headers one call may carry, in bytes, on both ports: "+
+		"a gRPC call's header list (its metadata) and a REST or browser request's headers; beyond it gRPC resets the call or closes the connection, HTTP answers 431")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
@@ -209,6 +212,14 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.IntVar(&f.providerKeyPool, "provider-key-pool", providers.DefaultKeyPoolSize, "how many provider RSA key pairs are kept ready for claim and renew, made in the background once providers are first used; a bulk call needing more than the pool plus what fits in its deadline is refused with RESOURCE_EXHAUSTED (0: make every key during the call)")
 	flags.DurationVar(&f.providerAccessTTL, "provider-token-ttl", providers.DefaultAccessTokenTTL, "lifetime of provider access tokens (refresh and refreshAsOrchestrator)")
 }
+
+// The bounds of --max-header-bytes: below 16 KiB the largest token Chit
+// accepts (8 KiB) and the headers around it may not fit; above 1 MiB (Go's
+// HTTP default) the bound no longer bounds much.
+const (
+	minHeaderBytes = 16 << 10
+	maxHeaderBytes = 1 << 20
+)
 
 // check is one rule of the configuration.
 type check struct {
@@ -237,6 +248,8 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.grpcConnections.MaxAgeGrace < f.requestTimeout, "--grpc-max-connection-age-grace must be at least --request-timeout, so calls in flight can finish"},
 		{f.grpcConnections.MaxConcurrentStreams < 1, "--grpc-max-concurrent-streams must be at least 1"},
 		{f.grpcConnections.MinPingInterval < time.Second, "--grpc-min-ping-interval must be at least 1s"},
+		{f.maxHeaderBytes < minHeaderBytes || f.maxHeaderBytes > maxHeaderBytes,
+			fmt.Sprintf("--max-header-bytes must be between %d (16 KiB) and %d (1 MiB)", minHeaderBytes, maxHeaderBytes)},
 		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
 		{f.opsAddr != "" && !validAddr(f.opsAddr), fmt.Sprintf("--ops-addr %q is not host:port", f.opsAddr)},
 		{f.opsAddr != "" && (f.opsAddr == f.httpAddr || f.opsAddr == f.grpcAddr) && !strings.HasSuffix(f.opsAddr, ":0"), "--ops-addr must differ from --http-addr and --grpc-addr"},
@@ -343,6 +356,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		KeyCheckInterval:       f.keyCheck,
 		RequestTimeout:         f.requestTimeout,
 		GRPCConnections:        f.grpcConnections,
+		MaxHeaderBytes:         f.maxHeaderBytes,
 		PprofAddr:              f.pprofAddr,
 		OpsAddr:                f.opsAddr,
 		Logger:                 logger,

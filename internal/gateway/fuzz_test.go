@@ -39,7 +39,7 @@ type unimplemented struct {
 
 func fuzzHandler(f *testing.F) http.Handler {
 	// The server calls the handlers the same way: an in-process channel.
-	conn := NewInProcess(nil, nil)
+	conn := NewInProcess(nil, nil, 0)
 	authv1.RegisterAuthServiceServer(conn, unimplemented{})
 	authv1.RegisterAuthProvidersServer(conn, unimplemented{})
 	handler, err := New(context.Background(), conn, Options{JWKS: func() []byte { return []byte(`{"keys":[]}`) }, OpenAPI: []byte(`{}`)})

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -24,6 +25,15 @@ import (
 
 // MaxRequestBytes bounds a REST request body; no Chit request comes close.
 const MaxRequestBytes = 1 << 20
+
+// DefaultMaxHeaderBytes is the default bound on one call's headers, on
+// both ports and in process. A Chit call needs about 9 KiB at most: the
+// largest token it accepts (8 KiB) with gRPC's own headers and the trace
+// context. 64 KiB leaves room for what proxies, tracing (W3C baggage, up to
+// 8 KiB) and a browser's cookies add, more than Envoy (60 KiB) or nginx
+// (32 KiB) pass on by default, yet a 256th of grpc-go's 16 MiB and a 16th
+// of Go's HTTP 1 MiB.
+const DefaultMaxHeaderBytes = 64 << 10
 
 // Options are what the HTTP port serves besides the gateway.
 type Options struct {
@@ -194,6 +204,16 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.
 				w.Header().Set("Retry-After", strconv.Itoa(int(max(seconds, 1))))
 			}
 		}
+	}
+	var tooLarge headerListTooLargeError
+	if errors.As(err, &tooLarge) {
+		// RFC 6585 §5, as the HTTP server itself answers headers beyond
+		// its bound.
+		body, _ := marshaler.Marshal(tooLarge.GRPCStatus().Proto())
+		w.Header().Set("Content-Type", marshaler.ContentType(nil))
+		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+		_, _ = w.Write(body)
+		return
 	}
 	if status.Code(err) == codes.Unauthenticated {
 		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r)}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -56,5 +57,24 @@ func TestUnauthenticatedAnswersCarryABearerChallenge(t *testing.T) {
 		if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != tc.want {
 			t.Errorf("authorization %q: HTTP %d, WWW-Authenticate %q; want 401, %q", tc.authorization, rec.Code, rec.Header().Get("WWW-Authenticate"), tc.want)
 		}
+	}
+}
+
+// A call refused for its headers answers 431, as the HTTP server answers
+// headers beyond its own bound, not grpc-gateway's 429 for
+// RESOURCE_EXHAUSTED, which would invite a retry.
+func TestHeadersTooLargeAnswer431(t *testing.T) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/v1/auth/check", nil)
+	errorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, req, headerListTooLargeError{limit: 65536})
+	if rec.Code != http.StatusRequestHeaderFieldsTooLarge || rec.Header().Get("Retry-After") != "" {
+		t.Fatalf("HTTP %d Retry-After %q, want 431 without", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	var body struct {
+		Code    codes.Code
+		Message string
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code != codes.ResourceExhausted || body.Message != "request headers exceed 65536 bytes" {
+		t.Fatalf("body %s (%v), want RESOURCE_EXHAUSTED naming the bound", rec.Body, err)
 	}
 }

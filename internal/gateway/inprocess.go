@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,6 +27,11 @@ type InProcess struct {
 	// stats, when set, observes each call like the gRPC server's stats
 	// handler (tracing).
 	stats stats.Handler
+	// maxHeaderBytes bounds a call's metadata as the gRPC port bounds its
+	// header list, whatever the HTTP server let through: it counts request
+	// lines, this counts fields, and many short headers the gateway
+	// forwards (Authorization, traceparent) count more as fields.
+	maxHeaderBytes int
 }
 
 type inProcessMethod struct {
@@ -37,9 +43,39 @@ var _ grpc.ClientConnInterface = (*InProcess)(nil)
 var _ grpc.ServiceRegistrar = (*InProcess)(nil)
 
 // NewInProcess returns a connection that runs calls through unary (which
-// may be nil) and reports them to statsHandler (which may be nil).
-func NewInProcess(unary grpc.UnaryServerInterceptor, statsHandler stats.Handler) *InProcess {
-	return &InProcess{methods: map[string]inProcessMethod{}, unary: unary, stats: statsHandler}
+// may be nil) and reports them to statsHandler (which may be nil), and
+// refuses calls whose metadata exceeds maxHeaderBytes
+// (DefaultMaxHeaderBytes when not positive).
+func NewInProcess(unary grpc.UnaryServerInterceptor, statsHandler stats.Handler, maxHeaderBytes int) *InProcess {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return &InProcess{methods: map[string]inProcessMethod{}, unary: unary, stats: statsHandler, maxHeaderBytes: maxHeaderBytes}
+}
+
+// headerListTooLargeError refuses a call whose metadata exceeds the bound,
+// before any interceptor (authentication included) reads it; REST answers
+// it 431.
+type headerListTooLargeError struct{ limit int }
+
+func (e headerListTooLargeError) Error() string {
+	return fmt.Sprintf("request headers exceed %d bytes", e.limit)
+}
+
+func (e headerListTooLargeError) GRPCStatus() *status.Status {
+	return status.New(codes.ResourceExhausted, e.Error())
+}
+
+// headerListSize is the size of md as HTTP/2 counts a header list
+// (RFC 9113 §6.5.2): each field's name and value and 32 bytes more.
+func headerListSize(md metadata.MD) int {
+	size := 0
+	for name, values := range md {
+		for _, value := range values {
+			size += len(name) + len(value) + 32
+		}
+	}
+	return size
 }
 
 // RegisterService makes the unary methods of desc callable. Chit's API has
@@ -65,6 +101,9 @@ func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, 
 		return status.Errorf(codes.Internal, "reply %T is not a protocol buffer", reply)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
+	if headerListSize(md) > c.maxHeaderBytes {
+		return headerListTooLargeError{limit: c.maxHeaderBytes}
+	}
 	ctx = metadata.NewIncomingContext(ctx, md)
 	stream := &headerStream{method: method}
 	ctx = grpc.NewContextWithServerTransportStream(ctx, stream)

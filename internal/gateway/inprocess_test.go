@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -70,7 +71,7 @@ func TestInProcessRunsTheInterceptorAndCarriesMetadata(t *testing.T) {
 		return handler(ctx, req)
 	}
 	recorder := &recordingStats{}
-	conn := NewInProcess(interceptor, recorder)
+	conn := NewInProcess(interceptor, recorder, 0)
 	authv1.RegisterAuthServiceServer(conn, echoServer{})
 	client := authv1.NewAuthServiceClient(conn)
 
@@ -107,7 +108,7 @@ func TestInProcessRunsTheInterceptorAndCarriesMetadata(t *testing.T) {
 }
 
 func TestInProcessRefusesWhatIsNotRegistered(t *testing.T) {
-	conn := NewInProcess(nil, nil)
+	conn := NewInProcess(nil, nil, 0)
 	_, err := authv1.NewAuthServiceClient(conn).CheckToken(context.Background(), &authv1.CheckTokenRequest{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("unregistered method: got %v, want Unimplemented", err)
@@ -124,7 +125,7 @@ func TestInProcessCopiesTheRequest(t *testing.T) {
 	conn := NewInProcess(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		seen = req.(*authv1.RefreshTokenRequest)
 		return handler(ctx, req)
-	}, nil)
+	}, nil, 0)
 	authv1.RegisterAuthServiceServer(conn, echoServer{})
 	req := &authv1.RefreshTokenRequest{RefreshToken: "r1"}
 	if _, err := authv1.NewAuthServiceClient(conn).RefreshToken(context.Background(), req); err != nil {
@@ -133,5 +134,51 @@ func TestInProcessCopiesTheRequest(t *testing.T) {
 	req.RefreshToken = "changed"
 	if seen == req || seen.GetRefreshToken() != "r1" {
 		t.Fatalf("the handler's request is the caller's message")
+	}
+}
+
+// A call whose metadata exceeds the bound, counted as HTTP/2 counts a header
+// list, is refused before any interceptor (authentication) reads it; one at
+// the bound gets through.
+func TestInProcessBoundsTheMetadata(t *testing.T) {
+	const bound = 4096
+	intercepted := 0
+	conn := NewInProcess(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		intercepted++
+		return handler(ctx, req)
+	}, nil, bound)
+	authv1.RegisterAuthServiceServer(conn, echoServer{})
+	client := authv1.NewAuthServiceClient(conn)
+	// Many short fields, as the gateway forwards repeated headers, and one
+	// that fills the rest: each field counts its name, value and 32 bytes.
+	fill := func(extra int) context.Context {
+		md := metadata.Pairs("authorization", "Bearer abc")
+		size := len("authorization") + len("Bearer abc") + 32
+		for range 50 {
+			md.Append("traceparent", "x")
+			size += len("traceparent") + 1 + 32
+		}
+		md.Append("tracestate", strings.Repeat("y", bound-size-len("tracestate")-32+extra))
+		return metadata.NewOutgoingContext(context.Background(), md)
+	}
+	if _, err := client.CheckToken(fill(0), &authv1.CheckTokenRequest{}); err != nil {
+		t.Fatalf("metadata of exactly %d bytes: %v", bound, err)
+	}
+	_, err := client.CheckToken(fill(1), &authv1.CheckTokenRequest{})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "request headers exceed 4096 bytes") {
+		t.Fatalf("metadata of %d bytes: got %v, want RESOURCE_EXHAUSTED naming the bound", bound+1, err)
+	}
+	if intercepted != 1 {
+		t.Fatalf("the interceptor ran %d times, want once: the refused call must not reach it", intercepted)
+	}
+}
+
+// Without a bound of its own the connection takes the default one.
+func TestInProcessBoundsByDefault(t *testing.T) {
+	conn := NewInProcess(nil, nil, 0)
+	authv1.RegisterAuthServiceServer(conn, echoServer{})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", strings.Repeat("a", DefaultMaxHeaderBytes))
+	if _, err := authv1.NewAuthServiceClient(conn).CheckToken(ctx, &authv1.CheckTokenRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("metadata past DefaultMaxHeaderBytes: got %v, want RESOURCE_EXHAUSTED", err)
 	}
 }

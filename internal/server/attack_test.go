@@ -143,7 +143,7 @@ func TestJWTAttacks(t *testing.T) {
 			"JSON array payload":          signPayload(t, real, `["sub","alice"]`, nil),
 			"non-JSON header":             b64("garbage") + "." + parts[1] + "." + parts[2],
 			"duplicate claims":            signPayload(t, real, strings.Replace(valid, `"sub":"alice"`, `"sub":"alice","sub":"root"`, 1), nil),
-			"oversized (64 KiB)":          parts[0] + "." + strings.Repeat("A", 64<<10) + "." + parts[2],
+			"oversized (32 KiB)":          parts[0] + "." + strings.Repeat("A", 32<<10) + "." + parts[2],
 			"printable junk":              "!!!.@@@.###",
 			"JWE-shaped (five parts)":     parts[0] + "." + parts[1] + "." + parts[2] + ".x.y",
 			"valid signature, bad base64": parts[0] + "." + parts[1] + "!." + parts[2],

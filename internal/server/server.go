@@ -86,6 +86,12 @@ type Config struct {
 	// GRPCConnections limits the gRPC port's connections; zero fields take
 	// their defaults (DefaultGRPCConnections).
 	GRPCConnections GRPCConnections
+	// MaxHeaderBytes bounds the headers of one call on both ports: the gRPC
+	// port's header list (SETTINGS_MAX_HEADER_LIST_SIZE), the HTTP port's
+	// request headers (http.Server.MaxHeaderBytes) and the metadata the
+	// gateway hands the handlers in process. Zero takes
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 	// PprofAddr, when set, serves net/http/pprof there (keep it private).
 	PprofAddr string
 	// OpsAddr, when set, is the operations listener: /metrics and the Go
@@ -156,6 +162,10 @@ func (c GRPCConnections) serverOptions() []grpc.ServerOption {
 	}
 }
 
+// DefaultMaxHeaderBytes is chitd's bound on one call's headers (see
+// gateway.DefaultMaxHeaderBytes for why 64 KiB).
+const DefaultMaxHeaderBytes = gateway.DefaultMaxHeaderBytes
+
 // Server is a running Chit with its two listeners.
 type Server struct {
 	cfg    Config
@@ -190,6 +200,13 @@ func (cfg Config) now() func() time.Time {
 		return cfg.Now
 	}
 	return time.Now
+}
+
+func (cfg Config) maxHeaderBytes() int {
+	if cfg.MaxHeaderBytes > 0 {
+		return cfg.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
 }
 
 func (cfg Config) random() io.Reader {
@@ -240,7 +257,11 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		// Over HTTP/1.1 Go counts the request line and header lines (and
+		// answers 431 beyond them); over HTTP/2 it counts as the gRPC port
+		// does, 32 bytes more per field, with room for ten fields.
+		MaxHeaderBytes: cfg.maxHeaderBytes(),
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	// The per-service health statuses start out right, not SERVING by default.
 	_ = s.checkReadiness(ctx)
@@ -332,6 +353,14 @@ func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 		grpc.ChainUnaryInterceptor(unary),
 		grpc.ChainStreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(gateway.MaxRequestBytes),
+		// grpc-go's default, 16 MiB, let each call's metadata be read and
+		// decoded in full before authentication looked at it: 24 calls of
+		// 15 MiB held 1.4 GB. Beyond the bound the stream is reset or, once a
+		// header block runs on past it, the connection closed, unread. The
+		// HPACK table needs no bound of its own: grpc-go's decoder keeps it at
+		// 4 KiB whatever SETTINGS_HEADER_TABLE_SIZE it would advertise, and
+		// what it expands to counts against this bound.
+		grpc.MaxHeaderListSize(uint32(cfg.maxHeaderBytes())),
 		grpcapi.LenientStrings(),
 	}
 	options = append(options, cfg.GRPCConnections.serverOptions()...)
@@ -350,7 +379,7 @@ func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	// the way. Its calls carry the client address the HTTP layer resolved
 	// (clientaddr.Middleware in newHTTPHandler).
 	restUnary, _ := interceptors(grpcapi.TransportREST)
-	gatewayConn := gateway.NewInProcess(restUnary, tracing)
+	gatewayConn := gateway.NewInProcess(restUnary, tracing, cfg.maxHeaderBytes())
 	registerServices(gatewayConn)
 	return gatewayConn
 }

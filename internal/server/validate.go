@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -52,11 +53,14 @@ func (cfg Config) Validate() error {
 		"KeyCheckInterval": int64(cfg.KeyCheckInterval), "CleanupInterval": int64(cfg.CleanupInterval),
 		"ServiceAccountCacheTTL": int64(cfg.ServiceAccountCacheTTL), "Providers.KeyPoolSize": int64(cfg.Providers.KeyPoolSize),
 		"GRPCConnections.MaxAge": int64(cfg.GRPCConnections.MaxAge), "GRPCConnections.MaxAgeGrace": int64(cfg.GRPCConnections.MaxAgeGrace),
-		"GRPCConnections.MinPingInterval": int64(cfg.GRPCConnections.MinPingInterval),
+		"GRPCConnections.MinPingInterval": int64(cfg.GRPCConnections.MinPingInterval), "MaxHeaderBytes": int64(cfg.MaxHeaderBytes),
 	} {
 		if value < 0 {
 			fail(field, "must not be negative")
 		}
+	}
+	if int64(cfg.MaxHeaderBytes) > math.MaxUint32 {
+		fail("MaxHeaderBytes", "%d exceeds HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE (32 bits)", cfg.MaxHeaderBytes)
 	}
 	if _, err := keys.ParseAlgorithm(string(cfg.SigningAlgorithm)); err != nil {
 		fail("SigningAlgorithm", "%q: use ES256, EdDSA or RS256", cfg.SigningAlgorithm)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		"ShutdownTimeout":             func(c *Config) { c.ShutdownTimeout = -time.Second },
 		"Tokens.RevocationCacheTTL":   func(c *Config) { c.Tokens.RevocationCacheTTL = -time.Second },
 		"GRPCConnections.MaxAgeGrace": func(c *Config) { c.GRPCConnections.MaxAgeGrace = -time.Second },
+		"MaxHeaderBytes":              func(c *Config) { c.MaxHeaderBytes = -1 },
 	} {
 		cfg := validConfig()
 		breakIt(&cfg)
@@ -58,6 +60,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		}
 	}
 	cfg := validConfig()
+	cfg.MaxHeaderBytes = math.MaxUint32 + 1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.Config.MaxHeaderBytes ") {
+		t.Errorf("MaxHeaderBytes past 32 bits: %v", err)
+	}
+	cfg = validConfig()
 	cfg.GRPCAddr, cfg.Tokens.Audience = "", ""
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "GRPCAddr") || !strings.Contains(err.Error(), "Tokens.Audience") {
 		t.Fatalf("two problems at once: %v", err)
