@@ -84,7 +84,7 @@ func registerEmptyAnswers(t *testing.T, conn *InProcess, service string) {
 // Pragma: no-cache on those. Every route of the mapping answers with both,
 // successes and refusals alike.
 func TestEveryAPIAnswerForbidsCaching(t *testing.T) {
-	conn := NewInProcess(nil, nil)
+	conn := NewInProcess(nil, nil, 0)
 	for _, service := range []string{authv1.AuthService_ServiceDesc.ServiceName, authv1.AuthProviders_ServiceDesc.ServiceName, adminv1.AdminService_ServiceDesc.ServiceName} {
 		registerEmptyAnswers(t, conn, service)
 	}
