@@ -304,6 +304,11 @@ func (c *cli) explain(err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if len(st.Details()) > 0 {
+			// The server answered, with a retry hint: its store cannot be
+			// reached now.
+			return fmt.Errorf("the Chit server at %s is unavailable for a moment: %s", c.serverAddr, st.Message())
+		}
 		return fmt.Errorf("cannot reach the Chit server at %s (is it running? set --server or CHIT_SERVER)", c.serverAddr)
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the Chit server at %s did not answer in time", c.serverAddr)

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/server/servertest"
 	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
@@ -112,6 +114,20 @@ func TestLoginWhoamiTokenLogout(t *testing.T) {
 	_, err = run(t, nil, e.Clock.Now, "", append([]string{"token"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), "run chit login") {
 		t.Fatalf("token after logout: %v", err)
+	}
+}
+
+// A server whose store cannot be reached answers UNAVAILABLE with a retry
+// hint: the server is running, and the person is told to try again.
+func TestUnavailableServerIsNotAnUnreachableOne(t *testing.T) {
+	answered, err := status.New(codes.Unavailable, "the token store cannot be reached; try again shortly").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	explained := (&cli{serverAddr: "chit.example:9090"}).explain(answered.Err()).Error()
+	if strings.Contains(explained, "cannot reach the Chit server") || !strings.Contains(explained, "try again shortly") {
+		t.Fatalf("explained as %q", explained)
 	}
 }
 

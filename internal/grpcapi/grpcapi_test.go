@@ -54,6 +54,7 @@ func TestToStatus(t *testing.T) {
 		{"already exists", chiterr.New(chiterr.AlreadyExists, "dup"), codes.AlreadyExists, "dup"},
 		{"exhausted", chiterr.New(chiterr.ResourceExhausted, "slow down"), codes.ResourceExhausted, "slow down"},
 		{"unimplemented", chiterr.New(chiterr.Unimplemented, "later"), codes.Unimplemented, "later"},
+		{"unavailable", chiterr.New(chiterr.Unavailable, "try again shortly"), codes.Unavailable, "try again shortly"},
 		{"wrapped cause stays private", chiterr.Wrap(chiterr.Unauthenticated, errors.New("SELECT * FROM secrets"), "bad token"), codes.Unauthenticated, "bad token"},
 		{"unclassified is internal", errors.New("sql: database is locked"), codes.Internal, "internal error"},
 		{"canceled", context.Canceled, codes.Canceled, "request canceled"},

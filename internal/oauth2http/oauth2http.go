@@ -93,7 +93,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, basicU
 	if !errors.As(err, &oe) {
 		oe = translate(err)
 	}
-	if oe.status == http.StatusInternalServerError {
+	if oe.status == http.StatusInternalServerError || oe.status == http.StatusServiceUnavailable {
 		h.logger.ErrorContext(r.Context(), "oauth2 endpoint failed", "path", r.URL.Path, "error", err)
 	}
 	if oe.status == http.StatusUnauthorized && basicUsed {
@@ -124,8 +124,24 @@ func translate(err error) *oauthError {
 		return &oauthError{http.StatusBadRequest, "unauthorized_client", message, 0}
 	case chiterr.ResourceExhausted:
 		return &oauthError{http.StatusTooManyRequests, "temporarily_unavailable", message, chiterr.RetryAfter(err)}
+	case chiterr.Unavailable:
+		// The store cannot be reached: the client (and a load balancer)
+		// should try again, not give up as on a 500. temporarily_unavailable
+		// is RFC 6749 §4.1.2.1's word for it.
+		return &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", message, chiterr.RetryAfter(err)}
 	}
 	return &oauthError{http.StatusInternalServerError, "server_error", "internal error", 0}
+}
+
+// refused reports whether err refuses a caller's credentials or token, as
+// opposed to the server failing to decide (the store could not be reached):
+// the caller is told the truth, not that its valid token is invalid.
+func refused(err error) bool {
+	switch chiterr.KindOf(err) {
+	case chiterr.Internal, chiterr.Unavailable:
+		return false
+	}
+	return true
 }
 
 // clientCredentials reads client authentication from HTTP Basic (RFC 6749
@@ -300,6 +316,10 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller, err := h.introspectionCaller(r)
+	if err != nil && !refused(err) {
+		h.fail(w, r, err, false)
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="chit"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "introspection is for services and confidential clients: authenticate with client credentials"})
@@ -380,6 +400,10 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err != nil && !refused(err) {
+		h.fail(w, r, err, false)
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})

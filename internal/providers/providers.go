@@ -264,6 +264,9 @@ func (s *Service) Renew(ctx context.Context, caller Caller, ids []string) ([]Cre
 	var callerCreatedAt time.Time
 	if !caller.Admin {
 		account, err := s.store.GetServiceAccount(ctx, caller.ServiceID)
+		if errors.Is(err, storage.ErrUnavailable) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, chiterr.New(chiterr.PermissionDenied, "only the service that registered a provider, or an admin, may renew it")
 		}
@@ -373,6 +376,10 @@ func (s *Service) RefreshAsOrchestrator(ctx context.Context, service string, pro
 	accessTokens := make([]string, len(providerIDs))
 	for i, id := range providerIDs {
 		provider, err := s.claimedProvider(ctx, id)
+		if errors.Is(err, storage.ErrUnavailable) {
+			// Not the item's fault: answered as it is, with its retry hint.
+			return nil, err
+		}
 		if err != nil {
 			return nil, itemError(i, chiterr.KindOf(err), "%s", chiterr.PublicMessage(err))
 		}

@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,5 +188,36 @@ func TestIssuedTokensAreCountedByKind(t *testing.T) {
 	want := issuedCounts{KindProvider: 2, KindOrchestrator: 1}
 	if len(counts) != len(want) || counts[KindProvider] != want[KindProvider] || counts[KindOrchestrator] != want[KindOrchestrator] {
 		t.Fatalf("counted %v, want %v", counts, want)
+	}
+}
+
+// unreachableStore answers the reads of a renewal and of a refresh as
+// orchestrator as a store that cannot be reached does.
+type unreachableStore struct{ Store }
+
+var errUnreachable = storage.Unavailable(errors.New("connection refused"))
+
+func (unreachableStore) GetServiceAccount(context.Context, string) (storage.ServiceAccount, error) {
+	return storage.ServiceAccount{}, errUnreachable
+}
+
+func (unreachableStore) GetProvider(context.Context, string) (storage.Provider, error) {
+	return storage.Provider{}, errUnreachable
+}
+
+// A store that cannot be reached is "try again shortly", with its retry
+// hint: not a refusal of the caller, nor the fault of an item.
+func TestUnreachableStoreIsNotTheCallersFault(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	s.store = unreachableStore{s.store}
+	for name, call := range map[string]func() error{
+		"Renew":                 func() error { _, err := s.Renew(ctx, Caller{ServiceID: "ucloud"}, []string{"p1"}); return err },
+		"RefreshAsOrchestrator": func() error { _, err := s.RefreshAsOrchestrator(ctx, "ucloud", []string{"p1"}); return err },
+	} {
+		err := call()
+		if chiterr.KindOf(err) != chiterr.Unavailable || chiterr.RetryAfter(err) != storage.UnavailableRetryAfter {
+			t.Errorf("%s: %v (kind %v), want unavailable with its retry hint", name, err, chiterr.KindOf(err))
+		}
 	}
 }

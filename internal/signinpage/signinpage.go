@@ -10,8 +10,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/chit-auth/chit/internal/authorize"
@@ -81,6 +83,8 @@ type view struct {
 	Hidden     []hiddenField
 	Username   string
 	Scopes     []string
+	// Unavailable says the problem passes: the store cannot be reached now.
+	Unavailable bool
 }
 
 // requestFields are the authorization request's parameters, carried through
@@ -170,6 +174,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 			status, message = http.StatusUnauthorized, "Wrong username or password."
 		case chiterr.ResourceExhausted:
 			status = http.StatusTooManyRequests
+		case chiterr.Unavailable:
+			h.logger.ErrorContext(r.Context(), "sign-in failed", "error", err)
+			status, message = http.StatusServiceUnavailable, unavailableMessage
+			retryAfter(w, err)
 		case chiterr.InvalidArgument:
 		default:
 			h.logger.ErrorContext(r.Context(), "sign-in failed", "error", err)
@@ -221,9 +229,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, req authorize.R
 // the redirect URI may be what is wrong.
 func (h *Handler) problem(w http.ResponseWriter, err error) {
 	status := http.StatusBadRequest
+	v := view{Problem: chiterr.PublicMessage(err)}
 	switch chiterr.KindOf(err) {
 	case chiterr.PermissionDenied:
 		status = http.StatusForbidden
+	case chiterr.Unavailable:
+		h.logger.Error("sign-in page", "error", err)
+		status, v = http.StatusServiceUnavailable, view{Problem: unavailableMessage, Unavailable: true}
+		retryAfter(w, err)
 	case chiterr.Internal:
 		h.logger.Error("sign-in page", "error", err)
 		status = http.StatusInternalServerError
@@ -231,9 +244,20 @@ func (h *Handler) problem(w http.ResponseWriter, err error) {
 	h.securityHeaders(w, "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := page.Execute(w, view{Problem: chiterr.PublicMessage(err)}); err != nil {
+	if err := page.Execute(w, v); err != nil {
 		h.logger.Error("render sign-in problem page", "error", err)
 	}
+}
+
+// unavailableMessage is what a person is shown while the store cannot be
+// reached: nothing is wrong with the link or the password.
+const unavailableMessage = "Signing in is unavailable for a moment. Try again shortly."
+
+// retryAfter sets the Retry-After header (RFC 9110 §10.2.3) of a 503 from
+// err's retry hint, in whole seconds, at least one.
+func retryAfter(w http.ResponseWriter, err error) {
+	seconds := math.Ceil(chiterr.RetryAfter(err).Seconds())
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(seconds, 1))))
 }
 
 // securityHeaders forbid framing (clickjacking), scripts and foreign

@@ -1,15 +1,19 @@
 // Package storage defines the one interface through which Chit's core keeps
 // its state, the records it stores and the sentinel errors every backend
-// returns. Backends live in sub-packages (sqlite, later postgres) and must pass
+// returns. Backends live in sub-packages (sqlite, postgres) and must pass
 // the conformance suite in storagetest. This package knows nothing of SQL,
-// gRPC or HTTP.
+// gRPC or HTTP; of the core it knows only chiterr, the vocabulary in which
+// ErrUnavailable reaches the transports.
 package storage
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/chit-auth/chit/internal/chiterr"
 )
 
 // Sentinel errors, checked with errors.Is. Backends wrap their own errors in
@@ -22,7 +26,35 @@ var (
 	// ErrConflict: the record exists but is no longer in the state the
 	// operation requires (for example a refresh token that was already rotated).
 	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable: the database cannot be reached now (its server is
+	// down or restarting, the connection to it was lost, it is locked by
+	// another process for longer than the store waits); the same call may
+	// succeed in a moment. Backends return it through Unavailable.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
+
+// UnavailableRetryAfter is the retry hint of an unreachable store's errors:
+// a database restart or failover takes seconds, and a client that waits a
+// second between tries neither hammers it nor waits long once it is back.
+const UnavailableRetryAfter = time.Second
+
+// Unavailable marks cause, a backend's failure to reach its database, as
+// ErrUnavailable. Any store call can fail this way, so the error names its
+// kind itself, for the core's callers: it is a chiterr.Unavailable with
+// UnavailableRetryAfter, which every transport answers as "try again
+// shortly" (UNAVAILABLE, 503 with Retry-After) through whatever the core
+// wrapped around it. An error already marked is returned as it is.
+func Unavailable(cause error) error {
+	if errors.Is(cause, ErrUnavailable) {
+		return cause
+	}
+	return &chiterr.Error{
+		Kind:       chiterr.Unavailable,
+		Message:    "the token store cannot be reached; try again shortly",
+		Cause:      fmt.Errorf("%w: %w", ErrUnavailable, cause),
+		RetryAfter: UnavailableRetryAfter,
+	}
+}
 
 // User is a person who signs in with a password.
 type User struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"slices"
 	"strings"
@@ -264,9 +265,14 @@ func TestClientNarrowedBetweenItsReadAndTheUsersIsRefused(t *testing.T) {
 type clientReadHook struct {
 	storage.Store
 	after func()
+	// fail, when set, is every read's answer.
+	fail error
 }
 
 func (h *clientReadHook) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	if h.fail != nil {
+		return storage.Client{}, h.fail
+	}
 	client, err := h.Store.GetClient(ctx, id)
 	if h.after != nil {
 		after := h.after
@@ -423,5 +429,38 @@ func TestOneEncodingPerToken(t *testing.T) {
 	// The genuine token still verifies: no variant poisoned the cache.
 	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A refresh through a registered client reads the client again; a store
+// that cannot be reached then is "try again shortly", never "the refresh
+// token is invalid", which would end the login.
+func TestRefreshWhoseClientCannotBeReadIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	var hook *clientReadHook
+	f := newFixture(t, func(o *fixtureOptions) {
+		o.wrapStore = func(store storage.Store) storage.Store {
+			hook = &clientReadHook{Store: store}
+			return hook
+		}
+	})
+	secret, err := f.operator.CreateClient(ctx, "dashboard", []string{"https://d.example/cb"}, true, storage.Grants{AllowedScopes: []string{"read", "offline_access"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := f.service.Directory.AuthenticateClient(ctx, "dashboard", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant, err := f.service.IssueForPassword(ctx, client, "", "alice", "wonderland", "read", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.fail = storage.Unavailable(errors.New("connection refused"))
+	_, err = f.service.Refresh(ctx, client, grant.RefreshToken, "")
+	wantKind(t, err, chiterr.Unavailable)
+	hook.fail = nil
+	if _, err := f.service.Refresh(ctx, client, grant.RefreshToken, ""); err != nil {
+		t.Fatalf("the login did not survive: %v", err)
 	}
 }

@@ -150,7 +150,13 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 		familyID, subject, owner = record.FamilyID, record.Subject, record.ClientID
 	} else {
 		claims, err := s.Check(ctx, token)
-		if err != nil {
+		switch {
+		case err != nil && chiterr.KindOf(err) != chiterr.Unauthenticated:
+			// The store failed (it cannot be reached, say): whether the
+			// token is valid is unknown, and answering "revoked" would
+			// leave its login alive while its client thinks it ended.
+			return err
+		case err != nil:
 			return nil
 		}
 		if claims.FamilyID == "" || claims.signedBy.provider {

@@ -459,6 +459,9 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 		// The client's grants as they are now, not as its authentication
 		// found them a moment ago: both come from the store.
 		if client, err = s.Directory.LookupClient(ctx, client.ID); err != nil {
+			if errors.Is(err, storage.ErrUnavailable) {
+				return Login{}, err
+			}
 			return Login{}, chiterr.Wrap(chiterr.Unauthenticated, err, errRefreshInvalid.Message)
 		}
 		if client.CreatedAt.After(current.IssuedAt) {

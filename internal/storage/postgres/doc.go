@@ -3,5 +3,6 @@
 // operation of storage.Store is one statement or one short transaction that
 // holds no connection across anything but the database; migrations are
 // embedded and applied under an advisory lock so replicas starting together
-// do not race.
+// do not race. A database that cannot be reached fails calls with
+// storage.ErrUnavailable (unavailable.go).
 package postgres

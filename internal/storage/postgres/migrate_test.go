@@ -23,7 +23,7 @@ func TestRowsFromBeforeLoginRecordsMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := stdlib.OpenDBFromPool(store.pool)
+	db := stdlib.OpenDBFromPool(store.pool.Pool)
 	files, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,8 @@ var migrations embed.FS
 
 // Store is a storage.Store on a PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	// pool marks the errors of an unreachable database (unavailable.go).
+	pool classifyingPool
 	// rotations groups concurrent refresh-token rotations (rotation.go).
 	rotations *rotationGroups
 	// reads batches the point reads of a refresh (reads.go).
@@ -90,7 +91,7 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	store := &Store{pool: pool}
+	store := &Store{pool: classifyingPool{pool}}
 	store.startRotationCommitters()
 	store.reads = newReader(store)
 	return store, nil
@@ -133,7 +134,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db := stdlib.OpenDBFromPool(s.pool)
+	db := stdlib.OpenDBFromPool(s.pool.Pool)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker))
 	if err != nil {
@@ -202,13 +203,15 @@ func (s *Store) insert(ctx context.Context, q querier, sql string, args ...any) 
 // updates, row locks or an advisory lock). PostgreSQL-compatible databases
 // that run SERIALIZABLE (CockroachDB, YugabyteDB) may abort a transaction
 // with a serialization failure or deadlock; those are retried a few times.
+// A transaction's statements run on its own connection, not the pool's
+// methods, so its errors are marked here (unavailable.go).
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	const attempts = 5
 	var err error
 	for attempt := range attempts {
 		err = pgx.BeginFunc(ctx, s.pool, fn)
 		if !retryable(err) {
-			return err
+			return unavailable(ctx, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -216,7 +219,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
-	return err
+	return unavailable(ctx, err)
 }
 
 // retryable reports serialization failures (40001) and deadlocks (40P01).
@@ -253,12 +256,12 @@ const cleanupLock = 0x63686974_636c6e75
 func (s *Store) WithCleanupLock(ctx context.Context, fn func() error) (bool, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, err
+		return false, unavailable(ctx, err)
 	}
 	defer conn.Release()
 	var locked bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(cleanupLock)).Scan(&locked); err != nil || !locked {
-		return false, err
+		return false, unavailable(ctx, err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(cleanupLock))
 	return true, fn()

@@ -134,6 +134,11 @@ func (r *reader) answer(batch []*read) {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	rows, err := r.fetch(ctx, kinds, keys)
+	if err != nil && ctx.Err() != nil {
+		// The round trip outlived readTimeout, no caller's deadline: the
+		// database is not answering.
+		err = storage.Unavailable(err)
+	}
 	for _, request := range batch {
 		switch value, found := rows[request.kind][request.key]; {
 		case err != nil:

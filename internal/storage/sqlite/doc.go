@@ -5,5 +5,7 @@
 // Both pools prepare each statement once per connection and keep it
 // (statements.go).
 // Refresh-token rotations that wait together share one commit (rotation.go).
-// Its schema migrations are embedded and applied by Open.
+// Its schema migrations are embedded and applied by Open. A write that cannot
+// take the database's lock within busy_timeout is storage.ErrUnavailable
+// (unavailable.go).
 package sqlite

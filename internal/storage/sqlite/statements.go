@@ -79,24 +79,28 @@ func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	stmt, err := p.statement(ctx, query)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
-	return stmt.QueryContext(ctx, args...)
+	rows, err := stmt.QueryContext(ctx, args...)
+	return rows, unavailable(err)
 }
 
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	stmt, err := p.statement(ctx, query)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
-	return stmt.ExecContext(ctx, args...)
+	result, err := stmt.ExecContext(ctx, args...)
+	return result, unavailable(err)
 }
 
 // BeginTx starts a transaction whose statements are the pool's kept ones.
+// The writer's transactions take the write lock as they begin (_txlock
+// immediate): where another process holds it, they fail here.
 func (p *pool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*transaction, error) {
 	t, err := p.DB.BeginTx(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return &transaction{Tx: t, pool: p}, nil
 }
@@ -125,11 +129,13 @@ func (t *transaction) QueryRowContext(ctx context.Context, query string, args ..
 	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
-func (t *transaction) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (t *transaction) ExecContext(ctx context.Context, query string, args ...any) (result sql.Result, err error) {
 	if stmt := t.pool.kept(query); stmt != nil {
-		return t.Tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		result, err = t.Tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	} else {
+		result, err = t.Tx.ExecContext(ctx, query, args...)
 	}
-	return t.Tx.ExecContext(ctx, query, args...)
+	return result, unavailable(err)
 }
 
 // commit commits the transaction. database/sql rolls a transaction back
@@ -141,5 +147,5 @@ func (t *transaction) commit(ctx context.Context) error {
 	if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return err
+	return unavailable(err)
 }
