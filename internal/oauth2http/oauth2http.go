@@ -189,7 +189,7 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// truncate shortens what a caller sent before an error message repeats it.
+// token is RFC 6749 §3.2: every grant of GrantTypes, for the client authenticated by Basic or the form.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
 		h.fail(w, r, err, false)
