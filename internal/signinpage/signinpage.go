@@ -10,8 +10,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/chit-auth/chit/internal/authorize"
@@ -170,6 +172,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 			status, message = http.StatusUnauthorized, "Wrong username or password."
 		case chiterr.ResourceExhausted:
 			status = http.StatusTooManyRequests
+			// As on the API's 429s (RFC 9110 §10.2.3): when to try again.
+			if wait := chiterr.RetryAfter(err); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			}
 		case chiterr.InvalidArgument:
 		default:
 			h.logger.ErrorContext(r.Context(), "sign-in failed", "error", err)
