@@ -155,6 +155,15 @@ func TestServeBoundsMaxHeaderBytes(t *testing.T) {
 	}
 }
 
+// The hashing queue's timeout must end before the call's own: a sign-in
+// waits for its slot within its call's time.
+func TestServeRefusesAHashQueueTimeoutAsLongAsTheRequestTimeout(t *testing.T) {
+	_, err := run(t, "", "serve", "--data-dir", t.TempDir(), "--request-timeout", "5s", "--hash-queue-timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), "--hash-queue-timeout must be shorter than --request-timeout") {
+		t.Fatalf("serve with --hash-queue-timeout 5s and --request-timeout 5s: %v", err)
+	}
+}
+
 func TestServeReadsEnvironment(t *testing.T) {
 	t.Setenv("CHIT_ISSUER", "not a url")
 	t.Setenv("CHIT_INSECURE_DEV", "true")

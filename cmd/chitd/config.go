@@ -125,7 +125,7 @@ func (f *hashFlags) register(flags *pflag.FlagSet) {
 	flags.Uint32Var(&f.iterations, "argon2-iterations", d.Iterations, "argon2id passes per password hash")
 	flags.Uint8Var(&f.parallelism, "argon2-parallelism", d.Parallelism, "argon2id lanes per password hash")
 	flags.IntVar(&f.maxConcurrent, "max-concurrent-hashes", runtime.NumCPU(), "password hashes running at once; more sign-ins wait")
-	flags.DurationVar(&f.queueTimeout, "hash-queue-timeout", 5*time.Second, "how long a sign-in waits for a hashing slot before RESOURCE_EXHAUSTED")
+	flags.DurationVar(&f.queueTimeout, "hash-queue-timeout", 5*time.Second, "how long a sign-in waits for a hashing slot before RESOURCE_EXHAUSTED (shorter than --request-timeout)")
 }
 
 func (f *hashFlags) params() passwords.Params {
@@ -278,6 +278,9 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		checks = append(checks, check{accounts.ValidateName("service", name) != nil, fmt.Sprintf("--orchestrators: %q is not a service name", name)})
 	}
 	checks = append(checks, h.checks()...)
+	// A sign-in waits for a hashing slot within its call's time: a queue
+	// timeout as long as the call's could never end a wait.
+	checks = append(checks, check{h.queueTimeout >= f.requestTimeout, "--hash-queue-timeout must be shorter than --request-timeout"})
 	var problems []string
 	for _, c := range checks {
 		if c.failed {

@@ -580,7 +580,8 @@ func (d *Directory) AuthenticateUser(ctx context.Context, address, name, passwor
 	}
 	ok, err := d.hasher.Verify(ctx, user.PasswordHash, password)
 	if err != nil {
-		// No password was checked (the hashing queue was full): the
+		// No password was checked, or its answer is withheld (the hashing
+		// queue was full, or the hash ended past the call's deadline): the
 		// attempt does not count.
 		d.abandoned(ctx, attempt)
 		if chiterr.KindOf(err) == chiterr.ResourceExhausted {

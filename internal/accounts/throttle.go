@@ -162,7 +162,7 @@ func (d *Directory) succeeded(ctx context.Context, t throttle) {
 }
 
 // abandoned takes back the username's tries when no password was checked
-// (the hashing queue was full).
+// or its answer was withheld (the hashing queue was full).
 func (d *Directory) abandoned(ctx context.Context, t throttle) {
 	_ = d.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), t.pair, 1)
 	_ = d.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), t.user, 1)

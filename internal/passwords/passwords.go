@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,13 @@ type Hasher struct {
 	// decoy is verified against when a user does not exist, so that "no such
 	// user" costs the same time as "wrong password".
 	decoy string
+	// hashNanos is how long a hash takes here, a moving average of those
+	// timed (the decoy's at start, then every one), which deadlines are
+	// weighed against.
+	hashNanos atomic.Int64
+	// now reads the time that contexts' deadlines are in: the wall clock,
+	// never the server's own clock (which tests move); tests replace it.
+	now func() time.Time
 }
 
 // NewHasher returns a Hasher running at most maxConcurrent hashes at once;
@@ -76,12 +84,15 @@ func NewHasher(params Params, maxConcurrent int, queueTimeout time.Duration, ran
 		slots:        semaphore.NewWeighted(int64(maxConcurrent)),
 		queueTimeout: queueTimeout,
 		random:       random,
+		now:          time.Now,
 	}
+	start := h.now()
 	decoy, err := h.encode("decoy password that no account has")
 	if err != nil {
 		return nil, err
 	}
 	h.decoy = decoy
+	h.hashNanos.Store(int64(h.now().Sub(start)))
 	return h, nil
 }
 
@@ -129,7 +140,15 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer release()
-	return h.encode(password)
+	start := h.now()
+	encoded, err := h.encode(password)
+	if err != nil {
+		return "", err
+	}
+	if err := h.finished(ctx, start); err != nil {
+		return "", err
+	}
+	return encoded, nil
 }
 
 func (h *Hasher) encode(password string) (string, error) {
@@ -152,11 +171,20 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 		return false, err
 	}
 	defer release()
+	start := h.now()
+	against := encoded
 	if encoded == "" {
-		_, _ = verify(h.decoy, password)
-		return false, nil
+		against = h.decoy
 	}
-	return verify(encoded, password)
+	ok, err := verify(against, password)
+	if err != nil {
+		return false, err
+	}
+	if err := h.finished(ctx, start); err != nil {
+		return false, err
+	}
+	// The decoy's own password matches no account.
+	return ok && encoded != "", nil
 }
 
 // NeedsRehash reports whether encoded was made with other parameters than
@@ -167,21 +195,81 @@ func (h *Hasher) NeedsRehash(encoded string) bool {
 		p.Parallelism != h.params.Parallelism || p.KeyLength != h.params.KeyLength
 }
 
+// acquire waits for a hashing slot. A call with a deadline waits only while
+// its hash could still run after it, and is refused a slot that comes too
+// late for one: a hash its deadline cuts is work lost beside a queue of
+// sign-ins that need it, and its caller would get a deadline error (a 504)
+// where "too busy, retry after" (429 with Retry-After) is the truth. Twice an
+// average hash's time must be left when the slot is taken: the hash, and as
+// much again for the rest of the call (the store, signing the tokens) and for
+// a hash slower than the average under load. A slot free on arrival is taken
+// whatever the estimate says: only the queue is judged by it, so an estimate
+// made too high (a slow first hash) is corrected by the next hashes instead
+// of refusing every sign-in.
 func (h *Hasher) acquire(ctx context.Context) (func(), error) {
-	if h.queueTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.queueTimeout)
-		defer cancel()
+	release := func() { h.slots.Release(1) }
+	if h.slots.TryAcquire(1) {
+		return release, nil
 	}
-	if err := h.slots.Acquire(ctx, 1); err != nil {
-		return nil, &chiterr.Error{
-			Kind:       chiterr.ResourceExhausted,
-			Message:    "too many sign-ins in progress; retry shortly",
-			Cause:      err,
-			RetryAfter: time.Second,
+	wait := h.queueTimeout
+	deadline, bounded := ctx.Deadline()
+	needed := 2 * h.expectedHashTime()
+	if bounded {
+		left := deadline.Sub(h.now())
+		if left <= needed {
+			return nil, tooBusy(fmt.Errorf("every hashing slot taken, %v left before the deadline, a hash needs %v", left, needed))
+		}
+		if wait <= 0 || left-needed < wait {
+			wait = left - needed
 		}
 	}
-	return func() { h.slots.Release(1) }, nil
+	waitCtx := ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	if err := h.slots.Acquire(waitCtx, 1); err != nil {
+		return nil, tooBusy(fmt.Errorf("no hashing slot within %v", wait))
+	}
+	if left := deadline.Sub(h.now()); bounded && left < needed {
+		release()
+		return nil, tooBusy(fmt.Errorf("a hashing slot with %v left before the deadline, a hash needs %v", left, needed))
+	}
+	return release, nil
+}
+
+// finished times the hash that began at start, and refuses its result as
+// too busy when the call's deadline passed meanwhile (a hash slowed by load):
+// the call is lost either way, and the caller should come back rather than
+// see its deadline's error.
+func (h *Hasher) finished(ctx context.Context, start time.Time) error {
+	took := h.now().Sub(start)
+	// An exponentially weighted moving average (1/8 weight per hash, as TCP
+	// smooths round-trip times) follows the machine's load within a few
+	// hashes.
+	for {
+		average := h.hashNanos.Load()
+		if h.hashNanos.CompareAndSwap(average, average+(int64(took)-average)/8) {
+			break
+		}
+	}
+	if deadline, bounded := ctx.Deadline(); bounded && !h.now().Before(deadline) {
+		return tooBusy(fmt.Errorf("the hash took %v and ended past the deadline", took))
+	}
+	return nil
+}
+
+// expectedHashTime is how long a hash takes here, on average.
+func (h *Hasher) expectedHashTime() time.Duration { return time.Duration(h.hashNanos.Load()) }
+
+func tooBusy(cause error) error {
+	return &chiterr.Error{
+		Kind:       chiterr.ResourceExhausted,
+		Message:    "too many sign-ins in progress; retry shortly",
+		Cause:      cause,
+		RetryAfter: time.Second,
+	}
 }
 
 func verify(encoded, password string) (bool, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +113,146 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	release()
 	if _, err := h.Hash(context.Background(), "waiting password"); err != nil {
 		t.Fatalf("Hash after the slot is free: %v", err)
+	}
+}
+
+// testClock is a wall clock the test sets, for the hasher's deadline sums.
+type testClock struct{ nanos atomic.Int64 }
+
+func (c *testClock) now() time.Time             { return time.Unix(0, c.nanos.Load()) }
+func (c *testClock) set(t time.Time)            { c.nanos.Store(t.UnixNano()) }
+func (c *testClock) advance(step time.Duration) { c.nanos.Add(int64(step)) }
+
+// clockedHasher is a hasher on a test clock that reads now.
+func clockedHasher(t *testing.T, queueTimeout time.Duration, now time.Time) (*Hasher, *testClock) {
+	t.Helper()
+	h := newTestHasher(t, 1, queueTimeout)
+	clock := &testClock{}
+	clock.set(now)
+	h.now = clock.now
+	return h, clock
+}
+
+// saltReadAdvances moves the clock by step whenever a hash reads its salt:
+// the hash then takes step on the clock.
+type saltReadAdvances struct {
+	clock *testClock
+	step  time.Duration
+}
+
+func (r saltReadAdvances) Read(p []byte) (int, error) {
+	r.clock.advance(r.step)
+	return io.ReadFull(rand.Reader, p)
+}
+
+// A caller whose slot frees up when its deadline leaves no time for a hash
+// is told to retry, without hashing: a hash the deadline cuts would end as a
+// deadline error (a 504 over REST), not as a sign-in.
+func TestNoHashingSlotTooLateForTheDeadline(t *testing.T) {
+	base := time.Now()
+	h, clock := clockedHasher(t, time.Minute, base)
+	encoded, err := h.Hash(context.Background(), "waiting password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.hashNanos.Store(int64(50 * time.Millisecond))
+	ctx, cancel := context.WithDeadline(context.Background(), base.Add(time.Hour))
+	defer cancel()
+	release, err := h.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		ok  bool
+		err error
+	}
+	// The caller reads the clock once it has found every slot taken, to
+	// weigh its deadline against the queue.
+	queued := make(chan struct{}, 1)
+	h.now = func() time.Time {
+		select {
+		case queued <- struct{}{}:
+		default:
+		}
+		return clock.now()
+	}
+	outcomes := make(chan outcome, 1)
+	go func() {
+		ok, err := h.Verify(ctx, encoded, "waiting password")
+		outcomes <- outcome{ok, err}
+	}()
+	<-queued
+	// The slot comes with 60 ms left, and a hash here takes 50.
+	clock.set(base.Add(time.Hour - 60*time.Millisecond))
+	release()
+	got := <-outcomes
+	if got.ok || chiterr.KindOf(got.err) != chiterr.ResourceExhausted || chiterr.RetryAfter(got.err) <= 0 ||
+		errors.Is(got.err, context.DeadlineExceeded) {
+		t.Fatalf("Verify given a slot too late for its deadline = %v, %v; want ResourceExhausted with a retry hint, no hash", got.ok, got.err)
+	}
+	if !h.slots.TryAcquire(1) {
+		t.Fatal("the refused caller kept the slot")
+	}
+}
+
+// A deadline reached while queued is the queue's refusal, not the
+// deadline's error.
+func TestDeadlineInTheQueueIsARetryNotADeadlineError(t *testing.T) {
+	h := newTestHasher(t, 1, time.Minute)
+	release, err := h.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = h.Verify(ctx, "", "waiting password")
+	if chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) <= 0 || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Verify queued past its deadline: %v; want ResourceExhausted with a retry hint, no deadline error", err)
+	}
+}
+
+// A hash that ends past its call's deadline (slowed by load) is refused as
+// too busy rather than handed on to a call its deadline has ended.
+func TestHashEndingPastTheDeadlineIsARetry(t *testing.T) {
+	base := time.Now()
+	h, clock := clockedHasher(t, time.Minute, base)
+	h.random = saltReadAdvances{clock, 2 * time.Hour}
+	ctx, cancel := context.WithDeadline(context.Background(), base.Add(time.Hour))
+	defer cancel()
+	if _, err := h.Hash(ctx, "slow password"); chiterr.KindOf(err) != chiterr.ResourceExhausted || chiterr.RetryAfter(err) <= 0 {
+		t.Fatalf("Hash ending past its deadline: %v; want ResourceExhausted with a retry hint", err)
+	}
+}
+
+// A free slot is taken whatever the estimate of a hash's time says, so an
+// estimate made too high (a slow first hash) is corrected by the next
+// hashes rather than refusing every sign-in from then on.
+func TestAFreeSlotIsTakenWhateverTheEstimate(t *testing.T) {
+	h := newTestHasher(t, 1, time.Minute)
+	h.hashNanos.Store(int64(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := h.Hash(ctx, "first password"); err != nil {
+		t.Fatalf("Hash with a free slot and an estimate over its deadline: %v", err)
+	}
+	if h.expectedHashTime() >= time.Hour {
+		t.Fatal("the estimate did not follow the hash timed")
+	}
+}
+
+// The time a hash is expected to take follows the hashes timed.
+func TestExpectedHashTimeFollowsTheHashes(t *testing.T) {
+	h, clock := clockedHasher(t, time.Minute, time.Now())
+	h.random = saltReadAdvances{clock, 80 * time.Millisecond}
+	for range 20 {
+		if _, err := h.Hash(context.Background(), "timed password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (7/8)^20 of the first estimate is left: 75 ms of the 80.
+	if got := h.expectedHashTime(); got < 70*time.Millisecond || got > 80*time.Millisecond {
+		t.Fatalf("expected hash time %v after 20 hashes of 80ms", got)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -636,4 +637,151 @@ func TestMalformedGRPCMessagesAreInvalidArgument(t *testing.T) {
 		lines[len(lines)-2]["outcome"] != "InvalidArgument" {
 		t.Fatalf("audit lines %v", lines[len(lines)-2:])
 	}
+}
+
+// Sign-ins queued for the one hashing slot until their deadline nears are
+// told to come back on every way in, on both stores: 429 with Retry-After,
+// or RESOURCE_EXHAUSTED with a retry delay. None is cut by its deadline
+// into a 504, a DEADLINE_EXCEEDED or a 500, as those were whose slot came in
+// time to start the hash but not to finish the call.
+func TestSignInsNearTheirDeadlineAreToldToRetry(t *testing.T) {
+	// The throttle lets five tries of one person run at once: four people
+	// make a queue of hashes (0.1 to 0.4 s each) twice as long as a call may
+	// wait or more, and few enough calls that the store keeps up with them.
+	const people, triesEach = 4, 5
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := servertest.StartOn(t, backend, func(cfg *server.Config) {
+				cfg.MaxConcurrentHashes = 1
+				cfg.RequestTimeout = time.Second
+				// As long as allowed: the queue's wait ends when the call's nearly does.
+				cfg.HashQueueTimeout = cfg.RequestTimeout - time.Millisecond
+				cfg.PasswordParams = passwords.Params{MemoryKiB: 64 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+			})
+			names := make([]string, people)
+			for i := range names {
+				names[i] = fmt.Sprintf("queued%d", i)
+				if err := e.Directory().CreateUser(context.Background(), names[i], servertest.UserPassword, accounts.RoleUser, servertest.UserGrants); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, way := range signInWays {
+				t.Run(way.name, func(t *testing.T) {
+					signIns := make([]func() string, people*triesEach)
+					for i := range signIns {
+						signIns[i] = way.prepare(t, e, names[i%people])
+					}
+					answers := make([]string, len(signIns))
+					start := make(chan struct{})
+					var wg sync.WaitGroup
+					for i, signIn := range signIns {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							<-start
+							answers[i] = signIn()
+						}()
+					}
+					close(start)
+					wg.Wait()
+					counted := map[string]int{}
+					for _, answer := range answers {
+						counted[answer]++
+					}
+					for answer, n := range counted {
+						if answer != signedIn && answer != retryLater {
+							t.Errorf("%d of %d sign-ins answered %s", n, len(answers), answer)
+						}
+					}
+					if t.Failed() {
+						for _, line := range strings.Split(e.Logs.String(), "\n") {
+							if strings.Contains(line, context.DeadlineExceeded.Error()) {
+								t.Log(line)
+							}
+						}
+					}
+					if counted[signedIn] == 0 || counted[retryLater] == 0 {
+						t.Fatalf("answers %v: the queue was not both served and full; the test proves nothing", counted)
+					}
+				})
+			}
+		})
+	}
+}
+
+// The answers a sign-in behind the hashing queue may get.
+const (
+	signedIn   = "signed in"
+	retryLater = "retry later"
+)
+
+// signInWays are the ways in that check a password. Each prepares a
+// sign-in of one person (whatever needs no password, as opening the
+// sign-in page, done first) and returns it, to run at once with the others;
+// the sign-in reports signedIn, retryLater (a refusal saying when to come
+// back) or what else it got.
+var signInWays = []struct {
+	name    string
+	prepare func(t *testing.T, e *env, name string) func() string
+}{
+	{"gRPC", func(t *testing.T, e *env, name string) func() string {
+		client := authv1.NewAuthServiceClient(e.Conn)
+		return func() string {
+			_, err := client.Token(context.Background(), passwordRequest(name, servertest.UserPassword))
+			st := status.Convert(err)
+			if st.Code() == codes.ResourceExhausted {
+				for _, detail := range st.Details() {
+					if info, ok := detail.(*errdetails.RetryInfo); ok && info.GetRetryDelay().AsDuration() > 0 {
+						return retryLater
+					}
+				}
+			}
+			if st.Code() == codes.OK {
+				return signedIn
+			}
+			return st.Code().String() + " without a retry delay"
+		}
+	}},
+	{"REST", func(t *testing.T, e *env, name string) func() string {
+		body := `{"passwordCredential":{"username":"` + name + `","password":"` + servertest.UserPassword + `"}}`
+		return func() string {
+			return httpAnswer(http.Post(e.HTTPBase()+"/v1/auth/token", "application/json", strings.NewReader(body)))
+		}
+	}},
+	{"OAuth token endpoint", func(t *testing.T, e *env, name string) func() string {
+		form := url.Values{"grant_type": {"password"}, "username": {name}, "password": {servertest.UserPassword}}
+		return func() string { return httpAnswer(http.PostForm(e.HTTPBase()+"/oauth2/token", form)) }
+	}},
+	{"sign-in page", func(t *testing.T, e *env, name string) func() string {
+		authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "read"))
+		wantCode(t, "GetAuthorizeUrl", code, codes.OK)
+		browser := noRedirects(t, e)
+		page := browser.Open(t, authorizeURL)
+		if page.Status != http.StatusOK {
+			t.Fatalf("sign-in page: HTTP %d", page.Status)
+		}
+		form := url.Values{"username": {name}, "password": {servertest.UserPassword}, "action": {"sign-in"}}
+		for field, values := range page.Fields {
+			form[field] = values
+		}
+		target := *page.URL
+		target.RawQuery = ""
+		return func() string { return httpAnswer(browser.Client.PostForm(target.String(), form)) }
+	}},
+}
+
+// httpAnswer is what a sign-in over HTTP was answered: success (200, or the
+// sign-in page's redirect), 429 with Retry-After, or its status.
+func httpAnswer(resp *http.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusSeeOther:
+		return signedIn
+	case resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "":
+		return retryLater
+	}
+	return fmt.Sprintf("HTTP %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
 }

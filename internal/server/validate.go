@@ -76,6 +76,8 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.HashQueueTimeout <= 0 {
 		fail("HashQueueTimeout", "must be positive")
+	} else if cfg.RequestTimeout > 0 && cfg.HashQueueTimeout >= cfg.RequestTimeout {
+		fail("HashQueueTimeout", "must be shorter than RequestTimeout")
 	}
 	for _, name := range cfg.Orchestrators {
 		if accounts.ValidateName("service", name) != nil {

@@ -65,6 +65,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		t.Errorf("MaxHeaderBytes past 32 bits: %v", err)
 	}
 	cfg = validConfig()
+	cfg.RequestTimeout = cfg.HashQueueTimeout
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.Config.HashQueueTimeout must be shorter than RequestTimeout") {
+		t.Errorf("a hashing queue timeout as long as the request timeout: %v", err)
+	}
+	cfg = validConfig()
 	cfg.GRPCAddr, cfg.Tokens.Audience = "", ""
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "GRPCAddr") || !strings.Contains(err.Error(), "Tokens.Audience") {
 		t.Fatalf("two problems at once: %v", err)

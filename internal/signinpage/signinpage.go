@@ -174,6 +174,8 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 			status, message = http.StatusUnauthorized, "Wrong username or password."
 		case chiterr.ResourceExhausted:
 			status = http.StatusTooManyRequests
+			// As on the API's 429s (RFC 9110 §10.2.3): when to try again.
+			retryAfter(w, err)
 		case chiterr.Unavailable:
 			h.logger.ErrorContext(r.Context(), "sign-in failed", "error", err)
 			status, message = http.StatusServiceUnavailable, unavailableMessage
