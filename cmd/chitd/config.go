@@ -239,7 +239,7 @@ func (f *serveFlags) validate(h *hashFlags) error {
 		{f.grpcAddr == f.httpAddr && !strings.HasSuffix(f.grpcAddr, ":0"), "--grpc-addr and --http-addr must differ"},
 		{issuerErr != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http"),
 			fmt.Sprintf("--issuer %q must be an absolute http(s) URL", f.issuer)},
-		{issuerErr == nil && (issuer.RawQuery != "" || issuer.Fragment != ""), "--issuer must not have a query or fragment"},
+		{issuerErr == nil && strings.ContainsAny(f.issuer, "?#"), "--issuer must not have a query or fragment, an empty one included"},
 		{httpIssuer && !f.insecureDev, fmt.Sprintf("--issuer %q must be https; pass --insecure-dev for local development over http", f.issuer)},
 		{(f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
 		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},

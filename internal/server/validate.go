@@ -31,7 +31,8 @@ func (cfg Config) Validate() error {
 		}
 	}
 	if issuer, err := url.Parse(cfg.Tokens.Issuer); err != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http") ||
-		issuer.RawQuery != "" || issuer.Fragment != "" {
+		strings.ContainsAny(cfg.Tokens.Issuer, "?#") {
+		// An empty query or fragment is one too (OIDC Discovery §3: the issuer has neither).
 		fail("Tokens.Issuer", "%q must be an absolute http(s) URL without query or fragment", cfg.Tokens.Issuer)
 	}
 	if strings.TrimSpace(cfg.Tokens.Audience) == "" {

@@ -59,6 +59,14 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 			t.Errorf("%s broken: %v", field, err)
 		}
 	}
+	// An empty query or fragment is still one (it was accepted).
+	for _, issuer := range []string{"https://auth.example.com/#", "https://auth.example.com/?", "https://auth.example.com#x"} {
+		cfg := validConfig()
+		cfg.Tokens.Issuer = issuer
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.Config.Tokens.Issuer ") {
+			t.Errorf("issuer %q: %v", issuer, err)
+		}
+	}
 	cfg := validConfig()
 	cfg.MaxHeaderBytes = math.MaxUint32 + 1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.Config.MaxHeaderBytes ") {
