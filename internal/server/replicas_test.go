@@ -23,120 +23,110 @@ import (
 // unrevoked (so its cache would vouch for it), and the test clock stands
 // still, so without reading the store it would vouch for it forever.
 func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
-	for _, name := range transportNames {
-		t.Run(name, func(t *testing.T) {
-			primary := servertest.StartOn(t, servertest.Postgres)
-			replica := primary.StartReplica(t)
-			onPrimary, onReplica := transports(primary)[name], transports(replica)[name]
-			root := newAdminCallers(t, primary, onPrimary).admin
+	onTwoReplicas(t, func(t *testing.T, primary *env, name string, onPrimary, onReplica transport) {
+		root := newAdminCallers(t, primary, onPrimary).admin
 
-			createAdmin := func(user string) string {
-				t.Helper()
-				if err := primary.Directory().CreateUser(t.Context(), user, user+"'s long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
-					t.Fatal(err)
-				}
-				resp, code := onPrimary.token(t, passwordRequest(user, user+"'s long password"))
-				wantCode(t, user+"'s token", code, codes.OK)
-				wantCode(t, "ListUsers by "+user+" on the other replica", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName,
-					resp.GetAccessToken(), &adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
-				primary.Clock.Advance(time.Second)
-				return resp.GetAccessToken()
+		createAdmin := func(user string) string {
+			t.Helper()
+			if err := primary.Directory().CreateUser(t.Context(), user, user+"'s long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+				t.Fatal(err)
 			}
-			// attempts are what a caller that lost its power tries at once on
-			// the other replica; each must be refused as revoked.
-			attempts := func(who, token string) {
-				t.Helper()
-				wantCode(t, "CreateUser by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
-					&adminv1.CreateUserRequest{Name: "backdoor", Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
-					codes.Unauthenticated)
-				wantCode(t, "CreateUser of itself by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
-					&adminv1.CreateUserRequest{Name: who, Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
-					codes.Unauthenticated)
-				wantCode(t, "SetUserRole of itself by "+who, onReplica.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, token,
-					&adminv1.SetUserRoleRequest{Name: who, Role: "ADMIN"}, &adminv1.SetUserRoleResponse{}), codes.Unauthenticated)
-				wantCode(t, "CreateServiceAccount by "+who, onReplica.invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, token,
-					&adminv1.CreateServiceAccountRequest{ClientId: "backdoor"}, &adminv1.CreateServiceAccountResponse{}), codes.Unauthenticated)
-				wantCode(t, "CreateApiKey by "+who, onReplica.invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, token,
-					&authv1.CreateApiKeyRequest{Name: "backdoor"}, &authv1.CreateApiKeyResponse{}), codes.Unauthenticated)
-				wantCode(t, "Revoke of root's sessions by "+who, onReplica.invoke(t, authv1.AuthService_Revoke_FullMethodName, token,
-					&authv1.RevokeRequest{Subject: adminName}, &authv1.RevokeResponse{}), codes.Unauthenticated)
-			}
+			resp, code := onPrimary.token(t, passwordRequest(user, user+"'s long password"))
+			wantCode(t, user+"'s token", code, codes.OK)
+			wantCode(t, "ListUsers by "+user+" on the other replica", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName,
+				resp.GetAccessToken(), &adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
+			primary.Clock.Advance(time.Second)
+			return resp.GetAccessToken()
+		}
+		// attempts are what a caller that lost its power tries at once on
+		// the other replica; each must be refused as revoked.
+		attempts := func(who, token string) {
+			t.Helper()
+			wantCode(t, "CreateUser by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
+				&adminv1.CreateUserRequest{Name: "backdoor", Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
+				codes.Unauthenticated)
+			wantCode(t, "CreateUser of itself by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
+				&adminv1.CreateUserRequest{Name: who, Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
+				codes.Unauthenticated)
+			wantCode(t, "SetUserRole of itself by "+who, onReplica.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, token,
+				&adminv1.SetUserRoleRequest{Name: who, Role: "ADMIN"}, &adminv1.SetUserRoleResponse{}), codes.Unauthenticated)
+			wantCode(t, "CreateServiceAccount by "+who, onReplica.invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, token,
+				&adminv1.CreateServiceAccountRequest{ClientId: "backdoor"}, &adminv1.CreateServiceAccountResponse{}), codes.Unauthenticated)
+			wantCode(t, "CreateApiKey by "+who, onReplica.invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, token,
+				&authv1.CreateApiKeyRequest{Name: "backdoor"}, &authv1.CreateApiKeyResponse{}), codes.Unauthenticated)
+			wantCode(t, "Revoke of root's sessions by "+who, onReplica.invoke(t, authv1.AuthService_Revoke_FullMethodName, token,
+				&authv1.RevokeRequest{Subject: adminName}, &authv1.RevokeResponse{}), codes.Unauthenticated)
+		}
 
-			dave := createAdmin("dave")
-			wantCode(t, "demote dave", onPrimary.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, root,
-				&adminv1.SetUserRoleRequest{Name: "dave", Role: "USER"}, &adminv1.SetUserRoleResponse{}), codes.OK)
-			attempts("dave", dave)
-			if user, err := primary.Directory().GetUser(t.Context(), "dave"); err != nil || user.Role != string(accounts.RoleUser) {
-				t.Fatalf("dave after the attempts: %+v, %v; want a USER", user, err)
-			}
+		dave := createAdmin("dave")
+		wantCode(t, "demote dave", onPrimary.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, root,
+			&adminv1.SetUserRoleRequest{Name: "dave", Role: "USER"}, &adminv1.SetUserRoleResponse{}), codes.OK)
+		attempts("dave", dave)
+		if user, err := primary.Directory().GetUser(t.Context(), "dave"); err != nil || user.Role != string(accounts.RoleUser) {
+			t.Fatalf("dave after the attempts: %+v, %v; want a USER", user, err)
+		}
 
-			erin := createAdmin("erin")
-			wantCode(t, "delete erin", onPrimary.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, root,
-				&adminv1.DeleteUserRequest{Name: "erin"}, &adminv1.DeleteUserResponse{}), codes.OK)
-			attempts("erin", erin)
-			if _, err := primary.Directory().GetUser(t.Context(), "erin"); !isNotFound(err) {
-				t.Fatalf("erin after the attempts: %v; want not found", err)
-			}
+		erin := createAdmin("erin")
+		wantCode(t, "delete erin", onPrimary.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, root,
+			&adminv1.DeleteUserRequest{Name: "erin"}, &adminv1.DeleteUserResponse{}), codes.OK)
+		attempts("erin", erin)
+		if _, err := primary.Directory().GetUser(t.Context(), "erin"); !isNotFound(err) {
+			t.Fatalf("erin after the attempts: %v; want not found", err)
+		}
 
-			for _, made := range []string{"backdoor"} {
-				if _, err := primary.Directory().GetUser(t.Context(), made); !isNotFound(err) {
-					t.Errorf("user %s was created: %v", made, err)
-				}
-				if _, err := primary.Store.GetServiceAccount(t.Context(), made); !errors.Is(err, storage.ErrNotFound) {
-					t.Errorf("service account %s was created: %v", made, err)
-				}
+		for _, made := range []string{"backdoor"} {
+			if _, err := primary.Directory().GetUser(t.Context(), made); !isNotFound(err) {
+				t.Errorf("user %s was created: %v", made, err)
 			}
-			if keys, err := primary.Store.ListAPIKeys(t.Context(), "dave", storage.Page{Limit: 10}); err != nil || len(keys) != 0 {
-				t.Errorf("dave's API keys: %v, %v; want none", keys, err)
+			if _, err := primary.Store.GetServiceAccount(t.Context(), made); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("service account %s was created: %v", made, err)
 			}
-			// root kept its sessions: the Revoke attempts were refused.
-			wantCode(t, "ListUsers by root", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, root,
-				&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
-		})
-	}
+		}
+		if keys, err := primary.Store.ListAPIKeys(t.Context(), "dave", storage.Page{Limit: 10}); err != nil || len(keys) != 0 {
+			t.Errorf("dave's API keys: %v, %v; want none", keys, err)
+		}
+		// root kept its sessions: the Revoke attempts were refused.
+		wantCode(t, "ListUsers by root", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, root,
+			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
+	})
 }
 
 // A deleted service account's token stops registering providers, and a
 // deleted orchestrator's stops minting providers' tokens, on every replica
 // at once: these calls read the caller from the store.
 func TestDeletedServiceStopsChangingProvidersOnEveryReplica(t *testing.T) {
-	for _, name := range transportNames {
-		t.Run(name, func(t *testing.T) {
-			primary := servertest.StartOn(t, servertest.Postgres)
-			replica := primary.StartReplica(t)
-			onPrimary, onReplica := transports(primary)[name], transports(replica)[name]
-			service, code := onPrimary.token(t, clientRequest(servertest.ServiceName, primary.ServiceSecret))
-			wantCode(t, "service token", code, codes.OK)
-			register := func(provider string) codes.Code {
-				return onReplica.invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
-					&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: provider}}},
-					&authv1.AuthProvidersRegisterResponse{})
-			}
-			wantCode(t, "Register before the deletion", register("before"), codes.OK)
-			primary.Clock.Advance(time.Second)
-			if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.ServiceName); err != nil {
-				t.Fatal(err)
-			}
-			wantCode(t, "Register by the deleted service on the other replica", register("after"), codes.Unauthenticated)
+	onTwoReplicas(t, func(t *testing.T, primary *env, name string, onPrimary, onReplica transport) {
+		service, code := onPrimary.token(t, clientRequest(servertest.ServiceName, primary.ServiceSecret))
+		wantCode(t, "service token", code, codes.OK)
+		register := func(provider string) codes.Code {
+			return onReplica.invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
+				&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: provider}}},
+				&authv1.AuthProvidersRegisterResponse{})
+		}
+		wantCode(t, "Register before the deletion", register("before"), codes.OK)
+		primary.Clock.Advance(time.Second)
+		if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.ServiceName); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "Register by the deleted service on the other replica", register("after"), codes.Unauthenticated)
 
-			// The same for an orchestrator, which mints providers' tokens.
-			orchestrator, code := onPrimary.token(t, clientRequest(servertest.OrchestratorName, primary.OrchestratorSecret))
-			wantCode(t, "orchestrator token", code, codes.OK)
-			refreshAsOrchestrator := func() codes.Code {
-				return onReplica.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
-					&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "before"}}},
-					&authv1.AuthProvidersRefreshAsOrchestratorResponse{})
-			}
-			if code := refreshAsOrchestrator(); code == codes.Unauthenticated || code == codes.PermissionDenied {
-				t.Fatalf("RefreshAsOrchestrator before the deletion: %v", code)
-			}
-			primary.Clock.Advance(time.Second)
-			if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.OrchestratorName); err != nil {
-				t.Fatal(err)
-			}
-			wantCode(t, "RefreshAsOrchestrator by the deleted orchestrator on the other replica", refreshAsOrchestrator(), codes.Unauthenticated)
-		})
-	}
+		// The same for an orchestrator, which mints providers' tokens.
+		orchestrator, code := onPrimary.token(t, clientRequest(servertest.OrchestratorName, primary.OrchestratorSecret))
+		wantCode(t, "orchestrator token", code, codes.OK)
+		refreshAsOrchestrator := func() codes.Code {
+			return onReplica.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
+				&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "before"}}},
+				&authv1.AuthProvidersRefreshAsOrchestratorResponse{})
+		}
+		if code := refreshAsOrchestrator(); code == codes.Unauthenticated || code == codes.PermissionDenied {
+			t.Fatalf("RefreshAsOrchestrator before the deletion: %v", code)
+		}
+		primary.Clock.Advance(time.Second)
+		if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.OrchestratorName); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "RefreshAsOrchestrator by the deleted orchestrator on the other replica", refreshAsOrchestrator(), codes.Unauthenticated)
+	})
 }
 
 // isNotFound tells the directory's "does not exist" apart from other errors.
@@ -192,4 +182,16 @@ func TestAdminCallsReadTheCallersRecord(t *testing.T) {
 		}
 		wantCode(t, "ListUsers by an admin's token older than the admin", listUsers(), codes.Unauthenticated)
 	})
+}
+
+// onTwoReplicas runs test over each transport on two servers on one fresh
+// PostgreSQL schema: primary, and a replica of it.
+func onTwoReplicas(t *testing.T, test func(t *testing.T, primary *env, transportName string, onPrimary, onReplica transport)) {
+	for _, name := range transportNames {
+		t.Run(name, func(t *testing.T) {
+			primary := servertest.StartOn(t, servertest.Postgres)
+			replica := primary.StartReplica(t)
+			test(t, primary, name, transports(primary)[name], transports(replica)[name])
+		})
+	}
 }
