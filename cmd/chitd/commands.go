@@ -615,10 +615,13 @@ verifier meets an unknown kid; --force skips that check.`,
 		Short: "Encrypt the private keys stored in the clear under the key encryption key",
 		Long: `Encrypt under the key encryption key (CHIT_KEY_ENCRYPTION_KEY or
 --key-encryption-key-file) every private key the store holds in the clear: the
-server's signing keys and the providers' keys. chitd serve does the same at
-start whenever a key encryption key is configured; this command does it without
-starting a server. Copies made before (backups, old database pages) still hold
-the clear keys: rotate the signing keys afterwards to retire them.`,
+server's signing keys and the providers' keys, then erase what replaced rows
+left in the database's files (on SQLite: VACUUM and a WAL checkpoint; on
+PostgreSQL see docs/security.md). chitd serve does the same at start whenever a
+key encryption key is configured and it finds a key in the clear; this command
+does it without starting a server, and erases even when no key was left to
+encrypt. Copies made before (backups) still hold the clear keys: rotate the
+signing keys afterwards to retire them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sealer, err := store.sealer(envflag.LookupEnv)
@@ -636,6 +639,12 @@ the clear keys: rotate the signing keys afterwards to retire them.`,
 			encrypted, err := keys.EncryptClearKeys(cmd.Context(), db, sealer)
 			if err != nil {
 				return err
+			}
+			// The erasure a server's start could not finish is finished here.
+			if encrypted == 0 {
+				if err := db.EraseReplacedValues(cmd.Context()); err != nil {
+					return fmt.Errorf("%w: %w", keys.ErrClearCopiesRemain, err)
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "encrypted %d private keys; none is left in the clear\n", encrypted)
 			return nil

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
+	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
 )
@@ -426,5 +430,83 @@ func TestKeysEncryptCommand(t *testing.T) {
 	out, err = run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
 	if err != nil || !strings.Contains(out, "encrypted 0 private keys") {
 		t.Fatalf("second keys encrypt: %q, %v", out, err)
+	}
+}
+
+// noErasing is a store whose erasure fails, as when another process kept
+// reading the database while the server started.
+type noErasing struct{ *sqlite.Store }
+
+func (noErasing) EraseReplacedValues(context.Context) error {
+	return errors.New("another connection kept reading")
+}
+
+// When a server's start encrypted the keys but could not erase their clear
+// copies from the database's files, keys encrypt erases them, though no key
+// is left to encrypt.
+func TestKeysEncryptErasesClearCopiesAStartLeft(t *testing.T) {
+	ctx := context.Background()
+	dir, keyFile := storeWithKeys(t, &keys.Sealer{})
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clearProviderKey := []byte("provider private key")
+	if err := db.CreateProviders(ctx, []storage.Provider{{ID: "p", ClaimTokenHash: []byte("claim"), ClaimExpiresAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ClaimProviders(ctx, []storage.ProviderCredentials{{ProviderID: "p", KeyID: "kid-p", PublicKey: []byte("public"), PrivateKey: clearProviderKey, RefreshTokenHash: []byte("refresh")}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A row stored after it sits below its cell in the page, so space its
+	// row frees is a hole there, not the page's free end.
+	if err := db.CreateProviders(ctx, []storage.Provider{{ID: "q", ClaimTokenHash: []byte("claim-q"), ClaimExpiresAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	clearKeys := [][]byte{clearProviderKey}
+	signing, _ := db.ListSigningKeys(ctx)
+	for _, key := range signing {
+		clearKeys = append(clearKeys, key.PrivateKey)
+	}
+	db.Close()
+	// An older chitd, which left freed space as it was, moved the
+	// provider's row.
+	older, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_pragma=secure_delete(0)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := older.ExecContext(ctx, `UPDATE providers SET key_id = key_id || ' ' WHERE id = 'p'`); err != nil {
+		t.Fatal(err)
+	}
+	older.Close()
+	if db, err = sqlite.Open(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
+	if encrypted, err := keys.EncryptClearKeys(ctx, noErasing{db}, sealer); encrypted != 3 || !errors.Is(err, keys.ErrClearCopiesRemain) {
+		t.Fatalf("EncryptClearKeys on a store that cannot erase = %d, %v", encrypted, err)
+	}
+	db.Close()
+	holdsClearKey := func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, sqlite.FileName+"*"))
+		for _, file := range files {
+			raw, _ := os.ReadFile(file)
+			for _, key := range clearKeys {
+				if bytes.Contains(raw, key) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !holdsClearKey() {
+		t.Fatal("no clear copy was left to erase: the test proves nothing")
+	}
+	out, err := run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
+	if err != nil || !strings.Contains(out, "encrypted 0 private keys") {
+		t.Fatalf("keys encrypt: %q, %v", out, err)
+	}
+	if holdsClearKey() {
+		t.Fatal("keys encrypt left a clear key in the database's files")
 	}
 }

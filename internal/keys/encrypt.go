@@ -16,15 +16,22 @@ type ClearKeyStore interface {
 	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
 	ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error)
 	ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error
+	EraseReplacedValues(ctx context.Context) error
 }
+
+// ErrClearCopiesRemain is EncryptClearKeys' error when it encrypted the keys
+// but the store could not erase the clear copies its files may still hold.
+var ErrClearCopiesRemain = errors.New("the keys are encrypted, but copies in the clear may remain in the database's files")
 
 // EncryptClearKeys encrypts under sealer every private key the store holds
 // in the clear, the server's signing keys, providers' keys and the refresh
-// token MAC keys alike, and
-// returns how many it encrypted. Once a key encryption key is configured no
-// private key may stay readable in the store, so the server runs this at
-// start. Several replicas may run it at once: a key another one encrypted (or
-// a provider renewed) in between is left to them.
+// token MAC keys alike, and returns how many it encrypted. Once a key
+// encryption key is configured no private key may stay readable in the
+// store, so the server runs this at start; when it encrypted any, it has the
+// store erase the clear copies the replaced rows left in its files (old
+// pages, the WAL), or reports ErrClearCopiesRemain. Several replicas may run
+// it at once: a key another one encrypted (or a provider renewed) in between
+// is left to them.
 func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) (int, error) {
 	if !sealer.Encrypts() {
 		return 0, nil
@@ -103,6 +110,11 @@ func EncryptClearKeys(ctx context.Context, store ClearKeyStore, sealer *Sealer) 
 			encrypted++
 		case !errors.Is(err, storage.ErrConflict):
 			return encrypted, fmt.Errorf("encrypt the key of provider %s: %w", provider.ID, err)
+		}
+	}
+	if encrypted > 0 {
+		if err := store.EraseReplacedValues(ctx); err != nil {
+			return encrypted, fmt.Errorf("%w: %w", ErrClearCopiesRemain, err)
 		}
 	}
 	return encrypted, nil

@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,49 @@ func TestRefreshTokenKeys(t *testing.T) {
 	}
 	if newID, _ := k.Tag([]byte("a")); newID == id || !k.Verify(ctx, id, tag, []byte("a"), []byte("b")) {
 		t.Fatal("no new MAC key after the signing key rotated, or the earlier one stopped verifying")
+	}
+}
+
+// erasureCounting counts the store's erasures, and fails them with fail.
+type erasureCounting struct {
+	*sqlite.Store
+	erased int
+	fail   error
+}
+
+func (s *erasureCounting) EraseReplacedValues(ctx context.Context) error {
+	s.erased++
+	if s.fail != nil {
+		return s.fail
+	}
+	return s.Store.EraseReplacedValues(ctx)
+}
+
+// Encrypting keys has the store erase the clear copies their rows left in
+// its files; a run with nothing to encrypt rewrites nothing. An erasure that
+// fails leaves the keys encrypted and says the copies may remain.
+func TestEncryptClearKeysErasesTheClearCopies(t *testing.T) {
+	ctx := context.Background()
+	sealer, _ := NewSealer(bytes.Repeat([]byte{5}, 32))
+	clearStore, _ := storeWithClearKeys(t)
+	store := &erasureCounting{Store: clearStore}
+	if _, err := EncryptClearKeys(ctx, store, sealer); err != nil || store.erased != 1 {
+		t.Fatalf("EncryptClearKeys: %v, %d erasures; want 1", err, store.erased)
+	}
+	if _, err := EncryptClearKeys(ctx, store, sealer); err != nil || store.erased != 1 {
+		t.Fatalf("EncryptClearKeys with nothing to encrypt: %v, %d erasures; want none more", err, store.erased)
+	}
+
+	clearStore, _ = storeWithClearKeys(t)
+	failing := &erasureCounting{Store: clearStore, fail: errors.New("busy")}
+	encrypted, err := EncryptClearKeys(ctx, failing, sealer)
+	if encrypted != 3 || !errors.Is(err, ErrClearCopiesRemain) {
+		t.Fatalf("EncryptClearKeys whose erasure fails = %d, %v; want 3, ErrClearCopiesRemain", encrypted, err)
+	}
+	signing, _ := failing.ListSigningKeys(ctx)
+	for _, key := range signing {
+		if !IsSealed(key.PrivateKey) {
+			t.Fatalf("signing key %s is in the clear after an erasure failed", key.ID)
+		}
 	}
 }

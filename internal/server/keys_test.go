@@ -3,10 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,10 +137,12 @@ func b64decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeSt
 
 // TestStartEncryptsKeysLeftInTheClear: a store whose keys were written
 // before a key encryption key was configured holds no clear private key once
-// a server with one has started, and the same keys keep signing.
+// a server with one has started, not even in the database's files (old pages,
+// the WAL), and the same keys keep signing.
 func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	dataDir := t.TempDir()
+	store, err := sqlite.Open(ctx, dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +154,40 @@ func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	}
 	clearProviderKey := []byte("provider private key")
 	if err := store.ClaimProviders(ctx, []storage.ProviderCredentials{{ProviderID: "p", KeyID: "kid-p", PublicKey: []byte("public"), PrivateKey: clearProviderKey, RefreshTokenHash: []byte("refresh")}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Rows stored after the provider's sit below its cell in the page, so
+	// space its row frees is a hole there, not the page's free end.
+	if err := store.CreateProviders(ctx, []storage.Provider{{ID: "q", ClaimTokenHash: []byte("claim-q"), ClaimExpiresAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	// The keys reach chit.db itself (closing the last connection checkpoints
+	// the WAL into it). Updates there by a program that did not zero freed
+	// space (an older chitd) moved the rows and left their old cells in its
+	// pages; a rotation then rewrites them again, in the WAL.
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	older, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, sqlite.FileName)+"?_pragma=secure_delete(0)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	older.SetMaxOpenConns(1)
+	for _, update := range []string{
+		`UPDATE signing_keys SET algorithm = algorithm || ' ' WHERE rowid = (SELECT min(rowid) FROM signing_keys)`,
+		`UPDATE providers SET key_id = key_id || ' ' WHERE id = 'p'`,
+	} {
+		if _, err := older.ExecContext(ctx, update); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := older.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if store, err = sqlite.Open(ctx, dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Rotate(ctx, store, jwa.ES256, &keys.Sealer{}, time.Now(), 0, true); err != nil {
 		t.Fatal(err)
 	}
 	clearKids := map[string]bool{}
@@ -167,7 +207,35 @@ func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	if !keys.IsSealed(provider.Credentials.PrivateKey) || bytes.Contains(provider.Credentials.PrivateKey, clearProviderKey) {
 		t.Fatal("the provider's key is still in the clear")
 	}
-	if !strings.Contains(e.Logs.String(), `"keys":3`) {
+	clearKeys := map[string][]byte{"the provider's key": clearProviderKey}
+	for _, key := range before {
+		var private struct {
+			D string `json:"d"`
+		}
+		if err := json.Unmarshal(key.PrivateKey, &private); err != nil || private.D == "" {
+			t.Fatalf("signing key %s as stored in the clear is not a private JWK: %v", key.ID, err)
+		}
+		clearKeys["signing key "+key.ID] = key.PrivateKey
+		clearKeys["signing key "+key.ID+"'s private scalar"] = []byte(private.D)
+	}
+	files, _ := filepath.Glob(filepath.Join(dataDir, sqlite.FileName+"*"))
+	read := 0
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read += len(raw)
+		for name, clear := range clearKeys {
+			if bytes.Contains(raw, clear) {
+				t.Errorf("%s holds %s in the clear", filepath.Base(file), name)
+			}
+		}
+	}
+	if read == 0 {
+		t.Fatalf("no database file in %s to read (%v)", dataDir, files)
+	}
+	if !strings.Contains(e.Logs.String(), `"keys":4`) {
 		t.Fatalf("no log line says how many keys were encrypted:\n%s", e.Logs.String())
 	}
 	response, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
@@ -175,4 +243,36 @@ func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	if kid := headerKid(t, response.GetAccessToken()); !clearKids[kid] {
 		t.Fatalf("tokens are signed by %s, not by the key that signed before", kid)
 	}
+}
+
+// failingErasure is a store that cannot erase its files' clear copies (as
+// when another process keeps reading the database).
+type failingErasure struct{ *sqlite.Store }
+
+func (failingErasure) EraseReplacedValues(context.Context) error {
+	return errors.New("another connection kept reading")
+}
+
+// A start that encrypted the keys but could not erase their old copies
+// serves (refusing would erase nothing, and the next start finds no key to
+// encrypt) and tells the operator, at error level, how to finish.
+func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Load(ctx, store, jwa.ES256, &keys.Sealer{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e := servertest.StartOnStore(t, failingErasure{store})
+	var logged bool
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		logged = logged || (strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "chitd keys encrypt"))
+	}
+	if !logged {
+		t.Fatalf("no error-level line names `chitd keys encrypt`:\n%s", e.Logs.String())
+	}
+	_, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
+	wantCode(t, "Token after the start", code, codes.OK)
 }

@@ -292,7 +292,12 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	}
 	if !cfg.KeySealer.Encrypts() {
 		cfg.Logger.Warn("running with unencrypted private keys: set CHIT_KEY_ENCRYPTION_KEY or --key-encryption-key-file to encrypt them at rest")
-	} else if encrypted, err := keys.EncryptClearKeys(ctx, store, cfg.KeySealer); err != nil {
+	} else if encrypted, err := keys.EncryptClearKeys(ctx, store, cfg.KeySealer); errors.Is(err, keys.ErrClearCopiesRemain) {
+		// Refusing to start would not erase them, and the next start finds no
+		// key left to encrypt: the operator is told how to finish.
+		cfg.Logger.Error("encrypted the private keys stored in the clear, but could not erase their old copies from the database's files: "+
+			"run `chitd keys encrypt` while no other process uses the database", "keys", encrypted, "error", err)
+	} else if err != nil {
 		return nil, fmt.Errorf("encrypt private keys stored in the clear: %w", err)
 	} else if encrypted > 0 {
 		cfg.Logger.Info("encrypted the private keys stored in the clear under the key encryption key", "keys", encrypted)

@@ -408,6 +408,13 @@ type Store interface {
 	// ReplaceProviderPrivateKey is ReplaceSigningPrivateKey for a provider's
 	// key; a renewal in between is a conflict too.
 	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
+	// EraseReplacedValues overwrites what rows updated or deleted so far
+	// left behind in the store's own files (freed space in pages, former
+	// pages in a journal), so that a private key replaced by its sealed
+	// form survives nowhere in them. It may take as long as rewriting the
+	// whole database. PostgreSQL does nothing: its old row versions and WAL
+	// are the operator's to vacuum and recycle (docs/security.md).
+	EraseReplacedValues(ctx context.Context) error
 
 	// CreateClient stores a client, with CreateServiceAccount's rules.
 	CreateClient(ctx context.Context, client Client) error

@@ -276,6 +276,11 @@ func (s *timedStore) ReplaceProviderPrivateKey(ctx context.Context, providerID s
 	return s.store.ReplaceProviderPrivateKey(ctx, providerID, current, replacement)
 }
 
+func (s *timedStore) EraseReplacedValues(ctx context.Context) error {
+	defer s.done("EraseReplacedValues", time.Now())
+	return s.store.EraseReplacedValues(ctx)
+}
+
 func (s *timedStore) GetRefreshLogin(ctx context.Context, familyID string) (RefreshToken, error) {
 	defer s.done("GetRefreshLogin", time.Now())
 	return s.store.GetRefreshLogin(ctx, familyID)

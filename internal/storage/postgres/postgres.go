@@ -357,6 +357,12 @@ func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string
 	return s.replaceOne(ctx, `UPDATE providers SET private_key = $1 WHERE id = $2 AND private_key = $3`, replacement, providerID, current)
 }
 
+// EraseReplacedValues does nothing on PostgreSQL. Old row versions stay in
+// the tables' files until VACUUM reuses their space (without zeroing it),
+// and in the WAL, its archives and the standbys; erasing them is the
+// operator's (VACUUM FULL, recycled WAL), which docs/security.md describes.
+func (s *Store) EraseReplacedValues(context.Context) error { return nil }
+
 // replaceOne runs a compare-and-swap UPDATE: no row matched is ErrConflict.
 func (s *Store) replaceOne(ctx context.Context, sql string, args ...any) error {
 	tag, err := s.pool.Exec(ctx, sql, args...)

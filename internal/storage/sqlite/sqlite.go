@@ -109,12 +109,14 @@ func open(ctx context.Context, path string) (*Store, error) {
 	// and re-reading each one's page would slow rotations as logins
 	// accumulate. It checkpoints the WAL every 10,000 pages (40 MiB) rather
 	// than 1,000, so a checkpoint writes a page back once for several of its
-	// updates.
+	// updates. secure_delete zeroes the space a deleted or updated row frees
+	// (a replaced key, a deleted user's password hash) instead of leaving it
+	// in the file; measured, the store's benchmarks did not slow.
 	writerQuery := url.Values{}
 	for key, values := range query {
 		writerQuery[key] = slices.Clone(values)
 	}
-	writerQuery["_pragma"] = append(writerQuery["_pragma"], "cache_size(-65536)", "wal_autocheckpoint(10000)")
+	writerQuery["_pragma"] = append(writerQuery["_pragma"], "cache_size(-65536)", "wal_autocheckpoint(10000)", "secure_delete(1)")
 	writer, err := sql.Open("sqlite", "file:"+path+"?"+writerQuery.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database: %w", err)
@@ -326,6 +328,26 @@ func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string
 		return err
 	}
 	return requireOneRow(result, storage.ErrConflict)
+}
+
+// EraseReplacedValues rebuilds the database from its live rows (VACUUM):
+// secure_delete zeroes what the writer frees from now on, but space freed
+// before it was on (or by another program) still holds the old cells. It
+// then copies the WAL, which holds former versions of pages, into the
+// database and truncates it to nothing (a TRUNCATE checkpoint).
+func (s *Store) EraseReplacedValues(ctx context.Context) error {
+	// Run as given, not kept as a prepared statement: it runs rarely.
+	if _, err := s.writer.DB.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("vacuum the database: %w", err)
+	}
+	var busy, walFrames, checkpointed int
+	if err := s.writer.DB.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &walFrames, &checkpointed); err != nil {
+		return fmt.Errorf("checkpoint the WAL: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint the WAL: another connection kept reading the database; the WAL keeps former pages until its next checkpoint")
+	}
+	return nil
 }
 
 // cleanupBatch bounds each clean-up DELETE: sign-ins and rotations queue

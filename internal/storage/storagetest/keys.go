@@ -153,4 +153,20 @@ func testReplacePrivateKeys(t *testing.T, s storage.Store) {
 	if err != nil || string(got.Credentials.PrivateKey) != "sealed-p" || got.Credentials.KeyID != credentials.KeyID {
 		t.Fatalf("provider after replacement: %+v, %v", got.Credentials, err)
 	}
+
+	// Erasing what the replacements left keeps every row as it is, and the
+	// store goes on writing.
+	if err := s.EraseReplacedValues(ctx); err != nil {
+		t.Fatalf("EraseReplacedValues: %v", err)
+	}
+	keys, err = s.ListSigningKeys(ctx)
+	if err != nil || len(keys) != 1 || string(keys[0].PrivateKey) != "sealed-k" || string(keys[0].PublicKey) != "public-k" {
+		t.Fatalf("signing keys after erasing: %+v, %v", keys, err)
+	}
+	if got, err = s.GetProvider(ctx, "p"); err != nil || string(got.Credentials.PrivateKey) != "sealed-p" {
+		t.Fatalf("provider after erasing: %+v, %v", got.Credentials, err)
+	}
+	if err := s.CreateSigningKey(ctx, signingKey("after", storage.KeyNext, base)); err != nil {
+		t.Fatalf("a write after erasing: %v", err)
+	}
 }
