@@ -629,7 +629,7 @@ var (
 // verified by that service (pkg/verifier), so CheckToken never vouches for
 // a token to a service it was not minted for.
 func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
-	return s.verify(ctx, accessToken)
+	return s.verify(ctx, accessToken, false)
 }
 
 // Authenticate verifies an access token that authorizes a call to Chit
@@ -639,7 +639,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims,
 }
 
 func (s *Service) authenticate(ctx context.Context, accessToken string, fromStore bool) (Claims, error) {
-	claims, err := s.verifyRevocation(ctx, accessToken, fromStore)
+	claims, err := s.verify(ctx, accessToken, fromStore)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -650,15 +650,9 @@ func (s *Service) authenticate(ctx context.Context, accessToken string, fromStor
 }
 
 // verify checks signature, issuer, times and revocation, and returns the
-// claims.
-func (s *Service) verify(ctx context.Context, accessToken string) (Claims, error) {
-	return s.verifyRevocation(ctx, accessToken, false)
-}
-
-// verifyRevocation is verify; with revocationFromStore the revocations are
-// read from the store, not from what this replica read within
-// RevocationCacheTTL.
-func (s *Service) verifyRevocation(ctx context.Context, accessToken string, revocationFromStore bool) (Claims, error) {
+// claims. With revocationFromStore the revocations are read from the store,
+// not from what this replica read within RevocationCacheTTL.
+func (s *Service) verify(ctx context.Context, accessToken string, revocationFromStore bool) (Claims, error) {
 	// A token checked before is not verified again: its signature and claims
 	// cannot have changed. Its key can be removed, and it can be revoked:
 	// both are checked every time.
