@@ -27,20 +27,22 @@ run:
 test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo; running tests without -race"
 	$(GO) test $(RACE) -count=1 ./...
-	cd sdk && $(GO) test $(RACE) -count=1 ./...
+	cd gen && $(GO) test $(RACE) -count=1 ./...
+	cd pkg && $(GO) test $(RACE) -count=1 ./...
 	cd bench && $(GO) test $(RACE) -count=1 ./...
 
 ## lint: buf lint, buf format, gofmt, go vet and staticcheck (its default checks, pinned in tools/go.mod)
 lint:
 	$(BUF) lint
 	$(BUF) format -d --exit-code
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^sdk/gen/')); \
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/chit/')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	cd sdk && $(GO) vet ./...
+	cd gen && $(GO) vet ./...
+	cd pkg && $(GO) vet ./...
 	cd bench && $(GO) vet ./...
 	@staticcheck=$$($(GO) tool -modfile=tools/go.mod -n staticcheck) && $$staticcheck ./... && \
-	  (cd sdk && $$staticcheck ./...) && (cd bench && $$staticcheck ./...)
+	  (cd gen && $$staticcheck ./...) && (cd pkg && $$staticcheck ./...) && (cd bench && $$staticcheck ./...)
 
 ## breaking: fail when the contract breaks a client on the wire or in JSON (buf's WIRE_JSON rules) against
 ## buf.baseline.binpb, the recorded baseline
@@ -51,16 +53,17 @@ breaking:
 breaking-baseline:
 	$(BUF) build -o buf.baseline.binpb
 
-## generate: regenerate sdk/gen/ and gen/openapi/ from proto/ (offline)
+## generate: regenerate gen/chit/ (Go) and gen/openapi/ (the OpenAPI document) from proto/ (offline)
 generate:
+	rm -rf gen/chit gen/openapi/chit.swagger.json
 	$(BUF) generate
 
-## check-generated: fail when sdk/gen/ or gen/ is not what `make generate` produces
+## check-generated: fail when gen/ is not what `make generate` produces
 check-generated: generate
-	@git add -N gen sdk/gen >/dev/null 2>&1 || true
-	@git diff --exit-code --stat -- gen sdk/gen || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@git add -N gen >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- gen || { echo "generated code is stale: run make generate and commit"; exit 1; }
 
-## sdk-check: fail when a fresh consumer of the SDK module gets the server, a store driver, argon2 or the browser
+## sdk-check: fail when a fresh consumer of the SDK modules (gen, pkg) gets the server, a store driver, argon2 or the browser
 ## driver (.ci/sdk-consumer)
 sdk-check:
 	bash .ci/sdk-consumer

@@ -6,12 +6,13 @@ go 1.26.8
 // from the repository, not from a published version.
 replace (
 	github.com/chit-auth/chit => ../
-	github.com/chit-auth/chit/sdk => ../sdk
+	github.com/chit-auth/chit/gen => ../gen
+	github.com/chit-auth/chit/pkg => ../pkg
 )
 
 require (
 	github.com/chit-auth/chit v0.0.0-00010101000000-000000000000
-	github.com/chit-auth/chit/sdk v0.0.0-00010101000000-000000000000
+	github.com/chit-auth/chit/gen v0.0.0-00010101000000-000000000000
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/valyala/fasthttp v1.78.0
 	google.golang.org/grpc v1.85.0
@@ -61,11 +62,11 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
-	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	golang.org/x/text v0.44.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261104224025-d1e00e9f33ab // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

@@ -18,8 +18,8 @@ import (
 
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/secretin"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // adminCLI is `chit admin`: the Admin API driven with the stored login,

@@ -27,7 +27,7 @@ import (
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/envflag"
 	"github.com/chit-auth/chit/internal/secretin"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // cli is the state the commands share. Tests replace openBrowser and now.

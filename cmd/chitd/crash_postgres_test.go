@@ -17,7 +17,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/testenv"
 	"github.com/chit-auth/chit/internal/tokens"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // privatePostgreSQL is a PostgreSQL cluster of one test's own: the test can

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/chit-auth/chit/internal/server/servertest"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 )
 
 // procStatusKiB reads a memory field of /proc/PID/status (VmRSS, the

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // A server on --db memory: starts with the admin its environment names,

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // createAlice creates the user login signs in, on the store flags name.

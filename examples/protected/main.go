@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/chit-auth/chit/sdk/verifier"
+	"github.com/chit-auth/chit/pkg/verifier"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // DefaultScope asks for a refresh token and an ID token.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // signInAs returns an OpenBrowser that fills and submits the form.

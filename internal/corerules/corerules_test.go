@@ -25,7 +25,7 @@ func forbidden(path string) bool {
 	return path == "net/http" || strings.HasPrefix(path, "net/http/") ||
 		path == "google.golang.org/grpc" || strings.HasPrefix(path, "google.golang.org/grpc/") ||
 		strings.HasPrefix(path, "github.com/grpc-ecosystem/") ||
-		strings.HasPrefix(path, "github.com/chit-auth/chit/sdk/gen/") ||
+		strings.HasPrefix(path, "github.com/chit-auth/chit/gen/") ||
 		strings.HasPrefix(path, "github.com/chit-auth/chit/internal/grpcapi") ||
 		strings.HasPrefix(path, "github.com/chit-auth/chit/internal/gateway") ||
 		strings.HasPrefix(path, "github.com/chit-auth/chit/internal/oauth2http") ||
@@ -51,7 +51,7 @@ func TestCoreImportsNoTransport(t *testing.T) {
 
 // TestTheRuleCatchesATransport makes sure the check above can fail.
 func TestTheRuleCatchesATransport(t *testing.T) {
-	for _, path := range []string{"net/http", "net/http/httptest", "google.golang.org/grpc/codes", "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"} {
+	for _, path := range []string{"net/http", "net/http/httptest", "google.golang.org/grpc/codes", "github.com/chit-auth/chit/gen/chit/auth/v1"} {
 		if !forbidden(path) {
 			t.Errorf("%s is not caught", path)
 		}

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // routes are every REST route of the API (proto/chit/auth/v1/auth_api.yaml).

@@ -16,7 +16,7 @@ import (
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 )
 
 // AdminServer serves chit.admin.v1.AdminService over the same core

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 )
 
 // auditedPrefix is the full-method prefix of the calls that write an audit

@@ -13,7 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // REST paths clients are told about in GetAuthStatus; they mirror

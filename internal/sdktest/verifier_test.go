@@ -29,8 +29,8 @@ import (
 
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	"github.com/chit-auth/chit/sdk/client"
-	"github.com/chit-auth/chit/sdk/verifier"
+	"github.com/chit-auth/chit/pkg/client"
+	"github.com/chit-auth/chit/pkg/verifier"
 )
 
 // rewrite points requests for the test issuer at the test server.

@@ -23,8 +23,8 @@ import (
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // revocationSeen is past the test server's revocation cache

@@ -20,7 +20,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/clientaddr"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/chit-auth/chit/internal/server/servertest"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // A request with two Authorization values is refused, whichever they are:

@@ -20,8 +20,8 @@ import (
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // paddingFields are n metadata fields of size bytes of value each.

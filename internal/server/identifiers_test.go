@@ -16,7 +16,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/tokens"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Identifiers no principal can have (a NUL byte, bytes that are not UTF-8,

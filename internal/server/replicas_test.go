@@ -11,8 +11,8 @@ import (
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Admin power taken away on one replica ends on the others as soon as the

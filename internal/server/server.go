@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
-	"github.com/chit-auth/chit"
+	"github.com/chit-auth/chit/gen/openapi"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -44,8 +44,8 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
-	adminv1 "github.com/chit-auth/chit/sdk/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Config is everything a server needs besides its store. cmd/chitd fills and
@@ -425,7 +425,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	handler, err := gateway.New(ctx, gatewayConn, gateway.Options{
 		JWKS:       c.signingKeys.JWKS,
 		AdminAudit: grpcapi.AuditUnreached(cfg.Logger),
-		OpenAPI:    chit.OpenAPISpec,
+		OpenAPI:    openapi.Spec,
 		Pages: func(mux *http.ServeMux) {
 			// The standard endpoints and the sign-in page are logged and
 			// counted like the API's calls, their transport named oauth2.

@@ -25,7 +25,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // The outcomes of a call, as storeCalls names them.

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
-	authv1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // target is a running chitd and the accounts the scenarios call it with.

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/chit-auth/chit/sdk/verifier"
+	"github.com/chit-auth/chit/pkg/verifier"
 )
 
 // A gRPC service accepts Chit tokens in three lines: a verifier, rules per

@@ -1772,7 +1772,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\x06Revoke\x12\x1b.chit.auth.v1.RevokeRequest\x1a\x1c.chit.auth.v1.RevokeResponse\x12U\n" +
 	"\fCreateApiKey\x12!.chit.auth.v1.CreateApiKeyRequest\x1a\".chit.auth.v1.CreateApiKeyResponse\x12R\n" +
 	"\vListApiKeys\x12 .chit.auth.v1.ListApiKeysRequest\x1a!.chit.auth.v1.ListApiKeysResponse\x12U\n" +
-	"\fRevokeApiKey\x12!.chit.auth.v1.RevokeApiKeyRequest\x1a\".chit.auth.v1.RevokeApiKeyResponseB7Z5github.com/chit-auth/chit/sdk/gen/chit/auth/v1;authv1b\x06proto3"
+	"\fRevokeApiKey\x12!.chit.auth.v1.RevokeApiKeyRequest\x1a\".chit.auth.v1.RevokeApiKeyResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
 	file_chit_auth_v1_auth_proto_rawDescOnce sync.Once

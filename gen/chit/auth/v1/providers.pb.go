@@ -937,7 +937,7 @@ const file_chit_auth_v1_providers_proto_rawDesc = "" +
 	"\arefresh\x12).chit.auth.v1.AuthProvidersRefreshRequest\x1a*.chit.auth.v1.AuthProvidersRefreshResponse\x12g\n" +
 	"\x11retrievePublicKey\x12\x1c.chit.auth.v1.FindByStringId\x1a4.chit.auth.v1.AuthProvidersRetrievePublicKeyResponse\x12\x8a\x01\n" +
 	"\x15refreshAsOrchestrator\x127.chit.auth.v1.AuthProvidersRefreshAsOrchestratorRequest\x1a8.chit.auth.v1.AuthProvidersRefreshAsOrchestratorResponse\x12x\n" +
-	"\x0fgenerateKeyPair\x121.chit.auth.v1.AuthProvidersGenerateKeyPairRequest\x1a2.chit.auth.v1.AuthProvidersGenerateKeyPairResponseB7Z5github.com/chit-auth/chit/sdk/gen/chit/auth/v1;authv1b\x06proto3"
+	"\x0fgenerateKeyPair\x121.chit.auth.v1.AuthProvidersGenerateKeyPairRequest\x1a2.chit.auth.v1.AuthProvidersGenerateKeyPairResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
 	file_chit_auth_v1_providers_proto_rawDescOnce sync.Once

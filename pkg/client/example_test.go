@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/chit-auth/chit/sdk/client"
+	"github.com/chit-auth/chit/pkg/client"
 )
 
 // A service calls another one with its own Chit token, refreshed before it

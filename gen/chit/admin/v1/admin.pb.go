@@ -7,7 +7,7 @@
 package adminv1
 
 import (
-	v1 "github.com/chit-auth/chit/sdk/gen/chit/auth/v1"
+	v1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -3663,7 +3663,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\vRevokeLogin\x12!.chit.admin.v1.RevokeLoginRequest\x1a\".chit.admin.v1.RevokeLoginResponse\x12W\n" +
 	"\fRevokeLogins\x12\".chit.admin.v1.RevokeLoginsRequest\x1a#.chit.admin.v1.RevokeLoginsResponse\x12T\n" +
 	"\vListApiKeys\x12!.chit.admin.v1.ListApiKeysRequest\x1a\".chit.admin.v1.ListApiKeysResponse\x12W\n" +
-	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponseB9Z7github.com/chit-auth/chit/sdk/gen/chit/admin/v1;adminv1b\x06proto3"
+	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_chit_admin_v1_admin_proto_rawDescOnce sync.Once

@@ -1,4 +1,4 @@
-package chit
+package openapi
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		Paths       map[string]map[string]json.RawMessage `json:"paths"`
 		Definitions map[string]json.RawMessage            `json:"definitions"`
 	}
-	if err := json.Unmarshal(OpenAPISpec, &doc); err != nil {
+	if err := json.Unmarshal(Spec, &doc); err != nil {
 		t.Fatalf("the OpenAPI document is not JSON: %v", err)
 	}
 	if doc.Swagger != "2.0" || doc.Info.Title != "Chit" || doc.Info.Description == "" ||
@@ -41,7 +41,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			}
 		}
 	}
-	for _, ref := range regexp.MustCompile(`"\$ref":\s*"#/definitions/([^"]+)"`).FindAllSubmatch(OpenAPISpec, -1) {
+	for _, ref := range regexp.MustCompile(`"\$ref":\s*"#/definitions/([^"]+)"`).FindAllSubmatch(Spec, -1) {
 		if _, ok := doc.Definitions[string(ref[1])]; !ok {
 			t.Errorf("reference to #/definitions/%s has no definition", ref[1])
 		}
