@@ -16,10 +16,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/chit-auth/chit/internal/clilogin"
-	"github.com/chit-auth/chit/internal/secretin"
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/clilogin"
+	"github.com/chit-auth/chit/internal/secretin"
 )
 
 // adminCLI is `chit admin`: the Admin API driven with the stored login,

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // loginAs signs in through the browser as name and returns the flags that

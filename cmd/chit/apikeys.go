@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/chit-auth/chit/internal/clilogin"
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/clilogin"
 )
 
 // apiKeyCommand is `chit api-key`: the signed-in person's own API keys.

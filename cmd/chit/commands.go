@@ -24,10 +24,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/envflag"
 	"github.com/chit-auth/chit/internal/secretin"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // cli is the state the commands share. Tests replace openBrowser and now.

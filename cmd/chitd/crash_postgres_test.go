@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/testenv"
 	"github.com/chit-auth/chit/internal/tokens"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // privatePostgreSQL is a PostgreSQL cluster of one test's own: the test can

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/chit-auth/chit/internal/server/servertest"
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
 // procStatusKiB reads a memory field of /proc/PID/status (VmRSS, the

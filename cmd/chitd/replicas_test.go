@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 )
 
 // testKEK encrypts the replicas' private keys.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 )
 
 // createAlice creates the user login signs in, on the store flags name.

@@ -13,9 +13,9 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/clilogin"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // signInAs returns an OpenBrowser that fills and submits the form.

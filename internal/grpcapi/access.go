@@ -7,11 +7,11 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/tokens"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Audience says who may call an RPC.

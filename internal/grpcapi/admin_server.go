@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -16,7 +17,6 @@ import (
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 )
 
 // AdminServer serves chit.admin.v1.AdminService over the same core

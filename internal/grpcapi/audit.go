@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 )
 
 // auditedPrefix is the full-method prefix of the calls that write an audit

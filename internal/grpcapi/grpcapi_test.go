@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/chit-auth/chit/internal/chiterr"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/chiterr"
 )
 
 // Every RPC of every service Chit registers has a rule: a new RPC cannot be

@@ -3,10 +3,10 @@ package grpcapi
 import (
 	"context"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/providers"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // ProvidersServer serves chit.auth.v1.AuthProviders over the provider core.

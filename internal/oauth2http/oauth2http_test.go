@@ -14,9 +14,9 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc/metadata"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 func endpoint(e *servertest.Env, style oauth2.AuthStyle) oauth2.Endpoint {

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/clientaddr"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"

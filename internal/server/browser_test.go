@@ -13,9 +13,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/testenv"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // findChromium returns Debian's Chromium, or skips: make test runs on

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/chit-auth/chit/internal/server/servertest"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
 // A request with two Authorization values is refused, whichever they are:

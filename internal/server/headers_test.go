@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // paddingFields are n metadata fields of size bytes of value each.

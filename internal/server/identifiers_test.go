@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/tokens"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Identifiers no principal can have (a NUL byte, bytes that are not UTF-8,

@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/chit-auth/chit/internal/server/servertest"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
 // TestNoSecretInDebugLogs runs logins, refreshes (including a reuse), a

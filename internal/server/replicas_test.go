@@ -7,12 +7,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Admin power taken away on one replica ends on the others as soon as the

@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/gen/openapi"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
@@ -44,8 +46,6 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // Config is everything a server needs besides its store. cmd/chitd fills and

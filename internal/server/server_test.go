@@ -24,12 +24,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 const issuer = servertest.Issuer
