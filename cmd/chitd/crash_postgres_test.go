@@ -181,7 +181,7 @@ func TestPostgreSQLStoppedImmediatelyLosesNoAnsweredRotation(t *testing.T) {
 	r := startReplica(t, binary, dsn)
 
 	load := startChainLoad(t, r, 6)
-	time.Sleep(500 * time.Millisecond) // let the load run before the crash
+	load.waitRunning(t)
 	db.stopImmediately(t)
 	stoppedAt := time.Now()
 	load.wait(t)

@@ -125,12 +125,20 @@ type chainLoad struct {
 	current  []string
 	answered []int
 	ended    []error
+	// running is closed once every chain has been answered
+	// rotationsBeforeCrash times: a crash before that would prove little.
+	running     chan struct{}
+	chainsAhead int
 }
+
+// rotationsBeforeCrash is how many answered rotations each chain has before
+// a test crashes its server.
+const rotationsBeforeCrash = 5
 
 // startChainLoad logs n chains in on r and starts refreshing them.
 func startChainLoad(t *testing.T, r *replica, n int) *chainLoad {
 	t.Helper()
-	l := &chainLoad{current: make([]string, n), answered: make([]int, n), ended: make([]error, n)}
+	l := &chainLoad{current: make([]string, n), answered: make([]int, n), ended: make([]error, n), running: make(chan struct{})}
 	for i := range n {
 		l.current[i] = login(t, r).GetRefreshToken()
 	}
@@ -151,11 +159,29 @@ func startChainLoad(t *testing.T, r *replica, n int) *chainLoad {
 				}
 				l.current[i] = resp.GetRefreshToken()
 				l.answered[i]++
+				if l.answered[i] == rotationsBeforeCrash {
+					if l.chainsAhead++; l.chainsAhead == len(l.current) {
+						close(l.running)
+					}
+				}
 				l.mu.Unlock()
 			}
 		})
 	}
 	return l
+}
+
+// waitRunning returns once every chain has been answered
+// rotationsBeforeCrash times, and fails the test if one ends first.
+func (l *chainLoad) waitRunning(t *testing.T) {
+	t.Helper()
+	ended := make(chan struct{})
+	go func() { l.wg.Wait(); close(ended) }()
+	select {
+	case <-l.running:
+	case <-ended:
+		t.Fatalf("a chain ended before every chain was answered %d times: %v", rotationsBeforeCrash, l.ended)
+	}
 }
 
 // wait waits for every chain to end, and fails the test if one was never
@@ -263,7 +289,7 @@ func TestThreeReplicasOnOnePostgreSQL(t *testing.T) {
 
 	t.Run("a replica killed mid-load loses no answered rotation", func(t *testing.T) {
 		load := startChainLoad(t, replicas[0], 6)
-		time.Sleep(300 * time.Millisecond) // let the load run before the kill
+		load.waitRunning(t)
 		if err := replicas[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

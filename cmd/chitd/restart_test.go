@@ -6,7 +6,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
@@ -46,7 +45,7 @@ func TestSQLiteServerKilledLosesNoAnsweredRotation(t *testing.T) {
 	server := startServer(t, binary, store...)
 	ctx := context.Background()
 	load := startChainLoad(t, server, 8)
-	time.Sleep(500 * time.Millisecond) // let the load run before the kill
+	load.waitRunning(t)
 	stopServer(t, server, syscall.SIGKILL)
 	load.wait(t)
 

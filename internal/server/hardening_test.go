@@ -19,6 +19,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
@@ -222,15 +223,22 @@ func TestGRPCConnectionsAgeOut(t *testing.T) {
 	if took := time.Since(started); took < 250*time.Millisecond {
 		t.Logf("the sign-in took %v, less than the connection's age: the in-flight case was not exercised", took)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait on the channel's state changes (the server's GOAWAY takes it out
+	// of READY; an idle channel is asked to connect) until a second
+	// connection has opened.
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	for counter.opened.Load() < 2 {
-		if time.Now().After(deadline) {
+		state := conn.GetState()
+		if state == connectivity.Idle {
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(waitCtx, state) {
 			t.Fatalf("the client kept one connection for %v past its maximum age", time.Since(started))
 		}
-		if _, err := auth.GetAuthStatus(ctx, &authv1.GetAuthStatusRequest{}); err != nil {
-			t.Fatalf("a call after the connection aged out: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := auth.GetAuthStatus(ctx, &authv1.GetAuthStatusRequest{}); err != nil {
+		t.Fatalf("a call after the connection aged out: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,29 +15,63 @@ import (
 	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
+// spanSignal records ended spans and signals each one, so that a test waits
+// for the span it expects instead of polling the recorder: a server span
+// ends just after its answer is sent, so the client can be a moment ahead.
+type spanSignal struct {
+	*tracetest.SpanRecorder
+	ended chan struct{} // one pending signal at most: OnEnd never blocks the server
+}
+
+func newSpanSignal() *spanSignal {
+	return &spanSignal{SpanRecorder: tracetest.NewSpanRecorder(), ended: make(chan struct{}, 1)}
+}
+
+func (s *spanSignal) OnEnd(span sdktrace.ReadOnlySpan) {
+	s.SpanRecorder.OnEnd(span)
+	select {
+	case s.ended <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor returns the ended spans named name once there are n of them,
+// failing the test when they have not ended within 10 seconds.
+func (s *spanSignal) waitFor(t *testing.T, name string, n int) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		var spans []sdktrace.ReadOnlySpan
+		for _, span := range s.Ended() {
+			if span.Name() == name {
+				spans = append(spans, span)
+			}
+		}
+		if len(spans) >= n {
+			return spans
+		}
+		select {
+		case <-s.ended:
+		case <-ctx.Done():
+			t.Fatalf("%d %s spans ended within 10s, want %d", len(spans), name, n)
+		}
+	}
+}
+
 // With tracing on, every call over either transport makes a span, and the
 // call's log line carries its trace id.
 func TestTracing(t *testing.T) {
-	recorder := tracetest.NewSpanRecorder()
+	recorder := newSpanSignal()
 	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
 	for name, tr := range transports(e) {
 		_, code := tr.token(t, passwordRequest("alice", "wonderland"))
 		wantCode(t, name+" Token", code, codes.OK)
 	}
-	// A server span ends just after its answer is sent, so the client can be
-	// a moment ahead of the recorder: wait for both spans, within a bound.
 	var traceIDs []string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		traceIDs = traceIDs[:0]
-		for _, span := range recorder.Ended() {
-			if span.Name() == "chit.auth.v1.AuthService/Token" {
-				traceIDs = append(traceIDs, span.SpanContext().TraceID().String())
-			}
-		}
-		if len(traceIDs) >= 2 || time.Now().After(deadline) {
-			break
-		}
+	for _, span := range recorder.waitFor(t, "chit.auth.v1.AuthService/Token", 2) {
+		traceIDs = append(traceIDs, span.SpanContext().TraceID().String())
 	}
 	if len(traceIDs) != 2 {
 		t.Fatalf("%d Token spans, want one per transport", len(traceIDs))
@@ -61,7 +96,7 @@ func TestNoTracingByDefault(t *testing.T) {
 
 // A REST caller's W3C trace context continues in Chit's span.
 func TestRESTCallerTraceContinues(t *testing.T) {
-	recorder := tracetest.NewSpanRecorder()
+	recorder := newSpanSignal()
 	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
 	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -72,23 +107,16 @@ func TestRESTCallerTraceContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, span := range recorder.Ended() {
-			if span.Name() == "chit.auth.v1.AuthService/GetAuthStatus" {
-				if got := span.SpanContext().TraceID().String(); got != callerTrace {
-					t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
-				}
-				return
-			}
-		}
+	span := recorder.waitFor(t, "chit.auth.v1.AuthService/GetAuthStatus", 1)[0]
+	if got := span.SpanContext().TraceID().String(); got != callerTrace {
+		t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
 	}
-	t.Fatal("no GetAuthStatus span")
 }
 
 // The standard endpoints are traced like the API's calls: a span named by
 // the route, in the caller's trace, and the log line carries its trace id.
 func TestStandardEndpointsAreTraced(t *testing.T) {
-	recorder := tracetest.NewSpanRecorder()
+	recorder := newSpanSignal()
 	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
 	const callerTrace = "5bf92f3577b34da6a3ce929d0e0e4737"
@@ -100,17 +128,9 @@ func TestStandardEndpointsAreTraced(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var found bool
-	for _, span := range recorder.Ended() {
-		if span.Name() == "POST /oauth2/token" {
-			found = true
-			if got := span.SpanContext().TraceID().String(); got != callerTrace {
-				t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("no span named by the route; spans: %d", len(recorder.Ended()))
+	span := recorder.waitFor(t, "POST /oauth2/token", 1)[0]
+	if got := span.SpanContext().TraceID().String(); got != callerTrace {
+		t.Fatalf("span in trace %s, want the caller's %s", got, callerTrace)
 	}
 	if !strings.Contains(e.Logs.String(), `"trace_id":"`+callerTrace+`"`) {
 		t.Fatal("the endpoint's log line carries no trace id")

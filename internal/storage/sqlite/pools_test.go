@@ -132,8 +132,15 @@ func TestCommitAfterTheContextEndedSaysWhy(t *testing.T) {
 	}
 	cancel()
 	// database/sql rolls the transaction back from another goroutine; once
-	// it has, Commit answers sql.ErrTxDone.
-	time.Sleep(50 * time.Millisecond)
+	// it has, Commit answers sql.ErrTxDone. The rollback gives the writer's
+	// only connection back, so taking that connection waits for it.
+	waitCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	released, err := store.writer.DB.Conn(waitCtx)
+	if err != nil {
+		t.Fatalf("the writer's connection was not given back after the cancel: %v", err)
+	}
+	released.Close()
 	if err := tx.commit(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("commit after cancel: %v, want context.Canceled", err)
 	}
