@@ -23,17 +23,26 @@ import (
 	"github.com/chit-auth/chit/internal/storage/sqlite"
 )
 
-// run executes chitd in-process with args and stdin, returning its output.
+// run executes chitd in-process with args and stdin, returning its output
+// (standard output and error).
 func run(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := runApart(t, stdin, args...)
+	return out, err
+}
+
+// runApart executes chitd in-process with args and stdin, returning its
+// output (standard output and error) and its standard output alone.
+func runApart(t *testing.T, stdin string, args ...string) (all, stdout string, err error) {
+	t.Helper()
 	cmd := newRootCommand()
-	var out bytes.Buffer
+	var out, standard bytes.Buffer
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetOut(&out)
+	cmd.SetOut(io.MultiWriter(&out, &standard))
 	cmd.SetErr(&out)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), standard.String(), err
 }
 
 // Cheap hashing keeps the test fast; the commands' logic is the same.
@@ -300,7 +309,7 @@ func TestKeysCommands(t *testing.T) {
 	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
 	dir, keyFile := storeWithKeys(t, sealer)
 
-	out, err := run(t, "", "keys", "list", "--data-dir", dir)
+	_, out, err := runApart(t, "", "keys", "list", "--data-dir", dir)
 	if err != nil || strings.Count(out, "ES256") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "next") || !strings.Contains(out, "true") {
 		t.Fatalf("keys list: %q, %v", out, err)
 	}
@@ -313,7 +322,7 @@ func TestKeysCommands(t *testing.T) {
 	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir, "--key-encryption-key-file", keyFile); err != nil {
 		t.Fatalf("forced rotation: %v", err)
 	}
-	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
 	if !strings.Contains(out, "retired") || strings.Count(out, "ES256") != 3 || strings.Contains(out, "false") {
 		t.Fatalf("after rotation: %q", out)
 	}
@@ -423,7 +432,9 @@ func TestKeysEncryptCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "encrypted 2 private keys") {
 		t.Fatalf("keys encrypt: %q, %v", out, err)
 	}
-	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	// The table on standard output; the audit line on standard error says
+	// audit=true.
+	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
 	if strings.Contains(out, "false") || strings.Count(out, "true") != 2 {
 		t.Fatalf("after keys encrypt: %q", out)
 	}
