@@ -6,12 +6,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/admincli"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
@@ -380,5 +384,20 @@ func TestStoredTokensStayWithTheirServer(t *testing.T) {
 	}
 	if loopback("10.0.0.1:9090") || loopback("chit.example.com:9090") {
 		t.Error("another machine counted as this one")
+	}
+}
+
+// chit admin is the Admin API's one tree (admincli), which chitd mounts
+// too (cmd/chitd checks the same of its operator commands): every verb is
+// reachable from both CLIs, with the same flags.
+func TestAdminCommandsAreTheAdminTree(t *testing.T) {
+	canonical := &cobra.Command{Use: "admin"}
+	canonical.AddCommand(admincli.Commands(admincli.Config{Program: "chit admin"})...)
+	admin, _, err := (&cli{}).command().Find([]string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := admincli.Shape(admin), admincli.Shape(canonical); !slices.Equal(got, want) || len(want) < 30 {
+		t.Fatalf("chit admin differs from the Admin API's tree:\n got %q\nwant %q", got, want)
 	}
 }

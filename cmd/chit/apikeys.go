@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,8 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/admincli"
 	"github.com/chit-auth/chit/internal/clilogin"
 )
 
@@ -38,7 +37,7 @@ chit api-key create ci --scope reports:read.`,
 
 	// call runs body with the AuthService and the stored login's token.
 	call := func(cmd *cobra.Command, body func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error), print func(io.Writer, proto.Message) error) error {
-		if err := checkOutput(output); err != nil {
+		if err := admincli.CheckOutput(output); err != nil {
 			return err
 		}
 		auth, ctx, done, err := c.session(cmd)
@@ -57,7 +56,7 @@ chit api-key create ci --scope reports:read.`,
 		if err != nil {
 			return c.explain(err)
 		}
-		return printAnswer(cmd.OutOrStdout(), output, answer, print)
+		return admincli.PrintAnswer(cmd.OutOrStdout(), output, answer, print)
 	}
 
 	var scopes []string
@@ -76,7 +75,7 @@ chit api-key create ci --scope reports:read.`,
 					Ttl: durationpb.New(time.Duration(days) * 24 * time.Hour)})
 			}, func(w io.Writer, answer proto.Message) error {
 				created := answer.(*authv1.CreateApiKeyResponse)
-				fmt.Fprintf(w, "id: %s\nkey: %s\nexpires: %s\n", created.GetApiKey().GetId(), created.GetKey(), stamp(created.GetApiKey().GetExpireTime()))
+				fmt.Fprintf(w, "id: %s\nkey: %s\nexpires: %s\n", created.GetApiKey().GetId(), created.GetKey(), admincli.Stamp(created.GetApiKey().GetExpireTime()))
 				fmt.Fprintln(cmd.ErrOrStderr(), "Store the key now: it is not kept and cannot be shown again.")
 				return nil
 			})
@@ -91,13 +90,13 @@ chit api-key create ci --scope reports:read.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return call(cmd, func(ctx context.Context, auth authv1.AuthServiceClient) (proto.Message, error) {
-				items, err := everyPage(func(token string) ([]*authv1.ApiKey, string, error) {
+				items, err := admincli.EveryPage(func(token string) ([]*authv1.ApiKey, string, error) {
 					page, err := auth.ListApiKeys(ctx, &authv1.ListApiKeysRequest{PageToken: token})
 					return page.GetApiKeys(), page.GetNextPageToken(), err
 				})
 				return &authv1.ListApiKeysResponse{ApiKeys: items}, err
 			}, func(w io.Writer, answer proto.Message) error {
-				return printAPIKeys(w, answer.(*authv1.ListApiKeysResponse).GetApiKeys())
+				return admincli.PrintAPIKeys(w, answer.(*authv1.ListApiKeysResponse).GetApiKeys())
 			})
 		},
 	}
@@ -117,41 +116,4 @@ chit api-key create ci --scope reports:read.`,
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
-}
-
-// apiKeyCommand is `chit admin api-key`: anyone's API keys.
-func (a *adminCLI) apiKeyCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "api-key", Short: "See and revoke the API keys of any person or service account"}
-	list := &cobra.Command{Use: "list SUBJECT", Short: "List a subject's API keys (every page)", Args: cobra.ExactArgs(1)}
-	list.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-			items, err := everyPage(func(token string) ([]*authv1.ApiKey, string, error) {
-				page, err := admin.ListApiKeys(ctx, &adminv1.ListApiKeysRequest{Subject: args[0], PageToken: token})
-				return page.GetApiKeys(), page.GetNextPageToken(), err
-			})
-			return &adminv1.ListApiKeysResponse{ApiKeys: items}, err
-		}, func(w io.Writer, answer proto.Message) error {
-			return printAPIKeys(w, answer.(*adminv1.ListApiKeysResponse).GetApiKeys())
-		})(cmd, args)
-	}
-	revoke := &cobra.Command{Use: "revoke [--] ID", Short: "Revoke an API key; the tokens it gave stop working", Args: cobra.ExactArgs(1)}
-	revoke.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.run(func(ctx context.Context, admin adminv1.AdminServiceClient) (proto.Message, error) {
-			return admin.RevokeApiKey(ctx, &adminv1.RevokeApiKeyRequest{Id: args[0]})
-		}, func(w io.Writer, _ proto.Message) error {
-			_, err := fmt.Fprintf(w, "revoked API key %s\n", args[0])
-			return err
-		})(cmd, args)
-	}
-	cmd.AddCommand(list, revoke)
-	return cmd
-}
-
-func printAPIKeys(out io.Writer, keys []*authv1.ApiKey) error {
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tSUBJECT\tSCOPES\tCREATED\tEXPIRES")
-	for _, k := range keys {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetSubject(), orNone(k.GetScopes()), stamp(k.GetCreateTime()), stamp(k.GetExpireTime()))
-	}
-	return w.Flush()
 }

@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/chit-auth/chit/internal/admincli"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/storage"
@@ -23,17 +26,26 @@ import (
 	"github.com/chit-auth/chit/internal/storage/sqlite"
 )
 
-// run executes chitd in-process with args and stdin, returning its output.
+// run executes chitd in-process with args and stdin, returning its output
+// (standard output and error).
 func run(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := runApart(t, stdin, args...)
+	return out, err
+}
+
+// runApart executes chitd in-process with args and stdin, returning its
+// output (standard output and error) and its standard output alone.
+func runApart(t *testing.T, stdin string, args ...string) (all, stdout string, err error) {
+	t.Helper()
 	cmd := newRootCommand()
-	var out bytes.Buffer
+	var out, standard bytes.Buffer
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetOut(&out)
+	cmd.SetOut(io.MultiWriter(&out, &standard))
 	cmd.SetErr(&out)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), standard.String(), err
 }
 
 // Cheap hashing keeps the test fast; the commands' logic is the same.
@@ -300,7 +312,7 @@ func TestKeysCommands(t *testing.T) {
 	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
 	dir, keyFile := storeWithKeys(t, sealer)
 
-	out, err := run(t, "", "keys", "list", "--data-dir", dir)
+	_, out, err := runApart(t, "", "keys", "list", "--data-dir", dir)
 	if err != nil || strings.Count(out, "ES256") != 2 || !strings.Contains(out, "active") || !strings.Contains(out, "next") || !strings.Contains(out, "true") {
 		t.Fatalf("keys list: %q, %v", out, err)
 	}
@@ -313,7 +325,7 @@ func TestKeysCommands(t *testing.T) {
 	if _, err := run(t, "", "keys", "rotate", "--force", "--data-dir", dir, "--key-encryption-key-file", keyFile); err != nil {
 		t.Fatalf("forced rotation: %v", err)
 	}
-	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
 	if !strings.Contains(out, "retired") || strings.Count(out, "ES256") != 3 || strings.Contains(out, "false") {
 		t.Fatalf("after rotation: %q", out)
 	}
@@ -423,7 +435,9 @@ func TestKeysEncryptCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "encrypted 2 private keys") {
 		t.Fatalf("keys encrypt: %q, %v", out, err)
 	}
-	out, _ = run(t, "", "keys", "list", "--data-dir", dir)
+	// The table on standard output; the audit line on standard error says
+	// audit=true.
+	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
 	if strings.Contains(out, "false") || strings.Count(out, "true") != 2 {
 		t.Fatalf("after keys encrypt: %q", out)
 	}
@@ -508,5 +522,72 @@ func TestKeysEncryptErasesClearCopiesAStartLeft(t *testing.T) {
 	}
 	if holdsClearKey() {
 		t.Fatal("keys encrypt left a clear key in the database's files")
+	}
+}
+
+// chitd's operator commands are chit admin's: the one tree of the Admin
+// API (admincli), every verb with the same flags, but what chitd adds for
+// its store (LocalOnly: the hashing cost, the new key's algorithm, keys
+// encrypt). cmd/chit checks the same of chit admin.
+func TestOperatorCommandsAreTheAdminTree(t *testing.T) {
+	admin := &cobra.Command{Use: "admin"}
+	admin.AddCommand(admincli.Commands(admincli.Config{Program: "chit admin"})...)
+	want := admincli.Shape(admin)
+	var got []string
+	for _, line := range admincli.Shape(newRootCommand()) {
+		if command := strings.Fields(line)[0]; command != "serve" && command != "migrate" {
+			got = append(got, line)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("chitd's operator commands differ from the Admin API's tree:\n got %q\nwant %q", got, want)
+	}
+	if len(want) < 30 {
+		t.Fatalf("the tree has %d commands: the comparison proves little", len(want))
+	}
+}
+
+// chitd's commands call the Admin API's handlers: get and client
+// rotate-secret, which chitd once lacked, work on the store, and every
+// command writes the handlers' audit line, naming the local operator, on
+// standard error.
+func TestOperatorCommandsGetRotateAndAudit(t *testing.T) {
+	dir := t.TempDir()
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"user", "create", "root", "--password-stdin", "--role", "admin"}, fastHash...), "created user root with role ADMIN"},
+		{[]string{"user", "get", "root"}, "ADMIN"},
+		{[]string{"client", "create", "dashboard", "--redirect-uri", "https://d.example/cb", "--confidential"}, "client_secret: chit_cs_"},
+		{[]string{"client", "get", "dashboard", "-o", "json"}, `"confidential": true`},
+		{[]string{"service", "create", "billing"}, "client_secret: chit_cs_"},
+		{[]string{"service", "get", "billing"}, "billing"},
+	}
+	for _, step := range steps {
+		out, err := run(t, "root's long password\n", append(step.args, "--data-dir", dir)...)
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("chitd %v: %q, %v; want %q", step.args, out, err, step.want)
+		}
+	}
+	_, created, _ := runApart(t, "", "client", "rotate-secret", "dashboard", "--data-dir", dir)
+	out, rotated, err := runApart(t, "", "client", "rotate-secret", "dashboard", "--data-dir", dir)
+	if err != nil || !strings.Contains(rotated, "client_secret: chit_cs_") || rotated == created {
+		t.Fatalf("client rotate-secret: %q, %v", out, err)
+	}
+	if !strings.Contains(out, "msg=audit") || !strings.Contains(out, "actor=local-operator") || !strings.Contains(out, "action=RotateClientSecret") ||
+		!strings.Contains(out, "target=dashboard") || !strings.Contains(out, "outcome=OK") || !strings.Contains(out, "transport=local") {
+		t.Fatalf("client rotate-secret wrote no audit line of the local operator: %q", out)
+	}
+	if line := strings.SplitN(strings.SplitN(out, "msg=audit", 2)[1], "\n", 2)[0]; strings.Contains(line, "chit_cs_") {
+		t.Fatalf("the audit line holds the secret: %q", out)
+	}
+	out, err = run(t, "", "client", "rotate-secret", "nobody", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "not found") || !strings.Contains(out, "outcome=NotFound") {
+		t.Fatalf("client rotate-secret of a missing client: %q, %v; want NotFound, audited", out, err)
+	}
+	t.Setenv("CHIT_LOG_FORMAT", "json")
+	if out, err := run(t, "", "user", "list", "--data-dir", dir); err != nil || !strings.Contains(out, `"action":"ListUsers"`) {
+		t.Fatalf("user list with CHIT_LOG_FORMAT=json: %q, %v; want a JSON audit line", out, err)
 	}
 }

@@ -58,8 +58,8 @@ const (
 // sign in through, the resource providers, the server's signing keys and
 // the logins (refresh-token families) people and clients hold. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
-// audit line. The `chitd` commands that open the store directly perform the
-// same operations through the same core functions.
+// audit line. The `chitd` commands that open the store call these same
+// handlers in their own process, as the local operator.
 //
 // Lists answer in a stable order (by name) and paginate as AIP-158 says:
 // `page_size` (default 50, at most 1000) and the `next_page_token` of the
@@ -446,8 +446,8 @@ func (c *adminServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyR
 // sign in through, the resource providers, the server's signing keys and
 // the logins (refresh-token families) people and clients hold. Only callers
 // whose access token has the ADMIN role may call it; every call writes one
-// audit line. The `chitd` commands that open the store directly perform the
-// same operations through the same core functions.
+// audit line. The `chitd` commands that open the store call these same
+// handlers in their own process, as the local operator.
 //
 // Lists answer in a stable order (by name) and paginate as AIP-158 says:
 // `page_size` (default 50, at most 1000) and the `next_page_token` of the

@@ -1,0 +1,310 @@
+package admincli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	"github.com/chit-auth/chit/internal/envflag"
+	"github.com/chit-auth/chit/internal/secretin"
+)
+
+// grantFlags are what an operator grants a principal: repeatable --scope,
+// --default-scope and (for service accounts and clients) --audience. No
+// environment variable sets them: CHIT_AUDIENCE is the server's own
+// audience, and a grant taken from the environment would be one nobody
+// typed.
+type grantFlags struct {
+	scopes, defaults, audiences []string
+}
+
+func (g *grantFlags) register(cmd *cobra.Command, withAudience bool, defaultScopes ...string) {
+	flags := cmd.Flags()
+	flags.StringArrayVar(&g.scopes, "scope", defaultScopes, "a scope tokens may carry (repeat for more)")
+	flags.StringArrayVar(&g.defaults, "default-scope", nil, "a scope tokens carry when none is asked for (repeat for more; must be allowed)")
+	names := []string{"scope", "default-scope"}
+	if withAudience {
+		flags.StringArrayVar(&g.audiences, "audience", nil, "an audience tokens may be minted for instead of the server's own (RFC 8707; repeat for more)")
+		names = append(names, "audience")
+	}
+	envflag.NoEnv(flags, names...)
+}
+
+// grantsLine says what a principal may now obtain.
+func grantsLine(allowed, defaults, audiences []string) string {
+	text := "scopes: " + OrNone(allowed) + "; defaults: " + OrNone(defaults)
+	if len(audiences) > 0 {
+		text += "; audiences: " + strings.Join(audiences, " ")
+	}
+	return text
+}
+
+func (t *tree) userCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage people who sign in with a password"}
+
+	var passwordStdin bool
+	var role string
+	var createGrants grantFlags
+	create := &cobra.Command{
+		Use:   "create NAME --password-stdin [--role user|admin] [--scope S]... [--default-scope S]...",
+		Short: "Create a user; the password is read from standard input",
+		Long: `Create a user. People may always obtain the OpenID Connect scopes (openid,
+profile, offline_access) through clients that allow them; --scope grants
+more, and --default-scope names what a token carries when none is asked for.`,
+		Example: "  printf '%s' \"$PASSWORD\" |" + t.example("user create alice --password-stdin --scope reports:read --default-scope reports:read"),
+		Args:    cobra.ExactArgs(1),
+	}
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		if !passwordStdin {
+			return errors.New("pass the password on standard input with --password-stdin (it is never taken as an argument, which other users could see)")
+		}
+		password, err := secretin.ReadLine(cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		return run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.User, error) {
+			resp, err := admin.CreateUser(ctx, &adminv1.CreateUserRequest{Name: args[0], Password: password, Role: strings.ToUpper(role),
+				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults})
+			return resp.GetUser(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, user *adminv1.User) error {
+			_, err := fmt.Fprintf(w, "created user %s with role %s (%s)\n", user.GetName(), user.GetRole(), grantsLine(user.GetAllowedScopes(), user.GetDefaultScopes(), nil))
+			return err
+		})(cmd, args)
+	}
+	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	create.Flags().StringVar(&role, "role", "user", "user or admin")
+	createGrants.register(create, false)
+
+	get := getCommand(t, "get NAME", "Show a user", func(ctx context.Context, admin adminv1.AdminServiceClient, name string) (*adminv1.User, error) {
+		resp, err := admin.GetUser(ctx, &adminv1.GetUserRequest{Name: name})
+		return resp.GetUser(), err
+	}, printUsers)
+	list := listCommand(t, "list", "List users by name", cobra.NoArgs,
+		func(ctx context.Context, admin adminv1.AdminServiceClient, _ []string, size int32, token string) ([]*adminv1.User, string, error) {
+			page, err := admin.ListUsers(ctx, &adminv1.ListUsersRequest{PageSize: size, PageToken: token})
+			return page.GetUsers(), page.GetNextPageToken(), err
+		}, func(users []*adminv1.User) *adminv1.ListUsersResponse {
+			return &adminv1.ListUsersResponse{Users: users}
+		}, printUsers)
+
+	setRole := &cobra.Command{
+		Use:   "set-role NAME user|admin",
+		Short: "Change a user's role; their access tokens issued before stop working",
+		Args:  cobra.ExactArgs(2),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.User, error) {
+			resp, err := admin.SetUserRole(ctx, &adminv1.SetUserRoleRequest{Name: args[0], Role: strings.ToUpper(args[1])})
+			return resp.GetUser(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, user *adminv1.User) error {
+			_, err := fmt.Fprintf(w, "user %s now has role %s\n", user.GetName(), user.GetRole())
+			return err
+		}),
+	}
+
+	var grants grantFlags
+	setGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]...",
+		Short:   "Replace the scopes a user may obtain; if any is removed, their access tokens issued before stop working",
+		Example: t.example("user set-grants alice --scope reports:read --scope reports:write --default-scope reports:read"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.User, error) {
+			resp, err := admin.SetUserScopes(ctx, &adminv1.SetUserScopesRequest{Name: args[0], AllowedScopes: grants.scopes, DefaultScopes: grants.defaults})
+			return resp.GetUser(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, user *adminv1.User) error {
+			_, err := fmt.Fprintf(w, "user %s: %s\n", user.GetName(), grantsLine(user.GetAllowedScopes(), user.GetDefaultScopes(), nil))
+			return err
+		}),
+	}
+	grants.register(setGrants, false)
+
+	remove := deleteCommand(t, "user", "delete NAME", "Delete a user: their logins end and their access tokens stop working",
+		func(ctx context.Context, admin adminv1.AdminServiceClient, name string) (proto.Message, error) {
+			return admin.DeleteUser(ctx, &adminv1.DeleteUserRequest{Name: name})
+		})
+	cmd.AddCommand(create, get, list, setRole, setGrants, remove)
+	return cmd
+}
+
+// printSecret prints a secret the server made, once: with the client id on
+// standard output (the secret last, alone on its line) and a reminder on
+// standard error.
+func printSecret(cmd *cobra.Command, w io.Writer, clientID, secret string, previousUntil string) error {
+	fmt.Fprintf(w, "client_id: %s\n", clientID)
+	if previousUntil != "" {
+		fmt.Fprintf(w, "previous secret works until: %s\n", previousUntil)
+	}
+	_, err := fmt.Fprintf(w, "client_secret: %s\n", secret)
+	fmt.Fprintln(cmd.ErrOrStderr(), "Store the secret now: it is not kept and cannot be shown again.")
+	return err
+}
+
+func (t *tree) serviceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage service accounts (client credentials)"}
+	printAccountSecret := func(cmd *cobra.Command, w io.Writer, account *adminv1.ServiceAccount, secret string) error {
+		until := ""
+		if expires := account.GetPreviousSecretExpireTime(); expires != nil {
+			until = Stamp(expires)
+		}
+		return printSecret(cmd, w, account.GetClientId(), secret, until)
+	}
+
+	var createGrants grantFlags
+	create := &cobra.Command{
+		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Create a service account and print its client id and secret once",
+		Long: `Create a service account. Its tokens have the subject service:NAME and carry
+only scopes granted with --scope; --audience lets it ask for tokens minted for
+another service (the audience field of Token, resource on /oauth2/token).`,
+		Example: t.example("service create billing --scope inventory:read --default-scope inventory:read --audience inventory"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateServiceAccountResponse, error) {
+			return admin.CreateServiceAccount(ctx, &adminv1.CreateServiceAccountRequest{ClientId: args[0], AllowedScopes: createGrants.scopes,
+				DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences})
+		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateServiceAccountResponse) error {
+			return printAccountSecret(cmd, w, created.GetServiceAccount(), created.GetClientSecret())
+		}),
+	}
+	createGrants.register(create, true)
+
+	get := getCommand(t, "get NAME", "Show a service account", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.ServiceAccount, error) {
+		resp, err := admin.GetServiceAccount(ctx, &adminv1.GetServiceAccountRequest{ClientId: id})
+		return resp.GetServiceAccount(), err
+	}, printServiceAccounts)
+	list := listCommand(t, "list", "List service accounts by client id", cobra.NoArgs,
+		func(ctx context.Context, admin adminv1.AdminServiceClient, _ []string, size int32, token string) ([]*adminv1.ServiceAccount, string, error) {
+			page, err := admin.ListServiceAccounts(ctx, &adminv1.ListServiceAccountsRequest{PageSize: size, PageToken: token})
+			return page.GetServiceAccounts(), page.GetNextPageToken(), err
+		}, func(all []*adminv1.ServiceAccount) *adminv1.ListServiceAccountsResponse {
+			return &adminv1.ListServiceAccountsResponse{ServiceAccounts: all}
+		}, printServiceAccounts)
+
+	var grants grantFlags
+	setGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short:   "Replace what a service account may obtain; if anything is removed, its access tokens issued before stop working",
+		Example: t.example("service set-grants billing --scope inventory:read --audience inventory"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.ServiceAccount, error) {
+			resp, err := admin.SetServiceAccountGrants(ctx, &adminv1.SetServiceAccountGrantsRequest{ClientId: args[0], AllowedScopes: grants.scopes,
+				DefaultScopes: grants.defaults, AllowedAudiences: grants.audiences})
+			return resp.GetServiceAccount(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, account *adminv1.ServiceAccount) error {
+			_, err := fmt.Fprintf(w, "service %s: %s\n", account.GetClientId(), grantsLine(account.GetAllowedScopes(), account.GetDefaultScopes(), account.GetAllowedAudiences()))
+			return err
+		}),
+	}
+	grants.register(setGrants, true)
+
+	var overlap time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME [--overlap DURATION]",
+		Short: "Give a service account a new secret and print it once",
+		Long: `Give a service account a new secret. The secret it replaces keeps working for
+--overlap (default none: it stops at once, as after a leak), so the services
+that use it can move to the new one without a gap; at most 168h.`,
+		Example: t.example("service rotate-secret billing --overlap 1h"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.RotateServiceAccountSecretResponse, error) {
+			return admin.RotateServiceAccountSecret(ctx, &adminv1.RotateServiceAccountSecretRequest{ClientId: args[0], Overlap: durationpb.New(overlap)})
+		}, func(cmd *cobra.Command, w io.Writer, _ []string, rotated *adminv1.RotateServiceAccountSecretResponse) error {
+			return printAccountSecret(cmd, w, rotated.GetServiceAccount(), rotated.GetClientSecret())
+		}),
+	}
+	rotate.Flags().DurationVar(&overlap, "overlap", 0, "how long the replaced secret keeps working")
+
+	remove := deleteCommand(t, "service", "delete NAME", "Delete a service account; its secrets stop working",
+		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
+			return admin.DeleteServiceAccount(ctx, &adminv1.DeleteServiceAccountRequest{ClientId: id})
+		})
+	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	return cmd
+}
+
+func (t *tree) clientCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients of the sign-in page and /oauth2/token"}
+
+	var redirectURIs []string
+	var confidential bool
+	var createGrants grantFlags
+	create := &cobra.Command{
+		Use:   "create NAME --redirect-uri URI... [--confidential] [--scope S]... [--default-scope S]... [--audience A]...",
+		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
+		Long: `Register an OAuth client. A public client (the default: browser and native apps)
+has no secret and must use PKCE; a --confidential client gets a secret, printed
+once, and authenticates with client_secret_basic or client_secret_post. What a
+person obtains through a client is within both the person's and the client's
+scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
+		Example: t.example("client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateClientResponse, error) {
+			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
+				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences})
+		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
+			if created.GetClientSecret() == "" {
+				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
+				return err
+			}
+			return printSecret(cmd, w, created.GetClient().GetClientId(), created.GetClientSecret(), "")
+		}),
+	}
+	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
+	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app): print one")
+	// People sign in through a client for the OpenID Connect scopes
+	// (accounts.PersonScopes) unless told otherwise.
+	createGrants.register(create, true, "openid", "profile", "offline_access")
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential")
+
+	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
+		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
+		return resp.GetClient(), err
+	}, printClients)
+	list := listCommand(t, "list", "List registered clients by client id", cobra.NoArgs,
+		func(ctx context.Context, admin adminv1.AdminServiceClient, _ []string, size int32, token string) ([]*adminv1.Client, string, error) {
+			page, err := admin.ListClients(ctx, &adminv1.ListClientsRequest{PageSize: size, PageToken: token})
+			return page.GetClients(), page.GetNextPageToken(), err
+		}, func(all []*adminv1.Client) *adminv1.ListClientsResponse {
+			return &adminv1.ListClientsResponse{Clients: all}
+		}, printClients)
+
+	var grants grantFlags
+	setGrants := &cobra.Command{
+		Use:     "set-grants NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Short:   "Replace what may be obtained through a client; if anything is removed, tokens issued through it before stop working",
+		Example: t.example("client set-grants dashboard --scope openid --scope reports:read"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
+			resp, err := admin.SetClientGrants(ctx, &adminv1.SetClientGrantsRequest{ClientId: args[0], AllowedScopes: grants.scopes,
+				DefaultScopes: grants.defaults, AllowedAudiences: grants.audiences})
+			return resp.GetClient(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
+			_, err := fmt.Fprintf(w, "client %s: %s\n", client.GetClientId(), grantsLine(client.GetAllowedScopes(), client.GetDefaultScopes(), client.GetAllowedAudiences()))
+			return err
+		}),
+	}
+	grants.register(setGrants, true)
+
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME",
+		Short: "Give a confidential client a new secret and print it once; the old one stops at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.RotateClientSecretResponse, error) {
+			return admin.RotateClientSecret(ctx, &adminv1.RotateClientSecretRequest{ClientId: args[0]})
+		}, func(cmd *cobra.Command, w io.Writer, _ []string, rotated *adminv1.RotateClientSecretResponse) error {
+			return printSecret(cmd, w, rotated.GetClient().GetClientId(), rotated.GetClientSecret(), "")
+		}),
+	}
+
+	remove := deleteCommand(t, "client", "delete NAME", "Delete a client; its sign-ins, refresh tokens and access tokens stop working",
+		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
+			return admin.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: id})
+		})
+	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	return cmd
+}
