@@ -52,9 +52,10 @@ func ConfigErrors(err error) []*ConfigError {
 
 // Validate is the one set of rules a Config must meet: it reports every
 // field the server cannot run with at once, each as a *ConfigError. New
-// calls it first; chitd calls it too, naming its flags, and adds only its
-// stricter policy (https issuers, minimum hashing costs, bounds on
-// lifetimes...).
+// calls it first; chitd calls it too, naming its flags instead of the
+// fields, and adds only rules of its own: limits stricter than these (https
+// issuers, minimum hashing costs, bounds on lifetimes) and rules on flags
+// Config does not have.
 func (cfg Config) Validate() error {
 	var problems []error
 	fail := func(field, format string, args ...any) {
