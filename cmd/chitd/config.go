@@ -271,9 +271,8 @@ func flagProblem(e *server.ConfigError) string {
 // validate returns every problem with the flags at once, so an operator
 // fixes them in one go: those server.Config.Validate finds in the
 // configuration the flags make (the one set of rules the server has), and
-// chitd's own stricter limits (checks). Where one of chitd's limits refuses
-// a flag, Validate's words on the same flag are left out: they would say
-// less.
+// chitd's own (checks). Where one of chitd's stricter limits refuses a
+// flag, Validate's words on the same flag are left out: they would say less.
 func (f *serveFlags) validate(h *hashFlags) error {
 	var problems []string
 	refused := map[string]bool{}
