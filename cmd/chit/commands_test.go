@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,32 @@ func TestCodeInWords(t *testing.T) {
 		if got := codeInWords(code); got != want {
 			t.Errorf("codeInWords(%v) = %q, want %q", code, got, want)
 		}
+	}
+}
+
+// Boolean flags print as --name in chit's help, as in any cobra program,
+// not as --name[=true|false].
+func TestHelpPrintsBooleanFlagsPlainly(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		bools []string
+	}{
+		{[]string{"--help"}, []string{"-h, --help", "--tls", "--insecure-plaintext"}},
+		{[]string{"admin", "--help"}, []string{"-h, --help", "--tls", "--insecure-plaintext"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err := run(t, nil, time.Now, "", tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out, "[=true|false]") {
+				t.Errorf("help marks boolean flags [=true|false]:\n%s", out)
+			}
+			for _, flag := range tc.bools {
+				if !regexp.MustCompile(`(?m)^ +` + regexp.QuoteMeta(flag) + `  +\S`).MatchString(out) {
+					t.Errorf("help does not list %s as a plain flag:\n%s", flag, out)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -589,5 +590,33 @@ func TestOperatorCommandsGetRotateAndAudit(t *testing.T) {
 	t.Setenv("CHIT_LOG_FORMAT", "json")
 	if out, err := run(t, "", "user", "list", "--data-dir", dir); err != nil || !strings.Contains(out, `"action":"ListUsers"`) {
 		t.Fatalf("user list with CHIT_LOG_FORMAT=json: %q, %v; want a JSON audit line", out, err)
+	}
+}
+
+// Boolean flags print as --name in every command's help, as in any cobra
+// program, not as --name[=true|false].
+func TestHelpPrintsBooleanFlagsPlainly(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		bools []string
+	}{
+		{[]string{"serve", "--help"}, []string{"-h, --help", "--insecure-dev", "--otlp-insecure", "--require-pkce"}},
+		{[]string{"--help"}, []string{"-h, --help"}},
+		{[]string{"keys", "rotate", "--help"}, []string{"--force"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err := run(t, "", tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out, "[=true|false]") {
+				t.Errorf("help marks boolean flags [=true|false]:\n%s", out)
+			}
+			for _, flag := range tc.bools {
+				if !regexp.MustCompile(`(?m)^ +` + regexp.QuoteMeta(flag) + `  +\S`).MatchString(out) {
+					t.Errorf("help does not list %s as a plain flag:\n%s", flag, out)
+				}
+			}
+		})
 	}
 }

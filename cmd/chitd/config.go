@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -221,86 +222,147 @@ const (
 	maxHeaderBytes = 1 << 20
 )
 
-// check is one rule of the configuration.
+// check is one rule of chitd's own: a limit stricter than server.Config.Validate's,
+// or a rule on flags the server's Config does not have.
 type check struct {
+	// narrows is the flag (without its dashes) whose Validate rule this
+	// limit narrows, as --access-token-ttl's 10s to 24h narrows "positive":
+	// Validate's message on that flag is then left out. Empty for a rule of
+	// chitd's own.
+	narrows string
 	failed  bool
 	message string
 }
 
+// configFlags names the flag that sets each server.Config field, so that
+// the problems Validate finds are reported as the flags the operator typed.
+var configFlags = map[string]string{
+	"GRPCAddr": "grpc-addr", "HTTPAddr": "http-addr", "OpsAddr": "ops-addr", "PprofAddr": "pprof-addr",
+	"Tokens.Issuer": "issuer", "Tokens.Audience": "audience",
+	"Tokens.AccessTokenTTL": "access-token-ttl", "Tokens.RefreshTokenTTL": "refresh-token-ttl",
+	"Tokens.RefreshIdleTimeout": "refresh-idle-timeout", "Tokens.ClockSkew": "clock-skew", "Tokens.RefreshGracePeriod": "refresh-grace-period",
+	"SigningAlgorithm": "signing-algorithm", "Orchestrators": "orchestrators",
+	"Providers.AccessTokenTTL": "provider-token-ttl", "Providers.ClaimTTL": "provider-claim-ttl", "Providers.KeyPoolSize": "provider-key-pool",
+	"ServiceAccountCacheTTL": "service-account-cache", "RequestTimeout": "request-timeout", "ShutdownTimeout": "shutdown-timeout",
+	"KeyRotationPeriod": "key-rotation-period", "KeyCheckInterval": "key-check-interval",
+	"GRPCConnections.MaxAge": "grpc-max-connection-age", "GRPCConnections.MaxAgeGrace": "grpc-max-connection-age-grace",
+	"GRPCConnections.MinPingInterval": "grpc-min-ping-interval", "MaxHeaderBytes": "max-header-bytes",
+	"MaxConcurrentHashes": "max-concurrent-hashes", "HashQueueTimeout": "hash-queue-timeout",
+}
+
+// flagName is "--flag" for the flag that sets a server.Config field; a
+// field no flag sets keeps its name in Config.
+func flagName(field string) string {
+	if flag, ok := configFlags[field]; ok {
+		return "--" + flag
+	}
+	return "server.Config." + field
+}
+
+// flagProblem says a problem Validate found in terms of flags.
+func flagProblem(e *server.ConfigError) string {
+	message := flagName(e.Field) + " " + e.Problem
+	if e.Than != "" {
+		message += " " + flagName(e.Than)
+	}
+	return message
+}
+
 // validate returns every problem with the flags at once, so an operator
-// fixes them in one go.
+// fixes them in one go: those server.Config.Validate finds in the
+// configuration the flags make (the one set of rules the server has), and
+// chitd's own (checks). Where one of chitd's stricter limits refuses a
+// flag, Validate's words on the same flag are left out: they would say less.
 func (f *serveFlags) validate(h *hashFlags) error {
-	issuer, issuerErr := url.Parse(f.issuer)
-	httpIssuer := issuerErr == nil && issuer.Scheme == "http"
-	_, algErr := keys.ParseAlgorithm(f.signingAlgorithm)
-	checks := []check{
-		{!validAddr(f.grpcAddr), fmt.Sprintf("--grpc-addr %q is not host:port", f.grpcAddr)},
-		{!validAddr(f.httpAddr), fmt.Sprintf("--http-addr %q is not host:port", f.httpAddr)},
-		{f.grpcAddr == f.httpAddr && !strings.HasSuffix(f.grpcAddr, ":0"), "--grpc-addr and --http-addr must differ"},
-		{issuerErr != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http"),
-			fmt.Sprintf("--issuer %q must be an absolute http(s) URL", f.issuer)},
-		{issuerErr == nil && strings.ContainsAny(f.issuer, "?#"), "--issuer must not have a query or fragment, an empty one included"},
-		{httpIssuer && !f.insecureDev, fmt.Sprintf("--issuer %q must be https; pass --insecure-dev for local development over http", f.issuer)},
-		{(f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
-		{f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
-		{f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
-		{f.grpcConnections.MaxAge < time.Minute, "--grpc-max-connection-age must be at least 1m"},
-		{f.grpcConnections.MaxAgeGrace < f.requestTimeout, "--grpc-max-connection-age-grace must be at least --request-timeout, so calls in flight can finish"},
-		{f.grpcConnections.MaxConcurrentStreams < 1, "--grpc-max-concurrent-streams must be at least 1"},
-		{f.grpcConnections.MinPingInterval < time.Second, "--grpc-min-ping-interval must be at least 1s"},
-		{f.maxHeaderBytes < minHeaderBytes || f.maxHeaderBytes > maxHeaderBytes,
-			fmt.Sprintf("--max-header-bytes must be between %d (16 KiB) and %d (1 MiB)", minHeaderBytes, maxHeaderBytes)},
-		{f.pprofAddr != "" && !validAddr(f.pprofAddr), fmt.Sprintf("--pprof-addr %q is not host:port", f.pprofAddr)},
-		{f.opsAddr != "" && !validAddr(f.opsAddr), fmt.Sprintf("--ops-addr %q is not host:port", f.opsAddr)},
-		{f.opsAddr != "" && (f.opsAddr == f.httpAddr || f.opsAddr == f.grpcAddr) && !strings.HasSuffix(f.opsAddr, ":0"), "--ops-addr must differ from --http-addr and --grpc-addr"},
-		{f.otlpEndpoint != "" && !validAddr(f.otlpEndpoint), fmt.Sprintf("--otlp-endpoint %q is not host:port", f.otlpEndpoint)},
-		{f.audience == "", "--audience must not be empty"},
-		{f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
-		{f.refreshTokenTTL <= f.accessTokenTTL, "--refresh-token-ttl must be longer than --access-token-ttl"},
-		{f.clockSkew < 0 || f.clockSkew > 5*time.Minute, "--clock-skew must be between 0 and 5m"},
-		{f.refreshGrace < 0 || f.refreshGrace > time.Minute, "--refresh-grace-period must be between 0s and 1m"},
-		{f.refreshIdle < time.Minute || f.refreshIdle > f.refreshTokenTTL, "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
-		{algErr != nil, fmt.Sprintf("--signing-algorithm %q: use ES256, EdDSA or RS256", f.signingAlgorithm)},
-		{f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
-		{f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
-		{f.keyCheck < time.Second || f.keyCheck > 4*time.Minute, "--key-check-interval must be between 1s and 4m (under the 5-minute JWKS cache time)"},
-		{parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
-		{f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
-		{f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
-		{f.providerKeyPool < 0 || f.providerKeyPool > 10000, "--provider-key-pool must be between 0 and 10000"},
-		{f.serviceAccountCacheTTL < 0 || f.serviceAccountCacheTTL > time.Minute, "--service-account-cache must be between 0s and 1m"},
-		{f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
-	}
-	if _, err := clientaddr.NewResolver(f.trustedProxies); err != nil {
-		checks = append(checks, check{true, "--trusted-proxies: " + err.Error()})
-	}
-	for _, name := range f.orchestrators {
-		checks = append(checks, check{accounts.ValidateName("service", name) != nil, fmt.Sprintf("--orchestrators: %q is not a service name", name)})
-	}
-	checks = append(checks, h.checks()...)
-	// A sign-in waits for a hashing slot within its call's time: a queue
-	// timeout as long as the call's could never end a wait.
-	checks = append(checks, check{h.queueTimeout >= f.requestTimeout, "--hash-queue-timeout must be shorter than --request-timeout"})
 	var problems []string
-	for _, c := range checks {
+	refused := map[string]bool{}
+	for _, c := range f.checks(h) {
 		if c.failed {
 			problems = append(problems, c.message)
+			if c.narrows != "" {
+				refused[c.narrows] = true
+			}
 		}
 	}
+	var libraryProblems []string
+	for _, e := range server.ConfigErrors(f.serverConfig(h, nil).Validate()) {
+		if !refused[configFlags[e.Field]] {
+			libraryProblems = append(libraryProblems, flagProblem(e))
+		}
+	}
+	problems = append(libraryProblems, problems...)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
 }
 
-func (h *hashFlags) checks() []check {
-	return []check{
-		{h.memoryKiB < 8*1024, "--argon2-memory must be at least 8192 KiB"},
-		{h.iterations < 1, "--argon2-iterations must be at least 1"},
-		{h.parallelism < 1, "--argon2-parallelism must be at least 1"},
-		{h.maxConcurrent < 1, "--max-concurrent-hashes must be at least 1"},
-		{h.queueTimeout <= 0, "--hash-queue-timeout must be positive"},
+// checks are chitd's own rules for serve: the flags the server's Config does
+// not have (TLS files, logging, tracing, proxies), how flags go together, and
+// limits stricter than Validate's (an https issuer, at least a second for a
+// call, lifetimes within sane bounds). Everything Validate checks, it alone
+// checks: host:port addresses, the issuer's form, the audience, the order of
+// the lifetimes, the signing algorithm, orchestrator names, negative
+// durations, the hashing queue against the request timeout.
+func (f *serveFlags) checks(h *hashFlags) []check {
+	issuer, issuerErr := url.Parse(f.issuer)
+	httpIssuer := issuerErr == nil && issuer.Scheme == "http"
+	checks := []check{
+		{"", f.grpcAddr == f.httpAddr && !strings.HasSuffix(f.grpcAddr, ":0"), "--grpc-addr and --http-addr must differ"},
+		{"", httpIssuer && !f.insecureDev, fmt.Sprintf("--issuer %q must be https; pass --insecure-dev for local development over http", f.issuer)},
+		{"", (f.tlsCert == "") != (f.tlsKey == ""), "--tls-cert and --tls-key go together"},
+		{"", f.tlsClientCA != "" && f.tlsCert == "", "--tls-client-ca needs --tls-cert and --tls-key"},
+		{"request-timeout", f.requestTimeout < time.Second, "--request-timeout must be at least 1s"},
+		{"grpc-max-connection-age", f.grpcConnections.MaxAge < time.Minute, "--grpc-max-connection-age must be at least 1m"},
+		{"grpc-max-connection-age-grace", f.grpcConnections.MaxAgeGrace < f.requestTimeout, "--grpc-max-connection-age-grace must be at least --request-timeout, so calls in flight can finish"},
+		// The server takes 0 for its default; a flag set to 0 is a mistake.
+		{"", f.grpcConnections.MaxConcurrentStreams < 1, "--grpc-max-concurrent-streams must be at least 1"},
+		{"grpc-min-ping-interval", f.grpcConnections.MinPingInterval < time.Second, "--grpc-min-ping-interval must be at least 1s"},
+		{"max-header-bytes", f.maxHeaderBytes < minHeaderBytes || f.maxHeaderBytes > maxHeaderBytes,
+			fmt.Sprintf("--max-header-bytes must be between %d (16 KiB) and %d (1 MiB)", minHeaderBytes, maxHeaderBytes)},
+		{"", f.opsAddr != "" && (f.opsAddr == f.httpAddr || f.opsAddr == f.grpcAddr) && !strings.HasSuffix(f.opsAddr, ":0"), "--ops-addr must differ from --http-addr and --grpc-addr"},
+		{"", f.otlpEndpoint != "" && !validAddr(f.otlpEndpoint), fmt.Sprintf("--otlp-endpoint %q is not host:port", f.otlpEndpoint)},
+		{"access-token-ttl", f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
+		// Validate refuses the negative values of these four.
+		{"clock-skew", f.clockSkew > 5*time.Minute, "--clock-skew must be between 0 and 5m"},
+		{"refresh-grace-period", f.refreshGrace > time.Minute, "--refresh-grace-period must be between 0s and 1m"},
+		{"service-account-cache", f.serviceAccountCacheTTL > time.Minute, "--service-account-cache must be between 0s and 1m"},
+		{"provider-key-pool", f.providerKeyPool > 10000, "--provider-key-pool must be between 0 and 10000"},
+		// Validate refuses one past --refresh-token-ttl.
+		{"refresh-idle-timeout", f.refreshIdle < time.Minute, "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
+		// The server takes 0 for its default; a flag set to 0 is a mistake.
+		{"shutdown-timeout", f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
+		{"key-rotation-period", f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
+		{"key-check-interval", f.keyCheck < time.Second || f.keyCheck > 4*time.Minute, "--key-check-interval must be between 1s and 4m (under the 5-minute JWKS cache time)"},
+		{"", parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
+		{"", f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
+		{"provider-claim-ttl", f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
+		{"provider-token-ttl", f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
 	}
+	if _, err := clientaddr.NewResolver(f.trustedProxies); err != nil {
+		checks = append(checks, check{"", true, "--trusted-proxies: " + err.Error()})
+	}
+	return append(checks, h.costChecks()...)
+}
+
+// costChecks are chitd's floor on the argon2id cost, above what
+// passwords.NewHasher accepts.
+func (h *hashFlags) costChecks() []check {
+	return []check{
+		{"", h.memoryKiB < 8*1024, "--argon2-memory must be at least 8192 KiB"},
+		{"", h.iterations < 1, "--argon2-iterations must be at least 1"},
+		{"", h.parallelism < 1, "--argon2-parallelism must be at least 1"},
+	}
+}
+
+// checks are the hashing rules of the operator commands, which hash
+// passwords without a server (and so without server.Config.Validate, which
+// checks the last two for serve).
+func (h *hashFlags) checks() []check {
+	return append(h.costChecks(),
+		check{"", h.maxConcurrent < 1, "--max-concurrent-hashes must be at least 1"},
+		check{"", h.queueTimeout <= 0, "--hash-queue-timeout must be positive"},
+	)
 }
 
 func validAddr(addr string) bool {
@@ -325,7 +387,11 @@ func (f *serveFlags) logger() *slog.Logger {
 }
 
 func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Config {
-	alg, _ := keys.ParseAlgorithm(f.signingAlgorithm)
+	alg, err := keys.ParseAlgorithm(f.signingAlgorithm)
+	if err != nil {
+		// Validate refuses it, naming the operator's value.
+		alg = jwa.SignatureAlgorithm(f.signingAlgorithm)
+	}
 	return server.Config{
 		GRPCAddr: f.grpcAddr,
 		HTTPAddr: f.httpAddr,

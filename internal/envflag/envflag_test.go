@@ -1,6 +1,8 @@
 package envflag
 
 import (
+	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +56,43 @@ func TestAnnotate(t *testing.T) {
 	}
 	if got := sub.Flags().Lookup("grpc-addr").Usage; got != "gRPC address (env CHIT_GRPC_ADDR)" {
 		t.Errorf("usage %q", got)
+	}
+}
+
+// Help prints a boolean flag as --name, as cobra programs do, and parsing
+// still takes the flag with or without a value.
+func TestAnnotatePrintsBooleanFlagsPlainly(t *testing.T) {
+	var insecure, pkce bool
+	root := &cobra.Command{Use: "chitd", RunE: func(*cobra.Command, []string) error { return nil }}
+	root.PersistentFlags().BoolVar(&insecure, "insecure-dev", false, "allow http")
+	sub := &cobra.Command{Use: "serve", RunE: func(*cobra.Command, []string) error { return nil }}
+	sub.Flags().BoolVar(&pkce, "require-pkce", true, "require PKCE")
+	sub.Flags().String("grpc-addr", "localhost:9090", "gRPC address")
+	root.AddCommand(sub)
+	Annotate(root, "CHIT")
+
+	var help bytes.Buffer
+	root.SetOut(&help)
+	root.SetArgs([]string{"serve", "--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^  -h, --help +help for serve$`),
+		regexp.MustCompile(`(?m)^      --require-pkce +require PKCE \(env CHIT_REQUIRE_PKCE\) \(default true\)$`),
+		regexp.MustCompile(`(?m)^      --grpc-addr string +gRPC address \(env CHIT_GRPC_ADDR\) \(default "localhost:9090"\)$`),
+		regexp.MustCompile(`(?m)^Global Flags:\n      --insecure-dev +allow http \(env CHIT_INSECURE_DEV\)$`),
+	} {
+		if !want.MatchString(help.String()) {
+			t.Errorf("help does not match %s:\n%s", want, help.String())
+		}
+	}
+	if strings.Contains(help.String(), "[=") {
+		t.Errorf("help marks a flag's optional value:\n%s", help.String())
+	}
+
+	root.SetArgs([]string{"serve", "--insecure-dev", "--require-pkce=false"})
+	if err := root.Execute(); err != nil || !insecure || pkce {
+		t.Fatalf("parsing --insecure-dev --require-pkce=false: %v, insecure-dev %v, require-pkce %v", err, insecure, pkce)
 	}
 }

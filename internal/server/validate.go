@@ -12,22 +12,65 @@ import (
 	"github.com/chit-auth/chit/internal/keys"
 )
 
-// Validate reports every field of cfg the server cannot run with, each
-// error naming its field. New calls it first; chitd also checks its own
-// policy (https issuers, minimum hashing costs, ...) and names its flags.
+// ConfigError is one field of a Config the server cannot run with. Field and
+// Than are paths in Config ("Tokens.Issuer"), so that a program filling
+// Config from flags can name its flags instead (cmd/chitd does).
+type ConfigError struct {
+	Field string
+	// Problem says what is wrong with the field's value.
+	Problem string
+	// Than, when set, is the field the value was compared with: Problem
+	// then ends with the comparison ("must be longer than").
+	Than string
+}
+
+func (e *ConfigError) Error() string {
+	message := "server.Config." + e.Field + " " + e.Problem
+	if e.Than != "" {
+		message += " " + e.Than
+	}
+	return message
+}
+
+// ConfigErrors lists the *ConfigError values in err (Validate's answer, or
+// New's, which wraps it).
+func ConfigErrors(err error) []*ConfigError {
+	switch e := err.(type) {
+	case *ConfigError:
+		return []*ConfigError{e}
+	case interface{ Unwrap() []error }:
+		var found []*ConfigError
+		for _, inner := range e.Unwrap() {
+			found = append(found, ConfigErrors(inner)...)
+		}
+		return found
+	case interface{ Unwrap() error }:
+		return ConfigErrors(e.Unwrap())
+	}
+	return nil
+}
+
+// Validate is the one set of rules a Config must meet: it reports every
+// field the server cannot run with at once, each as a *ConfigError. New
+// calls it first; chitd calls it too, naming its flags instead of the
+// fields, and adds only rules of its own: limits stricter than these (https
+// issuers, minimum hashing costs, bounds on lifetimes) and rules on flags
+// Config does not have.
 func (cfg Config) Validate() error {
 	var problems []error
 	fail := func(field, format string, args ...any) {
-		problems = append(problems, fmt.Errorf("server.Config.%s "+format, append([]any{field}, args...)...))
+		problems = append(problems, &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
-	for field, addr := range map[string]string{"GRPCAddr": cfg.GRPCAddr, "HTTPAddr": cfg.HTTPAddr} {
-		if !isHostPort(addr) {
-			fail(field, "%q is not host:port", addr)
-		}
+	failThan := func(field, problem, than string) {
+		problems = append(problems, &ConfigError{Field: field, Problem: problem, Than: than})
 	}
-	for field, addr := range map[string]string{"OpsAddr": cfg.OpsAddr, "PprofAddr": cfg.PprofAddr} {
-		if addr != "" && !isHostPort(addr) {
-			fail(field, "%q is not host:port", addr)
+	// Slices, not maps, keep the problems in the same order every time.
+	for _, a := range []struct {
+		field, addr string
+		optional    bool
+	}{{"GRPCAddr", cfg.GRPCAddr, false}, {"HTTPAddr", cfg.HTTPAddr, false}, {"OpsAddr", cfg.OpsAddr, true}, {"PprofAddr", cfg.PprofAddr, true}} {
+		if !(a.optional && a.addr == "") && !isHostPort(a.addr) {
+			fail(a.field, "%q is not host:port", a.addr)
 		}
 	}
 	if issuer, err := url.Parse(cfg.Tokens.Issuer); err != nil || issuer.Host == "" || (issuer.Scheme != "https" && issuer.Scheme != "http") ||
@@ -43,21 +86,24 @@ func (cfg Config) Validate() error {
 	case t.AccessTokenTTL <= 0:
 		fail("Tokens.AccessTokenTTL", "must be positive")
 	case t.RefreshTokenTTL <= t.AccessTokenTTL:
-		fail("Tokens.RefreshTokenTTL", "must be longer than Tokens.AccessTokenTTL")
+		failThan("Tokens.RefreshTokenTTL", "must be longer than", "Tokens.AccessTokenTTL")
 	case t.RefreshIdleTimeout <= 0 || t.RefreshIdleTimeout > t.RefreshTokenTTL:
-		fail("Tokens.RefreshIdleTimeout", "must be positive and at most Tokens.RefreshTokenTTL")
+		failThan("Tokens.RefreshIdleTimeout", "must be positive and at most", "Tokens.RefreshTokenTTL")
 	}
-	for field, value := range map[string]int64{
-		"Tokens.ClockSkew": int64(t.ClockSkew), "Tokens.RefreshGracePeriod": int64(t.RefreshGracePeriod),
-		"Tokens.RevocationCacheTTL": int64(t.RevocationCacheTTL), "RequestTimeout": int64(cfg.RequestTimeout),
-		"ShutdownTimeout": int64(cfg.ShutdownTimeout), "KeyRotationPeriod": int64(cfg.KeyRotationPeriod),
-		"KeyCheckInterval": int64(cfg.KeyCheckInterval), "CleanupInterval": int64(cfg.CleanupInterval),
-		"ServiceAccountCacheTTL": int64(cfg.ServiceAccountCacheTTL), "Providers.KeyPoolSize": int64(cfg.Providers.KeyPoolSize),
-		"GRPCConnections.MaxAge": int64(cfg.GRPCConnections.MaxAge), "GRPCConnections.MaxAgeGrace": int64(cfg.GRPCConnections.MaxAgeGrace),
-		"GRPCConnections.MinPingInterval": int64(cfg.GRPCConnections.MinPingInterval), "MaxHeaderBytes": int64(cfg.MaxHeaderBytes),
+	for _, v := range []struct {
+		field string
+		value int64
+	}{
+		{"Tokens.ClockSkew", int64(t.ClockSkew)}, {"Tokens.RefreshGracePeriod", int64(t.RefreshGracePeriod)},
+		{"Tokens.RevocationCacheTTL", int64(t.RevocationCacheTTL)}, {"RequestTimeout", int64(cfg.RequestTimeout)},
+		{"ShutdownTimeout", int64(cfg.ShutdownTimeout)}, {"KeyRotationPeriod", int64(cfg.KeyRotationPeriod)},
+		{"KeyCheckInterval", int64(cfg.KeyCheckInterval)}, {"CleanupInterval", int64(cfg.CleanupInterval)},
+		{"ServiceAccountCacheTTL", int64(cfg.ServiceAccountCacheTTL)}, {"Providers.KeyPoolSize", int64(cfg.Providers.KeyPoolSize)},
+		{"GRPCConnections.MaxAge", int64(cfg.GRPCConnections.MaxAge)}, {"GRPCConnections.MaxAgeGrace", int64(cfg.GRPCConnections.MaxAgeGrace)},
+		{"GRPCConnections.MinPingInterval", int64(cfg.GRPCConnections.MinPingInterval)}, {"MaxHeaderBytes", int64(cfg.MaxHeaderBytes)},
 	} {
-		if value < 0 {
-			fail(field, "must not be negative")
+		if v.value < 0 {
+			fail(v.field, "must not be negative")
 		}
 	}
 	if int64(cfg.MaxHeaderBytes) > math.MaxUint32 {
@@ -78,7 +124,9 @@ func (cfg Config) Validate() error {
 	if cfg.HashQueueTimeout <= 0 {
 		fail("HashQueueTimeout", "must be positive")
 	} else if cfg.RequestTimeout > 0 && cfg.HashQueueTimeout >= cfg.RequestTimeout {
-		fail("HashQueueTimeout", "must be shorter than RequestTimeout")
+		// A sign-in waits for a hashing slot within its call's time: a queue
+		// timeout as long as the call's could never end a wait.
+		failThan("HashQueueTimeout", "must be shorter than", "RequestTimeout")
 	}
 	for _, name := range cfg.Orchestrators {
 		if accounts.ValidateName("service", name) != nil {
