@@ -1,7 +1,9 @@
 package admincli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,11 +165,17 @@ func PrintAnswer(w io.Writer, output string, answer proto.Message, print func(io
 	if output != "json" {
 		return print(w, answer)
 	}
-	encoded, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(answer)
+	encoded, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(answer)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(encoded))
+	// protojson varies its whitespace from build to build on purpose;
+	// scripts and people diffing outputs get json.Indent's stable layout.
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, encoded, "", "  "); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, indented.String())
 	return err
 }
 

@@ -175,6 +175,11 @@ func (s *Set) ActiveSince() time.Time {
 
 // ErrNextTooYoung refuses a rotation that would start signing with a key
 // verifiers may not have fetched yet.
+// ErrNoNextKey: a rotation needs the next key that a running server
+// publishes ahead of its use.
+var ErrNoNextKey = errors.New("there is no next signing key to activate; start chitd once to create it")
+
+// ErrNextTooYoung: the next key has not been published long enough.
 var ErrNextTooYoung = errors.New("the next signing key was published too recently; verifiers that cache the key set may not know it yet")
 
 // Rotate makes the next key active, retires the active one and publishes a
@@ -197,7 +202,7 @@ func Rotate(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorit
 		}
 	}
 	if next == nil {
-		return errors.New("there is no next signing key to activate; start chitd once to create it")
+		return ErrNoNextKey
 	}
 	if !force && now.Sub(next.CreatedAt) < minPublished {
 		return ErrNextTooYoung

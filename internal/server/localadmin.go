@@ -5,15 +5,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc"
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	"github.com/chit-auth/chit/internal/accounts"
-	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
@@ -116,18 +113,5 @@ func (k localSigningKeys) List(ctx context.Context) ([]storage.SigningKey, error
 }
 
 func (k localSigningKeys) Rotate(ctx context.Context, force bool) error {
-	err := keys.Rotate(ctx, k.store, k.cfg.SigningAlgorithm, k.cfg.KeySealer, k.cfg.now()(), JWKSCacheTime, force)
-	switch {
-	case errors.Is(err, keys.ErrNextTooYoung):
-		return chiterr.New(chiterr.FailedPrecondition, "%v; wait until it has been published for %s, or pass --force", err, JWKSCacheTime)
-	case errors.Is(err, storage.ErrConflict):
-		return chiterr.New(chiterr.FailedPrecondition, "another rotation happened at the same moment; list the keys and try again if needed")
-	case errors.Is(err, keys.ErrNoEncryptionKey):
-		// The operator's own configuration, which the server's
-		// interceptors would otherwise hide as an internal error.
-		return chiterr.New(chiterr.FailedPrecondition, "%v", err)
-	case err != nil:
-		return fmt.Errorf("rotate the signing keys: %w", err)
-	}
-	return nil
+	return rotateSigningKeys(ctx, k.store, k.cfg, k.cfg.now()(), force)
 }

@@ -122,13 +122,7 @@ func (a signingKeyAdmin) List(ctx context.Context) ([]storage.SigningKey, error)
 
 func (a signingKeyAdmin) Rotate(ctx context.Context, force bool) error {
 	now := a.s.cfg.now()()
-	err := keys.Rotate(ctx, a.s.store, a.s.cfg.SigningAlgorithm, a.s.cfg.KeySealer, now, JWKSCacheTime, force)
-	switch {
-	case errors.Is(err, keys.ErrNextTooYoung):
-		return chiterr.New(chiterr.FailedPrecondition, "%v; wait until it has been published for %s, or pass force", err, JWKSCacheTime)
-	case errors.Is(err, storage.ErrConflict):
-		return chiterr.New(chiterr.FailedPrecondition, "another rotation happened at the same moment; list the keys and try again if needed")
-	case err != nil:
+	if err := rotateSigningKeys(ctx, a.s.store, a.s.cfg, now, force); err != nil {
 		return err
 	}
 	if err := a.s.keys.Reload(ctx); err != nil {
@@ -136,4 +130,24 @@ func (a signingKeyAdmin) Rotate(ctx context.Context, force bool) error {
 	}
 	// The refresh token MAC key follows the signing key's rotations.
 	return a.s.refreshKeys.RotateAfter(ctx, a.s.keys.ActiveSince(), now)
+}
+
+// rotateSigningKeys is the one rotation of the Admin API, on a replica and
+// in chitd's own process: keys.Rotate with the configured algorithm and
+// sealer, its refusals translated into the error vocabulary, because the
+// interceptors would otherwise hide them as internal errors.
+func rotateSigningKeys(ctx context.Context, store storage.Store, cfg Config, now time.Time, force bool) error {
+	err := keys.Rotate(ctx, store, cfg.SigningAlgorithm, cfg.KeySealer, now, JWKSCacheTime, force)
+	switch {
+	case errors.Is(err, keys.ErrNextTooYoung):
+		return chiterr.New(chiterr.FailedPrecondition, "%v; wait until it has been published for %s, or pass force (--force)", err, JWKSCacheTime)
+	case errors.Is(err, storage.ErrConflict):
+		return chiterr.New(chiterr.FailedPrecondition, "another rotation happened at the same moment; list the keys and try again if needed")
+	case errors.Is(err, keys.ErrNoEncryptionKey), errors.Is(err, keys.ErrNoNextKey):
+		// The operator's own configuration or store.
+		return chiterr.New(chiterr.FailedPrecondition, "%v", err)
+	case err != nil:
+		return fmt.Errorf("rotate the signing keys: %w", err)
+	}
+	return nil
 }
