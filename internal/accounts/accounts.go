@@ -626,14 +626,9 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 	// The time and the cache's generation are taken before the read, so an
 	// entry never outlives its ttl counted from when the store was asked.
 	now := d.now()
-	var generation uint64
-	if d.services != nil {
-		var cached cachedServiceAccount
-		var fresh bool
-		cached, fresh, generation = d.services.get(clientID, now)
-		if fresh && secretMatches(cached.account, digest, now) {
-			return servicePrincipal(cached.account, cached.readAt), nil
-		}
+	principal, cached, generation := d.cachedService(clientID, digest, now)
+	if cached {
+		return principal, nil
 	}
 	account, err := d.store.GetServiceAccount(ctx, clientID)
 	switch {
@@ -649,6 +644,20 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 		d.services.put(account, now, generation)
 	}
 	return servicePrincipal(account, now), nil
+}
+
+// cachedService answers a service account's sign-in from the cache when
+// its entry is fresh at now and digest is its secret; otherwise it returns
+// the cache's generation, for the put after reading the store.
+func (d *Directory) cachedService(clientID string, digest []byte, now time.Time) (principal Principal, cached bool, generation uint64) {
+	if d.services == nil {
+		return Principal{}, false, 0
+	}
+	entry, fresh, generation := d.services.get(clientID, now)
+	if fresh && secretMatches(entry.account, digest, now) {
+		return servicePrincipal(entry.account, entry.readAt), true, generation
+	}
+	return Principal{}, false, generation
 }
 
 // secretMatches reports whether digest is account's secret, or the secret

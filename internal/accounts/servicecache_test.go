@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,12 +16,13 @@ import (
 
 // cacheFixture is a server's directory and an operator's (chitd service
 // ...) on one store, a settable clock, and a count of the server's reads
-// of service accounts.
+// of service accounts (and of clients).
 type cacheFixture struct {
 	server, operator *accounts.Directory
 	mu               sync.Mutex
 	now              time.Time
 	reads            atomic.Int32
+	clientReads      atomic.Int32
 	// afterRead, when set, runs once as the server's next read of a service
 	// account returns.
 	afterRead func()
@@ -31,6 +33,9 @@ func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
 	store, hasher := newStoreAndHasher(t)
 	f := &cacheFixture{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	counted := storage.Timed(store, func(operation string, _ time.Duration) {
+		if operation == "GetClient" {
+			f.clientReads.Add(1)
+		}
 		if operation == "GetServiceAccount" {
 			f.reads.Add(1)
 			if hook := f.afterRead; hook != nil {
@@ -234,5 +239,132 @@ func TestServiceCacheDistrustsAClockSetBack(t *testing.T) {
 	f.mustSignIn(t, secret)
 	if n := f.reads.Load(); n != 2 {
 		t.Fatalf("after the clock went back the store was read %d times in all, want 2", n)
+	}
+}
+
+// authenticateClient is the client authentication of /oauth2/introspect,
+// /oauth2/revoke and the token grants, for a service acting as its client.
+func (f *cacheFixture) authenticateClient(clientID, secret string) error {
+	client, err := f.server.AuthenticateClient(context.Background(), clientID, secret)
+	if err == nil && (!client.Service || client.ID != clientID) {
+		return fmt.Errorf("authenticated %+v, want the service %q", client, clientID)
+	}
+	return err
+}
+
+// A service authenticating as a client (introspection with Basic) is
+// answered from the service account cache like its client credentials: no
+// read of the clients, whose answer is that the id is none of theirs.
+func TestServiceClientAuthenticationUsesTheServiceCache(t *testing.T) {
+	f := newCacheFixture(t, time.Second)
+	secret := createBilling(t, f.operator)
+	for range 20 {
+		if err := f.authenticateClient("billing", secret); err != nil {
+			t.Fatal(err)
+		}
+		f.advance(40 * time.Millisecond)
+	}
+	// 20 authentications over 800ms: the first reads both.
+	if services, clients := f.reads.Load(), f.clientReads.Load(); services != 1 || clients != 1 {
+		t.Fatalf("the store was read for %d service accounts and %d clients, want 1 and 1", services, clients)
+	}
+	f.advance(time.Second)
+	if err := f.authenticateClient("billing", secret); err != nil {
+		t.Fatal(err)
+	}
+	if services, clients := f.reads.Load(), f.clientReads.Load(); services != 2 || clients != 2 {
+		t.Fatalf("after the cache time the store was read for %d service accounts and %d clients in all, want 2 and 2", services, clients)
+	}
+}
+
+// Client authentication keeps the service account cache's rules: a wrong
+// secret reads the store; a change made by this directory applies at once,
+// one made elsewhere when the entry expires; an id taken over by a client
+// is the client's after that.
+func TestServiceClientAuthenticationKeepsTheCacheRules(t *testing.T) {
+	ctx := context.Background()
+	refused := func(t *testing.T, f *cacheFixture, secret, what string) {
+		t.Helper()
+		if err := f.authenticateClient("billing", secret); chiterr.KindOf(err) != chiterr.Unauthenticated {
+			t.Fatalf("%s: got %v, want Unauthenticated", what, err)
+		}
+	}
+	accepted := func(t *testing.T, f *cacheFixture, secret, what string) {
+		t.Helper()
+		if err := f.authenticateClient("billing", secret); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, f *cacheFixture, secret string)
+	}{
+		{"a wrong secret reads the store every time", func(t *testing.T, f *cacheFixture, secret string) {
+			for _, wrong := range []string{"chit_cs_guess", secret[:len(secret)-1], secret + "x"} {
+				refused(t, f, wrong, "a wrong secret")
+			}
+			if services, clients := f.reads.Load(), f.clientReads.Load(); services != 4 || clients != 4 {
+				t.Fatalf("the store was read for %d service accounts and %d clients, want 4 and 4: once each per failure", services, clients)
+			}
+		}},
+		{"deleted here, refused at once", func(t *testing.T, f *cacheFixture, secret string) {
+			if err := f.server.DeleteServiceAccount(ctx, "billing"); err != nil {
+				t.Fatal(err)
+			}
+			refused(t, f, secret, "a service deleted by this directory")
+		}},
+		{"rotated here, the old secret refused at once", func(t *testing.T, f *cacheFixture, secret string) {
+			rotated, err := f.server.RotateServiceSecret(ctx, "billing", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused(t, f, secret, "the secret a rotation without overlap replaced")
+			accepted(t, f, rotated, "the rotated secret")
+		}},
+		{"rotated elsewhere, the old secret refused after the cache time", func(t *testing.T, f *cacheFixture, secret string) {
+			rotated, err := f.operator.RotateServiceSecret(ctx, "billing", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			accepted(t, f, rotated, "the rotated secret, at once")
+			f.advance(time.Second)
+			refused(t, f, secret, "the replaced secret after the cache time")
+		}},
+		{"deleted elsewhere, refused after the cache time", func(t *testing.T, f *cacheFixture, secret string) {
+			if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
+				t.Fatal(err)
+			}
+			f.advance(time.Second)
+			refused(t, f, secret, "a service deleted elsewhere, after the cache time")
+		}},
+		{"re-created elsewhere, the new secret works at once", func(t *testing.T, f *cacheFixture, secret string) {
+			if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
+				t.Fatal(err)
+			}
+			accepted(t, f, createBilling(t, f.operator), "the re-created service's secret")
+			refused(t, f, secret, "the old secret once the new one authenticated")
+		}},
+		{"taken over by a client elsewhere, the client's after the cache time", func(t *testing.T, f *cacheFixture, secret string) {
+			if err := f.operator.DeleteServiceAccount(ctx, "billing"); err != nil {
+				t.Fatal(err)
+			}
+			clientSecret, err := f.operator.CreateClient(ctx, "billing", []string{"https://billing.example/cb"}, true, storage.Grants{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.advance(time.Second)
+			refused(t, f, secret, "the deleted service's secret")
+			client, err := f.server.AuthenticateClient(ctx, "billing", clientSecret)
+			if err != nil || client.Service || !client.Confidential {
+				t.Fatalf("the client's secret: %+v, %v; want the confidential client", client, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t, time.Second)
+			secret := createBilling(t, f.operator)
+			accepted(t, f, secret, "the first authentication")
+			tc.run(t, f, secret)
+		})
 	}
 }

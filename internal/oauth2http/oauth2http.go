@@ -334,26 +334,48 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
+	writeJSON(w, http.StatusOK, activeIntrospection(answer))
+}
+
+// introspectionBody is RFC 7662 §2.2's answer for an active token. Its
+// fields are in the order of their names, the order in which a map of
+// them was encoded before: the bytes are the same. A struct rather than a
+// map because building and encoding the map (a hash of eleven entries,
+// then sorting their keys) was a sixth of the server's CPU under
+// introspection load.
+type introspectionBody struct {
+	Active    bool     `json:"active"`
+	Audience  []string `json:"aud"`
+	ClientID  string   `json:"client_id,omitempty"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	Issuer    string   `json:"iss"`
+	ID        string   `json:"jti,omitempty"`
+	Role      string   `json:"role"`
+	Scope     string   `json:"scope,omitempty"`
+	Subject   string   `json:"sub"`
+	TokenType string   `json:"token_type"`
+}
+
+func activeIntrospection(answer tokens.Introspection) introspectionBody {
 	claims := answer.Claims
-	body := map[string]any{
-		"active":     true,
-		"sub":        claims.Subject,
-		"iss":        claims.Issuer,
-		"aud":        claims.Audience,
-		"exp":        claims.ExpiresAt.Unix(),
-		"iat":        claims.IssuedAt.Unix(),
-		"token_type": tokens.TokenType,
-		"role":       string(claims.Role),
+	body := introspectionBody{
+		Active:    true,
+		Audience:  claims.Audience,
+		ClientID:  claims.ClientID,
+		ExpiresAt: claims.ExpiresAt.Unix(),
+		IssuedAt:  claims.IssuedAt.Unix(),
+		Issuer:    claims.Issuer,
+		ID:        claims.ID,
+		Role:      string(claims.Role),
+		Scope:     strings.Join(claims.Scopes, " "),
+		Subject:   claims.Subject,
+		TokenType: tokens.TokenType,
 	}
 	if answer.TokenType == "refresh_token" {
-		body["token_type"] = "refresh_token"
+		body.TokenType = "refresh_token"
 	}
-	for name, value := range map[string]string{"jti": claims.ID, "client_id": claims.ClientID, "scope": strings.Join(claims.Scopes, " ")} {
-		if value != "" {
-			body[name] = value
-		}
-	}
-	writeJSON(w, http.StatusOK, body)
+	return body
 }
 
 // introspectionCaller authenticates the caller of introspection: a service

@@ -103,9 +103,9 @@ func TestScenariosArePairedWithTheirTransportsBaseline(t *testing.T) {
 		return func(context.Context, int) error { baselineCalls[i].Add(1); return nil }
 	}
 	nothing := func(context.Context, int) error { return nil }
-	baselines := map[string]scenario{
-		"grpc": {name: baselineName, transport: "grpc", call: counting(0)},
-		"rest": {name: baselineName, transport: "rest", call: counting(1)},
+	baselines := map[[2]string]scenario{
+		{baselineName, "grpc"}: {name: baselineName, transport: "grpc", call: counting(0)},
+		{baselineName, "rest"}: {name: baselineName, transport: "rest", call: counting(1)},
 	}
 	group := []scenario{{name: checkHot, transport: "grpc", call: nothing}, {name: checkHot, transport: "rest", call: nothing}}
 	results, err := measureGroup(group, baselines, limits{duration: 20 * time.Millisecond, turn: 10 * time.Millisecond}, 2, 0)
@@ -119,6 +119,26 @@ func TestScenariosArePairedWithTheirTransportsBaseline(t *testing.T) {
 	}
 	if baselineCalls[0].Load() == 0 || baselineCalls[1].Load() == 0 {
 		t.Fatalf("baseline calls: gRPC %d, REST %d; want both measured", baselineCalls[0].Load(), baselineCalls[1].Load())
+	}
+}
+
+// A scenario comparedWith another takes turns with that one over the same
+// transport, not with the health check.
+func TestScenariosComparedWithAnotherTakeTurnsWithIt(t *testing.T) {
+	var healthCalls, tokenCalls atomic.Int64
+	nothing := func(context.Context, int) error { return nil }
+	byName := map[[2]string]scenario{
+		{baselineName, "rest"}: {name: baselineName, transport: "rest", call: func(context.Context, int) error { healthCalls.Add(1); return nil }},
+		{clientToken, "rest"}:  {name: clientToken, transport: "rest", call: func(context.Context, int) error { tokenCalls.Add(1); return nil }},
+	}
+	group := []scenario{{name: oauthClientToken, transport: "rest", call: nothing}}
+	results, err := measureGroup(group, byName, limits{duration: 20 * time.Millisecond, turn: 10 * time.Millisecond}, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].reference <= 0 || tokenCalls.Load() == 0 || healthCalls.Load() != 0 {
+		t.Fatalf("results %+v; %d calls of REST %s, %d of the health check; want the reference measured, and only it",
+			results, tokenCalls.Load(), clientToken, healthCalls.Load())
 	}
 }
 
@@ -150,6 +170,31 @@ func TestRunDrivesARunningServer(t *testing.T) {
 	}
 }
 
+// The standard endpoints' scenarios are on the HTTP port only, and their
+// calls succeed (introspection answers the token active).
+func TestRunDrivesTheStandardEndpoints(t *testing.T) {
+	e := servertest.Start(t)
+	t.Setenv("CHIT_BENCH_CLIENT_SECRET", e.ServiceSecret)
+	var out strings.Builder
+	err := runCommand([]string{"--grpc-addr", e.Server.GRPCAddr(), "--http-addr", e.Server.HTTPAddr(),
+		"--client-id", servertest.ServiceName, "--scenario", "/oauth2/", "--requests", "40", "--warmup", "50ms", "--concurrency", "4"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{oauthIntrospect, oauthClientToken} {
+		line := lineStarting(out.String(), "| "+name+" | rest |")
+		if line == "" {
+			t.Fatalf("no row for %s in\n%s", name, out.String())
+		}
+		if cells := strings.Split(line, "|"); strings.TrimSpace(cells[9]) != "0" {
+			t.Fatalf("row with errors: %s", line)
+		}
+		if lineStarting(out.String(), "| "+name+" | grpc |") != "" {
+			t.Fatalf("%s has a gRPC row:\n%s", name, out.String())
+		}
+	}
+}
+
 func TestRunNamesTheMissingAccount(t *testing.T) {
 	e := servertest.Start(t)
 	t.Setenv("CHIT_BENCH_CLIENT_SECRET", "")
@@ -167,8 +212,12 @@ func TestTargetsAreMarked(t *testing.T) {
 		{scenario: passwordToken, transport: "grpc", rate: 95, reference: 100},
 		{scenario: refreshChains, transport: "grpc", rate: 1400},
 		{scenario: passwordStampede, transport: "grpc", peakRSSMiB: 600},
+		{scenario: oauthIntrospect, transport: "rest", rate: 640, reference: 1000},
+		{scenario: oauthClientToken, transport: "rest", rate: 950, reference: 1000},
 	})
 	for _, want := range []string{
+		oauthIntrospect + " / REST health check (liveness): 0.64 (target 0.85): **not met**",
+		oauthClientToken + " / REST " + clientToken + ": 0.95 (target 0.90): met",
 		checkHot + ", gRPC / gRPC health check: 0.80 (target 0.70): met",
 		checkHot + ", REST / gRPC: 0.50 (target 0.60): **not met**",
 		"raw argon2id (100/s): 0.95 (target 0.90): met",

@@ -55,6 +55,11 @@ func newRESTClient(addr string, tlsConfig *tls.Config, conns int) *restClient {
 // ctx's deadline bounds it, but a cancellation does not stop a call that
 // has started.
 func (c *restClient) call(ctx context.Context, method, path string, body []byte, authorization string) ([]byte, error) {
+	return c.send(ctx, method, path, "application/json", body, authorization)
+}
+
+// send is call with a body of contentType (a form for the OAuth endpoints).
+func (c *restClient) send(ctx context.Context, method, path, contentType string, body []byte, authorization string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -68,7 +73,7 @@ func (c *restClient) call(ctx context.Context, method, path string, body []byte,
 	req.URI().SetHost(c.host)
 	req.URI().SetPath(path)
 	if body != nil {
-		req.Header.SetContentType("application/json")
+		req.Header.SetContentType(contentType)
 		req.SetBodyRaw(body)
 	}
 	if authorization != "" {

@@ -36,7 +36,7 @@ func runCommand(args []string, out io.Writer) error {
 	cpuProfile := flags.String("cpuprofile", "", "write the load generator's own CPU profile here (it shares the machine's cores with a local chitd)")
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: chit-bench run [flags]\n\nDrives a running chitd. Scenarios: %s.\n\nFlags:\n",
-			strings.Join([]string{checkHot, checkPool, clientToken, passwordToken, passwordStampede, refreshChains, providerRefresh}, "; "))
+			strings.Join([]string{checkHot, checkPool, clientToken, oauthClientToken, oauthIntrospect, apiKeyToken, passwordToken, passwordStampede, refreshChains, providerRefresh}, "; "))
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +51,17 @@ const (
 	passwordStampede = "Token, password, 1000 concurrent sign-ins"
 	refreshChains    = "RefreshToken, one chain per caller"
 	providerRefresh  = "provider refresh, pool of 64"
+	// The standard endpoints are on the HTTP port only: their one
+	// transport is "rest".
+	oauthIntrospect  = "/oauth2/introspect, Basic"
+	oauthClientToken = "/oauth2/token, client credentials"
 )
+
+// comparedWith names, for a scenario compared with another scenario rather
+// than with the health check, the scenario (over the same transport) that
+// takes turns with it as its reference: /oauth2/token's client credentials
+// cost what the REST Token's do but for the form and the answer's shape.
+var comparedWith = map[string]string{oauthClientToken: clientToken}
 
 // call is one request of a scenario; worker numbers let scenarios keep
 // per-worker state such as refresh chains.
@@ -225,6 +239,15 @@ func (t *target) scenarios() []scenario {
 	}
 	restPassword := func(worker int) map[string]any { return restPasswords[worker%len(restPasswords)] }
 	restClient := map[string]any{"clientCredential": map[string]string{"clientId": t.clientID, "clientSecret": t.clientSecret}}
+	// RFC 6749 §2.3.1: Basic's parts are form-urlencoded first.
+	basicClient := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(t.clientID)+":"+url.QueryEscape(t.clientSecret)))
+	clientCredentialsForm := []byte("grant_type=client_credentials")
+	var introspectionForm []byte
+	needIntrospection := func(ctx context.Context) error {
+		authorization, err := f.service(ctx)
+		introspectionForm = []byte("token=" + url.QueryEscape(strings.TrimPrefix(authorization, "Bearer ")))
+		return err
+	}
 	return []scenario{
 		{baselineName, "grpc", nil, func(ctx context.Context, _ int) error {
 			_, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
@@ -253,6 +276,18 @@ func (t *target) scenarios() []scenario {
 		}, 0},
 		{clientToken, "rest", needService, func(ctx context.Context, _ int) error {
 			_, err := t.post(ctx, "/v1/auth/token", restClient, "")
+			return err
+		}, 0},
+		{oauthClientToken, "rest", needService, func(ctx context.Context, _ int) error {
+			_, err := t.postForm(ctx, "/oauth2/token", clientCredentialsForm, basicClient)
+			return err
+		}, 0},
+		{oauthIntrospect, "rest", needIntrospection, func(ctx context.Context, _ int) error {
+			raw, err := t.postForm(ctx, "/oauth2/introspect", introspectionForm, basicClient)
+			if err == nil && !bytes.Contains(raw, []byte(`"active":true`)) {
+				// An inactive answer is a 200 too, and far cheaper.
+				err = fmt.Errorf("the token is not active: %s", raw)
+			}
 			return err
 		}, 0},
 		{apiKeyToken, "grpc", needAPIKey, func(ctx context.Context, _ int) error {
@@ -330,6 +365,12 @@ func (t *target) post(ctx context.Context, path string, body any, authorization 
 		return nil, err
 	}
 	return t.rest.call(ctx, http.MethodPost, path, raw, authorization)
+}
+
+// postForm posts an application/x-www-form-urlencoded body, as the
+// standard endpoints take.
+func (t *target) postForm(ctx context.Context, path string, form []byte, authorization string) ([]byte, error) {
+	return t.rest.send(ctx, http.MethodPost, path, "application/x-www-form-urlencoded", form, authorization)
 }
 
 // get calls path with an Authorization header value such as "Bearer ..."

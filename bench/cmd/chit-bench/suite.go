@@ -44,12 +44,13 @@ func suiteCommand(args []string) error {
 	fmt.Fprintf(&doc, "# Chit load figures\n\nMachine: %d cores (%s/%s); load generator on the same machine; %d concurrent callers.\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, *concurrency)
 	fmt.Fprintf(&doc, "Each scenario is compared with a reference measured in the same run, in turns of %v: each transport with the\n"+
-		"health check over that transport, and password sign-ins with raw argon2id at the default parameters (%d KiB, %d\n"+
+		"health check over that transport (/oauth2/introspect with GET /healthz, the liveness probe), %s with REST\n"+
+		"%s, and password sign-ins with raw argon2id at the default parameters (%d KiB, %d\n"+
 		"passes) hashed in the load generator, one goroutine per core, while the server idles. After a %v warm-up each,\n"+
 		"the scenario and its references take turns until each has been counted for %v; a turn ends when its last call\n"+
 		"has returned. Taking turns keeps the machine's drift, which is as large as the differences measured, out of the\n"+
 		"ratios. The 1,000-caller burst runs alone, counted from its first call.\n",
-		*turn, passwords.DefaultParams.MemoryKiB, passwords.DefaultParams.Iterations, *warmup, *duration)
+		*turn, oauthClientToken, clientToken, passwords.DefaultParams.MemoryKiB, passwords.DefaultParams.Iterations, *warmup, *duration)
 	backends := []string{"sqlite"}
 	if *postgresDSN != "" {
 		backends = append(backends, "postgres")
@@ -84,18 +85,16 @@ func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]res
 	}
 	defer stop()
 	scenarios := t.scenarios()
-	baselines := map[string]scenario{}
+	byName := map[[2]string]scenario{}
 	for _, sc := range scenarios {
-		if sc.name == baselineName {
-			baselines[sc.transport] = sc
-		}
+		byName[[2]string{sc.name, sc.transport}] = sc
 	}
 	var results []result
 	for _, group := range groupByName(scenarios) {
 		if group[0].name == baselineName || !strings.Contains(group[0].name, only) {
 			continue
 		}
-		measured, err := measureGroup(group, baselines, lim, concurrency, pid)
+		measured, err := measureGroup(group, byName, lim, concurrency, pid)
 		if err != nil {
 			return nil, err
 		}
@@ -203,13 +202,35 @@ func groupByName(scenarios []scenario) [][]scenario {
 }
 
 // measureGroup loads one scenario on each of its transports. They take turns
-// with their references: the health check over the same transport, or, for
-// password sign-ins, raw argon2id hashing in this process while the server
-// idles. A burst runs alone, counted from its first call.
-func measureGroup(group []scenario, baselines map[string]scenario, lim limits, concurrency, pid int) ([]result, error) {
+// with their references: the health check over the same transport, the
+// scenario comparedWith names over the same transport, or, for password
+// sign-ins, raw argon2id hashing in this process while the server idles. A
+// burst runs alone, counted from its first call. byName holds the
+// references, by name and transport.
+func measureGroup(group []scenario, byName map[[2]string]scenario, lim limits, concurrency, pid int) ([]result, error) {
+	reference := func(sc scenario) (scenario, error) {
+		name := baselineName
+		if other, ok := comparedWith[sc.name]; ok {
+			name = other
+		}
+		ref, ok := byName[[2]string{name, sc.transport}]
+		if !ok {
+			return scenario{}, fmt.Errorf("%s over %s: no reference %q over %s", sc.name, sc.transport, name, sc.transport)
+		}
+		return ref, nil
+	}
 	for _, sc := range group {
 		if err := sc.setUp(); err != nil {
 			return nil, err
+		}
+		if _, compared := comparedWith[sc.name]; compared {
+			ref, err := reference(sc)
+			if err != nil {
+				return nil, err
+			}
+			if err := ref.setUp(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var callers []caller
@@ -232,8 +253,12 @@ func measureGroup(group []scenario, baselines map[string]scenario, lim limits, c
 		case rawHashes:
 			references[i] = references[0]
 		default:
+			ref, err := reference(sc)
+			if err != nil {
+				return nil, err
+			}
 			references[i] = len(callers)
-			callers = append(callers, caller{baselines[sc.transport].call, concurrency})
+			callers = append(callers, caller{ref.call, concurrency})
 		}
 		rows[i] = len(callers)
 		callers = append(callers, caller{sc.call, workers})
@@ -354,6 +379,12 @@ func targetLines(backend string, results []result) string {
 		check(scenario+", REST / gRPC", ratio(rate(scenario, "rest"), rate(scenario, "grpc")), 0.60, "%.2f", false)
 	}
 	check(clientToken+" over gRPC, per second", rate(clientToken, "grpc"), 5000, "%.0f", false)
+	// The standard endpoints beside what they stand in for: introspection
+	// beside the liveness probe, as CheckToken is beside the health check;
+	// /oauth2/token's client credentials beside the REST Token's, the same
+	// grant behind another encoding.
+	check(oauthIntrospect+" / REST health check (liveness)", ratio(rate(oauthIntrospect, "rest"), find(oauthIntrospect, "rest").reference), 0.85, "%.2f", false)
+	check(oauthClientToken+" / REST "+clientToken, ratio(rate(oauthClientToken, "rest"), find(oauthClientToken, "rest").reference), 0.90, "%.2f", false)
 	// An API key's exchange reads the key and its owner (client credentials
 	// keep the account a second); it signs the same token.
 	check(apiKeyToken+" over gRPC / client credentials over gRPC", ratio(rate(apiKeyToken, "grpc"), rate(clientToken, "grpc")), 0.50, "%.2f", false)
