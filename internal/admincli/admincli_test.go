@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
-	"github.com/chit-auth/chit/internal/admincli"
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	"github.com/chit-auth/chit/internal/admincli"
 )
 
 // recordingConn answers every call with an empty reply and records its

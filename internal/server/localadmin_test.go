@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
@@ -20,8 +22,6 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
-	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
-	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 )
 
 // freshStores are an empty store of each backend (PostgreSQL when
