@@ -147,8 +147,8 @@ func TokenOfRecord(record RefreshToken, previous PreviousRefreshToken, hash []by
 // store where a read costs little (SQLite) or a token that is rare (from
 // before logins kept one record).
 func ReadRefreshTokenWithUser(ctx context.Context, s interface {
-	GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error)
-	GetUser(ctx context.Context, name string) (User, error)
+	Logins
+	Users
 }, familyID string, hash []byte) (RefreshToken, *User, error) {
 	token, err := s.GetRefreshToken(ctx, familyID, hash)
 	if err != nil {
