@@ -9,7 +9,7 @@ import (
 )
 
 // The columns of a record of one token (generation 0), from before logins
-// kept one record.
+// kept one record (storage.Logins says why they stay, and until when).
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
 // The columns of a login's record, in the order scanRefreshRecord reads
