@@ -8,15 +8,13 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-// ClearKeyStore is what EncryptClearKeys needs of the store.
+// ClearKeyStore is what EncryptClearKeys needs of the store: every kind of
+// private key it holds, and the erasure of the clear copies.
 type ClearKeyStore interface {
-	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
-	ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error
-	ListProviders(ctx context.Context, page storage.Page) ([]storage.Provider, error)
-	ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error
-	ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error)
-	ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error
-	EraseReplacedValues(ctx context.Context) error
+	storage.SigningKeys
+	storage.RefreshTokenKeys
+	storage.Providers
+	storage.Maintenance
 }
 
 // ErrClearCopiesRemain is EncryptClearKeys' error when it encrypted the keys

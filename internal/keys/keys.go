@@ -39,9 +39,7 @@ func ParseAlgorithm(name string) (jwa.SignatureAlgorithm, error) {
 
 // SigningKeyStore is what the signing keys need of storage.
 type SigningKeyStore interface {
-	CreateSigningKey(ctx context.Context, key storage.SigningKey) error
-	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
-	RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error
+	storage.SigningKeys
 }
 
 // Set is the server's signing keys: the active one signs, and the next,

@@ -16,8 +16,7 @@ import (
 
 // RefreshTokenKeyStore is what RefreshTokenKeys needs of the store.
 type RefreshTokenKeyStore interface {
-	CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error
-	ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error)
+	storage.RefreshTokenKeys
 }
 
 // refreshKeyBytes is the size of a MAC key.

@@ -19,6 +19,101 @@ type timedStore struct {
 
 func (s *timedStore) done(operation string, start time.Time) { s.observe(operation, time.Since(start)) }
 
+// The methods follow Store's domains, in its order.
+
+// Logins (logins.go).
+
+func (s *timedStore) CreateRefreshToken(ctx context.Context, token RefreshToken) error {
+	defer s.done("CreateRefreshToken", time.Now())
+	return s.store.CreateRefreshToken(ctx, token)
+}
+
+func (s *timedStore) GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error) {
+	defer s.done("GetRefreshToken", time.Now())
+	return s.store.GetRefreshToken(ctx, familyID, hash)
+}
+
+func (s *timedStore) GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (RefreshToken, *User, error) {
+	defer s.done("GetRefreshTokenWithUser", time.Now())
+	return s.store.GetRefreshTokenWithUser(ctx, familyID, hash)
+}
+
+func (s *timedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error {
+	defer s.done("RotateRefreshToken", time.Now())
+	return s.store.RotateRefreshToken(ctx, oldHash, successor, sealedSuccessor)
+}
+
+func (s *timedStore) GetRefreshLogin(ctx context.Context, familyID string) (RefreshToken, error) {
+	defer s.done("GetRefreshLogin", time.Now())
+	return s.store.GetRefreshLogin(ctx, familyID)
+}
+
+func (s *timedStore) ListLogins(ctx context.Context, subject string, now time.Time, page Page) ([]RefreshToken, error) {
+	defer s.done("ListLogins", time.Now())
+	return s.store.ListLogins(ctx, subject, now, page)
+}
+
+func (s *timedStore) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredRefreshTokens", time.Now())
+	return s.store.DeleteExpiredRefreshTokens(ctx, cutoff)
+}
+
+// APIKeys (apikeys.go).
+
+func (s *timedStore) CreateAPIKey(ctx context.Context, key APIKey) error {
+	defer s.done("CreateAPIKey", time.Now())
+	return s.store.CreateAPIKey(ctx, key)
+}
+
+func (s *timedStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
+	defer s.done("GetAPIKey", time.Now())
+	return s.store.GetAPIKey(ctx, id)
+}
+
+func (s *timedStore) ListAPIKeys(ctx context.Context, subject string, page Page) ([]APIKey, error) {
+	defer s.done("ListAPIKeys", time.Now())
+	return s.store.ListAPIKeys(ctx, subject, page)
+}
+
+func (s *timedStore) DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time) error {
+	defer s.done("DeleteAPIKey", time.Now())
+	return s.store.DeleteAPIKey(ctx, id, revokedAt)
+}
+
+func (s *timedStore) DeleteExpiredAPIKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredAPIKeys", time.Now())
+	return s.store.DeleteExpiredAPIKeys(ctx, cutoff)
+}
+
+// Revocations (revocations.go).
+
+func (s *timedStore) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
+	defer s.done("RevokeRefreshFamily", time.Now())
+	return s.store.RevokeRefreshFamily(ctx, familyID, revokedAt)
+}
+
+func (s *timedStore) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
+	defer s.done("RevokeSubject", time.Now())
+	return s.store.RevokeSubject(ctx, subject, revokedAt)
+}
+
+func (s *timedStore) RefuseAccessTokens(ctx context.Context, revoke SubjectRevocation) error {
+	defer s.done("RefuseAccessTokens", time.Now())
+	return s.store.RefuseAccessTokens(ctx, revoke)
+}
+
+func (s *timedStore) GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error) {
+	defer s.done("GetRevocation", time.Now())
+	return s.store.GetRevocation(ctx, familyID, subject, client)
+}
+
+func (s *timedStore) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredRevocations", time.Now())
+	return s.store.DeleteExpiredRevocations(ctx, cutoff)
+}
+
+// Users (principals.go).
+
 func (s *timedStore) CreateUser(ctx context.Context, user User) error {
 	defer s.done("CreateUser", time.Now())
 	return s.store.CreateUser(ctx, user)
@@ -49,6 +144,8 @@ func (s *timedStore) DeleteUser(ctx context.Context, name string, revoke Subject
 	return s.store.DeleteUser(ctx, name, revoke)
 }
 
+// ServiceAccounts (principals.go).
+
 func (s *timedStore) CreateServiceAccount(ctx context.Context, account ServiceAccount) error {
 	defer s.done("CreateServiceAccount", time.Now())
 	return s.store.CreateServiceAccount(ctx, account)
@@ -74,6 +171,35 @@ func (s *timedStore) DeleteServiceAccount(ctx context.Context, clientID string, 
 	return s.store.DeleteServiceAccount(ctx, clientID, revoke)
 }
 
+// Clients (principals.go).
+
+func (s *timedStore) CreateClient(ctx context.Context, client Client) error {
+	defer s.done("CreateClient", time.Now())
+	return s.store.CreateClient(ctx, client)
+}
+
+func (s *timedStore) GetClient(ctx context.Context, id string) (Client, error) {
+	defer s.done("GetClient", time.Now())
+	return s.store.GetClient(ctx, id)
+}
+
+func (s *timedStore) ListClients(ctx context.Context, page Page) ([]Client, error) {
+	defer s.done("ListClients", time.Now())
+	return s.store.ListClients(ctx, page)
+}
+
+func (s *timedStore) UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error {
+	defer s.done("UpdateClient", time.Now())
+	return s.store.UpdateClient(ctx, id, update)
+}
+
+func (s *timedStore) DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error {
+	defer s.done("DeleteClient", time.Now())
+	return s.store.DeleteClient(ctx, id, revoke)
+}
+
+// SigningKeys (signingkeys.go).
+
 func (s *timedStore) CreateSigningKey(ctx context.Context, key SigningKey) error {
 	defer s.done("CreateSigningKey", time.Now())
 	return s.store.CreateSigningKey(ctx, key)
@@ -94,30 +220,29 @@ func (s *timedStore) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.T
 	return s.store.DeleteRetiredSigningKeys(ctx, cutoff)
 }
 
-func (s *timedStore) CreateRefreshToken(ctx context.Context, token RefreshToken) error {
-	defer s.done("CreateRefreshToken", time.Now())
-	return s.store.CreateRefreshToken(ctx, token)
+func (s *timedStore) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
+	defer s.done("ReplaceSigningPrivateKey", time.Now())
+	return s.store.ReplaceSigningPrivateKey(ctx, id, current, replacement)
 }
 
-func (s *timedStore) GetRefreshToken(ctx context.Context, familyID string, hash []byte) (RefreshToken, error) {
-	defer s.done("GetRefreshToken", time.Now())
-	return s.store.GetRefreshToken(ctx, familyID, hash)
+// RefreshTokenKeys (signingkeys.go).
+
+func (s *timedStore) CreateRefreshTokenKey(ctx context.Context, key RefreshTokenKey) error {
+	defer s.done("CreateRefreshTokenKey", time.Now())
+	return s.store.CreateRefreshTokenKey(ctx, key)
 }
 
-func (s *timedStore) GetRefreshTokenWithUser(ctx context.Context, familyID string, hash []byte) (RefreshToken, *User, error) {
-	defer s.done("GetRefreshTokenWithUser", time.Now())
-	return s.store.GetRefreshTokenWithUser(ctx, familyID, hash)
+func (s *timedStore) ListRefreshTokenKeys(ctx context.Context) ([]RefreshTokenKey, error) {
+	defer s.done("ListRefreshTokenKeys", time.Now())
+	return s.store.ListRefreshTokenKeys(ctx)
 }
 
-func (s *timedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, successor RefreshToken, sealedSuccessor []byte) error {
-	defer s.done("RotateRefreshToken", time.Now())
-	return s.store.RotateRefreshToken(ctx, oldHash, successor, sealedSuccessor)
+func (s *timedStore) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
+	defer s.done("ReplaceRefreshTokenKeySecret", time.Now())
+	return s.store.ReplaceRefreshTokenKeySecret(ctx, id, current, replacement)
 }
 
-func (s *timedStore) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
-	defer s.done("DeleteExpiredRefreshTokens", time.Now())
-	return s.store.DeleteExpiredRefreshTokens(ctx, cutoff)
-}
+// Providers (providers.go).
 
 func (s *timedStore) CreateProviders(ctx context.Context, providers []Provider) error {
 	defer s.done("CreateProviders", time.Now())
@@ -164,30 +289,12 @@ func (s *timedStore) RenewProviders(ctx context.Context, credentials []ProviderC
 	return s.store.RenewProviders(ctx, credentials, renewedAt)
 }
 
-func (s *timedStore) CreateClient(ctx context.Context, client Client) error {
-	defer s.done("CreateClient", time.Now())
-	return s.store.CreateClient(ctx, client)
+func (s *timedStore) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	defer s.done("ReplaceProviderPrivateKey", time.Now())
+	return s.store.ReplaceProviderPrivateKey(ctx, providerID, current, replacement)
 }
 
-func (s *timedStore) GetClient(ctx context.Context, id string) (Client, error) {
-	defer s.done("GetClient", time.Now())
-	return s.store.GetClient(ctx, id)
-}
-
-func (s *timedStore) ListClients(ctx context.Context, page Page) ([]Client, error) {
-	defer s.done("ListClients", time.Now())
-	return s.store.ListClients(ctx, page)
-}
-
-func (s *timedStore) UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error {
-	defer s.done("UpdateClient", time.Now())
-	return s.store.UpdateClient(ctx, id, update)
-}
-
-func (s *timedStore) DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error {
-	defer s.done("DeleteClient", time.Now())
-	return s.store.DeleteClient(ctx, id, revoke)
-}
+// AuthorizationCodes (codes.go).
 
 func (s *timedStore) CreateAuthorizationCode(ctx context.Context, code AuthorizationCode) error {
 	defer s.done("CreateAuthorizationCode", time.Now())
@@ -204,35 +311,7 @@ func (s *timedStore) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff
 	return s.store.DeleteExpiredAuthorizationCodes(ctx, cutoff)
 }
 
-func (s *timedStore) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
-	defer s.done("RevokeRefreshFamily", time.Now())
-	return s.store.RevokeRefreshFamily(ctx, familyID, revokedAt)
-}
-
-func (s *timedStore) ListLogins(ctx context.Context, subject string, now time.Time, page Page) ([]RefreshToken, error) {
-	defer s.done("ListLogins", time.Now())
-	return s.store.ListLogins(ctx, subject, now, page)
-}
-
-func (s *timedStore) RevokeSubject(ctx context.Context, subject string, revokedAt time.Time) (int, error) {
-	defer s.done("RevokeSubject", time.Now())
-	return s.store.RevokeSubject(ctx, subject, revokedAt)
-}
-
-func (s *timedStore) RefuseAccessTokens(ctx context.Context, revoke SubjectRevocation) error {
-	defer s.done("RefuseAccessTokens", time.Now())
-	return s.store.RefuseAccessTokens(ctx, revoke)
-}
-
-func (s *timedStore) GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error) {
-	defer s.done("GetRevocation", time.Now())
-	return s.store.GetRevocation(ctx, familyID, subject, client)
-}
-
-func (s *timedStore) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error) {
-	defer s.done("DeleteExpiredRevocations", time.Now())
-	return s.store.DeleteExpiredRevocations(ctx, cutoff)
-}
+// Throttle (throttle.go).
 
 func (s *timedStore) GetLoginFailures(ctx context.Context, key string) (LoginFailures, error) {
 	defer s.done("GetLoginFailures", time.Now())
@@ -259,21 +338,11 @@ func (s *timedStore) DeleteStaleLoginFailures(ctx context.Context, cutoff time.T
 	return s.store.DeleteStaleLoginFailures(ctx, cutoff)
 }
 
+// Maintenance (storage.go).
+
 func (s *timedStore) WithCleanupLock(ctx context.Context, fn func() error) (bool, error) {
 	defer s.done("WithCleanupLock", time.Now())
 	return s.store.WithCleanupLock(ctx, fn)
-}
-
-func (s *timedStore) Close() error { return s.store.Close() }
-
-func (s *timedStore) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
-	defer s.done("ReplaceSigningPrivateKey", time.Now())
-	return s.store.ReplaceSigningPrivateKey(ctx, id, current, replacement)
-}
-
-func (s *timedStore) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
-	defer s.done("ReplaceProviderPrivateKey", time.Now())
-	return s.store.ReplaceProviderPrivateKey(ctx, providerID, current, replacement)
 }
 
 func (s *timedStore) EraseReplacedValues(ctx context.Context) error {
@@ -281,47 +350,4 @@ func (s *timedStore) EraseReplacedValues(ctx context.Context) error {
 	return s.store.EraseReplacedValues(ctx)
 }
 
-func (s *timedStore) GetRefreshLogin(ctx context.Context, familyID string) (RefreshToken, error) {
-	defer s.done("GetRefreshLogin", time.Now())
-	return s.store.GetRefreshLogin(ctx, familyID)
-}
-
-func (s *timedStore) CreateRefreshTokenKey(ctx context.Context, key RefreshTokenKey) error {
-	defer s.done("CreateRefreshTokenKey", time.Now())
-	return s.store.CreateRefreshTokenKey(ctx, key)
-}
-
-func (s *timedStore) ListRefreshTokenKeys(ctx context.Context) ([]RefreshTokenKey, error) {
-	defer s.done("ListRefreshTokenKeys", time.Now())
-	return s.store.ListRefreshTokenKeys(ctx)
-}
-
-func (s *timedStore) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
-	defer s.done("ReplaceRefreshTokenKeySecret", time.Now())
-	return s.store.ReplaceRefreshTokenKeySecret(ctx, id, current, replacement)
-}
-
-func (s *timedStore) CreateAPIKey(ctx context.Context, key APIKey) error {
-	defer s.done("CreateAPIKey", time.Now())
-	return s.store.CreateAPIKey(ctx, key)
-}
-
-func (s *timedStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
-	defer s.done("GetAPIKey", time.Now())
-	return s.store.GetAPIKey(ctx, id)
-}
-
-func (s *timedStore) ListAPIKeys(ctx context.Context, subject string, page Page) ([]APIKey, error) {
-	defer s.done("ListAPIKeys", time.Now())
-	return s.store.ListAPIKeys(ctx, subject, page)
-}
-
-func (s *timedStore) DeleteAPIKey(ctx context.Context, id string, revokedAt time.Time) error {
-	defer s.done("DeleteAPIKey", time.Now())
-	return s.store.DeleteAPIKey(ctx, id, revokedAt)
-}
-
-func (s *timedStore) DeleteExpiredAPIKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	defer s.done("DeleteExpiredAPIKeys", time.Now())
-	return s.store.DeleteExpiredAPIKeys(ctx, cutoff)
-}
+func (s *timedStore) Close() error { return s.store.Close() }

@@ -122,7 +122,12 @@ func (s *Service) newRefreshToken(record storage.RefreshToken) (string, storage.
 
 // storedRefreshToken reads what the store holds of token: by the login the
 // token names, or, for a token from before this format, by its digest
-// alone.
+// alone. Those tokens are accepted until the release after the one that
+// ships this format, because its upgrade promised they keep working and the
+// last of them expires within --refresh-idle-timeout of each deployment's
+// own upgrade (storage.Logins says more); then this fallback, familyOf's empty answer
+// and the salt given to records without one go with the store's records of
+// one token.
 func (s *Service) storedRefreshToken(ctx context.Context, token string) (storage.RefreshToken, error) {
 	return s.Store.GetRefreshToken(ctx, familyOf(token), secrets.Digest(token))
 }

@@ -4,5 +4,8 @@
 // holds no connection across anything but the database; migrations are
 // embedded and applied under an advisory lock so replicas starting together
 // do not race. A database that cannot be reached fails calls with
-// storage.ErrUnavailable (unavailable.go).
+// storage.ErrUnavailable (unavailable.go). The methods are in one file per
+// domain of the storage contract, named as its files are (logins.go,
+// revocations.go, ...); batched reads and grouped rotations have their own
+// (reads.go, rotation.go).
 package postgres

@@ -109,3 +109,7 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 		return nil
 	})
 }
+
+func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	return s.replaceOne(ctx, `UPDATE providers SET private_key = $1 WHERE id = $2 AND private_key = $3`, replacement, providerID, current)
+}

@@ -7,5 +7,6 @@
 // Refresh-token rotations that wait together share one commit (rotation.go).
 // Its schema migrations are embedded and applied by Open. A write that cannot
 // take the database's lock within busy_timeout is storage.ErrUnavailable
-// (unavailable.go).
+// (unavailable.go). The methods are in one file per domain of the storage
+// contract, named as its files are (logins.go, revocations.go, ...).
 package sqlite

@@ -134,3 +134,11 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 	}
 	return tx.commit(ctx)
 }
+
+func (s *Store) ReplaceProviderPrivateKey(ctx context.Context, providerID string, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE providers SET private_key = ? WHERE id = ? AND private_key = ?`, replacement, providerID, current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
+}

@@ -8,46 +8,6 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
-
-func (s *Store) CreateAuthorizationCode(ctx context.Context, code storage.AuthorizationCode) error {
-	return s.insert(ctx, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		code.Hash, code.ClientID, code.RedirectURI, code.CodeChallenge, code.Subject, code.Role, code.Scope, code.Nonce,
-		toUnix(code.AuthTime), toUnix(code.ExpiresAt), toUnix(code.UsedAt), code.FamilyID)
-}
-
-func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(storage.AuthorizationCode) error) (storage.AuthorizationCode, error) {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return storage.AuthorizationCode{}, err
-	}
-	defer tx.Rollback()
-	var code storage.AuthorizationCode
-	var authTime, expiresAt, used sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM authorization_codes WHERE hash = ?`, hash).Scan(
-		&code.Hash, &code.ClientID, &code.RedirectURI, &code.CodeChallenge, &code.Subject, &code.Role, &code.Scope,
-		&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID)
-	if err != nil {
-		return storage.AuthorizationCode{}, notFound(err)
-	}
-	code.AuthTime, code.ExpiresAt, code.UsedAt = fromUnix(authTime), fromUnix(expiresAt), fromUnix(used)
-	if !code.UsedAt.IsZero() {
-		return code, storage.ErrConflict
-	}
-	if err := check(code); err != nil {
-		return storage.AuthorizationCode{}, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE authorization_codes SET used_at = ?, family_id = ? WHERE hash = ?`,
-		toUnix(usedAt), familyID, hash); err != nil {
-		return storage.AuthorizationCode{}, err
-	}
-	return code, tx.commit(ctx)
-}
-
-func (s *Store) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff time.Time) (int, error) {
-	return s.deleteInBatches(ctx, "authorization_codes", `expires_at < ?`, toUnix(cutoff))
-}
-
 // revokeFamily records familyID as revoked at revokedAt, in tx: the access
 // tokens that carry it (a login's, an API key's) are refused from then on.
 func revokeFamily(ctx context.Context, tx execer, familyID string, revokedAt time.Time) error {
@@ -146,34 +106,4 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) 
 	}
 	subjects, err := s.deleteInBatches(ctx, "revoked_subjects", `revoked_at < ?`, toUnix(cutoff))
 	return families + subjects, err
-}
-
-// loginsQuery lists a subject's live logins: the records of one per login
-// and, for logins from before them, their one unrotated token.
-const loginsQuery = `SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation FROM (
-	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
-	FROM refresh_logins WHERE subject = ? AND family_id > ? AND expires_at > ?
-	UNION ALL
-	SELECT family_id, client_id, scope, audience, issued_at, expires_at, family_expires_at, generation
-	FROM refresh_tokens t WHERE subject = ? AND family_id > ? AND expires_at > ? AND rotated_at IS NULL
-		AND NOT EXISTS (SELECT 1 FROM refresh_logins l WHERE l.family_id = t.family_id)
-) logins ORDER BY family_id LIMIT ?`
-
-func (s *Store) ListLogins(ctx context.Context, subject string, now time.Time, page storage.Page) ([]storage.RefreshToken, error) {
-	at := toUnix(now)
-	logins, err := listRows(ctx, s.db, scanLogin, loginsQuery, subject, page.After, at, subject, page.After, at, pageLimit(page))
-	for i := range logins {
-		logins[i].Subject = subject
-	}
-	return logins, err
-}
-
-func scanLogin(row rowScanner) (storage.RefreshToken, error) {
-	var login storage.RefreshToken
-	var issued, expires, familyExpires sql.NullInt64
-	if err := row.Scan(&login.FamilyID, &login.ClientID, &login.Scope, &login.Audience, &issued, &expires, &familyExpires, &login.Generation); err != nil {
-		return storage.RefreshToken{}, err
-	}
-	login.IssuedAt, login.ExpiresAt, login.FamilyExpiresAt = fromUnix(issued), fromUnix(expires), fromUnix(familyExpires)
-	return login, nil
 }

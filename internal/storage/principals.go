@@ -1,0 +1,125 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// Principals are whoever tokens are issued to: people (Users), machine
+// clients (ServiceAccounts) and the OAuth clients of the sign-in page
+// (Clients), with the Grants an operator gave each. Invariants: an update
+// runs its function on the stored record and writes the result, with the
+// revocation it returns, in one transaction; deleting a principal refuses
+// its access tokens issued before, and deletes what was issued to it (as each
+// Delete method says), in the same transaction.
+type Principals interface {
+	Users
+	ServiceAccounts
+	Clients
+}
+
+// Users are the people who sign in with a password, by name.
+type Users interface {
+	CreateUser(ctx context.Context, user User) error
+	GetUser(ctx context.Context, name string) (User, error)
+	// ListUsers returns the users of page, by name.
+	ListUsers(ctx context.Context, page Page) ([]User, error)
+	// UpdatePasswordHash replaces a user's hash if it is still oldHash
+	// (ErrConflict otherwise: the password changed meanwhile).
+	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
+	// UpdateUser applies update to the stored user (its name and password
+	// hash are kept) in one transaction. When update returns a revocation,
+	// it is recorded in the same transaction, as RefuseAccessTokens does.
+	UpdateUser(ctx context.Context, name string, update func(*User) (*SubjectRevocation, error)) error
+	// DeleteUser removes the user, and in the same transaction deletes the
+	// refresh tokens and unredeemed authorization codes of revoke.Subject
+	// and refuses its access tokens issued before revoke.At.
+	DeleteUser(ctx context.Context, name string, revoke SubjectRevocation) error
+}
+
+// ServiceAccounts are the machine clients, by client id. Service accounts
+// and OAuth clients share the OAuth client_id space, where ids and audiences
+// never stand for each other, whatever their letter case.
+type ServiceAccounts interface {
+	// CreateServiceAccount stores an account: ErrAlreadyExists when the id
+	// is a service account's or client's id or an audience one of them may
+	// ask for; ErrConflict when one of the account's audiences is such an id
+	// (its own included). Checked atomically with the write.
+	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
+	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
+	// ListServiceAccounts returns the service accounts of page, by client id.
+	ListServiceAccounts(ctx context.Context, page Page) ([]ServiceAccount, error)
+	// UpdateServiceAccount is UpdateUser for service accounts (the id is
+	// kept; the grants and the secrets are written); ErrConflict when an
+	// audience is a client id, as for CreateServiceAccount.
+	UpdateServiceAccount(ctx context.Context, clientID string, update func(*ServiceAccount) (*SubjectRevocation, error)) error
+	// DeleteServiceAccount removes the account and refuses revoke.Subject's
+	// access tokens issued before revoke.At, in one transaction.
+	DeleteServiceAccount(ctx context.Context, clientID string, revoke SubjectRevocation) error
+}
+
+// Clients are the OAuth clients registered for the sign-in page, by id, in
+// the client_id space they share with ServiceAccounts.
+type Clients interface {
+	// CreateClient stores a client, with CreateServiceAccount's rules.
+	CreateClient(ctx context.Context, client Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns the clients of page, by id.
+	ListClients(ctx context.Context, page Page) ([]Client, error)
+	// UpdateClient is UpdateUser for clients (the id is kept; the secret is
+	// written), with UpdateServiceAccount's audience rule.
+	UpdateClient(ctx context.Context, id string, update func(*Client) (*SubjectRevocation, error)) error
+	// DeleteClient removes the client and, in the same transaction, the
+	// refresh tokens and unredeemed codes issued to it, and refuses access
+	// tokens of revoke.Subject (the client's principal key) issued before
+	// revoke.At.
+	DeleteClient(ctx context.Context, id string, revoke SubjectRevocation) error
+}
+
+// User is a person who signs in with a password.
+type User struct {
+	Name string
+	// PasswordHash is a PHC-formatted argon2id hash; its parameters travel with it.
+	PasswordHash string
+	Role         string
+	Grants
+	CreatedAt time.Time
+}
+
+// Grants say what a principal may obtain: the scopes a token may carry, the
+// ones it carries when none are asked for, and (for service accounts and
+// OAuth clients) the audiences other than the server's own it may be minted
+// for. An operator sets them; callers only choose within them.
+type Grants struct {
+	AllowedScopes    []string
+	DefaultScopes    []string
+	AllowedAudiences []string
+}
+
+// ServiceAccount is a machine client that authenticates with a client secret.
+type ServiceAccount struct {
+	ClientID string
+	// SecretHash is a SHA-256 digest: the secret is 256 random bits, so a slow
+	// hash would add latency without adding resistance to guessing.
+	SecretHash []byte
+	// PreviousSecretHash is the secret before the last rotation, which
+	// still authenticates until PreviousSecretExpiresAt (the rotation's
+	// overlap); nil when there is none.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt time.Time
+	Grants
+	CreatedAt time.Time
+}
+
+// Client is an OAuth client registered for the sign-in page, with the
+// redirect URIs it may use. Chit's own first-party clients need no
+// registration.
+type Client struct {
+	ID           string
+	RedirectURIs []string
+	// SecretHash is the SHA-256 digest of a confidential client's secret;
+	// empty for a public client (PKCE, no secret).
+	SecretHash []byte
+	Grants
+	CreatedAt time.Time
+}

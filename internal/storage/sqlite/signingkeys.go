@@ -1,0 +1,113 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+func (s *Store) CreateSigningKey(ctx context.Context, key storage.SigningKey) error {
+	return s.insert(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		key.ID, key.Algorithm, key.PrivateKey, key.PublicKey, key.State, toUnix(key.CreatedAt), toUnix(key.ActivatedAt), toUnix(key.RetiredAt))
+}
+
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, algorithm, private_key, public_key, state, created_at, activated_at, retired_at FROM signing_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storage.SigningKey
+	for rows.Next() {
+		var key storage.SigningKey
+		var createdAt, activatedAt, retiredAt sql.NullInt64
+		if err := rows.Scan(&key.ID, &key.Algorithm, &key.PrivateKey, &key.PublicKey, &key.State, &createdAt, &activatedAt, &retiredAt); err != nil {
+			return nil, err
+		}
+		key.CreatedAt, key.ActivatedAt, key.RetiredAt = fromUnix(createdAt), fromUnix(activatedAt), fromUnix(retiredAt)
+		keys = append(keys, key)
+	}
+	return keys, rows.Err()
+}
+
+func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, newNext storage.SigningKey, at time.Time) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var nextID string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE state = 'next' ORDER BY created_at DESC LIMIT 1`).Scan(&nextID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if nextID != expectedNextID {
+		return storage.ErrConflict
+	}
+	if nextID != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active'`, toUnix(at)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'active', activated_at = ? WHERE id = ?`, toUnix(at), nextID); err != nil {
+			return err
+		}
+	}
+	newNext.State = storage.KeyNext
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, newNext.State, toUnix(newNext.CreatedAt)); err != nil {
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	return s.deleteInBatches(ctx, "signing_keys", `state = 'retired' AND retired_at < ?`, toUnix(cutoff))
+}
+
+func (s *Store) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE signing_keys SET private_key = ? WHERE id = ? AND private_key = ?`, replacement, id, current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
+}
+
+func (s *Store) CreateRefreshTokenKey(ctx context.Context, key storage.RefreshTokenKey) error {
+	return s.insert(ctx, `INSERT INTO refresh_token_keys (id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		int64(key.ID), key.Secret, toUnix(key.CreatedAt))
+}
+
+func (s *Store) ListRefreshTokenKeys(ctx context.Context) ([]storage.RefreshTokenKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, secret, created_at FROM refresh_token_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storage.RefreshTokenKey
+	for rows.Next() {
+		var key storage.RefreshTokenKey
+		var id int64
+		var createdAt sql.NullInt64
+		if err := rows.Scan(&id, &key.Secret, &createdAt); err != nil {
+			return nil, err
+		}
+		key.ID, key.CreatedAt = uint32(id), fromUnix(createdAt)
+		keys = append(keys, key)
+	}
+	return keys, rows.Err()
+}
+
+func (s *Store) ReplaceRefreshTokenKeySecret(ctx context.Context, id uint32, current, replacement []byte) error {
+	result, err := s.writer.ExecContext(ctx, `UPDATE refresh_token_keys SET secret = ? WHERE id = ? AND secret = ?`, replacement, int64(id), current)
+	if err != nil {
+		return err
+	}
+	return requireOneRow(result, storage.ErrConflict)
+}
