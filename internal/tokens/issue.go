@@ -14,19 +14,34 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-// IssueForPassword signs a person in through client (already
-// authenticated): an access token and a refresh token that starts a new
-// family, with the scopes and audience asked for within what the person and
-// the client are allowed.
-func (s *Service) IssueForPassword(ctx context.Context, client accounts.Client, address, username, password, scope, audience string) (Grant, error) {
+// PasswordRequest is a person's sign-in with their password.
+type PasswordRequest struct {
+	// Client is the client the person signs in through, already
+	// authenticated.
+	Client accounts.Client
+	// Address is the caller's network address: the sign-in throttle counts
+	// failures by it.
+	Address  string
+	Username string
+	Password string
+	// Scope and Audience are what is asked for ("" for the defaults).
+	Scope    string
+	Audience string
+}
+
+// IssueForPassword signs a person in through req.Client: an access token
+// and a refresh token that starts a new family, with the scopes and
+// audience asked for within what the person and the client are allowed.
+func (s *Service) IssueForPassword(ctx context.Context, req PasswordRequest) (Grant, error) {
+	client, audience := req.Client, req.Audience
 	if client.Service {
 		return Grant{}, errServiceNotPasswordClient
 	}
-	requested, err := accounts.ParseScope(scope)
+	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
 		return Grant{}, err
 	}
-	principal, err := s.Directory.AuthenticateUser(ctx, address, username, password)
+	principal, err := s.Directory.AuthenticateUser(ctx, req.Address, req.Username, req.Password)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -157,16 +172,26 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	return s.Keys.Sign(token)
 }
 
+// ClientRequest is a service account's sign-in with client credentials.
+type ClientRequest struct {
+	// Service is the service account, authenticated with its secret
+	// (accounts.Directory.AuthenticateService).
+	Service accounts.Principal
+	// Scope and Audience are what is asked for ("" for the defaults).
+	Scope    string
+	Audience string
+}
+
 // IssueForClient signs a service account in. It gets no refresh token: it
 // holds its secret and simply asks again (RFC 6749 §4.4.3).
-func (s *Service) IssueForClient(ctx context.Context, clientID, secret, scope, audience string) (Grant, error) {
-	requested, err := accounts.ParseScope(scope)
+func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant, error) {
+	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
 		return Grant{}, err
 	}
-	principal, err := s.Directory.AuthenticateService(ctx, clientID, secret)
-	if err != nil {
-		return Grant{}, err
+	principal, audience := req.Service, req.Audience
+	if principal.Role != accounts.RoleService {
+		return Grant{}, fmt.Errorf("client credentials are a service account's, not %s %q's", principal.Role, principal.Subject)
 	}
 	grantee := accounts.Grantee{Principal: principal, Client: accounts.Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants}}
 	scopes, err := grantee.GrantScopes(requested)

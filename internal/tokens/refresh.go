@@ -23,17 +23,28 @@ var (
 // rotationSealPurpose separates the sealing of successors from other uses.
 const rotationSealPurpose = "refresh rotation"
 
+// RefreshRequest is the exchange of a refresh token.
+type RefreshRequest struct {
+	// Client is the client presenting the token, already authenticated: a
+	// token refreshes only through the client it was issued to.
+	Client       accounts.Client
+	RefreshToken string
+	// Scope, when not empty, narrows the new access token.
+	Scope string
+}
+
 // Refresh exchanges a refresh token, presented by the client it was issued
 // to, for a new access token and a successor refresh token; the presented
 // one stops working. Presenting it again within the grace period answers
 // the same successor (a lost answer, two tabs); after that it is reuse, and
-// the whole family is revoked. scope, when not empty, narrows the new
+// the whole family is revoked. req.Scope, when not empty, narrows the new
 // access token (RFC 6749 §6); the refresh token keeps the login's scopes.
-func (s *Service) Refresh(ctx context.Context, client accounts.Client, refreshToken, scope string) (Grant, error) {
+func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Grant, error) {
+	client, refreshToken := req.Client, req.RefreshToken
 	if refreshToken == "" {
 		return Grant{}, chiterr.New(chiterr.InvalidArgument, "refresh_token is required")
 	}
-	requested, err := accounts.ParseScope(scope)
+	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
 		return Grant{}, err
 	}
