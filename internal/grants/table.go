@@ -144,13 +144,6 @@ func Types() []string {
 	return names
 }
 
-// Grants returns the table, for documentation and tests.
-func Grants() []Grant {
-	grants := make([]Grant, len(table))
-	copy(grants, table)
-	return grants
-}
-
 func lookup(t Type) (Grant, bool) {
 	for _, grant := range table {
 		if grant.Type == t {

@@ -28,7 +28,7 @@ func TestTheGrantTable(t *testing.T) {
 		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{WithOfflineAccess, WithOpenID}},
 		{APIKey, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
 	}
-	got := Grants()
+	got := table
 	if len(got) != len(want) {
 		t.Fatalf("%d grants, want %d: %v", len(got), len(want), Types())
 	}
