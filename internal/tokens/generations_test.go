@@ -335,7 +335,7 @@ func TestAPIKeysWithOddIDsAreInvalid(t *testing.T) {
 	forEachStore(t, func(t *testing.T, f *generationsFixture) {
 		secret := strings.Repeat("s", apiKeyLength-len(APIKeyPrefix)-apiKeyIDLength)
 		for _, id := range []string{strings.Repeat("\xff", apiKeyIDLength), "a\x00" + strings.Repeat("b", apiKeyIDLength-2)} {
-			_, err := f.service.IssueForAPIKey(context.Background(), APIKeyRequest{Key: APIKeyPrefix+id+secret})
+			_, err := f.service.IssueForAPIKey(context.Background(), APIKeyRequest{Key: APIKeyPrefix + id + secret})
 			if chiterr.KindOf(err) != chiterr.Unauthenticated {
 				t.Fatalf("API key id %q: %v, want Unauthenticated", id, err)
 			}
