@@ -387,11 +387,26 @@ func withQuery(uri string, extra url.Values) string {
 
 var errCodeInvalid = chiterr.New(chiterr.Unauthenticated, "authorization code is invalid")
 
-// Exchange redeems a code for tokens on behalf of client (authenticated
-// by the caller). A code works once: a second use fails and revokes the
-// refresh tokens the first one started. audience, when set, asks for
-// tokens for another audience the client is allowed (RFC 8707).
-func (s *Service) Exchange(ctx context.Context, client accounts.Client, code, redirectURI, verifier, audience string) (tokens.Grant, error) {
+// CodeRequest is the redemption of an authorization code (RFC 6749 §4.1.3).
+type CodeRequest struct {
+	// Client is the client redeeming the code, already authenticated: the
+	// code is bound to the client it was issued to.
+	Client      accounts.Client
+	Code        string
+	RedirectURI string
+	// CodeVerifier is the PKCE verifier (RFC 7636), for a code issued with
+	// a challenge.
+	CodeVerifier string
+	// Audience, when set, asks for tokens for another audience the client
+	// is allowed (RFC 8707).
+	Audience string
+}
+
+// Exchange redeems a code for tokens on behalf of req.Client. A code works
+// once: a second use fails and revokes the refresh tokens the first one
+// started.
+func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, error) {
+	client, code, redirectURI, verifier, audience := req.Client, req.Code, req.RedirectURI, req.CodeVerifier, req.Audience
 	if client.Service {
 		return tokens.Grant{}, chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
 	}

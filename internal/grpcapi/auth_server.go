@@ -11,6 +11,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
@@ -30,8 +31,10 @@ const (
 // RefreshToken and Revoke as the API client, LoginCli and RefreshCli as the
 // CLI. A refresh token refreshes only through the client it was issued to.
 var (
-	apiClient = accounts.FirstPartyClient(accounts.APIClientID)
-	cliClient = accounts.FirstPartyClient(accounts.CLIClientID)
+	apiClient = grants.FirstPartyClient(accounts.APIClientID)
+	cliClient = grants.FirstPartyClient(accounts.CLIClientID)
+	// apiRevoker is the API client, as Revoke authenticates it.
+	apiRevoker = accounts.FirstPartyClient(accounts.APIClientID)
 )
 
 // AuthServer serves chit.auth.v1.AuthService over the token core.
@@ -39,30 +42,36 @@ type AuthServer struct {
 	authv1.UnimplementedAuthServiceServer
 	tokens    *tokens.Service
 	authorize *authorize.Service
+	grants    *grants.Service
 	pages     *paging.Tokens
 }
 
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 
-// NewAuthServer returns the AuthService handlers over deps.Tokens and
-// deps.Authorize.
+// NewAuthServer returns the AuthService handlers over deps.Tokens,
+// deps.Authorize and, for the grants, deps.Directory.
 func NewAuthServer(deps Dependencies) *AuthServer {
-	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages}
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages,
+		grants: grants.New(grants.Dependencies{Tokens: deps.Tokens, Directory: deps.Directory, Authorize: deps.Authorize})}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
-	var grant tokens.Grant
-	var err error
+	issue := grants.Request{Address: clientaddr.From(ctx), Scope: req.GetScope(), Audience: req.GetAudience()}
 	switch credential := req.GetCredential().(type) {
 	case *authv1.TokenRequest_PasswordCredential:
-		grant, err = s.tokens.IssueForPassword(ctx, apiClient, clientaddr.From(ctx), credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword(), req.GetScope(), req.GetAudience())
+		issue.Type, issue.Client = grants.Password, apiClient
+		issue.Username, issue.Password = credential.PasswordCredential.GetUsername(), credential.PasswordCredential.GetPassword()
 	case *authv1.TokenRequest_ClientCredential:
-		grant, err = s.tokens.IssueForClient(ctx, credential.ClientCredential.GetClientId(), credential.ClientCredential.GetClientSecret(), req.GetScope(), req.GetAudience())
+		issue.Type = grants.ClientCredentials
+		issue.Client = grants.Client{Authentication: grants.ClientSecretPost,
+			ID: credential.ClientCredential.GetClientId(), Secret: credential.ClientCredential.GetClientSecret()}
 	case *authv1.TokenRequest_ApiKeyCredential:
-		grant, err = s.tokens.IssueForAPIKey(ctx, credential.ApiKeyCredential.GetApiKey(), req.GetScope(), req.GetAudience())
+		issue.Type, issue.Client = grants.APIKey, grants.Client{Authentication: grants.NoClient}
+		issue.APIKey = credential.ApiKeyCredential.GetApiKey()
 	default:
-		err = chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential")
+		return nil, chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential")
 	}
+	grant, err := s.grants.Issue(ctx, issue)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +79,7 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 }
 
 func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.TokenResponse, error) {
-	grant, err := s.tokens.Refresh(ctx, apiClient, req.GetRefreshToken(), req.GetScope())
+	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.RefreshToken, Client: apiClient, RefreshToken: req.GetRefreshToken(), Scope: req.GetScope()})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +132,8 @@ func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthori
 }
 
 func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
-	grant, err := s.authorize.Exchange(ctx, cliClient, req.GetCode(), req.GetRedirectUri(), req.GetCodeVerifier(), "")
+	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.AuthorizationCode, Client: cliClient,
+		Code: req.GetCode(), RedirectURI: req.GetRedirectUri(), CodeVerifier: req.GetCodeVerifier()})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +141,7 @@ func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) 
 }
 
 func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
-	grant, err := s.tokens.Refresh(ctx, cliClient, req.GetRefreshToken(), "")
+	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.RefreshToken, Client: cliClient, RefreshToken: req.GetRefreshToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +181,7 @@ func (s *AuthServer) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*au
 		if req.GetSubject() != "" {
 			return nil, chiterr.New(chiterr.InvalidArgument, "send token or subject, not both")
 		}
-		if err := s.tokens.Revoke(ctx, apiClient, req.GetToken()); err != nil {
+		if err := s.tokens.Revoke(ctx, apiRevoker, req.GetToken()); err != nil {
 			return nil, err
 		}
 		return &authv1.RevokeResponse{}, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -31,18 +32,18 @@ const (
 // APIKeyGrantType exchanges an API key (the api_key parameter) for an
 // access token: an extension grant (RFC 6749 §4.5), named by a URI of
 // Chit's own. No client authenticates: the key is the credential.
-const APIKeyGrantType = "urn:chit:params:oauth:grant-type:api-key"
+const APIKeyGrantType = string(grants.APIKey)
 
-// GrantTypes are the grant types /oauth2/token accepts.
-var GrantTypes = []string{"password", "refresh_token", "client_credentials", "authorization_code", APIKeyGrantType}
+// GrantTypes are the grant types /oauth2/token accepts: the grant table's.
+var GrantTypes = grants.Types()
 
 const maxFormBytes = 64 << 10
 
 // Handler serves the endpoints.
 type Handler struct {
 	tokens    *tokens.Service
+	grants    *grants.Service
 	directory *accounts.Directory
-	authorize *authorize.Service
 	logger    *slog.Logger
 }
 
@@ -58,7 +59,8 @@ type Dependencies struct {
 // New returns the handler. The endpoints have no settings of their own: what
 // they answer is the core's configuration.
 func New(deps Dependencies) *Handler {
-	return &Handler{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, logger: deps.Logger}
+	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger,
+		grants: grants.New(grants.Dependencies{Tokens: deps.Tokens, Directory: deps.Directory, Authorize: deps.Authorize})}
 }
 
 // Register adds the routes to mux.
@@ -189,7 +191,9 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// token is RFC 6749 §3.2: every grant of GrantTypes, for the client authenticated by Basic or the form.
+// token is RFC 6749 §3.2: every grant of GrantTypes, for the client
+// authenticated by Basic or the form. What a grant accepts is the grant
+// table's (internal/grants); here the form is decoded and the answer encoded.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	if err := h.parseForm(w, r); err != nil {
 		h.fail(w, r, err, false)
@@ -206,44 +210,28 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var grant tokens.Grant
-	switch grantType := form.Get("grant_type"); grantType {
-	case "password", "refresh_token", "authorization_code":
-		// The client is authenticated on every grant (RFC 6749 §2.3): a
-		// confidential client with its secret, a public one by its id.
-		var client accounts.Client
-		if client, err = h.directory.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
-			break
-		}
-		switch grantType {
-		case "password":
-			grant, err = h.tokens.IssueForPassword(ctx, client, clientaddr.From(ctx), form.Get("username"), form.Get("password"), form.Get("scope"), audience)
-		case "refresh_token":
-			if audience != "" {
-				err = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
-				break
-			}
-			grant, err = h.tokens.Refresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
-		case "authorization_code":
-			// The code is bound to the client it was issued to; the core checks it.
-			grant, err = h.authorize.Exchange(ctx, client, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), audience)
-		}
-	case "client_credentials":
-		if _, err = accounts.ParseScope(form.Get("scope")); err != nil {
-			break // a malformed scope is the request's fault, not the client's authentication
-		}
-		grant, err = h.tokens.IssueForClient(ctx, clientID, clientSecret, form.Get("scope"), audience)
-		if kind := chiterr.KindOf(err); chiterr.ReasonOf(err) == "" && (kind == chiterr.Unauthenticated || kind == chiterr.InvalidArgument) {
-			err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
-		}
-	case APIKeyGrantType:
-		if clientID != "" || clientSecret != "" {
-			err = &oauthError{http.StatusBadRequest, "invalid_request", "an API key is the whole credential: send no client authentication with it", 0}
-			break
-		}
-		grant, err = h.tokens.IssueForAPIKey(ctx, form.Get("api_key"), form.Get("scope"), audience)
-	case "":
+	if form.Get("grant_type") == "" {
 		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
-	default:
+	} else {
+		grant, err = h.grants.Issue(ctx, grants.Request{
+			Type:         grants.Type(form.Get("grant_type")),
+			Client:       grants.PresentedClient(clientID, clientSecret, basic),
+			Address:      clientaddr.From(ctx),
+			Scope:        form.Get("scope"),
+			Audience:     audience,
+			Username:     form.Get("username"),
+			Password:     form.Get("password"),
+			RefreshToken: form.Get("refresh_token"),
+			Code:         form.Get("code"),
+			RedirectURI:  form.Get("redirect_uri"),
+			CodeVerifier: form.Get("code_verifier"),
+			APIKey:       form.Get("api_key"),
+		})
+	}
+	if _, failedSignIn := errors.AsType[*grants.ClientRefusedError](err); failedSignIn {
+		err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
+	}
+	if errors.Is(err, grants.ErrUnsupportedGrantType) {
 		err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of " + strings.Join(GrantTypes, ", "), 0}
 	}
 	if err != nil {

@@ -173,12 +173,23 @@ var errBadAPIKey = chiterr.New(chiterr.Unauthenticated, "invalid API key")
 // failures take the same path.
 var decoyAPIKeyHash = secrets.Digest("decoy API key")
 
+// APIKeyRequest is the exchange of an API key: the key is the whole
+// credential, no client authenticates.
+type APIKeyRequest struct {
+	Key string
+	// Scope names some of the key's scopes ("" for all of them); Audience
+	// is the token's ("" for the server's own).
+	Scope    string
+	Audience string
+}
+
 // IssueForAPIKey exchanges an API key for a short-lived access token with
 // the key's scopes (those requested, within them), re-reading its owner: a
 // deleted owner, a narrower grant or a revoked key ends what the key gives.
 // No refresh token: the key itself is the long-lived credential.
-func (s *Service) IssueForAPIKey(ctx context.Context, key, scope, audience string) (Grant, error) {
-	requested, err := accounts.ParseScope(scope)
+func (s *Service) IssueForAPIKey(ctx context.Context, req APIKeyRequest) (Grant, error) {
+	key, audience := req.Key, req.Audience
+	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
 		return Grant{}, err
 	}

@@ -11,7 +11,7 @@ import (
 // signature verification runs (compare with BenchmarkCheckDistinctTokens).
 func BenchmarkCheckSameToken(b *testing.B) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
+	grant, err := issueForClient(context.Background(), f.service, "billing", f.secret, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func BenchmarkCheckDistinctTokens(b *testing.B) {
 	f := newFixture(b)
 	pool := make([]string, 1024)
 	for i := range pool {
-		grant, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
+		grant, err := issueForClient(context.Background(), f.service, "billing", f.secret, "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func BenchmarkCheckDistinctTokens(b *testing.B) {
 			b.StopTimer()
 			f = newFixture(b)
 			for j := range pool {
-				grant, _ := f.service.IssueForClient(context.Background(), "billing", f.secret, "", "")
+				grant, _ := issueForClient(context.Background(), f.service, "billing", f.secret, "")
 				pool[j] = grant.AccessToken
 			}
 			i = 0
@@ -61,7 +61,7 @@ func BenchmarkIssueForClient(b *testing.B) {
 	f := newFixture(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.service.IssueForClient(context.Background(), "billing", f.secret, "", ""); err != nil {
+		if _, err := issueForClient(context.Background(), f.service, "billing", f.secret, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -70,13 +70,13 @@ func BenchmarkIssueForClient(b *testing.B) {
 // BenchmarkRefresh rotates one chain on SQLite, each rotation durable.
 func BenchmarkRefresh(b *testing.B) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(context.Background(), tokens.PasswordRequest{Client: apiClient, Username: "alice", Password: "wonderland"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if grant, err = f.service.Refresh(context.Background(), apiClient, grant.RefreshToken, ""); err != nil {
+		if grant, err = f.service.Refresh(context.Background(), tokens.RefreshRequest{Client: apiClient, RefreshToken: grant.RefreshToken}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func BenchmarkAuthenticateCurrent(b *testing.B) {
 
 func benchmarkAuthenticate(b *testing.B, authenticate func(*tokens.Service, context.Context, string) (tokens.Claims, error)) {
 	f := newFixture(b)
-	grant, err := f.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(context.Background(), tokens.PasswordRequest{Client: apiClient, Username: "alice", Password: "wonderland"})
 	if err != nil {
 		b.Fatal(err)
 	}

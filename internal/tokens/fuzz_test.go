@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // FuzzCheck feeds arbitrary bearer tokens to Check: nothing may panic, and
@@ -12,7 +13,7 @@ import (
 // holds a valid token and the shapes of the classic attacks.
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f)
-	grant, err := fx.service.IssueForPassword(context.Background(), apiClient, "", "alice", "wonderland", "read", "")
+	grant, err := fx.service.IssueForPassword(context.Background(), tokens.PasswordRequest{Client: apiClient, Username: "alice", Password: "wonderland", Scope: "read"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func FuzzRefresh(f *testing.F) {
 	f.Add("chit_rt_AAAA")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, token string) {
-		_, err := fx.service.Refresh(context.Background(), apiClient, token, "")
+		_, err := fx.service.Refresh(context.Background(), tokens.RefreshRequest{Client: apiClient, RefreshToken: token})
 		if kind := chiterr.KindOf(err); err == nil || (kind != chiterr.Unauthenticated && kind != chiterr.InvalidArgument) {
 			t.Fatalf("Refresh(%q) = %v", token, err)
 		}

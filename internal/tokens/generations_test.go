@@ -99,7 +99,7 @@ func (f *generationsFixture) rotate(t *testing.T, token string, n int) []string 
 	chain := []string{token}
 	for range n {
 		f.now = f.now.Add(11 * time.Second)
-		grant, err := f.service.Refresh(context.Background(), firstParty, chain[len(chain)-1], "")
+		grant, err := f.service.Refresh(context.Background(), RefreshRequest{Client: firstParty, RefreshToken: chain[len(chain)-1]})
 		if err != nil {
 			t.Fatalf("rotation %d: %v", len(chain), err)
 		}
@@ -125,7 +125,7 @@ func (f *generationsFixture) tokenFromBefore(t *testing.T, familyID string) stri
 }
 
 func (f *generationsFixture) refresh(token string) error {
-	_, err := f.service.Refresh(context.Background(), firstParty, token, "")
+	_, err := f.service.Refresh(context.Background(), RefreshRequest{Client: firstParty, RefreshToken: token})
 	return err
 }
 
@@ -335,7 +335,7 @@ func TestAPIKeysWithOddIDsAreInvalid(t *testing.T) {
 	forEachStore(t, func(t *testing.T, f *generationsFixture) {
 		secret := strings.Repeat("s", apiKeyLength-len(APIKeyPrefix)-apiKeyIDLength)
 		for _, id := range []string{strings.Repeat("\xff", apiKeyIDLength), "a\x00" + strings.Repeat("b", apiKeyIDLength-2)} {
-			_, err := f.service.IssueForAPIKey(context.Background(), APIKeyPrefix+id+secret, "", "")
+			_, err := f.service.IssueForAPIKey(context.Background(), APIKeyRequest{Key: APIKeyPrefix + id + secret})
 			if chiterr.KindOf(err) != chiterr.Unauthenticated {
 				t.Fatalf("API key id %q: %v, want Unauthenticated", id, err)
 			}

@@ -77,7 +77,7 @@ func TestSignInRacingAChangeIsRefused(t *testing.T) {
 				}
 				f.clock.Advance(100 * time.Millisecond)
 			}))
-			grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "read write", "")
+			grant, err := f.service.IssueForPassword(ctx, tokens.PasswordRequest{Client: apiClient, Username: "alice", Password: "wonderland", Scope: "read write"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestRefreshTokenOfADeletedUserDoesNotPassToTheNameTakenAgain(t *testing.T) 
 		}
 		f.clock.Advance(100 * time.Millisecond)
 	}))
-	grant, err := f.service.IssueForPassword(ctx, apiClient, "", "alice", "wonderland", "", "")
+	grant, err := f.service.IssueForPassword(ctx, tokens.PasswordRequest{Client: apiClient, Username: "alice", Password: "wonderland"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestRefreshTokenOfADeletedUserDoesNotPassToTheNameTakenAgain(t *testing.T) 
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Second)
-	_, err = f.service.Refresh(ctx, apiClient, grant.RefreshToken, "")
+	_, err = f.service.Refresh(ctx, tokens.RefreshRequest{Client: apiClient, RefreshToken: grant.RefreshToken})
 	wantKind(t, err, chiterr.Unauthenticated)
 }
 
@@ -118,7 +118,7 @@ func TestRefreshTokenOfADeletedUserDoesNotPassToTheNameTakenAgain(t *testing.T) 
 func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, func(o *fixtureOptions) { o.serviceCacheTTL = time.Second })
-	if _, err := f.service.IssueForClient(ctx, "billing", f.secret, "", ""); err != nil {
+	if _, err := issueForClient(ctx, f.service, "billing", f.secret, ""); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(100 * time.Millisecond)
@@ -126,7 +126,7 @@ func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(100 * time.Millisecond)
-	stale, err := f.service.IssueForClient(ctx, "billing", f.secret, "inventory:read", "")
+	stale, err := issueForClient(ctx, f.service, "billing", f.secret, "inventory:read")
 	if err != nil {
 		t.Fatalf("within the cache time the old grants still answer: %v", err)
 	}
@@ -139,7 +139,7 @@ func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(2 * time.Second)
-	if _, err := f.service.IssueForClient(ctx, "billing", f.secret, "", ""); err != nil {
+	if _, err := issueForClient(ctx, f.service, "billing", f.secret, ""); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(100 * time.Millisecond)
@@ -147,7 +147,7 @@ func TestServiceNarrowedElsewhereWhileCachedIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(100 * time.Millisecond)
-	stale, err = f.service.IssueForClient(ctx, "billing", f.secret, "", "")
+	stale, err = issueForClient(ctx, f.service, "billing", f.secret, "")
 	if err != nil {
 		t.Fatalf("within the cache time the deleted account still answers: %v", err)
 	}
@@ -169,9 +169,9 @@ func TestLegacyRefreshTokenBindsToTheFirstPartyClientThatRefreshesIt(t *testing.
 		t.Fatal(err)
 	}
 	registered := accounts.Client{ID: "dashboard", Grants: storage.Grants{AllowedScopes: []string{"read"}}}
-	_, err := f.service.Refresh(ctx, registered, legacy, "")
+	_, err := f.service.Refresh(ctx, tokens.RefreshRequest{Client: registered, RefreshToken: legacy})
 	wantKind(t, err, chiterr.Unauthenticated)
-	grant, err := f.service.Refresh(ctx, apiClient, legacy, "")
+	grant, err := f.service.Refresh(ctx, tokens.RefreshRequest{Client: apiClient, RefreshToken: legacy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +179,9 @@ func TestLegacyRefreshTokenBindsToTheFirstPartyClientThatRefreshesIt(t *testing.
 	if grant.Scope != "read" {
 		t.Fatalf("legacy login refreshed with scope %q, want read", grant.Scope)
 	}
-	_, err = f.service.Refresh(ctx, accounts.FirstPartyClient(accounts.CLIClientID), grant.RefreshToken, "")
+	_, err = f.service.Refresh(ctx, tokens.RefreshRequest{Client: accounts.FirstPartyClient(accounts.CLIClientID), RefreshToken: grant.RefreshToken})
 	wantKind(t, err, chiterr.Unauthenticated)
-	if _, err := f.service.Refresh(ctx, apiClient, grant.RefreshToken, ""); err != nil {
+	if _, err := f.service.Refresh(ctx, tokens.RefreshRequest{Client: apiClient, RefreshToken: grant.RefreshToken}); err != nil {
 		t.Fatalf("the successor refreshes through the client that bound it: %v", err)
 	}
 }
@@ -211,7 +211,7 @@ func TestSignInWhileANarrowingCommitsIsRefused(t *testing.T) {
 	operator := accounts.NewDirectory(accounts.Config{ServerAudience: "chit"}, accounts.Dependencies{Store: &updateHook{Store: f.store, during: func() {
 		f.clock.Advance(10 * time.Millisecond)
 		var err error
-		if stale, err = f.service.IssueForClient(ctx, "billing", f.secret, "inventory:read", ""); err != nil {
+		if stale, err = issueForClient(ctx, f.service, "billing", f.secret, "inventory:read"); err != nil {
 			t.Error(err)
 		}
 		f.clock.Advance(10 * time.Millisecond)
@@ -254,7 +254,7 @@ func TestClientNarrowedBetweenItsReadAndTheUsersIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grant, err := f.service.IssueForPassword(ctx, client, "", "alice", "wonderland", "write", "")
+	grant, err := f.service.IssueForPassword(ctx, tokens.PasswordRequest{Client: client, Username: "alice", Password: "wonderland", Scope: "write"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestRefreshTokenOfADeletedClientIsNotTheNewClients(t *testing.T) {
 	if answer, err := f.service.Introspect(ctx, newClient, raced); err != nil || answer.Active {
 		t.Fatalf("the new client introspecting the old client's refresh token: %+v, %v; want inactive", answer, err)
 	}
-	_, err = f.service.Refresh(ctx, newClient, raced, "")
+	_, err = f.service.Refresh(ctx, tokens.RefreshRequest{Client: newClient, RefreshToken: raced})
 	wantKind(t, err, chiterr.Unauthenticated)
 }
 
@@ -385,7 +385,7 @@ func TestOneEncodingPerToken(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	for i := range 1000 {
-		grant, err := f.service.IssueForClient(ctx, "billing", f.secret, "", "")
+		grant, err := issueForClient(ctx, f.service, "billing", f.secret, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +402,7 @@ func TestOneEncodingPerToken(t *testing.T) {
 	var parts []string
 	for !strings.ContainsAny(strings.Join(parts, ""), "-_") {
 		var err error
-		if grant, err = f.service.IssueForClient(ctx, "billing", f.secret, "", ""); err != nil {
+		if grant, err = issueForClient(ctx, f.service, "billing", f.secret, ""); err != nil {
 			t.Fatal(err)
 		}
 		parts = strings.Split(grant.AccessToken, ".")
@@ -452,15 +452,15 @@ func TestRefreshWhoseClientCannotBeReadIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grant, err := f.service.IssueForPassword(ctx, client, "", "alice", "wonderland", "read", "")
+	grant, err := f.service.IssueForPassword(ctx, tokens.PasswordRequest{Client: client, Username: "alice", Password: "wonderland", Scope: "read"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hook.fail = storage.Unavailable(errors.New("connection refused"))
-	_, err = f.service.Refresh(ctx, client, grant.RefreshToken, "")
+	_, err = f.service.Refresh(ctx, tokens.RefreshRequest{Client: client, RefreshToken: grant.RefreshToken})
 	wantKind(t, err, chiterr.Unavailable)
 	hook.fail = nil
-	if _, err := f.service.Refresh(ctx, client, grant.RefreshToken, ""); err != nil {
+	if _, err := f.service.Refresh(ctx, tokens.RefreshRequest{Client: client, RefreshToken: grant.RefreshToken}); err != nil {
 		t.Fatalf("the login did not survive: %v", err)
 	}
 }

@@ -359,7 +359,7 @@ func (r *rotator) login(ctx context.Context) (string, error) {
 
 // call rotates caller worker's login once.
 func (r *rotator) call(ctx context.Context, worker int) error {
-	grant, err := r.service.Refresh(ctx, accounts.FirstPartyClient(accounts.APIClientID), r.current[worker], "")
+	grant, err := r.service.Refresh(ctx, tokens.RefreshRequest{Client: accounts.FirstPartyClient(accounts.APIClientID), RefreshToken: r.current[worker]})
 	if err != nil {
 		return err
 	}

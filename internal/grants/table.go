@@ -1,0 +1,154 @@
+package grants
+
+import (
+	"context"
+
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/tokens"
+)
+
+// Type names a grant: the grant_type of /oauth2/token.
+type Type string
+
+// The grants, by their RFC 6749 names (§4.1.3, §4.3, §4.4, §6) or, for
+// Chit's own extension grant (§4.5), a URI of Chit's.
+const (
+	Password          Type = "password"
+	RefreshToken      Type = "refresh_token"
+	ClientCredentials Type = "client_credentials"
+	AuthorizationCode Type = "authorization_code"
+	// APIKey exchanges an API key (the api_key parameter) for an access
+	// token. No client authenticates: the key is the credential.
+	APIKey Type = "urn:chit:params:oauth:grant-type:api-key"
+)
+
+// Clients says who a grant's client is, and so how Issue authenticates it.
+type Clients string
+
+const (
+	// OAuthClients: a registered client, one of Chit's own, or a service
+	// account acting as its own client (accounts.Directory.AuthenticateClient).
+	OAuthClients Clients = "oauth_client"
+	// ServiceAccounts: the client is the service account the grant signs
+	// in. A refused authentication is a failed sign-in (ClientRefusedError).
+	ServiceAccounts Clients = "service_account"
+	// NoClients: the grant's own credential is the whole credential; a
+	// request that authenticates a client is refused.
+	NoClients Clients = "none"
+)
+
+// Grant is one way of obtaining tokens. Every grant has this shape, so a
+// new one (device code, token exchange, JWT bearer) is one more entry of
+// table.
+type Grant struct {
+	Type Type
+	// Client is who authenticates as the request's client.
+	Client Clients
+	// Authentications are the ways the client may prove who it is; a
+	// request that authenticates another way is refused with refusedClient.
+	Authentications []ClientAuthentication
+	// Reads are the request parameters the grant reads. Issue clears the
+	// others before the grant runs, so a grant cannot depend on a parameter
+	// it does not declare.
+	Reads []Parameter
+	// Issues is what a success carries besides the access token; Issue
+	// checks it.
+	Issues Issues
+	// refusedClient answers a request whose client authenticates in a way
+	// the grant does not accept.
+	refusedClient error
+	issue         func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error)
+}
+
+// oauthClientAuthentications are how an OAuth client authenticates: a
+// confidential one with its secret, a public one by its id, Chit's own by
+// the transport that acts as them; none at all is Chit's API client.
+var oauthClientAuthentications = []ClientAuthentication{NoClient, PublicClientID, ClientSecretBasic, ClientSecretPost, FirstParty}
+
+// table is every grant, in the order discovery advertises them.
+var table = []Grant{
+	{
+		Type:            Password,
+		Client:          OAuthClients,
+		Authentications: oauthClientAuthentications,
+		Reads:           []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource},
+		Issues:          Issues{RefreshToken: Always, IDToken: Never},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			return s.tokens.IssueForPassword(ctx, tokens.PasswordRequest{Client: client.client, Address: req.Address,
+				Username: req.Username, Password: req.Password, Scope: req.Scope, Audience: req.Audience})
+		},
+	},
+	{
+		Type:            RefreshToken,
+		Client:          OAuthClients,
+		Authentications: oauthClientAuthentications,
+		// resource is read to refuse it.
+		Reads:  []Parameter{ParamRefreshToken, ParamScope, ParamResource},
+		Issues: Issues{RefreshToken: Always, IDToken: Never},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			if req.Audience != "" {
+				return tokens.Grant{}, errRefreshKeepsAudience
+			}
+			return s.tokens.Refresh(ctx, tokens.RefreshRequest{Client: client.client, RefreshToken: req.RefreshToken, Scope: req.Scope})
+		},
+	},
+	{
+		Type:   ClientCredentials,
+		Client: ServiceAccounts,
+		// In the body: the form's client_id and client_secret, or gRPC's
+		// client_credential.
+		Authentications: []ClientAuthentication{ClientSecretBasic, ClientSecretPost},
+		Reads:           []Parameter{ParamScope, ParamResource},
+		// It holds its secret and simply asks again (RFC 6749 §4.4.3).
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: &ClientRefusedError{Err: chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			return s.tokens.IssueForClient(ctx, tokens.ClientRequest{Service: client.service, Scope: req.Scope, Audience: req.Audience})
+		},
+	},
+	{
+		Type:            AuthorizationCode,
+		Client:          OAuthClients,
+		Authentications: oauthClientAuthentications,
+		Reads:           []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource},
+		Issues:          Issues{RefreshToken: WithOfflineAccess, IDToken: WithOpenID},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			return s.authorize.Exchange(ctx, authorize.CodeRequest{Client: client.client, Code: req.Code, RedirectURI: req.RedirectURI,
+				CodeVerifier: req.CodeVerifier, Audience: req.Audience})
+		},
+	},
+	{
+		Type:            APIKey,
+		Client:          NoClients,
+		Authentications: []ClientAuthentication{NoClient},
+		Reads:           []Parameter{ParamAPIKey, ParamScope, ParamResource},
+		// The key itself is the long-lived credential.
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: chiterr.New(chiterr.InvalidArgument, "an API key is the whole credential: send no client authentication with it"),
+		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
+			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience})
+		},
+	},
+}
+
+var errRefreshKeepsAudience = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
+
+// Types are the grant types of the table, in its order: what
+// /oauth2/token accepts and discovery advertises.
+func Types() []string {
+	names := make([]string, len(table))
+	for i, grant := range table {
+		names[i] = string(grant.Type)
+	}
+	return names
+}
+
+func lookup(t Type) (Grant, bool) {
+	for _, grant := range table {
+		if grant.Type == t {
+			return grant, true
+		}
+	}
+	return Grant{}, false
+}

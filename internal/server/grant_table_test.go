@@ -1,0 +1,82 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/grants"
+	"github.com/chit-auth/chit/internal/server/servertest"
+)
+
+// The AuthService's grant answers, code and message: gRPC and REST (which
+// calls it in process) dispatch to the grant table as /oauth2/token does,
+// and encode its refusals as they always have.
+func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
+	e := startServer(t)
+	auth := authv1.NewAuthServiceClient(e.Conn)
+	ctx := context.Background()
+	call := func(rpc func() error) (codes.Code, string) {
+		st, _ := status.FromError(rpc())
+		return st.Code(), st.Message()
+	}
+	token := func(req *authv1.TokenRequest) func() error {
+		return func() error { _, err := auth.Token(ctx, req); return err }
+	}
+	for _, tc := range []struct {
+		name    string
+		rpc     func() error
+		code    codes.Code
+		message string
+	}{
+		{"no credential", token(&authv1.TokenRequest{}), codes.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential"},
+		{"client credentials without a client", token(clientRequest("", "")), codes.InvalidArgument, "client_id and client_secret are required"},
+		{"client credentials with a wrong secret", token(clientRequest(servertest.ServiceName, "chit_cs_wrong")), codes.Unauthenticated, "invalid client credentials"},
+		{"client credentials with a malformed scope", token(withScope(clientRequest(servertest.ServiceName, "chit_cs_wrong"), `a"b`)), codes.InvalidArgument,
+			`scope "a\"b" contains a character not allowed in a scope`},
+		{"a made-up API key", token(&authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: "chit_ak_x"}}}),
+			codes.Unauthenticated, "invalid API key"},
+		{"a password without a username", token(passwordRequest("", "wonderland")), codes.InvalidArgument, "username and password are required"},
+		{"a refresh without its token", func() error { _, err := auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{}); return err },
+			codes.InvalidArgument, "refresh_token is required"},
+		{"a made-up refresh token", func() error {
+			_, err := auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: "chit_rt_x"})
+			return err
+		}, codes.Unauthenticated, "refresh token is invalid"},
+		{"the CLI's refresh without its token", func() error { _, err := auth.RefreshCli(ctx, &authv1.RefreshCliRequest{}); return err },
+			codes.InvalidArgument, "refresh_token is required"},
+		{"the CLI's login without its code", func() error { _, err := auth.LoginCli(ctx, &authv1.LoginCliRequest{}); return err },
+			codes.InvalidArgument, "code and redirect_uri are required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, message := call(tc.rpc); code != tc.code || message != tc.message {
+				t.Errorf("%s %q, want %s %q", code, message, tc.code, tc.message)
+			}
+		})
+	}
+}
+
+// Discovery advertises the grant table's grant types, in its order.
+func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
+	e := startServer(t)
+	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		GrantTypes []string `json:"grant_types_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := grants.Types(); len(want) == 0 || !slices.Equal(doc.GrantTypes, want) {
+		t.Fatalf("grant_types_supported = %v, want the table's %v", doc.GrantTypes, want)
+	}
+}

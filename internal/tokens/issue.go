@@ -1,0 +1,284 @@
+package tokens
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// PasswordRequest is a person's sign-in with their password.
+type PasswordRequest struct {
+	// Client is the client the person signs in through, already
+	// authenticated.
+	Client accounts.Client
+	// Address is the caller's network address: the sign-in throttle counts
+	// failures by it.
+	Address  string
+	Username string
+	Password string
+	// Scope and Audience are what is asked for ("" for the defaults).
+	Scope    string
+	Audience string
+}
+
+// IssueForPassword signs a person in through req.Client: an access token
+// and a refresh token that starts a new family, with the scopes and
+// audience asked for within what the person and the client are allowed.
+func (s *Service) IssueForPassword(ctx context.Context, req PasswordRequest) (Grant, error) {
+	client, audience := req.Client, req.Audience
+	if client.Service {
+		return Grant{}, errServiceNotPasswordClient
+	}
+	requested, err := accounts.ParseScope(req.Scope)
+	if err != nil {
+		return Grant{}, err
+	}
+	principal, err := s.Directory.AuthenticateUser(ctx, req.Address, req.Username, req.Password)
+	if err != nil {
+		return Grant{}, err
+	}
+	grantee := accounts.Grantee{Principal: principal, Client: client}
+	scopes, err := grantee.GrantScopes(requested)
+	if err != nil {
+		return Grant{}, err
+	}
+	if audience, err = grantee.GrantAudience(audience); err != nil {
+		return Grant{}, err
+	}
+	familyID, err := s.NewFamilyID()
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.IssueForLogin(ctx, Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
+}
+
+// issuedAt is the time a token for grantee counts as issued: when the
+// first of the records that decide its grants (the principal's, the
+// client's) was read, not when the token is signed. A change committed in
+// between (during a password hash, or while a replica's cache still held the
+// old record) then refuses the token, as it refuses every older one.
+func (s *Service) issuedAt(grantee accounts.Grantee) time.Time {
+	at := s.Now()
+	for _, readAt := range []time.Time{grantee.Principal.ReadAt, grantee.Client.ReadAt} {
+		if !readAt.IsZero() && readAt.Before(at) {
+			at = readAt
+		}
+	}
+	return at
+}
+
+var errServiceNotPasswordClient = chiterr.New(chiterr.PermissionDenied, "a service account signs in with client credentials only").WithReason(chiterr.ReasonUnauthorizedClient)
+
+// Login describes a person who has just proven who they are, and what to
+// issue them.
+type Login struct {
+	accounts.Grantee
+	// Scopes and Audience are what the login was granted (Grantee's
+	// GrantScopes and GrantAudience).
+	Scopes   []string
+	Audience string
+	// FamilyID names the refresh family the login starts (NewFamilyID).
+	FamilyID         string
+	WithRefreshToken bool
+	// IDToken, when set, asks for an OIDC ID token.
+	IDToken *IDTokenRequest
+	// Kind names the grant for metrics (password, authorization_code).
+	Kind string
+	// AuthTime is when the person proved who they are (the sign-in page's
+	// submission, for a code); zero means now.
+	AuthTime time.Time
+}
+
+// IDTokenRequest is what an ID token states besides the subject.
+type IDTokenRequest struct {
+	ClientID string
+	Nonce    string
+	AuthTime time.Time
+}
+
+// NewFamilyID returns a fresh refresh family id.
+func (s *Service) NewFamilyID() (string, error) { return s.randomString(16) }
+
+// IssueForLogin issues an access token and, as asked, a refresh token that
+// starts login.FamilyID and an ID token.
+func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error) {
+	now := s.issuedAt(login.Grantee)
+	authTime := login.AuthTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
+		familyID: login.FamilyID, issuedAt: now, authTime: authTime})
+	if err != nil {
+		return Grant{}, err
+	}
+	var refresh string
+	if login.WithRefreshToken {
+		var record storage.RefreshToken
+		familyExpiresAt := now.Add(s.cfg.RefreshTokenTTL)
+		refresh, record, err = s.newRefreshToken(storage.RefreshToken{
+			FamilyID:        login.FamilyID,
+			Subject:         login.Principal.Subject,
+			Role:            string(login.Role()),
+			Scope:           strings.Join(login.Scopes, " "),
+			ClientID:        login.Client.ID,
+			Audience:        login.Audience,
+			IssuedAt:        now,
+			ExpiresAt:       earliest(now.Add(s.cfg.RefreshIdleTimeout), familyExpiresAt),
+			FamilyExpiresAt: familyExpiresAt,
+			Generation:      1,
+		})
+		if err != nil {
+			return Grant{}, err
+		}
+		if err := s.Store.CreateRefreshToken(ctx, record); err != nil {
+			return Grant{}, fmt.Errorf("store refresh token: %w", err)
+		}
+	}
+	grant := s.grant(access, refresh, login.Scopes)
+	s.Events.TokenIssued(login.Kind)
+	if login.IDToken != nil {
+		if grant.IDToken, err = s.signIDToken(login.Principal, *login.IDToken, now); err != nil {
+			return Grant{}, err
+		}
+	}
+	return grant, nil
+}
+
+// signIDToken makes an OIDC ID token (OpenID Connect Core §2) for the client.
+func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, now time.Time) (string, error) {
+	builder := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Subject(principal.Subject).
+		Audience([]string{req.ClientID}).
+		IssuedAt(now).
+		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		Claim("auth_time", req.AuthTime.Unix())
+	if req.Nonce != "" {
+		builder = builder.Claim("nonce", req.Nonce)
+	}
+	token, err := builder.Build()
+	if err != nil {
+		return "", fmt.Errorf("build ID token: %w", err)
+	}
+	return s.Keys.Sign(token)
+}
+
+// ClientRequest is a service account's sign-in with client credentials.
+type ClientRequest struct {
+	// Service is the service account, authenticated with its secret
+	// (accounts.Directory.AuthenticateService).
+	Service accounts.Principal
+	// Scope and Audience are what is asked for ("" for the defaults).
+	Scope    string
+	Audience string
+}
+
+// IssueForClient signs a service account in. It gets no refresh token: it
+// holds its secret and simply asks again (RFC 6749 §4.4.3).
+func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant, error) {
+	requested, err := accounts.ParseScope(req.Scope)
+	if err != nil {
+		return Grant{}, err
+	}
+	principal, audience := req.Service, req.Audience
+	if principal.Role != accounts.RoleService {
+		return Grant{}, fmt.Errorf("client credentials are a service account's, not %s %q's", principal.Role, principal.Subject)
+	}
+	grantee := accounts.Grantee{Principal: principal, Client: accounts.Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants}}
+	scopes, err := grantee.GrantScopes(requested)
+	if err != nil {
+		return Grant{}, err
+	}
+	if audience, err = grantee.GrantAudience(audience); err != nil {
+		return Grant{}, err
+	}
+	issuedAt := s.issuedAt(grantee)
+	// Client credentials prove who the service is with every request.
+	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: issuedAt})
+	if err != nil {
+		return Grant{}, err
+	}
+	s.Events.TokenIssued("client_credentials")
+	return s.grant(access, "", scopes), nil
+}
+
+func (s *Service) grant(access, refresh string, scopes []string) Grant {
+	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
+}
+
+// accessToken is what an access token states.
+type accessToken struct {
+	grantee accounts.Grantee
+	scopes  []string
+	// audience "" is the server's own.
+	audience string
+	// familyID is the login the token belongs to (FamilyClaim), if any:
+	// revoking the login refuses the token too.
+	familyID string
+	issuedAt time.Time
+	// authTime, when set, is when the subject proved who they are for this
+	// token (AuthTimeClaim): set by sign-ins and client credentials, never
+	// by a refresh or an API key, so a token shows whether it comes from a
+	// recent sign-in.
+	authTime time.Time
+	// apiKeyID names the API key the token was exchanged for (APIKeyClaim).
+	apiKeyID string
+}
+
+// AuthTimeClaim is when the subject proved who they are (RFC 9068 §2.2.1),
+// in seconds. Only tokens issued for a sign-in carry it.
+const AuthTimeClaim = "auth_time"
+
+// APIKeyClaim names the API key an access token was exchanged for.
+const APIKeyClaim = "api_key_id"
+
+// signAccess signs the access token t describes.
+func (s *Service) signAccess(t accessToken) (string, error) {
+	grantee, scopes, audience, familyID, now := t.grantee, t.scopes, t.audience, t.familyID, t.issuedAt
+	jti, err := s.randomString(16)
+	if err != nil {
+		return "", err
+	}
+	if audience == "" {
+		audience = s.cfg.Audience
+	}
+	builder := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Subject(grantee.Principal.Subject).
+		Audience([]string{audience}).
+		IssuedAt(now).
+		NotBefore(now).
+		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		JwtID(jti).
+		Claim(IssuedAtMicrosClaim, now.UnixMicro()).
+		Claim("role", string(grantee.Role()))
+	if grantee.Client.ID != "" {
+		builder = builder.Claim(ClientIDClaim, grantee.Client.ID)
+	}
+	if len(scopes) > 0 {
+		builder = builder.Claim("scope", strings.Join(scopes, " "))
+	}
+	if familyID != "" {
+		builder = builder.Claim(FamilyClaim, familyID)
+	}
+	if !t.authTime.IsZero() {
+		builder = builder.Claim(AuthTimeClaim, t.authTime.Unix())
+	}
+	if t.apiKeyID != "" {
+		builder = builder.Claim(APIKeyClaim, t.apiKeyID)
+	}
+	token, err := builder.Build()
+	if err != nil {
+		return "", fmt.Errorf("build access token: %w", err)
+	}
+	return s.Keys.SignAs(token, keys.AccessTokenType)
+}
