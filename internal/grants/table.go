@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"slices"
 
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -142,6 +143,26 @@ func Types() []string {
 		names[i] = string(grant.Type)
 	}
 	return names
+}
+
+// TokenEndpointAuthMethods are the client authentications some grant of
+// the table accepts from a registered client, by their RFC 8414 names: what
+// discovery advertises. (An absent or first-party authentication is not a
+// registered client's.)
+func TokenEndpointAuthMethods() []string {
+	var methods []string
+	for _, method := range []struct {
+		authentication ClientAuthentication
+		name           string
+	}{{ClientSecretBasic, "client_secret_basic"}, {ClientSecretPost, "client_secret_post"}, {PublicClientID, "none"}} {
+		for _, grant := range table {
+			if slices.Contains(grant.Authentications, method.authentication) {
+				methods = append(methods, method.name)
+				break
+			}
+		}
+	}
+	return methods
 }
 
 func lookup(t Type) (Grant, bool) {

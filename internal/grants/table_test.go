@@ -48,6 +48,9 @@ func TestTheGrantTable(t *testing.T) {
 	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key"}; !slices.Equal(Types(), want) {
 		t.Errorf("Types() = %v, want %v", Types(), want)
 	}
+	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(TokenEndpointAuthMethods(), want) {
+		t.Errorf("TokenEndpointAuthMethods() = %v, want %v", TokenEndpointAuthMethods(), want)
+	}
 }
 
 // A grant sees only the parameters it declares: one it does not read is

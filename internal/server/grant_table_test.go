@@ -62,7 +62,8 @@ func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
 	}
 }
 
-// Discovery advertises the grant table's grant types, in its order.
+// Discovery advertises the grant table's grant types, in its order, and the
+// client authentications its grants accept.
 func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
 	e := startServer(t)
 	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
@@ -71,12 +72,16 @@ func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var doc struct {
-		GrantTypes []string `json:"grant_types_supported"`
+		GrantTypes  []string `json:"grant_types_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
 	if want := grants.Types(); len(want) == 0 || !slices.Equal(doc.GrantTypes, want) {
 		t.Fatalf("grant_types_supported = %v, want the table's %v", doc.GrantTypes, want)
+	}
+	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(doc.AuthMethods, want) {
+		t.Fatalf("token_endpoint_auth_methods_supported = %v, want %v", doc.AuthMethods, want)
 	}
 }

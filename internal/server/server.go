@@ -35,6 +35,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/clientaddr"
 	"github.com/chit-auth/chit/internal/gateway"
+	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/oauth2http"
@@ -454,7 +455,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				IntrospectionEndpoint:             base + oauth2http.IntrospectPath,
 				UserinfoEndpoint:                  base + oauth2http.UserinfoPath,
 				GrantTypesSupported:               oauth2http.GrantTypes,
-				TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+				TokenEndpointAuthMethodsSupported: grants.TokenEndpointAuthMethods(),
 				JWKSURI:                           base + grpcapi.JWKSPath,
 				ResponseTypesSupported:            []string{"code"},
 				ResponseModesSupported:            []string{"query"},
