@@ -145,14 +145,25 @@ func TestServiceAccounts(t *testing.T) {
 
 func TestParseUserRole(t *testing.T) {
 	for in, want := range map[string]accounts.Role{"user": accounts.RoleUser, "ADMIN": accounts.RoleAdmin} {
-		if got, err := accounts.ParseUserRole(in); err != nil || got != want {
-			t.Errorf("ParseUserRole(%q) = %v, %v", in, got, err)
-		}
+		t.Run(in, func(t *testing.T) {
+			t.Parallel()
+			if got, err := accounts.ParseUserRole(in); err != nil || got != want {
+				t.Errorf("ParseUserRole(%q) = %v, %v", in, got, err)
+			}
+		})
 	}
-	for _, in := range []string{"service", "provider", "root", ""} {
-		if _, err := accounts.ParseUserRole(in); err == nil {
-			t.Errorf("ParseUserRole(%q) accepted", in)
-		}
+	for _, tc := range []struct{ name, in string }{
+		{"service", "service"},
+		{"provider", "provider"},
+		{"an unknown role", "root"},
+		{"empty", ""},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			t.Parallel()
+			if _, err := accounts.ParseUserRole(tc.in); err == nil {
+				t.Errorf("ParseUserRole(%q) accepted", tc.in)
+			}
+		})
 	}
 }
 
@@ -372,10 +383,23 @@ func TestSignInAttemptsAreCountedBeforeTheCheck(t *testing.T) {
 
 // One answer to who may use what Chit offers services, for every transport.
 func TestOnlyServicesAndAdminsServeServices(t *testing.T) {
-	for role, want := range map[accounts.Role]bool{accounts.RoleService: true, accounts.RoleAdmin: true, accounts.RoleUser: false, accounts.RoleProvider: false, "": false} {
-		if got := role.ServesServices(); got != want {
-			t.Errorf("%q.ServesServices() = %v, want %v", role, got, want)
-		}
+	for _, tc := range []struct {
+		name string
+		role accounts.Role
+		want bool
+	}{
+		{"service", accounts.RoleService, true},
+		{"admin", accounts.RoleAdmin, true},
+		{"user", accounts.RoleUser, false},
+		{"provider", accounts.RoleProvider, false},
+		{"no role", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.role.ServesServices(); got != tc.want {
+				t.Errorf("%q.ServesServices() = %v, want %v", tc.role, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -420,10 +444,18 @@ func TestRotateServiceSecret(t *testing.T) {
 		t.Fatal("a rotation without overlap must leave only the new secret working")
 	}
 
-	for _, overlap := range []time.Duration{-time.Second, accounts.MaxSecretOverlap + time.Second} {
-		if _, err := directory.RotateServiceSecret(ctx, "billing", overlap); chiterr.KindOf(err) != chiterr.InvalidArgument {
-			t.Errorf("overlap %s: got %v, want InvalidArgument", overlap, err)
-		}
+	for _, tc := range []struct {
+		name    string
+		overlap time.Duration
+	}{
+		{"a negative overlap", -time.Second},
+		{"an overlap past the maximum", accounts.MaxSecretOverlap + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := directory.RotateServiceSecret(ctx, "billing", tc.overlap); chiterr.KindOf(err) != chiterr.InvalidArgument {
+				t.Errorf("overlap %s: got %v, want InvalidArgument", tc.overlap, err)
+			}
+		})
 	}
 	if !authenticates(fourth) {
 		t.Fatal("a refused rotation changed the secret")

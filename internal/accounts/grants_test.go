@@ -60,9 +60,11 @@ func TestClientIDsAndAudiencesStayApart(t *testing.T) {
 			return d.CreateUser(ctx, "alice", "wonderland", accounts.RoleUser, storage.Grants{AllowedAudiences: []string{"inventory"}})
 		}, chiterr.InvalidArgument},
 	} {
-		if err := tc.create(); chiterr.KindOf(err) != tc.want || err == nil {
-			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.create(); chiterr.KindOf(err) != tc.want || err == nil {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -87,16 +89,19 @@ func TestGrantScopes(t *testing.T) {
 		{"a scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"write"}, nil, true},
 		{"an OIDC scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"offline_access"}, nil, true},
 	} {
-		got, err := tc.grantee.GrantScopes(tc.requested)
-		if tc.refused {
-			if chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
-				t.Errorf("%s: got %v, %v; want invalid_scope", tc.name, got, err)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := tc.grantee.GrantScopes(tc.requested)
+			if tc.refused {
+				if chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
+					t.Errorf("got %v, %v; want invalid_scope", got, err)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, %v; want %v", tc.name, got, err, tc.want)
-		}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
 	}
 	service := accounts.Principal{Subject: "service:billing", Role: accounts.RoleService, Grants: storage.Grants{AllowedScopes: []string{"inventory:read"}}}
 	if _, err := (accounts.Grantee{Principal: service}).GrantScopes([]string{"openid"}); chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
@@ -133,10 +138,13 @@ func TestNewGrantsRefusesMalformedInput(t *testing.T) {
 		// duplicates are looked for (which grows with its square).
 		{"a huge list of duplicates", slices.Repeat([]string{"a"}, 200_000), nil, nil, "--scope: at most"},
 	} {
-		_, err := accounts.NewGrants(testFields, tc.allowed, tc.defaults, tc.audience)
-		if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {
-			t.Errorf("%s: got %v, want INVALID_ARGUMENT mentioning %q", tc.name, err, tc.mention)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := accounts.NewGrants(testFields, tc.allowed, tc.defaults, tc.audience)
+			if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(chiterr.PublicMessage(err), tc.mention) {
+				t.Errorf("got %v, want INVALID_ARGUMENT mentioning %q", err, tc.mention)
+			}
+		})
 	}
 	grants, err := accounts.NewGrants(testFields, []string{"a", "a", "b"}, []string{"a"}, []string{"inventory"})
 	if err != nil || !slices.Equal(grants.AllowedScopes, []string{"a", "b"}) {

@@ -30,9 +30,12 @@ func TestResolve(t *testing.T) {
 		{"IPv4-mapped IPv6 peer", proxies, "[::ffff:10.1.2.3]:4000", []string{"198.51.100.1"}, "198.51.100.1"},
 		{"not an IP", nil, "pipe", nil, ""},
 	} {
-		if got := tc.resolver.Resolve(tc.peer, tc.forwarded); got != tc.want {
-			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.resolver.Resolve(tc.peer, tc.forwarded); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

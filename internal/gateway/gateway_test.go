@@ -44,19 +44,22 @@ func TestOtherErrorsHaveNoRetryAfter(t *testing.T) {
 // A 401 carries an RFC 6750 challenge, not the error message; the error
 // code only when a bearer token was presented.
 func TestUnauthenticatedAnswersCarryABearerChallenge(t *testing.T) {
-	for _, tc := range []struct{ authorization, want string }{
-		{"", `Bearer realm="chit"`},
-		{"Bearer expired.token.here", `Bearer realm="chit", error="invalid_token"`},
+	for _, tc := range []struct{ name, authorization, want string }{
+		{"no token", "", `Bearer realm="chit"`},
+		{"a token presented", "Bearer expired.token.here", `Bearer realm="chit", error="invalid_token"`},
 	} {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodGet, "/v1/auth/check", nil)
-		if tc.authorization != "" {
-			req.Header.Set("Authorization", tc.authorization)
-		}
-		errorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, req, status.Error(codes.Unauthenticated, "token is expired"))
-		if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != tc.want {
-			t.Errorf("authorization %q: HTTP %d, WWW-Authenticate %q; want 401, %q", tc.authorization, rec.Code, rec.Header().Get("WWW-Authenticate"), tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/v1/auth/check", nil)
+			if tc.authorization != "" {
+				req.Header.Set("Authorization", tc.authorization)
+			}
+			errorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, req, status.Error(codes.Unauthenticated, "token is expired"))
+			if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != tc.want {
+				t.Errorf("authorization %q: HTTP %d, WWW-Authenticate %q; want 401, %q", tc.authorization, rec.Code, rec.Header().Get("WWW-Authenticate"), tc.want)
+			}
+		})
 	}
 }
 

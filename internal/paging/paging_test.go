@@ -44,26 +44,30 @@ func newTokens() (*Tokens, *signer) {
 func TestPageSizes(t *testing.T) {
 	tokens, _ := newTokens()
 	for _, tc := range []struct {
+		name      string
 		size      int32
 		wantLimit int
 		wantErr   string
 	}{
-		{0, DefaultSize + 1, ""},
-		{1, 2, ""},
-		{MaxSize, MaxSize + 1, ""},
-		{MaxSize + 1, 0, "page_size"},
-		{-1, 0, "page_size"},
+		{"unset is the default", 0, DefaultSize + 1, ""},
+		{"one", 1, 2, ""},
+		{"the maximum", MaxSize, MaxSize + 1, ""},
+		{"past the maximum", MaxSize + 1, 0, "page_size"},
+		{"negative", -1, 0, "page_size"},
 	} {
-		page, err := tokens.Page(context.Background(), "users", Request{Size: tc.size})
-		if tc.wantErr != "" {
-			if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("size %d: got %v, want InvalidArgument naming %s", tc.size, err, tc.wantErr)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			page, err := tokens.Page(context.Background(), "users", Request{Size: tc.size})
+			if tc.wantErr != "" {
+				if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("size %d: got %v, want InvalidArgument naming %s", tc.size, err, tc.wantErr)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || page.Limit != tc.wantLimit || page.After != "" {
-			t.Errorf("size %d: got %+v, %v; want limit %d", tc.size, page, err, tc.wantLimit)
-		}
+			if err != nil || page.Limit != tc.wantLimit || page.After != "" {
+				t.Errorf("size %d: got %+v, %v; want limit %d", tc.size, page, err, tc.wantLimit)
+			}
+		})
 	}
 }
 
@@ -112,10 +116,13 @@ func TestAlteredTokensAreRefused(t *testing.T) {
 		"too short":         base64.RawURLEncoding.EncodeToString(raw[:headerBytes]),
 		"too long":          strings.Repeat("A", maxTokenLength+4),
 	} {
-		if _, err := tokens.Page(ctx, "users", Request{Token: token}); chiterr.KindOf(err) != chiterr.InvalidArgument ||
-			!strings.Contains(err.Error(), "page_token") {
-			t.Errorf("%s: got %v, want InvalidArgument naming page_token", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := tokens.Page(ctx, "users", Request{Token: token}); chiterr.KindOf(err) != chiterr.InvalidArgument ||
+				!strings.Contains(err.Error(), "page_token") {
+				t.Errorf("got %v, want InvalidArgument naming page_token", err)
+			}
+		})
 	}
 	// A token of one list is refused by another.
 	if _, err := tokens.Page(ctx, "clients", Request{Token: next}); chiterr.KindOf(err) != chiterr.InvalidArgument {

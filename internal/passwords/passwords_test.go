@@ -70,17 +70,19 @@ func TestVerifyUnknownAccountIsFalse(t *testing.T) {
 
 func TestVerifyRejectsMalformedHashes(t *testing.T) {
 	h := newTestHasher(t, 1, time.Second)
-	for _, encoded := range []string{
-		"plaintext",
-		"$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",
-		"$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",
-		"$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",
-		"$argon2id$v=19$m=64,t=1,p=1$!!!$a2V5a2V5a2V5a2V5a2V5a2V5",
-		"$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$short",
+	for _, tc := range []struct{ name, encoded string }{
+		{"not PHC at all", "plaintext"},
+		{"argon2i, not argon2id", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5"},
+		{"an older argon2 version", "$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5"},
+		{"zero iterations", "$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5"},
+		{"a salt that is not base64", "$argon2id$v=19$m=64,t=1,p=1$!!!$a2V5a2V5a2V5a2V5a2V5a2V5"},
+		{"a key too short", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$short"},
 	} {
-		if ok, err := h.Verify(context.Background(), encoded, "x"); ok || !errors.Is(err, ErrMalformedHash) {
-			t.Errorf("Verify(%q) = %v, %v; want false, ErrMalformedHash", encoded, ok, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if ok, err := h.Verify(context.Background(), tc.encoded, "x"); ok || !errors.Is(err, ErrMalformedHash) {
+				t.Errorf("Verify(%q) = %v, %v; want false, ErrMalformedHash", tc.encoded, ok, err)
+			}
+		})
 	}
 }
 
@@ -264,9 +266,11 @@ func TestCheckPolicy(t *testing.T) {
 		t.Fatalf("acceptable password refused: %v", err)
 	}
 	for _, weak := range []string{"password1", "PassWord123", "qwertyuiop", "12345678"} {
-		if err := CheckPolicy(weak); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "common") {
-			t.Errorf("common password %q: got %v", weak, err)
-		}
+		t.Run("common password "+weak, func(t *testing.T) {
+			if err := CheckPolicy(weak); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "common") {
+				t.Errorf("common password %q: got %v", weak, err)
+			}
+		})
 	}
 	if err := CheckPolicy(strings.Repeat("x", MaxLength+1)); chiterr.KindOf(err) != chiterr.InvalidArgument {
 		t.Fatalf("oversized password: got %v", err)
@@ -302,21 +306,31 @@ func BenchmarkHashDefaultParams(b *testing.B) {
 // on its way in) is refused rather than stored as something else.
 func TestCheckPolicyCountsCharactersAndRefusesBadText(t *testing.T) {
 	for _, tc := range []struct {
+		name     string
 		password string
 		mention  string
 	}{
-		{"😀😀😀😀😀😀😀", "at least 8 characters"},
-		{strings.Repeat("é", 513), "at most 1024 bytes"},
-		{"long enough \xff\xfe", "UTF-8"},
-		{"long enough \uFFFD", "UTF-8"},
+		{"7 four-byte characters", "😀😀😀😀😀😀😀", "at least 8 characters"},
+		{"1026 bytes in 513 characters", strings.Repeat("é", 513), "at most 1024 bytes"},
+		{"bytes that are not UTF-8", "long enough \xff\xfe", "UTF-8"},
+		{"a replacement character", "long enough \uFFFD", "UTF-8"},
 	} {
-		if err := CheckPolicy(tc.password); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), tc.mention) {
-			t.Errorf("%q: got %v, want InvalidArgument naming %q", tc.password, err, tc.mention)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if err := CheckPolicy(tc.password); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("%q: got %v, want InvalidArgument naming %q", tc.password, err, tc.mention)
+			}
+		})
 	}
-	for _, ok := range []string{"😀😀😀😀😀😀😀😀", strings.Repeat("é", 512)} {
-		if err := CheckPolicy(ok); err != nil {
-			t.Errorf("%q: %v", ok, err)
-		}
+	for _, tc := range []struct{ name, password string }{
+		{"8 four-byte characters", "😀😀😀😀😀😀😀😀"},
+		{"1024 bytes in 512 characters", strings.Repeat("é", 512)},
+	} {
+		t.Run(tc.name+" is accepted", func(t *testing.T) {
+			t.Parallel()
+			if err := CheckPolicy(tc.password); err != nil {
+				t.Errorf("%q: %v", tc.password, err)
+			}
+		})
 	}
 }

@@ -201,18 +201,25 @@ func TestGRPCInterceptorAndHTTPMiddleware(t *testing.T) {
 		_, _ = w.Write([]byte(claims.Subject))
 	}))
 	for _, tc := range []struct {
+		name  string
 		token string
 		want  int
-	}{{service, http.StatusOK}, {"", http.StatusUnauthorized}, {foreignToken(t, "", servertest.Issuer), http.StatusUnauthorized}} {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		if tc.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tc.token)
-		}
-		handler.ServeHTTP(rec, req)
-		if rec.Code != tc.want {
-			t.Fatalf("middleware: %d, want %d", rec.Code, tc.want)
-		}
+	}{
+		{"a service token", service, http.StatusOK},
+		{"no token", "", http.StatusUnauthorized},
+		{"a token signed by another key", foreignToken(t, "", servertest.Issuer), http.StatusUnauthorized},
+	} {
+		t.Run("middleware with "+tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			handler.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Fatalf("middleware: %d, want %d", rec.Code, tc.want)
+			}
+		})
 	}
 }
 
@@ -299,9 +306,11 @@ func TestVerifyAcceptsAccessTokensOnly(t *testing.T) {
 		{"an ID token (JWT without a role)", sign("JWT", false), false},
 		{"a logout token", sign("logout+jwt", true), false},
 	} {
-		if _, err := v.Verify(ctx, tc.token); (err == nil) != tc.accepted {
-			t.Errorf("%s: %v, accepted wanted %v", tc.name, err, tc.accepted)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := v.Verify(ctx, tc.token); (err == nil) != tc.accepted {
+				t.Errorf("%v, accepted wanted %v", err, tc.accepted)
+			}
+		})
 	}
 	// The token Chit issues says what it is.
 	if typ := headerType(t, serviceToken(t, e)); typ != "at+jwt" {
@@ -340,8 +349,10 @@ func TestVerifyAcceptsOneEncodingOnly(t *testing.T) {
 		"high s":           parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(high),
 		"padded signature": parts[0] + "." + parts[1] + "." + base64.URLEncoding.EncodeToString(signature),
 	} {
-		if _, err := v.Verify(context.Background(), variant); !errors.Is(err, verifier.ErrInvalidToken) {
-			t.Errorf("%s: %v, want refused", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := v.Verify(context.Background(), variant); !errors.Is(err, verifier.ErrInvalidToken) {
+				t.Errorf("%v, want refused", err)
+			}
+		})
 	}
 }

@@ -6,20 +6,29 @@ import (
 )
 
 func TestReadLine(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"wonderland\n", "wonderland"},
-		{"wonderland\r\nsecond line\n", "wonderland"},
-		{"no newline", "no newline"},
-		{"  spaces kept  \n", "  spaces kept  "},
+	for _, tc := range []struct{ name, in, want string }{
+		{"a line", "wonderland\n", "wonderland"},
+		{"the first of two CRLF lines", "wonderland\r\nsecond line\n", "wonderland"},
+		{"no newline", "no newline", "no newline"},
+		{"spaces kept", "  spaces kept  \n", "  spaces kept  "},
 	} {
-		got, err := ReadLine(strings.NewReader(tc.in))
-		if err != nil || got != tc.want {
-			t.Errorf("ReadLine(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ReadLine(strings.NewReader(tc.in))
+			if err != nil || got != tc.want {
+				t.Errorf("ReadLine(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
 	}
-	for _, in := range []string{"", "\n"} {
-		if _, err := ReadLine(strings.NewReader(in)); err == nil {
-			t.Errorf("ReadLine(%q) accepted an empty secret", in)
-		}
+	for _, tc := range []struct{ name, in string }{
+		{"empty input", ""},
+		{"an empty line", "\n"},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			t.Parallel()
+			if _, err := ReadLine(strings.NewReader(tc.in)); err == nil {
+				t.Errorf("ReadLine(%q) accepted an empty secret", tc.in)
+			}
+		})
 	}
 }

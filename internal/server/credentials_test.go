@@ -26,22 +26,27 @@ func TestTwoCredentialsAreRefused(t *testing.T) {
 	wantCode(t, "user token", code, codes.OK)
 	service, code := transports(e)["gRPC"].token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
 	wantCode(t, "service token", code, codes.OK)
-	pairs := [][2]string{
-		{"Bearer " + user.GetAccessToken(), "Bearer " + service.GetAccessToken()},
-		{"Bearer " + user.GetAccessToken(), "Bearer " + user.GetAccessToken()},
-		{"Bearer " + user.GetAccessToken(), "Bearer not-a-token"},
+	pairs := []struct {
+		name string
+		pair [2]string
+	}{
+		{"a user's and a service's", [2]string{"Bearer " + user.GetAccessToken(), "Bearer " + service.GetAccessToken()}},
+		{"one token twice", [2]string{"Bearer " + user.GetAccessToken(), "Bearer " + user.GetAccessToken()}},
+		{"a token and garbage", [2]string{"Bearer " + user.GetAccessToken(), "Bearer not-a-token"}},
 	}
 
 	t.Run("gRPC", func(t *testing.T) {
 		auth := authv1.NewAuthServiceClient(e.Conn)
-		for _, pair := range pairs {
-			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", pair[0], "authorization", pair[1])
-			_, err := auth.CheckToken(ctx, &authv1.CheckTokenRequest{})
-			if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "authorization") {
-				t.Errorf("CheckToken with two credentials: %v, want InvalidArgument naming authorization", err)
-			}
-			_, err = auth.ListApiKeys(ctx, &authv1.ListApiKeysRequest{})
-			wantCode(t, "ListApiKeys with two credentials", status.Code(err), codes.InvalidArgument)
+		for _, tc := range pairs {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", tc.pair[0], "authorization", tc.pair[1])
+				_, err := auth.CheckToken(ctx, &authv1.CheckTokenRequest{})
+				if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "authorization") {
+					t.Errorf("CheckToken with two credentials: %v, want InvalidArgument naming authorization", err)
+				}
+				_, err = auth.ListApiKeys(ctx, &authv1.ListApiKeysRequest{})
+				wantCode(t, "ListApiKeys with two credentials", status.Code(err), codes.InvalidArgument)
+			})
 		}
 		// One is still fine.
 		_, err := auth.CheckToken(withBearer(user.GetAccessToken()), &authv1.CheckTokenRequest{})
@@ -75,12 +80,14 @@ func TestTwoCredentialsAreRefused(t *testing.T) {
 	}
 
 	t.Run("REST", func(t *testing.T) {
-		for _, pair := range pairs {
-			for _, path := range []string{"/v1/auth/check", "/v1/auth/api-keys"} {
-				if status, answer := send(t, http.MethodGet, path, nil, pair[:]); status != http.StatusBadRequest {
-					t.Errorf("GET %s with two credentials: %d %v, want 400", path, status, answer)
+		for _, tc := range pairs {
+			t.Run(tc.name, func(t *testing.T) {
+				for _, path := range []string{"/v1/auth/check", "/v1/auth/api-keys"} {
+					if status, answer := send(t, http.MethodGet, path, nil, tc.pair[:]); status != http.StatusBadRequest {
+						t.Errorf("GET %s with two credentials: %d %v, want 400", path, status, answer)
+					}
 				}
-			}
+			})
 		}
 		if status, answer := send(t, http.MethodGet, "/v1/auth/check", nil, []string{"Bearer " + user.GetAccessToken()}); status != http.StatusOK {
 			t.Errorf("GET /v1/auth/check with one credential: %d %v", status, answer)
@@ -90,20 +97,23 @@ func TestTwoCredentialsAreRefused(t *testing.T) {
 	t.Run("OAuth", func(t *testing.T) {
 		basic := "Basic " + basicCredentials(servertest.ServiceName, e.ServiceSecret)
 		for _, tc := range []struct {
+			name          string
 			method, path  string
 			form          url.Values
 			authorization []string
 		}{
-			{http.MethodPost, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, []string{basic, basic}},
-			{http.MethodPost, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, []string{basic, "Bearer " + user.GetAccessToken()}},
-			{http.MethodPost, "/oauth2/introspect", url.Values{"token": {user.GetAccessToken()}}, []string{"Bearer " + service.GetAccessToken(), basic}},
-			{http.MethodPost, "/oauth2/revoke", url.Values{"token": {"x"}}, []string{basic, basic}},
-			{http.MethodGet, "/userinfo", nil, []string{"Bearer " + user.GetAccessToken(), "Bearer " + user.GetAccessToken()}},
+			{"token, Basic twice", http.MethodPost, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, []string{basic, basic}},
+			{"token, Basic and Bearer", http.MethodPost, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, []string{basic, "Bearer " + user.GetAccessToken()}},
+			{"introspect, Bearer and Basic", http.MethodPost, "/oauth2/introspect", url.Values{"token": {user.GetAccessToken()}}, []string{"Bearer " + service.GetAccessToken(), basic}},
+			{"revoke, Basic twice", http.MethodPost, "/oauth2/revoke", url.Values{"token": {"x"}}, []string{basic, basic}},
+			{"userinfo, Bearer twice", http.MethodGet, "/userinfo", nil, []string{"Bearer " + user.GetAccessToken(), "Bearer " + user.GetAccessToken()}},
 		} {
-			status, answer := send(t, tc.method, tc.path, tc.form, tc.authorization)
-			if status != http.StatusBadRequest || answer["error"] != "invalid_request" {
-				t.Errorf("%s %s with two Authorization headers: %d %v, want 400 invalid_request", tc.method, tc.path, status, answer)
-			}
+			t.Run(tc.name, func(t *testing.T) {
+				status, answer := send(t, tc.method, tc.path, tc.form, tc.authorization)
+				if status != http.StatusBadRequest || answer["error"] != "invalid_request" {
+					t.Errorf("%s %s with two Authorization headers: %d %v, want 400 invalid_request", tc.method, tc.path, status, answer)
+				}
+			})
 		}
 		if status, answer := send(t, http.MethodPost, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, []string{basic}); status != http.StatusOK {
 			t.Errorf("client credentials with one Authorization header: %d %v", status, answer)

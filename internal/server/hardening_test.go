@@ -166,14 +166,20 @@ func TestRevocationsOutliveTheLongestToken(t *testing.T) {
 // it: a huge name used to become a row of the throttle table.
 func TestMalformedUsernameStoresNothing(t *testing.T) {
 	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		huge := strings.Repeat("m", 100<<10)
-		for _, name := range []string{huge, "bad name", "#P_x", "service:billing"} {
-			_, code := tr.token(t, passwordRequest(name, "wrong-password"))
-			wantCode(t, "a sign-in as "+name[:min(len(name), 16)], code, codes.InvalidArgument)
-			failures, err := e.Store.GetLoginFailures(context.Background(), "user:"+name)
-			if err != nil || failures.Count != 0 {
-				t.Fatalf("a failure was stored for %.16q: %+v, %v", name, failures, err)
-			}
+		for _, tc := range []struct{ name, username string }{
+			{"a huge name", strings.Repeat("m", 100<<10)},
+			{"a name with a space", "bad name"},
+			{"a provider's subject", "#P_x"},
+			{"a service's subject", "service:billing"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, code := tr.token(t, passwordRequest(tc.username, "wrong-password"))
+				wantCode(t, "a sign-in as "+tc.username[:min(len(tc.username), 16)], code, codes.InvalidArgument)
+				failures, err := e.Store.GetLoginFailures(context.Background(), "user:"+tc.username)
+				if err != nil || failures.Count != 0 {
+					t.Fatalf("a failure was stored for %.16q: %+v, %v", tc.username, failures, err)
+				}
+			})
 		}
 		resp, err := http.Post(e.HTTPBase()+"/oauth2/token", "application/x-www-form-urlencoded",
 			strings.NewReader(url.Values{"grant_type": {"password"}, "username": {"bad name"}, "password": {"x"}}.Encode()))
@@ -309,15 +315,17 @@ func TestWrongMethodOnARESTRouteIs405(t *testing.T) {
 		{http.MethodGet, "/auth/providers/refresh"},
 		{http.MethodDelete, "/v1/auth/check"},
 	} {
-		req, _ := http.NewRequest(tc.method, e.HTTPBase()+tc.path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed {
-			t.Errorf("%s %s: %d, want 405", tc.method, tc.path, resp.StatusCode)
-		}
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, e.HTTPBase()+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: %d, want 405", tc.method, tc.path, resp.StatusCode)
+			}
+		})
 	}
 }
 
@@ -347,9 +355,11 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 		"response_mode form_post":   with("response_mode", "form_post"),
 		"a nonce that is not UTF-8": with("nonce", "n\xff"),
 	} {
-		if page := e.NewBrowser(t).Open(t, target); page.Status != http.StatusBadRequest {
-			t.Errorf("%s: %d, want 400", name, page.Status)
-		}
+		t.Run(name, func(t *testing.T) {
+			if page := e.NewBrowser(t).Open(t, target); page.Status != http.StatusBadRequest {
+				t.Errorf("%d, want 400", page.Status)
+			}
+		})
 	}
 	resp, err := noRedirects(t, e).Client.Get(with("prompt", "none"))
 	if err != nil {
@@ -366,20 +376,22 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 
 	// preferred_username comes with the profile scope only.
 	for scope, want := range map[string]bool{"openid": false, "openid profile": true} {
-		resp, code := transports(e)["gRPC"].token(t, withScope(passwordRequest("alice", "wonderland"), scope))
-		wantCode(t, "Token "+scope, code, codes.OK)
-		req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/userinfo", nil)
-		req.Header.Set("Authorization", "Bearer "+resp.GetAccessToken())
-		answer, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body map[string]any
-		_ = json.NewDecoder(answer.Body).Decode(&body)
-		answer.Body.Close()
-		if _, has := body["preferred_username"]; has != want {
-			t.Errorf("userinfo with %q: %v, preferred_username wanted %v", scope, body, want)
-		}
+		t.Run("userinfo with scope "+scope, func(t *testing.T) {
+			resp, code := transports(e)["gRPC"].token(t, withScope(passwordRequest("alice", "wonderland"), scope))
+			wantCode(t, "Token "+scope, code, codes.OK)
+			req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+resp.GetAccessToken())
+			answer, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			_ = json.NewDecoder(answer.Body).Decode(&body)
+			answer.Body.Close()
+			if _, has := body["preferred_username"]; has != want {
+				t.Errorf("userinfo with %q: %v, preferred_username wanted %v", scope, body, want)
+			}
+		})
 	}
 }
 
@@ -429,9 +441,11 @@ func TestPublicClientsAlwaysUsePKCE(t *testing.T) {
 	e.CreateClient(t, "public-app", []string{"https://p.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 	e.CreateClient(t, "server-app", []string{"https://s.example/cb"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
 	for client, want := range map[string]codes.Code{"public-app": codes.InvalidArgument, "server-app": codes.OK} {
-		req := &authv1.GetAuthorizeUrlRequest{ClientId: client, RedirectUri: "https://" + client[:1] + ".example/cb", State: "s", Scope: "openid"}
-		_, code := getAuthorizeURL(t, tr, req)
-		wantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
+		t.Run(client, func(t *testing.T) {
+			req := &authv1.GetAuthorizeUrlRequest{ClientId: client, RedirectUri: "https://" + client[:1] + ".example/cb", State: "s", Scope: "openid"}
+			_, code := getAuthorizeURL(t, tr, req)
+			wantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
+		})
 	}
 }
 
@@ -479,19 +493,24 @@ func TestStandardEndpointsAreLoggedAndCounted(t *testing.T) {
 // there only, not to anyone on the public HTTP port.
 func TestOperationsListenerTakesMetricsOffThePublicPort(t *testing.T) {
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.OpsAddr = "127.0.0.1:0" })
-	for url, want := range map[string]int{
-		e.HTTPBase() + "/metrics":                        http.StatusNotFound,
-		"http://" + e.Server.OpsAddr() + "/metrics":      http.StatusOK,
-		"http://" + e.Server.OpsAddr() + "/debug/pprof/": http.StatusOK,
+	for _, tc := range []struct {
+		name, url string
+		want      int
+	}{
+		{"no metrics on the public port", e.HTTPBase() + "/metrics", http.StatusNotFound},
+		{"metrics on the operations port", "http://" + e.Server.OpsAddr() + "/metrics", http.StatusOK},
+		{"profiles on the operations port", "http://" + e.Server.OpsAddr() + "/debug/pprof/", http.StatusOK},
 	} {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("GET %s: %d, want %d", tc.url, resp.StatusCode, tc.want)
+			}
+		})
 	}
 }
 
@@ -635,10 +654,12 @@ func TestMalformedGRPCMessagesAreInvalidArgument(t *testing.T) {
 		{"an admin call that does not decode", adminv1.AdminService_CreateUser_FullMethodName, c.admin, []byte{0x0a, 0x7f, 'x'}, codes.InvalidArgument},
 		{"the same without a token", adminv1.AdminService_CreateUser_FullMethodName, "", []byte{0x0a, 0x7f, 'x'}, codes.Unauthenticated},
 	} {
-		err := e.Conn.Invoke(withBearer(tc.bearer), tc.method, tc.body, &emptypb.Empty{}, grpc.ForceCodecV2(rawCodec{}))
-		if status.Code(err) != tc.want {
-			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			err := e.Conn.Invoke(withBearer(tc.bearer), tc.method, tc.body, &emptypb.Empty{}, grpc.ForceCodecV2(rawCodec{}))
+			if status.Code(err) != tc.want {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 	lines := auditLines(e)
 	if last := lines[len(lines)-1]; last["action"] != "CreateUser" || last["outcome"] != "Unauthenticated" ||

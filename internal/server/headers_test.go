@@ -92,7 +92,7 @@ func TestGRPCClientKeepsUnderTheHeaderListBound(t *testing.T) {
 func TestHTTPHeadersAreBounded(t *testing.T) {
 	e := startServer(t)
 	bound := server.DefaultMaxHeaderBytes
-	send := func(path, padding string) *http.Response {
+	send := func(t *testing.T, path, padding string) *http.Response {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, e.HTTPBase()+path, strings.NewReader(`{}`))
 		if err != nil {
@@ -107,14 +107,19 @@ func TestHTTPHeadersAreBounded(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	for _, path := range []string{grpcapi.TokenPath, oauth2http.TokenPath} {
-		if resp := send(path, strings.Repeat("a", bound/2)); resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("POST %s with headers of half the bound: HTTP 431", path)
-		}
-		// Go grants HTTP/1.1 4 KiB of slack past its bound.
-		if resp := send(path, strings.Repeat("a", bound+8<<10)); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("POST %s with headers past the bound: HTTP %d, want 431", path, resp.StatusCode)
-		}
+	for _, tc := range []struct{ name, path string }{
+		{"REST", grpcapi.TokenPath},
+		{"OAuth token endpoint", oauth2http.TokenPath},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if resp := send(t, tc.path, strings.Repeat("a", bound/2)); resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("POST %s with headers of half the bound: HTTP 431", tc.path)
+			}
+			// Go grants HTTP/1.1 4 KiB of slack past its bound.
+			if resp := send(t, tc.path, strings.Repeat("a", bound+8<<10)); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("POST %s with headers past the bound: HTTP %d, want 431", tc.path, resp.StatusCode)
+			}
+		})
 	}
 	resp, err := http.Get(e.HTTPBase() + grpcapi.CheckPath + "?padding=" + strings.Repeat("a", bound+8<<10))
 	if err != nil {

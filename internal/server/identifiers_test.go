@@ -46,25 +46,42 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 
 			for name, tr := range transports(e) {
 				t.Run(name, func(t *testing.T) {
-					for _, id := range []string{"a\x00b", strings.Repeat("c", 65)} {
-						_, code := tr.token(t, clientRequest(id, "secret"))
-						wantCode(t, "client credentials with client id "+strings.ToValidUTF8(id[:3], "?"), code, codes.InvalidArgument)
+					for _, tc := range []struct{ name, id string }{
+						{"client id with a NUL", "a\x00b"},
+						{"client id over 64 characters", strings.Repeat("c", 65)},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							_, code := tr.token(t, clientRequest(tc.id, "secret"))
+							wantCode(t, "client credentials with client id "+strings.ToValidUTF8(tc.id[:3], "?"), code, codes.InvalidArgument)
+						})
 					}
 					_, code := tr.token(t, passwordRequest(servertest.UserName, strings.Repeat("p", 1025)))
 					wantCode(t, "a password over 1,024 characters", code, codes.InvalidArgument)
 					_, code = tr.refresh(t, strings.Repeat("r", 8193))
 					wantCode(t, "a refresh token over 8 KiB", code, codes.InvalidArgument)
-					for _, id := range []string{"hip\x00po", longInURL} {
-						wantCode(t, "retrieveKey of an odd id", tr.invoke(t, authv1.AuthProviders_RetrievePublicKey_FullMethodName, service.GetAccessToken(),
-							&authv1.FindByStringId{Id: id}, &authv1.AuthProvidersRetrievePublicKeyResponse{}), codes.InvalidArgument)
-						wantCode(t, "renew of an odd id", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(),
-							&authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}, &authv1.AuthProvidersRenewResponse{}), codes.InvalidArgument)
+					for _, tc := range []struct{ name, id string }{
+						{"provider id with a NUL", "hip\x00po"},
+						{"provider id of 32,000 characters", longInURL},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							wantCode(t, "retrieveKey of an odd id", tr.invoke(t, authv1.AuthProviders_RetrievePublicKey_FullMethodName, service.GetAccessToken(),
+								&authv1.FindByStringId{Id: tc.id}, &authv1.AuthProvidersRetrievePublicKeyResponse{}), codes.InvalidArgument)
+							wantCode(t, "renew of an odd id", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(),
+								&authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: tc.id}}}, &authv1.AuthProvidersRenewResponse{}), codes.InvalidArgument)
+						})
 					}
 					_, code = claim(t, tr, service.GetAccessToken(), strings.Repeat("t", 8193))
 					wantCode(t, "claim with a claim token over 8 KiB", code, codes.InvalidArgument)
-					for _, subject := range []string{long, "gh\x00ost", "service:" + strings.Repeat("s", 300), "#P_"} {
-						wantCode(t, "an admin revoking an odd subject", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, admin.GetAccessToken(),
-							&authv1.RevokeRequest{Subject: subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
+					for _, tc := range []struct{ name, subject string }{
+						{"revoking a subject of 100,000 characters", long},
+						{"revoking a subject with a NUL", "gh\x00ost"},
+						{"revoking a service subject over the length", "service:" + strings.Repeat("s", 300)},
+						{"revoking a provider prefix alone", "#P_"},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							wantCode(t, "an admin revoking an odd subject", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, admin.GetAccessToken(),
+								&authv1.RevokeRequest{Subject: tc.subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
+						})
 					}
 					_, code = getAuthorizeURL(t, tr, &authv1.GetAuthorizeUrlRequest{ClientId: "pu\x00b", State: "s", RedirectUri: "http://127.0.0.1:9/cb"})
 					wantCode(t, "authorize URL for an odd client id", code, codes.InvalidArgument)
@@ -92,31 +109,35 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 				{"a code_verifier of 42 characters", "/oauth2/token", "grant_type=authorization_code&code=c&redirect_uri=http://127.0.0.1/cb&code_verifier=" + strings.Repeat("v", 42), "", badRequest},
 				{"revoke, not UTF-8", "/oauth2/revoke", "token=x&client_id=%FF", "", badRequest},
 			} {
-				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(tc.form))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				if tc.basic != "" {
-					user, password, _ := strings.Cut(tc.basic, ":")
-					u, _ := url.QueryUnescape(user)
-					p, _ := url.QueryUnescape(password)
-					req.SetBasicAuth(u, p)
-				}
-				status, body := do(t, req)
-				wantStatus, wantError, _ := strings.Cut(tc.want, " ")
-				if strconv.Itoa(status) != wantStatus || !strings.Contains(body, `"`+wantError+`"`) {
-					t.Errorf("%s: %d %s, want %s", tc.name, status, body, tc.want)
-				}
+				t.Run(tc.name, func(t *testing.T) {
+					req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(tc.form))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					if tc.basic != "" {
+						user, password, _ := strings.Cut(tc.basic, ":")
+						u, _ := url.QueryUnescape(user)
+						p, _ := url.QueryUnescape(password)
+						req.SetBasicAuth(u, p)
+					}
+					status, body := do(t, req)
+					wantStatus, wantError, _ := strings.Cut(tc.want, " ")
+					if strconv.Itoa(status) != wantStatus || !strings.Contains(body, `"`+wantError+`"`) {
+						t.Errorf("%d %s, want %s", status, body, tc.want)
+					}
+				})
 			}
-			for _, query := range []string{
-				"response_type=code&client_id=a%00&state=s&redirect_uri=x",
-				"response_type=code&client_id=%FF&state=s&redirect_uri=x",
-				"response_type=code&client_id=" + longInURL + "&state=s&redirect_uri=x",
-				"response_type=" + longInURL + "&client_id=chit-cli&state=s&redirect_uri=x",
+			for _, tc := range []struct{ name, query string }{
+				{"authorize, client id with a NUL", "response_type=code&client_id=a%00&state=s&redirect_uri=x"},
+				{"authorize, client id not UTF-8", "response_type=code&client_id=%FF&state=s&redirect_uri=x"},
+				{"authorize, a client id of 32,000 characters", "response_type=code&client_id=" + longInURL + "&state=s&redirect_uri=x"},
+				{"authorize, a response_type of 32,000 characters", "response_type=" + longInURL + "&client_id=chit-cli&state=s&redirect_uri=x"},
 			} {
-				req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/oauth2/authorize?"+query, nil)
-				status, body := do(t, req)
-				if status != http.StatusBadRequest || len(body) > 8<<10 {
-					t.Errorf("/oauth2/authorize?%.60s: %d with %d bytes, want a short 400", query, status, len(body))
-				}
+				t.Run(tc.name, func(t *testing.T) {
+					req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/oauth2/authorize?"+tc.query, nil)
+					status, body := do(t, req)
+					if status != http.StatusBadRequest || len(body) > 8<<10 {
+						t.Errorf("/oauth2/authorize?%.60s: %d with %d bytes, want a short 400", tc.query, status, len(body))
+					}
+				})
 			}
 			req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader("grant_type=password&username="+long))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -169,35 +190,47 @@ func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
 				t.Errorf("gRPC Revoke of a token over the limit: %v", err)
 			}
 
-			for token, want := range map[string]int{atLimit: http.StatusOK, overLimit: http.StatusBadRequest} {
-				req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/revoke", strings.NewReader(`{"token":"`+token+`"}`))
-				req.Header.Set("Content-Type", "application/json")
-				if got, body := do(t, req); got != want || (want != http.StatusOK && !strings.Contains(body, mention)) {
-					t.Errorf("REST revoke of %d bytes: %d %.200s, want %d", len(token), got, body, want)
-				}
+			lengths := []struct {
+				name  string
+				token string
+				want  int
+			}{
+				{"at the limit", atLimit, http.StatusOK},
+				{"over the limit", overLimit, http.StatusBadRequest},
+			}
+			for _, length := range lengths {
+				t.Run("REST revoke, "+length.name, func(t *testing.T) {
+					req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/revoke", strings.NewReader(`{"token":"`+length.token+`"}`))
+					req.Header.Set("Content-Type", "application/json")
+					if got, body := do(t, req); got != length.want || (length.want != http.StatusOK && !strings.Contains(body, mention)) {
+						t.Errorf("REST revoke of %d bytes: %d %.200s, want %d", len(length.token), got, body, length.want)
+					}
+				})
 			}
 
 			for _, tc := range []struct {
-				path, basicUser, basicPassword, atLimitAnswer string
+				name, path, basicUser, basicPassword, atLimitAnswer string
 			}{
-				{"/oauth2/revoke", "", "", ""},
-				{"/oauth2/introspect", servertest.ServiceName, e.ServiceSecret, `{"active":false}`},
+				{"OAuth revoke", "/oauth2/revoke", "", "", ""},
+				{"OAuth introspect", "/oauth2/introspect", servertest.ServiceName, e.ServiceSecret, `{"active":false}`},
 			} {
-				for token, want := range map[string]int{atLimit: http.StatusOK, overLimit: http.StatusBadRequest} {
-					req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(url.Values{"token": {token}}.Encode()))
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					if tc.basicUser != "" {
-						req.SetBasicAuth(tc.basicUser, tc.basicPassword)
-					}
-					got, body := do(t, req)
-					switch {
-					case got != want:
-					case want == http.StatusOK && strings.TrimSpace(body) == tc.atLimitAnswer:
-						continue
-					case want != http.StatusOK && strings.Contains(body, `"invalid_request"`) && strings.Contains(body, mention):
-						continue
-					}
-					t.Errorf("%s of %d bytes: %d %.200s, want %d", tc.path, len(token), got, body, want)
+				for _, length := range lengths {
+					t.Run(tc.name+", "+length.name, func(t *testing.T) {
+						req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+tc.path, strings.NewReader(url.Values{"token": {length.token}}.Encode()))
+						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+						if tc.basicUser != "" {
+							req.SetBasicAuth(tc.basicUser, tc.basicPassword)
+						}
+						got, body := do(t, req)
+						switch {
+						case got != length.want:
+						case length.want == http.StatusOK && strings.TrimSpace(body) == tc.atLimitAnswer:
+							return
+						case length.want != http.StatusOK && strings.Contains(body, `"invalid_request"`) && strings.Contains(body, mention):
+							return
+						}
+						t.Errorf("%s of %d bytes: %d %.200s, want %d", tc.path, len(length.token), got, body, length.want)
+					})
 				}
 			}
 		})

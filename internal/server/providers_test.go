@@ -218,9 +218,11 @@ func TestProviderSignedTokensDoNotAuthorizeChitCalls(t *testing.T) {
 			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
 		providerTokens, _ := providerRefresh(t, tr, creds[0].GetRefreshToken())
 		for name, token := range map[string]string{"provider token": providerTokens[0], "orchestrator token": orchestrated.GetResponses()[0].GetAccessToken()} {
-			code := tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, token,
-				&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "sneaky"}}}, &authv1.AuthProvidersRegisterResponse{})
-			wantCode(t, "register with a "+name, code, codes.Unauthenticated)
+			t.Run(name, func(t *testing.T) {
+				code := tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, token,
+					&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "sneaky"}}}, &authv1.AuthProvidersRegisterResponse{})
+				wantCode(t, "register with a "+name, code, codes.Unauthenticated)
+			})
 		}
 	})
 }
@@ -248,8 +250,14 @@ func TestProviderAccessRules(t *testing.T) {
 				if tc.public {
 					// Public: any bearer, even a broken one, is ignored; the
 					// refusal is about the unknown refresh token itself.
-					for _, bearer := range []string{"", "not.a.jwt", who.user} {
-						wantCode(t, "public call", call(bearer), codes.Unauthenticated)
+					for _, bearer := range []struct{ name, token string }{
+						{"no token", ""},
+						{"invalid token", "not.a.jwt"},
+						{"user token", who.user},
+					} {
+						t.Run(bearer.name, func(t *testing.T) {
+							wantCode(t, "public call", tr.invoke(t, tc.fullMethod, bearer.token, tc.req, tc.resp), codes.Unauthenticated)
+						})
 					}
 					return
 				}

@@ -29,39 +29,42 @@ func TestRedirectURIsNeedAValidPortAndNoFragment(t *testing.T) {
 			e.CreateClient(t, "legacy", []string{legacyURI}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 			challenge := authorize.ChallengeFor(newVerifier(t))
 			for _, tc := range []struct {
+				name                  string
 				clientID, redirectURI string
 				accepted              bool
 			}{
-				{"chit-cli", "http://127.0.0.1:65535/cb", true},
-				{"chit-cli", "http://127.0.0.1:0/cb", false},
-				{"chit-cli", "http://127.0.0.1:99999/cb", false},
-				{"chit-cli", "http://[::1]:65536/cb", false},
-				{"chit-cli", "http://127.0.0.1:08080/cb", false},
-				{"chit-cli", "http://127.0.0.1:9/cb#", false},
-				{"chit-cli", "http://127.0.0.1:9/cb#x", false},
-				{"legacy", legacyURI, false},
+				{"the highest port", "chit-cli", "http://127.0.0.1:65535/cb", true},
+				{"port 0", "chit-cli", "http://127.0.0.1:0/cb", false},
+				{"a port past 65535", "chit-cli", "http://127.0.0.1:99999/cb", false},
+				{"an IPv6 loopback port past 65535", "chit-cli", "http://[::1]:65536/cb", false},
+				{"a port with a leading zero", "chit-cli", "http://127.0.0.1:08080/cb", false},
+				{"an empty fragment", "chit-cli", "http://127.0.0.1:9/cb#", false},
+				{"a fragment", "chit-cli", "http://127.0.0.1:9/cb#x", false},
+				{"a registered URI with an empty fragment", "legacy", legacyURI, false},
 			} {
-				query := url.Values{"client_id": {tc.clientID}, "redirect_uri": {tc.redirectURI}, "state": {"s"},
-					"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-				name := tc.clientID + " " + tc.redirectURI
+				t.Run(tc.name, func(t *testing.T) {
+					query := url.Values{"client_id": {tc.clientID}, "redirect_uri": {tc.redirectURI}, "state": {"s"},
+						"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+					request := tc.clientID + " " + tc.redirectURI
 
-				_, err := authv1.NewAuthServiceClient(e.Conn).GetAuthorizeUrl(context.Background(), &authv1.GetAuthorizeUrlRequest{
-					ClientId: tc.clientID, RedirectUri: tc.redirectURI, State: "s", CodeChallenge: challenge, CodeChallengeMethod: "S256"})
-				if tc.accepted != (err == nil) || (!tc.accepted && (status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "redirect_uri"))) {
-					t.Errorf("gRPC GetAuthorizeUrl, %s: %v", name, err)
-				}
+					_, err := authv1.NewAuthServiceClient(e.Conn).GetAuthorizeUrl(context.Background(), &authv1.GetAuthorizeUrlRequest{
+						ClientId: tc.clientID, RedirectUri: tc.redirectURI, State: "s", CodeChallenge: challenge, CodeChallengeMethod: "S256"})
+					if tc.accepted != (err == nil) || (!tc.accepted && (status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "redirect_uri"))) {
+						t.Errorf("gRPC GetAuthorizeUrl, %s: %v", request, err)
+					}
 
-				req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?"+query.Encode(), nil)
-				got, body := do(t, req)
-				if tc.accepted != (got == http.StatusOK) || (!tc.accepted && (got != http.StatusBadRequest || !strings.Contains(body, "redirect_uri"))) {
-					t.Errorf("REST GetAuthorizeUrl, %s: %d %s", name, got, body)
-				}
+					req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?"+query.Encode(), nil)
+					got, body := do(t, req)
+					if tc.accepted != (got == http.StatusOK) || (!tc.accepted && (got != http.StatusBadRequest || !strings.Contains(body, "redirect_uri"))) {
+						t.Errorf("REST GetAuthorizeUrl, %s: %d %s", request, got, body)
+					}
 
-				query.Set("response_type", "code")
-				page := e.NewBrowser(t).Open(t, e.HTTPBase()+authorize.PagePath+"?"+query.Encode())
-				if tc.accepted != (page.Status == http.StatusOK) || (!tc.accepted && (page.Status != http.StatusBadRequest || !page.Contains("redirect_uri"))) {
-					t.Errorf("the sign-in page, %s: %d %s", name, page.Status, page.Body)
-				}
+					query.Set("response_type", "code")
+					page := e.NewBrowser(t).Open(t, e.HTTPBase()+authorize.PagePath+"?"+query.Encode())
+					if tc.accepted != (page.Status == http.StatusOK) || (!tc.accepted && (page.Status != http.StatusBadRequest || !page.Contains("redirect_uri"))) {
+						t.Errorf("the sign-in page, %s: %d %s", request, page.Status, page.Body)
+					}
+				})
 			}
 		})
 	}

@@ -536,12 +536,12 @@ func TestRESTFieldNames(t *testing.T) {
 
 func TestHTTPPortServesDocuments(t *testing.T) {
 	e := startServer(t)
-	for _, tc := range []struct{ path, wantContentType, wantBody string }{
-		{"/openapi.json", "application/json", `"/auth/providers/refresh"`},
-		{"/openapi.json", "application/json", `"/v1/admin/users/{name}/scopes"`},
-		{"/healthz", "application/json", `SERVING`},
+	for _, tc := range []struct{ name, path, wantContentType, wantBody string }{
+		{"the OpenAPI document with the provider routes", "/openapi.json", "application/json", `"/auth/providers/refresh"`},
+		{"the OpenAPI document with the admin routes", "/openapi.json", "application/json", `"/v1/admin/users/{name}/scopes"`},
+		{"the health check", "/healthz", "application/json", `SERVING`},
 	} {
-		t.Run(tc.path, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			resp, err := http.Get("http://" + e.Server.HTTPAddr() + tc.path)
 			if err != nil {
 				t.Fatal(err)

@@ -342,9 +342,12 @@ func TestCheckAcceptsAccessTokensOnly(t *testing.T) {
 		return signed
 	}
 	for typ, accepted := range map[string]bool{"at+jwt": true, "JWT": true, "logout+jwt": false, "secevent+jwt": false} {
-		if _, err := f.service.Check(ctx, sign(typ)); (err == nil) != accepted {
-			t.Errorf("typ %s: %v, accepted wanted %v", typ, err, accepted)
-		}
+		token := sign(typ) // sign reports to the parent test: called here, not in the subtest
+		t.Run("typ "+typ, func(t *testing.T) {
+			if _, err := f.service.Check(ctx, token); (err == nil) != accepted {
+				t.Errorf("typ %s: %v, accepted wanted %v", typ, err, accepted)
+			}
+		})
 	}
 	principal, err := f.service.Directory.LookupUser(ctx, "alice")
 	if err != nil {
@@ -422,9 +425,11 @@ func TestOneEncodingPerToken(t *testing.T) {
 		"padded header":                base64.URLEncoding.EncodeToString(header) + "." + parts[1] + "." + parts[2],
 		"trailing bits in the payload": parts[0] + "." + parts[1] + "x" + "." + parts[2],
 	} {
-		if _, err := f.service.Check(ctx, variant); chiterr.KindOf(err) != chiterr.Unauthenticated {
-			t.Errorf("%s: %v, want refused", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := f.service.Check(ctx, variant); chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Errorf("%v, want refused", err)
+			}
+		})
 	}
 	// The genuine token still verifies: no variant poisoned the cache.
 	if _, err := f.service.Check(ctx, grant.AccessToken); err != nil {

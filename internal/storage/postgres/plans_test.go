@@ -28,23 +28,25 @@ func TestConnectionsUseGenericPlansUnlessTheDSNSays(t *testing.T) {
 		u.RawQuery = query.Encode()
 		return u.String()
 	}
-	for _, tc := range []struct{ dsn, want string }{
-		{dsn, "force_generic_plan"},
-		{withMode("auto"), "auto"},
-		{withMode("force_custom_plan"), "force_custom_plan"},
+	for _, tc := range []struct{ name, dsn, want string }{
+		{"unset means generic plans", dsn, "force_generic_plan"},
+		{"auto", withMode("auto"), "auto"},
+		{"force_custom_plan", withMode("force_custom_plan"), "force_custom_plan"},
 		// Empty: nothing is sent, the server's own setting stays.
-		{withMode(""), "auto"},
+		{"empty keeps the server's setting", withMode(""), "auto"},
 	} {
-		store, err := Open(ctx, tc.dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mode string
-		err = store.pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode)
-		store.Close()
-		if err != nil || mode != tc.want {
-			t.Errorf("plan_cache_mode = %q (%v), want %q", mode, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := Open(ctx, tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mode string
+			err = store.pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode)
+			store.Close()
+			if err != nil || mode != tc.want {
+				t.Errorf("plan_cache_mode = %q (%v), want %q", mode, err, tc.want)
+			}
+		})
 	}
 }
 
@@ -74,31 +76,33 @@ func TestBatchedLoginReadsLookUpByKey(t *testing.T) {
 		name  string
 		query string
 	}{{"a login with its user", loginWithUserRows.query}, {"a login", loginRows.query}} {
-		// EXPLAIN EXECUTE shows the plan the prepared statement runs.
-		conn, err := store.pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, `PREPARE planned(text[]) AS `+kind.query); err != nil {
-			conn.Release()
-			t.Fatal(err)
-		}
-		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE planned('{login-1,login-2,login-3,login-4,login-5,login-6,login-7,login-8}')`)
-		var plan []string
-		if err == nil {
-			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		}
-		_, _ = conn.Exec(ctx, `DEALLOCATE planned`)
-		conn.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
-		for _, table := range []string{"users", "revoked_families"} {
-			if strings.Contains(text, "Seq Scan on "+table) {
-				t.Errorf("%s: the plan reads all of %s:\n%s", kind.name, table, text)
+		t.Run(kind.name, func(t *testing.T) {
+			// EXPLAIN EXECUTE shows the plan the prepared statement runs.
+			conn, err := store.pool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			if _, err := conn.Exec(ctx, `PREPARE planned(text[]) AS `+kind.query); err != nil {
+				conn.Release()
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, `EXPLAIN EXECUTE planned('{login-1,login-2,login-3,login-4,login-5,login-6,login-7,login-8}')`)
+			var plan []string
+			if err == nil {
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			_, _ = conn.Exec(ctx, `DEALLOCATE planned`)
+			conn.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Join(plan, "\n")
+			for _, table := range []string{"users", "revoked_families"} {
+				if strings.Contains(text, "Seq Scan on "+table) {
+					t.Errorf("the plan reads all of %s:\n%s", table, text)
+				}
+			}
+		})
 	}
 }
 
