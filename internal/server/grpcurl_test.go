@@ -33,7 +33,7 @@ func findGrpcurl(t *testing.T) string {
 // grpcurl, a client nobody here wrote, works through server reflection.
 func TestGrpcurlThroughReflection(t *testing.T) {
 	grpcurl := findGrpcurl(t)
-	e := startServer(t)
+	e := servertest.Start(t)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()
