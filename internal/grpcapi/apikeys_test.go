@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"encoding/json"

@@ -1,17 +1,13 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
@@ -59,29 +55,5 @@ func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
 				t.Errorf("%s %q, want %s %q", code, message, tc.code, tc.message)
 			}
 		})
-	}
-}
-
-// Discovery advertises the grant table's grant types, in its order, and the
-// client authentications its grants accept.
-func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
-	e := servertest.Start(t)
-	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var doc struct {
-		GrantTypes  []string `json:"grant_types_supported"`
-		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
-	if want := grants.Types(); len(want) == 0 || !slices.Equal(doc.GrantTypes, want) {
-		t.Fatalf("grant_types_supported = %v, want the table's %v", doc.GrantTypes, want)
-	}
-	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(doc.AuthMethods, want) {
-		t.Fatalf("token_endpoint_auth_methods_supported = %v, want %v", doc.AuthMethods, want)
 	}
 }
