@@ -123,6 +123,7 @@ func responseFor(fullMethod string) proto.Message {
 // Every Admin RPC is in the access table as ADMIN only, and refuses every
 // other caller on both transports and both stores; an admin gets through.
 func TestAdminAccessByCaller(t *testing.T) {
+	t.Parallel()
 	methods := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
 	for i := range methods.Len() {
 		full := "/chit.admin.v1.AdminService/" + string(methods.Get(i).Name())
@@ -218,6 +219,7 @@ func TestAdminAccessByCaller(t *testing.T) {
 // and stores, and every change ends the access it should, as the chitd
 // commands do.
 func TestAdminUserLifecycle(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateUserResponse{}
@@ -296,6 +298,7 @@ func TestAdminUserLifecycle(t *testing.T) {
 // Lists come in pages in a stable order; every user appears once; a page
 // token that was altered or made up is refused.
 func TestAdminListUsersPages(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		want := []string{servertest.AdminName, servertest.UserName}
@@ -361,6 +364,7 @@ func TestAdminListUsersPages(t *testing.T) {
 // Bad input gets INVALID_ARGUMENT with a message naming what is wrong, and
 // leaves nothing half-written.
 func TestAdminBadInput(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["gRPC"]
 	c := servertest.NewAdminCallers(t, e, tr)
@@ -407,6 +411,7 @@ func TestAdminBadInput(t *testing.T) {
 // who misspells a field must not believe it was applied. Over REST the
 // message names the field.
 func TestAdminRefusesUnknownFields(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 
@@ -444,6 +449,7 @@ func TestAdminRefusesUnknownFields(t *testing.T) {
 // Every Admin call writes one audit line, refused ones included, naming
 // the actor, the action, the target and the outcome, and never a password.
 func TestAdminAuditLines(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		servertest.WantCode(t, "CreateUser", tr.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.Admin,
@@ -485,6 +491,7 @@ func TestAdminAuditLines(t *testing.T) {
 // is shown once and works, a narrower grant and a deletion end its tokens,
 // and a rotated secret works beside its successor for the overlap only.
 func TestAdminServiceAccountLifecycle(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateServiceAccountResponse{}
@@ -573,6 +580,7 @@ func TestAdminServiceAccountLifecycle(t *testing.T) {
 
 // Service-account input the API refuses, naming the field, writing nothing.
 func TestAdminServiceAccountBadInput(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for _, bad := range []struct {
@@ -619,6 +627,7 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 // secret is shown once and rotates, a public one has none, a narrower grant
 // and a deletion end what was issued through it.
 func TestAdminClientLifecycle(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateClientResponse{}
@@ -720,6 +729,7 @@ func listedToken(t *testing.T, tr servertest.Transport, admin string) string {
 // made the change, not when its revocation cache expires: the regression of
 // a demoted admin's token creating a new admin in the seconds after.
 func TestAdminChangesApplyAtOnce(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		if err := e.Directory().CreateUser(t.Context(), "eve", "eve's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
@@ -772,6 +782,7 @@ func TestAdminChangesApplyAtOnce(t *testing.T) {
 // what grpc-gateway would ignore or reinterpret is refused with 400, and
 // nothing changes.
 func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for _, tc := range []struct {
@@ -829,6 +840,7 @@ func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
 // decode) is audited too, exactly once; a call that reaches them is audited
 // once, by the interceptors.
 func TestAdminRESTRefusalsAreAudited(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	before := len(servertest.AuditLines(e))
@@ -857,6 +869,7 @@ func TestAdminRESTRefusalsAreAudited(t *testing.T) {
 // lists the signing keys and rotates them, after which this replica signs
 // with the new key at once; a rotation too soon is refused unless forced.
 func TestAdminProvidersAndSigningKeys(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		listed := &adminv1.ListProvidersResponse{}
@@ -934,6 +947,7 @@ func keyIDOf(t *testing.T, token string) string {
 // An admin lists a subject's logins, ends one (and only a login of that
 // subject), then all of them.
 func TestAdminLogins(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		first, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
@@ -1035,6 +1049,7 @@ func payloadClaim(t *testing.T, token, name string) string {
 // Admin calls count in the RPC metrics like any other, refused ones under
 // their code.
 func TestAdminCallsAreCounted(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for name, tr := range servertest.Transports(e) {
@@ -1060,6 +1075,7 @@ func TestAdminCallsAreCounted(t *testing.T) {
 // issued by a refresh do not: the difference the recent-sign-in rule for
 // API keys reads.
 func TestAuthTimeMarksSignIns(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		signedIn, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		servertest.WantCode(t, "password sign-in", code, codes.OK)
@@ -1101,6 +1117,7 @@ func payloadNumber(t *testing.T, token, name string) float64 {
 // Ending "the sessions of client:chit-api" refused every token issued
 // through Chit's own API client, the caller's included (an attack run).
 func TestLoginSubjectsArePeopleAndServices(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		for _, subject := range []string{accounts.ClientSubject(accounts.APIClientID), "#P_provider-1"} {

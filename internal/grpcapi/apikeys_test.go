@@ -35,6 +35,7 @@ func apiKeyRequest(key, scope string) *authv1.TokenRequest {
 // tokens with its scopes and id, lists and revokes it; the rules around it
 // hold on both transports and stores.
 func TestAPIKeyLifecycle(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		alice, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		servertest.WantCode(t, "sign in", code, codes.OK)
@@ -127,6 +128,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 // deleted owner ends it; an admin's key acts as a USER; a service account
 // makes keys with a fresh client-credentials token.
 func TestAPIKeysFollowTheirOwner(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		c := servertest.NewAdminCallers(t, e, tr)
 		scope := servertest.UserGrants.AllowedScopes[0]
@@ -199,6 +201,7 @@ func TestAPIKeysFollowTheirOwner(t *testing.T) {
 // /oauth2/token exchanges an API key through its extension grant, with no
 // client authentication; revoking one of its tokens there revokes the key.
 func TestAPIKeyOverOAuth2(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["gRPC"]
 	alice, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
@@ -262,6 +265,7 @@ func decodeJSON(t *testing.T, resp *http.Response, into any) {
 // A person's key gives its own scopes only: not the OpenID Connect scopes
 // every person may ask for when signing in.
 func TestAPIKeyGivesOnlyItsScopes(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["gRPC"]
 	alice, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
@@ -281,6 +285,7 @@ func TestAPIKeyGivesOnlyItsScopes(t *testing.T) {
 // counting against the limit, and a service unable to revoke its key with
 // one of its tokens.
 func TestAPIKeyAttackFindings(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		narrowed, code := tr.Token(t, &authv1.TokenRequest{Scope: "read", Credential: servertest.PasswordRequest(servertest.UserName, servertest.UserPassword).GetCredential()})
 		servertest.WantCode(t, "a token narrowed to read", code, codes.OK)

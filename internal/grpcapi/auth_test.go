@@ -16,6 +16,7 @@ import (
 )
 
 func TestPasswordTokenAndCheck(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		req := servertest.PasswordRequest("alice", "wonderland")
 		req.Scope = "read write"
@@ -36,6 +37,7 @@ func TestPasswordTokenAndCheck(t *testing.T) {
 }
 
 func TestRefreshRotation(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		first, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -65,6 +67,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRevoke(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		grant, _ := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
 		servertest.WantCode(t, "Revoke by refresh token", servertest.Revoke(t, tr, "", &authv1.RevokeRequest{Token: grant.GetRefreshToken()}), codes.OK)
@@ -91,6 +94,7 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestClientCredentials(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		resp, code := tr.Token(t, servertest.ClientRequest("billing", e.ServiceSecret))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -111,6 +115,7 @@ func TestClientCredentials(t *testing.T) {
 // delete does) keeps signing in only until the server's cached copy of its
 // account expires.
 func TestDeletedServiceIsRefusedOnceItsCachedAccountExpires(t *testing.T) {
+	t.Parallel()
 	const cacheTime = 5 * time.Second
 	for _, name := range []string{"gRPC", "REST"} {
 		t.Run(name, func(t *testing.T) {
@@ -131,6 +136,7 @@ func TestDeletedServiceIsRefusedOnceItsCachedAccountExpires(t *testing.T) {
 }
 
 func TestRefusedCredentials(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		for _, tc := range []struct {
 			name string
@@ -158,6 +164,7 @@ func TestRefusedCredentials(t *testing.T) {
 }
 
 func TestCheckRefusesBadTokens(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		good, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -177,6 +184,7 @@ func TestCheckRefusesBadTokens(t *testing.T) {
 }
 
 func TestExpiredToken(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		resp, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -188,6 +196,7 @@ func TestExpiredToken(t *testing.T) {
 }
 
 func TestAuthStatus(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		resp, code := tr.AuthStatus(t)
 		servertest.WantCode(t, "GetAuthStatus", code, codes.OK)
@@ -199,6 +208,7 @@ func TestAuthStatus(t *testing.T) {
 }
 
 func TestSignInThrottlingOverBothTransports(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"gRPC", "REST"} {
 		t.Run(name, func(t *testing.T) {
 			e := servertest.Start(t)

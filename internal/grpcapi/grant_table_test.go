@@ -15,6 +15,7 @@ import (
 // calls it in process) dispatch to the grant table as /oauth2/token does,
 // and encode its refusals as they always have.
 func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	auth := authv1.NewAuthServiceClient(e.Conn)
 	ctx := context.Background()

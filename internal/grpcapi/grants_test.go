@@ -23,6 +23,7 @@ import (
 // audience outside its grants is refused, on both transports; asking for
 // nothing gets the defaults.
 func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		refused := []struct {
 			name string
@@ -78,6 +79,7 @@ func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
 // A refresh can only narrow: a wider scope is refused, a narrower one is
 // granted to the access token while the login keeps its scopes.
 func TestRefreshCanOnlyNarrow(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		login, code := tr.Token(t, servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), "read write"))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -103,6 +105,7 @@ func TestRefreshCanOnlyNarrow(t *testing.T) {
 // A refresh token refreshes only through the client it was issued to:
 // Token's refresh token is the API client's, and RefreshCli acts as the CLI.
 func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		login, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
 		servertest.WantCode(t, "Token", code, codes.OK)
@@ -118,6 +121,7 @@ func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
 // access tokens issued before are refused within the revocation propagation
 // time, and refreshes follow what the principal is now.
 func TestChangesEndAccess(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		directory := e.Directory()
@@ -184,6 +188,7 @@ func TestChangesEndAccess(t *testing.T) {
 // A provider belongs to the service that registered it: another service may
 // not renew it (and take over its key); an admin may.
 func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		id := "hpc-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		owner, code := tr.Token(t, servertest.ClientRequest("billing", e.ServiceSecret))
@@ -237,6 +242,7 @@ func userHash(t *testing.T, e *servertest.Env) string {
 // the page itself); a scope the person is not granted is answered to the
 // client as invalid_scope (RFC 6749 §4.1.2.1), with no code.
 func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		verifier := servertest.NewVerifier(t)
 		_, code := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(verifier, "openid payments:admin"))
@@ -281,6 +287,7 @@ func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
 // lacking them is refused without using the code up, so the rightful
 // client still redeems it.
 func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		verifier := servertest.NewVerifier(t)
 		code := servertest.CodeFor(t, e, tr, verifier, "openid offline_access")
@@ -300,6 +307,7 @@ func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
 // when someone has taken the name since; one issued before a role change
 // exchanges with the new role.
 func TestCodesFollowTheirUser(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		name := "dora-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
@@ -352,6 +360,7 @@ func TestCodesFollowTheirUser(t *testing.T) {
 // registered application gains an admin's power over Chit. Through Chit's
 // own clients the admin stays an admin.
 func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		name := "root-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
@@ -392,6 +401,7 @@ func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
 // it cannot renew (take over the key of) the providers the first one
 // registered.
 func TestRecreatedServiceDoesNotInheritItsProviders(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		suffix := strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])

@@ -67,6 +67,7 @@ func claimString(t *testing.T, token jwt.Token, name string) string {
 }
 
 func TestProviderLifecycle(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		who := servertest.NewCallers(t, e, tr)
 		id := "hippo-" + servertest.TransportName(tr)
@@ -150,6 +151,7 @@ func TestProviderLifecycle(t *testing.T) {
 // A provider token does not authorize calls to Chit itself, even one signed
 // for an orchestrator with role SERVICE.
 func TestProviderSignedTokensDoNotAuthorizeChitCalls(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		who := servertest.NewCallers(t, e, tr)
 		id := "lender-" + servertest.TransportName(tr)
@@ -170,6 +172,7 @@ func TestProviderSignedTokensDoNotAuthorizeChitCalls(t *testing.T) {
 }
 
 func TestProviderAccessRules(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		who := servertest.NewCallers(t, e, tr)
 		for _, tc := range []struct {
@@ -219,6 +222,7 @@ func TestProviderAccessRules(t *testing.T) {
 }
 
 func TestProviderBulkRules(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		who := servertest.NewCallers(t, e, tr)
 		registerItems := func(ids ...string) *authv1.AuthProvidersRegisterRequest {
@@ -258,6 +262,7 @@ func TestProviderBulkRules(t *testing.T) {
 // The seed's curl example, over REST: the request body and answer field names
 // exactly as UCloud documents them.
 func TestSeedRefreshShapeOverREST(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["REST"]
 	who := servertest.NewCallers(t, e, tr)

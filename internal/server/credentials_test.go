@@ -21,6 +21,7 @@ import (
 // the regression of the first Bearer winning (REST and gRPC metadata), so
 // that which credential a layer reads could decide who the caller is.
 func TestTwoCredentialsAreRefused(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	user, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 	servertest.WantCode(t, "user token", code, codes.OK)

@@ -32,6 +32,7 @@ func findGrpcurl(t *testing.T) string {
 
 // grpcurl, a client nobody here wrote, works through server reflection.
 func TestGrpcurlThroughReflection(t *testing.T) {
+	t.Parallel()
 	grpcurl := findGrpcurl(t)
 	e := servertest.Start(t)
 	run := func(args ...string) string {

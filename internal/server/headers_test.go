@@ -40,6 +40,7 @@ func paddingFields(n, size int) []hpack.HeaderField {
 // reading the whole list (24 calls of 15 MiB held 1.4 GB at grpc-go's
 // default of 16 MiB).
 func TestGRPCHeaderListIsBoundedBeforeAuthentication(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	bound := server.DefaultMaxHeaderBytes
 	listUsers := adminv1.AdminService_ListUsers_FullMethodName
@@ -69,6 +70,7 @@ func TestGRPCHeaderListIsBoundedBeforeAuthentication(t *testing.T) {
 // grpc-go's own client learns the bound from the server's settings: a call
 // under it works, one past it is refused before it is sent.
 func TestGRPCClientKeepsUnderTheHeaderListBound(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	auth := authv1.NewAuthServiceClient(e.Conn)
 	bound := server.DefaultMaxHeaderBytes
@@ -90,6 +92,7 @@ func TestGRPCClientKeepsUnderTheHeaderListBound(t *testing.T) {
 // server answers 431 (RFC 6585 §5), on the REST API and /oauth2/* alike,
 // and a URL past it too (Go counts the request line with the headers).
 func TestHTTPHeadersAreBounded(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	bound := server.DefaultMaxHeaderBytes
 	send := func(t *testing.T, path, padding string) *http.Response {
@@ -138,6 +141,7 @@ func TestHTTPHeadersAreBounded(t *testing.T) {
 // the call is refused with 431 before the interceptors (authentication
 // among them) see it.
 func TestGatewayMetadataIsBoundedLikeTheGRPCPort(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	check := func(traceparents int) (*http.Response, []byte) {
 		t.Helper()

@@ -24,6 +24,7 @@ import (
 // value up, and used to answer 500. Nothing is written for them, no ERROR is
 // logged, and no answer hands a long value back.
 func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)
@@ -163,6 +164,7 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 // an unknown token, which revocation accepts and introspection calls
 // inactive (RFC 7009 §2.2, RFC 7662 §2.2).
 func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)

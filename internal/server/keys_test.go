@@ -72,6 +72,7 @@ func decodeSegment(t *testing.T, token string, index int) map[string]any {
 // signing once active, published while retired, deleted once its tokens
 // have expired; tokens keep verifying throughout.
 func TestSigningKeyRotation(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["gRPC"]
 	before, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
@@ -140,6 +141,7 @@ func b64decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeSt
 // a server with one has started, not even in the database's files (old pages,
 // the WAL), and the same keys keep signing.
 func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dataDir := t.TempDir()
 	store, err := sqlite.Open(ctx, dataDir)
@@ -257,6 +259,7 @@ func (failingErasure) EraseReplacedValues(context.Context) error {
 // serves (refusing would erase nothing, and the next start finds no key to
 // encrypt) and tells the operator, at error level, how to finish.
 func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {

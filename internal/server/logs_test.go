@@ -16,6 +16,7 @@ import (
 // browser sign-in and the provider flow with the server logging at debug
 // level, then looks for every secret it handed out or received in the logs.
 func TestNoSecretInDebugLogs(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	var secrets []string
 	for name, tr := range servertest.Transports(e) {

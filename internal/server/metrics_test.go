@@ -14,6 +14,7 @@ import (
 )
 
 func TestMetricsAndReadiness(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	for _, tr := range servertest.Transports(e) {
 		_, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
@@ -59,6 +60,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 // Chit services not serving once the store stops answering, while the
 // process itself (the empty service name, /healthz) stays live.
 func TestReadinessMatchesGRPCHealth(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	health := grpc_health_v1.NewHealthClient(e.Conn)
 	serviceStatus := func(name string) grpc_health_v1.HealthCheckResponse_ServingStatus {

@@ -21,6 +21,7 @@ import (
 
 // A service verifies Chit's tokens with nothing but the published JWKS.
 func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	resp, err := authv1.NewAuthServiceClient(e.Conn).Token(context.Background(), servertest.PasswordRequest("alice", "wonderland"))
 	if err != nil {
@@ -60,6 +61,7 @@ func TestTokenVerifiesWithJWKSAlone(t *testing.T) {
 
 // The REST field names are lowerCamel JSON, as the OpenAPI document says.
 func TestRESTFieldNames(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	body := `{"passwordCredential":{"username":"alice","password":"wonderland"},"scope":"read"}`
 	resp, err := http.Post("http://"+e.Server.HTTPAddr()+"/v1/auth/token", "application/json", strings.NewReader(body))
@@ -79,6 +81,7 @@ func TestRESTFieldNames(t *testing.T) {
 }
 
 func TestHTTPPortServesDocuments(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	for _, tc := range []struct{ name, path, wantContentType, wantBody string }{
 		{"the OpenAPI document with the provider routes", "/openapi.json", "application/json", `"/auth/providers/refresh"`},
@@ -100,6 +103,7 @@ func TestHTTPPortServesDocuments(t *testing.T) {
 }
 
 func TestOversizedRESTBodyIsRefused(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	body := `{"refreshToken":"` + strings.Repeat("a", 2<<20) + `"}`
 	resp, err := http.Post("http://"+e.Server.HTTPAddr()+"/v1/auth/token/refresh", "application/json", strings.NewReader(body))
@@ -114,6 +118,7 @@ func TestOversizedRESTBodyIsRefused(t *testing.T) {
 
 // grpcurl's `list` works through server reflection.
 func TestReflectionListsServices(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	stream, err := reflectionpb.NewServerReflectionClient(e.Conn).ServerReflectionInfo(context.Background())
 	if err != nil {
@@ -138,6 +143,7 @@ func TestReflectionListsServices(t *testing.T) {
 }
 
 func TestOpenIDConfiguration(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
 	if err != nil {
@@ -170,6 +176,7 @@ func TestOpenIDConfiguration(t *testing.T) {
 // Discovery advertises the grant table's grant types, in its order, and the
 // client authentications its grants accept.
 func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
 	if err != nil {

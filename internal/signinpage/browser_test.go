@@ -35,6 +35,7 @@ func findChromium(t *testing.T) string {
 // types the credentials, submits, and follows the redirect to a loopback
 // listener, as `chit login` would receive it.
 func TestSignInInARealBrowser(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	e := servertest.Start(t)
 

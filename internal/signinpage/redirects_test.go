@@ -22,6 +22,7 @@ import (
 // loopback redirects, and a registered client's URI registered before the
 // rule was enforced.
 func TestRedirectURIsNeedAValidPortAndNoFragment(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)

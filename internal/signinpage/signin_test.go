@@ -19,6 +19,7 @@ import (
 )
 
 func TestCLILoginFlow(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		authorizeURL, c := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid offline_access"))
 		servertest.WantCode(t, "GetAuthorizeUrl", c, codes.OK)
@@ -83,6 +84,7 @@ func verifyIDToken(t *testing.T, e *servertest.Env, raw string) jwt.Token {
 }
 
 func TestAuthorizationCodeRules(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		t.Run("reused code fails and revokes the first exchange's tokens", func(t *testing.T) {
 			verifier := servertest.NewVerifier(t)
@@ -134,6 +136,7 @@ func TestAuthorizationCodeRules(t *testing.T) {
 }
 
 func TestAuthorizeRequestRules(t *testing.T) {
+	t.Parallel()
 	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		verifier := servertest.NewVerifier(t)
 		for _, tc := range []struct {
@@ -177,6 +180,7 @@ func TestAuthorizeRequestRules(t *testing.T) {
 }
 
 func TestRegisteredClientRedirects(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	if err := e.Store.CreateClient(context.Background(), storage.Client{ID: "dashboard", RedirectURIs: []string{"https://dash.example/cb"}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -203,6 +207,7 @@ func TestRegisteredClientRedirects(t *testing.T) {
 }
 
 func TestSignInPage(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
 	tr := servertest.Transports(e)["gRPC"]
 	authorizeURL, c := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid"))
