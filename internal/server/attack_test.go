@@ -99,7 +99,7 @@ func claimsJSON(t *testing.T, overrides map[string]any) string {
 // CheckToken over both transports; every one is refused and the server keeps
 // serving.
 func TestJWTAttacks(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		real := serverKey(t, e.Store)
 		kid := real.KeyID()
 		public, err := real.PublicKey()
@@ -112,8 +112,8 @@ func TestJWTAttacks(t *testing.T) {
 		_ = hmacKey.Set(jwk.KeyIDKey, kid)
 		foreignRecord, _ := keys.Generate(jwa.ES256, time.Now())
 		foreign, _ := jwk.ParseKey(foreignRecord.PrivateKey)
-		good, code := tr.token(t, passwordRequest("alice", "wonderland"))
-		wantCode(t, "Token", code, codes.OK)
+		good, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+		servertest.WantCode(t, "Token", code, codes.OK)
 		parts := strings.Split(good.GetAccessToken(), ".")
 		valid := claimsJSON(t, nil)
 
@@ -150,15 +150,15 @@ func TestJWTAttacks(t *testing.T) {
 		}
 		for name, token := range attacks {
 			t.Run(name, func(t *testing.T) {
-				_, code := tr.check(t, token)
-				wantCode(t, "CheckToken", code, codes.Unauthenticated)
+				_, code := tr.Check(t, token)
+				servertest.WantCode(t, "CheckToken", code, codes.Unauthenticated)
 			})
 		}
 		t.Run("oversized (1 MiB)", func(t *testing.T) {
 			// Too large even for the transports' header limits: any refusal
 			// will do, as long as the server lives on.
 			huge := parts[0] + "." + strings.Repeat("A", 1<<20) + "." + parts[2]
-			if _, ok := tr.(*restTransport); ok {
+			if _, ok := tr.(*servertest.RESTTransport); ok {
 				req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/check", nil)
 				req.Header.Set("Authorization", "Bearer "+huge)
 				resp, err := http.DefaultClient.Do(req)
@@ -170,7 +170,7 @@ func TestJWTAttacks(t *testing.T) {
 				}
 				return
 			}
-			if _, code := tr.check(t, huge); code == codes.OK {
+			if _, code := tr.Check(t, huge); code == codes.OK {
 				t.Fatal("a 1 MiB token was accepted")
 			}
 		})
@@ -179,7 +179,7 @@ func TestJWTAttacks(t *testing.T) {
 		if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
 			t.Fatalf("server after the attacks: %v, %v", health, err)
 		}
-		if _, code := tr.check(t, good.GetAccessToken()); code != codes.OK {
+		if _, code := tr.Check(t, good.GetAccessToken()); code != codes.OK {
 			t.Fatalf("a valid token after the attacks: %v", code)
 		}
 	})
@@ -200,14 +200,14 @@ func mustPublic(t *testing.T, key jwk.Key) jwk.Key {
 func TestForgedForwardedForDoesNotEvadeThrottling(t *testing.T) {
 	for _, name := range []string{"gRPC", "REST"} {
 		t.Run(name, func(t *testing.T) {
-			e := startServer(t)
+			e := servertest.Start(t)
 			try := func(i int, username, password string) codes.Code {
 				return signInForwardedFor(t, e, name, username, password, fmt.Sprintf("198.51.100.%d", i))
 			}
 			for i := range accounts.DefaultThrottle.FreeFailures {
-				wantCode(t, "a sprayed guess", try(i, fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
+				servertest.WantCode(t, "a sprayed guess", try(i, fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
 			}
-			wantCode(t, "a real user's sign-in from the spraying address", try(99, "alice", "wonderland"), codes.ResourceExhausted)
+			servertest.WantCode(t, "a real user's sign-in from the spraying address", try(99, "alice", "wonderland"), codes.ResourceExhausted)
 		})
 	}
 }
@@ -229,10 +229,10 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 				return signInForwardedFor(t, e, name, username, password, "6.6.6.6, "+client)
 			}
 			for i := range accounts.DefaultThrottle.FreeFailures {
-				wantCode(t, "a sprayed guess", try("203.0.113.1", fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
+				servertest.WantCode(t, "a sprayed guess", try("203.0.113.1", fmt.Sprintf("nobody%d", i), "guess-guess"), codes.Unauthenticated)
 			}
-			wantCode(t, "another client behind the same proxy", try("203.0.113.2", servertest.UserName, servertest.UserPassword), codes.OK)
-			wantCode(t, "the spraying client", try("203.0.113.1", servertest.UserName, servertest.UserPassword), codes.ResourceExhausted)
+			servertest.WantCode(t, "another client behind the same proxy", try("203.0.113.2", servertest.UserName, servertest.UserPassword), codes.OK)
+			servertest.WantCode(t, "the spraying client", try("203.0.113.1", servertest.UserName, servertest.UserPassword), codes.ResourceExhausted)
 		})
 	}
 }
@@ -241,11 +241,11 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 // "REST") carrying forwardedFor as x-forwarded-for metadata, or as an
 // X-Forwarded-For header (and the Grpc-Metadata- form of it, which the
 // gateway must not forward), and returns the answer as a gRPC code.
-func signInForwardedFor(t *testing.T, e *env, transport, username, password, forwardedFor string) codes.Code {
+func signInForwardedFor(t *testing.T, e *servertest.Env, transport, username, password, forwardedFor string) codes.Code {
 	t.Helper()
 	if transport == "gRPC" {
 		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forwardedFor)
-		_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, passwordRequest(username, password))
+		_, err := authv1.NewAuthServiceClient(e.Conn).Token(ctx, servertest.PasswordRequest(username, password))
 		return status.Code(err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/token",

@@ -21,11 +21,12 @@ import (
 // the regression of the first Bearer winning (REST and gRPC metadata), so
 // that which credential a layer reads could decide who the caller is.
 func TestTwoCredentialsAreRefused(t *testing.T) {
+	t.Parallel()
 	e := servertest.Start(t)
-	user, code := transports(e)["gRPC"].token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-	wantCode(t, "user token", code, codes.OK)
-	service, code := transports(e)["gRPC"].token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-	wantCode(t, "service token", code, codes.OK)
+	user, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+	servertest.WantCode(t, "user token", code, codes.OK)
+	service, code := servertest.Transports(e)["gRPC"].Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+	servertest.WantCode(t, "service token", code, codes.OK)
 	pairs := []struct {
 		name string
 		pair [2]string
@@ -45,12 +46,12 @@ func TestTwoCredentialsAreRefused(t *testing.T) {
 					t.Errorf("CheckToken with two credentials: %v, want InvalidArgument naming authorization", err)
 				}
 				_, err = auth.ListApiKeys(ctx, &authv1.ListApiKeysRequest{})
-				wantCode(t, "ListApiKeys with two credentials", status.Code(err), codes.InvalidArgument)
+				servertest.WantCode(t, "ListApiKeys with two credentials", status.Code(err), codes.InvalidArgument)
 			})
 		}
 		// One is still fine.
-		_, err := auth.CheckToken(withBearer(user.GetAccessToken()), &authv1.CheckTokenRequest{})
-		wantCode(t, "CheckToken with one credential", status.Code(err), codes.OK)
+		_, err := auth.CheckToken(servertest.WithBearer(user.GetAccessToken()), &authv1.CheckTokenRequest{})
+		servertest.WantCode(t, "CheckToken with one credential", status.Code(err), codes.OK)
 	})
 
 	send := func(t *testing.T, method, path string, form url.Values, authorization []string) (int, map[string]any) {

@@ -85,7 +85,7 @@ var credentialGroups = map[string][]string{
 // fuzzTarget is the server FuzzHTTP drives, one per fuzzing process, which
 // runs its inputs one at a time.
 type fuzzTarget struct {
-	env     *env
+	env     *servertest.Env
 	handler http.Handler
 	logs    *recentLogs
 	// values are the placeholders' current values.
@@ -208,7 +208,7 @@ func (ft *fuzzTarget) issue(tb testing.TB, group string) {
 		var login struct {
 			AccessToken tokenAnswer `json:"accessToken"`
 		}
-		ft.postJSON(tb, "/v1/auth/cli/login", "", map[string]string{"code": ft.mintCode(tb), "redirectUri": loopback, "codeVerifier": fuzzVerifier}, &login)
+		ft.postJSON(tb, "/v1/auth/cli/login", "", map[string]string{"code": ft.mintCode(tb), "redirectUri": servertest.Loopback, "codeVerifier": fuzzVerifier}, &login)
 		ft.values[phCLIRefresh] = login.AccessToken.RefreshToken
 	case "admin":
 		ft.postJSON(tb, "/v1/auth/token", "", password(fuzzAdmin, ""), &token)
@@ -297,7 +297,7 @@ func (ft *fuzzTarget) rebuildReplacer() {
 // page's query or form carries it.
 func authorizeParams() url.Values {
 	return url.Values{
-		"client_id": {authorize.CLIClientID}, "redirect_uri": {loopback}, "state": {"fuzz"}, "scope": {"openid offline_access"},
+		"client_id": {authorize.CLIClientID}, "redirect_uri": {servertest.Loopback}, "state": {"fuzz"}, "scope": {"openid offline_access"},
 		"code_challenge": {authorize.ChallengeFor(fuzzVerifier)}, "code_challenge_method": {"S256"}, "nonce": {"n"},
 	}
 }
@@ -437,15 +437,15 @@ func fuzzSeeds() []fuzzSeed {
 		{method: http.MethodPost, path: "/v1/auth/token", contentType: jsonType, body: `{"clientCredential":{"clientId":"billing","clientSecret":"{{service_secret}}"},"scope":"inventory:read","audience":"inventory"}`},
 		{method: http.MethodPut, path: "/v1/auth/token", contentType: jsonType, body: `{}`},
 		{method: http.MethodPost, path: "/v1/auth/token/refresh", contentType: jsonType, body: `{"refreshToken":"{{refresh}}","scope":"read"}`},
-		{method: http.MethodPost, path: "/v1/auth/cli/login", contentType: jsonType, body: `{"code":"{{code}}","redirectUri":"` + loopback + `","codeVerifier":"` + fuzzVerifier + `"}`},
+		{method: http.MethodPost, path: "/v1/auth/cli/login", contentType: jsonType, body: `{"code":"{{code}}","redirectUri":"` + servertest.Loopback + `","codeVerifier":"` + fuzzVerifier + `"}`},
 		{method: http.MethodPost, path: "/v1/auth/cli/refresh", contentType: jsonType, body: `{"refreshToken":"{{cli_refresh}}"}`},
 		{method: http.MethodGet, path: "/v1/auth/check", authorization: "Bearer {{user}}"},
 		{method: http.MethodGet, path: "/v1/auth/check", authorization: "Bearer {{service}}"},
 		{method: http.MethodGet, path: "/v1/auth/check", authorization: "Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA"},
-		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=s&redirect_uri=" + url.QueryEscape(loopback) + "&scope=openid+offline_access&code_challenge=" + challenge + "&code_challenge_method=S256&nonce=n"},
+		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=s&redirect_uri=" + url.QueryEscape(servertest.Loopback) + "&scope=openid+offline_access&code_challenge=" + challenge + "&code_challenge_method=S256&nonce=n"},
 		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "clientId=fuzz-app&redirectUri=" + url.QueryEscape(fuzzClientRedirect) + "&state=s&codeChallenge=" + challenge + "&codeChallengeMethod=S256"},
 		{method: http.MethodGet, path: "/v1/auth/status"},
-		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=%ff&redirect_uri=" + url.QueryEscape(loopback)},
+		{method: http.MethodGet, path: "/v1/auth/authorize-url", query: "state=%ff&redirect_uri=" + url.QueryEscape(servertest.Loopback)},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, body: `{"token":"{{refresh}}"}`},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, authorization: "Bearer {{user}}", body: `{}`},
 		{method: http.MethodPost, path: "/v1/auth/revoke", contentType: jsonType, authorization: "Bearer {{admin}}", body: `{"subject":"alice"}`},
@@ -470,7 +470,7 @@ func fuzzSeeds() []fuzzSeed {
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=client_credentials&client_id=billing&client_secret=wrong"},
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=refresh_token&refresh_token={{cli_refresh}}&client_id=chit-cli&scope=openid"},
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=refresh_token&refresh_token={{refresh}}&client_id=chit-cli"},
-		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=authorization_code&code={{code}}&redirect_uri=" + url.QueryEscape(loopback) + "&code_verifier=" + fuzzVerifier + "&client_id=chit-cli"},
+		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=authorization_code&code={{code}}&redirect_uri=" + url.QueryEscape(servertest.Loopback) + "&code_verifier=" + fuzzVerifier + "&client_id=chit-cli"},
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, authorization: "Basic {{basic_client}}", body: "grant_type=password&username=alice&password=wonderland&scope=openid+read"},
 		{method: http.MethodGet, path: "/oauth2/token"},
 		{method: http.MethodPost, path: "/oauth2/token", contentType: formType, body: "grant_type=password&grant_type=password&username=alice"},

@@ -32,8 +32,9 @@ func findGrpcurl(t *testing.T) string {
 
 // grpcurl, a client nobody here wrote, works through server reflection.
 func TestGrpcurlThroughReflection(t *testing.T) {
+	t.Parallel()
 	grpcurl := findGrpcurl(t)
-	e := startServer(t)
+	e := servertest.Start(t)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()

@@ -98,7 +98,7 @@ func TestFullHashingQueueAnswersRetryLater(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, code := transports(e)["gRPC"].token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
+			_, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 			codesSeen.Store(code, true)
 		}()
 	}
@@ -114,16 +114,16 @@ func TestFullHashingQueueAnswersRetryLater(t *testing.T) {
 // A claim naming one claim token twice is a bad request on both
 // transports, not a 500.
 func TestClaimNamingATokenTwiceIsABadRequest(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-		wantCode(t, "service token", code, codes.OK)
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		service, code := tr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+		servertest.WantCode(t, "service token", code, codes.OK)
 		id := "twice-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		registered := &authv1.AuthProvidersRegisterResponse{}
-		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
+		servertest.WantCode(t, "register", tr.Invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
 			&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}, registered), codes.OK)
 		claimToken := registered.GetResponses()[0].GetClaimToken()
 		claim := &authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: claimToken}, {ClaimToken: claimToken}}}
-		wantCode(t, "claim naming one token twice", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, service.GetAccessToken(), claim, &authv1.AuthProvidersClaimResponse{}), codes.InvalidArgument)
+		servertest.WantCode(t, "claim naming one token twice", tr.Invoke(t, authv1.AuthProviders_Claim_FullMethodName, service.GetAccessToken(), claim, &authv1.AuthProvidersClaimResponse{}), codes.InvalidArgument)
 	})
 }
 
@@ -132,19 +132,19 @@ func TestClaimNamingATokenTwiceIsABadRequest(t *testing.T) {
 // --provider-token-ttl, which may be longer than access tokens.
 func TestRevocationsOutliveTheLongestToken(t *testing.T) {
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.Providers.AccessTokenTTL = 2 * time.Hour })
-	tr := transports(e)["gRPC"]
-	owner, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-	wantCode(t, "owner token", code, codes.OK)
-	orchestrator, code := tr.token(t, clientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
-	wantCode(t, "orchestrator token", code, codes.OK)
+	tr := servertest.Transports(e)["gRPC"]
+	owner, code := tr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+	servertest.WantCode(t, "owner token", code, codes.OK)
+	orchestrator, code := tr.Token(t, servertest.ClientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
+	servertest.WantCode(t, "orchestrator token", code, codes.OK)
 	registered := &authv1.AuthProvidersRegisterResponse{}
-	wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(),
+	servertest.WantCode(t, "register", tr.Invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(),
 		&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: "longlived"}}}, registered), codes.OK)
-	wantCode(t, "claim", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
+	servertest.WantCode(t, "claim", tr.Invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
 		&authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: registered.GetResponses()[0].GetClaimToken()}}},
 		&authv1.AuthProvidersClaimResponse{}), codes.OK)
 	orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
-	wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
+	servertest.WantCode(t, "refreshAsOrchestrator", tr.Invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
 		&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "longlived"}}}, orchestrated), codes.OK)
 	token := orchestrated.GetResponses()[0].GetAccessToken()
 
@@ -153,19 +153,19 @@ func TestRevocationsOutliveTheLongestToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Clock.Advance(3 * time.Second)
-	_, code = tr.check(t, token)
-	wantCode(t, "CheckToken of the deleted service's orchestrator token", code, codes.Unauthenticated)
+	_, code = tr.Check(t, token)
+	servertest.WantCode(t, "CheckToken of the deleted service's orchestrator token", code, codes.Unauthenticated)
 	// Past the access tokens' lifetime, within the orchestrator token's.
 	e.Clock.Advance(time.Hour)
 	e.Server.DeleteExpired(context.Background())
-	_, code = tr.check(t, token)
-	wantCode(t, "CheckToken after the clean-up", code, codes.Unauthenticated)
+	_, code = tr.Check(t, token)
+	servertest.WantCode(t, "CheckToken after the clean-up", code, codes.Unauthenticated)
 }
 
 // A username no account can have is refused before anything is stored for
 // it: a huge name used to become a row of the throttle table.
 func TestMalformedUsernameStoresNothing(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		for _, tc := range []struct{ name, username string }{
 			{"a huge name", strings.Repeat("m", 100<<10)},
 			{"a name with a space", "bad name"},
@@ -173,8 +173,8 @@ func TestMalformedUsernameStoresNothing(t *testing.T) {
 			{"a service's subject", "service:billing"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, code := tr.token(t, passwordRequest(tc.username, "wrong-password"))
-				wantCode(t, "a sign-in as "+tc.username[:min(len(tc.username), 16)], code, codes.InvalidArgument)
+				_, code := tr.Token(t, servertest.PasswordRequest(tc.username, "wrong-password"))
+				servertest.WantCode(t, "a sign-in as "+tc.username[:min(len(tc.username), 16)], code, codes.InvalidArgument)
 				failures, err := e.Store.GetLoginFailures(context.Background(), "user:"+tc.username)
 				if err != nil || failures.Count != 0 {
 					t.Fatalf("a failure was stored for %.16q: %+v, %v", tc.username, failures, err)
@@ -223,7 +223,7 @@ func TestGRPCConnectionsAgeOut(t *testing.T) {
 	auth := authv1.NewAuthServiceClient(conn)
 	ctx := context.Background()
 	started := time.Now()
-	if _, err := auth.Token(ctx, passwordRequest(servertest.UserName, servertest.UserPassword)); err != nil {
+	if _, err := auth.Token(ctx, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword)); err != nil {
 		t.Fatalf("the call in flight when its connection aged out: %v", err)
 	}
 	if took := time.Since(started); took < 250*time.Millisecond {
@@ -261,8 +261,8 @@ func TestCSRFCookieIsHostPrefixedBehindHTTPS(t *testing.T) {
 	} {
 		t.Run(tc.issuer, func(t *testing.T) {
 			e := servertest.Start(t, func(cfg *server.Config) { cfg.Tokens.Issuer, cfg.Providers.Issuer = tc.issuer, tc.issuer })
-			authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "openid"))
-			wantCode(t, "GetAuthorizeUrl", code, codes.OK)
+			authorizeURL, code := servertest.GetAuthorizeURL(t, servertest.Transports(e)["gRPC"], servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid"))
+			servertest.WantCode(t, "GetAuthorizeUrl", code, codes.OK)
 			page := e.NewBrowser(t).Open(t, authorizeURL)
 			setCookie := strings.Join(page.Header.Values("Set-Cookie"), "\n")
 			if !strings.HasPrefix(setCookie, tc.cookie) || strings.Contains(setCookie, "; Secure") != tc.secure ||
@@ -333,8 +333,8 @@ func TestWrongMethodOnARESTRouteIs405(t *testing.T) {
 // answered in the query, no silent sign-in, text for state and nonce.
 func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 	e := servertest.Start(t)
-	verifier := newVerifier(t)
-	base := url.Values{"response_type": {"code"}, "client_id": {"chit-cli"}, "redirect_uri": {loopback}, "state": {"s"},
+	verifier := servertest.NewVerifier(t)
+	base := url.Values{"response_type": {"code"}, "client_id": {"chit-cli"}, "redirect_uri": {servertest.Loopback}, "state": {"s"},
 		"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}
 	with := func(name, value string) string {
 		q := url.Values{}
@@ -361,7 +361,7 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 			}
 		})
 	}
-	resp, err := noRedirects(t, e).Client.Get(with("prompt", "none"))
+	resp, err := servertest.NoRedirects(t, e).Client.Get(with("prompt", "none"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,8 +377,8 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 	// preferred_username comes with the profile scope only.
 	for scope, want := range map[string]bool{"openid": false, "openid profile": true} {
 		t.Run("userinfo with scope "+scope, func(t *testing.T) {
-			resp, code := transports(e)["gRPC"].token(t, withScope(passwordRequest("alice", "wonderland"), scope))
-			wantCode(t, "Token "+scope, code, codes.OK)
+			resp, code := servertest.Transports(e)["gRPC"].Token(t, servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), scope))
+			servertest.WantCode(t, "Token "+scope, code, codes.OK)
 			req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/userinfo", nil)
 			req.Header.Set("Authorization", "Bearer "+resp.GetAccessToken())
 			answer, err := http.DefaultClient.Do(req)
@@ -403,7 +403,7 @@ func TestBurstOfSignInsCannotOutrunTheThrottle(t *testing.T) {
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)
-			tr := transports(e)["gRPC"]
+			tr := servertest.Transports(e)["gRPC"]
 			const burst = 100
 			var checked, throttled atomic.Int32
 			var wg sync.WaitGroup
@@ -411,7 +411,7 @@ func TestBurstOfSignInsCannotOutrunTheThrottle(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					switch _, code := tr.token(t, passwordRequest("burst-target", "wrong-password")); code {
+					switch _, code := tr.Token(t, servertest.PasswordRequest("burst-target", "wrong-password")); code {
 					case codes.Unauthenticated:
 						checked.Add(1)
 					case codes.ResourceExhausted:
@@ -437,14 +437,14 @@ func TestBurstOfSignInsCannotOutrunTheThrottle(t *testing.T) {
 // sees it. A confidential client authenticates instead.
 func TestPublicClientsAlwaysUsePKCE(t *testing.T) {
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.SignIn.RequirePKCE = false })
-	tr := transports(e)["gRPC"]
+	tr := servertest.Transports(e)["gRPC"]
 	e.CreateClient(t, "public-app", []string{"https://p.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 	e.CreateClient(t, "server-app", []string{"https://s.example/cb"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
 	for client, want := range map[string]codes.Code{"public-app": codes.InvalidArgument, "server-app": codes.OK} {
 		t.Run(client, func(t *testing.T) {
 			req := &authv1.GetAuthorizeUrlRequest{ClientId: client, RedirectUri: "https://" + client[:1] + ".example/cb", State: "s", Scope: "openid"}
-			_, code := getAuthorizeURL(t, tr, req)
-			wantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
+			_, code := servertest.GetAuthorizeURL(t, tr, req)
+			servertest.WantCode(t, "GetAuthorizeUrl without PKCE for "+client, code, want)
 		})
 	}
 }
@@ -459,9 +459,9 @@ func TestStandardEndpointsAreLoggedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "openid"))
-	wantCode(t, "GetAuthorizeUrl", code, codes.OK)
-	if answer, _ := signIn(t, e, authorizeURL, "wrong-password", "sign-in"); answer.StatusCode != http.StatusUnauthorized {
+	authorizeURL, code := servertest.GetAuthorizeURL(t, servertest.Transports(e)["gRPC"], servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid"))
+	servertest.WantCode(t, "GetAuthorizeUrl", code, codes.OK)
+	if answer, _ := servertest.SignIn(t, e, authorizeURL, "wrong-password", "sign-in"); answer.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a wrong password on the page: %d", answer.StatusCode)
 	}
 	logs := e.Logs.String()
@@ -517,18 +517,18 @@ func TestOperationsListenerTakesMetricsOffThePublicPort(t *testing.T) {
 // Identifiers over their documented maximum are refused with a message
 // naming them, before anything is stored.
 func TestOverlongIdentifiersAreRefused(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		long := "http://127.0.0.1:1/" + strings.Repeat("p", authorize.MaxRedirectURILength)
-		req := authorizeRequest(newVerifier(t), "openid")
+		req := servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid")
 		req.RedirectUri = long
-		_, code := getAuthorizeURL(t, tr, req)
-		wantCode(t, "a redirect URI over the maximum", code, codes.InvalidArgument)
-		req = authorizeRequest(newVerifier(t), "openid")
+		_, code := servertest.GetAuthorizeURL(t, tr, req)
+		servertest.WantCode(t, "a redirect URI over the maximum", code, codes.InvalidArgument)
+		req = servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid")
 		req.State = strings.Repeat("s", 513)
-		_, code = getAuthorizeURL(t, tr, req)
-		wantCode(t, "a state over the maximum", code, codes.InvalidArgument)
-		_, code = tr.token(t, withScope(passwordRequest("alice", "wonderland"), strings.Repeat("s", 1025)))
-		wantCode(t, "a scope over the maximum", code, codes.InvalidArgument)
+		_, code = servertest.GetAuthorizeURL(t, tr, req)
+		servertest.WantCode(t, "a state over the maximum", code, codes.InvalidArgument)
+		_, code = tr.Token(t, servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), strings.Repeat("s", 1025)))
+		servertest.WantCode(t, "a scope over the maximum", code, codes.InvalidArgument)
 	})
 	if err := authorize.ValidateRedirectURIs([]string{"https://l.example/" + strings.Repeat("p", authorize.MaxRedirectURILength)}); err == nil {
 		t.Fatal("a redirect URI over the maximum was accepted for registration")
@@ -540,23 +540,23 @@ func TestOverlongIdentifiersAreRefused(t *testing.T) {
 // instead of burning minutes of CPU past it, and changes nothing.
 func TestBulkKeyCallsThatCannotFitTheirDeadlineAreRefusedEarly(t *testing.T) {
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.RequestTimeout = 15 * time.Second })
-	tr := transports(e)["gRPC"]
-	service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-	wantCode(t, "service token", code, codes.OK)
+	tr := servertest.Transports(e)["gRPC"]
+	service, code := tr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+	servertest.WantCode(t, "service token", code, codes.OK)
 	ids := make([]string, providers.MaxBulkItems)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bulk-%d", i)
 	}
-	claimTokens := register(t, tr, service.GetAccessToken(), ids...)
+	claimTokens := servertest.Register(t, tr, service.GetAccessToken(), ids...)
 
 	// 1,000 RSA keys take minutes of CPU; the call has 15 seconds.
-	_, code = claim(t, tr, service.GetAccessToken(), claimTokens...)
-	wantCode(t, "claim of 1,000 providers", code, codes.ResourceExhausted)
+	_, code = servertest.Claim(t, tr, service.GetAccessToken(), claimTokens...)
+	servertest.WantCode(t, "claim of 1,000 providers", code, codes.ResourceExhausted)
 	renew := &authv1.AuthProvidersRenewRequest{}
 	for _, id := range ids {
 		renew.Items = append(renew.Items, &authv1.FindByStringId{Id: id})
 	}
-	wantCode(t, "renew of 1,000 providers", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.ResourceExhausted)
+	servertest.WantCode(t, "renew of 1,000 providers", tr.Invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.ResourceExhausted)
 
 	body, _ := protojson.Marshal(renew)
 	req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/auth/providers/renew", bytes.NewReader(body))
@@ -573,8 +573,8 @@ func TestBulkKeyCallsThatCannotFitTheirDeadlineAreRefusedEarly(t *testing.T) {
 	}
 
 	// Nothing was claimed: each claim token still works, once.
-	credentials, code := claim(t, tr, service.GetAccessToken(), claimTokens[0], claimTokens[999])
-	wantCode(t, "claim of two after the refusals", code, codes.OK)
+	credentials, code := servertest.Claim(t, tr, service.GetAccessToken(), claimTokens[0], claimTokens[999])
+	servertest.WantCode(t, "claim of two after the refusals", code, codes.OK)
 	if credentials[0].GetProviderId() != "bulk-0" || credentials[1].GetProviderId() != "bulk-999" {
 		t.Fatalf("claimed %v", credentials)
 	}
@@ -642,8 +642,8 @@ func TestGRPCConnectionLimitsOnTheWire(t *testing.T) {
 // caller's mistake: INVALID_ARGUMENT naming the message, never INTERNAL; an
 // Admin call so refused is audited too. Found by an attack run.
 func TestMalformedGRPCMessagesAreInvalidArgument(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for _, tc := range []struct {
 		name, method, bearer string
 		body                 []byte
@@ -651,17 +651,17 @@ func TestMalformedGRPCMessagesAreInvalidArgument(t *testing.T) {
 	}{
 		{"a truncated Token request", authv1.AuthService_Token_FullMethodName, "", []byte{0x0a, 0x05, 0x0a}, codes.InvalidArgument},
 		{"a string field sent as a varint", authv1.AuthService_RefreshToken_FullMethodName, "", []byte{0x08, 0x01}, codes.InvalidArgument},
-		{"an admin call that does not decode", adminv1.AdminService_CreateUser_FullMethodName, c.admin, []byte{0x0a, 0x7f, 'x'}, codes.InvalidArgument},
+		{"an admin call that does not decode", adminv1.AdminService_CreateUser_FullMethodName, c.Admin, []byte{0x0a, 0x7f, 'x'}, codes.InvalidArgument},
 		{"the same without a token", adminv1.AdminService_CreateUser_FullMethodName, "", []byte{0x0a, 0x7f, 'x'}, codes.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.Conn.Invoke(withBearer(tc.bearer), tc.method, tc.body, &emptypb.Empty{}, grpc.ForceCodecV2(rawCodec{}))
+			err := e.Conn.Invoke(servertest.WithBearer(tc.bearer), tc.method, tc.body, &emptypb.Empty{}, grpc.ForceCodecV2(rawCodec{}))
 			if status.Code(err) != tc.want {
 				t.Errorf("got %v, want %v", err, tc.want)
 			}
 		})
 	}
-	lines := auditLines(e)
+	lines := servertest.AuditLines(e)
 	if last := lines[len(lines)-1]; last["action"] != "CreateUser" || last["outcome"] != "Unauthenticated" ||
 		lines[len(lines)-2]["outcome"] != "InvalidArgument" {
 		t.Fatalf("audit lines %v", lines[len(lines)-2:])
@@ -753,12 +753,12 @@ const (
 // back) or what else it got.
 var signInWays = []struct {
 	name    string
-	prepare func(t *testing.T, e *env, name string) func() string
+	prepare func(t *testing.T, e *servertest.Env, name string) func() string
 }{
-	{"gRPC", func(t *testing.T, e *env, name string) func() string {
+	{"gRPC", func(t *testing.T, e *servertest.Env, name string) func() string {
 		client := authv1.NewAuthServiceClient(e.Conn)
 		return func() string {
-			_, err := client.Token(context.Background(), passwordRequest(name, servertest.UserPassword))
+			_, err := client.Token(context.Background(), servertest.PasswordRequest(name, servertest.UserPassword))
 			st := status.Convert(err)
 			if st.Code() == codes.ResourceExhausted {
 				for _, detail := range st.Details() {
@@ -773,20 +773,20 @@ var signInWays = []struct {
 			return st.Code().String() + " without a retry delay"
 		}
 	}},
-	{"REST", func(t *testing.T, e *env, name string) func() string {
+	{"REST", func(t *testing.T, e *servertest.Env, name string) func() string {
 		body := `{"passwordCredential":{"username":"` + name + `","password":"` + servertest.UserPassword + `"}}`
 		return func() string {
 			return httpAnswer(http.Post(e.HTTPBase()+"/v1/auth/token", "application/json", strings.NewReader(body)))
 		}
 	}},
-	{"OAuth token endpoint", func(t *testing.T, e *env, name string) func() string {
+	{"OAuth token endpoint", func(t *testing.T, e *servertest.Env, name string) func() string {
 		form := url.Values{"grant_type": {"password"}, "username": {name}, "password": {servertest.UserPassword}}
 		return func() string { return httpAnswer(http.PostForm(e.HTTPBase()+"/oauth2/token", form)) }
 	}},
-	{"sign-in page", func(t *testing.T, e *env, name string) func() string {
-		authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "read"))
-		wantCode(t, "GetAuthorizeUrl", code, codes.OK)
-		browser := noRedirects(t, e)
+	{"sign-in page", func(t *testing.T, e *servertest.Env, name string) func() string {
+		authorizeURL, code := servertest.GetAuthorizeURL(t, servertest.Transports(e)["gRPC"], servertest.AuthorizeRequest(servertest.NewVerifier(t), "read"))
+		servertest.WantCode(t, "GetAuthorizeUrl", code, codes.OK)
+		browser := servertest.NoRedirects(t, e)
 		page := browser.Open(t, authorizeURL)
 		if page.Status != http.StatusOK {
 			t.Fatalf("sign-in page: HTTP %d", page.Status)

@@ -40,7 +40,8 @@ func paddingFields(n, size int) []hpack.HeaderField {
 // reading the whole list (24 calls of 15 MiB held 1.4 GB at grpc-go's
 // default of 16 MiB).
 func TestGRPCHeaderListIsBoundedBeforeAuthentication(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	bound := server.DefaultMaxHeaderBytes
 	listUsers := adminv1.AdminService_ListUsers_FullMethodName
 	for _, tc := range []struct {
@@ -69,12 +70,13 @@ func TestGRPCHeaderListIsBoundedBeforeAuthentication(t *testing.T) {
 // grpc-go's own client learns the bound from the server's settings: a call
 // under it works, one past it is refused before it is sent.
 func TestGRPCClientKeepsUnderTheHeaderListBound(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	auth := authv1.NewAuthServiceClient(e.Conn)
 	bound := server.DefaultMaxHeaderBytes
 	signIn := func(padding int) error {
 		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-request-id", "r1", "x-padding", strings.Repeat("a", padding))
-		_, err := auth.Token(ctx, passwordRequest(servertest.UserName, servertest.UserPassword))
+		_, err := auth.Token(ctx, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		return err
 	}
 	if err := signIn(bound - 1024); err != nil {
@@ -90,7 +92,8 @@ func TestGRPCClientKeepsUnderTheHeaderListBound(t *testing.T) {
 // server answers 431 (RFC 6585 §5), on the REST API and /oauth2/* alike,
 // and a URL past it too (Go counts the request line with the headers).
 func TestHTTPHeadersAreBounded(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	bound := server.DefaultMaxHeaderBytes
 	send := func(t *testing.T, path, padding string) *http.Response {
 		t.Helper()
@@ -138,7 +141,8 @@ func TestHTTPHeadersAreBounded(t *testing.T) {
 // the call is refused with 431 before the interceptors (authentication
 // among them) see it.
 func TestGatewayMetadataIsBoundedLikeTheGRPCPort(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	check := func(traceparents int) (*http.Response, []byte) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, e.HTTPBase()+grpcapi.CheckPath, nil)

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 // value up, and used to answer 500. Nothing is written for them, no ERROR is
 // logged, and no answer hands a long value back.
 func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)
@@ -33,45 +33,45 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.Clock.Advance(time.Millisecond) // tokens from before the change are refused
-			grpcTr := transports(e)["gRPC"]
-			admin, code := grpcTr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-			wantCode(t, "admin token", code, codes.OK)
-			service, code := grpcTr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-			wantCode(t, "service token", code, codes.OK)
+			grpcTr := servertest.Transports(e)["gRPC"]
+			admin, code := grpcTr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+			servertest.WantCode(t, "admin token", code, codes.OK)
+			service, code := grpcTr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+			servertest.WantCode(t, "service token", code, codes.OK)
 			long := strings.Repeat("a", 100_000)
 			// A URL carries less: its request line counts against the
 			// header bound (64 KiB), past which the HTTP server answers 431
 			// before any field is read (TestHTTPHeadersAreBounded).
 			longInURL := strings.Repeat("a", 32_000)
 
-			for name, tr := range transports(e) {
+			for name, tr := range servertest.Transports(e) {
 				t.Run(name, func(t *testing.T) {
 					for _, tc := range []struct{ name, id string }{
 						{"client id with a NUL", "a\x00b"},
 						{"client id over 64 characters", strings.Repeat("c", 65)},
 					} {
 						t.Run(tc.name, func(t *testing.T) {
-							_, code := tr.token(t, clientRequest(tc.id, "secret"))
-							wantCode(t, "client credentials with client id "+strings.ToValidUTF8(tc.id[:3], "?"), code, codes.InvalidArgument)
+							_, code := tr.Token(t, servertest.ClientRequest(tc.id, "secret"))
+							servertest.WantCode(t, "client credentials with client id "+strings.ToValidUTF8(tc.id[:3], "?"), code, codes.InvalidArgument)
 						})
 					}
-					_, code := tr.token(t, passwordRequest(servertest.UserName, strings.Repeat("p", 1025)))
-					wantCode(t, "a password over 1,024 characters", code, codes.InvalidArgument)
-					_, code = tr.refresh(t, strings.Repeat("r", 8193))
-					wantCode(t, "a refresh token over 8 KiB", code, codes.InvalidArgument)
+					_, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, strings.Repeat("p", 1025)))
+					servertest.WantCode(t, "a password over 1,024 characters", code, codes.InvalidArgument)
+					_, code = tr.Refresh(t, strings.Repeat("r", 8193))
+					servertest.WantCode(t, "a refresh token over 8 KiB", code, codes.InvalidArgument)
 					for _, tc := range []struct{ name, id string }{
 						{"provider id with a NUL", "hip\x00po"},
 						{"provider id of 32,000 characters", longInURL},
 					} {
 						t.Run(tc.name, func(t *testing.T) {
-							wantCode(t, "retrieveKey of an odd id", tr.invoke(t, authv1.AuthProviders_RetrievePublicKey_FullMethodName, service.GetAccessToken(),
+							servertest.WantCode(t, "retrieveKey of an odd id", tr.Invoke(t, authv1.AuthProviders_RetrievePublicKey_FullMethodName, service.GetAccessToken(),
 								&authv1.FindByStringId{Id: tc.id}, &authv1.AuthProvidersRetrievePublicKeyResponse{}), codes.InvalidArgument)
-							wantCode(t, "renew of an odd id", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(),
+							servertest.WantCode(t, "renew of an odd id", tr.Invoke(t, authv1.AuthProviders_Renew_FullMethodName, service.GetAccessToken(),
 								&authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: tc.id}}}, &authv1.AuthProvidersRenewResponse{}), codes.InvalidArgument)
 						})
 					}
-					_, code = claim(t, tr, service.GetAccessToken(), strings.Repeat("t", 8193))
-					wantCode(t, "claim with a claim token over 8 KiB", code, codes.InvalidArgument)
+					_, code = servertest.Claim(t, tr, service.GetAccessToken(), strings.Repeat("t", 8193))
+					servertest.WantCode(t, "claim with a claim token over 8 KiB", code, codes.InvalidArgument)
 					for _, tc := range []struct{ name, subject string }{
 						{"revoking a subject of 100,000 characters", long},
 						{"revoking a subject with a NUL", "gh\x00ost"},
@@ -79,17 +79,17 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 						{"revoking a provider prefix alone", "#P_"},
 					} {
 						t.Run(tc.name, func(t *testing.T) {
-							wantCode(t, "an admin revoking an odd subject", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, admin.GetAccessToken(),
+							servertest.WantCode(t, "an admin revoking an odd subject", tr.Invoke(t, authv1.AuthService_Revoke_FullMethodName, admin.GetAccessToken(),
 								&authv1.RevokeRequest{Subject: tc.subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
 						})
 					}
-					_, code = getAuthorizeURL(t, tr, &authv1.GetAuthorizeUrlRequest{ClientId: "pu\x00b", State: "s", RedirectUri: "http://127.0.0.1:9/cb"})
-					wantCode(t, "authorize URL for an odd client id", code, codes.InvalidArgument)
+					_, code = servertest.GetAuthorizeURL(t, tr, &authv1.GetAuthorizeUrlRequest{ClientId: "pu\x00b", State: "s", RedirectUri: "http://127.0.0.1:9/cb"})
+					servertest.WantCode(t, "authorize URL for an odd client id", code, codes.InvalidArgument)
 					// State and nonce are counted in characters, not bytes.
-					accepted := authorizeRequest(newVerifier(t), "openid")
+					accepted := servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid")
 					accepted.State = strings.Repeat("é", 300)
-					_, code = getAuthorizeURL(t, tr, accepted)
-					wantCode(t, "a state of 300 two-byte characters", code, codes.OK)
+					_, code = servertest.GetAuthorizeURL(t, tr, accepted)
+					servertest.WantCode(t, "a state of 300 two-byte characters", code, codes.OK)
 				})
 			}
 
@@ -118,7 +118,7 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 						p, _ := url.QueryUnescape(password)
 						req.SetBasicAuth(u, p)
 					}
-					status, body := do(t, req)
+					status, body := servertest.Do(t, req)
 					wantStatus, wantError, _ := strings.Cut(tc.want, " ")
 					if strconv.Itoa(status) != wantStatus || !strings.Contains(body, `"`+wantError+`"`) {
 						t.Errorf("%d %s, want %s", status, body, tc.want)
@@ -133,7 +133,7 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/oauth2/authorize?"+tc.query, nil)
-					status, body := do(t, req)
+					status, body := servertest.Do(t, req)
 					if status != http.StatusBadRequest || len(body) > 8<<10 {
 						t.Errorf("/oauth2/authorize?%.60s: %d with %d bytes, want a short 400", tc.query, status, len(body))
 					}
@@ -141,11 +141,11 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 			}
 			req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader("grant_type=password&username="+long))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if status, body := do(t, req); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 64 KiB") {
+			if status, body := servertest.Do(t, req); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 64 KiB") {
 				t.Errorf("a 100 KB form: %d %s, want 413 naming the limit", status, body)
 			}
 			req, _ = http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?client_id=chit-cli&state=s&redirect_uri=http://127.0.0.1:9/cb&code_challenge=x&code_challenge_method="+longInURL, nil)
-			if status, body := do(t, req); status != http.StatusBadRequest || len(body) > 1<<10 {
+			if status, body := servertest.Do(t, req); status != http.StatusBadRequest || len(body) > 1<<10 {
 				t.Errorf("a 32 KB code_challenge_method: %d with %d bytes, want a short 400", status, len(body))
 			}
 			if strings.Contains(e.Logs.String(), `"level":"ERROR"`) {
@@ -159,22 +159,12 @@ func TestOddIdentifiersAreBadRequestsOnEveryStore(t *testing.T) {
 	}
 }
 
-func do(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // A token over the documented 8 KiB is refused naming the field wherever a
 // token is revoked or introspected, on every store; one at the limit is
 // an unknown token, which revocation accepts and introspection calls
 // inactive (RFC 7009 §2.2, RFC 7662 §2.2).
 func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)
@@ -202,7 +192,7 @@ func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
 				t.Run("REST revoke, "+length.name, func(t *testing.T) {
 					req, _ := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/auth/revoke", strings.NewReader(`{"token":"`+length.token+`"}`))
 					req.Header.Set("Content-Type", "application/json")
-					if got, body := do(t, req); got != length.want || (length.want != http.StatusOK && !strings.Contains(body, mention)) {
+					if got, body := servertest.Do(t, req); got != length.want || (length.want != http.StatusOK && !strings.Contains(body, mention)) {
 						t.Errorf("REST revoke of %d bytes: %d %.200s, want %d", len(length.token), got, body, length.want)
 					}
 				})
@@ -221,7 +211,7 @@ func TestOverlongTokensToRevokeOrIntrospectAreBadRequests(t *testing.T) {
 						if tc.basicUser != "" {
 							req.SetBasicAuth(tc.basicUser, tc.basicPassword)
 						}
-						got, body := do(t, req)
+						got, body := servertest.Do(t, req)
 						switch {
 						case got != length.want:
 						case length.want == http.StatusOK && strings.TrimSpace(body) == tc.atLimitAnswer:

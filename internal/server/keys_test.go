@@ -24,7 +24,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/sqlite"
 )
 
-func jwksKids(t *testing.T, e *env) map[string]bool {
+func jwksKids(t *testing.T, e *servertest.Env) map[string]bool {
 	t.Helper()
 	resp, err := http.Get(e.HTTPBase() + "/.well-known/jwks.json")
 	if err != nil {
@@ -72,10 +72,11 @@ func decodeSegment(t *testing.T, token string, index int) map[string]any {
 // signing once active, published while retired, deleted once its tokens
 // have expired; tokens keep verifying throughout.
 func TestSigningKeyRotation(t *testing.T) {
-	e := startServer(t)
-	tr := transports(e)["gRPC"]
-	before, code := tr.token(t, passwordRequest("alice", "wonderland"))
-	wantCode(t, "Token", code, codes.OK)
+	t.Parallel()
+	e := servertest.Start(t)
+	tr := servertest.Transports(e)["gRPC"]
+	before, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+	servertest.WantCode(t, "Token", code, codes.OK)
 	firstKid := headerKid(t, before.GetAccessToken())
 	published := jwksKids(t, e)
 	if len(published) != 2 || !published[firstKid] {
@@ -90,14 +91,14 @@ func TestSigningKeyRotation(t *testing.T) {
 
 	// Not due yet: nothing changes.
 	e.Server.MaintainKeys(context.Background())
-	if after, _ := tr.token(t, passwordRequest("alice", "wonderland")); headerKid(t, after.GetAccessToken()) != firstKid {
+	if after, _ := tr.Token(t, servertest.PasswordRequest("alice", "wonderland")); headerKid(t, after.GetAccessToken()) != firstKid {
 		t.Fatal("the key rotated before it was due")
 	}
 
 	e.Clock.Advance(servertest.KeyRotationPeriod)
 	e.Server.MaintainKeys(context.Background())
-	after, code := tr.token(t, passwordRequest("alice", "wonderland"))
-	wantCode(t, "Token after rotation", code, codes.OK)
+	after, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+	servertest.WantCode(t, "Token after rotation", code, codes.OK)
 	if headerKid(t, after.GetAccessToken()) != nextKid {
 		t.Fatalf("after rotation the signer is %s, want the former next key %s", headerKid(t, after.GetAccessToken()), nextKid)
 	}
@@ -123,8 +124,8 @@ func TestSigningKeyRotation(t *testing.T) {
 			t.Errorf("signing key %s (%s) is stored unencrypted", key.ID, key.State)
 		}
 	}
-	who := newCallers(t, e, tr)
-	if _, code := claim(t, tr, who.service, register(t, tr, who.service, "sealed-site")[0]); code != codes.OK {
+	who := servertest.NewCallers(t, e, tr)
+	if _, code := servertest.Claim(t, tr, who.Service, servertest.Register(t, tr, who.Service, "sealed-site")[0]); code != codes.OK {
 		t.Fatalf("claim: %v", code)
 	}
 	provider, err := e.Store.GetProvider(context.Background(), "sealed-site")
@@ -140,6 +141,7 @@ func b64decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeSt
 // a server with one has started, not even in the database's files (old pages,
 // the WAL), and the same keys keep signing.
 func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dataDir := t.TempDir()
 	store, err := sqlite.Open(ctx, dataDir)
@@ -238,8 +240,8 @@ func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	if !strings.Contains(e.Logs.String(), `"keys":4`) {
 		t.Fatalf("no log line says how many keys were encrypted:\n%s", e.Logs.String())
 	}
-	response, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
-	wantCode(t, "Token", code, codes.OK)
+	response, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
+	servertest.WantCode(t, "Token", code, codes.OK)
 	if kid := headerKid(t, response.GetAccessToken()); !clearKids[kid] {
 		t.Fatalf("tokens are signed by %s, not by the key that signed before", kid)
 	}
@@ -257,6 +259,7 @@ func (failingErasure) EraseReplacedValues(context.Context) error {
 // serves (refusing would erase nothing, and the next start finds no key to
 // encrypt) and tells the operator, at error level, how to finish.
 func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
@@ -273,6 +276,6 @@ func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
 	if !logged {
 		t.Fatalf("no error-level line names `chitd keys encrypt`:\n%s", e.Logs.String())
 	}
-	_, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
-	wantCode(t, "Token after the start", code, codes.OK)
+	_, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
+	servertest.WantCode(t, "Token after the start", code, codes.OK)
 }

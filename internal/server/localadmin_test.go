@@ -143,7 +143,7 @@ func TestNetworkCallsCannotClaimTheLocalOperator(t *testing.T) {
 		if authorization != "" {
 			headers["Authorization"] = authorization
 		}
-		code, body := rawAdmin(t, e, http.MethodPost, "/v1/admin/users", "", `{"name":"intruder","password":"intruder's long password","role":"ADMIN"}`, headers)
+		code, body := servertest.RawAdmin(t, e, http.MethodPost, "/v1/admin/users", "", `{"name":"intruder","password":"intruder's long password","role":"ADMIN"}`, headers)
 		if code != http.StatusUnauthorized {
 			t.Errorf("REST CreateUser with forged headers and authorization %q: %d %s, want 401", authorization, code, body)
 		}
@@ -151,13 +151,13 @@ func TestNetworkCallsCannotClaimTheLocalOperator(t *testing.T) {
 	if _, err := e.Directory().GetUser(t.Context(), "intruder"); err == nil {
 		t.Fatal("a network caller created an admin")
 	}
-	for _, line := range auditLines(e) {
+	for _, line := range servertest.AuditLines(e) {
 		if strings.HasPrefix(line["actor"].(string), "local-operator") {
 			t.Fatalf("a network call was audited as the local operator: %v", line)
 		}
 	}
 	// A USER's valid token with the headers stays a USER's.
-	alice, err := authv1.NewAuthServiceClient(e.Conn).Token(t.Context(), passwordRequest(servertest.UserName, servertest.UserPassword))
+	alice, err := authv1.NewAuthServiceClient(e.Conn).Token(t.Context(), servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,36 +16,37 @@ import (
 // browser sign-in and the provider flow with the server logging at debug
 // level, then looks for every secret it handed out or received in the logs.
 func TestNoSecretInDebugLogs(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	var secrets []string
-	for name, tr := range transports(e) {
+	for name, tr := range servertest.Transports(e) {
 		t.Run(name, func(t *testing.T) {
 			wrong := "wrong-password-" + name
-			_, code := tr.token(t, passwordRequest("alice", wrong))
-			wantCode(t, "wrong password", code, codes.Unauthenticated)
-			user, code := tr.token(t, passwordRequest("alice", "wonderland"))
-			wantCode(t, "Token", code, codes.OK)
-			refreshed, code := tr.refresh(t, user.GetRefreshToken())
-			wantCode(t, "RefreshToken", code, codes.OK)
+			_, code := tr.Token(t, servertest.PasswordRequest("alice", wrong))
+			servertest.WantCode(t, "wrong password", code, codes.Unauthenticated)
+			user, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+			servertest.WantCode(t, "Token", code, codes.OK)
+			refreshed, code := tr.Refresh(t, user.GetRefreshToken())
+			servertest.WantCode(t, "RefreshToken", code, codes.OK)
 			e.Clock.Advance(servertest.GracePeriod + time.Second)
-			_, code = tr.refresh(t, user.GetRefreshToken()) // reuse: audited, must not log the token
-			wantCode(t, "reuse", code, codes.Unauthenticated)
-			service, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
-			wantCode(t, "client credentials", code, codes.OK)
+			_, code = tr.Refresh(t, user.GetRefreshToken()) // reuse: audited, must not log the token
+			servertest.WantCode(t, "reuse", code, codes.Unauthenticated)
+			service, code := tr.Token(t, servertest.ClientRequest("billing", e.ServiceSecret))
+			servertest.WantCode(t, "client credentials", code, codes.OK)
 
-			id := "logged-" + transportName(tr)
-			creds, code := claim(t, tr, service.GetAccessToken(), register(t, tr, service.GetAccessToken(), id)[0])
-			wantCode(t, "claim", code, codes.OK)
-			providerTokens, code := providerRefresh(t, tr, creds[0].GetRefreshToken())
-			wantCode(t, "provider refresh", code, codes.OK)
+			id := "logged-" + servertest.TransportName(tr)
+			creds, code := servertest.Claim(t, tr, service.GetAccessToken(), servertest.Register(t, tr, service.GetAccessToken(), id)[0])
+			servertest.WantCode(t, "claim", code, codes.OK)
+			providerTokens, code := servertest.ProviderRefresh(t, tr, creds[0].GetRefreshToken())
+			servertest.WantCode(t, "provider refresh", code, codes.OK)
 			generated := &authv1.AuthProvidersGenerateKeyPairResponse{}
-			wantCode(t, "generateKeyPair", tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, service.GetAccessToken(),
+			servertest.WantCode(t, "generateKeyPair", tr.Invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, service.GetAccessToken(),
 				&authv1.AuthProvidersGenerateKeyPairRequest{}, generated), codes.OK)
 
-			verifier := newVerifier(t)
-			code2 := codeFor(t, e, tr, verifier, "openid offline_access")
-			login, c := loginCli(t, tr, code2, loopback, verifier)
-			wantCode(t, "LoginCli", c, codes.OK)
+			verifier := servertest.NewVerifier(t)
+			code2 := servertest.CodeFor(t, e, tr, verifier, "openid offline_access")
+			login, c := servertest.LoginCli(t, tr, code2, servertest.Loopback, verifier)
+			servertest.WantCode(t, "LoginCli", c, codes.OK)
 
 			secrets = append(secrets, wrong, "wonderland", e.ServiceSecret, user.GetAccessToken(), user.GetRefreshToken(),
 				refreshed.GetAccessToken(), refreshed.GetRefreshToken(), service.GetAccessToken(), creds[0].GetRefreshToken(),
@@ -53,8 +54,8 @@ func TestNoSecretInDebugLogs(t *testing.T) {
 		})
 	}
 	// A browser sign-in with a wrong password, too.
-	authorizeURL, _ := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), ""))
-	b := noRedirects(t, e)
+	authorizeURL, _ := servertest.GetAuthorizeURL(t, servertest.Transports(e)["gRPC"], servertest.AuthorizeRequest(servertest.NewVerifier(t), ""))
+	b := servertest.NoRedirects(t, e)
 	page := b.Open(t, authorizeURL)
 	b.Submit(t, page, url.Values{"username": {"alice"}, "password": {"page-password-typo"}}).Body.Close()
 	secrets = append(secrets, "page-password-typo", page.Fields.Get("csrf_token"))

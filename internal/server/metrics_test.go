@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,37 +10,28 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
-}
-
 func TestMetricsAndReadiness(t *testing.T) {
-	e := startServer(t)
-	for _, tr := range transports(e) {
-		_, code := tr.token(t, passwordRequest("alice", "wonderland"))
-		wantCode(t, "Token", code, codes.OK)
-		_, code = tr.token(t, clientRequest("billing", e.ServiceSecret))
-		wantCode(t, "client credentials", code, codes.OK)
-		who := newCallers(t, e, tr)
-		id := "metered-" + transportName(tr)
-		credentials, code := claim(t, tr, who.service, register(t, tr, who.service, id)...)
-		wantCode(t, "claim", code, codes.OK)
-		_, code = providerRefresh(t, tr, credentials[0].GetRefreshToken())
-		wantCode(t, "provider refresh", code, codes.OK)
+	t.Parallel()
+	e := servertest.Start(t)
+	for _, tr := range servertest.Transports(e) {
+		_, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+		servertest.WantCode(t, "Token", code, codes.OK)
+		_, code = tr.Token(t, servertest.ClientRequest("billing", e.ServiceSecret))
+		servertest.WantCode(t, "client credentials", code, codes.OK)
+		who := servertest.NewCallers(t, e, tr)
+		id := "metered-" + servertest.TransportName(tr)
+		credentials, code := servertest.Claim(t, tr, who.Service, servertest.Register(t, tr, who.Service, id)...)
+		servertest.WantCode(t, "claim", code, codes.OK)
+		_, code = servertest.ProviderRefresh(t, tr, credentials[0].GetRefreshToken())
+		servertest.WantCode(t, "provider refresh", code, codes.OK)
 		orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
-		wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, who.orchestrator,
+		servertest.WantCode(t, "refreshAsOrchestrator", tr.Invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, who.Orchestrator,
 			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
 	}
-	status, body := get(t, e.HTTPBase()+"/metrics")
+	status, body := servertest.Get(t, e.HTTPBase()+"/metrics")
 	if status != http.StatusOK {
 		t.Fatalf("/metrics: %d", status)
 	}
@@ -61,7 +51,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if status, body := get(t, e.HTTPBase()+"/readyz"); status != http.StatusOK || !strings.Contains(body, "ready") {
+	if status, body := servertest.Get(t, e.HTTPBase()+"/readyz"); status != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Fatalf("/readyz: %d %s", status, body)
 	}
 }
@@ -70,7 +60,8 @@ func TestMetricsAndReadiness(t *testing.T) {
 // Chit services not serving once the store stops answering, while the
 // process itself (the empty service name, /healthz) stays live.
 func TestReadinessMatchesGRPCHealth(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	health := grpc_health_v1.NewHealthClient(e.Conn)
 	serviceStatus := func(name string) grpc_health_v1.HealthCheckResponse_ServingStatus {
 		t.Helper()
@@ -88,7 +79,7 @@ func TestReadinessMatchesGRPCHealth(t *testing.T) {
 	if err := e.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := get(t, e.HTTPBase()+"/readyz"); status != http.StatusServiceUnavailable {
+	if status, body := servertest.Get(t, e.HTTPBase()+"/readyz"); status != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the store closed: %d %s", status, body)
 	}
 	for _, name := range []string{"chit.auth.v1.AuthService", "chit.auth.v1.AuthProviders"} {
@@ -99,7 +90,7 @@ func TestReadinessMatchesGRPCHealth(t *testing.T) {
 	if got := serviceStatus(""); got != grpc_health_v1.HealthCheckResponse_SERVING {
 		t.Fatalf("liveness is %v with the store closed", got)
 	}
-	if status, _ := get(t, e.HTTPBase()+"/healthz"); status != http.StatusOK {
+	if status, _ := servertest.Get(t, e.HTTPBase()+"/healthz"); status != http.StatusOK {
 		t.Fatalf("/healthz with the store closed: %d", status)
 	}
 }

@@ -23,17 +23,17 @@ import (
 // unrevoked (so its cache would vouch for it), and the test clock stands
 // still, so without reading the store it would vouch for it forever.
 func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
-	onTwoReplicas(t, func(t *testing.T, primary *env, name string, onPrimary, onReplica transport) {
-		root := newAdminCallers(t, primary, onPrimary).admin
+	onTwoReplicas(t, func(t *testing.T, primary *servertest.Env, name string, onPrimary, onReplica servertest.Transport) {
+		root := servertest.NewAdminCallers(t, primary, onPrimary).Admin
 
 		createAdmin := func(user string) string {
 			t.Helper()
 			if err := primary.Directory().CreateUser(t.Context(), user, user+"'s long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
 				t.Fatal(err)
 			}
-			resp, code := onPrimary.token(t, passwordRequest(user, user+"'s long password"))
-			wantCode(t, user+"'s token", code, codes.OK)
-			wantCode(t, "ListUsers by "+user+" on the other replica", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName,
+			resp, code := onPrimary.Token(t, servertest.PasswordRequest(user, user+"'s long password"))
+			servertest.WantCode(t, user+"'s token", code, codes.OK)
+			servertest.WantCode(t, "ListUsers by "+user+" on the other replica", onReplica.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName,
 				resp.GetAccessToken(), &adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
 			primary.Clock.Advance(time.Second)
 			return resp.GetAccessToken()
@@ -42,24 +42,24 @@ func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
 		// the other replica; each must be refused as revoked.
 		attempts := func(who, token string) {
 			t.Helper()
-			wantCode(t, "CreateUser by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
+			servertest.WantCode(t, "CreateUser by "+who, onReplica.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
 				&adminv1.CreateUserRequest{Name: "backdoor", Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
 				codes.Unauthenticated)
-			wantCode(t, "CreateUser of itself by "+who, onReplica.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
+			servertest.WantCode(t, "CreateUser of itself by "+who, onReplica.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, token,
 				&adminv1.CreateUserRequest{Name: who, Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}),
 				codes.Unauthenticated)
-			wantCode(t, "SetUserRole of itself by "+who, onReplica.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, token,
+			servertest.WantCode(t, "SetUserRole of itself by "+who, onReplica.Invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, token,
 				&adminv1.SetUserRoleRequest{Name: who, Role: "ADMIN"}, &adminv1.SetUserRoleResponse{}), codes.Unauthenticated)
-			wantCode(t, "CreateServiceAccount by "+who, onReplica.invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, token,
+			servertest.WantCode(t, "CreateServiceAccount by "+who, onReplica.Invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, token,
 				&adminv1.CreateServiceAccountRequest{ClientId: "backdoor"}, &adminv1.CreateServiceAccountResponse{}), codes.Unauthenticated)
-			wantCode(t, "CreateApiKey by "+who, onReplica.invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, token,
+			servertest.WantCode(t, "CreateApiKey by "+who, onReplica.Invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, token,
 				&authv1.CreateApiKeyRequest{Name: "backdoor"}, &authv1.CreateApiKeyResponse{}), codes.Unauthenticated)
-			wantCode(t, "Revoke of root's sessions by "+who, onReplica.invoke(t, authv1.AuthService_Revoke_FullMethodName, token,
-				&authv1.RevokeRequest{Subject: adminName}, &authv1.RevokeResponse{}), codes.Unauthenticated)
+			servertest.WantCode(t, "Revoke of root's sessions by "+who, onReplica.Invoke(t, authv1.AuthService_Revoke_FullMethodName, token,
+				&authv1.RevokeRequest{Subject: servertest.AdminName}, &authv1.RevokeResponse{}), codes.Unauthenticated)
 		}
 
 		dave := createAdmin("dave")
-		wantCode(t, "demote dave", onPrimary.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, root,
+		servertest.WantCode(t, "demote dave", onPrimary.Invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, root,
 			&adminv1.SetUserRoleRequest{Name: "dave", Role: "USER"}, &adminv1.SetUserRoleResponse{}), codes.OK)
 		attempts("dave", dave)
 		if user, err := primary.Directory().GetUser(t.Context(), "dave"); err != nil || user.Role != string(accounts.RoleUser) {
@@ -67,7 +67,7 @@ func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
 		}
 
 		erin := createAdmin("erin")
-		wantCode(t, "delete erin", onPrimary.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, root,
+		servertest.WantCode(t, "delete erin", onPrimary.Invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, root,
 			&adminv1.DeleteUserRequest{Name: "erin"}, &adminv1.DeleteUserResponse{}), codes.OK)
 		attempts("erin", erin)
 		if _, err := primary.Directory().GetUser(t.Context(), "erin"); !isNotFound(err) {
@@ -86,7 +86,7 @@ func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
 			t.Errorf("dave's API keys: %v, %v; want none", keys, err)
 		}
 		// root kept its sessions: the Revoke attempts were refused.
-		wantCode(t, "ListUsers by root", onReplica.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, root,
+		servertest.WantCode(t, "ListUsers by root", onReplica.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, root,
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
 	})
 }
@@ -95,26 +95,26 @@ func TestAdminPowerEndsOnEveryReplica(t *testing.T) {
 // deleted orchestrator's stops minting providers' tokens, on every replica
 // at once: these calls read the caller from the store.
 func TestDeletedServiceStopsChangingProvidersOnEveryReplica(t *testing.T) {
-	onTwoReplicas(t, func(t *testing.T, primary *env, name string, onPrimary, onReplica transport) {
-		service, code := onPrimary.token(t, clientRequest(servertest.ServiceName, primary.ServiceSecret))
-		wantCode(t, "service token", code, codes.OK)
+	onTwoReplicas(t, func(t *testing.T, primary *servertest.Env, name string, onPrimary, onReplica servertest.Transport) {
+		service, code := onPrimary.Token(t, servertest.ClientRequest(servertest.ServiceName, primary.ServiceSecret))
+		servertest.WantCode(t, "service token", code, codes.OK)
 		register := func(provider string) codes.Code {
-			return onReplica.invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
+			return onReplica.Invoke(t, authv1.AuthProviders_Register_FullMethodName, service.GetAccessToken(),
 				&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: provider}}},
 				&authv1.AuthProvidersRegisterResponse{})
 		}
-		wantCode(t, "Register before the deletion", register("before"), codes.OK)
+		servertest.WantCode(t, "Register before the deletion", register("before"), codes.OK)
 		primary.Clock.Advance(time.Second)
 		if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.ServiceName); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "Register by the deleted service on the other replica", register("after"), codes.Unauthenticated)
+		servertest.WantCode(t, "Register by the deleted service on the other replica", register("after"), codes.Unauthenticated)
 
 		// The same for an orchestrator, which mints providers' tokens.
-		orchestrator, code := onPrimary.token(t, clientRequest(servertest.OrchestratorName, primary.OrchestratorSecret))
-		wantCode(t, "orchestrator token", code, codes.OK)
+		orchestrator, code := onPrimary.Token(t, servertest.ClientRequest(servertest.OrchestratorName, primary.OrchestratorSecret))
+		servertest.WantCode(t, "orchestrator token", code, codes.OK)
 		refreshAsOrchestrator := func() codes.Code {
-			return onReplica.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
+			return onReplica.Invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, orchestrator.GetAccessToken(),
 				&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: "before"}}},
 				&authv1.AuthProvidersRefreshAsOrchestratorResponse{})
 		}
@@ -125,7 +125,7 @@ func TestDeletedServiceStopsChangingProvidersOnEveryReplica(t *testing.T) {
 		if err := primary.Directory().DeleteServiceAccount(t.Context(), servertest.OrchestratorName); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "RefreshAsOrchestrator by the deleted orchestrator on the other replica", refreshAsOrchestrator(), codes.Unauthenticated)
+		servertest.WantCode(t, "RefreshAsOrchestrator by the deleted orchestrator on the other replica", refreshAsOrchestrator(), codes.Unauthenticated)
 	})
 }
 
@@ -140,15 +140,15 @@ func isNotFound(err error) bool {
 // as created after the token, gets no Admin API call, while the same token
 // still passes CheckToken until the revocation cache would have expired.
 func TestAdminCallsReadTheCallersRecord(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		listUsers := func() codes.Code {
-			return tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, &adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{})
+			return tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin, &adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{})
 		}
-		wantCode(t, "ListUsers", listUsers(), codes.OK)
+		servertest.WantCode(t, "ListUsers", listUsers(), codes.OK)
 		setRole := func(role accounts.Role) {
 			t.Helper()
-			err := e.Store.UpdateUser(t.Context(), adminName, func(user *storage.User) (*storage.SubjectRevocation, error) {
+			err := e.Store.UpdateUser(t.Context(), servertest.AdminName, func(user *storage.User) (*storage.SubjectRevocation, error) {
 				user.Role = string(role)
 				return nil, nil
 			})
@@ -157,41 +157,41 @@ func TestAdminCallsReadTheCallersRecord(t *testing.T) {
 			}
 		}
 		setRole(accounts.RoleUser)
-		wantCode(t, "ListUsers by an ADMIN token of a USER", listUsers(), codes.Unauthenticated)
-		if _, code := tr.check(t, c.admin); code != codes.OK {
+		servertest.WantCode(t, "ListUsers by an ADMIN token of a USER", listUsers(), codes.Unauthenticated)
+		if _, code := tr.Check(t, c.Admin); code != codes.OK {
 			t.Fatalf("CheckToken of the same token: %v, want OK (no revocation was recorded)", code)
 		}
 		setRole(accounts.RoleAdmin)
-		wantCode(t, "ListUsers once an ADMIN again", listUsers(), codes.OK)
+		servertest.WantCode(t, "ListUsers once an ADMIN again", listUsers(), codes.OK)
 
 		// Deleted and created again (rows written as another tool would,
 		// with no revocation) a second later: the token is older than its
 		// subject.
-		user, err := e.Store.GetUser(t.Context(), adminName)
+		user, err := e.Store.GetUser(t.Context(), servertest.AdminName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.Store.DeleteUser(t.Context(), adminName, storage.SubjectRevocation{Subject: "someone-else", At: e.Clock.Now()}); err != nil {
+		if err := e.Store.DeleteUser(t.Context(), servertest.AdminName, storage.SubjectRevocation{Subject: "someone-else", At: e.Clock.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "ListUsers by a deleted admin", listUsers(), codes.Unauthenticated)
+		servertest.WantCode(t, "ListUsers by a deleted admin", listUsers(), codes.Unauthenticated)
 		e.Clock.Advance(time.Second)
 		user.CreatedAt = e.Clock.Now()
 		if err := e.Store.CreateUser(t.Context(), user); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "ListUsers by an admin's token older than the admin", listUsers(), codes.Unauthenticated)
+		servertest.WantCode(t, "ListUsers by an admin's token older than the admin", listUsers(), codes.Unauthenticated)
 	})
 }
 
 // onTwoReplicas runs test over each transport on two servers on one fresh
 // PostgreSQL schema: primary, and a replica of it.
-func onTwoReplicas(t *testing.T, test func(t *testing.T, primary *env, transportName string, onPrimary, onReplica transport)) {
-	for _, name := range transportNames {
+func onTwoReplicas(t *testing.T, test func(t *testing.T, primary *servertest.Env, transportName string, onPrimary, onReplica servertest.Transport)) {
+	for _, name := range servertest.TransportNames {
 		t.Run(name, func(t *testing.T) {
 			primary := servertest.StartOn(t, servertest.Postgres)
 			replica := primary.StartReplica(t)
-			test(t, primary, name, transports(primary)[name], transports(replica)[name])
+			test(t, primary, name, servertest.Transports(primary)[name], servertest.Transports(replica)[name])
 		})
 	}
 }

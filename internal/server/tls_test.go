@@ -18,7 +18,7 @@ import (
 	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
-func startTLS(t *testing.T, pki servertest.PKI, mutual bool) *env {
+func startTLS(t *testing.T, pki servertest.PKI, mutual bool) *servertest.Env {
 	t.Helper()
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}
 	clientTLS := &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}
@@ -37,11 +37,11 @@ func tokenOver(ctx context.Context, creds credentials.TransportCredentials, addr
 		return err
 	}
 	defer conn.Close()
-	_, err = authv1.NewAuthServiceClient(conn).Token(ctx, passwordRequest("alice", "wonderland"))
+	_, err = authv1.NewAuthServiceClient(conn).Token(ctx, servertest.PasswordRequest("alice", "wonderland"))
 	return err
 }
 
-func httpsToken(t *testing.T, e *env, pool *x509.CertPool) (*http.Response, error) {
+func httpsToken(t *testing.T, e *servertest.Env, pool *x509.CertPool) (*http.Response, error) {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	return client.Post("https://"+e.Server.HTTPAddr()+"/v1/auth/token", "application/json",

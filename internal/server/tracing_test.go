@@ -65,9 +65,9 @@ func TestTracing(t *testing.T) {
 	recorder := newSpanSignal()
 	provider := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
 	e := servertest.Start(t, func(cfg *server.Config) { cfg.TracerProvider = provider })
-	for name, tr := range transports(e) {
-		_, code := tr.token(t, passwordRequest("alice", "wonderland"))
-		wantCode(t, name+" Token", code, codes.OK)
+	for name, tr := range servertest.Transports(e) {
+		_, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+		servertest.WantCode(t, name+" Token", code, codes.OK)
 	}
 	var traceIDs []string
 	for _, span := range recorder.waitFor(t, "chit.auth.v1.AuthService/Token", 2) {
@@ -86,9 +86,9 @@ func TestTracing(t *testing.T) {
 
 // Without a tracer provider nothing is traced and logs carry no trace id.
 func TestNoTracingByDefault(t *testing.T) {
-	e := startServer(t)
-	_, code := transports(e)["gRPC"].token(t, passwordRequest("alice", "wonderland"))
-	wantCode(t, "Token", code, codes.OK)
+	e := servertest.Start(t)
+	_, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
+	servertest.WantCode(t, "Token", code, codes.OK)
 	if strings.Contains(e.Logs.String(), "trace_id") {
 		t.Fatal("trace ids logged with tracing off")
 	}

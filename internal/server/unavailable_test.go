@@ -43,7 +43,7 @@ const (
 // registered client, and its form submitted). Each keeps the refresh token
 // it rotates.
 type storeCalls struct {
-	e *env
+	e *servertest.Env
 	// refresh tokens by call, replaced when a refresh succeeds.
 	refresh map[string]string
 	page    servertest.Page
@@ -57,26 +57,26 @@ type storeCalls struct {
 }
 
 // newStoreCalls signs in (the store works now) for the refreshes to come.
-func newStoreCalls(t *testing.T, e *env) *storeCalls {
+func newStoreCalls(t *testing.T, e *servertest.Env) *storeCalls {
 	t.Helper()
 	c := &storeCalls{e: e, refresh: map[string]string{}}
 	for _, name := range []string{"gRPC RefreshToken", "REST refresh", "/oauth2/token refresh_token"} {
-		resp, code := transports(e)["gRPC"].token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "sign in", code, codes.OK)
+		resp, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "sign in", code, codes.OK)
 		c.refresh[name] = resp.GetRefreshToken()
 	}
 	for range 4 {
-		resp, code := transports(e)["gRPC"].token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "sign in", code, codes.OK)
+		resp, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "sign in", code, codes.OK)
 		c.unchecked = append(c.unchecked, resp.GetAccessToken())
 	}
 	e.CreateClient(t, "dashboard", []string{"https://d.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 	c.clientPage = "/oauth2/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"dashboard"},
 		"redirect_uri": {"https://d.example/cb"}, "scope": {"openid"}, "state": {"s"},
-		"code_challenge": {authorize.ChallengeFor(newVerifier(t))}, "code_challenge_method": {"S256"}}.Encode()
-	authorizeURL, code := getAuthorizeURL(t, transports(e)["gRPC"], authorizeRequest(newVerifier(t), "openid"))
-	wantCode(t, "GetAuthorizeUrl", code, codes.OK)
-	c.browser = noRedirects(t, e)
+		"code_challenge": {authorize.ChallengeFor(servertest.NewVerifier(t))}, "code_challenge_method": {"S256"}}.Encode()
+	authorizeURL, code := servertest.GetAuthorizeURL(t, servertest.Transports(e)["gRPC"], servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid"))
+	servertest.WantCode(t, "GetAuthorizeUrl", code, codes.OK)
+	c.browser = servertest.NoRedirects(t, e)
 	if c.page = c.browser.Open(t, authorizeURL); c.page.Status != http.StatusOK {
 		t.Fatalf("sign-in page: HTTP %d", c.page.Status)
 	}
@@ -89,7 +89,7 @@ func (c *storeCalls) run(t *testing.T) map[string]string {
 	t.Helper()
 	auth := authv1.NewAuthServiceClient(c.e.Conn)
 	outcomes := map[string]string{}
-	_, err := auth.Token(context.Background(), passwordRequest(servertest.UserName, servertest.UserPassword))
+	_, err := auth.Token(context.Background(), servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 	outcomes["gRPC Token"] = grpcOutcome(err)
 	resp, err := auth.RefreshToken(context.Background(), &authv1.RefreshTokenRequest{RefreshToken: c.refresh["gRPC RefreshToken"]})
 	if outcomes["gRPC RefreshToken"] = grpcOutcome(err); err == nil {
@@ -165,7 +165,7 @@ func (c *storeCalls) checks(t *testing.T) map[string]string {
 	outcomes := map[string]string{}
 	_, err := auth.Revoke(context.Background(), &authv1.RevokeRequest{Token: tokens[0]})
 	outcomes["gRPC Revoke"] = grpcOutcome(err)
-	_, err = auth.CheckToken(withBearer(tokens[1]), &authv1.CheckTokenRequest{})
+	_, err = auth.CheckToken(servertest.WithBearer(tokens[1]), &authv1.CheckTokenRequest{})
 	outcomes["gRPC CheckToken"] = grpcOutcome(err)
 
 	standard := func(name string, req *http.Request) {
@@ -265,7 +265,7 @@ func wantOutcomes(t *testing.T, what string, outcomes map[string]string, want st
 	}
 }
 
-func readyStatus(t *testing.T, e *env) int {
+func readyStatus(t *testing.T, e *servertest.Env) int {
 	t.Helper()
 	resp, err := http.Get(e.HTTPBase() + "/readyz")
 	if err != nil {
@@ -310,7 +310,7 @@ func TestPostgresOutageAnswersUnavailable(t *testing.T) {
 	var signIns sync.WaitGroup
 	for range 8 {
 		signIns.Go(func() {
-			_, _ = authv1.NewAuthServiceClient(e.Conn).Token(context.Background(), passwordRequest(servertest.UserName, servertest.UserPassword))
+			_, _ = authv1.NewAuthServiceClient(e.Conn).Token(context.Background(), servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		})
 	}
 	signIns.Wait()

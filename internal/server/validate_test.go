@@ -29,6 +29,7 @@ func validConfig() Config {
 // Each rule refuses its field by name, as a *ConfigError a program filling
 // Config from flags can map to its flag.
 func TestConfigValidateNamesTheField(t *testing.T) {
+	t.Parallel()
 	if err := validConfig().Validate(); err != nil {
 		t.Fatalf("a valid configuration: %v", err)
 	}
@@ -111,6 +112,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 // New refuses an invalid configuration before it touches the store or binds
 // a port.
 func TestNewRefusesAnInvalidConfiguration(t *testing.T) {
+	t.Parallel()
 	cfg := validConfig()
 	cfg.Tokens.AccessTokenTTL = 0
 	_, err := New(context.Background(), cfg, nil)

@@ -1,9 +1,7 @@
-package server_test
+package signinpage_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,100 +18,21 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-const loopback = "http://127.0.0.1:43110/callback"
-
-func newVerifier(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func authorizeRequest(verifier, scope string) *authv1.GetAuthorizeUrlRequest {
-	return &authv1.GetAuthorizeUrlRequest{
-		State: "state-123", RedirectUri: loopback, Scope: scope, Nonce: "nonce-456",
-		CodeChallenge: authorize.ChallengeFor(verifier), CodeChallengeMethod: "S256",
-	}
-}
-
-func getAuthorizeURL(t *testing.T, tr transport, req *authv1.GetAuthorizeUrlRequest) (string, codes.Code) {
-	t.Helper()
-	resp := &authv1.GetAuthorizeUrlResponse{}
-	code := tr.invoke(t, authv1.AuthService_GetAuthorizeUrl_FullMethodName, "", req, resp)
-	return resp.GetUrl(), code
-}
-
-// noRedirects is a browser that stops at the redirect, as the CLI's loopback
-// listener would receive it.
-func noRedirects(t *testing.T, e *env) *servertest.Browser {
-	b := e.NewBrowser(t)
-	b.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return b
-}
-
-// signIn submits the page for req and returns the redirect's query.
-func signIn(t *testing.T, e *env, authorizeURL, password, action string) (*http.Response, url.Values) {
-	t.Helper()
-	b := noRedirects(t, e)
-	page := b.Open(t, authorizeURL)
-	if page.Status != http.StatusOK {
-		t.Fatalf("sign-in page: HTTP %d: %s", page.Status, page.Body)
-	}
-	resp := b.Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {password}, "action": {action}})
-	resp.Body.Close()
-	location, err := resp.Location()
-	if err != nil {
-		return resp, nil
-	}
-	return resp, location.Query()
-}
-
-func loginCli(t *testing.T, tr transport, code, redirectURI, verifier string) (*authv1.AccessToken, codes.Code) {
-	t.Helper()
-	resp := &authv1.LoginCliResponse{}
-	c := tr.invoke(t, authv1.AuthService_LoginCli_FullMethodName, "",
-		&authv1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: verifier}, resp)
-	return resp.GetAccessToken(), c
-}
-
-func refreshCli(t *testing.T, tr transport, refreshToken string) (*authv1.AccessToken, codes.Code) {
-	t.Helper()
-	resp := &authv1.RefreshCliResponse{}
-	c := tr.invoke(t, authv1.AuthService_RefreshCli_FullMethodName, "", &authv1.RefreshCliRequest{RefreshToken: refreshToken}, resp)
-	return resp.GetAccessToken(), c
-}
-
-// codeFor runs GetAuthorizeUrl and the page, and returns the code.
-func codeFor(t *testing.T, e *env, tr transport, verifier, scope string) string {
-	t.Helper()
-	authorizeURL, c := getAuthorizeURL(t, tr, authorizeRequest(verifier, scope))
-	wantCode(t, "GetAuthorizeUrl", c, codes.OK)
-	resp, query := signIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
-	if resp.StatusCode != http.StatusSeeOther || query.Get("state") != "state-123" || query.Get("code") == "" {
-		t.Fatalf("sign-in answered %d with %v", resp.StatusCode, query)
-	}
-	if location, _ := resp.Location(); !strings.HasPrefix(location.String(), loopback+"?") {
-		t.Fatalf("redirected to %s, want %s", location, loopback)
-	}
-	return query.Get("code")
-}
-
 func TestCLILoginFlow(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		authorizeURL, c := getAuthorizeURL(t, tr, authorizeRequest(newVerifier(t), "openid offline_access"))
-		wantCode(t, "GetAuthorizeUrl", c, codes.OK)
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		authorizeURL, c := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid offline_access"))
+		servertest.WantCode(t, "GetAuthorizeUrl", c, codes.OK)
 		u, _ := url.Parse(authorizeURL)
 		q := u.Query()
 		if u.Path != "/oauth2/authorize" || q.Get("client_id") != authorize.CLIClientID || q.Get("state") != "state-123" ||
-			q.Get("redirect_uri") != loopback || q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" || q.Get("scope") != "openid offline_access" {
+			q.Get("redirect_uri") != servertest.Loopback || q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" || q.Get("scope") != "openid offline_access" {
 			t.Fatalf("authorize URL %s lacks a parameter", authorizeURL)
 		}
 
-		verifier := newVerifier(t)
-		token, c := loginCli(t, tr, codeFor(t, e, tr, verifier, "openid offline_access"), loopback, verifier)
-		wantCode(t, "LoginCli", c, codes.OK)
+		verifier := servertest.NewVerifier(t)
+		token, c := servertest.LoginCli(t, tr, servertest.CodeFor(t, e, tr, verifier, "openid offline_access"), servertest.Loopback, verifier)
+		servertest.WantCode(t, "LoginCli", c, codes.OK)
 		if token.GetAccessToken() == "" || token.GetRefreshToken() == "" || token.GetIdToken() == "" ||
 			token.GetExpiresIn() != 900 || token.GetScope() != "openid offline_access" || token.GetTokenType() != "Bearer" {
 			t.Fatalf("AccessToken = %v", token)
@@ -126,26 +45,26 @@ func TestCLILoginFlow(t *testing.T) {
 			t.Fatalf("ID token nonce %v", nonce)
 		}
 
-		refreshed, c := refreshCli(t, tr, token.GetRefreshToken())
-		wantCode(t, "RefreshCli", c, codes.OK)
+		refreshed, c := servertest.RefreshCli(t, tr, token.GetRefreshToken())
+		servertest.WantCode(t, "RefreshCli", c, codes.OK)
 		if refreshed.GetRefreshToken() == "" || refreshed.GetRefreshToken() == token.GetRefreshToken() || refreshed.GetTokenType() != "Bearer" {
 			t.Fatalf("RefreshCli = %v", refreshed)
 		}
 		e.Clock.Advance(servertest.GracePeriod + time.Second)
-		_, c = refreshCli(t, tr, token.GetRefreshToken())
-		wantCode(t, "RefreshCli with the rotated token after the grace period", c, codes.Unauthenticated)
+		_, c = servertest.RefreshCli(t, tr, token.GetRefreshToken())
+		servertest.WantCode(t, "RefreshCli with the rotated token after the grace period", c, codes.Unauthenticated)
 
 		// Without offline_access there is no refresh token; without openid no ID token.
-		verifier = newVerifier(t)
-		plain, c := loginCli(t, tr, codeFor(t, e, tr, verifier, "read"), loopback, verifier)
-		wantCode(t, "LoginCli without offline_access", c, codes.OK)
+		verifier = servertest.NewVerifier(t)
+		plain, c := servertest.LoginCli(t, tr, servertest.CodeFor(t, e, tr, verifier, "read"), servertest.Loopback, verifier)
+		servertest.WantCode(t, "LoginCli without offline_access", c, codes.OK)
 		if plain.RefreshToken != nil || plain.IdToken != nil || plain.GetAccessToken() == "" {
 			t.Fatalf("AccessToken = %v, want only an access token", plain)
 		}
 	})
 }
 
-func verifyIDToken(t *testing.T, e *env, raw string) jwt.Token {
+func verifyIDToken(t *testing.T, e *servertest.Env, raw string) jwt.Token {
 	t.Helper()
 	resp, err := http.Get(e.HTTPBase() + "/.well-known/jwks.json")
 	if err != nil {
@@ -165,59 +84,61 @@ func verifyIDToken(t *testing.T, e *env, raw string) jwt.Token {
 }
 
 func TestAuthorizationCodeRules(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		t.Run("reused code fails and revokes the first exchange's tokens", func(t *testing.T) {
-			verifier := newVerifier(t)
-			code := codeFor(t, e, tr, verifier, "offline_access")
-			first, c := loginCli(t, tr, code, loopback, verifier)
-			wantCode(t, "first LoginCli", c, codes.OK)
-			_, c = loginCli(t, tr, code, loopback, verifier)
-			wantCode(t, "second LoginCli", c, codes.Unauthenticated)
-			_, c = refreshCli(t, tr, first.GetRefreshToken())
-			wantCode(t, "refresh token of a replayed code", c, codes.Unauthenticated)
-			_, c = tr.check(t, first.GetAccessToken())
-			wantCode(t, "access token of a replayed code", c, codes.Unauthenticated)
+			verifier := servertest.NewVerifier(t)
+			code := servertest.CodeFor(t, e, tr, verifier, "offline_access")
+			first, c := servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+			servertest.WantCode(t, "first LoginCli", c, codes.OK)
+			_, c = servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+			servertest.WantCode(t, "second LoginCli", c, codes.Unauthenticated)
+			_, c = servertest.RefreshCli(t, tr, first.GetRefreshToken())
+			servertest.WantCode(t, "refresh token of a replayed code", c, codes.Unauthenticated)
+			_, c = tr.Check(t, first.GetAccessToken())
+			servertest.WantCode(t, "access token of a replayed code", c, codes.Unauthenticated)
 		})
 		t.Run("expired code", func(t *testing.T) {
-			verifier := newVerifier(t)
-			code := codeFor(t, e, tr, verifier, "")
+			verifier := servertest.NewVerifier(t)
+			code := servertest.CodeFor(t, e, tr, verifier, "")
 			e.Clock.Advance(61 * time.Second)
 			defer e.Clock.Advance(-61 * time.Second)
-			_, c := loginCli(t, tr, code, loopback, verifier)
-			wantCode(t, "LoginCli after 61s", c, codes.Unauthenticated)
+			_, c := servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+			servertest.WantCode(t, "LoginCli after 61s", c, codes.Unauthenticated)
 		})
 		for _, tc := range []struct {
 			name, verifier, redirect string
 			want                     codes.Code
 		}{
-			{"wrong verifier", "", loopback, codes.Unauthenticated},
-			{"missing verifier", "-", loopback, codes.Unauthenticated},
+			{"wrong verifier", "", servertest.Loopback, codes.Unauthenticated},
+			{"missing verifier", "-", servertest.Loopback, codes.Unauthenticated},
 			{"other redirect uri", "=", "http://127.0.0.1:43111/callback", codes.Unauthenticated},
 			{"missing redirect uri", "=", "", codes.InvalidArgument},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				verifier := newVerifier(t)
-				code := codeFor(t, e, tr, verifier, "")
+				verifier := servertest.NewVerifier(t)
+				code := servertest.CodeFor(t, e, tr, verifier, "")
 				switch tc.verifier {
 				case "":
-					verifier = newVerifier(t)
+					verifier = servertest.NewVerifier(t)
 				case "-":
 					verifier = ""
 				}
-				_, c := loginCli(t, tr, code, tc.redirect, verifier)
-				wantCode(t, "LoginCli", c, tc.want)
+				_, c := servertest.LoginCli(t, tr, code, tc.redirect, verifier)
+				servertest.WantCode(t, "LoginCli", c, tc.want)
 			})
 		}
 		t.Run("unknown code", func(t *testing.T) {
-			_, c := loginCli(t, tr, "made-up", loopback, newVerifier(t))
-			wantCode(t, "LoginCli", c, codes.Unauthenticated)
+			_, c := servertest.LoginCli(t, tr, "made-up", servertest.Loopback, servertest.NewVerifier(t))
+			servertest.WantCode(t, "LoginCli", c, codes.Unauthenticated)
 		})
 	})
 }
 
 func TestAuthorizeRequestRules(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		verifier := newVerifier(t)
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		verifier := servertest.NewVerifier(t)
 		for _, tc := range []struct {
 			name   string
 			mutate func(*authv1.GetAuthorizeUrlRequest)
@@ -231,17 +152,17 @@ func TestAuthorizeRequestRules(t *testing.T) {
 			{"loopback-looking host", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://127.0.0.1.evil.example/cb" }},
 			{"localhost name", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://localhost:5000/cb" }},
 			{"https loopback", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "https://127.0.0.1:5000/cb" }},
-			{"fragment", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = loopback + "#x" }},
+			{"fragment", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = servertest.Loopback + "#x" }},
 			{"unregistered client", func(r *authv1.GetAuthorizeUrlRequest) { r.ClientId = "dashboard" }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				req := authorizeRequest(verifier, "")
+				req := servertest.AuthorizeRequest(verifier, "")
 				tc.mutate(req)
-				_, c := getAuthorizeURL(t, tr, req)
-				wantCode(t, "GetAuthorizeUrl", c, codes.InvalidArgument)
+				_, c := servertest.GetAuthorizeURL(t, tr, req)
+				servertest.WantCode(t, "GetAuthorizeUrl", c, codes.InvalidArgument)
 				// The page refuses the same request and never redirects.
-				query := queryOf(t, req)
-				resp, err := noRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + query.Encode())
+				query := servertest.QueryOf(t, req)
+				resp, err := servertest.NoRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + query.Encode())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -251,47 +172,49 @@ func TestAuthorizeRequestRules(t *testing.T) {
 				}
 			})
 		}
-		req := authorizeRequest(verifier, "")
+		req := servertest.AuthorizeRequest(verifier, "")
 		req.RedirectUri = "http://[::1]:5000/cb"
-		_, c := getAuthorizeURL(t, tr, req)
-		wantCode(t, "IPv6 loopback redirect", c, codes.OK)
+		_, c := servertest.GetAuthorizeURL(t, tr, req)
+		servertest.WantCode(t, "IPv6 loopback redirect", c, codes.OK)
 	})
 }
 
 func TestRegisteredClientRedirects(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	if err := e.Store.CreateClient(context.Background(), storage.Client{ID: "dashboard", RedirectURIs: []string{"https://dash.example/cb"}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	tr := transports(e)["gRPC"]
-	verifier := newVerifier(t)
-	req := authorizeRequest(verifier, "")
+	tr := servertest.Transports(e)["gRPC"]
+	verifier := servertest.NewVerifier(t)
+	req := servertest.AuthorizeRequest(verifier, "")
 	req.ClientId, req.RedirectUri = "dashboard", "https://dash.example/cb"
-	authorizeURL, c := getAuthorizeURL(t, tr, req)
-	wantCode(t, "registered redirect", c, codes.OK)
-	resp, query := signIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
+	authorizeURL, c := servertest.GetAuthorizeURL(t, tr, req)
+	servertest.WantCode(t, "registered redirect", c, codes.OK)
+	resp, query := servertest.SignIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
 	if location, _ := resp.Location(); location == nil || location.Host != "dash.example" || query.Get("code") == "" {
 		t.Fatalf("redirect %v", resp.Header.Get("Location"))
 	}
 	// The code is bound to the dashboard: the CLI cannot redeem it.
-	_, c = loginCli(t, tr, query.Get("code"), "https://dash.example/cb", verifier)
-	wantCode(t, "LoginCli with another client's code", c, codes.Unauthenticated)
+	_, c = servertest.LoginCli(t, tr, query.Get("code"), "https://dash.example/cb", verifier)
+	servertest.WantCode(t, "LoginCli with another client's code", c, codes.Unauthenticated)
 	req.RedirectUri = "https://dash.example/other"
-	_, c = getAuthorizeURL(t, tr, req)
-	wantCode(t, "unregistered redirect of a registered client", c, codes.InvalidArgument)
-	req.RedirectUri = loopback
-	_, c = getAuthorizeURL(t, tr, req)
-	wantCode(t, "loopback redirect for a registered client", c, codes.InvalidArgument)
+	_, c = servertest.GetAuthorizeURL(t, tr, req)
+	servertest.WantCode(t, "unregistered redirect of a registered client", c, codes.InvalidArgument)
+	req.RedirectUri = servertest.Loopback
+	_, c = servertest.GetAuthorizeURL(t, tr, req)
+	servertest.WantCode(t, "loopback redirect for a registered client", c, codes.InvalidArgument)
 }
 
 func TestSignInPage(t *testing.T) {
-	e := startServer(t)
-	tr := transports(e)["gRPC"]
-	authorizeURL, c := getAuthorizeURL(t, tr, authorizeRequest(newVerifier(t), "openid"))
-	wantCode(t, "GetAuthorizeUrl", c, codes.OK)
+	t.Parallel()
+	e := servertest.Start(t)
+	tr := servertest.Transports(e)["gRPC"]
+	authorizeURL, c := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(servertest.NewVerifier(t), "openid"))
+	servertest.WantCode(t, "GetAuthorizeUrl", c, codes.OK)
 
 	t.Run("form is accessible and locked down", func(t *testing.T) {
-		page := noRedirects(t, e).Open(t, authorizeURL)
+		page := servertest.NoRedirects(t, e).Open(t, authorizeURL)
 		for _, want := range []string{`<label for="username">`, `<label for="password">`, `autocomplete="current-password"`, `lang="en"`, `name="csrf_token"`} {
 			if !strings.Contains(page.Body, want) {
 				t.Errorf("page lacks %s", want)
@@ -306,13 +229,13 @@ func TestSignInPage(t *testing.T) {
 		}
 	})
 	t.Run("wrong password shows an error, no redirect", func(t *testing.T) {
-		resp, query := signIn(t, e, authorizeURL, "not-the-password", "sign-in")
+		resp, query := servertest.SignIn(t, e, authorizeURL, "not-the-password", "sign-in")
 		if resp.StatusCode != http.StatusUnauthorized || query != nil {
 			t.Fatalf("HTTP %d, redirect %v", resp.StatusCode, query)
 		}
 	})
 	t.Run("cancel redirects with access_denied", func(t *testing.T) {
-		resp, query := signIn(t, e, authorizeURL, "", "cancel")
+		resp, query := servertest.SignIn(t, e, authorizeURL, "", "cancel")
 		if resp.StatusCode != http.StatusSeeOther || query.Get("error") != "access_denied" || query.Get("state") != "state-123" || query.Get("code") != "" {
 			t.Fatalf("HTTP %d, redirect %v", resp.StatusCode, query)
 		}
@@ -325,7 +248,7 @@ func TestSignInPage(t *testing.T) {
 		{"CSRF token from another page", func(string) string { return "forged-token" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := noRedirects(t, e)
+			b := servertest.NoRedirects(t, e)
 			page := b.Open(t, authorizeURL)
 			page.Fields.Set("csrf_token", tc.token(page.Fields.Get("csrf_token")))
 			resp := b.Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
@@ -336,9 +259,9 @@ func TestSignInPage(t *testing.T) {
 		})
 	}
 	t.Run("CSRF cookie missing", func(t *testing.T) {
-		page := noRedirects(t, e).Open(t, authorizeURL)
+		page := servertest.NoRedirects(t, e).Open(t, authorizeURL)
 		// A fresh browser has the form's token but not the cookie.
-		resp := noRedirects(t, e).Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}})
+		resp := servertest.NoRedirects(t, e).Submit(t, page, url.Values{"username": {servertest.UserName}, "password": {servertest.UserPassword}})
 		if result := servertest.ReadPage(t, resp); result.Status != http.StatusForbidden {
 			t.Fatalf("HTTP %d", result.Status)
 		}

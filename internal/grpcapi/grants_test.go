@@ -1,4 +1,4 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
@@ -23,20 +23,21 @@ import (
 // audience outside its grants is refused, on both transports; asking for
 // nothing gets the defaults.
 func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		refused := []struct {
 			name string
 			req  *authv1.TokenRequest
 		}{
-			{"a person asks for a scope not granted", withScope(passwordRequest("alice", "wonderland"), "read payments:admin")},
-			{"a service asks for a scope not granted", withScope(clientRequest("billing", e.ServiceSecret), "payments:admin inventory:write")},
-			{"a service asks for an audience not granted", withAudience(clientRequest("billing", e.ServiceSecret), "payments")},
-			{"a person asks for an audience (people are not granted any)", withAudience(passwordRequest("alice", "wonderland"), "inventory")},
-			{"a service with no grants asks for a scope", withScope(clientRequest(servertest.OrchestratorName, e.OrchestratorSecret), "read")},
+			{"a person asks for a scope not granted", servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), "read payments:admin")},
+			{"a service asks for a scope not granted", servertest.WithScope(servertest.ClientRequest("billing", e.ServiceSecret), "payments:admin inventory:write")},
+			{"a service asks for an audience not granted", servertest.WithAudience(servertest.ClientRequest("billing", e.ServiceSecret), "payments")},
+			{"a person asks for an audience (people are not granted any)", servertest.WithAudience(servertest.PasswordRequest("alice", "wonderland"), "inventory")},
+			{"a service with no grants asks for a scope", servertest.WithScope(servertest.ClientRequest(servertest.OrchestratorName, e.OrchestratorSecret), "read")},
 		}
 		for _, tc := range refused {
-			_, code := tr.token(t, tc.req)
-			wantCode(t, tc.name, code, codes.InvalidArgument)
+			_, code := tr.Token(t, tc.req)
+			servertest.WantCode(t, tc.name, code, codes.InvalidArgument)
 		}
 
 		granted := []struct {
@@ -46,19 +47,19 @@ func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
 			subject     string
 			hasAudience string
 		}{
-			{"a person asking for nothing gets the defaults", passwordRequest("alice", "wonderland"), "read", "alice", "chit"},
-			{"a person asking within the grants gets that", withScope(passwordRequest("alice", "wonderland"), "write openid"), "write openid", "alice", "chit"},
-			{"a service asking for nothing gets the defaults", clientRequest("billing", e.ServiceSecret), "inventory:read", "service:billing", "chit"},
-			{"a service asking within the grants gets that", withScope(clientRequest("billing", e.ServiceSecret), "inventory:write"), "inventory:write", "service:billing", "chit"},
+			{"a person asking for nothing gets the defaults", servertest.PasswordRequest("alice", "wonderland"), "read", "alice", "chit"},
+			{"a person asking within the grants gets that", servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), "write openid"), "write openid", "alice", "chit"},
+			{"a service asking for nothing gets the defaults", servertest.ClientRequest("billing", e.ServiceSecret), "inventory:read", "service:billing", "chit"},
+			{"a service asking within the grants gets that", servertest.WithScope(servertest.ClientRequest("billing", e.ServiceSecret), "inventory:write"), "inventory:write", "service:billing", "chit"},
 		}
 		for _, tc := range granted {
-			resp, code := tr.token(t, tc.req)
-			wantCode(t, tc.name, code, codes.OK)
+			resp, code := tr.Token(t, tc.req)
+			servertest.WantCode(t, tc.name, code, codes.OK)
 			if resp.GetScope() != tc.scopes {
 				t.Fatalf("%s: scope %q, want %q", tc.name, resp.GetScope(), tc.scopes)
 			}
-			claims, code := tr.check(t, resp.GetAccessToken())
-			wantCode(t, tc.name+": CheckToken", code, codes.OK)
+			claims, code := tr.Check(t, resp.GetAccessToken())
+			servertest.WantCode(t, tc.name+": CheckToken", code, codes.OK)
 			if strings.Join(claims.GetScopes(), " ") != tc.scopes || claims.GetSubject() != tc.subject || !slices.Equal(claims.GetAudience(), []string{tc.hasAudience}) {
 				t.Fatalf("%s: claims %v", tc.name, claims)
 			}
@@ -66,34 +67,35 @@ func TestScopesAndAudiencesAreGrantedByTheServer(t *testing.T) {
 
 		// A token minted for another audience carries that audience only: it
 		// authorizes nothing at Chit and CheckToken does not vouch for it.
-		resp, code := tr.token(t, withAudience(clientRequest("billing", e.ServiceSecret), servertest.ServiceAudience))
-		wantCode(t, "a service asking for its allowed audience", code, codes.OK)
-		_, code = tr.check(t, resp.GetAccessToken())
-		wantCode(t, "CheckToken of a token for another audience", code, codes.Unauthenticated)
-		code = tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, resp.GetAccessToken(), &authv1.AuthProvidersGenerateKeyPairRequest{}, &authv1.AuthProvidersGenerateKeyPairResponse{})
-		wantCode(t, "a restricted RPC with a token for another audience", code, codes.Unauthenticated)
+		resp, code := tr.Token(t, servertest.WithAudience(servertest.ClientRequest("billing", e.ServiceSecret), servertest.ServiceAudience))
+		servertest.WantCode(t, "a service asking for its allowed audience", code, codes.OK)
+		_, code = tr.Check(t, resp.GetAccessToken())
+		servertest.WantCode(t, "CheckToken of a token for another audience", code, codes.Unauthenticated)
+		code = tr.Invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, resp.GetAccessToken(), &authv1.AuthProvidersGenerateKeyPairRequest{}, &authv1.AuthProvidersGenerateKeyPairResponse{})
+		servertest.WantCode(t, "a restricted RPC with a token for another audience", code, codes.Unauthenticated)
 	})
 }
 
 // A refresh can only narrow: a wider scope is refused, a narrower one is
 // granted to the access token while the login keeps its scopes.
 func TestRefreshCanOnlyNarrow(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		login, code := tr.token(t, withScope(passwordRequest("alice", "wonderland"), "read write"))
-		wantCode(t, "Token", code, codes.OK)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		login, code := tr.Token(t, servertest.WithScope(servertest.PasswordRequest("alice", "wonderland"), "read write"))
+		servertest.WantCode(t, "Token", code, codes.OK)
 		req := &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken(), Scope: "read write openid"}
-		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, &authv1.TokenResponse{})
-		wantCode(t, "a refresh asking for more", code, codes.InvalidArgument)
+		code = tr.Invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, &authv1.TokenResponse{})
+		servertest.WantCode(t, "a refresh asking for more", code, codes.InvalidArgument)
 		narrowed := &authv1.TokenResponse{}
 		req.Scope = "write"
-		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, narrowed)
-		wantCode(t, "a refresh asking for less", code, codes.OK)
+		code = tr.Invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", req, narrowed)
+		servertest.WantCode(t, "a refresh asking for less", code, codes.OK)
 		if narrowed.GetScope() != "write" {
 			t.Fatalf("narrowed refresh scope %q, want write", narrowed.GetScope())
 		}
 		again := &authv1.TokenResponse{}
-		code = tr.invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", &authv1.RefreshTokenRequest{RefreshToken: narrowed.GetRefreshToken()}, again)
-		wantCode(t, "a refresh after a narrowed one", code, codes.OK)
+		code = tr.Invoke(t, authv1.AuthService_RefreshToken_FullMethodName, "", &authv1.RefreshTokenRequest{RefreshToken: narrowed.GetRefreshToken()}, again)
+		servertest.WantCode(t, "a refresh after a narrowed one", code, codes.OK)
 		if again.GetScope() != "read write" {
 			t.Fatalf("the login's scope after a narrowed refresh is %q, want read write (RFC 6749 §6)", again.GetScope())
 		}
@@ -103,14 +105,15 @@ func TestRefreshCanOnlyNarrow(t *testing.T) {
 // A refresh token refreshes only through the client it was issued to:
 // Token's refresh token is the API client's, and RefreshCli acts as the CLI.
 func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		login, code := tr.token(t, passwordRequest("alice", "wonderland"))
-		wantCode(t, "Token", code, codes.OK)
-		code = tr.invoke(t, authv1.AuthService_RefreshCli_FullMethodName, "", &authv1.RefreshCliRequest{RefreshToken: login.GetRefreshToken()}, &authv1.RefreshCliResponse{})
-		wantCode(t, "RefreshCli with the API client's refresh token", code, codes.Unauthenticated)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		login, code := tr.Token(t, servertest.PasswordRequest("alice", "wonderland"))
+		servertest.WantCode(t, "Token", code, codes.OK)
+		code = tr.Invoke(t, authv1.AuthService_RefreshCli_FullMethodName, "", &authv1.RefreshCliRequest{RefreshToken: login.GetRefreshToken()}, &authv1.RefreshCliResponse{})
+		servertest.WantCode(t, "RefreshCli with the API client's refresh token", code, codes.Unauthenticated)
 		// The refusal revokes nothing: the rightful client still refreshes.
-		_, code = tr.refresh(t, login.GetRefreshToken())
-		wantCode(t, "RefreshToken by the client it was issued to", code, codes.OK)
+		_, code = tr.Refresh(t, login.GetRefreshToken())
+		servertest.WantCode(t, "RefreshToken by the client it was issued to", code, codes.OK)
 	})
 }
 
@@ -118,7 +121,8 @@ func TestRefreshTokenIsBoundToItsClient(t *testing.T) {
 // access tokens issued before are refused within the revocation propagation
 // time, and refreshes follow what the principal is now.
 func TestChangesEndAccess(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		directory := e.Directory()
 		name := "carol-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
@@ -129,8 +133,8 @@ func TestChangesEndAccess(t *testing.T) {
 		}
 		issue := func(scope string) *authv1.TokenResponse {
 			t.Helper()
-			resp, code := tr.token(t, withScope(passwordRequest(name, servertest.UserPassword), scope))
-			wantCode(t, "Token", code, codes.OK)
+			resp, code := tr.Token(t, servertest.WithScope(servertest.PasswordRequest(name, servertest.UserPassword), scope))
+			servertest.WantCode(t, "Token", code, codes.OK)
 			return resp
 		}
 		afterPropagation := func() { e.Clock.Advance(3 * time.Second) }
@@ -142,14 +146,14 @@ func TestChangesEndAccess(t *testing.T) {
 			t.Fatal(err)
 		}
 		afterPropagation()
-		_, code := tr.check(t, before.GetAccessToken())
-		wantCode(t, "CheckToken after a scope was removed", code, codes.Unauthenticated)
-		refreshed, code := tr.refresh(t, before.GetRefreshToken())
-		wantCode(t, "refresh after a scope was removed", code, codes.OK)
+		_, code := tr.Check(t, before.GetAccessToken())
+		servertest.WantCode(t, "CheckToken after a scope was removed", code, codes.Unauthenticated)
+		refreshed, code := tr.Refresh(t, before.GetRefreshToken())
+		servertest.WantCode(t, "refresh after a scope was removed", code, codes.OK)
 		if refreshed.GetScope() != "read" {
 			t.Fatalf("a refresh after narrowing grants %q, want read", refreshed.GetScope())
 		}
-		if _, code := tr.check(t, refreshed.GetAccessToken()); code != codes.OK {
+		if _, code := tr.Check(t, refreshed.GetAccessToken()); code != codes.OK {
 			t.Fatalf("the token issued after the change: %v", code)
 		}
 
@@ -159,11 +163,11 @@ func TestChangesEndAccess(t *testing.T) {
 			t.Fatal(err)
 		}
 		afterPropagation()
-		_, code = tr.check(t, refreshed.GetAccessToken())
-		wantCode(t, "CheckToken after a role change", code, codes.Unauthenticated)
-		promoted, code := tr.refresh(t, refreshed.GetRefreshToken())
-		wantCode(t, "refresh after a role change", code, codes.OK)
-		if claims, _ := tr.check(t, promoted.GetAccessToken()); claims.GetRole() != "ADMIN" {
+		_, code = tr.Check(t, refreshed.GetAccessToken())
+		servertest.WantCode(t, "CheckToken after a role change", code, codes.Unauthenticated)
+		promoted, code := tr.Refresh(t, refreshed.GetRefreshToken())
+		servertest.WantCode(t, "refresh after a role change", code, codes.OK)
+		if claims, _ := tr.Check(t, promoted.GetAccessToken()); claims.GetRole() != "ADMIN" {
 			t.Fatalf("the refresh after a role change carries role %q", claims.GetRole())
 		}
 
@@ -174,81 +178,57 @@ func TestChangesEndAccess(t *testing.T) {
 			t.Fatal(err)
 		}
 		afterPropagation()
-		_, code = tr.check(t, promoted.GetAccessToken())
-		wantCode(t, "CheckToken after the user was deleted", code, codes.Unauthenticated)
-		_, code = tr.refresh(t, promoted.GetRefreshToken())
-		wantCode(t, "refresh after the user was deleted", code, codes.Unauthenticated)
+		_, code = tr.Check(t, promoted.GetAccessToken())
+		servertest.WantCode(t, "CheckToken after the user was deleted", code, codes.Unauthenticated)
+		_, code = tr.Refresh(t, promoted.GetRefreshToken())
+		servertest.WantCode(t, "refresh after the user was deleted", code, codes.Unauthenticated)
 	})
 }
 
 // A provider belongs to the service that registered it: another service may
 // not renew it (and take over its key); an admin may.
 func TestProviderRenewByAnotherServiceIsRefused(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		id := "hpc-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
-		owner, code := tr.token(t, clientRequest("billing", e.ServiceSecret))
-		wantCode(t, "owner token", code, codes.OK)
-		other, code := tr.token(t, clientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
-		wantCode(t, "other service token", code, codes.OK)
+		owner, code := tr.Token(t, servertest.ClientRequest("billing", e.ServiceSecret))
+		servertest.WantCode(t, "owner token", code, codes.OK)
+		other, code := tr.Token(t, servertest.ClientRequest(servertest.OrchestratorName, e.OrchestratorSecret))
+		servertest.WantCode(t, "other service token", code, codes.OK)
 		register := &authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}
 		registered := &authv1.AuthProvidersRegisterResponse{}
-		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(), register, registered), codes.OK)
+		servertest.WantCode(t, "register", tr.Invoke(t, authv1.AuthProviders_Register_FullMethodName, owner.GetAccessToken(), register, registered), codes.OK)
 		claimed := &authv1.AuthProvidersClaimResponse{}
-		wantCode(t, "claim", tr.invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
+		servertest.WantCode(t, "claim", tr.Invoke(t, authv1.AuthProviders_Claim_FullMethodName, owner.GetAccessToken(),
 			&authv1.AuthProvidersClaimRequest{Items: []*authv1.AuthProvidersRegisterResponseItem{{ClaimToken: registered.GetResponses()[0].GetClaimToken()}}}, claimed), codes.OK)
 		providerToken := &authv1.AuthProvidersRefreshResponse{}
-		wantCode(t, "provider refresh", tr.invoke(t, authv1.AuthProviders_Refresh_FullMethodName, "",
+		servertest.WantCode(t, "provider refresh", tr.Invoke(t, authv1.AuthProviders_Refresh_FullMethodName, "",
 			&authv1.AuthProvidersRefreshRequest{Items: []*authv1.RefreshToken{{RefreshToken: claimed.GetResponses()[0].GetRefreshToken()}}}, providerToken), codes.OK)
 		orchestrated := &authv1.AuthProvidersRefreshAsOrchestratorResponse{}
-		wantCode(t, "refreshAsOrchestrator", tr.invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, other.GetAccessToken(),
+		servertest.WantCode(t, "refreshAsOrchestrator", tr.Invoke(t, authv1.AuthProviders_RefreshAsOrchestrator_FullMethodName, other.GetAccessToken(),
 			&authv1.AuthProvidersRefreshAsOrchestratorRequest{Items: []*authv1.AuthProvidersRefreshAsProviderRequestItem{{ProviderId: id}}}, orchestrated), codes.OK)
 		signedWithOldKey := []string{providerToken.GetResponses()[0].GetAccessToken(), orchestrated.GetResponses()[0].GetAccessToken()}
 		for _, token := range signedWithOldKey {
-			_, code := tr.check(t, token) // cached from here on
-			wantCode(t, "CheckToken of a provider-signed token before renew", code, codes.OK)
+			_, code := tr.Check(t, token) // cached from here on
+			servertest.WantCode(t, "CheckToken of a provider-signed token before renew", code, codes.OK)
 		}
 
 		renew := &authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}
-		wantCode(t, "renew by another service", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, other.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.PermissionDenied)
-		wantCode(t, "renew by its registrant", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, owner.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.OK)
+		servertest.WantCode(t, "renew by another service", tr.Invoke(t, authv1.AuthProviders_Renew_FullMethodName, other.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.PermissionDenied)
+		servertest.WantCode(t, "renew by its registrant", tr.Invoke(t, authv1.AuthProviders_Renew_FullMethodName, owner.GetAccessToken(), renew, &authv1.AuthProvidersRenewResponse{}), codes.OK)
 		// Every token signed with the replaced key is refused, the
 		// orchestrator's included: at once on the replica that renewed (other
 		// replicas within the propagation time, TestChangesEndAccessOnEveryReplica).
 		for _, token := range signedWithOldKey {
-			_, code := tr.check(t, token)
-			wantCode(t, "CheckToken of a token signed with the replaced key", code, codes.Unauthenticated)
+			_, code := tr.Check(t, token)
+			servertest.WantCode(t, "CheckToken of a token signed with the replaced key", code, codes.Unauthenticated)
 		}
 	})
 }
 
-// forEachStoreAndTransport runs test on a server on each backend, over
-// each transport.
-func forEachStoreAndTransport(t *testing.T, test func(t *testing.T, e *env, tr transport)) {
-	for _, backend := range servertest.Backends {
-		t.Run(backend, func(t *testing.T) {
-			for _, name := range transportNames {
-				t.Run(name, func(t *testing.T) {
-					e := servertest.StartOn(t, backend)
-					test(t, e, transports(e)[name])
-				})
-			}
-		})
-	}
-}
-
-func withScope(req *authv1.TokenRequest, scope string) *authv1.TokenRequest {
-	req.Scope = scope
-	return req
-}
-
-func withAudience(req *authv1.TokenRequest, audience string) *authv1.TokenRequest {
-	req.Audience = audience
-	return req
-}
-
 // userHash returns the stored password hash of the test user, whose
 // password every test user shares.
-func userHash(t *testing.T, e *env) string {
+func userHash(t *testing.T, e *servertest.Env) string {
 	t.Helper()
 	user, err := e.Store.GetUser(context.Background(), servertest.UserName)
 	if err != nil {
@@ -262,25 +242,26 @@ func userHash(t *testing.T, e *env) string {
 // the page itself); a scope the person is not granted is answered to the
 // client as invalid_scope (RFC 6749 §4.1.2.1), with no code.
 func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		verifier := newVerifier(t)
-		_, code := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid payments:admin"))
-		wantCode(t, "GetAuthorizeUrl with a scope the person is not granted (known only after sign-in)", code, codes.OK)
-		authorizeURL, _ := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid payments:admin"))
-		resp, query := signIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		verifier := servertest.NewVerifier(t)
+		_, code := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(verifier, "openid payments:admin"))
+		servertest.WantCode(t, "GetAuthorizeUrl with a scope the person is not granted (known only after sign-in)", code, codes.OK)
+		authorizeURL, _ := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(verifier, "openid payments:admin"))
+		resp, query := servertest.SignIn(t, e, authorizeURL, servertest.UserPassword, "sign-in")
 		if resp.StatusCode != http.StatusSeeOther || query.Get("error") != "invalid_scope" || query.Get("code") != "" || query.Get("state") != "state-123" {
 			t.Fatalf("sign-in asking for a scope not granted: %d %v", resp.StatusCode, query)
 		}
 
 		clientID := "spa-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		e.CreateClient(t, clientID, []string{"https://spa.example/cb"}, false, storage.Grants{AllowedScopes: []string{"openid", "read"}})
-		req := authorizeRequest(verifier, "openid write")
+		req := servertest.AuthorizeRequest(verifier, "openid write")
 		req.ClientId, req.RedirectUri = clientID, "https://spa.example/cb"
-		_, code = getAuthorizeURL(t, tr, req)
-		wantCode(t, "GetAuthorizeUrl with a scope the client does not allow", code, codes.InvalidArgument)
+		_, code = servertest.GetAuthorizeURL(t, tr, req)
+		servertest.WantCode(t, "GetAuthorizeUrl with a scope the client does not allow", code, codes.InvalidArgument)
 		// On the page, the client hears it by redirect: its redirect URI is
 		// registered, and only the scope is wrong.
-		resp, err := noRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID},
+		resp, err := servertest.NoRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID},
 			"redirect_uri": {"https://spa.example/cb"}, "state": {"s"}, "scope": {"openid write"},
 			"code_challenge": {authorize.ChallengeFor(verifier)}, "code_challenge_method": {"S256"}}.Encode())
 		if err != nil {
@@ -306,15 +287,16 @@ func TestSignInPageGrantsOnlyAllowedScopes(t *testing.T) {
 // lacking them is refused without using the code up, so the rightful
 // client still redeems it.
 func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		verifier := newVerifier(t)
-		code := codeFor(t, e, tr, verifier, "openid offline_access")
-		_, c := loginCli(t, tr, code, loopback, newVerifier(t))
-		wantCode(t, "LoginCli with another verifier", c, codes.Unauthenticated)
-		_, c = loginCli(t, tr, code, "http://127.0.0.1:1/other", verifier)
-		wantCode(t, "LoginCli with another redirect URI", c, codes.Unauthenticated)
-		token, c := loginCli(t, tr, code, loopback, verifier)
-		wantCode(t, "LoginCli by the rightful client", c, codes.OK)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		verifier := servertest.NewVerifier(t)
+		code := servertest.CodeFor(t, e, tr, verifier, "openid offline_access")
+		_, c := servertest.LoginCli(t, tr, code, servertest.Loopback, servertest.NewVerifier(t))
+		servertest.WantCode(t, "LoginCli with another verifier", c, codes.Unauthenticated)
+		_, c = servertest.LoginCli(t, tr, code, "http://127.0.0.1:1/other", verifier)
+		servertest.WantCode(t, "LoginCli with another redirect URI", c, codes.Unauthenticated)
+		token, c := servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+		servertest.WantCode(t, "LoginCli by the rightful client", c, codes.OK)
 		if token.GetAccessToken() == "" {
 			t.Fatal("no access token")
 		}
@@ -325,7 +307,8 @@ func TestCodeIsNotUsedUpByAWrongVerifier(t *testing.T) {
 // when someone has taken the name since; one issued before a role change
 // exchanges with the new role.
 func TestCodesFollowTheirUser(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		name := "dora-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		createUser := func() {
@@ -335,9 +318,9 @@ func TestCodesFollowTheirUser(t *testing.T) {
 		}
 		signInAs := func(verifier string) string {
 			t.Helper()
-			authorizeURL, c := getAuthorizeURL(t, tr, authorizeRequest(verifier, "openid"))
-			wantCode(t, "GetAuthorizeUrl", c, codes.OK)
-			b := noRedirects(t, e)
+			authorizeURL, c := servertest.GetAuthorizeURL(t, tr, servertest.AuthorizeRequest(verifier, "openid"))
+			servertest.WantCode(t, "GetAuthorizeUrl", c, codes.OK)
+			b := servertest.NoRedirects(t, e)
 			page := b.Open(t, authorizeURL)
 			resp := b.Submit(t, page, url.Values{"username": {name}, "password": {servertest.UserPassword}, "action": {"sign-in"}})
 			resp.Body.Close()
@@ -348,16 +331,16 @@ func TestCodesFollowTheirUser(t *testing.T) {
 			return location.Query().Get("code")
 		}
 		createUser()
-		verifier := newVerifier(t)
+		verifier := servertest.NewVerifier(t)
 		code := signInAs(verifier)
 		e.Clock.Advance(time.Millisecond)
 		if err := e.Directory().SetUserRole(ctx, name, accounts.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
 		e.Clock.Advance(time.Millisecond)
-		token, c := loginCli(t, tr, code, loopback, verifier)
-		wantCode(t, "LoginCli after a role change", c, codes.OK)
-		if claims, c := tr.check(t, token.GetAccessToken()); c != codes.OK || claims.GetRole() != "ADMIN" {
+		token, c := servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+		servertest.WantCode(t, "LoginCli after a role change", c, codes.OK)
+		if claims, c := tr.Check(t, token.GetAccessToken()); c != codes.OK || claims.GetRole() != "ADMIN" {
 			t.Fatalf("the code exchanged with role %q (%v), want the new ADMIN", claims.GetRole(), c)
 		}
 
@@ -368,8 +351,8 @@ func TestCodesFollowTheirUser(t *testing.T) {
 		}
 		e.Clock.Advance(time.Millisecond)
 		createUser() // someone else takes the name
-		_, c = loginCli(t, tr, code, loopback, verifier)
-		wantCode(t, "LoginCli of a code issued before its user was deleted", c, codes.Unauthenticated)
+		_, c = servertest.LoginCli(t, tr, code, servertest.Loopback, verifier)
+		servertest.WantCode(t, "LoginCli of a code issued before its user was deleted", c, codes.Unauthenticated)
 	})
 }
 
@@ -377,7 +360,8 @@ func TestCodesFollowTheirUser(t *testing.T) {
 // registered application gains an admin's power over Chit. Through Chit's
 // own clients the admin stays an admin.
 func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		name := "root-" + strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		if err := e.Store.CreateUser(ctx, storage.User{Name: name, PasswordHash: userHash(t, e), Role: "ADMIN", CreatedAt: e.Clock.Now()}); err != nil {
@@ -396,18 +380,18 @@ func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&grant)
 		resp.Body.Close()
-		claims, code := tr.check(t, grant.AccessToken)
-		wantCode(t, "CheckToken of the third-party client's token", code, codes.OK)
+		claims, code := tr.Check(t, grant.AccessToken)
+		servertest.WantCode(t, "CheckToken of the third-party client's token", code, codes.OK)
 		if claims.GetRole() != "USER" {
 			t.Fatalf("an admin's token through a third-party client has role %q, want USER", claims.GetRole())
 		}
-		wantCode(t, "revoking another subject with it", revoke(t, tr, grant.AccessToken, &authv1.RevokeRequest{Subject: "alice"}), codes.PermissionDenied)
-		wantCode(t, "an admin-only provider call with it", tr.invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, grant.AccessToken,
+		servertest.WantCode(t, "revoking another subject with it", servertest.Revoke(t, tr, grant.AccessToken, &authv1.RevokeRequest{Subject: "alice"}), codes.PermissionDenied)
+		servertest.WantCode(t, "an admin-only provider call with it", tr.Invoke(t, authv1.AuthProviders_GenerateKeyPair_FullMethodName, grant.AccessToken,
 			&authv1.AuthProvidersGenerateKeyPairRequest{}, &authv1.AuthProvidersGenerateKeyPairResponse{}), codes.PermissionDenied)
 
-		own, code := tr.token(t, passwordRequest(name, servertest.UserPassword))
-		wantCode(t, "Token through Chit's own client", code, codes.OK)
-		if claims, _ := tr.check(t, own.GetAccessToken()); claims.GetRole() != "ADMIN" {
+		own, code := tr.Token(t, servertest.PasswordRequest(name, servertest.UserPassword))
+		servertest.WantCode(t, "Token through Chit's own client", code, codes.OK)
+		if claims, _ := tr.Check(t, own.GetAccessToken()); claims.GetRole() != "ADMIN" {
 			t.Fatalf("an admin through Chit's own client has role %q", claims.GetRole())
 		}
 	})
@@ -417,7 +401,8 @@ func TestAdminThroughAThirdPartyClientIsAUser(t *testing.T) {
 // it cannot renew (take over the key of) the providers the first one
 // registered.
 func TestRecreatedServiceDoesNotInheritItsProviders(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
 		ctx := context.Background()
 		suffix := strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:])
 		name, id := "owner-"+suffix, "kept-"+suffix
@@ -425,9 +410,9 @@ func TestRecreatedServiceDoesNotInheritItsProviders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		first, code := tr.token(t, clientRequest(name, secret))
-		wantCode(t, "service token", code, codes.OK)
-		wantCode(t, "register", tr.invoke(t, authv1.AuthProviders_Register_FullMethodName, first.GetAccessToken(),
+		first, code := tr.Token(t, servertest.ClientRequest(name, secret))
+		servertest.WantCode(t, "service token", code, codes.OK)
+		servertest.WantCode(t, "register", tr.Invoke(t, authv1.AuthProviders_Register_FullMethodName, first.GetAccessToken(),
 			&authv1.AuthProvidersRegisterRequest{Items: []*authv1.AuthProvidersRegisterRequestItem{{Id: id}}}, &authv1.AuthProvidersRegisterResponse{}), codes.OK)
 		e.Clock.Advance(time.Second)
 		if err := e.Directory().DeleteServiceAccount(ctx, name); err != nil {
@@ -439,9 +424,9 @@ func TestRecreatedServiceDoesNotInheritItsProviders(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Clock.Advance(time.Second)
-		second, code := tr.token(t, clientRequest(name, secret))
-		wantCode(t, "the new service's token", code, codes.OK)
-		wantCode(t, "renew by a service of the same name created later", tr.invoke(t, authv1.AuthProviders_Renew_FullMethodName, second.GetAccessToken(),
+		second, code := tr.Token(t, servertest.ClientRequest(name, secret))
+		servertest.WantCode(t, "the new service's token", code, codes.OK)
+		servertest.WantCode(t, "renew by a service of the same name created later", tr.Invoke(t, authv1.AuthProviders_Renew_FullMethodName, second.GetAccessToken(),
 			&authv1.AuthProvidersRenewRequest{Items: []*authv1.FindByStringId{{Id: id}}}, &authv1.AuthProvidersRenewResponse{}), codes.PermissionDenied)
 	})
 }

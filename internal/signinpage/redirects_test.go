@@ -1,4 +1,4 @@
-package server_test
+package signinpage_test
 
 import (
 	"context"
@@ -22,12 +22,13 @@ import (
 // loopback redirects, and a registered client's URI registered before the
 // rule was enforced.
 func TestRedirectURIsNeedAValidPortAndNoFragment(t *testing.T) {
+	t.Parallel()
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			e := servertest.StartOn(t, backend)
 			const legacyURI = "https://app.example/cb#"
 			e.CreateClient(t, "legacy", []string{legacyURI}, false, storage.Grants{AllowedScopes: []string{"openid"}})
-			challenge := authorize.ChallengeFor(newVerifier(t))
+			challenge := authorize.ChallengeFor(servertest.NewVerifier(t))
 			for _, tc := range []struct {
 				name                  string
 				clientID, redirectURI string
@@ -54,7 +55,7 @@ func TestRedirectURIsNeedAValidPortAndNoFragment(t *testing.T) {
 					}
 
 					req, _ := http.NewRequest(http.MethodGet, e.HTTPBase()+"/v1/auth/authorize-url?"+query.Encode(), nil)
-					got, body := do(t, req)
+					got, body := servertest.Do(t, req)
 					if tc.accepted != (got == http.StatusOK) || (!tc.accepted && (got != http.StatusBadRequest || !strings.Contains(body, "redirect_uri"))) {
 						t.Errorf("REST GetAuthorizeUrl, %s: %d %s", request, got, body)
 					}

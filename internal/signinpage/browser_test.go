@@ -1,4 +1,4 @@
-package server_test
+package signinpage_test
 
 import (
 	"context"
@@ -35,8 +35,9 @@ func findChromium(t *testing.T) string {
 // types the credentials, submits, and follows the redirect to a loopback
 // listener, as `chit login` would receive it.
 func TestSignInInARealBrowser(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
-	e := startServer(t)
+	e := servertest.Start(t)
 
 	type arrival struct{ code, state string }
 	arrived := make(chan arrival, 1)
@@ -50,8 +51,8 @@ func TestSignInInARealBrowser(t *testing.T) {
 	t.Cleanup(listener.Close)
 	redirectURI := listener.URL + "/callback"
 
-	verifier := newVerifier(t)
-	req := authorizeRequest(verifier, "openid")
+	verifier := servertest.NewVerifier(t)
+	req := servertest.AuthorizeRequest(verifier, "openid")
 	req.RedirectUri = redirectURI
 	resp, err := authv1.NewAuthServiceClient(e.Conn).GetAuthorizeUrl(context.Background(), req)
 	if err != nil {

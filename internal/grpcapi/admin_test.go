@@ -1,10 +1,9 @@
-package server_test
+package grpcapi_test
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -31,34 +30,6 @@ import (
 // (Tokens.RevocationCacheTTL), after which every replica refuses a token
 // issued before a change that ended it.
 const revocationSeen = 4 * time.Second
-
-const (
-	adminName     = "root"
-	adminPassword = "admin password for tests"
-)
-
-// adminCallers are an access token of each kind of caller, and an ADMIN's.
-type adminCallers struct {
-	callers
-	admin, provider string
-}
-
-func newAdminCallers(t *testing.T, e *env, tr transport) adminCallers {
-	t.Helper()
-	if err := e.Directory().CreateUser(t.Context(), adminName, adminPassword, accounts.RoleAdmin, storage.Grants{}); err != nil {
-		t.Fatal(err)
-	}
-	admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
-	wantCode(t, "admin token", code, codes.OK)
-	c := adminCallers{callers: newCallers(t, e, tr), admin: admin.GetAccessToken()}
-	claimTokens := register(t, tr, c.service, "provider-1")
-	claimed, code := claim(t, tr, c.service, claimTokens...)
-	wantCode(t, "claim", code, codes.OK)
-	providerTokens, code := providerRefresh(t, tr, claimed[0].GetRefreshToken())
-	wantCode(t, "provider token", code, codes.OK)
-	c.provider = providerTokens[0]
-	return c
-}
 
 // adminRequests is a valid request for each AdminService method, on a user
 // named target.
@@ -152,6 +123,7 @@ func responseFor(fullMethod string) proto.Message {
 // Every Admin RPC is in the access table as ADMIN only, and refuses every
 // other caller on both transports and both stores; an admin gets through.
 func TestAdminAccessByCaller(t *testing.T) {
+	t.Parallel()
 	methods := adminv1.File_chit_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
 	for i := range methods.Len() {
 		full := "/chit.admin.v1.AdminService/" + string(methods.Get(i).Name())
@@ -162,20 +134,20 @@ func TestAdminAccessByCaller(t *testing.T) {
 			t.Errorf("%s is not covered by this test", full)
 		}
 	}
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		refused := []struct {
 			caller, bearer string
 			want           codes.Code
 		}{
 			{"no token", "", codes.Unauthenticated},
 			{"a malformed token", "not-a-token", codes.Unauthenticated},
-			{"USER", c.user, codes.PermissionDenied},
-			{"SERVICE", c.service, codes.PermissionDenied},
-			{"orchestrator SERVICE", c.orchestrator, codes.PermissionDenied},
+			{"USER", c.User, codes.PermissionDenied},
+			{"SERVICE", c.Service, codes.PermissionDenied},
+			{"orchestrator SERVICE", c.Orchestrator, codes.PermissionDenied},
 			// A provider's token is signed with the provider's key: it is
 			// for the provider's services, never a credential at Chit.
-			{"PROVIDER", c.provider, codes.Unauthenticated},
+			{"PROVIDER", c.Provider, codes.Unauthenticated},
 		}
 		e.CreateClient(t, "dashboard", []string{"https://app.example/callback"}, true, storage.Grants{AllowedScopes: []string{"openid"}})
 		requests := adminRequests(servertest.UserName)
@@ -183,16 +155,16 @@ func TestAdminAccessByCaller(t *testing.T) {
 		maps.Copy(requests, clientRequests("dashboard"))
 		maps.Copy(requests, serverRequests("provider-1"))
 		maps.Copy(requests, loginRequests(servertest.UserName))
-		aliceLogin, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "alice's login", code, codes.OK)
+		aliceLogin, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "alice's login", code, codes.OK)
 		keysBefore, err := e.Store.ListSigningKeys(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for method, req := range requests {
 			for _, caller := range refused {
-				code := tr.invoke(t, method, caller.bearer, req, responseFor(method))
-				wantCode(t, method+" by "+caller.caller, code, caller.want)
+				code := tr.Invoke(t, method, caller.bearer, req, responseFor(method))
+				servertest.WantCode(t, method+" by "+caller.caller, code, caller.want)
 			}
 		}
 		// Nothing the refused calls asked for happened.
@@ -206,7 +178,7 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if client, err := e.Directory().GetClient(t.Context(), "dashboard"); err != nil || len(client.AllowedScopes) != 1 {
 			t.Fatalf("after refused calls the client is %+v, %v", client, err)
 		}
-		if _, code := tr.refresh(t, aliceLogin.GetRefreshToken()); code != codes.OK {
+		if _, code := tr.Refresh(t, aliceLogin.GetRefreshToken()); code != codes.OK {
 			t.Fatalf("after refused calls alice's login is gone: %v", code)
 		}
 		if _, err := e.Store.GetProvider(t.Context(), "provider-1"); err != nil {
@@ -222,23 +194,23 @@ func TestAdminAccessByCaller(t *testing.T) {
 			{adminv1.AdminService_CreateClient_FullMethodName, adminv1.AdminService_DeleteClient_FullMethodName},
 		} {
 			requests := everyAdminRequest("made-by-admin")
-			wantCode(t, kind.create+" by ADMIN", tr.invoke(t, kind.create, c.admin, requests[kind.create], responseFor(kind.create)), codes.OK)
+			servertest.WantCode(t, kind.create+" by ADMIN", tr.Invoke(t, kind.create, c.Admin, requests[kind.create], responseFor(kind.create)), codes.OK)
 			for method, req := range requests {
 				if method != kind.create && method != kind.remove && strings.Contains(method, strings.TrimPrefix(kind.create, "/chit.admin.v1.AdminService/Create")) {
-					wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.OK)
+					servertest.WantCode(t, method+" by ADMIN", tr.Invoke(t, method, c.Admin, req, responseFor(method)), codes.OK)
 				}
 			}
-			wantCode(t, kind.remove+" by ADMIN", tr.invoke(t, kind.remove, c.admin, requests[kind.remove], responseFor(kind.remove)), codes.OK)
+			servertest.WantCode(t, kind.remove+" by ADMIN", tr.Invoke(t, kind.remove, c.Admin, requests[kind.remove], responseFor(kind.remove)), codes.OK)
 		}
 		for _, method := range []string{adminv1.AdminService_GetProvider_FullMethodName, adminv1.AdminService_ListProviders_FullMethodName,
 			adminv1.AdminService_ListSigningKeys_FullMethodName, adminv1.AdminService_RotateSigningKeys_FullMethodName,
 			adminv1.AdminService_DeleteProvider_FullMethodName} {
-			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, serverRequests("provider-1")[method], responseFor(method)), codes.OK)
+			servertest.WantCode(t, method+" by ADMIN", tr.Invoke(t, method, c.Admin, serverRequests("provider-1")[method], responseFor(method)), codes.OK)
 		}
 		for method, want := range map[string]codes.Code{adminv1.AdminService_ListLogins_FullMethodName: codes.OK,
 			adminv1.AdminService_RevokeLogin_FullMethodName: codes.NotFound, adminv1.AdminService_RevokeLogins_FullMethodName: codes.OK,
 			adminv1.AdminService_ListApiKeys_FullMethodName: codes.OK, adminv1.AdminService_RevokeApiKey_FullMethodName: codes.NotFound} {
-			wantCode(t, method+" by ADMIN", tr.invoke(t, method, c.admin, loginRequests(servertest.UserName)[method], responseFor(method)), want)
+			servertest.WantCode(t, method+" by ADMIN", tr.Invoke(t, method, c.Admin, loginRequests(servertest.UserName)[method], responseFor(method)), want)
 		}
 	})
 }
@@ -247,10 +219,11 @@ func TestAdminAccessByCaller(t *testing.T) {
 // and stores, and every change ends the access it should, as the chitd
 // commands do.
 func TestAdminUserLifecycle(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateUserResponse{}
-		wantCode(t, "CreateUser", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin, &adminv1.CreateUserRequest{
+		servertest.WantCode(t, "CreateUser", tr.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.Admin, &adminv1.CreateUserRequest{
 			Name: "carol", Password: "carol's long password", AllowedScopes: []string{"reports:read", "reports:write"},
 			DefaultScopes: []string{"reports:read"},
 		}, created), codes.OK)
@@ -258,18 +231,18 @@ func TestAdminUserLifecycle(t *testing.T) {
 			!slices.Equal(u.GetAllowedScopes(), []string{"reports:read", "reports:write"}) || u.GetCreateTime() == nil {
 			t.Fatalf("CreateUser answered %v", u)
 		}
-		wantCode(t, "CreateUser again", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin,
+		servertest.WantCode(t, "CreateUser again", tr.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.Admin,
 			&adminv1.CreateUserRequest{Name: "carol", Password: "another long password"}, &adminv1.CreateUserResponse{}), codes.AlreadyExists)
 
 		// Carol signs in with the password the admin set.
-		carol, code := tr.token(t, passwordRequest("carol", "carol's long password"))
-		wantCode(t, "carol's token", code, codes.OK)
-		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.OK {
+		carol, code := tr.Token(t, servertest.PasswordRequest("carol", "carol's long password"))
+		servertest.WantCode(t, "carol's token", code, codes.OK)
+		if _, code := tr.Check(t, carol.GetAccessToken()); code != codes.OK {
 			t.Fatalf("carol's token: %v", code)
 		}
 
 		got := &adminv1.GetUserResponse{}
-		wantCode(t, "GetUser", tr.invoke(t, adminv1.AdminService_GetUser_FullMethodName, c.admin, &adminv1.GetUserRequest{Name: "carol"}, got), codes.OK)
+		servertest.WantCode(t, "GetUser", tr.Invoke(t, adminv1.AdminService_GetUser_FullMethodName, c.Admin, &adminv1.GetUserRequest{Name: "carol"}, got), codes.OK)
 		if !proto.Equal(got.GetUser(), created.GetUser()) {
 			t.Fatalf("GetUser = %v, want %v", got.GetUser(), created.GetUser())
 		}
@@ -277,47 +250,47 @@ func TestAdminUserLifecycle(t *testing.T) {
 		// Narrowing carol's scopes refuses her access token issued before.
 		e.Clock.Advance(2e9)
 		narrowed := &adminv1.SetUserScopesResponse{}
-		wantCode(t, "SetUserScopes", tr.invoke(t, adminv1.AdminService_SetUserScopes_FullMethodName, c.admin,
+		servertest.WantCode(t, "SetUserScopes", tr.Invoke(t, adminv1.AdminService_SetUserScopes_FullMethodName, c.Admin,
 			&adminv1.SetUserScopesRequest{Name: "carol", AllowedScopes: []string{"reports:read"}}, narrowed), codes.OK)
 		if s := narrowed.GetUser().GetAllowedScopes(); !slices.Equal(s, []string{"reports:read"}) {
 			t.Fatalf("SetUserScopes answered scopes %v", s)
 		}
 		e.Clock.Advance(revocationSeen)
-		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("carol's token after narrowing: %v, want Unauthenticated", code)
 		}
 
 		// A new role ends her tokens too; the answer shows it.
-		carol, code = tr.token(t, passwordRequest("carol", "carol's long password"))
-		wantCode(t, "carol's second token", code, codes.OK)
+		carol, code = tr.Token(t, servertest.PasswordRequest("carol", "carol's long password"))
+		servertest.WantCode(t, "carol's second token", code, codes.OK)
 		e.Clock.Advance(2e9)
 		promoted := &adminv1.SetUserRoleResponse{}
-		wantCode(t, "SetUserRole", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+		servertest.WantCode(t, "SetUserRole", tr.Invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.Admin,
 			&adminv1.SetUserRoleRequest{Name: "carol", Role: "admin"}, promoted), codes.OK)
 		if promoted.GetUser().GetRole() != "ADMIN" {
 			t.Fatalf("SetUserRole answered %v", promoted.GetUser())
 		}
 		e.Clock.Advance(revocationSeen)
-		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("carol's token after a new role: %v, want Unauthenticated", code)
 		}
 
 		// Deleting her ends her logins and refuses her tokens.
-		carol, code = tr.token(t, passwordRequest("carol", "carol's long password"))
-		wantCode(t, "carol's third token", code, codes.OK)
+		carol, code = tr.Token(t, servertest.PasswordRequest("carol", "carol's long password"))
+		servertest.WantCode(t, "carol's third token", code, codes.OK)
 		e.Clock.Advance(2e9)
-		wantCode(t, "DeleteUser", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin,
+		servertest.WantCode(t, "DeleteUser", tr.Invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.Admin,
 			&adminv1.DeleteUserRequest{Name: "carol"}, &adminv1.DeleteUserResponse{}), codes.OK)
 		e.Clock.Advance(revocationSeen)
-		if _, code := tr.check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, carol.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("carol's token after deletion: %v, want Unauthenticated", code)
 		}
-		if _, code := tr.refresh(t, carol.GetRefreshToken()); code == codes.OK {
+		if _, code := tr.Refresh(t, carol.GetRefreshToken()); code == codes.OK {
 			t.Fatal("carol's refresh token works after deletion")
 		}
 		for _, method := range []string{adminv1.AdminService_GetUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName,
 			adminv1.AdminService_SetUserRole_FullMethodName, adminv1.AdminService_SetUserScopes_FullMethodName} {
-			wantCode(t, method+" of a deleted user", tr.invoke(t, method, c.admin, adminRequests("carol")[method], responseFor(method)), codes.NotFound)
+			servertest.WantCode(t, method+" of a deleted user", tr.Invoke(t, method, c.Admin, adminRequests("carol")[method], responseFor(method)), codes.NotFound)
 		}
 	})
 }
@@ -325,9 +298,10 @@ func TestAdminUserLifecycle(t *testing.T) {
 // Lists come in pages in a stable order; every user appears once; a page
 // token that was altered or made up is refused.
 func TestAdminListUsersPages(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
-		want := []string{adminName, servertest.UserName}
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		want := []string{servertest.AdminName, servertest.UserName}
 		for i := range 5 {
 			name := fmt.Sprintf("user-%d", i)
 			if err := e.Directory().CreateUser(t.Context(), name, "a long password", accounts.RoleUser, storage.Grants{}); err != nil {
@@ -342,7 +316,7 @@ func TestAdminListUsersPages(t *testing.T) {
 		req := &adminv1.ListUsersRequest{PageSize: 2}
 		for range 10 {
 			page := &adminv1.ListUsersResponse{}
-			wantCode(t, "ListUsers", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, req, page), codes.OK)
+			servertest.WantCode(t, "ListUsers", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin, req, page), codes.OK)
 			if len(page.GetUsers()) > 2 {
 				t.Fatalf("page of %d users for page_size 2", len(page.GetUsers()))
 			}
@@ -360,7 +334,7 @@ func TestAdminListUsersPages(t *testing.T) {
 		}
 
 		all := &adminv1.ListUsersResponse{}
-		wantCode(t, "ListUsers default size", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, &adminv1.ListUsersRequest{}, all), codes.OK)
+		servertest.WantCode(t, "ListUsers default size", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin, &adminv1.ListUsersRequest{}, all), codes.OK)
 		if len(all.GetUsers()) != len(want) || all.GetNextPageToken() != "" {
 			t.Fatalf("default page: %d users, next %q", len(all.GetUsers()), all.GetNextPageToken())
 		}
@@ -382,7 +356,7 @@ func TestAdminListUsersPages(t *testing.T) {
 			{"negative size", &adminv1.ListUsersRequest{PageSize: -1}},
 			{"size over the maximum", &adminv1.ListUsersRequest{PageSize: 1001}},
 		} {
-			wantCode(t, bad.name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin, bad.req, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
+			servertest.WantCode(t, bad.name, tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin, bad.req, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
 		}
 	})
 }
@@ -390,9 +364,10 @@ func TestAdminListUsersPages(t *testing.T) {
 // Bad input gets INVALID_ARGUMENT with a message naming what is wrong, and
 // leaves nothing half-written.
 func TestAdminBadInput(t *testing.T) {
-	e := startServer(t)
-	tr := transports(e)["gRPC"]
-	c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	e := servertest.Start(t)
+	tr := servertest.Transports(e)["gRPC"]
+	c := servertest.NewAdminCallers(t, e, tr)
 	for _, bad := range []struct {
 		name, method string
 		req          proto.Message
@@ -418,7 +393,7 @@ func TestAdminBadInput(t *testing.T) {
 		{"scope with a space", adminv1.AdminService_SetUserScopes_FullMethodName,
 			&adminv1.SetUserScopesRequest{Name: servertest.UserName, AllowedScopes: []string{"a b"}}, "scope"},
 	} {
-		err := e.Conn.Invoke(withBearer(c.admin), bad.method, bad.req, responseFor(bad.method))
+		err := e.Conn.Invoke(servertest.WithBearer(c.Admin), bad.method, bad.req, responseFor(bad.method))
 		if code := status.Code(err); code != codes.InvalidArgument || !strings.Contains(err.Error(), bad.mention) {
 			t.Errorf("%s: got %v, want InvalidArgument naming %q", bad.name, err, bad.mention)
 		}
@@ -436,15 +411,16 @@ func TestAdminBadInput(t *testing.T) {
 // who misspells a field must not believe it was applied. Over REST the
 // message names the field.
 func TestAdminRefusesUnknownFields(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	t.Parallel()
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 
 	body := `{"name":"erin","password":"a long password","allowed_scope":["reports:read"]}`
 	req, err := http.NewRequest(http.MethodPost, e.HTTPBase()+"/v1/admin/users", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.admin)
+	req.Header.Set("Authorization", "Bearer "+c.Admin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +437,7 @@ func TestAdminRefusesUnknownFields(t *testing.T) {
 	// Over gRPC an unknown field arrives as unknown bytes: field 99, a string.
 	withUnknown := &adminv1.CreateUserRequest{Name: "erin", Password: "a long password"}
 	withUnknown.ProtoReflect().SetUnknown(protoreflect.RawFields{0x9a, 0x06, 0x01, 'x'})
-	err = e.Conn.Invoke(withBearer(c.admin), adminv1.AdminService_CreateUser_FullMethodName, withUnknown, &adminv1.CreateUserResponse{})
+	err = e.Conn.Invoke(servertest.WithBearer(c.Admin), adminv1.AdminService_CreateUser_FullMethodName, withUnknown, &adminv1.CreateUserResponse{})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "99") {
 		t.Fatalf("unknown gRPC field: got %v, want InvalidArgument naming field 99", err)
 	}
@@ -473,13 +449,14 @@ func TestAdminRefusesUnknownFields(t *testing.T) {
 // Every Admin call writes one audit line, refused ones included, naming
 // the actor, the action, the target and the outcome, and never a password.
 func TestAdminAuditLines(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
-		wantCode(t, "CreateUser", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.admin,
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		servertest.WantCode(t, "CreateUser", tr.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, c.Admin,
 			&adminv1.CreateUserRequest{Name: "frank", Password: "frank's secret password"}, &adminv1.CreateUserResponse{}), codes.OK)
-		wantCode(t, "DeleteUser by USER", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.user,
+		servertest.WantCode(t, "DeleteUser by USER", tr.Invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.User,
 			&adminv1.DeleteUserRequest{Name: "frank"}, &adminv1.DeleteUserResponse{}), codes.PermissionDenied)
-		wantCode(t, "GetUser by nobody", tr.invoke(t, adminv1.AdminService_GetUser_FullMethodName, "",
+		servertest.WantCode(t, "GetUser by nobody", tr.Invoke(t, adminv1.AdminService_GetUser_FullMethodName, "",
 			&adminv1.GetUserRequest{Name: "frank"}, &adminv1.GetUserResponse{}), codes.Unauthenticated)
 
 		logs := e.Logs.String()
@@ -494,7 +471,7 @@ func TestAdminAuditLines(t *testing.T) {
 			}
 		}
 		want := []struct{ actor, action, target, outcome string }{
-			{adminName, "CreateUser", "frank", "OK"},
+			{servertest.AdminName, "CreateUser", "frank", "OK"},
 			{servertest.UserName, "DeleteUser", "frank", "PermissionDenied"},
 			{"", "GetUser", "frank", "Unauthenticated"},
 		}
@@ -514,10 +491,11 @@ func TestAdminAuditLines(t *testing.T) {
 // is shown once and works, a narrower grant and a deletion end its tokens,
 // and a rotated secret works beside its successor for the overlap only.
 func TestAdminServiceAccountLifecycle(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateServiceAccountResponse{}
-		wantCode(t, "CreateServiceAccount", tr.invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, c.admin,
+		servertest.WantCode(t, "CreateServiceAccount", tr.Invoke(t, adminv1.AdminService_CreateServiceAccount_FullMethodName, c.Admin,
 			&adminv1.CreateServiceAccountRequest{ClientId: "reports", AllowedScopes: []string{"inventory:read", "inventory:write"},
 				DefaultScopes: []string{"inventory:read"}, AllowedAudiences: []string{"inventory"}}, created), codes.OK)
 		first := created.GetClientSecret()
@@ -525,15 +503,15 @@ func TestAdminServiceAccountLifecycle(t *testing.T) {
 			!slices.Equal(created.GetServiceAccount().GetAllowedAudiences(), []string{"inventory"}) {
 			t.Fatalf("CreateServiceAccount answered %v", created)
 		}
-		token, code := tr.token(t, clientRequest("reports", first))
-		wantCode(t, "token with the first secret", code, codes.OK)
+		token, code := tr.Token(t, servertest.ClientRequest("reports", first))
+		servertest.WantCode(t, "token with the first secret", code, codes.OK)
 
 		// Reads never show a secret.
 		got := &adminv1.GetServiceAccountResponse{}
-		wantCode(t, "GetServiceAccount", tr.invoke(t, adminv1.AdminService_GetServiceAccount_FullMethodName, c.admin,
+		servertest.WantCode(t, "GetServiceAccount", tr.Invoke(t, adminv1.AdminService_GetServiceAccount_FullMethodName, c.Admin,
 			&adminv1.GetServiceAccountRequest{ClientId: "reports"}, got), codes.OK)
 		listed := &adminv1.ListServiceAccountsResponse{}
-		wantCode(t, "ListServiceAccounts", tr.invoke(t, adminv1.AdminService_ListServiceAccounts_FullMethodName, c.admin,
+		servertest.WantCode(t, "ListServiceAccounts", tr.Invoke(t, adminv1.AdminService_ListServiceAccounts_FullMethodName, c.Admin,
 			&adminv1.ListServiceAccountsRequest{}, listed), codes.OK)
 		if !proto.Equal(got.GetServiceAccount(), created.GetServiceAccount()) || len(listed.GetServiceAccounts()) != 3 ||
 			strings.Contains(fmt.Sprint(got, listed), "chit_cs_") {
@@ -543,67 +521,68 @@ func TestAdminServiceAccountLifecycle(t *testing.T) {
 		// A narrower grant refuses the token issued before.
 		e.Clock.Advance(2e9)
 		narrowed := &adminv1.SetServiceAccountGrantsResponse{}
-		wantCode(t, "SetServiceAccountGrants", tr.invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.admin,
+		servertest.WantCode(t, "SetServiceAccountGrants", tr.Invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.Admin,
 			&adminv1.SetServiceAccountGrantsRequest{ClientId: "reports", AllowedScopes: []string{"inventory:read"}}, narrowed), codes.OK)
 		if a := narrowed.GetServiceAccount(); !slices.Equal(a.GetAllowedScopes(), []string{"inventory:read"}) || len(a.GetAllowedAudiences()) != 0 {
 			t.Fatalf("SetServiceAccountGrants answered %v", a)
 		}
 		e.Clock.Advance(revocationSeen)
-		if _, code := tr.check(t, token.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, token.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("the token after a narrower grant: %v, want Unauthenticated", code)
 		}
 
 		// Rotation with an overlap: both secrets work, then only the new one.
 		rotated := &adminv1.RotateServiceAccountSecretResponse{}
-		wantCode(t, "RotateServiceAccountSecret", tr.invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.admin,
+		servertest.WantCode(t, "RotateServiceAccountSecret", tr.Invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.Admin,
 			&adminv1.RotateServiceAccountSecretRequest{ClientId: "reports", Overlap: durationpb.New(time.Hour)}, rotated), codes.OK)
 		second := rotated.GetClientSecret()
 		if !strings.HasPrefix(second, "chit_cs_") || second == first || rotated.GetServiceAccount().GetPreviousSecretExpireTime() == nil {
 			t.Fatalf("RotateServiceAccountSecret answered %v", rotated)
 		}
 		for _, secret := range []string{first, second} {
-			_, code := tr.token(t, clientRequest("reports", secret))
-			wantCode(t, "a secret during the overlap", code, codes.OK)
+			_, code := tr.Token(t, servertest.ClientRequest("reports", secret))
+			servertest.WantCode(t, "a secret during the overlap", code, codes.OK)
 		}
 		e.Clock.Advance(time.Hour)
-		_, code = tr.token(t, clientRequest("reports", first))
-		wantCode(t, "the replaced secret after the overlap", code, codes.Unauthenticated)
-		token, code = tr.token(t, clientRequest("reports", second))
-		wantCode(t, "the new secret after the overlap", code, codes.OK)
+		_, code = tr.Token(t, servertest.ClientRequest("reports", first))
+		servertest.WantCode(t, "the replaced secret after the overlap", code, codes.Unauthenticated)
+		token, code = tr.Token(t, servertest.ClientRequest("reports", second))
+		servertest.WantCode(t, "the new secret after the overlap", code, codes.OK)
 		// The hour outlived the admin's access token (15 minutes).
-		admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
-		wantCode(t, "a new admin token", code, codes.OK)
-		c.admin = admin.GetAccessToken()
+		admin, code := tr.Token(t, servertest.PasswordRequest(servertest.AdminName, servertest.AdminPassword))
+		servertest.WantCode(t, "a new admin token", code, codes.OK)
+		c.Admin = admin.GetAccessToken()
 
 		// Without an overlap the replaced secret stops at once.
-		wantCode(t, "RotateServiceAccountSecret at once", tr.invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.admin,
+		servertest.WantCode(t, "RotateServiceAccountSecret at once", tr.Invoke(t, adminv1.AdminService_RotateServiceAccountSecret_FullMethodName, c.Admin,
 			&adminv1.RotateServiceAccountSecretRequest{ClientId: "reports"}, rotated), codes.OK)
-		_, code = tr.token(t, clientRequest("reports", second))
-		wantCode(t, "the replaced secret without an overlap", code, codes.Unauthenticated)
+		_, code = tr.Token(t, servertest.ClientRequest("reports", second))
+		servertest.WantCode(t, "the replaced secret without an overlap", code, codes.Unauthenticated)
 		third := rotated.GetClientSecret()
 
 		// Deleting the account ends its secret and its tokens.
-		wantCode(t, "DeleteServiceAccount", tr.invoke(t, adminv1.AdminService_DeleteServiceAccount_FullMethodName, c.admin,
+		servertest.WantCode(t, "DeleteServiceAccount", tr.Invoke(t, adminv1.AdminService_DeleteServiceAccount_FullMethodName, c.Admin,
 			&adminv1.DeleteServiceAccountRequest{ClientId: "reports"}, &adminv1.DeleteServiceAccountResponse{}), codes.OK)
 		e.Clock.Advance(revocationSeen)
-		_, code = tr.token(t, clientRequest("reports", third))
-		wantCode(t, "the secret of a deleted account", code, codes.Unauthenticated)
-		if _, code := tr.check(t, token.GetAccessToken()); code != codes.Unauthenticated {
+		_, code = tr.Token(t, servertest.ClientRequest("reports", third))
+		servertest.WantCode(t, "the secret of a deleted account", code, codes.Unauthenticated)
+		if _, code := tr.Check(t, token.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("a deleted account's token: %v, want Unauthenticated", code)
 		}
 		for method, req := range serviceAccountRequests("reports") {
 			if method == adminv1.AdminService_CreateServiceAccount_FullMethodName || method == adminv1.AdminService_ListServiceAccounts_FullMethodName {
 				continue
 			}
-			wantCode(t, method+" of a deleted account", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.NotFound)
+			servertest.WantCode(t, method+" of a deleted account", tr.Invoke(t, method, c.Admin, req, responseFor(method)), codes.NotFound)
 		}
 	})
 }
 
 // Service-account input the API refuses, naming the field, writing nothing.
 func TestAdminServiceAccountBadInput(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	t.Parallel()
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for _, bad := range []struct {
 		name, method string
 		req          proto.Message
@@ -631,7 +610,7 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 		{"empty client id", adminv1.AdminService_DeleteServiceAccount_FullMethodName,
 			&adminv1.DeleteServiceAccountRequest{}, codes.InvalidArgument, "client_id"},
 	} {
-		err := e.Conn.Invoke(withBearer(c.admin), bad.method, bad.req, responseFor(bad.method))
+		err := e.Conn.Invoke(servertest.WithBearer(c.Admin), bad.method, bad.req, responseFor(bad.method))
 		if code := status.Code(err); code != bad.want || !strings.Contains(err.Error(), bad.mention) {
 			t.Errorf("%s: got %v, want %v naming %q", bad.name, err, bad.want, bad.mention)
 		}
@@ -648,10 +627,11 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 // secret is shown once and rotates, a public one has none, a narrower grant
 // and a deletion end what was issued through it.
 func TestAdminClientLifecycle(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		created := &adminv1.CreateClientResponse{}
-		wantCode(t, "CreateClient", tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, &adminv1.CreateClientRequest{
+		servertest.WantCode(t, "CreateClient", tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin, &adminv1.CreateClientRequest{
 			ClientId: "dashboard", RedirectUris: []string{"https://app.example/callback"}, Confidential: true,
 			AllowedScopes: []string{"openid", "reports:read"}, DefaultScopes: []string{"openid"},
 		}, created), codes.OK)
@@ -665,19 +645,19 @@ func TestAdminClientLifecycle(t *testing.T) {
 		}
 
 		public := &adminv1.CreateClientResponse{}
-		wantCode(t, "CreateClient public", tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, &adminv1.CreateClientRequest{
+		servertest.WantCode(t, "CreateClient public", tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin, &adminv1.CreateClientRequest{
 			ClientId: "mobile", RedirectUris: []string{"http://127.0.0.1/cb"}}, public), codes.OK)
 		if public.GetClientSecret() != "" || public.GetClient().GetConfidential() {
 			t.Fatalf("a public client got %v", public)
 		}
-		wantCode(t, "RotateClientSecret of a public client", tr.invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.admin,
+		servertest.WantCode(t, "RotateClientSecret of a public client", tr.Invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.Admin,
 			&adminv1.RotateClientSecretRequest{ClientId: "mobile"}, &adminv1.RotateClientSecretResponse{}), codes.FailedPrecondition)
 		if client, err := e.Directory().GetClient(t.Context(), "mobile"); err != nil || len(client.SecretHash) != 0 {
 			t.Fatalf("a refused rotation gave the public client a secret: %+v, %v", client, err)
 		}
 
 		rotated := &adminv1.RotateClientSecretResponse{}
-		wantCode(t, "RotateClientSecret", tr.invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.admin,
+		servertest.WantCode(t, "RotateClientSecret", tr.Invoke(t, adminv1.AdminService_RotateClientSecret_FullMethodName, c.Admin,
 			&adminv1.RotateClientSecretRequest{ClientId: "dashboard"}, rotated), codes.OK)
 		if _, err := e.Directory().AuthenticateClient(t.Context(), "dashboard", first); err == nil {
 			t.Fatal("the replaced secret still authenticates")
@@ -687,22 +667,22 @@ func TestAdminClientLifecycle(t *testing.T) {
 		}
 
 		listed := &adminv1.ListClientsResponse{}
-		wantCode(t, "ListClients", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.admin,
+		servertest.WantCode(t, "ListClients", tr.Invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.Admin,
 			&adminv1.ListClientsRequest{PageSize: 1}, listed), codes.OK)
 		if len(listed.GetClients()) != 1 || listed.GetClients()[0].GetClientId() != "dashboard" || listed.GetNextPageToken() == "" {
 			t.Fatalf("ListClients page 1 = %v", listed)
 		}
-		wantCode(t, "ListClients page 2", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.admin,
+		servertest.WantCode(t, "ListClients page 2", tr.Invoke(t, adminv1.AdminService_ListClients_FullMethodName, c.Admin,
 			&adminv1.ListClientsRequest{PageSize: 1, PageToken: listed.GetNextPageToken()}, listed), codes.OK)
 		if len(listed.GetClients()) != 1 || listed.GetClients()[0].GetClientId() != "mobile" || listed.GetNextPageToken() != "" {
 			t.Fatalf("ListClients page 2 = %v", listed)
 		}
 		// A page token of the clients is no page token of the users.
-		wantCode(t, "a clients token for ListUsers", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin,
-			&adminv1.ListUsersRequest{PageToken: listedToken(t, tr, c.admin)}, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
+		servertest.WantCode(t, "a clients token for ListUsers", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin,
+			&adminv1.ListUsersRequest{PageToken: listedToken(t, tr, c.Admin)}, &adminv1.ListUsersResponse{}), codes.InvalidArgument)
 
 		narrowed := &adminv1.SetClientGrantsResponse{}
-		wantCode(t, "SetClientGrants", tr.invoke(t, adminv1.AdminService_SetClientGrants_FullMethodName, c.admin,
+		servertest.WantCode(t, "SetClientGrants", tr.Invoke(t, adminv1.AdminService_SetClientGrants_FullMethodName, c.Admin,
 			&adminv1.SetClientGrantsRequest{ClientId: "dashboard", AllowedScopes: []string{"openid"}}, narrowed), codes.OK)
 		if s := narrowed.GetClient().GetAllowedScopes(); !slices.Equal(s, []string{"openid"}) {
 			t.Fatalf("SetClientGrants answered %v", narrowed)
@@ -712,13 +692,13 @@ func TestAdminClientLifecycle(t *testing.T) {
 			t.Fatalf("a narrower client grant refused nothing issued through it: %+v, %v", revocation, err)
 		}
 
-		wantCode(t, "DeleteClient", tr.invoke(t, adminv1.AdminService_DeleteClient_FullMethodName, c.admin,
+		servertest.WantCode(t, "DeleteClient", tr.Invoke(t, adminv1.AdminService_DeleteClient_FullMethodName, c.Admin,
 			&adminv1.DeleteClientRequest{ClientId: "dashboard"}, &adminv1.DeleteClientResponse{}), codes.OK)
 		for method, req := range clientRequests("dashboard") {
 			if method == adminv1.AdminService_CreateClient_FullMethodName || method == adminv1.AdminService_ListClients_FullMethodName {
 				continue
 			}
-			wantCode(t, method+" of a deleted client", tr.invoke(t, method, c.admin, req, responseFor(method)), codes.NotFound)
+			servertest.WantCode(t, method+" of a deleted client", tr.Invoke(t, method, c.Admin, req, responseFor(method)), codes.NotFound)
 		}
 		for _, bad := range []*adminv1.CreateClientRequest{
 			{ClientId: "nowhere"},
@@ -728,17 +708,17 @@ func TestAdminClientLifecycle(t *testing.T) {
 			{ClientId: "port-zero", RedirectUris: []string{"http://127.0.0.1:0/cb"}},
 			{ClientId: "port-too-high", RedirectUris: []string{"https://app.example:99999/cb"}},
 		} {
-			wantCode(t, "CreateClient "+bad.GetClientId(), tr.invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.admin, bad,
+			servertest.WantCode(t, "CreateClient "+bad.GetClientId(), tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin, bad,
 				&adminv1.CreateClientResponse{}), codes.InvalidArgument)
 		}
 	})
 }
 
 // listedToken is a next_page_token of ListClients.
-func listedToken(t *testing.T, tr transport, admin string) string {
+func listedToken(t *testing.T, tr servertest.Transport, admin string) string {
 	t.Helper()
 	page := &adminv1.ListClientsResponse{}
-	wantCode(t, "ListClients", tr.invoke(t, adminv1.AdminService_ListClients_FullMethodName, admin, &adminv1.ListClientsRequest{PageSize: 1}, page), codes.OK)
+	servertest.WantCode(t, "ListClients", tr.Invoke(t, adminv1.AdminService_ListClients_FullMethodName, admin, &adminv1.ListClientsRequest{PageSize: 1}, page), codes.OK)
 	if page.GetNextPageToken() == "" {
 		t.Fatal("ListClients gave no next page token")
 	}
@@ -749,46 +729,47 @@ func listedToken(t *testing.T, tr transport, admin string) string {
 // made the change, not when its revocation cache expires: the regression of
 // a demoted admin's token creating a new admin in the seconds after.
 func TestAdminChangesApplyAtOnce(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		if err := e.Directory().CreateUser(t.Context(), "eve", "eve's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
 			t.Fatal(err)
 		}
-		eve, code := tr.token(t, passwordRequest("eve", "eve's long password"))
-		wantCode(t, "eve's token", code, codes.OK)
+		eve, code := tr.Token(t, servertest.PasswordRequest("eve", "eve's long password"))
+		servertest.WantCode(t, "eve's token", code, codes.OK)
 		// Eve's token is checked, so this replica remembers it unrevoked.
-		wantCode(t, "ListUsers by eve", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+		servertest.WantCode(t, "ListUsers by eve", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
 		e.Clock.Advance(time.Second)
 
-		wantCode(t, "demote eve", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+		servertest.WantCode(t, "demote eve", tr.Invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.Admin,
 			&adminv1.SetUserRoleRequest{Name: "eve", Role: "USER"}, &adminv1.SetUserRoleResponse{}), codes.OK)
-		wantCode(t, "CreateUser by demoted eve", tr.invoke(t, adminv1.AdminService_CreateUser_FullMethodName, eve.GetAccessToken(),
+		servertest.WantCode(t, "CreateUser by demoted eve", tr.Invoke(t, adminv1.AdminService_CreateUser_FullMethodName, eve.GetAccessToken(),
 			&adminv1.CreateUserRequest{Name: "backdoor", Password: "a long password", Role: "ADMIN"}, &adminv1.CreateUserResponse{}), codes.Unauthenticated)
 
 		// The same for a deletion, and for a service account's narrower grant.
-		wantCode(t, "promote eve", tr.invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.admin,
+		servertest.WantCode(t, "promote eve", tr.Invoke(t, adminv1.AdminService_SetUserRole_FullMethodName, c.Admin,
 			&adminv1.SetUserRoleRequest{Name: "eve", Role: "ADMIN"}, &adminv1.SetUserRoleResponse{}), codes.OK)
 		e.Clock.Advance(time.Second)
-		eve, code = tr.token(t, passwordRequest("eve", "eve's long password"))
-		wantCode(t, "eve's second token", code, codes.OK)
-		wantCode(t, "ListUsers by eve again", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+		eve, code = tr.Token(t, servertest.PasswordRequest("eve", "eve's long password"))
+		servertest.WantCode(t, "eve's second token", code, codes.OK)
+		servertest.WantCode(t, "ListUsers by eve again", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
 		e.Clock.Advance(time.Second)
-		wantCode(t, "delete eve", tr.invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.admin,
+		servertest.WantCode(t, "delete eve", tr.Invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, c.Admin,
 			&adminv1.DeleteUserRequest{Name: "eve"}, &adminv1.DeleteUserResponse{}), codes.OK)
-		wantCode(t, "ListUsers by deleted eve", tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
+		servertest.WantCode(t, "ListUsers by deleted eve", tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, eve.GetAccessToken(),
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.Unauthenticated)
 
-		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-		wantCode(t, "service token", code, codes.OK)
-		if _, code := tr.check(t, service.GetAccessToken()); code != codes.OK {
+		service, code := tr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+		servertest.WantCode(t, "service token", code, codes.OK)
+		if _, code := tr.Check(t, service.GetAccessToken()); code != codes.OK {
 			t.Fatalf("service token: %v", code)
 		}
 		e.Clock.Advance(time.Second)
-		wantCode(t, "narrow the service", tr.invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.admin,
+		servertest.WantCode(t, "narrow the service", tr.Invoke(t, adminv1.AdminService_SetServiceAccountGrants_FullMethodName, c.Admin,
 			&adminv1.SetServiceAccountGrantsRequest{ClientId: servertest.ServiceName}, &adminv1.SetServiceAccountGrantsResponse{}), codes.OK)
-		if _, code := tr.check(t, service.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, service.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("a narrowed service's token at once: %v, want Unauthenticated", code)
 		}
 		if _, err := e.Directory().GetUser(t.Context(), "backdoor"); err == nil {
@@ -797,39 +778,13 @@ func TestAdminChangesApplyAtOnce(t *testing.T) {
 	})
 }
 
-// rawAdmin sends one REST request to the Admin API as written, and returns
-// its status and body.
-func rawAdmin(t *testing.T, e *env, method, path, bearer, body string, header map[string]string) (int, string) {
-	t.Helper()
-	var reader io.Reader
-	if body != "" {
-		reader = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.HTTPBase()+path, reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	for name, value := range header {
-		req.Header.Set(name, value)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
-}
-
 // Over REST the Admin API does exactly what a request says or refuses it:
 // what grpc-gateway would ignore or reinterpret is refused with 400, and
 // nothing changes.
 func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
+	t.Parallel()
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
 	for _, tc := range []struct {
 		name, method, path, body string
 		header                   map[string]string
@@ -846,20 +801,20 @@ func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
 		{"a body naming another user", http.MethodPut, "/v1/admin/users/" + servertest.UserName + "/role", `{"name":"root","role":"USER"}`, nil, "differs from the path"},
 		{"a body naming another service", http.MethodPost, "/v1/admin/service-accounts/" + servertest.ServiceName + "/secret", `{"clientId":"other"}`, nil, "differs from the path"},
 	} {
-		status, body := rawAdmin(t, e, tc.method, tc.path, c.admin, tc.body, tc.header)
+		status, body := servertest.RawAdmin(t, e, tc.method, tc.path, c.Admin, tc.body, tc.header)
 		if status != http.StatusBadRequest || !strings.Contains(body, tc.mention) {
 			t.Errorf("%s: HTTP %d %s, want 400 naming %q", tc.name, status, body, tc.mention)
 		}
 	}
 	// A form-encoded POST is not taken for the GET of its path.
-	if status, body := rawAdmin(t, e, http.MethodPost, "/v1/admin/providers", c.admin, `{"pageSize":1}`,
+	if status, body := servertest.RawAdmin(t, e, http.MethodPost, "/v1/admin/providers", c.Admin, `{"pageSize":1}`,
 		map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != http.StatusMethodNotAllowed {
 		t.Errorf("a form POST to a GET route: HTTP %d %s, want 405", status, body)
 	}
 	if user, err := e.Directory().GetUser(t.Context(), servertest.UserName); err != nil || user.Role != "USER" {
 		t.Fatalf("refused requests changed alice: %+v, %v", user, err)
 	}
-	if root, err := e.Directory().GetUser(t.Context(), adminName); err != nil || root.Role != "ADMIN" {
+	if root, err := e.Directory().GetUser(t.Context(), servertest.AdminName); err != nil || root.Role != "ADMIN" {
 		t.Fatalf("refused requests changed root: %+v, %v", root, err)
 	}
 	if _, err := e.Directory().GetUser(t.Context(), "mallory"); err == nil {
@@ -875,7 +830,7 @@ func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
 		{http.MethodGet, "/v1/admin/users?page_size=1&page_token=", ""},
 		{http.MethodPut, "/v1/admin/users/" + servertest.UserName + "/role", `{"name":"` + servertest.UserName + `","role":"USER"}`},
 	} {
-		if status, body := rawAdmin(t, e, ok.method, ok.path, c.admin, ok.body, nil); status != http.StatusOK {
+		if status, body := servertest.RawAdmin(t, e, ok.method, ok.path, c.Admin, ok.body, nil); status != http.StatusOK {
 			t.Errorf("%s %s: HTTP %d %s", ok.method, ok.path, status, body)
 		}
 	}
@@ -885,14 +840,15 @@ func TestAdminRESTRefusesWhatItWouldIgnore(t *testing.T) {
 // decode) is audited too, exactly once; a call that reaches them is audited
 // once, by the interceptors.
 func TestAdminRESTRefusalsAreAudited(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
-	before := len(auditLines(e))
-	rawAdmin(t, e, http.MethodPost, "/v1/admin/users", "", `{"name":"x","passwrd":"typo"}`, nil)
-	rawAdmin(t, e, http.MethodPost, "/v1/admin/users", c.admin, `{"name":`, nil)
-	rawAdmin(t, e, http.MethodDelete, "/v1/admin/users/alice?dryRun=true", c.user, "", nil)
-	rawAdmin(t, e, http.MethodGet, "/v1/admin/users", c.admin, "", nil)
-	lines := auditLines(e)[before:]
+	t.Parallel()
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
+	before := len(servertest.AuditLines(e))
+	servertest.RawAdmin(t, e, http.MethodPost, "/v1/admin/users", "", `{"name":"x","passwrd":"typo"}`, nil)
+	servertest.RawAdmin(t, e, http.MethodPost, "/v1/admin/users", c.Admin, `{"name":`, nil)
+	servertest.RawAdmin(t, e, http.MethodDelete, "/v1/admin/users/alice?dryRun=true", c.User, "", nil)
+	servertest.RawAdmin(t, e, http.MethodGet, "/v1/admin/users", c.Admin, "", nil)
+	lines := servertest.AuditLines(e)[before:]
 	want := []struct{ action, outcome string }{
 		{"POST /v1/admin/users", "InvalidArgument"},
 		{"POST /v1/admin/users", "InvalidArgument"},
@@ -909,32 +865,21 @@ func TestAdminRESTRefusalsAreAudited(t *testing.T) {
 	}
 }
 
-// auditLines are the audit lines the server logged so far.
-func auditLines(e *env) []map[string]any {
-	var lines []map[string]any
-	for _, line := range strings.Split(e.Logs.String(), "\n") {
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil && entry["audit"] == true && entry["actor"] != nil {
-			lines = append(lines, entry)
-		}
-	}
-	return lines
-}
-
 // An admin sees the providers and deletes one, which ends its credentials;
 // lists the signing keys and rotates them, after which this replica signs
 // with the new key at once; a rotation too soon is refused unless forced.
 func TestAdminProvidersAndSigningKeys(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		listed := &adminv1.ListProvidersResponse{}
-		wantCode(t, "ListProviders", tr.invoke(t, adminv1.AdminService_ListProviders_FullMethodName, c.admin, &adminv1.ListProvidersRequest{}, listed), codes.OK)
+		servertest.WantCode(t, "ListProviders", tr.Invoke(t, adminv1.AdminService_ListProviders_FullMethodName, c.Admin, &adminv1.ListProvidersRequest{}, listed), codes.OK)
 		if len(listed.GetProviders()) != 1 || !listed.GetProviders()[0].GetClaimed() ||
 			listed.GetProviders()[0].GetRegisteredBy() != servertest.ServiceName || listed.GetProviders()[0].GetKeyId() == "" {
 			t.Fatalf("ListProviders = %v", listed)
 		}
 		got := &adminv1.GetProviderResponse{}
-		wantCode(t, "GetProvider", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, c.admin, &adminv1.GetProviderRequest{Id: "provider-1"}, got), codes.OK)
+		servertest.WantCode(t, "GetProvider", tr.Invoke(t, adminv1.AdminService_GetProvider_FullMethodName, c.Admin, &adminv1.GetProviderRequest{Id: "provider-1"}, got), codes.OK)
 		if !proto.Equal(got.GetProvider(), listed.GetProviders()[0]) {
 			t.Fatalf("GetProvider = %v, want %v", got, listed.GetProviders()[0])
 		}
@@ -943,7 +888,7 @@ func TestAdminProvidersAndSigningKeys(t *testing.T) {
 		}
 
 		keysBefore := &adminv1.ListSigningKeysResponse{}
-		wantCode(t, "ListSigningKeys", tr.invoke(t, adminv1.AdminService_ListSigningKeys_FullMethodName, c.admin, &adminv1.ListSigningKeysRequest{}, keysBefore), codes.OK)
+		servertest.WantCode(t, "ListSigningKeys", tr.Invoke(t, adminv1.AdminService_ListSigningKeys_FullMethodName, c.Admin, &adminv1.ListSigningKeysRequest{}, keysBefore), codes.OK)
 		states := map[string]string{}
 		for _, key := range keysBefore.GetSigningKeys() {
 			states[key.GetState()] = key.GetKeyId()
@@ -951,13 +896,13 @@ func TestAdminProvidersAndSigningKeys(t *testing.T) {
 		if states["active"] == "" || states["next"] == "" {
 			t.Fatalf("ListSigningKeys = %v, want an active and a next key", keysBefore)
 		}
-		wantCode(t, "RotateSigningKeys too soon", tr.invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, c.admin,
+		servertest.WantCode(t, "RotateSigningKeys too soon", tr.Invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, c.Admin,
 			&adminv1.RotateSigningKeysRequest{}, &adminv1.RotateSigningKeysResponse{}), codes.FailedPrecondition)
 		e.Clock.Advance(6 * time.Minute)
-		admin, code := tr.token(t, passwordRequest(adminName, adminPassword))
-		wantCode(t, "a new admin token", code, codes.OK)
+		admin, code := tr.Token(t, servertest.PasswordRequest(servertest.AdminName, servertest.AdminPassword))
+		servertest.WantCode(t, "a new admin token", code, codes.OK)
 		rotated := &adminv1.RotateSigningKeysResponse{}
-		wantCode(t, "RotateSigningKeys", tr.invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, admin.GetAccessToken(),
+		servertest.WantCode(t, "RotateSigningKeys", tr.Invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, admin.GetAccessToken(),
 			&adminv1.RotateSigningKeysRequest{}, rotated), codes.OK)
 		after := map[string]string{}
 		for _, key := range rotated.GetSigningKeys() {
@@ -967,17 +912,17 @@ func TestAdminProvidersAndSigningKeys(t *testing.T) {
 			t.Fatalf("after the rotation the keys are %v; before %v", rotated, keysBefore)
 		}
 		// This replica signs with the new key at once.
-		fresh, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "a token after the rotation", code, codes.OK)
+		fresh, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "a token after the rotation", code, codes.OK)
 		if kid := keyIDOf(t, fresh.GetAccessToken()); kid != after["active"] {
 			t.Fatalf("a new token is signed with %q, want the new active key %q", kid, after["active"])
 		}
 
-		wantCode(t, "DeleteProvider", tr.invoke(t, adminv1.AdminService_DeleteProvider_FullMethodName, admin.GetAccessToken(),
+		servertest.WantCode(t, "DeleteProvider", tr.Invoke(t, adminv1.AdminService_DeleteProvider_FullMethodName, admin.GetAccessToken(),
 			&adminv1.DeleteProviderRequest{Id: "provider-1"}, &adminv1.DeleteProviderResponse{}), codes.OK)
-		wantCode(t, "GetProvider after delete", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
+		servertest.WantCode(t, "GetProvider after delete", tr.Invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
 			&adminv1.GetProviderRequest{Id: "provider-1"}, &adminv1.GetProviderResponse{}), codes.NotFound)
-		wantCode(t, "GetProvider with a bad id", tr.invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
+		servertest.WantCode(t, "GetProvider with a bad id", tr.Invoke(t, adminv1.AdminService_GetProvider_FullMethodName, admin.GetAccessToken(),
 			&adminv1.GetProviderRequest{Id: "a b"}, &adminv1.GetProviderResponse{}), codes.InvalidArgument)
 	})
 }
@@ -1002,22 +947,23 @@ func keyIDOf(t *testing.T, token string) string {
 // An admin lists a subject's logins, ends one (and only a login of that
 // subject), then all of them.
 func TestAdminLogins(t *testing.T) {
-	forEachStoreAndTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
-		first, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "first login", code, codes.OK)
-		second, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "second login", code, codes.OK)
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		first, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "first login", code, codes.OK)
+		second, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "second login", code, codes.OK)
 		if first.GetRefreshToken() == "" || second.GetRefreshToken() == "" {
 			t.Fatal("the password grant gave no refresh token")
 		}
 		list := func(subject string, size int32, token string) (*adminv1.ListLoginsResponse, codes.Code) {
 			resp := &adminv1.ListLoginsResponse{}
-			return resp, tr.invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.admin,
+			return resp, tr.Invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.Admin,
 				&adminv1.ListLoginsRequest{Subject: subject, PageSize: size, PageToken: token}, resp)
 		}
 		all, code := list(servertest.UserName, 0, "")
-		wantCode(t, "ListLogins", code, codes.OK)
+		servertest.WantCode(t, "ListLogins", code, codes.OK)
 		if len(all.GetLogins()) != 3 { // newAdminCallers signed alice in once
 			t.Fatalf("ListLogins = %v, want alice's 3 logins", all)
 		}
@@ -1028,54 +974,54 @@ func TestAdminLogins(t *testing.T) {
 			}
 		}
 		page, code := list(servertest.UserName, 2, "")
-		wantCode(t, "ListLogins page", code, codes.OK)
+		servertest.WantCode(t, "ListLogins page", code, codes.OK)
 		if len(page.GetLogins()) != 2 || page.GetNextPageToken() == "" {
 			t.Fatalf("a page of 2 = %v", page)
 		}
-		_, code = list(adminName, 2, page.GetNextPageToken())
-		wantCode(t, "alice's page token on root's list", code, codes.InvalidArgument)
+		_, code = list(servertest.AdminName, 2, page.GetNextPageToken())
+		servertest.WantCode(t, "alice's page token on root's list", code, codes.InvalidArgument)
 		_, code = list("a b", 0, "")
-		wantCode(t, "ListLogins of a malformed subject", code, codes.InvalidArgument)
+		servertest.WantCode(t, "ListLogins of a malformed subject", code, codes.InvalidArgument)
 
 		// Each access token names its login (the fid claim): end the second.
 		secondID := payloadClaim(t, second.GetAccessToken(), "fid")
 		if secondID == "" || secondID == payloadClaim(t, first.GetAccessToken(), "fid") {
 			t.Fatalf("login ids %q and %q", secondID, payloadClaim(t, first.GetAccessToken(), "fid"))
 		}
-		wantCode(t, "RevokeLogin with another subject", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
-			&adminv1.RevokeLoginRequest{Subject: adminName, LoginId: secondID}, &adminv1.RevokeLoginResponse{}), codes.NotFound)
-		if _, overGRPC := tr.(*grpcTransport); overGRPC { // REST has no path without the id
-			wantCode(t, "RevokeLogin without an id", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
+		servertest.WantCode(t, "RevokeLogin with another subject", tr.Invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.Admin,
+			&adminv1.RevokeLoginRequest{Subject: servertest.AdminName, LoginId: secondID}, &adminv1.RevokeLoginResponse{}), codes.NotFound)
+		if _, overGRPC := tr.(*servertest.GRPCTransport); overGRPC { // REST has no path without the id
+			servertest.WantCode(t, "RevokeLogin without an id", tr.Invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.Admin,
 				&adminv1.RevokeLoginRequest{Subject: servertest.UserName}, &adminv1.RevokeLoginResponse{}), codes.InvalidArgument)
 		}
-		wantCode(t, "RevokeLogin", tr.invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.admin,
+		servertest.WantCode(t, "RevokeLogin", tr.Invoke(t, adminv1.AdminService_RevokeLogin_FullMethodName, c.Admin,
 			&adminv1.RevokeLoginRequest{Subject: servertest.UserName, LoginId: secondID}, &adminv1.RevokeLoginResponse{}), codes.OK)
-		if _, code := tr.refresh(t, second.GetRefreshToken()); code == codes.OK {
+		if _, code := tr.Refresh(t, second.GetRefreshToken()); code == codes.OK {
 			t.Fatal("the revoked login still refreshes")
 		}
-		if _, code := tr.check(t, second.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, second.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("the revoked login's access token: %v, want Unauthenticated at once", code)
 		}
-		first, code = tr.refresh(t, first.GetRefreshToken())
-		wantCode(t, "the other login still refreshes", code, codes.OK)
+		first, code = tr.Refresh(t, first.GetRefreshToken())
+		servertest.WantCode(t, "the other login still refreshes", code, codes.OK)
 		if left, _ := list(servertest.UserName, 0, ""); len(left.GetLogins()) != 2 {
 			t.Fatalf("after revoking one of 3 logins: %v", left)
 		}
 
 		e.Clock.Advance(time.Second)
-		wantCode(t, "RevokeLogins", tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+		servertest.WantCode(t, "RevokeLogins", tr.Invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.Admin,
 			&adminv1.RevokeLoginsRequest{Subject: servertest.UserName}, &adminv1.RevokeLoginsResponse{}), codes.OK)
-		if _, code := tr.refresh(t, first.GetRefreshToken()); code == codes.OK {
+		if _, code := tr.Refresh(t, first.GetRefreshToken()); code == codes.OK {
 			t.Fatal("a login survived RevokeLogins")
 		}
-		if _, code := tr.check(t, first.GetAccessToken()); code != codes.Unauthenticated {
+		if _, code := tr.Check(t, first.GetAccessToken()); code != codes.Unauthenticated {
 			t.Fatalf("an access token after RevokeLogins: %v", code)
 		}
 		if left, _ := list(servertest.UserName, 0, ""); len(left.GetLogins()) != 0 {
 			t.Fatalf("after RevokeLogins: %v", left)
 		}
-		if _, overGRPC := tr.(*grpcTransport); overGRPC {
-			wantCode(t, "RevokeLogins without a subject", tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+		if _, overGRPC := tr.(*servertest.GRPCTransport); overGRPC {
+			servertest.WantCode(t, "RevokeLogins without a subject", tr.Invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.Admin,
 				&adminv1.RevokeLoginsRequest{}, &adminv1.RevokeLoginsResponse{}), codes.InvalidArgument)
 		}
 	})
@@ -1103,15 +1049,16 @@ func payloadClaim(t *testing.T, token, name string) string {
 // Admin calls count in the RPC metrics like any other, refused ones under
 // their code.
 func TestAdminCallsAreCounted(t *testing.T) {
-	e := startServer(t)
-	c := newAdminCallers(t, e, transports(e)["gRPC"])
-	for name, tr := range transports(e) {
-		wantCode(t, "ListUsers over "+name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.admin,
+	t.Parallel()
+	e := servertest.Start(t)
+	c := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"])
+	for name, tr := range servertest.Transports(e) {
+		servertest.WantCode(t, "ListUsers over "+name, tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.Admin,
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.OK)
-		wantCode(t, "ListUsers by a USER over "+name, tr.invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.user,
+		servertest.WantCode(t, "ListUsers by a USER over "+name, tr.Invoke(t, adminv1.AdminService_ListUsers_FullMethodName, c.User,
 			&adminv1.ListUsersRequest{}, &adminv1.ListUsersResponse{}), codes.PermissionDenied)
 	}
-	_, body := get(t, e.HTTPBase()+"/metrics")
+	_, body := servertest.Get(t, e.HTTPBase()+"/metrics")
 	for _, want := range []string{
 		`chit_rpc_requests_total{code="OK",method="/chit.admin.v1.AdminService/ListUsers",transport="grpc"} 1`,
 		`chit_rpc_requests_total{code="OK",method="/chit.admin.v1.AdminService/ListUsers",transport="rest"} 1`,
@@ -1128,20 +1075,21 @@ func TestAdminCallsAreCounted(t *testing.T) {
 // issued by a refresh do not: the difference the recent-sign-in rule for
 // API keys reads.
 func TestAuthTimeMarksSignIns(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		signedIn, code := tr.token(t, passwordRequest(servertest.UserName, servertest.UserPassword))
-		wantCode(t, "password sign-in", code, codes.OK)
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		signedIn, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		servertest.WantCode(t, "password sign-in", code, codes.OK)
 		if at := payloadNumber(t, signedIn.GetAccessToken(), "auth_time"); at != float64(e.Clock.Now().Unix()) {
 			t.Fatalf("auth_time of a sign-in = %v, want %d", at, e.Clock.Now().Unix())
 		}
-		service, code := tr.token(t, clientRequest(servertest.ServiceName, e.ServiceSecret))
-		wantCode(t, "client credentials", code, codes.OK)
+		service, code := tr.Token(t, servertest.ClientRequest(servertest.ServiceName, e.ServiceSecret))
+		servertest.WantCode(t, "client credentials", code, codes.OK)
 		if payloadNumber(t, service.GetAccessToken(), "auth_time") == 0 {
 			t.Fatal("a client-credentials token has no auth_time")
 		}
 		e.Clock.Advance(time.Minute)
-		refreshed, code := tr.refresh(t, signedIn.GetRefreshToken())
-		wantCode(t, "refresh", code, codes.OK)
+		refreshed, code := tr.Refresh(t, signedIn.GetRefreshToken())
+		servertest.WantCode(t, "refresh", code, codes.OK)
 		if at := payloadNumber(t, refreshed.GetAccessToken(), "auth_time"); at != 0 {
 			t.Fatalf("a refreshed token carries auth_time %v", at)
 		}
@@ -1169,18 +1117,19 @@ func payloadNumber(t *testing.T, token, name string) float64 {
 // Ending "the sessions of client:chit-api" refused every token issued
 // through Chit's own API client, the caller's included (an attack run).
 func TestLoginSubjectsArePeopleAndServices(t *testing.T) {
-	forEachTransport(t, func(t *testing.T, e *env, tr transport) {
-		c := newAdminCallers(t, e, tr)
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
 		for _, subject := range []string{accounts.ClientSubject(accounts.APIClientID), "#P_provider-1"} {
-			wantCode(t, "RevokeLogins of "+subject, tr.invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.admin,
+			servertest.WantCode(t, "RevokeLogins of "+subject, tr.Invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, c.Admin,
 				&adminv1.RevokeLoginsRequest{Subject: subject}, &adminv1.RevokeLoginsResponse{}), codes.InvalidArgument)
-			wantCode(t, "ListLogins of "+subject, tr.invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.admin,
+			servertest.WantCode(t, "ListLogins of "+subject, tr.Invoke(t, adminv1.AdminService_ListLogins_FullMethodName, c.Admin,
 				&adminv1.ListLoginsRequest{Subject: subject}, &adminv1.ListLoginsResponse{}), codes.InvalidArgument)
-			wantCode(t, "Revoke of "+subject+"'s sessions", tr.invoke(t, authv1.AuthService_Revoke_FullMethodName, c.admin,
+			servertest.WantCode(t, "Revoke of "+subject+"'s sessions", tr.Invoke(t, authv1.AuthService_Revoke_FullMethodName, c.Admin,
 				&authv1.RevokeRequest{Subject: subject}, &authv1.RevokeResponse{}), codes.InvalidArgument)
 		}
 		e.Clock.Advance(revocationSeen)
-		if _, code := tr.check(t, c.admin); code != codes.OK {
+		if _, code := tr.Check(t, c.Admin); code != codes.OK {
 			t.Fatalf("the admin's own token after the refused calls: %v", code)
 		}
 	})

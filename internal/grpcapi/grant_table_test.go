@@ -1,17 +1,13 @@
-package server_test
+package grpcapi_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
-	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/server/servertest"
 )
 
@@ -19,7 +15,8 @@ import (
 // calls it in process) dispatch to the grant table as /oauth2/token does,
 // and encode its refusals as they always have.
 func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
-	e := startServer(t)
+	t.Parallel()
+	e := servertest.Start(t)
 	auth := authv1.NewAuthServiceClient(e.Conn)
 	ctx := context.Background()
 	call := func(rpc func() error) (codes.Code, string) {
@@ -36,13 +33,13 @@ func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
 		message string
 	}{
 		{"no credential", token(&authv1.TokenRequest{}), codes.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential"},
-		{"client credentials without a client", token(clientRequest("", "")), codes.InvalidArgument, "client_id and client_secret are required"},
-		{"client credentials with a wrong secret", token(clientRequest(servertest.ServiceName, "chit_cs_wrong")), codes.Unauthenticated, "invalid client credentials"},
-		{"client credentials with a malformed scope", token(withScope(clientRequest(servertest.ServiceName, "chit_cs_wrong"), `a"b`)), codes.InvalidArgument,
+		{"client credentials without a client", token(servertest.ClientRequest("", "")), codes.InvalidArgument, "client_id and client_secret are required"},
+		{"client credentials with a wrong secret", token(servertest.ClientRequest(servertest.ServiceName, "chit_cs_wrong")), codes.Unauthenticated, "invalid client credentials"},
+		{"client credentials with a malformed scope", token(servertest.WithScope(servertest.ClientRequest(servertest.ServiceName, "chit_cs_wrong"), `a"b`)), codes.InvalidArgument,
 			`scope "a\"b" contains a character not allowed in a scope`},
 		{"a made-up API key", token(&authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: "chit_ak_x"}}}),
 			codes.Unauthenticated, "invalid API key"},
-		{"a password without a username", token(passwordRequest("", "wonderland")), codes.InvalidArgument, "username and password are required"},
+		{"a password without a username", token(servertest.PasswordRequest("", "wonderland")), codes.InvalidArgument, "username and password are required"},
 		{"a refresh without its token", func() error { _, err := auth.RefreshToken(ctx, &authv1.RefreshTokenRequest{}); return err },
 			codes.InvalidArgument, "refresh_token is required"},
 		{"a made-up refresh token", func() error {
@@ -59,29 +56,5 @@ func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
 				t.Errorf("%s %q, want %s %q", code, message, tc.code, tc.message)
 			}
 		})
-	}
-}
-
-// Discovery advertises the grant table's grant types, in its order, and the
-// client authentications its grants accept.
-func TestDiscoveryAdvertisesTheGrantTable(t *testing.T) {
-	e := startServer(t)
-	resp, err := http.Get(e.HTTPBase() + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var doc struct {
-		GrantTypes  []string `json:"grant_types_supported"`
-		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
-	if want := grants.Types(); len(want) == 0 || !slices.Equal(doc.GrantTypes, want) {
-		t.Fatalf("grant_types_supported = %v, want the table's %v", doc.GrantTypes, want)
-	}
-	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(doc.AuthMethods, want) {
-		t.Fatalf("token_endpoint_auth_methods_supported = %v, want %v", doc.AuthMethods, want)
 	}
 }
