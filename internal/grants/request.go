@@ -2,6 +2,8 @@ package grants
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -139,15 +141,32 @@ type Issues struct {
 	IDToken      Issuance
 }
 
-// check tells whether issued is what the grant says it issues.
+// check tells whether issued is what the grant says it issues, the scoped
+// cases against the scope it granted. It is an assertion on the table,
+// run after the grant has committed (a rotation, a redeemed code): if it
+// ever fails, the caller gets an internal error and the login is lost,
+// which is the right answer to a grant that broke its declared shape.
 func (i Issues) check(issued tokens.Grant) error {
+	granted := strings.Fields(issued.Scope)
 	for _, token := range []struct {
 		name   string
 		when   Issuance
 		issued bool
 	}{{"refresh token", i.RefreshToken, issued.RefreshToken != ""}, {"ID token", i.IDToken, issued.IDToken != ""}} {
-		if (token.when == Never && token.issued) || (token.when == Always && !token.issued) {
-			return fmt.Errorf("issued a %s %s: issued=%t", token.name, token.when, token.issued)
+		var want bool
+		switch token.when {
+		case Never:
+		case Always:
+			want = true
+		case WithOfflineAccess:
+			want = slices.Contains(granted, "offline_access")
+		case WithOpenID:
+			want = slices.Contains(granted, "openid")
+		default:
+			return fmt.Errorf("unknown issuance %q of a %s", token.when, token.name)
+		}
+		if token.issued != want {
+			return fmt.Errorf("issued a %s %s: issued=%t with scope %q", token.name, token.when, token.issued, issued.Scope)
 		}
 	}
 	if issued.AccessToken == "" {

@@ -78,7 +78,9 @@ func (c localOperatorConn) Invoke(ctx context.Context, method string, args, repl
 }
 
 func (c localOperatorConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return c.conn.NewStream(ctx, desc, method, opts...)
+	// The Admin API has no streaming method today; should it get one, its
+	// calls are the local operator's too.
+	return c.conn.NewStream(grpcapi.WithLocalOperator(ctx, c.osUser), desc, method, opts...)
 }
 
 // processPageSigner signs page tokens with a key of this process.
