@@ -46,7 +46,7 @@ func TestServeReportsValidateProblemsByFlag(t *testing.T) {
 		{"issuer not a URL", []string{"--issuer", "auth.example.com"}, "Tokens.Issuer", `--issuer "auth.example.com" must be an absolute http(s) URL`},
 		{"issuer with a fragment", []string{"--issuer", "https://auth.example.com#"}, "Tokens.Issuer", "without query or fragment"},
 		{"blank audience", []string{"--audience", " "}, "Tokens.Audience", "--audience must not be empty"},
-		{"refresh tokens shorter than access tokens", []string{"--refresh-token-ttl", "10m"}, "Tokens.RefreshTokenTTL", "--refresh-token-ttl must be longer than --access-token-ttl"},
+		{"refresh tokens shorter than access tokens", []string{"--refresh-token-ttl", "10m", "--refresh-idle-timeout", "5m"}, "Tokens.RefreshTokenTTL", "--refresh-token-ttl must be longer than --access-token-ttl"},
 		{"idle timeout past the refresh lifetime", []string{"--refresh-token-ttl", "1h", "--refresh-idle-timeout", "2h"}, "Tokens.RefreshIdleTimeout", "--refresh-idle-timeout must be positive and at most --refresh-token-ttl"},
 		{"negative clock skew", []string{"--clock-skew", "-1s"}, "Tokens.ClockSkew", "--clock-skew must not be negative"},
 		{"negative refresh grace", []string{"--refresh-grace-period", "-1s"}, "Tokens.RefreshGracePeriod", "--refresh-grace-period must not be negative"},

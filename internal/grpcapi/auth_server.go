@@ -49,10 +49,9 @@ type AuthServer struct {
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 
 // NewAuthServer returns the AuthService handlers over deps.Tokens,
-// deps.Authorize and, for the grants, deps.Directory.
+// deps.Authorize and deps.Grants.
 func NewAuthServer(deps Dependencies) *AuthServer {
-	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages,
-		grants: grants.New(grants.Dependencies{Tokens: deps.Tokens, Directory: deps.Directory, Authorize: deps.Authorize})}
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages, grants: deps.Grants}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"github.com/chit-auth/chit/internal/grants"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
@@ -23,6 +24,9 @@ type Dependencies struct {
 	Authorize *authorize.Service
 	Providers *providers.Service
 	Directory *accounts.Directory
+	// Grants is the grant table the AuthService's token RPCs dispatch to,
+	// the one /oauth2/token dispatches to as well.
+	Grants *grants.Service
 	// Pages makes and reads the page tokens of the Admin API's lists.
 	Pages *paging.Tokens
 	// SigningKeys lists and rotates the server's signing keys.

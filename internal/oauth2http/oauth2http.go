@@ -29,14 +29,6 @@ const (
 	UserinfoPath   = "/userinfo"
 )
 
-// APIKeyGrantType exchanges an API key (the api_key parameter) for an
-// access token: an extension grant (RFC 6749 §4.5), named by a URI of
-// Chit's own. No client authenticates: the key is the credential.
-const APIKeyGrantType = string(grants.APIKey)
-
-// GrantTypes are the grant types /oauth2/token accepts: the grant table's.
-var GrantTypes = grants.Types()
-
 const maxFormBytes = 64 << 10
 
 // Handler serves the endpoints.
@@ -52,15 +44,16 @@ type Handler struct {
 type Dependencies struct {
 	Tokens    *tokens.Service
 	Directory *accounts.Directory
-	Authorize *authorize.Service
-	Logger    *slog.Logger
+	// Grants is the grant table /oauth2/token dispatches to, the one the
+	// AuthService's token RPCs dispatch to as well.
+	Grants *grants.Service
+	Logger *slog.Logger
 }
 
 // New returns the handler. The endpoints have no settings of their own: what
 // they answer is the core's configuration.
 func New(deps Dependencies) *Handler {
-	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger,
-		grants: grants.New(grants.Dependencies{Tokens: deps.Tokens, Directory: deps.Directory, Authorize: deps.Authorize})}
+	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger, grants: deps.Grants}
 }
 
 // Register adds the routes to mux.
@@ -191,7 +184,7 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// token is RFC 6749 §3.2: every grant of GrantTypes, for the client
+// token is RFC 6749 §3.2: every grant of the grant table, for the client
 // authenticated by Basic or the form. What a grant accepts is the grant
 // table's (internal/grants); here the form is decoded and the answer encoded.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +225,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		err = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", 0}
 	}
 	if errors.Is(err, grants.ErrUnsupportedGrantType) {
-		err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of " + strings.Join(GrantTypes, ", "), 0}
+		err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be one of " + strings.Join(grants.Types(), ", "), 0}
 	}
 	if err != nil {
 		h.fail(w, r, err, basic)

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 
@@ -34,13 +33,13 @@ func TestTokenEndpointAnswersOfTheGrantTable(t *testing.T) {
 		{"no grant_type", url.Values{}, nil, 400, "", `{"error":"invalid_request","error_description":"grant_type is required"}`},
 		{"an unknown grant_type", url.Values{"grant_type": {"implicit"}}, nil, 400, "",
 			`{"error":"unsupported_grant_type","error_description":"grant_type must be one of password, refresh_token, client_credentials, authorization_code, urn:chit:params:oauth:grant-type:api-key"}`},
-		{"an API key with a form client_id", url.Values{"grant_type": {oauth2http.APIKeyGrantType}, "api_key": {"chit_ak_x"}, "client_id": {"spa"}}, nil, 400, "",
+		{"an API key with a form client_id", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}, "client_id": {"spa"}}, nil, 400, "",
 			`{"error":"invalid_request","error_description":"an API key is the whole credential: send no client authentication with it"}`},
-		{"an API key with Basic", url.Values{"grant_type": {oauth2http.APIKeyGrantType}, "api_key": {"chit_ak_x"}}, &basic{servertest.ServiceName, e.ServiceSecret}, 400, "",
+		{"an API key with Basic", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}}, &basic{servertest.ServiceName, e.ServiceSecret}, 400, "",
 			`{"error":"invalid_request","error_description":"an API key is the whole credential: send no client authentication with it"}`},
-		{"an API key with an empty Basic", url.Values{"grant_type": {oauth2http.APIKeyGrantType}, "api_key": {"chit_ak_x"}}, &basic{"", ""}, 400, "",
+		{"an API key with an empty Basic", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}}, &basic{"", ""}, 400, "",
 			`{"error":"invalid_grant","error_description":"invalid API key"}`},
-		{"a made-up API key", url.Values{"grant_type": {oauth2http.APIKeyGrantType}, "api_key": {"chit_ak_x"}}, nil, 400, "",
+		{"a made-up API key", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}}, nil, 400, "",
 			`{"error":"invalid_grant","error_description":"invalid API key"}`},
 		{"client credentials without a client", url.Values{"grant_type": {"client_credentials"}}, nil, 401, "", failedClient},
 		{"client credentials with a client_id alone", url.Values{"grant_type": {"client_credentials"}, "client_id": {servertest.ServiceName}}, nil, 401, "", failedClient},
@@ -78,13 +77,5 @@ func TestTokenEndpointAnswersOfTheGrantTable(t *testing.T) {
 				t.Errorf("%d %q %s\nwant %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), got, tc.status, tc.www, tc.body)
 			}
 		})
-	}
-}
-
-// What /oauth2/token accepts and discovery advertises is the grant
-// table's, in its order.
-func TestGrantTypesAreTheTable(t *testing.T) {
-	if want := grants.Types(); len(want) == 0 || !slices.Equal(oauth2http.GrantTypes, want) {
-		t.Fatalf("GrantTypes = %v, want the table's %v", oauth2http.GrantTypes, want)
 	}
 }

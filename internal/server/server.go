@@ -279,6 +279,8 @@ type core struct {
 	tokens      *tokens.Service
 	providers   *providers.Service
 	authorize   *authorize.Service
+	// grants is the one grant table every transport dispatches to.
+	grants *grants.Service
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -321,10 +323,11 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	})
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
 	directory.WhenTokensRefused(tokenService.ForgetRefusals)
+	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService, Now: now, Random: random})
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
-		tokens: tokenService, providers: providerService,
-		authorize: authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService, Now: now, Random: random}),
+		tokens: tokenService, providers: providerService, authorize: authorizeService,
+		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
 	}, nil
 }
 
@@ -333,7 +336,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
+		Grants: c.grants, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -432,7 +435,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			standard := http.NewServeMux()
 			signinpage.New(signinpage.Config{HTTPSOnly: strings.HasPrefix(cfg.SignIn.BaseURL, "https://")},
 				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
-			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Logger: cfg.Logger}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
 				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
@@ -454,7 +457,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				RevocationEndpoint:                base + oauth2http.RevokePath,
 				IntrospectionEndpoint:             base + oauth2http.IntrospectPath,
 				UserinfoEndpoint:                  base + oauth2http.UserinfoPath,
-				GrantTypesSupported:               oauth2http.GrantTypes,
+				GrantTypesSupported:               grants.Types(),
 				TokenEndpointAuthMethodsSupported: grants.TokenEndpointAuthMethods(),
 				JWKSURI:                           base + grpcapi.JWKSPath,
 				ResponseTypesSupported:            []string{"code"},

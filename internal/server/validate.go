@@ -82,12 +82,15 @@ func (cfg Config) Validate() error {
 		fail("Tokens.Audience", "must not be empty")
 	}
 	t := cfg.Tokens
-	switch {
-	case t.AccessTokenTTL <= 0:
+	// Each lifetime is checked on its own, so that one run names every
+	// lifetime to fix.
+	if t.AccessTokenTTL <= 0 {
 		fail("Tokens.AccessTokenTTL", "must be positive")
-	case t.RefreshTokenTTL <= t.AccessTokenTTL:
+	}
+	if t.RefreshTokenTTL <= max(t.AccessTokenTTL, 0) {
 		failThan("Tokens.RefreshTokenTTL", "must be longer than", "Tokens.AccessTokenTTL")
-	case t.RefreshIdleTimeout <= 0 || t.RefreshIdleTimeout > t.RefreshTokenTTL:
+	}
+	if t.RefreshIdleTimeout <= 0 || (t.RefreshTokenTTL > 0 && t.RefreshIdleTimeout > t.RefreshTokenTTL) {
 		failThan("Tokens.RefreshIdleTimeout", "must be positive and at most", "Tokens.RefreshTokenTTL")
 	}
 	for _, v := range []struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"issuer without host", func(c *Config) { c.Tokens.Issuer = "https:///path" }, "Tokens.Issuer", ""},
 		{"blank audience", func(c *Config) { c.Tokens.Audience = " " }, "Tokens.Audience", ""},
 		{"no access token lifetime", func(c *Config) { c.Tokens.AccessTokenTTL = 0 }, "Tokens.AccessTokenTTL", ""},
-		{"refresh tokens shorter than access tokens", func(c *Config) { c.Tokens.RefreshTokenTTL = time.Minute }, "Tokens.RefreshTokenTTL", "Tokens.AccessTokenTTL"},
+		{"refresh tokens shorter than access tokens", func(c *Config) { c.Tokens.RefreshTokenTTL, c.Tokens.RefreshIdleTimeout = time.Minute, time.Minute }, "Tokens.RefreshTokenTTL", "Tokens.AccessTokenTTL"},
 		{"no refresh idle timeout", func(c *Config) { c.Tokens.RefreshIdleTimeout = 0 }, "Tokens.RefreshIdleTimeout", "Tokens.RefreshTokenTTL"},
 		{"refresh idle timeout past the refresh lifetime", func(c *Config) { c.Tokens.RefreshIdleTimeout = 48 * time.Hour }, "Tokens.RefreshIdleTimeout", "Tokens.RefreshTokenTTL"},
 		{"negative clock skew", func(c *Config) { c.Tokens.ClockSkew = -time.Second }, "Tokens.ClockSkew", ""},
@@ -106,6 +107,15 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	}
 	if problems := ConfigErrors(fmt.Errorf("wrapped: %w", err)); len(problems) != 2 || problems[0].Field != "GRPCAddr" || problems[1].Field != "Tokens.Audience" {
 		t.Fatalf("ConfigErrors of two problems, wrapped = %+v, want GRPCAddr then Tokens.Audience", problems)
+	}
+	cfg = validConfig()
+	cfg.Tokens.AccessTokenTTL, cfg.Tokens.RefreshTokenTTL, cfg.Tokens.RefreshIdleTimeout = -time.Minute, 0, 0
+	var fields []string
+	for _, problem := range ConfigErrors(cfg.Validate()) {
+		fields = append(fields, problem.Field)
+	}
+	if want := []string{"Tokens.AccessTokenTTL", "Tokens.RefreshTokenTTL", "Tokens.RefreshIdleTimeout"}; !slices.Equal(fields, want) {
+		t.Fatalf("three bad lifetimes name %v, want every one: %v", fields, want)
 	}
 }
 
