@@ -36,12 +36,35 @@ type replica struct {
 
 func buildChitd(t *testing.T) string {
 	t.Helper()
-	binary := filepath.Join(t.TempDir(), "chitd")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build chitd: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "chitd-test-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "chitd")
+		built.output, built.err = exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("build chitd: %v\n%s", built.err, built.output)
 	}
-	return binary
+	return built.path
+}
+
+// built is chitd as buildChitd builds it: once per test process (a build
+// links for seconds even from the cache), removed by TestMain.
+var built struct {
+	once   sync.Once
+	dir    string
+	path   string
+	output []byte
+	err    error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // startReplica runs chitd serve on ephemeral ports and reads the addresses

@@ -13,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 func newDirectory(t *testing.T) *accounts.Directory {
@@ -31,7 +32,7 @@ func newDirectoryObserved(t *testing.T, observe func(operation string, took time
 // hasher with parameters cheap enough for tests.
 func newStoreAndHasher(t *testing.T) (storage.Store, *passwords.Hasher) {
 	t.Helper()
-	store, err := sqlite.OpenMemory(context.Background())
+	store, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestParseUserRole(t *testing.T) {
 
 func TestSignInUpgradesOldHashes(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestOverlongPasswordIsRefusedWithoutHashing(t *testing.T) {
 
 func TestSignInThrottling(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -22,7 +23,7 @@ import (
 // context, and the local one admits nothing else.
 func TestOnlyTheLocalGatekeeperReadsTheLocalOperator(t *testing.T) {
 	marked := WithLocalOperator(context.Background(), "alice")
-	store, err := sqlite.OpenMemory(t.Context())
+	store, err := sqlite.Open(t.Context(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 // A store written before a key encryption key was configured: signing keys
@@ -19,7 +20,7 @@ import (
 func storeWithClearKeys(t *testing.T) (*sqlite.Store, map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

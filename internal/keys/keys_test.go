@@ -16,13 +16,14 @@ import (
 
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func TestLoadGeneratesOnceAndPersists(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func decodeHeader(t *testing.T, compact string) map[string]any {
 // setWith returns a Set whose active key is record, with a next key beside it.
 func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
 	t.Helper()
-	store, err := sqlite.OpenMemory(context.Background())
+	store, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
 
 func TestRotationLifecycle(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestRotationLifecycle(t *testing.T) {
 // tokens for 22 seconds). The reload is rate-limited.
 func TestUnknownKidReloadsOnce(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

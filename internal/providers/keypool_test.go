@@ -18,6 +18,9 @@ import (
 type fakeKeys struct {
 	delay                  time.Duration
 	made, running, busiest atomic.Int64
+	// generated, when set, receives a value (or keeps a pending one) after
+	// each pair is made.
+	generated chan struct{}
 }
 
 func (f *fakeKeys) generate() (KeyPair, error) {
@@ -31,6 +34,12 @@ func (f *fakeKeys) generate() (KeyPair, error) {
 	}
 	time.Sleep(f.delay)
 	n := f.made.Add(1)
+	if f.generated != nil {
+		select {
+		case f.generated <- struct{}{}:
+		default:
+		}
+	}
 	return KeyPair{KeyID: fmt.Sprintf("kid-%d", n)}, nil
 }
 
@@ -133,7 +142,7 @@ func TestKeyPoolBoundsConcurrentGeneration(t *testing.T) {
 }
 
 func TestKeyPoolFillsAfterFirstUse(t *testing.T) {
-	f := &fakeKeys{}
+	f := &fakeKeys{generated: make(chan struct{}, 1)}
 	p := NewKeyPool(16, f.generate)
 	ctx, cancel := context.WithCancel(context.Background())
 	filled := make(chan struct{})
@@ -149,11 +158,16 @@ func TestKeyPoolFillsAfterFirstUse(t *testing.T) {
 	if _, err := p.Take(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	for waited := time.Duration(0); p.Ready() < 16; waited += time.Millisecond {
-		if waited > 10*time.Second {
+	// Fill makes one pair at a time and stores it before making the next,
+	// so once it makes a pair every earlier one is in the pool: the pool is
+	// full at the latest when the pair after the sixteenth is made.
+	timeout := time.After(10 * time.Second)
+	for p.Ready() < 16 {
+		select {
+		case <-f.generated:
+		case <-timeout:
 			t.Fatalf("the pool holds %d pairs after 10s, want 16", p.Ready())
 		}
-		time.Sleep(time.Millisecond)
 	}
 	cancel()
 	<-filled

@@ -14,6 +14,7 @@ import (
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 type clock struct{ nanos atomic.Int64 }
@@ -33,7 +34,7 @@ func (c issuedCounts) TokenIssued(kind string) { c[kind]++ }
 
 func newServiceCounting(t *testing.T, events Events) (*Service, *clock) {
 	t.Helper()
-	store, err := sqlite.OpenMemory(context.Background())
+	store, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

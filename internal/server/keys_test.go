@@ -22,6 +22,7 @@ import (
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 func jwksKids(t *testing.T, e *servertest.Env) map[string]bool {
@@ -261,7 +262,7 @@ func (failingErasure) EraseReplacedValues(context.Context) error {
 func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

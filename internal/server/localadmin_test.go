@@ -22,6 +22,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 // freshStores are an empty store of each backend (PostgreSQL when
@@ -34,7 +35,7 @@ func forEachFreshStore(t *testing.T, test func(t *testing.T, store storage.Store
 			if backend == servertest.Postgres {
 				store, err = postgres.Open(t.Context(), postgrestest.FreshDSN(t))
 			} else {
-				store, err = sqlite.Open(t.Context(), t.TempDir())
+				store, err = sqlite.Open(t.Context(), sqlitetest.Dir(t))
 			}
 			if err != nil {
 				t.Fatal(err)

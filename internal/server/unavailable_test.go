@@ -26,6 +26,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
 
 // The outcomes of a call, as storeCalls names them.
@@ -356,7 +357,7 @@ func TestStoreFailuresReachTheTransportsByKind(t *testing.T) {
 		{"internal", errors.New("the disk is on fire"), outcomeInternal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			inner, err := sqlite.Open(context.Background(), t.TempDir())
+			inner, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 			if err != nil {
 				t.Fatal(err)
 			}

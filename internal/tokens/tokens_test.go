@@ -20,6 +20,7 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -58,7 +59,7 @@ type fixtureOptions struct {
 func newFixture(t testing.TB, options ...func(*fixtureOptions)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.OpenMemory(ctx)
+	store, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -128,7 +129,7 @@ func StartOn(t testing.TB, backend string, options ...func(*server.Config)) *Env
 	case Postgres:
 		store, err = postgres.Open(ctx, dsn)
 	default:
-		store, err = sqlite.Open(ctx, t.TempDir())
+		store, err = sqlite.Open(ctx, sqlitetest.Dir(t))
 	}
 	if err != nil {
 		cancel()

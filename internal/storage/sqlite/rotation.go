@@ -32,6 +32,9 @@ var errStoreClosed = errors.New("sqlite: store is closed")
 
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash []byte, successor storage.RefreshToken, sealedSuccessor []byte) error {
 	r := &rotation{oldHash: oldHash, successor: successor, sealed: sealedSuccessor, result: make(chan error, 1)}
+	if s.onRotationQueued != nil {
+		s.onRotationQueued()
+	}
 	select {
 	case s.rotations <- r:
 	case <-ctx.Done():

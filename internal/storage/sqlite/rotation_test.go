@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,21 +61,21 @@ func TestWaitingRotationsShareOneCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := store.groupCommits.Load()
-	var started atomic.Int32
+	var queued sync.WaitGroup
+	queued.Add(callers)
+	store.onRotationQueued = queued.Done
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			started.Add(1)
 			errs[i] = store.RotateRefreshToken(ctx, olds[i].Hash, nexts[i], []byte("sealed"))
 		}()
 	}
-	for started.Load() < callers {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // let every caller reach the queue
+	// Every caller has reached the queue (the committer holds the first,
+	// the others wait to hand theirs over) before the writer is released.
+	queued.Wait()
 	if err := held.Rollback(); err != nil {
 		t.Fatal(err)
 	}

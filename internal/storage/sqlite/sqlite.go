@@ -45,6 +45,9 @@ type Store struct {
 	// removeOnClose is the directory of a store in memory (OpenMemory).
 	removeOnClose string
 	groupCommits  atomic.Int64
+	// onRotationQueued, when set (by tests, before any rotation), is called
+	// by each rotation as it starts waiting for the committer.
+	onRotationQueued func()
 }
 
 var _ storage.Store = (*Store)(nil)

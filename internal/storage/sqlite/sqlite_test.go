@@ -9,12 +9,13 @@ import (
 
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
+	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 	"github.com/chit-auth/chit/internal/storage/storagetest"
 )
 
 // openStore is the suite's factory: a fresh store in its own directory.
 func openStore(tb testing.TB) storage.Store {
-	store, err := sqlite.Open(context.Background(), tb.TempDir())
+	store, err := sqlite.Open(context.Background(), sqlitetest.Dir(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
