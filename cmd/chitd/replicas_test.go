@@ -41,7 +41,7 @@ func buildChitd(t *testing.T) string {
 			return
 		}
 		built.path = filepath.Join(built.dir, "chitd")
-		built.output, built.err = exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+		built.output, built.err = exec.Command("go", append(append([]string{"build"}, raceFlags...), "-o", built.path, ".")...).CombinedOutput()
 	})
 	if built.err != nil {
 		t.Fatalf("build chitd: %v\n%s", built.err, built.output)

@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// raceFlags is empty without the race detector (race_test.go).
+var raceFlags []string
