@@ -74,7 +74,8 @@ var table = []Grant{
 		Client:          OAuthClients,
 		Authentications: oauthClientAuthentications,
 		Reads:           []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource},
-		Issues:          Issues{RefreshToken: Always, IDToken: Never},
+		// A person's sign-in: an ID token when it was granted openid.
+		Issues: Issues{RefreshToken: Always, IDToken: WithOpenID},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
 			return s.tokens.IssueForPassword(ctx, tokens.PasswordRequest{Client: client.client, Address: req.Address,
 				Username: req.Username, Password: req.Password, Scope: req.Scope, Audience: req.Audience})
@@ -85,8 +86,10 @@ var table = []Grant{
 		Client:          OAuthClients,
 		Authentications: oauthClientAuthentications,
 		// resource is read to refuse it.
-		Reads:  []Parameter{ParamRefreshToken, ParamScope, ParamResource},
-		Issues: Issues{RefreshToken: Always, IDToken: Never},
+		Reads: []Parameter{ParamRefreshToken, ParamScope, ParamResource},
+		// OIDC Core §12.2: a refresh of a login granted openid answers an ID
+		// token too, as long as the new access token keeps openid.
+		Issues: Issues{RefreshToken: Always, IDToken: WithOpenID},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
 			if req.Audience != "" {
 				return tokens.Grant{}, errRefreshKeepsAudience

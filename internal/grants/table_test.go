@@ -22,8 +22,8 @@ func TestTheGrantTable(t *testing.T) {
 		reads           []Parameter
 		issues          Issues
 	}{
-		{Password, OAuthClients, oauthClient, []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource}, Issues{Always, Never}},
-		{RefreshToken, OAuthClients, oauthClient, []Parameter{ParamRefreshToken, ParamScope, ParamResource}, Issues{Always, Never}},
+		{Password, OAuthClients, oauthClient, []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
+		{RefreshToken, OAuthClients, oauthClient, []Parameter{ParamRefreshToken, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
 		{ClientCredentials, ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
 		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{WithOfflineAccess, WithOpenID}},
 		{APIKey, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
@@ -142,6 +142,11 @@ func TestIssuesIsChecked(t *testing.T) {
 		{Issues{WithOfflineAccess, WithOpenID}, tokens.Grant{AccessToken: "a", IDToken: "i", Scope: "openid offline_access"}, false},
 		{Issues{WithOfflineAccess, WithOpenID}, tokens.Grant{AccessToken: "a", IDToken: "i", Scope: "openid"}, true},
 		{Issues{Never, Never}, tokens.Grant{AccessToken: "a", IDToken: "i"}, false},
+		// The password and refresh grants: an ID token exactly when openid was granted.
+		{Issues{Always, WithOpenID}, tokens.Grant{AccessToken: "a", RefreshToken: "r", IDToken: "i", Scope: "openid read"}, true},
+		{Issues{Always, WithOpenID}, tokens.Grant{AccessToken: "a", RefreshToken: "r", Scope: "openid read"}, false},
+		{Issues{Always, WithOpenID}, tokens.Grant{AccessToken: "a", RefreshToken: "r", IDToken: "i", Scope: "read"}, false},
+		{Issues{Always, WithOpenID}, tokens.Grant{AccessToken: "a", RefreshToken: "r", Scope: "read"}, true},
 		{Issues{Never, Never}, tokens.Grant{}, false},
 	} {
 		if err := tc.issues.check(tc.grant); (err == nil) != tc.ok {

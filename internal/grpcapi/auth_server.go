@@ -172,6 +172,7 @@ func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
 		ExpiresIn:    int64(grant.ExpiresIn.Seconds()),
 		TokenType:    tokens.TokenType,
 		Scope:        grant.Scope,
+		IdToken:      grant.IDToken,
 	}
 }
 

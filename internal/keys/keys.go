@@ -269,6 +269,26 @@ func (s *Set) SignAs(token jwt.Token, typ string) (string, error) {
 	s.mu.RLock()
 	signer := s.signer
 	s.mu.RUnlock()
+	return sign(signer, token, typ)
+}
+
+// SignBuilt signs the token build makes for the algorithm of the key that
+// signs it: claims that depend on the algorithm (an ID token's at_hash,
+// OIDC Core §3.1.3.6) are computed for the very key that signs, even when
+// a rotation is picked up meanwhile.
+func (s *Set) SignBuilt(build func(alg jwa.SignatureAlgorithm) (jwt.Token, error)) (string, error) {
+	s.mu.RLock()
+	signer := s.signer
+	s.mu.RUnlock()
+	alg, _ := signer.Algorithm().(jwa.SignatureAlgorithm)
+	token, err := build(alg)
+	if err != nil {
+		return "", err
+	}
+	return sign(signer, token, "")
+}
+
+func sign(signer jwk.Key, token jwt.Token, typ string) (string, error) {
 	var options []jwt.Option
 	if typ != "" {
 		headers := jws.NewHeaders()

@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,13 @@ func (s *Service) IssueForPassword(ctx context.Context, req PasswordRequest) (Gr
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.IssueForLogin(ctx, Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"})
+	login := Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"}
+	if slices.Contains(scopes, accounts.ScopeOpenID) {
+		// A sign-in granted openid answers an ID token (OIDC Core §3.1.3.3),
+		// whichever grant it came through.
+		login.IDToken = &IDTokenRequest{ClientID: client.ID}
+	}
+	return s.IssueForLogin(ctx, login)
 }
 
 // issuedAt is the time a token for grantee counts as issued: when the
@@ -101,7 +108,12 @@ type Login struct {
 type IDTokenRequest struct {
 	ClientID string
 	Nonce    string
+	// AuthTime is when the person signed in; zero leaves auth_time out.
+	// IssueForLogin sets it to the login's.
 	AuthTime time.Time
+	// AccessToken is the access token issued beside the ID token, whose
+	// at_hash it carries (IssueForLogin sets it).
+	AccessToken string
 }
 
 // NewFamilyID returns a fresh refresh family id.
@@ -146,7 +158,12 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 	grant := s.grant(access, refresh, login.Scopes)
 	s.Events.TokenIssued(login.Kind)
 	if login.IDToken != nil {
-		if grant.IDToken, err = s.signIDToken(login.Principal, *login.IDToken, now); err != nil {
+		idToken := *login.IDToken
+		idToken.AccessToken = access
+		if idToken.AuthTime.IsZero() {
+			idToken.AuthTime = authTime
+		}
+		if grant.IDToken, err = s.signIDToken(login.Principal, idToken, now); err != nil {
 			return Grant{}, err
 		}
 	}
@@ -161,7 +178,11 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 		Audience([]string{req.ClientID}).
 		IssuedAt(now).
 		Expiration(now.Add(s.cfg.AccessTokenTTL)).
-		Claim("auth_time", req.AuthTime.Unix())
+		// azp: the client the token was issued to (OIDC Core §2).
+		Claim("azp", req.ClientID)
+	if !req.AuthTime.IsZero() {
+		builder = builder.Claim("auth_time", req.AuthTime.Unix())
+	}
 	if req.Nonce != "" {
 		builder = builder.Claim("nonce", req.Nonce)
 	}
@@ -169,7 +190,7 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	if err != nil {
 		return "", fmt.Errorf("build ID token: %w", err)
 	}
-	return s.Keys.Sign(token)
+	return s.signWithAccessTokenHash(token, req.AccessToken)
 }
 
 // ClientRequest is a service account's sign-in with client credentials.

@@ -192,6 +192,10 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	if err != nil {
 		return Grant{}, err
 	}
+	idToken, err := s.refreshIDToken(login, access, issuedAt)
+	if err != nil {
+		return Grant{}, err
+	}
 	switch err := s.Store.RotateRefreshToken(ctx, current.Hash, successor, sealed); {
 	case errors.Is(err, storage.ErrConflict):
 		return Grant{}, err
@@ -201,7 +205,9 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 		return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	s.Events.TokenIssued("refresh")
-	return s.grant(access, refresh, login.Scopes), nil
+	grant := s.grant(access, refresh, login.Scopes)
+	grant.IDToken = idToken
+	return grant, nil
 }
 
 // unknownRefreshToken answers a refresh token the store does not hold: a
@@ -238,12 +244,17 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 			}
 			return Grant{}, fmt.Errorf("read successor: %w", err)
 		}
+		issuedAt := s.issuedAt(login.Grantee)
 		access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
-			familyID: current.FamilyID, issuedAt: s.issuedAt(login.Grantee)})
+			familyID: current.FamilyID, issuedAt: issuedAt})
 		if err != nil {
 			return Grant{}, err
 		}
-		return s.grant(access, successor, login.Scopes), nil
+		grant := s.grant(access, successor, login.Scopes)
+		if grant.IDToken, err = s.refreshIDToken(login, access, issuedAt); err != nil {
+			return Grant{}, err
+		}
+		return grant, nil
 	}
 	return s.reuse(ctx, current)
 }

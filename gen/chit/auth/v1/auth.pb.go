@@ -375,7 +375,11 @@ type TokenResponse struct {
 	// Always `Bearer`.
 	TokenType string `protobuf:"bytes,4,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// Space-separated scopes granted to the access token.
-	Scope         string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	Scope string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	// An OpenID Connect ID token (a JWT for the client, `aud` chit-api), when
+	// the scopes granted include `openid`: on a password sign-in and on a
+	// refresh (OIDC Core §12.2). Empty otherwise.
+	IdToken       string `protobuf:"bytes,6,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +445,13 @@ func (x *TokenResponse) GetTokenType() string {
 func (x *TokenResponse) GetScope() string {
 	if x != nil {
 		return x.Scope
+	}
+	return ""
+}
+
+func (x *TokenResponse) GetIdToken() string {
+	if x != nil {
+		return x.IdToken
 	}
 	return ""
 }
@@ -1668,7 +1679,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"P\n" +
 	"\x13RefreshTokenRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12\x14\n" +
-	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xab\x01\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xc6\x01\n" +
 	"\rTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
@@ -1676,7 +1687,8 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x04 \x01(\tR\ttokenType\x12\x14\n" +
-	"\x05scope\x18\x05 \x01(\tR\x05scope\"\xed\x01\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\x12\x19\n" +
+	"\bid_token\x18\x06 \x01(\tR\aidToken\"\xed\x01\n" +
 	"\vAccessToken\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12(\n" +
 	"\rrefresh_token\x18\x02 \x01(\tH\x00R\frefreshToken\x88\x01\x01\x12\x1d\n" +
