@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -48,8 +49,26 @@ type Options struct {
 	// audit the others).
 	AdminAudit func(http.Handler) http.Handler
 	// Discovery is the OpenID Provider metadata served at
-	// /.well-known/openid-configuration.
+	// /.well-known/openid-configuration and, as RFC 8414's authorization
+	// server metadata, at /.well-known/oauth-authorization-server.
 	Discovery func() Discovery
+}
+
+// The metadata documents' paths: OpenID Connect Discovery 1.0 §4 and
+// RFC 8414 §3.
+const (
+	OpenIDConfigurationPath         = "/.well-known/openid-configuration"
+	AuthorizationServerMetadataPath = "/.well-known/oauth-authorization-server"
+)
+
+// issuerPath is the path of issuer without its terminating "/", which RFC
+// 8414 §3.1 removes: "" for an issuer at the root of its host.
+func issuerPath(issuer string) string {
+	parsed, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(parsed.EscapedPath(), "/")
 }
 
 // Discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
@@ -128,11 +147,28 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		_, _ = w.Write(opts.JWKS())
 	})
 	if opts.Discovery != nil {
-		mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		metadata := func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "public, max-age=300")
 			_ = json.NewEncoder(w).Encode(opts.Discovery())
-		})
+		}
+		mux.HandleFunc("GET "+OpenIDConfigurationPath, metadata)
+		// RFC 8414 §3.1 puts the well-known segment before the issuer's
+		// path: an issuer https://h/tenant is described at
+		// https://h/.well-known/oauth-authorization-server/tenant. The root
+		// one is served too, for a proxy that strips the issuer's path from
+		// https://h/tenant/.well-known/oauth-authorization-server, as it does
+		// for openid-configuration. Both are the same document.
+		mux.HandleFunc("GET "+AuthorizationServerMetadataPath, metadata)
+		if suffix := issuerPath(opts.Discovery().Issuer); suffix != "" {
+			mux.HandleFunc("GET "+AuthorizationServerMetadataPath+"/", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.EscapedPath() != AuthorizationServerMetadataPath+suffix {
+					http.NotFound(w, r)
+					return
+				}
+				metadata(w, r)
+			})
+		}
 	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -225,6 +225,10 @@ func TestRevokingATokenWithoutALoginIsUnsupported(t *testing.T) {
 		if checkSubject(t, e, token) != "service:"+servertest.ServiceName {
 			t.Fatal("the token stopped working")
 		}
+		// Introspection agrees with the answer: the token is still active.
+		if _, body := postForm(t, e, "/oauth2/introspect", url.Values{"token": {token}}, servertest.ServiceName, e.ServiceSecret); body["active"] != true {
+			t.Fatalf("introspection after the refused revocation: %v, want active", body)
+		}
 		// An invalid token still answers 200: it tells nothing.
 		if resp, _ := postForm(t, e, "/oauth2/revoke", url.Values{"token": {"not-a-token"}}, "", ""); resp.StatusCode != http.StatusOK {
 			t.Fatalf("revoking garbage: %d, want 200", resp.StatusCode)
