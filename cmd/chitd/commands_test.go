@@ -259,6 +259,24 @@ func TestClientCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "https://dash.example/cb https://dash.example/cb2") {
 		t.Fatalf("client list: %q, %v", out, err)
 	}
+	out, err = run(t, "", "client", "set-origins", "dashboard", "--allowed-origin", "https://dash.example", "--allowed-origin", "http://localhost:5173", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "client dashboard: origins http://localhost:5173 https://dash.example") {
+		t.Fatalf("client set-origins: %q, %v", out, err)
+	}
+	out, err = run(t, "", "client", "create", "spa", "--redirect-uri", "https://spa.example/cb", "--allowed-origin", "https://spa.example", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("client create --allowed-origin: %q, %v", out, err)
+	}
+	if out, err = run(t, "", "client", "get", "spa", "--data-dir", dir); err != nil || !strings.Contains(out, "https://spa.example ") {
+		t.Fatalf("client get shows no origin: %q, %v", out, err)
+	}
+	if _, err := run(t, "", "client", "create", "spa2", "--redirect-uri", "https://spa.example/cb", "--allowed-origin", "https://spa.example/", "--data-dir", dir); err == nil ||
+		!strings.Contains(err.Error(), "allowed_origins") {
+		t.Fatalf("client create with an origin ending in a slash: %v", err)
+	}
+	if _, err := run(t, "", "client", "get", "spa2", "--data-dir", dir); err == nil {
+		t.Fatal("a client refused for its origins was created")
+	}
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -166,6 +166,7 @@ type serveFlags struct {
 
 	requirePKCE            bool
 	orchestrators          []string
+	allowedOrigins         []string
 	trustedProxies         []string
 	providerKeyPool        int
 	providerClaimTTL       time.Duration
@@ -207,6 +208,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	flags.BoolVar(&f.requirePKCE, "require-pkce", true, "refuse browser sign-ins without a PKCE S256 code challenge")
 	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
+	flags.StringSliceVar(&f.allowedOrigins, "allowed-origin", nil, "browser origins (comma-separated or repeated, https://host[:port]) whose pages may call /oauth2/token, /oauth2/revoke and /userinfo (CORS), besides those registered on clients (client set-origins)")
 	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")
 	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
 	flags.DurationVar(&f.serviceAccountCacheTTL, "service-account-cache", accounts.DefaultServiceAccountCacheTTL, "how long a service account read from the store serves client-credentials sign-ins; deleting one takes effect within this time; 0s reads the store on every sign-in")
@@ -241,7 +243,7 @@ var configFlags = map[string]string{
 	"Tokens.Issuer": "issuer", "Tokens.Audience": "audience",
 	"Tokens.AccessTokenTTL": "access-token-ttl", "Tokens.RefreshTokenTTL": "refresh-token-ttl",
 	"Tokens.RefreshIdleTimeout": "refresh-idle-timeout", "Tokens.ClockSkew": "clock-skew", "Tokens.RefreshGracePeriod": "refresh-grace-period",
-	"SigningAlgorithm": "signing-algorithm", "Orchestrators": "orchestrators",
+	"SigningAlgorithm": "signing-algorithm", "Orchestrators": "orchestrators", "AllowedOrigins": "allowed-origin",
 	"Providers.AccessTokenTTL": "provider-token-ttl", "Providers.ClaimTTL": "provider-claim-ttl", "Providers.KeyPoolSize": "provider-key-pool",
 	"ServiceAccountCacheTTL": "service-account-cache", "RequestTimeout": "request-timeout", "ShutdownTimeout": "shutdown-timeout",
 	"KeyRotationPeriod": "key-rotation-period", "KeyCheckInterval": "key-check-interval",
@@ -414,6 +416,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 			KeyPoolSize:    f.providerKeyPool,
 		},
 		Orchestrators:          f.orchestrators,
+		AllowedOrigins:         f.allowedOrigins,
 		ClientAddresses:        f.proxies(),
 		SignIn:                 authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
 		PasswordParams:         h.params(),

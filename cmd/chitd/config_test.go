@@ -52,6 +52,7 @@ func TestServeReportsValidateProblemsByFlag(t *testing.T) {
 		{"negative refresh grace", []string{"--refresh-grace-period", "-1s"}, "Tokens.RefreshGracePeriod", "--refresh-grace-period must not be negative"},
 		{"HMAC signing algorithm", []string{"--signing-algorithm", "HS256"}, "SigningAlgorithm", `--signing-algorithm "HS256": use ES256, EdDSA or RS256`},
 		{"orchestrator not a service name", []string{"--orchestrators", "ucloud,bad name"}, "Orchestrators", `--orchestrators "bad name" is not a service name`},
+		{"allowed origin with a path", []string{"--allowed-origin", "https://spa.example/app"}, "AllowedOrigins", `--allowed-origin "https://spa.example/app" is not an origin`},
 		{"negative provider key pool", []string{"--provider-key-pool", "-1"}, "Providers.KeyPoolSize", "--provider-key-pool must not be negative"},
 		{"negative service account cache", []string{"--service-account-cache", "-1s"}, "ServiceAccountCacheTTL", "--service-account-cache must not be negative"},
 		{"no hashing slot", []string{"--max-concurrent-hashes", "0"}, "MaxConcurrentHashes", "--max-concurrent-hashes must be at least 1"},

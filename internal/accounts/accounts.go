@@ -135,6 +135,8 @@ type Directory struct {
 	random  io.Reader
 	// services, when not nil, keeps service accounts briefly.
 	services *serviceAccountCache
+	// origins is the browser origins registered on clients, as last read.
+	origins *originSet
 }
 
 // Config is what a Directory enforces besides its store's contents.
@@ -161,7 +163,7 @@ type Dependencies struct {
 // its configuration, then what it works with.
 func NewDirectory(cfg Config, deps Dependencies) *Directory {
 	d := &Directory{store: deps.Store, hasher: deps.Hasher, now: deps.Now, random: deps.Random, serverAudience: cfg.ServerAudience,
-		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle}
+		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
 	if cfg.ServiceAccountCacheTTL > 0 {
 		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
 	}

@@ -247,6 +247,7 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 func (d *Directory) DeleteClient(ctx context.Context, id string) error {
 	subject := ClientSubject(id)
 	err := d.store.DeleteClient(ctx, id, *d.revocationIf(true, subject))
+	d.origins.forget() // its origins went with it
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
 	}

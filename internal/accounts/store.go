@@ -7,6 +7,7 @@ import "github.com/chit-auth/chit/internal/storage"
 // storage.Store has it all.
 type Store interface {
 	storage.Principals
+	storage.ClientOrigins
 	storage.Revocations
 	storage.Throttle
 }

@@ -36,7 +36,7 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"user", "set-role", "alice", "admin"}, {"user", "set-grants", "alice"}, {"user", "delete", "alice"},
 		{"service", "create", "billing"}, {"service", "get", "billing"}, {"service", "list"}, {"service", "set-grants", "billing"},
 		{"service", "rotate-secret", "billing"}, {"service", "delete", "billing"},
-		{"client", "create", "dash"}, {"client", "get", "dash"}, {"client", "list"}, {"client", "set-grants", "dash"},
+		{"client", "create", "dash"}, {"client", "get", "dash"}, {"client", "list"}, {"client", "set-grants", "dash"}, {"client", "set-origins", "dash"},
 		{"client", "rotate-secret", "dash"}, {"client", "delete", "dash"},
 		{"provider", "get", "p"}, {"provider", "list"}, {"provider", "delete", "p"},
 		{"keys", "list"}, {"keys", "rotate"},

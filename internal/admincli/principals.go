@@ -227,14 +227,16 @@ that use it can move to the new one without a gap; at most 168h.`,
 	return cmd
 }
 
+const originFlagUsage = "a browser origin whose pages may call the token, revoke and userinfo endpoints (CORS), as the browser sends it: https://host[:port], or http on localhost or a loopback IP (repeat for more)"
+
 func (t *tree) clientCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients of the sign-in page and /oauth2/token"}
 
-	var redirectURIs []string
+	var redirectURIs, createOrigins []string
 	var confidential bool
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential] [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential] [--allowed-origin O]... [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
@@ -245,7 +247,8 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateClientResponse, error) {
 			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
-				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences})
+				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences,
+				AllowedOrigins: createOrigins})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
 				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
@@ -256,10 +259,11 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 	}
 	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
 	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app): print one")
+	create.Flags().StringArrayVar(&createOrigins, "allowed-origin", nil, originFlagUsage)
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
-	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential")
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "allowed-origin")
 
 	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
 		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
@@ -301,10 +305,27 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 		}),
 	}
 
+	var origins []string
+	setOrigins := &cobra.Command{
+		Use:     "set-origins NAME [--allowed-origin O]...",
+		Short:   "Replace the browser origins whose pages may call the token, revoke and userinfo endpoints (CORS); none removes them",
+		Example: t.example("client set-origins spa --allowed-origin https://app.example.com --allowed-origin http://localhost:5173"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
+			resp, err := admin.SetClientOrigins(ctx, &adminv1.SetClientOriginsRequest{ClientId: args[0], AllowedOrigins: origins})
+			return resp.GetClient(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
+			_, err := fmt.Fprintf(w, "client %s: origins %s\n", client.GetClientId(), OrNone(client.GetAllowedOrigins()))
+			return err
+		}),
+	}
+	setOrigins.Flags().StringArrayVar(&origins, "allowed-origin", nil, originFlagUsage)
+	envflag.NoEnv(setOrigins.Flags(), "allowed-origin")
+
 	remove := deleteCommand(t, "client", "delete NAME", "Delete a client; its sign-ins, refresh tokens and access tokens stop working",
 		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
 			return admin.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: id})
 		})
-	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	cmd.AddCommand(create, get, list, setGrants, setOrigins, rotate, remove)
 	return cmd
 }

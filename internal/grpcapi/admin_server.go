@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -265,15 +266,63 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err != nil {
 		return nil, err
 	}
+	if err := accounts.ValidateOrigins(req.GetAllowedOrigins()); err != nil {
+		return nil, err
+	}
 	secret, err := s.directory.CreateClient(ctx, req.GetClientId(), req.GetRedirectUris(), req.GetConfidential(), grants)
 	if err != nil {
+		return nil, err
+	}
+	if len(req.GetAllowedOrigins()) > 0 {
+		if err := s.directory.SetClientOrigins(ctx, req.GetClientId(), req.GetAllowedOrigins()); err != nil {
+			// The client is not answered, so it must not stay half made:
+			// an admin retrying the create would meet it.
+			if deleteErr := s.directory.DeleteClient(context.WithoutCancel(ctx), req.GetClientId()); deleteErr != nil {
+				return nil, errors.Join(err, deleteErr)
+			}
+			return nil, err
+		}
+	}
+	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	message, err := s.clientAnswer(afterWrite(ctx), client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.CreateClientResponse{Client: message, ClientSecret: secret}, nil
+}
+
+// SetClientOrigins replaces a client's browser origins.
+func (s *AdminServer) SetClientOrigins(ctx context.Context, req *adminv1.SetClientOriginsRequest) (*adminv1.SetClientOriginsResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetClientOrigins(ctx, req.GetClientId(), req.GetAllowedOrigins()); err != nil {
 		return nil, err
 	}
 	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.CreateClientResponse{Client: clientMessage(client), ClientSecret: secret}, nil
+	message, err := s.clientAnswer(afterWrite(ctx), client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetClientOriginsResponse{Client: message}, nil
+}
+
+// clientAnswer is client as the Admin API answers it, with its origins,
+// which are kept beside the client's record.
+func (s *AdminServer) clientAnswer(ctx context.Context, client storage.Client) (*adminv1.Client, error) {
+	message := clientMessage(client)
+	origins, err := s.directory.ClientOrigins(ctx, client.ID)
+	if err != nil {
+		return nil, err
+	}
+	message.AllowedOrigins = origins
+	return message, nil
 }
 
 func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientRequest) (*adminv1.GetClientResponse, error) {
@@ -284,7 +333,11 @@ func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientReque
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetClientResponse{Client: clientMessage(client)}, nil
+	message, err := s.clientAnswer(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetClientResponse{Client: message}, nil
 }
 
 func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsRequest) (*adminv1.ListClientsResponse, error) {
@@ -293,6 +346,11 @@ func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsR
 		func(client storage.Client) string { return client.ID }, clientMessage)
 	if err != nil {
 		return nil, err
+	}
+	for _, client := range clients {
+		if client.AllowedOrigins, err = s.directory.ClientOrigins(ctx, client.GetClientId()); err != nil {
+			return nil, err
+		}
 	}
 	return &adminv1.ListClientsResponse{Clients: clients, NextPageToken: next}, nil
 }
@@ -312,7 +370,11 @@ func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClien
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.SetClientGrantsResponse{Client: clientMessage(client)}, nil
+	message, err := s.clientAnswer(afterWrite(ctx), client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetClientGrantsResponse{Client: message}, nil
 }
 
 func (s *AdminServer) RotateClientSecret(ctx context.Context, req *adminv1.RotateClientSecretRequest) (*adminv1.RotateClientSecretResponse, error) {
@@ -327,7 +389,11 @@ func (s *AdminServer) RotateClientSecret(ctx context.Context, req *adminv1.Rotat
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.RotateClientSecretResponse{Client: clientMessage(client), ClientSecret: secret}, nil
+	message, err := s.clientAnswer(afterWrite(ctx), client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RotateClientSecretResponse{Client: message, ClientSecret: secret}, nil
 }
 
 func (s *AdminServer) DeleteClient(ctx context.Context, req *adminv1.DeleteClientRequest) (*adminv1.DeleteClientResponse, error) {

@@ -70,6 +70,8 @@ func clientRequests(target string) map[string]proto.Message {
 		adminv1.AdminService_ListClients_FullMethodName: &adminv1.ListClientsRequest{},
 		adminv1.AdminService_SetClientGrants_FullMethodName: &adminv1.SetClientGrantsRequest{ClientId: target,
 			AllowedScopes: []string{"openid", "profile"}},
+		adminv1.AdminService_SetClientOrigins_FullMethodName: &adminv1.SetClientOriginsRequest{ClientId: target,
+			AllowedOrigins: []string{"https://app.example"}},
 		adminv1.AdminService_RotateClientSecret_FullMethodName: &adminv1.RotateClientSecretRequest{ClientId: target},
 		adminv1.AdminService_DeleteClient_FullMethodName:       &adminv1.DeleteClientRequest{ClientId: target},
 	}

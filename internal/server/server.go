@@ -59,6 +59,10 @@ type Config struct {
 	Providers        providers.Config
 	// Orchestrators are the services that may call refreshAsOrchestrator.
 	Orchestrators []string
+	// AllowedOrigins are browser origins whose pages may call the token,
+	// revoke and userinfo endpoints (CORS), besides those registered on
+	// clients; each as accounts.ValidateOrigins requires.
+	AllowedOrigins []string
 	// ClientAddresses resolves which address a call came from (for
 	// throttling and logs) through the trusted reverse proxies; nil trusts
 	// none.
@@ -477,6 +481,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	if err != nil {
 		return nil, err
 	}
+	handler = withCORS(handler, originPolicy(cfg.AllowedOrigins, c.directory.OriginRegistered), cfg.Logger)
 	if cfg.RequestTimeout > 0 {
 		handler = withDeadline(handler, cfg.RequestTimeout)
 	}

@@ -136,6 +136,11 @@ func (cfg Config) Validate() error {
 			fail("Orchestrators", "%q is not a service name", name)
 		}
 	}
+	for _, origin := range cfg.AllowedOrigins {
+		if accounts.ValidateOrigins([]string{origin}) != nil {
+			fail("AllowedOrigins", "%q is not an origin: write it as a browser sends it, https://host[:port] (http only on localhost or a loopback address)", origin)
+		}
+	}
 	return errors.Join(problems...)
 }
 

@@ -80,6 +80,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		// A sign-in waits for its hashing slot within its call's time.
 		{"hashing queue as long as the request", func(c *Config) { c.RequestTimeout = c.HashQueueTimeout }, "HashQueueTimeout", "RequestTimeout"},
 		{"orchestrator not a service name", func(c *Config) { c.Orchestrators = []string{"not a name"} }, "Orchestrators", ""},
+		{"allowed origin with a path", func(c *Config) { c.AllowedOrigins = []string{"https://spa.example/app"} }, "AllowedOrigins", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := validConfig()

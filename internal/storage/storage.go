@@ -29,6 +29,7 @@ type Store interface {
 	APIKeys
 	Revocations
 	Principals
+	ClientOrigins
 	SigningKeys
 	RefreshTokenKeys
 	Providers

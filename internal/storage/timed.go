@@ -198,6 +198,23 @@ func (s *timedStore) DeleteClient(ctx context.Context, id string, revoke Subject
 	return s.store.DeleteClient(ctx, id, revoke)
 }
 
+// ClientOrigins (origins.go).
+
+func (s *timedStore) SetClientOrigins(ctx context.Context, clientID string, origins []string) error {
+	defer s.done("SetClientOrigins", time.Now())
+	return s.store.SetClientOrigins(ctx, clientID, origins)
+}
+
+func (s *timedStore) GetClientOrigins(ctx context.Context, clientID string) ([]string, error) {
+	defer s.done("GetClientOrigins", time.Now())
+	return s.store.GetClientOrigins(ctx, clientID)
+}
+
+func (s *timedStore) ListClientOrigins(ctx context.Context) ([]string, error) {
+	defer s.done("ListClientOrigins", time.Now())
+	return s.store.ListClientOrigins(ctx)
+}
+
 // SigningKeys (signingkeys.go).
 
 func (s *timedStore) CreateSigningKey(ctx context.Context, key SigningKey) error {

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentClaimHasOneWinner", testConcurrentClaim},
 		{"ListAndDeleteProviders", testListAndDeleteProviders},
 		{"Clients", testClients},
+		{"ClientOrigins", testClientOrigins},
 		{"AuthorizationCodeIsSingleUse", testAuthorizationCodes},
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},

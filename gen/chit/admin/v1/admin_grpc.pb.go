@@ -35,6 +35,7 @@ const (
 	AdminService_GetClient_FullMethodName                  = "/chit.admin.v1.AdminService/GetClient"
 	AdminService_ListClients_FullMethodName                = "/chit.admin.v1.AdminService/ListClients"
 	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
+	AdminService_SetClientOrigins_FullMethodName           = "/chit.admin.v1.AdminService/SetClientOrigins"
 	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
 	AdminService_DeleteClient_FullMethodName               = "/chit.admin.v1.AdminService/DeleteClient"
 	AdminService_GetProvider_FullMethodName                = "/chit.admin.v1.AdminService/GetProvider"
@@ -110,6 +111,10 @@ type AdminServiceClient interface {
 	// SetClientGrants replaces what may be obtained through a client. When it
 	// narrows, access tokens issued through the client before are refused.
 	SetClientGrants(ctx context.Context, in *SetClientGrantsRequest, opts ...grpc.CallOption) (*SetClientGrantsResponse, error)
+	// SetClientOrigins replaces the browser origins whose pages may call the
+	// token, revoke and userinfo endpoints (CORS). Honoured at once on the
+	// replica that made the change, within 2 seconds on the others.
+	SetClientOrigins(ctx context.Context, in *SetClientOriginsRequest, opts ...grpc.CallOption) (*SetClientOriginsResponse, error)
 	// RotateClientSecret gives a confidential client a new secret, answered
 	// once; the old one stops at once. A public client answers
 	// FAILED_PRECONDITION.
@@ -317,6 +322,16 @@ func (c *adminServiceClient) SetClientGrants(ctx context.Context, in *SetClientG
 	return out, nil
 }
 
+func (c *adminServiceClient) SetClientOrigins(ctx context.Context, in *SetClientOriginsRequest, opts ...grpc.CallOption) (*SetClientOriginsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetClientOriginsResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetClientOrigins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) RotateClientSecret(ctx context.Context, in *RotateClientSecretRequest, opts ...grpc.CallOption) (*RotateClientSecretResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateClientSecretResponse)
@@ -498,6 +513,10 @@ type AdminServiceServer interface {
 	// SetClientGrants replaces what may be obtained through a client. When it
 	// narrows, access tokens issued through the client before are refused.
 	SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error)
+	// SetClientOrigins replaces the browser origins whose pages may call the
+	// token, revoke and userinfo endpoints (CORS). Honoured at once on the
+	// replica that made the change, within 2 seconds on the others.
+	SetClientOrigins(context.Context, *SetClientOriginsRequest) (*SetClientOriginsResponse, error)
 	// RotateClientSecret gives a confidential client a new secret, answered
 	// once; the old one stops at once. A public client answers
 	// FAILED_PRECONDITION.
@@ -592,6 +611,9 @@ func (UnimplementedAdminServiceServer) ListClients(context.Context, *ListClients
 }
 func (UnimplementedAdminServiceServer) SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetClientGrants not implemented")
+}
+func (UnimplementedAdminServiceServer) SetClientOrigins(context.Context, *SetClientOriginsRequest) (*SetClientOriginsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetClientOrigins not implemented")
 }
 func (UnimplementedAdminServiceServer) RotateClientSecret(context.Context, *RotateClientSecretRequest) (*RotateClientSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateClientSecret not implemented")
@@ -938,6 +960,24 @@ func _AdminService_SetClientGrants_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetClientOrigins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetClientOriginsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetClientOrigins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetClientOrigins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetClientOrigins(ctx, req.(*SetClientOriginsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_RotateClientSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RotateClientSecretRequest)
 	if err := dec(in); err != nil {
@@ -1224,6 +1264,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetClientGrants",
 			Handler:    _AdminService_SetClientGrants_Handler,
+		},
+		{
+			MethodName: "SetClientOrigins",
+			Handler:    _AdminService_SetClientOrigins_Handler,
 		},
 		{
 			MethodName: "RotateClientSecret",
