@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/rs/cors"
 
@@ -27,7 +28,8 @@ import (
 // answer allows credentials. Introspection is for resource servers, not
 // browsers, and the API's own REST routes keep the same-origin rule.
 
-// publicDocumentPaths are the documents every origin may read.
+// publicDocumentPaths are the documents every origin may read (and the
+// RFC 8414 metadata of an issuer with a path, under its prefix).
 var publicDocumentPaths = []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", grpcapi.JWKSPath}
 
 // browserEndpointPaths are the endpoints the registered origins may call.
@@ -66,7 +68,7 @@ func withCORS(next http.Handler, registered OriginPolicy, logger *slog.Logger) h
 	}).Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case slices.Contains(publicDocumentPaths, r.URL.Path):
+		case slices.Contains(publicDocumentPaths, r.URL.Path) || strings.HasPrefix(r.URL.Path, "/.well-known/oauth-authorization-server/"):
 			public.ServeHTTP(w, r)
 		case slices.Contains(browserEndpointPaths, r.URL.Path):
 			browser.ServeHTTP(w, r)

@@ -81,7 +81,7 @@ func TestCORS(t *testing.T) {
 			callers := servertest.NewAdminCallers(t, e, rest)
 			e.CreateClient(t, "spa", []string{spa + "/callback"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 
-			for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+			for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/.well-known/jwks.json"} {
 				for _, origin := range []string{stranger, "null"} {
 					resp := corsRequest(t, e, http.MethodGet, path, origin, "", nil)
 					if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
