@@ -7,7 +7,7 @@ DATA_DIR  ?= ./data
 # The race detector needs cgo and a C compiler; without them tests still run.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all help build run test lint breaking breaking-baseline generate check-generated sdk-check bench bench-growth bench-compare soak fuzz ci clean
+.PHONY: all help build run test interop lint breaking breaking-baseline generate check-generated sdk-check bench bench-growth bench-compare soak fuzz ci clean
 
 all: lint test build
 
@@ -30,6 +30,11 @@ test:
 	cd gen && $(GO) test $(RACE) -count=1 ./...
 	cd pkg && $(GO) test $(RACE) -count=1 ./...
 	cd bench && $(GO) test $(RACE) -count=1 ./...
+
+## interop: only the tests that drive Chit with real relying parties (a single-page app in Chromium); make test
+## runs them too, and they skip where Chromium is missing (fail under CI=true)
+interop:
+	$(GO) test $(RACE) -count=1 -v ./internal/interop/...
 
 ## lint: buf lint, buf format, gofmt, go vet and staticcheck (its default checks, pinned in tools/go.mod); vet
 ## and staticcheck build with make test's flags (-race), so the packages compiled for one serve the other

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,28 +14,15 @@ import (
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/server/servertest"
-	"github.com/chit-auth/chit/internal/testenv"
+	"github.com/chit-auth/chit/internal/testenv/browsertest"
 )
-
-// findChromium returns Debian's Chromium, or skips: make test runs on
-// machines with only Go; .ci/run installs Chromium so CI always runs this.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	testenv.Missing(t, "no Chromium installed (apt-get install chromium) for the real-browser sign-in test")
-	return ""
-}
 
 // TestSignInInARealBrowser drives the sign-in page in headless Chromium: it
 // types the credentials, submits, and follows the redirect to a loopback
 // listener, as `chit login` would receive it.
 func TestSignInInARealBrowser(t *testing.T) {
 	t.Parallel()
-	chromium := findChromium(t)
+	browsertest.Chromium(t)
 	e := servertest.Start(t)
 
 	type arrival struct{ code, state string }
@@ -62,23 +48,7 @@ func TestSignInInARealBrowser(t *testing.T) {
 	base, _ := url.Parse(e.HTTPBase())
 	pageURL.Scheme, pageURL.Host = base.Scheme, base.Host
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
+	ctx := browsertest.Browser(t, 60*time.Second)
 
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(pageURL.String()),
