@@ -66,8 +66,9 @@ func clientRequests(target string) map[string]proto.Message {
 	return map[string]proto.Message{
 		adminv1.AdminService_CreateClient_FullMethodName: &adminv1.CreateClientRequest{ClientId: target,
 			RedirectUris: []string{"https://app.example/callback"}, Confidential: true, AllowedScopes: []string{"openid"}},
-		adminv1.AdminService_GetClient_FullMethodName:   &adminv1.GetClientRequest{ClientId: target},
-		adminv1.AdminService_ListClients_FullMethodName: &adminv1.ListClientsRequest{},
+		adminv1.AdminService_GetClient_FullMethodName:    &adminv1.GetClientRequest{ClientId: target},
+		adminv1.AdminService_ListClients_FullMethodName:  &adminv1.ListClientsRequest{},
+		adminv1.AdminService_UpdateClient_FullMethodName: &adminv1.UpdateClientRequest{ClientId: target, Pkce: "optional"},
 		adminv1.AdminService_SetClientGrants_FullMethodName: &adminv1.SetClientGrantsRequest{ClientId: target,
 			AllowedScopes: []string{"openid", "profile"}},
 		adminv1.AdminService_RotateClientSecret_FullMethodName: &adminv1.RotateClientSecretRequest{ClientId: target},

@@ -1439,8 +1439,12 @@ type Client struct {
 	// Audiences other than Chit's own its tokens may be minted for.
 	AllowedAudiences []string               `protobuf:"bytes,6,rep,name=allowed_audiences,json=allowedAudiences,proto3" json:"allowed_audiences,omitempty"`
 	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Whether the sign-in page requires PKCE (RFC 7636) of the client:
+	// "required", or "optional" (a confidential client only: a public client
+	// always uses PKCE).
+	Pkce          string `protobuf:"bytes,8,opt,name=pkce,proto3" json:"pkce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
@@ -1522,6 +1526,13 @@ func (x *Client) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Client) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
+}
+
 type CreateClientRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1532,8 +1543,10 @@ type CreateClientRequest struct {
 	// Each must be one of allowed_scopes.
 	DefaultScopes    []string `protobuf:"bytes,5,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
 	AllowedAudiences []string `protobuf:"bytes,6,rep,name=allowed_audiences,json=allowedAudiences,proto3" json:"allowed_audiences,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// "required" (the default when empty) or "optional" (see Client.pkce).
+	Pkce          string `protobuf:"bytes,7,opt,name=pkce,proto3" json:"pkce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateClientRequest) Reset() {
@@ -1606,6 +1619,13 @@ func (x *CreateClientRequest) GetAllowedAudiences() []string {
 		return x.AllowedAudiences
 	}
 	return nil
+}
+
+func (x *CreateClientRequest) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
 }
 
 type CreateClientResponse struct {
@@ -1856,6 +1876,103 @@ func (x *ListClientsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type UpdateClientRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// "required" or "optional" (see Client.pkce); empty keeps it.
+	Pkce          string `protobuf:"bytes,2,opt,name=pkce,proto3" json:"pkce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientRequest) Reset() {
+	*x = UpdateClientRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientRequest) ProtoMessage() {}
+
+func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
+func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UpdateClientRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *UpdateClientRequest) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
+}
+
+type UpdateClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientResponse) Reset() {
+	*x = UpdateClientResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientResponse) ProtoMessage() {}
+
+func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
+func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UpdateClientResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
 type SetClientGrantsRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	ClientId         string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1868,7 +1985,7 @@ type SetClientGrantsRequest struct {
 
 func (x *SetClientGrantsRequest) Reset() {
 	*x = SetClientGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1997,7 @@ func (x *SetClientGrantsRequest) String() string {
 func (*SetClientGrantsRequest) ProtoMessage() {}
 
 func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2010,7 @@ func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetClientGrantsRequest) GetClientId() string {
@@ -1933,7 +2050,7 @@ type SetClientGrantsResponse struct {
 
 func (x *SetClientGrantsResponse) Reset() {
 	*x = SetClientGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2062,7 @@ func (x *SetClientGrantsResponse) String() string {
 func (*SetClientGrantsResponse) ProtoMessage() {}
 
 func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2075,7 @@ func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetClientGrantsResponse) GetClient() *Client {
@@ -1977,7 +2094,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2106,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2119,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2023,7 +2140,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2152,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2165,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2074,7 +2191,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2203,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2216,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2117,7 +2234,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2246,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2259,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2167,7 +2284,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2296,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2309,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Provider) GetId() string {
@@ -2253,7 +2370,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2382,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2395,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -2297,7 +2414,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2426,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2439,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -2344,7 +2461,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2473,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2486,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -2397,7 +2514,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2409,7 +2526,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2539,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -2448,7 +2565,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2577,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2590,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -2491,7 +2608,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2620,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2633,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -2541,7 +2658,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2670,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2683,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -2630,7 +2747,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2759,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2772,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -2684,7 +2801,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2813,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2826,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -2737,7 +2854,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2749,7 +2866,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +2879,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -2782,7 +2899,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +2911,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +2924,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -2845,7 +2962,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2974,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2987,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Login) GetLoginId() string {
@@ -2949,7 +3066,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3078,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3091,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3009,7 +3126,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3138,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3151,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3061,7 +3178,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3190,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3203,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3111,7 +3228,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3240,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3253,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 type RevokeLoginsRequest struct {
@@ -3148,7 +3265,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3277,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3290,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -3191,7 +3308,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3320,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3333,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 type ListApiKeysRequest struct {
@@ -3232,7 +3349,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3361,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3374,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -3292,7 +3409,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +3421,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +3434,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -3343,7 +3460,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3355,7 +3472,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3368,7 +3485,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -3386,7 +3503,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3515,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3528,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -3501,7 +3618,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\xa6\x02\n" +
+	"\x1cDeleteServiceAccountResponse\"\xba\x02\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -3510,14 +3627,16 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf6\x01\n" +
+	"createTime\x12\x12\n" +
+	"\x04pkce\x18\b \x01(\tR\x04pkce\"\x8a\x02\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
 	"\fconfidential\x18\x03 \x01(\bR\fconfidential\x12%\n" +
 	"\x0eallowed_scopes\x18\x04 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
-	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\"j\n" +
+	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12\x12\n" +
+	"\x04pkce\x18\a \x01(\tR\x04pkce\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"/\n" +
@@ -3531,7 +3650,12 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListClientsResponse\x12/\n" +
 	"\aclients\x18\x01 \x03(\v2\x15.chit.admin.v1.ClientR\aclients\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x13UpdateClientRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
+	"\x04pkce\x18\x02 \x01(\tR\x04pkce\"E\n" +
+	"\x14UpdateClientResponse\x12-\n" +
+	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xb0\x01\n" +
 	"\x16SetClientGrantsRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
@@ -3631,7 +3755,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\xe7\x14\n" +
+	"\x14RevokeApiKeyResponse2\xc0\x15\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -3649,7 +3773,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x14DeleteServiceAccount\x12*.chit.admin.v1.DeleteServiceAccountRequest\x1a+.chit.admin.v1.DeleteServiceAccountResponse\x12W\n" +
 	"\fCreateClient\x12\".chit.admin.v1.CreateClientRequest\x1a#.chit.admin.v1.CreateClientResponse\x12N\n" +
 	"\tGetClient\x12\x1f.chit.admin.v1.GetClientRequest\x1a .chit.admin.v1.GetClientResponse\x12T\n" +
-	"\vListClients\x12!.chit.admin.v1.ListClientsRequest\x1a\".chit.admin.v1.ListClientsResponse\x12`\n" +
+	"\vListClients\x12!.chit.admin.v1.ListClientsRequest\x1a\".chit.admin.v1.ListClientsResponse\x12W\n" +
+	"\fUpdateClient\x12\".chit.admin.v1.UpdateClientRequest\x1a#.chit.admin.v1.UpdateClientResponse\x12`\n" +
 	"\x0fSetClientGrants\x12%.chit.admin.v1.SetClientGrantsRequest\x1a&.chit.admin.v1.SetClientGrantsResponse\x12i\n" +
 	"\x12RotateClientSecret\x12(.chit.admin.v1.RotateClientSecretRequest\x1a).chit.admin.v1.RotateClientSecretResponse\x12W\n" +
 	"\fDeleteClient\x12\".chit.admin.v1.DeleteClientRequest\x1a#.chit.admin.v1.DeleteClientResponse\x12T\n" +
@@ -3677,7 +3802,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -3712,136 +3837,141 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*GetClientResponse)(nil),                  // 30: chit.admin.v1.GetClientResponse
 	(*ListClientsRequest)(nil),                 // 31: chit.admin.v1.ListClientsRequest
 	(*ListClientsResponse)(nil),                // 32: chit.admin.v1.ListClientsResponse
-	(*SetClientGrantsRequest)(nil),             // 33: chit.admin.v1.SetClientGrantsRequest
-	(*SetClientGrantsResponse)(nil),            // 34: chit.admin.v1.SetClientGrantsResponse
-	(*RotateClientSecretRequest)(nil),          // 35: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),         // 36: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                // 37: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),               // 38: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                           // 39: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                 // 40: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                // 41: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),               // 42: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),              // 43: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),              // 44: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),             // 45: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                         // 46: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),             // 47: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),            // 48: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),           // 49: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),          // 50: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                              // 51: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                  // 52: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                 // 53: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                 // 54: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                // 55: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                // 56: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),               // 57: chit.admin.v1.RevokeLoginsResponse
-	(*ListApiKeysRequest)(nil),                 // 58: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 59: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 60: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 61: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 62: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),                // 63: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 64: chit.auth.v1.ApiKey
+	(*UpdateClientRequest)(nil),                // 33: chit.admin.v1.UpdateClientRequest
+	(*UpdateClientResponse)(nil),               // 34: chit.admin.v1.UpdateClientResponse
+	(*SetClientGrantsRequest)(nil),             // 35: chit.admin.v1.SetClientGrantsRequest
+	(*SetClientGrantsResponse)(nil),            // 36: chit.admin.v1.SetClientGrantsResponse
+	(*RotateClientSecretRequest)(nil),          // 37: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),         // 38: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                // 39: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),               // 40: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                           // 41: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                 // 42: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                // 43: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),               // 44: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),              // 45: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),              // 46: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),             // 47: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                         // 48: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),             // 49: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),            // 50: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),           // 51: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),          // 52: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                              // 53: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                  // 54: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                 // 55: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                 // 56: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                // 57: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                // 58: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),               // 59: chit.admin.v1.RevokeLoginsResponse
+	(*ListApiKeysRequest)(nil),                 // 60: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 61: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 62: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 63: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                // 65: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 66: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	62, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	64, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	62, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	62, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	64, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	64, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	13, // 8: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 9: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 10: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	13, // 11: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	63, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	65, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	13, // 13: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	62, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	64, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	26, // 15: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 16: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 17: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	26, // 18: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	26, // 19: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	62, // 20: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	62, // 21: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	62, // 22: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	39, // 23: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	39, // 24: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	62, // 25: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	62, // 26: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	62, // 27: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	46, // 28: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	46, // 29: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	62, // 30: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	62, // 31: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	62, // 32: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	51, // 33: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	64, // 34: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 35: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 36: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 37: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 38: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 39: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 40: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	14, // 41: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	16, // 42: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	18, // 43: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	20, // 44: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	22, // 45: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	24, // 46: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	27, // 47: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	29, // 48: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	31, // 49: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	33, // 50: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	35, // 51: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	37, // 52: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	40, // 53: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	42, // 54: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	44, // 55: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	47, // 56: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	49, // 57: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	52, // 58: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	54, // 59: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	56, // 60: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	58, // 61: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	60, // 62: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 63: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 64: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 65: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 66: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 67: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 68: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	15, // 69: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	17, // 70: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	19, // 71: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	21, // 72: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	23, // 73: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	25, // 74: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	28, // 75: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	30, // 76: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	32, // 77: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	34, // 78: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	36, // 79: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	38, // 80: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	41, // 81: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	43, // 82: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	45, // 83: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	48, // 84: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	50, // 85: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	53, // 86: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	55, // 87: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	57, // 88: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	59, // 89: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	61, // 90: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	63, // [63:91] is the sub-list for method output_type
-	35, // [35:63] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	26, // 18: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	26, // 19: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	26, // 20: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	64, // 21: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	64, // 22: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	64, // 23: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	41, // 24: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	41, // 25: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	64, // 26: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	64, // 27: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	64, // 28: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	48, // 29: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	48, // 30: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	64, // 31: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	64, // 32: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	64, // 33: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	53, // 34: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	66, // 35: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 36: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 37: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 38: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 39: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 40: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 41: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	14, // 42: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	16, // 43: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	18, // 44: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	20, // 45: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	22, // 46: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	24, // 47: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	27, // 48: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	29, // 49: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	31, // 50: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	33, // 51: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	35, // 52: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	37, // 53: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	39, // 54: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	42, // 55: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	44, // 56: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	46, // 57: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	49, // 58: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	51, // 59: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	54, // 60: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	56, // 61: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	58, // 62: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	60, // 63: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	62, // 64: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 65: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 66: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 67: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 68: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 69: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 70: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	15, // 71: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	17, // 72: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	19, // 73: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	21, // 74: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	23, // 75: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	25, // 76: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	28, // 77: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	30, // 78: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	32, // 79: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	34, // 80: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	36, // 81: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	38, // 82: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	40, // 83: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	43, // 84: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	45, // 85: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	47, // 86: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	50, // 87: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	52, // 88: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	55, // 89: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	57, // 90: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	59, // 91: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	61, // 92: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	63, // 93: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	65, // [65:94] is the sub-list for method output_type
+	36, // [36:65] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -3855,7 +3985,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   62,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
