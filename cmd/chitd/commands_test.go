@@ -256,7 +256,7 @@ func TestClientCommands(t *testing.T) {
 		t.Fatalf("client create: %q, %v", out, err)
 	}
 	out, err = run(t, "", "client", "list", "--data-dir", dir)
-	if err != nil || !strings.Contains(out, "https://dash.example/cb https://dash.example/cb2") {
+	if err != nil || !strings.Contains(out, "https://dash.example/cb https://dash.example/cb2") || !strings.Contains(out, "PKCE") {
 		t.Fatalf("client list: %q, %v", out, err)
 	}
 	out, err = run(t, "", "client", "set-origins", "dashboard", "--allowed-origin", "https://dash.example", "--allowed-origin", "http://localhost:5173", "--data-dir", dir)
@@ -277,6 +277,21 @@ func TestClientCommands(t *testing.T) {
 	if _, err := run(t, "", "client", "get", "spa2", "--data-dir", dir); err == nil {
 		t.Fatal("a client refused for its origins was created")
 	}
+	// oauth2-proxy's registration: confidential, PKCE optional, and back.
+	out, err = run(t, "", "client", "create", "proxy", "--redirect-uri", "https://proxy.example/oauth2/callback", "--confidential", "--pkce", "optional", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "chit_cs_") {
+		t.Fatalf("client create --pkce optional: %q, %v", out, err)
+	}
+	if out, err = run(t, "", "client", "get", "proxy", "--data-dir", dir); err != nil || !strings.Contains(out, "optional") {
+		t.Fatalf("client get: %q, %v", out, err)
+	}
+	if out, err = run(t, "", "client", "update", "proxy", "--pkce", "required", "--data-dir", dir); err != nil || !strings.Contains(out, "client proxy: pkce required") {
+		t.Fatalf("client update: %q, %v", out, err)
+	}
+	// kubelogin's default redirect.
+	if out, err = run(t, "", "client", "create", "kubelogin", "--redirect-uri", "http://localhost:8000", "--data-dir", dir); err != nil {
+		t.Fatalf("client create with http://localhost:8000: %q, %v", out, err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -288,6 +303,9 @@ func TestClientCommands(t *testing.T) {
 		{"a header in the host", []string{"client", "create", "x", "--redirect-uri", "https://x.example;script-src*/cb"}},
 		{"a list in the host", []string{"client", "create", "x", "--redirect-uri", "https://x.example,evil.example/cb"}},
 		{"reserved id", []string{"client", "create", "chit-cli", "--redirect-uri", "https://dash.example/cb"}},
+		{"PKCE optional for a public client", []string{"client", "create", "x", "--redirect-uri", "https://dash.example/cb", "--pkce", "optional"}},
+		{"PKCE neither required nor optional", []string{"client", "create", "x", "--redirect-uri", "https://dash.example/cb", "--confidential", "--pkce", "maybe"}},
+		{"PKCE optional for a public client, by update", []string{"client", "update", "dashboard", "--pkce", "optional"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := run(t, "", append(tc.args, "--data-dir", dir)...); err == nil {

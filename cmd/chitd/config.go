@@ -206,7 +206,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	flags.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	flags.BoolVar(&f.requirePKCE, "require-pkce", true, "refuse browser sign-ins without a PKCE S256 code challenge")
+	flags.BoolVar(&f.requirePKCE, "require-pkce", true, "refuse browser sign-ins without a PKCE S256 code challenge from confidential clients registered --pkce required; public clients always need one")
 	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
 	flags.StringSliceVar(&f.allowedOrigins, "allowed-origin", nil, "browser origins (comma-separated or repeated, https://host[:port]) whose pages may call /oauth2/token, /oauth2/revoke and /userinfo (CORS), besides those registered on clients (client set-origins)")
 	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")

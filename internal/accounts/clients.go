@@ -36,6 +36,9 @@ type Client struct {
 	FirstParty bool
 	// Confidential clients authenticate with a secret; public ones cannot.
 	Confidential bool
+	// PKCEOptional lets a confidential client sign people in without PKCE
+	// (a public client always needs it).
+	PKCEOptional bool
 	// Service marks a service account acting as its own OAuth client
 	// (client credentials only).
 	Service      bool
@@ -52,8 +55,8 @@ type Client struct {
 func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true} }
 
 func registeredClient(client storage.Client, readAt time.Time) Client {
-	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, RedirectURIs: client.RedirectURIs, Grants: client.Grants,
-		CreatedAt: client.CreatedAt, ReadAt: readAt}
+	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, PKCEOptional: client.PKCEOptional, RedirectURIs: client.RedirectURIs,
+		Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
@@ -154,12 +157,40 @@ func serviceClient(principal Principal) Client {
 	return Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants, ReadAt: principal.ReadAt}
 }
 
-// CreateClient stores an OAuth client. A confidential client gets a secret,
-// returned once and stored as a digest; a public one gets "" and must use
-// PKCE.
+// ClientRegistration is a new OAuth client.
+type ClientRegistration struct {
+	ID           string
+	RedirectURIs []string
+	// Confidential clients get a secret; public ones must use PKCE.
+	Confidential bool
+	// PKCEOptional lets a confidential client go without PKCE.
+	PKCEOptional bool
+	Grants       storage.Grants
+}
+
+// errPublicPKCE refuses PKCE optional for a public client: without a
+// secret, the challenge is all that binds a code to the client that asked
+// for it (RFC 9700 §2.1.1).
+func errPublicPKCE(id string) *chiterr.Error {
+	return chiterr.New(chiterr.InvalidArgument, "client %q is public: it must use PKCE (only a confidential client may have PKCE optional)", id)
+}
+
+// CreateClient stores an OAuth client that must use PKCE; see
+// RegisterClient.
 func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []string, confidential bool, grants storage.Grants) (string, error) {
+	return d.RegisterClient(ctx, ClientRegistration{ID: id, RedirectURIs: redirectURIs, Confidential: confidential, Grants: grants})
+}
+
+// RegisterClient stores an OAuth client. A confidential client gets a
+// secret, returned once and stored as a digest; a public one gets "" and
+// must use PKCE.
+func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegistration) (string, error) {
+	id, grants := registration.ID, registration.Grants
 	if err := d.checkClientID("client", id); err != nil {
 		return "", err
+	}
+	if registration.PKCEOptional && !registration.Confidential {
+		return "", errPublicPKCE(id)
 	}
 	if err := checkDefaults(grants, false); err != nil {
 		return "", err
@@ -167,9 +198,9 @@ func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []
 	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
 		return "", err
 	}
-	record := storage.Client{ID: id, RedirectURIs: redirectURIs, Grants: grants, CreatedAt: d.now()}
+	record := storage.Client{ID: id, RedirectURIs: registration.RedirectURIs, PKCEOptional: registration.PKCEOptional, Grants: grants, CreatedAt: d.now()}
 	var secret string
-	if confidential {
+	if registration.Confidential {
 		var err error
 		if secret, record.SecretHash, err = d.newClientSecret(); err != nil {
 			return "", err
@@ -179,6 +210,23 @@ func (d *Directory) CreateClient(ctx context.Context, id string, redirectURIs []
 		return "", clientIDError(err, "client", id)
 	}
 	return secret, nil
+}
+
+// SetClientPKCE says whether a confidential client may sign people in
+// without PKCE. It applies to authorization requests from then on; codes
+// already issued keep the challenge they were issued with.
+func (d *Directory) SetClientPKCE(ctx context.Context, id string, optional bool) error {
+	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		if optional && len(client.SecretHash) == 0 {
+			return nil, errPublicPKCE(id)
+		}
+		client.PKCEOptional = optional
+		return nil, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return err
 }
 
 // ListClients returns the clients of page, by id.

@@ -234,20 +234,25 @@ func (t *tree) clientCommand() *cobra.Command {
 
 	var redirectURIs, createOrigins []string
 	var confidential bool
+	var createPKCE string
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential] [--allowed-origin O]... [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
-once, and authenticates with client_secret_basic or client_secret_post. What a
-person obtains through a client is within both the person's and the client's
-scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
+once, and authenticates with client_secret_basic or client_secret_post. A
+confidential client uses PKCE too unless registered with --pkce optional (for
+applications that send no code challenge, such as oauth2-proxy by default).
+A loopback redirect URI (http://127.0.0.1, http://[::1] or http://localhost)
+matches any port (RFC 8252). What a person obtains through a client is within
+both the person's and the client's scopes. Chit's own clients (chit-api,
+chit-cli) need no registration.`,
 		Example: t.example("client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateClientResponse, error) {
 			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
-				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences,
+				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences, Pkce: createPKCE,
 				AllowedOrigins: createOrigins})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
@@ -260,10 +265,31 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 	create.Flags().StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeat for more); https, or http on a loopback IP")
 	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app): print one")
 	create.Flags().StringArrayVar(&createOrigins, "allowed-origin", nil, originFlagUsage)
+	create.Flags().StringVar(&createPKCE, "pkce", "required", pkceUsage)
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
-	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "allowed-origin")
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin")
+
+	var updatePKCE string
+	update := &cobra.Command{
+		Use:   "update NAME [--pkce required|optional]",
+		Short: "Change a client's settings; those not given keep their value",
+		Long: `Change a client's settings; those not given keep their value. --pkce optional
+lets a confidential client sign people in without PKCE (a public client always
+uses it); requests from then on follow the new setting.`,
+		Example: t.example("client update proxy --pkce optional"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
+			resp, err := admin.UpdateClient(ctx, &adminv1.UpdateClientRequest{ClientId: args[0], Pkce: updatePKCE})
+			return resp.GetClient(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
+			_, err := fmt.Fprintf(w, "client %s: pkce %s\n", client.GetClientId(), client.GetPkce())
+			return err
+		}),
+	}
+	update.Flags().StringVar(&updatePKCE, "pkce", "", pkceUsage)
+	envflag.NoEnv(update.Flags(), "pkce")
 
 	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
 		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
@@ -326,6 +352,9 @@ scopes. Chit's own clients (chit-api, chit-cli) need no registration.`,
 		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
 			return admin.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: id})
 		})
-	cmd.AddCommand(create, get, list, setGrants, setOrigins, rotate, remove)
+	cmd.AddCommand(create, get, list, update, setGrants, setOrigins, rotate, remove)
 	return cmd
 }
+
+// pkceUsage describes --pkce.
+const pkceUsage = "required, or optional: a confidential client may sign people in without PKCE"

@@ -9,12 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -40,7 +37,13 @@ const PagePath = "/oauth2/authorize"
 type Config struct {
 	// BaseURL is the public URL of the HTTP port (the issuer).
 	BaseURL string
-	// RequirePKCE refuses requests without an S256 code challenge.
+	// Issuer is the issuer identifier (the tokens' iss), sent as the iss
+	// parameter of every authorization response (RFC 9207).
+	Issuer string
+	// RequirePKCE refuses requests without an S256 code challenge from
+	// confidential clients registered with PKCE required (the default).
+	// Public clients always need one: false lets every confidential client
+	// go without.
 	RequirePKCE bool
 	// CodeTTL is how long an authorization code may be exchanged.
 	CodeTTL time.Duration
@@ -48,17 +51,6 @@ type Config struct {
 
 // DefaultCodeTTL is the lifetime of authorization codes.
 const DefaultCodeTTL = 60 * time.Second
-
-// Request is an authorization request, as the page and GetAuthorizeUrl get it.
-type Request struct {
-	ClientID            string
-	RedirectURI         string
-	State               string
-	Scope               string
-	CodeChallenge       string
-	CodeChallengeMethod string
-	Nonce               string
-}
 
 // Service runs sign-ins and code exchanges.
 type Service struct {
@@ -85,218 +77,21 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	return &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, tokens: deps.Tokens, now: deps.Now, random: deps.Random}
 }
 
-// challengePattern is base64url of a SHA-256: 43 characters, no padding.
-var challengePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-
-// verifierPattern is RFC 7636 §4.1: 43 to 128 unreserved characters.
-var verifierPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
-
-// Validate checks a request and returns it with defaults filled in. Its
-// errors are shown to the person, never sent to the redirect URI, because
-// the redirect URI itself may be what is wrong.
-func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
-	if req.ClientID == "" {
-		req.ClientID = CLIClientID
-	}
-	if req.ClientID == accounts.APIClientID {
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "client %q does not sign people in through this page", req.ClientID)
-	}
-	client, err := s.directory.LookupClient(ctx, req.ClientID)
-	if err != nil {
-		return Request{}, err
-	}
-	if err := checkRedirect(client, req.RedirectURI); err != nil {
-		return Request{}, err
-	}
-	if req.State == "" {
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "state is required")
-	}
-	if !utf8.ValidString(req.State) || !utf8.ValidString(req.Nonce) {
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be UTF-8 text")
-	}
-	if utf8.RuneCountInString(req.State) > MaxStateLength || utf8.RuneCountInString(req.Nonce) > MaxStateLength {
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "state and nonce must be at most %d characters", MaxStateLength)
-	}
-	requested, err := accounts.ParseScope(req.Scope)
-	if err != nil {
-		return Request{}, err
-	}
-	// What the person may obtain is known after sign-in (SignIn); what the
-	// client may ask for is known now.
-	if !client.FirstParty {
-		for _, scope := range requested {
-			if !slices.Contains(client.Grants.AllowedScopes, scope) {
-				return Request{}, chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for client %q", scope, client.ID).WithReason(chiterr.ReasonInvalidScope)
-			}
-		}
-	}
-	switch {
-	case req.CodeChallengeMethod == "plain":
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method plain is not allowed; use S256")
-	case req.CodeChallenge == "" && req.CodeChallengeMethod != "":
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method without code_challenge")
-	case req.CodeChallenge == "" && (s.cfg.RequirePKCE || (!client.Confidential && !client.FirstParty)):
-		return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge is required (PKCE with S256)")
-	case req.CodeChallenge != "":
-		if req.CodeChallengeMethod == "" {
-			req.CodeChallengeMethod = "S256"
-		}
-		if req.CodeChallengeMethod != "S256" {
-			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge_method %s is not supported; use S256", chiterr.Quote(req.CodeChallengeMethod))
-		}
-		if !challengePattern.MatchString(req.CodeChallenge) {
-			return Request{}, chiterr.New(chiterr.InvalidArgument, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)")
-		}
-	}
-	return req, nil
-}
-
-// hostPattern is what a redirect URI's host may be: a DNS name or an IPv4
-// address, or an IPv6 address (without its brackets). Nothing else, so the
-// origin can go into a header (the sign-in page's Content-Security-Policy)
-// as it is.
-var hostPattern = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$`)
-
-// Origin returns the scheme, host and port of a redirect URI, or "" when
-// its host is not a plain name or address.
-func Origin(redirectURI string) string {
-	u, err := url.Parse(redirectURI)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !hostPattern.MatchString(u.Hostname()) {
-		return ""
-	}
-	if strings.HasSuffix(u.Host, ":") || !validPort(u.Port()) {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
-}
-
-// validPort reports whether a URI's port is absent or one a listener can
-// have, in plain decimal: 1 to 65535, without sign or leading zero. Redirect
-// URIs are compared as strings, so each must have one spelling.
-func validPort(port string) bool {
-	if port == "" {
-		return true
-	}
-	number, err := strconv.Atoi(port)
-	return err == nil && number >= 1 && number <= 65535 && strconv.Itoa(number) == port
-}
-
-// hasFragment reports whether uri has a fragment component, an empty one
-// ("...#") included, which url.URL does not record: RFC 6749 §3.1.2 forbids
-// it in a redirection endpoint's URI.
-func hasFragment(uri string) bool { return strings.Contains(uri, "#") }
-
-// MaxStateLength bounds state and nonce, in characters.
-const MaxStateLength = 512
-
-// MaxRedirectURILength bounds a redirect URI, registered or asked for.
-const MaxRedirectURILength = 2048
-
-// checkRedirect applies RFC 8252 for the CLI (loopback IP literals, any port)
-// and exact matching for registered clients.
-func checkRedirect(client accounts.Client, redirectURI string) error {
-	if redirectURI == "" {
-		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is required")
-	}
-	if len(redirectURI) > MaxRedirectURILength {
-		return chiterr.New(chiterr.InvalidArgument, "redirect_uri is longer than %d characters", MaxRedirectURILength)
-	}
-	if client.ID == CLIClientID {
-		if !IsLoopbackRedirect(redirectURI) {
-			return chiterr.New(chiterr.InvalidArgument,
-				"redirect_uri %q is not allowed: the CLI must redirect to http://127.0.0.1:PORT/... or http://[::1]:PORT/... (PORT from 1 to 65535), without a fragment", redirectURI)
-		}
-		return nil
-	}
-	// The rules of registration hold for what is asked for too: a URI
-	// registered before a rule was added is not used once it breaks it.
-	if !validRegisteredRedirect(redirectURI) {
-		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %s is not allowed: "+redirectRule, chiterr.Quote(redirectURI))
-	}
-	if !slices.Contains(client.RedirectURIs, redirectURI) {
-		return chiterr.New(chiterr.InvalidArgument, "redirect_uri %q is not registered for client %q", redirectURI, client.ID)
-	}
-	return nil
-}
-
-// IsLoopbackRedirect reports whether uri is an http URI on a loopback IP
-// literal, with a valid port or none, without userinfo or fragment (RFC
-// 8252 §7.3).
-func IsLoopbackRedirect(uri string) bool {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || u.User != nil || hasFragment(uri) || u.Opaque != "" || !validPort(u.Port()) {
-		return false
-	}
-	// u.Host must be exactly the literal with an optional port: this refuses
-	// tricks such as "127.0.0.1@evil.example" or "127.0.0.1.evil.example".
-	host := u.Hostname()
-	if host != "127.0.0.1" && host != "::1" {
-		return false
-	}
-	port := u.Port()
-	want := host
-	if host == "::1" {
-		want = "[::1]"
-	}
-	if port != "" {
-		want += ":" + port
-	}
-	return u.Host == want
-}
-
-// ValidateRedirectURIs checks the redirect URIs of a new client.
-func ValidateRedirectURIs(redirectURIs []string) error {
-	if len(redirectURIs) == 0 {
-		return chiterr.New(chiterr.InvalidArgument, "a client needs at least one redirect URI")
-	}
-	if len(redirectURIs) > 16 {
-		return chiterr.New(chiterr.InvalidArgument, "a client has at most 16 redirect URIs")
-	}
-	for _, uri := range redirectURIs {
-		if len(uri) > MaxRedirectURILength {
-			return chiterr.New(chiterr.InvalidArgument, "redirect URI is longer than %d characters", MaxRedirectURILength)
-		}
-		if !validRegisteredRedirect(uri) {
-			return chiterr.New(chiterr.InvalidArgument, "redirect URI %s is not allowed: "+redirectRule, chiterr.Quote(uri))
-		}
-	}
-	return nil
-}
-
-// redirectRule is what validRegisteredRedirect checks, for people.
-const redirectRule = "it must be an absolute https URI (or a loopback http URI) with a host name or address and a port from 1 to 65535 if any, without userinfo or fragment"
-
-// validRegisteredRedirect reports whether uri may be a registered client's
-// redirect URI.
-func validRegisteredRedirect(uri string) bool {
-	u, err := url.Parse(uri)
-	return err == nil && u.IsAbs() && Origin(uri) != "" && u.User == nil && !hasFragment(uri) &&
-		(u.Scheme == "https" || IsLoopbackRedirect(uri))
-}
-
 // AuthorizeURL validates req and returns the sign-in page URL carrying it.
 func (s *Service) AuthorizeURL(ctx context.Context, req Request) (string, error) {
+	if req.ResponseType == "" {
+		req.ResponseType = ResponseTypeCode
+	}
 	req, err := s.Validate(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	query := url.Values{}
-	query.Set("response_type", "code")
-	query.Set("client_id", req.ClientID)
-	query.Set("redirect_uri", req.RedirectURI)
-	query.Set("state", req.State)
-	for name, value := range map[string]string{"scope": req.Scope, "code_challenge": req.CodeChallenge,
-		"code_challenge_method": req.CodeChallengeMethod, "nonce": req.Nonce} {
-		if value != "" {
-			query.Set(name, value)
-		}
-	}
-	return strings.TrimSuffix(s.cfg.BaseURL, "/") + PagePath + "?" + query.Encode(), nil
+	return strings.TrimSuffix(s.cfg.BaseURL, "/") + PagePath + "?" + req.Values().Encode(), nil
 }
 
 // SignIn authenticates a person for req, signing in from address (for
 // throttling), and returns where to send the browser: the redirect URI with
-// a fresh code and the state.
+// a fresh code, the state when there is one and the issuer.
 func (s *Service) SignIn(ctx context.Context, req Request, address, username, password string) (string, error) {
 	req, err := s.Validate(ctx, req)
 	if err != nil {
@@ -315,7 +110,7 @@ func (s *Service) SignIn(ctx context.Context, req Request, address, username, pa
 	if err != nil {
 		// The request was valid; the person is not allowed what it asks
 		// for: the client hears it as RFC 6749 §4.1.2.1 says.
-		return withQuery(req.RedirectURI, url.Values{"error": {chiterr.ReasonInvalidScope}, "error_description": {chiterr.PublicMessage(err)}, "state": {req.State}}), nil
+		return s.errorResponse(req.RedirectURI, req.State, chiterr.ReasonInvalidScope, err), nil
 	}
 	code, err := secrets.Random(s.random, 32)
 	if err != nil {
@@ -337,52 +132,7 @@ func (s *Service) SignIn(ctx context.Context, req Request, address, username, pa
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
-	return withQuery(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}), nil
-}
-
-// ErrorRedirect returns where to send the browser for err, found by
-// Validate in req, when the client should hear it by redirect (RFC 6749
-// §4.1.2.1): a scope the client may not ask for, found once the client,
-// its redirect URI and the state were validated. Other errors are shown
-// on the page, because the redirect URI itself may be what is wrong.
-func (s *Service) ErrorRedirect(ctx context.Context, req Request, err error) (string, bool) {
-	if chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope || req.State == "" {
-		return "", false
-	}
-	if req.ClientID == "" {
-		req.ClientID = CLIClientID
-	}
-	client, lookupErr := s.directory.LookupClient(ctx, req.ClientID)
-	if lookupErr != nil || checkRedirect(client, req.RedirectURI) != nil {
-		return "", false
-	}
-	return withQuery(req.RedirectURI, url.Values{"error": {chiterr.ReasonInvalidScope}, "error_description": {chiterr.PublicMessage(err)}, "state": {req.State}}), true
-}
-
-// LoginRequired returns where to send the browser for a validated request
-// that asked not to be shown the page (prompt=none): Chit keeps no sign-in
-// sessions, so a person must always sign in.
-func (s *Service) LoginRequired(req Request) string {
-	return withQuery(req.RedirectURI, url.Values{"error": {"login_required"}, "state": {req.State}})
-}
-
-// Deny returns where to send the browser when the person cancels.
-func (s *Service) Deny(ctx context.Context, req Request) (string, error) {
-	req, err := s.Validate(ctx, req)
-	if err != nil {
-		return "", err
-	}
-	return withQuery(req.RedirectURI, url.Values{"error": {"access_denied"}, "state": {req.State}}), nil
-}
-
-func withQuery(uri string, extra url.Values) string {
-	u, _ := url.Parse(uri) // validated before
-	query := u.Query()
-	for name, values := range extra {
-		query[name] = values
-	}
-	u.RawQuery = query.Encode()
-	return u.String()
+	return s.response(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}), nil
 }
 
 var errCodeInvalid = chiterr.New(chiterr.Unauthenticated, "authorization code is invalid")

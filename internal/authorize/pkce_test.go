@@ -21,7 +21,8 @@ func newValidator(requirePKCE bool) *Service {
 func TestAuthorizeRequestPKCEAndLimits(t *testing.T) {
 	verifier := strings.Repeat("v", 43)
 	challenge := ChallengeFor(verifier)
-	valid := Request{ClientID: CLIClientID, RedirectURI: "http://127.0.0.1:9/cb", State: "s", CodeChallenge: challenge, CodeChallengeMethod: "S256"}
+	valid := Request{ClientID: CLIClientID, RedirectURI: "http://127.0.0.1:9/cb", State: "s", CodeChallenge: challenge, CodeChallengeMethod: "S256",
+		ResponseType: ResponseTypeCode}
 	for _, tc := range []struct {
 		name    string
 		change  func(*Request)
@@ -39,8 +40,9 @@ func TestAuthorizeRequestPKCEAndLimits(t *testing.T) {
 		{"challenge with padding", func(r *Request) { r.CodeChallenge = challenge[:42] + "=" }, true, "43 characters"},
 		{"challenge in the standard alphabet", func(r *Request) { r.CodeChallenge = "+" + challenge[1:] }, true, "43 characters"},
 		{"no challenge when PKCE is required", func(r *Request) { r.CodeChallenge, r.CodeChallengeMethod = "", "" }, true, "code_challenge is required"},
-		{"no challenge from the CLI, PKCE not required", func(r *Request) { r.CodeChallenge, r.CodeChallengeMethod = "", "" }, false, ""},
-		{"no state", func(r *Request) { r.State = "" }, true, "state is required"},
+		// The CLI is a public client: PKCE whatever the server's setting.
+		{"no challenge from the CLI, PKCE not required", func(r *Request) { r.CodeChallenge, r.CodeChallengeMethod = "", "" }, false, "code_challenge is required"},
+		{"no state, with PKCE", func(r *Request) { r.State = "" }, true, ""},
 		{"state of 512 characters", func(r *Request) { r.State = strings.Repeat("é", 512) }, true, ""},
 		{"state of 513 characters", func(r *Request) { r.State = strings.Repeat("s", 513) }, true, "at most 512"},
 		{"nonce of 513 characters", func(r *Request) { r.Nonce = strings.Repeat("n", 513) }, true, "at most 512"},

@@ -32,6 +32,7 @@ func TestLoopbackRedirects(t *testing.T) {
 		"http://127.0.0.1:9#":        false,
 		"http://localhost:9/cb":      false,
 		"http://127.0.0.1:9@evil/cb": false,
+		"HTTP://127.0.0.1:9/cb":      false,
 	} {
 		if got := IsLoopbackRedirect(uri); got != want {
 			t.Errorf("IsLoopbackRedirect(%q) = %v, want %v", uri, got, want)
@@ -47,6 +48,14 @@ func TestRegisteredRedirects(t *testing.T) {
 		"https://app.example/cb":       true,
 		"https://app.example:8443/cb":  true,
 		"http://127.0.0.1:9/cb":        true,
+		"http://localhost:8000":        true,
+		"http://localhost":             true,
+		"http://localhost/cb?x=1":      true,
+		"http://[::1]/cb":              true,
+		"http://localhost.evil/cb":     false,
+		"http://localhost:0/cb":        false,
+		"http://user@localhost:80/cb":  false,
+		"http://app.example/cb":        false,
 		"https://app.example/cb#":      false,
 		"https://app.example/cb#x":     false,
 		"https://app.example:0/cb":     false,
@@ -68,6 +77,52 @@ func TestRegisteredRedirects(t *testing.T) {
 		legacy := accounts.Client{ID: "legacy", RedirectURIs: []string{uri}}
 		if err := checkRedirect(legacy, uri); chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "redirect_uri") {
 			t.Errorf("a registered %q asked for: %v, want INVALID_ARGUMENT naming redirect_uri", uri, err)
+		}
+	}
+}
+
+// RFC 8252 §7.3: a registered loopback redirect matches any port, with the
+// same host, path and query; everything else matches exactly.
+func TestLoopbackRedirectsMatchAnyPort(t *testing.T) {
+	for _, tc := range []struct {
+		registered, asked string
+		match             bool
+	}{
+		{"http://localhost:8000", "http://localhost:8000", true},
+		{"http://localhost:8000", "http://localhost:18000", true},
+		{"http://localhost", "http://localhost:18000", true},
+		{"http://localhost:8000", "http://localhost", true},
+		{"http://127.0.0.1/cb", "http://127.0.0.1:53111/cb", true},
+		{"http://127.0.0.1:8080/cb", "http://127.0.0.1:53111/cb", true},
+		{"http://[::1]/cb", "http://[::1]:53111/cb", true},
+		{"http://127.0.0.1/cb?app=1", "http://127.0.0.1:5/cb?app=1", true},
+		// Path and query must match exactly.
+		{"http://localhost:8000", "http://localhost:8000/", false},
+		{"http://127.0.0.1/cb", "http://127.0.0.1:5/cb/", false},
+		{"http://127.0.0.1/cb", "http://127.0.0.1:5/CB", false},
+		{"http://127.0.0.1/cb", "http://127.0.0.1:5/cb?x=1", false},
+		{"http://127.0.0.1/cb?app=1", "http://127.0.0.1:5/cb?app=2", false},
+		// A loopback host matches only itself.
+		{"http://localhost:8000", "http://127.0.0.1:8000", false},
+		{"http://127.0.0.1/cb", "http://[::1]:5/cb", false},
+		{"http://127.0.0.1/cb", "http://localhost:5/cb", false},
+		// Not a loopback redirect: tricks and other hosts.
+		{"http://localhost:8000", "http://localhost.evil.example:8000", false},
+		{"http://localhost:8000", "http://localhost:8000@evil.example", false},
+		{"http://localhost:8000", "http://evil@localhost:8000", false},
+		{"http://localhost:8000", "https://localhost:8000", false},
+		{"http://localhost:8000", "http://localhost:0", false},
+		{"http://localhost:8000", "http://localhost:8000#x", false},
+		{"http://127.0.0.1/cb", "http://127.0.0.2:5/cb", false},
+		// Other redirects match exactly: no port is ignored.
+		{"https://app.example/cb", "https://app.example:8443/cb", false},
+		{"https://app.example:8443/cb", "https://app.example:8443/cb", true},
+		{"https://127.0.0.1/cb", "https://127.0.0.1:5/cb", false},
+	} {
+		client := accounts.Client{ID: "app", RedirectURIs: []string{tc.registered}}
+		err := checkRedirect(client, tc.asked)
+		if tc.match != (err == nil) {
+			t.Errorf("registered %q, asked %q: %v, want match %v", tc.registered, tc.asked, err, tc.match)
 		}
 	}
 }

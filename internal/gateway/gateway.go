@@ -91,11 +91,13 @@ type Discovery struct {
 	TokenEndpointAuthSigningAlgValues []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
-	ClaimsSupported                   []string `json:"claims_supported"`
-	ChitTokenEndpoint                 string   `json:"chit_token_endpoint"`
-	ChitRefreshEndpoint               string   `json:"chit_refresh_endpoint"`
-	ChitRevocationEndpoint            string   `json:"chit_revocation_endpoint"`
-	ChitCheckEndpoint                 string   `json:"chit_check_endpoint"`
+	// RFC 9207 §3: every authorization response carries iss.
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
+	ChitTokenEndpoint                          string   `json:"chit_token_endpoint"`
+	ChitRefreshEndpoint                        string   `json:"chit_refresh_endpoint"`
+	ChitRevocationEndpoint                     string   `json:"chit_revocation_endpoint"`
+	ChitCheckEndpoint                          string   `json:"chit_check_endpoint"`
 }
 
 // New returns the HTTP handler of the REST port; conn reaches the gRPC

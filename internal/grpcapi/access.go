@@ -118,6 +118,7 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_CreateClient_FullMethodName:               admins,
 	adminv1.AdminService_GetClient_FullMethodName:                  admins,
 	adminv1.AdminService_ListClients_FullMethodName:                admins,
+	adminv1.AdminService_UpdateClient_FullMethodName:               admins,
 	adminv1.AdminService_SetClientGrants_FullMethodName:            admins,
 	adminv1.AdminService_SetClientOrigins_FullMethodName:           admins,
 	adminv1.AdminService_RotateClientSecret_FullMethodName:         admins,

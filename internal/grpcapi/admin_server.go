@@ -269,7 +269,12 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err := accounts.ValidateOrigins(req.GetAllowedOrigins()); err != nil {
 		return nil, err
 	}
-	secret, err := s.directory.CreateClient(ctx, req.GetClientId(), req.GetRedirectUris(), req.GetConfidential(), grants)
+	pkceOptional, err := parsePKCE(req.GetPkce())
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.directory.RegisterClient(ctx, accounts.ClientRegistration{ID: req.GetClientId(), RedirectURIs: req.GetRedirectUris(),
+		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, Grants: grants})
 	if err != nil {
 		return nil, err
 	}
@@ -355,6 +360,47 @@ func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsR
 	return &adminv1.ListClientsResponse{Clients: clients, NextPageToken: next}, nil
 }
 
+func (s *AdminServer) UpdateClient(ctx context.Context, req *adminv1.UpdateClientRequest) (*adminv1.UpdateClientResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	if req.GetPkce() != "" {
+		optional, err := parsePKCE(req.GetPkce())
+		if err != nil {
+			return nil, err
+		}
+		if err := s.directory.SetClientPKCE(ctx, req.GetClientId(), optional); err != nil {
+			return nil, err
+		}
+	}
+	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	message, err := s.clientAnswer(afterWrite(ctx), client)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.UpdateClientResponse{Client: message}, nil
+}
+
+// The values of Client.pkce.
+const (
+	clientPKCERequired = "required"
+	clientPKCEOptional = "optional"
+)
+
+// parsePKCE reads a pkce field: whether PKCE is optional; empty is required.
+func parsePKCE(value string) (bool, error) {
+	switch value {
+	case "", clientPKCERequired:
+		return false, nil
+	case clientPKCEOptional:
+		return true, nil
+	}
+	return false, chiterr.New(chiterr.InvalidArgument, "pkce must be %q or %q, not %s", clientPKCERequired, clientPKCEOptional, chiterr.Quote(value))
+}
+
 func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClientGrantsRequest) (*adminv1.SetClientGrantsResponse, error) {
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
@@ -415,6 +461,7 @@ func clientMessage(client storage.Client) *adminv1.Client {
 		DefaultScopes:    client.DefaultScopes,
 		AllowedAudiences: client.AllowedAudiences,
 		CreateTime:       timestamppb.New(client.CreatedAt),
+		Pkce:             map[bool]string{false: clientPKCERequired, true: clientPKCEOptional}[client.PKCEOptional],
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
@@ -66,8 +68,9 @@ func clientRequests(target string) map[string]proto.Message {
 	return map[string]proto.Message{
 		adminv1.AdminService_CreateClient_FullMethodName: &adminv1.CreateClientRequest{ClientId: target,
 			RedirectUris: []string{"https://app.example/callback"}, Confidential: true, AllowedScopes: []string{"openid"}},
-		adminv1.AdminService_GetClient_FullMethodName:   &adminv1.GetClientRequest{ClientId: target},
-		adminv1.AdminService_ListClients_FullMethodName: &adminv1.ListClientsRequest{},
+		adminv1.AdminService_GetClient_FullMethodName:    &adminv1.GetClientRequest{ClientId: target},
+		adminv1.AdminService_ListClients_FullMethodName:  &adminv1.ListClientsRequest{},
+		adminv1.AdminService_UpdateClient_FullMethodName: &adminv1.UpdateClientRequest{ClientId: target, Pkce: "optional"},
 		adminv1.AdminService_SetClientGrants_FullMethodName: &adminv1.SetClientGrantsRequest{ClientId: target,
 			AllowedScopes: []string{"openid", "profile"}},
 		adminv1.AdminService_SetClientOrigins_FullMethodName: &adminv1.SetClientOriginsRequest{ClientId: target,
@@ -628,6 +631,80 @@ func TestAdminServiceAccountBadInput(t *testing.T) {
 // An admin manages an OAuth client over the API: a confidential client's
 // secret is shown once and rotates, a public one has none, a narrower grant
 // and a deletion end what was issued through it.
+// A client's PKCE setting (Client.pkce): required by default, optional for a
+// confidential client only, changed by UpdateClient, which changes nothing
+// it is not given; the sign-in page follows it at once.
+func TestAdminClientPKCE(t *testing.T) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		create := func(id string, confidential bool, pkce string, want codes.Code) *adminv1.Client {
+			t.Helper()
+			created := &adminv1.CreateClientResponse{}
+			servertest.WantCode(t, "CreateClient "+id+" pkce "+pkce, tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin,
+				&adminv1.CreateClientRequest{ClientId: id, RedirectUris: []string{"https://" + id + ".example/cb"}, Confidential: confidential,
+					AllowedScopes: []string{"openid"}, Pkce: pkce}, created), want)
+			return created.GetClient()
+		}
+		update := func(id, pkce string, want codes.Code) *adminv1.Client {
+			t.Helper()
+			updated := &adminv1.UpdateClientResponse{}
+			servertest.WantCode(t, "UpdateClient "+id+" pkce "+pkce, tr.Invoke(t, adminv1.AdminService_UpdateClient_FullMethodName, c.Admin,
+				&adminv1.UpdateClientRequest{ClientId: id, Pkce: pkce}, updated), want)
+			return updated.GetClient()
+		}
+		if got := create("web", true, "", codes.OK); got.GetPkce() != "required" {
+			t.Fatalf("a client created without pkce: %v", got)
+		}
+		if got := create("proxy", true, "optional", codes.OK); got.GetPkce() != "optional" {
+			t.Fatalf("a client created with pkce optional: %v", got)
+		}
+		if got := create("spa", false, "required", codes.OK); got.GetPkce() != "required" {
+			t.Fatalf("a public client: %v", got)
+		}
+		create("mobile", false, "optional", codes.InvalidArgument)
+		create("odd", true, "sometimes", codes.InvalidArgument)
+		if _, err := e.Directory().GetClient(t.Context(), "mobile"); err == nil {
+			t.Fatal("a refused CreateClient stored the client")
+		}
+
+		update("spa", "optional", codes.InvalidArgument)
+		update("web", "sometimes", codes.InvalidArgument)
+		update("nobody", "optional", codes.NotFound)
+		if got := update("web", "optional", codes.OK); got.GetPkce() != "optional" || !got.GetConfidential() {
+			t.Fatalf("UpdateClient answered %v", got)
+		}
+		// Nothing given, nothing changed.
+		if got := update("web", "", codes.OK); got.GetPkce() != "optional" || !slices.Equal(got.GetAllowedScopes(), []string{"openid"}) {
+			t.Fatalf("an empty UpdateClient answered %v", got)
+		}
+		got := &adminv1.GetClientResponse{}
+		servertest.WantCode(t, "GetClient", tr.Invoke(t, adminv1.AdminService_GetClient_FullMethodName, c.Admin,
+			&adminv1.GetClientRequest{ClientId: "spa"}, got), codes.OK)
+		if got.GetClient().GetPkce() != "required" {
+			t.Fatalf("a refused UpdateClient changed the client: %v", got)
+		}
+
+		// The sign-in page follows the setting from the next request.
+		withoutPKCE := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {"https://web.example/cb"}, "state": {"s"}}
+		page := func() int {
+			resp, err := servertest.NoRedirects(t, e).Client.Get(e.HTTPBase() + authorize.PagePath + "?" + withoutPKCE.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if status := page(); status != http.StatusOK {
+			t.Fatalf("PKCE optional, no challenge: HTTP %d", status)
+		}
+		update("web", "required", codes.OK)
+		if status := page(); status != http.StatusSeeOther {
+			t.Fatalf("PKCE required again, no challenge: HTTP %d, want a redirect with invalid_request", status)
+		}
+	})
+}
+
 func TestAdminClientLifecycle(t *testing.T) {
 	t.Parallel()
 	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {

@@ -297,8 +297,8 @@ func (ft *fuzzTarget) rebuildReplacer() {
 // page's query or form carries it.
 func authorizeParams() url.Values {
 	return url.Values{
-		"client_id": {authorize.CLIClientID}, "redirect_uri": {servertest.Loopback}, "state": {"fuzz"}, "scope": {"openid offline_access"},
-		"code_challenge": {authorize.ChallengeFor(fuzzVerifier)}, "code_challenge_method": {"S256"}, "nonce": {"n"},
+		"response_type": {"code"}, "client_id": {authorize.CLIClientID}, "redirect_uri": {servertest.Loopback}, "state": {"fuzz"},
+		"scope": {"openid offline_access"}, "code_challenge": {authorize.ChallengeFor(fuzzVerifier)}, "code_challenge_method": {"S256"}, "nonce": {"n"},
 	}
 }
 
@@ -399,11 +399,9 @@ func fuzzSeeds() []fuzzSeed {
 	)
 	challenge := authorize.ChallengeFor(fuzzVerifier)
 	page := authorizeParams()
-	page.Set("response_type", "code")
 	appPage := authorizeParams()
 	appPage.Set("client_id", fuzzClientID)
 	appPage.Set("redirect_uri", fuzzClientRedirect)
-	appPage.Set("response_type", "code")
 	appPage.Set("response_mode", "fragment")
 	signIn := authorizeParams()
 	signIn.Set("csrf_token", fuzzCSRF)

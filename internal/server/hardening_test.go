@@ -330,7 +330,9 @@ func TestWrongMethodOnARESTRouteIs405(t *testing.T) {
 }
 
 // The sign-in page does only what discovery advertises: the code flow
-// answered in the query, no silent sign-in, text for state and nonce.
+// answered in the query, no silent sign-in, text for state and nonce; what
+// it refuses of a request whose client and redirect URI are good, it
+// answers at the redirect URI.
 func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 	e := servertest.Start(t)
 	verifier := servertest.NewVerifier(t)
@@ -348,16 +350,29 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 		}
 		return e.HTTPBase() + "/oauth2/authorize?" + q.Encode()
 	}
-	for name, target := range map[string]string{
-		"no response_type":          with("response_type", ""),
-		"response_type token":       with("response_type", "token"),
-		"response_mode fragment":    with("response_mode", "fragment"),
-		"response_mode form_post":   with("response_mode", "form_post"),
-		"a nonce that is not UTF-8": with("nonce", "n\xff"),
+	// The client and redirect URI are good: the client hears what is
+	// wrong at its redirect URI (RFC 6749 §4.1.2.1), with the state and iss.
+	for name, tc := range map[string]struct{ target, code string }{
+		"no response_type":          {with("response_type", ""), "invalid_request"},
+		"response_type token":       {with("response_type", "token"), "unsupported_response_type"},
+		"response_mode fragment":    {with("response_mode", "fragment"), "invalid_request"},
+		"response_mode form_post":   {with("response_mode", "form_post"), "invalid_request"},
+		"an unknown response_mode":  {with("response_mode", "jwt-of-the-future"), "invalid_request"},
+		"an unknown prompt":         {with("prompt", "dance"), "invalid_request"},
+		"prompt none and login":     {with("prompt", "none login"), "invalid_request"},
+		"a nonce that is not UTF-8": {with("nonce", "n\xff"), "invalid_request"},
+		"a request object":          {with("request", "eyJhbGciOiJub25lIn0.e30."), "request_not_supported"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if page := e.NewBrowser(t).Open(t, target); page.Status != http.StatusBadRequest {
-				t.Errorf("%d, want 400", page.Status)
+			resp, err := servertest.NoRedirects(t, e).Client.Get(tc.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			location, _ := resp.Location()
+			if resp.StatusCode != http.StatusSeeOther || location == nil || !strings.HasPrefix(location.String(), servertest.Loopback+"?") ||
+				location.Query().Get("error") != tc.code || location.Query().Get("state") != "s" || location.Query().Get("iss") != servertest.Issuer {
+				t.Errorf("%d %v, want a redirect with %s", resp.StatusCode, location, tc.code)
 			}
 		})
 	}
@@ -367,7 +382,8 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 	}
 	resp.Body.Close()
 	location, _ := resp.Location()
-	if resp.StatusCode != http.StatusSeeOther || location == nil || location.Query().Get("error") != "login_required" || location.Query().Get("state") != "s" {
+	if resp.StatusCode != http.StatusSeeOther || location == nil || location.Query().Get("error") != "login_required" || location.Query().Get("state") != "s" ||
+		location.Query().Get("iss") != servertest.Issuer {
 		t.Fatalf("prompt=none: %d %v, want a redirect with login_required", resp.StatusCode, location)
 	}
 	if page := e.NewBrowser(t).Open(t, with("response_mode", "query")); page.Status != http.StatusOK {

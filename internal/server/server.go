@@ -237,6 +237,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if cfg.SignIn.BaseURL == "" {
 		cfg.SignIn.BaseURL = cfg.Tokens.Issuer
 	}
+	// RFC 9207: the iss of authorization responses is the issuer of the
+	// tokens and discovery, never a value of its own.
+	cfg.SignIn.Issuer = cfg.Tokens.Issuer
 	if cfg.SignIn.CodeTTL <= 0 {
 		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
 	}
@@ -455,26 +458,27 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 		Discovery: func() gateway.Discovery {
 			base := strings.TrimSuffix(cfg.Tokens.Issuer, "/")
 			return gateway.Discovery{
-				Issuer:                            cfg.Tokens.Issuer,
-				AuthorizationEndpoint:             base + authorize.PagePath,
-				TokenEndpoint:                     base + oauth2http.TokenPath,
-				RevocationEndpoint:                base + oauth2http.RevokePath,
-				IntrospectionEndpoint:             base + oauth2http.IntrospectPath,
-				UserinfoEndpoint:                  base + oauth2http.UserinfoPath,
-				GrantTypesSupported:               grants.Types(),
-				TokenEndpointAuthMethodsSupported: grants.TokenEndpointAuthMethods(),
-				JWKSURI:                           base + grpcapi.JWKSPath,
-				ResponseTypesSupported:            []string{"code"},
-				ResponseModesSupported:            []string{"query"},
-				SubjectTypesSupported:             []string{"public"},
-				IDTokenSigningAlgValuesSupported:  c.signingKeys.Algorithms(),
-				ScopesSupported:                   accounts.PersonScopes,
-				CodeChallengeMethodsSupported:     []string{"S256"},
-				ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", "preferred_username", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim},
-				ChitTokenEndpoint:                 base + grpcapi.TokenPath,
-				ChitRefreshEndpoint:               base + grpcapi.RefreshTokenPath,
-				ChitRevocationEndpoint:            base + grpcapi.RevokePath,
-				ChitCheckEndpoint:                 base + grpcapi.CheckPath,
+				Issuer:                                     cfg.Tokens.Issuer,
+				AuthorizationEndpoint:                      base + authorize.PagePath,
+				TokenEndpoint:                              base + oauth2http.TokenPath,
+				RevocationEndpoint:                         base + oauth2http.RevokePath,
+				IntrospectionEndpoint:                      base + oauth2http.IntrospectPath,
+				UserinfoEndpoint:                           base + oauth2http.UserinfoPath,
+				GrantTypesSupported:                        grants.Types(),
+				TokenEndpointAuthMethodsSupported:          grants.TokenEndpointAuthMethods(),
+				JWKSURI:                                    base + grpcapi.JWKSPath,
+				ResponseTypesSupported:                     []string{"code"},
+				ResponseModesSupported:                     []string{"query"},
+				SubjectTypesSupported:                      []string{"public"},
+				IDTokenSigningAlgValuesSupported:           c.signingKeys.Algorithms(),
+				ScopesSupported:                            accounts.PersonScopes,
+				CodeChallengeMethodsSupported:              []string{"S256"},
+				AuthorizationResponseIssParameterSupported: true,
+				ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", "preferred_username", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim},
+				ChitTokenEndpoint:                          base + grpcapi.TokenPath,
+				ChitRefreshEndpoint:                        base + grpcapi.RefreshTokenPath,
+				ChitRevocationEndpoint:                     base + grpcapi.RevokePath,
+				ChitCheckEndpoint:                          base + grpcapi.CheckPath,
 			}
 		},
 	})

@@ -159,6 +159,8 @@ func TestOpenIDConfiguration(t *testing.T) {
 		"jwks_uri":               servertest.Issuer + "/.well-known/jwks.json",
 		"authorization_endpoint": servertest.Issuer + "/oauth2/authorize",
 		"chit_token_endpoint":    servertest.Issuer + "/v1/auth/token",
+		// RFC 9207: authorization responses carry iss.
+		"authorization_response_iss_parameter_supported": true,
 	}
 	for name, value := range want {
 		if doc[name] != value {

@@ -142,33 +142,47 @@ func TestAuthorizeRequestRules(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
 			mutate func(*authv1.GetAuthorizeUrlRequest)
+			// redirected says the page sends the error to the (valid)
+			// redirect URI rather than showing it (RFC 6749 §4.1.2.1).
+			redirected bool
 		}{
-			{"plain PKCE method", func(r *authv1.GetAuthorizeUrlRequest) { r.CodeChallengeMethod = "plain"; r.CodeChallenge = verifier }},
-			{"no PKCE while mandatory", func(r *authv1.GetAuthorizeUrlRequest) { r.CodeChallenge, r.CodeChallengeMethod = "", "" }},
-			{"no state", func(r *authv1.GetAuthorizeUrlRequest) { r.State = "" }},
-			{"another host", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://evil.example/callback" }},
-			{"userinfo trick", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://127.0.0.1@evil.example/" }},
-			{"userinfo on loopback", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://evil.example@127.0.0.1:5000/" }},
-			{"loopback-looking host", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://127.0.0.1.evil.example/cb" }},
-			{"localhost name", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://localhost:5000/cb" }},
-			{"https loopback", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "https://127.0.0.1:5000/cb" }},
-			{"fragment", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = servertest.Loopback + "#x" }},
-			{"unregistered client", func(r *authv1.GetAuthorizeUrlRequest) { r.ClientId = "dashboard" }},
+			{"plain PKCE method", func(r *authv1.GetAuthorizeUrlRequest) { r.CodeChallengeMethod = "plain"; r.CodeChallenge = verifier }, true},
+			{"no PKCE while mandatory", func(r *authv1.GetAuthorizeUrlRequest) { r.CodeChallenge, r.CodeChallengeMethod = "", "" }, true},
+			{"no PKCE and no state", func(r *authv1.GetAuthorizeUrlRequest) { r.CodeChallenge, r.CodeChallengeMethod, r.State = "", "", "" }, true},
+			{"another host", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://evil.example/callback" }, false},
+			{"userinfo trick", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://127.0.0.1@evil.example/" }, false},
+			{"userinfo on loopback", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://evil.example@127.0.0.1:5000/" }, false},
+			{"loopback-looking host", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://127.0.0.1.evil.example/cb" }, false},
+			{"localhost name", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "http://localhost:5000/cb" }, false},
+			{"https loopback", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = "https://127.0.0.1:5000/cb" }, false},
+			{"fragment", func(r *authv1.GetAuthorizeUrlRequest) { r.RedirectUri = servertest.Loopback + "#x" }, false},
+			{"unregistered client", func(r *authv1.GetAuthorizeUrlRequest) { r.ClientId = "dashboard" }, false},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req := servertest.AuthorizeRequest(verifier, "")
 				tc.mutate(req)
 				_, c := servertest.GetAuthorizeURL(t, tr, req)
 				servertest.WantCode(t, "GetAuthorizeUrl", c, codes.InvalidArgument)
-				// The page refuses the same request and never redirects.
+				// The page refuses the same request: on the page when the
+				// client or redirect URI is what is wrong, never redirecting.
 				query := servertest.QueryOf(t, req)
+				query.Set("response_type", "code")
 				resp, err := servertest.NoRedirects(t, e).Client.Get(e.HTTPBase() + "/oauth2/authorize?" + query.Encode())
 				if err != nil {
 					t.Fatal(err)
 				}
 				page := servertest.ReadPage(t, resp)
-				if page.Status != http.StatusBadRequest || page.Header.Get("Location") != "" || !page.Contains("cannot be used") {
-					t.Fatalf("page answered %d, Location %q", page.Status, page.Header.Get("Location"))
+				if !tc.redirected {
+					if page.Status != http.StatusBadRequest || page.Header.Get("Location") != "" || !page.Contains("cannot be used") {
+						t.Fatalf("page answered %d, Location %q", page.Status, page.Header.Get("Location"))
+					}
+					return
+				}
+				location, _ := resp.Location()
+				if page.Status != http.StatusSeeOther || location == nil || !strings.HasPrefix(location.String(), servertest.Loopback+"?") ||
+					location.Query().Get("error") != "invalid_request" || location.Query().Get("state") != req.GetState() ||
+					location.Query().Get("iss") != servertest.Issuer || location.Query().Has("code") {
+					t.Fatalf("page answered %d, Location %v", page.Status, location)
 				}
 			})
 		}
@@ -176,6 +190,14 @@ func TestAuthorizeRequestRules(t *testing.T) {
 		req.RedirectUri = "http://[::1]:5000/cb"
 		_, c := servertest.GetAuthorizeURL(t, tr, req)
 		servertest.WantCode(t, "IPv6 loopback redirect", c, codes.OK)
+		// PKCE stands in for state (RFC 9700 §2.1.1).
+		req = servertest.AuthorizeRequest(verifier, "")
+		req.State = ""
+		authorizeURL, c := servertest.GetAuthorizeURL(t, tr, req)
+		servertest.WantCode(t, "PKCE without state", c, codes.OK)
+		if u, _ := url.Parse(authorizeURL); u.Query().Has("state") {
+			t.Fatalf("authorize URL %s has a state", authorizeURL)
+		}
 	})
 }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -87,42 +86,13 @@ type view struct {
 	Unavailable bool
 }
 
-// requestFields are the authorization request's parameters, carried through
-// the form as hidden fields.
-var requestFields = []string{"client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce"}
-
-func requestFrom(values url.Values) authorize.Request {
-	return authorize.Request{
-		ClientID:            values.Get("client_id"),
-		RedirectURI:         values.Get("redirect_uri"),
-		State:               values.Get("state"),
-		Scope:               values.Get("scope"),
-		CodeChallenge:       values.Get("code_challenge"),
-		CodeChallengeMethod: values.Get("code_challenge_method"),
-		Nonce:               values.Get("nonce"),
-	}
-}
-
 func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
-	req, err := h.authorize.Validate(r.Context(), requestFrom(r.URL.Query()))
+	req, err := h.authorize.Validate(r.Context(), authorize.ParseRequest(r.URL.Query()))
 	if err != nil {
-		h.refuse(w, r, requestFrom(r.URL.Query()), err)
+		h.refuse(w, r, err)
 		return
 	}
-	query := r.URL.Query()
-	switch response, mode := query.Get("response_type"), query.Get("response_mode"); {
-	case response != "code":
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_type must be code, not %s", chiterr.Quote(response)))
-		return
-	case mode != "" && mode != "query":
-		// The code goes back in the query only: a client that asked for
-		// another mode must not be answered in a way it does not read.
-		h.problem(w, chiterr.New(chiterr.InvalidArgument, "response_mode %s is not supported; the code is returned in the query", chiterr.Quote(mode)))
-		return
-	}
-	if query.Get("prompt") == "none" {
-		// Chit keeps no sign-in sessions: a sign-in without the page is never
-		// possible (OpenID Connect Core §3.1.2.6).
+	if req.SilentOnly() {
 		h.redirect(w, r, h.authorize.LoginRequired(req))
 		return
 	}
@@ -131,7 +101,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, err)
 		return
 	}
-	h.render(w, http.StatusOK, req, view{CSRFToken: token}, r.URL.Query())
+	h.render(w, http.StatusOK, req, view{CSRFToken: token})
 }
 
 func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
@@ -148,15 +118,15 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, chiterr.New(chiterr.PermissionDenied, "the form has expired or did not come from this page; reload the sign-in link"))
 		return
 	}
-	req, err := h.authorize.Validate(r.Context(), requestFrom(r.PostForm))
+	req, err := h.authorize.Validate(r.Context(), authorize.ParseRequest(r.PostForm))
 	if err != nil {
-		h.refuse(w, r, requestFrom(r.PostForm), err)
+		h.refuse(w, r, err)
 		return
 	}
 	if r.PostForm.Get("action") == "cancel" {
 		target, err := h.authorize.Deny(r.Context(), req)
 		if err != nil {
-			h.problem(w, err)
+			h.refuse(w, r, err)
 			return
 		}
 		h.redirect(w, r, target)
@@ -166,6 +136,11 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	// The client's address for throttling is in the context
 	// (clientaddr.Middleware).
 	target, err := h.authorize.SignIn(r.Context(), req, clientaddr.From(r.Context()), username, r.PostForm.Get("password"))
+	if target, ok := h.authorize.ErrorRedirect(err); ok {
+		// The client changed since the form was shown.
+		h.redirect(w, r, target)
+		return
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		message := chiterr.PublicMessage(err)
@@ -186,7 +161,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 		// The CSRF cookie stays valid: the person simply tries again.
-		h.render(w, status, req, view{Error: message, Username: username, CSRFToken: r.PostForm.Get("csrf_token")}, r.PostForm)
+		h.render(w, status, req, view{Error: message, Username: username, CSRFToken: r.PostForm.Get("csrf_token")})
 		return
 	}
 	h.redirect(w, r, target)
@@ -197,13 +172,16 @@ func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, target string
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Request, v view, values url.Values) {
+func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Request, v view) {
 	v.ClientName = req.ClientID
 	if req.ClientID == authorize.CLIClientID {
 		v.ClientName = "the Chit command line"
 	}
 	v.Scopes = strings.Fields(req.Scope)
-	for _, name := range requestFields {
+	// The form carries the validated request, which the submission is
+	// validated as again.
+	values := req.Values()
+	for _, name := range authorize.Parameters {
 		if value := values.Get(name); value != "" {
 			v.Hidden = append(v.Hidden, hiddenField{Name: name, Value: value})
 		}
@@ -217,10 +195,10 @@ func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Reques
 }
 
 // refuse answers a request Validate refused: to the client, by redirect,
-// when the error is one it should hear and its redirect URI is known good
-// (RFC 6749 §4.1.2.1); otherwise on the page.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, req authorize.Request, err error) {
-	if target, ok := h.authorize.ErrorRedirect(r.Context(), req, err); ok {
+// when its client and redirect URI were known good (RFC 6749 §4.1.2.1);
+// otherwise on the page.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if target, ok := h.authorize.ErrorRedirect(err); ok {
 		h.redirect(w, r, target)
 		return
 	}

@@ -120,6 +120,9 @@ type Client struct {
 	// SecretHash is the SHA-256 digest of a confidential client's secret;
 	// empty for a public client (PKCE, no secret).
 	SecretHash []byte
+	// PKCEOptional lets a confidential client sign people in without a
+	// PKCE challenge; false (PKCE required) is the default.
+	PKCEOptional bool
 	Grants
 	CreatedAt time.Time
 }

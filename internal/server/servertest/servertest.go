@@ -264,7 +264,14 @@ func (e *Env) Directory() *accounts.Directory {
 // public client).
 func (e *Env) CreateClient(t testing.TB, id string, redirectURIs []string, confidential bool, grants storage.Grants) string {
 	t.Helper()
-	secret, err := e.Directory().CreateClient(context.Background(), id, redirectURIs, confidential, grants)
+	return e.RegisterClient(t, accounts.ClientRegistration{ID: id, RedirectURIs: redirectURIs, Confidential: confidential, Grants: grants})
+}
+
+// RegisterClient registers an OAuth client as an operator would and returns
+// its secret ("" for a public client).
+func (e *Env) RegisterClient(t testing.TB, registration accounts.ClientRegistration) string {
+	t.Helper()
+	secret, err := e.Directory().RegisterClient(context.Background(), registration)
 	if err != nil {
 		t.Fatal(err)
 	}

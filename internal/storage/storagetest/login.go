@@ -49,11 +49,74 @@ func testClients(t *testing.T, s storage.Store) {
 	if got, err := s.GetClient(ctx, "dashboard"); err != nil || !bytes.Equal(got.SecretHash, rotated) {
 		t.Fatalf("after a secret rotation GetClient = %+v, %v", got, err)
 	}
+	testClientPKCE(t, s)
 	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: base}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteClient(ctx, "dashboard", storage.SubjectRevocation{Subject: "client:dashboard", At: base}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// A client's PKCE setting is stored as created, read by every read, and
+// changed by an update alone; PKCE required (false) is the default.
+func testClientPKCE(t *testing.T, s storage.Store) {
+	t.Helper()
+	ctx := context.Background()
+	optional := storage.Client{ID: "proxy", RedirectURIs: []string{"https://proxy.example/oauth2/callback"}, SecretHash: randomHash(t),
+		PKCEOptional: true, CreatedAt: base}
+	if err := s.CreateClient(ctx, optional); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetClient(ctx, "proxy"); err != nil || !got.PKCEOptional {
+		t.Fatalf("GetClient of a client created with PKCE optional = %+v, %v", got, err)
+	}
+	list, err := s.ListClients(ctx, storage.Page{})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListClients = %+v, %v", list, err)
+	}
+	for _, client := range list {
+		if client.PKCEOptional != (client.ID == "proxy") {
+			t.Fatalf("ListClients: %s has PKCEOptional %v", client.ID, client.PKCEOptional)
+		}
+	}
+	// An update that changes something else keeps the setting.
+	if err := s.UpdateClient(ctx, "proxy", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+		c.AllowedScopes = []string{"openid"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetClient(ctx, "proxy"); err != nil || !got.PKCEOptional || !slices.Equal(got.AllowedScopes, []string{"openid"}) {
+		t.Fatalf("after a grants update GetClient = %+v, %v", got, err)
+	}
+	for _, want := range []bool{false, true} {
+		if err := s.UpdateClient(ctx, "proxy", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+			c.PKCEOptional = want
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetClient(ctx, "proxy"); err != nil || got.PKCEOptional != want {
+			t.Fatalf("after setting PKCEOptional %v GetClient = %+v, %v", want, got, err)
+		}
+	}
+	// An update that fails changes nothing.
+	refused := errors.New("refused")
+	if err := s.UpdateClient(ctx, "proxy", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+		c.PKCEOptional = false
+		return nil, refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("refused update: %v", err)
+	}
+	if got, err := s.GetClient(ctx, "proxy"); err != nil || !got.PKCEOptional {
+		t.Fatalf("after a refused update GetClient = %+v, %v", got, err)
+	}
+	if got, err := s.GetClient(ctx, "dashboard"); err != nil || got.PKCEOptional {
+		t.Fatalf("a client created without the setting: %+v, %v", got, err)
+	}
+	if err := s.DeleteClient(ctx, "proxy", storage.SubjectRevocation{Subject: "client:proxy", At: base}); err != nil {
+		t.Fatal(err)
 	}
 }
 

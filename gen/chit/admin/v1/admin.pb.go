@@ -1439,6 +1439,10 @@ type Client struct {
 	// Audiences other than Chit's own its tokens may be minted for.
 	AllowedAudiences []string               `protobuf:"bytes,6,rep,name=allowed_audiences,json=allowedAudiences,proto3" json:"allowed_audiences,omitempty"`
 	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Whether the sign-in page requires PKCE (RFC 7636) of the client:
+	// "required", or "optional" (a confidential client only: a public client
+	// always uses PKCE).
+	Pkce string `protobuf:"bytes,8,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// Browser origins (https://host[:port], http only on localhost or a
 	// loopback address) whose pages may call the token, revoke and userinfo
 	// endpoints: the CORS answers allow them. At most 16.
@@ -1526,6 +1530,13 @@ func (x *Client) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Client) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
+}
+
 func (x *Client) GetAllowedOrigins() []string {
 	if x != nil {
 		return x.AllowedOrigins
@@ -1543,6 +1554,8 @@ type CreateClientRequest struct {
 	// Each must be one of allowed_scopes.
 	DefaultScopes    []string `protobuf:"bytes,5,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
 	AllowedAudiences []string `protobuf:"bytes,6,rep,name=allowed_audiences,json=allowedAudiences,proto3" json:"allowed_audiences,omitempty"`
+	// "required" (the default when empty) or "optional" (see Client.pkce).
+	Pkce string `protobuf:"bytes,7,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// See Client.allowed_origins.
 	AllowedOrigins []string `protobuf:"bytes,8,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1619,6 +1632,13 @@ func (x *CreateClientRequest) GetAllowedAudiences() []string {
 		return x.AllowedAudiences
 	}
 	return nil
+}
+
+func (x *CreateClientRequest) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
 }
 
 func (x *CreateClientRequest) GetAllowedOrigins() []string {
@@ -1876,6 +1896,103 @@ func (x *ListClientsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type UpdateClientRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// "required" or "optional" (see Client.pkce); empty keeps it.
+	Pkce          string `protobuf:"bytes,2,opt,name=pkce,proto3" json:"pkce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientRequest) Reset() {
+	*x = UpdateClientRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientRequest) ProtoMessage() {}
+
+func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
+func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UpdateClientRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *UpdateClientRequest) GetPkce() string {
+	if x != nil {
+		return x.Pkce
+	}
+	return ""
+}
+
+type UpdateClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientResponse) Reset() {
+	*x = UpdateClientResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientResponse) ProtoMessage() {}
+
+func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
+func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UpdateClientResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
 type SetClientGrantsRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	ClientId         string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1888,7 +2005,7 @@ type SetClientGrantsRequest struct {
 
 func (x *SetClientGrantsRequest) Reset() {
 	*x = SetClientGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2017,7 @@ func (x *SetClientGrantsRequest) String() string {
 func (*SetClientGrantsRequest) ProtoMessage() {}
 
 func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2030,7 @@ func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetClientGrantsRequest) GetClientId() string {
@@ -1953,7 +2070,7 @@ type SetClientGrantsResponse struct {
 
 func (x *SetClientGrantsResponse) Reset() {
 	*x = SetClientGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2082,7 @@ func (x *SetClientGrantsResponse) String() string {
 func (*SetClientGrantsResponse) ProtoMessage() {}
 
 func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2095,7 @@ func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetClientGrantsResponse) GetClient() *Client {
@@ -2000,7 +2117,7 @@ type SetClientOriginsRequest struct {
 
 func (x *SetClientOriginsRequest) Reset() {
 	*x = SetClientOriginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2129,7 @@ func (x *SetClientOriginsRequest) String() string {
 func (*SetClientOriginsRequest) ProtoMessage() {}
 
 func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2142,7 @@ func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetClientOriginsRequest) GetClientId() string {
@@ -2051,7 +2168,7 @@ type SetClientOriginsResponse struct {
 
 func (x *SetClientOriginsResponse) Reset() {
 	*x = SetClientOriginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2180,7 @@ func (x *SetClientOriginsResponse) String() string {
 func (*SetClientOriginsResponse) ProtoMessage() {}
 
 func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2193,7 @@ func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetClientOriginsResponse) GetClient() *Client {
@@ -2095,7 +2212,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2224,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2237,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2141,7 +2258,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2270,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2283,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2192,7 +2309,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2321,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2334,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2235,7 +2352,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2364,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2377,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2285,7 +2402,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2414,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2427,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Provider) GetId() string {
@@ -2371,7 +2488,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2500,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2513,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -2415,7 +2532,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2544,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2557,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -2462,7 +2579,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2591,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2604,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -2515,7 +2632,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2644,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2657,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -2566,7 +2683,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2695,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2708,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -2609,7 +2726,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2738,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2751,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -2659,7 +2776,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2788,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2801,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -2748,7 +2865,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2877,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2890,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -2802,7 +2919,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2931,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2944,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -2855,7 +2972,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +2984,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +2997,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -2900,7 +3017,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3029,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3042,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -2963,7 +3080,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3092,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3105,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Login) GetLoginId() string {
@@ -3067,7 +3184,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3196,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3209,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3127,7 +3244,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3256,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3269,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3179,7 +3296,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3308,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3321,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3229,7 +3346,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3358,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3371,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 type RevokeLoginsRequest struct {
@@ -3266,7 +3383,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3395,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3408,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -3309,7 +3426,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3438,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3451,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 type ListApiKeysRequest struct {
@@ -3350,7 +3467,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3479,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3492,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -3410,7 +3527,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3539,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3552,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -3461,7 +3578,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +3590,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +3603,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -3504,7 +3621,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3633,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3646,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -3619,7 +3736,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\xcf\x02\n" +
+	"\x1cDeleteServiceAccountResponse\"\xe3\x02\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -3628,15 +3745,17 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12'\n" +
-	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\"\x9f\x02\n" +
+	"createTime\x12\x12\n" +
+	"\x04pkce\x18\b \x01(\tR\x04pkce\x12'\n" +
+	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\"\xb3\x02\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
 	"\fconfidential\x18\x03 \x01(\bR\fconfidential\x12%\n" +
 	"\x0eallowed_scopes\x18\x04 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
-	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12'\n" +
+	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12\x12\n" +
+	"\x04pkce\x18\a \x01(\tR\x04pkce\x12'\n" +
 	"\x0fallowed_origins\x18\b \x03(\tR\x0eallowedOrigins\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
@@ -3651,7 +3770,12 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListClientsResponse\x12/\n" +
 	"\aclients\x18\x01 \x03(\v2\x15.chit.admin.v1.ClientR\aclients\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x13UpdateClientRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
+	"\x04pkce\x18\x02 \x01(\tR\x04pkce\"E\n" +
+	"\x14UpdateClientResponse\x12-\n" +
+	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xb0\x01\n" +
 	"\x16SetClientGrantsRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
@@ -3756,7 +3880,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\xcc\x15\n" +
+	"\x14RevokeApiKeyResponse2\xa5\x16\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -3774,7 +3898,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x14DeleteServiceAccount\x12*.chit.admin.v1.DeleteServiceAccountRequest\x1a+.chit.admin.v1.DeleteServiceAccountResponse\x12W\n" +
 	"\fCreateClient\x12\".chit.admin.v1.CreateClientRequest\x1a#.chit.admin.v1.CreateClientResponse\x12N\n" +
 	"\tGetClient\x12\x1f.chit.admin.v1.GetClientRequest\x1a .chit.admin.v1.GetClientResponse\x12T\n" +
-	"\vListClients\x12!.chit.admin.v1.ListClientsRequest\x1a\".chit.admin.v1.ListClientsResponse\x12`\n" +
+	"\vListClients\x12!.chit.admin.v1.ListClientsRequest\x1a\".chit.admin.v1.ListClientsResponse\x12W\n" +
+	"\fUpdateClient\x12\".chit.admin.v1.UpdateClientRequest\x1a#.chit.admin.v1.UpdateClientResponse\x12`\n" +
 	"\x0fSetClientGrants\x12%.chit.admin.v1.SetClientGrantsRequest\x1a&.chit.admin.v1.SetClientGrantsResponse\x12c\n" +
 	"\x10SetClientOrigins\x12&.chit.admin.v1.SetClientOriginsRequest\x1a'.chit.admin.v1.SetClientOriginsResponse\x12i\n" +
 	"\x12RotateClientSecret\x12(.chit.admin.v1.RotateClientSecretRequest\x1a).chit.admin.v1.RotateClientSecretResponse\x12W\n" +
@@ -3803,7 +3928,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -3838,141 +3963,146 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*GetClientResponse)(nil),                  // 30: chit.admin.v1.GetClientResponse
 	(*ListClientsRequest)(nil),                 // 31: chit.admin.v1.ListClientsRequest
 	(*ListClientsResponse)(nil),                // 32: chit.admin.v1.ListClientsResponse
-	(*SetClientGrantsRequest)(nil),             // 33: chit.admin.v1.SetClientGrantsRequest
-	(*SetClientGrantsResponse)(nil),            // 34: chit.admin.v1.SetClientGrantsResponse
-	(*SetClientOriginsRequest)(nil),            // 35: chit.admin.v1.SetClientOriginsRequest
-	(*SetClientOriginsResponse)(nil),           // 36: chit.admin.v1.SetClientOriginsResponse
-	(*RotateClientSecretRequest)(nil),          // 37: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),         // 38: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                // 39: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),               // 40: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                           // 41: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                 // 42: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                // 43: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),               // 44: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),              // 45: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),              // 46: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),             // 47: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                         // 48: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),             // 49: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),            // 50: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),           // 51: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),          // 52: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                              // 53: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                  // 54: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                 // 55: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                 // 56: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                // 57: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                // 58: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),               // 59: chit.admin.v1.RevokeLoginsResponse
-	(*ListApiKeysRequest)(nil),                 // 60: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 61: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 62: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 63: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),                // 65: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 66: chit.auth.v1.ApiKey
+	(*UpdateClientRequest)(nil),                // 33: chit.admin.v1.UpdateClientRequest
+	(*UpdateClientResponse)(nil),               // 34: chit.admin.v1.UpdateClientResponse
+	(*SetClientGrantsRequest)(nil),             // 35: chit.admin.v1.SetClientGrantsRequest
+	(*SetClientGrantsResponse)(nil),            // 36: chit.admin.v1.SetClientGrantsResponse
+	(*SetClientOriginsRequest)(nil),            // 37: chit.admin.v1.SetClientOriginsRequest
+	(*SetClientOriginsResponse)(nil),           // 38: chit.admin.v1.SetClientOriginsResponse
+	(*RotateClientSecretRequest)(nil),          // 39: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),         // 40: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                // 41: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),               // 42: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                           // 43: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                 // 44: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                // 45: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),               // 46: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),              // 47: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),              // 48: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),             // 49: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                         // 50: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),             // 51: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),            // 52: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),           // 53: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),          // 54: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                              // 55: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                  // 56: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                 // 57: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                 // 58: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                // 59: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                // 60: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),               // 61: chit.admin.v1.RevokeLoginsResponse
+	(*ListApiKeysRequest)(nil),                 // 62: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 63: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 64: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 65: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                // 67: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 68: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	64, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	66, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	64, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	64, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	66, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	66, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	13, // 8: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 9: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	13, // 10: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	13, // 11: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	65, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	67, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	13, // 13: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	64, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	66, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	26, // 15: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 16: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	26, // 17: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	26, // 18: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	26, // 19: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	26, // 20: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	64, // 21: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	64, // 22: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	64, // 23: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	41, // 24: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	41, // 25: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	64, // 26: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	64, // 27: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	64, // 28: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	48, // 29: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	48, // 30: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	64, // 31: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	64, // 32: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	64, // 33: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	53, // 34: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	66, // 35: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 36: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 37: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 38: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 39: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 40: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 41: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	14, // 42: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	16, // 43: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	18, // 44: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	20, // 45: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	22, // 46: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	24, // 47: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	27, // 48: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	29, // 49: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	31, // 50: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	33, // 51: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	35, // 52: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	37, // 53: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	39, // 54: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	42, // 55: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	44, // 56: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	46, // 57: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	49, // 58: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	51, // 59: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	54, // 60: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	56, // 61: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	58, // 62: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	60, // 63: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	62, // 64: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 65: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 66: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 67: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 68: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 69: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 70: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	15, // 71: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	17, // 72: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	19, // 73: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	21, // 74: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	23, // 75: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	25, // 76: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	28, // 77: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	30, // 78: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	32, // 79: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	34, // 80: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	36, // 81: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	38, // 82: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	40, // 83: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	43, // 84: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	45, // 85: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	47, // 86: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	50, // 87: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	52, // 88: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	55, // 89: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	57, // 90: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	59, // 91: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	61, // 92: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	63, // 93: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	65, // [65:94] is the sub-list for method output_type
-	36, // [36:65] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	26, // 18: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	26, // 19: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	26, // 20: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
+	26, // 21: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	66, // 22: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	66, // 23: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	66, // 24: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	43, // 25: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	43, // 26: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	66, // 27: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	66, // 28: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	66, // 29: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	50, // 30: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	50, // 31: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	66, // 32: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	66, // 33: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	66, // 34: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	55, // 35: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	68, // 36: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 37: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 38: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 39: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 40: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 41: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 42: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	14, // 43: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	16, // 44: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	18, // 45: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	20, // 46: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	22, // 47: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	24, // 48: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	27, // 49: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	29, // 50: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	31, // 51: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	33, // 52: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	35, // 53: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	37, // 54: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	39, // 55: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	41, // 56: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	44, // 57: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	46, // 58: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	48, // 59: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	51, // 60: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	53, // 61: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	56, // 62: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	58, // 63: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	60, // 64: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	62, // 65: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	64, // 66: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 67: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 68: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 69: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 70: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 71: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 72: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	15, // 73: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	17, // 74: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	19, // 75: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	21, // 76: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	23, // 77: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	25, // 78: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	28, // 79: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	30, // 80: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	32, // 81: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	34, // 82: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	36, // 83: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	38, // 84: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	40, // 85: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	42, // 86: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	45, // 87: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	47, // 88: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	49, // 89: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	52, // 90: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	54, // 91: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	57, // 92: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	59, // 93: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	61, // 94: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	63, // 95: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	65, // 96: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	67, // [67:97] is the sub-list for method output_type
+	37, // [37:67] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -3986,7 +4116,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	AdminService_CreateClient_FullMethodName               = "/chit.admin.v1.AdminService/CreateClient"
 	AdminService_GetClient_FullMethodName                  = "/chit.admin.v1.AdminService/GetClient"
 	AdminService_ListClients_FullMethodName                = "/chit.admin.v1.AdminService/ListClients"
+	AdminService_UpdateClient_FullMethodName               = "/chit.admin.v1.AdminService/UpdateClient"
 	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
 	AdminService_SetClientOrigins_FullMethodName           = "/chit.admin.v1.AdminService/SetClientOrigins"
 	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
@@ -108,6 +109,9 @@ type AdminServiceClient interface {
 	GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error)
 	// ListClients lists clients by client id.
 	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
+	// UpdateClient changes a client's settings: each field left empty keeps
+	// its value.
+	UpdateClient(ctx context.Context, in *UpdateClientRequest, opts ...grpc.CallOption) (*UpdateClientResponse, error)
 	// SetClientGrants replaces what may be obtained through a client. When it
 	// narrows, access tokens issued through the client before are refused.
 	SetClientGrants(ctx context.Context, in *SetClientGrantsRequest, opts ...grpc.CallOption) (*SetClientGrantsResponse, error)
@@ -312,6 +316,16 @@ func (c *adminServiceClient) ListClients(ctx context.Context, in *ListClientsReq
 	return out, nil
 }
 
+func (c *adminServiceClient) UpdateClient(ctx context.Context, in *UpdateClientRequest, opts ...grpc.CallOption) (*UpdateClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateClientResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) SetClientGrants(ctx context.Context, in *SetClientGrantsRequest, opts ...grpc.CallOption) (*SetClientGrantsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetClientGrantsResponse)
@@ -510,6 +524,9 @@ type AdminServiceServer interface {
 	GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error)
 	// ListClients lists clients by client id.
 	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
+	// UpdateClient changes a client's settings: each field left empty keeps
+	// its value.
+	UpdateClient(context.Context, *UpdateClientRequest) (*UpdateClientResponse, error)
 	// SetClientGrants replaces what may be obtained through a client. When it
 	// narrows, access tokens issued through the client before are refused.
 	SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error)
@@ -608,6 +625,9 @@ func (UnimplementedAdminServiceServer) GetClient(context.Context, *GetClientRequ
 }
 func (UnimplementedAdminServiceServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListClients not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateClient(context.Context, *UpdateClientRequest) (*UpdateClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateClient not implemented")
 }
 func (UnimplementedAdminServiceServer) SetClientGrants(context.Context, *SetClientGrantsRequest) (*SetClientGrantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetClientGrants not implemented")
@@ -942,6 +962,24 @@ func _AdminService_ListClients_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UpdateClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateClient(ctx, req.(*UpdateClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_SetClientGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetClientGrantsRequest)
 	if err := dec(in); err != nil {
@@ -1260,6 +1298,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListClients",
 			Handler:    _AdminService_ListClients_Handler,
+		},
+		{
+			MethodName: "UpdateClient",
+			Handler:    _AdminService_UpdateClient_Handler,
 		},
 		{
 			MethodName: "SetClientGrants",
