@@ -237,7 +237,11 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 		Scopes:           scopes,
 		Audience:         audience,
 		FamilyID:         familyID,
-		WithRefreshToken: slices.Contains(scopes, ScopeOfflineAccess),
+		// A refresh token whether or not offline_access was asked, as the
+		// password grant and the CLI get one: relying parties such as
+		// kubelogin ask for openid alone and refresh when the ID token
+		// expires, instead of sending the person back to the browser.
+		WithRefreshToken: true,
 		Kind:             "authorization_code",
 		AuthTime:         stored.AuthTime,
 	}

@@ -116,7 +116,7 @@ var table = []Grant{
 		Client:          OAuthClients,
 		Authentications: oauthClientAuthentications,
 		Reads:           []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource},
-		Issues:          Issues{RefreshToken: WithOfflineAccess, IDToken: WithOpenID},
+		Issues:          Issues{RefreshToken: Always, IDToken: WithOpenID},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
 			return s.authorize.Exchange(ctx, authorize.CodeRequest{Client: client.client, Code: req.Code, RedirectURI: req.RedirectURI,
 				CodeVerifier: req.CodeVerifier, Audience: req.Audience})

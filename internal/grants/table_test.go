@@ -25,7 +25,7 @@ func TestTheGrantTable(t *testing.T) {
 		{Password, OAuthClients, oauthClient, []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
 		{RefreshToken, OAuthClients, oauthClient, []Parameter{ParamRefreshToken, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
 		{ClientCredentials, ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
-		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{WithOfflineAccess, WithOpenID}},
+		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{Always, WithOpenID}},
 		{APIKey, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
 	}
 	got := table
