@@ -233,10 +233,10 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 	}
 	scopes := grantee.StillAllowed(strings.Fields(stored.Scope))
 	login := tokens.Login{
-		Grantee:          grantee,
-		Scopes:           scopes,
-		Audience:         audience,
-		FamilyID:         familyID,
+		Grantee:  grantee,
+		Scopes:   scopes,
+		Audience: audience,
+		FamilyID: familyID,
 		// A refresh token whether or not offline_access was asked, as the
 		// password grant and the CLI get one: relying parties such as
 		// kubelogin ask for openid alone and refresh when the ID token

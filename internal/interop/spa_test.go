@@ -95,7 +95,6 @@ func servePage(t *testing.T, script, chitBase string) *httptest.Server {
 	return site
 }
 
-
 // A single-page app on another origin signs in with the code flow and PKCE,
 // and calls the token, userinfo, JWKS and revoke endpoints from the browser,
 // which allows it because its origin is registered on its client; a page on
