@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,21 +12,10 @@ import (
 	"github.com/chit-auth/chit/internal/testenv"
 )
 
-// findGrpcurl returns grpcurl from PATH or GOPATH/bin (.ci/run installs it
-// there with go install), or skips.
+// findGrpcurl returns grpcurl (.ci/run installs it), or skips.
 func findGrpcurl(t *testing.T) string {
 	t.Helper()
-	if path, err := exec.LookPath("grpcurl"); err == nil {
-		return path
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		candidate := filepath.Join(strings.TrimSpace(string(out)), "bin", "grpcurl")
-		if _, err := exec.LookPath(candidate); err == nil {
-			return candidate
-		}
-	}
-	testenv.Missing(t, "grpcurl is not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
-	return ""
+	return testenv.Program(t, "grpcurl", "go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4")
 }
 
 // grpcurl, a client nobody here wrote, works through server reflection.
