@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},
 		{"LoginFailures", testLoginFailures},
 		{"GrantsRoundTrip", testGrantsRoundTrip},
+		{"ProfileRoundTrip", testProfileRoundTrip},
 		{"UpdatePrincipals", testUpdatePrincipals},
 		{"DeletePrincipalsEndAccess", testDeletePrincipalsEndAccess},
 		{"SharedClientIDSpace", testSharedClientIDSpace},
