@@ -125,7 +125,7 @@ func (s *Service) Validate(ctx context.Context, req Request) (Request, error) {
 	// client may ask for is known now.
 	if !client.FirstParty {
 		for _, scope := range requested {
-			if !slices.Contains(client.Grants.AllowedScopes, scope) {
+			if !client.Allows(scope) {
 				return Request{}, chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for client %q", scope, client.ID).WithReason(chiterr.ReasonInvalidScope)
 			}
 		}
@@ -492,7 +492,7 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 		AuthTime:         stored.AuthTime,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
-		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime}
+		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime, Scopes: scopes}
 	}
 	return s.tokens.IssueForLogin(ctx, login)
 }

@@ -102,6 +102,9 @@ type IDTokenRequest struct {
 	ClientID string
 	Nonce    string
 	AuthTime time.Time
+	// Scopes are the login's granted scopes: they say which of the
+	// person's profile claims the token states (ProfileClaims).
+	Scopes []string
 }
 
 // NewFamilyID returns a fresh refresh family id.
@@ -164,6 +167,9 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 		Claim("auth_time", req.AuthTime.Unix())
 	if req.Nonce != "" {
 		builder = builder.Claim("nonce", req.Nonce)
+	}
+	for name, value := range ProfileClaims(principal, req.Scopes) {
+		builder = builder.Claim(name, value)
 	}
 	token, err := builder.Build()
 	if err != nil {
