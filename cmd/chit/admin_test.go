@@ -95,6 +95,43 @@ func TestAdminUserCommands(t *testing.T) {
 	}
 }
 
+// chit admin user create and set-profile carry the profile over the wire;
+// get -o json shows it.
+func TestAdminUserProfileCommands(t *testing.T) {
+	e := servertest.Start(t)
+	if err := e.Directory().CreateUser(t.Context(), "root", "root's long password", accounts.RoleAdmin, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	common := loginAs(t, e, "root", "root's long password")
+	chit := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		return run(t, nil, e.Clock.Now, stdin, append(append([]string{"admin"}, args...), common...)...)
+	}
+	out, err := chit("carol's long password\n", "user", "create", "carol", "--password-stdin", "--email", "carol@example.com",
+		"--display-name", "Carol C.", "--group", "ops")
+	if err != nil || !strings.Contains(out, "email: carol@example.com;") || !strings.Contains(out, "groups: ops") {
+		t.Fatalf("user create with a profile: %q, %v", out, err)
+	}
+	if out, err = chit("", "user", "set-profile", "carol", "--email-verified", "--group", "ops", "--group", "payments"); err != nil ||
+		!strings.Contains(out, "carol@example.com (verified)") || !strings.Contains(out, "groups: ops payments") {
+		t.Fatalf("user set-profile: %q, %v", out, err)
+	}
+	out, err = chit("", "user", "get", "carol", "-o", "json")
+	var got struct {
+		Email         string
+		EmailVerified bool   `json:"email_verified"`
+		DisplayName   string `json:"display_name"`
+		Groups        []string
+	}
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Email != "carol@example.com" || !got.EmailVerified ||
+		got.DisplayName != "Carol C." || !slices.Equal(got.Groups, []string{"ops", "payments"}) {
+		t.Fatalf("user get -o json: %q, %v", out, err)
+	}
+	if _, err = chit("", "user", "set-profile", "carol", "--email", "carol"); err == nil || !strings.Contains(err.Error(), "email:") {
+		t.Fatalf("user set-profile with a bad email: %v", err)
+	}
+}
+
 // chit admin service: the secret printed once works, rotation with an
 // overlap keeps the old one working, delete ends both.
 func TestAdminServiceCommands(t *testing.T) {

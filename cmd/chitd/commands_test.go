@@ -463,6 +463,53 @@ func TestGrantCommands(t *testing.T) {
 	}
 }
 
+// The profile flags set what a person's ID tokens say about them, as
+// `get` and `list` show; set-profile changes only the flags given; a bad
+// value is refused naming its field; no environment variable sets one.
+func TestProfileCommands(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CHIT_EMAIL", "leaked@from-the-environment.example")
+	t.Setenv("CHIT_GROUP", "leaked")
+	steps := []struct {
+		args []string
+		want []string
+	}{
+		{append([]string{"user", "create", "alice", "--password-stdin", "--email", "alice@example.com", "--email-verified",
+			"--display-name", "Alice Liddell", "--group", "readers", "--group", "ops", "--data-dir", dir}, fastHash...),
+			[]string{"created user alice", "email: alice@example.com (verified)", "display name: Alice Liddell", "groups: readers ops"}},
+		{[]string{"user", "get", "alice", "--data-dir", dir}, []string{"EMAIL", "VERIFIED", "DISPLAY_NAME", "GROUPS", "alice@example.com", "true", "Alice Liddell", "readers ops"}},
+		{[]string{"user", "set-profile", "alice", "--group", "writers", "--data-dir", dir},
+			[]string{"email: alice@example.com (verified)", "display name: Alice Liddell", "groups: writers"}},
+		{[]string{"user", "set-profile", "alice", "--email", "alice@example.org", "--display-name", "", "--data-dir", dir},
+			[]string{"email: alice@example.org;", "display name: -", "groups: writers"}},
+		{[]string{"user", "set-profile", "alice", "--email-verified", "--group", "", "--data-dir", dir},
+			[]string{"email: alice@example.org (verified)", "groups: -"}},
+		{[]string{"user", "list", "--data-dir", dir}, []string{"alice@example.org", "true"}},
+	}
+	for _, step := range steps {
+		out, err := run(t, "wonderland\n", step.args...)
+		for _, want := range step.want {
+			if err != nil || !strings.Contains(out, want) || strings.Contains(out, "leaked") {
+				t.Fatalf("chitd %v: %q, %v; want %q and nothing from CHIT_EMAIL or CHIT_GROUP", step.args[:3], out, err, want)
+			}
+		}
+	}
+	for _, refused := range []struct {
+		args    []string
+		mention string
+	}{
+		{append([]string{"user", "create", "bob", "--password-stdin", "--email", "Bob <bob@example.com>", "--data-dir", dir}, fastHash...), "email:"},
+		{append([]string{"user", "create", "bob", "--password-stdin", "--email-verified", "--data-dir", dir}, fastHash...), "email_verified:"},
+		{[]string{"user", "set-profile", "alice", "--group", "a b", "--data-dir", dir}, "groups:"},
+		{[]string{"user", "set-profile", "alice", "--display-name", "a\tb", "--data-dir", dir}, "display_name:"},
+		{[]string{"user", "set-profile", "alice", "--data-dir", dir}, "--email"},
+	} {
+		if out, err := run(t, "wonderland\n", refused.args...); err == nil || !strings.Contains(err.Error(), refused.mention) {
+			t.Fatalf("chitd %v: %q, %v; want refused naming %q", refused.args[:3], out, err, refused.mention)
+		}
+	}
+}
+
 func TestKeysEncryptCommand(t *testing.T) {
 	dir, keyFile := storeWithKeys(t, &keys.Sealer{})
 	if _, err := run(t, "", "keys", "encrypt", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no key encryption key") {

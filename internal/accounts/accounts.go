@@ -52,6 +52,9 @@ type Principal struct {
 	// Name is the user name or service account id behind Subject.
 	Name   string
 	Grants storage.Grants
+	// Profile is what a person's ID tokens and userinfo may say about them
+	// (tokens.ProfileClaims); empty for a service account.
+	Profile storage.Profile
 	// CreatedAt tells a principal from an earlier one of the same name.
 	CreatedAt time.Time
 	// ReadAt is when the record was read from the store, taken before the
@@ -67,7 +70,8 @@ type Principal struct {
 func (p Principal) Person() bool { return p.Role == RoleUser || p.Role == RoleAdmin }
 
 func userPrincipal(user storage.User, readAt time.Time) Principal {
-	return Principal{Subject: UserSubject(user.Name), Role: Role(user.Role), Name: user.Name, Grants: user.Grants, CreatedAt: user.CreatedAt, ReadAt: readAt}
+	return Principal{Subject: UserSubject(user.Name), Role: Role(user.Role), Name: user.Name, Grants: user.Grants, Profile: user.Profile,
+		CreatedAt: user.CreatedAt, ReadAt: readAt}
 }
 
 func servicePrincipal(account storage.ServiceAccount, readAt time.Time) Principal {
@@ -171,8 +175,27 @@ func NewDirectory(cfg Config, deps Dependencies) *Directory {
 }
 
 // CreateUser adds a person who signs in with password, with what they may
-// obtain besides the OpenID Connect scopes every person has.
+// obtain besides the OpenID Connect scopes every person has, and no
+// profile.
 func (d *Directory) CreateUser(ctx context.Context, name, password string, role Role, grants storage.Grants) error {
+	return d.AddUser(ctx, NewUser{Name: name, Password: password, Role: role, Grants: grants})
+}
+
+// NewUser is a person to add: who they are, what they may obtain besides
+// the OpenID Connect scopes every person has, and what their ID tokens say
+// about them.
+type NewUser struct {
+	Name     string
+	Password string
+	Role     Role
+	Grants   storage.Grants
+	// Profile is checked as CheckProfile checks it.
+	Profile storage.Profile
+}
+
+// AddUser adds the person user describes.
+func (d *Directory) AddUser(ctx context.Context, user NewUser) error {
+	name, password, role, grants := user.Name, user.Password, user.Role, user.Grants
 	if err := ValidateName("user", name); err != nil {
 		return err
 	}
@@ -182,7 +205,11 @@ func (d *Directory) CreateUser(ctx context.Context, name, password string, role 
 	if len(grants.AllowedAudiences) > 0 {
 		return chiterr.New(chiterr.InvalidArgument, "people are not granted audiences: the clients they sign in through are")
 	}
-	if err := checkDefaults(grants, true); err != nil {
+	if err := checkDefaults(grants, PersonScopes); err != nil {
+		return err
+	}
+	profile, err := CheckProfile(user.Profile)
+	if err != nil {
 		return err
 	}
 	if err := passwords.CheckPolicy(password); err != nil {
@@ -192,7 +219,7 @@ func (d *Directory) CreateUser(ctx context.Context, name, password string, role 
 	if err != nil {
 		return err
 	}
-	err = d.store.CreateUser(ctx, storage.User{Name: name, PasswordHash: hash, Role: string(role), Grants: grants, CreatedAt: d.now()})
+	err = d.store.CreateUser(ctx, storage.User{Name: name, PasswordHash: hash, Role: string(role), Grants: grants, Profile: profile, CreatedAt: d.now()})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return chiterr.New(chiterr.AlreadyExists, "user %q already exists", name)
 	}
@@ -281,10 +308,10 @@ func (d *Directory) SetUserRole(ctx context.Context, name string, role Role) err
 	if role != RoleUser && role != RoleAdmin {
 		return chiterr.New(chiterr.InvalidArgument, "role must be USER or ADMIN, not %q", role)
 	}
-	return d.updateUser(ctx, name, func(user *storage.User) bool {
+	return d.updateUser(ctx, name, func(user *storage.User) (bool, error) {
 		changed := user.Role != string(role)
 		user.Role = string(role)
-		return changed
+		return changed, nil
 	})
 }
 
@@ -294,21 +321,26 @@ func (d *Directory) SetUserGrants(ctx context.Context, name string, grants stora
 	if len(grants.AllowedAudiences) > 0 {
 		return chiterr.New(chiterr.InvalidArgument, "people are not granted audiences: the clients they sign in through are")
 	}
-	if err := checkDefaults(grants, true); err != nil {
+	if err := checkDefaults(grants, PersonScopes); err != nil {
 		return err
 	}
-	return d.updateUser(ctx, name, func(user *storage.User) bool {
+	return d.updateUser(ctx, name, func(user *storage.User) (bool, error) {
 		narrowed := narrows(user.Grants, grants)
 		user.Grants = grants
-		return narrowed
+		return narrowed, nil
 	})
 }
 
-func (d *Directory) updateUser(ctx context.Context, name string, change func(*storage.User) (refuseOldTokens bool)) error {
+// updateUser applies change to the user in one transaction; an error from
+// change leaves the user as it was and is returned as it is.
+func (d *Directory) updateUser(ctx context.Context, name string, change func(*storage.User) (refuseOldTokens bool, err error)) error {
 	subject := UserSubject(name)
 	var narrowed bool
 	err := d.store.UpdateUser(ctx, name, func(user *storage.User) (*storage.SubjectRevocation, error) {
-		narrowed = change(user)
+		var err error
+		if narrowed, err = change(user); err != nil {
+			return nil, err
+		}
 		return d.revocationIf(narrowed, subject), nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -421,7 +453,7 @@ func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grant
 	if err := d.checkClientID("service", name); err != nil {
 		return "", err
 	}
-	if err := checkDefaults(grants, false); err != nil {
+	if err := checkDefaults(grants, nil); err != nil {
 		return "", err
 	}
 	if err := d.checkAudiences(name, grants.AllowedAudiences); err != nil {
@@ -502,7 +534,7 @@ func (d *Directory) RotateServiceSecret(ctx context.Context, clientID string, ov
 // SetServiceGrants replaces what a service account may obtain. When it
 // narrows, the account's access tokens issued before are refused.
 func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grants storage.Grants) error {
-	if err := checkDefaults(grants, false); err != nil {
+	if err := checkDefaults(grants, nil); err != nil {
 		return err
 	}
 	if err := d.checkAudiences(clientID, grants.AllowedAudiences); err != nil {

@@ -51,6 +51,13 @@ type Client struct {
 	ReadAt time.Time
 }
 
+// Allows reports whether scope may be asked for through the client: any
+// through Chit's own; through a registered one, the scopes granted to it
+// and ClientScopes. It allocates nothing.
+func (c Client) Allows(scope string) bool {
+	return c.FirstParty || slices.Contains(c.Grants.AllowedScopes, scope) || slices.Contains(ClientScopes, scope)
+}
+
 // FirstPartyClient is one of Chit's own clients (APIClientID, CLIClientID).
 func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true} }
 
@@ -192,7 +199,7 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 	if registration.PKCEOptional && !registration.Confidential {
 		return "", errPublicPKCE(id)
 	}
-	if err := checkDefaults(grants, false); err != nil {
+	if err := checkDefaults(grants, ClientScopes); err != nil {
 		return "", err
 	}
 	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
@@ -271,7 +278,7 @@ func (d *Directory) RotateClientSecret(ctx context.Context, id string) (string, 
 // SetClientGrants replaces what may be obtained through a client. When it
 // narrows, access tokens issued through the client before are refused.
 func (d *Directory) SetClientGrants(ctx context.Context, id string, grants storage.Grants) error {
-	if err := checkDefaults(grants, false); err != nil {
+	if err := checkDefaults(grants, ClientScopes); err != nil {
 		return err
 	}
 	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {

@@ -38,15 +38,28 @@ func ProviderSubject(id string) string { return ProviderSubjectPrefix + id }
 
 // Scopes with a meaning to OpenID Connect. People may always obtain them,
 // through clients that allow them; existing principals kept them when
-// grants were introduced.
+// grants were introduced. email and profile release the claims of OpenID
+// Connect Core §5.4; groups is not a standard scope: it releases the
+// person's `groups` claim, as Dex, Keycloak and Kubernetes read it.
 const (
 	ScopeOpenID        = "openid"
 	ScopeProfile       = "profile"
+	ScopeEmail         = "email"
+	ScopeGroups        = "groups"
 	ScopeOfflineAccess = "offline_access"
 )
 
 // PersonScopes are the scopes every person may obtain, without a grant.
-var PersonScopes = []string{ScopeOpenID, ScopeProfile, ScopeOfflineAccess}
+var PersonScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeGroups, ScopeOfflineAccess}
+
+// ClientScopes are the scopes every registered client may ask for without
+// a grant: the standard OpenID Connect identity scopes that relying parties
+// ask for by default (oauth2-proxy's "openid email profile"), which say
+// who the person is and nothing they may do. offline_access (a refresh
+// token, a login that outlives the visit) and groups (which some
+// applications read as permissions, as Kubernetes does) must be granted to
+// the client like any other scope.
+var ClientScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail}
 
 // Bounds on what an operator may grant, so a record stays small.
 const (
@@ -77,13 +90,18 @@ func ParseScope(scope string) ([]string, error) {
 	return scopes, nil
 }
 
-func checkScopeToken(scope string) error {
-	if len(scope) > MaxScopeLength {
-		return chiterr.New(chiterr.InvalidArgument, "scope %q is longer than %d characters", scope[:32]+"...", MaxScopeLength)
+func checkScopeToken(scope string) error { return checkToken("scope", scope) }
+
+// checkToken checks a scope-token (RFC 6749 §3.3: printable ASCII but
+// space, '"' and '\') of at most MaxScopeLength characters; kind names
+// what it is in the message.
+func checkToken(kind, token string) error {
+	if len(token) > MaxScopeLength {
+		return chiterr.New(chiterr.InvalidArgument, "%s %q is longer than %d characters", kind, token[:32]+"...", MaxScopeLength)
 	}
-	for _, r := range scope {
+	for _, r := range token {
 		if r < 0x21 || r == 0x22 || r == 0x5c || r > 0x7e {
-			return chiterr.New(chiterr.InvalidArgument, "scope %q contains a character not allowed in a scope", scope)
+			return chiterr.New(chiterr.InvalidArgument, "%s %s contains a character not allowed in a %s", kind, chiterr.Quote(token), kind)
 		}
 	}
 	return nil
@@ -137,10 +155,12 @@ func NewGrants(fields GrantFields, allowed, defaults, audiences []string) (stora
 	return grants, nil
 }
 
-// checkDefaults refuses default scopes a principal could not obtain.
-func checkDefaults(grants storage.Grants, person bool) error {
+// checkDefaults refuses default scopes a principal could not obtain:
+// those neither allowed nor among implicit, the scopes it has without a
+// grant (PersonScopes, ClientScopes, none for a service account).
+func checkDefaults(grants storage.Grants, implicit []string) error {
 	for _, scope := range grants.DefaultScopes {
-		if !slices.Contains(grants.AllowedScopes, scope) && !(person && slices.Contains(PersonScopes, scope)) {
+		if !slices.Contains(grants.AllowedScopes, scope) && !slices.Contains(implicit, scope) {
 			return chiterr.New(chiterr.InvalidArgument, "default scope %q is not among the allowed scopes", scope)
 		}
 	}
@@ -188,7 +208,7 @@ func (g Grantee) allows(scope string) bool {
 	if !slices.Contains(g.Principal.Grants.AllowedScopes, scope) && !(g.Principal.Person() && slices.Contains(PersonScopes, scope)) {
 		return false
 	}
-	return g.Client.FirstParty || g.Client.ID == "" || g.Principal.Role == RoleService || slices.Contains(g.Client.Grants.AllowedScopes, scope)
+	return g.Client.ID == "" || g.Principal.Role == RoleService || g.Client.Allows(scope)
 }
 
 // GrantScopes decides the scopes of a token (RFC 6749 §3.3). With none

@@ -88,6 +88,12 @@ func TestGrantScopes(t *testing.T) {
 		{"a client's and the person's defaults", accounts.Grantee{Principal: person, Client: spa}, nil, []string{"read", "openid"}, false},
 		{"a scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"write"}, nil, true},
 		{"an OIDC scope the client does not allow", accounts.Grantee{Principal: person, Client: spa}, []string{"offline_access"}, nil, true},
+		{"the OIDC identity scopes need no client grant", accounts.Grantee{Principal: person, Client: spa}, []string{"openid", "profile", "email"},
+			[]string{"openid", "profile", "email"}, false},
+		{"groups needs a client grant", accounts.Grantee{Principal: person, Client: spa}, []string{"openid", "groups"}, nil, true},
+		{"groups granted to the client", accounts.Grantee{Principal: person, Client: accounts.Client{ID: "k8s", Grants: storage.Grants{AllowedScopes: []string{"groups"}}}},
+			[]string{"openid", "groups"}, []string{"openid", "groups"}, false},
+		{"first-party, groups and email are a person's", accounts.Grantee{Principal: person, Client: firstParty}, []string{"groups", "email"}, []string{"groups", "email"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -104,8 +110,10 @@ func TestGrantScopes(t *testing.T) {
 		})
 	}
 	service := accounts.Principal{Subject: "service:billing", Role: accounts.RoleService, Grants: storage.Grants{AllowedScopes: []string{"inventory:read"}}}
-	if _, err := (accounts.Grantee{Principal: service}).GrantScopes([]string{"openid"}); chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
-		t.Errorf("a service asking for an OIDC scope: %v, want invalid_scope", err)
+	for _, scope := range accounts.PersonScopes {
+		if _, err := (accounts.Grantee{Principal: service}).GrantScopes([]string{scope}); chiterr.ReasonOf(err) != chiterr.ReasonInvalidScope {
+			t.Errorf("a service asking for the OIDC scope %s: %v, want invalid_scope", scope, err)
+		}
 	}
 }
 

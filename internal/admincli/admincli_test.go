@@ -33,7 +33,8 @@ func (c *recordingConn) NewStream(context.Context, *grpc.StreamDesc, string, ...
 func TestEveryAdminCallHasACommand(t *testing.T) {
 	invocations := [][]string{
 		{"user", "create", "alice", "--password-stdin"}, {"user", "get", "alice"}, {"user", "list"},
-		{"user", "set-role", "alice", "admin"}, {"user", "set-grants", "alice"}, {"user", "delete", "alice"},
+		{"user", "set-role", "alice", "admin"}, {"user", "set-grants", "alice"},
+		{"user", "set-profile", "alice", "--group", "ops"}, {"user", "delete", "alice"},
 		{"service", "create", "billing"}, {"service", "get", "billing"}, {"service", "list"}, {"service", "set-grants", "billing"},
 		{"service", "rotate-secret", "billing"}, {"service", "delete", "billing"},
 		{"client", "create", "dash"}, {"client", "get", "dash"}, {"client", "list"}, {"client", "update", "dash", "--pkce", "optional"},
@@ -83,12 +84,12 @@ func TestShapeSkipsWhatIsLocalOnly(t *testing.T) {
 	keys, _, _ := root.Find([]string{"keys"})
 	keys.AddCommand(&cobra.Command{Use: "encrypt", Annotations: map[string]string{admincli.LocalOnly: "true"}})
 	before := admincli.Shape(root)
-	if !slices.Contains(before, "user create --argon2-memory --default-scope --password-stdin --role --scope") {
+	if !slices.Contains(before, "user create --argon2-memory --default-scope --display-name --email --email-verified --group --password-stdin --role --scope") {
 		t.Fatalf("Shape misses a flag: %v", before)
 	}
 	admincli.MarkLocalOnly(create, "argon2-memory")
 	after := admincli.Shape(root)
-	if !slices.Contains(after, "user create --default-scope --password-stdin --role --scope") || slices.ContainsFunc(after, func(line string) bool { return strings.Contains(line, "encrypt") }) {
+	if !slices.Contains(after, "user create --default-scope --display-name --email --email-verified --group --password-stdin --role --scope") || slices.ContainsFunc(after, func(line string) bool { return strings.Contains(line, "encrypt") }) {
 		t.Fatalf("Shape shows what is local only: %v", after)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	"github.com/chit-auth/chit/internal/envflag"
@@ -47,19 +49,69 @@ func grantsLine(allowed, defaults, audiences []string) string {
 	return text
 }
 
+// profileFlags are what an operator says about a person: --email,
+// --email-verified, --display-name and repeatable --group. On set-profile
+// only the flags given change (the request's update_mask); an empty --group
+// alone removes every group. No environment variable sets them, as for
+// grants.
+type profileFlags struct {
+	email, displayName string
+	emailVerified      bool
+	groups             []string
+}
+
+func (p *profileFlags) register(cmd *cobra.Command) {
+	flags := cmd.Flags()
+	flags.StringVar(&p.email, "email", "", "their email address, the email claim (scope email)")
+	flags.BoolVar(&p.emailVerified, "email-verified", false, "the address is known to be theirs: email_verified is true")
+	flags.StringVar(&p.displayName, "display-name", "", "their full name, the name claim (scope profile)")
+	flags.StringArrayVar(&p.groups, "group", nil, "a group they belong to, in the groups claim (scope groups; repeat for more)")
+	envflag.NoEnv(flags, "email", "email-verified", "display-name", "group")
+}
+
+// groupList is --group as given, without the empty value that stands for
+// no group at all.
+func (p *profileFlags) groupList() []string {
+	return slices.DeleteFunc(slices.Clone(p.groups), func(group string) bool { return group == "" })
+}
+
+// mask names the profile fields whose flags were given, in the API's names.
+func (p *profileFlags) mask(cmd *cobra.Command) []string {
+	var paths []string
+	for flag, field := range map[string]string{"email": "email", "email-verified": "email_verified", "display-name": "display_name", "group": "groups"} {
+		if cmd.Flags().Changed(flag) {
+			paths = append(paths, field)
+		}
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// profileLine says what a person's tokens may say about them.
+func profileLine(user *adminv1.User) string {
+	email := OrDash(user.GetEmail())
+	if user.GetEmailVerified() {
+		email += " (verified)"
+	}
+	return "email: " + email + "; display name: " + OrDash(user.GetDisplayName()) + "; groups: " + OrNone(user.GetGroups())
+}
+
 func (t *tree) userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage people who sign in with a password"}
 
 	var passwordStdin bool
 	var role string
 	var createGrants grantFlags
+	var createProfile profileFlags
 	create := &cobra.Command{
-		Use:   "create NAME --password-stdin [--role user|admin] [--scope S]... [--default-scope S]...",
+		Use:   "create NAME --password-stdin [--role user|admin] [--scope S]... [--default-scope S]... [--email E [--email-verified]] [--display-name N] [--group G]...",
 		Short: "Create a user; the password is read from standard input",
 		Long: `Create a user. People may always obtain the OpenID Connect scopes (openid,
-profile, offline_access) through clients that allow them; --scope grants
-more, and --default-scope names what a token carries when none is asked for.`,
-		Example: "  printf '%s' \"$PASSWORD\" |" + t.example("user create alice --password-stdin --scope reports:read --default-scope reports:read"),
+profile, email, groups, offline_access) through clients that allow them;
+--scope grants more, and --default-scope names what a token carries when none
+is asked for. --email, --display-name and --group are what their ID tokens and
+userinfo say about them, as those scopes ask.`,
+		Example: "  printf '%s' \"$PASSWORD\" |" + t.example("user create alice --password-stdin --scope reports:read --default-scope reports:read \\\n    --email alice@example.com --email-verified --display-name 'Alice Liddell' --group readers"),
 		Args:    cobra.ExactArgs(1),
 	}
 	create.RunE = func(cmd *cobra.Command, args []string) error {
@@ -72,16 +124,19 @@ more, and --default-scope names what a token carries when none is asked for.`,
 		}
 		return run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.User, error) {
 			resp, err := admin.CreateUser(ctx, &adminv1.CreateUserRequest{Name: args[0], Password: password, Role: strings.ToUpper(role),
-				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults})
+				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults,
+				Email: createProfile.email, EmailVerified: createProfile.emailVerified, DisplayName: createProfile.displayName, Groups: createProfile.groupList()})
 			return resp.GetUser(), err
 		}, func(_ *cobra.Command, w io.Writer, _ []string, user *adminv1.User) error {
-			_, err := fmt.Fprintf(w, "created user %s with role %s (%s)\n", user.GetName(), user.GetRole(), grantsLine(user.GetAllowedScopes(), user.GetDefaultScopes(), nil))
+			_, err := fmt.Fprintf(w, "created user %s with role %s (%s; %s)\n", user.GetName(), user.GetRole(),
+				grantsLine(user.GetAllowedScopes(), user.GetDefaultScopes(), nil), profileLine(user))
 			return err
 		})(cmd, args)
 	}
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	create.Flags().StringVar(&role, "role", "user", "user or admin")
 	createGrants.register(create, false)
+	createProfile.register(create)
 
 	get := getCommand(t, "get NAME", "Show a user", func(ctx context.Context, admin adminv1.AdminServiceClient, name string) (*adminv1.User, error) {
 		resp, err := admin.GetUser(ctx, &adminv1.GetUserRequest{Name: name})
@@ -124,11 +179,39 @@ more, and --default-scope names what a token carries when none is asked for.`,
 	}
 	grants.register(setGrants, false)
 
+	var profile profileFlags
+	setProfile := &cobra.Command{
+		Use:   "set-profile NAME [--email E] [--email-verified[=false]] [--display-name N] [--group G]...",
+		Short: "Change what a user's ID tokens and userinfo say about them; only the flags given change",
+		Long: `Change a user's email, display name or groups. Only the flags given change:
+--email '' or --display-name '' removes one, --group '' alone removes every
+group, and --group replaces the groups with those given. A new --email is
+unverified unless --email-verified is given too. Tokens issued before keep
+what they said; userinfo and the next ID token say the new values.`,
+		Example: t.example("user set-profile alice --email alice@example.org --email-verified --group readers --group writers"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths := profile.mask(cmd)
+			if len(paths) == 0 {
+				return errors.New("give at least one of --email, --email-verified, --display-name, --group")
+			}
+			return run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.User, error) {
+				resp, err := admin.SetUserProfile(ctx, &adminv1.SetUserProfileRequest{Name: args[0], Email: profile.email, EmailVerified: profile.emailVerified,
+					DisplayName: profile.displayName, Groups: profile.groupList(), UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+				return resp.GetUser(), err
+			}, func(_ *cobra.Command, w io.Writer, _ []string, user *adminv1.User) error {
+				_, err := fmt.Fprintf(w, "user %s: %s\n", user.GetName(), profileLine(user))
+				return err
+			})(cmd, args)
+		},
+	}
+	profile.register(setProfile)
+
 	remove := deleteCommand(t, "user", "delete NAME", "Delete a user: their logins end and their access tokens stop working",
 		func(ctx context.Context, admin adminv1.AdminServiceClient, name string) (proto.Message, error) {
 			return admin.DeleteUser(ctx, &adminv1.DeleteUserRequest{Name: name})
 		})
-	cmd.AddCommand(create, get, list, setRole, setGrants, remove)
+	cmd.AddCommand(create, get, list, setRole, setGrants, setProfile, remove)
 	return cmd
 }
 

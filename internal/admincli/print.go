@@ -20,9 +20,14 @@ func table(out io.Writer, header string) *tabwriter.Writer {
 }
 
 func printUsers(out io.Writer, users []*adminv1.User) error {
-	w := table(out, "NAME\tROLE\tSCOPES\tDEFAULT_SCOPES\tCREATED")
+	w := table(out, "NAME\tROLE\tSCOPES\tDEFAULT_SCOPES\tEMAIL\tVERIFIED\tDISPLAY_NAME\tGROUPS\tCREATED")
 	for _, u := range users {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.GetName(), u.GetRole(), OrNone(u.GetAllowedScopes()), OrNone(u.GetDefaultScopes()), Stamp(u.GetCreateTime()))
+		verified := "-"
+		if u.GetEmail() != "" {
+			verified = fmt.Sprint(u.GetEmailVerified())
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.GetName(), u.GetRole(), OrNone(u.GetAllowedScopes()), OrNone(u.GetDefaultScopes()),
+			OrDash(u.GetEmail()), verified, OrDash(u.GetDisplayName()), OrNone(u.GetGroups()), Stamp(u.GetCreateTime()))
 	}
 	return w.Flush()
 }

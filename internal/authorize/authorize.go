@@ -246,7 +246,7 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 		AuthTime:         stored.AuthTime,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
-		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime}
+		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime, Scopes: scopes}
 	}
 	return s.tokens.IssueForLogin(ctx, login)
 }

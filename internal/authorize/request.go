@@ -231,7 +231,7 @@ func (s *Service) checkRequest(client accounts.Client, req *Request) error {
 	// client may ask for is known now.
 	if !client.FirstParty {
 		for _, scope := range requested {
-			if !slices.Contains(client.Grants.AllowedScopes, scope) {
+			if !client.Allows(scope) {
 				return chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for client %q", scope, client.ID).WithReason(chiterr.ReasonInvalidScope)
 			}
 		}

@@ -108,6 +108,7 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_ListUsers_FullMethodName:                  admins,
 	adminv1.AdminService_SetUserRole_FullMethodName:                admins,
 	adminv1.AdminService_SetUserScopes_FullMethodName:              admins,
+	adminv1.AdminService_SetUserProfile_FullMethodName:             admins,
 	adminv1.AdminService_DeleteUser_FullMethodName:                 admins,
 	adminv1.AdminService_CreateServiceAccount_FullMethodName:       admins,
 	adminv1.AdminService_GetServiceAccount_FullMethodName:          admins,

@@ -60,7 +60,8 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 	if err != nil {
 		return nil, err
 	}
-	if err := s.directory.CreateUser(ctx, req.GetName(), req.GetPassword(), role, grants); err != nil {
+	if err := s.directory.AddUser(ctx, accounts.NewUser{Name: req.GetName(), Password: req.GetPassword(), Role: role, Grants: grants,
+		Profile: storage.Profile{Email: req.GetEmail(), EmailVerified: req.GetEmailVerified(), DisplayName: req.GetDisplayName(), Groups: req.GetGroups()}}); err != nil {
 		return nil, err
 	}
 	user, err := s.directory.GetUser(afterWrite(ctx), req.GetName())
@@ -130,6 +131,25 @@ func (s *AdminServer) SetUserScopes(ctx context.Context, req *adminv1.SetUserSco
 	return &adminv1.SetUserScopesResponse{User: userMessage(user)}, nil
 }
 
+func (s *AdminServer) SetUserProfile(ctx context.Context, req *adminv1.SetUserProfileRequest) (*adminv1.SetUserProfileResponse, error) {
+	if err := accounts.ValidateName("user", req.GetName()); err != nil {
+		return nil, err
+	}
+	fields, err := accounts.ParseProfileFields(req.GetUpdateMask().GetPaths())
+	if err != nil {
+		return nil, err
+	}
+	profile := storage.Profile{Email: req.GetEmail(), EmailVerified: req.GetEmailVerified(), DisplayName: req.GetDisplayName(), Groups: req.GetGroups()}
+	if err := s.directory.SetUserProfile(ctx, req.GetName(), profile, fields); err != nil {
+		return nil, err
+	}
+	user, err := s.directory.GetUser(afterWrite(ctx), req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetUserProfileResponse{User: userMessage(user)}, nil
+}
+
 func (s *AdminServer) DeleteUser(ctx context.Context, req *adminv1.DeleteUserRequest) (*adminv1.DeleteUserResponse, error) {
 	if err := accounts.ValidateName("user", req.GetName()); err != nil {
 		return nil, err
@@ -147,6 +167,10 @@ func userMessage(user storage.User) *adminv1.User {
 		AllowedScopes: user.AllowedScopes,
 		DefaultScopes: user.DefaultScopes,
 		CreateTime:    timestamppb.New(user.CreatedAt),
+		Email:         user.Email,
+		EmailVerified: user.EmailVerified,
+		DisplayName:   user.DisplayName,
+		Groups:        user.Groups,
 	}
 }
 

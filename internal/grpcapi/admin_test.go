@@ -43,6 +43,8 @@ func adminRequests(target string) map[string]proto.Message {
 		adminv1.AdminService_SetUserRole_FullMethodName: &adminv1.SetUserRoleRequest{Name: target, Role: "ADMIN"},
 		adminv1.AdminService_SetUserScopes_FullMethodName: &adminv1.SetUserScopesRequest{Name: target,
 			AllowedScopes: []string{"reports:read"}},
+		adminv1.AdminService_SetUserProfile_FullMethodName: &adminv1.SetUserProfileRequest{Name: target,
+			Email: "someone@example.com", Groups: []string{"ops"}},
 		adminv1.AdminService_DeleteUser_FullMethodName: &adminv1.DeleteUserRequest{Name: target},
 	}
 }

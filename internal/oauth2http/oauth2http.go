@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -403,13 +402,8 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
-	if err != nil && !refused(err) {
-		h.fail(w, r, err, false)
-		return
-	}
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})
+		h.failUserinfo(w, r, err)
 		return
 	}
 	hasOpenID := false
@@ -421,9 +415,21 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "the token lacks the openid scope"})
 		return
 	}
-	body := map[string]any{"sub": claims.Subject, "role": string(claims.Role)}
-	if slices.Contains(claims.Scopes, accounts.ScopeProfile) {
-		body["preferred_username"] = claims.Subject
+	body, err := h.tokens.Userinfo(r.Context(), claims)
+	if err != nil {
+		h.failUserinfo(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// failUserinfo answers a refused token as RFC 6750 §3.1's invalid_token,
+// and a failure of the server as fail does.
+func (h *Handler) failUserinfo(w http.ResponseWriter, r *http.Request, err error) {
+	if !refused(err) {
+		h.fail(w, r, err, false)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})
 }

@@ -474,7 +474,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				ScopesSupported:                            accounts.PersonScopes,
 				CodeChallengeMethodsSupported:              []string{"S256"},
 				AuthorizationResponseIssParameterSupported: true,
-				ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", "preferred_username", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim},
+				ClaimsSupported:                            append([]string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim}, tokens.ProfileClaimNames...),
 				ChitTokenEndpoint:                          base + grpcapi.TokenPath,
 				ChitRefreshEndpoint:                        base + grpcapi.RefreshTokenPath,
 				ChitRevocationEndpoint:                     base + grpcapi.RevokePath,

@@ -83,7 +83,20 @@ type User struct {
 	PasswordHash string
 	Role         string
 	Grants
+	Profile
 	CreatedAt time.Time
+}
+
+// Profile is what a person's ID tokens and userinfo say about them, as the
+// scopes asked for allow (OpenID Connect Core §5.4). Empty values are
+// unknown: no claim states them.
+type Profile struct {
+	Email string
+	// EmailVerified says the operator checked that Email is theirs.
+	EmailVerified bool
+	DisplayName   string
+	// Groups are stored space-separated: a group name has no space.
+	Groups []string
 }
 
 // Grants say what a principal may obtain: the scopes a token may carry, the

@@ -114,6 +114,9 @@ type IDTokenRequest struct {
 	// AccessToken is the access token issued beside the ID token, whose
 	// at_hash it carries (IssueForLogin sets it).
 	AccessToken string
+	// Scopes are the login's granted scopes: they say which of the
+	// person's profile claims the token states (ProfileClaims).
+	Scopes []string
 }
 
 // NewFamilyID returns a fresh refresh family id.
@@ -185,6 +188,9 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	}
 	if req.Nonce != "" {
 		builder = builder.Claim("nonce", req.Nonce)
+	}
+	for name, value := range ProfileClaims(principal, req.Scopes) {
+		builder = builder.Claim(name, value)
 	}
 	token, err := builder.Build()
 	if err != nil {

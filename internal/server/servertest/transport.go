@@ -119,6 +119,7 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_ListUsers_FullMethodName:                  {http.MethodGet, "/v1/admin/users"},
 	adminv1.AdminService_SetUserRole_FullMethodName:                {http.MethodPut, "/v1/admin/users/{name}/role"},
 	adminv1.AdminService_SetUserScopes_FullMethodName:              {http.MethodPut, "/v1/admin/users/{name}/scopes"},
+	adminv1.AdminService_SetUserProfile_FullMethodName:             {http.MethodPut, "/v1/admin/users/{name}/profile"},
 	adminv1.AdminService_DeleteUser_FullMethodName:                 {http.MethodDelete, "/v1/admin/users/{name}"},
 	adminv1.AdminService_CreateServiceAccount_FullMethodName:       {http.MethodPost, "/v1/admin/service-accounts"},
 	adminv1.AdminService_GetServiceAccount_FullMethodName:          {http.MethodGet, "/v1/admin/service-accounts/{client_id}"},

@@ -19,22 +19,26 @@ func splitList(text string) []string { return strings.Fields(text) }
 
 // Users.
 
-const userColumns = `name, password_hash, role, allowed_scopes, default_scopes, created_at`
+const userColumns = `name, password_hash, role, allowed_scopes, default_scopes, created_at, email, email_verified, display_name, group_names`
 
 func scanUser(row pgx.Row) (storage.User, error) {
 	var user storage.User
 	var allowed, defaults string
 	var createdAt *int64
-	if err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &allowed, &defaults, &createdAt); err != nil {
+	var groups string
+	if err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &allowed, &defaults, &createdAt,
+		&user.Email, &user.EmailVerified, &user.DisplayName, &groups); err != nil {
 		return storage.User{}, notFound(err)
 	}
 	user.AllowedScopes, user.DefaultScopes, user.CreatedAt = splitList(allowed), splitList(defaults), fromUnix(createdAt)
+	user.Groups = splitList(groups)
 	return user, nil
 }
 
 func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
-	return s.insert(ctx, s.pool, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-		user.Name, user.PasswordHash, user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), toUnix(user.CreatedAt))
+	return s.insert(ctx, s.pool, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+		user.Name, user.PasswordHash, user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), toUnix(user.CreatedAt),
+		user.Email, user.EmailVerified, user.DisplayName, joinList(user.Groups))
 }
 
 func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
@@ -78,8 +82,9 @@ func (s *Store) UpdateUser(ctx context.Context, name string, update func(*storag
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.Exec(ctx, `UPDATE users SET role = $1, allowed_scopes = $2, default_scopes = $3 WHERE name = $4`,
-			user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), name)
+		_, err = tx.Exec(ctx, `UPDATE users SET role = $1, allowed_scopes = $2, default_scopes = $3,
+			email = $4, email_verified = $5, display_name = $6, group_names = $7 WHERE name = $8`,
+			user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), user.Email, user.EmailVerified, user.DisplayName, joinList(user.Groups), name)
 		return revoke, err
 	})
 }

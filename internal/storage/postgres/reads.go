@@ -253,13 +253,16 @@ var (
 		scan: func(rows pgx.Rows) (string, any, error) {
 			var record loginWithUser
 			var user storage.User
-			var name, passwordHash, role, allowed, defaults *string
+			var name, passwordHash, role, allowed, defaults, email, displayName, groups *string
 			var createdAt *int64
-			current, previous, err := scanRefreshRecord(rowWith{rows, []any{&name, &passwordHash, &role, &allowed, &defaults, &createdAt}})
+			var emailVerified *bool
+			current, previous, err := scanRefreshRecord(rowWith{rows, []any{&name, &passwordHash, &role, &allowed, &defaults, &createdAt,
+				&email, &emailVerified, &displayName, &groups}})
 			record.login = loginRecord{current, previous}
 			if err == nil && name != nil {
 				user.Name, user.PasswordHash, user.Role, user.CreatedAt = *name, *passwordHash, *role, fromUnix(createdAt)
 				user.AllowedScopes, user.DefaultScopes = splitList(*allowed), splitList(*defaults)
+				user.Email, user.EmailVerified, user.DisplayName, user.Groups = *email, *emailVerified, *displayName, splitList(*groups)
 				record.user = &user
 			}
 			return current.FamilyID, record, err

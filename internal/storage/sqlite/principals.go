@@ -16,23 +16,27 @@ func joinList(items []string) string { return strings.Join(items, " ") }
 
 func splitList(text string) []string { return strings.Fields(text) }
 
-const userColumns = `name, password_hash, role, allowed_scopes, default_scopes, created_at`
+const userColumns = `name, password_hash, role, allowed_scopes, default_scopes, created_at, email, email_verified, display_name, group_names`
 
 func scanUser(row rowScanner) (storage.User, error) {
 	var user storage.User
 	var allowed, defaults string
 	var createdAt sql.NullInt64
-	if err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &allowed, &defaults, &createdAt); err != nil {
+	var groups string
+	if err := row.Scan(&user.Name, &user.PasswordHash, &user.Role, &allowed, &defaults, &createdAt,
+		&user.Email, &user.EmailVerified, &user.DisplayName, &groups); err != nil {
 		return storage.User{}, notFound(err)
 	}
 	user.AllowedScopes, user.DefaultScopes, user.CreatedAt = splitList(allowed), splitList(defaults), fromUnix(createdAt)
+	user.Groups = splitList(groups)
 	return user, nil
 }
 
 func (s *Store) CreateUser(ctx context.Context, user storage.User) error {
 	return s.insert(ctx,
-		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		user.Name, user.PasswordHash, user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), toUnix(user.CreatedAt))
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		user.Name, user.PasswordHash, user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), toUnix(user.CreatedAt),
+		user.Email, user.EmailVerified, user.DisplayName, joinList(user.Groups))
 }
 
 func (s *Store) GetUser(ctx context.Context, name string) (storage.User, error) {
@@ -93,8 +97,9 @@ func (s *Store) UpdateUser(ctx context.Context, name string, update func(*storag
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET role = ?, allowed_scopes = ?, default_scopes = ? WHERE name = ?`,
-			user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), name)
+		_, err = tx.ExecContext(ctx, `UPDATE users SET role = ?, allowed_scopes = ?, default_scopes = ?,
+			email = ?, email_verified = ?, display_name = ?, group_names = ? WHERE name = ?`,
+			user.Role, joinList(user.AllowedScopes), joinList(user.DefaultScopes), user.Email, user.EmailVerified, user.DisplayName, joinList(user.Groups), name)
 		return revoke, err
 	})
 }

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},
 		{"LoginFailures", testLoginFailures},
 		{"GrantsRoundTrip", testGrantsRoundTrip},
+		{"ProfileRoundTrip", testProfileRoundTrip},
 		{"UpdatePrincipals", testUpdatePrincipals},
 		{"DeletePrincipalsEndAccess", testDeletePrincipalsEndAccess},
 		{"SharedClientIDSpace", testSharedClientIDSpace},

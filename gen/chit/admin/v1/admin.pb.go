@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -34,11 +35,26 @@ type User struct {
 	// USER or ADMIN.
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Scopes they may obtain besides the OpenID Connect scopes every person
-	// has (openid, profile, offline_access).
+	// has (openid, profile, email, groups, offline_access).
 	AllowedScopes []string `protobuf:"bytes,3,rep,name=allowed_scopes,json=allowedScopes,proto3" json:"allowed_scopes,omitempty"`
 	// Scopes their tokens carry when none are asked for.
 	DefaultScopes []string               `protobuf:"bytes,4,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Their email address, the `email` claim of tokens with the email scope
+	// (OpenID Connect Core §5.4): one address (RFC 5322 addr-spec, at most 254
+	// characters) without a display name; empty when unknown.
+	Email string `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	// Whether the operator has verified that the address is theirs: the
+	// `email_verified` claim beside `email`. Only set with an email.
+	EmailVerified bool `protobuf:"varint,7,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// Their full name as it is displayed: the `name` claim of tokens with the
+	// profile scope; at most 256 characters, no control characters; empty
+	// when unknown.
+	DisplayName string `protobuf:"bytes,8,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The groups they belong to: the `groups` claim of tokens with the groups
+	// scope. At most 64, each 1 to 128 printable ASCII characters without
+	// spaces, '"' or '\' (as a scope).
+	Groups        []string `protobuf:"bytes,9,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +124,34 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *User) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *User) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *User) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new user's name (see User.name).
@@ -120,6 +164,11 @@ type CreateUserRequest struct {
 	AllowedScopes []string `protobuf:"bytes,4,rep,name=allowed_scopes,json=allowedScopes,proto3" json:"allowed_scopes,omitempty"`
 	// Each must be one of allowed_scopes or an OpenID Connect scope.
 	DefaultScopes []string `protobuf:"bytes,5,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
+	// See User.email, User.email_verified, User.display_name, User.groups.
+	Email         string   `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	EmailVerified bool     `protobuf:"varint,7,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	DisplayName   string   `protobuf:"bytes,8,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Groups        []string `protobuf:"bytes,9,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +234,34 @@ func (x *CreateUserRequest) GetAllowedScopes() []string {
 func (x *CreateUserRequest) GetDefaultScopes() []string {
 	if x != nil {
 		return x.DefaultScopes
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *CreateUserRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
 	}
 	return nil
 }
@@ -629,6 +706,139 @@ func (x *SetUserScopesResponse) GetUser() *User {
 	return nil
 }
 
+type SetUserProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// See User.email, User.email_verified, User.display_name, User.groups; an
+	// empty value removes it.
+	Email         string   `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	EmailVerified bool     `protobuf:"varint,3,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	DisplayName   string   `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Groups        []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Which of email, email_verified, display_name and groups to replace;
+	// empty replaces all four. In JSON, a comma-separated string of their
+	// names ("email,emailVerified").
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,6,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserProfileRequest) Reset() {
+	*x = SetUserProfileRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserProfileRequest) ProtoMessage() {}
+
+func (x *SetUserProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserProfileRequest.ProtoReflect.Descriptor instead.
+func (*SetUserProfileRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetUserProfileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUserProfileRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SetUserProfileRequest) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *SetUserProfileRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *SetUserProfileRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *SetUserProfileRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type SetUserProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserProfileResponse) Reset() {
+	*x = SetUserProfileResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserProfileResponse) ProtoMessage() {}
+
+func (x *SetUserProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserProfileResponse.ProtoReflect.Descriptor instead.
+func (*SetUserProfileResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetUserProfileResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 type DeleteUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -638,7 +848,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +860,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +873,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -681,7 +891,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +903,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +916,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 // ServiceAccount is a program that signs in with client credentials. Its
@@ -733,7 +943,7 @@ type ServiceAccount struct {
 
 func (x *ServiceAccount) Reset() {
 	*x = ServiceAccount{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +955,7 @@ func (x *ServiceAccount) String() string {
 func (*ServiceAccount) ProtoMessage() {}
 
 func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +968,7 @@ func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccount.ProtoReflect.Descriptor instead.
 func (*ServiceAccount) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceAccount) GetClientId() string {
@@ -817,7 +1027,7 @@ type CreateServiceAccountRequest struct {
 
 func (x *CreateServiceAccountRequest) Reset() {
 	*x = CreateServiceAccountRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1039,7 @@ func (x *CreateServiceAccountRequest) String() string {
 func (*CreateServiceAccountRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1052,7 @@ func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateServiceAccountRequest) GetClientId() string {
@@ -884,7 +1094,7 @@ type CreateServiceAccountResponse struct {
 
 func (x *CreateServiceAccountResponse) Reset() {
 	*x = CreateServiceAccountResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1106,7 @@ func (x *CreateServiceAccountResponse) String() string {
 func (*CreateServiceAccountResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1119,7 @@ func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateServiceAccountResponse) GetServiceAccount() *ServiceAccount {
@@ -935,7 +1145,7 @@ type GetServiceAccountRequest struct {
 
 func (x *GetServiceAccountRequest) Reset() {
 	*x = GetServiceAccountRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1157,7 @@ func (x *GetServiceAccountRequest) String() string {
 func (*GetServiceAccountRequest) ProtoMessage() {}
 
 func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1170,7 @@ func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetServiceAccountRequest) GetClientId() string {
@@ -979,7 +1189,7 @@ type GetServiceAccountResponse struct {
 
 func (x *GetServiceAccountResponse) Reset() {
 	*x = GetServiceAccountResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1201,7 @@ func (x *GetServiceAccountResponse) String() string {
 func (*GetServiceAccountResponse) ProtoMessage() {}
 
 func (x *GetServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1214,7 @@ func (x *GetServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetServiceAccountResponse) GetServiceAccount() *ServiceAccount {
@@ -1026,7 +1236,7 @@ type ListServiceAccountsRequest struct {
 
 func (x *ListServiceAccountsRequest) Reset() {
 	*x = ListServiceAccountsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1248,7 @@ func (x *ListServiceAccountsRequest) String() string {
 func (*ListServiceAccountsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1261,7 @@ func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListServiceAccountsRequest) GetPageSize() int32 {
@@ -1079,7 +1289,7 @@ type ListServiceAccountsResponse struct {
 
 func (x *ListServiceAccountsResponse) Reset() {
 	*x = ListServiceAccountsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1301,7 @@ func (x *ListServiceAccountsResponse) String() string {
 func (*ListServiceAccountsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1314,7 @@ func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
@@ -1133,7 +1343,7 @@ type SetServiceAccountGrantsRequest struct {
 
 func (x *SetServiceAccountGrantsRequest) Reset() {
 	*x = SetServiceAccountGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1355,7 @@ func (x *SetServiceAccountGrantsRequest) String() string {
 func (*SetServiceAccountGrantsRequest) ProtoMessage() {}
 
 func (x *SetServiceAccountGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1368,7 @@ func (x *SetServiceAccountGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetServiceAccountGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetServiceAccountGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetServiceAccountGrantsRequest) GetClientId() string {
@@ -1198,7 +1408,7 @@ type SetServiceAccountGrantsResponse struct {
 
 func (x *SetServiceAccountGrantsResponse) Reset() {
 	*x = SetServiceAccountGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1420,7 @@ func (x *SetServiceAccountGrantsResponse) String() string {
 func (*SetServiceAccountGrantsResponse) ProtoMessage() {}
 
 func (x *SetServiceAccountGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1433,7 @@ func (x *SetServiceAccountGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetServiceAccountGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetServiceAccountGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetServiceAccountGrantsResponse) GetServiceAccount() *ServiceAccount {
@@ -1246,7 +1456,7 @@ type RotateServiceAccountSecretRequest struct {
 
 func (x *RotateServiceAccountSecretRequest) Reset() {
 	*x = RotateServiceAccountSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1468,7 @@ func (x *RotateServiceAccountSecretRequest) String() string {
 func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1481,7 @@ func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RotateServiceAccountSecretRequest) GetClientId() string {
@@ -1299,7 +1509,7 @@ type RotateServiceAccountSecretResponse struct {
 
 func (x *RotateServiceAccountSecretResponse) Reset() {
 	*x = RotateServiceAccountSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1521,7 @@ func (x *RotateServiceAccountSecretResponse) String() string {
 func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1534,7 @@ func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
@@ -1350,7 +1560,7 @@ type DeleteServiceAccountRequest struct {
 
 func (x *DeleteServiceAccountRequest) Reset() {
 	*x = DeleteServiceAccountRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1572,7 @@ func (x *DeleteServiceAccountRequest) String() string {
 func (*DeleteServiceAccountRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1585,7 @@ func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteServiceAccountRequest) GetClientId() string {
@@ -1393,7 +1603,7 @@ type DeleteServiceAccountResponse struct {
 
 func (x *DeleteServiceAccountResponse) Reset() {
 	*x = DeleteServiceAccountResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1615,7 @@ func (x *DeleteServiceAccountResponse) String() string {
 func (*DeleteServiceAccountResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1628,7 @@ func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 // Client is an OAuth client people sign in through (the authorization code
@@ -1453,7 +1663,7 @@ type Client struct {
 
 func (x *Client) Reset() {
 	*x = Client{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1675,7 @@ func (x *Client) String() string {
 func (*Client) ProtoMessage() {}
 
 func (x *Client) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1688,7 @@ func (x *Client) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Client.ProtoReflect.Descriptor instead.
 func (*Client) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Client) GetClientId() string {
@@ -1564,7 +1774,7 @@ type CreateClientRequest struct {
 
 func (x *CreateClientRequest) Reset() {
 	*x = CreateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1786,7 @@ func (x *CreateClientRequest) String() string {
 func (*CreateClientRequest) ProtoMessage() {}
 
 func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1799,7 @@ func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateClientRequest) GetClientId() string {
@@ -1659,7 +1869,7 @@ type CreateClientResponse struct {
 
 func (x *CreateClientResponse) Reset() {
 	*x = CreateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1881,7 @@ func (x *CreateClientResponse) String() string {
 func (*CreateClientResponse) ProtoMessage() {}
 
 func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1894,7 @@ func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateClientResponse) GetClient() *Client {
@@ -1710,7 +1920,7 @@ type GetClientRequest struct {
 
 func (x *GetClientRequest) Reset() {
 	*x = GetClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1932,7 @@ func (x *GetClientRequest) String() string {
 func (*GetClientRequest) ProtoMessage() {}
 
 func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1945,7 @@ func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientRequest.ProtoReflect.Descriptor instead.
 func (*GetClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetClientRequest) GetClientId() string {
@@ -1754,7 +1964,7 @@ type GetClientResponse struct {
 
 func (x *GetClientResponse) Reset() {
 	*x = GetClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1976,7 @@ func (x *GetClientResponse) String() string {
 func (*GetClientResponse) ProtoMessage() {}
 
 func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1989,7 @@ func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientResponse.ProtoReflect.Descriptor instead.
 func (*GetClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetClientResponse) GetClient() *Client {
@@ -1801,7 +2011,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2023,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2036,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListClientsRequest) GetPageSize() int32 {
@@ -1854,7 +2064,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2076,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2089,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListClientsResponse) GetClients() []*Client {
@@ -1907,7 +2117,7 @@ type UpdateClientRequest struct {
 
 func (x *UpdateClientRequest) Reset() {
 	*x = UpdateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2129,7 @@ func (x *UpdateClientRequest) String() string {
 func (*UpdateClientRequest) ProtoMessage() {}
 
 func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2142,7 @@ func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateClientRequest) GetClientId() string {
@@ -1958,7 +2168,7 @@ type UpdateClientResponse struct {
 
 func (x *UpdateClientResponse) Reset() {
 	*x = UpdateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2180,7 @@ func (x *UpdateClientResponse) String() string {
 func (*UpdateClientResponse) ProtoMessage() {}
 
 func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2193,7 @@ func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
 func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateClientResponse) GetClient() *Client {
@@ -2005,7 +2215,7 @@ type SetClientGrantsRequest struct {
 
 func (x *SetClientGrantsRequest) Reset() {
 	*x = SetClientGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2227,7 @@ func (x *SetClientGrantsRequest) String() string {
 func (*SetClientGrantsRequest) ProtoMessage() {}
 
 func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2240,7 @@ func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetClientGrantsRequest) GetClientId() string {
@@ -2070,7 +2280,7 @@ type SetClientGrantsResponse struct {
 
 func (x *SetClientGrantsResponse) Reset() {
 	*x = SetClientGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2292,7 @@ func (x *SetClientGrantsResponse) String() string {
 func (*SetClientGrantsResponse) ProtoMessage() {}
 
 func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2305,7 @@ func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetClientGrantsResponse) GetClient() *Client {
@@ -2117,7 +2327,7 @@ type SetClientOriginsRequest struct {
 
 func (x *SetClientOriginsRequest) Reset() {
 	*x = SetClientOriginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2339,7 @@ func (x *SetClientOriginsRequest) String() string {
 func (*SetClientOriginsRequest) ProtoMessage() {}
 
 func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2352,7 @@ func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetClientOriginsRequest) GetClientId() string {
@@ -2168,7 +2378,7 @@ type SetClientOriginsResponse struct {
 
 func (x *SetClientOriginsResponse) Reset() {
 	*x = SetClientOriginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2390,7 @@ func (x *SetClientOriginsResponse) String() string {
 func (*SetClientOriginsResponse) ProtoMessage() {}
 
 func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2403,7 @@ func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetClientOriginsResponse) GetClient() *Client {
@@ -2212,7 +2422,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2434,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2447,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2258,7 +2468,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2480,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2493,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2309,7 +2519,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2531,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2544,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2352,7 +2562,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2574,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2587,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2402,7 +2612,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2624,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2637,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Provider) GetId() string {
@@ -2488,7 +2698,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2710,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2723,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -2532,7 +2742,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2754,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2767,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -2579,7 +2789,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2801,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2814,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -2632,7 +2842,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2854,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2867,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -2683,7 +2893,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2905,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2918,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -2726,7 +2936,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +2948,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +2961,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -2776,7 +2986,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2998,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3011,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -2865,7 +3075,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3087,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3100,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -2919,7 +3129,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3141,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3154,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -2972,7 +3182,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3194,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3207,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -3017,7 +3227,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3239,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3252,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3080,7 +3290,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3302,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3315,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Login) GetLoginId() string {
@@ -3184,7 +3394,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3406,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3419,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3244,7 +3454,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3256,7 +3466,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +3479,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3296,7 +3506,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +3518,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +3531,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3346,7 +3556,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3358,7 +3568,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3371,7 +3581,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 type RevokeLoginsRequest struct {
@@ -3383,7 +3593,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3605,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3618,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -3426,7 +3636,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +3648,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +3661,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 type ListApiKeysRequest struct {
@@ -3467,7 +3677,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3689,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3702,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -3527,7 +3737,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3749,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3762,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -3578,7 +3788,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3800,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3813,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -3621,7 +3831,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +3843,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,27 +3856,35 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x19chit/admin/v1/admin.proto\x12\rchit.admin.v1\x1a\x17chit/auth/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n" +
+	"\x19chit/admin/v1/admin.proto\x12\rchit.admin.v1\x1a\x17chit/auth/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x02\n" +
 	"\x04User\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12%\n" +
 	"\x0eallowed_scopes\x18\x03 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x04 \x03(\tR\rdefaultScopes\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xa5\x01\n" +
+	"createTime\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x12%\n" +
+	"\x0eemail_verified\x18\a \x01(\bR\remailVerified\x12!\n" +
+	"\fdisplay_name\x18\b \x01(\tR\vdisplayName\x12\x16\n" +
+	"\x06groups\x18\t \x03(\tR\x06groups\"\x9d\x02\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12%\n" +
 	"\x0eallowed_scopes\x18\x04 \x03(\tR\rallowedScopes\x12%\n" +
-	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\"=\n" +
+	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x12%\n" +
+	"\x0eemail_verified\x18\a \x01(\bR\remailVerified\x12!\n" +
+	"\fdisplay_name\x18\b \x01(\tR\vdisplayName\x12\x16\n" +
+	"\x06groups\x18\t \x03(\tR\x06groups\"=\n" +
 	"\x12CreateUserResponse\x12'\n" +
 	"\x04user\x18\x01 \x01(\v2\x13.chit.admin.v1.UserR\x04user\"$\n" +
 	"\x0eGetUserRequest\x12\x12\n" +
@@ -3690,6 +3908,16 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x03 \x03(\tR\rdefaultScopes\"@\n" +
 	"\x15SetUserScopesResponse\x12'\n" +
+	"\x04user\x18\x01 \x01(\v2\x13.chit.admin.v1.UserR\x04user\"\xe0\x01\n" +
+	"\x15SetUserProfileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12%\n" +
+	"\x0eemail_verified\x18\x03 \x01(\bR\remailVerified\x12!\n" +
+	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\x12;\n" +
+	"\vupdate_mask\x18\x06 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"A\n" +
+	"\x16SetUserProfileResponse\x12'\n" +
 	"\x04user\x18\x01 \x01(\v2\x13.chit.admin.v1.UserR\x04user\"'\n" +
 	"\x11DeleteUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
@@ -3880,14 +4108,15 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\xa5\x16\n" +
+	"\x14RevokeApiKeyResponse2\x84\x17\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
 	"\aGetUser\x12\x1d.chit.admin.v1.GetUserRequest\x1a\x1e.chit.admin.v1.GetUserResponse\x12N\n" +
 	"\tListUsers\x12\x1f.chit.admin.v1.ListUsersRequest\x1a .chit.admin.v1.ListUsersResponse\x12T\n" +
 	"\vSetUserRole\x12!.chit.admin.v1.SetUserRoleRequest\x1a\".chit.admin.v1.SetUserRoleResponse\x12Z\n" +
-	"\rSetUserScopes\x12#.chit.admin.v1.SetUserScopesRequest\x1a$.chit.admin.v1.SetUserScopesResponse\x12Q\n" +
+	"\rSetUserScopes\x12#.chit.admin.v1.SetUserScopesRequest\x1a$.chit.admin.v1.SetUserScopesResponse\x12]\n" +
+	"\x0eSetUserProfile\x12$.chit.admin.v1.SetUserProfileRequest\x1a%.chit.admin.v1.SetUserProfileResponse\x12Q\n" +
 	"\n" +
 	"DeleteUser\x12 .chit.admin.v1.DeleteUserRequest\x1a!.chit.admin.v1.DeleteUserResponse\x12o\n" +
 	"\x14CreateServiceAccount\x12*.chit.admin.v1.CreateServiceAccountRequest\x1a+.chit.admin.v1.CreateServiceAccountResponse\x12f\n" +
@@ -3928,7 +4157,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -3941,168 +4170,175 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*SetUserRoleResponse)(nil),                // 8: chit.admin.v1.SetUserRoleResponse
 	(*SetUserScopesRequest)(nil),               // 9: chit.admin.v1.SetUserScopesRequest
 	(*SetUserScopesResponse)(nil),              // 10: chit.admin.v1.SetUserScopesResponse
-	(*DeleteUserRequest)(nil),                  // 11: chit.admin.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),                 // 12: chit.admin.v1.DeleteUserResponse
-	(*ServiceAccount)(nil),                     // 13: chit.admin.v1.ServiceAccount
-	(*CreateServiceAccountRequest)(nil),        // 14: chit.admin.v1.CreateServiceAccountRequest
-	(*CreateServiceAccountResponse)(nil),       // 15: chit.admin.v1.CreateServiceAccountResponse
-	(*GetServiceAccountRequest)(nil),           // 16: chit.admin.v1.GetServiceAccountRequest
-	(*GetServiceAccountResponse)(nil),          // 17: chit.admin.v1.GetServiceAccountResponse
-	(*ListServiceAccountsRequest)(nil),         // 18: chit.admin.v1.ListServiceAccountsRequest
-	(*ListServiceAccountsResponse)(nil),        // 19: chit.admin.v1.ListServiceAccountsResponse
-	(*SetServiceAccountGrantsRequest)(nil),     // 20: chit.admin.v1.SetServiceAccountGrantsRequest
-	(*SetServiceAccountGrantsResponse)(nil),    // 21: chit.admin.v1.SetServiceAccountGrantsResponse
-	(*RotateServiceAccountSecretRequest)(nil),  // 22: chit.admin.v1.RotateServiceAccountSecretRequest
-	(*RotateServiceAccountSecretResponse)(nil), // 23: chit.admin.v1.RotateServiceAccountSecretResponse
-	(*DeleteServiceAccountRequest)(nil),        // 24: chit.admin.v1.DeleteServiceAccountRequest
-	(*DeleteServiceAccountResponse)(nil),       // 25: chit.admin.v1.DeleteServiceAccountResponse
-	(*Client)(nil),                             // 26: chit.admin.v1.Client
-	(*CreateClientRequest)(nil),                // 27: chit.admin.v1.CreateClientRequest
-	(*CreateClientResponse)(nil),               // 28: chit.admin.v1.CreateClientResponse
-	(*GetClientRequest)(nil),                   // 29: chit.admin.v1.GetClientRequest
-	(*GetClientResponse)(nil),                  // 30: chit.admin.v1.GetClientResponse
-	(*ListClientsRequest)(nil),                 // 31: chit.admin.v1.ListClientsRequest
-	(*ListClientsResponse)(nil),                // 32: chit.admin.v1.ListClientsResponse
-	(*UpdateClientRequest)(nil),                // 33: chit.admin.v1.UpdateClientRequest
-	(*UpdateClientResponse)(nil),               // 34: chit.admin.v1.UpdateClientResponse
-	(*SetClientGrantsRequest)(nil),             // 35: chit.admin.v1.SetClientGrantsRequest
-	(*SetClientGrantsResponse)(nil),            // 36: chit.admin.v1.SetClientGrantsResponse
-	(*SetClientOriginsRequest)(nil),            // 37: chit.admin.v1.SetClientOriginsRequest
-	(*SetClientOriginsResponse)(nil),           // 38: chit.admin.v1.SetClientOriginsResponse
-	(*RotateClientSecretRequest)(nil),          // 39: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),         // 40: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                // 41: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),               // 42: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                           // 43: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                 // 44: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                // 45: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),               // 46: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),              // 47: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),              // 48: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),             // 49: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                         // 50: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),             // 51: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),            // 52: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),           // 53: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),          // 54: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                              // 55: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                  // 56: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                 // 57: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                 // 58: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                // 59: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                // 60: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),               // 61: chit.admin.v1.RevokeLoginsResponse
-	(*ListApiKeysRequest)(nil),                 // 62: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 63: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 64: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 65: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 66: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),                // 67: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 68: chit.auth.v1.ApiKey
+	(*SetUserProfileRequest)(nil),              // 11: chit.admin.v1.SetUserProfileRequest
+	(*SetUserProfileResponse)(nil),             // 12: chit.admin.v1.SetUserProfileResponse
+	(*DeleteUserRequest)(nil),                  // 13: chit.admin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),                 // 14: chit.admin.v1.DeleteUserResponse
+	(*ServiceAccount)(nil),                     // 15: chit.admin.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),        // 16: chit.admin.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),       // 17: chit.admin.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),           // 18: chit.admin.v1.GetServiceAccountRequest
+	(*GetServiceAccountResponse)(nil),          // 19: chit.admin.v1.GetServiceAccountResponse
+	(*ListServiceAccountsRequest)(nil),         // 20: chit.admin.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),        // 21: chit.admin.v1.ListServiceAccountsResponse
+	(*SetServiceAccountGrantsRequest)(nil),     // 22: chit.admin.v1.SetServiceAccountGrantsRequest
+	(*SetServiceAccountGrantsResponse)(nil),    // 23: chit.admin.v1.SetServiceAccountGrantsResponse
+	(*RotateServiceAccountSecretRequest)(nil),  // 24: chit.admin.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil), // 25: chit.admin.v1.RotateServiceAccountSecretResponse
+	(*DeleteServiceAccountRequest)(nil),        // 26: chit.admin.v1.DeleteServiceAccountRequest
+	(*DeleteServiceAccountResponse)(nil),       // 27: chit.admin.v1.DeleteServiceAccountResponse
+	(*Client)(nil),                             // 28: chit.admin.v1.Client
+	(*CreateClientRequest)(nil),                // 29: chit.admin.v1.CreateClientRequest
+	(*CreateClientResponse)(nil),               // 30: chit.admin.v1.CreateClientResponse
+	(*GetClientRequest)(nil),                   // 31: chit.admin.v1.GetClientRequest
+	(*GetClientResponse)(nil),                  // 32: chit.admin.v1.GetClientResponse
+	(*ListClientsRequest)(nil),                 // 33: chit.admin.v1.ListClientsRequest
+	(*ListClientsResponse)(nil),                // 34: chit.admin.v1.ListClientsResponse
+	(*UpdateClientRequest)(nil),                // 35: chit.admin.v1.UpdateClientRequest
+	(*UpdateClientResponse)(nil),               // 36: chit.admin.v1.UpdateClientResponse
+	(*SetClientGrantsRequest)(nil),             // 37: chit.admin.v1.SetClientGrantsRequest
+	(*SetClientGrantsResponse)(nil),            // 38: chit.admin.v1.SetClientGrantsResponse
+	(*SetClientOriginsRequest)(nil),            // 39: chit.admin.v1.SetClientOriginsRequest
+	(*SetClientOriginsResponse)(nil),           // 40: chit.admin.v1.SetClientOriginsResponse
+	(*RotateClientSecretRequest)(nil),          // 41: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),         // 42: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                // 43: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),               // 44: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                           // 45: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                 // 46: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                // 47: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),               // 48: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),              // 49: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),              // 50: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),             // 51: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                         // 52: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),             // 53: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),            // 54: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),           // 55: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),          // 56: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                              // 57: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                  // 58: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                 // 59: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                 // 60: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                // 61: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                // 62: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),               // 63: chit.admin.v1.RevokeLoginsResponse
+	(*ListApiKeysRequest)(nil),                 // 64: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 65: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 66: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 67: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 68: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 69: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                // 70: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 71: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	66, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	68, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	66, // 6: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	66, // 7: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	13, // 8: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	13, // 9: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	13, // 10: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
-	13, // 11: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	67, // 12: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
-	13, // 13: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	66, // 14: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
-	26, // 15: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
-	26, // 16: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
-	26, // 17: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	26, // 18: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
-	26, // 19: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	26, // 20: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	26, // 21: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	66, // 22: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	66, // 23: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	66, // 24: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	43, // 25: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	43, // 26: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	66, // 27: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	66, // 28: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	66, // 29: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	50, // 30: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	50, // 31: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	66, // 32: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	66, // 33: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	66, // 34: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	55, // 35: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	68, // 36: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 37: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 38: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 39: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 40: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 41: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 42: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	14, // 43: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	16, // 44: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	18, // 45: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	20, // 46: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	22, // 47: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	24, // 48: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	27, // 49: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	29, // 50: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	31, // 51: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	33, // 52: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	35, // 53: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	37, // 54: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	39, // 55: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	41, // 56: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	44, // 57: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	46, // 58: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	48, // 59: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	51, // 60: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	53, // 61: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	56, // 62: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	58, // 63: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	60, // 64: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	62, // 65: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	64, // 66: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 67: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 68: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 69: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 70: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 71: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 72: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	15, // 73: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	17, // 74: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	19, // 75: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	21, // 76: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	23, // 77: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	25, // 78: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	28, // 79: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	30, // 80: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	32, // 81: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	34, // 82: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	36, // 83: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	38, // 84: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	40, // 85: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	42, // 86: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	45, // 87: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	47, // 88: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	49, // 89: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	52, // 90: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	54, // 91: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	57, // 92: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	59, // 93: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	61, // 94: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	63, // 95: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	65, // 96: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	67, // [67:97] is the sub-list for method output_type
-	37, // [37:67] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	69, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
+	68, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	68, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
+	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	70, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	15, // 15: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	68, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	28, // 17: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
+	28, // 18: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
+	28, // 19: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
+	28, // 20: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	28, // 21: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	28, // 22: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
+	28, // 23: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	68, // 24: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	68, // 25: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	68, // 26: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	45, // 27: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	45, // 28: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	68, // 29: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	68, // 30: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	68, // 31: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	52, // 32: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	52, // 33: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	68, // 34: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	68, // 35: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	68, // 36: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	57, // 37: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	71, // 38: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 39: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 40: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 41: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 42: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 43: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 44: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 45: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 46: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 47: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 48: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 49: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 50: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	26, // 51: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	29, // 52: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	31, // 53: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	33, // 54: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	35, // 55: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	37, // 56: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	39, // 57: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	41, // 58: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	43, // 59: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	46, // 60: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	48, // 61: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	50, // 62: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	53, // 63: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	55, // 64: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	58, // 65: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	60, // 66: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	62, // 67: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	64, // 68: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	66, // 69: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 70: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 71: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 72: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 73: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 74: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 75: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 76: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 77: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 78: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 79: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 80: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 81: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	27, // 82: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	30, // 83: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	32, // 84: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	34, // 85: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	36, // 86: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	38, // 87: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	40, // 88: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	42, // 89: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	44, // 90: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	47, // 91: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	49, // 92: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	51, // 93: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	54, // 94: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	56, // 95: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	59, // 96: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	61, // 97: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	63, // 98: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	65, // 99: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	67, // 100: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	70, // [70:101] is the sub-list for method output_type
+	39, // [39:70] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -4116,7 +4352,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   66,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	AdminService_ListUsers_FullMethodName                  = "/chit.admin.v1.AdminService/ListUsers"
 	AdminService_SetUserRole_FullMethodName                = "/chit.admin.v1.AdminService/SetUserRole"
 	AdminService_SetUserScopes_FullMethodName              = "/chit.admin.v1.AdminService/SetUserScopes"
+	AdminService_SetUserProfile_FullMethodName             = "/chit.admin.v1.AdminService/SetUserProfile"
 	AdminService_DeleteUser_FullMethodName                 = "/chit.admin.v1.AdminService/DeleteUser"
 	AdminService_CreateServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/CreateServiceAccount"
 	AdminService_GetServiceAccount_FullMethodName          = "/chit.admin.v1.AdminService/GetServiceAccount"
@@ -81,6 +82,11 @@ type AdminServiceClient interface {
 	// tokens carry when none are asked for. When it narrows, their access
 	// tokens issued before are refused and their refreshes narrow.
 	SetUserScopes(ctx context.Context, in *SetUserScopesRequest, opts ...grpc.CallOption) (*SetUserScopesResponse, error)
+	// SetUserProfile changes what a person's ID tokens and userinfo say about
+	// them (email, display name, groups): the fields update_mask names, or
+	// all of them. Tokens issued before keep what they said; the next sign-in
+	// or ID token says the new values.
+	SetUserProfile(ctx context.Context, in *SetUserProfileRequest, opts ...grpc.CallOption) (*SetUserProfileResponse, error)
 	// DeleteUser removes a person: their logins end and their access tokens
 	// are refused, on every replica.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
@@ -210,6 +216,16 @@ func (c *adminServiceClient) SetUserScopes(ctx context.Context, in *SetUserScope
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetUserScopesResponse)
 	err := c.cc.Invoke(ctx, AdminService_SetUserScopes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetUserProfile(ctx context.Context, in *SetUserProfileRequest, opts ...grpc.CallOption) (*SetUserProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUserProfileResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetUserProfile_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -496,6 +512,11 @@ type AdminServiceServer interface {
 	// tokens carry when none are asked for. When it narrows, their access
 	// tokens issued before are refused and their refreshes narrow.
 	SetUserScopes(context.Context, *SetUserScopesRequest) (*SetUserScopesResponse, error)
+	// SetUserProfile changes what a person's ID tokens and userinfo say about
+	// them (email, display name, groups): the fields update_mask names, or
+	// all of them. Tokens issued before keep what they said; the next sign-in
+	// or ID token says the new values.
+	SetUserProfile(context.Context, *SetUserProfileRequest) (*SetUserProfileResponse, error)
 	// DeleteUser removes a person: their logins end and their access tokens
 	// are refused, on every replica.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
@@ -595,6 +616,9 @@ func (UnimplementedAdminServiceServer) SetUserRole(context.Context, *SetUserRole
 }
 func (UnimplementedAdminServiceServer) SetUserScopes(context.Context, *SetUserScopesRequest) (*SetUserScopesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUserScopes not implemented")
+}
+func (UnimplementedAdminServiceServer) SetUserProfile(context.Context, *SetUserProfileRequest) (*SetUserProfileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserProfile not implemented")
 }
 func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
@@ -778,6 +802,24 @@ func _AdminService_SetUserScopes_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).SetUserScopes(ctx, req.(*SetUserScopesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetUserProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetUserProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetUserProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetUserProfile(ctx, req.(*SetUserProfileRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1258,6 +1300,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetUserScopes",
 			Handler:    _AdminService_SetUserScopes_Handler,
+		},
+		{
+			MethodName: "SetUserProfile",
+			Handler:    _AdminService_SetUserProfile_Handler,
 		},
 		{
 			MethodName: "DeleteUser",
