@@ -312,11 +312,7 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 			return nil, err
 		}
 	}
-	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(afterWrite(ctx), client)
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -331,22 +327,22 @@ func (s *AdminServer) SetClientOrigins(ctx context.Context, req *adminv1.SetClie
 	if err := s.directory.SetClientOrigins(ctx, req.GetClientId(), req.GetAllowedOrigins()); err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(afterWrite(ctx), client)
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
 	return &adminv1.SetClientOriginsResponse{Client: message}, nil
 }
 
-// clientAnswer is client as the Admin API answers it, with its origins,
-// which are kept beside the client's record.
-func (s *AdminServer) clientAnswer(ctx context.Context, client storage.Client) (*adminv1.Client, error) {
+// clientAnswer reads client id as the Admin API answers it: its record and
+// its origins, which are kept beside the record.
+func (s *AdminServer) clientAnswer(ctx context.Context, id string) (*adminv1.Client, error) {
+	client, err := s.directory.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	message := clientMessage(client)
-	origins, err := s.directory.ClientOrigins(ctx, client.ID)
+	origins, err := s.directory.ClientOrigins(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -358,11 +354,7 @@ func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientReque
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(ctx, req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(ctx, client)
+	message, err := s.clientAnswer(ctx, req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -397,11 +389,7 @@ func (s *AdminServer) UpdateClient(ctx context.Context, req *adminv1.UpdateClien
 			return nil, err
 		}
 	}
-	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(afterWrite(ctx), client)
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -436,11 +424,7 @@ func (s *AdminServer) SetClientGrants(ctx context.Context, req *adminv1.SetClien
 	if err := s.directory.SetClientGrants(ctx, req.GetClientId(), grants); err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(afterWrite(ctx), client)
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}
@@ -455,11 +439,7 @@ func (s *AdminServer) RotateClientSecret(ctx context.Context, req *adminv1.Rotat
 	if err != nil {
 		return nil, err
 	}
-	client, err := s.directory.GetClient(afterWrite(ctx), req.GetClientId())
-	if err != nil {
-		return nil, err
-	}
-	message, err := s.clientAnswer(afterWrite(ctx), client)
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
 	}

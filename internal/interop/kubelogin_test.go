@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -18,15 +19,16 @@ import (
 )
 
 // signInInBrowser opens authURL in Chromium, signs the test user in on the
-// hosted page and returns the code the redirect brought to listener.
-func signInInBrowser(t *testing.T, ctx context.Context, listener net.Listener, authURL string) (code, state string) {
+// hosted page and returns the URL the redirect brought the browser to on
+// listener, as the relying party's callback receives it.
+func signInInBrowser(t *testing.T, ctx context.Context, listener net.Listener, authURL string) *url.URL {
 	t.Helper()
-	type arrival struct{ code, state, problem string }
-	arrived := make(chan arrival, 1)
+	callbacks := make(chan *url.URL, 1)
 	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		query := r.URL.Query()
+		callback := *r.URL
+		callback.Scheme, callback.Host = "http", r.Host
 		select {
-		case arrived <- arrival{query.Get("code"), query.Get("state"), query.Get("error")}:
+		case callbacks <- &callback:
 		default:
 		}
 		_, _ = w.Write([]byte("<!doctype html><title>done</title><p id=done>signed in</p>"))
@@ -43,15 +45,12 @@ func signInInBrowser(t *testing.T, ctx context.Context, listener net.Listener, a
 		t.Fatalf("sign in in Chromium: %v", err)
 	}
 	select {
-	case got := <-arrived:
-		if got.problem != "" || got.code == "" {
-			t.Fatalf("the redirect brought error %q, code %q", got.problem, got.code)
-		}
-		return got.code, got.state
+	case callback := <-callbacks:
+		return callback
 	case <-ctx.Done():
 		t.Fatal("the browser never reached the loopback redirect")
 	}
-	return "", ""
+	return nil
 }
 
 // A client that behaves as kubelogin (kubectl oidc-login) does with its
@@ -78,9 +77,10 @@ func TestKubeloginLikeClient(t *testing.T) {
 	config := oauth2.Config{ClientID: "kubernetes", Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID},
 		RedirectURL: "http://localhost:" + strconv.Itoa(listener.Addr().(*net.TCPAddr).Port)}
 	verifier := oauth2.GenerateVerifier()
-	code, state := signInInBrowser(t, browser, listener, config.AuthCodeURL("kubelogin-state", oauth2.S256ChallengeOption(verifier), oidc.Nonce("kubelogin-nonce")))
-	if state != "kubelogin-state" {
-		t.Fatalf("state %q came back", state)
+	callback := signInInBrowser(t, browser, listener, config.AuthCodeURL("kubelogin-state", oauth2.S256ChallengeOption(verifier), oidc.Nonce("kubelogin-nonce"))).Query()
+	code, state := callback.Get("code"), callback.Get("state")
+	if state != "kubelogin-state" || code == "" || callback.Get("error") != "" {
+		t.Fatalf("the redirect brought %v", callback)
 	}
 	token, err := config.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
@@ -89,8 +89,11 @@ func TestKubeloginLikeClient(t *testing.T) {
 	idTokens := provider.Verifier(&oidc.Config{ClientID: "kubernetes"})
 	raw, _ := token.Extra("id_token").(string)
 	idToken, err := idTokens.Verify(ctx, raw)
-	if err != nil || idToken.Nonce != "kubelogin-nonce" {
-		t.Fatalf("the ID token: %v (nonce %q)", err, idToken.Nonce)
+	if err != nil {
+		t.Fatalf("the ID token: %v", err)
+	}
+	if idToken.Nonce != "kubelogin-nonce" {
+		t.Fatalf("the ID token's nonce is %q", idToken.Nonce)
 	}
 	if token.RefreshToken == "" {
 		t.Fatal("no refresh token: kubelogin would open the browser again when the ID token expires")
@@ -106,8 +109,11 @@ func TestKubeloginLikeClient(t *testing.T) {
 		t.Fatal("the refresh answered no ID token (kubelogin: id_token is missing)")
 	}
 	again, err := idTokens.Verify(ctx, raw)
-	if err != nil || again.Subject != idToken.Subject {
-		t.Fatalf("the refreshed ID token: %v (sub %q, want %q)", err, again.Subject, idToken.Subject)
+	if err != nil {
+		t.Fatalf("the refreshed ID token: %v", err)
+	}
+	if again.Subject != idToken.Subject {
+		t.Fatalf("the refreshed ID token's sub is %q, want %q", again.Subject, idToken.Subject)
 	}
 	if err := again.VerifyAccessToken(refreshed.AccessToken); err != nil {
 		t.Fatalf("at_hash of the refreshed ID token: %v", err)

@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
@@ -95,31 +92,7 @@ func TestOpenIDClientWithItsDefaults(t *testing.T) {
 	}
 	authURL := lines.Text()
 
-	callbacks := make(chan string, 1)
-	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case callbacks <- "http://" + r.Host + r.URL.RequestURI():
-		default:
-		}
-		_, _ = io.WriteString(w, "<!doctype html><title>done</title><p>signed in</p>")
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = server.Serve(listener) }()
-	t.Cleanup(func() { server.Close() })
-	if err := chromedp.Do(browser,
-		chromedp.Navigate(authURL),
-		chromedp.WaitVisible(chromedp.CSS(`#username`)),
-		chromedp.SendKeys(chromedp.CSS(`#username`), servertest.UserName),
-		chromedp.SendKeys(chromedp.CSS(`#password`), servertest.UserPassword),
-		chromedp.Click(chromedp.CSS(`button[value="sign-in"]`)),
-	); err != nil {
-		t.Fatalf("sign in in Chromium: %v", err)
-	}
-	var callback string
-	select {
-	case callback = <-callbacks:
-	case <-browser.Done():
-		t.Fatal("the browser never came back to openid-client's redirect URI")
-	}
+	callback := signInInBrowser(t, browser, listener, authURL).String()
 	if _, err := io.WriteString(stdin, callback+"\n"); err != nil {
 		t.Fatal(err)
 	}
