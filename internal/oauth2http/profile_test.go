@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/lestrrat-go/jwx/v2/jwt"
 	"golang.org/x/oauth2"
 
 	"github.com/chit-auth/chit/internal/accounts"
@@ -149,5 +150,56 @@ func refusedAtAuthorize(t *testing.T, e *servertest.Env, authURL string) {
 	}
 	if page.Status != http.StatusBadRequest || !page.Contains(`"groups"`) {
 		t.Fatalf("authorize answered %d %s; want a 400 naming the scope", page.Status, page.Body)
+	}
+}
+
+// The password grant and a refresh answer ID tokens with the profile claims
+// the login's scopes ask for, as the code flow's does: a relying party that
+// refreshes (kubelogin, oauth2-proxy) keeps the person's email and name.
+// Over /oauth2/token, on both stores.
+func TestPasswordAndRefreshIDTokensStateTheProfile(t *testing.T) {
+	t.Parallel()
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := servertest.StartOn(t, backend)
+			if err := e.Directory().SetUserProfile(t.Context(), servertest.UserName, aliceProfile, accounts.AllProfileFields); err != nil {
+				t.Fatal(err)
+			}
+			secret := e.CreateClient(t, "backend", []string{"https://backend.example/cb"}, true, storage.Grants{})
+			idClaims := func(t *testing.T, grant string, body map[string]any) map[string]any {
+				t.Helper()
+				raw, _ := body["id_token"].(string)
+				token, err := jwt.ParseInsecure([]byte(raw))
+				if err != nil {
+					t.Fatalf("%s answered no readable ID token: %v (%v)", grant, err, body)
+				}
+				claims, err := token.AsMap(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return claims
+			}
+			resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"password"}, "username": {servertest.UserName},
+				"password": {servertest.UserPassword}, "scope": {"openid email profile"}}, "backend", secret)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("password grant: %d %v", resp.StatusCode, body)
+			}
+			refreshToken, _ := body["refresh_token"].(string)
+			if claims := idClaims(t, "password", body); claims["email"] != "alice@example.com" || claims["email_verified"] != true || claims["name"] != "Alice Liddell" {
+				t.Errorf("password ID token with openid email profile: %v", claims)
+			}
+			resp, body = postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, "backend", secret)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("refresh: %d %v", resp.StatusCode, body)
+			}
+			claims := idClaims(t, "refresh", body)
+			if claims["email"] != "alice@example.com" || claims["email_verified"] != true || claims["name"] != "Alice Liddell" {
+				t.Errorf("refresh ID token with openid email profile: %v", claims)
+			}
+			if _, has := claims["groups"]; has {
+				t.Errorf("refresh ID token states groups, which were not asked for: %v", claims)
+			}
+		})
 	}
 }

@@ -67,5 +67,5 @@ func (s *Service) refreshIDToken(login Login, accessToken string, now time.Time)
 	if !slices.Contains(login.Scopes, accounts.ScopeOpenID) {
 		return "", nil
 	}
-	return s.signIDToken(login.Principal, IDTokenRequest{ClientID: login.Client.ID, AccessToken: accessToken}, now)
+	return s.signIDToken(login.Principal, IDTokenRequest{ClientID: login.Client.ID, AccessToken: accessToken, Scopes: login.Scopes}, now)
 }

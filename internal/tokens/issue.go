@@ -166,6 +166,11 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 		if idToken.AuthTime.IsZero() {
 			idToken.AuthTime = authTime
 		}
+		if idToken.Scopes == nil {
+			// The login's scopes decide the profile claims, whichever
+			// grant signed the person in.
+			idToken.Scopes = login.Scopes
+		}
 		if grant.IDToken, err = s.signIDToken(login.Principal, idToken, now); err != nil {
 			return Grant{}, err
 		}
