@@ -193,7 +193,8 @@ func TestClientOriginsAreValidated(t *testing.T) {
 				&adminv1.SetClientOriginsRequest{ClientId: "nobody", AllowedOrigins: []string{"https://spa.example"}}, &adminv1.SetClientOriginsResponse{}), codes.NotFound)
 		})
 	}
-	for _, origin := range []string{"https://spa.example", "https://spa.example:8443", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:5173"} {
+	for _, origin := range []string{"https://spa.example", "https://spa.example:8443", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:5173",
+		"https://xn--exmple-cua.example", "https://my_app.example", "https://192.0.2.1", "https://[2001:db8::1]:8443"} {
 		if err := accounts.ValidateOrigins([]string{origin}); err != nil {
 			t.Errorf("%s refused: %v", origin, err)
 		}
@@ -201,5 +202,41 @@ func TestClientOriginsAreValidated(t *testing.T) {
 	err := accounts.ValidateOrigins([]string{"https://spa.example/"})
 	if err == nil || !strings.Contains(err.Error(), "allowed_origins") {
 		t.Fatalf("the error does not name the field: %v", err)
+	}
+}
+
+// Hosts a browser never puts in an Origin header as written are refused:
+// it sends internationalized names as punycode, IPv4 addresses in dotted
+// decimal, IPv6 addresses compressed, and no trailing dot. Registering one
+// would either never match or match a spelling the browser rewrites.
+func TestValidateOriginsRefusesHostsNoBrowserSends(t *testing.T) {
+	t.Parallel()
+	for _, origin := range []string{"https://exämple.example", "https://spa.example.", "https://-spa.example", "https://spa-.example",
+		"https://spa..example", "http://127.1", "http://0x7f.0.0.1", "http://2130706433", "https://[0:0::1]", "http://[::ffff:127.0.0.1]",
+		"https://[2001:DB8::1]", "https://[fe80::1%25eth0]", "https://spa%2eexample", "https://spa.example%00", "https://sp a.example",
+		"https://" + strings.Repeat("a", 64) + ".example"} {
+		if err := accounts.ValidateOrigins([]string{origin}); err == nil {
+			t.Errorf("%s accepted", origin)
+		}
+	}
+}
+
+// Only the registered origin itself is answered: an origin that differs in
+// case, port spelling, a trailing dot, a suffix, a scheme or a userinfo gets
+// no CORS headers, on a preflight or a call, whatever it looks like.
+func TestCORSRefusesOriginsThatOnlyLookRegistered(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	const spa = "https://spa.example"
+	e.CreateClient(t, "spa", []string{spa + "/callback"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
+	if err := e.Directory().SetClientOrigins(t.Context(), "spa", []string{spa}); err != nil {
+		t.Fatal(err)
+	}
+	wantAllowed(t, "the registered origin", corsRequest(t, e, http.MethodOptions, "/oauth2/token", spa, http.MethodPost, nil), spa)
+	for _, lookalike := range []string{"https://SPA.example", "https://spa.example:443", "https://spa.example.", "https://spa.example.evil.example",
+		"https://evilspa.example", "http://spa.example", "https://spa.example/", "https://user@spa.example", "https://spa.example, https://evil.example",
+		"null"} {
+		wantRefused(t, "preflight from "+lookalike, corsRequest(t, e, http.MethodOptions, "/oauth2/token", lookalike, http.MethodPost, nil))
+		wantRefused(t, "userinfo from "+lookalike, corsRequest(t, e, http.MethodGet, "/userinfo", lookalike, "", nil))
 	}
 }
