@@ -46,6 +46,16 @@ func validPort(port string) bool {
 // it in a redirection endpoint's URI.
 func hasFragment(uri string) bool { return strings.Contains(uri, "#") }
 
+// plainQuery reports whether u's query, if any, is name=value pairs joined
+// by '&' with valid %-escapes: the response adds code, state and iss to it,
+// and a query Go's parser cannot read whole (a ';' separator, a bad escape)
+// would lose the parts it drops, so the client would not get back the
+// query it registered.
+func plainQuery(u *url.URL) bool {
+	_, err := url.ParseQuery(u.RawQuery)
+	return err == nil
+}
+
 // MaxRedirectURILength bounds a redirect URI, registered or asked for.
 const MaxRedirectURILength = 2048
 
@@ -71,7 +81,7 @@ func loopback(uri string) (host, rest string, ok bool) {
 		return "", "", false
 	}
 	u, err := url.Parse(uri)
-	if err != nil || u.User != nil || hasFragment(uri) || u.Opaque != "" || !validPort(u.Port()) {
+	if err != nil || u.User != nil || hasFragment(uri) || u.Opaque != "" || !validPort(u.Port()) || !plainQuery(u) {
 		return "", "", false
 	}
 	// u.Host must be exactly the host with an optional port: this refuses
@@ -162,13 +172,13 @@ func ValidateRedirectURIs(redirectURIs []string) error {
 }
 
 // redirectRule is what validRegisteredRedirect checks, for people.
-const redirectRule = "it must be an absolute https URI (or an http URI on 127.0.0.1, [::1] or localhost) with a host name or address and a port from 1 to 65535 if any, without userinfo or fragment"
+const redirectRule = "it must be an absolute https URI (or an http URI on 127.0.0.1, [::1] or localhost) with a host name or address and a port from 1 to 65535 if any, without userinfo or fragment, and a query (if any) of name=value pairs joined by '&' with valid percent-escapes"
 
 // validRegisteredRedirect reports whether uri may be a registered client's
 // redirect URI.
 func validRegisteredRedirect(uri string) bool {
 	u, err := url.Parse(uri)
-	if err != nil || !u.IsAbs() || Origin(uri) == "" || u.User != nil || hasFragment(uri) {
+	if err != nil || !u.IsAbs() || Origin(uri) == "" || u.User != nil || hasFragment(uri) || !plainQuery(u) {
 		return false
 	}
 	_, _, isLoopback := loopback(uri)

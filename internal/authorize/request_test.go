@@ -210,3 +210,21 @@ func TestResponsesCarryTheIssuer(t *testing.T) {
 		}
 	}
 }
+
+// The response keeps the registered redirect URI's own query whole: its
+// parameters come back beside code, state and iss, in their escapes.
+func TestRedirectsKeepTheRegisteredQuery(t *testing.T) {
+	s := newResponder(true)
+	const registered = "https://app.example/cb?tenant=a%20b&next=%2Fhome&flag"
+	if err := ValidateRedirectURIs([]string{registered}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(s.response(registered, url.Values{"code": {"c"}, "state": {"s"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := u.Query()
+	if query.Get("tenant") != "a b" || query.Get("next") != "/home" || !query.Has("flag") || query.Get("code") != "c" || query.Get("state") != "s" {
+		t.Fatalf("the response lost part of the registered query: %s", u)
+	}
+}
