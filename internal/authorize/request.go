@@ -24,7 +24,7 @@ type Request struct {
 	Nonce               string
 	// ResponseType must be "code"; AuthorizeURL fills it in.
 	ResponseType string
-	// ResponseMode, when set, must be "query".
+	// ResponseMode, when set, must be "query" or "form_post".
 	ResponseMode string
 	// Prompt is OpenID Connect's space-separated prompt list.
 	Prompt string
@@ -40,6 +40,10 @@ type Request struct {
 const (
 	ResponseTypeCode  = "code"
 	ResponseModeQuery = "query"
+	// ResponseModeFormPost returns the response as a form the browser
+	// posts to the redirect URI (OAuth 2.0 Form Post Response Mode), so
+	// the code appears in no URL, history or Referer.
+	ResponseModeFormPost = "form_post"
 	PromptNone        = "none"
 )
 
@@ -209,10 +213,9 @@ func (s *Service) checkRequest(client accounts.Client, req *Request) error {
 		return chiterr.New(chiterr.InvalidArgument, "response_type %s is not supported; use code", chiterr.Quote(req.ResponseType)).
 			WithReason(errUnsupportedResponseType)
 	}
-	if req.ResponseMode != "" && req.ResponseMode != ResponseModeQuery {
-		// The code goes back in the query only: the error does too, the
-		// one mode every client reads.
-		return chiterr.New(chiterr.InvalidArgument, "response_mode %s is not supported; the code is returned in the query", chiterr.Quote(req.ResponseMode))
+	if req.ResponseMode != "" && req.ResponseMode != ResponseModeQuery && req.ResponseMode != ResponseModeFormPost {
+		// The error goes back in the query, the one mode every client reads.
+		return chiterr.New(chiterr.InvalidArgument, "response_mode %s is not supported; use query or form_post", chiterr.Quote(req.ResponseMode))
 	}
 	if err := checkPrompt(req.Prompt); err != nil {
 		return err

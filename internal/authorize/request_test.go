@@ -80,6 +80,7 @@ func TestRequestRulesAfterTheClientIsKnown(t *testing.T) {
 		{"response_type token", public, true, withPKCE, func(r *Request) { r.ResponseType = "token" }, "unsupported_response_type"},
 		{"response_type code id_token", public, true, withPKCE, func(r *Request) { r.ResponseType = "code id_token" }, "unsupported_response_type"},
 		{"response_mode query", public, true, withPKCE, func(r *Request) { r.ResponseMode = "query" }, ""},
+		{"response_mode form_post", public, true, withPKCE, func(r *Request) { r.ResponseMode = "form_post" }, ""},
 		{"response_mode fragment", public, true, withPKCE, func(r *Request) { r.ResponseMode = "fragment" }, "invalid_request"},
 		{"an unknown response_mode", public, true, withPKCE, func(r *Request) { r.ResponseMode = "carrier-pigeon" }, "invalid_request"},
 		{"prompt none", public, true, withPKCE, func(r *Request) { r.Prompt = "none" }, ""},

@@ -116,3 +116,29 @@ func errorDescription(message string) string {
 		return r
 	}, message)
 }
+
+// responseParameters are the parameters an authorization response adds to
+// the redirect URI (RFC 6749 §4.1.2, §4.1.2.1, RFC 9207).
+var responseParameters = []string{"code", "state", "iss", "error", "error_description"}
+
+// FormPost splits an authorization response (the redirect URI with the
+// response's parameters in its query, as SignIn, Deny, LoginRequired and
+// ErrorRedirect answer it) into what response_mode=form_post sends (OAuth
+// 2.0 Form Post Response Mode §2): the redirect URI with its own query, and
+// the response's parameters as the fields of the form posted to it.
+func FormPost(target string) (action string, fields url.Values) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", nil
+	}
+	query := u.Query()
+	fields = url.Values{}
+	for _, name := range responseParameters {
+		if values, ok := query[name]; ok {
+			fields[name] = values
+			delete(query, name)
+		}
+	}
+	u.RawQuery = query.Encode()
+	return u.String(), fields
+}

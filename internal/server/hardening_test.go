@@ -356,7 +356,6 @@ func TestSignInPageRefusesWhatItDoesNotSupport(t *testing.T) {
 		"no response_type":          {with("response_type", ""), "invalid_request"},
 		"response_type token":       {with("response_type", "token"), "unsupported_response_type"},
 		"response_mode fragment":    {with("response_mode", "fragment"), "invalid_request"},
-		"response_mode form_post":   {with("response_mode", "form_post"), "invalid_request"},
 		"an unknown response_mode":  {with("response_mode", "jwt-of-the-future"), "invalid_request"},
 		"an unknown prompt":         {with("prompt", "dance"), "invalid_request"},
 		"prompt none and login":     {with("prompt", "none login"), "invalid_request"},

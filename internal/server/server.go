@@ -468,7 +468,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				TokenEndpointAuthMethodsSupported:          grants.TokenEndpointAuthMethods(),
 				JWKSURI:                                    base + grpcapi.JWKSPath,
 				ResponseTypesSupported:                     []string{"code"},
-				ResponseModesSupported:                     []string{"query"},
+				ResponseModesSupported:                     []string{authorize.ResponseModeQuery, authorize.ResponseModeFormPost},
 				SubjectTypesSupported:                      []string{"public"},
 				IDTokenSigningAlgValuesSupported:           c.signingKeys.Algorithms(),
 				ScopesSupported:                            accounts.PersonScopes,

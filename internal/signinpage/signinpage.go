@@ -10,8 +10,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,7 +25,10 @@ import (
 //go:embed assets
 var assets embed.FS
 
-var page = template.Must(template.ParseFS(assets, "assets/page.html"))
+var (
+	page     = template.Must(template.ParseFS(assets, "assets/page.html"))
+	formPost = template.Must(template.ParseFS(assets, "assets/formpost.html"))
+)
 
 // The CSRF cookie. Where the page's public URL is https, it is
 // __Host-prefixed (RFC 6265bis): Secure, for the whole host, and no other
@@ -167,9 +172,63 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	h.redirect(w, r, target)
 }
 
+// redirect sends the browser an authorization response: a 303 to target,
+// or, when the request asked for response_mode=form_post, a page that posts
+// target's parameters to the redirect URI. Only validated responses come
+// here: target is a registered redirect URI.
 func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, target string) {
+	if responseMode(r) != authorize.ResponseModeFormPost {
+		h.securityHeaders(w, target)
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	action, fields := authorize.FormPost(target)
+	nonce, err := randomToken()
+	if err != nil {
+		h.problem(w, err)
+		return
+	}
+	v := formPostView{Action: action, Nonce: nonce}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		v.Fields = append(v.Fields, hiddenField{Name: name, Value: fields.Get(name)})
+	}
 	h.securityHeaders(w, target)
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	// The page's one script submits the form: it runs by its nonce, and
+	// nothing else may.
+	formAction := "'self'"
+	if origin := authorize.Origin(target); origin != "" {
+		formAction = origin
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'nonce-"+nonce+"'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if err := formPost.Execute(w, v); err != nil {
+		h.logger.Error("render form_post response", "error", err)
+	}
+}
+
+type formPostView struct {
+	Action string
+	Fields []hiddenField
+	Nonce  string
+}
+
+// responseMode is the response_mode the authorization request asked for:
+// in the query of the page's GET, in the form of its POST.
+func responseMode(r *http.Request) string {
+	if r.Method == http.MethodPost {
+		return r.PostForm.Get("response_mode")
+	}
+	return r.URL.Query().Get("response_mode")
+}
+
+// randomToken is 32 random bytes in base64url.
+func randomToken() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
 func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Request, v view) {
@@ -259,11 +318,10 @@ func (h *Handler) securityHeaders(w http.ResponseWriter, redirectURI string) {
 // echo. The cookie is Secure when the page's public URL is https or the
 // request came over TLS.
 func (h *Handler) newCSRFToken(w http.ResponseWriter, overTLS bool) (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
+	token, err := randomToken()
+	if err != nil {
 		return "", err
 	}
-	token := base64.RawURLEncoding.EncodeToString(raw)
 	cookie := &http.Cookie{
 		Name:     csrfCookie,
 		Value:    token,
