@@ -44,7 +44,7 @@ const (
 	// posts to the redirect URI (OAuth 2.0 Form Post Response Mode), so
 	// the code appears in no URL, history or Referer.
 	ResponseModeFormPost = "form_post"
-	PromptNone        = "none"
+	PromptNone           = "none"
 )
 
 // prompts are the prompt values of OpenID Connect Core §3.1.2.1. Chit
