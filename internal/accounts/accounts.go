@@ -174,7 +174,7 @@ type Dependencies struct {
 func NewDirectory(cfg Config, deps Dependencies) *Directory {
 	d := &Directory{store: deps.Store, hasher: deps.Hasher, now: deps.Now, random: deps.Random, serverAudience: cfg.ServerAudience,
 		idTokenAlgorithms: slices.Clone(cfg.IDTokenSigningAlgorithms),
-		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
+		throttle:          DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
 	if cfg.ServiceAccountCacheTTL > 0 {
 		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
 	}
