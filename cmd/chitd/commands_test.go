@@ -249,6 +249,33 @@ func TestServeRefusesBadTrustedProxies(t *testing.T) {
 	}
 }
 
+// A client's ID token algorithm is set by client create and client update,
+// shown by get, and refused, naming the field, when the server has no keys
+// for it.
+func TestClientIDTokenAlgorithmFlag(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := run(t, "", "client", "create", "kube", "--redirect-uri", "http://localhost:8000", "--id-token-signed-response-alg", "RS256", "--data-dir", dir); err != nil {
+		t.Fatalf("client create: %q, %v", out, err)
+	}
+	if out, err := run(t, "", "client", "get", "kube", "--data-dir", dir); err != nil || !strings.Contains(out, "ID_TOKEN_ALG") || !strings.Contains(out, " RS256 ") {
+		t.Fatalf("client get: %q, %v", out, err)
+	}
+	out, err := run(t, "", "client", "update", "kube", "--id-token-signed-response-alg", "ES256", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "ID tokens signed ES256") {
+		t.Fatalf("client update: %q, %v", out, err)
+	}
+	for _, alg := range []string{"HS256", "EdDSA", "none"} {
+		_, err := run(t, "", "client", "update", "kube", "--id-token-signed-response-alg", alg, "--data-dir", dir)
+		if err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {
+			t.Errorf("client update --id-token-signed-response-alg %s on an ES256 server: %v", alg, err)
+		}
+	}
+	if _, err := run(t, "", "client", "create", "other", "--redirect-uri", "https://o.example/cb", "--id-token-signed-response-alg", "EdDSA", "--data-dir", dir); err == nil ||
+		!strings.Contains(err.Error(), "id_token_signed_response_alg") {
+		t.Fatalf("client create with EdDSA on an ES256 server: %v", err)
+	}
+}
+
 func TestClientCommands(t *testing.T) {
 	dir := t.TempDir()
 	out, err := run(t, "", "client", "create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--redirect-uri", "https://dash.example/cb2", "--data-dir", dir)
