@@ -58,6 +58,18 @@ func Families(primary jwa.SignatureAlgorithm) []jwa.SignatureAlgorithm {
 	return []jwa.SignatureAlgorithm{primary, RequiredIDTokenAlgorithm}
 }
 
+// FamilyNames are the names of Families(primary), sorted: the algorithms a
+// server configured with primary signs ID tokens with, known without
+// loading its keys.
+func FamilyNames(primary jwa.SignatureAlgorithm) []string {
+	var names []string
+	for _, alg := range Families(primary) {
+		names = append(names, alg.String())
+	}
+	slices.Sort(names)
+	return names
+}
+
 // IDTokenOnlyMember marks, in the published key set, the keys of a family
 // that signs ID tokens only (the RS256 family beside another configured
 // algorithm). Members a verifier does not know are ignored (RFC 7517 §4);

@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"log/slog"
-	"slices"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
 	"google.golang.org/grpc"
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
@@ -48,7 +46,7 @@ func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.Admi
 	if _, err := random.Read(pageKey); err != nil {
 		return nil, err
 	}
-	directory := accounts.NewDirectory(accounts.Config{ServerAudience: cfg.Tokens.Audience, IDTokenSigningAlgorithms: idTokenAlgorithms(cfg.SigningAlgorithm)}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
+	directory := accounts.NewDirectory(accounts.Config{ServerAudience: cfg.Tokens.Audience, IDTokenSigningAlgorithms: keys.FamilyNames(cfg.SigningAlgorithm)}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
 	// The admin calls of the token service (logins, API keys) read and
 	// write the store alone: no signing key is needed.
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{Store: store, Directory: directory, Now: now, Random: random, Logger: cfg.Logger})
@@ -118,15 +116,4 @@ func (k localSigningKeys) List(ctx context.Context) ([]storage.SigningKey, error
 
 func (k localSigningKeys) Rotate(ctx context.Context, force bool) error {
 	return rotateSigningKeys(ctx, k.store, k.cfg, k.cfg.now()(), force)
-}
-
-// idTokenAlgorithms are the algorithms a server configured with primary
-// signs ID tokens with (its key families), without loading its keys.
-func idTokenAlgorithms(primary jwa.SignatureAlgorithm) []string {
-	var names []string
-	for _, alg := range keys.Families(primary) {
-		names = append(names, alg.String())
-	}
-	slices.Sort(names)
-	return names
 }
