@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"golang.org/x/oauth2"
 
 	"github.com/chit-auth/chit/internal/accounts"
@@ -172,4 +174,19 @@ func TestJWKSPublishesBothFamilies(t *testing.T) {
 	if byAlg["ES256"] != 2 || byAlg["RS256"] != 2 {
 		t.Fatalf("JWKS keys by algorithm %v", byAlg)
 	}
+}
+
+// Introspection (RFC 7662) answers an access token forged under the RS256
+// ID token key as inactive, and the same claims under the ES256 key as
+// active.
+func TestIntrospectionRefusesAnAccessTokenSignedByTheIDTokenFamily(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		for alg, wantActive := range map[jwa.SignatureAlgorithm]bool{jwa.RS256: false, jwa.ES256: true} {
+			token := servertest.SignWithServerKey(t, e, alg, servertest.ServerAccessToken(t, e), "at+jwt")
+			resp, body := postForm(t, e, "/oauth2/introspect", url.Values{"token": {token}}, servertest.ServiceName, e.ServiceSecret)
+			if resp.StatusCode != http.StatusOK || body["active"] != wantActive {
+				t.Fatalf("introspecting an access token signed by the %s key: %d %v, want active %v", alg, resp.StatusCode, body, wantActive)
+			}
+		}
+	})
 }
