@@ -543,13 +543,13 @@ func TestKeysEncryptCommand(t *testing.T) {
 		t.Fatalf("keys encrypt without a key encryption key: %v", err)
 	}
 	out, err := run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
-	if err != nil || !strings.Contains(out, "encrypted 2 private keys") {
+	if err != nil || !strings.Contains(out, "encrypted 4 private keys") {
 		t.Fatalf("keys encrypt: %q, %v", out, err)
 	}
 	// The table on standard output; the audit line on standard error says
 	// audit=true.
 	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
-	if strings.Contains(out, "false") || strings.Count(out, "true") != 2 {
+	if strings.Contains(out, "false") || strings.Count(out, "true") != 4 {
 		t.Fatalf("after keys encrypt: %q", out)
 	}
 	out, err = run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
@@ -608,7 +608,7 @@ func TestKeysEncryptErasesClearCopiesAStartLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
-	if encrypted, err := keys.EncryptClearKeys(ctx, noErasing{db}, sealer); encrypted != 3 || !errors.Is(err, keys.ErrClearCopiesRemain) {
+	if encrypted, err := keys.EncryptClearKeys(ctx, noErasing{db}, sealer); encrypted != 5 || !errors.Is(err, keys.ErrClearCopiesRemain) {
 		t.Fatalf("EncryptClearKeys on a store that cannot erase = %d, %v", encrypted, err)
 	}
 	db.Close()
