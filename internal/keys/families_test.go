@@ -326,3 +326,53 @@ func TestReplicasStartingAtOnceMakeOneFamilyEach(t *testing.T) {
 		}
 	})
 }
+
+// Both families' private keys are sealed at rest under the key encryption
+// key, as created and as rotated, and open again to sign.
+func TestBothFamiliesSealedAtRest(t *testing.T) {
+	stores(t, func(t *testing.T, store SigningKeyStore) {
+		ctx := context.Background()
+		sealer, err := NewSealer(bytesOf(7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(ctx, store, jwa.ES256, sealer, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := Rotate(ctx, store, jwa.ES256, sealer, now.Add(time.Hour), time.Minute, false); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := store.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		algorithms := map[string]int{}
+		for _, key := range stored {
+			algorithms[key.Algorithm]++
+			if !IsSealed(key.PrivateKey) {
+				t.Fatalf("%s key %s (%s) is stored in the clear", key.Algorithm, key.ID, key.State)
+			}
+		}
+		if algorithms["ES256"] != 3 || algorithms["RS256"] != 3 {
+			t.Fatalf("keys by algorithm %v, want three of each", algorithms)
+		}
+		set, err := Load(ctx, store, jwa.ES256, sealer, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, alg := signedKid(t, set, jwa.RS256); alg != "RS256" {
+			t.Fatalf("the sealed RS256 key signs %s", alg)
+		}
+		if _, err := Load(ctx, store, jwa.ES256, &Sealer{}, now); !errors.Is(err, ErrNoEncryptionKey) {
+			t.Fatalf("loading sealed keys without the key encryption key: %v", err)
+		}
+	})
+}
+
+func bytesOf(b byte) []byte {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = b
+	}
+	return key
+}
