@@ -376,3 +376,51 @@ func bytesOf(b byte) []byte {
 	}
 	return key
 }
+
+// A store from before the RS256 family (an ES256 family only) gets one at
+// the first start, the ES256 keys kept as they are; a start without the key
+// encryption key stores no clear RS256 key beside the sealed ones.
+func TestUpgradeAddsTheRS256Family(t *testing.T) {
+	stores(t, func(t *testing.T, store SigningKeyStore) {
+		ctx := context.Background()
+		sealer, err := NewSealer(bytesOf(9))
+		if err != nil {
+			t.Fatal(err)
+		}
+		active, err := newSealedKey(jwa.ES256, sealer, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active.State, active.ActivatedAt = storage.KeyActive, now
+		if err := store.CreateSigningKey(ctx, active); err != nil {
+			t.Fatal(err)
+		}
+		next, err := newSealedKey(jwa.ES256, sealer, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.RotateSigningKeys(ctx, "", next, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(ctx, store, jwa.ES256, &Sealer{}, now); !errors.Is(err, ErrNoEncryptionKey) {
+			t.Fatalf("a start without the key encryption key: %v, want ErrNoEncryptionKey", err)
+		}
+		if got := keysByFamily(t, store); got["RS256 active"]+got["RS256 next"] != 0 {
+			t.Fatalf("a start that could not encrypt stored RS256 keys: %v", got)
+		}
+		set, err := Load(ctx, store, jwa.ES256, sealer, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"ES256 active": 1, "ES256 next": 1, "RS256 active": 1, "RS256 next": 1}
+		if got := keysByFamily(t, store); !maps.Equal(got, want) {
+			t.Fatalf("after the upgrade %v, want %v", got, want)
+		}
+		if kid, _ := signedKid(t, set, jwa.ES256); kid != active.ID {
+			t.Fatalf("ES256 signs with %s, want the key from before %s", kid, active.ID)
+		}
+		if !set.FamilyActiveSince(jwa.RS256).Equal(now.Add(time.Hour)) || !set.ActiveSince().Equal(now) {
+			t.Fatalf("active since: ES256 %v, RS256 %v", set.ActiveSince(), set.FamilyActiveSince(jwa.RS256))
+		}
+	})
+}

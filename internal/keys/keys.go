@@ -125,10 +125,16 @@ func ensureKeys(ctx context.Context, store SigningKeyStore, primary jwa.Signatur
 		return fmt.Errorf("list signing keys: %w", err)
 	}
 	families := Families(primary)
-	hasActive, hasNext := map[string]bool{}, map[string]bool{}
+	hasActive, hasNext, live := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, key := range stored {
+		// Never store a clear key beside encrypted ones (Rotate refuses the
+		// same): a start without the key encryption key fails anyway.
+		if IsSealed(key.PrivateKey) && !sealer.Encrypts() {
+			return ErrNoEncryptionKey
+		}
 		hasActive[key.Algorithm] = hasActive[key.Algorithm] || key.State == storage.KeyActive
 		hasNext[key.Algorithm] = hasNext[key.Algorithm] || key.State == storage.KeyNext
+		live[key.Algorithm] = hasActive[key.Algorithm] || hasNext[key.Algorithm]
 	}
 	for _, alg := range families {
 		if !hasActive[alg.String()] {
@@ -154,15 +160,8 @@ func ensureKeys(ctx context.Context, store SigningKeyStore, primary jwa.Signatur
 			}
 		}
 	}
-	for name := range hasActive {
+	for name := range live {
 		if !slices.Contains(families, jwa.SignatureAlgorithm(name)) {
-			if _, err := store.RetireSigningKeyFamily(ctx, name, now); err != nil {
-				return fmt.Errorf("retire the %s signing keys: %w", name, err)
-			}
-		}
-	}
-	for name := range hasNext {
-		if !hasActive[name] && !slices.Contains(families, jwa.SignatureAlgorithm(name)) {
 			if _, err := store.RetireSigningKeyFamily(ctx, name, now); err != nil {
 				return fmt.Errorf("retire the %s signing keys: %w", name, err)
 			}
