@@ -301,3 +301,37 @@ func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
 	_, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
 	servertest.WantCode(t, "Token after the start", code, codes.OK)
 }
+
+// Each family rotates when its own active key is due: an RS256 family
+// rotated at another time (created by an upgrade, or rotated by hand) keeps
+// its own rhythm, and the ES256 family's rotation leaves it alone.
+func TestEachFamilyRotatesWhenItIsDue(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	ctx := context.Background()
+	sealer, err := keys.NewSealer(servertest.KeyEncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := servertest.KeyRotationPeriod / 2
+	e.Clock.Advance(half)
+	if err := keys.RotateFamily(ctx, e.Store, jwa.RS256, sealer, e.Clock.Now(), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	rsActive, esActive, esNext := storedKid(t, e, "RS256", storage.KeyActive), storedKid(t, e, "ES256", storage.KeyActive), storedKid(t, e, "ES256", storage.KeyNext)
+	e.Server.MaintainKeys(ctx) // picks up the hand rotation
+	e.Clock.Advance(half)
+	e.Server.MaintainKeys(ctx)
+	if got := storedKid(t, e, "ES256", storage.KeyActive); got != esNext {
+		t.Fatalf("the due ES256 family did not rotate: active %s, want %s (was %s)", got, esNext, esActive)
+	}
+	if got := storedKid(t, e, "RS256", storage.KeyActive); got != rsActive {
+		t.Fatalf("the RS256 family, half a period old, rotated: active %s, want %s", got, rsActive)
+	}
+	rsNext := storedKid(t, e, "RS256", storage.KeyNext)
+	e.Clock.Advance(half)
+	e.Server.MaintainKeys(ctx)
+	if got := storedKid(t, e, "RS256", storage.KeyActive); got != rsNext {
+		t.Fatalf("the due RS256 family did not rotate: active %s, want %s", got, rsNext)
+	}
+}
