@@ -249,6 +249,33 @@ func TestServeRefusesBadTrustedProxies(t *testing.T) {
 	}
 }
 
+// A client's ID token algorithm is set by client create and client update,
+// shown by get, and refused, naming the field, when the server has no keys
+// for it.
+func TestClientIDTokenAlgorithmFlag(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := run(t, "", "client", "create", "kube", "--redirect-uri", "http://localhost:8000", "--id-token-signed-response-alg", "RS256", "--data-dir", dir); err != nil {
+		t.Fatalf("client create: %q, %v", out, err)
+	}
+	if out, err := run(t, "", "client", "get", "kube", "--data-dir", dir); err != nil || !strings.Contains(out, "ID_TOKEN_ALG") || !strings.Contains(out, " RS256 ") {
+		t.Fatalf("client get: %q, %v", out, err)
+	}
+	out, err := run(t, "", "client", "update", "kube", "--id-token-signed-response-alg", "ES256", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "ID tokens signed ES256") {
+		t.Fatalf("client update: %q, %v", out, err)
+	}
+	for _, alg := range []string{"HS256", "EdDSA", "none"} {
+		_, err := run(t, "", "client", "update", "kube", "--id-token-signed-response-alg", alg, "--data-dir", dir)
+		if err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {
+			t.Errorf("client update --id-token-signed-response-alg %s on an ES256 server: %v", alg, err)
+		}
+	}
+	if _, err := run(t, "", "client", "create", "other", "--redirect-uri", "https://o.example/cb", "--id-token-signed-response-alg", "EdDSA", "--data-dir", dir); err == nil ||
+		!strings.Contains(err.Error(), "id_token_signed_response_alg") {
+		t.Fatalf("client create with EdDSA on an ES256 server: %v", err)
+	}
+}
+
 func TestClientCommands(t *testing.T) {
 	dir := t.TempDir()
 	out, err := run(t, "", "client", "create", "dashboard", "--redirect-uri", "https://dash.example/cb", "--redirect-uri", "https://dash.example/cb2", "--data-dir", dir)
@@ -516,13 +543,13 @@ func TestKeysEncryptCommand(t *testing.T) {
 		t.Fatalf("keys encrypt without a key encryption key: %v", err)
 	}
 	out, err := run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
-	if err != nil || !strings.Contains(out, "encrypted 2 private keys") {
+	if err != nil || !strings.Contains(out, "encrypted 4 private keys") {
 		t.Fatalf("keys encrypt: %q, %v", out, err)
 	}
 	// The table on standard output; the audit line on standard error says
 	// audit=true.
 	_, out, _ = runApart(t, "", "keys", "list", "--data-dir", dir)
-	if strings.Contains(out, "false") || strings.Count(out, "true") != 2 {
+	if strings.Contains(out, "false") || strings.Count(out, "true") != 4 {
 		t.Fatalf("after keys encrypt: %q", out)
 	}
 	out, err = run(t, "", "keys", "encrypt", "--data-dir", dir, "--key-encryption-key-file", keyFile)
@@ -581,7 +608,7 @@ func TestKeysEncryptErasesClearCopiesAStartLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	sealer, _ := keys.NewSealer(testKeyEncryptionKey)
-	if encrypted, err := keys.EncryptClearKeys(ctx, noErasing{db}, sealer); encrypted != 3 || !errors.Is(err, keys.ErrClearCopiesRemain) {
+	if encrypted, err := keys.EncryptClearKeys(ctx, noErasing{db}, sealer); encrypted != 5 || !errors.Is(err, keys.ErrClearCopiesRemain) {
 		t.Fatalf("EncryptClearKeys on a store that cannot erase = %d, %v", encrypted, err)
 	}
 	db.Close()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -327,4 +328,70 @@ func TestThreeReplicasOnOnePostgreSQL(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReplicasStartingAtOnceOnAnEmptyPostgreSQL starts three chitd
+// processes together on a database nobody migrated: they end with one
+// family of each algorithm (one active and one next ES256 key, the same for
+// RS256), which all of them publish alike.
+func TestReplicasStartingAtOnceOnAnEmptyPostgreSQL(t *testing.T) {
+	dsn := postgrestest.FreshDSN(t)
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	binary := buildChitd(t)
+	replicas := make([]*replica, 3)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replicas[i] = startReplica(t, binary, dsn)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Standard output alone: the audit line goes to standard error.
+	list, err := exec.Command(binary, "keys", "list", "--db", dsn, "--output", "json").Output()
+	if err != nil {
+		t.Fatalf("keys list: %v %s", err, list)
+	}
+	var listed struct {
+		SigningKeys []struct{ Algorithm, State string } `json:"signing_keys"`
+	}
+	if err := json.Unmarshal(list, &listed); err != nil {
+		t.Fatalf("keys list: %v %s", err, list)
+	}
+	counts := map[string]int{}
+	for _, key := range listed.SigningKeys {
+		counts[key.Algorithm+" "+key.State]++
+	}
+	if len(counts) != 4 || counts["ES256 active"] != 1 || counts["ES256 next"] != 1 || counts["RS256 active"] != 1 || counts["RS256 next"] != 1 {
+		t.Fatalf("keys by algorithm and state %v, want one active and one next of ES256 and of RS256:\n%s", counts, list)
+	}
+	var first string
+	for i, r := range replicas {
+		resp, err := http.Get("http://" + r.httpAddr + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Keys []struct{ Kid string } }
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || len(doc.Keys) != 4 {
+			t.Fatalf("replica %d publishes %v (%v), want the four keys", i, doc.Keys, err)
+		}
+		var kids []string
+		for _, key := range doc.Keys {
+			kids = append(kids, key.Kid)
+		}
+		slices.Sort(kids)
+		if i == 0 {
+			first = strings.Join(kids, " ")
+		} else if got := strings.Join(kids, " "); got != first {
+			t.Fatalf("replica %d publishes %s, replica 0 %s", i, got, first)
+		}
+	}
 }

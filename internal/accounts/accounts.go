@@ -127,6 +127,8 @@ type Directory struct {
 	// serverAudience is the `aud` of the server's own tokens: no client id
 	// may take it.
 	serverAudience string
+	// idTokenAlgorithms are Config.IDTokenSigningAlgorithms.
+	idTokenAlgorithms []string
 	// throttle applies to a username at one address and to an address;
 	// usernameThrottle to a username from every address.
 	throttle         ThrottlePolicy
@@ -151,6 +153,10 @@ type Config struct {
 	// ServiceAccountCacheTTL is how long a service account read from the
 	// store answers client-credentials sign-ins; 0 reads it every time.
 	ServiceAccountCacheTTL time.Duration
+	// IDTokenSigningAlgorithms are the algorithms the server can sign ID
+	// tokens with: the only values a client's id_token_signed_response_alg
+	// may take.
+	IDTokenSigningAlgorithms []string
 }
 
 // Dependencies are what a Directory works with: its store, the password
@@ -167,7 +173,8 @@ type Dependencies struct {
 // its configuration, then what it works with.
 func NewDirectory(cfg Config, deps Dependencies) *Directory {
 	d := &Directory{store: deps.Store, hasher: deps.Hasher, now: deps.Now, random: deps.Random, serverAudience: cfg.ServerAudience,
-		throttle: DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
+		idTokenAlgorithms: slices.Clone(cfg.IDTokenSigningAlgorithms),
+		throttle:          DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
 	if cfg.ServiceAccountCacheTTL > 0 {
 		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
 	}

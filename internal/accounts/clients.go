@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -39,6 +40,9 @@ type Client struct {
 	// PKCEOptional lets a confidential client sign people in without PKCE
 	// (a public client always needs it).
 	PKCEOptional bool
+	// IDTokenSigningAlgorithm is the algorithm its ID tokens are signed
+	// with (id_token_signed_response_alg); empty is the server's.
+	IDTokenSigningAlgorithm string
 	// Service marks a service account acting as its own OAuth client
 	// (client credentials only).
 	Service      bool
@@ -63,7 +67,8 @@ func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true
 
 func registeredClient(client storage.Client, readAt time.Time) Client {
 	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, PKCEOptional: client.PKCEOptional, RedirectURIs: client.RedirectURIs,
-		Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
+		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg,
+		Grants:                  client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
@@ -172,7 +177,21 @@ type ClientRegistration struct {
 	Confidential bool
 	// PKCEOptional lets a confidential client go without PKCE.
 	PKCEOptional bool
-	Grants       storage.Grants
+	// IDTokenSignedResponseAlg is the algorithm of its ID tokens; empty is
+	// the server's.
+	IDTokenSignedResponseAlg string
+	Grants                   storage.Grants
+}
+
+// checkIDTokenAlgorithm refuses an id_token_signed_response_alg the server
+// has no keys for: such a client's ID tokens could not be signed as it
+// expects. Empty (the server's algorithm) is always accepted.
+func (d *Directory) checkIDTokenAlgorithm(alg string) error {
+	if alg == "" || slices.Contains(d.idTokenAlgorithms, alg) {
+		return nil
+	}
+	return chiterr.New(chiterr.InvalidArgument, "id_token_signed_response_alg must be one of %s (the algorithms this server signs ID tokens with) or empty, not %s",
+		strings.Join(d.idTokenAlgorithms, ", "), chiterr.Quote(alg))
 }
 
 // errPublicPKCE refuses PKCE optional for a public client: without a
@@ -199,13 +218,17 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 	if registration.PKCEOptional && !registration.Confidential {
 		return "", errPublicPKCE(id)
 	}
+	if err := d.checkIDTokenAlgorithm(registration.IDTokenSignedResponseAlg); err != nil {
+		return "", err
+	}
 	if err := checkDefaults(grants, ClientScopes); err != nil {
 		return "", err
 	}
 	if err := d.checkAudiences(id, grants.AllowedAudiences); err != nil {
 		return "", err
 	}
-	record := storage.Client{ID: id, RedirectURIs: registration.RedirectURIs, PKCEOptional: registration.PKCEOptional, Grants: grants, CreatedAt: d.now()}
+	record := storage.Client{ID: id, RedirectURIs: registration.RedirectURIs, PKCEOptional: registration.PKCEOptional,
+		IDTokenSignedResponseAlg: registration.IDTokenSignedResponseAlg, Grants: grants, CreatedAt: d.now()}
 	var secret string
 	if registration.Confidential {
 		var err error
@@ -228,6 +251,22 @@ func (d *Directory) SetClientPKCE(ctx context.Context, id string, optional bool)
 			return nil, errPublicPKCE(id)
 		}
 		client.PKCEOptional = optional
+		return nil, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return err
+}
+
+// SetClientIDTokenAlgorithm sets the algorithm a client's ID tokens are
+// signed with (empty: the server's), from the next ID token on.
+func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg string) error {
+	if err := d.checkIDTokenAlgorithm(alg); err != nil {
+		return err
+	}
+	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		client.IDTokenSignedResponseAlg = alg
 		return nil, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {

@@ -317,10 +317,10 @@ func (t *tree) clientCommand() *cobra.Command {
 
 	var redirectURIs, createOrigins []string
 	var confidential bool
-	var createPKCE string
+	var createPKCE, createIDTokenAlg string
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
@@ -328,7 +328,9 @@ once, and authenticates with client_secret_basic or client_secret_post. A
 confidential client uses PKCE too unless registered with --pkce optional (for
 applications that send no code challenge, such as oauth2-proxy by default).
 A loopback redirect URI (http://127.0.0.1, http://[::1] or http://localhost)
-matches any port (RFC 8252). What a person obtains through a client is within
+matches any port (RFC 8252). --id-token-signed-response-alg RS256 signs the
+client's ID tokens with RS256 (for relying parties that verify nothing else);
+by default they are signed with the server's --signing-algorithm. What a person obtains through a client is within
 both the person's and the client's scopes. Chit's own clients (chit-api,
 chit-cli) need no registration.`,
 		Example: t.example("client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read"),
@@ -336,7 +338,7 @@ chit-cli) need no registration.`,
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateClientResponse, error) {
 			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
 				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences, Pkce: createPKCE,
-				AllowedOrigins: createOrigins})
+				AllowedOrigins: createOrigins, IdTokenSignedResponseAlg: createIDTokenAlg})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
 				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
@@ -349,30 +351,36 @@ chit-cli) need no registration.`,
 	create.Flags().BoolVar(&confidential, "confidential", false, "the client keeps a secret (a server-side app): print one")
 	create.Flags().StringArrayVar(&createOrigins, "allowed-origin", nil, originFlagUsage)
 	create.Flags().StringVar(&createPKCE, "pkce", "required", pkceUsage)
+	create.Flags().StringVar(&createIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage)
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
-	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin")
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag)
 
-	var updatePKCE string
+	var updatePKCE, updateIDTokenAlg string
 	update := &cobra.Command{
-		Use:   "update NAME [--pkce required|optional]",
+		Use:   "update NAME [--pkce required|optional] [--id-token-signed-response-alg ALG]",
 		Short: "Change a client's settings; those not given keep their value",
 		Long: `Change a client's settings; those not given keep their value. --pkce optional
 lets a confidential client sign people in without PKCE (a public client always
-uses it); requests from then on follow the new setting.`,
-		Example: t.example("client update proxy --pkce optional"),
+uses it); --id-token-signed-response-alg changes the algorithm of its ID tokens
+(name the server's own algorithm to go back to it). Requests from then on
+follow the new settings.`,
+		Example: t.example("client update proxy --pkce optional\nclient update kubelogin --id-token-signed-response-alg RS256"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
-			resp, err := admin.UpdateClient(ctx, &adminv1.UpdateClientRequest{ClientId: args[0], Pkce: updatePKCE})
+			resp, err := admin.UpdateClient(ctx, &adminv1.UpdateClientRequest{ClientId: args[0], Pkce: updatePKCE,
+				IdTokenSignedResponseAlg: updateIDTokenAlg})
 			return resp.GetClient(), err
 		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
-			_, err := fmt.Fprintf(w, "client %s: pkce %s\n", client.GetClientId(), client.GetPkce())
+			_, err := fmt.Fprintf(w, "client %s: pkce %s, ID tokens signed %s\n", client.GetClientId(), client.GetPkce(),
+				orServerAlgorithm(client.GetIdTokenSignedResponseAlg()))
 			return err
 		}),
 	}
 	update.Flags().StringVar(&updatePKCE, "pkce", "", pkceUsage)
-	envflag.NoEnv(update.Flags(), "pkce")
+	update.Flags().StringVar(&updateIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage+"; empty keeps it")
+	envflag.NoEnv(update.Flags(), "pkce", idTokenAlgFlag)
 
 	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
 		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
@@ -437,6 +445,21 @@ uses it); requests from then on follow the new setting.`,
 		})
 	cmd.AddCommand(create, get, list, update, setGrants, setOrigins, rotate, remove)
 	return cmd
+}
+
+// idTokenAlgFlag is the client's id_token_signed_response_alg, by the name
+// of OIDC Dynamic Client Registration §2.
+const (
+	idTokenAlgFlag  = "id-token-signed-response-alg"
+	idTokenAlgUsage = "the algorithm of its ID tokens: the server's --signing-algorithm (the default) or RS256"
+)
+
+// orServerAlgorithm names an empty id_token_signed_response_alg.
+func orServerAlgorithm(alg string) string {
+	if alg == "" {
+		return "with the server's algorithm"
+	}
+	return alg
 }
 
 // pkceUsage describes --pkce.

@@ -298,7 +298,7 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 		return nil, err
 	}
 	secret, err := s.directory.RegisterClient(ctx, accounts.ClientRegistration{ID: req.GetClientId(), RedirectURIs: req.GetRedirectUris(),
-		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, Grants: grants})
+		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, IDTokenSignedResponseAlg: req.GetIdTokenSignedResponseAlg(), Grants: grants})
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +389,11 @@ func (s *AdminServer) UpdateClient(ctx context.Context, req *adminv1.UpdateClien
 			return nil, err
 		}
 	}
+	if alg := req.GetIdTokenSignedResponseAlg(); alg != "" {
+		if err := s.directory.SetClientIDTokenAlgorithm(ctx, req.GetClientId(), alg); err != nil {
+			return nil, err
+		}
+	}
 	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
@@ -458,14 +463,15 @@ func (s *AdminServer) DeleteClient(ctx context.Context, req *adminv1.DeleteClien
 
 func clientMessage(client storage.Client) *adminv1.Client {
 	return &adminv1.Client{
-		ClientId:         client.ID,
-		RedirectUris:     client.RedirectURIs,
-		Confidential:     len(client.SecretHash) > 0,
-		AllowedScopes:    client.AllowedScopes,
-		DefaultScopes:    client.DefaultScopes,
-		AllowedAudiences: client.AllowedAudiences,
-		CreateTime:       timestamppb.New(client.CreatedAt),
-		Pkce:             map[bool]string{false: clientPKCERequired, true: clientPKCEOptional}[client.PKCEOptional],
+		ClientId:                 client.ID,
+		RedirectUris:             client.RedirectURIs,
+		Confidential:             len(client.SecretHash) > 0,
+		AllowedScopes:            client.AllowedScopes,
+		DefaultScopes:            client.DefaultScopes,
+		AllowedAudiences:         client.AllowedAudiences,
+		CreateTime:               timestamppb.New(client.CreatedAt),
+		Pkce:                     map[bool]string{false: clientPKCERequired, true: clientPKCEOptional}[client.PKCEOptional],
+		IdTokenSignedResponseAlg: client.IDTokenSignedResponseAlg,
 	}
 }
 

@@ -970,12 +970,14 @@ func TestAdminProvidersAndSigningKeys(t *testing.T) {
 
 		keysBefore := &adminv1.ListSigningKeysResponse{}
 		servertest.WantCode(t, "ListSigningKeys", tr.Invoke(t, adminv1.AdminService_ListSigningKeys_FullMethodName, c.Admin, &adminv1.ListSigningKeysRequest{}, keysBefore), codes.OK)
+		// Keys by "algorithm state": both families are listed, each key
+		// with its algorithm.
 		states := map[string]string{}
 		for _, key := range keysBefore.GetSigningKeys() {
-			states[key.GetState()] = key.GetKeyId()
+			states[key.GetAlgorithm()+" "+key.GetState()] = key.GetKeyId()
 		}
-		if states["active"] == "" || states["next"] == "" {
-			t.Fatalf("ListSigningKeys = %v, want an active and a next key", keysBefore)
+		if len(keysBefore.GetSigningKeys()) != 4 || states["ES256 active"] == "" || states["ES256 next"] == "" || states["RS256 active"] == "" || states["RS256 next"] == "" {
+			t.Fatalf("ListSigningKeys = %v, want an active and a next key of ES256 and of RS256", keysBefore)
 		}
 		servertest.WantCode(t, "RotateSigningKeys too soon", tr.Invoke(t, adminv1.AdminService_RotateSigningKeys_FullMethodName, c.Admin,
 			&adminv1.RotateSigningKeysRequest{}, &adminv1.RotateSigningKeysResponse{}), codes.FailedPrecondition)
@@ -987,16 +989,20 @@ func TestAdminProvidersAndSigningKeys(t *testing.T) {
 			&adminv1.RotateSigningKeysRequest{}, rotated), codes.OK)
 		after := map[string]string{}
 		for _, key := range rotated.GetSigningKeys() {
-			after[key.GetState()] = key.GetKeyId()
+			after[key.GetAlgorithm()+" "+key.GetState()] = key.GetKeyId()
 		}
-		if after["active"] != states["next"] || after["next"] == "" || after["next"] == states["next"] {
-			t.Fatalf("after the rotation the keys are %v; before %v", rotated, keysBefore)
+		// Both families rotate.
+		for _, alg := range []string{"ES256", "RS256"} {
+			if after[alg+" active"] != states[alg+" next"] || after[alg+" next"] == "" || after[alg+" next"] == states[alg+" next"] ||
+				after[alg+" retired"] != states[alg+" active"] {
+				t.Fatalf("after the rotation the %s keys are %v; before %v", alg, rotated, keysBefore)
+			}
 		}
 		// This replica signs with the new key at once.
 		fresh, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		servertest.WantCode(t, "a token after the rotation", code, codes.OK)
-		if kid := keyIDOf(t, fresh.GetAccessToken()); kid != after["active"] {
-			t.Fatalf("a new token is signed with %q, want the new active key %q", kid, after["active"])
+		if kid := keyIDOf(t, fresh.GetAccessToken()); kid != after["ES256 active"] {
+			t.Fatalf("a new token is signed with %q, want the new active key %q", kid, after["ES256 active"])
 		}
 
 		servertest.WantCode(t, "DeleteProvider", tr.Invoke(t, adminv1.AdminService_DeleteProvider_FullMethodName, admin.GetAccessToken(),

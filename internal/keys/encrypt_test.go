@@ -49,8 +49,8 @@ func TestEncryptClearKeys(t *testing.T) {
 	sealer, _ := NewSealer(bytes.Repeat([]byte{5}, 32))
 
 	encrypted, err := EncryptClearKeys(ctx, store, sealer)
-	if err != nil || encrypted != 3 {
-		t.Fatalf("EncryptClearKeys = %d, %v; want the two signing keys and the provider's", encrypted, err)
+	if err != nil || encrypted != 5 {
+		t.Fatalf("EncryptClearKeys = %d, %v; want the four signing keys (ES256 and RS256, active and next) and the provider's", encrypted, err)
 	}
 	signing, _ := store.ListSigningKeys(ctx)
 	for _, key := range signing {
@@ -191,8 +191,8 @@ func TestEncryptClearKeysErasesTheClearCopies(t *testing.T) {
 	clearStore, _ = storeWithClearKeys(t)
 	failing := &erasureCounting{Store: clearStore, fail: errors.New("busy")}
 	encrypted, err := EncryptClearKeys(ctx, failing, sealer)
-	if encrypted != 3 || !errors.Is(err, ErrClearCopiesRemain) {
-		t.Fatalf("EncryptClearKeys whose erasure fails = %d, %v; want 3, ErrClearCopiesRemain", encrypted, err)
+	if encrypted != 5 || !errors.Is(err, ErrClearCopiesRemain) {
+		t.Fatalf("EncryptClearKeys whose erasure fails = %d, %v; want 5, ErrClearCopiesRemain", encrypted, err)
 	}
 	signing, _ := failing.ListSigningKeys(ctx)
 	for _, key := range signing {

@@ -42,19 +42,61 @@ type SigningKeyStore interface {
 	storage.SigningKeys
 }
 
-// Set is the server's signing keys: the active one signs, and the next,
-// active and retired ones are published.
-type Set struct {
-	store  SigningKeyStore
-	sealer *Sealer
+// RequiredIDTokenAlgorithm is the algorithm every OpenID Provider must be
+// able to sign ID tokens with (OIDC Core §15.1): a server configured with
+// another keeps an RS256 family beside it for the clients that ask for it
+// (id_token_signed_response_alg).
+const RequiredIDTokenAlgorithm = jwa.RS256
 
-	mu     sync.RWMutex
-	signer jwk.Key
-	// activeSince is when the signing key became active.
-	activeSince time.Time
-	// verifiers maps kid to the public key; each key carries its algorithm.
-	verifiers map[string]jwk.Key
-	jwks      []byte
+// Families are the algorithms whose key families a server configured with
+// primary keeps: primary, which signs everything by default, and RS256,
+// which signs only the ID tokens of clients registered for it.
+func Families(primary jwa.SignatureAlgorithm) []jwa.SignatureAlgorithm {
+	if primary == RequiredIDTokenAlgorithm {
+		return []jwa.SignatureAlgorithm{primary}
+	}
+	return []jwa.SignatureAlgorithm{primary, RequiredIDTokenAlgorithm}
+}
+
+// FamilyNames are the names of Families(primary), sorted: the algorithms a
+// server configured with primary signs ID tokens with, known without
+// loading its keys.
+func FamilyNames(primary jwa.SignatureAlgorithm) []string {
+	var names []string
+	for _, alg := range Families(primary) {
+		names = append(names, alg.String())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// IDTokenOnlyMember marks, in the published key set, the keys of a family
+// that signs ID tokens only (the RS256 family beside another configured
+// algorithm). Members a verifier does not know are ignored (RFC 7517 §4);
+// Chit's own verifiers (CheckToken, pkg/verifier) refuse an access token
+// under such a key, so a key published for ID tokens never passes for an
+// access token signer.
+const IDTokenOnlyMember = "chit_id_token_only"
+
+// Set is the server's signing keys: the primary family's active key signs
+// access tokens and, by default, ID tokens; the RS256 family's active key
+// signs the ID tokens of clients registered for RS256. The next, active and
+// retired keys of every family are published.
+type Set struct {
+	store   SigningKeyStore
+	sealer  *Sealer
+	primary jwa.SignatureAlgorithm
+
+	mu sync.RWMutex
+	// signers holds each family's active key.
+	signers map[jwa.SignatureAlgorithm]jwk.Key
+	// activeSince is when each family's signing key became active.
+	activeSince map[jwa.SignatureAlgorithm]time.Time
+	// accessVerifiers maps kid to the public keys that may have signed an
+	// access token: every published key but those of an ID-token-only
+	// family. Each key carries its algorithm.
+	accessVerifiers map[string]jwk.Key
+	jwks            []byte
 
 	// missMu and lastMissReload rate-limit the reloads an unknown kid
 	// causes (LookupContext).
@@ -62,48 +104,67 @@ type Set struct {
 	lastMissReload time.Time
 }
 
-// Load reads the signing keys from store, first creating what is missing: an
-// active key and a next key, both with algorithm alg.
+// Load reads the signing keys from store, first creating what is missing:
+// an active key and a next key in each of the Families of alg. A family of
+// an algorithm no longer configured is retired: its keys stay published
+// until the tokens they signed have expired, and sign nothing more.
 func Load(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (*Set, error) {
 	if err := ensureKeys(ctx, store, alg, sealer, now); err != nil {
 		return nil, err
 	}
-	set := &Set{store: store, sealer: sealer}
+	set := &Set{store: store, sealer: sealer, primary: alg}
 	if err := set.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return set, nil
 }
 
-func ensureKeys(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) error {
+func ensureKeys(ctx context.Context, store SigningKeyStore, primary jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) error {
 	stored, err := store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
-	hasActive, hasNext := false, false
+	families := Families(primary)
+	hasActive, hasNext, live := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, key := range stored {
-		hasActive = hasActive || key.State == storage.KeyActive
-		hasNext = hasNext || key.State == storage.KeyNext
+		// Never store a clear key beside encrypted ones (Rotate refuses the
+		// same): a start without the key encryption key fails anyway.
+		if IsSealed(key.PrivateKey) && !sealer.Encrypts() {
+			return ErrNoEncryptionKey
+		}
+		hasActive[key.Algorithm] = hasActive[key.Algorithm] || key.State == storage.KeyActive
+		hasNext[key.Algorithm] = hasNext[key.Algorithm] || key.State == storage.KeyNext
+		live[key.Algorithm] = hasActive[key.Algorithm] || hasNext[key.Algorithm]
 	}
-	if !hasActive {
-		key, err := newSealedKey(alg, sealer, now)
-		if err != nil {
-			return err
+	for _, alg := range families {
+		if !hasActive[alg.String()] {
+			key, err := newSealedKey(alg, sealer, now)
+			if err != nil {
+				return err
+			}
+			key.State, key.ActivatedAt = storage.KeyActive, now
+			// Two processes starting on an empty store may both get here:
+			// the store keeps one active key per algorithm, and the other
+			// process reads it below.
+			if err := store.CreateSigningKey(ctx, key); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("store %s signing key: %w", alg, err)
+			}
 		}
-		key.State, key.ActivatedAt = storage.KeyActive, now
-		// Two processes starting on an empty store may both get here; both
-		// keys are published, and the newest active one signs everywhere.
-		if err := store.CreateSigningKey(ctx, key); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
-			return fmt.Errorf("store signing key: %w", err)
+		if !hasNext[alg.String()] {
+			key, err := newSealedKey(alg, sealer, now)
+			if err != nil {
+				return err
+			}
+			if err := store.RotateSigningKeys(ctx, "", key, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+				return fmt.Errorf("store next %s signing key: %w", alg, err)
+			}
 		}
 	}
-	if !hasNext {
-		key, err := newSealedKey(alg, sealer, now)
-		if err != nil {
-			return err
-		}
-		if err := store.RotateSigningKeys(ctx, "", key, now); err != nil && !errors.Is(err, storage.ErrConflict) {
-			return fmt.Errorf("store next signing key: %w", err)
+	for name := range live {
+		if !slices.Contains(families, jwa.SignatureAlgorithm(name)) {
+			if _, err := store.RetireSigningKeyFamily(ctx, name, now); err != nil {
+				return fmt.Errorf("retire the %s signing keys: %w", name, err)
+			}
 		}
 	}
 	return nil
@@ -120,6 +181,12 @@ func newSealedKey(alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time) (st
 	return key, nil
 }
 
+// idTokenOnly reports whether keys of algorithm sign ID tokens only on a
+// server whose primary algorithm is primary.
+func idTokenOnly(algorithm string, primary jwa.SignatureAlgorithm) bool {
+	return algorithm == RequiredIDTokenAlgorithm.String() && primary != RequiredIDTokenAlgorithm
+}
+
 // Reload re-reads the keys from the store, picking up rotations made by
 // another process or replica.
 func (s *Set) Reload(ctx context.Context) error {
@@ -127,32 +194,49 @@ func (s *Set) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
-	verifiers := make(map[string]jwk.Key, len(stored))
+	accessVerifiers := make(map[string]jwk.Key, len(stored))
 	public := jwk.NewSet()
-	var active *storage.SigningKey
-	for i, record := range stored {
+	active := map[jwa.SignatureAlgorithm]storage.SigningKey{}
+	families := Families(s.primary)
+	for _, record := range stored {
 		pub, err := jwk.ParseKey(record.PublicKey)
 		if err != nil {
 			return fmt.Errorf("parse public key %s: %w", record.ID, err)
 		}
-		verifiers[record.ID] = pub
-		if err := public.AddKey(pub); err != nil {
+		published := pub
+		if idTokenOnly(record.Algorithm, s.primary) {
+			if published, err = jwk.ParseKey(record.PublicKey); err != nil {
+				return err
+			}
+			if err := published.Set(IDTokenOnlyMember, true); err != nil {
+				return err
+			}
+		} else {
+			accessVerifiers[record.ID] = pub
+		}
+		if err := public.AddKey(published); err != nil {
 			return err
 		}
-		if record.State == storage.KeyActive {
-			active = &stored[i] // the newest active key wins
+		alg := jwa.SignatureAlgorithm(record.Algorithm)
+		if record.State == storage.KeyActive && slices.Contains(families, alg) {
+			active[alg] = record
 		}
 	}
-	if active == nil {
-		return errors.New("no active signing key in the store")
+	if _, ok := active[s.primary]; !ok {
+		return fmt.Errorf("no active %s signing key in the store", s.primary)
 	}
-	private, err := s.sealer.Open(active.PrivateKey)
-	if err != nil {
-		return fmt.Errorf("signing key %s: %w", active.ID, err)
-	}
-	signer, err := jwk.ParseKey(private)
-	if err != nil {
-		return fmt.Errorf("parse signing key %s: %w", active.ID, err)
+	signers := make(map[jwa.SignatureAlgorithm]jwk.Key, len(active))
+	activeSince := make(map[jwa.SignatureAlgorithm]time.Time, len(active))
+	for alg, record := range active {
+		private, err := s.sealer.Open(record.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", record.ID, err)
+		}
+		signer, err := jwk.ParseKey(private)
+		if err != nil {
+			return fmt.Errorf("parse signing key %s: %w", record.ID, err)
+		}
+		signers[alg], activeSince[alg] = signer, record.ActivatedAt
 	}
 	jwks, err := json.Marshal(public)
 	if err != nil {
@@ -160,57 +244,86 @@ func (s *Set) Reload(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signer, s.activeSince, s.verifiers, s.jwks = signer, active.ActivatedAt, verifiers, jwks
+	s.signers, s.activeSince, s.accessVerifiers, s.jwks = signers, activeSince, accessVerifiers, jwks
 	return nil
 }
 
-// ActiveSince is when the signing key became active.
-func (s *Set) ActiveSince() time.Time {
+// ActiveSince is when the primary family's signing key became active.
+func (s *Set) ActiveSince() time.Time { return s.FamilyActiveSince(s.primary) }
+
+// FamilyActiveSince is when the signing key of alg's family became active
+// (zero when this server has no such family).
+func (s *Set) FamilyActiveSince(alg jwa.SignatureAlgorithm) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.activeSince
+	return s.activeSince[alg]
 }
 
-// ErrNextTooYoung refuses a rotation that would start signing with a key
-// verifiers may not have fetched yet.
 // ErrNoNextKey: a rotation needs the next key that a running server
 // publishes ahead of its use.
 var ErrNoNextKey = errors.New("there is no next signing key to activate; start chitd once to create it")
 
-// ErrNextTooYoung: the next key has not been published long enough.
+// ErrNextTooYoung refuses a rotation that would start signing with a key
+// verifiers may not have fetched yet.
 var ErrNextTooYoung = errors.New("the next signing key was published too recently; verifiers that cache the key set may not know it yet")
 
-// Rotate makes the next key active, retires the active one and publishes a
-// new next key of algorithm alg. Unless force is set, it refuses while the
-// next key is younger than minPublished. Of concurrent rotations, one wins
-// and the others get storage.ErrConflict.
+// Rotate rotates every family of a server configured with alg (Families):
+// in each, the next key becomes active, the active one is retired and a new
+// next key is published. Unless force is set, it refuses, before rotating
+// any, while a next key is younger than minPublished. Of concurrent
+// rotations of a family, one wins and the others get storage.ErrConflict.
 func Rotate(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
+	return rotateFamilies(ctx, store, Families(alg), sealer, now, minPublished, force)
+}
+
+// RotateFamily rotates the family of alg alone, as Rotate does.
+func RotateFamily(ctx context.Context, store SigningKeyStore, alg jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
+	return rotateFamilies(ctx, store, []jwa.SignatureAlgorithm{alg}, sealer, now, minPublished, force)
+}
+
+func rotateFamilies(ctx context.Context, store SigningKeyStore, families []jwa.SignatureAlgorithm, sealer *Sealer, now time.Time, minPublished time.Duration, force bool) error {
 	stored, err := store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
-	var next *storage.SigningKey
-	for i := range stored {
-		if stored[i].State == storage.KeyNext {
-			next = &stored[i]
+	next := map[string]storage.SigningKey{}
+	for _, key := range stored {
+		if key.State == storage.KeyNext {
+			next[key.Algorithm] = key
 		}
 		// Never store a clear key beside encrypted ones.
-		if IsSealed(stored[i].PrivateKey) && !sealer.Encrypts() {
+		if IsSealed(key.PrivateKey) && !sealer.Encrypts() {
 			return ErrNoEncryptionKey
 		}
 	}
-	if next == nil {
-		return ErrNoNextKey
+	for _, alg := range families {
+		key, ok := next[alg.String()]
+		if !ok {
+			return fmt.Errorf("%s: %w", alg, ErrNoNextKey)
+		}
+		if !force && now.Sub(key.CreatedAt) < minPublished {
+			return fmt.Errorf("%s: %w", alg, ErrNextTooYoung)
+		}
 	}
-	if !force && now.Sub(next.CreatedAt) < minPublished {
-		return ErrNextTooYoung
+	for _, alg := range families {
+		key, err := newSealedKey(alg, sealer, now)
+		if err != nil {
+			return err
+		}
+		if err := store.RotateSigningKeys(ctx, next[alg.String()].ID, key, now); err != nil {
+			return fmt.Errorf("rotate the %s keys: %w", alg, err)
+		}
 	}
-	key, err := newSealedKey(alg, sealer, now)
-	if err != nil {
-		return err
-	}
-	return store.RotateSigningKeys(ctx, next.ID, key, now)
+	return nil
 }
+
+// rsaKeyBits is the size of RS256 keys. 2048 bits (112-bit security) is
+// what NIST SP 800-57 accepts through 2030 and what the OpenID Providers
+// relying parties meet every day publish; a key lives one rotation period
+// plus its publication, not years, so 3072 bits' longer horizon buys little,
+// while it costs about three times the signing time on every ID token and
+// several times the generation time at each rotation and first start.
+const rsaKeyBits = 2048
 
 // Generate makes a new signing key record for alg.
 func Generate(alg jwa.SignatureAlgorithm, now time.Time) (storage.SigningKey, error) {
@@ -222,7 +335,7 @@ func Generate(alg jwa.SignatureAlgorithm, now time.Time) (storage.SigningKey, er
 	case jwa.EdDSA:
 		_, raw, err = ed25519.GenerateKey(rand.Reader)
 	case jwa.RS256:
-		raw, err = rsa.GenerateKey(rand.Reader, 2048)
+		raw, err = rsa.GenerateKey(rand.Reader, rsaKeyBits)
 	default:
 		return storage.SigningKey{}, fmt.Errorf("unsupported signing algorithm %q", alg)
 	}
@@ -258,30 +371,34 @@ func Generate(alg jwa.SignatureAlgorithm, now time.Time) (storage.SigningKey, er
 	return storage.SigningKey{ID: kid, Algorithm: alg.String(), PrivateKey: privateJSON, PublicKey: publicJSON, CreatedAt: now}, nil
 }
 
-// Sign serializes token as a JWS signed by the active key, with its kid in
-// the header.
+// Sign serializes token as a JWS signed by the primary family's active
+// key, with its kid in the header.
 func (s *Set) Sign(token jwt.Token) (string, error) { return s.SignAs(token, "") }
 
-// SignAs signs token with the active key, with typ as its `typ` header
-// (jwx's default, JWT, when empty): access tokens are at+jwt (RFC 9068), so
-// that no other signed JWT, an ID token say, passes for one.
+// SignAs signs token with the primary family's active key, with typ as its
+// `typ` header (jwx's default, JWT, when empty): access tokens are at+jwt
+// (RFC 9068), so that no other signed JWT, an ID token say, passes for one.
 func (s *Set) SignAs(token jwt.Token, typ string) (string, error) {
 	s.mu.RLock()
-	signer := s.signer
+	signer := s.signers[s.primary]
 	s.mu.RUnlock()
 	return sign(signer, token, typ)
 }
 
-// SignBuilt signs the token build makes for the algorithm of the key that
-// signs it: claims that depend on the algorithm (an ID token's at_hash,
-// OIDC Core §3.1.3.6) are computed for the very key that signs, even when
-// a rotation is picked up meanwhile.
-func (s *Set) SignBuilt(build func(alg jwa.SignatureAlgorithm) (jwt.Token, error)) (string, error) {
+// SignBuilt signs the token build makes with the active key of alg's
+// family (the primary family when alg is empty or names no family of this
+// server), for the algorithm of the key that signs it: claims that depend on
+// the algorithm (an ID token's at_hash, OIDC Core §3.1.3.6) are computed for
+// the very key that signs, even when a rotation is picked up meanwhile.
+func (s *Set) SignBuilt(alg jwa.SignatureAlgorithm, build func(alg jwa.SignatureAlgorithm) (jwt.Token, error)) (string, error) {
 	s.mu.RLock()
-	signer := s.signer
+	signer, ok := s.signers[alg]
+	if !ok {
+		signer = s.signers[s.primary]
+	}
 	s.mu.RUnlock()
-	alg, _ := signer.Algorithm().(jwa.SignatureAlgorithm)
-	token, err := build(alg)
+	signerAlg, _ := signer.Algorithm().(jwa.SignatureAlgorithm)
+	token, err := build(signerAlg)
 	if err != nil {
 		return "", err
 	}
@@ -308,37 +425,34 @@ func sign(signer jwk.Key, token jwt.Token, typ string) (string, error) {
 	return string(signed), nil
 }
 
-// Algorithm is the algorithm of the key that signs now.
-func (s *Set) Algorithm() jwa.SignatureAlgorithm {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	alg, _ := s.signer.Algorithm().(jwa.SignatureAlgorithm)
-	return alg
-}
+// Algorithm is the primary family's algorithm, which signs access tokens.
+func (s *Set) Algorithm() jwa.SignatureAlgorithm { return s.primary }
 
-// Algorithms lists the algorithms of the published keys, without repeats.
-func (s *Set) Algorithms() []string {
+// IDTokenAlgorithms lists the algorithms ID tokens can be signed with: the
+// families that have an active key, sorted.
+func (s *Set) IDTokenAlgorithms() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	seen := map[string]bool{}
-	var algorithms []string
-	for _, key := range s.verifiers {
-		name := key.Algorithm().String()
-		if !seen[name] {
-			seen[name] = true
-			algorithms = append(algorithms, name)
-		}
+	algorithms := make([]string, 0, len(s.signers))
+	for alg := range s.signers {
+		algorithms = append(algorithms, alg.String())
 	}
 	slices.Sort(algorithms)
 	return algorithms
 }
 
-// Lookup returns the public key named kid. The key carries its algorithm: a
-// token whose header names another algorithm must be refused.
+// SignsIDTokensWith reports whether the server can sign ID tokens with alg.
+func (s *Set) SignsIDTokensWith(alg string) bool {
+	return slices.Contains(s.IDTokenAlgorithms(), alg)
+}
+
+// Lookup returns the public key named kid if it may have signed an access
+// token: a key of an ID-token-only family is not found. The key carries its
+// algorithm: a token whose header names another algorithm must be refused.
 func (s *Set) Lookup(kid string) (jwk.Key, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	key, ok := s.verifiers[kid]
+	key, ok := s.accessVerifiers[kid]
 	return key, ok
 }
 

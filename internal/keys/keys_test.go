@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -42,10 +43,11 @@ func TestLoadGeneratesOnceAndPersists(t *testing.T) {
 	stored, _ := store.ListSigningKeys(ctx)
 	states := map[string]int{}
 	for _, key := range stored {
-		states[key.State]++
+		states[key.Algorithm+" "+key.State]++
 	}
-	if len(stored) != 2 || states[storage.KeyActive] != 1 || states[storage.KeyNext] != 1 {
-		t.Fatalf("stored key states %v, want one active and one next", states)
+	want := map[string]int{"ES256 active": 1, "ES256 next": 1, "RS256 active": 1, "RS256 next": 1}
+	if !maps.Equal(states, want) {
+		t.Fatalf("stored key states %v, want %v: one active and one next per family", states, want)
 	}
 }
 
@@ -95,8 +97,8 @@ func TestJWKSHasNoPrivateParts(t *testing.T) {
 	if err := json.Unmarshal(set.JWKS(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Keys) != 2 {
-		t.Fatalf("JWKS has %d keys, want 2 (active and next)", len(doc.Keys))
+	if len(doc.Keys) != 4 {
+		t.Fatalf("JWKS has %d keys, want 4 (active and next, ES256 and RS256)", len(doc.Keys))
 	}
 	for _, key := range doc.Keys {
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
@@ -184,7 +186,7 @@ func setWith(t *testing.T, record storage.SigningKey) (*Set, error) {
 	if err := store.CreateSigningKey(context.Background(), record); err != nil {
 		t.Fatal(err)
 	}
-	return Load(context.Background(), store, jwa.ES256, &Sealer{}, record.CreatedAt)
+	return Load(context.Background(), store, jwa.SignatureAlgorithm(record.Algorithm), &Sealer{}, record.CreatedAt)
 }
 
 func TestRotationLifecycle(t *testing.T) {
@@ -209,7 +211,7 @@ func TestRotationLifecycle(t *testing.T) {
 	}
 	var nextID string
 	for _, key := range stored {
-		if key.State == storage.KeyNext {
+		if key.State == storage.KeyNext && key.Algorithm == "ES256" {
 			nextID = key.ID
 		}
 	}

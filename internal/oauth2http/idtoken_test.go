@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"golang.org/x/oauth2"
 
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
@@ -174,8 +177,9 @@ func TestAccessTokenHashForEachAlgorithm(t *testing.T) {
 			var algorithms struct {
 				IDToken []string `json:"id_token_signing_alg_values_supported"`
 			}
-			if err := provider.Claims(&algorithms); err != nil || len(algorithms.IDToken) != 1 || algorithms.IDToken[0] != alg.String() {
-				t.Fatalf("id_token_signing_alg_values_supported %v (%v), want [%s]", algorithms.IDToken, err, alg)
+			// The configured algorithm, and RS256 beside it.
+			if want := keys.FamilyNames(alg); provider.Claims(&algorithms) != nil || !slices.Equal(algorithms.IDToken, want) {
+				t.Fatalf("id_token_signing_alg_values_supported %v, want %v", algorithms.IDToken, want)
 			}
 			cfg := &oauth2.Config{ClientID: "chit-cli", Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID}}
 			token, err := cfg.PasswordCredentialsToken(ctx, servertest.UserName, servertest.UserPassword)
@@ -183,6 +187,24 @@ func TestAccessTokenHashForEachAlgorithm(t *testing.T) {
 				t.Fatal(err)
 			}
 			verifyIDToken(t, ctx, e, provider, "chit-cli", token)
+			if got, _ := jwtHeader(t, token.Extra("id_token").(string)); got != alg.String() {
+				t.Fatalf("chit-cli's ID token is %s, want the configured %s", got, alg)
+			}
+			// Whatever the configured algorithm, a client may ask for RS256
+			// ID tokens, with at_hash for RS256.
+			secret := e.RegisterClient(t, accounts.ClientRegistration{ID: "kube", RedirectURIs: []string{"http://127.0.0.1/cb"}, Confidential: true,
+				IDTokenSignedResponseAlg: "RS256", Grants: storage.Grants{AllowedScopes: []string{"openid"}}})
+			rs := &oauth2.Config{ClientID: "kube", ClientSecret: secret, Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID}}
+			if token, err = rs.PasswordCredentialsToken(ctx, servertest.UserName, servertest.UserPassword); err != nil {
+				t.Fatal(err)
+			}
+			verifyIDToken(t, ctx, e, provider, "kube", token)
+			if got, _ := jwtHeader(t, token.Extra("id_token").(string)); got != "RS256" {
+				t.Fatalf("kube's ID token is %s, want RS256", got)
+			}
+			if got, _ := jwtHeader(t, token.AccessToken); got != alg.String() {
+				t.Fatalf("kube's access token is %s, want the configured %s", got, alg)
+			}
 		})
 	}
 }

@@ -305,6 +305,10 @@ func TestVerifyAcceptsAccessTokensOnly(t *testing.T) {
 		{"an access token from before typing (JWT with a role)", sign("JWT", true), true},
 		{"an ID token (JWT without a role)", sign("JWT", false), false},
 		{"a logout token", sign("logout+jwt", true), false},
+		// The RS256 family beside ES256 signs ID tokens only: an access
+		// token under one of its keys is refused however well formed.
+		{"an access token signed by the RS256 ID token key", servertest.SignWithServerKey(t, e, jwa.RS256, servertest.ServerAccessToken(t, e), "at+jwt"), false},
+		{"an access token signed by the ES256 key the same way", servertest.SignWithServerKey(t, e, jwa.ES256, servertest.ServerAccessToken(t, e), "at+jwt"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := v.Verify(ctx, tc.token); (err == nil) != tc.accepted {

@@ -48,6 +48,25 @@ func jwksKids(t *testing.T, e *servertest.Env) map[string]bool {
 	return kids
 }
 
+// storedKid is the kid of the one key of algorithm in state.
+func storedKid(t *testing.T, e *servertest.Env, algorithm, state string) string {
+	t.Helper()
+	stored, err := e.Store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, key := range stored {
+		if key.Algorithm == algorithm && key.State == state {
+			kids = append(kids, key.ID)
+		}
+	}
+	if len(kids) != 1 {
+		t.Fatalf("%s %s keys: %v, want one", algorithm, state, kids)
+	}
+	return kids[0]
+}
+
 func headerKid(t *testing.T, token string) string {
 	t.Helper()
 	header := decodeSegment(t, token, 0)
@@ -80,14 +99,12 @@ func TestSigningKeyRotation(t *testing.T) {
 	servertest.WantCode(t, "Token", code, codes.OK)
 	firstKid := headerKid(t, before.GetAccessToken())
 	published := jwksKids(t, e)
-	if len(published) != 2 || !published[firstKid] {
-		t.Fatalf("JWKS %v: want the active key and a next key", published)
+	if len(published) != 4 || !published[firstKid] {
+		t.Fatalf("JWKS %v: want the active key and a next key of ES256 and of RS256", published)
 	}
-	var nextKid string
-	for kid := range published {
-		if kid != firstKid {
-			nextKid = kid
-		}
+	nextKid, rsActive, rsNext := storedKid(t, e, "ES256", storage.KeyNext), storedKid(t, e, "RS256", storage.KeyActive), storedKid(t, e, "RS256", storage.KeyNext)
+	if !published[nextKid] || !published[rsActive] || !published[rsNext] {
+		t.Fatalf("JWKS %v lacks a stored key", published)
 	}
 
 	// Not due yet: nothing changes.
@@ -104,15 +121,19 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatalf("after rotation the signer is %s, want the former next key %s", headerKid(t, after.GetAccessToken()), nextKid)
 	}
 	published = jwksKids(t, e)
-	if len(published) != 3 || !published[firstKid] || !published[nextKid] {
-		t.Fatalf("JWKS after rotation %v: want retired, active and a new next key", published)
+	if len(published) != 6 || !published[firstKid] || !published[nextKid] || !published[rsActive] || !published[rsNext] {
+		t.Fatalf("JWKS after rotation %v: want retired, active and a new next key of each family", published)
+	}
+	// The RS256 family rotated with it: its next key signs ID tokens now.
+	if got := storedKid(t, e, "RS256", storage.KeyActive); got != rsNext {
+		t.Fatalf("the RS256 active key is %s, want the former next %s", got, rsNext)
 	}
 
-	// Once every token of the retired key has expired, it is deleted.
+	// Once every token of the retired keys has expired, they are deleted.
 	e.Clock.Advance(2 * servertest.KeyRotationPeriod / 24)
 	e.Server.MaintainKeys(context.Background())
-	if published := jwksKids(t, e); published[firstKid] || len(published) != 2 {
-		t.Fatalf("JWKS %v still holds the expired retired key", published)
+	if published := jwksKids(t, e); published[firstKid] || published[rsActive] || len(published) != 4 {
+		t.Fatalf("JWKS %v still holds the expired retired keys", published)
 	}
 
 	// Every private key at rest is encrypted.
@@ -238,7 +259,7 @@ func TestStartEncryptsKeysLeftInTheClear(t *testing.T) {
 	if read == 0 {
 		t.Fatalf("no database file in %s to read (%v)", dataDir, files)
 	}
-	if !strings.Contains(e.Logs.String(), `"keys":4`) {
+	if !strings.Contains(e.Logs.String(), `"keys":7`) {
 		t.Fatalf("no log line says how many keys were encrypted:\n%s", e.Logs.String())
 	}
 	response, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
@@ -279,4 +300,38 @@ func TestStartThatCannotEraseClearCopiesSaysHowToFinish(t *testing.T) {
 	}
 	_, code := servertest.Transports(e)["gRPC"].Token(t, servertest.PasswordRequest("alice", "wonderland"))
 	servertest.WantCode(t, "Token after the start", code, codes.OK)
+}
+
+// Each family rotates when its own active key is due: an RS256 family
+// rotated at another time (created by an upgrade, or rotated by hand) keeps
+// its own rhythm, and the ES256 family's rotation leaves it alone.
+func TestEachFamilyRotatesWhenItIsDue(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	ctx := context.Background()
+	sealer, err := keys.NewSealer(servertest.KeyEncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := servertest.KeyRotationPeriod / 2
+	e.Clock.Advance(half)
+	if err := keys.RotateFamily(ctx, e.Store, jwa.RS256, sealer, e.Clock.Now(), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	rsActive, esActive, esNext := storedKid(t, e, "RS256", storage.KeyActive), storedKid(t, e, "ES256", storage.KeyActive), storedKid(t, e, "ES256", storage.KeyNext)
+	e.Server.MaintainKeys(ctx) // picks up the hand rotation
+	e.Clock.Advance(half)
+	e.Server.MaintainKeys(ctx)
+	if got := storedKid(t, e, "ES256", storage.KeyActive); got != esNext {
+		t.Fatalf("the due ES256 family did not rotate: active %s, want %s (was %s)", got, esNext, esActive)
+	}
+	if got := storedKid(t, e, "RS256", storage.KeyActive); got != rsActive {
+		t.Fatalf("the RS256 family, half a period old, rotated: active %s, want %s", got, rsActive)
+	}
+	rsNext := storedKid(t, e, "RS256", storage.KeyNext)
+	e.Clock.Advance(half)
+	e.Server.MaintainKeys(ctx)
+	if got := storedKid(t, e, "RS256", storage.KeyActive); got != rsNext {
+		t.Fatalf("the due RS256 family did not rotate: active %s, want %s", got, rsNext)
+	}
 }

@@ -46,7 +46,7 @@ func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.Admi
 	if _, err := random.Read(pageKey); err != nil {
 		return nil, err
 	}
-	directory := accounts.NewDirectory(accounts.Config{ServerAudience: cfg.Tokens.Audience}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
+	directory := accounts.NewDirectory(accounts.Config{ServerAudience: cfg.Tokens.Audience, IDTokenSigningAlgorithms: keys.FamilyNames(cfg.SigningAlgorithm)}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
 	// The admin calls of the token service (logins, API keys) read and
 	// write the store alone: no signing key is needed.
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{Store: store, Directory: directory, Now: now, Random: random, Logger: cfg.Logger})

@@ -35,15 +35,21 @@ func (s *Server) maintainKeys(ctx context.Context) {
 // MaintainKeys runs one round of key maintenance.
 func (s *Server) MaintainKeys(ctx context.Context) {
 	now := s.cfg.now()()
-	if period := s.cfg.KeyRotationPeriod; period > 0 && now.Sub(s.keys.ActiveSince()) >= period {
-		err := keys.Rotate(ctx, s.store, s.cfg.SigningAlgorithm, s.cfg.KeySealer, now, JWKSCacheTime, false)
+	// Each family (the configured algorithm's, RS256's beside it) rotates
+	// when its own active key is due: a family created later, by an upgrade,
+	// keeps its own rhythm instead of being refused as too young.
+	for _, alg := range keys.Families(s.cfg.SigningAlgorithm) {
+		if period := s.cfg.KeyRotationPeriod; period <= 0 || now.Sub(s.keys.FamilyActiveSince(alg)) < period {
+			continue
+		}
+		err := keys.RotateFamily(ctx, s.store, alg, s.cfg.KeySealer, now, JWKSCacheTime, false)
 		switch {
 		case err == nil:
-			s.cfg.Logger.Info("rotated the signing key", "audit", true, "event", "key_rotation")
+			s.cfg.Logger.Info("rotated the signing key", "audit", true, "event", "key_rotation", "algorithm", alg.String())
 		case errors.Is(err, storage.ErrConflict), errors.Is(err, keys.ErrNextTooYoung):
 			// Another replica rotated first, or the next key needs more time.
 		default:
-			s.cfg.Logger.Warn("signing key rotation failed", "error", err)
+			s.cfg.Logger.Warn("signing key rotation failed", "algorithm", alg.String(), "error", err)
 		}
 	}
 	// A retired key stays published while tokens it signed may be valid.

@@ -322,7 +322,8 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
-	directory := accounts.NewDirectory(accounts.Config{ServiceAccountCacheTTL: cfg.ServiceAccountCacheTTL, ServerAudience: cfg.Tokens.Audience}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
+	directory := accounts.NewDirectory(accounts.Config{ServiceAccountCacheTTL: cfg.ServiceAccountCacheTTL, ServerAudience: cfg.Tokens.Audience,
+		IDTokenSigningAlgorithms: signingKeys.IDTokenAlgorithms()}, accounts.Dependencies{Store: store, Hasher: hasher, Now: now, Random: random})
 	providerService := providers.NewService(cfg.Providers, providers.Dependencies{Store: store, Sealer: cfg.KeySealer, Now: now, Random: random, Events: metrics})
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{
 		Keys: signingKeys, RefreshKeys: refreshKeys, ProviderKeys: providerService.LookupKey, Store: store, Directory: directory,
@@ -470,7 +471,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				ResponseTypesSupported:                     []string{"code"},
 				ResponseModesSupported:                     []string{authorize.ResponseModeQuery, authorize.ResponseModeFormPost},
 				SubjectTypesSupported:                      []string{"public"},
-				IDTokenSigningAlgValuesSupported:           c.signingKeys.Algorithms(),
+				IDTokenSigningAlgValuesSupported:           c.signingKeys.IDTokenAlgorithms(),
 				ScopesSupported:                            accounts.PersonScopes,
 				CodeChallengeMethodsSupported:              []string{"S256"},
 				AuthorizationResponseIssParameterSupported: true,

@@ -167,8 +167,10 @@ func TestOpenIDConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, doc[name], value)
 		}
 	}
-	if algs, _ := doc["id_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "ES256" {
-		t.Errorf("algorithms %v, want [ES256]", doc["id_token_signing_alg_values_supported"])
+	// ID tokens: the configured algorithm, and RS256 beside it (OIDC Core
+	// §15.1), for clients registered so.
+	if algs, _ := doc["id_token_signing_alg_values_supported"].([]any); len(algs) != 2 || algs[0] != "ES256" || algs[1] != "RS256" {
+		t.Errorf("algorithms %v, want [ES256 RS256]", doc["id_token_signing_alg_values_supported"])
 	}
 	if methods, _ := doc["code_challenge_methods_supported"].([]any); len(methods) != 1 || methods[0] != "S256" {
 		t.Errorf("PKCE methods %v", doc["code_challenge_methods_supported"])

@@ -136,6 +136,10 @@ type Client struct {
 	// PKCEOptional lets a confidential client sign people in without a
 	// PKCE challenge; false (PKCE required) is the default.
 	PKCEOptional bool
+	// IDTokenSignedResponseAlg is the algorithm its ID tokens are signed
+	// with (OIDC Dynamic Client Registration §2); empty is the server's
+	// configured signing algorithm.
+	IDTokenSignedResponseAlg string
 	Grants
 	CreatedAt time.Time
 }

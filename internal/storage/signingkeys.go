@@ -5,19 +5,30 @@ import (
 	"time"
 )
 
-// SigningKeys are the server's own token-signing keys. Invariants: at most
-// one key is active and one next; a rotation retires the active key,
-// activates the next and stores a new next atomically, once across replicas;
-// a private key is replaced only from the value the caller read (sealing it
-// never races another replica's).
+// SigningKeys are the server's own token-signing keys, in one family per
+// algorithm (the configured one, and RS256 for ID tokens beside it).
+// Invariants: of each algorithm at most one key is active and one next (a
+// second is ErrAlreadyExists, enforced by the store itself, so replicas
+// starting at once on an empty store end with one family); a rotation
+// retires the family's active key, activates its next and stores a new next
+// atomically, once across replicas; a private key is replaced only from the
+// value the caller read (sealing it never races another replica's).
 type SigningKeys interface {
+	// CreateSigningKey stores key; a taken id, or a second active or next
+	// key of its algorithm, is ErrAlreadyExists.
 	CreateSigningKey(ctx context.Context, key SigningKey) error
 	// ListSigningKeys returns every key, oldest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// RotateSigningKeys atomically retires the active key, activates the next
-	// key (which must still be expectedNextID, else ErrConflict: another
-	// process rotated first) and stores newNext as the next key.
+	// RotateSigningKeys rotates the family of newNext.Algorithm: atomically
+	// it retires that family's active key, activates its next key (which
+	// must still be expectedNextID, else ErrConflict: another process
+	// rotated first; "" when the family has no next key, and then nothing is
+	// retired) and stores newNext as the family's next key. Other families
+	// are left as they are.
 	RotateSigningKeys(ctx context.Context, expectedNextID string, newNext SigningKey, at time.Time) error
+	// RetireSigningKeyFamily retires the active and next keys of algorithm
+	// (a family the configuration no longer wants) and reports how many.
+	RetireSigningKeyFamily(ctx context.Context, algorithm string, at time.Time) (int, error)
 	// DeleteRetiredSigningKeys deletes keys retired before cutoff.
 	DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error)
 	// ReplaceSigningPrivateKey stores replacement as the private key of

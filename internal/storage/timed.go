@@ -232,6 +232,11 @@ func (s *timedStore) RotateSigningKeys(ctx context.Context, expectedNextID strin
 	return s.store.RotateSigningKeys(ctx, expectedNextID, newNext, at)
 }
 
+func (s *timedStore) RetireSigningKeyFamily(ctx context.Context, algorithm string, at time.Time) (int, error) {
+	defer s.done("RetireSigningKeyFamily", time.Now())
+	return s.store.RetireSigningKeyFamily(ctx, algorithm, at)
+}
+
 func (s *timedStore) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
 	defer s.done("DeleteRetiredSigningKeys", time.Now())
 	return s.store.DeleteRetiredSigningKeys(ctx, cutoff)

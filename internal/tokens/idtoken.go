@@ -38,11 +38,12 @@ func AccessTokenHash(alg jwa.SignatureAlgorithm, accessToken string) (string, er
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
 }
 
-// signWithAccessTokenHash signs an ID token, with the at_hash of
-// accessToken (when there is one) for the algorithm of the key that signs
-// it.
-func (s *Service) signWithAccessTokenHash(token jwt.Token, accessToken string) (string, error) {
-	return s.Keys.SignBuilt(func(alg jwa.SignatureAlgorithm) (jwt.Token, error) {
+// signWithAccessTokenHash signs an ID token with the key family of alg (the
+// client's id_token_signed_response_alg; empty is the server's algorithm),
+// with the at_hash of accessToken (when there is one) for the algorithm of
+// the key that signs it.
+func (s *Service) signWithAccessTokenHash(token jwt.Token, alg jwa.SignatureAlgorithm, accessToken string) (string, error) {
+	return s.Keys.SignBuilt(alg, func(alg jwa.SignatureAlgorithm) (jwt.Token, error) {
 		if accessToken == "" {
 			return token, nil
 		}
@@ -67,5 +68,6 @@ func (s *Service) refreshIDToken(login Login, accessToken string, now time.Time)
 	if !slices.Contains(login.Scopes, accounts.ScopeOpenID) {
 		return "", nil
 	}
-	return s.signIDToken(login.Principal, IDTokenRequest{ClientID: login.Client.ID, AccessToken: accessToken, Scopes: login.Scopes}, now)
+	return s.signIDToken(login.Principal, IDTokenRequest{ClientID: login.Client.ID, AccessToken: accessToken, Scopes: login.Scopes,
+		SigningAlgorithm: login.Client.IDTokenSigningAlgorithm}, now)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/chit-auth/chit/internal/accounts"
@@ -117,6 +118,9 @@ type IDTokenRequest struct {
 	// Scopes are the login's granted scopes: they say which of the
 	// person's profile claims the token states (ProfileClaims).
 	Scopes []string
+	// SigningAlgorithm is the client's id_token_signed_response_alg; empty
+	// is the server's algorithm. IssueForLogin sets it to the client's.
+	SigningAlgorithm string
 }
 
 // NewFamilyID returns a fresh refresh family id.
@@ -163,6 +167,9 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 	if login.IDToken != nil {
 		idToken := *login.IDToken
 		idToken.AccessToken = access
+		if idToken.SigningAlgorithm == "" {
+			idToken.SigningAlgorithm = login.Client.IDTokenSigningAlgorithm
+		}
 		if idToken.AuthTime.IsZero() {
 			idToken.AuthTime = authTime
 		}
@@ -201,7 +208,7 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	if err != nil {
 		return "", fmt.Errorf("build ID token: %w", err)
 	}
-	return s.signWithAccessTokenHash(token, req.AccessToken)
+	return s.signWithAccessTokenHash(token, jwa.SignatureAlgorithm(req.SigningAlgorithm), req.AccessToken)
 }
 
 // ClientRequest is a service account's sign-in with client credentials.

@@ -182,6 +182,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		if !ok {
 			return errors.New("unknown key id")
 		}
+		if idTokenOnly(key) {
+			return errors.New("the key signs ID tokens only, never an access token")
+		}
 		alg, ok := key.Algorithm().(jwa.SignatureAlgorithm)
 		if !ok || alg != headers.Algorithm() {
 			return errors.New("token algorithm does not match its key")
@@ -278,6 +281,22 @@ func isAccessToken(typ string, hasRole bool) bool {
 		return hasRole
 	}
 	return false
+}
+
+// idTokenOnlyMember is the server's keys.IDTokenOnlyMember, repeated here
+// for the same reason as isAccessToken: Chit publishes, beside the keys of
+// its configured algorithm, an RS256 family that signs ID tokens only (OIDC
+// Core §15.1), and marks those keys with it.
+const idTokenOnlyMember = "chit_id_token_only"
+
+// idTokenOnly reports whether key is marked as signing ID tokens only.
+func idTokenOnly(key jwk.Key) bool {
+	marked, ok := key.Get(idTokenOnlyMember)
+	if !ok {
+		return false
+	}
+	only, isBool := marked.(bool)
+	return !isBool || only // a mark that is not false is taken as set
 }
 
 var (

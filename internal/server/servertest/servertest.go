@@ -91,6 +91,9 @@ type Env struct {
 	OrchestratorSecret string
 	// hasher hashes with the server's (fast, test) parameters.
 	hasher *passwords.Hasher
+	// idTokenAlgorithms are the server's (keys.FamilyNames), which its
+	// clients may be registered for.
+	idTokenAlgorithms []string
 	// dsn is the PostgreSQL store's, for StartReplica; empty on SQLite.
 	dsn string
 }
@@ -250,13 +253,13 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 		t.Fatalf("server not ready: %v, %v", health, err)
 	}
 	return &Env{Server: srv, Store: store, Logs: logs, Clock: clock, Conn: conn, ServiceSecret: secret, OrchestratorSecret: orchestratorSecret,
-		hasher: hasher}
+		hasher: hasher, idTokenAlgorithms: keys.FamilyNames(cfg.SigningAlgorithm)}
 }
 
 // Directory is the account directory on the test server's store, for tests
 // that add or change principals as an operator would.
 func (e *Env) Directory() *accounts.Directory {
-	return accounts.NewDirectory(accounts.Config{ServerAudience: Audience},
+	return accounts.NewDirectory(accounts.Config{ServerAudience: Audience, IDTokenSigningAlgorithms: e.idTokenAlgorithms},
 		accounts.Dependencies{Store: e.Store, Hasher: e.hasher, Now: e.Clock.Now, Random: rand.Reader})
 }
 

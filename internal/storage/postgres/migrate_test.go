@@ -48,3 +48,37 @@ func TestRowsFromBeforeLoginRecordsMoved(t *testing.T) {
 	defer store.Close()
 	rows.Check(t, storage.Store(store))
 }
+
+// Duplicate active and next keys from before the one-per-algorithm indexes
+// (schema version 9) are retired by the migration, all but the newest.
+func TestDuplicateSigningKeysRetiredByMigration(t *testing.T) {
+	ctx := context.Background()
+	store, err := Connect(ctx, postgrestest.FreshDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromPool(store.pool.Pool)
+	files, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.UpTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	rows := storagetest.SigningKeysFromBefore()
+	for _, row := range rows.Statements("$") {
+		if _, err := db.ExecContext(ctx, row.SQL, row.Args...); err != nil {
+			t.Fatalf("%s: %v", row.SQL, err)
+		}
+	}
+	db.Close()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rows.Check(t, storage.Store(store))
+}

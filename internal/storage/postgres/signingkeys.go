@@ -39,7 +39,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 			return err
 		}
 		var nextID string
-		err := tx.QueryRow(ctx, `SELECT id FROM signing_keys WHERE state = 'next' ORDER BY created_at DESC LIMIT 1`).Scan(&nextID)
+		err := tx.QueryRow(ctx, `SELECT id FROM signing_keys WHERE state = 'next' AND algorithm = $1`, newNext.Algorithm).Scan(&nextID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -47,17 +47,32 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 			return storage.ErrConflict
 		}
 		if nextID != "" {
-			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'`, toUnix(at)); err != nil {
+			// In this order, so that the family never has two active keys.
+			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active' AND algorithm = $2`,
+				toUnix(at), newNext.Algorithm); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE id = $2`, toUnix(at), nextID); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES ($1, $2, $3, $4, 'next', $5)`,
+		tag, err := tx.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES ($1, $2, $3, $4, 'next', $5)
+			ON CONFLICT DO NOTHING`,
 			newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, toUnix(newNext.CreatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		return requireOneRow(tag, storage.ErrConflict)
 	})
+}
+
+func (s *Store) RetireSigningKeyFamily(ctx context.Context, algorithm string, at time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state IN ('active', 'next') AND algorithm = $2`, toUnix(at), algorithm)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {

@@ -50,3 +50,40 @@ func TestRowsFromBeforeLoginRecordsMoved(t *testing.T) {
 	defer store.Close()
 	rows.Check(t, storage.Store(store))
 }
+
+// Duplicate active and next keys from before the one-per-algorithm indexes
+// (schema version 14) are retired by the migration, all but the newest.
+func TestDuplicateSigningKeysRetiredByMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.UpTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	rows := storagetest.SigningKeysFromBefore()
+	for _, row := range rows.Statements("?") {
+		if _, err := db.ExecContext(ctx, row.SQL, row.Args...); err != nil {
+			t.Fatalf("%s: %v", row.SQL, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenPath(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rows.Check(t, storage.Store(store))
+}

@@ -43,7 +43,7 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 	}
 	defer tx.Rollback()
 	var nextID string
-	err = tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE state = 'next' ORDER BY created_at DESC LIMIT 1`).Scan(&nextID)
+	err = tx.QueryRowContext(ctx, `SELECT id FROM signing_keys WHERE state = 'next' AND algorithm = ?`, newNext.Algorithm).Scan(&nextID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
@@ -51,7 +51,9 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 		return storage.ErrConflict
 	}
 	if nextID != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active'`, toUnix(at)); err != nil {
+		// In this order, so that the family never has two active keys.
+		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active' AND algorithm = ?`,
+			toUnix(at), newNext.Algorithm); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'active', activated_at = ? WHERE id = ?`, toUnix(at), nextID); err != nil {
@@ -59,12 +61,26 @@ func (s *Store) RotateSigningKeys(ctx context.Context, expectedNextID string, ne
 		}
 	}
 	newNext.State = storage.KeyNext
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, newNext.State, toUnix(newNext.CreatedAt)); err != nil {
+	result, err := tx.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, state, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		newNext.ID, newNext.Algorithm, newNext.PrivateKey, newNext.PublicKey, newNext.State, toUnix(newNext.CreatedAt))
+	if err != nil {
+		return err
+	}
+	if err := requireOneRow(result, storage.ErrConflict); err != nil {
 		return err
 	}
 	return tx.commit(ctx)
+}
+
+func (s *Store) RetireSigningKeyFamily(ctx context.Context, algorithm string, at time.Time) (int, error) {
+	result, err := s.writer.ExecContext(ctx,
+		`UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state IN ('active', 'next') AND algorithm = ?`, toUnix(at), algorithm)
+	if err != nil {
+		return 0, err
+	}
+	n, err := result.RowsAffected()
+	return int(n), err
 }
 
 func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {

@@ -302,3 +302,54 @@ func testRevokeSubject(t *testing.T, s storage.Store) {
 		t.Fatal("an expired revocation is still reported")
 	}
 }
+
+// A client's ID token signing algorithm is stored as created, read by every
+// read, kept by updates of other settings and changed by its own; empty (the
+// server's algorithm) is the default.
+func testClientIDTokenAlgorithm(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	for _, client := range []storage.Client{
+		{ID: "kube", RedirectURIs: []string{"http://localhost:8000"}, IDTokenSignedResponseAlg: "RS256", CreatedAt: base},
+		{ID: "plain", RedirectURIs: []string{"https://plain.example/cb"}, CreatedAt: base},
+	} {
+		if err := s.CreateClient(ctx, client); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"kube": "RS256", "plain": ""}
+	check := func(when string) {
+		t.Helper()
+		for id, alg := range want {
+			if got, err := s.GetClient(ctx, id); err != nil || got.IDTokenSignedResponseAlg != alg {
+				t.Fatalf("%s: GetClient(%s) = %q, %v; want %q", when, id, got.IDTokenSignedResponseAlg, err, alg)
+			}
+		}
+		list, err := s.ListClients(ctx, storage.Page{})
+		if err != nil || len(list) != len(want) {
+			t.Fatalf("%s: ListClients = %+v, %v", when, list, err)
+		}
+		for _, client := range list {
+			if client.IDTokenSignedResponseAlg != want[client.ID] {
+				t.Fatalf("%s: ListClients has %s with %q, want %q", when, client.ID, client.IDTokenSignedResponseAlg, want[client.ID])
+			}
+		}
+	}
+	check("as created")
+	if err := s.UpdateClient(ctx, "kube", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+		c.AllowedScopes = []string{"openid"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a grants update")
+	for _, alg := range []string{"ES256", ""} {
+		if err := s.UpdateClient(ctx, "plain", func(c *storage.Client) (*storage.SubjectRevocation, error) {
+			c.IDTokenSignedResponseAlg = alg
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want["plain"] = alg
+		check("after setting " + alg)
+	}
+}

@@ -1657,8 +1657,15 @@ type Client struct {
 	// loopback address) whose pages may call the token, revoke and userinfo
 	// endpoints: the CORS answers allow them. At most 16.
 	AllowedOrigins []string `protobuf:"bytes,9,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The algorithm its ID tokens are signed with (OpenID Connect Dynamic
+	// Client Registration §2 id_token_signed_response_alg): one of the
+	// server's ID token algorithms (discovery's
+	// id_token_signing_alg_values_supported: the configured one and RS256),
+	// or empty for the server's configured algorithm. Access tokens are
+	// always signed with the configured algorithm.
+	IdTokenSignedResponseAlg string `protobuf:"bytes,13,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
@@ -1754,6 +1761,13 @@ func (x *Client) GetAllowedOrigins() []string {
 	return nil
 }
 
+func (x *Client) GetIdTokenSignedResponseAlg() string {
+	if x != nil {
+		return x.IdTokenSignedResponseAlg
+	}
+	return ""
+}
+
 type CreateClientRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1768,8 +1782,11 @@ type CreateClientRequest struct {
 	Pkce string `protobuf:"bytes,7,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// See Client.allowed_origins.
 	AllowedOrigins []string `protobuf:"bytes,8,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// See Client.id_token_signed_response_alg; empty is the server's
+	// configured algorithm.
+	IdTokenSignedResponseAlg string `protobuf:"bytes,12,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *CreateClientRequest) Reset() {
@@ -1856,6 +1873,13 @@ func (x *CreateClientRequest) GetAllowedOrigins() []string {
 		return x.AllowedOrigins
 	}
 	return nil
+}
+
+func (x *CreateClientRequest) GetIdTokenSignedResponseAlg() string {
+	if x != nil {
+		return x.IdTokenSignedResponseAlg
+	}
+	return ""
 }
 
 type CreateClientResponse struct {
@@ -2110,9 +2134,11 @@ type UpdateClientRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// "required" or "optional" (see Client.pkce); empty keeps it.
-	Pkce          string `protobuf:"bytes,2,opt,name=pkce,proto3" json:"pkce,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Pkce string `protobuf:"bytes,2,opt,name=pkce,proto3" json:"pkce,omitempty"`
+	// See Client.id_token_signed_response_alg; empty keeps it.
+	IdTokenSignedResponseAlg string `protobuf:"bytes,6,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *UpdateClientRequest) Reset() {
@@ -2155,6 +2181,13 @@ func (x *UpdateClientRequest) GetClientId() string {
 func (x *UpdateClientRequest) GetPkce() string {
 	if x != nil {
 		return x.Pkce
+	}
+	return ""
+}
+
+func (x *UpdateClientRequest) GetIdTokenSignedResponseAlg() string {
+	if x != nil {
+		return x.IdTokenSignedResponseAlg
 	}
 	return ""
 }
@@ -3964,7 +3997,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\xe3\x02\n" +
+	"\x1cDeleteServiceAccountResponse\"\xa3\x03\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -3975,7 +4008,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x12\n" +
 	"\x04pkce\x18\b \x01(\tR\x04pkce\x12'\n" +
-	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\"\xb3\x02\n" +
+	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\x12>\n" +
+	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\"\xf3\x02\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -3984,7 +4018,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12\x12\n" +
 	"\x04pkce\x18\a \x01(\tR\x04pkce\x12'\n" +
-	"\x0fallowed_origins\x18\b \x03(\tR\x0eallowedOrigins\"j\n" +
+	"\x0fallowed_origins\x18\b \x03(\tR\x0eallowedOrigins\x12>\n" +
+	"\x1cid_token_signed_response_alg\x18\f \x01(\tR\x18idTokenSignedResponseAlg\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"/\n" +
@@ -3998,10 +4033,11 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListClientsResponse\x12/\n" +
 	"\aclients\x18\x01 \x03(\v2\x15.chit.admin.v1.ClientR\aclients\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x86\x01\n" +
 	"\x13UpdateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
-	"\x04pkce\x18\x02 \x01(\tR\x04pkce\"E\n" +
+	"\x04pkce\x18\x02 \x01(\tR\x04pkce\x12>\n" +
+	"\x1cid_token_signed_response_alg\x18\x06 \x01(\tR\x18idTokenSignedResponseAlg\"E\n" +
 	"\x14UpdateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xb0\x01\n" +
 	"\x16SetClientGrantsRequest\x12\x1b\n" +
