@@ -23,7 +23,7 @@ import (
 func TestFormPostInChromium(t *testing.T) {
 	t.Parallel()
 	e, issuer := startIssuer(t)
-	browser := browsertest.Browser(t, 60*time.Second)
+	browser := browsertest.Browser(t, 2*time.Minute)
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

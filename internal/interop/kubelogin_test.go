@@ -63,7 +63,7 @@ func signInInBrowser(t *testing.T, ctx context.Context, listener net.Listener, a
 func TestKubeloginLikeClient(t *testing.T) {
 	t.Parallel()
 	e, issuer := startIssuer(t)
-	browser := browsertest.Browser(t, 60*time.Second)
+	browser := browsertest.Browser(t, 2*time.Minute)
 	e.CreateClient(t, "kubernetes", []string{"http://localhost:8000"}, false, storage.Grants{AllowedScopes: []string{"openid"}})
 	ctx := t.Context()
 	provider, err := oidc.NewProvider(ctx, issuer)

@@ -38,7 +38,7 @@ func TestOAuth2Proxy(t *testing.T) {
 	t.Parallel()
 	binary := testenv.Program(t, "oauth2-proxy", "go install github.com/oauth2-proxy/oauth2-proxy/v7@"+oauth2ProxyVersion)
 	e, issuer := startIssuer(t)
-	browser := browsertest.Browser(t, 90*time.Second)
+	browser := browsertest.Browser(t, 2*time.Minute)
 	if err := e.Directory().SetUserProfile(t.Context(), servertest.UserName,
 		storage.Profile{Email: "alice@example.com", EmailVerified: true, DisplayName: "Alice Liddell"}, accounts.AllProfileFields); err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestOAuth2Proxy(t *testing.T) {
 	})
 	waitForHTTP(t, proxy+"/ping")
 
-	steps, cancel := context.WithTimeout(browser, 30*time.Second)
+	steps, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	if err := chromedp.Do(steps,
 		chromedp.Navigate(proxy+"/"),

@@ -54,7 +54,7 @@ func TestOpenIDClientWithItsDefaults(t *testing.T) {
 	t.Parallel()
 	modules := openidClient(t)
 	e, issuer := startIssuer(t)
-	browser := browsertest.Browser(t, 60*time.Second)
+	browser := browsertest.Browser(t, 2*time.Minute)
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

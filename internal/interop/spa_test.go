@@ -102,7 +102,7 @@ func servePage(t *testing.T, script, chitBase string) *httptest.Server {
 func TestSinglePageAppInChromium(t *testing.T) {
 	t.Parallel()
 	e := servertest.Start(t)
-	ctx := browsertest.Browser(t, 60*time.Second)
+	ctx := browsertest.Browser(t, 2*time.Minute)
 	app := servePage(t, spaScript, e.HTTPBase())
 	e.CreateClient(t, "spa", []string{app.URL + "/callback"}, false, storage.Grants{AllowedScopes: []string{"openid", "offline_access"}})
 	if err := e.Directory().SetClientOrigins(t.Context(), "spa", []string{app.URL}); err != nil {
