@@ -130,11 +130,11 @@ var errNoSession = chiterr.New(chiterr.Unauthenticated, "no live sign-in session
 var errDisabled = chiterr.New(chiterr.FailedPrecondition, "sign-in sessions are disabled (--session-lifetime 0)")
 
 // Start starts a session for principal, a person who has just signed in
-// with amr, and returns the cookie value that resumes it (the id and the
+// with amr through clientID (recorded as its first client), and returns the cookie value that resumes it (the id and the
 // secret; only the secret's digest is stored) and the session. The
 // principal's ReadAt is the session's auth_time: a revocation of the
 // subject after it ends the session.
-func (s *Service) Start(ctx context.Context, principal accounts.Principal, amr []string) (string, Session, error) {
+func (s *Service) Start(ctx context.Context, principal accounts.Principal, amr []string, clientID string) (string, Session, error) {
 	if !s.Enabled() {
 		return "", Session{}, errDisabled
 	}
@@ -158,6 +158,9 @@ func (s *Service) Start(ctx context.Context, principal accounts.Principal, amr [
 	stored := storage.Session{
 		ID: id, SecretHash: secrets.Digest(secret), Subject: principal.Subject, AuthTime: authTime, AMR: slices.Clone(amr),
 		CreatedAt: now, LastUsedAt: now, IdleExpiresAt: earliest(now.Add(s.cfg.IdleTimeout), expiresAt), ExpiresAt: expiresAt,
+	}
+	if clientID != "" {
+		stored.ClientIDs = []string{clientID}
 	}
 	if err := s.store.CreateSession(ctx, stored, s.cfg.MaxPerUser); err != nil {
 		return "", Session{}, fmt.Errorf("store sign-in session: %w", err)
@@ -258,6 +261,13 @@ func (s *Service) End(ctx context.Context, id string) (Session, error) {
 		return Session{}, err
 	}
 	return fromStorage(before), nil
+}
+
+// Live reports whether session (as End returned it, say) was live now:
+// not ended, not expired.
+func (s *Service) Live(session Session) bool {
+	now := s.now()
+	return session.EndedAt.IsZero() && now.Before(session.IdleExpiresAt) && now.Before(session.ExpiresAt)
 }
 
 // EndAll ends every live session of subject and returns how many it ended.

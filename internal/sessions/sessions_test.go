@@ -65,7 +65,7 @@ func (f fixture) start(t *testing.T) (string, sessions.Session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie, session, err := f.service.Start(context.Background(), principal, []string{sessions.AMRPassword})
+	cookie, session, err := f.service.Start(context.Background(), principal, []string{sessions.AMRPassword}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestDisabledSessionsStoreNothing(t *testing.T) {
 		t.Fatal("Enabled with a zero lifetime")
 	}
 	principal, _ := f.directory.LookupUser(context.Background(), "alice")
-	if _, _, err := f.service.Start(context.Background(), principal, nil); chiterr.KindOf(err) != chiterr.FailedPrecondition {
+	if _, _, err := f.service.Start(context.Background(), principal, nil, "app"); chiterr.KindOf(err) != chiterr.FailedPrecondition {
 		t.Fatalf("Start when disabled: %v", err)
 	}
 	if listed, _ := f.store.ListSessions(context.Background(), "alice", f.clock.Now(), storage.Page{}); len(listed) != 0 {
@@ -278,7 +278,7 @@ func TestDisabledSessionsStoreNothing(t *testing.T) {
 
 func TestServicesHaveNoSessions(t *testing.T) {
 	f := newFixture(t, defaults)
-	if _, _, err := f.service.Start(context.Background(), accounts.Principal{Subject: "service:x", Role: accounts.RoleService}, nil); err == nil {
+	if _, _, err := f.service.Start(context.Background(), accounts.Principal{Subject: "service:x", Role: accounts.RoleService}, nil, ""); err == nil {
 		t.Fatal("a service account got a session")
 	}
 }
