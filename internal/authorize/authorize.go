@@ -164,7 +164,7 @@ func (s *Service) SignInWithSession(ctx context.Context, req Request, cookie str
 	if !s.sessions.Enabled() || cookie == "" || req.wantsForm() {
 		return "", false, nil
 	}
-	session, err := s.sessions.Resume(ctx, cookie)
+	session, principal, err := s.sessions.ResumeWithPrincipal(ctx, cookie)
 	if chiterr.KindOf(err) == chiterr.Unauthenticated {
 		return "", false, nil
 	}
@@ -177,16 +177,9 @@ func (s *Service) SignInWithSession(ctx context.Context, req Request, cookie str
 	}
 	// The session must still be live when the client is recorded on it:
 	// a logout that ended it meanwhile then lists every client it had.
-	if session, err = s.sessions.SignedIn(ctx, session.ID, req.ClientID); chiterr.KindOf(err) == chiterr.Unauthenticated {
+	if session, err = s.sessions.SignedIn(ctx, session, req.ClientID); chiterr.KindOf(err) == chiterr.Unauthenticated {
 		return "", false, nil
 	} else if err != nil {
-		return "", false, err
-	}
-	principal, err := s.directory.LookupUser(ctx, session.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
 		return "", false, err
 	}
 	scopes, refused, err := s.grantScopes(ctx, req, principal)

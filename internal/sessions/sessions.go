@@ -175,50 +175,66 @@ func (s *Service) Start(ctx context.Context, principal accounts.Principal, amr [
 // chiterr.Unauthenticated otherwise. Nothing in the cookie is trusted
 // beyond the lookup: the secret must match the stored digest.
 func (s *Service) Resume(ctx context.Context, cookie string) (Session, error) {
+	session, _, err := s.ResumeWithPrincipal(ctx, cookie)
+	return session, err
+}
+
+// ResumeWithPrincipal is Resume that also returns the session's person as
+// read to check it, for a sign-in that goes on to issue them a code.
+func (s *Service) ResumeWithPrincipal(ctx context.Context, cookie string) (Session, accounts.Principal, error) {
 	if !s.Enabled() || len(cookie) > MaxCookieLength {
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	}
 	parts := cookiePattern.FindStringSubmatch(cookie)
 	if parts == nil {
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	}
 	stored, err := s.store.GetSession(ctx, parts[1])
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	case err != nil:
-		return Session{}, fmt.Errorf("read sign-in session: %w", err)
+		return Session{}, accounts.Principal{}, fmt.Errorf("read sign-in session: %w", err)
 	}
 	if subtle.ConstantTimeCompare(secrets.Digest(parts[2]), stored.SecretHash) != 1 || !stored.Live(s.now()) {
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	}
 	principal, err := s.directory.LookupUser(ctx, stored.Subject)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(stored.AuthTime)):
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	case err != nil:
-		return Session{}, fmt.Errorf("read the session's user: %w", err)
+		return Session{}, accounts.Principal{}, fmt.Errorf("read the session's user: %w", err)
 	}
 	// A revocation of the subject is how a deletion or a narrowing reaches
 	// every replica: one made at or after the sign-in ends the session, as
 	// it refuses the access tokens issued before it.
 	revocation, err := s.store.GetRevocation(ctx, "", stored.Subject, "")
 	if err != nil {
-		return Session{}, fmt.Errorf("read the session's revocations: %w", err)
+		return Session{}, accounts.Principal{}, fmt.Errorf("read the session's revocations: %w", err)
 	}
 	if !revocation.SubjectRevokedAt.IsZero() && !stored.AuthTime.After(revocation.SubjectRevokedAt) {
-		return Session{}, errNoSession
+		return Session{}, accounts.Principal{}, errNoSession
 	}
-	return fromStorage(stored), nil
+	return fromStorage(stored), principal, nil
 }
 
-// SignedIn records that clientID signed in through the live session id:
-// the client joins its list (the oldest forgotten beyond MaxClients) and
-// its idle expiry starts again. A session that ended meanwhile is
-// chiterr.Unauthenticated.
-func (s *Service) SignedIn(ctx context.Context, id, clientID string) (Session, error) {
+// touchInterval is how stale a session's last use may be before a sign-in
+// through it writes the new one: the idle expiry is that much early at
+// most, and a busy session costs one write a minute, not one per sign-in.
+func (s *Service) touchInterval() time.Duration { return min(time.Minute, s.cfg.IdleTimeout/10) }
+
+// SignedIn records that clientID signed in through the live session
+// (as Resume returned it): the client joins its list (the oldest forgotten
+// beyond MaxClients) and its idle expiry starts again. A session that
+// ended meanwhile is chiterr.Unauthenticated. A client already listed on a
+// session used within the last minute writes nothing.
+func (s *Service) SignedIn(ctx context.Context, resumed Session, clientID string) (Session, error) {
 	now := s.now()
-	stored, err := s.store.UpdateSession(ctx, id, func(session *storage.Session) error {
+	if slices.Contains(resumed.ClientIDs, clientID) && now.Sub(resumed.LastUsedAt) < s.touchInterval() {
+		return resumed, nil
+	}
+	stored, err := s.store.UpdateSession(ctx, resumed.ID, func(session *storage.Session) error {
 		if !session.Live(now) {
 			return errNoSession
 		}

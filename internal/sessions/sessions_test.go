@@ -101,15 +101,34 @@ func TestStartAndResume(t *testing.T) {
 		t.Fatalf("Resume = %+v, %v", resumed, err)
 	}
 	// Signing a client in records it and starts the idle time again.
+	session := resumed
 	for _, client := range []string{"app-a", "app-b", "app-a"} {
-		if _, err := f.service.SignedIn(ctx, started.ID, client); err != nil {
+		if session, err = f.service.SignedIn(ctx, session, client); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.clock.Advance(45 * time.Minute)
 	resumed, err = f.service.Resume(ctx, cookie)
-	if err != nil || !slices.Equal(resumed.ClientIDs, []string{"app-b", "app-a"}) {
+	if err != nil || !slices.Equal(resumed.ClientIDs, []string{"app-a", "app-b"}) {
 		t.Fatalf("after two clients, 75 minutes in: %+v, %v", resumed, err)
+	}
+	// Its last use was 45 minutes ago: this one is written, app-a last.
+	touched, err := f.service.SignedIn(ctx, resumed, "app-a")
+	if err != nil || !touched.IdleExpiresAt.Equal(f.clock.Now().Add(time.Hour)) || !slices.Equal(touched.ClientIDs, []string{"app-b", "app-a"}) {
+		t.Fatalf("SignedIn 45 minutes after the last use = %+v, %v", touched, err)
+	}
+	// A client already listed on a session used within the minute writes
+	// nothing.
+	if again, err := f.service.SignedIn(ctx, touched, "app-b"); err != nil || !slices.Equal(again.ClientIDs, touched.ClientIDs) {
+		t.Fatalf("SignedIn again at once = %+v, %v", again, err)
+	}
+	if stored, _ := f.store.GetSession(ctx, started.ID); !slices.Equal(stored.ClientIDs, []string{"app-b", "app-a"}) {
+		t.Fatalf("a use within the minute was written: %+v", stored)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if moved, err := f.service.SignedIn(ctx, touched, "app-b"); err != nil || !slices.Equal(moved.ClientIDs, []string{"app-a", "app-b"}) ||
+		!moved.IdleExpiresAt.Equal(f.clock.Now().Add(time.Hour)) {
+		t.Fatalf("SignedIn two minutes later = %+v, %v", moved, err)
 	}
 	listed, err := f.service.List(ctx, "alice", storage.Page{})
 	if err != nil || len(listed) != 1 || listed[0].ID != started.ID {
@@ -160,8 +179,10 @@ func TestSessionsExpire(t *testing.T) {
 		cookie, started := f.start(t)
 		for range 25 {
 			f.clock.Advance(59 * time.Minute)
-			if _, err := f.service.SignedIn(context.Background(), started.ID, "app"); err != nil {
+			if started, err := f.service.SignedIn(context.Background(), started, "app"); err != nil {
 				break
+			} else if started.ExpiresAt.IsZero() {
+				t.Fatal("SignedIn returned no session")
 			}
 		}
 		requireNoSession(t, f, cookie, "past its lifetime, though used")
@@ -172,7 +193,7 @@ func TestEndedSessionsCannotBeReplayed(t *testing.T) {
 	f := newFixture(t, defaults)
 	ctx := context.Background()
 	cookie, started := f.start(t)
-	if _, err := f.service.SignedIn(ctx, started.ID, "app-a"); err != nil {
+	if _, err := f.service.SignedIn(ctx, started, "app-a"); err != nil {
 		t.Fatal(err)
 	}
 	ended, err := f.service.End(ctx, started.ID)
@@ -180,7 +201,7 @@ func TestEndedSessionsCannotBeReplayed(t *testing.T) {
 		t.Fatalf("End = %+v, %v; want the session as it was", ended, err)
 	}
 	requireNoSession(t, f, cookie, "replayed after it ended")
-	if _, err := f.service.SignedIn(ctx, started.ID, "app-b"); chiterr.KindOf(err) != chiterr.Unauthenticated {
+	if _, err := f.service.SignedIn(ctx, started, "app-b"); chiterr.KindOf(err) != chiterr.Unauthenticated {
 		t.Fatalf("SignedIn on an ended session: %v", err)
 	}
 	if _, err := f.service.End(ctx, "AAAAAAAAAAAAAAAAAAAAAA"); chiterr.KindOf(err) != chiterr.NotFound || !errors.Is(err, storage.ErrNotFound) {
