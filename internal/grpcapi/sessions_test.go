@@ -88,7 +88,9 @@ func TestAdminListsAndEndsSessions(t *testing.T) {
 				audited = append(audited, action+" "+line["target"].(string))
 			}
 		}
-		if len(audited) < 8 || !slices.ContainsFunc(audited, func(a string) bool { return strings.Contains(a, "EndSessions "+servertest.UserName) || strings.Contains(a, "sessions:end "+servertest.UserName) }) {
+		if len(audited) < 8 || !slices.ContainsFunc(audited, func(a string) bool {
+			return strings.Contains(a, "EndSessions "+servertest.UserName) || strings.Contains(a, "sessions:end "+servertest.UserName)
+		}) {
 			t.Fatalf("audit lines %v", audited)
 		}
 	})
