@@ -28,6 +28,7 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
@@ -146,6 +147,8 @@ type serveFlags struct {
 	clockSkew        time.Duration
 	refreshGrace     time.Duration
 	refreshIdle      time.Duration
+	sessionIdle      time.Duration
+	sessionLifetime  time.Duration
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
 	keyRotation      time.Duration
@@ -183,6 +186,10 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.DurationVar(&f.refreshTokenTTL, "refresh-token-ttl", tokens.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens; rotation does not extend it")
 	flags.DurationVar(&f.refreshGrace, "refresh-grace-period", tokens.DefaultRefreshGrace, "how long a just-rotated refresh token still answers the same successor (lost answers, parallel tabs); 0s disables")
 	flags.DurationVar(&f.refreshIdle, "refresh-idle-timeout", tokens.DefaultRefreshIdle, "a login whose refresh token goes unused this long ends")
+	flags.DurationVar(&f.sessionIdle, "session-idle-timeout", sessions.DefaultIdleTimeout,
+		"a browser's sign-in session (single sign-on across clients) unused this long ends; the next sign-in shows the password form")
+	flags.DurationVar(&f.sessionLifetime, "session-lifetime", sessions.DefaultLifetime,
+		"a browser's sign-in session ends this long after the password was typed, however much it is used; 0s disables sessions: nothing is stored and every sign-in shows the form")
 	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
 	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
 	flags.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for both ports; with --tls-key, serves TLS")
@@ -242,7 +249,7 @@ var configFlags = map[string]string{
 	"GRPCAddr": "grpc-addr", "HTTPAddr": "http-addr", "OpsAddr": "ops-addr", "PprofAddr": "pprof-addr",
 	"Tokens.Issuer": "issuer", "Tokens.Audience": "audience",
 	"Tokens.AccessTokenTTL": "access-token-ttl", "Tokens.RefreshTokenTTL": "refresh-token-ttl",
-	"Tokens.RefreshIdleTimeout": "refresh-idle-timeout", "Tokens.ClockSkew": "clock-skew", "Tokens.RefreshGracePeriod": "refresh-grace-period",
+	"Tokens.RefreshIdleTimeout": "refresh-idle-timeout", "Sessions.IdleTimeout": "session-idle-timeout", "Sessions.Lifetime": "session-lifetime", "Tokens.ClockSkew": "clock-skew", "Tokens.RefreshGracePeriod": "refresh-grace-period",
 	"SigningAlgorithm": "signing-algorithm", "Orchestrators": "orchestrators", "AllowedOrigins": "allowed-origin",
 	"Providers.AccessTokenTTL": "provider-token-ttl", "Providers.ClaimTTL": "provider-claim-ttl", "Providers.KeyPoolSize": "provider-key-pool",
 	"ServiceAccountCacheTTL": "service-account-cache", "RequestTimeout": "request-timeout", "ShutdownTimeout": "shutdown-timeout",
@@ -332,6 +339,10 @@ func (f *serveFlags) checks(h *hashFlags) []check {
 		{"provider-key-pool", f.providerKeyPool > 10000, "--provider-key-pool must be between 0 and 10000"},
 		// Validate refuses one past --refresh-token-ttl.
 		{"refresh-idle-timeout", f.refreshIdle < time.Minute, "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
+		// Validate refuses an idle timeout past the lifetime, and a negative lifetime.
+		{"session-idle-timeout", f.sessionLifetime > 0 && f.sessionIdle < time.Minute, "--session-idle-timeout must be between 1m and --session-lifetime"},
+		{"session-lifetime", f.sessionLifetime > 0 && (f.sessionLifetime < time.Minute || f.sessionLifetime > 90*24*time.Hour),
+			"--session-lifetime must be 0s (no sign-in sessions) or between 1m and 2160h (90 days)"},
 		// The server takes 0 for its default; a flag set to 0 is a mistake.
 		{"shutdown-timeout", f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{"key-rotation-period", f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
@@ -419,6 +430,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		AllowedOrigins:         f.allowedOrigins,
 		ClientAddresses:        f.proxies(),
 		SignIn:                 authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
+		Sessions:               sessions.Config{IdleTimeout: f.sessionIdle, Lifetime: f.sessionLifetime},
 		PasswordParams:         h.params(),
 		MaxConcurrentHashes:    h.maxConcurrent,
 		HashQueueTimeout:       h.queueTimeout,

@@ -48,6 +48,8 @@ func TestServeReportsValidateProblemsByFlag(t *testing.T) {
 		{"blank audience", []string{"--audience", " "}, "Tokens.Audience", "--audience must not be empty"},
 		{"refresh tokens shorter than access tokens", []string{"--refresh-token-ttl", "10m", "--refresh-idle-timeout", "5m"}, "Tokens.RefreshTokenTTL", "--refresh-token-ttl must be longer than --access-token-ttl"},
 		{"idle timeout past the refresh lifetime", []string{"--refresh-token-ttl", "1h", "--refresh-idle-timeout", "2h"}, "Tokens.RefreshIdleTimeout", "--refresh-idle-timeout must be positive and at most --refresh-token-ttl"},
+		{"session idle timeout past the session lifetime", []string{"--session-lifetime", "1h", "--session-idle-timeout", "2h"}, "Sessions.IdleTimeout", "--session-idle-timeout must be positive and at most --session-lifetime"},
+		{"negative session lifetime", []string{"--session-lifetime", "-1s"}, "Sessions.Lifetime", "--session-lifetime must not be negative"},
 		{"negative clock skew", []string{"--clock-skew", "-1s"}, "Tokens.ClockSkew", "--clock-skew must not be negative"},
 		{"negative refresh grace", []string{"--refresh-grace-period", "-1s"}, "Tokens.RefreshGracePeriod", "--refresh-grace-period must not be negative"},
 		{"HMAC signing algorithm", []string{"--signing-algorithm", "HS256"}, "SigningAlgorithm", `--signing-algorithm "HS256": use ES256, EdDSA or RS256`},
@@ -87,6 +89,8 @@ func TestServeStricterLimitSaysItAlone(t *testing.T) {
 	}{
 		{"no access token lifetime", []string{"--access-token-ttl", "0s"}, "--access-token-ttl", "--access-token-ttl must be between 10s and 24h"},
 		{"no idle timeout", []string{"--refresh-idle-timeout", "0s"}, "--refresh-idle-timeout", "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
+		{"session idle timeout under a minute", []string{"--session-idle-timeout", "10s"}, "--session-idle-timeout", "--session-idle-timeout must be between 1m and --session-lifetime"},
+		{"session lifetime past 90 days", []string{"--session-lifetime", "2400h"}, "--session-lifetime", "--session-lifetime must be 0s (no sign-in sessions) or between 1m and 2160h"},
 		{"negative shutdown timeout", []string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout", "--shutdown-timeout must be positive"},
 		{"negative request timeout", []string{"--request-timeout", "-1s", "--hash-queue-timeout", "-2s"}, "--request-timeout", "--request-timeout must be at least 1s"},
 	} {

@@ -43,6 +43,7 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"provider", "get", "p"}, {"provider", "list"}, {"provider", "delete", "p"},
 		{"keys", "list"}, {"keys", "rotate"},
 		{"login", "list", "alice"}, {"login", "revoke", "alice", "L"}, {"login", "revoke", "alice", "--all"},
+		{"session", "list", "alice"}, {"session", "end", "alice", "S"}, {"session", "end", "alice", "--all"},
 		{"api-key", "list", "alice"}, {"api-key", "revoke", "K"},
 	}
 	conn := &recordingConn{}

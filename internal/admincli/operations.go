@@ -106,6 +106,47 @@ func (t *tree) loginCommand() *cobra.Command {
 	return cmd
 }
 
+func (t *tree) sessionCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "session", Short: "See and end the sign-in sessions (signed-in browsers) of a user"}
+	list := listCommand(t, "list USER", "List a user's live sign-in sessions", cobra.ExactArgs(1),
+		func(ctx context.Context, admin adminv1.AdminServiceClient, args []string, size int32, token string) ([]*adminv1.Session, string, error) {
+			page, err := admin.ListSessions(ctx, &adminv1.ListSessionsRequest{Name: args[0], PageSize: size, PageToken: token})
+			return page.GetSessions(), page.GetNextPageToken(), err
+		}, func(all []*adminv1.Session) *adminv1.ListSessionsResponse {
+			return &adminv1.ListSessionsResponse{Sessions: all}
+		}, printSessions)
+	var all bool
+	end := &cobra.Command{
+		Use:   "end USER (SESSION_ID | --all)",
+		Short: "End one sign-in session of a user, or all of them with --all",
+		Long: `End one sign-in session of a user (its id from session list), or all of
+them with --all: those browsers see the password form on their next sign-in.
+The user's logins (refresh tokens) go on; login revoke --all ends those, and
+the sessions with them. Ids are random and may start with '-': put -- before
+such an id.`,
+		Example: t.example("session end alice -- -Qx3..."),
+		Args:    cobra.RangeArgs(1, 2),
+	}
+	end.RunE = func(cmd *cobra.Command, args []string) error {
+		if all == (len(args) == 2) {
+			return errors.New("name one session id, or pass --all to end every sign-in session of the user")
+		}
+		return run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.EndSessionsResponse, error) {
+			req := &adminv1.EndSessionsRequest{Name: args[0]}
+			if !all {
+				req.SessionId = args[1]
+			}
+			return admin.EndSessions(ctx, req)
+		}, func(_ *cobra.Command, w io.Writer, args []string, ended *adminv1.EndSessionsResponse) error {
+			_, err := fmt.Fprintf(w, "ended %d sign-in session(s) of %s\n", ended.GetEnded(), args[0])
+			return err
+		})(cmd, args)
+	}
+	end.Flags().BoolVar(&all, "all", false, "end every sign-in session of the user")
+	cmd.AddCommand(list, end)
+	return cmd
+}
+
 func (t *tree) apiKeyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "api-key", Short: "See and revoke the API keys of any person or service account"}
 	list := listCommand(t, "list SUBJECT", "List a subject's API keys (never their secrets)", cobra.ExactArgs(1),

@@ -84,6 +84,15 @@ func printLogins(out io.Writer, all []*adminv1.Login) error {
 	return w.Flush()
 }
 
+func printSessions(out io.Writer, all []*adminv1.Session) error {
+	w := table(out, "SESSION_ID\tSIGNED_IN\tCLIENTS\tLAST_USED\tIDLE_EXPIRES\tEXPIRES")
+	for _, s := range all {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.GetSessionId(), Stamp(s.GetAuthTime()), OrNone(s.GetClientIds()),
+			Stamp(s.GetLastUseTime()), Stamp(s.GetIdleExpireTime()), Stamp(s.GetExpireTime()))
+	}
+	return w.Flush()
+}
+
 // PrintAPIKeys prints API keys, never their secrets (which no answer holds).
 func PrintAPIKeys(out io.Writer, keys []*authv1.ApiKey) error {
 	w := table(out, "ID\tNAME\tSUBJECT\tSCOPES\tCREATED\tEXPIRES")

@@ -16,6 +16,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/secrets"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -58,15 +59,18 @@ type Service struct {
 	store     Store
 	directory *accounts.Directory
 	tokens    *tokens.Service
+	sessions  *sessions.Service
 	now       func() time.Time
 	random    io.Reader
 }
 
-// Dependencies are what the sign-in core works with.
+// Dependencies are what the sign-in core works with. Sessions may be nil
+// or disabled: every sign-in then shows the form.
 type Dependencies struct {
 	Store     Store
 	Directory *accounts.Directory
 	Tokens    *tokens.Service
+	Sessions  *sessions.Service
 	Now       func() time.Time
 	Random    io.Reader
 }
@@ -74,7 +78,7 @@ type Dependencies struct {
 // NewService wires the sign-in core, as tokens.NewService and
 // providers.NewService do: its configuration, then what it works with.
 func NewService(cfg Config, deps Dependencies) *Service {
-	return &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, tokens: deps.Tokens, now: deps.Now, random: deps.Random}
+	return &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, tokens: deps.Tokens, sessions: deps.Sessions, now: deps.Now, random: deps.Random}
 }
 
 // AuthorizeURL validates req and returns the sign-in page URL carrying it.
@@ -89,29 +93,128 @@ func (s *Service) AuthorizeURL(ctx context.Context, req Request) (string, error)
 	return strings.TrimSuffix(s.cfg.BaseURL, "/") + PagePath + "?" + req.Values().Encode(), nil
 }
 
-// SignIn authenticates a person for req, signing in from address (for
-// throttling), and returns where to send the browser: the redirect URI with
-// a fresh code, the state when there is one and the issuer.
-func (s *Service) SignIn(ctx context.Context, req Request, address, username, password string) (string, error) {
+// PasswordSignIn is what the person typed on the form, and where from.
+type PasswordSignIn struct {
+	// Address is the client's network address, for throttling.
+	Address  string
+	Username string
+	Password string
+	// Replaces is the value of the browser's session cookie, if any: the new
+	// sign-in's session replaces it (prompt=login, or another account).
+	Replaces string
+}
+
+// SignedIn is what a sign-in on the form answers.
+type SignedIn struct {
+	// Target is where to send the browser: the redirect URI with a fresh
+	// code (or the client's error), the state when there is one and the
+	// issuer.
+	Target string
+	// SessionCookie, when set, is the value of the session cookie to set:
+	// the sign-in started a session.
+	SessionCookie string
+	// Session is that session.
+	Session sessions.Session
+}
+
+// SignIn authenticates a person for req and returns where to send the
+// browser, starting a sign-in session when sessions are enabled.
+func (s *Service) SignIn(ctx context.Context, req Request, signIn PasswordSignIn) (SignedIn, error) {
 	req, err := s.Validate(ctx, req)
 	if err != nil {
-		return "", err
+		return SignedIn{}, err
 	}
-	principal, err := s.directory.AuthenticateUser(ctx, address, username, password)
+	principal, err := s.directory.AuthenticateUser(ctx, signIn.Address, signIn.Username, signIn.Password)
 	if err != nil {
-		return "", err
+		return SignedIn{}, err
 	}
+	scopes, refused, err := s.grantScopes(ctx, req, principal)
+	if err != nil || refused != "" {
+		return SignedIn{Target: refused}, err
+	}
+	var signedIn SignedIn
+	if s.sessions.Enabled() {
+		if signedIn.SessionCookie, signedIn.Session, err = s.sessions.Start(ctx, principal, []string{sessions.AMRPassword}, req.ClientID); err != nil {
+			return SignedIn{}, err
+		}
+		if signIn.Replaces != "" {
+			// Only a session this browser proves it holds is ended.
+			if previous, err := s.sessions.Resume(ctx, signIn.Replaces); err == nil {
+				if _, err := s.sessions.End(ctx, previous.ID); err != nil && chiterr.KindOf(err) != chiterr.NotFound {
+					return SignedIn{}, fmt.Errorf("end the replaced sign-in session: %w", err)
+				}
+			}
+		}
+	}
+	if signedIn.Target, err = s.issueCode(ctx, req, principal, scopes, principal.ReadAt, signedIn.Session.ID); err != nil {
+		return SignedIn{}, err
+	}
+	return signedIn, nil
+}
+
+// SignInWithSession answers req without the form for the person of the
+// browser's live session (cookie is its cookie's value), when req lets a
+// session answer: not Chit's command line, no prompt of login, consent or
+// select_account, and a sign-in no older than max_age. The code carries the
+// session's auth_time and id, and the client is recorded on the session.
+// ok is false when the form must be shown (or, for prompt=none,
+// login_required answered); the scopes are decided for the client and the
+// person exactly as SignIn decides them.
+func (s *Service) SignInWithSession(ctx context.Context, req Request, cookie string) (target string, ok bool, err error) {
+	if !s.sessions.Enabled() || cookie == "" || req.wantsForm() {
+		return "", false, nil
+	}
+	session, principal, err := s.sessions.ResumeWithPrincipal(ctx, cookie)
+	if chiterr.KindOf(err) == chiterr.Unauthenticated {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	// OpenID Connect Core §3.1.2.1: an older sign-in must be made again.
+	if maxAge, asked := req.maxAge(); asked && s.now().Sub(session.AuthTime) > maxAge {
+		return "", false, nil
+	}
+	// The session must still be live when the client is recorded on it:
+	// a logout that ended it meanwhile then lists every client it had.
+	if session, err = s.sessions.SignedIn(ctx, session, req.ClientID); chiterr.KindOf(err) == chiterr.Unauthenticated {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, err
+	}
+	scopes, refused, err := s.grantScopes(ctx, req, principal)
+	if err != nil || refused != "" {
+		return refused, refused != "", err
+	}
+	target, err = s.issueCode(ctx, req, principal, scopes, session.AuthTime, session.ID)
+	if err != nil {
+		return "", false, err
+	}
+	return target, true, nil
+}
+
+// grantScopes decides what the person gets through the request's client:
+// the scopes, or (refused) where to send the browser when the person may
+// not have what the request asks for.
+func (s *Service) grantScopes(ctx context.Context, req Request, principal accounts.Principal) (scopes []string, refused string, err error) {
 	client, err := s.directory.LookupClient(ctx, req.ClientID)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	requested, _ := accounts.ParseScope(req.Scope) // checked by Validate
-	scopes, err := accounts.Grantee{Principal: principal, Client: client}.GrantScopes(requested)
+	scopes, err = accounts.Grantee{Principal: principal, Client: client}.GrantScopes(requested)
 	if err != nil {
 		// The request was valid; the person is not allowed what it asks
 		// for: the client hears it as RFC 6749 §4.1.2.1 says.
-		return s.errorResponse(req.RedirectURI, req.State, chiterr.ReasonInvalidScope, err), nil
+		return nil, s.errorResponse(req.RedirectURI, req.State, chiterr.ReasonInvalidScope, err), nil
 	}
+	return scopes, "", nil
+}
+
+// issueCode stores a fresh code for the person and scopes, signed in at
+// authTime (through the session sessionID, when there is one), and returns
+// the authorization response that carries it.
+func (s *Service) issueCode(ctx context.Context, req Request, principal accounts.Principal, scopes []string, authTime time.Time, sessionID string) (string, error) {
 	code, err := secrets.Random(s.random, 32)
 	if err != nil {
 		return "", err
@@ -126,7 +229,8 @@ func (s *Service) SignIn(ctx context.Context, req Request, address, username, pa
 		Role:          string(principal.Role),
 		Scope:         strings.Join(scopes, " "),
 		Nonce:         req.Nonce,
-		AuthTime:      principal.ReadAt,
+		AuthTime:      authTime,
+		SessionID:     sessionID,
 		ExpiresAt:     now.Add(s.cfg.CodeTTL),
 	})
 	if err != nil {
@@ -246,7 +350,10 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 		AuthTime:         stored.AuthTime,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
-		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime, Scopes: scopes}
+		// Every code comes from a password sign-in on the page, made then
+		// or by the session it carries (sid, for logout).
+		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime, Scopes: scopes,
+			SessionID: stored.SessionID, AMR: []string{sessions.AMRPassword}}
 	}
 	return s.tokens.IssueForLogin(ctx, login)
 }

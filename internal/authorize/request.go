@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chit-auth/chit/internal/accounts"
@@ -28,6 +30,10 @@ type Request struct {
 	ResponseMode string
 	// Prompt is OpenID Connect's space-separated prompt list.
 	Prompt string
+	// MaxAge is OpenID Connect's max_age as sent: the most seconds since
+	// the person last typed their password for a sign-in session to answer
+	// without the form ("" when not sent).
+	MaxAge string
 	// Repeated names the parameters the request carried more than once,
 	// which RFC 6749 §3.1 forbids (ParseRequest fills it).
 	Repeated []string
@@ -45,24 +51,30 @@ const (
 	// the code appears in no URL, history or Referer.
 	ResponseModeFormPost = "form_post"
 	PromptNone           = "none"
+	PromptLogin          = "login"
+	PromptConsent        = "consent"
+	PromptSelect         = "select_account"
 )
 
-// prompts are the prompt values of OpenID Connect Core §3.1.2.1. Chit
-// always shows the form (login) and the form names the client and scopes
-// the person approves by signing in (consent) and lets them type any
-// account (select_account); none is answered login_required.
-var prompts = []string{PromptNone, "login", "consent", "select_account"}
+// prompts are the prompt values of OpenID Connect Core §3.1.2.1. A live
+// sign-in session answers without the form unless one of login, consent or
+// select_account is asked: login wants the password typed again; Chit has
+// no consent screen of its own, the form names the client and scopes the
+// person approves by signing in (consent); and the form lets them type any
+// account (select_account). none never shows the form: without a session
+// it is answered login_required.
+var prompts = []string{PromptNone, PromptLogin, PromptConsent, PromptSelect}
 
 // Parameters are the authorization request's parameters Chit reads, in the
 // order they are written: ParseRequest reads them, Values writes them, and
 // the page carries them through its form.
 var Parameters = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-	"code_challenge", "code_challenge_method", "response_mode", "prompt"}
+	"code_challenge", "code_challenge_method", "response_mode", "prompt", "max_age"}
 
 // singleValued are the parameters that may appear once (RFC 6749 §3.1):
 // those Chit reads and the other single-valued ones of OpenID Connect Core
 // §3.1.2.1, which it ignores but does not let be ambiguous.
-var singleValued = append(slices.Clone(Parameters), "max_age", "display", "ui_locales", "id_token_hint", "login_hint",
+var singleValued = append(slices.Clone(Parameters), "display", "ui_locales", "id_token_hint", "login_hint",
 	"acr_values", "claims", "request", "request_uri", "registration")
 
 // Authorization error codes of RFC 6749 §4.1.2.1 and OpenID Connect Core
@@ -94,6 +106,7 @@ func ParseRequest(values url.Values) Request {
 		ResponseType:        values.Get("response_type"),
 		ResponseMode:        values.Get("response_mode"),
 		Prompt:              values.Get("prompt"),
+		MaxAge:              values.Get("max_age"),
 	}
 	for _, name := range singleValued {
 		if len(values[name]) > 1 {
@@ -117,7 +130,7 @@ func (r Request) Values() url.Values {
 	for name, value := range map[string]string{
 		"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI, "scope": r.Scope,
 		"state": r.State, "nonce": r.Nonce, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
-		"response_mode": r.ResponseMode, "prompt": r.Prompt,
+		"response_mode": r.ResponseMode, "prompt": r.Prompt, "max_age": r.MaxAge,
 	} {
 		if value != "" {
 			values.Set(name, value)
@@ -129,6 +142,40 @@ func (r Request) Values() url.Values {
 // SilentOnly reports whether a validated request asked not to be shown
 // the page (prompt=none, OpenID Connect Core §3.1.2.1).
 func (r Request) SilentOnly() bool { return r.Prompt == PromptNone }
+
+// wantsForm reports whether a validated request asks for the form even
+// when a sign-in session is live: prompt login, consent or select_account,
+// or Chit's own command line, whose commands that need a recent sign-in
+// (chit apikey create) would refuse a session's old auth_time.
+func (r Request) wantsForm() bool {
+	if r.ClientID == CLIClientID {
+		return true
+	}
+	for _, prompt := range strings.Fields(r.Prompt) {
+		if prompt != PromptNone {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAge is the validated request's max_age; ok is false when none was
+// sent.
+func (r Request) maxAge() (age time.Duration, ok bool) {
+	if r.MaxAge == "" {
+		return 0, false
+	}
+	seconds, _ := strconv.ParseInt(r.MaxAge, 10, 64) // checked by Validate
+	return time.Duration(min(seconds, maxMaxAge)) * time.Second, true
+}
+
+// maxMaxAge caps max_age where a time.Duration of it still fits: a larger
+// one means the same, any sign-in.
+const maxMaxAge = 100 * 365 * 24 * 3600
+
+// maxAgePattern is a non-negative integer in plain decimal (OpenID Connect
+// Core §3.1.2.1), at most 18 digits so that it parses.
+var maxAgePattern = regexp.MustCompile(`^[0-9]{1,18}$`)
 
 // challengePattern is base64url of a SHA-256: 43 characters, no padding.
 var challengePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -219,6 +266,9 @@ func (s *Service) checkRequest(client accounts.Client, req *Request) error {
 	}
 	if err := checkPrompt(req.Prompt); err != nil {
 		return err
+	}
+	if req.MaxAge != "" && !maxAgePattern.MatchString(req.MaxAge) {
+		return chiterr.New(chiterr.InvalidArgument, "max_age must be a number of seconds, 0 or more")
 	}
 	if !utf8.ValidString(req.Nonce) {
 		return chiterr.New(chiterr.InvalidArgument, "nonce must be UTF-8 text")

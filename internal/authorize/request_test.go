@@ -38,8 +38,8 @@ func TestParseRequestNotesRepeatedParameters(t *testing.T) {
 	}
 	// Values writes back what ParseRequest reads.
 	full := Request{ClientID: "c", RedirectURI: "https://c.example/cb", State: "s", Scope: "openid", Nonce: "n", CodeChallenge: "x",
-		CodeChallengeMethod: "S256", ResponseType: "code", ResponseMode: "query", Prompt: "login"}
-	if got := ParseRequest(full.Values()); got.Prompt != full.Prompt || got.ResponseMode != full.ResponseMode || got.Nonce != full.Nonce ||
+		CodeChallengeMethod: "S256", ResponseType: "code", ResponseMode: "query", Prompt: "login", MaxAge: "0"}
+	if got := ParseRequest(full.Values()); got.Prompt != full.Prompt || got.MaxAge != full.MaxAge || got.ResponseMode != full.ResponseMode || got.Nonce != full.Nonce ||
 		got.ClientID != full.ClientID || len(got.Repeated) != 0 {
 		t.Errorf("round trip: %+v", got)
 	}
@@ -88,6 +88,15 @@ func TestRequestRulesAfterTheClientIsKnown(t *testing.T) {
 		{"prompt select_account", public, true, withPKCE, func(r *Request) { r.Prompt = "select_account" }, ""},
 		{"an unknown prompt", public, true, withPKCE, func(r *Request) { r.Prompt = "login dance" }, "invalid_request"},
 		{"prompt none with login", public, true, withPKCE, func(r *Request) { r.Prompt = "none login" }, "invalid_request"},
+		{"max_age 0", public, true, withPKCE, func(r *Request) { r.MaxAge = "0" }, ""},
+		{"max_age 3600", public, true, withPKCE, func(r *Request) { r.MaxAge = "3600" }, ""},
+		{"max_age past a duration", public, true, withPKCE, func(r *Request) { r.MaxAge = "999999999999999999" }, ""},
+		{"max_age -1", public, true, withPKCE, func(r *Request) { r.MaxAge = "-1" }, "invalid_request"},
+		{"max_age abc", public, true, withPKCE, func(r *Request) { r.MaxAge = "abc" }, "invalid_request"},
+		{"max_age +5", public, true, withPKCE, func(r *Request) { r.MaxAge = "+5" }, "invalid_request"},
+		{"max_age 1.5", public, true, withPKCE, func(r *Request) { r.MaxAge = "1.5" }, "invalid_request"},
+		{"max_age of 19 digits", public, true, withPKCE, func(r *Request) { r.MaxAge = "1000000000000000000" }, "invalid_request"},
+		{"a repeated max_age", public, true, withPKCE, func(r *Request) { r.Repeated = []string{"max_age"} }, "invalid_request"},
 		{"a scope the client may not ask for", public, true, withPKCE, func(r *Request) { r.Scope = "openid admin" }, "invalid_scope"},
 		{"a repeated scope parameter", public, true, withPKCE, func(r *Request) { r.Repeated = []string{"scope"} }, "invalid_request"},
 		{"a repeated nonce", public, true, withPKCE, func(r *Request) { r.Repeated = []string{"nonce"} }, "invalid_request"},
@@ -227,5 +236,42 @@ func TestRedirectsKeepTheRegisteredQuery(t *testing.T) {
 	query := u.Query()
 	if query.Get("tenant") != "a b" || query.Get("next") != "/home" || !query.Has("flag") || query.Get("code") != "c" || query.Get("state") != "s" {
 		t.Fatalf("the response lost part of the registered query: %s", u)
+	}
+}
+
+// Which requests a live session may answer without the form, and how
+// max_age reads.
+func TestWhenASessionMayAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		req      Request
+		wantForm bool
+	}{
+		{"no prompt", Request{ClientID: "app"}, false},
+		{"prompt none", Request{ClientID: "app", Prompt: "none"}, false},
+		{"prompt login", Request{ClientID: "app", Prompt: "login"}, true},
+		{"prompt consent", Request{ClientID: "app", Prompt: "consent"}, true},
+		{"prompt select_account", Request{ClientID: "app", Prompt: "select_account"}, true},
+		{"prompt login consent", Request{ClientID: "app", Prompt: "consent login"}, true},
+		// chit apikey create needs a recent sign-in: the CLI always types
+		// its password.
+		{"the CLI", Request{ClientID: CLIClientID}, true},
+		{"the CLI with prompt none", Request{ClientID: CLIClientID, Prompt: "none"}, true},
+	} {
+		if got := tc.req.wantsForm(); got != tc.wantForm {
+			t.Errorf("%s: wantsForm = %v", tc.name, got)
+		}
+	}
+	if _, asked := (Request{}).maxAge(); asked {
+		t.Error("no max_age reads as asked")
+	}
+	if age, asked := (Request{MaxAge: "0"}).maxAge(); !asked || age != 0 {
+		t.Errorf("max_age 0 = %v, %v", age, asked)
+	}
+	if age, asked := (Request{MaxAge: "90"}).maxAge(); !asked || age != 90*time.Second {
+		t.Errorf("max_age 90 = %v, %v", age, asked)
+	}
+	if age, _ := (Request{MaxAge: "999999999999999999"}).maxAge(); age <= 0 {
+		t.Errorf("a huge max_age overflows to %v", age)
 	}
 }

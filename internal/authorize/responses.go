@@ -63,8 +63,8 @@ func (s *Service) ErrorRedirect(err error) (string, bool) {
 }
 
 // LoginRequired returns where to send the browser for a validated request
-// that asked not to be shown the page (prompt=none): Chit keeps no sign-in
-// sessions, so a person must always sign in (OpenID Connect Core §3.1.2.6).
+// that asked not to be shown the page (prompt=none) when no sign-in session
+// could answer it (OpenID Connect Core §3.1.2.6).
 func (s *Service) LoginRequired(req Request) string {
 	return s.response(req.RedirectURI, url.Values{"error": {errLoginRequired}, "state": {req.State}})
 }

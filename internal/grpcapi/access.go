@@ -132,6 +132,8 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_ListLogins_FullMethodName:                 admins,
 	adminv1.AdminService_RevokeLogin_FullMethodName:                admins,
 	adminv1.AdminService_RevokeLogins_FullMethodName:               admins,
+	adminv1.AdminService_ListSessions_FullMethodName:               admins,
+	adminv1.AdminService_EndSessions_FullMethodName:                admins,
 	adminv1.AdminService_ListApiKeys_FullMethodName:                admins,
 	adminv1.AdminService_RevokeApiKey_FullMethodName:               admins,
 

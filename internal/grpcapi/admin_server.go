@@ -16,6 +16,7 @@ import (
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -29,6 +30,7 @@ type AdminServer struct {
 	tokens      *tokens.Service
 	providers   *providers.Service
 	signingKeys SigningKeys
+	sessions    *sessions.Service
 	pages       *paging.Tokens
 }
 
@@ -37,7 +39,7 @@ var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
 // NewAdminServer returns the AdminService handlers over deps.Directory,
 // its lists' page tokens made with deps.Pages.
 func NewAdminServer(deps Dependencies) *AdminServer {
-	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, pages: deps.Pages}
+	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, sessions: deps.Sessions, pages: deps.Pages}
 }
 
 // grantFields name the Admin API's grant fields in the messages that
@@ -639,6 +641,73 @@ func (s *AdminServer) RevokeLogins(ctx context.Context, req *adminv1.RevokeLogin
 		return nil, err
 	}
 	return &adminv1.RevokeLoginsResponse{}, nil
+}
+
+func (s *AdminServer) ListSessions(ctx context.Context, req *adminv1.ListSessionsRequest) (*adminv1.ListSessionsResponse, error) {
+	if err := accounts.ValidateName("user", req.GetName()); err != nil {
+		return nil, err
+	}
+	subject := accounts.UserSubject(req.GetName())
+	listed, next, err := paging.List(ctx, s.pages, "sessions:"+subject, paging.Request{Size: req.GetPageSize(), Token: req.GetPageToken()},
+		func(page storage.Page) ([]sessions.Session, error) { return s.sessions.List(ctx, subject, page) },
+		func(session sessions.Session) string { return session.ID }, sessionMessage)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ListSessionsResponse{Sessions: listed, NextPageToken: next}, nil
+}
+
+func sessionMessage(session sessions.Session) *adminv1.Session {
+	return &adminv1.Session{
+		SessionId:      session.ID,
+		Name:           session.Subject,
+		AuthTime:       timestamppb.New(session.AuthTime),
+		Amr:            session.AMR,
+		ClientIds:      session.ClientIDs,
+		CreateTime:     timestamppb.New(session.CreatedAt),
+		LastUseTime:    timestamppb.New(session.LastUsedAt),
+		IdleExpireTime: timestamppb.New(session.IdleExpiresAt),
+		ExpireTime:     timestamppb.New(session.ExpiresAt),
+	}
+}
+
+func (s *AdminServer) EndSessions(ctx context.Context, req *adminv1.EndSessionsRequest) (*adminv1.EndSessionsResponse, error) {
+	if err := accounts.ValidateName("user", req.GetName()); err != nil {
+		return nil, err
+	}
+	subject := accounts.UserSubject(req.GetName())
+	if req.GetSessionId() == "" {
+		ended, err := s.sessions.EndAll(ctx, subject)
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.EndSessionsResponse{Ended: int32(ended)}, nil
+	}
+	notFound := chiterr.New(chiterr.NotFound, "user %q has no sign-in session with this id", req.GetName())
+	if !sessions.ValidID(req.GetSessionId()) {
+		return nil, notFound
+	}
+	// The session must be the named user's: the call (and its audit line)
+	// then says whose session ended.
+	session, err := s.sessions.Get(ctx, req.GetSessionId())
+	if chiterr.KindOf(err) == chiterr.NotFound || (err == nil && session.Subject != subject) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	before, err := s.sessions.End(ctx, session.ID)
+	if chiterr.KindOf(err) == chiterr.NotFound {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	ended := int32(0)
+	if s.sessions.Live(before) {
+		ended = 1
+	}
+	return &adminv1.EndSessionsResponse{Ended: ended}, nil
 }
 
 func (s *AdminServer) ListApiKeys(ctx context.Context, req *adminv1.ListApiKeysRequest) (*adminv1.ListApiKeysResponse, error) {

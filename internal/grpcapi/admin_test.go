@@ -102,6 +102,8 @@ func loginRequests(subject string) map[string]proto.Message {
 		adminv1.AdminService_RevokeLogins_FullMethodName: &adminv1.RevokeLoginsRequest{Subject: subject},
 		adminv1.AdminService_ListApiKeys_FullMethodName:  &adminv1.ListApiKeysRequest{Subject: subject},
 		adminv1.AdminService_RevokeApiKey_FullMethodName: &adminv1.RevokeApiKeyRequest{Id: "no-such-key"},
+		adminv1.AdminService_ListSessions_FullMethodName: &adminv1.ListSessionsRequest{Name: subject},
+		adminv1.AdminService_EndSessions_FullMethodName:  &adminv1.EndSessionsRequest{Name: subject},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -27,6 +28,9 @@ type Dependencies struct {
 	// Grants is the grant table the AuthService's token RPCs dispatch to,
 	// the one /oauth2/token dispatches to as well.
 	Grants *grants.Service
+	// Sessions are the sign-in page's browser sessions, which admins list
+	// and end.
+	Sessions *sessions.Service
 	// Pages makes and reads the page tokens of the Admin API's lists.
 	Pages *paging.Tokens
 	// SigningKeys lists and rotates the server's signing keys.

@@ -42,6 +42,7 @@ import (
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/signinpage"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
@@ -77,6 +78,10 @@ type Config struct {
 	KeyCheckInterval time.Duration
 	// SignIn is the browser sign-in policy; its BaseURL defaults to the issuer.
 	SignIn authorize.Config
+	// Sessions are the sign-in page's browser sessions (single sign-on); a
+	// zero Lifetime disables them: nothing is stored and every sign-in
+	// shows the form.
+	Sessions sessions.Config
 
 	PasswordParams      passwords.Params
 	MaxConcurrentHashes int
@@ -286,6 +291,7 @@ type core struct {
 	tokens      *tokens.Service
 	providers   *providers.Service
 	authorize   *authorize.Service
+	sessions    *sessions.Service
 	// grants is the one grant table every transport dispatches to.
 	grants *grants.Service
 }
@@ -331,10 +337,12 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	})
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
 	directory.WhenTokensRefused(tokenService.ForgetRefusals)
-	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService, Now: now, Random: random})
+	sessionService := sessions.NewService(cfg.Sessions, sessions.Dependencies{Store: store, Directory: directory, Now: now, Random: random})
+	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
+		Sessions: sessionService, Now: now, Random: random})
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
-		tokens: tokenService, providers: providerService, authorize: authorizeService,
+		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
 	}, nil
 }
@@ -344,7 +352,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Grants: c.grants, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
+		Grants: c.grants, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -475,7 +483,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				ScopesSupported:                            accounts.PersonScopes,
 				CodeChallengeMethodsSupported:              []string{"S256"},
 				AuthorizationResponseIssParameterSupported: true,
-				ClaimsSupported:                            append([]string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "role", "scope", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim}, tokens.ProfileClaimNames...),
+				ClaimsSupported:                            append([]string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", tokens.SessionIDClaim, tokens.AMRClaim, "role", "scope", tokens.FamilyClaim, tokens.ClientIDClaim, tokens.IssuedAtMicrosClaim}, tokens.ProfileClaimNames...),
 				ChitTokenEndpoint:                          base + grpcapi.TokenPath,
 				ChitRefreshEndpoint:                        base + grpcapi.RefreshTokenPath,
 				ChitRevocationEndpoint:                     base + grpcapi.RevokePath,

@@ -131,6 +131,14 @@ func (cfg Config) Validate() error {
 		// timeout as long as the call's could never end a wait.
 		failThan("HashQueueTimeout", "must be shorter than", "RequestTimeout")
 	}
+	if cfg.Sessions.Lifetime < 0 {
+		fail("Sessions.Lifetime", "must not be negative (0 disables sign-in sessions)")
+	} else if cfg.Sessions.Lifetime > 0 && (cfg.Sessions.IdleTimeout <= 0 || cfg.Sessions.IdleTimeout > cfg.Sessions.Lifetime) {
+		failThan("Sessions.IdleTimeout", "must be positive and at most", "Sessions.Lifetime")
+	}
+	if cfg.Sessions.MaxPerUser < 0 {
+		fail("Sessions.MaxPerUser", "must not be negative")
+	}
 	for _, name := range cfg.Orchestrators {
 		if accounts.ValidateName("service", name) != nil {
 			fail("Orchestrators", "%q is not a service name", name)

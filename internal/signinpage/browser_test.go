@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/testenv/browsertest"
 )
 
@@ -103,5 +106,85 @@ func TestSignInInARealBrowser(t *testing.T) {
 		&authv1.LoginCliRequest{Code: got.code, RedirectUri: redirectURI, CodeVerifier: verifier})
 	if err != nil || token.GetAccessToken().GetIdToken() == "" {
 		t.Fatalf("LoginCli after the browser sign-in: %v, %v", token, err)
+	}
+}
+
+// TestSecondClientInTheSameBrowserSkipsTheForm signs in to one client in
+// headless Chromium, then opens another client's authorization request in
+// the same browser profile: the session cookie signs it in without the
+// form, and both ID tokens name the same session (sid).
+func TestSecondClientInTheSameBrowserSkipsTheForm(t *testing.T) {
+	t.Parallel()
+	browsertest.Chromium(t)
+	e := servertest.Start(t)
+
+	type arrival struct{ code, state string }
+	listen := func() (chan arrival, string) {
+		arrived := make(chan arrival, 1)
+		listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case arrived <- arrival{r.URL.Query().Get("code"), r.URL.Query().Get("state")}:
+			default:
+			}
+			_, _ = w.Write([]byte("<!doctype html><title>done</title><h1>Signed in</h1>"))
+		}))
+		t.Cleanup(listener.Close)
+		return arrived, listener.URL + "/callback"
+	}
+	firstArrived, firstRedirect := listen()
+	secondArrived, secondRedirect := listen()
+	grants := storage.Grants{AllowedScopes: []string{"openid"}}
+	// Registered on the loopback address without a port: any port matches
+	// (RFC 8252 §7.3).
+	e.RegisterClient(t, accounts.ClientRegistration{ID: "first-app", RedirectURIs: []string{"http://127.0.0.1/callback"}, Grants: grants})
+	e.RegisterClient(t, accounts.ClientRegistration{ID: "second-app", RedirectURIs: []string{"http://127.0.0.1/callback"}, Grants: grants})
+	config := func(id, redirect string) *oauth2.Config {
+		cfg := &oauth2.Config{ClientID: id, Endpoint: xoauth2Endpoint(e), RedirectURL: redirect, Scopes: []string{"openid"}}
+		cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+		return cfg
+	}
+	first, second := config("first-app", firstRedirect), config("second-app", secondRedirect)
+	firstVerifier, secondVerifier := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
+
+	ctx := browsertest.Browser(t, 60*time.Second)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(first.AuthCodeURL("one", oauth2.S256ChallengeOption(firstVerifier))),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), servertest.UserName),
+		chromedp.SendKeys(chromedp.CSS(`#password`), servertest.UserPassword),
+		chromedp.Click(chromedp.CSS(`button[value="sign-in"]`)),
+	); err != nil {
+		t.Fatalf("sign in to the first client: %v", err)
+	}
+	var one, two arrival
+	select {
+	case one = <-firstArrived:
+	case <-ctx.Done():
+		t.Fatal("the browser never reached the first client")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(second.AuthCodeURL("two", oauth2.S256ChallengeOption(secondVerifier)))); err != nil {
+		t.Fatalf("open the second client's sign-in: %v", err)
+	}
+	select {
+	case two = <-secondArrived:
+	case <-ctx.Done():
+		t.Fatal("the second client's sign-in did not come back without the form")
+	}
+	// The browser ended on the second client's page, never the form.
+	landed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.origin + location.pathname + " " + document.title`))
+	if err != nil || landed != secondRedirect+" done" {
+		t.Fatalf("the browser is at %q (%v), want the second client's callback", landed, err)
+	}
+	if one.state != "one" || two.state != "two" || one.code == "" || two.code == "" {
+		t.Fatalf("arrivals %+v %+v", one, two)
+	}
+	firstToken := exchange(t, e, first, one.code, firstVerifier)
+	secondToken := exchange(t, e, second, two.code, secondVerifier)
+	firstID := verifyIDToken(t, e, firstToken.Extra("id_token").(string))
+	secondID := verifyIDToken(t, e, secondToken.Extra("id_token").(string))
+	firstSID, _ := firstID.Get("sid")
+	secondSID, _ := secondID.Get("sid")
+	if firstSID == nil || firstSID != secondSID || secondID.Subject() != servertest.UserName {
+		t.Fatalf("sid %v and %v, sub %q: want one session of %s", firstSID, secondSID, secondID.Subject(), servertest.UserName)
 	}
 }

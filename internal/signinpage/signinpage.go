@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -38,6 +39,57 @@ const (
 	csrfCookie       = "chit_csrf"
 	secureCSRFCookie = "__Host-chit_csrf"
 )
+
+// The sign-in session cookie. Behind an https issuer it is
+// __Host-prefixed, Secure and for the whole host; SameSite=Lax, not Strict,
+// because an authorization request arrives as a top-level navigation from
+// the client's site, which must carry it. On an http issuer (make run's) it
+// cannot be __Host-: it is then chit_session, for /oauth2/ only.
+const (
+	sessionCookie       = "chit_session"
+	secureSessionCookie = "__Host-chit_session"
+	sessionCookiePath   = "/oauth2/"
+)
+
+// SessionCookieValue returns the value of r's sign-in session cookie ("" when
+// it has none), for a page whose public URL is https (httpsOnly) or not. It
+// is only a value to look up (sessions.Service.Resume): nothing in it is
+// trusted.
+func SessionCookieValue(r *http.Request, httpsOnly bool) string {
+	name := sessionCookie
+	if httpsOnly {
+		name = secureSessionCookie
+	}
+	cookie, err := r.Cookie(name)
+	if err != nil {
+		return ""
+	}
+	return cookie.Value
+}
+
+// ClearSessionCookie makes the browser forget its sign-in session cookie
+// (an expired one with the same name, path and attributes), as logout does.
+func ClearSessionCookie(w http.ResponseWriter, httpsOnly bool) {
+	cookie := sessionCookieFor(httpsOnly, false, "")
+	cookie.MaxAge = -1
+	http.SetCookie(w, cookie)
+}
+
+func sessionCookieFor(httpsOnly, overTLS bool, value string) *http.Cookie {
+	cookie := &http.Cookie{Name: sessionCookie, Value: value, Path: sessionCookiePath, HttpOnly: true, Secure: overTLS, SameSite: http.SameSiteLaxMode}
+	if httpsOnly {
+		cookie.Name, cookie.Path, cookie.Secure = secureSessionCookie, "/", true
+	}
+	return cookie
+}
+
+// setSessionCookie sets the session cookie to value until the session's
+// absolute end; the server ends it sooner when it idles.
+func (h *Handler) setSessionCookie(w http.ResponseWriter, overTLS bool, value string, expiresAt time.Time) {
+	cookie := sessionCookieFor(h.httpsOnly, overTLS, value)
+	cookie.Expires = expiresAt
+	http.SetCookie(w, cookie)
+}
 
 // maxFormBytes bounds a sign-in form submission.
 const maxFormBytes = 16 << 10
@@ -97,6 +149,17 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, err)
 		return
 	}
+	// A live sign-in session answers without the form when the request
+	// lets it (authorize.Service.SignInWithSession says when).
+	target, resumed, err := h.authorize.SignInWithSession(r.Context(), req, SessionCookieValue(r, h.httpsOnly))
+	if err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	if resumed {
+		h.redirect(w, r, target)
+		return
+	}
 	if req.SilentOnly() {
 		h.redirect(w, r, h.authorize.LoginRequired(req))
 		return
@@ -140,7 +203,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 	username := r.PostForm.Get("username")
 	// The client's address for throttling is in the context
 	// (clientaddr.Middleware).
-	target, err := h.authorize.SignIn(r.Context(), req, clientaddr.From(r.Context()), username, r.PostForm.Get("password"))
+	signedIn, err := h.authorize.SignIn(r.Context(), req, authorize.PasswordSignIn{
+		Address: clientaddr.From(r.Context()), Username: username, Password: r.PostForm.Get("password"),
+		Replaces: SessionCookieValue(r, h.httpsOnly),
+	})
 	if target, ok := h.authorize.ErrorRedirect(err); ok {
 		// The client changed since the form was shown.
 		h.redirect(w, r, target)
@@ -169,7 +235,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, req, view{Error: message, Username: username, CSRFToken: r.PostForm.Get("csrf_token")})
 		return
 	}
-	h.redirect(w, r, target)
+	if signedIn.SessionCookie != "" {
+		h.setSessionCookie(w, r.TLS != nil, signedIn.SessionCookie, signedIn.Session.ExpiresAt)
+	}
+	h.redirect(w, r, signedIn.Target)
 }
 
 // redirect sends the browser an authorization response: a 303 to target,

@@ -37,7 +37,10 @@ type AuthorizationCode struct {
 	Scope         string
 	Nonce         string
 	AuthTime      time.Time
-	ExpiresAt     time.Time
+	// SessionID is the sign-in session the code was issued through (the
+	// ID tokens' sid claim); empty when there was none.
+	SessionID string
+	ExpiresAt time.Time
 	// UsedAt is zero until the code is redeemed; FamilyID then names the
 	// refresh family it started, so a replay can revoke it.
 	UsedAt   time.Time

@@ -1,9 +1,9 @@
 // Package storage defines the contract through which Chit's core keeps its
 // state: one small interface per domain (logins, API keys, revocations,
-// principals, server keys, providers, authorization codes, the sign-in
-// throttle), each in its own file with its records, Store their union, and
-// the sentinel errors every backend returns. Consumers embed the groups they
-// use. Backends live in sub-packages (sqlite, postgres) and must pass the
+// principals, server keys, providers, authorization codes, sign-in
+// sessions, the sign-in throttle), each in its own file with its records,
+// Store their union, and the sentinel errors every backend returns.
+// Consumers embed the groups they use. Backends live in sub-packages (sqlite, postgres) and must pass the
 // conformance suite in storagetest. This package knows nothing of SQL, gRPC
 // or HTTP; of the core it knows only chiterr, the vocabulary in which
 // ErrUnavailable reaches the transports.
@@ -34,6 +34,7 @@ type Store interface {
 	RefreshTokenKeys
 	Providers
 	AuthorizationCodes
+	Sessions
 	Throttle
 	Maintenance
 

@@ -333,6 +333,38 @@ func (s *timedStore) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff
 	return s.store.DeleteExpiredAuthorizationCodes(ctx, cutoff)
 }
 
+// Sessions (sessions.go).
+
+func (s *timedStore) CreateSession(ctx context.Context, session Session, keep int) error {
+	defer s.done("CreateSession", time.Now())
+	return s.store.CreateSession(ctx, session, keep)
+}
+
+func (s *timedStore) GetSession(ctx context.Context, id string) (Session, error) {
+	defer s.done("GetSession", time.Now())
+	return s.store.GetSession(ctx, id)
+}
+
+func (s *timedStore) UpdateSession(ctx context.Context, id string, update func(*Session) error) (Session, error) {
+	defer s.done("UpdateSession", time.Now())
+	return s.store.UpdateSession(ctx, id, update)
+}
+
+func (s *timedStore) ListSessions(ctx context.Context, subject string, now time.Time, page Page) ([]Session, error) {
+	defer s.done("ListSessions", time.Now())
+	return s.store.ListSessions(ctx, subject, now, page)
+}
+
+func (s *timedStore) EndSessions(ctx context.Context, subject string, endedAt time.Time) (int, error) {
+	defer s.done("EndSessions", time.Now())
+	return s.store.EndSessions(ctx, subject, endedAt)
+}
+
+func (s *timedStore) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredSessions", time.Now())
+	return s.store.DeleteExpiredSessions(ctx, cutoff)
+}
+
 // Throttle (throttle.go).
 
 func (s *timedStore) GetLoginFailures(ctx context.Context, key string) (LoginFailures, error) {

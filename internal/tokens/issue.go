@@ -121,6 +121,13 @@ type IDTokenRequest struct {
 	// SigningAlgorithm is the client's id_token_signed_response_alg; empty
 	// is the server's algorithm. IssueForLogin sets it to the client's.
 	SigningAlgorithm string
+	// SessionID is the sign-in session the login came through, stated as
+	// sid (OpenID Connect Front- and Back-Channel Logout); "" leaves it
+	// out.
+	SessionID string
+	// AMR are the authentication methods of the sign-in (RFC 8176), stated
+	// as amr; none leaves it out.
+	AMR []string
 }
 
 // NewFamilyID returns a fresh refresh family id.
@@ -201,6 +208,12 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 	if req.Nonce != "" {
 		builder = builder.Claim("nonce", req.Nonce)
 	}
+	if req.SessionID != "" {
+		builder = builder.Claim(SessionIDClaim, req.SessionID)
+	}
+	if len(req.AMR) > 0 {
+		builder = builder.Claim(AMRClaim, req.AMR)
+	}
 	for name, value := range ProfileClaims(principal, req.Scopes) {
 		builder = builder.Claim(name, value)
 	}
@@ -272,6 +285,14 @@ type accessToken struct {
 	// apiKeyID names the API key the token was exchanged for (APIKeyClaim).
 	apiKeyID string
 }
+
+// SessionIDClaim names an ID token's sign-in session (OpenID Connect
+// Front-Channel Logout §3, Back-Channel Logout §2.4); AMRClaim its
+// authentication methods (OpenID Connect Core §2, RFC 8176).
+const (
+	SessionIDClaim = "sid"
+	AMRClaim       = "amr"
+)
 
 // AuthTimeClaim is when the subject proved who they are (RFC 9068 §2.2.1),
 // in seconds. Only tokens issued for a sign-in carry it.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -94,4 +95,48 @@ func (c *restClient) send(ctx context.Context, method, path, contentType string,
 		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode(), answer)
 	}
 	return answer, nil
+}
+
+// redirect sends a GET of pathAndQuery with a Cookie header and returns the
+// Location of a 303 answer; any other status is an error that quotes the
+// body. It is the sign-in page's answer to a browser with a session.
+func (c *restClient) redirect(ctx context.Context, pathAndQuery, cookie string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(http.MethodGet)
+	req.SetRequestURI(c.scheme + "://" + c.host + pathAndQuery)
+	req.Header.Set("Cookie", cookie)
+	var err error
+	if deadline, ok := ctx.Deadline(); ok {
+		err = c.client.DoDeadline(req, resp, deadline)
+	} else {
+		err = c.client.Do(req, resp)
+	}
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode() != http.StatusSeeOther {
+		return "", fmt.Errorf("HTTP %d, want 303: %.200s", resp.StatusCode(), resp.Body())
+	}
+	return string(resp.Header.Peek("Location")), nil
+}
+
+// browser is a net/http client for the sign-in page's form in a scenario's
+// setup (not measured): it keeps cookies and does not follow redirects.
+func (c *restClient) browser() (*http.Client, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{
+		Jar:           jar,
+		Transport:     &http.Transport{TLSClientConfig: c.client.TLSConfig},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       time.Minute,
+	}, nil
 }

@@ -31,6 +31,8 @@ func runCommand(args []string, out io.Writer) error {
 	serverPID := flags.Int("server-pid", 0, "chitd's process id on this machine, to report its CPU seconds and peak RSS (0: not reported)")
 	clientID := flags.String("client-id", "", "a service account for the CheckToken, client-credentials and provider scenarios (secret in $CHIT_BENCH_CLIENT_SECRET)")
 	username := flags.String("username", "", "users for the password and refresh scenarios, comma-separated, sharing the password in $CHIT_BENCH_PASSWORD; callers take turns among them (one username signing in from many callers at once is throttled like a burst of guesses)")
+	ssoClient := flags.String("sso-client", "", "a registered public OAuth client allowed openid, for the sign-in session scenario (its users are --username's)")
+	ssoRedirect := flags.String("sso-redirect-uri", "http://127.0.0.1/callback", "--sso-client's registered redirect URI")
 	useTLS := flags.Bool("tls", false, "call both ports over TLS")
 	caFile := flags.String("ca-file", "", "with --tls, trust this CA bundle (PEM) instead of the system roots")
 	cpuProfile := flags.String("cpuprofile", "", "write the load generator's own CPU profile here (it shares the machine's cores with a local chitd)")
@@ -73,6 +75,7 @@ func runCommand(args []string, out io.Writer) error {
 		conn: conn, rest: newRESTClient(*httpAddr, restTLS, *concurrency), callers: *concurrency,
 		clientID: *clientID, clientSecret: os.Getenv("CHIT_BENCH_CLIENT_SECRET"),
 		usernames: usernamesOf(*username), password: os.Getenv("CHIT_BENCH_PASSWORD"),
+		ssoClient: *ssoClient, ssoRedirect: *ssoRedirect,
 	}
 	if *cpuProfile != "" {
 		file, err := os.Create(*cpuProfile)

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +40,9 @@ type target struct {
 	password  string
 	// callers is the concurrency, which sizes per-caller state.
 	callers int
+	// ssoClient is a registered public OAuth client allowed openid with the
+	// redirect URI ssoRedirect, for the sign-in session scenario.
+	ssoClient, ssoRedirect string
 }
 
 const baselineName = "baseline (health check)"
@@ -55,6 +61,14 @@ const (
 	// transport is "rest".
 	oauthIntrospect  = "/oauth2/introspect, Basic"
 	oauthClientToken = "/oauth2/token, client credentials"
+	ssoAuthorize     = "authorize with a session (SSO, no password)"
+)
+
+// The OAuth client the suite registers for ssoAuthorize: public, openid,
+// a loopback redirect (its code is never redeemed).
+const (
+	benchSSOClient   = "bench-sso"
+	benchSSORedirect = "http://127.0.0.1/callback"
 )
 
 // comparedWith names, for a scenario compared with another scenario rather
@@ -110,6 +124,84 @@ type fixtures struct {
 
 	chainsMu sync.Mutex
 	chains   []string
+
+	// sessionCookies are "name=value" Cookie headers of sign-in sessions,
+	// one per user; authorizePath is the authorization request they answer.
+	sessionCookies []string
+	authorizePath  string
+}
+
+// newSessions signs each user in once on the sign-in page's form, as a
+// browser would, and keeps the session cookie it sets: the scenario then
+// asks for codes with it and never types a password.
+func (f *fixtures) newSessions(ctx context.Context) error {
+	if err := f.t.needUser(); err != nil {
+		return err
+	}
+	if f.t.ssoClient == "" {
+		return errors.New("this scenario needs a registered public OAuth client allowed openid: --sso-client and --sso-redirect-uri")
+	}
+	// A fixed challenge: the codes are never redeemed (they expire).
+	query := url.Values{"response_type": {"code"}, "client_id": {f.t.ssoClient}, "redirect_uri": {f.t.ssoRedirect}, "scope": {"openid"},
+		"state": {"bench"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	f.authorizePath = "/oauth2/authorize?" + query.Encode()
+	cookies := make([]string, len(f.t.usernames))
+	for i, name := range f.t.usernames {
+		cookie, err := f.t.signInOnPage(ctx, f.authorizePath, name)
+		if err != nil {
+			return fmt.Errorf("sign %s in on the page: %w", name, err)
+		}
+		cookies[i] = cookie
+	}
+	f.sessionCookies = cookies
+	return nil
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// signInOnPage opens the sign-in page at path, submits its form as name
+// and returns the session cookie the answer sets, as a Cookie header.
+func (t *target) signInOnPage(ctx context.Context, path, name string) (string, error) {
+	browser, err := t.rest.browser()
+	if err != nil {
+		return "", err
+	}
+	base := t.rest.scheme + "://" + t.rest.host
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		return "", err
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("the page answered HTTP %d (%v)", resp.StatusCode, err)
+	}
+	form := url.Values{"username": {name}, "password": {t.password}, "action": {"sign-in"}}
+	for _, match := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		form.Set(html.UnescapeString(match[1]), html.UnescapeString(match[2]))
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/oauth2/authorize", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err = browser.Do(req); err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return "", fmt.Errorf("the sign-in answered HTTP %d", resp.StatusCode)
+	}
+	for _, cookie := range resp.Cookies() {
+		if strings.HasSuffix(cookie.Name, "chit_session") {
+			return cookie.Name + "=" + cookie.Value, nil
+		}
+	}
+	return "", errors.New("the sign-in set no session cookie: does this chitd keep sign-in sessions (--session-lifetime)?")
 }
 
 // service signs the service account in once and returns its Authorization
@@ -287,6 +379,14 @@ func (t *target) scenarios() []scenario {
 			if err == nil && !bytes.Contains(raw, []byte(`"active":true`)) {
 				// An inactive answer is a 200 too, and far cheaper.
 				err = fmt.Errorf("the token is not active: %s", raw)
+			}
+			return err
+		}, 0},
+		{ssoAuthorize, "rest", f.newSessions, func(ctx context.Context, worker int) error {
+			location, err := t.rest.redirect(ctx, f.authorizePath, f.sessionCookies[worker%len(f.sessionCookies)])
+			if err == nil && !strings.Contains(location, "code=") {
+				// An error answered at the redirect URI is a 303 too.
+				err = fmt.Errorf("no code in %s", location)
 			}
 			return err
 		}, 0},

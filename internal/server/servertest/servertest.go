@@ -26,6 +26,7 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/postgres/postgrestest"
@@ -196,6 +197,7 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 		Providers:           providers.Config{Issuer: Issuer, Audience: Audience, AccessTokenTTL: 15 * time.Minute, ClaimTTL: 24 * time.Hour},
 		Orchestrators:       []string{OrchestratorName},
 		SignIn:              authorize.Config{RequirePKCE: true},
+		Sessions:            sessions.Config{IdleTimeout: sessions.DefaultIdleTimeout, Lifetime: sessions.DefaultLifetime},
 		KeySealer:           sealer,
 		KeyRotationPeriod:   KeyRotationPeriod,
 		PasswordParams:      passwords.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32},

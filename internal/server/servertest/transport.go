@@ -143,6 +143,8 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_ListLogins_FullMethodName:                 {http.MethodGet, "/v1/admin/subjects/{subject}/logins"},
 	adminv1.AdminService_RevokeLogin_FullMethodName:                {http.MethodDelete, "/v1/admin/subjects/{subject}/logins/{login_id}"},
 	adminv1.AdminService_RevokeLogins_FullMethodName:               {http.MethodDelete, "/v1/admin/subjects/{subject}/logins"},
+	adminv1.AdminService_ListSessions_FullMethodName:               {http.MethodGet, "/v1/admin/users/{name}/sessions"},
+	adminv1.AdminService_EndSessions_FullMethodName:                {http.MethodPost, "/v1/admin/users/{name}/sessions:end"},
 }
 
 func (r *RESTTransport) Invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {

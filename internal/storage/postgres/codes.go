@@ -10,12 +10,12 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
+const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id, session_id`
 
 func (s *Store) CreateAuthorizationCode(ctx context.Context, c storage.AuthorizationCode) error {
-	return s.insert(ctx, s.pool, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+	return s.insert(ctx, s.pool, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
 		c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Subject, c.Role, c.Scope, c.Nonce,
-		toUnix(c.AuthTime), toUnix(c.ExpiresAt), toUnix(c.UsedAt), c.FamilyID)
+		toUnix(c.AuthTime), toUnix(c.ExpiresAt), toUnix(c.UsedAt), c.FamilyID, c.SessionID)
 }
 
 func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(storage.AuthorizationCode) error) (storage.AuthorizationCode, error) {
@@ -26,7 +26,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 		var authTime, expiresAt, used *int64
 		err := tx.QueryRow(ctx, `SELECT `+codeColumns+` FROM authorization_codes WHERE hash = $1 FOR UPDATE`, hash).Scan(
 			&code.Hash, &code.ClientID, &code.RedirectURI, &code.CodeChallenge, &code.Subject, &code.Role, &code.Scope,
-			&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID)
+			&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID, &code.SessionID)
 		if err != nil {
 			return notFound(err)
 		}

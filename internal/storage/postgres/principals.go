@@ -125,6 +125,12 @@ func (s *Store) deletePrincipal(ctx context.Context, query, id, tokensColumn, ow
 				return nil, err
 			}
 		}
+		// A person's sign-in sessions go with them (only people have any).
+		if tokensColumn == "subject" {
+			if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE subject = $1`, owner); err != nil {
+				return nil, err
+			}
+		}
 		return &revoke, nil
 	})
 }

@@ -8,12 +8,12 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id`
+const codeColumns = `hash, client_id, redirect_uri, code_challenge, subject, role, scope, nonce, auth_time, expires_at, used_at, family_id, session_id`
 
 func (s *Store) CreateAuthorizationCode(ctx context.Context, code storage.AuthorizationCode) error {
-	return s.insert(ctx, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	return s.insert(ctx, `INSERT INTO authorization_codes (`+codeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		code.Hash, code.ClientID, code.RedirectURI, code.CodeChallenge, code.Subject, code.Role, code.Scope, code.Nonce,
-		toUnix(code.AuthTime), toUnix(code.ExpiresAt), toUnix(code.UsedAt), code.FamilyID)
+		toUnix(code.AuthTime), toUnix(code.ExpiresAt), toUnix(code.UsedAt), code.FamilyID, code.SessionID)
 }
 
 func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt time.Time, familyID string, check func(storage.AuthorizationCode) error) (storage.AuthorizationCode, error) {
@@ -26,7 +26,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, usedAt
 	var authTime, expiresAt, used sql.NullInt64
 	err = tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM authorization_codes WHERE hash = ?`, hash).Scan(
 		&code.Hash, &code.ClientID, &code.RedirectURI, &code.CodeChallenge, &code.Subject, &code.Role, &code.Scope,
-		&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID)
+		&code.Nonce, &authTime, &expiresAt, &used, &code.FamilyID, &code.SessionID)
 	if err != nil {
 		return storage.AuthorizationCode{}, notFound(err)
 	}

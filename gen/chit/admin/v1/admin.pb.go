@@ -3697,6 +3697,340 @@ func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
 	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
+// Session is a browser's sign-in session on the sign-in page.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's public id: the `sid` claim of the ID tokens issued
+	// through it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The user signed in.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// When they typed their password (the ID tokens' auth_time).
+	AuthTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	// How they signed in (RFC 8176): "pwd".
+	Amr []string `protobuf:"bytes,4,rep,name=amr,proto3" json:"amr,omitempty"`
+	// The clients that signed in through the session, oldest first.
+	ClientIds  []string               `protobuf:"bytes,5,rep,name=client_ids,json=clientIds,proto3" json:"client_ids,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When a client last signed in through it.
+	LastUseTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	// When it ends unless used (--session-idle-timeout).
+	IdleExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=idle_expire_time,json=idleExpireTime,proto3" json:"idle_expire_time,omitempty"`
+	// When it ends whatever its use (--session-lifetime).
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *Session) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Session) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Session) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
+func (x *Session) GetAmr() []string {
+	if x != nil {
+		return x.Amr
+	}
+	return nil
+}
+
+func (x *Session) GetClientIds() []string {
+	if x != nil {
+		return x.ClientIds
+	}
+	return nil
+}
+
+func (x *Session) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Session) GetLastUseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUseTime
+	}
+	return nil
+}
+
+func (x *Session) GetIdleExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IdleExpireTime
+	}
+	return nil
+}
+
+func (x *Session) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type ListSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// At most this many sessions (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListSessionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSessionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSessionsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sessions []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Pass it as page_token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListSessionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type EndSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The one session to end (from ListSessions); empty ends every session
+	// of the user.
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsRequest) Reset() {
+	*x = EndSessionsRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsRequest) ProtoMessage() {}
+
+func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
+func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *EndSessionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EndSessionsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type EndSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many live sessions were ended.
+	Ended         int32 `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsResponse) Reset() {
+	*x = EndSessionsResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsResponse) ProtoMessage() {}
+
+func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
+func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *EndSessionsResponse) GetEnded() int32 {
+	if x != nil {
+		return x.Ended
+	}
+	return 0
+}
+
 type ListApiKeysRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Subject string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -3710,7 +4044,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +4056,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +4069,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -3770,7 +4104,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +4116,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +4129,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -3821,7 +4155,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +4167,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +4180,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -3864,7 +4198,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +4210,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +4223,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -4133,7 +4467,35 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x13RevokeLoginResponse\"/\n" +
 	"\x13RevokeLoginsRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\"\x16\n" +
-	"\x14RevokeLoginsResponse\"j\n" +
+	"\x14RevokeLoginsResponse\"\xa6\x03\n" +
+	"\aSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x127\n" +
+	"\tauth_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x10\n" +
+	"\x03amr\x18\x04 \x03(\tR\x03amr\x12\x1d\n" +
+	"\n" +
+	"client_ids\x18\x05 \x03(\tR\tclientIds\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12>\n" +
+	"\rlast_use_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\x12D\n" +
+	"\x10idle_expire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0eidleExpireTime\x12;\n" +
+	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"e\n" +
+	"\x13ListSessionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
+	"\x14ListSessionsResponse\x122\n" +
+	"\bsessions\x18\x01 \x03(\v2\x16.chit.admin.v1.SessionR\bsessions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"G\n" +
+	"\x12EndSessionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"+\n" +
+	"\x13EndSessionsResponse\x12\x14\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\"j\n" +
 	"\x12ListApiKeysRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -4144,7 +4506,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\x84\x17\n" +
+	"\x14RevokeApiKeyResponse2\xb3\x18\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -4177,7 +4539,9 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListLogins\x12 .chit.admin.v1.ListLoginsRequest\x1a!.chit.admin.v1.ListLoginsResponse\x12T\n" +
 	"\vRevokeLogin\x12!.chit.admin.v1.RevokeLoginRequest\x1a\".chit.admin.v1.RevokeLoginResponse\x12W\n" +
-	"\fRevokeLogins\x12\".chit.admin.v1.RevokeLoginsRequest\x1a#.chit.admin.v1.RevokeLoginsResponse\x12T\n" +
+	"\fRevokeLogins\x12\".chit.admin.v1.RevokeLoginsRequest\x1a#.chit.admin.v1.RevokeLoginsResponse\x12W\n" +
+	"\fListSessions\x12\".chit.admin.v1.ListSessionsRequest\x1a#.chit.admin.v1.ListSessionsResponse\x12T\n" +
+	"\vEndSessions\x12!.chit.admin.v1.EndSessionsRequest\x1a\".chit.admin.v1.EndSessionsResponse\x12T\n" +
 	"\vListApiKeys\x12!.chit.admin.v1.ListApiKeysRequest\x1a\".chit.admin.v1.ListApiKeysResponse\x12W\n" +
 	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
 
@@ -4193,7 +4557,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -4259,33 +4623,38 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*RevokeLoginResponse)(nil),                // 61: chit.admin.v1.RevokeLoginResponse
 	(*RevokeLoginsRequest)(nil),                // 62: chit.admin.v1.RevokeLoginsRequest
 	(*RevokeLoginsResponse)(nil),               // 63: chit.admin.v1.RevokeLoginsResponse
-	(*ListApiKeysRequest)(nil),                 // 64: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 65: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 66: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 67: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 68: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 69: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                // 70: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 71: chit.auth.v1.ApiKey
+	(*Session)(nil),                            // 64: chit.admin.v1.Session
+	(*ListSessionsRequest)(nil),                // 65: chit.admin.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),               // 66: chit.admin.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),                 // 67: chit.admin.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),                // 68: chit.admin.v1.EndSessionsResponse
+	(*ListApiKeysRequest)(nil),                 // 69: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 70: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 71: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 72: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 73: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 74: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                // 75: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 76: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	68, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	73, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	69, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	74, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	68, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	68, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	73, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	73, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	70, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	75, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	15, // 15: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	68, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	73, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	28, // 17: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 18: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 19: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
@@ -4293,88 +4662,98 @@ var file_chit_admin_v1_admin_proto_depIdxs = []int32{
 	28, // 21: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
 	28, // 22: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
 	28, // 23: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	68, // 24: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	68, // 25: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	68, // 26: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	73, // 24: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	73, // 25: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	73, // 26: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
 	45, // 27: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
 	45, // 28: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	68, // 29: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	68, // 30: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	68, // 31: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	73, // 29: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	73, // 30: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	73, // 31: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
 	52, // 32: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
 	52, // 33: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	68, // 34: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	68, // 35: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	68, // 36: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	73, // 34: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	73, // 35: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	73, // 36: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
 	57, // 37: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	71, // 38: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 39: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 40: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 41: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 42: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 43: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 44: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 45: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 46: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 47: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 48: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 49: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 50: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	26, // 51: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	29, // 52: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	31, // 53: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	33, // 54: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	35, // 55: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	37, // 56: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	39, // 57: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	41, // 58: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	43, // 59: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	46, // 60: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	48, // 61: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	50, // 62: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	53, // 63: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	55, // 64: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	58, // 65: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	60, // 66: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	62, // 67: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	64, // 68: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	66, // 69: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 70: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 71: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 72: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 73: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 74: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 75: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 76: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 77: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 78: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 79: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 80: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 81: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	27, // 82: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	30, // 83: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	32, // 84: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	34, // 85: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	36, // 86: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	38, // 87: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	40, // 88: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	42, // 89: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	44, // 90: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	47, // 91: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	49, // 92: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	51, // 93: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	54, // 94: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	56, // 95: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	59, // 96: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	61, // 97: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	63, // 98: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	65, // 99: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	67, // 100: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	70, // [70:101] is the sub-list for method output_type
-	39, // [39:70] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	73, // 38: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	73, // 39: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	73, // 40: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	73, // 41: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	73, // 42: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	64, // 43: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
+	76, // 44: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 45: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 46: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 47: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 48: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 49: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 50: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 51: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 52: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 53: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 54: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 55: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 56: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	26, // 57: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	29, // 58: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	31, // 59: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	33, // 60: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	35, // 61: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	37, // 62: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	39, // 63: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	41, // 64: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	43, // 65: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	46, // 66: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	48, // 67: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	50, // 68: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	53, // 69: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	55, // 70: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	58, // 71: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	60, // 72: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	62, // 73: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	65, // 74: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	67, // 75: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	69, // 76: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	71, // 77: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 78: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 79: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 80: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 81: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 82: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 83: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 84: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 85: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 86: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 87: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 88: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 89: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	27, // 90: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	30, // 91: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	32, // 92: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	34, // 93: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	36, // 94: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	38, // 95: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	40, // 96: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	42, // 97: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	44, // 98: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	47, // 99: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	49, // 100: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	51, // 101: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	54, // 102: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	56, // 103: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	59, // 104: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	61, // 105: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	63, // 106: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	66, // 107: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	68, // 108: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	70, // 109: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	72, // 110: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	78, // [78:111] is the sub-list for method output_type
+	45, // [45:78] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -4388,7 +4767,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   68,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,8 @@ const (
 	AdminService_ListLogins_FullMethodName                 = "/chit.admin.v1.AdminService/ListLogins"
 	AdminService_RevokeLogin_FullMethodName                = "/chit.admin.v1.AdminService/RevokeLogin"
 	AdminService_RevokeLogins_FullMethodName               = "/chit.admin.v1.AdminService/RevokeLogins"
+	AdminService_ListSessions_FullMethodName               = "/chit.admin.v1.AdminService/ListSessions"
+	AdminService_EndSessions_FullMethodName                = "/chit.admin.v1.AdminService/EndSessions"
 	AdminService_ListApiKeys_FullMethodName                = "/chit.admin.v1.AdminService/ListApiKeys"
 	AdminService_RevokeApiKey_FullMethodName               = "/chit.admin.v1.AdminService/RevokeApiKey"
 )
@@ -157,6 +159,15 @@ type AdminServiceClient interface {
 	// RevokeLogins ends every login of a subject and refuses its access
 	// tokens issued before, as AuthService.Revoke without a token does.
 	RevokeLogins(ctx context.Context, in *RevokeLoginsRequest, opts ...grpc.CallOption) (*RevokeLoginsResponse, error)
+	// ListSessions lists a person's live sign-in sessions (the browsers
+	// signed in on the sign-in page, which sign in to further clients
+	// without the form), by session id.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// EndSessions ends one sign-in session of a person (session_id), or all
+	// of them: those browsers see the form again on their next sign-in.
+	// Their logins (refresh tokens) go on: RevokeLogins ends those, and the
+	// sessions with them.
+	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...grpc.CallOption) (*EndSessionsResponse, error)
 	// ListApiKeys lists a subject's API keys, by id, without their secrets.
 	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
 	// RevokeApiKey ends any API key: it stops working and its access tokens
@@ -462,6 +473,26 @@ func (c *adminServiceClient) RevokeLogins(ctx context.Context, in *RevokeLoginsR
 	return out, nil
 }
 
+func (c *adminServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...grpc.CallOption) (*EndSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndSessionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_EndSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListApiKeysResponse)
@@ -587,6 +618,15 @@ type AdminServiceServer interface {
 	// RevokeLogins ends every login of a subject and refuses its access
 	// tokens issued before, as AuthService.Revoke without a token does.
 	RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error)
+	// ListSessions lists a person's live sign-in sessions (the browsers
+	// signed in on the sign-in page, which sign in to further clients
+	// without the form), by session id.
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// EndSessions ends one sign-in session of a person (session_id), or all
+	// of them: those browsers see the form again on their next sign-in.
+	// Their logins (refresh tokens) go on: RevokeLogins ends those, and the
+	// sessions with them.
+	EndSessions(context.Context, *EndSessionsRequest) (*EndSessionsResponse, error)
 	// ListApiKeys lists a subject's API keys, by id, without their secrets.
 	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
 	// RevokeApiKey ends any API key: it stops working and its access tokens
@@ -688,6 +728,12 @@ func (UnimplementedAdminServiceServer) RevokeLogin(context.Context, *RevokeLogin
 }
 func (UnimplementedAdminServiceServer) RevokeLogins(context.Context, *RevokeLoginsRequest) (*RevokeLoginsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeLogins not implemented")
+}
+func (UnimplementedAdminServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedAdminServiceServer) EndSessions(context.Context, *EndSessionsRequest) (*EndSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndSessions not implemented")
 }
 func (UnimplementedAdminServiceServer) ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListApiKeys not implemented")
@@ -1238,6 +1284,42 @@ func _AdminService_RevokeLogins_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_EndSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).EndSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_EndSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).EndSessions(ctx, req.(*EndSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListApiKeysRequest)
 	if err := dec(in); err != nil {
@@ -1396,6 +1478,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeLogins",
 			Handler:    _AdminService_RevokeLogins_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _AdminService_ListSessions_Handler,
+		},
+		{
+			MethodName: "EndSessions",
+			Handler:    _AdminService_EndSessions_Handler,
 		},
 		{
 			MethodName: "ListApiKeys",

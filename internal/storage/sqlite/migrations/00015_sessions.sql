@@ -1,0 +1,26 @@
+-- +goose Up
+-- The sign-in page's browser sessions (single sign-on). The cookie's secret
+-- is kept as its digest only. idle_expires_at is never later than
+-- expires_at and is brought forward when a session ends, so the sweep
+-- reads one indexed time.
+CREATE TABLE sessions (
+    id              TEXT PRIMARY KEY,
+    secret_hash     BLOB NOT NULL,
+    subject         TEXT NOT NULL,
+    auth_time       INTEGER NOT NULL,
+    amr             TEXT NOT NULL DEFAULT '',
+    client_ids      TEXT NOT NULL DEFAULT '',
+    created_at      INTEGER NOT NULL,
+    last_used_at    INTEGER NOT NULL,
+    idle_expires_at INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    ended_at        INTEGER
+);
+CREATE INDEX sessions_subject ON sessions (subject, created_at);
+CREATE INDEX sessions_idle_expires_at ON sessions (idle_expires_at);
+-- The session a code was issued through: its ID tokens carry it as sid.
+ALTER TABLE authorization_codes ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
+
+-- +goose Down
+ALTER TABLE authorization_codes DROP COLUMN session_id;
+DROP TABLE sessions;
