@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ListAndDeleteProviders", testListAndDeleteProviders},
 		{"Clients", testClients},
 		{"ClientOrigins", testClientOrigins},
+		{"ClientLogout", testClientLogout},
 		{"AuthorizationCodeIsSingleUse", testAuthorizationCodes},
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
