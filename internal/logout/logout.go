@@ -321,4 +321,3 @@ func (s *Service) end(ctx context.Context, id string) error {
 // WaitForDeliveries waits for the back-channel deliveries under way (for
 // tests and shutdown).
 func (s *Service) WaitForDeliveries() { s.deliveries.Wait() }
-
