@@ -38,6 +38,7 @@ import (
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/logout"
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
@@ -113,12 +114,27 @@ type Config struct {
 	// answers client-credentials sign-ins before it is read again; 0 reads
 	// it on every sign-in.
 	ServiceAccountCacheTTL time.Duration
+	// Logout is how the logout endpoint reaches the browser sign-in
+	// sessions; its zero value knows none (every logout then ends nothing
+	// and only sends the browser on).
+	Logout LogoutSessions
 
 	Logger *slog.Logger
 	// Now and Random default to time.Now and crypto/rand.Reader; tests
 	// replace them.
 	Now    func() time.Time
 	Random io.Reader
+}
+
+// LogoutSessions are the sign-in sessions as the logout endpoint uses
+// them: the sessions, and the browser's cookie that names one.
+type LogoutSessions struct {
+	// Sessions are ended by logouts; nil is logout.NoSessions.
+	Sessions logout.Sessions
+	// Cookie reads the session cookie of a request ("" for none); Clear
+	// clears it in the answer. Nil reads none and clears nothing.
+	Cookie func(*http.Request) string
+	Clear  func(http.ResponseWriter)
 }
 
 // GRPCConnections are the gRPC port's connection limits.
@@ -288,6 +304,7 @@ type core struct {
 	authorize   *authorize.Service
 	// grants is the one grant table every transport dispatches to.
 	grants *grants.Service
+	logout *logout.Service
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -335,6 +352,9 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
+		logout: logout.NewService(logout.Config{Issuer: cfg.Tokens.Issuer}, logout.Dependencies{
+			Keys: signingKeys, Sessions: cfg.Logout.Sessions, Clients: directory, Logins: tokenService, Now: now, Random: random, Logger: cfg.Logger,
+		}),
 	}, nil
 }
 
@@ -442,6 +462,8 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			standard := http.NewServeMux()
 			signinpage.New(signinpage.Config{HTTPSOnly: strings.HasPrefix(cfg.SignIn.BaseURL, "https://")},
 				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			signinpage.NewLogout(signinpage.Config{HTTPSOnly: strings.HasPrefix(cfg.SignIn.BaseURL, "https://")},
+				signinpage.LogoutDependencies{Logout: c.logout, Logger: cfg.Logger, SessionCookie: cfg.Logout.Cookie, ClearSessionCookie: cfg.Logout.Clear}).Register(standard)
 			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Logger: cfg.Logger}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
@@ -464,6 +486,9 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				RevocationEndpoint:                         base + oauth2http.RevokePath,
 				IntrospectionEndpoint:                      base + oauth2http.IntrospectPath,
 				UserinfoEndpoint:                           base + oauth2http.UserinfoPath,
+				EndSessionEndpoint:                         base + signinpage.LogoutPath,
+				BackchannelLogoutSupported:                 true,
+				BackchannelLogoutSessionSupported:          true,
 				GrantTypesSupported:                        grants.Types(),
 				TokenEndpointAuthMethodsSupported:          grants.TokenEndpointAuthMethods(),
 				JWKSURI:                                    base + grpcapi.JWKSPath,
