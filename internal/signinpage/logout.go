@@ -169,4 +169,3 @@ func (h *LogoutHandler) render(w http.ResponseWriter, status int, redirectURI st
 		h.logger.Error("render logout page", "error", err)
 	}
 }
-
