@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -274,14 +275,13 @@ func (s *Service) postLogoutRedirect(ctx context.Context, clientID, uri, state s
 	if state == "" {
 		return uri, nil
 	}
-	target, err := url.Parse(uri)
-	if err != nil {
-		return "", chiterr.New(chiterr.InvalidArgument, "post_logout_redirect_uri %s is not a URI", chiterr.Quote(uri))
+	// state is added to the registered URI as it is written, its own query
+	// kept byte for byte (registered URIs have no fragment).
+	separator := "?"
+	if strings.Contains(uri, "?") {
+		separator = "&"
 	}
-	query := target.Query()
-	query.Set("state", state)
-	target.RawQuery = query.Encode()
-	return target.String(), nil
+	return uri + separator + url.Values{"state": {state}}.Encode(), nil
 }
 
 // end ends session id, then revokes the person's logins through the

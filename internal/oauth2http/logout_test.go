@@ -246,3 +246,22 @@ func TestLogoutConfirmation(t *testing.T) {
 		t.Fatalf("confirmed: %d, ended %v: %s", done.StatusCode, sessions.ended, body.Body)
 	}
 }
+
+// Without a session there is nothing to end: the signed-out page, framed
+// by nobody and cached by nobody; a repeated parameter is refused.
+func TestLogoutWithoutASession(t *testing.T) {
+	e := servertest.Start(t)
+	status, body := servertest.Get(t, e.HTTPBase()+"/oauth2/logout")
+	if status != http.StatusOK || !strings.Contains(body, "You are signed out") {
+		t.Fatalf("logout without a session: %d %s", status, body)
+	}
+	resp, err := http.Get(e.HTTPBase() + "/oauth2/logout?client_id=a&client_id=b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("a repeated client_id: %d %v", resp.StatusCode, resp.Header)
+	}
+}
