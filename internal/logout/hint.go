@@ -2,6 +2,7 @@ package logout
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -65,7 +66,7 @@ func (s *Service) verifyHint(ctx context.Context, hint string) (idTokenHint, err
 	if clientID == "" && len(audience) == 1 {
 		clientID = audience[0]
 	}
-	if clientID == "" || !containsString(audience, clientID) {
+	if clientID == "" || !slices.Contains(audience, clientID) {
 		return idTokenHint{}, errBadHint
 	}
 	sessionID, _ := stringClaim(token, SessionIDClaim)
@@ -82,13 +83,4 @@ func stringClaim(token jwt.Token, name string) (string, bool) {
 	}
 	text, ok := value.(string)
 	return text, ok
-}
-
-func containsString(values []string, value string) bool {
-	for _, v := range values {
-		if v == value {
-			return true
-		}
-	}
-	return false
 }

@@ -317,7 +317,6 @@ func TestSessionEnding(t *testing.T) {
 type receiver struct {
 	mu     sync.Mutex
 	tokens []string
-	types  []string
 }
 
 func (r *receiver) handler(w http.ResponseWriter, req *http.Request) {
