@@ -3,10 +3,6 @@ package logout
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +22,6 @@ const (
 	eventsClaim            = "events"
 )
 
-// maxAnswerBytes bounds what is read of a receiver's answer: it says
-// nothing Chit needs, and reading it lets the connection be reused.
-const maxAnswerBytes = 16 << 10
-
 // receiver is a client's back-channel logout URI.
 type receiver struct{ clientID, uri string }
 
@@ -37,7 +29,7 @@ type receiver struct{ clientID, uri string }
 // and waits for them at most DeliveryWait; those still under way finish in
 // the background within DeliveryTimeout.
 func (s *Service) notify(ctx context.Context, session Session, receivers []receiver) {
-	if len(receivers) == 0 {
+	if len(receivers) == 0 || s.Deliverer == nil {
 		return
 	}
 	// The deliveries outlive the browser's request.
@@ -94,26 +86,13 @@ func (s *Service) LogoutToken(clientID string, session Session) (string, error) 
 	return s.Keys.SignAs(token, LogoutTokenType)
 }
 
-// deliver POSTs token to r (§2.5) and logs a failure, never the token.
+// deliver sends token to r within DeliveryTimeout and logs a failure,
+// never the token.
 func (s *Service) deliver(ctx context.Context, r receiver, token string) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.uri, strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
-	if err != nil {
-		s.Logger.ErrorContext(ctx, "back-channel logout failed", "client", r.clientID, "uri", r.uri, "error", err)
-		return
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.HTTPClient.Do(req)
-	if err != nil {
-		// The error names the URI and what failed, not the body sent.
+	if err := s.Deliverer.Deliver(ctx, r.uri, token); err != nil {
 		s.Logger.WarnContext(ctx, "back-channel logout failed", "client", r.clientID, "uri", r.uri, "error", err)
-		return
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
-		s.Logger.WarnContext(ctx, "back-channel logout refused", "client", r.clientID, "uri", r.uri, "status", resp.StatusCode)
 		return
 	}
 	s.Logger.InfoContext(ctx, "back-channel logout delivered", "client", r.clientID)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -89,13 +88,18 @@ type Dependencies struct {
 	Sessions Sessions
 	Clients  Clients
 	Logins   Logins
-	// HTTPClient delivers the logout tokens; nil for one made with
-	// DeliveryTimeout that follows no redirect. A given client's redirect
-	// policy is replaced with that one too.
-	HTTPClient *http.Client
-	Now        func() time.Time
-	Random     io.Reader
-	Logger     *slog.Logger
+	// Deliverer POSTs logout tokens to the clients' back-channel logout
+	// URIs (backchannel.Client); nil sends none.
+	Deliverer Deliverer
+	Now       func() time.Time
+	Random    io.Reader
+	Logger    *slog.Logger
+}
+
+// Deliverer sends a logout token to a back-channel logout URI, within
+// ctx's deadline (OpenID Connect Back-Channel Logout 1.0 §2.5).
+type Deliverer interface {
+	Deliver(ctx context.Context, uri, logoutToken string) error
 }
 
 // Service carries out logouts.
@@ -123,19 +127,6 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	client := &http.Client{Timeout: cfg.DeliveryTimeout}
-	if deps.HTTPClient != nil {
-		copied := *deps.HTTPClient
-		client = &copied
-		if client.Timeout <= 0 || client.Timeout > cfg.DeliveryTimeout {
-			client.Timeout = cfg.DeliveryTimeout
-		}
-	}
-	// A redirect is not followed (Back-Channel Logout 1.0 §2.5 expects a
-	// 200 or 204): a receiver must not turn Chit into a POSTer of logout
-	// tokens to wherever it points.
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	deps.HTTPClient = client
 	return &Service{cfg: cfg, Dependencies: deps}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/logout"
+	"github.com/chit-auth/chit/internal/logout/backchannel"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/storage/sqlite/sqlitetest"
 )
@@ -106,7 +107,7 @@ func newFixture(t *testing.T, clients fakeClients) *fixture {
 			"bob-cookie":   {ID: "s-bob", Subject: "bob", ClientIDs: []string{"web"}},
 		}}}
 	f.service = logout.NewService(logout.Config{Issuer: issuer, DeliveryTimeout: 500 * time.Millisecond, DeliveryWait: 200 * time.Millisecond},
-		logout.Dependencies{Keys: signingKeys, Sessions: f.sessions, Clients: clients, Logins: f.logins,
+		logout.Dependencies{Keys: signingKeys, Sessions: f.sessions, Clients: clients, Logins: f.logins, Deliverer: backchannel.New(500*time.Millisecond, nil),
 			Now: func() time.Time { return f.now }, Random: rand.Reader})
 	return f
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/logout"
+	"github.com/chit-auth/chit/internal/logout/backchannel"
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
@@ -353,7 +354,8 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		tokens: tokenService, providers: providerService, authorize: authorizeService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
 		logout: logout.NewService(logout.Config{Issuer: cfg.Tokens.Issuer}, logout.Dependencies{
-			Keys: signingKeys, Sessions: cfg.Logout.Sessions, Clients: directory, Logins: tokenService, Now: now, Random: random, Logger: cfg.Logger,
+			Keys: signingKeys, Sessions: cfg.Logout.Sessions, Clients: directory, Logins: tokenService,
+			Deliverer: backchannel.New(logout.DefaultDeliveryTimeout, nil), Now: now, Random: random, Logger: cfg.Logger,
 		}),
 	}, nil
 }
