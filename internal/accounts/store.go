@@ -8,6 +8,7 @@ import "github.com/chit-auth/chit/internal/storage"
 type Store interface {
 	storage.Principals
 	storage.ClientOrigins
+	storage.ClientLogoutSettings
 	storage.Revocations
 	storage.Throttle
 }

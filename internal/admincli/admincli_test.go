@@ -39,6 +39,7 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"service", "rotate-secret", "billing"}, {"service", "delete", "billing"},
 		{"client", "create", "dash"}, {"client", "get", "dash"}, {"client", "list"}, {"client", "update", "dash", "--pkce", "optional"},
 		{"client", "set-grants", "dash"}, {"client", "set-origins", "dash"},
+		{"client", "set-logout", "dash", "--post-logout-redirect-uri", "https://dash.example/bye"},
 		{"client", "rotate-secret", "dash"}, {"client", "delete", "dash"},
 		{"provider", "get", "p"}, {"provider", "list"}, {"provider", "delete", "p"},
 		{"keys", "list"}, {"keys", "rotate"},

@@ -316,11 +316,12 @@ func (t *tree) clientCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients of the sign-in page and /oauth2/token"}
 
 	var redirectURIs, createOrigins []string
+	var createLogout logoutFlags
 	var confidential bool
 	var createPKCE, createIDTokenAlg string
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
@@ -338,7 +339,8 @@ chit-cli) need no registration.`,
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateClientResponse, error) {
 			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
 				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences, Pkce: createPKCE,
-				AllowedOrigins: createOrigins, IdTokenSignedResponseAlg: createIDTokenAlg})
+				AllowedOrigins: createOrigins, IdTokenSignedResponseAlg: createIDTokenAlg, PostLogoutRedirectUris: createLogout.postLogoutRedirectURIs,
+				BackchannelLogoutUri: createLogout.backchannelLogoutURI, LogoutRevokesRefreshTokens: createLogout.revokesRefreshTokens})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
 				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
@@ -355,6 +357,7 @@ chit-cli) need no registration.`,
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
+	createLogout.register(create)
 	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag)
 
 	var updatePKCE, updateIDTokenAlg string
@@ -439,11 +442,34 @@ follow the new settings.`,
 	setOrigins.Flags().StringArrayVar(&origins, "allowed-origin", nil, originFlagUsage)
 	envflag.NoEnv(setOrigins.Flags(), "allowed-origin")
 
+	var logout logoutFlags
+	setLogout := &cobra.Command{
+		Use:   "set-logout NAME [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logout-revokes-refresh-tokens]",
+		Short: "Replace how a client takes part in logout; a setting not given is cleared",
+		Long: `Replace how a client takes part in logout (OpenID Connect RP-Initiated Logout
+1.0 and Back-Channel Logout 1.0): the URIs /oauth2/logout may send the browser
+back to (exact match), the URI Chit POSTs logout tokens to, and whether a
+logout also revokes the refresh tokens the person holds through the client.
+Every setting is replaced: one not given is cleared.`,
+		Example: t.example("client set-logout dashboard --post-logout-redirect-uri https://dash.example.com/signed-out \\\n    --backchannel-logout-uri https://dash.example.com/backchannel-logout --logout-revokes-refresh-tokens"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
+			resp, err := admin.SetClientLogout(ctx, &adminv1.SetClientLogoutRequest{ClientId: args[0], PostLogoutRedirectUris: logout.postLogoutRedirectURIs,
+				BackchannelLogoutUri: logout.backchannelLogoutURI, LogoutRevokesRefreshTokens: logout.revokesRefreshTokens})
+			return resp.GetClient(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
+			_, err := fmt.Fprintf(w, "client %s: post-logout redirect URIs %s, back-channel logout URI %s, logout revokes refresh tokens: %t\n",
+				client.GetClientId(), OrNone(client.GetPostLogoutRedirectUris()), OrDash(client.GetBackchannelLogoutUri()), client.GetLogoutRevokesRefreshTokens())
+			return err
+		}),
+	}
+	logout.register(setLogout)
+
 	remove := deleteCommand(t, "client", "delete NAME", "Delete a client; its sign-ins, refresh tokens and access tokens stop working",
 		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
 			return admin.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: id})
 		})
-	cmd.AddCommand(create, get, list, update, setGrants, setOrigins, rotate, remove)
+	cmd.AddCommand(create, get, list, update, setGrants, setOrigins, setLogout, rotate, remove)
 	return cmd
 }
 
@@ -460,6 +486,23 @@ func orServerAlgorithm(alg string) string {
 		return "with the server's algorithm"
 	}
 	return alg
+}
+
+// logoutFlags are a client's logout settings (client create, set-logout).
+type logoutFlags struct {
+	postLogoutRedirectURIs []string
+	backchannelLogoutURI   string
+	revokesRefreshTokens   bool
+}
+
+func (f *logoutFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.postLogoutRedirectURIs, "post-logout-redirect-uri", nil,
+		"where /oauth2/logout may send the browser back after a logout the client asked for (repeat for more); exact match, https or http on a loopback host")
+	cmd.Flags().StringVar(&f.backchannelLogoutURI, "backchannel-logout-uri", "",
+		"where Chit POSTs a logout token when a session the client took part in ends (OpenID Connect Back-Channel Logout); https or http on a loopback host")
+	cmd.Flags().BoolVar(&f.revokesRefreshTokens, "logout-revokes-refresh-tokens", false,
+		"a logout also revokes the refresh tokens the person holds through the client (by default they outlive the browser session)")
+	envflag.NoEnv(cmd.Flags(), "post-logout-redirect-uri", "backchannel-logout-uri", "logout-revokes-refresh-tokens")
 }
 
 // pkceUsage describes --pkce.

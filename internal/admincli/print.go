@@ -42,14 +42,15 @@ func printServiceAccounts(out io.Writer, all []*adminv1.ServiceAccount) error {
 }
 
 func printClients(out io.Writer, all []*adminv1.Client) error {
-	w := table(out, "CLIENT_ID\tTYPE\tPKCE\tID_TOKEN_ALG\tREDIRECT_URIS\tORIGINS\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED")
+	w := table(out, "CLIENT_ID\tTYPE\tPKCE\tID_TOKEN_ALG\tREDIRECT_URIS\tORIGINS\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tPOST_LOGOUT_REDIRECT_URIS\tBACKCHANNEL_LOGOUT_URI\tLOGOUT_REVOKES\tCREATED")
 	for _, c := range all {
 		kind := "public"
 		if c.GetConfidential() {
 			kind = "confidential"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.GetClientId(), kind, OrDash(c.GetPkce()), OrDash(c.GetIdTokenSignedResponseAlg()), OrNone(c.GetRedirectUris()), OrNone(c.GetAllowedOrigins()), OrNone(c.GetAllowedScopes()),
-			OrNone(c.GetDefaultScopes()), OrNone(c.GetAllowedAudiences()), Stamp(c.GetCreateTime()))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", c.GetClientId(), kind, OrDash(c.GetPkce()), OrDash(c.GetIdTokenSignedResponseAlg()), OrNone(c.GetRedirectUris()), OrNone(c.GetAllowedOrigins()), OrNone(c.GetAllowedScopes()),
+			OrNone(c.GetDefaultScopes()), OrNone(c.GetAllowedAudiences()), OrNone(c.GetPostLogoutRedirectUris()), OrDash(c.GetBackchannelLogoutUri()),
+			c.GetLogoutRevokesRefreshTokens(), Stamp(c.GetCreateTime()))
 	}
 	return w.Flush()
 }

@@ -15,7 +15,7 @@ import (
 // they never call back into a transport, so a new transport needs no change
 // here and errors are translated once, at the edge.
 var core = []string{
-	"accounts", "authorize", "chiterr", "grants", "keys", "passwords", "providers", "secrets", "tokens",
+	"accounts", "authorize", "chiterr", "grants", "keys", "logout", "passwords", "providers", "secrets", "tokens",
 	"storage", "storage/sqlite", "storage/postgres", "storage/storagetest",
 }
 

@@ -75,12 +75,17 @@ func issuerPath(issuer string) string {
 // RFC 8414). Chit's own JSON endpoints have chit_ names beside the standard
 // form-encoded ones.
 type Discovery struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	RevocationEndpoint    string `json:"revocation_endpoint"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+	// OpenID Connect RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0
+	// §2.1: logout tokens carry sid.
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	JWKSURI                           string   `json:"jwks_uri"`

@@ -122,6 +122,7 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_UpdateClient_FullMethodName:               admins,
 	adminv1.AdminService_SetClientGrants_FullMethodName:            admins,
 	adminv1.AdminService_SetClientOrigins_FullMethodName:           admins,
+	adminv1.AdminService_SetClientLogout_FullMethodName:            admins,
 	adminv1.AdminService_RotateClientSecret_FullMethodName:         admins,
 	adminv1.AdminService_DeleteClient_FullMethodName:               admins,
 	adminv1.AdminService_GetProvider_FullMethodName:                admins,

@@ -295,6 +295,11 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err := accounts.ValidateOrigins(req.GetAllowedOrigins()); err != nil {
 		return nil, err
 	}
+	logout := storage.ClientLogout{PostLogoutRedirectURIs: req.GetPostLogoutRedirectUris(), BackchannelLogoutURI: req.GetBackchannelLogoutUri(),
+		RevokesRefreshTokens: req.GetLogoutRevokesRefreshTokens()}
+	if err := authorize.ValidateClientLogout(logout); err != nil {
+		return nil, err
+	}
 	pkceOptional, err := parsePKCE(req.GetPkce())
 	if err != nil {
 		return nil, err
@@ -304,10 +309,18 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	if err != nil {
 		return nil, err
 	}
+	// What is kept beside the client is written after it; should that
+	// fail, the client is not answered, so it must not stay half made: an
+	// admin retrying the create would meet it.
+	var besides []func() error
 	if len(req.GetAllowedOrigins()) > 0 {
-		if err := s.directory.SetClientOrigins(ctx, req.GetClientId(), req.GetAllowedOrigins()); err != nil {
-			// The client is not answered, so it must not stay half made:
-			// an admin retrying the create would meet it.
+		besides = append(besides, func() error { return s.directory.SetClientOrigins(ctx, req.GetClientId(), req.GetAllowedOrigins()) })
+	}
+	if len(logout.PostLogoutRedirectURIs) > 0 || logout.BackchannelLogoutURI != "" || logout.RevokesRefreshTokens {
+		besides = append(besides, func() error { return s.directory.SetClientLogout(ctx, req.GetClientId(), logout) })
+	}
+	for _, write := range besides {
+		if err := write(); err != nil {
 			if deleteErr := s.directory.DeleteClient(context.WithoutCancel(ctx), req.GetClientId()); deleteErr != nil {
 				return nil, errors.Join(err, deleteErr)
 			}
@@ -336,20 +349,56 @@ func (s *AdminServer) SetClientOrigins(ctx context.Context, req *adminv1.SetClie
 	return &adminv1.SetClientOriginsResponse{Client: message}, nil
 }
 
+// SetClientLogout replaces a client's logout settings.
+func (s *AdminServer) SetClientLogout(ctx context.Context, req *adminv1.SetClientLogoutRequest) (*adminv1.SetClientLogoutResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	logout := storage.ClientLogout{PostLogoutRedirectURIs: req.GetPostLogoutRedirectUris(), BackchannelLogoutURI: req.GetBackchannelLogoutUri(),
+		RevokesRefreshTokens: req.GetLogoutRevokesRefreshTokens()}
+	if err := authorize.ValidateClientLogout(logout); err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetClientLogout(ctx, req.GetClientId(), logout); err != nil {
+		return nil, err
+	}
+	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetClientLogoutResponse{Client: message}, nil
+}
+
 // clientAnswer reads client id as the Admin API answers it: its record and
-// its origins, which are kept beside the record.
+// what is kept beside the record.
 func (s *AdminServer) clientAnswer(ctx context.Context, id string) (*adminv1.Client, error) {
 	client, err := s.directory.GetClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	message := clientMessage(client)
-	origins, err := s.directory.ClientOrigins(ctx, id)
-	if err != nil {
+	if err := s.addClientBesides(ctx, message); err != nil {
 		return nil, err
 	}
-	message.AllowedOrigins = origins
 	return message, nil
+}
+
+// addClientBesides fills in what is kept beside a client's record: its
+// origins and its logout settings.
+func (s *AdminServer) addClientBesides(ctx context.Context, message *adminv1.Client) error {
+	origins, err := s.directory.ClientOrigins(ctx, message.GetClientId())
+	if err != nil {
+		return err
+	}
+	message.AllowedOrigins = origins
+	logout, err := s.directory.ClientLogout(ctx, message.GetClientId())
+	if err != nil {
+		return err
+	}
+	message.PostLogoutRedirectUris = logout.PostLogoutRedirectURIs
+	message.BackchannelLogoutUri = logout.BackchannelLogoutURI
+	message.LogoutRevokesRefreshTokens = logout.RevokesRefreshTokens
+	return nil
 }
 
 func (s *AdminServer) GetClient(ctx context.Context, req *adminv1.GetClientRequest) (*adminv1.GetClientResponse, error) {
@@ -371,7 +420,7 @@ func (s *AdminServer) ListClients(ctx context.Context, req *adminv1.ListClientsR
 		return nil, err
 	}
 	for _, client := range clients {
-		if client.AllowedOrigins, err = s.directory.ClientOrigins(ctx, client.GetClientId()); err != nil {
+		if err := s.addClientBesides(ctx, client); err != nil {
 			return nil, err
 		}
 	}

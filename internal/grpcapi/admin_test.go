@@ -77,6 +77,8 @@ func clientRequests(target string) map[string]proto.Message {
 			AllowedScopes: []string{"openid", "profile"}},
 		adminv1.AdminService_SetClientOrigins_FullMethodName: &adminv1.SetClientOriginsRequest{ClientId: target,
 			AllowedOrigins: []string{"https://app.example"}},
+		adminv1.AdminService_SetClientLogout_FullMethodName: &adminv1.SetClientLogoutRequest{ClientId: target,
+			PostLogoutRedirectUris: []string{"https://app.example/bye"}},
 		adminv1.AdminService_RotateClientSecret_FullMethodName: &adminv1.RotateClientSecretRequest{ClientId: target},
 		adminv1.AdminService_DeleteClient_FullMethodName:       &adminv1.DeleteClientRequest{ClientId: target},
 	}

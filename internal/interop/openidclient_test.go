@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +50,9 @@ func openidClient(t *testing.T) string {
 
 // A Node relying party on openid-client with its defaults (code flow with
 // PKCE and no state, ID token and iss checks, userinfo, refresh) signs a
-// person in through Chromium.
+// person in through Chromium, and its logout URL, built from discovery with
+// the ID token as hint, sends the browser back to the registered
+// post-logout URI with its state.
 func TestOpenIDClientWithItsDefaults(t *testing.T) {
 	t.Parallel()
 	modules := openidClient(t)
@@ -61,6 +64,10 @@ func TestOpenIDClientWithItsDefaults(t *testing.T) {
 	}
 	redirectURI := "http://127.0.0.1:" + strconv.Itoa(listener.Addr().(*net.TCPAddr).Port) + "/callback"
 	e.CreateClient(t, "node-app", []string{redirectURI}, false, storage.Grants{AllowedScopes: []string{"openid"}})
+	const postLogout = "https://node-app.example/signed-out"
+	if err := e.Directory().SetClientLogout(t.Context(), "node-app", storage.ClientLogout{PostLogoutRedirectURIs: []string{postLogout}}); err != nil {
+		t.Fatal(err)
+	}
 
 	script, err := filepath.Abs("testdata/openid-client.mjs")
 	if err != nil {
@@ -78,7 +85,7 @@ func TestOpenIDClientWithItsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := exec.Command("node", runnable)
-	node.Env = append(os.Environ(), "ISSUER="+issuer, "REDIRECT_URI="+redirectURI)
+	node.Env = append(os.Environ(), "ISSUER="+issuer, "REDIRECT_URI="+redirectURI, "POST_LOGOUT_REDIRECT_URI="+postLogout)
 	stdin, _ := node.StdinPipe()
 	stdout, _ := node.StdoutPipe()
 	node.Stderr = os.Stderr
@@ -102,11 +109,24 @@ func TestOpenIDClientWithItsDefaults(t *testing.T) {
 	var result struct {
 		Sub, UserinfoSub, RefreshedSub, Error string
 		EndSession                            bool
+		LogoutURL                             string
 	}
 	if err := json.Unmarshal(lines.Bytes(), &result); err != nil {
 		t.Fatalf("%v: %s", err, lines.Text())
 	}
 	if result.Error != "" || result.Sub != servertest.UserName || result.UserinfoSub != result.Sub || result.RefreshedSub != result.Sub {
 		t.Fatalf("openid-client: %s", lines.Text())
+	}
+	if !result.EndSession {
+		t.Fatalf("openid-client found no end_session_endpoint: %s", lines.Text())
+	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirects.Get(result.LogoutURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != postLogout+"?state=signed-out-state" {
+		t.Fatalf("openid-client's logout URL %s: %d to %q", result.LogoutURL, resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -96,7 +96,10 @@ type Set struct {
 	// access token: every published key but those of an ID-token-only
 	// family. Each key carries its algorithm.
 	accessVerifiers map[string]jwk.Key
-	jwks            []byte
+	// idTokenVerifiers maps kid to every published public key: an ID
+	// token may be signed by any family.
+	idTokenVerifiers map[string]jwk.Key
+	jwks             []byte
 
 	// missMu and lastMissReload rate-limit the reloads an unknown kid
 	// causes (LookupContext).
@@ -195,6 +198,7 @@ func (s *Set) Reload(ctx context.Context) error {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
 	accessVerifiers := make(map[string]jwk.Key, len(stored))
+	idTokenVerifiers := make(map[string]jwk.Key, len(stored))
 	public := jwk.NewSet()
 	active := map[jwa.SignatureAlgorithm]storage.SigningKey{}
 	families := Families(s.primary)
@@ -214,6 +218,7 @@ func (s *Set) Reload(ctx context.Context) error {
 		} else {
 			accessVerifiers[record.ID] = pub
 		}
+		idTokenVerifiers[record.ID] = pub
 		if err := public.AddKey(published); err != nil {
 			return err
 		}
@@ -244,7 +249,7 @@ func (s *Set) Reload(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signers, s.activeSince, s.accessVerifiers, s.jwks = signers, activeSince, accessVerifiers, jwks
+	s.signers, s.activeSince, s.accessVerifiers, s.idTokenVerifiers, s.jwks = signers, activeSince, accessVerifiers, idTokenVerifiers, jwks
 	return nil
 }
 
@@ -498,7 +503,25 @@ type KeyLookup func(ctx context.Context, kid string) (jwk.Key, bool)
 // rotation on one replica does not make the others refuse its tokens until
 // their next KeyCheckInterval.
 func (s *Set) LookupContext(ctx context.Context, kid string) (jwk.Key, bool) {
-	if key, ok := s.Lookup(kid); ok || kid == "" {
+	return s.lookupReloading(ctx, kid, s.Lookup)
+}
+
+// LookupIDTokenKey is LookupContext for a token that is an ID token (an
+// id_token_hint): any published key, those of an ID-token-only family
+// included.
+func (s *Set) LookupIDTokenKey(ctx context.Context, kid string) (jwk.Key, bool) {
+	return s.lookupReloading(ctx, kid, func(kid string) (jwk.Key, bool) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		key, ok := s.idTokenVerifiers[kid]
+		return key, ok
+	})
+}
+
+// lookupReloading looks kid up, and once more after reloading the keys
+// (at most once a second) when it is unknown.
+func (s *Set) lookupReloading(ctx context.Context, kid string, lookup func(string) (jwk.Key, bool)) (jwk.Key, bool) {
+	if key, ok := lookup(kid); ok || kid == "" {
 		return key, ok
 	}
 	s.missMu.Lock()
@@ -507,7 +530,7 @@ func (s *Set) LookupContext(ctx context.Context, kid string) (jwk.Key, bool) {
 		_ = s.Reload(ctx) // on failure the token is refused, as before
 	}
 	s.missMu.Unlock()
-	return s.Lookup(kid)
+	return lookup(kid)
 }
 
 // KeyProvider returns a jws.KeyProvider that offers exactly the key a token's

@@ -38,6 +38,8 @@ import (
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
+	"github.com/chit-auth/chit/internal/logout"
+	"github.com/chit-auth/chit/internal/logout/backchannel"
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
@@ -118,12 +120,40 @@ type Config struct {
 	// answers client-credentials sign-ins before it is read again; 0 reads
 	// it on every sign-in.
 	ServiceAccountCacheTTL time.Duration
+	// Logout replaces, for tests, how the logout endpoint reaches the
+	// browser sign-in sessions; its zero value is the sign-in page's
+	// sessions and cookie.
+	Logout LogoutSessions
 
 	Logger *slog.Logger
 	// Now and Random default to time.Now and crypto/rand.Reader; tests
 	// replace them.
 	Now    func() time.Time
 	Random io.Reader
+}
+
+// sessionsForLogout are the sign-in sessions as the logout core sees them.
+type sessionsForLogout struct{ sessions *sessions.Service }
+
+func (l sessionsForLogout) Resume(ctx context.Context, cookie string) (logout.Session, error) {
+	session, err := l.sessions.Resume(ctx, cookie)
+	return logout.Session{ID: session.ID, Subject: session.Subject, ClientIDs: session.ClientIDs}, err
+}
+
+func (l sessionsForLogout) End(ctx context.Context, id string) (logout.Session, error) {
+	session, err := l.sessions.End(ctx, id)
+	return logout.Session{ID: session.ID, Subject: session.Subject, ClientIDs: session.ClientIDs}, err
+}
+
+// LogoutSessions are the sign-in sessions as the logout endpoint uses
+// them: the sessions, and the browser's cookie that names one.
+type LogoutSessions struct {
+	// Sessions are ended by logouts; nil is the sign-in sessions.
+	Sessions logout.Sessions
+	// Cookie reads the session cookie of a request ("" for none); Clear
+	// clears it in the answer. Nil reads none and clears nothing.
+	Cookie func(*http.Request) string
+	Clear  func(http.ResponseWriter)
 }
 
 // GRPCConnections are the gRPC port's connection limits.
@@ -294,6 +324,7 @@ type core struct {
 	sessions    *sessions.Service
 	// grants is the one grant table every transport dispatches to.
 	grants *grants.Service
+	logout *logout.Service
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -338,12 +369,20 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	providerService.WhenKeysChange(tokenService.ForgetProviderKeys)
 	directory.WhenTokensRefused(tokenService.ForgetRefusals)
 	sessionService := sessions.NewService(cfg.Sessions, sessions.Dependencies{Store: store, Directory: directory, Now: now, Random: random})
+	logoutSessions := cfg.Logout.Sessions
+	if logoutSessions == nil {
+		logoutSessions = sessionsForLogout{sessionService}
+	}
 	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
 		Sessions: sessionService, Now: now, Random: random})
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
+		logout: logout.NewService(logout.Config{Issuer: cfg.Tokens.Issuer}, logout.Dependencies{
+			Keys: signingKeys, Sessions: logoutSessions, Clients: directory, Logins: tokenService,
+			Deliverer: backchannel.New(logout.DefaultDeliveryTimeout, nil), Now: now, Random: random, Logger: cfg.Logger,
+		}),
 	}, nil
 }
 
@@ -449,8 +488,18 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			// The standard endpoints and the sign-in page are logged and
 			// counted like the API's calls, their transport named oauth2.
 			standard := http.NewServeMux()
-			signinpage.New(signinpage.Config{HTTPSOnly: strings.HasPrefix(cfg.SignIn.BaseURL, "https://")},
+			httpsOnly := strings.HasPrefix(cfg.SignIn.BaseURL, "https://")
+			signinpage.New(signinpage.Config{HTTPSOnly: httpsOnly},
 				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			// The logout endpoint reads and clears the sign-in page's
+			// session cookie, unless a test gives it its own.
+			sessionCookie, clearSessionCookie := cfg.Logout.Cookie, cfg.Logout.Clear
+			if cfg.Logout.Sessions == nil {
+				sessionCookie = func(r *http.Request) string { return signinpage.SessionCookieValue(r, httpsOnly) }
+				clearSessionCookie = func(w http.ResponseWriter) { signinpage.ClearSessionCookie(w, httpsOnly) }
+			}
+			signinpage.NewLogout(signinpage.Config{HTTPSOnly: httpsOnly},
+				signinpage.LogoutDependencies{Logout: c.logout, Logger: cfg.Logger, SessionCookie: sessionCookie, ClearSessionCookie: clearSessionCookie}).Register(standard)
 			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Logger: cfg.Logger}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
@@ -473,6 +522,9 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				RevocationEndpoint:                         base + oauth2http.RevokePath,
 				IntrospectionEndpoint:                      base + oauth2http.IntrospectPath,
 				UserinfoEndpoint:                           base + oauth2http.UserinfoPath,
+				EndSessionEndpoint:                         base + signinpage.LogoutPath,
+				BackchannelLogoutSupported:                 true,
+				BackchannelLogoutSessionSupported:          true,
 				GrantTypesSupported:                        grants.Types(),
 				TokenEndpointAuthMethodsSupported:          grants.TokenEndpointAuthMethods(),
 				JWKSURI:                                    base + grpcapi.JWKSPath,

@@ -30,6 +30,7 @@ type Store interface {
 	Revocations
 	Principals
 	ClientOrigins
+	ClientLogoutSettings
 	SigningKeys
 	RefreshTokenKeys
 	Providers

@@ -215,6 +215,18 @@ func (s *timedStore) ListClientOrigins(ctx context.Context) ([]string, error) {
 	return s.store.ListClientOrigins(ctx)
 }
 
+// ClientLogoutSettings (clientlogout.go).
+
+func (s *timedStore) SetClientLogout(ctx context.Context, clientID string, settings ClientLogout) error {
+	defer s.done("SetClientLogout", time.Now())
+	return s.store.SetClientLogout(ctx, clientID, settings)
+}
+
+func (s *timedStore) GetClientLogout(ctx context.Context, clientID string) (ClientLogout, error) {
+	defer s.done("GetClientLogout", time.Now())
+	return s.store.GetClientLogout(ctx, clientID)
+}
+
 // SigningKeys (signingkeys.go).
 
 func (s *timedStore) CreateSigningKey(ctx context.Context, key SigningKey) error {

@@ -1,7 +1,8 @@
 // A relying party written with openid-client's defaults: discovery, the
 // authorization code flow with PKCE and no state (openid-client's default,
 // RFC 9700 §2.1.1), the ID token's checks (and RFC 9207's iss), userinfo and
-// a refresh. It prints the authorization URL, reads the URL the browser was
+// a refresh, then the logout URL it builds from discovery
+// (RP-Initiated Logout 1.0). It prints the authorization URL, reads the URL the browser was
 // sent back to on stdin, and prints what it got as JSON.
 import * as client from 'openid-client';
 import * as readline from 'node:readline';
@@ -29,6 +30,9 @@ try {
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
   result.refreshedSub = refreshed.claims()?.sub;
   result.endSession = Boolean(config.serverMetadata().end_session_endpoint);
+  result.logoutURL = client.buildEndSessionUrl(config, {
+    id_token_hint: tokens.id_token, post_logout_redirect_uri: process.env.POST_LOGOUT_REDIRECT_URI, state: 'signed-out-state',
+  }).href;
 } catch (error) {
   result.error = `${error.name}: ${error.message} ${error.code ?? ''} ${JSON.stringify(error.cause ?? '')}`;
 }

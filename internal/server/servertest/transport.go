@@ -133,6 +133,7 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_UpdateClient_FullMethodName:               {http.MethodPatch, "/v1/admin/clients/{client_id}"},
 	adminv1.AdminService_SetClientGrants_FullMethodName:            {http.MethodPut, "/v1/admin/clients/{client_id}/grants"},
 	adminv1.AdminService_SetClientOrigins_FullMethodName:           {http.MethodPut, "/v1/admin/clients/{client_id}/origins"},
+	adminv1.AdminService_SetClientLogout_FullMethodName:            {http.MethodPut, "/v1/admin/clients/{client_id}/logout"},
 	adminv1.AdminService_RotateClientSecret_FullMethodName:         {http.MethodPost, "/v1/admin/clients/{client_id}/secret"},
 	adminv1.AdminService_DeleteClient_FullMethodName:               {http.MethodDelete, "/v1/admin/clients/{client_id}"},
 	adminv1.AdminService_GetProvider_FullMethodName:                {http.MethodGet, "/v1/admin/providers/{id}"},

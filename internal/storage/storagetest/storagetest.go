@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ListAndDeleteProviders", testListAndDeleteProviders},
 		{"Clients", testClients},
 		{"ClientOrigins", testClientOrigins},
+		{"ClientLogout", testClientLogout},
 		{"AuthorizationCodeIsSingleUse", testAuthorizationCodes},
 		{"ConcurrentRedemptionHasOneWinner", testConcurrentRedemption},
 		{"Sessions", testSessions},

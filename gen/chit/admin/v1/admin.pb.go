@@ -1657,6 +1657,18 @@ type Client struct {
 	// loopback address) whose pages may call the token, revoke and userinfo
 	// endpoints: the CORS answers allow them. At most 16.
 	AllowedOrigins []string `protobuf:"bytes,9,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	// Where the logout endpoint (/oauth2/logout) may send the browser back
+	// after a logout the client asked for: the same rules as redirect_uris,
+	// exact match. At most 16.
+	PostLogoutRedirectUris []string `protobuf:"bytes,10,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// Where Chit POSTs a logout token (OpenID Connect Back-Channel Logout 1.0)
+	// when a sign-in session the client took part in ends: https, or http on
+	// a loopback address; no fragment. Empty for none.
+	BackchannelLogoutUri string `protobuf:"bytes,11,opt,name=backchannel_logout_uri,json=backchannelLogoutUri,proto3" json:"backchannel_logout_uri,omitempty"`
+	// Whether a logout also revokes the refresh tokens the person holds
+	// through this client (false by default: offline access outlives the
+	// browser session unless the client says otherwise).
+	LogoutRevokesRefreshTokens bool `protobuf:"varint,12,opt,name=logout_revokes_refresh_tokens,json=logoutRevokesRefreshTokens,proto3" json:"logout_revokes_refresh_tokens,omitempty"`
 	// The algorithm its ID tokens are signed with (OpenID Connect Dynamic
 	// Client Registration §2 id_token_signed_response_alg): one of the
 	// server's ID token algorithms (discovery's
@@ -1761,6 +1773,27 @@ func (x *Client) GetAllowedOrigins() []string {
 	return nil
 }
 
+func (x *Client) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *Client) GetBackchannelLogoutUri() string {
+	if x != nil {
+		return x.BackchannelLogoutUri
+	}
+	return ""
+}
+
+func (x *Client) GetLogoutRevokesRefreshTokens() bool {
+	if x != nil {
+		return x.LogoutRevokesRefreshTokens
+	}
+	return false
+}
+
 func (x *Client) GetIdTokenSignedResponseAlg() string {
 	if x != nil {
 		return x.IdTokenSignedResponseAlg
@@ -1782,6 +1815,12 @@ type CreateClientRequest struct {
 	Pkce string `protobuf:"bytes,7,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// See Client.allowed_origins.
 	AllowedOrigins []string `protobuf:"bytes,8,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	// See Client.post_logout_redirect_uris.
+	PostLogoutRedirectUris []string `protobuf:"bytes,9,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// See Client.backchannel_logout_uri.
+	BackchannelLogoutUri string `protobuf:"bytes,10,opt,name=backchannel_logout_uri,json=backchannelLogoutUri,proto3" json:"backchannel_logout_uri,omitempty"`
+	// See Client.logout_revokes_refresh_tokens.
+	LogoutRevokesRefreshTokens bool `protobuf:"varint,11,opt,name=logout_revokes_refresh_tokens,json=logoutRevokesRefreshTokens,proto3" json:"logout_revokes_refresh_tokens,omitempty"`
 	// See Client.id_token_signed_response_alg; empty is the server's
 	// configured algorithm.
 	IdTokenSignedResponseAlg string `protobuf:"bytes,12,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
@@ -1873,6 +1912,27 @@ func (x *CreateClientRequest) GetAllowedOrigins() []string {
 		return x.AllowedOrigins
 	}
 	return nil
+}
+
+func (x *CreateClientRequest) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *CreateClientRequest) GetBackchannelLogoutUri() string {
+	if x != nil {
+		return x.BackchannelLogoutUri
+	}
+	return ""
+}
+
+func (x *CreateClientRequest) GetLogoutRevokesRefreshTokens() bool {
+	if x != nil {
+		return x.LogoutRevokesRefreshTokens
+	}
+	return false
 }
 
 func (x *CreateClientRequest) GetIdTokenSignedResponseAlg() string {
@@ -2446,6 +2506,120 @@ func (x *SetClientOriginsResponse) GetClient() *Client {
 	return nil
 }
 
+type SetClientLogoutRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The client's settings from now on (see the fields of Client of the
+	// same names); empty clears.
+	PostLogoutRedirectUris     []string `protobuf:"bytes,2,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutUri       string   `protobuf:"bytes,3,opt,name=backchannel_logout_uri,json=backchannelLogoutUri,proto3" json:"backchannel_logout_uri,omitempty"`
+	LogoutRevokesRefreshTokens bool     `protobuf:"varint,4,opt,name=logout_revokes_refresh_tokens,json=logoutRevokesRefreshTokens,proto3" json:"logout_revokes_refresh_tokens,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
+}
+
+func (x *SetClientLogoutRequest) Reset() {
+	*x = SetClientLogoutRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClientLogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClientLogoutRequest) ProtoMessage() {}
+
+func (x *SetClientLogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClientLogoutRequest.ProtoReflect.Descriptor instead.
+func (*SetClientLogoutRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetClientLogoutRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SetClientLogoutRequest) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *SetClientLogoutRequest) GetBackchannelLogoutUri() string {
+	if x != nil {
+		return x.BackchannelLogoutUri
+	}
+	return ""
+}
+
+func (x *SetClientLogoutRequest) GetLogoutRevokesRefreshTokens() bool {
+	if x != nil {
+		return x.LogoutRevokesRefreshTokens
+	}
+	return false
+}
+
+type SetClientLogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClientLogoutResponse) Reset() {
+	*x = SetClientLogoutResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClientLogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClientLogoutResponse) ProtoMessage() {}
+
+func (x *SetClientLogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClientLogoutResponse.ProtoReflect.Descriptor instead.
+func (*SetClientLogoutResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SetClientLogoutResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
 type RotateClientSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -2455,7 +2629,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2641,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2654,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2501,7 +2675,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2687,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2700,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2552,7 +2726,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2738,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2751,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2595,7 +2769,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2781,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2794,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2645,7 +2819,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2831,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2844,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Provider) GetId() string {
@@ -2731,7 +2905,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +2917,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +2930,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -2775,7 +2949,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +2961,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +2974,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -2822,7 +2996,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3008,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +3021,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -2875,7 +3049,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3061,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3074,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -2926,7 +3100,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3112,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3125,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -2969,7 +3143,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3155,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3168,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -3019,7 +3193,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3205,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3218,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -3108,7 +3282,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3294,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3307,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -3162,7 +3336,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3348,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3361,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3215,7 +3389,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3401,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3414,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -3260,7 +3434,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3272,7 +3446,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3285,7 +3459,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3323,7 +3497,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3335,7 +3509,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3348,7 +3522,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Login) GetLoginId() string {
@@ -3427,7 +3601,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3613,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3626,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3487,7 +3661,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3673,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3686,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3539,7 +3713,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3551,7 +3725,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3564,7 +3738,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3589,7 +3763,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3775,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3788,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 type RevokeLoginsRequest struct {
@@ -3626,7 +3800,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3638,7 +3812,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3651,7 +3825,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -3669,7 +3843,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3681,7 +3855,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3694,7 +3868,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 // Session is a browser's sign-in session on the sign-in page.
@@ -3724,7 +3898,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3910,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3923,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Session) GetSessionId() string {
@@ -3829,7 +4003,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +4015,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +4028,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListSessionsRequest) GetName() string {
@@ -3889,7 +4063,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3901,7 +4075,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3914,7 +4088,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -3944,7 +4118,7 @@ type EndSessionsRequest struct {
 
 func (x *EndSessionsRequest) Reset() {
 	*x = EndSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4130,7 @@ func (x *EndSessionsRequest) String() string {
 func (*EndSessionsRequest) ProtoMessage() {}
 
 func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4143,7 @@ func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *EndSessionsRequest) GetName() string {
@@ -3996,7 +4170,7 @@ type EndSessionsResponse struct {
 
 func (x *EndSessionsResponse) Reset() {
 	*x = EndSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4182,7 @@ func (x *EndSessionsResponse) String() string {
 func (*EndSessionsResponse) ProtoMessage() {}
 
 func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4195,7 @@ func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *EndSessionsResponse) GetEnded() int32 {
@@ -4044,7 +4218,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4056,7 +4230,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4069,7 +4243,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -4104,7 +4278,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4116,7 +4290,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4129,7 +4303,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -4155,7 +4329,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4341,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4354,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -4198,7 +4372,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4384,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4397,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -4331,7 +4505,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\xa3\x03\n" +
+	"\x1cDeleteServiceAccountResponse\"\xd7\x04\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -4342,8 +4516,12 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x12\n" +
 	"\x04pkce\x18\b \x01(\tR\x04pkce\x12'\n" +
-	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\x12>\n" +
-	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\"\xf3\x02\n" +
+	"\x0fallowed_origins\x18\t \x03(\tR\x0eallowedOrigins\x129\n" +
+	"\x19post_logout_redirect_uris\x18\n" +
+	" \x03(\tR\x16postLogoutRedirectUris\x124\n" +
+	"\x16backchannel_logout_uri\x18\v \x01(\tR\x14backchannelLogoutUri\x12A\n" +
+	"\x1dlogout_revokes_refresh_tokens\x18\f \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
+	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\"\xa7\x04\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -4352,7 +4530,11 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0edefault_scopes\x18\x05 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x06 \x03(\tR\x10allowedAudiences\x12\x12\n" +
 	"\x04pkce\x18\a \x01(\tR\x04pkce\x12'\n" +
-	"\x0fallowed_origins\x18\b \x03(\tR\x0eallowedOrigins\x12>\n" +
+	"\x0fallowed_origins\x18\b \x03(\tR\x0eallowedOrigins\x129\n" +
+	"\x19post_logout_redirect_uris\x18\t \x03(\tR\x16postLogoutRedirectUris\x124\n" +
+	"\x16backchannel_logout_uri\x18\n" +
+	" \x01(\tR\x14backchannelLogoutUri\x12A\n" +
+	"\x1dlogout_revokes_refresh_tokens\x18\v \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
 	"\x1cid_token_signed_response_alg\x18\f \x01(\tR\x18idTokenSignedResponseAlg\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
@@ -4385,6 +4567,13 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12'\n" +
 	"\x0fallowed_origins\x18\x02 \x03(\tR\x0eallowedOrigins\"I\n" +
 	"\x18SetClientOriginsResponse\x12-\n" +
+	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xe9\x01\n" +
+	"\x16SetClientLogoutRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x02 \x03(\tR\x16postLogoutRedirectUris\x124\n" +
+	"\x16backchannel_logout_uri\x18\x03 \x01(\tR\x14backchannelLogoutUri\x12A\n" +
+	"\x1dlogout_revokes_refresh_tokens\x18\x04 \x01(\bR\x1alogoutRevokesRefreshTokens\"H\n" +
+	"\x17SetClientLogoutResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"8\n" +
 	"\x19RotateClientSecretRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"p\n" +
@@ -4506,7 +4695,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\xb3\x18\n" +
+	"\x14RevokeApiKeyResponse2\x95\x19\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -4528,7 +4717,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\vListClients\x12!.chit.admin.v1.ListClientsRequest\x1a\".chit.admin.v1.ListClientsResponse\x12W\n" +
 	"\fUpdateClient\x12\".chit.admin.v1.UpdateClientRequest\x1a#.chit.admin.v1.UpdateClientResponse\x12`\n" +
 	"\x0fSetClientGrants\x12%.chit.admin.v1.SetClientGrantsRequest\x1a&.chit.admin.v1.SetClientGrantsResponse\x12c\n" +
-	"\x10SetClientOrigins\x12&.chit.admin.v1.SetClientOriginsRequest\x1a'.chit.admin.v1.SetClientOriginsResponse\x12i\n" +
+	"\x10SetClientOrigins\x12&.chit.admin.v1.SetClientOriginsRequest\x1a'.chit.admin.v1.SetClientOriginsResponse\x12`\n" +
+	"\x0fSetClientLogout\x12%.chit.admin.v1.SetClientLogoutRequest\x1a&.chit.admin.v1.SetClientLogoutResponse\x12i\n" +
 	"\x12RotateClientSecret\x12(.chit.admin.v1.RotateClientSecretRequest\x1a).chit.admin.v1.RotateClientSecretResponse\x12W\n" +
 	"\fDeleteClient\x12\".chit.admin.v1.DeleteClientRequest\x1a#.chit.admin.v1.DeleteClientResponse\x12T\n" +
 	"\vGetProvider\x12!.chit.admin.v1.GetProviderRequest\x1a\".chit.admin.v1.GetProviderResponse\x12Z\n" +
@@ -4557,7 +4747,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -4600,160 +4790,165 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*SetClientGrantsResponse)(nil),            // 38: chit.admin.v1.SetClientGrantsResponse
 	(*SetClientOriginsRequest)(nil),            // 39: chit.admin.v1.SetClientOriginsRequest
 	(*SetClientOriginsResponse)(nil),           // 40: chit.admin.v1.SetClientOriginsResponse
-	(*RotateClientSecretRequest)(nil),          // 41: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),         // 42: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                // 43: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),               // 44: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                           // 45: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                 // 46: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                // 47: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),               // 48: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),              // 49: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),              // 50: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),             // 51: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                         // 52: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),             // 53: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),            // 54: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),           // 55: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),          // 56: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                              // 57: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                  // 58: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                 // 59: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                 // 60: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                // 61: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                // 62: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),               // 63: chit.admin.v1.RevokeLoginsResponse
-	(*Session)(nil),                            // 64: chit.admin.v1.Session
-	(*ListSessionsRequest)(nil),                // 65: chit.admin.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),               // 66: chit.admin.v1.ListSessionsResponse
-	(*EndSessionsRequest)(nil),                 // 67: chit.admin.v1.EndSessionsRequest
-	(*EndSessionsResponse)(nil),                // 68: chit.admin.v1.EndSessionsResponse
-	(*ListApiKeysRequest)(nil),                 // 69: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 70: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 71: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 72: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 73: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 74: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                // 75: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 76: chit.auth.v1.ApiKey
+	(*SetClientLogoutRequest)(nil),             // 41: chit.admin.v1.SetClientLogoutRequest
+	(*SetClientLogoutResponse)(nil),            // 42: chit.admin.v1.SetClientLogoutResponse
+	(*RotateClientSecretRequest)(nil),          // 43: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),         // 44: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                // 45: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),               // 46: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                           // 47: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                 // 48: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                // 49: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),               // 50: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),              // 51: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),              // 52: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),             // 53: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                         // 54: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),             // 55: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),            // 56: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),           // 57: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),          // 58: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                              // 59: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                  // 60: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                 // 61: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                 // 62: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                // 63: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                // 64: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),               // 65: chit.admin.v1.RevokeLoginsResponse
+	(*Session)(nil),                            // 66: chit.admin.v1.Session
+	(*ListSessionsRequest)(nil),                // 67: chit.admin.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),               // 68: chit.admin.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),                 // 69: chit.admin.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),                // 70: chit.admin.v1.EndSessionsResponse
+	(*ListApiKeysRequest)(nil),                 // 71: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 72: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                // 73: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 74: chit.admin.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),              // 75: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 76: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                // 77: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 78: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	73, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	75, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	74, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	76, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	73, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	73, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	75, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	75, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	75, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	77, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	15, // 15: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	73, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	75, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	28, // 17: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 18: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 19: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
 	28, // 20: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 21: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
 	28, // 22: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	28, // 23: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	73, // 24: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	73, // 25: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	73, // 26: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	45, // 27: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	45, // 28: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	73, // 29: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	73, // 30: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	73, // 31: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	52, // 32: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	52, // 33: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	73, // 34: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	73, // 35: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	73, // 36: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	57, // 37: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	73, // 38: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
-	73, // 39: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	73, // 40: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
-	73, // 41: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
-	73, // 42: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	64, // 43: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
-	76, // 44: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 45: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 46: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 47: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 48: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 49: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 50: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 51: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 52: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 53: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 54: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 55: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 56: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	26, // 57: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	29, // 58: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	31, // 59: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	33, // 60: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	35, // 61: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	37, // 62: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	39, // 63: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	41, // 64: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	43, // 65: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	46, // 66: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	48, // 67: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	50, // 68: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	53, // 69: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	55, // 70: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	58, // 71: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	60, // 72: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	62, // 73: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	65, // 74: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
-	67, // 75: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
-	69, // 76: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	71, // 77: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 78: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 79: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 80: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 81: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 82: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 83: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 84: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 85: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 86: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 87: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 88: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 89: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	27, // 90: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	30, // 91: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	32, // 92: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	34, // 93: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	36, // 94: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	38, // 95: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	40, // 96: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	42, // 97: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	44, // 98: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	47, // 99: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	49, // 100: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	51, // 101: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	54, // 102: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	56, // 103: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	59, // 104: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	61, // 105: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	63, // 106: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	66, // 107: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
-	68, // 108: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
-	70, // 109: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	72, // 110: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	78, // [78:111] is the sub-list for method output_type
-	45, // [45:78] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	28, // 23: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
+	28, // 24: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	75, // 25: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	75, // 26: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	75, // 27: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	47, // 28: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	47, // 29: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	75, // 30: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	75, // 31: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	75, // 32: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	54, // 33: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	54, // 34: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	75, // 35: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	75, // 36: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	75, // 37: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	59, // 38: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	75, // 39: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	75, // 40: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	75, // 41: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	75, // 42: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	75, // 43: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	66, // 44: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
+	78, // 45: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	1,  // 46: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 47: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 48: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 49: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 50: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 51: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 52: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 53: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 54: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 55: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 56: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 57: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	26, // 58: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	29, // 59: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	31, // 60: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	33, // 61: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	35, // 62: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	37, // 63: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	39, // 64: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	41, // 65: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
+	43, // 66: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	45, // 67: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	48, // 68: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	50, // 69: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	52, // 70: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	55, // 71: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	57, // 72: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	60, // 73: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	62, // 74: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	64, // 75: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	67, // 76: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	69, // 77: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	71, // 78: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	73, // 79: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	2,  // 80: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 81: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 82: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 83: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 84: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 85: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 86: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 87: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 88: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 89: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 90: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 91: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	27, // 92: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	30, // 93: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	32, // 94: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	34, // 95: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	36, // 96: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	38, // 97: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	40, // 98: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	42, // 99: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
+	44, // 100: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	46, // 101: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	49, // 102: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	51, // 103: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	53, // 104: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	56, // 105: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	58, // 106: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	61, // 107: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	63, // 108: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	65, // 109: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	68, // 110: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	70, // 111: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	72, // 112: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	74, // 113: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	80, // [80:114] is the sub-list for method output_type
+	46, // [46:80] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -4767,7 +4962,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   73,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

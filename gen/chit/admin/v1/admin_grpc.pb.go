@@ -38,6 +38,7 @@ const (
 	AdminService_UpdateClient_FullMethodName               = "/chit.admin.v1.AdminService/UpdateClient"
 	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
 	AdminService_SetClientOrigins_FullMethodName           = "/chit.admin.v1.AdminService/SetClientOrigins"
+	AdminService_SetClientLogout_FullMethodName            = "/chit.admin.v1.AdminService/SetClientLogout"
 	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
 	AdminService_DeleteClient_FullMethodName               = "/chit.admin.v1.AdminService/DeleteClient"
 	AdminService_GetProvider_FullMethodName                = "/chit.admin.v1.AdminService/GetProvider"
@@ -127,6 +128,12 @@ type AdminServiceClient interface {
 	// token, revoke and userinfo endpoints (CORS). Honoured at once on the
 	// replica that made the change, within 2 seconds on the others.
 	SetClientOrigins(ctx context.Context, in *SetClientOriginsRequest, opts ...grpc.CallOption) (*SetClientOriginsResponse, error)
+	// SetClientLogout replaces how a client takes part in logout (OpenID
+	// Connect RP-Initiated Logout 1.0, Back-Channel Logout 1.0): its
+	// post-logout redirect URIs, its back-channel logout URI and whether a
+	// logout also revokes its refresh tokens. Every field is replaced: one
+	// left empty clears that setting.
+	SetClientLogout(ctx context.Context, in *SetClientLogoutRequest, opts ...grpc.CallOption) (*SetClientLogoutResponse, error)
 	// RotateClientSecret gives a confidential client a new secret, answered
 	// once; the old one stops at once. A public client answers
 	// FAILED_PRECONDITION.
@@ -373,6 +380,16 @@ func (c *adminServiceClient) SetClientOrigins(ctx context.Context, in *SetClient
 	return out, nil
 }
 
+func (c *adminServiceClient) SetClientLogout(ctx context.Context, in *SetClientLogoutRequest, opts ...grpc.CallOption) (*SetClientLogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetClientLogoutResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetClientLogout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) RotateClientSecret(ctx context.Context, in *RotateClientSecretRequest, opts ...grpc.CallOption) (*RotateClientSecretResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateClientSecretResponse)
@@ -586,6 +603,12 @@ type AdminServiceServer interface {
 	// token, revoke and userinfo endpoints (CORS). Honoured at once on the
 	// replica that made the change, within 2 seconds on the others.
 	SetClientOrigins(context.Context, *SetClientOriginsRequest) (*SetClientOriginsResponse, error)
+	// SetClientLogout replaces how a client takes part in logout (OpenID
+	// Connect RP-Initiated Logout 1.0, Back-Channel Logout 1.0): its
+	// post-logout redirect URIs, its back-channel logout URI and whether a
+	// logout also revokes its refresh tokens. Every field is replaced: one
+	// left empty clears that setting.
+	SetClientLogout(context.Context, *SetClientLogoutRequest) (*SetClientLogoutResponse, error)
 	// RotateClientSecret gives a confidential client a new secret, answered
 	// once; the old one stops at once. A public client answers
 	// FAILED_PRECONDITION.
@@ -698,6 +721,9 @@ func (UnimplementedAdminServiceServer) SetClientGrants(context.Context, *SetClie
 }
 func (UnimplementedAdminServiceServer) SetClientOrigins(context.Context, *SetClientOriginsRequest) (*SetClientOriginsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetClientOrigins not implemented")
+}
+func (UnimplementedAdminServiceServer) SetClientLogout(context.Context, *SetClientLogoutRequest) (*SetClientLogoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetClientLogout not implemented")
 }
 func (UnimplementedAdminServiceServer) RotateClientSecret(context.Context, *RotateClientSecretRequest) (*RotateClientSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateClientSecret not implemented")
@@ -1104,6 +1130,24 @@ func _AdminService_SetClientOrigins_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetClientLogout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetClientLogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetClientLogout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetClientLogout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetClientLogout(ctx, req.(*SetClientLogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_RotateClientSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RotateClientSecretRequest)
 	if err := dec(in); err != nil {
@@ -1438,6 +1482,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetClientOrigins",
 			Handler:    _AdminService_SetClientOrigins_Handler,
+		},
+		{
+			MethodName: "SetClientLogout",
+			Handler:    _AdminService_SetClientLogout_Handler,
 		},
 		{
 			MethodName: "RotateClientSecret",
