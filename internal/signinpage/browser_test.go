@@ -146,7 +146,7 @@ func TestSecondClientInTheSameBrowserSkipsTheForm(t *testing.T) {
 	first, second := config("first-app", firstRedirect), config("second-app", secondRedirect)
 	firstVerifier, secondVerifier := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
 
-	ctx := browsertest.Browser(t, 60*time.Second)
+	ctx := browsertest.Browser(t, 2*time.Minute)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(first.AuthCodeURL("one", oauth2.S256ChallengeOption(firstVerifier))),
 		chromedp.WaitVisible(chromedp.CSS(`#username`)),
@@ -161,6 +161,18 @@ func TestSecondClientInTheSameBrowserSkipsTheForm(t *testing.T) {
 	case one = <-firstArrived:
 	case <-ctx.Done():
 		t.Fatal("the browser never reached the first client")
+	}
+	// The first client's page must have loaded: a navigation started while
+	// the redirect to it is still under way aborts.
+	for {
+		title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState === "complete" ? document.title : ""`))
+		if err != nil {
+			t.Fatalf("the first client's page: %v", err)
+		}
+		if title == "done" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(second.AuthCodeURL("two", oauth2.S256ChallengeOption(secondVerifier)))); err != nil {
 		t.Fatalf("open the second client's sign-in: %v", err)
