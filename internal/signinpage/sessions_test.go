@@ -414,3 +414,47 @@ type headerRecorder struct{ header http.Header }
 func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(int)             {}
+
+// A session started through one replica answers another, and ends on every
+// replica as soon as it is ended through one: by EndSessions, by a
+// revocation of the person's tokens (RevokeLogins, as a role change or a
+// narrower grant records), or by deleting the person. On PostgreSQL.
+func TestSessionsEndOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	for name, end := range map[string]func(t *testing.T, tr servertest.Transport, admin string) codes.Code{
+		"EndSessions": func(t *testing.T, tr servertest.Transport, admin string) codes.Code {
+			return tr.Invoke(t, adminv1.AdminService_EndSessions_FullMethodName, admin, &adminv1.EndSessionsRequest{Name: servertest.UserName}, &adminv1.EndSessionsResponse{})
+		},
+		"RevokeLogins": func(t *testing.T, tr servertest.Transport, admin string) codes.Code {
+			return tr.Invoke(t, adminv1.AdminService_RevokeLogins_FullMethodName, admin, &adminv1.RevokeLoginsRequest{Subject: servertest.UserName}, &adminv1.RevokeLoginsResponse{})
+		},
+		"DeleteUser": func(t *testing.T, tr servertest.Transport, admin string) codes.Code {
+			return tr.Invoke(t, adminv1.AdminService_DeleteUser_FullMethodName, admin, &adminv1.DeleteUserRequest{Name: servertest.UserName}, &adminv1.DeleteUserResponse{})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			primary := servertest.StartOn(t, servertest.Postgres)
+			replica := primary.StartReplica(t)
+			registerRelyingParties(t, primary)
+			onPrimary, onReplica := newSSOBrowser(t, primary), newSSOBrowser(t, replica)
+			page, _, _ := onPrimary.authorize(t, "web", webRedirect, nil)
+			_, cookie := onPrimary.signIn(t, page)
+			if cookie == nil {
+				t.Fatal("no session cookie")
+			}
+			replicaURL, _ := url.Parse(replica.HTTPBase() + "/")
+			onReplica.Client.Jar.SetCookies(replicaURL, []*http.Cookie{{Name: cookie.Name, Value: cookie.Value, Path: "/"}})
+			page, location, _ := onReplica.authorize(t, "spa", spaRedirect, nil)
+			wantCode(t, page, location, spaRedirect)
+
+			tr := servertest.Transports(primary)["gRPC"]
+			admin := servertest.NewAdminCallers(t, primary, tr).Admin
+			servertest.WantCode(t, name, end(t, tr, admin), codes.OK)
+			page, location, _ = onReplica.authorize(t, "spa", spaRedirect, url.Values{"prompt": {"none"}})
+			wantError(t, "prompt=none on the replica after "+name, page, location, spaRedirect, "login_required")
+			page, location, _ = onReplica.authorize(t, "spa", spaRedirect, nil)
+			wantForm(t, "the replica after "+name, page, location)
+		})
+	}
+}
