@@ -18,6 +18,7 @@ import (
 	"github.com/chit-auth/chit/internal/logout"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	signinsessions "github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 )
 
@@ -55,6 +56,9 @@ const testSessionCookie = "test_session"
 
 func withTestSessions(sessions *testSessions) func(*server.Config) {
 	return func(cfg *server.Config) {
+		// The sign-in page keeps no sessions of its own: the ID tokens
+		// carry no sid, and the fake's session is the browser's.
+		cfg.Sessions = signinsessions.Config{}
 		cfg.Logout = server.LogoutSessions{
 			Sessions: sessions,
 			Cookie: func(r *http.Request) string {
