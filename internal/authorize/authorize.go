@@ -175,16 +175,19 @@ func (s *Service) SignInWithSession(ctx context.Context, req Request, cookie str
 	if maxAge, asked := req.maxAge(); asked && s.now().Sub(session.AuthTime) > maxAge {
 		return "", false, nil
 	}
+	// The scopes are decided first: a refused request signs the person in
+	// to nothing, and its client must not be recorded on the session (a
+	// logout would send it a logout token naming them).
+	scopes, refused, err := s.grantScopes(ctx, req, principal)
+	if err != nil || refused != "" {
+		return refused, refused != "", err
+	}
 	// The session must still be live when the client is recorded on it:
 	// a logout that ended it meanwhile then lists every client it had.
 	if session, err = s.sessions.SignedIn(ctx, session, req.ClientID); chiterr.KindOf(err) == chiterr.Unauthenticated {
 		return "", false, nil
 	} else if err != nil {
 		return "", false, err
-	}
-	scopes, refused, err := s.grantScopes(ctx, req, principal)
-	if err != nil || refused != "" {
-		return refused, refused != "", err
 	}
 	target, err = s.issueCode(ctx, req, principal, scopes, session.AuthTime, session.ID)
 	if err != nil {
