@@ -326,6 +326,18 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 	case err != nil:
 		return tokens.Grant{}, fmt.Errorf("read the code's user: %w", err)
 	}
+	// A code answered through a sign-in session is void once the session
+	// has ended (a logout, EndSessions): its logout tokens have gone out,
+	// and the client must not start a session of its own for it now.
+	if stored.SessionID != "" && s.sessions.Enabled() {
+		session, err := s.sessions.Get(ctx, stored.SessionID)
+		switch {
+		case chiterr.KindOf(err) == chiterr.NotFound || (err == nil && !session.EndedAt.IsZero()):
+			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its sign-in session has ended")
+		case err != nil:
+			return tokens.Grant{}, fmt.Errorf("read the code's sign-in session: %w", err)
+		}
+	}
 	if !client.FirstParty {
 		if client, err = s.directory.LookupClient(ctx, client.ID); err != nil {
 			return tokens.Grant{}, err

@@ -496,3 +496,34 @@ func TestRefusedSilentSignInRecordsNoClient(t *testing.T) {
 		})
 	}
 }
+
+// A code answered through a session that ends before the code is
+// exchanged (a logout, an admin's EndSessions) is refused: the logout
+// tokens have already gone out, and the client would otherwise start its
+// own session for a sign-in session that no longer exists.
+func TestCodeOfAnEndedSessionIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := servertest.StartOn(t, backend)
+			registerRelyingParties(t, e)
+			spa := &oauth2.Config{ClientID: "spa", Endpoint: xoauth2Endpoint(e), RedirectURL: spaRedirect}
+			spa.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+			b := newSSOBrowser(t, e)
+			page, _, _ := b.authorize(t, "web", webRedirect, nil)
+			b.signIn(t, page)
+
+			page, location, verifier := b.authorize(t, "spa", spaRedirect, nil)
+			code := wantCode(t, page, location, spaRedirect)
+			if _, err := e.Store.EndSessions(context.Background(), servertest.UserName, e.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if token, err := spa.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err == nil {
+				t.Fatalf("the code of an ended session was exchanged: %+v", token)
+			} else if !strings.Contains(err.Error(), "invalid_grant") {
+				t.Fatalf("exchange: %v, want invalid_grant", err)
+			}
+		})
+	}
+}
