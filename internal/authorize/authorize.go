@@ -175,16 +175,19 @@ func (s *Service) SignInWithSession(ctx context.Context, req Request, cookie str
 	if maxAge, asked := req.maxAge(); asked && s.now().Sub(session.AuthTime) > maxAge {
 		return "", false, nil
 	}
+	// The scopes are decided first: a refused request signs the person in
+	// to nothing, and its client must not be recorded on the session (a
+	// logout would send it a logout token naming them).
+	scopes, refused, err := s.grantScopes(ctx, req, principal)
+	if err != nil || refused != "" {
+		return refused, refused != "", err
+	}
 	// The session must still be live when the client is recorded on it:
 	// a logout that ended it meanwhile then lists every client it had.
 	if session, err = s.sessions.SignedIn(ctx, session, req.ClientID); chiterr.KindOf(err) == chiterr.Unauthenticated {
 		return "", false, nil
 	} else if err != nil {
 		return "", false, err
-	}
-	scopes, refused, err := s.grantScopes(ctx, req, principal)
-	if err != nil || refused != "" {
-		return refused, refused != "", err
 	}
 	target, err = s.issueCode(ctx, req, principal, scopes, session.AuthTime, session.ID)
 	if err != nil {
@@ -322,6 +325,18 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its user no longer exists")
 	case err != nil:
 		return tokens.Grant{}, fmt.Errorf("read the code's user: %w", err)
+	}
+	// A code answered through a sign-in session is void once the session
+	// has ended (a logout, EndSessions): its logout tokens have gone out,
+	// and the client must not start a session of its own for it now.
+	if stored.SessionID != "" && s.sessions.Enabled() {
+		session, err := s.sessions.Get(ctx, stored.SessionID)
+		switch {
+		case chiterr.KindOf(err) == chiterr.NotFound || (err == nil && !session.EndedAt.IsZero()):
+			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its sign-in session has ended")
+		case err != nil:
+			return tokens.Grant{}, fmt.Errorf("read the code's sign-in session: %w", err)
+		}
 	}
 	if !client.FirstParty {
 		if client, err = s.directory.LookupClient(ctx, client.ID); err != nil {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
+	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
@@ -21,7 +22,10 @@ import (
 	"github.com/chit-auth/chit/internal/storage"
 )
 
-const secureSessionCookie = "__Host-chit_session"
+const (
+	secureSessionCookie = "__Host-chit_session"
+	reportsRedirect     = "https://reports.example.com/callback"
+)
 
 // ssoBrowser is one browser profile: its cookies carry the session from
 // one client's sign-in to the next.
@@ -455,6 +459,71 @@ func TestSessionsEndOnEveryReplica(t *testing.T) {
 			wantError(t, "prompt=none on the replica after "+name, page, location, spaRedirect, "login_required")
 			page, location, _ = onReplica.authorize(t, "spa", spaRedirect, nil)
 			wantForm(t, "the replica after "+name, page, location)
+		})
+	}
+}
+
+// A session's answer that refuses the scopes asked (invalid_scope) does not
+// record the client on the session: the person signed in to nothing
+// through it, so a logout must send that client no logout token naming
+// them (their sub and sid).
+func TestRefusedSilentSignInRecordsNoClient(t *testing.T) {
+	t.Parallel()
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := servertest.StartOn(t, backend)
+			registerRelyingParties(t, e)
+			// The client may carry reports:read; the person may not.
+			e.RegisterClient(t, accounts.ClientRegistration{ID: "reports", RedirectURIs: []string{reportsRedirect},
+				Grants: storage.Grants{AllowedScopes: []string{"openid", "reports:read"}}})
+			b := newSSOBrowser(t, e)
+			page, _, _ := b.authorize(t, "web", webRedirect, nil)
+			b.signIn(t, page)
+
+			for _, prompt := range []string{"", "none"} {
+				extra := url.Values{"scope": {"openid reports:read"}}
+				if prompt != "" {
+					extra.Set("prompt", prompt)
+				}
+				page, location, _ := b.authorize(t, "reports", reportsRedirect, extra)
+				wantError(t, "a scope the person may not have, prompt="+prompt, page, location, reportsRedirect, "invalid_scope")
+			}
+			listed, err := e.Store.ListSessions(context.Background(), servertest.UserName, e.Clock.Now(), storage.Page{})
+			if err != nil || len(listed) != 1 || !slices.Equal(listed[0].ClientIDs, []string{"web"}) {
+				t.Fatalf("sessions %+v, %v; want one listing only web", listed, err)
+			}
+		})
+	}
+}
+
+// A code answered through a session that ends before the code is
+// exchanged (a logout, an admin's EndSessions) is refused: the logout
+// tokens have already gone out, and the client would otherwise start its
+// own session for a sign-in session that no longer exists.
+func TestCodeOfAnEndedSessionIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := servertest.StartOn(t, backend)
+			registerRelyingParties(t, e)
+			spa := &oauth2.Config{ClientID: "spa", Endpoint: xoauth2Endpoint(e), RedirectURL: spaRedirect}
+			spa.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+			b := newSSOBrowser(t, e)
+			page, _, _ := b.authorize(t, "web", webRedirect, nil)
+			b.signIn(t, page)
+
+			page, location, verifier := b.authorize(t, "spa", spaRedirect, nil)
+			code := wantCode(t, page, location, spaRedirect)
+			if _, err := e.Store.EndSessions(context.Background(), servertest.UserName, e.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if token, err := spa.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err == nil {
+				t.Fatalf("the code of an ended session was exchanged: %+v", token)
+			} else if !strings.Contains(err.Error(), "invalid_grant") {
+				t.Fatalf("exchange: %v, want invalid_grant", err)
+			}
 		})
 	}
 }
