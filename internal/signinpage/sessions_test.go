@@ -194,7 +194,7 @@ func TestSecondClientSignsInWithoutTheForm(t *testing.T) {
 
 			// prompt=login signs in again and replaces the session: the old
 			// cookie resumes nothing.
-			page, location, verifier = b.authorize(t, "spa", spaRedirect, url.Values{"prompt": {"login"}})
+			page, _, verifier = b.authorize(t, "spa", spaRedirect, url.Values{"prompt": {"login"}})
 			location, renewed := b.signIn(t, page)
 			if renewed == nil || renewed.Value == cookie.Value {
 				t.Fatalf("prompt=login kept the session cookie %+v", renewed)
