@@ -71,3 +71,11 @@ func (k KeysFromBeforeFamilies) Check(t *testing.T, s storage.Store) {
 		t.Fatal("a second active ES256 key was stored after the migration")
 	}
 }
+
+// RowsOfAnOlderSchema are rows as an earlier schema version held them: the
+// statements that write them into a database migrated up to that version,
+// and the check that the store reads them right once fully migrated.
+type RowsOfAnOlderSchema interface {
+	Statements(placeholder string) []Statement
+	Check(t *testing.T, s storage.Store)
+}
