@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -21,6 +20,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/secrets"
 )
 
 //go:embed assets
@@ -291,14 +291,8 @@ func responseMode(r *http.Request) string {
 	return r.URL.Query().Get("response_mode")
 }
 
-// randomToken is 32 random bytes in base64url.
-func randomToken() (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(raw), nil
-}
+// randomToken is a fresh CSRF token or CSP nonce: 32 random bytes.
+func randomToken() (string, error) { return secrets.Random(rand.Reader, 32) }
 
 func (h *Handler) render(w http.ResponseWriter, status int, req authorize.Request, v view) {
 	v.ClientName = req.ClientID
