@@ -81,7 +81,7 @@ location.pathname === "/callback" ? callback() : start();
 const strangerScript = `
 fetch(CHIT + "/oauth2/token", {method: "POST", body: new URLSearchParams({grant_type: "client_credentials"})})
   .then(answer => "read " + answer.status, error => "blocked: " + error.name)
-  .then(outcome => { const pre = document.createElement("pre"); pre.id = "stranger-result"; pre.textContent = JSON.stringify({outcome}); document.body.append(pre); });
+  .then(outcome => { const pre = document.createElement("pre"); pre.id = "stranger-result"; pre.textContent = JSON.stringify({outcome}); document.documentElement.append(pre); });
 `
 
 func servePage(t *testing.T, script, chitBase string) *httptest.Server {
