@@ -227,6 +227,11 @@ func start(t testing.TB, ctx context.Context, cancel context.CancelFunc, store s
 			t.Fatal(err)
 		}
 	}
+	if replicaOf == nil {
+		if err := seedRSAKeys(ctx, store, cfg.SigningAlgorithm, cfg.KeySealer, clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := server.New(ctx, cfg, store)
 	if err != nil {
 		t.Fatal(err)
