@@ -17,9 +17,6 @@ type FederationRules interface {
 	GetFederationRule(ctx context.Context, name string) (FederationRule, error)
 	// ListFederationRules returns the rules of page, by name.
 	ListFederationRules(ctx context.Context, page Page) ([]FederationRule, error)
-	// ListFederationRulesByIssuer returns every rule of issuer (its exact
-	// `iss`), by name: the rules an assertion of that issuer may match.
-	ListFederationRulesByIssuer(ctx context.Context, issuer string) ([]FederationRule, error)
 	// DeleteFederationRule removes the rule; ErrNotFound when there is none.
 	DeleteFederationRule(ctx context.Context, name string) error
 }

@@ -435,11 +435,6 @@ func (s *timedStore) ListFederationRules(ctx context.Context, page Page) ([]Fede
 	return s.store.ListFederationRules(ctx, page)
 }
 
-func (s *timedStore) ListFederationRulesByIssuer(ctx context.Context, issuer string) ([]FederationRule, error) {
-	defer s.done("ListFederationRulesByIssuer", time.Now())
-	return s.store.ListFederationRulesByIssuer(ctx, issuer)
-}
-
 func (s *timedStore) DeleteFederationRule(ctx context.Context, name string) error {
 	defer s.done("DeleteFederationRule", time.Now())
 	return s.store.DeleteFederationRule(ctx, name)

@@ -51,10 +51,6 @@ func (s *Store) ListFederationRules(ctx context.Context, page storage.Page) ([]s
 		page.After, pageLimit(page))
 }
 
-func (s *Store) ListFederationRulesByIssuer(ctx context.Context, issuer string) ([]storage.FederationRule, error) {
-	return list(ctx, s.pool, scanFederationRule, `SELECT `+federationRuleColumns+` FROM federation_rules WHERE issuer = $1 ORDER BY name`, issuer)
-}
-
 func (s *Store) DeleteFederationRule(ctx context.Context, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM federation_rules WHERE name = $1`, name)
 	if err != nil {

@@ -47,10 +47,6 @@ func (s *Store) ListFederationRules(ctx context.Context, page storage.Page) ([]s
 		page.After, pageLimit(page))
 }
 
-func (s *Store) ListFederationRulesByIssuer(ctx context.Context, issuer string) ([]storage.FederationRule, error) {
-	return listRows(ctx, s.db, scanFederationRule, `SELECT `+federationRuleColumns+` FROM federation_rules WHERE issuer = ? ORDER BY name`, issuer)
-}
-
 func (s *Store) DeleteFederationRule(ctx context.Context, name string) error {
 	result, err := s.writer.ExecContext(ctx, `DELETE FROM federation_rules WHERE name = ?`, name)
 	if err != nil {

@@ -16,8 +16,7 @@ CREATE TABLE federation_rules (
     max_assertion_lifetime INTEGER NOT NULL DEFAULT 0,
     created_at             INTEGER NOT NULL
 );
--- Every exchange looks its issuer's rules up.
-CREATE INDEX federation_rules_by_issuer ON federation_rules (issuer);
+
 CREATE INDEX federation_rules_by_service_account ON federation_rules (service_account);
 
 -- The primary key is what makes a replay lose: of two replicas recording
