@@ -49,9 +49,9 @@ the pinning claim takes none.
 Keys come from the issuer's discovery document (its jwks_uri must be on the
 issuer's host), from --jwks-uri, or from --jwks-file (a JWKS read now and
 stored in the rule: Kubernetes' is at kubectl get --raw /openid/v1/jwks).`,
-		Example: t.example("federation create k8s-deployer --issuer https://kubernetes.default.svc.cluster.local --audience https://chit.example \\\n" +
+		Example: t.example("federation create k8s-deployer --issuer https://kubernetes.default.svc.cluster.local --audience https://chit.example \\\n"+
 			"      --service deployer --claim sub=system:serviceaccount:prod:deployer --jwks-file cluster-jwks.json\n") +
-			t.example("federation create gha-deploy --issuer https://token.actions.githubusercontent.com --audience https://chit.example \\\n" +
+			t.example("federation create gha-deploy --issuer https://token.actions.githubusercontent.com --audience https://chit.example \\\n"+
 				"      --service deployer --claim repository_id=123456789 --claim ref=refs/heads/main"),
 		Args: cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.FederationRule, error) {

@@ -88,7 +88,7 @@ func TestFederatedCredentialOverEachTransport(t *testing.T) {
 					}
 					// Another branch, another namespace: refused.
 					for what, assertion := range map[string]string{
-						"a tag": gha.Sign(t, "", federationtest.GitHub("acme", "shop", "123456", "987", "refs/tags/v1", federatedAudience, now)),
+						"a tag":             gha.Sign(t, "", federationtest.GitHub("acme", "shop", "123456", "987", "refs/tags/v1", federatedAudience, now)),
 						"another namespace": k8s.Sign(t, "", federationtest.Kubernetes(federationtest.KubernetesIssuer, "dev", "billing", federatedAudience, now)),
 					} {
 						_, code := tr.Token(t, federatedRequest(assertion))
