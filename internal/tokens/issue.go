@@ -232,7 +232,8 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 // ClientRequest is a service account's sign-in with client credentials.
 type ClientRequest struct {
 	// Service is the service account, authenticated with its secret
-	// (accounts.Directory.AuthenticateService).
+	// (accounts.Directory.AuthenticateService) or by a federated assertion
+	// (internal/federation).
 	Service accounts.Principal
 	// Scope and Audience are what is asked for ("" for the defaults).
 	Scope    string

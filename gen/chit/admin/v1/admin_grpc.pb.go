@@ -198,7 +198,7 @@ type AdminServiceClient interface {
 	// ListFederationRules lists federation rules by name.
 	ListFederationRules(ctx context.Context, in *ListFederationRulesRequest, opts ...grpc.CallOption) (*ListFederationRulesResponse, error)
 	// DeleteFederationRule removes a rule: its issuer's assertions stop being
-	// exchanged under it at once on this replica, within 30 seconds on the
+	// exchanged under it at once on this replica, within 10 seconds on the
 	// others. Access tokens issued under it live out their (short) lives.
 	DeleteFederationRule(ctx context.Context, in *DeleteFederationRuleRequest, opts ...grpc.CallOption) (*DeleteFederationRuleResponse, error)
 }
@@ -730,7 +730,7 @@ type AdminServiceServer interface {
 	// ListFederationRules lists federation rules by name.
 	ListFederationRules(context.Context, *ListFederationRulesRequest) (*ListFederationRulesResponse, error)
 	// DeleteFederationRule removes a rule: its issuer's assertions stop being
-	// exchanged under it at once on this replica, within 30 seconds on the
+	// exchanged under it at once on this replica, within 10 seconds on the
 	// others. Access tokens issued under it live out their (short) lives.
 	DeleteFederationRule(context.Context, *DeleteFederationRuleRequest) (*DeleteFederationRuleResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
