@@ -24,7 +24,8 @@ const RulesRefresh = 10 * time.Second
 // Config is the federation's own setting.
 type Config struct {
 	// ClockSkew is how far an assertion's times may be off: the server's
-	// (tokens.Config.ClockSkew); zero is tokens.DefaultClockSkew.
+	// (tokens.Config.ClockSkew, --clock-skew), so that one setting says how
+	// much the server trusts clocks.
 	ClockSkew time.Duration
 }
 
@@ -63,9 +64,7 @@ type Service struct {
 
 // New returns the federation over deps.
 func New(cfg Config, deps Dependencies) *Service {
-	if cfg.ClockSkew <= 0 {
-		cfg.ClockSkew = tokens.DefaultClockSkew
-	}
+	cfg.ClockSkew = max(cfg.ClockSkew, 0)
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}

@@ -283,6 +283,12 @@ func TestGitHubActionsTokenExchangedOverDiscovery(t *testing.T) {
 	if _, err := f.exchange(f.gha.Sign(t, federationtest.ECKeyID, claims)); err != nil {
 		t.Fatalf("ES256: %v", err)
 	}
+	// And an EdDSA key the issuer adds (found by refetching for its kid).
+	f.gha.AddKey(t, "ed-1", jwa.EdDSA)
+	f.clock.Advance(federation.RefetchInterval)
+	if _, err := f.exchange(f.gha.Sign(t, "ed-1", claims)); err != nil {
+		t.Fatalf("EdDSA: %v", err)
+	}
 }
 
 // Every check refuses on its own, saying which.

@@ -8,6 +8,7 @@ package federationtest
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -109,7 +110,8 @@ func (i *Issuer) SetHandlers(discovery, jwks http.HandlerFunc) {
 	i.Discovery, i.JWKS = discovery, jwks
 }
 
-// AddKey makes a signing key kid for alg (RS256, ES256) and publishes it.
+// AddKey makes a signing key kid for alg (RS256, ES256, EdDSA) and
+// publishes it.
 func (i *Issuer) AddKey(t testing.TB, kid string, alg jwa.SignatureAlgorithm) {
 	t.Helper()
 	var raw any
@@ -117,6 +119,8 @@ func (i *Issuer) AddKey(t testing.TB, kid string, alg jwa.SignatureAlgorithm) {
 	switch alg {
 	case jwa.ES256:
 		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jwa.EdDSA:
+		_, raw, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		raw, err = rsa.GenerateKey(rand.Reader, 2048)
 	}
