@@ -400,8 +400,12 @@ func audienceHas(aud any, want string) bool {
 	return false
 }
 
-// issue records a single-use assertion, then issues the rule's service
-// account its access token, capped at the assertion's expiry.
+// issue issues the rule's service account its access token, capped at the
+// assertion's expiry, then, for a single-use rule, records the assertion:
+// the token is returned only if this exchange recorded it first. Recording
+// after issuing means an assertion refused by the service's grant policy
+// (a scope it does not hold) is not spent; a token signed for a replay is
+// dropped, never returned.
 func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, req ExchangeRequest) (tokens.Grant, error) {
 	exp, _, _ := a.time("exp")
 	if s.Tokens == nil {
@@ -414,17 +418,19 @@ func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, re
 	if err != nil {
 		return tokens.Grant{}, err
 	}
-	if rule.SingleUse {
-		jti, _ := a.claims["jti"].(string)
-		// Remembered while it could be presented: until exp and the skew.
-		err := s.Store.RecordAssertion(ctx, a.issuer, jti, exp.Add(s.cfg.ClockSkew))
-		if errors.Is(err, storage.ErrConflict) {
-			return tokens.Grant{}, refuse(CheckReplay, "it was exchanged already and its rule is single-use")
-		}
-		if err != nil {
-			return tokens.Grant{}, fmt.Errorf("record assertion: %w", err)
-		}
-	}
-	return s.Tokens.IssueForClient(ctx, tokens.ClientRequest{Service: principal, Scope: req.Scope, Audience: req.Audience,
+	grant, err := s.Tokens.IssueForClient(ctx, tokens.ClientRequest{Service: principal, Scope: req.Scope, Audience: req.Audience,
 		NotAfter: exp, Grant: "jwt_bearer"})
+	if err != nil || !rule.SingleUse {
+		return grant, err
+	}
+	jti, _ := a.claims["jti"].(string)
+	// Remembered while it could be presented: until exp and the skew.
+	err = s.Store.RecordAssertion(ctx, a.issuer, jti, exp.Add(s.cfg.ClockSkew))
+	if errors.Is(err, storage.ErrConflict) {
+		return tokens.Grant{}, refuse(CheckReplay, "it was exchanged already and its rule is single-use")
+	}
+	if err != nil {
+		return tokens.Grant{}, fmt.Errorf("record assertion: %w", err)
+	}
+	return grant, nil
 }

@@ -56,6 +56,9 @@ type Service struct {
 	Dependencies
 	snapshot atomic.Pointer[ruleSet]
 	loading  sync.Mutex
+	// changes counts this replica's rule writes: a load that began before
+	// one is not kept, so a write here is followed at once.
+	changes atomic.Uint64
 	// sources are the fetched issuers' keys, kept across reloads of the
 	// rules so that a reload costs no fetch.
 	sourcesMu sync.Mutex
@@ -92,7 +95,7 @@ func (s *Service) CreateRule(ctx context.Context, rule storage.FederationRule) (
 	if err != nil {
 		return rule, err
 	}
-	s.snapshot.Store(nil)
+	s.forgetRules()
 	return rule, nil
 }
 
@@ -120,8 +123,13 @@ func (s *Service) DeleteRule(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.snapshot.Store(nil)
+	s.forgetRules()
 	return nil
+}
+
+func (s *Service) forgetRules() {
+	s.changes.Add(1)
+	s.snapshot.Store(nil)
 }
 
 // DeleteExpiredAssertions forgets the single-use assertions that can no
@@ -155,6 +163,7 @@ func (s *Service) rules(ctx context.Context) (*ruleSet, error) {
 	if held != nil && now.Sub(held.loadedAt) < RulesRefresh {
 		return held, nil
 	}
+	changes := s.changes.Load()
 	set, err := s.load(ctx, now)
 	if err != nil {
 		if held != nil {
@@ -163,7 +172,9 @@ func (s *Service) rules(ctx context.Context) (*ruleSet, error) {
 		}
 		return nil, err
 	}
-	s.snapshot.Store(set)
+	if s.changes.Load() == changes {
+		s.snapshot.Store(set)
+	}
 	return set, nil
 }
 

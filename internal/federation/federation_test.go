@@ -579,17 +579,36 @@ func TestSingleUse(t *testing.T) {
 	rule.SingleUse = true
 	f.create(t, rule)
 	assertion := f.ghaToken(t, nil)
+	// Refused by the service's policy, it is not spent.
+	if _, err := f.service.Exchange(context.Background(), federation.ExchangeRequest{Assertion: assertion, Scope: "admin"}); err == nil {
+		t.Fatal("a scope the service does not hold was granted")
+	}
 	if _, err := f.exchange(assertion); err != nil {
 		t.Fatal(err)
 	}
 	_, err := f.exchange(assertion)
 	wantRefused(t, err, federation.CheckReplay, "exchanged already")
+	// Of concurrent exchanges of one assertion, exactly one gets a token.
+	again := f.ghaToken(t, nil)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := f.exchange(again); err == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d of 8 concurrent exchanges of one single-use assertion got a token", wins.Load())
+	}
 	_, err = f.exchange(f.ghaToken(t, func(c map[string]any) { delete(c, "jti") }))
 	wantRefused(t, err, federation.CheckJTI, "no jti")
 	// The record goes once the assertion cannot be presented any more.
 	f.clock.Advance(10 * time.Minute)
-	if n, err := f.service.DeleteExpiredAssertions(context.Background(), f.clock.Now()); err != nil || n != 1 {
-		t.Fatalf("DeleteExpiredAssertions = %d, %v; want 1", n, err)
+	if n, err := f.service.DeleteExpiredAssertions(context.Background(), f.clock.Now()); err != nil || n != 2 {
+		t.Fatalf("DeleteExpiredAssertions = %d, %v; want 2", n, err)
 	}
 }
 
