@@ -27,6 +27,9 @@ type Config struct {
 	// (tokens.Config.ClockSkew, --clock-skew), so that one setting says how
 	// much the server trusts clocks.
 	ClockSkew time.Duration
+	// FetchTimeout bounds each fetch of a discovery document or JWKS; zero
+	// is the package's FetchTimeout.
+	FetchTimeout time.Duration
 }
 
 // Store is what federation persists.
@@ -68,6 +71,9 @@ type Service struct {
 // New returns the federation over deps.
 func New(cfg Config, deps Dependencies) *Service {
 	cfg.ClockSkew = max(cfg.ClockSkew, 0)
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = FetchTimeout
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -216,7 +222,7 @@ func (s *Service) remote(issuer, jwksURI string) *remoteKeys {
 	defer s.sourcesMu.Unlock()
 	source, ok := s.sources[key]
 	if !ok {
-		source = &remoteKeys{issuer: issuer, jwksURI: jwksURI, client: s.HTTPClient, now: s.Now}
+		source = &remoteKeys{issuer: issuer, jwksURI: jwksURI, client: s.HTTPClient, timeout: s.cfg.FetchTimeout, now: s.Now}
 		s.sources[key] = source
 	}
 	return source

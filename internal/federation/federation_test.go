@@ -82,6 +82,9 @@ type fixture struct {
 
 const chitAudience = "https://chit.example"
 
+// fetchTimeout is the fixture's, short so the slow issuer's case is quick.
+const fetchTimeout = 300 * time.Millisecond
+
 var deployerGrants = storage.Grants{AllowedScopes: []string{"deploy", "read"}, DefaultScopes: []string{"read"}, AllowedAudiences: []string{"inventory"}}
 
 func newFixture(t *testing.T) *fixture {
@@ -117,7 +120,7 @@ func newFixture(t *testing.T) *fixture {
 	f.plain = federationtest.NewIssuer(t, "")
 	// One client reaches both fetched issuers: gha under its real name,
 	// plain at its own address.
-	f.service = federation.New(federation.Config{ClockSkew: 30 * time.Second}, federation.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
+	f.service = federation.New(federation.Config{ClockSkew: 30 * time.Second, FetchTimeout: fetchTimeout}, federation.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
 		HTTPClient: routed(f.gha, f.plain), Now: c.Now, Logger: logger})
 	return f
 }
@@ -492,9 +495,19 @@ func TestKeyFetchFailure(t *testing.T) {
 	if _, err := f.exchange(f.k8sToken(t, nil)); err != nil {
 		t.Fatalf("another issuer's assertion while one's keys are down: %v", err)
 	}
+	// Failing again, the wait doubles: 10 s, then 20 s.
+	f.clock.Advance(federation.RefetchInterval)
+	_, err := f.exchange(f.ghaToken(t, nil))
+	wantRefused(t, err, federation.CheckKeys, "unavailable")
+	f.clock.Advance(federation.RefetchInterval)
+	_, err = f.exchange(f.ghaToken(t, nil))
+	wantRefused(t, err, federation.CheckKeys, "unavailable")
+	if n := f.gha.JWKSFetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after two failures and 20 s, want 2 (the second wait is 20 s)", n)
+	}
+	f.clock.Advance(federation.RefetchInterval)
 	// Once the issuer is back and the backoff has passed, it serves again.
 	f.gha.SetHandlers(nil, nil)
-	f.clock.Advance(federation.RefetchInterval)
 	if _, err := f.exchange(f.ghaToken(t, nil)); err != nil {
 		t.Fatalf("after the issuer came back: %v", err)
 	}
@@ -513,6 +526,12 @@ func TestKeyFetchHardening(t *testing.T) {
 		{"oversize JWKS refused", nil, func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write([]byte(`{"keys":[` + strings.Repeat(" ", federation.MaxDocumentBytes) + `]}`))
 		}, "larger than"},
+		{"slow JWKS times out", nil, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * fetchTimeout):
+			}
+		}, "the request failed"},
 		{"not a JWKS", nil, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"keys": "no"}`)) }, "not a JSON Web Key Set"},
 		{"discovery jwks_uri on another host refused", func(i *federationtest.Issuer) http.HandlerFunc {
 			return func(w http.ResponseWriter, _ *http.Request) {

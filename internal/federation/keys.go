@@ -62,6 +62,7 @@ type remoteKeys struct {
 	issuer  string
 	jwksURI string // "" for the discovery document's
 	client  *http.Client
+	timeout time.Duration
 	now     func() time.Time
 
 	mu        sync.Mutex
@@ -133,7 +134,7 @@ func (r *remoteKeys) fetchSet(ctx context.Context) (jwk.Set, error) {
 			return nil, err
 		}
 	}
-	body, err := fetchDocument(ctx, r.client, jwksURI)
+	body, err := fetchDocument(ctx, r.client, r.timeout, jwksURI)
 	if err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	}
@@ -152,7 +153,7 @@ func (r *remoteKeys) fetchSet(ctx context.Context) (jwk.Set, error) {
 // elsewhere is refused, so whoever controls the document's host alone
 // cannot point Chit at keys they hold somewhere else.
 func (r *remoteKeys) discover(ctx context.Context) (string, error) {
-	body, err := fetchDocument(ctx, r.client, r.issuer+"/.well-known/openid-configuration")
+	body, err := fetchDocument(ctx, r.client, r.timeout, r.issuer+"/.well-known/openid-configuration")
 	if err != nil {
 		return "", fmt.Errorf("discovery document: %w", err)
 	}
@@ -177,13 +178,15 @@ func (r *remoteKeys) discover(ctx context.Context) (string, error) {
 
 var errRedirect = errors.New("redirects are not followed")
 
-// fetchDocument GETs target over https with FetchTimeout, no redirect
+// fetchDocument GETs target over https within timeout, with no redirect
 // and at most MaxDocumentBytes.
-func fetchDocument(ctx context.Context, client *http.Client, target string) ([]byte, error) {
+func fetchDocument(ctx context.Context, client *http.Client, timeout time.Duration, target string) ([]byte, error) {
 	if u, err := url.Parse(target); err != nil || u.Scheme != "https" {
 		return nil, errors.New("not an https URL")
 	}
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	// The caller's deadline does not bound it: a fetch serves every
+	// request waiting for the issuer's keys, not only the first one's.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	request, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
