@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/chit-auth/chit/internal/federation/federationtest"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
 )
 
 const federatedAudience = "https://chit.example"
@@ -151,6 +154,11 @@ func TestJWTBearerOnTheTokenEndpoint(t *testing.T) {
 		!strings.Contains(body["error_description"].(string), "exchanged already") {
 		t.Fatalf("a replay: %d %v", status, body)
 	}
+	// The clean-up keeps its record while it could be presented.
+	e.Server.DeleteExpired(t.Context())
+	if err := e.Store.RecordAssertion(t.Context(), federationtest.GitHubIssuer, jtiOf(t, assertion), now.Add(time.Hour)); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("the record of an unexpired assertion went: %v", err)
+	}
 	for what, tc := range map[string]struct {
 		form        url.Values
 		status      int
@@ -214,6 +222,27 @@ func TestJWTBearerOnTheTokenEndpoint(t *testing.T) {
 	if strings.Contains(e.Logs.String(), assertion[strings.LastIndex(assertion, ".")+1:]) {
 		t.Fatal("the assertion is in the logs")
 	}
+	// Once it has expired, the clean-up forgets it.
+	e.Clock.Advance(10 * time.Minute)
+	e.Server.DeleteExpired(t.Context())
+	if err := e.Store.RecordAssertion(t.Context(), federationtest.GitHubIssuer, jtiOf(t, assertion), now.Add(time.Hour)); err != nil {
+		t.Fatalf("the record of an expired assertion was kept: %v", err)
+	}
+}
+
+func jtiOf(t *testing.T, assertion string) string {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(assertion, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.JTI == "" {
+		t.Fatalf("no jti: %v", err)
+	}
+	return claims.JTI
 }
 
 // A single-use assertion exchanged on one replica is refused on the other
