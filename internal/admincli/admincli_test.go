@@ -46,6 +46,8 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"login", "list", "alice"}, {"login", "revoke", "alice", "L"}, {"login", "revoke", "alice", "--all"},
 		{"session", "list", "alice"}, {"session", "end", "alice", "S"}, {"session", "end", "alice", "--all"},
 		{"api-key", "list", "alice"}, {"api-key", "revoke", "K"},
+		{"federation", "create", "k8s", "--issuer", "https://kubernetes.default.svc", "--audience", "chit", "--service", "deployer", "--claim", "sub=x"},
+		{"federation", "get", "k8s"}, {"federation", "list"}, {"federation", "delete", "k8s"},
 	}
 	conn := &recordingConn{}
 	root := &cobra.Command{Use: "admin"}

@@ -1,6 +1,6 @@
 // Package grants is the one decision point of the token endpoints: a table
 // with one entry per grant (password, refresh token, client credentials,
-// authorization code, API key), each saying which client authentications
+// authorization code, API key, JWT bearer), each saying which client authentications
 // it accepts, what it reads and what it issues, and Issue, which
 // authenticates the client once and runs the grant. gRPC, REST and
 // /oauth2/token decode into a Request and encode what Issue answers; they

@@ -8,14 +8,16 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // Service runs the grants of the table over the token and sign-in cores.
 type Service struct {
-	tokens    *tokens.Service
-	directory *accounts.Directory
-	authorize *authorize.Service
+	tokens     *tokens.Service
+	directory  *accounts.Directory
+	authorize  *authorize.Service
+	federation *federation.Service
 }
 
 // Dependencies are the cores the grants issue through.
@@ -23,11 +25,14 @@ type Dependencies struct {
 	Tokens    *tokens.Service
 	Directory *accounts.Directory
 	Authorize *authorize.Service
+	// Federation exchanges the jwt-bearer grant's assertions; nil refuses
+	// the grant.
+	Federation *federation.Service
 }
 
 // New returns the grants over deps.
 func New(deps Dependencies) *Service {
-	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize}
+	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, federation: deps.Federation}
 }
 
 // ErrUnsupportedGrantType answers a Request whose Type is not in the table.

@@ -73,6 +73,8 @@ const (
 	ParamRedirectURI  Parameter = "redirect_uri"
 	ParamCodeVerifier Parameter = "code_verifier"
 	ParamAPIKey       Parameter = "api_key"
+	// ParamAssertion is RFC 7523 §2.1's JWT.
+	ParamAssertion Parameter = "assertion"
 )
 
 // Request is a token request as every transport decodes it.
@@ -93,6 +95,7 @@ type Request struct {
 	RedirectURI  string
 	CodeVerifier string
 	APIKey       string
+	Assertion    string
 }
 
 // only keeps the parameters of reads, the client and the address.
@@ -118,6 +121,8 @@ func (r Request) only(reads []Parameter) Request {
 			kept.CodeVerifier = r.CodeVerifier
 		case ParamAPIKey:
 			kept.APIKey = r.APIKey
+		case ParamAssertion:
+			kept.Assertion = r.Assertion
 		default:
 			panic(fmt.Sprintf("grants: no request field for parameter %q", parameter))
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -22,6 +23,11 @@ const (
 	// APIKey exchanges an API key (the api_key parameter) for an access
 	// token. No client authenticates: the key is the credential.
 	APIKey Type = "urn:chit:params:oauth:grant-type:api-key"
+	// JWTBearer exchanges a JWT a trusted external issuer gave a workload
+	// (the assertion parameter, RFC 7523 §2.1) for an access token of the
+	// service account a federation rule maps it to. No client
+	// authenticates: the assertion is the credential.
+	JWTBearer Type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // Clients says who a grant's client is, and so how Issue authenticates it.
@@ -132,6 +138,22 @@ var table = []Grant{
 		refusedClient: chiterr.New(chiterr.InvalidArgument, "an API key is the whole credential: send no client authentication with it"),
 		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
 			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience})
+		},
+	},
+	{
+		Type:            JWTBearer,
+		Client:          NoClients,
+		Authentications: []ClientAuthentication{NoClient},
+		Reads:           []Parameter{ParamAssertion, ParamScope, ParamResource},
+		// The workload asks again with its platform's next token; the
+		// access token never outlives the assertion.
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: chiterr.New(chiterr.InvalidArgument, "an assertion is the whole credential: send no client authentication with it"),
+		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
+			if s.federation == nil {
+				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "workload identity federation is not enabled")
+			}
+			return s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.Assertion, Scope: req.Scope, Audience: req.Audience})
 		},
 	},
 }

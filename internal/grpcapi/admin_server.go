@@ -13,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
@@ -32,6 +33,7 @@ type AdminServer struct {
 	signingKeys SigningKeys
 	sessions    *sessions.Service
 	pages       *paging.Tokens
+	federation  *federation.Service
 }
 
 var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
@@ -39,7 +41,7 @@ var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
 // NewAdminServer returns the AdminService handlers over deps.Directory,
 // its lists' page tokens made with deps.Pages.
 func NewAdminServer(deps Dependencies) *AdminServer {
-	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, sessions: deps.Sessions, pages: deps.Pages}
+	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, sessions: deps.Sessions, pages: deps.Pages, federation: deps.Federation}
 }
 
 // grantFields name the Admin API's grant fields in the messages that

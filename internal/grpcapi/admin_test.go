@@ -93,6 +93,11 @@ func serverRequests(target string) map[string]proto.Message {
 		adminv1.AdminService_DeleteProvider_FullMethodName:    &adminv1.DeleteProviderRequest{Id: target},
 		adminv1.AdminService_ListSigningKeys_FullMethodName:   &adminv1.ListSigningKeysRequest{},
 		adminv1.AdminService_RotateSigningKeys_FullMethodName: &adminv1.RotateSigningKeysRequest{Force: true},
+		adminv1.AdminService_CreateFederationRule_FullMethodName: &adminv1.CreateFederationRuleRequest{Rule: &adminv1.FederationRule{Name: target,
+			Issuer: "https://issuer.example", Audience: "chit", ServiceAccount: target, Claims: map[string]string{"sub": "workload"}}},
+		adminv1.AdminService_GetFederationRule_FullMethodName:    &adminv1.GetFederationRuleRequest{Name: target},
+		adminv1.AdminService_ListFederationRules_FullMethodName:  &adminv1.ListFederationRulesRequest{},
+		adminv1.AdminService_DeleteFederationRule_FullMethodName: &adminv1.DeleteFederationRuleRequest{Name: target},
 	}
 }
 

@@ -67,6 +67,9 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 	case *authv1.TokenRequest_ApiKeyCredential:
 		issue.Type, issue.Client = grants.APIKey, grants.Client{Authentication: grants.NoClient}
 		issue.APIKey = credential.ApiKeyCredential.GetApiKey()
+	case *authv1.TokenRequest_FederatedCredential:
+		issue.Type, issue.Client = grants.JWTBearer, grants.Client{Authentication: grants.NoClient}
+		issue.Assertion = credential.FederatedCredential.GetAssertion()
 	default:
 		return nil, chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/sessions"
@@ -35,6 +36,8 @@ type Dependencies struct {
 	Pages *paging.Tokens
 	// SigningKeys lists and rotates the server's signing keys.
 	SigningKeys SigningKeys
+	// Federation manages the federation rules (workload identity).
+	Federation *federation.Service
 }
 
 // SigningKeys are the server's token-signing keys as an admin manages them.

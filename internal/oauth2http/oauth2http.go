@@ -218,6 +218,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			RedirectURI:  form.Get("redirect_uri"),
 			CodeVerifier: form.Get("code_verifier"),
 			APIKey:       form.Get("api_key"),
+			Assertion:    form.Get("assertion"),
 		})
 	}
 	if _, failedSignIn := errors.AsType[*grants.ClientRefusedError](err); failedSignIn {

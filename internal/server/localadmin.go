@@ -11,6 +11,7 @@ import (
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/keys"
@@ -59,6 +60,8 @@ func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.Admi
 		// this process: a key of its own spares loading the server's.
 		Pages:       paging.New(processPageSigner(pageKey)),
 		SigningKeys: localSigningKeys{store: store, cfg: cfg},
+		// Rules only: no token is issued in this process.
+		Federation: federation.New(federation.Config{ClockSkew: cfg.Tokens.ClockSkew}, federation.Dependencies{Store: store, Directory: directory, Now: now, Logger: cfg.Logger}),
 	}
 	unary, _ := grpcapi.Interceptors(grpcapi.InterceptorConfig{Logger: cfg.Logger, Gatekeeper: grpcapi.NewLocalGatekeeper(), Transport: grpcapi.TransportLocal})
 	conn := gateway.NewInProcess(unary, nil, 0)

@@ -79,6 +79,9 @@ func (s *Server) deleteExpired(ctx context.Context) {
 		"API keys":            s.store.DeleteExpiredAPIKeys,
 		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
 		"sign-in sessions":    s.store.DeleteExpiredSessions,
+		// A single-use assertion's record is kept until it expires, with
+		// the skew (federation's Exchange records it so).
+		"federated assertions": s.store.DeleteExpiredAssertions,
 		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
 			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
 		},

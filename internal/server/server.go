@@ -34,6 +34,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/grpcapi"
@@ -124,6 +125,10 @@ type Config struct {
 	// browser sign-in sessions; its zero value is the sign-in page's
 	// sessions and cookie.
 	Logout LogoutSessions
+	// FederationHTTPClient fetches the discovery documents and keys of the
+	// issuers federation rules trust; nil is a default client. Tests give
+	// their fake issuer's TLS client: https is required whatever it is.
+	FederationHTTPClient *http.Client
 
 	Logger *slog.Logger
 	// Now and Random default to time.Now and crypto/rand.Reader; tests
@@ -323,8 +328,9 @@ type core struct {
 	authorize   *authorize.Service
 	sessions    *sessions.Service
 	// grants is the one grant table every transport dispatches to.
-	grants *grants.Service
-	logout *logout.Service
+	grants     *grants.Service
+	logout     *logout.Service
+	federation *federation.Service
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -375,10 +381,12 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	}
 	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
 		Sessions: sessionService, Now: now, Random: random})
-	return &core{
+	federationService := federation.New(federation.Config{ClockSkew: cfg.Tokens.ClockSkew}, federation.Dependencies{Store: store,
+		Directory: directory, Tokens: tokenService, HTTPClient: cfg.FederationHTTPClient, Now: now, Logger: cfg.Logger})
+	return &core{federation: federationService,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
-		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService}),
+		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService, Federation: federationService}),
 		logout: logout.NewService(logout.Config{Issuer: cfg.Tokens.Issuer}, logout.Dependencies{
 			Keys: signingKeys, Sessions: logoutSessions, Clients: directory, Logins: tokenService,
 			Deliverer: backchannel.New(logout.DefaultDeliveryTimeout, nil), Now: now, Random: random, Logger: cfg.Logger,
@@ -391,7 +399,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Grants: c.grants, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}}
+		Grants: c.grants, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)

@@ -417,3 +417,35 @@ func (s *timedStore) EraseReplacedValues(ctx context.Context) error {
 }
 
 func (s *timedStore) Close() error { return s.store.Close() }
+
+// FederationRules and AssertionReplays (federation.go).
+
+func (s *timedStore) CreateFederationRule(ctx context.Context, rule FederationRule) error {
+	defer s.done("CreateFederationRule", time.Now())
+	return s.store.CreateFederationRule(ctx, rule)
+}
+
+func (s *timedStore) GetFederationRule(ctx context.Context, name string) (FederationRule, error) {
+	defer s.done("GetFederationRule", time.Now())
+	return s.store.GetFederationRule(ctx, name)
+}
+
+func (s *timedStore) ListFederationRules(ctx context.Context, page Page) ([]FederationRule, error) {
+	defer s.done("ListFederationRules", time.Now())
+	return s.store.ListFederationRules(ctx, page)
+}
+
+func (s *timedStore) DeleteFederationRule(ctx context.Context, name string) error {
+	defer s.done("DeleteFederationRule", time.Now())
+	return s.store.DeleteFederationRule(ctx, name)
+}
+
+func (s *timedStore) RecordAssertion(ctx context.Context, issuer, jti string, expiresAt time.Time) error {
+	defer s.done("RecordAssertion", time.Now())
+	return s.store.RecordAssertion(ctx, issuer, jti, expiresAt)
+}
+
+func (s *timedStore) DeleteExpiredAssertions(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredAssertions", time.Now())
+	return s.store.DeleteExpiredAssertions(ctx, cutoff)
+}

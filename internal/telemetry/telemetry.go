@@ -37,7 +37,7 @@ func New(keyAge func() time.Duration) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"transport", "method"}),
 		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chit_tokens_issued_total", Help: "Access tokens issued, by kind (password, client_credentials, refresh, authorization_code, api_key, provider, provider_orchestrator).",
+			Name: "chit_tokens_issued_total", Help: "Access tokens issued, by kind (password, client_credentials, refresh, authorization_code, api_key, jwt_bearer, provider, provider_orchestrator).",
 		}, []string{"kind"}),
 		reuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chit_refresh_reuse_detected_total", Help: "Rotated refresh tokens presented after the grace period (their logins were revoked).",

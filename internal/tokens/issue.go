@@ -29,6 +29,11 @@ type PasswordRequest struct {
 	// Scope and Audience are what is asked for ("" for the defaults).
 	Scope    string
 	Audience string
+	// NotAfter, when set, caps the access token's expiry: a token issued
+	// for a federated assertion never outlives the assertion.
+	NotAfter time.Time
+	// Grant names the grant in the metrics; "" is client_credentials.
+	Grant string
 }
 
 // IssueForPassword signs a person in through req.Client: an access token
@@ -227,11 +232,17 @@ func (s *Service) signIDToken(principal accounts.Principal, req IDTokenRequest, 
 // ClientRequest is a service account's sign-in with client credentials.
 type ClientRequest struct {
 	// Service is the service account, authenticated with its secret
-	// (accounts.Directory.AuthenticateService).
+	// (accounts.Directory.AuthenticateService) or by a federated assertion
+	// (internal/federation).
 	Service accounts.Principal
 	// Scope and Audience are what is asked for ("" for the defaults).
 	Scope    string
 	Audience string
+	// NotAfter, when set, caps the access token's expiry: a token issued
+	// for a federated assertion never outlives the assertion.
+	NotAfter time.Time
+	// Grant names the grant in the metrics; "" is client_credentials.
+	Grant string
 }
 
 // IssueForClient signs a service account in. It gets no refresh token: it
@@ -254,13 +265,26 @@ func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant,
 		return Grant{}, err
 	}
 	issuedAt := s.issuedAt(grantee)
+	expiresAt := issuedAt.Add(s.cfg.AccessTokenTTL)
+	if !req.NotAfter.IsZero() && req.NotAfter.Before(expiresAt) {
+		expiresAt = req.NotAfter
+	}
+	if !expiresAt.After(issuedAt) {
+		return Grant{}, chiterr.New(chiterr.Unauthenticated, "the credential expires before a token could be used")
+	}
 	// Client credentials prove who the service is with every request.
-	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: issuedAt})
+	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: issuedAt, expiresAt: expiresAt})
 	if err != nil {
 		return Grant{}, err
 	}
-	s.Events.TokenIssued("client_credentials")
-	return s.grant(access, "", scopes), nil
+	grantName := req.Grant
+	if grantName == "" {
+		grantName = "client_credentials"
+	}
+	s.Events.TokenIssued(grantName)
+	issued := s.grant(access, "", scopes)
+	issued.ExpiresIn = expiresAt.Sub(issuedAt)
+	return issued, nil
 }
 
 func (s *Service) grant(access, refresh string, scopes []string) Grant {
@@ -284,6 +308,9 @@ type accessToken struct {
 	authTime time.Time
 	// apiKeyID names the API key the token was exchanged for (APIKeyClaim).
 	apiKeyID string
+	// expiresAt, when set, is the token's exp; otherwise issuedAt plus the
+	// access token TTL.
+	expiresAt time.Time
 }
 
 // SessionIDClaim names an ID token's sign-in session (OpenID Connect
@@ -311,13 +338,17 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	if audience == "" {
 		audience = s.cfg.Audience
 	}
+	expiresAt := t.expiresAt
+	if expiresAt.IsZero() {
+		expiresAt = now.Add(s.cfg.AccessTokenTTL)
+	}
 	builder := jwt.NewBuilder().
 		Issuer(s.cfg.Issuer).
 		Subject(grantee.Principal.Subject).
 		Audience([]string{audience}).
 		IssuedAt(now).
 		NotBefore(now).
-		Expiration(now.Add(s.cfg.AccessTokenTTL)).
+		Expiration(expiresAt).
 		JwtID(jti).
 		Claim(IssuedAtMicrosClaim, now.UnixMicro()).
 		Claim("role", string(grantee.Role()))

@@ -1,7 +1,8 @@
 // Package client gets Chit tokens for Go programs: golang.org/x/oauth2 token
-// sources for password and client-credential logins that refresh before
-// expiry, and gRPC per-RPC credentials that attach them to calls. It depends
-// on x/oauth2 and gRPC only.
+// sources for password, client-credential and federated workload logins
+// (FederatedTokenFile) that refresh before expiry, and gRPC per-RPC
+// credentials that attach them to calls. It depends on x/oauth2 and gRPC
+// only.
 package client
 
 import (

@@ -146,6 +146,10 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_RevokeLogins_FullMethodName:               {http.MethodDelete, "/v1/admin/subjects/{subject}/logins"},
 	adminv1.AdminService_ListSessions_FullMethodName:               {http.MethodGet, "/v1/admin/users/{name}/sessions"},
 	adminv1.AdminService_EndSessions_FullMethodName:                {http.MethodPost, "/v1/admin/users/{name}/sessions:end"},
+	adminv1.AdminService_CreateFederationRule_FullMethodName:       {http.MethodPost, "/v1/admin/federation-rules"},
+	adminv1.AdminService_GetFederationRule_FullMethodName:          {http.MethodGet, "/v1/admin/federation-rules/{name}"},
+	adminv1.AdminService_ListFederationRules_FullMethodName:        {http.MethodGet, "/v1/admin/federation-rules"},
+	adminv1.AdminService_DeleteFederationRule_FullMethodName:       {http.MethodDelete, "/v1/admin/federation-rules/{name}"},
 }
 
 func (r *RESTTransport) Invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {

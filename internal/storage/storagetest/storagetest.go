@@ -82,6 +82,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"CleanupLock", testCleanupLock},
 		{"DeleteExpiredInBatches", testDeleteExpiredInBatches},
 		{"ConcurrentLoginFailuresAllCount", testConcurrentLoginFailures},
+		{"FederationRules", testFederationRules},
+		{"AssertionReplays", testAssertionReplays},
+		{"ConcurrentAssertionRecordHasOneWinner", testConcurrentAssertionRecordHasOneWinner},
 	}
 	// Each test has a store of its own, so they run in parallel: most of
 	// their time is the backend's (fsyncs, round trips), not the CPU's.

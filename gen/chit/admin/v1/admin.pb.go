@@ -4400,6 +4400,505 @@ func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
 	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
+// FederationRule trusts an external issuer's JWTs for a service account.
+type FederationRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 letters, digits, '.', '_', '-'.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The assertions' `iss`, exactly: an https URL.
+	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// A value the assertions' `aud` must contain.
+	Audience string `protobuf:"bytes,3,opt,name=audience,proto3" json:"audience,omitempty"`
+	// The client id of the service account whose access tokens are issued,
+	// with its grants (scopes, audiences).
+	ServiceAccount string `protobuf:"bytes,4,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	// Claims the assertion must carry with these values: equal strings, or,
+	// for a value with `*`, a path.Match glob (`*` matches within a field,
+	// never across '/'). The pinning claim (`sub`, or the owner id of a
+	// shared issuer) takes no glob.
+	Claims map[string]string `protobuf:"bytes,5,rep,name=claims,proto3" json:"claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The issuer's keys, inline (a JWKS as JSON); empty to fetch them from
+	// jwks_uri or the issuer's discovery document.
+	Jwks string `protobuf:"bytes,6,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	// Where the issuer's keys are fetched from (https); empty for the
+	// issuer's discovery document's jwks_uri, which must be on the issuer's
+	// own host.
+	JwksUri string `protobuf:"bytes,7,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
+	// Each assertion is exchanged once: it must carry `jti`, remembered by
+	// every replica until the assertion expires.
+	SingleUse bool `protobuf:"varint,8,opt,name=single_use,json=singleUse,proto3" json:"single_use,omitempty"`
+	// The longest exp - iat an assertion may have; default 1 hour.
+	MaxAssertionLifetime *durationpb.Duration   `protobuf:"bytes,9,opt,name=max_assertion_lifetime,json=maxAssertionLifetime,proto3" json:"max_assertion_lifetime,omitempty"`
+	CreateTime           *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *FederationRule) Reset() {
+	*x = FederationRule{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FederationRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FederationRule) ProtoMessage() {}
+
+func (x *FederationRule) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FederationRule.ProtoReflect.Descriptor instead.
+func (*FederationRule) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *FederationRule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FederationRule) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *FederationRule) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *FederationRule) GetServiceAccount() string {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return ""
+}
+
+func (x *FederationRule) GetClaims() map[string]string {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *FederationRule) GetJwks() string {
+	if x != nil {
+		return x.Jwks
+	}
+	return ""
+}
+
+func (x *FederationRule) GetJwksUri() string {
+	if x != nil {
+		return x.JwksUri
+	}
+	return ""
+}
+
+func (x *FederationRule) GetSingleUse() bool {
+	if x != nil {
+		return x.SingleUse
+	}
+	return false
+}
+
+func (x *FederationRule) GetMaxAssertionLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAssertionLifetime
+	}
+	return nil
+}
+
+func (x *FederationRule) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateFederationRuleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name, issuer, audience and service_account are required; create_time
+	// is ignored.
+	Rule          *FederationRule `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFederationRuleRequest) Reset() {
+	*x = CreateFederationRuleRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFederationRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFederationRuleRequest) ProtoMessage() {}
+
+func (x *CreateFederationRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFederationRuleRequest.ProtoReflect.Descriptor instead.
+func (*CreateFederationRuleRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *CreateFederationRuleRequest) GetRule() *FederationRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type CreateFederationRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *FederationRule        `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFederationRuleResponse) Reset() {
+	*x = CreateFederationRuleResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFederationRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFederationRuleResponse) ProtoMessage() {}
+
+func (x *CreateFederationRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFederationRuleResponse.ProtoReflect.Descriptor instead.
+func (*CreateFederationRuleResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *CreateFederationRuleResponse) GetRule() *FederationRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type GetFederationRuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFederationRuleRequest) Reset() {
+	*x = GetFederationRuleRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFederationRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFederationRuleRequest) ProtoMessage() {}
+
+func (x *GetFederationRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFederationRuleRequest.ProtoReflect.Descriptor instead.
+func (*GetFederationRuleRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *GetFederationRuleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetFederationRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *FederationRule        `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFederationRuleResponse) Reset() {
+	*x = GetFederationRuleResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFederationRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFederationRuleResponse) ProtoMessage() {}
+
+func (x *GetFederationRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFederationRuleResponse.ProtoReflect.Descriptor instead.
+func (*GetFederationRuleResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *GetFederationRuleResponse) GetRule() *FederationRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type ListFederationRulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many rules (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFederationRulesRequest) Reset() {
+	*x = ListFederationRulesRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFederationRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFederationRulesRequest) ProtoMessage() {}
+
+func (x *ListFederationRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFederationRulesRequest.ProtoReflect.Descriptor instead.
+func (*ListFederationRulesRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ListFederationRulesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFederationRulesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListFederationRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rules []*FederationRule      `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Pass it as page_token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFederationRulesResponse) Reset() {
+	*x = ListFederationRulesResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFederationRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFederationRulesResponse) ProtoMessage() {}
+
+func (x *ListFederationRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFederationRulesResponse.ProtoReflect.Descriptor instead.
+func (*ListFederationRulesResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ListFederationRulesResponse) GetRules() []*FederationRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *ListFederationRulesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteFederationRuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteFederationRuleRequest) Reset() {
+	*x = DeleteFederationRuleRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteFederationRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteFederationRuleRequest) ProtoMessage() {}
+
+func (x *DeleteFederationRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteFederationRuleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteFederationRuleRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *DeleteFederationRuleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteFederationRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteFederationRuleResponse) Reset() {
+	*x = DeleteFederationRuleResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteFederationRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteFederationRuleResponse) ProtoMessage() {}
+
+func (x *DeleteFederationRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteFederationRuleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteFederationRuleResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+}
+
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_chit_admin_v1_admin_proto_rawDesc = "" +
@@ -4695,7 +5194,42 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\x95\x19\n" +
+	"\x14RevokeApiKeyResponse\"\xdb\x03\n" +
+	"\x0eFederationRule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1a\n" +
+	"\baudience\x18\x03 \x01(\tR\baudience\x12'\n" +
+	"\x0fservice_account\x18\x04 \x01(\tR\x0eserviceAccount\x12A\n" +
+	"\x06claims\x18\x05 \x03(\v2).chit.admin.v1.FederationRule.ClaimsEntryR\x06claims\x12\x12\n" +
+	"\x04jwks\x18\x06 \x01(\tR\x04jwks\x12\x19\n" +
+	"\bjwks_uri\x18\a \x01(\tR\ajwksUri\x12\x1d\n" +
+	"\n" +
+	"single_use\x18\b \x01(\bR\tsingleUse\x12O\n" +
+	"\x16max_assertion_lifetime\x18\t \x01(\v2\x19.google.protobuf.DurationR\x14maxAssertionLifetime\x12;\n" +
+	"\vcreate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x1a9\n" +
+	"\vClaimsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x1bCreateFederationRuleRequest\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.chit.admin.v1.FederationRuleR\x04rule\"Q\n" +
+	"\x1cCreateFederationRuleResponse\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.chit.admin.v1.FederationRuleR\x04rule\".\n" +
+	"\x18GetFederationRuleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"N\n" +
+	"\x19GetFederationRuleResponse\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.chit.admin.v1.FederationRuleR\x04rule\"X\n" +
+	"\x1aListFederationRulesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"z\n" +
+	"\x1bListFederationRulesResponse\x123\n" +
+	"\x05rules\x18\x01 \x03(\v2\x1d.chit.admin.v1.FederationRuleR\x05rules\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
+	"\x1bDeleteFederationRuleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
+	"\x1cDeleteFederationRuleResponse2\xcd\x1c\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -4733,7 +5267,11 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\fListSessions\x12\".chit.admin.v1.ListSessionsRequest\x1a#.chit.admin.v1.ListSessionsResponse\x12T\n" +
 	"\vEndSessions\x12!.chit.admin.v1.EndSessionsRequest\x1a\".chit.admin.v1.EndSessionsResponse\x12T\n" +
 	"\vListApiKeys\x12!.chit.admin.v1.ListApiKeysRequest\x1a\".chit.admin.v1.ListApiKeysResponse\x12W\n" +
-	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
+	"\fRevokeApiKey\x12\".chit.admin.v1.RevokeApiKeyRequest\x1a#.chit.admin.v1.RevokeApiKeyResponse\x12o\n" +
+	"\x14CreateFederationRule\x12*.chit.admin.v1.CreateFederationRuleRequest\x1a+.chit.admin.v1.CreateFederationRuleResponse\x12f\n" +
+	"\x11GetFederationRule\x12'.chit.admin.v1.GetFederationRuleRequest\x1a(.chit.admin.v1.GetFederationRuleResponse\x12l\n" +
+	"\x13ListFederationRules\x12).chit.admin.v1.ListFederationRulesRequest\x1a*.chit.admin.v1.ListFederationRulesResponse\x12o\n" +
+	"\x14DeleteFederationRule\x12*.chit.admin.v1.DeleteFederationRuleRequest\x1a+.chit.admin.v1.DeleteFederationRuleResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_chit_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -4747,7 +5285,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                               // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
@@ -4824,29 +5362,39 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*ListApiKeysResponse)(nil),                // 72: chit.admin.v1.ListApiKeysResponse
 	(*RevokeApiKeyRequest)(nil),                // 73: chit.admin.v1.RevokeApiKeyRequest
 	(*RevokeApiKeyResponse)(nil),               // 74: chit.admin.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),              // 75: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 76: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                // 77: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 78: chit.auth.v1.ApiKey
+	(*FederationRule)(nil),                     // 75: chit.admin.v1.FederationRule
+	(*CreateFederationRuleRequest)(nil),        // 76: chit.admin.v1.CreateFederationRuleRequest
+	(*CreateFederationRuleResponse)(nil),       // 77: chit.admin.v1.CreateFederationRuleResponse
+	(*GetFederationRuleRequest)(nil),           // 78: chit.admin.v1.GetFederationRuleRequest
+	(*GetFederationRuleResponse)(nil),          // 79: chit.admin.v1.GetFederationRuleResponse
+	(*ListFederationRulesRequest)(nil),         // 80: chit.admin.v1.ListFederationRulesRequest
+	(*ListFederationRulesResponse)(nil),        // 81: chit.admin.v1.ListFederationRulesResponse
+	(*DeleteFederationRuleRequest)(nil),        // 82: chit.admin.v1.DeleteFederationRuleRequest
+	(*DeleteFederationRuleResponse)(nil),       // 83: chit.admin.v1.DeleteFederationRuleResponse
+	nil,                                        // 84: chit.admin.v1.FederationRule.ClaimsEntry
+	(*timestamppb.Timestamp)(nil),              // 85: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 86: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                // 87: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                          // 88: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	75, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	85, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	76, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	86, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	75, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	75, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	85, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	85, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	77, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	87, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
 	15, // 15: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	75, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	85, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
 	28, // 17: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 18: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
 	28, // 19: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
@@ -4855,100 +5403,115 @@ var file_chit_admin_v1_admin_proto_depIdxs = []int32{
 	28, // 22: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
 	28, // 23: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
 	28, // 24: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	75, // 25: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	75, // 26: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	75, // 27: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	85, // 25: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	85, // 26: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	85, // 27: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
 	47, // 28: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
 	47, // 29: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	75, // 30: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	75, // 31: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	75, // 32: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	85, // 30: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	85, // 31: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	85, // 32: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
 	54, // 33: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
 	54, // 34: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	75, // 35: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	75, // 36: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	75, // 37: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	85, // 35: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	85, // 36: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	85, // 37: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
 	59, // 38: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	75, // 39: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
-	75, // 40: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	75, // 41: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
-	75, // 42: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
-	75, // 43: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	85, // 39: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	85, // 40: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	85, // 41: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	85, // 42: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	85, // 43: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
 	66, // 44: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
-	78, // 45: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	1,  // 46: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 47: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 48: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 49: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 50: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 51: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 52: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 53: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 54: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 55: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 56: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 57: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	26, // 58: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	29, // 59: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	31, // 60: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	33, // 61: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	35, // 62: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	37, // 63: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	39, // 64: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	41, // 65: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
-	43, // 66: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	45, // 67: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	48, // 68: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	50, // 69: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	52, // 70: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	55, // 71: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	57, // 72: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	60, // 73: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	62, // 74: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	64, // 75: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	67, // 76: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
-	69, // 77: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
-	71, // 78: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	73, // 79: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	2,  // 80: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 81: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 82: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 83: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 84: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 85: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 86: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 87: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 88: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 89: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 90: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 91: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	27, // 92: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	30, // 93: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	32, // 94: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	34, // 95: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	36, // 96: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	38, // 97: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	40, // 98: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	42, // 99: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
-	44, // 100: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	46, // 101: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	49, // 102: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	51, // 103: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	53, // 104: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	56, // 105: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	58, // 106: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	61, // 107: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	63, // 108: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	65, // 109: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	68, // 110: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
-	70, // 111: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
-	72, // 112: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	74, // 113: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	80, // [80:114] is the sub-list for method output_type
-	46, // [46:80] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	88, // 45: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	84, // 46: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
+	87, // 47: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
+	85, // 48: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
+	75, // 49: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
+	75, // 50: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	75, // 51: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	75, // 52: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
+	1,  // 53: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 54: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 55: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 56: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 57: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 58: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 59: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 60: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 61: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 62: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 63: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 64: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	26, // 65: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	29, // 66: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	31, // 67: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	33, // 68: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	35, // 69: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	37, // 70: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	39, // 71: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	41, // 72: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
+	43, // 73: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	45, // 74: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	48, // 75: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	50, // 76: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	52, // 77: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	55, // 78: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	57, // 79: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	60, // 80: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	62, // 81: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	64, // 82: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	67, // 83: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	69, // 84: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	71, // 85: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	73, // 86: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	76, // 87: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
+	78, // 88: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
+	80, // 89: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
+	82, // 90: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
+	2,  // 91: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 92: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 93: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 94: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 95: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 96: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 97: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 98: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 99: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 100: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 101: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 102: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	27, // 103: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	30, // 104: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	32, // 105: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	34, // 106: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	36, // 107: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	38, // 108: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	40, // 109: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	42, // 110: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
+	44, // 111: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	46, // 112: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	49, // 113: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	51, // 114: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	53, // 115: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	56, // 116: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	58, // 117: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	61, // 118: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	63, // 119: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	65, // 120: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	68, // 121: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	70, // 122: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	72, // 123: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	74, // 124: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	77, // 125: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
+	79, // 126: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
+	81, // 127: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
+	83, // 128: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
+	91, // [91:129] is the sub-list for method output_type
+	53, // [53:91] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -4962,7 +5525,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   75,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

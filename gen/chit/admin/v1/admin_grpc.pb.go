@@ -53,6 +53,10 @@ const (
 	AdminService_EndSessions_FullMethodName                = "/chit.admin.v1.AdminService/EndSessions"
 	AdminService_ListApiKeys_FullMethodName                = "/chit.admin.v1.AdminService/ListApiKeys"
 	AdminService_RevokeApiKey_FullMethodName               = "/chit.admin.v1.AdminService/RevokeApiKey"
+	AdminService_CreateFederationRule_FullMethodName       = "/chit.admin.v1.AdminService/CreateFederationRule"
+	AdminService_GetFederationRule_FullMethodName          = "/chit.admin.v1.AdminService/GetFederationRule"
+	AdminService_ListFederationRules_FullMethodName        = "/chit.admin.v1.AdminService/ListFederationRules"
+	AdminService_DeleteFederationRule_FullMethodName       = "/chit.admin.v1.AdminService/DeleteFederationRule"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -180,6 +184,23 @@ type AdminServiceClient interface {
 	// RevokeApiKey ends any API key: it stops working and its access tokens
 	// are refused.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// CreateFederationRule trusts an external issuer's JWTs (a workload's
+	// platform token) for a service account: a JWT from `issuer`, for
+	// `audience`, whose claims match `claims`, is exchanged for that service
+	// account's access token (grant urn:ietf:params:oauth:grant-type:jwt-bearer,
+	// or TokenRequest.federated_credential). The claims must pin who the
+	// workload is (`sub`, or an immutable owner id on a shared issuer such as
+	// GitHub Actions): a rule that any workload of the issuer would match is
+	// refused with INVALID_ARGUMENT.
+	CreateFederationRule(ctx context.Context, in *CreateFederationRuleRequest, opts ...grpc.CallOption) (*CreateFederationRuleResponse, error)
+	// GetFederationRule describes one federation rule.
+	GetFederationRule(ctx context.Context, in *GetFederationRuleRequest, opts ...grpc.CallOption) (*GetFederationRuleResponse, error)
+	// ListFederationRules lists federation rules by name.
+	ListFederationRules(ctx context.Context, in *ListFederationRulesRequest, opts ...grpc.CallOption) (*ListFederationRulesResponse, error)
+	// DeleteFederationRule removes a rule: its issuer's assertions stop being
+	// exchanged under it at once on this replica, within 10 seconds on the
+	// others. Access tokens issued under it live out their (short) lives.
+	DeleteFederationRule(ctx context.Context, in *DeleteFederationRuleRequest, opts ...grpc.CallOption) (*DeleteFederationRuleResponse, error)
 }
 
 type adminServiceClient struct {
@@ -530,6 +551,46 @@ func (c *adminServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyR
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateFederationRule(ctx context.Context, in *CreateFederationRuleRequest, opts ...grpc.CallOption) (*CreateFederationRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateFederationRuleResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateFederationRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetFederationRule(ctx context.Context, in *GetFederationRuleRequest, opts ...grpc.CallOption) (*GetFederationRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFederationRuleResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetFederationRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListFederationRules(ctx context.Context, in *ListFederationRulesRequest, opts ...grpc.CallOption) (*ListFederationRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFederationRulesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListFederationRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteFederationRule(ctx context.Context, in *DeleteFederationRuleRequest, opts ...grpc.CallOption) (*DeleteFederationRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteFederationRuleResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteFederationRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -655,6 +716,23 @@ type AdminServiceServer interface {
 	// RevokeApiKey ends any API key: it stops working and its access tokens
 	// are refused.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// CreateFederationRule trusts an external issuer's JWTs (a workload's
+	// platform token) for a service account: a JWT from `issuer`, for
+	// `audience`, whose claims match `claims`, is exchanged for that service
+	// account's access token (grant urn:ietf:params:oauth:grant-type:jwt-bearer,
+	// or TokenRequest.federated_credential). The claims must pin who the
+	// workload is (`sub`, or an immutable owner id on a shared issuer such as
+	// GitHub Actions): a rule that any workload of the issuer would match is
+	// refused with INVALID_ARGUMENT.
+	CreateFederationRule(context.Context, *CreateFederationRuleRequest) (*CreateFederationRuleResponse, error)
+	// GetFederationRule describes one federation rule.
+	GetFederationRule(context.Context, *GetFederationRuleRequest) (*GetFederationRuleResponse, error)
+	// ListFederationRules lists federation rules by name.
+	ListFederationRules(context.Context, *ListFederationRulesRequest) (*ListFederationRulesResponse, error)
+	// DeleteFederationRule removes a rule: its issuer's assertions stop being
+	// exchanged under it at once on this replica, within 10 seconds on the
+	// others. Access tokens issued under it live out their (short) lives.
+	DeleteFederationRule(context.Context, *DeleteFederationRuleRequest) (*DeleteFederationRuleResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -766,6 +844,18 @@ func (UnimplementedAdminServiceServer) ListApiKeys(context.Context, *ListApiKeys
 }
 func (UnimplementedAdminServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateFederationRule(context.Context, *CreateFederationRuleRequest) (*CreateFederationRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateFederationRule not implemented")
+}
+func (UnimplementedAdminServiceServer) GetFederationRule(context.Context, *GetFederationRuleRequest) (*GetFederationRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFederationRule not implemented")
+}
+func (UnimplementedAdminServiceServer) ListFederationRules(context.Context, *ListFederationRulesRequest) (*ListFederationRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFederationRules not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteFederationRule(context.Context, *DeleteFederationRuleRequest) (*DeleteFederationRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteFederationRule not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1400,6 +1490,78 @@ func _AdminService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateFederationRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFederationRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateFederationRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateFederationRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateFederationRule(ctx, req.(*CreateFederationRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetFederationRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFederationRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetFederationRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetFederationRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetFederationRule(ctx, req.(*GetFederationRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListFederationRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFederationRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListFederationRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListFederationRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListFederationRules(ctx, req.(*ListFederationRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteFederationRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteFederationRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteFederationRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteFederationRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteFederationRule(ctx, req.(*DeleteFederationRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1542,6 +1704,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _AdminService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "CreateFederationRule",
+			Handler:    _AdminService_CreateFederationRule_Handler,
+		},
+		{
+			MethodName: "GetFederationRule",
+			Handler:    _AdminService_GetFederationRule_Handler,
+		},
+		{
+			MethodName: "ListFederationRules",
+			Handler:    _AdminService_ListFederationRules_Handler,
+		},
+		{
+			MethodName: "DeleteFederationRule",
+			Handler:    _AdminService_DeleteFederationRule_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
