@@ -33,6 +33,7 @@ type TokenRequest struct {
 	//	*TokenRequest_PasswordCredential
 	//	*TokenRequest_ClientCredential
 	//	*TokenRequest_ApiKeyCredential
+	//	*TokenRequest_TokenExchangeCredential
 	Credential isTokenRequest_Credential `protobuf_oneof:"credential"`
 	// Space-separated scopes requested for the access token (RFC 6749 §3.3).
 	// Optional: without it, the principal's default scopes. Each requested
@@ -112,6 +113,15 @@ func (x *TokenRequest) GetApiKeyCredential() *ApiKeyCredential {
 	return nil
 }
 
+func (x *TokenRequest) GetTokenExchangeCredential() *TokenExchangeCredential {
+	if x != nil {
+		if x, ok := x.Credential.(*TokenRequest_TokenExchangeCredential); ok {
+			return x.TokenExchangeCredential
+		}
+	}
+	return nil
+}
+
 func (x *TokenRequest) GetScope() string {
 	if x != nil {
 		return x.Scope
@@ -148,11 +158,20 @@ type TokenRequest_ApiKeyCredential struct {
 	ApiKeyCredential *ApiKeyCredential `protobuf:"bytes,5,opt,name=api_key_credential,json=apiKeyCredential,proto3,oneof"`
 }
 
+type TokenRequest_TokenExchangeCredential struct {
+	// A service's exchange of a token addressed to it for one addressed to
+	// another audience (RFC 8693 token exchange): `audience` names it, and
+	// `scope` narrows the subject token's scopes.
+	TokenExchangeCredential *TokenExchangeCredential `protobuf:"bytes,7,opt,name=token_exchange_credential,json=tokenExchangeCredential,proto3,oneof"`
+}
+
 func (*TokenRequest_PasswordCredential) isTokenRequest_Credential() {}
 
 func (*TokenRequest_ClientCredential) isTokenRequest_Credential() {}
 
 func (*TokenRequest_ApiKeyCredential) isTokenRequest_Credential() {}
+
+func (*TokenRequest_TokenExchangeCredential) isTokenRequest_Credential() {}
 
 // ApiKeyCredential carries an API key (chit_ak_...).
 type ApiKeyCredential struct {
@@ -199,6 +218,88 @@ func (x *ApiKeyCredential) GetApiKey() string {
 	return ""
 }
 
+// TokenExchangeCredential is RFC 8693 token exchange: the service account
+// authenticates with its client id and secret, and presents a Chit access
+// token addressed to it (`aud` its client id).
+type TokenExchangeCredential struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClientId     string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The access token to exchange.
+	SubjectToken string `protobuf:"bytes,3,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	// urn:ietf:params:oauth:token-type:access_token.
+	SubjectTokenType string `protobuf:"bytes,4,opt,name=subject_token_type,json=subjectTokenType,proto3" json:"subject_token_type,omitempty"`
+	// urn:ietf:params:oauth:token-type:access_token, or empty (the same).
+	RequestedTokenType string `protobuf:"bytes,5,opt,name=requested_token_type,json=requestedTokenType,proto3" json:"requested_token_type,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *TokenExchangeCredential) Reset() {
+	*x = TokenExchangeCredential{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenExchangeCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenExchangeCredential) ProtoMessage() {}
+
+func (x *TokenExchangeCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenExchangeCredential.ProtoReflect.Descriptor instead.
+func (*TokenExchangeCredential) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TokenExchangeCredential) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetSubjectToken() string {
+	if x != nil {
+		return x.SubjectToken
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetSubjectTokenType() string {
+	if x != nil {
+		return x.SubjectTokenType
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetRequestedTokenType() string {
+	if x != nil {
+		return x.RequestedTokenType
+	}
+	return ""
+}
+
 // PasswordCredential contains username and password credentials.
 type PasswordCredential struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -210,7 +311,7 @@ type PasswordCredential struct {
 
 func (x *PasswordCredential) Reset() {
 	*x = PasswordCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +323,7 @@ func (x *PasswordCredential) String() string {
 func (*PasswordCredential) ProtoMessage() {}
 
 func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +336,7 @@ func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordCredential.ProtoReflect.Descriptor instead.
 func (*PasswordCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PasswordCredential) GetUsername() string {
@@ -264,7 +365,7 @@ type ClientCredential struct {
 
 func (x *ClientCredential) Reset() {
 	*x = ClientCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +377,7 @@ func (x *ClientCredential) String() string {
 func (*ClientCredential) ProtoMessage() {}
 
 func (x *ClientCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +390,7 @@ func (x *ClientCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientCredential.ProtoReflect.Descriptor instead.
 func (*ClientCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClientCredential) GetClientId() string {
@@ -320,7 +421,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +433,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +446,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -379,14 +480,17 @@ type TokenResponse struct {
 	// An OpenID Connect ID token (a JWT for the client, `aud` chit-api), when
 	// the scopes granted include `openid`: on a password sign-in and on a
 	// refresh (OIDC Core §12.2). Empty otherwise.
-	IdToken       string `protobuf:"bytes,6,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdToken string `protobuf:"bytes,6,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
+	// What a token exchange issued (RFC 8693 §2.2.1):
+	// urn:ietf:params:oauth:token-type:access_token. Empty for other grants.
+	IssuedTokenType string `protobuf:"bytes,7,opt,name=issued_token_type,json=issuedTokenType,proto3" json:"issued_token_type,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +502,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +515,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -456,6 +560,13 @@ func (x *TokenResponse) GetIdToken() string {
 	return ""
 }
 
+func (x *TokenResponse) GetIssuedTokenType() string {
+	if x != nil {
+		return x.IssuedTokenType
+	}
+	return ""
+}
+
 // AccessToken is a decoded representation of an access token from the auth
 // server.
 type AccessToken struct {
@@ -482,7 +593,7 @@ type AccessToken struct {
 
 func (x *AccessToken) Reset() {
 	*x = AccessToken{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +605,7 @@ func (x *AccessToken) String() string {
 func (*AccessToken) ProtoMessage() {}
 
 func (x *AccessToken) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +618,7 @@ func (x *AccessToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessToken.ProtoReflect.Descriptor instead.
 func (*AccessToken) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AccessToken) GetAccessToken() string {
@@ -567,7 +678,7 @@ type LoginCliRequest struct {
 
 func (x *LoginCliRequest) Reset() {
 	*x = LoginCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +690,7 @@ func (x *LoginCliRequest) String() string {
 func (*LoginCliRequest) ProtoMessage() {}
 
 func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +703,7 @@ func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliRequest.ProtoReflect.Descriptor instead.
 func (*LoginCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoginCliRequest) GetCode() string {
@@ -626,7 +737,7 @@ type LoginCliResponse struct {
 
 func (x *LoginCliResponse) Reset() {
 	*x = LoginCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +749,7 @@ func (x *LoginCliResponse) String() string {
 func (*LoginCliResponse) ProtoMessage() {}
 
 func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +762,7 @@ func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliResponse.ProtoReflect.Descriptor instead.
 func (*LoginCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginCliResponse) GetAccessToken() *AccessToken {
@@ -671,7 +782,7 @@ type RefreshCliRequest struct {
 
 func (x *RefreshCliRequest) Reset() {
 	*x = RefreshCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +794,7 @@ func (x *RefreshCliRequest) String() string {
 func (*RefreshCliRequest) ProtoMessage() {}
 
 func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +807,7 @@ func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliRequest.ProtoReflect.Descriptor instead.
 func (*RefreshCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RefreshCliRequest) GetRefreshToken() string {
@@ -716,7 +827,7 @@ type RefreshCliResponse struct {
 
 func (x *RefreshCliResponse) Reset() {
 	*x = RefreshCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +839,7 @@ func (x *RefreshCliResponse) String() string {
 func (*RefreshCliResponse) ProtoMessage() {}
 
 func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +852,7 @@ func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliResponse.ProtoReflect.Descriptor instead.
 func (*RefreshCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RefreshCliResponse) GetAccessToken() *AccessToken {
@@ -760,7 +871,7 @@ type CheckTokenRequest struct {
 
 func (x *CheckTokenRequest) Reset() {
 	*x = CheckTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +883,7 @@ func (x *CheckTokenRequest) String() string {
 func (*CheckTokenRequest) ProtoMessage() {}
 
 func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +896,7 @@ func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenRequest.ProtoReflect.Descriptor instead.
 func (*CheckTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 // CheckTokenResponse describes a valid access token.
@@ -806,14 +917,18 @@ type CheckTokenResponse struct {
 	// The audiences (`aud`).
 	Audience []string `protobuf:"bytes,7,rep,name=audience,proto3" json:"audience,omitempty"`
 	// The token's unique id (`jti`).
-	TokenId       string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// The acting party of a token issued by token exchange (RFC 8693 §4.1,
+	// `act`): the service acting for the subject, and the one it acted for
+	// in turn. Unset for other tokens.
+	Actor         *Actor `protobuf:"bytes,9,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckTokenResponse) Reset() {
 	*x = CheckTokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +940,7 @@ func (x *CheckTokenResponse) String() string {
 func (*CheckTokenResponse) ProtoMessage() {}
 
 func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +953,7 @@ func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenResponse.ProtoReflect.Descriptor instead.
 func (*CheckTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckTokenResponse) GetSubject() string {
@@ -897,6 +1012,68 @@ func (x *CheckTokenResponse) GetTokenId() string {
 	return ""
 }
 
+func (x *CheckTokenResponse) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+// Actor is an `act` claim: who acts, and who they acted for in turn.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The acting party's subject (`service:<client_id>`).
+	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The actor before it in a chain of exchanges; unset at its start.
+	Actor         *Actor `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Actor) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Actor) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
 type GetAuthorizeUrlRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The state that is generated by the client and passed along to prevent
@@ -924,7 +1101,7 @@ type GetAuthorizeUrlRequest struct {
 
 func (x *GetAuthorizeUrlRequest) Reset() {
 	*x = GetAuthorizeUrlRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1113,7 @@ func (x *GetAuthorizeUrlRequest) String() string {
 func (*GetAuthorizeUrlRequest) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1126,7 @@ func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetAuthorizeUrlRequest) GetState() string {
@@ -1011,7 +1188,7 @@ type GetAuthorizeUrlResponse struct {
 
 func (x *GetAuthorizeUrlResponse) Reset() {
 	*x = GetAuthorizeUrlResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1200,7 @@ func (x *GetAuthorizeUrlResponse) String() string {
 func (*GetAuthorizeUrlResponse) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1213,7 @@ func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetAuthorizeUrlResponse) GetUrl() string {
@@ -1054,7 +1231,7 @@ type GetAuthStatusRequest struct {
 
 func (x *GetAuthStatusRequest) Reset() {
 	*x = GetAuthStatusRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1243,7 @@ func (x *GetAuthStatusRequest) String() string {
 func (*GetAuthStatusRequest) ProtoMessage() {}
 
 func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1256,7 @@ func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 type GetAuthStatusResponse struct {
@@ -1103,7 +1280,7 @@ type GetAuthStatusResponse struct {
 
 func (x *GetAuthStatusResponse) Reset() {
 	*x = GetAuthStatusResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1292,7 @@ func (x *GetAuthStatusResponse) String() string {
 func (*GetAuthStatusResponse) ProtoMessage() {}
 
 func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1305,7 @@ func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetAuthStatusResponse) GetIsEnabled() bool {
@@ -1186,7 +1363,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1375,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1388,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeRequest) GetToken() string {
@@ -1236,7 +1413,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1425,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1438,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 // ApiKey describes an API key, never its secret.
@@ -1284,7 +1461,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1473,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1486,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApiKey) GetId() string {
@@ -1367,7 +1544,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1556,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1569,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateApiKeyRequest) GetName() string {
@@ -1427,7 +1604,7 @@ type CreateApiKeyResponse struct {
 
 func (x *CreateApiKeyResponse) Reset() {
 	*x = CreateApiKeyResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1616,7 @@ func (x *CreateApiKeyResponse) String() string {
 func (*CreateApiKeyResponse) ProtoMessage() {}
 
 func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1629,7 @@ func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
@@ -1481,7 +1658,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1670,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1683,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListApiKeysRequest) GetPageSize() int32 {
@@ -1534,7 +1711,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1723,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1736,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
@@ -1585,7 +1762,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1774,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1787,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -1628,7 +1805,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1817,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,24 +1830,31 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n" +
+	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x03\n" +
 	"\fTokenRequest\x12S\n" +
 	"\x13password_credential\x18\x01 \x01(\v2 .chit.auth.v1.PasswordCredentialH\x00R\x12passwordCredential\x12M\n" +
 	"\x11client_credential\x18\x02 \x01(\v2\x1e.chit.auth.v1.ClientCredentialH\x00R\x10clientCredential\x12N\n" +
-	"\x12api_key_credential\x18\x05 \x01(\v2\x1e.chit.auth.v1.ApiKeyCredentialH\x00R\x10apiKeyCredential\x12\x14\n" +
+	"\x12api_key_credential\x18\x05 \x01(\v2\x1e.chit.auth.v1.ApiKeyCredentialH\x00R\x10apiKeyCredential\x12c\n" +
+	"\x19token_exchange_credential\x18\a \x01(\v2%.chit.auth.v1.TokenExchangeCredentialH\x00R\x17tokenExchangeCredential\x12\x14\n" +
 	"\x05scope\x18\x03 \x01(\tR\x05scope\x12\x1a\n" +
 	"\baudience\x18\x04 \x01(\tR\baudienceB\f\n" +
 	"\n" +
 	"credential\"+\n" +
 	"\x10ApiKeyCredential\x12\x17\n" +
-	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"L\n" +
+	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"\xe0\x01\n" +
+	"\x17TokenExchangeCredential\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12#\n" +
+	"\rsubject_token\x18\x03 \x01(\tR\fsubjectToken\x12,\n" +
+	"\x12subject_token_type\x18\x04 \x01(\tR\x10subjectTokenType\x120\n" +
+	"\x14requested_token_type\x18\x05 \x01(\tR\x12requestedTokenType\"L\n" +
 	"\x12PasswordCredential\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
@@ -1679,7 +1863,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"P\n" +
 	"\x13RefreshTokenRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12\x14\n" +
-	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xc6\x01\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xf2\x01\n" +
 	"\rTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
@@ -1688,7 +1872,8 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"token_type\x18\x04 \x01(\tR\ttokenType\x12\x14\n" +
 	"\x05scope\x18\x05 \x01(\tR\x05scope\x12\x19\n" +
-	"\bid_token\x18\x06 \x01(\tR\aidToken\"\xed\x01\n" +
+	"\bid_token\x18\x06 \x01(\tR\aidToken\x12*\n" +
+	"\x11issued_token_type\x18\a \x01(\tR\x0fissuedTokenType\"\xed\x01\n" +
 	"\vAccessToken\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12(\n" +
 	"\rrefresh_token\x18\x02 \x01(\tH\x00R\frefreshToken\x88\x01\x01\x12\x1d\n" +
@@ -1710,7 +1895,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"R\n" +
 	"\x12RefreshCliResponse\x12<\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x19.chit.auth.v1.AccessTokenR\vaccessToken\"\x13\n" +
-	"\x11CheckTokenRequest\"\x9d\x02\n" +
+	"\x11CheckTokenRequest\"\xc8\x02\n" +
 	"\x12CheckTokenResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -1720,7 +1905,11 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x16\n" +
 	"\x06issuer\x18\x06 \x01(\tR\x06issuer\x12\x1a\n" +
 	"\baudience\x18\a \x03(\tR\baudience\x12\x19\n" +
-	"\btoken_id\x18\b \x01(\tR\atokenId\"\xf5\x01\n" +
+	"\btoken_id\x18\b \x01(\tR\atokenId\x12)\n" +
+	"\x05actor\x18\t \x01(\v2\x13.chit.auth.v1.ActorR\x05actor\"L\n" +
+	"\x05Actor\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12)\n" +
+	"\x05actor\x18\x02 \x01(\v2\x13.chit.auth.v1.ActorR\x05actor\"\xf5\x01\n" +
 	"\x16GetAuthorizeUrlRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12!\n" +
 	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\x12\x14\n" +
@@ -1798,77 +1987,82 @@ func file_chit_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_chit_auth_v1_auth_proto_rawDescData
 }
 
-var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_chit_auth_v1_auth_proto_goTypes = []any{
 	(*TokenRequest)(nil),            // 0: chit.auth.v1.TokenRequest
 	(*ApiKeyCredential)(nil),        // 1: chit.auth.v1.ApiKeyCredential
-	(*PasswordCredential)(nil),      // 2: chit.auth.v1.PasswordCredential
-	(*ClientCredential)(nil),        // 3: chit.auth.v1.ClientCredential
-	(*RefreshTokenRequest)(nil),     // 4: chit.auth.v1.RefreshTokenRequest
-	(*TokenResponse)(nil),           // 5: chit.auth.v1.TokenResponse
-	(*AccessToken)(nil),             // 6: chit.auth.v1.AccessToken
-	(*LoginCliRequest)(nil),         // 7: chit.auth.v1.LoginCliRequest
-	(*LoginCliResponse)(nil),        // 8: chit.auth.v1.LoginCliResponse
-	(*RefreshCliRequest)(nil),       // 9: chit.auth.v1.RefreshCliRequest
-	(*RefreshCliResponse)(nil),      // 10: chit.auth.v1.RefreshCliResponse
-	(*CheckTokenRequest)(nil),       // 11: chit.auth.v1.CheckTokenRequest
-	(*CheckTokenResponse)(nil),      // 12: chit.auth.v1.CheckTokenResponse
-	(*GetAuthorizeUrlRequest)(nil),  // 13: chit.auth.v1.GetAuthorizeUrlRequest
-	(*GetAuthorizeUrlResponse)(nil), // 14: chit.auth.v1.GetAuthorizeUrlResponse
-	(*GetAuthStatusRequest)(nil),    // 15: chit.auth.v1.GetAuthStatusRequest
-	(*GetAuthStatusResponse)(nil),   // 16: chit.auth.v1.GetAuthStatusResponse
-	(*RevokeRequest)(nil),           // 17: chit.auth.v1.RevokeRequest
-	(*RevokeResponse)(nil),          // 18: chit.auth.v1.RevokeResponse
-	(*ApiKey)(nil),                  // 19: chit.auth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),     // 20: chit.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),    // 21: chit.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),      // 22: chit.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),     // 23: chit.auth.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),     // 24: chit.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),    // 25: chit.auth.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*TokenExchangeCredential)(nil), // 2: chit.auth.v1.TokenExchangeCredential
+	(*PasswordCredential)(nil),      // 3: chit.auth.v1.PasswordCredential
+	(*ClientCredential)(nil),        // 4: chit.auth.v1.ClientCredential
+	(*RefreshTokenRequest)(nil),     // 5: chit.auth.v1.RefreshTokenRequest
+	(*TokenResponse)(nil),           // 6: chit.auth.v1.TokenResponse
+	(*AccessToken)(nil),             // 7: chit.auth.v1.AccessToken
+	(*LoginCliRequest)(nil),         // 8: chit.auth.v1.LoginCliRequest
+	(*LoginCliResponse)(nil),        // 9: chit.auth.v1.LoginCliResponse
+	(*RefreshCliRequest)(nil),       // 10: chit.auth.v1.RefreshCliRequest
+	(*RefreshCliResponse)(nil),      // 11: chit.auth.v1.RefreshCliResponse
+	(*CheckTokenRequest)(nil),       // 12: chit.auth.v1.CheckTokenRequest
+	(*CheckTokenResponse)(nil),      // 13: chit.auth.v1.CheckTokenResponse
+	(*Actor)(nil),                   // 14: chit.auth.v1.Actor
+	(*GetAuthorizeUrlRequest)(nil),  // 15: chit.auth.v1.GetAuthorizeUrlRequest
+	(*GetAuthorizeUrlResponse)(nil), // 16: chit.auth.v1.GetAuthorizeUrlResponse
+	(*GetAuthStatusRequest)(nil),    // 17: chit.auth.v1.GetAuthStatusRequest
+	(*GetAuthStatusResponse)(nil),   // 18: chit.auth.v1.GetAuthStatusResponse
+	(*RevokeRequest)(nil),           // 19: chit.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 20: chit.auth.v1.RevokeResponse
+	(*ApiKey)(nil),                  // 21: chit.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),     // 22: chit.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),    // 23: chit.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),      // 24: chit.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),     // 25: chit.auth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),     // 26: chit.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),    // 27: chit.auth.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
 }
 var file_chit_auth_v1_auth_proto_depIdxs = []int32{
-	2,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
-	3,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
+	3,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
+	4,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
 	1,  // 2: chit.auth.v1.TokenRequest.api_key_credential:type_name -> chit.auth.v1.ApiKeyCredential
-	6,  // 3: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	6,  // 4: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	26, // 5: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 6: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
-	26, // 7: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	26, // 8: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 9: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
-	19, // 10: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
-	19, // 11: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	0,  // 12: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
-	4,  // 13: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
-	7,  // 14: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
-	9,  // 15: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
-	11, // 16: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
-	13, // 17: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
-	15, // 18: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
-	17, // 19: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
-	20, // 20: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
-	22, // 21: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
-	24, // 22: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
-	5,  // 23: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
-	5,  // 24: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
-	8,  // 25: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
-	10, // 26: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
-	12, // 27: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
-	14, // 28: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
-	16, // 29: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
-	18, // 30: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
-	21, // 31: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
-	23, // 32: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
-	25, // 33: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 3: chit.auth.v1.TokenRequest.token_exchange_credential:type_name -> chit.auth.v1.TokenExchangeCredential
+	7,  // 4: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	7,  // 5: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	28, // 6: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 7: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	14, // 8: chit.auth.v1.CheckTokenResponse.actor:type_name -> chit.auth.v1.Actor
+	14, // 9: chit.auth.v1.Actor.actor:type_name -> chit.auth.v1.Actor
+	28, // 10: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	28, // 11: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 12: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
+	21, // 13: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
+	21, // 14: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	0,  // 15: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
+	5,  // 16: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
+	8,  // 17: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
+	10, // 18: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
+	12, // 19: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
+	15, // 20: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
+	17, // 21: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
+	19, // 22: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
+	22, // 23: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
+	24, // 24: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
+	26, // 25: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
+	6,  // 26: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
+	6,  // 27: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
+	9,  // 28: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
+	11, // 29: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
+	13, // 30: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
+	16, // 31: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
+	18, // 32: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
+	20, // 33: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
+	23, // 34: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
+	25, // 35: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
+	27, // 36: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_chit_auth_v1_auth_proto_init() }
@@ -1880,15 +2074,16 @@ func file_chit_auth_v1_auth_proto_init() {
 		(*TokenRequest_PasswordCredential)(nil),
 		(*TokenRequest_ClientCredential)(nil),
 		(*TokenRequest_ApiKeyCredential)(nil),
+		(*TokenRequest_TokenExchangeCredential)(nil),
 	}
-	file_chit_auth_v1_auth_proto_msgTypes[6].OneofWrappers = []any{}
+	file_chit_auth_v1_auth_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_auth_v1_auth_proto_rawDesc), len(file_chit_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
