@@ -73,6 +73,14 @@ const (
 	ParamRedirectURI  Parameter = "redirect_uri"
 	ParamCodeVerifier Parameter = "code_verifier"
 	ParamAPIKey       Parameter = "api_key"
+	// Token exchange's (RFC 8693 §2.1). audience is the logical name of
+	// the target, beside resource; both name one audience.
+	ParamSubjectToken       Parameter = "subject_token"
+	ParamSubjectTokenType   Parameter = "subject_token_type"
+	ParamActorToken         Parameter = "actor_token"
+	ParamActorTokenType     Parameter = "actor_token_type"
+	ParamRequestedTokenType Parameter = "requested_token_type"
+	ParamAudience           Parameter = "audience"
 )
 
 // Request is a token request as every transport decodes it.
@@ -93,6 +101,14 @@ type Request struct {
 	RedirectURI  string
 	CodeVerifier string
 	APIKey       string
+	// Token exchange's parameters. ExchangeAudience is RFC 8693's audience
+	// (gRPC's audience is Audience, as resource is).
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+	ExchangeAudience   string
 }
 
 // only keeps the parameters of reads, the client and the address.
@@ -118,6 +134,18 @@ func (r Request) only(reads []Parameter) Request {
 			kept.CodeVerifier = r.CodeVerifier
 		case ParamAPIKey:
 			kept.APIKey = r.APIKey
+		case ParamSubjectToken:
+			kept.SubjectToken = r.SubjectToken
+		case ParamSubjectTokenType:
+			kept.SubjectTokenType = r.SubjectTokenType
+		case ParamActorToken:
+			kept.ActorToken = r.ActorToken
+		case ParamActorTokenType:
+			kept.ActorTokenType = r.ActorTokenType
+		case ParamRequestedTokenType:
+			kept.RequestedTokenType = r.RequestedTokenType
+		case ParamAudience:
+			kept.ExchangeAudience = r.ExchangeAudience
 		default:
 			panic(fmt.Sprintf("grants: no request field for parameter %q", parameter))
 		}

@@ -22,6 +22,10 @@ const (
 	// APIKey exchanges an API key (the api_key parameter) for an access
 	// token. No client authenticates: the key is the credential.
 	APIKey Type = "urn:chit:params:oauth:grant-type:api-key"
+	// TokenExchange is RFC 8693 token exchange: a service account, the
+	// client, exchanges a token addressed to it for one addressed to an
+	// audience its policy allows.
+	TokenExchange Type = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Clients says who a grant's client is, and so how Issue authenticates it.
@@ -134,6 +138,54 @@ var table = []Grant{
 			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience})
 		},
 	},
+	{
+		Type:   TokenExchange,
+		Client: ServiceAccounts,
+		// The exchanging service authenticates as the client, as with
+		// client credentials; it is the actor of the token it gets.
+		Authentications: []ClientAuthentication{ClientSecretBasic, ClientSecretPost},
+		Reads: []Parameter{ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType,
+			ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope},
+		// An exchanged token ends with its subject token's: nothing renews it.
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: &ClientRefusedError{Err: chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			audience, err := exchangeAudience(req)
+			if err != nil {
+				return tokens.Grant{}, err
+			}
+			if req.SubjectTokenType == tokens.JWTTokenType {
+				return exchangeFederatedJWT(ctx, s, client, req, audience)
+			}
+			return s.tokens.IssueForExchange(ctx, tokens.ExchangeRequest{Service: client.service,
+				SubjectToken: req.SubjectToken, SubjectTokenType: req.SubjectTokenType, RequestedTokenType: req.RequestedTokenType,
+				ActorToken: req.ActorToken, ActorTokenType: req.ActorTokenType, Scope: req.Scope, Audience: audience})
+		},
+	},
+}
+
+// exchangeAudience is the one audience a token exchange names, by
+// audience, resource (RFC 8693 §2.1) or both alike.
+func exchangeAudience(req Request) (string, error) {
+	if req.ExchangeAudience != "" && req.Audience != "" && req.ExchangeAudience != req.Audience {
+		return "", chiterr.New(chiterr.InvalidArgument, "audience and resource name different audiences: a token carries one").WithReason(chiterr.ReasonInvalidTarget)
+	}
+	if req.ExchangeAudience != "" {
+		return req.ExchangeAudience, nil
+	}
+	return req.Audience, nil
+}
+
+// errJWTSubjectNotSupported answers a token exchange of a JWT from another
+// issuer (subject_token_type ...:jwt), until workload federation answers it.
+var errJWTSubjectNotSupported = chiterr.New(chiterr.InvalidArgument, "subject_token_type %s is not supported", tokens.JWTTokenType)
+
+// exchangeFederatedJWT is THE place where a token exchange of a JWT from
+// another issuer (workload federation, internal/federation) is answered.
+// INTEGRATION POINT: wire internal/federation here; client.service is the
+// authenticated service account, audience the target, req its parameters.
+func exchangeFederatedJWT(_ context.Context, _ *Service, _ authenticated, _ Request, _ string) (tokens.Grant, error) {
+	return tokens.Grant{}, errJWTSubjectNotSupported
 }
 
 var errRefreshKeepsAudience = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
