@@ -110,10 +110,12 @@ func (c *revocationCache) forget(family Family) {
 		return
 	}
 	// A family's access tokens name its client, or none when they were
-	// issued before clients were recorded.
-	delete(c.entries, revocationKey{family.ID, family.Subject, ""})
-	if family.ClientID != "" {
-		delete(c.entries, revocationKey{family.ID, family.Subject, accounts.ClientSubject(family.ClientID)})
+	// issued before clients were recorded; those a service obtained from
+	// them by token exchange name that service: every client goes.
+	for key := range c.entries {
+		if key.familyID == family.ID {
+			delete(c.entries, key)
+		}
 	}
 }
 
