@@ -3,11 +3,14 @@ package sdktest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server/servertest"
@@ -71,5 +74,34 @@ func TestVerifierShowsTheActorChain(t *testing.T) {
 	plain, err := newVerifier(t, e, nil).Verify(ctx, serviceToken(t, e))
 	if err != nil || plain.Actor != nil {
 		t.Fatalf("a client-credentials token: %+v, %v", plain, err)
+	}
+}
+
+// A token whose act is not a chain of at most four subjects, though Chit's
+// key signed it, is refused by the verifier rather than half-read.
+func TestVerifierRefusesAMalformedActorChain(t *testing.T) {
+	e := servertest.Start(t)
+	v := newVerifier(t, e, nil)
+	deep := map[string]any{"sub": "service:a"}
+	for range 4 {
+		deep = map[string]any{"sub": "service:a", "act": deep}
+	}
+	for name, act := range map[string]any{"five deep": deep, "no sub": map[string]any{"act": map[string]any{"sub": "x"}}, "a string": "service:a"} {
+		token := servertest.ServerAccessToken(t, e)
+		if err := token.Set("act", act); err != nil {
+			t.Fatal(err)
+		}
+		signed := servertest.SignWithServerKey(t, e, jwa.ES256, token, "at+jwt")
+		if _, err := v.Verify(context.Background(), signed); !errors.Is(err, verifier.ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", name, err)
+		}
+	}
+	// Four deep is Chit's bound, and is read whole.
+	four := map[string]any{"sub": "service:d", "act": map[string]any{"sub": "service:c", "act": map[string]any{"sub": "service:b", "act": map[string]any{"sub": "service:a"}}}}
+	token := servertest.ServerAccessToken(t, e)
+	_ = token.Set("act", four)
+	claims, err := v.Verify(context.Background(), servertest.SignWithServerKey(t, e, jwa.ES256, token, "at+jwt"))
+	if err != nil || claims.Actor.Actor.Actor.Actor.Subject != "service:a" {
+		t.Fatalf("a chain of four: %+v, %v", claims, err)
 	}
 }
