@@ -404,3 +404,24 @@ func TestEndingTheActingServiceEndsItsExchangedTokens(t *testing.T) {
 		t.Fatalf("a token whose earlier actor was deleted was exchanged again: %v", err)
 	}
 }
+
+// The exchanging service cannot end its subject's login by revoking the
+// token it got: the login is the subject's, through another client.
+func TestTheExchangingServiceCannotRevokeTheSubjectsLogin(t *testing.T) {
+	f := newExchangeFixture(t)
+	ctx := context.Background()
+	subject := f.aliceFor(t, "hop1", "read")
+	exchanged, err := f.exchange(t, "hop1", subject.AccessToken, "chit", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asClient, err := f.operator.AuthenticateClient(ctx, "hop1", f.secrets["hop1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, f.service.Revoke(ctx, asClient, exchanged.AccessToken), chiterr.InvalidArgument, chiterr.ReasonUnsupportedTokenType, "token exchange")
+	if _, err := f.service.Refresh(ctx, tokens.RefreshRequest{Client: f.portal, RefreshToken: subject.RefreshToken}); err != nil {
+		t.Fatalf("the subject's login ended: %v", err)
+	}
+	f.checkFor(t, exchanged.AccessToken)
+}

@@ -168,6 +168,12 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 			return errNoLoginToRevoke
 		}
 		familyID, subject, owner = claims.FamilyID, claims.Subject, claims.ClientID
+		if client.Service && owner == client.ID {
+			// A service holds no login: a token of its with a login is one
+			// it exchanged (token exchange), whose login is its subject's,
+			// through another client. Ending it is not the service's to do.
+			return errExchangedTokenLogin
+		}
 	}
 	if keyID, ok := apiKeyOfFamily(familyID); ok {
 		// An API key's token stands for the key, not a login through a
@@ -185,6 +191,10 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }
+
+var errExchangedTokenLogin = chiterr.New(chiterr.InvalidArgument,
+	"this token came from a token exchange: its login is its subject's, which the service cannot end; it expires with the subject token").
+	WithReason(chiterr.ReasonUnsupportedTokenType)
 
 var errNoLoginToRevoke = chiterr.New(chiterr.InvalidArgument,
 	"this token has no login to end: client-credentials and provider tokens expire on their own; delete or narrow the service account or provider to stop them").
