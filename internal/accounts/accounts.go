@@ -52,6 +52,9 @@ type Principal struct {
 	// Name is the user name or service account id behind Subject.
 	Name   string
 	Grants storage.Grants
+	// TokenExchange is a service account's token exchange policy; zero for
+	// a person.
+	TokenExchange storage.TokenExchange
 	// Profile is what a person's ID tokens and userinfo may say about them
 	// (tokens.ProfileClaims); empty for a service account.
 	Profile storage.Profile
@@ -75,7 +78,8 @@ func userPrincipal(user storage.User, readAt time.Time) Principal {
 }
 
 func servicePrincipal(account storage.ServiceAccount, readAt time.Time) Principal {
-	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants, CreatedAt: account.CreatedAt, ReadAt: readAt}
+	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants,
+		TokenExchange: account.TokenExchange, CreatedAt: account.CreatedAt, ReadAt: readAt}
 }
 
 // ClientSecretPrefix marks Chit client secrets so secret scanners can find
@@ -457,6 +461,21 @@ func clientIDError(err error, kind, id string) error {
 // CreateServiceAccount adds a service account whose client id is name and
 // returns its secret. The secret is not stored and cannot be shown again.
 func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grants storage.Grants) (string, error) {
+	return d.AddServiceAccount(ctx, NewServiceAccount{Name: name, Grants: grants})
+}
+
+// NewServiceAccount is a service account to add.
+type NewServiceAccount struct {
+	Name   string
+	Grants storage.Grants
+	// TokenExchange is checked as NewTokenExchange checks it.
+	TokenExchange storage.TokenExchange
+}
+
+// AddServiceAccount adds the service account account describes and returns
+// its secret, as CreateServiceAccount does.
+func (d *Directory) AddServiceAccount(ctx context.Context, account NewServiceAccount) (string, error) {
+	name, grants := account.Name, account.Grants
 	if err := d.checkClientID("service", name); err != nil {
 		return "", err
 	}
@@ -466,11 +485,15 @@ func (d *Directory) CreateServiceAccount(ctx context.Context, name string, grant
 	if err := d.checkAudiences(name, grants.AllowedAudiences); err != nil {
 		return "", err
 	}
+	if err := d.checkExchangeAudiences(name, account.TokenExchange); err != nil {
+		return "", err
+	}
 	secret, digest, err := d.newClientSecret()
 	if err != nil {
 		return "", err
 	}
-	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: digest, Grants: grants, CreatedAt: d.now()})
+	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: digest, Grants: grants,
+		TokenExchange: account.TokenExchange, CreatedAt: d.now()})
 	if err != nil {
 		return "", clientIDError(err, "service", name)
 	}
@@ -562,7 +585,8 @@ func (d *Directory) SetServiceGrants(ctx context.Context, clientID string, grant
 }
 
 // DeleteServiceAccount removes a service account: its secret stops working
-// and its access tokens are refused.
+// and its access tokens are refused, those it obtained by token exchange
+// (whose client_id it is) too.
 func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) error {
 	subject := ServiceSubject(clientID)
 	err := d.store.DeleteServiceAccount(ctx, clientID, *d.revocationIf(true, subject))
@@ -570,7 +594,79 @@ func (d *Directory) DeleteServiceAccount(ctx context.Context, clientID string) e
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
-	return d.refuseOnCommit(ctx, err, true, subject)
+	if err := d.refuseOnCommit(ctx, err, true, subject); err != nil {
+		return err
+	}
+	// An impersonating exchange's tokens name the service only as their
+	// client_id, whose revocations every token's check reads.
+	return d.refuseOnCommit(ctx, nil, true, ClientSubject(clientID))
+}
+
+// MaxTokenExchangeAudiences bounds a service account's exchange audiences.
+const MaxTokenExchangeAudiences = MaxGrantedScopes
+
+// NewTokenExchange checks a token exchange policy as an operator wrote it:
+// valid, distinct audience names; impersonation only with audiences.
+func NewTokenExchange(audiences []string, impersonation bool) (storage.TokenExchange, error) {
+	if len(audiences) > MaxTokenExchangeAudiences {
+		return storage.TokenExchange{}, chiterr.New(chiterr.InvalidArgument, "token_exchange_audiences: at most %d audiences", MaxTokenExchangeAudiences)
+	}
+	policy := storage.TokenExchange{Impersonation: impersonation}
+	for _, audience := range audiences {
+		if err := ValidateName("token exchange audience", audience); err != nil {
+			return storage.TokenExchange{}, err
+		}
+		if !slices.Contains(policy.Audiences, audience) {
+			policy.Audiences = append(policy.Audiences, audience)
+		}
+	}
+	if impersonation && len(policy.Audiences) == 0 {
+		return storage.TokenExchange{}, chiterr.New(chiterr.InvalidArgument, "impersonation needs token exchange audiences: without them the service exchanges nothing")
+	}
+	return policy, nil
+}
+
+// checkExchangeAudiences refuses exchange audiences that are one of Chit's
+// own clients or the account's own id. The server's audience is allowed, by
+// name: the exchanged tokens then act for their subject at Chit itself, as
+// the operator chose. Another service's id is allowed: that service may
+// exchange the token in turn (a chain).
+func (d *Directory) checkExchangeAudiences(ownID string, policy storage.TokenExchange) error {
+	for _, audience := range policy.Audiences {
+		if slices.ContainsFunc(FirstPartyClientIDs, equalFold(audience)) {
+			return chiterr.New(chiterr.InvalidArgument, "token exchange audience %q is reserved", audience)
+		}
+		if strings.EqualFold(audience, ownID) {
+			return chiterr.New(chiterr.InvalidArgument, "token exchange audience %q is the service's own id: the tokens it exchanges are addressed to it already", audience)
+		}
+	}
+	return nil
+}
+
+// SetServiceTokenExchange replaces a service account's token exchange
+// policy. When it narrows (an audience removed, or impersonation turned on
+// or off), the tokens the account obtained before (whose client_id it is:
+// its exchanged tokens and its own) are refused.
+func (d *Directory) SetServiceTokenExchange(ctx context.Context, clientID string, policy storage.TokenExchange) error {
+	if err := d.checkExchangeAudiences(clientID, policy); err != nil {
+		return err
+	}
+	subject := ClientSubject(clientID)
+	var narrowed bool
+	err := d.store.UpdateServiceAccount(ctx, clientID, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		before := account.TokenExchange
+		narrowed = before.Impersonation != policy.Impersonation
+		for _, audience := range before.Audiences {
+			narrowed = narrowed || !slices.Contains(policy.Audiences, audience)
+		}
+		account.TokenExchange = policy
+		return d.revocationIf(narrowed, subject), nil
+	})
+	d.forgetService(clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
+	}
+	return d.refuseOnCommit(ctx, err, narrowed, subject)
 }
 
 func (d *Directory) forgetService(clientID string) {

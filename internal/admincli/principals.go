@@ -40,6 +40,31 @@ func (g *grantFlags) register(cmd *cobra.Command, withAudience bool, defaultScop
 	envflag.NoEnv(flags, names...)
 }
 
+// exchangeFlags are a service account's token exchange policy.
+type exchangeFlags struct {
+	audiences     []string
+	impersonation bool
+}
+
+func (e *exchangeFlags) register(cmd *cobra.Command) {
+	flags := cmd.Flags()
+	flags.StringSliceVar(&e.audiences, "allow-token-exchange", nil, "audiences it may exchange tokens addressed to it for (RFC 8693; comma-separated or repeated)")
+	flags.BoolVar(&e.impersonation, "allow-impersonation", false, "its exchanged tokens carry no act claim naming it (impersonation, not delegation)")
+	envflag.NoEnv(flags, "allow-token-exchange", "allow-impersonation")
+}
+
+// exchangeLine says what a service account may exchange for.
+func exchangeLine(account *adminv1.ServiceAccount) string {
+	audiences := account.GetTokenExchangeAudiences()
+	switch {
+	case len(audiences) == 0:
+		return "none"
+	case account.GetTokenExchangeImpersonation():
+		return strings.Join(audiences, ",") + " (impersonation)"
+	}
+	return strings.Join(audiences, ",") + " (delegation)"
+}
+
 // grantsLine says what a principal may now obtain.
 func grantsLine(allowed, defaults, audiences []string) string {
 	text := "scopes: " + OrNone(allowed) + "; defaults: " + OrNone(defaults)
@@ -239,22 +264,28 @@ func (t *tree) serviceCommand() *cobra.Command {
 	}
 
 	var createGrants grantFlags
+	var createExchange exchangeFlags
 	create := &cobra.Command{
-		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]... [--allow-token-exchange AUD[,AUD]] [--allow-impersonation]",
 		Short: "Create a service account and print its client id and secret once",
 		Long: `Create a service account. Its tokens have the subject service:NAME and carry
 only scopes granted with --scope; --audience lets it ask for tokens minted for
-another service (the audience field of Token, resource on /oauth2/token).`,
+another service (the audience field of Token, resource on /oauth2/token).
+--allow-token-exchange lets it exchange tokens addressed to it (aud NAME) for
+tokens addressed to those audiences (RFC 8693); their act claim names it,
+unless --allow-impersonation.`,
 		Example: t.example("service create billing --scope inventory:read --default-scope inventory:read --audience inventory"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateServiceAccountResponse, error) {
 			return admin.CreateServiceAccount(ctx, &adminv1.CreateServiceAccountRequest{ClientId: args[0], AllowedScopes: createGrants.scopes,
-				DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences})
+				DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences,
+				TokenExchangeAudiences: createExchange.audiences, TokenExchangeImpersonation: createExchange.impersonation})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateServiceAccountResponse) error {
 			return printAccountSecret(cmd, w, created.GetServiceAccount(), created.GetClientSecret())
 		}),
 	}
 	createGrants.register(create, true)
+	createExchange.register(create)
 
 	get := getCommand(t, "get NAME", "Show a service account", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.ServiceAccount, error) {
 		resp, err := admin.GetServiceAccount(ctx, &adminv1.GetServiceAccountRequest{ClientId: id})
@@ -285,6 +316,28 @@ another service (the audience field of Token, resource on /oauth2/token).`,
 	}
 	grants.register(setGrants, true)
 
+	var exchange exchangeFlags
+	setExchange := &cobra.Command{
+		Use:   "set-token-exchange NAME [--allow-token-exchange AUD[,AUD]] [--allow-impersonation]",
+		Short: "Replace the audiences a service account may exchange tokens for (RFC 8693); none ends its exchanges",
+		Long: `Replace a service account's token exchange policy: the audiences it may
+exchange tokens addressed to it for, and whether it impersonates (its tokens
+then carry no act claim naming it). Without --allow-token-exchange it may no
+longer exchange. If anything is removed, or impersonation changes, the tokens
+it obtained before (exchanged, and its own) stop working.`,
+		Example: t.example("service set-token-exchange gateway --allow-token-exchange inventory,ledger"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.ServiceAccount, error) {
+			resp, err := admin.SetServiceAccountTokenExchange(ctx, &adminv1.SetServiceAccountTokenExchangeRequest{ClientId: args[0],
+				TokenExchangeAudiences: exchange.audiences, TokenExchangeImpersonation: exchange.impersonation})
+			return resp.GetServiceAccount(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, account *adminv1.ServiceAccount) error {
+			_, err := fmt.Fprintf(w, "service %s: token exchange %s\n", account.GetClientId(), exchangeLine(account))
+			return err
+		}),
+	}
+	exchange.register(setExchange)
+
 	var overlap time.Duration
 	rotate := &cobra.Command{
 		Use:   "rotate-secret NAME [--overlap DURATION]",
@@ -306,7 +359,7 @@ that use it can move to the new one without a gap; at most 168h.`,
 		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
 			return admin.DeleteServiceAccount(ctx, &adminv1.DeleteServiceAccountRequest{ClientId: id})
 		})
-	cmd.AddCommand(create, get, list, setGrants, rotate, remove)
+	cmd.AddCommand(create, get, list, setGrants, setExchange, rotate, remove)
 	return cmd
 }
 

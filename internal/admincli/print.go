@@ -33,10 +33,10 @@ func printUsers(out io.Writer, users []*adminv1.User) error {
 }
 
 func printServiceAccounts(out io.Writer, all []*adminv1.ServiceAccount) error {
-	w := table(out, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED\tPREVIOUS_SECRET_UNTIL")
+	w := table(out, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED\tPREVIOUS_SECRET_UNTIL\tTOKEN_EXCHANGE")
 	for _, s := range all {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.GetClientId(), OrNone(s.GetAllowedScopes()), OrNone(s.GetDefaultScopes()),
-			OrNone(s.GetAllowedAudiences()), Stamp(s.GetCreateTime()), Stamp(s.GetPreviousSecretExpireTime()))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.GetClientId(), OrNone(s.GetAllowedScopes()), OrNone(s.GetDefaultScopes()),
+			OrNone(s.GetAllowedAudiences()), Stamp(s.GetCreateTime()), Stamp(s.GetPreviousSecretExpireTime()), exchangeLine(s))
 	}
 	return w.Flush()
 }

@@ -49,7 +49,7 @@ func (e *ClientRefusedError) Unwrap() error { return e.Err }
 // Issue runs req's grant: it authenticates the client as the grant
 // accepts, once, then issues.
 func (s *Service) Issue(ctx context.Context, req Request) (tokens.Grant, error) {
-	grant, ok := lookup(req.Type)
+	grant, ok := lookup(req)
 	if !ok {
 		return tokens.Grant{}, ErrUnsupportedGrantType
 	}

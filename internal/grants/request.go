@@ -75,6 +75,14 @@ const (
 	ParamAPIKey       Parameter = "api_key"
 	// ParamAssertion is RFC 7523 §2.1's JWT.
 	ParamAssertion Parameter = "assertion"
+	// Token exchange's (RFC 8693 §2.1). audience is the logical name of
+	// the target, beside resource; both name one audience.
+	ParamSubjectToken       Parameter = "subject_token"
+	ParamSubjectTokenType   Parameter = "subject_token_type"
+	ParamActorToken         Parameter = "actor_token"
+	ParamActorTokenType     Parameter = "actor_token_type"
+	ParamRequestedTokenType Parameter = "requested_token_type"
+	ParamAudience           Parameter = "audience"
 )
 
 // Request is a token request as every transport decodes it.
@@ -96,6 +104,14 @@ type Request struct {
 	CodeVerifier string
 	APIKey       string
 	Assertion    string
+	// Token exchange's parameters. ExchangeAudience is RFC 8693's audience
+	// (gRPC's audience is Audience, as resource is).
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+	ExchangeAudience   string
 }
 
 // only keeps the parameters of reads, the client and the address.
@@ -123,6 +139,18 @@ func (r Request) only(reads []Parameter) Request {
 			kept.APIKey = r.APIKey
 		case ParamAssertion:
 			kept.Assertion = r.Assertion
+		case ParamSubjectToken:
+			kept.SubjectToken = r.SubjectToken
+		case ParamSubjectTokenType:
+			kept.SubjectTokenType = r.SubjectTokenType
+		case ParamActorToken:
+			kept.ActorToken = r.ActorToken
+		case ParamActorTokenType:
+			kept.ActorTokenType = r.ActorTokenType
+		case ParamRequestedTokenType:
+			kept.RequestedTokenType = r.RequestedTokenType
+		case ParamAudience:
+			kept.ExchangeAudience = r.ExchangeAudience
 		default:
 			panic(fmt.Sprintf("grants: no request field for parameter %q", parameter))
 		}

@@ -28,6 +28,10 @@ const (
 	// service account a federation rule maps it to. No client
 	// authenticates: the assertion is the credential.
 	JWTBearer Type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// TokenExchange is RFC 8693 token exchange: a service account, the
+	// client, exchanges a token addressed to it for one addressed to an
+	// audience its policy allows.
+	TokenExchange Type = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Clients says who a grant's client is, and so how Issue authenticates it.
@@ -50,6 +54,11 @@ const (
 // table.
 type Grant struct {
 	Type Type
+	// SubjectTokenType, when set, makes the entry answer only the requests
+	// of Type with this subject_token_type (RFC 8693 §2.1), which then
+	// decides who the client is: a token exchange of a workload's JWT has
+	// none. The entry of Type without one answers the others.
+	SubjectTokenType string
 	// Client is who authenticates as the request's client.
 	Client Clients
 	// Authentications are the ways the client may prove who it is; a
@@ -156,6 +165,72 @@ var table = []Grant{
 			return s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.Assertion, Scope: req.Scope, Audience: req.Audience})
 		},
 	},
+	{
+		Type:   TokenExchange,
+		Client: ServiceAccounts,
+		// The exchanging service authenticates as the client, as with
+		// client credentials; it is the actor of the token it gets.
+		Authentications: []ClientAuthentication{ClientSecretBasic, ClientSecretPost},
+		Reads: []Parameter{ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType,
+			ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope},
+		// An exchanged token ends with its subject token's: nothing renews it.
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: &ClientRefusedError{Err: chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			audience, err := exchangeAudience(req)
+			if err != nil {
+				return tokens.Grant{}, err
+			}
+			return s.tokens.IssueForExchange(ctx, tokens.ExchangeRequest{Service: client.service,
+				SubjectToken: req.SubjectToken, SubjectTokenType: req.SubjectTokenType, RequestedTokenType: req.RequestedTokenType,
+				ActorToken: req.ActorToken, ActorTokenType: req.ActorTokenType, Scope: req.Scope, Audience: audience})
+		},
+	},
+	{
+		// A workload's token exchange (RFC 8693 with a JWT of another
+		// issuer, as cloud token services take one): the same federation
+		// rules as the jwt-bearer grant. The subject token is the whole
+		// credential, as the assertion is: the workload has no secret, so
+		// no client authenticates.
+		Type:             TokenExchange,
+		SubjectTokenType: tokens.JWTTokenType,
+		Client:           NoClients,
+		Authentications:  []ClientAuthentication{NoClient},
+		Reads:            []Parameter{ParamSubjectToken, ParamSubjectTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope},
+		Issues:           Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient:    chiterr.New(chiterr.InvalidArgument, "a workload's subject token is the whole credential: send no client authentication with it"),
+		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
+			if s.federation == nil {
+				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "workload identity federation is not enabled")
+			}
+			if req.RequestedTokenType != "" && req.RequestedTokenType != tokens.AccessTokenType {
+				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "requested_token_type %s is not supported: only %s",
+					chiterr.Quote(req.RequestedTokenType), tokens.AccessTokenType)
+			}
+			audience, err := exchangeAudience(req)
+			if err != nil {
+				return tokens.Grant{}, err
+			}
+			grant, err := s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.SubjectToken, Scope: req.Scope, Audience: audience})
+			if err != nil {
+				return tokens.Grant{}, err
+			}
+			grant.IssuedTokenType = tokens.AccessTokenType
+			return grant, nil
+		},
+	},
+}
+
+// exchangeAudience is the one audience a token exchange names, by
+// audience, resource (RFC 8693 §2.1) or both alike.
+func exchangeAudience(req Request) (string, error) {
+	if req.ExchangeAudience != "" && req.Audience != "" && req.ExchangeAudience != req.Audience {
+		return "", chiterr.New(chiterr.InvalidArgument, "audience and resource name different audiences: a token carries one").WithReason(chiterr.ReasonInvalidTarget)
+	}
+	if req.ExchangeAudience != "" {
+		return req.ExchangeAudience, nil
+	}
+	return req.Audience, nil
 }
 
 var errRefreshKeepsAudience = chiterr.New(chiterr.InvalidArgument, "a refresh keeps the login's audience; resource is not accepted").WithReason(chiterr.ReasonInvalidTarget)
@@ -163,9 +238,11 @@ var errRefreshKeepsAudience = chiterr.New(chiterr.InvalidArgument, "a refresh ke
 // Types are the grant types of the table, in its order: what
 // /oauth2/token accepts and discovery advertises.
 func Types() []string {
-	names := make([]string, len(table))
-	for i, grant := range table {
-		names[i] = string(grant.Type)
+	var names []string
+	for _, grant := range table {
+		if !slices.Contains(names, string(grant.Type)) {
+			names = append(names, string(grant.Type))
+		}
 	}
 	return names
 }
@@ -190,11 +267,22 @@ func TokenEndpointAuthMethods() []string {
 	return methods
 }
 
-func lookup(t Type) (Grant, bool) {
-	for _, grant := range table {
-		if grant.Type == t {
+// lookup is the entry of the table that answers req: the one of its type
+// for its subject_token_type when the type has such entries, else the
+// type's plain entry.
+func lookup(req Request) (Grant, bool) {
+	var plain *Grant
+	for i, grant := range table {
+		switch {
+		case grant.Type != req.Type:
+		case grant.SubjectTokenType != "" && grant.SubjectTokenType == req.SubjectTokenType:
 			return grant, true
+		case grant.SubjectTokenType == "" && plain == nil:
+			plain = &table[i]
 		}
 	}
-	return Grant{}, false
+	if plain == nil {
+		return Grant{}, false
+	}
+	return *plain, true
 }

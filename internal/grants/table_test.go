@@ -17,17 +17,22 @@ func TestTheGrantTable(t *testing.T) {
 	oauthClient := []ClientAuthentication{NoClient, PublicClientID, ClientSecretBasic, ClientSecretPost, FirstParty}
 	want := []struct {
 		grant           Type
+		subjectType     string
 		client          Clients
 		authentications []ClientAuthentication
 		reads           []Parameter
 		issues          Issues
 	}{
-		{Password, OAuthClients, oauthClient, []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
-		{RefreshToken, OAuthClients, oauthClient, []Parameter{ParamRefreshToken, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
-		{ClientCredentials, ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
-		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{Always, WithOpenID}},
-		{APIKey, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
-		{JWTBearer, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAssertion, ParamScope, ParamResource}, Issues{Never, Never}},
+		{Password, "", OAuthClients, oauthClient, []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
+		{RefreshToken, "", OAuthClients, oauthClient, []Parameter{ParamRefreshToken, ParamScope, ParamResource}, Issues{Always, WithOpenID}},
+		{ClientCredentials, "", ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
+		{AuthorizationCode, "", OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{Always, WithOpenID}},
+		{APIKey, "", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
+		{JWTBearer, "", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAssertion, ParamScope, ParamResource}, Issues{Never, Never}},
+		{TokenExchange, "", ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamSubjectToken, ParamSubjectTokenType,
+			ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
+		{TokenExchange, "urn:ietf:params:oauth:token-type:jwt", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamSubjectToken, ParamSubjectTokenType,
+			ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
 	}
 	got := table
 	if len(got) != len(want) {
@@ -35,7 +40,7 @@ func TestTheGrantTable(t *testing.T) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Type != w.grant || g.Client != w.client || !slices.Equal(g.Authentications, w.authentications) || !slices.Equal(g.Reads, w.reads) || g.Issues != w.issues {
+		if g.Type != w.grant || g.SubjectTokenType != w.subjectType || g.Client != w.client || !slices.Equal(g.Authentications, w.authentications) || !slices.Equal(g.Reads, w.reads) || g.Issues != w.issues {
 			t.Errorf("grant %d is %s %s %v reads %v issues %+v,\nwant %s %s %v reads %v issues %+v", i,
 				g.Type, g.Client, g.Authentications, g.Reads, g.Issues, w.grant, w.client, w.authentications, w.reads, w.issues)
 		}
@@ -46,7 +51,9 @@ func TestTheGrantTable(t *testing.T) {
 			t.Errorf("%s refuses some client authentications without saying how", g.Type)
 		}
 	}
-	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key", "urn:ietf:params:oauth:grant-type:jwt-bearer"}; !slices.Equal(Types(), want) {
+	// A type with entries per subject_token_type is advertised once.
+	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key",
+		"urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange"}; !slices.Equal(Types(), want) {
 		t.Errorf("Types() = %v, want %v", Types(), want)
 	}
 	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(TokenEndpointAuthMethods(), want) {
@@ -58,8 +65,10 @@ func TestTheGrantTable(t *testing.T) {
 // cleared, so a grant cannot come to depend on an undeclared parameter.
 func TestAGrantReadsOnlyWhatItDeclares(t *testing.T) {
 	full := Request{Type: Password, Client: FirstPartyClient("chit-api"), Address: "192.0.2.1", Scope: "s", Audience: "a",
-		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k", Assertion: "j"}
-	every := []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource, ParamRefreshToken, ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamAPIKey, ParamAssertion}
+		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k", Assertion: "j",
+		SubjectToken: "st", SubjectTokenType: "stt", ActorToken: "at", ActorTokenType: "att", RequestedTokenType: "rtt", ExchangeAudience: "ea"}
+	every := []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource, ParamRefreshToken, ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamAPIKey,
+		ParamAssertion, ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience}
 	if got := full.only(every); got != full {
 		t.Fatalf("every parameter kept: %+v, want %+v", got, full)
 	}

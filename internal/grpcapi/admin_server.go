@@ -185,7 +185,11 @@ func (s *AdminServer) CreateServiceAccount(ctx context.Context, req *adminv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	secret, err := s.directory.CreateServiceAccount(ctx, req.GetClientId(), grants)
+	exchange, err := accounts.NewTokenExchange(req.GetTokenExchangeAudiences(), req.GetTokenExchangeImpersonation())
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.directory.AddServiceAccount(ctx, accounts.NewServiceAccount{Name: req.GetClientId(), Grants: grants, TokenExchange: exchange})
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +241,24 @@ func (s *AdminServer) SetServiceAccountGrants(ctx context.Context, req *adminv1.
 	return &adminv1.SetServiceAccountGrantsResponse{ServiceAccount: serviceAccountMessage(account)}, nil
 }
 
+func (s *AdminServer) SetServiceAccountTokenExchange(ctx context.Context, req *adminv1.SetServiceAccountTokenExchangeRequest) (*adminv1.SetServiceAccountTokenExchangeResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	exchange, err := accounts.NewTokenExchange(req.GetTokenExchangeAudiences(), req.GetTokenExchangeImpersonation())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetServiceTokenExchange(ctx, req.GetClientId(), exchange); err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(afterWrite(ctx), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetServiceAccountTokenExchangeResponse{ServiceAccount: serviceAccountMessage(account)}, nil
+}
+
 func (s *AdminServer) RotateServiceAccountSecret(ctx context.Context, req *adminv1.RotateServiceAccountSecretRequest) (*adminv1.RotateServiceAccountSecretResponse, error) {
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
@@ -276,6 +298,9 @@ func serviceAccountMessage(account storage.ServiceAccount) *adminv1.ServiceAccou
 		DefaultScopes:    account.DefaultScopes,
 		AllowedAudiences: account.AllowedAudiences,
 		CreateTime:       timestamppb.New(account.CreatedAt),
+
+		TokenExchangeAudiences:     account.TokenExchange.Audiences,
+		TokenExchangeImpersonation: account.TokenExchange.Impersonation,
 	}
 	if len(account.PreviousSecretHash) > 0 {
 		message.PreviousSecretExpireTime = timestamppb.New(account.PreviousSecretExpiresAt)

@@ -59,6 +59,8 @@ func serviceAccountRequests(target string) map[string]proto.Message {
 		adminv1.AdminService_ListServiceAccounts_FullMethodName: &adminv1.ListServiceAccountsRequest{},
 		adminv1.AdminService_SetServiceAccountGrants_FullMethodName: &adminv1.SetServiceAccountGrantsRequest{ClientId: target,
 			AllowedScopes: []string{"inventory:write"}},
+		adminv1.AdminService_SetServiceAccountTokenExchange_FullMethodName: &adminv1.SetServiceAccountTokenExchangeRequest{ClientId: target,
+			TokenExchangeAudiences: []string{"inventory"}},
 		adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: &adminv1.RotateServiceAccountSecretRequest{ClientId: target},
 		adminv1.AdminService_DeleteServiceAccount_FullMethodName:       &adminv1.DeleteServiceAccountRequest{ClientId: target},
 	}

@@ -70,8 +70,15 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 	case *authv1.TokenRequest_FederatedCredential:
 		issue.Type, issue.Client = grants.JWTBearer, grants.Client{Authentication: grants.NoClient}
 		issue.Assertion = credential.FederatedCredential.GetAssertion()
+	case *authv1.TokenRequest_TokenExchangeCredential:
+		exchange := credential.TokenExchangeCredential
+		issue.Type = grants.TokenExchange
+		// A workload exchanging its platform's JWT has no client to name.
+		issue.Client = grants.PresentedClient(exchange.GetClientId(), exchange.GetClientSecret(), false)
+		issue.SubjectToken, issue.SubjectTokenType = exchange.GetSubjectToken(), exchange.GetSubjectTokenType()
+		issue.RequestedTokenType = exchange.GetRequestedTokenType()
 	default:
-		return nil, chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential or api_key_credential")
+		return nil, chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential, api_key_credential, federated_credential or token_exchange_credential")
 	}
 	grant, err := s.grants.Issue(ctx, issue)
 	if err != nil {
@@ -102,7 +109,16 @@ func (s *AuthServer) CheckToken(ctx context.Context, _ *authv1.CheckTokenRequest
 		Issuer:    claims.Issuer,
 		Audience:  claims.Audience,
 		TokenId:   claims.ID,
+		Actor:     actorMessage(claims.Actor),
 	}, nil
+}
+
+// actorMessage is a token's act claim (RFC 8693 §4.1), nested as it is.
+func actorMessage(actor *tokens.Actor) *authv1.Actor {
+	if actor == nil {
+		return nil
+	}
+	return &authv1.Actor{Subject: actor.Subject, Actor: actorMessage(actor.Actor)}
 }
 
 func (s *AuthServer) GetAuthStatus(context.Context, *authv1.GetAuthStatusRequest) (*authv1.GetAuthStatusResponse, error) {
@@ -176,6 +192,8 @@ func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
 		TokenType:    tokens.TokenType,
 		Scope:        grant.Scope,
 		IdToken:      grant.IDToken,
+		// RFC 8693 §2.2.1: a token exchange says what it issued.
+		IssuedTokenType: grant.IssuedTokenType,
 	}
 }
 

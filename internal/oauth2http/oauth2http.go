@@ -219,6 +219,13 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			CodeVerifier: form.Get("code_verifier"),
 			APIKey:       form.Get("api_key"),
 			Assertion:    form.Get("assertion"),
+
+			SubjectToken:       form.Get("subject_token"),
+			SubjectTokenType:   form.Get("subject_token_type"),
+			ActorToken:         form.Get("actor_token"),
+			ActorTokenType:     form.Get("actor_token_type"),
+			RequestedTokenType: form.Get("requested_token_type"),
+			ExchangeAudience:   form.Get("audience"),
 		})
 	}
 	if _, failedSignIn := errors.AsType[*grants.ClientRefusedError](err); failedSignIn {
@@ -244,6 +251,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if grant.IDToken != "" {
 		body["id_token"] = grant.IDToken
+	}
+	if grant.IssuedTokenType != "" {
+		body["issued_token_type"] = grant.IssuedTokenType
 	}
 	writeJSON(w, http.StatusOK, body)
 }
@@ -325,17 +335,19 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 // then sorting their keys) was a sixth of the server's CPU under
 // introspection load.
 type introspectionBody struct {
-	Active    bool     `json:"active"`
-	Audience  []string `json:"aud"`
-	ClientID  string   `json:"client_id,omitempty"`
-	ExpiresAt int64    `json:"exp"`
-	IssuedAt  int64    `json:"iat"`
-	Issuer    string   `json:"iss"`
-	ID        string   `json:"jti,omitempty"`
-	Role      string   `json:"role"`
-	Scope     string   `json:"scope,omitempty"`
-	Subject   string   `json:"sub"`
-	TokenType string   `json:"token_type"`
+	Active bool `json:"active"`
+	// Actor is the act claim of an exchanged token (RFC 8693 §4.1).
+	Actor     *actorBody `json:"act,omitempty"`
+	Audience  []string   `json:"aud"`
+	ClientID  string     `json:"client_id,omitempty"`
+	ExpiresAt int64      `json:"exp"`
+	IssuedAt  int64      `json:"iat"`
+	Issuer    string     `json:"iss"`
+	ID        string     `json:"jti,omitempty"`
+	Role      string     `json:"role"`
+	Scope     string     `json:"scope,omitempty"`
+	Subject   string     `json:"sub"`
+	TokenType string     `json:"token_type"`
 }
 
 func activeIntrospection(answer tokens.Introspection) introspectionBody {
@@ -356,7 +368,21 @@ func activeIntrospection(answer tokens.Introspection) introspectionBody {
 	if answer.TokenType == "refresh_token" {
 		body.TokenType = "refresh_token"
 	}
+	body.Actor = actorJSON(claims.Actor)
 	return body
+}
+
+// actorBody is an act claim as RFC 8693 §4.1 writes it.
+type actorBody struct {
+	Subject string     `json:"sub"`
+	Actor   *actorBody `json:"act,omitempty"`
+}
+
+func actorJSON(actor *tokens.Actor) *actorBody {
+	if actor == nil {
+		return nil
+	}
+	return &actorBody{Subject: actor.Subject, Actor: actorJSON(actor.Actor)}
 }
 
 // introspectionCaller authenticates the caller of introspection: a service

@@ -264,3 +264,73 @@ func TestSingleUseAssertionAcrossReplicas(t *testing.T) {
 	_, code = servertest.Transports(first)["gRPC"].Token(t, federatedRequest(assertion))
 	servertest.WantCode(t, "the replay on the first replica", code, codes.Unauthenticated)
 }
+
+// RFC 8693 with a workload's platform token as the subject
+// (subject_token_type ...:jwt): the jwt-bearer grant's rules and checks,
+// answered as a token exchange (issued_token_type), with no client; a
+// client beside it, a replay of a single-use assertion and another
+// requested_token_type are refused. The same over gRPC and REST.
+func TestTokenExchangeOfAWorkloadToken(t *testing.T) {
+	t.Parallel()
+	gha := federationtest.NewIssuer(t, federationtest.GitHubIssuer)
+	e := servertest.Start(t, withIssuer(gha))
+	bearer := servertest.NewAdminCallers(t, e, servertest.Transports(e)["gRPC"]).Admin
+	admin := adminv1.NewAdminServiceClient(e.Conn)
+	if _, err := admin.CreateFederationRule(servertest.WithBearer(bearer), &adminv1.CreateFederationRuleRequest{Rule: &adminv1.FederationRule{Name: "gha",
+		Issuer: federationtest.GitHubIssuer, Audience: federatedAudience, ServiceAccount: servertest.ServiceName,
+		Claims: map[string]string{"repository_owner_id": "987"}, SingleUse: true}}); err != nil {
+		t.Fatal(err)
+	}
+	now := e.Clock.Now()
+	sign := func(owner string) string {
+		return gha.Sign(t, "", federationtest.GitHub("acme", "shop", "123456", owner, "refs/heads/main", federatedAudience, now))
+	}
+	exchange := func(subject string) url.Values {
+		return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"}, "scope": {"inventory:write"}}
+	}
+	assertion := sign("987")
+	status, body := postToken(t, e, exchange(assertion))
+	if status != http.StatusOK || body["access_token"] == nil || body["refresh_token"] != nil ||
+		body["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" || body["scope"] != "inventory:write" {
+		t.Fatalf("%d %v", status, body)
+	}
+	checked, code := servertest.Transports(e)["gRPC"].Check(t, body["access_token"].(string))
+	if servertest.WantCode(t, "check", code, codes.OK); checked.GetSubject() != "service:"+servertest.ServiceName {
+		t.Fatalf("subject %q", checked.GetSubject())
+	}
+	withClient := exchange(sign("987"))
+	withClient.Set("client_id", servertest.ServiceName)
+	withClient.Set("client_secret", e.ServiceSecret)
+	otherType := exchange(sign("987"))
+	otherType.Set("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")
+	for what, tc := range map[string]struct {
+		form        url.Values
+		error, text string
+	}{
+		"a replay":                  {exchange(assertion), "invalid_grant", "exchanged already"},
+		"another owner":             {exchange(sign("666")), "invalid_grant", "repository_owner_id"},
+		"a client beside it":        {withClient, "invalid_request", "whole credential"},
+		"a refresh token asked for": {otherType, "invalid_request", "requested_token_type"},
+		"not a JWT":                 {exchange("opaque"), "invalid_request", "malformed"},
+		"an unknown subject token type": {url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {sign("987")},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:saml2"}, "client_id": {servertest.ServiceName}, "client_secret": {e.ServiceSecret}},
+			"invalid_request", "subject_token_type"},
+	} {
+		status, body := postToken(t, e, tc.form)
+		if status != http.StatusBadRequest || body["error"] != tc.error || !strings.Contains(body["error_description"].(string), tc.text) {
+			t.Errorf("%s: %d %v; want 400 %s saying %q", what, status, body, tc.error, tc.text)
+		}
+	}
+	// Over gRPC and REST: token_exchange_credential without a client.
+	for name, tr := range servertest.Transports(e) {
+		issued, code := tr.Token(t, &authv1.TokenRequest{Credential: &authv1.TokenRequest_TokenExchangeCredential{TokenExchangeCredential: &authv1.TokenExchangeCredential{
+			SubjectToken: sign("987"), SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"}}})
+		if servertest.WantCode(t, name, code, codes.OK); issued.GetIssuedTokenType() != "urn:ietf:params:oauth:token-type:access_token" || issued.GetRefreshToken() != "" {
+			t.Fatalf("%s: %+v", name, issued)
+		}
+		_, code = tr.Token(t, &authv1.TokenRequest{Credential: &authv1.TokenRequest_TokenExchangeCredential{TokenExchangeCredential: &authv1.TokenExchangeCredential{
+			SubjectToken: sign("666"), SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt"}}})
+		servertest.WantCode(t, name+", another owner", code, codes.Unauthenticated)
+	}
+}

@@ -38,13 +38,16 @@ type Users interface {
 }
 
 // ServiceAccounts are the machine clients, by client id. Service accounts
-// and OAuth clients share the OAuth client_id space, where ids and audiences
-// never stand for each other, whatever their letter case.
+// and OAuth clients share the OAuth client_id space, where an audience never
+// stands for a client's id, whatever their letter case. An audience may name
+// an existing service account: tokens addressed to it, which it may
+// exchange (RFC 8693); a new id may still not be an existing audience.
 type ServiceAccounts interface {
 	// CreateServiceAccount stores an account: ErrAlreadyExists when the id
 	// is a service account's or client's id or an audience one of them may
-	// ask for; ErrConflict when one of the account's audiences is such an id
-	// (its own included). Checked atomically with the write.
+	// ask for; ErrConflict when one of the account's audiences is a client's
+	// id or its own. Checked atomically with the write. Its TokenExchange
+	// audiences are not checked: they are what it exchanges for.
 	CreateServiceAccount(ctx context.Context, account ServiceAccount) error
 	GetServiceAccount(ctx context.Context, clientID string) (ServiceAccount, error)
 	// ListServiceAccounts returns the service accounts of page, by client id.
@@ -121,7 +124,20 @@ type ServiceAccount struct {
 	PreviousSecretHash      []byte
 	PreviousSecretExpiresAt time.Time
 	Grants
-	CreatedAt time.Time
+	// TokenExchange is what the account may obtain by exchanging tokens
+	// addressed to it (RFC 8693); the zero value allows nothing.
+	TokenExchange TokenExchange
+	CreatedAt     time.Time
+}
+
+// TokenExchange is a service account's token exchange policy, which an
+// operator sets.
+type TokenExchange struct {
+	// Audiences are those it may exchange tokens for.
+	Audiences []string
+	// Impersonation makes its exchanged tokens carry no act claim naming
+	// it: they look like the subject's own.
+	Impersonation bool
 }
 
 // Client is an OAuth client registered for the sign-in page, with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,12 @@ type Claims struct {
 	AuthTime time.Time
 	// APIKeyID names the API key the token was exchanged for, if any.
 	APIKeyID string
+	// Actor is the acting party of a token issued by token exchange
+	// (delegation); nil for others, and for an impersonation.
+	Actor *Actor
+	// mayAct is the subject of the token's may_act claim (RFC 8693 §4.4),
+	// "" when it has none: only that party may exchange it.
+	mayAct string
 	// signedBy names the key that verified the token, so that a cached
 	// verification ends when the key is removed.
 	signedBy verifyingKey
@@ -80,7 +87,7 @@ var (
 // verified by that service (pkg/verifier), so CheckToken never vouches for
 // a token to a service it was not minted for.
 func (s *Service) Check(ctx context.Context, accessToken string) (Claims, error) {
-	return s.verify(ctx, accessToken, false)
+	return s.verify(ctx, accessToken, false, s.cfg.Audience)
 }
 
 // Authenticate verifies an access token that authorizes a call to Chit
@@ -90,7 +97,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Claims,
 }
 
 func (s *Service) authenticate(ctx context.Context, accessToken string, fromStore bool) (Claims, error) {
-	claims, err := s.verify(ctx, accessToken, fromStore)
+	claims, err := s.verify(ctx, accessToken, fromStore, s.cfg.Audience)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -102,19 +109,25 @@ func (s *Service) authenticate(ctx context.Context, accessToken string, fromStor
 
 // verify checks signature, issuer, times and revocation, and returns the
 // claims. With revocationFromStore the revocations are read from the store,
-// not from what this replica read within RevocationCacheTTL.
-func (s *Service) verify(ctx context.Context, accessToken string, revocationFromStore bool) (Claims, error) {
+// not from what this replica read within RevocationCacheTTL. Only a token
+// addressed to audience passes: the server's own, or for a token exchange
+// the exchanging service's id.
+func (s *Service) verify(ctx context.Context, accessToken string, revocationFromStore bool, audience string) (Claims, error) {
 	// A token checked before is not verified again: its signature and claims
 	// cannot have changed. Its key can be removed, and it can be revoked:
-	// both are checked every time.
+	// both are checked every time. The cache is shared by every audience, so
+	// the audience is checked on every answer it gives.
 	claims, ok := s.verified.get(accessToken, s.Now().Add(-s.cfg.ClockSkew))
 	if ok {
 		if !s.keyStillTrusted(ctx, claims.signedBy) {
 			return Claims{}, errInvalidToken
 		}
+		if !slices.Contains(claims.Audience, audience) {
+			return Claims{}, chiterr.New(chiterr.Unauthenticated, "%s: aud does not name %s", errInvalidToken.Message, chiterr.Quote(audience))
+		}
 	} else {
 		var err error
-		if claims, err = s.parse(ctx, accessToken); err != nil {
+		if claims, err = s.parse(ctx, accessToken, audience); err != nil {
 			return Claims{}, err
 		}
 		s.verified.put(accessToken, claims)
@@ -129,6 +142,18 @@ func (s *Service) verify(ctx context.Context, accessToken string, revocationFrom
 	}
 	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !claims.issuedAtPrecisely.After(revocation.SubjectRevokedAt)) {
 		return Claims{}, errRevokedToken
+	}
+	// An exchanged token ends with any service of its actor chain: deleting
+	// one, or narrowing what it may exchange, refuses the tokens it acted
+	// for. The chain is at most MaxActorDepth long.
+	for actor := claims.Actor; actor != nil; actor = actor.Actor {
+		revocation, err := s.revocations.get(ctx, "", actor.Subject, "", revocationFromStore)
+		if err != nil {
+			return Claims{}, fmt.Errorf("check revocation of actor: %w", err)
+		}
+		if !revocation.SubjectRevokedAt.IsZero() && !claims.issuedAtPrecisely.After(revocation.SubjectRevokedAt) {
+			return Claims{}, errRevokedToken
+		}
 	}
 	return claims, nil
 }
@@ -145,8 +170,8 @@ func (s *Service) keyStillTrusted(ctx context.Context, key verifyingKey) bool {
 	return ok
 }
 
-// parse verifies an access token's signature, issuer and times.
-func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error) {
+// parse verifies an access token's signature, issuer, audience and times.
+func (s *Service) parse(ctx context.Context, accessToken, audience string) (Claims, error) {
 	if accessToken == "" {
 		return Claims{}, errMissingToken
 	}
@@ -189,7 +214,7 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 		jwt.WithKeyProvider(typed),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(s.cfg.Issuer),
-		jwt.WithAudience(s.cfg.Audience),
+		jwt.WithAudience(audience),
 		jwt.WithClock(jwt.ClockFunc(s.Now)),
 		jwt.WithAcceptableSkew(s.cfg.ClockSkew),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
@@ -215,6 +240,20 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 	familyID, _ := stringClaim(token, FamilyClaim)
 	clientID, _ := stringClaim(token, ClientIDClaim)
 	apiKeyID, _ := stringClaim(token, APIKeyClaim)
+	var actor *Actor
+	if raw, ok := token.Get(ActorClaim); ok {
+		if actor, err = parseActor(raw, 1); err != nil {
+			return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
+		}
+	}
+	var mayAct string
+	if raw, ok := token.Get(MayActClaim); ok {
+		allowed, err := parseActor(raw, 1)
+		if err != nil {
+			return Claims{}, chiterr.Wrap(chiterr.Unauthenticated, err, errInvalidToken.Message)
+		}
+		mayAct = allowed.Subject
+	}
 	var authTime time.Time
 	if raw, ok := token.Get(AuthTimeClaim); ok {
 		if seconds, ok := raw.(float64); ok && seconds > 0 {
@@ -231,6 +270,8 @@ func (s *Service) parse(ctx context.Context, accessToken string) (Claims, error)
 	return Claims{
 		AuthTime:  authTime,
 		APIKeyID:  apiKeyID,
+		Actor:     actor,
+		mayAct:    mayAct,
 		FamilyID:  familyID,
 		Subject:   token.Subject(),
 		Role:      accounts.Role(role),

@@ -80,3 +80,67 @@ func checkPayloadShape(token string) error {
 	}
 	return nil
 }
+
+// ActorClaim names the acting party of a token issued by token exchange
+// (RFC 8693 §4.1); MayActClaim the party a token's subject allows to act
+// for it (§4.4).
+const (
+	ActorClaim  = "act"
+	MayActClaim = "may_act"
+)
+
+// MaxActorDepth bounds a chain of delegations: a token's act claim names
+// at most this many actors, nested. Each exchange adds one; an exchange past
+// the bound is refused, and so is a token that carries a deeper chain. Four
+// covers a gateway, a service and two hops behind it; longer chains are
+// usually a loop.
+const MaxActorDepth = 4
+
+// Actor is an act claim: the party acting for the token's subject, and the
+// one it acted for in turn (the previous exchange's actor).
+type Actor struct {
+	Subject string
+	Actor   *Actor
+}
+
+// Depth is the number of actors in the chain that starts at a; 0 for nil.
+func (a *Actor) Depth() int {
+	depth := 0
+	for ; a != nil; a = a.Actor {
+		depth++
+	}
+	return depth
+}
+
+// claim is the act claim's JSON shape.
+func (a *Actor) claim() map[string]any {
+	claim := map[string]any{"sub": a.Subject}
+	if a.Actor != nil {
+		claim[ActorClaim] = a.Actor.claim()
+	}
+	return claim
+}
+
+var errMalformedActor = errors.New("act claim is not a chain of objects with a sub")
+
+// parseActor reads an act (or may_act) claim as jwx decoded it: an object
+// with a string sub and, for act, an optional nested act, at most
+// MaxActorDepth deep.
+func parseActor(raw any, depth int) (*Actor, error) {
+	object, ok := raw.(map[string]any)
+	if !ok || depth > MaxActorDepth {
+		return nil, errMalformedActor
+	}
+	subject, ok := object["sub"].(string)
+	if !ok || subject == "" {
+		return nil, errMalformedActor
+	}
+	actor := &Actor{Subject: subject}
+	if nested, ok := object[ActorClaim]; ok {
+		var err error
+		if actor.Actor, err = parseActor(nested, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return actor, nil
+}

@@ -308,9 +308,11 @@ type accessToken struct {
 	authTime time.Time
 	// apiKeyID names the API key the token was exchanged for (APIKeyClaim).
 	apiKeyID string
-	// expiresAt, when set, is the token's exp; otherwise issuedAt plus the
-	// access token TTL.
+	// expiresAt, when set, is the token's exp (a token exchange's, capped
+	// at the subject token's); zero is issuedAt plus AccessTokenTTL.
 	expiresAt time.Time
+	// actor is the act claim of a token issued by token exchange.
+	actor *Actor
 }
 
 // SessionIDClaim names an ID token's sign-in session (OpenID Connect
@@ -328,6 +330,13 @@ const AuthTimeClaim = "auth_time"
 // APIKeyClaim names the API key an access token was exchanged for.
 const APIKeyClaim = "api_key_id"
 
+func (t accessToken) expiry(ttl time.Duration) time.Time {
+	if !t.expiresAt.IsZero() {
+		return t.expiresAt
+	}
+	return t.issuedAt.Add(ttl)
+}
+
 // signAccess signs the access token t describes.
 func (s *Service) signAccess(t accessToken) (string, error) {
 	grantee, scopes, audience, familyID, now := t.grantee, t.scopes, t.audience, t.familyID, t.issuedAt
@@ -338,17 +347,13 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	if audience == "" {
 		audience = s.cfg.Audience
 	}
-	expiresAt := t.expiresAt
-	if expiresAt.IsZero() {
-		expiresAt = now.Add(s.cfg.AccessTokenTTL)
-	}
 	builder := jwt.NewBuilder().
 		Issuer(s.cfg.Issuer).
 		Subject(grantee.Principal.Subject).
 		Audience([]string{audience}).
 		IssuedAt(now).
 		NotBefore(now).
-		Expiration(expiresAt).
+		Expiration(t.expiry(s.cfg.AccessTokenTTL)).
 		JwtID(jti).
 		Claim(IssuedAtMicrosClaim, now.UnixMicro()).
 		Claim("role", string(grantee.Role()))
@@ -366,6 +371,9 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	}
 	if t.apiKeyID != "" {
 		builder = builder.Claim(APIKeyClaim, t.apiKeyID)
+	}
+	if t.actor != nil {
+		builder = builder.Claim(ActorClaim, t.actor.claim())
 	}
 	token, err := builder.Build()
 	if err != nil {

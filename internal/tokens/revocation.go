@@ -110,10 +110,12 @@ func (c *revocationCache) forget(family Family) {
 		return
 	}
 	// A family's access tokens name its client, or none when they were
-	// issued before clients were recorded.
-	delete(c.entries, revocationKey{family.ID, family.Subject, ""})
-	if family.ClientID != "" {
-		delete(c.entries, revocationKey{family.ID, family.Subject, accounts.ClientSubject(family.ClientID)})
+	// issued before clients were recorded; those a service obtained from
+	// them by token exchange name that service: every client goes.
+	for key := range c.entries {
+		if key.familyID == family.ID {
+			delete(c.entries, key)
+		}
 	}
 }
 
@@ -166,6 +168,12 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 			return errNoLoginToRevoke
 		}
 		familyID, subject, owner = claims.FamilyID, claims.Subject, claims.ClientID
+		if client.Service && owner == client.ID {
+			// A service holds no login: a token of its with a login is one
+			// it exchanged (token exchange), whose login is its subject's,
+			// through another client. Ending it is not the service's to do.
+			return errExchangedTokenLogin
+		}
 	}
 	if keyID, ok := apiKeyOfFamily(familyID); ok {
 		// An API key's token stands for the key, not a login through a
@@ -183,6 +191,10 @@ func (s *Service) Revoke(ctx context.Context, client accounts.Client, token stri
 	}
 	return s.RevokeFamily(ctx, Family{ID: familyID, Subject: subject, ClientID: owner}, "revoked by its holder")
 }
+
+var errExchangedTokenLogin = chiterr.New(chiterr.InvalidArgument,
+	"this token came from a token exchange: its login is its subject's, which the service cannot end; it expires with the subject token").
+	WithReason(chiterr.ReasonUnsupportedTokenType)
 
 var errNoLoginToRevoke = chiterr.New(chiterr.InvalidArgument,
 	"this token has no login to end: client-credentials and provider tokens expire on their own; delete or narrow the service account or provider to stop them").

@@ -68,6 +68,9 @@ type Grant struct {
 	Scope        string
 	// IDToken is an OIDC ID token, only for sign-ins that asked for openid.
 	IDToken string
+	// IssuedTokenType is what a token exchange issued (RFC 8693 §2.2.1,
+	// AccessTokenType); "" for other grants.
+	IssuedTokenType string
 }
 
 // ClientIDClaim names the OAuth client a token was issued to (RFC 9068 §2.2).

@@ -51,6 +51,44 @@ type Claims struct {
 	ExpiresAt time.Time
 	IssuedAt  time.Time
 	ID        string
+	// Actor is who acts for Subject when the token came from a token
+	// exchange (RFC 8693 §4.1, the act claim): the service that exchanged
+	// it, and in Actor.Actor the one before it in a chain. Nil for a token
+	// the subject obtained itself (and for an impersonation).
+	Actor *Actor
+}
+
+// Actor is one acting party of an act claim.
+type Actor struct {
+	// Subject is the acting service's subject, service:<client id>.
+	Subject string
+	// Actor is the party it acted for in turn; nil at the chain's start.
+	Actor *Actor
+}
+
+// maxActorDepth bounds the act chains Verify reads: Chit issues at most
+// four (tokens.MaxActorDepth); a deeper one is refused, not walked.
+const maxActorDepth = 4
+
+// parseActor reads an act claim: an object with a string sub and maybe a
+// nested act.
+func parseActor(raw any, depth int) (*Actor, error) {
+	object, ok := raw.(map[string]any)
+	if !ok || depth > maxActorDepth {
+		return nil, errors.New("act is not a chain of at most 4 objects")
+	}
+	subject, ok := object["sub"].(string)
+	if !ok || subject == "" {
+		return nil, errors.New("act has no sub")
+	}
+	actor := &Actor{Subject: subject}
+	if nested, ok := object["act"]; ok {
+		var err error
+		if actor.Actor, err = parseActor(nested, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return actor, nil
 }
 
 // HasScope reports whether the token was granted scope.
@@ -216,6 +254,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if scope, ok := parsed.Get("scope"); ok {
 		text, _ := scope.(string)
 		claims.Scopes = strings.Fields(text)
+	}
+	if act, ok := parsed.Get("act"); ok {
+		if claims.Actor, err = parseActor(act, 1); err != nil {
+			return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
 	}
 	return claims, nil
 }

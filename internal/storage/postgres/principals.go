@@ -176,8 +176,10 @@ func (s *Store) insertClientID(ctx context.Context, id string, audiences []strin
 	})
 }
 
-// audiencesFree refuses audiences that are the id of a service account or
-// client, ownID's included, whatever their case, with storage.ErrConflict.
+// audiencesFree refuses audiences that are the id of a client, or ownID,
+// whatever their case, with storage.ErrConflict. An audience may be a
+// service account's id: a token addressed to the service, which it may
+// exchange (token exchange); a client's id is its ID tokens' audience.
 // The caller holds clientIDLock.
 func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []string) error {
 	for _, audience := range audiences {
@@ -185,8 +187,7 @@ func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []str
 			return storage.ErrConflict
 		}
 		var taken bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower($1))
-			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1))`, audience).Scan(&taken); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower($1))`, audience).Scan(&taken); err != nil {
 			return err
 		}
 		if taken {
@@ -199,17 +200,18 @@ func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []str
 // Service accounts.
 
 const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
-	previous_secret_hash, previous_secret_expires_at`
+	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation`
 
 func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
-	var allowed, defaults, audiences string
+	var allowed, defaults, audiences, exchangeAudiences string
 	var createdAt, previousExpires *int64
 	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
-		&account.PreviousSecretHash, &previousExpires); err != nil {
+		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
+	account.TokenExchange.Audiences = splitList(exchangeAudiences)
 	account.CreatedAt = fromUnix(createdAt)
 	account.PreviousSecretExpiresAt = fromUnix(previousExpires)
 	return account, nil
@@ -217,9 +219,10 @@ func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
-		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt))
+		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
+		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation)
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
@@ -248,9 +251,11 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 			return nil, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE service_accounts SET allowed_scopes = $1, default_scopes = $2, allowed_audiences = $3,
-				secret_hash = $4, previous_secret_hash = $5, previous_secret_expires_at = $6 WHERE client_id = $7`,
+				secret_hash = $4, previous_secret_hash = $5, previous_secret_expires_at = $6,
+				token_exchange_audiences = $7, token_exchange_impersonation = $8 WHERE client_id = $9`,
 			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
-			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt), clientID)
+			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
+			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, clientID)
 		return revoke, err
 	})
 }

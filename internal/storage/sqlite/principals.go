@@ -163,17 +163,18 @@ func (s *Store) DeleteUser(ctx context.Context, name string, revoke storage.Subj
 }
 
 const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
-	previous_secret_hash, previous_secret_expires_at`
+	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation`
 
 func scanServiceAccount(row rowScanner) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
-	var allowed, defaults, audiences string
+	var allowed, defaults, audiences, exchangeAudiences string
 	var createdAt, previousExpires sql.NullInt64
 	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
-		&account.PreviousSecretHash, &previousExpires); err != nil {
+		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
+	account.TokenExchange.Audiences = splitList(exchangeAudiences)
 	account.CreatedAt = fromUnix(createdAt)
 	account.PreviousSecretExpiresAt = fromUnix(previousExpires)
 	return account, nil
@@ -203,16 +204,17 @@ func (s *Store) insertClientID(ctx context.Context, id string, audiences []strin
 	})
 }
 
-// audiencesFree refuses audiences that are the id of a service account or
-// client, ownID's included, whatever their case, with storage.ErrConflict.
+// audiencesFree refuses audiences that are the id of a client, or ownID,
+// whatever their case, with storage.ErrConflict. An audience may be a
+// service account's id: a token addressed to the service, which it may
+// exchange (token exchange); a client's id is its ID tokens' audience.
 func audiencesFree(ctx context.Context, tx *transaction, ownID string, audiences []string) error {
 	for _, audience := range audiences {
 		if strings.EqualFold(audience, ownID) {
 			return storage.ErrConflict
 		}
 		var taken int
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM service_accounts WHERE lower(client_id) = lower(?))
-			OR EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?))`, audience, audience).Scan(&taken); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM clients WHERE lower(id) = lower(?))`, audience).Scan(&taken); err != nil {
 			return err
 		}
 		if taken == 1 {
@@ -224,9 +226,10 @@ func audiencesFree(ctx context.Context, tx *transaction, ownID string, audiences
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
-		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt))
+		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
+		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation)
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
@@ -252,9 +255,11 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 			return nil, err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
-				secret_hash = ?, previous_secret_hash = ?, previous_secret_expires_at = ? WHERE client_id = ?`,
+				secret_hash = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
+				token_exchange_audiences = ?, token_exchange_impersonation = ? WHERE client_id = ?`,
 			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
-			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt), clientID)
+			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
+			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, clientID)
 		return revoke, err
 	})
 }

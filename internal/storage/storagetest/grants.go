@@ -306,11 +306,15 @@ func testRefuseAccessTokens(t *testing.T, s storage.Store) {
 }
 
 // Ids and audiences in the client_id space never stand for each other,
-// whatever their case, and the store checks it with the write.
+// whatever their case, and the store checks it with the write; only an
+// existing service account may be an audience (token exchange).
 func testIDsAndAudiencesStayApart(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "billing", SecretHash: randomHash(t),
 		Grants: storage.Grants{AllowedAudiences: []string{"inventory"}}, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateClient(ctx, storage.Client{ID: "spa", RedirectURIs: []string{"https://s.example/cb"}, CreatedAt: base}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -320,14 +324,23 @@ func testIDsAndAudiencesStayApart(t *testing.T, s storage.Store) {
 	}{
 		{"a client named like an audience", s.CreateClient(ctx, storage.Client{ID: "Inventory", RedirectURIs: []string{"https://i.example/cb"}, CreatedAt: base}), storage.ErrAlreadyExists},
 		{"a service named like an audience", s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "INVENTORY", SecretHash: randomHash(t), CreatedAt: base}), storage.ErrAlreadyExists},
-		{"a client whose audience is a service's id", s.CreateClient(ctx, storage.Client{ID: "dashboard", RedirectURIs: []string{"https://d.example/cb"},
-			Grants: storage.Grants{AllowedAudiences: []string{"Billing"}}, CreatedAt: base}), storage.ErrConflict},
+		{"a client whose audience is a client's id", s.CreateClient(ctx, storage.Client{ID: "dashboard", RedirectURIs: []string{"https://d.example/cb"},
+			Grants: storage.Grants{AllowedAudiences: []string{"Spa"}}, CreatedAt: base}), storage.ErrConflict},
 		{"a service whose audience is its own id", s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "self", SecretHash: randomHash(t),
 			Grants: storage.Grants{AllowedAudiences: []string{"self"}}, CreatedAt: base}), storage.ErrConflict},
-		{"an update giving an audience that is an id", s.UpdateServiceAccount(ctx, "billing", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		{"an update giving an audience that is its own id", s.UpdateServiceAccount(ctx, "billing", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
 			account.AllowedAudiences = []string{"inventory", "billing"}
 			return nil, nil
 		}), storage.ErrConflict},
+		{"an update giving an audience that is a client's id", s.UpdateServiceAccount(ctx, "billing", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+			account.AllowedAudiences = []string{"inventory", "SPA"}
+			return nil, nil
+		}), storage.ErrConflict},
+		// Token exchange: a token addressed to a service account.
+		{"a client whose audience is a service's id", s.CreateClient(ctx, storage.Client{ID: "portal", RedirectURIs: []string{"https://p.example/cb"},
+			Grants: storage.Grants{AllowedAudiences: []string{"Billing"}}, CreatedAt: base}), nil},
+		{"a service named like an audience that names a service", s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "BILLING", SecretHash: randomHash(t), CreatedAt: base}), storage.ErrAlreadyExists},
+		{"a client named like an audience that names a service", s.CreateClient(ctx, storage.Client{ID: "billing", RedirectURIs: []string{"https://b.example/cb"}, CreatedAt: base}), storage.ErrAlreadyExists},
 	} {
 		if !errors.Is(tc.err, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.want)
@@ -365,5 +378,49 @@ func testConcurrentIDAndAudienceHaveOneWinner(t *testing.T, s storage.Store) {
 		if (clientErr == nil) == (serviceErr == nil) {
 			t.Fatalf("round %d: client %v, service %v; want exactly one stored", round, clientErr, serviceErr)
 		}
+	}
+}
+
+// A service account's token exchange policy round-trips through create
+// and update; none is the zero value.
+func testServiceAccountTokenExchange(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "plain", SecretHash: randomHash(t), CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if account, err := s.GetServiceAccount(ctx, "plain"); err != nil || len(account.TokenExchange.Audiences) != 0 || account.TokenExchange.Impersonation {
+		t.Fatalf("an account created without a policy has %+v, %v", account.TokenExchange, err)
+	}
+	policy := storage.TokenExchange{Audiences: []string{"inventory", "ledger"}, Impersonation: true}
+	if err := s.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: "gateway", SecretHash: randomHash(t), TokenExchange: policy, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	account, err := s.GetServiceAccount(ctx, "gateway")
+	if err != nil || !slices.Equal(account.TokenExchange.Audiences, policy.Audiences) || !account.TokenExchange.Impersonation {
+		t.Fatalf("GetServiceAccount = %+v, %v; want the policy %+v", account.TokenExchange, err, policy)
+	}
+	listed, err := s.ListServiceAccounts(ctx, storage.Page{})
+	if err != nil || len(listed) != 2 || !slices.Equal(listed[0].TokenExchange.Audiences, policy.Audiences) {
+		t.Fatalf("ListServiceAccounts = %+v, %v", listed, err)
+	}
+	if err := s.UpdateServiceAccount(ctx, "gateway", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		account.TokenExchange = storage.TokenExchange{Audiences: []string{"ledger"}}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	account, err = s.GetServiceAccount(ctx, "gateway")
+	if err != nil || !slices.Equal(account.TokenExchange.Audiences, []string{"ledger"}) || account.TokenExchange.Impersonation {
+		t.Fatalf("after the update: %+v, %v", account.TokenExchange, err)
+	}
+	// Other updates keep the policy.
+	if err := s.UpdateServiceAccount(ctx, "gateway", func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		account.AllowedScopes = []string{"ledger:read"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if account, _ := s.GetServiceAccount(ctx, "gateway"); !slices.Equal(account.TokenExchange.Audiences, []string{"ledger"}) {
+		t.Fatalf("a grants update lost the policy: %+v", account.TokenExchange)
 	}
 }

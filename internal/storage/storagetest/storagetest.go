@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Users", testUsers},
 		{"DeleteUserRemovesRefreshTokens", testDeleteUserRemovesRefreshTokens},
 		{"ServiceAccounts", testServiceAccounts},
+		{"ServiceAccountTokenExchange", testServiceAccountTokenExchange},
 		{"SigningKeys", testSigningKeys},
 		{"RotateSigningKeys", testRotateSigningKeys},
 		{"ConcurrentKeyRotationHasOneWinner", testConcurrentKeyRotation},

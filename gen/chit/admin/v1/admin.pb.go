@@ -937,8 +937,14 @@ type ServiceAccount struct {
 	// Until when the secret replaced by the last rotation keeps working;
 	// unset when none does.
 	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// The audiences it may exchange tokens addressed to it for (RFC 8693
+	// token exchange); none means it may not exchange.
+	TokenExchangeAudiences []string `protobuf:"bytes,7,rep,name=token_exchange_audiences,json=tokenExchangeAudiences,proto3" json:"token_exchange_audiences,omitempty"`
+	// Whether its exchanges are impersonations: the tokens carry no `act`
+	// naming it. Otherwise they are delegations, and `act` names it.
+	TokenExchangeImpersonation bool `protobuf:"varint,8,opt,name=token_exchange_impersonation,json=tokenExchangeImpersonation,proto3" json:"token_exchange_impersonation,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *ServiceAccount) Reset() {
@@ -1013,6 +1019,20 @@ func (x *ServiceAccount) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ServiceAccount) GetTokenExchangeAudiences() []string {
+	if x != nil {
+		return x.TokenExchangeAudiences
+	}
+	return nil
+}
+
+func (x *ServiceAccount) GetTokenExchangeImpersonation() bool {
+	if x != nil {
+		return x.TokenExchangeImpersonation
+	}
+	return false
+}
+
 type CreateServiceAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new account's client id (see ServiceAccount.client_id).
@@ -1021,8 +1041,13 @@ type CreateServiceAccountRequest struct {
 	// Each must be one of allowed_scopes.
 	DefaultScopes    []string `protobuf:"bytes,3,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
 	AllowedAudiences []string `protobuf:"bytes,4,rep,name=allowed_audiences,json=allowedAudiences,proto3" json:"allowed_audiences,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// See ServiceAccount.token_exchange_audiences.
+	TokenExchangeAudiences []string `protobuf:"bytes,5,rep,name=token_exchange_audiences,json=tokenExchangeAudiences,proto3" json:"token_exchange_audiences,omitempty"`
+	// See ServiceAccount.token_exchange_impersonation; needs
+	// token_exchange_audiences.
+	TokenExchangeImpersonation bool `protobuf:"varint,6,opt,name=token_exchange_impersonation,json=tokenExchangeImpersonation,proto3" json:"token_exchange_impersonation,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *CreateServiceAccountRequest) Reset() {
@@ -1081,6 +1106,20 @@ func (x *CreateServiceAccountRequest) GetAllowedAudiences() []string {
 		return x.AllowedAudiences
 	}
 	return nil
+}
+
+func (x *CreateServiceAccountRequest) GetTokenExchangeAudiences() []string {
+	if x != nil {
+		return x.TokenExchangeAudiences
+	}
+	return nil
+}
+
+func (x *CreateServiceAccountRequest) GetTokenExchangeImpersonation() bool {
+	if x != nil {
+		return x.TokenExchangeImpersonation
+	}
+	return false
 }
 
 type CreateServiceAccountResponse struct {
@@ -1443,6 +1482,111 @@ func (x *SetServiceAccountGrantsResponse) GetServiceAccount() *ServiceAccount {
 	return nil
 }
 
+type SetServiceAccountTokenExchangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Replaces ServiceAccount.token_exchange_audiences; none ends exchanges.
+	TokenExchangeAudiences     []string `protobuf:"bytes,2,rep,name=token_exchange_audiences,json=tokenExchangeAudiences,proto3" json:"token_exchange_audiences,omitempty"`
+	TokenExchangeImpersonation bool     `protobuf:"varint,3,opt,name=token_exchange_impersonation,json=tokenExchangeImpersonation,proto3" json:"token_exchange_impersonation,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountTokenExchangeRequest) Reset() {
+	*x = SetServiceAccountTokenExchangeRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountTokenExchangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountTokenExchangeRequest) ProtoMessage() {}
+
+func (x *SetServiceAccountTokenExchangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountTokenExchangeRequest.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountTokenExchangeRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetServiceAccountTokenExchangeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SetServiceAccountTokenExchangeRequest) GetTokenExchangeAudiences() []string {
+	if x != nil {
+		return x.TokenExchangeAudiences
+	}
+	return nil
+}
+
+func (x *SetServiceAccountTokenExchangeRequest) GetTokenExchangeImpersonation() bool {
+	if x != nil {
+		return x.TokenExchangeImpersonation
+	}
+	return false
+}
+
+type SetServiceAccountTokenExchangeResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ServiceAccount *ServiceAccount        `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountTokenExchangeResponse) Reset() {
+	*x = SetServiceAccountTokenExchangeResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountTokenExchangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountTokenExchangeResponse) ProtoMessage() {}
+
+func (x *SetServiceAccountTokenExchangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountTokenExchangeResponse.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountTokenExchangeResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetServiceAccountTokenExchangeResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
 type RotateServiceAccountSecretRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1456,7 +1600,7 @@ type RotateServiceAccountSecretRequest struct {
 
 func (x *RotateServiceAccountSecretRequest) Reset() {
 	*x = RotateServiceAccountSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1612,7 @@ func (x *RotateServiceAccountSecretRequest) String() string {
 func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1625,7 @@ func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RotateServiceAccountSecretRequest) GetClientId() string {
@@ -1509,7 +1653,7 @@ type RotateServiceAccountSecretResponse struct {
 
 func (x *RotateServiceAccountSecretResponse) Reset() {
 	*x = RotateServiceAccountSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1665,7 @@ func (x *RotateServiceAccountSecretResponse) String() string {
 func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1678,7 @@ func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
@@ -1560,7 +1704,7 @@ type DeleteServiceAccountRequest struct {
 
 func (x *DeleteServiceAccountRequest) Reset() {
 	*x = DeleteServiceAccountRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1716,7 @@ func (x *DeleteServiceAccountRequest) String() string {
 func (*DeleteServiceAccountRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1729,7 @@ func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteServiceAccountRequest) GetClientId() string {
@@ -1603,7 +1747,7 @@ type DeleteServiceAccountResponse struct {
 
 func (x *DeleteServiceAccountResponse) Reset() {
 	*x = DeleteServiceAccountResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1759,7 @@ func (x *DeleteServiceAccountResponse) String() string {
 func (*DeleteServiceAccountResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1772,7 @@ func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 // Client is an OAuth client people sign in through (the authorization code
@@ -1682,7 +1826,7 @@ type Client struct {
 
 func (x *Client) Reset() {
 	*x = Client{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1838,7 @@ func (x *Client) String() string {
 func (*Client) ProtoMessage() {}
 
 func (x *Client) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1851,7 @@ func (x *Client) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Client.ProtoReflect.Descriptor instead.
 func (*Client) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Client) GetClientId() string {
@@ -1830,7 +1974,7 @@ type CreateClientRequest struct {
 
 func (x *CreateClientRequest) Reset() {
 	*x = CreateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1986,7 @@ func (x *CreateClientRequest) String() string {
 func (*CreateClientRequest) ProtoMessage() {}
 
 func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1999,7 @@ func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateClientRequest) GetClientId() string {
@@ -1953,7 +2097,7 @@ type CreateClientResponse struct {
 
 func (x *CreateClientResponse) Reset() {
 	*x = CreateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2109,7 @@ func (x *CreateClientResponse) String() string {
 func (*CreateClientResponse) ProtoMessage() {}
 
 func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2122,7 @@ func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateClientResponse) GetClient() *Client {
@@ -2004,7 +2148,7 @@ type GetClientRequest struct {
 
 func (x *GetClientRequest) Reset() {
 	*x = GetClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2160,7 @@ func (x *GetClientRequest) String() string {
 func (*GetClientRequest) ProtoMessage() {}
 
 func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2173,7 @@ func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientRequest.ProtoReflect.Descriptor instead.
 func (*GetClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetClientRequest) GetClientId() string {
@@ -2048,7 +2192,7 @@ type GetClientResponse struct {
 
 func (x *GetClientResponse) Reset() {
 	*x = GetClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2204,7 @@ func (x *GetClientResponse) String() string {
 func (*GetClientResponse) ProtoMessage() {}
 
 func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2217,7 @@ func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientResponse.ProtoReflect.Descriptor instead.
 func (*GetClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetClientResponse) GetClient() *Client {
@@ -2095,7 +2239,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2251,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2264,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListClientsRequest) GetPageSize() int32 {
@@ -2148,7 +2292,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2304,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2317,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListClientsResponse) GetClients() []*Client {
@@ -2203,7 +2347,7 @@ type UpdateClientRequest struct {
 
 func (x *UpdateClientRequest) Reset() {
 	*x = UpdateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2359,7 @@ func (x *UpdateClientRequest) String() string {
 func (*UpdateClientRequest) ProtoMessage() {}
 
 func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2372,7 @@ func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateClientRequest) GetClientId() string {
@@ -2261,7 +2405,7 @@ type UpdateClientResponse struct {
 
 func (x *UpdateClientResponse) Reset() {
 	*x = UpdateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2417,7 @@ func (x *UpdateClientResponse) String() string {
 func (*UpdateClientResponse) ProtoMessage() {}
 
 func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2430,7 @@ func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
 func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateClientResponse) GetClient() *Client {
@@ -2308,7 +2452,7 @@ type SetClientGrantsRequest struct {
 
 func (x *SetClientGrantsRequest) Reset() {
 	*x = SetClientGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2464,7 @@ func (x *SetClientGrantsRequest) String() string {
 func (*SetClientGrantsRequest) ProtoMessage() {}
 
 func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2477,7 @@ func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetClientGrantsRequest) GetClientId() string {
@@ -2373,7 +2517,7 @@ type SetClientGrantsResponse struct {
 
 func (x *SetClientGrantsResponse) Reset() {
 	*x = SetClientGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2529,7 @@ func (x *SetClientGrantsResponse) String() string {
 func (*SetClientGrantsResponse) ProtoMessage() {}
 
 func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2542,7 @@ func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetClientGrantsResponse) GetClient() *Client {
@@ -2420,7 +2564,7 @@ type SetClientOriginsRequest struct {
 
 func (x *SetClientOriginsRequest) Reset() {
 	*x = SetClientOriginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2576,7 @@ func (x *SetClientOriginsRequest) String() string {
 func (*SetClientOriginsRequest) ProtoMessage() {}
 
 func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2589,7 @@ func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetClientOriginsRequest) GetClientId() string {
@@ -2471,7 +2615,7 @@ type SetClientOriginsResponse struct {
 
 func (x *SetClientOriginsResponse) Reset() {
 	*x = SetClientOriginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2627,7 @@ func (x *SetClientOriginsResponse) String() string {
 func (*SetClientOriginsResponse) ProtoMessage() {}
 
 func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2640,7 @@ func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetClientOriginsResponse) GetClient() *Client {
@@ -2520,7 +2664,7 @@ type SetClientLogoutRequest struct {
 
 func (x *SetClientLogoutRequest) Reset() {
 	*x = SetClientLogoutRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2532,7 +2676,7 @@ func (x *SetClientLogoutRequest) String() string {
 func (*SetClientLogoutRequest) ProtoMessage() {}
 
 func (x *SetClientLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2545,7 +2689,7 @@ func (x *SetClientLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientLogoutRequest.ProtoReflect.Descriptor instead.
 func (*SetClientLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetClientLogoutRequest) GetClientId() string {
@@ -2585,7 +2729,7 @@ type SetClientLogoutResponse struct {
 
 func (x *SetClientLogoutResponse) Reset() {
 	*x = SetClientLogoutResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2741,7 @@ func (x *SetClientLogoutResponse) String() string {
 func (*SetClientLogoutResponse) ProtoMessage() {}
 
 func (x *SetClientLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2754,7 @@ func (x *SetClientLogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientLogoutResponse.ProtoReflect.Descriptor instead.
 func (*SetClientLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetClientLogoutResponse) GetClient() *Client {
@@ -2629,7 +2773,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2785,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2798,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2675,7 +2819,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2831,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2844,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2726,7 +2870,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +2882,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +2895,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2769,7 +2913,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2925,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2938,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2819,7 +2963,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2975,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2988,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Provider) GetId() string {
@@ -2905,7 +3049,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3061,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3074,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -2949,7 +3093,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3105,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3118,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -2996,7 +3140,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3152,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3165,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -3049,7 +3193,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3205,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3218,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -3100,7 +3244,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3256,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3269,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -3143,7 +3287,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3299,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3312,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -3193,7 +3337,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3205,7 +3349,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3218,7 +3362,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -3282,7 +3426,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3438,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3451,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -3336,7 +3480,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3492,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +3505,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3389,7 +3533,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3545,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3558,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -3434,7 +3578,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3590,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3603,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3497,7 +3641,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +3653,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +3666,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Login) GetLoginId() string {
@@ -3601,7 +3745,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3757,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3770,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3661,7 +3805,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3673,7 +3817,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3686,7 +3830,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3713,7 +3857,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3869,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3882,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3763,7 +3907,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +3919,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +3932,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 type RevokeLoginsRequest struct {
@@ -3800,7 +3944,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +3956,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +3969,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -3843,7 +3987,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +3999,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +4012,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 // Session is a browser's sign-in session on the sign-in page.
@@ -3898,7 +4042,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4054,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4067,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Session) GetSessionId() string {
@@ -4003,7 +4147,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4159,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4172,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListSessionsRequest) GetName() string {
@@ -4063,7 +4207,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4219,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4232,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -4118,7 +4262,7 @@ type EndSessionsRequest struct {
 
 func (x *EndSessionsRequest) Reset() {
 	*x = EndSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4130,7 +4274,7 @@ func (x *EndSessionsRequest) String() string {
 func (*EndSessionsRequest) ProtoMessage() {}
 
 func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4143,7 +4287,7 @@ func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *EndSessionsRequest) GetName() string {
@@ -4170,7 +4314,7 @@ type EndSessionsResponse struct {
 
 func (x *EndSessionsResponse) Reset() {
 	*x = EndSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4326,7 @@ func (x *EndSessionsResponse) String() string {
 func (*EndSessionsResponse) ProtoMessage() {}
 
 func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4339,7 @@ func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *EndSessionsResponse) GetEnded() int32 {
@@ -4218,7 +4362,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4230,7 +4374,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4243,7 +4387,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -4278,7 +4422,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4434,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4447,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -4329,7 +4473,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4485,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4498,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -4372,7 +4516,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4384,7 +4528,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4397,7 +4541,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 // FederationRule trusts an external issuer's JWTs for a service account.
@@ -4436,7 +4580,7 @@ type FederationRule struct {
 
 func (x *FederationRule) Reset() {
 	*x = FederationRule{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4448,7 +4592,7 @@ func (x *FederationRule) String() string {
 func (*FederationRule) ProtoMessage() {}
 
 func (x *FederationRule) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4461,7 +4605,7 @@ func (x *FederationRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationRule.ProtoReflect.Descriptor instead.
 func (*FederationRule) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *FederationRule) GetName() string {
@@ -4545,7 +4689,7 @@ type CreateFederationRuleRequest struct {
 
 func (x *CreateFederationRuleRequest) Reset() {
 	*x = CreateFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4557,7 +4701,7 @@ func (x *CreateFederationRuleRequest) String() string {
 func (*CreateFederationRuleRequest) ProtoMessage() {}
 
 func (x *CreateFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4570,7 +4714,7 @@ func (x *CreateFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CreateFederationRuleRequest) GetRule() *FederationRule {
@@ -4589,7 +4733,7 @@ type CreateFederationRuleResponse struct {
 
 func (x *CreateFederationRuleResponse) Reset() {
 	*x = CreateFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4601,7 +4745,7 @@ func (x *CreateFederationRuleResponse) String() string {
 func (*CreateFederationRuleResponse) ProtoMessage() {}
 
 func (x *CreateFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4614,7 +4758,7 @@ func (x *CreateFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CreateFederationRuleResponse) GetRule() *FederationRule {
@@ -4633,7 +4777,7 @@ type GetFederationRuleRequest struct {
 
 func (x *GetFederationRuleRequest) Reset() {
 	*x = GetFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4645,7 +4789,7 @@ func (x *GetFederationRuleRequest) String() string {
 func (*GetFederationRuleRequest) ProtoMessage() {}
 
 func (x *GetFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4658,7 +4802,7 @@ func (x *GetFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GetFederationRuleRequest) GetName() string {
@@ -4677,7 +4821,7 @@ type GetFederationRuleResponse struct {
 
 func (x *GetFederationRuleResponse) Reset() {
 	*x = GetFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4689,7 +4833,7 @@ func (x *GetFederationRuleResponse) String() string {
 func (*GetFederationRuleResponse) ProtoMessage() {}
 
 func (x *GetFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4702,7 +4846,7 @@ func (x *GetFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GetFederationRuleResponse) GetRule() *FederationRule {
@@ -4724,7 +4868,7 @@ type ListFederationRulesRequest struct {
 
 func (x *ListFederationRulesRequest) Reset() {
 	*x = ListFederationRulesRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4736,7 +4880,7 @@ func (x *ListFederationRulesRequest) String() string {
 func (*ListFederationRulesRequest) ProtoMessage() {}
 
 func (x *ListFederationRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4749,7 +4893,7 @@ func (x *ListFederationRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListFederationRulesRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListFederationRulesRequest) GetPageSize() int32 {
@@ -4777,7 +4921,7 @@ type ListFederationRulesResponse struct {
 
 func (x *ListFederationRulesResponse) Reset() {
 	*x = ListFederationRulesResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4789,7 +4933,7 @@ func (x *ListFederationRulesResponse) String() string {
 func (*ListFederationRulesResponse) ProtoMessage() {}
 
 func (x *ListFederationRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4802,7 +4946,7 @@ func (x *ListFederationRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListFederationRulesResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListFederationRulesResponse) GetRules() []*FederationRule {
@@ -4828,7 +4972,7 @@ type DeleteFederationRuleRequest struct {
 
 func (x *DeleteFederationRuleRequest) Reset() {
 	*x = DeleteFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4840,7 +4984,7 @@ func (x *DeleteFederationRuleRequest) String() string {
 func (*DeleteFederationRuleRequest) ProtoMessage() {}
 
 func (x *DeleteFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4853,7 +4997,7 @@ func (x *DeleteFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DeleteFederationRuleRequest) GetName() string {
@@ -4871,7 +5015,7 @@ type DeleteFederationRuleResponse struct {
 
 func (x *DeleteFederationRuleResponse) Reset() {
 	*x = DeleteFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4883,7 +5027,7 @@ func (x *DeleteFederationRuleResponse) String() string {
 func (*DeleteFederationRuleResponse) ProtoMessage() {}
 
 func (x *DeleteFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4896,7 +5040,7 @@ func (x *DeleteFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -4961,7 +5105,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\v2\x13.chit.admin.v1.UserR\x04user\"'\n" +
 	"\x11DeleteUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
-	"\x12DeleteUserResponse\"\xc0\x02\n" +
+	"\x12DeleteUserResponse\"\xbc\x03\n" +
 	"\x0eServiceAccount\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
@@ -4969,12 +5113,16 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x11allowed_audiences\x18\x04 \x03(\tR\x10allowedAudiences\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12Y\n" +
-	"\x1bprevious_secret_expire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"\xb5\x01\n" +
+	"\x1bprevious_secret_expire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x128\n" +
+	"\x18token_exchange_audiences\x18\a \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
+	"\x1ctoken_exchange_impersonation\x18\b \x01(\bR\x1atokenExchangeImpersonation\"\xb1\x02\n" +
 	"\x1bCreateServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x03 \x03(\tR\rdefaultScopes\x12+\n" +
-	"\x11allowed_audiences\x18\x04 \x03(\tR\x10allowedAudiences\"\x8b\x01\n" +
+	"\x11allowed_audiences\x18\x04 \x03(\tR\x10allowedAudiences\x128\n" +
+	"\x18token_exchange_audiences\x18\x05 \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
+	"\x1ctoken_exchange_impersonation\x18\x06 \x01(\bR\x1atokenExchangeImpersonation\"\x8b\x01\n" +
 	"\x1cCreateServiceAccountResponse\x12F\n" +
 	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"7\n" +
@@ -4995,6 +5143,12 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0edefault_scopes\x18\x03 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x04 \x03(\tR\x10allowedAudiences\"i\n" +
 	"\x1fSetServiceAccountGrantsResponse\x12F\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\"\xc0\x01\n" +
+	"%SetServiceAccountTokenExchangeRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x128\n" +
+	"\x18token_exchange_audiences\x18\x02 \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
+	"\x1ctoken_exchange_impersonation\x18\x03 \x01(\bR\x1atokenExchangeImpersonation\"p\n" +
+	"&SetServiceAccountTokenExchangeResponse\x12F\n" +
 	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\"u\n" +
 	"!RotateServiceAccountSecretRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x123\n" +
@@ -5229,7 +5383,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
 	"\x1bDeleteFederationRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
-	"\x1cDeleteFederationRuleResponse2\xcd\x1c\n" +
+	"\x1cDeleteFederationRuleResponse2\xdd\x1d\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -5243,7 +5397,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x14CreateServiceAccount\x12*.chit.admin.v1.CreateServiceAccountRequest\x1a+.chit.admin.v1.CreateServiceAccountResponse\x12f\n" +
 	"\x11GetServiceAccount\x12'.chit.admin.v1.GetServiceAccountRequest\x1a(.chit.admin.v1.GetServiceAccountResponse\x12l\n" +
 	"\x13ListServiceAccounts\x12).chit.admin.v1.ListServiceAccountsRequest\x1a*.chit.admin.v1.ListServiceAccountsResponse\x12x\n" +
-	"\x17SetServiceAccountGrants\x12-.chit.admin.v1.SetServiceAccountGrantsRequest\x1a..chit.admin.v1.SetServiceAccountGrantsResponse\x12\x81\x01\n" +
+	"\x17SetServiceAccountGrants\x12-.chit.admin.v1.SetServiceAccountGrantsRequest\x1a..chit.admin.v1.SetServiceAccountGrantsResponse\x12\x8d\x01\n" +
+	"\x1eSetServiceAccountTokenExchange\x124.chit.admin.v1.SetServiceAccountTokenExchangeRequest\x1a5.chit.admin.v1.SetServiceAccountTokenExchangeResponse\x12\x81\x01\n" +
 	"\x1aRotateServiceAccountSecret\x120.chit.admin.v1.RotateServiceAccountSecretRequest\x1a1.chit.admin.v1.RotateServiceAccountSecretResponse\x12o\n" +
 	"\x14DeleteServiceAccount\x12*.chit.admin.v1.DeleteServiceAccountRequest\x1a+.chit.admin.v1.DeleteServiceAccountResponse\x12W\n" +
 	"\fCreateClient\x12\".chit.admin.v1.CreateClientRequest\x1a#.chit.admin.v1.CreateClientResponse\x12N\n" +
@@ -5285,233 +5440,238 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
-	(*User)(nil),                               // 0: chit.admin.v1.User
-	(*CreateUserRequest)(nil),                  // 1: chit.admin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),                 // 2: chit.admin.v1.CreateUserResponse
-	(*GetUserRequest)(nil),                     // 3: chit.admin.v1.GetUserRequest
-	(*GetUserResponse)(nil),                    // 4: chit.admin.v1.GetUserResponse
-	(*ListUsersRequest)(nil),                   // 5: chit.admin.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 6: chit.admin.v1.ListUsersResponse
-	(*SetUserRoleRequest)(nil),                 // 7: chit.admin.v1.SetUserRoleRequest
-	(*SetUserRoleResponse)(nil),                // 8: chit.admin.v1.SetUserRoleResponse
-	(*SetUserScopesRequest)(nil),               // 9: chit.admin.v1.SetUserScopesRequest
-	(*SetUserScopesResponse)(nil),              // 10: chit.admin.v1.SetUserScopesResponse
-	(*SetUserProfileRequest)(nil),              // 11: chit.admin.v1.SetUserProfileRequest
-	(*SetUserProfileResponse)(nil),             // 12: chit.admin.v1.SetUserProfileResponse
-	(*DeleteUserRequest)(nil),                  // 13: chit.admin.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),                 // 14: chit.admin.v1.DeleteUserResponse
-	(*ServiceAccount)(nil),                     // 15: chit.admin.v1.ServiceAccount
-	(*CreateServiceAccountRequest)(nil),        // 16: chit.admin.v1.CreateServiceAccountRequest
-	(*CreateServiceAccountResponse)(nil),       // 17: chit.admin.v1.CreateServiceAccountResponse
-	(*GetServiceAccountRequest)(nil),           // 18: chit.admin.v1.GetServiceAccountRequest
-	(*GetServiceAccountResponse)(nil),          // 19: chit.admin.v1.GetServiceAccountResponse
-	(*ListServiceAccountsRequest)(nil),         // 20: chit.admin.v1.ListServiceAccountsRequest
-	(*ListServiceAccountsResponse)(nil),        // 21: chit.admin.v1.ListServiceAccountsResponse
-	(*SetServiceAccountGrantsRequest)(nil),     // 22: chit.admin.v1.SetServiceAccountGrantsRequest
-	(*SetServiceAccountGrantsResponse)(nil),    // 23: chit.admin.v1.SetServiceAccountGrantsResponse
-	(*RotateServiceAccountSecretRequest)(nil),  // 24: chit.admin.v1.RotateServiceAccountSecretRequest
-	(*RotateServiceAccountSecretResponse)(nil), // 25: chit.admin.v1.RotateServiceAccountSecretResponse
-	(*DeleteServiceAccountRequest)(nil),        // 26: chit.admin.v1.DeleteServiceAccountRequest
-	(*DeleteServiceAccountResponse)(nil),       // 27: chit.admin.v1.DeleteServiceAccountResponse
-	(*Client)(nil),                             // 28: chit.admin.v1.Client
-	(*CreateClientRequest)(nil),                // 29: chit.admin.v1.CreateClientRequest
-	(*CreateClientResponse)(nil),               // 30: chit.admin.v1.CreateClientResponse
-	(*GetClientRequest)(nil),                   // 31: chit.admin.v1.GetClientRequest
-	(*GetClientResponse)(nil),                  // 32: chit.admin.v1.GetClientResponse
-	(*ListClientsRequest)(nil),                 // 33: chit.admin.v1.ListClientsRequest
-	(*ListClientsResponse)(nil),                // 34: chit.admin.v1.ListClientsResponse
-	(*UpdateClientRequest)(nil),                // 35: chit.admin.v1.UpdateClientRequest
-	(*UpdateClientResponse)(nil),               // 36: chit.admin.v1.UpdateClientResponse
-	(*SetClientGrantsRequest)(nil),             // 37: chit.admin.v1.SetClientGrantsRequest
-	(*SetClientGrantsResponse)(nil),            // 38: chit.admin.v1.SetClientGrantsResponse
-	(*SetClientOriginsRequest)(nil),            // 39: chit.admin.v1.SetClientOriginsRequest
-	(*SetClientOriginsResponse)(nil),           // 40: chit.admin.v1.SetClientOriginsResponse
-	(*SetClientLogoutRequest)(nil),             // 41: chit.admin.v1.SetClientLogoutRequest
-	(*SetClientLogoutResponse)(nil),            // 42: chit.admin.v1.SetClientLogoutResponse
-	(*RotateClientSecretRequest)(nil),          // 43: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),         // 44: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                // 45: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),               // 46: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                           // 47: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                 // 48: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                // 49: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),               // 50: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),              // 51: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),              // 52: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),             // 53: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                         // 54: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),             // 55: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),            // 56: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),           // 57: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),          // 58: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                              // 59: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                  // 60: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                 // 61: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                 // 62: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                // 63: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                // 64: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),               // 65: chit.admin.v1.RevokeLoginsResponse
-	(*Session)(nil),                            // 66: chit.admin.v1.Session
-	(*ListSessionsRequest)(nil),                // 67: chit.admin.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),               // 68: chit.admin.v1.ListSessionsResponse
-	(*EndSessionsRequest)(nil),                 // 69: chit.admin.v1.EndSessionsRequest
-	(*EndSessionsResponse)(nil),                // 70: chit.admin.v1.EndSessionsResponse
-	(*ListApiKeysRequest)(nil),                 // 71: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                // 72: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                // 73: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),               // 74: chit.admin.v1.RevokeApiKeyResponse
-	(*FederationRule)(nil),                     // 75: chit.admin.v1.FederationRule
-	(*CreateFederationRuleRequest)(nil),        // 76: chit.admin.v1.CreateFederationRuleRequest
-	(*CreateFederationRuleResponse)(nil),       // 77: chit.admin.v1.CreateFederationRuleResponse
-	(*GetFederationRuleRequest)(nil),           // 78: chit.admin.v1.GetFederationRuleRequest
-	(*GetFederationRuleResponse)(nil),          // 79: chit.admin.v1.GetFederationRuleResponse
-	(*ListFederationRulesRequest)(nil),         // 80: chit.admin.v1.ListFederationRulesRequest
-	(*ListFederationRulesResponse)(nil),        // 81: chit.admin.v1.ListFederationRulesResponse
-	(*DeleteFederationRuleRequest)(nil),        // 82: chit.admin.v1.DeleteFederationRuleRequest
-	(*DeleteFederationRuleResponse)(nil),       // 83: chit.admin.v1.DeleteFederationRuleResponse
-	nil,                                        // 84: chit.admin.v1.FederationRule.ClaimsEntry
-	(*timestamppb.Timestamp)(nil),              // 85: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 86: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                // 87: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                          // 88: chit.auth.v1.ApiKey
+	(*User)(nil),                                   // 0: chit.admin.v1.User
+	(*CreateUserRequest)(nil),                      // 1: chit.admin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),                     // 2: chit.admin.v1.CreateUserResponse
+	(*GetUserRequest)(nil),                         // 3: chit.admin.v1.GetUserRequest
+	(*GetUserResponse)(nil),                        // 4: chit.admin.v1.GetUserResponse
+	(*ListUsersRequest)(nil),                       // 5: chit.admin.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                      // 6: chit.admin.v1.ListUsersResponse
+	(*SetUserRoleRequest)(nil),                     // 7: chit.admin.v1.SetUserRoleRequest
+	(*SetUserRoleResponse)(nil),                    // 8: chit.admin.v1.SetUserRoleResponse
+	(*SetUserScopesRequest)(nil),                   // 9: chit.admin.v1.SetUserScopesRequest
+	(*SetUserScopesResponse)(nil),                  // 10: chit.admin.v1.SetUserScopesResponse
+	(*SetUserProfileRequest)(nil),                  // 11: chit.admin.v1.SetUserProfileRequest
+	(*SetUserProfileResponse)(nil),                 // 12: chit.admin.v1.SetUserProfileResponse
+	(*DeleteUserRequest)(nil),                      // 13: chit.admin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),                     // 14: chit.admin.v1.DeleteUserResponse
+	(*ServiceAccount)(nil),                         // 15: chit.admin.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),            // 16: chit.admin.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),           // 17: chit.admin.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),               // 18: chit.admin.v1.GetServiceAccountRequest
+	(*GetServiceAccountResponse)(nil),              // 19: chit.admin.v1.GetServiceAccountResponse
+	(*ListServiceAccountsRequest)(nil),             // 20: chit.admin.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),            // 21: chit.admin.v1.ListServiceAccountsResponse
+	(*SetServiceAccountGrantsRequest)(nil),         // 22: chit.admin.v1.SetServiceAccountGrantsRequest
+	(*SetServiceAccountGrantsResponse)(nil),        // 23: chit.admin.v1.SetServiceAccountGrantsResponse
+	(*SetServiceAccountTokenExchangeRequest)(nil),  // 24: chit.admin.v1.SetServiceAccountTokenExchangeRequest
+	(*SetServiceAccountTokenExchangeResponse)(nil), // 25: chit.admin.v1.SetServiceAccountTokenExchangeResponse
+	(*RotateServiceAccountSecretRequest)(nil),      // 26: chit.admin.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil),     // 27: chit.admin.v1.RotateServiceAccountSecretResponse
+	(*DeleteServiceAccountRequest)(nil),            // 28: chit.admin.v1.DeleteServiceAccountRequest
+	(*DeleteServiceAccountResponse)(nil),           // 29: chit.admin.v1.DeleteServiceAccountResponse
+	(*Client)(nil),                                 // 30: chit.admin.v1.Client
+	(*CreateClientRequest)(nil),                    // 31: chit.admin.v1.CreateClientRequest
+	(*CreateClientResponse)(nil),                   // 32: chit.admin.v1.CreateClientResponse
+	(*GetClientRequest)(nil),                       // 33: chit.admin.v1.GetClientRequest
+	(*GetClientResponse)(nil),                      // 34: chit.admin.v1.GetClientResponse
+	(*ListClientsRequest)(nil),                     // 35: chit.admin.v1.ListClientsRequest
+	(*ListClientsResponse)(nil),                    // 36: chit.admin.v1.ListClientsResponse
+	(*UpdateClientRequest)(nil),                    // 37: chit.admin.v1.UpdateClientRequest
+	(*UpdateClientResponse)(nil),                   // 38: chit.admin.v1.UpdateClientResponse
+	(*SetClientGrantsRequest)(nil),                 // 39: chit.admin.v1.SetClientGrantsRequest
+	(*SetClientGrantsResponse)(nil),                // 40: chit.admin.v1.SetClientGrantsResponse
+	(*SetClientOriginsRequest)(nil),                // 41: chit.admin.v1.SetClientOriginsRequest
+	(*SetClientOriginsResponse)(nil),               // 42: chit.admin.v1.SetClientOriginsResponse
+	(*SetClientLogoutRequest)(nil),                 // 43: chit.admin.v1.SetClientLogoutRequest
+	(*SetClientLogoutResponse)(nil),                // 44: chit.admin.v1.SetClientLogoutResponse
+	(*RotateClientSecretRequest)(nil),              // 45: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),             // 46: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                    // 47: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),                   // 48: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                               // 49: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                     // 50: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                    // 51: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),                   // 52: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),                  // 53: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),                  // 54: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),                 // 55: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                             // 56: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),                 // 57: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),                // 58: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),               // 59: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),              // 60: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                                  // 61: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                      // 62: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                     // 63: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                     // 64: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                    // 65: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                    // 66: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),                   // 67: chit.admin.v1.RevokeLoginsResponse
+	(*Session)(nil),                                // 68: chit.admin.v1.Session
+	(*ListSessionsRequest)(nil),                    // 69: chit.admin.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),                   // 70: chit.admin.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),                     // 71: chit.admin.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),                    // 72: chit.admin.v1.EndSessionsResponse
+	(*ListApiKeysRequest)(nil),                     // 73: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                    // 74: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                    // 75: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),                   // 76: chit.admin.v1.RevokeApiKeyResponse
+	(*FederationRule)(nil),                         // 77: chit.admin.v1.FederationRule
+	(*CreateFederationRuleRequest)(nil),            // 78: chit.admin.v1.CreateFederationRuleRequest
+	(*CreateFederationRuleResponse)(nil),           // 79: chit.admin.v1.CreateFederationRuleResponse
+	(*GetFederationRuleRequest)(nil),               // 80: chit.admin.v1.GetFederationRuleRequest
+	(*GetFederationRuleResponse)(nil),              // 81: chit.admin.v1.GetFederationRuleResponse
+	(*ListFederationRulesRequest)(nil),             // 82: chit.admin.v1.ListFederationRulesRequest
+	(*ListFederationRulesResponse)(nil),            // 83: chit.admin.v1.ListFederationRulesResponse
+	(*DeleteFederationRuleRequest)(nil),            // 84: chit.admin.v1.DeleteFederationRuleRequest
+	(*DeleteFederationRuleResponse)(nil),           // 85: chit.admin.v1.DeleteFederationRuleResponse
+	nil,                                            // 86: chit.admin.v1.FederationRule.ClaimsEntry
+	(*timestamppb.Timestamp)(nil),                  // 87: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),                  // 88: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                    // 89: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                              // 90: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	85, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	87, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	86, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	88, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	85, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	85, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	87, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	87, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	87, // 14: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
-	15, // 15: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	85, // 16: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
-	28, // 17: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
-	28, // 18: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
-	28, // 19: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	28, // 20: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
-	28, // 21: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	28, // 22: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	28, // 23: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
-	28, // 24: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	85, // 25: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	85, // 26: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	85, // 27: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	47, // 28: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	47, // 29: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	85, // 30: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	85, // 31: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	85, // 32: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	54, // 33: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	54, // 34: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	85, // 35: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	85, // 36: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	85, // 37: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	59, // 38: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	85, // 39: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
-	85, // 40: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	85, // 41: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
-	85, // 42: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
-	85, // 43: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	66, // 44: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
-	88, // 45: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	84, // 46: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
-	87, // 47: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
-	85, // 48: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
-	75, // 49: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
-	75, // 50: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	75, // 51: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	75, // 52: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
-	1,  // 53: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 54: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 55: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 56: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 57: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 58: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 59: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 60: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 61: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 62: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 63: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 64: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	26, // 65: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	29, // 66: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	31, // 67: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	33, // 68: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	35, // 69: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	37, // 70: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	39, // 71: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	41, // 72: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
-	43, // 73: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	45, // 74: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	48, // 75: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	50, // 76: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	52, // 77: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	55, // 78: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	57, // 79: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	60, // 80: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	62, // 81: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	64, // 82: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	67, // 83: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
-	69, // 84: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
-	71, // 85: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	73, // 86: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	76, // 87: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
-	78, // 88: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
-	80, // 89: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
-	82, // 90: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
-	2,  // 91: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 92: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 93: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 94: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 95: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 96: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 97: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 98: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 99: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 100: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 101: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 102: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	27, // 103: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	30, // 104: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	32, // 105: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	34, // 106: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	36, // 107: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	38, // 108: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	40, // 109: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	42, // 110: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
-	44, // 111: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	46, // 112: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	49, // 113: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	51, // 114: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	53, // 115: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	56, // 116: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	58, // 117: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	61, // 118: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	63, // 119: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	65, // 120: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	68, // 121: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
-	70, // 122: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
-	72, // 123: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	74, // 124: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	77, // 125: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
-	79, // 126: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
-	81, // 127: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
-	83, // 128: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
-	91, // [91:129] is the sub-list for method output_type
-	53, // [53:91] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	15, // 14: chit.admin.v1.SetServiceAccountTokenExchangeResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	89, // 15: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	15, // 16: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	87, // 17: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	30, // 18: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
+	30, // 19: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
+	30, // 20: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
+	30, // 21: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	30, // 22: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	30, // 23: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
+	30, // 24: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
+	30, // 25: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	87, // 26: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	87, // 27: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	87, // 28: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	49, // 29: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	49, // 30: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	87, // 31: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	87, // 32: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	87, // 33: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	56, // 34: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	56, // 35: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	87, // 36: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	87, // 37: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	87, // 38: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	61, // 39: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	87, // 40: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	87, // 41: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	87, // 42: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	87, // 43: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	87, // 44: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	68, // 45: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
+	90, // 46: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	86, // 47: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
+	89, // 48: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
+	87, // 49: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
+	77, // 50: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
+	77, // 51: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	77, // 52: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	77, // 53: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
+	1,  // 54: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 55: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 56: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 57: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 58: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 59: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 60: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 61: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 62: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 63: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 64: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 65: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:input_type -> chit.admin.v1.SetServiceAccountTokenExchangeRequest
+	26, // 66: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	28, // 67: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	31, // 68: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	33, // 69: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	35, // 70: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	37, // 71: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	39, // 72: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	41, // 73: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	43, // 74: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
+	45, // 75: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	47, // 76: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	50, // 77: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	52, // 78: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	54, // 79: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	57, // 80: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	59, // 81: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	62, // 82: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	64, // 83: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	66, // 84: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	69, // 85: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	71, // 86: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	73, // 87: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	75, // 88: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	78, // 89: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
+	80, // 90: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
+	82, // 91: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
+	84, // 92: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
+	2,  // 93: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 94: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 95: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 96: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 97: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 98: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 99: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 100: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 101: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 102: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 103: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 104: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:output_type -> chit.admin.v1.SetServiceAccountTokenExchangeResponse
+	27, // 105: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	29, // 106: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	32, // 107: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	34, // 108: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	36, // 109: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	38, // 110: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	40, // 111: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	42, // 112: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	44, // 113: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
+	46, // 114: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	48, // 115: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	51, // 116: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	53, // 117: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	55, // 118: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	58, // 119: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	60, // 120: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	63, // 121: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	65, // 122: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	67, // 123: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	70, // 124: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	72, // 125: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	74, // 126: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	76, // 127: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	79, // 128: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
+	81, // 129: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
+	83, // 130: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
+	85, // 131: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
+	93, // [93:132] is the sub-list for method output_type
+	54, // [54:93] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -5525,7 +5685,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   85,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

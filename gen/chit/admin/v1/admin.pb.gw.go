@@ -456,6 +456,51 @@ func local_request_AdminService_SetServiceAccountGrants_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
+func request_AdminService_SetServiceAccountTokenExchange_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SetServiceAccountTokenExchangeRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["client_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "client_id")
+	}
+	protoReq.ClientId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "client_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SetServiceAccountTokenExchange(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AdminService_SetServiceAccountTokenExchange_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SetServiceAccountTokenExchangeRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["client_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "client_id")
+	}
+	protoReq.ClientId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "client_id", err)
+	}
+	msg, err := server.SetServiceAccountTokenExchange(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_AdminService_RotateServiceAccountSecret_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq RotateServiceAccountSecretRequest
@@ -1783,6 +1828,26 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_SetServiceAccountGrants_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPut, pattern_AdminService_SetServiceAccountTokenExchange_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetServiceAccountTokenExchange", runtime.WithHTTPPathPattern("/v1/admin/service-accounts/{client_id}/token-exchange"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AdminService_SetServiceAccountTokenExchange_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_SetServiceAccountTokenExchange_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_AdminService_RotateServiceAccountSecret_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -2550,6 +2615,23 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_SetServiceAccountGrants_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPut, pattern_AdminService_SetServiceAccountTokenExchange_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetServiceAccountTokenExchange", runtime.WithHTTPPathPattern("/v1/admin/service-accounts/{client_id}/token-exchange"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AdminService_SetServiceAccountTokenExchange_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_SetServiceAccountTokenExchange_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_AdminService_RotateServiceAccountSecret_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -3013,83 +3095,85 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 }
 
 var (
-	pattern_AdminService_CreateUser_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "users"}, ""))
-	pattern_AdminService_GetUser_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "users", "name"}, ""))
-	pattern_AdminService_ListUsers_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "users"}, ""))
-	pattern_AdminService_SetUserRole_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "role"}, ""))
-	pattern_AdminService_SetUserScopes_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "scopes"}, ""))
-	pattern_AdminService_SetUserProfile_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "profile"}, ""))
-	pattern_AdminService_DeleteUser_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "users", "name"}, ""))
-	pattern_AdminService_CreateServiceAccount_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "service-accounts"}, ""))
-	pattern_AdminService_GetServiceAccount_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "service-accounts", "client_id"}, ""))
-	pattern_AdminService_ListServiceAccounts_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "service-accounts"}, ""))
-	pattern_AdminService_SetServiceAccountGrants_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "service-accounts", "client_id", "grants"}, ""))
-	pattern_AdminService_RotateServiceAccountSecret_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "service-accounts", "client_id", "secret"}, ""))
-	pattern_AdminService_DeleteServiceAccount_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "service-accounts", "client_id"}, ""))
-	pattern_AdminService_CreateClient_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "clients"}, ""))
-	pattern_AdminService_GetClient_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
-	pattern_AdminService_ListClients_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "clients"}, ""))
-	pattern_AdminService_UpdateClient_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
-	pattern_AdminService_SetClientGrants_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "grants"}, ""))
-	pattern_AdminService_SetClientOrigins_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "origins"}, ""))
-	pattern_AdminService_SetClientLogout_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "logout"}, ""))
-	pattern_AdminService_RotateClientSecret_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "secret"}, ""))
-	pattern_AdminService_DeleteClient_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
-	pattern_AdminService_GetProvider_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "providers", "id"}, ""))
-	pattern_AdminService_ListProviders_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "providers"}, ""))
-	pattern_AdminService_DeleteProvider_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "providers", "id"}, ""))
-	pattern_AdminService_ListSigningKeys_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "signing-keys"}, ""))
-	pattern_AdminService_RotateSigningKeys_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "admin", "signing-keys", "rotate"}, ""))
-	pattern_AdminService_ListLogins_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "logins"}, ""))
-	pattern_AdminService_RevokeLogin_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v1", "admin", "subjects", "subject", "logins", "login_id"}, ""))
-	pattern_AdminService_RevokeLogins_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "logins"}, ""))
-	pattern_AdminService_ListSessions_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "sessions"}, ""))
-	pattern_AdminService_EndSessions_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "sessions"}, "end"))
-	pattern_AdminService_ListApiKeys_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "api-keys"}, ""))
-	pattern_AdminService_RevokeApiKey_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "api-keys", "id"}, ""))
-	pattern_AdminService_CreateFederationRule_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "federation-rules"}, ""))
-	pattern_AdminService_GetFederationRule_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
-	pattern_AdminService_ListFederationRules_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "federation-rules"}, ""))
-	pattern_AdminService_DeleteFederationRule_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
+	pattern_AdminService_CreateUser_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "users"}, ""))
+	pattern_AdminService_GetUser_0                        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "users", "name"}, ""))
+	pattern_AdminService_ListUsers_0                      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "users"}, ""))
+	pattern_AdminService_SetUserRole_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "role"}, ""))
+	pattern_AdminService_SetUserScopes_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "scopes"}, ""))
+	pattern_AdminService_SetUserProfile_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "profile"}, ""))
+	pattern_AdminService_DeleteUser_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "users", "name"}, ""))
+	pattern_AdminService_CreateServiceAccount_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "service-accounts"}, ""))
+	pattern_AdminService_GetServiceAccount_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "service-accounts", "client_id"}, ""))
+	pattern_AdminService_ListServiceAccounts_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "service-accounts"}, ""))
+	pattern_AdminService_SetServiceAccountGrants_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "service-accounts", "client_id", "grants"}, ""))
+	pattern_AdminService_SetServiceAccountTokenExchange_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "service-accounts", "client_id", "token-exchange"}, ""))
+	pattern_AdminService_RotateServiceAccountSecret_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "service-accounts", "client_id", "secret"}, ""))
+	pattern_AdminService_DeleteServiceAccount_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "service-accounts", "client_id"}, ""))
+	pattern_AdminService_CreateClient_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "clients"}, ""))
+	pattern_AdminService_GetClient_0                      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
+	pattern_AdminService_ListClients_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "clients"}, ""))
+	pattern_AdminService_UpdateClient_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
+	pattern_AdminService_SetClientGrants_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "grants"}, ""))
+	pattern_AdminService_SetClientOrigins_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "origins"}, ""))
+	pattern_AdminService_SetClientLogout_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "logout"}, ""))
+	pattern_AdminService_RotateClientSecret_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "clients", "client_id", "secret"}, ""))
+	pattern_AdminService_DeleteClient_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "clients", "client_id"}, ""))
+	pattern_AdminService_GetProvider_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "providers", "id"}, ""))
+	pattern_AdminService_ListProviders_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "providers"}, ""))
+	pattern_AdminService_DeleteProvider_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "providers", "id"}, ""))
+	pattern_AdminService_ListSigningKeys_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "signing-keys"}, ""))
+	pattern_AdminService_RotateSigningKeys_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "admin", "signing-keys", "rotate"}, ""))
+	pattern_AdminService_ListLogins_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "logins"}, ""))
+	pattern_AdminService_RevokeLogin_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 1, 0, 4, 1, 5, 5}, []string{"v1", "admin", "subjects", "subject", "logins", "login_id"}, ""))
+	pattern_AdminService_RevokeLogins_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "logins"}, ""))
+	pattern_AdminService_ListSessions_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "sessions"}, ""))
+	pattern_AdminService_EndSessions_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "users", "name", "sessions"}, "end"))
+	pattern_AdminService_ListApiKeys_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "subjects", "subject", "api-keys"}, ""))
+	pattern_AdminService_RevokeApiKey_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "api-keys", "id"}, ""))
+	pattern_AdminService_CreateFederationRule_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "federation-rules"}, ""))
+	pattern_AdminService_GetFederationRule_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
+	pattern_AdminService_ListFederationRules_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "federation-rules"}, ""))
+	pattern_AdminService_DeleteFederationRule_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
 )
 
 var (
-	forward_AdminService_CreateUser_0                 = runtime.ForwardResponseMessage
-	forward_AdminService_GetUser_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_ListUsers_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_SetUserRole_0                = runtime.ForwardResponseMessage
-	forward_AdminService_SetUserScopes_0              = runtime.ForwardResponseMessage
-	forward_AdminService_SetUserProfile_0             = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteUser_0                 = runtime.ForwardResponseMessage
-	forward_AdminService_CreateServiceAccount_0       = runtime.ForwardResponseMessage
-	forward_AdminService_GetServiceAccount_0          = runtime.ForwardResponseMessage
-	forward_AdminService_ListServiceAccounts_0        = runtime.ForwardResponseMessage
-	forward_AdminService_SetServiceAccountGrants_0    = runtime.ForwardResponseMessage
-	forward_AdminService_RotateServiceAccountSecret_0 = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteServiceAccount_0       = runtime.ForwardResponseMessage
-	forward_AdminService_CreateClient_0               = runtime.ForwardResponseMessage
-	forward_AdminService_GetClient_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_ListClients_0                = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateClient_0               = runtime.ForwardResponseMessage
-	forward_AdminService_SetClientGrants_0            = runtime.ForwardResponseMessage
-	forward_AdminService_SetClientOrigins_0           = runtime.ForwardResponseMessage
-	forward_AdminService_SetClientLogout_0            = runtime.ForwardResponseMessage
-	forward_AdminService_RotateClientSecret_0         = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteClient_0               = runtime.ForwardResponseMessage
-	forward_AdminService_GetProvider_0                = runtime.ForwardResponseMessage
-	forward_AdminService_ListProviders_0              = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteProvider_0             = runtime.ForwardResponseMessage
-	forward_AdminService_ListSigningKeys_0            = runtime.ForwardResponseMessage
-	forward_AdminService_RotateSigningKeys_0          = runtime.ForwardResponseMessage
-	forward_AdminService_ListLogins_0                 = runtime.ForwardResponseMessage
-	forward_AdminService_RevokeLogin_0                = runtime.ForwardResponseMessage
-	forward_AdminService_RevokeLogins_0               = runtime.ForwardResponseMessage
-	forward_AdminService_ListSessions_0               = runtime.ForwardResponseMessage
-	forward_AdminService_EndSessions_0                = runtime.ForwardResponseMessage
-	forward_AdminService_ListApiKeys_0                = runtime.ForwardResponseMessage
-	forward_AdminService_RevokeApiKey_0               = runtime.ForwardResponseMessage
-	forward_AdminService_CreateFederationRule_0       = runtime.ForwardResponseMessage
-	forward_AdminService_GetFederationRule_0          = runtime.ForwardResponseMessage
-	forward_AdminService_ListFederationRules_0        = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteFederationRule_0       = runtime.ForwardResponseMessage
+	forward_AdminService_CreateUser_0                     = runtime.ForwardResponseMessage
+	forward_AdminService_GetUser_0                        = runtime.ForwardResponseMessage
+	forward_AdminService_ListUsers_0                      = runtime.ForwardResponseMessage
+	forward_AdminService_SetUserRole_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_SetUserScopes_0                  = runtime.ForwardResponseMessage
+	forward_AdminService_SetUserProfile_0                 = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteUser_0                     = runtime.ForwardResponseMessage
+	forward_AdminService_CreateServiceAccount_0           = runtime.ForwardResponseMessage
+	forward_AdminService_GetServiceAccount_0              = runtime.ForwardResponseMessage
+	forward_AdminService_ListServiceAccounts_0            = runtime.ForwardResponseMessage
+	forward_AdminService_SetServiceAccountGrants_0        = runtime.ForwardResponseMessage
+	forward_AdminService_SetServiceAccountTokenExchange_0 = runtime.ForwardResponseMessage
+	forward_AdminService_RotateServiceAccountSecret_0     = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteServiceAccount_0           = runtime.ForwardResponseMessage
+	forward_AdminService_CreateClient_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_GetClient_0                      = runtime.ForwardResponseMessage
+	forward_AdminService_ListClients_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateClient_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_SetClientGrants_0                = runtime.ForwardResponseMessage
+	forward_AdminService_SetClientOrigins_0               = runtime.ForwardResponseMessage
+	forward_AdminService_SetClientLogout_0                = runtime.ForwardResponseMessage
+	forward_AdminService_RotateClientSecret_0             = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteClient_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_GetProvider_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_ListProviders_0                  = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteProvider_0                 = runtime.ForwardResponseMessage
+	forward_AdminService_ListSigningKeys_0                = runtime.ForwardResponseMessage
+	forward_AdminService_RotateSigningKeys_0              = runtime.ForwardResponseMessage
+	forward_AdminService_ListLogins_0                     = runtime.ForwardResponseMessage
+	forward_AdminService_RevokeLogin_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_RevokeLogins_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_ListSessions_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_EndSessions_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_ListApiKeys_0                    = runtime.ForwardResponseMessage
+	forward_AdminService_RevokeApiKey_0                   = runtime.ForwardResponseMessage
+	forward_AdminService_CreateFederationRule_0           = runtime.ForwardResponseMessage
+	forward_AdminService_GetFederationRule_0              = runtime.ForwardResponseMessage
+	forward_AdminService_ListFederationRules_0            = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteFederationRule_0           = runtime.ForwardResponseMessage
 )

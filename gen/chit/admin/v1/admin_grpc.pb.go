@@ -19,44 +19,45 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateUser_FullMethodName                 = "/chit.admin.v1.AdminService/CreateUser"
-	AdminService_GetUser_FullMethodName                    = "/chit.admin.v1.AdminService/GetUser"
-	AdminService_ListUsers_FullMethodName                  = "/chit.admin.v1.AdminService/ListUsers"
-	AdminService_SetUserRole_FullMethodName                = "/chit.admin.v1.AdminService/SetUserRole"
-	AdminService_SetUserScopes_FullMethodName              = "/chit.admin.v1.AdminService/SetUserScopes"
-	AdminService_SetUserProfile_FullMethodName             = "/chit.admin.v1.AdminService/SetUserProfile"
-	AdminService_DeleteUser_FullMethodName                 = "/chit.admin.v1.AdminService/DeleteUser"
-	AdminService_CreateServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/CreateServiceAccount"
-	AdminService_GetServiceAccount_FullMethodName          = "/chit.admin.v1.AdminService/GetServiceAccount"
-	AdminService_ListServiceAccounts_FullMethodName        = "/chit.admin.v1.AdminService/ListServiceAccounts"
-	AdminService_SetServiceAccountGrants_FullMethodName    = "/chit.admin.v1.AdminService/SetServiceAccountGrants"
-	AdminService_RotateServiceAccountSecret_FullMethodName = "/chit.admin.v1.AdminService/RotateServiceAccountSecret"
-	AdminService_DeleteServiceAccount_FullMethodName       = "/chit.admin.v1.AdminService/DeleteServiceAccount"
-	AdminService_CreateClient_FullMethodName               = "/chit.admin.v1.AdminService/CreateClient"
-	AdminService_GetClient_FullMethodName                  = "/chit.admin.v1.AdminService/GetClient"
-	AdminService_ListClients_FullMethodName                = "/chit.admin.v1.AdminService/ListClients"
-	AdminService_UpdateClient_FullMethodName               = "/chit.admin.v1.AdminService/UpdateClient"
-	AdminService_SetClientGrants_FullMethodName            = "/chit.admin.v1.AdminService/SetClientGrants"
-	AdminService_SetClientOrigins_FullMethodName           = "/chit.admin.v1.AdminService/SetClientOrigins"
-	AdminService_SetClientLogout_FullMethodName            = "/chit.admin.v1.AdminService/SetClientLogout"
-	AdminService_RotateClientSecret_FullMethodName         = "/chit.admin.v1.AdminService/RotateClientSecret"
-	AdminService_DeleteClient_FullMethodName               = "/chit.admin.v1.AdminService/DeleteClient"
-	AdminService_GetProvider_FullMethodName                = "/chit.admin.v1.AdminService/GetProvider"
-	AdminService_ListProviders_FullMethodName              = "/chit.admin.v1.AdminService/ListProviders"
-	AdminService_DeleteProvider_FullMethodName             = "/chit.admin.v1.AdminService/DeleteProvider"
-	AdminService_ListSigningKeys_FullMethodName            = "/chit.admin.v1.AdminService/ListSigningKeys"
-	AdminService_RotateSigningKeys_FullMethodName          = "/chit.admin.v1.AdminService/RotateSigningKeys"
-	AdminService_ListLogins_FullMethodName                 = "/chit.admin.v1.AdminService/ListLogins"
-	AdminService_RevokeLogin_FullMethodName                = "/chit.admin.v1.AdminService/RevokeLogin"
-	AdminService_RevokeLogins_FullMethodName               = "/chit.admin.v1.AdminService/RevokeLogins"
-	AdminService_ListSessions_FullMethodName               = "/chit.admin.v1.AdminService/ListSessions"
-	AdminService_EndSessions_FullMethodName                = "/chit.admin.v1.AdminService/EndSessions"
-	AdminService_ListApiKeys_FullMethodName                = "/chit.admin.v1.AdminService/ListApiKeys"
-	AdminService_RevokeApiKey_FullMethodName               = "/chit.admin.v1.AdminService/RevokeApiKey"
-	AdminService_CreateFederationRule_FullMethodName       = "/chit.admin.v1.AdminService/CreateFederationRule"
-	AdminService_GetFederationRule_FullMethodName          = "/chit.admin.v1.AdminService/GetFederationRule"
-	AdminService_ListFederationRules_FullMethodName        = "/chit.admin.v1.AdminService/ListFederationRules"
-	AdminService_DeleteFederationRule_FullMethodName       = "/chit.admin.v1.AdminService/DeleteFederationRule"
+	AdminService_CreateUser_FullMethodName                     = "/chit.admin.v1.AdminService/CreateUser"
+	AdminService_GetUser_FullMethodName                        = "/chit.admin.v1.AdminService/GetUser"
+	AdminService_ListUsers_FullMethodName                      = "/chit.admin.v1.AdminService/ListUsers"
+	AdminService_SetUserRole_FullMethodName                    = "/chit.admin.v1.AdminService/SetUserRole"
+	AdminService_SetUserScopes_FullMethodName                  = "/chit.admin.v1.AdminService/SetUserScopes"
+	AdminService_SetUserProfile_FullMethodName                 = "/chit.admin.v1.AdminService/SetUserProfile"
+	AdminService_DeleteUser_FullMethodName                     = "/chit.admin.v1.AdminService/DeleteUser"
+	AdminService_CreateServiceAccount_FullMethodName           = "/chit.admin.v1.AdminService/CreateServiceAccount"
+	AdminService_GetServiceAccount_FullMethodName              = "/chit.admin.v1.AdminService/GetServiceAccount"
+	AdminService_ListServiceAccounts_FullMethodName            = "/chit.admin.v1.AdminService/ListServiceAccounts"
+	AdminService_SetServiceAccountGrants_FullMethodName        = "/chit.admin.v1.AdminService/SetServiceAccountGrants"
+	AdminService_SetServiceAccountTokenExchange_FullMethodName = "/chit.admin.v1.AdminService/SetServiceAccountTokenExchange"
+	AdminService_RotateServiceAccountSecret_FullMethodName     = "/chit.admin.v1.AdminService/RotateServiceAccountSecret"
+	AdminService_DeleteServiceAccount_FullMethodName           = "/chit.admin.v1.AdminService/DeleteServiceAccount"
+	AdminService_CreateClient_FullMethodName                   = "/chit.admin.v1.AdminService/CreateClient"
+	AdminService_GetClient_FullMethodName                      = "/chit.admin.v1.AdminService/GetClient"
+	AdminService_ListClients_FullMethodName                    = "/chit.admin.v1.AdminService/ListClients"
+	AdminService_UpdateClient_FullMethodName                   = "/chit.admin.v1.AdminService/UpdateClient"
+	AdminService_SetClientGrants_FullMethodName                = "/chit.admin.v1.AdminService/SetClientGrants"
+	AdminService_SetClientOrigins_FullMethodName               = "/chit.admin.v1.AdminService/SetClientOrigins"
+	AdminService_SetClientLogout_FullMethodName                = "/chit.admin.v1.AdminService/SetClientLogout"
+	AdminService_RotateClientSecret_FullMethodName             = "/chit.admin.v1.AdminService/RotateClientSecret"
+	AdminService_DeleteClient_FullMethodName                   = "/chit.admin.v1.AdminService/DeleteClient"
+	AdminService_GetProvider_FullMethodName                    = "/chit.admin.v1.AdminService/GetProvider"
+	AdminService_ListProviders_FullMethodName                  = "/chit.admin.v1.AdminService/ListProviders"
+	AdminService_DeleteProvider_FullMethodName                 = "/chit.admin.v1.AdminService/DeleteProvider"
+	AdminService_ListSigningKeys_FullMethodName                = "/chit.admin.v1.AdminService/ListSigningKeys"
+	AdminService_RotateSigningKeys_FullMethodName              = "/chit.admin.v1.AdminService/RotateSigningKeys"
+	AdminService_ListLogins_FullMethodName                     = "/chit.admin.v1.AdminService/ListLogins"
+	AdminService_RevokeLogin_FullMethodName                    = "/chit.admin.v1.AdminService/RevokeLogin"
+	AdminService_RevokeLogins_FullMethodName                   = "/chit.admin.v1.AdminService/RevokeLogins"
+	AdminService_ListSessions_FullMethodName                   = "/chit.admin.v1.AdminService/ListSessions"
+	AdminService_EndSessions_FullMethodName                    = "/chit.admin.v1.AdminService/EndSessions"
+	AdminService_ListApiKeys_FullMethodName                    = "/chit.admin.v1.AdminService/ListApiKeys"
+	AdminService_RevokeApiKey_FullMethodName                   = "/chit.admin.v1.AdminService/RevokeApiKey"
+	AdminService_CreateFederationRule_FullMethodName           = "/chit.admin.v1.AdminService/CreateFederationRule"
+	AdminService_GetFederationRule_FullMethodName              = "/chit.admin.v1.AdminService/GetFederationRule"
+	AdminService_ListFederationRules_FullMethodName            = "/chit.admin.v1.AdminService/ListFederationRules"
+	AdminService_DeleteFederationRule_FullMethodName           = "/chit.admin.v1.AdminService/DeleteFederationRule"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -108,6 +109,12 @@ type AdminServiceClient interface {
 	// account may obtain. When it narrows, its access tokens issued before are
 	// refused.
 	SetServiceAccountGrants(ctx context.Context, in *SetServiceAccountGrantsRequest, opts ...grpc.CallOption) (*SetServiceAccountGrantsResponse, error)
+	// SetServiceAccountTokenExchange replaces a service account's token
+	// exchange policy (RFC 8693): the audiences it may exchange tokens
+	// addressed to it for, and whether it impersonates (its exchanged tokens
+	// carry no `act`). When it narrows, the tokens it exchanged before are
+	// refused.
+	SetServiceAccountTokenExchange(ctx context.Context, in *SetServiceAccountTokenExchangeRequest, opts ...grpc.CallOption) (*SetServiceAccountTokenExchangeResponse, error)
 	// RotateServiceAccountSecret gives a service account a new secret and
 	// answers it once. The secret it replaces keeps working for `overlap`
 	// (none by default), so services can move over without a gap.
@@ -315,6 +322,16 @@ func (c *adminServiceClient) SetServiceAccountGrants(ctx context.Context, in *Se
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetServiceAccountGrantsResponse)
 	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountGrants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetServiceAccountTokenExchange(ctx context.Context, in *SetServiceAccountTokenExchangeRequest, opts ...grpc.CallOption) (*SetServiceAccountTokenExchangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetServiceAccountTokenExchangeResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountTokenExchange_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -640,6 +657,12 @@ type AdminServiceServer interface {
 	// account may obtain. When it narrows, its access tokens issued before are
 	// refused.
 	SetServiceAccountGrants(context.Context, *SetServiceAccountGrantsRequest) (*SetServiceAccountGrantsResponse, error)
+	// SetServiceAccountTokenExchange replaces a service account's token
+	// exchange policy (RFC 8693): the audiences it may exchange tokens
+	// addressed to it for, and whether it impersonates (its exchanged tokens
+	// carry no `act`). When it narrows, the tokens it exchanged before are
+	// refused.
+	SetServiceAccountTokenExchange(context.Context, *SetServiceAccountTokenExchangeRequest) (*SetServiceAccountTokenExchangeResponse, error)
 	// RotateServiceAccountSecret gives a service account a new secret and
 	// answers it once. The secret it replaces keeps working for `overlap`
 	// (none by default), so services can move over without a gap.
@@ -775,6 +798,9 @@ func (UnimplementedAdminServiceServer) ListServiceAccounts(context.Context, *Lis
 }
 func (UnimplementedAdminServiceServer) SetServiceAccountGrants(context.Context, *SetServiceAccountGrantsRequest) (*SetServiceAccountGrantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountGrants not implemented")
+}
+func (UnimplementedAdminServiceServer) SetServiceAccountTokenExchange(context.Context, *SetServiceAccountTokenExchangeRequest) (*SetServiceAccountTokenExchangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountTokenExchange not implemented")
 }
 func (UnimplementedAdminServiceServer) RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateServiceAccountSecret not implemented")
@@ -1072,6 +1098,24 @@ func _AdminService_SetServiceAccountGrants_Handler(srv interface{}, ctx context.
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).SetServiceAccountGrants(ctx, req.(*SetServiceAccountGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetServiceAccountTokenExchange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetServiceAccountTokenExchangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetServiceAccountTokenExchange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetServiceAccountTokenExchange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetServiceAccountTokenExchange(ctx, req.(*SetServiceAccountTokenExchangeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1612,6 +1656,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetServiceAccountGrants",
 			Handler:    _AdminService_SetServiceAccountGrants_Handler,
+		},
+		{
+			MethodName: "SetServiceAccountTokenExchange",
+			Handler:    _AdminService_SetServiceAccountTokenExchange_Handler,
 		},
 		{
 			MethodName: "RotateServiceAccountSecret",

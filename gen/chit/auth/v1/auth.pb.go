@@ -34,6 +34,7 @@ type TokenRequest struct {
 	//	*TokenRequest_ClientCredential
 	//	*TokenRequest_ApiKeyCredential
 	//	*TokenRequest_FederatedCredential
+	//	*TokenRequest_TokenExchangeCredential
 	Credential isTokenRequest_Credential `protobuf_oneof:"credential"`
 	// Space-separated scopes requested for the access token (RFC 6749 §3.3).
 	// Optional: without it, the principal's default scopes. Each requested
@@ -122,6 +123,15 @@ func (x *TokenRequest) GetFederatedCredential() *FederatedCredential {
 	return nil
 }
 
+func (x *TokenRequest) GetTokenExchangeCredential() *TokenExchangeCredential {
+	if x != nil {
+		if x, ok := x.Credential.(*TokenRequest_TokenExchangeCredential); ok {
+			return x.TokenExchangeCredential
+		}
+	}
+	return nil
+}
+
 func (x *TokenRequest) GetScope() string {
 	if x != nil {
 		return x.Scope
@@ -167,6 +177,13 @@ type TokenRequest_FederatedCredential struct {
 	FederatedCredential *FederatedCredential `protobuf:"bytes,6,opt,name=federated_credential,json=federatedCredential,proto3,oneof"`
 }
 
+type TokenRequest_TokenExchangeCredential struct {
+	// A service's exchange of a token addressed to it for one addressed to
+	// another audience (RFC 8693 token exchange): `audience` names it, and
+	// `scope` narrows the subject token's scopes.
+	TokenExchangeCredential *TokenExchangeCredential `protobuf:"bytes,7,opt,name=token_exchange_credential,json=tokenExchangeCredential,proto3,oneof"`
+}
+
 func (*TokenRequest_PasswordCredential) isTokenRequest_Credential() {}
 
 func (*TokenRequest_ClientCredential) isTokenRequest_Credential() {}
@@ -174,6 +191,8 @@ func (*TokenRequest_ClientCredential) isTokenRequest_Credential() {}
 func (*TokenRequest_ApiKeyCredential) isTokenRequest_Credential() {}
 
 func (*TokenRequest_FederatedCredential) isTokenRequest_Credential() {}
+
+func (*TokenRequest_TokenExchangeCredential) isTokenRequest_Credential() {}
 
 // ApiKeyCredential carries an API key (chit_ak_...).
 type ApiKeyCredential struct {
@@ -267,6 +286,88 @@ func (x *FederatedCredential) GetAssertion() string {
 	return ""
 }
 
+// TokenExchangeCredential is RFC 8693 token exchange: the service account
+// authenticates with its client id and secret, and presents a Chit access
+// token addressed to it (`aud` its client id).
+type TokenExchangeCredential struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClientId     string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The access token to exchange.
+	SubjectToken string `protobuf:"bytes,3,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	// urn:ietf:params:oauth:token-type:access_token.
+	SubjectTokenType string `protobuf:"bytes,4,opt,name=subject_token_type,json=subjectTokenType,proto3" json:"subject_token_type,omitempty"`
+	// urn:ietf:params:oauth:token-type:access_token, or empty (the same).
+	RequestedTokenType string `protobuf:"bytes,5,opt,name=requested_token_type,json=requestedTokenType,proto3" json:"requested_token_type,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *TokenExchangeCredential) Reset() {
+	*x = TokenExchangeCredential{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenExchangeCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenExchangeCredential) ProtoMessage() {}
+
+func (x *TokenExchangeCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenExchangeCredential.ProtoReflect.Descriptor instead.
+func (*TokenExchangeCredential) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TokenExchangeCredential) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetSubjectToken() string {
+	if x != nil {
+		return x.SubjectToken
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetSubjectTokenType() string {
+	if x != nil {
+		return x.SubjectTokenType
+	}
+	return ""
+}
+
+func (x *TokenExchangeCredential) GetRequestedTokenType() string {
+	if x != nil {
+		return x.RequestedTokenType
+	}
+	return ""
+}
+
 // PasswordCredential contains username and password credentials.
 type PasswordCredential struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -278,7 +379,7 @@ type PasswordCredential struct {
 
 func (x *PasswordCredential) Reset() {
 	*x = PasswordCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +391,7 @@ func (x *PasswordCredential) String() string {
 func (*PasswordCredential) ProtoMessage() {}
 
 func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +404,7 @@ func (x *PasswordCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordCredential.ProtoReflect.Descriptor instead.
 func (*PasswordCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PasswordCredential) GetUsername() string {
@@ -332,7 +433,7 @@ type ClientCredential struct {
 
 func (x *ClientCredential) Reset() {
 	*x = ClientCredential{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +445,7 @@ func (x *ClientCredential) String() string {
 func (*ClientCredential) ProtoMessage() {}
 
 func (x *ClientCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +458,7 @@ func (x *ClientCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientCredential.ProtoReflect.Descriptor instead.
 func (*ClientCredential) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClientCredential) GetClientId() string {
@@ -388,7 +489,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +501,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +514,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -447,14 +548,17 @@ type TokenResponse struct {
 	// An OpenID Connect ID token (a JWT for the client, `aud` chit-api), when
 	// the scopes granted include `openid`: on a password sign-in and on a
 	// refresh (OIDC Core §12.2). Empty otherwise.
-	IdToken       string `protobuf:"bytes,6,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdToken string `protobuf:"bytes,6,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
+	// What a token exchange issued (RFC 8693 §2.2.1):
+	// urn:ietf:params:oauth:token-type:access_token. Empty for other grants.
+	IssuedTokenType string `protobuf:"bytes,7,opt,name=issued_token_type,json=issuedTokenType,proto3" json:"issued_token_type,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +570,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +583,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -524,6 +628,13 @@ func (x *TokenResponse) GetIdToken() string {
 	return ""
 }
 
+func (x *TokenResponse) GetIssuedTokenType() string {
+	if x != nil {
+		return x.IssuedTokenType
+	}
+	return ""
+}
+
 // AccessToken is a decoded representation of an access token from the auth
 // server.
 type AccessToken struct {
@@ -550,7 +661,7 @@ type AccessToken struct {
 
 func (x *AccessToken) Reset() {
 	*x = AccessToken{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +673,7 @@ func (x *AccessToken) String() string {
 func (*AccessToken) ProtoMessage() {}
 
 func (x *AccessToken) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +686,7 @@ func (x *AccessToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessToken.ProtoReflect.Descriptor instead.
 func (*AccessToken) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AccessToken) GetAccessToken() string {
@@ -635,7 +746,7 @@ type LoginCliRequest struct {
 
 func (x *LoginCliRequest) Reset() {
 	*x = LoginCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +758,7 @@ func (x *LoginCliRequest) String() string {
 func (*LoginCliRequest) ProtoMessage() {}
 
 func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +771,7 @@ func (x *LoginCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliRequest.ProtoReflect.Descriptor instead.
 func (*LoginCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginCliRequest) GetCode() string {
@@ -694,7 +805,7 @@ type LoginCliResponse struct {
 
 func (x *LoginCliResponse) Reset() {
 	*x = LoginCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +817,7 @@ func (x *LoginCliResponse) String() string {
 func (*LoginCliResponse) ProtoMessage() {}
 
 func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +830,7 @@ func (x *LoginCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginCliResponse.ProtoReflect.Descriptor instead.
 func (*LoginCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginCliResponse) GetAccessToken() *AccessToken {
@@ -739,7 +850,7 @@ type RefreshCliRequest struct {
 
 func (x *RefreshCliRequest) Reset() {
 	*x = RefreshCliRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +862,7 @@ func (x *RefreshCliRequest) String() string {
 func (*RefreshCliRequest) ProtoMessage() {}
 
 func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +875,7 @@ func (x *RefreshCliRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliRequest.ProtoReflect.Descriptor instead.
 func (*RefreshCliRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RefreshCliRequest) GetRefreshToken() string {
@@ -784,7 +895,7 @@ type RefreshCliResponse struct {
 
 func (x *RefreshCliResponse) Reset() {
 	*x = RefreshCliResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +907,7 @@ func (x *RefreshCliResponse) String() string {
 func (*RefreshCliResponse) ProtoMessage() {}
 
 func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +920,7 @@ func (x *RefreshCliResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCliResponse.ProtoReflect.Descriptor instead.
 func (*RefreshCliResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshCliResponse) GetAccessToken() *AccessToken {
@@ -828,7 +939,7 @@ type CheckTokenRequest struct {
 
 func (x *CheckTokenRequest) Reset() {
 	*x = CheckTokenRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +951,7 @@ func (x *CheckTokenRequest) String() string {
 func (*CheckTokenRequest) ProtoMessage() {}
 
 func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +964,7 @@ func (x *CheckTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenRequest.ProtoReflect.Descriptor instead.
 func (*CheckTokenRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 // CheckTokenResponse describes a valid access token.
@@ -874,14 +985,18 @@ type CheckTokenResponse struct {
 	// The audiences (`aud`).
 	Audience []string `protobuf:"bytes,7,rep,name=audience,proto3" json:"audience,omitempty"`
 	// The token's unique id (`jti`).
-	TokenId       string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,8,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// The acting party of a token issued by token exchange (RFC 8693 §4.1,
+	// `act`): the service acting for the subject, and the one it acted for
+	// in turn. Unset for other tokens.
+	Actor         *Actor `protobuf:"bytes,9,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckTokenResponse) Reset() {
 	*x = CheckTokenResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1008,7 @@ func (x *CheckTokenResponse) String() string {
 func (*CheckTokenResponse) ProtoMessage() {}
 
 func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1021,7 @@ func (x *CheckTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTokenResponse.ProtoReflect.Descriptor instead.
 func (*CheckTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckTokenResponse) GetSubject() string {
@@ -965,6 +1080,68 @@ func (x *CheckTokenResponse) GetTokenId() string {
 	return ""
 }
 
+func (x *CheckTokenResponse) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+// Actor is an `act` claim: who acts, and who they acted for in turn.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The acting party's subject (`service:<client_id>`).
+	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The actor before it in a chain of exchanges; unset at its start.
+	Actor         *Actor `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Actor) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Actor) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
 type GetAuthorizeUrlRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The state that is generated by the client and passed along to prevent
@@ -992,7 +1169,7 @@ type GetAuthorizeUrlRequest struct {
 
 func (x *GetAuthorizeUrlRequest) Reset() {
 	*x = GetAuthorizeUrlRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1181,7 @@ func (x *GetAuthorizeUrlRequest) String() string {
 func (*GetAuthorizeUrlRequest) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1194,7 @@ func (x *GetAuthorizeUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetAuthorizeUrlRequest) GetState() string {
@@ -1079,7 +1256,7 @@ type GetAuthorizeUrlResponse struct {
 
 func (x *GetAuthorizeUrlResponse) Reset() {
 	*x = GetAuthorizeUrlResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1268,7 @@ func (x *GetAuthorizeUrlResponse) String() string {
 func (*GetAuthorizeUrlResponse) ProtoMessage() {}
 
 func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1281,7 @@ func (x *GetAuthorizeUrlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthorizeUrlResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthorizeUrlResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetAuthorizeUrlResponse) GetUrl() string {
@@ -1122,7 +1299,7 @@ type GetAuthStatusRequest struct {
 
 func (x *GetAuthStatusRequest) Reset() {
 	*x = GetAuthStatusRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1311,7 @@ func (x *GetAuthStatusRequest) String() string {
 func (*GetAuthStatusRequest) ProtoMessage() {}
 
 func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1324,7 @@ func (x *GetAuthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 type GetAuthStatusResponse struct {
@@ -1171,7 +1348,7 @@ type GetAuthStatusResponse struct {
 
 func (x *GetAuthStatusResponse) Reset() {
 	*x = GetAuthStatusResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1360,7 @@ func (x *GetAuthStatusResponse) String() string {
 func (*GetAuthStatusResponse) ProtoMessage() {}
 
 func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1373,7 @@ func (x *GetAuthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetAuthStatusResponse) GetIsEnabled() bool {
@@ -1254,7 +1431,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1443,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1456,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeRequest) GetToken() string {
@@ -1304,7 +1481,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1493,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1506,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 // ApiKey describes an API key, never its secret.
@@ -1352,7 +1529,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1541,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1554,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApiKey) GetId() string {
@@ -1435,7 +1612,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1624,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1637,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateApiKeyRequest) GetName() string {
@@ -1495,7 +1672,7 @@ type CreateApiKeyResponse struct {
 
 func (x *CreateApiKeyResponse) Reset() {
 	*x = CreateApiKeyResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1684,7 @@ func (x *CreateApiKeyResponse) String() string {
 func (*CreateApiKeyResponse) ProtoMessage() {}
 
 func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1697,7 @@ func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
@@ -1549,7 +1726,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1738,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1751,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListApiKeysRequest) GetPageSize() int32 {
@@ -1602,7 +1779,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1791,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1804,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
@@ -1653,7 +1830,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1842,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1855,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -1696,7 +1873,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1885,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,19 +1898,20 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x03\n" +
+	"\x17chit/auth/v1/auth.proto\x12\fchit.auth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x03\n" +
 	"\fTokenRequest\x12S\n" +
 	"\x13password_credential\x18\x01 \x01(\v2 .chit.auth.v1.PasswordCredentialH\x00R\x12passwordCredential\x12M\n" +
 	"\x11client_credential\x18\x02 \x01(\v2\x1e.chit.auth.v1.ClientCredentialH\x00R\x10clientCredential\x12N\n" +
 	"\x12api_key_credential\x18\x05 \x01(\v2\x1e.chit.auth.v1.ApiKeyCredentialH\x00R\x10apiKeyCredential\x12V\n" +
-	"\x14federated_credential\x18\x06 \x01(\v2!.chit.auth.v1.FederatedCredentialH\x00R\x13federatedCredential\x12\x14\n" +
+	"\x14federated_credential\x18\x06 \x01(\v2!.chit.auth.v1.FederatedCredentialH\x00R\x13federatedCredential\x12c\n" +
+	"\x19token_exchange_credential\x18\a \x01(\v2%.chit.auth.v1.TokenExchangeCredentialH\x00R\x17tokenExchangeCredential\x12\x14\n" +
 	"\x05scope\x18\x03 \x01(\tR\x05scope\x12\x1a\n" +
 	"\baudience\x18\x04 \x01(\tR\baudienceB\f\n" +
 	"\n" +
@@ -1741,7 +1919,13 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\x10ApiKeyCredential\x12\x17\n" +
 	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\"3\n" +
 	"\x13FederatedCredential\x12\x1c\n" +
-	"\tassertion\x18\x01 \x01(\tR\tassertion\"L\n" +
+	"\tassertion\x18\x01 \x01(\tR\tassertion\"\xe0\x01\n" +
+	"\x17TokenExchangeCredential\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12#\n" +
+	"\rsubject_token\x18\x03 \x01(\tR\fsubjectToken\x12,\n" +
+	"\x12subject_token_type\x18\x04 \x01(\tR\x10subjectTokenType\x120\n" +
+	"\x14requested_token_type\x18\x05 \x01(\tR\x12requestedTokenType\"L\n" +
 	"\x12PasswordCredential\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
@@ -1750,7 +1934,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"P\n" +
 	"\x13RefreshTokenRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12\x14\n" +
-	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xc6\x01\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xf2\x01\n" +
 	"\rTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12#\n" +
 	"\rrefresh_token\x18\x02 \x01(\tR\frefreshToken\x12\x1d\n" +
@@ -1759,7 +1943,8 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"token_type\x18\x04 \x01(\tR\ttokenType\x12\x14\n" +
 	"\x05scope\x18\x05 \x01(\tR\x05scope\x12\x19\n" +
-	"\bid_token\x18\x06 \x01(\tR\aidToken\"\xed\x01\n" +
+	"\bid_token\x18\x06 \x01(\tR\aidToken\x12*\n" +
+	"\x11issued_token_type\x18\a \x01(\tR\x0fissuedTokenType\"\xed\x01\n" +
 	"\vAccessToken\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12(\n" +
 	"\rrefresh_token\x18\x02 \x01(\tH\x00R\frefreshToken\x88\x01\x01\x12\x1d\n" +
@@ -1781,7 +1966,7 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"R\n" +
 	"\x12RefreshCliResponse\x12<\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x19.chit.auth.v1.AccessTokenR\vaccessToken\"\x13\n" +
-	"\x11CheckTokenRequest\"\x9d\x02\n" +
+	"\x11CheckTokenRequest\"\xc8\x02\n" +
 	"\x12CheckTokenResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -1791,7 +1976,11 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x16\n" +
 	"\x06issuer\x18\x06 \x01(\tR\x06issuer\x12\x1a\n" +
 	"\baudience\x18\a \x03(\tR\baudience\x12\x19\n" +
-	"\btoken_id\x18\b \x01(\tR\atokenId\"\xf5\x01\n" +
+	"\btoken_id\x18\b \x01(\tR\atokenId\x12)\n" +
+	"\x05actor\x18\t \x01(\v2\x13.chit.auth.v1.ActorR\x05actor\"L\n" +
+	"\x05Actor\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12)\n" +
+	"\x05actor\x18\x02 \x01(\v2\x13.chit.auth.v1.ActorR\x05actor\"\xf5\x01\n" +
 	"\x16GetAuthorizeUrlRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12!\n" +
 	"\fredirect_uri\x18\x02 \x01(\tR\vredirectUri\x12\x14\n" +
@@ -1869,79 +2058,84 @@ func file_chit_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_chit_auth_v1_auth_proto_rawDescData
 }
 
-var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_chit_auth_v1_auth_proto_goTypes = []any{
 	(*TokenRequest)(nil),            // 0: chit.auth.v1.TokenRequest
 	(*ApiKeyCredential)(nil),        // 1: chit.auth.v1.ApiKeyCredential
 	(*FederatedCredential)(nil),     // 2: chit.auth.v1.FederatedCredential
-	(*PasswordCredential)(nil),      // 3: chit.auth.v1.PasswordCredential
-	(*ClientCredential)(nil),        // 4: chit.auth.v1.ClientCredential
-	(*RefreshTokenRequest)(nil),     // 5: chit.auth.v1.RefreshTokenRequest
-	(*TokenResponse)(nil),           // 6: chit.auth.v1.TokenResponse
-	(*AccessToken)(nil),             // 7: chit.auth.v1.AccessToken
-	(*LoginCliRequest)(nil),         // 8: chit.auth.v1.LoginCliRequest
-	(*LoginCliResponse)(nil),        // 9: chit.auth.v1.LoginCliResponse
-	(*RefreshCliRequest)(nil),       // 10: chit.auth.v1.RefreshCliRequest
-	(*RefreshCliResponse)(nil),      // 11: chit.auth.v1.RefreshCliResponse
-	(*CheckTokenRequest)(nil),       // 12: chit.auth.v1.CheckTokenRequest
-	(*CheckTokenResponse)(nil),      // 13: chit.auth.v1.CheckTokenResponse
-	(*GetAuthorizeUrlRequest)(nil),  // 14: chit.auth.v1.GetAuthorizeUrlRequest
-	(*GetAuthorizeUrlResponse)(nil), // 15: chit.auth.v1.GetAuthorizeUrlResponse
-	(*GetAuthStatusRequest)(nil),    // 16: chit.auth.v1.GetAuthStatusRequest
-	(*GetAuthStatusResponse)(nil),   // 17: chit.auth.v1.GetAuthStatusResponse
-	(*RevokeRequest)(nil),           // 18: chit.auth.v1.RevokeRequest
-	(*RevokeResponse)(nil),          // 19: chit.auth.v1.RevokeResponse
-	(*ApiKey)(nil),                  // 20: chit.auth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),     // 21: chit.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),    // 22: chit.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),      // 23: chit.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),     // 24: chit.auth.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),     // 25: chit.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),    // 26: chit.auth.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*TokenExchangeCredential)(nil), // 3: chit.auth.v1.TokenExchangeCredential
+	(*PasswordCredential)(nil),      // 4: chit.auth.v1.PasswordCredential
+	(*ClientCredential)(nil),        // 5: chit.auth.v1.ClientCredential
+	(*RefreshTokenRequest)(nil),     // 6: chit.auth.v1.RefreshTokenRequest
+	(*TokenResponse)(nil),           // 7: chit.auth.v1.TokenResponse
+	(*AccessToken)(nil),             // 8: chit.auth.v1.AccessToken
+	(*LoginCliRequest)(nil),         // 9: chit.auth.v1.LoginCliRequest
+	(*LoginCliResponse)(nil),        // 10: chit.auth.v1.LoginCliResponse
+	(*RefreshCliRequest)(nil),       // 11: chit.auth.v1.RefreshCliRequest
+	(*RefreshCliResponse)(nil),      // 12: chit.auth.v1.RefreshCliResponse
+	(*CheckTokenRequest)(nil),       // 13: chit.auth.v1.CheckTokenRequest
+	(*CheckTokenResponse)(nil),      // 14: chit.auth.v1.CheckTokenResponse
+	(*Actor)(nil),                   // 15: chit.auth.v1.Actor
+	(*GetAuthorizeUrlRequest)(nil),  // 16: chit.auth.v1.GetAuthorizeUrlRequest
+	(*GetAuthorizeUrlResponse)(nil), // 17: chit.auth.v1.GetAuthorizeUrlResponse
+	(*GetAuthStatusRequest)(nil),    // 18: chit.auth.v1.GetAuthStatusRequest
+	(*GetAuthStatusResponse)(nil),   // 19: chit.auth.v1.GetAuthStatusResponse
+	(*RevokeRequest)(nil),           // 20: chit.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 21: chit.auth.v1.RevokeResponse
+	(*ApiKey)(nil),                  // 22: chit.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),     // 23: chit.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),    // 24: chit.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),      // 25: chit.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),     // 26: chit.auth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),     // 27: chit.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),    // 28: chit.auth.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
 }
 var file_chit_auth_v1_auth_proto_depIdxs = []int32{
-	3,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
-	4,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
+	4,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
+	5,  // 1: chit.auth.v1.TokenRequest.client_credential:type_name -> chit.auth.v1.ClientCredential
 	1,  // 2: chit.auth.v1.TokenRequest.api_key_credential:type_name -> chit.auth.v1.ApiKeyCredential
 	2,  // 3: chit.auth.v1.TokenRequest.federated_credential:type_name -> chit.auth.v1.FederatedCredential
-	7,  // 4: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	7,  // 5: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	27, // 6: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 7: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
-	27, // 8: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	27, // 9: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 10: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
-	20, // 11: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
-	20, // 12: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	0,  // 13: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
-	5,  // 14: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
-	8,  // 15: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
-	10, // 16: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
-	12, // 17: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
-	14, // 18: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
-	16, // 19: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
-	18, // 20: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
-	21, // 21: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
-	23, // 22: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
-	25, // 23: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
-	6,  // 24: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
-	6,  // 25: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
-	9,  // 26: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
-	11, // 27: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
-	13, // 28: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
-	15, // 29: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
-	17, // 30: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
-	19, // 31: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
-	22, // 32: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
-	24, // 33: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
-	26, // 34: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
-	24, // [24:35] is the sub-list for method output_type
-	13, // [13:24] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 4: chit.auth.v1.TokenRequest.token_exchange_credential:type_name -> chit.auth.v1.TokenExchangeCredential
+	8,  // 5: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	8,  // 6: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	29, // 7: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 8: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	15, // 9: chit.auth.v1.CheckTokenResponse.actor:type_name -> chit.auth.v1.Actor
+	15, // 10: chit.auth.v1.Actor.actor:type_name -> chit.auth.v1.Actor
+	29, // 11: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	29, // 12: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 13: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
+	22, // 14: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
+	22, // 15: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	0,  // 16: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
+	6,  // 17: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
+	9,  // 18: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
+	11, // 19: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
+	13, // 20: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
+	16, // 21: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
+	18, // 22: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
+	20, // 23: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
+	23, // 24: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
+	25, // 25: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
+	27, // 26: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
+	7,  // 27: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
+	7,  // 28: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
+	10, // 29: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
+	12, // 30: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
+	14, // 31: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
+	17, // 32: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
+	19, // 33: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
+	21, // 34: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
+	24, // 35: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
+	26, // 36: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
+	28, // 37: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
+	27, // [27:38] is the sub-list for method output_type
+	16, // [16:27] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_chit_auth_v1_auth_proto_init() }
@@ -1954,15 +2148,16 @@ func file_chit_auth_v1_auth_proto_init() {
 		(*TokenRequest_ClientCredential)(nil),
 		(*TokenRequest_ApiKeyCredential)(nil),
 		(*TokenRequest_FederatedCredential)(nil),
+		(*TokenRequest_TokenExchangeCredential)(nil),
 	}
-	file_chit_auth_v1_auth_proto_msgTypes[7].OneofWrappers = []any{}
+	file_chit_auth_v1_auth_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_auth_v1_auth_proto_rawDesc), len(file_chit_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
