@@ -76,7 +76,13 @@ func (e *RefusedError) Unwrap() error { return e.err }
 // assertion is InvalidArgument; a refused one a *RefusedError. Every
 // exchange and every refusal writes one audit line.
 func (s *Service) Exchange(ctx context.Context, req ExchangeRequest) (tokens.Grant, error) {
-	assertion, err := parseAssertion(req.Assertion)
+	var assertion assertion
+	var err error
+	if cached, ok := s.verified.get(req.Assertion); ok {
+		assertion = cached.parsed
+	} else {
+		assertion, err = parseAssertion(req.Assertion)
+	}
 	if err != nil {
 		s.audit(ctx, "federated assertion refused", "federation_refused", "", "", "malformed", err)
 		return tokens.Grant{}, err
@@ -268,9 +274,13 @@ func (s *Service) verify(ctx context.Context, source keySource, a assertion) err
 	if alg := key.Algorithm().String(); alg != "" && alg != a.alg.String() {
 		return refuse(CheckSignature, "the key %s is for %s, not %s", chiterr.Quote(limit(a.kid)), alg, a.alg)
 	}
+	if cached, ok := s.verified.get(string(a.raw)); ok && cached.key == key {
+		return nil
+	}
 	if _, err := jws.Verify(a.raw, jws.WithKey(a.alg, key)); err != nil {
 		return refuse(CheckSignature, "the signature does not verify with the issuer's key")
 	}
+	s.verified.put(a, key)
 	return nil
 }
 

@@ -66,6 +66,8 @@ type Service struct {
 	// rules so that a reload costs no fetch.
 	sourcesMu sync.Mutex
 	sources   map[string]*remoteKeys
+	// verified are assertions whose signature verified, presented again.
+	verified verifiedAssertions
 }
 
 // New returns the federation over deps.

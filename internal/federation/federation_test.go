@@ -721,3 +721,46 @@ func TestRuleLifetimeAndDeletion(t *testing.T) {
 		t.Fatalf("deleting twice: %v", err)
 	}
 }
+
+// An assertion presented again is not verified again, but only while the
+// key that verified it is still its issuer's: another signature over the
+// same claims is checked on its own, and once the rule holds other keys
+// the remembered assertion is refused. Its times are checked every time.
+func TestARememberedAssertionNeedsItsKeyStill(t *testing.T) {
+	f := newFixture(t)
+	rule := f.k8sRule(t)
+	f.create(t, rule)
+	assertion := f.k8sToken(t, nil)
+	for range 2 {
+		if _, err := f.exchange(assertion); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts := strings.Split(assertion, ".")
+	forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 64))
+	_, err := f.exchange(forged)
+	wantRefused(t, err, federation.CheckSignature, "signature")
+
+	if err := f.service.DeleteRule(context.Background(), rule.Name); err != nil {
+		t.Fatal(err)
+	}
+	rule.JWKS = federationtest.NewIssuer(t, federationtest.KubernetesIssuer).PublicJWKS(t)
+	f.create(t, rule)
+	_, err = f.exchange(assertion)
+	var refused *federation.RefusedError
+	if !errors.As(err, &refused) || refused.Check != federation.CheckSignature && refused.Check != federation.CheckKeyID {
+		t.Fatalf("a remembered assertion after its key left the rule: %v", err)
+	}
+
+	// Back to the original key: remembered or not, an expired one is out.
+	if err := f.service.DeleteRule(context.Background(), rule.Name); err != nil {
+		t.Fatal(err)
+	}
+	f.create(t, f.k8sRule(t))
+	if _, err := f.exchange(assertion); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour)
+	_, err = f.exchange(assertion)
+	wantRefused(t, err, federation.CheckExpiry, "expired")
+}

@@ -43,6 +43,10 @@ type target struct {
 	// ssoClient is a registered public OAuth client allowed openid with the
 	// redirect URI ssoRedirect, for the sign-in session scenario.
 	ssoClient, ssoRedirect string
+	// grants are the token exchange and federation scenarios' accounts;
+	// grantsProblem says what chitd failed to make of them.
+	grants        grantFixtures
+	grantsProblem string
 }
 
 const baselineName = "baseline (health check)"
@@ -62,6 +66,12 @@ const (
 	oauthIntrospect  = "/oauth2/introspect, Basic"
 	oauthClientToken = "/oauth2/token, client credentials"
 	ssoAuthorize     = "authorize with a session (SSO, no password)"
+	// RFC 8693 delegation: a service's token addressed to the exchanger,
+	// exchanged for one addressed downstream.
+	oauthTokenExchange = "/oauth2/token, token exchange (delegation)"
+	// RFC 7523: one workload assertion of a trusted issuer (keys from a
+	// file, as cached keys are), presented again and again.
+	oauthFederation = "/oauth2/token, workload federation (jwt-bearer)"
 )
 
 // The OAuth client the suite registers for ssoAuthorize: public, openid,
@@ -75,7 +85,10 @@ const (
 // than with the health check, the scenario (over the same transport) that
 // takes turns with it as its reference: /oauth2/token's client credentials
 // cost what the REST Token's do but for the form and the answer's shape.
-var comparedWith = map[string]string{oauthClientToken: clientToken}
+// The grants that stand in for a service's client secret (token exchange,
+// workload federation) are compared with client credentials on the same
+// endpoint.
+var comparedWith = map[string]string{oauthClientToken: clientToken, oauthTokenExchange: oauthClientToken, oauthFederation: oauthClientToken}
 
 // call is one request of a scenario; worker numbers let scenarios keep
 // per-worker state such as refresh chains.
@@ -124,6 +137,9 @@ type fixtures struct {
 
 	chainsMu sync.Mutex
 	chains   []string
+
+	// exchangeForm is a token exchange request for a fresh subject token.
+	exchangeForm []byte
 
 	// sessionCookies are "name=value" Cookie headers of sign-in sessions,
 	// one per user; authorizePath is the authorization request they answer.
@@ -325,6 +341,12 @@ func (t *target) scenarios() []scenario {
 	needProviders := func(ctx context.Context) error { _, err := f.providers(ctx); return err }
 	needAPIKey := func(ctx context.Context) error { _, err := f.serviceAPIKey(ctx); return err }
 	needUser := func(context.Context) error { return t.needUser() }
+	needFederation := func(context.Context) error {
+		if t.grants.federationForm == nil {
+			return fmt.Errorf("no federation rule: %s", t.grantsProblem)
+		}
+		return nil
+	}
 	restPasswords := make([]map[string]any, len(t.usernames))
 	for i, name := range t.usernames {
 		restPasswords[i] = map[string]any{"passwordCredential": map[string]string{"username": name, "password": t.password}}
@@ -390,6 +412,14 @@ func (t *target) scenarios() []scenario {
 			}
 			return err
 		}, 0},
+		{oauthTokenExchange, "rest", f.newExchange, func(ctx context.Context, _ int) error {
+			_, err := t.postForm(ctx, "/oauth2/token", f.exchangeForm, t.grants.exchangerBasic)
+			return err
+		}, 0},
+		{oauthFederation, "rest", needFederation, func(ctx context.Context, _ int) error {
+			_, err := t.postForm(ctx, "/oauth2/token", t.grants.federationForm, "")
+			return err
+		}, 0},
 		{apiKeyToken, "grpc", needAPIKey, func(ctx context.Context, _ int) error {
 			_, err := auth.Token(ctx, &authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{
 				ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: f.apiKey}}})
@@ -440,6 +470,32 @@ func (t *target) scenarios() []scenario {
 			return err
 		}, 0},
 	}
+}
+
+// newExchange gets the caller service a token addressed to the exchanger
+// and makes the exchange request for it; the token outlives the scenario.
+func (f *fixtures) newExchange(ctx context.Context) error {
+	g := f.t.grants
+	if g.exchangerBasic == "" {
+		return fmt.Errorf("no token exchange services: %s", f.t.grantsProblem)
+	}
+	raw, err := f.t.postForm(ctx, "/oauth2/token", []byte("grant_type=client_credentials&resource="+url.QueryEscape(g.exchangerID)), g.callerBasic)
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		return err
+	}
+	f.exchangeForm = []byte(url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {answer.AccessToken},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+		"audience":           {benchExchangeAudience},
+	}.Encode())
+	return nil
 }
 
 func (t *target) needUser() error {

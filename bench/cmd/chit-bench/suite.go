@@ -169,6 +169,7 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		store...)...).CombinedOutput(); err != nil && !strings.Contains(string(out), "already exists") {
 		ssoClient = ""
 	}
+	grants, grantsProblem := makeGrantFixtures(chitd, store, dir)
 	server := exec.Command(chitd, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--insecure-dev", "--log-format", "json", "--log-level", "info", "--max-concurrent-hashes", strconv.Itoa(runtime.NumCPU())}, store...)...)
 	grpcAddr, httpAddr, err := startServer(server)
@@ -191,7 +192,7 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 	t := &target{
 		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
 		clientID: clientID, clientSecret: secret, usernames: usernames, password: password,
-		ssoClient: ssoClient, ssoRedirect: benchSSORedirect,
+		ssoClient: ssoClient, ssoRedirect: benchSSORedirect, grants: grants, grantsProblem: grantsProblem,
 	}
 	return t, server.Process.Pid, stop, nil
 }
@@ -403,6 +404,10 @@ func targetLines(backend string, results []result) string {
 	// An API key's exchange reads the key and its owner (client credentials
 	// keep the account a second); it signs the same token.
 	check(apiKeyToken+" over gRPC / client credentials over gRPC", ratio(rate(apiKeyToken, "grpc"), rate(clientToken, "grpc")), 0.50, "%.2f", false)
+	// Each reads its account (and the rule, or the subject's login), checks
+	// one more signature than client credentials and signs the same token.
+	check(oauthTokenExchange+" / "+oauthClientToken, ratio(rate(oauthTokenExchange, "rest"), find(oauthTokenExchange, "rest").reference), 0.50, "%.2f", false)
+	check(oauthFederation+" / "+oauthClientToken, ratio(rate(oauthFederation, "rest"), find(oauthFederation, "rest").reference), 0.50, "%.2f", false)
 	if backend == "sqlite" {
 		check(refreshChains+" over gRPC, rotations per second", rate(refreshChains, "grpc"), 1500, "%.0f", false)
 	}
