@@ -32,7 +32,7 @@ func TestAuthServiceAnswersOfTheGrantTable(t *testing.T) {
 		code    codes.Code
 		message string
 	}{
-		{"no credential", token(&authv1.TokenRequest{}), codes.InvalidArgument, "a credential is required: password_credential, client_credential, api_key_credential or token_exchange_credential"},
+		{"no credential", token(&authv1.TokenRequest{}), codes.InvalidArgument, "a credential is required: password_credential, client_credential, api_key_credential, federated_credential or token_exchange_credential"},
 		{"client credentials without a client", token(servertest.ClientRequest("", "")), codes.InvalidArgument, "client_id and client_secret are required"},
 		{"client credentials with a wrong secret", token(servertest.ClientRequest(servertest.ServiceName, "chit_cs_wrong")), codes.Unauthenticated, "invalid client credentials"},
 		{"client credentials with a malformed scope", token(servertest.WithScope(servertest.ClientRequest(servertest.ServiceName, "chit_cs_wrong"), `a"b`)), codes.InvalidArgument,

@@ -111,8 +111,10 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			status           int
 			error, mentioned string
 		}{
-			{"a JWT from another issuer (federation, not wired yet)", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}), "gateway", secret,
-				400, "invalid_request", "urn:ietf:params:oauth:token-type:jwt is not supported"},
+			// A JWT of another issuer is a workload's (federation), which
+			// has no client to authenticate.
+			{"a JWT from another issuer, with a client", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}), "gateway", secret,
+				400, "invalid_request", "a workload's subject token is the whole credential"},
 			{"another subject token type", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:saml2"}), "gateway", secret, 400, "invalid_request", "subject_token_type"},
 			{"no subject token type", base(map[string]string{"subject_token_type": ""}), "gateway", secret, 400, "invalid_request", "subject_token_type"},
 			{"no subject token", base(map[string]string{"subject_token": ""}), "gateway", secret, 400, "invalid_request", "subject_token"},
