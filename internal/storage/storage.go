@@ -35,6 +35,7 @@ type Store interface {
 	RefreshTokenKeys
 	Providers
 	AuthorizationCodes
+	DeviceCodes
 	Sessions
 	Throttle
 	Maintenance
