@@ -45,9 +45,12 @@ type Client struct {
 	IDTokenSigningAlgorithm string
 	// Service marks a service account acting as its own OAuth client
 	// (client credentials only).
-	Service      bool
-	RedirectURIs []string
-	Grants       storage.Grants
+	Service bool
+	// DeviceAuthorization lets the client use the device grant (RFC 8628);
+	// Chit's own CLI client may.
+	DeviceAuthorization bool
+	RedirectURIs        []string
+	Grants              storage.Grants
 	// CreatedAt tells a registered client from an earlier one of the same id.
 	CreatedAt time.Time
 	// ReadAt is when the client's record was read, as Principal.ReadAt;
@@ -67,8 +70,8 @@ func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true
 
 func registeredClient(client storage.Client, readAt time.Time) Client {
 	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, PKCEOptional: client.PKCEOptional, RedirectURIs: client.RedirectURIs,
-		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg,
-		Grants:                  client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
+		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg, DeviceAuthorization: client.DeviceAuthorization,
+		Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)

@@ -8,6 +8,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -16,6 +17,7 @@ type Service struct {
 	tokens    *tokens.Service
 	directory *accounts.Directory
 	authorize *authorize.Service
+	device    *device.Service
 }
 
 // Dependencies are the cores the grants issue through.
@@ -23,11 +25,13 @@ type Dependencies struct {
 	Tokens    *tokens.Service
 	Directory *accounts.Directory
 	Authorize *authorize.Service
+	// Device runs the device code grant; nil leaves it unsupported.
+	Device *device.Service
 }
 
 // New returns the grants over deps.
 func New(deps Dependencies) *Service {
-	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize}
+	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, device: deps.Device}
 }
 
 // ErrUnsupportedGrantType answers a Request whose Type is not in the table.

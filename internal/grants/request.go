@@ -73,6 +73,7 @@ const (
 	ParamRedirectURI  Parameter = "redirect_uri"
 	ParamCodeVerifier Parameter = "code_verifier"
 	ParamAPIKey       Parameter = "api_key"
+	ParamDeviceCode   Parameter = "device_code" // RFC 8628 §3.4
 )
 
 // Request is a token request as every transport decodes it.
@@ -93,6 +94,7 @@ type Request struct {
 	RedirectURI  string
 	CodeVerifier string
 	APIKey       string
+	DeviceCode   string
 }
 
 // only keeps the parameters of reads, the client and the address.
@@ -118,6 +120,8 @@ func (r Request) only(reads []Parameter) Request {
 			kept.CodeVerifier = r.CodeVerifier
 		case ParamAPIKey:
 			kept.APIKey = r.APIKey
+		case ParamDeviceCode:
+			kept.DeviceCode = r.DeviceCode
 		default:
 			panic(fmt.Sprintf("grants: no request field for parameter %q", parameter))
 		}

@@ -27,6 +27,7 @@ func TestTheGrantTable(t *testing.T) {
 		{ClientCredentials, ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
 		{AuthorizationCode, OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{Always, WithOpenID}},
 		{APIKey, NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
+		{DeviceCode, OAuthClients, oauthClient, []Parameter{ParamDeviceCode, ParamResource}, Issues{Always, WithOpenID}},
 	}
 	got := table
 	if len(got) != len(want) {
@@ -45,7 +46,7 @@ func TestTheGrantTable(t *testing.T) {
 			t.Errorf("%s refuses some client authentications without saying how", g.Type)
 		}
 	}
-	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key"}; !slices.Equal(Types(), want) {
+	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key", "urn:ietf:params:oauth:grant-type:device_code"}; !slices.Equal(Types(), want) {
 		t.Errorf("Types() = %v, want %v", Types(), want)
 	}
 	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(TokenEndpointAuthMethods(), want) {
@@ -57,8 +58,8 @@ func TestTheGrantTable(t *testing.T) {
 // cleared, so a grant cannot come to depend on an undeclared parameter.
 func TestAGrantReadsOnlyWhatItDeclares(t *testing.T) {
 	full := Request{Type: Password, Client: FirstPartyClient("chit-api"), Address: "192.0.2.1", Scope: "s", Audience: "a",
-		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k"}
-	every := []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource, ParamRefreshToken, ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamAPIKey}
+		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k", DeviceCode: "d"}
+	every := []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource, ParamRefreshToken, ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamAPIKey, ParamDeviceCode}
 	if got := full.only(every); got != full {
 		t.Fatalf("every parameter kept: %+v, want %+v", got, full)
 	}

@@ -1,0 +1,391 @@
+package device
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/secrets"
+	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/internal/tokens"
+)
+
+// VerificationPath is the verification page, on the HTTP port.
+const VerificationPath = "/oauth2/device"
+
+// Defaults of Config.
+const (
+	// DefaultCodeTTL is how long a device has to be approved: RFC 8628
+	// §6.1 leaves it to the server; 10 minutes lets a person find a
+	// browser and sign in, and bounds the guessing window.
+	DefaultCodeTTL = 10 * time.Minute
+	// DefaultInterval is the least time between polls (RFC 8628 §3.2).
+	DefaultInterval = 5 * time.Second
+	// SlowDownStep is what a too-early poll adds to the interval (§3.5).
+	SlowDownStep = 5 * time.Second
+)
+
+// UserCodeAlphabet are the user codes' letters: consonants only, no
+// vowels (no words) and none easily confused (RFC 8628 §6.1).
+const UserCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+
+// UserCodeLength is the user code's length: 20^8 ≈ 2^34.6 codes, against
+// a handful of guesses per address per window (the throttle).
+const UserCodeLength = 8
+
+// Reasons of a poll that issues nothing yet (RFC 8628 §3.5), answered as
+// the OAuth error code.
+const (
+	ReasonAuthorizationPending = "authorization_pending"
+	ReasonSlowDown             = "slow_down"
+	ReasonAccessDenied         = "access_denied"
+	ReasonExpiredToken         = "expired_token"
+)
+
+// Config is the device flow's policy.
+type Config struct {
+	// BaseURL is the public URL of the HTTP port: the verification URI's.
+	BaseURL string
+	// CodeTTL is how long a request may be approved and polled; zero is
+	// DefaultCodeTTL.
+	CodeTTL time.Duration
+	// Interval is the least time between polls; zero is DefaultInterval.
+	Interval time.Duration
+	// Throttle slows down guesses of user codes by address; zero is
+	// accounts.DefaultThrottle.
+	Throttle accounts.ThrottlePolicy
+}
+
+// Store is what the device flow keeps: its requests, and the sign-in
+// throttle's counts for guesses of user codes.
+type Store interface {
+	storage.DeviceCodes
+	storage.Throttle
+}
+
+// Service runs device authorizations.
+type Service struct {
+	cfg       Config
+	store     Store
+	authorize *authorize.Service
+	now       func() time.Time
+	random    io.Reader
+}
+
+// Dependencies are what the device flow works with.
+type Dependencies struct {
+	Store     Store
+	Authorize *authorize.Service
+	Now       func() time.Time
+	Random    io.Reader
+}
+
+// NewService wires the device flow.
+func NewService(cfg Config, deps Dependencies) *Service {
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = DefaultCodeTTL
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Throttle == (accounts.ThrottlePolicy{}) {
+		cfg.Throttle = accounts.DefaultThrottle
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Random == nil {
+		deps.Random = rand.Reader
+	}
+	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, now: deps.Now, random: deps.Random}
+}
+
+// Config returns the policy in force (defaults applied).
+func (s *Service) Config() Config { return s.cfg }
+
+// StartRequest is a device's request for a code (RFC 8628 §3.1).
+type StartRequest struct {
+	Client  accounts.Client
+	Scope   string
+	Address string
+}
+
+// Authorization is the answer to a StartRequest (RFC 8628 §3.2).
+type Authorization struct {
+	DeviceCode              string
+	UserCode                string
+	VerificationURI         string
+	VerificationURIComplete string
+	ExpiresIn               time.Duration
+	Interval                time.Duration
+}
+
+var errNotAllowed = chiterr.New(chiterr.PermissionDenied, "the client is not allowed the device authorization grant").WithReason(chiterr.ReasonUnauthorizedClient)
+
+// allowed reports whether client may use the device grant: Chit's CLI,
+// and registered clients the administrator allowed it.
+func allowed(client accounts.Client) bool {
+	if client.Service {
+		return false
+	}
+	if client.FirstParty {
+		return client.ID == accounts.CLIClientID
+	}
+	return client.DeviceAuthorization
+}
+
+// Start records a new request and answers its codes.
+func (s *Service) Start(ctx context.Context, req StartRequest) (Authorization, error) {
+	if !allowed(req.Client) {
+		return Authorization{}, errNotAllowed
+	}
+	requested, err := accounts.ParseScope(req.Scope)
+	if err != nil {
+		return Authorization{}, err
+	}
+	for _, scope := range requested {
+		if !req.Client.Allows(scope) {
+			return Authorization{}, chiterr.New(chiterr.InvalidArgument, "scope %q is not allowed for client %q", scope, req.Client.ID).WithReason(chiterr.ReasonInvalidScope)
+		}
+	}
+	now := s.now()
+	deviceCode, err := secrets.Random(s.random, 32)
+	if err != nil {
+		return Authorization{}, err
+	}
+	// A user code taken by a live request is drawn again: 20^8 codes make
+	// a second clash vanishingly rare.
+	for attempt := 0; ; attempt++ {
+		userCode, err := s.newUserCode()
+		if err != nil {
+			return Authorization{}, err
+		}
+		err = s.store.CreateDeviceCode(ctx, storage.DeviceCode{
+			DeviceCodeHash: secrets.Digest(deviceCode), UserCodeHash: secrets.Digest(userCode),
+			ClientID: req.Client.ID, Scope: strings.Join(requested, " "), RequestedFrom: req.Address, RequestedAt: now,
+			ExpiresAt: now.Add(s.cfg.CodeTTL), Interval: s.cfg.Interval, Status: storage.DevicePending,
+		})
+		if errors.Is(err, storage.ErrAlreadyExists) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return Authorization{}, fmt.Errorf("store device code: %w", err)
+		}
+		display := FormatUserCode(userCode)
+		uri := strings.TrimRight(s.cfg.BaseURL, "/") + VerificationPath
+		return Authorization{DeviceCode: deviceCode, UserCode: display, VerificationURI: uri,
+			VerificationURIComplete: uri + "?user_code=" + display, ExpiresIn: s.cfg.CodeTTL, Interval: s.cfg.Interval}, nil
+	}
+}
+
+func (s *Service) newUserCode() (string, error) {
+	// Rejection sampling keeps every letter equally likely: 240 is the
+	// largest multiple of 20 below 256.
+	code := make([]byte, 0, UserCodeLength)
+	buf := make([]byte, 1)
+	for len(code) < UserCodeLength {
+		if _, err := io.ReadFull(s.random, buf); err != nil {
+			return "", err
+		}
+		if buf[0] < 240 {
+			code = append(code, UserCodeAlphabet[int(buf[0])%len(UserCodeAlphabet)])
+		}
+	}
+	return string(code), nil
+}
+
+// FormatUserCode shows a user code as people read it: XXXX-XXXX.
+func FormatUserCode(code string) string {
+	if len(code) != UserCodeLength {
+		return code
+	}
+	return code[:4] + "-" + code[4:]
+}
+
+// NormalizeUserCode reads a user code as people type it: any case, with
+// dashes and spaces anywhere. It answers false for what cannot be a code.
+func NormalizeUserCode(typed string) (string, bool) {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(typed) {
+		switch {
+		case r == '-' || r == ' ':
+		case r < 128 && strings.IndexByte(UserCodeAlphabet, byte(r)) >= 0:
+			b.WriteRune(r)
+		default:
+			return "", false
+		}
+		if b.Len() > UserCodeLength {
+			return "", false
+		}
+	}
+	return b.String(), b.Len() == UserCodeLength
+}
+
+// Request is a pending request as the verification page shows it: what to
+// confirm before approving.
+type Request struct {
+	UserCode      string
+	ClientID      string
+	Scopes        []string
+	RequestedFrom string
+	RequestedAt   time.Time
+	ExpiresAt     time.Time
+}
+
+var errUserCodeInvalid = chiterr.New(chiterr.NotFound, "that code is not valid: check it and try again")
+
+// throttleKey counts wrong user codes by the address that types them, as
+// the sign-in throttle counts wrong passwords.
+func throttleKey(address string) string { return "device-user-code:" + address }
+
+// Lookup reads the pending request of a typed user code, for the person
+// at address. Wrong, used and expired codes count as failed guesses:
+// past the throttle's free ones, further lookups from the address wait.
+func (s *Service) Lookup(ctx context.Context, typed, address string) (Request, error) {
+	if err := s.admit(ctx, address); err != nil {
+		return Request{}, err
+	}
+	code, ok := NormalizeUserCode(typed)
+	if !ok {
+		return Request{}, s.failed(ctx, address)
+	}
+	stored, err := s.store.GetDeviceCodeByUserCode(ctx, secrets.Digest(code))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return Request{}, s.failed(ctx, address)
+	case err != nil:
+		return Request{}, fmt.Errorf("read device code: %w", err)
+	case stored.Status != storage.DevicePending || !s.now().Before(stored.ExpiresAt):
+		return Request{}, s.failed(ctx, address)
+	}
+	return Request{UserCode: FormatUserCode(code), ClientID: stored.ClientID, Scopes: strings.Fields(stored.Scope),
+		RequestedFrom: stored.RequestedFrom, RequestedAt: stored.RequestedAt, ExpiresAt: stored.ExpiresAt}, nil
+}
+
+func (s *Service) admit(ctx context.Context, address string) error {
+	failures, err := s.store.GetLoginFailures(ctx, throttleKey(address))
+	if err != nil {
+		return fmt.Errorf("read user code failures: %w", err)
+	}
+	if wait := s.cfg.Throttle.Wait(failures, s.now()); wait > 0 {
+		seconds := int(math.Ceil(wait.Seconds()))
+		return &chiterr.Error{Kind: chiterr.ResourceExhausted, Message: fmt.Sprintf("too many wrong codes; try again in %d seconds", seconds),
+			RetryAfter: time.Duration(seconds) * time.Second}
+	}
+	return nil
+}
+
+func (s *Service) failed(ctx context.Context, address string) error {
+	if _, _, err := s.store.ReserveLoginAttempt(ctx, throttleKey(address), s.now(), s.cfg.Throttle.Forget,
+		func(storage.LoginFailures) bool { return true }); err != nil {
+		return fmt.Errorf("count a wrong user code: %w", err)
+	}
+	return errUserCodeInvalid
+}
+
+// Decision is a signed-in person's answer to a request.
+type Decision struct {
+	UserCode string
+	Approve  bool
+	// Principal is the person who signed in, at AuthTime, through the
+	// sign-in session SessionID ("" for none).
+	Principal accounts.Principal
+	AuthTime  time.Time
+	SessionID string
+	Address   string
+}
+
+// Decide records a person's approval or denial of a request, once. What
+// the person is not allowed of the scopes is left out when the tokens are
+// issued (Grantee.StillAllowed).
+func (s *Service) Decide(ctx context.Context, d Decision) error {
+	if _, err := s.Lookup(ctx, d.UserCode, d.Address); err != nil {
+		return err
+	}
+	decision := storage.DeviceDecision{Status: storage.DeviceDenied, At: s.now()}
+	if d.Approve {
+		if d.Principal.Role == accounts.RoleService {
+			return chiterr.New(chiterr.PermissionDenied, "a service account cannot approve a device")
+		}
+		decision = storage.DeviceDecision{Status: storage.DeviceApproved, Subject: d.Principal.Subject, AuthTime: d.AuthTime,
+			SessionID: d.SessionID, At: decision.At}
+	}
+	code, _ := NormalizeUserCode(d.UserCode)
+	err := s.store.DecideDeviceCode(ctx, secrets.Digest(code), decision)
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict):
+		return chiterr.New(chiterr.FailedPrecondition, "this request has already been answered or has expired")
+	case err != nil:
+		return fmt.Errorf("record the device decision: %w", err)
+	}
+	return nil
+}
+
+// PollRequest is a device's token request (RFC 8628 §3.4).
+type PollRequest struct {
+	Client     accounts.Client
+	DeviceCode string
+	Audience   string
+}
+
+var errDeviceCodeInvalid = chiterr.New(chiterr.Unauthenticated, "device code is invalid")
+
+// Poll answers a device's poll: tokens once the request is approved, or
+// why not yet. A poll costs one store round trip until the request is
+// approved (PollDeviceCode reads and stamps the row); the poll that issues
+// reads the person, session and client again, as a code's exchange does.
+func (s *Service) Poll(ctx context.Context, req PollRequest) (tokens.Grant, error) {
+	if !allowed(req.Client) {
+		return tokens.Grant{}, errNotAllowed
+	}
+	switch {
+	case req.DeviceCode == "":
+		return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "device_code is required")
+	case len(req.DeviceCode) > tokens.MaxTokenLength:
+		return tokens.Grant{}, errDeviceCodeInvalid
+	}
+	// An audience the client may not ask for is refused before the poll
+	// is counted, as a code's exchange refuses it before the code is used.
+	if req.Audience != "" {
+		if _, err := (accounts.Grantee{Principal: accounts.Principal{Role: accounts.RoleUser}, Client: req.Client}).GrantAudience(req.Audience); err != nil {
+			return tokens.Grant{}, err
+		}
+	}
+	stored, outcome, err := s.store.PollDeviceCode(ctx, secrets.Digest(req.DeviceCode), s.now(), SlowDownStep)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return tokens.Grant{}, errDeviceCodeInvalid
+	case err != nil:
+		return tokens.Grant{}, fmt.Errorf("poll device code: %w", err)
+	case stored.ClientID != req.Client.ID:
+		// RFC 8628 §3.4: the device code is bound to its client.
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "device code was issued to another client")
+	}
+	switch outcome {
+	case storage.DevicePollPending:
+		return tokens.Grant{}, chiterr.New(chiterr.FailedPrecondition, "the request has not been approved yet").WithReason(ReasonAuthorizationPending)
+	case storage.DevicePollSlowDown:
+		return tokens.Grant{}, (&chiterr.Error{Kind: chiterr.ResourceExhausted, RetryAfter: stored.Interval,
+			Message: fmt.Sprintf("polling too often: wait %d seconds between polls", int(stored.Interval.Seconds()))}).WithReason(ReasonSlowDown)
+	case storage.DevicePollDenied:
+		return tokens.Grant{}, chiterr.New(chiterr.PermissionDenied, "the request was denied").WithReason(ReasonAccessDenied)
+	case storage.DevicePollExpired:
+		return tokens.Grant{}, chiterr.New(chiterr.FailedPrecondition, "the device code has expired; start again").WithReason(ReasonExpiredToken)
+	case storage.DevicePollRedeemed:
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "device code has already been used")
+	case storage.DevicePollIssue:
+	default:
+		return tokens.Grant{}, fmt.Errorf("poll device code: unknown outcome %q", outcome)
+	}
+	return s.authorize.IssueForSignIn(ctx, req.Client, authorize.Redemption{Credential: "device code", Kind: "device_code",
+		Subject: stored.Subject, ClientID: stored.ClientID, Scope: stored.Scope, AuthTime: stored.AuthTime,
+		SessionID: stored.SessionID, Audience: req.Audience})
+}
