@@ -14,6 +14,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/secrets"
+	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -76,14 +77,20 @@ type Service struct {
 	cfg       Config
 	store     Store
 	authorize *authorize.Service
+	directory *accounts.Directory
+	sessions  *sessions.Service
 	now       func() time.Time
 	random    io.Reader
 }
 
-// Dependencies are what the device flow works with.
+// Dependencies are what the device flow works with. Directory signs people
+// in on the verification page; Sessions (nil or disabled: none) lets a
+// live sign-in session approve without the password.
 type Dependencies struct {
 	Store     Store
 	Authorize *authorize.Service
+	Directory *accounts.Directory
+	Sessions  *sessions.Service
 	Now       func() time.Time
 	Random    io.Reader
 }
@@ -105,7 +112,7 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Random == nil {
 		deps.Random = rand.Reader
 	}
-	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, now: deps.Now, random: deps.Random}
+	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, directory: deps.Directory, sessions: deps.Sessions, now: deps.Now, random: deps.Random}
 }
 
 // Config returns the policy in force (defaults applied).
@@ -388,4 +395,85 @@ func (s *Service) Poll(ctx context.Context, req PollRequest) (tokens.Grant, erro
 	return s.authorize.IssueForSignIn(ctx, req.Client, authorize.Redemption{Credential: "device code", Kind: "device_code",
 		Subject: stored.Subject, ClientID: stored.ClientID, Scope: stored.Scope, AuthTime: stored.AuthTime,
 		SessionID: stored.SessionID, Audience: req.Audience})
+}
+
+// SessionPerson is the person of the browser's live sign-in session, when
+// there is one (sessions enabled, cookie naming a live session): the page
+// then asks for a confirmation without the password.
+func (s *Service) SessionPerson(ctx context.Context, cookie string) (accounts.Principal, sessions.Session, bool, error) {
+	if !s.sessions.Enabled() || cookie == "" {
+		return accounts.Principal{}, sessions.Session{}, false, nil
+	}
+	session, principal, err := s.sessions.ResumeWithPrincipal(ctx, cookie)
+	if chiterr.KindOf(err) == chiterr.Unauthenticated {
+		return accounts.Principal{}, sessions.Session{}, false, nil
+	}
+	if err != nil {
+		return accounts.Principal{}, sessions.Session{}, false, err
+	}
+	return principal, session, true, nil
+}
+
+// Approval is a person's approval on the verification page: signed in
+// with Username and Password, or, when those are empty, by the live
+// session SessionCookie names.
+type Approval struct {
+	UserCode      string
+	Address       string
+	Username      string
+	Password      string
+	SessionCookie string
+}
+
+// Approved is what an approval answers: a session cookie to set when the
+// password sign-in started a session.
+type Approved struct {
+	SessionCookie string
+	Session       sessions.Session
+}
+
+// Approve signs the person in (or resumes their session) and approves the
+// request of a.UserCode for them. The code is checked first, throttled, so
+// a wrong code never costs a password check.
+func (s *Service) Approve(ctx context.Context, a Approval) (Approved, error) {
+	request, err := s.Lookup(ctx, a.UserCode, a.Address)
+	if err != nil {
+		return Approved{}, err
+	}
+	var approved Approved
+	var principal accounts.Principal
+	var authTime time.Time
+	if a.Username == "" && a.Password == "" {
+		person, session, ok, err := s.SessionPerson(ctx, a.SessionCookie)
+		if err != nil {
+			return Approved{}, err
+		}
+		if !ok {
+			return Approved{}, chiterr.New(chiterr.InvalidArgument, "username and password are required")
+		}
+		if session, err = s.sessions.SignedIn(ctx, session, request.ClientID); err != nil {
+			return Approved{}, err
+		}
+		principal, authTime, approved.Session = person, session.AuthTime, session
+	} else {
+		person, err := s.directory.AuthenticateUser(ctx, a.Address, a.Username, a.Password)
+		if err != nil {
+			return Approved{}, err
+		}
+		principal, authTime = person, person.ReadAt
+		if s.sessions.Enabled() {
+			if approved.SessionCookie, approved.Session, err = s.sessions.Start(ctx, person, []string{sessions.AMRPassword}, request.ClientID); err != nil {
+				return Approved{}, err
+			}
+		}
+	}
+	return approved, s.Decide(ctx, Decision{UserCode: a.UserCode, Approve: true, Principal: principal, AuthTime: authTime,
+		SessionID: approved.Session.ID, Address: a.Address})
+}
+
+// Deny refuses the request of a user code. It needs no sign-in: whoever
+// holds the code (the person at the device) may call the request off, and
+// a phished person must be able to do so at once.
+func (s *Service) Deny(ctx context.Context, userCode, address string) error {
+	return s.Decide(ctx, Decision{UserCode: userCode, Address: address})
 }

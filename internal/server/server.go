@@ -383,7 +383,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	}
 	authorizeService := authorize.NewService(cfg.SignIn, authorize.Dependencies{Store: store, Directory: directory, Tokens: tokenService,
 		Sessions: sessionService, Now: now, Random: random})
-	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Now: now, Random: random})
+	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Directory: directory, Sessions: sessionService, Now: now, Random: random})
 	return &core{
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
@@ -501,6 +501,8 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			httpsOnly := strings.HasPrefix(cfg.SignIn.BaseURL, "https://")
 			signinpage.New(signinpage.Config{HTTPSOnly: httpsOnly},
 				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			signinpage.NewDevice(signinpage.Config{HTTPSOnly: httpsOnly},
+				signinpage.DeviceDependencies{Device: c.device, Logger: cfg.Logger}).Register(standard)
 			// The logout endpoint reads and clears the sign-in page's
 			// session cookie, unless a test gives it its own.
 			sessionCookie, clearSessionCookie := cfg.Logout.Cookie, cfg.Logout.Clear
