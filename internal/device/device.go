@@ -72,11 +72,17 @@ type Store interface {
 	storage.Throttle
 }
 
+// Issuer issues a person's approved sign-in: authorize.Service, the one
+// issuing path of the hosted pages.
+type Issuer interface {
+	IssueForSignIn(ctx context.Context, client accounts.Client, in authorize.Redemption) (tokens.Grant, error)
+}
+
 // Service runs device authorizations.
 type Service struct {
 	cfg       Config
 	store     Store
-	authorize *authorize.Service
+	authorize Issuer
 	directory *accounts.Directory
 	sessions  *sessions.Service
 	now       func() time.Time
@@ -88,7 +94,7 @@ type Service struct {
 // live sign-in session approve without the password.
 type Dependencies struct {
 	Store     Store
-	Authorize *authorize.Service
+	Authorize Issuer
 	Directory *accounts.Directory
 	Sessions  *sessions.Service
 	Now       func() time.Time
