@@ -372,15 +372,14 @@ func (s *Service) Poll(ctx context.Context, req PollRequest) (tokens.Grant, erro
 			return tokens.Grant{}, err
 		}
 	}
-	stored, outcome, err := s.store.PollDeviceCode(ctx, secrets.Digest(req.DeviceCode), s.now(), SlowDownStep)
+	stored, outcome, err := s.store.PollDeviceCode(ctx, secrets.Digest(req.DeviceCode), req.Client.ID, s.now(), SlowDownStep)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
+		// Unknown, or another client's (RFC 8628 §3.4: the device code is
+		// bound to its client), which must not use it up.
 		return tokens.Grant{}, errDeviceCodeInvalid
 	case err != nil:
 		return tokens.Grant{}, fmt.Errorf("poll device code: %w", err)
-	case stored.ClientID != req.Client.ID:
-		// RFC 8628 §3.4: the device code is bound to its client.
-		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "device code was issued to another client")
 	}
 	switch outcome {
 	case storage.DevicePollPending:

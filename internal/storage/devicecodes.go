@@ -29,8 +29,9 @@ type DeviceCodes interface {
 	// previous one is DevicePollSlowDown and raises the interval by
 	// slowDownStep (RFC 8628 §3.5). An approved request is
 	// DevicePollIssue for exactly one poll, DevicePollRedeemed after.
-	// An unknown digest is ErrNotFound.
-	PollDeviceCode(ctx context.Context, deviceCodeHash []byte, now time.Time, slowDownStep time.Duration) (DeviceCode, DevicePollOutcome, error)
+	// A device code is bound to its client: a digest unknown for clientID
+	// is ErrNotFound, and such a poll changes nothing.
+	PollDeviceCode(ctx context.Context, deviceCodeHash []byte, clientID string, now time.Time, slowDownStep time.Duration) (DeviceCode, DevicePollOutcome, error)
 	// DeleteExpiredDeviceCodes removes requests that expired before cutoff.
 	DeleteExpiredDeviceCodes(ctx context.Context, cutoff time.Time) (int, error)
 }

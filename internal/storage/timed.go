@@ -362,9 +362,9 @@ func (s *timedStore) DecideDeviceCode(ctx context.Context, userCodeHash []byte, 
 	return s.store.DecideDeviceCode(ctx, userCodeHash, decision)
 }
 
-func (s *timedStore) PollDeviceCode(ctx context.Context, deviceCodeHash []byte, now time.Time, slowDownStep time.Duration) (DeviceCode, DevicePollOutcome, error) {
+func (s *timedStore) PollDeviceCode(ctx context.Context, deviceCodeHash []byte, clientID string, now time.Time, slowDownStep time.Duration) (DeviceCode, DevicePollOutcome, error) {
 	defer s.done("PollDeviceCode", time.Now())
-	return s.store.PollDeviceCode(ctx, deviceCodeHash, now, slowDownStep)
+	return s.store.PollDeviceCode(ctx, deviceCodeHash, clientID, now, slowDownStep)
 }
 
 func (s *timedStore) DeleteExpiredDeviceCodes(ctx context.Context, cutoff time.Time) (int, error) {

@@ -75,11 +75,11 @@ const pollDeviceCode = `UPDATE device_codes SET
 	redeemed_at = CASE WHEN expires_at > $1 AND status = 'approved' AND redeemed_at IS NULL AND NOT (last_polled_at IS NOT NULL AND $1 < last_polled_at + interval_ns)
 		THEN $1 ELSE redeemed_at END,
 	last_polled_at = $1
-WHERE device_code_hash = $3
+WHERE device_code_hash = $3 AND client_id = $4
 RETURNING ` + deviceColumns + `, poll_outcome`
 
-func (s *Store) PollDeviceCode(ctx context.Context, deviceCodeHash []byte, now time.Time, slowDownStep time.Duration) (storage.DeviceCode, storage.DevicePollOutcome, error) {
-	return scanDeviceCode(s.pool.QueryRow(ctx, pollDeviceCode, toUnix(now), int64(slowDownStep), deviceCodeHash))
+func (s *Store) PollDeviceCode(ctx context.Context, deviceCodeHash []byte, clientID string, now time.Time, slowDownStep time.Duration) (storage.DeviceCode, storage.DevicePollOutcome, error) {
+	return scanDeviceCode(s.pool.QueryRow(ctx, pollDeviceCode, toUnix(now), int64(slowDownStep), deviceCodeHash, clientID))
 }
 
 func (s *Store) DeleteExpiredDeviceCodes(ctx context.Context, cutoff time.Time) (int, error) {

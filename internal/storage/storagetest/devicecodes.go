@@ -23,7 +23,7 @@ func newDeviceCode(t *testing.T) storage.DeviceCode {
 
 func poll(t *testing.T, s storage.Store, hash []byte, at time.Time) (storage.DeviceCode, storage.DevicePollOutcome) {
 	t.Helper()
-	code, outcome, err := s.PollDeviceCode(context.Background(), hash, at, 5*time.Second)
+	code, outcome, err := s.PollDeviceCode(context.Background(), hash, "chit-cli", at, 5*time.Second)
 	if err != nil {
 		t.Fatalf("PollDeviceCode at %v: %v", at.Sub(base), err)
 	}
@@ -52,8 +52,12 @@ func testDeviceCodes(t *testing.T, s storage.Store) {
 	if _, err := s.GetDeviceCodeByUserCode(ctx, []byte("nothing")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("unknown user code: %v", err)
 	}
-	if _, _, err := s.PollDeviceCode(ctx, []byte("nothing"), base, time.Second); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := s.PollDeviceCode(ctx, []byte("nothing"), "chit-cli", base, time.Second); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("poll of an unknown device code: %v", err)
+	}
+	// Another client's poll is not found, and stamps nothing.
+	if _, _, err := s.PollDeviceCode(ctx, code.DeviceCodeHash, "tv", base, time.Second); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("poll by another client: %v", err)
 	}
 
 	// Pending, then too early, then pending again after the grown interval.
@@ -146,7 +150,7 @@ func testConcurrentDevicePolls(t *testing.T, s storage.Store) {
 	var wg sync.WaitGroup
 	for i := range contenders {
 		wg.Go(func() {
-			_, outcomes[i], errs[i] = s.PollDeviceCode(ctx, code.DeviceCodeHash, base.Add(time.Minute), 5*time.Second)
+			_, outcomes[i], errs[i] = s.PollDeviceCode(ctx, code.DeviceCodeHash, "chit-cli", base.Add(time.Minute), 5*time.Second)
 		})
 	}
 	wg.Wait()
