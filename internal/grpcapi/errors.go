@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/chit-auth/chit/internal/chiterr"
 )
+
+// ErrorDomain is the domain of the ErrorInfo details Chit's errors carry.
+const ErrorDomain = "chit.auth"
 
 var codeOfKind = map[chiterr.Kind]codes.Code{
 	chiterr.Internal:           codes.Internal,
@@ -51,6 +55,13 @@ func toStatus(err error) error {
 		code = codes.Internal
 	}
 	st := status.New(code, chiterr.PublicMessage(err))
+	// A named reason reaches programs as an ErrorInfo: the device flow's
+	// polls tell pending from slow_down, denied and expired by it.
+	if reason := chiterr.ReasonOf(err); reason != "" {
+		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: ErrorDomain}); derr == nil {
+			st = detailed
+		}
+	}
 	if wait := chiterr.RetryAfter(err); wait > 0 {
 		if detailed, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); derr == nil {
 			st = detailed

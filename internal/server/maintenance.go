@@ -78,6 +78,7 @@ func (s *Server) deleteExpired(ctx context.Context) {
 		"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
 		"API keys":            s.store.DeleteExpiredAPIKeys,
 		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+		"device codes":        s.store.DeleteExpiredDeviceCodes,
 		"sign-in sessions":    s.store.DeleteExpiredSessions,
 		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
 			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
