@@ -159,3 +159,37 @@ func TestDiscoveryAdvertisesTheDeviceEndpoint(t *testing.T) {
 		t.Fatalf("discovery: %d %s", status, body)
 	}
 }
+
+// The polling interval holds across replicas: the last poll's time is in
+// the shared row, so a poll on one replica right after one on the other is
+// slow_down, and the grown interval is every replica's. One approval
+// issues once, whichever replica is polled.
+func TestDeviceSlowDownAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	primary := servertest.StartOn(t, servertest.Postgres)
+	replica := primary.StartReplica(t)
+	started := startDevice(t, primary, url.Values{"client_id": {"chit-cli"}, "scope": {"openid"}})
+	deviceCode := started["device_code"].(string)
+
+	status, body := pollDevice(t, primary, "chit-cli", deviceCode)
+	wantDeviceError(t, status, body, "authorization_pending")
+	status, body = pollDevice(t, replica, "chit-cli", deviceCode)
+	wantDeviceError(t, status, body, "slow_down")
+	// 6 s is past the first interval but not the grown one (10 s).
+	primary.Clock.Advance(6 * time.Second)
+	status, body = pollDevice(t, primary, "chit-cli", deviceCode)
+	wantDeviceError(t, status, body, "slow_down")
+	primary.Clock.Advance(16 * time.Second)
+	status, body = pollDevice(t, replica, "chit-cli", deviceCode)
+	wantDeviceError(t, status, body, "authorization_pending")
+
+	replica.AnswerDevice(t, replica.NewBrowser(t), started["user_code"].(string), servertest.UserPassword, true)
+	primary.Clock.Advance(20 * time.Second)
+	status, body = pollDevice(t, primary, "chit-cli", deviceCode)
+	if status != http.StatusOK || body["access_token"] == nil {
+		t.Fatalf("approved poll: %d %v", status, body)
+	}
+	primary.Clock.Advance(time.Minute)
+	status, body = pollDevice(t, replica, "chit-cli", deviceCode)
+	wantDeviceError(t, status, body, "invalid_grant")
+}
