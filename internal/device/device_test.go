@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,5 +305,31 @@ func TestUserCodeIsSingleUse(t *testing.T) {
 	}
 	if err := e.svc.Deny(ctx, started.UserCode, ""); err == nil {
 		t.Fatal("an approved request was denied afterwards")
+	}
+}
+
+// A poll that issues nothing costs one store operation (PollDeviceCode,
+// one statement that reads and stamps the row), whatever its outcome.
+func TestAPollIsOneStoreRoundTrip(t *testing.T) {
+	c := &clock{now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	var operations []string
+	store := storage.Timed(sqlitetest.Open(t), func(operation string, _ time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		operations = append(operations, operation)
+	})
+	svc := NewService(Config{}, Dependencies{Store: store, Authorize: &issuer{}, Now: c.Now})
+	started, err := svc.Start(context.Background(), StartRequest{Client: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, advance := range []time.Duration{0, time.Second, time.Minute} { // pending, slow_down, pending
+		c.Advance(advance)
+		operations = nil
+		_, _ = svc.Poll(context.Background(), PollRequest{Client: cli, DeviceCode: started.DeviceCode})
+		if len(operations) != 1 || operations[0] != "PollDeviceCode" {
+			t.Fatalf("a poll ran %v, want one PollDeviceCode", operations)
+		}
 	}
 }
