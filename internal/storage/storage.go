@@ -1,7 +1,7 @@
 // Package storage defines the contract through which Chit's core keeps its
 // state: one small interface per domain (logins, API keys, revocations,
-// principals, server keys, providers, authorization codes, sign-in
-// sessions, the sign-in throttle), each in its own file with its records,
+// principals, server keys, providers, authorization codes, device
+// authorizations, sign-in sessions, the sign-in throttle), each in its own file with its records,
 // Store their union, and the sentinel errors every backend returns.
 // Consumers embed the groups they use. Backends live in sub-packages (sqlite, postgres) and must pass the
 // conformance suite in storagetest. This package knows nothing of SQL, gRPC
