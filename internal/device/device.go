@@ -260,7 +260,8 @@ var errUserCodeInvalid = chiterr.New(chiterr.NotFound, "that code is not valid: 
 func throttleKey(address string) string { return "device-user-code:" + address }
 
 // Lookup reads the pending request of a typed user code, for the person
-// at address. Wrong, used and expired codes count as failed guesses:
+// at address. Wrong, used and expired codes stay counted as failed guesses
+// (every guess is reserved first, the right ones taken back):
 // past the throttle's free ones, further lookups from the address wait.
 func (s *Service) Lookup(ctx context.Context, typed, address string) (Request, error) {
 	if err := s.admit(ctx, address); err != nil {
@@ -268,27 +269,38 @@ func (s *Service) Lookup(ctx context.Context, typed, address string) (Request, e
 	}
 	code, ok := NormalizeUserCode(typed)
 	if !ok {
-		return Request{}, s.failed(ctx, address)
+		return Request{}, errUserCodeInvalid
 	}
 	stored, err := s.store.GetDeviceCodeByUserCode(ctx, secrets.Digest(code))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return Request{}, s.failed(ctx, address)
+		return Request{}, errUserCodeInvalid
 	case err != nil:
+		s.found(ctx, address) // no guess was checked
 		return Request{}, fmt.Errorf("read device code: %w", err)
 	case stored.Status != storage.DevicePending || !s.now().Before(stored.ExpiresAt):
-		return Request{}, s.failed(ctx, address)
+		return Request{}, errUserCodeInvalid
 	}
+	s.found(ctx, address)
 	return Request{UserCode: FormatUserCode(code), ClientID: stored.ClientID, Scopes: strings.Fields(stored.Scope),
 		RequestedFrom: stored.RequestedFrom, RequestedAt: stored.RequestedAt, ExpiresAt: stored.ExpiresAt}, nil
 }
 
+// admit reserves the guess before the code is looked up, atomically with
+// reading the count (storage.Throttle), as a password's try is reserved
+// before the hash is checked: a burst of parallel guesses gets no more
+// lookups than the same guesses one after the other.
 func (s *Service) admit(ctx context.Context, address string) error {
-	failures, err := s.store.GetLoginFailures(ctx, throttleKey(address))
+	now := s.now()
+	var wait time.Duration
+	_, allowed, err := s.store.ReserveLoginAttempt(ctx, throttleKey(address), now, s.cfg.Throttle.Forget, func(before storage.LoginFailures) bool {
+		wait = s.cfg.Throttle.Wait(before, now)
+		return wait <= 0
+	})
 	if err != nil {
-		return fmt.Errorf("read user code failures: %w", err)
+		return fmt.Errorf("reserve a user code guess: %w", err)
 	}
-	if wait := s.cfg.Throttle.Wait(failures, s.now()); wait > 0 {
+	if !allowed {
 		seconds := int(math.Ceil(wait.Seconds()))
 		return &chiterr.Error{Kind: chiterr.ResourceExhausted, Message: fmt.Sprintf("too many wrong codes; try again in %d seconds", seconds),
 			RetryAfter: time.Duration(seconds) * time.Second}
@@ -296,12 +308,11 @@ func (s *Service) admit(ctx context.Context, address string) error {
 	return nil
 }
 
-func (s *Service) failed(ctx context.Context, address string) error {
-	if _, _, err := s.store.ReserveLoginAttempt(ctx, throttleKey(address), s.now(), s.cfg.Throttle.Forget,
-		func(storage.LoginFailures) bool { return true }); err != nil {
-		return fmt.Errorf("count a wrong user code: %w", err)
-	}
-	return errUserCodeInvalid
+// found takes the reserved guess back: a right code is no failure. Best
+// effort, as the sign-in throttle's success: a store error must not change
+// the answer.
+func (s *Service) found(ctx context.Context, address string) {
+	_ = s.store.ReleaseLoginAttempts(context.WithoutCancel(ctx), throttleKey(address), 1)
 }
 
 // Decision is a signed-in person's answer to a request.

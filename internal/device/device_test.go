@@ -333,3 +333,29 @@ func TestAPollIsOneStoreRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Parallel guesses cannot outrun the throttle: each is reserved before
+// its lookup, so a burst gets exactly the free failures checked.
+func TestParallelGuessesGetOnlyTheFreeFailures(t *testing.T) {
+	e := newEnv(t)
+	const guesses = 20
+	errs := make([]error, guesses)
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Go(func() { _, errs[i] = e.svc.Lookup(context.Background(), "BBBB-BBBB", "203.0.113.5") })
+	}
+	wg.Wait()
+	checked := 0
+	for _, err := range errs {
+		switch chiterr.KindOf(err) {
+		case chiterr.NotFound:
+			checked++
+		case chiterr.ResourceExhausted:
+		default:
+			t.Fatalf("guess: %v", err)
+		}
+	}
+	if checked != accounts.DefaultThrottle.FreeFailures {
+		t.Fatalf("%d of %d parallel guesses were checked, want %d", checked, guesses, accounts.DefaultThrottle.FreeFailures)
+	}
+}
