@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/device"
 )
 
 // ErrorDomain is the domain of the ErrorInfo details Chit's errors carry.
@@ -68,6 +69,16 @@ func toStatus(err error) error {
 		}
 	}
 	return st.Err()
+}
+
+// pollingAnswer reports a device poll's "not yet" (RFC 8628 §3.5
+// authorization_pending and slow_down).
+func pollingAnswer(err error) bool {
+	switch chiterr.ReasonOf(err) {
+	case device.ReasonAuthorizationPending, device.ReasonSlowDown:
+		return true
+	}
+	return false
 }
 
 // logLevelFor keeps client mistakes out of the error log.
