@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/server/servertest"
 )
@@ -120,4 +121,52 @@ func TestDeviceLoginOverREST(t *testing.T) {
 func decode(t *testing.T, body string, v any) error {
 	t.Helper()
 	return json.Unmarshal([]byte(body), v)
+}
+
+// A client's device_authorization over the Admin API (gRPC and REST, both
+// stores): off by default, set at creation, kept by an update that does
+// not name it, turned off by one that does; the device grant follows at
+// once.
+func TestAdminClientDeviceAuthorization(t *testing.T) {
+	t.Parallel()
+	servertest.ForEachStoreAndTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		created := &adminv1.CreateClientResponse{}
+		servertest.WantCode(t, "CreateClient", tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin,
+			&adminv1.CreateClientRequest{ClientId: "tv", RedirectUris: []string{"https://tv.example/cb"}, AllowedScopes: []string{"openid"},
+				DeviceAuthorization: true}, created), codes.OK)
+		if !created.GetClient().GetDeviceAuthorization() {
+			t.Fatalf("created %v", created.GetClient())
+		}
+		plain := &adminv1.CreateClientResponse{}
+		servertest.WantCode(t, "CreateClient", tr.Invoke(t, adminv1.AdminService_CreateClient_FullMethodName, c.Admin,
+			&adminv1.CreateClientRequest{ClientId: "web", RedirectUris: []string{"https://web.example/cb"}}, plain), codes.OK)
+		if plain.GetClient().GetDeviceAuthorization() {
+			t.Fatalf("a client is allowed the device grant by default: %v", plain.GetClient())
+		}
+		start := func() int {
+			status, _ := servertest.RawAdmin(t, e, http.MethodPost, "/oauth2/device_authorization", "", "client_id=tv",
+				map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+			return status
+		}
+		if status := start(); status != http.StatusOK {
+			t.Fatalf("device_authorization of an allowed client: %d", status)
+		}
+		update := func(req *adminv1.UpdateClientRequest) *adminv1.Client {
+			t.Helper()
+			updated := &adminv1.UpdateClientResponse{}
+			servertest.WantCode(t, "UpdateClient", tr.Invoke(t, adminv1.AdminService_UpdateClient_FullMethodName, c.Admin, req, updated), codes.OK)
+			return updated.GetClient()
+		}
+		if got := update(&adminv1.UpdateClientRequest{ClientId: "tv", Pkce: "required"}); !got.GetDeviceAuthorization() {
+			t.Fatalf("an update without the field changed it: %v", got)
+		}
+		off := false
+		if got := update(&adminv1.UpdateClientRequest{ClientId: "tv", DeviceAuthorization: &off}); got.GetDeviceAuthorization() {
+			t.Fatalf("turned off: %v", got)
+		}
+		if status := start(); status != http.StatusBadRequest {
+			t.Fatalf("device_authorization after it was turned off: %d", status)
+		}
+	})
 }
