@@ -121,9 +121,6 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, directory: deps.Directory, sessions: deps.Sessions, now: deps.Now, random: deps.Random}
 }
 
-// Config returns the policy in force (defaults applied).
-func (s *Service) Config() Config { return s.cfg }
-
 // StartRequest is a device's request for a code (RFC 8628 §3.1).
 type StartRequest struct {
 	Client  accounts.Client
