@@ -42,10 +42,14 @@ type cli struct {
 	credentialsPath   string
 	openBrowser       func(url string) error
 	now               func() time.Time
+	// getenv reads the environment (whether a display or SSH is there);
+	// wait waits between a device login's polls. Tests replace both.
+	getenv func(string) string
+	wait   func(ctx context.Context, d time.Duration) error
 }
 
 func newRootCommand() *cobra.Command {
-	return (&cli{openBrowser: openInBrowser, now: time.Now}).command()
+	return (&cli{openBrowser: openInBrowser, now: time.Now, getenv: os.Getenv}).command()
 }
 
 func (c *cli) command() *cobra.Command {
@@ -131,8 +135,25 @@ func (c *cli) session(cmd *cobra.Command) (authv1.AuthServiceClient, context.Con
 	return auth, ctx, func() { cancel(); closeConn() }, nil
 }
 
+// deviceLoginReason says why chit login should use the device flow by
+// itself: a browser opened here would not be the person's (over SSH) or
+// could not be opened at all (no display). "" means the browser flow.
+func (c *cli) deviceLoginReason() string {
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	switch {
+	case getenv("SSH_CONNECTION") != "":
+		return "SSH_CONNECTION is set: this session runs over SSH"
+	case runtime.GOOS != "darwin" && runtime.GOOS != "windows" && getenv("DISPLAY") == "" && getenv("WAYLAND_DISPLAY") == "":
+		return "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+	}
+	return ""
+}
+
 func (c *cli) loginCommand() *cobra.Command {
-	var noBrowser bool
+	var noBrowser, deviceFlow bool
 	var scope string
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -141,7 +162,14 @@ func (c *cli) loginCommand() *cobra.Command {
 		Long: `Sign in through Chit's sign-in page. chit listens on a random loopback port,
 opens the page in your browser (or prints its URL with --no-browser) and waits
 for the browser to come back, then stores the tokens in the credentials file
-(readable by you only).`,
+(readable by you only).
+
+With --device (the device flow, RFC 8628) chit prints a URL and a short code
+instead: open the URL on any device with a browser, enter the code, sign in and
+approve; chit polls until then. chit login uses the device flow by itself over
+SSH (SSH_CONNECTION is set) or when there is no display (Linux and other Unix
+without DISPLAY or WAYLAND_DISPLAY), and says so on stderr; --device=false
+forces the browser flow.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			auth, closeConn, err := c.dial()
@@ -149,11 +177,23 @@ for the browser to come back, then stores the tokens in the credentials file
 				return err
 			}
 			defer closeConn()
-			opts := clilogin.Options{Auth: auth, OpenBrowser: c.openBrowser, Out: cmd.ErrOrStderr(), Timeout: wait, Scope: scope, Now: c.now}
-			if noBrowser {
-				opts.OpenBrowser = nil
+			useDevice := deviceFlow
+			if !cmd.Flags().Changed("device") {
+				if reason := c.deviceLoginReason(); reason != "" {
+					useDevice = true
+					fmt.Fprintf(cmd.ErrOrStderr(), "chit login: using the device flow because %s (--device=false for the browser flow)\n", reason)
+				}
 			}
-			creds, err := clilogin.Login(cmd.Context(), opts)
+			var creds clilogin.Credentials
+			if useDevice {
+				creds, err = clilogin.DeviceLogin(cmd.Context(), clilogin.DeviceOptions{Auth: auth, Out: cmd.ErrOrStderr(), Scope: scope, Now: c.now, Wait: c.wait})
+			} else {
+				opts := clilogin.Options{Auth: auth, OpenBrowser: c.openBrowser, Out: cmd.ErrOrStderr(), Timeout: wait, Scope: scope, Now: c.now}
+				if noBrowser {
+					opts.OpenBrowser = nil
+				}
+				creds, err = clilogin.Login(cmd.Context(), opts)
+			}
 			if err != nil {
 				return c.explain(err)
 			}
@@ -166,6 +206,7 @@ for the browser to come back, then stores the tokens in the credentials file
 		},
 	}
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser")
+	cmd.Flags().BoolVar(&deviceFlow, "device", false, "sign in with the device flow: print a URL and a code to approve from any browser, and poll (the default over SSH or without a display)")
 	cmd.Flags().StringVar(&scope, "scope", clilogin.DefaultScope, "scopes to ask for; offline_access gives a refresh token")
 	cmd.Flags().DurationVar(&wait, "login-timeout", 5*time.Minute, "how long to wait for the browser")
 	return cmd

@@ -25,7 +25,8 @@ import (
 // run executes chit in-process; browser plays the person's browser.
 func run(t *testing.T, browser func(string) error, now func() time.Time, stdin string, args ...string) (string, error) {
 	t.Helper()
-	c := &cli{openBrowser: browser, now: now}
+	// A desktop session, not over SSH: chit login uses the browser.
+	c := &cli{openBrowser: browser, now: now, getenv: environment(map[string]string{"DISPLAY": ":0"})}
 	cmd := c.command()
 	var out, errOut bytes.Buffer
 	cmd.SetArgs(args)

@@ -315,6 +315,17 @@ func TestClientCommands(t *testing.T) {
 	if out, err = run(t, "", "client", "update", "proxy", "--pkce", "required", "--data-dir", dir); err != nil || !strings.Contains(out, "client proxy: pkce required") {
 		t.Fatalf("client update: %q, %v", out, err)
 	}
+	// A device client (RFC 8628): allowed at creation, kept by an update
+	// that does not name it, and turned off.
+	if _, err = run(t, "", "client", "create", "tv", "--redirect-uri", "https://tv.example/cb", "--device-authorization", "--data-dir", dir); err != nil {
+		t.Fatalf("client create --device-authorization: %v", err)
+	}
+	if out, err = run(t, "", "client", "update", "tv", "--data-dir", dir); err != nil || !strings.Contains(out, "device authorization true") {
+		t.Fatalf("client update without the flag: %q, %v", out, err)
+	}
+	if out, err = run(t, "", "client", "update", "tv", "--device-authorization=false", "--data-dir", dir); err != nil || !strings.Contains(out, "device authorization false") {
+		t.Fatalf("client update --device-authorization=false: %q, %v", out, err)
+	}
 	// kubelogin's default redirect.
 	if out, err = run(t, "", "client", "create", "kubelogin", "--redirect-uri", "http://localhost:8000", "--data-dir", dir); err != nil {
 		t.Fatalf("client create with http://localhost:8000: %q, %v", out, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/providers"
@@ -149,6 +150,7 @@ type serveFlags struct {
 	refreshIdle      time.Duration
 	sessionIdle      time.Duration
 	sessionLifetime  time.Duration
+	deviceCodeTTL    time.Duration
 	signingAlgorithm string
 	shutdownTimeout  time.Duration
 	keyRotation      time.Duration
@@ -190,6 +192,8 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 		"a browser's sign-in session (single sign-on across clients) unused this long ends; the next sign-in shows the password form")
 	flags.DurationVar(&f.sessionLifetime, "session-lifetime", sessions.DefaultLifetime,
 		"a browser's sign-in session ends this long after the password was typed, however much it is used; 0s disables sessions: nothing is stored and every sign-in shows the form")
+	flags.DurationVar(&f.deviceCodeTTL, "device-code-ttl", device.DefaultCodeTTL,
+		"how long a device authorization (chit login --device, RFC 8628) may be approved on /oauth2/device and polled; between 1m and 30m")
 	flags.DurationVar(&f.clockSkew, "clock-skew", tokens.DefaultClockSkew, "tolerance for token times when checking tokens")
 	flags.StringVar(&f.signingAlgorithm, "signing-algorithm", "ES256", "algorithm of a newly generated signing key: ES256, EdDSA or RS256")
 	flags.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for both ports; with --tls-key, serves TLS")
@@ -334,6 +338,9 @@ func (f *serveFlags) checks(h *hashFlags) []check {
 		{"access-token-ttl", f.accessTokenTTL < 10*time.Second || f.accessTokenTTL > 24*time.Hour, "--access-token-ttl must be between 10s and 24h"},
 		// Validate refuses the negative values of these four.
 		{"clock-skew", f.clockSkew > 5*time.Minute, "--clock-skew must be between 0 and 5m"},
+		// Short enough to bound guessing a user code, long enough to find a
+		// browser and sign in.
+		{"device-code-ttl", f.deviceCodeTTL < time.Minute || f.deviceCodeTTL > 30*time.Minute, "--device-code-ttl must be between 1m and 30m"},
 		{"refresh-grace-period", f.refreshGrace > time.Minute, "--refresh-grace-period must be between 0s and 1m"},
 		{"service-account-cache", f.serviceAccountCacheTTL > time.Minute, "--service-account-cache must be between 0s and 1m"},
 		{"provider-key-pool", f.providerKeyPool > 10000, "--provider-key-pool must be between 0 and 10000"},
@@ -431,6 +438,7 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		ClientAddresses:        f.proxies(),
 		SignIn:                 authorize.Config{RequirePKCE: f.requirePKCE, CodeTTL: authorize.DefaultCodeTTL},
 		Sessions:               sessions.Config{IdleTimeout: f.sessionIdle, Lifetime: f.sessionLifetime},
+		Device:                 device.Config{CodeTTL: f.deviceCodeTTL},
 		PasswordParams:         h.params(),
 		MaxConcurrentHashes:    h.maxConcurrent,
 		HashQueueTimeout:       h.queueTimeout,

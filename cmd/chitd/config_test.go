@@ -91,6 +91,8 @@ func TestServeStricterLimitSaysItAlone(t *testing.T) {
 		{"no idle timeout", []string{"--refresh-idle-timeout", "0s"}, "--refresh-idle-timeout", "--refresh-idle-timeout must be between 1m and --refresh-token-ttl"},
 		{"session idle timeout under a minute", []string{"--session-idle-timeout", "10s"}, "--session-idle-timeout", "--session-idle-timeout must be between 1m and --session-lifetime"},
 		{"session lifetime past 90 days", []string{"--session-lifetime", "2400h"}, "--session-lifetime", "--session-lifetime must be 0s (no sign-in sessions) or between 1m and 2160h"},
+		{"device code TTL under a minute", []string{"--device-code-ttl", "30s"}, "--device-code-ttl", "--device-code-ttl must be between 1m and 30m"},
+		{"device code TTL past 30 minutes", []string{"--device-code-ttl", "1h"}, "--device-code-ttl", "--device-code-ttl must be between 1m and 30m"},
 		{"negative shutdown timeout", []string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout", "--shutdown-timeout must be positive"},
 		{"negative request timeout", []string{"--request-timeout", "-1s", "--hash-queue-timeout", "-2s"}, "--request-timeout", "--request-timeout must be at least 1s"},
 	} {

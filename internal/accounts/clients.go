@@ -45,9 +45,12 @@ type Client struct {
 	IDTokenSigningAlgorithm string
 	// Service marks a service account acting as its own OAuth client
 	// (client credentials only).
-	Service      bool
-	RedirectURIs []string
-	Grants       storage.Grants
+	Service bool
+	// DeviceAuthorization lets the client use the device grant (RFC 8628);
+	// Chit's own CLI client may.
+	DeviceAuthorization bool
+	RedirectURIs        []string
+	Grants              storage.Grants
 	// CreatedAt tells a registered client from an earlier one of the same id.
 	CreatedAt time.Time
 	// ReadAt is when the client's record was read, as Principal.ReadAt;
@@ -67,8 +70,8 @@ func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true
 
 func registeredClient(client storage.Client, readAt time.Time) Client {
 	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, PKCEOptional: client.PKCEOptional, RedirectURIs: client.RedirectURIs,
-		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg,
-		Grants:                  client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
+		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg, DeviceAuthorization: client.DeviceAuthorization,
+		Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
@@ -180,7 +183,9 @@ type ClientRegistration struct {
 	// IDTokenSignedResponseAlg is the algorithm of its ID tokens; empty is
 	// the server's.
 	IDTokenSignedResponseAlg string
-	Grants                   storage.Grants
+	// DeviceAuthorization allows the client the device grant (RFC 8628).
+	DeviceAuthorization bool
+	Grants              storage.Grants
 }
 
 // checkIDTokenAlgorithm refuses an id_token_signed_response_alg the server
@@ -228,7 +233,8 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 		return "", err
 	}
 	record := storage.Client{ID: id, RedirectURIs: registration.RedirectURIs, PKCEOptional: registration.PKCEOptional,
-		IDTokenSignedResponseAlg: registration.IDTokenSignedResponseAlg, Grants: grants, CreatedAt: d.now()}
+		IDTokenSignedResponseAlg: registration.IDTokenSignedResponseAlg, DeviceAuthorization: registration.DeviceAuthorization,
+		Grants: grants, CreatedAt: d.now()}
 	var secret string
 	if registration.Confidential {
 		var err error
@@ -267,6 +273,21 @@ func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg strin
 	}
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		client.IDTokenSignedResponseAlg = alg
+		return nil, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return err
+}
+
+// SetClientDeviceAuthorization allows or refuses a client the device
+// grant, from the next device authorization request on; requests already
+// started are refused at their next poll when it is turned off (the poll
+// reads the client again).
+func (d *Directory) SetClientDeviceAuthorization(ctx context.Context, id string, allowed bool) error {
+	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		client.DeviceAuthorization = allowed
 		return nil, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {

@@ -39,6 +39,12 @@ var DefaultThrottle = ThrottlePolicy{FreeFailures: 5, BaseDelay: time.Second, Lo
 // from many addresses stays slow without anyone being able to lock it.
 var DefaultUsernameThrottle = ThrottlePolicy{FreeFailures: 20, BaseDelay: time.Second, MaxDelay: time.Minute, Forget: time.Hour}
 
+// Wait returns how long a key with failures must still wait at now: what
+// other guessable secrets (device user codes) are throttled by.
+func (p ThrottlePolicy) Wait(failures storage.LoginFailures, now time.Time) time.Duration {
+	return p.wait(failures.Count, failures.LastFailureAt, now)
+}
+
 // wait returns how long a key with count failures, the last at last, must
 // still wait at now.
 func (p ThrottlePolicy) wait(count int, last, now time.Time) time.Duration {

@@ -370,11 +370,11 @@ func (t *tree) clientCommand() *cobra.Command {
 
 	var redirectURIs, createOrigins []string
 	var createLogout logoutFlags
-	var confidential bool
+	var confidential, createDevice bool
 	var createPKCE, createIDTokenAlg string
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--device-authorization] [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
@@ -384,7 +384,9 @@ applications that send no code challenge, such as oauth2-proxy by default).
 A loopback redirect URI (http://127.0.0.1, http://[::1] or http://localhost)
 matches any port (RFC 8252). --id-token-signed-response-alg RS256 signs the
 client's ID tokens with RS256 (for relying parties that verify nothing else);
-by default they are signed with the server's --signing-algorithm. What a person obtains through a client is within
+by default they are signed with the server's --signing-algorithm.
+--device-authorization allows the client the device flow (RFC 8628: a device
+without a browser shows a code the person enters on /oauth2/device). What a person obtains through a client is within
 both the person's and the client's scopes. Chit's own clients (chit-api,
 chit-cli) need no registration.`,
 		Example: t.example("client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read"),
@@ -393,7 +395,8 @@ chit-cli) need no registration.`,
 			return admin.CreateClient(ctx, &adminv1.CreateClientRequest{ClientId: args[0], RedirectUris: redirectURIs, Confidential: confidential,
 				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences, Pkce: createPKCE,
 				AllowedOrigins: createOrigins, IdTokenSignedResponseAlg: createIDTokenAlg, PostLogoutRedirectUris: createLogout.postLogoutRedirectURIs,
-				BackchannelLogoutUri: createLogout.backchannelLogoutURI, LogoutRevokesRefreshTokens: createLogout.revokesRefreshTokens})
+				BackchannelLogoutUri: createLogout.backchannelLogoutURI, LogoutRevokesRefreshTokens: createLogout.revokesRefreshTokens,
+				DeviceAuthorization: createDevice})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
 				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
@@ -407,36 +410,44 @@ chit-cli) need no registration.`,
 	create.Flags().StringArrayVar(&createOrigins, "allowed-origin", nil, originFlagUsage)
 	create.Flags().StringVar(&createPKCE, "pkce", "required", pkceUsage)
 	create.Flags().StringVar(&createIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage)
+	create.Flags().BoolVar(&createDevice, deviceFlag, false, deviceUsage)
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
 	createLogout.register(create)
-	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag)
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag, deviceFlag)
 
 	var updatePKCE, updateIDTokenAlg string
-	update := &cobra.Command{
-		Use:   "update NAME [--pkce required|optional] [--id-token-signed-response-alg ALG]",
+	var updateDevice bool
+	var update *cobra.Command
+	update = &cobra.Command{
+		Use:   "update NAME [--pkce required|optional] [--id-token-signed-response-alg ALG] [--device-authorization=true|false]",
 		Short: "Change a client's settings; those not given keep their value",
 		Long: `Change a client's settings; those not given keep their value. --pkce optional
 lets a confidential client sign people in without PKCE (a public client always
 uses it); --id-token-signed-response-alg changes the algorithm of its ID tokens
-(name the server's own algorithm to go back to it). Requests from then on
+(name the server's own algorithm to go back to it); --device-authorization
+allows (=true) or refuses (=false) the client the device flow. Requests from then on
 follow the new settings.`,
 		Example: t.example("client update proxy --pkce optional\nclient update kubelogin --id-token-signed-response-alg RS256"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
-			resp, err := admin.UpdateClient(ctx, &adminv1.UpdateClientRequest{ClientId: args[0], Pkce: updatePKCE,
-				IdTokenSignedResponseAlg: updateIDTokenAlg})
+			req := &adminv1.UpdateClientRequest{ClientId: args[0], Pkce: updatePKCE, IdTokenSignedResponseAlg: updateIDTokenAlg}
+			if update.Flags().Changed(deviceFlag) {
+				req.DeviceAuthorization = &updateDevice
+			}
+			resp, err := admin.UpdateClient(ctx, req)
 			return resp.GetClient(), err
 		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
-			_, err := fmt.Fprintf(w, "client %s: pkce %s, ID tokens signed %s\n", client.GetClientId(), client.GetPkce(),
-				orServerAlgorithm(client.GetIdTokenSignedResponseAlg()))
+			_, err := fmt.Fprintf(w, "client %s: pkce %s, ID tokens signed %s, device authorization %t\n", client.GetClientId(), client.GetPkce(),
+				orServerAlgorithm(client.GetIdTokenSignedResponseAlg()), client.GetDeviceAuthorization())
 			return err
 		}),
 	}
 	update.Flags().StringVar(&updatePKCE, "pkce", "", pkceUsage)
 	update.Flags().StringVar(&updateIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage+"; empty keeps it")
-	envflag.NoEnv(update.Flags(), "pkce", idTokenAlgFlag)
+	update.Flags().BoolVar(&updateDevice, deviceFlag, false, deviceUsage+"; not given keeps it")
+	envflag.NoEnv(update.Flags(), "pkce", idTokenAlgFlag, deviceFlag)
 
 	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
 		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
@@ -529,6 +540,8 @@ Every setting is replaced: one not given is cleared.`,
 // idTokenAlgFlag is the client's id_token_signed_response_alg, by the name
 // of OIDC Dynamic Client Registration §2.
 const (
+	deviceFlag      = "device-authorization"
+	deviceUsage     = "allow the client the device authorization grant (RFC 8628)"
 	idTokenAlgFlag  = "id-token-signed-response-alg"
 	idTokenAlgUsage = "the algorithm of its ID tokens: the server's --signing-algorithm (the default) or RS256"
 )

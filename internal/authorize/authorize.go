@@ -317,58 +317,94 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 	case err != nil:
 		return tokens.Grant{}, fmt.Errorf("redeem authorization code: %w", err)
 	}
+	return s.IssueForSignIn(ctx, client, Redemption{Credential: "authorization code", Kind: "authorization_code", Subject: stored.Subject,
+		ClientID: stored.ClientID, Scope: stored.Scope, Nonce: stored.Nonce, AuthTime: stored.AuthTime, SessionID: stored.SessionID,
+		FamilyID: familyID, Audience: audience})
+}
+
+// Redemption is a person's sign-in on the hosted pages that a client now
+// redeems: an authorization code, or an approved device authorization.
+type Redemption struct {
+	// Credential names what is redeemed, for the messages ("authorization
+	// code", "device code"); Kind names the grant for metrics.
+	Credential string
+	Kind       string
+	Subject    string
+	ClientID   string
+	Scope      string
+	Nonce      string
+	AuthTime   time.Time
+	SessionID  string
+	FamilyID   string
+	Audience   string
+}
+
+// IssueForSignIn issues what a person's sign-in through client gets: the
+// one issuing path of the hosted pages' logins (access and refresh tokens,
+// an ID token with openid), for codes and device authorizations alike. It
+// reads the person, the session and the client again, so a sign-in whose
+// user, session or client has since gone is void.
+func (s *Service) IssueForSignIn(ctx context.Context, client accounts.Client, in Redemption) (tokens.Grant, error) {
+	audience := in.Audience
+	if in.FamilyID == "" {
+		familyID, err := s.tokens.NewFamilyID()
+		if err != nil {
+			return tokens.Grant{}, err
+		}
+		in.FamilyID = familyID
+	}
 	// The person as they are now: a deleted user's code is void, and so is
 	// one issued to an earlier user of the same name; a new role applies.
-	principal, err := s.directory.LookupUser(ctx, stored.Subject)
+	principal, err := s.directory.LookupUser(ctx, in.Subject)
 	switch {
-	case errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(stored.AuthTime)):
-		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its user no longer exists")
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(in.AuthTime)):
+		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "%s is invalid: its user no longer exists", in.Credential)
 	case err != nil:
-		return tokens.Grant{}, fmt.Errorf("read the code's user: %w", err)
+		return tokens.Grant{}, fmt.Errorf("read the %s's user: %w", in.Credential, err)
 	}
 	// A code answered through a sign-in session is void once the session
 	// has ended (a logout, EndSessions): its logout tokens have gone out,
 	// and the client must not start a session of its own for it now.
-	if stored.SessionID != "" && s.sessions.Enabled() {
-		session, err := s.sessions.Get(ctx, stored.SessionID)
+	if in.SessionID != "" && s.sessions.Enabled() {
+		session, err := s.sessions.Get(ctx, in.SessionID)
 		switch {
 		case chiterr.KindOf(err) == chiterr.NotFound || (err == nil && !session.EndedAt.IsZero()):
-			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code is invalid: its sign-in session has ended")
+			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "%s is invalid: its sign-in session has ended", in.Credential)
 		case err != nil:
-			return tokens.Grant{}, fmt.Errorf("read the code's sign-in session: %w", err)
+			return tokens.Grant{}, fmt.Errorf("read the %s's sign-in session: %w", in.Credential, err)
 		}
 	}
 	if !client.FirstParty {
 		if client, err = s.directory.LookupClient(ctx, client.ID); err != nil {
 			return tokens.Grant{}, err
 		}
-		if client.CreatedAt.After(stored.AuthTime) {
-			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "authorization code was issued to another client")
+		if client.CreatedAt.After(in.AuthTime) {
+			return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "%s was issued to another client", in.Credential)
 		}
 	}
 	grantee := accounts.Grantee{Principal: principal, Client: client}
 	if audience, err = grantee.GrantAudience(audience); err != nil {
 		return tokens.Grant{}, err
 	}
-	scopes := grantee.StillAllowed(strings.Fields(stored.Scope))
+	scopes := grantee.StillAllowed(strings.Fields(in.Scope))
 	login := tokens.Login{
 		Grantee:  grantee,
 		Scopes:   scopes,
 		Audience: audience,
-		FamilyID: familyID,
+		FamilyID: in.FamilyID,
 		// A refresh token whether or not offline_access was asked, as the
 		// password grant and the CLI get one: relying parties such as
 		// kubelogin ask for openid alone and refresh when the ID token
 		// expires, instead of sending the person back to the browser.
 		WithRefreshToken: true,
-		Kind:             "authorization_code",
-		AuthTime:         stored.AuthTime,
+		Kind:             in.Kind,
+		AuthTime:         in.AuthTime,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
 		// Every code comes from a password sign-in on the page, made then
 		// or by the session it carries (sid, for logout).
-		login.IDToken = &tokens.IDTokenRequest{ClientID: stored.ClientID, Nonce: stored.Nonce, AuthTime: stored.AuthTime, Scopes: scopes,
-			SessionID: stored.SessionID, AMR: []string{sessions.AMRPassword}}
+		login.IDToken = &tokens.IDTokenRequest{ClientID: in.ClientID, Nonce: in.Nonce, AuthTime: in.AuthTime, Scopes: scopes,
+			SessionID: in.SessionID, AMR: []string{sessions.AMRPassword}}
 	}
 	return s.tokens.IssueForLogin(ctx, login)
 }

@@ -78,9 +78,11 @@ type Discovery struct {
 	Issuer                string `json:"issuer"`
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
-	RevocationEndpoint    string `json:"revocation_endpoint"`
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
-	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+	// DeviceAuthorizationEndpoint is RFC 8628 §4's.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
+	RevocationEndpoint          string `json:"revocation_endpoint"`
+	IntrospectionEndpoint       string `json:"introspection_endpoint"`
+	UserinfoEndpoint            string `json:"userinfo_endpoint"`
 	// OpenID Connect RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0
 	// §2.1: logout tokens carry sid.
 	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -18,6 +19,7 @@ type Service struct {
 	directory  *accounts.Directory
 	authorize  *authorize.Service
 	federation *federation.Service
+	device     *device.Service
 }
 
 // Dependencies are the cores the grants issue through.
@@ -28,11 +30,13 @@ type Dependencies struct {
 	// Federation exchanges the jwt-bearer grant's assertions; nil refuses
 	// the grant.
 	Federation *federation.Service
+	// Device runs the device code grant; nil leaves it unsupported.
+	Device *device.Service
 }
 
 // New returns the grants over deps.
 func New(deps Dependencies) *Service {
-	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, federation: deps.Federation}
+	return &Service{tokens: deps.Tokens, directory: deps.Directory, authorize: deps.Authorize, federation: deps.Federation, device: deps.Device}
 }
 
 // ErrUnsupportedGrantType answers a Request whose Type is not in the table.

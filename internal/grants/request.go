@@ -83,6 +83,7 @@ const (
 	ParamActorTokenType     Parameter = "actor_token_type"
 	ParamRequestedTokenType Parameter = "requested_token_type"
 	ParamAudience           Parameter = "audience"
+	ParamDeviceCode         Parameter = "device_code" // RFC 8628 §3.4
 )
 
 // Request is a token request as every transport decodes it.
@@ -112,6 +113,7 @@ type Request struct {
 	ActorTokenType     string
 	RequestedTokenType string
 	ExchangeAudience   string
+	DeviceCode         string
 }
 
 // only keeps the parameters of reads, the client and the address.
@@ -151,6 +153,8 @@ func (r Request) only(reads []Parameter) Request {
 			kept.RequestedTokenType = r.RequestedTokenType
 		case ParamAudience:
 			kept.ExchangeAudience = r.ExchangeAudience
+		case ParamDeviceCode:
+			kept.DeviceCode = r.DeviceCode
 		default:
 			panic(fmt.Sprintf("grants: no request field for parameter %q", parameter))
 		}

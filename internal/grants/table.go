@@ -6,6 +6,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -23,6 +24,8 @@ const (
 	// APIKey exchanges an API key (the api_key parameter) for an access
 	// token. No client authenticates: the key is the credential.
 	APIKey Type = "urn:chit:params:oauth:grant-type:api-key"
+	// DeviceCode redeems an approved device authorization (RFC 8628 §3.4).
+	DeviceCode Type = "urn:ietf:params:oauth:grant-type:device_code"
 	// JWTBearer exchanges a JWT a trusted external issuer gave a workload
 	// (the assertion parameter, RFC 7523 §2.1) for an access token of the
 	// service account a federation rule maps it to. No client
@@ -147,6 +150,20 @@ var table = []Grant{
 		refusedClient: chiterr.New(chiterr.InvalidArgument, "an API key is the whole credential: send no client authentication with it"),
 		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
 			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience})
+		},
+	},
+	{
+		Type:            DeviceCode,
+		Client:          OAuthClients,
+		Authentications: oauthClientAuthentications,
+		Reads:           []Parameter{ParamDeviceCode, ParamResource},
+		// A person's sign-in on the verification page, as a code's.
+		Issues: Issues{RefreshToken: Always, IDToken: WithOpenID},
+		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
+			if s.device == nil {
+				return tokens.Grant{}, ErrUnsupportedGrantType
+			}
+			return s.device.Poll(ctx, device.PollRequest{Client: client.client, DeviceCode: req.DeviceCode, Audience: req.Audience})
 		},
 	},
 	{

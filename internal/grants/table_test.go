@@ -28,6 +28,7 @@ func TestTheGrantTable(t *testing.T) {
 		{ClientCredentials, "", ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamScope, ParamResource}, Issues{Never, Never}},
 		{AuthorizationCode, "", OAuthClients, oauthClient, []Parameter{ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamResource}, Issues{Always, WithOpenID}},
 		{APIKey, "", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAPIKey, ParamScope, ParamResource}, Issues{Never, Never}},
+		{DeviceCode, "", OAuthClients, oauthClient, []Parameter{ParamDeviceCode, ParamResource}, Issues{Always, WithOpenID}},
 		{JWTBearer, "", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamAssertion, ParamScope, ParamResource}, Issues{Never, Never}},
 		{TokenExchange, "", ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamSubjectToken, ParamSubjectTokenType,
 			ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
@@ -53,7 +54,7 @@ func TestTheGrantTable(t *testing.T) {
 	}
 	// A type with entries per subject_token_type is advertised once.
 	if want := []string{"password", "refresh_token", "client_credentials", "authorization_code", "urn:chit:params:oauth:grant-type:api-key",
-		"urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange"}; !slices.Equal(Types(), want) {
+		"urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange"}; !slices.Equal(Types(), want) {
 		t.Errorf("Types() = %v, want %v", Types(), want)
 	}
 	if want := []string{"client_secret_basic", "client_secret_post", "none"}; !slices.Equal(TokenEndpointAuthMethods(), want) {
@@ -65,10 +66,10 @@ func TestTheGrantTable(t *testing.T) {
 // cleared, so a grant cannot come to depend on an undeclared parameter.
 func TestAGrantReadsOnlyWhatItDeclares(t *testing.T) {
 	full := Request{Type: Password, Client: FirstPartyClient("chit-api"), Address: "192.0.2.1", Scope: "s", Audience: "a",
-		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k", Assertion: "j",
+		Username: "u", Password: "p", RefreshToken: "r", Code: "c", RedirectURI: "ru", CodeVerifier: "v", APIKey: "k", DeviceCode: "d", Assertion: "j",
 		SubjectToken: "st", SubjectTokenType: "stt", ActorToken: "at", ActorTokenType: "att", RequestedTokenType: "rtt", ExchangeAudience: "ea"}
 	every := []Parameter{ParamUsername, ParamPassword, ParamScope, ParamResource, ParamRefreshToken, ParamCode, ParamRedirectURI, ParamCodeVerifier, ParamAPIKey,
-		ParamAssertion, ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience}
+		ParamDeviceCode, ParamAssertion, ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience}
 	if got := full.only(every); got != full {
 		t.Fatalf("every parameter kept: %+v, want %+v", got, full)
 	}

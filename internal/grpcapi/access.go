@@ -84,6 +84,9 @@ var AccessRules = map[string]Rule{
 	authv1.AuthService_CheckToken_FullMethodName:      public,
 	authv1.AuthService_GetAuthorizeUrl_FullMethodName: public,
 	authv1.AuthService_GetAuthStatus_FullMethodName:   public,
+	// The device flow's codes are the CLI's credentials, as LoginCli's code.
+	authv1.AuthService_StartDeviceLogin_FullMethodName: public,
+	authv1.AuthService_PollDeviceLogin_FullMethodName:  public,
 	// Revoke by token value needs nothing else (RFC 7009); revoking all of a
 	// subject's sessions checks the bearer token in the handler.
 	authv1.AuthService_Revoke_FullMethodName: public,

@@ -332,7 +332,8 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 		return nil, err
 	}
 	secret, err := s.directory.RegisterClient(ctx, accounts.ClientRegistration{ID: req.GetClientId(), RedirectURIs: req.GetRedirectUris(),
-		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, IDTokenSignedResponseAlg: req.GetIdTokenSignedResponseAlg(), Grants: grants})
+		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, IDTokenSignedResponseAlg: req.GetIdTokenSignedResponseAlg(),
+		DeviceAuthorization: req.GetDeviceAuthorization(), Grants: grants})
 	if err != nil {
 		return nil, err
 	}
@@ -472,6 +473,11 @@ func (s *AdminServer) UpdateClient(ctx context.Context, req *adminv1.UpdateClien
 			return nil, err
 		}
 	}
+	if req.DeviceAuthorization != nil {
+		if err := s.directory.SetClientDeviceAuthorization(ctx, req.GetClientId(), req.GetDeviceAuthorization()); err != nil {
+			return nil, err
+		}
+	}
 	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
@@ -550,6 +556,7 @@ func clientMessage(client storage.Client) *adminv1.Client {
 		CreateTime:               timestamppb.New(client.CreatedAt),
 		Pkce:                     map[bool]string{false: clientPKCERequired, true: clientPKCEOptional}[client.PKCEOptional],
 		IdTokenSignedResponseAlg: client.IDTokenSignedResponseAlg,
+		DeviceAuthorization:      client.DeviceAuthorization,
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
@@ -11,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/storage"
@@ -43,6 +46,7 @@ type AuthServer struct {
 	tokens    *tokens.Service
 	authorize *authorize.Service
 	grants    *grants.Service
+	device    *device.Service
 	pages     *paging.Tokens
 }
 
@@ -51,7 +55,7 @@ var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 // NewAuthServer returns the AuthService handlers over deps.Tokens,
 // deps.Authorize and deps.Grants.
 func NewAuthServer(deps Dependencies) *AuthServer {
-	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages, grants: deps.Grants}
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages, grants: deps.Grants, device: deps.Device}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
@@ -164,6 +168,30 @@ func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliReque
 		return nil, err
 	}
 	return &authv1.RefreshCliResponse{AccessToken: accessToken(grant)}, nil
+}
+
+// StartDeviceLogin starts a device authorization as the CLI's client.
+func (s *AuthServer) StartDeviceLogin(ctx context.Context, req *authv1.StartDeviceLoginRequest) (*authv1.StartDeviceLoginResponse, error) {
+	if s.device == nil {
+		return nil, status.Error(codes.Unimplemented, "device authorization is not enabled")
+	}
+	started, err := s.device.Start(ctx, device.StartRequest{Client: accounts.FirstPartyClient(accounts.CLIClientID),
+		Scope: req.GetScope(), Address: clientaddr.From(ctx)})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.StartDeviceLoginResponse{DeviceCode: started.DeviceCode, UserCode: started.UserCode,
+		VerificationUri: started.VerificationURI, VerificationUriComplete: started.VerificationURIComplete,
+		ExpiresIn: int64(started.ExpiresIn.Seconds()), Interval: int64(started.Interval.Seconds())}, nil
+}
+
+// PollDeviceLogin is the device code grant of the table, as the CLI.
+func (s *AuthServer) PollDeviceLogin(ctx context.Context, req *authv1.PollDeviceLoginRequest) (*authv1.PollDeviceLoginResponse, error) {
+	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.DeviceCode, Client: cliClient, DeviceCode: req.GetDeviceCode()})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.PollDeviceLoginResponse{AccessToken: accessToken(grant)}, nil
 }
 
 // accessToken is the Neosync AccessToken message of a grant; the optional

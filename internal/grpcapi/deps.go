@@ -6,6 +6,7 @@ import (
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
@@ -29,6 +30,9 @@ type Dependencies struct {
 	// Grants is the grant table the AuthService's token RPCs dispatch to,
 	// the one /oauth2/token dispatches to as well.
 	Grants *grants.Service
+	// Device starts the CLI's device authorizations (its polls go through
+	// Grants).
+	Device *device.Service
 	// Sessions are the sign-in page's browser sessions, which admins list
 	// and end.
 	Sessions *sessions.Service

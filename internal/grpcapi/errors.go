@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -11,7 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/device"
 )
+
+// ErrorDomain is the domain of the ErrorInfo details Chit's errors carry.
+const ErrorDomain = "chit.auth"
 
 var codeOfKind = map[chiterr.Kind]codes.Code{
 	chiterr.Internal:           codes.Internal,
@@ -51,12 +56,29 @@ func toStatus(err error) error {
 		code = codes.Internal
 	}
 	st := status.New(code, chiterr.PublicMessage(err))
+	// A named reason reaches programs as an ErrorInfo: the device flow's
+	// polls tell pending from slow_down, denied and expired by it.
+	if reason := chiterr.ReasonOf(err); reason != "" {
+		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: ErrorDomain}); derr == nil {
+			st = detailed
+		}
+	}
 	if wait := chiterr.RetryAfter(err); wait > 0 {
 		if detailed, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); derr == nil {
 			st = detailed
 		}
 	}
 	return st.Err()
+}
+
+// pollingAnswer reports a device poll's "not yet" (RFC 8628 §3.5
+// authorization_pending and slow_down).
+func pollingAnswer(err error) bool {
+	switch chiterr.ReasonOf(err) {
+	case device.ReasonAuthorizationPending, device.ReasonSlowDown:
+		return true
+	}
+	return false
 }
 
 // logLevelFor keeps client mistakes out of the error log.

@@ -154,6 +154,11 @@ func finish(ctx context.Context, logger *slog.Logger, cfg InterceptorConfig, met
 	translated := toStatus(err)
 	code := status.Code(translated)
 	level := logLevelFor(code)
+	if pollingAnswer(err) {
+		// A device's poll answers "not yet" every few seconds until the
+		// person approves: the normal course, not a warning.
+		level = slog.LevelDebug
+	}
 	if !logger.Enabled(ctx, level) {
 		return translated
 	}

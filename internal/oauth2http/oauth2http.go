@@ -16,16 +16,19 @@ import (
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
 // Paths of the endpoints.
 const (
-	TokenPath      = "/oauth2/token"
-	RevokePath     = "/oauth2/revoke"
-	IntrospectPath = "/oauth2/introspect"
-	UserinfoPath   = "/userinfo"
+	TokenPath = "/oauth2/token"
+	// DeviceAuthorizationPath is RFC 8628 §3.1's endpoint.
+	DeviceAuthorizationPath = "/oauth2/device_authorization"
+	RevokePath              = "/oauth2/revoke"
+	IntrospectPath          = "/oauth2/introspect"
+	UserinfoPath            = "/userinfo"
 )
 
 const maxFormBytes = 64 << 10
@@ -35,6 +38,7 @@ type Handler struct {
 	tokens    *tokens.Service
 	grants    *grants.Service
 	directory *accounts.Directory
+	device    *device.Service
 	logger    *slog.Logger
 }
 
@@ -46,18 +50,23 @@ type Dependencies struct {
 	// Grants is the grant table /oauth2/token dispatches to, the one the
 	// AuthService's token RPCs dispatch to as well.
 	Grants *grants.Service
+	// Device answers /oauth2/device_authorization; nil leaves it out.
+	Device *device.Service
 	Logger *slog.Logger
 }
 
 // New returns the handler. The endpoints have no settings of their own: what
 // they answer is the core's configuration.
 func New(deps Dependencies) *Handler {
-	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger, grants: deps.Grants}
+	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger, grants: deps.Grants, device: deps.Device}
 }
 
 // Register adds the routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+TokenPath, h.token)
+	if h.device != nil {
+		mux.HandleFunc("POST "+DeviceAuthorizationPath, h.deviceAuthorization)
+	}
 	mux.HandleFunc("POST "+RevokePath, h.revoke)
 	mux.HandleFunc("POST "+IntrospectPath, h.introspect)
 	mux.HandleFunc("GET "+UserinfoPath, h.userinfo)
@@ -107,6 +116,10 @@ func translate(err error) *oauthError {
 	case chiterr.ReasonInvalidClient:
 		return &oauthError{http.StatusUnauthorized, reason, message, 0}
 	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget, chiterr.ReasonUnsupportedTokenType:
+		return &oauthError{http.StatusBadRequest, reason, message, 0}
+	case device.ReasonAuthorizationPending, device.ReasonSlowDown, device.ReasonAccessDenied, device.ReasonExpiredToken:
+		// RFC 8628 §3.5: the device's poll answers, all 400 without
+		// Retry-After (the interval is the device's clock).
 		return &oauthError{http.StatusBadRequest, reason, message, 0}
 	}
 	switch chiterr.KindOf(err) {
@@ -218,6 +231,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 			RedirectURI:  form.Get("redirect_uri"),
 			CodeVerifier: form.Get("code_verifier"),
 			APIKey:       form.Get("api_key"),
+			DeviceCode:   form.Get("device_code"),
 			Assertion:    form.Get("assertion"),
 
 			SubjectToken:       form.Get("subject_token"),

@@ -32,7 +32,7 @@ func TestTokenEndpointAnswersOfTheGrantTable(t *testing.T) {
 	}{
 		{"no grant_type", url.Values{}, nil, 400, "", `{"error":"invalid_request","error_description":"grant_type is required"}`},
 		{"an unknown grant_type", url.Values{"grant_type": {"implicit"}}, nil, 400, "",
-			`{"error":"unsupported_grant_type","error_description":"grant_type must be one of password, refresh_token, client_credentials, authorization_code, urn:chit:params:oauth:grant-type:api-key, urn:ietf:params:oauth:grant-type:jwt-bearer, urn:ietf:params:oauth:grant-type:token-exchange"}`},
+			`{"error":"unsupported_grant_type","error_description":"grant_type must be one of password, refresh_token, client_credentials, authorization_code, urn:chit:params:oauth:grant-type:api-key, urn:ietf:params:oauth:grant-type:device_code, urn:ietf:params:oauth:grant-type:jwt-bearer, urn:ietf:params:oauth:grant-type:token-exchange"}`},
 		{"an API key with a form client_id", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}, "client_id": {"spa"}}, nil, 400, "",
 			`{"error":"invalid_request","error_description":"an API key is the whole credential: send no client authentication with it"}`},
 		{"an API key with Basic", url.Values{"grant_type": {string(grants.APIKey)}, "api_key": {"chit_ak_x"}}, &basic{servertest.ServiceName, e.ServiceSecret}, 400, "",

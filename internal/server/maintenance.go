@@ -78,6 +78,7 @@ func (s *Server) deleteExpired(ctx context.Context) {
 		"refresh tokens":      s.store.DeleteExpiredRefreshTokens,
 		"API keys":            s.store.DeleteExpiredAPIKeys,
 		"authorization codes": s.store.DeleteExpiredAuthorizationCodes,
+		"device codes":        s.store.DeleteExpiredDeviceCodes,
 		"sign-in sessions":    s.store.DeleteExpiredSessions,
 		// A single-use assertion's record is kept until it expires, with
 		// the skew (federation's Exchange records it so).

@@ -34,6 +34,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/authorize"
 	"github.com/chit-auth/chit/internal/clientaddr"
+	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grants"
@@ -81,6 +82,9 @@ type Config struct {
 	KeyCheckInterval time.Duration
 	// SignIn is the browser sign-in policy; its BaseURL defaults to the issuer.
 	SignIn authorize.Config
+	// Device is the device authorization grant's policy (RFC 8628); its
+	// BaseURL defaults to the sign-in page's.
+	Device device.Config
 	// Sessions are the sign-in page's browser sessions (single sign-on); a
 	// zero Lifetime disables them: nothing is stored and every sign-in
 	// shows the form.
@@ -283,6 +287,9 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if cfg.SignIn.CodeTTL <= 0 {
 		cfg.SignIn.CodeTTL = authorize.DefaultCodeTTL
 	}
+	if cfg.Device.BaseURL == "" {
+		cfg.Device.BaseURL = cfg.SignIn.BaseURL
+	}
 	c, err := newCore(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -327,6 +334,7 @@ type core struct {
 	providers   *providers.Service
 	authorize   *authorize.Service
 	sessions    *sessions.Service
+	device      *device.Service
 	// grants is the one grant table every transport dispatches to.
 	grants     *grants.Service
 	logout     *logout.Service
@@ -383,10 +391,12 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		Sessions: sessionService, Now: now, Random: random})
 	federationService := federation.New(federation.Config{ClockSkew: cfg.Tokens.ClockSkew}, federation.Dependencies{Store: store,
 		Directory: directory, Tokens: tokenService, HTTPClient: cfg.FederationHTTPClient, Now: now, Logger: cfg.Logger})
-	return &core{federation: federationService,
+	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Directory: directory, Sessions: sessionService, Now: now, Random: random})
+	return &core{federation: federationService, device: deviceService,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
-		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService, Federation: federationService}),
+		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService,
+			Federation: federationService, Device: deviceService}),
 		logout: logout.NewService(logout.Config{Issuer: cfg.Tokens.Issuer}, logout.Dependencies{
 			Keys: signingKeys, Sessions: logoutSessions, Clients: directory, Logins: tokenService,
 			Deliverer: backchannel.New(logout.DefaultDeliveryTimeout, nil), Now: now, Random: random, Logger: cfg.Logger,
@@ -399,7 +409,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Grants: c.grants, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation}
+		Grants: c.grants, Device: c.device, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -499,6 +509,8 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			httpsOnly := strings.HasPrefix(cfg.SignIn.BaseURL, "https://")
 			signinpage.New(signinpage.Config{HTTPSOnly: httpsOnly},
 				signinpage.Dependencies{Authorize: c.authorize, Logger: cfg.Logger}).Register(standard)
+			signinpage.NewDevice(signinpage.Config{HTTPSOnly: httpsOnly},
+				signinpage.DeviceDependencies{Device: c.device, Logger: cfg.Logger}).Register(standard)
 			// The logout endpoint reads and clears the sign-in page's
 			// session cookie, unless a test gives it its own.
 			sessionCookie, clearSessionCookie := cfg.Logout.Cookie, cfg.Logout.Clear
@@ -508,7 +520,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			}
 			signinpage.NewLogout(signinpage.Config{HTTPSOnly: httpsOnly},
 				signinpage.LogoutDependencies{Logout: c.logout, Logger: cfg.Logger, SessionCookie: sessionCookie, ClearSessionCookie: clearSessionCookie}).Register(standard)
-			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Logger: cfg.Logger}).Register(standard)
+			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Device: c.device, Logger: cfg.Logger}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
 				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
@@ -527,6 +539,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				Issuer:                                     cfg.Tokens.Issuer,
 				AuthorizationEndpoint:                      base + authorize.PagePath,
 				TokenEndpoint:                              base + oauth2http.TokenPath,
+				DeviceAuthorizationEndpoint:                base + oauth2http.DeviceAuthorizationPath,
 				RevocationEndpoint:                         base + oauth2http.RevokePath,
 				IntrospectionEndpoint:                      base + oauth2http.IntrospectPath,
 				UserinfoEndpoint:                           base + oauth2http.UserinfoPath,

@@ -156,6 +156,9 @@ type Client struct {
 	// with (OIDC Dynamic Client Registration §2); empty is the server's
 	// configured signing algorithm.
 	IDTokenSignedResponseAlg string
+	// DeviceAuthorization lets the client use the device authorization
+	// grant (RFC 8628); off unless the administrator turns it on.
+	DeviceAuthorization bool
 	Grants
 	CreatedAt time.Time
 }

@@ -1,8 +1,8 @@
 // Package storage defines the contract through which Chit's core keeps its
 // state: one small interface per domain (logins, API keys, revocations,
-// principals, server keys, providers, authorization codes, sign-in
-// sessions, the sign-in throttle, federation rules and the assertions
-// they saw), each in its own file with its records,
+// principals, server keys, providers, authorization codes, device
+// authorizations, sign-in sessions, the sign-in throttle, federation rules
+// and the assertions they saw), each in its own file with its records,
 // Store their union, and the sentinel errors every backend returns.
 // Consumers embed the groups they use. Backends live in sub-packages (sqlite, postgres) and must pass the
 // conformance suite in storagetest. This package knows nothing of SQL, gRPC
@@ -36,6 +36,7 @@ type Store interface {
 	RefreshTokenKeys
 	Providers
 	AuthorizationCodes
+	DeviceCodes
 	Sessions
 	Throttle
 	FederationRules

@@ -345,6 +345,33 @@ func (s *timedStore) DeleteExpiredAuthorizationCodes(ctx context.Context, cutoff
 	return s.store.DeleteExpiredAuthorizationCodes(ctx, cutoff)
 }
 
+// DeviceCodes (devicecodes.go).
+
+func (s *timedStore) CreateDeviceCode(ctx context.Context, code DeviceCode) error {
+	defer s.done("CreateDeviceCode", time.Now())
+	return s.store.CreateDeviceCode(ctx, code)
+}
+
+func (s *timedStore) GetDeviceCodeByUserCode(ctx context.Context, userCodeHash []byte) (DeviceCode, error) {
+	defer s.done("GetDeviceCodeByUserCode", time.Now())
+	return s.store.GetDeviceCodeByUserCode(ctx, userCodeHash)
+}
+
+func (s *timedStore) DecideDeviceCode(ctx context.Context, userCodeHash []byte, decision DeviceDecision) error {
+	defer s.done("DecideDeviceCode", time.Now())
+	return s.store.DecideDeviceCode(ctx, userCodeHash, decision)
+}
+
+func (s *timedStore) PollDeviceCode(ctx context.Context, deviceCodeHash []byte, clientID string, now time.Time, slowDownStep time.Duration) (DeviceCode, DevicePollOutcome, error) {
+	defer s.done("PollDeviceCode", time.Now())
+	return s.store.PollDeviceCode(ctx, deviceCodeHash, clientID, now, slowDownStep)
+}
+
+func (s *timedStore) DeleteExpiredDeviceCodes(ctx context.Context, cutoff time.Time) (int, error) {
+	defer s.done("DeleteExpiredDeviceCodes", time.Now())
+	return s.store.DeleteExpiredDeviceCodes(ctx, cutoff)
+}
+
 // Sessions (sessions.go).
 
 func (s *timedStore) CreateSession(ctx context.Context, session Session, keep int) error {

@@ -266,13 +266,13 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string, revok
 
 // Clients.
 
-const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg`
+const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization`
 
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var client storage.Client
 	var uris, allowed, defaults, audiences string
 	var createdAt *int64
-	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg); err != nil {
+	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization); err != nil {
 		return storage.Client{}, notFound(err)
 	}
 	client.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -285,9 +285,9 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
-		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg)
+		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization)
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
@@ -319,9 +319,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 			return nil, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE clients SET redirect_uris = $1, allowed_scopes = $2, default_scopes = $3, allowed_audiences = $4,
-				secret_hash = $5, pkce_optional = $6, id_token_signed_response_alg = $7 WHERE id = $8`,
+				secret_hash = $5, pkce_optional = $6, id_token_signed_response_alg = $7, device_authorization = $8 WHERE id = $9`,
 			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash,
-			client.PKCEOptional, client.IDTokenSignedResponseAlg, id)
+			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, id)
 		return revoke, err
 	})
 }

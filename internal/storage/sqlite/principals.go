@@ -268,13 +268,13 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string, revok
 	return s.deletePrincipal(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID, "", "", revoke)
 }
 
-const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg`
+const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var client storage.Client
 	var uris, allowed, defaults, audiences string
 	var createdAt sql.NullInt64
-	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg); err != nil {
+	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization); err != nil {
 		return storage.Client{}, notFound(err)
 	}
 	client.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -287,9 +287,9 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
-		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg)
+		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization)
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
@@ -318,9 +318,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 			return nil, err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE clients SET redirect_uris = ?, allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
-				secret_hash = ?, pkce_optional = ?, id_token_signed_response_alg = ? WHERE id = ?`,
+				secret_hash = ?, pkce_optional = ?, id_token_signed_response_alg = ?, device_authorization = ? WHERE id = ?`,
 			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash,
-			client.PKCEOptional, client.IDTokenSignedResponseAlg, id)
+			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, id)
 		return revoke, err
 	})
 }

@@ -1820,8 +1820,12 @@ type Client struct {
 	// or empty for the server's configured algorithm. Access tokens are
 	// always signed with the configured algorithm.
 	IdTokenSignedResponseAlg string `protobuf:"bytes,13,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// Whether the client may use the device authorization grant (RFC 8628:
+	// /oauth2/device_authorization and the device_code grant on
+	// /oauth2/token). Off unless asked for; chit-cli always may.
+	DeviceAuthorization bool `protobuf:"varint,14,opt,name=device_authorization,json=deviceAuthorization,proto3" json:"device_authorization,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
@@ -1945,6 +1949,13 @@ func (x *Client) GetIdTokenSignedResponseAlg() string {
 	return ""
 }
 
+func (x *Client) GetDeviceAuthorization() bool {
+	if x != nil {
+		return x.DeviceAuthorization
+	}
+	return false
+}
+
 type CreateClientRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1968,8 +1979,10 @@ type CreateClientRequest struct {
 	// See Client.id_token_signed_response_alg; empty is the server's
 	// configured algorithm.
 	IdTokenSignedResponseAlg string `protobuf:"bytes,12,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// See Client.device_authorization.
+	DeviceAuthorization bool `protobuf:"varint,13,opt,name=device_authorization,json=deviceAuthorization,proto3" json:"device_authorization,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CreateClientRequest) Reset() {
@@ -2084,6 +2097,13 @@ func (x *CreateClientRequest) GetIdTokenSignedResponseAlg() string {
 		return x.IdTokenSignedResponseAlg
 	}
 	return ""
+}
+
+func (x *CreateClientRequest) GetDeviceAuthorization() bool {
+	if x != nil {
+		return x.DeviceAuthorization
+	}
+	return false
 }
 
 type CreateClientResponse struct {
@@ -2341,8 +2361,10 @@ type UpdateClientRequest struct {
 	Pkce string `protobuf:"bytes,2,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// See Client.id_token_signed_response_alg; empty keeps it.
 	IdTokenSignedResponseAlg string `protobuf:"bytes,6,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// See Client.device_authorization; unset keeps it.
+	DeviceAuthorization *bool `protobuf:"varint,7,opt,name=device_authorization,json=deviceAuthorization,proto3,oneof" json:"device_authorization,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *UpdateClientRequest) Reset() {
@@ -2394,6 +2416,13 @@ func (x *UpdateClientRequest) GetIdTokenSignedResponseAlg() string {
 		return x.IdTokenSignedResponseAlg
 	}
 	return ""
+}
+
+func (x *UpdateClientRequest) GetDeviceAuthorization() bool {
+	if x != nil && x.DeviceAuthorization != nil {
+		return *x.DeviceAuthorization
+	}
+	return false
 }
 
 type UpdateClientResponse struct {
@@ -5158,7 +5187,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\xd7\x04\n" +
+	"\x1cDeleteServiceAccountResponse\"\x8a\x05\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -5174,7 +5203,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	" \x03(\tR\x16postLogoutRedirectUris\x124\n" +
 	"\x16backchannel_logout_uri\x18\v \x01(\tR\x14backchannelLogoutUri\x12A\n" +
 	"\x1dlogout_revokes_refresh_tokens\x18\f \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
-	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\"\xa7\x04\n" +
+	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\x121\n" +
+	"\x14device_authorization\x18\x0e \x01(\bR\x13deviceAuthorization\"\xda\x04\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -5188,7 +5218,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x16backchannel_logout_uri\x18\n" +
 	" \x01(\tR\x14backchannelLogoutUri\x12A\n" +
 	"\x1dlogout_revokes_refresh_tokens\x18\v \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
-	"\x1cid_token_signed_response_alg\x18\f \x01(\tR\x18idTokenSignedResponseAlg\"j\n" +
+	"\x1cid_token_signed_response_alg\x18\f \x01(\tR\x18idTokenSignedResponseAlg\x121\n" +
+	"\x14device_authorization\x18\r \x01(\bR\x13deviceAuthorization\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"/\n" +
@@ -5202,11 +5233,13 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListClientsResponse\x12/\n" +
 	"\aclients\x18\x01 \x03(\v2\x15.chit.admin.v1.ClientR\aclients\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x86\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x01\n" +
 	"\x13UpdateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04pkce\x18\x02 \x01(\tR\x04pkce\x12>\n" +
-	"\x1cid_token_signed_response_alg\x18\x06 \x01(\tR\x18idTokenSignedResponseAlg\"E\n" +
+	"\x1cid_token_signed_response_alg\x18\x06 \x01(\tR\x18idTokenSignedResponseAlg\x126\n" +
+	"\x14device_authorization\x18\a \x01(\bH\x00R\x13deviceAuthorization\x88\x01\x01B\x17\n" +
+	"\x15_device_authorization\"E\n" +
 	"\x14UpdateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xb0\x01\n" +
 	"\x16SetClientGrantsRequest\x12\x1b\n" +
@@ -5679,6 +5712,7 @@ func file_chit_admin_v1_admin_proto_init() {
 	if File_chit_admin_v1_admin_proto != nil {
 		return
 	}
+	file_chit_admin_v1_admin_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1901,6 +1901,233 @@ func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
 	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
+type StartDeviceLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scopes asked for, space-separated (as GetAuthorizeUrl's).
+	Scope         string `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDeviceLoginRequest) Reset() {
+	*x = StartDeviceLoginRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceLoginRequest) ProtoMessage() {}
+
+func (x *StartDeviceLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceLoginRequest.ProtoReflect.Descriptor instead.
+func (*StartDeviceLoginRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *StartDeviceLoginRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+type StartDeviceLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's secret, for PollDeviceLogin only; never shown.
+	DeviceCode string `protobuf:"bytes,1,opt,name=device_code,json=deviceCode,proto3" json:"device_code,omitempty"`
+	// The code the person enters on the verification page: 8 letters shown
+	// as XXXX-XXXX, read in any case, dashes ignored.
+	UserCode string `protobuf:"bytes,2,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	// The verification page.
+	VerificationUri string `protobuf:"bytes,3,opt,name=verification_uri,json=verificationUri,proto3" json:"verification_uri,omitempty"`
+	// The verification page with the user code filled in: the person still
+	// confirms it.
+	VerificationUriComplete string `protobuf:"bytes,4,opt,name=verification_uri_complete,json=verificationUriComplete,proto3" json:"verification_uri_complete,omitempty"`
+	// Seconds until the codes expire.
+	ExpiresIn int64 `protobuf:"varint,5,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// Seconds to wait between polls.
+	Interval      int64 `protobuf:"varint,6,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDeviceLoginResponse) Reset() {
+	*x = StartDeviceLoginResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceLoginResponse) ProtoMessage() {}
+
+func (x *StartDeviceLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceLoginResponse.ProtoReflect.Descriptor instead.
+func (*StartDeviceLoginResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StartDeviceLoginResponse) GetDeviceCode() string {
+	if x != nil {
+		return x.DeviceCode
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetVerificationUri() string {
+	if x != nil {
+		return x.VerificationUri
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetVerificationUriComplete() string {
+	if x != nil {
+		return x.VerificationUriComplete
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *StartDeviceLoginResponse) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+type PollDeviceLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device_code StartDeviceLogin answered.
+	DeviceCode    string `protobuf:"bytes,1,opt,name=device_code,json=deviceCode,proto3" json:"device_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceLoginRequest) Reset() {
+	*x = PollDeviceLoginRequest{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceLoginRequest) ProtoMessage() {}
+
+func (x *PollDeviceLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceLoginRequest.ProtoReflect.Descriptor instead.
+func (*PollDeviceLoginRequest) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PollDeviceLoginRequest) GetDeviceCode() string {
+	if x != nil {
+		return x.DeviceCode
+	}
+	return ""
+}
+
+type PollDeviceLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens, once the person approved.
+	AccessToken   *AccessToken `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceLoginResponse) Reset() {
+	*x = PollDeviceLoginResponse{}
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceLoginResponse) ProtoMessage() {}
+
+func (x *PollDeviceLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_auth_v1_auth_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceLoginResponse.ProtoReflect.Descriptor instead.
+func (*PollDeviceLoginResponse) Descriptor() ([]byte, []int) {
+	return file_chit_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PollDeviceLoginResponse) GetAccessToken() *AccessToken {
+	if x != nil {
+		return x.AccessToken
+	}
+	return nil
+}
+
 var File_chit_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_chit_auth_v1_auth_proto_rawDesc = "" +
@@ -2030,7 +2257,23 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
 	"\x13RevokeApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RevokeApiKeyResponse2\x8d\a\n" +
+	"\x14RevokeApiKeyResponse\"/\n" +
+	"\x17StartDeviceLoginRequest\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\"\xfa\x01\n" +
+	"\x18StartDeviceLoginResponse\x12\x1f\n" +
+	"\vdevice_code\x18\x01 \x01(\tR\n" +
+	"deviceCode\x12\x1b\n" +
+	"\tuser_code\x18\x02 \x01(\tR\buserCode\x12)\n" +
+	"\x10verification_uri\x18\x03 \x01(\tR\x0fverificationUri\x12:\n" +
+	"\x19verification_uri_complete\x18\x04 \x01(\tR\x17verificationUriComplete\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x05 \x01(\x03R\texpiresIn\x12\x1a\n" +
+	"\binterval\x18\x06 \x01(\x03R\binterval\"9\n" +
+	"\x16PollDeviceLoginRequest\x12\x1f\n" +
+	"\vdevice_code\x18\x01 \x01(\tR\n" +
+	"deviceCode\"W\n" +
+	"\x17PollDeviceLoginResponse\x12<\n" +
+	"\faccess_token\x18\x01 \x01(\v2\x19.chit.auth.v1.AccessTokenR\vaccessToken2\xd0\b\n" +
 	"\vAuthService\x12@\n" +
 	"\x05Token\x12\x1a.chit.auth.v1.TokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12N\n" +
 	"\fRefreshToken\x12!.chit.auth.v1.RefreshTokenRequest\x1a\x1b.chit.auth.v1.TokenResponse\x12I\n" +
@@ -2044,7 +2287,9 @@ const file_chit_auth_v1_auth_proto_rawDesc = "" +
 	"\x06Revoke\x12\x1b.chit.auth.v1.RevokeRequest\x1a\x1c.chit.auth.v1.RevokeResponse\x12U\n" +
 	"\fCreateApiKey\x12!.chit.auth.v1.CreateApiKeyRequest\x1a\".chit.auth.v1.CreateApiKeyResponse\x12R\n" +
 	"\vListApiKeys\x12 .chit.auth.v1.ListApiKeysRequest\x1a!.chit.auth.v1.ListApiKeysResponse\x12U\n" +
-	"\fRevokeApiKey\x12!.chit.auth.v1.RevokeApiKeyRequest\x1a\".chit.auth.v1.RevokeApiKeyResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
+	"\fRevokeApiKey\x12!.chit.auth.v1.RevokeApiKeyRequest\x1a\".chit.auth.v1.RevokeApiKeyResponse\x12a\n" +
+	"\x10StartDeviceLogin\x12%.chit.auth.v1.StartDeviceLoginRequest\x1a&.chit.auth.v1.StartDeviceLoginResponse\x12^\n" +
+	"\x0fPollDeviceLogin\x12$.chit.auth.v1.PollDeviceLoginRequest\x1a%.chit.auth.v1.PollDeviceLoginResponseB3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
 	file_chit_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -2058,39 +2303,43 @@ func file_chit_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_chit_auth_v1_auth_proto_rawDescData
 }
 
-var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_chit_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_chit_auth_v1_auth_proto_goTypes = []any{
-	(*TokenRequest)(nil),            // 0: chit.auth.v1.TokenRequest
-	(*ApiKeyCredential)(nil),        // 1: chit.auth.v1.ApiKeyCredential
-	(*FederatedCredential)(nil),     // 2: chit.auth.v1.FederatedCredential
-	(*TokenExchangeCredential)(nil), // 3: chit.auth.v1.TokenExchangeCredential
-	(*PasswordCredential)(nil),      // 4: chit.auth.v1.PasswordCredential
-	(*ClientCredential)(nil),        // 5: chit.auth.v1.ClientCredential
-	(*RefreshTokenRequest)(nil),     // 6: chit.auth.v1.RefreshTokenRequest
-	(*TokenResponse)(nil),           // 7: chit.auth.v1.TokenResponse
-	(*AccessToken)(nil),             // 8: chit.auth.v1.AccessToken
-	(*LoginCliRequest)(nil),         // 9: chit.auth.v1.LoginCliRequest
-	(*LoginCliResponse)(nil),        // 10: chit.auth.v1.LoginCliResponse
-	(*RefreshCliRequest)(nil),       // 11: chit.auth.v1.RefreshCliRequest
-	(*RefreshCliResponse)(nil),      // 12: chit.auth.v1.RefreshCliResponse
-	(*CheckTokenRequest)(nil),       // 13: chit.auth.v1.CheckTokenRequest
-	(*CheckTokenResponse)(nil),      // 14: chit.auth.v1.CheckTokenResponse
-	(*Actor)(nil),                   // 15: chit.auth.v1.Actor
-	(*GetAuthorizeUrlRequest)(nil),  // 16: chit.auth.v1.GetAuthorizeUrlRequest
-	(*GetAuthorizeUrlResponse)(nil), // 17: chit.auth.v1.GetAuthorizeUrlResponse
-	(*GetAuthStatusRequest)(nil),    // 18: chit.auth.v1.GetAuthStatusRequest
-	(*GetAuthStatusResponse)(nil),   // 19: chit.auth.v1.GetAuthStatusResponse
-	(*RevokeRequest)(nil),           // 20: chit.auth.v1.RevokeRequest
-	(*RevokeResponse)(nil),          // 21: chit.auth.v1.RevokeResponse
-	(*ApiKey)(nil),                  // 22: chit.auth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),     // 23: chit.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),    // 24: chit.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),      // 25: chit.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),     // 26: chit.auth.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),     // 27: chit.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),    // 28: chit.auth.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
+	(*TokenRequest)(nil),             // 0: chit.auth.v1.TokenRequest
+	(*ApiKeyCredential)(nil),         // 1: chit.auth.v1.ApiKeyCredential
+	(*FederatedCredential)(nil),      // 2: chit.auth.v1.FederatedCredential
+	(*TokenExchangeCredential)(nil),  // 3: chit.auth.v1.TokenExchangeCredential
+	(*PasswordCredential)(nil),       // 4: chit.auth.v1.PasswordCredential
+	(*ClientCredential)(nil),         // 5: chit.auth.v1.ClientCredential
+	(*RefreshTokenRequest)(nil),      // 6: chit.auth.v1.RefreshTokenRequest
+	(*TokenResponse)(nil),            // 7: chit.auth.v1.TokenResponse
+	(*AccessToken)(nil),              // 8: chit.auth.v1.AccessToken
+	(*LoginCliRequest)(nil),          // 9: chit.auth.v1.LoginCliRequest
+	(*LoginCliResponse)(nil),         // 10: chit.auth.v1.LoginCliResponse
+	(*RefreshCliRequest)(nil),        // 11: chit.auth.v1.RefreshCliRequest
+	(*RefreshCliResponse)(nil),       // 12: chit.auth.v1.RefreshCliResponse
+	(*CheckTokenRequest)(nil),        // 13: chit.auth.v1.CheckTokenRequest
+	(*CheckTokenResponse)(nil),       // 14: chit.auth.v1.CheckTokenResponse
+	(*Actor)(nil),                    // 15: chit.auth.v1.Actor
+	(*GetAuthorizeUrlRequest)(nil),   // 16: chit.auth.v1.GetAuthorizeUrlRequest
+	(*GetAuthorizeUrlResponse)(nil),  // 17: chit.auth.v1.GetAuthorizeUrlResponse
+	(*GetAuthStatusRequest)(nil),     // 18: chit.auth.v1.GetAuthStatusRequest
+	(*GetAuthStatusResponse)(nil),    // 19: chit.auth.v1.GetAuthStatusResponse
+	(*RevokeRequest)(nil),            // 20: chit.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),           // 21: chit.auth.v1.RevokeResponse
+	(*ApiKey)(nil),                   // 22: chit.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),      // 23: chit.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),     // 24: chit.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),       // 25: chit.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),      // 26: chit.auth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),      // 27: chit.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),     // 28: chit.auth.v1.RevokeApiKeyResponse
+	(*StartDeviceLoginRequest)(nil),  // 29: chit.auth.v1.StartDeviceLoginRequest
+	(*StartDeviceLoginResponse)(nil), // 30: chit.auth.v1.StartDeviceLoginResponse
+	(*PollDeviceLoginRequest)(nil),   // 31: chit.auth.v1.PollDeviceLoginRequest
+	(*PollDeviceLoginResponse)(nil),  // 32: chit.auth.v1.PollDeviceLoginResponse
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 34: google.protobuf.Duration
 }
 var file_chit_auth_v1_auth_proto_depIdxs = []int32{
 	4,  // 0: chit.auth.v1.TokenRequest.password_credential:type_name -> chit.auth.v1.PasswordCredential
@@ -2100,42 +2349,47 @@ var file_chit_auth_v1_auth_proto_depIdxs = []int32{
 	3,  // 4: chit.auth.v1.TokenRequest.token_exchange_credential:type_name -> chit.auth.v1.TokenExchangeCredential
 	8,  // 5: chit.auth.v1.LoginCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
 	8,  // 6: chit.auth.v1.RefreshCliResponse.access_token:type_name -> chit.auth.v1.AccessToken
-	29, // 7: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	29, // 8: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	33, // 7: chit.auth.v1.CheckTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	33, // 8: chit.auth.v1.CheckTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
 	15, // 9: chit.auth.v1.CheckTokenResponse.actor:type_name -> chit.auth.v1.Actor
 	15, // 10: chit.auth.v1.Actor.actor:type_name -> chit.auth.v1.Actor
-	29, // 11: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	29, // 12: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	30, // 13: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 11: chit.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	33, // 12: chit.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 13: chit.auth.v1.CreateApiKeyRequest.ttl:type_name -> google.protobuf.Duration
 	22, // 14: chit.auth.v1.CreateApiKeyResponse.api_key:type_name -> chit.auth.v1.ApiKey
 	22, // 15: chit.auth.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	0,  // 16: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
-	6,  // 17: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
-	9,  // 18: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
-	11, // 19: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
-	13, // 20: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
-	16, // 21: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
-	18, // 22: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
-	20, // 23: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
-	23, // 24: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
-	25, // 25: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
-	27, // 26: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
-	7,  // 27: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
-	7,  // 28: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
-	10, // 29: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
-	12, // 30: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
-	14, // 31: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
-	17, // 32: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
-	19, // 33: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
-	21, // 34: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
-	24, // 35: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
-	26, // 36: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
-	28, // 37: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
-	27, // [27:38] is the sub-list for method output_type
-	16, // [16:27] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 16: chit.auth.v1.PollDeviceLoginResponse.access_token:type_name -> chit.auth.v1.AccessToken
+	0,  // 17: chit.auth.v1.AuthService.Token:input_type -> chit.auth.v1.TokenRequest
+	6,  // 18: chit.auth.v1.AuthService.RefreshToken:input_type -> chit.auth.v1.RefreshTokenRequest
+	9,  // 19: chit.auth.v1.AuthService.LoginCli:input_type -> chit.auth.v1.LoginCliRequest
+	11, // 20: chit.auth.v1.AuthService.RefreshCli:input_type -> chit.auth.v1.RefreshCliRequest
+	13, // 21: chit.auth.v1.AuthService.CheckToken:input_type -> chit.auth.v1.CheckTokenRequest
+	16, // 22: chit.auth.v1.AuthService.GetAuthorizeUrl:input_type -> chit.auth.v1.GetAuthorizeUrlRequest
+	18, // 23: chit.auth.v1.AuthService.GetAuthStatus:input_type -> chit.auth.v1.GetAuthStatusRequest
+	20, // 24: chit.auth.v1.AuthService.Revoke:input_type -> chit.auth.v1.RevokeRequest
+	23, // 25: chit.auth.v1.AuthService.CreateApiKey:input_type -> chit.auth.v1.CreateApiKeyRequest
+	25, // 26: chit.auth.v1.AuthService.ListApiKeys:input_type -> chit.auth.v1.ListApiKeysRequest
+	27, // 27: chit.auth.v1.AuthService.RevokeApiKey:input_type -> chit.auth.v1.RevokeApiKeyRequest
+	29, // 28: chit.auth.v1.AuthService.StartDeviceLogin:input_type -> chit.auth.v1.StartDeviceLoginRequest
+	31, // 29: chit.auth.v1.AuthService.PollDeviceLogin:input_type -> chit.auth.v1.PollDeviceLoginRequest
+	7,  // 30: chit.auth.v1.AuthService.Token:output_type -> chit.auth.v1.TokenResponse
+	7,  // 31: chit.auth.v1.AuthService.RefreshToken:output_type -> chit.auth.v1.TokenResponse
+	10, // 32: chit.auth.v1.AuthService.LoginCli:output_type -> chit.auth.v1.LoginCliResponse
+	12, // 33: chit.auth.v1.AuthService.RefreshCli:output_type -> chit.auth.v1.RefreshCliResponse
+	14, // 34: chit.auth.v1.AuthService.CheckToken:output_type -> chit.auth.v1.CheckTokenResponse
+	17, // 35: chit.auth.v1.AuthService.GetAuthorizeUrl:output_type -> chit.auth.v1.GetAuthorizeUrlResponse
+	19, // 36: chit.auth.v1.AuthService.GetAuthStatus:output_type -> chit.auth.v1.GetAuthStatusResponse
+	21, // 37: chit.auth.v1.AuthService.Revoke:output_type -> chit.auth.v1.RevokeResponse
+	24, // 38: chit.auth.v1.AuthService.CreateApiKey:output_type -> chit.auth.v1.CreateApiKeyResponse
+	26, // 39: chit.auth.v1.AuthService.ListApiKeys:output_type -> chit.auth.v1.ListApiKeysResponse
+	28, // 40: chit.auth.v1.AuthService.RevokeApiKey:output_type -> chit.auth.v1.RevokeApiKeyResponse
+	30, // 41: chit.auth.v1.AuthService.StartDeviceLogin:output_type -> chit.auth.v1.StartDeviceLoginResponse
+	32, // 42: chit.auth.v1.AuthService.PollDeviceLogin:output_type -> chit.auth.v1.PollDeviceLoginResponse
+	30, // [30:43] is the sub-list for method output_type
+	17, // [17:30] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_chit_auth_v1_auth_proto_init() }
@@ -2157,7 +2411,7 @@ func file_chit_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_auth_v1_auth_proto_rawDesc), len(file_chit_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Token_FullMethodName           = "/chit.auth.v1.AuthService/Token"
-	AuthService_RefreshToken_FullMethodName    = "/chit.auth.v1.AuthService/RefreshToken"
-	AuthService_LoginCli_FullMethodName        = "/chit.auth.v1.AuthService/LoginCli"
-	AuthService_RefreshCli_FullMethodName      = "/chit.auth.v1.AuthService/RefreshCli"
-	AuthService_CheckToken_FullMethodName      = "/chit.auth.v1.AuthService/CheckToken"
-	AuthService_GetAuthorizeUrl_FullMethodName = "/chit.auth.v1.AuthService/GetAuthorizeUrl"
-	AuthService_GetAuthStatus_FullMethodName   = "/chit.auth.v1.AuthService/GetAuthStatus"
-	AuthService_Revoke_FullMethodName          = "/chit.auth.v1.AuthService/Revoke"
-	AuthService_CreateApiKey_FullMethodName    = "/chit.auth.v1.AuthService/CreateApiKey"
-	AuthService_ListApiKeys_FullMethodName     = "/chit.auth.v1.AuthService/ListApiKeys"
-	AuthService_RevokeApiKey_FullMethodName    = "/chit.auth.v1.AuthService/RevokeApiKey"
+	AuthService_Token_FullMethodName            = "/chit.auth.v1.AuthService/Token"
+	AuthService_RefreshToken_FullMethodName     = "/chit.auth.v1.AuthService/RefreshToken"
+	AuthService_LoginCli_FullMethodName         = "/chit.auth.v1.AuthService/LoginCli"
+	AuthService_RefreshCli_FullMethodName       = "/chit.auth.v1.AuthService/RefreshCli"
+	AuthService_CheckToken_FullMethodName       = "/chit.auth.v1.AuthService/CheckToken"
+	AuthService_GetAuthorizeUrl_FullMethodName  = "/chit.auth.v1.AuthService/GetAuthorizeUrl"
+	AuthService_GetAuthStatus_FullMethodName    = "/chit.auth.v1.AuthService/GetAuthStatus"
+	AuthService_Revoke_FullMethodName           = "/chit.auth.v1.AuthService/Revoke"
+	AuthService_CreateApiKey_FullMethodName     = "/chit.auth.v1.AuthService/CreateApiKey"
+	AuthService_ListApiKeys_FullMethodName      = "/chit.auth.v1.AuthService/ListApiKeys"
+	AuthService_RevokeApiKey_FullMethodName     = "/chit.auth.v1.AuthService/RevokeApiKey"
+	AuthService_StartDeviceLogin_FullMethodName = "/chit.auth.v1.AuthService/StartDeviceLogin"
+	AuthService_PollDeviceLogin_FullMethodName  = "/chit.auth.v1.AuthService/PollDeviceLogin"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -79,6 +81,28 @@ type AuthServiceClient interface {
 	// RevokeApiKey ends one of the caller's API keys: it stops working and
 	// the access tokens it gave are refused.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// StartDeviceLogin starts a device authorization (RFC 8628 §3.1) for the
+	// CLI (it acts as the chit-cli client): the person opens
+	// verification_uri, enters user_code (or opens verification_uri_complete),
+	// signs in and approves; the CLI polls PollDeviceLogin with device_code
+	// every interval seconds until then, for at most expires_in seconds.
+	StartDeviceLogin(ctx context.Context, in *StartDeviceLoginRequest, opts ...grpc.CallOption) (*StartDeviceLoginResponse, error)
+	// PollDeviceLogin is one poll of a device authorization (RFC 8628 §3.4),
+	// as the chit-cli client. It answers the tokens once the person approved,
+	// to one poll only. Until then it fails with a google.rpc.ErrorInfo
+	// (domain "chit.auth") whose reason is RFC 8628 §3.5's error code in
+	// capitals:
+	//   - FAILED_PRECONDITION, AUTHORIZATION_PENDING: not answered yet; poll again
+	//     after the interval.
+	//   - RESOURCE_EXHAUSTED, SLOW_DOWN: polled sooner than the interval after
+	//     the previous poll; the interval grew by 5 seconds, and a
+	//     google.rpc.RetryInfo says the new one.
+	//   - PERMISSION_DENIED, ACCESS_DENIED: the person denied the request.
+	//   - FAILED_PRECONDITION, EXPIRED_TOKEN: the device code expired; start again.
+	//
+	// An unknown device code, or one that already issued its tokens, is
+	// UNAUTHENTICATED.
+	PollDeviceLogin(ctx context.Context, in *PollDeviceLoginRequest, opts ...grpc.CallOption) (*PollDeviceLoginResponse, error)
 }
 
 type authServiceClient struct {
@@ -199,6 +223,26 @@ func (c *authServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRe
 	return out, nil
 }
 
+func (c *authServiceClient) StartDeviceLogin(ctx context.Context, in *StartDeviceLoginRequest, opts ...grpc.CallOption) (*StartDeviceLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartDeviceLoginResponse)
+	err := c.cc.Invoke(ctx, AuthService_StartDeviceLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) PollDeviceLogin(ctx context.Context, in *PollDeviceLoginRequest, opts ...grpc.CallOption) (*PollDeviceLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollDeviceLoginResponse)
+	err := c.cc.Invoke(ctx, AuthService_PollDeviceLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -246,6 +290,28 @@ type AuthServiceServer interface {
 	// RevokeApiKey ends one of the caller's API keys: it stops working and
 	// the access tokens it gave are refused.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// StartDeviceLogin starts a device authorization (RFC 8628 §3.1) for the
+	// CLI (it acts as the chit-cli client): the person opens
+	// verification_uri, enters user_code (or opens verification_uri_complete),
+	// signs in and approves; the CLI polls PollDeviceLogin with device_code
+	// every interval seconds until then, for at most expires_in seconds.
+	StartDeviceLogin(context.Context, *StartDeviceLoginRequest) (*StartDeviceLoginResponse, error)
+	// PollDeviceLogin is one poll of a device authorization (RFC 8628 §3.4),
+	// as the chit-cli client. It answers the tokens once the person approved,
+	// to one poll only. Until then it fails with a google.rpc.ErrorInfo
+	// (domain "chit.auth") whose reason is RFC 8628 §3.5's error code in
+	// capitals:
+	//   - FAILED_PRECONDITION, AUTHORIZATION_PENDING: not answered yet; poll again
+	//     after the interval.
+	//   - RESOURCE_EXHAUSTED, SLOW_DOWN: polled sooner than the interval after
+	//     the previous poll; the interval grew by 5 seconds, and a
+	//     google.rpc.RetryInfo says the new one.
+	//   - PERMISSION_DENIED, ACCESS_DENIED: the person denied the request.
+	//   - FAILED_PRECONDITION, EXPIRED_TOKEN: the device code expired; start again.
+	//
+	// An unknown device code, or one that already issued its tokens, is
+	// UNAUTHENTICATED.
+	PollDeviceLogin(context.Context, *PollDeviceLoginRequest) (*PollDeviceLoginResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -288,6 +354,12 @@ func (UnimplementedAuthServiceServer) ListApiKeys(context.Context, *ListApiKeysR
 }
 func (UnimplementedAuthServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedAuthServiceServer) StartDeviceLogin(context.Context, *StartDeviceLoginRequest) (*StartDeviceLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartDeviceLogin not implemented")
+}
+func (UnimplementedAuthServiceServer) PollDeviceLogin(context.Context, *PollDeviceLoginRequest) (*PollDeviceLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PollDeviceLogin not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -508,6 +580,42 @@ func _AuthService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_StartDeviceLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartDeviceLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).StartDeviceLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_StartDeviceLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).StartDeviceLogin(ctx, req.(*StartDeviceLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_PollDeviceLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollDeviceLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).PollDeviceLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_PollDeviceLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).PollDeviceLogin(ctx, req.(*PollDeviceLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -558,6 +666,14 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _AuthService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "StartDeviceLogin",
+			Handler:    _AuthService_StartDeviceLogin_Handler,
+		},
+		{
+			MethodName: "PollDeviceLogin",
+			Handler:    _AuthService_PollDeviceLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
