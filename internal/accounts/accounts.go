@@ -145,6 +145,8 @@ type Directory struct {
 	random  io.Reader
 	// services, when not nil, keeps service accounts briefly.
 	services *serviceAccountCache
+	// clients keeps registered OAuth clients as services keeps accounts.
+	clients *clientCache
 	// origins is the browser origins registered on clients, as last read.
 	origins *originSet
 }
@@ -155,7 +157,9 @@ type Config struct {
 	// or client may take as its id.
 	ServerAudience string
 	// ServiceAccountCacheTTL is how long a service account read from the
-	// store answers client-credentials sign-ins; 0 reads it every time.
+	// store answers client-credentials sign-ins, and a registered OAuth
+	// client the token requests that authenticate it; 0 reads them every
+	// time.
 	ServiceAccountCacheTTL time.Duration
 	// IDTokenSigningAlgorithms are the algorithms the server can sign ID
 	// tokens with: the only values a client's id_token_signed_response_alg
@@ -181,6 +185,7 @@ func NewDirectory(cfg Config, deps Dependencies) *Directory {
 		throttle:          DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
 	if cfg.ServiceAccountCacheTTL > 0 {
 		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
+		d.clients = &clientCache{ttl: cfg.ServiceAccountCacheTTL}
 	}
 	return d
 }

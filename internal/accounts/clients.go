@@ -137,6 +137,17 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 			return serviceClient(principal), nil
 		}
 	}
+	var generation uint64
+	if d.clients != nil {
+		var cached cachedClient
+		var fresh bool
+		if cached, fresh, generation = d.clients.get(id, readAt); fresh {
+			if client, err := authenticateRegistered(cached.client, cached.readAt, secret); err == nil {
+				return client, nil
+			}
+			// A failure reads the store, as an unknown id does.
+		}
+	}
 	stored, err := d.store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -154,6 +165,16 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 	case err != nil:
 		return Client{}, fmt.Errorf("read client: %w", err)
 	}
+	client, err := authenticateRegistered(stored, readAt, secret)
+	if err == nil && d.clients != nil {
+		d.clients.put(stored, readAt, generation)
+	}
+	return client, err
+}
+
+// authenticateRegistered checks secret against a registered client: none
+// for a public one, its own for a confidential one.
+func authenticateRegistered(stored storage.Client, readAt time.Time, secret string) (Client, error) {
 	client := registeredClient(stored, readAt)
 	if !client.Confidential {
 		if secret != "" {
@@ -242,6 +263,7 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 			return "", err
 		}
 	}
+	defer d.forgetClient(record.ID) // after the write: a read that raced it is not kept
 	if err := d.store.CreateClient(ctx, record); err != nil {
 		return "", clientIDError(err, "client", id)
 	}
@@ -252,6 +274,7 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 // without PKCE. It applies to authorization requests from then on; codes
 // already issued keep the challenge they were issued with.
 func (d *Directory) SetClientPKCE(ctx context.Context, id string, optional bool) error {
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		if optional && len(client.SecretHash) == 0 {
 			return nil, errPublicPKCE(id)
@@ -271,6 +294,7 @@ func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg strin
 	if err := d.checkIDTokenAlgorithm(alg); err != nil {
 		return err
 	}
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		client.IDTokenSignedResponseAlg = alg
 		return nil, nil
@@ -286,6 +310,7 @@ func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg strin
 // started are refused at their next poll when it is turned off (the poll
 // reads the client again).
 func (d *Directory) SetClientDeviceAuthorization(ctx context.Context, id string, allowed bool) error {
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		client.DeviceAuthorization = allowed
 		return nil, nil
@@ -319,6 +344,7 @@ func (d *Directory) RotateClientSecret(ctx context.Context, id string) (string, 
 	if err != nil {
 		return "", err
 	}
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err = d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		if len(client.SecretHash) == 0 {
 			return nil, chiterr.New(chiterr.FailedPrecondition, "client %q is public: it has no secret to rotate", id)
@@ -346,6 +372,7 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 	}
 	subject := ClientSubject(id)
 	var narrowed bool
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		narrowed = narrows(client.Grants, grants)
 		client.Grants = grants
@@ -361,6 +388,7 @@ func (d *Directory) SetClientGrants(ctx context.Context, id string, grants stora
 // deleted and the access tokens issued through it refused.
 func (d *Directory) DeleteClient(ctx context.Context, id string) error {
 	subject := ClientSubject(id)
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.DeleteClient(ctx, id, *d.revocationIf(true, subject))
 	d.origins.forget() // its origins went with it
 	if errors.Is(err, storage.ErrNotFound) {

@@ -29,6 +29,10 @@ type result struct {
 	// the health check over the same transport, or raw argon2id hashing for
 	// password sign-ins (zero: use the run's baseline row).
 	reference float64
+	// storeOpsPerCall is, for a scenario that counts them, the server's
+	// store operations per call, and namedOpsPerCall those of the one
+	// operation the scenario is about.
+	storeOpsPerCall, namedOpsPerCall float64
 }
 
 // report prints r's progress line.

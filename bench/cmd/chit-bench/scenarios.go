@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,6 +48,11 @@ type target struct {
 	// grantsProblem says what chitd failed to make of them.
 	grants        grantFixtures
 	grantsProblem string
+	// deviceClient says whether chitd made benchDeviceClient; polls counts
+	// the device polls as they are made (warm-up included), for the store
+	// operations per poll.
+	deviceClient bool
+	polls        atomic.Int64
 }
 
 const baselineName = "baseline (health check)"
@@ -72,7 +78,15 @@ const (
 	// RFC 7523: one workload assertion of a trusted issuer (keys from a
 	// file, as cached keys are), presented again and again.
 	oauthFederation = "/oauth2/token, workload federation (jwt-bearer)"
+	// RFC 8628: each caller polls its own pending device authorization,
+	// faster than its interval, as an impatient device would: each answer
+	// is authorization_pending or slow_down.
+	oauthDevicePoll = "/oauth2/token, device code polling (pending)"
 )
+
+// benchDeviceClient is the public client the device polling scenario
+// starts its device authorizations with.
+const benchDeviceClient = "bench-device"
 
 // The OAuth client the suite registers for ssoAuthorize: public, openid,
 // a loopback redirect (its code is never redeemed).
@@ -140,6 +154,10 @@ type fixtures struct {
 
 	// exchangeForm is a token exchange request for a fresh subject token.
 	exchangeForm []byte
+
+	// devicePolls are the device polling scenario's requests, one per
+	// caller.
+	devicePolls [][]byte
 
 	// sessionCookies are "name=value" Cookie headers of sign-in sessions,
 	// one per user; authorizePath is the authorization request they answer.
@@ -420,6 +438,18 @@ func (t *target) scenarios() []scenario {
 			_, err := t.postForm(ctx, "/oauth2/token", t.grants.federationForm, "")
 			return err
 		}, 0},
+		{oauthDevicePoll, "rest", f.newDeviceAuthorizations, func(ctx context.Context, worker int) error {
+			t.polls.Add(1)
+			_, err := t.postForm(ctx, "/oauth2/token", f.devicePolls[worker%len(f.devicePolls)], "")
+			if err != nil && (strings.Contains(err.Error(), `"slow_down"`) || strings.Contains(err.Error(), `"authorization_pending"`)) {
+				// The answers a device polling too early gets: HTTP 400.
+				return nil
+			}
+			if err == nil {
+				err = errors.New("a pending device authorization answered tokens")
+			}
+			return err
+		}, 0},
 		{apiKeyToken, "grpc", needAPIKey, func(ctx context.Context, _ int) error {
 			_, err := auth.Token(ctx, &authv1.TokenRequest{Credential: &authv1.TokenRequest_ApiKeyCredential{
 				ApiKeyCredential: &authv1.ApiKeyCredential{ApiKey: f.apiKey}}})
@@ -470,6 +500,58 @@ func (t *target) scenarios() []scenario {
 			return err
 		}, 0},
 	}
+}
+
+// newDeviceAuthorizations starts one device authorization per caller,
+// never approved.
+func (f *fixtures) newDeviceAuthorizations(ctx context.Context) error {
+	if !f.t.deviceClient {
+		return fmt.Errorf("no device client: %s", f.t.grantsProblem)
+	}
+	f.devicePolls = make([][]byte, f.t.callers)
+	for i := range f.devicePolls {
+		raw, err := f.t.postForm(ctx, "/oauth2/device_authorization", []byte("client_id="+benchDeviceClient), "")
+		if err != nil {
+			return err
+		}
+		var answer struct {
+			DeviceCode string `json:"device_code"`
+		}
+		if err := json.Unmarshal(raw, &answer); err != nil || answer.DeviceCode == "" {
+			return fmt.Errorf("no device_code in %s (%v)", raw, err)
+		}
+		f.devicePolls[i] = []byte(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},
+			"device_code": {answer.DeviceCode}, "client_id": {benchDeviceClient}}.Encode())
+	}
+	return nil
+}
+
+// storeOperations reads the server's count of store operations (all, and
+// those named operation) from its metrics.
+func (t *target) storeOperations(ctx context.Context, operation string) (all, named float64, err error) {
+	raw, err := t.get(ctx, "/metrics", "")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(line, "chit_store_duration_seconds_count{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		all += n
+		if strings.Contains(labels, `operation="`+operation+`"`) {
+			named += n
+		}
+	}
+	return all, named, nil
 }
 
 // newExchange gets the caller service a token addressed to the exchanger
