@@ -50,7 +50,7 @@ var (
 	errExchangeFromAPIKey   = chiterr.New(chiterr.Unauthenticated, "subject_token was issued for an API key: only tokens of a sign-in or client credentials are exchanged")
 )
 
-// IssueForExchange is token exchange (RFC 8693): it verifies the subject
+// issueForExchange is token exchange (RFC 8693): it verifies the subject
 // token (a Chit access token addressed to the exchanging service, not
 // revoked, read from the store), checks the service's policy, and issues an
 // access token for the same subject and role, addressed to req.Audience,
@@ -58,7 +58,7 @@ var (
 // carrying its login (fid) so that ending the login ends it too. A
 // delegation's act names the service, nesting the subject token's act;
 // an impersonation (the service's policy) keeps the subject token's act.
-func (s *Service) IssueForExchange(ctx context.Context, req ExchangeRequest) (Grant, error) {
+func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Grant, error) {
 	service := req.Service
 	if service.Role != accounts.RoleService {
 		return Grant{}, chiterr.New(chiterr.PermissionDenied, "token exchange is for service accounts, not %s %q", service.Role, service.Subject).WithReason(chiterr.ReasonUnauthorizedClient)
