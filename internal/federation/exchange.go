@@ -429,7 +429,7 @@ func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, re
 		return tokens.Grant{}, err
 	}
 	grant, err := s.Tokens.IssueForClient(ctx, tokens.ClientRequest{Service: principal, Scope: req.Scope, Audience: req.Audience,
-		NotAfter: exp, Grant: "jwt_bearer"})
+		NotAfter: exp, Grant: "jwt_bearer", Federated: true})
 	if err != nil || !rule.SingleUse {
 		return grant, err
 	}

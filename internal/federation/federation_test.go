@@ -764,3 +764,27 @@ func TestARememberedAssertionNeedsItsKeyStill(t *testing.T) {
 	_, err = f.exchange(assertion)
 	wantRefused(t, err, federation.CheckExpiry, "expired")
 }
+
+// A platform's token lives minutes so that a workload holds no long-lived
+// secret: the access token it is exchanged for carries no auth_time, so it
+// cannot make the service account an API key (90 days by default) that
+// would outlive the assertion, its rule and the workload.
+func TestFederatedTokenCannotMakeAnAPIKey(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	grant, err := f.exchange(f.k8sToken(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := f.tokens.Check(context.Background(), grant.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !claims.AuthTime.IsZero() {
+		t.Fatalf("a federated token carries auth_time %s", claims.AuthTime)
+	}
+	_, _, err = f.tokens.CreateAPIKey(context.Background(), claims, tokens.NewAPIKey{Name: "persist"})
+	if chiterr.KindOf(err) != chiterr.PermissionDenied {
+		t.Fatalf("CreateAPIKey with a federated token: %v; want PermissionDenied", err)
+	}
+}
