@@ -181,6 +181,12 @@ func parseAssertion(text string) (assertion, error) {
 		return assertion{}, malformed("not a JWS")
 	}
 	headers := message.Signatures()[0].ProtectedHeaders()
+	// RFC 7515 §4.1.11: a recipient refuses a JWS whose crit names what it
+	// does not understand, and Chit understands no extension (it refuses
+	// its own tokens with crit too).
+	if _, critical := headers.Get(jws.CriticalKey); critical {
+		return assertion{}, malformed("its header names critical extensions (crit), which Chit does not understand")
+	}
 	decoder := json.NewDecoder(bytes.NewReader(message.Payload()))
 	decoder.UseNumber()
 	var claims map[string]any

@@ -788,3 +788,32 @@ func TestFederatedTokenCannotMakeAnAPIKey(t *testing.T) {
 		t.Fatalf("CreateAPIKey with a federated token: %v; want PermissionDenied", err)
 	}
 }
+
+// A header naming critical extensions (RFC 7515 §4.1.11) asks the recipient
+// to understand them or refuse the JWS; Chit understands none, so the
+// issuer's signature on such an assertion is not taken, as Chit refuses its
+// own tokens with crit.
+func TestCriticalHeaderRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	claims := federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now())
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]map[string]any{
+		"crit names a parameter": {"crit": []string{"exp"}, "exp": 1},
+		"crit empty":             {"crit": []string{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(f.k8s.SignPayload(t, "", extra, payload))
+			if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "crit") {
+				t.Fatalf("error %v; want invalid argument naming crit", err)
+			}
+		})
+	}
+	// The same payload without crit is exchanged: the refusal is the header's.
+	if _, err := f.exchange(f.k8s.SignPayload(t, "", nil, payload)); err != nil {
+		t.Fatal(err)
+	}
+}
