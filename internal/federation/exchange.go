@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -187,17 +188,52 @@ func parseAssertion(text string) (assertion, error) {
 	if _, critical := headers.Get(jws.CriticalKey); critical {
 		return assertion{}, malformed("its header names critical extensions (crit), which Chit does not understand")
 	}
-	decoder := json.NewDecoder(bytes.NewReader(message.Payload()))
-	decoder.UseNumber()
-	var claims map[string]any
-	if err := decoder.Decode(&claims); err != nil || claims == nil {
-		return assertion{}, malformed("its payload is not a JSON object")
+	claims, err := decodeClaims(message.Payload())
+	if err != nil {
+		return assertion{}, err
 	}
 	issuer, ok := claims["iss"].(string)
 	if !ok || issuer == "" {
 		return assertion{}, malformed("it has no iss")
 	}
 	return assertion{raw: raw, alg: headers.Algorithm(), kid: headers.KeyID(), issuer: issuer, claims: claims}, nil
+}
+
+// decodeClaims reads a payload that is one JSON object, numbers kept as
+// written. A claim named twice is refused rather than read as its last
+// value (RFC 7519 §4 allows either): the issuer, or another party reading
+// the same token, may have taken the first, and Chit refuses its own tokens
+// with a claim named twice too.
+func decodeClaims(payload []byte) (map[string]any, error) {
+	notObject := malformed("its payload is not a JSON object")
+	decoder := json.NewDecoder(bytes.NewReader(payload))
+	decoder.UseNumber()
+	if start, err := decoder.Token(); err != nil || start != json.Delim('{') {
+		return nil, notObject
+	}
+	claims := map[string]any{}
+	for decoder.More() {
+		key, err := decoder.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		name, _ := key.(string)
+		if _, seen := claims[name]; seen {
+			return nil, malformed("claim %s appears more than once", chiterr.Quote(limit(name)))
+		}
+		var value any
+		if err := decoder.Decode(&value); err != nil {
+			return nil, notObject
+		}
+		claims[name] = value
+	}
+	if _, err := decoder.Token(); err != nil { // the closing brace
+		return nil, notObject
+	}
+	if _, err := decoder.Token(); err != io.EOF {
+		return nil, malformed("its payload has data after its JSON object")
+	}
+	return claims, nil
 }
 
 // check verifies a against the rules of its issuer and returns the first

@@ -817,3 +817,33 @@ func TestCriticalHeaderRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A claim named twice is refused, not read as its last value: the issuer
+// or another relying party may read the first, so two readers of one
+// signed token would see two workloads. Data after the payload's object
+// is refused too.
+func TestPayloadShapeRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	claims := federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now())
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.TrimPrefix(string(payload), "{")
+	for name, payload := range map[string]string{
+		"sub twice, the trusted one last": `{"sub":"system:serviceaccount:prod:intruder",` + body,
+		"iss twice":                       `{"iss":"https://other.example",` + body,
+		"data after the object":           string(payload) + `{"sub":"x"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(f.k8s.SignPayload(t, "", nil, []byte(payload)))
+			if chiterr.KindOf(err) != chiterr.InvalidArgument {
+				t.Fatalf("error %v; want invalid argument", err)
+			}
+		})
+	}
+	if _, err := f.exchange(f.k8s.SignPayload(t, "", nil, payload)); err != nil {
+		t.Fatal(err)
+	}
+}
