@@ -327,6 +327,9 @@ type accessToken struct {
 	expiresAt time.Time
 	// actor is the act claim of a token issued by token exchange.
 	actor *Actor
+	// subjectClient is SubjectClientClaim, of a token issued by token
+	// exchange.
+	subjectClient string
 }
 
 // SessionIDClaim names an ID token's sign-in session (OpenID Connect
@@ -388,6 +391,9 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	}
 	if t.actor != nil {
 		builder = builder.Claim(ActorClaim, t.actor.claim())
+	}
+	if t.subjectClient != "" {
+		builder = builder.Claim(SubjectClientClaim, t.subjectClient)
 	}
 	token, err := builder.Build()
 	if err != nil {
