@@ -2,6 +2,7 @@ package oauth2http_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -111,8 +112,8 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			status           int
 			error, mentioned string
 		}{
-			{"a JWT from another issuer (federation, not wired yet)", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}), "gateway", secret,
-				400, "invalid_request", "urn:ietf:params:oauth:token-type:jwt is not supported"},
+			{"a workload's JWT with client authentication", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}), "gateway", secret,
+				400, "invalid_request", "send no client authentication"},
 			{"another subject token type", base(map[string]string{"subject_token_type": "urn:ietf:params:oauth:token-type:saml2"}), "gateway", secret, 400, "invalid_request", "subject_token_type"},
 			{"no subject token type", base(map[string]string{"subject_token_type": ""}), "gateway", secret, 400, "invalid_request", "subject_token_type"},
 			{"no subject token", base(map[string]string{"subject_token": ""}), "gateway", secret, 400, "invalid_request", "subject_token"},
@@ -140,4 +141,44 @@ func plainToken(t *testing.T, e *servertest.Env) string {
 	t.Helper()
 	_, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "resource": {servertest.ServiceAudience}}, servertest.ServiceName, e.ServiceSecret)
 	return body["access_token"].(string)
+}
+
+// A parameter sent twice is a bad request (RFC 6749 §3.2), never one of the
+// two chosen: not the subject token, its type (which picks the grant's
+// entry), the audience, the actor token or the scope, with a client or, for
+// a workload's JWT, without.
+func TestTokenExchangeRepeatedParameters(t *testing.T) {
+	e := servertest.Start(t)
+	secret, subject := exchangeSetup(t, e)
+	for _, jwt := range []bool{false, true} {
+		base := url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessTokenType},
+			"actor_token": {subject}, "actor_token_type": {accessTokenType}, "requested_token_type": {accessTokenType},
+			"audience": {"ledger"}, "scope": {"read"}}
+		user, password := "gateway", secret
+		if jwt {
+			base.Set("subject_token", "a.b.c")
+			base.Set("subject_token_type", "urn:ietf:params:oauth:token-type:jwt")
+			base.Del("actor_token")
+			base.Del("actor_token_type")
+			user, password = "", ""
+		}
+		for name := range base {
+			t.Run(fmt.Sprintf("jwt=%v/%s", jwt, name), func(t *testing.T) {
+				form := url.Values{}
+				for key, values := range base {
+					form[key] = append([]string(nil), values...)
+				}
+				second := "urn:ietf:params:oauth:token-type:jwt"
+				if name == "subject_token_type" && jwt {
+					second = accessTokenType
+				}
+				form.Add(name, second)
+				resp, body := postForm(t, e, "/oauth2/token", form, user, password)
+				description, _ := body["error_description"].(string)
+				if resp.StatusCode != 400 || body["error"] != "invalid_request" || !strings.Contains(description, "more than once") {
+					t.Fatalf("%d %v, want 400 invalid_request: appears more than once", resp.StatusCode, body)
+				}
+			})
+		}
+	}
 }
