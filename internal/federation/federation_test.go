@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -845,5 +846,88 @@ func TestPayloadShapeRefused(t *testing.T) {
 	}
 	if _, err := f.exchange(f.k8s.SignPayload(t, "", nil, payload)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Claims in forms an issuer does not send are refused, or read only as
+// what they are: an aud nested or a number, dates that are strings, huge or
+// negative, a pinned claim as an array, a numeric id written another way.
+func TestOddClaimFormsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	f.create(t, ghaRule())
+	for _, tc := range []struct {
+		name  string
+		token func() string
+		kind  chiterr.Kind
+		check string
+	}{
+		{"aud nested in an array", func() string { return f.k8sToken(t, func(c map[string]any) { c["aud"] = []any{[]any{chitAudience}} }) }, chiterr.Unauthenticated, federation.CheckAudience},
+		{"aud an object", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["aud"] = map[string]any{chitAudience: true} })
+		}, chiterr.Unauthenticated, federation.CheckAudience},
+		{"exp a string", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["exp"] = fmt.Sprint(f.clock.Now().Add(time.Minute).Unix()) })
+		}, chiterr.InvalidArgument, ""},
+		{"exp huge", func() string { return f.k8sToken(t, func(c map[string]any) { c["exp"] = json.Number("1e400") }) }, chiterr.InvalidArgument, ""},
+		{"exp negative", func() string { return f.k8sToken(t, func(c map[string]any) { c["exp"] = -1 }) }, chiterr.InvalidArgument, ""},
+		{"nbf a string", func() string { return f.k8sToken(t, func(c map[string]any) { c["nbf"] = "0" }) }, chiterr.InvalidArgument, ""},
+		{"sub an array", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["sub"] = []any{"system:serviceaccount:prod:deployer"} })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"numeric id in exponent form", func() string {
+			return f.ghaToken(t, func(c map[string]any) { c["repository_id"] = json.Number("1.23456e5") })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"numeric id with a fraction", func() string {
+			return f.ghaToken(t, func(c map[string]any) { c["repository_id"] = json.Number("123456.0") })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"glob character in the token's value", func() string { return f.ghaToken(t, func(c map[string]any) { c["ref"] = "refs/*/main" }) }, chiterr.Unauthenticated, federation.CheckClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.exchange(tc.token())
+			if chiterr.KindOf(err) != tc.kind {
+				t.Fatalf("error %v (%v), want %v", err, chiterr.KindOf(err), tc.kind)
+			}
+			if tc.check != "" {
+				wantRefused(t, err, tc.check, "")
+			}
+		})
+	}
+	// A number as written where the rule names it is the same id.
+	if _, err := f.exchange(f.ghaToken(t, func(c map[string]any) { c["repository_id"] = 123456 })); err != nil {
+		t.Fatalf("a numeric repository_id: %v", err)
+	}
+}
+
+// Keys named in the header (jwk, x5u, x5c) are never used: an attacker's
+// key embedded in its own assertion verifies nothing.
+func TestEmbeddedKeysIgnored(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	attacker := federationtest.NewIssuer(t, federationtest.KubernetesIssuer)
+	var embedded map[string]any
+	if err := json.Unmarshal([]byte(attacker.PublicJWKS(t)), &embedded); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := json.Marshal(federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwkJSON, _ := json.Marshal(embedded["keys"].([]any)[0])
+	key, err := jwk.ParseKey(jwkJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]map[string]any{
+		"jwk": {"jwk": key},
+		"x5u": {"x5u": attacker.Server.URL + "/cert.pem"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(attacker.SignPayload(t, "", extra, payload))
+			wantRefused(t, err, federation.CheckSignature, "signature does not verify")
+		})
+	}
+	if attacker.JWKSFetches.Load() != 0 {
+		t.Fatal("keys were fetched from the attacker")
 	}
 }
