@@ -931,3 +931,30 @@ func TestEmbeddedKeysIgnored(t *testing.T) {
 		t.Fatal("keys were fetched from the attacker")
 	}
 }
+
+// Deleting a service account deletes its rules; a service created again
+// under the name is another account, which the old rule, still held in
+// memory until the next reread, does not sign in.
+func TestRuleOfADeletedServiceDoesNotSignInItsSuccessor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.create(t, f.k8sRule(t))
+	if _, err := f.exchange(f.k8sToken(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.service.Directory.DeleteServiceAccount(ctx, "deployer"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckService, "no longer exists")
+	f.clock.Advance(time.Second)
+	if _, err := f.service.Directory.CreateServiceAccount(ctx, "deployer", storage.Grants{AllowedScopes: []string{"admin:all"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckService, "no longer exists")
+	f.clock.Advance(federation.RulesRefresh)
+	_, err = f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckIssuer, "not trusted")
+}
