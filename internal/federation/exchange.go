@@ -467,7 +467,7 @@ func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, re
 	// Deleting the account deleted the rule, but the rules held in memory
 	// may still have it until the next reread: an account created since
 	// under the name is another one, which the rule was not written for.
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && principal.CreatedAt.After(rule.CreatedAt)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !rule.CreatedAt.IsZero() && principal.CreatedAt.After(rule.CreatedAt)) {
 		return tokens.Grant{}, refuse(CheckService, "its rule's service account no longer exists")
 	}
 	if err != nil {
