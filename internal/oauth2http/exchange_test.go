@@ -6,8 +6,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
@@ -181,4 +184,31 @@ func TestTokenExchangeRepeatedParameters(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Deleting the client a person signed in through refuses the tokens a
+// service exchanged from theirs, in introspection and CheckToken, as it
+// refuses the person's own.
+func TestDeletingTheSubjectsClientEndsTheExchangedToken(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		secret, subject := exchangeSetup(t, e)
+		resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject},
+			"subject_token_type": {accessTokenType}, "audience": {servertest.Audience}}, "gateway", secret)
+		if resp.StatusCode != 200 {
+			t.Fatalf("exchange: %d %v", resp.StatusCode, body)
+		}
+		exchanged := body["access_token"].(string)
+		e.Clock.Advance(time.Second)
+		if err := e.Directory().DeleteClient(context.Background(), "portal"); err != nil {
+			t.Fatal(err)
+		}
+		_, introspected := postForm(t, e, "/oauth2/introspect", url.Values{"token": {exchanged}}, servertest.ServiceName, e.ServiceSecret)
+		if introspected["active"] != false {
+			t.Fatalf("a token exchanged through a deleted client introspected as %v", introspected)
+		}
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+exchanged)
+		if _, err := authv1.NewAuthServiceClient(e.Conn).CheckToken(ctx, &authv1.CheckTokenRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("CheckToken of a token exchanged through a deleted client: %v", err)
+		}
+	})
 }
