@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -181,17 +182,58 @@ func parseAssertion(text string) (assertion, error) {
 		return assertion{}, malformed("not a JWS")
 	}
 	headers := message.Signatures()[0].ProtectedHeaders()
-	decoder := json.NewDecoder(bytes.NewReader(message.Payload()))
-	decoder.UseNumber()
-	var claims map[string]any
-	if err := decoder.Decode(&claims); err != nil || claims == nil {
-		return assertion{}, malformed("its payload is not a JSON object")
+	// RFC 7515 §4.1.11: a recipient refuses a JWS whose crit names what it
+	// does not understand, and Chit understands no extension (it refuses
+	// its own tokens with crit too).
+	if _, critical := headers.Get(jws.CriticalKey); critical {
+		return assertion{}, malformed("its header names critical extensions (crit), which Chit does not understand")
+	}
+	claims, err := decodeClaims(message.Payload())
+	if err != nil {
+		return assertion{}, err
 	}
 	issuer, ok := claims["iss"].(string)
 	if !ok || issuer == "" {
 		return assertion{}, malformed("it has no iss")
 	}
 	return assertion{raw: raw, alg: headers.Algorithm(), kid: headers.KeyID(), issuer: issuer, claims: claims}, nil
+}
+
+// decodeClaims reads a payload that is one JSON object, numbers kept as
+// written. A claim named twice is refused rather than read as its last
+// value (RFC 7519 §4 allows either): the issuer, or another party reading
+// the same token, may have taken the first, and Chit refuses its own tokens
+// with a claim named twice too.
+func decodeClaims(payload []byte) (map[string]any, error) {
+	notObject := malformed("its payload is not a JSON object")
+	decoder := json.NewDecoder(bytes.NewReader(payload))
+	decoder.UseNumber()
+	if start, err := decoder.Token(); err != nil || start != json.Delim('{') {
+		return nil, notObject
+	}
+	claims := map[string]any{}
+	for decoder.More() {
+		key, err := decoder.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		name, _ := key.(string)
+		if _, seen := claims[name]; seen {
+			return nil, malformed("claim %s appears more than once", chiterr.Quote(limit(name)))
+		}
+		var value any
+		if err := decoder.Decode(&value); err != nil {
+			return nil, notObject
+		}
+		claims[name] = value
+	}
+	if _, err := decoder.Token(); err != nil { // the closing brace
+		return nil, notObject
+	}
+	if _, err := decoder.Token(); err != io.EOF {
+		return nil, malformed("its payload has data after its JSON object")
+	}
+	return claims, nil
 }
 
 // check verifies a against the rules of its issuer and returns the first
@@ -422,14 +464,17 @@ func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, re
 		return tokens.Grant{}, errors.New("federation: no token service to issue with")
 	}
 	principal, err := s.Directory.LookupSubject(ctx, accounts.ServiceSubjectPrefix+rule.ServiceAccount)
-	if errors.Is(err, storage.ErrNotFound) {
+	// Deleting the account deleted the rule, but the rules held in memory
+	// may still have it until the next reread: an account created since
+	// under the name is another one, which the rule was not written for.
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !rule.CreatedAt.IsZero() && principal.CreatedAt.After(rule.CreatedAt)) {
 		return tokens.Grant{}, refuse(CheckService, "its rule's service account no longer exists")
 	}
 	if err != nil {
 		return tokens.Grant{}, err
 	}
 	grant, err := s.Tokens.IssueForClient(ctx, tokens.ClientRequest{Service: principal, Scope: req.Scope, Audience: req.Audience,
-		NotAfter: exp, Grant: "jwt_bearer"})
+		NotAfter: exp, Grant: "jwt_bearer", Federated: true})
 	if err != nil || !rule.SingleUse {
 		return grant, err
 	}

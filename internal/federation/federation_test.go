@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -763,4 +764,197 @@ func TestARememberedAssertionNeedsItsKeyStill(t *testing.T) {
 	f.clock.Advance(2 * time.Hour)
 	_, err = f.exchange(assertion)
 	wantRefused(t, err, federation.CheckExpiry, "expired")
+}
+
+// A platform's token lives minutes so that a workload holds no long-lived
+// secret: the access token it is exchanged for carries no auth_time, so it
+// cannot make the service account an API key (90 days by default) that
+// would outlive the assertion, its rule and the workload.
+func TestFederatedTokenCannotMakeAnAPIKey(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	grant, err := f.exchange(f.k8sToken(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := f.tokens.Check(context.Background(), grant.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !claims.AuthTime.IsZero() {
+		t.Fatalf("a federated token carries auth_time %s", claims.AuthTime)
+	}
+	_, _, err = f.tokens.CreateAPIKey(context.Background(), claims, tokens.NewAPIKey{Name: "persist"})
+	if chiterr.KindOf(err) != chiterr.PermissionDenied {
+		t.Fatalf("CreateAPIKey with a federated token: %v; want PermissionDenied", err)
+	}
+}
+
+// A header naming critical extensions (RFC 7515 §4.1.11) asks the recipient
+// to understand them or refuse the JWS; Chit understands none, so the
+// issuer's signature on such an assertion is not taken, as Chit refuses its
+// own tokens with crit.
+func TestCriticalHeaderRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	claims := federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now())
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]map[string]any{
+		"crit names a parameter": {"crit": []string{"exp"}, "exp": 1},
+		"crit empty":             {"crit": []string{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(f.k8s.SignPayload(t, "", extra, payload))
+			if chiterr.KindOf(err) != chiterr.InvalidArgument || !strings.Contains(err.Error(), "crit") {
+				t.Fatalf("error %v; want invalid argument naming crit", err)
+			}
+		})
+	}
+	// The same payload without crit is exchanged: the refusal is the header's.
+	if _, err := f.exchange(f.k8s.SignPayload(t, "", nil, payload)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A claim named twice is refused, not read as its last value: the issuer
+// or another relying party may read the first, so two readers of one
+// signed token would see two workloads. Data after the payload's object
+// is refused too.
+func TestPayloadShapeRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	claims := federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now())
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.TrimPrefix(string(payload), "{")
+	for name, payload := range map[string]string{
+		"sub twice, the trusted one last": `{"sub":"system:serviceaccount:prod:intruder",` + body,
+		"iss twice":                       `{"iss":"https://other.example",` + body,
+		"data after the object":           string(payload) + `{"sub":"x"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(f.k8s.SignPayload(t, "", nil, []byte(payload)))
+			if chiterr.KindOf(err) != chiterr.InvalidArgument {
+				t.Fatalf("error %v; want invalid argument", err)
+			}
+		})
+	}
+	if _, err := f.exchange(f.k8s.SignPayload(t, "", nil, payload)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Claims in forms an issuer does not send are refused, or read only as
+// what they are: an aud nested or a number, dates that are strings, huge or
+// negative, a pinned claim as an array, a numeric id written another way.
+func TestOddClaimFormsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	f.create(t, ghaRule())
+	for _, tc := range []struct {
+		name  string
+		token func() string
+		kind  chiterr.Kind
+		check string
+	}{
+		{"aud nested in an array", func() string { return f.k8sToken(t, func(c map[string]any) { c["aud"] = []any{[]any{chitAudience}} }) }, chiterr.Unauthenticated, federation.CheckAudience},
+		{"aud an object", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["aud"] = map[string]any{chitAudience: true} })
+		}, chiterr.Unauthenticated, federation.CheckAudience},
+		{"exp a string", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["exp"] = fmt.Sprint(f.clock.Now().Add(time.Minute).Unix()) })
+		}, chiterr.InvalidArgument, ""},
+		{"exp huge", func() string { return f.k8sToken(t, func(c map[string]any) { c["exp"] = json.Number("1e400") }) }, chiterr.InvalidArgument, ""},
+		{"exp negative", func() string { return f.k8sToken(t, func(c map[string]any) { c["exp"] = -1 }) }, chiterr.InvalidArgument, ""},
+		{"nbf a string", func() string { return f.k8sToken(t, func(c map[string]any) { c["nbf"] = "0" }) }, chiterr.InvalidArgument, ""},
+		{"sub an array", func() string {
+			return f.k8sToken(t, func(c map[string]any) { c["sub"] = []any{"system:serviceaccount:prod:deployer"} })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"numeric id in exponent form", func() string {
+			return f.ghaToken(t, func(c map[string]any) { c["repository_id"] = json.Number("1.23456e5") })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"numeric id with a fraction", func() string {
+			return f.ghaToken(t, func(c map[string]any) { c["repository_id"] = json.Number("123456.0") })
+		}, chiterr.Unauthenticated, federation.CheckClaims},
+		{"glob character in the token's value", func() string { return f.ghaToken(t, func(c map[string]any) { c["ref"] = "refs/*/main" }) }, chiterr.Unauthenticated, federation.CheckClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.exchange(tc.token())
+			if chiterr.KindOf(err) != tc.kind {
+				t.Fatalf("error %v (%v), want %v", err, chiterr.KindOf(err), tc.kind)
+			}
+			if tc.check != "" {
+				wantRefused(t, err, tc.check, "")
+			}
+		})
+	}
+	// A number as written where the rule names it is the same id.
+	if _, err := f.exchange(f.ghaToken(t, func(c map[string]any) { c["repository_id"] = 123456 })); err != nil {
+		t.Fatalf("a numeric repository_id: %v", err)
+	}
+}
+
+// Keys named in the header (jwk, x5u, x5c) are never used: an attacker's
+// key embedded in its own assertion verifies nothing.
+func TestEmbeddedKeysIgnored(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, f.k8sRule(t))
+	attacker := federationtest.NewIssuer(t, federationtest.KubernetesIssuer)
+	var embedded map[string]any
+	if err := json.Unmarshal([]byte(attacker.PublicJWKS(t)), &embedded); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := json.Marshal(federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "deployer", chitAudience, f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwkJSON, _ := json.Marshal(embedded["keys"].([]any)[0])
+	key, err := jwk.ParseKey(jwkJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]map[string]any{
+		"jwk": {"jwk": key},
+		"x5u": {"x5u": attacker.Server.URL + "/cert.pem"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.exchange(attacker.SignPayload(t, "", extra, payload))
+			wantRefused(t, err, federation.CheckSignature, "signature does not verify")
+		})
+	}
+	if attacker.JWKSFetches.Load() != 0 {
+		t.Fatal("keys were fetched from the attacker")
+	}
+}
+
+// Deleting a service account deletes its rules; a service created again
+// under the name is another account, which the old rule, still held in
+// memory until the next reread, does not sign in.
+func TestRuleOfADeletedServiceDoesNotSignInItsSuccessor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.create(t, f.k8sRule(t))
+	if _, err := f.exchange(f.k8sToken(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.service.Directory.DeleteServiceAccount(ctx, "deployer"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckService, "no longer exists")
+	f.clock.Advance(time.Second)
+	if _, err := f.service.Directory.CreateServiceAccount(ctx, "deployer", storage.Grants{AllowedScopes: []string{"admin:all"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckService, "no longer exists")
+	f.clock.Advance(federation.RulesRefresh)
+	_, err = f.exchange(f.k8sToken(t, nil))
+	wantRefused(t, err, federation.CheckIssuer, "not trusted")
 }

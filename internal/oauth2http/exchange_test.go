@@ -2,11 +2,15 @@ package oauth2http_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
@@ -142,4 +146,71 @@ func plainToken(t *testing.T, e *servertest.Env) string {
 	t.Helper()
 	_, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "resource": {servertest.ServiceAudience}}, servertest.ServiceName, e.ServiceSecret)
 	return body["access_token"].(string)
+}
+
+// A parameter sent twice is a bad request (RFC 6749 §3.2), never one of the
+// two chosen: not the subject token, its type (which picks the grant's
+// entry), the audience, the actor token or the scope, with a client or, for
+// a workload's JWT, without.
+func TestTokenExchangeRepeatedParameters(t *testing.T) {
+	e := servertest.Start(t)
+	secret, subject := exchangeSetup(t, e)
+	for _, jwt := range []bool{false, true} {
+		base := url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessTokenType},
+			"actor_token": {subject}, "actor_token_type": {accessTokenType}, "requested_token_type": {accessTokenType},
+			"audience": {"ledger"}, "scope": {"read"}}
+		user, password := "gateway", secret
+		if jwt {
+			base.Set("subject_token", "a.b.c")
+			base.Set("subject_token_type", "urn:ietf:params:oauth:token-type:jwt")
+			base.Del("actor_token")
+			base.Del("actor_token_type")
+			user, password = "", ""
+		}
+		for name := range base {
+			t.Run(fmt.Sprintf("jwt=%v/%s", jwt, name), func(t *testing.T) {
+				form := url.Values{}
+				for key, values := range base {
+					form[key] = append([]string(nil), values...)
+				}
+				second := "urn:ietf:params:oauth:token-type:jwt"
+				if name == "subject_token_type" && jwt {
+					second = accessTokenType
+				}
+				form.Add(name, second)
+				resp, body := postForm(t, e, "/oauth2/token", form, user, password)
+				description, _ := body["error_description"].(string)
+				if resp.StatusCode != 400 || body["error"] != "invalid_request" || !strings.Contains(description, "more than once") {
+					t.Fatalf("%d %v, want 400 invalid_request: appears more than once", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+}
+
+// Deleting the client a person signed in through refuses the tokens a
+// service exchanged from theirs, in introspection and CheckToken, as it
+// refuses the person's own.
+func TestDeletingTheSubjectsClientEndsTheExchangedToken(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		secret, subject := exchangeSetup(t, e)
+		resp, body := postForm(t, e, "/oauth2/token", url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject},
+			"subject_token_type": {accessTokenType}, "audience": {servertest.Audience}}, "gateway", secret)
+		if resp.StatusCode != 200 {
+			t.Fatalf("exchange: %d %v", resp.StatusCode, body)
+		}
+		exchanged := body["access_token"].(string)
+		e.Clock.Advance(time.Second)
+		if err := e.Directory().DeleteClient(context.Background(), "portal"); err != nil {
+			t.Fatal(err)
+		}
+		_, introspected := postForm(t, e, "/oauth2/introspect", url.Values{"token": {exchanged}}, servertest.ServiceName, e.ServiceSecret)
+		if introspected["active"] != false {
+			t.Fatalf("a token exchanged through a deleted client introspected as %v", introspected)
+		}
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+exchanged)
+		if _, err := authv1.NewAuthServiceClient(e.Conn).CheckToken(ctx, &authv1.CheckTokenRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("CheckToken of a token exchanged through a deleted client: %v", err)
+		}
+	})
 }

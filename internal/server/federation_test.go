@@ -334,3 +334,28 @@ func TestTokenExchangeOfAWorkloadToken(t *testing.T) {
 		servertest.WantCode(t, name+", another owner", code, codes.Unauthenticated)
 	}
 }
+
+// A workload's platform token lives minutes: the access token it is
+// exchanged for cannot make the service account an API key (90 days by
+// default), over gRPC and REST, whereas the service's own client
+// credentials can.
+func TestFederatedTokenCannotMakeAnAPIKey(t *testing.T) {
+	t.Parallel()
+	for _, name := range servertest.TransportNames {
+		t.Run(name, func(t *testing.T) {
+			k8s := federationtest.NewIssuer(t, federationtest.KubernetesIssuer)
+			e := servertest.Start(t)
+			tr := servertest.Transports(e)[name]
+			admin := servertest.NewAdminCallers(t, e, tr).Admin
+			code := tr.Invoke(t, adminv1.AdminService_CreateFederationRule_FullMethodName, admin,
+				&adminv1.CreateFederationRuleRequest{Rule: &adminv1.FederationRule{Name: "k8s", Issuer: federationtest.KubernetesIssuer, Audience: federatedAudience,
+					ServiceAccount: servertest.ServiceName, Claims: map[string]string{"sub": "system:serviceaccount:prod:billing"}, Jwks: k8s.PublicJWKS(t)}},
+				&adminv1.CreateFederationRuleResponse{})
+			servertest.WantCode(t, "create rule", code, codes.OK)
+			issued, code := tr.Token(t, federatedRequest(k8s.Sign(t, "", federationtest.Kubernetes(federationtest.KubernetesIssuer, "prod", "billing", federatedAudience, e.Clock.Now()))))
+			servertest.WantCode(t, "exchange", code, codes.OK)
+			code = tr.Invoke(t, authv1.AuthService_CreateApiKey_FullMethodName, issued.GetAccessToken(), &authv1.CreateApiKeyRequest{Name: "persist"}, &authv1.CreateApiKeyResponse{})
+			servertest.WantCode(t, "CreateApiKey with a federated token", code, codes.PermissionDenied)
+		})
+	}
+}

@@ -55,6 +55,9 @@ type Claims struct {
 	// Actor is the acting party of a token issued by token exchange
 	// (delegation); nil for others, and for an impersonation.
 	Actor *Actor
+	// subjectClient is the client the subject token of a token exchange
+	// was issued to (SubjectClientClaim); "" for other tokens.
+	subjectClient string
 	// mayAct is the subject of the token's may_act claim (RFC 8693 §4.4),
 	// "" when it has none: only that party may exchange it.
 	mayAct string
@@ -142,6 +145,17 @@ func (s *Service) verify(ctx context.Context, accessToken string, revocationFrom
 	}
 	if revocation.FamilyRevoked || (!revocation.SubjectRevokedAt.IsZero() && !claims.issuedAtPrecisely.After(revocation.SubjectRevokedAt)) {
 		return Claims{}, errRevokedToken
+	}
+	// An exchanged token ends with the client its subject signed in
+	// through, as its subject token does.
+	if claims.subjectClient != "" {
+		revocation, err := s.revocations.get(ctx, "", accounts.ClientSubject(claims.subjectClient), "", revocationFromStore)
+		if err != nil {
+			return Claims{}, fmt.Errorf("check revocation of the subject's client: %w", err)
+		}
+		if !revocation.SubjectRevokedAt.IsZero() && !claims.issuedAtPrecisely.After(revocation.SubjectRevokedAt) {
+			return Claims{}, errRevokedToken
+		}
 	}
 	// An exchanged token ends with any service of its actor chain: deleting
 	// one, or narrowing what it may exchange, refuses the tokens it acted
@@ -240,6 +254,7 @@ func (s *Service) parse(ctx context.Context, accessToken, audience string) (Clai
 	familyID, _ := stringClaim(token, FamilyClaim)
 	clientID, _ := stringClaim(token, ClientIDClaim)
 	apiKeyID, _ := stringClaim(token, APIKeyClaim)
+	subjectClient, _ := stringClaim(token, SubjectClientClaim)
 	var actor *Actor
 	if raw, ok := token.Get(ActorClaim); ok {
 		if actor, err = parseActor(raw, 1); err != nil {
@@ -268,21 +283,23 @@ func (s *Service) parse(ctx context.Context, accessToken, audience string) (Clai
 		}
 	}
 	return Claims{
-		AuthTime:  authTime,
-		APIKeyID:  apiKeyID,
-		Actor:     actor,
-		mayAct:    mayAct,
-		FamilyID:  familyID,
-		Subject:   token.Subject(),
-		Role:      accounts.Role(role),
-		Scopes:    strings.Fields(scope),
-		ClientID:  clientID,
-		Issuer:    token.Issuer(),
-		Audience:  token.Audience(),
-		ID:        token.JwtID(),
-		IssuedAt:  issuedAt,
-		ExpiresAt: token.Expiration(),
-		signedBy:  signedBy,
+		AuthTime: authTime,
+		APIKeyID: apiKeyID,
+		Actor:    actor,
+		mayAct:   mayAct,
+		FamilyID: familyID,
+
+		subjectClient: subjectClient,
+		Subject:       token.Subject(),
+		Role:          accounts.Role(role),
+		Scopes:        strings.Fields(scope),
+		ClientID:      clientID,
+		Issuer:        token.Issuer(),
+		Audience:      token.Audience(),
+		ID:            token.JwtID(),
+		IssuedAt:      issuedAt,
+		ExpiresAt:     token.Expiration(),
+		signedBy:      signedBy,
 
 		issuedAtPrecisely: issuedAtPrecisely,
 	}, nil

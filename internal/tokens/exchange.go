@@ -132,8 +132,14 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 	// client is the exchanging service, whose revocations (client:ID) end the
 	// token too, impersonated or not.
 	grantee := accounts.Grantee{Principal: accounts.Principal{Subject: subject.Subject, Role: subject.Role}, Client: accounts.Client{ID: service.Name, Service: true}}
+	// The client the subject signed in through (the first of a chain's):
+	// ending or narrowing it refuses this token too.
+	subjectClient := subject.subjectClient
+	if subjectClient == "" {
+		subjectClient = subject.ClientID
+	}
 	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, familyID: subject.FamilyID,
-		issuedAt: issuedAt, expiresAt: expiresAt, actor: actor})
+		issuedAt: issuedAt, expiresAt: expiresAt, actor: actor, subjectClient: subjectClient})
 	if err != nil {
 		return Grant{}, err
 	}

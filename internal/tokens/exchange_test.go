@@ -425,3 +425,46 @@ func TestTheExchangingServiceCannotRevokeTheSubjectsLogin(t *testing.T) {
 	}
 	f.checkFor(t, exchanged.AccessToken)
 }
+
+// Ending or narrowing the client the subject signed in through refuses the
+// tokens exchanged from its tokens, down a chain, as it refuses the subject token itself: an exchanged
+// token's client is the exchanging service, so it must say whose login it
+// came through.
+func TestEndingTheSubjectsClientEndsTheExchangedTokens(t *testing.T) {
+	for name, end := range map[string]func(ctx context.Context, f *exchangeFixture) error{
+		"grants narrowed": func(ctx context.Context, f *exchangeFixture) error {
+			return f.operator.SetClientGrants(ctx, "portal", storage.Grants{AllowedScopes: []string{"write"}, AllowedAudiences: []string{"hop1", "mask"}})
+		},
+		"deleted": func(ctx context.Context, f *exchangeFixture) error { return f.operator.DeleteClient(ctx, "portal") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newExchangeFixture(t)
+			ctx := context.Background()
+			subject := f.aliceFor(t, "hop1", "read")
+			forChit, err := f.exchange(t, "hop1", subject.AccessToken, "chit", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			onward, err := f.exchange(t, "hop1", subject.AccessToken, "hop2", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			chained, err := f.exchange(t, "hop2", onward.AccessToken, "hop3", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.checkFor(t, forChit.AccessToken)
+			f.clock.Advance(time.Second)
+			if err := end(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			f.service.ForgetRefusals("client:portal")
+			if _, err := f.service.Check(ctx, forChit.AccessToken); chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Fatalf("Check of a token exchanged through a client since ended: %v", err)
+			}
+			if _, err := f.exchange(t, "hop3", chained.AccessToken, "hop4", ""); chiterr.KindOf(err) != chiterr.Unauthenticated {
+				t.Fatalf("a chain from a client since ended went on: %v", err)
+			}
+		})
+	}
+}

@@ -34,6 +34,11 @@ type PasswordRequest struct {
 	NotAfter time.Time
 	// Grant names the grant in the metrics; "" is client_credentials.
 	Grant string
+	// Federated says the service proved who it is with a federated
+	// assertion, not its secret: the token carries no auth_time, so it
+	// cannot make an API key, a long-lived secret that would outlive the
+	// platform's short-lived token, its rule and the workload.
+	Federated bool
 }
 
 // IssueForPassword signs a person in through req.Client: an access token
@@ -243,6 +248,11 @@ type ClientRequest struct {
 	NotAfter time.Time
 	// Grant names the grant in the metrics; "" is client_credentials.
 	Grant string
+	// Federated says the service proved who it is with a federated
+	// assertion, not its secret: the token carries no auth_time, so it
+	// cannot make an API key, a long-lived secret that would outlive the
+	// platform's short-lived token, its rule and the workload.
+	Federated bool
 }
 
 // IssueForClient signs a service account in. It gets no refresh token: it
@@ -273,7 +283,11 @@ func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant,
 		return Grant{}, chiterr.New(chiterr.Unauthenticated, "the credential expires before a token could be used")
 	}
 	// Client credentials prove who the service is with every request.
-	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: issuedAt, expiresAt: expiresAt})
+	authTime := issuedAt
+	if req.Federated {
+		authTime = time.Time{}
+	}
+	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: authTime, expiresAt: expiresAt})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -313,6 +327,9 @@ type accessToken struct {
 	expiresAt time.Time
 	// actor is the act claim of a token issued by token exchange.
 	actor *Actor
+	// subjectClient is SubjectClientClaim, of a token issued by token
+	// exchange.
+	subjectClient string
 }
 
 // SessionIDClaim names an ID token's sign-in session (OpenID Connect
@@ -374,6 +391,9 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	}
 	if t.actor != nil {
 		builder = builder.Claim(ActorClaim, t.actor.claim())
+	}
+	if t.subjectClient != "" {
+		builder = builder.Claim(SubjectClientClaim, t.subjectClient)
 	}
 	token, err := builder.Build()
 	if err != nil {

@@ -56,6 +56,12 @@ const MaxTokenLength = secrets.MaxTokenLength
 // FamilyClaim is the access token claim naming its refresh family.
 const FamilyClaim = "fid"
 
+// SubjectClientClaim names, in a token issued by token exchange, the client
+// its subject token was issued to (the first of a chain's): the client_id
+// is the exchanging service, so without it ending or narrowing the client
+// the subject signed in through would not refuse the exchanged token.
+const SubjectClientClaim = "subject_client_id"
+
 // TokenType is the OAuth token type of access tokens.
 const TokenType = "Bearer"
 

@@ -196,6 +196,31 @@ func (i *Issuer) Sign(t testing.TB, kid string, claims map[string]any) string {
 	return string(signed)
 }
 
+// SignPayload signs payload, as written (duplicate names and all), with
+// the key kid (KeyID when ""), its header holding kid, typ and extra.
+func (i *Issuer) SignPayload(t testing.TB, kid string, extra map[string]any, payload []byte) string {
+	t.Helper()
+	if kid == "" {
+		kid = KeyID
+	}
+	i.mu.Lock()
+	key := i.keys[kid]
+	i.mu.Unlock()
+	headers := jws.NewHeaders()
+	_ = headers.Set(jws.KeyIDKey, kid)
+	_ = headers.Set(jws.TypeKey, "JWT")
+	for name, value := range extra {
+		if err := headers.Set(name, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed, err := jws.Sign(payload, jws.WithKey(key.Algorithm(), key, jws.WithProtectedHeaders(headers)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
 // Unsigned is claims as a JWS with the header given and the signature
 // sig (alg none, HS256 with a guessed secret...).
 func Unsigned(t testing.TB, header map[string]any, claims map[string]any, sig []byte) string {
