@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
 )
 
 // Each token exchange writes one audit line, granted or refused: the
@@ -49,4 +50,28 @@ func TestTokenExchangesWriteAuditLines(t *testing.T) {
 			t.Fatal("a token is in the logs")
 		}
 	}
+}
+
+// An exchange is never addressed to a registered OAuth client, even one its
+// policy names (registered before or after the policy was set): the token
+// would carry the person's sub with the client's id as aud, as the client's
+// ID tokens do.
+func TestTokenExchangeIsNeverAddressedToAClient(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, e *servertest.Env) {
+		secret, subject := exchangeSetup(t, e)
+		// ledger is in gateway's policy; it becomes a client's id.
+		e.CreateClient(t, "ledger", []string{"https://ledger.example/cb"}, false, storage.Grants{})
+		for _, audience := range []string{"ledger", "portal"} {
+			form := url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessTokenType}, "audience": {audience}}
+			resp, body := postForm(t, e, "/oauth2/token", form, "gateway", secret)
+			if resp.StatusCode != 400 || body["error"] != "invalid_target" {
+				t.Fatalf("an exchange for client %s: %d %v", audience, resp.StatusCode, body)
+			}
+		}
+		// Chit's own audience, which the policy names, still works.
+		form := url.Values{"grant_type": {tokenExchangeGrant}, "subject_token": {subject}, "subject_token_type": {accessTokenType}}
+		if resp, body := postForm(t, e, "/oauth2/token", form, "gateway", secret); resp.StatusCode != 200 {
+			t.Fatalf("an exchange for Chit's audience: %d %v", resp.StatusCode, body)
+		}
+	})
 }

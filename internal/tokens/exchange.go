@@ -94,6 +94,9 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 	if !slices.Contains(policy.Audiences, audience) {
 		return Grant{}, chiterr.New(chiterr.InvalidArgument, "%s may not exchange tokens for audience %s", service.Subject, chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
 	}
+	if err := s.refuseClientAudience(ctx, audience); err != nil {
+		return Grant{}, err
+	}
 	if err := s.checkActorToken(ctx, service, req.ActorToken, req.ActorTokenType); err != nil {
 		return Grant{}, err
 	}
@@ -212,4 +215,27 @@ func (s *Service) checkActorToken(ctx context.Context, service accounts.Principa
 		return chiterr.New(chiterr.Unauthenticated, "actor_token must be the authenticated service's own access token, not %s's", chiterr.Quote(claims.Subject))
 	}
 	return nil
+}
+
+// refuseClientAudience refuses to address an exchanged token to a
+// registered OAuth client. Such a token would carry the person's sub and
+// the client's id as its aud, as the client's ID tokens do, and a relying
+// party that does not check typ would take it for one: the exchanging
+// service could sign in to that client as the person. An exchange policy
+// may name an id that becomes a client's later, so the check is made at
+// each exchange, not only when the policy is set.
+func (s *Service) refuseClientAudience(ctx context.Context, audience string) error {
+	if audience == s.cfg.Audience || s.Directory == nil {
+		return nil
+	}
+	_, err := s.Directory.LookupClient(ctx, audience)
+	switch {
+	case err == nil:
+		return chiterr.New(chiterr.InvalidArgument, "audience %s is an OAuth client: an exchanged token is never addressed to one", chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
+	case chiterr.KindOf(err) == chiterr.InvalidArgument:
+		// Not a client's id (unregistered, or not even a valid one).
+		return nil
+	default:
+		return err
+	}
 }
