@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -87,6 +88,7 @@ type Service struct {
 	sessions  *sessions.Service
 	now       func() time.Time
 	random    io.Reader
+	logger    *slog.Logger
 }
 
 // Dependencies are what the device flow works with. Directory signs people
@@ -99,6 +101,10 @@ type Dependencies struct {
 	Sessions  *sessions.Service
 	Now       func() time.Time
 	Random    io.Reader
+	// Logger takes the audit lines: wrong user codes, decisions, and the
+	// polls that end a request (tokens issued, denied, expired). nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // NewService wires the device flow.
@@ -118,7 +124,11 @@ func NewService(cfg Config, deps Dependencies) *Service {
 	if deps.Random == nil {
 		deps.Random = rand.Reader
 	}
-	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, directory: deps.Directory, sessions: deps.Sessions, now: deps.Now, random: deps.Random}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, store: deps.Store, authorize: deps.Authorize, directory: deps.Directory, sessions: deps.Sessions, now: deps.Now,
+		random: deps.Random, logger: deps.Logger}
 }
 
 // StartRequest is a device's request for a code (RFC 8628 §3.1).
@@ -266,21 +276,31 @@ func (s *Service) Lookup(ctx context.Context, typed, address string) (Request, e
 	}
 	code, ok := NormalizeUserCode(typed)
 	if !ok {
-		return Request{}, errUserCodeInvalid
+		return Request{}, s.refusedUserCode(ctx, address, "malformed")
 	}
 	stored, err := s.store.GetDeviceCodeByUserCode(ctx, secrets.Digest(code))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return Request{}, errUserCodeInvalid
+		return Request{}, s.refusedUserCode(ctx, address, "unknown")
 	case err != nil:
 		s.found(ctx, address) // no guess was checked
 		return Request{}, fmt.Errorf("read device code: %w", err)
-	case stored.Status != storage.DevicePending || !s.now().Before(stored.ExpiresAt):
-		return Request{}, errUserCodeInvalid
+	case stored.Status != storage.DevicePending:
+		return Request{}, s.refusedUserCode(ctx, address, "answered")
+	case !s.now().Before(stored.ExpiresAt):
+		return Request{}, s.refusedUserCode(ctx, address, "expired")
 	}
 	s.found(ctx, address)
 	return Request{UserCode: FormatUserCode(code), ClientID: stored.ClientID, Scopes: strings.Fields(stored.Scope),
 		RequestedFrom: stored.RequestedFrom, RequestedAt: stored.RequestedAt, ExpiresAt: stored.ExpiresAt}, nil
+}
+
+// refusedUserCode writes the audit line of a wrong, used or expired user
+// code (never the code: a near miss would help the next guess) and answers
+// the one error every such code gets, so the page tells nothing apart.
+func (s *Service) refusedUserCode(ctx context.Context, address, why string) error {
+	s.logger.InfoContext(ctx, "device user code refused", "audit", true, "event", "device_user_code_refused", "why", why, "address", address)
+	return errUserCodeInvalid
 }
 
 // admit reserves the guess before the code is looked up, atomically with
@@ -347,6 +367,11 @@ func (s *Service) Decide(ctx context.Context, d Decision) error {
 	case err != nil:
 		return fmt.Errorf("record the device decision: %w", err)
 	}
+	event, subject := "device_denied", ""
+	if d.Approve {
+		event, subject = "device_approved", d.Principal.Subject
+	}
+	s.logger.InfoContext(ctx, "device request answered", "audit", true, "event", event, "subject", subject, "address", d.Address)
 	return nil
 }
 
@@ -396,18 +421,26 @@ func (s *Service) Poll(ctx context.Context, req PollRequest) (tokens.Grant, erro
 		return tokens.Grant{}, (&chiterr.Error{Kind: chiterr.ResourceExhausted, RetryAfter: stored.Interval,
 			Message: fmt.Sprintf("polling too often: wait %d seconds between polls", int(stored.Interval.Seconds()))}).WithReason(ReasonSlowDown)
 	case storage.DevicePollDenied:
+		s.logger.InfoContext(ctx, "device poll refused", "audit", true, "event", "device_poll_refused", "client", req.Client.ID, "why", "denied")
 		return tokens.Grant{}, chiterr.New(chiterr.PermissionDenied, "the request was denied").WithReason(ReasonAccessDenied)
 	case storage.DevicePollExpired:
+		s.logger.InfoContext(ctx, "device poll refused", "audit", true, "event", "device_poll_refused", "client", req.Client.ID, "why", "expired")
 		return tokens.Grant{}, chiterr.New(chiterr.FailedPrecondition, "the device code has expired; start again").WithReason(ReasonExpiredToken)
 	case storage.DevicePollRedeemed:
+		s.logger.InfoContext(ctx, "device poll refused", "audit", true, "event", "device_poll_refused", "client", req.Client.ID, "why", "used")
 		return tokens.Grant{}, chiterr.New(chiterr.Unauthenticated, "device code has already been used")
 	case storage.DevicePollIssue:
 	default:
 		return tokens.Grant{}, fmt.Errorf("poll device code: unknown outcome %q", outcome)
 	}
-	return s.authorize.IssueForSignIn(ctx, req.Client, authorize.Redemption{Credential: "device code", Kind: "device_code",
+	grant, err := s.authorize.IssueForSignIn(ctx, req.Client, authorize.Redemption{Credential: "device code", Kind: "device_code",
 		Subject: stored.Subject, ClientID: stored.ClientID, Scope: stored.Scope, AuthTime: stored.AuthTime,
 		SessionID: stored.SessionID, Audience: req.Audience})
+	if err != nil {
+		return tokens.Grant{}, err
+	}
+	s.logger.InfoContext(ctx, "device signed in", "audit", true, "event", "device_login", "client", req.Client.ID, "subject", stored.Subject, "scope", grant.Scope)
+	return grant, nil
 }
 
 // SessionPerson is the person of the browser's live sign-in session, when

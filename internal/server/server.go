@@ -391,7 +391,8 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		Sessions: sessionService, Now: now, Random: random})
 	federationService := federation.New(federation.Config{ClockSkew: cfg.Tokens.ClockSkew}, federation.Dependencies{Store: store,
 		Directory: directory, Tokens: tokenService, HTTPClient: cfg.FederationHTTPClient, Now: now, Logger: cfg.Logger})
-	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Directory: directory, Sessions: sessionService, Now: now, Random: random})
+	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Directory: directory, Sessions: sessionService, Now: now, Random: random,
+		Logger: cfg.Logger})
 	return &core{federation: federationService, device: deviceService,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
