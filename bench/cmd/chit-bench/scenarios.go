@@ -104,6 +104,12 @@ const (
 // endpoint.
 var comparedWith = map[string]string{oauthClientToken: clientToken, oauthTokenExchange: oauthClientToken, oauthFederation: oauthClientToken}
 
+// suiteOnly are the scenarios whose accounts (exchanging services, a
+// federation rule with its issuer's key, a device client) the suite makes
+// with chitd's commands before the server starts; run, against a server
+// someone else started, leaves them out.
+var suiteOnly = map[string]bool{oauthTokenExchange: true, oauthFederation: true, oauthDevicePoll: true}
+
 // call is one request of a scenario; worker numbers let scenarios keep
 // per-worker state such as refresh chains.
 type call func(ctx context.Context, worker int) error
