@@ -1,6 +1,10 @@
 package accounts
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +29,9 @@ type clientCache struct {
 	ttl     time.Duration
 	mu      sync.RWMutex
 	entries map[string]cachedClient
+	// absent are ids found to be no client's, and when: a token exchange
+	// asks for every audience it addresses (IsRegisteredClient).
+	absent map[string]time.Time
 	// forgets counts forget calls, so that a request that read the store
 	// before a write cannot put the old client back afterwards.
 	forgets uint64
@@ -61,9 +68,32 @@ func (c *clientCache) put(client storage.Client, readAt time.Time, generation ui
 	c.entries[client.ID] = cachedClient{client: client, readAt: readAt}
 }
 
+// absentFresh reports whether id was found to be no client's at most ttl
+// before now, with the cache's generation.
+func (c *clientCache) absentFresh(id string, now time.Time) (fresh bool, generation uint64) {
+	c.mu.RLock()
+	readAt, ok := c.absent[id]
+	generation = c.forgets
+	c.mu.RUnlock()
+	return ok && now.Sub(readAt) < c.ttl && !now.Before(readAt), generation
+}
+
+func (c *clientCache) putAbsent(id string, readAt time.Time, generation uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgets != generation {
+		return
+	}
+	if c.absent == nil || len(c.absent) >= maxCachedClients {
+		c.absent = make(map[string]time.Time)
+	}
+	c.absent[id] = readAt
+}
+
 func (c *clientCache) forget(id string) {
 	c.mu.Lock()
 	delete(c.entries, id)
+	delete(c.absent, id)
 	c.forgets++
 	c.mu.Unlock()
 }
@@ -74,4 +104,36 @@ func (d *Directory) forgetClient(id string) {
 	if d.clients != nil {
 		d.clients.forget(id)
 	}
+}
+
+// IsRegisteredClient reports whether id is a registered OAuth client's (or
+// one of Chit's own). That an id is no client's is remembered for the
+// client cache's time, as a client is: a client registered under it on
+// this server is seen at once, on another replica within that time.
+func (d *Directory) IsRegisteredClient(ctx context.Context, id string) (bool, error) {
+	if slices.Contains(FirstPartyClientIDs, id) {
+		return true, nil
+	}
+	if ValidateClientID(id) != nil {
+		return false, nil
+	}
+	readAt := d.now()
+	var generation uint64
+	if d.clients != nil {
+		var fresh bool
+		if fresh, generation = d.clients.absentFresh(id, readAt); fresh {
+			return false, nil
+		}
+	}
+	_, err := d.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if d.clients != nil {
+			d.clients.putAbsent(id, readAt, generation)
+		}
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read client: %w", err)
+	}
+	return true, nil
 }

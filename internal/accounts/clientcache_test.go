@@ -145,3 +145,40 @@ func TestClientCacheOff(t *testing.T) {
 		t.Fatalf("%d reads, want 3", n)
 	}
 }
+
+// That an id is no client's is remembered for the cache time: a token
+// exchange asks for each audience it addresses. A client registered under
+// it on this server is seen at once; elsewhere, once the entry expires.
+func TestIsRegisteredClientRemembersAbsentIDs(t *testing.T) {
+	ctx := context.Background()
+	f := newCacheFixture(t, time.Second)
+	for range 5 {
+		if client, err := f.server.IsRegisteredClient(ctx, "ledger"); err != nil || client {
+			t.Fatalf("ledger: %v %v", client, err)
+		}
+	}
+	if n := f.clientReads.Load(); n != 1 {
+		t.Fatalf("%d reads for five questions, want 1", n)
+	}
+	if _, err := f.operator.CreateClient(ctx, "ledger", []string{"https://ledger.example/cb"}, false, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(time.Second)
+	if client, err := f.server.IsRegisteredClient(ctx, "ledger"); err != nil || !client {
+		t.Fatalf("a client registered elsewhere, after the cache time: %v %v", client, err)
+	}
+	if client, _ := f.server.IsRegisteredClient(ctx, "books"); client {
+		t.Fatal("books is no client")
+	}
+	if _, err := f.server.CreateClient(ctx, "books", []string{"https://books.example/cb"}, false, storage.Grants{}); err != nil {
+		t.Fatal(err)
+	}
+	if client, err := f.server.IsRegisteredClient(ctx, "books"); err != nil || !client {
+		t.Fatalf("a client registered on this server, at once: %v %v", client, err)
+	}
+	for _, id := range []string{"chit-api", "chit-cli"} {
+		if client, _ := f.server.IsRegisteredClient(ctx, id); !client {
+			t.Fatalf("%s is Chit's own client", id)
+		}
+	}
+}

@@ -213,9 +213,11 @@ var table = []Grant{
 		SubjectTokenType: tokens.JWTTokenType,
 		Client:           NoClients,
 		Authentications:  []ClientAuthentication{NoClient},
-		Reads:            []Parameter{ParamSubjectToken, ParamSubjectTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope},
-		Issues:           Issues{RefreshToken: Never, IDToken: Never},
-		refusedClient:    chiterr.New(chiterr.InvalidArgument, "a workload's subject token is the whole credential: send no client authentication with it"),
+		// actor_token is read to refuse it: nothing acts for a workload.
+		Reads: []Parameter{ParamSubjectToken, ParamSubjectTokenType, ParamActorToken, ParamActorTokenType, ParamRequestedTokenType,
+			ParamAudience, ParamResource, ParamScope},
+		Issues:        Issues{RefreshToken: Never, IDToken: Never},
+		refusedClient: chiterr.New(chiterr.InvalidArgument, "a workload's subject token is the whole credential: send no client authentication with it"),
 		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
 			if s.federation == nil {
 				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "workload identity federation is not enabled")
@@ -223,6 +225,9 @@ var table = []Grant{
 			if req.RequestedTokenType != "" && req.RequestedTokenType != tokens.AccessTokenType {
 				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "requested_token_type %s is not supported: only %s",
 					chiterr.Quote(req.RequestedTokenType), tokens.AccessTokenType)
+			}
+			if req.ActorToken != "" || req.ActorTokenType != "" {
+				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "actor_token is not accepted with a workload's subject token: the workload acts for itself")
 			}
 			audience, err := exchangeAudience(req)
 			if err != nil {

@@ -33,7 +33,7 @@ func TestTheGrantTable(t *testing.T) {
 		{TokenExchange, "", ServiceAccounts, []ClientAuthentication{ClientSecretBasic, ClientSecretPost}, []Parameter{ParamSubjectToken, ParamSubjectTokenType,
 			ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
 		{TokenExchange, "urn:ietf:params:oauth:token-type:jwt", NoClients, []ClientAuthentication{NoClient}, []Parameter{ParamSubjectToken, ParamSubjectTokenType,
-			ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
+			ParamActorToken, ParamActorTokenType, ParamRequestedTokenType, ParamAudience, ParamResource, ParamScope}, Issues{Never, Never}},
 	}
 	got := table
 	if len(got) != len(want) {

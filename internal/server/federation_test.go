@@ -302,6 +302,9 @@ func TestTokenExchangeOfAWorkloadToken(t *testing.T) {
 	withClient := exchange(sign("987"))
 	withClient.Set("client_id", servertest.ServiceName)
 	withClient.Set("client_secret", e.ServiceSecret)
+	withActor := exchange(sign("987"))
+	withActor.Set("actor_token", sign("987"))
+	withActor.Set("actor_token_type", "urn:ietf:params:oauth:token-type:jwt")
 	otherType := exchange(sign("987"))
 	otherType.Set("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")
 	for what, tc := range map[string]struct {
@@ -312,6 +315,7 @@ func TestTokenExchangeOfAWorkloadToken(t *testing.T) {
 		"another owner":             {exchange(sign("666")), "invalid_grant", "repository_owner_id"},
 		"a client beside it":        {withClient, "invalid_request", "whole credential"},
 		"a refresh token asked for": {otherType, "invalid_request", "requested_token_type"},
+		"an actor token":            {withActor, "invalid_request", "actor_token"},
 		"not a JWT":                 {exchange("opaque"), "invalid_request", "malformed"},
 		"an unknown subject token type": {url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {sign("987")},
 			"subject_token_type": {"urn:ietf:params:oauth:token-type:saml2"}, "client_id": {servertest.ServiceName}, "client_secret": {e.ServiceSecret}},

@@ -228,14 +228,12 @@ func (s *Service) refuseClientAudience(ctx context.Context, audience string) err
 	if audience == s.cfg.Audience || s.Directory == nil {
 		return nil
 	}
-	_, err := s.Directory.LookupClient(ctx, audience)
+	client, err := s.Directory.IsRegisteredClient(ctx, audience)
 	switch {
-	case err == nil:
-		return chiterr.New(chiterr.InvalidArgument, "audience %s is an OAuth client: an exchanged token is never addressed to one", chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
-	case chiterr.KindOf(err) == chiterr.InvalidArgument:
-		// Not a client's id (unregistered, or not even a valid one).
-		return nil
-	default:
+	case err != nil:
 		return err
+	case client:
+		return chiterr.New(chiterr.InvalidArgument, "audience %s is an OAuth client: an exchanged token is never addressed to one", chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
 	}
+	return nil
 }
