@@ -185,7 +185,7 @@ func NewDirectory(cfg Config, deps Dependencies) *Directory {
 		throttle:          DefaultThrottle, usernameThrottle: DefaultUsernameThrottle, origins: &originSet{}}
 	if cfg.ServiceAccountCacheTTL > 0 {
 		d.services = &serviceAccountCache{ttl: cfg.ServiceAccountCacheTTL}
-		d.clients = &clientCache{ttl: cfg.ServiceAccountCacheTTL}
+		d.clients = newClientCache(cfg.ServiceAccountCacheTTL)
 	}
 	return d
 }
@@ -280,10 +280,10 @@ func (d *Directory) LookupSubject(ctx context.Context, subject string) (Principa
 	readAt := d.now()
 	var generation uint64
 	if d.services != nil {
-		var cached cachedServiceAccount
+		var cached cachedRead[storage.ServiceAccount]
 		var fresh bool
 		if cached, fresh, generation = d.services.get(clientID, readAt); fresh {
-			return servicePrincipal(cached.account, cached.readAt), nil
+			return servicePrincipal(cached.value, cached.readAt), nil
 		}
 	}
 	account, err := d.store.GetServiceAccount(ctx, clientID)
@@ -291,7 +291,7 @@ func (d *Directory) LookupSubject(ctx context.Context, subject string) (Principa
 		return Principal{}, err
 	}
 	if d.services != nil {
-		d.services.put(account, readAt, generation)
+		d.services.put(account.ClientID, account, readAt, generation)
 	}
 	return servicePrincipal(account, readAt), nil
 }
@@ -783,7 +783,7 @@ func (d *Directory) AuthenticateService(ctx context.Context, clientID, secret st
 		return Principal{}, errBadClient
 	}
 	if d.services != nil {
-		d.services.put(account, now, generation)
+		d.services.put(account.ClientID, account, now, generation)
 	}
 	return servicePrincipal(account, now), nil
 }
@@ -796,8 +796,8 @@ func (d *Directory) cachedService(clientID string, digest []byte, now time.Time)
 		return Principal{}, false, 0
 	}
 	entry, fresh, generation := d.services.get(clientID, now)
-	if fresh && secretMatches(entry.account, digest, now) {
-		return servicePrincipal(entry.account, entry.readAt), true, generation
+	if fresh && secretMatches(entry.value, digest, now) {
+		return servicePrincipal(entry.value, entry.readAt), true, generation
 	}
 	return Principal{}, false, generation
 }

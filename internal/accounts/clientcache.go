@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/chit-auth/chit/internal/storage"
 )
-
-// maxCachedClients bounds the client cache; when full it starts over.
-const maxCachedClients = 10_000
 
 // clientCache keeps registered OAuth clients for as short a time as the
 // service account cache keeps accounts (Config.ServiceAccountCacheTTL),
@@ -24,78 +20,21 @@ const maxCachedClients = 10_000
 // secret reads the store, as an unknown id does); a write to the client on
 // this server forgets it at once; one made on another replica (a deletion,
 // a secret rotation, narrower grants) is seen when the entry expires, at
-// most the TTL after the store was read.
+// most the TTL after the store was read. absent are the ids found to be no
+// client's: a token exchange asks for every audience it addresses
+// (IsRegisteredClient).
 type clientCache struct {
-	ttl     time.Duration
-	mu      sync.RWMutex
-	entries map[string]cachedClient
-	// absent are ids found to be no client's, and when: a token exchange
-	// asks for every audience it addresses (IsRegisteredClient).
-	absent map[string]time.Time
-	// forgets counts forget calls, so that a request that read the store
-	// before a write cannot put the old client back afterwards.
-	forgets uint64
+	present readCache[storage.Client]
+	absent  readCache[struct{}]
 }
 
-type cachedClient struct {
-	client storage.Client
-	readAt time.Time
-}
-
-// get returns the client read at most ttl before now, if there is one, and
-// the cache's generation, to be passed to put after reading the store.
-func (c *clientCache) get(id string, now time.Time) (entry cachedClient, fresh bool, generation uint64) {
-	c.mu.RLock()
-	entry, ok := c.entries[id]
-	generation = c.forgets
-	c.mu.RUnlock()
-	// An entry "read" after now means the clock went back; it is not trusted.
-	if !ok || now.Sub(entry.readAt) >= c.ttl || now.Before(entry.readAt) {
-		return cachedClient{}, false, generation
-	}
-	return entry, true, generation
-}
-
-func (c *clientCache) put(client storage.Client, readAt time.Time, generation uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.forgets != generation {
-		return
-	}
-	if c.entries == nil || len(c.entries) >= maxCachedClients {
-		c.entries = make(map[string]cachedClient)
-	}
-	c.entries[client.ID] = cachedClient{client: client, readAt: readAt}
-}
-
-// absentFresh reports whether id was found to be no client's at most ttl
-// before now, with the cache's generation.
-func (c *clientCache) absentFresh(id string, now time.Time) (fresh bool, generation uint64) {
-	c.mu.RLock()
-	readAt, ok := c.absent[id]
-	generation = c.forgets
-	c.mu.RUnlock()
-	return ok && now.Sub(readAt) < c.ttl && !now.Before(readAt), generation
-}
-
-func (c *clientCache) putAbsent(id string, readAt time.Time, generation uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.forgets != generation {
-		return
-	}
-	if c.absent == nil || len(c.absent) >= maxCachedClients {
-		c.absent = make(map[string]time.Time)
-	}
-	c.absent[id] = readAt
+func newClientCache(ttl time.Duration) *clientCache {
+	return &clientCache{present: readCache[storage.Client]{ttl: ttl}, absent: readCache[struct{}]{ttl: ttl}}
 }
 
 func (c *clientCache) forget(id string) {
-	c.mu.Lock()
-	delete(c.entries, id)
-	delete(c.absent, id)
-	c.forgets++
-	c.mu.Unlock()
+	c.present.forget(id)
+	c.absent.forget(id)
 }
 
 // forgetClient drops a client this server is about to change or has
@@ -121,7 +60,7 @@ func (d *Directory) IsRegisteredClient(ctx context.Context, id string) (bool, er
 	var generation uint64
 	if d.clients != nil {
 		var fresh bool
-		if fresh, generation = d.clients.absentFresh(id, readAt); fresh {
+		if _, fresh, generation = d.clients.absent.get(id, readAt); fresh {
 			return false, nil
 		}
 	}
@@ -129,7 +68,7 @@ func (d *Directory) IsRegisteredClient(ctx context.Context, id string) (bool, er
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if d.clients != nil {
-			d.clients.putAbsent(id, readAt, generation)
+			d.clients.absent.put(id, struct{}{}, readAt, generation)
 		}
 		return false, nil
 	case err != nil:

@@ -139,10 +139,10 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 	}
 	var generation uint64
 	if d.clients != nil {
-		var cached cachedClient
+		var cached cachedRead[storage.Client]
 		var fresh bool
-		if cached, fresh, generation = d.clients.get(id, readAt); fresh {
-			if client, err := authenticateRegistered(cached.client, cached.readAt, secret); err == nil {
+		if cached, fresh, generation = d.clients.present.get(id, readAt); fresh {
+			if client, err := authenticateRegistered(cached.value, cached.readAt, secret); err == nil {
 				return client, nil
 			}
 			// A failure reads the store, as an unknown id does.
@@ -167,7 +167,7 @@ func (d *Directory) AuthenticateClient(ctx context.Context, id, secret string) (
 	}
 	client, err := authenticateRegistered(stored, readAt, secret)
 	if err == nil && d.clients != nil {
-		d.clients.put(stored, readAt, generation)
+		d.clients.present.put(stored.ID, stored, readAt, generation)
 	}
 	return client, err
 }
