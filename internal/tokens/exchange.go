@@ -58,64 +58,65 @@ var (
 // carrying its login (fid) so that ending the login ends it too. A
 // delegation's act names the service, nesting the subject token's act;
 // an impersonation (the service's policy) keeps the subject token's act.
-func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Grant, error) {
+// It returns the subject's sub beside the grant, for the audit line.
+func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Grant, string, error) {
 	service := req.Service
 	if service.Role != accounts.RoleService {
-		return Grant{}, chiterr.New(chiterr.PermissionDenied, "token exchange is for service accounts, not %s %q", service.Role, service.Subject).WithReason(chiterr.ReasonUnauthorizedClient)
+		return Grant{}, "", chiterr.New(chiterr.PermissionDenied, "token exchange is for service accounts, not %s %q", service.Role, service.Subject).WithReason(chiterr.ReasonUnauthorizedClient)
 	}
 	if req.RequestedTokenType != "" && req.RequestedTokenType != AccessTokenType {
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "requested_token_type %s is not supported: only %s", chiterr.Quote(req.RequestedTokenType), AccessTokenType)
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "requested_token_type %s is not supported: only %s", chiterr.Quote(req.RequestedTokenType), AccessTokenType)
 	}
 	switch {
 	case req.SubjectToken == "":
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "subject_token is required")
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "subject_token is required")
 	case len(req.SubjectToken) > MaxTokenLength:
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "subject_token is longer than %d bytes", MaxTokenLength)
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "subject_token is longer than %d bytes", MaxTokenLength)
 	case req.SubjectTokenType == "":
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "subject_token_type is required")
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "subject_token_type is required")
 	case req.SubjectTokenType != AccessTokenType:
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "subject_token_type %s is not supported: only %s", chiterr.Quote(req.SubjectTokenType), AccessTokenType)
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "subject_token_type %s is not supported: only %s", chiterr.Quote(req.SubjectTokenType), AccessTokenType)
 	}
 	requested, err := accounts.ParseScope(req.Scope)
 	if err != nil {
-		return Grant{}, err
+		return Grant{}, "", err
 	}
 	policy := service.TokenExchange
 	if len(policy.Audiences) == 0 {
-		return Grant{}, chiterr.New(chiterr.PermissionDenied, "%s may not exchange tokens: an admin allows it (service set-token-exchange)", service.Subject).WithReason(chiterr.ReasonUnauthorizedClient)
+		return Grant{}, "", chiterr.New(chiterr.PermissionDenied, "%s may not exchange tokens: an admin allows it (service set-token-exchange)", service.Subject).WithReason(chiterr.ReasonUnauthorizedClient)
 	}
 	audience := req.Audience
 	if audience == "" {
 		audience = s.cfg.Audience
 	}
 	if len(audience) > accounts.MaxAudienceLength {
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "audience is longer than %d characters", accounts.MaxAudienceLength).WithReason(chiterr.ReasonInvalidTarget)
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "audience is longer than %d characters", accounts.MaxAudienceLength).WithReason(chiterr.ReasonInvalidTarget)
 	}
 	if !slices.Contains(policy.Audiences, audience) {
-		return Grant{}, chiterr.New(chiterr.InvalidArgument, "%s may not exchange tokens for audience %s", service.Subject, chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
+		return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "%s may not exchange tokens for audience %s", service.Subject, chiterr.Quote(audience)).WithReason(chiterr.ReasonInvalidTarget)
 	}
 	if err := s.refuseClientAudience(ctx, audience); err != nil {
-		return Grant{}, err
+		return Grant{}, "", err
 	}
 	if err := s.checkActorToken(ctx, service, req.ActorToken, req.ActorTokenType); err != nil {
-		return Grant{}, err
+		return Grant{}, "", err
 	}
 	subject, err := s.verifySubjectToken(ctx, service, req.SubjectToken)
 	if err != nil {
-		return Grant{}, err
+		return Grant{}, "", err
 	}
 	actor := subject.Actor
 	if !policy.Impersonation {
 		actor = &Actor{Subject: service.Subject, Actor: subject.Actor}
 	}
 	if actor.Depth() > MaxActorDepth {
-		return Grant{}, chiterr.New(chiterr.Unauthenticated, "subject_token's actor chain is %d long already: an exchange may make it at most %d", subject.Actor.Depth(), MaxActorDepth)
+		return Grant{}, "", chiterr.New(chiterr.Unauthenticated, "subject_token's actor chain is %d long already: an exchange may make it at most %d", subject.Actor.Depth(), MaxActorDepth)
 	}
 	scopes := subject.Scopes
 	if len(requested) > 0 {
 		for _, scope := range requested {
 			if !slices.Contains(subject.Scopes, scope) {
-				return Grant{}, chiterr.New(chiterr.InvalidArgument, "scope %q is not among the subject token's: an exchange only narrows", scope).WithReason(chiterr.ReasonInvalidScope)
+				return Grant{}, "", chiterr.New(chiterr.InvalidArgument, "scope %q is not among the subject token's: an exchange only narrows", scope).WithReason(chiterr.ReasonInvalidScope)
 			}
 		}
 		scopes = requested
@@ -129,7 +130,7 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 	}
 	expiresAt := earliest(issuedAt.Add(s.cfg.AccessTokenTTL), subject.ExpiresAt)
 	if !expiresAt.After(issuedAt) {
-		return Grant{}, errExpiredToken
+		return Grant{}, "", errExpiredToken
 	}
 	// The role is the subject token's (USER or SERVICE, never ADMIN); the
 	// client is the exchanging service, whose revocations (client:ID) end the
@@ -144,10 +145,10 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, familyID: subject.FamilyID,
 		issuedAt: issuedAt, expiresAt: expiresAt, actor: actor, subjectClient: subjectClient})
 	if err != nil {
-		return Grant{}, err
+		return Grant{}, "", err
 	}
 	s.Events.TokenIssued("token_exchange")
-	return Grant{AccessToken: access, ExpiresIn: expiresAt.Sub(s.Now()).Truncate(time.Second), Scope: strings.Join(scopes, " "), IssuedTokenType: AccessTokenType}, nil
+	return Grant{AccessToken: access, ExpiresIn: expiresAt.Sub(s.Now()).Truncate(time.Second), Scope: strings.Join(scopes, " "), IssuedTokenType: AccessTokenType}, subject.Subject, nil
 }
 
 // verifySubjectToken checks the subject token of an exchange by service:
