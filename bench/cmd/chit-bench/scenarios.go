@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,8 +376,7 @@ func (t *target) scenarios() []scenario {
 	}
 	restPassword := func(worker int) map[string]any { return restPasswords[worker%len(restPasswords)] }
 	restClient := map[string]any{"clientCredential": map[string]string{"clientId": t.clientID, "clientSecret": t.clientSecret}}
-	// RFC 6749 §2.3.1: Basic's parts are form-urlencoded first.
-	basicClient := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(t.clientID)+":"+url.QueryEscape(t.clientSecret)))
+	basicClient := basicAuthorization(t.clientID, t.clientSecret)
 	clientCredentialsForm := []byte("grant_type=client_credentials")
 	var introspectionForm []byte
 	needIntrospection := func(ctx context.Context) error {
