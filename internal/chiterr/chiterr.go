@@ -69,6 +69,10 @@ const (
 	ReasonUnauthorizedClient   = "unauthorized_client"
 	ReasonInvalidTarget        = "invalid_target"         // RFC 8707 §2
 	ReasonUnsupportedTokenType = "unsupported_token_type" // RFC 7009 §2.2.1
+	// DPoP's (RFC 9449 §5, §7.1, §8): a proof that is missing, invalid, or
+	// of another key; and a proof without the server's current nonce.
+	ReasonInvalidDPoPProof = "invalid_dpop_proof"
+	ReasonUseDPoPNonce     = "use_dpop_nonce"
 )
 
 // WithReason returns a copy of e that names its reason.

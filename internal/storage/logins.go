@@ -111,6 +111,9 @@ type RefreshToken struct {
 	Generation uint64
 	// LoginSalt is the login's random value that its tokens' MACs cover.
 	LoginSalt []byte
+	// DPoPKeyThumbprint is the JWK thumbprint a public client's login is
+	// bound to (RFC 9449 §5); "" for an unbound login.
+	DPoPKeyThumbprint string
 }
 
 // PreviousRefreshToken is what a login's record keeps of the token before

@@ -181,6 +181,8 @@ type APIKeyRequest struct {
 	// is the token's ("" for the server's own).
 	Scope    string
 	Audience string
+	// Binding is the key the token is bound to; zero issues a bearer token.
+	Binding Binding
 }
 
 // IssueForAPIKey exchanges an API key for a short-lived access token with
@@ -238,12 +240,12 @@ func (s *Service) IssueForAPIKey(ctx context.Context, req APIKeyRequest) (Grant,
 		return Grant{}, err
 	}
 	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience,
-		familyID: storage.APIKeyFamily(record.ID), issuedAt: s.issuedAt(grantee), apiKeyID: record.ID})
+		familyID: storage.APIKeyFamily(record.ID), issuedAt: s.issuedAt(grantee), apiKeyID: record.ID, binding: req.Binding})
 	if err != nil {
 		return Grant{}, err
 	}
 	s.Events.TokenIssued("api_key")
-	return s.grant(access, "", scopes), nil
+	return s.grant(access, "", scopes, req.Binding), nil
 }
 
 // ListAPIKeys returns subject's keys of page, by id, for the owner or an

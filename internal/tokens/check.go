@@ -58,6 +58,9 @@ type Claims struct {
 	// subjectClient is the client the subject token of a token exchange
 	// was issued to (SubjectClientClaim); "" for other tokens.
 	subjectClient string
+	// Binding is the key the token's holder must prove it holds (cnf):
+	// zero for a bearer token.
+	Binding Binding
 	// mayAct is the subject of the token's may_act claim (RFC 8693 §4.4),
 	// "" when it has none: only that party may exchange it.
 	mayAct string
@@ -269,6 +272,10 @@ func (s *Service) parse(ctx context.Context, accessToken, audience string) (Clai
 		}
 		mayAct = allowed.Subject
 	}
+	binding, err := parseBinding(token)
+	if err != nil {
+		return Claims{}, err
+	}
 	var authTime time.Time
 	if raw, ok := token.Get(AuthTimeClaim); ok {
 		if seconds, ok := raw.(float64); ok && seconds > 0 {
@@ -286,6 +293,7 @@ func (s *Service) parse(ctx context.Context, accessToken, audience string) (Clai
 		AuthTime: authTime,
 		APIKeyID: apiKeyID,
 		Actor:    actor,
+		Binding:  binding,
 		mayAct:   mayAct,
 		FamilyID: familyID,
 

@@ -39,6 +39,10 @@ type ExchangeRequest struct {
 	// Audience is the audience to exchange for; "" is the server's own,
 	// which, like any other, the service's policy must name.
 	Audience string
+	// Binding is the key the exchanged token is bound to: the exchanging
+	// service's proof, whatever bound the subject token (which the service
+	// was shown, and cannot prove it holds the key of).
+	Binding Binding
 }
 
 var (
@@ -143,12 +147,13 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 		subjectClient = subject.ClientID
 	}
 	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, familyID: subject.FamilyID,
-		issuedAt: issuedAt, expiresAt: expiresAt, actor: actor, subjectClient: subjectClient})
+		issuedAt: issuedAt, expiresAt: expiresAt, actor: actor, subjectClient: subjectClient, binding: req.Binding})
 	if err != nil {
 		return Grant{}, "", err
 	}
 	s.Events.TokenIssued("token_exchange")
-	return Grant{AccessToken: access, ExpiresIn: expiresAt.Sub(s.Now()).Truncate(time.Second), Scope: strings.Join(scopes, " "), IssuedTokenType: AccessTokenType}, subject.Subject, nil
+	return Grant{AccessToken: access, ExpiresIn: expiresAt.Sub(s.Now()).Truncate(time.Second), Scope: strings.Join(scopes, " "), IssuedTokenType: AccessTokenType,
+		TokenType: req.Binding.TokenType()}, subject.Subject, nil
 }
 
 // verifySubjectToken checks the subject token of an exchange by service:

@@ -29,16 +29,9 @@ type PasswordRequest struct {
 	// Scope and Audience are what is asked for ("" for the defaults).
 	Scope    string
 	Audience string
-	// NotAfter, when set, caps the access token's expiry: a token issued
-	// for a federated assertion never outlives the assertion.
-	NotAfter time.Time
-	// Grant names the grant in the metrics; "" is client_credentials.
-	Grant string
-	// Federated says the service proved who it is with a federated
-	// assertion, not its secret: the token carries no auth_time, so it
-	// cannot make an API key, a long-lived secret that would outlive the
-	// platform's short-lived token, its rule and the workload.
-	Federated bool
+	// Binding is the key the tokens are bound to (a DPoP proof's, a
+	// client certificate's); zero issues bearer tokens.
+	Binding Binding
 }
 
 // IssueForPassword signs a person in through req.Client: an access token
@@ -69,7 +62,7 @@ func (s *Service) IssueForPassword(ctx context.Context, req PasswordRequest) (Gr
 	if err != nil {
 		return Grant{}, err
 	}
-	login := Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password"}
+	login := Login{Grantee: grantee, Scopes: scopes, Audience: audience, FamilyID: familyID, WithRefreshToken: true, Kind: "password", Binding: req.Binding}
 	if slices.Contains(scopes, accounts.ScopeOpenID) {
 		// A sign-in granted openid answers an ID token (OIDC Core §3.1.3.3),
 		// whichever grant it came through.
@@ -113,6 +106,11 @@ type Login struct {
 	// AuthTime is when the person proved who they are (the sign-in page's
 	// submission, for a code); zero means now.
 	AuthTime time.Time
+	// Binding is the key the access token is bound to. A public client's
+	// refresh token is bound to a DPoP key too (RFC 9449 §5): a
+	// confidential client proves who it is at each refresh, a public one
+	// only by holding the key.
+	Binding Binding
 }
 
 // IDTokenRequest is what an ID token states besides the subject.
@@ -152,7 +150,7 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 		authTime = now
 	}
 	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
-		familyID: login.FamilyID, issuedAt: now, authTime: authTime})
+		familyID: login.FamilyID, issuedAt: now, authTime: authTime, binding: login.Binding})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -171,6 +169,9 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 			ExpiresAt:       earliest(now.Add(s.cfg.RefreshIdleTimeout), familyExpiresAt),
 			FamilyExpiresAt: familyExpiresAt,
 			Generation:      1,
+			// Only a public client's: a confidential client may refresh
+			// with another key, or none, having proven who it is.
+			DPoPKeyThumbprint: refreshKeyBinding(login.Client, login.Binding),
 		})
 		if err != nil {
 			return Grant{}, err
@@ -179,7 +180,7 @@ func (s *Service) IssueForLogin(ctx context.Context, login Login) (Grant, error)
 			return Grant{}, fmt.Errorf("store refresh token: %w", err)
 		}
 	}
-	grant := s.grant(access, refresh, login.Scopes)
+	grant := s.grant(access, refresh, login.Scopes, login.Binding)
 	s.Events.TokenIssued(login.Kind)
 	if login.IDToken != nil {
 		idToken := *login.IDToken
@@ -253,6 +254,8 @@ type ClientRequest struct {
 	// cannot make an API key, a long-lived secret that would outlive the
 	// platform's short-lived token, its rule and the workload.
 	Federated bool
+	// Binding is the key the token is bound to; zero issues a bearer token.
+	Binding Binding
 }
 
 // IssueForClient signs a service account in. It gets no refresh token: it
@@ -287,7 +290,8 @@ func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant,
 	if req.Federated {
 		authTime = time.Time{}
 	}
-	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: authTime, expiresAt: expiresAt})
+	access, err := s.signAccess(accessToken{grantee: grantee, scopes: scopes, audience: audience, issuedAt: issuedAt, authTime: authTime,
+		expiresAt: expiresAt, binding: req.Binding})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -296,13 +300,13 @@ func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant,
 		grantName = "client_credentials"
 	}
 	s.Events.TokenIssued(grantName)
-	issued := s.grant(access, "", scopes)
+	issued := s.grant(access, "", scopes, req.Binding)
 	issued.ExpiresIn = expiresAt.Sub(issuedAt)
 	return issued, nil
 }
 
-func (s *Service) grant(access, refresh string, scopes []string) Grant {
-	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " ")}
+func (s *Service) grant(access, refresh string, scopes []string, binding Binding) Grant {
+	return Grant{AccessToken: access, RefreshToken: refresh, ExpiresIn: s.cfg.AccessTokenTTL, Scope: strings.Join(scopes, " "), TokenType: binding.TokenType()}
 }
 
 // accessToken is what an access token states.
@@ -330,6 +334,8 @@ type accessToken struct {
 	// subjectClient is SubjectClientClaim, of a token issued by token
 	// exchange.
 	subjectClient string
+	// binding is the key the holder must prove it holds (cnf).
+	binding Binding
 }
 
 // SessionIDClaim names an ID token's sign-in session (OpenID Connect
@@ -394,6 +400,9 @@ func (s *Service) signAccess(t accessToken) (string, error) {
 	}
 	if t.subjectClient != "" {
 		builder = builder.Claim(SubjectClientClaim, t.subjectClient)
+	}
+	if cnf := t.binding.claim(); cnf != nil {
+		builder = builder.Claim(ConfirmationClaim, cnf)
 	}
 	token, err := builder.Build()
 	if err != nil {

@@ -31,6 +31,10 @@ type RefreshRequest struct {
 	RefreshToken string
 	// Scope, when not empty, narrows the new access token.
 	Scope string
+	// Binding is the key the new access token is bound to. A login a
+	// public client started with a DPoP key refreshes only with a proof of
+	// the same key.
+	Binding Binding
 }
 
 // Refresh exchanges a refresh token, presented by the client it was issued
@@ -57,7 +61,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Grant, error
 	// A lost race for the rotation is retried once: the second pass finds the
 	// token rotated and answers the winner's successor.
 	for attempt := 0; ; attempt++ {
-		grant, err := s.refreshOnce(ctx, client, refreshToken, requested)
+		grant, err := s.refreshOnce(ctx, client, refreshToken, requested, req.Binding)
 		if errors.Is(err, storage.ErrConflict) && attempt == 0 {
 			continue
 		}
@@ -143,7 +147,7 @@ func (s *Service) loginNow(ctx context.Context, client accounts.Client, current 
 	return Login{Grantee: grantee, Scopes: grantee.StillAllowed(requested), Audience: audience, FamilyID: current.FamilyID}, nil
 }
 
-func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refreshToken string, requested []string) (Grant, error) {
+func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refreshToken string, requested []string, binding Binding) (Grant, error) {
 	// The login's record and its user are read together: one round trip
 	// where a round trip costs (PostgreSQL). The user counts as read from
 	// before the read began.
@@ -164,6 +168,12 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 	if err != nil {
 		return Grant{}, err
 	}
+	// Checked before anything else answers: a bound token without its key
+	// gets nothing, not even the successor of a lost answer.
+	if err := checkRefreshKey(current, binding); err != nil {
+		return Grant{}, err
+	}
+	login.Binding = binding
 	if !current.RotatedAt.IsZero() {
 		return s.replay(ctx, refreshToken, current, login, now)
 	}
@@ -188,7 +198,8 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 			return Grant{}, err
 		}
 	}
-	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience, familyID: current.FamilyID, issuedAt: issuedAt})
+	access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience, familyID: current.FamilyID,
+		issuedAt: issuedAt, binding: binding})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -205,7 +216,7 @@ func (s *Service) refreshOnce(ctx context.Context, client accounts.Client, refre
 		return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	s.Events.TokenIssued("refresh")
-	grant := s.grant(access, refresh, login.Scopes)
+	grant := s.grant(access, refresh, login.Scopes, binding)
 	grant.IDToken = idToken
 	return grant, nil
 }
@@ -246,11 +257,11 @@ func (s *Service) replay(ctx context.Context, refreshToken string, current stora
 		}
 		issuedAt := s.issuedAt(login.Grantee)
 		access, err := s.signAccess(accessToken{grantee: login.Grantee, scopes: login.Scopes, audience: login.Audience,
-			familyID: current.FamilyID, issuedAt: issuedAt})
+			familyID: current.FamilyID, issuedAt: issuedAt, binding: login.Binding})
 		if err != nil {
 			return Grant{}, err
 		}
-		grant := s.grant(access, successor, login.Scopes)
+		grant := s.grant(access, successor, login.Scopes, login.Binding)
 		if grant.IDToken, err = s.refreshIDToken(login, access, issuedAt); err != nil {
 			return Grant{}, err
 		}

@@ -77,6 +77,9 @@ type Grant struct {
 	// IssuedTokenType is what a token exchange issued (RFC 8693 §2.2.1,
 	// AccessTokenType); "" for other grants.
 	IssuedTokenType string
+	// TokenType is the access token's token_type: Bearer, or DPoP for a
+	// token bound to a DPoP key.
+	TokenType string
 }
 
 // ClientIDClaim names the OAuth client a token was issued to (RFC 9068 §2.2).
