@@ -257,6 +257,8 @@ type CodeRequest struct {
 	// Audience, when set, asks for tokens for another audience the client
 	// is allowed (RFC 8707).
 	Audience string
+	// Binding is the key the tokens are bound to (tokens.Login.Binding).
+	Binding tokens.Binding
 }
 
 // Exchange redeems a code for tokens on behalf of req.Client. A code works
@@ -319,7 +321,7 @@ func (s *Service) Exchange(ctx context.Context, req CodeRequest) (tokens.Grant, 
 	}
 	return s.IssueForSignIn(ctx, client, Redemption{Credential: "authorization code", Kind: "authorization_code", Subject: stored.Subject,
 		ClientID: stored.ClientID, Scope: stored.Scope, Nonce: stored.Nonce, AuthTime: stored.AuthTime, SessionID: stored.SessionID,
-		FamilyID: familyID, Audience: audience})
+		FamilyID: familyID, Audience: audience, Binding: req.Binding})
 }
 
 // Redemption is a person's sign-in on the hosted pages that a client now
@@ -337,6 +339,8 @@ type Redemption struct {
 	SessionID  string
 	FamilyID   string
 	Audience   string
+	// Binding is the key the tokens are bound to (tokens.Login.Binding).
+	Binding tokens.Binding
 }
 
 // IssueForSignIn issues what a person's sign-in through client gets: the
@@ -399,6 +403,7 @@ func (s *Service) IssueForSignIn(ctx context.Context, client accounts.Client, in
 		WithRefreshToken: true,
 		Kind:             in.Kind,
 		AuthTime:         in.AuthTime,
+		Binding:          in.Binding,
 	}
 	if slices.Contains(scopes, ScopeOpenID) {
 		// Every code comes from a password sign-in on the page, made then

@@ -380,6 +380,8 @@ type PollRequest struct {
 	Client     accounts.Client
 	DeviceCode string
 	Audience   string
+	// Binding is the key the tokens are bound to (tokens.Login.Binding).
+	Binding tokens.Binding
 }
 
 var errDeviceCodeInvalid = chiterr.New(chiterr.Unauthenticated, "device code is invalid")
@@ -435,7 +437,7 @@ func (s *Service) Poll(ctx context.Context, req PollRequest) (tokens.Grant, erro
 	}
 	grant, err := s.authorize.IssueForSignIn(ctx, req.Client, authorize.Redemption{Credential: "device code", Kind: "device_code",
 		Subject: stored.Subject, ClientID: stored.ClientID, Scope: stored.Scope, AuthTime: stored.AuthTime,
-		SessionID: stored.SessionID, Audience: req.Audience})
+		SessionID: stored.SessionID, Audience: req.Audience, Binding: req.Binding})
 	if err != nil {
 		return tokens.Grant{}, err
 	}

@@ -58,6 +58,8 @@ type ExchangeRequest struct {
 	// account's defaults and the server's own audience).
 	Scope    string
 	Audience string
+	// Binding is the key the token is bound to; zero issues a bearer token.
+	Binding tokens.Binding
 }
 
 // RefusedError is a refused assertion: Check says which check failed. It
@@ -474,7 +476,7 @@ func (s *Service) issue(ctx context.Context, a assertion, rule *compiledRule, re
 		return tokens.Grant{}, err
 	}
 	grant, err := s.Tokens.IssueForClient(ctx, tokens.ClientRequest{Service: principal, Scope: req.Scope, Audience: req.Audience,
-		NotAfter: exp, Grant: "jwt_bearer", Federated: true})
+		NotAfter: exp, Grant: "jwt_bearer", Federated: true, Binding: req.Binding})
 	if err != nil || !rule.SingleUse {
 		return grant, err
 	}

@@ -114,11 +114,15 @@ type Request struct {
 	RequestedTokenType string
 	ExchangeAudience   string
 	DeviceCode         string
+	// Binding is what the transport verified the caller holds: a DPoP
+	// proof's key (RFC 9449), a client certificate (RFC 8705). Every grant
+	// binds the tokens it issues to it; zero issues bearer tokens.
+	Binding tokens.Binding
 }
 
 // only keeps the parameters of reads, the client and the address.
 func (r Request) only(reads []Parameter) Request {
-	kept := Request{Type: r.Type, Client: r.Client, Address: r.Address}
+	kept := Request{Type: r.Type, Client: r.Client, Address: r.Address, Binding: r.Binding}
 	for _, parameter := range reads {
 		switch parameter {
 		case ParamUsername:

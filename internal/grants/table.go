@@ -96,7 +96,7 @@ var table = []Grant{
 		Issues: Issues{RefreshToken: Always, IDToken: WithOpenID},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
 			return s.tokens.IssueForPassword(ctx, tokens.PasswordRequest{Client: client.client, Address: req.Address,
-				Username: req.Username, Password: req.Password, Scope: req.Scope, Audience: req.Audience})
+				Username: req.Username, Password: req.Password, Scope: req.Scope, Audience: req.Audience, Binding: req.Binding})
 		},
 	},
 	{
@@ -112,7 +112,8 @@ var table = []Grant{
 			if req.Audience != "" {
 				return tokens.Grant{}, errRefreshKeepsAudience
 			}
-			return s.tokens.Refresh(ctx, tokens.RefreshRequest{Client: client.client, RefreshToken: req.RefreshToken, Scope: req.Scope})
+			return s.tokens.Refresh(ctx, tokens.RefreshRequest{Client: client.client, RefreshToken: req.RefreshToken, Scope: req.Scope,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -126,7 +127,8 @@ var table = []Grant{
 		Issues:        Issues{RefreshToken: Never, IDToken: Never},
 		refusedClient: &ClientRefusedError{Err: chiterr.New(chiterr.InvalidArgument, "client_id and client_secret are required")},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
-			return s.tokens.IssueForClient(ctx, tokens.ClientRequest{Service: client.service, Scope: req.Scope, Audience: req.Audience})
+			return s.tokens.IssueForClient(ctx, tokens.ClientRequest{Service: client.service, Scope: req.Scope, Audience: req.Audience,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -137,7 +139,7 @@ var table = []Grant{
 		Issues:          Issues{RefreshToken: Always, IDToken: WithOpenID},
 		issue: func(ctx context.Context, s *Service, client authenticated, req Request) (tokens.Grant, error) {
 			return s.authorize.Exchange(ctx, authorize.CodeRequest{Client: client.client, Code: req.Code, RedirectURI: req.RedirectURI,
-				CodeVerifier: req.CodeVerifier, Audience: req.Audience})
+				CodeVerifier: req.CodeVerifier, Audience: req.Audience, Binding: req.Binding})
 		},
 	},
 	{
@@ -149,7 +151,8 @@ var table = []Grant{
 		Issues:        Issues{RefreshToken: Never, IDToken: Never},
 		refusedClient: chiterr.New(chiterr.InvalidArgument, "an API key is the whole credential: send no client authentication with it"),
 		issue: func(ctx context.Context, s *Service, _ authenticated, req Request) (tokens.Grant, error) {
-			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience})
+			return s.tokens.IssueForAPIKey(ctx, tokens.APIKeyRequest{Key: req.APIKey, Scope: req.Scope, Audience: req.Audience,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -163,7 +166,8 @@ var table = []Grant{
 			if s.device == nil {
 				return tokens.Grant{}, ErrUnsupportedGrantType
 			}
-			return s.device.Poll(ctx, device.PollRequest{Client: client.client, DeviceCode: req.DeviceCode, Audience: req.Audience})
+			return s.device.Poll(ctx, device.PollRequest{Client: client.client, DeviceCode: req.DeviceCode, Audience: req.Audience,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -179,7 +183,8 @@ var table = []Grant{
 			if s.federation == nil {
 				return tokens.Grant{}, chiterr.New(chiterr.InvalidArgument, "workload identity federation is not enabled")
 			}
-			return s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.Assertion, Scope: req.Scope, Audience: req.Audience})
+			return s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.Assertion, Scope: req.Scope, Audience: req.Audience,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -200,7 +205,8 @@ var table = []Grant{
 			}
 			return s.tokens.IssueForExchange(ctx, tokens.ExchangeRequest{Service: client.service,
 				SubjectToken: req.SubjectToken, SubjectTokenType: req.SubjectTokenType, RequestedTokenType: req.RequestedTokenType,
-				ActorToken: req.ActorToken, ActorTokenType: req.ActorTokenType, Scope: req.Scope, Audience: audience})
+				ActorToken: req.ActorToken, ActorTokenType: req.ActorTokenType, Scope: req.Scope, Audience: audience,
+				Binding: req.Binding})
 		},
 	},
 	{
@@ -233,7 +239,8 @@ var table = []Grant{
 			if err != nil {
 				return tokens.Grant{}, err
 			}
-			grant, err := s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.SubjectToken, Scope: req.Scope, Audience: audience})
+			grant, err := s.federation.Exchange(ctx, federation.ExchangeRequest{Assertion: req.SubjectToken, Scope: req.Scope, Audience: audience,
+				Binding: req.Binding})
 			if err != nil {
 				return tokens.Grant{}, err
 			}
