@@ -57,6 +57,9 @@ type Error struct {
 	Cause   error
 	// RetryAfter, when set, tells a throttled caller when to try again.
 	RetryAfter time.Duration
+	// DPoPNonce, with ReasonUseDPoPNonce, is the nonce the caller must put
+	// in its next DPoP proof (RFC 9449 §8, §9): the DPoP-Nonce header.
+	DPoPNonce string
 	// Reason, when set, names the error for programs in the OAuth 2.0
 	// vocabulary (ReasonInvalidScope, ...), which the OAuth endpoints answer.
 	Reason string
@@ -80,6 +83,23 @@ func (e *Error) WithReason(reason string) *Error {
 	copied := *e
 	copied.Reason = reason
 	return &copied
+}
+
+// WithDPoPNonce returns a copy of e that tells the caller the DPoP nonce
+// to use.
+func (e *Error) WithDPoPNonce(nonce string) *Error {
+	copied := *e
+	copied.DPoPNonce = nonce
+	return &copied
+}
+
+// DPoPNonceOf returns the DPoPNonce of err, or "".
+func DPoPNonceOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.DPoPNonce
+	}
+	return ""
 }
 
 // ReasonOf returns the Reason of err, or "".

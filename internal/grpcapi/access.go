@@ -11,6 +11,7 @@ import (
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -163,6 +164,7 @@ func CallerFrom(ctx context.Context) (tokens.Claims, bool) {
 // Gatekeeper applies AccessRules to incoming calls.
 type Gatekeeper struct {
 	tokens        *tokens.Service
+	possession    *possession.Verifier
 	orchestrators map[string]bool
 	// localOperator: the gatekeeper of chitd's in-process channel
 	// (NewLocalGatekeeper), which admits the local operator alone.
@@ -172,7 +174,7 @@ type Gatekeeper struct {
 // NewGatekeeper returns the access-rule enforcer; it verifies callers'
 // tokens with deps.Tokens.
 func NewGatekeeper(cfg Config, deps Dependencies) *Gatekeeper {
-	g := &Gatekeeper{tokens: deps.Tokens, orchestrators: make(map[string]bool, len(cfg.Orchestrators))}
+	g := &Gatekeeper{tokens: deps.Tokens, possession: deps.Possession, orchestrators: make(map[string]bool, len(cfg.Orchestrators))}
 	for _, name := range cfg.Orchestrators {
 		g.orchestrators[name] = true
 	}
@@ -205,7 +207,7 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 	if rule.CallerFromStore {
 		authenticate = g.tokens.AuthenticateCurrent
 	}
-	claims, err := authenticate(ctx, bearerToken(ctx))
+	claims, err := checkCaller(ctx, authenticate, g.possession, fullMethod)
 	if err != nil {
 		return nil, err
 	}
@@ -237,14 +239,44 @@ func ServiceClientID(claims tokens.Claims) string {
 	return strings.TrimPrefix(claims.Subject, accounts.ServiceSubjectPrefix)
 }
 
-// bearerToken returns the token of an `authorization: Bearer ...` metadata
-// entry; the gateway forwards the HTTP Authorization header there.
+// bearerToken returns the access token of an `authorization: Bearer ...`
+// or `authorization: DPoP ...` metadata entry; the gateway forwards the HTTP
+// Authorization header there.
 func bearerToken(ctx context.Context) string {
+	token, _ := presentedToken(ctx)
+	return token
+}
+
+// presentedToken is the call's access token, and whether it came with the
+// DPoP scheme.
+func presentedToken(ctx context.Context) (string, bool) {
 	for _, value := range metadata.ValueFromIncomingContext(ctx, "authorization") {
-		scheme, token, ok := strings.Cut(value, " ")
-		if ok && strings.EqualFold(scheme, "bearer") {
-			return strings.TrimSpace(token)
+		if token, dpopScheme := possession.AccessToken(value); token != "" {
+			return token, dpopScheme
 		}
 	}
-	return ""
+	return "", false
+}
+
+// checkCaller verifies the call's access token with verify and, when the
+// token is sender-constrained, that the call proves it holds the token's
+// key (a DPoP proof for fullMethod's URL with the token's ath) or
+// certificate. A bound token without its proof is worth no more than an
+// invalid one.
+func checkCaller(ctx context.Context, verify func(context.Context, string) (tokens.Claims, error), proofs *possession.Verifier, fullMethod string) (tokens.Claims, error) {
+	token, dpopScheme := presentedToken(ctx)
+	claims, err := verify(ctx, token)
+	if err != nil {
+		return tokens.Claims{}, err
+	}
+	// A proof is checked whenever one came, bound token or not: a replayed
+	// or forged proof is refused rather than ignored.
+	proven, err := proofs.Call(ctx, fullMethod, token, possession.ResourceRequest)
+	if err != nil {
+		return tokens.Claims{}, err
+	}
+	if err := claims.CheckBinding(proven, dpopScheme); err != nil {
+		return tokens.Claims{}, err
+	}
+	return claims, nil
 }

@@ -48,6 +48,19 @@ type AuthServer struct {
 	grants    *grants.Service
 	device    *device.Service
 	pages     *paging.Tokens
+	// possession checks the DPoP proofs and client certificates of calls.
+	possession *possession.Verifier
+}
+
+// issue runs req's grant bound to what the call to method proves it holds
+// (a DPoP proof for method's documented URL, its client certificate).
+func (s *AuthServer) issue(ctx context.Context, method string, req grants.Request) (tokens.Grant, error) {
+	binding, err := s.possession.Call(ctx, method, "", possession.TokenRequest)
+	if err != nil {
+		return tokens.Grant{}, err
+	}
+	req.Binding = binding
+	return s.grants.Issue(ctx, req)
 }
 
 var _ authv1.AuthServiceServer = (*AuthServer)(nil)
@@ -55,7 +68,8 @@ var _ authv1.AuthServiceServer = (*AuthServer)(nil)
 // NewAuthServer returns the AuthService handlers over deps.Tokens,
 // deps.Authorize and deps.Grants.
 func NewAuthServer(deps Dependencies) *AuthServer {
-	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages, grants: deps.Grants, device: deps.Device}
+	return &AuthServer{tokens: deps.Tokens, authorize: deps.Authorize, pages: deps.Pages, grants: deps.Grants, device: deps.Device,
+		possession: deps.Possession}
 }
 
 func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
@@ -84,7 +98,7 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 	default:
 		return nil, chiterr.New(chiterr.InvalidArgument, "a credential is required: password_credential, client_credential, api_key_credential, federated_credential or token_exchange_credential")
 	}
-	grant, err := s.grants.Issue(ctx, issue)
+	grant, err := s.issue(ctx, authv1.AuthService_Token_FullMethodName, issue)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +106,8 @@ func (s *AuthServer) Token(ctx context.Context, req *authv1.TokenRequest) (*auth
 }
 
 func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.TokenResponse, error) {
-	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.RefreshToken, Client: apiClient, RefreshToken: req.GetRefreshToken(), Scope: req.GetScope()})
+	grant, err := s.issue(ctx, authv1.AuthService_RefreshToken_FullMethodName,
+		grants.Request{Type: grants.RefreshToken, Client: apiClient, RefreshToken: req.GetRefreshToken(), Scope: req.GetScope()})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +115,7 @@ func (s *AuthServer) RefreshToken(ctx context.Context, req *authv1.RefreshTokenR
 }
 
 func (s *AuthServer) CheckToken(ctx context.Context, _ *authv1.CheckTokenRequest) (*authv1.CheckTokenResponse, error) {
-	claims, err := s.tokens.Check(ctx, bearerToken(ctx))
+	claims, err := checkCaller(ctx, s.tokens.Check, s.possession, authv1.AuthService_CheckToken_FullMethodName)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +169,7 @@ func (s *AuthServer) GetAuthorizeUrl(ctx context.Context, req *authv1.GetAuthori
 }
 
 func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) (*authv1.LoginCliResponse, error) {
-	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.AuthorizationCode, Client: cliClient,
+	grant, err := s.issue(ctx, authv1.AuthService_LoginCli_FullMethodName, grants.Request{Type: grants.AuthorizationCode, Client: cliClient,
 		Code: req.GetCode(), RedirectURI: req.GetRedirectUri(), CodeVerifier: req.GetCodeVerifier()})
 	if err != nil {
 		return nil, err
@@ -163,7 +178,8 @@ func (s *AuthServer) LoginCli(ctx context.Context, req *authv1.LoginCliRequest) 
 }
 
 func (s *AuthServer) RefreshCli(ctx context.Context, req *authv1.RefreshCliRequest) (*authv1.RefreshCliResponse, error) {
-	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.RefreshToken, Client: cliClient, RefreshToken: req.GetRefreshToken()})
+	grant, err := s.issue(ctx, authv1.AuthService_RefreshCli_FullMethodName,
+		grants.Request{Type: grants.RefreshToken, Client: cliClient, RefreshToken: req.GetRefreshToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +203,8 @@ func (s *AuthServer) StartDeviceLogin(ctx context.Context, req *authv1.StartDevi
 
 // PollDeviceLogin is the device code grant of the table, as the CLI.
 func (s *AuthServer) PollDeviceLogin(ctx context.Context, req *authv1.PollDeviceLoginRequest) (*authv1.PollDeviceLoginResponse, error) {
-	grant, err := s.grants.Issue(ctx, grants.Request{Type: grants.DeviceCode, Client: cliClient, DeviceCode: req.GetDeviceCode()})
+	grant, err := s.issue(ctx, authv1.AuthService_PollDeviceLogin_FullMethodName,
+		grants.Request{Type: grants.DeviceCode, Client: cliClient, DeviceCode: req.GetDeviceCode()})
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +218,7 @@ func accessToken(grant tokens.Grant) *authv1.AccessToken {
 		AccessToken: grant.AccessToken,
 		ExpiresIn:   int64(grant.ExpiresIn.Seconds()),
 		Scope:       grant.Scope,
-		TokenType:   tokens.TokenType,
+		TokenType:   grant.TokenType,
 	}
 	if grant.RefreshToken != "" {
 		message.RefreshToken = &grant.RefreshToken
@@ -217,7 +234,7 @@ func tokenResponse(grant tokens.Grant) *authv1.TokenResponse {
 		AccessToken:  grant.AccessToken,
 		RefreshToken: grant.RefreshToken,
 		ExpiresIn:    int64(grant.ExpiresIn.Seconds()),
-		TokenType:    tokens.TokenType,
+		TokenType:    grant.TokenType,
 		Scope:        grant.Scope,
 		IdToken:      grant.IDToken,
 		// RFC 8693 §2.2.1: a token exchange says what it issued.

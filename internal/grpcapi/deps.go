@@ -9,6 +9,7 @@ import (
 	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/paging"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
@@ -42,6 +43,9 @@ type Dependencies struct {
 	SigningKeys SigningKeys
 	// Federation manages the federation rules (workload identity).
 	Federation *federation.Service
+	// Possession checks what calls prove they hold (DPoP proofs, client
+	// certificates), for sender-constrained tokens.
+	Possession *possession.Verifier
 }
 
 // SigningKeys are the server's token-signing keys as an admin manages them.

@@ -18,6 +18,10 @@ import (
 // ErrorDomain is the domain of the ErrorInfo details Chit's errors carry.
 const ErrorDomain = "chit.auth"
 
+// DPoPNonceMetadata is the ErrorInfo metadata key of the nonce a
+// USE_DPOP_NONCE refusal tells the caller to use.
+const DPoPNonceMetadata = "dpop_nonce"
+
 var codeOfKind = map[chiterr.Kind]codes.Code{
 	chiterr.Internal:           codes.Internal,
 	chiterr.InvalidArgument:    codes.InvalidArgument,
@@ -59,7 +63,13 @@ func toStatus(err error) error {
 	// A named reason reaches programs as an ErrorInfo: the device flow's
 	// polls tell pending from slow_down, denied and expired by it.
 	if reason := chiterr.ReasonOf(err); reason != "" {
-		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: ErrorDomain}); derr == nil {
+		info := &errdetails.ErrorInfo{Reason: strings.ToUpper(reason), Domain: ErrorDomain}
+		// use_dpop_nonce names the nonce to use (RFC 9449 §8); REST
+		// answers it as the DPoP-Nonce header.
+		if nonce := chiterr.DPoPNonceOf(err); nonce != "" {
+			info.Metadata = map[string]string{DPoPNonceMetadata: nonce}
+		}
+		if detailed, derr := st.WithDetails(info); derr == nil {
 			st = detailed
 		}
 	}

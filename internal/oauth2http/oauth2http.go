@@ -18,6 +18,7 @@ import (
 	"github.com/chit-auth/chit/internal/clientaddr"
 	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/grants"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -40,6 +41,8 @@ type Handler struct {
 	directory *accounts.Directory
 	device    *device.Service
 	logger    *slog.Logger
+	// possession checks DPoP proofs and finds client certificates.
+	possession *possession.Verifier
 }
 
 // Dependencies are the core services the endpoints call and the logger of
@@ -53,12 +56,16 @@ type Dependencies struct {
 	// Device answers /oauth2/device_authorization; nil leaves it out.
 	Device *device.Service
 	Logger *slog.Logger
+	// Possession checks what requests prove they hold (DPoP proofs, client
+	// certificates), for sender-constrained tokens.
+	Possession *possession.Verifier
 }
 
 // New returns the handler. The endpoints have no settings of their own: what
 // they answer is the core's configuration.
 func New(deps Dependencies) *Handler {
-	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger, grants: deps.Grants, device: deps.Device}
+	return &Handler{tokens: deps.Tokens, directory: deps.Directory, logger: deps.Logger, grants: deps.Grants, device: deps.Device,
+		possession: deps.Possession}
 }
 
 // Register adds the routes to mux.
@@ -105,6 +112,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, basicU
 	if oe.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(oe.retryAfter.Seconds()))))
 	}
+	if nonce := chiterr.DPoPNonceOf(err); nonce != "" {
+		w.Header().Set(possession.NonceHeader, nonce)
+	}
 	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.message})
 }
 
@@ -115,7 +125,8 @@ func translate(err error) *oauthError {
 	switch reason := chiterr.ReasonOf(err); reason {
 	case chiterr.ReasonInvalidClient:
 		return &oauthError{http.StatusUnauthorized, reason, message, 0}
-	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget, chiterr.ReasonUnsupportedTokenType:
+	case chiterr.ReasonInvalidScope, chiterr.ReasonUnauthorizedClient, chiterr.ReasonInvalidTarget, chiterr.ReasonUnsupportedTokenType,
+		chiterr.ReasonInvalidDPoPProof, chiterr.ReasonUseDPoPNonce:
 		return &oauthError{http.StatusBadRequest, reason, message, 0}
 	case device.ReasonAuthorizationPending, device.ReasonSlowDown, device.ReasonAccessDenied, device.ReasonExpiredToken:
 		// RFC 8628 §3.5: the device's poll answers, all 400 without
@@ -215,10 +226,12 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var grant tokens.Grant
+	var binding tokens.Binding
 	if form.Get("grant_type") == "" {
 		err = &oauthError{http.StatusBadRequest, "invalid_request", "grant_type is required", 0}
-	} else {
+	} else if binding, err = h.possession.Request(r, "", possession.TokenRequest); err == nil {
 		grant, err = h.grants.Issue(ctx, grants.Request{
+			Binding:      binding,
 			Type:         grants.Type(form.Get("grant_type")),
 			Client:       grants.PresentedClient(clientID, clientSecret, basic),
 			Address:      clientaddr.From(ctx),
@@ -254,7 +267,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	body := map[string]any{
 		"access_token": grant.AccessToken,
-		"token_type":   tokens.TokenType,
+		"token_type":   grant.TokenType,
 		"expires_in":   int64(grant.ExpiresIn.Seconds()),
 	}
 	if grant.RefreshToken != "" {
@@ -351,17 +364,20 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 type introspectionBody struct {
 	Active bool `json:"active"`
 	// Actor is the act claim of an exchanged token (RFC 8693 §4.1).
-	Actor     *actorBody `json:"act,omitempty"`
-	Audience  []string   `json:"aud"`
-	ClientID  string     `json:"client_id,omitempty"`
-	ExpiresAt int64      `json:"exp"`
-	IssuedAt  int64      `json:"iat"`
-	Issuer    string     `json:"iss"`
-	ID        string     `json:"jti,omitempty"`
-	Role      string     `json:"role"`
-	Scope     string     `json:"scope,omitempty"`
-	Subject   string     `json:"sub"`
-	TokenType string     `json:"token_type"`
+	Actor    *actorBody `json:"act,omitempty"`
+	Audience []string   `json:"aud"`
+	ClientID string     `json:"client_id,omitempty"`
+	// Confirmation is the key the token is bound to (RFC 9449 §6.2, RFC
+	// 8705 §3.2), for the resource server to check.
+	Confirmation *confirmationBody `json:"cnf,omitempty"`
+	ExpiresAt    int64             `json:"exp"`
+	IssuedAt     int64             `json:"iat"`
+	Issuer       string            `json:"iss"`
+	ID           string            `json:"jti,omitempty"`
+	Role         string            `json:"role"`
+	Scope        string            `json:"scope,omitempty"`
+	Subject      string            `json:"sub"`
+	TokenType    string            `json:"token_type"`
 }
 
 func activeIntrospection(answer tokens.Introspection) introspectionBody {
@@ -377,13 +393,22 @@ func activeIntrospection(answer tokens.Introspection) introspectionBody {
 		Role:      string(claims.Role),
 		Scope:     strings.Join(claims.Scopes, " "),
 		Subject:   claims.Subject,
-		TokenType: tokens.TokenType,
+		TokenType: claims.Binding.TokenType(),
+	}
+	if claims.Binding.Bound() {
+		body.Confirmation = &confirmationBody{KeyThumbprint: claims.Binding.KeyThumbprint, CertificateThumbprint: claims.Binding.CertificateThumbprint}
 	}
 	if answer.TokenType == "refresh_token" {
 		body.TokenType = "refresh_token"
 	}
 	body.Actor = actorJSON(claims.Actor)
 	return body
+}
+
+// confirmationBody is a cnf claim (RFC 7800 §3.1).
+type confirmationBody struct {
+	KeyThumbprint         string `json:"jkt,omitempty"`
+	CertificateThumbprint string `json:"x5t#S256,omitempty"`
 }
 
 // actorBody is an act claim as RFC 8693 §4.1 writes it.
@@ -403,9 +428,16 @@ func actorJSON(actor *tokens.Actor) *actorBody {
 // account or confidential client by its credentials (Basic or form), or a
 // SERVICE or ADMIN bearer token.
 func (h *Handler) introspectionCaller(r *http.Request) (accounts.Client, error) {
-	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
-		claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+	if token, dpopScheme := possession.AccessToken(r.Header.Get("Authorization")); token != "" {
+		claims, err := h.tokens.Authenticate(r.Context(), token)
 		if err != nil {
+			return accounts.Client{}, err
+		}
+		proven, err := h.possession.Request(r, token, possession.ResourceRequest)
+		if err != nil {
+			return accounts.Client{}, err
+		}
+		if err := claims.CheckBinding(proven, dpopScheme); err != nil {
 			return accounts.Client{}, err
 		}
 		if !claims.Role.ServesServices() {
@@ -436,15 +468,24 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": fmt.Sprintf("send one Authorization header, not %d", n)})
 		return
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
+	token, dpopScheme := possession.AccessToken(r.Header.Get("Authorization"))
+	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="chit"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "missing bearer token"})
 		return
 	}
-	claims, err := h.tokens.Authenticate(r.Context(), strings.TrimSpace(token))
+	claims, err := h.tokens.Authenticate(r.Context(), token)
+	if err == nil {
+		// A DPoP-bound token comes with a proof of its key for this
+		// request (RFC 9449 §7); a certificate-bound one over its
+		// certificate.
+		var proven tokens.Binding
+		if proven, err = h.possession.Request(r, token, possession.ResourceRequest); err == nil {
+			err = claims.CheckBinding(proven, dpopScheme)
+		}
+	}
 	if err != nil {
-		h.failUserinfo(w, r, err)
+		h.failUserinfo(w, r, err, dpopScheme)
 		return
 	}
 	hasOpenID := false
@@ -452,13 +493,13 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 		hasOpenID = hasOpenID || scope == authorize.ScopeOpenID
 	}
 	if !hasOpenID {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="insufficient_scope", scope="openid"`)
+		w.Header().Set("WWW-Authenticate", possession.Challenge(dpopScheme, nil, "insufficient_scope")+`, scope="openid"`)
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "the token lacks the openid scope"})
 		return
 	}
 	body, err := h.tokens.Userinfo(r.Context(), claims)
 	if err != nil {
-		h.failUserinfo(w, r, err)
+		h.failUserinfo(w, r, err, dpopScheme)
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
@@ -466,11 +507,19 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) {
 
 // failUserinfo answers a refused token as RFC 6750 §3.1's invalid_token,
 // and a failure of the server as fail does.
-func (h *Handler) failUserinfo(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) failUserinfo(w http.ResponseWriter, r *http.Request, err error, dpopScheme bool) {
 	if !refused(err) {
 		h.fail(w, r, err, false)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="chit", error="invalid_token"`)
-	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": chiterr.PublicMessage(err)})
+	code := "invalid_token"
+	switch reason := chiterr.ReasonOf(err); reason {
+	case chiterr.ReasonInvalidDPoPProof, chiterr.ReasonUseDPoPNonce:
+		code = reason
+	}
+	if nonce := chiterr.DPoPNonceOf(err); nonce != "" {
+		w.Header().Set(possession.NonceHeader, nonce)
+	}
+	w.Header().Set("WWW-Authenticate", possession.Challenge(dpopScheme, err, code))
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": code, "error_description": chiterr.PublicMessage(err)})
 }

@@ -1,0 +1,166 @@
+package possession
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/tokens"
+	"github.com/chit-auth/chit/pkg/dpop"
+)
+
+// ClientCertHeader carries the client certificate a TLS-terminating proxy
+// verified (RFC 9440 §2.2): a structured-field byte sequence of its DER.
+const ClientCertHeader = "Client-Cert"
+
+// Certificates finds the client certificate of an HTTP request.
+type Certificates struct {
+	// proxies may name a client's certificate in ClientCertHeader. A
+	// certificate is public: the header proves nothing unless the peer
+	// is a proxy that took it from the TLS handshake, and removes the
+	// header any client sends.
+	proxies []netip.Prefix
+}
+
+// NewCertificates trusts Client-Cert from proxies (CIDR prefixes or single
+// addresses); none trusts only certificates on the connection itself.
+func NewCertificates(proxies []string) (*Certificates, error) {
+	c := &Certificates{}
+	for _, proxy := range proxies {
+		proxy = strings.TrimSpace(proxy)
+		if proxy == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(proxy)
+		if err != nil {
+			addr, addrErr := netip.ParseAddr(proxy)
+			if addrErr != nil {
+				return nil, chiterr.New(chiterr.InvalidArgument, "client certificate proxy %q is neither an address nor a CIDR prefix", proxy)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.proxies = append(c.proxies, prefix.Masked())
+	}
+	return c, nil
+}
+
+func (c *Certificates) trusts(remoteAddr string) bool {
+	if c == nil || len(c.proxies) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, prefix := range c.proxies {
+		if prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxClientCertHeader bounds the header this reads: a certificate of a few
+// KiB in base64.
+const maxClientCertHeader = 16 << 10
+
+// Thumbprint is the x5t#S256 of r's client certificate: the one its TLS
+// connection verified, or the one a trusted proxy names in Client-Cert;
+// "" when there is none. A Client-Cert from any other peer is ignored, as
+// if it had not been sent; a malformed one from a trusted proxy is an
+// error (the proxy is broken, and binding nothing would hide it).
+func (c *Certificates) Thumbprint(r *http.Request) (string, error) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+		return CertificateThumbprint(r.TLS.PeerCertificates[0]), nil
+	}
+	values := r.Header.Values(ClientCertHeader)
+	if len(values) == 0 || !c.trusts(r.RemoteAddr) {
+		return "", nil
+	}
+	if len(values) > 1 {
+		return "", chiterr.New(chiterr.InvalidArgument, "%s: send one certificate, not %d", ClientCertHeader, len(values))
+	}
+	value := strings.TrimSpace(values[0])
+	if len(value) > maxClientCertHeader || len(value) < 2 || value[0] != ':' || value[len(value)-1] != ':' {
+		return "", chiterr.New(chiterr.InvalidArgument, "%s is not a byte sequence (RFC 9440 §2.2: :base64:)", ClientCertHeader)
+	}
+	der, err := base64.StdEncoding.DecodeString(value[1 : len(value)-1])
+	if err != nil {
+		return "", chiterr.New(chiterr.InvalidArgument, "%s is not base64", ClientCertHeader)
+	}
+	certificate, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", chiterr.New(chiterr.InvalidArgument, "%s is not a DER certificate", ClientCertHeader)
+	}
+	return CertificateThumbprint(certificate), nil
+}
+
+// Middleware records, for the gRPC handlers the REST gateway calls in
+// process, the request's target (its proof's htm and htu path) and client
+// certificate. A malformed Client-Cert of a trusted proxy is answered 400.
+func (c *Certificates) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		thumbprint, err := c.Thumbprint(r)
+		if err != nil {
+			body, _ := json.Marshal(map[string]any{"code": 3, "message": chiterr.PublicMessage(err)})
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write(body)
+			return
+		}
+		ctx := WithRequestTarget(WithCertificate(r.Context(), thumbprint), r.Method, r.URL.Path)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// ProofHeader is the HTTP header of a DPoP proof (RFC 9449 §4.1).
+const ProofHeader = "DPoP"
+
+// NonceHeader carries the nonce a server asks DPoP proofs to use (RFC 9449
+// §8.1).
+const NonceHeader = "DPoP-Nonce"
+
+// Request is what an HTTP request proves it holds: its DPoP proof's key,
+// checked for the request's method and path (and accessToken's ath for a
+// resource request), and its client certificate (Certificates.Middleware).
+func (v *Verifier) Request(r *http.Request, accessToken string, use Use) (tokens.Binding, error) {
+	jkt, err := v.Proof(r.Header.Values(ProofHeader), r.Method, r.URL.Path, accessToken, use)
+	if err != nil {
+		return tokens.Binding{}, err
+	}
+	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: certificateFromContext(r.Context())}, nil
+}
+
+// Challenge is the WWW-Authenticate value of a refused resource request
+// (RFC 6750 §3, RFC 9449 §7.1): DPoP when the token came with that scheme,
+// is DPoP-bound, or the refusal is about its proof; Bearer otherwise. code
+// is the error ("" for none); a DPoP challenge names the proof algorithms
+// accepted (algs).
+func Challenge(dpopScheme bool, err error, code string) string {
+	reason := chiterr.ReasonOf(err)
+	if reason == chiterr.ReasonInvalidDPoPProof || reason == chiterr.ReasonUseDPoPNonce {
+		code, dpopScheme = reason, true
+	}
+	scheme := "Bearer"
+	if dpopScheme {
+		scheme = "DPoP"
+	}
+	challenge := scheme + ` realm="chit"`
+	if code != "" {
+		challenge += `, error="` + code + `"`
+	}
+	if dpopScheme {
+		challenge += `, algs="` + strings.Join(dpop.Algorithms(), " ") + `"`
+	}
+	return challenge
+}
