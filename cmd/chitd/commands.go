@@ -18,6 +18,7 @@ import (
 	"github.com/chit-auth/chit/internal/envflag"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/pkg/dpop"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -82,6 +83,13 @@ at /openapi.json and /healthz.`,
 			cfg.KeySealer = sealer
 			if cfg.TLS, err = flags.tlsConfig(); err != nil {
 				return err
+			}
+			if flags.dpopNonce {
+				// Each replica makes its own nonces: a proof carrying one
+				// is accepted only where its replay record lives.
+				if cfg.DPoP.Nonces, err = dpop.NewNonceSource(dpopNonceLifetime, time.Now); err != nil {
+					return err
+				}
 			}
 			provider, stopTracing, err := flags.tracerProvider(cmd.Context())
 			if err != nil {

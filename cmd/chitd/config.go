@@ -27,6 +27,7 @@ import (
 	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/passwords"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/sessions"
@@ -34,6 +35,7 @@ import (
 	"github.com/chit-auth/chit/internal/storage/postgres"
 	"github.com/chit-auth/chit/internal/storage/sqlite"
 	"github.com/chit-auth/chit/internal/tokens"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // storeFlags are shared by every command that opens the store.
@@ -173,6 +175,9 @@ type serveFlags struct {
 	orchestrators          []string
 	allowedOrigins         []string
 	trustedProxies         []string
+	clientCertProxies      []string
+	dpopNonce              bool
+	dpopProofLifetime      time.Duration
 	providerKeyPool        int
 	providerClaimTTL       time.Duration
 	providerAccessTTL      time.Duration
@@ -220,6 +225,12 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.BoolVar(&f.requirePKCE, "require-pkce", true, "refuse browser sign-ins without a PKCE S256 code challenge from confidential clients registered --pkce required; public clients always need one")
 	flags.StringSliceVar(&f.orchestrators, "orchestrators", nil, "comma-separated service accounts that may call AuthProviders.refreshAsOrchestrator")
 	flags.StringSliceVar(&f.allowedOrigins, "allowed-origin", nil, "browser origins (comma-separated or repeated, https://host[:port]) whose pages may call /oauth2/token, /oauth2/revoke and /userinfo (CORS), besides those registered on clients (client set-origins)")
+	flags.StringSliceVar(&f.clientCertProxies, "client-cert-proxies", nil,
+		"comma-separated CIDR prefixes or addresses of the TLS-terminating proxies whose Client-Cert header (RFC 9440) names the client certificate of a request; tokens are then bound to it (RFC 8705). The proxy must verify the certificate and drop any Client-Cert a client sends (default none: only certificates of --tls-client-ca on the gRPC port bind)")
+	flags.BoolVar(&f.dpopNonce, "dpop-nonce", false,
+		"require a server nonce in every DPoP proof (RFC 9449 §8): a proof is then accepted once, by the replica that issued its nonce, at the cost of one more round trip when a client first meets a replica (default off: a proof is single use on each replica within --dpop-proof-lifetime)")
+	flags.DurationVar(&f.dpopProofLifetime, "dpop-proof-lifetime", time.Minute,
+		"how old a DPoP proof's iat may be; replay records are kept this long, in memory; between 5s and 5m")
 	flags.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "comma-separated CIDR prefixes or addresses of the reverse proxies in front of chitd, whose X-Forwarded-For then names the client for throttling and logs (default none: the connection's peer is the client)")
 	flags.DurationVar(&f.providerClaimTTL, "provider-claim-ttl", providers.DefaultClaimTTL, "how long after register a provider's claim token works")
 	flags.DurationVar(&f.serviceAccountCacheTTL, "service-account-cache", accounts.DefaultServiceAccountCacheTTL, "how long a service account or OAuth client read from the store serves token requests that authenticate it; deleting one, rotating its secret or narrowing its grants elsewhere takes effect within this time (at once on the server that made the change); 0s reads the store on every request")
@@ -357,7 +368,11 @@ func (f *serveFlags) checks(h *hashFlags) []check {
 		{"", parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{"", f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
 		{"provider-claim-ttl", f.providerClaimTTL < time.Minute, "--provider-claim-ttl must be at least 1m"},
+		{"dpop-proof-lifetime", f.dpopProofLifetime < 5*time.Second || f.dpopProofLifetime > 5*time.Minute, "--dpop-proof-lifetime must be between 5s and 5m"},
 		{"provider-token-ttl", f.providerAccessTTL < 10*time.Second || f.providerAccessTTL > 24*time.Hour, "--provider-token-ttl must be between 10s and 24h"},
+	}
+	if _, err := possession.NewCertificates(f.clientCertProxies); err != nil {
+		checks = append(checks, check{"", true, "--client-cert-proxies: " + err.Error()})
 	}
 	if _, err := clientaddr.NewResolver(f.trustedProxies); err != nil {
 		checks = append(checks, check{"", true, "--trusted-proxies: " + err.Error()})
@@ -452,8 +467,16 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		PprofAddr:              f.pprofAddr,
 		OpsAddr:                f.opsAddr,
 		Logger:                 logger,
+
+		ClientCertificateProxies: f.clientCertProxies,
+		DPoP:                     dpop.Config{MaxAge: f.dpopProofLifetime},
 	}
 }
+
+// dpopNonceLifetime is how long a DPoP nonce of --dpop-nonce is accepted:
+// clients learn a new one from a refusal (use_dpop_nonce) at most this
+// often.
+const dpopNonceLifetime = 5 * time.Minute
 
 // proxies resolves client addresses through the trusted proxies (checked
 // by validate).

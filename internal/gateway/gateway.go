@@ -22,6 +22,8 @@ import (
 
 	adminv1 "github.com/chit-auth/chit/gen/chit/admin/v1"
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/possession"
 )
 
 // MaxRequestBytes bounds a REST request body; no Chit request comes close.
@@ -105,6 +107,10 @@ type Discovery struct {
 	ChitRefreshEndpoint                        string   `json:"chit_refresh_endpoint"`
 	ChitRevocationEndpoint                     string   `json:"chit_revocation_endpoint"`
 	ChitCheckEndpoint                          string   `json:"chit_check_endpoint"`
+	// RFC 9449 §5.1 and RFC 8705 §3.3: the proof algorithms accepted, and
+	// that tokens are bound to the client certificates they come over.
+	DPoPSigningAlgValuesSupported         []string `json:"dpop_signing_alg_values_supported"`
+	TLSClientCertificateBoundAccessTokens bool     `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 // New returns the HTTP handler of the REST port; conn reaches the gRPC
@@ -190,12 +196,13 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 }
 
 // forwardedHeader picks the HTTP headers the calls see as metadata: the
-// W3C trace context, so a REST caller's trace continues in Chit. The
+// W3C trace context, so a REST caller's trace continues in Chit, and a
+// DPoP proof (RFC 9449 §4.1), checked as a gRPC call's metadata dpop. The
 // gateway adds Authorization and X-Forwarded-For itself; nothing else
 // reaches the handlers, which saves a map entry per header per call.
 func forwardedHeader(key string) (string, bool) {
 	switch key = strings.ToLower(key); key {
-	case "traceparent", "tracestate":
+	case "traceparent", "tracestate", possession.ProofMetadata:
 		return key, true
 	}
 	return "", false
@@ -260,8 +267,15 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler runtime.
 		_, _ = w.Write(body)
 		return
 	}
+	if st, ok := status.FromError(err); ok {
+		for _, detail := range st.Details() {
+			if info, ok := detail.(*errdetails.ErrorInfo); ok && info.GetMetadata()[possession.NonceMetadata] != "" {
+				w.Header().Set(possession.NonceHeader, info.GetMetadata()[possession.NonceMetadata])
+			}
+		}
+	}
 	if status.Code(err) == codes.Unauthenticated {
-		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r)}
+		w = bearerChallenge{ResponseWriter: w, challenge: challengeFor(r, err)}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, marshaler, w, r, err)
 }
@@ -281,13 +295,25 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, marshaler r
 }
 
 // challengeFor is the RFC 6750 challenge of a 401: with the error code only
-// when the request presented a bearer token.
-func challengeFor(r *http.Request) string {
-	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if strings.EqualFold(scheme, "bearer") {
-		return `Bearer realm="chit", error="invalid_token"`
+// when the request presented a token; a DPoP one (RFC 9449 §7.1) when the
+// token came with the DPoP scheme or the refusal is about its proof.
+func challengeFor(r *http.Request, err error) string {
+	token, dpopScheme := possession.AccessToken(r.Header.Get("Authorization"))
+	code := ""
+	if token != "" {
+		code = "invalid_token"
 	}
-	return `Bearer realm="chit"`
+	if st, ok := status.FromError(err); ok {
+		for _, detail := range st.Details() {
+			if info, ok := detail.(*errdetails.ErrorInfo); ok {
+				switch reason := strings.ToLower(info.GetReason()); reason {
+				case chiterr.ReasonInvalidDPoPProof, chiterr.ReasonUseDPoPNonce:
+					code, dpopScheme = reason, true
+				}
+			}
+		}
+	}
+	return possession.Challenge(dpopScheme, nil, code)
 }
 
 // bearerChallenge replaces the WWW-Authenticate header grpc-gateway's

@@ -13,14 +13,11 @@ import (
 
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/device"
+	"github.com/chit-auth/chit/internal/possession"
 )
 
 // ErrorDomain is the domain of the ErrorInfo details Chit's errors carry.
 const ErrorDomain = "chit.auth"
-
-// DPoPNonceMetadata is the ErrorInfo metadata key of the nonce a
-// USE_DPOP_NONCE refusal tells the caller to use.
-const DPoPNonceMetadata = "dpop_nonce"
 
 var codeOfKind = map[chiterr.Kind]codes.Code{
 	chiterr.Internal:           codes.Internal,
@@ -67,7 +64,7 @@ func toStatus(err error) error {
 		// use_dpop_nonce names the nonce to use (RFC 9449 §8); REST
 		// answers it as the DPoP-Nonce header.
 		if nonce := chiterr.DPoPNonceOf(err); nonce != "" {
-			info.Metadata = map[string]string{DPoPNonceMetadata: nonce}
+			info.Metadata = map[string]string{possession.NonceMetadata: nonce}
 		}
 		if detailed, derr := st.WithDetails(info); derr == nil {
 			st = detailed

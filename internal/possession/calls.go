@@ -16,6 +16,10 @@ import (
 // forwards the DPoP header there.
 const ProofMetadata = "dpop"
 
+// NonceMetadata is the key, in the ErrorInfo of a USE_DPOP_NONCE refusal,
+// of the nonce the caller must use; REST answers it as DPoP-Nonce.
+const NonceMetadata = "dpop_nonce"
+
 type targetKey struct{}
 
 type target struct{ method, path string }

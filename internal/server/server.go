@@ -45,12 +45,14 @@ import (
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/passwords"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/signinpage"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // Config is everything a server needs besides its store. cmd/chitd fills and
@@ -133,6 +135,15 @@ type Config struct {
 	// issuers federation rules trust; nil is a default client. Tests give
 	// their fake issuer's TLS client: https is required whatever it is.
 	FederationHTTPClient *http.Client
+	// DPoP is how DPoP proofs (RFC 9449) are checked: the iat window, and
+	// whether the server requires its nonces. Its zero value checks proofs
+	// of up to a minute, without nonces.
+	DPoP dpop.Config
+	// ClientCertificateProxies are the proxies (CIDR prefixes or addresses)
+	// whose Client-Cert header (RFC 9440) names the client certificate a
+	// request came with, for certificate-bound tokens (RFC 8705). None:
+	// only certificates on the connection itself bind.
+	ClientCertificateProxies []string
 
 	Logger *slog.Logger
 	// Now and Random default to time.Now and crypto/rand.Reader; tests
@@ -339,6 +350,10 @@ type core struct {
 	grants     *grants.Service
 	logout     *logout.Service
 	federation *federation.Service
+	// possession checks DPoP proofs; certificates finds HTTP requests'
+	// client certificates.
+	possession   *possession.Verifier
+	certificates *possession.Certificates
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -393,7 +408,16 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		Directory: directory, Tokens: tokenService, HTTPClient: cfg.FederationHTTPClient, Now: now, Logger: cfg.Logger})
 	deviceService := device.NewService(cfg.Device, device.Dependencies{Store: store, Authorize: authorizeService, Directory: directory, Sessions: sessionService, Now: now, Random: random,
 		Logger: cfg.Logger})
+	certificates, err := possession.NewCertificates(cfg.ClientCertificateProxies)
+	if err != nil {
+		return nil, err
+	}
+	proofs := cfg.DPoP
+	if proofs.Now == nil {
+		proofs.Now = now
+	}
 	return &core{federation: federationService, device: deviceService,
+		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService,
@@ -410,7 +434,8 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
-		Grants: c.grants, Device: c.device, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation}
+		Grants: c.grants, Device: c.device, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation,
+		Possession: c.possession}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -521,7 +546,8 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 			}
 			signinpage.NewLogout(signinpage.Config{HTTPSOnly: httpsOnly},
 				signinpage.LogoutDependencies{Logout: c.logout, Logger: cfg.Logger, SessionCookie: sessionCookie, ClearSessionCookie: clearSessionCookie}).Register(standard)
-			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Device: c.device, Logger: cfg.Logger}).Register(standard)
+			oauth2http.New(oauth2http.Dependencies{Tokens: c.tokens, Directory: c.directory, Grants: c.grants, Device: c.device, Logger: cfg.Logger,
+				Possession: c.possession}).Register(standard)
 			var tracer trace.Tracer
 			if cfg.TracerProvider != nil {
 				tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
@@ -562,12 +588,17 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 				ChitRefreshEndpoint:                        base + grpcapi.RefreshTokenPath,
 				ChitRevocationEndpoint:                     base + grpcapi.RevokePath,
 				ChitCheckEndpoint:                          base + grpcapi.CheckPath,
+				DPoPSigningAlgValuesSupported:              dpop.Algorithms(),
+				TLSClientCertificateBoundAccessTokens:      true,
 			}
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The client certificate and the target of each request, for the
+	// handlers that bind tokens to them or check them.
+	handler = c.certificates.Middleware(handler)
 	handler = withCORS(handler, originPolicy(cfg.AllowedOrigins, c.directory.OriginRegistered), cfg.Logger)
 	if cfg.RequestTimeout > 0 {
 		handler = withDeadline(handler, cfg.RequestTimeout)
