@@ -124,7 +124,7 @@ func checkRefreshKey(current storage.RefreshToken, binding Binding) error {
 
 var (
 	errDPoPBoundAsBearer = chiterr.New(chiterr.Unauthenticated,
-		"the access token is bound to a DPoP key: send it as Authorization: DPoP, with a DPoP proof of that key")
+		"the access token is bound to a DPoP key: send it as Authorization: DPoP, with a DPoP proof of that key").WithReason(chiterr.ReasonInvalidDPoPProof)
 	errDPoPProofMissing = chiterr.New(chiterr.Unauthenticated,
 		"a DPoP proof is required with Authorization: DPoP (the DPoP header, gRPC metadata dpop)").WithReason(chiterr.ReasonInvalidDPoPProof)
 	errDPoPKeyMismatch = chiterr.New(chiterr.Unauthenticated,
