@@ -118,13 +118,14 @@ type header struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// claims are a proof's claims. iat is read as a number of any form and
-// then checked to be a whole number of seconds, as NumericDate says.
+// claims are a proof's claims. iat is read raw, since encoding/json would
+// take a quoted number for a json.Number, and then checked to be a whole
+// number of seconds, as NumericDate says.
 type claims struct {
 	ID       *string      `json:"jti"`
 	Method   *string      `json:"htm"`
 	URL      *string      `json:"htu"`
-	IssuedAt *json.Number `json:"iat"`
+	IssuedAt json.RawMessage `json:"iat"`
 	Hash     *string      `json:"ath"`
 	Nonce    *string      `json:"nonce"`
 }
@@ -211,7 +212,7 @@ func (v *Verifier) checkClaims(c claims, req Request) (Proof, error) {
 		return Proof{}, invalid("htm does not match")
 	case c.URL == nil:
 		return Proof{}, invalid("htu is missing")
-	case c.IssuedAt == nil:
+	case c.IssuedAt == nil || bytes.Equal(c.IssuedAt, []byte("null")):
 		return Proof{}, invalid("iat is missing")
 	}
 	want, err := normalizeURL(req.URL)
@@ -221,8 +222,8 @@ func (v *Verifier) checkClaims(c claims, req Request) (Proof, error) {
 	if got, err := normalizeURL(*c.URL); err != nil || got != want {
 		return Proof{}, invalid("htu does not match")
 	}
-	seconds, err := c.IssuedAt.Float64()
-	if err != nil || seconds != math.Trunc(seconds) || math.Abs(seconds) > 1<<53 {
+	var seconds float64
+	if err := json.Unmarshal(c.IssuedAt, &seconds); err != nil || seconds != math.Trunc(seconds) || math.Abs(seconds) > 1<<53 {
 		return Proof{}, invalid("iat is not a whole number of seconds")
 	}
 	issuedAt := time.Unix(int64(seconds), 0)
