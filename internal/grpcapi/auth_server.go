@@ -16,6 +16,7 @@ import (
 	"github.com/chit-auth/chit/internal/device"
 	"github.com/chit-auth/chit/internal/grants"
 	"github.com/chit-auth/chit/internal/paging"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )

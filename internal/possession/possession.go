@@ -58,9 +58,9 @@ func (v *Verifier) Proof(proofs []string, method, path, accessToken string, use 
 	case len(proofs) == 0:
 		return "", nil
 	case len(proofs) > MaxProofs:
-		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "send one DPoP proof, not %d", len(proofs)), "")
+		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "send one DPoP proof, not %d", len(proofs)), nil)
 	case v == nil || v.proofs == nil:
-		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "DPoP is not enabled on this server"), "")
+		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "DPoP is not enabled on this server"), nil)
 	}
 	proof, err := v.proofs.Verify(proofs[0], dpop.Request{Method: method, URL: v.URL(path), AccessToken: accessToken})
 	if err != nil {

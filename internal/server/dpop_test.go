@@ -90,13 +90,13 @@ func errorReason(err error) (string, map[string]string) {
 	return "", nil
 }
 
-type httpAnswer struct {
+type dpopAnswer struct {
 	status int
 	header http.Header
 	body   map[string]any
 }
 
-func send(t *testing.T, e *servertest.Env, method, path, contentType, body string, header map[string]string) httpAnswer {
+func send(t *testing.T, e *servertest.Env, method, path, contentType, body string, header map[string]string) dpopAnswer {
 	t.Helper()
 	req, err := http.NewRequest(method, e.HTTPBase()+path, strings.NewReader(body))
 	if err != nil {
@@ -114,12 +114,12 @@ func send(t *testing.T, e *servertest.Env, method, path, contentType, body strin
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	answer := httpAnswer{status: resp.StatusCode, header: resp.Header}
+	answer := dpopAnswer{status: resp.StatusCode, header: resp.Header}
 	_ = json.Unmarshal(raw, &answer.body)
 	return answer
 }
 
-func oauthToken(t *testing.T, e *servertest.Env, form url.Values, dpopProof string) httpAnswer {
+func oauthToken(t *testing.T, e *servertest.Env, form url.Values, dpopProof string) dpopAnswer {
 	t.Helper()
 	header := map[string]string{}
 	if dpopProof != "" {
@@ -175,7 +175,7 @@ func checkOverGRPC(e *servertest.Env, authorization, proof string) error {
 	return err
 }
 
-func checkOverREST(t *testing.T, e *servertest.Env, authorization, proof string) httpAnswer {
+func checkOverREST(t *testing.T, e *servertest.Env, authorization, proof string) dpopAnswer {
 	header := map[string]string{"Authorization": authorization}
 	if proof != "" {
 		header["DPoP"] = proof
@@ -370,7 +370,7 @@ func TestDPoPAtIntrospectionAndUserinfo(t *testing.T) {
 		t.Fatalf("introspection answered %v", introspected.body)
 	}
 
-	userinfo := func(authorization, p string) httpAnswer {
+	userinfo := func(authorization, p string) dpopAnswer {
 		header := map[string]string{"Authorization": authorization}
 		if p != "" {
 			header["DPoP"] = p
@@ -380,7 +380,7 @@ func TestDPoPAtIntrospectionAndUserinfo(t *testing.T) {
 	if got := userinfo("DPoP "+access, proof(t, signer, http.MethodGet, "/userinfo", access, "")); got.status != http.StatusOK {
 		t.Fatalf("userinfo with its proof: %d %v", got.status, got.body)
 	}
-	for name, got := range map[string]httpAnswer{
+	for name, got := range map[string]dpopAnswer{
 		"as a bearer token": userinfo("Bearer "+access, ""),
 		"without a proof":   userinfo("DPoP "+access, ""),
 		"with a POST proof": userinfo("DPoP "+access, proof(t, signer, http.MethodPost, "/userinfo", access, "")),
