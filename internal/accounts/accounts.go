@@ -55,6 +55,10 @@ type Principal struct {
 	// TokenExchange is a service account's token exchange policy; zero for
 	// a person.
 	TokenExchange storage.TokenExchange
+	// RequireDPoP makes a service account's token requests carry a DPoP
+	// proof (RFC 9449), its tokens then bound to the proof's key; false for
+	// a person.
+	RequireDPoP bool
 	// Profile is what a person's ID tokens and userinfo may say about them
 	// (tokens.ProfileClaims); empty for a service account.
 	Profile storage.Profile
@@ -79,7 +83,7 @@ func userPrincipal(user storage.User, readAt time.Time) Principal {
 
 func servicePrincipal(account storage.ServiceAccount, readAt time.Time) Principal {
 	return Principal{Subject: ServiceSubject(account.ClientID), Role: RoleService, Name: account.ClientID, Grants: account.Grants,
-		TokenExchange: account.TokenExchange, CreatedAt: account.CreatedAt, ReadAt: readAt}
+		TokenExchange: account.TokenExchange, RequireDPoP: account.RequireDPoP, CreatedAt: account.CreatedAt, ReadAt: readAt}
 }
 
 // ClientSecretPrefix marks Chit client secrets so secret scanners can find
@@ -475,6 +479,9 @@ type NewServiceAccount struct {
 	Grants storage.Grants
 	// TokenExchange is checked as NewTokenExchange checks it.
 	TokenExchange storage.TokenExchange
+	// RequireDPoP issues the account tokens only with a DPoP proof (RFC
+	// 9449), bound to its key.
+	RequireDPoP bool
 }
 
 // AddServiceAccount adds the service account account describes and returns
@@ -498,7 +505,7 @@ func (d *Directory) AddServiceAccount(ctx context.Context, account NewServiceAcc
 		return "", err
 	}
 	err = d.store.CreateServiceAccount(ctx, storage.ServiceAccount{ClientID: name, SecretHash: digest, Grants: grants,
-		TokenExchange: account.TokenExchange, CreatedAt: d.now()})
+		TokenExchange: account.TokenExchange, RequireDPoP: account.RequireDPoP, CreatedAt: d.now()})
 	if err != nil {
 		return "", clientIDError(err, "service", name)
 	}
@@ -672,6 +679,23 @@ func (d *Directory) SetServiceTokenExchange(ctx context.Context, clientID string
 		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
 	}
 	return d.refuseOnCommit(ctx, err, narrowed, subject)
+}
+
+// SetServiceAccountRequireDPoP says whether a service account's token
+// requests must carry a DPoP proof (RFC 9449 §5.2.1), its tokens then bound
+// to the proof's key. It applies to token requests from then on (on other
+// replicas once their cached entry expires, as for a secret rotation):
+// tokens issued before keep working until they expire.
+func (d *Directory) SetServiceAccountRequireDPoP(ctx context.Context, clientID string, required bool) error {
+	err := d.store.UpdateServiceAccount(ctx, clientID, func(account *storage.ServiceAccount) (*storage.SubjectRevocation, error) {
+		account.RequireDPoP = required
+		return nil, nil
+	})
+	d.forgetService(clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "service %q does not exist", clientID)
+	}
+	return err
 }
 
 func (d *Directory) forgetService(clientID string) {

@@ -49,8 +49,14 @@ type Client struct {
 	// DeviceAuthorization lets the client use the device grant (RFC 8628);
 	// Chit's own CLI client may.
 	DeviceAuthorization bool
-	RedirectURIs        []string
-	Grants              storage.Grants
+	// RequireDPoP makes the client's token requests carry a DPoP proof, so
+	// that its tokens are bound to the proof's key (RFC 9449 §5.2.1,
+	// dpop_bound_access_tokens): a registered client's setting, or its
+	// service account's for a service acting as its own client; Chit's own
+	// clients do not require it (they may still send proofs).
+	RequireDPoP  bool
+	RedirectURIs []string
+	Grants       storage.Grants
 	// CreatedAt tells a registered client from an earlier one of the same id.
 	CreatedAt time.Time
 	// ReadAt is when the client's record was read, as Principal.ReadAt;
@@ -71,7 +77,7 @@ func FirstPartyClient(id string) Client { return Client{ID: id, FirstParty: true
 func registeredClient(client storage.Client, readAt time.Time) Client {
 	return Client{ID: client.ID, Confidential: len(client.SecretHash) > 0, PKCEOptional: client.PKCEOptional, RedirectURIs: client.RedirectURIs,
 		IDTokenSigningAlgorithm: client.IDTokenSignedResponseAlg, DeviceAuthorization: client.DeviceAuthorization,
-		Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
+		RequireDPoP: client.RequireDPoP, Grants: client.Grants, CreatedAt: client.CreatedAt, ReadAt: readAt}
 }
 
 var errBadClientAuth = chiterr.New(chiterr.Unauthenticated, "client authentication failed").WithReason(chiterr.ReasonInvalidClient)
@@ -190,7 +196,8 @@ func authenticateRegistered(stored storage.Client, readAt time.Time, secret stri
 
 // serviceClient is a service account acting as its own OAuth client.
 func serviceClient(principal Principal) Client {
-	return Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants, ReadAt: principal.ReadAt}
+	return Client{ID: principal.Name, Service: true, Confidential: true, RequireDPoP: principal.RequireDPoP, Grants: principal.Grants,
+		ReadAt: principal.ReadAt}
 }
 
 // ClientRegistration is a new OAuth client.
@@ -206,7 +213,10 @@ type ClientRegistration struct {
 	IDTokenSignedResponseAlg string
 	// DeviceAuthorization allows the client the device grant (RFC 8628).
 	DeviceAuthorization bool
-	Grants              storage.Grants
+	// RequireDPoP issues the client tokens only with a DPoP proof (RFC
+	// 9449), bound to its key.
+	RequireDPoP bool
+	Grants      storage.Grants
 }
 
 // checkIDTokenAlgorithm refuses an id_token_signed_response_alg the server
@@ -255,7 +265,7 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 	}
 	record := storage.Client{ID: id, RedirectURIs: registration.RedirectURIs, PKCEOptional: registration.PKCEOptional,
 		IDTokenSignedResponseAlg: registration.IDTokenSignedResponseAlg, DeviceAuthorization: registration.DeviceAuthorization,
-		Grants: grants, CreatedAt: d.now()}
+		RequireDPoP: registration.RequireDPoP, Grants: grants, CreatedAt: d.now()}
 	var secret string
 	if registration.Confidential {
 		var err error
@@ -313,6 +323,22 @@ func (d *Directory) SetClientDeviceAuthorization(ctx context.Context, id string,
 	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
 		client.DeviceAuthorization = allowed
+		return nil, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
+	}
+	return err
+}
+
+// SetClientRequireDPoP says whether a client's token requests must carry a
+// DPoP proof (RFC 9449 §5.2.1), its tokens then bound to the proof's key.
+// It applies to token requests from then on: tokens issued before keep
+// working as they were issued (deleting the client ends them).
+func (d *Directory) SetClientRequireDPoP(ctx context.Context, id string, required bool) error {
+	defer d.forgetClient(id) // after the write: a read that raced it is not kept
+	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+		client.RequireDPoP = required
 		return nil, nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {

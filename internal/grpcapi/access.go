@@ -119,6 +119,7 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_ListServiceAccounts_FullMethodName:            admins,
 	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:        admins,
 	adminv1.AdminService_SetServiceAccountTokenExchange_FullMethodName: admins,
+	adminv1.AdminService_SetServiceAccountDpop_FullMethodName:          admins,
 	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName:     admins,
 	adminv1.AdminService_DeleteServiceAccount_FullMethodName:           admins,
 	adminv1.AdminService_CreateClient_FullMethodName:                   admins,

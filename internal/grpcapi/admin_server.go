@@ -189,7 +189,8 @@ func (s *AdminServer) CreateServiceAccount(ctx context.Context, req *adminv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	secret, err := s.directory.AddServiceAccount(ctx, accounts.NewServiceAccount{Name: req.GetClientId(), Grants: grants, TokenExchange: exchange})
+	secret, err := s.directory.AddServiceAccount(ctx, accounts.NewServiceAccount{Name: req.GetClientId(), Grants: grants, TokenExchange: exchange,
+		RequireDPoP: req.GetRequireDpop()})
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +260,20 @@ func (s *AdminServer) SetServiceAccountTokenExchange(ctx context.Context, req *a
 	return &adminv1.SetServiceAccountTokenExchangeResponse{ServiceAccount: serviceAccountMessage(account)}, nil
 }
 
+func (s *AdminServer) SetServiceAccountDpop(ctx context.Context, req *adminv1.SetServiceAccountDpopRequest) (*adminv1.SetServiceAccountDpopResponse, error) {
+	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
+		return nil, err
+	}
+	if err := s.directory.SetServiceAccountRequireDPoP(ctx, req.GetClientId(), req.GetRequireDpop()); err != nil {
+		return nil, err
+	}
+	account, err := s.directory.GetServiceAccount(afterWrite(ctx), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SetServiceAccountDpopResponse{ServiceAccount: serviceAccountMessage(account)}, nil
+}
+
 func (s *AdminServer) RotateServiceAccountSecret(ctx context.Context, req *adminv1.RotateServiceAccountSecretRequest) (*adminv1.RotateServiceAccountSecretResponse, error) {
 	if err := accounts.ValidateClientID(req.GetClientId()); err != nil {
 		return nil, err
@@ -301,6 +316,7 @@ func serviceAccountMessage(account storage.ServiceAccount) *adminv1.ServiceAccou
 
 		TokenExchangeAudiences:     account.TokenExchange.Audiences,
 		TokenExchangeImpersonation: account.TokenExchange.Impersonation,
+		RequireDpop:                account.RequireDPoP,
 	}
 	if len(account.PreviousSecretHash) > 0 {
 		message.PreviousSecretExpireTime = timestamppb.New(account.PreviousSecretExpiresAt)
@@ -333,7 +349,7 @@ func (s *AdminServer) CreateClient(ctx context.Context, req *adminv1.CreateClien
 	}
 	secret, err := s.directory.RegisterClient(ctx, accounts.ClientRegistration{ID: req.GetClientId(), RedirectURIs: req.GetRedirectUris(),
 		Confidential: req.GetConfidential(), PKCEOptional: pkceOptional, IDTokenSignedResponseAlg: req.GetIdTokenSignedResponseAlg(),
-		DeviceAuthorization: req.GetDeviceAuthorization(), Grants: grants})
+		DeviceAuthorization: req.GetDeviceAuthorization(), RequireDPoP: req.GetRequireDpop(), Grants: grants})
 	if err != nil {
 		return nil, err
 	}
@@ -478,6 +494,11 @@ func (s *AdminServer) UpdateClient(ctx context.Context, req *adminv1.UpdateClien
 			return nil, err
 		}
 	}
+	if req.RequireDpop != nil {
+		if err := s.directory.SetClientRequireDPoP(ctx, req.GetClientId(), req.GetRequireDpop()); err != nil {
+			return nil, err
+		}
+	}
 	message, err := s.clientAnswer(afterWrite(ctx), req.GetClientId())
 	if err != nil {
 		return nil, err
@@ -557,6 +578,7 @@ func clientMessage(client storage.Client) *adminv1.Client {
 		Pkce:                     map[bool]string{false: clientPKCERequired, true: clientPKCEOptional}[client.PKCEOptional],
 		IdTokenSignedResponseAlg: client.IDTokenSignedResponseAlg,
 		DeviceAuthorization:      client.DeviceAuthorization,
+		RequireDpop:              client.RequireDPoP,
 	}
 }
 

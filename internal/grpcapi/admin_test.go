@@ -61,6 +61,7 @@ func serviceAccountRequests(target string) map[string]proto.Message {
 			AllowedScopes: []string{"inventory:write"}},
 		adminv1.AdminService_SetServiceAccountTokenExchange_FullMethodName: &adminv1.SetServiceAccountTokenExchangeRequest{ClientId: target,
 			TokenExchangeAudiences: []string{"inventory"}},
+		adminv1.AdminService_SetServiceAccountDpop_FullMethodName:      &adminv1.SetServiceAccountDpopRequest{ClientId: target, RequireDpop: true},
 		adminv1.AdminService_RotateServiceAccountSecret_FullMethodName: &adminv1.RotateServiceAccountSecretRequest{ClientId: target},
 		adminv1.AdminService_DeleteServiceAccount_FullMethodName:       &adminv1.DeleteServiceAccountRequest{ClientId: target},
 	}

@@ -112,7 +112,10 @@ type RefreshToken struct {
 	// LoginSalt is the login's random value that its tokens' MACs cover.
 	LoginSalt []byte
 	// DPoPKeyThumbprint is the JWK thumbprint a public client's login is
-	// bound to (RFC 9449 §5); "" for an unbound login.
+	// bound to (RFC 9449 §5); "" for an unbound login. It is written with
+	// the login's record (CreateRefreshToken, or the rotation of a record of
+	// one token, which starts it) and kept by its rotations; a record of
+	// one token has none.
 	DPoPKeyThumbprint string
 }
 

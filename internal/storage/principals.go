@@ -127,7 +127,12 @@ type ServiceAccount struct {
 	// TokenExchange is what the account may obtain by exchanging tokens
 	// addressed to it (RFC 8693); the zero value allows nothing.
 	TokenExchange TokenExchange
-	CreatedAt     time.Time
+	// RequireDPoP makes the account's client credentials requests carry a
+	// DPoP proof, so that its tokens are bound to the proof's key (RFC 9449
+	// §5, its dpop_bound_access_tokens in §5.2.1); off unless the operator
+	// turns it on.
+	RequireDPoP bool
+	CreatedAt   time.Time
 }
 
 // TokenExchange is a service account's token exchange policy, which an
@@ -159,6 +164,11 @@ type Client struct {
 	// DeviceAuthorization lets the client use the device authorization
 	// grant (RFC 8628); off unless the administrator turns it on.
 	DeviceAuthorization bool
+	// RequireDPoP makes the client's token requests carry a DPoP proof, so
+	// that its tokens are bound to the proof's key (RFC 9449 §5, its
+	// dpop_bound_access_tokens in §5.2.1); off unless the administrator
+	// turns it on.
+	RequireDPoP bool
 	Grants
 	CreatedAt time.Time
 }

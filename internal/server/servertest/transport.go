@@ -126,6 +126,7 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_ListServiceAccounts_FullMethodName:            {http.MethodGet, "/v1/admin/service-accounts"},
 	adminv1.AdminService_SetServiceAccountGrants_FullMethodName:        {http.MethodPut, "/v1/admin/service-accounts/{client_id}/grants"},
 	adminv1.AdminService_SetServiceAccountTokenExchange_FullMethodName: {http.MethodPut, "/v1/admin/service-accounts/{client_id}/token-exchange"},
+	adminv1.AdminService_SetServiceAccountDpop_FullMethodName:          {http.MethodPut, "/v1/admin/service-accounts/{client_id}/dpop"},
 	adminv1.AdminService_RotateServiceAccountSecret_FullMethodName:     {http.MethodPost, "/v1/admin/service-accounts/{client_id}/secret"},
 	adminv1.AdminService_DeleteServiceAccount_FullMethodName:           {http.MethodDelete, "/v1/admin/service-accounts/{client_id}"},
 	adminv1.AdminService_CreateClient_FullMethodName:                   {http.MethodPost, "/v1/admin/clients"},

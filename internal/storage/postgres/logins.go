@@ -15,11 +15,12 @@ import (
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
 // The columns of a login's record, in the order scanRefreshRecord reads
-// them: as a token's, then the token before the current one.
+// them: as a token's, then the token before the current one, then the
+// DPoP key the login is bound to (none for a record of one token).
 const (
-	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt`
-	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL::bigint, NULL::bytea, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at`
-	refreshTokenReadColumns = refreshTokenColumns + `, NULL::bytea, NULL::bigint`
+	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt, dpop_jkt`
+	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL::bigint, NULL::bytea, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at, dpop_jkt`
+	refreshTokenReadColumns = refreshTokenColumns + `, NULL::bytea, NULL::bigint, NULL::text`
 )
 
 // insertRefreshToken stores a login's record, or, for generation 0, a
@@ -32,9 +33,9 @@ func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) 
 			t.Hash, t.FamilyID, t.Subject, t.Role, t.Scope, t.ClientID, t.Audience, toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt),
 			toUnix(t.RotatedAt), t.ReplacedBy, t.SealedSuccessor, int64(t.Generation), t.LoginSalt)
 	} else {
-		tag, err = q.Exec(ctx, `INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		tag, err = q.Exec(ctx, `INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
 			t.FamilyID, t.Subject, t.ClientID, t.Hash, int64(t.Generation), t.Role, t.Scope, t.Audience,
-			toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt), t.LoginSalt)
+			toUnix(t.IssuedAt), toUnix(t.ExpiresAt), toUnix(t.FamilyExpiresAt), t.LoginSalt, t.DPoPKeyThumbprint)
 	}
 	if err != nil {
 		return err
@@ -57,10 +58,15 @@ func scanRefreshRecord(row pgx.Row) (storage.RefreshToken, storage.PreviousRefre
 	var previous storage.PreviousRefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt, previousRotatedAt *int64
 	var generation int64
+	// A record of one token has no DPoP binding: NULL, read as unbound.
+	var keyThumbprint *string
 	err := row.Scan(&t.Hash, &t.FamilyID, &t.Subject, &t.Role, &t.Scope, &t.ClientID, &t.Audience, &issuedAt, &expiresAt, &familyExpiresAt,
-		&rotatedAt, &t.ReplacedBy, &t.SealedSuccessor, &generation, &t.LoginSalt, &previous.Hash, &previousRotatedAt)
+		&rotatedAt, &t.ReplacedBy, &t.SealedSuccessor, &generation, &t.LoginSalt, &previous.Hash, &previousRotatedAt, &keyThumbprint)
 	t.IssuedAt, t.ExpiresAt, t.FamilyExpiresAt, t.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(familyExpiresAt), fromUnix(rotatedAt)
 	t.Generation, previous.RotatedAt = uint64(generation), fromUnix(previousRotatedAt)
+	if keyThumbprint != nil {
+		t.DPoPKeyThumbprint = *keyThumbprint
+	}
 	return t, previous, notFound(err)
 }
 

@@ -200,14 +200,14 @@ func audiencesFree(ctx context.Context, tx pgx.Tx, ownID string, audiences []str
 // Service accounts.
 
 const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
-	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation`
+	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation, require_dpop`
 
 func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
 	var allowed, defaults, audiences, exchangeAudiences string
 	var createdAt, previousExpires *int64
 	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
-		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation); err != nil {
+		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation, &account.RequireDPoP); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -219,10 +219,10 @@ func scanServiceAccount(row pgx.Row) (storage.ServiceAccount, error) {
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
 		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
-		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation)
+		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, account.RequireDPoP)
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
@@ -252,10 +252,10 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 		}
 		_, err = tx.Exec(ctx, `UPDATE service_accounts SET allowed_scopes = $1, default_scopes = $2, allowed_audiences = $3,
 				secret_hash = $4, previous_secret_hash = $5, previous_secret_expires_at = $6,
-				token_exchange_audiences = $7, token_exchange_impersonation = $8 WHERE client_id = $9`,
+				token_exchange_audiences = $7, token_exchange_impersonation = $8, require_dpop = $9 WHERE client_id = $10`,
 			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
 			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
-			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, clientID)
+			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, account.RequireDPoP, clientID)
 		return revoke, err
 	})
 }
@@ -266,13 +266,13 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string, revok
 
 // Clients.
 
-const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization`
+const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization, require_dpop`
 
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var client storage.Client
 	var uris, allowed, defaults, audiences string
 	var createdAt *int64
-	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization); err != nil {
+	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization, &client.RequireDPoP); err != nil {
 		return storage.Client{}, notFound(err)
 	}
 	client.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -285,9 +285,9 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
-		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization)
+		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, client.RequireDPoP)
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
@@ -319,9 +319,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 			return nil, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE clients SET redirect_uris = $1, allowed_scopes = $2, default_scopes = $3, allowed_audiences = $4,
-				secret_hash = $5, pkce_optional = $6, id_token_signed_response_alg = $7, device_authorization = $8 WHERE id = $9`,
+				secret_hash = $5, pkce_optional = $6, id_token_signed_response_alg = $7, device_authorization = $8, require_dpop = $9 WHERE id = $10`,
 			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash,
-			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, id)
+			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, client.RequireDPoP, id)
 		return revoke, err
 	})
 }

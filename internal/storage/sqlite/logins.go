@@ -13,11 +13,12 @@ import (
 const refreshTokenColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, rotated_at, replaced_by, sealed_successor, generation, login_salt`
 
 // The columns of a login's record, in the order scanRefreshRecord reads
-// them: as a token's, then the token before the current one.
+// them: as a token's, then the token before the current one, then the
+// DPoP key the login is bound to (none for a record of one token).
 const (
-	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt`
-	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL, NULL, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at`
-	refreshTokenReadColumns = refreshTokenColumns + `, NULL, NULL`
+	refreshLoginColumns     = `family_id, subject, client_id, hash, generation, previous_hash, previous_rotated_at, sealed_successor, role, scope, audience, issued_at, expires_at, family_expires_at, login_salt, dpop_jkt`
+	refreshLoginReadColumns = `hash, family_id, subject, role, scope, client_id, audience, issued_at, expires_at, family_expires_at, NULL, NULL, sealed_successor, generation, login_salt, previous_hash, previous_rotated_at, dpop_jkt`
+	refreshTokenReadColumns = refreshTokenColumns + `, NULL, NULL, NULL`
 )
 
 func (s *Store) CreateRefreshToken(ctx context.Context, token storage.RefreshToken) error {
@@ -40,9 +41,9 @@ func insertRefreshToken(ctx context.Context, db execer, token storage.RefreshTok
 			toUnix(token.FamilyExpiresAt), toUnix(token.RotatedAt), token.ReplacedBy, token.SealedSuccessor, int64(token.Generation), token.LoginSalt)
 	} else {
 		result, err = db.ExecContext(ctx,
-			`INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			`INSERT INTO refresh_logins (`+refreshLoginColumns+`) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			token.FamilyID, token.Subject, token.ClientID, token.Hash, int64(token.Generation), token.Role, token.Scope, token.Audience,
-			toUnix(token.IssuedAt), toUnix(token.ExpiresAt), toUnix(token.FamilyExpiresAt), token.LoginSalt)
+			toUnix(token.IssuedAt), toUnix(token.ExpiresAt), toUnix(token.FamilyExpiresAt), token.LoginSalt, token.DPoPKeyThumbprint)
 	}
 	if err != nil {
 		return err
@@ -61,12 +62,14 @@ func scanRefreshRecord(row interface{ Scan(...any) error }) (storage.RefreshToke
 	var previous storage.PreviousRefreshToken
 	var issuedAt, expiresAt, familyExpiresAt, rotatedAt, previousRotatedAt sql.NullInt64
 	var generation int64
+	// A record of one token has no DPoP binding: NULL, read as unbound.
+	var keyThumbprint sql.NullString
 	err := row.Scan(&token.Hash, &token.FamilyID, &token.Subject, &token.Role, &token.Scope, &token.ClientID, &token.Audience,
 		&issuedAt, &expiresAt, &familyExpiresAt, &rotatedAt, &token.ReplacedBy, &token.SealedSuccessor, &generation, &token.LoginSalt,
-		&previous.Hash, &previousRotatedAt)
+		&previous.Hash, &previousRotatedAt, &keyThumbprint)
 	token.IssuedAt, token.ExpiresAt, token.RotatedAt = fromUnix(issuedAt), fromUnix(expiresAt), fromUnix(rotatedAt)
 	token.FamilyExpiresAt, token.Generation = fromUnix(familyExpiresAt), uint64(generation)
-	previous.RotatedAt = fromUnix(previousRotatedAt)
+	previous.RotatedAt, token.DPoPKeyThumbprint = fromUnix(previousRotatedAt), keyThumbprint.String
 	return token, previous, notFound(err)
 }
 

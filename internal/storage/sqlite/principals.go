@@ -163,14 +163,14 @@ func (s *Store) DeleteUser(ctx context.Context, name string, revoke storage.Subj
 }
 
 const serviceAccountColumns = `client_id, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at,
-	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation`
+	previous_secret_hash, previous_secret_expires_at, token_exchange_audiences, token_exchange_impersonation, require_dpop`
 
 func scanServiceAccount(row rowScanner) (storage.ServiceAccount, error) {
 	var account storage.ServiceAccount
 	var allowed, defaults, audiences, exchangeAudiences string
 	var createdAt, previousExpires sql.NullInt64
 	if err := row.Scan(&account.ClientID, &account.SecretHash, &allowed, &defaults, &audiences, &createdAt,
-		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation); err != nil {
+		&account.PreviousSecretHash, &previousExpires, &exchangeAudiences, &account.TokenExchange.Impersonation, &account.RequireDPoP); err != nil {
 		return storage.ServiceAccount{}, notFound(err)
 	}
 	account.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -226,10 +226,10 @@ func audiencesFree(ctx context.Context, tx *transaction, ownID string, audiences
 
 func (s *Store) CreateServiceAccount(ctx context.Context, account storage.ServiceAccount) error {
 	return s.insertClientID(ctx, account.ClientID, account.AllowedAudiences,
-		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO service_accounts (`+serviceAccountColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		account.ClientID, account.SecretHash, joinList(account.AllowedScopes), joinList(account.DefaultScopes),
 		joinList(account.AllowedAudiences), toUnix(account.CreatedAt), account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
-		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation)
+		joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, account.RequireDPoP)
 }
 
 func (s *Store) GetServiceAccount(ctx context.Context, clientID string) (storage.ServiceAccount, error) {
@@ -256,10 +256,10 @@ func (s *Store) UpdateServiceAccount(ctx context.Context, clientID string, updat
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
 				secret_hash = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
-				token_exchange_audiences = ?, token_exchange_impersonation = ? WHERE client_id = ?`,
+				token_exchange_audiences = ?, token_exchange_impersonation = ?, require_dpop = ? WHERE client_id = ?`,
 			joinList(account.AllowedScopes), joinList(account.DefaultScopes), joinList(account.AllowedAudiences),
 			account.SecretHash, account.PreviousSecretHash, toUnix(account.PreviousSecretExpiresAt),
-			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, clientID)
+			joinList(account.TokenExchange.Audiences), account.TokenExchange.Impersonation, account.RequireDPoP, clientID)
 		return revoke, err
 	})
 }
@@ -268,13 +268,13 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, clientID string, revok
 	return s.deletePrincipal(ctx, `DELETE FROM service_accounts WHERE client_id = ?`, clientID, "", "", revoke)
 }
 
-const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization`
+const clientColumns = `id, redirect_uris, secret_hash, allowed_scopes, default_scopes, allowed_audiences, created_at, pkce_optional, id_token_signed_response_alg, device_authorization, require_dpop`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var client storage.Client
 	var uris, allowed, defaults, audiences string
 	var createdAt sql.NullInt64
-	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization); err != nil {
+	if err := row.Scan(&client.ID, &uris, &client.SecretHash, &allowed, &defaults, &audiences, &createdAt, &client.PKCEOptional, &client.IDTokenSignedResponseAlg, &client.DeviceAuthorization, &client.RequireDPoP); err != nil {
 		return storage.Client{}, notFound(err)
 	}
 	client.Grants = storage.Grants{AllowedScopes: splitList(allowed), DefaultScopes: splitList(defaults), AllowedAudiences: splitList(audiences)}
@@ -287,9 +287,9 @@ func (s *Store) CreateClient(ctx context.Context, client storage.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.insertClientID(ctx, client.ID, client.AllowedAudiences, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		client.ID, string(uris), client.SecretHash, joinList(client.AllowedScopes), joinList(client.DefaultScopes),
-		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization)
+		joinList(client.AllowedAudiences), toUnix(client.CreatedAt), client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, client.RequireDPoP)
 }
 
 func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
@@ -318,9 +318,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*storag
 			return nil, err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE clients SET redirect_uris = ?, allowed_scopes = ?, default_scopes = ?, allowed_audiences = ?,
-				secret_hash = ?, pkce_optional = ?, id_token_signed_response_alg = ?, device_authorization = ? WHERE id = ?`,
+				secret_hash = ?, pkce_optional = ?, id_token_signed_response_alg = ?, device_authorization = ?, require_dpop = ? WHERE id = ?`,
 			string(uris), joinList(client.AllowedScopes), joinList(client.DefaultScopes), joinList(client.AllowedAudiences), client.SecretHash,
-			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, id)
+			client.PKCEOptional, client.IDTokenSignedResponseAlg, client.DeviceAuthorization, client.RequireDPoP, id)
 		return revoke, err
 	})
 }

@@ -943,8 +943,13 @@ type ServiceAccount struct {
 	// Whether its exchanges are impersonations: the tokens carry no `act`
 	// naming it. Otherwise they are delegations, and `act` names it.
 	TokenExchangeImpersonation bool `protobuf:"varint,8,opt,name=token_exchange_impersonation,json=tokenExchangeImpersonation,proto3" json:"token_exchange_impersonation,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// Whether its tokens are issued only with a DPoP proof (RFC 9449) and
+	// bound to its key: a client credentials request without a valid proof
+	// is refused, and its access tokens carry cnf.jkt, so a stolen token is
+	// of no use without the private key. Off by default (bearer tokens).
+	RequireDpop   bool `protobuf:"varint,9,opt,name=require_dpop,json=requireDpop,proto3" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceAccount) Reset() {
@@ -1033,6 +1038,13 @@ func (x *ServiceAccount) GetTokenExchangeImpersonation() bool {
 	return false
 }
 
+func (x *ServiceAccount) GetRequireDpop() bool {
+	if x != nil {
+		return x.RequireDpop
+	}
+	return false
+}
+
 type CreateServiceAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new account's client id (see ServiceAccount.client_id).
@@ -1046,8 +1058,10 @@ type CreateServiceAccountRequest struct {
 	// See ServiceAccount.token_exchange_impersonation; needs
 	// token_exchange_audiences.
 	TokenExchangeImpersonation bool `protobuf:"varint,6,opt,name=token_exchange_impersonation,json=tokenExchangeImpersonation,proto3" json:"token_exchange_impersonation,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// See ServiceAccount.require_dpop.
+	RequireDpop   bool `protobuf:"varint,7,opt,name=require_dpop,json=requireDpop,proto3" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateServiceAccountRequest) Reset() {
@@ -1118,6 +1132,13 @@ func (x *CreateServiceAccountRequest) GetTokenExchangeAudiences() []string {
 func (x *CreateServiceAccountRequest) GetTokenExchangeImpersonation() bool {
 	if x != nil {
 		return x.TokenExchangeImpersonation
+	}
+	return false
+}
+
+func (x *CreateServiceAccountRequest) GetRequireDpop() bool {
+	if x != nil {
+		return x.RequireDpop
 	}
 	return false
 }
@@ -1587,6 +1608,103 @@ func (x *SetServiceAccountTokenExchangeResponse) GetServiceAccount() *ServiceAcc
 	return nil
 }
 
+type SetServiceAccountDpopRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Replaces ServiceAccount.require_dpop.
+	RequireDpop   bool `protobuf:"varint,2,opt,name=require_dpop,json=requireDpop,proto3" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountDpopRequest) Reset() {
+	*x = SetServiceAccountDpopRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountDpopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountDpopRequest) ProtoMessage() {}
+
+func (x *SetServiceAccountDpopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountDpopRequest.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountDpopRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetServiceAccountDpopRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SetServiceAccountDpopRequest) GetRequireDpop() bool {
+	if x != nil {
+		return x.RequireDpop
+	}
+	return false
+}
+
+type SetServiceAccountDpopResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ServiceAccount *ServiceAccount        `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountDpopResponse) Reset() {
+	*x = SetServiceAccountDpopResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountDpopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountDpopResponse) ProtoMessage() {}
+
+func (x *SetServiceAccountDpopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountDpopResponse.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountDpopResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetServiceAccountDpopResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
 type RotateServiceAccountSecretRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1600,7 +1718,7 @@ type RotateServiceAccountSecretRequest struct {
 
 func (x *RotateServiceAccountSecretRequest) Reset() {
 	*x = RotateServiceAccountSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1730,7 @@ func (x *RotateServiceAccountSecretRequest) String() string {
 func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1743,7 @@ func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RotateServiceAccountSecretRequest) GetClientId() string {
@@ -1653,7 +1771,7 @@ type RotateServiceAccountSecretResponse struct {
 
 func (x *RotateServiceAccountSecretResponse) Reset() {
 	*x = RotateServiceAccountSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1783,7 @@ func (x *RotateServiceAccountSecretResponse) String() string {
 func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1796,7 @@ func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
@@ -1704,7 +1822,7 @@ type DeleteServiceAccountRequest struct {
 
 func (x *DeleteServiceAccountRequest) Reset() {
 	*x = DeleteServiceAccountRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1834,7 @@ func (x *DeleteServiceAccountRequest) String() string {
 func (*DeleteServiceAccountRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1847,7 @@ func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteServiceAccountRequest) GetClientId() string {
@@ -1747,7 +1865,7 @@ type DeleteServiceAccountResponse struct {
 
 func (x *DeleteServiceAccountResponse) Reset() {
 	*x = DeleteServiceAccountResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1877,7 @@ func (x *DeleteServiceAccountResponse) String() string {
 func (*DeleteServiceAccountResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1890,7 @@ func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 // Client is an OAuth client people sign in through (the authorization code
@@ -1824,13 +1942,20 @@ type Client struct {
 	// /oauth2/device_authorization and the device_code grant on
 	// /oauth2/token). Off unless asked for; chit-cli always may.
 	DeviceAuthorization bool `protobuf:"varint,14,opt,name=device_authorization,json=deviceAuthorization,proto3" json:"device_authorization,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Whether its tokens are issued only with a DPoP proof (RFC 9449) and
+	// bound to its key (RFC 9449 §5.2.1 dpop_bound_access_tokens): a token
+	// request without a valid proof is refused, and its access tokens carry
+	// cnf.jkt, so a stolen token is of no use without the private key. Off
+	// by default; a public client that sends a proof anyway gets bound
+	// tokens either way.
+	RequireDpop   bool `protobuf:"varint,15,opt,name=require_dpop,json=requireDpop,proto3" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
 	*x = Client{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1967,7 @@ func (x *Client) String() string {
 func (*Client) ProtoMessage() {}
 
 func (x *Client) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1980,7 @@ func (x *Client) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Client.ProtoReflect.Descriptor instead.
 func (*Client) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Client) GetClientId() string {
@@ -1956,6 +2081,13 @@ func (x *Client) GetDeviceAuthorization() bool {
 	return false
 }
 
+func (x *Client) GetRequireDpop() bool {
+	if x != nil {
+		return x.RequireDpop
+	}
+	return false
+}
+
 type CreateClientRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1981,13 +2113,15 @@ type CreateClientRequest struct {
 	IdTokenSignedResponseAlg string `protobuf:"bytes,12,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
 	// See Client.device_authorization.
 	DeviceAuthorization bool `protobuf:"varint,13,opt,name=device_authorization,json=deviceAuthorization,proto3" json:"device_authorization,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// See Client.require_dpop.
+	RequireDpop   bool `protobuf:"varint,14,opt,name=require_dpop,json=requireDpop,proto3" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateClientRequest) Reset() {
 	*x = CreateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2133,7 @@ func (x *CreateClientRequest) String() string {
 func (*CreateClientRequest) ProtoMessage() {}
 
 func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2146,7 @@ func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateClientRequest) GetClientId() string {
@@ -2106,6 +2240,13 @@ func (x *CreateClientRequest) GetDeviceAuthorization() bool {
 	return false
 }
 
+func (x *CreateClientRequest) GetRequireDpop() bool {
+	if x != nil {
+		return x.RequireDpop
+	}
+	return false
+}
+
 type CreateClientResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Client *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
@@ -2117,7 +2258,7 @@ type CreateClientResponse struct {
 
 func (x *CreateClientResponse) Reset() {
 	*x = CreateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2270,7 @@ func (x *CreateClientResponse) String() string {
 func (*CreateClientResponse) ProtoMessage() {}
 
 func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2283,7 @@ func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateClientResponse) GetClient() *Client {
@@ -2168,7 +2309,7 @@ type GetClientRequest struct {
 
 func (x *GetClientRequest) Reset() {
 	*x = GetClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2321,7 @@ func (x *GetClientRequest) String() string {
 func (*GetClientRequest) ProtoMessage() {}
 
 func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2334,7 @@ func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientRequest.ProtoReflect.Descriptor instead.
 func (*GetClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetClientRequest) GetClientId() string {
@@ -2212,7 +2353,7 @@ type GetClientResponse struct {
 
 func (x *GetClientResponse) Reset() {
 	*x = GetClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2365,7 @@ func (x *GetClientResponse) String() string {
 func (*GetClientResponse) ProtoMessage() {}
 
 func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2378,7 @@ func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientResponse.ProtoReflect.Descriptor instead.
 func (*GetClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetClientResponse) GetClient() *Client {
@@ -2259,7 +2400,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2412,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2425,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListClientsRequest) GetPageSize() int32 {
@@ -2312,7 +2453,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2465,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2478,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListClientsResponse) GetClients() []*Client {
@@ -2363,13 +2504,15 @@ type UpdateClientRequest struct {
 	IdTokenSignedResponseAlg string `protobuf:"bytes,6,opt,name=id_token_signed_response_alg,json=idTokenSignedResponseAlg,proto3" json:"id_token_signed_response_alg,omitempty"`
 	// See Client.device_authorization; unset keeps it.
 	DeviceAuthorization *bool `protobuf:"varint,7,opt,name=device_authorization,json=deviceAuthorization,proto3,oneof" json:"device_authorization,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// See Client.require_dpop; unset keeps it.
+	RequireDpop   *bool `protobuf:"varint,8,opt,name=require_dpop,json=requireDpop,proto3,oneof" json:"require_dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateClientRequest) Reset() {
 	*x = UpdateClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2524,7 @@ func (x *UpdateClientRequest) String() string {
 func (*UpdateClientRequest) ProtoMessage() {}
 
 func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2537,7 @@ func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateClientRequest) GetClientId() string {
@@ -2425,6 +2568,13 @@ func (x *UpdateClientRequest) GetDeviceAuthorization() bool {
 	return false
 }
 
+func (x *UpdateClientRequest) GetRequireDpop() bool {
+	if x != nil && x.RequireDpop != nil {
+		return *x.RequireDpop
+	}
+	return false
+}
+
 type UpdateClientResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Client        *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
@@ -2434,7 +2584,7 @@ type UpdateClientResponse struct {
 
 func (x *UpdateClientResponse) Reset() {
 	*x = UpdateClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2596,7 @@ func (x *UpdateClientResponse) String() string {
 func (*UpdateClientResponse) ProtoMessage() {}
 
 func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2609,7 @@ func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
 func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateClientResponse) GetClient() *Client {
@@ -2481,7 +2631,7 @@ type SetClientGrantsRequest struct {
 
 func (x *SetClientGrantsRequest) Reset() {
 	*x = SetClientGrantsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2643,7 @@ func (x *SetClientGrantsRequest) String() string {
 func (*SetClientGrantsRequest) ProtoMessage() {}
 
 func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2656,7 @@ func (x *SetClientGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetClientGrantsRequest) GetClientId() string {
@@ -2546,7 +2696,7 @@ type SetClientGrantsResponse struct {
 
 func (x *SetClientGrantsResponse) Reset() {
 	*x = SetClientGrantsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2708,7 @@ func (x *SetClientGrantsResponse) String() string {
 func (*SetClientGrantsResponse) ProtoMessage() {}
 
 func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2721,7 @@ func (x *SetClientGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientGrantsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetClientGrantsResponse) GetClient() *Client {
@@ -2593,7 +2743,7 @@ type SetClientOriginsRequest struct {
 
 func (x *SetClientOriginsRequest) Reset() {
 	*x = SetClientOriginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2605,7 +2755,7 @@ func (x *SetClientOriginsRequest) String() string {
 func (*SetClientOriginsRequest) ProtoMessage() {}
 
 func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2618,7 +2768,7 @@ func (x *SetClientOriginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsRequest.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetClientOriginsRequest) GetClientId() string {
@@ -2644,7 +2794,7 @@ type SetClientOriginsResponse struct {
 
 func (x *SetClientOriginsResponse) Reset() {
 	*x = SetClientOriginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2806,7 @@ func (x *SetClientOriginsResponse) String() string {
 func (*SetClientOriginsResponse) ProtoMessage() {}
 
 func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2819,7 @@ func (x *SetClientOriginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientOriginsResponse.ProtoReflect.Descriptor instead.
 func (*SetClientOriginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetClientOriginsResponse) GetClient() *Client {
@@ -2693,7 +2843,7 @@ type SetClientLogoutRequest struct {
 
 func (x *SetClientLogoutRequest) Reset() {
 	*x = SetClientLogoutRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2855,7 @@ func (x *SetClientLogoutRequest) String() string {
 func (*SetClientLogoutRequest) ProtoMessage() {}
 
 func (x *SetClientLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2868,7 @@ func (x *SetClientLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientLogoutRequest.ProtoReflect.Descriptor instead.
 func (*SetClientLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetClientLogoutRequest) GetClientId() string {
@@ -2758,7 +2908,7 @@ type SetClientLogoutResponse struct {
 
 func (x *SetClientLogoutResponse) Reset() {
 	*x = SetClientLogoutResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2920,7 @@ func (x *SetClientLogoutResponse) String() string {
 func (*SetClientLogoutResponse) ProtoMessage() {}
 
 func (x *SetClientLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2933,7 @@ func (x *SetClientLogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClientLogoutResponse.ProtoReflect.Descriptor instead.
 func (*SetClientLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetClientLogoutResponse) GetClient() *Client {
@@ -2802,7 +2952,7 @@ type RotateClientSecretRequest struct {
 
 func (x *RotateClientSecretRequest) Reset() {
 	*x = RotateClientSecretRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2964,7 @@ func (x *RotateClientSecretRequest) String() string {
 func (*RotateClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2977,7 @@ func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RotateClientSecretRequest) GetClientId() string {
@@ -2848,7 +2998,7 @@ type RotateClientSecretResponse struct {
 
 func (x *RotateClientSecretResponse) Reset() {
 	*x = RotateClientSecretResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3010,7 @@ func (x *RotateClientSecretResponse) String() string {
 func (*RotateClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3023,7 @@ func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RotateClientSecretResponse) GetClient() *Client {
@@ -2899,7 +3049,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3061,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3074,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteClientRequest) GetClientId() string {
@@ -2942,7 +3092,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3104,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3117,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 // Provider is a resource provider of UCloud's AuthProviders contract.
@@ -2992,7 +3142,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3154,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3167,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Provider) GetId() string {
@@ -3078,7 +3228,7 @@ type GetProviderRequest struct {
 
 func (x *GetProviderRequest) Reset() {
 	*x = GetProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3240,7 @@ func (x *GetProviderRequest) String() string {
 func (*GetProviderRequest) ProtoMessage() {}
 
 func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3253,7 @@ func (x *GetProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetProviderRequest) GetId() string {
@@ -3122,7 +3272,7 @@ type GetProviderResponse struct {
 
 func (x *GetProviderResponse) Reset() {
 	*x = GetProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3284,7 @@ func (x *GetProviderResponse) String() string {
 func (*GetProviderResponse) ProtoMessage() {}
 
 func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3297,7 @@ func (x *GetProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetProviderResponse) GetProvider() *Provider {
@@ -3169,7 +3319,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3331,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3344,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListProvidersRequest) GetPageSize() int32 {
@@ -3222,7 +3372,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3384,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3397,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -3273,7 +3423,7 @@ type DeleteProviderRequest struct {
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3435,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3448,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteProviderRequest) GetId() string {
@@ -3316,7 +3466,7 @@ type DeleteProviderResponse struct {
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3478,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3491,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 // SigningKey is one of the server's token-signing keys, without its
@@ -3366,7 +3516,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3378,7 +3528,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3391,7 +3541,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SigningKey) GetKeyId() string {
@@ -3455,7 +3605,7 @@ type ListSigningKeysRequest struct {
 
 func (x *ListSigningKeysRequest) Reset() {
 	*x = ListSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3467,7 +3617,7 @@ func (x *ListSigningKeysRequest) String() string {
 func (*ListSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3480,7 +3630,7 @@ func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListSigningKeysRequest) GetPageSize() int32 {
@@ -3509,7 +3659,7 @@ type ListSigningKeysResponse struct {
 
 func (x *ListSigningKeysResponse) Reset() {
 	*x = ListSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3521,7 +3671,7 @@ func (x *ListSigningKeysResponse) String() string {
 func (*ListSigningKeysResponse) ProtoMessage() {}
 
 func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3534,7 +3684,7 @@ func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3562,7 +3712,7 @@ type RotateSigningKeysRequest struct {
 
 func (x *RotateSigningKeysRequest) Reset() {
 	*x = RotateSigningKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3724,7 @@ func (x *RotateSigningKeysRequest) String() string {
 func (*RotateSigningKeysRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3737,7 @@ func (x *RotateSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RotateSigningKeysRequest) GetForce() bool {
@@ -3607,7 +3757,7 @@ type RotateSigningKeysResponse struct {
 
 func (x *RotateSigningKeysResponse) Reset() {
 	*x = RotateSigningKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3769,7 @@ func (x *RotateSigningKeysResponse) String() string {
 func (*RotateSigningKeysResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3782,7 @@ func (x *RotateSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RotateSigningKeysResponse) GetSigningKeys() []*SigningKey {
@@ -3670,7 +3820,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3682,7 +3832,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3695,7 +3845,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Login) GetLoginId() string {
@@ -3774,7 +3924,7 @@ type ListLoginsRequest struct {
 
 func (x *ListLoginsRequest) Reset() {
 	*x = ListLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +3936,7 @@ func (x *ListLoginsRequest) String() string {
 func (*ListLoginsRequest) ProtoMessage() {}
 
 func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +3949,7 @@ func (x *ListLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsRequest.ProtoReflect.Descriptor instead.
 func (*ListLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListLoginsRequest) GetSubject() string {
@@ -3834,7 +3984,7 @@ type ListLoginsResponse struct {
 
 func (x *ListLoginsResponse) Reset() {
 	*x = ListLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +3996,7 @@ func (x *ListLoginsResponse) String() string {
 func (*ListLoginsResponse) ProtoMessage() {}
 
 func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +4009,7 @@ func (x *ListLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoginsResponse.ProtoReflect.Descriptor instead.
 func (*ListLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListLoginsResponse) GetLogins() []*Login {
@@ -3886,7 +4036,7 @@ type RevokeLoginRequest struct {
 
 func (x *RevokeLoginRequest) Reset() {
 	*x = RevokeLoginRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4048,7 @@ func (x *RevokeLoginRequest) String() string {
 func (*RevokeLoginRequest) ProtoMessage() {}
 
 func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4061,7 @@ func (x *RevokeLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RevokeLoginRequest) GetSubject() string {
@@ -3936,7 +4086,7 @@ type RevokeLoginResponse struct {
 
 func (x *RevokeLoginResponse) Reset() {
 	*x = RevokeLoginResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4098,7 @@ func (x *RevokeLoginResponse) String() string {
 func (*RevokeLoginResponse) ProtoMessage() {}
 
 func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4111,7 @@ func (x *RevokeLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 type RevokeLoginsRequest struct {
@@ -3973,7 +4123,7 @@ type RevokeLoginsRequest struct {
 
 func (x *RevokeLoginsRequest) Reset() {
 	*x = RevokeLoginsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4135,7 @@ func (x *RevokeLoginsRequest) String() string {
 func (*RevokeLoginsRequest) ProtoMessage() {}
 
 func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4148,7 @@ func (x *RevokeLoginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RevokeLoginsRequest) GetSubject() string {
@@ -4016,7 +4166,7 @@ type RevokeLoginsResponse struct {
 
 func (x *RevokeLoginsResponse) Reset() {
 	*x = RevokeLoginsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4178,7 @@ func (x *RevokeLoginsResponse) String() string {
 func (*RevokeLoginsResponse) ProtoMessage() {}
 
 func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4191,7 @@ func (x *RevokeLoginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeLoginsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeLoginsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 // Session is a browser's sign-in session on the sign-in page.
@@ -4071,7 +4221,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4233,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4246,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Session) GetSessionId() string {
@@ -4176,7 +4326,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4338,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4351,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListSessionsRequest) GetName() string {
@@ -4236,7 +4386,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4248,7 +4398,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4261,7 +4411,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -4291,7 +4441,7 @@ type EndSessionsRequest struct {
 
 func (x *EndSessionsRequest) Reset() {
 	*x = EndSessionsRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4453,7 @@ func (x *EndSessionsRequest) String() string {
 func (*EndSessionsRequest) ProtoMessage() {}
 
 func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4466,7 @@ func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *EndSessionsRequest) GetName() string {
@@ -4343,7 +4493,7 @@ type EndSessionsResponse struct {
 
 func (x *EndSessionsResponse) Reset() {
 	*x = EndSessionsResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4355,7 +4505,7 @@ func (x *EndSessionsResponse) String() string {
 func (*EndSessionsResponse) ProtoMessage() {}
 
 func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4368,7 +4518,7 @@ func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *EndSessionsResponse) GetEnded() int32 {
@@ -4391,7 +4541,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4403,7 +4553,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4416,7 +4566,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListApiKeysRequest) GetSubject() string {
@@ -4451,7 +4601,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4613,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4626,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*v1.ApiKey {
@@ -4502,7 +4652,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4514,7 +4664,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4527,7 +4677,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RevokeApiKeyRequest) GetId() string {
@@ -4545,7 +4695,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4557,7 +4707,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4570,7 +4720,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 // FederationRule trusts an external issuer's JWTs for a service account.
@@ -4609,7 +4759,7 @@ type FederationRule struct {
 
 func (x *FederationRule) Reset() {
 	*x = FederationRule{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4621,7 +4771,7 @@ func (x *FederationRule) String() string {
 func (*FederationRule) ProtoMessage() {}
 
 func (x *FederationRule) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4634,7 +4784,7 @@ func (x *FederationRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationRule.ProtoReflect.Descriptor instead.
 func (*FederationRule) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *FederationRule) GetName() string {
@@ -4718,7 +4868,7 @@ type CreateFederationRuleRequest struct {
 
 func (x *CreateFederationRuleRequest) Reset() {
 	*x = CreateFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4730,7 +4880,7 @@ func (x *CreateFederationRuleRequest) String() string {
 func (*CreateFederationRuleRequest) ProtoMessage() {}
 
 func (x *CreateFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4743,7 +4893,7 @@ func (x *CreateFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*CreateFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateFederationRuleRequest) GetRule() *FederationRule {
@@ -4762,7 +4912,7 @@ type CreateFederationRuleResponse struct {
 
 func (x *CreateFederationRuleResponse) Reset() {
 	*x = CreateFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4774,7 +4924,7 @@ func (x *CreateFederationRuleResponse) String() string {
 func (*CreateFederationRuleResponse) ProtoMessage() {}
 
 func (x *CreateFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4787,7 +4937,7 @@ func (x *CreateFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*CreateFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateFederationRuleResponse) GetRule() *FederationRule {
@@ -4806,7 +4956,7 @@ type GetFederationRuleRequest struct {
 
 func (x *GetFederationRuleRequest) Reset() {
 	*x = GetFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4818,7 +4968,7 @@ func (x *GetFederationRuleRequest) String() string {
 func (*GetFederationRuleRequest) ProtoMessage() {}
 
 func (x *GetFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4831,7 +4981,7 @@ func (x *GetFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GetFederationRuleRequest) GetName() string {
@@ -4850,7 +5000,7 @@ type GetFederationRuleResponse struct {
 
 func (x *GetFederationRuleResponse) Reset() {
 	*x = GetFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4862,7 +5012,7 @@ func (x *GetFederationRuleResponse) String() string {
 func (*GetFederationRuleResponse) ProtoMessage() {}
 
 func (x *GetFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4875,7 +5025,7 @@ func (x *GetFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *GetFederationRuleResponse) GetRule() *FederationRule {
@@ -4897,7 +5047,7 @@ type ListFederationRulesRequest struct {
 
 func (x *ListFederationRulesRequest) Reset() {
 	*x = ListFederationRulesRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4909,7 +5059,7 @@ func (x *ListFederationRulesRequest) String() string {
 func (*ListFederationRulesRequest) ProtoMessage() {}
 
 func (x *ListFederationRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4922,7 +5072,7 @@ func (x *ListFederationRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListFederationRulesRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListFederationRulesRequest) GetPageSize() int32 {
@@ -4950,7 +5100,7 @@ type ListFederationRulesResponse struct {
 
 func (x *ListFederationRulesResponse) Reset() {
 	*x = ListFederationRulesResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4962,7 +5112,7 @@ func (x *ListFederationRulesResponse) String() string {
 func (*ListFederationRulesResponse) ProtoMessage() {}
 
 func (x *ListFederationRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4975,7 +5125,7 @@ func (x *ListFederationRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListFederationRulesResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListFederationRulesResponse) GetRules() []*FederationRule {
@@ -5001,7 +5151,7 @@ type DeleteFederationRuleRequest struct {
 
 func (x *DeleteFederationRuleRequest) Reset() {
 	*x = DeleteFederationRuleRequest{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5013,7 +5163,7 @@ func (x *DeleteFederationRuleRequest) String() string {
 func (*DeleteFederationRuleRequest) ProtoMessage() {}
 
 func (x *DeleteFederationRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5026,7 +5176,7 @@ func (x *DeleteFederationRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFederationRuleRequest) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeleteFederationRuleRequest) GetName() string {
@@ -5044,7 +5194,7 @@ type DeleteFederationRuleResponse struct {
 
 func (x *DeleteFederationRuleResponse) Reset() {
 	*x = DeleteFederationRuleResponse{}
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5056,7 +5206,7 @@ func (x *DeleteFederationRuleResponse) String() string {
 func (*DeleteFederationRuleResponse) ProtoMessage() {}
 
 func (x *DeleteFederationRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chit_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5069,7 +5219,7 @@ func (x *DeleteFederationRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFederationRuleResponse) Descriptor() ([]byte, []int) {
-	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
@@ -5134,7 +5284,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\v2\x13.chit.admin.v1.UserR\x04user\"'\n" +
 	"\x11DeleteUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
-	"\x12DeleteUserResponse\"\xbc\x03\n" +
+	"\x12DeleteUserResponse\"\xdf\x03\n" +
 	"\x0eServiceAccount\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
@@ -5144,14 +5294,16 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"createTime\x12Y\n" +
 	"\x1bprevious_secret_expire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x128\n" +
 	"\x18token_exchange_audiences\x18\a \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
-	"\x1ctoken_exchange_impersonation\x18\b \x01(\bR\x1atokenExchangeImpersonation\"\xb1\x02\n" +
+	"\x1ctoken_exchange_impersonation\x18\b \x01(\bR\x1atokenExchangeImpersonation\x12!\n" +
+	"\frequire_dpop\x18\t \x01(\bR\vrequireDpop\"\xd4\x02\n" +
 	"\x1bCreateServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12%\n" +
 	"\x0edefault_scopes\x18\x03 \x03(\tR\rdefaultScopes\x12+\n" +
 	"\x11allowed_audiences\x18\x04 \x03(\tR\x10allowedAudiences\x128\n" +
 	"\x18token_exchange_audiences\x18\x05 \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
-	"\x1ctoken_exchange_impersonation\x18\x06 \x01(\bR\x1atokenExchangeImpersonation\"\x8b\x01\n" +
+	"\x1ctoken_exchange_impersonation\x18\x06 \x01(\bR\x1atokenExchangeImpersonation\x12!\n" +
+	"\frequire_dpop\x18\a \x01(\bR\vrequireDpop\"\x8b\x01\n" +
 	"\x1cCreateServiceAccountResponse\x12F\n" +
 	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"7\n" +
@@ -5178,6 +5330,11 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x18token_exchange_audiences\x18\x02 \x03(\tR\x16tokenExchangeAudiences\x12@\n" +
 	"\x1ctoken_exchange_impersonation\x18\x03 \x01(\bR\x1atokenExchangeImpersonation\"p\n" +
 	"&SetServiceAccountTokenExchangeResponse\x12F\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\"^\n" +
+	"\x1cSetServiceAccountDpopRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12!\n" +
+	"\frequire_dpop\x18\x02 \x01(\bR\vrequireDpop\"g\n" +
+	"\x1dSetServiceAccountDpopResponse\x12F\n" +
 	"\x0fservice_account\x18\x01 \x01(\v2\x1d.chit.admin.v1.ServiceAccountR\x0eserviceAccount\"u\n" +
 	"!RotateServiceAccountSecretRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x123\n" +
@@ -5187,7 +5344,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\":\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1e\n" +
-	"\x1cDeleteServiceAccountResponse\"\x8a\x05\n" +
+	"\x1cDeleteServiceAccountResponse\"\xad\x05\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -5204,7 +5361,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x16backchannel_logout_uri\x18\v \x01(\tR\x14backchannelLogoutUri\x12A\n" +
 	"\x1dlogout_revokes_refresh_tokens\x18\f \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
 	"\x1cid_token_signed_response_alg\x18\r \x01(\tR\x18idTokenSignedResponseAlg\x121\n" +
-	"\x14device_authorization\x18\x0e \x01(\bR\x13deviceAuthorization\"\xda\x04\n" +
+	"\x14device_authorization\x18\x0e \x01(\bR\x13deviceAuthorization\x12!\n" +
+	"\frequire_dpop\x18\x0f \x01(\bR\vrequireDpop\"\xfd\x04\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x12\"\n" +
@@ -5219,7 +5377,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\tR\x14backchannelLogoutUri\x12A\n" +
 	"\x1dlogout_revokes_refresh_tokens\x18\v \x01(\bR\x1alogoutRevokesRefreshTokens\x12>\n" +
 	"\x1cid_token_signed_response_alg\x18\f \x01(\tR\x18idTokenSignedResponseAlg\x121\n" +
-	"\x14device_authorization\x18\r \x01(\bR\x13deviceAuthorization\"j\n" +
+	"\x14device_authorization\x18\r \x01(\bR\x13deviceAuthorization\x12!\n" +
+	"\frequire_dpop\x18\x0e \x01(\bR\vrequireDpop\"j\n" +
 	"\x14CreateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"/\n" +
@@ -5233,13 +5392,15 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListClientsResponse\x12/\n" +
 	"\aclients\x18\x01 \x03(\v2\x15.chit.admin.v1.ClientR\aclients\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x02\n" +
 	"\x13UpdateClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04pkce\x18\x02 \x01(\tR\x04pkce\x12>\n" +
 	"\x1cid_token_signed_response_alg\x18\x06 \x01(\tR\x18idTokenSignedResponseAlg\x126\n" +
-	"\x14device_authorization\x18\a \x01(\bH\x00R\x13deviceAuthorization\x88\x01\x01B\x17\n" +
-	"\x15_device_authorization\"E\n" +
+	"\x14device_authorization\x18\a \x01(\bH\x00R\x13deviceAuthorization\x88\x01\x01\x12&\n" +
+	"\frequire_dpop\x18\b \x01(\bH\x01R\vrequireDpop\x88\x01\x01B\x17\n" +
+	"\x15_device_authorizationB\x0f\n" +
+	"\r_require_dpop\"E\n" +
 	"\x14UpdateClientResponse\x12-\n" +
 	"\x06client\x18\x01 \x01(\v2\x15.chit.admin.v1.ClientR\x06client\"\xb0\x01\n" +
 	"\x16SetClientGrantsRequest\x12\x1b\n" +
@@ -5416,7 +5577,7 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
 	"\x1bDeleteFederationRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
-	"\x1cDeleteFederationRuleResponse2\xdd\x1d\n" +
+	"\x1cDeleteFederationRuleResponse2\xd1\x1e\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -5431,7 +5592,8 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x11GetServiceAccount\x12'.chit.admin.v1.GetServiceAccountRequest\x1a(.chit.admin.v1.GetServiceAccountResponse\x12l\n" +
 	"\x13ListServiceAccounts\x12).chit.admin.v1.ListServiceAccountsRequest\x1a*.chit.admin.v1.ListServiceAccountsResponse\x12x\n" +
 	"\x17SetServiceAccountGrants\x12-.chit.admin.v1.SetServiceAccountGrantsRequest\x1a..chit.admin.v1.SetServiceAccountGrantsResponse\x12\x8d\x01\n" +
-	"\x1eSetServiceAccountTokenExchange\x124.chit.admin.v1.SetServiceAccountTokenExchangeRequest\x1a5.chit.admin.v1.SetServiceAccountTokenExchangeResponse\x12\x81\x01\n" +
+	"\x1eSetServiceAccountTokenExchange\x124.chit.admin.v1.SetServiceAccountTokenExchangeRequest\x1a5.chit.admin.v1.SetServiceAccountTokenExchangeResponse\x12r\n" +
+	"\x15SetServiceAccountDpop\x12+.chit.admin.v1.SetServiceAccountDpopRequest\x1a,.chit.admin.v1.SetServiceAccountDpopResponse\x12\x81\x01\n" +
 	"\x1aRotateServiceAccountSecret\x120.chit.admin.v1.RotateServiceAccountSecretRequest\x1a1.chit.admin.v1.RotateServiceAccountSecretResponse\x12o\n" +
 	"\x14DeleteServiceAccount\x12*.chit.admin.v1.DeleteServiceAccountRequest\x1a+.chit.admin.v1.DeleteServiceAccountResponse\x12W\n" +
 	"\fCreateClient\x12\".chit.admin.v1.CreateClientRequest\x1a#.chit.admin.v1.CreateClientResponse\x12N\n" +
@@ -5473,7 +5635,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                                   // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                      // 1: chit.admin.v1.CreateUserRequest
@@ -5501,210 +5663,215 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*SetServiceAccountGrantsResponse)(nil),        // 23: chit.admin.v1.SetServiceAccountGrantsResponse
 	(*SetServiceAccountTokenExchangeRequest)(nil),  // 24: chit.admin.v1.SetServiceAccountTokenExchangeRequest
 	(*SetServiceAccountTokenExchangeResponse)(nil), // 25: chit.admin.v1.SetServiceAccountTokenExchangeResponse
-	(*RotateServiceAccountSecretRequest)(nil),      // 26: chit.admin.v1.RotateServiceAccountSecretRequest
-	(*RotateServiceAccountSecretResponse)(nil),     // 27: chit.admin.v1.RotateServiceAccountSecretResponse
-	(*DeleteServiceAccountRequest)(nil),            // 28: chit.admin.v1.DeleteServiceAccountRequest
-	(*DeleteServiceAccountResponse)(nil),           // 29: chit.admin.v1.DeleteServiceAccountResponse
-	(*Client)(nil),                                 // 30: chit.admin.v1.Client
-	(*CreateClientRequest)(nil),                    // 31: chit.admin.v1.CreateClientRequest
-	(*CreateClientResponse)(nil),                   // 32: chit.admin.v1.CreateClientResponse
-	(*GetClientRequest)(nil),                       // 33: chit.admin.v1.GetClientRequest
-	(*GetClientResponse)(nil),                      // 34: chit.admin.v1.GetClientResponse
-	(*ListClientsRequest)(nil),                     // 35: chit.admin.v1.ListClientsRequest
-	(*ListClientsResponse)(nil),                    // 36: chit.admin.v1.ListClientsResponse
-	(*UpdateClientRequest)(nil),                    // 37: chit.admin.v1.UpdateClientRequest
-	(*UpdateClientResponse)(nil),                   // 38: chit.admin.v1.UpdateClientResponse
-	(*SetClientGrantsRequest)(nil),                 // 39: chit.admin.v1.SetClientGrantsRequest
-	(*SetClientGrantsResponse)(nil),                // 40: chit.admin.v1.SetClientGrantsResponse
-	(*SetClientOriginsRequest)(nil),                // 41: chit.admin.v1.SetClientOriginsRequest
-	(*SetClientOriginsResponse)(nil),               // 42: chit.admin.v1.SetClientOriginsResponse
-	(*SetClientLogoutRequest)(nil),                 // 43: chit.admin.v1.SetClientLogoutRequest
-	(*SetClientLogoutResponse)(nil),                // 44: chit.admin.v1.SetClientLogoutResponse
-	(*RotateClientSecretRequest)(nil),              // 45: chit.admin.v1.RotateClientSecretRequest
-	(*RotateClientSecretResponse)(nil),             // 46: chit.admin.v1.RotateClientSecretResponse
-	(*DeleteClientRequest)(nil),                    // 47: chit.admin.v1.DeleteClientRequest
-	(*DeleteClientResponse)(nil),                   // 48: chit.admin.v1.DeleteClientResponse
-	(*Provider)(nil),                               // 49: chit.admin.v1.Provider
-	(*GetProviderRequest)(nil),                     // 50: chit.admin.v1.GetProviderRequest
-	(*GetProviderResponse)(nil),                    // 51: chit.admin.v1.GetProviderResponse
-	(*ListProvidersRequest)(nil),                   // 52: chit.admin.v1.ListProvidersRequest
-	(*ListProvidersResponse)(nil),                  // 53: chit.admin.v1.ListProvidersResponse
-	(*DeleteProviderRequest)(nil),                  // 54: chit.admin.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),                 // 55: chit.admin.v1.DeleteProviderResponse
-	(*SigningKey)(nil),                             // 56: chit.admin.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),                 // 57: chit.admin.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),                // 58: chit.admin.v1.ListSigningKeysResponse
-	(*RotateSigningKeysRequest)(nil),               // 59: chit.admin.v1.RotateSigningKeysRequest
-	(*RotateSigningKeysResponse)(nil),              // 60: chit.admin.v1.RotateSigningKeysResponse
-	(*Login)(nil),                                  // 61: chit.admin.v1.Login
-	(*ListLoginsRequest)(nil),                      // 62: chit.admin.v1.ListLoginsRequest
-	(*ListLoginsResponse)(nil),                     // 63: chit.admin.v1.ListLoginsResponse
-	(*RevokeLoginRequest)(nil),                     // 64: chit.admin.v1.RevokeLoginRequest
-	(*RevokeLoginResponse)(nil),                    // 65: chit.admin.v1.RevokeLoginResponse
-	(*RevokeLoginsRequest)(nil),                    // 66: chit.admin.v1.RevokeLoginsRequest
-	(*RevokeLoginsResponse)(nil),                   // 67: chit.admin.v1.RevokeLoginsResponse
-	(*Session)(nil),                                // 68: chit.admin.v1.Session
-	(*ListSessionsRequest)(nil),                    // 69: chit.admin.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),                   // 70: chit.admin.v1.ListSessionsResponse
-	(*EndSessionsRequest)(nil),                     // 71: chit.admin.v1.EndSessionsRequest
-	(*EndSessionsResponse)(nil),                    // 72: chit.admin.v1.EndSessionsResponse
-	(*ListApiKeysRequest)(nil),                     // 73: chit.admin.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),                    // 74: chit.admin.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),                    // 75: chit.admin.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),                   // 76: chit.admin.v1.RevokeApiKeyResponse
-	(*FederationRule)(nil),                         // 77: chit.admin.v1.FederationRule
-	(*CreateFederationRuleRequest)(nil),            // 78: chit.admin.v1.CreateFederationRuleRequest
-	(*CreateFederationRuleResponse)(nil),           // 79: chit.admin.v1.CreateFederationRuleResponse
-	(*GetFederationRuleRequest)(nil),               // 80: chit.admin.v1.GetFederationRuleRequest
-	(*GetFederationRuleResponse)(nil),              // 81: chit.admin.v1.GetFederationRuleResponse
-	(*ListFederationRulesRequest)(nil),             // 82: chit.admin.v1.ListFederationRulesRequest
-	(*ListFederationRulesResponse)(nil),            // 83: chit.admin.v1.ListFederationRulesResponse
-	(*DeleteFederationRuleRequest)(nil),            // 84: chit.admin.v1.DeleteFederationRuleRequest
-	(*DeleteFederationRuleResponse)(nil),           // 85: chit.admin.v1.DeleteFederationRuleResponse
-	nil,                                            // 86: chit.admin.v1.FederationRule.ClaimsEntry
-	(*timestamppb.Timestamp)(nil),                  // 87: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),                  // 88: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                    // 89: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                              // 90: chit.auth.v1.ApiKey
+	(*SetServiceAccountDpopRequest)(nil),           // 26: chit.admin.v1.SetServiceAccountDpopRequest
+	(*SetServiceAccountDpopResponse)(nil),          // 27: chit.admin.v1.SetServiceAccountDpopResponse
+	(*RotateServiceAccountSecretRequest)(nil),      // 28: chit.admin.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil),     // 29: chit.admin.v1.RotateServiceAccountSecretResponse
+	(*DeleteServiceAccountRequest)(nil),            // 30: chit.admin.v1.DeleteServiceAccountRequest
+	(*DeleteServiceAccountResponse)(nil),           // 31: chit.admin.v1.DeleteServiceAccountResponse
+	(*Client)(nil),                                 // 32: chit.admin.v1.Client
+	(*CreateClientRequest)(nil),                    // 33: chit.admin.v1.CreateClientRequest
+	(*CreateClientResponse)(nil),                   // 34: chit.admin.v1.CreateClientResponse
+	(*GetClientRequest)(nil),                       // 35: chit.admin.v1.GetClientRequest
+	(*GetClientResponse)(nil),                      // 36: chit.admin.v1.GetClientResponse
+	(*ListClientsRequest)(nil),                     // 37: chit.admin.v1.ListClientsRequest
+	(*ListClientsResponse)(nil),                    // 38: chit.admin.v1.ListClientsResponse
+	(*UpdateClientRequest)(nil),                    // 39: chit.admin.v1.UpdateClientRequest
+	(*UpdateClientResponse)(nil),                   // 40: chit.admin.v1.UpdateClientResponse
+	(*SetClientGrantsRequest)(nil),                 // 41: chit.admin.v1.SetClientGrantsRequest
+	(*SetClientGrantsResponse)(nil),                // 42: chit.admin.v1.SetClientGrantsResponse
+	(*SetClientOriginsRequest)(nil),                // 43: chit.admin.v1.SetClientOriginsRequest
+	(*SetClientOriginsResponse)(nil),               // 44: chit.admin.v1.SetClientOriginsResponse
+	(*SetClientLogoutRequest)(nil),                 // 45: chit.admin.v1.SetClientLogoutRequest
+	(*SetClientLogoutResponse)(nil),                // 46: chit.admin.v1.SetClientLogoutResponse
+	(*RotateClientSecretRequest)(nil),              // 47: chit.admin.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),             // 48: chit.admin.v1.RotateClientSecretResponse
+	(*DeleteClientRequest)(nil),                    // 49: chit.admin.v1.DeleteClientRequest
+	(*DeleteClientResponse)(nil),                   // 50: chit.admin.v1.DeleteClientResponse
+	(*Provider)(nil),                               // 51: chit.admin.v1.Provider
+	(*GetProviderRequest)(nil),                     // 52: chit.admin.v1.GetProviderRequest
+	(*GetProviderResponse)(nil),                    // 53: chit.admin.v1.GetProviderResponse
+	(*ListProvidersRequest)(nil),                   // 54: chit.admin.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil),                  // 55: chit.admin.v1.ListProvidersResponse
+	(*DeleteProviderRequest)(nil),                  // 56: chit.admin.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),                 // 57: chit.admin.v1.DeleteProviderResponse
+	(*SigningKey)(nil),                             // 58: chit.admin.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),                 // 59: chit.admin.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),                // 60: chit.admin.v1.ListSigningKeysResponse
+	(*RotateSigningKeysRequest)(nil),               // 61: chit.admin.v1.RotateSigningKeysRequest
+	(*RotateSigningKeysResponse)(nil),              // 62: chit.admin.v1.RotateSigningKeysResponse
+	(*Login)(nil),                                  // 63: chit.admin.v1.Login
+	(*ListLoginsRequest)(nil),                      // 64: chit.admin.v1.ListLoginsRequest
+	(*ListLoginsResponse)(nil),                     // 65: chit.admin.v1.ListLoginsResponse
+	(*RevokeLoginRequest)(nil),                     // 66: chit.admin.v1.RevokeLoginRequest
+	(*RevokeLoginResponse)(nil),                    // 67: chit.admin.v1.RevokeLoginResponse
+	(*RevokeLoginsRequest)(nil),                    // 68: chit.admin.v1.RevokeLoginsRequest
+	(*RevokeLoginsResponse)(nil),                   // 69: chit.admin.v1.RevokeLoginsResponse
+	(*Session)(nil),                                // 70: chit.admin.v1.Session
+	(*ListSessionsRequest)(nil),                    // 71: chit.admin.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),                   // 72: chit.admin.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),                     // 73: chit.admin.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),                    // 74: chit.admin.v1.EndSessionsResponse
+	(*ListApiKeysRequest)(nil),                     // 75: chit.admin.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                    // 76: chit.admin.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),                    // 77: chit.admin.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),                   // 78: chit.admin.v1.RevokeApiKeyResponse
+	(*FederationRule)(nil),                         // 79: chit.admin.v1.FederationRule
+	(*CreateFederationRuleRequest)(nil),            // 80: chit.admin.v1.CreateFederationRuleRequest
+	(*CreateFederationRuleResponse)(nil),           // 81: chit.admin.v1.CreateFederationRuleResponse
+	(*GetFederationRuleRequest)(nil),               // 82: chit.admin.v1.GetFederationRuleRequest
+	(*GetFederationRuleResponse)(nil),              // 83: chit.admin.v1.GetFederationRuleResponse
+	(*ListFederationRulesRequest)(nil),             // 84: chit.admin.v1.ListFederationRulesRequest
+	(*ListFederationRulesResponse)(nil),            // 85: chit.admin.v1.ListFederationRulesResponse
+	(*DeleteFederationRuleRequest)(nil),            // 86: chit.admin.v1.DeleteFederationRuleRequest
+	(*DeleteFederationRuleResponse)(nil),           // 87: chit.admin.v1.DeleteFederationRuleResponse
+	nil,                                            // 88: chit.admin.v1.FederationRule.ClaimsEntry
+	(*timestamppb.Timestamp)(nil),                  // 89: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),                  // 90: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                    // 91: google.protobuf.Duration
+	(*v1.ApiKey)(nil),                              // 92: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	87, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	89, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
 	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
 	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
 	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	88, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	90, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	87, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	87, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	89, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	89, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
 	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
 	15, // 14: chit.admin.v1.SetServiceAccountTokenExchangeResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	89, // 15: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
-	15, // 16: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	87, // 17: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
-	30, // 18: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
-	30, // 19: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
-	30, // 20: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	30, // 21: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
-	30, // 22: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	30, // 23: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	30, // 24: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
-	30, // 25: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	87, // 26: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	87, // 27: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	87, // 28: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	49, // 29: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	49, // 30: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	87, // 31: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	87, // 32: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	87, // 33: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	56, // 34: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	56, // 35: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	87, // 36: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	87, // 37: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	87, // 38: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	61, // 39: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	87, // 40: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
-	87, // 41: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	87, // 42: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
-	87, // 43: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
-	87, // 44: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	68, // 45: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
-	90, // 46: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	86, // 47: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
-	89, // 48: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
-	87, // 49: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
-	77, // 50: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
-	77, // 51: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	77, // 52: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	77, // 53: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
-	1,  // 54: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 55: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 56: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 57: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 58: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 59: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 60: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 61: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 62: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 63: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 64: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 65: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:input_type -> chit.admin.v1.SetServiceAccountTokenExchangeRequest
-	26, // 66: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	28, // 67: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	31, // 68: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	33, // 69: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	35, // 70: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	37, // 71: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	39, // 72: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	41, // 73: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	43, // 74: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
-	45, // 75: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	47, // 76: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	50, // 77: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	52, // 78: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	54, // 79: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	57, // 80: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	59, // 81: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	62, // 82: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	64, // 83: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	66, // 84: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	69, // 85: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
-	71, // 86: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
-	73, // 87: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	75, // 88: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	78, // 89: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
-	80, // 90: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
-	82, // 91: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
-	84, // 92: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
-	2,  // 93: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 94: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 95: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 96: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 97: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 98: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 99: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 100: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 101: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 102: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 103: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 104: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:output_type -> chit.admin.v1.SetServiceAccountTokenExchangeResponse
-	27, // 105: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	29, // 106: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	32, // 107: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	34, // 108: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	36, // 109: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	38, // 110: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	40, // 111: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	42, // 112: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	44, // 113: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
-	46, // 114: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	48, // 115: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	51, // 116: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	53, // 117: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	55, // 118: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	58, // 119: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	60, // 120: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	63, // 121: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	65, // 122: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	67, // 123: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	70, // 124: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
-	72, // 125: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
-	74, // 126: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	76, // 127: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	79, // 128: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
-	81, // 129: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
-	83, // 130: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
-	85, // 131: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
-	93, // [93:132] is the sub-list for method output_type
-	54, // [54:93] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	15, // 15: chit.admin.v1.SetServiceAccountDpopResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	91, // 16: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	15, // 17: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	89, // 18: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	32, // 19: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
+	32, // 20: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
+	32, // 21: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
+	32, // 22: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	32, // 23: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	32, // 24: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
+	32, // 25: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
+	32, // 26: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	89, // 27: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	89, // 28: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	89, // 29: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	51, // 30: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	51, // 31: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	89, // 32: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	89, // 33: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	89, // 34: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	58, // 35: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	58, // 36: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	89, // 37: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	89, // 38: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	89, // 39: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	63, // 40: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	89, // 41: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	89, // 42: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	89, // 43: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	89, // 44: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	89, // 45: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	70, // 46: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
+	92, // 47: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	88, // 48: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
+	91, // 49: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
+	89, // 50: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
+	79, // 51: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
+	79, // 52: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	79, // 53: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	79, // 54: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
+	1,  // 55: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,  // 56: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,  // 57: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,  // 58: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,  // 59: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11, // 60: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13, // 61: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16, // 62: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18, // 63: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20, // 64: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22, // 65: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24, // 66: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:input_type -> chit.admin.v1.SetServiceAccountTokenExchangeRequest
+	26, // 67: chit.admin.v1.AdminService.SetServiceAccountDpop:input_type -> chit.admin.v1.SetServiceAccountDpopRequest
+	28, // 68: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	30, // 69: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	33, // 70: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	35, // 71: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	37, // 72: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	39, // 73: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	41, // 74: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	43, // 75: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	45, // 76: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
+	47, // 77: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	49, // 78: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	52, // 79: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	54, // 80: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	56, // 81: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	59, // 82: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	61, // 83: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	64, // 84: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	66, // 85: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	68, // 86: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	71, // 87: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	73, // 88: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	75, // 89: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	77, // 90: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	80, // 91: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
+	82, // 92: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
+	84, // 93: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
+	86, // 94: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
+	2,  // 95: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,  // 96: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,  // 97: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,  // 98: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10, // 99: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12, // 100: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14, // 101: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17, // 102: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19, // 103: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21, // 104: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23, // 105: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25, // 106: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:output_type -> chit.admin.v1.SetServiceAccountTokenExchangeResponse
+	27, // 107: chit.admin.v1.AdminService.SetServiceAccountDpop:output_type -> chit.admin.v1.SetServiceAccountDpopResponse
+	29, // 108: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	31, // 109: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	34, // 110: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	36, // 111: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	38, // 112: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	40, // 113: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	42, // 114: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	44, // 115: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	46, // 116: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
+	48, // 117: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	50, // 118: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	53, // 119: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	55, // 120: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	57, // 121: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	60, // 122: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	62, // 123: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	65, // 124: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	67, // 125: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	69, // 126: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	72, // 127: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	74, // 128: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	76, // 129: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	78, // 130: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	81, // 131: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
+	83, // 132: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
+	85, // 133: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
+	87, // 134: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
+	95, // [95:135] is the sub-list for method output_type
+	55, // [55:95] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -5712,14 +5879,14 @@ func file_chit_admin_v1_admin_proto_init() {
 	if File_chit_admin_v1_admin_proto != nil {
 		return
 	}
-	file_chit_admin_v1_admin_proto_msgTypes[37].OneofWrappers = []any{}
+	file_chit_admin_v1_admin_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   87,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

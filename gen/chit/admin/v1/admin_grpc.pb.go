@@ -31,6 +31,7 @@ const (
 	AdminService_ListServiceAccounts_FullMethodName            = "/chit.admin.v1.AdminService/ListServiceAccounts"
 	AdminService_SetServiceAccountGrants_FullMethodName        = "/chit.admin.v1.AdminService/SetServiceAccountGrants"
 	AdminService_SetServiceAccountTokenExchange_FullMethodName = "/chit.admin.v1.AdminService/SetServiceAccountTokenExchange"
+	AdminService_SetServiceAccountDpop_FullMethodName          = "/chit.admin.v1.AdminService/SetServiceAccountDpop"
 	AdminService_RotateServiceAccountSecret_FullMethodName     = "/chit.admin.v1.AdminService/RotateServiceAccountSecret"
 	AdminService_DeleteServiceAccount_FullMethodName           = "/chit.admin.v1.AdminService/DeleteServiceAccount"
 	AdminService_CreateClient_FullMethodName                   = "/chit.admin.v1.AdminService/CreateClient"
@@ -115,6 +116,11 @@ type AdminServiceClient interface {
 	// carry no `act`). When it narrows, the tokens it exchanged before are
 	// refused.
 	SetServiceAccountTokenExchange(ctx context.Context, in *SetServiceAccountTokenExchangeRequest, opts ...grpc.CallOption) (*SetServiceAccountTokenExchangeResponse, error)
+	// SetServiceAccountDpop says whether a service account's token requests
+	// must carry a DPoP proof (RFC 9449), its tokens then bound to the proof's
+	// key (see ServiceAccount.require_dpop). It applies to token requests from
+	// then on; tokens issued before keep working until they expire.
+	SetServiceAccountDpop(ctx context.Context, in *SetServiceAccountDpopRequest, opts ...grpc.CallOption) (*SetServiceAccountDpopResponse, error)
 	// RotateServiceAccountSecret gives a service account a new secret and
 	// answers it once. The secret it replaces keeps working for `overlap`
 	// (none by default), so services can move over without a gap.
@@ -332,6 +338,16 @@ func (c *adminServiceClient) SetServiceAccountTokenExchange(ctx context.Context,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetServiceAccountTokenExchangeResponse)
 	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountTokenExchange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetServiceAccountDpop(ctx context.Context, in *SetServiceAccountDpopRequest, opts ...grpc.CallOption) (*SetServiceAccountDpopResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetServiceAccountDpopResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountDpop_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -663,6 +679,11 @@ type AdminServiceServer interface {
 	// carry no `act`). When it narrows, the tokens it exchanged before are
 	// refused.
 	SetServiceAccountTokenExchange(context.Context, *SetServiceAccountTokenExchangeRequest) (*SetServiceAccountTokenExchangeResponse, error)
+	// SetServiceAccountDpop says whether a service account's token requests
+	// must carry a DPoP proof (RFC 9449), its tokens then bound to the proof's
+	// key (see ServiceAccount.require_dpop). It applies to token requests from
+	// then on; tokens issued before keep working until they expire.
+	SetServiceAccountDpop(context.Context, *SetServiceAccountDpopRequest) (*SetServiceAccountDpopResponse, error)
 	// RotateServiceAccountSecret gives a service account a new secret and
 	// answers it once. The secret it replaces keeps working for `overlap`
 	// (none by default), so services can move over without a gap.
@@ -801,6 +822,9 @@ func (UnimplementedAdminServiceServer) SetServiceAccountGrants(context.Context, 
 }
 func (UnimplementedAdminServiceServer) SetServiceAccountTokenExchange(context.Context, *SetServiceAccountTokenExchangeRequest) (*SetServiceAccountTokenExchangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountTokenExchange not implemented")
+}
+func (UnimplementedAdminServiceServer) SetServiceAccountDpop(context.Context, *SetServiceAccountDpopRequest) (*SetServiceAccountDpopResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountDpop not implemented")
 }
 func (UnimplementedAdminServiceServer) RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateServiceAccountSecret not implemented")
@@ -1116,6 +1140,24 @@ func _AdminService_SetServiceAccountTokenExchange_Handler(srv interface{}, ctx c
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).SetServiceAccountTokenExchange(ctx, req.(*SetServiceAccountTokenExchangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetServiceAccountDpop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetServiceAccountDpopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetServiceAccountDpop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetServiceAccountDpop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetServiceAccountDpop(ctx, req.(*SetServiceAccountDpopRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1660,6 +1702,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetServiceAccountTokenExchange",
 			Handler:    _AdminService_SetServiceAccountTokenExchange_Handler,
+		},
+		{
+			MethodName: "SetServiceAccountDpop",
+			Handler:    _AdminService_SetServiceAccountDpop_Handler,
 		},
 		{
 			MethodName: "RotateServiceAccountSecret",
