@@ -62,6 +62,12 @@ func (s *Service) Issue(ctx context.Context, req Request) (tokens.Grant, error) 
 	if err != nil {
 		return tokens.Grant{}, err
 	}
+	// Checked before the grant runs, which may redeem a code or a device
+	// authorization for good: a client that must prove a key gets
+	// nothing, and loses nothing, without a proof.
+	if (client.client.RequireDPoP || client.service.RequireDPoP) && req.Binding.KeyThumbprint == "" {
+		return tokens.Grant{}, tokens.ErrDPoPRequired
+	}
 	issued, err := grant.issue(ctx, s, client, req)
 	if err != nil {
 		return tokens.Grant{}, err

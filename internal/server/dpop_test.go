@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/pkg/dpop"
 )
 
@@ -320,8 +322,8 @@ func TestDPoPBindsAPublicClientsRefreshToken(t *testing.T) {
 			_, refresh, _ := waysIn["gRPC"](t, e, func(method, path string) string { return proof(t, signer, method, path, "", "") })
 			client := authv1.NewAuthServiceClient(e.Conn)
 			for name, p := range map[string]string{
-				"without a proof":            "",
-				"with another key's proof":   proof(t, thief, http.MethodPost, "/v1/auth/token/refresh", "", ""),
+				"without a proof":          "",
+				"with another key's proof": proof(t, thief, http.MethodPost, "/v1/auth/token/refresh", "", ""),
 			} {
 				_, err := client.RefreshToken(withCall("", p), &authv1.RefreshTokenRequest{RefreshToken: refresh})
 				if reason, _ := errorReason(err); status.Code(err) != codes.InvalidArgument || reason != "INVALID_DPOP_PROOF" {
@@ -454,5 +456,64 @@ func TestDiscoveryAdvertisesSenderConstrainedTokens(t *testing.T) {
 		if s, _ := alg.(string); strings.HasPrefix(s, "HS") || s == "none" {
 			t.Errorf("discovery offers %q for DPoP proofs", s)
 		}
+	}
+}
+
+// A client or service account that requires DPoP gets no token without a
+// proof (invalid_dpop_proof, 400 / InvalidArgument), on every way in and
+// both stores; with one it gets a DPoP token. Turning the flag off lets
+// bearer tokens out again.
+func TestRequiredDPoPRefusesRequestsWithoutAProof(t *testing.T) {
+	t.Parallel()
+	for _, backend := range servertest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := servertest.StartOn(t, backend, func(cfg *server.Config) { cfg.ServiceAccountCacheTTL = 0 })
+			secret, err := e.Directory().AddServiceAccount(t.Context(), accounts.NewServiceAccount{Name: "strict", RequireDPoP: true,
+				Grants: storage.Grants{AllowedScopes: []string{"read"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.RegisterClient(t, accounts.ClientRegistration{ID: "spa", RedirectURIs: []string{"https://spa.example/cb"}, RequireDPoP: true})
+			signer := newSigner(t)
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"strict"}, "client_secret": {secret}}
+
+			answer := oauthToken(t, e, form, "")
+			if answer.status != http.StatusBadRequest || answer.body["error"] != "invalid_dpop_proof" {
+				t.Errorf("/oauth2/token client credentials without a proof: %d %v", answer.status, answer.body)
+			}
+			answer = oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", ""))
+			if answer.status != http.StatusOK || answer.body["token_type"] != "DPoP" {
+				t.Errorf("/oauth2/token client credentials with a proof: %d %v", answer.status, answer.body)
+			}
+			client := authv1.NewAuthServiceClient(e.Conn)
+			_, err = client.Token(context.Background(), servertest.ClientRequest("strict", secret))
+			if reason, _ := errorReason(err); status.Code(err) != codes.InvalidArgument || reason != "INVALID_DPOP_PROOF" {
+				t.Errorf("gRPC client credentials without a proof: %v (%s)", err, reason)
+			}
+			resp, err := client.Token(withCall("", proof(t, signer, http.MethodPost, "/v1/auth/token", "", "")), servertest.ClientRequest("strict", secret))
+			if err != nil || resp.GetTokenType() != "DPoP" {
+				t.Errorf("gRPC client credentials with a proof: %v %v", resp, err)
+			}
+			rest := send(t, e, http.MethodPost, "/v1/auth/token", "application/json",
+				`{"clientCredential":{"clientId":"strict","clientSecret":"`+secret+`"}}`, nil)
+			if rest.status != http.StatusBadRequest {
+				t.Errorf("REST client credentials without a proof: %d %v", rest.status, rest.body)
+			}
+
+			// A public client that requires DPoP: a password sign-in through it.
+			answer = oauthToken(t, e, url.Values{"grant_type": {"password"}, "client_id": {"spa"},
+				"username": {servertest.UserName}, "password": {servertest.UserPassword}}, "")
+			if answer.status != http.StatusBadRequest || answer.body["error"] != "invalid_dpop_proof" {
+				t.Errorf("a sign-in through a client requiring DPoP, without a proof: %d %v", answer.status, answer.body)
+			}
+
+			if err := e.Directory().SetServiceAccountRequireDPoP(t.Context(), "strict", false); err != nil {
+				t.Fatal(err)
+			}
+			if answer := oauthToken(t, e, form, ""); answer.status != http.StatusOK || answer.body["token_type"] != "Bearer" {
+				t.Errorf("after the requirement was lifted: %d %v", answer.status, answer.body)
+			}
+		})
 	}
 }

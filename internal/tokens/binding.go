@@ -122,6 +122,13 @@ func checkRefreshKey(current storage.RefreshToken, binding Binding) error {
 	return nil
 }
 
+// ErrDPoPRequired refuses a token request without a DPoP proof from a
+// client or service account that must send one (RFC 9449 §5.2.1's
+// dpop_bound_access_tokens).
+var ErrDPoPRequired = chiterr.New(chiterr.InvalidArgument,
+	"this client must send a DPoP proof with its token requests (the DPoP header, gRPC metadata dpop): its tokens are DPoP-bound").
+	WithReason(chiterr.ReasonInvalidDPoPProof)
+
 var (
 	errDPoPBoundAsBearer = chiterr.New(chiterr.Unauthenticated,
 		"the access token is bound to a DPoP key: send it as Authorization: DPoP, with a DPoP proof of that key").WithReason(chiterr.ReasonInvalidDPoPProof)

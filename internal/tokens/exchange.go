@@ -139,7 +139,8 @@ func (s *Service) issueForExchange(ctx context.Context, req ExchangeRequest) (Gr
 	// The role is the subject token's (USER or SERVICE, never ADMIN); the
 	// client is the exchanging service, whose revocations (client:ID) end the
 	// token too, impersonated or not.
-	grantee := accounts.Grantee{Principal: accounts.Principal{Subject: subject.Subject, Role: subject.Role}, Client: accounts.Client{ID: service.Name, Service: true}}
+	grantee := accounts.Grantee{Principal: accounts.Principal{Subject: subject.Subject, Role: subject.Role}, Client: accounts.Client{ID: service.Name, Service: true,
+		RequireDPoP: service.RequireDPoP}}
 	// The client the subject signed in through (the first of a chain's):
 	// ending or narrowing it refuses this token too.
 	subjectClient := subject.subjectClient

@@ -269,7 +269,8 @@ func (s *Service) IssueForClient(ctx context.Context, req ClientRequest) (Grant,
 	if principal.Role != accounts.RoleService {
 		return Grant{}, fmt.Errorf("client credentials are a service account's, not %s %q's", principal.Role, principal.Subject)
 	}
-	grantee := accounts.Grantee{Principal: principal, Client: accounts.Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants}}
+	grantee := accounts.Grantee{Principal: principal, Client: accounts.Client{ID: principal.Name, Service: true, Confidential: true, Grants: principal.Grants,
+		RequireDPoP: principal.RequireDPoP}}
 	scopes, err := grantee.GrantScopes(requested)
 	if err != nil {
 		return Grant{}, err
@@ -363,6 +364,11 @@ func (t accessToken) expiry(ttl time.Duration) time.Time {
 // signAccess signs the access token t describes.
 func (s *Service) signAccess(t accessToken) (string, error) {
 	grantee, scopes, audience, familyID, now := t.grantee, t.scopes, t.audience, t.familyID, t.issuedAt
+	// Every grant checks this before it runs (grants.Issue, federation);
+	// here it holds whichever path signs.
+	if (grantee.Client.RequireDPoP || grantee.Principal.RequireDPoP) && t.binding.KeyThumbprint == "" {
+		return "", ErrDPoPRequired
+	}
 	jti, err := s.randomString(16)
 	if err != nil {
 		return "", err
