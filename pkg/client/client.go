@@ -2,7 +2,7 @@
 // sources for password, client-credential and federated workload logins
 // (FederatedTokenFile) that refresh before expiry, and gRPC per-RPC
 // credentials that attach them to calls; with WithDPoP the tokens are bound
-// to a DPoP key (RFC 9449), sent with Transport or DPoPPerRPCCredentials. It
+// to a DPoP key (RFC 9449), sent with dpop.Transport or DPoPPerRPCCredentials. It
 // depends on x/oauth2, gRPC and pkg/dpop only.
 package client
 

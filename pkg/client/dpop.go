@@ -35,7 +35,8 @@ type signerKey struct{}
 // use_dpop_nonce), and an answer whose token_type is not DPoP fails with
 // ErrDowngrade. It works like x/oauth2's oauth2.HTTPClient context value,
 // whose client (when ctx has one) still sends the requests. Use the tokens
-// with Transport or DPoPPerRPCCredentials and the same signer.
+// with dpop.Transport (HTTP) or DPoPPerRPCCredentials (gRPC) and the same
+// signer.
 func WithDPoP(ctx context.Context, signer *dpop.Signer) context.Context {
 	return context.WithValue(ctx, signerKey{}, signer)
 }
@@ -75,14 +76,6 @@ func checkTokenType(tokenType string) error {
 		return fmt.Errorf("%w (%q)", ErrDowngrade, tokenType)
 	}
 	return nil
-}
-
-// Transport is an http.RoundTripper for calls with DPoP-bound tokens (see
-// dpop.Transport): `Authorization: DPoP <token>` and a fresh proof per
-// request, retried once with the server's nonce. base nil means
-// http.DefaultTransport.
-func Transport(base http.RoundTripper, signer *dpop.Signer, tokens oauth2.TokenSource) http.RoundTripper {
-	return &dpop.Transport{Base: base, Signer: signer, Tokens: tokens}
 }
 
 // DPoPCredentials are gRPC per-RPC credentials for DPoP-bound tokens: each

@@ -301,7 +301,8 @@ type Requirement struct {
 // role.
 var ErrForbidden = errors.New("token lacks a required scope or role")
 
-// Authorize verifies token and checks it against req.
+// Authorize verifies token and checks it against req. Like Verify, it does
+// not check a sender-constrained token's binding.
 func (v *Verifier) Authorize(ctx context.Context, token string, req Requirement) (Claims, error) {
 	claims, err := v.Verify(ctx, token)
 	if err != nil {
