@@ -37,6 +37,7 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"user", "set-profile", "alice", "--group", "ops"}, {"user", "delete", "alice"},
 		{"service", "create", "billing"}, {"service", "get", "billing"}, {"service", "list"}, {"service", "set-grants", "billing"},
 		{"service", "set-token-exchange", "billing", "--allow-token-exchange", "inventory,ledger"},
+		{"service", "set-dpop", "billing", "--require=true"},
 		{"service", "rotate-secret", "billing"}, {"service", "delete", "billing"},
 		{"client", "create", "dash"}, {"client", "get", "dash"}, {"client", "list"}, {"client", "update", "dash", "--pkce", "optional"},
 		{"client", "set-grants", "dash"}, {"client", "set-origins", "dash"},

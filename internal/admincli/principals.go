@@ -265,27 +265,32 @@ func (t *tree) serviceCommand() *cobra.Command {
 
 	var createGrants grantFlags
 	var createExchange exchangeFlags
+	var createDPoP bool
 	create := &cobra.Command{
-		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]... [--allow-token-exchange AUD[,AUD]] [--allow-impersonation]",
+		Use:   "create NAME [--scope S]... [--default-scope S]... [--audience A]... [--allow-token-exchange AUD[,AUD]] [--allow-impersonation] [--require-dpop]",
 		Short: "Create a service account and print its client id and secret once",
 		Long: `Create a service account. Its tokens have the subject service:NAME and carry
 only scopes granted with --scope; --audience lets it ask for tokens minted for
 another service (the audience field of Token, resource on /oauth2/token).
 --allow-token-exchange lets it exchange tokens addressed to it (aud NAME) for
 tokens addressed to those audiences (RFC 8693); their act claim names it,
-unless --allow-impersonation.`,
+unless --allow-impersonation. With --require-dpop its tokens are issued only
+with a DPoP proof (RFC 9449) and bound to its key.`,
 		Example: t.example("service create billing --scope inventory:read --default-scope inventory:read --audience inventory"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.CreateServiceAccountResponse, error) {
 			return admin.CreateServiceAccount(ctx, &adminv1.CreateServiceAccountRequest{ClientId: args[0], AllowedScopes: createGrants.scopes,
 				DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences,
-				TokenExchangeAudiences: createExchange.audiences, TokenExchangeImpersonation: createExchange.impersonation})
+				TokenExchangeAudiences: createExchange.audiences, TokenExchangeImpersonation: createExchange.impersonation,
+				RequireDpop: createDPoP})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateServiceAccountResponse) error {
 			return printAccountSecret(cmd, w, created.GetServiceAccount(), created.GetClientSecret())
 		}),
 	}
 	createGrants.register(create, true)
 	createExchange.register(create)
+	create.Flags().BoolVar(&createDPoP, requireDPoPFlag, false, requireDPoPUsage)
+	envflag.NoEnv(create.Flags(), requireDPoPFlag)
 
 	get := getCommand(t, "get NAME", "Show a service account", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.ServiceAccount, error) {
 		resp, err := admin.GetServiceAccount(ctx, &adminv1.GetServiceAccountRequest{ClientId: id})
@@ -338,6 +343,32 @@ it obtained before (exchanged, and its own) stop working.`,
 	}
 	exchange.register(setExchange)
 
+	var requireDPoP bool
+	setDPoP := &cobra.Command{
+		Use:   "set-dpop NAME --require=true|false",
+		Short: "Say whether a service account's tokens are issued only with a DPoP proof (RFC 9449) and bound to its key",
+		Long: `Say whether a service account's tokens are issued only with a DPoP proof
+(RFC 9449) and bound to its key: with --require=true a client credentials
+request without a valid DPoP proof is refused, and its access tokens name the
+proof's key (cnf.jkt), so a stolen token is of no use without the private key.
+--require=false goes back to bearer tokens. Token requests from then on follow
+it; tokens issued before keep working until they expire.`,
+		Example: t.example("service set-dpop billing --require=true"),
+		Args:    cobra.ExactArgs(1),
+		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.ServiceAccount, error) {
+			resp, err := admin.SetServiceAccountDpop(ctx, &adminv1.SetServiceAccountDpopRequest{ClientId: args[0], RequireDpop: requireDPoP})
+			return resp.GetServiceAccount(), err
+		}, func(_ *cobra.Command, w io.Writer, _ []string, account *adminv1.ServiceAccount) error {
+			_, err := fmt.Fprintf(w, "service %s: require DPoP %t\n", account.GetClientId(), account.GetRequireDpop())
+			return err
+		}),
+	}
+	setDPoP.Flags().BoolVar(&requireDPoP, "require", false, requireDPoPUsage)
+	envflag.NoEnv(setDPoP.Flags(), "require")
+	// Either way is a choice to write out: a bare set-dpop must not turn
+	// the requirement off.
+	_ = setDPoP.MarkFlagRequired("require")
+
 	var overlap time.Duration
 	rotate := &cobra.Command{
 		Use:   "rotate-secret NAME [--overlap DURATION]",
@@ -359,7 +390,7 @@ that use it can move to the new one without a gap; at most 168h.`,
 		func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (proto.Message, error) {
 			return admin.DeleteServiceAccount(ctx, &adminv1.DeleteServiceAccountRequest{ClientId: id})
 		})
-	cmd.AddCommand(create, get, list, setGrants, setExchange, rotate, remove)
+	cmd.AddCommand(create, get, list, setGrants, setExchange, setDPoP, rotate, remove)
 	return cmd
 }
 
@@ -370,11 +401,11 @@ func (t *tree) clientCommand() *cobra.Command {
 
 	var redirectURIs, createOrigins []string
 	var createLogout logoutFlags
-	var confidential, createDevice bool
+	var confidential, createDevice, createDPoP bool
 	var createPKCE, createIDTokenAlg string
 	var createGrants grantFlags
 	create := &cobra.Command{
-		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--device-authorization] [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--scope S]... [--default-scope S]... [--audience A]...",
+		Use:   "create NAME --redirect-uri URI... [--confidential [--pkce optional]] [--allowed-origin O]... [--id-token-signed-response-alg RS256] [--device-authorization] [--require-dpop] [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--scope S]... [--default-scope S]... [--audience A]...",
 		Short: "Register an OAuth client: its redirect URIs, whether it keeps a secret, and what may be obtained through it",
 		Long: `Register an OAuth client. A public client (the default: browser and native apps)
 has no secret and must use PKCE; a --confidential client gets a secret, printed
@@ -386,7 +417,9 @@ matches any port (RFC 8252). --id-token-signed-response-alg RS256 signs the
 client's ID tokens with RS256 (for relying parties that verify nothing else);
 by default they are signed with the server's --signing-algorithm.
 --device-authorization allows the client the device flow (RFC 8628: a device
-without a browser shows a code the person enters on /oauth2/device). What a person obtains through a client is within
+without a browser shows a code the person enters on /oauth2/device).
+--require-dpop issues the client tokens only with a DPoP proof (RFC 9449),
+bound to its key. What a person obtains through a client is within
 both the person's and the client's scopes. Chit's own clients (chit-api,
 chit-cli) need no registration.`,
 		Example: t.example("client create dashboard --redirect-uri https://dash.example.com/callback --confidential \\\n    --scope openid --scope offline_access --scope reports:read"),
@@ -396,7 +429,7 @@ chit-cli) need no registration.`,
 				AllowedScopes: createGrants.scopes, DefaultScopes: createGrants.defaults, AllowedAudiences: createGrants.audiences, Pkce: createPKCE,
 				AllowedOrigins: createOrigins, IdTokenSignedResponseAlg: createIDTokenAlg, PostLogoutRedirectUris: createLogout.postLogoutRedirectURIs,
 				BackchannelLogoutUri: createLogout.backchannelLogoutURI, LogoutRevokesRefreshTokens: createLogout.revokesRefreshTokens,
-				DeviceAuthorization: createDevice})
+				DeviceAuthorization: createDevice, RequireDpop: createDPoP})
 		}, func(cmd *cobra.Command, w io.Writer, _ []string, created *adminv1.CreateClientResponse) error {
 			if created.GetClientSecret() == "" {
 				_, err := fmt.Fprintf(w, "created public client %s: no secret; it must use PKCE\n", created.GetClient().GetClientId())
@@ -411,24 +444,27 @@ chit-cli) need no registration.`,
 	create.Flags().StringVar(&createPKCE, "pkce", "required", pkceUsage)
 	create.Flags().StringVar(&createIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage)
 	create.Flags().BoolVar(&createDevice, deviceFlag, false, deviceUsage)
+	create.Flags().BoolVar(&createDPoP, requireDPoPFlag, false, requireDPoPUsage)
 	// People sign in through a client for the OpenID Connect scopes
 	// (accounts.PersonScopes) unless told otherwise.
 	createGrants.register(create, true, "openid", "profile", "offline_access")
 	createLogout.register(create)
-	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag, deviceFlag)
+	envflag.NoEnv(create.Flags(), "redirect-uri", "confidential", "pkce", "allowed-origin", idTokenAlgFlag, deviceFlag, requireDPoPFlag)
 
 	var updatePKCE, updateIDTokenAlg string
-	var updateDevice bool
+	var updateDevice, updateDPoP bool
 	var update *cobra.Command
 	update = &cobra.Command{
-		Use:   "update NAME [--pkce required|optional] [--id-token-signed-response-alg ALG] [--device-authorization=true|false]",
+		Use:   "update NAME [--pkce required|optional] [--id-token-signed-response-alg ALG] [--device-authorization=true|false] [--require-dpop=true|false]",
 		Short: "Change a client's settings; those not given keep their value",
 		Long: `Change a client's settings; those not given keep their value. --pkce optional
 lets a confidential client sign people in without PKCE (a public client always
 uses it); --id-token-signed-response-alg changes the algorithm of its ID tokens
 (name the server's own algorithm to go back to it); --device-authorization
-allows (=true) or refuses (=false) the client the device flow. Requests from then on
-follow the new settings.`,
+allows (=true) or refuses (=false) the client the device flow; --require-dpop=true
+issues its tokens only with a DPoP proof (RFC 9449), bound to its key, and
+=false goes back to bearer tokens. Requests from then on follow the new
+settings.`,
 		Example: t.example("client update proxy --pkce optional\nclient update kubelogin --id-token-signed-response-alg RS256"),
 		Args:    cobra.ExactArgs(1),
 		RunE: run(t, func(ctx context.Context, admin adminv1.AdminServiceClient, args []string) (*adminv1.Client, error) {
@@ -436,18 +472,22 @@ follow the new settings.`,
 			if update.Flags().Changed(deviceFlag) {
 				req.DeviceAuthorization = &updateDevice
 			}
+			if update.Flags().Changed(requireDPoPFlag) {
+				req.RequireDpop = &updateDPoP
+			}
 			resp, err := admin.UpdateClient(ctx, req)
 			return resp.GetClient(), err
 		}, func(_ *cobra.Command, w io.Writer, _ []string, client *adminv1.Client) error {
-			_, err := fmt.Fprintf(w, "client %s: pkce %s, ID tokens signed %s, device authorization %t\n", client.GetClientId(), client.GetPkce(),
-				orServerAlgorithm(client.GetIdTokenSignedResponseAlg()), client.GetDeviceAuthorization())
+			_, err := fmt.Fprintf(w, "client %s: pkce %s, ID tokens signed %s, device authorization %t, require DPoP %t\n", client.GetClientId(), client.GetPkce(),
+				orServerAlgorithm(client.GetIdTokenSignedResponseAlg()), client.GetDeviceAuthorization(), client.GetRequireDpop())
 			return err
 		}),
 	}
 	update.Flags().StringVar(&updatePKCE, "pkce", "", pkceUsage)
 	update.Flags().StringVar(&updateIDTokenAlg, idTokenAlgFlag, "", idTokenAlgUsage+"; empty keeps it")
 	update.Flags().BoolVar(&updateDevice, deviceFlag, false, deviceUsage+"; not given keeps it")
-	envflag.NoEnv(update.Flags(), "pkce", idTokenAlgFlag, deviceFlag)
+	update.Flags().BoolVar(&updateDPoP, requireDPoPFlag, false, requireDPoPUsage+"; not given keeps it")
+	envflag.NoEnv(update.Flags(), "pkce", idTokenAlgFlag, deviceFlag, requireDPoPFlag)
 
 	get := getCommand(t, "get NAME", "Show a client", func(ctx context.Context, admin adminv1.AdminServiceClient, id string) (*adminv1.Client, error) {
 		resp, err := admin.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
@@ -542,8 +582,11 @@ Every setting is replaced: one not given is cleared.`,
 const (
 	deviceFlag      = "device-authorization"
 	deviceUsage     = "allow the client the device authorization grant (RFC 8628)"
-	idTokenAlgFlag  = "id-token-signed-response-alg"
-	idTokenAlgUsage = "the algorithm of its ID tokens: the server's --signing-algorithm (the default) or RS256"
+	requireDPoPFlag = "require-dpop"
+	// requireDPoPUsage is RFC 9449 §5.2.1's dpop_bound_access_tokens.
+	requireDPoPUsage = "tokens are issued only with a DPoP proof (RFC 9449) and bound to its key"
+	idTokenAlgFlag   = "id-token-signed-response-alg"
+	idTokenAlgUsage  = "the algorithm of its ID tokens: the server's --signing-algorithm (the default) or RS256"
 )
 
 // orServerAlgorithm names an empty id_token_signed_response_alg.

@@ -33,24 +33,24 @@ func printUsers(out io.Writer, users []*adminv1.User) error {
 }
 
 func printServiceAccounts(out io.Writer, all []*adminv1.ServiceAccount) error {
-	w := table(out, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED\tPREVIOUS_SECRET_UNTIL\tTOKEN_EXCHANGE")
+	w := table(out, "CLIENT_ID\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tCREATED\tPREVIOUS_SECRET_UNTIL\tTOKEN_EXCHANGE\tREQUIRE_DPOP")
 	for _, s := range all {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.GetClientId(), OrNone(s.GetAllowedScopes()), OrNone(s.GetDefaultScopes()),
-			OrNone(s.GetAllowedAudiences()), Stamp(s.GetCreateTime()), Stamp(s.GetPreviousSecretExpireTime()), exchangeLine(s))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", s.GetClientId(), OrNone(s.GetAllowedScopes()), OrNone(s.GetDefaultScopes()),
+			OrNone(s.GetAllowedAudiences()), Stamp(s.GetCreateTime()), Stamp(s.GetPreviousSecretExpireTime()), exchangeLine(s), s.GetRequireDpop())
 	}
 	return w.Flush()
 }
 
 func printClients(out io.Writer, all []*adminv1.Client) error {
-	w := table(out, "CLIENT_ID\tTYPE\tPKCE\tID_TOKEN_ALG\tREDIRECT_URIS\tORIGINS\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tPOST_LOGOUT_REDIRECT_URIS\tBACKCHANNEL_LOGOUT_URI\tLOGOUT_REVOKES\tCREATED")
+	w := table(out, "CLIENT_ID\tTYPE\tPKCE\tID_TOKEN_ALG\tREDIRECT_URIS\tORIGINS\tSCOPES\tDEFAULT_SCOPES\tAUDIENCES\tPOST_LOGOUT_REDIRECT_URIS\tBACKCHANNEL_LOGOUT_URI\tLOGOUT_REVOKES\tREQUIRE_DPOP\tCREATED")
 	for _, c := range all {
 		kind := "public"
 		if c.GetConfidential() {
 			kind = "confidential"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%s\n", c.GetClientId(), kind, OrDash(c.GetPkce()), OrDash(c.GetIdTokenSignedResponseAlg()), OrNone(c.GetRedirectUris()), OrNone(c.GetAllowedOrigins()), OrNone(c.GetAllowedScopes()),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%t\t%s\n", c.GetClientId(), kind, OrDash(c.GetPkce()), OrDash(c.GetIdTokenSignedResponseAlg()), OrNone(c.GetRedirectUris()), OrNone(c.GetAllowedOrigins()), OrNone(c.GetAllowedScopes()),
 			OrNone(c.GetDefaultScopes()), OrNone(c.GetAllowedAudiences()), OrNone(c.GetPostLogoutRedirectUris()), OrDash(c.GetBackchannelLogoutUri()),
-			c.GetLogoutRevokesRefreshTokens(), Stamp(c.GetCreateTime()))
+			c.GetLogoutRevokesRefreshTokens(), c.GetRequireDpop(), Stamp(c.GetCreateTime()))
 	}
 	return w.Flush()
 }

@@ -1,8 +1,9 @@
 // Package client gets Chit tokens for Go programs: golang.org/x/oauth2 token
 // sources for password, client-credential and federated workload logins
 // (FederatedTokenFile) that refresh before expiry, and gRPC per-RPC
-// credentials that attach them to calls. It depends on x/oauth2 and gRPC
-// only.
+// credentials that attach them to calls; with WithDPoP the tokens are bound
+// to a DPoP key (RFC 9449), sent with dpop.Transport or DPoPPerRPCCredentials. It
+// depends on x/oauth2, gRPC and pkg/dpop only.
 package client
 
 import (
@@ -22,21 +23,35 @@ const EarlyRefresh = time.Minute
 func TokenURL(issuer string) string { return strings.TrimSuffix(issuer, "/") + "/oauth2/token" }
 
 // ClientCredentials returns a token source for a service account that asks
-// for a new token a minute before the current one expires.
+// for a new token a minute before the current one expires. In a ctx of
+// WithDPoP the tokens are DPoP-bound.
 func ClientCredentials(ctx context.Context, issuer, clientID, clientSecret string, scopes ...string) oauth2.TokenSource {
 	cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: clientSecret, TokenURL: TokenURL(issuer), Scopes: scopes}
+	if ctx, bound := dpopContext(ctx); bound {
+		return oauth2.ReuseTokenSourceWithExpiry(nil, requireDPoP{cfg.TokenSource(ctx)}, EarlyRefresh)
+	}
 	return oauth2.ReuseTokenSourceWithExpiry(nil, cfg.TokenSource(ctx), EarlyRefresh)
 }
 
 // Password signs a person in and returns a token source that refreshes (with
-// the rotating refresh token) a minute before expiry.
+// the rotating refresh token) a minute before expiry. In a ctx of WithDPoP
+// the tokens are DPoP-bound, and so is the refresh token of chit-cli (a
+// public client): refreshing takes a proof of the same key.
 func Password(ctx context.Context, issuer, username, password string, scopes ...string) (oauth2.TokenSource, error) {
 	cfg := &oauth2.Config{ClientID: "chit-cli", Endpoint: oauth2.Endpoint{TokenURL: TokenURL(issuer), AuthStyle: oauth2.AuthStyleInParams}, Scopes: scopes}
+	ctx, bound := dpopContext(ctx)
 	token, err := cfg.PasswordCredentialsToken(ctx, username, password)
 	if err != nil {
 		return nil, err
 	}
-	return oauth2.ReuseTokenSourceWithExpiry(token, cfg.TokenSource(ctx, token), EarlyRefresh), nil
+	var refresh oauth2.TokenSource = cfg.TokenSource(ctx, token)
+	if bound {
+		if err := checkTokenType(token.TokenType); err != nil {
+			return nil, err
+		}
+		refresh = requireDPoP{refresh}
+	}
+	return oauth2.ReuseTokenSourceWithExpiry(token, refresh, EarlyRefresh), nil
 }
 
 // PerRPCCredentials attaches a token source's token to every gRPC call as

@@ -33,16 +33,17 @@ const maxTokenFile = 16 << 10
 // that token expires. The file is read again for each exchange, so a token
 // the platform rotated (Kubernetes rewrites it well before it expires) is
 // the one sent. The HTTP client is ctx's oauth2.HTTPClient value, as with
-// x/oauth2, or http.DefaultClient.
+// x/oauth2, or http.DefaultClient. In a ctx of WithDPoP the tokens are
+// DPoP-bound.
 func FederatedTokenFile(ctx context.Context, issuer, path string, scopes ...string) oauth2.TokenSource {
-	return &federatedSource{ctx: ctx, tokenURL: TokenURL(issuer), read: func() (string, error) { return readTokenFile(path) },
-		scopes: scopes, now: time.Now}
+	return FederatedToken(ctx, issuer, func() (string, error) { return readTokenFile(path) }, scopes...)
 }
 
 // FederatedToken is FederatedTokenFile with the workload's token from
 // assertion (called for each exchange) instead of a file.
 func FederatedToken(ctx context.Context, issuer string, assertion func() (string, error), scopes ...string) oauth2.TokenSource {
-	return &federatedSource{ctx: ctx, tokenURL: TokenURL(issuer), read: assertion, scopes: scopes, now: time.Now}
+	ctx, bound := dpopContext(ctx)
+	return &federatedSource{ctx: ctx, tokenURL: TokenURL(issuer), read: assertion, scopes: scopes, now: time.Now, bound: bound}
 }
 
 func readTokenFile(path string) (string, error) {
@@ -71,6 +72,8 @@ type federatedSource struct {
 	read     func() (string, error)
 	scopes   []string
 	now      func() time.Time
+	// bound: the token must be DPoP-bound (WithDPoP).
+	bound bool
 
 	mu      sync.Mutex
 	current *oauth2.Token
@@ -136,6 +139,11 @@ func (s *federatedSource) exchange() (*oauth2.Token, time.Duration, error) {
 	}
 	if answer.AccessToken == "" || answer.ExpiresIn <= 0 {
 		return nil, 0, errors.New("chit: the token endpoint answered no access token or no expiry")
+	}
+	if s.bound {
+		if err := checkTokenType(answer.TokenType); err != nil {
+			return nil, 0, err
+		}
 	}
 	return &oauth2.Token{AccessToken: answer.AccessToken, TokenType: answer.TokenType}, time.Duration(answer.ExpiresIn) * time.Second, nil
 }

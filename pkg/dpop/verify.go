@@ -46,6 +46,10 @@ type Request struct {
 	// (ath); when empty, a proof with an ath is still accepted (a client may
 	// send one to a token endpoint).
 	AccessToken string
+	// JKT, when not empty, is the thumbprint the proof's key must have: a
+	// bound token's cnf.jkt (RFC 9449 §7.1). Checked before the replay
+	// record is written, so a proof by another key does not use up its jti.
+	JKT string
 }
 
 // Proof is what an accepted proof says.
@@ -122,12 +126,12 @@ type header struct {
 // take a quoted number for a json.Number, and then checked to be a whole
 // number of seconds, as NumericDate says.
 type claims struct {
-	ID       *string      `json:"jti"`
-	Method   *string      `json:"htm"`
-	URL      *string      `json:"htu"`
+	ID       *string         `json:"jti"`
+	Method   *string         `json:"htm"`
+	URL      *string         `json:"htu"`
 	IssuedAt json.RawMessage `json:"iat"`
-	Hash     *string      `json:"ath"`
-	Nonce    *string      `json:"nonce"`
+	Hash     *string         `json:"ath"`
+	Nonce    *string         `json:"nonce"`
 }
 
 // Verify checks one proof (a DPoP header value) for req, in RFC 9449 §4.3's
@@ -188,6 +192,9 @@ func (v *Verifier) Verify(proof string, req Request) (Proof, error) {
 	}
 	if accepted.JKT, err = Thumbprint(key); err != nil {
 		return Proof{}, invalid("jwk has no thumbprint")
+	}
+	if req.JKT != "" && accepted.JKT != req.JKT {
+		return Proof{}, invalid("jwk is not the key the access token is bound to")
 	}
 	if v.nonces != nil && !v.nonces.Valid(accepted.Nonce) {
 		// Checked last but for replay: a client retries with the nonce, so

@@ -238,6 +238,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "iat a string", proof: withClaim("iat", fmt.Sprint(epoch.Unix())), want: "whole number"},
 		{name: "iat huge", proof: withClaim("iat", 1e300), want: "whole number"},
 		{name: "ath missing", proof: goodProof, req: &Request{Method: "GET", URL: target, AccessToken: "token"}, want: "ath is missing"},
+		{name: "jwk not the bound key", proof: goodProof, req: &Request{Method: "GET", URL: target, JKT: "another"}, want: "not the key"},
 		{name: "ath of another token", proof: withClaim("ath", AccessTokenHash("other")), req: &Request{Method: "GET", URL: target, AccessToken: "token"}, want: "ath does not match"},
 	}
 	for _, tt := range tests {

@@ -3,11 +3,9 @@ package verifier
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -23,19 +21,18 @@ func (v *Verifier) check(ctx context.Context, rules Rules, method string) (conte
 	if req.Public {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	var token string
-	for _, value := range md.Get("authorization") {
-		if scheme, rest, ok := strings.Cut(value, " "); ok && strings.EqualFold(scheme, "bearer") {
-			token = strings.TrimSpace(rest)
-		}
+	claims, err := v.verifyCall(ctx, method)
+	if err == nil {
+		err = meets(claims, req)
 	}
-	claims, err := v.Authorize(ctx, token, req)
+	var refused *RequestError
 	switch {
 	case errors.Is(err, ErrForbidden):
 		return nil, status.Error(codes.PermissionDenied, err.Error())
+	case errors.As(err, &refused):
+		return nil, refused.grpcStatus()
 	case err != nil:
-		return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+		return nil, status.Error(codes.Unauthenticated, "missing or invalid access token")
 	}
 	return WithClaims(ctx, claims), nil
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // Config says whose tokens to accept.
@@ -41,6 +43,14 @@ type Config struct {
 	ClockSkew time.Duration
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// DPoP, when set, accepts DPoP-bound tokens (cnf.jkt) with proofs
+	// checked under this policy and a replay memory of this verifier's own;
+	// nil refuses them. See VerifyRequest.
+	DPoP *dpop.Config
+	// PublicURL is this service's base URL as its clients know it
+	// ("https://api.example.com"): a DPoP proof names PublicURL + the path.
+	// Required with DPoP.
+	PublicURL string
 }
 
 // Claims are what a valid token says.
@@ -56,6 +66,9 @@ type Claims struct {
 	// it, and in Actor.Actor the one before it in a chain. Nil for a token
 	// the subject obtained itself (and for an impersonation).
 	Actor *Actor
+	// Confirmation is what the token is bound to (cnf); VerifyRequest and
+	// the interceptors and Middleware enforce it, Verify does not.
+	Confirmation Confirmation
 }
 
 // Actor is one acting party of an act claim.
@@ -105,6 +118,8 @@ type Verifier struct {
 	keys        jwk.Set
 	lastFetch   time.Time
 	refetchLock sync.Mutex
+	// proofs checks DPoP proofs; nil when Config.DPoP is.
+	proofs *dpop.Verifier
 }
 
 // New fetches the key set once and keeps it fresh until ctx ends.
@@ -131,6 +146,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		cfg.Now = time.Now
 	}
 	v := &Verifier{cfg: cfg}
+	var err error
+	if v.proofs, err = newProofVerifier(cfg); err != nil {
+		return nil, err
+	}
 	if err := v.fetch(ctx); err != nil {
 		return nil, err
 	}
@@ -204,7 +223,9 @@ func (v *Verifier) lookup(ctx context.Context, kid string) (jwk.Key, bool) {
 	return v.keys.LookupKeyID(kid)
 }
 
-// Verify validates token and returns its claims.
+// Verify validates token and returns its claims. It does not check what a
+// sender-constrained token is bound to (Claims.Confirmation): that takes the
+// request, see VerifyRequest.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" || len(token) > 8<<10 {
 		return Claims{}, fmt.Errorf("%w: missing or oversized", ErrInvalidToken)
@@ -255,6 +276,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		text, _ := scope.(string)
 		claims.Scopes = strings.Fields(text)
 	}
+	if claims.Confirmation, err = parseConfirmation(parsed); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
 	if act, ok := parsed.Get("act"); ok {
 		if claims.Actor, err = parseActor(act, 1); err != nil {
 			return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
@@ -277,19 +301,15 @@ type Requirement struct {
 // role.
 var ErrForbidden = errors.New("token lacks a required scope or role")
 
-// Authorize verifies token and checks it against req.
+// Authorize verifies token and checks it against req. Like Verify, it does
+// not check a sender-constrained token's binding.
 func (v *Verifier) Authorize(ctx context.Context, token string, req Requirement) (Claims, error) {
 	claims, err := v.Verify(ctx, token)
 	if err != nil {
 		return Claims{}, err
 	}
-	for _, scope := range req.Scopes {
-		if !claims.HasScope(scope) {
-			return Claims{}, fmt.Errorf("%w: scope %q", ErrForbidden, scope)
-		}
-	}
-	if len(req.Roles) > 0 && !slices.Contains(req.Roles, claims.Role) {
-		return Claims{}, fmt.Errorf("%w: role %q", ErrForbidden, claims.Role)
+	if err := meets(claims, req); err != nil {
+		return Claims{}, err
 	}
 	return claims, nil
 }
