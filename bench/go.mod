@@ -13,11 +13,14 @@ replace (
 require (
 	github.com/chit-auth/chit v0.0.0-00010101000000-000000000000
 	github.com/chit-auth/chit/gen v0.0.0-00010101000000-000000000000
+	github.com/chit-auth/chit/pkg v0.0.0-00010101000000-000000000000
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/valyala/fasthttp v1.78.0
 	google.golang.org/grpc v1.85.0
 	modernc.org/sqlite v1.61.1
 )
+
+require golang.org/x/oauth2 v0.38.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -93,6 +94,11 @@ type Verifier struct {
 	maxFuture time.Duration
 	nonces    *NonceSource
 	replays   *replayMemory
+	// headers remembers the keys of the protected headers verified
+	// lately: a client sends the same header (typ, alg, jwk) with each of
+	// its proofs, and reading it (two JSON passes, a JWK parse, a
+	// thumbprint) cost a third of a proof's check.
+	headers *headerCache
 }
 
 // NewVerifier returns a verifier with cfg's policy and an empty replay
@@ -111,7 +117,7 @@ func NewVerifier(cfg Config) *Verifier {
 		cfg.MaxReplayRecords = DefaultMaxReplayRecords
 	}
 	return &Verifier{now: cfg.Now, maxAge: cfg.MaxAge, maxFuture: cfg.MaxFuture, nonces: cfg.Nonces,
-		replays: newReplayMemory(cfg.MaxReplayRecords)}
+		replays: newReplayMemory(cfg.MaxReplayRecords), headers: &headerCache{entries: map[string]proofKey{}}}
 }
 
 // header is what a proof's protected header must hold.
@@ -149,38 +155,20 @@ func (v *Verifier) Verify(proof string, req Request) (Proof, error) {
 	if len(parts) != 3 || parts[2] == "" {
 		return Proof{}, invalid("proof is not one compact JWS")
 	}
-	rawHeader, err := decodePart(parts[0])
+	key, err := v.headers.read(parts[0])
 	if err != nil {
-		return Proof{}, invalid("header is not base64url")
+		return Proof{}, err
 	}
-	var head header
-	if err := decodeJSON(rawHeader, &head); err != nil {
-		return Proof{}, invalid("header: " + err.Error())
-	}
-	if head.Typ != ProofType {
-		return Proof{}, invalid(`typ is not "` + ProofType + `"`)
-	}
-	alg, ok := algorithm(head.Alg)
-	if !ok {
-		return Proof{}, invalid(fmt.Sprintf("alg %q is not one of %s", head.Alg, strings.Join(Algorithms(), ", ")))
-	}
-	if head.Crit != nil {
-		// No extension is understood, so none may be critical (RFC 7515 §4.1.11).
-		return Proof{}, invalid("crit is not supported")
-	}
-	if len(head.JWK) == 0 || bytes.Equal(head.JWK, []byte("null")) {
-		return Proof{}, invalid("jwk is missing")
-	}
-	key, err := jwk.ParseKey(head.JWK)
+	signature, err := decodePart(parts[2])
 	if err != nil {
-		return Proof{}, invalid("jwk is not a key")
+		return Proof{}, invalid("signature is not base64url")
 	}
-	if err := checkPublicKey(key, alg); err != nil {
-		return Proof{}, invalid(err.Error())
-	}
-	payload, err := jws.Verify([]byte(proof), jws.WithKey(alg, key))
-	if err != nil {
+	if err := key.verifier.Verify([]byte(proof[:len(parts[0])+1+len(parts[1])]), signature, key.public); err != nil {
 		return Proof{}, invalid("signature does not verify with jwk")
+	}
+	payload, err := decodePart(parts[1])
+	if err != nil {
+		return Proof{}, invalid("claims are not base64url")
 	}
 	var c claims
 	if err := decodeJSON(payload, &c); err != nil {
@@ -190,9 +178,7 @@ func (v *Verifier) Verify(proof string, req Request) (Proof, error) {
 	if err != nil {
 		return Proof{}, err
 	}
-	if accepted.JKT, err = Thumbprint(key); err != nil {
-		return Proof{}, invalid("jwk has no thumbprint")
-	}
+	accepted.JKT = key.thumbprint
 	if req.JKT != "" && accepted.JKT != req.JKT {
 		return Proof{}, invalid("jwk is not the key the access token is bound to")
 	}
@@ -322,4 +308,91 @@ func uniqueMembers(decoder *json.Decoder) error {
 		return errors.New("not JSON")
 	}
 	return nil
+}
+
+// proofKey is what a proof's protected header says, once checked: the
+// key's verifier, its public key and its thumbprint.
+type proofKey struct {
+	verifier   jws.Verifier
+	public     any
+	thumbprint string
+}
+
+// maxCachedHeaders bounds the header cache; past it the cache restarts.
+const maxCachedHeaders = 10_000
+
+// headerCache maps a protected header's encoding to its checked key. Only
+// headers that passed every check are kept, so a refused one is refused
+// again each time; what a header says never changes, so an entry needs no
+// expiry.
+type headerCache struct {
+	mu      sync.Mutex
+	entries map[string]proofKey
+}
+
+// read checks a proof's encoded protected header (typ, alg, crit, a public
+// jwk that fits alg) and returns its key.
+func (c *headerCache) read(encoded string) (proofKey, error) {
+	c.mu.Lock()
+	key, ok := c.entries[encoded]
+	c.mu.Unlock()
+	if ok {
+		return key, nil
+	}
+	key, err := readHeader(encoded)
+	if err != nil {
+		return proofKey{}, err
+	}
+	c.mu.Lock()
+	if len(c.entries) >= maxCachedHeaders {
+		c.entries = map[string]proofKey{}
+	}
+	c.entries[encoded] = key
+	c.mu.Unlock()
+	return key, nil
+}
+
+func readHeader(encoded string) (proofKey, error) {
+	rawHeader, err := decodePart(encoded)
+	if err != nil {
+		return proofKey{}, invalid("header is not base64url")
+	}
+	var head header
+	if err := decodeJSON(rawHeader, &head); err != nil {
+		return proofKey{}, invalid("header: " + err.Error())
+	}
+	if head.Typ != ProofType {
+		return proofKey{}, invalid(`typ is not "` + ProofType + `"`)
+	}
+	alg, ok := algorithm(head.Alg)
+	if !ok {
+		return proofKey{}, invalid(fmt.Sprintf("alg %q is not one of %s", head.Alg, strings.Join(Algorithms(), ", ")))
+	}
+	if head.Crit != nil {
+		// No extension is understood, so none may be critical (RFC 7515 §4.1.11).
+		return proofKey{}, invalid("crit is not supported")
+	}
+	if len(head.JWK) == 0 || bytes.Equal(head.JWK, []byte("null")) {
+		return proofKey{}, invalid("jwk is missing")
+	}
+	key, err := jwk.ParseKey(head.JWK)
+	if err != nil {
+		return proofKey{}, invalid("jwk is not a key")
+	}
+	if err := checkPublicKey(key, alg); err != nil {
+		return proofKey{}, invalid(err.Error())
+	}
+	verifier, err := jws.NewVerifier(alg)
+	if err != nil {
+		return proofKey{}, invalid(fmt.Sprintf("alg %q cannot be verified", head.Alg))
+	}
+	var public any
+	if err := key.Raw(&public); err != nil {
+		return proofKey{}, invalid("jwk is not a key")
+	}
+	thumbprint, err := Thumbprint(key)
+	if err != nil {
+		return proofKey{}, invalid("jwk has no thumbprint")
+	}
+	return proofKey{verifier: verifier, public: public, thumbprint: thumbprint}, nil
 }

@@ -56,11 +56,17 @@ func newRESTClient(addr string, tlsConfig *tls.Config, conns int) *restClient {
 // ctx's deadline bounds it, but a cancellation does not stop a call that
 // has started.
 func (c *restClient) call(ctx context.Context, method, path string, body []byte, authorization string) ([]byte, error) {
-	return c.send(ctx, method, path, "application/json", body, authorization)
+	return c.send(ctx, method, path, "application/json", body, authorization, "")
 }
 
-// send is call with a body of contentType (a form for the OAuth endpoints).
-func (c *restClient) send(ctx context.Context, method, path, contentType string, body []byte, authorization string) ([]byte, error) {
+// callWithProof is call with a DPoP proof (RFC 9449) in the DPoP header.
+func (c *restClient) callWithProof(ctx context.Context, method, path, authorization, proof string) ([]byte, error) {
+	return c.send(ctx, method, path, "application/json", nil, authorization, proof)
+}
+
+// send is call with a body of contentType (a form for the OAuth endpoints)
+// and, when not empty, a DPoP proof.
+func (c *restClient) send(ctx context.Context, method, path, contentType string, body []byte, authorization, proof string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -79,6 +85,9 @@ func (c *restClient) send(ctx context.Context, method, path, contentType string,
 	}
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
+	}
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
 	}
 	var err error
 	if deadline, ok := ctx.Deadline(); ok {

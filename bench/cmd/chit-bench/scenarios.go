@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // target is a running chitd and the accounts the scenarios call it with.
@@ -60,6 +62,10 @@ const baselineName = "baseline (health check)"
 const (
 	checkHot         = "CheckToken, one hot token"
 	checkPool        = "CheckToken, pool of 256"
+	// RFC 9449: a DPoP-bound token with a fresh proof per call (signed by
+	// the load generator, checked by the server: signature, replay record,
+	// ath), beside the same call with a bearer token.
+	checkDPoP = "CheckToken, DPoP-bound (a proof per call)"
 	clientToken      = "Token, client credentials"
 	apiKeyToken      = "Token, API key"
 	passwordToken    = "Token, password (argon2id)"
@@ -101,7 +107,7 @@ const (
 // The grants that stand in for a service's client secret (token exchange,
 // workload federation) are compared with client credentials on the same
 // endpoint.
-var comparedWith = map[string]string{oauthClientToken: clientToken, oauthTokenExchange: oauthClientToken, oauthFederation: oauthClientToken}
+var comparedWith = map[string]string{checkDPoP: checkHot, oauthClientToken: clientToken, oauthTokenExchange: oauthClientToken, oauthFederation: oauthClientToken}
 
 // suiteOnly are the scenarios whose accounts (exchanging services, a
 // federation rule with its issuer's key, a device client) the suite makes
@@ -149,6 +155,20 @@ type fixtures struct {
 	apiKeyOnce sync.Once
 	apiKey     string // the service account's API key
 	apiKeyErr  error
+
+	dpopOnce sync.Once
+	// dpopSigner holds the key dpopAuthorization ("DPoP " + a service
+	// account's token) is bound to; dpopCheckURL is CheckToken's htu.
+	dpopSigner        *dpop.Signer
+	dpopAuthorization string
+	dpopCheckURL      string
+	dpopErr           error
+	// dpopProofs are CheckToken proofs signed before the load, taken in
+	// turn (dpopNext), so that the turns measure the server's check of a
+	// proof and not the load generator's signing, which shares the
+	// machine; past the last one, calls sign their own.
+	dpopProofs []string
+	dpopNext   atomic.Int64
 
 	providersOnce  sync.Once
 	providerTokens []string
@@ -256,6 +276,84 @@ func (f *fixtures) service(ctx context.Context) (string, error) {
 		f.serviceAuthorization = "Bearer " + resp.GetAccessToken()
 	})
 	return f.serviceAuthorization, f.serviceErr
+}
+
+// dpopToken signs the service account in with a DPoP proof once: its
+// token is bound to the fixture's key.
+func (f *fixtures) dpopToken(ctx context.Context) error {
+	f.dpopOnce.Do(func() {
+		if f.t.clientID == "" || f.t.clientSecret == "" {
+			f.dpopErr = errors.New("this scenario needs a service account: --client-id and CHIT_BENCH_CLIENT_SECRET")
+			return
+		}
+		auth := authv1.NewAuthServiceClient(f.t.conn)
+		status, err := auth.GetAuthStatus(ctx, &authv1.GetAuthStatusRequest{})
+		if err != nil {
+			f.dpopErr = err
+			return
+		}
+		issuer := strings.TrimSuffix(status.GetIssuer(), "/")
+		if f.dpopSigner, f.dpopErr = dpop.GenerateSigner(); f.dpopErr != nil {
+			return
+		}
+		proof, err := f.dpopSigner.Proof(http.MethodPost, issuer+"/v1/auth/token", "", "")
+		if err != nil {
+			f.dpopErr = err
+			return
+		}
+		resp, err := auth.Token(metadata.AppendToOutgoingContext(ctx, "dpop", proof), f.t.clientRequest())
+		if err != nil {
+			f.dpopErr = err
+			return
+		}
+		if resp.GetTokenType() != "DPoP" {
+			f.dpopErr = fmt.Errorf("a token request with a DPoP proof got a %q token: does this chitd support DPoP?", resp.GetTokenType())
+			return
+		}
+		f.dpopAuthorization, f.dpopCheckURL = "DPoP "+resp.GetAccessToken(), issuer+"/v1/auth/check"
+		f.dpopProofs, f.dpopErr = f.signCheckProofs(dpopPregenerated)
+	})
+	return f.dpopErr
+}
+
+// dpopPregenerated is how many proofs the DPoP scenario signs before its
+// turns: more than its turns take at the rates measured here, and all
+// within the server's one-minute proof lifetime of their use.
+const dpopPregenerated = 120_000
+
+// signCheckProofs signs n CheckToken proofs on every core.
+func (f *fixtures) signCheckProofs(n int) ([]string, error) {
+	proofs := make([]string, n)
+	workers := runtime.NumCPU()
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				proof, err := f.dpopSigner.Proof(http.MethodGet, f.dpopCheckURL, strings.TrimPrefix(f.dpopAuthorization, "DPoP "), "")
+				if err != nil {
+					errs <- err
+					return
+				}
+				proofs[i] = proof
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			return nil, err
+		}
+	}
+	return proofs, nil
+}
+
+// checkProof is a fresh DPoP proof for a CheckToken call with the
+// fixture's token.
+func (f *fixtures) checkProof() (string, error) {
+	if i := f.dpopNext.Add(1) - 1; i < int64(len(f.dpopProofs)) {
+		return f.dpopProofs[i], nil
+	}
+	return f.dpopSigner.Proof(http.MethodGet, f.dpopCheckURL, strings.TrimPrefix(f.dpopAuthorization, "DPoP "), "")
 }
 
 // tokenPool signs 256 distinct access tokens and returns their Authorization
@@ -396,6 +494,22 @@ func (t *target) scenarios() []scenario {
 		}, 0},
 		{checkHot, "rest", needService, func(ctx context.Context, _ int) error {
 			_, err := t.get(ctx, "/v1/auth/check", f.serviceAuthorization)
+			return err
+		}, 0},
+		{checkDPoP, "grpc", f.dpopToken, func(ctx context.Context, _ int) error {
+			proof, err := f.checkProof()
+			if err != nil {
+				return err
+			}
+			_, err = auth.CheckToken(metadata.AppendToOutgoingContext(withAuthorization(ctx, f.dpopAuthorization), "dpop", proof), &authv1.CheckTokenRequest{})
+			return err
+		}, 0},
+		{checkDPoP, "rest", f.dpopToken, func(ctx context.Context, _ int) error {
+			proof, err := f.checkProof()
+			if err != nil {
+				return err
+			}
+			_, err = t.rest.callWithProof(ctx, http.MethodGet, "/v1/auth/check", f.dpopAuthorization, proof)
 			return err
 		}, 0},
 		{checkPool, "grpc", needPool, func(ctx context.Context, _ int) error {
@@ -612,7 +726,7 @@ func (t *target) post(ctx context.Context, path string, body any, authorization 
 // postForm posts an application/x-www-form-urlencoded body, as the
 // standard endpoints take.
 func (t *target) postForm(ctx context.Context, path string, form []byte, authorization string) ([]byte, error) {
-	return t.rest.send(ctx, http.MethodPost, path, "application/x-www-form-urlencoded", form, authorization)
+	return t.rest.send(ctx, http.MethodPost, path, "application/x-www-form-urlencoded", form, authorization, "")
 }
 
 // get calls path with an Authorization header value such as "Bearer ..."

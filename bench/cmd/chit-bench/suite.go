@@ -408,6 +408,12 @@ func targetLines(backend string, results []result) string {
 		check(scenario+", gRPC / gRPC health check", ratio(rate(scenario, "grpc"), find(scenario, "grpc").reference), 0.70, "%.2f", false)
 		check(scenario+", REST / gRPC", ratio(rate(scenario, "rest"), rate(scenario, "grpc")), 0.60, "%.2f", false)
 	}
+	// A DPoP-bound check verifies the proof's signature and records its
+	// jti beside the cached token's check (RFC 9449 §7), in turns with the
+	// same check of a bearer token.
+	for _, transport := range []string{"grpc", "rest"} {
+		check(checkDPoP+" over "+transport+" / "+checkHot, ratio(rate(checkDPoP, transport), find(checkDPoP, transport).reference), 0.50, "%.2f", false)
+	}
 	check(clientToken+" over gRPC, per second", rate(clientToken, "grpc"), 5000, "%.0f", false)
 	// The standard endpoints beside what they stand in for: introspection
 	// beside the liveness probe, as CheckToken is beside the health check;
