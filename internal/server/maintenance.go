@@ -54,7 +54,7 @@ func (s *Server) MaintainKeys(ctx context.Context) {
 	}
 	// A retired key stays published while tokens it signed may be valid.
 	cutoff := now.Add(-s.cfg.Tokens.AccessTokenTTL - s.cfg.Tokens.ClockSkew - JWKSCacheTime)
-	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff); err != nil {
+	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff, now); err != nil {
 		s.cfg.Logger.Warn("deleting retired signing keys failed", "error", err)
 	} else if n > 0 {
 		s.cfg.Logger.Info("deleted retired signing keys", "count", n)
