@@ -10,6 +10,7 @@ import (
 	"github.com/chit-auth/chit/internal/federation"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
@@ -42,6 +43,8 @@ type Dependencies struct {
 	SigningKeys SigningKeys
 	// Federation manages the federation rules (workload identity).
 	Federation *federation.Service
+	// Revocations is this replica's revocation feed.
+	Revocations *revocationfeed.Feed
 }
 
 // SigningKeys are the server's token-signing keys as an admin manages them.

@@ -84,3 +84,31 @@ func (s *Store) deleteExpiredRevocationEvents(ctx context.Context, cutoff time.T
 		}
 	}
 }
+
+// WaitRevocations returns when a transaction that wrote a revocation event
+// may have committed (its NOTIFY arrived), or with an error when ctx ends
+// or listening fails. It listens on a connection of its own, outside the
+// pool, kept between calls; one caller at a time (the feed's poller).
+func (s *Store) WaitRevocations(ctx context.Context) error {
+	s.listenerMu.Lock()
+	defer s.listenerMu.Unlock()
+	if s.listener == nil {
+		conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return unavailable(ctx, err)
+		}
+		if _, err := conn.Exec(ctx, `LISTEN `+revocationChannel); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return unavailable(ctx, err)
+		}
+		s.listener = conn
+	}
+	if _, err := s.listener.WaitForNotification(ctx); err != nil {
+		// A wait that ends with ctx leaves the connection unusable; the next
+		// wait listens afresh.
+		s.listener.Close(context.WithoutCancel(ctx))
+		s.listener = nil
+		return err
+	}
+	return nil
+}
