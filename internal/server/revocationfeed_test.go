@@ -391,4 +391,3 @@ func reasonOf(err error) string {
 	}
 	return ""
 }
-
