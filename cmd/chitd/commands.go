@@ -18,9 +18,9 @@ import (
 	"github.com/chit-auth/chit/internal/envflag"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/server"
-	"github.com/chit-auth/chit/pkg/dpop"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 func newRootCommand() *cobra.Command {

@@ -29,6 +29,7 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
@@ -157,19 +158,21 @@ type serveFlags struct {
 	shutdownTimeout  time.Duration
 	keyRotation      time.Duration
 	keyCheck         time.Duration
-	tlsCert          string
-	tlsKey           string
-	tlsClientCA      string
-	insecureDev      bool
-	requestTimeout   time.Duration
-	grpcConnections  server.GRPCConnections
-	maxHeaderBytes   int
-	pprofAddr        string
-	opsAddr          string
-	otlpEndpoint     string
-	otlpInsecure     bool
-	logLevel         string
-	logFormat        string
+	// The revocation feed's poll and heartbeat intervals.
+	revocationPoll, revocationHeartbeat time.Duration
+	tlsCert                             string
+	tlsKey                              string
+	tlsClientCA                         string
+	insecureDev                         bool
+	requestTimeout                      time.Duration
+	grpcConnections                     server.GRPCConnections
+	maxHeaderBytes                      int
+	pprofAddr                           string
+	opsAddr                             string
+	otlpEndpoint                        string
+	otlpInsecure                        bool
+	logLevel                            string
+	logFormat                           string
 
 	requirePKCE            bool
 	orchestrators          []string
@@ -218,6 +221,8 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 	flags.IntVar(&f.maxHeaderBytes, "max-header-bytes", server.DefaultMaxHeaderBytes, "largest headers one call may carry, in bytes, on both ports: "+
 		"a gRPC call's header list (its metadata) and a REST or browser request's headers; beyond it gRPC resets the call or closes the connection, HTTP answers 431")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
+	flags.DurationVar(&f.revocationPoll, "revocation-poll-interval", revocationfeed.DefaultPollInterval, "how often each replica reads the revocation feed's head: the longest a revocation waits before streams to verifiers send it (on PostgreSQL a NOTIFY usually wakes them sooner)")
+	flags.DurationVar(&f.revocationHeartbeat, "revocation-heartbeat", revocationfeed.DefaultHeartbeat, "how often an idle revocation stream (WatchRevocations, /v1/revocations/events) sends a heartbeat with the feed's head and the server time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
 	flags.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -269,6 +274,7 @@ var configFlags = map[string]string{
 	"Providers.AccessTokenTTL": "provider-token-ttl", "Providers.ClaimTTL": "provider-claim-ttl", "Providers.KeyPoolSize": "provider-key-pool",
 	"ServiceAccountCacheTTL": "service-account-cache", "RequestTimeout": "request-timeout", "ShutdownTimeout": "shutdown-timeout",
 	"KeyRotationPeriod": "key-rotation-period", "KeyCheckInterval": "key-check-interval",
+	"RevocationPollInterval": "revocation-poll-interval", "RevocationHeartbeat": "revocation-heartbeat",
 	"GRPCConnections.MaxAge": "grpc-max-connection-age", "GRPCConnections.MaxAgeGrace": "grpc-max-connection-age-grace",
 	"GRPCConnections.MinPingInterval": "grpc-min-ping-interval", "MaxHeaderBytes": "max-header-bytes",
 	"MaxConcurrentHashes": "max-concurrent-hashes", "HashQueueTimeout": "hash-queue-timeout",
@@ -364,6 +370,8 @@ func (f *serveFlags) checks(h *hashFlags) []check {
 		// The server takes 0 for its default; a flag set to 0 is a mistake.
 		{"shutdown-timeout", f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{"key-rotation-period", f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
+		{"revocation-poll-interval", f.revocationPoll < 10*time.Millisecond || f.revocationPoll > time.Minute, "--revocation-poll-interval must be between 10ms and 1m"},
+		{"revocation-heartbeat", f.revocationHeartbeat < time.Second || f.revocationHeartbeat > 5*time.Minute, "--revocation-heartbeat must be between 1s and 5m"},
 		{"key-check-interval", f.keyCheck < time.Second || f.keyCheck > 4*time.Minute, "--key-check-interval must be between 1s and 4m (under the 5-minute JWKS cache time)"},
 		{"", parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
 		{"", f.logFormat != "text" && f.logFormat != "json", fmt.Sprintf("--log-format %q: use text or json", f.logFormat)},
@@ -461,6 +469,8 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 		ShutdownTimeout:        f.shutdownTimeout,
 		KeyRotationPeriod:      f.keyRotation,
 		KeyCheckInterval:       f.keyCheck,
+		RevocationPollInterval: f.revocationPoll,
+		RevocationHeartbeat:    f.revocationHeartbeat,
 		RequestTimeout:         f.requestTimeout,
 		GRPCConnections:        f.grpcConnections,
 		MaxHeaderBytes:         f.maxHeaderBytes,

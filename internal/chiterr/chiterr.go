@@ -76,6 +76,9 @@ const (
 	// of another key; and a proof without the server's current nonce.
 	ReasonInvalidDPoPProof = "invalid_dpop_proof"
 	ReasonUseDPoPNonce     = "use_dpop_nonce"
+	// The revocation feed's: a cursor behind its deleted events; the
+	// verifier subscribes again from the start.
+	ReasonCursorExpired = "cursor_expired"
 )
 
 // WithReason returns a copy of e that names its reason.

@@ -330,3 +330,22 @@ func (w bearerChallenge) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// errorMarshaler writes error answers outside the gateway's mux as the mux
+// writes them.
+var errorMarshaler = &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false}}
+
+// WriteError answers err, a gRPC status error, as the REST API answers its
+// errors (the status as JSON, a challenge with a 401, Retry-After with a
+// retry hint), for HTTP endpoints that are not gRPC methods. A nonzero
+// httpStatus replaces the one err's code maps to.
+func WriteError(w http.ResponseWriter, r *http.Request, err error, httpStatus int) {
+	if httpStatus == 0 {
+		errorHandler(r.Context(), runtime.NewServeMux(), errorMarshaler, w, r, err)
+		return
+	}
+	body, _ := errorMarshaler.Marshal(status.Convert(err).Proto())
+	w.Header().Set("Content-Type", errorMarshaler.ContentType(nil))
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(body)
+}

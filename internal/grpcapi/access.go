@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -12,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/possession"
+	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/tokens"
 )
 
@@ -32,6 +34,9 @@ const (
 	// Principals need a valid token of a person or a service account (any
 	// role but PROVIDER, whose tokens are never credentials at Chit).
 	Principals
+	// RevocationWatchers need a SERVICE token carrying the scope
+	// chit:revocations (revocationfeed.Scope), or an ADMIN token.
+	RevocationWatchers
 )
 
 func (a Audience) String() string {
@@ -46,6 +51,8 @@ func (a Audience) String() string {
 		return "admins"
 	case Principals:
 		return "people and services"
+	case RevocationWatchers:
+		return "services with the scope " + revocationfeed.Scope + " and admins"
 	}
 	return "unknown"
 }
@@ -148,6 +155,10 @@ var AccessRules = map[string]Rule{
 	adminv1.AdminService_ListApiKeys_FullMethodName:                    admins,
 	adminv1.AdminService_RevokeApiKey_FullMethodName:                   admins,
 
+	// What verifiers of tokens must refuse: for services entitled to it (a
+	// service's name tells nothing of whom its tokens are for) and admins.
+	authv1.RevocationFeed_WatchRevocations_FullMethodName: {Audience: RevocationWatchers},
+
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: public,
 	grpc_health_v1.Health_List_FullMethodName:  public,
@@ -180,6 +191,14 @@ func NewGatekeeper(cfg Config, deps Dependencies) *Gatekeeper {
 		g.orchestrators[name] = true
 	}
 	return g
+}
+
+// Authorize applies the access rule of fullMethod to a call that is not a
+// gRPC call (the revocation feed's Server-Sent Events): ctx carries the
+// HTTP request's Authorization header as incoming `authorization` metadata.
+// It returns the context the handler runs in, with the caller.
+func (g *Gatekeeper) Authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	return g.authorize(ctx, fullMethod)
 }
 
 // authorize applies the access rule of fullMethod and returns the context the
@@ -222,6 +241,8 @@ func (g *Gatekeeper) authorize(ctx context.Context, fullMethod string) (context.
 		allowed = claims.Role == accounts.RoleAdmin
 	case Principals:
 		allowed = claims.Role == accounts.RoleUser || claims.Role == accounts.RoleAdmin || claims.Role == accounts.RoleService
+	case RevocationWatchers:
+		allowed = claims.Role == accounts.RoleAdmin || (claims.Role == accounts.RoleService && slices.Contains(claims.Scopes, revocationfeed.Scope))
 	}
 	ctx = context.WithValue(ctx, callerKey{}, claims)
 	if !allowed {

@@ -11,6 +11,7 @@ import (
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
@@ -46,6 +47,8 @@ type Dependencies struct {
 	// Possession checks what calls prove they hold (DPoP proofs, client
 	// certificates), for sender-constrained tokens.
 	Possession *possession.Verifier
+	// Revocations is this replica's revocation feed.
+	Revocations *revocationfeed.Feed
 }
 
 // SigningKeys are the server's token-signing keys as an admin manages them.

@@ -103,3 +103,8 @@ func logLevelFor(code codes.Code) slog.Level {
 	}
 	return slog.LevelError
 }
+
+// ToStatus is the translation the interceptors apply, for HTTP endpoints
+// that answer errors of the core without a gRPC call (the revocation
+// feed's Server-Sent Events).
+func ToStatus(err error) error { return toStatus(err) }

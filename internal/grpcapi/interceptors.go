@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -76,12 +77,27 @@ func Interceptors(cfg InterceptorConfig) (grpc.UnaryServerInterceptor, grpc.Stre
 			}
 			err = finish(ctx, logger, cfg, info.FullMethod, clientAddress(ctx, cfg), start, err)
 		}()
-		// Streams are only the standard health and reflection services,
-		// which are public by design; no Chit RPC streams.
+		// Chit's own streams (the revocation feed) pass the access table;
+		// the standard health and reflection streams are public by design.
+		if strings.HasPrefix(info.FullMethod, "/chit.") {
+			authorized, err := gatekeeper.authorize(clientaddr.With(ctx, clientAddress(ctx, cfg)), info.FullMethod)
+			if err != nil {
+				return err
+			}
+			ss = contextStream{ServerStream: ss, ctx: authorized}
+		}
 		return handler(srv, ss)
 	}
 	return unary, stream
 }
+
+// contextStream is a stream whose handler runs in ctx (with its caller).
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s contextStream) Context() context.Context { return s.ctx }
 
 // InterceptorConfig configures the interceptors of one gRPC server.
 type InterceptorConfig struct {

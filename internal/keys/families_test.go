@@ -253,7 +253,7 @@ func TestRotationOfBothFamilies(t *testing.T) {
 		if got := keysByFamily(t, store); !maps.Equal(got, want) {
 			t.Fatalf("after rotating RS256 alone %v, want %v", got, want)
 		}
-		if n, err := store.DeleteRetiredSigningKeys(ctx, later.Add(time.Second)); err != nil || n != 3 {
+		if n, err := store.DeleteRetiredSigningKeys(ctx, later.Add(time.Second), later.Add(time.Second)); err != nil || n != 3 {
 			t.Fatalf("DeleteRetiredSigningKeys = %d, %v; want the three retired keys", n, err)
 		}
 	})

@@ -458,7 +458,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := accounts.ValidateName("provider", id); err != nil {
 		return err
 	}
-	err := s.store.DeleteProvider(ctx, id)
+	err := s.store.DeleteProvider(ctx, id, s.now())
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "provider %q does not exist", id)
 	}

@@ -54,7 +54,7 @@ func (s *Server) MaintainKeys(ctx context.Context) {
 	}
 	// A retired key stays published while tokens it signed may be valid.
 	cutoff := now.Add(-s.cfg.Tokens.AccessTokenTTL - s.cfg.Tokens.ClockSkew - JWKSCacheTime)
-	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff); err != nil {
+	if n, err := s.store.DeleteRetiredSigningKeys(ctx, cutoff, now); err != nil {
 		s.cfg.Logger.Warn("deleting retired signing keys failed", "error", err)
 	} else if n > 0 {
 		s.cfg.Logger.Info("deleted retired signing keys", "count", n)
@@ -86,12 +86,10 @@ func (s *Server) deleteExpired(ctx context.Context) {
 		"sign-in failures": func(ctx context.Context, now time.Time) (int, error) {
 			return s.store.DeleteStaleLoginFailures(ctx, now.Add(-accounts.DefaultThrottle.Forget))
 		},
-		// A revocation matters while a token it concerns may live: an access
-		// token, or a token a provider's key signed for a service
-		// (refreshAsOrchestrator), which may live longer.
+		// A revocation matters while a token it concerns may live
+		// (revocationRetention).
 		"revocations": func(ctx context.Context, now time.Time) (int, error) {
-			longest := max(s.cfg.Tokens.AccessTokenTTL, s.cfg.Providers.AccessTokenTTL)
-			return s.store.DeleteExpiredRevocations(ctx, now.Add(-longest-s.cfg.Tokens.ClockSkew))
+			return s.store.DeleteExpiredRevocations(ctx, now.Add(-s.cfg.revocationRetention()))
 		},
 	} {
 		n, err := clean(ctx, now)
@@ -101,6 +99,15 @@ func (s *Server) deleteExpired(ctx context.Context) {
 			s.cfg.Logger.Info("deleted expired "+what, "count", n)
 		}
 	}
+}
+
+// revocationRetention is how long a revocation matters after it is made:
+// while a token it concerns may live, an access token or a token a
+// provider's key signed for a service (refreshAsOrchestrator), which may
+// live longer, with the clock skew. The revocation feed's events expire
+// with it.
+func (cfg Config) revocationRetention() time.Duration {
+	return max(cfg.Tokens.AccessTokenTTL, cfg.Providers.AccessTokenTTL) + cfg.Tokens.ClockSkew
 }
 
 // every runs fn each interval (fallback when interval is not positive)

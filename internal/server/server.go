@@ -47,6 +47,8 @@ import (
 	"github.com/chit-auth/chit/internal/passwords"
 	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/revocationfeed"
+	"github.com/chit-auth/chit/internal/revocationsse"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/signinpage"
 	"github.com/chit-auth/chit/internal/storage"
@@ -118,6 +120,13 @@ type Config struct {
 	// TracerProvider, when set, traces every call (OpenTelemetry); the
 	// trace id then appears in the call's log line.
 	TracerProvider trace.TracerProvider
+
+	// RevocationPollInterval is how often each replica reads the
+	// revocation feed's head (revocationfeed.DefaultPollInterval when zero).
+	RevocationPollInterval time.Duration
+	// RevocationHeartbeat is how often an idle revocation stream gets a
+	// heartbeat (revocationfeed.DefaultHeartbeat when zero).
+	RevocationHeartbeat time.Duration
 
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
@@ -234,6 +243,7 @@ type Server struct {
 	// refreshKeys are the refresh token MAC keys.
 	refreshKeys *keys.RefreshTokenKeys
 	providers   *providers.Service
+	revocations *revocationfeed.Feed
 	grpcServer  *grpc.Server
 	health      *health.Server
 	// wasReady remembers the last readiness, to log changes only.
@@ -243,6 +253,9 @@ type Server struct {
 	httpServer   *http.Server
 	grpcListener net.Listener
 	httpListener net.Listener
+	// gatekeeper applies the access table, for the HTTP endpoints that
+	// are gRPC methods in another form (the revocation feed's events).
+	gatekeeper *grpcapi.Gatekeeper
 	// opsListener and opsHandler serve OpsAddr; nil without it.
 	opsListener net.Listener
 	opsHandler  http.Handler
@@ -305,7 +318,7 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: c.store, tokens: c.tokens, keys: c.signingKeys, refreshKeys: c.refreshKeys, providers: c.providers}
+	s := &Server{cfg: cfg, store: c.store, tokens: c.tokens, keys: c.signingKeys, refreshKeys: c.refreshKeys, providers: c.providers, revocations: c.revocations}
 	s.health = health.NewServer()
 	gatewayConn := s.newGRPC(cfg, c)
 	if err := s.listen(cfg, c.metrics); err != nil {
@@ -354,6 +367,8 @@ type core struct {
 	// client certificates.
 	possession   *possession.Verifier
 	certificates *possession.Certificates
+	// revocations is this replica's revocation feed.
+	revocations *revocationfeed.Feed
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -386,6 +401,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		return nil, fmt.Errorf("load refresh token keys: %w", err)
 	}
 	metrics := telemetry.New(func() time.Duration { return now().Sub(signingKeys.ActiveSince()) })
+	rawStore := store
 	// Everything built from here on reaches the store through the timer.
 	store = storage.Timed(store, metrics.ObserveStore)
 	directory := accounts.NewDirectory(accounts.Config{ServiceAccountCacheTTL: cfg.ServiceAccountCacheTTL, ServerAudience: cfg.Tokens.Audience,
@@ -416,7 +432,9 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	if proofs.Now == nil {
 		proofs.Now = now
 	}
-	return &core{federation: federationService, device: deviceService,
+	revocations := revocationfeed.New(revocationfeed.Config{PollInterval: cfg.RevocationPollInterval, Heartbeat: cfg.RevocationHeartbeat,
+		Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
+	return &core{federation: federationService, device: deviceService, revocations: revocations,
 		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
@@ -429,20 +447,40 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	}, nil
 }
 
+// revocationStore is the store as the revocation feed reads it: through
+// the metrics' timer, and waking on the raw store's notifications where it
+// has them (PostgreSQL).
+type revocationStore struct {
+	storage.RevocationEvents
+	raw storage.Store
+}
+
+func (s revocationStore) WaitRevocations(ctx context.Context) error {
+	if waker, ok := s.raw.(revocationfeed.Waker); ok {
+		return waker.WaitRevocations(ctx)
+	}
+	// Nothing to wait on: the poller polls alone.
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // newGRPC builds the gRPC server and the in-process connection the gateway
 // calls the same handlers through, each behind the interceptors of its
 // transport.
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
 		Grants: c.grants, Device: c.device, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation,
-		Possession: c.possession}
+		Possession: c.possession, Revocations: c.revocations}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
+	revocationsServer := grpcapi.NewRevocationFeedServer(apiDeps)
+	s.gatekeeper = gatekeeper
 	registerServices := func(registrar grpc.ServiceRegistrar) {
 		authv1.RegisterAuthServiceServer(registrar, authServer)
 		authv1.RegisterAuthProvidersServer(registrar, providersServer)
 		adminv1.RegisterAdminServiceServer(registrar, adminServer)
+		authv1.RegisterRevocationFeedServer(registrar, revocationsServer)
 		grpc_health_v1.RegisterHealthServer(registrar, s.health)
 	}
 	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
@@ -603,6 +641,19 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	if cfg.RequestTimeout > 0 {
 		handler = withDeadline(handler, cfg.RequestTimeout)
 	}
+	// The revocation feed's events stream for as long as the connection
+	// may live, past the request deadline; they are logged and counted as
+	// the other endpoints are.
+	var tracer trace.Tracer
+	if cfg.TracerProvider != nil {
+		tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
+	}
+	events := observeHTTP(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
+		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge}), cfg.Logger, c.metrics, tracer)
+	routes := http.NewServeMux()
+	routes.Handle("GET "+revocationsse.Path, events)
+	routes.Handle("/", handler)
+	handler = routes
 	// Every HTTP request learns its client's address once; the gateway's
 	// calls, the sign-in page and the OAuth endpoints all read it.
 	handler = cfg.ClientAddresses.Middleware(handler)
@@ -673,6 +724,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	group.Go(func() error {
 		s.watchReadiness(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.revocations.Run(groupCtx)
 		return nil
 	})
 	if s.cfg.PprofAddr != "" {

@@ -21,14 +21,17 @@ type Providers interface {
 	GetProviderByKeyID(ctx context.Context, keyID string) (Provider, error)
 	// ListProviders returns the providers of page, by id.
 	ListProviders(ctx context.Context, page Page) ([]Provider, error)
-	DeleteProvider(ctx context.Context, id string) error
+	// DeleteProvider deletes provider id and, when it held a key, records
+	// the key's removal at deletedAt in the revocation feed.
+	DeleteProvider(ctx context.Context, id string, deletedAt time.Time) error
 	// ClaimProviders gives unclaimed providers their first credentials, all or
 	// none. A missing provider is an *ItemError wrapping ErrNotFound; an
 	// already claimed one wraps ErrConflict (another claim won).
 	ClaimProviders(ctx context.Context, credentials []ProviderCredentials, claimedAt time.Time) error
 	// RenewProviders replaces providers' credentials, all or none; a missing
 	// provider is an *ItemError wrapping ErrNotFound. An unclaimed provider
-	// counts as claimed afterwards.
+	// counts as claimed afterwards. A key replaced is recorded as removed at
+	// renewedAt in the revocation feed.
 	RenewProviders(ctx context.Context, credentials []ProviderCredentials, renewedAt time.Time) error
 	// ReplaceProviderPrivateKey is ReplaceSigningPrivateKey for a provider's
 	// key; a renewal in between is a conflict too.

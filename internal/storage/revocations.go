@@ -10,7 +10,9 @@ import (
 // subject (or a client's principal key) issued before a time. Invariants:
 // revoking a family or a subject deletes its logins in the same transaction;
 // revoking twice is not an error, and of two times for a subject the later
-// wins; a revocation is kept until no token it concerns can still be valid.
+// wins; a revocation is kept until no token it concerns can still be valid;
+// each revocation that refuses more than before is written to the
+// revocation feed (RevocationEvents) in its own transaction.
 type Revocations interface {
 	// RevokeRefreshFamily records the family as revoked (its access tokens are
 	// refused from then on), deletes its refresh tokens and returns how many
@@ -28,7 +30,8 @@ type Revocations interface {
 	GetRevocation(ctx context.Context, familyID, subject, client string) (Revocation, error)
 	// DeleteExpiredRevocations forgets revocations made before cutoff, when no
 	// access token they concern can still be valid, deleting first any
-	// refresh token left of a family it forgets.
+	// refresh token left of a family it forgets; with them it deletes the
+	// revocation events (RevocationEvents) made before cutoff.
 	DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) (int, error)
 }
 

@@ -29,8 +29,9 @@ type SigningKeys interface {
 	// RetireSigningKeyFamily retires the active and next keys of algorithm
 	// (a family the configuration no longer wants) and reports how many.
 	RetireSigningKeyFamily(ctx context.Context, algorithm string, at time.Time) (int, error)
-	// DeleteRetiredSigningKeys deletes keys retired before cutoff.
-	DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteRetiredSigningKeys deletes keys retired before cutoff, and
+	// records each removal at deletedAt in the revocation feed.
+	DeleteRetiredSigningKeys(ctx context.Context, cutoff, deletedAt time.Time) (int, error)
 	// ReplaceSigningPrivateKey stores replacement as the private key of
 	// signing key id if current is still stored there (ErrConflict otherwise:
 	// another process replaced or deleted it first). It encrypts keys written

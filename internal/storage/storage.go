@@ -29,6 +29,7 @@ type Store interface {
 	Logins
 	APIKeys
 	Revocations
+	RevocationEvents
 	Principals
 	ClientOrigins
 	ClientLogoutSettings

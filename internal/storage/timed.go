@@ -112,6 +112,18 @@ func (s *timedStore) DeleteExpiredRevocations(ctx context.Context, cutoff time.T
 	return s.store.DeleteExpiredRevocations(ctx, cutoff)
 }
 
+// Revocation events (revocationevents.go).
+
+func (s *timedStore) ListRevocationEvents(ctx context.Context, after RevocationCursor, limit int) ([]RevocationEvent, error) {
+	defer s.done("ListRevocationEvents", time.Now())
+	return s.store.ListRevocationEvents(ctx, after, limit)
+}
+
+func (s *timedStore) RevocationBounds(ctx context.Context) (RevocationBounds, error) {
+	defer s.done("RevocationBounds", time.Now())
+	return s.store.RevocationBounds(ctx)
+}
+
 // Users (principals.go).
 
 func (s *timedStore) CreateUser(ctx context.Context, user User) error {
@@ -249,9 +261,9 @@ func (s *timedStore) RetireSigningKeyFamily(ctx context.Context, algorithm strin
 	return s.store.RetireSigningKeyFamily(ctx, algorithm, at)
 }
 
-func (s *timedStore) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
+func (s *timedStore) DeleteRetiredSigningKeys(ctx context.Context, cutoff, deletedAt time.Time) (int, error) {
 	defer s.done("DeleteRetiredSigningKeys", time.Now())
-	return s.store.DeleteRetiredSigningKeys(ctx, cutoff)
+	return s.store.DeleteRetiredSigningKeys(ctx, cutoff, deletedAt)
 }
 
 func (s *timedStore) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {
@@ -308,9 +320,9 @@ func (s *timedStore) ListProviders(ctx context.Context, page Page) ([]Provider, 
 	return s.store.ListProviders(ctx, page)
 }
 
-func (s *timedStore) DeleteProvider(ctx context.Context, id string) error {
+func (s *timedStore) DeleteProvider(ctx context.Context, id string, deletedAt time.Time) error {
 	defer s.done("DeleteProvider", time.Now())
-	return s.store.DeleteProvider(ctx, id)
+	return s.store.DeleteProvider(ctx, id, deletedAt)
 }
 
 func (s *timedStore) ClaimProviders(ctx context.Context, credentials []ProviderCredentials, claimedAt time.Time) error {

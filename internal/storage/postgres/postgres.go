@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,10 @@ type Store struct {
 	rotations *rotationGroups
 	// reads batches the point reads of a refresh (reads.go).
 	reads *reader
+	// listener is the connection that LISTENs for revocation events
+	// (WaitRevocations); nil until the first wait, and after a failure.
+	listenerMu sync.Mutex
+	listener   *pgx.Conn
 }
 
 var _ storage.Store = (*Store)(nil)

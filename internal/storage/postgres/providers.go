@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,12 +70,23 @@ func (s *Store) ListProviders(ctx context.Context, page storage.Page) ([]storage
 	return list(ctx, s.pool, scanProvider, `SELECT `+providerColumns+` FROM providers WHERE id > $1 ORDER BY id LIMIT $2`, page.After, pageLimit(page))
 }
 
-func (s *Store) DeleteProvider(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM providers WHERE id = $1`, id)
-	if err != nil {
-		return err
+func (s *Store) DeleteProvider(ctx context.Context, id string, deletedAt time.Time) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var keyID *string
+		if err := tx.QueryRow(ctx, `DELETE FROM providers WHERE id = $1 RETURNING key_id`, id).Scan(&keyID); err != nil {
+			return notFound(err)
+		}
+		return recordProviderKeyRemoved(ctx, tx, id, keyID, deletedAt)
+	})
+}
+
+// recordProviderKeyRemoved records that provider's key keyID (nil or ""
+// when it had none yet: nothing to tell) no longer verifies.
+func recordProviderKeyRemoved(ctx context.Context, tx pgx.Tx, provider string, keyID *string, at time.Time) error {
+	if keyID == nil || *keyID == "" {
+		return nil
 	}
-	return requireOneRow(tag, storage.ErrNotFound)
+	return recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationProviderKeyRemoved, ProviderID: provider, KeyID: *keyID, RevokedAt: at})
 }
 
 func (s *Store) ClaimProviders(ctx context.Context, credentials []storage.ProviderCredentials, claimedAt time.Time) error {
@@ -93,6 +105,20 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		for i, c := range credentials {
+			// A renewal replaces the key: its tokens stop verifying. The
+			// row lock keeps a concurrent renewal from replacing it unseen.
+			if !onlyUnclaimed {
+				var formerKeyID *string
+				err := tx.QueryRow(ctx, `SELECT key_id FROM providers WHERE id = $1 FOR UPDATE`, c.ProviderID).Scan(&formerKeyID)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				if formerKeyID != nil && *formerKeyID != c.KeyID {
+					if err := recordProviderKeyRemoved(ctx, tx, c.ProviderID, formerKeyID, at); err != nil {
+						return err
+					}
+				}
+			}
 			tag, err := tx.Exec(ctx, query, c.KeyID, c.PublicKey, c.PrivateKey, c.RefreshTokenHash, c.SealedRefreshToken, toUnix(at), c.ProviderID)
 			if err != nil {
 				return err

@@ -12,8 +12,12 @@ import (
 // revokeFamily records familyID as revoked at revokedAt, in tx: the access
 // tokens that carry it (a login's, an API key's) are refused from then on.
 func revokeFamily(ctx context.Context, tx pgx.Tx, familyID string, revokedAt time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
-	return err
+	tag, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
+	// Revoking again refuses nothing more: verifiers already know.
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	return recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationFamily, FamilyID: familyID, RevokedAt: revokedAt})
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
@@ -54,14 +58,23 @@ func deleteRefreshTokens(ctx context.Context, q querier, column, value string) (
 }
 
 func refuseAccessTokens(ctx context.Context, q querier, revoke storage.SubjectRevocation) error {
-	_, err := q.Exec(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES ($1, $2)
-		ON CONFLICT (subject) DO UPDATE SET revoked_at = GREATEST(revoked_subjects.revoked_at, excluded.revoked_at)`,
-		revoke.Subject, toUnix(revoke.At))
-	return err
+	var stored int64
+	err := q.QueryRow(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES ($1, $2)
+		ON CONFLICT (subject) DO UPDATE SET revoked_at = GREATEST(revoked_subjects.revoked_at, excluded.revoked_at) RETURNING revoked_at`,
+		revoke.Subject, toUnix(revoke.At)).Scan(&stored)
+	if err != nil {
+		return err
+	}
+	// A later cut-off already stored refuses more than this one, and
+	// verifiers learnt it when it was stored.
+	if stored != revoke.At.UnixNano() {
+		return nil
+	}
+	return recordRevocationEvent(ctx, q, storage.RevocationEvent{Kind: storage.RevocationSubject, Subject: revoke.Subject, RevokedAt: revoke.At})
 }
 
 func (s *Store) RefuseAccessTokens(ctx context.Context, revoke storage.SubjectRevocation) error {
-	return refuseAccessTokens(ctx, s.pool, revoke)
+	return s.inTx(ctx, func(tx pgx.Tx) error { return refuseAccessTokens(ctx, tx, revoke) })
 }
 
 func (s *Store) GetRevocation(ctx context.Context, familyID, subject, client string) (storage.Revocation, error) {
@@ -89,5 +102,8 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) 
 		return 0, err
 	}
 	subjects, err := deleteInBatches(ctx, s.pool, "revoked_subjects", "subject", `revoked_at < $1`, toUnix(cutoff))
-	return families + subjects, err
+	if err != nil {
+		return families + subjects, err
+	}
+	return families + subjects, s.deleteExpiredRevocationEvents(ctx, cutoff)
 }

@@ -75,8 +75,28 @@ func (s *Store) RetireSigningKeyFamily(ctx context.Context, algorithm string, at
 	return int(tag.RowsAffected()), nil
 }
 
-func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	return deleteInBatches(ctx, s.pool, "signing_keys", "id", `state = 'retired' AND retired_at < $1`, toUnix(cutoff))
+func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff, deletedAt time.Time) (int, error) {
+	// Retired keys are few (one per rotation and family): one transaction
+	// deletes them all and records each removal.
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1 RETURNING id`, toUnix(cutoff))
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationSigningKeyRemoved, KeyID: id, RevokedAt: deletedAt}); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
 }
 
 func (s *Store) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/chit-auth/chit/internal/storage"
@@ -86,12 +87,29 @@ func (s *Store) ListProviders(ctx context.Context, page storage.Page) ([]storage
 	return providers, rows.Err()
 }
 
-func (s *Store) DeleteProvider(ctx context.Context, id string) error {
-	result, err := s.writer.ExecContext(ctx, `DELETE FROM providers WHERE id = ?`, id)
+func (s *Store) DeleteProvider(ctx context.Context, id string, deletedAt time.Time) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	return requireOneRow(result, storage.ErrNotFound)
+	defer tx.Rollback()
+	var keyID sql.NullString
+	if err := tx.QueryRowContext(ctx, `DELETE FROM providers WHERE id = ? RETURNING key_id`, id).Scan(&keyID); err != nil {
+		return notFound(err)
+	}
+	if err := recordProviderKeyRemoved(ctx, tx, id, keyID.String, deletedAt); err != nil {
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+// recordProviderKeyRemoved records that provider's key keyID ("" when it
+// had none yet: nothing to tell) no longer verifies.
+func recordProviderKeyRemoved(ctx context.Context, tx execer, provider, keyID string, at time.Time) error {
+	if keyID == "" {
+		return nil
+	}
+	return recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationProviderKeyRemoved, ProviderID: provider, KeyID: keyID, RevokedAt: at})
 }
 
 func (s *Store) ClaimProviders(ctx context.Context, credentials []storage.ProviderCredentials, claimedAt time.Time) error {
@@ -117,6 +135,19 @@ func (s *Store) setProviderCredentials(ctx context.Context, credentials []storag
 		query += ` AND claimed_at IS NULL`
 	}
 	for i, c := range credentials {
+		// A renewal replaces the key: its tokens stop verifying.
+		var formerKeyID sql.NullString
+		if !onlyUnclaimed {
+			err := tx.QueryRowContext(ctx, `SELECT key_id FROM providers WHERE id = ?`, c.ProviderID).Scan(&formerKeyID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if formerKeyID.String != c.KeyID {
+				if err := recordProviderKeyRemoved(ctx, tx, c.ProviderID, formerKeyID.String, at); err != nil {
+					return err
+				}
+			}
+		}
 		result, err := tx.ExecContext(ctx, query, c.KeyID, c.PublicKey, c.PrivateKey, c.RefreshTokenHash,
 			c.SealedRefreshToken, toUnix(at), c.ProviderID)
 		if err != nil {

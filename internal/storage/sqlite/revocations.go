@@ -11,8 +11,15 @@ import (
 // revokeFamily records familyID as revoked at revokedAt, in tx: the access
 // tokens that carry it (a login's, an API key's) are refused from then on.
 func revokeFamily(ctx context.Context, tx execer, familyID string, revokedAt time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
-	return err
+	result, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, familyID, toUnix(revokedAt))
+	if err != nil {
+		return err
+	}
+	// Revoking again refuses nothing more: verifiers already know.
+	if n, err := result.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationFamily, FamilyID: familyID, RevokedAt: revokedAt})
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, revokedAt time.Time) (int, error) {
@@ -66,9 +73,19 @@ func deleteRefreshTokens(ctx context.Context, tx execer, column, value string) (
 }
 
 func refuseAccessTokens(ctx context.Context, tx *transaction, revoke storage.SubjectRevocation) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES (?, ?)
-		ON CONFLICT (subject) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at)`, revoke.Subject, toUnix(revoke.At))
-	return err
+	var stored int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO revoked_subjects (subject, revoked_at) VALUES (?, ?)
+		ON CONFLICT (subject) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at) RETURNING revoked_at`,
+		revoke.Subject, toUnix(revoke.At)).Scan(&stored)
+	if err != nil {
+		return err
+	}
+	// A later cut-off already stored refuses more than this one, and
+	// verifiers learnt it when it was stored.
+	if stored != revoke.At.UnixNano() {
+		return nil
+	}
+	return recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationSubject, Subject: revoke.Subject, RevokedAt: revoke.At})
 }
 
 func (s *Store) RefuseAccessTokens(ctx context.Context, revoke storage.SubjectRevocation) error {
@@ -105,5 +122,8 @@ func (s *Store) DeleteExpiredRevocations(ctx context.Context, cutoff time.Time) 
 		return families, err
 	}
 	subjects, err := s.deleteInBatches(ctx, "revoked_subjects", `revoked_at < ?`, toUnix(cutoff))
-	return families + subjects, err
+	if err != nil {
+		return families + subjects, err
+	}
+	return families + subjects, s.deleteExpiredRevocationEvents(ctx, cutoff)
 }

@@ -83,8 +83,36 @@ func (s *Store) RetireSigningKeyFamily(ctx context.Context, algorithm string, at
 	return int(n), err
 }
 
-func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff time.Time) (int, error) {
-	return s.deleteInBatches(ctx, "signing_keys", `state = 'retired' AND retired_at < ?`, toUnix(cutoff))
+func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, cutoff, deletedAt time.Time) (int, error) {
+	// Retired keys are few (one per rotation and family): one transaction
+	// deletes them all and records each removal.
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ? RETURNING id`, toUnix(cutoff))
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, unavailable(err)
+	}
+	for _, id := range ids {
+		if err := recordRevocationEvent(ctx, tx, storage.RevocationEvent{Kind: storage.RevocationSigningKeyRemoved, KeyID: id, RevokedAt: deletedAt}); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), tx.commit(ctx)
 }
 
 func (s *Store) ReplaceSigningPrivateKey(ctx context.Context, id string, current, replacement []byte) error {

@@ -69,10 +69,10 @@ func testRotateSigningKeys(t *testing.T, s storage.Store) {
 			t.Error("the refused rotation stored its key")
 		}
 	}
-	if n, err := s.DeleteRetiredSigningKeys(ctx, rotatedAt); err != nil || n != 0 {
+	if n, err := s.DeleteRetiredSigningKeys(ctx, rotatedAt, rotatedAt); err != nil || n != 0 {
 		t.Fatalf("nothing retired before the rotation: %d, %v", n, err)
 	}
-	if n, err := s.DeleteRetiredSigningKeys(ctx, rotatedAt.Add(time.Second)); err != nil || n != 1 {
+	if n, err := s.DeleteRetiredSigningKeys(ctx, rotatedAt.Add(time.Second), rotatedAt.Add(time.Second)); err != nil || n != 1 {
 		t.Fatalf("DeleteRetiredSigningKeys = %d, %v; want 1", n, err)
 	}
 	if got := statesOf(t, s); len(got) != 2 || got["b"] != storage.KeyActive {

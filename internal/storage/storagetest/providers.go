@@ -170,10 +170,10 @@ func testListAndDeleteProviders(t *testing.T, s storage.Store) {
 	if list, err := s.ListProviders(ctx, storage.Page{After: "alpha", Limit: 1}); err != nil || len(list) != 1 || list[0].ID != "zeta" {
 		t.Fatalf("ListProviders after alpha = %+v, %v", list, err)
 	}
-	if err := s.DeleteProvider(ctx, "alpha"); err != nil {
+	if err := s.DeleteProvider(ctx, "alpha", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteProvider(ctx, "alpha"); !errors.Is(err, storage.ErrNotFound) {
+	if err := s.DeleteProvider(ctx, "alpha", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }

@@ -73,6 +73,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteUserEndsSessions", testDeleteUserEndsSessions},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeSubject", testRevokeSubject},
+		{"RevocationEvents", testRevocationEvents},
+		{"ParseRevocationCursor", testParseRevocationCursor},
 		{"ListLogins", testListLogins},
 		{"APIKeys", testAPIKeys},
 		{"TokenStoredAfterItsFamilyWasRevoked", testTokenStoredAfterItsFamilyWasRevoked},

@@ -1,0 +1,46 @@
+package grpcapi
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
+	"github.com/chit-auth/chit/internal/revocationfeed"
+)
+
+// RevocationFeedServer serves chit.auth.v1.RevocationFeed over the feed.
+type RevocationFeedServer struct {
+	authv1.UnimplementedRevocationFeedServer
+	feed *revocationfeed.Feed
+}
+
+var _ authv1.RevocationFeedServer = (*RevocationFeedServer)(nil)
+
+// NewRevocationFeedServer returns the RevocationFeed handler over deps.Revocations.
+func NewRevocationFeedServer(deps Dependencies) *RevocationFeedServer {
+	return &RevocationFeedServer{feed: deps.Revocations}
+}
+
+func (s *RevocationFeedServer) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.RevocationFeed_WatchRevocationsServer) error {
+	ctx := stream.Context()
+	after, err := s.feed.Start(ctx, req.GetCursor())
+	if err != nil {
+		return err
+	}
+	return s.feed.Watch(ctx, after, func(message revocationfeed.Message) error {
+		return stream.Send(RevocationMessage(message))
+	})
+}
+
+// RevocationMessage is message as the API states it.
+func RevocationMessage(message revocationfeed.Message) *authv1.WatchRevocationsResponse {
+	if event := message.Event; event != nil {
+		return &authv1.WatchRevocationsResponse{Message: &authv1.WatchRevocationsResponse_Event{Event: &authv1.RevocationEvent{
+			Cursor: event.Cursor.String(), Kind: event.Kind, FamilyId: event.FamilyID, Subject: event.Subject,
+			RevokedAt: timestamppb.New(event.RevokedAt), ExpiresAt: timestamppb.New(event.ExpiresAt),
+			KeyId: event.KeyID, ProviderId: event.ProviderID,
+		}}}
+	}
+	return &authv1.WatchRevocationsResponse{Message: &authv1.WatchRevocationsResponse_Heartbeat{Heartbeat: &authv1.RevocationHeartbeat{
+		Cursor: message.Heartbeat.Cursor.String(), Time: timestamppb.New(message.Heartbeat.Time),
+	}}}
+}
