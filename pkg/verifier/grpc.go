@@ -34,6 +34,8 @@ func (v *Verifier) check(ctx context.Context, rules Rules, method string) (conte
 	switch {
 	case errors.Is(err, ErrForbidden):
 		return nil, status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, ErrRevocationFeedStale):
+		return nil, status.Error(codes.Unavailable, "cannot check revocations right now")
 	case err != nil:
 		return nil, status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 	}

@@ -25,6 +25,10 @@ func (v *Verifier) Middleware(req Requirement) func(http.Handler) http.Handler {
 				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 				http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
 				return
+			case errors.Is(err, ErrRevocationFeedStale):
+				// Failing closed: the token may be fine; the caller retries.
+				http.Error(w, "unavailable: cannot check revocations right now", http.StatusServiceUnavailable)
+				return
 			case err != nil:
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 				http.Error(w, "unauthorized: missing or invalid bearer token", http.StatusUnauthorized)

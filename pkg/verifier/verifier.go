@@ -41,6 +41,10 @@ type Config struct {
 	ClockSkew time.Duration
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// Revocations subscribes the verifier to Chit's revocation feed, so
+	// that it refuses revoked tokens (see RevocationConfig). Nil: no
+	// subscription, tokens are checked on signature and claims alone.
+	Revocations *RevocationConfig
 }
 
 // Claims are what a valid token says.
@@ -56,6 +60,17 @@ type Claims struct {
 	// it, and in Actor.Actor the one before it in a chain. Nil for a token
 	// the subject obtained itself (and for an impersonation).
 	Actor *Actor
+	// FamilyID is the login the token belongs to (fid); empty for client
+	// credentials.
+	FamilyID string
+	// ClientID is the client the token was issued to (client_id).
+	ClientID string
+	// SubjectClientID is, for a token from a token exchange, the client
+	// its subject token was issued to (subject_client_id).
+	SubjectClientID string
+	// issuedAtPrecisely is IssuedAt to the microsecond (iat_us), for
+	// comparing with revocations within the same second.
+	issuedAtPrecisely time.Time
 }
 
 // Actor is one acting party of an act claim.
@@ -105,6 +120,10 @@ type Verifier struct {
 	keys        jwk.Set
 	lastFetch   time.Time
 	refetchLock sync.Mutex
+
+	// feed is the revocation subscription, nil without one.
+	feed *revocationFeed
+	stop context.CancelFunc
 }
 
 // New fetches the key set once and keeps it fresh until ctx ends.
@@ -130,11 +149,17 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &Verifier{cfg: cfg}
+	ctx, stop := context.WithCancel(ctx)
+	v := &Verifier{cfg: cfg, stop: stop}
 	if err := v.fetch(ctx); err != nil {
+		stop()
 		return nil, err
 	}
 	go v.refreshLoop(ctx)
+	if err := v.subscribe(ctx); err != nil {
+		stop()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -212,10 +237,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if !oneEncoding(token) {
 		return Claims{}, fmt.Errorf("%w: not the token's one encoding (compact, canonical base64url, low-s ES256)", ErrInvalidToken)
 	}
-	var typ string
+	var typ, kid string
+	var keyRemoved bool
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
-		typ = headers.Type()
+		typ, kid = headers.Type(), headers.KeyID()
+		if keyRemoved = v.signingKeyRemoved(kid); keyRemoved {
+			return errors.New("signing key removed")
+		}
 		key, ok := v.lookup(ctx, headers.KeyID())
 		if !ok {
 			return errors.New("unknown key id")
@@ -241,6 +270,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 	)
+	if keyRemoved {
+		return Claims{}, revokedError("its signing key was removed")
+	}
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -259,6 +291,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		if claims.Actor, err = parseActor(act, 1); err != nil {
 			return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 		}
+	}
+	readRevocationClaims(parsed, &claims)
+	if err := v.checkRevocations(&claims, kid); err != nil {
+		return Claims{}, err
 	}
 	return claims, nil
 }
