@@ -237,12 +237,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if !oneEncoding(token) {
 		return Claims{}, fmt.Errorf("%w: not the token's one encoding (compact, canonical base64url, low-s ES256)", ErrInvalidToken)
 	}
-	var typ, kid string
-	var keyRemoved bool
+	// One variable for what the key provider saw, so that the closure
+	// costs one allocation.
+	var seen struct {
+		typ, kid   string
+		keyRemoved bool
+	}
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
-		typ, kid = headers.Type(), headers.KeyID()
-		if keyRemoved = v.signingKeyRemoved(kid); keyRemoved {
+		seen.typ, seen.kid = headers.Type(), headers.KeyID()
+		if seen.keyRemoved = v.signingKeyRemoved(seen.kid); seen.keyRemoved {
 			return errors.New("signing key removed")
 		}
 		key, ok := v.lookup(ctx, headers.KeyID())
@@ -270,7 +274,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 	)
-	if keyRemoved {
+	if seen.keyRemoved {
 		return Claims{}, revokedError("its signing key was removed")
 	}
 	if err != nil {
@@ -280,8 +284,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if role, ok := parsed.Get("role"); ok {
 		claims.Role, _ = role.(string)
 	}
-	if !isAccessToken(typ, claims.Role != "") {
-		return Claims{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, typ)
+	if !isAccessToken(seen.typ, claims.Role != "") {
+		return Claims{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, seen.typ)
 	}
 	if scope, ok := parsed.Get("scope"); ok {
 		text, _ := scope.(string)
@@ -293,7 +297,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		}
 	}
 	readRevocationClaims(parsed, &claims)
-	if err := v.checkRevocations(&claims, kid); err != nil {
+	if err := v.checkRevocations(&claims, seen.kid); err != nil {
 		return Claims{}, err
 	}
 	return claims, nil
