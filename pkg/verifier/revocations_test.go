@@ -446,3 +446,44 @@ func TestCollectorAndLag(t *testing.T) {
 		}
 	}
 }
+
+func TestAFullSetCountsAsStaleAndResyncsOnceItHasRoom(t *testing.T) {
+	ti := newTestIssuer(t)
+	cfg := revocationConfig()
+	cfg.MaxEntries = 2
+	cfg.FailClosed = true
+	v := ti.newVerifier(t, cfg)
+	start := ti.clock.Now()
+	conn := ti.accept(t)
+	conn.open()
+	conn.send(
+		revocation("1", map[string]any{"kind": "family", "familyId": "fam-short", "expiresAt": stamp(start.Add(10 * time.Minute))}),
+		revocation("2", map[string]any{"kind": "family", "familyId": "fam-long", "expiresAt": stamp(start.Add(time.Hour))}),
+		revocation("3", map[string]any{"kind": "family", "familyId": "fam-dropped", "expiresAt": stamp(start.Add(time.Hour))}),
+		heartbeat("3", start),
+	)
+	eventually(t, "the set to fill", func() bool { return v.RevocationStatus().Cursor == "3" })
+	if status := v.RevocationStatus(); status.Entries != 2 || !status.Stale {
+		t.Fatalf("status %+v, want 2 entries and stale (what did not fit is unknown)", status)
+	}
+	if err := verifies(t, v, ti.token(t, "kid-1", map[string]any{"fid": "fam-ok"})); !errors.Is(err, verifier.ErrRevocationFeedStale) {
+		t.Fatalf("a full set failing closed: %v", err)
+	}
+	// Once an entry expires there is room: a new snapshot, which fits.
+	ti.clock.Advance(15 * time.Minute)
+	conn.send(heartbeat("3", ti.clock.Now()))
+	again := ti.accept(t)
+	if again.HasCursor {
+		t.Fatalf("resynced with Last-Event-ID %q, want none", again.LastEventID)
+	}
+	again.open()
+	again.send(
+		revocation("4", map[string]any{"kind": "family", "familyId": "fam-long", "expiresAt": stamp(start.Add(time.Hour))}),
+		revocation("5", map[string]any{"kind": "family", "familyId": "fam-dropped", "expiresAt": stamp(start.Add(time.Hour))}),
+		heartbeat("5", ti.clock.Now()),
+	)
+	eventually(t, "the new snapshot", fresh(v))
+	if err := verifies(t, v, ti.token(t, "kid-1", map[string]any{"fid": "fam-dropped"})); !errors.Is(err, verifier.ErrRevoked) {
+		t.Fatalf("the login that did not fit, after the resync: %v", err)
+	}
+}

@@ -432,7 +432,7 @@ func (s *streamState) handle(event, id string, data []byte) error {
 		live := f.live.Load()
 		if prune || live.isOverflowed() {
 			live.prune(now)
-			if live.isOverflowed() && live.size() < f.cfg.MaxEntries*9/10 {
+			if live.isOverflowed() && live.size()*10 < f.cfg.MaxEntries*9 {
 				// Room again: a snapshot recovers what did not fit.
 				f.mu.Lock()
 				f.cursor = ""
