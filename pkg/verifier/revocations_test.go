@@ -109,17 +109,19 @@ func TestResumesFromTheLastCursor(t *testing.T) {
 		t.Fatalf("resumed with Last-Event-ID %q, want c2", second.LastEventID)
 	}
 	second.open()
-	second.send(revocation("c3", map[string]any{"kind": "family", "familyId": "fam-2", "expiresAt": expires}))
-	eventually(t, "the event after resuming", func() bool { return v.RevocationStatus().Cursor == "c3" })
+	// A record that cannot be read is skipped for good: the cursor moves
+	// past it.
+	second.send(revocation("c3", map[string]any{"kind": "family", "familyId": "fam-2", "expiresAt": expires}), "id: c4\nevent: revocation\ndata: {bad\n\n")
+	eventually(t, "the events after resuming", func() bool { return v.RevocationStatus().Cursor == "c4" })
 	second.end()
 
 	// Cut before any heartbeat: the last event's id.
 	third := ti.accept(t)
-	if third.LastEventID != "c3" {
-		t.Fatalf("resumed with Last-Event-ID %q, want c3", third.LastEventID)
+	if third.LastEventID != "c4" {
+		t.Fatalf("resumed with Last-Event-ID %q, want c4", third.LastEventID)
 	}
 	third.open()
-	third.send(heartbeat("c3", ti.clock.Now()))
+	third.send(heartbeat("c4", ti.clock.Now()))
 	eventually(t, "fresh again", fresh(v))
 	for _, family := range []string{"fam-1", "fam-2"} {
 		if err := verifies(t, v, ti.token(t, "kid-1", map[string]any{"fid": family})); !errors.Is(err, verifier.ErrRevoked) {

@@ -323,6 +323,9 @@ func (f *revocationFeed) connect(ctx context.Context) (healthy bool, err error) 
 		stream.building = newRevocationSet(f.cfg.MaxEntries)
 	}
 	err = readEvents(resp.Body, func() { watchdog.Reset(f.cfg.ReadTimeout) }, stream.handle, func() { f.malformed.Add(1) })
+	if errors.Is(err, io.EOF) {
+		err = errors.New("the server ended the stream")
+	}
 	return stream.heartbeats > 0, connectionEnd(connCtx, err)
 }
 
@@ -331,9 +334,6 @@ func (f *revocationFeed) connect(ctx context.Context) (healthy bool, err error) 
 func connectionEnd(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
 		return fmt.Errorf("%w (%v)", cause, err)
-	}
-	if err == nil {
-		return errors.New("the server ended the stream")
 	}
 	return err
 }
@@ -359,6 +359,21 @@ type heartbeatRecord struct {
 	Time   time.Time `json:"time"`
 }
 
+// advance moves the connection's cursor past a record; the feed's too,
+// unless a snapshot is still being built (a connection cut before its
+// heartbeat must start the snapshot again).
+func (s *streamState) advance(cursor string) {
+	if cursor == "" {
+		return
+	}
+	s.cursor = cursor
+	if s.building == nil {
+		s.feed.mu.Lock()
+		s.feed.cursor = cursor
+		s.feed.mu.Unlock()
+	}
+}
+
 // handle applies one record; an error ends the connection.
 func (s *streamState) handle(event, id string, data []byte) error {
 	f := s.feed
@@ -366,7 +381,9 @@ func (s *streamState) handle(event, id string, data []byte) error {
 	case "revocation":
 		var record revocationRecord
 		if err := json.Unmarshal(data, &record); err != nil {
+			// Skipped for good: resuming before it would only read it again.
 			f.malformed.Add(1)
+			s.advance(id)
 			return nil
 		}
 		now := f.now()
@@ -386,21 +403,15 @@ func (s *streamState) handle(event, id string, data []byte) error {
 		if err == nil && record.Kind == kindSigningKeyRemoved && record.KeyID != "" {
 			f.dropKey(record.KeyID)
 		}
-		cursor := id
-		if cursor == "" {
-			cursor = record.Cursor
+		if id == "" {
+			id = record.Cursor
 		}
-		f.mu.Lock()
-		if cursor != "" {
-			s.cursor = cursor
-			if s.building == nil {
-				f.cursor = cursor
-			}
-		}
+		s.advance(id)
 		if err == nil {
+			f.mu.Lock()
 			f.serverTime = later(f.serverTime, record.RevokedAt)
+			f.mu.Unlock()
 		}
-		f.mu.Unlock()
 		f.lastHeard.Store(now.UnixNano())
 	case "heartbeat":
 		var beat heartbeatRecord
