@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/chit-auth/chit/pkg/verifier"
 )
@@ -227,6 +231,12 @@ func TestStaleFeedFailsOpenOrClosed(t *testing.T) {
 			v.Middleware(verifier.Requirement{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(recorder, request)
 			if want := map[bool]int{false: http.StatusOK, true: http.StatusServiceUnavailable}[failClosed]; recorder.Code != want {
 				t.Fatalf("middleware while stale: HTTP %d, want %d", recorder.Code, want)
+			}
+			incoming := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+good))
+			_, err := v.UnaryServerInterceptor(verifier.Rules{"/x.v1.X/Y": {}})(incoming, nil, &grpc.UnaryServerInfo{FullMethod: "/x.v1.X/Y"},
+				func(context.Context, any) (any, error) { return nil, nil })
+			if want := map[bool]codes.Code{false: codes.OK, true: codes.Unavailable}[failClosed]; status.Code(err) != want {
+				t.Fatalf("interceptor while stale: %v, want %v", err, want)
 			}
 
 			conn.send(heartbeat("1", ti.clock.Now()))
