@@ -159,6 +159,10 @@ func (v *Verifier) verifyPresentation(ctx context.Context, p presentation) (Clai
 		return refuse(ErrorInvalidToken, "no Bearer or DPoP access token")
 	}
 	claims, err := v.Verify(ctx, token)
+	if errors.Is(err, ErrRevocationFeedStale) {
+		// Not the token's fault: failing closed answers unavailable.
+		return Claims{}, err
+	}
 	if err != nil {
 		return refuse(ErrorInvalidToken, strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": "))
 	}

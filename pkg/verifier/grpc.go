@@ -31,6 +31,8 @@ func (v *Verifier) check(ctx context.Context, rules Rules, method string) (conte
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	case errors.As(err, &refused):
 		return nil, refused.grpcStatus()
+	case errors.Is(err, ErrRevocationFeedStale):
+		return nil, status.Error(codes.Unavailable, "cannot check revocations right now")
 	case err != nil:
 		return nil, status.Error(codes.Unauthenticated, "missing or invalid access token")
 	}

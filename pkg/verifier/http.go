@@ -36,6 +36,9 @@ func (v *Verifier) Middleware(req Requirement) func(http.Handler) http.Handler {
 					w.Header().Set(dpop.NonceHeader, refused.Nonce)
 				}
 				http.Error(w, "unauthorized: "+refused.Reason, http.StatusUnauthorized)
+			case errors.Is(err, ErrRevocationFeedStale):
+				// Failing closed: the token may be fine; the caller retries.
+				http.Error(w, "unavailable: cannot check revocations right now", http.StatusServiceUnavailable)
 				return
 			case err != nil:
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)

@@ -51,6 +51,10 @@ type Config struct {
 	// ("https://api.example.com"): a DPoP proof names PublicURL + the path.
 	// Required with DPoP.
 	PublicURL string
+	// Revocations subscribes the verifier to Chit's revocation feed, so
+	// that it refuses revoked tokens (see RevocationConfig). Nil: no
+	// subscription, tokens are checked on signature and claims alone.
+	Revocations *RevocationConfig
 }
 
 // Claims are what a valid token says.
@@ -69,6 +73,17 @@ type Claims struct {
 	// Confirmation is what the token is bound to (cnf); VerifyRequest and
 	// the interceptors and Middleware enforce it, Verify does not.
 	Confirmation Confirmation
+	// FamilyID is the login the token belongs to (fid); empty for client
+	// credentials.
+	FamilyID string
+	// ClientID is the client the token was issued to (client_id).
+	ClientID string
+	// SubjectClientID is, for a token from a token exchange, the client
+	// its subject token was issued to (subject_client_id).
+	SubjectClientID string
+	// issuedAtPrecisely is IssuedAt to the microsecond (iat_us), for
+	// comparing with revocations within the same second.
+	issuedAtPrecisely time.Time
 }
 
 // Actor is one acting party of an act claim.
@@ -120,6 +135,10 @@ type Verifier struct {
 	refetchLock sync.Mutex
 	// proofs checks DPoP proofs; nil when Config.DPoP is.
 	proofs *dpop.Verifier
+
+	// feed is the revocation subscription, nil without one.
+	feed *revocationFeed
+	stop context.CancelFunc
 }
 
 // New fetches the key set once and keeps it fresh until ctx ends.
@@ -145,15 +164,22 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &Verifier{cfg: cfg}
+	ctx, stop := context.WithCancel(ctx)
+	v := &Verifier{cfg: cfg, stop: stop}
 	var err error
 	if v.proofs, err = newProofVerifier(cfg); err != nil {
+		stop()
 		return nil, err
 	}
 	if err := v.fetch(ctx); err != nil {
+		stop()
 		return nil, err
 	}
 	go v.refreshLoop(ctx)
+	if err := v.subscribe(ctx); err != nil {
+		stop()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -233,10 +259,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if !oneEncoding(token) {
 		return Claims{}, fmt.Errorf("%w: not the token's one encoding (compact, canonical base64url, low-s ES256)", ErrInvalidToken)
 	}
-	var typ string
+	// One variable for what the key provider saw, so that the closure
+	// costs one allocation.
+	var seen struct {
+		typ, kid   string
+		keyRemoved bool
+	}
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		headers := sig.ProtectedHeaders()
-		typ = headers.Type()
+		seen.typ, seen.kid = headers.Type(), headers.KeyID()
+		if seen.keyRemoved = v.signingKeyRemoved(seen.kid); seen.keyRemoved {
+			return errors.New("signing key removed")
+		}
 		key, ok := v.lookup(ctx, headers.KeyID())
 		if !ok {
 			return errors.New("unknown key id")
@@ -262,6 +296,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 	)
+	if seen.keyRemoved {
+		return Claims{}, revokedError("its signing key was removed")
+	}
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -269,8 +306,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if role, ok := parsed.Get("role"); ok {
 		claims.Role, _ = role.(string)
 	}
-	if !isAccessToken(typ, claims.Role != "") {
-		return Claims{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, typ)
+	if !isAccessToken(seen.typ, claims.Role != "") {
+		return Claims{}, fmt.Errorf("%w: typ %q is not an access token", ErrInvalidToken, seen.typ)
 	}
 	if scope, ok := parsed.Get("scope"); ok {
 		text, _ := scope.(string)
@@ -283,6 +320,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		if claims.Actor, err = parseActor(act, 1); err != nil {
 			return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 		}
+	}
+	readRevocationClaims(parsed, &claims)
+	if err := v.checkRevocations(&claims, seen.kid); err != nil {
+		return Claims{}, err
 	}
 	return claims, nil
 }
