@@ -157,7 +157,7 @@ var AccessRules = map[string]Rule{
 
 	// What verifiers of tokens must refuse: for services entitled to it (a
 	// service's name tells nothing of whom its tokens are for) and admins.
-	authv1.RevocationFeed_WatchRevocations_FullMethodName: {Audience: RevocationWatchers},
+	authv1.RevocationFeedService_WatchRevocations_FullMethodName: {Audience: RevocationWatchers},
 
 	// Load balancers and orchestrators probe health without credentials.
 	grpc_health_v1.Health_Check_FullMethodName: public,

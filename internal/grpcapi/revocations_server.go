@@ -7,20 +7,20 @@ import (
 	"github.com/chit-auth/chit/internal/revocationfeed"
 )
 
-// RevocationFeedServer serves chit.auth.v1.RevocationFeed over the feed.
-type RevocationFeedServer struct {
-	authv1.UnimplementedRevocationFeedServer
+// RevocationFeedServiceServer serves chit.auth.v1.RevocationFeedService over the feed.
+type RevocationFeedServiceServer struct {
+	authv1.UnimplementedRevocationFeedServiceServer
 	feed *revocationfeed.Feed
 }
 
-var _ authv1.RevocationFeedServer = (*RevocationFeedServer)(nil)
+var _ authv1.RevocationFeedServiceServer = (*RevocationFeedServiceServer)(nil)
 
-// NewRevocationFeedServer returns the RevocationFeed handler over deps.Revocations.
-func NewRevocationFeedServer(deps Dependencies) *RevocationFeedServer {
-	return &RevocationFeedServer{feed: deps.Revocations}
+// NewRevocationFeedServer returns the RevocationFeedService handler over deps.Revocations.
+func NewRevocationFeedServer(deps Dependencies) *RevocationFeedServiceServer {
+	return &RevocationFeedServiceServer{feed: deps.Revocations}
 }
 
-func (s *RevocationFeedServer) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.RevocationFeed_WatchRevocationsServer) error {
+func (s *RevocationFeedServiceServer) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.RevocationFeedService_WatchRevocationsServer) error {
 	ctx := stream.Context()
 	after, err := s.feed.Start(ctx, req.GetCursor())
 	if err != nil {

@@ -26,7 +26,7 @@ const writeTimeout = 30 * time.Second
 type Dependencies struct {
 	Feed *revocationfeed.Feed
 	// Authorize is grpcapi.Gatekeeper.Authorize: the access rule of
-	// RevocationFeed.WatchRevocations applies here too.
+	// RevocationFeedService.WatchRevocations applies here too.
 	Authorize func(ctx context.Context, fullMethod string) (context.Context, error)
 	// MaxAge ends a stream once it is this old (the gRPC port's maximum
 	// connection age), so that verifiers spread over the replicas there are
@@ -38,7 +38,7 @@ type Dependencies struct {
 func Handler(deps Dependencies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
-		ctx, err := deps.Authorize(ctx, authv1.RevocationFeed_WatchRevocations_FullMethodName)
+		ctx, err := deps.Authorize(ctx, authv1.RevocationFeedService_WatchRevocations_FullMethodName)
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -54,7 +54,7 @@ type subscription interface {
 }
 
 type grpcSubscription struct {
-	stream authv1.RevocationFeed_WatchRevocationsClient
+	stream authv1.RevocationFeedService_WatchRevocationsClient
 }
 
 func watchGRPC(t *testing.T, e *servertest.Env, bearer, cursor string) (*grpcSubscription, error) {
@@ -64,7 +64,7 @@ func watchGRPC(t *testing.T, e *servertest.Env, bearer, cursor string) (*grpcSub
 	if bearer != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
 	}
-	stream, err := authv1.NewRevocationFeedClient(e.Conn).WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+	stream, err := authv1.NewRevocationFeedServiceClient(e.Conn).WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +73,11 @@ func watchGRPC(t *testing.T, e *servertest.Env, bearer, cursor string) (*grpcSub
 	if err != nil {
 		return nil, err
 	}
-	return &grpcSubscription{stream: &prefetched{RevocationFeed_WatchRevocationsClient: stream, first: first}}, nil
+	return &grpcSubscription{stream: &prefetched{RevocationFeedService_WatchRevocationsClient: stream, first: first}}, nil
 }
 
 type prefetched struct {
-	authv1.RevocationFeed_WatchRevocationsClient
+	authv1.RevocationFeedService_WatchRevocationsClient
 	first *authv1.WatchRevocationsResponse
 }
 
@@ -86,7 +86,7 @@ func (p *prefetched) Recv() (*authv1.WatchRevocationsResponse, error) {
 		p.first = nil
 		return first, nil
 	}
-	return p.RevocationFeed_WatchRevocationsClient.Recv()
+	return p.RevocationFeedService_WatchRevocationsClient.Recv()
 }
 
 func (s *grpcSubscription) next(t *testing.T) feedMessage {

@@ -480,7 +480,7 @@ func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 		authv1.RegisterAuthServiceServer(registrar, authServer)
 		authv1.RegisterAuthProvidersServer(registrar, providersServer)
 		adminv1.RegisterAdminServiceServer(registrar, adminServer)
-		authv1.RegisterRevocationFeedServer(registrar, revocationsServer)
+		authv1.RegisterRevocationFeedServiceServer(registrar, revocationsServer)
 		grpc_health_v1.RegisterHealthServer(registrar, s.health)
 	}
 	interceptors := func(transport grpcapi.Transport) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {

@@ -168,7 +168,11 @@ func TestVerifyRefuses(t *testing.T) {
 		return p.sign(t, key)
 	}
 	privateJWK := publicJWK(t, key.Public())
-	privateJWK["d"] = b64(key.D.FillBytes(make([]byte, 32)))
+	rawPrivate, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	privateJWK["d"] = b64(rawPrivate)
 	goodProof := good().sign(t, key)
 	parts := strings.Split(goodProof, ".")
 	headerJSON, payloadJSON := mustJSON(t, good().header), mustJSON(t, good().claims)

@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,12 +60,12 @@ const baselineName = "baseline (health check)"
 
 // Scenario names, for --scenario and --only.
 const (
-	checkHot         = "CheckToken, one hot token"
-	checkPool        = "CheckToken, pool of 256"
+	checkHot  = "CheckToken, one hot token"
+	checkPool = "CheckToken, pool of 256"
 	// RFC 9449: a DPoP-bound token with a fresh proof per call (signed by
 	// the load generator, checked by the server: signature, replay record,
 	// ath), beside the same call with a bearer token.
-	checkDPoP = "CheckToken, DPoP-bound (a proof per call)"
+	checkDPoP        = "CheckToken, DPoP-bound (a proof per call)"
 	clientToken      = "Token, client credentials"
 	apiKeyToken      = "Token, API key"
 	passwordToken    = "Token, password (argon2id)"

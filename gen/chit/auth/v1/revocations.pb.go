@@ -343,8 +343,8 @@ const file_chit_auth_v1_revocations_proto_rawDesc = "" +
 	"providerId\"]\n" +
 	"\x13RevocationHeartbeat\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2u\n" +
-	"\x0eRevocationFeed\x12c\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2|\n" +
+	"\x15RevocationFeedService\x12c\n" +
 	"\x10WatchRevocations\x12%.chit.auth.v1.WatchRevocationsRequest\x1a&.chit.auth.v1.WatchRevocationsResponse0\x01B3Z1github.com/chit-auth/chit/gen/chit/auth/v1;authv1b\x06proto3"
 
 var (
@@ -373,8 +373,8 @@ var file_chit_auth_v1_revocations_proto_depIdxs = []int32{
 	4, // 2: chit.auth.v1.RevocationEvent.revoked_at:type_name -> google.protobuf.Timestamp
 	4, // 3: chit.auth.v1.RevocationEvent.expires_at:type_name -> google.protobuf.Timestamp
 	4, // 4: chit.auth.v1.RevocationHeartbeat.time:type_name -> google.protobuf.Timestamp
-	0, // 5: chit.auth.v1.RevocationFeed.WatchRevocations:input_type -> chit.auth.v1.WatchRevocationsRequest
-	1, // 6: chit.auth.v1.RevocationFeed.WatchRevocations:output_type -> chit.auth.v1.WatchRevocationsResponse
+	0, // 5: chit.auth.v1.RevocationFeedService.WatchRevocations:input_type -> chit.auth.v1.WatchRevocationsRequest
+	1, // 6: chit.auth.v1.RevocationFeedService.WatchRevocations:output_type -> chit.auth.v1.WatchRevocationsResponse
 	6, // [6:7] is the sub-list for method output_type
 	5, // [5:6] is the sub-list for method input_type
 	5, // [5:5] is the sub-list for extension type_name

@@ -19,18 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RevocationFeed_WatchRevocations_FullMethodName = "/chit.auth.v1.RevocationFeed/WatchRevocations"
+	RevocationFeedService_WatchRevocations_FullMethodName = "/chit.auth.v1.RevocationFeedService/WatchRevocations"
 )
 
-// RevocationFeedClient is the client API for RevocationFeed service.
+// RevocationFeedServiceClient is the client API for RevocationFeedService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// RevocationFeed pushes to services that verify Chit's tokens offline
+// RevocationFeedService pushes to services that verify Chit's tokens offline
 // (pkg/verifier) what they cannot see in a token: a login revoked, a
 // subject's tokens refused before a time, a key removed. The caller is a
 // service whose token carries the scope chit:revocations, or an admin.
-type RevocationFeedClient interface {
+type RevocationFeedServiceClient interface {
 	// WatchRevocations streams the events after cursor (from the oldest
 	// retained event when it is empty), then each new one as it commits, with
 	// heartbeats in between. A stream ends at the server's maximum connection
@@ -41,17 +41,17 @@ type RevocationFeedClient interface {
 	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error)
 }
 
-type revocationFeedClient struct {
+type revocationFeedServiceClient struct {
 	cc grpc.ClientConnInterface
 }
 
-func NewRevocationFeedClient(cc grpc.ClientConnInterface) RevocationFeedClient {
-	return &revocationFeedClient{cc}
+func NewRevocationFeedServiceClient(cc grpc.ClientConnInterface) RevocationFeedServiceClient {
+	return &revocationFeedServiceClient{cc}
 }
 
-func (c *revocationFeedClient) WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error) {
+func (c *revocationFeedServiceClient) WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &RevocationFeed_ServiceDesc.Streams[0], RevocationFeed_WatchRevocations_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &RevocationFeedService_ServiceDesc.Streams[0], RevocationFeedService_WatchRevocations_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -66,17 +66,17 @@ func (c *revocationFeedClient) WatchRevocations(ctx context.Context, in *WatchRe
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RevocationFeed_WatchRevocationsClient = grpc.ServerStreamingClient[WatchRevocationsResponse]
+type RevocationFeedService_WatchRevocationsClient = grpc.ServerStreamingClient[WatchRevocationsResponse]
 
-// RevocationFeedServer is the server API for RevocationFeed service.
-// All implementations must embed UnimplementedRevocationFeedServer
+// RevocationFeedServiceServer is the server API for RevocationFeedService service.
+// All implementations must embed UnimplementedRevocationFeedServiceServer
 // for forward compatibility.
 //
-// RevocationFeed pushes to services that verify Chit's tokens offline
+// RevocationFeedService pushes to services that verify Chit's tokens offline
 // (pkg/verifier) what they cannot see in a token: a login revoked, a
 // subject's tokens refused before a time, a key removed. The caller is a
 // service whose token carries the scope chit:revocations, or an admin.
-type RevocationFeedServer interface {
+type RevocationFeedServiceServer interface {
 	// WatchRevocations streams the events after cursor (from the oldest
 	// retained event when it is empty), then each new one as it commits, with
 	// heartbeats in between. A stream ends at the server's maximum connection
@@ -85,62 +85,62 @@ type RevocationFeedServer interface {
 	// server has since deleted is FAILED_PRECONDITION with the ErrorInfo
 	// reason CURSOR_EXPIRED: subscribe again without a cursor.
 	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error
-	mustEmbedUnimplementedRevocationFeedServer()
+	mustEmbedUnimplementedRevocationFeedServiceServer()
 }
 
-// UnimplementedRevocationFeedServer must be embedded to have
+// UnimplementedRevocationFeedServiceServer must be embedded to have
 // forward compatible implementations.
 //
 // NOTE: this should be embedded by value instead of pointer to avoid a nil
 // pointer dereference when methods are called.
-type UnimplementedRevocationFeedServer struct{}
+type UnimplementedRevocationFeedServiceServer struct{}
 
-func (UnimplementedRevocationFeedServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error {
+func (UnimplementedRevocationFeedServiceServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
 }
-func (UnimplementedRevocationFeedServer) mustEmbedUnimplementedRevocationFeedServer() {}
-func (UnimplementedRevocationFeedServer) testEmbeddedByValue()                        {}
+func (UnimplementedRevocationFeedServiceServer) mustEmbedUnimplementedRevocationFeedServiceServer() {}
+func (UnimplementedRevocationFeedServiceServer) testEmbeddedByValue()                               {}
 
-// UnsafeRevocationFeedServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to RevocationFeedServer will
+// UnsafeRevocationFeedServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RevocationFeedServiceServer will
 // result in compilation errors.
-type UnsafeRevocationFeedServer interface {
-	mustEmbedUnimplementedRevocationFeedServer()
+type UnsafeRevocationFeedServiceServer interface {
+	mustEmbedUnimplementedRevocationFeedServiceServer()
 }
 
-func RegisterRevocationFeedServer(s grpc.ServiceRegistrar, srv RevocationFeedServer) {
-	// If the following call panics, it indicates UnimplementedRevocationFeedServer was
+func RegisterRevocationFeedServiceServer(s grpc.ServiceRegistrar, srv RevocationFeedServiceServer) {
+	// If the following call panics, it indicates UnimplementedRevocationFeedServiceServer was
 	// embedded by pointer and is nil.  This will cause panics if an
 	// unimplemented method is ever invoked, so we test this at initialization
 	// time to prevent it from happening at runtime later due to I/O.
 	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
 		t.testEmbeddedByValue()
 	}
-	s.RegisterService(&RevocationFeed_ServiceDesc, srv)
+	s.RegisterService(&RevocationFeedService_ServiceDesc, srv)
 }
 
-func _RevocationFeed_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
+func _RevocationFeedService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRevocationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(RevocationFeedServer).WatchRevocations(m, &grpc.GenericServerStream[WatchRevocationsRequest, WatchRevocationsResponse]{ServerStream: stream})
+	return srv.(RevocationFeedServiceServer).WatchRevocations(m, &grpc.GenericServerStream[WatchRevocationsRequest, WatchRevocationsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RevocationFeed_WatchRevocationsServer = grpc.ServerStreamingServer[WatchRevocationsResponse]
+type RevocationFeedService_WatchRevocationsServer = grpc.ServerStreamingServer[WatchRevocationsResponse]
 
-// RevocationFeed_ServiceDesc is the grpc.ServiceDesc for RevocationFeed service.
+// RevocationFeedService_ServiceDesc is the grpc.ServiceDesc for RevocationFeedService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
-var RevocationFeed_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "chit.auth.v1.RevocationFeed",
-	HandlerType: (*RevocationFeedServer)(nil),
+var RevocationFeedService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "chit.auth.v1.RevocationFeedService",
+	HandlerType: (*RevocationFeedServiceServer)(nil),
 	Methods:     []grpc.MethodDesc{},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchRevocations",
-			Handler:       _RevocationFeed_WatchRevocations_Handler,
+			Handler:       _RevocationFeedService_WatchRevocations_Handler,
 			ServerStreams: true,
 		},
 	},
