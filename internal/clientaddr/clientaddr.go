@@ -55,6 +55,16 @@ func (r *Resolver) trusts(addr netip.Addr) bool {
 	return false
 }
 
+// TrustsPeer reports whether a connection's peer ("host:port" or a bare
+// address) is one of the trusted proxies.
+func (r *Resolver) TrustsPeer(peer string) bool {
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	addr, err := netip.ParseAddr(peer)
+	return err == nil && r.trusts(addr)
+}
+
 // Resolve returns the client's address given the connection's peer
 // ("host:port" or a bare address) and the X-Forwarded-For values that came
 // with the call; "" when the peer is not an IP address.

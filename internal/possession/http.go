@@ -4,12 +4,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/chit-auth/chit/internal/chiterr"
+	"github.com/chit-auth/chit/internal/clientaddr"
 	"github.com/chit-auth/chit/internal/tokens"
 	"github.com/chit-auth/chit/pkg/dpop"
 )
@@ -24,50 +23,18 @@ type Certificates struct {
 	// certificate is public: the header proves nothing unless the peer
 	// is a proxy that took it from the TLS handshake, and removes the
 	// header any client sends.
-	proxies []netip.Prefix
+	proxies *clientaddr.Resolver
 }
 
 // NewCertificates trusts Client-Cert from proxies (CIDR prefixes or single
-// addresses); none trusts only certificates on the connection itself.
+// addresses, parsed as --trusted-proxies are); none trusts only
+// certificates on the connection itself.
 func NewCertificates(proxies []string) (*Certificates, error) {
-	c := &Certificates{}
-	for _, proxy := range proxies {
-		proxy = strings.TrimSpace(proxy)
-		if proxy == "" {
-			continue
-		}
-		prefix, err := netip.ParsePrefix(proxy)
-		if err != nil {
-			addr, addrErr := netip.ParseAddr(proxy)
-			if addrErr != nil {
-				return nil, chiterr.New(chiterr.InvalidArgument, "client certificate proxy %q is neither an address nor a CIDR prefix", proxy)
-			}
-			prefix = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		c.proxies = append(c.proxies, prefix.Masked())
-	}
-	return c, nil
-}
-
-func (c *Certificates) trusts(remoteAddr string) bool {
-	if c == nil || len(c.proxies) == 0 {
-		return false
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
+	resolver, err := clientaddr.NewResolver(proxies)
 	if err != nil {
-		host = remoteAddr
+		return nil, chiterr.Wrap(chiterr.InvalidArgument, err, err.Error())
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, prefix := range c.proxies {
-		if prefix.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return &Certificates{proxies: resolver}, nil
 }
 
 // maxClientCertHeader bounds the header this reads: a certificate of a few
@@ -84,7 +51,7 @@ func (c *Certificates) Thumbprint(r *http.Request) (string, error) {
 		return CertificateThumbprint(r.TLS.PeerCertificates[0]), nil
 	}
 	values := r.Header.Values(ClientCertHeader)
-	if len(values) == 0 || !c.trusts(r.RemoteAddr) {
+	if len(values) == 0 || !c.proxies.TrustsPeer(r.RemoteAddr) {
 		return "", nil
 	}
 	if len(values) > 1 {
