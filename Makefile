@@ -74,7 +74,7 @@ check-generated: generate
 sdk-check:
 	bash .ci/sdk-consumer
 
-## bench: a load run of every scenario on both ports, then the Go micro-benchmarks (bench/results.md);
+## bench: a load run of every scenario on both ports, then the Go micro-benchmarks and the SDK verifier's (bench/results.md);
 ## set CHIT_BENCH_POSTGRES_DSN to measure PostgreSQL too
 BENCH_DURATION ?= 4s
 bench: build
@@ -84,6 +84,7 @@ bench: build
 	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/tokens ./internal/passwords ./internal/storage/sqlite ./internal/storage/postgres \
 	  | grep -E '^(Benchmark|goos|cpu|pkg)'; \
 	  echo '```'; } >> bench/results.md
+	GO=$(GO) bash bench/sdk-verifier.sh >> bench/results.md
 	@echo "wrote bench/results.md"
 
 ## bench-growth: bytes per login as logins rotate (100 and 10,000 times), and rotations at 100 and 100,000 live

@@ -20,7 +20,7 @@ require (
 	modernc.org/sqlite v1.61.1
 )
 
-require golang.org/x/oauth2 v0.38.0 // indirect
+require golang.org/x/oauth2 v0.38.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

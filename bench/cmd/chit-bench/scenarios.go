@@ -54,6 +54,10 @@ type target struct {
 	// operations per poll.
 	deviceClient bool
 	polls        atomic.Int64
+	// feedClientID and feedSecret are a service account allowed
+	// chit:revocations, whose token subscribes the fan-out scenario's
+	// verifiers.
+	feedClientID, feedSecret string
 }
 
 const baselineName = "baseline (health check)"

@@ -117,6 +117,13 @@ func suite(chitd, backend, dsn, only string, lim limits, concurrency int) ([]res
 		}
 		results = append(results, measured...)
 	}
+	if strings.Contains(revocationFanout, only) {
+		measured, err := t.measureFanout(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", revocationFanout, err)
+		}
+		results = append(results, measured)
+	}
 	return results, nil
 }
 
@@ -187,6 +194,13 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		ssoClient = ""
 	}
 	grants, grantsProblem := makeGrantFixtures(chitd, store, dir)
+	// The revocation fan-out's subscriber (a binary from before the feed
+	// cannot grant its scope: that scenario then fails alone).
+	var feedClientID, feedSecret string
+	if out, err := exec.Command(chitd, append([]string{"service", "create", fmt.Sprintf("bench-feed-%d", time.Now().UnixNano()),
+		"--scope", "chit:revocations"}, store...)...).Output(); err == nil {
+		feedClientID, feedSecret = serviceCredentials(out)
+	}
 	// The device polling scenario's client: public, allowed the device grant.
 	_, deviceErr := exec.Command(chitd, append([]string{"client", "create", benchDeviceClient, "--redirect-uri", benchSSORedirect,
 		"--scope", "openid", "--device-authorization"}, store...)...).CombinedOutput()
@@ -213,7 +227,7 @@ func startTarget(chitd, backend, dsn string, concurrency int) (*target, int, fun
 		conn: conn, rest: newRESTClient(httpAddr, nil, concurrency), callers: concurrency,
 		clientID: clientID, clientSecret: secret, usernames: usernames, password: password,
 		ssoClient: ssoClient, ssoRedirect: benchSSORedirect, grants: grants, grantsProblem: grantsProblem,
-		deviceClient: deviceErr == nil,
+		deviceClient: deviceErr == nil, feedClientID: feedClientID, feedSecret: feedSecret,
 	}
 	return t, server.Process.Pid, stop, nil
 }
@@ -413,6 +427,12 @@ func targetLines(backend string, results []result) string {
 	// same check of a bearer token.
 	for _, transport := range []string{"grpc", "rest"} {
 		check(checkDPoP+" over "+transport+" / "+checkHot, ratio(rate(checkDPoP, transport), find(checkDPoP, transport).reference), 0.50, "%.2f", false)
+	}
+	// Every subscribed verifier refuses a revoked login's token within a
+	// second of the revocation, at p99.
+	if r := find(revocationFanout, "sse"); r.requests > 0 {
+		check(fmt.Sprintf("%s, delay to refusal at p99 (%d refusals; p50 %v), seconds", revocationFanout, r.requests, r.p50.Round(time.Millisecond)),
+			r.p99.Seconds(), 1, "%.3f", true)
 	}
 	check(clientToken+" over gRPC, per second", rate(clientToken, "grpc"), 5000, "%.0f", false)
 	// The standard endpoints beside what they stand in for: introspection
