@@ -2,7 +2,8 @@
 # The SDK verifier's figures for bench/results.md: BenchmarkVerify offline and
 # subscribed to a revocation set of 10,000 entries, in turns (five runs of
 # both, one after the other, so that the machine's drift falls on both), their
-# medians and the target: the subscribed check costs at most 10% more.
+# medians and the target: the subscribed check costs at most 10% more; then the
+# DPoP proof check's benchmarks.
 set -euo pipefail
 go=${GO:-go}
 runs=${RUNS:-5}
@@ -35,3 +36,9 @@ awk -v runs="$runs" '
     r = ms / mo
     printf "- subscribed / offline check: %.3f (target at most 1.100): %s\n", r, (r <= 1.10 ? "met" : "**not met**")
   }' "$out"
+echo
+echo 'A DPoP proof check (pkg/dpop: a resource call'"'"'s proof, ES256, fresh jti, ath) and a replay record, once:'
+echo
+echo '```'
+(cd "$(dirname "$0")/../pkg" && "$go" test -run='^$' -bench='^Benchmark(Verify|ReplayMemory)$' -benchmem -benchtime=1s ./dpop) | grep -E '^Benchmark'
+echo '```'

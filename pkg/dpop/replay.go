@@ -1,70 +1,96 @@
 package dpop
 
 import (
-	"container/heap"
 	"crypto/sha256"
-	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
 
-// replayMemory holds the ids of accepted proofs until their window ends.
-// A record's key is a hash of the proof key's thumbprint and the jti: ids
-// are scoped by key (two clients may pick the same jti, RFC 9449 §11.1),
-// and a hash bounds each record whatever the jti's length.
+// replayKey identifies an accepted proof: the first 16 bytes of a hash of
+// the proof key's thumbprint and the jti. Ids are scoped by key (two clients
+// may pick the same jti, RFC 9449 §11.1), the hash bounds a record whatever
+// the jti's length, and 128 bits leave a collision (which would refuse one
+// honest proof, never accept a replay) out of reach.
+type replayKey [16]byte
+
+// replayMemory holds the ids of accepted proofs until their window ends,
+// in one set per second of the window's end. A proof's window ends at its
+// iat plus MaxAge, and its iat is signed: a replayed proof falls in the
+// same second's set as the original, so only that set is looked up, and a
+// second's set is dropped whole once it has ended. Records cost a map
+// entry each (about 40 bytes), not a map entry and a heap node.
 type replayMemory struct {
 	limit int
 
-	mu      sync.Mutex
-	records map[[sha256.Size]byte]struct{}
-	byEnd   recordHeap // the same records, the soonest to end first
-}
-
-type record struct {
-	key [sha256.Size]byte
-	end time.Time
+	mu    sync.Mutex
+	count int
+	// bySecond maps the Unix second a window ends in to the proofs whose
+	// window ends in it.
+	bySecond map[int64]map[replayKey]struct{}
+	// swept is the last second whose ended sets were dropped.
+	swept int64
 }
 
 func newReplayMemory(limit int) *replayMemory {
-	return &replayMemory{limit: limit, records: map[[sha256.Size]byte]struct{}{}}
+	return &replayMemory{limit: limit, bySecond: map[int64]map[replayKey]struct{}{}}
 }
 
 // remember records (jkt, jti) until end (the last instant its proof is
-// accepted), or refuses it when it is recorded
-// already or the memory is full of records that have not ended.
+// accepted), or refuses it when it is recorded already or the memory is
+// full of records that have not ended.
 func (m *replayMemory) remember(jkt, jti string, end, now time.Time) error {
-	key := sha256.Sum256([]byte(fmt.Sprintf("%d:%s%s", len(jkt), jkt, jti)))
+	key := recordKey(jkt, jti)
+	second := end.Unix()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for len(m.byEnd) > 0 && m.byEnd[0].end.Before(now) {
-		delete(m.records, heap.Pop(&m.byEnd).(record).key)
-	}
-	if _, seen := m.records[key]; seen {
+	m.sweep(now.Unix())
+	set := m.bySecond[second]
+	if _, seen := set[key]; seen {
 		return invalid("jti was used before")
 	}
-	if len(m.records) >= m.limit {
+	if m.count >= m.limit {
 		return invalid("too many proofs within the proof lifetime; try again later")
 	}
-	m.records[key] = struct{}{}
-	heap.Push(&m.byEnd, record{key: key, end: end})
+	if set == nil {
+		set = map[replayKey]struct{}{}
+		m.bySecond[second] = set
+	}
+	set[key] = struct{}{}
+	m.count++
 	return nil
+}
+
+// sweep drops the sets of seconds that ended before now's second, once per
+// second: a record outlives its window by less than a second, which only
+// refuses what would be refused anyway (its proof's iat is too old).
+func (m *replayMemory) sweep(now int64) {
+	if now <= m.swept {
+		return
+	}
+	m.swept = now
+	for second, set := range m.bySecond {
+		if second < now {
+			m.count -= len(set)
+			delete(m.bySecond, second)
+		}
+	}
+}
+
+func recordKey(jkt, jti string) replayKey {
+	h := sha256.New()
+	h.Write([]byte(strconv.Itoa(len(jkt))))
+	h.Write([]byte{':'})
+	h.Write([]byte(jkt))
+	h.Write([]byte(jti))
+	var sum [sha256.Size]byte
+	var key replayKey
+	copy(key[:], h.Sum(sum[:0]))
+	return key
 }
 
 func (m *replayMemory) size() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.records)
-}
-
-type recordHeap []record
-
-func (h recordHeap) Len() int           { return len(h) }
-func (h recordHeap) Less(i, j int) bool { return h[i].end.Before(h[j].end) }
-func (h recordHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *recordHeap) Push(x any)        { *h = append(*h, x.(record)) }
-func (h *recordHeap) Pop() any {
-	old := *h
-	last := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return last
+	return m.count
 }

@@ -591,3 +591,33 @@ func mustAlgorithm(t *testing.T, name string) jwa.SignatureAlgorithm {
 	}
 	return alg
 }
+
+// The default replay memory holds every proof of a replica verifying 5,000
+// proofs a second, window after window, and still refuses a replay once
+// the seconds around its record were swept. (A memory of 100,000 records
+// refused every proof after 20 seconds of such traffic.)
+func TestReplayMemoryHoldsASustainedRate(t *testing.T) {
+	const perSecond = 5_000
+	m := newReplayMemory(DefaultMaxReplayRecords)
+	now := epoch
+	var first string
+	for second := range 130 {
+		for i := range perSecond {
+			jti := fmt.Sprint(second, "-", i)
+			if second == 100 && i == 0 {
+				first = jti
+			}
+			if err := m.remember("jkt", jti, now.Add(DefaultMaxAge), now); err != nil {
+				t.Fatalf("second %d, proof %d: %v", second, i, err)
+			}
+		}
+		now = now.Add(time.Second)
+	}
+	if got, most := m.size(), perSecond*(int(DefaultMaxAge/time.Second)+1); got > most {
+		t.Errorf("%d records held, want at most a window's %d", got, most)
+	}
+	// Recorded at second 100, its window ends at 160: still refused at 130.
+	if err := m.remember("jkt", first, epoch.Add(100*time.Second+DefaultMaxAge), now); err == nil || !strings.Contains(err.Error(), "used before") {
+		t.Fatalf("a replay of a proof recorded 30 s ago: %v", err)
+	}
+}
