@@ -517,3 +517,32 @@ func TestRequiredDPoPRefusesRequestsWithoutAProof(t *testing.T) {
 		})
 	}
 }
+
+// A device login's poll binds its tokens like every other way in: over
+// gRPC its proof names the poll's REST form (POST /v1/auth/device/token),
+// as the table in docs/sender-constrained-tokens.md says, and a proof
+// naming the gRPC method instead is refused.
+func TestDPoPBindsADeviceLogin(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	client := authv1.NewAuthServiceClient(e.Conn)
+	signer := newSigner(t)
+	started, err := client.StartDeviceLogin(context.Background(), &authv1.StartDeviceLoginRequest{Scope: "openid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AnswerDevice(t, e.NewBrowser(t), started.GetUserCode(), servertest.UserPassword, true)
+	e.Clock.Advance(11 * time.Second)
+	poll := &authv1.PollDeviceLoginRequest{DeviceCode: started.GetDeviceCode()}
+	_, err = client.PollDeviceLogin(withCall("", proof(t, signer, http.MethodPost, "/chit.auth.v1.AuthService/PollDeviceLogin", "", "")), poll)
+	if reason, _ := errorReason(err); reason != "INVALID_DPOP_PROOF" {
+		t.Fatalf("a proof naming the gRPC method: %v (%s), want INVALID_DPOP_PROOF", err, reason)
+	}
+	answer, err := client.PollDeviceLogin(withCall("", proof(t, signer, http.MethodPost, "/v1/auth/device/token", "", "")), poll)
+	if err != nil {
+		t.Fatalf("a proof naming the REST form: %v", err)
+	}
+	if access := answer.GetAccessToken(); access.GetTokenType() != "DPoP" || jkt(t, access.GetAccessToken()) != signer.Thumbprint() {
+		t.Fatalf("token_type %q, cnf.jkt %q; want DPoP and %q", access.GetTokenType(), jkt(t, access.GetAccessToken()), signer.Thumbprint())
+	}
+}

@@ -14,6 +14,8 @@ var chitMethods = map[string]struct{ method, path string }{
 	"/chit.auth.v1.AuthService/LoginCli":     {http.MethodPost, "/v1/auth/cli/login"},
 	"/chit.auth.v1.AuthService/RefreshCli":   {http.MethodPost, "/v1/auth/cli/refresh"},
 	"/chit.auth.v1.AuthService/CheckToken":   {http.MethodGet, "/v1/auth/check"},
+	// The device login's poll is where its tokens are issued.
+	"/chit.auth.v1.AuthService/PollDeviceLogin": {http.MethodPost, "/v1/auth/device/token"},
 }
 
 // ChitMethod is the HTTP method and path a proof for the gRPC method
