@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -142,8 +143,83 @@ func (v *Verifier) VerifyRequest(ctx context.Context, r *http.Request) (Claims, 
 		// which names this very certificate (RFC 8705 §2.2 binds
 		// self-signed ones too).
 		p.certificate = r.TLS.PeerCertificates[0]
+	} else if values := r.Header.Values(ClientCertHeader); len(values) > 0 && v.trustsPeer(r.RemoteAddr) {
+		certificate, err := parseClientCert(values)
+		if err != nil {
+			return Claims{}, &RequestError{Code: ErrorInvalidToken, Reason: err.Error()}
+		}
+		p.certificate = certificate
 	}
 	return v.verifyPresentation(ctx, p)
+}
+
+// ClientCertHeader carries the client certificate a TLS-terminating proxy
+// verified (RFC 9440 §2.2): a structured-field byte sequence, ":" base64 of
+// the DER ":".
+const ClientCertHeader = "Client-Cert"
+
+// maxClientCert bounds a Client-Cert value: a certificate of a few KiB.
+const maxClientCert = 16 << 10
+
+// parseClientCert reads the Client-Cert values of a trusted proxy: exactly
+// one certificate, or an error (the proxy is broken, and taking no
+// certificate would hide it).
+func parseClientCert(values []string) (*x509.Certificate, error) {
+	if len(values) != 1 {
+		return nil, fmt.Errorf("%s: send one certificate, not %d", ClientCertHeader, len(values))
+	}
+	value := strings.TrimSpace(values[0])
+	if len(value) > maxClientCert || len(value) < 2 || value[0] != ':' || value[len(value)-1] != ':' {
+		return nil, fmt.Errorf("%s is not a byte sequence (RFC 9440 §2.2: :base64:)", ClientCertHeader)
+	}
+	der, err := base64.StdEncoding.DecodeString(value[1 : len(value)-1])
+	if err != nil {
+		return nil, fmt.Errorf("%s is not base64", ClientCertHeader)
+	}
+	certificate, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a DER certificate", ClientCertHeader)
+	}
+	return certificate, nil
+}
+
+// parseProxies reads Config.ClientCertProxies: CIDR prefixes or single
+// addresses.
+func parseProxies(proxies []string) ([]netip.Prefix, error) {
+	var prefixes []netip.Prefix
+	for _, proxy := range proxies {
+		proxy = strings.TrimSpace(proxy)
+		if prefix, err := netip.ParsePrefix(proxy); err == nil {
+			prefixes = append(prefixes, prefix.Masked())
+			continue
+		}
+		addr, err := netip.ParseAddr(proxy)
+		if err != nil {
+			return nil, fmt.Errorf("verifier: ClientCertProxies: %q is neither an address nor a CIDR prefix", proxy)
+		}
+		addr = addr.Unmap()
+		prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
+	}
+	return prefixes, nil
+}
+
+// trustsPeer reports whether remoteAddr (an http.Request's RemoteAddr,
+// host:port) is one of the ClientCertProxies.
+func (v *Verifier) trustsPeer(remoteAddr string) bool {
+	if len(v.certProxies) == 0 {
+		return false
+	}
+	addrPort, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := addrPort.Addr().Unmap()
+	for _, prefix := range v.certProxies {
+		if prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verifier) verifyPresentation(ctx context.Context, p presentation) (Claims, error) {

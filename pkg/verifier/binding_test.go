@@ -316,6 +316,55 @@ func TestMiddlewareCertificateBinding(t *testing.T) {
 	}
 }
 
+// Behind a TLS-terminating proxy, the certificate comes in Client-Cert
+// (RFC 9440): taken only from a peer of ClientCertProxies, one certificate,
+// well formed; from any other peer it is ignored, so a client cannot name
+// someone else's (public) certificate.
+func TestMiddlewareClientCertFromTrustedProxies(t *testing.T) {
+	i := newIssuer(t)
+	v, err := New(t.Context(), Config{Issuer: testIssuer, Audience: "chit", JWKSURL: i.jwks.URL, ClientCertProxies: []string{"10.0.0.0/8", "192.0.2.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certificate, another := selfSigned(t), selfSigned(t)
+	bound := i.token(t, map[string]any{"x5t#S256": certificateThumbprint(certificate)})
+	header := func(c *x509.Certificate) string { return ":" + base64.StdEncoding.EncodeToString(c.Raw) + ":" }
+	from := func(peer string, values ...string) *http.Request {
+		r := request("GET", "/orders", "Bearer "+bound, "")
+		r.RemoteAddr = peer
+		for _, value := range values {
+			r.Header.Add(ClientCertHeader, value)
+		}
+		return r
+	}
+	for name, r := range map[string]*http.Request{
+		"a trusted prefix":  from("10.1.2.3:4431", header(certificate)),
+		"a trusted address": from("192.0.2.7:4431", header(certificate)),
+	} {
+		if got := serve(v, r); got.status != http.StatusOK {
+			t.Errorf("from %s: %+v", name, got)
+		}
+	}
+	for name, r := range map[string]*http.Request{
+		"an untrusted peer":        from("192.0.2.8:4431", header(certificate)),
+		"another certificate":      from("10.1.2.3:4431", header(another)),
+		"two certificates":         from("10.1.2.3:4431", header(certificate), header(certificate)),
+		"not a byte sequence":      from("10.1.2.3:4431", base64.StdEncoding.EncodeToString(certificate.Raw)),
+		"not base64":               from("10.1.2.3:4431", ":not base64:"),
+		"not a certificate":        from("10.1.2.3:4431", ":"+base64.StdEncoding.EncodeToString([]byte("junk"))+":"),
+		"too large":                from("10.1.2.3:4431", ":"+strings.Repeat("A", 20<<10)+":"),
+		"no header from the proxy": from("10.1.2.3:4431"),
+	} {
+		if got := serve(v, r); got.status != http.StatusUnauthorized || got.challenge != `Bearer error="invalid_token"` {
+			t.Errorf("%s: %+v", name, got)
+		}
+	}
+	if _, err := New(t.Context(), Config{Issuer: testIssuer, Audience: "chit", JWKSURL: i.jwks.URL, ClientCertProxies: []string{"proxy.example"}}); err == nil ||
+		!strings.Contains(err.Error(), "ClientCertProxies") {
+		t.Errorf("a host name among the proxies: %v", err)
+	}
+}
+
 // call runs the unary interceptor's check for a call with md and, when
 // certificate is set, a TLS peer presenting it.
 func call(v *Verifier, fullMethod string, md metadata.MD, certificate *x509.Certificate) error {

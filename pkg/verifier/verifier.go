@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,14 @@ type Config struct {
 	// ("https://api.example.com"): a DPoP proof names PublicURL + the path.
 	// Required with DPoP.
 	PublicURL string
+	// ClientCertProxies are the peers ("10.0.0.0/8", "192.0.2.7") trusted
+	// to pass, when TLS ends at them, the client certificate they verified
+	// in a Client-Cert header (RFC 9440): VerifyRequest then checks a
+	// certificate-bound token against it. A certificate is public, so a
+	// Client-Cert from any other peer is ignored; the proxies must remove
+	// the header their clients send. Empty: only the TLS connection's own
+	// certificate counts.
+	ClientCertProxies []string
 	// Revocations subscribes the verifier to Chit's revocation feed, so
 	// that it refuses revoked tokens (see RevocationConfig). Nil: no
 	// subscription, tokens are checked on signature and claims alone.
@@ -135,6 +144,8 @@ type Verifier struct {
 	refetchLock sync.Mutex
 	// proofs checks DPoP proofs; nil when Config.DPoP is.
 	proofs *dpop.Verifier
+	// certProxies are Config.ClientCertProxies, parsed.
+	certProxies []netip.Prefix
 
 	// feed is the revocation subscription, nil without one.
 	feed *revocationFeed
@@ -168,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, stop: stop}
 	var err error
 	if v.proofs, err = newProofVerifier(cfg); err != nil {
+		stop()
+		return nil, err
+	}
+	if v.certProxies, err = parseProxies(cfg.ClientCertProxies); err != nil {
 		stop()
 		return nil, err
 	}
