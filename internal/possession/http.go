@@ -90,6 +90,22 @@ func (c *Certificates) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// NonceMiddleware sends, with every answer to a request that carried a DPoP
+// proof, the nonce proofs must carry now (RFC 9449 §8.2), when nonces are
+// on: a client moves to each new nonce without first being refused with
+// use_dpop_nonce when its nonce expires. A refusal that names a nonce sets
+// the same header itself.
+func NonceMiddleware(v *Verifier, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(ProofHeader) != "" {
+			if nonce := v.Nonce(); nonce != "" {
+				w.Header().Set(NonceHeader, nonce)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // ProofHeader is the HTTP header of a DPoP proof (RFC 9449 §4.1).
 const ProofHeader = "DPoP"
 

@@ -36,6 +36,14 @@ func NewVerifier(issuer string, proofs *dpop.Verifier) *Verifier {
 // (the address clients know, whatever proxy stands in front) and the path.
 func (v *Verifier) URL(path string) string { return v.base + path }
 
+// Nonce is the nonce proofs must carry now, "" without --dpop-nonce.
+func (v *Verifier) Nonce() string {
+	if v == nil || v.proofs == nil {
+		return ""
+	}
+	return v.proofs.Nonce()
+}
+
 // Use says what a proof is checked for: a token request (whose refusals are
 // the request's fault, RFC 9449 §5) or the use of an access token at a
 // resource (a 401 with a DPoP challenge, §7.1).

@@ -546,3 +546,35 @@ func TestDPoPBindsADeviceLogin(t *testing.T) {
 		t.Fatalf("token_type %q, cnf.jkt %q; want DPoP and %q", access.GetTokenType(), jkt(t, access.GetAccessToken()), signer.Thumbprint())
 	}
 }
+
+// With nonces on, every answer to a request with a proof names the current
+// nonce (RFC 9449 §8.2), successes included, so a client moves to the next
+// nonce without being refused first; a request without a proof gets none.
+func TestDPoPNonceComesWithSuccessfulAnswers(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t, func(cfg *server.Config) {
+		source, err := dpop.NewNonceSource(5*time.Minute, cfg.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DPoP.Nonces = source
+	})
+	signer := newSigner(t)
+	form := url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {servertest.UserPassword}}
+	nonce := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", "")).header.Get("DPoP-Nonce")
+	if nonce == "" {
+		t.Fatal("no nonce with use_dpop_nonce")
+	}
+	ok := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", nonce))
+	if ok.status != http.StatusOK || ok.header.Get("DPoP-Nonce") != nonce {
+		t.Fatalf("a success: %d, DPoP-Nonce %q, want %q", ok.status, ok.header.Get("DPoP-Nonce"), nonce)
+	}
+	access, _ := ok.body["access_token"].(string)
+	check := checkOverREST(t, e, "DPoP "+access, proof(t, signer, http.MethodGet, "/v1/auth/check", access, nonce))
+	if check.status != http.StatusOK || check.header.Get("DPoP-Nonce") != nonce {
+		t.Fatalf("a REST check: %d, DPoP-Nonce %q, want %q", check.status, check.header.Get("DPoP-Nonce"), nonce)
+	}
+	if bearer := oauthToken(t, e, form, ""); bearer.status != http.StatusOK || bearer.header.Get("DPoP-Nonce") != "" {
+		t.Errorf("without a proof: %d, DPoP-Nonce %q", bearer.status, bearer.header.Get("DPoP-Nonce"))
+	}
+}

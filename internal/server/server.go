@@ -637,6 +637,7 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	// The client certificate and the target of each request, for the
 	// handlers that bind tokens to them or check them.
 	handler = c.certificates.Middleware(handler)
+	handler = possession.NonceMiddleware(c.possession, handler)
 	handler = withCORS(handler, originPolicy(cfg.AllowedOrigins, c.directory.OriginRegistered), cfg.Logger)
 	if cfg.RequestTimeout > 0 {
 		handler = withDeadline(handler, cfg.RequestTimeout)

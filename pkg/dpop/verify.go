@@ -121,6 +121,16 @@ func NewVerifier(cfg Config) *Verifier {
 		replays: newReplayMemory(cfg.MaxReplayRecords), headers: &headerCache{entries: map[string]proofKey{}}}
 }
 
+// Nonce is the nonce proofs should carry now, "" when the verifier asks
+// for none: a server sends it with its answers (RFC 9449 §8.2) so that a
+// client moves to the next nonce before the one it uses expires.
+func (v *Verifier) Nonce() string {
+	if v.nonces == nil {
+		return ""
+	}
+	return v.nonces.Nonce()
+}
+
 // header is what a proof's protected header must hold.
 type header struct {
 	Typ  string          `json:"typ"`
