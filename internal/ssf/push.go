@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,7 +229,7 @@ func (s *Service) pushOne(ctx context.Context, stream storage.SecurityEventStrea
 	result := s.Pusher.Push(ctx, stream.EndpointURL, authorization, set)
 	outcome := judge(result)
 	if len(outcome.lastError) > maxLastError {
-		outcome.lastError = outcome.lastError[:maxLastError] + "..."
+		outcome.lastError = strings.ToValidUTF8(outcome.lastError[:maxLastError], "") + "..."
 	}
 	return outcome
 }
