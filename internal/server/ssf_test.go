@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -240,13 +241,27 @@ func TestSharedSignalsPush(t *testing.T) {
 // pollStream POSTs a poll and returns the status and JSON answer.
 func pollStream(t *testing.T, e *servertest.Env, streamID, bearer, body string) (int, map[string]any, http.Header) {
 	t.Helper()
+	authorization := ""
+	if bearer != "" {
+		authorization = "Bearer " + bearer
+	}
+	return pollStreamWith(t, e, streamID, authorization, "", body)
+}
+
+// pollStreamWith POSTs a poll with authorization as it is and a DPoP
+// proof, each when not empty.
+func pollStreamWith(t *testing.T, e *servertest.Env, streamID, authorization, dpopProof, body string) (int, map[string]any, http.Header) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.HTTPBase()+"/ssf/poll/"+streamID, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	if dpopProof != "" {
+		req.Header.Set("DPoP", dpopProof)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -367,5 +382,43 @@ func TestSharedSignalsConfiguration(t *testing.T) {
 	}
 	if _, ok := doc["configuration_endpoint"]; ok {
 		t.Fatal("a configuration_endpoint is advertised: streams are an admin's")
+	}
+}
+
+// A DPoP-bound receiver token polls with a proof for the poll's URL; the
+// token without its proof, or with a proof for another URL, is refused as
+// at every endpoint.
+func TestSharedSignalsPollChecksDPoP(t *testing.T) {
+	e := servertest.Start(t)
+	secret, err := e.Directory().CreateServiceAccount(t.Context(), "risk", storage.Grants{AllowedScopes: []string{ssf.Scope}, DefaultScopes: []string{ssf.Scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Server.SecurityEvents().CreateStream(t.Context(), ssf.StreamSpec{ID: "risk", Delivery: "poll", Receiver: "risk", Audience: "risk-engine"}); err != nil {
+		t.Fatal(err)
+	}
+	signer := newSigner(t)
+	answer := oauthToken(t, e, url.Values{"grant_type": {"client_credentials"}, "client_id": {"risk"}, "client_secret": {secret}},
+		mustProof(t, signer, http.MethodPost, servertest.Issuer+"/oauth2/token"))
+	access, _ := answer.body["access_token"].(string)
+	if answer.status != http.StatusOK || answer.body["token_type"] != "DPoP" {
+		t.Fatalf("a DPoP-bound token: %d %v", answer.status, answer.body)
+	}
+	const body = `{"returnImmediately":true}`
+	if status, got, _ := pollStreamWith(t, e, "risk", "DPoP "+access, proof(t, signer, http.MethodPost, "/ssf/poll/risk", access, ""), body); status != http.StatusOK {
+		t.Fatalf("with its proof: %d %v", status, got)
+	}
+	for name, dpopProof := range map[string]string{
+		"without a proof":          "",
+		"with a proof for a GET":   proof(t, signer, http.MethodGet, "/ssf/poll/risk", access, ""),
+		"with a proof for another": proof(t, signer, http.MethodPost, "/ssf/poll/other", access, ""),
+		"with another key's proof": proof(t, newSigner(t), http.MethodPost, "/ssf/poll/risk", access, ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, got, header := pollStreamWith(t, e, "risk", "DPoP "+access, dpopProof, body)
+			if status != http.StatusUnauthorized || got["err"] != "authentication_failed" || !strings.HasPrefix(header.Get("WWW-Authenticate"), "DPoP ") {
+				t.Fatalf("poll: %d %v %q", status, got, header.Get("WWW-Authenticate"))
+			}
+		})
 	}
 }

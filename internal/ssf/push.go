@@ -94,6 +94,7 @@ func (s *Service) pushStreams(ctx context.Context) ([]storage.SecurityEventStrea
 // pushStream pushes stream id while this replica holds its lease and the
 // stream is an enabled push stream.
 func (s *Service) pushStream(ctx context.Context, id string) {
+	defer s.releaseLease(ctx, id)
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		moved, changed := s.moved(), s.changes()
@@ -147,6 +148,21 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 		}
 		timer.Stop()
 	}
+}
+
+// releaseLease ends this replica's lease of stream id when it shuts down
+// (a lease that runs out now is free), so another replica takes the stream
+// over at once rather than when the lease would have run out: a lease
+// until now is free. Another holder's running lease is left alone (the
+// update matches a free lease or one's own).
+func (s *Service) releaseLease(ctx context.Context, id string) {
+	if ctx.Err() == nil {
+		return // the stream was paused, deleted or taken: nothing held
+	}
+	release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	now := s.Now()
+	_, _ = s.Store.LeaseSecurityEventStream(release, id, s.ReplicaID, now, now)
 }
 
 // pushBacklog pushes up to a page of stream's events after its position,

@@ -630,3 +630,40 @@ func TestVerifyStream(t *testing.T) {
 }
 
 func sprint(v any) string { return fmt.Sprint(v) }
+
+// A replica shutting down frees its leases: another takes the stream over
+// at once.
+func TestShutdownReleasesLease(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.service.CreateStream(context.Background(), pushSpec("siem")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.service.pushStream(ctx, "siem"); close(done) }()
+	// The worker holds the lease once replica-b cannot take it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held {
+			// Taken before the worker started: give it back and retry.
+			if _, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never took the lease")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now.Add(time.Second)); err != nil || !held {
+		t.Fatalf("after shutting down the lease is still held: %t, %v", held, err)
+	}
+}
