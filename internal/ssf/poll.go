@@ -251,6 +251,9 @@ func (s *Service) collect(ctx context.Context, stream *storage.SecurityEventStre
 	}
 	now := s.Now()
 	after, skipped := stream.Position, stream.Position
+	// delivered counts the log's events returned (the verification is not
+	// one: it has no place in the log's order).
+	delivered := 0
 	for len(response.SETs) <= maxEvents {
 		events, err := s.Store.ListRevocationEvents(ctx, after, scanPage)
 		if err != nil {
@@ -259,7 +262,7 @@ func (s *Service) collect(ctx context.Context, stream *storage.SecurityEventStre
 		for _, event := range events {
 			securityEvent, ok := Map(s.cfg.Issuer, event)
 			if !ok || !wants(*stream, securityEvent.Type) {
-				if len(response.SETs) == 0 {
+				if delivered == 0 {
 					skipped = event.Cursor
 				}
 				after = event.Cursor
@@ -275,6 +278,7 @@ func (s *Service) collect(ctx context.Context, stream *storage.SecurityEventStre
 				return PollResponse{}, err
 			}
 			response.SETs[jti] = set
+			delivered++
 			after = event.Cursor
 		}
 		if response.MoreAvailable || len(events) < scanPage {

@@ -131,22 +131,53 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 				continue
 			}
 		}
+		if failed {
+			// A failing receiver is retried on its backoff, not on every
+			// new event; the lease is kept meanwhile.
+			if !s.backOff(ctx, id, wait, changed) {
+				return
+			}
+			continue
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-moved:
-			if failed {
-				// A failing receiver is retried on its backoff, not on
-				// every new event.
-				select {
-				case <-ctx.Done():
-				case <-timer.C:
-				}
-			}
 		case <-changed:
 		}
 		timer.Stop()
+	}
+}
+
+// backOff waits wait (or until the streams change here or ctx ends),
+// renewing stream id's lease every third of its length, so that a stream
+// backing off for longer than a lease stays this replica's; false when
+// the lease was lost.
+func (s *Service) backOff(ctx context.Context, id string, wait time.Duration, changed <-chan struct{}) bool {
+	end := time.Now().Add(wait)
+	for {
+		remaining := time.Until(end)
+		if remaining <= 0 {
+			return true
+		}
+		timer := time.NewTimer(min(remaining, s.cfg.Lease/3))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return true
+		case <-changed:
+			timer.Stop()
+			return true
+		case <-timer.C:
+		}
+		if time.Until(end) <= 0 {
+			return true
+		}
+		now := s.Now()
+		if held, err := s.Store.LeaseSecurityEventStream(ctx, id, s.ReplicaID, now, now.Add(s.cfg.Lease)); err != nil || !held {
+			return ctx.Err() != nil
+		}
 	}
 }
 
@@ -174,14 +205,14 @@ func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventS
 	if err != nil {
 		return false, false, err
 	}
-	position := stream.Position
+	position, lastError := stream.Position, stream.LastError
 	skipped := position
 	// advance records the outcome of the events up to to.
-	advance := func(to storage.RevocationCursor, lastError string) error {
-		if err := s.Store.AdvanceSecurityEventStream(ctx, stream.ID, position, to, lastError, s.Now()); err != nil {
+	advance := func(to storage.RevocationCursor, outcome string) error {
+		if err := s.Store.AdvanceSecurityEventStream(ctx, stream.ID, position, to, outcome, s.Now()); err != nil {
 			return err
 		}
-		position, skipped = to, to
+		position, skipped, lastError = to, to, outcome
 		return nil
 	}
 	for _, event := range events {
@@ -191,7 +222,7 @@ func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventS
 			continue
 		}
 		if position.Before(skipped) {
-			if err := advance(skipped, stream.LastError); err != nil {
+			if err := advance(skipped, lastError); err != nil {
 				return false, false, err
 			}
 		}
@@ -215,10 +246,9 @@ func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventS
 		if err != nil {
 			return false, false, err
 		}
-		stream.LastError = ""
 	}
 	if position.Before(skipped) {
-		if err := advance(skipped, stream.LastError); err != nil {
+		if err := advance(skipped, lastError); err != nil {
 			return false, false, err
 		}
 	}

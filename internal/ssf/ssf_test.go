@@ -638,32 +638,49 @@ func TestShutdownReleasesLease(t *testing.T) {
 	if _, err := f.service.CreateStream(context.Background(), pushSpec("siem")); err != nil {
 		t.Fatal(err)
 	}
+	// The worker's replica holds the lease (it renews its own).
+	if held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-a", f.now, f.now.Add(DefaultLease)); err != nil || !held {
+		t.Fatal(held, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.service.pushStream(ctx, "siem"); close(done) }()
-	// The worker holds the lease once replica-b cannot take it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now.Add(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if held {
-			// Taken before the worker started: give it back and retry.
-			if _, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the worker never took the lease")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now.Add(time.Second)); err != nil || held {
+		t.Fatalf("another replica took a held lease: %t, %v", held, err)
 	}
 	cancel()
 	<-done
 	if held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", f.now, f.now.Add(time.Second)); err != nil || !held {
 		t.Fatalf("after shutting down the lease is still held: %t, %v", held, err)
+	}
+}
+
+// A stream backing off for longer than a lease stays its replica's: the
+// lease is renewed while it waits.
+func TestBackoffKeepsTheLease(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.service.CreateStream(context.Background(), pushSpec("siem")); err != nil {
+		t.Fatal(err)
+	}
+	f.revokeFamily(t, "fam-1")
+	pusher := &scriptedPusher{answers: []PushResult{{Status: 503}, {Status: 503}}}
+	lease := 300 * time.Millisecond
+	service := New(Config{Issuer: issuer, Lease: lease}, Dependencies{Store: f.store, Accounts: directoryOf(f.store), Keys: f.signer, Pusher: pusher, ReplicaID: "replica-a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { service.pushStream(ctx, "siem"); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pusher.snapshot()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The first backoff is a second: more than three leases.
+	time.Sleep(3 * lease)
+	now := time.Now()
+	if held, err := f.store.LeaseSecurityEventStream(context.Background(), "siem", "replica-b", now, now.Add(lease)); err != nil || held {
+		t.Fatalf("another replica took the lease of a stream backing off: %t, %v", held, err)
+	}
+	if n := len(pusher.snapshot()); n != 1 {
+		t.Fatalf("pushed %d times during the first backoff, want 1", n)
 	}
 }
