@@ -246,6 +246,10 @@ func (s *Service) collect(ctx context.Context, stream *storage.SecurityEventStre
 	if stream.Status != storage.StreamEnabled {
 		return response, nil
 	}
+	var err error
+	if *stream, err = s.catchUpWithSweep(ctx, *stream); err != nil {
+		return PollResponse{}, err
+	}
 	if pending, ok := s.pendingVerification(stream.ID); ok {
 		response.SETs[pending.jti] = pending.set
 	}

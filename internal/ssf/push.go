@@ -201,6 +201,9 @@ func (s *Service) releaseLease(ctx context.Context, id string) {
 // past those the stream does not deliver. caughtUp: nothing was left;
 // failed: a push failed and is to be retried.
 func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventStream) (caughtUp, failed bool, err error) {
+	if stream, err = s.catchUpWithSweep(ctx, stream); err != nil {
+		return false, false, err
+	}
 	events, err := s.Store.ListRevocationEvents(ctx, stream.Position, pushPage)
 	if err != nil {
 		return false, false, err
@@ -253,6 +256,27 @@ func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventS
 		}
 	}
 	return len(events) < pushPage, false, nil
+}
+
+// sweptError is the LastError of a stream that fell behind the clean-up.
+const sweptError = "events were deleted before they were delivered (the stream was paused or failing for longer than the revocation retention); they concerned only tokens that have expired"
+
+// catchUpWithSweep moves a stream that fell behind the events the clean-up
+// deleted to the last one deleted, recording it: those events concerned
+// only tokens that can no longer be valid, and the stream carries on from
+// what the feed still holds.
+func (s *Service) catchUpWithSweep(ctx context.Context, stream storage.SecurityEventStream) (storage.SecurityEventStream, error) {
+	bounds, err := s.Store.RevocationBounds(ctx)
+	if err != nil || !stream.Position.Before(bounds.Swept) {
+		return stream, err
+	}
+	s.Logger.WarnContext(ctx, "Shared Signals stream fell behind the revocation feed's clean-up; events were lost", "stream", stream.ID,
+		"position", stream.Position.String(), "swept", bounds.Swept.String())
+	if err := s.Store.AdvanceSecurityEventStream(ctx, stream.ID, stream.Position, bounds.Swept, sweptError, s.Now()); err != nil {
+		return stream, err
+	}
+	stream.Position, stream.LastError = bounds.Swept, sweptError
+	return stream, nil
 }
 
 // pushOutcome is what became of one push.

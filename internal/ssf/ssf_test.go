@@ -684,3 +684,37 @@ func TestBackoffKeepsTheLease(t *testing.T) {
 		t.Fatalf("pushed %d times during the first backoff, want 1", n)
 	}
 }
+
+// A stream behind events the clean-up deleted carries on from what the
+// feed holds, and says so.
+func TestStreamBehindTheSweep(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	for _, spec := range []StreamSpec{pushSpec("siem"), pollSpec("risk")} {
+		if _, err := f.service.CreateStream(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.revokeFamily(t, "fam-old")
+	if _, err := f.store.DeleteExpiredRevocations(ctx, f.now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	bounds, _ := f.store.RevocationBounds(ctx)
+	if bounds.Swept.IsZero() {
+		t.Fatal("nothing was swept")
+	}
+	if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"siem", "risk"} {
+		if got := f.stream(t, id); got.Position != bounds.Swept || got.LastError != sweptError {
+			t.Fatalf("stream %s: %+v, want it at the sweep %v, saying so", id, got, bounds.Swept)
+		}
+	}
+	if len(f.pusher.pushed) != 0 {
+		t.Fatalf("pushed %d", len(f.pusher.pushed))
+	}
+}
