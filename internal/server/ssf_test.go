@@ -162,8 +162,10 @@ func TestSharedSignalsPush(t *testing.T) {
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			primary := servertest.StartOn(t, backend)
+			logsOf := func() string { return primary.Logs.String() }
 			if backend == servertest.Postgres {
-				primary.StartReplica(t)
+				replica := primary.StartReplica(t)
+				logsOf = func() string { return primary.Logs.String() + replica.Logs.String() }
 			}
 			receiver, endpoint := newPushReceiver(t)
 			created, err := primary.Server.SecurityEvents().CreateStream(t.Context(), ssf.StreamSpec{ID: "siem", Delivery: "push",
@@ -233,6 +235,10 @@ func TestSharedSignalsPush(t *testing.T) {
 			// Nothing is pushed twice once taken: two replicas, one lease.
 			if n := len(receiver.wait(t, 3)); n != 3 {
 				t.Fatalf("the receiver got %d pushes, want 3", n)
+			}
+			// The failures were logged, never the credential.
+			if logs := logsOf(); !strings.Contains(logs, "Shared Signals") || strings.Contains(logs, "receiver-secret") {
+				t.Fatal("the logs lack the push failures or show the push credential")
 			}
 		})
 	}
