@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc/codes"
 
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/grpcapi"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/ssf"
@@ -155,7 +156,7 @@ func head(t *testing.T, e *servertest.Env) storage.RevocationCursor {
 }
 
 // A revoked login reaches a push receiver as a SET it verifies with the
-// server's JWKS; a receiver that fails is retried with the position kept,
+// server's JWKS, naming the login as its tokens' fid does; a receiver that fails is retried with the position kept,
 // until it takes the SET; a refusal for good moves past the event. On
 // PostgreSQL two replicas run the deliverer, and the lease makes one push.
 func TestSharedSignalsPush(t *testing.T) {
@@ -183,7 +184,14 @@ func TestSharedSignalsPush(t *testing.T) {
 					positionDuringRetry, _ = primary.Store.GetSecurityEventStream(t.Context(), "siem")
 				}
 			}
-			if _, err := primary.Store.RevokeRefreshFamily(t.Context(), "family-1", primary.Clock.Now()); err != nil {
+			// A person signs in, then signs out (revokes the login).
+			login, code := servertest.Transports(primary)["gRPC"].Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+			servertest.WantCode(t, "sign-in", code, codes.OK)
+			familyID, _ := payload(t, login.GetAccessToken())["fid"].(string)
+			if familyID == "" {
+				t.Fatal("the access token has no fid")
+			}
+			if _, err := authv1.NewAuthServiceClient(primary.Conn).Revoke(t.Context(), &authv1.RevokeRequest{Token: login.GetRefreshToken()}); err != nil {
 				t.Fatal(err)
 			}
 			got := receiver.wait(t, 2)
@@ -207,7 +215,7 @@ func TestSharedSignalsPush(t *testing.T) {
 				t.Fatalf("events %v", first["events"])
 			}
 			subject, _ := first["sub_id"].(map[string]any)
-			if session, _ := subject["session"].(map[string]any); session["id"] != "family-1" {
+			if session, _ := subject["session"].(map[string]any); subject["format"] != "complex" || session["format"] != "opaque" || session["id"] != familyID {
 				t.Fatalf("sub_id %v", first["sub_id"])
 			}
 			delivered := waitStream(t, primary, "siem", func(s storage.SecurityEventStream) bool { return s.Position == head(t, primary) && s.LastError == "" })
