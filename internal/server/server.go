@@ -450,7 +450,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	securityEventsConfig := cfg.SecurityEvents
 	securityEventsConfig.Issuer = cfg.Tokens.Issuer
 	securityEvents := ssf.New(securityEventsConfig, ssf.Dependencies{Store: store, Accounts: directory, Keys: signingKeys,
-		Sealer: cfg.KeySealer, Pusher: ssfpush.New(securityEventsConfig.PushTimeoutOrDefault(), nil), Feed: revocations, Now: now, Logger: cfg.Logger})
+		Sealer: cfg.KeySealer, Pusher: ssfpush.New(securityEventsConfig.PushTimeoutOrDefault(), nil), Feed: revocations, Events: metrics, Now: now, Logger: cfg.Logger})
 	return &core{federation: federationService, device: deviceService, revocations: revocations, securityEvents: securityEvents,
 		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,

@@ -163,10 +163,16 @@ func TestSharedSignalsPush(t *testing.T) {
 	for _, backend := range servertest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			primary := servertest.StartOn(t, backend)
-			logsOf := func() string { return primary.Logs.String() }
+			replicas := []*servertest.Env{primary}
 			if backend == servertest.Postgres {
-				replica := primary.StartReplica(t)
-				logsOf = func() string { return primary.Logs.String() + replica.Logs.String() }
+				replicas = append(replicas, primary.StartReplica(t))
+			}
+			logsOf := func() string {
+				var all strings.Builder
+				for _, e := range replicas {
+					all.WriteString(e.Logs.String())
+				}
+				return all.String()
 			}
 			receiver, endpoint := newPushReceiver(t)
 			created, err := primary.Server.SecurityEvents().CreateStream(t.Context(), ssf.StreamSpec{ID: "siem", Delivery: "push",
@@ -243,6 +249,22 @@ func TestSharedSignalsPush(t *testing.T) {
 			// Nothing is pushed twice once taken: two replicas, one lease.
 			if n := len(receiver.wait(t, 3)); n != 3 {
 				t.Fatalf("the receiver got %d pushes, want 3", n)
+			}
+			// Counted, by outcome, over the replicas.
+			counts := map[string]int{}
+			for _, e := range replicas {
+				status, metrics := servertest.Get(t, e.HTTPBase()+"/metrics")
+				if status != http.StatusOK {
+					t.Fatalf("metrics: %d", status)
+				}
+				for _, outcome := range []string{ssf.OutcomeDelivered, ssf.OutcomeFailed, ssf.OutcomeRefused} {
+					if strings.Contains(metrics, `chit_ssf_pushes_total{outcome="`+outcome+`",stream="siem"} 1`+"\n") {
+						counts[outcome]++
+					}
+				}
+			}
+			if counts[ssf.OutcomeDelivered] != 1 || counts[ssf.OutcomeFailed] != 1 || counts[ssf.OutcomeRefused] != 1 {
+				t.Fatalf("pushes counted %v, want one of each outcome", counts)
 			}
 			// The failures were logged, never the credential.
 			if logs := logsOf(); !strings.Contains(logs, "Shared Signals") || strings.Contains(logs, "receiver-secret") {

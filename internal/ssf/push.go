@@ -292,12 +292,21 @@ type pushOutcome struct {
 func (s *Service) pushOne(ctx context.Context, stream storage.SecurityEventStream, set string) pushOutcome {
 	authorization, err := s.openAuthorization(stream.Authorization)
 	if err != nil {
+		s.Events.SecurityEventPushed(stream.ID, OutcomeFailed)
 		return pushOutcome{lastError: "the stored authorization cannot be opened (is the key encryption key the one it was sealed with?)"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PushTimeout)
 	defer cancel()
 	result := s.Pusher.Push(ctx, stream.EndpointURL, authorization, set)
 	outcome := judge(result)
+	switch {
+	case outcome.delivered:
+		s.Events.SecurityEventPushed(stream.ID, OutcomeDelivered)
+	case outcome.refused:
+		s.Events.SecurityEventPushed(stream.ID, OutcomeRefused)
+	default:
+		s.Events.SecurityEventPushed(stream.ID, OutcomeFailed)
+	}
 	if len(outcome.lastError) > maxLastError {
 		outcome.lastError = strings.ToValidUTF8(outcome.lastError[:maxLastError], "") + "..."
 	}

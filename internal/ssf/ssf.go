@@ -109,6 +109,25 @@ type HeadWatcher interface {
 	Moved() <-chan struct{}
 }
 
+// Events count what the deliverer does (telemetry.Metrics).
+type Events interface {
+	// SecurityEventPushed counts one push to stream's receiver, by
+	// outcome: delivered, refused (a 400 with an RFC 8935 error) or failed
+	// (to be retried).
+	SecurityEventPushed(stream, outcome string)
+}
+
+// Outcomes of a push, as Events counts them.
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeRefused   = "refused"
+	OutcomeFailed    = "failed"
+)
+
+type noEvents struct{}
+
+func (noEvents) SecurityEventPushed(string, string) {}
+
 // Dependencies are the transmitter's live collaborators.
 type Dependencies struct {
 	Store    Store
@@ -121,7 +140,9 @@ type Dependencies struct {
 	// streams (chitd's commands), whose Run is then never called.
 	Pusher Pusher
 	// Feed wakes the deliverer and long polls; nil polls the store.
-	Feed   HeadWatcher
+	Feed HeadWatcher
+	// Events counts pushes; nil counts nothing.
+	Events Events
 	Now    func() time.Time
 	Logger *slog.Logger
 	// ReplicaID names this process as a push lease holder; empty is a
@@ -166,6 +187,9 @@ func New(cfg Config, deps Dependencies) *Service {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Events == nil {
+		deps.Events = noEvents{}
 	}
 	if deps.Sealer == nil {
 		deps.Sealer = &keys.Sealer{}

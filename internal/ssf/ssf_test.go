@@ -332,6 +332,8 @@ func TestPushOutcomes(t *testing.T) {
 	f.revokeFamily(t, "fam-1")
 	f.revokeFamily(t, "fam-2")
 	ctx := context.Background()
+	counted := &countingEvents{counts: map[string]int{}}
+	f.service.Events = counted
 	for _, answer := range []PushResult{{Status: 500}, {Err: errors.New("connection refused")}, {Status: 401}, {Status: 429}, {Status: 400}} {
 		f.pusher.answers = []PushResult{answer}
 		caughtUp, failed, err := f.service.pushBacklog(ctx, f.stream(t, "siem"))
@@ -356,6 +358,9 @@ func TestPushOutcomes(t *testing.T) {
 	}
 	if n := len(f.pusher.pushed); n != 7 {
 		t.Fatalf("pushed %d times, want 7", n)
+	}
+	if want := map[string]int{"siem/" + OutcomeFailed: 5, "siem/" + OutcomeRefused: 1, "siem/" + OutcomeDelivered: 1}; fmtValue(counted.counts) != fmtValue(want) {
+		t.Fatalf("counted %v, want %v", counted.counts, want)
 	}
 	// A refusal alone stays in LastError, without the Authorization.
 	f.revokeFamily(t, "fam-3")
@@ -717,4 +722,15 @@ func TestStreamBehindTheSweep(t *testing.T) {
 	if len(f.pusher.pushed) != 0 {
 		t.Fatalf("pushed %d", len(f.pusher.pushed))
 	}
+}
+
+type countingEvents struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *countingEvents) SecurityEventPushed(stream, outcome string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts[stream+"/"+outcome]++
 }
