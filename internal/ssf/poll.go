@@ -182,11 +182,13 @@ func (s *Service) acknowledge(ctx context.Context, stream storage.SecurityEventS
 		return stream, err
 	}
 	var target storage.RevocationCursor
+	var verifications []string
 	lastError := ""
 	read := func(field, jti string) error {
-		if s.takeVerification(stream.ID, jti) || strings.HasPrefix(jti, stream.ID+verificationJTI) {
-			// A verification (acknowledged again, or asked through
-			// another replica) is outside the log's order.
+		if strings.HasPrefix(jti, stream.ID+verificationJTI) {
+			// A verification is outside the log's order; it is forgotten
+			// once the whole request is found valid.
+			verifications = append(verifications, jti)
 			return nil
 		}
 		cursor, ok := parseJTI(stream.ID, jti)
@@ -216,6 +218,9 @@ func (s *Service) acknowledge(ctx context.Context, stream storage.SecurityEventS
 		if setErr.Description != "" {
 			lastError += ": " + setErr.Description
 		}
+	}
+	for _, jti := range verifications {
+		s.takeVerification(stream.ID, jti)
 	}
 	for stream.Position.Before(target) {
 		err := s.Store.AdvanceSecurityEventStream(ctx, stream.ID, stream.Position, target, lastError, s.Now())
