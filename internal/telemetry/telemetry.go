@@ -1,6 +1,6 @@
 // Package telemetry holds Chit's Prometheus metrics: per-RPC counts, codes and
 // latencies for both transports, tokens issued by kind, refresh token reuse,
-// throttled sign-ins and signing key age. The core reports events through the
+// throttled sign-ins, Shared Signals pushes and signing key age. The core reports events through the
 // small interfaces it defines; this package implements them.
 package telemetry
 
@@ -22,6 +22,7 @@ type Metrics struct {
 	reuse        prometheus.Counter
 	throttled    prometheus.Counter
 	store        *prometheus.HistogramVec
+	ssfPushes    *prometheus.CounterVec
 }
 
 // New registers the collectors; keyAge reports how long the signing key has
@@ -49,8 +50,11 @@ func New(keyAge func() time.Duration) *Metrics {
 			Name: "chit_store_duration_seconds", Help: "Store operation latency by operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"operation"}),
+		ssfPushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chit_ssf_pushes_total", Help: "SETs pushed to Shared Signals receivers, by stream and outcome (delivered, refused: a 400 with an RFC 8935 error, failed: retried).",
+		}, []string{"stream", "outcome"}),
 	}
-	m.registry.MustRegister(m.rpcs, m.rpcLatency, m.tokensIssued, m.reuse, m.throttled, m.store,
+	m.registry.MustRegister(m.rpcs, m.rpcLatency, m.tokensIssued, m.reuse, m.throttled, m.store, m.ssfPushes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chit_signing_key_age_seconds", Help: "How long the signing key has been active.",
@@ -77,6 +81,12 @@ func (m *Metrics) RefreshReuseDetected() { m.reuse.Inc() }
 
 // SignInThrottled counts a refused sign-in.
 func (m *Metrics) SignInThrottled() { m.throttled.Inc() }
+
+// SecurityEventPushed counts one push of a SET to stream's receiver
+// (ssf.Events), by its outcome.
+func (m *Metrics) SecurityEventPushed(stream, outcome string) {
+	m.ssfPushes.WithLabelValues(stream, outcome).Inc()
+}
 
 // ObserveStore records one store operation.
 func (m *Metrics) ObserveStore(operation string, took time.Duration) {
