@@ -38,3 +38,18 @@ func ValidateClientLogout(settings storage.ClientLogout) error {
 	}
 	return nil
 }
+
+// ValidateReceiverURI checks a URI Chit itself POSTs to, as the
+// back-channel logout URI is checked (https, or http on a loopback host;
+// no userinfo or fragment; at most MaxRedirectURILength characters), naming
+// field: the Shared Signals push endpoints (internal/ssf) follow the same
+// rule.
+func ValidateReceiverURI(field, uri string) error {
+	if len(uri) > MaxRedirectURILength {
+		return chiterr.New(chiterr.InvalidArgument, "%s: longer than %d characters", field, MaxRedirectURILength)
+	}
+	if !validRegisteredRedirect(uri) {
+		return chiterr.New(chiterr.InvalidArgument, "%s: %s is not allowed: "+redirectRule, field, chiterr.Quote(uri))
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/sessions"
+	"github.com/chit-auth/chit/internal/ssf"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -49,6 +50,9 @@ type Dependencies struct {
 	Possession *possession.Verifier
 	// Revocations is this replica's revocation feed.
 	Revocations *revocationfeed.Feed
+	// SecurityEvents manages the Shared Signals streams (SSF/CAEP
+	// receivers) the Admin API registers.
+	SecurityEvents *ssf.Service
 }
 
 // SigningKeys are the server's token-signing keys as an admin manages them.

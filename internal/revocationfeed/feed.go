@@ -150,3 +150,11 @@ func (f *Feed) current() (storage.RevocationCursor, <-chan struct{}) {
 // Scope is the scope a service's token carries to watch the feed (an
 // admin's needs none).
 const Scope = "chit:revocations"
+
+// Moved is closed when this replica's head next moves: a consumer that
+// reads the log on its own (the Shared Signals deliverer, internal/ssf)
+// takes it before reading, and waits on it when nothing was left to read.
+func (f *Feed) Moved() <-chan struct{} {
+	_, moved := f.current()
+	return moved
+}

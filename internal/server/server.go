@@ -51,6 +51,8 @@ import (
 	"github.com/chit-auth/chit/internal/revocationsse"
 	"github.com/chit-auth/chit/internal/sessions"
 	"github.com/chit-auth/chit/internal/signinpage"
+	"github.com/chit-auth/chit/internal/ssf"
+	"github.com/chit-auth/chit/internal/ssf/ssfpush"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
@@ -127,6 +129,11 @@ type Config struct {
 	// RevocationHeartbeat is how often an idle revocation stream gets a
 	// heartbeat (revocationfeed.DefaultHeartbeat when zero).
 	RevocationHeartbeat time.Duration
+
+	// SecurityEvents is how Shared Signals streams are delivered (push
+	// timeouts, backoff, leases, long polls); its Issuer is the tokens'.
+	// Zero fields take ssf's defaults.
+	SecurityEvents ssf.Config
 
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
@@ -244,8 +251,10 @@ type Server struct {
 	refreshKeys *keys.RefreshTokenKeys
 	providers   *providers.Service
 	revocations *revocationfeed.Feed
-	grpcServer  *grpc.Server
-	health      *health.Server
+	// securityEvents pushes the Shared Signals streams.
+	securityEvents *ssf.Service
+	grpcServer     *grpc.Server
+	health         *health.Server
 	// wasReady remembers the last readiness, to log changes only.
 	wasReady atomic.Bool
 	// httpServer serves the REST gateway, which calls the gRPC handlers in
@@ -318,7 +327,8 @@ func New(ctx context.Context, cfg Config, store storage.Store) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: c.store, tokens: c.tokens, keys: c.signingKeys, refreshKeys: c.refreshKeys, providers: c.providers, revocations: c.revocations}
+	s := &Server{cfg: cfg, store: c.store, tokens: c.tokens, keys: c.signingKeys, refreshKeys: c.refreshKeys, providers: c.providers, revocations: c.revocations,
+		securityEvents: c.securityEvents}
 	s.health = health.NewServer()
 	gatewayConn := s.newGRPC(cfg, c)
 	if err := s.listen(cfg, c.metrics); err != nil {
@@ -369,6 +379,8 @@ type core struct {
 	certificates *possession.Certificates
 	// revocations is this replica's revocation feed.
 	revocations *revocationfeed.Feed
+	// securityEvents are the Shared Signals streams of the feed.
+	securityEvents *ssf.Service
 }
 
 // newCore loads the keys (encrypting any left in the clear) and builds the
@@ -434,7 +446,12 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	}
 	revocations := revocationfeed.New(revocationfeed.Config{PollInterval: cfg.RevocationPollInterval, Heartbeat: cfg.RevocationHeartbeat,
 		Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
-	return &core{federation: federationService, device: deviceService, revocations: revocations,
+	securityEventsConfig := cfg.SecurityEvents
+	securityEventsConfig.Issuer = cfg.Tokens.Issuer
+	streamStore, _ := store.(ssf.Store)
+	securityEvents := ssf.New(securityEventsConfig, ssf.Dependencies{Store: streamStore, Accounts: directory, Keys: signingKeys,
+		Sealer: cfg.KeySealer, Pusher: ssfpush.New(securityEventsConfig.PushTimeoutOrDefault(), nil), Feed: revocations, Now: now, Logger: cfg.Logger})
+	return &core{federation: federationService, device: deviceService, revocations: revocations, securityEvents: securityEvents,
 		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
@@ -470,7 +487,7 @@ func (s revocationStore) WaitRevocations(ctx context.Context) error {
 func (s *Server) newGRPC(cfg Config, c *core) *gateway.InProcess {
 	apiDeps := grpcapi.Dependencies{Tokens: c.tokens, Authorize: c.authorize, Providers: c.providers, Directory: c.directory,
 		Grants: c.grants, Device: c.device, Sessions: c.sessions, Pages: paging.New(c.refreshKeys), SigningKeys: signingKeyAdmin{s}, Federation: c.federation,
-		Possession: c.possession, Revocations: c.revocations}
+		Possession: c.possession, Revocations: c.revocations, SecurityEvents: c.securityEvents}
 	gatekeeper := grpcapi.NewGatekeeper(grpcapi.Config{Orchestrators: cfg.Orchestrators}, apiDeps)
 	authServer, providersServer := grpcapi.NewAuthServer(apiDeps), grpcapi.NewProvidersServer(apiDeps)
 	adminServer := grpcapi.NewAdminServer(apiDeps)
@@ -728,6 +745,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	group.Go(func() error {
 		s.revocations.Run(groupCtx)
+		return nil
+	})
+	group.Go(func() error {
+		s.securityEvents.Run(groupCtx)
 		return nil
 	})
 	if s.cfg.PprofAddr != "" {

@@ -1,0 +1,248 @@
+package ssf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// minBackoff is the first wait after a failed push; it doubles up to
+// Config.MaxBackoff.
+const minBackoff = time.Second
+
+// pushPage bounds one read of a push stream's backlog.
+const pushPage = 100
+
+// Run pushes every enabled push stream this replica holds the lease of,
+// until ctx ends: each in a goroutine of its own, so that a slow receiver
+// delays no other. Every replica runs it; the lease makes one push a
+// stream at a time.
+func (s *Service) Run(ctx context.Context) {
+	if s.Pusher == nil || s.Store == nil {
+		return
+	}
+	var mu sync.Mutex
+	running := map[string]bool{}
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	reload := time.NewTicker(s.cfg.StreamsReload)
+	defer reload.Stop()
+	for {
+		changed := s.changes()
+		streams, err := s.pushStreams(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Logger.WarnContext(ctx, "Shared Signals: reading the streams failed", "error", err)
+		}
+		for _, stream := range streams {
+			mu.Lock()
+			if running[stream.ID] {
+				mu.Unlock()
+				continue
+			}
+			running[stream.ID] = true
+			mu.Unlock()
+			workers.Add(1)
+			go func(id string) {
+				defer workers.Done()
+				s.pushStream(ctx, id)
+				mu.Lock()
+				delete(running, id)
+				mu.Unlock()
+			}(stream.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload.C:
+		case <-changed:
+		}
+	}
+}
+
+// pushStreams are the enabled push streams.
+func (s *Service) pushStreams(ctx context.Context) ([]storage.SecurityEventStream, error) {
+	var streams []storage.SecurityEventStream
+	page := storage.Page{Limit: 100}
+	for {
+		batch, err := s.Store.ListSecurityEventStreams(ctx, page)
+		if err != nil {
+			return streams, err
+		}
+		for _, stream := range batch {
+			if stream.Delivery == storage.DeliveryPush && stream.Status == storage.StreamEnabled {
+				streams = append(streams, stream)
+			}
+		}
+		if len(batch) < page.Limit {
+			return streams, nil
+		}
+		page.After = batch[len(batch)-1].ID
+	}
+}
+
+// pushStream pushes stream id while this replica holds its lease and the
+// stream is an enabled push stream.
+func (s *Service) pushStream(ctx context.Context, id string) {
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		moved, changed := s.moved(), s.changes()
+		now := s.Now()
+		held, err := s.Store.LeaseSecurityEventStream(ctx, id, s.ReplicaID, now, now.Add(s.cfg.Lease))
+		if err != nil || !held {
+			if err != nil && !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
+				s.Logger.WarnContext(ctx, "Shared Signals: taking a push lease failed", "stream", id, "error", err)
+			}
+			return
+		}
+		stream, err := s.Store.GetSecurityEventStream(ctx, id)
+		if err != nil || stream.Delivery != storage.DeliveryPush || stream.Status != storage.StreamEnabled {
+			return
+		}
+		caughtUp, failed, err := s.pushBacklog(ctx, stream)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, storage.ErrConflict) {
+				s.Logger.WarnContext(ctx, "Shared Signals: pushing failed", "stream", id, "error", err)
+			}
+			if !errors.Is(err, storage.ErrConflict) {
+				return
+			}
+			continue // another holder moved it: read it again
+		}
+		// The lease is renewed at least every third of its length.
+		wait := s.cfg.Lease / 3
+		if failed {
+			backoff = min(max(2*backoff, minBackoff), s.cfg.MaxBackoff)
+			wait = backoff
+		} else {
+			backoff = 0
+			if !caughtUp {
+				continue
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-moved:
+			if failed {
+				// A failing receiver is retried on its backoff, not on
+				// every new event.
+				select {
+				case <-ctx.Done():
+				case <-timer.C:
+				}
+			}
+		case <-changed:
+		}
+		timer.Stop()
+	}
+}
+
+// pushBacklog pushes up to a page of stream's events after its position,
+// advancing it past each event its receiver took or refused for good, and
+// past those the stream does not deliver. caughtUp: nothing was left;
+// failed: a push failed and is to be retried.
+func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventStream) (caughtUp, failed bool, err error) {
+	events, err := s.Store.ListRevocationEvents(ctx, stream.Position, pushPage)
+	if err != nil {
+		return false, false, err
+	}
+	position := stream.Position
+	skipped := position
+	// advance records the outcome of the events up to to.
+	advance := func(to storage.RevocationCursor, lastError string) error {
+		if err := s.Store.AdvanceSecurityEventStream(ctx, stream.ID, position, to, lastError, s.Now()); err != nil {
+			return err
+		}
+		position, skipped = to, to
+		return nil
+	}
+	for _, event := range events {
+		securityEvent, ok := Map(s.cfg.Issuer, event)
+		if !ok || !wants(stream, securityEvent.Type) {
+			skipped = event.Cursor
+			continue
+		}
+		if position.Before(skipped) {
+			if err := advance(skipped, stream.LastError); err != nil {
+				return false, false, err
+			}
+		}
+		jti := JTI(stream.ID, event.Cursor)
+		set, err := s.sign(stream, jti, securityEvent, s.Now())
+		if err != nil {
+			return false, false, err
+		}
+		outcome := s.pushOne(ctx, stream, set)
+		switch {
+		case outcome.delivered:
+			err = advance(event.Cursor, "")
+		case outcome.refused:
+			s.Logger.WarnContext(ctx, "Shared Signals receiver refused a SET", "stream", stream.ID, "jti", jti, "error", outcome.lastError)
+			err = advance(event.Cursor, "receiver refused "+jti+": "+outcome.lastError)
+		default:
+			s.Logger.WarnContext(ctx, "Shared Signals push failed; retrying", "stream", stream.ID, "jti", jti, "error", outcome.lastError)
+			err = s.Store.AdvanceSecurityEventStream(ctx, stream.ID, position, position, outcome.lastError, s.Now())
+			return false, true, err
+		}
+		if err != nil {
+			return false, false, err
+		}
+		stream.LastError = ""
+	}
+	if position.Before(skipped) {
+		if err := advance(skipped, stream.LastError); err != nil {
+			return false, false, err
+		}
+	}
+	return len(events) < pushPage, false, nil
+}
+
+// pushOutcome is what became of one push.
+type pushOutcome struct {
+	// delivered: a 2xx. refused: a 400 with an RFC 8935 error, which
+	// pushing again would not change.
+	delivered, refused bool
+	// lastError says what failed, never the Authorization value.
+	lastError string
+}
+
+// pushOne POSTs set to stream's endpoint within Config.PushTimeout.
+func (s *Service) pushOne(ctx context.Context, stream storage.SecurityEventStream, set string) pushOutcome {
+	authorization, err := s.openAuthorization(stream.Authorization)
+	if err != nil {
+		return pushOutcome{lastError: "the stored authorization cannot be opened (is the key encryption key the one it was sealed with?)"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PushTimeout)
+	defer cancel()
+	result := s.Pusher.Push(ctx, stream.EndpointURL, authorization, set)
+	outcome := judge(result)
+	if len(outcome.lastError) > maxLastError {
+		outcome.lastError = outcome.lastError[:maxLastError] + "..."
+	}
+	return outcome
+}
+
+// maxLastError bounds what a receiver's answer puts in LastError.
+const maxLastError = 512
+
+// judge is what a receiver's answer means (RFC 8935 §2.2, §2.3).
+func judge(result PushResult) pushOutcome {
+	switch {
+	case result.Err != nil:
+		return pushOutcome{lastError: result.Err.Error()}
+	case result.Status >= 200 && result.Status < 300:
+		return pushOutcome{delivered: true}
+	case result.Status == 400 && result.ErrCode != "":
+		text := result.ErrCode
+		if result.Description != "" {
+			text += ": " + result.Description
+		}
+		return pushOutcome{refused: true, lastError: text}
+	}
+	return pushOutcome{lastError: fmt.Sprintf("the receiver answered %d", result.Status)}
+}
