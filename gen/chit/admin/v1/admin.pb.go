@@ -5227,7 +5227,8 @@ func (*DeleteFederationRuleResponse) Descriptor() ([]byte, []int) {
 // Authorization header value a push stream sends is never returned.
 type SecurityEventStream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 1 to 64 letters, digits, '.', '_', '-'; the SETs' stream id.
+	// 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter
+	// or digit.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// What the stream is for, for people; at most 256 characters.
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
@@ -5236,16 +5237,17 @@ type SecurityEventStream struct {
 	// the receiver fetches and acknowledges them; urn:ietf:rfc:8936).
 	Delivery string `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`
 	// Where a push stream POSTs its SETs: https, or http on a loopback
-	// address. Empty for a poll stream.
+	// address; no userinfo or fragment. Empty for a poll stream.
 	EndpointUrl string `protobuf:"bytes,4,opt,name=endpoint_url,json=endpointUrl,proto3" json:"endpoint_url,omitempty"`
 	// The client id of the service account that polls a poll stream (its
 	// token must carry the scope chit:ssf). Empty for a push stream.
 	Receiver string `protobuf:"bytes,5,opt,name=receiver,proto3" json:"receiver,omitempty"`
-	// The SETs' `aud`: the receiver's identifier.
+	// The SETs' `aud`: the receiver's identifier; at most 255 characters.
 	Audience string `protobuf:"bytes,6,opt,name=audience,proto3" json:"audience,omitempty"`
-	// The event type URIs delivered (CAEP session-revoked,
-	// https://schemas.openid.net/secevent/caep/event-type/session-revoked,
-	// and credential-change); empty delivers every type Chit sends.
+	// The event type URIs delivered, each once: CAEP session-revoked
+	// (https://schemas.openid.net/secevent/caep/event-type/session-revoked)
+	// and credential-change (.../caep/event-type/credential-change); empty
+	// delivers both. Verification events are always delivered.
 	EventTypes []string `protobuf:"bytes,7,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	// "enabled" (events are delivered) or "paused" (the stream keeps its
 	// position and delivers nothing).
@@ -5404,22 +5406,25 @@ type CreateSecurityEventStreamRequest struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// See SecurityEventStream.description.
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	// "push" or "poll" (see SecurityEventStream.delivery); required.
+	// "push" or "poll" (see SecurityEventStream.delivery; their URNs are
+	// taken too); required.
 	Delivery string `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`
 	// A push stream's receiver URL (see SecurityEventStream.endpoint_url);
 	// required for push, refused for poll.
 	EndpointUrl string `protobuf:"bytes,4,opt,name=endpoint_url,json=endpointUrl,proto3" json:"endpoint_url,omitempty"`
 	// The whole Authorization header value a push stream sends with each
-	// SET ("Bearer ..."), as the receiver asked; empty for none; refused for
-	// poll. Stored sealed when the server has a key-encryption key; never
-	// returned, logged or audited.
+	// SET ("Bearer ..."), as the receiver asked: one line of printable
+	// characters, at most 4096; empty for none; refused for poll. Stored
+	// sealed when the server has a key-encryption key; never returned,
+	// logged or audited (SecurityEventStream.has_authorization says whether
+	// there is one).
 	Authorization string `protobuf:"bytes,5,opt,name=authorization,proto3" json:"authorization,omitempty"`
 	// A poll stream's service account (see SecurityEventStream.receiver);
 	// required for poll, refused for push.
 	Receiver string `protobuf:"bytes,6,opt,name=receiver,proto3" json:"receiver,omitempty"`
 	// See SecurityEventStream.audience; required.
 	Audience string `protobuf:"bytes,7,opt,name=audience,proto3" json:"audience,omitempty"`
-	// See SecurityEventStream.event_types; each must be a type Chit sends.
+	// See SecurityEventStream.event_types.
 	EventTypes    []string `protobuf:"bytes,8,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

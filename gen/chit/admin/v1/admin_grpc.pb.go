@@ -227,11 +227,12 @@ type AdminServiceClient interface {
 	// receiver's `endpoint_url` (RFC 8935), with the `Authorization` header
 	// the admin gave; a poll stream keeps them until its receiver, a service
 	// account, fetches and acknowledges them (RFC 8936) with a token carrying
-	// the scope chit:ssf. A new stream starts at the feed's head: its
-	// receiver hears of the revocations made from then on, none from before.
-	// It is enabled at once. INVALID_ARGUMENT names the field at fault;
-	// ALREADY_EXISTS when the id is taken; NOT_FOUND when a poll stream's
-	// receiver is no service account.
+	// the scope chit:ssf, at POST /ssf/poll/{id} on the HTTP port. A new
+	// stream starts at the feed's head: its receiver hears of the
+	// revocations made from then on, none from before. It is enabled at
+	// once. INVALID_ARGUMENT names the field at fault; ALREADY_EXISTS when
+	// the id is taken; NOT_FOUND when a poll stream's receiver is no service
+	// account (deleting that account later deletes the stream).
 	CreateSecurityEventStream(ctx context.Context, in *CreateSecurityEventStreamRequest, opts ...grpc.CallOption) (*CreateSecurityEventStreamResponse, error)
 	// GetSecurityEventStream describes one stream, with its delivery state
 	// (position, last error); NOT_FOUND when there is none.
@@ -248,10 +249,13 @@ type AdminServiceClient interface {
 	// the feed retains those events). NOT_FOUND when there is none.
 	SetSecurityEventStreamStatus(ctx context.Context, in *SetSecurityEventStreamStatusRequest, opts ...grpc.CallOption) (*SetSecurityEventStreamStatusResponse, error)
 	// VerifySecurityEventStream sends the stream's receiver a verification
-	// event (SSF §8.1.4), carrying `state`, so the receiver can confirm the
-	// stream reaches it: a push stream POSTs it at once, a poll stream's
-	// next poll returns it. FAILED_PRECONDITION when the stream is paused;
-	// NOT_FOUND when there is none.
+	// event (SSF 1.0 §8.1.4) carrying `state`, so both ends can confirm the
+	// stream works: a push stream POSTs it at once and answers
+	// FAILED_PRECONDITION, with the receiver's answer, when it was not
+	// taken; a poll stream's next poll served by this replica returns it.
+	// FAILED_PRECONDITION when the stream is paused, or when no server
+	// runs in the process called (chitd's commands: ask a server's Admin
+	// API); NOT_FOUND when there is none.
 	VerifySecurityEventStream(ctx context.Context, in *VerifySecurityEventStreamRequest, opts ...grpc.CallOption) (*VerifySecurityEventStreamResponse, error)
 }
 
@@ -883,11 +887,12 @@ type AdminServiceServer interface {
 	// receiver's `endpoint_url` (RFC 8935), with the `Authorization` header
 	// the admin gave; a poll stream keeps them until its receiver, a service
 	// account, fetches and acknowledges them (RFC 8936) with a token carrying
-	// the scope chit:ssf. A new stream starts at the feed's head: its
-	// receiver hears of the revocations made from then on, none from before.
-	// It is enabled at once. INVALID_ARGUMENT names the field at fault;
-	// ALREADY_EXISTS when the id is taken; NOT_FOUND when a poll stream's
-	// receiver is no service account.
+	// the scope chit:ssf, at POST /ssf/poll/{id} on the HTTP port. A new
+	// stream starts at the feed's head: its receiver hears of the
+	// revocations made from then on, none from before. It is enabled at
+	// once. INVALID_ARGUMENT names the field at fault; ALREADY_EXISTS when
+	// the id is taken; NOT_FOUND when a poll stream's receiver is no service
+	// account (deleting that account later deletes the stream).
 	CreateSecurityEventStream(context.Context, *CreateSecurityEventStreamRequest) (*CreateSecurityEventStreamResponse, error)
 	// GetSecurityEventStream describes one stream, with its delivery state
 	// (position, last error); NOT_FOUND when there is none.
@@ -904,10 +909,13 @@ type AdminServiceServer interface {
 	// the feed retains those events). NOT_FOUND when there is none.
 	SetSecurityEventStreamStatus(context.Context, *SetSecurityEventStreamStatusRequest) (*SetSecurityEventStreamStatusResponse, error)
 	// VerifySecurityEventStream sends the stream's receiver a verification
-	// event (SSF §8.1.4), carrying `state`, so the receiver can confirm the
-	// stream reaches it: a push stream POSTs it at once, a poll stream's
-	// next poll returns it. FAILED_PRECONDITION when the stream is paused;
-	// NOT_FOUND when there is none.
+	// event (SSF 1.0 §8.1.4) carrying `state`, so both ends can confirm the
+	// stream works: a push stream POSTs it at once and answers
+	// FAILED_PRECONDITION, with the receiver's answer, when it was not
+	// taken; a poll stream's next poll served by this replica returns it.
+	// FAILED_PRECONDITION when the stream is paused, or when no server
+	// runs in the process called (chitd's commands: ask a server's Admin
+	// API); NOT_FOUND when there is none.
 	VerifySecurityEventStream(context.Context, *VerifySecurityEventStreamRequest) (*VerifySecurityEventStreamResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
