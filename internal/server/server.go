@@ -448,8 +448,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
 	securityEventsConfig := cfg.SecurityEvents
 	securityEventsConfig.Issuer = cfg.Tokens.Issuer
-	streamStore, _ := store.(ssf.Store)
-	securityEvents := ssf.New(securityEventsConfig, ssf.Dependencies{Store: streamStore, Accounts: directory, Keys: signingKeys,
+	securityEvents := ssf.New(securityEventsConfig, ssf.Dependencies{Store: store, Accounts: directory, Keys: signingKeys,
 		Sealer: cfg.KeySealer, Pusher: ssfpush.New(securityEventsConfig.PushTimeoutOrDefault(), nil), Feed: revocations, Now: now, Logger: cfg.Logger})
 	return &core{federation: federationService, device: deviceService, revocations: revocations, securityEvents: securityEvents,
 		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,

@@ -22,7 +22,7 @@ const pushPage = 100
 // delays no other. Every replica runs it; the lease makes one push a
 // stream at a time.
 func (s *Service) Run(ctx context.Context) {
-	if s.Pusher == nil || s.Store == nil {
+	if s.Pusher == nil {
 		return
 	}
 	var mu sync.Mutex

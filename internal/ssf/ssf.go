@@ -10,7 +10,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
-	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/storage"
 )
@@ -192,12 +191,4 @@ func (s *Service) changes() <-chan struct{} {
 	s.changedMu.Lock()
 	defer s.changedMu.Unlock()
 	return s.changed
-}
-
-// ready refuses calls while the store keeps no streams.
-func (s *Service) ready() error {
-	if s.Store == nil {
-		return chiterr.New(chiterr.Unimplemented, "Shared Signals streams are not stored yet")
-	}
-	return nil
 }

@@ -117,9 +117,6 @@ func validateSpec(spec StreamSpec) (storage.SecurityEventStream, error) {
 // CreateStream registers a stream, positioned at the feed's head: its
 // receiver hears of the revocations made from then on.
 func (s *Service) CreateStream(ctx context.Context, spec StreamSpec) (storage.SecurityEventStream, error) {
-	if err := s.ready(); err != nil {
-		return storage.SecurityEventStream{}, err
-	}
 	stream, err := validateSpec(spec)
 	if err != nil {
 		return storage.SecurityEventStream{}, err
@@ -156,9 +153,6 @@ func (s *Service) CreateStream(ctx context.Context, spec StreamSpec) (storage.Se
 
 // GetStream returns stream id, without its Authorization.
 func (s *Service) GetStream(ctx context.Context, id string) (storage.SecurityEventStream, error) {
-	if err := s.ready(); err != nil {
-		return storage.SecurityEventStream{}, err
-	}
 	stream, err := s.getStream(ctx, id)
 	return withoutSecret(stream), err
 }
@@ -178,9 +172,6 @@ func notFound(id string) error {
 // ListStreams returns the streams of page, by id, without their
 // Authorization.
 func (s *Service) ListStreams(ctx context.Context, page storage.Page) ([]storage.SecurityEventStream, error) {
-	if err := s.ready(); err != nil {
-		return nil, err
-	}
 	streams, err := s.Store.ListSecurityEventStreams(ctx, page)
 	if err != nil {
 		return nil, err
@@ -193,9 +184,6 @@ func (s *Service) ListStreams(ctx context.Context, page storage.Page) ([]storage
 
 // DeleteStream removes stream id; its receiver hears nothing more.
 func (s *Service) DeleteStream(ctx context.Context, id string) error {
-	if err := s.ready(); err != nil {
-		return err
-	}
 	if err := s.Store.DeleteSecurityEventStream(ctx, id); errors.Is(err, storage.ErrNotFound) {
 		return notFound(id)
 	} else if err != nil {
@@ -209,9 +197,6 @@ func (s *Service) DeleteStream(ctx context.Context, id string) error {
 // StreamPaused). A paused stream keeps its position: enabled again, it
 // delivers what happened meanwhile.
 func (s *Service) SetStreamStatus(ctx context.Context, id, status string) error {
-	if err := s.ready(); err != nil {
-		return err
-	}
 	if status != storage.StreamEnabled && status != storage.StreamPaused {
 		return chiterr.New(chiterr.InvalidArgument, "status %s is not %s or %s", chiterr.Quote(status), storage.StreamEnabled, storage.StreamPaused)
 	}

@@ -2,7 +2,7 @@
 // state: one small interface per domain (logins, API keys, revocations,
 // principals, server keys, providers, authorization codes, device
 // authorizations, sign-in sessions, the sign-in throttle, federation rules
-// and the assertions they saw), each in its own file with its records,
+// and the assertions they saw, Shared Signals streams), each in its own file with its records,
 // Store their union, and the sentinel errors every backend returns.
 // Consumers embed the groups they use. Backends live in sub-packages (sqlite, postgres) and must pass the
 // conformance suite in storagetest. This package knows nothing of SQL, gRPC
@@ -42,6 +42,7 @@ type Store interface {
 	Throttle
 	FederationRules
 	AssertionReplays
+	SecurityEventStreams
 	Maintenance
 
 	Close() error

@@ -488,3 +488,40 @@ func (s *timedStore) DeleteExpiredAssertions(ctx context.Context, cutoff time.Ti
 	defer s.done("DeleteExpiredAssertions", time.Now())
 	return s.store.DeleteExpiredAssertions(ctx, cutoff)
 }
+
+// SecurityEventStreams (securityevents.go).
+
+func (s *timedStore) CreateSecurityEventStream(ctx context.Context, stream SecurityEventStream) error {
+	defer s.done("CreateSecurityEventStream", time.Now())
+	return s.store.CreateSecurityEventStream(ctx, stream)
+}
+
+func (s *timedStore) GetSecurityEventStream(ctx context.Context, id string) (SecurityEventStream, error) {
+	defer s.done("GetSecurityEventStream", time.Now())
+	return s.store.GetSecurityEventStream(ctx, id)
+}
+
+func (s *timedStore) ListSecurityEventStreams(ctx context.Context, page Page) ([]SecurityEventStream, error) {
+	defer s.done("ListSecurityEventStreams", time.Now())
+	return s.store.ListSecurityEventStreams(ctx, page)
+}
+
+func (s *timedStore) DeleteSecurityEventStream(ctx context.Context, id string) error {
+	defer s.done("DeleteSecurityEventStream", time.Now())
+	return s.store.DeleteSecurityEventStream(ctx, id)
+}
+
+func (s *timedStore) SetSecurityEventStreamStatus(ctx context.Context, id, status string, updatedAt time.Time) error {
+	defer s.done("SetSecurityEventStreamStatus", time.Now())
+	return s.store.SetSecurityEventStreamStatus(ctx, id, status, updatedAt)
+}
+
+func (s *timedStore) AdvanceSecurityEventStream(ctx context.Context, id string, from, to RevocationCursor, lastError string, at time.Time) error {
+	defer s.done("AdvanceSecurityEventStream", time.Now())
+	return s.store.AdvanceSecurityEventStream(ctx, id, from, to, lastError, at)
+}
+
+func (s *timedStore) LeaseSecurityEventStream(ctx context.Context, id, holder string, now, until time.Time) (bool, error) {
+	defer s.done("LeaseSecurityEventStream", time.Now())
+	return s.store.LeaseSecurityEventStream(ctx, id, holder, now, until)
+}

@@ -94,6 +94,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"FederationRules", testFederationRules},
 		{"AssertionReplays", testAssertionReplays},
 		{"ConcurrentAssertionRecordHasOneWinner", testConcurrentAssertionRecordHasOneWinner},
+		{"SecurityEventStreams", testSecurityEventStreams},
+		{"ConcurrentStreamLeaseHasOneWinner", testConcurrentStreamLeaseHasOneWinner},
 	}
 	// Each test has a store of its own, so they run in parallel: most of
 	// their time is the backend's (fsyncs, round trips), not the CPU's.
