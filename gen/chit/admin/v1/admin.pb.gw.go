@@ -2689,7 +2689,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/CreateSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/CreateSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -2709,7 +2709,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/GetSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/GetSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -2729,7 +2729,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/ListSecurityEventStreams", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/ListSecurityEventStreams", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -2749,7 +2749,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/DeleteSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/DeleteSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -2769,7 +2769,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetSecurityEventStreamStatus", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}/status"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetSecurityEventStreamStatus", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}/status"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -2789,7 +2789,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/VerifySecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}:verify"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/chit.admin.v1.AdminService/VerifySecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}/verify"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3527,7 +3527,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/CreateSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/CreateSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3544,7 +3544,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/GetSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/GetSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3561,7 +3561,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/ListSecurityEventStreams", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/ListSecurityEventStreams", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3578,7 +3578,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/DeleteSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/DeleteSecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3595,7 +3595,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetSecurityEventStreamStatus", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}/status"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/SetSecurityEventStreamStatus", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}/status"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3612,7 +3612,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/VerifySecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf/streams/{id}:verify"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/chit.admin.v1.AdminService/VerifySecurityEventStream", runtime.WithHTTPPathPattern("/v1/admin/ssf-streams/{id}/verify"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3669,12 +3669,12 @@ var (
 	pattern_AdminService_GetFederationRule_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
 	pattern_AdminService_ListFederationRules_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "federation-rules"}, ""))
 	pattern_AdminService_DeleteFederationRule_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "federation-rules", "name"}, ""))
-	pattern_AdminService_CreateSecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "admin", "ssf", "streams"}, ""))
-	pattern_AdminService_GetSecurityEventStream_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "admin", "ssf", "streams", "id"}, ""))
-	pattern_AdminService_ListSecurityEventStreams_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "admin", "ssf", "streams"}, ""))
-	pattern_AdminService_DeleteSecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "admin", "ssf", "streams", "id"}, ""))
-	pattern_AdminService_SetSecurityEventStreamStatus_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "admin", "ssf", "streams", "id", "status"}, ""))
-	pattern_AdminService_VerifySecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "admin", "ssf", "streams", "id"}, "verify"))
+	pattern_AdminService_CreateSecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "ssf-streams"}, ""))
+	pattern_AdminService_GetSecurityEventStream_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "ssf-streams", "id"}, ""))
+	pattern_AdminService_ListSecurityEventStreams_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "admin", "ssf-streams"}, ""))
+	pattern_AdminService_DeleteSecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "admin", "ssf-streams", "id"}, ""))
+	pattern_AdminService_SetSecurityEventStreamStatus_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "ssf-streams", "id", "status"}, ""))
+	pattern_AdminService_VerifySecurityEventStream_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1", "admin", "ssf-streams", "id", "verify"}, ""))
 )
 
 var (
