@@ -145,6 +145,11 @@ func TestAdminSecurityEventStreams(t *testing.T) {
 				t.Fatalf("the receiver got %+v", push)
 			}
 		}
+		afterVerify := &adminv1.GetSecurityEventStreamResponse{}
+		invoke("get verified siem", adminv1.AdminService_GetSecurityEventStream_FullMethodName, &adminv1.GetSecurityEventStreamRequest{Id: "siem"}, afterVerify, codes.OK)
+		if s := afterVerify.GetStream(); s.GetDeliveryTime() == nil || s.GetLastError() != "" || s.GetPosition() != pushed.GetStream().GetPosition() {
+			t.Fatalf("after a verification taken, the stream is %v", s)
+		}
 		invoke("verify gateway", adminv1.AdminService_VerifySecurityEventStream_FullMethodName,
 			&adminv1.VerifySecurityEventStreamRequest{Id: "gateway"}, &adminv1.VerifySecurityEventStreamResponse{}, codes.OK)
 
@@ -313,4 +318,36 @@ func TestAdminSecurityEventStreamsRESTIsStrict(t *testing.T) {
 	if code, body := servertest.RawAdmin(t, e, http.MethodPut, "/v1/admin/ssf-streams/gateway/status", c.Admin, `{"id":"gateway","status":"paused"}`, nil); code != http.StatusOK || !strings.Contains(body, `"paused"`) {
 		t.Fatalf("PUT .../gateway/status naming its own id: HTTP %d %s", code, body)
 	}
+}
+
+// A verification the receiver refuses answers FAILED_PRECONDITION with
+// the receiver's answer, which the stream's last_error keeps (without the
+// Authorization value) and its position does not move.
+func TestAdminVerifySecurityEventStreamRefused(t *testing.T) {
+	t.Parallel()
+	servertest.ForEachTransport(t, func(t *testing.T, e *servertest.Env, tr servertest.Transport) {
+		c := servertest.NewAdminCallers(t, e, tr)
+		refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		t.Cleanup(refusing.Close)
+		created := &adminv1.CreateSecurityEventStreamResponse{}
+		servertest.WantCode(t, "create", tr.Invoke(t, adminv1.AdminService_CreateSecurityEventStream_FullMethodName, c.Admin,
+			&adminv1.CreateSecurityEventStreamRequest{Id: "down", Delivery: "push", EndpointUrl: refusing.URL, Authorization: receiverSecret, Audience: "a"},
+			created), codes.OK)
+		err := e.Conn.Invoke(servertest.WithBearer(c.Admin), adminv1.AdminService_VerifySecurityEventStream_FullMethodName,
+			&adminv1.VerifySecurityEventStreamRequest{Id: "down"}, &adminv1.VerifySecurityEventStreamResponse{})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "503") || strings.Contains(err.Error(), "receiver-secret") {
+			t.Fatalf("verify against a refusing receiver: %v", err)
+		}
+		servertest.WantCode(t, "verify over the transport", tr.Invoke(t, adminv1.AdminService_VerifySecurityEventStream_FullMethodName, c.Admin,
+			&adminv1.VerifySecurityEventStreamRequest{Id: "down"}, &adminv1.VerifySecurityEventStreamResponse{}), codes.FailedPrecondition)
+		got := &adminv1.GetSecurityEventStreamResponse{}
+		servertest.WantCode(t, "get", tr.Invoke(t, adminv1.AdminService_GetSecurityEventStream_FullMethodName, c.Admin,
+			&adminv1.GetSecurityEventStreamRequest{Id: "down"}, got), codes.OK)
+		if s := got.GetStream(); !strings.Contains(s.GetLastError(), "503") || strings.Contains(s.GetLastError(), "receiver-secret") ||
+			s.GetPosition() != created.GetStream().GetPosition() || s.GetDeliveryTime() != nil {
+			t.Fatalf("after a refused verification the stream is %v", s)
+		}
+	})
 }

@@ -5259,8 +5259,9 @@ type SecurityEventStream struct {
 	// The last delivery failure, for the operator (an HTTP status, a refused
 	// connection); empty after a success.
 	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	// When the stream last delivered or tried to (see last_error); unset
-	// before its first delivery.
+	// When the receiver last took a SET (a push answered 2xx, a poll
+	// acknowledged); unset before the first. A failure since shows in
+	// last_error.
 	DeliveryTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=delivery_time,json=deliveryTime,proto3" json:"delivery_time,omitempty"`
 	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it was last changed (its status) by an admin.
