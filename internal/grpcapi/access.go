@@ -207,6 +207,20 @@ func (g *Gatekeeper) Authorize(ctx context.Context, fullMethod string) (context.
 	return g.authorize(ctx, fullMethod)
 }
 
+// AuthenticateRequest verifies the caller of an HTTP endpoint that is no
+// gRPC method and decides its own access (the Shared Signals poll): ctx
+// carries the request's Authorization and DPoP headers as incoming
+// `authorization` and `dpop` metadata, its method and path
+// (possession.WithRequestTarget), which its DPoP proof names, and its
+// client certificate. The token and its binding are checked as for every
+// call; what the caller may do is the endpoint's to decide.
+func (g *Gatekeeper) AuthenticateRequest(ctx context.Context) (tokens.Claims, error) {
+	if n := len(metadata.ValueFromIncomingContext(ctx, "authorization")); n > 1 {
+		return tokens.Claims{}, chiterr.New(chiterr.InvalidArgument, "authorization: send one credential, not %d", n)
+	}
+	return checkCaller(ctx, g.tokens.Authenticate, g.possession, "")
+}
+
 // authorize applies the access rule of fullMethod and returns the context the
 // handler runs in. A caller refused for its role is still in the context
 // returned with the error.

@@ -53,6 +53,7 @@ import (
 	"github.com/chit-auth/chit/internal/signinpage"
 	"github.com/chit-auth/chit/internal/ssf"
 	"github.com/chit-auth/chit/internal/ssf/ssfpush"
+	"github.com/chit-auth/chit/internal/ssfhttp"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/telemetry"
 	"github.com/chit-auth/chit/internal/tokens"
@@ -668,6 +669,15 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge}), cfg.Logger, c.metrics, tracer)
 	routes := http.NewServeMux()
 	routes.Handle("GET "+revocationsse.Path, events)
+	// The Shared Signals poll waits up to ssf.Config.PollWait, past the
+	// request deadline too; it reads the client certificate a
+	// certificate-bound token is checked against.
+	signals := http.NewServeMux()
+	ssfhttp.Register(signals, ssfhttp.Dependencies{SecurityEvents: c.securityEvents, Authenticate: s.gatekeeper.AuthenticateRequest,
+		Issuer: cfg.Tokens.Issuer, JWKSURI: strings.TrimSuffix(cfg.Tokens.Issuer, "/") + grpcapi.JWKSPath, Logger: cfg.Logger})
+	observedSignals := c.certificates.Middleware(observeHTTP(signals, cfg.Logger, c.metrics, tracer))
+	routes.Handle(ssfhttp.PollPath, observedSignals)
+	routes.Handle(ssfhttp.ConfigurationPath, observedSignals)
 	routes.Handle("/", handler)
 	handler = routes
 	// Every HTTP request learns its client's address once; the gateway's

@@ -89,11 +89,11 @@ func (s *Service) Poll(ctx context.Context, caller Caller, streamID string, requ
 	if err != nil {
 		return PollResponse{}, err
 	}
-	if caller.ClientID != stream.Receiver || caller.Subject != accounts.ServiceSubject(stream.Receiver) {
-		return PollResponse{}, chiterr.New(chiterr.PermissionDenied, "stream %q is polled by its receiver, not by %q", stream.ID, caller.ClientID)
-	}
 	if stream.Delivery != storage.DeliveryPoll {
 		return PollResponse{}, chiterr.New(chiterr.InvalidArgument, "stream %q is delivered by push, not poll", stream.ID)
+	}
+	if caller.ClientID != stream.Receiver || caller.Subject != accounts.ServiceSubject(stream.Receiver) {
+		return PollResponse{}, chiterr.New(chiterr.PermissionDenied, "stream %q is polled by its receiver, not by %q", stream.ID, caller.ClientID)
 	}
 	maxEvents, err := checkPollRequest(request)
 	if err != nil {

@@ -14,6 +14,12 @@ import (
 // Config.MaxBackoff.
 const minBackoff = time.Second
 
+// nextBackoff is the wait after a failure that followed a wait of
+// previous (zero for none): doubling from minBackoff up to ceiling.
+func nextBackoff(previous, ceiling time.Duration) time.Duration {
+	return min(max(2*previous, minBackoff), ceiling)
+}
+
 // pushPage bounds one read of a push stream's backlog.
 const pushPage = 100
 
@@ -115,7 +121,7 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 		// The lease is renewed at least every third of its length.
 		wait := s.cfg.Lease / 3
 		if failed {
-			backoff = min(max(2*backoff, minBackoff), s.cfg.MaxBackoff)
+			backoff = nextBackoff(backoff, s.cfg.MaxBackoff)
 			wait = backoff
 		} else {
 			backoff = 0
