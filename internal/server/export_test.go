@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"net/http"
+
+	"github.com/chit-auth/chit/internal/ssf"
 )
 
 // DeleteExpired runs one pass of the periodic clean-up, for tests.
@@ -12,3 +14,7 @@ func (s *Server) DeleteExpired(ctx context.Context) { s.deleteExpired(ctx) }
 // OAuth endpoints, the sign-in page and the probes, behind the client-address
 // middleware), for tests that serve requests in process.
 func (s *Server) HTTPHandler() http.Handler { return s.httpServer.Handler }
+
+// SecurityEvents is the server's Shared Signals transmitter, for tests that
+// register streams as the Admin API does.
+func (s *Server) SecurityEvents() *ssf.Service { return s.securityEvents }
