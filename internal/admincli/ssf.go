@@ -84,8 +84,8 @@ loopback address). When the receiver wants credentials on those requests,
 give the whole Authorization header value ("Bearer ...") in a file
 (--authorization-file), an environment variable (--authorization-env names
 the variable) or on standard input (--authorization-stdin): never as an
-argument, which other users could see. It is stored sealed and never shown
-again.
+argument, which other users could see. It is stored (sealed when the server
+has a key-encryption key) and never shown again.
 
 --poll --receiver SERVICE keeps the SETs until the service account SERVICE
 polls and acknowledges them (RFC 8936), with a token carrying the scope
