@@ -134,9 +134,10 @@ func createDevAdmin(ctx context.Context, db storage.Store, cfg server.Config, lo
 }
 
 // newAdminCommands are chitd's operator commands (user, service, client,
-// provider, keys, login, api-key): the Admin API's one command tree
-// (admincli), the one chit admin mounts, over the Admin API's handlers in
-// this process (server.NewLocalAdmin) as the local operator. Whoever can
+// provider, keys, login, session, api-key, federation, ssf): the Admin
+// API's one command tree (admincli), the one chit admin mounts, over the
+// Admin API's handlers in this process (server.NewLocalAdmin) as the local
+// operator. Whoever can
 // open the store (its files, its DSN) could change it anyway, so the
 // commands need no token and make the first admin of an empty store; they
 // are validated by the same handlers and audited by the same interceptors

@@ -55,7 +55,7 @@ func Commands(cfg Config) []*cobra.Command {
 		cfg.Explain = Explain
 	}
 	t := &tree{Config: cfg}
-	nouns := []*cobra.Command{t.userCommand(), t.serviceCommand(), t.clientCommand(), t.providerCommand(), t.keysCommand(), t.loginCommand(), t.sessionCommand(), t.apiKeyCommand(), t.federationCommand()}
+	nouns := []*cobra.Command{t.userCommand(), t.serviceCommand(), t.clientCommand(), t.providerCommand(), t.keysCommand(), t.loginCommand(), t.sessionCommand(), t.apiKeyCommand(), t.federationCommand(), t.ssfCommand()}
 	for _, noun := range nouns {
 		noun.PersistentFlags().StringVarP(&t.output, "output", "o", "table", "table or json")
 	}

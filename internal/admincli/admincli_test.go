@@ -50,6 +50,9 @@ func TestEveryAdminCallHasACommand(t *testing.T) {
 		{"api-key", "list", "alice"}, {"api-key", "revoke", "K"},
 		{"federation", "create", "k8s", "--issuer", "https://kubernetes.default.svc", "--audience", "chit", "--service", "deployer", "--claim", "sub=x"},
 		{"federation", "get", "k8s"}, {"federation", "list"}, {"federation", "delete", "k8s"},
+		{"ssf", "create", "siem", "--push", "https://siem.example/ssf", "--audience", "https://siem.example"},
+		{"ssf", "get", "siem"}, {"ssf", "list"}, {"ssf", "delete", "siem"}, {"ssf", "pause", "siem"}, {"ssf", "enable", "siem"},
+		{"ssf", "verify", "siem"},
 	}
 	conn := &recordingConn{}
 	root := &cobra.Command{Use: "admin"}

@@ -18,6 +18,7 @@ var adminPathFields = map[string][]string{
 	"providers":        {"id"},
 	"subjects":         {"subject"},
 	"api-keys":         {"id"},
+	"ssf-streams":      {"id"},
 }
 
 // adminListQuery is all a query string may hold on the Admin API: the

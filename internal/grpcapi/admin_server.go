@@ -18,6 +18,7 @@ import (
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
 	"github.com/chit-auth/chit/internal/sessions"
+	"github.com/chit-auth/chit/internal/ssf"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -34,6 +35,9 @@ type AdminServer struct {
 	sessions    *sessions.Service
 	pages       *paging.Tokens
 	federation  *federation.Service
+	// securityEvents manages the Shared Signals streams; nil when the
+	// server has none.
+	securityEvents *ssf.Service
 }
 
 var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
@@ -41,7 +45,8 @@ var _ adminv1.AdminServiceServer = (*AdminServer)(nil)
 // NewAdminServer returns the AdminService handlers over deps.Directory,
 // its lists' page tokens made with deps.Pages.
 func NewAdminServer(deps Dependencies) *AdminServer {
-	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, sessions: deps.Sessions, pages: deps.Pages, federation: deps.Federation}
+	return &AdminServer{directory: deps.Directory, tokens: deps.Tokens, providers: deps.Providers, signingKeys: deps.SigningKeys, sessions: deps.Sessions, pages: deps.Pages, federation: deps.Federation,
+		securityEvents: deps.SecurityEvents}
 }
 
 // grantFields name the Admin API's grant fields in the messages that

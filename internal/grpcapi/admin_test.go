@@ -117,6 +117,22 @@ func loginRequests(subject string) map[string]proto.Message {
 	}
 }
 
+// securityEventStreamRequests is adminRequests for the Shared Signals
+// streams, on the poll stream target, which the test server's service
+// account polls.
+func securityEventStreamRequests(target string) map[string]proto.Message {
+	return map[string]proto.Message{
+		adminv1.AdminService_CreateSecurityEventStream_FullMethodName: &adminv1.CreateSecurityEventStreamRequest{Id: target,
+			Delivery: "poll", Receiver: servertest.ServiceName, Audience: "https://receiver.example"},
+		adminv1.AdminService_GetSecurityEventStream_FullMethodName:    &adminv1.GetSecurityEventStreamRequest{Id: target},
+		adminv1.AdminService_ListSecurityEventStreams_FullMethodName:  &adminv1.ListSecurityEventStreamsRequest{},
+		adminv1.AdminService_DeleteSecurityEventStream_FullMethodName: &adminv1.DeleteSecurityEventStreamRequest{Id: target},
+		adminv1.AdminService_SetSecurityEventStreamStatus_FullMethodName: &adminv1.SetSecurityEventStreamStatusRequest{Id: target,
+			Status: "enabled"},
+		adminv1.AdminService_VerifySecurityEventStream_FullMethodName: &adminv1.VerifySecurityEventStreamRequest{Id: target, State: "check"},
+	}
+}
+
 // everyAdminRequest is a valid request of every AdminService method, on
 // principals named target.
 func everyAdminRequest(target string) map[string]proto.Message {
@@ -125,6 +141,7 @@ func everyAdminRequest(target string) map[string]proto.Message {
 	maps.Copy(all, clientRequests(target))
 	maps.Copy(all, serverRequests(target))
 	maps.Copy(all, loginRequests(target))
+	maps.Copy(all, securityEventStreamRequests(target))
 	return all
 }
 
@@ -174,6 +191,7 @@ func TestAdminAccessByCaller(t *testing.T) {
 		maps.Copy(requests, clientRequests("dashboard"))
 		maps.Copy(requests, serverRequests("provider-1"))
 		maps.Copy(requests, loginRequests(servertest.UserName))
+		maps.Copy(requests, securityEventStreamRequests("siem"))
 		aliceLogin, code := tr.Token(t, servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
 		servertest.WantCode(t, "alice's login", code, codes.OK)
 		keysBefore, err := e.Store.ListSigningKeys(t.Context())
@@ -206,11 +224,15 @@ func TestAdminAccessByCaller(t *testing.T) {
 		if keysAfter, err := e.Store.ListSigningKeys(t.Context()); err != nil || len(keysAfter) != len(keysBefore) {
 			t.Fatalf("after refused calls the signing keys are %v (were %v), %v", keysAfter, keysBefore, err)
 		}
+		if streams, err := e.Store.ListSecurityEventStreams(t.Context(), storage.Page{Limit: 10}); err != nil || len(streams) != 0 {
+			t.Fatalf("after refused calls the streams are %v, %v", streams, err)
+		}
 		// An admin gets through: create first, delete last.
 		for _, kind := range []struct{ create, remove string }{
 			{adminv1.AdminService_CreateUser_FullMethodName, adminv1.AdminService_DeleteUser_FullMethodName},
 			{adminv1.AdminService_CreateServiceAccount_FullMethodName, adminv1.AdminService_DeleteServiceAccount_FullMethodName},
 			{adminv1.AdminService_CreateClient_FullMethodName, adminv1.AdminService_DeleteClient_FullMethodName},
+			{adminv1.AdminService_CreateSecurityEventStream_FullMethodName, adminv1.AdminService_DeleteSecurityEventStream_FullMethodName},
 		} {
 			requests := everyAdminRequest("made-by-admin")
 			servertest.WantCode(t, kind.create+" by ADMIN", tr.Invoke(t, kind.create, c.Admin, requests[kind.create], responseFor(kind.create)), codes.OK)

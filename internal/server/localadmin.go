@@ -17,6 +17,7 @@ import (
 	"github.com/chit-auth/chit/internal/keys"
 	"github.com/chit-auth/chit/internal/paging"
 	"github.com/chit-auth/chit/internal/providers"
+	"github.com/chit-auth/chit/internal/ssf"
 	"github.com/chit-auth/chit/internal/storage"
 	"github.com/chit-auth/chit/internal/tokens"
 )
@@ -30,7 +31,8 @@ import (
 // trusted as an admin, which is how the first admin of an empty store is
 // made. Of cfg it reads the password hashing, Tokens.Audience (the
 // audience no client id may take), SigningAlgorithm and KeySealer (for
-// rotations), Logger, Now and Random.
+// rotations, and the Shared Signals streams' Authorization values), Logger,
+// Now and Random.
 func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.AdminServiceClient, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -52,6 +54,7 @@ func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.Admi
 	// write the store alone: no signing key is needed.
 	tokenService := tokens.NewService(cfg.Tokens, tokens.Dependencies{Store: store, Directory: directory, Now: now, Random: random, Logger: cfg.Logger})
 	directory.WhenTokensRefused(tokenService.ForgetRefusals)
+	streamStore, _ := store.(ssf.Store)
 	deps := grpcapi.Dependencies{
 		Tokens:    tokenService,
 		Directory: directory,
@@ -62,6 +65,10 @@ func NewLocalAdmin(cfg Config, store storage.Store, osUser string) (adminv1.Admi
 		SigningKeys: localSigningKeys{store: store, cfg: cfg},
 		// Rules only: no token is issued in this process.
 		Federation: federation.New(federation.Config{ClockSkew: cfg.Tokens.ClockSkew}, federation.Dependencies{Store: store, Directory: directory, Now: now, Logger: cfg.Logger}),
+		// Streams only: nothing is signed or pushed in this process, so a
+		// verification event is refused with a word to ask a server.
+		SecurityEvents: ssf.New(ssf.Config{Issuer: cfg.Tokens.Issuer}, ssf.Dependencies{Store: streamStore, Accounts: directory,
+			Sealer: cfg.KeySealer, Now: now, Logger: cfg.Logger}),
 	}
 	unary, _ := grpcapi.Interceptors(grpcapi.InterceptorConfig{Logger: cfg.Logger, Gatekeeper: grpcapi.NewLocalGatekeeper(), Transport: grpcapi.TransportLocal})
 	conn := gateway.NewInProcess(unary, nil, 0)

@@ -209,8 +209,10 @@ func (s *Service) SetStreamStatus(ctx context.Context, id, status string) error 
 	return nil
 }
 
-// withoutSecret blanks what the Admin API never returns.
+// withoutSecret blanks what the Admin API never returns, keeping whether
+// there was one (the Admin API's has_authorization).
 func withoutSecret(stream storage.SecurityEventStream) storage.SecurityEventStream {
+	stream.HasAuthorization = stream.Authorization != ""
 	stream.Authorization = ""
 	return stream
 }

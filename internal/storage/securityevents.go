@@ -66,6 +66,10 @@ type SecurityEventStream struct {
 	// empty for none; stored sealed when the server has a key-encryption
 	// key (as signing keys are), never returned by the Admin API.
 	Authorization string
+	// HasAuthorization says, where Authorization is withheld (the ssf
+	// core's Get and List blank it), whether the stream has one; not
+	// stored: backends leave it false.
+	HasAuthorization bool
 	// Receiver is the client id of the service account that polls a poll
 	// stream (its token, with the scope chit:ssf, authenticates the poll).
 	Receiver string

@@ -152,6 +152,12 @@ var restRoutes = map[string]struct{ method, path string }{
 	adminv1.AdminService_GetFederationRule_FullMethodName:              {http.MethodGet, "/v1/admin/federation-rules/{name}"},
 	adminv1.AdminService_ListFederationRules_FullMethodName:            {http.MethodGet, "/v1/admin/federation-rules"},
 	adminv1.AdminService_DeleteFederationRule_FullMethodName:           {http.MethodDelete, "/v1/admin/federation-rules/{name}"},
+	adminv1.AdminService_CreateSecurityEventStream_FullMethodName:      {http.MethodPost, "/v1/admin/ssf-streams"},
+	adminv1.AdminService_GetSecurityEventStream_FullMethodName:         {http.MethodGet, "/v1/admin/ssf-streams/{id}"},
+	adminv1.AdminService_ListSecurityEventStreams_FullMethodName:       {http.MethodGet, "/v1/admin/ssf-streams"},
+	adminv1.AdminService_DeleteSecurityEventStream_FullMethodName:      {http.MethodDelete, "/v1/admin/ssf-streams/{id}"},
+	adminv1.AdminService_SetSecurityEventStreamStatus_FullMethodName:   {http.MethodPut, "/v1/admin/ssf-streams/{id}/status"},
+	adminv1.AdminService_VerifySecurityEventStream_FullMethodName:      {http.MethodPost, "/v1/admin/ssf-streams/{id}/verify"},
 }
 
 func (r *RESTTransport) Invoke(t *testing.T, fullMethod, bearer string, req, resp proto.Message) codes.Code {

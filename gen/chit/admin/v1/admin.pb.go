@@ -5222,6 +5222,808 @@ func (*DeleteFederationRuleResponse) Descriptor() ([]byte, []int) {
 	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
+// SecurityEventStream is a Shared Signals (SSF) receiver's subscription to
+// the revocation feed, delivered as Security Event Tokens (RFC 8417). The
+// Authorization header value a push stream sends is never returned.
+type SecurityEventStream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter
+	// or digit.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What the stream is for, for people; at most 256 characters.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// How SETs reach the receiver: "push" (RFC 8935: Chit POSTs each SET to
+	// endpoint_url; delivery method urn:ietf:rfc:8935) or "poll" (RFC 8936:
+	// the receiver fetches and acknowledges them; urn:ietf:rfc:8936).
+	Delivery string `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	// Where a push stream POSTs its SETs: https, or http on a loopback
+	// address; no userinfo or fragment. Empty for a poll stream.
+	EndpointUrl string `protobuf:"bytes,4,opt,name=endpoint_url,json=endpointUrl,proto3" json:"endpoint_url,omitempty"`
+	// The client id of the service account that polls a poll stream (its
+	// token must carry the scope chit:ssf). Empty for a push stream.
+	Receiver string `protobuf:"bytes,5,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	// The SETs' `aud`: the receiver's identifier; at most 255 characters.
+	Audience string `protobuf:"bytes,6,opt,name=audience,proto3" json:"audience,omitempty"`
+	// The event type URIs delivered, each once: CAEP session-revoked
+	// (https://schemas.openid.net/secevent/caep/event-type/session-revoked)
+	// and credential-change (.../caep/event-type/credential-change); empty
+	// delivers both. Verification events are always delivered.
+	EventTypes []string `protobuf:"bytes,7,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// "enabled" (events are delivered) or "paused" (the stream keeps its
+	// position and delivers nothing).
+	Status string `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	// The opaque cursor of the last event of the feed delivered to (and
+	// acknowledged by) the receiver, or passed over; the stream resumes
+	// after it.
+	Position string `protobuf:"bytes,9,opt,name=position,proto3" json:"position,omitempty"`
+	// The last delivery failure, for the operator (an HTTP status, a refused
+	// connection); empty after a success.
+	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When the receiver last took a SET (a push answered 2xx, a poll
+	// acknowledged); unset before the first. A failure since shows in
+	// last_error.
+	DeliveryTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=delivery_time,json=deliveryTime,proto3" json:"delivery_time,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it was last changed (its status) by an admin.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Whether a push stream sends an Authorization header (the value is
+	// never returned).
+	HasAuthorization bool `protobuf:"varint,14,opt,name=has_authorization,json=hasAuthorization,proto3" json:"has_authorization,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SecurityEventStream) Reset() {
+	*x = SecurityEventStream{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityEventStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityEventStream) ProtoMessage() {}
+
+func (x *SecurityEventStream) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityEventStream.ProtoReflect.Descriptor instead.
+func (*SecurityEventStream) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *SecurityEventStream) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetDelivery() string {
+	if x != nil {
+		return x.Delivery
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetEndpointUrl() string {
+	if x != nil {
+		return x.EndpointUrl
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *SecurityEventStream) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetPosition() string {
+	if x != nil {
+		return x.Position
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *SecurityEventStream) GetDeliveryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveryTime
+	}
+	return nil
+}
+
+func (x *SecurityEventStream) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SecurityEventStream) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *SecurityEventStream) GetHasAuthorization() bool {
+	if x != nil {
+		return x.HasAuthorization
+	}
+	return false
+}
+
+type CreateSecurityEventStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// See SecurityEventStream.id; required.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// See SecurityEventStream.description.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// "push" or "poll" (see SecurityEventStream.delivery; their URNs are
+	// taken too); required.
+	Delivery string `protobuf:"bytes,3,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	// A push stream's receiver URL (see SecurityEventStream.endpoint_url);
+	// required for push, refused for poll.
+	EndpointUrl string `protobuf:"bytes,4,opt,name=endpoint_url,json=endpointUrl,proto3" json:"endpoint_url,omitempty"`
+	// The whole Authorization header value a push stream sends with each
+	// SET ("Bearer ..."), as the receiver asked: one line of printable
+	// characters, at most 4096; empty for none; refused for poll. Stored
+	// sealed when the server has a key-encryption key; never returned,
+	// logged or audited (SecurityEventStream.has_authorization says whether
+	// there is one).
+	Authorization string `protobuf:"bytes,5,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	// A poll stream's service account (see SecurityEventStream.receiver);
+	// required for poll, refused for push.
+	Receiver string `protobuf:"bytes,6,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	// See SecurityEventStream.audience; required.
+	Audience string `protobuf:"bytes,7,opt,name=audience,proto3" json:"audience,omitempty"`
+	// See SecurityEventStream.event_types.
+	EventTypes    []string `protobuf:"bytes,8,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecurityEventStreamRequest) Reset() {
+	*x = CreateSecurityEventStreamRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecurityEventStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecurityEventStreamRequest) ProtoMessage() {}
+
+func (x *CreateSecurityEventStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecurityEventStreamRequest.ProtoReflect.Descriptor instead.
+func (*CreateSecurityEventStreamRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *CreateSecurityEventStreamRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetDelivery() string {
+	if x != nil {
+		return x.Delivery
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetEndpointUrl() string {
+	if x != nil {
+		return x.EndpointUrl
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetAuthorization() string {
+	if x != nil {
+		return x.Authorization
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *CreateSecurityEventStreamRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+type CreateSecurityEventStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *SecurityEventStream   `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecurityEventStreamResponse) Reset() {
+	*x = CreateSecurityEventStreamResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecurityEventStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecurityEventStreamResponse) ProtoMessage() {}
+
+func (x *CreateSecurityEventStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecurityEventStreamResponse.ProtoReflect.Descriptor instead.
+func (*CreateSecurityEventStreamResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *CreateSecurityEventStreamResponse) GetStream() *SecurityEventStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type GetSecurityEventStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecurityEventStreamRequest) Reset() {
+	*x = GetSecurityEventStreamRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecurityEventStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecurityEventStreamRequest) ProtoMessage() {}
+
+func (x *GetSecurityEventStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecurityEventStreamRequest.ProtoReflect.Descriptor instead.
+func (*GetSecurityEventStreamRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *GetSecurityEventStreamRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetSecurityEventStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *SecurityEventStream   `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecurityEventStreamResponse) Reset() {
+	*x = GetSecurityEventStreamResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecurityEventStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecurityEventStreamResponse) ProtoMessage() {}
+
+func (x *GetSecurityEventStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecurityEventStreamResponse.ProtoReflect.Descriptor instead.
+func (*GetSecurityEventStreamResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *GetSecurityEventStreamResponse) GetStream() *SecurityEventStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type ListSecurityEventStreamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many streams (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecurityEventStreamsRequest) Reset() {
+	*x = ListSecurityEventStreamsRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecurityEventStreamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecurityEventStreamsRequest) ProtoMessage() {}
+
+func (x *ListSecurityEventStreamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecurityEventStreamsRequest.ProtoReflect.Descriptor instead.
+func (*ListSecurityEventStreamsRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *ListSecurityEventStreamsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSecurityEventStreamsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSecurityEventStreamsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Streams []*SecurityEventStream `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	// Pass it as page_token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecurityEventStreamsResponse) Reset() {
+	*x = ListSecurityEventStreamsResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecurityEventStreamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecurityEventStreamsResponse) ProtoMessage() {}
+
+func (x *ListSecurityEventStreamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecurityEventStreamsResponse.ProtoReflect.Descriptor instead.
+func (*ListSecurityEventStreamsResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ListSecurityEventStreamsResponse) GetStreams() []*SecurityEventStream {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *ListSecurityEventStreamsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteSecurityEventStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecurityEventStreamRequest) Reset() {
+	*x = DeleteSecurityEventStreamRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecurityEventStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecurityEventStreamRequest) ProtoMessage() {}
+
+func (x *DeleteSecurityEventStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecurityEventStreamRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSecurityEventStreamRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *DeleteSecurityEventStreamRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteSecurityEventStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecurityEventStreamResponse) Reset() {
+	*x = DeleteSecurityEventStreamResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecurityEventStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecurityEventStreamResponse) ProtoMessage() {}
+
+func (x *DeleteSecurityEventStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecurityEventStreamResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSecurityEventStreamResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{96}
+}
+
+type SetSecurityEventStreamStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "enabled" or "paused" (see SecurityEventStream.status).
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecurityEventStreamStatusRequest) Reset() {
+	*x = SetSecurityEventStreamStatusRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecurityEventStreamStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecurityEventStreamStatusRequest) ProtoMessage() {}
+
+func (x *SetSecurityEventStreamStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecurityEventStreamStatusRequest.ProtoReflect.Descriptor instead.
+func (*SetSecurityEventStreamStatusRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *SetSecurityEventStreamStatusRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetSecurityEventStreamStatusRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+type SetSecurityEventStreamStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *SecurityEventStream   `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecurityEventStreamStatusResponse) Reset() {
+	*x = SetSecurityEventStreamStatusResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecurityEventStreamStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecurityEventStreamStatusResponse) ProtoMessage() {}
+
+func (x *SetSecurityEventStreamStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecurityEventStreamStatusResponse.ProtoReflect.Descriptor instead.
+func (*SetSecurityEventStreamStatusResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *SetSecurityEventStreamStatusResponse) GetStream() *SecurityEventStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type VerifySecurityEventStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The verification event's `state`, echoed to the receiver so it can
+	// match the event to this request; at most 256 characters; empty sends
+	// none.
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySecurityEventStreamRequest) Reset() {
+	*x = VerifySecurityEventStreamRequest{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecurityEventStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecurityEventStreamRequest) ProtoMessage() {}
+
+func (x *VerifySecurityEventStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecurityEventStreamRequest.ProtoReflect.Descriptor instead.
+func (*VerifySecurityEventStreamRequest) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *VerifySecurityEventStreamRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *VerifySecurityEventStreamRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type VerifySecurityEventStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySecurityEventStreamResponse) Reset() {
+	*x = VerifySecurityEventStreamResponse{}
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecurityEventStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecurityEventStreamResponse) ProtoMessage() {}
+
+func (x *VerifySecurityEventStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chit_admin_v1_admin_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecurityEventStreamResponse.ProtoReflect.Descriptor instead.
+func (*VerifySecurityEventStreamResponse) Descriptor() ([]byte, []int) {
+	return file_chit_admin_v1_admin_proto_rawDescGZIP(), []int{100}
+}
+
 var File_chit_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_chit_admin_v1_admin_proto_rawDesc = "" +
@@ -5577,7 +6379,62 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
 	"\x1bDeleteFederationRuleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
-	"\x1cDeleteFederationRuleResponse2\xd1\x1e\n" +
+	"\x1cDeleteFederationRuleResponse\"\x9a\x04\n" +
+	"\x13SecurityEventStream\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdelivery\x18\x03 \x01(\tR\bdelivery\x12!\n" +
+	"\fendpoint_url\x18\x04 \x01(\tR\vendpointUrl\x12\x1a\n" +
+	"\breceiver\x18\x05 \x01(\tR\breceiver\x12\x1a\n" +
+	"\baudience\x18\x06 \x01(\tR\baudience\x12\x1f\n" +
+	"\vevent_types\x18\a \x03(\tR\n" +
+	"eventTypes\x12\x16\n" +
+	"\x06status\x18\b \x01(\tR\x06status\x12\x1a\n" +
+	"\bposition\x18\t \x01(\tR\bposition\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12?\n" +
+	"\rdelivery_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fdeliveryTime\x12;\n" +
+	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12+\n" +
+	"\x11has_authorization\x18\x0e \x01(\bR\x10hasAuthorization\"\x92\x02\n" +
+	" CreateSecurityEventStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdelivery\x18\x03 \x01(\tR\bdelivery\x12!\n" +
+	"\fendpoint_url\x18\x04 \x01(\tR\vendpointUrl\x12$\n" +
+	"\rauthorization\x18\x05 \x01(\tR\rauthorization\x12\x1a\n" +
+	"\breceiver\x18\x06 \x01(\tR\breceiver\x12\x1a\n" +
+	"\baudience\x18\a \x01(\tR\baudience\x12\x1f\n" +
+	"\vevent_types\x18\b \x03(\tR\n" +
+	"eventTypes\"_\n" +
+	"!CreateSecurityEventStreamResponse\x12:\n" +
+	"\x06stream\x18\x01 \x01(\v2\".chit.admin.v1.SecurityEventStreamR\x06stream\"/\n" +
+	"\x1dGetSecurityEventStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\\\n" +
+	"\x1eGetSecurityEventStreamResponse\x12:\n" +
+	"\x06stream\x18\x01 \x01(\v2\".chit.admin.v1.SecurityEventStreamR\x06stream\"]\n" +
+	"\x1fListSecurityEventStreamsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x88\x01\n" +
+	" ListSecurityEventStreamsResponse\x12<\n" +
+	"\astreams\x18\x01 \x03(\v2\".chit.admin.v1.SecurityEventStreamR\astreams\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
+	" DeleteSecurityEventStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"#\n" +
+	"!DeleteSecurityEventStreamResponse\"M\n" +
+	"#SetSecurityEventStreamStatusRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"b\n" +
+	"$SetSecurityEventStreamStatusResponse\x12:\n" +
+	"\x06stream\x18\x01 \x01(\v2\".chit.admin.v1.SecurityEventStreamR\x06stream\"H\n" +
+	" VerifySecurityEventStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"#\n" +
+	"!VerifySecurityEventStreamResponse2\xcf$\n" +
 	"\fAdminService\x12Q\n" +
 	"\n" +
 	"CreateUser\x12 .chit.admin.v1.CreateUserRequest\x1a!.chit.admin.v1.CreateUserResponse\x12H\n" +
@@ -5621,7 +6478,13 @@ const file_chit_admin_v1_admin_proto_rawDesc = "" +
 	"\x14CreateFederationRule\x12*.chit.admin.v1.CreateFederationRuleRequest\x1a+.chit.admin.v1.CreateFederationRuleResponse\x12f\n" +
 	"\x11GetFederationRule\x12'.chit.admin.v1.GetFederationRuleRequest\x1a(.chit.admin.v1.GetFederationRuleResponse\x12l\n" +
 	"\x13ListFederationRules\x12).chit.admin.v1.ListFederationRulesRequest\x1a*.chit.admin.v1.ListFederationRulesResponse\x12o\n" +
-	"\x14DeleteFederationRule\x12*.chit.admin.v1.DeleteFederationRuleRequest\x1a+.chit.admin.v1.DeleteFederationRuleResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
+	"\x14DeleteFederationRule\x12*.chit.admin.v1.DeleteFederationRuleRequest\x1a+.chit.admin.v1.DeleteFederationRuleResponse\x12~\n" +
+	"\x19CreateSecurityEventStream\x12/.chit.admin.v1.CreateSecurityEventStreamRequest\x1a0.chit.admin.v1.CreateSecurityEventStreamResponse\x12u\n" +
+	"\x16GetSecurityEventStream\x12,.chit.admin.v1.GetSecurityEventStreamRequest\x1a-.chit.admin.v1.GetSecurityEventStreamResponse\x12{\n" +
+	"\x18ListSecurityEventStreams\x12..chit.admin.v1.ListSecurityEventStreamsRequest\x1a/.chit.admin.v1.ListSecurityEventStreamsResponse\x12~\n" +
+	"\x19DeleteSecurityEventStream\x12/.chit.admin.v1.DeleteSecurityEventStreamRequest\x1a0.chit.admin.v1.DeleteSecurityEventStreamResponse\x12\x87\x01\n" +
+	"\x1cSetSecurityEventStreamStatus\x122.chit.admin.v1.SetSecurityEventStreamStatusRequest\x1a3.chit.admin.v1.SetSecurityEventStreamStatusResponse\x12~\n" +
+	"\x19VerifySecurityEventStream\x12/.chit.admin.v1.VerifySecurityEventStreamRequest\x1a0.chit.admin.v1.VerifySecurityEventStreamResponseB5Z3github.com/chit-auth/chit/gen/chit/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_chit_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -5635,7 +6498,7 @@ func file_chit_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_chit_admin_v1_admin_proto_rawDescData
 }
 
-var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_chit_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 102)
 var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*User)(nil),                                   // 0: chit.admin.v1.User
 	(*CreateUserRequest)(nil),                      // 1: chit.admin.v1.CreateUserRequest
@@ -5725,153 +6588,185 @@ var file_chit_admin_v1_admin_proto_goTypes = []any{
 	(*ListFederationRulesResponse)(nil),            // 85: chit.admin.v1.ListFederationRulesResponse
 	(*DeleteFederationRuleRequest)(nil),            // 86: chit.admin.v1.DeleteFederationRuleRequest
 	(*DeleteFederationRuleResponse)(nil),           // 87: chit.admin.v1.DeleteFederationRuleResponse
-	nil,                                            // 88: chit.admin.v1.FederationRule.ClaimsEntry
-	(*timestamppb.Timestamp)(nil),                  // 89: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),                  // 90: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),                    // 91: google.protobuf.Duration
-	(*v1.ApiKey)(nil),                              // 92: chit.auth.v1.ApiKey
+	(*SecurityEventStream)(nil),                    // 88: chit.admin.v1.SecurityEventStream
+	(*CreateSecurityEventStreamRequest)(nil),       // 89: chit.admin.v1.CreateSecurityEventStreamRequest
+	(*CreateSecurityEventStreamResponse)(nil),      // 90: chit.admin.v1.CreateSecurityEventStreamResponse
+	(*GetSecurityEventStreamRequest)(nil),          // 91: chit.admin.v1.GetSecurityEventStreamRequest
+	(*GetSecurityEventStreamResponse)(nil),         // 92: chit.admin.v1.GetSecurityEventStreamResponse
+	(*ListSecurityEventStreamsRequest)(nil),        // 93: chit.admin.v1.ListSecurityEventStreamsRequest
+	(*ListSecurityEventStreamsResponse)(nil),       // 94: chit.admin.v1.ListSecurityEventStreamsResponse
+	(*DeleteSecurityEventStreamRequest)(nil),       // 95: chit.admin.v1.DeleteSecurityEventStreamRequest
+	(*DeleteSecurityEventStreamResponse)(nil),      // 96: chit.admin.v1.DeleteSecurityEventStreamResponse
+	(*SetSecurityEventStreamStatusRequest)(nil),    // 97: chit.admin.v1.SetSecurityEventStreamStatusRequest
+	(*SetSecurityEventStreamStatusResponse)(nil),   // 98: chit.admin.v1.SetSecurityEventStreamStatusResponse
+	(*VerifySecurityEventStreamRequest)(nil),       // 99: chit.admin.v1.VerifySecurityEventStreamRequest
+	(*VerifySecurityEventStreamResponse)(nil),      // 100: chit.admin.v1.VerifySecurityEventStreamResponse
+	nil,                           // 101: chit.admin.v1.FederationRule.ClaimsEntry
+	(*timestamppb.Timestamp)(nil), // 102: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 103: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),   // 104: google.protobuf.Duration
+	(*v1.ApiKey)(nil),             // 105: chit.auth.v1.ApiKey
 }
 var file_chit_admin_v1_admin_proto_depIdxs = []int32{
-	89, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
-	0,  // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
-	0,  // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
-	0,  // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
-	0,  // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
-	90, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
-	89, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	89, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	15, // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	15, // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	15, // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
-	15, // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	15, // 14: chit.admin.v1.SetServiceAccountTokenExchangeResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	15, // 15: chit.admin.v1.SetServiceAccountDpopResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	91, // 16: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
-	15, // 17: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
-	89, // 18: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
-	32, // 19: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
-	32, // 20: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
-	32, // 21: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
-	32, // 22: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
-	32, // 23: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
-	32, // 24: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
-	32, // 25: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
-	32, // 26: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
-	89, // 27: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
-	89, // 28: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
-	89, // 29: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
-	51, // 30: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
-	51, // 31: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
-	89, // 32: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	89, // 33: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	89, // 34: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	58, // 35: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	58, // 36: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
-	89, // 37: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
-	89, // 38: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
-	89, // 39: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
-	63, // 40: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
-	89, // 41: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
-	89, // 42: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	89, // 43: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
-	89, // 44: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
-	89, // 45: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
-	70, // 46: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
-	92, // 47: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
-	88, // 48: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
-	91, // 49: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
-	89, // 50: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
-	79, // 51: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
-	79, // 52: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	79, // 53: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
-	79, // 54: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
-	1,  // 55: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
-	3,  // 56: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
-	5,  // 57: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
-	7,  // 58: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
-	9,  // 59: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
-	11, // 60: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
-	13, // 61: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
-	16, // 62: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
-	18, // 63: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
-	20, // 64: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
-	22, // 65: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
-	24, // 66: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:input_type -> chit.admin.v1.SetServiceAccountTokenExchangeRequest
-	26, // 67: chit.admin.v1.AdminService.SetServiceAccountDpop:input_type -> chit.admin.v1.SetServiceAccountDpopRequest
-	28, // 68: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
-	30, // 69: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
-	33, // 70: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
-	35, // 71: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
-	37, // 72: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
-	39, // 73: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
-	41, // 74: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
-	43, // 75: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
-	45, // 76: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
-	47, // 77: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
-	49, // 78: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
-	52, // 79: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
-	54, // 80: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
-	56, // 81: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
-	59, // 82: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
-	61, // 83: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
-	64, // 84: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
-	66, // 85: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
-	68, // 86: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
-	71, // 87: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
-	73, // 88: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
-	75, // 89: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
-	77, // 90: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
-	80, // 91: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
-	82, // 92: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
-	84, // 93: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
-	86, // 94: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
-	2,  // 95: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
-	4,  // 96: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
-	6,  // 97: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
-	8,  // 98: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
-	10, // 99: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
-	12, // 100: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
-	14, // 101: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
-	17, // 102: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
-	19, // 103: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
-	21, // 104: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
-	23, // 105: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
-	25, // 106: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:output_type -> chit.admin.v1.SetServiceAccountTokenExchangeResponse
-	27, // 107: chit.admin.v1.AdminService.SetServiceAccountDpop:output_type -> chit.admin.v1.SetServiceAccountDpopResponse
-	29, // 108: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
-	31, // 109: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
-	34, // 110: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
-	36, // 111: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
-	38, // 112: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
-	40, // 113: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
-	42, // 114: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
-	44, // 115: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
-	46, // 116: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
-	48, // 117: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
-	50, // 118: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
-	53, // 119: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
-	55, // 120: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
-	57, // 121: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
-	60, // 122: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
-	62, // 123: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
-	65, // 124: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
-	67, // 125: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
-	69, // 126: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
-	72, // 127: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
-	74, // 128: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
-	76, // 129: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
-	78, // 130: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
-	81, // 131: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
-	83, // 132: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
-	85, // 133: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
-	87, // 134: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
-	95, // [95:135] is the sub-list for method output_type
-	55, // [55:95] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	102, // 0: chit.admin.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	0,   // 1: chit.admin.v1.CreateUserResponse.user:type_name -> chit.admin.v1.User
+	0,   // 2: chit.admin.v1.GetUserResponse.user:type_name -> chit.admin.v1.User
+	0,   // 3: chit.admin.v1.ListUsersResponse.users:type_name -> chit.admin.v1.User
+	0,   // 4: chit.admin.v1.SetUserRoleResponse.user:type_name -> chit.admin.v1.User
+	0,   // 5: chit.admin.v1.SetUserScopesResponse.user:type_name -> chit.admin.v1.User
+	103, // 6: chit.admin.v1.SetUserProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,   // 7: chit.admin.v1.SetUserProfileResponse.user:type_name -> chit.admin.v1.User
+	102, // 8: chit.admin.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	102, // 9: chit.admin.v1.ServiceAccount.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	15,  // 10: chit.admin.v1.CreateServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15,  // 11: chit.admin.v1.GetServiceAccountResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15,  // 12: chit.admin.v1.ListServiceAccountsResponse.service_accounts:type_name -> chit.admin.v1.ServiceAccount
+	15,  // 13: chit.admin.v1.SetServiceAccountGrantsResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15,  // 14: chit.admin.v1.SetServiceAccountTokenExchangeResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	15,  // 15: chit.admin.v1.SetServiceAccountDpopResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	104, // 16: chit.admin.v1.RotateServiceAccountSecretRequest.overlap:type_name -> google.protobuf.Duration
+	15,  // 17: chit.admin.v1.RotateServiceAccountSecretResponse.service_account:type_name -> chit.admin.v1.ServiceAccount
+	102, // 18: chit.admin.v1.Client.create_time:type_name -> google.protobuf.Timestamp
+	32,  // 19: chit.admin.v1.CreateClientResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 20: chit.admin.v1.GetClientResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 21: chit.admin.v1.ListClientsResponse.clients:type_name -> chit.admin.v1.Client
+	32,  // 22: chit.admin.v1.UpdateClientResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 23: chit.admin.v1.SetClientGrantsResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 24: chit.admin.v1.SetClientOriginsResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 25: chit.admin.v1.SetClientLogoutResponse.client:type_name -> chit.admin.v1.Client
+	32,  // 26: chit.admin.v1.RotateClientSecretResponse.client:type_name -> chit.admin.v1.Client
+	102, // 27: chit.admin.v1.Provider.create_time:type_name -> google.protobuf.Timestamp
+	102, // 28: chit.admin.v1.Provider.claim_expire_time:type_name -> google.protobuf.Timestamp
+	102, // 29: chit.admin.v1.Provider.claim_time:type_name -> google.protobuf.Timestamp
+	51,  // 30: chit.admin.v1.GetProviderResponse.provider:type_name -> chit.admin.v1.Provider
+	51,  // 31: chit.admin.v1.ListProvidersResponse.providers:type_name -> chit.admin.v1.Provider
+	102, // 32: chit.admin.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	102, // 33: chit.admin.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	102, // 34: chit.admin.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	58,  // 35: chit.admin.v1.ListSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	58,  // 36: chit.admin.v1.RotateSigningKeysResponse.signing_keys:type_name -> chit.admin.v1.SigningKey
+	102, // 37: chit.admin.v1.Login.refresh_time:type_name -> google.protobuf.Timestamp
+	102, // 38: chit.admin.v1.Login.idle_expire_time:type_name -> google.protobuf.Timestamp
+	102, // 39: chit.admin.v1.Login.expire_time:type_name -> google.protobuf.Timestamp
+	63,  // 40: chit.admin.v1.ListLoginsResponse.logins:type_name -> chit.admin.v1.Login
+	102, // 41: chit.admin.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	102, // 42: chit.admin.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	102, // 43: chit.admin.v1.Session.last_use_time:type_name -> google.protobuf.Timestamp
+	102, // 44: chit.admin.v1.Session.idle_expire_time:type_name -> google.protobuf.Timestamp
+	102, // 45: chit.admin.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	70,  // 46: chit.admin.v1.ListSessionsResponse.sessions:type_name -> chit.admin.v1.Session
+	105, // 47: chit.admin.v1.ListApiKeysResponse.api_keys:type_name -> chit.auth.v1.ApiKey
+	101, // 48: chit.admin.v1.FederationRule.claims:type_name -> chit.admin.v1.FederationRule.ClaimsEntry
+	104, // 49: chit.admin.v1.FederationRule.max_assertion_lifetime:type_name -> google.protobuf.Duration
+	102, // 50: chit.admin.v1.FederationRule.create_time:type_name -> google.protobuf.Timestamp
+	79,  // 51: chit.admin.v1.CreateFederationRuleRequest.rule:type_name -> chit.admin.v1.FederationRule
+	79,  // 52: chit.admin.v1.CreateFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	79,  // 53: chit.admin.v1.GetFederationRuleResponse.rule:type_name -> chit.admin.v1.FederationRule
+	79,  // 54: chit.admin.v1.ListFederationRulesResponse.rules:type_name -> chit.admin.v1.FederationRule
+	102, // 55: chit.admin.v1.SecurityEventStream.delivery_time:type_name -> google.protobuf.Timestamp
+	102, // 56: chit.admin.v1.SecurityEventStream.create_time:type_name -> google.protobuf.Timestamp
+	102, // 57: chit.admin.v1.SecurityEventStream.update_time:type_name -> google.protobuf.Timestamp
+	88,  // 58: chit.admin.v1.CreateSecurityEventStreamResponse.stream:type_name -> chit.admin.v1.SecurityEventStream
+	88,  // 59: chit.admin.v1.GetSecurityEventStreamResponse.stream:type_name -> chit.admin.v1.SecurityEventStream
+	88,  // 60: chit.admin.v1.ListSecurityEventStreamsResponse.streams:type_name -> chit.admin.v1.SecurityEventStream
+	88,  // 61: chit.admin.v1.SetSecurityEventStreamStatusResponse.stream:type_name -> chit.admin.v1.SecurityEventStream
+	1,   // 62: chit.admin.v1.AdminService.CreateUser:input_type -> chit.admin.v1.CreateUserRequest
+	3,   // 63: chit.admin.v1.AdminService.GetUser:input_type -> chit.admin.v1.GetUserRequest
+	5,   // 64: chit.admin.v1.AdminService.ListUsers:input_type -> chit.admin.v1.ListUsersRequest
+	7,   // 65: chit.admin.v1.AdminService.SetUserRole:input_type -> chit.admin.v1.SetUserRoleRequest
+	9,   // 66: chit.admin.v1.AdminService.SetUserScopes:input_type -> chit.admin.v1.SetUserScopesRequest
+	11,  // 67: chit.admin.v1.AdminService.SetUserProfile:input_type -> chit.admin.v1.SetUserProfileRequest
+	13,  // 68: chit.admin.v1.AdminService.DeleteUser:input_type -> chit.admin.v1.DeleteUserRequest
+	16,  // 69: chit.admin.v1.AdminService.CreateServiceAccount:input_type -> chit.admin.v1.CreateServiceAccountRequest
+	18,  // 70: chit.admin.v1.AdminService.GetServiceAccount:input_type -> chit.admin.v1.GetServiceAccountRequest
+	20,  // 71: chit.admin.v1.AdminService.ListServiceAccounts:input_type -> chit.admin.v1.ListServiceAccountsRequest
+	22,  // 72: chit.admin.v1.AdminService.SetServiceAccountGrants:input_type -> chit.admin.v1.SetServiceAccountGrantsRequest
+	24,  // 73: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:input_type -> chit.admin.v1.SetServiceAccountTokenExchangeRequest
+	26,  // 74: chit.admin.v1.AdminService.SetServiceAccountDpop:input_type -> chit.admin.v1.SetServiceAccountDpopRequest
+	28,  // 75: chit.admin.v1.AdminService.RotateServiceAccountSecret:input_type -> chit.admin.v1.RotateServiceAccountSecretRequest
+	30,  // 76: chit.admin.v1.AdminService.DeleteServiceAccount:input_type -> chit.admin.v1.DeleteServiceAccountRequest
+	33,  // 77: chit.admin.v1.AdminService.CreateClient:input_type -> chit.admin.v1.CreateClientRequest
+	35,  // 78: chit.admin.v1.AdminService.GetClient:input_type -> chit.admin.v1.GetClientRequest
+	37,  // 79: chit.admin.v1.AdminService.ListClients:input_type -> chit.admin.v1.ListClientsRequest
+	39,  // 80: chit.admin.v1.AdminService.UpdateClient:input_type -> chit.admin.v1.UpdateClientRequest
+	41,  // 81: chit.admin.v1.AdminService.SetClientGrants:input_type -> chit.admin.v1.SetClientGrantsRequest
+	43,  // 82: chit.admin.v1.AdminService.SetClientOrigins:input_type -> chit.admin.v1.SetClientOriginsRequest
+	45,  // 83: chit.admin.v1.AdminService.SetClientLogout:input_type -> chit.admin.v1.SetClientLogoutRequest
+	47,  // 84: chit.admin.v1.AdminService.RotateClientSecret:input_type -> chit.admin.v1.RotateClientSecretRequest
+	49,  // 85: chit.admin.v1.AdminService.DeleteClient:input_type -> chit.admin.v1.DeleteClientRequest
+	52,  // 86: chit.admin.v1.AdminService.GetProvider:input_type -> chit.admin.v1.GetProviderRequest
+	54,  // 87: chit.admin.v1.AdminService.ListProviders:input_type -> chit.admin.v1.ListProvidersRequest
+	56,  // 88: chit.admin.v1.AdminService.DeleteProvider:input_type -> chit.admin.v1.DeleteProviderRequest
+	59,  // 89: chit.admin.v1.AdminService.ListSigningKeys:input_type -> chit.admin.v1.ListSigningKeysRequest
+	61,  // 90: chit.admin.v1.AdminService.RotateSigningKeys:input_type -> chit.admin.v1.RotateSigningKeysRequest
+	64,  // 91: chit.admin.v1.AdminService.ListLogins:input_type -> chit.admin.v1.ListLoginsRequest
+	66,  // 92: chit.admin.v1.AdminService.RevokeLogin:input_type -> chit.admin.v1.RevokeLoginRequest
+	68,  // 93: chit.admin.v1.AdminService.RevokeLogins:input_type -> chit.admin.v1.RevokeLoginsRequest
+	71,  // 94: chit.admin.v1.AdminService.ListSessions:input_type -> chit.admin.v1.ListSessionsRequest
+	73,  // 95: chit.admin.v1.AdminService.EndSessions:input_type -> chit.admin.v1.EndSessionsRequest
+	75,  // 96: chit.admin.v1.AdminService.ListApiKeys:input_type -> chit.admin.v1.ListApiKeysRequest
+	77,  // 97: chit.admin.v1.AdminService.RevokeApiKey:input_type -> chit.admin.v1.RevokeApiKeyRequest
+	80,  // 98: chit.admin.v1.AdminService.CreateFederationRule:input_type -> chit.admin.v1.CreateFederationRuleRequest
+	82,  // 99: chit.admin.v1.AdminService.GetFederationRule:input_type -> chit.admin.v1.GetFederationRuleRequest
+	84,  // 100: chit.admin.v1.AdminService.ListFederationRules:input_type -> chit.admin.v1.ListFederationRulesRequest
+	86,  // 101: chit.admin.v1.AdminService.DeleteFederationRule:input_type -> chit.admin.v1.DeleteFederationRuleRequest
+	89,  // 102: chit.admin.v1.AdminService.CreateSecurityEventStream:input_type -> chit.admin.v1.CreateSecurityEventStreamRequest
+	91,  // 103: chit.admin.v1.AdminService.GetSecurityEventStream:input_type -> chit.admin.v1.GetSecurityEventStreamRequest
+	93,  // 104: chit.admin.v1.AdminService.ListSecurityEventStreams:input_type -> chit.admin.v1.ListSecurityEventStreamsRequest
+	95,  // 105: chit.admin.v1.AdminService.DeleteSecurityEventStream:input_type -> chit.admin.v1.DeleteSecurityEventStreamRequest
+	97,  // 106: chit.admin.v1.AdminService.SetSecurityEventStreamStatus:input_type -> chit.admin.v1.SetSecurityEventStreamStatusRequest
+	99,  // 107: chit.admin.v1.AdminService.VerifySecurityEventStream:input_type -> chit.admin.v1.VerifySecurityEventStreamRequest
+	2,   // 108: chit.admin.v1.AdminService.CreateUser:output_type -> chit.admin.v1.CreateUserResponse
+	4,   // 109: chit.admin.v1.AdminService.GetUser:output_type -> chit.admin.v1.GetUserResponse
+	6,   // 110: chit.admin.v1.AdminService.ListUsers:output_type -> chit.admin.v1.ListUsersResponse
+	8,   // 111: chit.admin.v1.AdminService.SetUserRole:output_type -> chit.admin.v1.SetUserRoleResponse
+	10,  // 112: chit.admin.v1.AdminService.SetUserScopes:output_type -> chit.admin.v1.SetUserScopesResponse
+	12,  // 113: chit.admin.v1.AdminService.SetUserProfile:output_type -> chit.admin.v1.SetUserProfileResponse
+	14,  // 114: chit.admin.v1.AdminService.DeleteUser:output_type -> chit.admin.v1.DeleteUserResponse
+	17,  // 115: chit.admin.v1.AdminService.CreateServiceAccount:output_type -> chit.admin.v1.CreateServiceAccountResponse
+	19,  // 116: chit.admin.v1.AdminService.GetServiceAccount:output_type -> chit.admin.v1.GetServiceAccountResponse
+	21,  // 117: chit.admin.v1.AdminService.ListServiceAccounts:output_type -> chit.admin.v1.ListServiceAccountsResponse
+	23,  // 118: chit.admin.v1.AdminService.SetServiceAccountGrants:output_type -> chit.admin.v1.SetServiceAccountGrantsResponse
+	25,  // 119: chit.admin.v1.AdminService.SetServiceAccountTokenExchange:output_type -> chit.admin.v1.SetServiceAccountTokenExchangeResponse
+	27,  // 120: chit.admin.v1.AdminService.SetServiceAccountDpop:output_type -> chit.admin.v1.SetServiceAccountDpopResponse
+	29,  // 121: chit.admin.v1.AdminService.RotateServiceAccountSecret:output_type -> chit.admin.v1.RotateServiceAccountSecretResponse
+	31,  // 122: chit.admin.v1.AdminService.DeleteServiceAccount:output_type -> chit.admin.v1.DeleteServiceAccountResponse
+	34,  // 123: chit.admin.v1.AdminService.CreateClient:output_type -> chit.admin.v1.CreateClientResponse
+	36,  // 124: chit.admin.v1.AdminService.GetClient:output_type -> chit.admin.v1.GetClientResponse
+	38,  // 125: chit.admin.v1.AdminService.ListClients:output_type -> chit.admin.v1.ListClientsResponse
+	40,  // 126: chit.admin.v1.AdminService.UpdateClient:output_type -> chit.admin.v1.UpdateClientResponse
+	42,  // 127: chit.admin.v1.AdminService.SetClientGrants:output_type -> chit.admin.v1.SetClientGrantsResponse
+	44,  // 128: chit.admin.v1.AdminService.SetClientOrigins:output_type -> chit.admin.v1.SetClientOriginsResponse
+	46,  // 129: chit.admin.v1.AdminService.SetClientLogout:output_type -> chit.admin.v1.SetClientLogoutResponse
+	48,  // 130: chit.admin.v1.AdminService.RotateClientSecret:output_type -> chit.admin.v1.RotateClientSecretResponse
+	50,  // 131: chit.admin.v1.AdminService.DeleteClient:output_type -> chit.admin.v1.DeleteClientResponse
+	53,  // 132: chit.admin.v1.AdminService.GetProvider:output_type -> chit.admin.v1.GetProviderResponse
+	55,  // 133: chit.admin.v1.AdminService.ListProviders:output_type -> chit.admin.v1.ListProvidersResponse
+	57,  // 134: chit.admin.v1.AdminService.DeleteProvider:output_type -> chit.admin.v1.DeleteProviderResponse
+	60,  // 135: chit.admin.v1.AdminService.ListSigningKeys:output_type -> chit.admin.v1.ListSigningKeysResponse
+	62,  // 136: chit.admin.v1.AdminService.RotateSigningKeys:output_type -> chit.admin.v1.RotateSigningKeysResponse
+	65,  // 137: chit.admin.v1.AdminService.ListLogins:output_type -> chit.admin.v1.ListLoginsResponse
+	67,  // 138: chit.admin.v1.AdminService.RevokeLogin:output_type -> chit.admin.v1.RevokeLoginResponse
+	69,  // 139: chit.admin.v1.AdminService.RevokeLogins:output_type -> chit.admin.v1.RevokeLoginsResponse
+	72,  // 140: chit.admin.v1.AdminService.ListSessions:output_type -> chit.admin.v1.ListSessionsResponse
+	74,  // 141: chit.admin.v1.AdminService.EndSessions:output_type -> chit.admin.v1.EndSessionsResponse
+	76,  // 142: chit.admin.v1.AdminService.ListApiKeys:output_type -> chit.admin.v1.ListApiKeysResponse
+	78,  // 143: chit.admin.v1.AdminService.RevokeApiKey:output_type -> chit.admin.v1.RevokeApiKeyResponse
+	81,  // 144: chit.admin.v1.AdminService.CreateFederationRule:output_type -> chit.admin.v1.CreateFederationRuleResponse
+	83,  // 145: chit.admin.v1.AdminService.GetFederationRule:output_type -> chit.admin.v1.GetFederationRuleResponse
+	85,  // 146: chit.admin.v1.AdminService.ListFederationRules:output_type -> chit.admin.v1.ListFederationRulesResponse
+	87,  // 147: chit.admin.v1.AdminService.DeleteFederationRule:output_type -> chit.admin.v1.DeleteFederationRuleResponse
+	90,  // 148: chit.admin.v1.AdminService.CreateSecurityEventStream:output_type -> chit.admin.v1.CreateSecurityEventStreamResponse
+	92,  // 149: chit.admin.v1.AdminService.GetSecurityEventStream:output_type -> chit.admin.v1.GetSecurityEventStreamResponse
+	94,  // 150: chit.admin.v1.AdminService.ListSecurityEventStreams:output_type -> chit.admin.v1.ListSecurityEventStreamsResponse
+	96,  // 151: chit.admin.v1.AdminService.DeleteSecurityEventStream:output_type -> chit.admin.v1.DeleteSecurityEventStreamResponse
+	98,  // 152: chit.admin.v1.AdminService.SetSecurityEventStreamStatus:output_type -> chit.admin.v1.SetSecurityEventStreamStatusResponse
+	100, // 153: chit.admin.v1.AdminService.VerifySecurityEventStream:output_type -> chit.admin.v1.VerifySecurityEventStreamResponse
+	108, // [108:154] is the sub-list for method output_type
+	62,  // [62:108] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_chit_admin_v1_admin_proto_init() }
@@ -5886,7 +6781,7 @@ func file_chit_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chit_admin_v1_admin_proto_rawDesc), len(file_chit_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   89,
+			NumMessages:   102,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,6 +59,12 @@ const (
 	AdminService_GetFederationRule_FullMethodName              = "/chit.admin.v1.AdminService/GetFederationRule"
 	AdminService_ListFederationRules_FullMethodName            = "/chit.admin.v1.AdminService/ListFederationRules"
 	AdminService_DeleteFederationRule_FullMethodName           = "/chit.admin.v1.AdminService/DeleteFederationRule"
+	AdminService_CreateSecurityEventStream_FullMethodName      = "/chit.admin.v1.AdminService/CreateSecurityEventStream"
+	AdminService_GetSecurityEventStream_FullMethodName         = "/chit.admin.v1.AdminService/GetSecurityEventStream"
+	AdminService_ListSecurityEventStreams_FullMethodName       = "/chit.admin.v1.AdminService/ListSecurityEventStreams"
+	AdminService_DeleteSecurityEventStream_FullMethodName      = "/chit.admin.v1.AdminService/DeleteSecurityEventStream"
+	AdminService_SetSecurityEventStreamStatus_FullMethodName   = "/chit.admin.v1.AdminService/SetSecurityEventStreamStatus"
+	AdminService_VerifySecurityEventStream_FullMethodName      = "/chit.admin.v1.AdminService/VerifySecurityEventStream"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -214,6 +220,43 @@ type AdminServiceClient interface {
 	// exchanged under it at once on this replica, within 10 seconds on the
 	// others. Access tokens issued under it live out their (short) lives.
 	DeleteFederationRule(ctx context.Context, in *DeleteFederationRuleRequest, opts ...grpc.CallOption) (*DeleteFederationRuleResponse, error)
+	// CreateSecurityEventStream registers a Shared Signals (SSF) receiver: a
+	// stream that delivers the revocation feed's events to it as Security
+	// Event Tokens (CAEP session-revoked, credential-change), signed with the
+	// server's key, for its `audience`. A push stream POSTs each SET to the
+	// receiver's `endpoint_url` (RFC 8935), with the `Authorization` header
+	// the admin gave; a poll stream keeps them until its receiver, a service
+	// account, fetches and acknowledges them (RFC 8936) with a token carrying
+	// the scope chit:ssf, at POST /ssf/poll/{id} on the HTTP port. A new
+	// stream starts at the feed's head: its receiver hears of the
+	// revocations made from then on, none from before. It is enabled at
+	// once. INVALID_ARGUMENT names the field at fault; ALREADY_EXISTS when
+	// the id is taken; NOT_FOUND when a poll stream's receiver is no service
+	// account (deleting that account later deletes the stream).
+	CreateSecurityEventStream(ctx context.Context, in *CreateSecurityEventStreamRequest, opts ...grpc.CallOption) (*CreateSecurityEventStreamResponse, error)
+	// GetSecurityEventStream describes one stream, with its delivery state
+	// (position, last error); NOT_FOUND when there is none.
+	GetSecurityEventStream(ctx context.Context, in *GetSecurityEventStreamRequest, opts ...grpc.CallOption) (*GetSecurityEventStreamResponse, error)
+	// ListSecurityEventStreams lists the streams by id.
+	ListSecurityEventStreams(ctx context.Context, in *ListSecurityEventStreamsRequest, opts ...grpc.CallOption) (*ListSecurityEventStreamsResponse, error)
+	// DeleteSecurityEventStream removes a stream: nothing more is delivered
+	// to its receiver, and a poll of it answers that it is gone. NOT_FOUND
+	// when there is none.
+	DeleteSecurityEventStream(ctx context.Context, in *DeleteSecurityEventStreamRequest, opts ...grpc.CallOption) (*DeleteSecurityEventStreamResponse, error)
+	// SetSecurityEventStreamStatus pauses a stream or enables it again. A
+	// paused stream keeps its position and delivers nothing; enabled again,
+	// it delivers what happened meanwhile, from where it stopped (as long as
+	// the feed retains those events). NOT_FOUND when there is none.
+	SetSecurityEventStreamStatus(ctx context.Context, in *SetSecurityEventStreamStatusRequest, opts ...grpc.CallOption) (*SetSecurityEventStreamStatusResponse, error)
+	// VerifySecurityEventStream sends the stream's receiver a verification
+	// event (SSF 1.0 §8.1.4) carrying `state`, so both ends can confirm the
+	// stream works: a push stream POSTs it at once and answers
+	// FAILED_PRECONDITION, with the receiver's answer, when it was not
+	// taken; a poll stream's next poll served by this replica returns it.
+	// FAILED_PRECONDITION when the stream is paused, or when no server
+	// runs in the process called (chitd's commands: ask a server's Admin
+	// API); NOT_FOUND when there is none.
+	VerifySecurityEventStream(ctx context.Context, in *VerifySecurityEventStreamRequest, opts ...grpc.CallOption) (*VerifySecurityEventStreamResponse, error)
 }
 
 type adminServiceClient struct {
@@ -624,6 +667,66 @@ func (c *adminServiceClient) DeleteFederationRule(ctx context.Context, in *Delet
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateSecurityEventStream(ctx context.Context, in *CreateSecurityEventStreamRequest, opts ...grpc.CallOption) (*CreateSecurityEventStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSecurityEventStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateSecurityEventStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetSecurityEventStream(ctx context.Context, in *GetSecurityEventStreamRequest, opts ...grpc.CallOption) (*GetSecurityEventStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSecurityEventStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetSecurityEventStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListSecurityEventStreams(ctx context.Context, in *ListSecurityEventStreamsRequest, opts ...grpc.CallOption) (*ListSecurityEventStreamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSecurityEventStreamsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListSecurityEventStreams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteSecurityEventStream(ctx context.Context, in *DeleteSecurityEventStreamRequest, opts ...grpc.CallOption) (*DeleteSecurityEventStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSecurityEventStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteSecurityEventStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetSecurityEventStreamStatus(ctx context.Context, in *SetSecurityEventStreamStatusRequest, opts ...grpc.CallOption) (*SetSecurityEventStreamStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSecurityEventStreamStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetSecurityEventStreamStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) VerifySecurityEventStream(ctx context.Context, in *VerifySecurityEventStreamRequest, opts ...grpc.CallOption) (*VerifySecurityEventStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifySecurityEventStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_VerifySecurityEventStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -777,6 +880,43 @@ type AdminServiceServer interface {
 	// exchanged under it at once on this replica, within 10 seconds on the
 	// others. Access tokens issued under it live out their (short) lives.
 	DeleteFederationRule(context.Context, *DeleteFederationRuleRequest) (*DeleteFederationRuleResponse, error)
+	// CreateSecurityEventStream registers a Shared Signals (SSF) receiver: a
+	// stream that delivers the revocation feed's events to it as Security
+	// Event Tokens (CAEP session-revoked, credential-change), signed with the
+	// server's key, for its `audience`. A push stream POSTs each SET to the
+	// receiver's `endpoint_url` (RFC 8935), with the `Authorization` header
+	// the admin gave; a poll stream keeps them until its receiver, a service
+	// account, fetches and acknowledges them (RFC 8936) with a token carrying
+	// the scope chit:ssf, at POST /ssf/poll/{id} on the HTTP port. A new
+	// stream starts at the feed's head: its receiver hears of the
+	// revocations made from then on, none from before. It is enabled at
+	// once. INVALID_ARGUMENT names the field at fault; ALREADY_EXISTS when
+	// the id is taken; NOT_FOUND when a poll stream's receiver is no service
+	// account (deleting that account later deletes the stream).
+	CreateSecurityEventStream(context.Context, *CreateSecurityEventStreamRequest) (*CreateSecurityEventStreamResponse, error)
+	// GetSecurityEventStream describes one stream, with its delivery state
+	// (position, last error); NOT_FOUND when there is none.
+	GetSecurityEventStream(context.Context, *GetSecurityEventStreamRequest) (*GetSecurityEventStreamResponse, error)
+	// ListSecurityEventStreams lists the streams by id.
+	ListSecurityEventStreams(context.Context, *ListSecurityEventStreamsRequest) (*ListSecurityEventStreamsResponse, error)
+	// DeleteSecurityEventStream removes a stream: nothing more is delivered
+	// to its receiver, and a poll of it answers that it is gone. NOT_FOUND
+	// when there is none.
+	DeleteSecurityEventStream(context.Context, *DeleteSecurityEventStreamRequest) (*DeleteSecurityEventStreamResponse, error)
+	// SetSecurityEventStreamStatus pauses a stream or enables it again. A
+	// paused stream keeps its position and delivers nothing; enabled again,
+	// it delivers what happened meanwhile, from where it stopped (as long as
+	// the feed retains those events). NOT_FOUND when there is none.
+	SetSecurityEventStreamStatus(context.Context, *SetSecurityEventStreamStatusRequest) (*SetSecurityEventStreamStatusResponse, error)
+	// VerifySecurityEventStream sends the stream's receiver a verification
+	// event (SSF 1.0 §8.1.4) carrying `state`, so both ends can confirm the
+	// stream works: a push stream POSTs it at once and answers
+	// FAILED_PRECONDITION, with the receiver's answer, when it was not
+	// taken; a poll stream's next poll served by this replica returns it.
+	// FAILED_PRECONDITION when the stream is paused, or when no server
+	// runs in the process called (chitd's commands: ask a server's Admin
+	// API); NOT_FOUND when there is none.
+	VerifySecurityEventStream(context.Context, *VerifySecurityEventStreamRequest) (*VerifySecurityEventStreamResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -906,6 +1046,24 @@ func (UnimplementedAdminServiceServer) ListFederationRules(context.Context, *Lis
 }
 func (UnimplementedAdminServiceServer) DeleteFederationRule(context.Context, *DeleteFederationRuleRequest) (*DeleteFederationRuleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteFederationRule not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateSecurityEventStream(context.Context, *CreateSecurityEventStreamRequest) (*CreateSecurityEventStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSecurityEventStream not implemented")
+}
+func (UnimplementedAdminServiceServer) GetSecurityEventStream(context.Context, *GetSecurityEventStreamRequest) (*GetSecurityEventStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSecurityEventStream not implemented")
+}
+func (UnimplementedAdminServiceServer) ListSecurityEventStreams(context.Context, *ListSecurityEventStreamsRequest) (*ListSecurityEventStreamsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSecurityEventStreams not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteSecurityEventStream(context.Context, *DeleteSecurityEventStreamRequest) (*DeleteSecurityEventStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSecurityEventStream not implemented")
+}
+func (UnimplementedAdminServiceServer) SetSecurityEventStreamStatus(context.Context, *SetSecurityEventStreamStatusRequest) (*SetSecurityEventStreamStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSecurityEventStreamStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) VerifySecurityEventStream(context.Context, *VerifySecurityEventStreamRequest) (*VerifySecurityEventStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifySecurityEventStream not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1648,6 +1806,114 @@ func _AdminService_DeleteFederationRule_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateSecurityEventStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSecurityEventStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateSecurityEventStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateSecurityEventStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateSecurityEventStream(ctx, req.(*CreateSecurityEventStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetSecurityEventStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSecurityEventStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetSecurityEventStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetSecurityEventStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetSecurityEventStream(ctx, req.(*GetSecurityEventStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListSecurityEventStreams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSecurityEventStreamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListSecurityEventStreams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListSecurityEventStreams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListSecurityEventStreams(ctx, req.(*ListSecurityEventStreamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteSecurityEventStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSecurityEventStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteSecurityEventStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteSecurityEventStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteSecurityEventStream(ctx, req.(*DeleteSecurityEventStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetSecurityEventStreamStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSecurityEventStreamStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetSecurityEventStreamStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetSecurityEventStreamStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetSecurityEventStreamStatus(ctx, req.(*SetSecurityEventStreamStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_VerifySecurityEventStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifySecurityEventStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).VerifySecurityEventStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_VerifySecurityEventStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).VerifySecurityEventStream(ctx, req.(*VerifySecurityEventStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1814,6 +2080,30 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteFederationRule",
 			Handler:    _AdminService_DeleteFederationRule_Handler,
+		},
+		{
+			MethodName: "CreateSecurityEventStream",
+			Handler:    _AdminService_CreateSecurityEventStream_Handler,
+		},
+		{
+			MethodName: "GetSecurityEventStream",
+			Handler:    _AdminService_GetSecurityEventStream_Handler,
+		},
+		{
+			MethodName: "ListSecurityEventStreams",
+			Handler:    _AdminService_ListSecurityEventStreams_Handler,
+		},
+		{
+			MethodName: "DeleteSecurityEventStream",
+			Handler:    _AdminService_DeleteSecurityEventStream_Handler,
+		},
+		{
+			MethodName: "SetSecurityEventStreamStatus",
+			Handler:    _AdminService_SetSecurityEventStreamStatus_Handler,
+		},
+		{
+			MethodName: "VerifySecurityEventStream",
+			Handler:    _AdminService_VerifySecurityEventStream_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
