@@ -12,6 +12,7 @@ import (
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grpcapi"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/revocationfeed"
 )
 
@@ -37,7 +38,16 @@ type Dependencies struct {
 // Handler returns the GET handler of Path.
 func Handler(deps Dependencies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
+		// The access rule reads the call's credentials as gRPC metadata:
+		// the token and, for a DPoP-bound one, its proof (checked for this
+		// request's method and path, which possession.Certificates'
+		// middleware records with the client certificate of a trusted
+		// proxy). Without them a sender-constrained watcher is refused.
+		incoming := metadata.MD{"authorization": r.Header.Values("Authorization")}
+		if proofs := r.Header.Values(possession.ProofHeader); len(proofs) > 0 {
+			incoming[possession.ProofMetadata] = proofs
+		}
+		ctx := metadata.NewIncomingContext(r.Context(), incoming)
 		ctx, err := deps.Authorize(ctx, authv1.RevocationFeedService_WatchRevocations_FullMethodName)
 		if err != nil {
 			writeError(w, r, err)

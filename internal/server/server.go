@@ -648,8 +648,11 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	if cfg.TracerProvider != nil {
 		tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
 	}
-	events := observeHTTP(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
-		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge}), cfg.Logger, c.metrics, tracer)
+	// The certificates' middleware gives a sender-constrained watcher's
+	// check what the other REST endpoints get: the request's target (its
+	// proof's htm and htu) and a trusted proxy's Client-Cert.
+	events := observeHTTP(c.certificates.Middleware(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
+		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge})), cfg.Logger, c.metrics, tracer)
 	routes := http.NewServeMux()
 	routes.Handle("GET "+revocationsse.Path, events)
 	routes.Handle("/", handler)

@@ -1,0 +1,115 @@
+package server_test
+
+// Attacks on what issue #29 added (DPoP, certificate-bound tokens, the
+// revocation feed), from the outside: each test names the finding it pins.
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/chit-auth/chit/internal/accounts"
+	"github.com/chit-auth/chit/internal/revocationfeed"
+	"github.com/chit-auth/chit/internal/server"
+	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/storage"
+)
+
+// A verifier whose service account must use DPoP (or whose tokens are
+// bound to a proxy-verified certificate) can watch the revocation feed
+// over Server-Sent Events with its bound token, as it can over gRPC: the
+// events endpoint reads the DPoP header and the Client-Cert of a trusted
+// proxy as every other REST endpoint does. Before, it forwarded only
+// Authorization to the access rule, so every sender-constrained watcher
+// was refused ("a DPoP proof is required", "bound to a client
+// certificate") whatever it sent; and a proof for another URL, another
+// key, or none, must still be refused.
+func TestAttack29RevocationEventsTakeSenderConstrainedTokens(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.ClientCertificateProxies = []string{"127.0.0.1", "::1"} })
+	secret, err := e.Directory().AddServiceAccount(t.Context(), accounts.NewServiceAccount{Name: "bound-verifier", RequireDPoP: true,
+		Grants: storage.Grants{AllowedScopes: []string{revocationfeed.Scope}, DefaultScopes: []string{revocationfeed.Scope}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, other := newSigner(t), newSigner(t)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"bound-verifier"}, "client_secret": {secret}}
+	answer := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", ""))
+	access, _ := answer.body["access_token"].(string)
+	if answer.status != http.StatusOK || jkt(t, access) != signer.Thumbprint() {
+		t.Fatalf("the bound verifier's token: %d %v", answer.status, answer.body)
+	}
+
+	events := func(header map[string]string) int {
+		t.Helper()
+		s, err := watchSSE(t, e, "", "", header)
+		if err != nil {
+			return err.(*sseError).status
+		}
+		if first := s.next(t); !first.heartbeat {
+			t.Fatalf("first message %+v, want the heartbeat at the head", first)
+		}
+		return http.StatusOK
+	}
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{"DPoP with its proof", map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": proof(t, signer, http.MethodGet, "/v1/revocations/events", access, "")}, http.StatusOK},
+		{"DPoP without a proof", map[string]string{"Authorization": "DPoP " + access}, http.StatusUnauthorized},
+		{"as Bearer with its proof", map[string]string{"Authorization": "Bearer " + access,
+			"DPoP": proof(t, signer, http.MethodGet, "/v1/revocations/events", access, "")}, http.StatusUnauthorized},
+		{"a proof of another key", map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": proof(t, other, http.MethodGet, "/v1/revocations/events", access, "")}, http.StatusUnauthorized},
+		{"a proof for POST", map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": proof(t, signer, http.MethodPost, "/v1/revocations/events", access, "")}, http.StatusUnauthorized},
+		{"a proof for the gRPC method's URL", map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": proof(t, signer, http.MethodPost, "/chit.auth.v1.RevocationFeedService/WatchRevocations", access, "")}, http.StatusUnauthorized},
+		{"a proof without ath", map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": proof(t, signer, http.MethodGet, "/v1/revocations/events", "", "")}, http.StatusUnauthorized},
+	} {
+		if got := events(c.header); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	replayed := proof(t, signer, http.MethodGet, "/v1/revocations/events", access, "")
+	header := map[string]string{"Authorization": "DPoP " + access, "DPoP": replayed}
+	if first, second := events(header), events(header); first != http.StatusOK || second != http.StatusUnauthorized {
+		t.Errorf("a proof used twice: %d then %d, want 200 then 401", first, second)
+	}
+
+	// A token bound to the certificate a trusted proxy names.
+	plain, err := e.Directory().CreateServiceAccount(t.Context(), "cert-verifier",
+		storage.Grants{AllowedScopes: []string{revocationfeed.Scope}, DefaultScopes: []string{revocationfeed.Scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := servertest.NewPKI(t).Client, servertest.NewPKI(t).Client
+	clientCert := func(certificate tls.Certificate) string {
+		return ":" + base64.StdEncoding.EncodeToString(certificate.Certificate[0]) + ":"
+	}
+	answer = send(t, e, http.MethodPost, "/oauth2/token", "application/x-www-form-urlencoded",
+		url.Values{"grant_type": {"client_credentials"}, "client_id": {"cert-verifier"}, "client_secret": {plain}}.Encode(),
+		map[string]string{"Client-Cert": clientCert(first)})
+	bound, _ := answer.body["access_token"].(string)
+	if answer.status != http.StatusOK || boundCertificate(t, bound) != x5t(first) {
+		t.Fatalf("the certificate-bound verifier's token: %d %v", answer.status, answer.body)
+	}
+	for name, c := range map[string]struct {
+		certificate string
+		want        int
+	}{"its certificate": {clientCert(first), http.StatusOK}, "another certificate": {clientCert(second), http.StatusUnauthorized},
+		"no certificate": {"", http.StatusUnauthorized}} {
+		header := map[string]string{"Authorization": "Bearer " + bound}
+		if c.certificate != "" {
+			header["Client-Cert"] = c.certificate
+		}
+		if got := events(header); got != c.want {
+			t.Errorf("a certificate-bound token with %s: %d, want %d", name, got, c.want)
+		}
+	}
+}
