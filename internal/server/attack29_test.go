@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/revocationfeed"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
 	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // A verifier whose service account must use DPoP (or whose tokens are
@@ -111,5 +113,56 @@ func TestAttack29RevocationEventsTakeSenderConstrainedTokens(t *testing.T) {
 		if got := events(header); got != c.want {
 			t.Errorf("a certificate-bound token with %s: %d, want %d", name, got, c.want)
 		}
+	}
+}
+
+// With server nonces, a refused proof at the events endpoint names the
+// nonce to use as the other REST endpoints do (DPoP-Nonce, RFC 9449 §8),
+// and a proof carrying it is accepted.
+func TestAttack29RevocationEventsAskForTheServerNonce(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t, func(cfg *server.Config) {
+		source, err := dpop.NewNonceSource(5*time.Minute, cfg.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DPoP.Nonces = source
+	})
+	secret, err := e.Directory().AddServiceAccount(t.Context(), accounts.NewServiceAccount{Name: "bound-verifier", RequireDPoP: true,
+		Grants: storage.Grants{AllowedScopes: []string{revocationfeed.Scope}, DefaultScopes: []string{revocationfeed.Scope}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := newSigner(t)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"bound-verifier"}, "client_secret": {secret}}
+	nonce := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", "")).header.Get("DPoP-Nonce")
+	answer := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", nonce))
+	access, _ := answer.body["access_token"].(string)
+	if answer.status != http.StatusOK || access == "" {
+		t.Fatalf("the bound verifier's token: %d %v", answer.status, answer.body)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.HTTPBase()+"/v1/revocations/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "DPoP "+access)
+	req.Header.Set("DPoP", proof(t, signer, http.MethodGet, "/v1/revocations/events", access, ""))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	fresh := resp.Header.Get("DPoP-Nonce")
+	if resp.StatusCode != http.StatusUnauthorized || fresh == "" {
+		t.Fatalf("a proof without a nonce: %d, DPoP-Nonce %q; want 401 with a nonce", resp.StatusCode, fresh)
+	}
+	s, err := watchSSE(t, e, "", "", map[string]string{"Authorization": "DPoP " + access,
+		"DPoP": proof(t, signer, http.MethodGet, "/v1/revocations/events", access, fresh)})
+	if err != nil {
+		t.Fatalf("a proof with the nonce: %v", err)
+	}
+	if first := s.next(t); !first.heartbeat {
+		t.Fatalf("first message %+v, want the heartbeat at the head", first)
 	}
 }
