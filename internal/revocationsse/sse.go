@@ -53,6 +53,13 @@ func Handler(deps Dependencies) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		caller, _ := grpcapi.CallerFrom(ctx)
+		release, err := deps.Feed.Admit(caller.Subject)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		defer release()
 		// An EventSource that reconnects sends the last id it saw, and
 		// keeps the URL it was opened with: the header is the later news.
 		cursor := r.Header.Get("Last-Event-ID")

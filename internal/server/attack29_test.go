@@ -4,12 +4,19 @@ package server_test
 // revocation feed), from the outside: each test names the finding it pins.
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 
 	"github.com/chit-auth/chit/internal/accounts"
 	"github.com/chit-auth/chit/internal/revocationfeed"
@@ -164,5 +171,62 @@ func TestAttack29RevocationEventsAskForTheServerNonce(t *testing.T) {
 	}
 	if first := s.next(t); !first.heartbeat {
 		t.Fatalf("first message %+v, want the heartbeat at the head", first)
+	}
+}
+
+// One caller cannot hold revocation streams without bound: each costs the
+// replica a goroutine, buffers and a store read per event (3000 streams of
+// one verifier's token took 125 MB here). Past
+// RevocationMaxStreamsPerCaller streams, counted over both transports, the
+// next is refused with RESOURCE_EXHAUSTED (HTTP 429) and nothing is
+// streamed; another caller is not affected; a closed stream frees its
+// place.
+func TestAttack29RevocationStreamsPerCallerAreBounded(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.RevocationMaxStreamsPerCaller = 2 })
+	watcher := watcherToken(t, e)
+	other, err := e.Directory().CreateServiceAccount(t.Context(), "other-verifier",
+		storage.Grants{AllowedScopes: []string{revocationfeed.Scope}, DefaultScopes: []string{revocationfeed.Scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, code := servertest.Transports(e)["gRPC"].Token(t, servertest.ClientRequest("other-verifier", other))
+	servertest.WantCode(t, "the other verifier's token", code, codes.OK)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := authv1.NewRevocationFeedServiceClient(e.Conn).WatchRevocations(
+		metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+watcher), &authv1.WatchRevocationsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("the first stream: %v", err)
+	}
+	if _, err := watchSSE(t, e, watcher, "", nil); err != nil {
+		t.Fatalf("the second stream: %v", err)
+	}
+	if _, err := watchGRPC(t, e, watcher, ""); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a third stream over gRPC: %v, want ResourceExhausted", err)
+	}
+	if _, err := watchSSE(t, e, watcher, "", nil); err == nil || err.(*sseError).status != http.StatusTooManyRequests {
+		t.Errorf("a third stream over SSE: %v, want 429", err)
+	}
+	if _, err := watchSSE(t, e, resp.GetAccessToken(), "", nil); err != nil {
+		t.Errorf("another caller's stream: %v", err)
+	}
+
+	cancel()
+	// The server notices the cancelled stream when its context ends; wait
+	// for its place rather than for a fixed time.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := watchGRPC(t, e, watcher, "")
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("a stream after one closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -127,6 +127,10 @@ type Config struct {
 	// RevocationHeartbeat is how often an idle revocation stream gets a
 	// heartbeat (revocationfeed.DefaultHeartbeat when zero).
 	RevocationHeartbeat time.Duration
+	// RevocationMaxStreamsPerCaller bounds the revocation streams one
+	// caller holds open on this replica, over both transports
+	// (revocationfeed.DefaultMaxStreamsPerCaller when zero).
+	RevocationMaxStreamsPerCaller int
 
 	// ShutdownTimeout bounds the graceful drain on shutdown.
 	ShutdownTimeout time.Duration
@@ -433,7 +437,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		proofs.Now = now
 	}
 	revocations := revocationfeed.New(revocationfeed.Config{PollInterval: cfg.RevocationPollInterval, Heartbeat: cfg.RevocationHeartbeat,
-		Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
+		MaxStreamsPerCaller: cfg.RevocationMaxStreamsPerCaller, Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
 	return &core{federation: federationService, device: deviceService, revocations: revocations,
 		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
