@@ -22,14 +22,22 @@ import (
 // Verifier checks DPoP proofs against this server's URLs.
 type Verifier struct {
 	// base is the issuer: a proof's htu is base plus the request's path.
-	base   string
-	proofs *dpop.Verifier
+	base string
+	// tokenProofs and resourceProofs hold apart the replay records of the
+	// two uses. A token request's proof is checked before its client
+	// authenticates, so anyone may send self-signed ones until the replay
+	// memory is full, which then refuses every new proof for a proof
+	// lifetime; a resource request's proof is checked only once its access
+	// token verified. Apart, such a flood can hold up DPoP token requests
+	// but never the use of the tokens already issued.
+	tokenProofs, resourceProofs *dpop.Verifier
 }
 
-// NewVerifier checks proofs addressed to issuer's URLs with proofs (which
-// holds the replay records and the nonce policy).
-func NewVerifier(issuer string, proofs *dpop.Verifier) *Verifier {
-	return &Verifier{base: strings.TrimSuffix(issuer, "/"), proofs: proofs}
+// NewVerifier checks proofs addressed to issuer's URLs: those of token
+// requests with tokenProofs, those of resource requests with
+// resourceProofs (each holds its replay records; both the nonce policy).
+func NewVerifier(issuer string, tokenProofs, resourceProofs *dpop.Verifier) *Verifier {
+	return &Verifier{base: strings.TrimSuffix(issuer, "/"), tokenProofs: tokenProofs, resourceProofs: resourceProofs}
 }
 
 // URL is the htu of a request for path on this server: the issuer's URL
@@ -59,10 +67,14 @@ func (v *Verifier) Proof(proofs []string, method, path, accessToken string, use 
 		return "", nil
 	case len(proofs) > MaxProofs:
 		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "send one DPoP proof, not %d", len(proofs)), nil)
-	case v == nil || v.proofs == nil:
+	case v == nil || v.tokenProofs == nil || v.resourceProofs == nil:
 		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "DPoP is not enabled on this server"), nil)
 	}
-	proof, err := v.proofs.Verify(proofs[0], dpop.Request{Method: method, URL: v.URL(path), AccessToken: accessToken})
+	verifier := v.tokenProofs
+	if use == ResourceRequest {
+		verifier = v.resourceProofs
+	}
+	proof, err := verifier.Verify(proofs[0], dpop.Request{Method: method, URL: v.URL(path), AccessToken: accessToken})
 	if err != nil {
 		var refused *dpop.Error
 		if !errors.As(err, &refused) {

@@ -230,3 +230,45 @@ func TestAttack29RevocationStreamsPerCallerAreBounded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A token request's proof is checked before its client authenticates, so
+// anyone can send valid self-signed proofs (with made-up client
+// credentials) until the replay memory is full; 110 000 of them took 33 s
+// here, after which every DPoP proof on the replica was refused for a
+// proof lifetime, including those of calls with tokens already issued.
+// The records of resource requests (whose proofs are checked only after
+// their access token verified) are kept apart, so such a flood cannot
+// stop the use of a DPoP-bound token on either transport, nor at
+// /userinfo.
+func TestAttack29ATokenEndpointProofFloodLeavesResourceCallsAlone(t *testing.T) {
+	t.Parallel()
+	const records = 20
+	e := servertest.Start(t, func(cfg *server.Config) { cfg.DPoP.MaxReplayRecords = records })
+	signer := newSigner(t)
+	form := url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {servertest.UserPassword}, "scope": {"openid"}}
+	answer := oauthToken(t, e, form, proof(t, signer, http.MethodPost, "/oauth2/token", "", ""))
+	access, _ := answer.body["access_token"].(string)
+	if answer.status != http.StatusOK || jkt(t, access) != signer.Thumbprint() {
+		t.Fatalf("a DPoP-bound token: %d %v", answer.status, answer.body)
+	}
+
+	flooder := newSigner(t)
+	nobody := url.Values{"grant_type": {"client_credentials"}, "client_id": {"nobody"}, "client_secret": {"wrong"}}
+	for range records + 1 {
+		if answer := oauthToken(t, e, nobody, proof(t, flooder, http.MethodPost, "/oauth2/token", "", "")); answer.status < 400 || answer.status >= 500 {
+			t.Fatalf("a flood request: %d %v", answer.status, answer.body)
+		}
+	}
+
+	if answer := checkOverREST(t, e, "DPoP "+access, proof(t, signer, http.MethodGet, "/v1/auth/check", access, "")); answer.status != http.StatusOK {
+		t.Errorf("REST CheckToken after the flood: %d %v", answer.status, answer.body)
+	}
+	if err := checkOverGRPC(e, "DPoP "+access, proof(t, signer, http.MethodGet, "/v1/auth/check", access, "")); err != nil {
+		t.Errorf("gRPC CheckToken after the flood: %v", err)
+	}
+	userinfo := send(t, e, http.MethodGet, "/userinfo", "", "", map[string]string{"Authorization": "DPoP " + access,
+		"DPoP": proof(t, signer, http.MethodGet, "/userinfo", access, "")})
+	if userinfo.status != http.StatusOK {
+		t.Errorf("/userinfo after the flood: %d %v", userinfo.status, userinfo.body)
+	}
+}

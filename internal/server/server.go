@@ -439,7 +439,7 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 	revocations := revocationfeed.New(revocationfeed.Config{PollInterval: cfg.RevocationPollInterval, Heartbeat: cfg.RevocationHeartbeat,
 		MaxStreamsPerCaller: cfg.RevocationMaxStreamsPerCaller, Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
 	return &core{federation: federationService, device: deviceService, revocations: revocations,
-		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
+		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs), dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService,
