@@ -258,6 +258,10 @@ func decodeJSON(raw []byte, dst any) error {
 	decoder := json.NewDecoder(bytes.NewReader(raw))
 	decoder.UseNumber()
 	if err := decoder.Decode(dst); err != nil {
+		if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && typeErr.Field != "" {
+			// Field is the member's JSON name; Type the Go type it fills.
+			return fmt.Errorf("%s is not a JSON %s", typeErr.Field, typeErr.Type)
+		}
 		return errors.New("not a JSON object of the expected members")
 	}
 	if decoder.More() {
