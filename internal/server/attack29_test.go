@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -270,5 +272,54 @@ func TestAttack29ATokenEndpointProofFloodLeavesResourceCallsAlone(t *testing.T) 
 		"DPoP": proof(t, signer, http.MethodGet, "/userinfo", access, "")})
 	if userinfo.status != http.StatusOK {
 		t.Errorf("/userinfo after the flood: %d %v", userinfo.status, userinfo.body)
+	}
+}
+
+// Over the gRPC port's mutual TLS, a token bound to one client certificate
+// is refused on a connection with another certificate the server trusts
+// as much (the same CA bundle), and over REST with none; a token bound
+// to a certificate cannot be unbound by presenting it as a DPoP token.
+// (Pins what held in the attack run.)
+func TestAttack29MutualTLSRefusesAnotherTrustedCertificate(t *testing.T) {
+	first, second := servertest.NewPKI(t), servertest.NewPKI(t)
+	clientCAs := first.Pool.Clone()
+	clientCAs.AppendCertsFromPEM(second.CAPEM)
+	servertest.ClientTLS = &tls.Config{RootCAs: first.Pool, Certificates: []tls.Certificate{first.Client}, MinVersion: tls.VersionTLS12}
+	t.Cleanup(func() { servertest.ClientTLS = nil })
+	e := servertest.Start(t, func(cfg *server.Config) {
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{first.Server}, ClientCAs: clientCAs,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	})
+	dial := func(certificate tls.Certificate) authv1.AuthServiceClient {
+		conn, err := grpc.NewClient(e.Server.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(
+			&tls.Config{RootCAs: first.Pool, Certificates: []tls.Certificate{certificate}, MinVersion: tls.VersionTLS12})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return authv1.NewAuthServiceClient(conn)
+	}
+	mine, theirs := dial(first.Client), dial(second.Client)
+	resp, err := mine.Token(t.Context(), servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	access := resp.GetAccessToken()
+	if got := boundCertificate(t, access); got != x5t(first.Client) {
+		t.Fatalf("cnf x5t#S256 %q, want %q", got, x5t(first.Client))
+	}
+	if _, err := mine.CheckToken(servertest.WithBearer(access), &authv1.CheckTokenRequest{}); err != nil {
+		t.Errorf("CheckToken with its certificate: %v", err)
+	}
+	if _, err := theirs.CheckToken(servertest.WithBearer(access), &authv1.CheckTokenRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("CheckToken with another trusted certificate: %v, want Unauthenticated", err)
+	}
+	signer := newSigner(t)
+	if _, err := theirs.CheckToken(withCall("DPoP "+access, proof(t, signer, http.MethodGet, "/v1/auth/check", access, "")),
+		&authv1.CheckTokenRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("CheckToken with another certificate, as a DPoP token with a proof: %v, want Unauthenticated", err)
+	}
+	if _, err := theirs.ListApiKeys(servertest.WithBearer(access), &authv1.ListApiKeysRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("an authenticated RPC with another certificate: %v, want Unauthenticated", err)
 	}
 }
