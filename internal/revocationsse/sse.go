@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/chiterr"
@@ -38,6 +40,12 @@ type Dependencies struct {
 // Handler returns the GET handler of Path.
 func Handler(deps Dependencies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// As the gateway answers a known path with another method.
+			w.Header().Set("Allow", "GET, HEAD")
+			gateway.WriteError(w, r, status.Errorf(codes.Unimplemented, "method %s is not allowed on %s", r.Method, Path), http.StatusMethodNotAllowed)
+			return
+		}
 		// The access rule reads the call's credentials as gRPC metadata:
 		// the token and, for a DPoP-bound one, its proof (checked for this
 		// request's method and path, which possession.Certificates'

@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -321,5 +323,19 @@ func TestAttack29MutualTLSRefusesAnotherTrustedCertificate(t *testing.T) {
 	}
 	if _, err := theirs.ListApiKeys(servertest.WithBearer(access), &authv1.ListApiKeysRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("an authenticated RPC with another certificate: %v, want Unauthenticated", err)
+	}
+}
+
+// The events path answers another method than GET 405, naming the method,
+// as the other REST paths do; it was 404 Not Found.
+func TestAttack29RevocationEventsRefuseOtherMethods(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		answer := send(t, e, method, "/v1/revocations/events", "", "", nil)
+		if answer.status != http.StatusMethodNotAllowed || answer.header.Get("Allow") != "GET, HEAD" ||
+			answer.body["code"] != float64(codes.Unimplemented) || !strings.Contains(fmt.Sprint(answer.body["message"]), method) {
+			t.Errorf("%s: %d %v (Allow %q)", method, answer.status, answer.body, answer.header.Get("Allow"))
+		}
 	}
 }

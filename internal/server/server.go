@@ -658,7 +658,9 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	events := observeHTTP(c.certificates.Middleware(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
 		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge})), cfg.Logger, c.metrics, tracer)
 	routes := http.NewServeMux()
-	routes.Handle("GET "+revocationsse.Path, events)
+	// Every method, so that another than GET is answered 405 as on the
+	// other REST paths, not 404.
+	routes.Handle(revocationsse.Path, events)
 	routes.Handle("/", handler)
 	handler = routes
 	// Every HTTP request learns its client's address once; the gateway's
