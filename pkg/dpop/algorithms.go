@@ -45,6 +45,13 @@ func algorithm(name string) (jwa.SignatureAlgorithm, bool) {
 // MinRSABits is the smallest RSA modulus accepted, in proofs and signers.
 const MinRSABits = 2048
 
+// MaxRSABits is the largest RSA modulus accepted, in proofs and signers. A
+// proof's key is the sender's choice and is used before anything else is
+// known about the request; the cost of checking its signature grows with
+// the square of the modulus, so an unbounded one lets junk proofs cost
+// the server many times what they cost their sender.
+const MaxRSABits = 4096
+
 // checkPublicKey refuses a proof key that is not a public key fit for alg:
 // a private key in a header is a client's blunder that would leak it, a
 // symmetric one a shared secret; the curve or key type must be alg's, so a
@@ -86,6 +93,9 @@ func matches(public any, alg jwa.SignatureAlgorithm) error {
 		}
 		if key.N.BitLen() < MinRSABits {
 			return fmt.Errorf("RSA key is shorter than %d bits", MinRSABits)
+		}
+		if key.N.BitLen() > MaxRSABits {
+			return fmt.Errorf("RSA key is longer than %d bits", MaxRSABits)
 		}
 	case ed25519.PublicKey:
 		if alg != jwa.EdDSA {
