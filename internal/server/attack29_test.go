@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -336,6 +337,51 @@ func TestAttack29RevocationEventsRefuseOtherMethods(t *testing.T) {
 		if answer.status != http.StatusMethodNotAllowed || answer.header.Get("Allow") != "GET, HEAD" ||
 			answer.body["code"] != float64(codes.Unimplemented) || !strings.Contains(fmt.Sprint(answer.body["message"]), method) {
 			t.Errorf("%s: %d %v (Allow %q)", method, answer.status, answer.body, answer.header.Get("Allow"))
+		}
+	}
+}
+
+// A proof whose jwk jwx parses but no curve holds (an EC coordinate longer
+// than the curve's size, an Ed25519 key of 33 bytes) is refused as a bad
+// proof on every transport. It panicked in pkg/dpop: net/http dropped
+// the connection (no answer at all), gRPC's recovery answered INTERNAL.
+func TestAttack29MalformedProofKeysAreBadProofsNotPanics(t *testing.T) {
+	t.Parallel()
+	e := servertest.Start(t)
+	long := base64.RawURLEncoding.EncodeToString(append([]byte{0xff}, make([]byte, 32)...))
+	for name, c := range map[string]struct {
+		alg string
+		jwk map[string]any
+	}{
+		"EC x of 33 bytes": {"ES256", map[string]any{"kty": "EC", "crv": "P-256", "x": long, "y": long[:43]}},
+		"Ed25519 of 33":    {"EdDSA", map[string]any{"kty": "OKP", "crv": "Ed25519", "x": long}},
+	} {
+		proofFor := func(path string) string {
+			header, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": c.alg, "jwk": c.jwk})
+			claims, _ := json.Marshal(map[string]any{"jti": path, "htm": http.MethodPost, "htu": servertest.Issuer + path, "iat": time.Now().Unix()})
+			return base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." +
+				base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+		}
+		form := url.Values{"grant_type": {"password"}, "username": {servertest.UserName}, "password": {servertest.UserPassword}}
+		req, err := http.NewRequest(http.MethodPost, e.HTTPBase()+"/oauth2/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("DPoP", proofFor("/oauth2/token"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s at /oauth2/token: no answer: %v", name, err)
+		} else {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s at /oauth2/token: %d, want 400", name, resp.StatusCode)
+			}
+		}
+		_, err = authv1.NewAuthServiceClient(e.Conn).Token(withCall("", proofFor("/v1/auth/token")),
+			servertest.PasswordRequest(servertest.UserName, servertest.UserPassword))
+		if reason, _ := errorReason(err); status.Code(err) != codes.InvalidArgument || reason != "INVALID_DPOP_PROOF" {
+			t.Errorf("%s over gRPC: %v (%s), want InvalidArgument INVALID_DPOP_PROOF", name, err, reason)
 		}
 	}
 }

@@ -85,6 +85,12 @@ func matches(public any, alg jwa.SignatureAlgorithm) error {
 		if want == nil || key.Curve != want {
 			return fmt.Errorf("alg %s does not fit an EC key on %s", alg, key.Curve.Params().Name)
 		}
+		// jwx takes coordinates of any length: one longer than the curve's
+		// size panicked when the thumbprint was computed, and a point off
+		// the curve verifies nothing.
+		if _, err := key.ECDH(); err != nil {
+			return errors.New("jwk is not a point of its curve")
+		}
 	case *rsa.PublicKey:
 		switch alg {
 		case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
@@ -100,6 +106,11 @@ func matches(public any, alg jwa.SignatureAlgorithm) error {
 	case ed25519.PublicKey:
 		if alg != jwa.EdDSA {
 			return fmt.Errorf("alg %s does not fit an Ed25519 key", alg)
+		}
+		// ed25519.Verify panics on a key of another length, which jwx
+		// parses.
+		if len(key) != ed25519.PublicKeySize {
+			return fmt.Errorf("jwk is not an Ed25519 key of %d bytes", ed25519.PublicKeySize)
 		}
 	default:
 		return fmt.Errorf("alg %s does not fit a %T key", alg, public)
