@@ -160,6 +160,7 @@ type serveFlags struct {
 	keyCheck         time.Duration
 	// The revocation feed's poll and heartbeat intervals.
 	revocationPoll, revocationHeartbeat time.Duration
+	revocationMaxStreams                int
 	tlsCert                             string
 	tlsKey                              string
 	tlsClientCA                         string
@@ -222,6 +223,7 @@ func (f *serveFlags) register(flags *pflag.FlagSet) {
 		"a gRPC call's header list (its metadata) and a REST or browser request's headers; beyond it gRPC resets the call or closes the connection, HTTP answers 431")
 	flags.DurationVar(&f.keyCheck, "key-check-interval", 30*time.Second, "how often the keys are re-read from the store: replicas see a rotation made elsewhere within this time")
 	flags.DurationVar(&f.revocationPoll, "revocation-poll-interval", revocationfeed.DefaultPollInterval, "how often each replica reads the revocation feed's head: the longest a revocation waits before streams to verifiers send it (on PostgreSQL a NOTIFY usually wakes them sooner)")
+	flags.IntVar(&f.revocationMaxStreams, "revocation-max-streams-per-caller", revocationfeed.DefaultMaxStreamsPerCaller, "how many revocation streams (WatchRevocations, /v1/revocations/events) one caller may hold open on this replica; more are refused with RESOURCE_EXHAUSTED (HTTP 429), so one credential cannot hold streams until the replica runs out of memory")
 	flags.DurationVar(&f.revocationHeartbeat, "revocation-heartbeat", revocationfeed.DefaultHeartbeat, "how often an idle revocation stream (WatchRevocations, /v1/revocations/events) sends a heartbeat with the feed's head and the server time")
 	flags.DurationVar(&f.keyRotation, "key-rotation-period", 30*24*time.Hour, "how long a signing key signs before the next one takes over; 0 disables automatic rotation")
 	flags.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight calls may finish after SIGINT or SIGTERM")
@@ -274,7 +276,7 @@ var configFlags = map[string]string{
 	"Providers.AccessTokenTTL": "provider-token-ttl", "Providers.ClaimTTL": "provider-claim-ttl", "Providers.KeyPoolSize": "provider-key-pool",
 	"ServiceAccountCacheTTL": "service-account-cache", "RequestTimeout": "request-timeout", "ShutdownTimeout": "shutdown-timeout",
 	"KeyRotationPeriod": "key-rotation-period", "KeyCheckInterval": "key-check-interval",
-	"RevocationPollInterval": "revocation-poll-interval", "RevocationHeartbeat": "revocation-heartbeat",
+	"RevocationPollInterval": "revocation-poll-interval", "RevocationHeartbeat": "revocation-heartbeat", "RevocationMaxStreamsPerCaller": "revocation-max-streams-per-caller",
 	"GRPCConnections.MaxAge": "grpc-max-connection-age", "GRPCConnections.MaxAgeGrace": "grpc-max-connection-age-grace",
 	"GRPCConnections.MinPingInterval": "grpc-min-ping-interval", "MaxHeaderBytes": "max-header-bytes",
 	"MaxConcurrentHashes": "max-concurrent-hashes", "HashQueueTimeout": "hash-queue-timeout",
@@ -371,6 +373,7 @@ func (f *serveFlags) checks(h *hashFlags) []check {
 		{"shutdown-timeout", f.shutdownTimeout <= 0, "--shutdown-timeout must be positive"},
 		{"key-rotation-period", f.keyRotation != 0 && f.keyRotation < time.Hour, "--key-rotation-period must be 0 or at least 1h"},
 		{"revocation-poll-interval", f.revocationPoll < 10*time.Millisecond || f.revocationPoll > time.Minute, "--revocation-poll-interval must be between 10ms and 1m"},
+		{"revocation-max-streams-per-caller", f.revocationMaxStreams < 1, "--revocation-max-streams-per-caller must be at least 1"},
 		{"revocation-heartbeat", f.revocationHeartbeat < time.Second || f.revocationHeartbeat > 5*time.Minute, "--revocation-heartbeat must be between 1s and 5m"},
 		{"key-check-interval", f.keyCheck < time.Second || f.keyCheck > 4*time.Minute, "--key-check-interval must be between 1s and 4m (under the 5-minute JWKS cache time)"},
 		{"", parseLevel(f.logLevel) == nil, fmt.Sprintf("--log-level %q: use debug, info, warn or error", f.logLevel)},
@@ -480,6 +483,8 @@ func (f *serveFlags) serverConfig(h *hashFlags, logger *slog.Logger) server.Conf
 
 		ClientCertificateProxies: f.clientCertProxies,
 		DPoP:                     dpop.Config{MaxAge: f.dpopProofLifetime},
+
+		RevocationMaxStreamsPerCaller: f.revocationMaxStreams,
 	}
 }
 

@@ -22,6 +22,12 @@ func NewRevocationFeedServer(deps Dependencies) *RevocationFeedServiceServer {
 
 func (s *RevocationFeedServiceServer) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.RevocationFeedService_WatchRevocationsServer) error {
 	ctx := stream.Context()
+	caller, _ := CallerFrom(ctx)
+	release, err := s.feed.Admit(caller.Subject)
+	if err != nil {
+		return err
+	}
+	defer release()
 	after, err := s.feed.Start(ctx, req.GetCursor())
 	if err != nil {
 		return err

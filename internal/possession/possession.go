@@ -22,26 +22,35 @@ import (
 // Verifier checks DPoP proofs against this server's URLs.
 type Verifier struct {
 	// base is the issuer: a proof's htu is base plus the request's path.
-	base   string
-	proofs *dpop.Verifier
+	base string
+	// tokenProofs and resourceProofs hold apart the replay records of the
+	// two uses. A token request's proof is checked before its client
+	// authenticates, so anyone may send self-signed ones until the replay
+	// memory is full, which then refuses every new proof for a proof
+	// lifetime; a resource request's proof is checked only once its access
+	// token verified. Apart, such a flood can hold up DPoP token requests
+	// but never the use of the tokens already issued.
+	tokenProofs, resourceProofs *dpop.Verifier
 }
 
-// NewVerifier checks proofs addressed to issuer's URLs with proofs (which
-// holds the replay records and the nonce policy).
-func NewVerifier(issuer string, proofs *dpop.Verifier) *Verifier {
-	return &Verifier{base: strings.TrimSuffix(issuer, "/"), proofs: proofs}
+// NewVerifier checks proofs addressed to issuer's URLs: those of token
+// requests with tokenProofs, those of resource requests with
+// resourceProofs (each holds its replay records; both the nonce policy).
+func NewVerifier(issuer string, tokenProofs, resourceProofs *dpop.Verifier) *Verifier {
+	return &Verifier{base: strings.TrimSuffix(issuer, "/"), tokenProofs: tokenProofs, resourceProofs: resourceProofs}
 }
 
 // URL is the htu of a request for path on this server: the issuer's URL
 // (the address clients know, whatever proxy stands in front) and the path.
 func (v *Verifier) URL(path string) string { return v.base + path }
 
-// Nonce is the nonce proofs must carry now, "" without --dpop-nonce.
+// Nonce is the nonce proofs must carry now, "" without --dpop-nonce (both
+// uses share the nonce policy).
 func (v *Verifier) Nonce() string {
-	if v == nil || v.proofs == nil {
+	if v == nil || v.tokenProofs == nil {
 		return ""
 	}
-	return v.proofs.Nonce()
+	return v.tokenProofs.Nonce()
 }
 
 // Use says what a proof is checked for: a token request (whose refusals are
@@ -67,10 +76,14 @@ func (v *Verifier) Proof(proofs []string, method, path, accessToken string, use 
 		return "", nil
 	case len(proofs) > MaxProofs:
 		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "send one DPoP proof, not %d", len(proofs)), nil)
-	case v == nil || v.proofs == nil:
+	case v == nil || v.tokenProofs == nil || v.resourceProofs == nil:
 		return "", refusal(use, chiterr.New(chiterr.InvalidArgument, "DPoP is not enabled on this server"), nil)
 	}
-	proof, err := v.proofs.Verify(proofs[0], dpop.Request{Method: method, URL: v.URL(path), AccessToken: accessToken})
+	verifier := v.tokenProofs
+	if use == ResourceRequest {
+		verifier = v.resourceProofs
+	}
+	proof, err := verifier.Verify(proofs[0], dpop.Request{Method: method, URL: v.URL(path), AccessToken: accessToken})
 	if err != nil {
 		var refused *dpop.Error
 		if !errors.As(err, &refused) {

@@ -31,6 +31,9 @@ type Config struct {
 	Retention time.Duration
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// MaxStreamsPerCaller bounds the streams one caller holds open on this
+	// replica (DefaultMaxStreamsPerCaller when zero); see Feed.Admit.
+	MaxStreamsPerCaller int
 }
 
 // Store is what the feed reads.
@@ -58,6 +61,8 @@ type Feed struct {
 	// stopped is closed when Run returns (the server shuts down): every
 	// stream ends, and its verifier resumes elsewhere from its cursor.
 	stopped chan struct{}
+	// streams counts each caller's open streams (Admit).
+	streams streamCounts
 }
 
 // New returns a feed of store; Run polls it.
@@ -70,6 +75,9 @@ func New(cfg Config, store Store) *Feed {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxStreamsPerCaller <= 0 {
+		cfg.MaxStreamsPerCaller = DefaultMaxStreamsPerCaller
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

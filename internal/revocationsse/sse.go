@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	authv1 "github.com/chit-auth/chit/gen/chit/auth/v1"
 	"github.com/chit-auth/chit/internal/chiterr"
 	"github.com/chit-auth/chit/internal/gateway"
 	"github.com/chit-auth/chit/internal/grpcapi"
+	"github.com/chit-auth/chit/internal/possession"
 	"github.com/chit-auth/chit/internal/revocationfeed"
 )
 
@@ -37,12 +40,34 @@ type Dependencies struct {
 // Handler returns the GET handler of Path.
 func Handler(deps Dependencies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// As the gateway answers a known path with another method.
+			w.Header().Set("Allow", "GET, HEAD")
+			gateway.WriteError(w, r, status.Errorf(codes.Unimplemented, "method %s is not allowed on %s", r.Method, Path), http.StatusMethodNotAllowed)
+			return
+		}
+		// The access rule reads the call's credentials as gRPC metadata:
+		// the token and, for a DPoP-bound one, its proof (checked for this
+		// request's method and path, which possession.Certificates'
+		// middleware records with the client certificate of a trusted
+		// proxy). Without them a sender-constrained watcher is refused.
+		incoming := metadata.MD{"authorization": r.Header.Values("Authorization")}
+		if proofs := r.Header.Values(possession.ProofHeader); len(proofs) > 0 {
+			incoming[possession.ProofMetadata] = proofs
+		}
+		ctx := metadata.NewIncomingContext(r.Context(), incoming)
 		ctx, err := deps.Authorize(ctx, authv1.RevocationFeedService_WatchRevocations_FullMethodName)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
+		caller, _ := grpcapi.CallerFrom(ctx)
+		release, err := deps.Feed.Admit(caller.Subject)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		defer release()
 		// An EventSource that reconnects sends the last id it saw, and
 		// keeps the URL it was opened with: the header is the later news.
 		cursor := r.Header.Get("Last-Event-ID")

@@ -130,6 +130,10 @@ type Config struct {
 	// RevocationHeartbeat is how often an idle revocation stream gets a
 	// heartbeat (revocationfeed.DefaultHeartbeat when zero).
 	RevocationHeartbeat time.Duration
+	// RevocationMaxStreamsPerCaller bounds the revocation streams one
+	// caller holds open on this replica, over both transports
+	// (revocationfeed.DefaultMaxStreamsPerCaller when zero).
+	RevocationMaxStreamsPerCaller int
 
 	// SecurityEvents is how Shared Signals streams are delivered (push
 	// timeouts, backoff, leases, long polls); its Issuer is the tokens'.
@@ -446,13 +450,13 @@ func newCore(ctx context.Context, cfg Config, store storage.Store) (*core, error
 		proofs.Now = now
 	}
 	revocations := revocationfeed.New(revocationfeed.Config{PollInterval: cfg.RevocationPollInterval, Heartbeat: cfg.RevocationHeartbeat,
-		Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
+		MaxStreamsPerCaller: cfg.RevocationMaxStreamsPerCaller, Retention: cfg.revocationRetention(), Now: now, Logger: cfg.Logger}, revocationStore{store, rawStore})
 	securityEventsConfig := cfg.SecurityEvents
 	securityEventsConfig.Issuer = cfg.Tokens.Issuer
 	securityEvents := ssf.New(securityEventsConfig, ssf.Dependencies{Store: store, Accounts: directory, Keys: signingKeys,
 		Sealer: cfg.KeySealer, Pusher: ssfpush.New(securityEventsConfig.PushTimeoutOrDefault(), nil), Feed: revocations, Events: metrics, Now: now, Logger: cfg.Logger})
 	return &core{federation: federationService, device: deviceService, revocations: revocations, securityEvents: securityEvents,
-		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs)), certificates: certificates,
+		possession: possession.NewVerifier(cfg.Tokens.Issuer, dpop.NewVerifier(proofs), dpop.NewVerifier(proofs)), certificates: certificates,
 		store: store, metrics: metrics, signingKeys: signingKeys, refreshKeys: refreshKeys, directory: directory,
 		tokens: tokenService, providers: providerService, authorize: authorizeService, sessions: sessionService,
 		grants: grants.New(grants.Dependencies{Tokens: tokenService, Directory: directory, Authorize: authorizeService,
@@ -666,10 +670,15 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	if cfg.TracerProvider != nil {
 		tracer = cfg.TracerProvider.Tracer("github.com/chit-auth/chit/internal/server")
 	}
-	events := observeHTTP(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
-		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge}), cfg.Logger, c.metrics, tracer)
+	// The certificates' middleware gives a sender-constrained watcher's
+	// check what the other REST endpoints get: the request's target (its
+	// proof's htm and htu) and a trusted proxy's Client-Cert.
+	events := observeHTTP(c.certificates.Middleware(revocationsse.Handler(revocationsse.Dependencies{Feed: c.revocations, Authorize: s.gatekeeper.Authorize,
+		MaxAge: cfg.GRPCConnections.withDefaults().MaxAge})), cfg.Logger, c.metrics, tracer)
 	routes := http.NewServeMux()
-	routes.Handle("GET "+revocationsse.Path, events)
+	// Every method, so that another than GET is answered 405 as on the
+	// other REST paths, not 404.
+	routes.Handle(revocationsse.Path, events)
 	// The Shared Signals poll waits up to ssf.Config.PollWait, past the
 	// request deadline too; it reads the client certificate a
 	// certificate-bound token is checked against.

@@ -45,6 +45,13 @@ func algorithm(name string) (jwa.SignatureAlgorithm, bool) {
 // MinRSABits is the smallest RSA modulus accepted, in proofs and signers.
 const MinRSABits = 2048
 
+// MaxRSABits is the largest RSA modulus accepted, in proofs and signers. A
+// proof's key is the sender's choice and is used before anything else is
+// known about the request; the cost of checking its signature grows with
+// the square of the modulus, so an unbounded one lets junk proofs cost
+// the server many times what they cost their sender.
+const MaxRSABits = 4096
+
 // checkPublicKey refuses a proof key that is not a public key fit for alg:
 // a private key in a header is a client's blunder that would leak it, a
 // symmetric one a shared secret; the curve or key type must be alg's, so a
@@ -78,6 +85,12 @@ func matches(public any, alg jwa.SignatureAlgorithm) error {
 		if want == nil || key.Curve != want {
 			return fmt.Errorf("alg %s does not fit an EC key on %s", alg, key.Curve.Params().Name)
 		}
+		// jwx takes coordinates of any length: one longer than the curve's
+		// size panicked when the thumbprint was computed, and a point off
+		// the curve verifies nothing.
+		if _, err := key.ECDH(); err != nil {
+			return errors.New("jwk is not a point of its curve")
+		}
 	case *rsa.PublicKey:
 		switch alg {
 		case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
@@ -87,9 +100,17 @@ func matches(public any, alg jwa.SignatureAlgorithm) error {
 		if key.N.BitLen() < MinRSABits {
 			return fmt.Errorf("RSA key is shorter than %d bits", MinRSABits)
 		}
+		if key.N.BitLen() > MaxRSABits {
+			return fmt.Errorf("RSA key is longer than %d bits", MaxRSABits)
+		}
 	case ed25519.PublicKey:
 		if alg != jwa.EdDSA {
 			return fmt.Errorf("alg %s does not fit an Ed25519 key", alg)
+		}
+		// ed25519.Verify panics on a key of another length, which jwx
+		// parses.
+		if len(key) != ed25519.PublicKeySize {
+			return fmt.Errorf("jwk is not an Ed25519 key of %d bytes", ed25519.PublicKeySize)
 		}
 	default:
 		return fmt.Errorf("alg %s does not fit a %T key", alg, public)

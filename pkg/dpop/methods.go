@@ -6,16 +6,15 @@ import (
 )
 
 // chitMethods are the gRPC methods of Chit whose proofs name their REST
-// form (proto/chit/auth/v1/auth_api.yaml): the ways to get a token and
+// form (proto/chit/auth/v1/auth_api.yaml): every way to get a token and
 // CheckToken, so that a gRPC call and its REST twin take the same proof.
 var chitMethods = map[string]struct{ method, path string }{
-	"/chit.auth.v1.AuthService/Token":        {http.MethodPost, "/v1/auth/token"},
-	"/chit.auth.v1.AuthService/RefreshToken": {http.MethodPost, "/v1/auth/token/refresh"},
-	"/chit.auth.v1.AuthService/LoginCli":     {http.MethodPost, "/v1/auth/cli/login"},
-	"/chit.auth.v1.AuthService/RefreshCli":   {http.MethodPost, "/v1/auth/cli/refresh"},
-	"/chit.auth.v1.AuthService/CheckToken":   {http.MethodGet, "/v1/auth/check"},
-	// The device login's poll is where its tokens are issued.
+	"/chit.auth.v1.AuthService/Token":           {http.MethodPost, "/v1/auth/token"},
+	"/chit.auth.v1.AuthService/RefreshToken":    {http.MethodPost, "/v1/auth/token/refresh"},
+	"/chit.auth.v1.AuthService/LoginCli":        {http.MethodPost, "/v1/auth/cli/login"},
+	"/chit.auth.v1.AuthService/RefreshCli":      {http.MethodPost, "/v1/auth/cli/refresh"},
 	"/chit.auth.v1.AuthService/PollDeviceLogin": {http.MethodPost, "/v1/auth/device/token"},
+	"/chit.auth.v1.AuthService/CheckToken":      {http.MethodGet, "/v1/auth/check"},
 }
 
 // ChitMethod is the HTTP method and path a proof for the gRPC method

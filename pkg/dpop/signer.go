@@ -72,6 +72,10 @@ func NewSigner(key crypto.Signer) (*Signer, error) {
 		if public.N.BitLen() < MinRSABits {
 			return nil, fmt.Errorf("dpop: the RSA key is shorter than %d bits", MinRSABits)
 		}
+		if public.N.BitLen() > MaxRSABits {
+			// Verifiers refuse its proofs (checkPublicKey).
+			return nil, fmt.Errorf("dpop: the RSA key is longer than %d bits", MaxRSABits)
+		}
 		alg = jwa.PS256
 	default:
 		return nil, fmt.Errorf("dpop: a %T key cannot sign proofs", public)

@@ -269,6 +269,10 @@ func decodeJSON(raw []byte, dst any) error {
 	decoder := json.NewDecoder(bytes.NewReader(raw))
 	decoder.UseNumber()
 	if err := decoder.Decode(dst); err != nil {
+		if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && typeErr.Field != "" {
+			// Field is the member's JSON name; Type the Go type it fills.
+			return fmt.Errorf("%s is not a JSON %s", typeErr.Field, typeErr.Type)
+		}
 		return errors.New("not a JSON object of the expected members")
 	}
 	if decoder.More() {
@@ -332,6 +336,12 @@ type proofKey struct {
 // maxCachedHeaders bounds the header cache; past it the cache restarts.
 const maxCachedHeaders = 10_000
 
+// maxCachedHeaderBytes bounds the encoded headers the cache holds; past it
+// the cache restarts too. A header is the client's choice (up to
+// MaxProofSize) and is cached before the signature is checked, so without
+// it anyone could pin 10 000 padded headers, 80 MB.
+const maxCachedHeaderBytes = 4 << 20
+
 // headerCache maps a protected header's encoding to its checked key. Only
 // headers that passed every check are kept, so a refused one is refused
 // again each time; what a header says never changes, so an entry needs no
@@ -339,6 +349,7 @@ const maxCachedHeaders = 10_000
 type headerCache struct {
 	mu      sync.Mutex
 	entries map[string]proofKey
+	bytes   int // the length of the entries' keys
 }
 
 // read checks a proof's encoded protected header (typ, alg, crit, a public
@@ -354,11 +365,14 @@ func (c *headerCache) read(encoded string) (proofKey, error) {
 	if err != nil {
 		return proofKey{}, err
 	}
+	// A copy: encoded shares the memory of the whole proof (and its claims).
+	encoded = strings.Clone(encoded)
 	c.mu.Lock()
-	if len(c.entries) >= maxCachedHeaders {
-		c.entries = map[string]proofKey{}
+	if len(c.entries) >= maxCachedHeaders || c.bytes+len(encoded) > maxCachedHeaderBytes {
+		c.entries, c.bytes = map[string]proofKey{}, 0
 	}
 	c.entries[encoded] = key
+	c.bytes += len(encoded)
 	c.mu.Unlock()
 	return key, nil
 }
