@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // leaseStealingPusher takes every push as long as a receiver that answers
@@ -50,4 +49,3 @@ func TestBacklogPushStopsWhenTheLeaseIsLost(t *testing.T) {
 		t.Fatalf("replica-a pushed %d SETs, %d of them while replica-b held the lease; want 1", pusher.pushed, pusher.pushed-1)
 	}
 }
-
