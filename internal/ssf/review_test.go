@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chit-auth/chit/internal/chiterr"
 )
 
 // leaseStealingPusher takes every push as long as a receiver that answers
@@ -47,5 +49,46 @@ func TestBacklogPushStopsWhenTheLeaseIsLost(t *testing.T) {
 	replica.pushStream(runCtx, "siem")
 	if pusher.pushed != 1 {
 		t.Fatalf("replica-a pushed %d SETs, %d of them while replica-b held the lease; want 1", pusher.pushed, pusher.pushed-1)
+	}
+}
+
+// A receiver holds at most MaxLongPolls long polls of its stream waiting at
+// once (per replica): each waiting poll is rerun on every move of the feed's
+// head, so thousands of them from one token would turn every revocation into
+// thousands of reads. Another is refused as ResourceExhausted, changing
+// nothing; a poll that returns at once is not bounded.
+func TestLongPollsPerStreamAreBounded(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if _, err := f.service.CreateStream(ctx, pollSpec("risk")); err != nil {
+		t.Fatal(err)
+	}
+	pollCtx, cancel := context.WithCancel(ctx)
+	var waiting sync.WaitGroup
+	for range MaxLongPolls {
+		waiting.Add(1)
+		go func() {
+			defer waiting.Done()
+			_, _ = f.service.Poll(pollCtx, receiver("risk"), "risk", PollRequest{})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.service.longPollsOf("risk") < MaxLongPolls && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{})
+	if chiterr.KindOf(err) != chiterr.ResourceExhausted {
+		t.Fatalf("a long poll beyond %d: %v, want ResourceExhausted", MaxLongPolls, err)
+	}
+	if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true}); err != nil {
+		t.Fatalf("a poll that returns at once: %v", err)
+	}
+	cancel()
+	waiting.Wait()
+	if n := f.service.longPollsOf("risk"); n != 0 {
+		t.Fatalf("%d long polls still counted after they ended", n)
+	}
+	if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true, MaxEvents: intPtr(0)}); err != nil {
+		t.Fatal(err)
 	}
 }
