@@ -229,9 +229,9 @@ func (s *Service) acknowledge(ctx context.Context, stream storage.SecurityEventS
 		}
 		setErr := request.SetErrs[jti]
 		s.Logger.WarnContext(ctx, "Shared Signals receiver refused a SET", "stream", stream.ID, "jti", jti, "err", setErr.Err, "description", setErr.Description)
-		lastError = "receiver refused " + jti + ": " + setErr.Err
+		lastError = "receiver refused " + jti + ": " + printable(setErr.Err)
 		if setErr.Description != "" {
-			lastError += ": " + setErr.Description
+			lastError += ": " + printable(setErr.Description)
 		}
 	}
 	for _, jti := range verifications {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chit-auth/chit/internal/storage"
 )
@@ -336,6 +338,20 @@ func (s *Service) pushOne(ctx context.Context, stream storage.SecurityEventStrea
 // maxLastError bounds what a receiver's answer puts in LastError.
 const maxLastError = 512
 
+// printable is a receiver's text (an RFC 8935 error's err and
+// description) with its control characters, bidirectional overrides and
+// invalid UTF-8 replaced by U+FFFD: it goes into LastError, which chitd
+// prints to an admin's terminal, where an escape sequence or a line break
+// would rewrite what the admin reads.
+func printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(text, string(utf8.RuneError)))
+}
+
 // judge is what a receiver's answer means (RFC 8935 §2.2, §2.3).
 func judge(result PushResult) pushOutcome {
 	switch {
@@ -344,9 +360,9 @@ func judge(result PushResult) pushOutcome {
 	case result.Status >= 200 && result.Status < 300:
 		return pushOutcome{delivered: true}
 	case result.Status == 400 && result.ErrCode != "":
-		text := result.ErrCode
+		text := printable(result.ErrCode)
 		if result.Description != "" {
-			text += ": " + result.Description
+			text += ": " + printable(result.Description)
 		}
 		return pushOutcome{refused: true, lastError: text}
 	}

@@ -2,9 +2,12 @@ package ssf
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chit-auth/chit/internal/chiterr"
 )
@@ -91,4 +94,52 @@ func TestLongPollsPerStreamAreBounded(t *testing.T) {
 	if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true, MaxEvents: intPtr(0)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A receiver's refusal text reaches LastError, which chitd ssf get and
+// list print to an admin's terminal: its control characters (escape
+// sequences, line breaks), bidirectional overrides and invalid UTF-8 are
+// replaced, for a pushed refusal and a poll's setErrs alike.
+func TestReceiverTextInLastErrorIsPrintable(t *testing.T) {
+	const hostile = "\x1b[2J\x1b[31mPWNED\nfake line\r\u202eevil\u0085\xff"
+	wantClean := func(t *testing.T, lastError string) {
+		t.Helper()
+		if !strings.Contains(lastError, "PWNED") {
+			t.Fatalf("LastError %q lost the text", lastError)
+		}
+		if strings.ContainsFunc(lastError, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) || !utf8.ValidString(lastError) {
+			t.Fatalf("LastError %q holds control characters or invalid UTF-8", lastError)
+		}
+	}
+	ctx := context.Background()
+	t.Run("push", func(t *testing.T) {
+		f := newFixture(t, nil)
+		if _, err := f.service.CreateStream(ctx, pushSpec("siem")); err != nil {
+			t.Fatal(err)
+		}
+		f.revokeFamily(t, "fam-1")
+		f.pusher.answers = []PushResult{{Status: 400, ErrCode: "invalid_key" + hostile, Description: hostile}}
+		if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem"), f.now); err != nil {
+			t.Fatal(err)
+		}
+		wantClean(t, f.stream(t, "siem").LastError)
+	})
+	t.Run("poll", func(t *testing.T) {
+		f := newFixture(t, nil)
+		if _, err := f.service.CreateStream(ctx, pollSpec("risk")); err != nil {
+			t.Fatal(err)
+		}
+		f.revokeFamily(t, "fam-1")
+		got, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true})
+		if err != nil || len(got.SETs) != 1 {
+			t.Fatal(got, err)
+		}
+		for jti := range got.SETs {
+			if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true,
+				SetErrs: map[string]SetError{jti: {Err: "invalid" + hostile, Description: hostile}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantClean(t, f.stream(t, "risk").LastError)
+	})
 }
