@@ -681,11 +681,12 @@ func (s *Server) newHTTPHandler(ctx context.Context, cfg Config, c *core, gatewa
 	routes.Handle(revocationsse.Path, events)
 	// The Shared Signals poll waits up to ssf.Config.PollWait, past the
 	// request deadline too; it reads the client certificate a
-	// certificate-bound token is checked against.
+	// certificate-bound token is checked against, and names the DPoP nonce
+	// in every answer to a proof, as the other endpoints do.
 	signals := http.NewServeMux()
 	ssfhttp.Register(signals, ssfhttp.Dependencies{SecurityEvents: c.securityEvents, Authenticate: s.gatekeeper.AuthenticateRequest,
 		Issuer: cfg.Tokens.Issuer, JWKSURI: strings.TrimSuffix(cfg.Tokens.Issuer, "/") + grpcapi.JWKSPath, Logger: cfg.Logger})
-	observedSignals := c.certificates.Middleware(observeHTTP(signals, cfg.Logger, c.metrics, tracer))
+	observedSignals := c.certificates.Middleware(possession.NonceMiddleware(c.possession, observeHTTP(signals, cfg.Logger, c.metrics, tracer)))
 	routes.Handle(ssfhttp.PollPath, observedSignals)
 	routes.Handle(ssfhttp.ConfigurationPath, observedSignals)
 	routes.Handle("/", handler)

@@ -28,6 +28,12 @@ const (
 	// scanPage bounds one read of the log while looking for a stream's
 	// events.
 	scanPage = 500
+	// MaxLongPolls bounds the long polls of one stream waiting at once on
+	// a replica. Each waiting poll reads the store again at every move of
+	// the feed's head, and RFC 8936 expects one receiver to poll at a
+	// time: a few cover a receiver's overlapping retries, and thousands
+	// from one token are refused rather than multiplying every revocation.
+	MaxLongPolls = 4
 )
 
 // Caller is who polls, from its verified access token.
@@ -98,6 +104,15 @@ func (s *Service) Poll(ctx context.Context, caller Caller, streamID string, requ
 	maxEvents, err := checkPollRequest(request)
 	if err != nil {
 		return PollResponse{}, err
+	}
+	if !request.ReturnImmediately && maxEvents > 0 {
+		// Counted before the acknowledgements: a refused poll changes
+		// nothing.
+		if !s.enterLongPoll(stream.ID) {
+			return PollResponse{}, chiterr.New(chiterr.ResourceExhausted,
+				"returnImmediately: stream %q has %d long polls waiting already; wait for their answers, or poll with returnImmediately true", stream.ID, MaxLongPolls)
+		}
+		defer s.leaveLongPoll(stream.ID)
 	}
 	if stream, err = s.acknowledge(ctx, stream, request); err != nil {
 		return PollResponse{}, err
@@ -214,9 +229,9 @@ func (s *Service) acknowledge(ctx context.Context, stream storage.SecurityEventS
 		}
 		setErr := request.SetErrs[jti]
 		s.Logger.WarnContext(ctx, "Shared Signals receiver refused a SET", "stream", stream.ID, "jti", jti, "err", setErr.Err, "description", setErr.Description)
-		lastError = "receiver refused " + jti + ": " + setErr.Err
+		lastError = "receiver refused " + jti + ": " + printable(setErr.Err)
 		if setErr.Description != "" {
-			lastError += ": " + setErr.Description
+			lastError += ": " + printable(setErr.Description)
 		}
 	}
 	for _, jti := range verifications {
@@ -372,6 +387,33 @@ func (s *Service) takeVerification(streamID, jti string) bool {
 		return true
 	}
 	return false
+}
+
+// enterLongPoll counts a long poll of stream streamID, unless MaxLongPolls
+// wait already.
+func (s *Service) enterLongPoll(streamID string) bool {
+	s.longPollMu.Lock()
+	defer s.longPollMu.Unlock()
+	if s.longPolls[streamID] >= MaxLongPolls {
+		return false
+	}
+	s.longPolls[streamID]++
+	return true
+}
+
+func (s *Service) leaveLongPoll(streamID string) {
+	s.longPollMu.Lock()
+	defer s.longPollMu.Unlock()
+	if s.longPolls[streamID]--; s.longPolls[streamID] <= 0 {
+		delete(s.longPolls, streamID)
+	}
+}
+
+// longPollsOf is how many long polls of stream streamID wait here.
+func (s *Service) longPollsOf(streamID string) int {
+	s.longPollMu.Lock()
+	defer s.longPollMu.Unlock()
+	return s.longPolls[streamID]
 }
 
 func (s *Service) forgetVerification(streamID string) {

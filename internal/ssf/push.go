@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chit-auth/chit/internal/storage"
 )
@@ -110,7 +112,10 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 		if err != nil || stream.Delivery != storage.DeliveryPush || stream.Status != storage.StreamEnabled {
 			return
 		}
-		caughtUp, failed, err := s.pushBacklog(ctx, stream)
+		caughtUp, failed, err := s.pushBacklog(ctx, stream, now)
+		if errors.Is(err, errLeaseLost) {
+			return
+		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, storage.ErrConflict) {
 				s.Logger.WarnContext(ctx, "Shared Signals: pushing failed", "stream", id, "error", err)
@@ -196,11 +201,18 @@ func (s *Service) releaseLease(ctx context.Context, id string) {
 	_, _ = s.Store.LeaseSecurityEventStream(release, id, s.ReplicaID, now, now)
 }
 
+// errLeaseLost ends a backlog whose lease another replica took meanwhile.
+var errLeaseLost = errors.New("the push lease was lost")
+
 // pushBacklog pushes up to a page of stream's events after its position,
 // advancing it past each event its receiver took or refused for good, and
 // past those the stream does not deliver. caughtUp: nothing was left;
-// failed: a push failed and is to be retried.
-func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventStream) (caughtUp, failed bool, err error) {
+// failed: a push failed and is to be retried. leasedAt is when the lease
+// was last taken: a page of slow pushes (up to pushPage of PushTimeout
+// each) outlasts a lease, so it is renewed between pushes every third of
+// its length, and the page ends (errLeaseLost) once another replica holds
+// it, so that two replicas never push one stream at once.
+func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventStream, leasedAt time.Time) (caughtUp, failed bool, err error) {
 	if stream, err = s.catchUpWithSweep(ctx, stream); err != nil {
 		return false, false, err
 	}
@@ -228,6 +240,16 @@ func (s *Service) pushBacklog(ctx context.Context, stream storage.SecurityEventS
 			if err := advance(skipped, lastError); err != nil {
 				return false, false, err
 			}
+		}
+		if now := s.Now(); now.Sub(leasedAt) >= s.cfg.Lease/3 {
+			held, err := s.Store.LeaseSecurityEventStream(ctx, stream.ID, s.ReplicaID, now, now.Add(s.cfg.Lease))
+			if err != nil {
+				return false, false, err
+			}
+			if !held {
+				return false, false, errLeaseLost
+			}
+			leasedAt = now
 		}
 		jti := JTI(stream.ID, event.Cursor)
 		set, err := s.sign(stream, jti, securityEvent, s.Now())
@@ -316,6 +338,20 @@ func (s *Service) pushOne(ctx context.Context, stream storage.SecurityEventStrea
 // maxLastError bounds what a receiver's answer puts in LastError.
 const maxLastError = 512
 
+// printable is a receiver's text (an RFC 8935 error's err and
+// description) with its control characters, bidirectional overrides and
+// invalid UTF-8 replaced by U+FFFD: it goes into LastError, which chitd
+// prints to an admin's terminal, where an escape sequence or a line break
+// would rewrite what the admin reads.
+func printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(text, string(utf8.RuneError)))
+}
+
 // judge is what a receiver's answer means (RFC 8935 §2.2, §2.3).
 func judge(result PushResult) pushOutcome {
 	switch {
@@ -324,9 +360,9 @@ func judge(result PushResult) pushOutcome {
 	case result.Status >= 200 && result.Status < 300:
 		return pushOutcome{delivered: true}
 	case result.Status == 400 && result.ErrCode != "":
-		text := result.ErrCode
+		text := printable(result.ErrCode)
 		if result.Description != "" {
-			text += ": " + result.Description
+			text += ": " + printable(result.Description)
 		}
 		return pushOutcome{refused: true, lastError: text}
 	}

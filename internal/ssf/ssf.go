@@ -160,6 +160,9 @@ type Service struct {
 	// the log: see docs/shared-signals.md).
 	verifyMu      sync.Mutex
 	verifications map[string]pendingVerification
+	// longPolls count the long polls waiting per stream (MaxLongPolls).
+	longPollMu sync.Mutex
+	longPolls  map[string]int
 	// changed wakes the deliverer when a stream is created or changed here.
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -199,7 +202,7 @@ func New(cfg Config, deps Dependencies) *Service {
 		_, _ = rand.Read(id)
 		deps.ReplicaID = hex.EncodeToString(id)
 	}
-	return &Service{cfg: cfg, Dependencies: deps, verifications: map[string]pendingVerification{}, changed: make(chan struct{})}
+	return &Service{cfg: cfg, Dependencies: deps, verifications: map[string]pendingVerification{}, longPolls: map[string]int{}, changed: make(chan struct{})}
 }
 
 // notifyChanged wakes the deliverer: a stream was created, enabled or

@@ -277,7 +277,7 @@ func TestCreateStreamAtHeadWithSealedAuthorization(t *testing.T) {
 	}
 	// The pusher opens it; the event before the stream is not pushed.
 	f.revokeFamily(t, "after")
-	if _, _, err := f.service.pushBacklog(context.Background(), f.stream(t, "siem")); err != nil {
+	if _, _, err := f.service.pushBacklog(context.Background(), f.stream(t, "siem"), f.now); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.pusher.pushed) != 1 || f.pusher.auth[0] != "Bearer s3cret" {
@@ -295,7 +295,7 @@ func TestSETClaims(t *testing.T) {
 	f.revokeFamily(t, "fam-1")
 	f.pusher.answers = []PushResult{{Status: 503}}
 	for range 2 {
-		if _, _, err := f.service.pushBacklog(context.Background(), f.stream(t, "siem")); err != nil {
+		if _, _, err := f.service.pushBacklog(context.Background(), f.stream(t, "siem"), f.now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -336,7 +336,7 @@ func TestPushOutcomes(t *testing.T) {
 	f.service.Events = counted
 	for _, answer := range []PushResult{{Status: 500}, {Err: errors.New("connection refused")}, {Status: 401}, {Status: 429}, {Status: 400}} {
 		f.pusher.answers = []PushResult{answer}
-		caughtUp, failed, err := f.service.pushBacklog(ctx, f.stream(t, "siem"))
+		caughtUp, failed, err := f.service.pushBacklog(ctx, f.stream(t, "siem"), f.now)
 		if err != nil || caughtUp || !failed {
 			t.Fatalf("answer %+v: caughtUp %t failed %t, %v", answer, caughtUp, failed, err)
 		}
@@ -345,7 +345,7 @@ func TestPushOutcomes(t *testing.T) {
 		}
 	}
 	f.pusher.answers = []PushResult{{Status: 400, ErrCode: "invalid_audience", Description: "not for us"}}
-	caughtUp, failed, err := f.service.pushBacklog(ctx, f.stream(t, "siem"))
+	caughtUp, failed, err := f.service.pushBacklog(ctx, f.stream(t, "siem"), f.now)
 	if err != nil || !caughtUp || failed {
 		t.Fatalf("after a refusal: caughtUp %t failed %t, %v", caughtUp, failed, err)
 	}
@@ -365,7 +365,7 @@ func TestPushOutcomes(t *testing.T) {
 	// A refusal alone stays in LastError, without the Authorization.
 	f.revokeFamily(t, "fam-3")
 	f.pusher.answers = []PushResult{{Status: 400, ErrCode: "invalid_request", Description: "bad"}}
-	if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem")); err != nil {
+	if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem"), f.now); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.stream(t, "siem"); !strings.Contains(got.LastError, "invalid_request: bad") || strings.Contains(got.LastError, "s3cret") {
@@ -382,7 +382,7 @@ func TestEventTypesFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.revokeFamily(t, "fam-1")
-	caughtUp, failed, err := f.service.pushBacklog(context.Background(), f.stream(t, "keys-only"))
+	caughtUp, failed, err := f.service.pushBacklog(context.Background(), f.stream(t, "keys-only"), f.now)
 	head, _ := f.store.RevocationBounds(context.Background())
 	if err != nil || !caughtUp || failed || len(f.pusher.pushed) != 0 || f.stream(t, "keys-only").Position != head.Head {
 		t.Fatalf("caughtUp %t failed %t err %v pushed %d position %v head %v", caughtUp, failed, err, len(f.pusher.pushed), f.stream(t, "keys-only").Position, head.Head)
@@ -708,7 +708,7 @@ func TestStreamBehindTheSweep(t *testing.T) {
 	if bounds.Swept.IsZero() {
 		t.Fatal("nothing was swept")
 	}
-	if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem")); err != nil {
+	if _, _, err := f.service.pushBacklog(ctx, f.stream(t, "siem"), f.now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.service.Poll(ctx, receiver("risk"), "risk", PollRequest{ReturnImmediately: true}); err != nil {
