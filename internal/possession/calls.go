@@ -52,22 +52,23 @@ func CallProofs(ctx context.Context) []string {
 
 // CallCertificate is the thumbprint of the client certificate of a call:
 // the one the HTTP layer verified for a REST call, or the one of the gRPC
-// connection's mutual TLS; "" when none.
-func CallCertificate(ctx context.Context) string {
-	if thumbprint := certificateFromContext(ctx); thumbprint != "" {
-		return thumbprint
+// connection's mutual TLS; "" when none. The error is a trusted proxy's
+// Client-Cert that could not be read (InvalidArgument).
+func CallCertificate(ctx context.Context) (string, error) {
+	if thumbprint, err := certificateFromContext(ctx); thumbprint != "" || err != nil {
+		return thumbprint, err
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return ""
+		return "", nil
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
 		// Only a certificate the server verified binds: one merely
 		// offered (tls.RequestClientCert) proves nothing.
-		return ""
+		return "", nil
 	}
-	return CertificateThumbprint(info.State.PeerCertificates[0])
+	return CertificateThumbprint(info.State.PeerCertificates[0]), nil
 }
 
 // Call is what a call proves it holds: its DPoP proof's key (checked for
@@ -79,7 +80,11 @@ func (v *Verifier) Call(ctx context.Context, fullMethod, accessToken string, use
 	if err != nil {
 		return tokens.Binding{}, err
 	}
-	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: CallCertificate(ctx)}, nil
+	certificate, err := CallCertificate(ctx)
+	if err != nil {
+		return tokens.Binding{}, err
+	}
+	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: certificate}, nil
 }
 
 // AccessToken is the access token of an Authorization value and whether

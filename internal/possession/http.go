@@ -3,7 +3,6 @@ package possession
 import (
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -74,19 +73,19 @@ func (c *Certificates) Thumbprint(r *http.Request) (string, error) {
 
 // Middleware records, for the gRPC handlers the REST gateway calls in
 // process, the request's target (its proof's htm and htu path) and client
-// certificate. A malformed Client-Cert of a trusted proxy is answered 400.
+// certificate. A malformed Client-Cert of a trusted proxy is recorded too:
+// the requests that bind or check a certificate are refused with it
+// (InvalidArgument, 400 in each endpoint's own error format), and the
+// others, such as a health check, are served.
 func (c *Certificates) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		thumbprint, err := c.Thumbprint(r)
-		if err != nil {
-			body, _ := json.Marshal(map[string]any{"code": 3, "message": chiterr.PublicMessage(err)})
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write(body)
-			return
+		ctx := r.Context()
+		if thumbprint, err := c.Thumbprint(r); err != nil {
+			ctx = withCertificateError(ctx, err)
+		} else {
+			ctx = WithCertificate(ctx, thumbprint)
 		}
-		ctx := WithRequestTarget(WithCertificate(r.Context(), thumbprint), r.Method, r.URL.Path)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r.WithContext(WithRequestTarget(ctx, r.Method, r.URL.Path)))
 	})
 }
 
@@ -121,7 +120,11 @@ func (v *Verifier) Request(r *http.Request, accessToken string, use Use) (tokens
 	if err != nil {
 		return tokens.Binding{}, err
 	}
-	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: certificateFromContext(r.Context())}, nil
+	certificate, err := certificateFromContext(r.Context())
+	if err != nil {
+		return tokens.Binding{}, err
+	}
+	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: certificate}, nil
 }
 
 // Challenge is the WWW-Authenticate value of a refused resource request

@@ -117,6 +117,14 @@ func CertificateThumbprint(certificate *x509.Certificate) string {
 
 type certificateKey struct{}
 
+// certificateRecord is what the HTTP layer found of a request's client
+// certificate: its thumbprint, or why a trusted proxy's Client-Cert could
+// not be read.
+type certificateRecord struct {
+	thumbprint string
+	err        error
+}
+
 // WithCertificate records in ctx the thumbprint of the client certificate
 // the HTTP layer verified (the TLS connection's, or a trusted proxy's
 // Client-Cert), for the gRPC handlers the REST gateway calls in process.
@@ -125,11 +133,19 @@ func WithCertificate(ctx context.Context, thumbprint string) context.Context {
 	if thumbprint == "" {
 		return ctx
 	}
-	return context.WithValue(ctx, certificateKey{}, thumbprint)
+	return context.WithValue(ctx, certificateKey{}, certificateRecord{thumbprint: thumbprint})
 }
 
-// certificateFromContext returns what WithCertificate recorded.
-func certificateFromContext(ctx context.Context) string {
-	thumbprint, _ := ctx.Value(certificateKey{}).(string)
-	return thumbprint
+// withCertificateError records that a trusted proxy's Client-Cert could
+// not be read: the requests that bind or check a certificate are refused
+// with err, and the others (health checks, discovery) never look.
+func withCertificateError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, certificateKey{}, certificateRecord{err: err})
+}
+
+// certificateFromContext returns what WithCertificate or
+// withCertificateError recorded.
+func certificateFromContext(ctx context.Context) (string, error) {
+	record, _ := ctx.Value(certificateKey{}).(certificateRecord)
+	return record.thumbprint, record.err
 }

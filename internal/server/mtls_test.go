@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,9 +103,23 @@ func TestClientCertHeaderOfATrustedProxyBindsTokens(t *testing.T) {
 	if _, err := authv1.NewAuthServiceClient(trusting.Conn).CheckToken(servertest.WithBearer(access), &authv1.CheckTokenRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("gRPC CheckToken without the certificate: %v, want Unauthenticated", err)
 	}
-	if answer := send(t, trusting, http.MethodPost, "/oauth2/token", "application/x-www-form-urlencoded", form,
-		map[string]string{"Client-Cert": ":bm90IGEgY2VydGlmaWNhdGU=:"}); answer.status != http.StatusBadRequest {
-		t.Errorf("a malformed Client-Cert of a trusted proxy: %d %v", answer.status, answer.body)
+	// A malformed Client-Cert of a trusted proxy refuses what binds or
+	// checks a certificate, each in its endpoint's error format, and
+	// nothing else: a health check or the key set is still served.
+	malformed := map[string]string{"Client-Cert": ":bm90IGEgY2VydGlmaWNhdGU=:"}
+	if answer := send(t, trusting, http.MethodPost, "/oauth2/token", "application/x-www-form-urlencoded", form, malformed); answer.status != http.StatusBadRequest ||
+		answer.body["error"] != "invalid_request" || !strings.Contains(fmt.Sprint(answer.body["error_description"]), "Client-Cert") {
+		t.Errorf("/oauth2/token with a malformed Client-Cert of a trusted proxy: %d %v", answer.status, answer.body)
+	}
+	malformed["Authorization"] = "Bearer " + access
+	if answer := send(t, trusting, http.MethodGet, "/v1/auth/check", "", "", malformed); answer.status != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(answer.body["message"]), "Client-Cert") {
+		t.Errorf("REST CheckToken with a malformed Client-Cert of a trusted proxy: %d %v", answer.status, answer.body)
+	}
+	for _, path := range []string{"/healthz", "/.well-known/jwks.json"} {
+		if answer := send(t, trusting, http.MethodGet, path, "", "", malformed); answer.status != http.StatusOK {
+			t.Errorf("%s with a malformed Client-Cert of a trusted proxy: %d %v", path, answer.status, answer.body)
+		}
 	}
 
 	ignoring := servertest.Start(t)
