@@ -378,9 +378,11 @@ func TestSharedSignalsPoll(t *testing.T) {
 		{"a bad token", "risk", "not-a-token", `{}`, http.StatusUnauthorized, "authentication_failed", ""},
 		{"a user's token", "risk", callers.User, `{}`, http.StatusForbidden, "access_denied", "service account"},
 		{"a service without the scope", "risk", noScope, `{}`, http.StatusForbidden, "access_denied", ssf.Scope},
-		{"another service", "risk", other, `{}`, http.StatusForbidden, "access_denied", "receiver"},
+		// Another receiver's stream, or a push stream, reads as none: a
+		// receiver cannot tell which stream ids are taken.
+		{"another service", "risk", other, `{}`, http.StatusNotFound, "not_found", "risk"},
 		{"an unknown stream", "nobody", risk, `{}`, http.StatusNotFound, "not_found", "nobody"},
-		{"a push stream", "siem", risk, `{}`, http.StatusBadRequest, "invalid_request", "push"},
+		{"a push stream", "siem", risk, `{}`, http.StatusNotFound, "not_found", "siem"},
 		{"malformed JSON", "risk", risk, `{"ack":`, http.StatusBadRequest, "invalid_request", "poll request"},
 		{"a JSON array", "risk", risk, `[]`, http.StatusBadRequest, "invalid_request", "poll request"},
 		{"maxEvents not a number", "risk", risk, `{"maxEvents":"ten"}`, http.StatusBadRequest, "invalid_request", "poll request"},

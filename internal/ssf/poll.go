@@ -80,10 +80,10 @@ type pendingVerification struct {
 // Poll serves a poll of stream streamID by caller: it applies the
 // acknowledgements, then returns the SETs after the stream's position
 // (waiting up to Config.PollWait for one unless ReturnImmediately). A
-// paused stream answers no SETs. Refusals: a caller that is not the
-// stream's receiver with the scope chit:ssf is PermissionDenied, an
-// unknown stream NotFound, a push stream or a bad request InvalidArgument
-// naming the field.
+// paused stream answers no SETs. Refusals: a caller that is not a service
+// account with the scope chit:ssf is PermissionDenied; an unknown stream,
+// a push stream and another receiver's stream are NotFound alike; a bad
+// request is InvalidArgument naming the field.
 func (s *Service) Poll(ctx context.Context, caller Caller, streamID string, request PollRequest) (PollResponse, error) {
 	if !caller.Service {
 		return PollResponse{}, chiterr.New(chiterr.PermissionDenied, "Shared Signals streams are polled with a service account's token")
@@ -95,11 +95,11 @@ func (s *Service) Poll(ctx context.Context, caller Caller, streamID string, requ
 	if err != nil {
 		return PollResponse{}, err
 	}
-	if stream.Delivery != storage.DeliveryPoll {
-		return PollResponse{}, chiterr.New(chiterr.InvalidArgument, "stream %q is delivered by push, not poll", stream.ID)
-	}
-	if caller.ClientID != stream.Receiver || caller.Subject != accounts.ServiceSubject(stream.Receiver) {
-		return PollResponse{}, chiterr.New(chiterr.PermissionDenied, "stream %q is polled by its receiver, not by %q", stream.ID, caller.ClientID)
+	if stream.Delivery != storage.DeliveryPoll || caller.ClientID != stream.Receiver || caller.Subject != accounts.ServiceSubject(stream.Receiver) {
+		// Another receiver's stream, or a push stream, is answered as one
+		// that does not exist: a receiver learns nothing of other streams,
+		// not even which ids are taken.
+		return PollResponse{}, notFound(streamID)
 	}
 	maxEvents, err := checkPollRequest(request)
 	if err != nil {

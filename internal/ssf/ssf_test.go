@@ -511,9 +511,10 @@ func TestPoll(t *testing.T) {
 	}{
 		{"a person", Caller{ClientID: "risk", Subject: "alice", Scopes: []string{Scope}}, "risk", immediately, chiterr.PermissionDenied, "service account"},
 		{"without the scope", Caller{Service: true, ClientID: "risk", Subject: "service:risk"}, "risk", immediately, chiterr.PermissionDenied, Scope},
-		{"another service", receiver("other"), "risk", immediately, chiterr.PermissionDenied, "receiver"},
+		// Another receiver's stream and a push stream read as no stream.
+		{"another service", receiver("other"), "risk", immediately, chiterr.NotFound, "does not exist"},
 		{"an unknown stream", receiver("risk"), "nobody", immediately, chiterr.NotFound, "does not exist"},
-		{"a push stream", receiver("risk"), "siem", immediately, chiterr.InvalidArgument, "push"},
+		{"a push stream", receiver("risk"), "siem", immediately, chiterr.NotFound, "does not exist"},
 		{"a foreign jti", receiver("risk"), "risk", PollRequest{Acks: []string{"siem:1-0-1"}}, chiterr.InvalidArgument, "ack"},
 		{"a malformed jti", receiver("risk"), "risk", PollRequest{Acks: []string{"risk:x"}}, chiterr.InvalidArgument, "ack"},
 		{"a jti past the head", receiver("risk"), "risk", PollRequest{Acks: []string{"risk:1-0-999"}}, chiterr.InvalidArgument, "ack"},
