@@ -113,12 +113,13 @@ soak: build
 ## the seed corpora in testdata/fuzz also run in make test; each new input is minimized for 10 calls, not 60s,
 ## which would eat a short run whose inputs cost a store write
 FUZZTIME ?= 30000x
-FUZZ_TARGETS := ./internal/tokens:FuzzCheck ./internal/tokens:FuzzRefresh ./internal/passwords:FuzzVerify ./internal/gateway:FuzzRequestDecoders ./internal/server:FuzzHTTP
+FUZZ_TARGETS := ./internal/tokens:FuzzCheck ./internal/tokens:FuzzRefresh ./internal/passwords:FuzzVerify ./internal/gateway:FuzzRequestDecoders ./internal/server:FuzzHTTP ./pkg/dpop:FuzzVerify
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
-	  pkg=$${target%%:*}; name=$${target##*:}; \
-	  echo "fuzz $$name ($$pkg): $(FUZZTIME)"; \
-	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x $$pkg || exit 1; \
+	  pkg=$${target%%:*}; name=$${target##*:}; dir=.; \
+	  case $$pkg in ./pkg/*) dir=pkg; pkg=./$${pkg#./pkg/};; esac; \
+	  echo "fuzz $$target: $(FUZZTIME)"; \
+	  (cd $$dir && $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x $$pkg) || exit 1; \
 	done
 
 ## ci: what .ci/run runs
