@@ -47,8 +47,8 @@ func FuzzVerify(f *testing.F) {
 	signature := encode(strings.Repeat("\x00", 64))
 	for _, seed := range []string{
 		good, edProof, "", ".", "..", "a.b.c", good + ".", strings.Replace(good, ".", "..", 1),
-		encode(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"` + encode(strings.Repeat("\xff", 33)) + `","y":"AA"}}`) + "." + claims + "." + signature,
-		encode(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"` + encode("short") + `"}}`) + "." + claims + "." + signature,
+		encode(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"`+encode(strings.Repeat("\xff", 33))+`","y":"AA"}}`) + "." + claims + "." + signature,
+		encode(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"`+encode("short")+`"}}`) + "." + claims + "." + signature,
 		encode(`{"typ":"dpop+jwt","alg":"none","jwk":{"kty":"oct","k":"AAAA"}}`) + "." + claims + ".",
 		encode(`{"typ":"dpop+jwt","typ":"dpop+jwt","alg":"ES256"}`) + "." + claims + "." + signature,
 		encode(`{"typ":"dpop+jwt","alg":"ES256","jwk":[[[[[[[[[[]]]]]]]]]]}`) + "." + encode(`{"jti":{"a":{"a":1,"a":2}}}`) + "." + signature,
