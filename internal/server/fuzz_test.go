@@ -23,7 +23,9 @@ import (
 	"github.com/chit-auth/chit/internal/oauth2http"
 	"github.com/chit-auth/chit/internal/server"
 	"github.com/chit-auth/chit/internal/server/servertest"
+	"github.com/chit-auth/chit/internal/ssf"
 	"github.com/chit-auth/chit/internal/storage"
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // fuzzMethods are what FuzzHTTP's method index picks from.
@@ -66,6 +68,9 @@ const (
 	phProvider          = "{{provider}}"     // a claimed provider registered by billing
 	phClaim             = "{{claim}}"        // its claim token
 	phProviderRefresh   = "{{provider_refresh}}"
+	// phReceiver is the access token (scope chit:ssf) of the service
+	// account that polls the Shared Signals stream fuzzStream.
+	phReceiver = "{{ssf_receiver}}"
 	// phCode is a fresh authorization code for chit-cli (redirect loopback,
 	// verifier fuzzVerifier), minted for each request that names it.
 	phCode = "{{code}}"
@@ -80,7 +85,15 @@ var credentialGroups = map[string][]string{
 	"service":      {phService},
 	"orchestrator": {phOrchestrator},
 	"provider":     {phProvider, phClaim, phProviderRefresh},
+	"receiver":     {phReceiver},
 }
+
+// fuzzStream is a poll stream of Shared Signals whose receiver is
+// fuzzReceiver.
+const (
+	fuzzStream   = "fuzz-stream"
+	fuzzReceiver = "fuzz-receiver"
+)
 
 // fuzzTarget is the server FuzzHTTP drives, one per fuzzing process, which
 // runs its inputs one at a time.
@@ -97,6 +110,8 @@ type fuzzTarget struct {
 	stale      map[string]bool
 	clockMoved bool
 	execs      int
+	// receiverSecret is fuzzReceiver's client secret.
+	receiverSecret string
 }
 
 func newFuzzTarget(f *testing.F) *fuzzTarget {
@@ -106,6 +121,8 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 		// Warnings and errors only, for the report of a failing request:
 		// the debug log of every call would grow for the whole run.
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		// A long poll answers at once: each input is one request.
+		cfg.SecurityEvents.PollWait = time.Millisecond
 	})
 	ctx := context.Background()
 	alice, err := e.Store.GetUser(ctx, servertest.UserName)
@@ -117,13 +134,21 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	}
 	clientSecret := e.CreateClient(f, fuzzClientID, []string{fuzzClientRedirect}, true,
 		storage.Grants{AllowedScopes: []string{"openid", "profile", "offline_access", "read"}})
+	receiverSecret, err := e.Directory().CreateServiceAccount(ctx, fuzzReceiver, storage.Grants{AllowedScopes: []string{ssf.Scope}, DefaultScopes: []string{ssf.Scope}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := e.Store.CreateSecurityEventStream(ctx, storage.SecurityEventStream{ID: fuzzStream, Delivery: storage.DeliveryPoll, Receiver: fuzzReceiver,
+		Audience: fuzzReceiver, Status: storage.StreamEnabled, CreatedAt: e.Clock.Now(), UpdatedAt: e.Clock.Now()}); err != nil {
+		f.Fatal(err)
+	}
 	ft := &fuzzTarget{env: e, handler: e.Server.HTTPHandler(), logs: logs, stale: map[string]bool{}, values: map[string]string{
 		phServiceSecret:     e.ServiceSecret,
 		phClientSecret:      clientSecret,
 		phBasicService:      basicCredentials(servertest.ServiceName, e.ServiceSecret),
 		phBasicOrchestrator: basicCredentials(servertest.OrchestratorName, e.OrchestratorSecret),
 		phBasicClient:       basicCredentials(fuzzClientID, clientSecret),
-	}}
+	}, receiverSecret: receiverSecret}
 	for group := range credentialGroups {
 		ft.stale[group] = true
 	}
@@ -221,6 +246,9 @@ func (ft *fuzzTarget) issue(tb testing.TB, group string) {
 		ft.values[phOrchestrator] = token.AccessToken
 	case "provider":
 		ft.issueProvider(tb)
+	case "receiver":
+		ft.postJSON(tb, "/v1/auth/token", "", client(fuzzReceiver, ft.receiverSecret), &token)
+		ft.values[phReceiver] = token.AccessToken
 	}
 	ft.rebuildReplacer()
 }
@@ -392,6 +420,20 @@ type fuzzSeed struct {
 	body                                            string
 }
 
+// dpopSeed is a well-formed DPoP proof for method and path on the test
+// issuer (ath of accessToken when not empty), for the fuzzer to mutate.
+func dpopSeed(method, path, accessToken string) string {
+	signer, err := dpop.GenerateSigner()
+	if err != nil {
+		panic(err)
+	}
+	proof, err := signer.Proof(method, servertest.Issuer+path, accessToken, "")
+	if err != nil {
+		panic(err)
+	}
+	return proof
+}
+
 func fuzzSeeds() []fuzzSeed {
 	const (
 		jsonType = "application/json"
@@ -490,6 +532,18 @@ func fuzzSeeds() []fuzzSeed {
 		{method: http.MethodPost, path: authorize.PagePath, contentType: formType, cookie: csrfCookie, body: wrongPassword.Encode()},
 		{method: http.MethodPost, path: authorize.PagePath, contentType: formType, body: signIn.Encode()},
 		{method: http.MethodGet, path: "/oauth2/assets/style.css"},
+
+		// Shared Signals: the receiver's poll and the transmitter's metadata.
+		{method: http.MethodPost, path: "/ssf/poll/" + fuzzStream, contentType: jsonType, authorization: "Bearer {{ssf_receiver}}",
+			body: `{"returnImmediately":true,"maxEvents":5,"ack":[],"setErrs":{}}`},
+		{method: http.MethodPost, path: "/ssf/poll/" + fuzzStream, contentType: jsonType, authorization: "Bearer {{ssf_receiver}}",
+			body: `{"returnImmediately":false,"ack":["` + fuzzStream + `:1-0-1"],"setErrs":{"` + fuzzStream + `:1-0-2":{"err":"invalid_key","description":"d"}}}`},
+		{method: http.MethodGet, path: "/.well-known/ssf-configuration"},
+
+		// DPoP proofs (RFC 9449), at the token endpoint and with a bound use.
+		{method: http.MethodPost, path: "/oauth2/token", contentType: formType + "\r\nDPoP: " + dpopSeed(http.MethodPost, "/oauth2/token", ""),
+			body: "grant_type=client_credentials&client_id=billing&client_secret={{service_secret}}"},
+		{method: http.MethodGet, path: "/v1/auth/check", contentType: jsonType + "\r\nDPoP: " + dpopSeed(http.MethodGet, "/v1/auth/check", "token"), authorization: "DPoP {{service}}"},
 
 		// Headers a client may add: a proxy's chain, a trace, chunked framing.
 		{method: http.MethodPost, path: "/v1/auth/token", contentType: jsonType + "\r\nX-Forwarded-For: 10.0.0.1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
