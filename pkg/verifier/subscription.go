@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/chit-auth/chit/pkg/dpop"
 )
 
 // RevocationConfig subscribes a verifier to Chit's revocation feed
@@ -29,6 +31,11 @@ type RevocationConfig struct {
 	// client.ClientCredentials(ctx, issuer, id, secret, "chit:revocations").
 	// Required. It is asked for a token at every connection.
 	TokenSource oauth2.TokenSource
+	// Signer, when set, proves that the subscription holds the key its
+	// token is bound to (RFC 9449), for a verifier whose service account
+	// must use DPoP: every connection then sends `Authorization: DPoP` with
+	// a fresh proof, and retries once when the server asks for a nonce.
+	Signer *dpop.Signer
 	// URL is the feed; defaults to Issuer + "/v1/revocations/events".
 	URL string
 	// MaxStaleness is how long the set may go without a heartbeat or an
@@ -179,6 +186,11 @@ func newRevocationFeed(cfg RevocationConfig, now func() time.Time, skew time.Dur
 	// the key set) would cut it; ReadTimeout watches it instead.
 	streaming := *httpClient
 	streaming.Timeout = 0
+	if cfg.Signer != nil {
+		// The transport sets Authorization itself: the token's, with the
+		// DPoP scheme, and the proof's ath of it.
+		streaming.Transport = &dpop.Transport{Base: streaming.Transport, Signer: cfg.Signer, Tokens: cfg.TokenSource}
+	}
 	f := &revocationFeed{
 		cfg:           cfg,
 		now:           now,
