@@ -2,7 +2,6 @@ package possession
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -87,19 +86,8 @@ func (v *Verifier) Call(ctx context.Context, fullMethod, accessToken string, use
 	return tokens.Binding{KeyThumbprint: jkt, CertificateThumbprint: certificate}, nil
 }
 
-// AccessToken is the access token of an Authorization value and whether
-// it came with the DPoP scheme (RFC 9449 §7.1) rather than Bearer; "" when
-// the value has neither scheme.
+// AccessToken is dpop.AccessToken: the access token of an Authorization
+// value and whether it came with the DPoP scheme.
 func AccessToken(authorization string) (token string, dpopScheme bool) {
-	scheme, token, ok := strings.Cut(authorization, " ")
-	if !ok {
-		return "", false
-	}
-	switch {
-	case strings.EqualFold(scheme, "bearer"):
-		return strings.TrimSpace(token), false
-	case strings.EqualFold(scheme, "dpop"):
-		return strings.TrimSpace(token), true
-	}
-	return "", false
+	return dpop.AccessToken(authorization)
 }

@@ -106,11 +106,11 @@ func NonceMiddleware(v *Verifier, next http.Handler) http.Handler {
 }
 
 // ProofHeader is the HTTP header of a DPoP proof (RFC 9449 §4.1).
-const ProofHeader = "DPoP"
+const ProofHeader = dpop.ProofHeader
 
 // NonceHeader carries the nonce a server asks DPoP proofs to use (RFC 9449
 // §8.1).
-const NonceHeader = "DPoP-Nonce"
+const NonceHeader = dpop.NonceHeader
 
 // Request is what an HTTP request proves it holds: its DPoP proof's key,
 // checked for the request's method and path (and accessToken's ath for a

@@ -18,6 +18,24 @@ const (
 	NonceHeader = "DPoP-Nonce"
 )
 
+// AccessToken is the access token of an Authorization value and whether it
+// came with the DPoP scheme (RFC 9449 §7.1) rather than Bearer (schemes
+// are case-insensitive); "" when the value has neither scheme. Chit's
+// server and pkg/verifier read Authorization with it, so they agree.
+func AccessToken(authorization string) (token string, dpopScheme bool) {
+	scheme, rest, ok := strings.Cut(authorization, " ")
+	if !ok {
+		return "", false
+	}
+	switch {
+	case strings.EqualFold(scheme, "bearer"):
+		return strings.TrimSpace(rest), false
+	case strings.EqualFold(scheme, "dpop"):
+		return strings.TrimSpace(rest), true
+	}
+	return "", false
+}
+
 // Transport is an http.RoundTripper that sends DPoP proofs: each request
 // gets a fresh proof from Signer for its method and URL. With Tokens it
 // also sends Tokens' access token as `Authorization: DPoP <token>` (the

@@ -227,7 +227,7 @@ func (v *Verifier) verifyPresentation(ctx context.Context, p presentation) (Clai
 		return Claims{}, &RequestError{Code: ErrorInvalidToken, DPoP: v.proofs != nil && len(p.proofs) > 0,
 			Reason: "send one Authorization header"}
 	}
-	token, dpopScheme := accessToken(p.authorization[0])
+	token, dpopScheme := dpop.AccessToken(p.authorization[0])
 	refuse := func(code, reason string) (Claims, error) {
 		return Claims{}, &RequestError{Code: code, DPoP: dpopScheme, Reason: reason}
 	}
@@ -272,23 +272,6 @@ func (v *Verifier) verifyPresentation(ctx context.Context, p presentation) (Clai
 func sameThumbprint(certificate *x509.Certificate, thumbprint string) bool {
 	sum := sha256.Sum256(certificate.Raw)
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(thumbprint)) == 1
-}
-
-// accessToken is the token of an Authorization value and whether it came
-// with the DPoP scheme (RFC 9449 §7.1) rather than Bearer; "" for another
-// scheme.
-func accessToken(authorization string) (token string, dpopScheme bool) {
-	scheme, rest, ok := strings.Cut(authorization, " ")
-	if !ok {
-		return "", false
-	}
-	switch {
-	case strings.EqualFold(scheme, "bearer"):
-		return strings.TrimSpace(rest), false
-	case strings.EqualFold(scheme, "dpop"):
-		return strings.TrimSpace(rest), true
-	}
-	return "", false
 }
 
 // meets checks claims against req's scopes and roles.
