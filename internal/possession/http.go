@@ -1,8 +1,6 @@
 package possession
 
 import (
-	"crypto/x509"
-	"encoding/base64"
 	"net/http"
 	"strings"
 
@@ -10,11 +8,12 @@ import (
 	"github.com/chit-auth/chit/internal/clientaddr"
 	"github.com/chit-auth/chit/internal/tokens"
 	"github.com/chit-auth/chit/pkg/dpop"
+	"github.com/chit-auth/chit/pkg/verifier"
 )
 
 // ClientCertHeader carries the client certificate a TLS-terminating proxy
 // verified (RFC 9440 §2.2): a structured-field byte sequence of its DER.
-const ClientCertHeader = "Client-Cert"
+const ClientCertHeader = verifier.ClientCertHeader
 
 // Certificates finds the client certificate of an HTTP request.
 type Certificates struct {
@@ -36,15 +35,12 @@ func NewCertificates(proxies []string) (*Certificates, error) {
 	return &Certificates{proxies: resolver}, nil
 }
 
-// maxClientCertHeader bounds the header this reads: a certificate of a few
-// KiB in base64.
-const maxClientCertHeader = 16 << 10
-
 // Thumbprint is the x5t#S256 of r's client certificate: the one its TLS
 // connection verified, or the one a trusted proxy names in Client-Cert;
 // "" when there is none. A Client-Cert from any other peer is ignored, as
 // if it had not been sent; a malformed one from a trusted proxy is an
-// error (the proxy is broken, and binding nothing would hide it).
+// InvalidArgument (the proxy is broken, and binding nothing would hide
+// it). The header is read as pkg/verifier reads it.
 func (c *Certificates) Thumbprint(r *http.Request) (string, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
 		return CertificateThumbprint(r.TLS.PeerCertificates[0]), nil
@@ -53,20 +49,9 @@ func (c *Certificates) Thumbprint(r *http.Request) (string, error) {
 	if len(values) == 0 || !c.proxies.TrustsPeer(r.RemoteAddr) {
 		return "", nil
 	}
-	if len(values) > 1 {
-		return "", chiterr.New(chiterr.InvalidArgument, "%s: send one certificate, not %d", ClientCertHeader, len(values))
-	}
-	value := strings.TrimSpace(values[0])
-	if len(value) > maxClientCertHeader || len(value) < 2 || value[0] != ':' || value[len(value)-1] != ':' {
-		return "", chiterr.New(chiterr.InvalidArgument, "%s is not a byte sequence (RFC 9440 §2.2: :base64:)", ClientCertHeader)
-	}
-	der, err := base64.StdEncoding.DecodeString(value[1 : len(value)-1])
+	certificate, err := verifier.ParseClientCert(values)
 	if err != nil {
-		return "", chiterr.New(chiterr.InvalidArgument, "%s is not base64", ClientCertHeader)
-	}
-	certificate, err := x509.ParseCertificate(der)
-	if err != nil {
-		return "", chiterr.New(chiterr.InvalidArgument, "%s is not a DER certificate", ClientCertHeader)
+		return "", chiterr.Wrap(chiterr.InvalidArgument, err, err.Error())
 	}
 	return CertificateThumbprint(certificate), nil
 }

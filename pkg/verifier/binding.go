@@ -144,7 +144,7 @@ func (v *Verifier) VerifyRequest(ctx context.Context, r *http.Request) (Claims, 
 		// self-signed ones too).
 		p.certificate = r.TLS.PeerCertificates[0]
 	} else if values := r.Header.Values(ClientCertHeader); len(values) > 0 && v.trustsPeer(r.RemoteAddr) {
-		certificate, err := parseClientCert(values)
+		certificate, err := ParseClientCert(values)
 		if err != nil {
 			return Claims{}, &RequestError{Code: ErrorInvalidToken, Reason: err.Error()}
 		}
@@ -161,10 +161,11 @@ const ClientCertHeader = "Client-Cert"
 // maxClientCert bounds a Client-Cert value: a certificate of a few KiB.
 const maxClientCert = 16 << 10
 
-// parseClientCert reads the Client-Cert values of a trusted proxy: exactly
-// one certificate, or an error (the proxy is broken, and taking no
-// certificate would hide it).
-func parseClientCert(values []string) (*x509.Certificate, error) {
+// ParseClientCert reads the Client-Cert values (RFC 9440 §2.2) of a
+// trusted proxy: exactly one certificate, or an error naming the header
+// (the proxy is broken, and taking no certificate would hide it). Chit's
+// server reads the header with it too, so the two agree.
+func ParseClientCert(values []string) (*x509.Certificate, error) {
 	if len(values) != 1 {
 		return nil, fmt.Errorf("%s: send one certificate, not %d", ClientCertHeader, len(values))
 	}
