@@ -280,22 +280,31 @@ func (d *Directory) RegisterClient(ctx context.Context, registration ClientRegis
 	return secret, nil
 }
 
-// SetClientPKCE says whether a confidential client may sign people in
-// without PKCE. It applies to authorization requests from then on; codes
-// already issued keep the challenge they were issued with.
-func (d *Directory) SetClientPKCE(ctx context.Context, id string, optional bool) error {
+// changeClient applies change to client id's record (change may refuse
+// with an error, and nothing is written), then forgets the cached client;
+// NotFound when there is no such client.
+func (d *Directory) changeClient(ctx context.Context, id string, change func(*storage.Client) error) error {
 	defer d.forgetClient(id) // after the write: a read that raced it is not kept
 	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
-		if optional && len(client.SecretHash) == 0 {
-			return nil, errPublicPKCE(id)
-		}
-		client.PKCEOptional = optional
-		return nil, nil
+		return nil, change(client)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
 	}
 	return err
+}
+
+// SetClientPKCE says whether a confidential client may sign people in
+// without PKCE. It applies to authorization requests from then on; codes
+// already issued keep the challenge they were issued with.
+func (d *Directory) SetClientPKCE(ctx context.Context, id string, optional bool) error {
+	return d.changeClient(ctx, id, func(client *storage.Client) error {
+		if optional && len(client.SecretHash) == 0 {
+			return errPublicPKCE(id)
+		}
+		client.PKCEOptional = optional
+		return nil
+	})
 }
 
 // SetClientIDTokenAlgorithm sets the algorithm a client's ID tokens are
@@ -304,15 +313,10 @@ func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg strin
 	if err := d.checkIDTokenAlgorithm(alg); err != nil {
 		return err
 	}
-	defer d.forgetClient(id) // after the write: a read that raced it is not kept
-	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+	return d.changeClient(ctx, id, func(client *storage.Client) error {
 		client.IDTokenSignedResponseAlg = alg
-		return nil, nil
+		return nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
-	}
-	return err
 }
 
 // SetClientDeviceAuthorization allows or refuses a client the device
@@ -320,15 +324,10 @@ func (d *Directory) SetClientIDTokenAlgorithm(ctx context.Context, id, alg strin
 // started are refused at their next poll when it is turned off (the poll
 // reads the client again).
 func (d *Directory) SetClientDeviceAuthorization(ctx context.Context, id string, allowed bool) error {
-	defer d.forgetClient(id) // after the write: a read that raced it is not kept
-	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+	return d.changeClient(ctx, id, func(client *storage.Client) error {
 		client.DeviceAuthorization = allowed
-		return nil, nil
+		return nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
-	}
-	return err
 }
 
 // SetClientRequireDPoP says whether a client's token requests must carry a
@@ -336,15 +335,10 @@ func (d *Directory) SetClientDeviceAuthorization(ctx context.Context, id string,
 // It applies to token requests from then on: tokens issued before keep
 // working as they were issued (deleting the client ends them).
 func (d *Directory) SetClientRequireDPoP(ctx context.Context, id string, required bool) error {
-	defer d.forgetClient(id) // after the write: a read that raced it is not kept
-	err := d.store.UpdateClient(ctx, id, func(client *storage.Client) (*storage.SubjectRevocation, error) {
+	return d.changeClient(ctx, id, func(client *storage.Client) error {
 		client.RequireDPoP = required
-		return nil, nil
+		return nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return chiterr.New(chiterr.NotFound, "client %q does not exist", id)
-	}
-	return err
 }
 
 // ListClients returns the clients of page, by id.
